@@ -1,0 +1,302 @@
+"""``papertrader``: the command-line client.
+
+    papertrader [--master HOST:PORT] [--ca-file PATH] [--worker NAME] [--json] COMMAND ...
+
+It asks the master for its workers (the only thing it asks the master), then
+sends the command to a worker.  Failures print one line on stderr (and, with
+--json, an object with ``error`` and ``message`` on stdout) and exit 1; usage
+errors exit 2.  Never a traceback.
+"""
+
+import argparse
+import getpass
+import os
+import sys
+import uuid
+
+from twisted.internet import defer, task
+
+from papertrader import commands, tls
+from papertrader.client import output, tokens
+from papertrader.client.connection import ClientError, Connection
+from papertrader.errors import NotLoggedIn, PaperTraderError
+
+ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "status", "price", "amount", "reason"]
+
+
+class UsageFailure(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageFailure(message)
+
+
+def build_parser():
+    p = Parser(prog="papertrader", description="Trade on a PaperTrader deployment.")
+    p.add_argument("--master", default=None,
+                   help="the master's HOST:PORT (default: $PAPERTRADER_MASTER, else localhost:2048)")
+    p.add_argument("--ca-file", default=None, help="the deployment's CA certificate (default: $PAPERTRADER_CA)")
+    p.add_argument("--worker", default=None, help="use this worker (default: the first available)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    def password_options(parser):
+        parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+    c = sub.add_parser("register", help="create an account")
+    c.add_argument("username")
+    c.add_argument("email")
+    password_options(c)
+    c = sub.add_parser("login", help="log in and keep the session")
+    c.add_argument("username")
+    c.add_argument("--remember", action="store_true", help="stay logged in for 30 days instead of 24 hours")
+    password_options(c)
+    sub.add_parser("logout", help="end the session")
+    sub.add_parser("whoami", help="show the account")
+    sub.add_parser("workers", help="list available workers")
+    sub.add_parser("assets", help="list assets and their prices")
+    c = sub.add_parser("quote", help="the latest price of an asset")
+    c.add_argument("symbol")
+    c = sub.add_parser("candles", help="price history of an asset, one candle per update interval")
+    c.add_argument("symbol")
+    c.add_argument("--limit", type=int, default=20)
+    for side in ("buy", "sell"):
+        c = sub.add_parser(side, help=f"{side} at the market price of the next update")
+        c.add_argument("symbol")
+        c.add_argument("quantity")
+        c.add_argument("--wait", action="store_true", help="wait until the order is filled or rejected")
+        c.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits (default 120)")
+        c.add_argument("--client-order-id", default=None,
+                       help="your id for this order; sending it again never makes a second order")
+    c = sub.add_parser("orders", help="your recent orders")
+    c.add_argument("--limit", type=int, default=50)
+    sub.add_parser("portfolio", help="cash, positions and their value")
+    c = sub.add_parser("history", help="your transaction history")
+    c.add_argument("--limit", type=int, default=50)
+    return p
+
+
+class CLI:
+    def __init__(self, reactor, args, environ, stdin, stdout, stderr):
+        self.reactor = reactor
+        self.args = args
+        self.environ = environ
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.connection = None
+
+    def out(self, text):
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def emit(self, data, text):
+        self.out(output.to_json(data) if self.args.json else text)
+
+    def token(self):
+        session = tokens.load(self.environ)
+        if session is None:
+            raise NotLoggedIn("not logged in: run 'papertrader login USERNAME'")
+        return session["token"]
+
+    def password(self, confirm=False):
+        if self.args.password_stdin:
+            line = self.stdin.readline()
+            return line.rstrip("\r\n")
+        first = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Repeat password: ") != first:
+            raise ClientError("the passwords do not match")
+        return first
+
+    def connect(self):
+        master = self.args.master or self.environ.get("PAPERTRADER_MASTER") or "localhost:2048"
+        try:
+            master = tls.parse_hostport(master, 2048)
+        except ValueError as e:
+            raise UsageFailure(f"--master: {e}")
+        ca_file = self.args.ca_file or self.environ.get("PAPERTRADER_CA")
+        if not ca_file:
+            raise UsageFailure("no CA file: pass --ca-file PATH or set PAPERTRADER_CA (the deployment's ca.pem)")
+        try:
+            with open(ca_file, "rb") as f:
+                ca_pem = f.read()
+        except OSError as e:
+            raise ClientError(f"cannot read CA file {ca_file}: {e.strerror}")
+        self.connection = Connection(self.reactor, master, ca_pem, self.args.worker)
+
+    def call(self, command, **kwargs):
+        return self.connection.call(command, **kwargs)
+
+    # --- commands -----------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def do_register(self):
+        password = self.password(confirm=True)
+        account = yield self.call(commands.Register, username=self.args.username, email=self.args.email,
+                                  password=password)
+        self.emit(account, f"Account {account['username']} created with {output.plain(account)['cash']} cash."
+                           f" Log in with: papertrader login {account['username']}")
+
+    @defer.inlineCallbacks
+    def do_login(self):
+        password = self.password()
+        answer = yield self.call(commands.Login, username=self.args.username, password=password,
+                                 remember=self.args.remember)
+        tokens.save({"token": answer["token"], "username": answer["username"],
+                     "expires": answer["expires"].isoformat()}, self.environ)
+        result = {"username": answer["username"], "expires": answer["expires"]}
+        self.emit(result, f"Logged in as {answer['username']} until {output.plain(result)['expires']}.")
+
+    @defer.inlineCallbacks
+    def do_logout(self):
+        token = self.token()
+        try:
+            yield self.call(commands.Logout, token=token)
+        except NotLoggedIn:
+            pass  # already ended on the master: forgetting it locally is all that is left
+        tokens.clear(self.environ)
+        self.emit({"logged_out": True}, "Logged out.")
+
+    @defer.inlineCallbacks
+    def do_whoami(self):
+        answer = yield self.call(commands.Whoami, token=self.token())
+        answer["worker"] = self.connection.worker["name"]
+        self.emit(answer, output.fields(answer, ["username", "email", "cash", "expires", "worker"]))
+
+    @defer.inlineCallbacks
+    def do_workers(self):
+        workers = yield self.connection.workers()
+        self.emit(workers, output.table(workers, ["name", "host", "port"]) if workers else "No worker available.")
+
+    @defer.inlineCallbacks
+    def do_assets(self):
+        answer = yield self.call(commands.Assets)
+        quotes = answer["quotes"]
+        self.emit(quotes, output.table(quotes, ["symbol", "price", "time"]) if quotes else "No prices yet.")
+
+    @defer.inlineCallbacks
+    def do_quote(self):
+        quote = yield self.call(commands.Quote, symbol=self.args.symbol)
+        self.emit(quote, output.table([quote], ["symbol", "price", "time"]))
+
+    @defer.inlineCallbacks
+    def do_candles(self):
+        answer = yield self.call(commands.Candles, symbol=self.args.symbol, limit=self.args.limit)
+        candles = answer["candles"]
+        self.emit(candles, output.table(candles, ["time", "open", "high", "low", "close", "volume"])
+                  if candles else "No candles yet.")
+
+    @defer.inlineCallbacks
+    def _order(self, side):
+        token = self.token()
+        client_order_id = self.args.client_order_id or uuid.uuid4().hex
+        order = yield self.call(commands.PlaceOrder, token=token, client_order_id=client_order_id, side=side,
+                                symbol=self.args.symbol, quantity=self.args.quantity)
+        if self.args.wait:
+            deadline = self.reactor.seconds() + self.args.timeout
+            while order["status"] == "queued" and self.reactor.seconds() < deadline:
+                yield task.deferLater(self.reactor, 0.25, lambda: None)
+                order = yield self.call(commands.GetOrder, token=token, order_id=order["id"])
+        self.emit(order, output.fields(order, ORDER_KEYS))
+        if order["status"] == "rejected":
+            return order.get("reason_code", "rejected"), order.get("reason", "rejected")
+        if self.args.wait and order["status"] == "queued":
+            return "timeout", f"order {order['id']} is still queued after {self.args.timeout:g} seconds"
+
+    def do_buy(self):
+        return self._order("buy")
+
+    def do_sell(self):
+        return self._order("sell")
+
+    @defer.inlineCallbacks
+    def do_orders(self):
+        answer = yield self.call(commands.Orders, token=self.token(), limit=self.args.limit)
+        orders = answer["orders"]
+        self.emit(orders, output.table(orders, ["id", "side", "symbol", "quantity", "status", "price", "reason"])
+                  if orders else "No orders yet.")
+
+    @defer.inlineCallbacks
+    def do_portfolio(self):
+        p = yield self.call(commands.Portfolio, token=self.token())
+        data = {"cash": p["cash"], "equity": p["equity"],
+                "positions": [dict(pos, price=pos.get("price")) for pos in p["positions"]]}
+        text = output.fields(data, ["cash", "equity"])
+        if p["positions"]:
+            text += "\n\n" + output.table(data["positions"],
+                                          ["symbol", "quantity", "average_price", "price", "market_value"])
+        self.emit(data, text)
+
+    @defer.inlineCallbacks
+    def do_history(self):
+        answer = yield self.call(commands.History, token=self.token(), limit=self.args.limit)
+        rows = answer["transactions"]
+        self.emit(rows, output.table(rows, ["time", "side", "symbol", "quantity", "price", "amount", "cash_after"])
+                  if rows else "No transactions yet.")
+
+    @defer.inlineCallbacks
+    def run(self):
+        """Run the command; fires with the exit status."""
+        failure = None
+        try:
+            self.connect()
+            failure = yield getattr(self, "do_" + self.args.command)()
+        except UsageFailure as e:
+            return self.fail("usage", str(e), 2)
+        except PaperTraderError as e:
+            failure = (e.code, e.message)
+        except Exception as e:  # last resort: one line, never a traceback
+            failure = ("error", f"{type(e).__name__}: {e}")
+        finally:
+            if self.connection is not None:
+                self.connection.close()
+        if failure:
+            return self.fail(*failure)
+        return 0
+
+    def fail(self, code, message, status=1):
+        self.stderr.write(f"papertrader: {message}\n")
+        if self.args is not None and self.args.json:
+            self.out(output.to_json({"error": code, "message": message}))
+        return status
+
+
+def run(reactor, argv, environ=None, stdin=None, stdout=None, stderr=None):
+    """Parse ``argv`` and run it; a Deferred firing with the exit status."""
+    environ = os.environ if environ is None else environ
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageFailure as e:
+        stderr.write(f"papertrader: {e}\n")
+        if "--json" in argv:
+            stdout.write(output.to_json({"error": "usage", "message": str(e)}) + "\n")
+        return defer.succeed(2)
+    return CLI(reactor, args, environ, stdin or sys.stdin, stdout, stderr).run()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as e:
+            return e.code
+    status = []
+
+    def go(reactor):
+        return run(reactor, argv).addCallback(status.append)
+
+    try:
+        task.react(go)
+    except SystemExit:
+        pass
+    return status[0] if status else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""How the client shows results: readable tables, or JSON with decimals as strings."""
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from papertrader.money import money_text, price_text, quantity_text
+
+MONEY = {"cash", "equity", "market_value", "amount", "cash_after", "commission"}
+PRICES = {"price", "average_price", "open", "high", "low", "close"}
+QUANTITIES = {"quantity"}
+
+
+def plain(value, key=None):
+    """A JSON-ready copy: Decimals as decimal strings by kind, times as ISO-8601."""
+    if isinstance(value, dict):
+        return {k: plain(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, key) for v in value]
+    if isinstance(value, Decimal):
+        if key in MONEY:
+            return money_text(value)
+        if key in PRICES:
+            return price_text(value)
+        if key in QUANTITIES:
+            return quantity_text(value)
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return value
+
+
+def to_json(value):
+    return json.dumps(plain(value), indent=None)
+
+
+def table(rows, columns):
+    """Rows (dicts) as an aligned text table; numbers right-aligned."""
+    rows = [plain(r) for r in rows]
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(row[i]) for row in cells if row[i]) and any(row[i] for row in cells)
+               for i in range(len(columns))]
+    lines = ["  ".join(c.upper().ljust(w) if not n else c.upper().rjust(w)
+                       for c, w, n in zip(columns, widths, numeric)).rstrip()]
+    for row in cells:
+        lines.append("  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric)).rstrip())
+    return "\n".join(lines)
+
+
+def fields(record, keys):
+    """One record as 'key: value' lines."""
+    record = plain(record)
+    width = max(len(k) for k in keys)
+    return "\n".join(f"{k.replace('_', ' ') + ':':<{width + 2}}{record.get(k, '')}" for k in keys if record.get(k) is not None)
+
+
+def _is_number(text):
+    try:
+        Decimal(text)
+        return True
+    except Exception:
+        return False

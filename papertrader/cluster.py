@@ -1,0 +1,103 @@
+"""The whole platform in one process: a master and N workers, for a first run or a laptop.
+
+The workers still reach the master over TLS AMP on loopback and prove
+themselves with GPG, through the same code as separate processes.  On first
+run everything is created in DIR (CA, certificates, GPG keys, registrations);
+later runs reuse it.
+"""
+
+import os
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.python import usage
+
+from papertrader import gpgkeys
+from papertrader.master import files
+from papertrader.master.service import DEFAULT_PORT as MASTER_PORT
+from papertrader.master.service import Master
+from papertrader.options import SettingsOptions
+from papertrader.worker.service import DEFAULT_PORT as WORKER_PORT
+from papertrader.worker.service import Worker
+
+
+class Options(SettingsOptions):
+    synopsis = "--data-dir DIR [--workers N] [--master-port 2048] [--worker-port 2050]"
+    longdesc = "Run a master and N workers in one process (workers on consecutive ports)."
+    optParameters = [
+        ["master-port", None, str(MASTER_PORT), "The master's port."],
+        ["worker-port", None, str(WORKER_PORT), "The first worker's port; the others follow it."],
+        ["database", None, None, "postgresql://... (default: SQLite in DIR)."],
+        ["interface", None, "127.0.0.1", "Address every port listens on (0.0.0.0 for all)."],
+    ]
+
+    def postOptions(self):
+        super().postOptions()
+        for key in ("master-port", "worker-port"):
+            try:
+                self[key] = int(self[key])
+            except ValueError:
+                raise usage.UsageError(f"--{key} must be a port number")
+
+
+def worker_names(count):
+    return [f"worker{i}" for i in range(1, count + 1)]
+
+
+class Cluster(service.MultiService):
+    def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
+                 database=None, interface="127.0.0.1", clock=None):
+        super().__init__()
+        gpgkeys.check_installed()
+        self.master = Master(data_dir, settings, reactor, database=database,
+                             listen=f"ssl:{master_port}:interface={interface}:"
+                                    f"privateKey={os.path.join(data_dir, files.MASTER_CERT)}",
+                             clock=clock)
+        self.master.setServiceParent(self)
+        self.bundles = {}
+        self.workers = []
+        for index, name in enumerate(worker_names(settings.workers)):
+            directory = files.worker_dir(data_dir, name)
+            self.bundles[name] = files.make_worker_bundle(data_dir, name, (), directory)
+            port = worker_port + index if worker_port else 0
+            cert = os.path.join(directory, files.WORKER_CERT)
+            self.workers.append(Worker(directory, name, ("localhost", master_port), settings, reactor,
+                                       listen=f"ssl:{port}:interface={interface}:privateKey={cert}",
+                                       clock=clock))
+        self.ready = None
+
+    def startService(self):
+        service.Service.startService(self)
+        self.ready = self._start()
+
+    @defer.inlineCallbacks
+    def _start(self):
+        self.master.startService()
+        yield self.master.ready
+        for name, armor in self.bundles.items():
+            yield self.master.workers.register(name, armor)
+        for worker in self.workers:
+            worker.setServiceParent(self)
+        ports = yield defer.gatherResults([w.listener.ready for w in self.workers])
+        return ports
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        if self.ready is not None:
+            yield self.ready.addErrback(lambda _: None)
+        for worker in self.workers:
+            if worker.running:
+                yield worker.stopService()
+        yield self.master.stopService()
+        service.Service.stopService(self)
+
+
+def makeService(options, reactor=None):
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        return Cluster(options["data-dir"], options.settings, reactor, master_port=options["master-port"],
+                       worker_port=options["worker-port"], database=options["database"],
+                       interface=options["interface"])
+    except (gpgkeys.GPGMissing, ValueError) as e:
+        raise usage.UsageError(str(e))

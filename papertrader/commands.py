@@ -1,0 +1,236 @@
+"""Every AMP command between clients, workers and master, defined once.
+
+Clients send the *client commands* to a worker.  The worker passes each one on
+to the master as its *stamped* twin (same arguments plus ``received``,
+``client_ip`` and ``worker``), made by :func:`stamped`.  The only command a
+client sends to the master directly is :class:`ListWorkers`.
+"""
+
+from twisted.protocols import amp
+
+from papertrader.errors import ALL_ERRORS
+
+#: Largest list any command returns; AMP caps one value at 65,535 bytes.
+MAX_LIST = 200
+
+
+class Command(amp.Command):
+    errors = ALL_ERRORS
+
+
+def _order_fields():
+    return [
+        (b"id", amp.Integer()),
+        (b"client_order_id", amp.Unicode()),
+        (b"side", amp.Unicode()),
+        (b"symbol", amp.Unicode()),
+        (b"quantity", amp.Decimal()),
+        (b"status", amp.Unicode()),
+        (b"created", amp.DateTime()),
+        (b"price", amp.Decimal(optional=True)),
+        (b"amount", amp.Decimal(optional=True)),
+        (b"reason", amp.Unicode(optional=True)),
+        (b"reason_code", amp.Unicode(optional=True)),
+        (b"processed", amp.DateTime(optional=True)),
+        (b"worker", amp.Unicode(optional=True)),
+    ]
+
+
+_QUOTE = [(b"symbol", amp.Unicode()), (b"price", amp.Decimal()), (b"time", amp.DateTime())]
+_ACCOUNT = [(b"username", amp.Unicode()), (b"email", amp.Unicode()), (b"cash", amp.Decimal())]
+
+
+# --- asked of the master directly -------------------------------------------
+
+
+class ListWorkers(Command):
+    """The workers a client may use: connected, authenticated ones."""
+
+    arguments = []
+    response = [
+        (b"workers", amp.AmpList([(b"name", amp.Unicode()), (b"host", amp.Unicode()), (b"port", amp.Integer())]))
+    ]
+
+
+# --- client commands (client -> worker, and stamped: worker -> master) ------
+
+
+class Register(Command):
+    arguments = [(b"username", amp.Unicode()), (b"email", amp.Unicode()), (b"password", amp.Unicode())]
+    response = _ACCOUNT
+
+
+class Login(Command):
+    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode()), (b"remember", amp.Boolean())]
+    response = [(b"token", amp.Unicode()), (b"username", amp.Unicode()), (b"expires", amp.DateTime())]
+
+
+class Logout(Command):
+    arguments = [(b"token", amp.Unicode())]
+    response = []
+
+
+class Whoami(Command):
+    arguments = [(b"token", amp.Unicode())]
+    response = _ACCOUNT + [(b"expires", amp.DateTime())]
+
+
+class Assets(Command):
+    arguments = []
+    response = [(b"quotes", amp.AmpList(_QUOTE))]
+
+
+class Quote(Command):
+    arguments = [(b"symbol", amp.Unicode())]
+    response = _QUOTE
+
+
+class Candles(Command):
+    arguments = [(b"symbol", amp.Unicode()), (b"limit", amp.Integer())]
+    response = [
+        (
+            b"candles",
+            amp.AmpList(
+                [
+                    (b"time", amp.DateTime()),
+                    (b"open", amp.Decimal()),
+                    (b"high", amp.Decimal()),
+                    (b"low", amp.Decimal()),
+                    (b"close", amp.Decimal()),
+                    (b"volume", amp.Integer()),
+                ]
+            ),
+        )
+    ]
+
+
+class PlaceOrder(Command):
+    arguments = [
+        (b"token", amp.Unicode()),
+        (b"client_order_id", amp.Unicode()),
+        (b"side", amp.Unicode()),
+        (b"symbol", amp.Unicode()),
+        (b"quantity", amp.Unicode()),
+    ]
+    response = _order_fields()
+
+
+class GetOrder(Command):
+    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer())]
+    response = _order_fields()
+
+
+class Orders(Command):
+    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer())]
+    response = [(b"orders", amp.AmpList(_order_fields()))]
+
+
+class Portfolio(Command):
+    arguments = [(b"token", amp.Unicode())]
+    response = [
+        (b"cash", amp.Decimal()),
+        (b"equity", amp.Decimal()),
+        (
+            b"positions",
+            amp.AmpList(
+                [
+                    (b"symbol", amp.Unicode()),
+                    (b"quantity", amp.Decimal()),
+                    (b"average_price", amp.Decimal()),
+                    (b"price", amp.Decimal(optional=True)),
+                    (b"market_value", amp.Decimal()),
+                ]
+            ),
+        ),
+    ]
+
+
+class History(Command):
+    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer())]
+    response = [
+        (
+            b"transactions",
+            amp.AmpList(
+                [
+                    (b"time", amp.DateTime()),
+                    (b"order_id", amp.Integer()),
+                    (b"side", amp.Unicode()),
+                    (b"symbol", amp.Unicode()),
+                    (b"quantity", amp.Decimal()),
+                    (b"price", amp.Decimal()),
+                    (b"commission", amp.Decimal()),
+                    (b"amount", amp.Decimal()),
+                    (b"cash_after", amp.Decimal()),
+                ]
+            ),
+        )
+    ]
+
+
+#: Client commands a worker passes on to the master (quotes come from its cache).
+FORWARDED = (Register, Login, Logout, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History)
+
+STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
+
+
+def stamped(command):
+    """The worker->master twin of a client command, carrying the worker's stamp."""
+    return _STAMPED[command]
+
+
+_STAMPED = {
+    command: type(
+        "Stamped" + command.__name__,
+        (command,),
+        {
+            "commandName": b"Stamped" + command.__name__.encode("ascii"),
+            "arguments": command.arguments + STAMP,
+            "__doc__": f"{command.__name__}, as passed on by a worker with its stamp.",
+        },
+    )
+    for command in FORWARDED
+}
+
+
+# --- worker <-> master link --------------------------------------------------
+
+
+class WorkerHello(Command):
+    """A worker introduces itself; the master answers with a fresh challenge."""
+
+    arguments = [
+        (b"name", amp.Unicode()),
+        (b"host", amp.Unicode()),
+        (b"port", amp.Integer()),
+        (b"version", amp.Unicode()),
+    ]
+    response = [(b"challenge", amp.Unicode())]
+
+
+class WorkerProve(Command):
+    """The worker's detached GPG signature of the challenge, ASCII-armored."""
+
+    arguments = [(b"signature", amp.Unicode())]
+    response = []
+
+
+class Authenticate(Command):
+    """Worker asks the master whether a session token is valid (for its cache)."""
+
+    arguments = [(b"token", amp.Unicode())] + STAMP
+    response = [(b"username", amp.Unicode()), (b"expires", amp.DateTime())]
+
+
+class QuotesTick(Command):
+    """Master pushes the newest quotes to every worker after each update."""
+
+    arguments = [(b"quotes", amp.AmpList(_QUOTE))]
+    response = []
+    requiresAnswer = False
+
+
+class SessionEnded(Command):
+    """Master tells every worker a session ended (by the token's hash)."""
+
+    arguments = [(b"token_hash", amp.Unicode())]
+    response = []

@@ -1,0 +1,111 @@
+"""Deployment settings: the config file's ``[papertrader]`` section, overridden by options.
+
+The four global variables of the specification (assets, workers,
+log_memory_size, update_interval) and the few others live here, validated once.
+"""
+
+import configparser
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from decimal import Decimal
+
+from papertrader.money import money_text, parse_money
+
+SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,11}$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Symbols the master retrieves and lets users trade.
+    assets: tuple = ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA")
+    #: Workers the cluster starts (at least one).
+    workers: int = 2
+    #: Log entries each process keeps in memory (older ones are only in the log file).
+    log_memory_size: int = 1000
+    #: Seconds between market data updates and order queue passes (fractions allowed).
+    update_interval: float = 5.0
+    #: Cash a new account starts with.
+    starting_cash: Decimal = Decimal("100000.00")
+    #: Commission charged per filled order.
+    commission: Decimal = Decimal("0.00")
+    #: bcrypt cost factor for new password hashes.
+    bcrypt_rounds: int = 12
+    #: Seed of the simulated market's random walks (same seed, same prices).
+    market_seed: int = 1
+
+    def as_text(self):
+        """Settings as strings, for display."""
+        out = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, Decimal):
+                value = money_text(value)
+            out[key] = str(value)
+        return out
+
+
+NAMES = tuple(f.name for f in fields(Settings))
+
+
+def _parse(name, raw):
+    raw = str(raw).strip()
+    try:
+        if name == "assets":
+            symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
+            if not symbols:
+                raise ConfigError("assets: the list is empty")
+            for symbol in symbols:
+                if not SYMBOL_RE.match(symbol):
+                    raise ConfigError(f"assets: {symbol!r} is not a valid symbol")
+            if len(set(symbols)) != len(symbols):
+                raise ConfigError("assets: a symbol is listed twice")
+            if len(symbols) > 200:
+                raise ConfigError("assets: at most 200 symbols")
+            return symbols
+        if name in ("workers", "log_memory_size", "bcrypt_rounds", "market_seed"):
+            value = int(raw)
+            low, high = {"workers": (1, 64), "log_memory_size": (1, 10_000_000),
+                         "bcrypt_rounds": (4, 31), "market_seed": (0, 2**63)}[name]
+            if not low <= value <= high:
+                raise ConfigError(f"{name}: must be between {low} and {high}")
+            return value
+        if name == "update_interval":
+            value = float(raw)
+            if not 0.01 <= value <= 86400:
+                raise ConfigError("update_interval: must be between 0.01 and 86400 seconds")
+            return value
+        if name in ("starting_cash", "commission"):
+            return parse_money(raw)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"{name}: {e}")
+    raise ConfigError(f"unknown setting {name!r}")
+
+
+def load_settings(path=None, overrides=None):
+    """Read ``path`` (an ini file, optional) and apply ``overrides`` (name -> text)."""
+    values = {}
+    if path is not None:
+        parser = configparser.ConfigParser()
+        try:
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}")
+        except configparser.Error as e:
+            raise ConfigError(f"config file {path}: {e}")
+        if parser.has_section("papertrader"):
+            for key, raw in parser.items("papertrader"):
+                if key not in NAMES:
+                    raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(NAMES)})")
+                values[key] = _parse(key, raw)
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _parse(key, raw)
+    return replace(Settings(), **values)

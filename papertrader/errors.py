@@ -1,0 +1,119 @@
+"""Typed errors that cross the wire.
+
+Each error has a short stable ``code`` (used by the CLI's JSON output and by
+scripts) and a message a person can read.  The same classes are raised on the
+master, carried by AMP to the worker, re-raised there and carried to the client.
+"""
+
+
+class PaperTraderError(Exception):
+    """Base of every error a client may be shown."""
+
+    code = "error"
+
+    def __init__(self, message=None):
+        super().__init__(message or self.__doc__.strip().splitlines()[0])
+
+    @property
+    def message(self):
+        return str(self.args[0]) if self.args else self.code
+
+
+class InvalidInput(PaperTraderError):
+    """The request is not valid."""
+
+    code = "invalid_input"
+
+
+class UsernameTaken(PaperTraderError):
+    """That username is already taken."""
+
+    code = "username_taken"
+
+
+class BadCredentials(PaperTraderError):
+    """Wrong username or password."""
+
+    code = "bad_credentials"
+
+
+class NotLoggedIn(PaperTraderError):
+    """Not logged in, or the session has expired or ended."""
+
+    code = "not_logged_in"
+
+
+class UnknownSymbol(PaperTraderError):
+    """That symbol is not traded here."""
+
+    code = "unknown_symbol"
+
+
+class QuoteUnavailable(PaperTraderError):
+    """No price is known yet for that symbol; try again after the next update."""
+
+    code = "quote_unavailable"
+
+
+class InsufficientFunds(PaperTraderError):
+    """Not enough cash for this order."""
+
+    code = "insufficient_funds"
+
+
+class InsufficientPosition(PaperTraderError):
+    """You do not hold that many shares (short selling is not allowed)."""
+
+    code = "insufficient_position"
+
+
+class UnknownOrder(PaperTraderError):
+    """No such order on this account."""
+
+    code = "unknown_order"
+
+
+class DuplicateOrder(PaperTraderError):
+    """That client order id was already used for a different order."""
+
+    code = "duplicate_order"
+
+
+class WorkerRefused(PaperTraderError):
+    """This worker is not allowed to talk to the master."""
+
+    code = "worker_refused"
+
+
+class MasterUnavailable(PaperTraderError):
+    """The worker cannot reach the master right now; try another worker."""
+
+    code = "master_unavailable"
+
+
+class ServerError(PaperTraderError):
+    """The server failed to process the request; it has been logged."""
+
+    code = "server_error"
+
+
+#: Every error above, keyed by its AMP error code.  Commands list all of them so
+#: that any typed error raised anywhere reaches the client typed.
+ALL_ERRORS = {
+    cls: cls.code.upper().encode("ascii")
+    for cls in (
+        InvalidInput,
+        UsernameTaken,
+        BadCredentials,
+        NotLoggedIn,
+        UnknownSymbol,
+        QuoteUnavailable,
+        InsufficientFunds,
+        InsufficientPosition,
+        UnknownOrder,
+        DuplicateOrder,
+        WorkerRefused,
+        MasterUnavailable,
+        ServerError,
+    )
+}

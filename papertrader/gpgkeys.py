@@ -1,0 +1,90 @@
+"""Worker identity with GnuPG (python-gnupg drives the ``gpg`` program).
+
+Each worker owns a GnuPG home in its data dir holding its signing key.  The
+master keeps a keyring of registered workers' public keys and the fingerprint of
+each in its database.  To connect, a worker signs a fresh challenge from the
+master; the master checks the signature was made by the registered key.
+"""
+
+import os
+import shutil
+import tempfile
+
+import gnupg
+
+
+class GPGMissing(RuntimeError):
+    """The ``gpg`` program is not installed."""
+
+
+def check_installed():
+    """Raise GPGMissing with a clear message if the gpg program is not on PATH."""
+    if shutil.which("gpg") is None:
+        raise GPGMissing(
+            "the 'gpg' program was not found: install GnuPG (Debian/Ubuntu: apt-get install gnupg)"
+        )
+
+
+def _gpg(home):
+    check_installed()
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    os.chmod(home, 0o700)
+    return gnupg.GPG(gnupghome=home)
+
+
+def create_key(home, name):
+    """Create a worker's Ed25519 signing key in ``home``; return (fingerprint, public key armor)."""
+    gpg = _gpg(home)
+    existing = gpg.list_keys(True)
+    if existing:
+        fingerprint = existing[0]["fingerprint"]
+    else:
+        params = gpg.gen_key_input(
+            key_type="EDDSA",
+            key_curve="ed25519",
+            key_usage="sign",
+            name_real=f"PaperTrader worker {name}",
+            name_email=f"{name}@workers.papertrader.invalid",
+            expire_date=0,
+            no_protection=True,
+        )
+        result = gpg.gen_key(params)
+        if not result.fingerprint:
+            raise RuntimeError(f"gpg could not create a key: {result.stderr.strip()[-300:]}")
+        fingerprint = result.fingerprint
+    return fingerprint, gpg.export_keys(fingerprint)
+
+
+def sign(home, data: str) -> str:
+    """Detached ASCII-armored signature of ``data`` with the key in ``home``."""
+    gpg = _gpg(home)
+    result = gpg.sign(data, detach=True, binary=False)
+    if not result.data:
+        raise RuntimeError(f"gpg could not sign: {result.stderr.strip()[-300:]}")
+    return result.data.decode("ascii")
+
+
+class Keyring:
+    """The master's keyring of registered workers' public keys."""
+
+    def __init__(self, home):
+        self.home = home
+        self.gpg = _gpg(home)
+
+    def import_key(self, armor) -> str:
+        result = self.gpg.import_keys(armor)
+        if not result.fingerprints:
+            raise ValueError("no public key found in the given data")
+        return result.fingerprints[0]
+
+    def verify(self, data: str, signature: str, fingerprint: str) -> bool:
+        """True if ``signature`` is a good signature of ``data`` by key ``fingerprint``."""
+        if len(signature) > 8192:
+            return False
+        with tempfile.TemporaryDirectory() as tmp:
+            sig_path = os.path.join(tmp, "challenge.sig")
+            with open(sig_path, "w", encoding="ascii", errors="replace") as f:
+                f.write(signature)
+            verified = self.gpg.verify_data(sig_path, data.encode("utf-8"))
+        signer = (verified.pubkey_fingerprint or verified.fingerprint or "").upper()
+        return bool(verified.valid) and signer == fingerprint.upper()

@@ -1,0 +1,117 @@
+"""The log system of the specification, built on ``twisted.logger``.
+
+Each process part (the master, each worker) owns a :class:`LogSystem`: a
+publisher whose observers are a bounded in-memory ring (the newest
+``log_memory_size`` entries, retrievable), a log file in the data dir, and the
+global publisher (so twistd's own log shows everything too).  Events from a
+:class:`Logger` carry the caller's file, function and line.
+"""
+
+import collections
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from twisted.logger import (
+    FileLogObserver,
+    LogLevel,
+    LogPublisher,
+    formatEvent,
+    globalLogPublisher,
+)
+from twisted.logger import Logger as _TwistedLogger
+from twisted.python.logfile import LogFile
+
+
+class Logger(_TwistedLogger):
+    """A twisted Logger whose events name the calling file, function and line."""
+
+    def emit(self, level, format=None, **kwargs):
+        frame = sys._getframe(1)
+        # Skip Logger's own methods (info, failure, ...) to find the real caller.
+        while frame is not None and frame.f_code.co_filename in (__file__, _TWISTED_LOGGER_FILE):
+            frame = frame.f_back
+        if frame is not None:
+            kwargs.setdefault("log_file", os.path.basename(frame.f_code.co_filename))
+            kwargs.setdefault("log_function", frame.f_code.co_name)
+            kwargs.setdefault("log_line", frame.f_lineno)
+        super().emit(level, format, **kwargs)
+
+
+_TWISTED_LOGGER_FILE = sys.modules[_TwistedLogger.__module__].__file__
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    time: datetime
+    level: str
+    file: str
+    function: str
+    line: int
+    message: str
+
+    @classmethod
+    def from_event(cls, event):
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text = f"{text}\n{failure.getTraceback()}"
+        return cls(
+            time=datetime.fromtimestamp(event.get("log_time", 0), timezone.utc),
+            level=event.get("log_level", LogLevel.info).name,
+            file=event.get("log_file", event.get("log_namespace", "?")),
+            function=event.get("log_function", "?"),
+            line=event.get("log_line", 0),
+            message=text,
+        )
+
+    def format(self):
+        stamp = self.time.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return f"{stamp} {self.level.upper():<8} {self.file}:{self.function}:{self.line} {self.message}"
+
+
+class MemoryLog:
+    """The newest ``size`` entries in memory; older ones drop off."""
+
+    def __init__(self, size):
+        self.entries = collections.deque(maxlen=size)
+
+    def __call__(self, event):
+        self.entries.append(LogEntry.from_event(event))
+
+    def newest(self, n=20, level=None):
+        entries = list(self.entries)
+        if level is not None:
+            wanted = LogLevel.levelWithName(level).name if isinstance(level, str) else level.name
+            entries = [e for e in entries if e.level == wanted]
+        return entries[-n:] if n else entries
+
+
+class LogSystem:
+    """One part's logs: memory ring + rotated file + forwarding to the global log."""
+
+    def __init__(self, name, memory_size, path=None, forward=True):
+        self.name = name
+        self.memory = MemoryLog(memory_size)
+        self.publisher = LogPublisher(self.memory)
+        self._file = None
+        if path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._file = LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
+            self.publisher.addObserver(
+                FileLogObserver(self._file, lambda event: LogEntry.from_event(event).format() + "\n")
+            )
+        if forward:
+            self.publisher.addObserver(globalLogPublisher)
+
+    def logger(self, namespace):
+        return Logger(namespace=namespace, observer=self.publisher)
+
+    def newest(self, n=20, level=None):
+        return self.memory.newest(n, level)
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None

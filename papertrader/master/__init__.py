@@ -1,0 +1,1 @@
+"""The master: sole holder of critical data (accounts, orders, ledger, workers)."""

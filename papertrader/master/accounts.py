@@ -1,0 +1,178 @@
+"""Accounts and sessions: registration, bcrypt passwords, session tokens.
+
+Passwords: bcrypt only reads 72 bytes, so every password is first reduced to
+the base64 of its SHA-256 (44 bytes, no NUL), then bcrypt-hashed with a fresh
+salt.  Long passwords keep all their strength and never hit bcrypt's limit.
+bcrypt runs in a thread so the reactor never stalls.
+
+Tokens: 256 random bits, given to the client once; the database and memory
+keep only their SHA-256.  Wrong user and wrong password are one error and
+cost the same bcrypt check.
+"""
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import bcrypt
+from twisted.internet import defer, threads
+
+from papertrader.errors import BadCredentials, NotLoggedIn, UsernameTaken
+from papertrader.master import validation
+from papertrader.master.db import is_unique_violation
+from papertrader.money import from_cents, to_cents
+from papertrader.times import iso, parse_iso, utc
+
+SESSION_TTL = timedelta(hours=24)
+REMEMBER_TTL = timedelta(days=30)
+
+
+def _prehash(password: str) -> bytes:
+    return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
+
+
+def hash_password(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def check_password(password: str, hashed: str) -> bool:
+    return bcrypt.checkpw(_prehash(password), hashed.encode("ascii"))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Session:
+    token_hash: str
+    account_id: int
+    username: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    username: str
+    email: str
+    cash: object  # Decimal
+    created: datetime
+
+
+class Accounts:
+    """Registration, login, token validation and logout, over the database."""
+
+    def __init__(self, db, settings, clock, log):
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        self._sessions = {}
+        #: Called with a token hash when a session ends (the master tells the workers).
+        self.on_session_ended = []
+        self._dummy_hash = None
+
+    def now(self):
+        return utc(self.clock.seconds())
+
+    @defer.inlineCallbacks
+    def register(self, username, email, password):
+        validation.username(username)
+        email = validation.email(email)
+        validation.password(password)
+        hashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
+        created = iso(self.now())
+
+        def insert(cursor):
+            cursor.execute(
+                self.db.sql(
+                    "INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+                ),
+                (username, username.lower(), email, hashed, to_cents(self.settings.starting_cash), created),
+            )
+            return cursor.fetchone()[0]
+
+        try:
+            account_id = yield self.db.run(insert)
+        except Exception as e:
+            if is_unique_violation(e):
+                raise UsernameTaken(f"the username {username!r} is already taken")
+            raise
+        self.log.info("account {username} registered (id {id})", username=username, id=account_id)
+        return Account(account_id, username, email, self.settings.starting_cash, parse_iso(created))
+
+    @defer.inlineCallbacks
+    def login(self, username, password, remember, worker, client_ip):
+        if not (3 <= len(username or "") <= 64) or not password or len(password) > validation.MAX_PASSWORD:
+            raise BadCredentials()
+        rows = yield self.db.query(
+            "SELECT id, username, password_hash FROM accounts WHERE username_key = ?", (username.lower(),)
+        )
+        if rows and rows[0][2]:
+            account_id, name, hashed = rows[0]
+        else:
+            # Same work whether or not the account exists: no timing oracle.
+            if self._dummy_hash is None:
+                self._dummy_hash = yield threads.deferToThread(
+                    hash_password, secrets.token_hex(16), self.settings.bcrypt_rounds
+                )
+            account_id, name, hashed = None, None, self._dummy_hash
+        ok = yield threads.deferToThread(check_password, password, hashed)
+        if not ok or account_id is None:
+            self.log.warn("failed login for {username!r} from {ip} via {worker}",
+                          username=username[:64], ip=client_ip, worker=worker)
+            raise BadCredentials()
+        token = secrets.token_urlsafe(32)
+        now = self.now()
+        expires = now + (REMEMBER_TTL if remember else SESSION_TTL)
+        hashed_token = token_hash(token)
+        yield self.db.query(
+            "INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (hashed_token, account_id, iso(now), iso(expires), worker, client_ip),
+        )
+        self._sessions[hashed_token] = Session(hashed_token, account_id, name, expires)
+        self.log.info("{username} logged in from {ip} via {worker}", username=name, ip=client_ip, worker=worker)
+        return token, name, expires
+
+    @defer.inlineCallbacks
+    def authenticate(self, token):
+        """The live Session of ``token``, or NotLoggedIn."""
+        validation.token(token)
+        hashed = token_hash(token)
+        session = self._sessions.get(hashed)
+        if session is None:
+            rows = yield self.db.query(
+                "SELECT s.account_id, a.username, s.expires FROM sessions s"
+                " JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?",
+                (hashed,),
+            )
+            if not rows:
+                raise NotLoggedIn()
+            session = Session(hashed, rows[0][0], rows[0][1], parse_iso(rows[0][2]))
+            self._sessions[hashed] = session
+        if session.expires <= self.now():
+            self._sessions.pop(hashed, None)
+            raise NotLoggedIn("your session has expired; log in again")
+        return session
+
+    @defer.inlineCallbacks
+    def logout(self, token):
+        session = yield self.authenticate(token)
+        yield self.db.query("DELETE FROM sessions WHERE token_hash = ?", (session.token_hash,))
+        self._sessions.pop(session.token_hash, None)
+        self.log.info("{username} logged out", username=session.username)
+        for notify in self.on_session_ended:
+            notify(session.token_hash)
+
+    @defer.inlineCallbacks
+    def account(self, account_id):
+        rows = yield self.db.query(
+            "SELECT id, username, email, cash_cents, created FROM accounts WHERE id = ?", (account_id,)
+        )
+        row = rows[0]
+        return Account(row[0], row[1], row[2], from_cents(row[3]), parse_iso(row[4]))

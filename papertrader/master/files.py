@@ -1,0 +1,52 @@
+"""What a master keeps in its data dir, and how a worker's bundle is made.
+
+    DIR/ca.pem, DIR/ca-key.pem   the deployment's certificate authority
+    DIR/master.pem               the master's TLS key and certificate
+    DIR/gnupg/                   the keyring of registered workers' public keys
+    DIR/papertrader.db           the SQLite database (unless --database is given)
+    DIR/logs/master.log          the master's log file
+    DIR/workers/NAME/            a worker bundle made by register-worker (and by the cluster)
+"""
+
+import os
+import shutil
+
+from papertrader import gpgkeys, tls
+from papertrader.tls import CertificateAuthority
+
+MASTER_CERT = "master.pem"
+WORKER_CERT = "worker.pem"
+
+
+def ensure_master_files(data_dir, hostnames=()):
+    """Create the CA and the master's certificate on first use; return the CA."""
+    os.makedirs(data_dir, exist_ok=True)
+    ca = CertificateAuthority.ensure(data_dir)
+    cert = os.path.join(data_dir, MASTER_CERT)
+    if not os.path.exists(cert):
+        ca.issue("PaperTrader master", tls.default_hostnames(hostnames), cert)
+    return ca
+
+
+def keyring_dir(data_dir):
+    return os.path.join(data_dir, "gnupg")
+
+
+def worker_dir(data_dir, name):
+    return os.path.join(data_dir, "workers", name)
+
+
+def make_worker_bundle(master_dir, name, hostnames, out_dir):
+    """Create (or reuse) worker ``name``'s data dir: CA, TLS certificate, GPG key.
+
+    Returns the worker's public key armor, to be registered with the master.
+    """
+    ca = ensure_master_files(master_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    os.chmod(out_dir, 0o700)
+    shutil.copyfile(os.path.join(master_dir, tls.CA_CERT), os.path.join(out_dir, tls.CA_CERT))
+    cert = os.path.join(out_dir, WORKER_CERT)
+    if not os.path.exists(cert):
+        ca.issue(f"PaperTrader worker {name}", tls.default_hostnames(hostnames), cert)
+    _fingerprint, armor = gpgkeys.create_key(os.path.join(out_dir, "gnupg"), name)
+    return armor

@@ -1,0 +1,216 @@
+"""The master's AMP protocol: what workers (and, for the worker list, clients) may ask.
+
+A connection starts anonymous: it may only ask for the worker list or start
+the worker handshake (WorkerHello -> challenge, WorkerProve -> signature).
+Everything else needs a linked worker; an anonymous peer gets WorkerRefused
+and no data.
+"""
+
+import functools
+import secrets
+
+from twisted.internet import defer, protocol
+from twisted.protocols import amp
+
+from papertrader import commands
+from papertrader.commands import stamped
+from papertrader.errors import PaperTraderError, ServerError, WorkerRefused
+from papertrader.master import validation
+
+MAX_NAME = 64
+
+
+def guarded(method):
+    """Turn any unexpected failure into a logged ServerError: never a traceback to a peer."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        d = defer.maybeDeferred(method, self, *args, **kwargs)
+
+        def failed(failure):
+            if failure.check(PaperTraderError):
+                return failure
+            self.master.log.failure("{command} failed", failure, command=method.__name__)
+            raise ServerError()
+
+        return d.addErrback(failed)
+
+    return wrapper
+
+
+def worker_only(method):
+    """Refuse unless this connection is a linked worker; count its commands."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.worker is None:
+            self.master.log.warn("refused {command} from unauthenticated peer {peer}",
+                                 command=method.__name__, peer=self.peer())
+            raise WorkerRefused("this connection is not an authenticated worker")
+        linked = self.master.workers.linked.get(self.worker)
+        if linked is not None:
+            linked.commands += 1
+        return method(self, *args, **kwargs)
+
+    return guarded(wrapper)
+
+
+class MasterProtocol(amp.AMP):
+    def __init__(self, master):
+        super().__init__()
+        self.master = master
+        self.worker = None
+        self._pending = None
+
+    def peer(self):
+        peer = self.transport.getPeer() if self.transport else None
+        return getattr(peer, "host", "?")
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        if self.worker is not None:
+            self.master.workers.unlink(self.worker, self)
+
+    # --- anyone -------------------------------------------------------------
+
+    @commands.ListWorkers.responder
+    def list_workers(self):
+        return {"workers": self.master.workers.listing()}
+
+    @commands.WorkerHello.responder
+    @guarded
+    @defer.inlineCallbacks
+    def hello(self, name, host, port, version):
+        name = name[:MAX_NAME]
+        fingerprint = yield self.master.workers.fingerprint(name)
+        if fingerprint is None:
+            self.master.log.warn("refused unregistered worker {name!r} from {peer}", name=name, peer=self.peer())
+            raise WorkerRefused(f"worker {name!r} is not registered with this master")
+        if not host or len(host) > 255 or not 0 < port < 65536:
+            raise WorkerRefused("worker announced an invalid public address")
+        challenge = f"papertrader-worker-challenge:{name}:{secrets.token_hex(32)}"
+        self._pending = (name, host, port, version[:32], fingerprint, challenge)
+        return {"challenge": challenge}
+
+    @commands.WorkerProve.responder
+    @guarded
+    @defer.inlineCallbacks
+    def prove(self, signature):
+        pending, self._pending = self._pending, None  # a challenge is good for one answer
+        if pending is None:
+            raise WorkerRefused("no challenge was issued on this connection")
+        name, host, port, version, fingerprint, challenge = pending
+        ok = yield self.master.workers.verify(challenge, signature, fingerprint)
+        if not ok:
+            self.master.log.warn("refused worker {name!r} from {peer}: bad signature", name=name, peer=self.peer())
+            raise WorkerRefused(f"the signature does not match worker {name!r}'s registered key")
+        self.worker = name
+        self.master.workers.link(name, host, port, version, self)
+        self.master.send_snapshot(self)
+        return {}
+
+    # --- linked workers only ------------------------------------------------
+
+    def _check_stamp(self, worker):
+        if worker != self.worker:
+            self.master.log.warn("worker {name} stamped a command as {claimed!r}", name=self.worker, claimed=worker)
+
+    @stamped(commands.Register).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def register(self, username, email, password, received, client_ip, worker):
+        self._check_stamp(worker)
+        account = yield self.master.accounts.register(username, email, password)
+        return {"username": account.username, "email": account.email, "cash": account.cash}
+
+    @stamped(commands.Login).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def login(self, username, password, remember, received, client_ip, worker):
+        self._check_stamp(worker)
+        token, name, expires = yield self.master.accounts.login(username, password, remember, self.worker,
+                                                                client_ip[:64])
+        return {"token": token, "username": name, "expires": expires}
+
+    @commands.Authenticate.responder
+    @worker_only
+    @defer.inlineCallbacks
+    def authenticate(self, token, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        return {"username": session.username, "expires": session.expires}
+
+    @stamped(commands.Logout).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def logout(self, token, received, client_ip, worker):
+        yield self.master.accounts.logout(token)
+        return {}
+
+    @stamped(commands.Whoami).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def whoami(self, token, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        account = yield self.master.accounts.account(session.account_id)
+        return {"username": account.username, "email": account.email, "cash": account.cash,
+                "expires": session.expires}
+
+    @stamped(commands.Candles).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def candles(self, symbol, limit, received, client_ip, worker):
+        symbol = validation.symbol(symbol, self.master.board.assets)
+        validation.limit(limit, commands.MAX_LIST)
+        candles = yield self.master.market.candles(symbol, limit)
+        return {"candles": candles}
+
+    @stamped(commands.PlaceOrder).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def place_order(self, token, client_order_id, side, symbol, quantity, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        order = yield self.master.orders.submit(session, client_order_id, side, symbol, quantity,
+                                                received, client_ip, self.worker)
+        return order
+
+    @stamped(commands.GetOrder).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def get_order(self, token, order_id, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        order = yield self.master.orders.get(session, order_id)
+        return order
+
+    @stamped(commands.Orders).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def orders(self, token, limit, received, client_ip, worker):
+        validation.limit(limit, commands.MAX_LIST)
+        session = yield self.master.accounts.authenticate(token)
+        orders = yield self.master.orders.list(session, limit)
+        return {"orders": orders}
+
+    @stamped(commands.Portfolio).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def portfolio(self, token, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        portfolio = yield self.master.orders.portfolio(session)
+        return portfolio
+
+    @stamped(commands.History).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def history(self, token, limit, received, client_ip, worker):
+        validation.limit(limit, commands.MAX_LIST)
+        session = yield self.master.accounts.authenticate(token)
+        transactions = yield self.master.orders.history(session, limit)
+        return {"transactions": transactions}
+
+
+class MasterFactory(protocol.Factory):
+    def __init__(self, master):
+        self.master = master
+
+    def buildProtocol(self, addr):
+        return MasterProtocol(self.master)

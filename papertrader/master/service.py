@@ -1,0 +1,109 @@
+"""The master service: every concern of the master composed in one MultiService."""
+
+import os
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.python import usage
+
+from papertrader import commands, gpgkeys, tls
+from papertrader.listening import ListeningService
+from papertrader.logs import LogSystem
+from papertrader.master import files
+from papertrader.master.accounts import Accounts
+from papertrader.master.db import Database
+from papertrader.master.market import MarketService, QuoteBoard, SimulatedProvider
+from papertrader.master.orders import OrderQueueService, Orders
+from papertrader.master.protocol import MasterFactory
+from papertrader.master.workers import Workers
+from papertrader.options import SettingsOptions
+
+DEFAULT_PORT = 2048
+
+
+class Options(SettingsOptions):
+    synopsis = "--data-dir DIR [--config FILE] [--port 2048] [--database URL]"
+    longdesc = "Run the PaperTrader master: accounts, orders, market data and worker management."
+    optParameters = [
+        ["port", "p", str(DEFAULT_PORT),
+         "Port for workers and clients (TLS), or a strports description such as ssl:2048:interface=10.0.0.1:..."],
+        ["database", None, None, "postgresql://user@host/db, or sqlite:///PATH (default: DIR/papertrader.db)."],
+        ["host", None, None, "Extra host name or address for the master's certificate (first run only)."],
+    ]
+
+
+class Master(service.MultiService):
+    """Master: database, accounts, market data, order queue, worker links, AMP listener."""
+
+    def __init__(self, data_dir, settings, reactor, database=None, listen=DEFAULT_PORT, hostnames=(),
+                 clock=None, provider=None):
+        super().__init__()
+        self.data_dir = data_dir
+        self.settings = settings
+        clock = clock or reactor
+        files.ensure_master_files(data_dir, hostnames)
+        self.logs = LogSystem("master", settings.log_memory_size, os.path.join(data_dir, "logs", "master.log"))
+        self.log = self.logs.logger("papertrader.master")
+        self.db = Database(database or Database.default_url(data_dir), data_dir)
+        self.board = QuoteBoard(settings.assets)
+        self.accounts = Accounts(self.db, settings, clock, self.log)
+        self.workers = Workers(self.db, gpgkeys.Keyring(files.keyring_dir(data_dir)), clock, self.log)
+        self.orders = Orders(self.db, settings, self.board, clock, self.log)
+        self.market = MarketService(self.db, provider or SimulatedProvider(settings.market_seed), self.board,
+                                    settings.update_interval, clock, self.log)
+        self.market.setServiceParent(self)
+        OrderQueueService(self.orders, settings.update_interval, clock, self.log).setServiceParent(self)
+        self.listener = ListeningService(
+            tls.server_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
+            MasterFactory(self), self.log, "master")
+        self.listener.setServiceParent(self)
+        self.market.listeners.append(self.push_quotes)
+        self.accounts.on_session_ended.append(
+            lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
+        self.ready = None
+
+    def startService(self):
+        service.Service.startService(self)
+        self.ready = self._start()
+
+    @defer.inlineCallbacks
+    def _start(self):
+        try:
+            applied = yield self.db.migrate()
+            for name in applied:
+                self.log.info("database migration {name} applied", name=name)
+            for child in self:
+                child.startService()
+            port = yield self.listener.ready
+        except Exception:
+            self.log.failure("the master could not start")
+            raise
+        return port
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        if self.ready is not None:
+            yield self.ready.addErrback(lambda _: None)
+        yield super().stopService()
+        self.db.close()
+        self.logs.close()
+
+    @staticmethod
+    def _quote_dicts(quotes):
+        return [dict(symbol=q.symbol, price=q.price, time=q.time) for q in quotes]
+
+    def push_quotes(self, quotes):
+        self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes))
+
+    def send_snapshot(self, protocol):
+        protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()))
+
+
+def makeService(options, reactor=None):
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        return Master(options["data-dir"], options.settings, reactor, database=options["database"],
+                      listen=options["port"], hostnames=[options["host"]] if options["host"] else ())
+    except (gpgkeys.GPGMissing, ValueError) as e:
+        raise usage.UsageError(str(e))

@@ -1,0 +1,79 @@
+"""Validation of what clients send, before anything touches the database.  No I/O.
+
+Each check raises a typed error (see papertrader.errors) with a message the
+client can show.  Every size a client controls has a limit here.
+"""
+
+import re
+
+from papertrader.errors import InvalidInput, NotLoggedIn, UnknownSymbol
+from papertrader.money import parse_quantity
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+MAX_EMAIL = 254
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,128}$")
+
+
+def username(value):
+    if not USERNAME_RE.match(value or ""):
+        raise InvalidInput("username must be 3-24 characters: letters, digits, '_', '.', '-'")
+    return value
+
+
+def email(value):
+    value = (value or "").strip()
+    if len(value) > MAX_EMAIL or not EMAIL_RE.match(value):
+        raise InvalidInput("email address is not valid")
+    return value
+
+
+def password(value):
+    if len(value or "") < MIN_PASSWORD:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters")
+    if len(value) > MAX_PASSWORD:
+        raise InvalidInput(f"password must be at most {MAX_PASSWORD} characters")
+    return value
+
+
+def token(value):
+    """Shape check only; whether it is a live session is the session store's business."""
+    if not TOKEN_RE.match(value or ""):
+        raise NotLoggedIn()
+    return value
+
+
+def symbol(value, assets):
+    value = (value or "").strip().upper()
+    if value not in assets:
+        shown = value if len(value) <= 16 else value[:16] + "..."
+        raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(assets)}")
+    return value
+
+
+def side(value):
+    if value not in ("buy", "sell"):
+        raise InvalidInput("side must be 'buy' or 'sell'")
+    return value
+
+
+def quantity(value):
+    try:
+        return parse_quantity(value)
+    except ValueError as e:
+        raise InvalidInput(str(e))
+
+
+def client_order_id(value):
+    if not CLIENT_ORDER_ID_RE.match(value or ""):
+        raise InvalidInput("client_order_id must be 1-64 characters: letters, digits, '_', '-'")
+    return value
+
+
+def limit(value, maximum):
+    if not 1 <= value <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}")
+    return value

@@ -1,0 +1,103 @@
+"""Decimal rules for money, prices and quantities: the one place that rounds.
+
+Money is a Decimal rounded to the cent with ROUND_HALF_EVEN (no upward bias over
+many fills).  In the database every amount is an integer in its minor unit:
+cents for money, 1e-4 for prices, 1e-6 for quantities, so no float and no
+database-specific NUMERIC behaviour ever touches a value.
+"""
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+PRICE_STEP = Decimal("0.0001")
+QUANTITY_STEP = Decimal("0.000001")
+ROUNDING = ROUND_HALF_EVEN
+
+#: Largest quantity one order may ask for; keeps every product far inside int64.
+MAX_QUANTITY = Decimal("1000000000")
+
+
+def round_money(value: Decimal) -> Decimal:
+    """Round an amount of money to the cent: the single rounding rule."""
+    return value.quantize(CENT, rounding=ROUNDING)
+
+
+def round_price(value: Decimal) -> Decimal:
+    """Round a market price to its 1e-4 step (prices are quoted, not computed)."""
+    return value.quantize(PRICE_STEP, rounding=ROUNDING)
+
+
+def parse_quantity(text) -> Decimal:
+    """Parse a client's quantity: positive, at most 6 decimals, at most MAX_QUANTITY.
+
+    Raises ValueError with a message a user can read.
+    """
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"quantity {text!r} is not a number")
+    if not value.is_finite():
+        raise ValueError("quantity must be a finite number")
+    if value <= 0:
+        raise ValueError("quantity must be positive")
+    if value != value.quantize(QUANTITY_STEP, rounding=ROUNDING):
+        raise ValueError("quantity has more than 6 decimals")
+    if value > MAX_QUANTITY:
+        raise ValueError(f"quantity is larger than {MAX_QUANTITY}")
+    return value.quantize(QUANTITY_STEP)
+
+
+def parse_money(text) -> Decimal:
+    """Parse an amount of money from configuration; it must be exact to the cent."""
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{text!r} is not an amount of money")
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{text!r} is not a non-negative amount of money")
+    if value != round_money(value):
+        raise ValueError(f"{text!r} has more than 2 decimals")
+    return round_money(value)
+
+
+def to_cents(value: Decimal) -> int:
+    return int(round_money(value) * 100)
+
+
+def from_cents(cents: int) -> Decimal:
+    return (Decimal(int(cents)) / 100).quantize(CENT)
+
+
+def to_price_units(value: Decimal) -> int:
+    return int(round_price(value) / PRICE_STEP)
+
+
+def from_price_units(units: int) -> Decimal:
+    return (Decimal(int(units)) * PRICE_STEP).quantize(PRICE_STEP)
+
+
+def to_quantity_units(value: Decimal) -> int:
+    return int(value.quantize(QUANTITY_STEP, rounding=ROUNDING) / QUANTITY_STEP)
+
+
+def from_quantity_units(units: int) -> Decimal:
+    return (Decimal(int(units)) * QUANTITY_STEP).quantize(QUANTITY_STEP)
+
+
+def money_text(value: Decimal) -> str:
+    """Money as a string with exactly two decimals: '1234.50'."""
+    return format(round_money(value), "f")
+
+
+def quantity_text(value: Decimal) -> str:
+    """A quantity without trailing zeros or exponent: '10', '0.5'."""
+    text = format(value.quantize(QUANTITY_STEP), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def price_text(value: Decimal) -> str:
+    """A price with two to four decimals: '101.25', '0.1234'."""
+    text = format(round_price(value), "f")
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac.ljust(2, '0')}"

@@ -1,0 +1,41 @@
+"""Command-line options shared by the twistd plugins: the settings and the data dir."""
+
+import os
+
+from twisted.python import usage
+
+from papertrader.config import ConfigError, load_settings
+
+
+class SettingsOptions(usage.Options):
+    """Every setting of the config file, each also an option of the same name."""
+
+    optParameters = [
+        ["data-dir", "d", None, "Directory for this server's files (created if missing). Required."],
+        ["config", "c", None, "Config file (ini) with a [papertrader] section."],
+        ["assets", None, None, "Comma-separated symbols to trade, e.g. AAPL,MSFT."],
+        ["workers", None, None, "Number of workers (cluster)."],
+        ["log-memory-size", None, None, "Log entries kept in memory."],
+        ["update-interval", None, None, "Seconds between market updates and queue passes."],
+        ["starting-cash", None, None, "Cash of a new account."],
+        ["commission", None, None, "Commission per filled order."],
+        ["bcrypt-rounds", None, None, "bcrypt cost factor for password hashes."],
+        ["market-seed", None, None, "Seed of the simulated market."],
+    ]
+
+    _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
+                 "bcrypt-rounds", "market-seed")
+
+    def postOptions(self):
+        if not self["data-dir"]:
+            raise usage.UsageError("--data-dir is required")
+        self["data-dir"] = os.path.abspath(self["data-dir"])
+        config = self["config"]
+        if config is None and os.path.exists(os.path.join(self["data-dir"], "papertrader.ini")):
+            config = os.path.join(self["data-dir"], "papertrader.ini")
+        try:
+            self.settings = load_settings(
+                config, {name.replace("-", "_"): self[name] for name in self._SETTINGS}
+            )
+        except ConfigError as e:
+            raise usage.UsageError(str(e))

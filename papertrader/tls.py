@@ -1,0 +1,173 @@
+"""TLS for every link: a private certificate authority, issued certificates, endpoints.
+
+A deployment has one CA (kept with the master).  The master and each worker get
+a certificate signed by it; clients and workers trust only that CA, and check
+the peer's host name with service-identity (through Twisted's TLS options).
+"""
+
+import datetime
+import ipaddress
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import ssl
+from twisted.internet.endpoints import HostnameEndpoint, serverFromString, wrapClientTLS
+
+CA_CERT = "ca.pem"
+CA_KEY = "ca-key.pem"
+VALIDITY = datetime.timedelta(days=3650)
+
+
+def _write_private(path, data: bytes):
+    """Write a file readable by its owner only, atomically."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PaperTrader"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _san(hostnames):
+    names = []
+    for host in hostnames:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(names)
+
+
+class CertificateAuthority:
+    """The deployment's CA: signs the master's and workers' certificates."""
+
+    def __init__(self, key, cert):
+        self.key = key
+        self.cert = cert
+
+    @classmethod
+    def ensure(cls, directory):
+        """Load the CA kept in ``directory``, creating it on first use."""
+        cert_path = os.path.join(directory, CA_CERT)
+        key_path = os.path.join(directory, CA_KEY)
+        if os.path.exists(cert_path) and os.path.exists(key_path):
+            with open(key_path, "rb") as f:
+                key = serialization.load_pem_private_key(f.read(), None)
+            with open(cert_path, "rb") as f:
+                cert = x509.load_pem_x509_certificate(f.read())
+            return cls(key, cert)
+        os.makedirs(directory, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        name = _name("PaperTrader CA")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        _write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                   serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+        with open(cert_path, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        return cls(key, cert)
+
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, common_name, hostnames, path):
+        """Write a new key and a certificate for ``hostnames`` to ``path`` (PEM, 0600)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + VALIDITY)
+            .add_extension(_san(hostnames), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        _write_private(
+            path,
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())
+            + cert.public_bytes(serialization.Encoding.PEM),
+        )
+
+
+def default_hostnames(extra=()):
+    """Names a certificate is valid for: loopback plus the ones asked for."""
+    names = ["localhost", "127.0.0.1", "::1"]
+    for host in extra:
+        if host and host not in names:
+            names.append(host)
+    return names
+
+
+def _escape(value):
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def server_endpoint(reactor, listen, cert_path):
+    """A TLS server endpoint: ``listen`` is a port number or a strports description.
+
+    A bare port (``2048``) listens on every interface with ``cert_path``; a
+    description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given.
+    """
+    listen = str(listen)
+    if listen.isdigit():
+        path = _escape(cert_path)
+        listen = f"ssl:{listen}:privateKey={path}:certKey={path}"
+    return serverFromString(reactor, listen)
+
+
+def client_endpoint(reactor, host, port, ca_pem: bytes, timeout=10):
+    """A TLS client endpoint to ``host:port`` trusting only our CA, checking the host name."""
+    options = ssl.optionsForClientTLS(host, trustRoot=ssl.Certificate.loadPEM(ca_pem))
+    return wrapClientTLS(options, HostnameEndpoint(reactor, host, port, timeout=timeout))
+
+
+def parse_hostport(text, default_port=None):
+    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6); raise ValueError if malformed."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = text, ""
+    if not port:
+        if default_port is None:
+            raise ValueError(f"{text!r} is not HOST:PORT")
+        port = default_port
+    try:
+        port = int(port)
+    except ValueError:
+        raise ValueError(f"{text!r}: port is not a number")
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, port

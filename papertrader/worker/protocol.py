@@ -1,0 +1,92 @@
+"""The worker's client-facing AMP protocol.
+
+``assets`` and ``quote`` are answered from the quote cache.  Every other
+client command is passed on to the master as its stamped twin: receive time,
+the client's IP address and this worker's name.  Commands that carry a token
+are first checked against the session cache (asking the master on a miss).
+"""
+
+from twisted.internet import defer, protocol
+from twisted.protocols import amp
+
+from papertrader import commands
+from papertrader.commands import FORWARDED, stamped
+from papertrader.errors import NotLoggedIn, PaperTraderError, QuoteUnavailable, ServerError, UnknownSymbol
+from papertrader.times import utc
+
+
+class WorkerProtocol(amp.AMP):
+    def __init__(self, worker):
+        super().__init__()
+        self.worker = worker
+
+    def client_ip(self):
+        peer = self.transport.getPeer()
+        return getattr(peer, "host", "unknown")
+
+    def connectionMade(self):
+        super().connectionMade()
+        self.worker.clients.add(self)
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.worker.clients.discard(self)
+
+    @defer.inlineCallbacks
+    def _session(self, token, stamp):
+        session = self.worker.sessions.get(token)
+        if session is None:
+            answer = yield self.worker.link.call(commands.Authenticate, token=token, **stamp)
+            self.worker.sessions.put(token, answer["username"], answer["expires"])
+
+    @defer.inlineCallbacks
+    def forward(self, command, arguments):
+        """Pass a client command on to the master with this worker's stamp."""
+        stamp = dict(received=utc(self.worker.clock.seconds()), client_ip=self.client_ip(),
+                     worker=self.worker.name)
+        self.worker.commands += 1
+        try:
+            if "token" in arguments:
+                yield self._session(arguments["token"], stamp)
+            answer = yield self.worker.link.call(stamped(command), **arguments, **stamp)
+        except NotLoggedIn:
+            if "token" in arguments:
+                self.worker.sessions.forget(self.worker.sessions.key(arguments["token"]))
+            raise
+        except PaperTraderError:
+            raise
+        except Exception:
+            self.worker.log.failure("passing {command} on failed", command=command.__name__)
+            raise ServerError()
+        if command is commands.Logout:
+            self.worker.sessions.forget(self.worker.sessions.key(arguments["token"]))
+        return answer
+
+    for _command in FORWARDED:
+        def _responder(self, _command=_command, **arguments):
+            return self.forward(_command, arguments)
+
+        _command.responder(_responder)
+    del _command, _responder
+
+    @commands.Assets.responder
+    def assets(self):
+        return {"quotes": self.worker.quotes.all()}
+
+    @commands.Quote.responder
+    def quote(self, symbol):
+        symbol = (symbol or "").strip().upper()
+        quote = self.worker.quotes.get(symbol)
+        if quote is None:
+            if self.worker.quotes.all() and len(symbol) <= 16:
+                raise UnknownSymbol(f"unknown symbol {symbol!r}")
+            raise QuoteUnavailable()
+        return quote
+
+
+class WorkerFactory(protocol.Factory):
+    def __init__(self, worker):
+        self.worker = worker
+
+    def buildProtocol(self, addr):
+        return WorkerProtocol(self.worker)

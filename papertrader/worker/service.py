@@ -1,0 +1,93 @@
+"""The worker service: client listener, master link, caches and logs in one MultiService.
+
+A worker's data dir is the bundle ``papertrader-admin register-worker`` made
+(or the cluster made): ``ca.pem``, ``worker.pem`` and ``gnupg/``; logs go to
+``DIR/logs/worker.log``.
+"""
+
+import os
+
+from twisted.application import service
+from twisted.python import usage
+
+from papertrader import gpgkeys, tls
+from papertrader.listening import ListeningService
+from papertrader.logs import LogSystem
+from papertrader.master.files import WORKER_CERT
+from papertrader.options import SettingsOptions
+from papertrader.worker.cache import QuoteCache, SessionCache
+from papertrader.worker.link import MasterLink
+from papertrader.worker.protocol import WorkerFactory
+
+DEFAULT_PORT = 2050
+
+
+class Options(SettingsOptions):
+    synopsis = "--data-dir DIR --master HOST:PORT --name NAME [--port 2050] [--public-host HOST]"
+    longdesc = "Run a PaperTrader worker: serves clients and passes their commands on to the master."
+    optParameters = [
+        ["master", "m", "localhost:2048", "The master's HOST:PORT."],
+        ["name", "n", None, "This worker's registered name. Required."],
+        ["port", "p", str(DEFAULT_PORT), "Port for clients (TLS), or a strports description."],
+        ["public-host", None, "localhost", "Host name clients use to reach this worker (must be in its certificate)."],
+    ]
+
+    def postOptions(self):
+        super().postOptions()
+        if not self["name"]:
+            raise usage.UsageError("--name is required")
+        try:
+            self["master"] = tls.parse_hostport(self["master"], 2048)
+        except ValueError as e:
+            raise usage.UsageError(f"--master: {e}")
+
+
+class Worker(service.MultiService):
+    def __init__(self, data_dir, name, master, settings, reactor, listen=DEFAULT_PORT, public_host="localhost",
+                 clock=None):
+        super().__init__()
+        self.name = name
+        self.data_dir = data_dir
+        self.public_host = public_host
+        self.clock = clock or reactor
+        ca_path = os.path.join(data_dir, tls.CA_CERT)
+        cert_path = os.path.join(data_dir, WORKER_CERT)
+        self.gnupg_home = os.path.join(data_dir, "gnupg")
+        for path in (ca_path, cert_path, self.gnupg_home):
+            if not os.path.exists(path):
+                raise usage.UsageError(
+                    f"{path} is missing: {data_dir} is not a worker bundle. Create one on the master with"
+                    f" 'papertrader-admin --data-dir MASTER_DIR register-worker {name}' and copy it here.")
+        gpgkeys.check_installed()
+        self.logs = LogSystem(f"worker {name}", settings.log_memory_size,
+                              os.path.join(data_dir, "logs", "worker.log"))
+        self.log = self.logs.logger(f"papertrader.worker.{name}")
+        self.quotes = QuoteCache()
+        self.sessions = SessionCache(self.clock)
+        self.clients = set()
+        self.commands = 0
+        with open(ca_path, "rb") as f:
+            ca_pem = f.read()
+        host, port = master
+        self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor)
+        self.listener = ListeningService(tls.server_endpoint(reactor, listen, cert_path), WorkerFactory(self),
+                                         self.log, f"worker {name}")
+        self.listener.setServiceParent(self)
+        self.link.setServiceParent(self)
+
+    def stopService(self):
+        d = super().stopService()
+        for client in list(self.clients):
+            client.transport.loseConnection()
+        d.addBoth(lambda result: (self.logs.close(), result)[1])
+        return d
+
+
+def makeService(options, reactor=None):
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        return Worker(options["data-dir"], options["name"], options["master"], options.settings, reactor,
+                      listen=options["port"], public_host=options["public-host"])
+    except gpgkeys.GPGMissing as e:
+        raise usage.UsageError(str(e))
