@@ -12,7 +12,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import gpgkeys
+from papertrader import gpgkeys, tls
 from papertrader.master import files
 from papertrader.master.service import DEFAULT_PORT as MASTER_PORT
 from papertrader.master.service import Master
@@ -50,20 +50,20 @@ class Cluster(service.MultiService):
         super().__init__()
         gpgkeys.check_installed()
         self.master = Master(data_dir, settings, reactor, database=database,
-                             listen=f"ssl:{master_port}:interface={interface}:"
-                                    f"privateKey={os.path.join(data_dir, files.MASTER_CERT)}",
+                             listen=tls.listen_description(master_port, interface,
+                                                           os.path.join(data_dir, files.MASTER_CERT)),
                              clock=clock)
         self.master.setServiceParent(self)
+        self.reactor = reactor
+        self.settings = settings
+        self.interface = interface
+        self.worker_port = worker_port
+        self.clock = clock
         self.bundles = {}
+        for name in worker_names(settings.workers):
+            self.bundles[name] = files.make_worker_bundle(data_dir, name, (), files.worker_dir(data_dir, name))
+        self.data_dir = data_dir
         self.workers = []
-        for index, name in enumerate(worker_names(settings.workers)):
-            directory = files.worker_dir(data_dir, name)
-            self.bundles[name] = files.make_worker_bundle(data_dir, name, (), directory)
-            port = worker_port + index if worker_port else 0
-            cert = os.path.join(directory, files.WORKER_CERT)
-            self.workers.append(Worker(directory, name, ("localhost", master_port), settings, reactor,
-                                       listen=f"ssl:{port}:interface={interface}:privateKey={cert}",
-                                       clock=clock))
         self.ready = None
 
     def startService(self):
@@ -73,10 +73,15 @@ class Cluster(service.MultiService):
     @defer.inlineCallbacks
     def _start(self):
         self.master.startService()
-        yield self.master.ready
-        for name, armor in self.bundles.items():
+        master_port = yield self.master.ready
+        for index, (name, armor) in enumerate(self.bundles.items()):
             yield self.master.workers.register(name, armor)
-        for worker in self.workers:
+            directory = files.worker_dir(self.data_dir, name)
+            port = self.worker_port + index if self.worker_port else 0
+            cert = os.path.join(directory, files.WORKER_CERT)
+            worker = Worker(directory, name, ("localhost", master_port), self.settings, self.reactor,
+                            listen=tls.listen_description(port, self.interface, cert), clock=self.clock)
+            self.workers.append(worker)
             worker.setServiceParent(self)
         ports = yield defer.gatherResults([w.listener.ready for w in self.workers])
         return ports

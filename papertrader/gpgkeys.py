@@ -6,6 +6,7 @@ each in its database.  To connect, a worker signs a fresh challenge from the
 master; the master checks the signature was made by the registered key.
 """
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -25,11 +26,34 @@ def check_installed():
         )
 
 
+#: gpg-agent puts its socket in the GnuPG home; a Unix socket path is limited to ~107 bytes.
+MAX_HOME = 70
+
+
+def _short_home(home):
+    """``home``, or a short private symlink to it when its path is too long for gpg-agent's socket."""
+    home = os.path.abspath(home)
+    if len(home) <= MAX_HOME:
+        return home
+    base = os.path.join(tempfile.gettempdir(), f"papertrader-gpg-{os.getuid()}")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    info = os.lstat(base)
+    if info.st_uid != os.getuid() or (info.st_mode & 0o077) or os.path.islink(base):
+        raise RuntimeError(f"{base} is not a private directory of this user; remove it")
+    link = os.path.join(base, hashlib.sha256(home.encode()).hexdigest()[:16])
+    if os.path.islink(link) and os.readlink(link) == home:
+        return link
+    tmp = f"{link}.{os.getpid()}"
+    os.symlink(home, tmp)
+    os.replace(tmp, link)
+    return link
+
+
 def _gpg(home):
     check_installed()
     os.makedirs(home, mode=0o700, exist_ok=True)
     os.chmod(home, 0o700)
-    return gnupg.GPG(gnupghome=home)
+    return gnupg.GPG(gnupghome=_short_home(home))
 
 
 def create_key(home, name):

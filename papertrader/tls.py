@@ -131,6 +131,12 @@ def _escape(value):
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
+def listen_description(port, interface, cert_path):
+    """The strports description of a TLS listener on ``interface:port`` with ``cert_path``."""
+    path = _escape(cert_path)
+    return f"ssl:{int(port)}:interface={_escape(interface)}:privateKey={path}:certKey={path}"
+
+
 def server_endpoint(reactor, listen, cert_path):
     """A TLS server endpoint: ``listen`` is a port number or a strports description.
 

@@ -130,7 +130,7 @@ class Accounts:
         now = self.now()
         expires = now + (REMEMBER_TTL if remember else SESSION_TTL)
         hashed_token = token_hash(token)
-        yield self.db.query(
+        yield self.db.execute(
             "INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (hashed_token, account_id, iso(now), iso(expires), worker, client_ip),
@@ -163,7 +163,7 @@ class Accounts:
     @defer.inlineCallbacks
     def logout(self, token):
         session = yield self.authenticate(token)
-        yield self.db.query("DELETE FROM sessions WHERE token_hash = ?", (session.token_hash,))
+        yield self.db.execute("DELETE FROM sessions WHERE token_hash = ?", (session.token_hash,))
         self._sessions.pop(session.token_hash, None)
         self.log.info("{username} logged out", username=session.username)
         for notify in self.on_session_ended:

@@ -68,7 +68,12 @@ class Database:
         return self.pool.runInteraction(function, *args, **kwargs)
 
     def query(self, query, params=()):
+        """Run a SELECT; fires with its rows."""
         return self.pool.runQuery(self.sql(query), params)
+
+    def execute(self, query, params=()):
+        """Run a statement that returns no rows, in its own transaction."""
+        return self.pool.runOperation(self.sql(query), params)
 
     def close(self):
         self.pool.close()

@@ -4,7 +4,9 @@ A provider answers one question: the bar (open/high/low/close/volume) of each
 asset for the interval that just ended.  The master polls it with a
 LoopingCall every update interval, keeps the newest quote of every asset in
 memory for all readers, stores one candle per asset per interval, and tells
-its listeners (the worker links) about the new quotes.
+its listeners: the worker links get the new quotes, then the order queue
+is processed at them.  One LoopingCall drives both, so a queue pass always
+follows the update whose prices it uses.
 """
 
 import random
@@ -122,7 +124,9 @@ class MarketService(service.Service):
         self.ticks = 0
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = clock
-        self._done = None
+        self.started = None
+        #: The update in progress, if any (tests wait on it after advancing the clock).
+        self.busy = None
 
     @defer.inlineCallbacks
     def _resume(self):
@@ -138,20 +142,29 @@ class MarketService(service.Service):
 
     def startService(self):
         super().startService()
-        d = self._resume()
-        d.addErrback(lambda f: self.log.failure("could not resume market data", f))
-        d.addCallback(lambda _: self._loop.start(self.interval, now=True))
-        self._done = d
+        #: Fires once the walks are resumed and the first update has started.
+        self.started = self._resume()
+        self.started.addErrback(lambda f: self.log.failure("could not resume market data", f))
+        self.started.addCallback(lambda _: self._loop.start(self.interval, now=True) and None)
 
     def stopService(self):
         super().stopService()
         if self._loop.running:
             self._loop.stop()
-        return self._done
+        return self.busy
+
+    def tick(self):
+        """One update: fetch, publish in memory, store candles, then run the listeners in order.
+
+        The listeners are the push to the workers and the order queue pass, so
+        each pass trades at the prices of the update that just happened.
+        Never raises: a failure is logged and the next interval tries again.
+        """
+        self.busy = self._tick()
+        return self.busy
 
     @defer.inlineCallbacks
-    def tick(self):
-        """One update: fetch, publish in memory, store candles, tell listeners.  Never raises."""
+    def _tick(self):
         try:
             now = utc(self.clock.seconds())
             bars = yield self.provider.fetch(self.board.assets, now)
@@ -159,10 +172,14 @@ class MarketService(service.Service):
             self.board.update(quotes)
             self.ticks += 1
             yield self.db.run(self._store, list(bars.values()))
-            for listener in self.listeners:
-                listener(quotes)
         except Exception:
             self.log.failure("market data update failed; will try again next interval")
+            return
+        for listener in self.listeners:
+            try:
+                yield listener(quotes)
+            except Exception:
+                self.log.failure("after the market update, {listener} failed", listener=listener)
 
     def _store(self, cursor, bars):
         cursor.executemany(

@@ -4,7 +4,8 @@
 ``queued`` and only then answers: an acknowledged order is on disk.  A
 ``client_order_id`` already used on the account returns the order it made.
 
-``process`` is one queue pass, in arrival (id) order, at the board's prices.
+``process`` is one queue pass, in arrival (id) order, at the board's prices;
+the market service runs it right after every update (one LoopingCall).
 Each batch of orders is one database transaction that moves cash and
 positions, appends the transaction history and marks the orders
 ``filled``/``rejected`` together: after a crash an order is either untouched
@@ -13,8 +14,7 @@ positions, appends the transaction history and marks the orders
 
 from decimal import Decimal
 
-from twisted.application import service
-from twisted.internet import defer, task
+from twisted.internet import defer
 
 from papertrader.errors import DuplicateOrder, InsufficientFunds, InsufficientPosition, UnknownOrder
 from papertrader.master import ledger, validation
@@ -219,6 +219,10 @@ class Orders:
                 )
         return rows[-1][0], len(fills), len(rejections)
 
+    def after_update(self, quotes):
+        """The market update's listener: one queue pass at the new prices."""
+        return self.process()
+
     @defer.inlineCallbacks
     def process(self):
         """One queue pass over the orders queued when it starts; fires (filled, rejected)."""
@@ -289,30 +293,3 @@ class Orders:
                  cash_after=from_cents(r[8]))
             for r in reversed(rows)
         ]
-
-
-class OrderQueueService(service.Service):
-    """Runs :meth:`Orders.process` every update interval (LoopingCall on ``clock``)."""
-
-    def __init__(self, orders, interval, clock, log):
-        self.orders = orders
-        self.interval = interval
-        self.log = log
-        self._loop = task.LoopingCall(self.tick)
-        self._loop.clock = clock
-
-    @defer.inlineCallbacks
-    def tick(self):
-        try:
-            yield self.orders.process()
-        except Exception:
-            self.log.failure("order queue pass failed; orders stay queued for the next pass")
-
-    def startService(self):
-        super().startService()
-        self._loop.start(self.interval, now=False)
-
-    def stopService(self):
-        super().stopService()
-        if self._loop.running:
-            self._loop.stop()

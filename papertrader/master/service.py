@@ -13,7 +13,7 @@ from papertrader.master import files
 from papertrader.master.accounts import Accounts
 from papertrader.master.db import Database
 from papertrader.master.market import MarketService, QuoteBoard, SimulatedProvider
-from papertrader.master.orders import OrderQueueService, Orders
+from papertrader.master.orders import Orders
 from papertrader.master.protocol import MasterFactory
 from papertrader.master.workers import Workers
 from papertrader.options import SettingsOptions
@@ -52,12 +52,11 @@ class Master(service.MultiService):
         self.market = MarketService(self.db, provider or SimulatedProvider(settings.market_seed), self.board,
                                     settings.update_interval, clock, self.log)
         self.market.setServiceParent(self)
-        OrderQueueService(self.orders, settings.update_interval, clock, self.log).setServiceParent(self)
         self.listener = ListeningService(
             tls.server_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
             MasterFactory(self), self.log, "master")
         self.listener.setServiceParent(self)
-        self.market.listeners.append(self.push_quotes)
+        self.market.listeners += [self.push_quotes, self.orders.after_update]
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
         self.ready = None

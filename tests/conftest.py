@@ -1,0 +1,151 @@
+"""Shared fixtures: settings, databases (SQLite and PostgreSQL), a live cluster on loopback."""
+
+import io
+import os
+import uuid
+from dataclasses import replace
+
+import psycopg
+import pytest
+import pytest_twisted
+from twisted.internet import defer, task
+
+from papertrader.client import cli
+from papertrader.cluster import Cluster
+from papertrader.config import Settings
+from papertrader.logs import LogSystem
+from papertrader.master.db import Database
+
+POSTGRES = os.environ.get("PAPERTRADER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+START = 1_790_000_000  # a fixed "now" for task.Clock-driven tests (2026-09-21)
+
+
+@pytest.fixture
+def settings():
+    return replace(Settings(), bcrypt_rounds=4, update_interval=5.0, assets=("AAPL", "MSFT", "TSLA"))
+
+
+@pytest.fixture
+def clock():
+    c = task.Clock()
+    c.advance(START)
+    return c
+
+
+@pytest.fixture
+def logs():
+    system = LogSystem("test", 500, forward=False)
+    yield system
+    system.close()
+
+
+@pytest.fixture
+def log(logs):
+    return logs.logger("papertrader.test")
+
+
+def _postgres_schema():
+    schema = "t_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return schema, f"{POSTGRES}?options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(schema):
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        yield Database.default_url(str(tmp_path))
+    else:
+        schema, url = _postgres_schema()
+        yield url
+        _drop_schema(schema)
+
+
+@pytest_twisted.async_yield_fixture
+async def db(database_url, tmp_path):
+    database = Database(database_url, str(tmp_path))
+    await database.migrate()
+    yield database
+    database.close()
+
+
+class Deployment:
+    """A running cluster (master + workers on loopback ports) and a way to run the CLI against it."""
+
+    def __init__(self, cluster, data_dir, home, clock):
+        self.cluster = cluster
+        self.master = cluster.master
+        self.data_dir = data_dir
+        self.home = home
+        self.clock = clock
+
+    @property
+    def master_port(self):
+        return self.master.listener.port.getHost().port
+
+    def env(self, user="default"):
+        return {
+            "PAPERTRADER_MASTER": f"localhost:{self.master_port}",
+            "PAPERTRADER_CA": os.path.join(self.data_dir, "ca.pem"),
+            "XDG_CONFIG_HOME": os.path.join(self.home, user),
+        }
+
+    async def cli(self, *argv, user="default", stdin="", json=True):
+        """Run the real command-line client in-process; return (status, stdout, stderr)."""
+        from twisted.internet import reactor
+
+        out, err = io.StringIO(), io.StringIO()
+        args = (["--json"] if json else []) + list(argv)
+        status = await cli.run(reactor, args, environ=self.env(user), stdin=io.StringIO(stdin), stdout=out,
+                               stderr=err)
+        return status, out.getvalue(), err.getvalue()
+
+    async def tick(self):
+        """One update interval: a market update, then a queue pass (driven by task.Clock)."""
+        self.clock.advance(self.master.settings.update_interval)
+        await self.master.market.busy
+
+
+async def start_cluster(tmp_path, settings, database_url, clock):
+    data_dir = str(tmp_path / "data")
+    cluster = Cluster(data_dir, settings, _reactor(), master_port=0, worker_port=0, database=database_url,
+                      clock=clock)
+    cluster.startService()
+    await cluster.ready
+    # Wait until every worker has proven itself to the master.
+    while len(cluster.master.workers.linked) < len(cluster.workers):
+        await _next_event(cluster.master.logs)
+    await cluster.master.market.started
+    await cluster.master.market.busy
+    return Deployment(cluster, data_dir, str(tmp_path / "home"), clock)
+
+
+def _reactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _next_event(logs):
+    """A Deferred firing at the next event of a LogSystem (no sleeping)."""
+    d = defer.Deferred()
+
+    def observer(event):
+        logs.publisher.removeObserver(observer)
+        _reactor().callLater(0, d.callback, event)
+
+    logs.publisher.addObserver(observer)
+    return d
+
+
+@pytest_twisted.async_yield_fixture
+async def deployment(tmp_path, settings, database_url, clock):
+    deployment = await start_cluster(tmp_path, settings, database_url, clock)
+    yield deployment
+    await deployment.cluster.stopService()

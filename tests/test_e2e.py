@@ -1,0 +1,136 @@
+"""End to end: a real master and two workers on loopback, driven through the CLI over TLS AMP."""
+
+import json
+
+import pytest_twisted
+
+from papertrader.money import from_cents
+
+
+def j(text):
+    return json.loads(text)
+
+
+async def register_and_login(d, user="alice", password="correct horse"):
+    status, out, err = await d.cli("register", user, f"{user}@example.com", "--password-stdin",
+                                   stdin=password + "\n", user=user)
+    assert status == 0, err
+    status, out, err = await d.cli("login", user, "--password-stdin", stdin=password + "\n", user=user)
+    assert status == 0, err
+    return j(out)
+
+
+@pytest_twisted.ensureDeferred
+async def test_trade_from_the_client(deployment):
+    d = deployment
+    status, out, _ = await d.cli("workers")
+    assert status == 0
+    assert sorted(w["name"] for w in j(out)) == ["worker1", "worker2"]
+
+    login = await register_and_login(d)
+    assert login["username"] == "alice"
+
+    status, out, _ = await d.cli("whoami", user="alice")
+    me = j(out)
+    assert (me["username"], me["email"], me["cash"]) == ("alice", "alice@example.com", "100000.00")
+
+    status, out, _ = await d.cli("quote", "aapl", user="alice")
+    assert status == 0
+    quote = j(out)
+    assert quote["symbol"] == "AAPL"
+
+    status, out, err = await d.cli("buy", "AAPL", "10", user="alice")
+    assert status == 0, err
+    order = j(out)
+    assert order["status"] == "queued" and order["quantity"] == "10" and order["side"] == "buy"
+
+    await d.tick()
+    fill_price = d.master.board.get("AAPL").price
+
+    status, out, _ = await d.cli("orders", user="alice")
+    [filled] = j(out)
+    assert filled["status"] == "filled"
+    assert filled["price"] == f"{fill_price:.2f}"
+
+    status, out, _ = await d.cli("sell", "AAPL", "4", user="alice")
+    assert j(out)["status"] == "queued"
+    await d.tick()
+    sell_price = d.master.board.get("AAPL").price
+
+    status, out, _ = await d.cli("history", user="alice")
+    buy, sell = j(out)
+    cost = (fill_price * 10).quantize(from_cents(1))
+    proceeds = (sell_price * 4).quantize(from_cents(1))
+    assert (buy["side"], buy["quantity"], buy["amount"]) == ("buy", "10", f"-{cost}")
+    assert buy["cash_after"] == f"{100000 - cost:.2f}"
+    assert (sell["side"], sell["quantity"], sell["amount"]) == ("sell", "4", f"{proceeds}")
+    assert sell["cash_after"] == f"{100000 - cost + proceeds:.2f}"
+
+    status, out, _ = await d.cli("portfolio", user="alice")
+    portfolio = j(out)
+    assert portfolio["cash"] == f"{100000 - cost + proceeds:.2f}"
+    [position] = portfolio["positions"]
+    assert (position["symbol"], position["quantity"]) == ("AAPL", "6")
+    current = d.master.board.get("AAPL").price
+    assert position["market_value"] == f"{(current * 6).quantize(from_cents(1))}"
+    assert portfolio["equity"] == f"{100000 - cost + proceeds + (current * 6).quantize(from_cents(1)):.2f}"
+
+    status, out, _ = await d.cli("candles", "AAPL", "--limit", "2", user="alice")
+    candles = j(out)
+    assert len(candles) == 2 and set(candles[0]) == {"time", "open", "high", "low", "close", "volume"}
+
+    # The table output is for people: the same portfolio, readable.
+    status, out, _ = await d.cli("portfolio", user="alice", json=False)
+    assert "AAPL" in out and "cash:" in out
+
+
+@pytest_twisted.ensureDeferred
+async def test_worker_stamps_every_order(deployment):
+    d = deployment
+    await register_and_login(d)
+    status, out, _ = await d.cli("--worker", "worker2", "buy", "MSFT", "1", user="alice")
+    order_id = j(out)["id"]
+    rows = await d.master.db.query("SELECT worker, client_ip, received FROM orders WHERE id = ?", (order_id,))
+    worker, client_ip, received = rows[0]
+    assert worker == "worker2"
+    assert client_ip == "127.0.0.1"
+    assert received.startswith("20")
+
+
+@pytest_twisted.ensureDeferred
+async def test_logout_ends_the_session_on_every_worker(deployment):
+    d = deployment
+    await register_and_login(d)
+    # Both workers have seen (and cached) the session.
+    for worker in ("worker1", "worker2"):
+        status, _, _ = await d.cli("--worker", worker, "whoami", user="alice")
+        assert status == 0
+    saved = open(f"{d.home}/alice/papertrader/session.json").read()
+    status, _, _ = await d.cli("--worker", "worker1", "logout", user="alice")
+    assert status == 0
+    # Put the old token back, as a stolen copy would be, and try it on the other worker.
+    with open(f"{d.home}/alice/papertrader/session.json", "w") as f:
+        f.write(saved)
+    status, out, err = await d.cli("--worker", "worker2", "whoami", user="alice")
+    assert status == 1
+    assert j(out)["error"] == "not_logged_in"
+
+
+@pytest_twisted.ensureDeferred
+async def test_retried_client_order_id_makes_one_order(deployment):
+    d = deployment
+    await register_and_login(d)
+    first = await d.cli("--worker", "worker1", "buy", "TSLA", "2", "--client-order-id", "retry-1", user="alice")
+    again = await d.cli("--worker", "worker2", "buy", "TSLA", "2", "--client-order-id", "retry-1", user="alice")
+    assert first[0] == again[0] == 0
+    assert j(first[1])["id"] == j(again[1])["id"]
+    await d.tick()
+    third = await d.cli("buy", "TSLA", "2", "--client-order-id", "retry-1", user="alice")
+    assert j(third[1])["status"] == "filled"
+    status, out, _ = await d.cli("orders", user="alice")
+    assert len(j(out)) == 1
+    status, out, _ = await d.cli("history", user="alice")
+    assert len(j(out)) == 1
+    # The same id for a different order is refused, not silently merged.
+    status, out, _ = await d.cli("buy", "TSLA", "3", "--client-order-id", "retry-1", user="alice")
+    assert status == 1 and j(out)["error"] == "duplicate_order"
