@@ -21,7 +21,7 @@ from papertrader.config import ConfigError, load_settings
 from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.db import Database
-from papertrader.master.validation import USERNAME_RE
+from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers
 
 
@@ -31,7 +31,7 @@ def parser():
     p.add_argument("--database", help="the master's database URL, if not SQLite in DIR")
     sub = p.add_subparsers(dest="command", required=True)
     reg = sub.add_parser("register-worker", help="create a worker bundle and register its key")
-    reg.add_argument("name", help="worker name (3-24 letters, digits, _ . -)")
+    reg.add_argument("name", help="worker name (1-32 letters, digits, _ . -)")
     reg.add_argument("--host", action="append", default=[],
                      help="host name or address clients use to reach the worker (repeatable)")
     reg.add_argument("--out", help="where to write the bundle (default: DIR/workers/NAME)")
@@ -49,8 +49,8 @@ def run(reactor, args):
     db = Database(args.database or Database.default_url(data_dir), data_dir)
     try:
         yield db.migrate()
-        workers = Workers(db, gpgkeys.Keyring(files.keyring_dir(data_dir)), reactor,
-                          logs.logger("papertrader.admin"))
+        keyring = gpgkeys.Keyring(files.keyring_dir(data_dir))
+        workers = Workers(db, keyring, reactor, logs.logger("papertrader.admin"))
         if args.command == "register-worker":
             out = os.path.abspath(args.out or files.worker_dir(data_dir, args.name))
             armor = files.make_worker_bundle(data_dir, args.name, args.host, out)
@@ -68,6 +68,7 @@ def run(reactor, args):
                 print(f"{'NAME':<24} {'FINGERPRINT':<42} REGISTERED")
                 for row in rows:
                     print(f"{row['name']:<24} {row['fingerprint']:<42} {row['created']}")
+        keyring.close()
     finally:
         db.close()
         logs.close()
@@ -75,8 +76,8 @@ def run(reactor, args):
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    if args.command == "register-worker" and not USERNAME_RE.match(args.name):
-        print("papertrader-admin: worker name must be 3-24 letters, digits, '_', '.', '-'", file=sys.stderr)
+    if args.command == "register-worker" and not WORKER_NAME_RE.match(args.name):
+        print("papertrader-admin: a worker name is 1-32 letters, digits, '_', '.', '-'", file=sys.stderr)
         return 2
     try:
         gpgkeys.check_installed()

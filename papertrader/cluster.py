@@ -83,7 +83,7 @@ class Cluster(service.MultiService):
                             listen=tls.listen_description(port, self.interface, cert), clock=self.clock)
             self.workers.append(worker)
             worker.setServiceParent(self)
-        ports = yield defer.gatherResults([w.listener.ready for w in self.workers])
+        ports = yield defer.gatherResults([w.listener.whenListening() for w in self.workers])
         return ports
 
     @defer.inlineCallbacks

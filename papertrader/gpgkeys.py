@@ -9,6 +9,7 @@ master; the master checks the signature was made by the registered key.
 import hashlib
 import os
 import shutil
+import subprocess
 import tempfile
 
 import gnupg
@@ -79,6 +80,14 @@ def create_key(home, name):
     return fingerprint, gpg.export_keys(fingerprint)
 
 
+def stop_agent(home):
+    """Stop the gpg-agent that gpg started for ``home`` (it would outlive us otherwise)."""
+    gpgconf = shutil.which("gpgconf")
+    if gpgconf and os.path.isdir(home):
+        subprocess.run([gpgconf, "--homedir", _short_home(home), "--kill", "gpg-agent"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
 def sign(home, data: str) -> str:
     """Detached ASCII-armored signature of ``data`` with the key in ``home``."""
     gpg = _gpg(home)
@@ -94,6 +103,9 @@ class Keyring:
     def __init__(self, home):
         self.home = home
         self.gpg = _gpg(home)
+
+    def close(self):
+        stop_agent(self.home)
 
     def import_key(self, armor) -> str:
         result = self.gpg.import_keys(armor)

@@ -75,19 +75,17 @@ async def db(database_url, tmp_path):
     database.close()
 
 
-class Deployment:
-    """A running cluster (master + workers on loopback ports) and a way to run the CLI against it."""
+class Client:
+    """Runs the real command-line client in-process against a master on loopback."""
 
-    def __init__(self, cluster, data_dir, home, clock):
-        self.cluster = cluster
-        self.master = cluster.master
+    def __init__(self, data_dir, home, master_port):
         self.data_dir = data_dir
         self.home = home
-        self.clock = clock
+        self._master_port = master_port
 
     @property
     def master_port(self):
-        return self.master.listener.port.getHost().port
+        return self._master_port() if callable(self._master_port) else self._master_port
 
     def env(self, user="default"):
         return {
@@ -97,14 +95,22 @@ class Deployment:
         }
 
     async def cli(self, *argv, user="default", stdin="", json=True):
-        """Run the real command-line client in-process; return (status, stdout, stderr)."""
-        from twisted.internet import reactor
-
+        """Run ``papertrader [--json] ARGV``; return (status, stdout, stderr)."""
         out, err = io.StringIO(), io.StringIO()
         args = (["--json"] if json else []) + list(argv)
-        status = await cli.run(reactor, args, environ=self.env(user), stdin=io.StringIO(stdin), stdout=out,
+        status = await cli.run(_reactor(), args, environ=self.env(user), stdin=io.StringIO(stdin), stdout=out,
                                stderr=err)
         return status, out.getvalue(), err.getvalue()
+
+
+class Deployment(Client):
+    """A running cluster (master + workers on loopback ports) and its clients."""
+
+    def __init__(self, cluster, data_dir, home, clock):
+        super().__init__(data_dir, home, lambda: cluster.master.listener.port.getHost().port)
+        self.cluster = cluster
+        self.master = cluster.master
+        self.clock = clock
 
     async def tick(self):
         """One update interval: a market update, then a queue pass (driven by task.Clock)."""
@@ -139,6 +145,22 @@ def _next_event(logs):
     def observer(event):
         logs.publisher.removeObserver(observer)
         _reactor().callLater(0, d.callback, event)
+
+    logs.publisher.addObserver(observer)
+    return d
+
+
+def wait_for_log(logs, text):
+    """A Deferred firing with the first entry of ``logs`` whose message contains ``text`` (no sleeping)."""
+    from papertrader.logs import LogEntry
+
+    d = defer.Deferred()
+
+    def observer(event):
+        entry = LogEntry.from_event(event)
+        if text in entry.message:
+            logs.publisher.removeObserver(observer)
+            _reactor().callLater(0, d.callback, entry)
 
     logs.publisher.addObserver(observer)
     return d

@@ -18,8 +18,8 @@ from twisted.internet import defer, task
 
 from papertrader import commands, tls
 from papertrader.client import output, tokens
-from papertrader.client.connection import ClientError, Connection
-from papertrader.errors import NotLoggedIn, PaperTraderError
+from papertrader.client.connection import BadCAFile, Connection
+from papertrader.errors import InvalidInput, NotLoggedIn, PaperTraderError
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "status", "price", "amount", "reason"]
 
@@ -108,7 +108,7 @@ class CLI:
             return line.rstrip("\r\n")
         first = getpass.getpass("Password: ")
         if confirm and getpass.getpass("Repeat password: ") != first:
-            raise ClientError("the passwords do not match")
+            raise InvalidInput("the passwords do not match")
         return first
 
     def connect(self):
@@ -124,7 +124,7 @@ class CLI:
             with open(ca_file, "rb") as f:
                 ca_pem = f.read()
         except OSError as e:
-            raise ClientError(f"cannot read CA file {ca_file}: {e.strerror}")
+            raise BadCAFile(f"cannot read CA file {ca_file}: {e.strerror}")
         self.connection = Connection(self.reactor, master, ca_pem, self.args.worker)
 
     def call(self, command, **kwargs):

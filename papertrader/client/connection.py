@@ -33,6 +33,12 @@ class Unreachable(ClientError):
     code = "unreachable"
 
 
+class BadCAFile(ClientError):
+    """The CA file cannot be read."""
+
+    code = "bad_ca_file"
+
+
 class BadCertificate(ClientError):
     """The server's certificate is not trusted (wrong CA file, or wrong host name)."""
 

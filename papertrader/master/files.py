@@ -48,5 +48,7 @@ def make_worker_bundle(master_dir, name, hostnames, out_dir):
     cert = os.path.join(out_dir, WORKER_CERT)
     if not os.path.exists(cert):
         ca.issue(f"PaperTrader worker {name}", tls.default_hostnames(hostnames), cert)
-    _fingerprint, armor = gpgkeys.create_key(os.path.join(out_dir, "gnupg"), name)
+    home = os.path.join(out_dir, "gnupg")
+    _fingerprint, armor = gpgkeys.create_key(home, name)
+    gpgkeys.stop_agent(home)
     return armor

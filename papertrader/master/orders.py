@@ -97,24 +97,40 @@ class Orders:
         row = cursor.fetchone()
         return _order(row) if row else None
 
+    def _check_buying_power(self, cursor, account_id, side, symbol, quantity, prices):
+        """Refuse at once an order that could not fill at current prices after the account's queued orders."""
+        price = prices.get(symbol)
+        if price is None:
+            return  # no price yet: the queue pass decides
+        book = self._load_books(cursor, [account_id])[account_id]
+        cursor.execute(
+            self.db.sql("SELECT side, symbol, quantity_units FROM orders WHERE account_id = ? AND status = 'queued'"
+                        " ORDER BY id"),
+            (account_id,),
+        )
+        queued = cursor.fetchall()
+        for queued_side, queued_symbol, units in queued:
+            if queued_symbol in prices:
+                ledger.execute(book, queued_side, queued_symbol, from_quantity_units(units), prices[queued_symbol],
+                               self.settings.commission)
+        result = ledger.execute(book, side, symbol, quantity, price, self.settings.commission)
+        if isinstance(result, ledger.Rejection):
+            error = InsufficientFunds if result.code == "insufficient_funds" else InsufficientPosition
+            raise error(result.reason + (" after your queued orders" if queued else ""))
+
     @defer.inlineCallbacks
     def submit(self, session, client_order_id, side, symbol, quantity, received, client_ip, worker):
         client_order_id = validation.client_order_id(client_order_id)
         side = validation.side(side)
         symbol = validation.symbol(symbol, self.board.assets)
         quantity = validation.quantity(quantity)
-        quote = self.board.get(symbol)
+        prices = self.board.prices()  # read here, in the reactor thread
         now = iso(utc(self.clock.seconds()))
 
         def insert(cursor):
             existing = self._find(cursor, session.account_id, client_order_id)
-            if existing is None and quote is not None:
-                # Refuse at once what could not fill at the current price.
-                book = self._load_books(cursor, [session.account_id])[session.account_id]
-                result = ledger.execute(book, side, symbol, quantity, quote.price, self.settings.commission)
-                if isinstance(result, ledger.Rejection):
-                    error = InsufficientFunds if result.code == "insufficient_funds" else InsufficientPosition
-                    raise error(result.reason)
+            if existing is None:
+                self._check_buying_power(cursor, session.account_id, side, symbol, quantity, prices)
             if existing is None:
                 cursor.execute(
                     self.db.sql(
@@ -133,7 +149,8 @@ class Orders:
             if not is_unique_violation(e):
                 raise
             # A concurrent retry with the same id won the race: answer with its order.
-            order, created = yield self.db.run(lambda c: self._find(c, session.account_id, client_order_id)), False
+            order = yield self.db.run(lambda c: self._find(c, session.account_id, client_order_id))
+            created = False
         if not created and (order["side"], order["symbol"], order["quantity"]) != (side, symbol, quantity):
             raise DuplicateOrder(
                 f"client_order_id {client_order_id!r} was already used for order {order['id']}"

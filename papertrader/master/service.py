@@ -73,7 +73,7 @@ class Master(service.MultiService):
                 self.log.info("database migration {name} applied", name=name)
             for child in self:
                 child.startService()
-            port = yield self.listener.ready
+            port = yield self.listener.whenListening()
         except Exception:
             self.log.failure("the master could not start")
             raise
@@ -85,6 +85,7 @@ class Master(service.MultiService):
             yield self.ready.addErrback(lambda _: None)
         yield super().stopService()
         self.db.close()
+        self.workers.keyring.close()
         self.logs.close()
 
     @staticmethod

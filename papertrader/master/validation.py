@@ -15,6 +15,7 @@ CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_EMAIL = 254
+WORKER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,128}$")
 
 

@@ -1,6 +1,6 @@
 """The worker's link to the master: TLS AMP, kept up by a ClientService, GPG handshake.
 
-On every (re)connection the worker says hello with its name and public
+On every (re)connection (a ClientService reconnects with backoff) the worker says hello with its name and public
 address, signs the master's challenge with its GPG key (in a thread: gpg is a
 subprocess), and only then uses the link.  While there is no proven link,
 commands fail at once with MasterUnavailable, so clients can go to another
@@ -34,6 +34,10 @@ class WorkerToMaster(amp.AMP):
         self.worker.sessions.forget(token_hash)
         return {}
 
+    def connectionMade(self):
+        super().connectionMade()
+        self.worker.link.handshake(self)
+
     def connectionLost(self, reason):
         super().connectionLost(reason)
         self.worker.link.lost(self)
@@ -44,17 +48,17 @@ class MasterLink(ClientService):
 
     def __init__(self, worker, endpoint, clock):
         factory = protocol.Factory.forProtocol(lambda: WorkerToMaster(worker))
-        super().__init__(endpoint, factory, retryPolicy=backoffPolicy(maxDelay=10.0), clock=clock,
-                         prepareConnection=self._handshake)
+        super().__init__(endpoint, factory, retryPolicy=backoffPolicy(maxDelay=10.0), clock=clock)
         self.worker = worker
         self.clock = clock
         self.proven = None
 
     @defer.inlineCallbacks
-    def _handshake(self, proto):
+    def handshake(self, proto):
+        """Prove who we are on a new connection; on failure drop it (ClientService retries)."""
         worker = self.worker
-        port = yield worker.listener.ready
         try:
+            port = yield worker.listener.whenListening()
             answer = yield proto.callRemote(commands.WorkerHello, name=worker.name, host=worker.public_host,
                                             port=port, version=__version__)
             signature = yield threads.deferToThread(gpgkeys.sign, worker.gnupg_home, answer["challenge"])
@@ -62,11 +66,11 @@ class MasterLink(ClientService):
         except PaperTraderError as e:
             worker.log.error("the master refused this worker: {error}", error=e.message)
             proto.transport.loseConnection()
-            raise
+            return
         except Exception as e:
             worker.log.error("handshake with the master failed: {error}", error=str(e))
             proto.transport.loseConnection()
-            raise
+            return
         self.proven = proto
         worker.log.info("linked to the master as {name}", name=worker.name)
 

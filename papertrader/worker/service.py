@@ -79,8 +79,12 @@ class Worker(service.MultiService):
         d = super().stopService()
         for client in list(self.clients):
             client.transport.loseConnection()
-        d.addBoth(lambda result: (self.logs.close(), result)[1])
-        return d
+        def stopped(result):
+            gpgkeys.stop_agent(self.gnupg_home)
+            self.logs.close()
+            return result
+
+        return d.addBoth(stopped)
 
 
 def makeService(options, reactor=None):

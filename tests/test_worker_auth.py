@@ -1,0 +1,103 @@
+"""Only registered workers that prove their GPG key are linked; anyone else gets no data."""
+
+import os
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from papertrader import commands, tls
+from papertrader.client.connection import call, connect
+from papertrader.errors import WorkerRefused
+from papertrader.master import files
+from papertrader.worker.service import Worker
+from tests.conftest import wait_for_log
+
+
+def start_worker(d, name, bundle_dir):
+    cert = os.path.join(bundle_dir, files.WORKER_CERT)
+    worker = Worker(bundle_dir, name, ("localhost", d.master_port), d.master.settings, reactor,
+                    listen=tls.listen_description(0, "127.0.0.1", cert), clock=d.clock)
+    worker.startService()
+    return worker
+
+
+async def listed(d):
+    ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
+    proto = await connect(reactor, "localhost", d.master_port, ca, "master")
+    try:
+        return [w["name"] for w in (await call(reactor, proto, commands.ListWorkers, "master"))["workers"]]
+    finally:
+        proto.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unregistered_worker_is_refused(deployment, tmp_path):
+    d = deployment
+    bundle = str(tmp_path / "ghost")
+    files.make_worker_bundle(d.data_dir, "ghost", (), bundle)  # a valid bundle, never registered
+    refused = wait_for_log(d.master.logs, "refused unregistered worker 'ghost'")
+    worker = start_worker(d, "ghost", bundle)
+    told = wait_for_log(worker.logs, "the master refused this worker")
+    try:
+        entry = await refused
+        assert entry.level == "warn"
+        assert "not registered" in (await told).message
+        assert "ghost" not in await listed(d)
+        assert "ghost" not in d.master.workers.linked
+    finally:
+        await worker.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_worker_with_forged_signature_is_refused(deployment, tmp_path):
+    d = deployment
+    # "mallory" is registered with one key, but the process claiming that name signs with another.
+    real = str(tmp_path / "real")
+    armor = files.make_worker_bundle(d.data_dir, "mallory", (), real)
+    await d.master.workers.register("mallory", armor)
+    impostor = str(tmp_path / "impostor")
+    files.make_worker_bundle(d.data_dir, "impostor", (), impostor)
+    refused = wait_for_log(d.master.logs, "refused worker 'mallory'")
+    worker = start_worker(d, "mallory", impostor)
+    try:
+        entry = await refused
+        assert "bad signature" in entry.message
+        assert "mallory" not in await listed(d)
+    finally:
+        await worker.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_registered_worker_started_separately_is_listed(deployment, tmp_path):
+    d = deployment
+    bundle = str(tmp_path / "w3")
+    armor = files.make_worker_bundle(d.data_dir, "edge-3", (), bundle)
+    await d.master.workers.register("edge-3", armor)
+    linked = wait_for_log(d.master.logs, "worker edge-3 linked")
+    worker = start_worker(d, "edge-3", bundle)
+    try:
+        await linked
+        assert "edge-3" in await listed(d)
+    finally:
+        await worker.stopService()
+
+
+@pytest.mark.parametrize("command, arguments", [
+    (commands.stamped(commands.Portfolio), {"token": "x" * 43}),
+    (commands.Authenticate, {"token": "x" * 43}),
+    (commands.stamped(commands.Login), {"username": "alice", "password": "whatever1", "remember": False}),
+])
+@pytest_twisted.ensureDeferred
+async def test_anonymous_peer_gets_no_data(deployment, command, arguments):
+    d = deployment
+    from datetime import datetime, timezone
+
+    ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
+    proto = await connect(reactor, "localhost", d.master_port, ca, "master")
+    stamp = {"received": datetime.now(timezone.utc), "client_ip": "10.0.0.1", "worker": "worker1"}
+    try:
+        with pytest.raises(WorkerRefused):
+            await call(reactor, proto, command, "master", **arguments, **stamp)
+    finally:
+        proto.transport.loseConnection()
