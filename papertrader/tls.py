@@ -118,6 +118,17 @@ class CertificateAuthority:
         )
 
 
+def certificate_hostnames(path):
+    """The DNS names and IP addresses a PEM certificate file is valid for."""
+    with open(path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return san.get_values_for_type(x509.DNSName) + [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+
+
 def default_hostnames(extra=()):
     """Names a certificate is valid for: loopback plus the ones asked for."""
     names = ["localhost", "127.0.0.1", "::1"]

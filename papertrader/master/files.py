@@ -18,13 +18,22 @@ MASTER_CERT = "master.pem"
 WORKER_CERT = "worker.pem"
 
 
+def _ensure_cert(ca, common_name, hostnames, path):
+    """Issue ``path`` unless it exists and already covers ``hostnames`` (names it had are kept)."""
+    have = tls.certificate_hostnames(path) if os.path.exists(path) else []
+    wanted = tls.default_hostnames(list(hostnames) + have)
+    if not os.path.exists(path) or not set(wanted) <= set(have):
+        ca.issue(common_name, wanted, path)
+
+
 def ensure_master_files(data_dir, hostnames=()):
-    """Create the CA and the master's certificate on first use; return the CA."""
+    """Create the CA and the master's certificate on first use; return the CA.
+
+    A host name not yet in the master's certificate gets it reissued, keeping the names it had.
+    """
     os.makedirs(data_dir, exist_ok=True)
     ca = CertificateAuthority.ensure(data_dir)
-    cert = os.path.join(data_dir, MASTER_CERT)
-    if not os.path.exists(cert):
-        ca.issue("PaperTrader master", tls.default_hostnames(hostnames), cert)
+    _ensure_cert(ca, "PaperTrader master", hostnames, os.path.join(data_dir, MASTER_CERT))
     return ca
 
 
@@ -45,9 +54,7 @@ def make_worker_bundle(master_dir, name, hostnames, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     os.chmod(out_dir, 0o700)
     shutil.copyfile(os.path.join(master_dir, tls.CA_CERT), os.path.join(out_dir, tls.CA_CERT))
-    cert = os.path.join(out_dir, WORKER_CERT)
-    if not os.path.exists(cert):
-        ca.issue(f"PaperTrader worker {name}", tls.default_hostnames(hostnames), cert)
+    _ensure_cert(ca, f"PaperTrader worker {name}", hostnames, os.path.join(out_dir, WORKER_CERT))
     home = os.path.join(out_dir, "gnupg")
     _fingerprint, armor = gpgkeys.create_key(home, name)
     gpgkeys.stop_agent(home)

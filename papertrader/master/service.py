@@ -28,7 +28,7 @@ class Options(SettingsOptions):
         ["port", "p", str(DEFAULT_PORT),
          "Port for workers and clients (TLS), or a strports description such as ssl:2048:interface=10.0.0.1:..."],
         ["database", None, None, "postgresql://user@host/db, or sqlite:///PATH (default: DIR/papertrader.db)."],
-        ["host", None, None, "Extra host name or address for the master's certificate (first run only)."],
+        ["host", None, None, "Host name or address clients and workers use for the master; added to its certificate."],
     ]
 
 

@@ -62,6 +62,10 @@ class Worker(service.MultiService):
         self.logs = LogSystem(f"worker {name}", settings.log_memory_size,
                               os.path.join(data_dir, "logs", "worker.log"))
         self.log = self.logs.logger(f"papertrader.worker.{name}")
+        names = tls.certificate_hostnames(cert_path)
+        if public_host not in names:
+            self.log.warn("--public-host {host} is not in this worker's certificate ({names}): clients will refuse"
+                          " it. Re-run register-worker with --host {host}.", host=public_host, names=", ".join(names))
         self.quotes = QuoteCache()
         self.sessions = SessionCache(self.clock)
         self.clients = set()

@@ -1,0 +1,34 @@
+"""The README and the example config stay true to the code."""
+
+import os
+
+import pytest
+
+from papertrader import cluster
+from papertrader.client import connection
+from papertrader.config import Settings, load_settings
+from papertrader.errors import ALL_ERRORS
+from papertrader.master import service as master_service
+from papertrader.worker import service as worker_service
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+def test_example_config_documents_the_defaults():
+    assert load_settings(os.path.join(ROOT, "etc", "papertrader.ini")) == Settings()
+
+
+@pytest.mark.parametrize("options", [master_service.Options, worker_service.Options, cluster.Options])
+def test_readme_documents_every_service_option(options):
+    names = {row[0] for row in options().optParameters}
+    missing = [name for name in names if f"--{name}" not in README]
+    assert not missing
+
+
+def test_readme_documents_every_error_code():
+    codes = {cls.code for cls in ALL_ERRORS}
+    codes |= {cls.code for cls in vars(connection).values()
+              if isinstance(cls, type) and issubclass(cls, connection.ClientError) and cls is not connection.ClientError}
+    missing = [code for code in codes if f"`{code}`" not in README]
+    assert not missing
