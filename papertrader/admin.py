@@ -76,7 +76,7 @@ def run(reactor, args):
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    if args.command == "register-worker" and not WORKER_NAME_RE.match(args.name):
+    if args.command == "register-worker" and not WORKER_NAME_RE.fullmatch(args.name):
         print("papertrader-admin: a worker name is 1-32 letters, digits, '_', '.', '-'", file=sys.stderr)
         return 2
     try:

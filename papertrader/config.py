@@ -60,7 +60,7 @@ def _parse(name, raw):
             if not symbols:
                 raise ConfigError("assets: the list is empty")
             for symbol in symbols:
-                if not SYMBOL_RE.match(symbol):
+                if not SYMBOL_RE.fullmatch(symbol):
                     raise ConfigError(f"assets: {symbol!r} is not a valid symbol")
             if len(set(symbols)) != len(symbols):
                 raise ConfigError("assets: a symbol is listed twice")
@@ -92,19 +92,22 @@ def load_settings(path=None, overrides=None):
     """Read ``path`` (an ini file, optional) and apply ``overrides`` (name -> text)."""
     values = {}
     if path is not None:
-        parser = configparser.ConfigParser()
+        parser = configparser.ConfigParser(interpolation=None)
         try:
             with open(path, encoding="utf-8") as f:
                 parser.read_file(f)
         except OSError as e:
             raise ConfigError(f"cannot read config file {path}: {e.strerror}")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text")
         except configparser.Error as e:
             raise ConfigError(f"config file {path}: {e}")
-        if parser.has_section("papertrader"):
-            for key, raw in parser.items("papertrader"):
-                if key not in NAMES:
-                    raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(NAMES)})")
-                values[key] = _parse(key, raw)
+        if not parser.has_section("papertrader"):
+            raise ConfigError(f"config file {path} has no [papertrader] section")
+        for key, raw in parser.items("papertrader"):
+            if key not in NAMES:
+                raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(NAMES)})")
+            values[key] = _parse(key, raw)
     for key, raw in (overrides or {}).items():
         if raw is not None:
             values[key] = _parse(key, raw)

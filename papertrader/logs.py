@@ -85,7 +85,7 @@ class MemoryLog:
         if level is not None:
             wanted = LogLevel.levelWithName(level).name if isinstance(level, str) else level.name
             entries = [e for e in entries if e.level == wanted]
-        return entries[-n:] if n else entries
+        return entries if n is None else entries[len(entries) - n:] if n > 0 else []
 
 
 class LogSystem:

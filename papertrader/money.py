@@ -15,6 +15,8 @@ ROUNDING = ROUND_HALF_EVEN
 
 #: Largest quantity one order may ask for; keeps every product far inside int64.
 MAX_QUANTITY = Decimal("1000000000")
+#: Largest configured amount of money (starting cash, commission): cents stay far inside int64.
+MAX_MONEY = Decimal("1000000000000")
 
 
 def round_money(value: Decimal) -> Decimal:
@@ -32,29 +34,36 @@ def parse_quantity(text) -> Decimal:
 
     Raises ValueError with a message a user can read.
     """
+    text = str(text).strip()
+    shown = text if len(text) <= 32 else text[:32] + "..."
+    if len(text) > 64:
+        raise ValueError(f"quantity {shown!r} is too long")
     try:
-        value = Decimal(str(text).strip())
+        value = Decimal(text)
     except (InvalidOperation, ValueError):
-        raise ValueError(f"quantity {text!r} is not a number")
+        raise ValueError(f"quantity {shown!r} is not a number")
     if not value.is_finite():
         raise ValueError("quantity must be a finite number")
     if value <= 0:
         raise ValueError("quantity must be positive")
-    if value != value.quantize(QUANTITY_STEP, rounding=ROUNDING):
-        raise ValueError("quantity has more than 6 decimals")
+    # Check the size before quantizing: quantizing a huge value raises InvalidOperation.
     if value > MAX_QUANTITY:
         raise ValueError(f"quantity is larger than {MAX_QUANTITY}")
+    if value != value.quantize(QUANTITY_STEP, rounding=ROUNDING):
+        raise ValueError("quantity has more than 6 decimals")
     return value.quantize(QUANTITY_STEP)
 
 
 def parse_money(text) -> Decimal:
-    """Parse an amount of money from configuration; it must be exact to the cent."""
+    """Parse an amount of money from configuration: exact to the cent, 0 to MAX_MONEY."""
     try:
         value = Decimal(str(text).strip())
     except (InvalidOperation, ValueError):
         raise ValueError(f"{text!r} is not an amount of money")
     if not value.is_finite() or value < 0:
         raise ValueError(f"{text!r} is not a non-negative amount of money")
+    if value > MAX_MONEY:
+        raise ValueError(f"{text!r} is larger than {MAX_MONEY}")
     if value != round_money(value):
         raise ValueError(f"{text!r} has more than 2 decimals")
     return round_money(value)

@@ -95,6 +95,10 @@ class Database:
         return [s.strip() for s in text.split(";") if s.strip()]
 
     def _migrate(self, cursor, migrations):
+        if self.dialect == "sqlite":
+            # sqlite3 opens no transaction before DDL by itself: without this, a failed
+            # migration would leave half its tables behind.
+            cursor.execute("BEGIN IMMEDIATE")
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)"
         )

@@ -20,14 +20,14 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,128}$")
 
 
 def username(value):
-    if not USERNAME_RE.match(value or ""):
+    if not USERNAME_RE.fullmatch(value or ""):
         raise InvalidInput("username must be 3-24 characters: letters, digits, '_', '.', '-'")
     return value
 
 
 def email(value):
     value = (value or "").strip()
-    if len(value) > MAX_EMAIL or not EMAIL_RE.match(value):
+    if len(value) > MAX_EMAIL or not EMAIL_RE.fullmatch(value):
         raise InvalidInput("email address is not valid")
     return value
 
@@ -42,7 +42,7 @@ def password(value):
 
 def token(value):
     """Shape check only; whether it is a live session is the session store's business."""
-    if not TOKEN_RE.match(value or ""):
+    if not TOKEN_RE.fullmatch(value or ""):
         raise NotLoggedIn()
     return value
 
@@ -69,7 +69,7 @@ def quantity(value):
 
 
 def client_order_id(value):
-    if not CLIENT_ORDER_ID_RE.match(value or ""):
+    if not CLIENT_ORDER_ID_RE.fullmatch(value or ""):
         raise InvalidInput("client_order_id must be 1-64 characters: letters, digits, '_', '-'")
     return value
 

@@ -1,0 +1,164 @@
+"""Settings: read from an ini file and overrides, validated once; every bad value is a ConfigError."""
+
+from decimal import Decimal
+
+import pytest
+
+from papertrader.config import ConfigError, Settings, load_settings
+
+
+def write(tmp_path, text, name="papertrader.ini"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_no_file_and_no_overrides_gives_the_defaults():
+    assert load_settings() == Settings()
+
+
+def test_every_setting_is_read_from_the_file(tmp_path):
+    path = write(tmp_path, """
+[papertrader]
+assets = aapl, MSFT ,tsla
+workers = 3
+log_memory_size = 50
+update_interval = 0.25
+starting_cash = 2500.50
+commission = 0.99
+bcrypt_rounds = 5
+market_seed = 42
+""")
+    s = load_settings(path)
+    assert s == Settings(
+        assets=("AAPL", "MSFT", "TSLA"), workers=3, log_memory_size=50, update_interval=0.25,
+        starting_cash=Decimal("2500.50"), commission=Decimal("0.99"), bcrypt_rounds=5, market_seed=42,
+    )
+    assert isinstance(s.starting_cash, Decimal) and isinstance(s.update_interval, float)
+
+
+def test_keys_are_case_insensitive_and_unset_keys_keep_defaults(tmp_path):
+    path = write(tmp_path, "[papertrader]\nWorkers = 4\n")
+    s = load_settings(path)
+    assert s.workers == 4
+    assert s.assets == Settings().assets and s.starting_cash == Decimal("100000.00")
+
+
+def test_overrides_win_over_the_file(tmp_path):
+    path = write(tmp_path, "[papertrader]\nworkers = 3\nmarket_seed = 9\n")
+    s = load_settings(path, {"workers": "5", "market_seed": None, "update_interval": "2"})
+    assert s.workers == 5
+    assert s.market_seed == 9  # an override of None means "not given"
+    assert s.update_interval == 2.0
+
+
+@pytest.mark.parametrize("text, value", [("0.5", 0.5), ("0.01", 0.01), ("1.75", 1.75), ("86400", 86400.0)])
+def test_fractional_update_interval_is_allowed(text, value):
+    assert load_settings(overrides={"update_interval": text}).update_interval == value
+
+
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("workers", "0"),
+        ("workers", "65"),
+        ("workers", "two"),
+        ("workers", "2.5"),
+        ("workers", ""),
+        ("log_memory_size", "0"),
+        ("log_memory_size", "-5"),
+        ("update_interval", "0"),
+        ("update_interval", "0.001"),
+        ("update_interval", "-1"),
+        ("update_interval", "86401"),
+        ("update_interval", "nan"),
+        ("update_interval", "inf"),
+        ("update_interval", "fast"),
+        ("starting_cash", "-1"),
+        ("starting_cash", "1.001"),
+        ("starting_cash", "lots"),
+        ("starting_cash", "NaN"),
+        ("starting_cash", "Infinity"),
+        ("commission", "-0.01"),
+        ("commission", "0.005"),
+        ("bcrypt_rounds", "3"),
+        ("bcrypt_rounds", "32"),
+        ("market_seed", "-1"),
+        ("market_seed", str(2**63 + 1)),
+        ("assets", ""),
+        ("assets", " , ,"),
+        ("assets", "AAPL,AAPL"),
+        ("assets", "aapl,AAPL"),
+        ("assets", "AA PL"),
+        ("assets", "1ABC"),
+        ("assets", "ABCDEFGHIJKLM"),
+        ("assets", "AAPL;MSFT"),
+        ("assets", ",".join(f"S{i}" for i in range(201))),
+    ],
+)
+def test_every_bad_value_is_a_config_error_naming_the_setting(tmp_path, name, raw):
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(overrides={name: raw})
+    assert name in str(excinfo.value)
+    # The same value in a file is refused the same way.
+    path = write(tmp_path, f"[papertrader]\n{name} = {raw}\n")
+    with pytest.raises(ConfigError):
+        load_settings(path)
+
+
+def test_limits_themselves_are_accepted():
+    assets = ",".join(f"S{i}" for i in range(200))
+    s = load_settings(overrides={"workers": "64", "bcrypt_rounds": "4", "log_memory_size": "1",
+                                 "market_seed": "0", "commission": "0", "assets": assets})
+    assert (s.workers, s.bcrypt_rounds, s.log_memory_size, s.market_seed) == (64, 4, 1, 0)
+    assert s.commission == Decimal("0.00")
+    assert len(s.assets) == 200
+
+
+def test_unknown_key_in_the_file_is_refused(tmp_path):
+    path = write(tmp_path, "[papertrader]\nworkers = 2\nupdate_intervall = 5\n")
+    with pytest.raises(ConfigError, match="unknown setting 'update_intervall'"):
+        load_settings(path)
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(ConfigError, match="unknown setting 'speed'"):
+        load_settings(overrides={"speed": "11"})
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(str(tmp_path / "nope.ini"))
+
+
+@pytest.mark.parametrize("text", ["workers = 2\n", "[papertrader]\nworkers = 2\nworkers = 3\n", "[papertrader\n"])
+def test_malformed_file_is_a_config_error(tmp_path, text):
+    with pytest.raises(ConfigError):
+        load_settings(write(tmp_path, text))
+
+
+def test_percent_sign_in_a_value_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError):
+        load_settings(write(tmp_path, "[papertrader]\nstarting_cash = 100%\n"))
+
+
+def test_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "latin1.ini"
+    path.write_bytes(b"[papertrader]\n# caf\xe9\nworkers = 3\n")
+    with pytest.raises(ConfigError):
+        load_settings(str(path))
+
+
+@pytest.mark.parametrize("name", ["starting_cash", "commission"])
+def test_huge_amount_of_money_is_a_config_error(name):
+    with pytest.raises(ConfigError):
+        load_settings(overrides={name: "1e30"})
+
+
+def test_settings_as_text_for_display():
+    text = load_settings(overrides={"assets": "aapl,msft", "update_interval": "0.5", "commission": "1.5"}).as_text()
+    assert text["assets"] == "AAPL,MSFT"
+    assert text["update_interval"] == "0.5"
+    assert text["commission"] == "1.50"
+    assert text["starting_cash"] == "100000.00"
+    assert text["workers"] == "2"

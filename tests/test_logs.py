@@ -1,0 +1,130 @@
+"""The log system: a bounded in-memory ring of the newest entries, a log file, caller file/function/line."""
+
+import inspect
+import time
+from datetime import datetime, timezone
+
+import pytest
+from twisted.logger import LogLevel, globalLogPublisher
+
+from papertrader.logs import LogSystem
+
+
+@pytest.fixture
+def system():
+    s = LogSystem("unit", 5, forward=False)
+    yield s
+    s.close()
+
+
+def here():
+    """The line number of the caller."""
+    return inspect.currentframe().f_back.f_lineno
+
+
+def test_memory_keeps_only_the_newest_entries(system):
+    log = system.logger("papertrader.unit")
+    for i in range(12):
+        log.info("event {i}", i=i)
+    assert [e.message for e in system.newest(100)] == [f"event {i}" for i in range(7, 12)]
+    assert [e.message for e in system.newest(2)] == ["event 10", "event 11"]
+
+
+def test_entry_names_time_level_caller_and_formatted_message(system):
+    log = system.logger("papertrader.unit")
+    before = datetime.now(timezone.utc)
+    line = here() + 1
+    log.warn("order {id} for {user!r} refused", id=7, user="alice")
+    after = datetime.now(timezone.utc)
+    [entry] = system.newest(1)
+    assert entry.level == "warn"
+    assert entry.file == "test_logs.py"
+    assert entry.function == "test_entry_names_time_level_caller_and_formatted_message"
+    assert entry.line == line
+    assert entry.message == "order 7 for 'alice' refused"
+    assert before.timestamp() - 0.001 <= entry.time.timestamp() <= after.timestamp() + 0.001
+    assert entry.time.tzinfo is not None
+    text = entry.format()
+    assert f"WARN     test_logs.py:test_entry_names_time_level_caller_and_formatted_message:{line} " in text
+    assert text.endswith("order 7 for 'alice' refused")
+
+
+def test_failure_entry_names_the_caller_and_carries_the_traceback(system):
+    log = system.logger("papertrader.unit")
+    try:
+        raise RuntimeError("feed down")
+    except RuntimeError:
+        line = here() + 1
+        log.failure("update failed")
+    [entry] = system.newest(1)
+    assert entry.level == "critical"
+    assert (entry.file, entry.function, entry.line) == (
+        "test_logs.py", "test_failure_entry_names_the_caller_and_carries_the_traceback", line)
+    assert entry.message.startswith("update failed\n")
+    assert "RuntimeError: feed down" in entry.message
+
+
+def test_caller_is_the_function_that_logged_not_a_helper_of_the_log_system(system):
+    log = system.logger("papertrader.unit")
+
+    def place_order():
+        log.info("queued")
+        return here() - 1
+
+    line = place_order()
+    [entry] = system.newest(1)
+    assert (entry.function, entry.line) == ("place_order", line)
+
+
+def test_newest_filters_by_level(system):
+    log = system.logger("papertrader.unit")
+    log.info("i1")
+    log.error("e1")
+    log.info("i2")
+    log.error("e2")
+    log.warn("w1")
+    assert [e.message for e in system.newest(10, "error")] == ["e1", "e2"]
+    assert [e.message for e in system.newest(1, "error")] == ["e2"]  # the newest error, not the newest entry
+    assert [e.message for e in system.newest(10, LogLevel.warn)] == ["w1"]
+    assert system.newest(10, "debug") == []
+    assert [e.message for e in system.newest(3)] == ["i2", "e2", "w1"]
+
+
+def test_entries_are_written_to_the_log_file(tmp_path):
+    path = tmp_path / "logs" / "master.log"  # the directory is created
+    system = LogSystem("master", 2, path=str(path), forward=False)
+    try:
+        log = system.logger("papertrader.master")
+        lines = []
+        for i in range(4):
+            lines.append(here() + 1)
+            log.info("entry {i}", i=i)
+        text = path.read_text(encoding="utf-8")
+    finally:
+        system.close()
+    written = text.splitlines()
+    # The file keeps everything, even what has dropped off the memory ring.
+    assert len(written) == 4
+    for i, (row, line) in enumerate(zip(written, lines)):
+        assert f"INFO     test_logs.py:test_entries_are_written_to_the_log_file:{line} entry {i}" in row
+        datetime.strptime(row[:23], "%Y-%m-%d %H:%M:%S.%f")
+    assert [e.message for e in system.newest(10)] == ["entry 2", "entry 3"]
+
+
+def test_entries_are_forwarded_to_the_global_log():
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    system = LogSystem("fwd", 10)
+    try:
+        system.logger("papertrader.fwd").info("forwarded {n}", n=time.time_ns())
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+        system.close()
+    assert any(e.get("log_namespace") == "papertrader.fwd" and e.get("log_format") == "forwarded {n}" for e in seen)
+
+
+def test_two_systems_keep_separate_memories():
+    a, b = LogSystem("a", 10, forward=False), LogSystem("b", 10, forward=False)
+    a.logger("papertrader.a").info("only in a")
+    assert [e.message for e in a.newest()] == ["only in a"]
+    assert b.newest() == []

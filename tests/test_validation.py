@@ -1,0 +1,170 @@
+"""Validation of client input: typed errors (papertrader.errors) with messages a person can read."""
+
+from decimal import Decimal
+
+import pytest
+
+from papertrader import errors
+from papertrader.errors import InvalidInput, NotLoggedIn, UnknownSymbol
+from papertrader.master import validation
+
+ASSETS = ("AAPL", "MSFT", "TSLA")
+USERNAME_MESSAGE = "username must be 3-24 characters: letters, digits, '_', '.', '-'"
+
+
+@pytest.mark.parametrize("name", ["abc", "a" * 24, "Alice", "al.ice_9-x", "123", "..."])
+def test_valid_usernames_are_kept_as_given(name):
+    assert validation.username(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["ab", "a" * 25, "", None, "al ice", "alice!", "alice@x", "ålice", "al/ice", " alice", "alice "]
+)
+def test_invalid_usernames_are_refused(name):
+    with pytest.raises(InvalidInput) as excinfo:
+        validation.username(name)
+    assert excinfo.value.code == "invalid_input"
+    assert excinfo.value.message == USERNAME_MESSAGE
+
+
+def test_username_with_a_trailing_newline_is_refused():
+    with pytest.raises(InvalidInput):
+        validation.username("alice\n")
+
+
+@pytest.mark.parametrize("address", ["a@b.co", "alice.smith+tag@example.com", "x" * 64 + "@example.com"])
+def test_valid_email_addresses(address):
+    assert validation.email(address) == address
+
+
+def test_email_is_stripped():
+    assert validation.email("  alice@example.com \n") == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["", None, "alice", "alice@", "@example.com", "alice@example", "a@@b.com", "a b@c.com", "a@b c.com",
+     "x" * 65 + "@example.com", "a@" + "b" * 250 + ".com"],
+)
+def test_invalid_email_addresses_are_refused(address):
+    with pytest.raises(InvalidInput, match="^email address is not valid$"):
+        validation.email(address)
+
+
+def test_password_length_limits():
+    assert validation.password("x" * 8) == "x" * 8
+    assert validation.password("x" * 1024) == "x" * 1024
+    assert validation.password("é" * 8) == "é" * 8  # counted in characters
+    with pytest.raises(InvalidInput, match="^password must be at least 8 characters$"):
+        validation.password("x" * 7)
+    with pytest.raises(InvalidInput, match="^password must be at least 8 characters$"):
+        validation.password(None)
+    with pytest.raises(InvalidInput, match="^password must be at most 1024 characters$"):
+        validation.password("x" * 1025)
+
+
+@pytest.mark.parametrize("value", ["a", "A" * 64, "order-1_B", "0123456789"])
+def test_valid_client_order_ids(value):
+    assert validation.client_order_id(value) == value
+
+
+@pytest.mark.parametrize("value", ["", None, "a" * 65, "order 1", "order.1", "order/1", "ordér"])
+def test_invalid_client_order_ids_are_refused(value):
+    with pytest.raises(InvalidInput, match="client_order_id must be 1-64 characters"):
+        validation.client_order_id(value)
+
+
+def test_client_order_id_with_a_trailing_newline_is_refused():
+    with pytest.raises(InvalidInput):
+        validation.client_order_id("order-1\n")
+
+
+def test_limit_bounds():
+    assert validation.limit(1, 100) == 1
+    assert validation.limit(100, 100) == 100
+    for bad in (0, -1, 101):
+        with pytest.raises(InvalidInput, match="^limit must be between 1 and 100$"):
+            validation.limit(bad, 100)
+
+
+@pytest.mark.parametrize("given", ["AAPL", "aapl", "Msft", " tsla ", "TsLa\n"])
+def test_symbol_is_case_insensitive_and_normalised_to_upper_case(given):
+    assert validation.symbol(given, ASSETS) == given.strip().upper()
+
+
+def test_unknown_symbol_names_the_traded_symbols():
+    with pytest.raises(UnknownSymbol) as excinfo:
+        validation.symbol("goog", ASSETS)
+    assert excinfo.value.code == "unknown_symbol"
+    assert excinfo.value.message == "unknown symbol 'GOOG': traded symbols are AAPL, MSFT, TSLA"
+
+
+def test_unknown_symbol_message_is_bounded():
+    with pytest.raises(UnknownSymbol) as excinfo:
+        validation.symbol("x" * 10_000, ASSETS)
+    assert "'XXXXXXXXXXXXXXXX...'" in excinfo.value.message
+    assert len(excinfo.value.message) < 100
+
+
+def test_missing_symbol_is_unknown():
+    with pytest.raises(UnknownSymbol):
+        validation.symbol(None, ASSETS)
+    with pytest.raises(UnknownSymbol):
+        validation.symbol("", ASSETS)
+
+
+def test_side_is_buy_or_sell():
+    assert validation.side("buy") == "buy"
+    assert validation.side("sell") == "sell"
+    for bad in ("short", "", None, "buy "):
+        with pytest.raises(InvalidInput, match="^side must be 'buy' or 'sell'$"):
+            validation.side(bad)
+
+
+def test_quantity_is_parsed_to_a_decimal():
+    assert validation.quantity("2.5") == Decimal("2.5")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "quantity must be positive"),
+        ("-3", "quantity must be positive"),
+        ("1.1234567", "quantity has more than 6 decimals"),
+        ("1000000001", "quantity is larger than 1000000000"),
+        ("NaN", "quantity must be a finite number"),
+        ("Infinity", "quantity must be a finite number"),
+        ("ten", "quantity 'ten' is not a number"),
+    ],
+)
+def test_bad_quantities_are_invalid_input(value, message):
+    with pytest.raises(InvalidInput) as excinfo:
+        validation.quantity(value)
+    assert excinfo.value.message == message
+
+
+def test_huge_quantity_is_invalid_input():
+    with pytest.raises(InvalidInput, match="larger than"):
+        validation.quantity("1e30")
+
+
+def test_token_shape():
+    token = "A" * 43
+    assert validation.token(token) == token
+    for bad in ("", None, "short", "x" * 129, "a" * 42 + "!", "a" * 20 + " " + "a" * 20):
+        with pytest.raises(NotLoggedIn):
+            validation.token(bad)
+
+
+def test_every_error_has_a_distinct_code_and_a_readable_default_message():
+    classes = list(errors.ALL_ERRORS)
+    codes = [cls.code for cls in classes]
+    assert len(set(codes)) == len(codes)
+    assert len(set(errors.ALL_ERRORS.values())) == len(classes)
+    for cls in classes:
+        error = cls()
+        assert issubclass(cls, errors.PaperTraderError)
+        assert error.message and error.message[0].isupper() and error.message.endswith(".")
+        assert errors.ALL_ERRORS[cls] == cls.code.upper().encode("ascii")
+    assert errors.InsufficientFunds().message == "Not enough cash for this order."
+    assert errors.InsufficientFunds("only 3.00 left").message == "only 3.00 left"
