@@ -279,7 +279,7 @@ async def main(reactor, args):
         cluster = Cluster(data_dir, settings, reactor, master_port=master_port, worker_port=0,
                           database=database, interface="127.0.0.1")
         cluster.startService()
-        worker_ports = await cluster.ready
+        worker_ports = await cluster.whenReady()
         master = cluster.master
         await wait_for_quotes(reactor, cluster, settings.assets)
         worker = cluster.workers[0]

@@ -17,7 +17,6 @@ import sys
 from twisted.internet import defer, task
 
 from papertrader import gpgkeys
-from papertrader.config import ConfigError, load_settings
 from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.db import Database
@@ -43,8 +42,6 @@ def parser():
 @defer.inlineCallbacks
 def run(reactor, args):
     data_dir = os.path.abspath(args.data_dir)
-    settings = load_settings(os.path.join(data_dir, "papertrader.ini")
-                             if os.path.exists(os.path.join(data_dir, "papertrader.ini")) else None)
     logs = LogSystem("admin", 100, os.path.join(data_dir, "logs", "admin.log"), forward=False)
     db = Database(args.database or Database.default_url(data_dir), data_dir)
     try:
@@ -81,8 +78,7 @@ def main(argv=None):
         return 2
     try:
         gpgkeys.check_installed()
-        load_settings(None)
-    except (gpgkeys.GPGMissing, ConfigError) as e:
+    except gpgkeys.GPGMissing as e:
         print(f"papertrader-admin: {e}", file=sys.stderr)
         return 1
     status = []

@@ -17,6 +17,7 @@ from papertrader.master import files
 from papertrader.master.service import DEFAULT_PORT as MASTER_PORT
 from papertrader.master.service import Master
 from papertrader.options import SettingsOptions
+from papertrader.services import StagedService
 from papertrader.worker.service import DEFAULT_PORT as WORKER_PORT
 from papertrader.worker.service import Worker
 
@@ -44,7 +45,7 @@ def worker_names(count):
     return [f"worker{i}" for i in range(1, count + 1)]
 
 
-class Cluster(service.MultiService):
+class Cluster(StagedService):
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
                  database=None, interface="127.0.0.1", clock=None):
         super().__init__()
@@ -64,16 +65,11 @@ class Cluster(service.MultiService):
             self.bundles[name] = files.make_worker_bundle(data_dir, name, (), files.worker_dir(data_dir, name))
         self.data_dir = data_dir
         self.workers = []
-        self.ready = None
-
-    def startService(self):
-        service.Service.startService(self)
-        self.ready = self._start()
 
     @defer.inlineCallbacks
     def _start(self):
         self.master.startService()
-        master_port = yield self.master.ready
+        master_port = yield self.master.whenReady()
         for index, (name, armor) in enumerate(self.bundles.items()):
             yield self.master.workers.register(name, armor)
             directory = files.worker_dir(self.data_dir, name)
@@ -87,9 +83,7 @@ class Cluster(service.MultiService):
         return ports
 
     @defer.inlineCallbacks
-    def stopService(self):
-        if self.ready is not None:
-            yield self.ready.addErrback(lambda _: None)
+    def _stop(self):
         for worker in self.workers:
             if worker.running:
                 yield worker.stopService()
@@ -101,8 +95,10 @@ def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     try:
-        return Cluster(options["data-dir"], options.settings, reactor, master_port=options["master-port"],
-                       worker_port=options["worker-port"], database=options["database"],
-                       interface=options["interface"])
+        cluster = Cluster(options["data-dir"], options.settings, reactor, master_port=options["master-port"],
+                          worker_port=options["worker-port"], database=options["database"],
+                          interface=options["interface"])
     except (gpgkeys.GPGMissing, ValueError) as e:
         raise usage.UsageError(str(e))
+    cluster.reactor_to_stop = reactor
+    return cluster

@@ -123,7 +123,7 @@ async def start_cluster(tmp_path, settings, database_url, clock):
     cluster = Cluster(data_dir, settings, _reactor(), master_port=0, worker_port=0, database=database_url,
                       clock=clock)
     cluster.startService()
-    await cluster.ready
+    await cluster.whenReady()
     # Wait until every worker has proven itself to the master.
     while len(cluster.master.workers.linked) < len(cluster.workers):
         await _next_event(cluster.master.logs)

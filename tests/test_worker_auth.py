@@ -101,3 +101,17 @@ async def test_anonymous_peer_gets_no_data(deployment, command, arguments):
             await call(reactor, proto, command, "master", **arguments, **stamp)
     finally:
         proto.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_that_cannot_listen_says_so(deployment, tmp_path, settings):
+    from papertrader.master.service import Master
+
+    taken = deployment.master_port
+    other = Master(str(tmp_path / "second"), settings, reactor, listen=str(taken))
+    other.startService()
+    with pytest.raises(Exception) as failed:
+        await other.whenReady()
+    assert "Address already in use" in str(failed.value) or "98" in str(failed.value)
+    assert any(e.level == "critical" and "cannot listen" in e.message for e in other.logs.newest(50))
+    await other.stopService()

@@ -12,8 +12,6 @@ positions, appends the transaction history and marks the orders
 (and filled by the next pass) or completely done, never twice.
 """
 
-from decimal import Decimal
-
 from twisted.internet import defer
 
 from papertrader.errors import DuplicateOrder, InsufficientFunds, InsufficientPosition, UnknownOrder

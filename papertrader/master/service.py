@@ -2,12 +2,11 @@
 
 import os
 
-from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
 from papertrader import commands, gpgkeys, tls
-from papertrader.listening import ListeningService
+from papertrader.services import ListeningService, StagedService
 from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.accounts import Accounts
@@ -32,7 +31,7 @@ class Options(SettingsOptions):
     ]
 
 
-class Master(service.MultiService):
+class Master(StagedService):
     """Master: database, accounts, market data, order queue, worker links, AMP listener."""
 
     def __init__(self, data_dir, settings, reactor, database=None, listen=DEFAULT_PORT, hostnames=(),
@@ -59,11 +58,6 @@ class Master(service.MultiService):
         self.market.listeners += [self.push_quotes, self.orders.after_update]
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
-        self.ready = None
-
-    def startService(self):
-        service.Service.startService(self)
-        self.ready = self._start()
 
     @defer.inlineCallbacks
     def _start(self):
@@ -80,10 +74,8 @@ class Master(service.MultiService):
         return port
 
     @defer.inlineCallbacks
-    def stopService(self):
-        if self.ready is not None:
-            yield self.ready.addErrback(lambda _: None)
-        yield super().stopService()
+    def _stop(self):
+        yield super()._stop()
         self.db.close()
         self.workers.keyring.close()
         self.logs.close()
@@ -103,7 +95,9 @@ def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     try:
-        return Master(options["data-dir"], options.settings, reactor, database=options["database"],
-                      listen=options["port"], hostnames=[options["host"]] if options["host"] else ())
+        master = Master(options["data-dir"], options.settings, reactor, database=options["database"],
+                        listen=options["port"], hostnames=[options["host"]] if options["host"] else ())
     except (gpgkeys.GPGMissing, ValueError) as e:
         raise usage.UsageError(str(e))
+    master.reactor_to_stop = reactor
+    return master

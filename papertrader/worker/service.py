@@ -11,7 +11,7 @@ from twisted.application import service
 from twisted.python import usage
 
 from papertrader import gpgkeys, tls
-from papertrader.listening import ListeningService
+from papertrader.services import ListeningService
 from papertrader.logs import LogSystem
 from papertrader.master.files import WORKER_CERT
 from papertrader.options import SettingsOptions
