@@ -30,6 +30,8 @@ class Options(SettingsOptions):
         ["worker-port", None, str(WORKER_PORT), "The first worker's port; the others follow it."],
         ["database", None, None, "postgresql://... (default: SQLite in DIR)."],
         ["interface", None, "127.0.0.1", "Address every port listens on (0.0.0.0 for all)."],
+        ["manhole", None, None, "Open the master's admin console on this endpoint (see the README)."],
+        ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
     ]
 
     def postOptions(self):
@@ -47,13 +49,13 @@ def worker_names(count):
 
 class Cluster(StagedService):
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
-                 database=None, interface="127.0.0.1", clock=None):
+                 database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None):
         super().__init__()
         gpgkeys.check_installed()
         self.master = Master(data_dir, settings, reactor, database=database,
                              listen=tls.listen_description(master_port, interface,
                                                            os.path.join(data_dir, files.MASTER_CERT)),
-                             clock=clock)
+                             clock=clock, manhole=manhole, manhole_keys=manhole_keys)
         self.master.setServiceParent(self)
         self.reactor = reactor
         self.settings = settings
@@ -97,7 +99,8 @@ def makeService(options, reactor=None):
     try:
         cluster = Cluster(options["data-dir"], options.settings, reactor, master_port=options["master-port"],
                           worker_port=options["worker-port"], database=options["database"],
-                          interface=options["interface"])
+                          interface=options["interface"], manhole=options["manhole"],
+                          manhole_keys=options["manhole-keys"])
     except (gpgkeys.GPGMissing, ValueError) as e:
         raise usage.UsageError(str(e))
     cluster.reactor_to_stop = reactor

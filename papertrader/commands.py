@@ -44,11 +44,12 @@ _ACCOUNT = [(b"username", amp.Unicode()), (b"email", amp.Unicode()), (b"cash", a
 
 
 class ListWorkers(Command):
-    """The workers a client may use: connected, authenticated ones."""
+    """The workers a client may use: connected, verified, healthy ones, with their load (clients)."""
 
     arguments = []
     response = [
-        (b"workers", amp.AmpList([(b"name", amp.Unicode()), (b"host", amp.Unicode()), (b"port", amp.Integer())]))
+        (b"workers", amp.AmpList([(b"name", amp.Unicode()), (b"region", amp.Unicode()), (b"host", amp.Unicode()),
+                                  (b"port", amp.Integer()), (b"load", amp.Integer())]))
     ]
 
 
@@ -203,6 +204,7 @@ class WorkerHello(Command):
         (b"host", amp.Unicode()),
         (b"port", amp.Integer()),
         (b"version", amp.Unicode()),
+        (b"region", amp.Unicode(optional=True)),
     ]
     response = [(b"challenge", amp.Unicode())]
 
@@ -234,3 +236,112 @@ class SessionEnded(Command):
 
     arguments = [(b"token_hash", amp.Unicode())]
     response = []
+
+
+class Heartbeat(Command):
+    """Master asks each linked worker every heartbeat interval; the answer is its load."""
+
+    arguments = []
+    response = [(b"clients", amp.Integer()), (b"sessions", amp.Integer()), (b"commands", amp.Integer())]
+
+
+class Kicked(Command):
+    """Master tells a worker it is being disconnected by an operator (it will be refused until allowed)."""
+
+    arguments = [(b"reason", amp.Unicode())]
+    response = []
+    requiresAnswer = False
+
+
+_LOG_ENTRY = [(b"time", amp.DateTime()), (b"level", amp.Unicode()), (b"file", amp.Unicode()),
+              (b"function", amp.Unicode()), (b"line", amp.Integer()), (b"message", amp.Unicode())]
+
+
+class WorkerStatus(Command):
+    """Master asks a worker for its state and newest in-memory log entries."""
+
+    arguments = [(b"log_entries", amp.Integer())]
+    response = [
+        (b"region", amp.Unicode()),
+        (b"version", amp.Unicode()),
+        (b"clients", amp.Integer()),
+        (b"sessions", amp.Integer()),
+        (b"commands", amp.Integer()),
+        (b"watchers", amp.Integer()),
+        (b"cached_quotes", amp.Integer()),
+        (b"logs", amp.AmpList(_LOG_ENTRY)),
+    ]
+
+
+# --- worker -> client notices and live prices ---------------------------------
+
+
+class Notice(Command):
+    """A worker tells its client something it did not ask: ``code`` is stable, ``message`` for people.
+
+    Codes: ``worker_leaving`` (kicked or shutting down: move to another worker), ``master_unavailable``
+    (this worker lost the master), ``slow_consumer`` (live prices were not read fast enough).
+    """
+
+    arguments = [(b"code", amp.Unicode()), (b"message", amp.Unicode())]
+    response = []
+    requiresAnswer = False
+
+
+class Watch(Command):
+    """Client asks for a Tick for each new price of ``symbols`` on this connection."""
+
+    arguments = [(b"symbols", amp.ListOf(amp.Unicode()))]
+    response = [(b"symbols", amp.ListOf(amp.Unicode()))]
+
+
+class Tick(Command):
+    """Worker pushes one new price to a watching client, which answers to keep the flow going."""
+
+    arguments = _QUOTE
+    response = []
+
+
+# --- the master's admin channel (a Unix socket in its data dir) ----------------
+
+
+class AdminWorkers(Command):
+    """Every registered or connected worker with its state and figures."""
+
+    arguments = []
+    response = [
+        (
+            b"workers",
+            amp.AmpList(
+                [
+                    (b"name", amp.Unicode()),
+                    (b"state", amp.Unicode()),
+                    (b"region", amp.Unicode(optional=True)),
+                    (b"host", amp.Unicode(optional=True)),
+                    (b"port", amp.Integer(optional=True)),
+                    (b"fingerprint", amp.Unicode()),
+                    (b"since", amp.DateTime(optional=True)),
+                    (b"last_heartbeat", amp.DateTime(optional=True)),
+                    (b"clients", amp.Integer(optional=True)),
+                    (b"commands_per_second", amp.Decimal(optional=True)),
+                    (b"version", amp.Unicode(optional=True)),
+                    (b"address", amp.Unicode(optional=True)),
+                ]
+            ),
+        )
+    ]
+
+
+class AdminKick(Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = [(b"done", amp.Boolean())]
+
+
+class AdminAllow(Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = [(b"done", amp.Boolean())]
+
+
+class AdminRevoke(Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = [(b"done", amp.Boolean())]

@@ -36,6 +36,10 @@ class Settings:
     bcrypt_rounds: int = 12
     #: Seed of the simulated market's random walks (same seed, same prices).
     market_seed: int = 1
+    #: Seconds between the master's heartbeats to each worker.
+    heartbeat_interval: float = 5.0
+    #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
+    heartbeat_misses: int = 3
 
     def as_text(self):
         """Settings as strings, for display."""
@@ -67,17 +71,17 @@ def _parse(name, raw):
             if len(symbols) > 200:
                 raise ConfigError("assets: at most 200 symbols")
             return symbols
-        if name in ("workers", "log_memory_size", "bcrypt_rounds", "market_seed"):
+        if name in ("workers", "log_memory_size", "bcrypt_rounds", "market_seed", "heartbeat_misses"):
             value = int(raw)
             low, high = {"workers": (1, 64), "log_memory_size": (1, 10_000_000),
-                         "bcrypt_rounds": (4, 31), "market_seed": (0, 2**63)}[name]
+                         "bcrypt_rounds": (4, 31), "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000)}[name]
             if not low <= value <= high:
                 raise ConfigError(f"{name}: must be between {low} and {high}")
             return value
-        if name == "update_interval":
+        if name in ("update_interval", "heartbeat_interval"):
             value = float(raw)
             if not 0.01 <= value <= 86400:
-                raise ConfigError("update_interval: must be between 0.01 and 86400 seconds")
+                raise ConfigError(f"{name}: must be between 0.01 and 86400 seconds")
             return value
         if name in ("starting_cash", "commission"):
             return parse_money(raw)

@@ -113,6 +113,10 @@ class Keyring:
             raise ValueError("no public key found in the given data")
         return result.fingerprints[0]
 
+    def delete_key(self, fingerprint):
+        """Remove a public key from the keyring (a revoked worker's)."""
+        self.gpg.delete_keys(fingerprint)
+
     def verify(self, data: str, signature: str, fingerprint: str) -> bool:
         """True if ``signature`` is a good signature of ``data`` by key ``fingerprint``."""
         if len(signature) > 8192:

@@ -1,5 +1,6 @@
 """Command-line options shared by the twistd plugins: the settings and the data dir."""
 
+import configparser
 import os
 
 from twisted.python import usage
@@ -21,10 +22,12 @@ class SettingsOptions(usage.Options):
         ["commission", None, None, "Commission per filled order."],
         ["bcrypt-rounds", None, None, "bcrypt cost factor for password hashes."],
         ["market-seed", None, None, "Seed of the simulated market."],
+        ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
+        ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
-                 "bcrypt-rounds", "market-seed")
+                 "bcrypt-rounds", "market-seed", "heartbeat-interval", "heartbeat-misses")
 
     def postOptions(self):
         if not self["data-dir"]:
@@ -33,9 +36,19 @@ class SettingsOptions(usage.Options):
         config = self["config"]
         if config is None and os.path.exists(os.path.join(self["data-dir"], "papertrader.ini")):
             config = os.path.join(self["data-dir"], "papertrader.ini")
+        self.config_path = config
         try:
             self.settings = load_settings(
                 config, {name.replace("-", "_"): self[name] for name in self._SETTINGS}
             )
         except ConfigError as e:
             raise usage.UsageError(str(e))
+
+    def section(self, name):
+        """Another section of the config file (e.g. [worker]) as a dict; empty if absent."""
+        if not self.config_path:
+            return {}
+        parser = configparser.ConfigParser(interpolation=None)
+        with open(self.config_path, encoding="utf-8") as f:
+            parser.read_file(f)
+        return dict(parser.items(name)) if parser.has_section(name) else {}

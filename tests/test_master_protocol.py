@@ -2,7 +2,7 @@
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.protocols import amp
 from twisted.python import failure
 from twisted.test import iosim
@@ -70,7 +70,8 @@ async def test_worker_list_is_empty_until_a_worker_proves_itself(master, tmp_pat
     signature = gpgkeys.sign(bundle + "/gnupg", hello["challenge"])
     await settle(pump, client.callRemote(commands.WorkerProve, signature=signature))
     answer = await settle(pump, client.callRemote(commands.ListWorkers))
-    assert answer["workers"] == [{"name": "w1", "host": "edge.example", "port": 2050}]
+    assert answer["workers"] == [{"name": "w1", "region": "default", "host": "edge.example", "port": 2050,
+                                  "load": 0}]
 
     # Disconnecting unlinks it: it leaves the list at once.
     client.transport.loseConnection()
@@ -111,3 +112,57 @@ async def test_garbage_signature_is_refused_not_crashed(master, tmp_path):
         await settle(pump, client.callRemote(commands.WorkerProve, signature="-----BEGIN PGP SIGNATURE-----\nxx"))
     assert master.workers.listing() == []
     gpgkeys.stop_agent(bundle + "/gnupg")
+
+
+class SilentPeer(Peer):
+    """A worker that stopped answering (hung process, cut network): heartbeats go unanswered."""
+
+    @commands.Heartbeat.responder
+    def heartbeat(self):
+        return defer.Deferred()
+
+
+class HealthyPeer(Peer):
+    @commands.Heartbeat.responder
+    def heartbeat(self):
+        return {"clients": 7, "sessions": 3, "commands": 50}
+
+
+async def link(master, name, peer_class, bundle):
+    await master.workers.register(name, files.make_worker_bundle(master.data_dir, name, (), bundle))
+    client, server, pump = iosim.connectedServerAndClient(
+        ServerClass=lambda: MasterProtocol(master), ClientClass=peer_class, greet=True)
+    hello = await settle(pump, client.callRemote(commands.WorkerHello, name=name, host="localhost", port=2050,
+                                                 version="t"))
+    await settle(pump, client.callRemote(commands.WorkerProve,
+                                         signature=gpgkeys.sign(bundle + "/gnupg", hello["challenge"])))
+    gpgkeys.stop_agent(bundle + "/gnupg")
+    return client, pump
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_worker_is_marked_down_after_missed_heartbeats(master, tmp_path, clock):
+    from papertrader.master.workers import WorkerMonitor
+
+    silent, silent_pump = await link(master, "quiet", SilentPeer, str(tmp_path / "q"))
+    healthy, healthy_pump = await link(master, "busy", HealthyPeer, str(tmp_path / "b"))
+    interval, misses = master.settings.heartbeat_interval, master.settings.heartbeat_misses
+    monitor = WorkerMonitor(master.workers, interval, misses, clock, master.log)
+    monitor.startService()
+    try:
+        for _ in range(misses):
+            clock.advance(interval)
+            silent_pump.flush()
+            healthy_pump.flush()
+            assert {w["name"] for w in master.workers.listing()} >= {"busy"}
+        assert master.workers.linked["busy"].clients == 7
+        listed = {w["name"]: w for w in master.workers.listing()}
+        assert listed["busy"]["load"] == 7
+        assert "quiet" not in listed  # late: no longer given to clients
+        clock.advance(interval)  # one more miss than allowed: down and dropped
+        silent_pump.flush()
+        assert "quiet" not in master.workers.linked
+        assert any("quiet missed" in e.message for e in master.logs.newest(20))
+        assert "busy" in master.workers.linked
+    finally:
+        monitor.stopService()

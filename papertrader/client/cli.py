@@ -38,7 +38,9 @@ def build_parser():
     p.add_argument("--master", default=None,
                    help="the master's HOST:PORT (default: $PAPERTRADER_MASTER, else localhost:2048)")
     p.add_argument("--ca-file", default=None, help="the deployment's CA certificate (default: $PAPERTRADER_CA)")
-    p.add_argument("--worker", default=None, help="use this worker (default: the first available)")
+    p.add_argument("--worker", default=None, help="use this worker (default: the last one used, else the least"
+                                                   " loaded)")
+    p.add_argument("--region", default=None, help="prefer workers in this region")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
@@ -71,6 +73,9 @@ def build_parser():
         c.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits (default 120)")
         c.add_argument("--client-order-id", default=None,
                        help="your id for this order; sending it again never makes a second order")
+    c = sub.add_parser("watch", help="print each new price of these assets until interrupted")
+    c.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    c.add_argument("--count", type=int, default=None, help="stop after this many prices")
     c = sub.add_parser("orders", help="your recent orders")
     c.add_argument("--limit", type=int, default=50)
     sub.add_parser("portfolio", help="cash, positions and their value")
@@ -125,10 +130,20 @@ class CLI:
                 ca_pem = f.read()
         except OSError as e:
             raise BadCAFile(f"cannot read CA file {ca_file}: {e.strerror}")
-        self.connection = Connection(self.reactor, master, ca_pem, self.args.worker)
+        self.connection = Connection(self.reactor, master, ca_pem, self.args.worker, self.args.region,
+                                     tokens.remembered_worker(self.environ))
 
+    @defer.inlineCallbacks
     def call(self, command, **kwargs):
-        return self.connection.call(command, **kwargs)
+        answer = yield self.connection.call(command, **kwargs)
+        self.remember()
+        return answer
+
+    def remember(self):
+        worker = self.connection.worker
+        if worker is not None and worker["name"] != self.connection.remembered:
+            tokens.remember_worker(worker["name"], self.environ)
+            self.connection.remembered = worker["name"]
 
     # --- commands -----------------------------------------------------------
 
@@ -211,6 +226,37 @@ class CLI:
 
     def do_sell(self):
         return self._order("sell")
+
+    @defer.inlineCallbacks
+    def do_watch(self):
+        """Live prices; on a notice or a lost worker, go on through another worker."""
+        seen = 0
+        done = defer.Deferred()
+
+        def tick(quote):
+            nonlocal seen
+            if done.called:
+                return
+            seen += 1
+            text = f"{quote['symbol']:<8} {output.plain(quote)['price']:>12}  {output.plain(quote)['time']}"
+            self.emit(quote, text)
+            if self.args.count is not None and seen >= self.args.count:
+                done.callback(None)
+
+        while not done.called:
+            yield self.connection.call(commands.Watch, symbols=self.args.symbols)
+            proto = self.connection.proto
+            proto.on_tick = tick
+            self.remember()
+            if not self.args.json:
+                self.stderr.write(f"watching via worker {self.connection.worker['name']}; Ctrl-C to stop\n")
+            which = yield defer.DeferredList([done, proto.ended], fireOnOneCallback=True)
+            if done.called:
+                break
+            code, message = which[0]
+            self.stderr.write(f"papertrader: {message}; moving to another worker\n")
+            self.connection.avoid.add(self.connection.worker["name"])
+            self.connection.close()
 
     @defer.inlineCallbacks
     def do_orders(self):

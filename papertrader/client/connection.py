@@ -9,9 +9,9 @@ never makes a second order.
 from OpenSSL import SSL
 from twisted.internet import defer, error
 from twisted.internet.endpoints import connectProtocol
-from twisted.protocols import amp
 
 from papertrader import commands, tls
+from papertrader.client.protocol import ClientProtocol
 from papertrader.errors import MasterUnavailable, PaperTraderError
 
 TIMEOUT = 30
@@ -62,7 +62,7 @@ def _describe(failure, what):
 
 def connect(reactor, host, port, ca_pem, what):
     endpoint = tls.client_endpoint(reactor, host, port, ca_pem, timeout=TIMEOUT)
-    return connectProtocol(endpoint, amp.AMP()).addErrback(_describe, what)
+    return connectProtocol(endpoint, ClientProtocol()).addErrback(_describe, what)
 
 
 def call(reactor, proto, command, what, **kwargs):
@@ -72,13 +72,22 @@ def call(reactor, proto, command, what, **kwargs):
 
 
 class Connection:
-    def __init__(self, reactor, master, ca_pem, worker=None):
+    """Talks to one worker at a time, chosen from the master's list, and moves on when it fails.
+
+    Choice: ``worker`` (a name) if given; else ``remembered`` (the last one used) if it is listed; else
+    the least loaded worker, those in ``region`` first.
+    """
+
+    def __init__(self, reactor, master, ca_pem, worker=None, region=None, remembered=None):
         self.reactor = reactor
         self.master = master
         self.ca_pem = ca_pem
         self.wanted = worker
+        self.region = region
+        self.remembered = remembered
         self.worker = None
-        self._proto = None
+        self.proto = None
+        self.avoid = set()
 
     @defer.inlineCallbacks
     def workers(self):
@@ -91,42 +100,60 @@ class Connection:
             proto.transport.loseConnection()
         return answer["workers"]
 
-    @defer.inlineCallbacks
-    def _candidates(self):
-        workers = yield self.workers()
+    def choose(self, workers):
+        """The workers to try, best first (the master lists them least loaded first)."""
         if self.wanted:
-            workers = [w for w in workers if w["name"] == self.wanted]
-            if not workers:
+            chosen = [w for w in workers if w["name"] == self.wanted]
+            if not chosen:
                 raise NoWorker(f"worker {self.wanted!r} is not available")
+            return chosen
+        workers = [w for w in workers if w["name"] not in self.avoid] or workers
+        if self.region:
+            workers = sorted(workers, key=lambda w: w.get("region") != self.region)
+        if self.remembered:
+            remembered = [w for w in workers if w["name"] == self.remembered and
+                          (not self.region or w.get("region") == self.region)]
+            workers = remembered + [w for w in workers if w["name"] != self.remembered]
         if not workers:
             raise NoWorker("the master lists no available worker")
         return workers
 
     @defer.inlineCallbacks
-    def call(self, command, **kwargs):
-        """Call a worker, moving to another one if this one is unreachable or cut off."""
-        if self._proto is not None:
-            try:
-                return (yield call(self.reactor, self._proto, command, self._what(), **kwargs))
-            except (Unreachable, MasterUnavailable):
-                self.close()
+    def open(self):
+        """Connect to the best available worker; fires with its ClientProtocol."""
         last = None
-        for worker in (yield self._candidates()):
+        for worker in self.choose((yield self.workers())):
             what = f"worker {worker['name']} ({worker['host']}:{worker['port']})"
             try:
                 proto = yield connect(self.reactor, worker["host"], worker["port"], self.ca_pem, what)
-                answer = yield call(self.reactor, proto, command, what, **kwargs)
-            except (Unreachable, MasterUnavailable) as e:
+            except Unreachable as e:
                 last = e
                 continue
-            self._proto, self.worker = proto, worker
-            return answer
+            self.proto, self.worker = proto, worker
+            return proto
         raise last or NoWorker()
 
-    def _what(self):
-        return f"worker {self.worker['name']}"
+    @defer.inlineCallbacks
+    def call(self, command, **kwargs):
+        """Call a worker, moving to another one if this one is unreachable, leaving or cut off.
+
+        Safe for orders: a retried PlaceOrder carries the same client_order_id.
+        """
+        tried = 0
+        while True:
+            if self.proto is None:
+                yield self.open()
+            what = f"worker {self.worker['name']}"
+            try:
+                return (yield call(self.reactor, self.proto, command, what, **kwargs))
+            except (Unreachable, MasterUnavailable):
+                tried += 1
+                self.avoid.add(self.worker["name"])
+                self.close()
+                if tried >= 3:
+                    raise
 
     def close(self):
-        if self._proto is not None:
-            self._proto.transport.loseConnection()
-        self._proto = self.worker = None
+        if self.proto is not None:
+            self.proto.transport.loseConnection()
+        self.proto = self.worker = None

@@ -1,4 +1,4 @@
-"""Where the client keeps its session: $XDG_CONFIG_HOME/papertrader/session.json, mode 0600."""
+"""What the client keeps in $XDG_CONFIG_HOME/papertrader/ (mode 0600): the session, the last worker."""
 
 import json
 import os
@@ -13,6 +13,20 @@ def session_path(environ=os.environ):
     return os.path.join(config_dir(environ), "session.json")
 
 
+def remembered_worker(environ=os.environ):
+    """The worker the client used last (it goes back to it while it is listed)."""
+    try:
+        with open(os.path.join(config_dir(environ), "worker.json"), encoding="utf-8") as f:
+            name = json.load(f).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def remember_worker(name, environ=os.environ):
+    _write(os.path.join(config_dir(environ), "worker.json"), {"name": name}, environ)
+
+
 def load(environ=os.environ):
     try:
         with open(session_path(environ), encoding="utf-8") as f:
@@ -23,9 +37,11 @@ def load(environ=os.environ):
 
 
 def save(data, environ=os.environ):
-    directory = config_dir(environ)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = session_path(environ)
+    _write(session_path(environ), data, environ)
+
+
+def _write(path, data, environ):
+    os.makedirs(config_dir(environ), mode=0o700, exist_ok=True)
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -80,16 +80,14 @@ class MasterProtocol(amp.AMP):
     @commands.WorkerHello.responder
     @guarded
     @defer.inlineCallbacks
-    def hello(self, name, host, port, version):
+    def hello(self, name, host, port, version, region=None):
         name = name[:MAX_NAME]
-        fingerprint = yield self.master.workers.fingerprint(name)
-        if fingerprint is None:
-            self.master.log.warn("refused unregistered worker {name!r} from {peer}", name=name, peer=self.peer())
-            raise WorkerRefused(f"worker {name!r} is not registered with this master")
+        registration = yield self.master.workers.admit(name, self.peer())
         if not host or len(host) > 255 or not 0 < port < 65536:
             raise WorkerRefused("worker announced an invalid public address")
         challenge = f"papertrader-worker-challenge:{name}:{secrets.token_hex(32)}"
-        self._pending = (name, host, port, version[:32], fingerprint, challenge)
+        self._pending = (name, (region or "default")[:64], host, port, version[:32], registration["fingerprint"],
+                         challenge)
         return {"challenge": challenge}
 
     @commands.WorkerProve.responder
@@ -99,13 +97,15 @@ class MasterProtocol(amp.AMP):
         pending, self._pending = self._pending, None  # a challenge is good for one answer
         if pending is None:
             raise WorkerRefused("no challenge was issued on this connection")
-        name, host, port, version, fingerprint, challenge = pending
+        name, region, host, port, version, fingerprint, challenge = pending
         ok = yield self.master.workers.verify(challenge, signature, fingerprint)
         if not ok:
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature", name=name, peer=self.peer())
             raise WorkerRefused(f"the signature does not match worker {name!r}'s registered key")
+        # The registration may have changed while gpg was verifying (a kick, a revoke).
+        yield self.master.workers.admit(name, self.peer())
         self.worker = name
-        self.master.workers.link(name, host, port, version, self)
+        self.master.workers.link(name, region, host, port, version, self.peer(), self)
         self.master.send_snapshot(self)
         return {}
 

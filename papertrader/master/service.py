@@ -14,7 +14,9 @@ from papertrader.master.db import Database
 from papertrader.master.market import MarketService, QuoteBoard, SimulatedProvider
 from papertrader.master.orders import Orders
 from papertrader.master.protocol import MasterFactory
-from papertrader.master.workers import Workers
+from papertrader.manhole import ManholeError, manhole_service
+from papertrader.master import admin_channel, console
+from papertrader.master.workers import WorkerMonitor, Workers
 from papertrader.options import SettingsOptions
 
 DEFAULT_PORT = 2048
@@ -28,6 +30,8 @@ class Options(SettingsOptions):
          "Port for workers and clients (TLS), or a strports description such as ssl:2048:interface=10.0.0.1:..."],
         ["database", None, None, "postgresql://user@host/db, or sqlite:///PATH (default: DIR/papertrader.db)."],
         ["host", None, None, "Host name or address clients and workers use for the master; added to its certificate."],
+        ["manhole", None, None, "Open the admin console on this endpoint (see the README); nothing listens if unset."],
+        ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
     ]
 
 
@@ -35,7 +39,7 @@ class Master(StagedService):
     """Master: database, accounts, market data, order queue, worker links, AMP listener."""
 
     def __init__(self, data_dir, settings, reactor, database=None, listen=DEFAULT_PORT, hostnames=(),
-                 clock=None, provider=None):
+                 clock=None, provider=None, manhole=None, manhole_keys=None):
         super().__init__()
         self.data_dir = data_dir
         self.settings = settings
@@ -55,6 +59,15 @@ class Master(StagedService):
             tls.server_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
             MasterFactory(self), self.log, "master")
         self.listener.setServiceParent(self)
+        self.monitor = WorkerMonitor(self.workers, settings.heartbeat_interval, settings.heartbeat_misses, clock,
+                                     self.log)
+        self.monitor.setServiceParent(self)
+        self.admin = ListeningService(admin_channel.server_endpoint(reactor, data_dir),
+                                      admin_channel.AdminFactory(self), self.log, "admin channel")
+        self.admin.setServiceParent(self)
+        if manhole:
+            manhole_service(manhole, console.namespace(self), data_dir, manhole_keys).setServiceParent(self)
+            self.log.info("admin console (manhole) on {where}", where=manhole)
         self.market.listeners += [self.push_quotes, self.orders.after_update]
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
@@ -96,8 +109,9 @@ def makeService(options, reactor=None):
         from twisted.internet import reactor
     try:
         master = Master(options["data-dir"], options.settings, reactor, database=options["database"],
-                        listen=options["port"], hostnames=[options["host"]] if options["host"] else ())
-    except (gpgkeys.GPGMissing, ValueError) as e:
+                        listen=options["port"], hostnames=[options["host"]] if options["host"] else (),
+                        manhole=options["manhole"], manhole_keys=options["manhole-keys"])
+    except (gpgkeys.GPGMissing, ManholeError, ValueError) as e:
         raise usage.UsageError(str(e))
     master.reactor_to_stop = reactor
     return master

@@ -1,26 +1,73 @@
-"""Worker management on the master: registrations (GPG fingerprints) and live links.
+"""Worker management on the master: registrations, live links, heartbeats, kick/allow/revoke.
 
-Only a registered worker that proves it holds its registered key is linked.
-The list given to clients is the linked workers with their public address.
+A worker's *registration* (database + keyring) holds its key fingerprint, the
+operator's decision about it (``registered``, ``kicked``, ``revoked``) and an
+optional allow-list of addresses.  Only a registered worker that proves it
+holds its key, from an allowed address, is *linked*.  The master sends every
+linked worker a heartbeat each ``heartbeat_interval``; one silent for
+``heartbeat_misses`` intervals is marked down and dropped.  The list given to
+clients is the linked, healthy workers with their load.
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
-from twisted.internet import defer, threads
+from twisted.application import service
+from twisted.internet import defer, task, threads
 
+from papertrader import commands
+from papertrader.errors import InvalidInput, WorkerRefused
 from papertrader.times import iso, utc
+
+REGISTERED, KICKED, REVOKED = "registered", "kicked", "revoked"
 
 
 @dataclass
 class LinkedWorker:
     name: str
+    region: str
     host: str
     port: int
     version: str
+    address: str
     protocol: object
     since: datetime
-    commands: int = field(default=0)
+    last_heartbeat: datetime
+    clients: int = 0
+    sessions: int = 0
+    commands: int = 0
+    commands_per_second: Decimal = field(default_factory=lambda: Decimal("0.0"))
+    missed: int = 0
+
+
+def parse_allowed(text):
+    """Parse a comma-separated allow-list of addresses/networks; None means anywhere."""
+    if not text:
+        return None
+    networks = []
+    for item in text.split(","):
+        item = item.strip()
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise InvalidInput(f"{item!r} is not an IP address or network")
+    return networks or None
+
+
+def address_allowed(allowed_text, address):
+    networks = parse_allowed(allowed_text)
+    if networks is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 class Workers:
@@ -33,42 +80,75 @@ class Workers:
         self.log = log
         self.linked = {}
 
+    def now(self):
+        return utc(self.clock.seconds())
+
+    # --- registrations ------------------------------------------------------
+
     @defer.inlineCallbacks
-    def register(self, name, public_key_armor):
-        """Import a worker's public key and record its fingerprint (replacing an older one)."""
+    def register(self, name, public_key_armor, allowed_ips=None):
+        """Import a worker's public key and record its fingerprint (replacing an older registration)."""
+        parse_allowed(allowed_ips)
         fingerprint = yield threads.deferToThread(self.keyring.import_key, public_key_armor)
-        yield self.db.run(self._upsert, name, fingerprint)
+        yield self.db.run(self._upsert, name, fingerprint, allowed_ips or None)
         self.log.info("worker {name} registered with key {fingerprint}", name=name, fingerprint=fingerprint)
         return fingerprint
 
-    def _upsert(self, cursor, name, fingerprint):
+    def _upsert(self, cursor, name, fingerprint, allowed_ips):
         cursor.execute(self.db.sql("DELETE FROM workers WHERE name = ? OR fingerprint = ?"), (name, fingerprint))
         cursor.execute(
-            self.db.sql("INSERT INTO workers (name, fingerprint, created) VALUES (?, ?, ?)"),
-            (name, fingerprint, iso(utc(self.clock.seconds()))),
+            self.db.sql("INSERT INTO workers (name, fingerprint, created, state, allowed_ips) VALUES (?, ?, ?, ?, ?)"),
+            (name, fingerprint, iso(self.now()), REGISTERED, allowed_ips),
         )
 
     @defer.inlineCallbacks
-    def fingerprint(self, name):
-        rows = yield self.db.query("SELECT fingerprint FROM workers WHERE name = ?", (name,))
-        return rows[0][0] if rows else None
+    def registration(self, name):
+        rows = yield self.db.query(
+            "SELECT name, fingerprint, created, state, allowed_ips FROM workers WHERE name = ?", (name,))
+        if not rows:
+            return None
+        return dict(zip(("name", "fingerprint", "created", "state", "allowed_ips"), rows[0]))
 
     @defer.inlineCallbacks
     def registered(self):
-        rows = yield self.db.query("SELECT name, fingerprint, created FROM workers ORDER BY name")
-        return [dict(name=r[0], fingerprint=r[1], created=r[2]) for r in rows]
+        rows = yield self.db.query(
+            "SELECT name, fingerprint, created, state, allowed_ips FROM workers ORDER BY name")
+        return [dict(zip(("name", "fingerprint", "created", "state", "allowed_ips"), r)) for r in rows]
+
+    # --- the handshake ------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def admit(self, name, address):
+        """The registration of a worker allowed to try the handshake from ``address``, or WorkerRefused."""
+        reg = yield self.registration(name)
+        if reg is None:
+            self.log.warn("refused unregistered worker {name!r} from {address}", name=name, address=address)
+            raise WorkerRefused(f"worker {name!r} is not registered with this master")
+        if reg["state"] == REVOKED:
+            self.log.warn("refused revoked worker {name!r} from {address}", name=name, address=address)
+            raise WorkerRefused(f"worker {name!r} has been revoked")
+        if reg["state"] == KICKED:
+            self.log.warn("refused kicked worker {name!r} from {address}", name=name, address=address)
+            raise WorkerRefused(f"worker {name!r} was kicked; an operator must allow it again")
+        if not address_allowed(reg["allowed_ips"], address):
+            self.log.warn("refused worker {name!r} from {address}: not in its allowed addresses",
+                          name=name, address=address)
+            raise WorkerRefused(f"worker {name!r} may not connect from {address}")
+        return reg
 
     def verify(self, challenge, signature, fingerprint):
         """Fires True if ``signature`` of ``challenge`` was made by ``fingerprint``'s key."""
         return threads.deferToThread(self.keyring.verify, challenge, signature, fingerprint)
 
-    def link(self, name, host, port, version, protocol):
+    def link(self, name, region, host, port, version, address, protocol):
         old = self.linked.get(name)
         if old is not None and old.protocol is not protocol:
             self.log.warn("worker {name} connected again; dropping its older link", name=name)
             old.protocol.transport.loseConnection()
-        self.linked[name] = LinkedWorker(name, host, port, version, protocol, utc(self.clock.seconds()))
-        self.log.info("worker {name} linked, serving clients at {host}:{port}", name=name, host=host, port=port)
+        now = self.now()
+        self.linked[name] = LinkedWorker(name, region, host, port, version, address, protocol, now, now)
+        self.log.info("worker {name} linked ({region}), serving clients at {host}:{port}",
+                      name=name, region=region, host=host, port=port)
 
     def unlink(self, name, protocol):
         current = self.linked.get(name)
@@ -77,7 +157,10 @@ class Workers:
             self.log.info("worker {name} disconnected", name=name)
 
     def listing(self):
-        return [dict(name=w.name, host=w.host, port=w.port) for w in sorted(self.linked.values(), key=lambda w: w.name)]
+        """What clients are given: linked, healthy workers, least loaded first."""
+        healthy = [w for w in self.linked.values() if w.missed == 0]
+        return [dict(name=w.name, region=w.region, host=w.host, port=w.port, load=w.clients)
+                for w in sorted(healthy, key=lambda w: (w.clients, w.name))]
 
     def broadcast(self, command, **kwargs):
         """Send ``command`` to every linked worker; a failing link is logged, not fatal."""
@@ -87,3 +170,135 @@ class Workers:
                 d.addErrback(lambda f, name=worker.name: self.log.warn(
                     "could not tell worker {name}: {error}", name=name, error=f.getErrorMessage()))
 
+    # --- an operator's decisions -------------------------------------------
+
+    @defer.inlineCallbacks
+    def _set_state(self, name, state):
+        reg = yield self.registration(name)
+        if reg is None:
+            raise InvalidInput(f"no worker named {name!r} is registered")
+        yield self.db.execute("UPDATE workers SET state = ? WHERE name = ?", (state, name))
+        return reg
+
+    def _drop(self, name, reason):
+        linked = self.linked.pop(name, None)
+        if linked is not None:
+            linked.protocol.callRemote(commands.Kicked, reason=reason)
+            linked.protocol.transport.loseConnection()
+        return linked is not None
+
+    @defer.inlineCallbacks
+    def kick(self, name):
+        """Disconnect a worker now and refuse it until :meth:`allow`.  Fires True if it was connected."""
+        yield self._set_state(name, KICKED)
+        dropped = self._drop(name, "kicked by an operator")
+        self.log.warn("worker {name} kicked{what}", name=name, what=" and disconnected" if dropped else "")
+        return dropped
+
+    @defer.inlineCallbacks
+    def allow(self, name):
+        """Let a kicked worker connect again.  Fires True if it had been kicked."""
+        reg = yield self.registration(name)
+        if reg is None:
+            raise InvalidInput(f"no worker named {name!r} is registered")
+        if reg["state"] == REVOKED:
+            raise InvalidInput(f"worker {name!r} was revoked; register it again with a new key")
+        yield self._set_state(name, REGISTERED)
+        self.log.info("worker {name} allowed to connect", name=name)
+        return reg["state"] == KICKED
+
+    @defer.inlineCallbacks
+    def revoke(self, name):
+        """Remove a worker's registration for good: its key is deleted and it is refused from now on."""
+        reg = yield self._set_state(name, REVOKED)
+        self._drop(name, "revoked by an operator")
+        yield threads.deferToThread(self.keyring.delete_key, reg["fingerprint"])
+        self.log.warn("worker {name} revoked (key {fingerprint} deleted)", name=name, fingerprint=reg["fingerprint"])
+        return True
+
+    # --- heartbeats ---------------------------------------------------------
+
+    def heartbeat(self, interval, misses):
+        """One round: mark down the silent, ask the others.  Returns when all answers are in."""
+        rounds = []
+        for worker in list(self.linked.values()):
+            worker.missed += 1
+            if worker.missed > misses:
+                self.log.warn("worker {name} missed {n} heartbeats: marked down", name=worker.name, n=misses)
+                self.linked.pop(worker.name, None)
+                worker.protocol.transport.loseConnection()
+                continue
+            d = worker.protocol.callRemote(commands.Heartbeat)
+            d.addCallback(self._answered, worker, interval)
+            d.addErrback(lambda f, name=worker.name: self.log.warn(
+                "heartbeat to {name} failed: {error}", name=name, error=f.getErrorMessage()))
+            rounds.append(d)
+        return defer.DeferredList(rounds)
+
+    def _answered(self, answer, worker, interval):
+        now = self.now()
+        elapsed = max((now - worker.last_heartbeat).total_seconds(), interval)
+        done = max(answer["commands"] - worker.commands, 0)
+        worker.commands_per_second = (Decimal(done) / Decimal(str(elapsed))).quantize(Decimal("0.1"))
+        worker.commands = answer["commands"]
+        worker.clients = answer["clients"]
+        worker.sessions = answer["sessions"]
+        worker.last_heartbeat = now
+        worker.missed = 0
+
+    # --- information --------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def overview(self):
+        """Every registered or linked worker, with its state and live figures."""
+        rows = {r["name"]: r for r in (yield self.registered())}
+        out = []
+        for name in sorted(set(rows) | set(self.linked)):
+            reg = rows.get(name, {})
+            item = dict(name=name, state=reg.get("state", "unregistered"), fingerprint=reg.get("fingerprint", ""))
+            linked = self.linked.get(name)
+            if linked is not None:
+                item.update(state="connected" if linked.missed == 0 else "late", region=linked.region,
+                            host=linked.host, port=linked.port, since=linked.since,
+                            last_heartbeat=linked.last_heartbeat, clients=linked.clients,
+                            commands_per_second=linked.commands_per_second, version=linked.version,
+                            address=linked.address)
+            out.append(item)
+        return out
+
+    def status(self, name, log_entries=20):
+        """Ask a linked worker for its state and newest log entries (over AMP)."""
+        linked = self.linked.get(name)
+        if linked is None:
+            return defer.fail(InvalidInput(f"worker {name!r} is not connected"))
+        return linked.protocol.callRemote(commands.WorkerStatus, log_entries=log_entries)
+
+
+class WorkerMonitor(service.Service):
+    """Heartbeats every ``interval`` seconds (a LoopingCall on ``clock``)."""
+
+    def __init__(self, workers, interval, misses, clock, log):
+        self.workers = workers
+        self.interval = interval
+        self.misses = misses
+        self.log = log
+        self.busy = None
+        self._loop = task.LoopingCall(self.beat)
+        self._loop.clock = clock
+
+    def beat(self):
+        try:
+            self.busy = self.workers.heartbeat(self.interval, self.misses)
+        except Exception:
+            self.log.failure("heartbeat round failed")
+            self.busy = defer.succeed(None)
+        return None  # do not wait for slow workers before the next round
+
+    def startService(self):
+        super().startService()
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self):
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()

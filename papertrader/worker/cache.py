@@ -73,3 +73,6 @@ class SessionCache:
 
     def __len__(self):
         return len(self._sessions)
+
+    def entries(self):
+        return list(self._sessions.values())

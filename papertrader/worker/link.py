@@ -27,7 +27,32 @@ class WorkerToMaster(amp.AMP):
     @commands.QuotesTick.responder
     def quotes_tick(self, quotes):
         self.worker.quotes.update(quotes)
+        self.worker.fanout.publish(quotes)
         return {}
+
+    @commands.Heartbeat.responder
+    def heartbeat(self):
+        worker = self.worker
+        return {"clients": len(worker.clients), "sessions": len(worker.sessions), "commands": worker.commands}
+
+    @commands.Kicked.responder
+    def kicked(self, reason):
+        self.worker.log.warn("the master disconnected this worker: {reason}", reason=reason)
+        self.worker.tell_clients("worker_leaving", f"worker {self.worker.name} was {reason}; use another worker",
+                                 disconnect=True)
+        return {}
+
+    @commands.WorkerStatus.responder
+    def status(self, log_entries):
+        worker = self.worker
+        entries = worker.logs.newest(max(0, min(log_entries, 100)))
+        return {
+            "region": worker.region, "version": __version__, "clients": len(worker.clients),
+            "sessions": len(worker.sessions), "commands": worker.commands, "watchers": len(worker.fanout),
+            "cached_quotes": len(worker.quotes.all()),
+            "logs": [dict(time=e.time, level=e.level, file=e.file, function=e.function, line=e.line,
+                          message=e.message[:2000]) for e in entries],
+        }
 
     @commands.SessionEnded.responder
     def session_ended(self, token_hash):
@@ -52,6 +77,8 @@ class MasterLink(ClientService):
         self.worker = worker
         self.clock = clock
         self.proven = None
+        self.refusals = 0
+        self._hold = None
 
     @defer.inlineCallbacks
     def handshake(self, proto):
@@ -60,24 +87,33 @@ class MasterLink(ClientService):
         try:
             port = yield worker.listener.whenListening()
             answer = yield proto.callRemote(commands.WorkerHello, name=worker.name, host=worker.public_host,
-                                            port=port, version=__version__)
+                                            port=port, version=__version__, region=worker.region)
             signature = yield threads.deferToThread(gpgkeys.sign, worker.gnupg_home, answer["challenge"])
             yield proto.callRemote(commands.WorkerProve, signature=signature)
         except PaperTraderError as e:
-            worker.log.error("the master refused this worker: {error}", error=e.message)
-            proto.transport.loseConnection()
+            # Refused (not registered, kicked, revoked...): wait longer each time before trying again.
+            self.refusals += 1
+            delay = min(60, 2 ** self.refusals)
+            worker.log.error("the master refused this worker: {error} (trying again in {delay} s)",
+                             error=e.message, delay=delay)
+            self._hold = self.clock.callLater(delay, proto.transport.loseConnection)
             return
         except Exception as e:
             worker.log.error("handshake with the master failed: {error}", error=str(e))
             proto.transport.loseConnection()
             return
         self.proven = proto
+        self.refusals = 0
         worker.log.info("linked to the master as {name}", name=worker.name)
 
     def lost(self, proto):
+        if self._hold is not None and self._hold.active():
+            self._hold.cancel()
+        self._hold = None
         if self.proven is proto:
             self.proven = None
             self.worker.log.warn("lost the link to the master; reconnecting")
+            self.worker.tell_watchers("master_unavailable", f"worker {self.worker.name} lost the master")
 
     def call(self, command, **kwargs):
         """Call the master; MasterUnavailable at once if not linked, or after CALL_TIMEOUT."""

@@ -11,7 +11,14 @@ from twisted.protocols import amp
 
 from papertrader import commands
 from papertrader.commands import FORWARDED, stamped
-from papertrader.errors import NotLoggedIn, PaperTraderError, QuoteUnavailable, ServerError, UnknownSymbol
+from papertrader.errors import (
+    InvalidInput,
+    NotLoggedIn,
+    PaperTraderError,
+    QuoteUnavailable,
+    ServerError,
+    UnknownSymbol,
+)
 from papertrader.times import utc
 
 
@@ -31,6 +38,7 @@ class WorkerProtocol(amp.AMP):
     def connectionLost(self, reason):
         super().connectionLost(reason)
         self.worker.clients.discard(self)
+        self.worker.fanout.forget(self)
 
     @defer.inlineCallbacks
     def _session(self, token, stamp):
@@ -72,6 +80,21 @@ class WorkerProtocol(amp.AMP):
     @commands.Assets.responder
     def assets(self):
         return {"quotes": self.worker.quotes.all()}
+
+    @commands.Watch.responder
+    def watch(self, symbols):
+        known = {q["symbol"] for q in self.worker.quotes.all()}
+        if not symbols or len(symbols) > 200:
+            raise InvalidInput("watch between 1 and 200 symbols")
+        wanted = []
+        for symbol in symbols:
+            symbol = (symbol or "").strip().upper()
+            if symbol not in known:
+                raise UnknownSymbol(f"unknown symbol {symbol[:16]!r}")
+            wanted.append(symbol)
+        self.worker.fanout.watch(self, wanted)
+        self.worker.log.info("client {ip} watches {symbols}", ip=self.client_ip(), symbols=" ".join(wanted))
+        return {"symbols": wanted}
 
     @commands.Quote.responder
     def quote(self, symbol):

@@ -6,20 +6,25 @@ A worker's data dir is the bundle ``papertrader-admin register-worker`` made
 """
 
 import os
+import re
 
 from twisted.application import service
 from twisted.python import usage
 
-from papertrader import gpgkeys, tls
+from papertrader import commands, gpgkeys, tls
 from papertrader.services import ListeningService
 from papertrader.logs import LogSystem
 from papertrader.master.files import WORKER_CERT
 from papertrader.options import SettingsOptions
 from papertrader.worker.cache import QuoteCache, SessionCache
+from papertrader.worker.fanout import Fanout
+from papertrader.worker import console
+from papertrader.manhole import ManholeError, manhole_service
 from papertrader.worker.link import MasterLink
 from papertrader.worker.protocol import WorkerFactory
 
 DEFAULT_PORT = 2050
+REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 class Options(SettingsOptions):
@@ -30,6 +35,10 @@ class Options(SettingsOptions):
         ["name", "n", None, "This worker's registered name. Required."],
         ["port", "p", str(DEFAULT_PORT), "Port for clients (TLS), or a strports description."],
         ["public-host", None, "localhost", "Host name clients use to reach this worker (must be in its certificate)."],
+        ["region", "r", None, "This worker's region, shown to clients (default: [worker] region in the config, else"
+                              " 'default')."],
+        ["manhole", None, None, "Open an admin console on this endpoint (see the README); nothing listens if unset."],
+        ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
     ]
 
     def postOptions(self):
@@ -40,13 +49,18 @@ class Options(SettingsOptions):
             self["master"] = tls.parse_hostport(self["master"], 2048)
         except ValueError as e:
             raise usage.UsageError(f"--master: {e}")
+        if self["region"] is None:
+            self["region"] = self.section("worker").get("region", "default")
+        if not REGION_RE.fullmatch(self["region"]):
+            raise usage.UsageError("--region: 1-64 letters, digits, '_', '.', '-'")
 
 
 class Worker(service.MultiService):
     def __init__(self, data_dir, name, master, settings, reactor, listen=DEFAULT_PORT, public_host="localhost",
-                 clock=None):
+                 clock=None, region="default", manhole=None, manhole_keys=None):
         super().__init__()
         self.name = name
+        self.region = region
         self.data_dir = data_dir
         self.public_host = public_host
         self.clock = clock or reactor
@@ -70,16 +84,34 @@ class Worker(service.MultiService):
         self.sessions = SessionCache(self.clock)
         self.clients = set()
         self.commands = 0
+        self.fanout = Fanout(self.log)
         with open(ca_path, "rb") as f:
             ca_pem = f.read()
+        self.master_address = master
         host, port = master
         self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor)
         self.listener = ListeningService(tls.server_endpoint(reactor, listen, cert_path), WorkerFactory(self),
                                          self.log, f"worker {name}")
         self.listener.setServiceParent(self)
         self.link.setServiceParent(self)
+        if manhole:
+            manhole_service(manhole, console.namespace(self), data_dir, manhole_keys).setServiceParent(self)
+            self.log.info("admin console (manhole) on {where}", where=manhole)
+
+    def tell_watchers(self, code, message):
+        """Send a Notice to every client watching live prices."""
+        for client in self.fanout.watchers():
+            client.callRemote(commands.Notice, code=code, message=message)
+
+    def tell_clients(self, code, message, disconnect=False):
+        """Send a Notice to every connected client (and, if asked, close their connections)."""
+        for client in list(self.clients):
+            client.callRemote(commands.Notice, code=code, message=message)
+            if disconnect:
+                client.transport.loseConnection()
 
     def stopService(self):
+        self.tell_clients("worker_leaving", f"worker {self.name} is shutting down; use another worker")
         d = super().stopService()
         for client in list(self.clients):
             client.transport.loseConnection()
@@ -95,7 +127,9 @@ def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     try:
-        return Worker(options["data-dir"], options["name"], options["master"], options.settings, reactor,
-                      listen=options["port"], public_host=options["public-host"])
-    except gpgkeys.GPGMissing as e:
+        worker = Worker(options["data-dir"], options["name"], options["master"], options.settings, reactor,
+                        listen=options["port"], public_host=options["public-host"], region=options["region"],
+                        manhole=options["manhole"], manhole_keys=options["manhole-keys"])
+    except (gpgkeys.GPGMissing, ManholeError) as e:
         raise usage.UsageError(str(e))
+    return worker

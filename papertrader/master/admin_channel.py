@@ -1,0 +1,81 @@
+"""The master's admin channel: AMP over a Unix socket only the data dir's owner can open.
+
+``papertrader-admin`` uses it to list, kick, allow and revoke workers of a
+running master.  The socket is ``DATA_DIR/admin.sock`` (mode 0600); when that
+path is too long for a Unix socket, a private per-user directory in the
+system's temp dir holds it, named after the data dir.
+"""
+
+import hashlib
+import os
+import tempfile
+
+from twisted.internet import protocol
+from twisted.internet.endpoints import UNIXClientEndpoint, UNIXServerEndpoint, connectProtocol
+from twisted.protocols import amp
+
+from papertrader import commands
+from papertrader.master.protocol import guarded
+
+MAX_SOCKET_PATH = 100
+
+
+def private_dir():
+    """A directory in the temp dir that only this user can use (created if needed, checked if present)."""
+    base = os.path.join(tempfile.gettempdir(), f"papertrader-{os.getuid()}")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    info = os.lstat(base)
+    if info.st_uid != os.getuid() or (info.st_mode & 0o077) or os.path.islink(base):
+        raise RuntimeError(f"{base} is not a private directory of this user; remove it")
+    return base
+
+
+def socket_path(data_dir):
+    path = os.path.join(os.path.abspath(data_dir), "admin.sock")
+    if len(path) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:16]
+    return os.path.join(private_dir(), f"admin-{digest}.sock")
+
+
+class AdminProtocol(amp.AMP):
+    def __init__(self, master):
+        super().__init__()
+        self.master = master
+
+    @commands.AdminWorkers.responder
+    @guarded
+    def workers(self):
+        return self.master.workers.overview().addCallback(lambda rows: {"workers": rows})
+
+    @commands.AdminKick.responder
+    @guarded
+    def kick(self, name):
+        return self.master.workers.kick(name).addCallback(lambda done: {"done": done})
+
+    @commands.AdminAllow.responder
+    @guarded
+    def allow(self, name):
+        return self.master.workers.allow(name).addCallback(lambda done: {"done": done})
+
+    @commands.AdminRevoke.responder
+    @guarded
+    def revoke(self, name):
+        return self.master.workers.revoke(name).addCallback(lambda done: {"done": done})
+
+
+class AdminFactory(protocol.Factory):
+    def __init__(self, master):
+        self.master = master
+
+    def buildProtocol(self, addr):
+        return AdminProtocol(self.master)
+
+
+def server_endpoint(reactor, data_dir):
+    # wantPID: a lock file keeps a second master off a live socket, and clears a dead master's one.
+    return UNIXServerEndpoint(reactor, socket_path(data_dir), mode=0o600, wantPID=True)
+
+
+def connect(reactor, data_dir):
+    return connectProtocol(UNIXClientEndpoint(reactor, socket_path(data_dir), timeout=10), amp.AMP())

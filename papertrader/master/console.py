@@ -1,0 +1,119 @@
+"""The master's admin console (a manhole namespace): plain functions that print tables.
+
+Functions that need the database return a Deferred; the console shows the
+table when it fires ("Deferred #N called back: ...").  Every function also
+returns its data, for scripting inside the console.
+"""
+
+import os
+
+from twisted.internet import defer
+
+from papertrader.manhole import Record, Table, Text, help_text
+from papertrader.master import files
+from papertrader.money import from_cents, from_quantity_units
+
+WORKER_COLUMNS = ["name", "state", "region", "host", "port", "clients", "commands_per_second", "last_heartbeat",
+                  "version"]
+
+
+def namespace(master):
+    ns = {}
+
+    def workers():
+        """Every worker: state, region, address, clients, commands/s, last heartbeat."""
+        return master.workers.overview().addCallback(Table, WORKER_COLUMNS)
+
+    @defer.inlineCallbacks
+    def worker(name, log_entries=20):
+        """One worker's details, asked of the worker itself, with its newest log entries."""
+        overview = {w["name"]: w for w in (yield master.workers.overview())}
+        if name not in overview:
+            return Text(f"no worker named {name!r}")
+        record = Record(overview[name])
+        if name in master.workers.linked:
+            status = yield master.workers.status(name, log_entries)
+            logs = status.pop("logs")
+            record.update(status)
+            record["logs"] = "\n" + "\n".join(
+                f"  {e['time']:%H:%M:%S} {e['level']:<5} {e['file']}:{e['line']} {e['message']}" for e in logs)
+        return record
+
+    def kick(name):
+        """Disconnect a worker now and refuse it until allow(name); its clients move elsewhere."""
+        return master.workers.kick(name).addCallback(
+            lambda dropped: Text(f"worker {name} kicked" + (" and disconnected" if dropped else " (was not connected)")))
+
+    def allow(name):
+        """Let a kicked worker connect again."""
+        return master.workers.allow(name).addCallback(lambda _: Text(f"worker {name} may connect again"))
+
+    def revoke(name):
+        """Remove a worker's registration for good (its key is deleted; it is refused from now on)."""
+        return master.workers.revoke(name).addCallback(lambda _: Text(f"worker {name} revoked"))
+
+    @defer.inlineCallbacks
+    def register_worker(name, host=None, allowed_ips=None):
+        """Create a worker bundle in DATA_DIR/workers/NAME and register its key (copy the bundle to the worker)."""
+        out = files.worker_dir(master.data_dir, name)
+        armor = files.make_worker_bundle(master.data_dir, name, [host] if host else [], out)
+        fingerprint = yield master.workers.register(name, armor, allowed_ips)
+        return Text(f"worker {name} registered (key {fingerprint}); bundle in {out}")
+
+    @defer.inlineCallbacks
+    def accounts(limit=50):
+        """The newest accounts: username, email, cash, created."""
+        rows = yield master.db.query(
+            "SELECT username, email, cash_cents, created FROM accounts ORDER BY id DESC LIMIT ?", (limit,))
+        return Table([dict(username=r[0], email=r[1], cash=from_cents(r[2]), created=r[3][:19]) for r in rows],
+                     ["username", "email", "cash", "created"])
+
+    @defer.inlineCallbacks
+    def account(username):
+        """One account: cash, positions, queued orders, live sessions."""
+        rows = yield master.db.query(
+            "SELECT id, username, email, cash_cents, created FROM accounts WHERE username_key = ?",
+            (username.lower(),))
+        if not rows:
+            return Text(f"no account {username!r}")
+        account_id, name, email, cash, created = rows[0]
+        positions = yield master.db.query(
+            "SELECT symbol, quantity_units FROM positions WHERE account_id = ? ORDER BY symbol", (account_id,))
+        queued = yield master.db.query(
+            "SELECT COUNT(*) FROM orders WHERE account_id = ? AND status = 'queued'", (account_id,))
+        sessions = yield master.db.query("SELECT COUNT(*) FROM sessions WHERE account_id = ?", (account_id,))
+        return Record(username=name, email=email, cash=from_cents(cash), created=created[:19],
+                      positions=", ".join(f"{s} {from_quantity_units(q).normalize():f}" for s, q in positions) or "-",
+                      queued_orders=queued[0][0], sessions=sessions[0][0])
+
+    @defer.inlineCallbacks
+    def queue(limit=50):
+        """Orders waiting for the next queue pass, oldest first."""
+        rows = yield master.db.query(
+            "SELECT o.id, a.username, o.side, o.symbol, o.quantity_units, o.created, o.worker FROM orders o"
+            " JOIN accounts a ON a.id = o.account_id WHERE o.status = 'queued' ORDER BY o.id LIMIT ?", (limit,))
+        return Table([dict(id=r[0], username=r[1], side=r[2], symbol=r[3], quantity=from_quantity_units(r[4]),
+                           created=r[5][:19], worker=r[6]) for r in rows],
+                     ["id", "username", "side", "symbol", "quantity", "created", "worker"])
+
+    def assets():
+        """Every asset's latest price and its time."""
+        return Table([dict(symbol=q.symbol, price=q.price, time=q.time) for q in master.board.all()],
+                     ["symbol", "price", "time"])
+
+    def logs(n=20, level=None):
+        """The newest n in-memory log entries (level: 'debug', 'info', 'warn', 'error', 'critical')."""
+        return Text("\n".join(e.format() for e in master.logs.newest(n, level)))
+
+    def config():
+        """The settings this master runs with."""
+        return Record(master.settings.as_text(), data_dir=master.data_dir)
+
+    def help():
+        """This list."""
+        return Text(help_text(ns))
+
+    ns.update(workers=workers, worker=worker, kick=kick, allow=allow, revoke=revoke, register_worker=register_worker,
+              accounts=accounts, account=account, queue=queue, assets=assets, logs=logs, config=config, help=help,
+              master=master, os=os)
+    return ns

@@ -1,0 +1,39 @@
+"""A worker's admin console (a manhole namespace): plain functions that print tables."""
+
+from papertrader.manhole import Record, Table, Text, help_text
+
+
+def namespace(worker):
+    ns = {}
+
+    def clients():
+        """Connected clients: address, and whether they watch live prices."""
+        watching = set(worker.fanout.watchers())
+        return Table([dict(address=c.client_ip(), watching=c in watching) for c in worker.clients],
+                     ["address", "watching"])
+
+    def sessions():
+        """Sessions this worker has validated with the master and keeps in its cache."""
+        return Table([dict(user=s.username, expires=s.expires) for s in worker.sessions.entries()],
+                     ["user", "expires"])
+
+    def master():
+        """The link to the master: address, and whether it is up and proven."""
+        host, port = worker.master_address
+        return Record(master=f"{host}:{port}", linked=worker.link.proven is not None, name=worker.name,
+                      region=worker.region, commands_passed_on=worker.commands)
+
+    def cache():
+        """Cached quotes (pushed by the master every update)."""
+        return Table(worker.quotes.all(), ["symbol", "price", "time"])
+
+    def logs(n=20, level=None):
+        """The newest n in-memory log entries (level: 'info', 'warn', 'error', ...)."""
+        return Text("\n".join(e.format() for e in worker.logs.newest(n, level)))
+
+    def help():
+        """This list."""
+        return Text(help_text(ns))
+
+    ns.update(clients=clients, sessions=sessions, master=master, cache=cache, logs=logs, help=help, worker=worker)
+    return ns

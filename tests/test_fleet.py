@@ -1,0 +1,270 @@
+"""A fleet of workers: failover, kick/allow/revoke, live prices, the admin channel and console."""
+
+import json
+import os
+import socket
+from dataclasses import replace
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+from papertrader import admin, commands
+from papertrader.client.connection import Connection, connect
+from papertrader.master.workers import KICKED, REVOKED
+from papertrader.worker.fanout import WINDOW
+from tests.conftest import start_cluster, wait_for_log
+from tests.test_e2e import register_and_login
+
+
+@pytest_twisted.async_yield_fixture
+async def fleet(tmp_path, settings, database_url, clock):
+    """One master and three workers on loopback."""
+    deployment = await start_cluster(tmp_path, replace(settings, workers=3), database_url, clock)
+    yield deployment
+    await deployment.cluster.stopService()
+
+
+def worker(d, name):
+    return next(w for w in d.cluster.workers if w.name == name)
+
+
+def j(text):
+    return json.loads(text)
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_fails_over_when_its_worker_dies(fleet):
+    d = fleet
+    await register_and_login(d)
+    status, out, _ = await d.cli("--worker", "worker2", "whoami", user="alice")
+    assert j(out)["worker"] == "worker2"  # remembered from now on
+    # worker2 stops answering clients; the master still lists it (its link is up).
+    await worker(d, "worker2").listener.stopService()
+    for w in worker(d, "worker2").clients.copy():
+        w.transport.abortConnection()
+    status, out, err = await d.cli("buy", "AAPL", "2", "--client-order-id", "during-failover", user="alice")
+    assert status == 0, err
+    await d.tick()
+    status, out, _ = await d.cli("whoami", user="alice")
+    assert j(out)["worker"] != "worker2"
+    status, out, _ = await d.cli("history", user="alice")
+    [fill] = j(out)
+    assert (fill["side"], fill["quantity"]) == ("buy", "2")
+
+
+@pytest_twisted.ensureDeferred
+async def test_kick_moves_watchers_and_refuses_the_worker_until_allowed(fleet):
+    d = fleet
+    await register_and_login(d)
+    await d.cli("--worker", "worker1", "whoami", user="alice")  # the client remembers worker1
+    watches = wait_for_log(worker(d, "worker1").logs, "watches AAPL")
+    moved = defer.DeferredList([wait_for_log(worker(d, name).logs, "watches AAPL") for name in ("worker2", "worker3")],
+                               fireOnOneCallback=True)
+    watching = defer.ensureDeferred(d.cli("watch", "AAPL", "--count", "3", user="alice"))
+    await watches
+    await d.tick()
+    refused = wait_for_log(d.master.logs, "refused kicked worker 'worker1'")
+    assert await d.master.workers.kick("worker1") is True
+    assert "worker1" not in [w["name"] for w in d.master.workers.listing()]
+    await refused  # it tried to come back and was refused
+    # The watcher was told to leave and goes on through another worker.
+    await moved
+    await d.tick()
+    await d.tick()
+    status, out, err = await watching
+    lines = [j(line) for line in out.splitlines()]
+    assert [line["symbol"] for line in lines] == ["AAPL"] * 3
+    assert "moving to another worker" in err
+    registration = await d.master.workers.registration("worker1")
+    assert registration["state"] == KICKED
+
+    linked = wait_for_log(d.master.logs, "worker worker1 linked")
+    assert await d.master.workers.allow("worker1") is True
+    worker(d, "worker1").link.refusals = 0
+    worker(d, "worker1").link._hold.reset(0)  # don't wait out the backoff in a test
+    await linked
+    assert "worker1" in [w["name"] for w in d.master.workers.listing()]
+
+
+@pytest_twisted.ensureDeferred
+async def test_revoked_worker_is_gone_for_good(fleet):
+    d = fleet
+    refused = wait_for_log(d.master.logs, "refused revoked worker 'worker3'")
+    await d.master.workers.revoke("worker3")
+    await refused
+    assert "worker3" not in [w["name"] for w in d.master.workers.listing()]
+    assert (await d.master.workers.registration("worker3"))["state"] == REVOKED
+    from papertrader.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        await d.master.workers.allow("worker3")
+    status, out, _ = await d.cli("workers")
+    assert sorted(w["name"] for w in j(out)) == ["worker1", "worker2"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_workers_list_has_region_and_load(fleet):
+    d = fleet
+    await register_and_login(d)
+    status, out, _ = await d.cli("workers")
+    listed = j(out)
+    assert {w["region"] for w in listed} == {"default"}
+    assert all(isinstance(w["load"], int) for w in listed)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_watcher_does_not_delay_the_others(fleet):
+    d = fleet
+    w1 = worker(d, "worker1")
+    ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
+    port = w1.listener.port.getHost().port
+    fast = await connect(reactor, "localhost", port, ca, "worker1")
+    slow = await connect(reactor, "localhost", port, ca, "worker1")
+    received = []
+    waiting = []
+
+    def on_tick(quote):
+        received.append(quote)
+        ready = list(waiting)  # firing resumes the test, which may add a new waiter: fire only these
+        waiting.clear()
+        for d in ready:
+            d.callback(None)
+
+    fast.on_tick = on_tick
+    # The slow client never answers a tick (as one that does not read its socket).
+    slow.locateResponder = lambda name: (lambda box: defer.Deferred()) if name == b"Tick" else None
+    await fast.callRemote(commands.Watch, symbols=["AAPL"])
+    await slow.callRemote(commands.Watch, symbols=["AAPL"])
+    for n in range(1, WINDOW + 3):
+        got = defer.Deferred()
+        waiting.append(got)
+        await d.tick()
+        await got
+        assert len(received) == n
+    code, message = await slow.ended
+    assert code in ("slow_consumer", "connection_lost")
+    assert w1.fanout.cut_off == 1
+    assert len(w1.fanout) == 1  # the fast one is still watching
+    fast.transport.loseConnection()
+
+
+def test_client_choice_prefers_region_then_memory_then_load():
+    listed = [dict(name="a", region="eu", host="h", port=1, load=0),
+              dict(name="b", region="us", host="h", port=2, load=1),
+              dict(name="c", region="us", host="h", port=3, load=5)]
+    c = Connection(None, ("m", 1), b"", region="us")
+    assert [w["name"] for w in c.choose(listed)] == ["b", "c", "a"]
+    c = Connection(None, ("m", 1), b"", region="us", remembered="c")
+    assert [w["name"] for w in c.choose(listed)][0] == "c"
+    c = Connection(None, ("m", 1), b"", remembered="gone")
+    assert [w["name"] for w in c.choose(listed)][0] == "a"
+    c.avoid.add("a")
+    assert [w["name"] for w in c.choose(listed)][0] == "b"
+
+
+@pytest_twisted.ensureDeferred
+async def test_admin_command_kicks_through_the_running_master(fleet, capsys):
+    d = fleet
+    await admin.run(reactor, admin.parser().parse_args(["--data-dir", d.data_dir, "workers", "--json"]))
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"]: r["state"] for r in rows} == {"worker1": "connected", "worker2": "connected",
+                                                    "worker3": "connected"}
+    await admin.run(reactor, admin.parser().parse_args(["--data-dir", d.data_dir, "kick", "worker2"]))
+    assert "kick done" in capsys.readouterr().out
+    assert "worker2" not in d.master.workers.linked
+    await admin.run(reactor, admin.parser().parse_args(["--data-dir", d.data_dir, "allow", "worker2"]))
+    assert (await d.master.workers.registration("worker2"))["state"] == "registered"
+
+
+class Telnet(protocol.Protocol):
+    """A telnet client that answers option negotiation as a terminal would, and waits for text."""
+
+    IAC, WILL, WONT, DO, DONT, SB, SE = 255, 251, 252, 253, 254, 250, 240
+
+    def __init__(self):
+        self.text = b""
+        self.waiting = []
+
+    def dataReceived(self, data):
+        i = 0
+        while i < len(data):
+            if data[i] == self.IAC and i + 1 < len(data):
+                command = data[i + 1]
+                if command in (self.WILL, self.WONT, self.DO, self.DONT) and i + 2 < len(data):
+                    option = data[i + 2]
+                    answer = {self.WILL: self.DO if option in (1, 3) else self.DONT, self.WONT: self.DONT,
+                              self.DO: self.WILL if option == 3 else self.WONT, self.DONT: self.WONT}[command]
+                    self.transport.write(bytes([self.IAC, answer, option]))
+                    i += 3
+                    continue
+                if command == self.SB:
+                    i = data.index(bytes([self.IAC, self.SE]), i) + 2
+                    continue
+                i += 2
+                continue
+            self.text += data[i:i + 1]
+            i += 1
+        for text, d in list(self.waiting):
+            if text in self.text:
+                self.waiting.remove((text, d))
+                d.callback(self.text)
+
+    def wait_for(self, text):
+        d = defer.Deferred()
+        self.waiting.append((text, d))
+        self.dataReceived(b"")
+        return d.addTimeout(30, reactor)
+
+    def line(self, text):
+        self.text = b""
+        self.transport.write(text.encode() + b"\r\n")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_manhole_console_lists_and_kicks_workers(tmp_path, settings, clock):
+    from papertrader.cluster import Cluster
+
+    port = free_port()
+    cluster = Cluster(str(tmp_path / "data"), replace(settings, workers=2), reactor, master_port=0, worker_port=0,
+                      database=None, clock=clock, manhole=f"tcp:{port}:interface=127.0.0.1")
+    cluster.startService()
+    try:
+        await cluster.whenReady()
+        while len(cluster.master.workers.linked) < 2:
+            await wait_for_log(cluster.master.logs, "linked")
+        password = open(tmp_path / "data" / "manhole.passwd").read().strip().split(":", 1)[1]
+        client = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Telnet())
+        await client.wait_for(b"Username: ")
+        client.line("admin")
+        await client.wait_for(b"Password: ")
+        client.line(password)
+        await client.wait_for(b">>> ")
+        client.line("workers()")
+        listing = await client.wait_for(b"worker2  connected")
+        assert b"worker1  connected" in listing
+        client.line('kick("worker2")')
+        await client.wait_for(b"worker worker2 kicked and disconnected")
+        assert "worker2" not in cluster.master.workers.linked
+        client.line("help()")
+        await client.wait_for(b"revoke(name)")
+        client.transport.loseConnection()
+    finally:
+        await cluster.stopService()
+
+
+def test_telnet_manhole_refuses_to_listen_beyond_loopback(tmp_path):
+    from papertrader.manhole import ManholeError, telnet_description
+
+    assert telnet_description("2049") == "tcp:2049:interface=127.0.0.1"
+    assert telnet_description("unix:/tmp/x.sock") == "unix:/tmp/x.sock"
+    for unsafe in ("tcp:2049", "tcp:2049:interface=0.0.0.0", "ssl:2049"):
+        with pytest.raises(ManholeError):
+            telnet_description(unsafe)
