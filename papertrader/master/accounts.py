@@ -11,6 +11,7 @@ cost the same bcrypt check.
 """
 
 import base64
+import collections
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from papertrader.money import from_cents, to_cents
 from papertrader.times import iso, parse_iso, utc
 
 SESSION_TTL = timedelta(hours=24)
+SESSION_CACHE = 100_000  # sessions kept in memory; the database is the truth
 REMEMBER_TTL = timedelta(days=30)
 
 
@@ -70,7 +72,7 @@ class Accounts:
         self.settings = settings
         self.clock = clock
         self.log = log
-        self._sessions = {}
+        self._sessions = collections.OrderedDict()  # token hash -> Session, newest use last (a bounded cache)
         #: Called with a token hash when a session ends (the master tells the workers).
         self.on_session_ended = []
         self._dummy_hash = None
@@ -135,7 +137,7 @@ class Accounts:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (hashed_token, account_id, iso(now), iso(expires), worker, client_ip),
         )
-        self._sessions[hashed_token] = Session(hashed_token, account_id, name, expires)
+        self._remember(Session(hashed_token, account_id, name, expires))
         self.log.info("{username} logged in from {ip} via {worker}", username=name, ip=client_ip, worker=worker)
         return token, name, expires
 
@@ -154,11 +156,18 @@ class Accounts:
             if not rows:
                 raise NotLoggedIn()
             session = Session(hashed, rows[0][0], rows[0][1], parse_iso(rows[0][2]))
-            self._sessions[hashed] = session
+            self._remember(session)
+        else:
+            self._sessions.move_to_end(hashed)
         if session.expires <= self.now():
             self._sessions.pop(hashed, None)
             raise NotLoggedIn("your session has expired; log in again")
         return session
+
+    def _remember(self, session):
+        self._sessions[session.token_hash] = session
+        while len(self._sessions) > SESSION_CACHE:
+            self._sessions.popitem(last=False)
 
     @defer.inlineCallbacks
     def logout(self, token):
