@@ -71,6 +71,13 @@ class Logout(Command):
     response = []
 
 
+class ChangePassword(Command):
+    """Replace the password (the current one is required); every other session of the account ends."""
+
+    arguments = [(b"token", amp.Unicode()), (b"old_password", amp.Unicode()), (b"new_password", amp.Unicode())]
+    response = [(b"sessions_ended", amp.Integer())]
+
+
 class Whoami(Command):
     arguments = [(b"token", amp.Unicode())]
     response = _ACCOUNT + [(b"expires", amp.DateTime())]
@@ -169,7 +176,7 @@ class History(Command):
 
 
 #: Client commands a worker passes on to the master (quotes come from its cache).
-FORWARDED = (Register, Login, Logout, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History)
+FORWARDED = (Register, Login, Logout, ChangePassword, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History)
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
 

@@ -25,6 +25,12 @@ class InvalidInput(PaperTraderError):
     code = "invalid_input"
 
 
+class WeakPassword(PaperTraderError):
+    """That password is too weak."""
+
+    code = "weak_password"
+
+
 class UsernameTaken(PaperTraderError):
     """That username is already taken."""
 
@@ -103,6 +109,7 @@ ALL_ERRORS = {
     cls: cls.code.upper().encode("ascii")
     for cls in (
         InvalidInput,
+        WeakPassword,
         UsernameTaken,
         BadCredentials,
         NotLoggedIn,

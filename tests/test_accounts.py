@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, UsernameTaken
+from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, UsernameTaken, WeakPassword
 from papertrader.master.accounts import Accounts
 from papertrader.money import from_cents
 from papertrader.times import utc
@@ -59,12 +59,14 @@ async def test_default_starting_cash(accounts, settings):
         ("alice smith", "alice@example.com", PASSWORD),
         ("alice", "not-an-email", PASSWORD),
         ("alice", "alice@example.com", "short"),
+        ("alice", "alice@example.com", "password123"),
         ("alice", "alice@example.com", "x" * 1025),
+        ("alice", "alice@example.com", "tab\there ok?"),
     ],
 )
 @pytest_twisted.ensureDeferred
 async def test_invalid_registration_is_refused_and_writes_nothing(accounts, db, username, email, password):
-    with pytest.raises(InvalidInput):
+    with pytest.raises((InvalidInput, WeakPassword)):
         await accounts.register(username, email, password)
     assert await count(db, "accounts") == 0
 
@@ -239,3 +241,42 @@ async def test_longest_allowed_password_works(accounts):
     await login(accounts, password=password)
     with pytest.raises(BadCredentials):
         await login(accounts, password=password[:-1] + "?")
+
+
+@pytest_twisted.ensureDeferred
+async def test_changing_the_password_ends_the_other_sessions(accounts, db):
+    await accounts.register("alice", "alice@example.com", PASSWORD)
+    here, _, _ = await login(accounts)
+    elsewhere, _, _ = await login(accounts)
+    ended = []
+    accounts.on_session_ended.append(ended.append)
+    session = await accounts.authenticate(here)
+    with pytest.raises(BadCredentials):
+        await accounts.change_password(session, "not the password", "a brand new passphrase")
+    with pytest.raises(WeakPassword):
+        await accounts.change_password(session, PASSWORD, "qwerty123")
+    assert await accounts.change_password(session, PASSWORD, "a brand new passphrase") == 1
+    assert ended == [hashlib.sha256(elsewhere.encode()).hexdigest()]
+    with pytest.raises(NotLoggedIn):
+        await accounts.authenticate(elsewhere)
+    assert (await accounts.authenticate(here)).username == "alice"  # this session goes on
+    with pytest.raises(BadCredentials):
+        await login(accounts, password=PASSWORD)
+    await login(accounts, password="a brand new passphrase")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_raised_bcrypt_cost_upgrades_the_hash_at_login(db, settings, clock, log):
+    cheap = Accounts(db, replace(settings, bcrypt_rounds=4), clock, log)
+    await cheap.register("alice", "alice@example.com", PASSWORD)
+    dearer = Accounts(db, replace(settings, bcrypt_rounds=5), clock, log)
+    await dearer.login("alice", PASSWORD, False, "worker1", "192.0.2.7")
+    [(hashed,)] = await db.query("SELECT password_hash FROM accounts")
+    assert hashed.startswith("$2b$05$")
+    await dearer.login("alice", PASSWORD, False, "worker1", "192.0.2.7")  # and it still works
+
+
+@pytest_twisted.ensureDeferred
+async def test_passwords_are_compared_after_unicode_normalization(accounts):
+    await accounts.register("alice", "alice@example.com", "ﬁne café passphrase")  # 'ﬁ' ligature, composed é
+    await login(accounts, password="fine cafe\u0301 passphrase")  # plain 'fi', decomposed é

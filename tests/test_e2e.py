@@ -134,3 +134,21 @@ async def test_retried_client_order_id_makes_one_order(deployment):
     # The same id for a different order is refused, not silently merged.
     status, out, _ = await d.cli("buy", "TSLA", "3", "--client-order-id", "retry-1", user="alice")
     assert status == 1 and j(out)["error"] == "duplicate_order"
+
+
+@pytest_twisted.ensureDeferred
+async def test_passwd_from_the_client_ends_other_sessions(deployment):
+    d = deployment
+    await register_and_login(d, user="alice")
+    status, out, err = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="laptop")
+    assert status == 0, err
+    status, out, err = await d.cli("passwd", "--password-stdin", stdin="correct horse\nbattery staple 42\n",
+                                   user="alice")
+    assert status == 0, err
+    assert j(out) == {"changed": True, "sessions_ended": 1}
+    status, out, _ = await d.cli("whoami", user="laptop")
+    assert j(out)["error"] == "not_logged_in"
+    status, out, _ = await d.cli("whoami", user="alice")
+    assert status == 0
+    status, out, _ = await d.cli("passwd", "--password-stdin", stdin="battery staple 42\nletmein1\n", user="alice")
+    assert j(out)["error"] == "weak_password"

@@ -57,6 +57,9 @@ def build_parser():
     c.add_argument("--remember", action="store_true", help="stay logged in for 30 days instead of 24 hours")
     password_options(c)
     sub.add_parser("logout", help="end the session")
+    c = sub.add_parser("passwd", help="change your password (ends your other sessions)")
+    c.add_argument("--password-stdin", action="store_true",
+                   help="read the current and the new password from stdin, one line each")
     sub.add_parser("whoami", help="show the account")
     sub.add_parser("workers", help="list available workers")
     sub.add_parser("assets", help="list assets and their prices")
@@ -174,6 +177,21 @@ class CLI:
             pass  # already ended on the master: forgetting it locally is all that is left
         tokens.clear(self.environ)
         self.emit({"logged_out": True}, "Logged out.")
+
+    @defer.inlineCallbacks
+    def do_passwd(self):
+        token = self.token()
+        if self.args.password_stdin:
+            old = self.stdin.readline().rstrip("\r\n")
+            new = self.stdin.readline().rstrip("\r\n")
+        else:
+            old = getpass.getpass("Current password: ")
+            new = getpass.getpass("New password: ")
+            if getpass.getpass("Repeat new password: ") != new:
+                raise InvalidInput("the new passwords do not match")
+        answer = yield self.call(commands.ChangePassword, token=token, old_password=old, new_password=new)
+        self.emit({"changed": True, "sessions_ended": answer["sessions_ended"]},
+                  f"Password changed; {answer['sessions_ended']} other session(s) ended.")
 
     @defer.inlineCallbacks
     def do_whoami(self):

@@ -32,7 +32,16 @@ REMEMBER_TTL = timedelta(days=30)
 
 
 def _prehash(password: str) -> bytes:
+    password = validation.normalize_password(password)
     return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
+
+
+def hash_rounds(hashed: str) -> int:
+    """The bcrypt cost a hash was made with ('$2b$12$...' -> 12)."""
+    try:
+        return int(hashed.split("$")[2])
+    except (IndexError, ValueError):
+        return 0
 
 
 def hash_password(password: str, rounds: int) -> str:
@@ -84,7 +93,7 @@ class Accounts:
     def register(self, username, email, password):
         validation.username(username)
         email = validation.email(email)
-        validation.password(password)
+        password = validation.password(password)
         hashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
         created = iso(self.now())
 
@@ -128,6 +137,12 @@ class Accounts:
             self.log.warn("failed login for {username!r} from {ip} via {worker}",
                           username=username[:64], ip=client_ip, worker=worker)
             raise BadCredentials()
+        if hash_rounds(hashed) < self.settings.bcrypt_rounds:
+            # The cost was raised since this hash was made: re-hash now that we know the password.
+            rehashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
+            yield self.db.execute("UPDATE accounts SET password_hash = ? WHERE id = ?", (rehashed, account_id))
+            self.log.info("password hash of {username} upgraded to bcrypt cost {rounds}", username=name,
+                          rounds=self.settings.bcrypt_rounds)
         token = secrets.token_urlsafe(32)
         now = self.now()
         expires = now + (REMEMBER_TTL if remember else SESSION_TTL)
@@ -163,6 +178,38 @@ class Accounts:
             self._sessions.pop(hashed, None)
             raise NotLoggedIn("your session has expired; log in again")
         return session
+
+    @defer.inlineCallbacks
+    def change_password(self, session, old, new):
+        """Replace the password (the old one is required) and end every other session of the account."""
+        rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
+        hashed = rows[0][0] if rows else None
+        ok = bool(hashed) and old and len(old) <= validation.MAX_PASSWORD and (
+            yield threads.deferToThread(check_password, old, hashed))
+        if not ok:
+            self.log.warn("{username} gave a wrong current password", username=session.username)
+            raise BadCredentials("the current password is wrong")
+        new = validation.password(new)
+        rehashed = yield threads.deferToThread(hash_password, new, self.settings.bcrypt_rounds)
+
+        def store(cursor):
+            cursor.execute(self.db.sql("UPDATE accounts SET password_hash = ? WHERE id = ?"),
+                           (rehashed, session.account_id))
+            cursor.execute(self.db.sql("SELECT token_hash FROM sessions WHERE account_id = ? AND token_hash <> ?"),
+                           (session.account_id, session.token_hash))
+            others = [r[0] for r in cursor.fetchall()]
+            cursor.execute(self.db.sql("DELETE FROM sessions WHERE account_id = ? AND token_hash <> ?"),
+                           (session.account_id, session.token_hash))
+            return others
+
+        ended = yield self.db.run(store)
+        for token_hash_ in ended:
+            self._sessions.pop(token_hash_, None)
+            for notify in self.on_session_ended:
+                notify(token_hash_)
+        self.log.info("{username} changed their password; {n} other sessions ended", username=session.username,
+                      n=len(ended))
+        return len(ended)
 
     def _remember(self, session):
         self._sessions[session.token_hash] = session

@@ -146,6 +146,14 @@ class MasterProtocol(amp.AMP):
         yield self.master.accounts.logout(token)
         return {}
 
+    @stamped(commands.ChangePassword).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def change_password(self, token, old_password, new_password, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        ended = yield self.master.accounts.change_password(session, old_password, new_password)
+        return {"sessions_ended": ended}
+
     @stamped(commands.Whoami).responder
     @worker_only
     @defer.inlineCallbacks

@@ -4,9 +4,12 @@ Each check raises a typed error (see papertrader.errors) with a message the
 client can show.  Every size a client controls has a limit here.
 """
 
+import functools
+import importlib.resources
 import re
+import unicodedata
 
-from papertrader.errors import InvalidInput, NotLoggedIn, UnknownSymbol
+from papertrader.errors import InvalidInput, NotLoggedIn, UnknownSymbol, WeakPassword
 from papertrader.money import parse_quantity
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
@@ -32,11 +35,31 @@ def email(value):
     return value
 
 
+def normalize_password(value):
+    """Passwords are compared after Unicode NFKC normalization (NIST SP 800-63B), so the same password
+    typed on two keyboards is the same password."""
+    return unicodedata.normalize("NFKC", value or "")
+
+
+@functools.lru_cache(maxsize=1)
+def common_passwords():
+    """The shipped list of commonly used passwords, lower-cased."""
+    text = (importlib.resources.files("papertrader.master.data") / "common-passwords.txt").read_text("utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 def password(value):
-    if len(value or "") < MIN_PASSWORD:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters")
+    """A new password, by NIST SP 800-63B: 8 to 1024 characters, any printable Unicode, no composition
+    rules, not a commonly used one.  Returns it normalized."""
+    value = normalize_password(value)
+    if len(value) < MIN_PASSWORD:
+        raise WeakPassword(f"password must be at least {MIN_PASSWORD} characters")
     if len(value) > MAX_PASSWORD:
         raise InvalidInput(f"password must be at most {MAX_PASSWORD} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Cn", "Co") for ch in value):
+        raise InvalidInput("password may contain only printable characters")
+    if value.lower() in common_passwords():
+        raise WeakPassword("that password is too common; choose another (a few unrelated words work well)")
     return value
 
 
