@@ -71,6 +71,42 @@ class Logout(Command):
     response = []
 
 
+class Sessions(Command):
+    """The account's live sessions (``id`` is a public id, never the token)."""
+
+    arguments = [(b"token", amp.Unicode())]
+    response = [
+        (
+            b"sessions",
+            amp.AmpList(
+                [
+                    (b"id", amp.Unicode()),
+                    (b"created", amp.DateTime()),
+                    (b"last_used", amp.DateTime()),
+                    (b"worker", amp.Unicode()),
+                    (b"client_ip", amp.Unicode()),
+                    (b"expires", amp.DateTime()),
+                    (b"current", amp.Boolean()),
+                ]
+            ),
+        )
+    ]
+
+
+class EndSession(Command):
+    """End one of the account's sessions by its public id."""
+
+    arguments = [(b"token", amp.Unicode()), (b"session_id", amp.Unicode())]
+    response = []
+
+
+class LogoutAll(Command):
+    """End every session of the account, the current one included."""
+
+    arguments = [(b"token", amp.Unicode())]
+    response = [(b"sessions_ended", amp.Integer())]
+
+
 class ChangePassword(Command):
     """Replace the password (the current one is required); every other session of the account ends."""
 
@@ -176,7 +212,7 @@ class History(Command):
 
 
 #: Client commands a worker passes on to the master (quotes come from its cache).
-FORWARDED = (Register, Login, Logout, ChangePassword, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History)
+FORWARDED = (Register, Login, Logout, LogoutAll, Sessions, EndSession, ChangePassword, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History)
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
 

@@ -36,6 +36,8 @@ class Settings:
     bcrypt_rounds: int = 12
     #: Seed of the simulated market's random walks (same seed, same prices).
     market_seed: int = 1
+    #: Seconds a session may go unused before it ends (in addition to its 24 h / 30 day expiry).
+    session_idle_timeout: float = 604800.0
     #: Seconds between the master's heartbeats to each worker.
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
@@ -77,6 +79,11 @@ def _parse(name, raw):
                          "bcrypt_rounds": (4, 31), "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000)}[name]
             if not low <= value <= high:
                 raise ConfigError(f"{name}: must be between {low} and {high}")
+            return value
+        if name == "session_idle_timeout":
+            value = float(raw)
+            if not 60 <= value <= 31_536_000:
+                raise ConfigError("session_idle_timeout: must be between 60 seconds and a year")
             return value
         if name in ("update_interval", "heartbeat_interval"):
             value = float(raw)

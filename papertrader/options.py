@@ -22,12 +22,14 @@ class SettingsOptions(usage.Options):
         ["commission", None, None, "Commission per filled order."],
         ["bcrypt-rounds", None, None, "bcrypt cost factor for password hashes."],
         ["market-seed", None, None, "Seed of the simulated market."],
+        ["session-idle-timeout", None, None, "Seconds a session may go unused before it ends."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
-                 "bcrypt-rounds", "market-seed", "heartbeat-interval", "heartbeat-misses")
+                 "bcrypt-rounds", "market-seed", "heartbeat-interval", "heartbeat-misses",
+                 "session-idle-timeout")
 
     def postOptions(self):
         if not self["data-dir"]:

@@ -167,7 +167,9 @@ async def test_sessions_survive_a_restart(accounts, db, settings, clock, log):
 
 @pytest.mark.parametrize("remember, ttl", [(False, DAY), (True, 30 * DAY)])
 @pytest_twisted.ensureDeferred
-async def test_session_expires(accounts, db, settings, clock, log, remember, ttl):
+async def test_session_expires(db, settings, clock, log, remember, ttl):
+    settings = replace(settings, session_idle_timeout=365 * DAY)  # only the expiry at work here
+    accounts = Accounts(db, settings, clock, log)
     await accounts.register("alice", "alice@example.com", PASSWORD)
     token, _, expires = await login(accounts, remember=remember)
     assert expires == utc(clock.seconds() + ttl)
@@ -280,3 +282,42 @@ async def test_a_raised_bcrypt_cost_upgrades_the_hash_at_login(db, settings, clo
 async def test_passwords_are_compared_after_unicode_normalization(accounts):
     await accounts.register("alice", "alice@example.com", "ﬁne café passphrase")  # 'ﬁ' ligature, composed é
     await login(accounts, password="fine cafe\u0301 passphrase")  # plain 'fi', decomposed é
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_idle_session_ends_and_use_keeps_it_alive(db, settings, clock, log):
+    accounts = Accounts(db, replace(settings, session_idle_timeout=3600), clock, log)
+    await accounts.register("alice", "alice@example.com", PASSWORD)
+    busy, _, _ = await login(accounts, remember=True)
+    idle, _, _ = await login(accounts, remember=True)
+    for _ in range(5):  # five hours of use, an hour apart minus a minute
+        clock.advance(3540)
+        await accounts.authenticate(busy)
+    with pytest.raises(NotLoggedIn, match="unused"):
+        await accounts.authenticate(idle)
+    # A restart reads the last use from the database (written at most once a minute).
+    assert (await Accounts(db, replace(settings, session_idle_timeout=3600), clock, log).authenticate(busy))
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_are_listed_and_ended_one_by_one_or_all(accounts, db, clock):
+    await accounts.register("alice", "alice@example.com", PASSWORD)
+    phone, _, _ = await accounts.login("alice", PASSWORD, False, "worker1", "198.51.100.1")
+    laptop, _, _ = await accounts.login("alice", PASSWORD, True, "worker2", "198.51.100.2")
+    here = await accounts.authenticate(laptop)
+    listed = await accounts.sessions(here)
+    assert [(s["worker"], s["client_ip"], s["current"]) for s in listed] == [
+        ("worker1", "198.51.100.1", False), ("worker2", "198.51.100.2", True)]
+    assert all(len(s["id"]) == 12 for s in listed)
+    rows = await db.query("SELECT public_id FROM sessions")
+    assert laptop not in str(rows) and phone not in str(rows)  # the ids are not the tokens
+    await accounts.end_session(here, listed[0]["id"])
+    with pytest.raises(NotLoggedIn):
+        await accounts.authenticate(phone)
+    with pytest.raises(InvalidInput):
+        await accounts.end_session(here, "nonexistent1")
+    other, _, _ = await login(accounts)
+    assert await accounts.logout_all(here) == 2
+    for token in (laptop, other):
+        with pytest.raises(NotLoggedIn):
+            await accounts.authenticate(token)

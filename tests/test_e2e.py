@@ -152,3 +152,24 @@ async def test_passwd_from_the_client_ends_other_sessions(deployment):
     assert status == 0
     status, out, _ = await d.cli("passwd", "--password-stdin", stdin="battery staple 42\nletmein1\n", user="alice")
     assert j(out)["error"] == "weak_password"
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_listed_and_ended_from_the_client(deployment):
+    d = deployment
+    await register_and_login(d, user="alice")
+    await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="phone")
+    status, out, _ = await d.cli("sessions", user="alice")
+    listed = j(out)
+    assert len(listed) == 2 and sum(s["current"] for s in listed) == 1
+    assert all(s["client_ip"] == "127.0.0.1" for s in listed)
+    phone = next(s["id"] for s in listed if not s["current"])
+    status, out, err = await d.cli("logout", "--session", phone, user="alice")
+    assert status == 0, err
+    status, out, _ = await d.cli("whoami", user="phone")
+    assert j(out)["error"] == "not_logged_in"
+    await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="phone")
+    status, out, _ = await d.cli("logout", "--all", user="alice")
+    assert j(out) == {"logged_out": True, "sessions_ended": 2}
+    status, out, _ = await d.cli("whoami", user="phone")
+    assert j(out)["error"] == "not_logged_in"

@@ -56,7 +56,11 @@ def build_parser():
     c.add_argument("username")
     c.add_argument("--remember", action="store_true", help="stay logged in for 30 days instead of 24 hours")
     password_options(c)
-    sub.add_parser("logout", help="end the session")
+    c = sub.add_parser("logout", help="end this session (or others: --all, --session ID)")
+    which = c.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="end every session of the account, on every device")
+    which.add_argument("--session", metavar="ID", help="end the session with this id (see 'sessions')")
+    sub.add_parser("sessions", help="your sessions: id, created, last used, worker, address, expiry")
     c = sub.add_parser("passwd", help="change your password (ends your other sessions)")
     c.add_argument("--password-stdin", action="store_true",
                    help="read the current and the new password from stdin, one line each")
@@ -171,12 +175,28 @@ class CLI:
     @defer.inlineCallbacks
     def do_logout(self):
         token = self.token()
+        if self.args.session:
+            yield self.call(commands.EndSession, token=token, session_id=self.args.session)
+            self.emit({"ended": self.args.session}, f"Session {self.args.session} ended.")
+            return
+        ended = 1
         try:
-            yield self.call(commands.Logout, token=token)
+            if self.args.all:
+                ended = (yield self.call(commands.LogoutAll, token=token))["sessions_ended"]
+            else:
+                yield self.call(commands.Logout, token=token)
         except NotLoggedIn:
             pass  # already ended on the master: forgetting it locally is all that is left
         tokens.clear(self.environ)
-        self.emit({"logged_out": True}, "Logged out.")
+        self.emit({"logged_out": True, "sessions_ended": ended},
+                  f"Logged out ({ended} sessions ended)." if self.args.all else "Logged out.")
+
+    @defer.inlineCallbacks
+    def do_sessions(self):
+        answer = yield self.call(commands.Sessions, token=self.token())
+        rows = answer["sessions"]
+        self.emit(rows, output.table([dict(r, current="*" if r["current"] else "") for r in rows],
+                                     ["id", "current", "created", "last_used", "worker", "client_ip", "expires"]))
 
     @defer.inlineCallbacks
     def do_passwd(self):

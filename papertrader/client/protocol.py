@@ -3,7 +3,7 @@
 from twisted.internet import defer
 from twisted.protocols import amp
 
-from papertrader import commands
+from papertrader import commands, tls
 
 
 class ClientProtocol(amp.AMP):
@@ -14,6 +14,10 @@ class ClientProtocol(amp.AMP):
         self.on_tick = None
         self.notices = []
         self.ended = defer.Deferred()
+
+    def connectionMade(self):
+        super().connectionMade()
+        tls.no_delay(self.transport)
 
     @commands.Tick.responder
     def tick(self, symbol, price, time):

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import bcrypt
 from twisted.internet import defer, threads
 
-from papertrader.errors import BadCredentials, NotLoggedIn, UsernameTaken
+from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, UsernameTaken
 from papertrader.master import validation
 from papertrader.master.db import is_unique_violation
 from papertrader.money import from_cents, to_cents
@@ -56,12 +56,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Session:
     token_hash: str
     account_id: int
     username: str
     expires: datetime
+    last_used: datetime = None
+    #: When last_used was last written to the database (it is written at most once a minute).
+    stored: datetime = None
 
 
 @dataclass(frozen=True)
@@ -148,11 +151,11 @@ class Accounts:
         expires = now + (REMEMBER_TTL if remember else SESSION_TTL)
         hashed_token = token_hash(token)
         yield self.db.execute(
-            "INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (hashed_token, account_id, iso(now), iso(expires), worker, client_ip),
+            "INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip, public_id, last_used)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (hashed_token, account_id, iso(now), iso(expires), worker, client_ip, secrets.token_hex(6), iso(now)),
         )
-        self._remember(Session(hashed_token, account_id, name, expires))
+        self._remember(Session(hashed_token, account_id, name, expires, now, now))
         self.log.info("{username} logged in from {ip} via {worker}", username=name, ip=client_ip, worker=worker)
         return token, name, expires
 
@@ -164,20 +167,75 @@ class Accounts:
         session = self._sessions.get(hashed)
         if session is None:
             rows = yield self.db.query(
-                "SELECT s.account_id, a.username, s.expires FROM sessions s"
+                "SELECT s.account_id, a.username, s.expires, s.last_used FROM sessions s"
                 " JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?",
                 (hashed,),
             )
             if not rows:
                 raise NotLoggedIn()
-            session = Session(hashed, rows[0][0], rows[0][1], parse_iso(rows[0][2]))
+            last_used = parse_iso(rows[0][3])
+            session = Session(hashed, rows[0][0], rows[0][1], parse_iso(rows[0][2]), last_used, last_used)
             self._remember(session)
         else:
             self._sessions.move_to_end(hashed)
-        if session.expires <= self.now():
+        now = self.now()
+        if session.expires <= now:
             self._sessions.pop(hashed, None)
             raise NotLoggedIn("your session has expired; log in again")
+        if (now - session.last_used).total_seconds() > self.settings.session_idle_timeout:
+            yield self._end([hashed], "DELETE FROM sessions WHERE token_hash = ?", (hashed,))
+            raise NotLoggedIn("your session ended after being unused too long; log in again")
+        session.last_used = now
+        if (now - session.stored).total_seconds() >= 60:
+            session.stored = now
+            try:
+                yield self.db.execute("UPDATE sessions SET last_used = ? WHERE token_hash = ?", (iso(now), hashed))
+            except Exception:
+                self.log.failure("could not record a session's last use")
         return session
+
+    @defer.inlineCallbacks
+    def _end(self, hashes, delete, params):
+        """Delete sessions (``delete`` with ``params``), forget them, and tell the workers."""
+        yield self.db.execute(delete, params)
+        for hashed in hashes:
+            self._sessions.pop(hashed, None)
+            for notify in self.on_session_ended:
+                notify(hashed)
+        return len(hashes)
+
+    @defer.inlineCallbacks
+    def sessions(self, session):
+        """Every live session of the account: public id, created, last used, worker, client IP, expiry."""
+        rows = yield self.db.query(
+            "SELECT public_id, created, last_used, worker, client_ip, expires, token_hash FROM sessions"
+            " WHERE account_id = ? ORDER BY created", (session.account_id,))
+        out = []
+        for public_id, created, last_used, worker, client_ip, expires, hashed in rows:
+            cached = self._sessions.get(hashed)
+            used = cached.last_used if cached is not None else parse_iso(last_used)
+            out.append(dict(id=public_id, created=parse_iso(created), last_used=used, worker=worker,
+                            client_ip=client_ip, expires=parse_iso(expires), current=hashed == session.token_hash))
+        return out
+
+    @defer.inlineCallbacks
+    def end_session(self, session, public_id):
+        """End one of the account's sessions by its public id."""
+        rows = yield self.db.query("SELECT token_hash FROM sessions WHERE account_id = ? AND public_id = ?",
+                                   (session.account_id, public_id))
+        if not rows:
+            raise InvalidInput(f"no session {public_id!r} on your account")
+        yield self._end([rows[0][0]], "DELETE FROM sessions WHERE token_hash = ?", (rows[0][0],))
+        self.log.info("{username} ended session {id}", username=session.username, id=public_id)
+
+    @defer.inlineCallbacks
+    def logout_all(self, session):
+        """End every session of the account, this one included."""
+        rows = yield self.db.query("SELECT token_hash FROM sessions WHERE account_id = ?", (session.account_id,))
+        ended = yield self._end([r[0] for r in rows], "DELETE FROM sessions WHERE account_id = ?",
+                                (session.account_id,))
+        self.log.info("{username} logged out everywhere ({n} sessions)", username=session.username, n=ended)
+        return ended
 
     @defer.inlineCallbacks
     def change_password(self, session, old, new):
@@ -203,10 +261,10 @@ class Accounts:
             return others
 
         ended = yield self.db.run(store)
-        for token_hash_ in ended:
-            self._sessions.pop(token_hash_, None)
+        for hashed in ended:
+            self._sessions.pop(hashed, None)
             for notify in self.on_session_ended:
-                notify(token_hash_)
+                notify(hashed)
         self.log.info("{username} changed their password; {n} other sessions ended", username=session.username,
                       n=len(ended))
         return len(ended)
@@ -219,11 +277,8 @@ class Accounts:
     @defer.inlineCallbacks
     def logout(self, token):
         session = yield self.authenticate(token)
-        yield self.db.execute("DELETE FROM sessions WHERE token_hash = ?", (session.token_hash,))
-        self._sessions.pop(session.token_hash, None)
+        yield self._end([session.token_hash], "DELETE FROM sessions WHERE token_hash = ?", (session.token_hash,))
         self.log.info("{username} logged out", username=session.username)
-        for notify in self.on_session_ended:
-            notify(session.token_hash)
 
     @defer.inlineCallbacks
     def account(self, account_id):

@@ -12,7 +12,7 @@ import secrets
 from twisted.internet import defer, protocol
 from twisted.protocols import amp
 
-from papertrader import commands
+from papertrader import commands, tls
 from papertrader.commands import stamped
 from papertrader.errors import PaperTraderError, ServerError, WorkerRefused
 from papertrader.master import validation
@@ -61,6 +61,10 @@ class MasterProtocol(amp.AMP):
         self.master = master
         self.worker = None
         self._pending = None
+
+    def connectionMade(self):
+        super().connectionMade()
+        tls.no_delay(self.transport)
 
     def peer(self):
         peer = self.transport.getPeer() if self.transport else None
@@ -145,6 +149,30 @@ class MasterProtocol(amp.AMP):
     def logout(self, token, received, client_ip, worker):
         yield self.master.accounts.logout(token)
         return {}
+
+    @stamped(commands.Sessions).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def sessions(self, token, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        sessions = yield self.master.accounts.sessions(session)
+        return {"sessions": sessions[-commands.MAX_LIST:]}
+
+    @stamped(commands.EndSession).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def end_session(self, token, session_id, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        yield self.master.accounts.end_session(session, session_id[:32])
+        return {}
+
+    @stamped(commands.LogoutAll).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def logout_all(self, token, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        ended = yield self.master.accounts.logout_all(session)
+        return {"sessions_ended": ended}
 
     @stamped(commands.ChangePassword).responder
     @worker_only

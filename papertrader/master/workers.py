@@ -39,7 +39,9 @@ class LinkedWorker:
     sessions: int = 0
     commands: int = 0
     commands_per_second: Decimal = field(default_factory=lambda: Decimal("0.0"))
+    #: Heartbeats in a row still unanswered when the next one was due.
     missed: int = 0
+    awaiting: bool = False
 
 
 def parse_allowed(text):
@@ -222,12 +224,14 @@ class Workers:
         """One round: mark down the silent, ask the others.  Returns when all answers are in."""
         rounds = []
         for worker in list(self.linked.values()):
-            worker.missed += 1
-            if worker.missed > misses:
+            if worker.awaiting:
+                worker.missed += 1  # the last heartbeat is still unanswered: late (and unlisted)
+            if worker.missed >= misses:
                 self.log.warn("worker {name} missed {n} heartbeats: marked down", name=worker.name, n=misses)
                 self.linked.pop(worker.name, None)
                 worker.protocol.transport.loseConnection()
                 continue
+            worker.awaiting = True
             d = worker.protocol.callRemote(commands.Heartbeat)
             d.addCallback(self._answered, worker, interval)
             d.addErrback(lambda f, name=worker.name: self.log.warn(
@@ -245,6 +249,7 @@ class Workers:
         worker.sessions = answer["sessions"]
         worker.last_heartbeat = now
         worker.missed = 0
+        worker.awaiting = False
 
     # --- information --------------------------------------------------------
 

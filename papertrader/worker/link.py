@@ -11,7 +11,7 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, protocol, threads
 from twisted.protocols import amp
 
-from papertrader import __version__, commands, gpgkeys
+from papertrader import __version__, commands, gpgkeys, tls
 from papertrader.errors import MasterUnavailable, PaperTraderError
 
 CALL_TIMEOUT = 30
@@ -61,6 +61,7 @@ class WorkerToMaster(amp.AMP):
 
     def connectionMade(self):
         super().connectionMade()
+        tls.no_delay(self.transport)
         self.worker.link.handshake(self)
 
     def connectionLost(self, reason):

@@ -9,7 +9,7 @@ are first checked against the session cache (asking the master on a miss).
 from twisted.internet import defer, protocol
 from twisted.protocols import amp
 
-from papertrader import commands
+from papertrader import commands, tls
 from papertrader.commands import FORWARDED, stamped
 from papertrader.errors import (
     InvalidInput,
@@ -33,6 +33,7 @@ class WorkerProtocol(amp.AMP):
 
     def connectionMade(self):
         super().connectionMade()
+        tls.no_delay(self.transport)
         self.worker.clients.add(self)
 
     def connectionLost(self, reason):
@@ -66,7 +67,7 @@ class WorkerProtocol(amp.AMP):
         except Exception:
             self.worker.log.failure("passing {command} on failed", command=command.__name__)
             raise ServerError()
-        if command is commands.Logout:
+        if command in (commands.Logout, commands.LogoutAll):
             self.worker.sessions.forget(self.worker.sessions.key(arguments["token"]))
         return answer
 
