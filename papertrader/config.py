@@ -38,6 +38,14 @@ class Settings:
     market_seed: int = 1
     #: Seconds a session may go unused before it ends (in addition to its 24 h / 30 day expiry).
     session_idle_timeout: float = 604800.0
+    #: Failed logins (per account name, and per client address) before each attempt must wait longer.
+    login_free_attempts: int = 5
+    #: Login attempts a name or an address may make per throttle window, at most.
+    login_ceiling: int = 30
+    #: Accounts one client address may register per throttle window.
+    registrations_per_address: int = 10
+    #: Seconds over which the abuse limits count.
+    throttle_window: float = 900.0
     #: Seconds between the master's heartbeats to each worker.
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
@@ -56,6 +64,9 @@ class Settings:
 
 
 NAMES = tuple(f.name for f in fields(Settings))
+INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31),
+            "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
+            "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000)}
 
 
 def _parse(name, raw):
@@ -73,12 +84,16 @@ def _parse(name, raw):
             if len(symbols) > 200:
                 raise ConfigError("assets: at most 200 symbols")
             return symbols
-        if name in ("workers", "log_memory_size", "bcrypt_rounds", "market_seed", "heartbeat_misses"):
+        if name in INTEGERS:
             value = int(raw)
-            low, high = {"workers": (1, 64), "log_memory_size": (1, 10_000_000),
-                         "bcrypt_rounds": (4, 31), "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000)}[name]
+            low, high = INTEGERS[name]
             if not low <= value <= high:
                 raise ConfigError(f"{name}: must be between {low} and {high}")
+            return value
+        if name == "throttle_window":
+            value = float(raw)
+            if not 1 <= value <= 86400:
+                raise ConfigError("throttle_window: must be between 1 and 86400 seconds")
             return value
         if name == "session_idle_timeout":
             value = float(raw)

@@ -31,6 +31,12 @@ class WeakPassword(PaperTraderError):
     code = "weak_password"
 
 
+class Throttled(PaperTraderError):
+    """Too many attempts; wait and try again."""
+
+    code = "throttled"
+
+
 class UsernameTaken(PaperTraderError):
     """That username is already taken."""
 
@@ -110,6 +116,7 @@ ALL_ERRORS = {
     for cls in (
         InvalidInput,
         WeakPassword,
+        Throttled,
         UsernameTaken,
         BadCredentials,
         NotLoggedIn,

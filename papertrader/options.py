@@ -23,13 +23,18 @@ class SettingsOptions(usage.Options):
         ["bcrypt-rounds", None, None, "bcrypt cost factor for password hashes."],
         ["market-seed", None, None, "Seed of the simulated market."],
         ["session-idle-timeout", None, None, "Seconds a session may go unused before it ends."],
+        ["login-free-attempts", None, None, "Failed logins before each attempt must wait longer."],
+        ["login-ceiling", None, None, "Login attempts per name or address per throttle window."],
+        ["registrations-per-address", None, None, "Registrations per client address per throttle window."],
+        ["throttle-window", None, None, "Seconds over which the abuse limits count."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
                  "bcrypt-rounds", "market-seed", "heartbeat-interval", "heartbeat-misses",
-                 "session-idle-timeout")
+                 "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
+                 "throttle-window")
 
     def postOptions(self):
         if not self["data-dir"]:

@@ -22,7 +22,9 @@ START = 1_790_000_000  # a fixed "now" for task.Clock-driven tests (2026-09-21)
 
 @pytest.fixture
 def settings():
-    return replace(Settings(), bcrypt_rounds=4, update_interval=5.0, assets=("AAPL", "MSFT", "TSLA"))
+    # Abuse limits high enough that only the tests about them (test_throttle.py) ever meet them.
+    return replace(Settings(), bcrypt_rounds=4, update_interval=5.0, assets=("AAPL", "MSFT", "TSLA"),
+                   login_free_attempts=1000, login_ceiling=10_000, registrations_per_address=10_000)
 
 
 @pytest.fixture

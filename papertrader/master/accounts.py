@@ -24,6 +24,7 @@ from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, Userna
 from papertrader.master import validation
 from papertrader.master.db import is_unique_violation
 from papertrader.money import from_cents, to_cents
+from papertrader.throttle import Throttle
 from papertrader.times import iso, parse_iso, utc
 
 SESSION_TTL = timedelta(hours=24)
@@ -88,12 +89,18 @@ class Accounts:
         #: Called with a token hash when a session ends (the master tells the workers).
         self.on_session_ended = []
         self._dummy_hash = None
+        self.login_throttle = Throttle(clock, settings.login_free_attempts, settings.login_ceiling,
+                                       settings.throttle_window)
+        self.register_throttle = Throttle(clock, free=settings.registrations_per_address,
+                                          ceiling=settings.registrations_per_address,
+                                          window=settings.throttle_window)
 
     def now(self):
         return utc(self.clock.seconds())
 
     @defer.inlineCallbacks
-    def register(self, username, email, password):
+    def register(self, username, email, password, client_ip="local"):
+        self.register_throttle.check(("address", client_ip))
         validation.username(username)
         email = validation.email(email)
         password = validation.password(password)
@@ -121,7 +128,10 @@ class Accounts:
 
     @defer.inlineCallbacks
     def login(self, username, password, remember, worker, client_ip):
+        name_key, address_key = ("name", (username or "").lower()[:64]), ("address", client_ip)
+        self.login_throttle.check(name_key, address_key)
         if not (3 <= len(username or "") <= 64) or not password or len(password) > validation.MAX_PASSWORD:
+            self.login_throttle.failed(name_key, address_key)
             raise BadCredentials()
         rows = yield self.db.query(
             "SELECT id, username, password_hash FROM accounts WHERE username_key = ?", (username.lower(),)
@@ -139,7 +149,9 @@ class Accounts:
         if not ok or account_id is None:
             self.log.warn("failed login for {username!r} from {ip} via {worker}",
                           username=username[:64], ip=client_ip, worker=worker)
+            self.login_throttle.failed(name_key, address_key)
             raise BadCredentials()
+        self.login_throttle.succeeded(name_key)
         if hash_rounds(hashed) < self.settings.bcrypt_rounds:
             # The cost was raised since this hash was made: re-hash now that we know the password.
             rehashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)

@@ -124,7 +124,7 @@ class MasterProtocol(amp.AMP):
     @defer.inlineCallbacks
     def register(self, username, email, password, received, client_ip, worker):
         self._check_stamp(worker)
-        account = yield self.master.accounts.register(username, email, password)
+        account = yield self.master.accounts.register(username, email, password, client_ip[:64])
         return {"username": account.username, "email": account.email, "cash": account.cash}
 
     @stamped(commands.Login).responder

@@ -12,6 +12,7 @@ from twisted.protocols import amp
 from papertrader import commands, tls
 from papertrader.commands import FORWARDED, stamped
 from papertrader.errors import (
+    BadCredentials,
     InvalidInput,
     NotLoggedIn,
     PaperTraderError,
@@ -54,10 +55,19 @@ class WorkerProtocol(amp.AMP):
         stamp = dict(received=utc(self.worker.clock.seconds()), client_ip=self.client_ip(),
                      worker=self.worker.name)
         self.worker.commands += 1
+        address = ("address", stamp["client_ip"])
         try:
+            if command is commands.Login:
+                self.worker.login_throttle.check(address)
+            elif command is commands.Register:
+                self.worker.register_throttle.check(address)
             if "token" in arguments:
                 yield self._session(arguments["token"], stamp)
             answer = yield self.worker.link.call(stamped(command), **arguments, **stamp)
+        except BadCredentials:
+            if command is commands.Login:
+                self.worker.login_throttle.failed(address)
+            raise
         except NotLoggedIn:
             if "token" in arguments:
                 self.worker.sessions.forget(self.worker.sessions.key(arguments["token"]))

@@ -17,6 +17,7 @@ from papertrader.logs import LogSystem
 from papertrader.master.files import WORKER_CERT
 from papertrader.options import SettingsOptions
 from papertrader.worker.cache import QuoteCache, SessionCache
+from papertrader.throttle import Throttle
 from papertrader.worker.fanout import Fanout
 from papertrader.worker import console
 from papertrader.manhole import ManholeError, manhole_service
@@ -85,6 +86,11 @@ class Worker(service.MultiService):
         self.clients = set()
         self.commands = 0
         self.fanout = Fanout(self.log)
+        # The worker's own abuse limits per client address (the master keeps its own too).
+        self.login_throttle = Throttle(self.clock, settings.login_free_attempts, settings.login_ceiling,
+                                       settings.throttle_window)
+        self.register_throttle = Throttle(self.clock, free=settings.registrations_per_address,
+                                          ceiling=settings.registrations_per_address, window=settings.throttle_window)
         with open(ca_path, "rb") as f:
             ca_pem = f.read()
         self.master_address = master

@@ -1,0 +1,70 @@
+"""Abuse limits: how often a key (an account name, a client address) may try again.  No I/O.
+
+After ``free`` failures within ``window`` seconds, each further attempt must
+wait ``2 ** (failures - free)`` seconds (at most ``cap``) after the last
+failure; and no key gets more than ``ceiling`` attempts per window at all.
+Unknown account names are throttled exactly like known ones, so a refusal
+never tells whether an account exists.  Memory is bounded: the oldest keys
+are forgotten first.
+"""
+
+import collections
+import math
+
+from papertrader.errors import Throttled
+
+
+class Throttle:
+    def __init__(self, clock, free=5, ceiling=30, window=900.0, cap=300.0, size=100_000):
+        self.clock = clock
+        self.free = free
+        self.ceiling = ceiling
+        self.window = window
+        self.cap = cap
+        self.size = size
+        self._failures = collections.OrderedDict()  # key -> [times of failures in the window]
+        self._attempts = collections.OrderedDict()  # key -> [times of attempts in the window]
+
+    def _recent(self, table, key, now):
+        times = [t for t in table.get(key, ()) if now - t < self.window]
+        if times:
+            table[key] = times
+            table.move_to_end(key)
+        else:
+            table.pop(key, None)
+        return times
+
+    def _add(self, table, key, now):
+        table.setdefault(key, []).append(now)
+        table.move_to_end(key)
+        while len(table) > self.size:
+            table.popitem(last=False)
+
+    def wait(self, key):
+        """Seconds ``key`` must still wait before its next attempt (0: it may go now)."""
+        now = self.clock.seconds()
+        if len(self._recent(self._attempts, key, now)) >= self.ceiling:
+            oldest = self._attempts[key][0]
+            return self.window - (now - oldest)
+        failures = self._recent(self._failures, key, now)
+        if len(failures) < self.free:
+            return 0.0
+        delay = min(self.cap, 2.0 ** (len(failures) - self.free))
+        return max(0.0, failures[-1] + delay - now)
+
+    def check(self, *keys):
+        """Raise Throttled if any key must wait; otherwise count the attempt for each."""
+        wait = max((self.wait(key) for key in keys), default=0.0)
+        if wait > 0:
+            raise Throttled(f"too many attempts; try again in {math.ceil(wait)} seconds")
+        now = self.clock.seconds()
+        for key in keys:
+            self._add(self._attempts, key, now)
+
+    def failed(self, *keys):
+        now = self.clock.seconds()
+        for key in keys:
+            self._add(self._failures, key, now)
+
+    def succeeded(self, key):
+        self._failures.pop(key, None)

@@ -1,0 +1,105 @@
+"""Abuse limits: exponential delays after repeated failed logins, a ceiling per window, registrations per address."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import pytest_twisted
+from twisted.internet import task
+
+from papertrader.errors import BadCredentials, Throttled
+from papertrader.master.accounts import Accounts
+from papertrader.throttle import Throttle
+from tests.conftest import start_cluster
+
+PASSWORD = "correct horse battery"
+
+
+def test_delays_double_after_the_free_failures():
+    clock = task.Clock()
+    t = Throttle(clock, free=3, ceiling=100, window=900, cap=60)
+    for _ in range(3):
+        t.check("k")
+        t.failed("k")
+    assert t.wait("k") == 1.0
+    with pytest.raises(Throttled, match="try again in 1 seconds"):
+        t.check("k")
+    clock.advance(1)
+    t.check("k")
+    t.failed("k")
+    assert t.wait("k") == 2.0
+    clock.advance(2)
+    t.check("k")
+    t.failed("k")
+    assert t.wait("k") == 4.0
+    for _ in range(10):  # capped
+        clock.advance(t.wait("k"))
+        t.check("k")
+        t.failed("k")
+    assert t.wait("k") == 60.0
+    t.succeeded("k")
+    assert t.wait("k") == 0.0
+    assert t.wait("other") == 0.0  # keys are separate
+
+
+def test_ceiling_per_window_and_forgetting():
+    clock = task.Clock()
+    t = Throttle(clock, free=100, ceiling=3, window=10)
+    for _ in range(3):
+        t.check("k")
+    with pytest.raises(Throttled):
+        t.check("k")
+    clock.advance(10)  # the window has moved on
+    t.check("k")
+    small = Throttle(clock, free=1, ceiling=5, window=10, size=2)
+    for key in ("a", "b", "c"):
+        small.failed(key)
+    assert small.wait("a") == 0.0 and len(small._failures) == 2  # bounded memory: the oldest went
+
+
+@pytest_twisted.ensureDeferred
+async def test_login_is_throttled_per_name_and_per_address_alike(db, settings, clock, log):
+    limited = replace(settings, login_free_attempts=3, login_ceiling=100, throttle_window=900)
+    accounts = Accounts(db, limited, clock, log)
+    await accounts.register("alice", "alice@example.com", PASSWORD)
+    for name in ("alice", "nobody"):  # an existing and an unknown name behave the same
+        for n in range(3):
+            with pytest.raises(BadCredentials):
+                await accounts.login(name, "wrong guess!", False, "w1", f"198.51.100.{n}")
+        with pytest.raises(Throttled):
+            await accounts.login(name, PASSWORD, False, "w1", "198.51.100.99")
+    # Per address: one address guessing many names.
+    for n in range(3):
+        with pytest.raises(BadCredentials):
+            await accounts.login(f"user{n}", "wrong guess!", False, "w1", "203.0.113.5")
+    with pytest.raises(Throttled):
+        await accounts.login("carol", "wrong guess!", False, "w1", "203.0.113.5")
+    clock.advance(1)
+    token, _, _ = await accounts.login("alice", PASSWORD, False, "w1", "198.51.100.200")
+    assert token  # after the delay the right password works, and resets the name's count
+
+
+@pytest_twisted.ensureDeferred
+async def test_registration_is_limited_per_address(db, settings, clock, log):
+    accounts = Accounts(db, replace(settings, registrations_per_address=2), clock, log)
+    await accounts.register("user1", "u1@example.com", PASSWORD, "192.0.2.1")
+    await accounts.register("user2", "u2@example.com", PASSWORD, "192.0.2.1")
+    with pytest.raises(Throttled):
+        await accounts.register("user3", "u3@example.com", PASSWORD, "192.0.2.1")
+    await accounts.register("user3", "u3@example.com", PASSWORD, "192.0.2.2")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_client_sees_throttled(tmp_path, settings, database_url, clock):
+    limited = replace(settings, login_free_attempts=2, login_ceiling=100, registrations_per_address=100)
+    d = await start_cluster(tmp_path, limited, database_url, clock)
+    try:
+        await d.cli("register", "alice", "a@example.com", "--password-stdin", stdin=PASSWORD + "\n")
+        for _ in range(2):
+            status, out, _ = await d.cli("login", "alice", "--password-stdin", stdin="wrong guess!\n")
+            assert json.loads(out)["error"] == "bad_credentials"
+        status, out, err = await d.cli("login", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+        assert status == 1 and json.loads(out)["error"] == "throttled"
+        assert "try again in" in err
+    finally:
+        await d.cluster.stopService()
