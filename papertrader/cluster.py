@@ -73,7 +73,8 @@ class Cluster(StagedService):
         self.master.startService()
         master_port = yield self.master.whenReady()
         for index, (name, armor) in enumerate(self.bundles.items()):
-            yield self.master.workers.register(name, armor)
+            if (yield self.master.workers.registration(name)) is None:
+                yield self.master.workers.register(name, armor)  # first run; later runs keep kicks and revokes
             directory = files.worker_dir(self.data_dir, name)
             port = self.worker_port + index if self.worker_port else 0
             cert = os.path.join(directory, files.WORKER_CERT)

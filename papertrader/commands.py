@@ -18,6 +18,24 @@ class Command(amp.Command):
     errors = ALL_ERRORS
 
 
+#: The largest value AMP can carry (a whole list answer is one value).
+MAX_VALUE = 0xFFFF
+
+
+def fit(command, key, rows):
+    """The newest ``rows`` (oldest first in the list) of ``command``'s list answer ``key`` that fit in
+    one AMP value; older rows are left out rather than failing the whole answer."""
+    argument = dict(command.response)[key.encode("ascii")]
+    kept, total = 0, 0
+    for row in reversed(rows):
+        size = len(argument.toStringProto([row], None))
+        if total + size > MAX_VALUE:
+            break
+        total += size
+        kept += 1
+    return rows[len(rows) - kept:]
+
+
 def _order_fields():
     return [
         (b"id", amp.Integer()),

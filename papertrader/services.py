@@ -93,8 +93,13 @@ class ListeningService(service.Service):
 
         def listening(port):
             self.port = port
-            number = port.getHost().port
-            self.log.info("{what} listening on port {port}", what=self.what, port=number)
+            host = port.getHost()
+            number = getattr(host, "port", None)
+            if number is None:  # a Unix socket
+                self.log.info("{what} listening on {path}", what=self.what, path=host.name.decode()
+                              if isinstance(host.name, bytes) else host.name)
+            else:
+                self.log.info("{what} listening on port {port}", what=self.what, port=number)
             return number
 
         def failed(failure):

@@ -173,3 +173,24 @@ async def test_sessions_listed_and_ended_from_the_client(deployment):
     assert j(out) == {"logged_out": True, "sessions_ended": 2}
     status, out, _ = await d.cli("whoami", user="phone")
     assert j(out)["error"] == "not_logged_in"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_long_order_list_never_cuts_a_worker_off(deployment):
+    """200 orders with long reasons do not fit one AMP value: the newest that fit come back, links stay up."""
+    d = deployment
+    await register_and_login(d)
+    [(account_id,)] = await d.master.db.query("SELECT id FROM accounts WHERE username = 'alice'")
+    for n in range(200):
+        await d.master.db.execute(
+            "INSERT INTO orders (account_id, client_order_id, side, symbol, quantity_units, status, created,"
+            " received, client_ip, worker, reason, reason_code) VALUES (?, ?, 'buy', 'AAPL', 1000000, 'rejected',"
+            " ?, ?, '127.0.0.1', 'worker1', ?, 'insufficient_funds')",
+            (account_id, f"{n:064d}", f"2026-01-01T00:00:{n % 60:02d}.{n:06d}+00:00", "2026-01-01T00:00:00+00:00",
+             "insufficient funds: " + "x" * 300))
+    status, out, err = await d.cli("orders", "--limit", "200", user="alice")
+    assert status == 0, err
+    shown = j(out)
+    assert 50 < len(shown) < 200
+    assert shown[-1]["client_order_id"] == f"{199:064d}"  # the newest are kept
+    assert len(d.master.workers.linked) == 2

@@ -12,6 +12,7 @@ from papertrader.errors import WorkerRefused
 from papertrader.master import files
 from papertrader.master.protocol import MasterProtocol
 from papertrader.master.service import Master
+from papertrader.times import utc
 
 
 @pytest_twisted.async_yield_fixture
@@ -34,6 +35,10 @@ class Peer(amp.AMP):
     @commands.QuotesTick.responder
     def quotes_tick(self, quotes):
         self.quotes.append(quotes)
+        return {}
+
+    @commands.Kicked.responder
+    def kicked(self, reason):
         return {}
 
 
@@ -128,7 +133,7 @@ class HealthyPeer(Peer):
         return {"clients": 7, "sessions": 3, "commands": 50}
 
 
-async def link(master, name, peer_class, bundle):
+async def link(master, name, peer_class, bundle, with_server=False):
     await master.workers.register(name, files.make_worker_bundle(master.data_dir, name, (), bundle))
     client, server, pump = iosim.connectedServerAndClient(
         ServerClass=lambda: MasterProtocol(master), ClientClass=peer_class, greet=True)
@@ -137,7 +142,7 @@ async def link(master, name, peer_class, bundle):
     await settle(pump, client.callRemote(commands.WorkerProve,
                                          signature=gpgkeys.sign(bundle + "/gnupg", hello["challenge"])))
     gpgkeys.stop_agent(bundle + "/gnupg")
-    return client, pump
+    return (client, server, pump) if with_server else (client, pump)
 
 
 @pytest_twisted.ensureDeferred
@@ -166,3 +171,27 @@ async def test_a_silent_worker_is_marked_down_after_missed_heartbeats(master, tm
         assert "busy" in master.workers.linked
     finally:
         monitor.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_kicked_worker_gets_nothing_even_if_its_connection_lingers(master, tmp_path):
+    client, server, pump = await link(master, "w1", HealthyPeer, str(tmp_path / "w"), with_server=True)
+    await master.workers.kick("w1")
+    # Say the peer never finishes closing and its next command still arrives on this connection:
+    stamp = {"received": utc(0), "client_ip": "192.0.2.1", "worker": "w1"}
+    with pytest.raises(WorkerRefused):
+        await server.register(username="mallory", email="m@example.com", password="long enough pw", **stamp)
+    assert (await master.db.query("SELECT COUNT(*) FROM accounts"))[0][0] == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_key_cannot_be_registered_to_a_second_name_nor_after_its_revocation(master, tmp_path):
+    from papertrader.errors import InvalidInput
+
+    armor = files.make_worker_bundle(master.data_dir, "w1", (), str(tmp_path / "w1"))
+    await master.workers.register("w1", armor)
+    with pytest.raises(InvalidInput, match="already registered to worker 'w1'"):
+        await master.workers.register("w2", armor)
+    await master.workers.revoke("w1")
+    with pytest.raises(InvalidInput, match="was revoked"):
+        await master.workers.register("w1", armor)

@@ -426,3 +426,29 @@ async def test_market_update_then_queue_pass_at_the_new_prices(db, orders, board
         await check_books(db, alice.account_id, settings.starting_cash)
     finally:
         await market.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_order_worth_less_than_a_cent_is_refused_and_never_fills_free(db, user, submit, quote, orders):
+    alice = await user("alice")
+    quote(AAPL="313.63")
+    with pytest.raises(InvalidInput, match="below one cent"):
+        await submit(alice, "tiny", "buy", "AAPL", "0.00001")
+    # Queued while there was no price, then the price makes it worthless: rejected, not free.
+    order = await submit(alice, "tiny2", "buy", "TSLA", "1")
+    quote(TSLA="0.0001")
+    await orders.process()
+    [row] = await db.query("SELECT status, reason_code FROM orders WHERE id = ?", (order["id"],))
+    assert row == ("rejected", "order_too_small")
+
+
+@pytest_twisted.ensureDeferred
+async def test_queued_orders_per_account_are_capped(db, user, submit, quote):
+    from papertrader.master.orders import MAX_QUEUED
+
+    alice = await user("alice")
+    quote(AAPL="1.00")
+    for n in range(MAX_QUEUED):
+        await submit(alice, f"o{n}", "buy", "AAPL", "1")
+    with pytest.raises(InvalidInput, match="orders waiting"):
+        await submit(alice, "one-too-many", "buy", "AAPL", "1")

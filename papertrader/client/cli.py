@@ -15,6 +15,7 @@ import sys
 import uuid
 
 from twisted.internet import defer, task
+from twisted.internet.ssl import Certificate
 
 from papertrader import commands, tls
 from papertrader.client import output, tokens
@@ -135,8 +136,11 @@ class CLI:
         try:
             with open(ca_file, "rb") as f:
                 ca_pem = f.read()
+            Certificate.loadPEM(ca_pem)
         except OSError as e:
             raise BadCAFile(f"cannot read CA file {ca_file}: {e.strerror}")
+        except Exception:
+            raise BadCAFile(f"{ca_file} is not a PEM certificate (use the deployment's ca.pem)")
         self.connection = Connection(self.reactor, master, ca_pem, self.args.worker, self.args.region,
                                      tokens.remembered_worker(self.environ))
 
@@ -222,7 +226,8 @@ class CLI:
     @defer.inlineCallbacks
     def do_workers(self):
         workers = yield self.connection.workers()
-        self.emit(workers, output.table(workers, ["name", "host", "port"]) if workers else "No worker available.")
+        self.emit(workers, output.table(workers, ["name", "region", "host", "port", "load"])
+                  if workers else "No worker available.")
 
     @defer.inlineCallbacks
     def do_assets(self):

@@ -46,7 +46,8 @@ class AdminProtocol(amp.AMP):
     @commands.AdminWorkers.responder
     @guarded
     def workers(self):
-        return self.master.workers.overview().addCallback(lambda rows: {"workers": rows})
+        return self.master.workers.overview().addCallback(
+            lambda rows: {"workers": commands.fit(commands.AdminWorkers, "workers", rows)})
 
     @commands.AdminKick.responder
     @guarded

@@ -31,10 +31,17 @@ def ensure_master_files(data_dir, hostnames=()):
 
     A host name not yet in the master's certificate gets it reissued, keeping the names it had.
     """
-    os.makedirs(data_dir, exist_ok=True)
+    make_private_dir(data_dir)
     ca = CertificateAuthority.ensure(data_dir)
     _ensure_cert(ca, "PaperTrader master", hostnames, os.path.join(data_dir, MASTER_CERT))
     return ca
+
+
+def make_private_dir(path):
+    """Create ``path`` (if needed) readable by its owner only: the database, logs and keys inside it
+    are then closed to other local users whatever their own modes."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 def keyring_dir(data_dir):
@@ -51,8 +58,7 @@ def make_worker_bundle(master_dir, name, hostnames, out_dir):
     Returns the worker's public key armor, to be registered with the master.
     """
     ca = ensure_master_files(master_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    os.chmod(out_dir, 0o700)
+    make_private_dir(out_dir)
     shutil.copyfile(os.path.join(master_dir, tls.CA_CERT), os.path.join(out_dir, tls.CA_CERT))
     _ensure_cert(ca, f"PaperTrader worker {name}", hostnames, os.path.join(out_dir, WORKER_CERT))
     home = os.path.join(out_dir, "gnupg")

@@ -59,6 +59,9 @@ def execute(book: Book, side, symbol, quantity: Decimal, price: Decimal, commiss
     The book is changed only when the order fills.
     """
     gross = round_money(price * quantity)
+    if gross <= 0:
+        return Rejection("order_too_small",
+                         f"order value below one cent: {quantity_text(quantity)} {symbol} at {price_text(price)}")
     held = book.holdings.get(symbol)
     if side == "buy":
         cost = gross + commission

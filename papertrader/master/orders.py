@@ -14,7 +14,7 @@ positions, appends the transaction history and marks the orders
 
 from twisted.internet import defer
 
-from papertrader.errors import DuplicateOrder, InsufficientFunds, InsufficientPosition, UnknownOrder
+from papertrader.errors import DuplicateOrder, InsufficientFunds, InsufficientPosition, InvalidInput, UnknownOrder
 from papertrader.master import ledger, validation
 from papertrader.master.db import is_unique_violation
 from papertrader.money import (
@@ -29,6 +29,8 @@ from papertrader.money import (
 from papertrader.times import iso, parse_iso, utc
 
 BATCH = 500
+#: Orders one account may have waiting for the next queue pass.
+MAX_QUEUED = 100
 
 _ORDER_COLUMNS = (
     "id, client_order_id, side, symbol, quantity_units, status, created, price_units,"
@@ -107,12 +109,16 @@ class Orders:
             (account_id,),
         )
         queued = cursor.fetchall()
+        if len(queued) >= MAX_QUEUED:
+            raise InvalidInput(f"you already have {MAX_QUEUED} orders waiting; wait for the next update")
         for queued_side, queued_symbol, units in queued:
             if queued_symbol in prices:
                 ledger.execute(book, queued_side, queued_symbol, from_quantity_units(units), prices[queued_symbol],
                                self.settings.commission)
         result = ledger.execute(book, side, symbol, quantity, price, self.settings.commission)
         if isinstance(result, ledger.Rejection):
+            if result.code == "order_too_small":
+                raise InvalidInput(result.reason)
             error = InsufficientFunds if result.code == "insufficient_funds" else InsufficientPosition
             raise error(result.reason + (" after your queued orders" if queued else ""))
 

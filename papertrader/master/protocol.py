@@ -14,7 +14,7 @@ from twisted.protocols import amp
 
 from papertrader import commands, tls
 from papertrader.commands import stamped
-from papertrader.errors import PaperTraderError, ServerError, WorkerRefused
+from papertrader.errors import PaperTraderError, ServerError, UnknownOrder, WorkerRefused
 from papertrader.master import validation
 
 MAX_NAME = 64
@@ -43,13 +43,13 @@ def worker_only(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        if self.worker is None:
+        linked = self.master.workers.linked.get(self.worker) if self.worker is not None else None
+        if linked is None or linked.protocol is not self:
+            # Never linked, or dropped since (kicked, revoked, marked down, replaced).
             self.master.log.warn("refused {command} from unauthenticated peer {peer}",
                                  command=method.__name__, peer=self.peer())
             raise WorkerRefused("this connection is not an authenticated worker")
-        linked = self.master.workers.linked.get(self.worker)
-        if linked is not None:
-            linked.commands += 1
+        linked.commands += 1
         return method(self, *args, **kwargs)
 
     return guarded(wrapper)
@@ -61,9 +61,11 @@ class MasterProtocol(amp.AMP):
         self.master = master
         self.worker = None
         self._pending = None
+        self.connected = False
 
     def connectionMade(self):
         super().connectionMade()
+        self.connected = True
         tls.no_delay(self.transport)
 
     def peer(self):
@@ -71,6 +73,7 @@ class MasterProtocol(amp.AMP):
         return getattr(peer, "host", "?")
 
     def connectionLost(self, reason):
+        self.connected = False
         super().connectionLost(reason)
         if self.worker is not None:
             self.master.workers.unlink(self.worker, self)
@@ -106,8 +109,11 @@ class MasterProtocol(amp.AMP):
         if not ok:
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature", name=name, peer=self.peer())
             raise WorkerRefused(f"the signature does not match worker {name!r}'s registered key")
-        # The registration may have changed while gpg was verifying (a kick, a revoke).
+        # The registration may have changed while gpg was verifying (a kick, a revoke), or the
+        # worker may be gone: never link a closed connection.
         yield self.master.workers.admit(name, self.peer())
+        if not self.connected:
+            raise WorkerRefused("the connection closed during the handshake")
         self.worker = name
         self.master.workers.link(name, region, host, port, version, self.peer(), self)
         self.master.send_snapshot(self)
@@ -156,7 +162,7 @@ class MasterProtocol(amp.AMP):
     def sessions(self, token, received, client_ip, worker):
         session = yield self.master.accounts.authenticate(token)
         sessions = yield self.master.accounts.sessions(session)
-        return {"sessions": sessions[-commands.MAX_LIST:]}
+        return {"sessions": commands.fit(commands.Sessions, "sessions", sessions[-commands.MAX_LIST:])}
 
     @stamped(commands.EndSession).responder
     @worker_only
@@ -198,7 +204,7 @@ class MasterProtocol(amp.AMP):
         symbol = validation.symbol(symbol, self.master.board.assets)
         validation.limit(limit, commands.MAX_LIST)
         candles = yield self.master.market.candles(symbol, limit)
-        return {"candles": candles}
+        return {"candles": commands.fit(commands.Candles, "candles", candles)}
 
     @stamped(commands.PlaceOrder).responder
     @worker_only
@@ -213,6 +219,8 @@ class MasterProtocol(amp.AMP):
     @worker_only
     @defer.inlineCallbacks
     def get_order(self, token, order_id, received, client_ip, worker):
+        if not 0 < order_id < 2**62:
+            raise UnknownOrder(f"no order {order_id} on your account")
         session = yield self.master.accounts.authenticate(token)
         order = yield self.master.orders.get(session, order_id)
         return order
@@ -224,7 +232,7 @@ class MasterProtocol(amp.AMP):
         validation.limit(limit, commands.MAX_LIST)
         session = yield self.master.accounts.authenticate(token)
         orders = yield self.master.orders.list(session, limit)
-        return {"orders": orders}
+        return {"orders": commands.fit(commands.Orders, "orders", orders)}
 
     @stamped(commands.Portfolio).responder
     @worker_only
@@ -241,7 +249,7 @@ class MasterProtocol(amp.AMP):
         validation.limit(limit, commands.MAX_LIST)
         session = yield self.master.accounts.authenticate(token)
         transactions = yield self.master.orders.history(session, limit)
-        return {"transactions": transactions}
+        return {"transactions": commands.fit(commands.History, "transactions", transactions)}
 
 
 class MasterFactory(protocol.Factory):

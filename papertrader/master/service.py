@@ -81,6 +81,8 @@ class Master(StagedService):
             for child in self:
                 child.startService()
             port = yield self.listener.whenListening()
+            # The admin channel's lock file also keeps a second master off this data dir.
+            yield self.admin.whenListening()
         except Exception:
             self.log.failure("the master could not start")
             raise

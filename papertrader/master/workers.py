@@ -72,6 +72,25 @@ def address_allowed(allowed_text, address):
     return any(ip in network for network in networks)
 
 
+def disconnect(protocol, grace=5.0):
+    """Close a worker's connection; abort it if the peer has not finished closing within ``grace`` seconds.
+
+    A dropped worker is refused at once whatever happens (``worker_only`` checks the live link);
+    the abort only makes sure a peer that stopped reading cannot keep the socket forever.
+    """
+    transport = protocol.transport
+    if transport is None:
+        return
+    transport.loseConnection()
+    from twisted.internet import reactor
+
+    def abort():
+        if protocol.transport is not None:
+            protocol.transport.abortConnection()
+
+    reactor.callLater(grace, abort)
+
+
 class Workers:
     """Registered workers (database + keyring) and the ones linked right now."""
 
@@ -92,12 +111,18 @@ class Workers:
         """Import a worker's public key and record its fingerprint (replacing an older registration)."""
         parse_allowed(allowed_ips)
         fingerprint = yield threads.deferToThread(self.keyring.import_key, public_key_armor)
+        rows = yield self.db.query("SELECT name, state FROM workers WHERE fingerprint = ?", (fingerprint,))
+        if rows and rows[0][1] == REVOKED:
+            raise InvalidInput(f"key {fingerprint} was revoked (worker {rows[0][0]!r}); make a new bundle"
+                               " (remove the old bundle directory first)")
+        if rows and rows[0][0] != name:
+            raise InvalidInput(f"key {fingerprint} is already registered to worker {rows[0][0]!r}")
         yield self.db.run(self._upsert, name, fingerprint, allowed_ips or None)
         self.log.info("worker {name} registered with key {fingerprint}", name=name, fingerprint=fingerprint)
         return fingerprint
 
     def _upsert(self, cursor, name, fingerprint, allowed_ips):
-        cursor.execute(self.db.sql("DELETE FROM workers WHERE name = ? OR fingerprint = ?"), (name, fingerprint))
+        cursor.execute(self.db.sql("DELETE FROM workers WHERE name = ?"), (name,))
         cursor.execute(
             self.db.sql("INSERT INTO workers (name, fingerprint, created, state, allowed_ips) VALUES (?, ?, ?, ?, ?)"),
             (name, fingerprint, iso(self.now()), REGISTERED, allowed_ips),
@@ -146,7 +171,7 @@ class Workers:
         old = self.linked.get(name)
         if old is not None and old.protocol is not protocol:
             self.log.warn("worker {name} connected again; dropping its older link", name=name)
-            old.protocol.transport.loseConnection()
+            disconnect(old.protocol)
         now = self.now()
         self.linked[name] = LinkedWorker(name, region, host, port, version, address, protocol, now, now)
         self.log.info("worker {name} linked ({region}), serving clients at {host}:{port}",
@@ -185,8 +210,9 @@ class Workers:
     def _drop(self, name, reason):
         linked = self.linked.pop(name, None)
         if linked is not None:
-            linked.protocol.callRemote(commands.Kicked, reason=reason)
-            linked.protocol.transport.loseConnection()
+            if linked.protocol.transport is not None:
+                linked.protocol.callRemote(commands.Kicked, reason=reason)
+            disconnect(linked.protocol)
         return linked is not None
 
     @defer.inlineCallbacks
@@ -229,7 +255,7 @@ class Workers:
             if worker.missed >= misses:
                 self.log.warn("worker {name} missed {n} heartbeats: marked down", name=worker.name, n=misses)
                 self.linked.pop(worker.name, None)
-                worker.protocol.transport.loseConnection()
+                disconnect(worker.protocol)
                 continue
             worker.awaiting = True
             d = worker.protocol.callRemote(commands.Heartbeat)

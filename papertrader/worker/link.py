@@ -12,7 +12,7 @@ from twisted.internet import defer, protocol, threads
 from twisted.protocols import amp
 
 from papertrader import __version__, commands, gpgkeys, tls
-from papertrader.errors import MasterUnavailable, PaperTraderError
+from papertrader.errors import MasterUnavailable, PaperTraderError, ServerError
 
 CALL_TIMEOUT = 30
 
@@ -50,8 +50,9 @@ class WorkerToMaster(amp.AMP):
             "region": worker.region, "version": __version__, "clients": len(worker.clients),
             "sessions": len(worker.sessions), "commands": worker.commands, "watchers": len(worker.fanout),
             "cached_quotes": len(worker.quotes.all()),
-            "logs": [dict(time=e.time, level=e.level, file=e.file, function=e.function, line=e.line,
-                          message=e.message[:2000]) for e in entries],
+            "logs": commands.fit(commands.WorkerStatus, "logs", [
+                dict(time=e.time, level=e.level, file=e.file, function=e.function, line=e.line,
+                     message=e.message[:2000]) for e in entries]),
         }
 
     @commands.SessionEnded.responder
@@ -127,6 +128,11 @@ class MasterLink(ClientService):
         def failed(failure):
             if failure.check(PaperTraderError):
                 return failure
+            if failure.check(amp.RemoteAmpError):
+                # The master answered, but with an error it did not type: not a reason to fail over.
+                self.worker.log.error("the master failed a {command}: {error}", command=command.__name__,
+                                      error=failure.getErrorMessage())
+                raise ServerError()
             self.worker.log.warn("call to master failed: {error}", error=failure.getErrorMessage())
             raise MasterUnavailable()
 

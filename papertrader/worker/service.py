@@ -14,7 +14,7 @@ from twisted.python import usage
 from papertrader import commands, gpgkeys, tls
 from papertrader.services import ListeningService
 from papertrader.logs import LogSystem
-from papertrader.master.files import WORKER_CERT
+from papertrader.master.files import WORKER_CERT, make_private_dir
 from papertrader.options import SettingsOptions
 from papertrader.worker.cache import QuoteCache, SessionCache
 from papertrader.throttle import Throttle
@@ -74,6 +74,7 @@ class Worker(service.MultiService):
                     f"{path} is missing: {data_dir} is not a worker bundle. Create one on the master with"
                     f" 'papertrader-admin --data-dir MASTER_DIR register-worker {name}' and copy it here.")
         gpgkeys.check_installed()
+        make_private_dir(data_dir)
         self.logs = LogSystem(f"worker {name}", settings.log_memory_size,
                               os.path.join(data_dir, "logs", "worker.log"))
         self.log = self.logs.logger(f"papertrader.worker.{name}")
@@ -138,4 +139,6 @@ def makeService(options, reactor=None):
                         manhole=options["manhole"], manhole_keys=options["manhole-keys"])
     except (gpgkeys.GPGMissing, ManholeError) as e:
         raise usage.UsageError(str(e))
+    # A worker that cannot listen for clients is of no use: say so in the log and exit.
+    worker.listener.whenListening().addErrback(lambda _: reactor.stop() if reactor.running else None)
     return worker
