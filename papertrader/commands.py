@@ -89,6 +89,48 @@ class Logout(Command):
     response = []
 
 
+class ProviderStart(Command):
+    """Begin signing in with an identity provider: the URL to open, and the state to finish with."""
+
+    arguments = [(b"provider", amp.Unicode()), (b"redirect_uri", amp.Unicode())]
+    response = [(b"url", amp.Unicode()), (b"state", amp.Unicode())]
+
+
+class ProviderFinish(Command):
+    """Finish it with the code the provider sent to the client's loopback listener.
+
+    The answer is a session (token, username, expires) when the identity is linked to an account;
+    otherwise a ticket (and a proposed username) for ProviderCreate or ProviderLink.
+    """
+
+    arguments = [(b"provider", amp.Unicode()), (b"state", amp.Unicode()), (b"code", amp.Unicode()),
+                 (b"remember", amp.Boolean())]
+    response = [(b"token", amp.Unicode(optional=True)), (b"username", amp.Unicode(optional=True)),
+                (b"expires", amp.DateTime(optional=True)), (b"ticket", amp.Unicode(optional=True)),
+                (b"proposal", amp.Unicode(optional=True))]
+
+
+class ProviderCreate(Command):
+    """Create an account without a password for a ticket's identity."""
+
+    arguments = [(b"ticket", amp.Unicode()), (b"username", amp.Unicode())]
+    response = [(b"token", amp.Unicode()), (b"username", amp.Unicode()), (b"expires", amp.DateTime())]
+
+
+class ProviderLink(Command):
+    """Link a ticket's identity to an existing account (its password is required)."""
+
+    arguments = [(b"ticket", amp.Unicode()), (b"username", amp.Unicode()), (b"password", amp.Unicode())]
+    response = [(b"token", amp.Unicode()), (b"username", amp.Unicode()), (b"expires", amp.DateTime())]
+
+
+class SetPassword(Command):
+    """Give a password to an account made through a provider (it has none)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"password", amp.Unicode())]
+    response = []
+
+
 class Sessions(Command):
     """The account's live sessions (``id`` is a public id, never the token)."""
 
@@ -230,7 +272,10 @@ class History(Command):
 
 
 #: Client commands a worker passes on to the master (quotes come from its cache).
-FORWARDED = (Register, Login, Logout, LogoutAll, Sessions, EndSession, ChangePassword, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History)
+FORWARDED = (
+    Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
+    Sessions, EndSession, ChangePassword, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History,
+)
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
 

@@ -46,6 +46,14 @@ class Settings:
     registrations_per_address: int = 10
     #: Seconds over which the abuse limits count.
     throttle_window: float = 900.0
+    #: The OpenID Connect provider users may sign in with ('papertrader login --provider NAME').
+    oidc_name: str = "google"
+    #: Its issuer URL (https; its /.well-known/openid-configuration is read).
+    oidc_issuer: str = "https://accounts.google.com"
+    #: The client id this deployment is registered with at the provider; empty: provider login is off.
+    oidc_client_id: str = ""
+    #: The client secret (better set in the environment as PAPERTRADER_OIDC_CLIENT_SECRET).
+    oidc_client_secret: str = ""
     #: Seconds between the master's heartbeats to each worker.
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
@@ -55,7 +63,9 @@ class Settings:
         """Settings as strings, for display."""
         out = {}
         for key, value in asdict(self).items():
-            if isinstance(value, tuple):
+            if key == "oidc_client_secret" and value:
+                value = "(set)"
+            elif isinstance(value, tuple):
                 value = ",".join(value)
             elif isinstance(value, Decimal):
                 value = money_text(value)
@@ -90,6 +100,10 @@ def _parse(name, raw):
             if not low <= value <= high:
                 raise ConfigError(f"{name}: must be between {low} and {high}")
             return value
+        if name in ("oidc_name", "oidc_issuer", "oidc_client_id", "oidc_client_secret"):
+            if len(raw) > 500 or any(ch.isspace() for ch in raw):
+                raise ConfigError(f"{name}: must be one word of at most 500 characters")
+            return raw
         if name == "throttle_window":
             value = float(raw)
             if not 1 <= value <= 86400:

@@ -37,6 +37,12 @@ class Throttled(PaperTraderError):
     code = "throttled"
 
 
+class ProviderLoginFailed(PaperTraderError):
+    """Signing in with the identity provider failed."""
+
+    code = "provider_login_failed"
+
+
 class UsernameTaken(PaperTraderError):
     """That username is already taken."""
 
@@ -117,6 +123,7 @@ ALL_ERRORS = {
         InvalidInput,
         WeakPassword,
         Throttled,
+        ProviderLoginFailed,
         UsernameTaken,
         BadCredentials,
         NotLoggedIn,

@@ -27,6 +27,9 @@ class SettingsOptions(usage.Options):
         ["login-ceiling", None, None, "Login attempts per name or address per throttle window."],
         ["registrations-per-address", None, None, "Registrations per client address per throttle window."],
         ["throttle-window", None, None, "Seconds over which the abuse limits count."],
+        ["oidc-name", None, None, "Name of the OpenID Connect provider users sign in with (default google)."],
+        ["oidc-issuer", None, None, "Issuer URL of that provider."],
+        ["oidc-client-id", None, None, "Client id of this deployment at the provider (empty: provider login off)."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
     ]
@@ -34,7 +37,7 @@ class SettingsOptions(usage.Options):
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
                  "bcrypt-rounds", "market-seed", "heartbeat-interval", "heartbeat-misses",
                  "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
-                 "throttle-window")
+                 "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id")
 
     def postOptions(self):
         if not self["data-dir"]:
@@ -44,10 +47,11 @@ class SettingsOptions(usage.Options):
         if config is None and os.path.exists(os.path.join(self["data-dir"], "papertrader.ini")):
             config = os.path.join(self["data-dir"], "papertrader.ini")
         self.config_path = config
+        overrides = {name.replace("-", "_"): self[name] for name in self._SETTINGS}
+        # A secret belongs in the environment (or a private config file), not on a command line.
+        overrides["oidc_client_secret"] = os.environ.get("PAPERTRADER_OIDC_CLIENT_SECRET")
         try:
-            self.settings = load_settings(
-                config, {name.replace("-", "_"): self[name] for name in self._SETTINGS}
-            )
+            self.settings = load_settings(config, overrides)
         except ConfigError as e:
             raise usage.UsageError(str(e))
 

@@ -13,14 +13,15 @@ import getpass
 import os
 import sys
 import uuid
+import webbrowser
 
 from twisted.internet import defer, task
 from twisted.internet.ssl import Certificate
 
 from papertrader import commands, tls
-from papertrader.client import output, tokens
+from papertrader.client import browser_login, output, tokens
 from papertrader.client.connection import BadCAFile, Connection
-from papertrader.errors import InvalidInput, NotLoggedIn, PaperTraderError
+from papertrader.errors import InvalidInput, NotLoggedIn, PaperTraderError, ProviderLoginFailed
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "status", "price", "amount", "reason"]
 
@@ -54,8 +55,14 @@ def build_parser():
     c.add_argument("email")
     password_options(c)
     c = sub.add_parser("login", help="log in and keep the session")
-    c.add_argument("username")
+    c.add_argument("username", nargs="?", help="your username (with --provider: the one for a new account)")
     c.add_argument("--remember", action="store_true", help="stay logged in for 30 days instead of 24 hours")
+    c.add_argument("--provider", metavar="NAME", help="sign in with an identity provider (e.g. google)")
+    c.add_argument("--link", action="store_true",
+                   help="with --provider: link the provider to your existing account (needs its password)")
+    c.add_argument("--no-browser", action="store_true", help="with --provider: print the URL, do not open it")
+    password_options(c)
+    c = sub.add_parser("set-password", help="add a password to an account made through a provider")
     password_options(c)
     c = sub.add_parser("logout", help="end this session (or others: --all, --session ID)")
     which = c.add_mutually_exclusive_group()
@@ -168,13 +175,66 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_login(self):
+        if self.args.provider:
+            answer = yield self._provider_login()
+            return self._logged_in(answer)
+        if not self.args.username:
+            raise UsageFailure("login needs a USERNAME (or --provider NAME)")
         password = self.password()
         answer = yield self.call(commands.Login, username=self.args.username, password=password,
                                  remember=self.args.remember)
+        self._logged_in(answer)
+
+    def _logged_in(self, answer):
         tokens.save({"token": answer["token"], "username": answer["username"],
                      "expires": answer["expires"].isoformat()}, self.environ)
         result = {"username": answer["username"], "expires": answer["expires"]}
         self.emit(result, f"Logged in as {answer['username']} until {output.plain(result)['expires']}.")
+
+    #: How the sign-in page is opened (a person's browser; tests put their own in).
+    browser = staticmethod(webbrowser.open)
+
+    @defer.inlineCallbacks
+    def _provider_login(self):
+        redirect_uri, called_back, port = yield browser_login.listen(self.reactor)
+        try:
+            start = yield self.call(commands.ProviderStart, provider=self.args.provider, redirect_uri=redirect_uri)
+            self.stderr.write(f"Sign in with {self.args.provider} in your browser:\n  {start['url']}\n")
+            if not self.args.no_browser:
+                self.browser(start["url"])
+            called_back.addTimeout(300, self.reactor)
+            try:
+                back = yield called_back
+            except defer.TimeoutError:
+                raise ProviderLoginFailed("no answer from the browser within 5 minutes")
+        finally:
+            yield port.stopListening()
+        if "error" in back:
+            raise ProviderLoginFailed(f"the provider said: {back['error'][:200]}")
+        answer = yield self.call(commands.ProviderFinish, provider=self.args.provider, state=back["state"],
+                                 code=back["code"], remember=self.args.remember)
+        if answer.get("token"):
+            return answer
+        if self.args.link:
+            username = self.args.username or input("Your existing username: ")
+            password = self.password()
+            return (yield self.call(commands.ProviderLink, ticket=answer["ticket"], username=username,
+                                    password=password))
+        username = self.args.username
+        if not username:
+            if not self.stdin.isatty():
+                raise UsageFailure(f"no account is linked to this sign-in yet: choose a username with"
+                                   f" 'login --provider {self.args.provider} USERNAME' (suggested:"
+                                   f" {answer['proposal']}), or add --link to use your existing account")
+            username = input(f"New account's username [{answer['proposal']}]: ").strip() or answer["proposal"]
+        return (yield self.call(commands.ProviderCreate, ticket=answer["ticket"], username=username))
+
+    @defer.inlineCallbacks
+    def do_set_password(self):
+        token = self.token()
+        password = self.password(confirm=True)
+        yield self.call(commands.SetPassword, token=token, password=password)
+        self.emit({"password_set": True}, "Password set: you can now log in with it as well.")
 
     @defer.inlineCallbacks
     def do_logout(self):
@@ -332,7 +392,7 @@ class CLI:
         failure = None
         try:
             self.connect()
-            failure = yield getattr(self, "do_" + self.args.command)()
+            failure = yield getattr(self, "do_" + self.args.command.replace("-", "_"))()
         except UsageFailure as e:
             return self.fail("usage", str(e), 2)
         except PaperTraderError as e:

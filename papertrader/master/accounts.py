@@ -13,6 +13,7 @@ cost the same bcrypt check.
 import base64
 import collections
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 import bcrypt
 from twisted.internet import defer, threads
 
-from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, UsernameTaken
+from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
 from papertrader.master import validation
 from papertrader.master.db import is_unique_violation
 from papertrader.money import from_cents, to_cents
@@ -89,6 +90,7 @@ class Accounts:
         #: Called with a token hash when a session ends (the master tells the workers).
         self.on_session_ended = []
         self._dummy_hash = None
+        self._tickets = {}  # ticket -> (Identity, remember, expiry): a provider sign-in awaiting a username
         self.login_throttle = Throttle(clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
         self.register_throttle = Throttle(clock, free=settings.registrations_per_address,
@@ -158,6 +160,11 @@ class Accounts:
             yield self.db.execute("UPDATE accounts SET password_hash = ? WHERE id = ?", (rehashed, account_id))
             self.log.info("password hash of {username} upgraded to bcrypt cost {rounds}", username=name,
                           rounds=self.settings.bcrypt_rounds)
+        result = yield self._open_session(account_id, name, remember, worker, client_ip)
+        return result
+
+    @defer.inlineCallbacks
+    def _open_session(self, account_id, name, remember, worker, client_ip, how="password"):
         token = secrets.token_urlsafe(32)
         now = self.now()
         expires = now + (REMEMBER_TTL if remember else SESSION_TTL)
@@ -168,8 +175,111 @@ class Accounts:
             (hashed_token, account_id, iso(now), iso(expires), worker, client_ip, secrets.token_hex(6), iso(now)),
         )
         self._remember(Session(hashed_token, account_id, name, expires, now, now))
-        self.log.info("{username} logged in from {ip} via {worker}", username=name, ip=client_ip, worker=worker)
+        self.log.info("{username} logged in ({how}) from {ip} via {worker}", username=name, how=how, ip=client_ip,
+                      worker=worker)
         return token, name, expires
+
+    # --- third-party identities ---------------------------------------------
+
+    @defer.inlineCallbacks
+    def identity_login(self, identity, remember, worker, client_ip):
+        """A session for the account linked to ``identity``; or, when there is none, a ticket to create or
+        link one (fires with a dict: token/username/expires, or ticket/proposal)."""
+        rows = yield self.db.query(
+            "SELECT a.id, a.username FROM identities i JOIN accounts a ON a.id = i.account_id"
+            " WHERE i.issuer = ? AND i.subject = ?", (identity.issuer, identity.subject))
+        if rows:
+            token, name, expires = yield self._open_session(rows[0][0], rows[0][1], remember, worker, client_ip,
+                                                            "provider")
+            return dict(token=token, username=name, expires=expires)
+        self._expire_tickets()
+        ticket = secrets.token_urlsafe(24)
+        self._tickets[ticket] = (identity, remember, self.clock.seconds() + 600)
+        proposal = yield self._propose(identity.email)
+        return dict(ticket=ticket, proposal=proposal)
+
+    def _expire_tickets(self):
+        now = self.clock.seconds()
+        for ticket in [t for t, (_, _, expires) in self._tickets.items() if expires <= now]:
+            del self._tickets[ticket]
+
+    def _ticket(self, ticket):
+        self._expire_tickets()
+        found = self._tickets.pop(ticket or "", None)
+        if found is None:
+            raise ProviderLoginFailed("this sign-in is unknown or has expired; sign in with the provider again")
+        return found
+
+    @defer.inlineCallbacks
+    def _propose(self, email):
+        base = re.sub(r"[^A-Za-z0-9_.\-]", "", (email or "").split("@")[0])[:20] or "trader"
+        base = base if len(base) >= 3 else base + "000"[:3 - len(base)]
+        candidate = base
+        for n in range(1, 1000):
+            rows = yield self.db.query("SELECT 1 FROM accounts WHERE username_key = ?", (candidate.lower(),))
+            if not rows:
+                return candidate
+            candidate = f"{base[:20]}{n}"
+        return secrets.token_hex(4)
+
+    @defer.inlineCallbacks
+    def create_from_identity(self, ticket, username, worker, client_ip):
+        """A new account without a password, linked to the ticket's identity; fires with a session."""
+        identity, remember, _ = self._ticket(ticket)
+        validation.username(username)
+        email = identity.email if validation.EMAIL_RE.fullmatch(identity.email or "") else f"{username}@invalid"
+        created = iso(self.now())
+
+        def insert(cursor):
+            cursor.execute(
+                self.db.sql("INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created)"
+                            " VALUES (?, ?, ?, NULL, ?, ?) RETURNING id"),
+                (username, username.lower(), email, to_cents(self.settings.starting_cash), created))
+            account_id = cursor.fetchone()[0]
+            cursor.execute(self.db.sql("INSERT INTO identities (issuer, subject, account_id, email, created)"
+                                       " VALUES (?, ?, ?, ?, ?)"),
+                           (identity.issuer, identity.subject, account_id, identity.email, created))
+            return account_id
+
+        try:
+            account_id = yield self.db.run(insert)
+        except Exception as e:
+            if is_unique_violation(e):
+                self._tickets[ticket] = (identity, remember, self.clock.seconds() + 600)  # let them pick another
+                raise UsernameTaken(f"the username {username!r} is already taken")
+            raise
+        self.log.info("account {username} created through {issuer}", username=username, issuer=identity.issuer)
+        result = yield self._open_session(account_id, username, remember, worker, client_ip, "provider")
+        return result
+
+    @defer.inlineCallbacks
+    def link_identity(self, ticket, username, password, worker, client_ip):
+        """Link the ticket's identity to an existing password account (its password is required)."""
+        identity, remember, expires = self._ticket(ticket)
+        try:
+            token, name, session_expires = yield self.login(username, password, remember, worker, client_ip)
+        except BadCredentials:
+            self._tickets[ticket] = (identity, remember, expires)
+            raise
+        session = yield self.authenticate(token)
+        yield self.db.execute("INSERT INTO identities (issuer, subject, account_id, email, created)"
+                              " VALUES (?, ?, ?, ?, ?)",
+                              (identity.issuer, identity.subject, session.account_id, identity.email,
+                               iso(self.now())))
+        self.log.info("{username} linked a login from {issuer}", username=name, issuer=identity.issuer)
+        return token, name, session_expires
+
+    @defer.inlineCallbacks
+    def set_password(self, session, password):
+        """Give a password to an account that has none (made through a provider)."""
+        rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
+        if rows and rows[0][0]:
+            raise InvalidInput("this account has a password already; change it with 'passwd'")
+        password = validation.password(password)
+        hashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
+        yield self.db.execute("UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash IS NULL",
+                              (hashed, session.account_id))
+        self.log.info("{username} set a password", username=session.username)
 
     @defer.inlineCallbacks
     def authenticate(self, token):

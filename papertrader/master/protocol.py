@@ -14,7 +14,7 @@ from twisted.protocols import amp
 
 from papertrader import commands, tls
 from papertrader.commands import stamped
-from papertrader.errors import PaperTraderError, ServerError, UnknownOrder, WorkerRefused
+from papertrader.errors import PaperTraderError, ProviderLoginFailed, ServerError, UnknownOrder, WorkerRefused
 from papertrader.master import validation
 
 MAX_NAME = 64
@@ -154,6 +154,53 @@ class MasterProtocol(amp.AMP):
     @defer.inlineCallbacks
     def logout(self, token, received, client_ip, worker):
         yield self.master.accounts.logout(token)
+        return {}
+
+    def _provider(self, name):
+        provider = self.master.provider
+        if provider is None or name != provider.name:
+            raise ProviderLoginFailed(f"no identity provider {name[:32]!r} is set up on this deployment")
+        return provider
+
+    @stamped(commands.ProviderStart).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def provider_start(self, provider, redirect_uri, received, client_ip, worker):
+        url, state = yield self._provider(provider).start(redirect_uri)
+        return {"url": url, "state": state}
+
+    @stamped(commands.ProviderFinish).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def provider_finish(self, provider, state, code, remember, received, client_ip, worker):
+        if len(state) > 100 or len(code) > 4096:
+            raise ProviderLoginFailed("this sign-in is unknown or has expired; start again")
+        identity = yield self._provider(provider).finish(state, code)
+        answer = yield self.master.accounts.identity_login(identity, remember, self.worker, client_ip[:64])
+        return answer
+
+    @stamped(commands.ProviderCreate).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def provider_create(self, ticket, username, received, client_ip, worker):
+        token, name, expires = yield self.master.accounts.create_from_identity(ticket, username, self.worker,
+                                                                             client_ip[:64])
+        return {"token": token, "username": name, "expires": expires}
+
+    @stamped(commands.ProviderLink).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def provider_link(self, ticket, username, password, received, client_ip, worker):
+        token, name, expires = yield self.master.accounts.link_identity(ticket, username, password, self.worker,
+                                                                      client_ip[:64])
+        return {"token": token, "username": name, "expires": expires}
+
+    @stamped(commands.SetPassword).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def set_password(self, token, password, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        yield self.master.accounts.set_password(session, password)
         return {}
 
     @stamped(commands.Sessions).responder

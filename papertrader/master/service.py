@@ -15,7 +15,7 @@ from papertrader.master.market import MarketService, QuoteBoard, SimulatedProvid
 from papertrader.master.orders import Orders
 from papertrader.master.protocol import MasterFactory
 from papertrader.manhole import ManholeError, manhole_service
-from papertrader.master import admin_channel, console
+from papertrader.master import admin_channel, console, oidc
 from papertrader.master.workers import WorkerMonitor, Workers
 from papertrader.options import SettingsOptions
 
@@ -50,6 +50,10 @@ class Master(StagedService):
         self.db = Database(database or Database.default_url(data_dir), data_dir)
         self.board = QuoteBoard(settings.assets)
         self.accounts = Accounts(self.db, settings, clock, self.log)
+        self.provider = None
+        if settings.oidc_client_id:
+            self.provider = oidc.Provider(settings.oidc_name, settings.oidc_issuer, settings.oidc_client_id,
+                                          settings.oidc_client_secret, clock, self.log)
         self.workers = Workers(self.db, gpgkeys.Keyring(files.keyring_dir(data_dir)), clock, self.log)
         self.orders = Orders(self.db, settings, self.board, clock, self.log)
         self.market = MarketService(self.db, provider or SimulatedProvider(settings.market_seed), self.board,
