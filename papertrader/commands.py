@@ -131,6 +131,38 @@ class SetPassword(Command):
     response = []
 
 
+class Profile(Command):
+    """An account's profile: your own in full; another user's public part only."""
+
+    arguments = [(b"token", amp.Unicode()), (b"username", amp.Unicode(optional=True))]
+    response = [
+        (b"username", amp.Unicode()),
+        (b"joined", amp.DateTime()),
+        (b"public_portfolio", amp.Boolean()),
+        (b"email", amp.Unicode(optional=True)),
+        (b"cash", amp.Decimal(optional=True)),
+        (b"sign_in", amp.ListOf(amp.Unicode(), optional=True)),
+        (b"positions", amp.AmpList([(b"symbol", amp.Unicode()), (b"quantity", amp.Decimal())], optional=True)),
+    ]
+
+
+class SetProfile(Command):
+    """Choose whether other users may see your positions."""
+
+    arguments = [(b"token", amp.Unicode()), (b"public_portfolio", amp.Boolean())]
+    response = []
+
+
+class DeleteAccount(Command):
+    """Delete your account's personal data.  Proof: its password, or (an account without one) a fresh
+    provider sign-in given as its state and code."""
+
+    arguments = [(b"token", amp.Unicode()), (b"password", amp.Unicode(optional=True)),
+                 (b"provider", amp.Unicode(optional=True)), (b"state", amp.Unicode(optional=True)),
+                 (b"code", amp.Unicode(optional=True))]
+    response = []
+
+
 class Sessions(Command):
     """The account's live sessions (``id`` is a public id, never the token)."""
 
@@ -274,7 +306,7 @@ class History(Command):
 #: Client commands a worker passes on to the master (quotes come from its cache).
 FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
-    Sessions, EndSession, ChangePassword, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History,
+    Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History,
 )
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]

@@ -33,6 +33,7 @@ class TestProvider(resource.Resource):  # noqa: D101 (not a test class)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.issuer = None
+        self.kid = "k1"
         self.subject = "user-1234"
         self.email = "grace.hopper@example.com"
         self.codes = {}
@@ -56,7 +57,7 @@ class TestProvider(resource.Resource):  # noqa: D101 (not a test class)
                                             token_endpoint=self.issuer + "/token", jwks_uri=self.issuer + "/jwks"))
         if path == "/jwks":
             jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-            return self._json(request, {"keys": [dict(jwk, kid="k1", use="sig", alg="RS256")]})
+            return self._json(request, {"keys": [dict(jwk, kid=self.kid, use="sig", alg="RS256")]})
         if path == "/authorize":
             args = {k.decode(): v[0].decode() for k, v in request.args.items()}
             assert args["response_type"] == "code" and args["client_id"] == CLIENT_ID
@@ -84,7 +85,7 @@ class TestProvider(resource.Resource):  # noqa: D101 (not a test class)
                       nonce=nonce, iat=now - (7200 if self.expired else 0),
                       exp=now + (-3600 if self.expired else 3600))
         key = self.other_key if self.sign_with_other_key else self.key
-        token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+        token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.kid})
         return self._json(request, dict(id_token=token, access_token="unused", token_type="Bearer"))
 
     @staticmethod

@@ -194,3 +194,52 @@ async def test_a_long_order_list_never_cuts_a_worker_off(deployment):
     assert 50 < len(shown) < 200
     assert shown[-1]["client_order_id"] == f"{199:064d}"  # the newest are kept
     assert len(d.master.workers.linked) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_profiles_public_and_private(deployment):
+    d = deployment
+    await register_and_login(d, user="alice")
+    await register_and_login(d, "bob")
+    await d.cli("buy", "AAPL", "3", user="alice")
+    await d.tick()
+    status, out, _ = await d.cli("profile", user="alice")
+    mine = j(out)
+    assert (mine["username"], mine["email"], mine["sign_in"]) == ("alice", "alice@example.com", ["password"])
+    assert mine["positions"] == [{"symbol": "AAPL", "quantity": "3"}]
+    status, out, _ = await d.cli("profile", "alice", user="bob")
+    seen = j(out)
+    assert set(seen) == {"username", "joined", "public_portfolio"}  # no email, no cash, no positions
+    await d.cli("profile", "--public", user="alice")
+    status, out, _ = await d.cli("profile", "ALICE", user="bob")
+    assert j(out)["positions"] == [{"symbol": "AAPL", "quantity": "3"}] and "email" not in j(out)
+    status, out, _ = await d.cli("profile", "nobody", user="bob")
+    assert j(out)["error"] == "invalid_input"
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_account_removes_personal_data_and_keeps_the_ledger(deployment):
+    d = deployment
+    await register_and_login(d, user="alice")
+    await d.cli("buy", "AAPL", "2", user="alice")
+    await d.tick()
+    await d.cli("buy", "MSFT", "1", user="alice")  # still queued when the account goes
+    status, out, _ = await d.cli("delete-account", "--yes", "--password-stdin", stdin="wrong one here\n",
+                                 user="alice")
+    assert j(out)["error"] == "bad_credentials"
+    status, out, err = await d.cli("delete-account", "--yes", "--password-stdin", stdin="correct horse\n",
+                                   user="alice")
+    assert status == 0, err
+    [(username, email, hashed, cash)] = await d.master.db.query(
+        "SELECT username, email, password_hash, cash_cents FROM accounts")
+    assert username.startswith("deleted-") and email == "" and hashed is None
+    [(amount,)] = await d.master.db.query("SELECT amount_cents FROM transactions")
+    assert cash == 100000_00 + amount  # the ledger still agrees
+    statuses = await d.master.db.query("SELECT status, client_ip FROM orders ORDER BY id")
+    assert statuses == [("filled", ""), ("rejected", "")]
+    assert (await d.master.db.query("SELECT COUNT(*) FROM sessions"))[0][0] == 0
+    status, out, _ = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="alice")
+    assert j(out)["error"] == "bad_credentials"
+    status, out, err = await d.cli("register", "alice", "new@example.com", "--password-stdin",
+                                   stdin="correct horse\n", user="alice")
+    assert status == 0, err  # the name is free again

@@ -108,3 +108,28 @@ async def test_a_bad_id_token_is_refused(signin, knob, words):
 async def test_an_unknown_provider_is_a_typed_error(signin):
     status, out, _ = await signin.cli("login", "--provider", "nope", "x")
     assert j(out)["error"] == "provider_login_failed"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_account_without_password_is_deleted_with_a_fresh_provider_sign_in(signin):
+    d = signin
+    status, out, err = await d.cli("login", "--provider", "test", "grace", user="grace")
+    assert status == 0, err
+    status, out, _ = await d.cli("delete-account", "--yes", "--password-stdin", stdin="guess\n", user="grace")
+    assert j(out)["error"] == "bad_credentials"
+    status, out, err = await d.cli("delete-account", "--yes", "--provider", "test", user="grace")
+    assert status == 0, err
+    assert (await d.master.db.query("SELECT COUNT(*) FROM identities"))[0][0] == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rotated_provider_key_is_fetched_again(signin):
+    d = signin
+    status, _, err = await d.cli("login", "--provider", "test", "grace", user="grace")
+    assert status == 0, err
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    d.provider.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    d.provider.kid = "k2"
+    status, out, err = await d.cli("login", "--provider", "test", user="grace")
+    assert status == 0 and j(out)["username"] == "grace", err

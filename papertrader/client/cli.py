@@ -64,6 +64,16 @@ def build_parser():
     password_options(c)
     c = sub.add_parser("set-password", help="add a password to an account made through a provider")
     password_options(c)
+    c = sub.add_parser("profile", help="your profile, or another user's public profile")
+    c.add_argument("username", nargs="?")
+    visibility = c.add_mutually_exclusive_group()
+    visibility.add_argument("--public", action="store_true", help="let other users see your positions")
+    visibility.add_argument("--private", action="store_true", help="hide your positions from other users")
+    c = sub.add_parser("delete-account", help="delete your account's personal data (asks for proof)")
+    password_options(c)
+    c.add_argument("--provider", metavar="NAME", help="prove it is you by signing in with this provider")
+    c.add_argument("--no-browser", action="store_true", help="with --provider: print the URL, do not open it")
+    c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     c = sub.add_parser("logout", help="end this session (or others: --all, --session ID)")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="end every session of the account, on every device")
@@ -195,7 +205,8 @@ class CLI:
     browser = staticmethod(webbrowser.open)
 
     @defer.inlineCallbacks
-    def _provider_login(self):
+    def _provider_sign_in(self):
+        """Run the browser part of a provider sign-in; fires with the provider's answer (state, code)."""
         redirect_uri, called_back, port = yield browser_login.listen(self.reactor)
         try:
             start = yield self.call(commands.ProviderStart, provider=self.args.provider, redirect_uri=redirect_uri)
@@ -211,6 +222,11 @@ class CLI:
             yield port.stopListening()
         if "error" in back:
             raise ProviderLoginFailed(f"the provider said: {back['error'][:200]}")
+        return back
+
+    @defer.inlineCallbacks
+    def _provider_login(self):
+        back = yield self._provider_sign_in()
         answer = yield self.call(commands.ProviderFinish, provider=self.args.provider, state=back["state"],
                                  code=back["code"], remember=self.args.remember)
         if answer.get("token"):
@@ -228,6 +244,39 @@ class CLI:
                                    f" {answer['proposal']}), or add --link to use your existing account")
             username = input(f"New account's username [{answer['proposal']}]: ").strip() or answer["proposal"]
         return (yield self.call(commands.ProviderCreate, ticket=answer["ticket"], username=username))
+
+    @defer.inlineCallbacks
+    def do_profile(self):
+        token = self.token()
+        if self.args.public or self.args.private:
+            yield self.call(commands.SetProfile, token=token, public_portfolio=self.args.public)
+        arguments = {"username": self.args.username} if self.args.username else {}
+        profile = yield self.call(commands.Profile, token=token, **arguments)
+        profile = {k: v for k, v in profile.items() if v is not None}  # another user's: the public part
+        text = output.fields(dict(profile, sign_in=", ".join(profile.get("sign_in") or []) or None),
+                             ["username", "joined", "email", "cash", "sign_in", "public_portfolio"])
+        if profile.get("positions"):
+            text += "\n\n" + output.table(profile["positions"], ["symbol", "quantity"])
+        self.emit(profile, text)
+
+    @defer.inlineCallbacks
+    def do_delete_account(self):
+        token = self.token()
+        if not self.args.yes:
+            if not self.stdin.isatty():
+                raise UsageFailure("delete-account needs --yes when not run in a terminal")
+            me = tokens.load(self.environ) or {}
+            if input(f"Type your username ({me.get('username')}) to delete your account: ") != me.get("username"):
+                raise InvalidInput("not confirmed; nothing was deleted")
+        proof = {}
+        if self.args.provider:
+            back = yield self._provider_sign_in()
+            proof = dict(provider=self.args.provider, state=back["state"], code=back["code"])
+        else:
+            proof = dict(password=self.password())
+        yield self.call(commands.DeleteAccount, token=token, **proof)
+        tokens.clear(self.environ)
+        self.emit({"deleted": True}, "Your account's personal data is deleted and you are logged out.")
 
     @defer.inlineCallbacks
     def do_set_password(self):

@@ -24,7 +24,7 @@ from twisted.internet import defer, threads
 from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
 from papertrader.master import validation
 from papertrader.master.db import is_unique_violation
-from papertrader.money import from_cents, to_cents
+from papertrader.money import from_cents, from_quantity_units, to_cents
 from papertrader.throttle import Throttle
 from papertrader.times import iso, parse_iso, utc
 
@@ -268,6 +268,79 @@ class Accounts:
                                iso(self.now())))
         self.log.info("{username} linked a login from {issuer}", username=name, issuer=identity.issuer)
         return token, name, session_expires
+
+    # --- profiles and deletion -----------------------------------------------
+
+    @defer.inlineCallbacks
+    def profile(self, session, username=None):
+        """Your profile in full, or another user's public part (positions only if they made them public)."""
+        key = (username or session.username).lower()
+        rows = yield self.db.query(
+            "SELECT id, username, email, cash_cents, created, public_portfolio, password_hash FROM accounts"
+            " WHERE username_key = ? AND deleted IS NULL", (key[:64],))
+        if not rows:
+            raise InvalidInput(f"no user {username!r}")
+        account_id, name, email, cash, created, public, hashed = rows[0]
+        own = account_id == session.account_id
+        profile = dict(username=name, joined=parse_iso(created), public_portfolio=bool(public))
+        if own:
+            identities = yield self.db.query("SELECT issuer FROM identities WHERE account_id = ?", (account_id,))
+            profile.update(email=email, cash=from_cents(cash),
+                           sign_in=(["password"] if hashed else []) + [r[0] for r in identities])
+        if own or public:
+            positions = yield self.db.query(
+                "SELECT symbol, quantity_units FROM positions WHERE account_id = ? ORDER BY symbol", (account_id,))
+            profile["positions"] = [dict(symbol=p[0], quantity=from_quantity_units(p[1])) for p in positions]
+        return profile
+
+    def set_public(self, session, public):
+        return self.db.execute("UPDATE accounts SET public_portfolio = ? WHERE id = ?",
+                               (1 if public else 0, session.account_id))
+
+    @defer.inlineCallbacks
+    def delete(self, session, password=None, identity=None):
+        """Remove the account's personal data and end its sessions; its ledger rows stay consistent.
+
+        Proof of ownership: its password; or, for an account without one, a fresh provider ``identity``
+        linked to it.
+        """
+        rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
+        hashed = rows[0][0]
+        if hashed:
+            ok = bool(password) and len(password) <= validation.MAX_PASSWORD and (
+                yield threads.deferToThread(check_password, password, hashed))
+        else:
+            linked = yield self.db.query(
+                "SELECT 1 FROM identities WHERE account_id = ? AND issuer = ? AND subject = ?",
+                (session.account_id, identity.issuer, identity.subject)) if identity else []
+            ok = bool(linked)
+        if not ok:
+            raise BadCredentials("deleting an account needs its password (or, without one, a fresh sign-in"
+                                 " with its provider)")
+        stamp = iso(self.now())
+        anonymous = f"deleted-{session.account_id}"
+
+        def scrub(cursor):
+            sql = self.db.sql
+            cursor.execute(sql("SELECT token_hash FROM sessions WHERE account_id = ?"), (session.account_id,))
+            ended = [r[0] for r in cursor.fetchall()]
+            cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (session.account_id,))
+            cursor.execute(sql("DELETE FROM identities WHERE account_id = ?"), (session.account_id,))
+            cursor.execute(sql("UPDATE orders SET status = 'rejected', reason = 'account deleted',"
+                               " reason_code = 'account_deleted', processed = ? WHERE account_id = ?"
+                               " AND status = 'queued'"), (stamp, session.account_id))
+            cursor.execute(sql("UPDATE orders SET client_ip = '' WHERE account_id = ?"), (session.account_id,))
+            cursor.execute(sql("UPDATE accounts SET username = ?, username_key = ?, email = '', password_hash = NULL,"
+                               " public_portfolio = 0, deleted = ? WHERE id = ?"),
+                           (anonymous, anonymous, stamp, session.account_id))
+            return ended
+
+        ended = yield self.db.run(scrub)
+        for hashed_token in ended:
+            self._sessions.pop(hashed_token, None)
+            for notify in self.on_session_ended:
+                notify(hashed_token)
+        self.log.info("account {id} deleted by its owner", id=session.account_id)
 
     @defer.inlineCallbacks
     def set_password(self, session, password):

@@ -203,6 +203,34 @@ class MasterProtocol(amp.AMP):
         yield self.master.accounts.set_password(session, password)
         return {}
 
+    @stamped(commands.Profile).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def profile(self, token, received, client_ip, worker, username=None):
+        session = yield self.master.accounts.authenticate(token)
+        profile = yield self.master.accounts.profile(session, username)
+        return profile
+
+    @stamped(commands.SetProfile).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def set_profile(self, token, public_portfolio, received, client_ip, worker):
+        session = yield self.master.accounts.authenticate(token)
+        yield self.master.accounts.set_public(session, public_portfolio)
+        return {}
+
+    @stamped(commands.DeleteAccount).responder
+    @worker_only
+    @defer.inlineCallbacks
+    def delete_account(self, token, received, client_ip, worker, password=None, provider=None, state=None,
+                       code=None):
+        session = yield self.master.accounts.authenticate(token)
+        identity = None
+        if provider and state and code and len(state) <= 100 and len(code) <= 4096:
+            identity = yield self._provider(provider).finish(state, code)
+        yield self.master.accounts.delete(session, password, identity)
+        return {}
+
     @stamped(commands.Sessions).responder
     @worker_only
     @defer.inlineCallbacks
