@@ -268,3 +268,17 @@ def test_telnet_manhole_refuses_to_listen_beyond_loopback(tmp_path):
     for unsafe in ("tcp:2049", "tcp:2049:interface=0.0.0.0", "ssl:2049"):
         with pytest.raises(ManholeError):
             telnet_description(unsafe)
+
+
+@pytest_twisted.ensureDeferred
+async def test_candles_come_from_the_worker_cache_until_the_next_update(fleet):
+    d = fleet
+    await register_and_login(d)
+    w = worker(d, "worker1")
+    first = await d.cli("--worker", "worker1", "candles", "AAPL", "--limit", "5", user="alice")
+    again = await d.cli("--worker", "worker1", "candles", "AAPL", "--limit", "5", user="alice")
+    assert first == again and w.candles.hits == 1
+    await d.tick()
+    status, out, _ = await d.cli("--worker", "worker1", "candles", "AAPL", "--limit", "5", user="alice")
+    assert j(out) != j(first[1])  # the new update's candle is there
+    assert w.candles.hits == 1

@@ -115,3 +115,18 @@ async def test_a_master_that_cannot_listen_says_so(deployment, tmp_path, setting
     assert "Address already in use" in str(failed.value) or "98" in str(failed.value)
     assert any(e.level == "critical" and "cannot listen" in e.message for e in other.logs.newest(50))
     await other.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_worker_outside_its_allowed_addresses_is_refused(deployment, tmp_path):
+    d = deployment
+    bundle = str(tmp_path / "fenced")
+    armor = files.make_worker_bundle(d.data_dir, "fenced", (), bundle)
+    await d.master.workers.register("fenced", armor, allowed_ips="10.0.0.0/8, 192.0.2.7")
+    refused = wait_for_log(d.master.logs, "refused worker 'fenced' from 127.0.0.1: not in its allowed addresses")
+    worker = start_worker(d, "fenced", bundle)
+    try:
+        await refused
+        assert "fenced" not in await listed(d)
+    finally:
+        await worker.stopService()

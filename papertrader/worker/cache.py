@@ -4,6 +4,9 @@ Quotes: the master pushes every tick (and a full snapshot when the link is
 made), so ``assets`` and ``quote`` cost no round trip; each quote keeps its
 own time, so a client can see how fresh it is.
 
+Candles: an answer is kept until the next update reaches the worker (each update adds a candle and
+is pushed with the quotes), so repeated chart requests between updates cost the master nothing.
+
 Sessions: a token the master has validated is remembered (by its SHA-256)
 until it expires, at most ``ttl`` seconds, or until the master says it
 ended (logout), whichever comes first.
@@ -37,6 +40,32 @@ class QuoteCache:
 
     def all(self):
         return [self._quotes[s] for s in sorted(self._quotes)]
+
+
+class CandleCache:
+    """Candles answers by (symbol, limit), valid until the next update (which adds a candle)."""
+
+    def __init__(self, size=1000):
+        self.size = size
+        self._answers = {}
+        self.hits = 0
+
+    def get(self, key):
+        answer = self._answers.get(key)
+        if answer is not None:
+            self.hits += 1
+        return answer
+
+    def put(self, key, answer):
+        if len(self._answers) >= self.size:
+            self._answers.clear()
+        self._answers[key] = answer
+
+    def clear(self):
+        self._answers.clear()
+
+    def __len__(self):
+        return len(self._answers)
 
 
 class SessionCache:

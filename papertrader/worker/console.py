@@ -21,10 +21,11 @@ def namespace(worker):
         """The link to the master: address, and whether it is up and proven."""
         host, port = worker.master_address
         return Record(master=f"{host}:{port}", linked=worker.link.proven is not None, name=worker.name,
-                      region=worker.region, commands_passed_on=worker.commands)
+                      region=worker.region, commands_passed_on=worker.commands,
+                      candle_answers_cached=len(worker.candles), candle_cache_hits=worker.candles.hits)
 
     def cache():
-        """Cached quotes (pushed by the master every update)."""
+        """Cached quotes (pushed by the master every update); cached candle answers are counted in master()."""
         return Table(worker.quotes.all(), ["symbol", "price", "time"])
 
     def logs(n=20, level=None):

@@ -27,6 +27,7 @@ class WorkerToMaster(amp.AMP):
     @commands.QuotesTick.responder
     def quotes_tick(self, quotes):
         self.worker.quotes.update(quotes)
+        self.worker.candles.clear()  # an update brings a new candle
         self.worker.fanout.publish(quotes)
         return {}
 
@@ -115,6 +116,7 @@ class MasterLink(ClientService):
         if self.proven is proto:
             self.proven = None
             self.worker.log.warn("lost the link to the master; reconnecting")
+            self.worker.candles.clear()
             self.worker.tell_watchers("master_unavailable", f"worker {self.worker.name} lost the master")
 
     def call(self, command, **kwargs):

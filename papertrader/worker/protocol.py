@@ -92,6 +92,18 @@ class WorkerProtocol(amp.AMP):
     def assets(self):
         return {"quotes": self.worker.quotes.all()}
 
+    @commands.Candles.responder
+    @defer.inlineCallbacks
+    def candles(self, symbol, limit):
+        """Candles from the cache while no new update has come; else from the master (then cached)."""
+        key = ((symbol or "").strip().upper()[:16], limit)
+        cached = self.worker.candles.get(key)
+        if cached is not None:
+            return cached
+        answer = yield self.forward(commands.Candles, dict(symbol=symbol, limit=limit))
+        self.worker.candles.put(key, answer)
+        return answer
+
     @commands.Watch.responder
     def watch(self, symbols):
         known = {q["symbol"] for q in self.worker.quotes.all()}

@@ -16,7 +16,7 @@ from papertrader.services import ListeningService
 from papertrader.logs import LogSystem
 from papertrader.master.files import WORKER_CERT, make_private_dir
 from papertrader.options import SettingsOptions
-from papertrader.worker.cache import QuoteCache, SessionCache
+from papertrader.worker.cache import CandleCache, QuoteCache, SessionCache
 from papertrader.throttle import Throttle
 from papertrader.worker.fanout import Fanout
 from papertrader.worker import console
@@ -83,6 +83,7 @@ class Worker(service.MultiService):
             self.log.warn("--public-host {host} is not in this worker's certificate ({names}): clients will refuse"
                           " it. Re-run register-worker with --host {host}.", host=public_host, names=", ".join(names))
         self.quotes = QuoteCache()
+        self.candles = CandleCache()
         self.sessions = SessionCache(self.clock)
         self.clients = set()
         self.commands = 0
