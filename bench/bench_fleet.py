@@ -37,10 +37,8 @@ number.  Nothing sleeps inside a measured loop: every loop is bounded in count.
 """
 
 import argparse
-import math
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -59,6 +57,7 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import Connection, connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
+from bench.harness import _closed, create_schema, drop_schema, free_port, percentile, sleep, with_search_path  # noqa: E402
 
 READY_TIMEOUT = 30.0
 #: Longest wait for all prices of a fan-out run once the last update is made.
@@ -69,39 +68,6 @@ PASSWORD = "benchmark-password"
 
 
 # --- small helpers -----------------------------------------------------------
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-async def sleep(reactor, seconds):
-    await task.deferLater(reactor, seconds, lambda: None)
-
-
-def _closed(proto):
-    """A Deferred firing when ``proto``'s connection is gone."""
-    d = defer.Deferred()
-    original = proto.connectionLost
-
-    def connectionLost(reason):
-        original(reason)
-        if not d.called:
-            d.callback(None)
-
-    proto.connectionLost = connectionLost
-    return d
 
 
 async def close_all(reactor, protos, closed):
@@ -319,16 +285,11 @@ class PushFactory(protocol.Factory):
                 proto.callRemote(PushTick, **quote).addErrback(lambda _: None)
 
 
-def _escape(value):
-    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
-
-
 async def bench_baseline(reactor, data_dir, ca_pem, quotes, receivers, updates, pace, depth):
     ca = tls.CertificateAuthority.ensure(data_dir)
     cert = os.path.join(data_dir, "push.pem")
     ca.issue("PaperTrader bench push", tls.default_hostnames(), cert)
-    path = _escape(cert)
-    endpoint = tls.server_endpoint(reactor, f"ssl:0:interface=127.0.0.1:privateKey={path}:certKey={path}", cert)
+    endpoint = tls.server_endpoint(reactor, tls.listen_description(0, "127.0.0.1", cert), cert)
     factory = PushFactory()
     port = await endpoint.listen(factory)
     current = [None]
@@ -493,26 +454,6 @@ async def bench_failover(reactor, cluster, master_port, ca_pem, rounds):
 # --- PostgreSQL schema -------------------------------------------------------
 
 
-def with_search_path(url, schema):
-    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-
-
-def create_schema(url):
-    import psycopg
-
-    schema = "bench_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return schema
-
-
-def drop_schema(url, schema):
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 # --- main ------------------------------------------------------------------------
 
 
@@ -540,7 +481,8 @@ def pace_depth(window, per_update):
 async def main(reactor, args):
     # Neither LoopingCall (market updates, heartbeats) runs again after the start: updates are driven below.
     settings = replace(Settings(), update_interval=3600, heartbeat_interval=3600, bcrypt_rounds=4,
-                       workers=args.workers)
+                       workers=args.workers, registrations_per_address=100_000, login_free_attempts=100_000,
+                       login_ceiling=100_000)
     database, schema, label = None, None, "sqlite (temporary data dir)"
     if args.database:
         scheme = urlsplit(args.database).scheme

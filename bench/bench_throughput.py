@@ -27,7 +27,6 @@ import argparse
 import math
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
+from bench.harness import _closed, create_schema, drop_schema, free_port, percentile, sleep, with_search_path  # noqa: E402
 
 READY_TIMEOUT = 30.0
 PASSWORD = "benchmark-password"
@@ -65,52 +65,18 @@ class EchoServer(amp.AMP):
         return {"value": value}
 
 
-def _escape(value):
-    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
-
-
 @defer.inlineCallbacks
 def start_echo_server(reactor, data_dir):
     """An AMP echo server on 127.0.0.1 (free port), with a certificate issued by the deployment's CA."""
     ca = tls.CertificateAuthority.ensure(data_dir)
     cert = os.path.join(data_dir, "echo.pem")
     ca.issue("PaperTrader bench echo", tls.default_hostnames(), cert)
-    path = _escape(cert)
-    endpoint = tls.server_endpoint(reactor, f"ssl:0:interface=127.0.0.1:privateKey={path}:certKey={path}", cert)
+    endpoint = tls.server_endpoint(reactor, tls.listen_description(0, "127.0.0.1", cert), cert)
     port = yield endpoint.listen(protocol.Factory.forProtocol(EchoServer))
     return port
 
 
 # --- load generation ---------------------------------------------------------
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def _closed(proto):
-    """A Deferred firing when ``proto``'s connection is gone."""
-    d = defer.Deferred()
-    original = proto.connectionLost
-
-    def connectionLost(reason):
-        original(reason)
-        if not d.called:
-            d.callback(None)
-
-    proto.connectionLost = connectionLost
-    return d
 
 
 async def run_load(reactor, port, ca_pem, clients, requests, make_call, what):
@@ -152,10 +118,6 @@ def load_line(label, r):
 
 
 # --- the cluster ---------------------------------------------------------------
-
-
-async def sleep(reactor, seconds):
-    await task.deferLater(reactor, seconds, lambda: None)
 
 
 async def wait_for_quotes(reactor, cluster, assets):
@@ -234,31 +196,12 @@ async def bench_orders(master, settings, n_orders, n_accounts):
 # --- PostgreSQL schema -------------------------------------------------------
 
 
-def with_search_path(url, schema):
-    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-
-
-def create_schema(url):
-    import psycopg
-
-    schema = "bench_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return schema
-
-
-def drop_schema(url, schema):
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 # --- main ------------------------------------------------------------------------
 
 
 async def main(reactor, args):
-    settings = replace(Settings(), update_interval=3600, bcrypt_rounds=4, workers=1)
+    settings = replace(Settings(), update_interval=3600, bcrypt_rounds=4, workers=1,
+                       registrations_per_address=100_000, login_free_attempts=100_000, login_ceiling=100_000)
     database, schema, label = None, None, "sqlite (temporary data dir)"
     if args.database:
         scheme = urlsplit(args.database).scheme

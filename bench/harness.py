@@ -1,0 +1,60 @@
+"""Helpers shared by the benchmarks: free ports, percentiles, waiting, PostgreSQL schemas."""
+
+import socket
+import uuid
+import math
+
+from twisted.internet import defer, task
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile of an already sorted list."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+async def sleep(reactor, seconds):
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+def _closed(proto):
+    """A Deferred firing when ``proto``'s connection is gone."""
+    d = defer.Deferred()
+    original = proto.connectionLost
+
+    def connectionLost(reason):
+        original(reason)
+        if not d.called:
+            d.callback(None)
+
+    proto.connectionLost = connectionLost
+    return d
+
+
+def with_search_path(url, schema):
+    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+
+
+def create_schema(url):
+    import psycopg
+
+    schema = "bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return schema
+
+
+def drop_schema(url, schema):
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
