@@ -2,7 +2,9 @@
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -282,3 +284,85 @@ async def test_candles_come_from_the_worker_cache_until_the_next_update(fleet):
     status, out, _ = await d.cli("--worker", "worker1", "candles", "AAPL", "--limit", "5", user="alice")
     assert j(out) != j(first[1])  # the new update's candle is there
     assert w.candles.hits == 1
+
+
+class SSH(protocol.ProcessProtocol):
+    """The OpenSSH client, typing into the console and watching what it prints."""
+
+    def __init__(self):
+        self.output = b""
+        self.waiting = []
+        self.ended = defer.Deferred()
+
+    def outReceived(self, data):
+        self.output += data
+        for text, d in list(self.waiting):
+            if text in self.output:
+                self.waiting.remove((text, d))
+                d.callback(self.output)
+
+    errReceived = outReceived
+
+    def wait_for(self, text):
+        d = defer.Deferred()
+        self.waiting.append((text, d))
+        self.outReceived(b"")
+        return d.addTimeout(30, reactor)
+
+    def processEnded(self, reason):
+        self.ended.callback(reason.value.exitCode)
+
+
+def ssh(port, key):
+    client = SSH()
+    reactor.spawnProcess(client, "ssh", ["ssh", "-tt", "-i", key, "-p", str(port), "-o", "BatchMode=yes",
+                                         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                         "admin@127.0.0.1"], env={"PATH": os.environ["PATH"]})
+    return client
+
+
+@pytest.mark.skipif(not shutil.which("ssh") or not shutil.which("ssh-keygen"), reason="needs the OpenSSH client")
+@pytest_twisted.ensureDeferred
+async def test_ssh_console_takes_authorized_keys_only(tmp_path, settings, clock):
+    from papertrader.master.service import Master
+
+    for name in ("admin", "stranger"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True)
+    (tmp_path / "authorized_keys").write_bytes((tmp_path / "admin.pub").read_bytes())
+    from papertrader import tls
+    from papertrader.master import files
+
+    port = free_port()
+    files.ensure_master_files(str(tmp_path / "m"))
+    listen = tls.listen_description(0, "127.0.0.1", str(tmp_path / "m" / files.MASTER_CERT))
+    master = Master(str(tmp_path / "m"), settings, reactor, listen=listen, clock=clock,
+                    manhole=f"tcp:{port}:interface=127.0.0.1", manhole_keys=str(tmp_path / "authorized_keys"))
+    master.startService()
+    try:
+        await master.whenReady()
+        admin = ssh(port, str(tmp_path / "admin"))
+        await admin.wait_for(b">>> ")
+        admin.transport.write(b"config()\r")
+        await admin.wait_for(b"update interval")
+        admin.transport.signalProcess("KILL")
+        await admin.ended
+        stranger = ssh(port, str(tmp_path / "stranger"))
+        assert await stranger.ended == 255
+        assert b"Permission denied" in stranger.output
+    finally:
+        await master.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_drops_a_silent_master_link_and_reconnects(fleet):
+    d = fleet
+    d.master.monitor.stopService()  # the master goes quiet: no heartbeats, no updates
+    w = worker(d, "worker2")
+    dropped = wait_for_log(w.logs, "no word from the master")
+    relinked = wait_for_log(w.logs, "linked to the master")
+    settings = d.master.settings
+    for _ in range(settings.heartbeat_misses + 2):
+        d.clock.advance(settings.heartbeat_interval)
+    await dropped
+    await relinked
+    assert "worker2" in d.master.workers.linked

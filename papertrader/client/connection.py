@@ -126,8 +126,8 @@ class Connection:
             what = f"worker {worker['name']} ({worker['host']}:{worker['port']})"
             try:
                 proto = yield connect(self.reactor, worker["host"], worker["port"], self.ca_pem, what)
-            except Unreachable as e:
-                last = e
+            except (Unreachable, BadCertificate) as e:
+                last = e  # a worker we cannot trust is skipped like one we cannot reach
                 continue
             self.proto, self.worker = proto, worker
             return proto
@@ -146,7 +146,7 @@ class Connection:
             what = f"worker {self.worker['name']}"
             try:
                 return (yield call(self.reactor, self.proto, command, what, **kwargs))
-            except (Unreachable, MasterUnavailable):
+            except (Unreachable, MasterUnavailable, BadCertificate):
                 tried += 1
                 self.avoid.add(self.worker["name"])
                 self.close()

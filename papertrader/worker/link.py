@@ -8,7 +8,7 @@ worker instead of waiting.
 """
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet import defer, protocol, threads
+from twisted.internet import defer, protocol, task, threads
 from twisted.protocols import amp
 
 from papertrader import __version__, commands, gpgkeys, tls
@@ -26,6 +26,7 @@ class WorkerToMaster(amp.AMP):
 
     @commands.QuotesTick.responder
     def quotes_tick(self, quotes):
+        self.worker.link.heard()
         self.worker.quotes.update(quotes)
         self.worker.candles.clear()  # an update brings a new candle
         self.worker.fanout.publish(quotes)
@@ -34,6 +35,7 @@ class WorkerToMaster(amp.AMP):
     @commands.Heartbeat.responder
     def heartbeat(self):
         worker = self.worker
+        worker.link.heard()
         return {"clients": len(worker.clients), "sessions": len(worker.sessions), "commands": worker.commands}
 
     @commands.Kicked.responder
@@ -72,9 +74,14 @@ class WorkerToMaster(amp.AMP):
 
 
 class MasterLink(ClientService):
-    """Keeps one proven connection to the master."""
+    """Keeps one proven connection to the master.
 
-    def __init__(self, worker, endpoint, clock):
+    A watchdog (a LoopingCall on the worker's clock) drops a link the master has been silent on for
+    more than ``heartbeat_misses + 1`` heartbeat intervals (a hung master, a black-holed network), so
+    the worker reconnects and its watchers are told instead of waiting in silence.
+    """
+
+    def __init__(self, worker, endpoint, clock, watch_clock=None, interval=5.0, misses=3):
         factory = protocol.Factory.forProtocol(lambda: WorkerToMaster(worker))
         super().__init__(endpoint, factory, retryPolicy=backoffPolicy(maxDelay=10.0), clock=clock)
         self.worker = worker
@@ -82,6 +89,31 @@ class MasterLink(ClientService):
         self.proven = None
         self.refusals = 0
         self._hold = None
+        self.silence = interval * (misses + 1)
+        self.watch_clock = watch_clock or clock
+        self.last_heard = self.watch_clock.seconds()
+        self._watchdog = task.LoopingCall(self._check)
+        self._watchdog.clock = self.watch_clock
+        self._watch_interval = interval
+
+    def heard(self):
+        self.last_heard = self.watch_clock.seconds()
+
+    def _check(self):
+        proto = self.proven
+        if proto is not None and self.watch_clock.seconds() - self.last_heard > self.silence:
+            self.worker.log.warn("no word from the master for {n:.0f} s; dropping the link to reconnect",
+                                 n=self.watch_clock.seconds() - self.last_heard)
+            proto.transport.abortConnection()
+
+    def startService(self):
+        super().startService()
+        self._watchdog.start(self._watch_interval, now=False)
+
+    def stopService(self):
+        if self._watchdog.running:
+            self._watchdog.stop()
+        return super().stopService()
 
     @defer.inlineCallbacks
     def handshake(self, proto):
@@ -107,6 +139,7 @@ class MasterLink(ClientService):
             return
         self.proven = proto
         self.refusals = 0
+        self.heard()
         worker.log.info("linked to the master as {name}", name=worker.name)
 
     def lost(self, proto):

@@ -97,7 +97,9 @@ class Worker(service.MultiService):
             ca_pem = f.read()
         self.master_address = master
         host, port = master
-        self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor)
+        self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor,
+                               watch_clock=self.clock, interval=settings.heartbeat_interval,
+                               misses=settings.heartbeat_misses)
         self.listener = ListeningService(tls.server_endpoint(reactor, listen, cert_path), WorkerFactory(self),
                                          self.log, f"worker {name}")
         self.listener.setServiceParent(self)
