@@ -195,3 +195,14 @@ async def test_a_key_cannot_be_registered_to_a_second_name_nor_after_its_revocat
     await master.workers.revoke("w1")
     with pytest.raises(InvalidInput, match="was revoked"):
         await master.workers.register("w1", armor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_address_that_keeps_failing_the_handshake_is_slowed_down(master):
+    client, server, pump = connect(master)
+    for n in range(10):
+        with pytest.raises(WorkerRefused, match="not registered"):
+            await settle(pump, client.callRemote(commands.WorkerHello, name=f"guess{n}", host="h", port=1,
+                                                 version="t"))
+    with pytest.raises(WorkerRefused, match="too many refused handshakes"):
+        await settle(pump, client.callRemote(commands.WorkerHello, name="guess10", host="h", port=1, version="t"))

@@ -130,3 +130,16 @@ async def test_worker_outside_its_allowed_addresses_is_refused(deployment, tmp_p
         assert "fenced" not in await listed(d)
     finally:
         await worker.stopService()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_second_master_on_the_same_postgresql_database_refuses_to_start(deployment, tmp_path, settings,
+                                                                                database_url):
+    from papertrader.master.service import Master
+
+    other = Master(str(tmp_path / "elsewhere"), settings, reactor, database=database_url, listen="0")
+    other.startService()
+    with pytest.raises(RuntimeError, match="another master"):
+        await other.whenReady()
+    await other.stopService()

@@ -14,7 +14,7 @@ import sqlite3
 from urllib.parse import urlsplit
 
 from twisted.enterprise import adbapi
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
 MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -77,6 +77,34 @@ class Database:
 
     def close(self):
         self.pool.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    _lock = None
+
+    def lock(self):
+        """Fire True if this process now holds the database's master lock, False if another one does.
+
+        SQLite: the data dir's admin socket lock covers it (one file, one data dir).  PostgreSQL: a
+        session advisory lock on a connection of its own, held until close() (or the process dies).
+        """
+        if self.dialect != "postgresql":
+            return defer.succeed(True)
+
+        def take():
+            import psycopg
+
+            connection = psycopg.connect(self.url, autocommit=True)
+            held = connection.execute(
+                "SELECT pg_try_advisory_lock(hashtext('papertrader-master:' || current_schema()))").fetchone()[0]
+            if held:
+                self._lock = connection
+            else:
+                connection.close()
+            return held
+
+        return threads.deferToThread(take)
 
     # --- migrations ---------------------------------------------------------
 

@@ -79,6 +79,8 @@ class Master(StagedService):
     @defer.inlineCallbacks
     def _start(self):
         try:
+            if not (yield self.db.lock()):
+                raise RuntimeError("another master is already running against this database")
             applied = yield self.db.migrate()
             for name in applied:
                 self.log.info("database migration {name} applied", name=name)

@@ -18,7 +18,8 @@ from twisted.application import service
 from twisted.internet import defer, task, threads
 
 from papertrader import commands
-from papertrader.errors import InvalidInput, WorkerRefused
+from papertrader.errors import InvalidInput, Throttled, WorkerRefused
+from papertrader.throttle import Throttle
 from papertrader.times import iso, utc
 
 REGISTERED, KICKED, REVOKED = "registered", "kicked", "revoked"
@@ -100,6 +101,8 @@ class Workers:
         self.clock = clock
         self.log = log
         self.linked = {}
+        # Anonymous peers that keep failing the handshake from one address are slowed down.
+        self.refusals = Throttle(clock, free=10, ceiling=600, window=600.0, cap=60.0)
 
     def now(self):
         return utc(self.clock.seconds())
@@ -147,6 +150,19 @@ class Workers:
     @defer.inlineCallbacks
     def admit(self, name, address):
         """The registration of a worker allowed to try the handshake from ``address``, or WorkerRefused."""
+        try:
+            self.refusals.check(address)
+        except Throttled:
+            raise WorkerRefused("too many refused handshakes from this address; wait and try again")
+        try:
+            reg = yield self._admissible(name, address)
+        except WorkerRefused:
+            self.refusals.failed(address)
+            raise
+        return reg
+
+    @defer.inlineCallbacks
+    def _admissible(self, name, address):
         reg = yield self.registration(name)
         if reg is None:
             self.log.warn("refused unregistered worker {name!r} from {address}", name=name, address=address)
