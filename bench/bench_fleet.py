@@ -45,7 +45,6 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -57,7 +56,7 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import Connection, connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
-from bench.harness import _closed, create_schema, drop_schema, free_port, percentile, sleep, with_search_path  # noqa: E402
+from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep  # noqa: E402
 
 READY_TIMEOUT = 30.0
 #: Longest wait for all prices of a fan-out run once the last update is made.
@@ -483,15 +482,7 @@ async def main(reactor, args):
     settings = replace(Settings(), update_interval=3600, heartbeat_interval=3600, bcrypt_rounds=4,
                        workers=args.workers, registrations_per_address=100_000, login_free_attempts=100_000,
                        login_ceiling=100_000)
-    database, schema, label = None, None, "sqlite (temporary data dir)"
-    if args.database:
-        scheme = urlsplit(args.database).scheme
-        if scheme in ("postgresql", "postgres"):
-            schema = create_schema(args.database)
-            database = with_search_path(args.database, schema)
-            label = f"postgresql (schema {schema})"
-        else:
-            database, label = args.database, args.database
+    database, schema, label = bench_database(args.database)
     data_dir = tempfile.mkdtemp(prefix="ptbench-")
     cluster = None
     total = time.perf_counter()

@@ -34,7 +34,6 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal
-from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,7 +44,7 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
-from bench.harness import _closed, create_schema, drop_schema, free_port, percentile, sleep, with_search_path  # noqa: E402
+from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep  # noqa: E402
 
 READY_TIMEOUT = 30.0
 PASSWORD = "benchmark-password"
@@ -202,15 +201,7 @@ async def bench_orders(master, settings, n_orders, n_accounts):
 async def main(reactor, args):
     settings = replace(Settings(), update_interval=3600, bcrypt_rounds=4, workers=1,
                        registrations_per_address=100_000, login_free_attempts=100_000, login_ceiling=100_000)
-    database, schema, label = None, None, "sqlite (temporary data dir)"
-    if args.database:
-        scheme = urlsplit(args.database).scheme
-        if scheme in ("postgresql", "postgres"):
-            schema = create_schema(args.database)
-            database = with_search_path(args.database, schema)
-            label = f"postgresql (schema {schema})"
-        else:
-            database, label = args.database, args.database
+    database, schema, label = bench_database(args.database)
     data_dir = tempfile.mkdtemp(prefix="ptbench-")
     cluster = None
     echo_port = None

@@ -3,6 +3,7 @@
 import socket
 import uuid
 import math
+from urllib.parse import urlsplit
 
 from twisted.internet import defer, task
 
@@ -58,3 +59,13 @@ def drop_schema(url, schema):
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def bench_database(url):
+    """(database URL for the cluster, PostgreSQL schema to drop afterwards or None, label to print)."""
+    if not url:
+        return None, None, "sqlite (temporary data dir)"
+    if urlsplit(url).scheme in ("postgresql", "postgres"):
+        schema = create_schema(url)
+        return with_search_path(url, schema), schema, f"postgresql (schema {schema})"
+    return url, None, url

@@ -8,7 +8,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 import pytest_twisted
-from twisted.internet import defer, task
+from twisted.internet import defer, protocol, task
 
 from papertrader.client import cli
 from papertrader.cluster import Cluster
@@ -173,3 +173,37 @@ async def deployment(tmp_path, settings, database_url, clock):
     deployment = await start_cluster(tmp_path, settings, database_url, clock)
     yield deployment
     await deployment.cluster.stopService()
+
+
+class WatchedProcess(protocol.ProcessProtocol):
+    """A subprocess whose output the test waits on (no sleeping): ``wait_for(text)``, ``ended``."""
+
+    def __init__(self):
+        self.output = b""
+        self.waiting = []
+        self.ended = defer.Deferred()
+
+    def outReceived(self, data):
+        self.output += data
+        for text, d in list(self.waiting):
+            if text in self.output:
+                self.waiting.remove((text, d))
+                d.callback(self.output)
+
+    errReceived = outReceived
+
+    def wait_for(self, text, timeout=60):
+        """Fires when ``text`` (bytes or str) has appeared; fails after ``timeout`` s (a bound, not a sleep)."""
+        text = text.encode() if isinstance(text, str) else text
+        d = defer.Deferred()
+        self.waiting.append((text, d))
+        self.outReceived(b"")
+
+        def timed_out(failure):
+            failure.trap(defer.TimeoutError)
+            raise AssertionError(f"{text!r} not seen; output:\n{self.output.decode(errors='replace')}")
+
+        return d.addTimeout(timeout, _reactor()).addErrback(timed_out)
+
+    def processEnded(self, reason):
+        self.ended.callback(reason.value)  # ProcessDone or ProcessTerminated (exitCode, signal)

@@ -12,51 +12,18 @@ import subprocess
 import sys
 
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import reactor
 
 from papertrader import tls
 from papertrader.master import files
 from papertrader.worker.service import Worker
-from tests.conftest import Client, wait_for_log
+from tests.conftest import Client, WatchedProcess, wait_for_log
 
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
-class MasterProcess(protocol.ProcessProtocol):
-    """A master subprocess whose output we watch for a line (no sleeping)."""
-
-    def __init__(self):
-        self.output = b""
-        self.waiting = []
-        self.ended = defer.Deferred()
-
-    def outReceived(self, data):
-        self.output += data
-        for text, d in list(self.waiting):
-            if text.encode() in self.output:
-                self.waiting.remove((text, d))
-                d.callback(self.output)
-
-    errReceived = outReceived
-
-    def wait_for(self, text, timeout=60):
-        """Fires when ``text`` has appeared in the output; fails after ``timeout`` seconds (a bound, not a sleep)."""
-        d = defer.Deferred()
-        self.waiting.append((text, d))
-        self.outReceived(b"")
-
-        def timed_out(failure):
-            failure.trap(defer.TimeoutError)
-            raise AssertionError(f"{text!r} not seen; master output:\n{self.output.decode(errors='replace')}")
-
-        return d.addTimeout(timeout, reactor).addErrback(timed_out)
-
-    def processEnded(self, reason):
-        self.ended.callback(reason.value)  # how it ended (a kill -9 is expected here)
-
-
 def start_master(data_dir, listen, interval):
-    proc = MasterProcess()
+    proc = WatchedProcess()
     args = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "papertrader-master", "--data-dir", data_dir,
             "--port", listen, "--update-interval", str(interval), "--bcrypt-rounds", "4", "--assets", "AAPL,MSFT"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))

@@ -16,7 +16,7 @@ from papertrader import admin, commands
 from papertrader.client.connection import Connection, connect
 from papertrader.master.workers import KICKED, REVOKED
 from papertrader.worker.fanout import WINDOW
-from tests.conftest import start_cluster, wait_for_log
+from tests.conftest import WatchedProcess, start_cluster, wait_for_log
 from tests.test_e2e import register_and_login
 
 
@@ -286,35 +286,8 @@ async def test_candles_come_from_the_worker_cache_until_the_next_update(fleet):
     assert w.candles.hits == 1
 
 
-class SSH(protocol.ProcessProtocol):
-    """The OpenSSH client, typing into the console and watching what it prints."""
-
-    def __init__(self):
-        self.output = b""
-        self.waiting = []
-        self.ended = defer.Deferred()
-
-    def outReceived(self, data):
-        self.output += data
-        for text, d in list(self.waiting):
-            if text in self.output:
-                self.waiting.remove((text, d))
-                d.callback(self.output)
-
-    errReceived = outReceived
-
-    def wait_for(self, text):
-        d = defer.Deferred()
-        self.waiting.append((text, d))
-        self.outReceived(b"")
-        return d.addTimeout(30, reactor)
-
-    def processEnded(self, reason):
-        self.ended.callback(reason.value.exitCode)
-
-
 def ssh(port, key):
-    client = SSH()
+    client = WatchedProcess()
     reactor.spawnProcess(client, "ssh", ["ssh", "-tt", "-i", key, "-p", str(port), "-o", "BatchMode=yes",
                                          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                                          "admin@127.0.0.1"], env={"PATH": os.environ["PATH"]})
@@ -341,13 +314,13 @@ async def test_ssh_console_takes_authorized_keys_only(tmp_path, settings, clock)
     try:
         await master.whenReady()
         admin = ssh(port, str(tmp_path / "admin"))
-        await admin.wait_for(b">>> ")
+        await admin.wait_for(b">>> ", timeout=30)
         admin.transport.write(b"config()\r")
         await admin.wait_for(b"update interval")
         admin.transport.signalProcess("KILL")
         await admin.ended
         stranger = ssh(port, str(tmp_path / "stranger"))
-        assert await stranger.ended == 255
+        assert (await stranger.ended).exitCode == 255
         assert b"Permission denied" in stranger.output
     finally:
         await master.stopService()
