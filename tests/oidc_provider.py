@@ -25,8 +25,8 @@ def _b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class TestProvider(resource.Resource):  # noqa: D101 (not a test class)
-    __test__ = False
+class TestProvider(resource.Resource):
+    __test__ = False  # a provider for the tests, not a test class
 
     def __init__(self):
         super().__init__()
