@@ -206,3 +206,18 @@ async def test_an_address_that_keeps_failing_the_handshake_is_slowed_down(master
                                                  version="t"))
     with pytest.raises(WorkerRefused, match="too many refused handshakes"):
         await settle(pump, client.callRemote(commands.WorkerHello, name="guess10", host="h", port=1, version="t"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_kick_wins_over_a_handshake_that_read_the_old_state(master, tmp_path):
+    bundle = str(tmp_path / "w")
+    await link(master, "w1", HealthyPeer, bundle)
+    await master.workers.kick("w1")
+    # As if a concurrent handshake had read the registration before the kick was written:
+    await master.db.execute("UPDATE workers SET state = 'registered' WHERE name = 'w1'")
+    with pytest.raises(WorkerRefused, match="kicked or revoked"):
+        await link(master, "w1", HealthyPeer, bundle)
+    assert "w1" not in master.workers.linked
+    await master.workers.allow("w1")
+    await link(master, "w1", HealthyPeer, bundle)
+    assert "w1" in master.workers.linked

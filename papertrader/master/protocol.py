@@ -18,6 +18,8 @@ from papertrader.errors import PaperTraderError, ProviderLoginFailed, ServerErro
 from papertrader.master import validation
 
 MAX_NAME = 64
+#: Seconds an anonymous connection may stay open without becoming a linked worker.
+ANONYMOUS_TIMEOUT = 60
 
 
 def guarded(method):
@@ -62,11 +64,19 @@ class MasterProtocol(amp.AMP):
         self.worker = None
         self._pending = None
         self.connected = False
+        self._anonymous = None
 
     def connectionMade(self):
         super().connectionMade()
         self.connected = True
         tls.no_delay(self.transport)
+        from twisted.internet import reactor
+
+        self._anonymous = reactor.callLater(ANONYMOUS_TIMEOUT, self._expire_anonymous)
+
+    def _expire_anonymous(self):
+        if self.worker is None and self.transport is not None:
+            self.transport.abortConnection()
 
     def peer(self):
         peer = self.transport.getPeer() if self.transport else None
@@ -74,6 +84,8 @@ class MasterProtocol(amp.AMP):
 
     def connectionLost(self, reason):
         self.connected = False
+        if self._anonymous is not None and self._anonymous.active():
+            self._anonymous.cancel()
         super().connectionLost(reason)
         if self.worker is not None:
             self.master.workers.unlink(self.worker, self)
@@ -115,8 +127,10 @@ class MasterProtocol(amp.AMP):
         yield self.master.workers.admit(name, self.peer())
         if not self.connected:
             raise WorkerRefused("the connection closed during the handshake")
-        self.worker = name
         self.master.workers.link(name, region, host, port, version, self.peer(), self)
+        self.worker = name
+        if self._anonymous.active():
+            self._anonymous.cancel()
         self.master.send_snapshot(self)
         return {}
 

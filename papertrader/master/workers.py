@@ -101,6 +101,9 @@ class Workers:
         self.clock = clock
         self.log = log
         self.linked = {}
+        #: Names kicked or revoked by this process: refused at link time even if the database write of the
+        #: decision and a handshake's check of it crossed (a pool of several connections on PostgreSQL).
+        self.barred = set()
         # Anonymous peers that keep failing the handshake from one address are slowed down.
         self.refusals = Throttle(clock, free=10, ceiling=600, window=600.0, cap=60.0)
 
@@ -184,6 +187,8 @@ class Workers:
         return threads.deferToThread(self.keyring.verify, challenge, signature, fingerprint)
 
     def link(self, name, region, host, port, version, address, protocol):
+        if name in self.barred:
+            raise WorkerRefused(f"worker {name!r} was kicked or revoked")
         old = self.linked.get(name)
         if old is not None and old.protocol is not protocol:
             self.log.warn("worker {name} connected again; dropping its older link", name=name)
@@ -234,6 +239,8 @@ class Workers:
     @defer.inlineCallbacks
     def kick(self, name):
         """Disconnect a worker now and refuse it until :meth:`allow`.  Fires True if it was connected."""
+        if (yield self.registration(name)) is not None:
+            self.barred.add(name)
         yield self._set_state(name, KICKED)
         dropped = self._drop(name, "kicked by an operator")
         self.log.warn("worker {name} kicked{what}", name=name, what=" and disconnected" if dropped else "")
@@ -248,12 +255,15 @@ class Workers:
         if reg["state"] == REVOKED:
             raise InvalidInput(f"worker {name!r} was revoked; register it again with a new key")
         yield self._set_state(name, REGISTERED)
+        self.barred.discard(name)
         self.log.info("worker {name} allowed to connect", name=name)
         return reg["state"] == KICKED
 
     @defer.inlineCallbacks
     def revoke(self, name):
         """Remove a worker's registration for good: its key is deleted and it is refused from now on."""
+        if (yield self.registration(name)) is not None:
+            self.barred.add(name)
         reg = yield self._set_state(name, REVOKED)
         self._drop(name, "revoked by an operator")
         yield threads.deferToThread(self.keyring.delete_key, reg["fingerprint"])
