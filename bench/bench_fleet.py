@@ -56,7 +56,7 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import Connection, connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
-from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep  # noqa: E402
+from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep, wait_for_cluster  # noqa: E402
 
 READY_TIMEOUT = 30.0
 #: Longest wait for all prices of a fan-out run once the last update is made.
@@ -456,20 +456,6 @@ async def bench_failover(reactor, cluster, master_port, ca_pem, rounds):
 # --- main ------------------------------------------------------------------------
 
 
-async def wait_for_fleet(reactor, cluster, assets):
-    """Until every worker is linked and has a quote of every asset; fails after READY_TIMEOUT."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        workers = list(cluster.workers)
-        if workers and all(is_linked(cluster.master, w) and len(w.quotes.all()) == len(assets) for w in workers):
-            return
-        if time.monotonic() > deadline:
-            lines = [e.format() for e in cluster.master.logs.newest(15)]
-            for w in workers:
-                lines += [e.format() for e in w.logs.newest(5)]
-            raise RuntimeError("the workers are not all linked with quotes after %.0f s; newest log entries:\n%s"
-                               % (READY_TIMEOUT, "\n".join(lines)))
-        await sleep(reactor, 0.02)
 
 
 def pace_depth(window, per_update):
@@ -497,7 +483,7 @@ async def main(reactor, args):
         cluster.startService()
         worker_ports = await cluster.whenReady()
         master = cluster.master
-        await wait_for_fleet(reactor, cluster, settings.assets)
+        await wait_for_cluster(reactor, cluster, settings.assets, READY_TIMEOUT)
         print(f"cluster ready in {time.perf_counter() - started:.2f} s: master port {master_port}, worker ports"
               f" {', '.join(map(str, worker_ports))}; all {len(cluster.workers)} workers linked with"
               f" {len(settings.assets)} quotes", flush=True)

@@ -44,7 +44,7 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
-from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep  # noqa: E402
+from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, wait_for_cluster  # noqa: E402
 
 READY_TIMEOUT = 30.0
 PASSWORD = "benchmark-password"
@@ -119,20 +119,6 @@ def load_line(label, r):
 # --- the cluster ---------------------------------------------------------------
 
 
-async def wait_for_quotes(reactor, cluster, assets):
-    """Until the (only) worker has a quote of every asset; fails after READY_TIMEOUT."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        workers = list(getattr(cluster, "workers", []))
-        if workers and all(len(w.quotes.all()) == len(assets) for w in workers):
-            return
-        if time.monotonic() > deadline:
-            lines = [e.format() for e in cluster.master.logs.newest(15)]
-            for w in workers:
-                lines += [e.format() for e in w.logs.newest(15)]
-            raise RuntimeError("the worker has no quotes after %.0f s; newest log entries:\n%s"
-                               % (READY_TIMEOUT, "\n".join(lines)))
-        await sleep(reactor, 0.02)
 
 
 # --- orders ----------------------------------------------------------------------
@@ -215,7 +201,7 @@ async def main(reactor, args):
         cluster.startService()
         worker_ports = await cluster.whenReady()
         master = cluster.master
-        await wait_for_quotes(reactor, cluster, settings.assets)
+        await wait_for_cluster(reactor, cluster, settings.assets, READY_TIMEOUT)
         worker = cluster.workers[0]
         worker_port = worker_ports[0]
         print(f"cluster ready in {time.perf_counter() - started:.2f} s: master port {master_port},"

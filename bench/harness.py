@@ -3,6 +3,7 @@
 import socket
 import uuid
 import math
+import time
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, task
@@ -69,3 +70,22 @@ def bench_database(url):
         schema = create_schema(url)
         return with_search_path(url, schema), schema, f"postgresql (schema {schema})"
     return url, None, url
+
+
+async def wait_for_cluster(reactor, cluster, assets, timeout=30.0):
+    """Until every worker of ``cluster`` is linked, listed and has a quote of every asset; RuntimeError
+    (with the newest log entries) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = list(cluster.workers)
+        listed = {w["name"] for w in cluster.master.workers.listing()}
+        if workers and all(w.name in listed and w.link.proven is not None and len(w.quotes.all()) == len(assets)
+                           for w in workers):
+            return
+        if time.monotonic() > deadline:
+            lines = [e.format() for e in cluster.master.logs.newest(15)]
+            for w in workers:
+                lines += [e.format() for e in w.logs.newest(5)]
+            raise RuntimeError("the workers are not all linked with quotes after %.0f s; newest log entries:\n%s"
+                               % (timeout, "\n".join(lines)))
+        await sleep(reactor, 0.02)

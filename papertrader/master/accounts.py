@@ -335,11 +335,7 @@ class Accounts:
                            (anonymous, anonymous, stamp, session.account_id))
             return ended
 
-        ended = yield self.db.run(scrub)
-        for hashed_token in ended:
-            self._sessions.pop(hashed_token, None)
-            for notify in self.on_session_ended:
-                notify(hashed_token)
+        self._forget((yield self.db.run(scrub)))
         self.log.info("account {id} deleted by its owner", id=session.account_id)
 
     @defer.inlineCallbacks
@@ -393,11 +389,15 @@ class Accounts:
     def _end(self, hashes, delete, params):
         """Delete sessions (``delete`` with ``params``), forget them, and tell the workers."""
         yield self.db.execute(delete, params)
+        self._forget(hashes)
+        return len(hashes)
+
+    def _forget(self, hashes):
+        """Drop ended sessions from memory and tell the workers (through on_session_ended)."""
         for hashed in hashes:
             self._sessions.pop(hashed, None)
             for notify in self.on_session_ended:
                 notify(hashed)
-        return len(hashes)
 
     @defer.inlineCallbacks
     def sessions(self, session):
@@ -456,10 +456,7 @@ class Accounts:
             return others
 
         ended = yield self.db.run(store)
-        for hashed in ended:
-            self._sessions.pop(hashed, None)
-            for notify in self.on_session_ended:
-                notify(hashed)
+        self._forget(ended)
         self.log.info("{username} changed their password; {n} other sessions ended", username=session.username,
                       n=len(ended))
         return len(ended)
