@@ -91,6 +91,12 @@ class UnknownOrder(PaperTraderError):
     code = "unknown_order"
 
 
+class OrderNotOpen(PaperTraderError):
+    """That order is no longer open: it has filled, or was canceled, expired, replaced or rejected."""
+
+    code = "order_not_open"
+
+
 class DuplicateOrder(PaperTraderError):
     """That client order id was already used for a different order."""
 
@@ -132,6 +138,7 @@ ALL_ERRORS = {
         InsufficientFunds,
         InsufficientPosition,
         UnknownOrder,
+        OrderNotOpen,
         DuplicateOrder,
         WorkerRefused,
         MasterUnavailable,

@@ -1,0 +1,147 @@
+"""Orders: what a trader asks for (:class:`OrderRequest`) and what the platform keeps (:class:`Order`)."""
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Optional
+
+ZERO = Decimal(0)
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(str, enum.Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+
+
+class TimeInForce(str, enum.Enum):
+    #: Until the close of the session it is placed in (the next session if the market is closed).
+    DAY = "day"
+    #: Until filled or canceled.
+    GTC = "gtc"
+    #: Immediate or cancel: what fills in the first bar it meets is kept, the rest is canceled.
+    IOC = "ioc"
+    #: Fill or kill: the whole quantity in the first bar it meets, or nothing.
+    FOK = "fok"
+    #: At the opening price of the next session's open.
+    OPG = "opg"
+    #: At the closing price of the session's close.
+    CLS = "cls"
+
+
+class Status(str, enum.Enum):
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REPLACED = "replaced"
+    REJECTED = "rejected"
+
+    @property
+    def open(self):
+        return self in OPEN
+
+
+OPEN = frozenset({Status.NEW, Status.PARTIALLY_FILLED})
+
+#: Which times in force each order type accepts (as US brokers do).
+ALLOWED_TIF = {
+    OrderType.MARKET: frozenset(TimeInForce),
+    OrderType.LIMIT: frozenset(TimeInForce),
+    OrderType.STOP: frozenset({TimeInForce.DAY, TimeInForce.GTC}),
+    OrderType.STOP_LIMIT: frozenset({TimeInForce.DAY, TimeInForce.GTC}),
+    OrderType.TRAILING_STOP: frozenset({TimeInForce.DAY, TimeInForce.GTC}),
+}
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A new order as the trader asked for it (already parsed: Decimals and enums, not text)."""
+
+    account_id: int
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    quantity: Optional[Decimal] = None
+    notional: Optional[Decimal] = None
+    limit_price: Optional[Decimal] = None
+    stop_price: Optional[Decimal] = None
+    trail_price: Optional[Decimal] = None
+    trail_percent: Optional[Decimal] = None
+
+
+@dataclass(frozen=True)
+class Order:
+    """An accepted order and everything that has happened to it so far.
+
+    ``quantity`` is None only for a notional order that has not filled yet: its
+    quantity is fixed at its first fill (``notional / price``, 6 decimals, down).
+    ``filled_value`` is the exact sum of price x quantity of its fills (for the
+    average price); ``commission`` what its fills have been charged so far.
+    ``expires`` is when a ``day`` order expires; ``session_open``/``session_close``
+    the session an ``opg``/``cls`` order trades at.  ``watermark`` is a trailing
+    stop's high (sell) or low (buy) since it was placed.
+    """
+
+    id: Optional[int]
+    account_id: int
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    status: Status
+    created: datetime
+    quantity: Optional[Decimal] = None
+    notional: Optional[Decimal] = None
+    limit_price: Optional[Decimal] = None
+    stop_price: Optional[Decimal] = None
+    trail_price: Optional[Decimal] = None
+    trail_percent: Optional[Decimal] = None
+    filled_quantity: Decimal = ZERO
+    filled_value: Decimal = ZERO
+    commission: Decimal = Decimal("0.00")
+    expires: Optional[datetime] = None
+    session_open: Optional[datetime] = None
+    session_close: Optional[datetime] = None
+    watermark: Optional[Decimal] = None
+    triggered: bool = False
+    replaces: Optional[int] = None
+    replaced_by: Optional[int] = None
+    reason_code: Optional[str] = None
+    reason: Optional[str] = None
+    updated: Optional[datetime] = None
+
+    @property
+    def open(self):
+        return self.status in OPEN
+
+    @property
+    def remaining(self):
+        """Shares still to fill (None while a notional order has no quantity yet)."""
+        if self.quantity is None:
+            return None
+        return self.quantity - self.filled_quantity
+
+    @property
+    def average_price(self):
+        """Average fill price, exact to the 1e-4 price step (None before the first fill)."""
+        if not self.filled_quantity:
+            return None
+        from papertrader.money import round_price
+
+        return round_price(self.filled_value / self.filled_quantity)
+
+    def but(self, **changes):
+        return replace(self, **changes)

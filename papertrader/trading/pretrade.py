@@ -1,0 +1,226 @@
+"""Pre-trade checks: is a new order well formed, and can the account afford it with its open orders?
+
+Buying power counts open orders.  A buy reserves cash for what is left of it:
+at its limit price (limit and stop-limit orders), else at the last price (the
+stop price if higher, or the trailing level) plus ``market_buy_buffer``, plus the
+commission it would pay; a notional buy reserves its notional.  A sell
+reserves the shares it may still sell.  A new order is accepted only if its
+own reservation fits in what is left:
+
+    buying power = cash - reservations of the account's open buys
+    available shares = position - shares reserved by open sells
+
+Short selling is not allowed: a sell needs the shares.
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Optional
+
+from papertrader.errors import InsufficientFunds, InsufficientPosition, InvalidInput, QuoteUnavailable
+from papertrader.money import (
+    CENT,
+    MAX_QUANTITY,
+    QUANTITY_STEP,
+    money_text,
+    price_text,
+    quantity_text,
+    round_money,
+)
+
+from .commissions import CommissionModel, Zero
+from .fill_models import BarFillModel, FillModel
+from .market import SessionInfo
+from .orders import ALLOWED_TIF, Order, OrderRequest, OrderType, Side, Status, TimeInForce
+
+MAX_PRICE = Decimal("1000000")
+MAX_NOTIONAL = Decimal("1000000000")
+MIN_NOTIONAL = Decimal("1.00")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The trading rules a deployment chose (config), passed to every core function."""
+
+    fill_model: FillModel = BarFillModel()
+    commission_model: CommissionModel = Zero()
+    #: A market-like buy reserves its reference price times (1 + this).
+    market_buy_buffer: Decimal = Decimal("0.05")
+    #: Open orders one account may have at once.
+    max_open_orders: int = 500
+
+
+def check_price(name, value):
+    """Limit and stop prices: positive, at most MAX_PRICE, in cents from $1 up, 4 decimals below (tick sizes)."""
+    if value is None:
+        return None
+    if not value.is_finite() or value <= 0:
+        raise InvalidInput(f"{name} must be a positive price")
+    if value > MAX_PRICE:
+        raise InvalidInput(f"{name} must be at most {MAX_PRICE}")
+    step = Decimal("0.01") if value >= 1 else Decimal("0.0001")
+    if value != value.quantize(step):
+        raise InvalidInput(f"{name} {value} is not a valid tick: prices from $1 are in whole cents, below $1 in"
+                           " steps of 0.0001")
+    return value
+
+
+def check_shape(request: OrderRequest):
+    """Raise InvalidInput unless the order's type, time in force and prices go together."""
+    kind, tif = request.type, request.time_in_force
+    if (request.quantity is None) == (request.notional is None):
+        raise InvalidInput("give either a quantity or a notional amount, not both")
+    if request.quantity is not None:
+        q = request.quantity
+        if not q.is_finite() or q <= 0 or q > MAX_QUANTITY or q != q.quantize(QUANTITY_STEP):
+            raise InvalidInput(f"quantity must be positive, at most {MAX_QUANTITY}, with at most 6 decimals")
+    if request.notional is not None:
+        n = request.notional
+        if not n.is_finite() or n < MIN_NOTIONAL or n > MAX_NOTIONAL or n != n.quantize(CENT):
+            raise InvalidInput(f"notional must be an amount of money from {MIN_NOTIONAL} to {MAX_NOTIONAL}")
+        if kind is not OrderType.MARKET or tif is not TimeInForce.DAY:
+            raise InvalidInput("a notional order must be a market order with time in force 'day'")
+    if tif not in ALLOWED_TIF[kind]:
+        allowed = ", ".join(sorted(t.value for t in ALLOWED_TIF[kind]))
+        raise InvalidInput(f"a {kind.value} order takes time in force {allowed}, not {tif.value}")
+    needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+    if needs_limit != (request.limit_price is not None):
+        raise InvalidInput(f"a {kind.value} order {'needs' if needs_limit else 'takes no'} limit price")
+    if needs_stop != (request.stop_price is not None):
+        raise InvalidInput(f"a {kind.value} order {'needs' if needs_stop else 'takes no'} stop price")
+    check_price("limit price", request.limit_price)
+    check_price("stop price", request.stop_price)
+    trails = (request.trail_price is not None) + (request.trail_percent is not None)
+    if kind is OrderType.TRAILING_STOP:
+        if trails != 1:
+            raise InvalidInput("a trailing stop needs a trail price or a trail percent (one of them)")
+        check_price("trail price", request.trail_price)
+        p = request.trail_percent
+        if p is not None and (not p.is_finite() or not 0 < p < 100 or p != p.quantize(Decimal("0.01"))):
+            raise InvalidInput("trail percent must be between 0 and 100, with at most 2 decimals")
+    elif trails:
+        raise InvalidInput(f"a {kind.value} order takes no trail")
+
+
+def reference_price(order, last):
+    """The price a buy's reservation is counted at (None if it needs a last price that is unknown)."""
+    if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return order.limit_price, False
+    if last is None:
+        return None, True
+    if order.type is OrderType.STOP:
+        return max(order.stop_price, last), True
+    if order.type is OrderType.TRAILING_STOP:
+        if order.trail_price is not None:
+            return last + order.trail_price, True
+        return last * (1 + order.trail_percent / 100), True
+    return last, True
+
+
+def reservation(order, last, rules: Rules):
+    """Cash an open buy keeps from the account's buying power (0 for a sell)."""
+    if order.side is not Side.BUY or not order.open:
+        return Decimal("0.00")
+    if order.quantity is None:  # notional, not filled yet
+        return order.notional + rules.commission_model.total(Decimal(1), order.notional)
+    remaining = order.quantity - order.filled_quantity
+    price, buffered = reference_price(order, last)
+    if price is None:
+        price, buffered = (order.stop_price or order.limit_price or Decimal(0)), True
+    if buffered:
+        price = price * (1 + rules.market_buy_buffer)
+    value = round_money(remaining * price)
+    commission = rules.commission_model.charge(order.commission, order.quantity, order.filled_value + value)
+    return value + commission
+
+
+def reserved_shares(order, last):
+    """Shares an open sell keeps from the position."""
+    if order.side is not Side.SELL or not order.open:
+        return Decimal(0)
+    if order.quantity is None:
+        if not last:
+            return Decimal(0)
+        return (order.notional / last).quantize(QUANTITY_STEP, rounding=ROUND_CEILING)
+    return order.quantity - order.filled_quantity
+
+
+def buying_power(book, open_orders, prices, rules, excluding=None):
+    """Cash left for new buys after the open buys' reservations."""
+    reserved = sum((reservation(o, prices.get(o.symbol), rules) for o in open_orders
+                    if o.id != excluding and o.account_id == book.account_id), Decimal("0.00"))
+    return book.cash - reserved
+
+
+def available_shares(book, open_orders, symbol, prices, excluding=None):
+    """Shares of ``symbol`` left for new sells after the open sells."""
+    reserved = sum((reserved_shares(o, prices.get(o.symbol)) for o in open_orders
+                    if o.id != excluding and o.symbol == symbol and o.account_id == book.account_id), Decimal(0))
+    return book.quantity(symbol) - reserved
+
+
+def _sessions_of(tif, now, sessions: SessionInfo):
+    """(expires, session_open, session_close) for an order placed at ``now``."""
+    if tif is TimeInForce.DAY:
+        return sessions.upcoming.close, None, None
+    if tif is TimeInForce.OPG:
+        return None, sessions.next.open, None
+    if tif is TimeInForce.CLS:
+        return None, None, sessions.upcoming.close
+    return None, None, None
+
+
+def accept(request: OrderRequest, book, open_orders, prices, now, sessions: SessionInfo, rules: Rules,
+           replaces: Optional[Order] = None):
+    """Check a new order against the account's book and open orders; return it as an Order (status new).
+
+    ``prices`` maps symbols to their last price; ``open_orders`` are the account's open orders.
+    With ``replaces``, that order's reservation is left out (it is being replaced).
+    Raises a typed error (InvalidInput, QuoteUnavailable, InsufficientFunds, InsufficientPosition).
+    """
+    check_shape(request)
+    others = [o for o in open_orders if replaces is None or o.id != replaces.id]
+    if len(others) >= rules.max_open_orders:
+        raise InvalidInput(f"you already have {rules.max_open_orders} open orders; cancel some first")
+    last = prices.get(request.symbol)
+    expires, session_open, session_close = _sessions_of(request.time_in_force, now, sessions)
+    order = Order(
+        id=None, account_id=request.account_id, client_order_id=request.client_order_id, symbol=request.symbol,
+        side=request.side, type=request.type, time_in_force=request.time_in_force, status=Status.NEW,
+        created=now, quantity=request.quantity, notional=request.notional, limit_price=request.limit_price,
+        stop_price=request.stop_price, trail_price=request.trail_price, trail_percent=request.trail_percent,
+        expires=expires, session_open=session_open, session_close=session_close,
+        watermark=last if request.type is OrderType.TRAILING_STOP else None,
+        replaces=replaces.id if replaces is not None else None, updated=now,
+    )
+    if request.type is OrderType.TRAILING_STOP and last is None:
+        raise QuoteUnavailable(f"no price is known yet for {request.symbol}; a trailing stop starts from it")
+    what = f"{quantity_text(order.quantity)} {order.symbol}" if order.quantity is not None else \
+        f"{money_text(order.notional)} of {order.symbol}"
+    if order.side is Side.BUY:
+        price, needs_last = reference_price(order, last)
+        if price is None:
+            raise QuoteUnavailable(f"no price is known yet for {request.symbol}; try again after the next update")
+        if order.quantity is not None and round_money(order.quantity * price) < CENT:
+            raise InvalidInput(f"order value below one cent: {what} at {price_text(price)}")
+        needed = reservation(order, last, rules)
+        power = buying_power(book, others, prices, rules)
+        if needed > power:
+            after = " after your open orders" if power != book.cash else ""
+            raise InsufficientFunds(f"insufficient buying power: buying {what} needs up to {money_text(needed)};"
+                                    f" buying power is {money_text(power)}{after}")
+    else:
+        reference = order.limit_price or order.stop_price or last
+        if order.quantity is not None and reference is not None and round_money(order.quantity * reference) < CENT:
+            raise InvalidInput(f"order value below one cent: {what} at {price_text(reference)}")
+        if order.quantity is None and last is None:
+            raise QuoteUnavailable(f"no price is known yet for {request.symbol}; try again after the next update")
+        wanted = reserved_shares(order, last)
+        have = available_shares(book, others, order.symbol, prices)
+        if wanted > have:
+            held = book.quantity(order.symbol)
+            after = f" ({quantity_text(held - have)} are held for your open sell orders)" if held != have else ""
+            raise InsufficientPosition(f"insufficient position: selling {what} but {quantity_text(have)} are"
+                                       f" available{after}; short selling is not allowed")
+    return order

@@ -1,0 +1,195 @@
+"""One market step: every open order against the step's bars, in arrival order.
+
+``step`` takes the books, the open orders and the market step, and returns the
+books and orders it changed plus the events that explain every change.  It is
+a pure function: the same inputs give the same outputs.
+
+For each order, in id (arrival) order:
+
+1. The fill model matches it against its symbol's bar (no bar: nothing happens).
+   A stop may trigger; a trailing stop's watermark may move.
+2. If the match has a price, the order fills as much as it can: what is left of
+   it, no more than the liquidity the bar has left for this symbol (orders that
+   arrived earlier took theirs first), no more than the cash or shares the
+   account holds.  ``fok`` fills whole or not at all.  A notional order fixes its
+   quantity at its first fill.
+3. Then its time in force may end it: ``ioc``/``fok`` are canceled after the first
+   bar they meet; ``day`` expires at its session's close; ``opg``/``cls`` expire once
+   their open or close has passed.
+
+A buy whose fill the cash cannot pay any more (prices moved since it was
+accepted) fills what the cash pays; if that is nothing, it is rejected (or
+canceled, if part of it filled before), with the reason.
+"""
+
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Dict, List
+
+from papertrader.money import CENT, QUANTITY_STEP, money_text, price_text, quantity_text
+
+from .books import apply_fill, gross_value
+from .events import Event, EventKind, Fill
+from .orders import OrderType, Side, Status, TimeInForce
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class StepResult:
+    books: Dict[int, object] = field(default_factory=dict)
+    orders: List[object] = field(default_factory=list)
+    events: List[Event] = field(default_factory=list)
+
+    @property
+    def fills(self):
+        return [e.fill for e in self.events if e.fill is not None]
+
+
+def _floor_quantity(value):
+    return value.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+
+
+def _affordable(cash, price, order, wanted, commission_model):
+    """The most shares (<= wanted) whose cost plus commission ``cash`` pays."""
+
+    def cost(q):
+        c = commission_model.charge(order.commission, order.filled_quantity + q, order.filled_value + price * q)
+        return gross_value(q, price) + c
+
+    if cost(wanted) <= cash:
+        return wanted
+    low, high = 0, int(wanted / QUANTITY_STEP)
+    while low < high:  # the largest n with cost(n steps) <= cash
+        mid = (low + high + 1) // 2
+        if cost(mid * QUANTITY_STEP) <= cash:
+            low = mid
+        else:
+            high = mid - 1
+    return low * QUANTITY_STEP
+
+
+def _session_bar(order, bar):
+    if order.time_in_force is TimeInForce.OPG and order.session_open and bar.contains(order.session_open):
+        return "open"
+    if order.time_in_force is TimeInForce.CLS and order.session_close and bar.start < order.session_close <= bar.end:
+        return "close"
+    return None
+
+
+def _ended_by_time(order, now):
+    """(status, reason_code, reason) if the order's time in force ends it at ``now``, else None."""
+    tif = order.time_in_force
+    if tif is TimeInForce.DAY and order.expires is not None and now >= order.expires:
+        return Status.EXPIRED, "expired", "a day order expires at the close of its session"
+    if tif is TimeInForce.OPG and order.session_open is not None and now > order.session_open:
+        return Status.EXPIRED, "expired", "an opg order trades only at its session's open"
+    if tif is TimeInForce.CLS and order.session_close is not None and now >= order.session_close:
+        return Status.EXPIRED, "expired", "a cls order trades only at its session's close"
+    return None
+
+
+def step(books, orders, market, rules):
+    """Run one market step; see the module's docstring.  ``books`` maps account ids to Books."""
+    model, commissions = rules.fill_model, rules.commission_model
+    model_name = model.describe()
+    now = market.time
+    result = StepResult()
+    books = dict(books)
+    liquidity_left = {}
+    for order in sorted(orders, key=lambda o: o.id):
+        if not order.open or order.account_id not in books:
+            continue
+        start = order
+        events = []
+        bar = market.bars.get(order.symbol)
+        match = model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
+        if match is not None:
+            order = order.but(triggered=match.triggered,
+                              watermark=match.watermark if order.type is OrderType.TRAILING_STOP else None)
+            if match.price is not None:
+                order, happened, books = _fill(order, match, bar, books, liquidity_left, rules, model_name, now)
+                events.extend(happened)
+            if order.open and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+                why = ("fok: the whole quantity could not fill in one bar"
+                       if order.time_in_force is TimeInForce.FOK else "ioc: the rest could not fill at once")
+                order = order.but(status=Status.CANCELED, reason_code="canceled", reason=why, updated=now)
+                events.append(Event(EventKind.CANCELED, order, now, reason_code="canceled", reason=why))
+        if order.open:
+            ended = _ended_by_time(order, now)
+            if ended is not None:
+                status, code, why = ended
+                order = order.but(status=status, reason_code=code, reason=why, updated=now)
+                events.append(Event(EventKind.EXPIRED, order, now, reason_code=code, reason=why))
+        if order != start:  # (a stop's trigger or watermark may move without an event)
+            result.orders.append(order)
+            result.events.extend(events)
+    result.books = {a: b for a, b in books.items()}
+    return result
+
+
+def _fill(order, match, bar, books, liquidity_left, rules, model_name, now):
+    """Fill what the bar, the cash and the position allow; returns (order, events, books)."""
+    model, commissions = rules.fill_model, rules.commission_model
+    book = books[order.account_id]
+    buy = order.side is Side.BUY
+    if order.quantity is None:  # notional: the quantity is fixed now, at the reference price
+        quantity = _floor_quantity(order.notional / match.price)
+        if quantity <= 0:
+            return *_refuse(order, "order_too_small",
+                           f"{money_text(order.notional)} buys less than {QUANTITY_STEP} share at"
+                           f" {price_text(match.price)}", now), books
+        order = order.but(quantity=quantity)
+    wanted = order.remaining
+    total_liquidity = model.liquidity(bar)
+    if total_liquidity is not None:
+        left = liquidity_left.setdefault(order.symbol, total_liquidity)
+        quantity = min(wanted, left)
+    else:
+        left, quantity = None, wanted
+    if order.time_in_force is TimeInForce.FOK and quantity < wanted:
+        return order, [], books
+    if quantity <= 0:
+        return order, [], books
+    price = model.price(order, match, quantity, total_liquidity, bar)
+    if quantity < wanted and gross_value(wanted - quantity, price) < CENT:
+        quantity = wanted  # never leave a remainder worth less than a cent
+    if buy:
+        quantity = _affordable(book.cash, price, order, quantity, commissions)
+        if quantity <= 0 or gross_value(quantity, price) < CENT:
+            return *_refuse(order, "insufficient_funds",
+                           f"insufficient funds at the fill: {quantity_text(wanted)} {order.symbol} at"
+                           f" {price_text(price)}; cash is {money_text(book.cash)}", now), books
+    else:
+        held = book.quantity(order.symbol)
+        quantity = min(quantity, held)
+        if quantity <= 0 or gross_value(quantity, price) < CENT:
+            return *_refuse(order, "insufficient_position",
+                           f"insufficient position at the fill: selling {quantity_text(wanted)} {order.symbol},"
+                           f" holding {quantity_text(held)}", now), books
+    commission = commissions.charge(order.commission, order.filled_quantity + quantity,
+                                    order.filled_value + price * quantity)
+    if not buy and book.cash + gross_value(quantity, price) - commission < 0:
+        return *_refuse(order, "insufficient_funds", "insufficient funds to pay the commission", now), books
+    book, execution = apply_fill(book, order.side, order.symbol, quantity, price, commission)
+    books[order.account_id] = book
+    if left is not None:
+        liquidity_left[order.symbol] = max(ZERO, left - quantity)
+    filled = order.filled_quantity + quantity
+    status = Status.FILLED if filled >= order.quantity else Status.PARTIALLY_FILLED
+    order = order.but(filled_quantity=filled, filled_value=order.filled_value + price * quantity,
+                      commission=order.commission + commission, status=status, updated=now)
+    fill = Fill(order.id, order.account_id, order.symbol, order.side.value, quantity, price, execution.gross,
+                commission, execution.amount, execution.cash_after, execution.position_after, execution.realized,
+                model_name, now)
+    kind = EventKind.FILL if status is Status.FILLED else EventKind.PARTIAL_FILL
+    return order, [Event(kind, order, now, fill=fill)], books
+
+
+def _refuse(order, code, why, now):
+    """End an order the account can no longer pay for: rejected, or canceled if part of it filled.
+    Returns (order, [event])."""
+    status = Status.CANCELED if order.filled_quantity else Status.REJECTED
+    order = order.but(status=status, reason_code=code, reason=why, updated=now)
+    kind = EventKind.CANCELED if status is Status.CANCELED else EventKind.REJECTED
+    return order, [Event(kind, order, now, reason_code=code, reason=why)]

@@ -1,0 +1,428 @@
+"""The trading core on scripted bars: every order type and time in force, fills, partial fills,
+commissions, buying power, cancel and replace.  No reactor, no database."""
+
+from decimal import Decimal
+
+import pytest
+
+from papertrader.errors import InsufficientFunds, InsufficientPosition, InvalidInput, OrderNotOpen, QuoteUnavailable
+from papertrader.trading import amend
+from papertrader.trading.commissions import Percent, PerOrder, PerShare
+from papertrader.trading.events import EventKind
+from papertrader.trading.fill_models import BarFillModel, IdealFillModel
+from papertrader.trading.orders import Status
+from papertrader.trading.pretrade import Rules, buying_power
+from papertrader.trading.step import step
+from tests.trading_helpers import MINUTE, SESSION, T0, D, at, bar, book, market, place, sessions_at
+
+NO_SLIP = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
+IDEAL = Rules(fill_model=IdealFillModel())
+
+
+def run(b, orders, *steps, rules=NO_SLIP):
+    """Run steps (time, bars...) in turn; return (book, {order id: order}, [events])."""
+    books = {b.account_id: b}
+    current = {o.id: o for o in orders}
+    events = []
+    for time, *bars in steps:
+        result = step(books, [o for o in current.values() if o.open], market(time, *bars), rules)
+        books.update(result.books)
+        current.update({o.id: o for o in result.orders})
+        events += result.events
+    return books[b.account_id], current, events
+
+
+def kinds(events):
+    return [e.kind.value for e in events]
+
+
+# --- market orders -------------------------------------------------------------
+
+
+def test_market_order_fills_at_the_next_bars_open_plus_slippage():
+    b = book()
+    order = place(b, quantity="10")
+    rules = Rules(fill_model=BarFillModel(half_spread_bps=D(2), impact_bps=D(10), volume_share=D("0.1")))
+    after, orders, events = run(b, [order], (at(1), bar(100, 101, 99, 100.5, volume=1000)), rules=rules)
+    fill = events[0].fill
+    # 10 of the 100 shares the bar allows: 2 + 10 x 0.1 = 3 bps against the buyer.
+    assert fill.price == D("100.0300")
+    assert fill.model == "bar(half_spread_bps=2, impact_bps=10, volume_share=0.1)"
+    assert orders[order.id].status is Status.FILLED
+    assert after.cash == D("100000.00") - D("1000.30")
+    assert after.positions["AAPL"].quantity == D(10)
+
+
+def test_slippage_never_prices_a_fill_outside_the_bar():
+    b = book()
+    order = place(b, quantity="10")
+    rules = Rules(fill_model=BarFillModel(half_spread_bps=D(500), impact_bps=D(0)))
+    _, _, events = run(b, [order], (at(1), bar(100, 100.5, 99, 100)), rules=rules)
+    assert events[0].fill.price == D("100.5")  # 5% slippage is cut at the bar's high
+
+
+def test_ideal_model_fills_the_whole_order_at_the_close():
+    b = book()
+    order = place(b, quantity="50000", prices={"AAPL": D(1)})
+    _, orders, events = run(b, [order], (at(1), bar(1, 1.2, 0.9, 1.1, volume=10)), rules=IDEAL)
+    assert events[0].fill.price == D("1.1") and events[0].fill.quantity == D(50000)
+    assert events[0].fill.model == "ideal"
+
+
+def test_a_bar_that_began_before_the_order_arrived_gives_only_its_close():
+    b = book()
+    order = place(b, quantity="1", now=T0 + MINUTE / 2)  # arrived in the middle of the bar
+    _, _, events = run(b, [order], (at(1), bar(90, 101, 89, 100)))
+    assert events[0].fill.price == D("100")  # not the open of 90, which traded before it existed
+
+
+def test_a_bar_that_ended_before_the_order_arrived_is_ignored():
+    b = book()
+    order = place(b, quantity="1", now=at(2))
+    _, orders, events = run(b, [order], (at(2), bar(90, 101, 89, 100)))
+    assert events == [] and orders[order.id].status is Status.NEW
+
+
+def test_no_bar_no_fill():
+    b = book()
+    order = place(b, quantity="1")
+    _, orders, events = run(b, [order], (at(1),))
+    assert events == [] and orders[order.id].status is Status.NEW
+
+
+# --- limit orders --------------------------------------------------------------
+
+
+def test_limit_buy_fills_only_if_the_bar_traded_through_the_limit():
+    b = book()
+    order = place(b, kind="limit", limit="99.00")
+    # Touching the limit is not trading through it.
+    _, orders, events = run(b, [order], (at(1), bar(100, 101, 99, 100)))
+    assert events == []
+    _, orders, events = run(b, [order], (at(1), bar(100, 101, 98.5, 100)))
+    assert kinds(events) == ["fill"]
+    assert events[0].fill.price == D("99.00")  # at the limit, not at the low
+
+
+def test_limit_buy_marketable_at_the_open_fills_at_the_open_never_above_the_limit():
+    b = book()
+    order = place(b, kind="limit", limit="101.00")
+    rules = Rules(fill_model=BarFillModel(half_spread_bps=D(200), impact_bps=D(0)))
+    _, _, events = run(b, [order], (at(1), bar(100, 103, 99, 102)), rules=rules)
+    assert events[0].fill.price == D("101.00")  # 2% over the open would be 102: capped at the limit
+    _, _, events = run(b, [order], (at(1), bar(100, 103, 99, 102)))
+    assert events[0].fill.price == D("100")
+
+
+def test_limit_sell_fills_at_or_above_the_limit_within_the_bar():
+    b = book(AAPL=("10", "900.00"))
+    order = place(b, side="sell", kind="limit", limit="105.00")
+    _, _, events = run(b, [order], (at(1), bar(100, 106, 99, 104)))
+    fill = events[0].fill
+    assert fill.price == D("105.00") and fill.realized == D("1050.00") - D("900.00")
+
+
+def test_limit_order_waits_over_bars_until_the_price_comes():
+    b = book()
+    order = place(b, kind="limit", limit="95.00", tif="gtc")
+    _, orders, events = run(b, [order], (at(1), bar(100, 101, 99, 100)), (at(2), bar(100, 100, 96, 97),
+                                         ), (at(3), bar(97, 97, 94, 95)))
+    assert kinds(events) == ["fill"] and events[0].time == at(3)
+
+
+# --- stops ---------------------------------------------------------------------
+
+
+def test_stop_buy_triggers_on_the_high_and_fills_at_the_stop():
+    b = book()
+    order = place(b, kind="stop", stop="102.00")
+    _, orders, events = run(b, [order], (at(1), bar(100, 101, 99, 100)), (at(2), bar(100, 103, 100, 102.5)))
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("102.00")
+    assert orders[order.id].triggered
+
+
+def test_stop_sell_gapping_through_fills_at_the_open():
+    b = book(AAPL=("10", "1000.00"))
+    order = place(b, side="sell", kind="stop", stop="95.00")
+    _, _, events = run(b, [order], (at(1), bar(90, 91, 88, 89)))
+    assert events[0].fill.price == D("90")  # the open was already below the stop
+
+
+def test_stop_limit_waits_as_a_limit_when_the_trigger_price_is_past_its_limit():
+    b = book()
+    order = place(b, kind="stop_limit", stop="102.00", limit="102.50")
+    _, orders, events = run(b, [order], (at(1), bar(103, 104, 103, 104)))
+    assert events == [] and orders[order.id].triggered  # triggered at 103: above the limit
+    _, orders, events = run(b, [orders[order.id]], (at(2), bar(103, 103, 102, 102.2)))
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("102.50")
+
+
+def test_trailing_stop_sell_follows_a_rising_price_then_triggers():
+    b = book(AAPL=("10", "1000.00"))
+    order = place(b, side="sell", kind="trailing_stop", trail_price="2.00", prices={"AAPL": D(100)})
+    assert order.watermark == D(100)
+    bars = [(at(1), bar(100, 104, 100, 104)), (at(2), bar(104, 106, 104, 106, start=at(1))),
+            (at(3), bar(105.5, 105.5, 103, 103.5, start=at(2)))]
+    _, orders, events = run(b, [order], *bars)
+    assert orders[order.id].watermark == D(106)
+    assert kinds(events) == ["fill"] and events[0].time == at(3)
+    assert events[0].fill.price == D("104.00")  # 106 - 2
+
+
+def test_trailing_stop_buy_by_percent_follows_a_falling_price():
+    b = book()
+    order = place(b, kind="trailing_stop", trail_percent="5", prices={"AAPL": D(100)})
+    bars = [(at(1), bar(100, 100, 90, 90)), (at(2), bar(90, 95, 90, 94, start=at(1)))]
+    _, orders, events = run(b, [order], *bars)
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("94.50")  # 90 x 1.05
+
+
+# --- liquidity, partial fills, time in force --------------------------------------
+
+
+def test_volume_cap_fills_over_several_bars():
+    b = book()
+    order = place(b, quantity="250", tif="gtc")
+    bars = [(at(i + 1), bar(100, 100, 100, 100, volume=1000, start=at(i))) for i in range(3)]
+    _, orders, events = run(b, [order], *bars)
+    assert kinds(events) == ["partial_fill", "partial_fill", "fill"]
+    assert [e.fill.quantity for e in events] == [D(100), D(100), D(50)]
+    assert orders[order.id].filled_quantity == D(250) and orders[order.id].status is Status.FILLED
+
+
+def test_earlier_orders_take_the_bars_liquidity_first():
+    b = book()
+    first = place(b, quantity="80")
+    second = place(b, quantity="80", open_orders=[first])
+    _, orders, events = run(b, [second, first], (at(1), bar(100, 100, 100, 100, volume=1000)))
+    assert [(e.order.id, e.fill.quantity) for e in events] == [(first.id, D(80)), (second.id, D(20))]
+
+
+def test_fok_fills_whole_or_not_at_all():
+    b = book()
+    order = place(b, quantity="150", tif="fok")
+    _, orders, events = run(b, [order], (at(1), bar(100, 100, 100, 100, volume=1000)))
+    assert kinds(events) == ["canceled"] and orders[order.id].filled_quantity == 0
+    order = place(b, quantity="100", tif="fok")
+    _, orders, events = run(b, [order], (at(1), bar(100, 100, 100, 100, volume=1000)))
+    assert kinds(events) == ["fill"]
+
+
+def test_ioc_keeps_what_filled_and_cancels_the_rest():
+    b = book()
+    order = place(b, quantity="150", tif="ioc")
+    _, orders, events = run(b, [order], (at(1), bar(100, 100, 100, 100, volume=1000)))
+    assert kinds(events) == ["partial_fill", "canceled"]
+    assert orders[order.id].status is Status.CANCELED and orders[order.id].filled_quantity == D(100)
+
+
+def test_ioc_limit_that_cannot_fill_is_canceled_after_its_first_bar():
+    b = book()
+    order = place(b, kind="limit", limit="90.00", tif="ioc")
+    _, orders, events = run(b, [order], (at(1), bar(100, 101, 99, 100)))
+    assert kinds(events) == ["canceled"]
+
+
+def test_day_order_expires_at_the_close_of_its_session():
+    b = book()
+    order = place(b, kind="limit", limit="50.00")
+    assert order.expires == SESSION.close
+    _, orders, events = run(b, [order], (SESSION.close - MINUTE, bar(100, 101, 99, 100)),
+                            (SESSION.close, bar(100, 101, 99, 100, start=SESSION.close - MINUTE)))
+    assert kinds(events) == ["expired"] and orders[order.id].status is Status.EXPIRED
+
+
+def test_day_order_placed_after_the_close_is_for_the_next_session():
+    b = book()
+    order = place(b, kind="limit", limit="50.00", now=SESSION.close)
+    assert order.expires > SESSION.close
+
+
+def test_opg_fills_at_the_opening_price_and_expires_if_it_missed_the_open():
+    b = book()
+    order = place(b, tif="opg", now=SESSION.open - MINUTE * 30)
+    assert order.session_open == SESSION.open
+    _, orders, events = run(b, [order], (at(1), bar(101, 103, 100, 102)))
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("101")  # the open, no slippage
+    limit_on_open = place(b, kind="limit", limit="100.00", tif="opg", now=SESSION.open - MINUTE)
+    _, orders, events = run(b, [limit_on_open], (at(1), bar(101, 103, 99, 102)), (at(2), bar(99, 99, 98, 98,
+                                                                                              start=at(1))))
+    assert kinds(events) == ["expired"]  # the open (101) was above its limit; later prices do not count
+
+
+def test_cls_fills_at_the_closing_price():
+    b = book()
+    order = place(b, tif="cls")
+    last = SESSION.close - MINUTE
+    _, orders, events = run(b, [order], (last, bar(100, 100, 100, 100, start=last - MINUTE)),
+                            (SESSION.close, bar(100, 103, 99, 102.25, start=last)))
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("102.25")
+
+
+def test_daily_bars_a_day_order_can_fill_in_its_session_then_expires():
+    b = book()
+    order = place(b, kind="limit", limit="95.00", now=SESSION.open)
+    day = bar(100, 101, 96, 100, start=SESSION.open, length=SESSION.close - SESSION.open)
+    _, orders, events = run(b, [order], (SESSION.close, day))
+    assert kinds(events) == ["expired"]
+    day = bar(100, 101, 94, 100, start=SESSION.open, length=SESSION.close - SESSION.open)
+    _, orders, events = run(b, [order], (SESSION.close, day))
+    assert kinds(events) == ["fill"]
+
+
+# --- notional, cash at the fill -----------------------------------------------------
+
+
+def test_notional_order_fixes_its_quantity_at_the_fill():
+    b = book()
+    order = place(b, quantity=None, notional="500.00")
+    assert order.quantity is None
+    after, orders, events = run(b, [order], (at(1), bar(300, 300, 300, 300)))
+    assert orders[order.id].quantity == D("1.666666")  # 500 / 300, six decimals, down
+    assert events[0].fill.amount == D("-500.00")
+    assert after.cash == D("99500.00")
+
+
+def test_a_buy_the_cash_no_longer_pays_fills_what_it_can():
+    b = book("1000.00")
+    order = place(b, quantity="9", prices={"AAPL": D(100)}, rules=Rules(market_buy_buffer=D(0)))
+    after, orders, events = run(b, [order], (at(1), bar(200, 200, 200, 200)))
+    # The most the cash pays: 5.000025 x 200 = 1000.005, which rounds (half-even) to 1000.00.
+    assert kinds(events) == ["partial_fill"] and events[0].fill.quantity == D("5.000025")
+    assert after.cash == D("0.00")
+    after, orders, events = run(after, [orders[order.id]], (at(2), bar(200, 200, 200, 200, start=at(1))))
+    assert kinds(events) == ["canceled"] and events[0].reason_code == "insufficient_funds"
+
+
+# --- commissions ------------------------------------------------------------------
+
+
+def test_per_share_commission_minimum_is_paid_once_over_partial_fills():
+    rules = Rules(fill_model=NO_SLIP.fill_model,
+                  commission_model=PerShare(D("0.005"), minimum=D("1.00"), maximum=D("5.00")))
+    b = book()
+    order = place(b, quantity="300", tif="gtc", rules=rules)
+    bars = [(at(i + 1), bar(10, 10, 10, 10, volume=1000, start=at(i))) for i in range(3)]
+    _, orders, events = run(b, [order], *bars, rules=rules)
+    # 100 shares per bar: 0.50 -> raised to the 1.00 minimum; then 1.00 (200 x 0.005); then 1.50.
+    assert [e.fill.commission for e in events] == [D("1.00"), D("0.00"), D("0.50")]
+    assert orders[order.id].commission == D("1.50")
+
+
+def test_per_share_commission_maximum():
+    model = PerShare(D("0.005"), minimum=D("1.00"), maximum=D("5.00"))
+    assert model.total(D(100000), D(1000000)) == D("5.00")
+
+
+def test_percent_and_per_order_commissions():
+    assert Percent(D("0.1")).total(D(10), D("1234.56")) == D("1.23")
+    model = PerOrder(D("4.95"))
+    assert model.charge(D("0.00"), D(1), D(100)) == D("4.95")
+    assert model.charge(D("4.95"), D(2), D(200)) == D("0.00")
+
+
+def test_commission_is_part_of_the_amount_and_of_the_positions_cost():
+    rules = Rules(fill_model=NO_SLIP.fill_model, commission_model=PerOrder(D("1.00")))
+    b = book()
+    order = place(b, quantity="2", rules=rules)
+    after, _, events = run(b, [order], (at(1), bar(50, 50, 50, 50)), rules=rules)
+    assert events[0].fill.amount == D("-101.00")
+    assert after.positions["AAPL"].cost == D("101.00")
+
+
+# --- pre-trade checks: buying power counts open orders ---------------------------------
+
+
+def test_buying_power_counts_open_buys_at_their_limit():
+    b = book("10000.00")
+    first = place(b, kind="limit", limit="60.00", quantity="100")
+    assert buying_power(b, [first], {"AAPL": D(100)}, Rules()) == D("4000.00")
+    with pytest.raises(InsufficientFunds, match="after your open orders"):
+        place(b, kind="limit", limit="60.00", quantity="100", open_orders=[first])
+
+
+def test_a_market_buy_reserves_the_last_price_plus_the_buffer():
+    b = book("10000.00")
+    with pytest.raises(InsufficientFunds):
+        place(b, quantity="96", prices={"AAPL": D(100)})  # 96 x 105 > 10000
+    place(b, quantity="95", prices={"AAPL": D(100)})
+
+
+def test_a_sell_reserves_its_shares():
+    b = book(AAPL=("10", "1000.00"))
+    first = place(b, side="sell", kind="limit", limit="120.00", quantity="6")
+    with pytest.raises(InsufficientPosition, match="held for your open sell orders"):
+        place(b, side="sell", quantity="5", open_orders=[first])
+    place(b, side="sell", quantity="4", open_orders=[first])
+
+
+def test_no_short_selling():
+    with pytest.raises(InsufficientPosition, match="short selling is not allowed"):
+        place(book(), side="sell", quantity="1")
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(kind="limit"), "needs limit price"),
+    (dict(kind="market", limit="10.00"), "takes no limit price"),
+    (dict(kind="stop_limit", stop="10.00"), "needs limit price"),
+    (dict(kind="trailing_stop"), "trail price or a trail percent"),
+    (dict(kind="trailing_stop", trail_price="1.00", trail_percent="2"), "trail price or a trail percent"),
+    (dict(kind="trailing_stop", trail_percent="100"), "between 0 and 100"),
+    (dict(kind="stop", stop="10.00", tif="ioc"), "takes time in force"),
+    (dict(kind="limit", limit="10.001"), "not a valid tick"),
+    (dict(kind="limit", limit="0.00001"), "not a valid tick"),
+    (dict(kind="limit", limit="-1"), "positive price"),
+    (dict(quantity=None, notional="0.50"), "notional must be"),
+    (dict(quantity=None, notional="100.00", kind="limit", limit="10.00"), "market order"),
+    (dict(quantity="0.0000001"), "6 decimals"),
+    (dict(quantity="0.000001"), "below one cent"),
+])
+def test_malformed_orders_are_refused_with_a_reason(fields, message):
+    with pytest.raises(InvalidInput, match=message):
+        place(book(), **fields)
+
+
+def test_sub_dollar_limit_prices_may_have_four_decimals():
+    place(book(), kind="limit", limit="0.1234", quantity="100")
+
+
+def test_a_market_order_needs_a_price_to_reserve_against():
+    with pytest.raises(QuoteUnavailable):
+        place(book(), prices={})
+    place(book(), kind="limit", limit="10.00", prices={})  # a limit reserves its own price
+
+
+def test_open_order_ceiling():
+    b = book()
+    rules = Rules(max_open_orders=2)
+    first = place(b, kind="limit", limit="1.00", rules=rules)
+    second = place(b, kind="limit", limit="1.00", open_orders=[first], rules=rules)
+    with pytest.raises(InvalidInput, match="2 open orders"):
+        place(b, kind="limit", limit="1.00", open_orders=[first, second], rules=rules)
+
+
+# --- cancel and replace -----------------------------------------------------------
+
+
+def test_cancel_ends_what_is_left_and_keeps_what_filled():
+    b = book()
+    order = place(b, quantity="250", tif="gtc")
+    _, orders, _ = run(b, [order], (at(1), bar(100, 100, 100, 100, volume=1000)))
+    canceled, event = amend.cancel(orders[order.id], at(2))
+    assert canceled.status is Status.CANCELED and canceled.filled_quantity == D(100)
+    assert event.kind is EventKind.CANCELED
+    with pytest.raises(OrderNotOpen, match="already canceled; 100 filled at an average 100.00"):
+        amend.cancel(canceled, at(3))
+
+
+def test_replace_frees_the_old_reservation_and_links_the_orders():
+    b = book("10000.00")
+    old = place(b, kind="limit", limit="90.00", quantity="100")
+    changes = amend.Changes(limit_price=D("95.00"), client_order_id="new-one")
+    ended, new, events = amend.replace(old, changes, b, [old], {"AAPL": D(100)}, at(1), sessions_at(at(1)),
+                                       Rules())
+    assert ended.status is Status.REPLACED and kinds(events) == ["replaced"]
+    assert new.replaces == old.id and new.limit_price == D("95.00") and new.quantity == D(100)
+    with pytest.raises(InsufficientFunds):
+        amend.replace(old, amend.Changes(quantity=D(200), client_order_id="x"), b, [old], {"AAPL": D(100)},
+                      at(1), sessions_at(at(1)), Rules())
