@@ -36,22 +36,60 @@ def fit(command, key, rows):
     return rows[len(rows) - kept:]
 
 
+def chunks(command, key, rows):
+    """Split ``rows`` into lists that each fit in one AMP value of ``command``'s argument ``key``."""
+    argument = dict(command.arguments)[key.encode("ascii")]
+    chunk, total = [], 0
+    for row in rows:
+        size = len(argument.toStringProto([row], None))
+        if chunk and total + size > MAX_VALUE:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(row)
+        total += size
+    if chunk:
+        yield chunk
+
+
 def _order_fields():
+    """An order as every command shows it (see papertrader/app/trading.py ``order_view``)."""
     return [
         (b"id", amp.Integer()),
+        (b"uuid", amp.Unicode()),
         (b"client_order_id", amp.Unicode()),
-        (b"side", amp.Unicode()),
         (b"symbol", amp.Unicode()),
-        (b"quantity", amp.Decimal()),
+        (b"side", amp.Unicode()),
+        (b"type", amp.Unicode()),
+        (b"time_in_force", amp.Unicode()),
         (b"status", amp.Unicode()),
+        (b"quantity", amp.Decimal(optional=True)),
+        (b"notional", amp.Decimal(optional=True)),
+        (b"limit_price", amp.Decimal(optional=True)),
+        (b"stop_price", amp.Decimal(optional=True)),
+        (b"trail_price", amp.Decimal(optional=True)),
+        (b"trail_percent", amp.Decimal(optional=True)),
+        (b"stop_level", amp.Decimal(optional=True)),
+        (b"filled_quantity", amp.Decimal()),
+        (b"average_price", amp.Decimal(optional=True)),
+        (b"commission", amp.Decimal()),
         (b"created", amp.DateTime()),
-        (b"price", amp.Decimal(optional=True)),
-        (b"amount", amp.Decimal(optional=True)),
-        (b"reason", amp.Unicode(optional=True)),
+        (b"updated", amp.DateTime()),
+        (b"expires", amp.DateTime(optional=True)),
+        (b"trades_at", amp.DateTime(optional=True)),
+        (b"replaces", amp.Integer(optional=True)),
+        (b"replaced_by", amp.Integer(optional=True)),
         (b"reason_code", amp.Unicode(optional=True)),
-        (b"processed", amp.DateTime(optional=True)),
-        (b"worker", amp.Unicode(optional=True)),
+        (b"reason", amp.Unicode(optional=True)),
     ]
+
+
+_FILL = [(b"time", amp.DateTime()), (b"quantity", amp.Decimal()), (b"price", amp.Decimal()),
+         (b"commission", amp.Decimal()), (b"amount", amp.Decimal()), (b"model", amp.Unicode())]
+
+#: An order event as pushed: what happened, when (market time), the order after it, and for fills
+#: the fill's price and quantity and the position after it.
+_EVENT = [(b"event", amp.Unicode()), (b"time", amp.DateTime()), (b"price", amp.Decimal(optional=True)),
+          (b"quantity", amp.Decimal(optional=True)), (b"position_quantity", amp.Decimal(optional=True))]
 
 
 _QUOTE = [(b"symbol", amp.Unicode()), (b"price", amp.Decimal()), (b"time", amp.DateTime())]
@@ -241,24 +279,79 @@ class Candles(Command):
 
 
 class PlaceOrder(Command):
+    """Place an order.  ``quantity`` or ``notional``; prices and amounts are decimal text.
+
+    ``type``: market (default), limit, stop, stop_limit, trailing_stop.  ``time_in_force``: day (default),
+    gtc, ioc, fok, opg, cls.  The same ``client_order_id`` again returns the order it made.
+    """
+
     arguments = [
         (b"token", amp.Unicode()),
         (b"client_order_id", amp.Unicode()),
         (b"side", amp.Unicode()),
         (b"symbol", amp.Unicode()),
-        (b"quantity", amp.Unicode()),
+        (b"quantity", amp.Unicode(optional=True)),
+        (b"notional", amp.Unicode(optional=True)),
+        (b"type", amp.Unicode(optional=True)),
+        (b"time_in_force", amp.Unicode(optional=True)),
+        (b"limit_price", amp.Unicode(optional=True)),
+        (b"stop_price", amp.Unicode(optional=True)),
+        (b"trail_price", amp.Unicode(optional=True)),
+        (b"trail_percent", amp.Unicode(optional=True)),
+    ]
+    response = _order_fields()
+
+
+class CancelOrder(Command):
+    """Cancel what is left of an open order; the answer is the order (what filled before stays filled)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer())]
+    response = _order_fields()
+
+
+class CancelAllOrders(Command):
+    """Cancel every open order of the account; the answer lists them."""
+
+    arguments = [(b"token", amp.Unicode())]
+    response = [(b"orders", amp.AmpList(_order_fields()))]
+
+
+class ReplaceOrder(Command):
+    """Replace an open order by a new one with these changes; the answer is the new order."""
+
+    arguments = [
+        (b"token", amp.Unicode()),
+        (b"order_id", amp.Integer()),
+        (b"client_order_id", amp.Unicode(optional=True)),
+        (b"quantity", amp.Unicode(optional=True)),
+        (b"limit_price", amp.Unicode(optional=True)),
+        (b"stop_price", amp.Unicode(optional=True)),
+        (b"trail_price", amp.Unicode(optional=True)),
+        (b"trail_percent", amp.Unicode(optional=True)),
+        (b"time_in_force", amp.Unicode(optional=True)),
     ]
     response = _order_fields()
 
 
 class GetOrder(Command):
-    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer())]
-    response = _order_fields()
+    """One order by its id (or its client order id), with its fills and how it arrived."""
+
+    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer(optional=True)),
+                 (b"client_order_id", amp.Unicode(optional=True))]
+    response = _order_fields() + [
+        (b"fills", amp.AmpList(_FILL)),
+        (b"received", amp.DateTime(optional=True)),
+        (b"client_ip", amp.Unicode(optional=True)),
+        (b"worker", amp.Unicode(optional=True)),
+    ]
 
 
 class Orders(Command):
-    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer())]
-    response = [(b"orders", amp.AmpList(_order_fields()))]
+    """A page of the account's orders, oldest first; ``next_before`` pages further back."""
+
+    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer()), (b"status", amp.Unicode(optional=True)),
+                 (b"before", amp.Integer(optional=True))]
+    response = [(b"orders", amp.AmpList(_order_fields())), (b"next_before", amp.Integer(optional=True))]
 
 
 class Portfolio(Command):
@@ -266,6 +359,11 @@ class Portfolio(Command):
     response = [
         (b"cash", amp.Decimal()),
         (b"equity", amp.Decimal()),
+        (b"buying_power", amp.Decimal()),
+        (b"realized_pl", amp.Decimal()),
+        (b"unrealized_pl", amp.Decimal()),
+        (b"change_today", amp.Decimal()),
+        (b"open_orders", amp.Integer()),
         (
             b"positions",
             amp.AmpList(
@@ -273,8 +371,12 @@ class Portfolio(Command):
                     (b"symbol", amp.Unicode()),
                     (b"quantity", amp.Decimal()),
                     (b"average_price", amp.Decimal()),
+                    (b"cost", amp.Decimal()),
                     (b"price", amp.Decimal(optional=True)),
                     (b"market_value", amp.Decimal()),
+                    (b"unrealized_pl", amp.Decimal()),
+                    (b"unrealized_percent", amp.Decimal(optional=True)),
+                    (b"change_today", amp.Decimal(optional=True)),
                 ]
             ),
         ),
@@ -282,14 +384,18 @@ class Portfolio(Command):
 
 
 class History(Command):
-    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer())]
+    """A page of the account's transactions (fills), oldest first; ``next_before`` pages further back."""
+
+    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer()), (b"before", amp.Integer(optional=True))]
     response = [
         (
             b"transactions",
             amp.AmpList(
                 [
+                    (b"id", amp.Integer()),
                     (b"time", amp.DateTime()),
-                    (b"order_id", amp.Integer()),
+                    (b"kind", amp.Unicode()),
+                    (b"order_id", amp.Integer(optional=True)),
                     (b"side", amp.Unicode()),
                     (b"symbol", amp.Unicode()),
                     (b"quantity", amp.Decimal()),
@@ -297,16 +403,28 @@ class History(Command):
                     (b"commission", amp.Decimal()),
                     (b"amount", amp.Decimal()),
                     (b"cash_after", amp.Decimal()),
+                    (b"realized_pl", amp.Decimal(optional=True)),
+                    (b"model", amp.Unicode(optional=True)),
                 ]
             ),
-        )
+        ),
+        (b"next_before", amp.Integer(optional=True)),
     ]
+
+
+class Clock(Command):
+    """The market clock: market time, whether the market is open, the next open and close."""
+
+    arguments = []
+    response = [(b"time", amp.DateTime()), (b"is_open", amp.Boolean()), (b"next_open", amp.DateTime()),
+                (b"next_close", amp.DateTime()), (b"calendar", amp.Unicode())]
 
 
 #: Client commands a worker passes on to the master (quotes come from its cache).
 FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
-    Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, PlaceOrder, GetOrder, Orders, Portfolio, History,
+    Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, Clock, PlaceOrder,
+    CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History,
 )
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
@@ -367,6 +485,23 @@ class QuotesTick(Command):
     arguments = [(b"quotes", amp.AmpList(_QUOTE))]
     response = []
     requiresAnswer = False
+
+
+class OrderEvents(Command):
+    """Master pushes order events to the workers that have clients watching those accounts."""
+
+    arguments = [(b"events", amp.AmpList([(b"username", amp.Unicode())] + _EVENT +
+                                          [(b"order", amp.AmpList(_order_fields()))]))]
+    response = []
+    requiresAnswer = False
+
+
+class OrderWatchers(Command):
+    """A worker tells the master which accounts its clients watch order events of (``replace``: the whole
+    set, as after a new link; else ``add``/``remove`` these)."""
+
+    arguments = [(b"usernames", amp.ListOf(amp.Unicode())), (b"action", amp.Unicode())]
+    response = []
 
 
 class SessionEnded(Command):
@@ -431,6 +566,20 @@ class Watch(Command):
 
     arguments = [(b"symbols", amp.ListOf(amp.Unicode()))]
     response = [(b"symbols", amp.ListOf(amp.Unicode()))]
+
+
+class WatchOrders(Command):
+    """Client asks for an OrderEvent for each event of its account's orders on this connection."""
+
+    arguments = [(b"token", amp.Unicode())]
+    response = [(b"username", amp.Unicode())]
+
+
+class OrderEvent(Command):
+    """Worker pushes one order event to a watching client, which answers to keep the flow going."""
+
+    arguments = _EVENT + [(b"order", amp.AmpList(_order_fields()))]
+    response = []
 
 
 class Tick(Command):

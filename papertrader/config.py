@@ -7,7 +7,7 @@ log_memory_size, update_interval) and the few others live here, validated once.
 import configparser
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from papertrader.money import money_text, parse_money
 
@@ -58,6 +58,30 @@ class Settings:
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
     heartbeat_misses: int = 3
+    #: Trading sessions: 'always_open' (one session per UTC day), or an exchange calendar such as XNYS.
+    calendar: str = "always_open"
+    #: How bars price fills: 'bar' (open, limits traded through, slippage, volume cap) or 'ideal' (the close).
+    fill_model: str = "bar"
+    #: The bar model's half-spread, in basis points of the price, paid by market-like fills.
+    half_spread_bps: Decimal = Decimal("2")
+    #: The bar model's market impact, in basis points, for a fill that takes all the liquidity a bar allows.
+    impact_bps: Decimal = Decimal("10")
+    #: The share of a bar's volume all orders together may take (the rest of an order waits for later bars).
+    volume_share: Decimal = Decimal("0.1")
+    #: zero, per_order, per_share or percent (empty: per_order if commission is set, else zero).
+    commission_model: str = ""
+    #: per_share: the rate per share.
+    commission_per_share: Decimal = Decimal("0.005")
+    #: per_share: the least one order pays.
+    commission_minimum: Decimal = Decimal("0.00")
+    #: per_share: the most one order pays (0: no maximum).
+    commission_maximum: Decimal = Decimal("0.00")
+    #: percent: the percent of the value traded.
+    commission_percent: Decimal = Decimal("0")
+    #: Percent above the last price at which a market-like buy reserves buying power.
+    market_buy_buffer: Decimal = Decimal("5")
+    #: Open orders one account may have at once.
+    max_open_orders: int = 500
 
     def as_text(self):
         """Settings as strings, for display."""
@@ -68,15 +92,22 @@ class Settings:
             elif isinstance(value, tuple):
                 value = ",".join(value)
             elif isinstance(value, Decimal):
-                value = money_text(value)
+                value = money_text(value) if key in MONEY else format(value, "f")
             out[key] = str(value)
         return out
 
 
 NAMES = tuple(f.name for f in fields(Settings))
+MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximum"}
 INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
-            "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000)}
+            "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
+            "max_open_orders": (1, 100_000)}
+#: Decimal settings: (lowest, highest) allowed.
+DECIMALS = {"half_spread_bps": (0, 1000), "impact_bps": (0, 1000), "volume_share": (Decimal("0.000001"), 1),
+            "commission_per_share": (0, 100), "commission_percent": (0, 100), "market_buy_buffer": (0, 100)}
+CHOICES = {"fill_model": ("bar", "ideal"), "commission_model": ("", "zero", "per_order", "per_share", "percent")}
+CALENDAR_RE = re.compile(r"^(always_open|[A-Z0-9]{3,5})$")
 
 
 def _parse(name, raw):
@@ -119,8 +150,25 @@ def _parse(name, raw):
             if not 0.01 <= value <= 86400:
                 raise ConfigError(f"{name}: must be between 0.01 and 86400 seconds")
             return value
-        if name in ("starting_cash", "commission"):
+        if name in ("starting_cash", "commission", "commission_minimum", "commission_maximum"):
             return parse_money(raw)
+        if name in DECIMALS:
+            try:
+                value = Decimal(raw)
+            except InvalidOperation:
+                raise ConfigError(f"{name}: {raw!r} is not a number")
+            low, high = DECIMALS[name]
+            if not value.is_finite() or not low <= value <= high:
+                raise ConfigError(f"{name}: must be a number from {low} to {high}")
+            return value
+        if name in CHOICES:
+            if raw not in CHOICES[name]:
+                raise ConfigError(f"{name}: must be one of {', '.join(c for c in CHOICES[name] if c)}")
+            return raw
+        if name == "calendar":
+            if not CALENDAR_RE.fullmatch(raw):
+                raise ConfigError("calendar: always_open, or an exchange code such as XNYS")
+            return raw
     except ConfigError:
         raise
     except ValueError as e:

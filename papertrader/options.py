@@ -32,12 +32,27 @@ class SettingsOptions(usage.Options):
         ["oidc-client-id", None, None, "Client id of this deployment at the provider (empty: provider login off)."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
+        ["calendar", None, None, "Trading sessions: always_open (default) or an exchange code such as XNYS."],
+        ["fill-model", None, None, "How bars price fills: bar (default) or ideal."],
+        ["half-spread-bps", None, None, "bar model: half-spread in basis points (default 2)."],
+        ["impact-bps", None, None, "bar model: market impact in basis points at full participation (default 10)."],
+        ["volume-share", None, None, "bar model: share of a bar's volume orders may take (default 0.1)."],
+        ["commission-model", None, None, "zero, per_order, per_share or percent."],
+        ["commission-per-share", None, None, "per_share: rate per share (default 0.005)."],
+        ["commission-minimum", None, None, "per_share: least per order (default 0.00)."],
+        ["commission-maximum", None, None, "per_share: most per order (0: none)."],
+        ["commission-percent", None, None, "percent: percent of the value traded."],
+        ["market-buy-buffer", None, None, "Percent over the last price a market buy reserves (default 5)."],
+        ["max-open-orders", None, None, "Open orders one account may have (default 500)."],
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
                  "bcrypt-rounds", "market-seed", "heartbeat-interval", "heartbeat-misses",
                  "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
-                 "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id")
+                 "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "calendar", "fill-model",
+                 "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",
+                 "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
+                 "max-open-orders")
 
     def postOptions(self):
         if not self["data-dir"]:

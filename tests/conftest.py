@@ -115,7 +115,7 @@ class Deployment(Client):
         self.clock = clock
 
     async def tick(self):
-        """One update interval: a market update, then a queue pass (driven by task.Clock)."""
+        """One update interval: a market update, then a market step over the open orders (driven by task.Clock)."""
         self.clock.advance(self.master.settings.update_interval)
         await self.master.market.busy
 

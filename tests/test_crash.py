@@ -43,7 +43,7 @@ async def test_order_acknowledged_before_kill_9_fills_once_after_restart(tmp_pat
     register_worker(data_dir, "w1")
     cert = os.path.join(data_dir, files.MASTER_CERT)
 
-    # First life: a long interval, so the order is still queued when the master dies.
+    # First life: a long interval, so the order is still open when the master dies.
     master = start_master(data_dir, tls.listen_description(0, "127.0.0.1", cert), 3600)
     await master.wait_for("master listening on port")
     port = int(master.output.split(b"master listening on port ")[1].split()[0])
@@ -65,15 +65,15 @@ async def test_order_acknowledged_before_kill_9_fills_once_after_restart(tmp_pat
         status, out, err = await d.cli("buy", "AAPL", "3", "--client-order-id", "before-crash")
         assert status == 0, err
         acknowledged = json.loads(out)
-        assert acknowledged["status"] == "queued"
+        assert acknowledged["status"] == "new"
 
         os.kill(master.transport.pid, signal.SIGKILL)  # no goodbye, no flush
         await master.ended
 
-        # Second life, same port, short interval: the queued order is processed.
+        # Second life, same port, short interval: the open order fills.
         relinked = wait_for_log(worker.logs, "linked to the master")
         master = start_master(data_dir, tls.listen_description(port, "127.0.0.1", cert), 0.2)
-        await master.wait_for("queue pass: 1 filled")
+        await master.wait_for("market step: 1 fill")
         await relinked
 
         # A retry of the same order (as a client that never saw the ack would send) changes nothing.

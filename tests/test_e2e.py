@@ -1,10 +1,11 @@
 """End to end: a real master and two workers on loopback, driven through the CLI over TLS AMP."""
 
 import json
+from decimal import Decimal as D
 
 import pytest_twisted
 
-from papertrader.money import from_cents
+from papertrader.money import from_cents, from_price_units
 
 
 def j(text):
@@ -42,29 +43,35 @@ async def test_trade_from_the_client(deployment):
     status, out, err = await d.cli("buy", "AAPL", "10", user="alice")
     assert status == 0, err
     order = j(out)
-    assert order["status"] == "queued" and order["quantity"] == "10" and order["side"] == "buy"
+    assert order["status"] == "new" and order["quantity"] == "10" and order["side"] == "buy"
+    assert (order["type"], order["time_in_force"], order["filled_quantity"]) == ("market", "day", "0")
 
     await d.tick()
-    fill_price = d.master.board.get("AAPL").price
-
     status, out, _ = await d.cli("orders", user="alice")
     [filled] = j(out)
-    assert filled["status"] == "filled"
-    assert filled["price"] == f"{fill_price:.2f}"
+    assert filled["status"] == "filled" and filled["filled_quantity"] == "10"
+    fill_price = D(filled["average_price"])
+    candle = await d.master.db.query("SELECT low_units, high_units FROM candles WHERE symbol = 'AAPL'"
+                                     " ORDER BY time DESC LIMIT 1")
+    low, high = (from_price_units(u) for u in candle[0])
+    assert low <= fill_price <= high  # priced inside the bar it filled in
 
     status, out, _ = await d.cli("sell", "AAPL", "4", user="alice")
-    assert j(out)["status"] == "queued"
+    assert j(out)["status"] == "new"
     await d.tick()
-    sell_price = d.master.board.get("AAPL").price
 
     status, out, _ = await d.cli("history", user="alice")
     buy, sell = j(out)
+    sell_price = D(sell["price"])
     cost = (fill_price * 10).quantize(from_cents(1))
     proceeds = (sell_price * 4).quantize(from_cents(1))
-    assert (buy["side"], buy["quantity"], buy["amount"]) == ("buy", "10", f"-{cost}")
+    assert (buy["side"], buy["quantity"], buy["amount"], buy["price"]) == ("buy", "10", f"-{cost}",
+                                                                          filled["average_price"])
     assert buy["cash_after"] == f"{100000 - cost:.2f}"
     assert (sell["side"], sell["quantity"], sell["amount"]) == ("sell", "4", f"{proceeds}")
     assert sell["cash_after"] == f"{100000 - cost + proceeds:.2f}"
+    assert sell["realized_pl"] == f"{proceeds - (cost * 4 / 10).quantize(from_cents(1)):.2f}"
+    assert buy["model"].startswith("bar(")
 
     status, out, _ = await d.cli("portfolio", user="alice")
     portfolio = j(out)
@@ -183,11 +190,13 @@ async def test_a_long_order_list_never_cuts_a_worker_off(deployment):
     [(account_id,)] = await d.master.db.query("SELECT id FROM accounts WHERE username = 'alice'")
     for n in range(200):
         await d.master.db.execute(
-            "INSERT INTO orders (account_id, client_order_id, side, symbol, quantity_units, status, created,"
-            " received, client_ip, worker, reason, reason_code) VALUES (?, ?, 'buy', 'AAPL', 1000000, 'rejected',"
-            " ?, ?, '127.0.0.1', 'worker1', ?, 'insufficient_funds')",
-            (account_id, f"{n:064d}", f"2026-01-01T00:00:{n % 60:02d}.{n:06d}+00:00", "2026-01-01T00:00:00+00:00",
-             "insufficient funds: " + "x" * 300))
+            "INSERT INTO orders (uuid, account_id, client_order_id, side, symbol, type, time_in_force,"
+            " quantity_units, status, created, updated, received, client_ip, worker, reason, reason_code)"
+            " VALUES (?, ?, ?, 'buy', 'AAPL', 'market', 'day', 1000000, 'rejected', ?, ?, ?, '127.0.0.1',"
+            " 'worker1', ?, 'insufficient_funds')",
+            (f"00000000-0000-4000-8000-{n:012d}", account_id, f"{n:064d}",
+             f"2026-01-01T00:00:{n % 60:02d}.{n:06d}+00:00", f"2026-01-01T00:00:{n % 60:02d}.{n:06d}+00:00",
+             "2026-01-01T00:00:00+00:00", "insufficient funds: " + "x" * 300))
     status, out, err = await d.cli("orders", "--limit", "200", user="alice")
     assert status == 0, err
     shown = j(out)
@@ -223,7 +232,7 @@ async def test_delete_account_removes_personal_data_and_keeps_the_ledger(deploym
     await register_and_login(d, user="alice")
     await d.cli("buy", "AAPL", "2", user="alice")
     await d.tick()
-    await d.cli("buy", "MSFT", "1", user="alice")  # still queued when the account goes
+    await d.cli("buy", "MSFT", "1", user="alice")  # still open when the account goes
     status, out, _ = await d.cli("delete-account", "--yes", "--password-stdin", stdin="wrong one here\n",
                                  user="alice")
     assert j(out)["error"] == "bad_credentials"
@@ -236,7 +245,7 @@ async def test_delete_account_removes_personal_data_and_keeps_the_ledger(deploym
     [(amount,)] = await d.master.db.query("SELECT amount_cents FROM transactions")
     assert cash == 100000_00 + amount  # the ledger still agrees
     statuses = await d.master.db.query("SELECT status, client_ip FROM orders ORDER BY id")
-    assert statuses == [("filled", ""), ("rejected", "")]
+    assert statuses == [("filled", ""), ("canceled", "")]
     assert (await d.master.db.query("SELECT COUNT(*) FROM sessions"))[0][0] == 0
     status, out, _ = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="alice")
     assert j(out)["error"] == "bad_credentials"

@@ -1,6 +1,6 @@
-"""Market data: the seeded simulated provider, the quote board, and the polling MarketService (task.Clock)."""
+"""Market data: the seeded simulated source, the quote board, calendars, and the MarketService (task.Clock)."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -8,13 +8,20 @@ import pytest_twisted
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from papertrader.master.market import Bar, MarketService, Quote, QuoteBoard, SimulatedProvider
+from papertrader.market import calendar
+from papertrader.market.board import Quote, QuoteBoard
+from papertrader.market.clock import MarketClock
+from papertrader.market.service import MarketService
+from papertrader.market.simulated import SimulatedSource as SimulatedProvider
+from papertrader.master.candles import CandleStore
 from papertrader.money import from_price_units, to_price_units
 from papertrader.times import iso, utc
+from papertrader.trading.market import Bar
 
 D = Decimal
 ASSETS = ("AAPL", "MSFT", "TSLA")
 T0 = datetime(2026, 9, 21, 12, 0, tzinfo=timezone.utc)
+T1 = T0 + timedelta(seconds=5)
 
 
 def result_of(d):
@@ -28,7 +35,7 @@ def result_of(d):
 
 
 def walk(provider, symbols, n):
-    return [result_of(provider.fetch(symbols, T0)) for _ in range(n)]
+    return [result_of(provider.fetch(symbols, T0, T1)) for _ in range(n)]
 
 
 # --- the simulated provider (no reactor) -----------------------------------
@@ -57,7 +64,8 @@ def test_bars_are_well_formed_and_continuous():
     for bars in walk(provider, ASSETS, 200):
         assert set(bars) == set(ASSETS)
         for symbol, bar in bars.items():
-            assert (bar.symbol, bar.time) == (symbol, T0)
+            assert (bar.symbol, bar.start, bar.end) == (symbol, T0, T1)
+            assert bar.check() is bar
             assert bar.low <= bar.open <= bar.high
             assert bar.low <= bar.close <= bar.high
             assert bar.low >= D("1.00")
@@ -75,7 +83,7 @@ def test_resume_continues_from_a_given_price():
     provider = SimulatedProvider(5)
     provider.resume("AAPL", D("123.45"))
     provider.resume("MSFT", D("0.37"))  # never below 1.00
-    bars = result_of(provider.fetch(("AAPL", "MSFT"), T0))
+    bars = result_of(provider.fetch(("AAPL", "MSFT"), T0, T1))
     assert bars["AAPL"].open == D("123.45")
     assert bars["MSFT"].open == D("1.00")
 
@@ -104,23 +112,26 @@ class ScriptedProvider:
     def resume(self, symbol, price):
         self.resumed[symbol] = price
 
-    def fetch(self, symbols, time):
-        self.asked.append(time)
+    def fetch(self, symbols, start, end):
+        self.asked.append(end)
         step = self.script.pop(0)
         if step == "raise":
             raise RuntimeError("feed down (raised)")
         if step == "fail":
             return defer.fail(RuntimeError("feed down (failed)"))
-        return defer.succeed({s: Bar(s, time, D(step), D(step), D(step), D(step), 500) for s in symbols})
+        if callable(step):
+            return defer.succeed(step(symbols, start, end))
+        return defer.succeed({s: Bar(s, start, end, D(step), D(step), D(step), D(step), 500) for s in symbols})
 
 
 @pytest.fixture
 def make_service(db, settings, clock, log):
     services = []
 
-    def make(provider, board=None):
-        service = MarketService(db, provider, board or QuoteBoard(settings.assets), settings.update_interval,
-                                clock, log)
+    def make(provider, board=None, calendar_name="always_open"):
+        service = MarketService(provider, board or QuoteBoard(settings.assets),
+                                MarketClock(calendar.load(calendar_name), clock), CandleStore(db),
+                                settings.update_interval, clock, log)
         services.append(service)
         return service
 
@@ -155,7 +166,8 @@ async def test_one_candle_per_asset_per_tick(db, make_service, clock, settings):
     await tick(service, clock)
     await tick(service, clock)
     rows = await candle_rows(db)
-    times = [iso(utc(t0 + i * settings.update_interval)) for i in range(3)]
+    # Each candle is the bar of the interval that ended at an update: its time is the interval's start.
+    times = [iso(utc(t0 + (i - 1) * settings.update_interval)) for i in range(3)]
     assert [(r[0], r[1]) for r in rows] == [(s, t) for t in times for s in settings.assets]
     for _, _, o, h, lo, c, volume in rows:
         assert lo <= o <= h and lo <= c <= h and volume > 0
@@ -165,8 +177,8 @@ async def test_one_candle_per_asset_per_tick(db, make_service, clock, settings):
         assert to_price_units(quote.price) == close
         assert quote.time == utc(clock.seconds())
     # Candles read back in time order, newest last.
-    candles = await service.candles("AAPL", 2)
-    assert [c["time"] for c in candles] == [utc(t0 + 5), utc(t0 + 10)]
+    candles = await service.candles.newest("AAPL", 2)
+    assert [c["time"] for c in candles] == [utc(t0), utc(t0 + 5)]
     assert candles[-1]["close"] == service.board.get("AAPL").price
     assert service.ticks == 3
 
@@ -190,16 +202,17 @@ async def test_listeners_run_after_each_update_in_order(db, make_service, clock)
     service = make_service(ScriptedProvider("100", "101"))
     calls = []
 
-    async def first(quotes):
+    async def first(step, quotes):
         calls.append(("first", [(q.symbol, q.price) for q in quotes]))
         # The update is complete when listeners run: candles stored, board updated.
         rows = await db.query("SELECT COUNT(*) FROM candles")
         calls.append(("first saw", rows[0][0], service.board.get("AAPL").price))
 
-    def second(quotes):
+    def second(step, quotes):
         calls.append(("second", len(quotes)))
+        assert set(step.bars) == {"AAPL", "MSFT", "TSLA"} and step.time == utc(clock.seconds())
 
-    service.listeners += [lambda quotes: defer.ensureDeferred(first(quotes)), second]
+    service.listeners += [lambda step, quotes: defer.ensureDeferred(first(step, quotes)), second]
     await start(service)
     await tick(service, clock)
     assert calls == [
@@ -217,10 +230,10 @@ async def test_a_failing_listener_is_logged_and_the_next_one_still_runs(make_ser
     service = make_service(ScriptedProvider("100", "101"))
     called = []
 
-    def broken(quotes):
+    def broken(step, quotes):
         raise ValueError("push failed")
 
-    service.listeners += [broken, called.append]
+    service.listeners += [broken, lambda step, quotes: called.append(step)]
     await start(service)
     await tick(service, clock)
     assert len(called) == 2
@@ -234,14 +247,14 @@ async def test_a_failing_provider_is_logged_and_the_next_tick_still_runs(db, mak
     provider = ScriptedProvider("100", "fail", "raise", "103")
     service = make_service(provider)
     updates = []
-    service.listeners.append(updates.append)
+    service.listeners.append(lambda step, quotes: updates.append(step))
     t0 = clock.seconds()
     await start(service)
     await tick(service, clock)  # a failed Deferred
     await tick(service, clock)  # an exception raised by fetch itself
     # Nothing was stored or published by the failed updates; the board keeps the last good quote.
     assert len(await candle_rows(db)) == 3
-    assert service.board.get("AAPL") == Quote("AAPL", D("100"), utc(t0))
+    assert (service.board.get("AAPL").price, service.board.get("AAPL").time) == (D("100"), utc(t0))
     assert len(updates) == 1
     failures = logs.newest(10, "critical")
     assert [f.message.splitlines()[0] for f in failures] == [
@@ -251,7 +264,9 @@ async def test_a_failing_provider_is_logged_and_the_next_tick_still_runs(db, mak
     await tick(service, clock)
     rows = await candle_rows(db)
     assert len(rows) == 6
-    assert {r[1] for r in rows[3:]} == {iso(utc(t0 + 3 * settings.update_interval))}
+    # The first bar after the outage covers the whole gap since the last good one.
+    assert {r[1] for r in rows[3:]} == {iso(utc(t0))}
+    assert provider.asked[-1] == utc(t0 + 3 * settings.update_interval)
     assert service.board.get("AAPL").price == D("103")
     assert len(updates) == 2
     assert len(provider.asked) == 4  # every interval asked again
@@ -274,7 +289,7 @@ async def test_restart_resumes_prices_from_the_last_stored_close(db, make_servic
     rows = await candle_rows(db)
     assert len(rows) == 12
     resumed = rows[-3:]
-    assert {r[1] for r in resumed} == {iso(utc(clock.seconds()))}
+    assert {r[1] for r in resumed} == {iso(utc(clock.seconds() - 5))}
     for symbol, _, open_units, *_ in resumed:
         assert open_units == last_closes[symbol]  # continues the walk where it stopped...
         assert open_units != first_opens[symbol]  # ...instead of starting the walk over
@@ -294,4 +309,69 @@ async def test_restart_restores_the_board_before_the_provider_answers(make_servi
     second = make_service(provider, board)
     await start(second)
     assert provider.resumed == {"AAPL": D("101.5"), "MSFT": D("101.5"), "TSLA": D("101.5")}
-    assert board.get("MSFT") == Quote("MSFT", D("101.5"), stored_at)
+    assert (board.get("MSFT").price, board.get("MSFT").time) == (D("101.5"), stored_at - timedelta(seconds=5))
+
+
+# --- calendars ---------------------------------------------------------------------
+
+
+def test_always_open_has_one_session_per_utc_day():
+    cal = calendar.load("always_open")
+    info = cal.info(T0)
+    assert info.is_open and info.current.open == datetime(2026, 9, 21, tzinfo=timezone.utc)
+    assert info.current.close == info.next.open == datetime(2026, 9, 22, tzinfo=timezone.utc)
+
+
+def test_the_new_york_calendar_knows_holidays_and_early_closes():
+    nyse = calendar.load("XNYS", 2024, 2025)
+    thanksgiving = datetime(2024, 11, 28, 16, 0, tzinfo=timezone.utc)
+    info = nyse.info(thanksgiving)
+    assert not info.is_open
+    # The next session is Black Friday, which closes at 13:00 New York time (18:00 UTC).
+    assert info.next.open == datetime(2024, 11, 29, 14, 30, tzinfo=timezone.utc)
+    assert info.next.close == datetime(2024, 11, 29, 18, 0, tzinfo=timezone.utc)
+    during = nyse.info(datetime(2024, 12, 2, 15, 0, tzinfo=timezone.utc))
+    assert during.is_open and during.current.close == datetime(2024, 12, 2, 21, 0, tzinfo=timezone.utc)
+    assert during.next.open == datetime(2024, 12, 3, 14, 30, tzinfo=timezone.utc)
+    with pytest.raises(calendar.CalendarError, match="unknown calendar"):
+        calendar.load("NOPE")
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_bars_are_fetched_while_the_market_is_closed_but_the_steps_go_on(make_service, clock, settings):
+    # START is a Monday 14:13 UTC: NYSE opens at 13:30 UTC in September; jump to Saturday.
+    clock.advance(5 * 86400)
+    provider = ScriptedProvider(*["100"] * 3)
+    service = make_service(provider, calendar_name="XNYS")
+    steps = []
+    service.listeners.append(lambda step, quotes: steps.append(step))
+    await start(service)
+    await tick(service, clock)
+    assert provider.asked == [] and [s.bars for s in steps] == [{}, {}]  # steps still run (orders expire)
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_bars_are_refused_and_logged(make_service, clock, logs):
+    def bad(symbols, start, end):
+        good = Bar("AAPL", start, end, D(10), D(11), D(9), D(10), 100)
+        return {
+            "AAPL": good,
+            "MSFT": Bar("MSFT", start, end, D(10), D(9), D(11), D(10), 100),  # high below low
+            "TSLA": Bar("TSLA", start, end, D(-1), D(1), D(-1), D(1), 100),  # a negative price
+            "NOPE": Bar("NOPE", start, end, D(1), D(1), D(1), D(1), 1),  # not traded here
+        }
+
+    def backwards(symbols, start, end):
+        return {"AAPL": Bar("AAPL", start - timedelta(hours=1), start - timedelta(minutes=59), D(10), D(10), D(10),
+                            D(10), 1)}
+
+    service = make_service(ScriptedProvider(bad, backwards))
+    await start(service)
+    assert set(service.board.prices()) == {"AAPL"}
+    await tick(service, clock)
+    assert service.board.get("AAPL").time == utc(clock.seconds() - 5)  # the bar from the past was refused
+    warnings = [e.message for e in logs.newest(20, "warn")]
+    assert any("high 9 is below low 11" in w for w in warnings)
+    assert any("TSLA: a price is not positive" in w for w in warnings)
+    assert any("NOPE, which is not traded here" in w for w in warnings)
+    assert any("goes back in time" in w for w in warnings)

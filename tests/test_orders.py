@@ -1,27 +1,35 @@
-"""The order queue on both databases: durable submission, idempotent client order ids, the queue pass."""
+"""Orders through the application layer and the store, on both databases: durable acceptance, idempotent
+client order ids, buying power with open orders, market steps that fill, cancel and replace."""
 
 import time
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
 import pytest_twisted
-from twisted.internet import threads
+from twisted.internet import defer, threads
 
+from papertrader.app import Stamp
+from papertrader.app.trading import TradingCommands, rules_from
 from papertrader.errors import (
     DuplicateOrder,
     InsufficientFunds,
     InsufficientPosition,
     InvalidInput,
+    OrderNotOpen,
     UnknownOrder,
     UnknownSymbol,
 )
+from papertrader.market import calendar
+from papertrader.market.board import Quote, QuoteBoard
+from papertrader.market.clock import MarketClock
 from papertrader.master.accounts import Accounts
-from papertrader.master.market import MarketService, Quote, QuoteBoard, SimulatedProvider
-from papertrader.master.orders import Orders
-from papertrader.money import to_cents, to_price_units
+from papertrader.master.order_store import OrderStore
+from papertrader.money import to_cents
 from papertrader.times import iso, utc
+from papertrader.trading.market import Bar, MarketStep
 
 D = Decimal
 PASSWORD = "correct horse battery"
@@ -38,8 +46,27 @@ def accounts(db, settings, clock, log):
 
 
 @pytest.fixture
-def orders(db, settings, board, clock, log):
-    return Orders(db, settings, board, clock, log)
+def published():
+    return []
+
+
+@pytest.fixture
+def make_trading(db, board, clock, log, published):
+    def make(settings):
+        return TradingCommands(db, OrderStore(db), board, MarketClock(calendar.load(settings.calendar), clock),
+                               rules_from(settings), clock, log, publish=published.extend)
+    return make
+
+
+@pytest.fixture
+def ideal(settings):
+    """Settings whose fills are at the bar's close, whole (prices in these tests are then exact)."""
+    return replace(settings, fill_model="ideal")
+
+
+@pytest.fixture
+def trading(make_trading, ideal):
+    return make_trading(ideal)
 
 
 @pytest.fixture
@@ -59,19 +86,36 @@ def user(accounts):
 
 
 @pytest.fixture
-def submit(orders, clock):
-    def send(session, client_order_id, side, symbol, quantity, worker="worker1", ip="192.0.2.7"):
-        return orders.submit(session, client_order_id, side, symbol, quantity, utc(clock.seconds()), ip, worker)
+def submit(trading, clock):
+    def send(session, client_order_id, side, symbol, quantity=None, worker="worker1", ip="192.0.2.7", **more):
+        stamp = Stamp(utc(clock.seconds()), ip, worker)
+        return trading.place_order(session, stamp, client_order_id, side, symbol, quantity, **more)
     return send
 
 
-async def count(db, table):
-    return (await db.query(f"SELECT COUNT(*) FROM {table}"))[0][0]
+@pytest.fixture
+def step(trading, clock, quote):
+    """One market step, with a bar (open = high = low = close) at each given price."""
+    def run(**prices):
+        now = utc(clock.seconds())
+        clock.advance(5)
+        end = utc(clock.seconds())
+        bars = {s: Bar(s, now, end, D(p), D(p), D(p), D(p), 1_000_000) for s, p in prices.items()}
+        quote(**prices)
+        return trading.market_step(MarketStep(end, bars))
+    return run
 
 
-async def status(db, order_id):
-    rows = await db.query("SELECT status, price_units, amount_cents, reason_code, reason FROM orders WHERE id = ?",
-                          (order_id,))
+def stamp(clock):
+    return Stamp(utc(clock.seconds()), "192.0.2.7", "worker1")
+
+
+async def count(db, table, where="1 = 1"):
+    return (await db.query(f"SELECT COUNT(*) FROM {table} WHERE {where}"))[0][0]
+
+
+async def order_row(db, order_id):
+    rows = await db.query("SELECT status, reason_code, reason FROM orders WHERE id = ?", (order_id,))
     return rows[0]
 
 
@@ -96,24 +140,29 @@ async def check_books(db, account_id, starting_cash):
     return cash, positions
 
 
+# --- acceptance ----------------------------------------------------------------------
+
+
 @pytest_twisted.ensureDeferred
-async def test_submit_answers_queued_after_the_order_is_stored(db, user, submit, quote, clock):
+async def test_an_order_is_answered_new_after_it_and_its_event_are_stored(db, user, submit, quote, clock, published):
     alice = await user("alice")
     quote(AAPL="150.25")
     order = await submit(alice, "o-1", "buy", "aapl", "10", worker="worker2", ip="198.51.100.3")
-    assert order["status"] == "queued"
-    assert (order["side"], order["symbol"], order["quantity"]) == ("buy", "AAPL", D(10))
-    assert order["client_order_id"] == "o-1"
-    assert order["created"] == utc(clock.seconds())
-    assert "price" not in order and "amount" not in order
+    assert order["status"] == "new"
+    assert (order["side"], order["symbol"], order["quantity"], order["type"], order["time_in_force"]) == (
+        "buy", "AAPL", D(10), "market", "day")
+    assert order["client_order_id"] == "o-1" and order["created"] == utc(clock.seconds())
+    assert order["filled_quantity"] == 0 and "average_price" not in order
+    assert len(order["uuid"]) == 36
     rows = await db.query(
         "SELECT id, account_id, client_order_id, side, symbol, quantity_units, status, received, client_ip, worker"
         " FROM orders")
-    assert rows == [(order["id"], alice.account_id, "o-1", "buy", "AAPL", 10_000_000, "queued",
+    assert rows == [(order["id"], alice.account_id, "o-1", "buy", "AAPL", 10_000_000, "new",
                      iso(utc(clock.seconds())), "198.51.100.3", "worker2")]
-    # Nothing moves before the queue pass.
+    assert await db.query("SELECT order_id, kind FROM order_events") == [(order["id"], "accepted")]
+    assert [(name, e["event"], e["order"]["id"]) for name, e in published] == [("alice", "accepted", order["id"])]
+    # Nothing moves before a market step.
     assert await count(db, "transactions") == 0
-    assert await count(db, "positions") == 0
     assert await check_books(db, alice.account_id, D("100000")) == (10_000_000, {})
 
 
@@ -127,41 +176,14 @@ async def test_same_client_order_id_returns_the_same_order(db, user, submit, quo
     assert await count(db, "orders") == 1
 
 
-def wait_until_an_insert_waits_for(url, blocker_pid):
-    """Block (in a thread) until an INSERT INTO orders waits for a lock held by the backend ``blocker_pid``."""
-    deadline = time.monotonic() + 10
-    with psycopg.connect(url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO orders%%'"
-                " AND %s = ANY(pg_blocking_pids(pid))", (blocker_pid,)).fetchone()[0]
-            if waiting:
-                return
-    raise AssertionError("no INSERT INTO orders ever waited for the concurrent retry")
-
-
-# Two retries cannot race on SQLite (one connection); PostgreSQL has a pool of connections.
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest_twisted.ensureDeferred
-async def test_a_retry_that_loses_the_race_gets_the_winning_order(db, database_url, user, submit, quote, clock):
+async def test_a_retry_of_an_open_order_is_not_counted_twice_against_buying_power(db, user, submit, quote):
     alice = await user("alice")
-    quote(AAPL="150")
-    # The other retry of the same order is inserting right now: its row exists but is not committed yet.
-    other = psycopg.connect(database_url)
-    try:
-        [(winner_id,)] = other.execute(
-            "INSERT INTO orders (account_id, client_order_id, side, symbol, quantity_units, status, created,"
-            " received, client_ip, worker) VALUES (%s, 'race', 'buy', 'AAPL', 1000000, 'queued', %s, %s,"
-            " '192.0.2.7', 'worker2') RETURNING id",
-            (alice.account_id, iso(utc(clock.seconds())), iso(utc(clock.seconds())))).fetchall()
-        retry = submit(alice, "race", "buy", "AAPL", "1")  # sees no order, then waits on the unique key
-        await threads.deferToThread(wait_until_an_insert_waits_for, database_url, other.info.backend_pid)
-        other.commit()
-    finally:
-        other.close()
-    order = await retry
-    assert (order["id"], order["status"], order["worker"]) == (winner_id, "queued", "worker2")
-    assert await count(db, "orders") == 1
+    quote(AAPL="100")
+    first = await submit(alice, "big", "buy", "AAPL", "600", type="limit", limit_price="100")  # 60% of the cash
+    # Counted twice it would need 120% of the cash: the retry must find the order, not check it again.
+    again = await submit(alice, "big", "buy", "AAPL", "600", type="limit", limit_price="100")
+    assert again["id"] == first["id"]
 
 
 @pytest.mark.parametrize("side, symbol, quantity", [("sell", "AAPL", "10"), ("buy", "MSFT", "10"),
@@ -184,271 +206,380 @@ async def test_client_order_ids_belong_to_one_account(db, user, submit, quote):
     a = await submit(alice, "o-1", "buy", "AAPL", "1")
     b = await submit(bob, "o-1", "buy", "AAPL", "2")
     assert a["id"] != b["id"]
-    assert await count(db, "orders") == 2
 
 
 @pytest_twisted.ensureDeferred
-async def test_queue_pass_fills_in_arrival_order_at_the_board_price(db, orders, user, submit, quote):
-    alice, bob = await user("alice"), await user("bob")
-    # Submitted before any price is known: no submit-time check is possible, all are queued.
-    a1 = await submit(alice, "a1", "buy", "AAPL", "10")
-    a2 = await submit(alice, "a2", "sell", "AAPL", "4")  # only possible because a1 fills first
-    a3 = await submit(alice, "a3", "buy", "MSFT", "2.5")
-    b1 = await submit(bob, "b1", "sell", "TSLA", "1")  # before bob's buy: nothing to sell yet
-    b2 = await submit(bob, "b2", "buy", "TSLA", "1")
-    quote(AAPL="150.2537", MSFT="410.10", TSLA="250")
-    assert await orders.process() == (4, 1)
-
-    assert await status(db, a1["id"]) == ("filled", 1_502_537, -150254, None, None)  # 1502.537 -> 1502.54
-    assert await status(db, a2["id"]) == ("filled", 1_502_537, 60101, None, None)  # 601.0148 -> 601.01
-    assert await status(db, a3["id"]) == ("filled", 4_101_000, -102525, None, None)
-    state, _, amount, code, reason = await status(db, b1["id"])
-    assert (state, amount, code) == ("rejected", None, "insufficient_position")
-    assert "short selling is not allowed" in reason
-    assert (await status(db, b2["id"]))[0] == "filled"
-
-    cash, positions = await check_books(db, alice.account_id, D("100000"))
-    assert cash == 10_000_000 - 150254 + 60101 - 102525
-    assert positions == {"AAPL": 6_000_000, "MSFT": 2_500_000}
-    assert await check_books(db, bob.account_id, D("100000")) == (10_000_000 - 25000, {"TSLA": 1_000_000})
-    assert await db.query("SELECT COUNT(*) FROM transactions WHERE order_id = ?", (b1["id"],)) == [(0,)]
-
-    filled = await orders.get(alice, a1["id"])
-    assert (filled["status"], filled["price"], filled["amount"]) == ("filled", D("150.2537"), D("-1502.54"))
-    assert "processed" in filled
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_buy_that_can_no_longer_be_paid_is_rejected_when_processed(db, orders, user, submit, quote):
+async def test_concurrent_orders_of_one_account_are_checked_one_after_the_other(db, user, submit, quote):
+    """Two buys of 60% of the cash sent at the same moment: exactly one is accepted (both databases)."""
     alice = await user("alice")
-    quote(AAPL="400")
-    first = await submit(alice, "a1", "buy", "AAPL", "100")  # 40000
-    second = await submit(alice, "a2", "buy", "AAPL", "100")  # 40000 more: 80000 of 100000, accepted
-    assert first["status"] == second["status"] == "queued"
-    quote(AAPL="600")  # the price moved before the queue pass: 120000 is more than the cash
-    assert await orders.process() == (1, 1)
-    state, price, amount, code, reason = await status(db, second["id"])
-    assert (state, price, amount, code) == ("rejected", None, None, "insufficient_funds")
-    assert reason == ("insufficient funds: buying 100 AAPL at 600.00 costs 60000.00 with commission;"
-                      " cash is 40000.00")
-    assert await check_books(db, alice.account_id, D("100000")) == (4_000_000, {"AAPL": 100_000_000})
-    assert await count(db, "transactions") == 1
-    rejected = await orders.get(alice, second["id"])
-    assert (rejected["status"], rejected["reason_code"]) == ("rejected", "insufficient_funds")
+    quote(AAPL="100")
+    for attempt in range(6):
+        results = await defer.DeferredList(
+            [submit(alice, f"c{attempt}-{n}", "buy", "AAPL", "600", type="limit", limit_price="100")
+             for n in range(2)], consumeErrors=True)
+        accepted = [r for ok, r in results if ok]
+        refused = [r for ok, r in results if not ok]
+        assert len(accepted) == 1 and refused[0].check(InsufficientFunds)
+        await defer.ensureDeferred(_cancel_all(db, alice))
 
 
+async def _cancel_all(db, session):
+    await db.execute("UPDATE orders SET status = 'canceled' WHERE account_id = ?", (session.account_id,))
+
+
+def wait_until_an_insert_waits_for(url, blocker_pid):
+    """Block (in a thread) until a statement waits for a lock held by the backend ``blocker_pid``."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                                   (blocker_pid,)).fetchone()[0]
+            if waiting:
+                return
+    raise AssertionError("nothing ever waited for the other transaction")
+
+
+# Two transactions cannot interleave on SQLite (one connection); PostgreSQL has a pool of connections.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest_twisted.ensureDeferred
-async def test_buying_power_at_submit_counts_the_queued_orders(db, user, submit, quote):
+async def test_an_order_waits_while_another_transaction_holds_its_account(db, database_url, user, submit, quote,
+                                                                          clock):
     alice = await user("alice")
-    quote(AAPL="600")
-    await submit(alice, "a1", "buy", "AAPL", "100")  # 60000: affordable alone
-    with pytest.raises(InsufficientFunds) as excinfo:  # also affordable alone, but not after the first
-        await submit(alice, "a2", "buy", "AAPL", "100")
-    assert excinfo.value.message == ("insufficient funds: buying 100 AAPL at 600.00 costs 60000.00 with commission;"
-                                     " cash is 40000.00 after your queued orders")
-    assert await count(db, "orders") == 1
-    await submit(alice, "a3", "buy", "AAPL", "66")  # 39600 still fits
+    quote(AAPL="150")
+    other = psycopg.connect(database_url)
+    try:
+        other.execute("SELECT id FROM accounts WHERE id = %s FOR UPDATE", (alice.account_id,))
+        # A concurrent writer (a market step, another order) spends the cash meanwhile.
+        other.execute("UPDATE accounts SET cash_cents = 100 WHERE id = %s", (alice.account_id,))
+        pending = submit(alice, "late", "buy", "AAPL", "10")
+        await threads.deferToThread(wait_until_an_insert_waits_for, database_url, other.info.backend_pid)
+        other.commit()
+    finally:
+        other.close()
+    with pytest.raises(InsufficientFunds):  # checked against the cash as it is after the other commit
+        await pending
 
 
 @pytest_twisted.ensureDeferred
-async def test_buying_more_than_the_cash_is_refused_at_submit(db, user, submit, quote):
+async def test_buying_power_counts_open_orders(db, user, submit, quote):
     alice = await user("alice")
     quote(AAPL="600")
+    await submit(alice, "a1", "buy", "AAPL", "100", type="limit", limit_price="600")  # 60000
     with pytest.raises(InsufficientFunds) as excinfo:
-        await submit(alice, "a1", "buy", "AAPL", "167")  # 100200 > 100000
-    assert "costs 100200.00" in excinfo.value.message
-    assert await count(db, "orders") == 0
+        await submit(alice, "a2", "buy", "AAPL", "100", type="limit", limit_price="600")
+    assert excinfo.value.message == ("insufficient buying power: buying 100 AAPL needs up to 60000.00;"
+                                     " buying power is 40000.00 after your open orders")
+    assert await count(db, "orders") == 1
+    await submit(alice, "a3", "buy", "AAPL", "66", type="limit", limit_price="600")  # 39600 still fits
 
 
 @pytest_twisted.ensureDeferred
-async def test_selling_more_than_held_is_refused_at_submit(db, orders, user, submit, quote):
+async def test_selling_more_than_held_or_already_offered_is_refused(db, user, submit, quote, step):
     alice = await user("alice")
     quote(AAPL="100")
     with pytest.raises(InsufficientPosition):
         await submit(alice, "s0", "sell", "AAPL", "1")
     await submit(alice, "b1", "buy", "AAPL", "5")
-    await orders.process()
-    with pytest.raises(InsufficientPosition) as excinfo:
+    await step(AAPL="100")
+    with pytest.raises(InsufficientPosition, match="5 are available"):
         await submit(alice, "s1", "sell", "AAPL", "5.000001")
-    assert "holding 5" in excinfo.value.message
-    assert await count(db, "orders") == 1
-    sold = await submit(alice, "s2", "sell", "AAPL", "5")
-    assert sold["status"] == "queued"
-    # The queued sale already uses the whole position.
-    with pytest.raises(InsufficientPosition, match="after your queued orders"):
+    sold = await submit(alice, "s2", "sell", "AAPL", "5", type="limit", limit_price="200")
+    assert sold["status"] == "new"
+    with pytest.raises(InsufficientPosition, match="held for your open sell orders"):
         await submit(alice, "s3", "sell", "AAPL", "1")
-    assert await count(db, "orders") == 2
-
-
-@pytest_twisted.ensureDeferred
-async def test_orders_without_a_quote_stay_queued(db, orders, user, submit, quote):
-    alice = await user("alice")
-    quote(MSFT="400")
-    waiting = await submit(alice, "a1", "buy", "AAPL", "1")
-    ready = await submit(alice, "m1", "buy", "MSFT", "1")
-    assert await orders.process() == (1, 0)
-    assert (await status(db, waiting["id"]))[0] == "queued"
-    assert (await status(db, ready["id"]))[0] == "filled"
-    assert await orders.process() == (0, 0)
-    quote(AAPL="190.5")
-    assert await orders.process() == (1, 0)
-    assert (await status(db, waiting["id"]))[:3] == ("filled", 1_905_000, -19050)
-    await check_books(db, alice.account_id, D("100000"))
-
-
-@pytest_twisted.ensureDeferred
-async def test_commission_is_charged_on_every_fill(db, settings, board, clock, log, user, quote):
-    orders = Orders(db, replace(settings, commission=D("1.50")), board, clock, log)
-    alice = await user("alice")
-    quote(AAPL="100")
-    await orders.submit(alice, "b", "buy", "AAPL", "10", utc(clock.seconds()), "192.0.2.7", "worker1")
-    await orders.process()
-    quote(AAPL="110")
-    await orders.submit(alice, "s", "sell", "AAPL", "4", utc(clock.seconds()), "192.0.2.7", "worker1")
-    await orders.process()
-    rows = await db.query("SELECT commission_cents, amount_cents, cash_after_cents FROM transactions ORDER BY id")
-    assert rows == [(150, -100150, 10_000_000 - 100150), (150, 43850, 10_000_000 - 100150 + 43850)]
-    await check_books(db, alice.account_id, D("100000"))
-    # The position's cost includes the buy's commission; the sale removed 4/10 of it.
-    assert await db.query("SELECT quantity_units, cost_cents FROM positions") == [(6_000_000, 60090)]
-    history = await orders.history(alice, 10)
-    assert [(h["side"], h["commission"], h["amount"]) for h in history] == [
-        ("buy", D("1.50"), D("-1001.50")), ("sell", D("1.50"), D("438.50"))]
-    portfolio = await orders.portfolio(alice)
-    assert portfolio["positions"][0]["average_price"] == D("100.1500")
-
-
-@pytest_twisted.ensureDeferred
-async def test_fractional_quantities_fill_with_half_even_rounding(db, orders, user, submit, quote):
-    alice = await user("alice")
-    quote(AAPL="333.33")
-    order = await submit(alice, "f", "buy", "AAPL", "0.5")
-    assert await orders.process() == (1, 0)
-    assert (await status(db, order["id"]))[2] == -16666  # 166.665 -> 166.66
-    assert await check_books(db, alice.account_id, D("100000")) == (10_000_000 - 16666, {"AAPL": 500_000})
-    portfolio = await orders.portfolio(alice)
-    assert portfolio["positions"][0]["quantity"] == D("0.5")
 
 
 @pytest.mark.parametrize(
-    "client_order_id, side, symbol, quantity, error",
+    "client_order_id, side, symbol, quantity, more, error",
     [
-        ("o-1", "buy", "GOOG", "1", UnknownSymbol),
-        ("o-1", "buy", "", "1", UnknownSymbol),
-        ("o-1", "short", "AAPL", "1", InvalidInput),
-        ("o-1", "BUY!", "AAPL", "1", InvalidInput),
-        ("o-1", "buy", "AAPL", "0", InvalidInput),
-        ("o-1", "buy", "AAPL", "-1", InvalidInput),
-        ("o-1", "buy", "AAPL", "0.0000001", InvalidInput),
-        ("o-1", "buy", "AAPL", "abc", InvalidInput),
-        ("o-1", "buy", "AAPL", "NaN", InvalidInput),
-        ("o-1", "buy", "AAPL", "Infinity", InvalidInput),
-        ("o-1", "buy", "AAPL", "1000000001", InvalidInput),
-        ("bad id", "buy", "AAPL", "1", InvalidInput),
-        ("x" * 65, "buy", "AAPL", "1", InvalidInput),
+        ("o-1", "buy", "GOOG", "1", {}, UnknownSymbol),
+        ("o-1", "buy", "", "1", {}, UnknownSymbol),
+        ("o-1", "short", "AAPL", "1", {}, InvalidInput),
+        ("o-1", "buy", "AAPL", "0", {}, InvalidInput),
+        ("o-1", "buy", "AAPL", "-1", {}, InvalidInput),
+        ("o-1", "buy", "AAPL", "0.0000001", {}, InvalidInput),
+        ("o-1", "buy", "AAPL", "abc", {}, InvalidInput),
+        ("o-1", "buy", "AAPL", "NaN", {}, InvalidInput),
+        ("o-1", "buy", "AAPL", "1000000001", {}, InvalidInput),
+        ("bad id", "buy", "AAPL", "1", {}, InvalidInput),
+        ("x" * 65, "buy", "AAPL", "1", {}, InvalidInput),
+        ("o-1", "buy", "AAPL", "1", {"type": "iceberg"}, InvalidInput),
+        ("o-1", "buy", "AAPL", "1", {"time_in_force": "forever"}, InvalidInput),
+        ("o-1", "buy", "AAPL", "1", {"type": "limit", "limit_price": "1e3"}, InvalidInput),
+        ("o-1", "buy", "AAPL", "1", {"type": "limit", "limit_price": "99.999"}, InvalidInput),
+        ("o-1", "buy", "AAPL", "1", {"type": "limit"}, InvalidInput),
+        ("o-1", "buy", "AAPL", "1", {"notional": "100"}, InvalidInput),
+        ("o-1", "buy", "AAPL", None, {"notional": "100.001"}, InvalidInput),
+        ("o-1", "buy", "AAPL", None, {}, InvalidInput),
     ],
 )
 @pytest_twisted.ensureDeferred
 async def test_invalid_orders_are_refused_and_write_nothing(db, user, submit, quote, client_order_id, side, symbol,
-                                                            quantity, error):
+                                                            quantity, more, error):
     alice = await user("alice")
     quote(AAPL="100")
     with pytest.raises(error):
-        await submit(alice, client_order_id, side, symbol, quantity)
-    assert await count(db, "orders") == 0
+        await submit(alice, client_order_id, side, symbol, quantity, **more)
+    assert await count(db, "orders") == 0 and await count(db, "order_events") == 0
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_retry_after_the_fill_returns_the_filled_order_and_fills_nothing_more(db, orders, user, submit,
-                                                                                      quote):
+async def test_an_order_worth_less_than_a_cent_is_refused(db, user, submit, quote):
+    alice = await user("alice")
+    quote(AAPL="313.63")
+    with pytest.raises(InvalidInput, match="below one cent"):
+        await submit(alice, "tiny", "buy", "AAPL", "0.00001")
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_orders_per_account_are_capped(db, make_trading, settings, user, quote, clock):
+    trading = make_trading(replace(settings, max_open_orders=3))
+    alice = await user("alice")
+    quote(AAPL="1.00")
+    for n in range(3):
+        await trading.place_order(alice, stamp(clock), f"o{n}", "buy", "AAPL", "1")
+    with pytest.raises(InvalidInput, match="3 open orders"):
+        await trading.place_order(alice, stamp(clock), "one-too-many", "buy", "AAPL", "1")
+
+
+# --- market steps --------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_step_fills_in_arrival_order_and_the_books_agree(db, user, submit, quote, step, trading):
+    alice, bob = await user("alice"), await user("bob")
+    quote(AAPL="150", MSFT="400", TSLA="250")
+    a1 = await submit(alice, "a1", "buy", "AAPL", "10")
+    a3 = await submit(alice, "a3", "buy", "MSFT", "2.5")
+    b1 = await submit(bob, "b1", "buy", "TSLA", "1")
+    assert await step(AAPL="150.2537", MSFT="410.10", TSLA="250") == 3
+    filled = await trading.get_order(alice, None, a1["id"])
+    assert (filled["status"], filled["filled_quantity"], filled["average_price"]) == ("filled", D(10),
+                                                                                      D("150.2537"))
+    assert [f["amount"] for f in filled["fills"]] == [D("-1502.54")]  # 1502.537 -> 1502.54
+    assert (filled["worker"], filled["client_ip"]) == ("worker1", "192.0.2.7")
+    cash, positions = await check_books(db, alice.account_id, D("100000"))
+    assert cash == 10_000_000 - 150254 - 102525
+    assert positions == {"AAPL": 10_000_000, "MSFT": 2_500_000}
+    assert await check_books(db, bob.account_id, D("100000")) == (10_000_000 - 25000, {"TSLA": 1_000_000})
+    assert (await order_row(db, a3["id"]))[0] == (await order_row(db, b1["id"]))[0] == "filled"
+    kinds = await db.query("SELECT kind FROM order_events WHERE order_id = ? ORDER BY id", (a1["id"],))
+    assert kinds == [("accepted",), ("fill",)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_buy_the_cash_no_longer_pays_is_rejected_at_the_fill(db, user, submit, quote, step, trading):
+    alice = await user("alice")
+    quote(AAPL="400")
+    await submit(alice, "a1", "buy", "AAPL", "100")  # 42000 reserved (5% buffer)
+    second = await submit(alice, "a2", "buy", "AAPL", "100")  # 84000 of 100000: accepted
+    await step(AAPL="600")  # the price moved: the first takes 60000; the rest of the cash buys 66.67 shares
+    rejected = await trading.get_order(alice, None, second["id"])
+    # 66.666675 x 600 = 40000.005, which rounds (half-even) to the 40000.00 left.
+    assert (rejected["status"], rejected["filled_quantity"]) == ("partially_filled", D("66.666675"))
+    await step(AAPL="600")
+    rejected = await trading.get_order(alice, None, second["id"])
+    assert (rejected["status"], rejected["reason_code"]) == ("canceled", "insufficient_funds")
+    assert (await check_books(db, alice.account_id, D("100000")))[0] >= 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_without_a_bar_stay_open(db, user, submit, quote, step):
+    alice = await user("alice")
+    quote(AAPL="190", MSFT="400")
+    waiting = await submit(alice, "a1", "buy", "AAPL", "1")
+    ready = await submit(alice, "m1", "buy", "MSFT", "1")
+    assert await step(MSFT="400") == 1
+    assert (await order_row(db, waiting["id"]))[0] == "new"
+    assert (await order_row(db, ready["id"]))[0] == "filled"
+    assert await step(AAPL="190.5") == 1
+    await check_books(db, alice.account_id, D("100000"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_commission_is_charged_and_is_part_of_the_cost(db, make_trading, ideal, user, quote, clock, step):
+    trading = make_trading(replace(ideal, commission=D("1.50")))
+    alice = await user("alice")
+    quote(AAPL="100")
+    await trading.place_order(alice, stamp(clock), "b", "buy", "AAPL", "10")
+    bars = {"AAPL": Bar("AAPL", utc(clock.seconds()), utc(clock.seconds() + 5), D(100), D(100), D(100), D(100), 10**6)}
+    clock.advance(5)
+    await trading.market_step(MarketStep(utc(clock.seconds()), bars))
+    await trading.place_order(alice, stamp(clock), "s", "sell", "AAPL", "4")
+    bars = {"AAPL": Bar("AAPL", utc(clock.seconds()), utc(clock.seconds() + 5), D(110), D(110), D(110), D(110),
+                        10**6)}
+    clock.advance(5)
+    await trading.market_step(MarketStep(utc(clock.seconds()), bars))
+    rows = await db.query("SELECT commission_cents, amount_cents, cash_after_cents, realized_cents FROM transactions"
+                          " ORDER BY id")
+    # The sale removed 4/10 of the cost (1001.50): 400.60; it brought 438.50: 37.90 realized.
+    assert rows == [(150, -100150, 10_000_000 - 100150, 0), (150, 43850, 10_000_000 - 100150 + 43850, 3790)]
+    await check_books(db, alice.account_id, D("100000"))
+    assert await db.query("SELECT quantity_units, cost_cents FROM positions") == [(6_000_000, 60090)]
+    history = await trading.history(alice, None, 10)
+    assert [(h["side"], h["commission"], h["amount"]) for h in history["transactions"]] == [
+        ("buy", D("1.50"), D("-1001.50")), ("sell", D("1.50"), D("438.50"))]
+    portfolio = await trading.portfolio(alice, None)
+    assert portfolio["positions"][0]["average_price"] == D("100.1500")
+    assert portfolio["realized_pl"] == D("37.90")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_retry_after_the_fill_returns_the_filled_order_and_fills_nothing_more(db, user, submit, quote, step):
     alice = await user("alice")
     quote(TSLA="250")
     await submit(alice, "r", "buy", "TSLA", "2")
-    await orders.process()
+    await step(TSLA="250")
     again = await submit(alice, "r", "buy", "TSLA", "2")
-    assert (again["status"], again["price"], again["amount"]) == ("filled", D("250"), D("-500.00"))
-    assert await orders.process() == (0, 0)
+    assert (again["status"], again["average_price"]) == ("filled", D("250"))
+    assert await step(TSLA="250") == 0
     assert await count(db, "transactions") == 1
-    assert await check_books(db, alice.account_id, D("100000")) == (10_000_000 - 50000, {"TSLA": 2_000_000})
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_account_sees_only_its_own_orders(orders, user, submit, quote):
+async def test_an_account_sees_only_its_own_orders(trading, user, submit, quote, step):
     alice, bob = await user("alice"), await user("bob")
     quote(AAPL="100")
     order = await submit(alice, "a", "buy", "AAPL", "1")
-    await orders.process()
+    await step(AAPL="100")
     with pytest.raises(UnknownOrder):
-        await orders.get(bob, order["id"])
-    assert await orders.list(bob, 10) == []
-    assert await orders.history(bob, 10) == []
-    assert (await orders.portfolio(bob)) == dict(cash=D("100000.00"), equity=D("100000.00"), positions=[])
-    assert [o["id"] for o in await orders.list(alice, 10)] == [order["id"]]
+        await trading.get_order(bob, None, order["id"])
+    with pytest.raises(UnknownOrder):
+        await trading.cancel_order(bob, None, order["id"])
+    assert (await trading.orders(bob, None, 10))["orders"] == []
+    assert (await trading.history(bob, None, 10))["transactions"] == []
+    portfolio = await trading.portfolio(bob, None)
+    assert (portfolio["cash"], portfolio["equity"], portfolio["positions"]) == (D("100000.00"), D("100000.00"), [])
+    assert [o["id"] for o in (await trading.orders(alice, None, 10))["orders"]] == [order["id"]]
 
 
 @pytest_twisted.ensureDeferred
-async def test_portfolio_values_positions_at_the_board_price(orders, user, submit, quote):
+async def test_portfolio_values_positions_and_profit(trading, user, submit, quote, step, clock):
     alice = await user("alice")
     quote(AAPL="150.25", MSFT="400")
     await submit(alice, "a", "buy", "AAPL", "10")
     await submit(alice, "m", "buy", "MSFT", "0.5")
-    await orders.process()
+    await step(AAPL="150.25", MSFT="400")
     quote(AAPL="160.005")
-    portfolio = await orders.portfolio(alice)
+    portfolio = await trading.portfolio(alice, None)
     cash = D("100000") - D("1502.50") - D("200.00")
-    assert portfolio["cash"] == cash
+    assert portfolio["cash"] == portfolio["buying_power"] == cash
     aapl, msft = portfolio["positions"]
     assert (aapl["symbol"], aapl["quantity"], aapl["average_price"], aapl["price"], aapl["market_value"]) == (
         "AAPL", D(10), D("150.2500"), D("160.005"), D("1600.05"))
+    assert (aapl["unrealized_pl"], aapl["unrealized_percent"]) == (D("97.55"), D("6.49"))
     assert (msft["symbol"], msft["market_value"]) == ("MSFT", D("200.00"))
     assert portfolio["equity"] == cash + D("1600.05") + D("200.00")
+    assert portfolio["unrealized_pl"] == D("97.55") and portfolio["realized_pl"] == D("0.00")
 
 
 @pytest_twisted.ensureDeferred
-async def test_market_update_then_queue_pass_at_the_new_prices(db, orders, board, user, submit, settings, clock, log):
-    market = MarketService(db, SimulatedProvider(2), board, settings.update_interval, clock, log)
-    market.listeners.append(orders.after_update)
+async def test_paging_reads_every_order(trading, user, submit, quote):
+    alice = await user("alice")
+    quote(AAPL="1.00")
+    ids = [(await submit(alice, f"o{n}", "buy", "AAPL", "1", type="limit", limit_price="0.5"))["id"]
+           for n in range(7)]
+    seen, before = [], None
+    while True:
+        page = await trading.orders(alice, None, 3, "all", before)
+        seen = [o["id"] for o in page["orders"]] + seen
+        if "next_before" not in page:
+            break
+        before = page["next_before"]
+    assert seen == ids
+    assert [o["id"] for o in (await trading.orders(alice, None, 10, "closed"))["orders"]] == []
+    assert len((await trading.orders(alice, None, 10, "open"))["orders"]) == 7
+
+
+# --- cancel and replace ---------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancel_and_replace_from_the_application(db, trading, user, submit, quote, step, published):
+    alice = await user("alice")
+    quote(AAPL="100")
+    order = await submit(alice, "lim", "buy", "AAPL", "10", type="limit", limit_price="90", time_in_force="gtc")
+    new = await trading.replace_order(alice, stamp(trading.clock), order["id"], limit_price="95", quantity="20")
+    assert (new["replaces"], new["limit_price"], new["quantity"], new["status"]) == (order["id"], D(95), D(20),
+                                                                                      "new")
+    old = await trading.get_order(alice, None, order["id"])
+    assert (old["status"], old["replaced_by"]) == ("replaced", new["id"])
+    with pytest.raises(OrderNotOpen, match="already replaced"):
+        await trading.cancel_order(alice, None, order["id"])
+    canceled = await trading.cancel_order(alice, None, new["id"])
+    assert canceled["status"] == "canceled"
+    await step(AAPL="80")  # would have filled: nothing fills after a cancel
+    assert await count(db, "transactions") == 0
+    kinds = [e["event"] for _, e in published]
+    assert kinds == ["accepted", "replaced", "accepted", "canceled"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancel_all(trading, user, submit, quote):
+    alice = await user("alice")
+    quote(AAPL="100")
+    for n in range(3):
+        await submit(alice, f"o{n}", "buy", "AAPL", "1", type="limit", limit_price="50")
+    answer = await trading.cancel_all_orders(alice, None)
+    assert [o["status"] for o in answer["orders"]] == ["canceled"] * 3
+    assert (await trading.cancel_all_orders(alice, None))["orders"] == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_cancel_racing_a_step_either_wins_or_sees_the_fill(db, database_url, trading, user, submit, quote,
+                                                                  clock):
+    """PostgreSQL, where they can run at once: the step holds the account while it fills; the cancel waits
+    and then finds the order filled (answered with what filled), never a fill after an accepted cancel."""
+    alice = await user("alice")
+    quote(AAPL="100")
+    order = await submit(alice, "race", "buy", "AAPL", "10")
+    other = psycopg.connect(database_url)
+    try:
+        other.execute("SELECT id FROM accounts WHERE id = %s FOR UPDATE", (alice.account_id,))
+        bars = {"AAPL": Bar("AAPL", utc(clock.seconds()), utc(clock.seconds() + 5), D(100), D(100), D(100), D(100),
+                            10**6)}
+        clock.advance(5)
+        stepping = trading.market_step(MarketStep(utc(clock.seconds()), bars))
+        await threads.deferToThread(wait_until_an_insert_waits_for, database_url, other.info.backend_pid)
+        canceling = trading.cancel_order(alice, None, order["id"])
+        other.commit()  # the step goes first (it asked first), then the cancel
+    finally:
+        other.close()
+    assert await stepping == 1
+    with pytest.raises(OrderNotOpen, match="already filled; 10 filled at an average 100.00"):
+        await canceling
+    assert await count(db, "transactions") == 1
+
+
+# --- through the market service ---------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_market_update_then_step_at_the_new_bars(db, make_trading, settings, board, user, clock, log):
+    from papertrader.market.service import MarketService
+    from papertrader.market.simulated import SimulatedSource
+    from papertrader.master.candles import CandleStore
+
+    trading = make_trading(settings)  # the default bar model
+    market = MarketService(SimulatedSource(2), board, trading.market_clock, CandleStore(db),
+                           settings.update_interval, clock, log)
+    market.listeners.append(trading.market_step)
     market.startService()
     try:
         await market.started
         await market.busy
         alice = await user("alice")
-        order = await submit(alice, "m", "buy", "MSFT", "3")
-        assert (await status(db, order["id"]))[0] == "queued"
+        order = await trading.place_order(alice, stamp(clock), "m", "buy", "MSFT", "3")
         clock.advance(settings.update_interval)
         await market.busy
-        # Filled by the pass that followed the update, at that update's price.
-        [(close_units,)] = await db.query("SELECT close_units FROM candles WHERE symbol = 'MSFT' AND time = ?",
-                                          (iso(utc(clock.seconds())),))
-        state, price_units, _, _, _ = await status(db, order["id"])
-        assert (state, price_units) == ("filled", close_units)
-        assert price_units == to_price_units(board.get("MSFT").price)
+        # Filled in the step that followed the update, inside that update's bar.
+        [(low, high)] = await db.query("SELECT low_units, high_units FROM candles WHERE symbol = 'MSFT' AND time = ?",
+                                       (iso(utc(clock.seconds()) - timedelta(seconds=settings.update_interval)),))
+        filled = await trading.get_order(alice, None, order["id"])
+        assert filled["status"] == "filled"
+        assert D(low) / 10_000 <= filled["average_price"] <= D(high) / 10_000
+        assert filled["fills"][0]["model"].startswith("bar(")
         await check_books(db, alice.account_id, settings.starting_cash)
     finally:
         await market.stopService()
-
-
-@pytest_twisted.ensureDeferred
-async def test_an_order_worth_less_than_a_cent_is_refused_and_never_fills_free(db, user, submit, quote, orders):
-    alice = await user("alice")
-    quote(AAPL="313.63")
-    with pytest.raises(InvalidInput, match="below one cent"):
-        await submit(alice, "tiny", "buy", "AAPL", "0.00001")
-    # Queued while there was no price, then the price makes it worthless: rejected, not free.
-    order = await submit(alice, "tiny2", "buy", "TSLA", "1")
-    quote(TSLA="0.0001")
-    await orders.process()
-    [row] = await db.query("SELECT status, reason_code FROM orders WHERE id = ?", (order["id"],))
-    assert row == ("rejected", "order_too_small")
-
-
-@pytest_twisted.ensureDeferred
-async def test_queued_orders_per_account_are_capped(db, user, submit, quote):
-    from papertrader.master.orders import MAX_QUEUED
-
-    alice = await user("alice")
-    quote(AAPL="1.00")
-    for n in range(MAX_QUEUED):
-        await submit(alice, f"o{n}", "buy", "AAPL", "1")
-    with pytest.raises(InvalidInput, match="orders waiting"):
-        await submit(alice, "one-too-many", "buy", "AAPL", "1")

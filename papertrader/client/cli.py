@@ -23,7 +23,9 @@ from papertrader.client import browser_login, output, tokens
 from papertrader.client.connection import BadCAFile, Connection
 from papertrader.errors import InvalidInput, NotLoggedIn, PaperTraderError, ProviderLoginFailed
 
-ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "status", "price", "amount", "reason"]
+ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
+              "stop_price", "trail_price", "trail_percent", "status", "filled_quantity", "average_price", "reason"]
+OPEN = ("new", "partially_filled")
 
 
 class UsageFailure(Exception):
@@ -364,14 +366,14 @@ class CLI:
                                 symbol=self.args.symbol, quantity=self.args.quantity)
         if self.args.wait:
             deadline = self.reactor.seconds() + self.args.timeout
-            while order["status"] == "queued" and self.reactor.seconds() < deadline:
+            while order["status"] in OPEN and self.reactor.seconds() < deadline:
                 yield task.deferLater(self.reactor, 0.25, lambda: None)
                 order = yield self.call(commands.GetOrder, token=token, order_id=order["id"])
         self.emit(order, output.fields(order, ORDER_KEYS))
-        if order["status"] == "rejected":
+        if order["status"] in ("rejected", "canceled", "expired"):
             return order.get("reason_code", "rejected"), order.get("reason", "rejected")
-        if self.args.wait and order["status"] == "queued":
-            return "timeout", f"order {order['id']} is still queued after {self.args.timeout:g} seconds"
+        if self.args.wait and order["status"] in OPEN:
+            return "timeout", f"order {order['id']} is still open after {self.args.timeout:g} seconds"
 
     def do_buy(self):
         return self._order("buy")
@@ -414,7 +416,8 @@ class CLI:
     def do_orders(self):
         answer = yield self.call(commands.Orders, token=self.token(), limit=self.args.limit)
         orders = answer["orders"]
-        self.emit(orders, output.table(orders, ["id", "side", "symbol", "quantity", "status", "price", "reason"])
+        self.emit(orders, output.table(orders, ["id", "side", "symbol", "quantity", "type", "status",
+                                                "filled_quantity", "average_price", "reason"])
                   if orders else "No orders yet.")
 
     @defer.inlineCallbacks

@@ -326,9 +326,9 @@ class Accounts:
             ended = [r[0] for r in cursor.fetchall()]
             cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (session.account_id,))
             cursor.execute(sql("DELETE FROM identities WHERE account_id = ?"), (session.account_id,))
-            cursor.execute(sql("UPDATE orders SET status = 'rejected', reason = 'account deleted',"
-                               " reason_code = 'account_deleted', processed = ? WHERE account_id = ?"
-                               " AND status = 'queued'"), (stamp, session.account_id))
+            cursor.execute(sql("UPDATE orders SET status = 'canceled', reason = 'account deleted',"
+                               " reason_code = 'account_deleted', updated = ? WHERE account_id = ?"
+                               " AND status IN ('new', 'partially_filled')"), (stamp, session.account_id))
             cursor.execute(sql("UPDATE orders SET client_ip = '' WHERE account_id = ?"), (session.account_id,))
             cursor.execute(sql("UPDATE accounts SET username = ?, username_key = ?, email = '', password_hash = NULL,"
                                " public_portfolio = 0, deleted = ? WHERE id = ?"),

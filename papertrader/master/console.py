@@ -70,7 +70,7 @@ def namespace(master):
 
     @defer.inlineCallbacks
     def account(username):
-        """One account: cash, positions, queued orders, live sessions."""
+        """One account: cash, positions, open orders, live sessions."""
         rows = yield master.db.query(
             "SELECT id, username, email, cash_cents, created FROM accounts WHERE username_key = ?",
             (username.lower(),))
@@ -79,22 +79,25 @@ def namespace(master):
         account_id, name, email, cash, created = rows[0]
         positions = yield master.db.query(
             "SELECT symbol, quantity_units FROM positions WHERE account_id = ? ORDER BY symbol", (account_id,))
-        queued = yield master.db.query(
-            "SELECT COUNT(*) FROM orders WHERE account_id = ? AND status = 'queued'", (account_id,))
+        open_orders = yield master.db.query(
+            "SELECT COUNT(*) FROM orders WHERE account_id = ? AND status IN ('new', 'partially_filled')",
+            (account_id,))
         sessions = yield master.db.query("SELECT COUNT(*) FROM sessions WHERE account_id = ?", (account_id,))
         return Record(username=name, email=email, cash=from_cents(cash), created=created[:19],
                       positions=", ".join(f"{s} {from_quantity_units(q).normalize():f}" for s, q in positions) or "-",
-                      queued_orders=queued[0][0], sessions=sessions[0][0])
+                      open_orders=open_orders[0][0], sessions=sessions[0][0])
 
     @defer.inlineCallbacks
     def queue(limit=50):
-        """Orders waiting for the next queue pass, oldest first."""
+        """Open orders (waiting for the market), oldest first."""
         rows = yield master.db.query(
-            "SELECT o.id, a.username, o.side, o.symbol, o.quantity_units, o.created, o.worker FROM orders o"
-            " JOIN accounts a ON a.id = o.account_id WHERE o.status = 'queued' ORDER BY o.id LIMIT ?", (limit,))
-        return Table([dict(id=r[0], username=r[1], side=r[2], symbol=r[3], quantity=from_quantity_units(r[4]),
-                           created=r[5][:19], worker=r[6]) for r in rows],
-                     ["id", "username", "side", "symbol", "quantity", "created", "worker"])
+            "SELECT o.id, a.username, o.side, o.symbol, o.type, o.time_in_force, o.quantity_units, o.status,"
+            " o.created, o.worker FROM orders o JOIN accounts a ON a.id = o.account_id"
+            " WHERE o.status IN ('new', 'partially_filled') ORDER BY o.id LIMIT ?", (limit,))
+        return Table([dict(id=r[0], username=r[1], side=r[2], symbol=r[3], type=r[4], tif=r[5],
+                           quantity=from_quantity_units(r[6]) if r[6] is not None else None, status=r[7],
+                           created=r[8][:19], worker=r[9]) for r in rows],
+                     ["id", "username", "side", "symbol", "type", "tif", "quantity", "status", "created", "worker"])
 
     def assets():
         """Every asset's latest price and its time."""

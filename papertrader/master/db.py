@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 from twisted.enterprise import adbapi
 from twisted.internet import defer, threads
 
-MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+#: ``NNNN_name.sql`` for both databases, or ``NNNN_name.sqlite.sql`` + ``NNNN_name.postgresql.sql`` when the
+#: two need different statements (SQLite rebuilds a table where PostgreSQL alters it).
+MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+(?:\.(sqlite|postgresql))?\.sql$")
 
 _ID_COLUMN = {
     "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -109,13 +111,14 @@ class Database:
     # --- migrations ---------------------------------------------------------
 
     def migrations(self):
+        """(version, file name, text) of every shipped migration, for this database's dialect."""
         files = importlib.resources.files("papertrader.master") / "migrations"
-        found = []
+        found = {}
         for entry in files.iterdir():
             match = MIGRATION_RE.match(entry.name)
-            if match:
-                found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-        return sorted(found)
+            if match and match.group(2) in (None, self.dialect):
+                found[int(match.group(1))] = (int(match.group(1)), entry.name, entry.read_text(encoding="utf-8"))
+        return sorted(found.values())
 
     def _statements(self, text):
         text = text.replace("{{ID}}", _ID_COLUMN[self.dialect])
@@ -124,6 +127,9 @@ class Database:
 
     def _migrate(self, cursor, migrations):
         if self.dialect == "sqlite":
+            # A migration may rebuild a table (SQLite cannot alter constraints): that needs foreign keys
+            # off, which SQLite only allows outside a transaction.  They are checked before the commit.
+            cursor.execute("PRAGMA foreign_keys=OFF")
             # sqlite3 opens no transaction before DDL by itself: without this, a failed
             # migration would leave half its tables behind.
             cursor.execute("BEGIN IMMEDIATE")
@@ -145,11 +151,22 @@ class Database:
                 (version,),
             )
             applied.append(name)
+        if self.dialect == "sqlite":
+            cursor.execute("PRAGMA foreign_key_check")
+            broken = cursor.fetchall()
+            if broken:
+                raise RuntimeError(f"a migration broke {len(broken)} foreign keys, e.g. {broken[0]}")
         return applied
 
+    @defer.inlineCallbacks
     def migrate(self):
         """Apply pending migrations in one transaction; fires with their names."""
-        return self.run(self._migrate, self.migrations())
+        try:
+            applied = yield self.run(self._migrate, self.migrations())
+        finally:
+            if self.dialect == "sqlite":
+                yield self.pool.runWithConnection(lambda connection: connection.execute("PRAGMA foreign_keys=ON"))
+        return applied
 
     @defer.inlineCallbacks
     def version(self):

@@ -13,9 +13,9 @@ from twisted.internet import defer, protocol
 from twisted.protocols import amp
 
 from papertrader import commands, tls
+from papertrader.app import Stamp, method_name
 from papertrader.commands import stamped
-from papertrader.errors import PaperTraderError, ProviderLoginFailed, ServerError, UnknownOrder, WorkerRefused
-from papertrader.master import validation
+from papertrader.errors import PaperTraderError, ServerError, WorkerRefused
 
 MAX_NAME = 64
 #: Seconds an anonymous connection may stay open without becoming a linked worker.
@@ -140,22 +140,30 @@ class MasterProtocol(amp.AMP):
         if worker != self.worker:
             self.master.log.warn("worker {name} stamped a command as {claimed!r}", name=self.worker, claimed=worker)
 
-    @stamped(commands.Register).responder
-    @worker_only
     @defer.inlineCallbacks
-    def register(self, username, email, password, received, client_ip, worker):
+    def forward(self, command, received, client_ip, worker, **arguments):
+        """A stamped client command: the application answers it; lists are fitted to one AMP value."""
         self._check_stamp(worker)
-        account = yield self.master.accounts.register(username, email, password, client_ip[:64])
-        return {"username": account.username, "email": account.email, "cash": account.cash}
+        stamp = Stamp(received, client_ip[:64], self.worker)
+        answer = yield self.master.app.handle(command.__name__, stamp, arguments)
+        for key, argument in command.response:
+            key = key.decode()
+            if isinstance(argument, amp.AmpList) and key in answer:
+                rows = answer[key]
+                answer[key] = commands.fit(command, key, rows)
+                if len(answer[key]) < len(rows) and answer[key] and "id" in answer[key][0] and \
+                        any(k == b"next_before" for k, _ in command.response):
+                    answer["next_before"] = answer[key][0]["id"]  # the next page starts where this one ends
+        return answer
 
-    @stamped(commands.Login).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def login(self, username, password, remember, received, client_ip, worker):
-        self._check_stamp(worker)
-        token, name, expires = yield self.master.accounts.login(username, password, remember, self.worker,
-                                                                client_ip[:64])
-        return {"token": token, "username": name, "expires": expires}
+    # One responder per client command, named like its application method (StampedPlaceOrder -> place_order).
+    for _command in commands.FORWARDED:
+        def _responder(self, _command=_command, **arguments):
+            return self.forward(_command, **arguments)
+
+        _responder.__name__ = _command.__name__
+        locals()[method_name(_command.__name__)] = stamped(_command).responder(worker_only(_responder))
+    del _command, _responder
 
     @commands.Authenticate.responder
     @worker_only
@@ -164,182 +172,11 @@ class MasterProtocol(amp.AMP):
         session = yield self.master.accounts.authenticate(token)
         return {"username": session.username, "expires": session.expires}
 
-    @stamped(commands.Logout).responder
+    @commands.OrderWatchers.responder
     @worker_only
-    @defer.inlineCallbacks
-    def logout(self, token, received, client_ip, worker):
-        yield self.master.accounts.logout(token)
+    def order_watchers(self, usernames, action):
+        self.master.workers.watching(self.worker, usernames[:100_000], action)
         return {}
-
-    def _provider(self, name):
-        provider = self.master.provider
-        if provider is None or name != provider.name:
-            raise ProviderLoginFailed(f"no identity provider {name[:32]!r} is set up on this deployment")
-        return provider
-
-    @stamped(commands.ProviderStart).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def provider_start(self, provider, redirect_uri, received, client_ip, worker):
-        url, state = yield self._provider(provider).start(redirect_uri)
-        return {"url": url, "state": state}
-
-    @stamped(commands.ProviderFinish).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def provider_finish(self, provider, state, code, remember, received, client_ip, worker):
-        if len(state) > 100 or len(code) > 4096:
-            raise ProviderLoginFailed("this sign-in is unknown or has expired; start again")
-        identity = yield self._provider(provider).finish(state, code)
-        answer = yield self.master.accounts.identity_login(identity, remember, self.worker, client_ip[:64])
-        return answer
-
-    @stamped(commands.ProviderCreate).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def provider_create(self, ticket, username, received, client_ip, worker):
-        token, name, expires = yield self.master.accounts.create_from_identity(ticket, username, self.worker,
-                                                                             client_ip[:64])
-        return {"token": token, "username": name, "expires": expires}
-
-    @stamped(commands.ProviderLink).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def provider_link(self, ticket, username, password, received, client_ip, worker):
-        token, name, expires = yield self.master.accounts.link_identity(ticket, username, password, self.worker,
-                                                                      client_ip[:64])
-        return {"token": token, "username": name, "expires": expires}
-
-    @stamped(commands.SetPassword).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def set_password(self, token, password, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        yield self.master.accounts.set_password(session, password)
-        return {}
-
-    @stamped(commands.Profile).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def profile(self, token, received, client_ip, worker, username=None):
-        session = yield self.master.accounts.authenticate(token)
-        profile = yield self.master.accounts.profile(session, username)
-        return profile
-
-    @stamped(commands.SetProfile).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def set_profile(self, token, public_portfolio, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        yield self.master.accounts.set_public(session, public_portfolio)
-        return {}
-
-    @stamped(commands.DeleteAccount).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def delete_account(self, token, received, client_ip, worker, password=None, provider=None, state=None,
-                       code=None):
-        session = yield self.master.accounts.authenticate(token)
-        identity = None
-        if provider and state and code and len(state) <= 100 and len(code) <= 4096:
-            identity = yield self._provider(provider).finish(state, code)
-        yield self.master.accounts.delete(session, password, identity)
-        return {}
-
-    @stamped(commands.Sessions).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def sessions(self, token, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        sessions = yield self.master.accounts.sessions(session)
-        return {"sessions": commands.fit(commands.Sessions, "sessions", sessions[-commands.MAX_LIST:])}
-
-    @stamped(commands.EndSession).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def end_session(self, token, session_id, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        yield self.master.accounts.end_session(session, session_id[:32])
-        return {}
-
-    @stamped(commands.LogoutAll).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def logout_all(self, token, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        ended = yield self.master.accounts.logout_all(session)
-        return {"sessions_ended": ended}
-
-    @stamped(commands.ChangePassword).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def change_password(self, token, old_password, new_password, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        ended = yield self.master.accounts.change_password(session, old_password, new_password)
-        return {"sessions_ended": ended}
-
-    @stamped(commands.Whoami).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def whoami(self, token, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        account = yield self.master.accounts.account(session.account_id)
-        return {"username": account.username, "email": account.email, "cash": account.cash,
-                "expires": session.expires}
-
-    @stamped(commands.Candles).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def candles(self, symbol, limit, received, client_ip, worker):
-        symbol = validation.symbol(symbol, self.master.board.assets)
-        validation.limit(limit, commands.MAX_LIST)
-        candles = yield self.master.market.candles(symbol, limit)
-        return {"candles": commands.fit(commands.Candles, "candles", candles)}
-
-    @stamped(commands.PlaceOrder).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def place_order(self, token, client_order_id, side, symbol, quantity, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        order = yield self.master.orders.submit(session, client_order_id, side, symbol, quantity,
-                                                received, client_ip, self.worker)
-        return order
-
-    @stamped(commands.GetOrder).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def get_order(self, token, order_id, received, client_ip, worker):
-        if not 0 < order_id < 2**62:
-            raise UnknownOrder(f"no order {order_id} on your account")
-        session = yield self.master.accounts.authenticate(token)
-        order = yield self.master.orders.get(session, order_id)
-        return order
-
-    @stamped(commands.Orders).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def orders(self, token, limit, received, client_ip, worker):
-        validation.limit(limit, commands.MAX_LIST)
-        session = yield self.master.accounts.authenticate(token)
-        orders = yield self.master.orders.list(session, limit)
-        return {"orders": commands.fit(commands.Orders, "orders", orders)}
-
-    @stamped(commands.Portfolio).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def portfolio(self, token, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
-        portfolio = yield self.master.orders.portfolio(session)
-        return portfolio
-
-    @stamped(commands.History).responder
-    @worker_only
-    @defer.inlineCallbacks
-    def history(self, token, limit, received, client_ip, worker):
-        validation.limit(limit, commands.MAX_LIST)
-        session = yield self.master.accounts.authenticate(token)
-        transactions = yield self.master.orders.history(session, limit)
-        return {"transactions": commands.fit(commands.History, "transactions", transactions)}
 
 
 class MasterFactory(protocol.Factory):

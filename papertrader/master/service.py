@@ -11,8 +11,17 @@ from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.accounts import Accounts
 from papertrader.master.db import Database
-from papertrader.master.market import MarketService, QuoteBoard, SimulatedProvider
-from papertrader.master.orders import Orders
+from papertrader.app import Application
+from papertrader.app.accounts import AccountCommands
+from papertrader.app.market_data import MarketDataCommands
+from papertrader.app.trading import TradingCommands, rules_from
+from papertrader.market import calendar
+from papertrader.market.board import QuoteBoard
+from papertrader.market.clock import MarketClock
+from papertrader.market.service import MarketService
+from papertrader.market.simulated import SimulatedSource
+from papertrader.master.candles import CandleStore
+from papertrader.master.order_store import OrderStore
 from papertrader.master.protocol import MasterFactory
 from papertrader.manhole import ManholeError, manhole_service
 from papertrader.master import admin_channel, console, oidc
@@ -39,7 +48,7 @@ class Master(StagedService):
     """Master: database, accounts, market data, order queue, worker links, AMP listener."""
 
     def __init__(self, data_dir, settings, reactor, database=None, listen=DEFAULT_PORT, hostnames=(),
-                 clock=None, provider=None, manhole=None, manhole_keys=None):
+                 clock=None, source=None, manhole=None, manhole_keys=None):
         super().__init__()
         self.data_dir = data_dir
         self.settings = settings
@@ -55,9 +64,19 @@ class Master(StagedService):
             self.provider = oidc.Provider(settings.oidc_name, settings.oidc_issuer, settings.oidc_client_id,
                                           settings.oidc_client_secret, clock, self.log)
         self.workers = Workers(self.db, gpgkeys.Keyring(files.keyring_dir(data_dir)), clock, self.log)
-        self.orders = Orders(self.db, settings, self.board, clock, self.log)
-        self.market = MarketService(self.db, provider or SimulatedProvider(settings.market_seed), self.board,
-                                    settings.update_interval, clock, self.log)
+        try:
+            self.market_clock = MarketClock(calendar.load(settings.calendar), clock)
+        except calendar.CalendarError as e:
+            raise ValueError(str(e))
+        self.candles = CandleStore(self.db)
+        self.orders = OrderStore(self.db)
+        self.trading = TradingCommands(self.db, self.orders, self.board, self.market_clock, rules_from(settings),
+                                       clock, self.log, publish=self.workers.push_order_events)
+        self.app = Application(self.accounts, [
+            AccountCommands(self.accounts, self.provider), self.trading,
+            MarketDataCommands(self.board, self.candles, self.market_clock)])
+        self.market = MarketService(source or SimulatedSource(settings.market_seed), self.board, self.market_clock,
+                                    self.candles, settings.update_interval, clock, self.log)
         self.market.setServiceParent(self)
         self.listener = ListeningService(
             tls.server_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
@@ -72,7 +91,7 @@ class Master(StagedService):
         if manhole:
             manhole_service(manhole, console.namespace(self), data_dir, manhole_keys).setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
-        self.market.listeners += [self.push_quotes, self.orders.after_update]
+        self.market.listeners += [self.push_quotes, self.trading.market_step]
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
 
@@ -105,8 +124,9 @@ class Master(StagedService):
     def _quote_dicts(quotes):
         return [dict(symbol=q.symbol, price=q.price, time=q.time) for q in quotes]
 
-    def push_quotes(self, quotes):
-        self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes))
+    def push_quotes(self, step, quotes):
+        if quotes:
+            self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes))
 
     def send_snapshot(self, protocol):
         protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()))

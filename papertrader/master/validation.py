@@ -8,8 +8,9 @@ import functools
 import importlib.resources
 import re
 import unicodedata
+from decimal import Decimal
 
-from papertrader.errors import InvalidInput, NotLoggedIn, UnknownSymbol, WeakPassword
+from papertrader.errors import InvalidInput, NotLoggedIn, UnknownOrder, UnknownSymbol, WeakPassword
 from papertrader.money import parse_quantity
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
@@ -89,6 +90,45 @@ def quantity(value):
         return parse_quantity(value)
     except ValueError as e:
         raise InvalidInput(str(e))
+
+
+#: A decimal number as a client may write it: ASCII digits, at most one point, no sign, no exponent.
+DECIMAL_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
+
+
+def decimal(name, value, places):
+    """Parse an optional positive decimal field (None or '' -> None) with at most ``places`` decimals."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if not DECIMAL_RE.fullmatch(text):
+        shown = text if len(text) <= 24 else text[:24] + "..."
+        raise InvalidInput(f"{name} {shown!r} is not a plain positive number (digits and one point)")
+    number = Decimal(text)
+    if number <= 0:
+        raise InvalidInput(f"{name} must be positive")
+    if number != number.quantize(Decimal(1).scaleb(-places)):
+        raise InvalidInput(f"{name} has more than {places} decimals")
+    return number
+
+
+def price(name, value):
+    """A limit, stop or trail price (tick sizes are the trading core's rule)."""
+    return decimal(name, value, 4)
+
+
+def money_amount(name, value):
+    return decimal(name, value, 2)
+
+
+def percent(name, value):
+    return decimal(name, value, 2)
+
+
+def order_id(value):
+    if not isinstance(value, int) or not 0 < value < 2**62:
+        raise UnknownOrder(f"no order {value} on your account")
+    return value
 
 
 def client_order_id(value):

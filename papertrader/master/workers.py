@@ -43,6 +43,8 @@ class LinkedWorker:
     #: Heartbeats in a row still unanswered when the next one was due.
     missed: int = 0
     awaiting: bool = False
+    #: Usernames whose order events this worker's clients watch.
+    watching: set = field(default_factory=set)
 
 
 def parse_allowed(text):
@@ -217,6 +219,30 @@ class Workers:
             if d is not None:
                 d.addErrback(lambda f, name=worker.name: self.log.warn(
                     "could not tell worker {name}: {error}", name=name, error=f.getErrorMessage()))
+
+    def watching(self, name, usernames, action):
+        """Record which accounts' order events a worker's clients watch (``replace``, ``add``, ``remove``)."""
+        linked = self.linked.get(name)
+        if linked is None:
+            return
+        if action == "replace":
+            linked.watching = set(usernames)
+        elif action == "add":
+            linked.watching.update(usernames)
+        elif action == "remove":
+            linked.watching.difference_update(usernames)
+
+    def push_order_events(self, events):
+        """Send each (username, event) to the workers whose clients watch that account."""
+        for worker in list(self.linked.values()):
+            mine = [dict(event, username=username, order=[event["order"]]) for username, event in events
+                    if username in worker.watching]
+            for chunk in commands.chunks(commands.OrderEvents, "events", mine):
+                d = worker.protocol.callRemote(commands.OrderEvents, events=chunk)
+                if d is not None:
+                    d.addErrback(lambda f, name=worker.name: self.log.warn(
+                        "could not push order events to worker {name}: {error}", name=name,
+                        error=f.getErrorMessage()))
 
     # --- an operator's decisions -------------------------------------------
 

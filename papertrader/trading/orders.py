@@ -122,6 +122,8 @@ class Order:
     reason_code: Optional[str] = None
     reason: Optional[str] = None
     updated: Optional[datetime] = None
+    #: The order's public id (a UUID, given by the store); ``id`` is its number.
+    uuid: Optional[str] = None
 
     @property
     def open(self):

@@ -1,10 +1,11 @@
-"""Live prices: the worker fans each new tick out to the clients watching its symbol.
+"""Pushes to watching clients: live prices (by symbol) and order events (by account).
 
-Every Tick needs an answer from the client.  A client may have at most
-``WINDOW`` ticks unanswered; one that falls further behind (it is not reading)
-is sent a ``slow_consumer`` notice and disconnected, so it can never make the
-worker buffer without bound or slow the other clients: sending is never
-waited on, and a slow client's backlog is at most WINDOW small messages.
+Every push (a Tick, an OrderEvent) needs an answer from the client.  A client
+may have at most ``WINDOW`` pushes unanswered; one that falls further behind
+(it is not reading) is sent a ``slow_consumer`` notice and disconnected, so it
+can never make the worker buffer without bound or slow the other clients:
+sending is never waited on, and a slow client's backlog is at most WINDOW
+small messages.
 """
 
 from collections import defaultdict
@@ -15,36 +16,55 @@ WINDOW = 64
 
 
 class Fanout:
-    def __init__(self, log, window=WINDOW):
+    """Clients watching keys (symbols, or usernames); ``publish`` sends ``command`` to each watcher of a key."""
+
+    def __init__(self, log, command=commands.Tick, window=WINDOW, what="live prices"):
         self.log = log
+        self.command = command
         self.window = window
-        self._by_symbol = defaultdict(set)
+        self.what = what
+        self._by_key = defaultdict(set)
         self._pending = {}
         self.sent = 0
         self.cut_off = 0
+        #: Called with a key when its first watcher arrives / its last one leaves.
+        self.on_first = self.on_last = None
 
-    def watch(self, protocol, symbols):
-        for symbol in symbols:
-            self._by_symbol[symbol].add(protocol)
+    def watch(self, protocol, keys):
+        for key in keys:
+            watchers = self._by_key[key]
+            first = not watchers
+            watchers.add(protocol)
+            if first and self.on_first is not None:
+                self.on_first(key)
         self._pending.setdefault(protocol, 0)
 
     def forget(self, protocol):
-        for watchers in self._by_symbol.values():
-            watchers.discard(protocol)
+        for key, watchers in list(self._by_key.items()):
+            if protocol in watchers:
+                watchers.discard(protocol)
+                if not watchers:
+                    del self._by_key[key]
+                    if self.on_last is not None:
+                        self.on_last(key)
         self._pending.pop(protocol, None)
 
     def __len__(self):
         return len(self._pending)
 
+    def keys(self):
+        return list(self._by_key)
+
     def watchers(self):
         return list(self._pending)
 
-    def publish(self, quotes):
-        for quote in quotes:
-            for protocol in list(self._by_symbol.get(quote["symbol"], ())):
-                self._send(protocol, quote)
+    def publish(self, items):
+        """Send each (key, arguments) to the clients watching ``key``."""
+        for key, arguments in items:
+            for protocol in list(self._by_key.get(key, ())):
+                self._send(protocol, arguments)
 
-    def _send(self, protocol, quote):
+    def _send(self, protocol, arguments):
         if protocol not in self._pending:
             return
         if self._pending[protocol] >= self.window:
@@ -52,7 +72,7 @@ class Fanout:
             return
         self._pending[protocol] += 1
         self.sent += 1
-        d = protocol.callRemote(commands.Tick, symbol=quote["symbol"], price=quote["price"], time=quote["time"])
+        d = protocol.callRemote(self.command, **arguments)
         d.addCallbacks(lambda _: self._answered(protocol), lambda _: None)
 
     def _answered(self, protocol):
@@ -61,9 +81,9 @@ class Fanout:
 
     def _cut(self, protocol):
         self.cut_off += 1
-        self.log.warn("disconnecting a slow watcher at {peer}: {n} ticks unanswered",
+        self.log.warn("disconnecting a slow watcher at {peer}: {n} pushes unanswered",
                       peer=protocol.client_ip(), n=self.window)
         self.forget(protocol)
         protocol.callRemote(commands.Notice, code="slow_consumer",
-                            message=f"disconnected: {self.window} live prices were not read in time")
+                            message=f"disconnected: {self.window} {self.what} were not read in time")
         protocol.transport.abortConnection()

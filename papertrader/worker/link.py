@@ -29,7 +29,13 @@ class WorkerToMaster(amp.AMP):
         self.worker.link.heard()
         self.worker.quotes.update(quotes)
         self.worker.candles.clear()  # an update brings a new candle
-        self.worker.fanout.publish(quotes)
+        self.worker.fanout.publish([(quote["symbol"], quote) for quote in quotes])
+        return {}
+
+    @commands.OrderEvents.responder
+    def order_events(self, events):
+        self.worker.link.heard()
+        self.worker.order_fanout.publish([(event.pop("username"), event) for event in events])
         return {}
 
     @commands.Heartbeat.responder
@@ -141,6 +147,7 @@ class MasterLink(ClientService):
         self.refusals = 0
         self.heard()
         worker.log.info("linked to the master as {name}", name=worker.name)
+        self.tell_watching("replace", worker.order_fanout.keys())
 
     def lost(self, proto):
         if self._hold is not None and self._hold.active():
@@ -151,6 +158,14 @@ class MasterLink(ClientService):
             self.worker.log.warn("lost the link to the master; reconnecting")
             self.worker.candles.clear()
             self.worker.tell_watchers("master_unavailable", f"worker {self.worker.name} lost the master")
+
+    def tell_watching(self, action, usernames):
+        """Tell the master whose order events this worker's clients watch (it pushes only those)."""
+        if self.proven is None:
+            return  # the whole set is sent when the link is made
+        self.call(commands.OrderWatchers, usernames=list(usernames), action=action).addErrback(
+            lambda f: self.worker.log.warn("could not tell the master about order watchers: {error}",
+                                           error=f.getErrorMessage()))
 
     def call(self, command, **kwargs):
         """Call the master; MasterUnavailable at once if not linked, or after CALL_TIMEOUT."""

@@ -41,13 +41,17 @@ class WorkerProtocol(amp.AMP):
         super().connectionLost(reason)
         self.worker.clients.discard(self)
         self.worker.fanout.forget(self)
+        self.worker.order_fanout.forget(self)
 
     @defer.inlineCallbacks
     def _session(self, token, stamp):
+        """The session's username, from the cache or (on a miss) from the master."""
         session = self.worker.sessions.get(token)
         if session is None:
             answer = yield self.worker.link.call(commands.Authenticate, token=token, **stamp)
             self.worker.sessions.put(token, answer["username"], answer["expires"])
+            return answer["username"]
+        return session.username
 
     @defer.inlineCallbacks
     def forward(self, command, arguments):
@@ -118,6 +122,26 @@ class WorkerProtocol(amp.AMP):
         self.worker.fanout.watch(self, wanted)
         self.worker.log.info("client {ip} watches {symbols}", ip=self.client_ip(), symbols=" ".join(wanted))
         return {"symbols": wanted}
+
+    @commands.WatchOrders.responder
+    @defer.inlineCallbacks
+    def watch_orders(self, token):
+        """Push this client an OrderEvent for each event of its account's orders."""
+        stamp = dict(received=utc(self.worker.clock.seconds()), client_ip=self.client_ip(), worker=self.worker.name)
+        try:
+            username = yield self._session(token, stamp)
+        except NotLoggedIn:
+            self.worker.sessions.forget(self.worker.sessions.key(token))
+            raise
+        except PaperTraderError:
+            raise
+        except Exception:
+            self.worker.log.failure("watching order events failed")
+            raise ServerError()
+        self.worker.order_fanout.watch(self, [username])
+        self.worker.log.info("client {ip} watches the order events of {username}", ip=self.client_ip(),
+                             username=username)
+        return {"username": username}
 
     @commands.Quote.responder
     def quote(self, symbol):

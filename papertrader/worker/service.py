@@ -88,6 +88,7 @@ class Worker(service.MultiService):
         self.clients = set()
         self.commands = 0
         self.fanout = Fanout(self.log)
+        self.order_fanout = Fanout(self.log, commands.OrderEvent, what="order events")
         # The worker's own abuse limits per client address (the master keeps its own too).
         self.login_throttle = Throttle(self.clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
@@ -104,13 +105,15 @@ class Worker(service.MultiService):
                                          self.log, f"worker {name}")
         self.listener.setServiceParent(self)
         self.link.setServiceParent(self)
+        self.order_fanout.on_first = lambda username: self.link.tell_watching("add", [username])
+        self.order_fanout.on_last = lambda username: self.link.tell_watching("remove", [username])
         if manhole:
             manhole_service(manhole, console.namespace(self), data_dir, manhole_keys).setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
 
     def tell_watchers(self, code, message):
-        """Send a Notice to every client watching live prices."""
-        for client in self.fanout.watchers():
+        """Send a Notice to every client watching live prices or order events."""
+        for client in set(self.fanout.watchers()) | set(self.order_fanout.watchers()):
             client.callRemote(commands.Notice, code=code, message=message)
 
     def tell_clients(self, code, message, disconnect=False):

@@ -1,0 +1,67 @@
+"""The application layer: one set of rules for every transport.
+
+Each client command a worker passes on (AMP today, HTTP next) becomes one call
+``Application.handle(name, stamp, arguments)``: it finds the method named for
+the command (``PlaceOrder`` -> ``place_order``), authenticates the session
+once if the method needs one, calls it, and returns plain values (dicts of
+Decimals, datetimes, strings, lists).  The methods live in :mod:`.accounts`,
+:mod:`.trading` and :mod:`.market_data`; they call the trading core and the
+stores.  No AMP or HTTP type appears here.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from twisted.internet import defer
+
+from papertrader.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What the worker stamped on a command: when it received it, from which address, through which worker."""
+
+    received: datetime
+    client_ip: str
+    worker: str
+
+
+def authenticated(method):
+    """Mark an application method as needing a live session: ``handle`` passes it ``session``, not ``token``."""
+    method.needs_session = True
+    return method
+
+
+def method_name(command_name):
+    """The application method that answers a command: PlaceOrder -> place_order."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", command_name).lower()
+
+
+class Application:
+    """Routes each command to the part that handles it: accounts, trading or market data."""
+
+    def __init__(self, accounts, parts):
+        self.accounts = accounts
+        self._handlers = {}
+        for part in parts:
+            for name in dir(type(part)):
+                if not name.startswith("_") and callable(getattr(type(part), name)):
+                    self._handlers.setdefault(name, getattr(part, name))
+
+    def handler(self, command_name):
+        return self._handlers.get(method_name(command_name))
+
+    @defer.inlineCallbacks
+    def handle(self, command_name, stamp, arguments):
+        """Run the command named ``command_name`` with ``arguments`` (a dict) under ``stamp``."""
+        method = self.handler(command_name)
+        if method is None:
+            raise InvalidInput(f"unknown command {command_name[:40]!r}")
+        arguments = dict(arguments)
+        if getattr(method, "needs_session", False):
+            session = yield self.accounts.authenticate(arguments.pop("token"))
+            result = yield method(session, stamp, **arguments)
+        else:
+            result = yield method(stamp, **arguments)
+        return result

@@ -1,0 +1,422 @@
+"""Trading commands: place, cancel, replace and read orders; the portfolio and its history; the market step.
+
+Each method is one unit of work: it opens one database transaction, locks the
+account's row, loads what the trading core needs (the book, the open orders),
+calls the core, and saves what the core returned (the order, the events, the
+fills) before it answers.  Events are published to the workers only after the
+commit.
+"""
+
+import uuid
+from decimal import Decimal
+
+from twisted.internet import defer
+
+from papertrader.app import authenticated
+from papertrader.errors import DuplicateOrder, InvalidInput, UnknownOrder
+from papertrader.master import validation
+from papertrader.money import from_cents, round_money
+from papertrader.times import iso, utc
+from papertrader.trading import amend
+from papertrader.trading.orders import OrderRequest, OrderType, Side, Status, TimeInForce
+from papertrader.trading.pretrade import accept, buying_power
+from papertrader.trading.step import step
+
+#: Most orders or transactions one page holds.
+MAX_PAGE = 500
+STATUS_FILTERS = {
+    "open": ("new", "partially_filled"),
+    "closed": ("filled", "canceled", "expired", "replaced", "rejected"),
+    "all": None,
+}
+
+
+def order_view(order):
+    """An order as clients see it (plain values; None fields left out)."""
+    view = dict(
+        id=order.id, uuid=order.uuid, client_order_id=order.client_order_id, symbol=order.symbol,
+        side=order.side.value, type=order.type.value, time_in_force=order.time_in_force.value,
+        status=order.status.value, quantity=order.quantity, notional=order.notional,
+        limit_price=order.limit_price, stop_price=order.stop_price, trail_price=order.trail_price,
+        trail_percent=order.trail_percent, filled_quantity=order.filled_quantity,
+        average_price=order.average_price, commission=order.commission, created=order.created,
+        updated=order.updated or order.created, expires=order.expires,
+        trades_at=order.session_open or order.session_close,
+        stop_level=_stop_level(order), replaces=order.replaces, replaced_by=order.replaced_by,
+        reason_code=order.reason_code, reason=order.reason,
+    )
+    return {k: v for k, v in view.items() if v is not None}
+
+
+def _stop_level(order):
+    """A trailing stop's current level (from its watermark)."""
+    if order.type is not OrderType.TRAILING_STOP or order.watermark is None or not order.open:
+        return None
+    from papertrader.trading.fill_models import _trail_level
+
+    return _trail_level(order, order.watermark)
+
+
+def _same_request(order, request):
+    return (order.side, order.symbol, order.type, order.time_in_force, order.notional if order.quantity is None
+            or request.notional is not None else None, order.limit_price, order.stop_price, order.trail_price,
+            order.trail_percent) == (request.side, request.symbol, request.type, request.time_in_force,
+                                     request.notional, request.limit_price, request.stop_price,
+                                     request.trail_price, request.trail_percent) and \
+        (request.quantity is None or order.quantity == request.quantity)
+
+
+class TradingCommands:
+    def __init__(self, db, store, board, market_clock, rules, clock, log, publish=None):
+        self.db = db
+        self.store = store
+        self.board = board
+        self.market_clock = market_clock
+        self.rules = rules
+        self.clock = clock
+        self.log = log
+        #: Called after each commit with [(username, event view)] (the master pushes them to workers).
+        self.publish = publish or (lambda events: None)
+        self.filled = 0
+        self.steps = 0
+
+    def _recorded(self):
+        return utc(self.clock.seconds())
+
+    # --- placing orders --------------------------------------------------------------
+
+    def _request(self, session, client_order_id, side, symbol, type, time_in_force, quantity, notional,
+                 limit_price, stop_price, trail_price, trail_percent):
+        try:
+            kind = OrderType(type or "market")
+        except ValueError:
+            raise InvalidInput(f"order type must be one of {', '.join(t.value for t in OrderType)}")
+        try:
+            tif = TimeInForce(time_in_force or "day")
+        except ValueError:
+            raise InvalidInput(f"time in force must be one of {', '.join(t.value for t in TimeInForce)}")
+        return OrderRequest(
+            account_id=session.account_id, client_order_id=validation.client_order_id(client_order_id),
+            symbol=validation.symbol(symbol, self.board.assets), side=Side(validation.side(side)), type=kind,
+            time_in_force=tif, quantity=validation.quantity(quantity) if quantity not in (None, "") else None,
+            notional=validation.money_amount("notional", notional),
+            limit_price=validation.price("limit price", limit_price),
+            stop_price=validation.price("stop price", stop_price),
+            trail_price=validation.price("trail price", trail_price),
+            trail_percent=validation.percent("trail percent", trail_percent))
+
+    @authenticated
+    @defer.inlineCallbacks
+    def place_order(self, session, stamp, client_order_id, side, symbol, quantity=None, notional=None,
+                    type=None, time_in_force=None, limit_price=None, stop_price=None, trail_price=None,
+                    trail_percent=None):
+        request = self._request(session, client_order_id, side, symbol, type, time_in_force, quantity, notional,
+                                limit_price, stop_price, trail_price, trail_percent)
+        prices = self.board.prices()
+        now = self.market_clock.now()
+        info = self.market_clock.info(now)
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            self.store.lock_accounts(cursor, [session.account_id])
+            existing = self.store.by_client_order_id(cursor, session.account_id, request.client_order_id)
+            if existing is not None:
+                return existing, False
+            book = self.store.book(cursor, session.account_id)
+            open_orders = self.store.open_orders(cursor, session.account_id)
+            order = accept(request, book, open_orders, prices, now, info, self.rules)
+            order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
+            self.store.save(cursor, [], {}, [_accepted(order)], recorded)
+            return order, True
+
+        order, created = yield self.db.run(unit_of_work)
+        if not created:
+            if not _same_request(order, request):
+                raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
+                                     f" {order.id} ({order.side.value} {order.symbol}, {order.type.value})")
+            return order_view(order)
+        self.log.info("order {id} accepted: {side} {what} {symbol} {type} {tif} for {username} via {worker}"
+                      " from {ip}", id=order.id, side=order.side.value,
+                      what=order.quantity if order.quantity is not None else f"${order.notional}",
+                      symbol=order.symbol, type=order.type.value, tif=order.time_in_force.value,
+                      username=session.username, worker=stamp.worker, ip=stamp.client_ip)
+        self.publish([(session.username, _event_view(_accepted(order)))])
+        return order_view(order)
+
+    # --- cancel and replace ------------------------------------------------------------
+
+    @authenticated
+    @defer.inlineCallbacks
+    def cancel_order(self, session, stamp, order_id):
+        validation.order_id(order_id)
+        recorded = self._recorded()
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            self.store.lock_accounts(cursor, [session.account_id])
+            order = self.store.get(cursor, session.account_id, order_id)
+            if order is None:
+                raise UnknownOrder(f"no order {order_id} on your account")
+            order, event = amend.cancel(order, now)
+            self.store.save(cursor, [order], {}, [event], recorded)
+            return order, event
+
+        order, event = yield self.db.run(unit_of_work)
+        self.log.info("order {id} canceled by {username}", id=order.id, username=session.username)
+        self.publish([(session.username, _event_view(event))])
+        return order_view(order)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def cancel_all_orders(self, session, stamp):
+        recorded = self._recorded()
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            self.store.lock_accounts(cursor, [session.account_id])
+            done = [amend.cancel(o, now) for o in self.store.open_orders(cursor, session.account_id)]
+            self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
+            return done
+
+        done = yield self.db.run(unit_of_work)
+        if done:
+            self.log.info("{username} canceled {n} open orders", username=session.username, n=len(done))
+            self.publish([(session.username, _event_view(e)) for _, e in done])
+        return {"orders": [order_view(o) for o, _ in done]}
+
+    @authenticated
+    @defer.inlineCallbacks
+    def replace_order(self, session, stamp, order_id, client_order_id=None, quantity=None, limit_price=None,
+                      stop_price=None, trail_price=None, trail_percent=None, time_in_force=None):
+        validation.order_id(order_id)
+        try:
+            tif = TimeInForce(time_in_force) if time_in_force else None
+        except ValueError:
+            raise InvalidInput(f"time in force must be one of {', '.join(t.value for t in TimeInForce)}")
+        changes = amend.Changes(
+            quantity=validation.quantity(quantity) if quantity not in (None, "") else None,
+            limit_price=validation.price("limit price", limit_price),
+            stop_price=validation.price("stop price", stop_price),
+            trail_price=validation.price("trail price", trail_price),
+            trail_percent=validation.percent("trail percent", trail_percent), time_in_force=tif,
+            client_order_id=validation.client_order_id(client_order_id) if client_order_id else uuid.uuid4().hex)
+        prices = self.board.prices()
+        now = self.market_clock.now()
+        info = self.market_clock.info(now)
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            self.store.lock_accounts(cursor, [session.account_id])
+            old = self.store.get(cursor, session.account_id, order_id)
+            if old is None:
+                raise UnknownOrder(f"no order {order_id} on your account")
+            if self.store.by_client_order_id(cursor, session.account_id, changes.client_order_id) is not None:
+                raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
+            book = self.store.book(cursor, session.account_id)
+            open_orders = self.store.open_orders(cursor, session.account_id)
+            ended, new, events = amend.replace(old, changes, book, open_orders, prices, now, info, self.rules)
+            new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
+            ended = ended.but(replaced_by=new.id)
+            events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]
+            events.append(_accepted(new))
+            self.store.save(cursor, [ended], {}, events, recorded)
+            return new, events
+
+        new, events = yield self.db.run(unit_of_work)
+        self.log.info("order {old} replaced by {new} for {username}", old=order_id, new=new.id,
+                      username=session.username)
+        self.publish([(session.username, _event_view(e)) for e in events])
+        return order_view(new)
+
+    # --- reading ------------------------------------------------------------------------
+
+    @authenticated
+    @defer.inlineCallbacks
+    def get_order(self, session, stamp, order_id=None, client_order_id=None):
+        def read(cursor):
+            if order_id is not None:
+                validation.order_id(order_id)
+                order = self.store.get(cursor, session.account_id, order_id)
+            elif client_order_id:
+                order = self.store.by_client_order_id(cursor, session.account_id,
+                                                      validation.client_order_id(client_order_id))
+            else:
+                raise InvalidInput("give an order id or a client order id")
+            if order is None:
+                raise UnknownOrder(f"no order {order_id if order_id is not None else client_order_id!r}"
+                                   " on your account")
+            return order, self.store.fills(cursor, order.id), self.store.stamp(cursor, order.id)
+
+        order, fills, received = yield self.db.run(read)
+        return dict(order_view(order), fills=fills, **received)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def orders(self, session, stamp, limit, status=None, before=None):
+        validation.limit(limit, MAX_PAGE)
+        status = status or "all"
+        if status not in STATUS_FILTERS:
+            raise InvalidInput("status must be open, closed or all")
+        if before is not None:
+            validation.order_id(before)
+        orders = yield self.db.run(self.store.page, session.account_id, STATUS_FILTERS[status], before, limit + 1)
+        more = len(orders) > limit
+        orders = orders[:limit]
+        answer = {"orders": [order_view(o) for o in reversed(orders)]}
+        if more:
+            answer["next_before"] = orders[-1].id
+        return answer
+
+    @authenticated
+    @defer.inlineCallbacks
+    def history(self, session, stamp, limit, before=None):
+        validation.limit(limit, MAX_PAGE)
+        if before is not None:
+            validation.order_id(before)
+        rows = yield self.db.run(_history_page, self.db, session.account_id, before, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        answer = {"transactions": list(reversed(rows))}
+        if more:
+            answer["next_before"] = rows[-1]["id"]
+        return answer
+
+    @authenticated
+    @defer.inlineCallbacks
+    def portfolio(self, session, stamp):
+        def read(cursor):
+            book = self.store.book(cursor, session.account_id)
+            open_orders = self.store.open_orders(cursor, session.account_id)
+            cursor.execute(self.db.sql("SELECT SUM(realized_cents) FROM transactions WHERE account_id = ?"),
+                           (session.account_id,))
+            realized = cursor.fetchone()[0] or 0
+            return book, open_orders, from_cents(realized)
+
+        book, open_orders, realized = yield self.db.run(read)
+        prices = self.board.prices()
+        positions = []
+        equity = book.cash
+        unrealized = today = Decimal("0.00")
+        for symbol in sorted(book.positions):
+            held = book.positions[symbol]
+            quote = self.board.get(symbol)
+            value = round_money(held.quantity * quote.price) if quote else held.cost
+            position = dict(symbol=symbol, quantity=held.quantity, average_price=held.average_price,
+                            cost=held.cost, market_value=value, unrealized_pl=value - held.cost)
+            if held.cost:
+                position["unrealized_percent"] = (100 * (value - held.cost) / held.cost).quantize(Decimal("0.01"))
+            if quote:
+                position["price"] = quote.price
+                if quote.previous_close is not None:
+                    change = round_money(held.quantity * (quote.price - quote.previous_close))
+                    position["change_today"] = change
+                    today += change
+            equity += value
+            unrealized += value - held.cost
+            positions.append(position)
+        return dict(cash=book.cash, equity=equity,
+                    buying_power=buying_power(book, open_orders, prices, self.rules),
+                    realized_pl=realized, unrealized_pl=unrealized, change_today=today,
+                    open_orders=len(open_orders), positions=positions)
+
+    # --- the market step -----------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def market_step(self, market_step, quotes=None):
+        """The market update's listener: one step of every open order, saved in one transaction."""
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            self.store.lock_open_accounts(cursor)
+            orders = self.store.open_orders(cursor)
+            result = None
+            names = {}
+            if orders:
+                books = self.store.books(cursor, {o.account_id for o in orders})
+                result = step(books, orders, market_step, self.rules)
+                self.store.save(cursor, result.orders, result.books, result.events, recorded)
+                names = _usernames(self.db, cursor, {e.order.account_id for e in result.events})
+            self.store.set_state(cursor, "last_step", iso(market_step.time))
+            return result, names
+
+        result, names = yield self.db.run(unit_of_work)
+        self.steps += 1
+        if result is None or not result.events:
+            return 0
+        fills = len(result.fills)
+        self.filled += fills
+        counts = {}
+        for event in result.events:
+            counts[event.kind.value] = counts.get(event.kind.value, 0) + 1
+        self.log.info("market step: {summary}", summary=", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        self.publish([(names.get(e.order.account_id), _event_view(e)) for e in result.events])
+        return fills
+
+
+def _accepted(order):
+    from papertrader.trading.events import Event, EventKind
+
+    return Event(EventKind.ACCEPTED, order, order.created)
+
+
+def _event_view(event):
+    view = dict(event=event.kind.value, time=event.time, order=order_view(event.order))
+    if event.fill is not None:
+        view.update(price=event.fill.price, quantity=event.fill.quantity,
+                    position_quantity=event.fill.position_after)
+    return view
+
+
+def _usernames(db, cursor, account_ids):
+    ids = sorted(account_ids)
+    names = {}
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        cursor.execute(db.sql(f"SELECT id, username FROM accounts WHERE id IN ({', '.join('?' for _ in part)})"),
+                       part)
+        names.update(cursor.fetchall())
+    return names
+
+
+def _history_page(cursor, db, account_id, before, limit):
+    from papertrader.money import from_price_units, from_quantity_units
+    from papertrader.times import parse_iso
+
+    where, params = "account_id = ?", [account_id]
+    if before is not None:
+        where += " AND id < ?"
+        params.append(before)
+    cursor.execute(db.sql(
+        "SELECT id, time, kind, order_id, side, symbol, quantity_units, price_units, commission_cents,"
+        f" amount_cents, cash_after_cents, realized_cents, model FROM transactions WHERE {where}"
+        " ORDER BY id DESC LIMIT ?"), params + [limit])
+    out = []
+    for r in cursor.fetchall():
+        row = dict(id=r[0], time=parse_iso(r[1]), kind=r[2], order_id=r[3], side=r[4], symbol=r[5],
+                   quantity=from_quantity_units(r[6]), price=from_price_units(r[7]), commission=from_cents(r[8]),
+                   amount=from_cents(r[9]), cash_after=from_cents(r[10]),
+                   realized_pl=from_cents(r[11]) if r[11] is not None else None, model=r[12])
+        out.append({k: v for k, v in row.items() if v is not None})
+    return out
+
+
+def rules_from(settings):
+    """The trading rules a deployment's settings choose."""
+    from papertrader.trading.commissions import Percent, PerOrder, PerShare, Zero
+    from papertrader.trading.fill_models import BarFillModel, IdealFillModel
+    from papertrader.trading.pretrade import Rules
+
+    if settings.fill_model == "ideal":
+        fill_model = IdealFillModel()
+    else:
+        fill_model = BarFillModel(settings.half_spread_bps, settings.impact_bps, settings.volume_share)
+    kind = settings.commission_model or ("per_order" if settings.commission else "zero")
+    commission_model = {
+        "zero": lambda: Zero(),
+        "per_order": lambda: PerOrder(settings.commission),
+        "per_share": lambda: PerShare(settings.commission_per_share, settings.commission_minimum,
+                                      settings.commission_maximum or None),
+        "percent": lambda: Percent(settings.commission_percent),
+    }[kind]()
+    return Rules(fill_model=fill_model, commission_model=commission_model,
+                 market_buy_buffer=settings.market_buy_buffer / 100, max_open_orders=settings.max_open_orders)

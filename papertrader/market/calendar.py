@@ -1,0 +1,91 @@
+"""Trading sessions: when the market is open.
+
+``always_open`` (the simulated market's default) has one session per UTC day,
+00:00 to 24:00, so the market never closes but ``day`` orders still expire at
+midnight UTC and ``opg``/``cls`` orders trade at midnight.  Any other name is an
+exchange calendar from the maintained ``exchange_calendars`` library (``XNYS``,
+the New York Stock Exchange, with its holidays and early closes; ``XNAS``;
+``XLON``...), read once at start into a sorted list of sessions.
+"""
+
+import bisect
+import warnings
+from datetime import datetime, timedelta, timezone
+
+from papertrader.trading.market import Session, SessionInfo
+
+ALWAYS_OPEN = "always_open"
+DAY = timedelta(days=1)
+
+
+class CalendarError(ValueError):
+    """The calendar cannot be used (unknown name, or a moment outside the years it covers)."""
+
+
+class AlwaysOpen:
+    name = ALWAYS_OPEN
+
+    def session_at(self, moment):
+        start = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+        return Session(start, start + DAY)
+
+    def info(self, moment):
+        current = self.session_at(moment)
+        return SessionInfo(current, Session(current.close, current.close + DAY))
+
+    def sessions(self, start, end):
+        """Sessions that open in [start, end)."""
+        session = self.session_at(start)
+        if session.open < start:
+            session = Session(session.close, session.close + DAY)
+        out = []
+        while session.open < end:
+            out.append(session)
+            session = Session(session.close, session.close + DAY)
+        return out
+
+
+class ExchangeCalendar:
+    """An exchange's sessions between two years, as plain (open, close) UTC datetimes."""
+
+    def __init__(self, name, sessions):
+        self.name = name
+        self._sessions = sessions
+        self._opens = [s.open for s in sessions]
+
+    def _index(self, moment):
+        """Index of the last session that opened at or before ``moment`` (-1 if none)."""
+        return bisect.bisect_right(self._opens, moment) - 1
+
+    def info(self, moment):
+        i = self._index(moment)
+        current = self._sessions[i] if i >= 0 and self._sessions[i].contains(moment) else None
+        if i + 1 >= len(self._sessions):
+            raise CalendarError(f"the {self.name} calendar has no session after {moment:%Y-%m-%d}")
+        return SessionInfo(current, self._sessions[i + 1])
+
+    def sessions(self, start, end):
+        lo = bisect.bisect_left(self._opens, start)
+        hi = bisect.bisect_left(self._opens, end)
+        return self._sessions[lo:hi]
+
+
+def load(name, first_year=1995, last_year=None):
+    """The calendar called ``name``: ``always_open``, or an exchange_calendars code such as XNYS."""
+    if name == ALWAYS_OPEN:
+        return AlwaysOpen()
+    try:
+        import exchange_calendars
+    except ImportError:  # pragma: no cover - it is a dependency
+        raise CalendarError("exchange calendars need the exchange_calendars package")
+    last_year = last_year or datetime.now(timezone.utc).year + 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's own deprecation warnings are not ours to show
+        try:
+            calendar = exchange_calendars.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
+        except Exception as e:
+            raise CalendarError(f"unknown calendar {name!r} (use always_open, or an exchange code such as XNYS):"
+                                f" {type(e).__name__}")
+        schedule = calendar.schedule
+    sessions = [Session(o.to_pydatetime(), c.to_pydatetime()) for o, c in zip(schedule["open"], schedule["close"])]
+    return ExchangeCalendar(name, sessions)

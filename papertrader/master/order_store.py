@@ -1,0 +1,286 @@
+"""The order store: orders, books, fills and order events in the database, as the trading core's values.
+
+Every function takes a database cursor and runs inside the caller's
+transaction (``Database.run``), so the application writes an accepted order
+and its event, or a whole market step (orders, cash, positions, fills,
+events, the step's market time) in one commit: after any crash either all of
+it is there or none of it.
+
+What an order has filled (quantity, exact value, commission) is not stored on
+the order: it is the sum of its fills in ``transactions``.
+
+Locks: the account rows an operation reads are locked first (PostgreSQL:
+``SELECT ... FOR UPDATE``, in account id order; SQLite has one writer), so a
+market step, a cancel and two concurrent orders of one account never
+interleave.
+"""
+
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+
+from papertrader.money import (
+    from_cents,
+    from_price_units,
+    from_quantity_units,
+    to_cents,
+    to_price_units,
+    to_quantity_units,
+)
+from papertrader.times import iso, parse_iso
+from papertrader.trading.books import Book, Position
+from papertrader.trading.orders import OPEN, Order, OrderType, Side, Status, TimeInForce
+
+COLUMNS = (
+    "id, uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units, notional_cents,"
+    " limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated, expires, session_open,"
+    " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason"
+)
+OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
+HUNDRED = Decimal(100)
+
+
+def _maybe(convert, value):
+    return convert(value) if value is not None else None
+
+
+def _time(text):
+    return parse_iso(text) if text else None
+
+
+def _percent_bp(value):
+    return int(value * HUNDRED) if value is not None else None
+
+
+def _in(values):
+    return "(" + ", ".join("?" for _ in values) + ")"
+
+
+class Filled:
+    """What an order's fills add up to (exact)."""
+
+    __slots__ = ("quantity", "value", "commission")
+
+    def __init__(self):
+        self.quantity = Decimal("0.000000")
+        self.value = Decimal(0)
+        self.commission = Decimal("0.00")
+
+
+class OrderStore:
+    def __init__(self, db):
+        self.db = db
+        self.sql = db.sql
+
+    # --- reading -----------------------------------------------------------------
+
+    def _order(self, row, filled=None):
+        filled = filled or Filled()
+        return Order(
+            id=row[0], uuid=row[1], account_id=row[2], client_order_id=row[3], side=Side(row[4]), symbol=row[5],
+            type=OrderType(row[6]), time_in_force=TimeInForce(row[7]),
+            quantity=_maybe(from_quantity_units, row[8]), notional=_maybe(from_cents, row[9]),
+            limit_price=_maybe(from_price_units, row[10]), stop_price=_maybe(from_price_units, row[11]),
+            trail_price=_maybe(from_price_units, row[12]),
+            trail_percent=(Decimal(row[13]) / HUNDRED).quantize(Decimal("0.01")) if row[13] is not None else None,
+            status=Status(row[14]), created=parse_iso(row[15]), updated=parse_iso(row[16]), expires=_time(row[17]),
+            session_open=_time(row[18]), session_close=_time(row[19]),
+            watermark=_maybe(from_price_units, row[20]), triggered=bool(row[21]), replaces=row[22],
+            replaced_by=row[23], reason_code=row[24], reason=row[25],
+            filled_quantity=filled.quantity, filled_value=filled.value, commission=filled.commission,
+        )
+
+    def _filled(self, cursor, where, params):
+        """Fill totals per order id for the orders selected by ``where`` (a condition on ``o``)."""
+        cursor.execute(self.sql(
+            "SELECT t.order_id, t.quantity_units, t.price_units, t.commission_cents FROM transactions t"
+            f" JOIN orders o ON o.id = t.order_id WHERE t.kind = 'fill' AND {where}"), params)
+        totals = defaultdict(Filled)
+        for order_id, quantity, price, commission in cursor.fetchall():
+            total = totals[order_id]
+            q, p = from_quantity_units(quantity), from_price_units(price)
+            total.quantity += q
+            total.value += q * p
+            total.commission += from_cents(commission)
+        return totals
+
+    def _select(self, cursor, where, params, suffix=""):
+        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE {where} {suffix}"), params)
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        filled = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            filled.update(self._filled(cursor, f"o.id IN {_in(part)}", part))
+        return [self._order(r, filled.get(r[0])) for r in rows]
+
+    def open_orders(self, cursor, account_id=None):
+        """Every open order (of one account, or of all), in id order."""
+        where = f"o.status IN {_in(OPEN_STATUSES)}"
+        params = list(OPEN_STATUSES)
+        if account_id is not None:
+            where += " AND o.account_id = ?"
+            params.append(account_id)
+        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE {where} ORDER BY o.id"), params)
+        rows = cursor.fetchall()
+        filled = self._filled(cursor, "o.status = 'partially_filled'" +
+                              (" AND o.account_id = ?" if account_id is not None else ""),
+                              [account_id] if account_id is not None else [])
+        return [self._order(r, filled.get(r[0])) for r in rows]
+
+    def get(self, cursor, account_id, order_id):
+        found = self._select(cursor, "o.id = ? AND o.account_id = ?", [order_id, account_id])
+        return found[0] if found else None
+
+    def by_client_order_id(self, cursor, account_id, client_order_id):
+        found = self._select(cursor, "o.account_id = ? AND o.client_order_id = ?", [account_id, client_order_id])
+        return found[0] if found else None
+
+    def by_uuid(self, cursor, account_id, order_uuid):
+        found = self._select(cursor, "o.account_id = ? AND o.uuid = ?", [account_id, order_uuid])
+        return found[0] if found else None
+
+    def page(self, cursor, account_id, statuses=None, before=None, limit=50):
+        """Newest first: up to ``limit`` orders with an id below ``before``, of the given statuses."""
+        where, params = "o.account_id = ?", [account_id]
+        if statuses:
+            where += f" AND o.status IN {_in(statuses)}"
+            params += list(statuses)
+        if before is not None:
+            where += " AND o.id < ?"
+            params.append(before)
+        return self._select(cursor, where, params + [limit], "ORDER BY o.id DESC LIMIT ?")
+
+    def fills(self, cursor, order_id):
+        cursor.execute(self.sql(
+            "SELECT time, quantity_units, price_units, commission_cents, amount_cents, model FROM transactions"
+            " WHERE order_id = ? AND kind = 'fill' ORDER BY id"), (order_id,))
+        return [dict(time=parse_iso(r[0]), quantity=from_quantity_units(r[1]), price=from_price_units(r[2]),
+                     commission=from_cents(r[3]), amount=from_cents(r[4]), model=r[5] or "")
+                for r in cursor.fetchall()]
+
+    def stamp(self, cursor, order_id):
+        """When, from where and through which worker the order arrived."""
+        cursor.execute(self.sql("SELECT received, client_ip, worker FROM orders WHERE id = ?"), (order_id,))
+        row = cursor.fetchone()
+        return dict(received=parse_iso(row[0]), client_ip=row[1], worker=row[2]) if row else {}
+
+    # --- books -------------------------------------------------------------------
+
+    def lock_accounts(self, cursor, account_ids):
+        """Lock these accounts' rows until the transaction ends (PostgreSQL; SQLite has one writer)."""
+        ids = sorted(set(account_ids))
+        if self.db.dialect == "postgresql" and ids:
+            cursor.execute(self.sql(f"SELECT id FROM accounts WHERE id IN {_in(ids)} ORDER BY id FOR UPDATE"), ids)
+            cursor.fetchall()
+
+    def lock_open_accounts(self, cursor):
+        """Lock every account that has an open order (a market step is about to change them)."""
+        if self.db.dialect == "postgresql":
+            cursor.execute(self.sql(
+                f"SELECT id FROM accounts WHERE id IN (SELECT account_id FROM orders WHERE status IN"
+                f" {_in(OPEN_STATUSES)}) ORDER BY id FOR UPDATE"), OPEN_STATUSES)
+            cursor.fetchall()
+
+    def books(self, cursor, account_ids):
+        ids = sorted(set(account_ids))
+        if not ids:
+            return {}
+        cash = {}
+        positions = defaultdict(dict)
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            cursor.execute(self.sql(f"SELECT id, cash_cents FROM accounts WHERE id IN {_in(part)}"), part)
+            cash.update((a, from_cents(c)) for a, c in cursor.fetchall())
+            cursor.execute(self.sql("SELECT account_id, symbol, quantity_units, cost_cents FROM positions"
+                                    f" WHERE account_id IN {_in(part)}"), part)
+            for account_id, symbol, quantity, cost in cursor.fetchall():
+                positions[account_id][symbol] = Position(symbol, from_quantity_units(quantity), from_cents(cost))
+        return {a: Book(a, cash[a], positions.get(a, {})) for a in ids if a in cash}
+
+    def book(self, cursor, account_id):
+        return self.books(cursor, [account_id])[account_id]
+
+    # --- writing -----------------------------------------------------------------
+
+    def insert(self, cursor, order, received, client_ip, worker):
+        """Store a new order (and link it from the order it replaces); returns it with its id and uuid."""
+        order_uuid = str(uuid.uuid4())
+        cursor.execute(self.sql(
+            "INSERT INTO orders (uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units,"
+            " notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated,"
+            " received, client_ip, worker, expires, session_open, session_close, watermark_units, triggered,"
+            " replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING id"),
+            (order_uuid, order.account_id, order.client_order_id, order.side.value, order.symbol, order.type.value,
+             order.time_in_force.value, _maybe(to_quantity_units, order.quantity), _maybe(to_cents, order.notional),
+             _maybe(to_price_units, order.limit_price), _maybe(to_price_units, order.stop_price),
+             _maybe(to_price_units, order.trail_price), _percent_bp(order.trail_percent), order.status.value,
+             iso(order.created), iso(order.updated or order.created), iso(received), client_ip[:64], worker[:64],
+             _maybe(iso, order.expires), _maybe(iso, order.session_open), _maybe(iso, order.session_close),
+             _maybe(to_price_units, order.watermark), int(order.triggered), order.replaces))
+        order = order.but(id=cursor.fetchone()[0], uuid=order_uuid)
+        if order.replaces is not None:
+            cursor.execute(self.sql("UPDATE orders SET replaced_by = ? WHERE id = ?"), (order.id, order.replaces))
+        return order
+
+    def save(self, cursor, orders, books, events, recorded):
+        """Write a step's (or a cancel's, a replace's, an acceptance's) outcome: changed orders, books,
+        fills and events.  Returns the events with their fills' transaction ids."""
+        sql = self.sql
+        if orders:
+            cursor.executemany(sql(
+                "UPDATE orders SET status = ?, quantity_units = ?, updated = ?, watermark_units = ?, triggered = ?,"
+                " reason_code = ?, reason = ? WHERE id = ?"),
+                [(o.status.value, _maybe(to_quantity_units, o.quantity), iso(o.updated or o.created),
+                  _maybe(to_price_units, o.watermark), int(o.triggered), o.reason_code, o.reason, o.id)
+                 for o in orders])
+        fills = [e.fill for e in events if e.fill is not None]
+        touched = {(f.account_id, f.symbol) for f in fills}
+        if fills:
+            cursor.executemany(sql("UPDATE accounts SET cash_cents = ? WHERE id = ?"),
+                               [(to_cents(books[a].cash), a) for a in sorted({f.account_id for f in fills})])
+        for account_id, symbol in sorted(touched):
+            position = books[account_id].positions.get(symbol)
+            if position is None:
+                cursor.execute(sql("DELETE FROM positions WHERE account_id = ? AND symbol = ?"), (account_id, symbol))
+            else:
+                cursor.execute(sql(
+                    "INSERT INTO positions (account_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (account_id, symbol) DO UPDATE SET quantity_units = excluded.quantity_units,"
+                    " cost_cents = excluded.cost_cents"),
+                    (account_id, symbol, to_quantity_units(position.quantity), to_cents(position.cost)))
+        rows = []
+        for event in events:
+            transaction_id = None
+            fill = event.fill
+            if fill is not None:
+                cursor.execute(sql(
+                    "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units,"
+                    " price_units, commission_cents, amount_cents, cash_after_cents, realized_cents,"
+                    " position_after_units, model) VALUES (?, ?, 'fill', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " RETURNING id"),
+                    (fill.account_id, fill.order_id, iso(fill.time), fill.side, fill.symbol,
+                     to_quantity_units(fill.quantity), to_price_units(fill.price), to_cents(fill.commission),
+                     to_cents(fill.amount), to_cents(fill.cash_after), to_cents(fill.realized),
+                     to_quantity_units(fill.position_after), fill.model))
+                transaction_id = cursor.fetchone()[0]
+            rows.append((event.order.account_id, event.order.id, event.kind.value, iso(event.time), iso(recorded),
+                         transaction_id, event.reason_code, event.reason))
+        if rows:
+            cursor.executemany(sql(
+                "INSERT INTO order_events (account_id, order_id, kind, time, recorded, transaction_id, reason_code,"
+                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
+
+    # --- market state --------------------------------------------------------------
+
+    def get_state(self, cursor, name):
+        cursor.execute(self.sql("SELECT value FROM market_state WHERE name = ?"), (name,))
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    def set_state(self, cursor, name, value):
+        cursor.execute(self.sql("INSERT INTO market_state (name, value) VALUES (?, ?)"
+                                " ON CONFLICT (name) DO UPDATE SET value = excluded.value"), (name, value))
