@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from twisted.internet import defer
 
+from papertrader import faults
 from papertrader.app import authenticated
 from papertrader.errors import DuplicateOrder, InvalidInput, UnknownOrder
 from papertrader.master import validation
@@ -335,6 +336,8 @@ class TradingCommands:
                 books = self.store.books(cursor, {o.account_id for o in orders})
                 result = step(books, orders, market_step, self.rules)
                 self.store.save(cursor, result.orders, result.books, result.events, recorded)
+                if result.fills:
+                    faults.point("step-written")  # crash tests stop here, before the commit
                 names = _usernames(self.db, cursor, {e.order.account_id for e in result.events})
             self.store.set_state(cursor, "last_step", iso(market_step.time))
             return result, names
