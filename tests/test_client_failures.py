@@ -598,3 +598,17 @@ async def test_a_retried_command_that_may_have_been_done_says_so(cluster):
                                    stdin="long password\n", user="alice")
     body = check_failure(status, out, err, "username_taken")
     assert "may have been done" in body["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_closed_standard_input_is_refused_not_a_crash(cluster):
+    """``papertrader login alice --password-stdin <&-``: Python has no sys.stdin at all then."""
+    d = cluster
+    proc = CLIProcess()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **d.env("alice"))
+    reactor.spawnProcess(proc, sys.executable, [sys.executable, "-m", "papertrader.client.cli", "--json", "login",
+                                                "alice", "--password-stdin"],
+                         env=env, path=os.getcwd(), childFDs={1: "r", 2: "r"})  # no fd 0
+    status = await ended(proc)
+    body = check_failure(status, proc.stdout.decode(), proc.stderr.decode(), "invalid_input")
+    assert "no standard input" in body["message"]

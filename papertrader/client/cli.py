@@ -285,7 +285,12 @@ class CLI:
             raise InvalidInput("no answer: standard input is closed")
 
     def read_line(self, what="the password"):
-        line = self.prompt(lambda: self.stdin.readline(MAX_LINE + 1))
+        if self.stdin is None:
+            raise InvalidInput(f"no standard input to read {what} from")
+        try:
+            line = self.prompt(lambda: self.stdin.readline(MAX_LINE + 1))
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{what} on standard input is not UTF-8 text")
         if len(line) > MAX_LINE:
             raise InvalidInput(f"{what} is too long")
         return line.rstrip("\r\n")
@@ -320,7 +325,7 @@ class CLI:
         try:
             master = tls.parse_hostport(master, 2048)
         except ValueError as e:
-            raise UsageFailure(f"--master: {e}")
+            raise UsageFailure(f"--master{'' if self.args.master else ' (PAPERTRADER_MASTER)'}: {e}")
         ca_file = self.args.ca_file or self.environ.get("PAPERTRADER_CA")
         if not ca_file:
             raise UsageFailure("no CA file: pass --ca-file PATH or set PAPERTRADER_CA (the deployment's ca.pem)")
@@ -787,8 +792,9 @@ class CLI:
 def run(reactor, argv, environ=None, stdin=None, stdout=None, stderr=None, interrupts=None):
     """Parse ``argv`` and run it; a Deferred firing with the exit status."""
     environ = os.environ if environ is None else environ
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
+    # A closed standard stream (papertrader ... >&-) is None in Python: write nowhere rather than fail.
+    stdout = stdout or sys.stdout or open(os.devnull, "w")
+    stderr = stderr or sys.stderr or open(os.devnull, "w")
     try:
         args = parse(argv)
     except UsageFailure as e:
@@ -796,7 +802,7 @@ def run(reactor, argv, environ=None, stdin=None, stdout=None, stderr=None, inter
         if "--json" in argv:
             stdout.write(output.to_json({"error": USAGE, "message": str(e)}) + "\n")
         return defer.succeed(USAGE_STATUS)
-    return CLI(reactor, args, environ, stdin or sys.stdin, stdout, stderr, interrupts).run()
+    return CLI(reactor, args, environ, stdin if stdin is not None else sys.stdin, stdout, stderr, interrupts).run()
 
 
 def main(argv=None):
