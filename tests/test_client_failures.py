@@ -540,6 +540,7 @@ async def test_global_options_may_follow_the_command(cluster):
 def _actions(parser, prefix="papertrader"):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            yield f"{prefix} COMMAND", action
             for name, sub in action.choices.items():
                 yield from _actions(sub, f"{prefix} {name}")
         elif not isinstance(action, argparse._HelpAction):

@@ -118,7 +118,9 @@ def build_parser():
     p = Parser(prog="papertrader", description="Trade on a PaperTrader deployment.", epilog=EPILOG,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_global_options(p, default=True)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                           help="what to do ('papertrader COMMAND --help' tells more); global options may also"
+                                " follow it")
     sub.required = True
 
     def command(name, help):
