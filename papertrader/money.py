@@ -6,6 +6,7 @@ cents for money, 1e-4 for prices, 1e-6 for quantities, so no float and no
 database-specific NUMERIC behaviour ever touches a value.
 """
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
@@ -17,6 +18,10 @@ ROUNDING = ROUND_HALF_EVEN
 MAX_QUANTITY = Decimal("1000000000")
 #: Largest configured amount of money (starting cash, commission): cents stay far inside int64.
 MAX_MONEY = Decimal("1000000000000")
+#: A quantity as people write it: ASCII digits, one optional '.', an optional exponent (no '_', no other
+#: scripts' digits, which Decimal would take).  NaN and infinity are let through to be refused by name.
+QUANTITY_RE = re.compile(r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|s?nan|inf(?:inity)?)",
+                         re.ASCII | re.IGNORECASE)
 
 
 def round_money(value: Decimal) -> Decimal:
@@ -38,6 +43,8 @@ def parse_quantity(text) -> Decimal:
     shown = text if len(text) <= 32 else text[:32] + "..."
     if len(text) > 64:
         raise ValueError(f"quantity {shown!r} is too long")
+    if not QUANTITY_RE.fullmatch(text):
+        raise ValueError(f"quantity {shown!r} is not a number")
     try:
         value = Decimal(text)
     except (InvalidOperation, ValueError):

@@ -1,16 +1,25 @@
 """``papertrader``: the command-line client.
 
-    papertrader [--master HOST:PORT] [--ca-file PATH] [--worker NAME] [--json] COMMAND ...
+    papertrader [--master HOST:PORT] [--ca-file PATH] [--worker NAME] [--region REGION] [--json] COMMAND ...
 
-It asks the master for its workers (the only thing it asks the master), then
-sends the command to a worker.  Failures print one line on stderr (and, with
---json, an object with ``error`` and ``message`` on stdout) and exit 1; usage
-errors exit 2.  Never a traceback.
+(the global options may also follow the command).  It asks the master for its
+workers (the only thing it asks the master), then sends the command to a
+worker, moving to another one when a worker fails (``connection.py``).
+
+What a user gets back (the README's contract): one line on stderr per failure,
+never a traceback; with ``--json`` exactly one JSON value on stdout per command
+(``watch``: one per line); and an exit status that tells success (0), a failure
+(1), a usage error (2), an order that exists but was rejected (3) or is still
+queued when ``--wait`` ended (4), and an interrupt (130 for Ctrl-C, 143 for
+SIGTERM).
 """
 
 import argparse
+import errno
 import getpass
+import math
 import os
+import signal
 import sys
 import uuid
 import webbrowser
@@ -20,99 +29,214 @@ from twisted.internet.ssl import Certificate
 
 from papertrader import commands, tls
 from papertrader.client import browser_login, output, tokens
-from papertrader.client.connection import BadCAFile, Connection
-from papertrader.errors import InvalidInput, NotLoggedIn, PaperTraderError, ProviderLoginFailed
+from papertrader.client.connection import Connection
+from papertrader.client.errors import (
+    INTERRUPTED,
+    USAGE,
+    BadCAFile,
+    BadCertificate,
+    ConfigError,
+    InternalError,
+    NoWorker,
+    Unreachable,
+    WorkerFailed,
+    WrongServer,
+)
+from papertrader.client.interrupts import Interrupted, Interrupts, NoInterrupts
+from papertrader.client.interrupts import status as signal_status
+from papertrader.errors import InvalidInput, MasterUnavailable, NotLoggedIn, PaperTraderError, ProviderLoginFailed
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
               "stop_price", "trail_price", "trail_percent", "status", "filled_quantity", "average_price", "reason"]
 OPEN = ("new", "partially_filled")
+
+# Exit statuses (the README lists them).
+OK = 0
+FAILED = 1
+USAGE_STATUS = 2
+ORDER_REJECTED = 3
+ORDER_QUEUED = 4
+OUTPUT_CLOSED = signal_status(signal.SIGPIPE)
+
+#: Seconds between two looks at an order while waiting for it; at most WAIT_BACKOFF while no worker answers.
+POLL = 0.25
+WAIT_BACKOFF = 5.0
+#: Longest --timeout (a day).
+MAX_TIMEOUT = 86400
+#: Longest line read from standard input (a password is at most 1024 characters).
+MAX_LINE = 8192
+
+#: Commands that change nothing: repeating them after a worker failed is harmless.
+READ_ONLY = {commands.Whoami, commands.Assets, commands.Quote, commands.Candles, commands.GetOrder,
+             commands.Orders, commands.Portfolio, commands.History, commands.Sessions, commands.Profile,
+             commands.Watch}
+#: What a worker that fails on the way can do to a command: the client tries another, or reports it.
+WORKER_TROUBLE = (NoWorker, Unreachable, WrongServer, BadCertificate, WorkerFailed, MasterUnavailable)
 
 
 class UsageFailure(Exception):
     pass
 
 
+class CommandInterrupted(Exception):
+    """A signal interrupted a prompt."""
+
+
+class OutputClosed(Exception):
+    """Standard output was closed by its reader (``papertrader watch AAPL | head -3``)."""
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageFailure(message)
+        raise UsageFailure(f"{message} (see '{self.prog} --help')")
+
+
+GLOBAL_DEFAULTS = {"master": None, "ca_file": None, "worker": None, "region": None, "json": False}
+
+EPILOG = """\
+exit status: 0 done; 1 failed (the message says why); 2 usage error; 3 the order exists and was
+rejected; 4 the order exists and is still queued (--wait ran out or could not follow it);
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 standard output was closed.
+"""
+
+
+def add_global_options(parser, default):
+    """The options every command takes, before or after the command's name."""
+    value = (lambda key: GLOBAL_DEFAULTS[key]) if default else (lambda key: argparse.SUPPRESS)
+    parser.add_argument("--master", metavar="HOST:PORT", default=value("master"),
+                        help="the master (default: $PAPERTRADER_MASTER, else localhost:2048)")
+    parser.add_argument("--ca-file", metavar="PATH", default=value("ca_file"),
+                        help="the deployment's CA certificate, its ca.pem (default: $PAPERTRADER_CA)")
+    parser.add_argument("--worker", metavar="NAME", default=value("worker"),
+                        help="use this worker only, with no failover (default: the last one used if listed, else"
+                             " the least loaded)")
+    parser.add_argument("--region", metavar="REGION", default=value("region"),
+                        help="prefer workers in this region (default: any)")
+    parser.add_argument("--json", action="store_true", default=value("json"),
+                        help="print JSON on stdout: one value per command, one per line for watch (default: text)")
 
 
 def build_parser():
-    p = Parser(prog="papertrader", description="Trade on a PaperTrader deployment.")
-    p.add_argument("--master", default=None,
-                   help="the master's HOST:PORT (default: $PAPERTRADER_MASTER, else localhost:2048)")
-    p.add_argument("--ca-file", default=None, help="the deployment's CA certificate (default: $PAPERTRADER_CA)")
-    p.add_argument("--worker", default=None, help="use this worker (default: the last one used, else the least"
-                                                   " loaded)")
-    p.add_argument("--region", default=None, help="prefer workers in this region")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    p = Parser(prog="papertrader", description="Trade on a PaperTrader deployment.", epilog=EPILOG,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_global_options(p, default=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                           help="what to do ('papertrader COMMAND --help' tells more); global options may also"
+                                " follow it")
     sub.required = True
 
-    def password_options(parser):
-        parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    def command(name, help):
+        parser = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+        add_global_options(parser, default=False)
+        return parser
 
-    c = sub.add_parser("register", help="create an account")
-    c.add_argument("username")
-    c.add_argument("email")
+    def password_options(parser):
+        parser.add_argument("--password-stdin", action="store_true",
+                            help="read the password from one line of standard input (default: ask at a prompt)")
+
+    def provider_options(parser, what):
+        parser.add_argument("--provider", metavar="NAME", help=f"{what} (e.g. google; default: none)")
+        parser.add_argument("--no-browser", action="store_true",
+                            help="with --provider: print the sign-in URL instead of opening a browser")
+
+    def limit_option(parser, default):
+        parser.add_argument("--limit", type=int, default=default, metavar="N",
+                            help=f"how many, newest last (1-200, default {default})")
+
+    c = command("register", "create an account (asks for a password)")
+    c.add_argument("username", help="3-24 letters, digits, '_', '.', '-'")
+    c.add_argument("email", help="your email address")
     password_options(c)
-    c = sub.add_parser("login", help="log in and keep the session")
-    c.add_argument("username", nargs="?", help="your username (with --provider: the one for a new account)")
-    c.add_argument("--remember", action="store_true", help="stay logged in for 30 days instead of 24 hours")
-    c.add_argument("--provider", metavar="NAME", help="sign in with an identity provider (e.g. google)")
+    c = command("login", "log in and keep the session")
+    c.add_argument("username", nargs="?",
+                   help="your username (with --provider: the name of the new account, if none is linked yet)")
+    c.add_argument("--remember", action="store_true", help="stay logged in for 30 days (default: 24 hours)")
+    provider_options(c, "sign in with this identity provider")
     c.add_argument("--link", action="store_true",
-                   help="with --provider: link the provider to your existing account (needs its password)")
-    c.add_argument("--no-browser", action="store_true", help="with --provider: print the URL, do not open it")
+                   help="with --provider: link the provider to your existing account (asks for its password)")
     password_options(c)
-    c = sub.add_parser("set-password", help="add a password to an account made through a provider")
+    c = command("set-password", "add a password to an account made through a provider")
     password_options(c)
-    c = sub.add_parser("profile", help="your profile, or another user's public profile")
-    c.add_argument("username", nargs="?")
+    c = command("profile", "your profile, or another user's public profile")
+    c.add_argument("username", nargs="?", help="another user (default: you)")
     visibility = c.add_mutually_exclusive_group()
     visibility.add_argument("--public", action="store_true", help="let other users see your positions")
     visibility.add_argument("--private", action="store_true", help="hide your positions from other users")
-    c = sub.add_parser("delete-account", help="delete your account's personal data (asks for proof)")
+    c = command("delete-account", "delete your account's personal data (asks for proof)")
     password_options(c)
-    c.add_argument("--provider", metavar="NAME", help="prove it is you by signing in with this provider")
-    c.add_argument("--no-browser", action="store_true", help="with --provider: print the URL, do not open it")
-    c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    c = sub.add_parser("logout", help="end this session (or others: --all, --session ID)")
+    provider_options(c, "prove it is you by signing in with this provider instead of a password")
+    c.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    c = command("logout", "end this session (or others: --all, --session ID)")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="end every session of the account, on every device")
-    which.add_argument("--session", metavar="ID", help="end the session with this id (see 'sessions')")
-    sub.add_parser("sessions", help="your sessions: id, created, last used, worker, address, expiry")
-    c = sub.add_parser("passwd", help="change your password (ends your other sessions)")
+    which.add_argument("--session", metavar="ID",
+                       help="end the session with this id instead (see 'sessions'; default: this session)")
+    command("sessions", "your sessions: id, created, last used, worker, address, expiry")
+    c = command("passwd", "change your password (ends your other sessions)")
     c.add_argument("--password-stdin", action="store_true",
-                   help="read the current and the new password from stdin, one line each")
-    sub.add_parser("whoami", help="show the account")
-    sub.add_parser("workers", help="list available workers")
-    sub.add_parser("assets", help="list assets and their prices")
-    c = sub.add_parser("quote", help="the latest price of an asset")
-    c.add_argument("symbol")
-    c = sub.add_parser("candles", help="price history of an asset, one candle per update interval")
-    c.add_argument("symbol")
-    c.add_argument("--limit", type=int, default=20)
+                   help="read the current and the new password from standard input, one line each (default: ask)")
+    command("whoami", "show the account and the worker in use")
+    command("workers", "list the available workers")
+    command("assets", "list the assets and their latest prices")
+    c = command("quote", "the latest price of an asset")
+    c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
+    c = command("candles", "price history of an asset, one candle per update interval")
+    c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
+    limit_option(c, 20)
+
+    def wait_options(parser):
+        parser.add_argument("--wait", action="store_true",
+                            help="wait until the order is filled or rejected (Ctrl-C stops waiting, not the order)")
+        parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                            help=f"how long --wait waits (more than 0, at most {MAX_TIMEOUT}; default 120)")
+
     for side in ("buy", "sell"):
-        c = sub.add_parser(side, help=f"{side} at the market price of the next update")
-        c.add_argument("symbol")
-        c.add_argument("quantity")
-        c.add_argument("--wait", action="store_true", help="wait until the order is filled or rejected")
-        c.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits (default 120)")
-        c.add_argument("--client-order-id", default=None,
-                       help="your id for this order; sending it again never makes a second order")
-    c = sub.add_parser("watch", help="print each new price of these assets until interrupted")
-    c.add_argument("symbols", nargs="+", metavar="SYMBOL")
-    c.add_argument("--count", type=int, default=None, help="stop after this many prices")
-    c = sub.add_parser("orders", help="your recent orders")
-    c.add_argument("--limit", type=int, default=50)
-    sub.add_parser("portfolio", help="cash, positions and their value")
-    c = sub.add_parser("history", help="your transaction history")
-    c.add_argument("--limit", type=int, default=50)
+        c = command(side, f"{side} at the market price of the next update")
+        c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
+        c.add_argument("quantity", help="how many shares: a positive number with up to 6 decimals, e.g. 10 or 2.5")
+        wait_options(c)
+        c.add_argument("--client-order-id", metavar="ID", default=None,
+                       help="your id for this order, 1-64 letters, digits, '_', '-'; sending it again never makes"
+                            " a second order (default: a random one)")
+    c = command("order", "one of your orders (with --wait: until it is filled or rejected)")
+    c.add_argument("id", type=int, help="the order's id (see 'orders')")
+    wait_options(c)
+    c = command("watch", "print each new price of these assets until interrupted")
+    c.add_argument("symbols", nargs="+", metavar="SYMBOL", help="the assets' symbols, e.g. AAPL MSFT")
+    c.add_argument("--count", type=int, default=None, metavar="N",
+                   help="stop after N prices (default: until Ctrl-C)")
+    c = command("orders", "your recent orders")
+    limit_option(c, 50)
+    command("portfolio", "cash, positions and their value")
+    c = command("history", "your transaction history: every fill")
+    limit_option(c, 50)
     return p
 
 
+def parse(argv):
+    args = build_parser().parse_args(argv)
+    for key, value in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    return args
+
+
+def first_of(*deferreds):
+    """A new Deferred that fires (with None) when the first of ``deferreds`` fires; it leaves their results be."""
+    result = defer.Deferred()
+
+    def fire(value):
+        if not result.called:
+            result.callback(None)
+        return value
+
+    for d in deferreds:
+        d.addBoth(fire)
+    return result
+
+
 class CLI:
-    def __init__(self, reactor, args, environ, stdin, stdout, stderr):
+    def __init__(self, reactor, args, environ, stdin, stdout, stderr, interrupts=None):
         self.reactor = reactor
         self.args = args
         self.environ = environ
@@ -120,13 +244,60 @@ class CLI:
         self.stdout = stdout
         self.stderr = stderr
         self.connection = None
+        self.interrupts = interrupts or NoInterrupts()
+        self.interrupts.on_interrupt = self.interrupt
+        self.interrupted = None
+        self.running = None
+        self.streaming = False  # watch: one JSON value per line
+        self.emitted = 0
+        self.last_command = None
+
+    # --- output ---------------------------------------------------------------
 
     def out(self, text):
-        self.stdout.write(text + "\n")
-        self.stdout.flush()
+        try:
+            self.stdout.write(text + "\n")
+            self.stdout.flush()
+        except OSError as e:
+            if isinstance(e, BrokenPipeError) or e.errno == errno.EPIPE:
+                raise OutputClosed()
+            raise
 
     def emit(self, data, text):
         self.out(output.to_json(data) if self.args.json else text)
+        self.emitted += 1
+
+    def note(self, text):
+        """One line for the person at the terminal, on stderr."""
+        try:
+            self.stderr.write(f"papertrader: {text}\n")
+            self.stderr.flush()
+        except OSError:
+            pass
+
+    # --- input ----------------------------------------------------------------
+
+    def prompt(self, read):
+        """Run a blocking read (a prompt, a line of stdin); a signal interrupts it, a closed stdin is refused."""
+        try:
+            with self.interrupts.blocking():
+                return read()
+        except Interrupted as e:
+            self.interrupted = self.interrupted or e.signum
+            raise CommandInterrupted()
+        except EOFError:
+            raise InvalidInput("no answer: standard input is closed")
+
+    def read_line(self, what="the password"):
+        if self.stdin is None:
+            raise InvalidInput(f"no standard input to read {what} from")
+        try:
+            line = self.prompt(lambda: self.stdin.readline(MAX_LINE + 1))
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{what} on standard input is not UTF-8 text")
+        if len(line) > MAX_LINE:
+            raise InvalidInput(f"{what} is too long")
+        return line.rstrip("\r\n")
 
     def token(self):
         session = tokens.load(self.environ)
@@ -136,35 +307,47 @@ class CLI:
 
     def password(self, confirm=False):
         if self.args.password_stdin:
-            line = self.stdin.readline()
-            return line.rstrip("\r\n")
-        first = getpass.getpass("Password: ")
-        if confirm and getpass.getpass("Repeat password: ") != first:
+            return self.read_line()
+        first = self.prompt(lambda: getpass.getpass("Password: "))
+        if confirm and self.prompt(lambda: getpass.getpass("Repeat password: ")) != first:
             raise InvalidInput("the passwords do not match")
         return first
+
+    # --- the connection ---------------------------------------------------------
+
+    def check_options(self):
+        """Values only the client uses are checked here, at once, as the server checks the others."""
+        timeout = getattr(self.args, "timeout", None)
+        if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+            raise InvalidInput(f"--timeout must be more than 0 and at most {MAX_TIMEOUT} seconds")
+        count = getattr(self.args, "count", None)
+        if count is not None and count < 1:
+            raise InvalidInput("--count must be at least 1")
 
     def connect(self):
         master = self.args.master or self.environ.get("PAPERTRADER_MASTER") or "localhost:2048"
         try:
             master = tls.parse_hostport(master, 2048)
         except ValueError as e:
-            raise UsageFailure(f"--master: {e}")
+            raise UsageFailure(f"--master{'' if self.args.master else ' (PAPERTRADER_MASTER)'}: {e}")
         ca_file = self.args.ca_file or self.environ.get("PAPERTRADER_CA")
         if not ca_file:
             raise UsageFailure("no CA file: pass --ca-file PATH or set PAPERTRADER_CA (the deployment's ca.pem)")
         try:
             with open(ca_file, "rb") as f:
-                ca_pem = f.read()
-            Certificate.loadPEM(ca_pem)
+                ca_pem = f.read(1024 * 1024)
         except OSError as e:
-            raise BadCAFile(f"cannot read CA file {ca_file}: {e.strerror}")
+            raise BadCAFile(f"cannot read the CA file {ca_file}: {(e.strerror or 'unreadable').lower()}")
+        try:
+            Certificate.loadPEM(ca_pem)
         except Exception:
             raise BadCAFile(f"{ca_file} is not a PEM certificate (use the deployment's ca.pem)")
         self.connection = Connection(self.reactor, master, ca_pem, self.args.worker, self.args.region,
-                                     tokens.remembered_worker(self.environ))
+                                     tokens.remembered_worker(self.environ), on_move=self.note)
 
     @defer.inlineCallbacks
     def call(self, command, **kwargs):
+        self.last_command = command
         answer = yield self.connection.call(command, **kwargs)
         self.remember()
         return answer
@@ -189,17 +372,26 @@ class CLI:
     def do_login(self):
         if self.args.provider:
             answer = yield self._provider_login()
-            return self._logged_in(answer)
-        if not self.args.username:
-            raise UsageFailure("login needs a USERNAME (or --provider NAME)")
-        password = self.password()
-        answer = yield self.call(commands.Login, username=self.args.username, password=password,
-                                 remember=self.args.remember)
-        self._logged_in(answer)
+        else:
+            if not self.args.username:
+                raise UsageFailure("login needs a USERNAME (or --provider NAME)")
+            password = self.password()
+            answer = yield self.call(commands.Login, username=self.args.username, password=password,
+                                     remember=self.args.remember)
+        yield self._logged_in(answer)
 
+    @defer.inlineCallbacks
     def _logged_in(self, answer):
-        tokens.save({"token": answer["token"], "username": answer["username"],
-                     "expires": answer["expires"].isoformat()}, self.environ)
+        try:
+            tokens.save({"token": answer["token"], "username": answer["username"],
+                         "expires": answer["expires"].isoformat()}, self.environ)
+        except ConfigError as e:
+            # A session nobody can use is not left behind on the master.
+            try:
+                yield self.call(commands.Logout, token=answer["token"])
+            except PaperTraderError:
+                pass
+            raise ConfigError(f"{e.message}; you are not logged in: fix this, then log in again")
         result = {"username": answer["username"], "expires": answer["expires"]}
         self.emit(result, f"Logged in as {answer['username']} until {output.plain(result)['expires']}.")
 
@@ -234,7 +426,7 @@ class CLI:
         if answer.get("token"):
             return answer
         if self.args.link:
-            username = self.args.username or input("Your existing username: ")
+            username = self.args.username or self.prompt(lambda: input("Your existing username: "))
             password = self.password()
             return (yield self.call(commands.ProviderLink, ticket=answer["ticket"], username=username,
                                     password=password))
@@ -244,7 +436,8 @@ class CLI:
                 raise UsageFailure(f"no account is linked to this sign-in yet: choose a username with"
                                    f" 'login --provider {self.args.provider} USERNAME' (suggested:"
                                    f" {answer['proposal']}), or add --link to use your existing account")
-            username = input(f"New account's username [{answer['proposal']}]: ").strip() or answer["proposal"]
+            username = self.prompt(lambda: input(f"New account's username [{answer['proposal']}]: ")).strip() \
+                or answer["proposal"]
         return (yield self.call(commands.ProviderCreate, ticket=answer["ticket"], username=username))
 
     @defer.inlineCallbacks
@@ -268,7 +461,8 @@ class CLI:
             if not self.stdin.isatty():
                 raise UsageFailure("delete-account needs --yes when not run in a terminal")
             me = tokens.load(self.environ) or {}
-            if input(f"Type your username ({me.get('username')}) to delete your account: ") != me.get("username"):
+            typed = self.prompt(lambda: input(f"Type your username ({me.get('username')}) to delete your account: "))
+            if typed != me.get("username"):
                 raise InvalidInput("not confirmed; nothing was deleted")
         proof = {}
         if self.args.provider:
@@ -317,12 +511,12 @@ class CLI:
     def do_passwd(self):
         token = self.token()
         if self.args.password_stdin:
-            old = self.stdin.readline().rstrip("\r\n")
-            new = self.stdin.readline().rstrip("\r\n")
+            old = self.read_line("the current password")
+            new = self.read_line("the new password")
         else:
-            old = getpass.getpass("Current password: ")
-            new = getpass.getpass("New password: ")
-            if getpass.getpass("Repeat new password: ") != new:
+            old = self.prompt(lambda: getpass.getpass("Current password: "))
+            new = self.prompt(lambda: getpass.getpass("New password: "))
+            if self.prompt(lambda: getpass.getpass("Repeat new password: ")) != new:
                 raise InvalidInput("the new passwords do not match")
         answer = yield self.call(commands.ChangePassword, token=token, old_password=old, new_password=new)
         self.emit({"changed": True, "sessions_ended": answer["sessions_ended"]},
@@ -358,22 +552,29 @@ class CLI:
         self.emit(candles, output.table(candles, ["time", "open", "high", "low", "close", "volume"])
                   if candles else "No candles yet.")
 
+    # --- orders ---------------------------------------------------------------
+
     @defer.inlineCallbacks
     def _order(self, side):
         token = self.token()
-        client_order_id = self.args.client_order_id or uuid.uuid4().hex
-        order = yield self.call(commands.PlaceOrder, token=token, client_order_id=client_order_id, side=side,
-                                symbol=self.args.symbol, quantity=self.args.quantity)
-        if self.args.wait:
-            deadline = self.reactor.seconds() + self.args.timeout
-            while order["status"] in OPEN and self.reactor.seconds() < deadline:
-                yield task.deferLater(self.reactor, 0.25, lambda: None)
-                order = yield self.call(commands.GetOrder, token=token, order_id=order["id"])
-        self.emit(order, output.fields(order, ORDER_KEYS))
-        if order["status"] in ("rejected", "canceled", "expired"):
-            return order.get("reason_code", "rejected"), order.get("reason", "rejected")
-        if self.args.wait and order["status"] in OPEN:
-            return "timeout", f"order {order['id']} is still open after {self.args.timeout:g} seconds"
+        given = self.args.client_order_id
+        client_order_id = given if given is not None else uuid.uuid4().hex
+        again = f"send the same order again with --client-order-id {client_order_id} (that never makes a second one)"
+        try:
+            order = yield self.call(commands.PlaceOrder, token=token, client_order_id=client_order_id, side=side,
+                                    symbol=self.args.symbol, quantity=self.args.quantity)
+        except (defer.CancelledError, CommandInterrupted):
+            if not self.connection.sent:
+                raise  # nothing was sent: a plain interrupt
+            return self.fail(INTERRUPTED, f"interrupted before the order was acknowledged, so it may or may not"
+                                          f" have been made: check with 'papertrader orders', or {again}",
+                             self.signal_status(), client_order_id=client_order_id)
+        except PaperTraderError as e:
+            if not self.connection.uncertain:
+                raise  # refused, or never sent: no order was made
+            return self.fail(e.code, f"{e.message}. The order may have been made before the worker failed: {again}",
+                             client_order_id=client_order_id)
+        return (yield self._follow(order, token))
 
     def do_buy(self):
         return self._order("buy")
@@ -382,8 +583,79 @@ class CLI:
         return self._order("sell")
 
     @defer.inlineCallbacks
+    def do_order(self):
+        token = self.token()
+        order = yield self.call(commands.GetOrder, token=token, order_id=self.args.id)
+        return (yield self._follow(order, token))
+
+    @defer.inlineCallbacks
+    def _follow(self, order, token):
+        """Show an order, after waiting for it with --wait; the exit status says what became of it."""
+        problem = None
+        if self.args.wait and order["status"] == "queued":
+            order, problem = yield self._wait(order, token)
+        self.emit(order, output.fields(order, ORDER_KEYS))
+        follow = f"follow it with 'papertrader order {order['id']} --wait'"
+        if order["status"] == "rejected":
+            self.note(f"order {order['id']} was rejected: {order.get('reason') or 'no reason given'}")
+            return ORDER_REJECTED
+        if order["status"] != "queued" or not self.args.wait:
+            return OK
+        stays = "it stays queued until an update fills or rejects it"
+        if problem is INTERRUPTED:
+            self.note(f"stopped waiting: order {order['id']} is still queued (an interrupt does not cancel it;"
+                      f" {stays}); {follow}")
+            return self.signal_status()
+        if problem:
+            self.note(f"cannot follow order {order['id']} any more: {problem}. The order is queued ({stays}); {follow}")
+        else:
+            self.note(f"order {order['id']} is still queued after {self.args.timeout:g} seconds ({stays}); {follow}")
+        return ORDER_QUEUED
+
+    @defer.inlineCallbacks
+    def _wait(self, order, token):
+        """Look at a queued order until it is done, the time is up, or an interrupt; fires (order, problem).
+
+        A worker that fails on the way is the connection's business (it moves on); while no worker at all
+        answers, it tries again, less often, until the time is up.
+        """
+        deadline = self.reactor.seconds() + self.args.timeout
+        try:
+            self.stderr.write(f"order {order['id']} queued; waiting until it is filled or rejected"
+                              " (Ctrl-C stops waiting, not the order)\n")
+            self.stderr.flush()
+        except OSError:
+            pass
+        delay, problem = POLL, None
+        try:
+            while order["status"] == "queued":
+                left = deadline - self.reactor.seconds()
+                if left <= 0:
+                    break
+                yield task.deferLater(self.reactor, min(delay, left), lambda: None)
+                try:
+                    order = yield self.call(commands.GetOrder, token=token, order_id=order["id"])
+                except WORKER_TROUBLE as e:
+                    if self.args.worker:
+                        return order, e.message  # pinned: nothing else to try
+                    if problem is None:
+                        self.note(f"{e.message}; trying again until the --timeout")
+                    problem = e.message
+                    delay = min(delay * 2, WAIT_BACKOFF)
+                    continue
+                except PaperTraderError as e:  # the session ended meanwhile, ...
+                    return order, e.message
+                delay, problem = POLL, None
+        except (defer.CancelledError, CommandInterrupted):
+            return order, INTERRUPTED
+        return order, problem
+
+    # --- live prices ------------------------------------------------------------
+
+    @defer.inlineCallbacks
     def do_watch(self):
-        """Live prices; on a notice or a lost worker, go on through another worker."""
+        """Live prices; when the worker goes, the connection carries on through another (or says why not)."""
+        self.streaming = True
         seen = 0
         done = defer.Deferred()
 
@@ -392,25 +664,28 @@ class CLI:
             if done.called:
                 return
             seen += 1
-            text = f"{quote['symbol']:<8} {output.plain(quote)['price']:>12}  {output.plain(quote)['time']}"
-            self.emit(quote, text)
+            plain = output.plain(quote)
+            try:
+                self.emit(quote, f"{quote['symbol']:<8} {plain['price']:>12}  {plain['time']}")
+            except OutputClosed:
+                done.errback(OutputClosed())
+                return
             if self.args.count is not None and seen >= self.args.count:
                 done.callback(None)
 
-        while not done.called:
-            yield self.connection.call(commands.Watch, symbols=self.args.symbols)
+        while True:
+            yield self.call(commands.Watch, symbols=self.args.symbols)
             proto = self.connection.proto
             proto.on_tick = tick
-            self.remember()
             if not self.args.json:
                 self.stderr.write(f"watching via worker {self.connection.worker['name']}; Ctrl-C to stop\n")
-            which = yield defer.DeferredList([done, proto.ended], fireOnOneCallback=True)
+                self.stderr.flush()
+            yield first_of(done, proto.ended)
             if done.called:
-                break
-            code, message = which[0]
-            self.stderr.write(f"papertrader: {message}; moving to another worker\n")
-            self.connection.avoid.add(self.connection.worker["name"])
-            self.connection.close()
+                yield done  # raises OutputClosed if the reader went away
+                return
+
+    # --- lists ----------------------------------------------------------------
 
     @defer.inlineCallbacks
     def do_orders(self):
@@ -438,46 +713,101 @@ class CLI:
         self.emit(rows, output.table(rows, ["time", "side", "symbol", "quantity", "price", "amount", "cash_after"])
                   if rows else "No transactions yet.")
 
+    # --- running a command --------------------------------------------------------
+
+    def interrupt(self, signum):
+        """SIGINT or SIGTERM (from the reactor): stop the running command."""
+        if self.interrupted is None:
+            self.interrupted = signum
+            if self.running is not None and not self.running.called:
+                self.running.cancel()
+
+    def signal_status(self):
+        return signal_status(self.interrupted or self.interrupts.signum or signal.SIGINT)
+
     @defer.inlineCallbacks
     def run(self):
-        """Run the command; fires with the exit status."""
-        failure = None
+        """Run the command; fires with the exit status (never fails)."""
         try:
-            self.connect()
-            failure = yield getattr(self, "do_" + self.args.command.replace("-", "_"))()
-        except UsageFailure as e:
-            return self.fail("usage", str(e), 2)
-        except PaperTraderError as e:
-            failure = (e.code, e.message)
-        except Exception as e:  # last resort: one line, never a traceback
-            failure = ("error", f"{type(e).__name__}: {e}")
+            status = yield self._run()
+        except Exception:  # pragma: no cover - _run answers everything; this is the last net
+            status = self.fail(InternalError.code, InternalError.__doc__)
         finally:
             if self.connection is not None:
                 self.connection.close()
-        if failure:
-            return self.fail(*failure)
-        return 0
+        return status
 
-    def fail(self, code, message, status=1):
-        self.stderr.write(f"papertrader: {message}\n")
-        if self.args is not None and self.args.json:
-            self.out(output.to_json({"error": code, "message": message}))
+    @defer.inlineCallbacks
+    def _run(self):
+        try:
+            self.check_options()
+            self.connect()
+            if self.interrupts.signum is not None:
+                self.interrupted = self.interrupts.signum
+                return self.stopped()
+            self.running = defer.maybeDeferred(getattr(self, "do_" + self.args.command.replace("-", "_")))
+            status = yield self.running
+            return OK if status is None else status
+        except UsageFailure as e:
+            return self.fail(USAGE, str(e), USAGE_STATUS)
+        except OutputClosed:
+            return OUTPUT_CLOSED
+        except (defer.CancelledError, CommandInterrupted):
+            return self.stopped()
+        except PaperTraderError as e:
+            if self.interrupted is not None:
+                return self.stopped()  # what failed was the interrupted command's clean-up
+            return self.fail(e.code, self.explain(e))
+        except Exception as e:
+            return self.fail(InternalError.code, f"the client failed unexpectedly ({type(e).__name__}); this is a"
+                                                 " bug: please report it with the command you ran")
+
+    def explain(self, e):
+        """The message of error ``e``, and a word of warning if the command may have been done anyway."""
+        message = e.message
+        if self.connection is not None and self.connection.uncertain and self.last_command not in READ_ONLY:
+            message += (". A worker failed while this command was under way, so it may have been done: check"
+                        " before you try again")
+        return message
+
+    def stopped(self):
+        """An interrupt: no error message (the user asked for it); with --json, one value saying so."""
+        status = self.signal_status()
+        if self.args.json and not self.streaming and not self.emitted:
+            name = signal.Signals(status - 128).name
+            try:
+                self.out(output.to_json({"error": INTERRUPTED, "message": f"interrupted ({name})"}))
+            except OutputClosed:
+                pass
+        return status
+
+    def fail(self, code, message, status=FAILED, **extra):
+        """One line on stderr; with --json, the error as the command's one JSON value (a stream's last line)."""
+        self.note(message)
+        if self.args is not None and self.args.json and (self.streaming or not self.emitted):
+            try:
+                self.out(output.to_json(dict({"error": code, "message": message}, **extra)))
+            except OutputClosed:
+                return OUTPUT_CLOSED
+            except OSError:
+                pass  # stdout is broken in another way: stderr has the line already
         return status
 
 
-def run(reactor, argv, environ=None, stdin=None, stdout=None, stderr=None):
+def run(reactor, argv, environ=None, stdin=None, stdout=None, stderr=None, interrupts=None):
     """Parse ``argv`` and run it; a Deferred firing with the exit status."""
     environ = os.environ if environ is None else environ
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
+    # A closed standard stream (papertrader ... >&-) is None in Python: write nowhere rather than fail.
+    stdout = stdout or sys.stdout or open(os.devnull, "w")
+    stderr = stderr or sys.stderr or open(os.devnull, "w")
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
     except UsageFailure as e:
         stderr.write(f"papertrader: {e}\n")
         if "--json" in argv:
-            stdout.write(output.to_json({"error": "usage", "message": str(e)}) + "\n")
-        return defer.succeed(2)
-    return CLI(reactor, args, environ, stdin or sys.stdin, stdout, stderr).run()
+            stdout.write(output.to_json({"error": USAGE, "message": str(e)}) + "\n")
+        return defer.succeed(USAGE_STATUS)
+    return CLI(reactor, args, environ, stdin if stdin is not None else sys.stdin, stdout, stderr, interrupts).run()
 
 
 def main(argv=None):
@@ -485,18 +815,29 @@ def main(argv=None):
     if any(a in ("-h", "--help") for a in argv):
         try:
             build_parser().parse_args(argv)
+        except UsageFailure as e:
+            sys.stderr.write(f"papertrader: {e}\n")
+            return USAGE_STATUS
         except SystemExit as e:
             return e.code
     status = []
 
     def go(reactor):
-        return run(reactor, argv).addCallback(status.append)
+        interrupts = Interrupts(reactor)
+        interrupts.install()  # SIGINT now (the reactor keeps a handler it finds); both again once it runs
+        reactor.callWhenRunning(interrupts.install)
+        return run(reactor, argv, interrupts=interrupts).addCallback(status.append)
 
     try:
         task.react(go)
     except SystemExit:
         pass
-    return status[0] if status else 1
+    code = status[0] if status else FAILED
+    if code == OUTPUT_CLOSED:
+        # Nobody reads stdout any more: point it at /dev/null so the interpreter's last flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return code
 
 
 if __name__ == "__main__":

@@ -1,103 +1,220 @@
 """Client-side connections: the master (for the worker list) and a worker (for the rest).
 
-A :class:`Connection` picks a worker (by name, else the first listed), and if
-that worker cannot be reached or cannot reach the master, moves on to the next
-one.  Orders carry a client_order_id, so a command retried on another worker
-never makes a second order.
+A :class:`Connection` talks to one worker at a time, chosen from the master's
+list.  Failover is its business, not each command's: when the worker cannot be
+reached, cannot reach the master, is leaving, or fails in the middle of a
+command, :meth:`Connection.call` sends the same command to another worker — the
+same session (sessions live on the master), the same ``client_order_id`` (the
+master makes one order per id).  With ``--worker NAME`` nothing moves: the
+failure is reported as what it is.
+
+Every failure becomes a typed error (``papertrader.client.errors``) whose
+message says what happened and what to do, in a user's words: never a Python
+exception's text or a raw AMP error.
 """
 
+import os
+
+import service_identity
 from OpenSSL import SSL
 from twisted.internet import defer, error
 from twisted.internet.endpoints import connectProtocol
+from twisted.protocols import amp
+from twisted.python.failure import Failure
 
 from papertrader import commands, tls
+from papertrader.client.errors import (  # noqa: F401 - the client's error types, importable from here too
+    BadCAFile,
+    BadCertificate,
+    ClientError,
+    ConfigError,
+    InternalError,
+    NoWorker,
+    Unreachable,
+    WorkerFailed,
+    WrongServer,
+)
 from papertrader.client.protocol import ClientProtocol
-from papertrader.errors import MasterUnavailable, PaperTraderError
+from papertrader.errors import InvalidInput, MasterUnavailable, PaperTraderError, ServerError
 
+#: Seconds to set up a TCP connection.
+CONNECT_TIMEOUT = 10
+#: Seconds for the TLS handshake once connected: a server that does not speak TLS (or says nothing) fails fast.
+HANDSHAKE_TIMEOUT = 5
+#: Seconds to wait for the answer to a command.
 TIMEOUT = 30
+#: The largest value one AMP argument can carry, in bytes.
+MAX_VALUE = 0xFFFF
+#: Failures one command may meet before the client gives up (each worker is tried once anyway).
+MAX_FAILURES = 10
 
 
-class ClientError(PaperTraderError):
-    """A failure on the client's side of the wire."""
+def _os_reason(value):
+    """The operating system's words for a connection error ('No route to host'), else None."""
+    code = getattr(value, "osError", None)
+    if isinstance(code, int):
+        return os.strerror(code)
+    if isinstance(code, OSError) and code.strerror:
+        return code.strerror
+    return None
 
 
-class NoWorker(ClientError):
-    """No worker is available."""
-
-    code = "no_worker"
-
-
-class Unreachable(ClientError):
-    """Cannot reach the server."""
-
-    code = "unreachable"
-
-
-class BadCAFile(ClientError):
-    """The CA file cannot be read."""
-
-    code = "bad_ca_file"
-
-
-class BadCertificate(ClientError):
-    """The server's certificate is not trusted (wrong CA file, or wrong host name)."""
-
-    code = "bad_certificate"
-
-
-def _describe(failure, what):
-    if failure.check(SSL.Error) or "certificate verify failed" in failure.getErrorMessage():
-        raise BadCertificate(f"{what}: the server's certificate is not signed by the CA file given, or is not"
-                             " valid for that host name")
-    if failure.check(PaperTraderError):
-        return failure
-    if failure.check(defer.TimeoutError, defer.CancelledError):
-        raise Unreachable(f"{what}: no answer within {TIMEOUT} seconds")
+def _connect_failed(failure, what):
+    """Raise the typed error for a failed TCP connection."""
     if failure.check(error.ConnectionRefusedError):
-        raise Unreachable(f"{what}: connection refused (is it running?)")
+        raise Unreachable(f"cannot reach {what}: connection refused (is it running? is the address right?)")
     if failure.check(error.DNSLookupError):
-        raise Unreachable(f"{what}: unknown host")
-    raise Unreachable(f"{what}: {failure.getErrorMessage()}")
+        raise Unreachable(f"cannot reach {what}: unknown host name (check the address)")
+    if failure.check(error.TimeoutError, defer.TimeoutError):
+        raise Unreachable(f"cannot reach {what}: no answer within {CONNECT_TIMEOUT} seconds (check the address"
+                          " and the network)")
+    reason = _os_reason(failure.value)
+    raise Unreachable(f"cannot reach {what}" + (f": {reason[:1].lower()}{reason[1:]}" if reason else "")
+                      + " (check the address and the network)")
 
 
+def _handshake_failed(failure, what, host):
+    """Raise the typed error for a failed TLS handshake."""
+    if failure.check(service_identity.VerificationError, service_identity.CertificateError):
+        raise BadCertificate(f"{what} has a certificate that is not valid for the host name {host!r}: the"
+                             " deployment's operator must give it a certificate for that name")
+    if failure.check(SSL.Error):
+        if "certificate verify failed" in str(failure.value):
+            raise BadCertificate(f"{what} has a certificate not signed by the CA file given (--ca-file or"
+                                 " PAPERTRADER_CA): use the ca.pem of this deployment")
+        raise WrongServer(f"{what} does not speak TLS as a PaperTrader server does: check the address and port")
+    raise Unreachable(f"{what} closed the connection before TLS was set up: it is not a PaperTrader server,"
+                      " or it is shutting down")
+
+
+@defer.inlineCallbacks
 def connect(reactor, host, port, ca_pem, what):
-    endpoint = tls.client_endpoint(reactor, host, port, ca_pem, timeout=TIMEOUT)
-    return connectProtocol(endpoint, ClientProtocol()).addErrback(_describe, what)
+    """Connect over TLS and complete the handshake; fires with a ClientProtocol, or fails with a ClientError.
+
+    ``what`` names the server in messages ("the master at localhost:2048").
+    """
+    endpoint = tls.client_endpoint(reactor, host, port, ca_pem, timeout=CONNECT_TIMEOUT)
+    try:
+        proto = yield connectProtocol(endpoint, ClientProtocol())
+    except defer.CancelledError:
+        raise
+    except Exception:
+        _connect_failed(Failure(), what)
+    try:
+        yield proto.handshake.addTimeout(HANDSHAKE_TIMEOUT, reactor)
+    except defer.TimeoutError:
+        proto.abort()
+        raise Unreachable(f"{what} accepted the connection but did not set up TLS within {HANDSHAKE_TIMEOUT}"
+                          " seconds: it is not a PaperTrader server, or it is overloaded (check the address and"
+                          " port)")
+    except defer.CancelledError:
+        proto.abort()
+        raise
+    except Exception:
+        _handshake_failed(Failure(), what, host)
+    return proto
+
+
+def _check_arguments(kwargs):
+    """Refuse, before sending, what AMP cannot carry: text that is not Unicode, a value over 64 kB."""
+    for key, value in kwargs.items():
+        for item in (value if isinstance(value, list) else [value]):
+            if not isinstance(item, str):
+                continue
+            try:
+                size = len(item.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise InvalidInput(f"{key.replace('_', ' ')} is not valid text (it has bytes that are not UTF-8)")
+            if size > MAX_VALUE:
+                raise InvalidInput(f"{key.replace('_', ' ')} is too long ({size} bytes)")
+
+
+def _call_failed(failure, what, command, proto):
+    if failure.check(PaperTraderError, defer.CancelledError):
+        return failure
+    if failure.check(amp.TooLong):
+        raise InvalidInput("the command's arguments are too long to send")
+    if failure.check(amp.UnhandledCommand):
+        raise WrongServer(f"{what} does not know the command {command.__name__}: it is not the kind of server"
+                          " expected, or runs another version of PaperTrader")
+    if failure.check(amp.RemoteAmpError):
+        raise ServerError(f"{what} failed the command without saying why; try again, or tell the operator")
+    if failure.check(defer.TimeoutError):
+        raise WorkerFailed(f"{what} did not answer within {TIMEOUT} seconds")
+    notice = _notice(proto)
+    raise WorkerFailed(f"{notice} and did not answer" if notice else f"{what} closed the connection before answering")
+
+
+def _notice(proto):
+    """What the worker said before it went away (a notice), in a few words; None if it said nothing."""
+    for code, message in proto.notices:
+        if code in ("worker_leaving", "master_unavailable", "slow_consumer"):
+            return message.split(";")[0]
+    return None
 
 
 def call(reactor, proto, command, what, **kwargs):
-    d = proto.callRemote(command, **kwargs)
+    """Call ``command`` on ``proto``; failures become typed errors (a lost connection: WorkerFailed)."""
+    try:
+        _check_arguments(kwargs)
+    except PaperTraderError:
+        return defer.fail()
+    d = defer.maybeDeferred(proto.callRemote, command, **kwargs)
     d.addTimeout(TIMEOUT, reactor)
-    return d.addErrback(_describe, what)
+    return d.addErrback(_call_failed, what, command, proto)
+
+
+def describe(worker):
+    return f"worker {worker['name']} ({worker['host']}:{worker['port']})"
 
 
 class Connection:
     """Talks to one worker at a time, chosen from the master's list, and moves on when it fails.
 
-    Choice: ``worker`` (a name) if given; else ``remembered`` (the last one used) if it is listed; else
-    the least loaded worker, those in ``region`` first.
+    Choice: ``worker`` (a name: that one only) if given; else ``remembered`` (the last one used) if it is
+    listed; else the least loaded worker, those in ``region`` first.  ``on_move(text)`` is told each time
+    the client carries on through another worker, and why.
     """
 
-    def __init__(self, reactor, master, ca_pem, worker=None, region=None, remembered=None):
+    def __init__(self, reactor, master, ca_pem, worker=None, region=None, remembered=None, on_move=None):
         self.reactor = reactor
         self.master = master
         self.ca_pem = ca_pem
         self.wanted = worker
         self.region = region
         self.remembered = remembered
+        self.on_move = on_move
         self.worker = None
         self.proto = None
+        #: Workers that failed since the last answer: not tried again for this command.
         self.avoid = set()
+        #: Whether the last command was sent to a worker at all (an interrupt before that is harmless).
+        self.sent = False
+        #: True when the last command reached a worker that failed before answering: it may have been done.
+        self.uncertain = False
+        self._trouble = []
+        self._told = 0
+
+    def master_description(self):
+        host, port = self.master
+        return f"the master at {host}:{port}"
 
     @defer.inlineCallbacks
     def workers(self):
+        """The master's list of workers (the only thing the client asks the master)."""
         host, port = self.master
-        what = f"master {host}:{port}"
+        what = self.master_description()
         proto = yield connect(self.reactor, host, port, self.ca_pem, what)
         try:
             answer = yield call(self.reactor, proto, commands.ListWorkers, what)
+        except WrongServer:
+            raise WrongServer(f"{host}:{port} is not a PaperTrader master (a worker's address?): give the master's"
+                              " HOST:PORT with --master or PAPERTRADER_MASTER (its port is 2048 unless set"
+                              " otherwise)")
+        except WorkerFailed as e:
+            raise Unreachable(e.message)
         finally:
-            proto.transport.loseConnection()
+            proto.close()
         return answer["workers"]
 
     def choose(self, workers):
@@ -105,55 +222,105 @@ class Connection:
         if self.wanted:
             chosen = [w for w in workers if w["name"] == self.wanted]
             if not chosen:
-                raise NoWorker(f"worker {self.wanted!r} is not available")
+                listed = ", ".join(w["name"] for w in workers) or "none"
+                raise NoWorker(f"worker {self.wanted!r} is not available (the master lists: {listed}); try again"
+                               " later, or leave out --worker")
             return chosen
-        workers = [w for w in workers if w["name"] not in self.avoid] or workers
+        if not workers:
+            raise NoWorker("the master lists no available worker; try again later")
+        workers = [w for w in workers if w["name"] not in self.avoid]
         if self.region:
             workers = sorted(workers, key=lambda w: w.get("region") != self.region)
         if self.remembered:
             remembered = [w for w in workers if w["name"] == self.remembered and
                           (not self.region or w.get("region") == self.region)]
             workers = remembered + [w for w in workers if w["name"] != self.remembered]
-        if not workers:
-            raise NoWorker("the master lists no available worker")
         return workers
+
+    def connected(self):
+        """Whether the current worker connection is up and the worker has not said it is going."""
+        return self.proto is not None and self.proto.transport is not None and not self.proto.ended.called
 
     @defer.inlineCallbacks
     def open(self):
         """Connect to the best available worker; fires with its ClientProtocol."""
-        last = None
         for worker in self.choose((yield self.workers())):
-            what = f"worker {worker['name']} ({worker['host']}:{worker['port']})"
             try:
-                proto = yield connect(self.reactor, worker["host"], worker["port"], self.ca_pem, what)
-            except (Unreachable, BadCertificate) as e:
-                last = e  # a worker we cannot trust is skipped like one we cannot reach
+                proto = yield connect(self.reactor, worker["host"], worker["port"], self.ca_pem, describe(worker))
+            except (Unreachable, BadCertificate, WrongServer) as e:
+                if self.wanted:
+                    raise type(e)(e.message + self._pinned_hint())
+                self.avoid.add(worker["name"])  # one we cannot reach or trust is skipped
+                self._trouble.append(e)
                 continue
             self.proto, self.worker = proto, worker
+            if self._trouble[self._told:] and self.on_move is not None:
+                self.on_move("; ".join(e.message for e in self._trouble[self._told:])
+                             + f"; moving to another worker: {worker['name']}")
+            self._told = len(self._trouble)
             return proto
-        raise last or NoWorker()
+        raise self._exhausted()
+
+    def _pinned_hint(self):
+        return f" (--worker {self.wanted} allows no other: try again later, or leave out --worker)"
+
+    def _exhausted(self):
+        """The error when no worker is left to try: the cause's own type if all failures agree."""
+        if not self._trouble:
+            return NoWorker("the master lists no other available worker; try again later")
+        kinds = {type(e) for e in self._trouble}
+        kind = kinds.pop() if len(kinds) == 1 else NoWorker
+        return kind("; ".join(e.message for e in self._trouble) + "; no other worker is available")
+
+    def _gone(self):
+        """Why the current worker went away between two commands."""
+        code, message = self.proto.ended.result if self.proto.ended.called else ("connection_lost", "")
+        what = describe(self.worker)
+        if code == "master_unavailable":
+            return MasterUnavailable(f"{what} lost the master")
+        if code in ("worker_leaving", "slow_consumer"):
+            return WorkerFailed(message.split(";")[0])
+        return WorkerFailed(f"{what} closed the connection")
+
+    def _failed(self, e):
+        """The current worker failed with ``e``: raise it if nothing may move, else forget the worker."""
+        name = self.worker["name"]
+        self.close()
+        if self.wanted:
+            raise type(e)(e.message + self._pinned_hint())
+        self.avoid.add(name)
+        self._trouble.append(e)
+        if len(self._trouble) >= MAX_FAILURES:
+            raise self._exhausted()
 
     @defer.inlineCallbacks
     def call(self, command, **kwargs):
-        """Call a worker, moving to another one if this one is unreachable, leaving or cut off.
+        """Call ``command`` on a worker, carrying it on through another one if this one fails.
 
-        Safe for orders: a retried PlaceOrder carries the same client_order_id.
+        Safe for orders: the retried PlaceOrder carries the same client_order_id, and the master makes one
+        order per id.  ``uncertain`` tells afterwards whether a worker failed after the command was sent.
         """
-        tried = 0
+        self.sent = self.uncertain = False
         while True:
-            if self.proto is None:
+            if not self.connected():
+                if self.proto is not None:
+                    self._failed(self._gone())
                 yield self.open()
-            what = f"worker {self.worker['name']}"
+            proto = self.proto
+            self.sent = True
             try:
-                return (yield call(self.reactor, self.proto, command, what, **kwargs))
-            except (Unreachable, MasterUnavailable, BadCertificate):
-                tried += 1
-                self.avoid.add(self.worker["name"])
-                self.close()
-                if tried >= 3:
-                    raise
+                answer = yield call(self.reactor, proto, command, describe(self.worker), **kwargs)
+            except (WorkerFailed, MasterUnavailable) as e:
+                self.uncertain = True
+                if isinstance(e, MasterUnavailable):
+                    e = MasterUnavailable(f"{describe(self.worker)} cannot reach the master right now")
+                self._failed(e)
+                continue
+            self.avoid.clear()
+            self._trouble, self._told = [], 0
+            return answer
 
     def close(self):
         if self.proto is not None:
-            self.proto.transport.loseConnection()
+            self.proto.close()
         self.proto = self.worker = None

@@ -1,23 +1,40 @@
-"""The client's end of a worker connection: answers the worker's notices and live prices."""
+"""The client's end of a worker (or master) connection: TLS handshake, the worker's notices and live prices."""
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.protocols import amp
+from zope.interface import implementer
 
 from papertrader import commands, tls
 
 
+@implementer(IHandshakeListener)
 class ClientProtocol(amp.AMP):
-    """AMP plus ``on_tick``/``on_notice`` hooks and ``ended`` (fires with the first notice or the loss)."""
+    """AMP plus:
+
+    - ``handshake``: fires when the TLS handshake is done, fails with the reason if the connection is lost
+      before (a certificate that does not check out, a server that does not speak TLS);
+    - ``on_tick``: called with each live price;
+    - ``ended``: fires with ``(code, message)`` at the first notice from the worker or at the loss of the
+      connection, whichever comes first.
+    """
 
     def __init__(self):
         super().__init__()
         self.on_tick = None
         self.notices = []
+        self.handshake = defer.Deferred()
         self.ended = defer.Deferred()
 
     def connectionMade(self):
         super().connectionMade()
         tls.no_delay(self.transport)
+
+    def handshakeCompleted(self):
+        # A certificate whose host name does not check out aborts the connection from inside the handshake,
+        # which still reports itself done: only a connection that stays up has completed it.
+        if not self.handshake.called and self.transport is not None and not self.transport.disconnecting:
+            self.handshake.callback(self)
 
     @commands.Tick.responder
     def tick(self, symbol, price, time):
@@ -32,7 +49,18 @@ class ClientProtocol(amp.AMP):
             self.ended.callback((code, message))
         return {}
 
+    def close(self):
+        """Close the connection if it is still open (safe to call at any time, any number of times)."""
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def abort(self):
+        if self.transport is not None:
+            self.transport.abortConnection()
+
     def connectionLost(self, reason):
         super().connectionLost(reason)
+        if not self.handshake.called:
+            self.handshake.errback(reason)
         if not self.ended.called:
             self.ended.callback(("connection_lost", "the worker closed the connection"))

@@ -148,8 +148,12 @@ class WorkerProtocol(amp.AMP):
         symbol = (symbol or "").strip().upper()
         quote = self.worker.quotes.get(symbol)
         if quote is None:
-            if self.worker.quotes.all() and len(symbol) <= 16:
-                raise UnknownSymbol(f"unknown symbol {symbol!r}")
+            # Any symbol the cache does not hold, however long, is unknown (as the master says for orders);
+            # only a worker with no prices at all yet cannot tell.
+            known = [q["symbol"] for q in self.worker.quotes.all()]
+            if known:
+                shown = symbol if len(symbol) <= 16 else symbol[:16] + "..."
+                raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(known)}")
             raise QuoteUnavailable()
         return quote
 

@@ -1,0 +1,615 @@
+"""What a user of the ``papertrader`` client meets when things go wrong (issue 8).
+
+Interrupts are real signals sent to the real CLI running as a subprocess (and a Ctrl-C typed at a real
+terminal); dying workers are real ``twistd papertrader-worker`` processes killed with real signals, or
+in-process workers shut down or cut off; wrong servers are real listeners on loopback ports.  Each test
+checks what the user sees: one line on stderr, never a traceback, exactly one JSON value with --json,
+and an exit status that says what happened.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor
+
+from papertrader import tls
+from papertrader.client import cli
+from papertrader.logs import LogEntry
+from papertrader.master import files
+from papertrader.worker.service import Worker
+from tests.conftest import WatchedProcess, start_cluster, wait_for_log
+from tests.test_crash import TWISTD
+from tests.test_e2e import register_and_login
+
+#: Bound on every wait for something a real process or the cluster does (not a sleep).
+BOUND = 60
+
+
+def j(text):
+    """The one JSON value ``text`` must hold (json.loads refuses a second one: 'Extra data')."""
+    return json.loads(text)
+
+
+def bounded(d, timeout=BOUND):
+    """``d`` (a Deferred or a coroutine), failing after ``timeout`` seconds instead of hanging."""
+    return defer.ensureDeferred(d).addTimeout(timeout, reactor)
+
+
+@pytest_twisted.async_yield_fixture
+async def cluster(tmp_path, settings, clock):
+    """A master and two workers on SQLite: for what is about the client, not the database."""
+    deployment = await start_cluster(tmp_path, settings, None, clock)
+    yield deployment
+    await deployment.cluster.stopService()
+
+
+def worker(d, name):
+    return next(w for w in d.cluster.workers if w.name == name)
+
+
+class CLIProcess(WatchedProcess):
+    """The real ``papertrader`` command as a subprocess; stdout and stderr kept apart (and together in
+    ``output``, which ``wait_for`` watches)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stdout = b""
+        self.stderr = b""
+
+    def outReceived(self, data):
+        self.stdout += data
+        WatchedProcess.outReceived(self, data)
+
+    def errReceived(self, data):
+        self.stderr += data
+        WatchedProcess.outReceived(self, data)
+
+
+def spawn_cli(d, *argv, user="alice", pty=False):
+    proc = CLIProcess()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **d.env(user))
+    reactor.spawnProcess(proc, sys.executable, [sys.executable, "-m", "papertrader.client.cli", *argv], env=env,
+                         path=os.getcwd(), usePTY=pty)
+    return proc
+
+
+async def ended(proc):
+    """The process's exit status (bounded wait)."""
+    reason = await bounded(proc.ended)
+    return reason.exitCode
+
+
+async def worker_process(d, name, region="default"):
+    """A worker as a real ``twistd papertrader-worker`` process, registered with and linked to ``d``'s master."""
+    bundle = files.worker_dir(d.data_dir, name)
+    armor = files.make_worker_bundle(d.data_dir, name, (), bundle)
+    await d.master.workers.register(name, armor)
+    cert = os.path.join(bundle, files.WORKER_CERT)
+    proc = WatchedProcess()
+    linked = wait_for_log(d.master.logs, f"worker {name} linked")
+    # Heartbeats are driven by the test's clock: a long interval keeps the worker's watchdog quiet meanwhile.
+    args = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "papertrader-worker", "--data-dir", bundle,
+            "--name", name, "--region", region, "--master", f"localhost:{d.master_port}",
+            "--port", tls.listen_description(0, "127.0.0.1", cert), "--heartbeat-interval", "600"]
+    reactor.spawnProcess(proc, sys.executable, args, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+                         path=os.getcwd())
+    await bounded(linked)
+    return proc
+
+
+async def stop_process(proc):
+    if proc.transport.pid:
+        proc.transport.signalProcess("KILL")
+        await bounded(proc.ended)
+
+
+def on_log(logs, text, action):
+    """Run ``action`` synchronously at the first entry of ``logs`` containing ``text`` (before anything else
+    the logging code goes on to do, such as answering)."""
+
+    def observer(event):
+        if text in LogEntry.from_event(event).message:
+            logs.publisher.removeObserver(observer)
+            action()
+
+    logs.publisher.addObserver(observer)
+
+
+def cut_clients(w):
+    """Cut every client of worker ``w`` off, as a dying worker does."""
+    for client in list(w.clients):
+        client.transport.abortConnection()
+
+
+def check_failure(status, out, err, code, exit_status=1):
+    assert status == exit_status, (out, err)
+    body = j(out)
+    assert body["error"] == code, body
+    assert "Traceback" not in err and "Error(" not in err and "b'" not in err, err
+    return body
+
+
+# --- 1. interrupts ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig, status", [("INT", 130), ("TERM", 143)])
+@pytest_twisted.ensureDeferred
+async def test_an_interrupt_stops_watch_quietly(cluster, sig, status):
+    d = cluster
+    await register_and_login(d)
+    proc = spawn_cli(d, "watch", "AAPL")
+    await proc.wait_for("Ctrl-C to stop")
+    await d.tick()
+    await proc.wait_for("AAPL ")  # a price line
+    proc.transport.signalProcess(sig)
+    assert await ended(proc) == status
+    assert b"Traceback" not in proc.stderr
+    assert b"papertrader:" not in proc.stderr  # no error, no "moving to another worker"
+
+
+@pytest.mark.parametrize("sig, status, as_json", [("INT", 130, True), ("TERM", 143, False)])
+@pytest_twisted.ensureDeferred
+async def test_an_interrupted_buy_wait_shows_its_order_and_how_to_follow_it(cluster, sig, status, as_json):
+    d = cluster
+    await register_and_login(d)
+    proc = spawn_cli(d, *(["--json"] if as_json else []), "buy", "AAPL", "2", "--wait")
+    await proc.wait_for("waiting until it is filled or rejected")
+    proc.transport.signalProcess(sig)
+    assert await ended(proc) == status
+    [(order_id,)] = await d.master.db.query("SELECT id FROM orders")
+    if as_json:
+        order = j(proc.stdout)  # exactly one JSON value: the order
+        assert (order["id"], order["status"]) == (order_id, "queued")
+    else:
+        assert re.search(rb"^id:\s+%d$" % order_id, proc.stdout, re.M), proc.stdout
+    assert f"papertrader order {order_id} --wait".encode() in proc.stderr
+    assert b"Traceback" not in proc.stderr
+    # Stopping the wait did not cancel the order: the next update fills it, and 'order ID' says so.
+    await d.tick()
+    status, out, err = await d.cli("order", str(order_id), user="alice")
+    assert status == 0, err
+    assert j(out)["status"] == "filled"
+
+
+@pytest_twisted.ensureDeferred
+async def test_ctrl_c_at_a_password_prompt_stops_at_once(cluster):
+    d = cluster
+    # A real terminal: the password is asked on it (with --json, the one JSON value says what happened).
+    proc = spawn_cli(d, "--json", "login", "alice", pty=True)
+    await proc.wait_for("Password: ")
+    proc.transport.write(b"\x03")  # Ctrl-C typed at that terminal
+    assert await ended(proc) == 130
+    assert b"Traceback" not in proc.output
+    assert j(proc.output.split(b"Password: ", 1)[1].strip()) == {"error": "interrupted",
+                                                                 "message": "interrupted (SIGINT)"}
+
+
+# --- 2. a worker that dies or stops during a command --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", ["KILL", "TERM"])
+@pytest_twisted.ensureDeferred
+async def test_buy_wait_carries_on_when_its_worker_process_dies(deployment, sig):
+    d = deployment
+    await register_and_login(d)
+    w3 = await worker_process(d, "w3")
+    try:
+        status, out, err = await d.cli("--worker", "w3", "whoami", user="alice")
+        assert j(out)["worker"] == "w3"  # the client goes back to w3 from now on
+        queued = wait_for_log(d.master.logs, "queued: buy")
+        buying = defer.ensureDeferred(d.cli("buy", "AAPL", "1", "--wait", user="alice"))
+        await bounded(queued)
+        w3.transport.signalProcess(sig)
+        await bounded(w3.ended)
+        await d.tick()
+        status, out, err = await bounded(buying)
+        assert status == 0, err
+        order = j(out)
+        assert order["status"] == "filled"
+        assert "moving to another worker" in err and "Traceback" not in err
+        # Exactly one order, filled once.
+        assert (await d.master.db.query("SELECT COUNT(*) FROM orders"))[0][0] == 1
+        assert (await d.master.db.query("SELECT COUNT(*) FROM transactions"))[0][0] == 1
+    finally:
+        await stop_process(w3)
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_moves_on_when_its_worker_process_is_killed(cluster):
+    d = cluster
+    await register_and_login(d)
+    w3 = await worker_process(d, "w3")
+    try:
+        await d.cli("--worker", "w3", "whoami", user="alice")
+        moved = defer.DeferredList([wait_for_log(worker(d, n).logs, "watches AAPL") for n in ("worker1", "worker2")],
+                                   fireOnOneCallback=True)
+        watching = defer.ensureDeferred(d.cli("watch", "AAPL", "--count", "1", user="alice"))
+        await w3.wait_for("watches AAPL")
+        w3.transport.signalProcess("KILL")
+        await bounded(w3.ended)
+        await bounded(moved)
+        await d.tick()
+        status, out, err = await bounded(watching)
+        assert status == 0, err
+        assert j(out)["symbol"] == "AAPL"
+        assert "moving to another worker" in err and "Traceback" not in err
+    finally:
+        await stop_process(w3)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_order_whose_answer_is_lost_is_made_once_through_another_worker(deployment):
+    d = deployment
+    await register_and_login(d)
+    await d.cli("--worker", "worker1", "whoami", user="alice")
+    # worker1 dies right after the master made the order, before its answer reaches the client.
+    on_log(d.master.logs, "queued: buy", lambda: cut_clients(worker(d, "worker1")))
+    status, out, err = await d.cli("buy", "AAPL", "3", user="alice")
+    assert status == 0, err
+    order = j(out)
+    assert "moving to another worker: worker2" in err
+    [(order_id, worker_name)] = await d.master.db.query("SELECT id, worker FROM orders")
+    assert order["id"] == order_id and worker_name == "worker1"  # made once, by the first attempt
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pinned_worker_that_fails_mid_order_is_reported_with_the_way_to_find_out(deployment):
+    d = deployment
+    await register_and_login(d)
+    on_log(d.master.logs, "queued: buy", lambda: cut_clients(worker(d, "worker1")))
+    status, out, err = await d.cli("--worker", "worker1", "buy", "AAPL", "3", "--client-order-id", "pinned-1",
+                                   user="alice")
+    body = check_failure(status, out, err, "worker_failed")
+    assert body["client_order_id"] == "pinned-1"
+    assert "--client-order-id pinned-1" in body["message"] and "may have been made" in body["message"]
+    assert "moving" not in err and err.count("\n") == 1
+    # Doing what it says finds the order it made, and makes no second one.
+    status, out, err = await d.cli("buy", "AAPL", "3", "--client-order-id", "pinned-1", user="alice")
+    assert status == 0, err
+    [(order_id,)] = await d.master.db.query("SELECT id FROM orders")
+    assert j(out)["id"] == order_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pinned_worker_that_shuts_down_stops_watch_without_pretending_to_move(cluster):
+    d = cluster
+    await register_and_login(d)
+    subscribed = wait_for_log(worker(d, "worker2").logs, "watches AAPL")
+    watching = defer.ensureDeferred(d.cli("--worker", "worker2", "watch", "AAPL", user="alice"))
+    await bounded(subscribed)
+    await worker(d, "worker2").stopService()
+    status, out, err = await bounded(watching)
+    body = check_failure(status, out, err, "worker_failed")
+    assert "worker2 is shutting down" in body["message"] and "--worker worker2" in body["message"]
+    assert "moving" not in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pinned_worker_that_shuts_down_during_buy_wait_leaves_the_order_shown(cluster):
+    d = cluster
+    await register_and_login(d)
+    proc = spawn_cli(d, "--json", "--worker", "worker2", "buy", "AAPL", "1", "--wait")
+    await proc.wait_for("waiting until it is filled or rejected")
+    await worker(d, "worker2").stopService()
+    assert await ended(proc) == cli.ORDER_QUEUED
+    order = j(proc.stdout)
+    assert order["status"] == "queued"
+    err = proc.stderr.decode()
+    assert "worker2 is shutting down" in err and f"papertrader order {order['id']} --wait" in err
+    assert "moving" not in err and "Traceback" not in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_buy_wait_keeps_trying_while_no_worker_answers_then_shows_the_order(cluster):
+    d = cluster
+    await register_and_login(d)
+    proc = spawn_cli(d, "--json", "buy", "AAPL", "1", "--wait", "--timeout", "3")
+    await proc.wait_for("waiting until it is filled or rejected")
+    for w in d.cluster.workers:  # every worker dies
+        await w.listener.stopService()
+        cut_clients(w)
+    assert await ended(proc) == cli.ORDER_QUEUED
+    order = j(proc.stdout)
+    assert order["status"] == "queued"
+    err = proc.stderr.decode()
+    assert "trying again until the --timeout" in err
+    assert f"cannot follow order {order['id']} any more" in err and "Traceback" not in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_worker_unreachable_is_said_once_with_each_reason(cluster):
+    d = cluster
+    await register_and_login(d)
+    for w in d.cluster.workers:
+        await w.listener.stopService()
+    status, out, err = await d.cli("whoami", user="alice")
+    body = check_failure(status, out, err, "unreachable")
+    assert "worker1" in body["message"] and "worker2" in body["message"]
+    assert "no other worker is available" in body["message"] and "moving" not in err
+
+
+# --- 3 and 19. one JSON value; an exit status for an order that exists ------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rejected_order_is_one_json_value_and_exit_3(deployment):
+    d = deployment
+    await register_and_login(d)
+    status, out, err = await d.cli("buy", "AAPL", "1", "--client-order-id", "r-1", user="alice")
+    assert status == 0, err
+    # The queue pass rejects it: the cash is gone by then (as after a price jump).
+    await d.master.db.execute("UPDATE accounts SET cash_cents = 0")
+    await d.tick()
+    for argv in (["buy", "AAPL", "1", "--client-order-id", "r-1"],  # the id sent again
+                 ["buy", "AAPL", "1", "--client-order-id", "r-1", "--wait"],
+                 ["order", str(j(out)["id"])]):
+        status, out2, err = await d.cli(*argv, user="alice")
+        assert status == cli.ORDER_REJECTED, (argv, err)
+        order = j(out2)  # the order, with its status and reason: no error object after it
+        assert (order["status"], order["reason_code"]) == ("rejected", "insufficient_funds")
+        assert err.count("\n") == 1 and "rejected" in err
+    # A refusal where no order is made is another status.
+    status, out, err = await d.cli("buy", "AAPL", "1", user="alice")
+    check_failure(status, out, err, "insufficient_funds")
+
+
+@pytest_twisted.ensureDeferred
+async def test_wait_running_out_is_one_json_value_and_exit_4(cluster):
+    d = cluster
+    await register_and_login(d)
+    status, out, err = await d.cli("buy", "AAPL", "1", "--wait", "--timeout", "0.5", user="alice")
+    assert status == cli.ORDER_QUEUED, err
+    order = j(out)
+    assert order["status"] == "queued"
+    assert f"still queued after 0.5 seconds" in err and f"papertrader order {order['id']} --wait" in err
+
+
+# --- 4. every failure has a documented code -------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_config_dir_that_is_a_file_is_a_config_error_and_leaves_no_session(cluster):
+    d = cluster
+    await register_and_login(d, user="bob")
+    home = os.path.join(d.home, "alice")
+    os.makedirs(home)
+    with open(os.path.join(home, "papertrader"), "w") as f:
+        f.write("not a directory")
+    status, out, err = await d.cli("register", "alice", "alice@example.com", "--password-stdin",
+                                   stdin="correct horse\n", user="alice")
+    assert status == 0, err  # remembering the worker is only a preference
+    sessions = (await d.master.db.query("SELECT COUNT(*) FROM sessions"))[0][0]
+    status, out, err = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="alice")
+    body = check_failure(status, out, err, "config_error")
+    assert os.path.join(home, "papertrader") in body["message"] and "is a file" in body["message"]
+    # The session it could not keep was ended on the master: nothing half-done.
+    assert (await d.master.db.query("SELECT COUNT(*) FROM sessions"))[0][0] == sessions
+    status, out, err = await d.cli("whoami", user="alice")
+    check_failure(status, out, err, "config_error")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_damaged_session_file_means_log_in_again(cluster):
+    d = cluster
+    await register_and_login(d)
+    path = os.path.join(d.home, "alice", "papertrader", "session.json")
+    for content in (json.dumps({"token": "A" * 100_000}), "{not json", json.dumps(["token"]), "[" * 50_000):
+        with open(path, "w") as f:
+            f.write(content)
+        status, out, err = await d.cli("whoami", user="alice")
+        body = check_failure(status, out, err, "not_logged_in")
+        assert "damaged" in body["message"] and "papertrader login" in body["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_arguments_amp_cannot_carry_are_invalid_input(cluster):
+    d = cluster
+    await register_and_login(d)
+    for argv in (["quote", "A" * 70_000], ["quote", "AAPL\udcff"], ["buy", "AAPL", "1", "--client-order-id",
+                                                                     "x" * 70_000]):
+        status, out, err = await d.cli(*argv, user="alice")
+        check_failure(status, out, err, "invalid_input")
+
+
+# --- 5. messages that say what happened, quickly --------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_master_option_pointed_at_a_worker_says_so(cluster):
+    d = cluster
+    port = worker(d, "worker1").listener.port.getHost().port
+    status, out, err = await d.cli("--master", f"localhost:{port}", "workers")
+    body = check_failure(status, out, err, "wrong_server")
+    assert "not a PaperTrader master" in body["message"] and "UNHANDLED" not in err
+
+
+class Silent(protocol.Protocol):
+    """Accepts connections and never says a word."""
+
+
+class Banner(protocol.Protocol):
+    """Speaks another protocol (an SSH server's greeting) and waits."""
+
+    def connectionMade(self):
+        self.transport.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+
+@pytest.mark.parametrize("server, code", [(Silent, "unreachable"), (Banner, "wrong_server")])
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_does_not_speak_tls_fails_fast(cluster, server, code):
+    d = cluster
+    port = reactor.listenTCP(0, protocol.Factory.forProtocol(server), interface="127.0.0.1")
+    try:
+        started = reactor.seconds()
+        # 15 s bounds a client that waits for its 30 s answer timeout instead of the TLS handshake's few.
+        status, out, err = await bounded(d.cli("--master", f"localhost:{port.getHost().port}", "workers"), 15)
+        body = check_failure(status, out, err, code)
+        assert "TLS" in body["message"]
+        assert reactor.seconds() - started < 15
+    finally:
+        await port.stopListening()
+
+
+async def worker_with_a_certificate_for_another_host(d, tmp_path, name, region):
+    """A registered worker whose certificate is valid for another host name than the one clients use."""
+    bundle = str(tmp_path / name)
+    armor = files.make_worker_bundle(d.data_dir, name, (), bundle)
+    await d.master.workers.register(name, armor)
+    ca = tls.CertificateAuthority.ensure(d.data_dir)
+    cert = os.path.join(bundle, files.WORKER_CERT)
+    ca.issue(f"PaperTrader worker {name}", ["eu1.example.com"], cert)
+    linked = wait_for_log(d.master.logs, f"worker {name} linked")
+    w = Worker(bundle, name, ("localhost", d.master_port), d.master.settings, reactor,
+               listen=tls.listen_description(0, "127.0.0.1", cert), clock=d.clock, region=region)
+    w.startService()
+    await bounded(linked)
+    return w
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_whose_certificate_does_not_match_its_host_is_a_bad_certificate(cluster, tmp_path):
+    d = cluster
+    await register_and_login(d)
+    w = await worker_with_a_certificate_for_another_host(d, tmp_path, "w3", "far")
+    try:
+        status, out, err = await d.cli("--worker", "w3", "whoami", user="alice")
+        body = check_failure(status, out, err, "bad_certificate")
+        assert "not valid for the host name 'localhost'" in body["message"]
+        assert "VerificationError" not in err
+        # Unpinned, it is skipped like an unreachable one, and the user is told.
+        status, out, err = await d.cli("--region", "far", "whoami", user="alice")
+        assert status == 0, err
+        assert j(out)["worker"] != "w3"
+        assert "w3" in err and "not valid for the host name" in err
+    finally:
+        await w.stopService()
+
+
+# --- 7. option checks --------------------------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_option_values_are_refused_clearly_and_consistently(cluster):
+    d = cluster
+    await register_and_login(d)
+    cases = [
+        (["buy", "AAPL", "1", "--timeout", "-5"], "--timeout"),
+        (["buy", "AAPL", "1", "--timeout", "0"], "--timeout"),
+        (["buy", "AAPL", "1", "--wait", "--timeout", "nan"], "--timeout"),
+        (["buy", "AAPL", "1", "--wait", "--timeout", "inf"], "--timeout"),
+        (["watch", "AAPL", "--count", "0"], "--count"),
+        (["watch", "AAPL", "--count", "-3"], "--count"),
+        (["buy", "AAPL", "1", "--client-order-id", ""], "client_order_id"),
+        (["buy", "AAPL", "1_000"], "not a number"),
+        (["buy", "AAPL", "\u0661\u0660"], "not a number"),  # Arabic-Indic digits: 10 to Decimal, not to people
+        (["sell", "AAPL", "\uff12"], "not a number"),  # a full-width 2
+    ]
+    for argv, words in cases:
+        status, out, err = await d.cli(*argv, user="alice")
+        body = check_failure(status, out, err, "invalid_input")
+        assert words in body["message"], (argv, body)
+    assert (await d.master.db.query("SELECT COUNT(*) FROM orders"))[0][0] == 0
+    # A long unknown symbol is unknown wherever it is asked about.
+    for argv in (["quote", "X" * 17], ["buy", "X" * 17, "1"], ["quote", "NOPE"]):
+        status, out, err = await d.cli(*argv, user="alice")
+        body = check_failure(status, out, err, "unknown_symbol")
+        assert "traded symbols are" in body["message"]
+
+
+# --- 8 and 9. where --json may go; help for everything ---------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_global_options_may_follow_the_command(cluster):
+    d = cluster
+    await register_and_login(d)
+    status, out, err = await d.cli("orders", "--json", user="alice", json=False)
+    assert status == 0, err
+    assert j(out) == []
+    status, out, err = await d.cli("whoami", "--worker", "worker2", "--json", user="alice", json=False)
+    assert j(out)["worker"] == "worker2"
+    status, out, err = await d.cli("buy", "AAPL", "--json", user="alice", json=False)  # usage, still JSON
+    assert status == 2 and j(out)["error"] == "usage"
+
+
+def _actions(parser, prefix="papertrader"):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield f"{prefix} COMMAND", action
+            for name, sub in action.choices.items():
+                yield from _actions(sub, f"{prefix} {name}")
+        elif not isinstance(action, argparse._HelpAction):
+            yield f"{prefix} {(action.option_strings or [action.dest])[0]}", action
+
+
+def test_every_argument_and_option_has_help_and_shows_its_default():
+    undocumented, no_default = [], []
+    for name, action in _actions(cli.build_parser()):
+        if not action.help or action.help == argparse.SUPPRESS:
+            undocumented.append(name)
+            continue
+        takes_a_value = action.option_strings and action.nargs != 0
+        if takes_a_value and "default" not in action.help:
+            no_default.append(name)
+        if isinstance(action.default, (int, float)) and not isinstance(action.default, bool) and \
+                f"default {action.default:g}" not in action.help:
+            no_default.append(name)
+    assert not undocumented
+    assert not no_default
+
+
+def test_help_is_printed_for_every_command(capsys):
+    for command in cli.build_parser()._subparsers._group_actions[0].choices:
+        assert cli.main([command, "--help"]) == 0
+        assert "--json" in capsys.readouterr().out
+
+
+# --- siblings -----------------------------------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_stops_quietly_when_its_reader_goes_away(cluster):
+    """``papertrader watch AAPL | head -1``: once nobody reads, it stops (141, as after SIGPIPE), quietly."""
+    d = cluster
+    await register_and_login(d)
+    proc = spawn_cli(d, "watch", "AAPL")
+    await proc.wait_for("Ctrl-C to stop")
+    await d.tick()
+    await proc.wait_for("AAPL ")
+    proc.transport.closeChildFD(1)  # the reader of its stdout is gone
+    await d.tick()
+    await d.tick()
+    assert await ended(proc) == 141
+    assert b"Traceback" not in proc.stderr and b"Exception ignored" not in proc.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_retried_command_that_may_have_been_done_says_so(cluster):
+    d = cluster
+    await register_and_login(d)
+    await d.cli("--worker", "worker1", "whoami", user="alice")
+    # worker1 fails right after the master made the account; the client sends Register again elsewhere.
+    on_log(d.master.logs, "account carol registered", lambda: cut_clients(worker(d, "worker1")))
+    status, out, err = await d.cli("register", "carol", "carol@example.com", "--password-stdin",
+                                   stdin="long password\n", user="alice")
+    body = check_failure(status, out, err, "username_taken")
+    assert "may have been done" in body["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_closed_standard_input_is_refused_not_a_crash(cluster):
+    """``papertrader login alice --password-stdin <&-``: Python has no sys.stdin at all then."""
+    d = cluster
+    proc = CLIProcess()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **d.env("alice"))
+    reactor.spawnProcess(proc, sys.executable, [sys.executable, "-m", "papertrader.client.cli", "--json", "login",
+                                                "alice", "--password-stdin"],
+                         env=env, path=os.getcwd(), childFDs={1: "r", 2: "r"})  # no fd 0
+    status = await ended(proc)
+    body = check_failure(status, proc.stdout.decode(), proc.stderr.decode(), "invalid_input")
+    assert "no standard input" in body["message"]
