@@ -158,13 +158,13 @@ async def test_an_interrupted_buy_wait_shows_its_order_and_how_to_follow_it(clus
     d = cluster
     await register_and_login(d)
     proc = spawn_cli(d, *(["--json"] if as_json else []), "buy", "AAPL", "2", "--wait")
-    await proc.wait_for("waiting until it is filled or rejected")
+    await proc.wait_for("waiting until it is filled or ends")
     proc.transport.signalProcess(sig)
     assert await ended(proc) == status
     [(order_id,)] = await d.master.db.query("SELECT id FROM orders")
     if as_json:
         order = j(proc.stdout)  # exactly one JSON value: the order
-        assert (order["id"], order["status"]) == (order_id, "queued")
+        assert (order["id"], order["status"]) == (order_id, "new")
     else:
         assert re.search(rb"^id:\s+%d$" % order_id, proc.stdout, re.M), proc.stdout
     assert f"papertrader order {order_id} --wait".encode() in proc.stderr
@@ -201,7 +201,7 @@ async def test_buy_wait_carries_on_when_its_worker_process_dies(deployment, sig)
     try:
         status, out, err = await d.cli("--worker", "w3", "whoami", user="alice")
         assert j(out)["worker"] == "w3"  # the client goes back to w3 from now on
-        queued = wait_for_log(d.master.logs, "queued: buy")
+        queued = wait_for_log(d.master.logs, "accepted: buy")
         buying = defer.ensureDeferred(d.cli("buy", "AAPL", "1", "--wait", user="alice"))
         await bounded(queued)
         w3.transport.signalProcess(sig)
@@ -248,7 +248,7 @@ async def test_an_order_whose_answer_is_lost_is_made_once_through_another_worker
     await register_and_login(d)
     await d.cli("--worker", "worker1", "whoami", user="alice")
     # worker1 dies right after the master made the order, before its answer reaches the client.
-    on_log(d.master.logs, "queued: buy", lambda: cut_clients(worker(d, "worker1")))
+    on_log(d.master.logs, "accepted: buy", lambda: cut_clients(worker(d, "worker1")))
     status, out, err = await d.cli("buy", "AAPL", "3", user="alice")
     assert status == 0, err
     order = j(out)
@@ -261,7 +261,7 @@ async def test_an_order_whose_answer_is_lost_is_made_once_through_another_worker
 async def test_a_pinned_worker_that_fails_mid_order_is_reported_with_the_way_to_find_out(deployment):
     d = deployment
     await register_and_login(d)
-    on_log(d.master.logs, "queued: buy", lambda: cut_clients(worker(d, "worker1")))
+    on_log(d.master.logs, "accepted: buy", lambda: cut_clients(worker(d, "worker1")))
     status, out, err = await d.cli("--worker", "worker1", "buy", "AAPL", "3", "--client-order-id", "pinned-1",
                                    user="alice")
     body = check_failure(status, out, err, "worker_failed")
@@ -294,11 +294,11 @@ async def test_a_pinned_worker_that_shuts_down_during_buy_wait_leaves_the_order_
     d = cluster
     await register_and_login(d)
     proc = spawn_cli(d, "--json", "--worker", "worker2", "buy", "AAPL", "1", "--wait")
-    await proc.wait_for("waiting until it is filled or rejected")
+    await proc.wait_for("waiting until it is filled or ends")
     await worker(d, "worker2").stopService()
-    assert await ended(proc) == cli.ORDER_QUEUED
+    assert await ended(proc) == cli.ORDER_OPEN
     order = j(proc.stdout)
-    assert order["status"] == "queued"
+    assert order["status"] == "new"
     err = proc.stderr.decode()
     assert "worker2 is shutting down" in err and f"papertrader order {order['id']} --wait" in err
     assert "moving" not in err and "Traceback" not in err
@@ -309,13 +309,13 @@ async def test_buy_wait_keeps_trying_while_no_worker_answers_then_shows_the_orde
     d = cluster
     await register_and_login(d)
     proc = spawn_cli(d, "--json", "buy", "AAPL", "1", "--wait", "--timeout", "3")
-    await proc.wait_for("waiting until it is filled or rejected")
+    await proc.wait_for("waiting until it is filled or ends")
     for w in d.cluster.workers:  # every worker dies
         await w.listener.stopService()
         cut_clients(w)
-    assert await ended(proc) == cli.ORDER_QUEUED
+    assert await ended(proc) == cli.ORDER_OPEN
     order = j(proc.stdout)
-    assert order["status"] == "queued"
+    assert order["status"] == "new"
     err = proc.stderr.decode()
     assert "trying again until the --timeout" in err
     assert f"cannot follow order {order['id']} any more" in err and "Traceback" not in err
@@ -342,14 +342,14 @@ async def test_a_rejected_order_is_one_json_value_and_exit_3(deployment):
     await register_and_login(d)
     status, out, err = await d.cli("buy", "AAPL", "1", "--client-order-id", "r-1", user="alice")
     assert status == 0, err
-    # The queue pass rejects it: the cash is gone by then (as after a price jump).
+    # The market step rejects it: the cash is gone by then (as after a price jump).
     await d.master.db.execute("UPDATE accounts SET cash_cents = 0")
     await d.tick()
     for argv in (["buy", "AAPL", "1", "--client-order-id", "r-1"],  # the id sent again
                  ["buy", "AAPL", "1", "--client-order-id", "r-1", "--wait"],
                  ["order", str(j(out)["id"])]):
         status, out2, err = await d.cli(*argv, user="alice")
-        assert status == cli.ORDER_REJECTED, (argv, err)
+        assert status == cli.ORDER_ENDED, (argv, err)
         order = j(out2)  # the order, with its status and reason: no error object after it
         assert (order["status"], order["reason_code"]) == ("rejected", "insufficient_funds")
         assert err.count("\n") == 1 and "rejected" in err
@@ -363,10 +363,10 @@ async def test_wait_running_out_is_one_json_value_and_exit_4(cluster):
     d = cluster
     await register_and_login(d)
     status, out, err = await d.cli("buy", "AAPL", "1", "--wait", "--timeout", "0.5", user="alice")
-    assert status == cli.ORDER_QUEUED, err
+    assert status == cli.ORDER_OPEN, err
     order = j(out)
-    assert order["status"] == "queued"
-    assert f"still queued after 0.5 seconds" in err and f"papertrader order {order['id']} --wait" in err
+    assert order["status"] == "new"
+    assert f"still open after 0.5 seconds" in err and f"papertrader order {order['id']} --wait" in err
 
 
 # --- 4. every failure has a documented code -------------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_the_error_table_lists_every_code_the_client_can_print_and_no_other():
 
 def test_the_exit_status_table_lists_every_status():
     listed = {int(row[0]) for row in table("| exit status | meaning |")}
-    statuses = {cli.OK, cli.FAILED, cli.USAGE_STATUS, cli.ORDER_REJECTED, cli.ORDER_QUEUED, cli.OUTPUT_CLOSED,
+    statuses = {cli.OK, cli.FAILED, cli.USAGE_STATUS, cli.ORDER_ENDED, cli.ORDER_OPEN, cli.OUTPUT_CLOSED,
                 130, 143}
     assert listed == statuses
 

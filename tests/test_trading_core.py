@@ -426,3 +426,13 @@ def test_replace_frees_the_old_reservation_and_links_the_orders():
     with pytest.raises(InsufficientFunds):
         amend.replace(old, amend.Changes(quantity=D(200), client_order_id="x"), b, [old], {"AAPL": D(100)},
                       at(1), sessions_at(at(1)), Rules())
+
+
+def test_a_notional_buy_never_spends_more_than_its_notional_with_slippage():
+    b = book()
+    order = place(b, quantity=None, notional="500.00")
+    rules = Rules(fill_model=BarFillModel(half_spread_bps=D(20), impact_bps=D(100), volume_share=D("0.1")))
+    _, orders, events = run(b, [order], (at(1), bar(300, 310, 290, 300, volume=100)), rules=rules)
+    fill = events[0].fill
+    assert fill.price > D(300) and -fill.amount <= D("500.00")
+    assert orders[order.id].quantity == fill.quantity  # the whole of it fitted in the bar's liquidity

@@ -9,9 +9,9 @@ worker, moving to another one when a worker fails (``connection.py``).
 What a user gets back (the README's contract): one line on stderr per failure,
 never a traceback; with ``--json`` exactly one JSON value on stdout per command
 (``watch``: one per line); and an exit status that tells success (0), a failure
-(1), a usage error (2), an order that exists but was rejected (3) or is still
-queued when ``--wait`` ended (4), and an interrupt (130 for Ctrl-C, 143 for
-SIGTERM).
+(1), a usage error (2), an order that exists but ended without filling in full
+(rejected, canceled or expired: 3) or is still open when ``--wait`` ended (4), and
+an interrupt (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 import argparse
@@ -47,15 +47,19 @@ from papertrader.client.interrupts import status as signal_status
 from papertrader.errors import InvalidInput, MasterUnavailable, NotLoggedIn, PaperTraderError, ProviderLoginFailed
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
-              "stop_price", "trail_price", "trail_percent", "status", "filled_quantity", "average_price", "reason"]
+              "stop_price", "trail_price", "trail_percent", "stop_level", "status", "filled_quantity", "average_price",
+              "commission", "created", "expires", "trades_at", "replaces", "replaced_by", "reason"]
+ORDER_COLUMNS = ["id", "side", "symbol", "quantity", "type", "time_in_force", "limit_price", "stop_price", "status",
+                 "filled_quantity", "average_price", "reason"]
 OPEN = ("new", "partially_filled")
+TIMES_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 
 # Exit statuses (the README lists them).
 OK = 0
 FAILED = 1
 USAGE_STATUS = 2
-ORDER_REJECTED = 3
-ORDER_QUEUED = 4
+ORDER_ENDED = 3
+ORDER_OPEN = 4
 OUTPUT_CLOSED = signal_status(signal.SIGPIPE)
 
 #: Seconds between two looks at an order while waiting for it; at most WAIT_BACKOFF while no worker answers.
@@ -69,7 +73,7 @@ MAX_LINE = 8192
 #: Commands that change nothing: repeating them after a worker failed is harmless.
 READ_ONLY = {commands.Whoami, commands.Assets, commands.Quote, commands.Candles, commands.GetOrder,
              commands.Orders, commands.Portfolio, commands.History, commands.Sessions, commands.Profile,
-             commands.Watch}
+             commands.Watch, commands.WatchOrders, commands.Clock}
 #: What a worker that fails on the way can do to a command: the client tries another, or reports it.
 WORKER_TROUBLE = (NoWorker, Unreachable, WrongServer, BadCertificate, WorkerFailed, MasterUnavailable)
 
@@ -94,9 +98,10 @@ class Parser(argparse.ArgumentParser):
 GLOBAL_DEFAULTS = {"master": None, "ca_file": None, "worker": None, "region": None, "json": False}
 
 EPILOG = """\
-exit status: 0 done; 1 failed (the message says why); 2 usage error; 3 the order exists and was
-rejected; 4 the order exists and is still queued (--wait ran out or could not follow it);
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 standard output was closed.
+exit status: 0 done; 1 failed (the message says why); 2 usage error; 3 the order exists and ended
+without filling in full (rejected, canceled or expired); 4 the order exists and is still open (--wait
+ran out or could not follow it); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 standard
+output was closed.
 """
 
 
@@ -139,9 +144,9 @@ def build_parser():
         parser.add_argument("--no-browser", action="store_true",
                             help="with --provider: print the sign-in URL instead of opening a browser")
 
-    def limit_option(parser, default):
+    def limit_option(parser, default, most=200):
         parser.add_argument("--limit", type=int, default=default, metavar="N",
-                            help=f"how many, newest last (1-200, default {default})")
+                            help=f"how many, newest last (1-{most}, default {default})")
 
     c = command("register", "create an account (asks for a password)")
     c.add_argument("username", help="3-24 letters, digits, '_', '.', '-'")
@@ -186,30 +191,83 @@ def build_parser():
 
     def wait_options(parser):
         parser.add_argument("--wait", action="store_true",
-                            help="wait until the order is filled or rejected (Ctrl-C stops waiting, not the order)")
+                            help="wait until the order is filled or ends (canceled, expired, rejected); Ctrl-C stops"
+                                 " waiting, not the order")
         parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                             help=f"how long --wait waits (more than 0, at most {MAX_TIMEOUT}; default 120)")
 
+    def price_options(parser, replacing=False):
+        def more(text):
+            return " (default: keep the order's)" if replacing else f" ({text}; default: none)"
+
+        parser.add_argument("--limit", metavar="PRICE", dest="limit_price",
+                            help="a limit price: fill at this price or better" +
+                                 more("a limit order; with --stop, a stop-limit order"))
+        parser.add_argument("--stop", metavar="PRICE", dest="stop_price",
+                            help="a stop price: trigger when the market reaches it" +
+                                 more("a stop order; with --limit, a stop-limit order"))
+        trail = parser.add_mutually_exclusive_group()
+        trail.add_argument("--trail-price", metavar="AMOUNT",
+                           help="a trailing stop this many dollars from the best price since it was placed" +
+                                more("a trailing stop order"))
+        trail.add_argument("--trail-percent", metavar="PERCENT",
+                           help="a trailing stop this many percent from the best price since it was placed" +
+                                more("a trailing stop order"))
+        parser.add_argument("--tif", choices=TIMES_IN_FORCE, default=None if replacing else "day",
+                            help="time in force: day (until the session's close), gtc (until canceled), ioc"
+                                 " (what fills at once, the rest canceled), fok (all at once or nothing), opg (at"
+                                 " the next open), cls (at the close)" +
+                                 (" (default: keep the order's)" if replacing else " (default day)"))
+
     for side in ("buy", "sell"):
-        c = command(side, f"{side} at the market price of the next update")
+        c = command(side, f"{side} shares: a market order, or limit, stop, stop-limit or trailing stop")
         c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
-        c.add_argument("quantity", help="how many shares: a positive number with up to 6 decimals, e.g. 10 or 2.5")
+        c.add_argument("quantity", nargs="?",
+                       help="how many shares: a positive number with up to 6 decimals, e.g. 10 or 2.5 (or give"
+                            " --notional)")
+        c.add_argument("--notional", metavar="AMOUNT",
+                       help=f"{side} this many dollars' worth instead of a quantity (a market day order; the"
+                            " quantity is fixed at the fill; default: none)")
+        price_options(c)
         wait_options(c)
         c.add_argument("--client-order-id", metavar="ID", default=None,
                        help="your id for this order, 1-64 letters, digits, '_', '-'; sending it again never makes"
                             " a second order (default: a random one)")
-    c = command("order", "one of your orders (with --wait: until it is filled or rejected)")
+    c = command("cancel", "cancel an open order (what already filled stays filled), or all of them")
+    c.add_argument("id", type=int, nargs="?", help="the order's id (see 'orders --status open')")
+    c.add_argument("--all", action="store_true", help="cancel every open order instead")
+    c = command("replace", "replace an open order by a new one with these changes")
+    c.add_argument("id", type=int, help="the open order's id")
+    c.add_argument("--quantity", metavar="QUANTITY",
+                   help="the new order's quantity (default: what the old one had left)")
+    price_options(c, replacing=True)
+    c.add_argument("--client-order-id", metavar="ID", default=None,
+                   help="your id for the new order (default: a random one)")
+    c = command("order", "one of your orders and its fills (with --wait: until it is filled or ends)")
     c.add_argument("id", type=int, help="the order's id (see 'orders')")
     wait_options(c)
-    c = command("watch", "print each new price of these assets until interrupted")
-    c.add_argument("symbols", nargs="+", metavar="SYMBOL", help="the assets' symbols, e.g. AAPL MSFT")
+    c = command("watch", "print each new price of these assets, and with --orders each event of your orders,"
+                         " until interrupted")
+    c.add_argument("symbols", nargs="*", metavar="SYMBOL", help="the assets' symbols, e.g. AAPL MSFT")
+    c.add_argument("--orders", action="store_true",
+                   help="also print each event of your orders: accepted, fills, cancels, expiries, replaces")
     c.add_argument("--count", type=int, default=None, metavar="N",
-                   help="stop after N prices (default: until Ctrl-C)")
-    c = command("orders", "your recent orders")
-    limit_option(c, 50)
-    command("portfolio", "cash, positions and their value")
-    c = command("history", "your transaction history: every fill")
-    limit_option(c, 50)
+                   help="stop after N lines (default: until Ctrl-C)")
+    c = command("orders", "your orders, newest last")
+    limit_option(c, 50, 500)
+    c.add_argument("--status", choices=("open", "closed", "all"), default="all",
+                   help="open (new or partially filled), closed (filled, canceled, expired, replaced, rejected) or"
+                        " all (default all)")
+    c.add_argument("--before", type=int, metavar="ID",
+                   help="only orders older than this id: page back with the smallest id shown (default: the"
+                        " newest)")
+    command("portfolio", "cash, buying power, positions with their value and profit or loss")
+    c = command("history", "your transaction history: every fill, newest last")
+    limit_option(c, 50, 500)
+    c.add_argument("--before", type=int, metavar="ID",
+                   help="only transactions older than this id: page back with the smallest id shown (default: the"
+                        " newest)")
+    command("clock", "the market clock: market time, whether the market is open, the next open and close")
     return p
 
 
@@ -219,6 +277,21 @@ def parse(argv):
         if not hasattr(args, key):
             setattr(args, key, value)
     return args
+
+
+def describe_event(event):
+    """One order event as a line for people: 'order 12 fill: buy 10 AAPL at 150.25 (position 10)'."""
+    order = output.plain(event["order"])
+    what = f"{order['side']} {order.get('quantity') or '$' + str(order.get('notional'))} {order['symbol']}"
+    text = f"order {order['id']} {event['event']}: {what} {order['type']}"
+    if "price" in event:
+        plain = output.plain(event)
+        text += f", {plain['quantity']} at {plain['price']} (position {plain['position_quantity']})"
+    if event["event"] in ("partial_fill", "fill"):
+        text += f"; filled {order['filled_quantity']}"
+    if order.get("reason") and event["event"] in ("canceled", "expired", "rejected"):
+        text += f" ({order['reason']})"
+    return f"{output.plain(event)['time']}  {text}"
 
 
 def first_of(*deferreds):
@@ -323,6 +396,12 @@ class CLI:
         count = getattr(self.args, "count", None)
         if count is not None and count < 1:
             raise InvalidInput("--count must be at least 1")
+        if self.args.command == "watch" and not (self.args.symbols or self.args.orders):
+            raise UsageFailure("watch needs SYMBOL... or --orders (or both)")
+        if self.args.command == "cancel" and (self.args.id is None) == (not self.args.all):
+            raise UsageFailure("cancel needs an order ID, or --all")
+        if self.args.command in ("buy", "sell"):
+            self._order_request()  # a usage error before anything is sent
 
     def connect(self):
         master = self.args.master or self.environ.get("PAPERTRADER_MASTER") or "localhost:2048"
@@ -562,7 +641,7 @@ class CLI:
         again = f"send the same order again with --client-order-id {client_order_id} (that never makes a second one)"
         try:
             order = yield self.call(commands.PlaceOrder, token=token, client_order_id=client_order_id, side=side,
-                                    symbol=self.args.symbol, quantity=self.args.quantity)
+                                    symbol=self.args.symbol, **self._order_request())
         except (defer.CancelledError, CommandInterrupted):
             if not self.connection.sent:
                 raise  # nothing was sent: a plain interrupt
@@ -575,6 +654,24 @@ class CLI:
             return self.fail(e.code, f"{e.message}. The order may have been made before the worker failed: {again}",
                              client_order_id=client_order_id)
         return (yield self._follow(order, token))
+
+    def _order_request(self):
+        """The order's type, time in force, quantity or notional and prices, from the options."""
+        a = self.args
+        if (a.quantity is None) == (a.notional is None):
+            raise UsageFailure(f"{a.command} needs a QUANTITY or --notional AMOUNT (one of them)")
+        if a.trail_price or a.trail_percent:
+            if a.limit_price or a.stop_price:
+                raise UsageFailure("a trailing stop takes no --limit or --stop")
+            kind = "trailing_stop"
+        elif a.limit_price and a.stop_price:
+            kind = "stop_limit"
+        else:
+            kind = "limit" if a.limit_price else "stop" if a.stop_price else "market"
+        request = dict(type=kind, time_in_force=a.tif, quantity=a.quantity, notional=a.notional,
+                       limit_price=a.limit_price, stop_price=a.stop_price, trail_price=a.trail_price,
+                       trail_percent=a.trail_percent)
+        return {k: v for k, v in request.items() if v is not None}
 
     def do_buy(self):
         return self._order("buy")
@@ -592,60 +689,88 @@ class CLI:
     def _follow(self, order, token):
         """Show an order, after waiting for it with --wait; the exit status says what became of it."""
         problem = None
-        if self.args.wait and order["status"] == "queued":
+        if self.args.wait and order["status"] in OPEN:
             order, problem = yield self._wait(order, token)
-        self.emit(order, output.fields(order, ORDER_KEYS))
+        self.emit(order, self._order_text(order))
         follow = f"follow it with 'papertrader order {order['id']} --wait'"
-        if order["status"] == "rejected":
-            self.note(f"order {order['id']} was rejected: {order.get('reason') or 'no reason given'}")
-            return ORDER_REJECTED
-        if order["status"] != "queued" or not self.args.wait:
+        if order["status"] in ("rejected", "canceled", "expired"):
+            what = order["status"] if order["status"] != "canceled" or not order.get("filled_quantity") else \
+                f"canceled after filling {output.plain(order)['filled_quantity']}"
+            self.note(f"order {order['id']} was {what}: {order.get('reason') or 'no reason given'}")
+            return ORDER_ENDED
+        if order["status"] not in OPEN or not self.args.wait:
             return OK
-        stays = "it stays queued until an update fills or rejects it"
+        stays = "it stays open until it fills, is canceled or expires"
         if problem is INTERRUPTED:
-            self.note(f"stopped waiting: order {order['id']} is still queued (an interrupt does not cancel it;"
+            self.note(f"stopped waiting: order {order['id']} is still open (an interrupt does not cancel it;"
                       f" {stays}); {follow}")
             return self.signal_status()
         if problem:
-            self.note(f"cannot follow order {order['id']} any more: {problem}. The order is queued ({stays}); {follow}")
+            self.note(f"cannot follow order {order['id']} any more: {problem}. The order is open ({stays}); {follow}")
         else:
-            self.note(f"order {order['id']} is still queued after {self.args.timeout:g} seconds ({stays}); {follow}")
-        return ORDER_QUEUED
+            self.note(f"order {order['id']} is still open after {self.args.timeout:g} seconds ({stays}); {follow}")
+        return ORDER_OPEN
+
+    def _order_text(self, order):
+        text = output.fields(order, ORDER_KEYS)
+        if order.get("fills"):
+            text += "\n\n" + output.table(order["fills"], ["time", "quantity", "price", "commission", "amount"])
+        return text
 
     @defer.inlineCallbacks
     def _wait(self, order, token):
-        """Look at a queued order until it is done, the time is up, or an interrupt; fires (order, problem).
+        """Follow an open order until it is done, the time is up, or an interrupt; fires (order, problem).
 
-        A worker that fails on the way is the connection's business (it moves on); while no worker at all
+        The worker pushes each event of the account's orders (WatchOrders): the client waits for those and
+        asks for the order's state only after (re)subscribing, so nothing is missed across a failover.  A
+        worker that fails on the way is the connection's business (it moves on); while no worker at all
         answers, it tries again, less often, until the time is up.
         """
         deadline = self.reactor.seconds() + self.args.timeout
         try:
-            self.stderr.write(f"order {order['id']} queued; waiting until it is filled or rejected"
+            self.stderr.write(f"order {order['id']} is {order['status']}; waiting until it is filled or ends"
                               " (Ctrl-C stops waiting, not the order)\n")
             self.stderr.flush()
         except OSError:
             pass
         delay, problem = POLL, None
+        subscribed = None
         try:
-            while order["status"] == "queued":
+            while order["status"] in OPEN:
                 left = deadline - self.reactor.seconds()
                 if left <= 0:
                     break
-                yield task.deferLater(self.reactor, min(delay, left), lambda: None)
                 try:
-                    order = yield self.call(commands.GetOrder, token=token, order_id=order["id"])
+                    if subscribed is None or subscribed is not self.connection.proto:
+                        yield self.call(commands.WatchOrders, token=token)
+                        subscribed = self.connection.proto
+                        events = subscribed.order_events = []
+                        order = yield self.call(commands.GetOrder, token=token, order_id=order["id"])
+                        delay, problem = POLL, None
+                        continue
                 except WORKER_TROUBLE as e:
                     if self.args.worker:
                         return order, e.message  # pinned: nothing else to try
                     if problem is None:
                         self.note(f"{e.message}; trying again until the --timeout")
                     problem = e.message
+                    subscribed = None
+                    yield task.deferLater(self.reactor, min(delay, left), lambda: None)
                     delay = min(delay * 2, WAIT_BACKOFF)
                     continue
                 except PaperTraderError as e:  # the session ended meanwhile, ...
                     return order, e.message
-                delay, problem = POLL, None
+                mine = [e for e in events if e["order"]["id"] == order["id"]]
+                del events[:]
+                if mine:
+                    order = mine[-1]["order"]
+                    continue
+                timer = task.deferLater(self.reactor, left, lambda: None)
+                timer.addErrback(lambda f: f.trap(defer.CancelledError))
+                yield first_of(subscribed.next_event(), subscribed.ended, timer)
+                timer.cancel()
+                if subscribed.ended.called:
+                    subscribed = None  # the worker went: subscribe again (and ask) through another
         except (defer.CancelledError, CommandInterrupted):
             return order, INTERRUPTED
         return order, problem
@@ -654,29 +779,40 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_watch(self):
-        """Live prices; when the worker goes, the connection carries on through another (or says why not)."""
+        """Live prices and order events; when the worker goes, the connection carries on through another (or
+        says why not)."""
         self.streaming = True
         seen = 0
         done = defer.Deferred()
 
-        def tick(quote):
+        def show(data, text):
             nonlocal seen
             if done.called:
                 return
             seen += 1
-            plain = output.plain(quote)
             try:
-                self.emit(quote, f"{quote['symbol']:<8} {plain['price']:>12}  {plain['time']}")
+                self.emit(data, text)
             except OutputClosed:
                 done.errback(OutputClosed())
                 return
             if self.args.count is not None and seen >= self.args.count:
                 done.callback(None)
 
+        def tick(quote):
+            plain = output.plain(quote)
+            show(quote, f"{quote['symbol']:<8} {plain['price']:>12}  {plain['time']}")
+
+        def order_event(event):
+            show(event, describe_event(event))
+
         while True:
-            yield self.call(commands.Watch, symbols=self.args.symbols)
+            if self.args.symbols:
+                yield self.call(commands.Watch, symbols=self.args.symbols)
+            if self.args.orders:
+                yield self.call(commands.WatchOrders, token=self.token())
             proto = self.connection.proto
             proto.on_tick = tick
+            proto.on_order_event = order_event
             if not self.args.json:
                 self.stderr.write(f"watching via worker {self.connection.worker['name']}; Ctrl-C to stop\n")
                 self.stderr.flush()
@@ -689,29 +825,69 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_orders(self):
-        answer = yield self.call(commands.Orders, token=self.token(), limit=self.args.limit)
+        arguments = dict(status=self.args.status)
+        if self.args.before is not None:
+            arguments["before"] = self.args.before
+        answer = yield self.call(commands.Orders, token=self.token(), limit=self.args.limit, **arguments)
         orders = answer["orders"]
-        self.emit(orders, output.table(orders, ["id", "side", "symbol", "quantity", "type", "status",
-                                                "filled_quantity", "average_price", "reason"])
-                  if orders else "No orders yet.")
+        self.emit(orders, output.table(orders, ORDER_COLUMNS) if orders else "No orders.")
+        self._more(answer, orders)
+
+    def _more(self, answer, rows):
+        if rows and answer.get("next_before") is not None and not self.args.json:
+            self.note(f"older ones: add --before {answer['next_before']}")
+
+    @defer.inlineCallbacks
+    def do_cancel(self):
+        token = self.token()
+        if self.args.all:
+            answer = yield self.call(commands.CancelAllOrders, token=token)
+            orders = answer["orders"]
+            self.emit(orders, output.table(orders, ORDER_COLUMNS) if orders else "No open orders to cancel.")
+            return
+        order = yield self.call(commands.CancelOrder, token=token, order_id=self.args.id)
+        filled = output.plain(order)["filled_quantity"]
+        self.emit(order, f"Order {order['id']} canceled" + (f" after filling {filled}." if order["filled_quantity"]
+                                                             else "."))
+
+    @defer.inlineCallbacks
+    def do_replace(self):
+        a = self.args
+        changes = dict(quantity=a.quantity, limit_price=a.limit_price, stop_price=a.stop_price,
+                       trail_price=a.trail_price, trail_percent=a.trail_percent, time_in_force=a.tif,
+                       client_order_id=a.client_order_id)
+        order = yield self.call(commands.ReplaceOrder, token=self.token(), order_id=a.id,
+                                **{k: v for k, v in changes.items() if v is not None})
+        self.emit(order, f"Order {a.id} replaced by order {order['id']}:\n" + output.fields(order, ORDER_KEYS))
+
+    @defer.inlineCallbacks
+    def do_clock(self):
+        clock = yield self.call(commands.Clock)
+        text = output.fields(dict(clock, market="open" if clock["is_open"] else "closed"),
+                             ["time", "market", "next_open", "next_close", "calendar"])
+        self.emit(clock, text)
 
     @defer.inlineCallbacks
     def do_portfolio(self):
         p = yield self.call(commands.Portfolio, token=self.token())
-        data = {"cash": p["cash"], "equity": p["equity"],
-                "positions": [dict(pos, price=pos.get("price")) for pos in p["positions"]]}
-        text = output.fields(data, ["cash", "equity"])
+        data = dict(p, positions=[dict(pos, price=pos.get("price")) for pos in p["positions"]])
+        text = output.fields(data, ["cash", "buying_power", "equity", "realized_pl", "unrealized_pl", "change_today",
+                                    "open_orders"])
         if p["positions"]:
             text += "\n\n" + output.table(data["positions"],
-                                          ["symbol", "quantity", "average_price", "price", "market_value"])
+                                          ["symbol", "quantity", "average_price", "price", "market_value",
+                                           "unrealized_pl", "unrealized_percent", "change_today"])
         self.emit(data, text)
 
     @defer.inlineCallbacks
     def do_history(self):
-        answer = yield self.call(commands.History, token=self.token(), limit=self.args.limit)
+        arguments = {"before": self.args.before} if self.args.before is not None else {}
+        answer = yield self.call(commands.History, token=self.token(), limit=self.args.limit, **arguments)
         rows = answer["transactions"]
-        self.emit(rows, output.table(rows, ["time", "side", "symbol", "quantity", "price", "amount", "cash_after"])
-                  if rows else "No transactions yet.")
+        self.emit(rows, output.table(rows, ["id", "time", "kind", "side", "symbol", "quantity", "price", "commission",
+                                            "amount", "cash_after", "realized_pl"])
+                  if rows else "No transactions.")
+        self._more(answer, rows)
 
     # --- running a command --------------------------------------------------------
 

@@ -15,6 +15,8 @@ class ClientProtocol(amp.AMP):
     - ``handshake``: fires when the TLS handshake is done, fails with the reason if the connection is lost
       before (a certificate that does not check out, a server that does not speak TLS);
     - ``on_tick``: called with each live price;
+    - ``order_events`` (a list, when set) collects each pushed order event; ``on_order_event`` is called with
+      each; ``next_event()`` fires at the next one;
     - ``ended``: fires with ``(code, message)`` at the first notice from the worker or at the loss of the
       connection, whichever comes first.
     """
@@ -22,6 +24,9 @@ class ClientProtocol(amp.AMP):
     def __init__(self):
         super().__init__()
         self.on_tick = None
+        self.on_order_event = None
+        self.order_events = None
+        self._event_waiters = []
         self.notices = []
         self.handshake = defer.Deferred()
         self.ended = defer.Deferred()
@@ -41,6 +46,26 @@ class ClientProtocol(amp.AMP):
         if self.on_tick is not None:
             self.on_tick(dict(symbol=symbol, price=price, time=time))
         return {}
+
+    @commands.OrderEvent.responder
+    def order_event(self, event, time, order, price=None, quantity=None, position_quantity=None):
+        pushed = dict(event=event, time=time, order=order[0])
+        if price is not None:
+            pushed.update(price=price, quantity=quantity, position_quantity=position_quantity)
+        if self.order_events is not None:
+            self.order_events.append(pushed)
+        if self.on_order_event is not None:
+            self.on_order_event(pushed)
+        waiters, self._event_waiters = self._event_waiters, []
+        for d in waiters:
+            d.callback(pushed)
+        return {}
+
+    def next_event(self):
+        """A Deferred firing at the next pushed order event."""
+        d = defer.Deferred()
+        self._event_waiters.append(d)
+        return d
 
     @commands.Notice.responder
     def notice(self, code, message):

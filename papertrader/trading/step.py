@@ -133,15 +133,19 @@ def _fill(order, match, bar, books, liquidity_left, rules, model_name, now):
     model, commissions = rules.fill_model, rules.commission_model
     book = books[order.account_id]
     buy = order.side is Side.BUY
-    if order.quantity is None:  # notional: the quantity is fixed now, at the reference price
+    total_liquidity = model.liquidity(bar)
+    if order.quantity is None:  # notional: the quantity is fixed now, at this fill's price (slippage included)
         quantity = _floor_quantity(order.notional / match.price)
+        if quantity > 0:
+            taken = min(quantity, liquidity_left.get(order.symbol, total_liquidity)) if total_liquidity is not None \
+                else quantity
+            quantity = _floor_quantity(order.notional / model.price(order, match, taken, total_liquidity, bar))
         if quantity <= 0:
             return *_refuse(order, "order_too_small",
-                           f"{money_text(order.notional)} buys less than {QUANTITY_STEP} share at"
-                           f" {price_text(match.price)}", now), books
+                            f"{money_text(order.notional)} buys less than {QUANTITY_STEP} share at"
+                            f" {price_text(match.price)}", now), books
         order = order.but(quantity=quantity)
     wanted = order.remaining
-    total_liquidity = model.liquidity(bar)
     if total_liquidity is not None:
         left = liquidity_left.setdefault(order.symbol, total_liquidity)
         quantity = min(wanted, left)

@@ -1,0 +1,172 @@
+"""Order types from the command line, end to end: limit, stop, trailing, notional, cancel, replace, clock,
+order events pushed to `watch --orders` and to `buy --wait`, paging."""
+
+import json
+from decimal import Decimal as D
+
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from papertrader.client import cli
+from tests.test_e2e import register_and_login
+
+
+def j(text):
+    return json.loads(text)
+
+
+async def last_price(d, symbol="AAPL"):
+    return d.master.board.get(symbol).price
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_limit_order_waits_then_is_canceled_and_a_market_order_fills(deployment):
+    d = deployment
+    await register_and_login(d)
+    price = await last_price(d)
+    far = f"{(price / 2).quantize(D('0.01'))}"
+    status, out, err = await d.cli("buy", "AAPL", "3", "--limit", far, "--tif", "gtc", user="alice")
+    assert status == 0, err
+    order = j(out)
+    assert (order["type"], order["time_in_force"], order["limit_price"], order["status"]) == ("limit", "gtc", far,
+                                                                                            "new")
+    await d.tick()
+    status, out, _ = await d.cli("orders", "--status", "open", user="alice")
+    assert [o["id"] for o in j(out)] == [order["id"]]
+    portfolio = j((await d.cli("portfolio", user="alice"))[1])
+    assert D(portfolio["buying_power"]) == D("100000") - D(far) * 3  # reserved at its limit
+    status, out, err = await d.cli("cancel", str(order["id"]), user="alice")
+    assert status == 0, err
+    assert j(out)["status"] == "canceled"
+    status, out, err = await d.cli("cancel", str(order["id"]), user="alice")
+    assert status == 1 and j(out)["error"] == "order_not_open" and "already canceled" in j(out)["message"]
+    status, out, _ = await d.cli("orders", "--status", "open", user="alice")
+    assert j(out) == []
+
+    status, out, err = await d.cli("buy", "AAPL", "3", user="alice")
+    market = j(out)
+    await d.tick()
+    status, out, err = await d.cli("order", str(market["id"]), user="alice")
+    assert status == 0, err
+    filled = j(out)
+    assert filled["status"] == "filled" and len(filled["fills"]) == 1
+    assert filled["fills"][0]["model"].startswith("bar(") and filled["worker"] in ("worker1", "worker2")
+
+
+@pytest_twisted.ensureDeferred
+async def test_replace_links_the_orders(deployment):
+    d = deployment
+    await register_and_login(d)
+    price = await last_price(d)
+    low = f"{(price * D('0.5')).quantize(D('0.01'))}"
+    lower = f"{(price * D('0.4')).quantize(D('0.01'))}"
+    order = j((await d.cli("buy", "AAPL", "2", "--limit", low, "--tif", "gtc", user="alice"))[1])
+    status, out, err = await d.cli("replace", str(order["id"]), "--limit", lower, "--quantity", "4", user="alice")
+    assert status == 0, err
+    new = j(out)
+    assert (new["replaces"], new["limit_price"], new["quantity"], new["time_in_force"]) == (order["id"], lower, "4",
+                                                                                         "gtc")
+    old = j((await d.cli("order", str(order["id"]), user="alice"))[1])
+    assert (old["status"], old["replaced_by"]) == ("replaced", new["id"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_buy_wait_hears_the_pushed_fill(deployment):
+    d = deployment
+    await register_and_login(d)
+    waiting = defer.ensureDeferred(d.cli("buy", "MSFT", "2", "--wait", "--timeout", "30", user="alice"))
+    # Fill it as soon as the order exists (the client then waits for the event on its worker).
+    while not (await d.master.db.query("SELECT COUNT(*) FROM orders"))[0][0]:
+        await deferLater(0.01)
+    await d.tick()
+    status, out, err = await waiting
+    assert status == 0, err
+    assert j(out)["status"] == "filled"
+
+
+def deferLater(seconds):
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_orders_prints_each_event_as_it_happens(deployment):
+    d = deployment
+    await register_and_login(d)
+    watching = defer.ensureDeferred(d.cli("watch", "--orders", "--count", "3", user="alice"))
+    # Wait until a worker holds the subscription (the master knows who watches alice).
+    while not any("alice" in w.watching for w in d.master.workers.linked.values()):
+        await deferLater(0.01)
+    await d.cli("buy", "AAPL", "1", user="alice")
+    await d.tick()
+    price = await last_price(d)
+    order = j((await d.cli("sell", "AAPL", "1", "--limit", f"{(price * 2).quantize(D('0.01'))}",
+                           user="alice"))[1])
+    status, out, err = await watching
+    assert status == 0, err
+    events = [j(line) for line in out.splitlines()]
+    assert [e["event"] for e in events] == ["accepted", "fill", "accepted"]
+    fill = events[1]
+    assert fill["quantity"] == "1" and fill["position_quantity"] == "1" and fill["order"]["status"] == "filled"
+    assert events[2]["order"]["id"] == order["id"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_notional_stop_and_trailing_orders_from_the_client(deployment):
+    d = deployment
+    await register_and_login(d)
+    status, out, err = await d.cli("buy", "AAPL", "--notional", "500", user="alice")
+    assert status == 0, err
+    notional = j(out)
+    assert notional["notional"] == "500.00" and notional.get("quantity") is None
+    await d.tick()
+    filled = j((await d.cli("order", str(notional["id"]), user="alice"))[1])
+    assert filled["status"] == "filled" and D(filled["quantity"]) * D(filled["average_price"]) <= 500
+    held = filled["quantity"]
+    stop = j((await d.cli("sell", "AAPL", held, "--stop", "1.00", user="alice"))[1])
+    assert (stop["type"], stop["stop_price"]) == ("stop", "1.00")
+    await d.cli("cancel", str(stop["id"]), user="alice")
+    trailing = j((await d.cli("sell", "AAPL", held, "--trail-percent", "50", user="alice"))[1])
+    assert trailing["type"] == "trailing_stop" and trailing["trail_percent"] == "50"
+    assert D(trailing["stop_level"]) < await last_price(d)
+
+
+@pytest_twisted.ensureDeferred
+async def test_clock_and_paging(deployment):
+    d = deployment
+    await register_and_login(d)
+    status, out, err = await d.cli("clock", user="alice")
+    assert status == 0, err
+    clock = j(out)
+    assert clock["is_open"] is True and clock["calendar"] == "always_open" and clock["next_close"] > clock["time"]
+    ids = [j((await d.cli("buy", "AAPL", "1", "--limit", "1.00", "--tif", "gtc", user="alice"))[1])["id"]
+           for _ in range(5)]
+    seen, before = [], []
+    while True:
+        status, out, _ = await d.cli("orders", "--limit", "2", *before, user="alice")
+        page = j(out)
+        if not page:
+            break
+        seen = [o["id"] for o in page] + seen
+        before = ["--before", str(page[0]["id"])]
+    assert seen == ids
+    status, out, err = await d.cli("cancel", "--all", user="alice")
+    assert status == 0 and len(j(out)) == 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_order_options_that_do_not_go_together_are_usage_errors(deployment):
+    d = deployment
+    await register_and_login(d)
+    for argv in (["buy", "AAPL"], ["buy", "AAPL", "1", "--notional", "10"],
+                 ["sell", "AAPL", "1", "--trail-price", "1", "--limit", "2"], ["cancel"], ["cancel", "3", "--all"],
+                 ["watch"], ["buy", "AAPL", "1", "--tif", "week"]):
+        status, out, err = await d.cli(*argv, user="alice")
+        assert status == cli.USAGE_STATUS, argv
+        assert j(out)["error"] == "usage"
+    for argv, message in ((["buy", "AAPL", "1", "--stop", "5", "--tif", "ioc"], "takes time in force"),
+                          (["buy", "AAPL", "1", "--limit", "10.005"], "not a valid tick"),
+                          (["buy", "AAPL", "--notional", "10", "--tif", "gtc"], "market order with time in force")):
+        status, out, err = await d.cli(*argv, user="alice")
+        assert status == 1 and j(out)["error"] == "invalid_input" and message in j(out)["message"], (argv, out)
