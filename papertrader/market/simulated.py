@@ -12,7 +12,7 @@ from decimal import Decimal
 from twisted.internet import defer
 from zope.interface import implementer
 
-from papertrader.market.sources import IMarketDataSource
+from papertrader.market.sources import Asset, IMarketDataSource
 from papertrader.trading.market import Bar
 
 
@@ -33,6 +33,12 @@ class SimulatedSource:
 
     def resume(self, symbol, price):
         self._cents[symbol] = max(100, int(price * 100))
+
+    def assets(self, symbols):
+        return defer.succeed([Asset(s, name=f"{s} (simulated)", exchange="SIM") for s in symbols])
+
+    def corporate_actions(self, symbols, start, end):
+        return defer.succeed([])
 
     def fetch(self, symbols, start, end):
         bars = {}

@@ -1,13 +1,48 @@
-"""What every source of market data answers (simulated, replayed history, live providers)."""
+"""What every source of market data answers: simulated prices, replayed history, live HTTP providers.
+
+A source is asked, every update interval, for the bars of the interval that
+just ended (``fetch``); once at start (and then daily) for the asset list
+(``assets``); and for the corporate actions (splits, cash dividends) of a range
+of dates (``corporate_actions``).  Sources that drive their own market time
+(the replay of history) also provide ``clock``; the others follow the wall
+clock.
+
+A source never raises for one bad answer: a symbol without data is left out
+of the bars.  A source that cannot answer at all fails the Deferred with
+:class:`SourceUnavailable` (the market service keeps the last good prices,
+shows them as stale and logs the outage once).
+"""
+
+from dataclasses import dataclass
 
 from zope.interface import Attribute, Interface
+
+
+class SourceUnavailable(Exception):
+    """The source cannot answer now (network, rate limit, server error); try again next interval."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    symbol: str
+    name: str = ""
+    exchange: str = ""
+    asset_class: str = "us_equity"
+    tradable: bool = True
+    fractionable: bool = True
 
 
 class IMarketDataSource(Interface):
     name = Attribute("a short name for logs and the clock ('simulated', 'replay', 'alpaca'...)")
 
+    def assets(symbols):
+        """Fire with [Asset] for ``symbols`` (those the source knows; missing ones left out)."""
+
     def fetch(symbols, start, end):
-        """Fire with {symbol: Bar} for the interval [start, end) (symbols without data left out)."""
+        """Fire with {symbol: Bar} of the interval [start, end): only bars the source has not given before."""
+
+    def corporate_actions(symbols, start, end):
+        """Fire with the Splits and Dividends of ``symbols`` whose dates fall in [start, end) (dates)."""
 
     def resume(symbol, price):
         """Continue ``symbol`` from its last known ``price`` (after a restart), if the source cares."""
