@@ -65,10 +65,13 @@ class MasterProtocol(amp.AMP):
         self._pending = None
         self.connected = False
         self._anonymous = None
+        #: Fires when the connection is gone (the master waits for it when it stops).
+        self.lost = defer.Deferred()
 
     def connectionMade(self):
         super().connectionMade()
         self.connected = True
+        self.master.connections.add(self)
         tls.no_delay(self.transport)
         from twisted.internet import reactor
 
@@ -89,6 +92,8 @@ class MasterProtocol(amp.AMP):
         super().connectionLost(reason)
         if self.worker is not None:
             self.master.workers.unlink(self.worker, self)
+        self.master.connections.discard(self)
+        self.lost.callback(None)
 
     # --- anyone -------------------------------------------------------------
 
