@@ -124,7 +124,7 @@ class MasterProtocol(amp.AMP):
         name, region, host, port, version, fingerprint, challenge = pending
         ok = yield self.master.workers.verify(challenge, signature, fingerprint)
         if not ok:
-            self.master.workers.refusals.failed(self.peer())
+            self.master.workers.refused(name, self.peer())
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature", name=name, peer=self.peer())
             raise WorkerRefused(f"the signature does not match worker {name!r}'s registered key")
         # The registration may have changed while gpg was verifying (a kick, a revoke), or the
