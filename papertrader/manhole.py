@@ -21,13 +21,13 @@ import secrets
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.application import strports
 from twisted.conch import manhole, manhole_ssh, telnet
 from twisted.conch.checkers import IAuthorizedKeysDB, SSHPublicKeyChecker
 from twisted.conch.insults import insults
 from twisted.conch.ssh import keys
 from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer, protocol
+from twisted.internet.endpoints import serverFromString
 from zope.interface import implementer
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -230,8 +230,23 @@ class AuthorizedKeysFile:
         return found
 
 
-def manhole_service(listen, namespace, data_dir, authorized_keys=None):
-    """The manhole service for ``listen`` (see the module docstring)."""
+def manhole_service(listen, namespace, data_dir, authorized_keys=None, reactor=None, log=None):
+    """The manhole service for ``listen`` (see the module docstring): a ListeningService its daemon starts
+    once it holds its locks, and whose failure to listen stops the daemon's start like any other port."""
+    from papertrader.services import ListeningService
+
+    if reactor is None:
+        from twisted.internet import reactor
+    if log is None:
+        from papertrader.services import _log as log
+
+    def service(description, factory):
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ManholeError(f"--manhole {description}: {e}")
+        return ListeningService(endpoint, factory, log, "admin console")
+
     if authorized_keys:
         if not os.path.exists(authorized_keys):
             raise ManholeError(f"--manhole-keys: {authorized_keys} does not exist")
@@ -245,12 +260,12 @@ def manhole_service(listen, namespace, data_dir, authorized_keys=None):
         key = _host_key(data_dir)
         factory.publicKeys = {key.sshType(): key.public()}
         factory.privateKeys = {key.sshType(): key}
-        return strports.service(listen, factory)
+        return service(listen, factory)
     checker = PasswordFileChecker(_password_file(data_dir))
     telnet_portal = portal.Portal(_TelnetRealm(namespace), [checker])
     factory = protocol.ServerFactory()
     factory.protocol = lambda: ConsoleTelnet(telnet.AuthenticatingTelnetProtocol, telnet_portal)
-    return strports.service(telnet_description(listen), factory)
+    return service(telnet_description(listen), factory)
 
 
 def help_text(namespace):

@@ -134,6 +134,10 @@ class StagedService(service.MultiService):
         self._ready = Outcome()
         self._starting = None
 
+    def privilegedStartService(self):
+        # The children are started by _start, in order (locks before ports): none may listen before.
+        service.Service.privilegedStartService(self)
+
     def startService(self):
         service.Service.startService(self)
         self._starting = defer.maybeDeferred(self._start)

@@ -22,11 +22,26 @@ TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twi
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
 
+_started = []
+
+
+@pytest_twisted.async_yield_fixture(autouse=True)
+async def no_process_left_behind():
+    """A test that fails while its daemon still runs must not leave that daemon running."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.transport.pid:
+            proc.transport.signalProcess("KILL")
+            await proc.ended
+
+
 def twistd(*args):
     """``twistd -n PLUGIN ARGS...`` as a process whose output the test can wait on."""
     proc = WatchedProcess()
     argv = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", *args]
     reactor.spawnProcess(proc, sys.executable, argv, env=ENV, path=os.getcwd())
+    _started.append(proc)
     return proc
 
 
@@ -334,3 +349,17 @@ async def test_a_worker_killed_with_sigkill_leaves_no_gpg_agent_and_a_restart_pi
         ended = await worker.ended
         assert ended.signal == signal.SIGKILL
         assert agents_of(home) == [], f"life {life}: gpg-agent left running"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_whose_console_port_is_taken_exits_non_zero_with_one_line(tmp_path):
+    data_dir = master_dir(tmp_path)
+    taken = listening_socket()
+    port = taken.getsockname()[1]
+    try:
+        master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0),
+                        "--manhole", str(port))
+        ended = await master.ended
+    finally:
+        taken.close()
+    assert_failed_start(ended, master.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")

@@ -109,7 +109,7 @@ class Master(StagedService):
         self.admin.setServiceParent(self)
         self.manhole = None
         if manhole:
-            self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys)
+            self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys, reactor, self.log)
             self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
         self.market.listeners += [self.push_quotes, self.orders.after_update]
@@ -145,6 +145,7 @@ class Master(StagedService):
         files.record_port(self.data_dir, port)
         if self.manhole is not None:
             self.manhole.startService()
+            yield self.manhole.whenListening()
         return port
 
     @defer.inlineCallbacks

@@ -113,7 +113,7 @@ class Worker(StagedService):
         self.link.setServiceParent(self)
         self.manhole = None
         if manhole:
-            self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys)
+            self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys, reactor, self.log)
             self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
 
@@ -123,9 +123,10 @@ class Worker(StagedService):
         gpgkeys.stop_agent(self.gnupg_home)
         self.listener.startService()
         port = yield self.listener.whenListening()
-        self.link.startService()
         if self.manhole is not None:
             self.manhole.startService()
+            yield self.manhole.whenListening()
+        self.link.startService()
         return port
 
     def tell_watchers(self, code, message):
