@@ -9,7 +9,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys, tls
+from papertrader import commands, gpgkeys
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
                                   usage_exit)
@@ -20,7 +20,7 @@ from papertrader.master.db import Database
 from papertrader.master.market import MarketService, QuoteBoard, SimulatedProvider
 from papertrader.master.orders import Orders
 from papertrader.master.protocol import MasterFactory
-from papertrader.manhole import ManholeError, manhole_service
+from papertrader.manhole import manhole_service
 from papertrader.master import admin_channel, console, oidc
 from papertrader.master.workers import WorkerMonitor, Workers
 from papertrader.options import SettingsOptions
