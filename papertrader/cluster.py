@@ -15,14 +15,15 @@ from twisted.python import usage
 from papertrader import gpgkeys, tls
 from papertrader.master import files
 from papertrader.master.service import DEFAULT_PORT as MASTER_PORT
-from papertrader.master.service import Master
-from papertrader.options import SettingsOptions
-from papertrader.services import StagedService
+from papertrader.master.service import Master, check_database_url
+from papertrader.options import USAGE_MISTAKES, SettingsOptions, usage_message
+from papertrader.services import StagedService, usage_exit
 from papertrader.worker.service import DEFAULT_PORT as WORKER_PORT
 from papertrader.worker.service import Worker
 
 
 class Options(SettingsOptions):
+    command = "papertrader-cluster"
     synopsis = "--data-dir DIR [--workers N] [--master-port 2048] [--worker-port 2050]"
     longdesc = "Run a master and N workers in one process (workers on consecutive ports)."
     optParameters = [
@@ -41,6 +42,7 @@ class Options(SettingsOptions):
                 self[key] = int(self[key])
             except ValueError:
                 raise usage.UsageError(f"--{key} must be a port number")
+        check_database_url(self["database"])
 
 
 def worker_names(count):
@@ -48,6 +50,8 @@ def worker_names(count):
 
 
 class Cluster(StagedService):
+    what = "cluster"
+
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
                  database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None):
         super().__init__()
@@ -57,6 +61,7 @@ class Cluster(StagedService):
                                                            os.path.join(data_dir, files.MASTER_CERT)),
                              clock=clock, manhole=manhole, manhole_keys=manhole_keys)
         self.master.setServiceParent(self)
+        self.log = self.master.log
         self.reactor = reactor
         self.settings = settings
         self.interface = interface
@@ -82,7 +87,10 @@ class Cluster(StagedService):
                             listen=tls.listen_description(port, self.interface, cert), clock=self.clock)
             self.workers.append(worker)
             worker.setServiceParent(self)
-        ports = yield defer.gatherResults([w.listener.whenListening() for w in self.workers])
+        try:
+            ports = yield defer.gatherResults([w.whenReady() for w in self.workers], consumeErrors=True)
+        except defer.FirstError as e:
+            e.subFailure.raiseException()
         return ports
 
     @defer.inlineCallbacks
@@ -102,7 +110,7 @@ def makeService(options, reactor=None):
                           worker_port=options["worker-port"], database=options["database"],
                           interface=options["interface"], manhole=options["manhole"],
                           manhole_keys=options["manhole-keys"])
-    except (gpgkeys.GPGMissing, ValueError) as e:
-        raise usage.UsageError(str(e))
-    cluster.reactor_to_stop = reactor
+    except USAGE_MISTAKES as e:
+        usage_exit(Options.command, usage_message(e))
+    cluster.exit_on_failure = reactor
     return cluster

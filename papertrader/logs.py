@@ -96,12 +96,12 @@ class LogSystem:
         self.memory = MemoryLog(memory_size)
         self.publisher = LogPublisher(self.memory)
         self._file = None
+        self._file_observer = None
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._file = LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
-            self.publisher.addObserver(
-                FileLogObserver(self._file, lambda event: LogEntry.from_event(event).format() + "\n")
-            )
+            self._file_observer = FileLogObserver(self._file, lambda event: LogEntry.from_event(event).format() + "\n")
+            self.publisher.addObserver(self._file_observer)
         if forward:
             self.publisher.addObserver(globalLogPublisher)
 
@@ -112,6 +112,12 @@ class LogSystem:
         return self.memory.newest(n, level)
 
     def close(self):
+        """Close the log file (its owner does this last, once nothing is left to log).
+
+        An entry logged after that still reaches the memory ring and the global log, never the closed file.
+        """
         if self._file is not None:
+            self.publisher.removeObserver(self._file_observer)
             self._file.close()
             self._file = None
+            self._file_observer = None

@@ -1,4 +1,8 @@
-"""Command-line options shared by the twistd plugins: the settings and the data dir."""
+"""Command-line options shared by the twistd plugins: the settings and the data dir.
+
+A usage mistake (a bad option, or a setting makeService refuses) is printed as one line on stderr and
+the process exits with status 2: no traceback, no screen of usage text (``--help`` shows that).
+"""
 
 import configparser
 import os
@@ -6,10 +10,26 @@ import os
 from twisted.python import usage
 
 from papertrader.config import ConfigError, load_settings
+from papertrader.gpgkeys import GPGMissing
+from papertrader.manhole import ManholeError
+from papertrader.services import usage_exit
+
+#: What makeService reports as a usage mistake (one line, exit status 2) rather than a traceback.
+USAGE_MISTAKES = (usage.UsageError, ManholeError, GPGMissing, OSError)
+
+
+def usage_message(error):
+    """The one line a usage mistake prints."""
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
 
 
 class SettingsOptions(usage.Options):
     """Every setting of the config file, each also an option of the same name."""
+
+    #: The twistd plugin these options belong to, for messages.
+    command = "papertrader"
 
     optParameters = [
         ["data-dir", "d", None, "Directory for this server's files (created if missing). Required."],
@@ -54,10 +74,18 @@ class SettingsOptions(usage.Options):
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
                  "max-open-orders")
 
+    def parseOptions(self, options=None):
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            usage_exit(self.command, f"{e} (--help lists the options)")
+
     def postOptions(self):
         if not self["data-dir"]:
             raise usage.UsageError("--data-dir is required")
         self["data-dir"] = os.path.abspath(self["data-dir"])
+        if os.path.exists(self["data-dir"]) and not os.path.isdir(self["data-dir"]):
+            raise usage.UsageError(f"--data-dir: {self['data-dir']} is not a directory")
         config = self["config"]
         if config is None and os.path.exists(os.path.join(self["data-dir"], "papertrader.ini")):
             config = os.path.join(self["data-dir"], "papertrader.ini")

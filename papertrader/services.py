@@ -1,8 +1,29 @@
-"""Service building blocks: a listener that reports its port, and a MultiService that starts in stages."""
+"""Service building blocks: a listener that reports its port, a MultiService that starts in stages, and how a
+twistd process that cannot start ends (one clear line in the log, a non-zero exit status)."""
+
+import atexit
+import os
+import sys
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, error
+from twisted.logger import Logger
 from twisted.python import failure
+
+#: Exit status of a twistd process whose service could not start.
+START_FAILED = 1
+
+_log = Logger(namespace="papertrader.services")
+
+
+class StartError(RuntimeError):
+    """An expected reason a service cannot start (port in use, lock held, database unreachable...).
+
+    Its message is the whole story: it is logged as one line, without a traceback.
+    """
+
+    #: Set once a service has logged it, so an enclosing service does not log it again.
+    logged = False
 
 
 class Outcome:
@@ -12,6 +33,10 @@ class Outcome:
         self._result = None
         self._settled = False
         self._waiting = []
+
+    @property
+    def settled(self):
+        return self._settled
 
     def settle(self, result):
         self._result, self._settled = result, True
@@ -35,20 +60,83 @@ class Outcome:
         return d
 
 
-class StagedService(service.MultiService):
-    """A MultiService whose start is asynchronous (``_start``), e.g. migrate the database, then listen.
+_exit_status = []
 
-    ``whenReady()`` fires with what ``_start`` returned.  If the start fails and
-    ``reactor_to_stop`` is set (by makeService, under twistd), the reactor is stopped
-    so a broken server does not linger; the reason is in the log.
+
+def _exit_now():
+    """atexit: end the process with the status asked for, after twistd has cleaned up (pid file, logs)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(_exit_status[0])
+
+
+def end_process(reactor, status=START_FAILED):
+    """Stop ``reactor`` (now, or as soon as it runs) and make the process exit with ``status``.
+
+    twistd exits 0 whenever its reactor stops; a service manager must see that this one failed, so
+    the status is set once twistd has finished its own shutdown (an atexit handler).
+    """
+    if not _exit_status:
+        _exit_status.append(status)
+        atexit.register(_exit_now)
+
+    def stop():
+        try:
+            reactor.stop()
+        except error.ReactorNotRunning:
+            pass
+
+    reactor.callWhenRunning(stop)
+
+
+def describe_failure(reason):
+    """One line for an exception: its message, without the class name when the message says enough."""
+    value = reason.value if isinstance(reason, failure.Failure) else reason
+    text = " ".join(str(value).split())
+    return text or type(value).__name__
+
+
+def listen_failure(what, reason):
+    """A StartError for a listener that could not listen, saying where and why in one line."""
+    value = reason.value if isinstance(reason, failure.Failure) else reason
+    if isinstance(value, error.CannotListenError):
+        where = f"port {value.port}" if isinstance(value.port, int) else str(value.port)
+        if value.interface:
+            where = f"{value.interface} {where}"
+        cause = value.socketError
+        if isinstance(cause, OSError) and cause.errno is not None:
+            cause = os.strerror(cause.errno)
+        return StartError(f"cannot listen on {where}: {cause}")
+    return StartError(f"cannot listen: {describe_failure(value)}")
+
+
+class StagedService(service.MultiService):
+    """A MultiService whose start is asynchronous (``_start``), e.g. take a lock, migrate, then listen.
+
+    ``whenReady()`` fires with what ``_start`` returned.  A failed start is logged by the service
+    itself: one critical line for a :class:`StartError` (an expected failure), a traceback for
+    anything else (a bug).  Under twistd (``exit_on_failure`` set by makeService to the reactor) the
+    reactor is then stopped and the process exits with a non-zero status, so a service manager sees
+    the failure.
     """
 
-    reactor_to_stop = None
+    #: The reactor to stop, with a non-zero exit status, if the start fails (set by makeService).
+    exit_on_failure = None
+    #: What the service is called in its log lines.
+    what = "service"
+    log = _log
 
     def __init__(self):
         super().__init__()
         self._ready = Outcome()
         self._starting = None
+
+    def privilegedStartService(self):
+        # The children are started by _start, in order (locks before ports): none may listen before.
+        service.Service.privilegedStartService(self)
 
     def startService(self):
         service.Service.startService(self)
@@ -56,8 +144,17 @@ class StagedService(service.MultiService):
         self._starting.addErrback(self._start_failed).addBoth(self._ready.settle)
 
     def _start_failed(self, reason):
-        if self.reactor_to_stop is not None and self.reactor_to_stop.running:
-            self.reactor_to_stop.stop()
+        if not getattr(reason.value, "logged", False):
+            if reason.check(StartError):
+                self.log.critical("{what} cannot start: {reason}", what=self.what, reason=str(reason.value))
+            else:
+                self.log.failure("{what} could not start", reason, what=self.what)
+            try:
+                reason.value.logged = True
+            except (AttributeError, TypeError):
+                pass
+        if self.exit_on_failure is not None:
+            end_process(self.exit_on_failure)
         return reason
 
     def whenReady(self):
@@ -77,7 +174,11 @@ class StagedService(service.MultiService):
 
 
 class ListeningService(service.Service):
-    """Like StreamServerEndpointService, plus ``whenListening()`` (fires with the port number)."""
+    """Like StreamServerEndpointService, plus ``whenListening()`` (fires with the port number).
+
+    A failure to listen fires ``whenListening()`` with a :class:`StartError` saying where and why;
+    the service that owns the listener logs it.
+    """
 
     def __init__(self, endpoint, factory, log, what):
         self.endpoint = endpoint
@@ -102,9 +203,8 @@ class ListeningService(service.Service):
                 self.log.info("{what} listening on port {port}", what=self.what, port=number)
             return number
 
-        def failed(failure):
-            self.log.critical("{what} cannot listen: {error}", what=self.what, error=failure.getErrorMessage())
-            return failure
+        def failed(reason):
+            raise listen_failure(self.what, reason)
 
         d.addCallbacks(listening, failed).addBoth(self._listening.settle)
 
@@ -118,3 +218,22 @@ class ListeningService(service.Service):
             port, self.port = self.port, None
             return port.stopListening()
         return defer.succeed(None)
+
+
+def port_endpoint(reactor, listen, cert_path):
+    """The TLS server endpoint for ``--port``; a description that makes no sense is a usage mistake."""
+    from twisted.python import usage
+
+    from papertrader import tls
+
+    try:
+        return tls.server_endpoint(reactor, listen, cert_path)
+    except (ValueError, KeyError, TypeError) as e:
+        raise usage.UsageError(f"--port {listen}: {e}")
+
+
+def usage_exit(command, message):
+    """Print a usage mistake as one line on stderr and exit with status 2 (no traceback, no usage text)."""
+    sys.stderr.write(f"twistd {command}: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(2)

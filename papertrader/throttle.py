@@ -54,9 +54,17 @@ class Throttle:
 
     def check(self, *keys):
         """Raise Throttled if any key must wait; otherwise count the attempt for each."""
+        self.refuse(*keys)
+        self.count(*keys)
+
+    def refuse(self, *keys):
+        """Raise Throttled if any key must wait (counts nothing: see :meth:`count`)."""
         wait = max((self.wait(key) for key in keys), default=0.0)
         if wait > 0:
             raise Throttled(f"too many attempts; try again in {math.ceil(wait)} seconds")
+
+    def count(self, *keys):
+        """Count an attempt for each key (one that cost us something)."""
         now = self.clock.seconds()
         for key in keys:
             self._add(self._attempts, key, now)

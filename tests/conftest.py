@@ -1,5 +1,6 @@
 """Shared fixtures: settings, databases (SQLite and PostgreSQL), a live cluster on loopback."""
 
+import inspect
 import io
 import os
 import uuid
@@ -15,9 +16,36 @@ from papertrader.cluster import Cluster
 from papertrader.config import Settings
 from papertrader.logs import LogSystem
 from papertrader.master.db import Database
+from papertrader.services import Outcome
 
 POSTGRES = os.environ.get("PAPERTRADER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 START = 1_790_000_000  # a fixed "now" for task.Clock-driven tests (2026-09-21)
+#: Seconds any one wait of a test may take (a bound, never a sleep): a regression fails instead of hanging.
+WAIT = 30
+#: Seconds an asynchronous test may run in all before it is cancelled (its own finally blocks still run).
+#: pytest-timeout (setup.cfg) is the last resort above it for everything else, fixtures included.
+CEILING = 90
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Give every asynchronous test a ceiling: cancel it after CEILING seconds, so the test fails with a
+    TimeoutError, its cleanup runs, and the reactor (shared by the whole run) goes on with the next test."""
+    original = pyfuncitem.obj
+    if inspect.iscoroutinefunction(original):
+        marker = pyfuncitem.get_closest_marker("timeout")
+        ceiling = max(1, marker.args[0] - 5) if marker and marker.args else CEILING
+
+        def bounded(**kwargs):
+            return defer.ensureDeferred(original(**kwargs)).addTimeout(ceiling, _reactor())
+
+        pyfuncitem.obj = bounded
+        try:
+            yield
+        finally:
+            pyfuncitem.obj = original
+    else:
+        yield
 
 
 @pytest.fixture
@@ -117,7 +145,7 @@ class Deployment(Client):
     async def tick(self):
         """One update interval: a market update, then a market step over the open orders (driven by task.Clock)."""
         self.clock.advance(self.master.settings.update_interval)
-        await self.master.market.busy
+        await bounded(self.master.market.busy, "a market update and queue pass")
 
 
 async def start_cluster(tmp_path, settings, database_url, clock):
@@ -125,13 +153,20 @@ async def start_cluster(tmp_path, settings, database_url, clock):
     cluster = Cluster(data_dir, settings, _reactor(), master_port=0, worker_port=0, database=database_url,
                       clock=clock)
     cluster.startService()
-    await cluster.whenReady()
-    # Wait until every worker has proven itself to the master.
-    while len(cluster.master.workers.linked) < len(cluster.workers):
-        await _next_event(cluster.master.logs)
-    await cluster.master.market.started
-    await cluster.master.market.busy
+    await bounded(cluster.whenReady(), "the cluster to start")
+    await cluster_linked(cluster)
+    await bounded(cluster.master.market.started, "the first market update")
+    await bounded(cluster.master.market.busy, "the first market update")
     return Deployment(cluster, data_dir, str(tmp_path / "home"), clock)
+
+
+async def cluster_linked(cluster):
+    """Wait until every worker's link is proven on both sides: the master linked it, and the worker got the
+    master's answer (before that the worker has no link: its watchdog, its calls, see nothing)."""
+    await bounded(defer.gatherResults([w.link.whenProven() for w in cluster.workers]), "every worker to link")
+    names = {w.name for w in cluster.workers}
+    while not names <= set(cluster.master.workers.linked):
+        await wait_for_log(cluster.master.logs, "linked")
 
 
 def _reactor():
@@ -140,32 +175,37 @@ def _reactor():
     return reactor
 
 
-def _next_event(logs):
-    """A Deferred firing at the next event of a LogSystem (no sleeping)."""
-    d = defer.Deferred()
+def bounded(d, what, timeout=WAIT):
+    """``d``, failing with an AssertionError naming ``what`` if it has not fired within ``timeout`` seconds."""
 
-    def observer(event):
-        logs.publisher.removeObserver(observer)
-        _reactor().callLater(0, d.callback, event)
+    def timed_out(failure):
+        failure.trap(defer.TimeoutError)
+        raise AssertionError(f"waited {timeout} s for {what}")
 
-    logs.publisher.addObserver(observer)
-    return d
+    return d.addTimeout(timeout, _reactor()).addErrback(timed_out)
 
 
-def wait_for_log(logs, text):
-    """A Deferred firing with the first entry of ``logs`` whose message contains ``text`` (no sleeping)."""
+def wait_for_log(logs, text, timeout=WAIT):
+    """A Deferred firing with the first entry of ``logs`` whose message contains ``text`` (no sleeping);
+    it fails after ``timeout`` seconds, naming the text and showing the newest entries."""
     from papertrader.logs import LogEntry
 
-    d = defer.Deferred()
+    d = defer.Deferred(lambda _: logs.publisher.removeObserver(observer))
 
     def observer(event):
         entry = LogEntry.from_event(event)
         if text in entry.message:
             logs.publisher.removeObserver(observer)
-            _reactor().callLater(0, d.callback, entry)
+            _reactor().callLater(0, lambda: None if d.called else d.callback(entry))
 
     logs.publisher.addObserver(observer)
-    return d
+
+    def timed_out(failure):
+        failure.trap(defer.TimeoutError)
+        newest = "\n".join(e.format() for e in logs.newest(15))
+        raise AssertionError(f"{text!r} not logged by {logs.name} within {timeout} s; newest entries:\n{newest}")
+
+    return d.addTimeout(timeout, _reactor()).addErrback(timed_out)
 
 
 @pytest_twisted.async_yield_fixture
@@ -181,7 +221,7 @@ class WatchedProcess(protocol.ProcessProtocol):
     def __init__(self):
         self.output = b""
         self.waiting = []
-        self.ended = defer.Deferred()
+        self._end = Outcome()
 
     def outReceived(self, data):
         self.output += data
@@ -206,4 +246,18 @@ class WatchedProcess(protocol.ProcessProtocol):
         return d.addTimeout(timeout, _reactor()).addErrback(timed_out)
 
     def processEnded(self, reason):
-        self.ended.callback(reason.value)  # ProcessDone or ProcessTerminated (exitCode, signal)
+        self._end.settle(reason.value)  # ProcessDone or ProcessTerminated (exitCode, signal)
+
+    @property
+    def ended(self):
+        """A new Deferred firing with how the process ended (ProcessDone or ProcessTerminated, with
+        exitCode and signal); it fails if the process has not ended within WAIT seconds."""
+        return self.wait_end()
+
+    def wait_end(self, timeout=WAIT):
+        def timed_out(failure):
+            failure.trap(defer.TimeoutError)
+            raise AssertionError(f"the process did not end within {timeout} s; output:\n"
+                                 f"{self.output.decode(errors='replace')[-3000:]}")
+
+        return self._end.wait().addTimeout(timeout, _reactor()).addErrback(timed_out)

@@ -32,3 +32,22 @@ def test_readme_documents_every_error_code():
               if isinstance(cls, type) and issubclass(cls, connection.ClientError) and cls is not connection.ClientError}
     missing = [code for code in codes if f"`{code}`" not in README]
     assert not missing
+
+
+def test_readme_documents_every_admin_error_code():
+    from papertrader import admin
+
+    codes = {"usage", "invalid_input", "server_error"}
+    codes |= {cls.code for cls in vars(admin).values()
+              if isinstance(cls, type) and issubclass(cls, admin.AdminError) and cls is not admin.AdminError}
+    section = README[README.index("Every `papertrader-admin` command takes `--json`"):]
+    missing = [code for code in codes if f"`{code}`" not in section[:2000]]
+    assert not missing
+
+
+def test_no_document_points_outside_the_repository():
+    for path in ("README.md", "docs/architecture.md", "bench/README.md"):
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            text = f.read()
+        for outside in ("/work/", "shared/spec", "/home/", "/root/"):
+            assert outside not in text, (path, outside)

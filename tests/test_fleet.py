@@ -242,7 +242,7 @@ async def test_manhole_console_lists_and_kicks_workers(tmp_path, settings, clock
         await cluster.whenReady()
         while len(cluster.master.workers.linked) < 2:
             await wait_for_log(cluster.master.logs, "linked")
-        password = open(tmp_path / "data" / "manhole.passwd").read().strip().split(":", 1)[1]
+        password = open(tmp_path / "data" / "manhole.passwd").read().strip()  # the file holds the password
         client = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Telnet())
         await client.wait_for(b"Username: ")
         client.line("admin")
@@ -329,8 +329,11 @@ async def test_ssh_console_takes_authorized_keys_only(tmp_path, settings, clock)
 @pytest_twisted.ensureDeferred
 async def test_a_worker_drops_a_silent_master_link_and_reconnects(fleet):
     d = fleet
-    d.master.monitor.stopService()  # the master goes quiet: no heartbeats, no updates
     w = worker(d, "worker2")
+    # The fleet is ready only once each worker's own side of the handshake is proven: before that its
+    # watchdog has no link to watch, and this test would wait for a drop that never comes.
+    assert w.link.proven is not None
+    d.master.monitor.stopService()  # the master goes quiet: no heartbeats, no updates
     dropped = wait_for_log(w.logs, "no word from the master")
     relinked = wait_for_log(w.logs, "linked to the master")
     settings = d.master.settings

@@ -103,3 +103,38 @@ async def test_the_client_sees_throttled(tmp_path, settings, database_url, clock
         assert "try again in" in err
     finally:
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_only_registrations_that_cost_something_count_against_the_address(db, settings, clock, log):
+    from papertrader.errors import InvalidInput, UsernameTaken, WeakPassword
+
+    accounts = Accounts(db, replace(settings, registrations_per_address=2), clock, log)
+    for _ in range(10):  # typos: refused by validation, before any work
+        with pytest.raises(InvalidInput):
+            await accounts.register("user1", "not an email", PASSWORD, "192.0.2.1")
+        with pytest.raises(WeakPassword):
+            await accounts.register("user1", "u1@example.com", "password", "192.0.2.1")
+    await accounts.register("user1", "u1@example.com", PASSWORD, "192.0.2.1")
+    with pytest.raises(UsernameTaken):  # valid, and it cost a password hash: counts
+        await accounts.register("user1", "u1@example.com", PASSWORD, "192.0.2.1")
+    with pytest.raises(Throttled):
+        await accounts.register("user2", "u2@example.com", PASSWORD, "192.0.2.1")
+
+
+@pytest_twisted.ensureDeferred
+async def test_typos_do_not_lock_registration_through_a_worker(tmp_path, settings, database_url, clock):
+    d = await start_cluster(tmp_path, replace(settings, registrations_per_address=3), database_url, clock)
+    try:
+        for n in range(10):
+            status, out, _ = await d.cli("register", f"typo{n}", "no-at-sign", "--password-stdin",
+                                         stdin=PASSWORD + "\n")
+            assert json.loads(out)["error"] == "invalid_input"
+        for n in range(3):
+            status, out, err = await d.cli("register", f"user{n}", f"u{n}@example.com", "--password-stdin",
+                                           stdin=PASSWORD + "\n")
+            assert status == 0, err
+        status, out, _ = await d.cli("register", "user3", "u3@example.com", "--password-stdin", stdin=PASSWORD + "\n")
+        assert json.loads(out)["error"] == "throttled"
+    finally:
+        await d.cluster.stopService()

@@ -143,3 +143,34 @@ async def test_a_second_master_on_the_same_postgresql_database_refuses_to_start(
     with pytest.raises(RuntimeError, match="another master"):
         await other.whenReady()
     await other.stopService()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_worker_that_keeps_being_refused_does_not_hold_up_healthy_workers_on_its_host(deployment, tmp_path):
+    d = deployment
+    ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
+    await d.master.workers.revoke("worker2")
+    proto = await connect(reactor, "localhost", d.master_port, ca, "master")
+    try:
+        # A revoked worker and a misspelt one, both on this host, retrying over and over.
+        for name in ("worker2", "wokrer1"):
+            for _ in range(d.master.workers.refusals.free):
+                with pytest.raises(WorkerRefused, match="revoked|not registered"):
+                    await call(reactor, proto, commands.WorkerHello, "master", name=name, host="localhost",
+                               port=1, version="t")
+            with pytest.raises(WorkerRefused, match=f"too many refused handshakes for worker '{name}'"):
+                await call(reactor, proto, commands.WorkerHello, "master", name=name, host="localhost", port=1,
+                           version="t")
+    finally:
+        proto.transport.loseConnection()
+    # A healthy worker on the same host (the same address) links at its first attempt.
+    bundle = str(tmp_path / "edge-3")
+    await d.master.workers.register("edge-3", files.make_worker_bundle(d.data_dir, "edge-3", (), bundle))
+    linked = wait_for_log(d.master.logs, "worker edge-3 linked")
+    worker = start_worker(d, "edge-3", bundle)
+    try:
+        await linked
+        assert worker.link.refusals == 0
+    finally:
+        await worker.stopService()

@@ -102,10 +102,12 @@ class Accounts:
 
     @defer.inlineCallbacks
     def register(self, username, email, password, client_ip="local"):
-        self.register_throttle.check(("address", client_ip))
         validation.username(username)
         email = validation.email(email)
         password = validation.password(password)
+        # Counted only now: a typo (invalid input, weak password) costs nothing and uses up no attempt;
+        # a valid request costs a password hash, taken username or not.
+        self.register_throttle.check(("address", client_ip))
         hashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
         created = iso(self.now())
 

@@ -6,15 +6,17 @@ path is too long for a Unix socket, a private per-user directory in the
 system's temp dir holds it, named after the data dir.
 """
 
+import functools
 import hashlib
 import os
 import tempfile
 
-from twisted.internet import protocol
+from twisted.internet import defer, protocol
 from twisted.internet.endpoints import UNIXClientEndpoint, UNIXServerEndpoint, connectProtocol
 from twisted.protocols import amp
 
 from papertrader import commands
+from papertrader.errors import ServerError
 from papertrader.master.protocol import guarded
 
 MAX_SOCKET_PATH = 100
@@ -38,6 +40,22 @@ def socket_path(data_dir):
     return os.path.join(private_dir(), f"admin-{digest}.sock")
 
 
+def when_ready(method):
+    """Answer once the master has started: the channel opens first, as the data dir's lock."""
+
+    @functools.wraps(method)
+    @defer.inlineCallbacks
+    def wrapper(self, *args, **kwargs):
+        try:
+            yield self.master.whenReady()
+        except Exception:
+            raise ServerError("the master could not start; see its log")
+        answer = yield method(self, *args, **kwargs)
+        return answer
+
+    return wrapper
+
+
 class AdminProtocol(amp.AMP):
     def __init__(self, master):
         super().__init__()
@@ -45,22 +63,26 @@ class AdminProtocol(amp.AMP):
 
     @commands.AdminWorkers.responder
     @guarded
+    @when_ready
     def workers(self):
         return self.master.workers.overview().addCallback(
             lambda rows: {"workers": commands.fit(commands.AdminWorkers, "workers", rows)})
 
     @commands.AdminKick.responder
     @guarded
+    @when_ready
     def kick(self, name):
         return self.master.workers.kick(name).addCallback(lambda done: {"done": done})
 
     @commands.AdminAllow.responder
     @guarded
+    @when_ready
     def allow(self, name):
         return self.master.workers.allow(name).addCallback(lambda done: {"done": done})
 
     @commands.AdminRevoke.responder
     @guarded
+    @when_ready
     def revoke(self, name):
         return self.master.workers.revoke(name).addCallback(lambda done: {"done": done})
 

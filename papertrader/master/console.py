@@ -9,12 +9,20 @@ import os
 
 from twisted.internet import defer
 
+from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.manhole import Record, Table, Text, help_text
 from papertrader.master import files
+from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.money import from_cents, from_quantity_units
 
 WORKER_COLUMNS = ["name", "state", "region", "host", "port", "clients", "commands_per_second", "last_heartbeat",
                   "version"]
+
+
+def _refusal(failure):
+    """An operator's mistake (an unknown worker...) is an answer to show, not a failure to log."""
+    failure.trap(PaperTraderError)
+    return Text(f"refused: {failure.value.message}")
 
 
 def namespace(master):
@@ -42,19 +50,26 @@ def namespace(master):
     def kick(name):
         """Disconnect a worker now and refuse it until allow(name); its clients move elsewhere."""
         return master.workers.kick(name).addCallback(
-            lambda dropped: Text(f"worker {name} kicked" + (" and disconnected" if dropped else " (was not connected)")))
+            lambda dropped: Text(f"worker {name} kicked" + (" and disconnected" if dropped else " (was not connected)"))
+        ).addErrback(_refusal)
 
     def allow(name):
         """Let a kicked worker connect again."""
-        return master.workers.allow(name).addCallback(lambda _: Text(f"worker {name} may connect again"))
+        return master.workers.allow(name).addCallback(
+            lambda _: Text(f"worker {name} may connect again")).addErrback(_refusal)
 
     def revoke(name):
         """Remove a worker's registration for good (its key is deleted; it is refused from now on)."""
-        return master.workers.revoke(name).addCallback(lambda _: Text(f"worker {name} revoked"))
+        return master.workers.revoke(name).addCallback(lambda _: Text(f"worker {name} revoked")).addErrback(_refusal)
 
-    @defer.inlineCallbacks
     def register_worker(name, host=None, allowed_ips=None):
         """Create a worker bundle in DATA_DIR/workers/NAME and register its key (copy the bundle to the worker)."""
+        return _register_worker(name, host, allowed_ips).addErrback(_refusal)
+
+    @defer.inlineCallbacks
+    def _register_worker(name, host, allowed_ips):
+        if not isinstance(name, str) or not WORKER_NAME_RE.fullmatch(name):
+            raise InvalidInput("a worker name is 1-32 letters, digits, '_', '.', '-'")
         out = files.worker_dir(master.data_dir, name)
         armor = files.make_worker_bundle(master.data_dir, name, [host] if host else [], out)
         fingerprint = yield master.workers.register(name, armor, allowed_ips)

@@ -5,6 +5,7 @@
     DIR/gnupg/                   the keyring of registered workers' public keys
     DIR/papertrader.db           the SQLite database (unless --database is given)
     DIR/logs/master.log          the master's log file
+    DIR/master.port              the port the master listens on (written at each start)
     DIR/workers/NAME/            a worker bundle made by register-worker (and by the cluster)
 """
 
@@ -16,6 +17,9 @@ from papertrader.tls import CertificateAuthority
 
 MASTER_CERT = "master.pem"
 WORKER_CERT = "worker.pem"
+PORT_FILE = "master.port"
+#: What every master's data dir holds from its first start on (papertrader-admin checks for them).
+MASTER_FILES = (tls.CA_CERT, tls.CA_KEY, MASTER_CERT)
 
 
 def _ensure_cert(ca, common_name, hostnames, path):
@@ -35,6 +39,30 @@ def ensure_master_files(data_dir, hostnames=()):
     ca = CertificateAuthority.ensure(data_dir)
     _ensure_cert(ca, "PaperTrader master", hostnames, os.path.join(data_dir, MASTER_CERT))
     return ca
+
+
+def is_master_dir(data_dir):
+    """True if ``data_dir`` is a master's data dir (it holds the CA and the master's certificate)."""
+    return os.path.isdir(data_dir) and all(os.path.isfile(os.path.join(data_dir, name)) for name in MASTER_FILES)
+
+
+def record_port(data_dir, port):
+    """Note the port the master listens on, for papertrader-admin's hints (written atomically)."""
+    path = os.path.join(data_dir, PORT_FILE)
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(f"{int(port)}\n")
+    os.replace(tmp, path)
+
+
+def recorded_port(data_dir):
+    """The port the master last listened on, or None if unknown."""
+    try:
+        with open(os.path.join(data_dir, PORT_FILE), encoding="ascii") as f:
+            port = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
 
 
 def make_private_dir(path):

@@ -65,10 +65,13 @@ class MasterProtocol(amp.AMP):
         self._pending = None
         self.connected = False
         self._anonymous = None
+        #: Fires when the connection is gone (the master waits for it when it stops).
+        self.lost = defer.Deferred()
 
     def connectionMade(self):
         super().connectionMade()
         self.connected = True
+        self.master.connections.add(self)
         tls.no_delay(self.transport)
         from twisted.internet import reactor
 
@@ -89,6 +92,8 @@ class MasterProtocol(amp.AMP):
         super().connectionLost(reason)
         if self.worker is not None:
             self.master.workers.unlink(self.worker, self)
+        self.master.connections.discard(self)
+        self.lost.callback(None)
 
     # --- anyone -------------------------------------------------------------
 
@@ -119,7 +124,7 @@ class MasterProtocol(amp.AMP):
         name, region, host, port, version, fingerprint, challenge = pending
         ok = yield self.master.workers.verify(challenge, signature, fingerprint)
         if not ok:
-            self.master.workers.refusals.failed(self.peer())
+            self.master.workers.refused(name, self.peer())
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature", name=name, peer=self.peer())
             raise WorkerRefused(f"the signature does not match worker {name!r}'s registered key")
         # The registration may have changed while gpg was verifying (a kick, a revoke), or the

@@ -1,12 +1,18 @@
 """The master service: every concern of the master composed in one MultiService."""
 
 import os
+import sqlite3
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys, tls
-from papertrader.services import ListeningService, StagedService
+from papertrader import commands, gpgkeys
+from papertrader.options import USAGE_MISTAKES, usage_message
+from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
+                                  usage_exit)
 from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.accounts import Accounts
@@ -23,7 +29,7 @@ from papertrader.market.simulated import SimulatedSource
 from papertrader.master.candles import CandleStore
 from papertrader.master.order_store import OrderStore
 from papertrader.master.protocol import MasterFactory
-from papertrader.manhole import ManholeError, manhole_service
+from papertrader.manhole import manhole_service
 from papertrader.master import admin_channel, console, oidc
 from papertrader.master.workers import WorkerMonitor, Workers
 from papertrader.options import SettingsOptions
@@ -32,6 +38,7 @@ DEFAULT_PORT = 2048
 
 
 class Options(SettingsOptions):
+    command = "papertrader-master"
     synopsis = "--data-dir DIR [--config FILE] [--port 2048] [--database URL]"
     longdesc = "Run the PaperTrader master: accounts, orders, market data and worker management."
     optParameters = [
@@ -43,26 +50,57 @@ class Options(SettingsOptions):
         ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
     ]
 
+    def postOptions(self):
+        super().postOptions()
+        check_database_url(self["database"])
+
+
+def check_database_url(url):
+    """Refuse a --database URL of a kind we cannot use (a usage mistake, found before anything starts)."""
+    if url is not None and urlsplit(url).scheme not in ("sqlite", "postgresql", "postgres"):
+        raise usage.UsageError(f"--database: unsupported database URL {redact(url)!r}: use sqlite:///PATH or"
+                               " postgresql://USER@HOST/DBNAME")
+
+
+def redact(url):
+    """A database URL fit for a log line: any password replaced by '***'."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+#: Errors of the database driver that mean "cannot reach or open the database", not a bug of ours.
+_DATABASE_UNAVAILABLE = (sqlite3.OperationalError, psycopg.OperationalError)
+
 
 class Master(StagedService):
     """Master: database, accounts, market data, order queue, worker links, AMP listener."""
+
+    what = "master"
 
     def __init__(self, data_dir, settings, reactor, database=None, listen=DEFAULT_PORT, hostnames=(),
                  clock=None, source=None, manhole=None, manhole_keys=None):
         super().__init__()
         self.data_dir = data_dir
         self.settings = settings
+        self.reactor = reactor
         clock = clock or reactor
         files.ensure_master_files(data_dir, hostnames)
         self.logs = LogSystem("master", settings.log_memory_size, os.path.join(data_dir, "logs", "master.log"))
         self.log = self.logs.logger("papertrader.master")
         self.db = Database(database or Database.default_url(data_dir), data_dir)
+        #: Every open AMP connection (workers and clients asking for the worker list).
+        self.connections = set()
         self.board = QuoteBoard(settings.assets)
         self.accounts = Accounts(self.db, settings, clock, self.log)
         self.provider = None
         if settings.oidc_client_id:
             self.provider = oidc.Provider(settings.oidc_name, settings.oidc_issuer, settings.oidc_client_id,
                                           settings.oidc_client_secret, clock, self.log)
+        # A master killed with SIGKILL leaves the gpg-agent of its keyring behind: end it before use.
+        gpgkeys.stop_agent(files.keyring_dir(data_dir))
         self.workers = Workers(self.db, gpgkeys.Keyring(files.keyring_dir(data_dir)), clock, self.log)
         try:
             self.market_clock = MarketClock(calendar.load(settings.calendar), clock)
@@ -79,7 +117,7 @@ class Master(StagedService):
                                     self.candles, settings.update_interval, clock, self.log)
         self.market.setServiceParent(self)
         self.listener = ListeningService(
-            tls.server_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
+            port_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
             MasterFactory(self), self.log, "master")
         self.listener.setServiceParent(self)
         self.monitor = WorkerMonitor(self.workers, settings.heartbeat_interval, settings.heartbeat_misses, clock,
@@ -88,8 +126,10 @@ class Master(StagedService):
         self.admin = ListeningService(admin_channel.server_endpoint(reactor, data_dir),
                                       admin_channel.AdminFactory(self), self.log, "admin channel")
         self.admin.setServiceParent(self)
+        self.manhole = None
         if manhole:
-            manhole_service(manhole, console.namespace(self), data_dir, manhole_keys).setServiceParent(self)
+            self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys, reactor, self.log)
+            self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
         self.market.listeners += [self.push_quotes, self.trading.market_step]
         self.accounts.on_session_ended.append(
@@ -97,28 +137,67 @@ class Master(StagedService):
 
     @defer.inlineCallbacks
     def _start(self):
+        """Take the locks, migrate, and only then open the ports: a second master never listens, even briefly."""
+        # 1. The data dir: the admin channel's lock file keeps a second master off it.
+        self.admin.startService()
         try:
-            if not (yield self.db.lock()):
-                raise RuntimeError("another master is already running against this database")
-            applied = yield self.db.migrate()
-            for name in applied:
-                self.log.info("database migration {name} applied", name=name)
-            for child in self:
-                child.startService()
-            port = yield self.listener.whenListening()
-            # The admin channel's lock file also keeps a second master off this data dir.
             yield self.admin.whenListening()
-        except Exception:
-            self.log.failure("the master could not start")
+        except StartError as e:
+            if "Cannot acquire lock" in str(e):
+                raise StartError(f"another master is already running with the data dir {self.data_dir}")
             raise
+        # 2. The database: one master per database (PostgreSQL: an advisory lock).
+        try:
+            held = yield self.db.lock()
+            if not held:
+                raise StartError(f"another master is already running against the database {redact(self.db.url)}")
+            applied = yield self.db.migrate()
+        except _DATABASE_UNAVAILABLE as e:
+            raise StartError(f"cannot use the database {redact(self.db.url)}: {describe_failure(e)}")
+        for name in applied:
+            self.log.info("database migration {name} applied", name=name)
+        # 3. Only now the services and the ports the world sees.
+        self.market.startService()
+        self.monitor.startService()
+        self.listener.startService()
+        port = yield self.listener.whenListening()
+        files.record_port(self.data_dir, port)
+        if self.manhole is not None:
+            self.manhole.startService()
+            yield self.manhole.whenListening()
         return port
 
     @defer.inlineCallbacks
     def _stop(self):
-        yield super()._stop()
+        """Stop listening, stop the loops, drop every connection, close the database, and the log file last."""
+        service.Service.stopService(self)
+        for child in (self.listener, self.admin, self.manhole, self.monitor, self.market):
+            if child is not None and child.running:
+                yield child.stopService()
+        yield self.drop_connections()
         self.db.close()
         self.workers.keyring.close()
         self.logs.close()
+
+    def drop_connections(self, grace=5.0):
+        """Close every AMP connection (workers log their leaving); abort those not closed after ``grace`` s."""
+        waiting = []
+        for proto in list(self.connections):
+            if proto.transport is not None:
+                proto.transport.loseConnection()
+                waiting.append(proto.lost)
+        if not waiting:
+            return defer.succeed(None)
+
+        def abort():
+            for proto in list(self.connections):
+                if proto.transport is not None:
+                    proto.transport.abortConnection()
+
+        timer = self.reactor.callLater(grace, abort)
+        done = defer.DeferredList(waiting)
+        done.addBoth(lambda _: timer.cancel() if timer.active() else None)
+        return done
 
     @staticmethod
     def _quote_dicts(quotes):
@@ -139,7 +218,7 @@ def makeService(options, reactor=None):
         master = Master(options["data-dir"], options.settings, reactor, database=options["database"],
                         listen=options["port"], hostnames=[options["host"]] if options["host"] else (),
                         manhole=options["manhole"], manhole_keys=options["manhole-keys"])
-    except (gpgkeys.GPGMissing, ManholeError, ValueError) as e:
-        raise usage.UsageError(str(e))
-    master.reactor_to_stop = reactor
+    except USAGE_MISTAKES as e:
+        usage_exit("papertrader-master", usage_message(e))
+    master.exit_on_failure = reactor
     return master

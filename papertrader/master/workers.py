@@ -106,8 +106,11 @@ class Workers:
         #: Names kicked or revoked by this process: refused at link time even if the database write of the
         #: decision and a handshake's check of it crossed (a pool of several connections on PostgreSQL).
         self.barred = set()
-        # Anonymous peers that keep failing the handshake from one address are slowed down.
+        # A worker name that keeps being refused from one address (revoked, kicked, misconfigured, a wrong
+        # key) is slowed down; its address only when it keeps failing under many names (guessing), so a
+        # healthy worker on the same host is never kept waiting by a broken one.
         self.refusals = Throttle(clock, free=10, ceiling=600, window=600.0, cap=60.0)
+        self.address_refusals = Throttle(clock, free=100, ceiling=6000, window=600.0, cap=60.0)
 
     def now(self):
         return utc(self.clock.seconds())
@@ -156,15 +159,25 @@ class Workers:
     def admit(self, name, address):
         """The registration of a worker allowed to try the handshake from ``address``, or WorkerRefused."""
         try:
-            self.refusals.check(address)
+            self.address_refusals.check(address)
         except Throttled:
             raise WorkerRefused("too many refused handshakes from this address; wait and try again")
         try:
+            self.refusals.check((name, address))
+        except Throttled:
+            raise WorkerRefused(f"too many refused handshakes for worker {name!r} from this address; wait and try"
+                                " again")
+        try:
             reg = yield self._admissible(name, address)
         except WorkerRefused:
-            self.refusals.failed(address)
+            self.refused(name, address)
             raise
         return reg
+
+    def refused(self, name, address):
+        """Count a refused handshake against this worker name from this address (and, loosely, the address)."""
+        self.refusals.failed((name, address))
+        self.address_refusals.failed(address)
 
     @defer.inlineCallbacks
     def _admissible(self, name, address):

@@ -9,12 +9,51 @@ worker instead of waiting.
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, protocol, task, threads
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.protocols import amp
+from zope.interface import implementer
 
 from papertrader import __version__, commands, gpgkeys, tls
 from papertrader.errors import MasterUnavailable, PaperTraderError, ServerError
 
 CALL_TIMEOUT = 30
+
+
+def address_text(host, port):
+    """``host:port`` as a person writes it (``[v6]:port`` for an IPv6 address)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@implementer(IStreamClientEndpoint)
+class MasterEndpoint:
+    """The endpoint of the master, named by its address (in twisted's retry lines too), that keeps the
+    reason of the last failed connection attempt for the worker's log."""
+
+    def __init__(self, endpoint, address):
+        self.endpoint = endpoint
+        self.address = address
+        self.last_failure = None
+
+    def connect(self, factory):
+        d = self.endpoint.connect(factory)
+
+        def failed(reason):
+            self.last_failure = reason
+            return reason
+
+        return d.addErrback(failed)
+
+    def __repr__(self):
+        return f"<the master at {self.address}>"
+
+
+def sign_once(home, challenge):
+    """Sign the master's challenge, then end the gpg-agent gpg started for it: the worker holds no agent
+    between handshakes, so one killed with SIGKILL leaves none behind."""
+    try:
+        return gpgkeys.sign(home, challenge)
+    finally:
+        gpgkeys.stop_agent(home)
 
 
 class WorkerToMaster(amp.AMP):
@@ -23,6 +62,7 @@ class WorkerToMaster(amp.AMP):
     def __init__(self, worker):
         super().__init__()
         self.worker = worker
+        self.gone = False
 
     @commands.QuotesTick.responder
     def quotes_tick(self, quotes):
@@ -75,6 +115,7 @@ class WorkerToMaster(amp.AMP):
         self.worker.link.handshake(self)
 
     def connectionLost(self, reason):
+        self.gone = True
         super().connectionLost(reason)
         self.worker.link.lost(self)
 
@@ -87,20 +128,34 @@ class MasterLink(ClientService):
     the worker reconnects and its watchers are told instead of waiting in silence.
     """
 
-    def __init__(self, worker, endpoint, clock, watch_clock=None, interval=5.0, misses=3):
+    def __init__(self, worker, endpoint, clock, watch_clock=None, interval=5.0, misses=3, address="the master"):
         factory = protocol.Factory.forProtocol(lambda: WorkerToMaster(worker))
-        super().__init__(endpoint, factory, retryPolicy=backoffPolicy(maxDelay=10.0), clock=clock)
+        self.address = address
+        self.endpoint = MasterEndpoint(endpoint, address)
+        self._backoff = backoffPolicy(maxDelay=10.0)
+        super().__init__(self.endpoint, factory, retryPolicy=self._retry_delay, clock=clock)
         self.worker = worker
         self.clock = clock
         self.proven = None
         self.refusals = 0
         self._hold = None
+        self._proven_waiters = []
         self.silence = interval * (misses + 1)
         self.watch_clock = watch_clock or clock
         self.last_heard = self.watch_clock.seconds()
         self._watchdog = task.LoopingCall(self._check)
         self._watchdog.clock = self.watch_clock
         self._watch_interval = interval
+
+    def _retry_delay(self, attempt):
+        """The delay before the next connection attempt; says in the log why the last one failed."""
+        delay = self._backoff(attempt)
+        reason, self.endpoint.last_failure = self.endpoint.last_failure, None
+        if reason is not None:
+            self.worker.log.warn("cannot reach the master at {address}: {reason} (attempt {attempt}; trying again"
+                                 " in {delay:.1f} s)", address=self.address, reason=reason.getErrorMessage(),
+                                 attempt=attempt, delay=delay)
+        return delay
 
     def heard(self):
         self.last_heard = self.watch_clock.seconds()
@@ -119,7 +174,18 @@ class MasterLink(ClientService):
     def stopService(self):
         if self._watchdog.running:
             self._watchdog.stop()
+        if self.proven is not None:
+            self.proven = None
+            self.worker.log.info("closing the link to the master")
         return super().stopService()
+
+    def whenProven(self):
+        """A Deferred firing once this link is proven (at once if it is)."""
+        if self.proven is not None:
+            return defer.succeed(self.proven)
+        d = defer.Deferred()
+        self._proven_waiters.append(d)
+        return d
 
     @defer.inlineCallbacks
     def handshake(self, proto):
@@ -129,24 +195,30 @@ class MasterLink(ClientService):
             port = yield worker.listener.whenListening()
             answer = yield proto.callRemote(commands.WorkerHello, name=worker.name, host=worker.public_host,
                                             port=port, version=__version__, region=worker.region)
-            signature = yield threads.deferToThread(gpgkeys.sign, worker.gnupg_home, answer["challenge"])
+            signature = yield threads.deferToThread(sign_once, worker.gnupg_home, answer["challenge"])
             yield proto.callRemote(commands.WorkerProve, signature=signature)
         except PaperTraderError as e:
             # Refused (not registered, kicked, revoked...): wait longer each time before trying again.
             self.refusals += 1
             delay = min(60, 2 ** self.refusals)
-            worker.log.error("the master refused this worker: {error} (trying again in {delay} s)",
-                             error=e.message, delay=delay)
+            worker.log.error("the master refused this worker: {error} (master at {address}; trying again in"
+                             " {delay} s)", address=self.address, error=e.message, delay=delay)
             self._hold = self.clock.callLater(delay, proto.transport.loseConnection)
             return
         except Exception as e:
-            worker.log.error("handshake with the master failed: {error}", error=str(e))
+            worker.log.error("handshake with the master at {address} failed: {error}", address=self.address,
+                             error=str(e) or type(e).__name__)
             proto.transport.loseConnection()
             return
+        if proto.gone or not self.running:
+            return  # the connection closed (or the worker is stopping) while the master answered
         self.proven = proto
         self.refusals = 0
         self.heard()
-        worker.log.info("linked to the master as {name}", name=worker.name)
+        worker.log.info("linked to the master at {address} as {name}", address=self.address, name=worker.name)
+        waiters, self._proven_waiters = self._proven_waiters, []
+        for d in waiters:
+            d.callback(proto)
         self.tell_watching("replace", worker.order_fanout.keys())
 
     def lost(self, proto):

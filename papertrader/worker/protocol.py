@@ -19,6 +19,7 @@ from papertrader.errors import (
     QuoteUnavailable,
     ServerError,
     UnknownSymbol,
+    UsernameTaken,
 )
 from papertrader.times import utc
 
@@ -64,13 +65,17 @@ class WorkerProtocol(amp.AMP):
             if command is commands.Login:
                 self.worker.login_throttle.check(address)
             elif command is commands.Register:
-                self.worker.register_throttle.check(address)
+                # Counted once the master has answered, and only if the request was valid (below).
+                self.worker.register_throttle.refuse(address)
             if "token" in arguments:
                 yield self._session(arguments["token"], stamp)
             answer = yield self.worker.link.call(stamped(command), **arguments, **stamp)
         except BadCredentials:
             if command is commands.Login:
                 self.worker.login_throttle.failed(address)
+            raise
+        except UsernameTaken:
+            self.worker.register_throttle.count(address)  # a valid request: it cost the master a hash
             raise
         except NotLoggedIn:
             if "token" in arguments:
@@ -81,6 +86,8 @@ class WorkerProtocol(amp.AMP):
         except Exception:
             self.worker.log.failure("passing {command} on failed", command=command.__name__)
             raise ServerError()
+        if command is commands.Register:
+            self.worker.register_throttle.count(address)
         if command in (commands.Logout, commands.LogoutAll):
             self.worker.sessions.forget(self.worker.sessions.key(arguments["token"]))
         return answer

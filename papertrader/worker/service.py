@@ -8,11 +8,12 @@ A worker's data dir is the bundle ``papertrader-admin register-worker`` made
 import os
 import re
 
-from twisted.application import service
+from twisted.internet import defer
 from twisted.python import usage
 
 from papertrader import commands, gpgkeys, tls
-from papertrader.services import ListeningService
+from papertrader.options import USAGE_MISTAKES, usage_message
+from papertrader.services import ListeningService, StagedService, port_endpoint, usage_exit
 from papertrader.logs import LogSystem
 from papertrader.master.files import WORKER_CERT, make_private_dir
 from papertrader.options import SettingsOptions
@@ -20,8 +21,8 @@ from papertrader.worker.cache import CandleCache, QuoteCache, SessionCache
 from papertrader.throttle import Throttle
 from papertrader.worker.fanout import Fanout
 from papertrader.worker import console
-from papertrader.manhole import ManholeError, manhole_service
-from papertrader.worker.link import MasterLink
+from papertrader.manhole import manhole_service
+from papertrader.worker.link import MasterLink, address_text
 from papertrader.worker.protocol import WorkerFactory
 
 DEFAULT_PORT = 2050
@@ -29,6 +30,7 @@ REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 class Options(SettingsOptions):
+    command = "papertrader-worker"
     synopsis = "--data-dir DIR --master HOST:PORT --name NAME [--port 2050] [--public-host HOST]"
     longdesc = "Run a PaperTrader worker: serves clients and passes their commands on to the master."
     optParameters = [
@@ -56,11 +58,16 @@ class Options(SettingsOptions):
             raise usage.UsageError("--region: 1-64 letters, digits, '_', '.', '-'")
 
 
-class Worker(service.MultiService):
+class Worker(StagedService):
+    """A worker: listens for clients first, then links to the master (a worker that cannot serve anyone
+    has no business with the master)."""
+
     def __init__(self, data_dir, name, master, settings, reactor, listen=DEFAULT_PORT, public_host="localhost",
                  clock=None, region="default", manhole=None, manhole_keys=None):
         super().__init__()
         self.name = name
+        self.what = f"worker {name}"
+        self.reactor = reactor
         self.region = region
         self.data_dir = data_dir
         self.public_host = public_host
@@ -100,16 +107,30 @@ class Worker(service.MultiService):
         host, port = master
         self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor,
                                watch_clock=self.clock, interval=settings.heartbeat_interval,
-                               misses=settings.heartbeat_misses)
-        self.listener = ListeningService(tls.server_endpoint(reactor, listen, cert_path), WorkerFactory(self),
+                               misses=settings.heartbeat_misses, address=address_text(host, port))
+        self.listener = ListeningService(port_endpoint(reactor, listen, cert_path), WorkerFactory(self),
                                          self.log, f"worker {name}")
         self.listener.setServiceParent(self)
         self.link.setServiceParent(self)
         self.order_fanout.on_first = lambda username: self.link.tell_watching("add", [username])
         self.order_fanout.on_last = lambda username: self.link.tell_watching("remove", [username])
+        self.manhole = None
         if manhole:
-            manhole_service(manhole, console.namespace(self), data_dir, manhole_keys).setServiceParent(self)
+            self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys, reactor, self.log)
+            self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
+
+    @defer.inlineCallbacks
+    def _start(self):
+        """End a gpg-agent a killed predecessor left, listen for clients, and only then link to the master."""
+        gpgkeys.stop_agent(self.gnupg_home)
+        self.listener.startService()
+        port = yield self.listener.whenListening()
+        if self.manhole is not None:
+            self.manhole.startService()
+            yield self.manhole.whenListening()
+        self.link.startService()
+        return port
 
     def tell_watchers(self, code, message):
         """Send a Notice to every client watching live prices or order events."""
@@ -123,17 +144,18 @@ class Worker(service.MultiService):
             if disconnect:
                 client.transport.loseConnection()
 
-    def stopService(self):
+    @defer.inlineCallbacks
+    def _stop(self):
+        """Tell the clients, stop listening, close the master link and the clients, then the log file last."""
+        service_running = [c for c in (self.listener, self.manhole, self.link) if c is not None and c.running]
+        self.running = False
         self.tell_clients("worker_leaving", f"worker {self.name} is shutting down; use another worker")
-        d = super().stopService()
+        for child in service_running:
+            yield child.stopService()
         for client in list(self.clients):
             client.transport.loseConnection()
-        def stopped(result):
-            gpgkeys.stop_agent(self.gnupg_home)
-            self.logs.close()
-            return result
-
-        return d.addBoth(stopped)
+        gpgkeys.stop_agent(self.gnupg_home)
+        self.logs.close()
 
 
 def makeService(options, reactor=None):
@@ -143,8 +165,8 @@ def makeService(options, reactor=None):
         worker = Worker(options["data-dir"], options["name"], options["master"], options.settings, reactor,
                         listen=options["port"], public_host=options["public-host"], region=options["region"],
                         manhole=options["manhole"], manhole_keys=options["manhole-keys"])
-    except (gpgkeys.GPGMissing, ManholeError) as e:
-        raise usage.UsageError(str(e))
-    # A worker that cannot listen for clients is of no use: say so in the log and exit.
-    worker.listener.whenListening().addErrback(lambda _: reactor.stop() if reactor.running else None)
+    except USAGE_MISTAKES as e:
+        usage_exit(Options.command, usage_message(e))
+    # A worker that cannot listen for clients is of no use: it says why in its log and twistd exits non-zero.
+    worker.exit_on_failure = reactor
     return worker

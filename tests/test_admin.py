@@ -1,0 +1,92 @@
+"""``papertrader-admin`` as an operator runs it: a real process, its output and its exit status."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from papertrader.master import files
+from tests.conftest import WatchedProcess
+
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def admin(*argv):
+    """Run papertrader-admin ARGV; (status, stdout, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "papertrader.admin", *argv], env=ENV, capture_output=True,
+                          text=True, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def one_line(text):
+    assert len(text.strip().splitlines()) == 1, text
+    return text.strip()
+
+
+@pytest.fixture
+def master_dir(tmp_path):
+    data_dir = str(tmp_path / "m")
+    files.ensure_master_files(data_dir)
+    return data_dir
+
+
+@pytest.mark.parametrize("argv", [["workers"], ["kick", "w1"], ["register-worker", "w1"]])
+def test_a_data_dir_that_is_not_a_masters_is_refused_never_created(tmp_path, argv):
+    typo = tmp_path / "TYPO"
+    status, out, err = admin("--data-dir", str(typo), *argv)
+    assert status == 1
+    assert "is not a master's data dir" in one_line(err) and out == ""
+    assert not typo.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, out, err = admin("--data-dir", str(empty), *argv, "--json")
+    assert status == 1
+    assert json.loads(out)["error"] == "bad_data_dir"
+    assert os.listdir(empty) == []
+
+
+def test_json_before_or_after_the_command_and_typed_errors(master_dir):
+    for argv in (["--json", "--data-dir", master_dir, "workers"], ["--data-dir", master_dir, "workers", "--json"]):
+        status, out, err = admin(*argv)
+        assert (status, json.loads(out), err) == (0, [], "")
+    status, out, _ = admin("--data-dir", master_dir, "register-worker", "w1", "--json")
+    registered = json.loads(out)
+    assert status == 0 and registered["name"] == "w1" and len(registered["fingerprint"]) == 40
+    assert registered["bundle"] == files.worker_dir(master_dir, "w1")
+    assert "papertrader-worker" in registered["command"]
+    status, out, _ = admin("--json", "--data-dir", master_dir, "kick", "w1")
+    assert status == 0 and json.loads(out) == {"name": "w1", "command": "kick", "done": False,
+                                               "master_running": False}
+    status, out, _ = admin("--data-dir", master_dir, "workers", "--json")
+    assert [(w["name"], w["state"]) for w in json.loads(out)] == [("w1", "kicked")]
+    for argv, code, expected in (
+            (["kick", "nosuch"], "invalid_input", 1),
+            (["allow", "../etc"], "invalid_input", 1),
+            (["register-worker", "w2", "--allow-ip", "not-an-address"], "invalid_input", 1),
+            (["frobnicate"], "usage", 2),
+            (["kick"], "usage", 2)):
+        status, out, err = admin("--json", "--data-dir", master_dir, *argv)
+        assert status == expected, (argv, out, err)
+        answer = json.loads(out)
+        assert answer["error"] == code and answer["message"] in one_line(err), (argv, out, err)
+        assert "Traceback" not in err
+    assert not os.path.exists(files.worker_dir(master_dir, "w2"))  # refused before anything was made
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_the_register_worker_hint_names_the_port_the_master_listens_on(deployment):
+    d = deployment
+    assert d.master_port != 2048
+    proc = WatchedProcess()
+    reactor.spawnProcess(proc, sys.executable, [sys.executable, "-m", "papertrader.admin", "--data-dir", d.data_dir,
+                                                "register-worker", "edge-9", "--host", "edge9.example.com"], env=ENV)
+    ended = await proc.ended
+    text = proc.output.decode()
+    assert getattr(ended, "exitCode", None) == 0, text
+    assert f"--master MASTER_HOST:{d.master_port} --public-host edge9.example.com" in text, text
+    assert ":2048" not in text

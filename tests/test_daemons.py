@@ -1,0 +1,365 @@
+"""The daemons as an operator runs them: real ``twistd`` processes, real ports, real signals.
+
+A daemon that cannot start says why in one line and exits non-zero (so a service manager sees it); a
+usage mistake is one line and status 2; a clean SIGTERM logs every goodbye to the log file.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from papertrader import tls
+from papertrader.master import files
+from tests.conftest import WatchedProcess, _drop_schema, _postgres_schema, wait_for_log
+
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+_started = []
+
+
+@pytest_twisted.async_yield_fixture(autouse=True)
+async def no_process_left_behind():
+    """A test that fails while its daemon still runs must not leave that daemon running."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.transport.pid:
+            proc.transport.signalProcess("KILL")
+            await proc.ended
+
+
+def twistd(*args):
+    """``twistd -n PLUGIN ARGS...`` as a process whose output the test can wait on."""
+    proc = WatchedProcess()
+    argv = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", *args]
+    reactor.spawnProcess(proc, sys.executable, argv, env=ENV, path=os.getcwd())
+    _started.append(proc)
+    return proc
+
+
+def run_twistd(*args):
+    """Run ``twistd -n PLUGIN ARGS...`` to its end; (status, output)."""
+    done = subprocess.run([sys.executable, "-c", TWISTD, "-n", "--pidfile=", *args], env=ENV, cwd=os.getcwd(),
+                          capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout + done.stderr
+
+
+def status_of(ended):
+    return getattr(ended, "exitCode", None)
+
+
+def stopped_cleanly(ended):
+    """A SIGTERM'd twistd ends its reactor cleanly, then ends itself with that signal (as twistd does)."""
+    return status_of(ended) == 0 or getattr(ended, "signal", None) == signal.SIGTERM
+
+
+def listening_socket(interface="127.0.0.1"):
+    """A port on loopback that something else already listens on."""
+    s = socket.socket()
+    s.bind((interface, 0))
+    s.listen()
+    return s
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def critical_lines(output):
+    return [line for line in output.decode(errors="replace").splitlines() if "#critical]" in line]
+
+
+def master_dir(tmp_path, name="m"):
+    data_dir = str(tmp_path / name)
+    files.ensure_master_files(data_dir)
+    return data_dir
+
+
+def loopback(data_dir, port):
+    return tls.listen_description(port, "127.0.0.1", os.path.join(data_dir, files.MASTER_CERT))
+
+
+def assert_failed_start(ended, output, reason):
+    """Exit status non-zero, the reason in exactly one critical line, no traceback, no port opened."""
+    text = output.decode(errors="replace")
+    assert status_of(ended) not in (None, 0), text
+    lines = critical_lines(output)
+    assert len(lines) == 1, text
+    assert reason in lines[0], text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+# --- item 10: a master or cluster that cannot start -------------------------
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_whose_port_is_taken_exits_non_zero_with_one_line(tmp_path):
+    data_dir = master_dir(tmp_path)
+    taken = listening_socket()
+    port = taken.getsockname()[1]
+    try:
+        master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, port))
+        ended = await master.ended
+    finally:
+        taken.close()
+    assert_failed_start(ended, master.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_master_on_the_same_data_dir_exits_without_opening_its_port(tmp_path):
+    data_dir = master_dir(tmp_path)
+    first = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0))
+    try:
+        await first.wait_for("master listening on port")
+        port = free_port()
+        second = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, port))
+        ended = await second.ended
+        assert_failed_start(ended, second.output, f"another master is already running with the data dir {data_dir}")
+        assert b"listening on port" not in second.output  # its TLS port was never opened
+        assert b"migration" not in second.output  # nor did it touch the database
+    finally:
+        first.transport.signalProcess("TERM")
+        assert stopped_cleanly(await first.ended)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_master_on_the_same_postgresql_database_exits_without_opening_its_port(tmp_path):
+    schema, url = _postgres_schema()
+    try:
+        one, two = master_dir(tmp_path, "one"), master_dir(tmp_path, "two")
+        first = twistd("papertrader-master", "--data-dir", one, "--port", loopback(one, 0), "--database", url)
+        try:
+            await first.wait_for("master listening on port")
+            second = twistd("papertrader-master", "--data-dir", two, "--port", loopback(two, free_port()),
+                            "--database", url)
+            ended = await second.ended
+            assert_failed_start(ended, second.output, "another master is already running against the database")
+            assert b"listening on port" not in second.output
+        finally:
+            first.transport.signalProcess("TERM")
+            assert stopped_cleanly(await first.ended)
+    finally:
+        _drop_schema(schema)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_that_cannot_reach_postgresql_exits_non_zero_with_one_line(tmp_path):
+    data_dir = master_dir(tmp_path)
+    closed = free_port()
+    url = f"postgresql://postgres:secret@127.0.0.1:{closed}/test"
+    master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0), "--database", url)
+    ended = await master.ended
+    line = assert_failed_start(ended, master.output, f"cannot use the database postgresql://postgres:***@127.0.0.1:"
+                                                     f"{closed}/test")
+    assert "secret" not in master.output.decode()  # a password never reaches a log
+    assert b"listening on port" not in master.output
+    assert "refused" in line.lower() or "failed" in line.lower()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cluster_whose_port_is_taken_exits_non_zero_with_one_line(tmp_path):
+    taken = listening_socket()
+    port = taken.getsockname()[1]
+    try:
+        cluster = twistd("papertrader-cluster", "--data-dir", str(tmp_path / "c"), "--master-port", str(port),
+                         "--worker-port", str(free_port()), "--workers", "1")
+        ended = await cluster.wait_end(timeout=60)  # the first run makes a CA, certificates and a GPG key
+    finally:
+        taken.close()
+    assert_failed_start(ended, cluster.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")
+
+
+# --- item 11: a worker whose port is taken ----------------------------------
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_whose_port_is_taken_exits_instead_of_retrying_its_master(tmp_path):
+    data_dir = master_dir(tmp_path)
+    bundle = str(tmp_path / "w1")
+    files.make_worker_bundle(data_dir, "w1", (), bundle)
+    taken = listening_socket()
+    port = taken.getsockname()[1]
+    try:
+        worker = twistd("papertrader-worker", "--data-dir", bundle, "--name", "w1", "--master",
+                        f"localhost:{free_port()}", "--port",
+                        tls.listen_description(port, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
+        ended = await worker.ended
+    finally:
+        taken.close()
+    line = assert_failed_start(ended, worker.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")
+    assert "worker w1 cannot start" in line
+    assert b"Scheduling retry" not in worker.output and b"handshake" not in worker.output
+
+
+# --- item 12: usage mistakes -------------------------------------------------
+
+def usage_cases(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+    not_a_bundle = tmp_path / "empty"
+    not_a_bundle.mkdir()
+    m = str(tmp_path / "m")
+    return [
+        (["papertrader-master", "--data-dir", m, "--manhole", "tcp:2049:interface=0.0.0.0"],
+         "a telnet manhole listens only on loopback"),
+        (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1"], "is not a worker bundle"),
+        (["papertrader-master", "--data-dir", m, "--database", "mysql://u@h/db"], "unsupported database URL"),
+        (["papertrader-cluster", "--data-dir", m, "--database", "mysql://u@h/db"], "unsupported database URL"),
+        (["papertrader-master", "--data-dir", str(a_file)], "is not a directory"),
+        (["papertrader-worker", "--data-dir", str(a_file), "--name", "w1"], "is not a directory"),
+        (["papertrader-cluster", "--data-dir", str(a_file)], "is not a directory"),
+        (["papertrader-master", "--data-dir", m, "--port", "nonsense:2048"], "--port nonsense:2048"),
+        (["papertrader-master"], "--data-dir is required"),
+        (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--master", "host:port"],
+         "port is not a number"),
+    ]
+
+
+def test_usage_mistakes_print_the_message_alone_and_exit_2(tmp_path):
+    for argv, message in usage_cases(tmp_path):
+        status, output = run_twistd(*argv)
+        assert status == 2, (argv, output)
+        assert message in output, (argv, output)
+        assert "Traceback" not in output, (argv, output)
+        assert len(output.strip().splitlines()) == 1, (argv, output)
+        assert output.startswith(f"twistd {argv[0]}: "), (argv, output)
+    assert not os.path.exists(tmp_path / "m" / "papertrader.db")
+
+
+# --- item 20: a clean SIGTERM with workers linked -----------------------------
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_with_workers_linked_logs_every_goodbye_to_the_log_file(tmp_path, settings):
+    from papertrader.worker.service import Worker
+    from tests.test_crash import register_worker
+
+    data_dir = master_dir(tmp_path)
+    for name in ("w1", "w2"):
+        register_worker(data_dir, name)
+    master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0))
+    workers = []
+    try:
+        await master.wait_for("master listening on port")
+        port = int(master.output.split(b"master listening on port ")[1].split()[0])
+        for name in ("w1", "w2"):
+            bundle = files.worker_dir(data_dir, name)
+            worker = Worker(bundle, name, ("localhost", port), settings, reactor,
+                            listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
+            workers.append(worker)
+            worker.startService()
+            await master.wait_for(f"worker {name} linked")
+        lost = [wait_for_log(w.logs, "lost the link to the master") for w in workers]
+        master.transport.signalProcess("TERM")
+        ended = await master.ended
+        for d in lost:
+            await d
+    finally:
+        for worker in workers:
+            await worker.stopService()
+        if master.transport.pid:
+            master.transport.signalProcess("KILL")
+    text = master.output.decode(errors="replace")
+    assert stopped_cleanly(ended), text
+    assert "Traceback" not in text and "Unhandled" not in text, text
+    with open(os.path.join(data_dir, "logs", "master.log"), encoding="utf-8") as f:
+        log = f.read()
+    assert "worker w1 disconnected" in log and "worker w2 disconnected" in log, log
+
+
+# --- item 13: a worker that cannot reach its master says where and why -------
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_that_cannot_reach_its_master_logs_the_address_and_the_reason(tmp_path, settings):
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from papertrader.worker.service import Worker
+
+    data_dir = master_dir(tmp_path)
+    bundle = str(tmp_path / "w1")
+    files.make_worker_bundle(data_dir, "w1", (), bundle)
+    closed = free_port()
+    seen = []
+    observer = lambda event: seen.append(formatEvent(event))  # noqa: E731  (twistd's own log)
+    globalLogPublisher.addObserver(observer)
+    worker = Worker(bundle, "w1", ("127.0.0.1", closed), settings, reactor,
+                    listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
+    unreachable = wait_for_log(worker.logs, "cannot reach the master")
+    worker.startService()
+    try:
+        entry = await unreachable
+    finally:
+        await worker.stopService()
+        globalLogPublisher.removeObserver(observer)
+    assert f"cannot reach the master at 127.0.0.1:{closed}: " in entry.message
+    assert "refused" in entry.message.lower()
+    assert entry.level == "warn"
+    retries = [line for line in seen if "Scheduling retry" in line]
+    assert retries and all(f"the master at 127.0.0.1:{closed}" in line for line in retries), retries
+    assert not any("object at 0x" in line for line in retries), retries
+
+
+# --- item 17: a worker killed with SIGKILL leaves no gpg-agent behind ----------
+
+def agents_of(home):
+    """PIDs of the gpg-agent processes serving the GnuPG home ``home``."""
+    from papertrader.gpgkeys import _short_home
+
+    homes = {os.path.abspath(home), _short_home(home)}
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"gpg-agent" and any(h.encode() in argv for h in homes):
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_worker_killed_with_sigkill_leaves_no_gpg_agent_and_a_restart_piles_none_up(deployment, tmp_path):
+    d = deployment
+    bundle = str(tmp_path / "edge-1")
+    await d.master.workers.register("edge-1", files.make_worker_bundle(d.data_dir, "edge-1", (), bundle))
+    home = os.path.join(bundle, "gnupg")
+    listen = tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT))
+    # A gpg-agent of an earlier life of this worker, as one killed mid-handshake would leave.
+    subprocess.run(["gpg-connect-agent", "--homedir", home, "/bye"], check=True, capture_output=True, timeout=30)
+    assert agents_of(home)
+    for life in (1, 2):
+        linked = wait_for_log(d.master.logs, "worker edge-1 linked")
+        worker = twistd("papertrader-worker", "--data-dir", bundle, "--name", "edge-1", "--master",
+                        f"localhost:{d.master_port}", "--port", listen)
+        await linked
+        await worker.wait_for("linked to the master")
+        worker.transport.signalProcess("KILL")
+        ended = await worker.ended
+        assert ended.signal == signal.SIGKILL
+        assert agents_of(home) == [], f"life {life}: gpg-agent left running"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_whose_console_port_is_taken_exits_non_zero_with_one_line(tmp_path):
+    data_dir = master_dir(tmp_path)
+    taken = listening_socket()
+    port = taken.getsockname()[1]
+    try:
+        master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0),
+                        "--manhole", str(port))
+        ended = await master.ended
+    finally:
+        taken.close()
+    assert_failed_start(ended, master.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")
