@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 from twisted.enterprise import adbapi
 from twisted.internet import defer, threads
 
+#: Seconds a PostgreSQL connection attempt may take (an unreachable host fails in this time, not the OS's).
+CONNECT_TIMEOUT = 10
+
 #: ``NNNN_name.sql`` for both databases, or ``NNNN_name.sqlite.sql`` + ``NNNN_name.postgresql.sql`` when the
 #: two need different statements (SQLite rebuilds a table where PostgreSQL alters it).
 MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+(?:\.(sqlite|postgresql))?\.sql$")
@@ -53,7 +56,8 @@ class Database:
             )
         elif scheme in ("postgresql", "postgres"):
             self.dialect = "postgresql"
-            self.pool = adbapi.ConnectionPool("psycopg", url, cp_min=1, cp_max=5, cp_reconnect=True)
+            self.pool = adbapi.ConnectionPool("psycopg", url, cp_min=1, cp_max=5, cp_reconnect=True,
+                                              connect_timeout=CONNECT_TIMEOUT)
         else:
             raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
@@ -97,7 +101,7 @@ class Database:
         def take():
             import psycopg
 
-            connection = psycopg.connect(self.url, autocommit=True)
+            connection = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
             held = connection.execute(
                 "SELECT pg_try_advisory_lock(hashtext('papertrader-master:' || current_schema()))").fetchone()[0]
             if held:
