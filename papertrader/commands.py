@@ -92,7 +92,10 @@ _EVENT = [(b"event", amp.Unicode()), (b"time", amp.DateTime()), (b"price", amp.D
           (b"quantity", amp.Decimal(optional=True)), (b"position_quantity", amp.Decimal(optional=True))]
 
 
-_QUOTE = [(b"symbol", amp.Unicode()), (b"price", amp.Decimal()), (b"time", amp.DateTime())]
+#: A quote: its price, its source time (the end of the bar it came from), whether it is stale (no fresh
+#: bar for longer than the master's max_quote_age while the market was open) and the asset's name.
+_QUOTE = [(b"symbol", amp.Unicode()), (b"price", amp.Decimal()), (b"time", amp.DateTime()),
+          (b"stale", amp.Boolean(optional=True)), (b"name", amp.Unicode(optional=True))]
 _ACCOUNT = [(b"username", amp.Unicode()), (b"email", amp.Unicode()), (b"cash", amp.Decimal())]
 
 
@@ -260,7 +263,11 @@ class Quote(Command):
 
 
 class Candles(Command):
-    arguments = [(b"symbol", amp.Unicode()), (b"limit", amp.Integer())]
+    """OHLCV candles of a symbol: ``interval`` 1m, 5m, 15m, 1h or 1d (default: 1d for a replay of whole
+    sessions, else 1m); the newest ``limit``, or the first ``limit`` from ``start`` (and before ``end``)."""
+
+    arguments = [(b"symbol", amp.Unicode()), (b"limit", amp.Integer()), (b"interval", amp.Unicode(optional=True)),
+                 (b"start", amp.DateTime(optional=True)), (b"end", amp.DateTime(optional=True))]
     response = [
         (
             b"candles",
@@ -274,7 +281,8 @@ class Candles(Command):
                     (b"volume", amp.Integer()),
                 ]
             ),
-        )
+        ),
+        (b"interval", amp.Unicode(optional=True)),
     ]
 
 
@@ -417,7 +425,10 @@ class Clock(Command):
 
     arguments = []
     response = [(b"time", amp.DateTime()), (b"is_open", amp.Boolean()), (b"next_open", amp.DateTime()),
-                (b"next_close", amp.DateTime()), (b"calendar", amp.Unicode())]
+                (b"next_close", amp.DateTime()), (b"calendar", amp.Unicode()), (b"mode", amp.Unicode()),
+                (b"state", amp.Unicode()), (b"source", amp.Unicode(optional=True)),
+                (b"step", amp.Unicode(optional=True)), (b"start", amp.DateTime(optional=True)),
+                (b"end", amp.DateTime(optional=True))]
 
 
 #: Client commands a worker passes on to the master (quotes come from its cache).

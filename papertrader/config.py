@@ -6,6 +6,7 @@ log_memory_size, update_interval) and the few others live here, validated once.
 
 import configparser
 import re
+from datetime import date
 from dataclasses import asdict, dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 
@@ -20,8 +21,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    #: Symbols the master retrieves and lets users trade.
-    assets: tuple = ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA")
+    #: Symbols the master retrieves and lets users trade (empty: the source's own list).
+    assets: tuple = ()
     #: Workers the cluster starts (at least one).
     workers: int = 2
     #: Log entries each process keeps in memory (older ones are only in the log file).
@@ -58,8 +59,31 @@ class Settings:
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
     heartbeat_misses: int = 3
-    #: Trading sessions: 'always_open' (one session per UTC day), or an exchange calendar such as XNYS.
-    calendar: str = "always_open"
+    #: Where prices come from: replay (real history), simulated, alpaca, nasdaq.
+    provider: str = "replay"
+    #: Trading sessions: always_open (one session per UTC day) or an exchange calendar such as XNYS
+    #: (empty: XNYS, or always_open for the simulated market).
+    calendar: str = ""
+    #: Replay: the first day, the last day (empty: the end of the data), one step per update (1d, or 1m, 5m,
+    #: 1h... with intraday data), whether to start over at the end, and the operator's own CSV files
+    #: (empty: the history shipped with PaperTrader).
+    replay_start: str = "2010-01-04"
+    replay_end: str = ""
+    replay_step: str = "1d"
+    replay_loop: bool = False
+    replay_files: str = ""
+    #: Seconds without a fresh bar after which a quote is shown as stale (0: twice the update interval,
+    #: at least two minutes).
+    max_quote_age: float = 0.0
+    #: Days of minute candles kept (daily candles are kept for good).
+    keep_minute_bars: int = 90
+    #: Live providers: their base URLs (tests point them at a local server), the Alpaca feed, and the
+    #: seconds any request may take.  Alpaca's keys come from APCA_API_KEY_ID and APCA_API_SECRET_KEY.
+    alpaca_data_url: str = "https://data.alpaca.markets"
+    alpaca_trading_url: str = "https://paper-api.alpaca.markets"
+    alpaca_feed: str = "iex"
+    nasdaq_url: str = "https://api.nasdaq.com"
+    provider_timeout: float = 10.0
     #: How bars price fills: 'bar' (open, limits traded through, slippage, volume cap) or 'ideal' (the close).
     fill_model: str = "bar"
     #: The bar model's half-spread, in basis points of the price, paid by market-like fills.
@@ -102,12 +126,14 @@ MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximu
 INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
             "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
-            "max_open_orders": (1, 100_000)}
+            "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500)}
 #: Decimal settings: (lowest, highest) allowed.
 DECIMALS = {"half_spread_bps": (0, 1000), "impact_bps": (0, 1000), "volume_share": (Decimal("0.000001"), 1),
             "commission_per_share": (0, 100), "commission_percent": (0, 100), "market_buy_buffer": (0, 100)}
-CHOICES = {"fill_model": ("bar", "ideal"), "commission_model": ("", "zero", "per_order", "per_share", "percent")}
-CALENDAR_RE = re.compile(r"^(always_open|[A-Z0-9]{3,5})$")
+CHOICES = {"fill_model": ("bar", "ideal"), "commission_model": ("", "zero", "per_order", "per_share", "percent"),
+           "provider": ("replay", "simulated", "alpaca", "nasdaq"), "alpaca_feed": ("iex", "sip")}
+CALENDAR_RE = re.compile(r"^(|always_open|[A-Z0-9]{3,5})$")
+URLS = ("alpaca_data_url", "alpaca_trading_url", "nasdaq_url")
 
 
 def _parse(name, raw):
@@ -116,7 +142,7 @@ def _parse(name, raw):
         if name == "assets":
             symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
             if not symbols:
-                raise ConfigError("assets: the list is empty")
+                return ()
             for symbol in symbols:
                 if not SYMBOL_RE.fullmatch(symbol):
                     raise ConfigError(f"assets: {symbol!r} is not a valid symbol")
@@ -169,6 +195,35 @@ def _parse(name, raw):
             if not CALENDAR_RE.fullmatch(raw):
                 raise ConfigError("calendar: always_open, or an exchange code such as XNYS")
             return raw
+        if name in ("replay_start", "replay_end"):
+            if name == "replay_end" and not raw:
+                return ""
+            try:
+                return date.fromisoformat(raw).isoformat()
+            except ValueError:
+                raise ConfigError(f"{name}: a date, YYYY-MM-DD")
+        if name == "replay_step":
+            if not re.fullmatch(r"1d|[1-9][0-9]{0,3}[mh]", raw):
+                raise ConfigError("replay_step: 1d, or a number of minutes or hours such as 1m, 5m, 1h")
+            return raw
+        if name == "replay_loop":
+            if raw.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                raise ConfigError("replay_loop: true or false")
+            return raw.lower() in ("true", "yes", "1", "on")
+        if name == "replay_files":
+            if len(raw) > 4000:
+                raise ConfigError("replay_files: too long")
+            return raw
+        if name in ("max_quote_age", "provider_timeout"):
+            value = float(raw)
+            low = 0 if name == "max_quote_age" else 0.1
+            if not low <= value <= 86400 * 30:
+                raise ConfigError(f"{name}: must be between {low} and {86400 * 30} seconds")
+            return value
+        if name in URLS:
+            if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw) or len(raw) > 500:
+                raise ConfigError(f"{name}: an http(s) URL")
+            return raw.rstrip("/")
     except ConfigError:
         raise
     except ValueError as e:

@@ -52,7 +52,22 @@ class SettingsOptions(usage.Options):
         ["oidc-client-id", None, None, "Client id of this deployment at the provider (empty: provider login off)."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
-        ["calendar", None, None, "Trading sessions: always_open (default) or an exchange code such as XNYS."],
+        ["provider", None, None, "Where prices come from: replay (default: real history), simulated, alpaca, nasdaq."],
+        ["calendar", None, None, "Trading sessions: always_open or an exchange code (default: XNYS; simulated:"
+                                 " always_open)."],
+        ["replay-start", None, None, "Replay: the first day, YYYY-MM-DD (default 2010-01-04)."],
+        ["replay-end", None, None, "Replay: the last day (default: the end of the data)."],
+        ["replay-step", None, None, "Replay: market time per update: 1d (default), or 1m, 5m, 1h... (intraday data)."],
+        ["replay-loop", None, None, "Replay: start over at the end (true/false, default false)."],
+        ["replay-files", None, None, "Replay: your own CSV files or directories, comma-separated (default: the"
+                                     " shipped history)."],
+        ["max-quote-age", None, None, "Seconds without a fresh bar before a quote is stale (default: auto)."],
+        ["keep-minute-bars", None, None, "Days of minute candles kept (default 90)."],
+        ["alpaca-data-url", None, None, "Alpaca market data base URL."],
+        ["alpaca-trading-url", None, None, "Alpaca trading API base URL (for the asset list)."],
+        ["alpaca-feed", None, None, "Alpaca feed: iex (default) or sip."],
+        ["nasdaq-url", None, None, "Nasdaq quote API base URL."],
+        ["provider-timeout", None, None, "Seconds any request to a live provider may take (default 10)."],
         ["fill-model", None, None, "How bars price fills: bar (default) or ideal."],
         ["half-spread-bps", None, None, "bar model: half-spread in basis points (default 2)."],
         ["impact-bps", None, None, "bar model: market impact in basis points at full participation (default 10)."],
@@ -72,7 +87,9 @@ class SettingsOptions(usage.Options):
                  "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "calendar", "fill-model",
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
-                 "max-open-orders")
+                 "max-open-orders", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",
+                 "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url", "alpaca-trading-url",
+                 "alpaca-feed", "nasdaq-url", "provider-timeout")
 
     def parseOptions(self, options=None):
         try:

@@ -50,9 +50,11 @@ def pytest_pyfunc_call(pyfuncitem):
 
 @pytest.fixture
 def settings():
-    # Abuse limits high enough that only the tests about them (test_throttle.py) ever meet them.
+    # Abuse limits high enough that only the tests about them (test_throttle.py) ever meet them.  The
+    # simulated market (always open, seeded): tests of the replay and the live providers choose theirs.
     return replace(Settings(), bcrypt_rounds=4, update_interval=5.0, assets=("AAPL", "MSFT", "TSLA"),
-                   login_free_attempts=1000, login_ceiling=10_000, registrations_per_address=10_000)
+                   provider="simulated", login_free_attempts=1000, login_ceiling=10_000,
+                   registrations_per_address=10_000)
 
 
 @pytest.fixture

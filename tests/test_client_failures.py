@@ -227,7 +227,7 @@ async def test_watch_moves_on_when_its_worker_process_is_killed(cluster):
     try:
         await d.cli("--worker", "w3", "whoami", user="alice")
         moved = defer.DeferredList([wait_for_log(worker(d, n).logs, "watches AAPL") for n in ("worker1", "worker2")],
-                                   fireOnOneCallback=True)
+                                   fireOnOneCallback=True, consumeErrors=True)
         watching = defer.ensureDeferred(d.cli("watch", "AAPL", "--count", "1", user="alice"))
         await w3.wait_for("watches AAPL")
         w3.transport.signalProcess("KILL")

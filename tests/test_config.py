@@ -85,8 +85,6 @@ def test_fractional_update_interval_is_allowed(text, value):
         ("bcrypt_rounds", "32"),
         ("market_seed", "-1"),
         ("market_seed", str(2**63 + 1)),
-        ("assets", ""),
-        ("assets", " , ,"),
         ("assets", "AAPL,AAPL"),
         ("assets", "aapl,AAPL"),
         ("assets", "AA PL"),
@@ -162,3 +160,7 @@ def test_settings_as_text_for_display():
     assert text["commission"] == "1.50"
     assert text["starting_cash"] == "100000.00"
     assert text["workers"] == "2"
+
+
+def test_an_empty_asset_list_means_the_sources_own():
+    assert load_settings(None, {"assets": ""}).assets == () == load_settings(None, {"assets": " , ,"}).assets

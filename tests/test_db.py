@@ -125,10 +125,10 @@ async def test_run_is_one_transaction(db):
 async def test_large_integers_round_trip(db):
     # Money, prices and quantities are integers in minor units; they must survive as BIGINT on both.
     big = 10**15 * 100
-    await db.execute("INSERT INTO candles (symbol, time, open_units, high_units, low_units, close_units, volume)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    await db.execute("INSERT INTO bars (symbol, interval, time, open_units, high_units, low_units, close_units,"
+                     " volume) VALUES (?, '1d', ?, ?, ?, ?, ?, ?)",
                      ("AAPL", "2026-01-01T00:00:00.000000+00:00", big, big, 1, -1, 2**62))
-    assert await db.query("SELECT open_units, low_units, close_units, volume FROM candles") == [(big, 1, -1, 2**62)]
+    assert await db.query("SELECT open_units, low_units, close_units, volume FROM bars") == [(big, 1, -1, 2**62)]
 
 
 def test_unsupported_database_url_is_refused():

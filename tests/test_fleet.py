@@ -63,7 +63,7 @@ async def test_kick_moves_watchers_and_refuses_the_worker_until_allowed(fleet):
     await d.cli("--worker", "worker1", "whoami", user="alice")  # the client remembers worker1
     watches = wait_for_log(worker(d, "worker1").logs, "watches AAPL")
     moved = defer.DeferredList([wait_for_log(worker(d, name).logs, "watches AAPL") for name in ("worker2", "worker3")],
-                               fireOnOneCallback=True)
+                               fireOnOneCallback=True, consumeErrors=True)
     watching = defer.ensureDeferred(d.cli("watch", "AAPL", "--count", "3", user="alice"))
     await watches
     await d.tick()

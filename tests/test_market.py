@@ -104,6 +104,14 @@ def test_quote_board_keeps_the_newest_quote_of_each_asset():
 class ScriptedProvider:
     """A provider that answers from a script: a price for every asset, or a failure."""
 
+    name = "scripted"
+
+    def assets(self, symbols):
+        return defer.succeed([])
+
+    def corporate_actions(self, symbols, start, end):
+        return defer.succeed([])
+
     def __init__(self, *script):
         self.script = list(script)
         self.resumed = {}
@@ -152,49 +160,75 @@ async def tick(service, clock):
     await service.busy
 
 
-async def candle_rows(db):
-    return await db.query(
-        "SELECT symbol, time, open_units, high_units, low_units, close_units, volume FROM candles ORDER BY time, symbol"
-    )
 
 
 @pytest_twisted.ensureDeferred
-async def test_one_candle_per_asset_per_tick(db, make_service, clock, settings):
+async def test_each_update_folds_its_bars_into_minute_and_daily_candles(db, make_service, clock, settings):
     service = make_service(SimulatedProvider(1))
+    steps = []
+    service.listeners.append(lambda step, quotes: steps.append(step))
     t0 = clock.seconds()
     await start(service)
     await tick(service, clock)
     await tick(service, clock)
-    rows = await candle_rows(db)
-    # Each candle is the bar of the interval that ended at an update: its time is the interval's start.
-    times = [iso(utc(t0 + (i - 1) * settings.update_interval)) for i in range(3)]
-    assert [(r[0], r[1]) for r in rows] == [(s, t) for t in times for s in settings.assets]
-    for _, _, o, h, lo, c, volume in rows:
-        assert lo <= o <= h and lo <= c <= h and volume > 0
-    # The board shows the newest close of every asset, at the time of the update.
-    for symbol, _, _, _, _, close, _ in rows[-3:]:
-        quote = service.board.get(symbol)
-        assert to_price_units(quote.price) == close
-        assert quote.time == utc(clock.seconds())
-    # Candles read back in time order, newest last.
-    candles = await service.candles.newest("AAPL", 2)
-    assert [c["time"] for c in candles] == [utc(t0), utc(t0 + 5)]
-    assert candles[-1]["close"] == service.board.get("AAPL").price
+    assert [s.time for s in steps] == [utc(t0), utc(t0 + 5), utc(t0 + 10)]
+    bars = [s.bars["AAPL"] for s in steps]
+    assert [(b.start, b.end) for b in bars] == [(utc(t0 - 5), utc(t0)), (utc(t0), utc(t0 + 5)),
+                                                (utc(t0 + 5), utc(t0 + 10))]
+    # START is 14:13:20: the three 5-second bars fall in the minute 14:13 (and in today's session).
+    for interval in ("1m", "1d"):
+        [candle] = await service.candles.read("AAPL", interval, 10)
+        assert (candle["open"], candle["close"]) == (bars[0].open, bars[-1].close)
+        assert candle["high"] == max(b.high for b in bars) and candle["low"] == min(b.low for b in bars)
+        assert candle["volume"] == sum(b.volume for b in bars)
+    assert (await service.candles.read("AAPL", "1m", 10))[0]["time"] == utc(t0 - 20)
+    # The board shows the newest close of every asset, at the end of its bar.
+    for symbol in settings.assets:
+        assert service.board.get(symbol).price == steps[-1].bars[symbol].close
+        assert service.board.get(symbol).time == utc(clock.seconds())
     assert service.ticks == 3
-
     await service.stopService()
     clock.advance(10 * settings.update_interval)
-    assert len(await candle_rows(db)) == 9  # no updates after stopping
+    assert service.ticks == 3  # no updates after stopping
+
+
+@pytest_twisted.ensureDeferred
+async def test_candles_are_aggregated_by_interval_and_read_by_range(db):
+    from papertrader.master.candles import CandleStore
+
+    store = CandleStore(db)
+    base = datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)
+    bars = [Bar("AAPL", base + i * timedelta(minutes=1), base + (i + 1) * timedelta(minutes=1), D(100 + i),
+                D(101 + i), D(99 + i), D(100 + i), 10) for i in range(12)]
+    await store.store(bars, lambda bar: base)
+    minutes = await store.read("AAPL", "1m", 100)
+    assert len(minutes) == 12 and minutes[0]["time"] == base
+    five = await store.read("AAPL", "5m", 100)
+    assert [c["time"].minute for c in five] == [30, 35, 40]
+    assert (five[0]["open"], five[0]["high"], five[0]["low"], five[0]["close"], five[0]["volume"]) == (
+        D(100), D(105), D(99), D(104), 50)
+    [hour] = await store.read("AAPL", "1h", 100)
+    assert (hour["time"].minute, hour["volume"]) == (0, 120)
+    [daily] = await store.read("AAPL", "1d", 100)
+    assert (daily["open"], daily["close"], daily["volume"]) == (D(100), D(111), 120)
+    ranged = await store.read("AAPL", "1m", 3, start=base + timedelta(minutes=4))
+    assert [c["time"].minute for c in ranged] == [34, 35, 36]
+    newest = await store.read("AAPL", "1m", 2, end=base + timedelta(minutes=4))
+    assert [c["time"].minute for c in newest] == [32, 33]
+    await store.prune(base + timedelta(days=91))
+    assert await store.read("AAPL", "1m", 100) == [] and len(await store.read("AAPL", "1d", 100)) == 1
 
 
 @pytest_twisted.ensureDeferred
 async def test_prices_are_the_same_for_the_same_seed_through_the_service(db, make_service, clock, settings):
     service = make_service(SimulatedProvider(4))
+    steps = []
+    service.listeners.append(lambda step, quotes: steps.append(step))
     await start(service)
     await tick(service, clock)
-    stored = [(r[0], from_price_units(r[5])) for r in await candle_rows(db)]
     expected = walk(SimulatedProvider(4), settings.assets, 2)
-    assert stored == [(s, bars[s].close) for bars in expected for s in settings.assets]
+    assert [{s: (b.open, b.close) for s, b in step.bars.items()} for step in steps] == [
+        {s: (b.open, b.close) for s, b in bars.items()} for bars in expected]
 
 
 @pytest_twisted.ensureDeferred
@@ -205,7 +239,7 @@ async def test_listeners_run_after_each_update_in_order(db, make_service, clock)
     async def first(step, quotes):
         calls.append(("first", [(q.symbol, q.price) for q in quotes]))
         # The update is complete when listeners run: candles stored, board updated.
-        rows = await db.query("SELECT COUNT(*) FROM candles")
+        rows = await db.query("SELECT COUNT(*) FROM bars WHERE interval = '1m'")
         calls.append(("first saw", rows[0][0], service.board.get("AAPL").price))
 
     def second(step, quotes):
@@ -220,7 +254,7 @@ async def test_listeners_run_after_each_update_in_order(db, make_service, clock)
         ("first saw", 3, D("100")),
         ("second", 3),
         ("first", [("AAPL", D("101")), ("MSFT", D("101")), ("TSLA", D("101"))]),
-        ("first saw", 6, D("101")),
+        ("first saw", 3, D("101")),  # the same minute: folded into the same candles
         ("second", 3),
     ]
 
@@ -243,56 +277,76 @@ async def test_a_failing_listener_is_logged_and_the_next_one_still_runs(make_ser
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_failing_provider_is_logged_and_the_next_tick_still_runs(db, make_service, clock, logs, settings):
-    provider = ScriptedProvider("100", "fail", "raise", "103")
+async def test_a_source_outage_keeps_the_last_prices_logs_once_and_recovers(db, make_service, clock, logs,
+                                                                             settings):
+    provider = ScriptedProvider("100", "fail", "raise", *["fail"] * 30, "103")
     service = make_service(provider)
-    updates = []
-    service.listeners.append(lambda step, quotes: updates.append(step))
+    steps = []
+    service.listeners.append(lambda step, quotes: steps.append((step, list(quotes))))
     t0 = clock.seconds()
     await start(service)
-    await tick(service, clock)  # a failed Deferred
-    await tick(service, clock)  # an exception raised by fetch itself
-    # Nothing was stored or published by the failed updates; the board keeps the last good quote.
-    assert len(await candle_rows(db)) == 3
-    assert (service.board.get("AAPL").price, service.board.get("AAPL").time) == (D("100"), utc(t0))
-    assert len(updates) == 1
-    failures = logs.newest(10, "critical")
-    assert [f.message.splitlines()[0] for f in failures] == [
-        "market data update failed; will try again next interval"] * 2
-    assert "RuntimeError: feed down (failed)" in failures[0].message
-    assert "RuntimeError: feed down (raised)" in failures[1].message
+    for _ in range(32):
+        await tick(service, clock)
+    # The steps go on (orders still expire on time), without bars; the board keeps the last good quote.
+    assert len(steps) == 33 and all(not step.bars for step, _ in steps[1:])
+    quote = service.board.get("AAPL")
+    assert (quote.price, quote.time, quote.stale) == (D("100"), utc(t0), True)
+    # Stale after max_quote_age (here the default: 2 minutes), and said once, with the stale quotes pushed.
+    flipped = [i for i, (_, quotes) in enumerate(steps) if quotes]
+    assert flipped[0] == 0 and len(flipped) == 2
+    errors = [e.message for e in logs.newest(100, "error")]
+    assert len(errors) == 1 and "scripted is unavailable (feed down (failed))" in errors[0]
     await tick(service, clock)
-    rows = await candle_rows(db)
-    assert len(rows) == 6
+    step, quotes = steps[-1]
     # The first bar after the outage covers the whole gap since the last good one.
-    assert {r[1] for r in rows[3:]} == {iso(utc(t0))}
-    assert provider.asked[-1] == utc(t0 + 3 * settings.update_interval)
-    assert service.board.get("AAPL").price == D("103")
-    assert len(updates) == 2
-    assert len(provider.asked) == 4  # every interval asked again
+    assert step.bars["AAPL"].start == utc(t0) and step.bars["AAPL"].close == D("103")
+    assert service.board.get("AAPL").stale is False
+    assert [e.message for e in logs.newest(10, "info") if "is back" in e.message] == [
+        "market data: scripted is back after 160 s"]
+    assert len(provider.asked) == 34  # every interval asked again
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_hung_source_does_not_stall_the_update_loop(make_service, clock, logs, settings):
+    hung = defer.Deferred()
+    provider = ScriptedProvider("100", lambda symbols, start, end: hung, "101")
+    provider.fetch_raw = provider.fetch
+
+    def fetch(symbols, start, end):
+        step = provider.script[0]
+        if callable(step) and step(symbols, start, end) is hung:
+            provider.script.pop(0)
+            provider.asked.append(end)
+            return hung
+        return provider.fetch_raw(symbols, start, end)
+
+    provider.fetch = fetch
+    service = make_service(provider)
+    await start(service)
+    clock.advance(settings.update_interval)  # the second update asks, and gets no answer
+    assert not service.busy.called
+    clock.advance(settings.update_interval * 0.8)  # its deadline: it gives up
+    await service.busy
+    clock.advance(settings.update_interval * 0.2)  # the next update is on time
+    await service.busy
+    assert service.ticks == 3 and service.board.get("AAPL").price == D("101")
+    assert any("unavailable" in e.message for e in logs.newest(10, "error"))
 
 
 @pytest_twisted.ensureDeferred
 async def test_restart_resumes_prices_from_the_last_stored_close(db, make_service, clock):
     first = make_service(SimulatedProvider(9))
+    closes = []
+    first.listeners.append(lambda step, quotes: closes.append({s: b.close for s, b in step.bars.items()}))
     await start(first)
     await tick(first, clock)
-    await tick(first, clock)
     await first.stopService()
-    rows = await candle_rows(db)
-    first_opens = {r[0]: r[2] for r in rows[:3]}
-    last_closes = {r[0]: r[5] for r in rows[-3:]}
-
     clock.advance(60)
     second = make_service(SimulatedProvider(9))  # a new process: same seed, fresh state
+    opens = []
+    second.listeners.append(lambda step, quotes: opens.append({s: b.open for s, b in step.bars.items()}))
     await start(second)
-    rows = await candle_rows(db)
-    assert len(rows) == 12
-    resumed = rows[-3:]
-    assert {r[1] for r in resumed} == {iso(utc(clock.seconds() - 5))}
-    for symbol, _, open_units, *_ in resumed:
-        assert open_units == last_closes[symbol]  # continues the walk where it stopped...
-        assert open_units != first_opens[symbol]  # ...instead of starting the walk over
+    assert opens[0] == closes[-1]  # continues the walk where it stopped, instead of starting it over
 
 
 @pytest_twisted.ensureDeferred
@@ -300,7 +354,6 @@ async def test_restart_restores_the_board_before_the_provider_answers(make_servi
     first = make_service(ScriptedProvider("100.25", "101.5"))
     await start(first)
     await tick(first, clock)
-    stored_at = utc(clock.seconds())
     await first.stopService()
 
     clock.advance(60)
@@ -309,7 +362,7 @@ async def test_restart_restores_the_board_before_the_provider_answers(make_servi
     second = make_service(provider, board)
     await start(second)
     assert provider.resumed == {"AAPL": D("101.5"), "MSFT": D("101.5"), "TSLA": D("101.5")}
-    assert (board.get("MSFT").price, board.get("MSFT").time) == (D("101.5"), stored_at - timedelta(seconds=5))
+    assert board.get("MSFT").price == D("101.5")
 
 
 # --- calendars ---------------------------------------------------------------------

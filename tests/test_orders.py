@@ -53,7 +53,7 @@ def published():
 @pytest.fixture
 def make_trading(db, board, clock, log, published):
     def make(settings):
-        return TradingCommands(db, OrderStore(db), board, MarketClock(calendar.load(settings.calendar), clock),
+        return TradingCommands(db, OrderStore(db), board, MarketClock(calendar.load(settings.calendar or "always_open"), clock),
                                rules_from(settings), clock, log, publish=published.extend)
     return make
 
@@ -227,14 +227,17 @@ async def _cancel_all(db, session):
     await db.execute("UPDATE orders SET status = 'canceled' WHERE account_id = ?", (session.account_id,))
 
 
-def wait_until_an_insert_waits_for(url, blocker_pid):
-    """Block (in a thread) until a statement waits for a lock held by the backend ``blocker_pid``."""
+def wait_until_an_insert_waits_for(url, blocker_pid, waiting=1):
+    """Block (in a thread) until ``waiting`` statements wait, directly or behind each other, for a lock held by
+    the backend ``blocker_pid``."""
     deadline = time.monotonic() + 10
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            waiting = conn.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
-                                   (blocker_pid,)).fetchone()[0]
-            if waiting:
+            blocked = conn.execute(
+                "WITH RECURSIVE chain(pid) AS (SELECT %s::int UNION SELECT a.pid FROM pg_stat_activity a, chain"
+                " WHERE chain.pid = ANY(pg_blocking_pids(a.pid))) SELECT COUNT(*) - 1 FROM chain",
+                (blocker_pid,)).fetchone()[0]
+            if blocked >= waiting:
                 return
     raise AssertionError("nothing ever waited for the other transaction")
 
@@ -543,6 +546,7 @@ async def test_a_cancel_racing_a_step_either_wins_or_sees_the_fill(db, database_
         stepping = trading.market_step(MarketStep(utc(clock.seconds()), bars))
         await threads.deferToThread(wait_until_an_insert_waits_for, database_url, other.info.backend_pid)
         canceling = trading.cancel_order(alice, None, order["id"])
+        await threads.deferToThread(wait_until_an_insert_waits_for, database_url, other.info.backend_pid, 2)
         other.commit()  # the step goes first (it asked first), then the cancel
     finally:
         other.close()
@@ -574,8 +578,8 @@ async def test_market_update_then_step_at_the_new_bars(db, make_trading, setting
         clock.advance(settings.update_interval)
         await market.busy
         # Filled in the step that followed the update, inside that update's bar.
-        [(low, high)] = await db.query("SELECT low_units, high_units FROM candles WHERE symbol = 'MSFT' AND time = ?",
-                                       (iso(utc(clock.seconds()) - timedelta(seconds=settings.update_interval)),))
+        [(low, high)] = await db.query("SELECT low_units, high_units FROM bars WHERE symbol = 'MSFT'"
+                                       " AND interval = '1m' ORDER BY time DESC LIMIT 1")
         filled = await trading.get_order(alice, None, order["id"])
         assert filled["status"] == "filled"
         assert D(low) / 10_000 <= filled["average_price"] <= D(high) / 10_000

@@ -8,6 +8,7 @@ commit.
 """
 
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
 from twisted.internet import defer
@@ -324,27 +325,44 @@ class TradingCommands:
 
     @defer.inlineCallbacks
     def market_step(self, market_step, quotes=None):
-        """The market update's listener: one step of every open order, saved in one transaction."""
+        """The market update's listener: corporate actions, then one step of every open order, saved in one
+        transaction with the step's market time (so a step is never applied twice)."""
         recorded = self._recorded()
 
         def unit_of_work(cursor):
             self.store.lock_open_accounts(cursor)
             orders = self.store.open_orders(cursor)
-            result = None
-            names = {}
-            if orders:
-                books = self.store.books(cursor, {o.account_id for o in orders})
-                result = step(books, orders, market_step, self.rules)
-                self.store.save(cursor, result.orders, result.books, result.events, recorded)
+            due = self.store.due_dividends(cursor, market_step.today) if market_step.today else []
+            accounts = {o.account_id for o in orders} | {d.account_id for d in due}
+            if market_step.actions:
+                holders = self.store.holders(cursor, {a.symbol for a in market_step.actions})
+                self.store.lock_accounts(cursor, holders - accounts)
+                accounts |= holders
+            result, names = None, {}
+            if accounts:
+                books = self.store.books(cursor, accounts)
+                result = step(books, orders, replace(market_step, due=tuple(due)), self.rules)
+                self.store.save(cursor, result.orders, result.books, result.events, recorded, result.records)
+                self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
                     faults.point("step-written")  # crash tests stop here, before the commit
                 names = _usernames(self.db, cursor, {e.order.account_id for e in result.events})
             self.store.set_state(cursor, "last_step", iso(market_step.time))
+            if market_step.today:
+                self.store.set_state(cursor, "actions_through", market_step.today.isoformat())
             return result, names
 
         result, names = yield self.db.run(unit_of_work)
         self.steps += 1
-        if result is None or not result.events:
+        if result is None:
+            return 0
+        if result.records:
+            kinds = {}
+            for record in result.records:
+                kinds[record.kind] = kinds.get(record.kind, 0) + 1
+            self.log.info("corporate actions: {summary}",
+                          summary=", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in sorted(kinds.items())))
+        if not result.events:
             return 0
         fills = len(result.fills)
         self.filled += fills

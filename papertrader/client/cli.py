@@ -800,7 +800,8 @@ class CLI:
 
         def tick(quote):
             plain = output.plain(quote)
-            show(quote, f"{quote['symbol']:<8} {plain['price']:>12}  {plain['time']}")
+            show(quote, f"{quote['symbol']:<8} {plain['price']:>12}  {plain['time']}" +
+                 ("  stale" if quote.get("stale") else ""))
 
         def order_event(event):
             show(event, describe_event(event))

@@ -42,9 +42,9 @@ class ClientProtocol(amp.AMP):
             self.handshake.callback(self)
 
     @commands.Tick.responder
-    def tick(self, symbol, price, time):
+    def tick(self, symbol, price, time, stale=None, name=None):
         if self.on_tick is not None:
-            self.on_tick(dict(symbol=symbol, price=price, time=time))
+            self.on_tick(dict(symbol=symbol, price=price, time=time, stale=bool(stale)))
         return {}
 
     @commands.OrderEvent.responder

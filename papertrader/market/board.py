@@ -1,12 +1,17 @@
 """The quote board: the newest quote of every asset, read by everyone in the master.
 
-Each quote remembers the close of the previous session (for "today's change").
+Each quote keeps its source time (the end of the bar it came from), the close of the previous
+session (for "today's change"), and whether it is stale: no fresh bar for longer than the
+market's ``max_quote_age`` while the market was open.  Asset names and flags (from the source)
+sit beside the quotes.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Optional
+
+from papertrader.market.sources import Asset
 
 
 @dataclass(frozen=True)
@@ -16,28 +21,49 @@ class Quote:
     time: datetime
     previous_close: Optional[Decimal] = None
     session_open: Optional[datetime] = None
+    stale: bool = False
 
 
 class QuoteBoard:
     def __init__(self, assets):
         self.assets = tuple(assets)
         self._quotes = {}
+        self.info = {s: Asset(s) for s in self.assets}
+
+    def describe(self, assets):
+        """Take the source's descriptions of the assets (name, exchange, class, tradable, fractionable)."""
+        for asset in assets:
+            if asset.symbol in self.info:
+                self.info[asset.symbol] = asset
 
     def update(self, quotes):
         for quote in quotes:
             self._quotes[quote.symbol] = quote
 
-    def update_bars(self, bars, session_open):
-        """New quotes from ``bars`` (symbol -> Bar), in the session that opened at ``session_open``."""
-        quotes = []
+    def restart(self):
+        """Time went back (a replay looped or was moved back): forget the quotes' times and references."""
+        self._quotes = {s: replace(q, time=datetime.min.replace(tzinfo=q.time.tzinfo), previous_close=None,
+                                   session_open=None) for s, q in self._quotes.items()}
+
+    def update_bars(self, bars, session_open, now=None, max_age=None):
+        """New quotes from ``bars`` (symbol -> Bar) in the session that opened at ``session_open``; with
+        ``now`` (the market was open), quotes without a fresh bar for longer than ``max_age`` turn stale.
+        Returns the quotes that changed (new prices, or a change of staleness)."""
+        changed = []
         for symbol, bar in bars.items():
             old = self._quotes.get(symbol)
             previous = old.previous_close if old else None
             if old is not None and old.session_open != session_open:
                 previous = old.price  # a new session: the last price of the one before is its reference
-            quotes.append(Quote(symbol, bar.close, bar.end, previous, session_open))
-        self.update(quotes)
-        return quotes
+            changed.append(Quote(symbol, bar.close, bar.end, previous, session_open))
+        self.update(changed)
+        if now is not None and max_age is not None:
+            for symbol, quote in list(self._quotes.items()):
+                stale = now - quote.time > max_age
+                if stale != quote.stale and symbol not in bars:
+                    self._quotes[symbol] = replace(quote, stale=stale)
+                    changed.append(self._quotes[symbol])
+        return changed
 
     def get(self, symbol):
         return self._quotes.get(symbol)

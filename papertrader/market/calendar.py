@@ -33,6 +33,11 @@ class AlwaysOpen:
         current = self.session_at(moment)
         return SessionInfo(current, Session(current.close, current.close + DAY))
 
+    def session_on(self, day):
+        """The session of a calendar day (a date)."""
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return Session(start, start + DAY)
+
     def sessions(self, start, end):
         """Sessions that open in [start, end)."""
         session = self.session_at(start)
@@ -48,10 +53,15 @@ class AlwaysOpen:
 class ExchangeCalendar:
     """An exchange's sessions between two years, as plain (open, close) UTC datetimes."""
 
-    def __init__(self, name, sessions):
+    def __init__(self, name, sessions, dates):
         self.name = name
         self._sessions = sessions
         self._opens = [s.open for s in sessions]
+        self._by_date = dict(zip(dates, sessions))
+
+    def session_on(self, day):
+        """The session of a calendar day (a date in the exchange's time zone), or None if it has none."""
+        return self._by_date.get(day)
 
     def _index(self, moment):
         """Index of the last session that opened at or before ``moment`` (-1 if none)."""
@@ -88,4 +98,4 @@ def load(name, first_year=1995, last_year=None):
                                 f" {type(e).__name__}")
         schedule = calendar.schedule
     sessions = [Session(o.to_pydatetime(), c.to_pydatetime()) for o, c in zip(schedule["open"], schedule["close"])]
-    return ExchangeCalendar(name, sessions)
+    return ExchangeCalendar(name, sessions, [d.date() for d in schedule.index])

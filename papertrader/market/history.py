@@ -174,21 +174,21 @@ def read_events(lines, where):
             raise HistoryError(f"{at}: the value must be positive")
         symbol = row["symbol"].strip().upper()
         if row["type"].strip() == "split":
-            events.append(Split(symbol, ex_date, _simple_ratio(value)))
+            events.append(Split(symbol, ex_date, *_fraction(value)))
         elif row["type"].strip() == "dividend":
-            events.append(Dividend(symbol, ex_date, value, pay_date))
+            events.append(Dividend(symbol, ex_date, value.quantize(Decimal("0.000001")), pay_date))
         else:
             raise HistoryError(f"{at}: type must be split or dividend")
     return events
 
 
-def _simple_ratio(value):
-    """A split ratio close to a simple fraction (4/3 written 1.3333333) as that fraction, to 12 places."""
+def _fraction(value):
+    """A split ratio as (new, old) shares: 1.3333333 -> (4, 3), 0.1 -> (1, 10), 7 -> (7, 1)."""
     for denominator in range(1, 21):
         numerator = (value * denominator).to_integral_value()
         if numerator and abs(value * denominator - numerator) < Decimal("0.0001"):
-            return (numerator / denominator).quantize(Decimal("1e-12")).normalize()
-    return value
+            return numerator, Decimal(denominator)
+    return value, Decimal(1)
 
 
 def read_assets(lines, where):

@@ -1,25 +1,32 @@
 """The market update loop: one LoopingCall per update interval.
 
-Each update: ask the source for the bars of the interval since the last
-update (only while the calendar has the market open), check them, put their
-closes on the quote board, store them as candles, then hand the step
-(market time + bars) to the listeners in order: the push of the new quotes to
-the workers, then the trading step over the open orders.  One LoopingCall
-drives all of it, so a trading step always follows the update whose bars it
-uses.  A failure is logged and the next interval tries again.
+Each update the market clock advances one step (the wall clock: the interval since the
+previous update; a replay: one step of history).  While that step overlaps a session, the
+source is asked for its bars (within a deadline, so a hung provider never stalls the loop past
+its interval); bad bars are refused and logged.  The bars' closes go on the quote board
+(quotes with no fresh bar for longer than ``max_quote_age`` turn stale), the bars are folded into
+the candle store, and the step — market time, bars, and the splits and dividends that take effect
+— goes to the listeners in order: the push of the quotes to the workers, then the trading step
+over the open orders.  One LoopingCall drives all of it, so a trading step always follows the
+update whose bars it uses.
+
+A source that cannot answer keeps the platform up: the last good prices stay on the board (and
+turn stale), the step still runs (orders expire on time), the outage is logged once when it
+starts and once when it ends, and the next interval simply tries again.
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from twisted.application import service
 from twisted.internet import defer, task
 
 from papertrader.market.board import Quote
+from papertrader.times import parse_iso
 from papertrader.trading.market import BadBar, MarketStep
 
 
 class MarketService(service.Service):
-    def __init__(self, source, board, market_clock, candles, interval, clock, log):
+    def __init__(self, source, board, market_clock, candles, interval, clock, log, max_quote_age=None, state=None):
         self.source = source
         self.board = board
         self.market_clock = market_clock
@@ -27,11 +34,17 @@ class MarketService(service.Service):
         self.interval = interval
         self.clock = clock
         self.log = log
+        self.max_quote_age = timedelta(seconds=max_quote_age or max(2 * interval, 120))
+        #: Reads the saved market state at start: a callable returning a Deferred of {name: value}.
+        self.state = state
         self.listeners = []
         self.ticks = 0
         self.last = None
+        self.actions_through = None
+        self.outage = None
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = clock
+        self._pruned = None
         #: Fires once the board is resumed and the first update has started.
         self.started = None
         #: The update in progress, if any (tests wait on it after advancing the clock).
@@ -39,11 +52,41 @@ class MarketService(service.Service):
 
     @defer.inlineCallbacks
     def _resume(self):
-        """Continue each asset (and the board) from its newest stored candle."""
+        """Continue from what is stored: the replay's position, the board, the source's prices, asset names."""
+        saved = (yield self.state()) if self.state is not None else {}
+        if saved.get("last_step"):
+            last = parse_iso(saved["last_step"])
+            info = self.market_clock.info(last)
+            position = last if info.is_open else info.next.open
+            self.market_clock.restore(position, saved.get("replay_state", "running"))
+        if saved.get("actions_through"):
+            self.actions_through = date.fromisoformat(saved["actions_through"])
         closes = yield self.candles.last_closes(self.board.assets)
         for symbol, (price, time) in closes.items():
             self.source.resume(symbol, price)
             self.board.update([Quote(symbol, price, time)])
+        try:
+            assets = yield self.source.assets(self.board.assets)
+            self.board.describe(assets)
+        except Exception as e:
+            self.log.warn("market data: could not read the asset list: {error}", error=str(e) or type(e).__name__)
+        seed = getattr(self.source, "history_before", None)
+        if seed is not None and not saved.get("last_step"):
+            yield self._seed(seed)
+
+    @defer.inlineCallbacks
+    def _seed(self, history_before):
+        """A fresh replay: store the daily history before its start, so charts have a past."""
+        start = self.market_clock.now()
+        bars = [b for symbol in self.board.assets for b in history_before(symbol, start)]
+        if bars:
+            yield self.candles.store(bars, lambda bar: bar.start)
+            last = {}
+            for bar in bars:
+                last[bar.symbol] = bar
+            self.board.update([Quote(b.symbol, b.close, b.end) for b in last.values()])
+            self.log.info("market data: {n} daily bars of history before {start} stored", n=len(bars),
+                          start=start.date().isoformat())
 
     def startService(self):
         super().startService()
@@ -75,33 +118,101 @@ class MarketService(service.Service):
                 continue
             quote = self.board.get(symbol)
             if quote is not None and bar.end <= quote.time:
-                self.log.warn("market data: refused a bar of {symbol} that goes back in time", symbol=symbol)
+                if bar.end < quote.time:
+                    self.log.warn("market data: refused a bar of {symbol} that goes back in time", symbol=symbol)
                 continue
             good[symbol] = bar
         return good
 
+    def _fetch(self, start, end):
+        d = defer.maybeDeferred(self.source.fetch, self.board.assets, start, end)
+        return d.addTimeout(max(self.interval * 0.8, 0.01), self.clock)
+
+    def _unavailable(self, reason):
+        if self.outage is None:
+            self.outage = self.clock.seconds()
+            self.log.error("market data: {source} is unavailable ({reason}); the last prices stay, marked stale"
+                           " after {age:.0f} s", source=getattr(self.source, "name", "the source"), reason=reason,
+                           age=self.max_quote_age.total_seconds())
+
+    def _available(self):
+        if self.outage is not None:
+            self.log.info("market data: {source} is back after {seconds:.0f} s",
+                          source=getattr(self.source, "name", "the source"),
+                          seconds=self.clock.seconds() - self.outage)
+            self.outage = None
+
     @defer.inlineCallbacks
     def _tick(self):
         try:
-            now = self.market_clock.now()
-            start = self.last or now - timedelta(seconds=self.interval)
-            info, before = self.market_clock.info(now), self.market_clock.info(start)
+            advance = self.market_clock.advance()
+            if advance is None:
+                return  # a paused or ended replay: market time stands still
+            end = advance.end
+            if advance.reset:
+                self.board.restart()
+                self.last = None
+            start = self.last or advance.start
+            calendar = self.market_clock.calendar
+            info, before = calendar.info(end - timedelta(microseconds=1)), calendar.info(start)
+            trading = info.is_open or before.is_open
             bars = {}
-            if info.is_open or before.is_open:  # the interval overlaps a session
-                fetched = yield self.source.fetch(self.board.assets, start, now)
-                bars = self._checked(fetched, start, now)
-            self.last = now
+            if trading:
+                try:
+                    fetched = yield self._fetch(start, end)
+                except Exception as e:
+                    self._unavailable(getattr(e, "args", None) and str(e) or type(e).__name__)
+                else:
+                    self._available()
+                    bars = self._checked(fetched, start, end)
+                    self.last = end
+            else:
+                self.last = end
             session = before.current or info.current or info.next
-            quotes = self.board.update_bars(bars, session.open)
+            quotes = self.board.update_bars(bars, session.open, end if trading else None, self.max_quote_age)
             self.ticks += 1
             if bars:
-                yield self.candles.store(list(bars.values()))
+                yield self.candles.store(list(bars.values()),
+                                         lambda bar: (calendar.info(bar.start).current or session).open)
+            today = session.open.date()
+            actions = yield self._actions(today)
         except Exception:
             self.log.failure("market data update failed; will try again next interval")
             return
-        step = MarketStep(now, bars)
+        step = MarketStep(end, bars, tuple(actions), (), today)
+        failed = False
         for listener in self.listeners:
             try:
                 yield listener(step, quotes)
             except Exception:
+                failed = True
                 self.log.failure("after the market update, {listener} failed", listener=listener)
+        if not failed:
+            self.actions_through = today  # (the trading step saved it with its own transaction)
+        yield self._prune(end)
+
+    @defer.inlineCallbacks
+    def _actions(self, today):
+        """The splits and dividends dated after the last step's day, up to ``today``."""
+        since = self.actions_through
+        if since is None or since >= today:
+            self.actions_through = self.actions_through or today
+            return []
+        try:
+            actions = yield self.source.corporate_actions(self.board.assets, since, today)
+        except Exception as e:
+            self.log.warn("market data: could not read corporate actions: {error}", error=str(e) or
+                          type(e).__name__)
+            return []
+        return actions
+
+    @defer.inlineCallbacks
+    def _prune(self, now):
+        if self._pruned is not None and now - self._pruned < timedelta(days=1):
+            return
+        self._pruned = now
+        try:
+            yield self.candles.prune(now)
+        except Exception:
+            self.log.failure("could not prune old minute candles")
+

@@ -1,45 +1,112 @@
-"""The candle store: one OHLCV bar per asset per update, in the ``candles`` table (time = the bar's start)."""
+"""The candle store: OHLCV bars per symbol at two resolutions, in the ``bars`` table.
+
+Each bar the market hands out is folded into its minute bucket (``1m``, when the bar is no
+longer than a minute: the live and simulated sources) and into its session's bucket (``1d``, keyed
+by the session's open).  A bucket keeps the first open, the highest high, the lowest low, the last
+close and the summed volume.  Reads by interval: ``1m`` and ``1d`` directly, ``5m``, ``15m`` and
+``1h`` aggregated from minutes; every read is an indexed range read (symbol, interval, time).
+Minute buckets older than ``keep_minutes`` days are pruned; daily ones are kept.
+"""
+
+from datetime import timedelta
 
 from twisted.internet import defer
 
 from papertrader.money import from_price_units, to_price_units
 from papertrader.times import iso, parse_iso
 
+INTERVALS = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "1d": None}
+MINUTE = timedelta(minutes=1)
+
+_UPSERT = (
+    "INSERT INTO bars (symbol, interval, time, open_units, high_units, low_units, close_units, volume)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, interval, time) DO UPDATE SET"
+    " high_units = CASE WHEN excluded.high_units > bars.high_units THEN excluded.high_units ELSE bars.high_units END,"
+    " low_units = CASE WHEN excluded.low_units < bars.low_units THEN excluded.low_units ELSE bars.low_units END,"
+    " close_units = excluded.close_units, volume = bars.volume + excluded.volume"
+)
+
+
+def minute_of(moment):
+    return moment.replace(second=0, microsecond=0)
+
 
 class CandleStore:
-    def __init__(self, db):
+    def __init__(self, db, keep_minutes=90):
         self.db = db
+        self.keep_minutes = keep_minutes
 
-    def store(self, bars):
-        """Record bars (a list of Bar); a bar already stored for that time is kept."""
+    def rows(self, bars, session_open):
+        """The bucket rows of ``bars`` (a list of Bar); ``session_open(bar)`` gives its session's open."""
+        out = []
+        for b in bars:
+            prices = (to_price_units(b.open), to_price_units(b.high), to_price_units(b.low), to_price_units(b.close))
+            if b.end - b.start <= MINUTE:
+                out.append((b.symbol, "1m", iso(minute_of(b.start))) + prices + (b.volume,))
+            out.append((b.symbol, "1d", iso(session_open(b))) + prices + (b.volume,))
+        return out
 
-        def write(cursor):
-            cursor.executemany(
-                self.db.sql(
-                    "INSERT INTO candles (symbol, time, open_units, high_units, low_units, close_units, volume)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, time) DO NOTHING"),
-                [(b.symbol, iso(b.start), to_price_units(b.open), to_price_units(b.high), to_price_units(b.low),
-                  to_price_units(b.close), b.volume) for b in bars])
+    def write(self, cursor, rows):
+        """Fold bucket rows into the table (inside the caller's transaction)."""
+        cursor.executemany(self.db.sql(_UPSERT), rows)
 
-        return self.db.run(write)
+    def store(self, bars, session_open):
+        rows = self.rows(bars, session_open)
+        return self.db.run(self.write, rows) if rows else defer.succeed(None)
 
     @defer.inlineCallbacks
     def last_closes(self, symbols):
-        """{symbol: (close, time)} of the newest stored candle of each symbol."""
+        """{symbol: (close, time of the bucket)} of the newest bar of each symbol."""
         out = {}
         for symbol in symbols:
             rows = yield self.db.query(
-                "SELECT time, close_units FROM candles WHERE symbol = ? ORDER BY time DESC LIMIT 1", (symbol,))
+                "SELECT time, close_units FROM bars WHERE symbol = ? ORDER BY time DESC, interval LIMIT 1", (symbol,))
             if rows:
                 out[symbol] = (from_price_units(rows[0][1]), parse_iso(rows[0][0]))
         return out
 
     @defer.inlineCallbacks
-    def newest(self, symbol, limit):
-        """The newest ``limit`` candles of ``symbol``, oldest first."""
+    def read(self, symbol, interval, limit, start=None, end=None):
+        """Up to ``limit`` candles of ``interval``, oldest first: the newest ones, or those from ``start``
+        (and before ``end``)."""
+        minutes = INTERVALS[interval]
+        table_interval = "1d" if minutes is None else "1m"
+        group = 1 if minutes is None else minutes
+        where, params = "symbol = ? AND interval = ?", [symbol, table_interval]
+        if start is not None:
+            where += " AND time >= ?"
+            params.append(iso(start))
+        if end is not None:
+            where += " AND time < ?"
+            params.append(iso(end))
+        order = "ASC" if start is not None else "DESC"
         rows = yield self.db.query(
-            "SELECT time, open_units, high_units, low_units, close_units, volume FROM candles"
-            " WHERE symbol = ? ORDER BY time DESC LIMIT ?", (symbol, limit))
-        return [dict(time=parse_iso(r[0]), open=from_price_units(r[1]), high=from_price_units(r[2]),
-                     low=from_price_units(r[3]), close=from_price_units(r[4]), volume=r[5])
-                for r in reversed(rows)]
+            "SELECT time, open_units, high_units, low_units, close_units, volume FROM bars"
+            f" WHERE {where} ORDER BY time {order} LIMIT ?", params + [(limit + 1) * group])
+        if order == "DESC":
+            rows = list(reversed(rows))
+        candles = _aggregate([(parse_iso(r[0]),) + tuple(r[1:]) for r in rows], group)
+        candles = candles[:limit] if start is not None else candles[-limit:]
+        return [dict(time=t, open=from_price_units(o), high=from_price_units(h), low=from_price_units(lo),
+                     close=from_price_units(c), volume=v) for t, o, h, lo, c, v in candles]
+
+    def prune(self, now):
+        """Forget minute buckets older than ``keep_minutes`` days."""
+        return self.db.execute("DELETE FROM bars WHERE interval = '1m' AND time < ?",
+                               (iso(now - timedelta(days=self.keep_minutes)),))
+
+
+def _aggregate(rows, minutes):
+    """Fold (time, o, h, l, c, v) minute rows into buckets of ``minutes`` (aligned to the hour)."""
+    if minutes == 1:
+        return rows
+    out = []
+    for time, o, h, lo, c, v in rows:
+        bucket = time.replace(minute=time.minute - time.minute % minutes) if minutes < 60 else \
+            time.replace(minute=0)
+        if out and out[-1][0] == bucket:
+            t, o0, h0, l0, _, v0 = out[-1]
+            out[-1] = (t, o0, max(h0, h), min(l0, lo), c, v0 + v)
+        else:
+            out.append((bucket, o, h, lo, c, v))
+    return out

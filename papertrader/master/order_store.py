@@ -17,9 +17,11 @@ interleave.
 
 import uuid
 from collections import defaultdict
+from datetime import date
 from decimal import Decimal
 
 from papertrader.money import (
+    quantity_text,
     from_cents,
     from_price_units,
     from_quantity_units,
@@ -29,12 +31,13 @@ from papertrader.money import (
 )
 from papertrader.times import iso, parse_iso
 from papertrader.trading.books import Book, Position
+from papertrader.trading.corporate import Entitlement
 from papertrader.trading.orders import OPEN, Order, OrderType, Side, Status, TimeInForce
 
 COLUMNS = (
     "id, uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units, notional_cents,"
     " limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated, expires, session_open,"
-    " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason"
+    " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason, filled_adjustment_units"
 )
 OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
 HUNDRED = Decimal(100)
@@ -50,6 +53,14 @@ def _time(text):
 
 def _percent_bp(value):
     return int(value * HUNDRED) if value is not None else None
+
+
+def _details(record):
+    if record.kind == "split":
+        new, old = record.ratio
+        return (f"{new.normalize():f}-for-{old.normalize():f} split: {quantity_text(record.before)} ->"
+                f" {quantity_text(record.quantity)} shares")
+    return f"{record.per_share.normalize():f} per share on {quantity_text(record.quantity)} shares"
 
 
 def _in(values):
@@ -76,6 +87,7 @@ class OrderStore:
 
     def _order(self, row, filled=None):
         filled = filled or Filled()
+        adjustment = from_quantity_units(row[26] or 0)
         return Order(
             id=row[0], uuid=row[1], account_id=row[2], client_order_id=row[3], side=Side(row[4]), symbol=row[5],
             type=OrderType(row[6]), time_in_force=TimeInForce(row[7]),
@@ -87,7 +99,8 @@ class OrderStore:
             session_open=_time(row[18]), session_close=_time(row[19]),
             watermark=_maybe(from_price_units, row[20]), triggered=bool(row[21]), replaces=row[22],
             replaced_by=row[23], reason_code=row[24], reason=row[25],
-            filled_quantity=filled.quantity, filled_value=filled.value, commission=filled.commission,
+            filled_quantity=filled.quantity + adjustment, filled_adjustment=adjustment, filled_value=filled.value,
+            commission=filled.commission,
         )
 
     def _filled(self, cursor, where, params):
@@ -226,22 +239,26 @@ class OrderStore:
             cursor.execute(self.sql("UPDATE orders SET replaced_by = ? WHERE id = ?"), (order.id, order.replaces))
         return order
 
-    def save(self, cursor, orders, books, events, recorded):
+    def save(self, cursor, orders, books, events, recorded, records=()):
         """Write a step's (or a cancel's, a replace's, an acceptance's) outcome: changed orders, books,
-        fills and events.  Returns the events with their fills' transaction ids."""
+        fills, events, and what corporate actions did (``records``)."""
         sql = self.sql
         if orders:
             cursor.executemany(sql(
                 "UPDATE orders SET status = ?, quantity_units = ?, updated = ?, watermark_units = ?, triggered = ?,"
-                " reason_code = ?, reason = ? WHERE id = ?"),
+                " reason_code = ?, reason = ?, limit_units = ?, stop_units = ?, trail_units = ?,"
+                " filled_adjustment_units = ? WHERE id = ?"),
                 [(o.status.value, _maybe(to_quantity_units, o.quantity), iso(o.updated or o.created),
-                  _maybe(to_price_units, o.watermark), int(o.triggered), o.reason_code, o.reason, o.id)
+                  _maybe(to_price_units, o.watermark), int(o.triggered), o.reason_code, o.reason,
+                  _maybe(to_price_units, o.limit_price), _maybe(to_price_units, o.stop_price),
+                  _maybe(to_price_units, o.trail_price), to_quantity_units(o.filled_adjustment), o.id)
                  for o in orders])
         fills = [e.fill for e in events if e.fill is not None]
-        touched = {(f.account_id, f.symbol) for f in fills}
-        if fills:
+        touched = {(f.account_id, f.symbol) for f in fills} | {(r.account_id, r.symbol) for r in records}
+        accounts = sorted({f.account_id for f in fills} | {r.account_id for r in records})
+        if accounts:
             cursor.executemany(sql("UPDATE accounts SET cash_cents = ? WHERE id = ?"),
-                               [(to_cents(books[a].cash), a) for a in sorted({f.account_id for f in fills})])
+                               [(to_cents(books[a].cash), a) for a in accounts])
         for account_id, symbol in sorted(touched):
             position = books[account_id].positions.get(symbol)
             if position is None:
@@ -273,6 +290,44 @@ class OrderStore:
             cursor.executemany(sql(
                 "INSERT INTO order_events (account_id, order_id, kind, time, recorded, transaction_id, reason_code,"
                 " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
+        if records:
+            cursor.executemany(sql(
+                "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units,"
+                " price_units, commission_cents, amount_cents, cash_after_cents, position_after_units, details)"
+                " VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"),
+                [(r.account_id, r.kind, iso(r.time), r.kind, r.symbol, to_quantity_units(r.quantity),
+                  to_price_units(r.per_share), to_cents(r.amount), to_cents(r.cash_after),
+                  to_quantity_units(r.quantity) if r.kind == "split" else None, _details(r)) for r in records])
+
+    # --- corporate actions -------------------------------------------------------------
+
+    def holders(self, cursor, symbols):
+        """Accounts holding any of ``symbols``."""
+        symbols = sorted(symbols)
+        if not symbols:
+            return set()
+        cursor.execute(self.sql(f"SELECT DISTINCT account_id FROM positions WHERE symbol IN {_in(symbols)}"), symbols)
+        return {r[0] for r in cursor.fetchall()}
+
+    def due_dividends(self, cursor, today):
+        """Dividends owed and not yet paid whose pay date has come."""
+        cursor.execute(self.sql(
+            "SELECT id, account_id, symbol, ex_date, pay_date, quantity_units, per_share_units, amount_cents"
+            " FROM dividends WHERE paid IS NULL AND pay_date <= ? ORDER BY id"), (today.isoformat(),))
+        return [Entitlement(r[1], r[2], date.fromisoformat(r[3]), date.fromisoformat(r[4]),
+                            from_quantity_units(r[5]), from_quantity_units(r[6]), from_cents(r[7]), id=r[0])
+                for r in cursor.fetchall()]
+
+    def save_dividends(self, cursor, owed, paid, recorded):
+        if owed:
+            cursor.executemany(self.sql(
+                "INSERT INTO dividends (account_id, symbol, ex_date, pay_date, quantity_units, per_share_units,"
+                " amount_cents) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                [(e.account_id, e.symbol, e.ex_date.isoformat(), e.pay_date.isoformat(),
+                  to_quantity_units(e.quantity), to_quantity_units(e.per_share), to_cents(e.amount)) for e in owed])
+        if paid:
+            cursor.executemany(self.sql("UPDATE dividends SET paid = ? WHERE id = ?"),
+                               [(iso(recorded), e.id) for e in paid])
 
     # --- market state --------------------------------------------------------------
 
@@ -280,6 +335,10 @@ class OrderStore:
         cursor.execute(self.sql("SELECT value FROM market_state WHERE name = ?"), (name,))
         row = cursor.fetchone()
         return row[0] if row else None
+
+    def all_state(self, cursor):
+        cursor.execute(self.sql("SELECT name, value FROM market_state"))
+        return dict(cursor.fetchall())
 
     def set_state(self, cursor, name, value):
         cursor.execute(self.sql("INSERT INTO market_state (name, value) VALUES (?, ?)"

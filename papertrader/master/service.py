@@ -21,11 +21,10 @@ from papertrader.app import Application
 from papertrader.app.accounts import AccountCommands
 from papertrader.app.market_data import MarketDataCommands
 from papertrader.app.trading import TradingCommands, rules_from
-from papertrader.market import calendar
 from papertrader.market.board import QuoteBoard
-from papertrader.market.clock import MarketClock
 from papertrader.market.service import MarketService
-from papertrader.market.simulated import SimulatedSource
+from papertrader.market.setup import MarketSetupError
+from papertrader.market.setup import build as build_market
 from papertrader.master.candles import CandleStore
 from papertrader.master.order_store import OrderStore
 from papertrader.master.protocol import MasterFactory
@@ -93,7 +92,13 @@ class Master(StagedService):
         self.db = Database(database or Database.default_url(data_dir), data_dir)
         #: Every open AMP connection (workers and clients asking for the worker list).
         self.connections = set()
-        self.board = QuoteBoard(settings.assets)
+        try:
+            market = build_market(settings, clock, reactor, self.log)
+        except MarketSetupError as e:
+            raise ValueError(str(e))
+        if source is not None:
+            market.source = source
+        self.board = QuoteBoard(market.assets)
         self.accounts = Accounts(self.db, settings, clock, self.log)
         self.provider = None
         if settings.oidc_client_id:
@@ -102,19 +107,17 @@ class Master(StagedService):
         # A master killed with SIGKILL leaves the gpg-agent of its keyring behind: end it before use.
         gpgkeys.stop_agent(files.keyring_dir(data_dir))
         self.workers = Workers(self.db, gpgkeys.Keyring(files.keyring_dir(data_dir)), clock, self.log)
-        try:
-            self.market_clock = MarketClock(calendar.load(settings.calendar), clock)
-        except calendar.CalendarError as e:
-            raise ValueError(str(e))
-        self.candles = CandleStore(self.db)
+        self.market_clock = market.clock
+        self.candles = CandleStore(self.db, settings.keep_minute_bars)
         self.orders = OrderStore(self.db)
         self.trading = TradingCommands(self.db, self.orders, self.board, self.market_clock, rules_from(settings),
                                        clock, self.log, publish=self.workers.push_order_events)
         self.app = Application(self.accounts, [
             AccountCommands(self.accounts, self.provider), self.trading,
-            MarketDataCommands(self.board, self.candles, self.market_clock)])
-        self.market = MarketService(source or SimulatedSource(settings.market_seed), self.board, self.market_clock,
-                                    self.candles, settings.update_interval, clock, self.log)
+            MarketDataCommands(self.board, self.candles, self.market_clock, market.source)])
+        self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
+                                    settings.update_interval, clock, self.log, settings.max_quote_age,
+                                    state=lambda: self.db.run(self.orders.all_state))
         self.market.setServiceParent(self)
         self.listener = ListeningService(
             port_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
@@ -199,9 +202,9 @@ class Master(StagedService):
         done.addBoth(lambda _: timer.cancel() if timer.active() else None)
         return done
 
-    @staticmethod
-    def _quote_dicts(quotes):
-        return [dict(symbol=q.symbol, price=q.price, time=q.time) for q in quotes]
+    def _quote_dicts(self, quotes):
+        return [dict(symbol=q.symbol, price=q.price, time=q.time, stale=q.stale,
+                     name=self.board.info[q.symbol].name or None) for q in quotes]
 
     def push_quotes(self, step, quotes):
         if quotes:

@@ -1,7 +1,7 @@
 """Corporate actions: what splits and cash dividends do to books and open orders.
 
-A **split** of ``ratio`` new shares per old share (4 for a 4-for-1 split, 0.5 for a
-1-for-2 reverse split) takes effect on its date: every position's quantity is
+A **split** of ``new`` shares for every ``old`` share (4 for 1; a 1-for-3 reverse split is 1 for
+3, kept as two numbers so that 300 shares become exactly 100) takes effect on its date: every position's quantity is
 multiplied by the ratio and its cost stays the same (so the average cost is
 divided by it); an open order's quantity (and what it has filled) is multiplied
 by the ratio and its limit, stop and trail prices divided by it, as brokers
@@ -25,7 +25,18 @@ from papertrader.money import QUANTITY_STEP, round_money, round_price
 class Split:
     symbol: str
     date: date
-    ratio: Decimal
+    new: Decimal
+    old: Decimal = Decimal(1)
+
+    @property
+    def ratio(self):
+        return self.new / self.old
+
+    def shares(self, quantity):
+        return _shares(quantity * self.new / self.old)
+
+    def price(self, value):
+        return round_price(value * self.old / self.new) if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ def split_book(book, split):
     held = book.positions.get(split.symbol)
     if held is None:
         return book, None
-    quantity = _shares(held.quantity * split.ratio)
+    quantity = split.shares(held.quantity)
     positions = dict(book.positions)
     if quantity > 0:
         positions[split.symbol] = replace(held, quantity=quantity)
@@ -62,18 +73,101 @@ def split_order(order, split):
     """An open order adjusted for ``split`` (an order of another symbol, or closed, comes back unchanged)."""
     if order.symbol != split.symbol or not order.open:
         return order
-    r = split.ratio
-
-    def price(value):
-        return round_price(value / r) if value is not None else None
-
+    filled = split.shares(order.filled_quantity)
     return order.but(
-        quantity=_shares(order.quantity * r) if order.quantity is not None else None,
-        filled_quantity=_shares(order.filled_quantity * r),
-        limit_price=price(order.limit_price), stop_price=price(order.stop_price),
-        trail_price=price(order.trail_price), watermark=price(order.watermark))
+        quantity=split.shares(order.quantity) if order.quantity is not None else None,
+        filled_quantity=filled, filled_adjustment=order.filled_adjustment + filled - order.filled_quantity,
+        limit_price=split.price(order.limit_price), stop_price=split.price(order.stop_price),
+        trail_price=split.price(order.trail_price), watermark=split.price(order.watermark))
 
 
 def dividend_amount(quantity, dividend):
     """What holding ``quantity`` shares at the ex-date earns."""
     return round_money(quantity * dividend.amount)
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """A dividend owed to an account: the shares it held at the ex-date, and what they earn."""
+
+    account_id: int
+    symbol: str
+    ex_date: date
+    pay_date: date
+    quantity: Decimal
+    per_share: Decimal
+    amount: Decimal
+    id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a corporate action did to one account, for its history.
+
+    ``kind`` is ``split`` (``quantity`` the shares after, ``before`` the shares before, ``ratio`` as
+    (new, old)) or
+    ``dividend`` (``quantity`` the shares that earned it, ``per_share``, ``amount`` the cash credited,
+    ``cash_after``).
+    """
+
+    kind: str
+    account_id: int
+    symbol: str
+    time: object
+    quantity: Decimal
+    before: Decimal = Decimal(0)
+    ratio: tuple = (Decimal(1), Decimal(1))
+    per_share: Decimal = Decimal(0)
+    amount: Decimal = Decimal("0.00")
+    cash_after: Decimal = Decimal("0.00")
+
+
+def apply(books, orders, actions, today, now):
+    """Apply the splits and dividends of ``actions`` (all dated on or before ``today``) in date order.
+
+    Returns (books, changed open orders, records, entitlements still to pay).  A dividend whose pay
+    date is ``today`` or earlier (or unknown) is paid at once; a later one becomes an Entitlement.
+    """
+    books = dict(books)
+    orders = {o.id: o for o in orders}
+    changed = {}
+    records, owed = [], []
+
+    def moment(action):
+        return getattr(action, "date", None) or action.ex_date
+
+    for action in sorted(actions, key=lambda a: (moment(a), a.symbol, type(a).__name__)):
+        if isinstance(action, Split):
+            for account_id, book in list(books.items()):
+                book, moved = split_book(book, action)
+                if moved is not None:
+                    books[account_id] = book
+                    cash = book.cash
+                    records.append(Record("split", account_id, action.symbol, now, moved[1], moved[0],
+                                          ratio=(action.new, action.old), cash_after=cash))
+            for order_id, order in list(orders.items()):
+                adjusted = split_order(order, action)
+                if adjusted is not order:
+                    orders[order_id] = changed[order_id] = adjusted
+        else:
+            for account_id, book in list(books.items()):
+                held = book.quantity(action.symbol)
+                if held <= 0:
+                    continue
+                due = Entitlement(account_id, action.symbol, action.ex_date, action.paid_on, held, action.amount,
+                                  dividend_amount(held, action))
+                if due.amount <= 0:
+                    continue
+                if due.pay_date <= today:
+                    books[account_id], record = pay(books[account_id], due, now)
+                    records.append(record)
+                else:
+                    owed.append(due)
+    return books, list(changed.values()), records, owed
+
+
+def pay(book, entitlement, now):
+    """Credit an entitlement's cash: (new book, its Record)."""
+    book = replace(book, cash=book.cash + entitlement.amount)
+    return book, Record("dividend", entitlement.account_id, entitlement.symbol, now, entitlement.quantity,
+                        per_share=entitlement.per_share, amount=entitlement.amount, cash_after=book.cash)

@@ -1,7 +1,7 @@
 """What the market tells the core: bars, trading sessions, and one step of market time."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Mapping, Optional
 
@@ -57,10 +57,16 @@ class MarketStep:
     """One update: the market time reached (``time``) and the fresh bars of the interval that led to it.
 
     A symbol without a bar (no data, stale data, market closed) simply does not trade in this step.
+    ``actions`` are the splits and dividends that take effect in this step (dated ``today`` or before,
+    not applied yet); ``due`` the dividend entitlements whose pay date has come.  They are applied
+    before the bars trade.
     """
 
     time: datetime
     bars: Mapping[str, Bar] = field(default_factory=dict)
+    actions: tuple = ()
+    due: tuple = ()
+    today: Optional[date] = None
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ class Order:
     trail_price: Optional[Decimal] = None
     trail_percent: Optional[Decimal] = None
     filled_quantity: Decimal = ZERO
+    #: Shares splits added to (or took from) what the order's fills add up to (filled_quantity includes it).
+    filled_adjustment: Decimal = ZERO
     filled_value: Decimal = ZERO
     commission: Decimal = Decimal("0.00")
     expires: Optional[datetime] = None

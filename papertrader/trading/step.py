@@ -28,6 +28,7 @@ from typing import Dict, List
 
 from papertrader.money import CENT, QUANTITY_STEP, money_text, price_text, quantity_text
 
+from . import corporate
 from .books import apply_fill, gross_value
 from .events import Event, EventKind, Fill
 from .orders import OrderType, Side, Status, TimeInForce
@@ -40,6 +41,10 @@ class StepResult:
     books: Dict[int, object] = field(default_factory=dict)
     orders: List[object] = field(default_factory=list)
     events: List[Event] = field(default_factory=list)
+    #: What corporate actions did to accounts (history rows), the dividends now owed, and those paid.
+    records: List[object] = field(default_factory=list)
+    owed: List[object] = field(default_factory=list)
+    paid: List[object] = field(default_factory=list)
 
     @property
     def fills(self):
@@ -91,11 +96,21 @@ def _ended_by_time(order, now):
 
 def step(books, orders, market, rules):
     """Run one market step; see the module's docstring.  ``books`` maps account ids to Books."""
-    model, commissions = rules.fill_model, rules.commission_model
-    model_name = model.describe()
+    model_name = rules.fill_model.describe()
     now = market.time
     result = StepResult()
     books = dict(books)
+    adjusted = {}
+    if market.actions or market.due:
+        today = market.today or now.date()
+        books, changed, result.records, result.owed = corporate.apply(books, orders, market.actions, today, now)
+        for due in market.due:
+            if due.account_id in books:
+                books[due.account_id], record = corporate.pay(books[due.account_id], due, now)
+                result.records.append(record)
+                result.paid.append(due)
+        adjusted = {o.id: o for o in changed}
+        orders = [adjusted.get(o.id, o) for o in orders]
     liquidity_left = {}
     for order in sorted(orders, key=lambda o: o.id):
         if not order.open or order.account_id not in books:
@@ -103,7 +118,7 @@ def step(books, orders, market, rules):
         start = order
         events = []
         bar = market.bars.get(order.symbol)
-        match = model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
+        match = rules.fill_model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
         if match is not None:
             order = order.but(triggered=match.triggered,
                               watermark=match.watermark if order.type is OrderType.TRAILING_STOP else None)
@@ -121,7 +136,7 @@ def step(books, orders, market, rules):
                 status, code, why = ended
                 order = order.but(status=status, reason_code=code, reason=why, updated=now)
                 events.append(Event(EventKind.EXPIRED, order, now, reason_code=code, reason=why))
-        if order != start:  # (a stop's trigger or watermark may move without an event)
+        if order != start or order.id in adjusted:  # (a stop's state or a split may change it without an event)
             result.orders.append(order)
             result.events.extend(events)
     result.books = {a: b for a, b in books.items()}

@@ -105,13 +105,15 @@ class WorkerProtocol(amp.AMP):
 
     @commands.Candles.responder
     @defer.inlineCallbacks
-    def candles(self, symbol, limit):
+    def candles(self, symbol, limit, interval=None, start=None, end=None):
         """Candles from the cache while no new update has come; else from the master (then cached)."""
-        key = ((symbol or "").strip().upper()[:16], limit)
+        key = ((symbol or "").strip().upper()[:16], limit, (interval or "")[:8], start, end)
         cached = self.worker.candles.get(key)
         if cached is not None:
             return cached
-        answer = yield self.forward(commands.Candles, dict(symbol=symbol, limit=limit))
+        arguments = {k: v for k, v in dict(symbol=symbol, limit=limit, interval=interval, start=start, end=end).items()
+                     if v is not None}
+        answer = yield self.forward(commands.Candles, arguments)
         self.worker.candles.put(key, answer)
         return answer
 

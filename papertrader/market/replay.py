@@ -1,0 +1,214 @@
+"""The replay of real history: a market clock that moves through the sessions of its calendar, and a
+source that hands out the bars of each step.
+
+Market time starts at the open of the first session on or after ``replay_start``.  Each update
+moves it one ``replay_step``: ``1d`` plays one whole session (its daily bars), a duration such as
+``1m``, ``5m`` or ``1h`` plays that much of a session (intraday bars; a symbol with only daily bars
+trades in the step that reaches the close).  After a session's last step market time waits at the
+next session's open, so an order placed between updates trades in the next step, as it would at
+that moment.  At ``replay_end`` the replay stops (``replay_loop``: it starts over, and orders still
+open then are expired).  An operator can pause it, resume it, or move it to another date (``seek``).
+
+Market time is what orders, fills, candles and ``clock`` show; sessions, heartbeats and throttles
+keep to the wall clock.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from papertrader.market.history import day
+from papertrader.market.sources import IMarketDataSource
+from papertrader.money import from_price_units
+from papertrader.trading.market import Bar
+
+STEP_RE = re.compile(r"^(1d|[1-9][0-9]{0,3}[mh])$")
+
+
+class ReplayError(ValueError):
+    """The replay cannot be set up as configured."""
+
+
+def parse_step(text):
+    """'1d' -> None (one session); '5m' -> 5 minutes; '1h' -> an hour."""
+    if not STEP_RE.fullmatch(text or ""):
+        raise ReplayError("replay_step: 1d, or a number of minutes or hours such as 1m, 5m, 1h")
+    if text == "1d":
+        return None
+    number, unit = int(text[:-1]), text[-1]
+    return timedelta(minutes=number) if unit == "m" else timedelta(hours=number)
+
+
+@dataclass(frozen=True)
+class Advance:
+    """One step of market time: the bars of (start, end] trade; ``reset`` if time went back (loop, seek)."""
+
+    start: datetime
+    end: datetime
+    reset: bool = False
+
+
+class ReplayClock:
+    """Market time of a replay; see the module's docstring.  ``state`` is 'running', 'paused' or 'ended'."""
+
+    def __init__(self, calendar, start, end=None, step="1d", loop=False):
+        self.calendar = calendar
+        self.start_date = start
+        self.end_date = end
+        self.step_text = step
+        self.step = parse_step(step)
+        self.loop = loop
+        self.state = "running"
+        self._reset = False
+        self.position = self._open_on_or_after(start)
+
+    name = "replay"
+
+    def _open_on_or_after(self, when):
+        moment = datetime.combine(when, time(0), timezone.utc)
+        info = self.calendar.info(moment)
+        session = info.current if info.current is not None and info.current.open >= moment else info.next
+        return session.open
+
+    def now(self):
+        return self.position
+
+    def info(self, moment=None):
+        return self.calendar.info(moment or self.position)
+
+    def restore(self, position, state):
+        """Continue from a saved position and state (after a restart)."""
+        self.position = position
+        self.state = state if state in ("running", "paused", "ended") else "running"
+
+    def pause(self):
+        if self.state == "running":
+            self.state = "paused"
+
+    def resume(self):
+        if self.state == "paused":
+            self.state = "running"
+
+    def seek(self, when):
+        """Move market time to the open of the first session on or after ``when`` (a date)."""
+        target = self._open_on_or_after(when)
+        self._reset = self._reset or target < self.position
+        self.position = target
+        if self.state == "ended":
+            self.state = "running"
+        return target
+
+    def advance(self):
+        """The next step (an Advance), or None while paused or after the end."""
+        if self.state != "running":
+            return None
+        info = self.calendar.info(self.position)
+        session = info.current or info.next
+        if self.end_date is not None and day(session.open) > self.end_date.toordinal():
+            if not self.loop:
+                self.state = "ended"
+                return None
+            self.position = self._open_on_or_after(self.start_date)
+            self._reset = True
+            info = self.calendar.info(self.position)
+            session = info.current or info.next
+        start = max(self.position, session.open)
+        end = session.close if self.step is None else min(start + self.step, session.close)
+        reset, self._reset = self._reset, False
+        previous = self.position
+        self.position = end if end < session.close else self.calendar.info(end).next.open
+        return Advance(previous, end, reset)
+
+    def describe(self):
+        info = self.info()
+        return dict(time=self.position, is_open=info.is_open, next_open=info.next.open,
+                    next_close=(info.current or info.next).close, calendar=self.calendar.name, mode="replay",
+                    state=self.state, step=self.step_text,
+                    start=datetime.combine(self.start_date, time(0), timezone.utc),
+                    end=datetime.combine(self.end_date, time(0), timezone.utc) if self.end_date else None)
+
+
+@implementer(IMarketDataSource)
+class ReplaySource:
+    """Bars of a History, step by step: daily rows trade in the step that reaches their session's close."""
+
+    name = "replay"
+
+    def __init__(self, history, calendar):
+        self.history = history
+        self.calendar = calendar
+        self._lengths = {}
+
+    def resume(self, symbol, price):
+        pass
+
+    def assets(self, symbols):
+        from papertrader.market.sources import Asset
+
+        return defer.succeed([self.history.assets.get(s, Asset(s)) for s in symbols if s in self.history.series])
+
+    def corporate_actions(self, symbols, start, end):
+        wanted = set(symbols)
+        return defer.succeed([e for e in self.history.events if e.symbol in wanted and
+                              start < (getattr(e, "date", None) or e.ex_date) <= end])
+
+    def _length(self, series):
+        if series.symbol not in self._lengths:
+            gaps = [b - a for a, b in zip(series.keys, series.keys[1:]) if b > a]
+            self._lengths[series.symbol] = timedelta(seconds=min(gaps) if gaps else 60)
+        return self._lengths[series.symbol]
+
+    def bars(self, symbol, start, end):
+        """The bars of ``symbol`` that end in (start, end], each with its own start and end."""
+        series = self.history.series.get(symbol)
+        if series is None or not len(series):
+            return []
+        out = []
+        if series.daily:
+            for i in series.between(day(start), day(end) + 1):
+                session = self.calendar.session_on(date.fromordinal(series.keys[i]))
+                if session is None:
+                    continue  # a row on a day the calendar has no session (or outside its years)
+                if start < session.close <= end:
+                    out.append((session.open, session.close, i))
+        else:
+            length = self._length(series)
+            for i in series.between(int((start - length).timestamp()) + 1, int(end.timestamp()) + 1):
+                bar_start = datetime.fromtimestamp(series.keys[i], timezone.utc)
+                bar_end = bar_start + length
+                if i + 1 < len(series):
+                    bar_end = min(bar_end, datetime.fromtimestamp(series.keys[i + 1], timezone.utc))
+                if start < bar_end <= end:
+                    out.append((bar_start, bar_end, i))
+        return [(s, e, series, i) for s, e, i in out]
+
+    def fetch(self, symbols, start, end):
+        bars = {}
+        for symbol in symbols:
+            found = self.bars(symbol, start, end)
+            if not found:
+                continue
+            first, last = found[0], found[-1]
+            opens = [from_price_units(series.open[i]) for _, _, series, i in found]
+            highs = [from_price_units(series.high[i]) for _, _, series, i in found]
+            lows = [from_price_units(series.low[i]) for _, _, series, i in found]
+            closes = [from_price_units(series.close[i]) for _, _, series, i in found]
+            bars[symbol] = Bar(symbol, first[0], last[1], opens[0], max(highs), min(lows), closes[-1],
+                               sum(series.volume[i] for _, _, series, i in found))
+        return defer.succeed(bars)
+
+    def history_before(self, symbol, moment):
+        """Daily bars of ``symbol`` whose session closed at or before ``moment`` (to seed candles at start)."""
+        series = self.history.series.get(symbol)
+        if series is None or not series.daily or not len(series):
+            return []
+        epoch = datetime(1900, 1, 1, tzinfo=timezone.utc)
+        out = []
+        for session_open, session_close, series, i in self.bars(symbol, epoch, moment):
+            o, h, l, c = series.prices(i)
+            out.append(Bar(symbol, session_open, session_close, o, h, l, c, series.volume[i]))
+        return out
+

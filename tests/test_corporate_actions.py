@@ -1,0 +1,74 @@
+"""Splits and cash dividends in the trading core: books, open orders, history records, owed dividends."""
+
+from datetime import date
+from decimal import Decimal as D
+
+from papertrader.trading.corporate import Dividend, Entitlement, Split
+from papertrader.trading.market import MarketStep
+from papertrader.trading.orders import Status
+from papertrader.trading.pretrade import Rules
+from papertrader.trading.step import step
+from tests.trading_helpers import T0, at, bar, book, place
+
+TODAY = date(2024, 3, 4)
+
+
+def run(books, orders, *, actions=(), due=(), bars=()):
+    return step({b.account_id: b for b in books}, orders,
+                MarketStep(at(1), {b.symbol: b for b in bars}, tuple(actions), tuple(due), TODAY), Rules())
+
+
+def test_a_split_multiplies_positions_and_open_orders_and_divides_their_prices():
+    b = book(AAPL=("10", "1000.00"))
+    sell = place(b, side="sell", kind="limit", limit="150.00", quantity="6", tif="gtc")
+    other = place(b, symbol="MSFT", kind="limit", limit="10.00", quantity="1", prices={"MSFT": D(10)})
+    result = run([b], [sell, other], actions=[Split("AAPL", TODAY, D(4))])
+    after = result.books[1]
+    assert after.positions["AAPL"].quantity == D(40) and after.positions["AAPL"].cost == D("1000.00")
+    assert after.positions["AAPL"].average_price == D("25.0000") and after.cash == b.cash
+    [adjusted] = [o for o in result.orders if o.id == sell.id]
+    assert (adjusted.quantity, adjusted.limit_price, adjusted.status) == (D(24), D("37.50"), Status.NEW)
+    assert other.id not in [o.id for o in result.orders]  # another symbol is not touched
+    [record] = result.records
+    assert (record.kind, record.symbol, record.before, record.quantity, record.ratio) == ("split", "AAPL", D(10),
+                                                                                       D(40), (D(4), D(1)))
+
+
+def test_a_split_scales_what_a_partly_filled_order_has_filled():
+    b = book()
+    order = place(b, quantity="100", tif="gtc").but(filled_quantity=D(40), filled_value=D(4000))
+    [adjusted] = run([b], [order], actions=[Split("AAPL", TODAY, D(2))]).orders
+    assert (adjusted.quantity, adjusted.filled_quantity, adjusted.remaining) == (D(200), D(80), D(120))
+    assert adjusted.filled_adjustment == D(40) and adjusted.average_price == D(50)
+
+
+def test_a_reverse_split_is_exact_and_keeps_fractions():
+    b = book(AAPL=("300", "500.00"))
+    assert run([b], [], actions=[Split("AAPL", TODAY, D(1), D(3))]).books[1].positions["AAPL"].quantity == D(100)
+    b = book(AAPL=("5", "500.00"))
+    after = run([b], [], actions=[Split("AAPL", TODAY, D(1), D(3))]).books[1]
+    assert after.positions["AAPL"].quantity == D("1.666666")
+
+
+def test_a_dividend_is_paid_to_holders_then_and_applies_before_the_bars_trade():
+    holder, other = book(AAPL=("10", "1000.00")), book("50.00", account=2)
+    sell = place(holder, side="sell", quantity="10")  # sells in this very step: it still held at the ex-date
+    result = run([holder, other], [sell], actions=[Dividend("AAPL", TODAY, D("0.125"))],
+                 bars=[bar(100, 100, 100, 100, start=T0)])
+    [record] = result.records
+    assert (record.kind, record.account_id, record.quantity, record.amount) == ("dividend", 1, D(10), D("1.25"))
+    assert result.books[2].cash == D("50.00")
+    fill = result.fills[0]
+    assert fill.cash_after == D("100000.00") + D("1.25") + fill.amount
+
+
+def test_a_dividend_paid_later_is_owed_then_paid():
+    b = book(AAPL=("3", "300.00"))
+    later = date(2024, 3, 20)
+    result = run([b], [], actions=[Dividend("AAPL", TODAY, D("0.50"), later)])
+    assert result.records == [] and result.books[1].cash == b.cash
+    [owed] = result.owed
+    assert (owed.quantity, owed.amount, owed.pay_date) == (D(3), D("1.50"), later)
+    # Sold meanwhile: still paid (it held at the ex-date).
+    paid = run([book()], [], due=[Entitlement(1, "AAPL", TODAY, later, D(3), D("0.50"), D("1.50"), id=7)])
+    assert paid.books[1].cash == D("100001.50") and [e.id for e in paid.paid] == [7]

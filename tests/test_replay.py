@@ -1,0 +1,243 @@
+"""The replay of history: the shipped data, the replay clock, and trading through splits and dividends
+(a small CSV fixture, tests/fixtures/replay), on both databases."""
+
+import os
+from dataclasses import replace
+from datetime import date, datetime, timezone
+from decimal import Decimal as D
+
+import pytest
+import pytest_twisted
+
+from papertrader.app import Stamp
+from papertrader.app.trading import TradingCommands, rules_from
+from papertrader.market import calendar
+from papertrader.market.board import QuoteBoard
+from papertrader.market.history import HistoryError, load_files, load_shipped, read_csv, shipped_symbols
+from papertrader.market.replay import ReplayClock, ReplaySource
+from papertrader.market.service import MarketService
+from papertrader.market.setup import MarketSetupError, build
+from papertrader.master.accounts import Accounts
+from papertrader.master.candles import CandleStore
+from papertrader.master.order_store import OrderStore
+from papertrader.times import utc
+from papertrader.trading.corporate import Dividend, Split
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+UTC = timezone.utc
+
+
+@pytest.fixture(scope="module")
+def nyse():
+    return calendar.load("XNYS", 2023, 2025)
+
+
+# --- the shipped history ------------------------------------------------------------------
+
+
+def test_the_shipped_history_is_real_daily_data_with_its_splits_and_dividends():
+    symbols = shipped_symbols()
+    assert len(symbols) >= 25 and {"AAPL", "MSFT", "JPM", "XOM", "GOOGL", "FB"} <= set(symbols)
+    history = load_shipped(["AAPL", "MSFT"])
+    aapl = history.series["AAPL"]
+    assert len(aapl) > 9000 and date.fromordinal(aapl.keys[-1]) == date(2018, 3, 27)
+    # AAPL's 7-for-1 split of 2014-06-09: the raw price drops from about 645 to about 93.
+    splits = [e for e in history.events if isinstance(e, Split) and e.symbol == "AAPL"]
+    assert Split("AAPL", date(2014, 6, 9), D(7)) in splits
+    i = aapl.keys.index(date(2014, 6, 9).toordinal())
+    assert aapl.prices(i - 1)[3] > 600 and aapl.prices(i)[0] < 100
+    assert any(isinstance(e, Dividend) and e.symbol == "MSFT" for e in history.events)
+    assert history.assets["AAPL"].name == "Apple Inc."
+
+
+def test_csv_files_are_checked_line_by_line():
+    with pytest.raises(HistoryError, match="bad.csv:3: not a possible bar"):
+        read_csv("X", ["date,open,high,low,close,volume", "2024-03-04,1,2,1,1,5", "2024-03-05,1,1,2,1,5"],
+                 "bad.csv")
+    with pytest.raises(HistoryError, match="time goes backwards"):
+        read_csv("X", ["date,open,high,low,close,volume", "2024-03-05,1,1,1,1,5", "2024-03-04,1,1,1,1,5"], "b")
+    with pytest.raises(HistoryError, match="the header must be"):
+        read_csv("X", ["when,open,high,low,close,volume"], "b")
+    history = load_files([FIXTURE])
+    assert history.symbols == ["ABC", "XYZ"] and len(history.events) == 3
+    assert history.assets["XYZ"].name == "Example Corporation"
+
+
+# --- the replay clock ----------------------------------------------------------------------
+
+
+def t(day, hour=14, minute=30):
+    return datetime(2024, 3, day, hour, minute, tzinfo=UTC)
+
+
+def test_one_session_per_update_then_wait_at_the_next_open(nyse):
+    clock = ReplayClock(nyse, date(2024, 3, 2))  # a Saturday: the replay starts at Monday's open
+    assert clock.now() == t(4, 14, 30) and clock.info().is_open
+    step = clock.advance()
+    assert (step.start, step.end) == (t(4), t(4, 21, 0))  # Monday's session (EST: 14:30-21:00 UTC)
+    assert clock.now() == t(5)
+    for _ in range(4):
+        clock.advance()
+    step = clock.advance()  # after Friday comes Monday; DST begins on 10 March: 13:30 UTC
+    assert (step.start, step.end) == (t(11, 13, 30), t(11, 20, 0))
+
+
+def test_intraday_steps_stop_at_the_close_then_go_to_the_next_open(nyse):
+    clock = ReplayClock(nyse, date(2024, 3, 4), step="2h")
+    ends = [clock.advance().end for _ in range(4)]
+    assert ends == [t(4, 16, 30), t(4, 18, 30), t(4, 20, 30), t(4, 21, 0)]
+    assert clock.now() == t(5)
+
+
+def test_the_end_stops_or_loops(nyse):
+    clock = ReplayClock(nyse, date(2024, 3, 4), date(2024, 3, 5))
+    assert [clock.advance().end.day for _ in range(2)] == [4, 5]
+    assert clock.advance() is None and clock.state == "ended"
+    looping = ReplayClock(nyse, date(2024, 3, 4), date(2024, 3, 5), loop=True)
+    looping.advance(), looping.advance()
+    again = looping.advance()
+    assert again.reset and again.end == t(4, 21, 0)
+
+
+def test_pause_resume_and_seek(nyse):
+    clock = ReplayClock(nyse, date(2024, 3, 4))
+    clock.pause()
+    assert clock.advance() is None and clock.now() == t(4)
+    clock.resume()
+    assert clock.seek(date(2024, 3, 9)) == t(11, 13, 30)  # a Saturday: the next session's open
+    step = clock.advance()
+    assert step.end == t(11, 20, 0) and not step.reset
+    clock.seek(date(2024, 3, 5))
+    assert clock.advance().reset  # back in time
+
+
+# --- trading through a replay, on both databases ----------------------------------------------------
+
+
+class Replay:
+    """A replay of the fixture driven by task.Clock: the market service, the trading layer, accounts."""
+
+    def __init__(self, db, settings, clock, log, nyse):
+        history = load_files([FIXTURE])
+        self.board = QuoteBoard(history.symbols)
+        self.clock = ReplayClock(nyse, date(2024, 3, 4))
+        self.store = OrderStore(db)
+        self.trading = TradingCommands(db, self.store, self.board, self.clock, rules_from(replace(
+            settings, fill_model="ideal")), clock, log)
+        self.market = MarketService(ReplaySource(history, nyse), self.board, self.clock, CandleStore(db),
+                                    settings.update_interval, clock, log, state=lambda: db.run(self.store.all_state))
+        self.market.listeners.append(self.trading.market_step)
+        self.accounts = Accounts(db, settings, clock, log)
+        self.wall = clock
+        self.db = db
+
+    async def start(self):
+        self.market.startService()
+        await self.market.started
+        await self.market.busy
+
+    async def session(self):
+        """Play the next session."""
+        self.wall.advance(self.market.interval)
+        await self.market.busy
+
+    async def user(self, name):
+        await self.accounts.register(name, f"{name}@example.com", "correct horse battery")
+        token, _, _ = await self.accounts.login(name, "correct horse battery", False, "w1", "192.0.2.1")
+        return await self.accounts.authenticate(token)
+
+    def order(self, session, client_order_id, side, symbol, quantity, **more):
+        return self.trading.place_order(session, Stamp(utc(self.wall.seconds()), "192.0.2.1", "w1"),
+                                        client_order_id, side, symbol, quantity, **more)
+
+
+@pytest_twisted.async_yield_fixture
+async def replay(db, settings, clock, log, nyse):
+    r = Replay(db, settings, clock, log, nyse)
+    await r.start()
+    yield r
+    await r.market.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_fill_at_replayed_prices_and_market_time(replay):
+    r = replay
+    # The first update played Monday 4 March; market time waits at Tuesday's open.
+    assert r.clock.now() == t(5) and r.board.get("XYZ").price == D("101.00")
+    alice = await r.user("alice")
+    order = await r.order(alice, "o1", "buy", "XYZ", "10")
+    assert order["created"] == t(5)  # market time, not the wall clock
+    await r.session()
+    filled = await r.trading.get_order(alice, None, order["id"])
+    assert (filled["status"], filled["average_price"]) == ("filled", D("103.00"))  # Tuesday's close (ideal)
+    assert filled["fills"][0]["time"] == t(5, 21, 0)
+    history = await r.trading.history(alice, None, 10)
+    assert history["transactions"][0]["time"] == t(5, 21, 0)
+    candles = await r.market.candles.read("XYZ", "1d", 10)
+    assert [c["time"] for c in candles] == [t(4), t(5)]  # only what has been played: no future
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_split_and_dividends_change_positions_cash_and_open_orders(replay):
+    r = replay
+    alice = await r.user("alice")
+    await r.order(alice, "b1", "buy", "XYZ", "10")
+    await r.order(alice, "b2", "buy", "ABC", "100")
+    await r.session()  # Tuesday: filled at 103.00 and 20.50
+    sell = await r.order(alice, "s1", "sell", "XYZ", "4", type="limit", limit_price="120.00", time_in_force="gtc")
+    await r.session()  # Wednesday
+    await r.session()  # Thursday
+    await r.session()  # Friday 8 March: the 2-for-1 split
+    portfolio = await r.trading.portfolio(alice, None)
+    xyz = next(p for p in portfolio["positions"] if p["symbol"] == "XYZ")
+    assert (xyz["quantity"], xyz["cost"], xyz["average_price"]) == (D(20), D("1030.00"), D("51.5000"))
+    adjusted = await r.trading.get_order(alice, None, sell["id"])
+    assert (adjusted["quantity"], adjusted["limit_price"], adjusted["status"]) == (D(8), D("60.00"), "new")
+    history = (await r.trading.history(alice, None, 20))["transactions"]
+    split = [h for h in history if h["kind"] == "split"]
+    assert len(split) == 1 and split[0]["quantity"] == D(20)
+    cash_before = portfolio["cash"]
+    await r.session()  # Monday 11
+    await r.session()  # Tuesday 12: XYZ pays 0.50 a share on 20 shares
+    portfolio = await r.trading.portfolio(alice, None)
+    assert portfolio["cash"] == cash_before + D("10.00")
+    await r.session()  # Wednesday 13: ABC's ex-date (paid on the 15th)
+    assert (await r.trading.portfolio(alice, None))["cash"] == cash_before + D("10.00")
+    await r.session()  # Thursday 14
+    await r.session()  # Friday 15: ABC pays 0.10 on 100 shares
+    assert (await r.trading.portfolio(alice, None))["cash"] == cash_before + D("20.00")
+    dividends = [h for h in (await r.trading.history(alice, None, 20))["transactions"] if h["kind"] == "dividend"]
+    assert [(d["symbol"], d["amount"], d["time"].day) for d in dividends] == [("XYZ", D("10.00"), 12),
+                                                                             ("ABC", D("10.00"), 15)]
+    # The books still balance: cash = start + every amount in the history.
+    history = (await r.trading.history(alice, None, 50))["transactions"]
+    assert (await r.trading.portfolio(alice, None))["cash"] == D("100000.00") + sum(h["amount"] for h in history)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restarted_replay_goes_on_from_where_it_was(db, settings, clock, log, nyse):
+    first = Replay(db, settings, clock, log, nyse)
+    await first.start()
+    await first.session()
+    await first.session()
+    await first.market.stopService()
+    second = Replay(db, settings, clock, log, nyse)
+    await second.start()  # resumes at Thursday's open, and plays Thursday
+    try:
+        assert second.clock.now() == t(8)
+        days = [c["time"].day for c in await second.market.candles.read("XYZ", "1d", 10)]
+        assert days == [4, 5, 6, 7]  # no session played twice
+    finally:
+        await second.market.stopService()
+
+
+def test_the_default_market_is_the_replay_of_the_shipped_history(settings):
+    from papertrader.config import Settings
+
+    market = build(replace(Settings()), clock=None)
+    assert market.clock.name == "replay" and market.calendar.name == "XNYS"
+    assert len(market.assets) >= 25 and "AAPL" in market.assets and "AMZN" not in market.assets
+    with pytest.raises(MarketSetupError, match="after the end of the history"):
+        build(replace(Settings(), replay_start="2030-01-02"), clock=None)
+    with pytest.raises(MarketSetupError, match="no history for TSLA"):
+        build(replace(Settings(), assets=("AAPL", "TSLA")), clock=None)
