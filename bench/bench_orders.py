@@ -151,7 +151,8 @@ async def make_book(reactor, master, n_accounts, n_orders, batch):
     per_account = math.ceil(n_orders / n_accounts)
     hashed = await threads.deferToThread(hash_password, PASSWORD, settings.bcrypt_rounds)
     tag = uuid.uuid4().hex[:6]
-    reached = defaultdict(Decimal)
+    reached = defaultdict(Decimal)  # symbol -> shares of the orders the fill bar reaches
+    within = [0]  # orders the fill bar reaches
     away = distances(n_orders)
     created = iso(master.market_clock.now())
     stamp_time = utc(reactor.seconds())
@@ -188,6 +189,7 @@ async def make_book(reactor, master, n_accounts, n_orders, batch):
                 events.append(Event(EventKind.ACCEPTED, order, order.created))
                 if away[i] < REACH_BPS:
                     reached[symbol] += order.quantity
+                    within[0] += 1
                 placed += 1
         store.save(cursor, [], {}, events, utc(reactor.seconds()))
         return placed
@@ -205,7 +207,7 @@ async def make_book(reactor, master, n_accounts, n_orders, batch):
             f" transactions ({placed / elapsed:.0f} orders/s); open orders in the database: {rows[0][0]}")
     if placed != n_orders or rows[0][0] != n_orders:
         raise RuntimeError(f"{line}: expected {n_orders} open orders")
-    return line, dict(reached), prices
+    return line, dict(reached), within[0], prices
 
 
 class StepPieces:
@@ -327,8 +329,7 @@ def step_line(label, n_orders, n_accounts, fills, pieces, goal=1.0):
 
 
 async def bench_step(reactor, master, args):
-    out = []
-    line, reached, prices = await make_book(reactor, master, args.accounts, args.orders, args.batch)
+    line, reached, within, prices = await make_book(reactor, master, args.accounts, args.orders, args.batch)
     print(line, flush=True)
     share = master.settings.volume_share
     start = master.market_clock.now()
@@ -341,11 +342,13 @@ async def bench_step(reactor, master, args):
     fills = await pieces.run(MarketStep(start + second, bars))
     print(step_line("step, nothing fills", args.orders, args.accounts, fills, pieces), flush=True)
     print("  split: " + pieces.split(), flush=True)
+    if pieces.result is None or pieces.result.orders:
+        print("WARNING: the quiet bar changed orders (or the step saw none)", flush=True)
     for line in pieces.profile_lines(args.profile):
         print(line, flush=True)
 
     # (ii) A bar that reaches the orders within 2.9% (10% of them); its volume cap lets through only --cap of
-    # their quantity, so the earliest fill, one per symbol fills in part, and the rest waits.
+    # their quantity, so the earlier ones fill, one per symbol fills in part, and the later ones wait.
     volumes = {s: max(1, int(reached.get(s, 0) * Decimal(str(args.cap)) / share)) for s in prices}
     begin = start + second
     bars = {s: Bar(s, begin, begin + second, p, bps(p, REACH_BPS), bps(p, -REACH_BPS), p, volumes[s]).check()
@@ -354,8 +357,11 @@ async def bench_step(reactor, master, args):
     fills = await pieces.run(MarketStep(begin + second, bars))
     print(step_line("step, ~10% reached", args.orders, args.accounts, fills, pieces), flush=True)
     print("  split: " + pieces.split(), flush=True)
-    print(f"  the bar's volume cap: {args.cap:g} of the reached orders' quantity (volume_share {share}; reached"
-          f" {sum(reached.values())} shares of {len(reached)} symbols)", flush=True)
+    if not fills:
+        print("WARNING: the fill bar filled nothing", flush=True)
+    print(f"  the bar reaches {within} orders ({sum(reached.values())} shares, {len(reached)} symbols); its volume"
+          f" cap lets {args.cap:g} of their quantity through (volume_share {share}, volumes"
+          f" {', '.join(f'{s} {v}' for s, v in sorted(volumes.items()))})", flush=True)
     for line in pieces.profile_lines(args.profile):
         print(line, flush=True)
     rows = await master.db.query("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status")
@@ -373,7 +379,6 @@ async def bench_step(reactor, master, args):
     canceled = await master.db.run(cancel_all)
     print(f"  then {canceled} open orders canceled in one transaction in {time.perf_counter() - started:.2f} s",
           flush=True)
-    return out
 
 
 # --- part 2: fill-to-event latency ---------------------------------------------------------
@@ -733,7 +738,7 @@ def parse_args(argv):
                         help="profile each step's unit of work (cProfile) and print the top N functions")
     parser.add_argument("--watchers", type=int, default=100, help="watching clients (one account each) for the"
                                                                    " latency part (default 100)")
-    parser.add_argument("--rounds", type=int, default=10, help="measured rounds of the latency part (default 10)")
+    parser.add_argument("--rounds", type=int, default=20, help="measured rounds of the latency part (default 20)")
     parser.add_argument("--parts", default="step,latency", help="step, latency or both (default step,latency)")
     parser.add_argument("--database", default=None,
                         help="postgresql://... (a fresh schema is made and dropped) or sqlite:///PATH;"
