@@ -16,8 +16,8 @@ Three figures, all in one run:
 SQLite (in a temporary data dir) by default; ``--database postgresql://...``
 runs against PostgreSQL in a fresh schema that is dropped at the end.
 
-    cd /work/main && /work/venv/bin/python bench/bench_throughput.py
-    /work/venv/bin/python bench/bench_throughput.py --database postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/bench_throughput.py        # from the repository root
+    .venv/bin/python bench/bench_throughput.py --database postgresql://postgres@127.0.0.1:5432/test
 
 Clients and servers share one process and one reactor thread, so every figure
 includes the client's own cost; the ratio to the baseline is the meaningful
