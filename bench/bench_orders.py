@@ -141,7 +141,10 @@ def request_for(i, d, account_id, symbol, price):
 
 
 async def make_book(reactor, master, n_accounts, n_orders, batch):
-    """Accounts with cash and positions, and their open orders.  Returns (figures, reached quantity per symbol)."""
+    """Accounts with cash and positions, and their open orders.
+
+    Returns (the setup line, shares the fill bar reaches per symbol, orders it reaches, the prices used).
+    """
     settings = master.settings
     trading, store, db = master.trading, master.orders, master.db
     prices = master.board.prices()
