@@ -8,15 +8,16 @@ Three figures, all in one run:
    connection, each sending its requests one after another.
 2. The same load against a bare AMP echo server over TLS (certificate from
    the deployment's CA), as a floor; the worker/baseline ratios follow.
-3. Orders: sequential durable submissions per second through
-   ``master.orders.submit``, then ONE ``master.orders.process()`` queue pass,
-   timed, with its filled count.
+3. Orders: sequential durable acknowledgements per second through
+   ``master.trading.place_order`` (market buys), then ONE
+   ``master.trading.market_step`` over all of them (one bar that fills them
+   all), timed, with its fill count.
 
 SQLite (in a temporary data dir) by default; ``--database postgresql://...``
 runs against PostgreSQL in a fresh schema that is dropped at the end.
 
-    cd /work/main && /work/venv/bin/python bench/bench_throughput.py
-    /work/venv/bin/python bench/bench_throughput.py --database postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/bench_throughput.py        # from the repository root
+    .venv/bin/python bench/bench_throughput.py --database postgresql://postgres@127.0.0.1:5432/test
 
 Clients and servers share one process and one reactor thread, so every figure
 includes the client's own cost; the ratio to the baseline is the meaningful
@@ -32,7 +33,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,9 +41,12 @@ from twisted.internet import defer, protocol, task  # noqa: E402
 from twisted.protocols import amp  # noqa: E402
 
 from papertrader import commands, tls  # noqa: E402
+from papertrader.app import Stamp  # noqa: E402
 from papertrader.client.connection import connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
+from papertrader.times import utc  # noqa: E402
+from papertrader.trading.market import Bar, MarketStep  # noqa: E402
 from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, wait_for_cluster  # noqa: E402
 
 READY_TIMEOUT = 30.0
@@ -124,7 +127,7 @@ def load_line(label, r):
 # --- orders ----------------------------------------------------------------------
 
 
-async def bench_orders(master, settings, n_orders, n_accounts):
+async def bench_orders(reactor, master, settings, n_orders, n_accounts):
     out = []
     started = time.perf_counter()
     sessions = []
@@ -156,25 +159,32 @@ async def bench_orders(master, settings, n_orders, n_accounts):
     started = time.perf_counter()
     for i in range(n_orders):
         session = sessions[i % n_accounts]
-        order = await master.orders.submit(session, f"o{i}", "buy", symbol, quantity_text,
-                                           datetime.now(timezone.utc), "127.0.0.1", "bench")
-        if order["status"] != "queued":
-            raise RuntimeError(f"order {i} was not queued: {order}")
-    submitted = time.perf_counter() - started
-    out.append(f"orders submitted: {n_orders} in {submitted:.2f} s, {n_orders / submitted:.0f} orders/s acknowledged"
-               f" (sequential durable inserts; buy {quantity_text} {symbol} at {price},"
-               f" {per_account} per account)")
+        stamp = Stamp(utc(reactor.seconds()), "127.0.0.1", "bench")
+        order = await master.trading.place_order(session, stamp, f"o{i}", "buy", symbol, quantity_text)
+        if order["status"] != "new":
+            raise RuntimeError(f"order {i} was not accepted: {order}")
+    placed = time.perf_counter() - started
+    out.append(f"orders placed: {n_orders} in {placed:.2f} s, {n_orders / placed:.0f} orders/s acknowledged"
+               f" (sequential place_order calls, each one durable transaction; market buy {quantity_text} {symbol}"
+               f" at {price}, {per_account} per account)")
 
-    before = master.orders.filled
+    # One bar that fills every order whole at the last price: open = high = low = close (so no slippage
+    # moves the price), after every order arrived, with volume enough for all of them under the volume cap.
+    begin = utc(reactor.seconds())
+    end = utc(reactor.seconds() + 1)
+    volume = math.ceil(quantity * n_orders / settings.volume_share) + 1
+    bar = Bar(symbol, begin, end, price, price, price, price, volume).check()
+    before = master.trading.filled
     started = time.perf_counter()
-    filled, rejected = await master.orders.process()
-    passed = time.perf_counter() - started
-    out.append(f"queue pass: {filled} filled, {rejected} rejected of {n_orders} in {passed:.3f} s,"
-               f" {filled / passed:.0f} orders/s filled (one Orders.process() call)")
+    filled = await master.trading.market_step(MarketStep(end, {symbol: bar}))
+    stepped = time.perf_counter() - started
+    out.append(f"market step: {filled} fills of {n_orders} open orders in {stepped:.3f} s,"
+               f" {filled / stepped:.0f} orders/s filled (one TradingCommands.market_step call; one {symbol} bar"
+               f" at {price}, volume {volume})")
     rows = await master.db.query("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status")
-    out.append("orders table after the pass: " + ", ".join(f"{s} {n}" for s, n in rows))
-    if filled != n_orders or master.orders.filled - before != n_orders:
-        out.append(f"WARNING: expected {n_orders} fills, got {filled} (rejected {rejected})")
+    out.append("orders table after the step: " + ", ".join(f"{s} {n}" for s, n in rows))
+    if filled != n_orders or master.trading.filled - before != n_orders:
+        out.append(f"WARNING: expected {n_orders} fills, got {filled}")
     return out
 
 
@@ -230,7 +240,7 @@ async def main(reactor, args):
               f" p50 {via_worker['p50'] / baseline['p50']:.2f}x, p99 {via_worker['p99'] / baseline['p99']:.2f}x",
               flush=True)
 
-        for line in await bench_orders(master, settings, args.orders, args.accounts):
+        for line in await bench_orders(reactor, master, settings, args.orders, args.accounts):
             print(line, flush=True)
         print(f"market ticks during the run: {master.market.ticks} (a tick at start only, as expected:"
               f" {master.market.ticks == 1})", flush=True)
