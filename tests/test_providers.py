@@ -1,4 +1,4 @@
-"""Live market data sources (Alpaca) against a local HTTP server serving recorded answers.
+"""Live market data sources (Alpaca, Nasdaq) against a local HTTP server serving recorded answers.
 
 Every test talks real HTTP to tests/provider_server.py on 127.0.0.1 (fixtures in
 tests/fixtures/providers/, README there says where each came from).  Time -- back-off,
@@ -20,6 +20,7 @@ from zope.interface.verify import verifyClass
 
 from papertrader.market.alpaca import AlpacaSource
 from papertrader.market.http import MAX_RATE_LIMIT_WAIT, RATE_LIMIT_FALLBACK, retry_after
+from papertrader.market.nasdaq import NasdaqSource
 from papertrader.market.sources import Asset, IMarketDataSource, SourceUnavailable
 from papertrader.trading.corporate import Dividend, Split
 from papertrader.trading.market import Bar
@@ -74,6 +75,17 @@ def alpaca(provider, opened, logs):
     return make
 
 
+@pytest.fixture
+def nasdaq(provider, opened, logs):
+    def make(reactor=None, **kwargs):
+        kwargs.setdefault("log", logs.logger("papertrader.market.nasdaq"))
+        kwargs.setdefault("spacing", 0)
+        source = NasdaqSource(provider.url, reactor=reactor, **kwargs)
+        opened.append(source)
+        return source
+    return make
+
+
 def messages(logs):
     return [e.message for e in logs.newest(None)]
 
@@ -101,8 +113,9 @@ def fired(d):
 # --- Alpaca: bars -----------------------------------------------------------------------------
 
 
-def test_the_source_provides_the_interface():
-    assert verifyClass(IMarketDataSource, AlpacaSource) and AlpacaSource.name == "alpaca"
+def test_both_sources_provide_the_interface():
+    assert verifyClass(IMarketDataSource, AlpacaSource) and verifyClass(IMarketDataSource, NasdaqSource)
+    assert AlpacaSource.name == "alpaca" and NasdaqSource.name == "nasdaq"
 
 
 @pytest_twisted.ensureDeferred
@@ -569,3 +582,218 @@ async def test_alpaca_corporate_action_with_a_negative_rate_is_malformed(provide
     provider.on("/v1/corporate-actions", answer(body))
     e = await unavailable(alpaca().corporate_actions(["AAPL"], date(2024, 5, 1), date(2024, 7, 1)))
     assert "rate is not positive" in str(e)
+
+
+# --- Nasdaq: bars from last prices ------------------------------------------------------------
+
+P = datetime(2026, 10, 6, 18, 41, 10, tzinfo=UTC)  # 14:41:10 in New York
+THREE = ["AAPL", "BRK.B", "SPY"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_first_poll_gives_honest_bars_from_the_last_price(provider, nasdaq):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist.json")))
+    source = nasdaq(etfs=["SPY"])
+
+    bars = await source.fetch(THREE, P - timedelta(minutes=1), P)
+
+    start = P - timedelta(minutes=1)
+    assert bars == {
+        "AAPL": Bar("AAPL", start, P, D("229.87"), D("229.87"), D("229.87"), D("229.87"), 0),
+        "BRK.B": Bar("BRK.B", start, P, D("505.92"), D("505.92"), D("505.92"), D("505.92"), 0),
+        "SPY": Bar("SPY", start, P, D("1012.40"), D("1012.40"), D("1012.40"), D("1012.40"), 0),
+    }
+    assert str(bars["SPY"].close) == "1012.4000"
+    [request] = provider.requests()
+    assert request.args == {"symbol": ["aapl|stocks", "brk.b|stocks", "spy|etf"]}
+    assert "Mozilla/5.0" in request.headers["user-agent"][0] and "PaperTrader" in request.headers["user-agent"][0]
+    assert not {"origin", "referer", "apca-api-key-id"} & set(request.headers)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_bar_only_on_a_new_trade_with_the_volume_traded_since(provider, nasdaq):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist.json")),
+                answer(fixture("nasdaq_watchlist_next.json")))
+    source = nasdaq(etfs=["SPY"])
+    await source.fetch(THREE, P - timedelta(minutes=1), P)
+    later = P + timedelta(seconds=90)
+
+    bars = await source.fetch(THREE, P, later)
+
+    assert bars == {  # BRK.B did not trade again: no bar
+        "AAPL": Bar("AAPL", P, later, D("229.91"), D("229.91"), D("229.91"), D("229.91"), 41_250_002 - 41_208_337),
+        "SPY": Bar("SPY", P, later, D("1011.95"), D("1011.95"), D("1011.95"), D("1011.95"), 38_802_515 - 38_771_020),
+    }
+    assert await source.fetch(THREE, later, later + timedelta(minutes=1)) == {}  # nothing new
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_bar_starts_at_the_latest_poll_that_saw_no_trade(provider, nasdaq):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist.json")),
+                answer(fixture("nasdaq_watchlist.json")), answer(fixture("nasdaq_watchlist_next.json")))
+    source = nasdaq(etfs=["SPY"])
+    p2, p3 = P + timedelta(seconds=30), P + timedelta(seconds=80)
+    await source.fetch(["AAPL"], P - timedelta(minutes=1), P)
+    assert await source.fetch(["AAPL"], P, p2) == {}
+
+    bars = await source.fetch(["AAPL"], p2, p3)
+
+    assert (bars["AAPL"].start, bars["AAPL"].end, bars["AAPL"].volume) == (p2, p3, 41_250_002 - 41_208_337)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_first_poll_of_a_day_has_no_volume(provider, nasdaq):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist.json")),
+                answer(fixture("nasdaq_watchlist_next_day.json")))
+    source = nasdaq()
+    await source.fetch(["AAPL"], P - timedelta(minutes=1), P)
+    morning = datetime(2026, 10, 7, 13, 41, 30, tzinfo=UTC)
+
+    bars = await source.fetch(["AAPL"], morning - timedelta(minutes=1), morning)
+
+    assert bars == {"AAPL": Bar("AAPL", P, morning, D("231.02"), D("231.02"), D("231.02"), D("231.02"), 0)}
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_first_poll_with_an_old_trade_gives_no_bar(provider, nasdaq):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist.json")),
+                answer(fixture("nasdaq_watchlist_next.json")))
+    source = nasdaq()
+    late = P + timedelta(minutes=1, seconds=20)  # the 14:41 trade happened before this interval
+
+    assert await source.fetch(["AAPL"], late - timedelta(seconds=10), late) == {}
+    bars = await source.fetch(["AAPL"], late, late + timedelta(seconds=30))  # 14:42 is a new trade
+    assert bars["AAPL"].start == late and bars["AAPL"].volume == 41_250_002 - 41_208_337
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_missing_and_unpriced_symbols_are_absent_and_unknown_ones_logged_once(provider, nasdaq, logs):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist_unknown.json")),
+                answer(fixture("nasdaq_watchlist.json")))
+    source = nasdaq()
+
+    bars = await source.fetch(["AAPL", "ZZZZ", "QQQQ"], P, P + timedelta(minutes=1))
+    assert set(bars) == {"AAPL"}
+    assert messages(logs) == []  # "N/A" and a missing row are ordinary: nothing to log
+
+    for _ in range(2):  # BRK.B and SPY are in the answer but were not asked for
+        await source.fetch(["AAPL"], P, P + timedelta(minutes=1))
+    logged = messages(logs)
+    assert sum("BRK.B" in m for m in logged) == 1 and sum("SPY" in m for m in logged) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_a_refused_batch_leaves_its_symbols_out_and_is_logged_once(provider, nasdaq, logs):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist_refused.json")))
+    source = nasdaq()
+    for _ in range(2):
+        assert await source.fetch(["AAPL", "ZZZZ"], P, P + timedelta(minutes=1)) == {}
+    assert source.state == "ok"
+    assert messages(logs) == ["nasdaq: a batch was answered with code 400 (Symbol not exists.); "
+                              "its symbols are left out"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_blocked_by_the_site_backs_off(provider, nasdaq, clock, logs):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_blocked.html"), 403, content_type="text/html"),
+                answer(fixture("nasdaq_watchlist.json")))
+    source = nasdaq(ClockedReactor(clock))
+
+    e = await unavailable(source.fetch(THREE, P - timedelta(minutes=1), P))
+    assert str(e) == "nasdaq: unavailable: HTTP 403 Forbidden for /api/quote/watchlist: Access Denied"
+    await unavailable(source.fetch(THREE, P - timedelta(minutes=1), P))
+    assert len(provider.requests()) == 1
+    clock.advance(1)
+    assert set(await source.fetch(THREE, P - timedelta(minutes=1), P)) == set(THREE)
+    assert messages(logs) == ["nasdaq: unavailable: HTTP 403 Forbidden for /api/quote/watchlist: Access Denied",
+                              "nasdaq: back after 1 s"]
+
+
+def watchlist_row(**changes):
+    body = fixture_json("nasdaq_watchlist.json")
+    body["data"] = [dict(body["data"][0], **changes)]
+    return json.dumps(body).encode()
+
+
+NASDAQ_MALFORMED = {
+    "html with status 200": b'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><noscript>'
+                            b'This site requires JavaScript to verify your browser.</noscript></body></html>',
+    "negative price": watchlist_row(lastSalePrice="-$229.87"),
+    "zero price": watchlist_row(lastSalePrice="$0.00"),
+    "price not a price": watchlist_row(lastSalePrice="$229.8.7"),
+    "price a number": watchlist_row(lastSalePrice=229.87),
+    "volume not a count": watchlist_row(volume="lots"),
+    "time not a time": watchlist_row(lastTradeTimestampDateTime="14:41", lastTradeTimestamp="soon"),
+    "no status": b'{"data": []}',
+    "data not a list": b'{"data": {"AAPL": {}}, "status": {"rCode": 200}}',
+}
+
+
+@pytest.mark.parametrize("body", NASDAQ_MALFORMED.values(), ids=NASDAQ_MALFORMED.keys())
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_malformed_answer_fails_the_fetch_cleanly(provider, nasdaq, logs, body):
+    provider.on("/api/quote/watchlist", answer(body))
+    source = nasdaq()
+    e = await unavailable(source.fetch(["AAPL"], P - timedelta(minutes=1), P))
+    assert type(e) is SourceUnavailable and str(e).startswith("nasdaq: unavailable: ")
+    logged = messages(logs)
+    assert len(logged) == 1 and not any("Traceback" in m for m in logged)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_asks_twenty_symbols_at_a_time_spaced_out(provider, nasdaq, clock):
+    provider.on("/api/quote/watchlist", answer({"data": [], "message": None, "status": {"rCode": 200}}))
+    clocked = ClockedReactor(clock)
+    source = nasdaq(clocked, spacing=1.0, etfs=["S000"])
+    symbols = [f"S{i:03d}" for i in range(45)]
+
+    spaced = clocked.wait_for_call(1.0)
+    d = source.fetch(symbols, P, P + timedelta(minutes=1))
+    await spaced  # the first answer is in; the next request waits its turn
+    clock.advance(0.9)
+    assert len(provider.requests()) == 1 and fired(d) == []
+    spaced = clocked.wait_for_call(1.0)
+    clock.advance(0.1)
+    await provider.wait_for_requests(2)
+    await spaced
+    clock.advance(1)
+    await provider.wait_for_requests(3)
+
+    assert await d == {}
+    asked = [r.args["symbol"] for r in provider.requests()]
+    assert [len(a) for a in asked] == [20, 20, 5]
+    assert asked[0][0] == "s000|etf" and asked[0][1] == "s001|stocks"
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_learns_which_symbols_are_etfs(provider, nasdaq):
+    rows = {row["symbol"]: row for row in fixture_json("nasdaq_watchlist.json")["data"]}
+    served = {"aapl|stocks": rows["AAPL"], "spy|etf": rows["SPY"]}
+
+    def by_class(seen):  # as the site does: a symbol asked with the wrong class gets no row
+        found = [served[asked] for asked in seen.args["symbol"] if asked in served]
+        return answer({"data": found, "message": None, "status": {"rCode": 200}})
+    provider.on("/api/quote/watchlist", by_class)
+    source = nasdaq()
+
+    first = await source.fetch(["AAPL", "SPY"], P - timedelta(minutes=1), P)
+    second = await source.fetch(["AAPL", "SPY"], P - timedelta(minutes=1), P)
+    third = await source.fetch(["AAPL", "SPY"], P - timedelta(minutes=1), P)
+
+    assert set(first) == {"AAPL"} and set(second) == {"SPY"} and third == {}
+    assert [r.args["symbol"] for r in provider.requests()] == [
+        ["aapl|stocks", "spy|stocks"], ["aapl|stocks", "spy|etf"], ["aapl|stocks", "spy|etf"]]
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_assets_give_names(provider, nasdaq):
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist.json")))
+    assets = await nasdaq(etfs=["SPY"]).assets(THREE)
+    assert assets == [Asset("AAPL", "Apple Inc. Common Stock"), Asset("BRK.B", "Berkshire Hathaway Inc. Class B"),
+                      Asset("SPY", "SPDR S&P 500 ETF Trust")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_has_no_corporate_actions(provider, nasdaq):
+    assert await nasdaq().corporate_actions(THREE, date(2026, 1, 1), date(2026, 12, 31)) == []
+    assert provider.requests() == []
