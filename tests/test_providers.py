@@ -458,7 +458,7 @@ async def test_a_body_that_stops_halfway_times_out(provider, alpaca):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_refused_connection_is_unavailable(alpaca, logs):
+async def test_a_refused_connection_is_unavailable(logs):
     from twisted.internet.endpoints import TCP4ServerEndpoint
     from twisted.internet.protocol import Factory
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory())
