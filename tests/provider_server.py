@@ -16,7 +16,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.python.failure import Failure
 from twisted.web import resource, server
-from zope.interface import directlyProvides, providedBy
+from papertrader.market import http
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "providers"
 HANG = object()
@@ -134,20 +134,15 @@ class Provider(resource.Resource):
         return body
 
 
-class ClockedReactor:
-    """The real reactor for I/O and a task.Clock for time (``seconds``, ``callLater``)."""
+class ClockedReactor(http.ClockedReactor):
+    """The real reactor for I/O and a task.Clock for time; tests can wait for a call to be scheduled."""
 
     def __init__(self, clock, real=reactor):
-        self._clock = clock
-        self._real = real
+        super().__init__(clock, real)
         self._waiters = []
-        directlyProvides(self, *providedBy(real))
-
-    def seconds(self):
-        return self._clock.seconds()
 
     def callLater(self, delay, f, *args, **kwargs):
-        call = self._clock.callLater(delay, f, *args, **kwargs)
+        call = super().callLater(delay, f, *args, **kwargs)
         for wanted, d in list(self._waiters):
             if wanted == delay:
                 self._waiters.remove((wanted, d))
@@ -160,8 +155,3 @@ class ClockedReactor:
         self._waiters.append((delay, d))
         return d.addTimeout(WAIT, self._real)
 
-    def getDelayedCalls(self):
-        return self._clock.getDelayedCalls()
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)

@@ -555,10 +555,10 @@ async def test_alpaca_corporate_actions_become_splits_and_dividends(provider, al
     assert actions == [
         Dividend("AAPL", date(2024, 5, 10), D("0.25"), date(2024, 5, 16)),
         Dividend("MSFT", date(2024, 5, 15), D("0.75"), date(2024, 6, 13)),
-        Split("ZVZZT", date(2024, 5, 20), D("0.1")),
-        Split("NVDA", date(2024, 6, 10), D("10")),
+        Split("ZVZZT", date(2024, 5, 20), D(1), D(10)),
+        Split("NVDA", date(2024, 6, 10), D(10), D(1)),
     ]  # the AAPL dividend of 2024-08-12 is outside the dates asked for; name changes were not asked for
-    assert all(type(a.ratio) is Decimal for a in actions if isinstance(a, Split))
+    assert all(type(a.new) is Decimal and type(a.old) is Decimal for a in actions if isinstance(a, Split))
     [request] = provider.requests()
     assert request.args == {"symbols": ["NVDA,ZVZZT,AAPL,MSFT"], "types": ["forward_split,reverse_split,cash_dividend"],
                             "start": ["2024-05-01"], "end": ["2024-09-28"], "limit": ["1000"], "sort": ["asc"]}
@@ -572,7 +572,7 @@ async def test_alpaca_recorded_corporate_actions(provider, alpaca):
     actions = await alpaca().corporate_actions(["SRE", "FCF"], date(2023, 5, 1), date(2023, 9, 1))
 
     assert actions == [Dividend("FCF", date(2023, 5, 4), D("0.125"), date(2023, 5, 19)),
-                       Split("SRE", date(2023, 8, 22), D("2"))]
+                       Split("SRE", date(2023, 8, 22), D(2), D(1))]
 
 
 @pytest_twisted.ensureDeferred

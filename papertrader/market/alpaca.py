@@ -255,7 +255,7 @@ class AlpacaSource:
                     continue
                 item_what = f"{group[:-1].replace('_', ' ')} of {symbol}"
                 ex_date = answers.day(answers.field(item, "ex_date", (str,), item_what), f"{item_what}: ex_date")
-                if not start <= ex_date < end:
+                if not start < ex_date <= end:
                     continue
                 key = answers.field(item, "id", (str,), item_what, optional=True) or (group, symbol, ex_date)
                 if group == "cash_dividends":
@@ -266,5 +266,5 @@ class AlpacaSource:
                 else:
                     new = answers.positive(answers.number(item, "new_rate", item_what), f"{item_what}: new_rate")
                     old = answers.positive(answers.number(item, "old_rate", item_what), f"{item_what}: old_rate")
-                    actions[key] = Split(symbol, ex_date, new / old)
+                    actions[key] = Split(symbol, ex_date, new, old)
         return token or None

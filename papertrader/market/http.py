@@ -35,6 +35,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, ResponseFailed
 from twisted.web.http import PotentialDataLoss
+from zope.interface import directlyProvides, providedBy
 
 from papertrader import __version__
 from papertrader.market.answers import Malformed
@@ -309,3 +310,25 @@ def batches(items, size):
     """``items`` in lists of at most ``size``."""
     items = list(items)
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class ClockedReactor:
+    """A reactor for I/O that tells time by another clock (``seconds``, ``callLater``): a master whose
+    market runs on an injected clock gives its HTTP sources the same time (tests use a task.Clock)."""
+
+    def __init__(self, clock, real):
+        self._clock = clock
+        self._real = real
+        directlyProvides(self, *providedBy(real))
+
+    def seconds(self):
+        return self._clock.seconds()
+
+    def callLater(self, delay, f, *args, **kwargs):
+        return self._clock.callLater(delay, f, *args, **kwargs)
+
+    def getDelayedCalls(self):
+        return self._clock.getDelayedCalls()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)

@@ -94,11 +94,16 @@ class MarketService(service.Service):
         self.started.addErrback(lambda f: self.log.failure("could not resume market data", f))
         self.started.addCallback(lambda _: self._loop.start(self.interval, now=True) and None)
 
+    @defer.inlineCallbacks
     def stopService(self):
         super().stopService()
         if self._loop.running:
             self._loop.stop()
-        return self.busy
+        if self.busy is not None:
+            yield self.busy
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            yield close()  # a live source's kept-alive HTTP connections
 
     def tick(self):
         """One update (never raises: a failure is logged and the next interval tries again)."""

@@ -40,7 +40,10 @@ def build(settings, clock, reactor=None, log=None):
             source = SimulatedSource(settings.market_seed)
             assets = settings.assets or SIMULATED_ASSETS
         else:
-            source = _live(settings, provider, reactor or clock, log)
+            from papertrader.market.http import ClockedReactor
+
+            io = reactor or clock
+            source = _live(settings, provider, io if clock is None or clock is io else ClockedReactor(clock, io), log)
             assets = settings.assets or LIVE_ASSETS
         return Market(source, MarketClock(cal, clock, settings.update_interval), cal, tuple(assets))
     except (calendars.CalendarError, HistoryError, ReplayError) as e:

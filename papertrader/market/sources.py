@@ -42,7 +42,8 @@ class IMarketDataSource(Interface):
         """Fire with {symbol: Bar} of the interval [start, end): only bars the source has not given before."""
 
     def corporate_actions(symbols, start, end):
-        """Fire with the Splits and Dividends of ``symbols`` whose dates fall in [start, end) (dates)."""
+        """Fire with the Splits and Dividends of ``symbols`` whose dates (a split's date, a dividend's ex-date)
+        fall in (start, end]: after the last day already done, up to today."""
 
     def resume(symbol, price):
         """Continue ``symbol`` from its last known ``price`` (after a restart), if the source cares."""
