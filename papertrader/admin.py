@@ -4,15 +4,17 @@
                       [--allow-ip NET]... [--out DIR]
     papertrader-admin [--json] --data-dir DIR workers
     papertrader-admin [--json] --data-dir DIR kick|allow|revoke NAME
+    papertrader-admin [--json] --data-dir DIR market [status|pause|resume|seek DATE]
 
 ``--json`` may also follow the command.  register-worker makes a worker bundle
 (CA certificate, the worker's TLS certificate and GPG key) and records the key's
 fingerprint in the master's database; copy the bundle to the worker's machine
 and use it as its data dir.
 
-workers, kick, allow and revoke talk to the running master over its admin
-channel (a Unix socket only the data dir's owner can open), so a kick takes
-effect at once.  When no master is running they work on the database directly.
+workers, kick, allow, revoke and market talk to the running master over its
+admin channel (a Unix socket only the data dir's owner can open), so a kick or a
+pause takes effect at once.  When no master is running they work on the database
+directly (a replay's pause, resume or seek then takes effect when it starts).
 
 DIR must be a master's data dir (one a master has started in): a mistyped path
 is refused, never created.  A failure prints one line on stderr (with --json,
@@ -23,6 +25,7 @@ mistake exits 2.  Codes: ``usage``, ``bad_data_dir``, ``invalid_input``,
 
 import argparse
 import json
+from datetime import date
 import os
 import sqlite3
 import sys
@@ -99,7 +102,49 @@ def parser():
                        ("allow", "let a kicked worker connect again"),
                        ("revoke", "remove a worker's registration for good")):
         command(name, what).add_argument("name")
+    market = command("market", "the market clock: status, or pause, resume or move (seek) a replay")
+    market.add_argument("action", nargs="?", default="status", choices=("status", "pause", "resume", "seek"),
+                        help="what to do (default: status)")
+    market.add_argument("date", nargs="?", help="with seek: the day to move the replay to, YYYY-MM-DD")
     return p
+
+
+MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "calendar", "source", "step", "start",
+               "end"]
+
+
+@defer.inlineCallbacks
+def market(reactor, args, data_dir):
+    """The market clock's state, after the action; fires (answer, master_running)."""
+    if args.action == "seek":
+        try:
+            date.fromisoformat(args.date or "")
+        except ValueError:
+            raise InvalidInput("market seek needs a date, YYYY-MM-DD")
+    elif args.date:
+        raise InvalidInput(f"market {args.action} takes no date")
+    answer = yield live(reactor, data_dir, commands.AdminMarket, action=args.action,
+                        **({"date": args.date} if args.date else {}))
+    if answer is not None:
+        return answer, True
+
+    def offline_state(workers):
+        db = workers.db
+        changes = {"pause": {"replay_state": "paused"}, "resume": {"replay_state": "running"},
+                   "seek": {"replay_seek": args.date}}.get(args.action, {})
+
+        def work(cursor):
+            for name, value in changes.items():
+                cursor.execute(db.sql("INSERT INTO market_state (name, value) VALUES (?, ?) ON CONFLICT (name)"
+                                      " DO UPDATE SET value = excluded.value"), (name, value))
+            cursor.execute(db.sql("SELECT name, value FROM market_state"))
+            return dict(cursor.fetchall())
+
+        return db.run(work)
+
+    state = yield offline(reactor, args, data_dir, offline_state)
+    return {"time": state.get("last_step"), "state": state.get("replay_state", "running"),
+            "seek": state.get("replay_seek") or None}, False
 
 
 @defer.inlineCallbacks
@@ -182,6 +227,18 @@ def run(reactor, args, out=None):
         else:
             rows = answer["workers"]
         out(json.dumps(plain(rows)) if want_json else (table(rows, COLUMNS) if rows else "No workers."))
+    elif args.command == "market":
+        answer, running = yield market(reactor, args, data_dir)
+        if want_json:
+            out(json.dumps(dict(plain(answer), master_running=running)))
+        elif running:
+            out("\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in plain(answer).items()
+                          if k in MARKET_KEYS and v is not None))
+        else:
+            done = {"status": "", "pause": "pause recorded; ", "resume": "resume recorded; ",
+                    "seek": f"seek to {args.date} recorded; "}[args.action]
+            out(f"market: {done}no master running (it takes effect when the master starts)."
+                f" Last step: {answer['time'] or 'none yet'}, {answer['state']}")
     else:
         answer = yield live(reactor, data_dir, LIVE[args.command], name=args.name)
         running = answer is not None

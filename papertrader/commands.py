@@ -630,6 +630,13 @@ class AdminWorkers(Command):
     ]
 
 
+class AdminMarket(Command):
+    """The market clock: ``status``; or for a replay ``pause``, ``resume``, ``seek`` (to ``date``, YYYY-MM-DD)."""
+
+    arguments = [(b"action", amp.Unicode()), (b"date", amp.Unicode(optional=True))]
+    response = Clock.response
+
+
 class AdminKick(Command):
     arguments = [(b"name", amp.Unicode())]
     response = [(b"done", amp.Boolean())]

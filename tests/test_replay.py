@@ -241,3 +241,71 @@ def test_the_default_market_is_the_replay_of_the_shipped_history(settings):
         build(replace(Settings(), replay_start="2030-01-02"), clock=None)
     with pytest.raises(MarketSetupError, match="no history for TSLA"):
         build(replace(Settings(), assets=("AAPL", "TSLA")), clock=None)
+
+
+# --- an operator pauses, resumes and moves the replay ----------------------------------------------
+
+
+async def run_admin(*argv):
+    """papertrader-admin ARGV as a real process (the master keeps running in this one); (status, output)."""
+    import sys
+
+    from twisted.internet import reactor
+
+    from tests.conftest import WatchedProcess, bounded
+
+    proc = WatchedProcess()
+    reactor.spawnProcess(proc, sys.executable, [sys.executable, "-m", "papertrader.admin", *argv],
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    ended = await bounded(proc.ended, "papertrader-admin")
+    return getattr(ended, "exitCode", None), proc.output.decode()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_path, settings, database_url,
+                                                                            clock):
+    import json
+
+    from tests.conftest import start_cluster
+
+    replay_settings = replace(settings, provider="replay", assets=(), replay_files=FIXTURE,
+                              replay_start="2024-03-04", fill_model="ideal")
+    d = await start_cluster(tmp_path, replay_settings, database_url, clock)
+    try:
+        market = d.master.market
+        assert market.market_clock.now() == t(5)
+        status, out = await run_admin("--data-dir", d.data_dir, "market", "pause", "--json")
+        assert status == 0, out
+        assert json.loads(out)["state"] == "paused" and json.loads(out)["master_running"] is True
+        await d.tick()
+        assert market.market_clock.now() == t(5)  # market time stands still
+        status, out = await run_admin("--data-dir", d.data_dir, "market", "resume")
+        assert status == 0 and "state: running" in out, out
+        await d.tick()
+        assert market.market_clock.now() == t(6)
+        status, out = await run_admin("--data-dir", d.data_dir, "market", "seek", "2024-03-13", "--json")
+        assert json.loads(out)["time"] == "2024-03-13T13:30:00+00:00", out
+        await d.tick()
+        assert d.master.board.get("XYZ").price == D("52.75")  # the 13th's close
+        # The console has the same controls.
+        from papertrader.master.console import namespace
+
+        ns = namespace(d.master)
+        state = await ns["seek"]("2024-03-05")
+        assert state["time"] == t(5) and state["state"] == "running"
+        paused = await ns["pause"]()
+        assert paused["state"] == "paused"
+        status, out = await run_admin("--data-dir", d.data_dir, "market", "seek", "someday")
+        assert status == 1 and "YYYY-MM-DD" in out
+    finally:
+        await d.cluster.stopService()
+    # No master running: the decision is recorded and taken when it starts.
+    status, out = await run_admin("--data-dir", d.data_dir, "--database", database_url, "market", "seek", "2024-03-11")
+    assert status == 0 and "no master running" in out, out
+    d = await start_cluster(tmp_path, replay_settings, database_url, clock)
+    try:
+        assert d.master.market.market_clock.state == "paused"  # as it was left
+        assert d.master.market.market_clock.now() == t(11, 13, 30)
+    finally:
+        await d.cluster.stopService()

@@ -20,13 +20,15 @@ from datetime import date, timedelta
 from twisted.application import service
 from twisted.internet import defer, task
 
+from papertrader.errors import InvalidInput
 from papertrader.market.board import Quote
 from papertrader.times import parse_iso
 from papertrader.trading.market import BadBar, MarketStep
 
 
 class MarketService(service.Service):
-    def __init__(self, source, board, market_clock, candles, interval, clock, log, max_quote_age=None, state=None):
+    def __init__(self, source, board, market_clock, candles, interval, clock, log, max_quote_age=None, state=None,
+                 save=None):
         self.source = source
         self.board = board
         self.market_clock = market_clock
@@ -37,6 +39,8 @@ class MarketService(service.Service):
         self.max_quote_age = timedelta(seconds=max_quote_age or max(2 * interval, 120))
         #: Reads the saved market state at start: a callable returning a Deferred of {name: value}.
         self.state = state
+        #: Saves some of it (an operator's pause, resume or seek): a callable taking {name: value}.
+        self.save = save
         self.listeners = []
         self.ticks = 0
         self.last = None
@@ -61,10 +65,14 @@ class MarketService(service.Service):
             self.market_clock.restore(position, saved.get("replay_state", "running"))
         if saved.get("actions_through"):
             self.actions_through = date.fromisoformat(saved["actions_through"])
+        if saved.get("replay_seek") and hasattr(self.market_clock, "seek"):
+            yield self.control("seek", saved["replay_seek"])  # asked for while no master ran
         closes = yield self.candles.last_closes(self.board.assets)
         for symbol, (price, time) in closes.items():
             self.source.resume(symbol, price)
             self.board.update([Quote(symbol, price, time)])
+        if any(quote.time > self.market_clock.now() for quote in self.board.all()):
+            self.board.restart()  # a replay moved back before it stopped: its later prices are not the past
         try:
             assets = yield self.source.assets(self.board.assets)
             self.board.describe(assets)
@@ -104,6 +112,40 @@ class MarketService(service.Service):
         close = getattr(self.source, "close", None)
         if close is not None:
             yield close()  # a live source's kept-alive HTTP connections
+
+    @defer.inlineCallbacks
+    def control(self, action, when=None):
+        """An operator's command: ``status``; for a replay ``pause``, ``resume``, ``seek`` (``when``: YYYY-MM-DD).
+        Fires with the clock's description; the new state is saved at once."""
+        clock = self.market_clock
+        if action != "status":
+            if not hasattr(clock, "seek"):
+                raise InvalidInput("the market follows the wall clock: only a replay can be paused, resumed or moved")
+            changes = {}
+            if action == "pause":
+                clock.pause()
+            elif action == "resume":
+                clock.resume()
+            elif action == "seek":
+                try:
+                    target = date.fromisoformat((when or "").strip())
+                except ValueError:
+                    raise InvalidInput("seek needs a date, YYYY-MM-DD")
+                before = clock.now()
+                position = clock.seek(target)
+                changes["last_step"] = (position - timedelta(microseconds=1)).isoformat(timespec="microseconds")
+                if position < before:  # back in time: corporate actions happen again
+                    self.actions_through = position.date() - timedelta(days=1)
+                    changes["actions_through"] = self.actions_through.isoformat()
+                changes["replay_seek"] = ""
+            else:
+                raise InvalidInput("the market commands are status, pause, resume and seek DATE")
+            changes["replay_state"] = clock.state
+            if self.save is not None:
+                yield self.save(changes)
+            self.log.info("market: {action}{when} by an operator; market time {time}, {state}", action=action,
+                          when=f" {when}" if when else "", time=clock.now().isoformat(), state=clock.state)
+        return clock.describe()
 
     def tick(self):
         """One update (never raises: a failure is logged and the next interval tries again)."""

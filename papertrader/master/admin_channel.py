@@ -68,6 +68,12 @@ class AdminProtocol(amp.AMP):
         return self.master.workers.overview().addCallback(
             lambda rows: {"workers": commands.fit(commands.AdminWorkers, "workers", rows)})
 
+    @commands.AdminMarket.responder
+    @guarded
+    @when_ready
+    def market(self, action, date=None):
+        return self.master.market.control(action, date)
+
     @commands.AdminKick.responder
     @guarded
     @when_ready

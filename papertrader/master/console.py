@@ -127,11 +127,31 @@ def namespace(master):
         """The settings this master runs with."""
         return Record(master.settings.as_text(), data_dir=master.data_dir)
 
+    def _market(action, when=None):
+        return master.market.control(action, when).addCallback(
+            lambda state: Record({k: v for k, v in state.items() if v is not None})).addErrback(_refusal)
+
+    def market():
+        """The market clock: market time, open or closed, next open and close, source, replay state."""
+        return _market("status")
+
+    def pause():
+        """Pause a replay: market time stands still (sessions and heartbeats go on)."""
+        return _market("pause")
+
+    def resume():
+        """Resume a paused replay."""
+        return _market("resume")
+
+    def seek(day):
+        """Move a replay to the open of the first session on or after day ('YYYY-MM-DD')."""
+        return _market("seek", day)
+
     def help():
         """This list."""
         return Text(help_text(ns))
 
     ns.update(workers=workers, worker=worker, kick=kick, allow=allow, revoke=revoke, register_worker=register_worker,
-              accounts=accounts, account=account, queue=queue, assets=assets, logs=logs, config=config, help=help,
-              master=master, os=os)
+              accounts=accounts, account=account, queue=queue, assets=assets, market=market, pause=pause,
+              resume=resume, seek=seek, logs=logs, config=config, help=help, master=master, os=os)
     return ns

@@ -340,6 +340,10 @@ class OrderStore:
         cursor.execute(self.sql("SELECT name, value FROM market_state"))
         return dict(cursor.fetchall())
 
+    def save_state(self, cursor, changes):
+        for name, value in changes.items():
+            self.set_state(cursor, name, value)
+
     def set_state(self, cursor, name, value):
         cursor.execute(self.sql("INSERT INTO market_state (name, value) VALUES (?, ?)"
                                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value"), (name, value))

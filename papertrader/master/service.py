@@ -117,7 +117,8 @@ class Master(StagedService):
             MarketDataCommands(self.board, self.candles, self.market_clock, market.source)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,
-                                    state=lambda: self.db.run(self.orders.all_state))
+                                    state=lambda: self.db.run(self.orders.all_state),
+                                    save=lambda changes: self.db.run(self.orders.save_state, changes))
         self.market.setServiceParent(self)
         self.listener = ListeningService(
             port_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
