@@ -587,3 +587,19 @@ async def test_market_update_then_step_at_the_new_bars(db, make_trading, setting
         await check_books(db, alice.account_id, settings.starting_cash)
     finally:
         await market.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_the_source_says_of_an_asset_is_enforced(db, user, submit, quote, board):
+    from papertrader.market.sources import Asset
+
+    alice = await user("alice")
+    quote(AAPL="100", MSFT="100")
+    board.describe([Asset("AAPL", fractionable=False), Asset("MSFT", tradable=False)])
+    with pytest.raises(InvalidInput, match="whole shares only"):
+        await submit(alice, "f", "buy", "AAPL", "1.5")
+    with pytest.raises(InvalidInput, match="whole shares only"):
+        await submit(alice, "n", "buy", "AAPL", notional="50.00")
+    with pytest.raises(InvalidInput, match="not tradable"):
+        await submit(alice, "t", "buy", "MSFT", "1")
+    assert (await submit(alice, "w", "buy", "AAPL", "2"))["status"] == "new"

@@ -309,3 +309,38 @@ async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_
         assert d.master.market.market_clock.now() == t(11, 13, 30)
     finally:
         await d.cluster.stopService()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_the_client_shows_replay_time_names_candles_by_range_and_stale_quotes(tmp_path, settings, database_url,
+                                                                                   clock):
+    import json
+
+    from tests.conftest import start_cluster
+    from tests.test_e2e import register_and_login
+
+    d = await start_cluster(tmp_path, replace(settings, provider="replay", assets=(), replay_files=FIXTURE,
+                                              replay_start="2024-03-04"), database_url, clock)
+    try:
+        await register_and_login(d)
+        for _ in range(3):
+            await d.tick()  # Monday to Thursday played
+        status, out, err = await d.cli("clock", user="alice")
+        clock_answer = json.loads(out)
+        assert (clock_answer["mode"], clock_answer["state"], clock_answer["step"]) == ("replay", "running", "1d")
+        assert clock_answer["time"] == "2024-03-08T14:30:00+00:00" and clock_answer["source"] == "replay"
+        status, out, _ = await d.cli("clock", user="alice", json=False)
+        assert "replay:     running, 1d per update, from 2024-03-04 to 2024-03-15" in out
+        status, out, _ = await d.cli("assets", "--search", "soup", user="alice")
+        assert [(a["symbol"], a["name"], a["stale"]) for a in json.loads(out)] == [("ABC", "Alphabet Soup Inc.",
+                                                                                   False)]
+        status, out, _ = await d.cli("candles", "XYZ", "--interval", "1d", "--start", "2024-03-05", "--limit", "2",
+                                     user="alice")
+        assert [c["close"] for c in json.loads(out)] == ["103.00", "98.00"]
+        status, out, _ = await d.cli("candles", "XYZ", "--start", "March", user="alice")
+        assert status == 1 and json.loads(out)["error"] == "invalid_input"
+        status, out, _ = await d.cli("candles", "XYZ", "--interval", "1m", user="alice")
+        assert json.loads(out) == []  # daily history only
+    finally:
+        await d.cluster.stopService()

@@ -107,6 +107,18 @@ class TradingCommands:
             trail_price=validation.price("trail price", trail_price),
             trail_percent=validation.percent("trail percent", trail_percent))
 
+    def _check_asset(self, request):
+        """What the source says of the asset: it may not be tradable, or not in fractions of a share."""
+        asset = self.board.info.get(request.symbol)
+        if asset is None:
+            return
+        if not asset.tradable:
+            raise InvalidInput(f"{request.symbol} is not tradable now")
+        fractional = request.notional is not None or (request.quantity is not None and
+                                                       request.quantity != request.quantity.to_integral_value())
+        if fractional and not asset.fractionable:
+            raise InvalidInput(f"{request.symbol} trades in whole shares only")
+
     @authenticated
     @defer.inlineCallbacks
     def place_order(self, session, stamp, client_order_id, side, symbol, quantity=None, notional=None,
@@ -114,6 +126,7 @@ class TradingCommands:
                     trail_percent=None):
         request = self._request(session, client_order_id, side, symbol, type, time_in_force, quantity, notional,
                                 limit_price, stop_price, trail_price, trail_percent)
+        self._check_asset(request)
         prices = self.board.prices()
         now = self.market_clock.now()
         info = self.market_clock.info(now)

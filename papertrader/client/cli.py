@@ -182,12 +182,21 @@ def build_parser():
                    help="read the current and the new password from standard input, one line each (default: ask)")
     command("whoami", "show the account and the worker in use")
     command("workers", "list the available workers")
-    command("assets", "list the assets and their latest prices")
-    c = command("quote", "the latest price of an asset")
+    c = command("assets", "list the assets, their names and latest prices (stale ones marked)")
+    c.add_argument("--search", metavar="TEXT", default=None,
+                   help="only assets whose symbol or name contains TEXT, any case (default: all)")
+    c = command("quote", "the latest price of an asset (marked stale when no fresh price came for too long)")
     c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
-    c = command("candles", "price history of an asset, one candle per update interval")
+    c = command("candles", "price history of an asset: OHLCV candles of an interval")
     c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
-    limit_option(c, 20)
+    c.add_argument("--interval", choices=("1m", "5m", "15m", "1h", "1d"), default=None,
+                   help="the candles' length (default: 1d when a replay plays whole sessions, else 1m)")
+    c.add_argument("--start", metavar="WHEN", default=None,
+                   help="the first candles from this day or time (YYYY-MM-DD, or ISO 8601 with a UTC offset;"
+                        " default: the newest candles)")
+    c.add_argument("--end", metavar="WHEN", default=None,
+                   help="only candles before this day or time (default: none)")
+    limit_option(c, 20, 1000)
 
     def wait_options(parser):
         parser.add_argument("--wait", action="store_true",
@@ -277,6 +286,31 @@ def parse(argv):
         if not hasattr(args, key):
             setattr(args, key, value)
     return args
+
+
+def _quote(quote):
+    """A quote as shown: stale a plain boolean, no empty name."""
+    return {k: v for k, v in dict(quote, stale=bool(quote.get("stale"))).items() if v is not None}
+
+
+def _shown(quote):
+    return dict(quote, stale="stale" if quote["stale"] else "")
+
+
+def parse_when(option, text):
+    """A --start/--end value: a day (its midnight, UTC) or an ISO 8601 time with a UTC offset."""
+    from datetime import datetime, timezone
+
+    try:
+        if len(text) == 10:
+            return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(f"{option}: a day (YYYY-MM-DD) or a time with its UTC offset"
+                           " (2024-03-04T14:30:00+00:00)")
+    return moment
 
 
 def describe_event(event):
@@ -616,17 +650,25 @@ class CLI:
     @defer.inlineCallbacks
     def do_assets(self):
         answer = yield self.call(commands.Assets)
-        quotes = answer["quotes"]
-        self.emit(quotes, output.table(quotes, ["symbol", "price", "time"]) if quotes else "No prices yet.")
+        quotes = [_quote(q) for q in answer["quotes"]]
+        if self.args.search is not None:
+            wanted = self.args.search.strip().lower()
+            quotes = [q for q in quotes if wanted in q["symbol"].lower() or wanted in (q.get("name") or "").lower()]
+        self.emit(quotes, output.table([_shown(q) for q in quotes], ["symbol", "name", "price", "time", "stale"])
+                  if quotes else ("No asset matches." if self.args.search is not None else "No prices yet."))
 
     @defer.inlineCallbacks
     def do_quote(self):
-        quote = yield self.call(commands.Quote, symbol=self.args.symbol)
-        self.emit(quote, output.table([quote], ["symbol", "price", "time"]))
+        quote = _quote((yield self.call(commands.Quote, symbol=self.args.symbol)))
+        self.emit(quote, output.table([_shown(quote)], ["symbol", "name", "price", "time", "stale"]))
 
     @defer.inlineCallbacks
     def do_candles(self):
-        answer = yield self.call(commands.Candles, symbol=self.args.symbol, limit=self.args.limit)
+        window = {k: parse_when(f"--{k}", getattr(self.args, k)) for k in ("start", "end")
+                  if getattr(self.args, k) is not None}
+        if self.args.interval:
+            window["interval"] = self.args.interval
+        answer = yield self.call(commands.Candles, symbol=self.args.symbol, limit=self.args.limit, **window)
         candles = answer["candles"]
         self.emit(candles, output.table(candles, ["time", "open", "high", "low", "close", "volume"])
                   if candles else "No candles yet.")
@@ -864,8 +906,12 @@ class CLI:
     @defer.inlineCallbacks
     def do_clock(self):
         clock = yield self.call(commands.Clock)
-        text = output.fields(dict(clock, market="open" if clock["is_open"] else "closed"),
-                             ["time", "market", "next_open", "next_close", "calendar"])
+        clock = {k: v for k, v in clock.items() if v is not None}
+        shown = dict(clock, market="open" if clock["is_open"] else "closed")
+        if clock.get("mode") == "replay":
+            shown["replay"] = f"{clock['state']}, {clock.get('step')} per update, from {clock['start']:%Y-%m-%d}" + (
+                f" to {clock['end']:%Y-%m-%d}" if clock.get("end") else "")
+        text = output.fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"])
         self.emit(clock, text)
 
     @defer.inlineCallbacks

@@ -30,10 +30,10 @@ class QuoteCache:
         self._quotes = {}
 
     def update(self, quotes):
+        """Take the master's quotes as they come: it pushes them in order on one connection (and a replay
+        moved back in time sends older ones that are nevertheless the newest)."""
         for quote in quotes:
-            current = self._quotes.get(quote["symbol"])
-            if current is None or current["time"] <= quote["time"]:
-                self._quotes[quote["symbol"]] = dict(quote)
+            self._quotes[quote["symbol"]] = {k: v for k, v in quote.items() if v is not None}
 
     def get(self, symbol):
         return self._quotes.get(symbol)
