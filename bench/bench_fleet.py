@@ -56,6 +56,7 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import Connection, connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
+from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep, wait_for_cluster  # noqa: E402
 
 READY_TIMEOUT = 30.0
@@ -465,7 +466,8 @@ def pace_depth(window, per_update):
 
 async def main(reactor, args):
     # Neither LoopingCall (market updates, heartbeats) runs again after the start: updates are driven below.
-    settings = replace(Settings(), update_interval=3600, heartbeat_interval=3600, bcrypt_rounds=4,
+    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
+                       heartbeat_interval=3600, bcrypt_rounds=4,
                        workers=args.workers, registrations_per_address=100_000, login_free_attempts=100_000,
                        login_ceiling=100_000)
     database, schema, label = bench_database(args.database)

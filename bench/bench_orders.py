@@ -70,6 +70,7 @@ from papertrader.app import Stamp  # noqa: E402
 from papertrader.client.connection import connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
+from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.master.accounts import hash_password  # noqa: E402
 from papertrader.money import CENT, to_cents, to_quantity_units  # noqa: E402
 from papertrader.times import iso, utc  # noqa: E402
@@ -676,7 +677,8 @@ async def bench_baselines(reactor, data_dir, ca_pem, sample, rounds):
 
 
 async def main(reactor, args):
-    settings = replace(Settings(), update_interval=3600, heartbeat_interval=3600, bcrypt_rounds=4, workers=1,
+    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
+                       heartbeat_interval=3600, bcrypt_rounds=4, workers=1,
                        registrations_per_address=100_000, login_free_attempts=100_000, login_ceiling=100_000)
     database, schema, label = bench_database(args.database)
     data_dir = tempfile.mkdtemp(prefix="ptbench-")

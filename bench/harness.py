@@ -76,6 +76,7 @@ async def wait_for_cluster(reactor, cluster, assets, timeout=30.0):
     """Until every worker of ``cluster`` is linked, listed and has a quote of every asset; RuntimeError
     (with the newest log entries) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    assets = assets or cluster.master.board.assets  # (settings with no assets: the source's own list)
     while True:
         workers = list(cluster.workers)
         listed = {w["name"] for w in cluster.master.workers.listing()}

@@ -73,6 +73,25 @@ class Database:
         """Run ``function(cursor, *args)`` in one transaction in the pool's thread."""
         return self.pool.runInteraction(function, *args, **kwargs)
 
+    def insert_many(self, cursor, query, rows):
+        """Run an ``INSERT ... RETURNING id`` for each row (inside the caller's transaction); the new ids, in order.
+        PostgreSQL sends them all at once (pipelined), SQLite one after another (it is in-process)."""
+        if not rows:
+            return []
+        if self.dialect == "postgresql":
+            cursor.executemany(self.sql(query), rows, returning=True)
+            ids = []
+            while True:
+                ids.append(cursor.fetchone()[0])
+                if not cursor.nextset():
+                    break
+            return ids
+        ids = []
+        for row in rows:
+            cursor.execute(query, row)
+            ids.append(cursor.fetchone()[0])
+        return ids
+
     def query(self, query, params=()):
         """Run a SELECT; fires with its rows."""
         return self.pool.runQuery(self.sql(query), params)

@@ -259,33 +259,31 @@ class OrderStore:
         if accounts:
             cursor.executemany(sql("UPDATE accounts SET cash_cents = ? WHERE id = ?"),
                                [(to_cents(books[a].cash), a) for a in accounts])
+        gone, held = [], []
         for account_id, symbol in sorted(touched):
             position = books[account_id].positions.get(symbol)
             if position is None:
-                cursor.execute(sql("DELETE FROM positions WHERE account_id = ? AND symbol = ?"), (account_id, symbol))
+                gone.append((account_id, symbol))
             else:
-                cursor.execute(sql(
-                    "INSERT INTO positions (account_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (account_id, symbol) DO UPDATE SET quantity_units = excluded.quantity_units,"
-                    " cost_cents = excluded.cost_cents"),
-                    (account_id, symbol, to_quantity_units(position.quantity), to_cents(position.cost)))
-        rows = []
-        for event in events:
-            transaction_id = None
-            fill = event.fill
-            if fill is not None:
-                cursor.execute(sql(
-                    "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units,"
-                    " price_units, commission_cents, amount_cents, cash_after_cents, realized_cents,"
-                    " position_after_units, model) VALUES (?, ?, 'fill', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " RETURNING id"),
-                    (fill.account_id, fill.order_id, iso(fill.time), fill.side, fill.symbol,
-                     to_quantity_units(fill.quantity), to_price_units(fill.price), to_cents(fill.commission),
-                     to_cents(fill.amount), to_cents(fill.cash_after), to_cents(fill.realized),
-                     to_quantity_units(fill.position_after), fill.model))
-                transaction_id = cursor.fetchone()[0]
-            rows.append((event.order.account_id, event.order.id, event.kind.value, iso(event.time), iso(recorded),
-                         transaction_id, event.reason_code, event.reason))
+                held.append((account_id, symbol, to_quantity_units(position.quantity), to_cents(position.cost)))
+        if gone:
+            cursor.executemany(sql("DELETE FROM positions WHERE account_id = ? AND symbol = ?"), gone)
+        if held:
+            cursor.executemany(sql(
+                "INSERT INTO positions (account_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account_id, symbol) DO UPDATE SET quantity_units = excluded.quantity_units,"
+                " cost_cents = excluded.cost_cents"), held)
+        fill_rows = [
+            (f.account_id, f.order_id, iso(f.time), f.side, f.symbol, to_quantity_units(f.quantity),
+             to_price_units(f.price), to_cents(f.commission), to_cents(f.amount), to_cents(f.cash_after),
+             to_cents(f.realized), to_quantity_units(f.position_after), f.model) for f in fills]
+        transaction_ids = iter(self.db.insert_many(cursor, (
+            "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units, price_units,"
+            " commission_cents, amount_cents, cash_after_cents, realized_cents, position_after_units, model)"
+            " VALUES (?, ?, 'fill', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"), fill_rows))
+        rows = [(event.order.account_id, event.order.id, event.kind.value, iso(event.time), iso(recorded),
+                 next(transaction_ids) if event.fill is not None else None, event.reason_code, event.reason)
+                for event in events]
         if rows:
             cursor.executemany(sql(
                 "INSERT INTO order_events (account_id, order_id, kind, time, recorded, transaction_id, reason_code,"

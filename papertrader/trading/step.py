@@ -120,8 +120,9 @@ def step(books, orders, market, rules):
         bar = market.bars.get(order.symbol)
         match = rules.fill_model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
         if match is not None:
-            order = order.but(triggered=match.triggered,
-                              watermark=match.watermark if order.type is OrderType.TRAILING_STOP else None)
+            watermark = match.watermark if order.type is OrderType.TRAILING_STOP else None
+            if match.triggered != order.triggered or watermark != order.watermark:
+                order = order.but(triggered=match.triggered, watermark=watermark)
             if match.price is not None:
                 order, happened, books = _fill(order, match, bar, books, liquidity_left, rules, model_name, now)
                 events.extend(happened)
@@ -136,7 +137,7 @@ def step(books, orders, market, rules):
                 status, code, why = ended
                 order = order.but(status=status, reason_code=code, reason=why, updated=now)
                 events.append(Event(EventKind.EXPIRED, order, now, reason_code=code, reason=why))
-        if order != start or order.id in adjusted:  # (a stop's state or a split may change it without an event)
+        if order is not start or order.id in adjusted:  # (a stop's state or a split may change it without an event)
             result.orders.append(order)
             result.events.extend(events)
     result.books = {a: b for a, b in books.items()}
