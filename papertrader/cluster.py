@@ -6,6 +6,7 @@ run everything is created in DIR (CA, certificates, GPG keys, registrations);
 later runs reuse it.
 """
 
+import ipaddress
 import os
 
 from twisted.application import service
@@ -21,6 +22,9 @@ from papertrader.services import StagedService, usage_exit
 from papertrader.worker.service import DEFAULT_PORT as WORKER_PORT
 from papertrader.worker.service import Worker
 
+#: The first worker's HTTP API port of a cluster (the others follow it).
+HTTP_PORT = 2060
+
 
 class Options(SettingsOptions):
     command = "papertrader-cluster"
@@ -33,6 +37,9 @@ class Options(SettingsOptions):
         ["interface", None, "127.0.0.1", "Address every port listens on (0.0.0.0 for all)."],
         ["manhole", None, None, "Open the master's admin console on this endpoint (see the README)."],
         ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
+        ["http-port", None, str(HTTP_PORT), "The first worker's HTTP API port (the others follow it; plain HTTP on a"
+                                            " loopback --interface, else TLS with each worker's certificate); off:"
+                                            " none."],
     ]
 
     def postOptions(self):
@@ -42,6 +49,13 @@ class Options(SettingsOptions):
                 self[key] = int(self[key])
             except ValueError:
                 raise usage.UsageError(f"--{key} must be a port number")
+        if self["http-port"] == "off":
+            self["http-port"] = None
+        else:
+            try:
+                self["http-port"] = int(self["http-port"])
+            except ValueError:
+                raise usage.UsageError("--http-port must be a port number, or off")
         check_database_url(self["database"])
 
 
@@ -53,7 +67,7 @@ class Cluster(StagedService):
     what = "cluster"
 
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
-                 database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None):
+                 database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None, http_port=None):
         super().__init__()
         gpgkeys.check_installed()
         self.master = Master(data_dir, settings, reactor, database=database,
@@ -66,6 +80,7 @@ class Cluster(StagedService):
         self.settings = settings
         self.interface = interface
         self.worker_port = worker_port
+        self.http_port = http_port
         self.clock = clock
         self.bundles = {}
         for name in worker_names(settings.workers):
@@ -84,7 +99,8 @@ class Cluster(StagedService):
             port = self.worker_port + index if self.worker_port else 0
             cert = os.path.join(directory, files.WORKER_CERT)
             worker = Worker(directory, name, ("localhost", master_port), self.settings, self.reactor,
-                            listen=tls.listen_description(port, self.interface, cert), clock=self.clock)
+                            listen=tls.listen_description(port, self.interface, cert), clock=self.clock,
+                            http=self._http(index, cert))
             self.workers.append(worker)
             worker.setServiceParent(self)
         try:
@@ -92,6 +108,19 @@ class Cluster(StagedService):
         except defer.FirstError as e:
             e.subFailure.raiseException()
         return ports
+
+    def _http(self, index, cert):
+        """A worker's --http: plain HTTP on a loopback interface (alpaca-py works unchanged), else TLS."""
+        if self.http_port is None:
+            return None
+        port = self.http_port + index if self.http_port else 0
+        try:
+            loopback = ipaddress.ip_address(self.interface).is_loopback
+        except ValueError:
+            loopback = self.interface == "localhost"
+        if loopback:
+            return f"tcp:{port}:interface={self.interface}"
+        return tls.listen_description(port, self.interface, cert)
 
     @defer.inlineCallbacks
     def _stop(self):
@@ -109,7 +138,7 @@ def makeService(options, reactor=None):
         cluster = Cluster(options["data-dir"], options.settings, reactor, master_port=options["master-port"],
                           worker_port=options["worker-port"], database=options["database"],
                           interface=options["interface"], manhole=options["manhole"],
-                          manhole_keys=options["manhole-keys"])
+                          manhole_keys=options["manhole-keys"], http_port=options["http-port"])
     except USAGE_MISTAKES as e:
         usage_exit(Options.command, usage_message(e))
     cluster.exit_on_failure = reactor

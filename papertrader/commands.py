@@ -78,6 +78,9 @@ def _order_fields():
         (b"trades_at", amp.DateTime(optional=True)),
         (b"replaces", amp.Integer(optional=True)),
         (b"replaced_by", amp.Integer(optional=True)),
+        (b"replaces_uuid", amp.Unicode(optional=True)),
+        (b"replaced_by_uuid", amp.Unicode(optional=True)),
+        (b"watermark", amp.Decimal(optional=True)),
         (b"reason_code", amp.Unicode(optional=True)),
         (b"reason", amp.Unicode(optional=True)),
     ]
@@ -311,9 +314,11 @@ class PlaceOrder(Command):
 
 
 class CancelOrder(Command):
-    """Cancel what is left of an open order; the answer is the order (what filled before stays filled)."""
+    """Cancel what is left of an open order (by its id or its uuid); the answer is the order (what filled
+    before stays filled)."""
 
-    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer())]
+    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer(optional=True)),
+                 (b"order_uuid", amp.Unicode(optional=True))]
     response = _order_fields()
 
 
@@ -329,7 +334,8 @@ class ReplaceOrder(Command):
 
     arguments = [
         (b"token", amp.Unicode()),
-        (b"order_id", amp.Integer()),
+        (b"order_id", amp.Integer(optional=True)),
+        (b"order_uuid", amp.Unicode(optional=True)),
         (b"client_order_id", amp.Unicode(optional=True)),
         (b"quantity", amp.Unicode(optional=True)),
         (b"limit_price", amp.Unicode(optional=True)),
@@ -345,7 +351,7 @@ class GetOrder(Command):
     """One order by its id (or its client order id), with its fills and how it arrived."""
 
     arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer(optional=True)),
-                 (b"client_order_id", amp.Unicode(optional=True))]
+                 (b"client_order_id", amp.Unicode(optional=True)), (b"order_uuid", amp.Unicode(optional=True))]
     response = _order_fields() + [
         (b"fills", amp.AmpList(_FILL)),
         (b"received", amp.DateTime(optional=True)),
@@ -358,7 +364,9 @@ class Orders(Command):
     """A page of the account's orders, oldest first; ``next_before`` pages further back."""
 
     arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer()), (b"status", amp.Unicode(optional=True)),
-                 (b"before", amp.Integer(optional=True))]
+                 (b"before", amp.Integer(optional=True)), (b"after", amp.DateTime(optional=True)),
+                 (b"until", amp.DateTime(optional=True)), (b"direction", amp.Unicode(optional=True)),
+                 (b"symbols", amp.ListOf(amp.Unicode(), optional=True)), (b"side", amp.Unicode(optional=True))]
     response = [(b"orders", amp.AmpList(_order_fields())), (b"next_before", amp.Integer(optional=True))]
 
 
@@ -372,6 +380,8 @@ class Portfolio(Command):
         (b"unrealized_pl", amp.Decimal()),
         (b"change_today", amp.Decimal()),
         (b"open_orders", amp.Integer()),
+        (b"account_uuid", amp.Unicode(optional=True)),
+        (b"created", amp.DateTime(optional=True)),
         (
             b"positions",
             amp.AmpList(
@@ -385,6 +395,8 @@ class Portfolio(Command):
                     (b"unrealized_pl", amp.Decimal()),
                     (b"unrealized_percent", amp.Decimal(optional=True)),
                     (b"change_today", amp.Decimal(optional=True)),
+                    (b"previous_close", amp.Decimal(optional=True)),
+                    (b"exchange", amp.Unicode(optional=True)),
                 ]
             ),
         ),
@@ -431,11 +443,114 @@ class Clock(Command):
                 (b"end", amp.DateTime(optional=True))]
 
 
+class ClosePosition(Command):
+    """Sell (all, ``quantity`` or ``percentage`` of) a position at the market; the answer is the order."""
+
+    arguments = [(b"token", amp.Unicode()), (b"symbol", amp.Unicode()), (b"quantity", amp.Unicode(optional=True)),
+                 (b"percentage", amp.Unicode(optional=True)), (b"client_order_id", amp.Unicode(optional=True))]
+    response = _order_fields()
+
+
+class CloseAllPositions(Command):
+    """Sell every position at the market (and first cancel the open orders, with ``cancel_orders``)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"cancel_orders", amp.Boolean(optional=True))]
+    response = [(b"orders", amp.AmpList(_order_fields())),
+                (b"failures", amp.AmpList([(b"symbol", amp.Unicode()), (b"code", amp.Unicode()),
+                                           (b"message", amp.Unicode())]))]
+
+
+class Calendar(Command):
+    """The trading sessions between two days (default: this month and the next)."""
+
+    arguments = [(b"start", amp.DateTime(optional=True)), (b"end", amp.DateTime(optional=True))]
+    response = [(b"sessions", amp.AmpList([(b"date", amp.Unicode()), (b"open", amp.DateTime()),
+                                           (b"close", amp.DateTime())]))]
+
+
+class AssetList(Command):
+    """The traded assets as the source describes them (one, with ``symbol``)."""
+
+    arguments = [(b"symbol", amp.Unicode(optional=True))]
+    response = [(b"assets", amp.AmpList([
+        (b"id", amp.Unicode()), (b"symbol", amp.Unicode()), (b"name", amp.Unicode()),
+        (b"exchange", amp.Unicode()), (b"asset_class", amp.Unicode()), (b"tradable", amp.Boolean()),
+        (b"fractionable", amp.Boolean()), (b"price", amp.Decimal(optional=True)),
+        (b"previous_close", amp.Decimal(optional=True))]))]
+
+
+class PortfolioHistory(Command):
+    """The account's equity over time: ``timeframe`` 1Min, 5Min, 15Min, 1H or 1D over ``period`` (e.g. 1M)
+    or from ``start`` to ``end``."""
+
+    arguments = [(b"token", amp.Unicode()), (b"period", amp.Unicode(optional=True)),
+                 (b"timeframe", amp.Unicode(optional=True)), (b"start", amp.DateTime(optional=True)),
+                 (b"end", amp.DateTime(optional=True))]
+    response = [(b"timestamps", amp.ListOf(amp.Integer())), (b"equity", amp.ListOf(amp.Decimal())),
+                (b"profit_loss", amp.ListOf(amp.Decimal())), (b"profit_loss_pct", amp.ListOf(amp.Decimal())),
+                (b"base_value", amp.Decimal()), (b"timeframe", amp.Unicode())]
+
+
+class Activities(Command):
+    """The account's activities (fills, dividends, splits), newest first unless ``direction`` is asc; page on
+    with ``page_token`` (the last activity's id)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"types", amp.ListOf(amp.Unicode(), optional=True)),
+                 (b"after", amp.DateTime(optional=True)), (b"until", amp.DateTime(optional=True)),
+                 (b"direction", amp.Unicode(optional=True)), (b"page_size", amp.Integer(optional=True)),
+                 (b"page_token", amp.Unicode(optional=True))]
+    response = [(b"activities", amp.AmpList([
+        (b"id", amp.Unicode()), (b"kind", amp.Unicode()), (b"time", amp.DateTime()), (b"symbol", amp.Unicode()),
+        (b"side", amp.Unicode(optional=True)), (b"quantity", amp.Decimal()), (b"price", amp.Decimal()),
+        (b"amount", amp.Decimal()), (b"order_uuid", amp.Unicode(optional=True)),
+        (b"order_status", amp.Unicode(optional=True)), (b"cum_qty", amp.Decimal(optional=True)),
+        (b"leaves_qty", amp.Decimal(optional=True)), (b"details", amp.Unicode(optional=True))]))]
+
+
+class Bars(Command):
+    """OHLCV bars of several symbols (sorted by symbol, then time), at most ``limit`` in all; page on with
+    ``page_token``.  ``timeframe``: 1Min, 5Min, 15Min, 1Hour, 1Day."""
+
+    arguments = [(b"symbols", amp.ListOf(amp.Unicode())), (b"timeframe", amp.Unicode()),
+                 (b"start", amp.DateTime(optional=True)), (b"end", amp.DateTime(optional=True)),
+                 (b"limit", amp.Integer(optional=True)), (b"page_token", amp.Unicode(optional=True)),
+                 (b"sort", amp.Unicode(optional=True))]
+    response = [(b"bars", amp.AmpList([(b"symbol", amp.Unicode()), (b"time", amp.DateTime()),
+                                       (b"open", amp.Decimal()), (b"high", amp.Decimal()), (b"low", amp.Decimal()),
+                                       (b"close", amp.Decimal()), (b"volume", amp.Integer())])),
+                (b"next_page_token", amp.Unicode(optional=True))]
+
+
+class CreateApiKey(Command):
+    """A new API key for the account: its id and its secret (shown this once; only its hash is kept)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode(optional=True))]
+    response = [(b"key_id", amp.Unicode()), (b"secret", amp.Unicode()), (b"name", amp.Unicode()),
+                (b"created", amp.DateTime())]
+
+
+class ApiKeys(Command):
+    """The account's API keys (never their secrets)."""
+
+    arguments = [(b"token", amp.Unicode())]
+    response = [(b"keys", amp.AmpList([(b"key_id", amp.Unicode()), (b"name", amp.Unicode()),
+                                       (b"created", amp.DateTime()), (b"last_used", amp.DateTime(optional=True))]))]
+
+
+class RevokeApiKey(Command):
+    """End an API key of the account."""
+
+    arguments = [(b"token", amp.Unicode()), (b"key_id", amp.Unicode())]
+    response = []
+
+
+
 #: Client commands a worker passes on to the master (quotes come from its cache).
 FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
     Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, Clock, PlaceOrder,
-    CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History,
+    CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History, ClosePosition,
+    CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, CreateApiKey, ApiKeys, RevokeApiKey,
 )
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
@@ -513,6 +628,14 @@ class OrderWatchers(Command):
 
     arguments = [(b"usernames", amp.ListOf(amp.Unicode())), (b"action", amp.Unicode())]
     response = []
+
+
+class KeyRevoked(Command):
+    """Master tells every worker an API key was revoked (they forget what they cached of it)."""
+
+    arguments = [(b"key_id", amp.Unicode())]
+    response = []
+    requiresAnswer = False
 
 
 class SessionEnded(Command):

@@ -106,6 +106,8 @@ class Settings:
     market_buy_buffer: Decimal = Decimal("5")
     #: Open orders one account may have at once.
     max_open_orders: int = 500
+    #: Requests one API key may make a minute (HTTP API); more get HTTP 429.
+    api_rate_limit: int = 200
 
     def as_text(self):
         """Settings as strings, for display."""
@@ -126,7 +128,7 @@ MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximu
 INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
             "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
-            "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500)}
+            "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000)}
 #: Decimal settings: (lowest, highest) allowed.
 DECIMALS = {"half_spread_bps": (0, 1000), "impact_bps": (0, 1000), "volume_share": (Decimal("0.000001"), 1),
             "commission_per_share": (0, 100), "commission_percent": (0, 100), "market_buy_buffer": (0, 100)}

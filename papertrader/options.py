@@ -79,6 +79,7 @@ class SettingsOptions(usage.Options):
         ["commission-percent", None, None, "percent: percent of the value traded."],
         ["market-buy-buffer", None, None, "Percent over the last price a market buy reserves (default 5)."],
         ["max-open-orders", None, None, "Open orders one account may have (default 500)."],
+        ["api-rate-limit", None, None, "Requests one API key may make a minute (default 200)."],
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
@@ -87,7 +88,7 @@ class SettingsOptions(usage.Options):
                  "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "calendar", "fill-model",
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
-                 "max-open-orders", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",
+                 "max-open-orders", "api-rate-limit", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",
                  "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url", "alpaca-trading-url",
                  "alpaca-feed", "nasdaq-url", "provider-timeout")
 

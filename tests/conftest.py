@@ -150,10 +150,10 @@ class Deployment(Client):
         await bounded(self.master.market.busy, "a market update and queue pass")
 
 
-async def start_cluster(tmp_path, settings, database_url, clock):
+async def start_cluster(tmp_path, settings, database_url, clock, http_port=None):
     data_dir = str(tmp_path / "data")
     cluster = Cluster(data_dir, settings, _reactor(), master_port=0, worker_port=0, database=database_url,
-                      clock=clock)
+                      clock=clock, http_port=http_port)
     cluster.startService()
     await bounded(cluster.whenReady(), "the cluster to start")
     await cluster_linked(cluster)

@@ -24,7 +24,7 @@ LOGGED_IN = [
     (["buy", "AAPL", "1000000"], "insufficient_funds"),
     (["sell", "AAPL", "1"], "insufficient_position"),
     (["buy", "AAPL", "1", "--client-order-id", "has space"], "invalid_input"),
-    (["buy", "AAPL", "1", "--client-order-id", "x" * 65], "invalid_input"),
+    (["buy", "AAPL", "1", "--client-order-id", "x" * 129], "invalid_input"),
     (["orders", "--limit", "0"], "invalid_input"),
     (["history", "--limit", "5000"], "invalid_input"),
 ]

@@ -305,7 +305,7 @@ async def test_selling_more_than_held_or_already_offered_is_refused(db, user, su
         ("o-1", "buy", "AAPL", "NaN", {}, InvalidInput),
         ("o-1", "buy", "AAPL", "1000000001", {}, InvalidInput),
         ("bad id", "buy", "AAPL", "1", {}, InvalidInput),
-        ("x" * 65, "buy", "AAPL", "1", {}, InvalidInput),
+        ("x" * 129, "buy", "AAPL", "1", {}, InvalidInput),
         ("o-1", "buy", "AAPL", "1", {"type": "iceberg"}, InvalidInput),
         ("o-1", "buy", "AAPL", "1", {"time_in_force": "forever"}, InvalidInput),
         ("o-1", "buy", "AAPL", "1", {"type": "limit", "limit_price": "1e3"}, InvalidInput),

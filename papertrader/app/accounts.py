@@ -117,3 +117,23 @@ class AccountCommands:
         account = yield self.accounts.account(session.account_id)
         return {"username": account.username, "email": account.email, "cash": account.cash,
                 "expires": session.expires}
+
+    # --- API keys ---------------------------------------------------------------------------
+
+    @authenticated
+    def create_api_key(self, session, stamp, name=None):
+        if session.api_key is not None:
+            raise ProviderLoginFailed("an API key cannot make API keys: sign in as yourself")
+        return self.accounts.api_keys.create(session, name)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def api_keys(self, session, stamp):
+        keys = yield self.accounts.api_keys.list(session)
+        return {"keys": keys}
+
+    @authenticated
+    @defer.inlineCallbacks
+    def revoke_api_key(self, session, stamp, key_id):
+        yield self.accounts.api_keys.revoke(session, key_id)
+        return {}

@@ -15,17 +15,22 @@ from twisted.internet import defer
 
 from papertrader import faults
 from papertrader.app import authenticated
-from papertrader.errors import DuplicateOrder, InvalidInput, UnknownOrder
+from papertrader.errors import DuplicateOrder, InvalidInput, PaperTraderError, UnknownOrder
 from papertrader.master import validation
-from papertrader.money import from_cents, round_money
-from papertrader.times import iso, utc
+from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
+from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend
 from papertrader.trading.orders import OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
+from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
 
 #: Most orders or transactions one page holds.
 MAX_PAGE = 500
+#: Most points of an equity curve.
+MAX_POINTS = 4000
+#: Portfolio history timeframes and the candles they read.
+TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1H": "1h", "1D": "1d"}
 STATUS_FILTERS = {
     "open": ("new", "partially_filled"),
     "closed": ("filled", "canceled", "expired", "replaced", "rejected"),
@@ -45,6 +50,7 @@ def order_view(order):
         updated=order.updated or order.created, expires=order.expires,
         trades_at=order.session_open or order.session_close,
         stop_level=_stop_level(order), replaces=order.replaces, replaced_by=order.replaced_by,
+        replaces_uuid=order.replaces_uuid, replaced_by_uuid=order.replaced_by_uuid, watermark=order.watermark,
         reason_code=order.reason_code, reason=order.reason,
     )
     return {k: v for k, v in view.items() if v is not None}
@@ -69,9 +75,10 @@ def _same_request(order, request):
 
 
 class TradingCommands:
-    def __init__(self, db, store, board, market_clock, rules, clock, log, publish=None):
+    def __init__(self, db, store, board, market_clock, rules, clock, log, publish=None, candles=None):
         self.db = db
         self.store = store
+        self.candles = candles
         self.board = board
         self.market_clock = market_clock
         self.rules = rules
@@ -160,18 +167,34 @@ class TradingCommands:
 
     # --- cancel and replace ------------------------------------------------------------
 
+    def _find(self, cursor, session, order_id=None, order_uuid=None, client_order_id=None):
+        """One of the account's orders by its id, its uuid or its client order id; UnknownOrder if none."""
+        if order_id is not None:
+            validation.order_id(order_id)
+            order = self.store.get(cursor, session.account_id, order_id)
+            what = order_id
+        elif order_uuid:
+            order = self.store.by_uuid(cursor, session.account_id, order_uuid[:64].lower())
+            what = order_uuid[:64]
+        elif client_order_id:
+            order = self.store.by_client_order_id(cursor, session.account_id,
+                                                  validation.client_order_id(client_order_id))
+            what = client_order_id
+        else:
+            raise InvalidInput("give an order id, uuid or client order id")
+        if order is None:
+            raise UnknownOrder(f"no order {what} on your account")
+        return order
+
     @authenticated
     @defer.inlineCallbacks
-    def cancel_order(self, session, stamp, order_id):
-        validation.order_id(order_id)
+    def cancel_order(self, session, stamp, order_id=None, order_uuid=None):
         recorded = self._recorded()
         now = self.market_clock.now()
 
         def unit_of_work(cursor):
             self.store.lock_accounts(cursor, [session.account_id])
-            order = self.store.get(cursor, session.account_id, order_id)
-            if order is None:
-                raise UnknownOrder(f"no order {order_id} on your account")
+            order = self._find(cursor, session, order_id, order_uuid)
             order, event = amend.cancel(order, now)
             self.store.save(cursor, [order], {}, [event], recorded)
             return order, event
@@ -201,9 +224,8 @@ class TradingCommands:
 
     @authenticated
     @defer.inlineCallbacks
-    def replace_order(self, session, stamp, order_id, client_order_id=None, quantity=None, limit_price=None,
-                      stop_price=None, trail_price=None, trail_percent=None, time_in_force=None):
-        validation.order_id(order_id)
+    def replace_order(self, session, stamp, order_id=None, order_uuid=None, client_order_id=None, quantity=None,
+                      limit_price=None, stop_price=None, trail_price=None, trail_percent=None, time_in_force=None):
         try:
             tif = TimeInForce(time_in_force) if time_in_force else None
         except ValueError:
@@ -222,23 +244,21 @@ class TradingCommands:
 
         def unit_of_work(cursor):
             self.store.lock_accounts(cursor, [session.account_id])
-            old = self.store.get(cursor, session.account_id, order_id)
-            if old is None:
-                raise UnknownOrder(f"no order {order_id} on your account")
+            old = self._find(cursor, session, order_id, order_uuid)
             if self.store.by_client_order_id(cursor, session.account_id, changes.client_order_id) is not None:
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
             book = self.store.book(cursor, session.account_id)
             open_orders = self.store.open_orders(cursor, session.account_id)
             ended, new, events = amend.replace(old, changes, book, open_orders, prices, now, info, self.rules)
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
-            ended = ended.but(replaced_by=new.id)
+            ended = ended.but(replaced_by=new.id, replaced_by_uuid=new.uuid)
             events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]
             events.append(_accepted(new))
             self.store.save(cursor, [ended], {}, events, recorded)
             return new, events
 
         new, events = yield self.db.run(unit_of_work)
-        self.log.info("order {old} replaced by {new} for {username}", old=order_id, new=new.id,
+        self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,
                       username=session.username)
         self.publish([(session.username, _event_view(e)) for e in events])
         return order_view(new)
@@ -247,19 +267,9 @@ class TradingCommands:
 
     @authenticated
     @defer.inlineCallbacks
-    def get_order(self, session, stamp, order_id=None, client_order_id=None):
+    def get_order(self, session, stamp, order_id=None, client_order_id=None, order_uuid=None):
         def read(cursor):
-            if order_id is not None:
-                validation.order_id(order_id)
-                order = self.store.get(cursor, session.account_id, order_id)
-            elif client_order_id:
-                order = self.store.by_client_order_id(cursor, session.account_id,
-                                                      validation.client_order_id(client_order_id))
-            else:
-                raise InvalidInput("give an order id or a client order id")
-            if order is None:
-                raise UnknownOrder(f"no order {order_id if order_id is not None else client_order_id!r}"
-                                   " on your account")
+            order = self._find(cursor, session, order_id, order_uuid, client_order_id)
             return order, self.store.fills(cursor, order.id), self.store.stamp(cursor, order.id)
 
         order, fills, received = yield self.db.run(read)
@@ -267,16 +277,31 @@ class TradingCommands:
 
     @authenticated
     @defer.inlineCallbacks
-    def orders(self, session, stamp, limit, status=None, before=None):
+    def orders(self, session, stamp, limit, status=None, before=None, after=None, until=None, direction=None,
+               symbols=None, side=None):
+        """A page of orders, oldest first (``direction`` asc: the oldest from ``after``).  Filters: status,
+        creation time (after, until), symbols, side."""
         validation.limit(limit, MAX_PAGE)
         status = status or "all"
         if status not in STATUS_FILTERS:
             raise InvalidInput("status must be open, closed or all")
         if before is not None:
             validation.order_id(before)
-        orders = yield self.db.run(self.store.page, session.account_id, STATUS_FILTERS[status], before, limit + 1)
+        if direction not in (None, "asc", "desc"):
+            raise InvalidInput("direction must be asc or desc")
+        if side is not None:
+            validation.side(side)
+        if symbols is not None:
+            if len(symbols) > 200:
+                raise InvalidInput("at most 200 symbols")
+            symbols = [validation.symbol(s, self.board.assets) for s in symbols]
+        orders = yield self.db.run(self.store.page, session.account_id, STATUS_FILTERS[status], before, limit + 1,
+                                   after=after, until=until, oldest_first=direction == "asc", symbols=symbols,
+                                   side=side)
         more = len(orders) > limit
         orders = orders[:limit]
+        if direction == "asc":
+            return {"orders": [order_view(o) for o in orders]}
         answer = {"orders": [order_view(o) for o in reversed(orders)]}
         if more:
             answer["next_before"] = orders[-1].id
@@ -305,9 +330,11 @@ class TradingCommands:
             cursor.execute(self.db.sql("SELECT SUM(realized_cents) FROM transactions WHERE account_id = ?"),
                            (session.account_id,))
             realized = cursor.fetchone()[0] or 0
-            return book, open_orders, from_cents(realized)
+            cursor.execute(self.db.sql("SELECT uuid, created FROM accounts WHERE id = ?"), (session.account_id,))
+            account_uuid, created = cursor.fetchone()
+            return book, open_orders, from_cents(realized), account_uuid, parse_iso(created)
 
-        book, open_orders, realized = yield self.db.run(read)
+        book, open_orders, realized, account_uuid, created = yield self.db.run(read)
         prices = self.board.prices()
         positions = []
         equity = book.cash
@@ -320,11 +347,13 @@ class TradingCommands:
                             cost=held.cost, market_value=value, unrealized_pl=value - held.cost)
             if held.cost:
                 position["unrealized_percent"] = (100 * (value - held.cost) / held.cost).quantize(Decimal("0.01"))
+            position["exchange"] = self.board.info[symbol].exchange if symbol in self.board.info else ""
             if quote:
                 position["price"] = quote.price
                 if quote.previous_close is not None:
                     change = round_money(held.quantity * (quote.price - quote.previous_close))
                     position["change_today"] = change
+                    position["previous_close"] = quote.previous_close
                     today += change
             equity += value
             unrealized += value - held.cost
@@ -332,7 +361,116 @@ class TradingCommands:
         return dict(cash=book.cash, equity=equity,
                     buying_power=buying_power(book, open_orders, prices, self.rules),
                     realized_pl=realized, unrealized_pl=unrealized, change_today=today,
-                    open_orders=len(open_orders), positions=positions)
+                    open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created)
+
+    # --- closing positions --------------------------------------------------------------------
+
+    @authenticated
+    @defer.inlineCallbacks
+    def close_position(self, session, stamp, symbol, quantity=None, percentage=None, client_order_id=None):
+        """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order."""
+        symbol = validation.symbol(symbol, self.board.assets)
+        if quantity not in (None, "") and percentage not in (None, ""):
+            raise InvalidInput("give a quantity or a percentage, not both")
+        book = yield self.db.run(self.store.book, session.account_id)
+        held = book.quantity(symbol)
+        if held <= 0:
+            raise UnknownOrder(f"no position in {symbol}")
+        if quantity not in (None, ""):
+            shares = validation.quantity(quantity)
+        elif percentage not in (None, ""):
+            percent = validation.decimal("percentage", percentage, 6)
+            if percent > 100:
+                raise InvalidInput("percentage must be at most 100")
+            shares = (held * percent / 100).quantize(Decimal("0.000001"), rounding="ROUND_DOWN")
+            if shares <= 0:
+                raise InvalidInput(f"{percent}% of {held} {symbol} is less than a millionth of a share")
+        else:
+            shares = held
+        order = yield self.place_order(session, stamp, client_order_id or uuid.uuid4().hex, "sell", symbol,
+                                       format(shares, "f"))
+        return order
+
+    @authenticated
+    @defer.inlineCallbacks
+    def close_all_positions(self, session, stamp, cancel_orders=None):
+        """Sell every position at the market (first canceling the open orders, with ``cancel_orders``)."""
+        if cancel_orders:
+            yield self.cancel_all_orders(session, stamp)
+        book = yield self.db.run(self.store.book, session.account_id)
+        orders, failures = [], []
+        for symbol in sorted(book.positions):
+            try:
+                order = yield self.close_position(session, stamp, symbol)
+                orders.append(order)
+            except PaperTraderError as e:
+                failures.append(dict(symbol=symbol, code=e.code, message=e.message))
+        return {"orders": orders, "failures": failures}
+
+    # --- history: equity over time, activities ---------------------------------------------------
+
+    @authenticated
+    @defer.inlineCallbacks
+    def portfolio_history(self, session, stamp, period=None, timeframe=None, start=None, end=None):
+        interval = TIMEFRAMES.get(timeframe or "1D")
+        if interval is None:
+            raise InvalidInput(f"timeframe must be one of {', '.join(TIMEFRAMES)}")
+        end = end or self.market_clock.now()
+        if start is None:
+            start = end - _period(period or "1M")
+        if not start < end:
+            raise InvalidInput("the start must come before the end")
+
+        def read(cursor):
+            cursor.execute(self.db.sql(
+                "SELECT time, cash_after_cents, symbol, kind, side, quantity_units, position_after_units, amount_cents"
+                " FROM transactions WHERE account_id = ? AND time < ? ORDER BY id"), (session.account_id, iso(end)))
+            rows = cursor.fetchall()
+            cursor.execute(self.db.sql("SELECT cash_cents FROM accounts WHERE id = ?"), (session.account_id,))
+            return rows, cursor.fetchone()[0]
+
+        rows, cash_now = yield self.db.run(read)
+        # The cash the account started with: before its first transaction (or all it has, if it has none).
+        start_cash = from_cents(rows[0][1] - rows[0][7]) if rows else from_cents(cash_now)
+        changes, positions = [], {}
+        for time, cash, symbol, kind, side, quantity, after, _ in rows:
+            if after is not None:
+                positions[symbol] = from_quantity_units(after)
+            elif kind == "fill":  # a fill from before positions were recorded with it
+                q = from_quantity_units(quantity)
+                positions[symbol] = positions.get(symbol, Decimal(0)) + (q if side == "buy" else -q)
+            changes.append(Change(parse_iso(time), from_cents(cash), symbol,
+                                  positions.get(symbol) if kind in ("fill", "split") else None))
+        symbols = sorted({c.symbol for c in changes if c.position_after is not None}) or list(self.board.assets[:1])
+        closes = {}
+        for symbol in symbols:
+            candles = yield self.candles.read(symbol, interval, MAX_POINTS, start=start, end=end)
+            closes[symbol] = [(c["time"], c["close"]) for c in candles]
+        buckets = sorted({t for series in closes.values() for t, _ in series})[:MAX_POINTS]
+        equity = curve(start_cash, changes, closes, buckets) if buckets else []
+        base = equity[0] if equity else start_cash
+        return dict(timestamps=[int(b.timestamp()) for b in buckets], equity=equity,
+                    profit_loss=[e - base for e in equity],
+                    profit_loss_pct=[((e - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0)
+                                     for e in equity],
+                    base_value=base, timeframe=timeframe or "1D")
+
+    @authenticated
+    @defer.inlineCallbacks
+    def activities(self, session, stamp, types=None, after=None, until=None, direction=None, page_size=None,
+                   page_token=None):
+        kinds = {"FILL": "fill", "DIV": "dividend", "SPLIT": "split"}
+        wanted = [kinds[t] for t in (types or ["FILL", "DIV", "SPLIT"]) if t in kinds]
+        if types and len(wanted) != len(types):
+            raise InvalidInput("activity types here are FILL, DIV and SPLIT")
+        if direction not in (None, "asc", "desc"):
+            raise InvalidInput("direction must be asc or desc")
+        size = page_size or 100
+        validation.limit(size, 100)
+        token = activity_transaction_id(page_token) if page_token else None
+        rows = yield self.db.run(_activity_rows, self.db, session.account_id, wanted, after, until,
+                                 direction == "asc", size, token)
+        return {"activities": rows}
 
     # --- the market step -----------------------------------------------------------------
 
@@ -454,3 +592,60 @@ def rules_from(settings):
     }[kind]()
     return Rules(fill_model=fill_model, commission_model=commission_model,
                  market_buy_buffer=settings.market_buy_buffer / 100, max_open_orders=settings.max_open_orders)
+
+
+def _period(text):
+    """A period such as 1D, 2W, 3M, 1A as a timedelta."""
+    import re
+    from datetime import timedelta
+
+    match = re.fullmatch(r"([1-9][0-9]{0,3})([DWMA])", text or "")
+    if not match:
+        raise InvalidInput("period must be a number and D, W, M or A (e.g. 1M)")
+    days = {"D": 1, "W": 7, "M": 30, "A": 365}[match.group(2)] * int(match.group(1))
+    return timedelta(days=min(days, 365 * 100))
+
+
+def activity_id(time, transaction_id):
+    """Alpaca's activity id shape, 'YYYYMMDDHHMMSSmmm::UUID', with the transaction id inside the UUID."""
+    return f"{time:%Y%m%d%H%M%S}{time.microsecond // 1000:03d}::{uuid.UUID(int=transaction_id)}"
+
+
+def activity_transaction_id(activity):
+    try:
+        return uuid.UUID(activity.split("::", 1)[1]).int
+    except (IndexError, ValueError):
+        raise InvalidInput("page_token: an activity id from an earlier page")
+
+
+def _activity_rows(cursor, db, account_id, kinds, after, until, oldest_first, size, token):
+    where, params = f"t.account_id = ? AND t.kind IN ({', '.join('?' for _ in kinds)})", [account_id] + kinds
+    if after is not None:
+        where += " AND t.time > ?"
+        params.append(iso(after))
+    if until is not None:
+        where += " AND t.time <= ?"
+        params.append(iso(until))
+    if token is not None:
+        where += " AND t.id > ?" if oldest_first else " AND t.id < ?"
+        params.append(token)
+    order = "ASC" if oldest_first else "DESC"
+    cursor.execute(db.sql(
+        "SELECT t.id, t.time, t.kind, t.symbol, t.side, t.quantity_units, t.price_units, t.amount_cents,"
+        " t.details, t.order_id, o.uuid, o.status, o.quantity_units,"
+        " (SELECT SUM(f.quantity_units) FROM transactions f WHERE f.order_id = t.order_id AND f.id <= t.id)"
+        f" FROM transactions t LEFT JOIN orders o ON o.id = t.order_id WHERE {where} ORDER BY t.id {order} LIMIT ?"),
+        params + [size])
+    out = []
+    for (tid, time, kind, symbol, side, quantity, price, amount, details, order_id, order_uuid, status, ordered,
+         cumulative) in cursor.fetchall():
+        moment = parse_iso(time)
+        row = dict(id=activity_id(moment, tid), kind=kind, time=moment, symbol=symbol,
+                   side=side if kind == "fill" else None, quantity=from_quantity_units(quantity),
+                   price=from_price_units(price), amount=from_cents(amount), details=details)
+        if kind == "fill":
+            cum = from_quantity_units(cumulative or quantity)
+            row.update(order_uuid=order_uuid, order_status=status, cum_qty=cum,
+                       leaves_qty=max(from_quantity_units(ordered) - cum, Decimal(0)) if ordered else Decimal(0))
+        out.append({k: v for k, v in row.items() if v is not None})
+    return out

@@ -177,6 +177,12 @@ def build_parser():
     which.add_argument("--session", metavar="ID",
                        help="end the session with this id instead (see 'sessions'; default: this session)")
     command("sessions", "your sessions: id, created, last used, worker, address, expiry")
+    c = command("api-key", "your API keys, for programs using the HTTP API (alpaca-py...)")
+    c.add_argument("action", choices=("create", "list", "revoke"),
+                   help="create a key (its secret is shown once), list them, or revoke one")
+    c.add_argument("key_id", nargs="?", metavar="KEY_ID", help="with revoke: the key's id (see 'api-key list')")
+    c.add_argument("--name", metavar="NAME", default=None,
+                   help="with create: a name to tell the key by, e.g. the strategy's (default: API key)")
     c = command("passwd", "change your password (ends your other sessions)")
     c.add_argument("--password-stdin", action="store_true",
                    help="read the current and the new password from standard input, one line each (default: ask)")
@@ -240,7 +246,7 @@ def build_parser():
         price_options(c)
         wait_options(c)
         c.add_argument("--client-order-id", metavar="ID", default=None,
-                       help="your id for this order, 1-64 letters, digits, '_', '-'; sending it again never makes"
+                       help="your id for this order, 1-128 letters, digits, '_', '-'; sending it again never makes"
                             " a second order (default: a random one)")
     c = command("cancel", "cancel an open order (what already filled stays filled), or all of them")
     c.add_argument("id", type=int, nargs="?", help="the order's id (see 'orders --status open')")
@@ -436,6 +442,8 @@ class CLI:
             raise UsageFailure("cancel needs an order ID, or --all")
         if self.args.command in ("buy", "sell"):
             self._order_request()  # a usage error before anything is sent
+        if self.args.command == "api-key" and (self.args.action == "revoke") != (self.args.key_id is not None):
+            raise UsageFailure("api-key revoke needs a KEY_ID (and only revoke takes one)")
 
     def connect(self):
         master = self.args.master or self.environ.get("PAPERTRADER_MASTER") or "localhost:2048"
@@ -902,6 +910,24 @@ class CLI:
         order = yield self.call(commands.ReplaceOrder, token=self.token(), order_id=a.id,
                                 **{k: v for k, v in changes.items() if v is not None})
         self.emit(order, f"Order {a.id} replaced by order {order['id']}:\n" + output.fields(order, ORDER_KEYS))
+
+    @defer.inlineCallbacks
+    def do_api_key(self):
+        token = self.token()
+        action = self.args.action
+        if action == "create":
+            key = yield self.call(commands.CreateApiKey, token=token,
+                                  **({"name": self.args.name} if self.args.name else {}))
+            self.emit(key, f"API key {key['key_id']} ({key['name']}) created. Its secret, shown only this once:\n"
+                           f"  {key['secret']}\n"
+                           f"Programs send both as the APCA-API-KEY-ID and APCA-API-SECRET-KEY headers.")
+        elif action == "list":
+            answer = yield self.call(commands.ApiKeys, token=token)
+            keys = answer["keys"]
+            self.emit(keys, output.table(keys, ["key_id", "name", "created", "last_used"]) if keys else "No API keys.")
+        else:
+            yield self.call(commands.RevokeApiKey, token=token, key_id=self.args.key_id)
+            self.emit({"revoked": self.args.key_id}, f"API key {self.args.key_id} revoked.")
 
     @defer.inlineCallbacks
     def do_clock(self):

@@ -13,6 +13,7 @@ of the bars.  A source that cannot answer at all fails the Deferred with
 shows them as stale and logs the outage once).
 """
 
+import uuid
 from dataclasses import dataclass
 
 from zope.interface import Attribute, Interface
@@ -30,6 +31,11 @@ class Asset:
     asset_class: str = "us_equity"
     tradable: bool = True
     fractionable: bool = True
+
+
+def asset_uuid(symbol):
+    """A stable id per symbol (the HTTP API's asset ids)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"papertrader:asset:{symbol}"))
 
 
 class IMarketDataSource(Interface):

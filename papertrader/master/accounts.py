@@ -15,6 +15,7 @@ import collections
 import hashlib
 import re
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +23,7 @@ import bcrypt
 from twisted.internet import defer, threads
 
 from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
-from papertrader.master import validation
+from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
 from papertrader.money import from_cents, from_quantity_units, to_cents
 from papertrader.throttle import Throttle
@@ -67,6 +68,8 @@ class Session:
     last_used: datetime = None
     #: When last_used was last written to the database (it is written at most once a minute).
     stored: datetime = None
+    #: The API key the request came with (None: a session of a person).
+    api_key: str = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class Accounts:
         self._tickets = {}  # ticket -> (Identity, remember, expiry): a provider sign-in awaiting a username
         self.login_throttle = Throttle(clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
+        #: The API keys (set by the master; None: API keys are not accepted).
+        self.api_keys = None
         self.register_throttle = Throttle(clock, free=settings.registrations_per_address,
                                           ceiling=settings.registrations_per_address,
                                           window=settings.throttle_window)
@@ -114,10 +119,11 @@ class Accounts:
         def insert(cursor):
             cursor.execute(
                 self.db.sql(
-                    "INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+                    "INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created, uuid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
                 ),
-                (username, username.lower(), email, hashed, to_cents(self.settings.starting_cash), created),
+                (username, username.lower(), email, hashed, to_cents(self.settings.starting_cash), created,
+                 str(uuid.uuid4())),
             )
             return cursor.fetchone()[0]
 
@@ -234,9 +240,9 @@ class Accounts:
 
         def insert(cursor):
             cursor.execute(
-                self.db.sql("INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created)"
-                            " VALUES (?, ?, ?, NULL, ?, ?) RETURNING id"),
-                (username, username.lower(), email, to_cents(self.settings.starting_cash), created))
+                self.db.sql("INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created,"
+                            " uuid) VALUES (?, ?, ?, NULL, ?, ?, ?) RETURNING id"),
+                (username, username.lower(), email, to_cents(self.settings.starting_cash), created, str(uuid.uuid4())))
             account_id = cursor.fetchone()[0]
             cursor.execute(self.db.sql("INSERT INTO identities (issuer, subject, account_id, email, created)"
                                        " VALUES (?, ?, ?, ?, ?)"),
@@ -338,6 +344,8 @@ class Accounts:
             return ended
 
         self._forget((yield self.db.run(scrub)))
+        if self.api_keys is not None:
+            yield self.api_keys.revoke_all(session.account_id)
         self.log.info("account {id} deleted by its owner", id=session.account_id)
 
     @defer.inlineCallbacks
@@ -354,7 +362,10 @@ class Accounts:
 
     @defer.inlineCallbacks
     def authenticate(self, token):
-        """The live Session of ``token``, or NotLoggedIn."""
+        """The live Session of ``token`` (a session token, or an API key's credential), or NotLoggedIn."""
+        if self.api_keys is not None and api_keys.is_credential(token):
+            session = yield self.api_keys.authenticate(token)
+            return session
         validation.token(token)
         hashed = token_hash(token)
         session = self._sessions.get(hashed)

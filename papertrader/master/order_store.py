@@ -37,7 +37,8 @@ from papertrader.trading.orders import OPEN, Order, OrderType, Side, Status, Tim
 COLUMNS = (
     "id, uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units, notional_cents,"
     " limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated, expires, session_open,"
-    " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason, filled_adjustment_units"
+    " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason, filled_adjustment_units,"
+    " (SELECT r.uuid FROM orders r WHERE r.id = o.replaces), (SELECT r.uuid FROM orders r WHERE r.id = o.replaced_by)"
 )
 OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
 HUNDRED = Decimal(100)
@@ -100,7 +101,7 @@ class OrderStore:
             watermark=_maybe(from_price_units, row[20]), triggered=bool(row[21]), replaces=row[22],
             replaced_by=row[23], reason_code=row[24], reason=row[25],
             filled_quantity=filled.quantity + adjustment, filled_adjustment=adjustment, filled_value=filled.value,
-            commission=filled.commission,
+            commission=filled.commission, replaces_uuid=row[27], replaced_by_uuid=row[28],
         )
 
     def _filled(self, cursor, where, params):
@@ -155,8 +156,10 @@ class OrderStore:
         found = self._select(cursor, "o.account_id = ? AND o.uuid = ?", [account_id, order_uuid])
         return found[0] if found else None
 
-    def page(self, cursor, account_id, statuses=None, before=None, limit=50):
-        """Newest first: up to ``limit`` orders with an id below ``before``, of the given statuses."""
+    def page(self, cursor, account_id, statuses=None, before=None, limit=50, after=None, until=None,
+             oldest_first=False, symbols=None, side=None):
+        """Up to ``limit`` orders, newest first (or oldest first): with an id below ``before``, of the given
+        statuses, created after ``after`` and up to ``until``, of ``symbols``, of ``side``."""
         where, params = "o.account_id = ?", [account_id]
         if statuses:
             where += f" AND o.status IN {_in(statuses)}"
@@ -164,7 +167,20 @@ class OrderStore:
         if before is not None:
             where += " AND o.id < ?"
             params.append(before)
-        return self._select(cursor, where, params + [limit], "ORDER BY o.id DESC LIMIT ?")
+        if after is not None:
+            where += " AND o.created > ?"
+            params.append(iso(after))
+        if until is not None:
+            where += " AND o.created <= ?"
+            params.append(iso(until))
+        if symbols:
+            where += f" AND o.symbol IN {_in(symbols)}"
+            params += list(symbols)
+        if side is not None:
+            where += " AND o.side = ?"
+            params.append(side)
+        order = "ASC" if oldest_first else "DESC"
+        return self._select(cursor, where, params + [limit], f"ORDER BY o.id {order} LIMIT ?")
 
     def fills(self, cursor, order_id):
         cursor.execute(self.sql(
@@ -235,6 +251,9 @@ class OrderStore:
              _maybe(iso, order.expires), _maybe(iso, order.session_open), _maybe(iso, order.session_close),
              _maybe(to_price_units, order.watermark), int(order.triggered), order.replaces))
         order = order.but(id=cursor.fetchone()[0], uuid=order_uuid)
+        if order.replaces is not None:
+            cursor.execute(self.sql("SELECT uuid FROM orders WHERE id = ?"), (order.replaces,))
+            order = order.but(replaces_uuid=cursor.fetchone()[0])
         if order.replaces is not None:
             cursor.execute(self.sql("UPDATE orders SET replaced_by = ? WHERE id = ?"), (order.id, order.replaces))
         return order

@@ -25,6 +25,7 @@ from papertrader.market.board import QuoteBoard
 from papertrader.market.service import MarketService
 from papertrader.market.setup import MarketSetupError
 from papertrader.market.setup import build as build_market
+from papertrader.master.api_keys import ApiKeys
 from papertrader.master.candles import CandleStore
 from papertrader.master.order_store import OrderStore
 from papertrader.master.protocol import MasterFactory
@@ -100,6 +101,7 @@ class Master(StagedService):
             market.source = source
         self.board = QuoteBoard(market.assets)
         self.accounts = Accounts(self.db, settings, clock, self.log)
+        self.api_keys = self.accounts.api_keys = ApiKeys(self.db, clock, self.log, settings.api_rate_limit)
         self.provider = None
         if settings.oidc_client_id:
             self.provider = oidc.Provider(settings.oidc_name, settings.oidc_issuer, settings.oidc_client_id,
@@ -111,7 +113,8 @@ class Master(StagedService):
         self.candles = CandleStore(self.db, settings.keep_minute_bars)
         self.orders = OrderStore(self.db)
         self.trading = TradingCommands(self.db, self.orders, self.board, self.market_clock, rules_from(settings),
-                                       clock, self.log, publish=self.workers.push_order_events)
+                                       clock, self.log, publish=self.workers.push_order_events,
+                                       candles=self.candles)
         self.app = Application(self.accounts, [
             AccountCommands(self.accounts, self.provider), self.trading,
             MarketDataCommands(self.board, self.candles, self.market_clock, market.source)])
@@ -136,6 +139,7 @@ class Master(StagedService):
             self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
         self.market.listeners += [self.push_quotes, self.trading.market_step]
+        self.api_keys.on_revoked.append(lambda key_id: self.workers.broadcast(commands.KeyRevoked, key_id=key_id))
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
 

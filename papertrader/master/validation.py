@@ -15,7 +15,7 @@ from papertrader.money import parse_quantity
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_EMAIL = 254
@@ -133,7 +133,7 @@ def order_id(value):
 
 def client_order_id(value):
     if not CLIENT_ORDER_ID_RE.fullmatch(value or ""):
-        raise InvalidInput("client_order_id must be 1-64 characters: letters, digits, '_', '-'")
+        raise InvalidInput("client_order_id must be 1-128 characters: letters, digits, '_', '-'")
     return value
 
 

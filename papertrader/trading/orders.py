@@ -124,8 +124,11 @@ class Order:
     reason_code: Optional[str] = None
     reason: Optional[str] = None
     updated: Optional[datetime] = None
-    #: The order's public id (a UUID, given by the store); ``id`` is its number.
+    #: The order's public id (a UUID, given by the store); ``id`` is its number.  The public ids of the
+    #: orders it replaces and was replaced by (identity only: the rules never look at them).
     uuid: Optional[str] = None
+    replaces_uuid: Optional[str] = None
+    replaced_by_uuid: Optional[str] = None
 
     @property
     def open(self):

@@ -23,6 +23,8 @@ class CachedSession:
     username: str
     expires: datetime
     checked: float
+    #: The API key's id, for an API key's credential (the master says when a key is revoked).
+    key_id: str = None
 
 
 class QuoteCache:
@@ -92,13 +94,19 @@ class SessionCache:
 
     def put(self, token, username, expires):
         key = self.key(token)
-        self._sessions[key] = CachedSession(username, expires, self.clock.seconds())
+        key_id = token.split(":")[1] if token.startswith("apikey:") and token.count(":") >= 2 else None
+        self._sessions[key] = CachedSession(username, expires, self.clock.seconds(), key_id)
         self._sessions.move_to_end(key)
         while len(self._sessions) > self.size:
             self._sessions.popitem(last=False)
 
     def forget(self, token_hash):
         self._sessions.pop(token_hash, None)
+
+    def forget_key(self, key_id):
+        """Forget every credential of a revoked API key."""
+        for key in [k for k, s in self._sessions.items() if s.key_id == key_id]:
+            del self._sessions[key]
 
     def __len__(self):
         return len(self._sessions)

@@ -104,6 +104,11 @@ class WorkerToMaster(amp.AMP):
                      message=e.message[:2000]) for e in entries]),
         }
 
+    @commands.KeyRevoked.responder
+    def key_revoked(self, key_id):
+        self.worker.sessions.forget_key(key_id)
+        return {}
+
     @commands.SessionEnded.responder
     def session_ended(self, token_hash):
         self.worker.sessions.forget(token_hash)

@@ -10,18 +10,8 @@ from twisted.internet import defer, protocol
 from twisted.protocols import amp
 
 from papertrader import commands, tls
-from papertrader.commands import FORWARDED, stamped
-from papertrader.errors import (
-    BadCredentials,
-    InvalidInput,
-    NotLoggedIn,
-    PaperTraderError,
-    QuoteUnavailable,
-    ServerError,
-    UnknownSymbol,
-    UsernameTaken,
-)
-from papertrader.times import utc
+from papertrader.commands import FORWARDED
+from papertrader.errors import InvalidInput, PaperTraderError, QuoteUnavailable, ServerError, UnknownSymbol
 
 
 class WorkerProtocol(amp.AMP):
@@ -44,53 +34,9 @@ class WorkerProtocol(amp.AMP):
         self.worker.fanout.forget(self)
         self.worker.order_fanout.forget(self)
 
-    @defer.inlineCallbacks
-    def _session(self, token, stamp):
-        """The session's username, from the cache or (on a miss) from the master."""
-        session = self.worker.sessions.get(token)
-        if session is None:
-            answer = yield self.worker.link.call(commands.Authenticate, token=token, **stamp)
-            self.worker.sessions.put(token, answer["username"], answer["expires"])
-            return answer["username"]
-        return session.username
-
-    @defer.inlineCallbacks
     def forward(self, command, arguments):
-        """Pass a client command on to the master with this worker's stamp."""
-        stamp = dict(received=utc(self.worker.clock.seconds()), client_ip=self.client_ip(),
-                     worker=self.worker.name)
-        self.worker.commands += 1
-        address = ("address", stamp["client_ip"])
-        try:
-            if command is commands.Login:
-                self.worker.login_throttle.check(address)
-            elif command is commands.Register:
-                # Counted once the master has answered, and only if the request was valid (below).
-                self.worker.register_throttle.refuse(address)
-            if "token" in arguments:
-                yield self._session(arguments["token"], stamp)
-            answer = yield self.worker.link.call(stamped(command), **arguments, **stamp)
-        except BadCredentials:
-            if command is commands.Login:
-                self.worker.login_throttle.failed(address)
-            raise
-        except UsernameTaken:
-            self.worker.register_throttle.count(address)  # a valid request: it cost the master a hash
-            raise
-        except NotLoggedIn:
-            if "token" in arguments:
-                self.worker.sessions.forget(self.worker.sessions.key(arguments["token"]))
-            raise
-        except PaperTraderError:
-            raise
-        except Exception:
-            self.worker.log.failure("passing {command} on failed", command=command.__name__)
-            raise ServerError()
-        if command is commands.Register:
-            self.worker.register_throttle.count(address)
-        if command in (commands.Logout, commands.LogoutAll):
-            self.worker.sessions.forget(self.worker.sessions.key(arguments["token"]))
-        return answer
+        """Pass a client command on to the master with this worker's stamp (see worker/gateway.py)."""
+        return self.worker.gateway.forward(command, arguments, self.client_ip())
 
     for _command in FORWARDED:
         def _responder(self, _command=_command, **arguments):
@@ -136,12 +82,8 @@ class WorkerProtocol(amp.AMP):
     @defer.inlineCallbacks
     def watch_orders(self, token):
         """Push this client an OrderEvent for each event of its account's orders."""
-        stamp = dict(received=utc(self.worker.clock.seconds()), client_ip=self.client_ip(), worker=self.worker.name)
         try:
-            username = yield self._session(token, stamp)
-        except NotLoggedIn:
-            self.worker.sessions.forget(self.worker.sessions.key(token))
-            raise
+            username = yield self.worker.gateway.session(token, self.client_ip())
         except PaperTraderError:
             raise
         except Exception:

@@ -20,6 +20,7 @@ from papertrader.options import SettingsOptions
 from papertrader.worker.cache import CandleCache, QuoteCache, SessionCache
 from papertrader.throttle import Throttle
 from papertrader.worker.fanout import Fanout
+from papertrader.worker.gateway import Gateway
 from papertrader.worker import console
 from papertrader.manhole import manhole_service
 from papertrader.worker.link import MasterLink, address_text
@@ -42,6 +43,9 @@ class Options(SettingsOptions):
                               " 'default')."],
         ["manhole", None, None, "Open an admin console on this endpoint (see the README); nothing listens if unset."],
         ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
+        ["http", None, None, "Serve the HTTP API (Alpaca-compatible REST and streams) on this endpoint: a port (TLS"
+                             " with the worker's certificate), or ssl:... / tcp:PORT:interface=127.0.0.1 (plain"
+                             " HTTP, loopback only); nothing listens if unset."],
     ]
 
     def postOptions(self):
@@ -63,7 +67,7 @@ class Worker(StagedService):
     has no business with the master)."""
 
     def __init__(self, data_dir, name, master, settings, reactor, listen=DEFAULT_PORT, public_host="localhost",
-                 clock=None, region="default", manhole=None, manhole_keys=None):
+                 clock=None, region="default", manhole=None, manhole_keys=None, http=None):
         super().__init__()
         self.name = name
         self.what = f"worker {name}"
@@ -94,6 +98,7 @@ class Worker(StagedService):
         self.sessions = SessionCache(self.clock)
         self.clients = set()
         self.commands = 0
+        self.gateway = Gateway(self)
         self.fanout = Fanout(self.log)
         self.order_fanout = Fanout(self.log, commands.OrderEvent, what="order events")
         # The worker's own abuse limits per client address (the master keeps its own too).
@@ -119,6 +124,12 @@ class Worker(StagedService):
             self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys, reactor, self.log)
             self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
+        self.http = None
+        if http is not None:
+            from papertrader.worker.http.service import http_service
+
+            self.http = http_service(self, reactor, http, cert_path, settings)
+            self.http.setServiceParent(self)
 
     @defer.inlineCallbacks
     def _start(self):
@@ -129,6 +140,9 @@ class Worker(StagedService):
         if self.manhole is not None:
             self.manhole.startService()
             yield self.manhole.whenListening()
+        if self.http is not None:
+            self.http.startService()
+            yield self.http.whenListening()
         self.link.startService()
         return port
 
@@ -164,7 +178,7 @@ def makeService(options, reactor=None):
     try:
         worker = Worker(options["data-dir"], options["name"], options["master"], options.settings, reactor,
                         listen=options["port"], public_host=options["public-host"], region=options["region"],
-                        manhole=options["manhole"], manhole_keys=options["manhole-keys"])
+                        manhole=options["manhole"], manhole_keys=options["manhole-keys"], http=options["http"])
     except USAGE_MISTAKES as e:
         usage_exit(Options.command, usage_message(e))
     # A worker that cannot listen for clients is of no use: it says why in its log and twistd exits non-zero.

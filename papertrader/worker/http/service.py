@@ -1,0 +1,24 @@
+"""Compose a worker's HTTP listener: the REST API and the streams on one twisted.web Site."""
+
+from twisted.python import usage
+
+from papertrader.services import ListeningService
+from papertrader.worker.http import site as sites
+from papertrader.worker.http.rest import RestApi
+
+
+def http_service(worker, reactor, description, cert_path, settings):
+    """The listener of ``--http DESCRIPTION`` (see papertrader/worker/http/site.py), not started."""
+    try:
+        endpoint = sites.endpoint(reactor, description, cert_path)
+    except sites.HttpEndpointError as e:
+        raise usage.UsageError(str(e))
+    rest = RestApi(worker, settings.api_rate_limit)
+    streams = {}
+    try:
+        from papertrader.worker.http.streams import stream_resources
+    except ImportError:  # pragma: no cover - the streams are part of the package
+        stream_resources = None
+    if stream_resources is not None:
+        streams = stream_resources(worker, settings)
+    return ListeningService(endpoint, sites.site(rest.resource(), streams), worker.log, f"worker {worker.name} HTTP")

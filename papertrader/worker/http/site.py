@@ -1,0 +1,109 @@
+"""The worker's HTTP listener: TLS with the worker's certificate (or one the operator gives), or plain
+TCP on loopback only; one twisted.web Site serving the REST API and the streams.
+
+Every answer is JSON (errors too: ``{"code": <int>, "message": <text>}``), never a redirect or an
+HTML page; a request body is at most ``MAX_BODY`` bytes; headers say ``nosniff``, ``no-store`` and
+deny framing.
+"""
+
+import ipaddress
+
+from twisted.internet import endpoints
+from twisted.web import resource, server
+
+from papertrader.services import ListeningService
+
+MAX_BODY = 64 * 1024
+
+
+class HttpEndpointError(ValueError):
+    """An --http endpoint that may not be used (plain TCP off loopback, or malformed)."""
+
+
+def endpoint(reactor, description, cert_path):
+    """The listening endpoint of ``--http``: a port number (TLS with ``cert_path``), or a strports
+    description; ``tcp:`` (plain HTTP) only on a loopback interface."""
+    description = str(description).strip()
+    if description.isdigit():
+        description = f"ssl:{description}:privateKey={_escape(cert_path)}:certKey={_escape(cert_path)}"
+    kind = description.split(":", 1)[0]
+    if kind == "tcp":
+        interface = None
+        for part in description.split(":")[1:]:
+            if part.startswith("interface="):
+                interface = part[len("interface="):].replace("\\:", ":")
+        if not _loopback(interface):
+            raise HttpEndpointError("plain HTTP (tcp:) is allowed on loopback only: add interface=127.0.0.1, or use"
+                                    " ssl: (the default for a bare port number)")
+    elif kind != "ssl":
+        raise HttpEndpointError(f"--http: a port number, or an ssl: or tcp: strports description, not {kind!r}")
+    try:
+        return endpoints.serverFromString(reactor, description)
+    except Exception as e:
+        raise HttpEndpointError(f"--http {description!r}: {e}")
+
+
+def _escape(path):
+    return path.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _loopback(interface):
+    if not interface:
+        return False
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return interface == "localhost"
+
+
+class Root(resource.Resource):
+    """``/stream``, ``/v2/iex`` and ``/v2/sip`` are WebSockets; everything else is the REST API."""
+
+    def __init__(self, rest, streams=None):
+        super().__init__()
+        self.rest = rest
+        self.streams = streams or {}
+
+    def getChildWithDefault(self, name, request):
+        path = request.path.decode("latin-1")
+        stream = self.streams.get(path)
+        if stream is not None:
+            return stream
+        request.postpath.insert(0, request.prepath.pop())
+        return self.rest
+
+
+class Request(server.Request):
+    """Keeps at most MAX_BODY bytes of a body (the rest is dropped, and the request answered 413)."""
+
+    too_large = False
+    _received = 0
+
+    def gotLength(self, length):
+        if length is not None and length > MAX_BODY:
+            self.too_large = True
+            length = 0  # kept in memory: nothing of it will be stored
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        self._received += len(data)
+        if self.too_large or self._received > MAX_BODY:
+            self.too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+#: Seconds an HTTP connection may stay idle.
+IDLE_TIMEOUT = 60
+
+
+def site(rest_resource, streams=None):
+    web = server.Site(Root(rest_resource, streams), timeout=IDLE_TIMEOUT)
+    web.requestFactory = Request
+    web.displayTracebacks = False
+    web.noisy = False
+    return web
+
+
+class HttpService(ListeningService):
+    """The HTTP listener of a worker (see ``endpoint``)."""
