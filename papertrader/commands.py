@@ -96,9 +96,16 @@ _EVENT = [(b"event", amp.Unicode()), (b"time", amp.DateTime()), (b"price", amp.D
 
 
 #: A quote: its price, its source time (the end of the bar it came from), whether it is stale (no fresh
-#: bar for longer than the master's max_quote_age while the market was open) and the asset's name.
+#: bar for longer than the master's max_quote_age while the market was open), the asset's name, a bid and
+#: an ask (the price -/+ the fill model's half-spread), the previous session's close, and the bar.
 _QUOTE = [(b"symbol", amp.Unicode()), (b"price", amp.Decimal()), (b"time", amp.DateTime()),
-          (b"stale", amp.Boolean(optional=True)), (b"name", amp.Unicode(optional=True))]
+          (b"stale", amp.Boolean(optional=True)), (b"name", amp.Unicode(optional=True)),
+          (b"bid", amp.Decimal(optional=True)), (b"ask", amp.Decimal(optional=True)),
+          (b"previous_close", amp.Decimal(optional=True)),
+          # The bar this price came from (with the update that brought it, not in snapshots):
+          (b"bar_start", amp.DateTime(optional=True)), (b"open", amp.Decimal(optional=True)),
+          (b"high", amp.Decimal(optional=True)), (b"low", amp.Decimal(optional=True)),
+          (b"volume", amp.Integer(optional=True))]
 _ACCOUNT = [(b"username", amp.Unicode()), (b"email", amp.Unicode()), (b"cash", amp.Decimal())]
 
 

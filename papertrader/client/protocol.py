@@ -42,7 +42,7 @@ class ClientProtocol(amp.AMP):
             self.handshake.callback(self)
 
     @commands.Tick.responder
-    def tick(self, symbol, price, time, stale=None, name=None):
+    def tick(self, symbol, price, time, stale=None, name=None, **bar):
         if self.on_tick is not None:
             self.on_tick(dict(symbol=symbol, price=price, time=time, stale=bool(stale)))
         return {}

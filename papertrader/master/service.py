@@ -1,6 +1,7 @@
 """The master service: every concern of the master composed in one MultiService."""
 
 import os
+from decimal import Decimal
 import sqlite3
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +27,7 @@ from papertrader.market.service import MarketService
 from papertrader.market.setup import MarketSetupError
 from papertrader.market.setup import build as build_market
 from papertrader.master.api_keys import ApiKeys
+from papertrader.money import round_price
 from papertrader.master.candles import CandleStore
 from papertrader.master.order_store import OrderStore
 from papertrader.master.protocol import MasterFactory
@@ -207,13 +209,22 @@ class Master(StagedService):
         done.addBoth(lambda _: timer.cancel() if timer.active() else None)
         return done
 
-    def _quote_dicts(self, quotes):
-        return [dict(symbol=q.symbol, price=q.price, time=q.time, stale=q.stale,
-                     name=self.board.info[q.symbol].name or None) for q in quotes]
+    def _quote_dicts(self, quotes, bars=None):
+        spread = getattr(self.trading.rules.fill_model, "half_spread_bps", Decimal(0)) / 10_000
+        out = []
+        for q in quotes:
+            quote = dict(symbol=q.symbol, price=q.price, time=q.time, stale=q.stale,
+                         name=self.board.info[q.symbol].name or None, bid=round_price(q.price * (1 - spread)),
+                         ask=round_price(q.price * (1 + spread)), previous_close=q.previous_close)
+            bar = (bars or {}).get(q.symbol)
+            if bar is not None and bar.end == q.time:
+                quote.update(bar_start=bar.start, open=bar.open, high=bar.high, low=bar.low, volume=bar.volume)
+            out.append({k: v for k, v in quote.items() if v is not None})
+        return out
 
     def push_quotes(self, step, quotes):
         if quotes:
-            self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes))
+            self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes, step.bars))
 
     def send_snapshot(self, protocol):
         protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()))
