@@ -165,7 +165,9 @@ class ProviderHTTP:
         self._headers.update({k: [v] for k, v in (headers or {}).items()})
         self._secrets = [s for s in secrets if s]
         self.pool = HTTPConnectionPool(reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 4
+        # A fetch sends its batches at once (500 symbols = 5 requests to Alpaca): keep them all alive,
+        # so the next update reuses the connections instead of a TLS handshake each.
+        self.pool.maxPersistentPerHost = 10
         # treq's HTTPClient keeps a cookie jar across requests (some hosts need their load-balancer cookie).
         self.client = treq.client.HTTPClient(Agent(reactor, pool=self.pool, connectTimeout=self.timeout))
         #: "ok", "unavailable: <reason>" or "rate limited until <time>" -- for the console and ``clock``.
