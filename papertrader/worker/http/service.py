@@ -21,4 +21,10 @@ def http_service(worker, reactor, description, cert_path, settings):
         stream_resources = None
     if stream_resources is not None:
         streams = stream_resources(worker, settings)
-    return ListeningService(endpoint, sites.site(rest.resource(), streams), worker.log, f"worker {worker.name} HTTP")
+    try:
+        from papertrader.worker.web import web_resource
+    except ImportError:  # pragma: no cover - the website is part of the package
+        web_resource = None
+    web = web_resource(worker, settings) if web_resource is not None else None
+    return ListeningService(endpoint, sites.site(rest.resource(), streams, web), worker.log,
+                            f"worker {worker.name} HTTP")

@@ -11,7 +11,6 @@ import ipaddress
 from twisted.internet import endpoints
 from twisted.web import resource, server
 
-from papertrader.services import ListeningService
 
 MAX_BODY = 64 * 1024
 
@@ -56,13 +55,19 @@ def _loopback(interface):
         return interface == "localhost"
 
 
-class Root(resource.Resource):
-    """``/stream``, ``/v2/iex`` and ``/v2/sip`` are WebSockets; everything else is the REST API."""
+#: Path prefixes of the Alpaca-compatible REST API.
+API_PREFIXES = ("/v1/", "/v2/")
 
-    def __init__(self, rest, streams=None):
+
+class Root(resource.Resource):
+    """``/stream``, ``/v2/iex`` and ``/v2/sip`` are WebSockets; ``/v1/...`` and ``/v2/...`` the REST API;
+    everything else the website (when there is one; else the REST API's JSON 404)."""
+
+    def __init__(self, rest, streams=None, web=None):
         super().__init__()
         self.rest = rest
         self.streams = streams or {}
+        self.web = web
 
     def getChildWithDefault(self, name, request):
         path = request.path.decode("latin-1")
@@ -70,7 +75,9 @@ class Root(resource.Resource):
         if stream is not None:
             return stream
         request.postpath.insert(0, request.prepath.pop())
-        return self.rest
+        if self.web is None or path.startswith(API_PREFIXES):
+            return self.rest
+        return self.web
 
 
 class Request(server.Request):
@@ -97,13 +104,10 @@ class Request(server.Request):
 IDLE_TIMEOUT = 60
 
 
-def site(rest_resource, streams=None):
-    web = server.Site(Root(rest_resource, streams), timeout=IDLE_TIMEOUT)
+def site(rest_resource, streams=None, web_resource=None):
+    web = server.Site(Root(rest_resource, streams, web_resource), timeout=IDLE_TIMEOUT)
     web.requestFactory = Request
     web.displayTracebacks = False
     web.noisy = False
     return web
 
-
-class HttpService(ListeningService):
-    """The HTTP listener of a worker (see ``endpoint``)."""
