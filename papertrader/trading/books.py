@@ -4,14 +4,14 @@
 included, so ``cash_after == cash_before + amount`` always holds.  A position's
 cost includes the commissions paid to build it; selling part of a position
 removes the same fraction of its cost, and the difference between what the sale
-brought and the cost it removed is its realized profit or loss.
+brought and the cost it removed is its realized profit or loss.  Covering a short works the same way from the other side.
 
 Books are values: :func:`apply_fill` returns a new book and never changes the old one.
 """
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Mapping
+from typing import Mapping, Optional
 
 from papertrader.money import PRICE_STEP, ROUNDING, round_money
 
@@ -35,11 +35,17 @@ class Position:
 
 @dataclass(frozen=True)
 class Book:
-    """One account's cash and positions (symbol -> Position, only non-zero ones)."""
+    """One account's cash and positions (symbol -> Position, only non-zero ones).
+
+    ``margin`` holds the account's margin terms (papertrader.trading.margin.MarginRules) when it is a
+    margin account, None for a cash account.  A short position has a negative quantity and a negative
+    cost (minus what the short sales brought).
+    """
 
     account_id: int
     cash: Decimal
     positions: Mapping[str, Position] = field(default_factory=dict)
+    margin: Optional[object] = None
 
     def quantity(self, symbol):
         position = self.positions.get(symbol)
@@ -70,34 +76,40 @@ def gross_value(quantity, price):
 def apply_fill(book: Book, side: Side, symbol, quantity: Decimal, price: Decimal, commission: Decimal):
     """The book after filling ``quantity`` at ``price`` (paying ``commission``), and the Execution.
 
-    The caller has checked that the book can afford it (cash for a buy, shares
-    for a sell); this raises ValueError if it cannot, rather than going negative.
+    The caller has checked that the book can afford it.  A cash account (``book.margin`` None) never
+    goes below zero cash or shares; a margin account may borrow (negative cash) and sell short (a
+    negative position, whose cost is minus the proceeds).  No fill turns a position from long to short
+    or back.  This raises ValueError rather than break those rules.
     """
+    buy = side is Side.BUY
     gross = gross_value(quantity, price)
     held = book.positions.get(symbol)
+    held_quantity = held.quantity if held else Decimal(0)
+    held_cost = held.cost if held else ZERO_MONEY
+    amount = -(gross + commission) if buy else gross - commission
+    cash = book.cash + amount
+    if cash < 0 and book.margin is None:
+        raise ValueError("a buy may not take cash below zero" if buy else
+                         "the commission may not take cash below zero")
     positions = dict(book.positions)
-    if side is Side.BUY:
-        amount = -(gross + commission)
-        cash = book.cash + amount
-        if cash < 0:
-            raise ValueError("a buy may not take cash below zero")
-        before_quantity = held.quantity if held else Decimal(0)
-        before_cost = held.cost if held else ZERO_MONEY
-        positions[symbol] = Position(symbol, before_quantity + quantity, before_cost - amount)
-        realized = ZERO_MONEY
-    else:
-        if held is None or quantity > held.quantity:
-            raise ValueError("a sell may not exceed the position")
-        amount = gross - commission
-        cash = book.cash + amount
-        if cash < 0:
-            raise ValueError("the commission may not take cash below zero")
-        removed = held.cost if quantity == held.quantity else round_money(held.cost * quantity / held.quantity)
+    reducing = held_quantity != 0 and (held_quantity > 0) != buy
+    if reducing:
+        if quantity > abs(held_quantity):
+            raise ValueError("a fill may not turn a position from long to short or back; close it first")
+        whole = quantity == abs(held_quantity)
+        removed = held_cost if whole else round_money(held_cost * quantity / abs(held_quantity))
         realized = amount - removed
-        if quantity == held.quantity:
+        if whole:
             del positions[symbol]
         else:
-            positions[symbol] = Position(symbol, held.quantity - quantity, held.cost - removed)
+            left = held_quantity - quantity if held_quantity > 0 else held_quantity + quantity
+            positions[symbol] = Position(symbol, left, held_cost - removed)
+    else:
+        if not buy and book.margin is None:
+            raise ValueError("a sell may not exceed the position (a cash account cannot sell short)")
+        after = held_quantity + quantity if buy else held_quantity - quantity
+        positions[symbol] = Position(symbol, after, held_cost - amount)
+        realized = ZERO_MONEY
     after = positions.get(symbol)
     execution = Execution(side, symbol, quantity, price, gross, commission, amount, cash,
                           after.quantity if after else Decimal(0), realized)

@@ -10,7 +10,9 @@ leaves a fraction of a share keeps it (shares here are fractional).
 
 A **cash dividend** of ``amount`` per share is owed to whoever holds the shares
 at the end of the session before its ex-date, and is paid on its pay date (the
-ex-date when no pay date is known): cash += round(quantity held x amount).
+ex-date when no pay date is known): cash += round(quantity held x amount).  A short position
+(negative quantity, margin accounts) pays it instead, as a short seller pays the lender.
+A split multiplies a short position the same way (rounded toward zero).
 """
 
 from dataclasses import dataclass, replace
@@ -62,7 +64,7 @@ def split_book(book, split):
         return book, None
     quantity = split.shares(held.quantity)
     positions = dict(book.positions)
-    if quantity > 0:
+    if quantity != 0:
         positions[split.symbol] = replace(held, quantity=quantity)
     else:
         del positions[split.symbol]
@@ -152,11 +154,11 @@ def apply(books, orders, actions, today, now):
         else:
             for account_id, book in list(books.items()):
                 held = book.quantity(action.symbol)
-                if held <= 0:
+                if held == 0:
                     continue
                 due = Entitlement(account_id, action.symbol, action.ex_date, action.paid_on, held, action.amount,
                                   dividend_amount(held, action))
-                if due.amount <= 0:
+                if due.amount == 0:
                     continue
                 if due.pay_date <= today:
                     books[account_id], record = pay(books[account_id], due, now)

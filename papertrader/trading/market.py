@@ -59,7 +59,8 @@ class MarketStep:
     A symbol without a bar (no data, stale data, market closed) simply does not trade in this step.
     ``actions`` are the splits and dividends that take effect in this step (dated ``today`` or before,
     not applied yet); ``due`` the dividend entitlements whose pay date has come.  They are applied
-    before the bars trade.
+    before the bars trade.  ``prices`` are the last prices known before this step (margin accounts are
+    valued at them; a symbol missing there is valued at its bar's open).
     """
 
     time: datetime
@@ -67,6 +68,7 @@ class MarketStep:
     actions: tuple = ()
     due: tuple = ()
     today: Optional[date] = None
+    prices: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ own reservation fits in what is left:
     buying power = cash - reservations of the account's open buys
     available shares = position - shares reserved by open sells
 
-Short selling is not allowed: a sell needs the shares.
+In a cash account short selling is not allowed: a sell needs the shares.  In a margin account
+(``book.margin``; see papertrader/trading/margin.py) buying power is the Reg T figure of margin.py
+less the reservations of the open orders that open or add to positions (buys while long or flat,
+short sales while short or flat); a short sale reserves its value at the highest of its limit, stop
+and last price (plus ``market_buy_buffer`` unless it is a limit order).  A sell of a long position or
+a buy that covers a short needs no buying power, but no order may turn a position from long to short
+or back: close it first.
 """
 
 from dataclasses import dataclass
@@ -28,6 +34,7 @@ from papertrader.money import (
     round_money,
 )
 
+from . import margin
 from .commissions import CommissionModel, Zero
 from .fill_models import BarFillModel, FillModel
 from .market import SessionInfo
@@ -146,11 +153,50 @@ def reserved_shares(order, last):
     return order.quantity - order.filled_quantity
 
 
+def short_reservation(order, last, rules: Rules):
+    """Buying power an open short sale keeps (margin accounts)."""
+    if order.side is not Side.SELL or not order.open:
+        return Decimal("0.00")
+    known = [p for p in (order.limit_price, order.stop_price, last) if p is not None]
+    if order.quantity is None or not known:
+        return order.notional or Decimal("0.00")
+    price = max(known)
+    if order.type is not OrderType.LIMIT:
+        price = price * (1 + rules.market_buy_buffer)
+    remaining = order.quantity - order.filled_quantity
+    value = round_money(remaining * price)
+    return value + rules.commission_model.charge(order.commission, order.quantity, order.filled_value + value)
+
+
+def margin_reservation(order, book, last, rules: Rules):
+    """Buying power an open order of a margin account keeps: its value if it opens or adds to a position."""
+    if not order.open or not margin.opens(order.side is Side.BUY, book.quantity(order.symbol)):
+        return Decimal("0.00")
+    if order.side is Side.BUY:
+        return reservation(order, last, rules)
+    return short_reservation(order, last, rules)
+
+
 def buying_power(book, open_orders, prices, rules, excluding=None):
-    """Cash left for new buys after the open buys' reservations."""
-    reserved = sum((reservation(o, prices.get(o.symbol), rules) for o in open_orders
-                    if o.id != excluding and o.account_id == book.account_id), Decimal("0.00"))
+    """Cash (or, in a margin account, Reg T buying power) left for new orders after the open orders'
+    reservations."""
+    mine = [o for o in open_orders if o.id != excluding and o.account_id == book.account_id]
+    if book.margin is not None:
+        reserved = sum((margin_reservation(o, book, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
+        return margin.buying_power(book, prices, book.margin) - reserved
+    reserved = sum((reservation(o, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
     return book.cash - reserved
+
+
+def covering(book, open_orders, symbol, excluding=None):
+    """Shares of a short position in ``symbol`` left to cover after the open buys (0 if not short)."""
+    held = book.quantity(symbol)
+    if held >= 0:
+        return Decimal(0)
+    reserved = sum((o.remaining for o in open_orders if o.id != excluding and o.symbol == symbol
+                    and o.side is Side.BUY and o.open and o.quantity is not None
+                    and o.account_id == book.account_id), Decimal(0))
+    return -held - reserved
 
 
 def available_shares(book, open_orders, symbol, prices, excluding=None):
@@ -198,6 +244,8 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
         raise QuoteUnavailable(f"no price is known yet for {request.symbol}; a trailing stop starts from it")
     what = f"{quantity_text(order.quantity)} {order.symbol}" if order.quantity is not None else \
         f"{money_text(order.notional)} of {order.symbol}"
+    if book.margin is not None:
+        return _accept_margin(order, book, others, prices, last, rules, what)
     if order.side is Side.BUY:
         price, needs_last = reference_price(order, last)
         if price is None:
@@ -223,4 +271,39 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
             after = f" ({quantity_text(held - have)} are held for your open sell orders)" if held != have else ""
             raise InsufficientPosition(f"insufficient position: selling {what} but {quantity_text(have)} are"
                                        f" available{after}; short selling is not allowed")
+    return order
+
+
+def _accept_margin(order, book, others, prices, last, rules, what):
+    """The buying-power and position checks of a margin account (see the module's docstring)."""
+    buy = order.side is Side.BUY
+    held = book.quantity(order.symbol)
+    known = order.limit_price or order.stop_price or last
+    if order.quantity is not None and known is not None and round_money(order.quantity * known) < CENT:
+        raise InvalidInput(f"order value below one cent: {what} at {price_text(known)}")
+    if last is None and (order.quantity is None or order.type is not OrderType.LIMIT):
+        raise QuoteUnavailable(f"no price is known yet for {order.symbol}; try again after the next update")
+    if buy and held < 0:
+        left = covering(book, others, order.symbol)
+        if order.quantity is None or order.quantity > left:
+            raise InsufficientPosition(
+                f"a buy may cover at most the {quantity_text(left)} {order.symbol} you are short (after your open"
+                " buys), by quantity; cover first, then buy again to go long")
+        return order
+    if not buy and held > 0:
+        have = available_shares(book, others, order.symbol, prices)
+        wanted = reserved_shares(order, last)
+        if wanted > have:
+            raise InsufficientPosition(
+                f"insufficient position: selling {what} but {quantity_text(have)} are available; a sell may not"
+                " turn a long position short: sell what you hold first, then sell short")
+        return order
+    if not buy and (order.quantity is None or order.quantity != order.quantity.to_integral_value()):
+        raise InvalidInput("a short sale is a whole number of shares, given as a quantity (not a notional)")
+    needed = reservation(order, last, rules) if buy else short_reservation(order, last, rules)
+    power = buying_power(book, others, prices, rules)
+    if needed > power:
+        doing = "buying" if buy else "selling short"
+        raise InsufficientFunds(f"insufficient buying power: {doing} {what} needs up to {money_text(needed)};"
+                                f" margin buying power is {money_text(power)} after your open orders")
     return order

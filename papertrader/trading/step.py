@@ -28,7 +28,7 @@ from typing import Dict, List
 
 from papertrader.money import CENT, QUANTITY_STEP, money_text, price_text, quantity_text
 
-from . import corporate
+from . import corporate, margin
 from .books import apply_fill, gross_value
 from .events import Event, EventKind, Fill
 from .orders import OrderType, Side, Status, TimeInForce
@@ -112,6 +112,8 @@ def step(books, orders, market, rules):
         adjusted = {o.id: o for o in changed}
         orders = [adjusted.get(o.id, o) for o in orders]
     liquidity_left = {}
+    marks = {symbol: bar.open for symbol, bar in market.bars.items()}
+    marks.update(market.prices)
     for order in sorted(orders, key=lambda o: o.id):
         if not order.open or order.account_id not in books:
             continue
@@ -124,7 +126,8 @@ def step(books, orders, market, rules):
             if match.triggered != order.triggered or watermark != order.watermark:
                 order = order.but(triggered=match.triggered, watermark=watermark)
             if match.price is not None:
-                order, happened, books = _fill(order, match, bar, books, liquidity_left, rules, model_name, now)
+                order, happened, books = _fill(order, match, bar, books, liquidity_left, rules, model_name, now,
+                                               marks)
                 events.extend(happened)
             if order.open and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
                 why = ("fok: the whole quantity could not fill in one bar"
@@ -144,8 +147,9 @@ def step(books, orders, market, rules):
     return result
 
 
-def _fill(order, match, bar, books, liquidity_left, rules, model_name, now):
-    """Fill what the bar, the cash and the position allow; returns (order, events, books)."""
+def _fill(order, match, bar, books, liquidity_left, rules, model_name, now, marks=None):
+    """Fill what the bar, the cash and the position allow; returns (order, events, books).
+    ``marks`` are the prices a margin account is valued at."""
     model, commissions = rules.fill_model, rules.commission_model
     book = books[order.account_id]
     buy = order.side is Side.BUY
@@ -174,7 +178,11 @@ def _fill(order, match, bar, books, liquidity_left, rules, model_name, now):
     price = model.price(order, match, quantity, total_liquidity, bar)
     if quantity < wanted and gross_value(wanted - quantity, price) < CENT:
         quantity = wanted  # never leave a remainder worth less than a cent
-    if buy:
+    if book.margin is not None:
+        quantity, refusal = _margin_quantity(book, order, price, quantity, wanted, marks or {}, commissions)
+        if refusal is not None:
+            return *_refuse(order, refusal[0], refusal[1], now), books
+    elif buy:
         quantity = _affordable(book.cash, price, order, quantity, commissions)
         if quantity <= 0 or gross_value(quantity, price) < CENT:
             return *_refuse(order, "insufficient_funds",
@@ -189,7 +197,7 @@ def _fill(order, match, bar, books, liquidity_left, rules, model_name, now):
                            f" holding {quantity_text(held)}", now), books
     commission = commissions.charge(order.commission, order.filled_quantity + quantity,
                                     order.filled_value + price * quantity)
-    if not buy and book.cash + gross_value(quantity, price) - commission < 0:
+    if not buy and book.margin is None and book.cash + gross_value(quantity, price) - commission < 0:
         return *_refuse(order, "insufficient_funds", "insufficient funds to pay the commission", now), books
     book, execution = apply_fill(book, order.side, order.symbol, quantity, price, commission)
     books[order.account_id] = book
@@ -204,6 +212,27 @@ def _fill(order, match, bar, books, liquidity_left, rules, model_name, now):
                 model_name, now)
     kind = EventKind.FILL if status is Status.FILLED else EventKind.PARTIAL_FILL
     return order, [Event(kind, order, now, fill=fill)], books
+
+
+def _margin_quantity(book, order, price, quantity, wanted, marks, commissions):
+    """How much of a margin account's order may fill now: (quantity, None) or (0, (code, reason)).
+
+    A sale of shares held fills up to the position, a cover up to the short; an order that opens or adds
+    to a position fills what the buying power at this moment pays (margin.py)."""
+    held = book.quantity(order.symbol)
+    buy = order.side is Side.BUY
+    if not margin.opens(buy, held):
+        quantity = min(quantity, abs(held))
+    else:
+        power = margin.buying_power(book, marks, book.margin)
+        quantity = _affordable(power, price, order, quantity, commissions)
+        if not buy:
+            quantity = quantity.to_integral_value(rounding=ROUND_DOWN)  # short sales are whole shares
+    if quantity <= 0 or gross_value(quantity, price) < CENT:
+        what = "buying" if buy else "selling"
+        return ZERO, ("insufficient_funds", f"insufficient margin buying power at the fill: {what}"
+                      f" {quantity_text(wanted)} {order.symbol} at {price_text(price)}")
+    return quantity, None
 
 
 def _refuse(order, code, why, now):
