@@ -603,3 +603,55 @@ async def test_what_the_source_says_of_an_asset_is_enforced(db, user, submit, qu
     with pytest.raises(InvalidInput, match="not tradable"):
         await submit(alice, "t", "buy", "MSFT", "1")
     assert (await submit(alice, "w", "buy", "AAPL", "2"))["status"] == "new"
+
+
+# --- group commit ---------------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_sent_together_share_transactions_and_a_refusal_undoes_only_itself(db, user, submit, quote,
+                                                                                       trading):
+    """40 orders of 4 accounts at once: fewer transactions than orders; the refused ones (too big for the
+    cash, a client_order_id reused for another order) leave no row behind; the same order sent twice in one
+    batch is one order."""
+    quote(AAPL="100")
+    people = [await user(f"user{n}") for n in range(4)]
+    before = trading.commits.transactions
+    sends = []
+    for n in range(10):
+        for i, person in enumerate(people):
+            quantity = "2000" if n == 5 else "1"  # 200,000 > 100,000 of cash: refused
+            sends.append(submit(person, f"o{n}", "buy", "AAPL", quantity))
+    sends.append(submit(people[0], "o1", "buy", "AAPL", "1"))  # the same request again: the same order
+    sends.append(submit(people[1], "o2", "sell", "AAPL", "1"))  # o2 reused for another order: refused
+    results = await defer.DeferredList(sends, consumeErrors=True)
+    accepted = [r for ok, r in results if ok]
+    refused = [r for ok, r in results if not ok]
+    assert len(accepted) == 37 and len(refused) == 5
+    assert sum(1 for r in refused if r.check(InsufficientFunds)) == 4 and refused[-1].check(DuplicateOrder)
+    assert results[-2][1]["id"] == results[4][1]["id"]  # o1 of people[0]
+    assert await count(db, "orders") == 36 and await count(db, "order_events") == 36
+    assert trading.commits.transactions - before < 36
+    for person in people:
+        await check_books(db, person.account_id, D("100000.00"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_group_that_cannot_commit_acknowledges_none_of_its_orders(db, user, submit, quote, trading):
+    alice = await user("alice")
+    quote(AAPL="100")
+    real_lock = trading.commits.lock
+
+    def broken_lock(cursor, ids):
+        cursor.execute("SELECT no_such_column FROM accounts")  # the whole transaction fails
+
+    trading.commits.lock = broken_lock
+    try:
+        results = await defer.DeferredList([submit(alice, f"b{n}", "buy", "AAPL", "1") for n in range(5)],
+                                           consumeErrors=True)
+    finally:
+        trading.commits.lock = real_lock
+    assert all(not ok for ok, _ in results)
+    assert await count(db, "orders") == 0
+    order = await submit(alice, "b0", "buy", "AAPL", "1")  # the next group commits again
+    assert order["status"] == "new" and await count(db, "orders") == 1

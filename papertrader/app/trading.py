@@ -17,6 +17,7 @@ from papertrader import faults
 from papertrader.app import authenticated
 from papertrader.errors import DuplicateOrder, InvalidInput, PaperTraderError, UnknownOrder
 from papertrader.master import validation
+from papertrader.master.group_commit import GroupCommit
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend
@@ -78,6 +79,8 @@ class TradingCommands:
     def __init__(self, db, store, board, market_clock, rules, clock, log, publish=None, candles=None):
         self.db = db
         self.store = store
+        #: Orders placed, canceled and replaced together share a transaction (master/group_commit.py).
+        self.commits = GroupCommit(db, store.lock_accounts, log=log)
         self.candles = candles
         self.board = board
         self.market_clock = market_clock
@@ -151,7 +154,7 @@ class TradingCommands:
             self.store.save(cursor, [], {}, [_accepted(order)], recorded)
             return order, True
 
-        order, created = yield self.db.run(unit_of_work)
+        order, created = yield self.commits.run(unit_of_work, [session.account_id])
         if not created:
             if not _same_request(order, request):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
@@ -199,7 +202,7 @@ class TradingCommands:
             self.store.save(cursor, [order], {}, [event], recorded)
             return order, event
 
-        order, event = yield self.db.run(unit_of_work)
+        order, event = yield self.commits.run(unit_of_work, [session.account_id])
         self.log.info("order {id} canceled by {username}", id=order.id, username=session.username)
         self.publish([(session.username, _event_view(event))])
         return order_view(order)
@@ -257,7 +260,7 @@ class TradingCommands:
             self.store.save(cursor, [ended], {}, events, recorded)
             return new, events
 
-        new, events = yield self.db.run(unit_of_work)
+        new, events = yield self.commits.run(unit_of_work, [session.account_id])
         self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,
                       username=session.username)
         self.publish([(session.username, _event_view(e)) for e in events])
