@@ -35,6 +35,8 @@ class Settings:
     commission: Decimal = Decimal("0.00")
     #: bcrypt cost factor for new password hashes.
     bcrypt_rounds: int = 12
+    #: Threads that hash passwords at once (0: half the CPU cores, at least 1); logins queue beyond it.
+    hash_threads: int = 0
     #: Seed of the simulated market's random walks (same seed, same prices).
     market_seed: int = 1
     #: Seconds a session may go unused before it ends (in addition to its 24 h / 30 day expiry).
@@ -125,7 +127,7 @@ class Settings:
 
 NAMES = tuple(f.name for f in fields(Settings))
 MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximum"}
-INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31),
+INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31), "hash_threads": (0, 64),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
             "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
             "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000)}

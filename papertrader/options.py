@@ -41,6 +41,7 @@ class SettingsOptions(usage.Options):
         ["starting-cash", None, None, "Cash of a new account."],
         ["commission", None, None, "Commission per filled order."],
         ["bcrypt-rounds", None, None, "bcrypt cost factor for password hashes."],
+        ["hash-threads", None, None, "Threads hashing passwords at once (0: half the CPU cores)."],
         ["market-seed", None, None, "Seed of the simulated market."],
         ["session-idle-timeout", None, None, "Seconds a session may go unused before it ends."],
         ["login-free-attempts", None, None, "Failed logins before each attempt must wait longer."],
@@ -83,7 +84,7 @@ class SettingsOptions(usage.Options):
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
-                 "bcrypt-rounds", "market-seed", "heartbeat-interval", "heartbeat-misses",
+                 "bcrypt-rounds", "hash-threads", "market-seed", "heartbeat-interval", "heartbeat-misses",
                  "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
                  "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "calendar", "fill-model",
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",

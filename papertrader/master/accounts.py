@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import bcrypt
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
+from papertrader import pools
 from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
 from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
@@ -113,7 +114,7 @@ class Accounts:
         # Counted only now: a typo (invalid input, weak password) costs nothing and uses up no attempt;
         # a valid request costs a password hash, taken username or not.
         self.register_throttle.check(("address", client_ip))
-        hashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
+        hashed = yield pools.HASHING.run(hash_password, password, self.settings.bcrypt_rounds)
         created = iso(self.now())
 
         def insert(cursor):
@@ -151,11 +152,11 @@ class Accounts:
         else:
             # Same work whether or not the account exists: no timing oracle.
             if self._dummy_hash is None:
-                self._dummy_hash = yield threads.deferToThread(
+                self._dummy_hash = yield pools.HASHING.run(
                     hash_password, secrets.token_hex(16), self.settings.bcrypt_rounds
                 )
             account_id, name, hashed = None, None, self._dummy_hash
-        ok = yield threads.deferToThread(check_password, password, hashed)
+        ok = yield pools.HASHING.run(check_password, password, hashed)
         if not ok or account_id is None:
             self.log.warn("failed login for {username!r} from {ip} via {worker}",
                           username=username[:64], ip=client_ip, worker=worker)
@@ -164,7 +165,7 @@ class Accounts:
         self.login_throttle.succeeded(name_key)
         if hash_rounds(hashed) < self.settings.bcrypt_rounds:
             # The cost was raised since this hash was made: re-hash now that we know the password.
-            rehashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
+            rehashed = yield pools.HASHING.run(hash_password, password, self.settings.bcrypt_rounds)
             yield self.db.execute("UPDATE accounts SET password_hash = ? WHERE id = ?", (rehashed, account_id))
             self.log.info("password hash of {username} upgraded to bcrypt cost {rounds}", username=name,
                           rounds=self.settings.bcrypt_rounds)
@@ -316,7 +317,7 @@ class Accounts:
         hashed = rows[0][0]
         if hashed:
             ok = bool(password) and len(password) <= validation.MAX_PASSWORD and (
-                yield threads.deferToThread(check_password, password, hashed))
+                yield pools.HASHING.run(check_password, password, hashed))
         else:
             linked = yield self.db.query(
                 "SELECT 1 FROM identities WHERE account_id = ? AND issuer = ? AND subject = ?",
@@ -355,7 +356,7 @@ class Accounts:
         if rows and rows[0][0]:
             raise InvalidInput("this account has a password already; change it with 'passwd'")
         password = validation.password(password)
-        hashed = yield threads.deferToThread(hash_password, password, self.settings.bcrypt_rounds)
+        hashed = yield pools.HASHING.run(hash_password, password, self.settings.bcrypt_rounds)
         yield self.db.execute("UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash IS NULL",
                               (hashed, session.account_id))
         self.log.info("{username} set a password", username=session.username)
@@ -451,12 +452,12 @@ class Accounts:
         rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
         hashed = rows[0][0] if rows else None
         ok = bool(hashed) and old and len(old) <= validation.MAX_PASSWORD and (
-            yield threads.deferToThread(check_password, old, hashed))
+            yield pools.HASHING.run(check_password, old, hashed))
         if not ok:
             self.log.warn("{username} gave a wrong current password", username=session.username)
             raise BadCredentials("the current password is wrong")
         new = validation.password(new)
-        rehashed = yield threads.deferToThread(hash_password, new, self.settings.bcrypt_rounds)
+        rehashed = yield pools.HASHING.run(hash_password, new, self.settings.bcrypt_rounds)
 
         def store(cursor):
             cursor.execute(self.db.sql("UPDATE accounts SET password_hash = ? WHERE id = ?"),

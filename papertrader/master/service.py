@@ -10,7 +10,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys
+from papertrader import commands, gpgkeys, pools
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
                                   usage_exit)
@@ -102,6 +102,7 @@ class Master(StagedService):
         if source is not None:
             market.source = source
         self.board = QuoteBoard(market.assets)
+        pools.HASHING.resize(settings.hash_threads)
         self.accounts = Accounts(self.db, settings, clock, self.log)
         self.api_keys = self.accounts.api_keys = ApiKeys(self.db, clock, self.log, settings.api_rate_limit)
         self.provider = None

@@ -15,9 +15,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from twisted.application import service
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, task
 
-from papertrader import commands
+from papertrader import commands, pools
 from papertrader.errors import InvalidInput, Throttled, WorkerRefused
 from papertrader.throttle import Throttle
 from papertrader.times import iso, utc
@@ -121,7 +121,7 @@ class Workers:
     def register(self, name, public_key_armor, allowed_ips=None):
         """Import a worker's public key and record its fingerprint (replacing an older registration)."""
         parse_allowed(allowed_ips)
-        fingerprint = yield threads.deferToThread(self.keyring.import_key, public_key_armor)
+        fingerprint = yield pools.GPG.run(self.keyring.import_key, public_key_armor)
         rows = yield self.db.query("SELECT name, state FROM workers WHERE fingerprint = ?", (fingerprint,))
         if rows and rows[0][1] == REVOKED:
             raise InvalidInput(f"key {fingerprint} was revoked (worker {rows[0][0]!r}); make a new bundle"
@@ -199,7 +199,7 @@ class Workers:
 
     def verify(self, challenge, signature, fingerprint):
         """Fires True if ``signature`` of ``challenge`` was made by ``fingerprint``'s key."""
-        return threads.deferToThread(self.keyring.verify, challenge, signature, fingerprint)
+        return pools.GPG.run(self.keyring.verify, challenge, signature, fingerprint)
 
     def link(self, name, region, host, port, version, address, protocol):
         if name in self.barred:
@@ -305,7 +305,7 @@ class Workers:
             self.barred.add(name)
         reg = yield self._set_state(name, REVOKED)
         self._drop(name, "revoked by an operator")
-        yield threads.deferToThread(self.keyring.delete_key, reg["fingerprint"])
+        yield pools.GPG.run(self.keyring.delete_key, reg["fingerprint"])
         self.log.warn("worker {name} revoked (key {fingerprint} deleted)", name=name, fingerprint=reg["fingerprint"])
         return True
 

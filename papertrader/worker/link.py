@@ -8,12 +8,12 @@ worker instead of waiting.
 """
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet import defer, protocol, task, threads
+from twisted.internet import defer, protocol, task
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.protocols import amp
 from zope.interface import implementer
 
-from papertrader import __version__, commands, gpgkeys, tls
+from papertrader import __version__, commands, gpgkeys, pools, tls
 from papertrader.errors import MasterUnavailable, PaperTraderError, ServerError
 
 CALL_TIMEOUT = 30
@@ -200,7 +200,7 @@ class MasterLink(ClientService):
             port = yield worker.listener.whenListening()
             answer = yield proto.callRemote(commands.WorkerHello, name=worker.name, host=worker.public_host,
                                             port=port, version=__version__, region=worker.region)
-            signature = yield threads.deferToThread(sign_once, worker.gnupg_home, answer["challenge"])
+            signature = yield pools.GPG.run(sign_once, worker.gnupg_home, answer["challenge"])
             yield proto.callRemote(commands.WorkerProve, signature=signature)
         except PaperTraderError as e:
             # Refused (not registered, kicked, revoked...): wait longer each time before trying again.

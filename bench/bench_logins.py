@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""Do logins slow down order acknowledgements?  p50/p99 of placing orders, alone and during a crowd of logins.
+
+A master (in-process cluster) with the default bcrypt cost (12).  ``--clients`` (8) clients place limit buys
+one after another through ``master.trading.place_order`` for ``--seconds`` (5) each phase:
+
+1. alone: the baseline;
+2. while ``--logins`` (20) people log in again and again at the same time, password hashing in its own
+   bounded pool (``hash_threads``, default half the CPU cores);
+3. the same crowd with the pool as large as the crowd (what a shared, unbounded thread pool does).
+
+Printed per phase: orders acknowledged, p50 and p99 of an acknowledgement, logins done, and the p99 increase
+against phase 1 (the goal: at most 10% with the bounded pool).
+
+    .venv/bin/python bench/bench_logins.py
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from twisted.internet import defer, task  # noqa: E402
+
+from papertrader import pools  # noqa: E402
+from papertrader.app import Stamp  # noqa: E402
+from papertrader.cluster import Cluster  # noqa: E402
+from papertrader.config import Settings  # noqa: E402
+from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
+from papertrader.times import utc  # noqa: E402
+from bench.harness import bench_database, drop_schema, free_port, percentile, wait_for_cluster  # noqa: E402
+
+PASSWORD = "benchmark-password"
+
+
+async def phase(reactor, master, traders, symbol, seconds, crowd=(), stop_logins=None):
+    latencies, logins = [], [0]
+    deadline = time.perf_counter() + seconds
+    tag = uuid.uuid4().hex[:6]
+
+    async def trader(session, c):
+        i = 0
+        while time.perf_counter() < deadline:
+            stamp = Stamp(utc(reactor.seconds()), "127.0.0.1", "bench")
+            started = time.perf_counter()
+            await master.trading.place_order(session, stamp, f"{tag}-{c}-{i}", "buy", symbol, "1", type="limit",
+                                             limit_price="1.00", time_in_force="gtc")
+            latencies.append(time.perf_counter() - started)
+            i += 1
+            if i % 40 == 0:  # keep the books small: every order reads its account's open orders
+                await master.trading.cancel_all_orders(session, stamp)
+
+    async def person(name):
+        while time.perf_counter() < deadline:
+            await master.accounts.login(name, PASSWORD, False, "bench", "127.0.0.1")
+            logins[0] += 1
+
+    await defer.gatherResults([defer.ensureDeferred(trader(s, c)) for c, s in enumerate(traders)]
+                              + [defer.ensureDeferred(person(n)) for n in crowd], consumeErrors=True)
+    latencies.sort()
+    return dict(orders=len(latencies), p50=percentile(latencies, 50) * 1000, p99=percentile(latencies, 99) * 1000,
+                logins=logins[0])
+
+
+async def main(reactor, args):
+    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
+                       workers=1, registrations_per_address=100_000, login_free_attempts=100_000,
+                       login_ceiling=100_000, hash_threads=args.hash_threads)
+    database, schema, label = bench_database(args.database)
+    data_dir = tempfile.mkdtemp(prefix="ptbench-")
+    cluster = None
+    try:
+        cluster = Cluster(data_dir, settings, reactor, master_port=free_port(), worker_port=0, database=database,
+                          interface="127.0.0.1")
+        cluster.startService()
+        await cluster.whenReady()
+        await wait_for_cluster(reactor, cluster, settings.assets, 30.0)
+        master = cluster.master
+        symbol = sorted(master.board.prices())[0]
+        names = [f"p{uuid.uuid4().hex[:8]}" for _ in range(args.clients + args.logins)]
+        for name in names:
+            await master.accounts.register(name, f"{name}@example.com", PASSWORD)
+        traders = []
+        for name in names[:args.clients]:
+            token, _, _ = await master.accounts.login(name, PASSWORD, False, "bench", "127.0.0.1")
+            traders.append(await master.accounts.authenticate(token))
+        crowd = names[args.clients:]
+        bounded = pools.HASHING.size
+        print(f"database: {label}; {os.cpu_count()} CPUs; bcrypt_rounds {settings.bcrypt_rounds};"
+              f" {args.clients} clients placing orders, {args.seconds:g} s per phase", flush=True)
+        results = [("alone", await phase(reactor, master, traders, symbol, args.seconds))]
+        results.append((f"{args.logins} logins, hashing pool of {bounded}",
+                        await phase(reactor, master, traders, symbol, args.seconds, crowd)))
+        pools.HASHING.resize(args.logins)
+        results.append((f"{args.logins} logins, hashing pool of {args.logins}",
+                        await phase(reactor, master, traders, symbol, args.seconds, crowd)))
+        pools.HASHING.resize(bounded)
+        base = results[0][1]
+        for name, r in results:
+            print(f"{name:34s}: {r['orders']:6d} orders acknowledged, p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms"
+                  f" ({(r['p99'] / base['p99'] - 1) * 100:+5.1f}% p99), {r['logins']} logins", flush=True)
+    finally:
+        if cluster is not None and cluster.running:
+            await cluster.stopService()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if schema is not None:
+            drop_schema(args.database, schema)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", help="postgresql://... (default: SQLite in a temporary data dir)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--logins", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--hash-threads", type=int, default=0, help="the bounded pool's size (0: half the CPUs)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor, parse_args(sys.argv[1:]))))
