@@ -9,6 +9,7 @@ sends. Every wait is bounded.
 
 import json
 import logging
+import socket
 
 import msgpack
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
@@ -177,11 +178,23 @@ class RawClient(WebSocketClientProtocol):
         return d
 
 
-async def raw_connect(port, path, headers=None):
-    """A RawClient connected to ws://127.0.0.1:PORT/PATH (the upgrade done)."""
+async def raw_connect(port, path, headers=None, receive_buffer=None):
+    """A RawClient connected to ws://127.0.0.1:PORT/PATH (the upgrade done); ``receive_buffer``: the socket's
+    SO_RCVBUF, set before it connects (so the window it offers stays that small)."""
     factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}{path}", headers=headers or {})
-    factory.protocol = RawClient
+    made = []
+    factory.protocol = lambda: made.append(RawClient()) or made[-1]
     factory.setProtocolOptions(autoPingInterval=0, maxMessagePayloadSize=0, maxFramePayloadSize=0)
-    proto = await bounded(TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory), "a TCP connection")
+    if receive_buffer is None:
+        proto = await bounded(TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory), "a TCP connection")
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(WAIT)
+        sock.connect(("127.0.0.1", port))  # loopback: at once
+        sock.setblocking(False)
+        reactor.adoptStreamConnection(sock.fileno(), socket.AF_INET, factory)
+        sock.close()  # the reactor holds its own duplicate
+        proto = made[0]
     await bounded(proto.opened, "the WebSocket upgrade")
     return proto

@@ -56,7 +56,8 @@ class Streams:
         factory.setProtocolOptions(
             maxFramePayloadSize=limits.MAX_MESSAGE, maxMessagePayloadSize=limits.MAX_MESSAGE,
             autoPingInterval=limits.PING_INTERVAL, autoPingTimeout=limits.PING_TIMEOUT,
-            openHandshakeTimeout=limits.AUTH_TIMEOUT, closeHandshakeTimeout=5, perMessageCompressionAccept=None)
+            openHandshakeTimeout=limits.AUTH_TIMEOUT, closeHandshakeTimeout=5, failByDrop=False,
+            perMessageCompressionAccept=None)
         return WebSocketResource(factory)
 
     # --- connections --------------------------------------------------------------------------
@@ -101,10 +102,12 @@ class Streams:
         self.worker.order_fanout.forget(connection.watcher)
         if connection.key_id is not None:
             held = self._by_key.get((connection.key_id, connection.path))
-            if held is not None:
+            if held is not None and connection in held:
                 held.discard(connection)
                 if not held:
                     del self._by_key[(connection.key_id, connection.path)]
+                self.log.info("stream {path}: {username} (API key {key}) from {ip} left", path=connection.path,
+                              username=connection.username, key=connection.key_id, ip=connection.ip)
 
     def count(self, key_id=None):
         """Open connections (of one API key)."""

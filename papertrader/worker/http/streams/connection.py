@@ -13,6 +13,7 @@ worker that much memory and never delays the others.
 """
 
 import json
+import socket
 from collections import deque
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -168,6 +169,7 @@ class StreamProtocol(WebSocketServerProtocol):
         # buffers are full.
         self.transport.unregisterProducer()
         self.transport.registerProducer(self, True)
+        _set_send_buffer(self.transport, limits.SEND_BUFFER)
         self._auth_timer = self.hub.clock.callLater(limits.AUTH_TIMEOUT, self._auth_timed_out)
         self.opened()
 
@@ -365,6 +367,21 @@ class StreamProtocol(WebSocketServerProtocol):
 
     def pushed(self, command, arguments):
         """A push from the worker's fanouts (an order event, a quote)."""
+
+
+def _set_send_buffer(transport, size):
+    """SO_SNDBUF of the socket under ``transport`` (through a TLS layer)."""
+    for _ in range(3):
+        handle = getattr(transport, "getHandle", lambda: None)()
+        if isinstance(handle, socket.socket):
+            try:
+                handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+            except OSError:
+                pass
+            return
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return
 
 
 def message_of(code, detail=None):

@@ -20,6 +20,9 @@ MAX_ERRORS = 50
 #: beyond either, the client is disconnected as slow (error 407).
 MAX_BACKLOG = 1000
 MAX_BACKLOG_BYTES = 1024 * 1024
+#: Bytes of each connection's socket send buffer (the kernel doubles it); a fixed size, so that a client
+#: that does not read holds little of the kernel's memory and is found out soon.
+SEND_BUFFER = 128 * 1024
 #: Data points in one data-stream frame (a bigger batch is sent as several frames).
 MAX_BATCH = 200
 #: The worker pings every connection this often, and drops one that has not answered within PING_TIMEOUT.
