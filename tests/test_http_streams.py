@@ -375,3 +375,69 @@ async def test_trade_streams_close_when_the_worker_loses_the_master(api):
         "code": 503, "message": "service unavailable: the worker lost the master; reconnect"}}
     assert (await trade.wait_closed())[0] == 4503
     assert not data.closed.called and streams_of(api).count(api.key_id) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_streams_over_tls_with_the_deployments_ca(tmp_path, settings, database_url, clock):
+    import os
+    import ssl
+
+    from alpaca.trading.stream import TradingStream
+    from twisted.internet import reactor
+
+    from papertrader import tls
+    from papertrader.master.files import WORKER_CERT
+    from papertrader.worker.http.service import http_service
+    from tests.conftest import start_cluster
+    from tests.http_helpers import make_key
+    from tests.test_e2e import register_and_login
+
+    d = await start_cluster(tmp_path, settings, database_url, clock)
+    try:
+        worker = d.cluster.workers[0]
+        cert = os.path.join(worker.data_dir, WORKER_CERT)
+        worker.http = http_service(worker, reactor, tls.listen_description(0, "127.0.0.1", cert), cert, settings)
+        worker.http.setServiceParent(worker)
+        port = await worker.http.whenListening()
+        await register_and_login(d)
+        key_id, secret = await make_key(d)
+        context = ssl.create_default_context(cafile=os.path.join(d.data_dir, "ca.pem"))
+        stream = TradingStream(key_id, secret, paper=True, url_override=f"wss://localhost:{port}/stream",
+                               websocket_params={"ssl": context, "ping_interval": 10, "ping_timeout": 180})
+        runner = SdkStream(stream, "trade update")
+        stream.subscribe_trade_updates(runner.handler())
+        listens = wait_for_log(worker.logs, "listens to trade_updates")
+        runner.start()
+        try:
+            await listens
+            status, out, err = await d.cli("buy", "AAPL", "2", user="alice")
+            assert status == 0, err
+            assert (await runner.inbox.get()).event == "new"
+            await d.tick()
+            fill = await runner.inbox.get()
+            assert fill.event == "fill" and D(str(fill.qty)) == 2 and fill.order.symbol == "AAPL"
+        finally:
+            await runner.stop(worker.streams)
+    finally:
+        await d.cluster.stopService()
+
+
+def test_the_readme_states_the_stream_limits():
+    import os
+
+    from papertrader.worker.http.streams import limits
+    from papertrader.worker.http.streams.connection import CODES
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as f:
+        readme = f.read()
+    section = " ".join(readme[readme.index("### Streams"):readme.index("### Example strategy")].split())
+    for text in (f"{limits.MAX_MESSAGE // 1024} KiB", f"{limits.MAX_SUBSCRIPTIONS:,} subscriptions",
+                 f"{limits.CONNECTIONS_PER_KEY} authenticated connections per API key",
+                 f"{limits.UNAUTHENTICATED_PER_ADDRESS} connections per client address",
+                 f"{limits.MESSAGES_PER_MINUTE} messages a minute", f"{limits.MAX_ERRORS} invalid messages",
+                 f"pings every {limits.PING_INTERVAL} s", f"within {limits.PING_TIMEOUT} s",
+                 f"{limits.MAX_BACKLOG:,} messages or {limits.MAX_BACKLOG_BYTES // 1024 // 1024} MiB",
+                 f"within {limits.AUTH_TIMEOUT:g} seconds", f"every {limits.REVALIDATE_INTERVAL / 60:g} minutes"):
+        assert text in section, text
+    for code, message in CODES.items():
+        assert f"| {code} | {message} |" in section, code
