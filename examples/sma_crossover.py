@@ -11,7 +11,8 @@ honest (an order is never sent while another one is still open).
 Configuration (environment): APCA_API_KEY_ID and APCA_API_SECRET_KEY (an API key: 'papertrader api-key
 create'); APCA_API_BASE_URL (or PAPERTRADER_URL; default http://127.0.0.1:2060, the first worker of a local
 'twistd papertrader-cluster'), the REST base without /v2: the streams are at ws(s)://same-host/stream and
-/v2/iex (https://paper-api.alpaca.markets: Alpaca's own URLs); PAPERTRADER_CA: a CA certificate to trust for https (a deployment's own ca.pem).
+/v2/iex (https://paper-api.alpaca.markets: Alpaca's own URLs); PAPERTRADER_CA: a CA certificate to trust
+for https (a deployment's own ca.pem).
 
     python examples/sma_crossover.py --symbol AAPL --fast 3 --slow 8 --qty 10 --bars 50
 

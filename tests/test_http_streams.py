@@ -441,3 +441,63 @@ def test_the_readme_states_the_stream_limits():
         assert text in section, text
     for code, message in CODES.items():
         assert f"| {code} | {message} |" in section, code
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_are_handled_in_order_and_counted(api):
+    from papertrader.worker.http.streams import limits
+
+    # A subscribe sent right behind the auth waits for it (the master answers the auth).
+    raw = await raw_connect(api.port, "/v2/iex")
+    await raw.next()
+    raw.send_json({"action": "auth", "key": api.key_id, "secret": api.secret})
+    raw.send_json({"action": "subscribe", "quotes": ["TSLA"]})
+    assert await raw.next() == [{"T": "success", "msg": "authenticated"}]
+    assert (await raw.next())[0]["quotes"] == ["TSLA"]
+    # At most MESSAGES_PER_MINUTE a minute (the worker's clock stands still here).
+    for _ in range(limits.MESSAGES_PER_MINUTE - 3):
+        raw.send_json({"action": "subscribe", "quotes": ["TSLA"]})
+    for _ in range(limits.MESSAGES_PER_MINUTE - 3):
+        assert (await raw.next())[0]["T"] == "subscription"
+    raw.send_json({"action": "subscribe", "quotes": ["TSLA"]})
+    assert (await raw.next())[0]["T"] == "subscription"
+    raw.send_json({"action": "subscribe", "quotes": ["TSLA"]})
+    reply = (await raw.next())[0]
+    assert reply["T"] == "error" and reply["code"] == 429
+    assert (await raw.wait_closed())[0] == 4429
+    # At most MAX_ERRORS invalid messages.
+    raw = await raw_connect(api.port, "/stream")
+    for _ in range(limits.MAX_ERRORS + 1):
+        raw.sendMessage(b"?", isBinary=False)
+    replies = [await raw.next() for _ in range(limits.MAX_ERRORS + 1)]
+    assert all(r["data"]["code"] == 400 for r in replies)
+    assert replies[-1]["data"]["message"] == f"invalid syntax: more than {limits.MAX_ERRORS} invalid messages"
+    assert (await raw.wait_closed())[0] == 4400
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_revocation_missed_while_cut_off_from_the_master_still_ends_the_stream(api):
+    from papertrader.worker.http.streams import limits
+
+    d, worker = api.d, api.d.cluster.workers[0]
+    data = await authenticated(api, "/v2/iex")
+    data.send_json({"action": "subscribe", "bars": ["AAPL"]})
+    await data.next()
+    refused = wait_for_log(d.master.logs, f"refused kicked worker '{worker.name}'")
+    await d.master.workers.kick(worker.name)
+    await refused
+    status, out, err = await d.cli("api-key", "revoke", api.key_id, user="alice")  # through the other worker
+    assert status == 0, err
+    linked = wait_for_log(d.master.logs, f"worker {worker.name} linked")
+    await d.master.workers.allow(worker.name)
+    worker.link.refusals = 0
+    worker.link._hold.reset(0)  # don't wait out the backoff in a test
+    await linked
+    assert not data.closed.called  # the worker never heard of the revocation
+    for _ in range(int(limits.REVALIDATE_INTERVAL / d.master.settings.update_interval) + 1):
+        await d.tick()
+        if data.inbox.seen and json.loads(data.inbox.seen[-1][0])[0]["T"] == "error":
+            break
+    assert (await data.wait_closed())[0] == 4402
+    messages = [json.loads(payload)[0] for payload, _ in data.inbox.seen]
+    assert messages[-1] == {"T": "error", "code": 402, "msg": "auth failed: the API key was revoked"}

@@ -300,7 +300,8 @@ class StreamProtocol(WebSocketServerProtocol):
         payload = encode(value, self.packed)
         binary = self.packed or self.binary_json
         if self._paused or self._backlog:
-            if len(self._backlog) >= limits.MAX_BACKLOG or self._backlog_bytes + len(payload) > limits.MAX_BACKLOG_BYTES:
+            full = len(self._backlog) >= limits.MAX_BACKLOG
+            if full or self._backlog_bytes + len(payload) > limits.MAX_BACKLOG_BYTES:
                 self.slow()
                 return
             self._backlog.append((payload, binary))
