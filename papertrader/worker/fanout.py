@@ -6,6 +6,8 @@ may have at most ``WINDOW`` pushes unanswered; one that falls further behind
 can never make the worker buffer without bound or slow the other clients:
 sending is never waited on, and a slow client's backlog is at most WINDOW
 small messages.
+
+A watcher of ``ALL`` ("*": the HTTP API's market-data streams) gets every key's pushes.
 """
 
 from collections import defaultdict
@@ -13,6 +15,8 @@ from collections import defaultdict
 from papertrader import commands
 
 WINDOW = 64
+#: The key of a watcher of every key.
+ALL = "*"
 
 
 class Fanout:
@@ -59,10 +63,16 @@ class Fanout:
         return list(self._pending)
 
     def publish(self, items):
-        """Send each (key, arguments) to the clients watching ``key``."""
+        """Send each (key, arguments) to the clients watching ``key`` (and to those watching ALL)."""
+        everyone = self._by_key.get(ALL)
         for key, arguments in items:
-            for protocol in list(self._by_key.get(key, ())):
+            watchers = self._by_key.get(key, ())
+            for protocol in list(watchers):
                 self._send(protocol, arguments)
+            if everyone and key != ALL:
+                for protocol in list(everyone):
+                    if protocol not in watchers:
+                        self._send(protocol, arguments)
 
     def _send(self, protocol, arguments):
         if protocol not in self._pending:

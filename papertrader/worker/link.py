@@ -107,6 +107,9 @@ class WorkerToMaster(amp.AMP):
     @commands.KeyRevoked.responder
     def key_revoked(self, key_id):
         self.worker.sessions.forget_key(key_id)
+        streams = getattr(self.worker, "streams", None)
+        if streams is not None:
+            streams.key_revoked(key_id)  # their stream connections close
         return {}
 
     @commands.SessionEnded.responder

@@ -125,6 +125,8 @@ class Worker(StagedService):
             self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
         self.http = None
+        #: The HTTP API's WebSocket streams (papertrader/worker/http/streams), when it serves them.
+        self.streams = None
         if http is not None:
             from papertrader.worker.http.service import http_service
 
@@ -147,7 +149,10 @@ class Worker(StagedService):
         return port
 
     def tell_watchers(self, code, message):
-        """Send a Notice to every client watching live prices or order events."""
+        """Send a Notice to every AMP client watching live prices or order events (the trade streams of the
+        HTTP API close when the master is lost)."""
+        if self.streams is not None and code == "master_unavailable":
+            self.streams.master_lost()
         for client in set(self.fanout.watchers()) | set(self.order_fanout.watchers()):
             client.callRemote(commands.Notice, code=code, message=message)
 
@@ -161,9 +166,12 @@ class Worker(StagedService):
     @defer.inlineCallbacks
     def _stop(self):
         """Tell the clients, stop listening, close the master link and the clients, then the log file last."""
-        service_running = [c for c in (self.listener, self.manhole, self.link) if c is not None and c.running]
+        service_running = [c for c in (self.listener, self.manhole, self.http, self.link)
+                           if c is not None and c.running]
         self.running = False
         self.tell_clients("worker_leaving", f"worker {self.name} is shutting down; use another worker")
+        if self.streams is not None:
+            self.streams.close_all()
         for child in service_running:
             yield child.stopService()
         for client in list(self.clients):
