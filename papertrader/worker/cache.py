@@ -108,6 +108,11 @@ class SessionCache:
         for key in [k for k, s in self._sessions.items() if s.key_id == key_id]:
             del self._sessions[key]
 
+    def clear(self):
+        """Forget every session (after the link to the master was down: ends and revocations may have been
+        missed)."""
+        self._sessions.clear()
+
     def __len__(self):
         return len(self._sessions)
 

@@ -223,6 +223,9 @@ class MasterLink(ClientService):
         self.proven = proto
         self.refusals = 0
         self.heard()
+        # Sessions ended and API keys revoked while the link was down were pushed to nobody: check each
+        # credential with the master again at its next use.
+        worker.sessions.clear()
         worker.log.info("linked to the master at {address} as {name}", address=self.address, name=worker.name)
         waiters, self._proven_waiters = self._proven_waiters, []
         for d in waiters:
