@@ -80,7 +80,9 @@ OTHER_ACTIVITY_TYPES = {"ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIVCGL",
 
 
 class RateLimiter:
-    """At most ``limit`` requests per key in any minute (the master counts them too)."""
+    """At most ``limit`` requests per key in any minute (the master counts them too, across workers, once the
+    key's secret is checked).  The REST API counts by key and client address, so requests from elsewhere with
+    a wrong secret cannot use up a strategy's minute."""
 
     def __init__(self, clock, limit):
         self.clock = clock
@@ -111,7 +113,9 @@ def respond(request, status, value):
     request.setHeader(b"X-Frame-Options", b"DENY")
     if status == 204:
         return b""
-    return alpaca.dumps(value)
+    data = alpaca.dumps(value)
+    request.setHeader(b"Content-Length", b"%d" % len(data))
+    return data
 
 
 def error_body(code, message):
@@ -162,7 +166,7 @@ class RestApi:
         if not key or not secret or len(key) > 64 or len(secret) > 256:
             raise HttpError(401, 40110000, "unauthorized: send your API key as the APCA-API-KEY-ID and"
                                            " APCA-API-SECRET-KEY headers")
-        self.limiter.count(key)
+        self.limiter.count((key, client_ip(request)))
         return credential(key, secret)
 
     def call(self, request, command, token=None, **arguments):
