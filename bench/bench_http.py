@@ -2,15 +2,15 @@
 """Orders through the HTTP API (Alpaca's POST /v2/orders) against a bare twisted.web answer, in one run.
 
 An in-process Cluster (master + 1 worker with its HTTP API on 127.0.0.1, ``update_interval`` and
-``heartbeat_interval`` 3600 s so no LoopingCall runs during the load) and ``--accounts`` accounts, each
-with an API key.  Load: ``bench/http_load.py`` in a child process (its own interpreter), ``--clients`` keep-alive
-HTTP/1.1 connections, each POSTing its market orders one after another (``--orders`` in all, each with its
-own ``client_order_id``, spread over ``--accounts`` accounts so none holds many open orders); each request is authenticated, rate-limited,
-parsed, stamped by the worker, passed over TLS AMP to the master, accepted in one durable transaction there,
-and answered as Alpaca's Order JSON.  Baseline, same run, same load generator: a bare twisted.web resource on
-127.0.0.1 that reads the body, parses its JSON and answers an order body of the same size.  Reference, same
-run: the same orders placed through ``master.trading.place_order`` directly (the durable acknowledgement alone,
-no HTTP, worker or AMP).
+``heartbeat_interval`` 3600 s so no LoopingCall runs during the load) and ``--accounts`` accounts, each with
+an API key.  Load: ``bench/http_load.py`` in a child process (its own interpreter), ``--clients``
+keep-alive HTTP/1.1 connections, each POSTing its market orders one after another (``--orders`` in all,
+each with its own ``client_order_id``, spread over the accounts so none holds many open orders).  Each
+request is authenticated, rate-limited, parsed, stamped by the worker, passed over TLS AMP to the master,
+accepted there in one durable transaction, and answered as Alpaca's Order JSON.  Baseline, same run, same
+load generator: a bare twisted.web resource on 127.0.0.1 that reads the body, parses its JSON and answers
+an order body of the same size.  Reference, same run: the same orders placed through
+``master.trading.place_order`` directly (the durable acknowledgement alone, no HTTP, worker or AMP).
 
 SQLite (in a temporary data dir) by default; ``--database postgresql://...`` runs against PostgreSQL in a
 fresh schema that is dropped at the end.

@@ -55,8 +55,9 @@ class Run:
 
         def request(n):
             body = spec["body"].replace("{client}", str(index)).replace("{n}", str(n)).encode()
+            auth = headers[n % len(headers) if isinstance(n, int) else 0]
             return (f"POST {spec['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n{headers[n % len(headers) if isinstance(n, int) else 0]}\r\n").encode() + body
+                    f"Content-Length: {len(body)}\r\n{auth}\r\n").encode() + body
 
         writer.write(request("warmup"))
         status, body = await read_answer(reader)

@@ -110,6 +110,11 @@ async def test_every_order_type_and_time_in_force(api):
     for name in ("opg", "cls", "limit", "stop", "stop-limit", "trail-percent", "trail-price"):
         assert after[name].status == OrderStatus.NEW, name
     assert after["trail-percent"].hwm is not None  # the trailing stop's watermark
+    # A trailing stop's new trail is in percent or dollars, as the order has it.
+    percent = await in_thread(client.replace_order_by_id, placed["trail-percent"].id, r.ReplaceOrderRequest(trail=2.5))
+    dollars = await in_thread(client.replace_order_by_id, placed["trail-price"].id, r.ReplaceOrderRequest(trail=3))
+    assert (D(percent.trail_percent), percent.trail_price) == (D("2.5"), None)
+    assert (D(dollars.trail_price), dollars.trail_percent) == (3, None)
 
     # What the SDK's own checks do not catch is refused by the server.
     for bad, why in ((r.MarketOrderRequest(symbol="ZZZZ", qty=1, side=buy, time_in_force="day"), "ZZZZ"),
@@ -198,6 +203,28 @@ async def test_order_lists_cancel_and_replace(api):
 
 
 @pytest_twisted.ensureDeferred
+async def test_long_order_lists(api):
+    """More orders than one answer of the master holds (50): the worker joins the pieces, either way."""
+    from alpaca.trading import requests as r
+
+    client = api.trading()
+    low = float((api.d.master.board.get("AAPL").price * D("0.5")).quantize(D("0.01")))
+
+    def place(count):
+        return [client.submit_order(r.LimitOrderRequest(symbol="AAPL", qty=1, side="buy", time_in_force="gtc",
+                                                        limit_price=low, client_order_id=f"n{i}")).id
+                for i in range(count)]
+
+    ids = await in_thread(place, 130)
+    newest_first = await in_thread(client.get_orders, r.GetOrdersRequest(limit=500))
+    assert [o.id for o in newest_first] == ids[::-1]
+    oldest_first = await in_thread(client.get_orders, r.GetOrdersRequest(limit=120, direction="asc"))
+    assert [o.id for o in oldest_first] == ids[:120]
+    assert [o.id for o in await in_thread(client.get_orders, r.GetOrdersRequest(limit=101))] == ids[:-102:-1]
+    assert len(await in_thread(client.get_orders)) == 50  # Alpaca's default limit
+
+
+@pytest_twisted.ensureDeferred
 async def test_positions_closing_them_history_and_activities(api):
     from alpaca.common.exceptions import APIError
     from alpaca.trading import requests as r
@@ -236,11 +263,19 @@ async def test_positions_closing_them_history_and_activities(api):
     await api.d.tick()
     assert D((await in_thread(client.get_open_position, "AAPL")).qty) == 3
 
-    # Close everything, canceling the open orders first: 207, one element per position.
+    # Close everything: 207, one element per position; TSLA cannot be sold whole while a sell order holds a
+    # share of it, until the open orders are canceled first.
     waiting = await in_thread(client.submit_order, r.LimitOrderRequest(symbol="TSLA", qty=1, side="sell",
                                                                        time_in_force="gtc", limit_price=100000))
+    results = {x.symbol: x for x in await in_thread(client.close_all_positions)}
+    assert sorted(results) == ["AAPL", "MSFT", "TSLA"]
+    assert results["AAPL"].status == results["MSFT"].status == 200
+    assert results["AAPL"].body.side.value == "sell" and results["AAPL"].order_id == results["AAPL"].body.id
+    assert (results["TSLA"].status, results["TSLA"].body.code) == (403, 40310000)
+    assert results["TSLA"].order_id is None and results["TSLA"].body.message
+    await api.d.tick()
     results = await in_thread(client.close_all_positions, cancel_orders=True)
-    assert sorted(x.symbol for x in results) == ["AAPL", "MSFT", "TSLA"] and {x.status for x in results} == {200}
+    assert [(x.symbol, x.status) for x in results] == [("TSLA", 200)]
     assert (await in_thread(client.get_order_by_id, waiting.id)).status == OrderStatus.CANCELED
     await api.d.tick()
     assert await in_thread(client.get_all_positions) == []
