@@ -265,7 +265,6 @@ class TradingCommands:
         now = self.market_clock.now()
         info = self.market_clock.info(now)
         recorded = self._recorded()
-
         trail = validation.price("trail", trail)
 
         def unit_of_work(cursor):
@@ -502,6 +501,7 @@ class TradingCommands:
         size = page_size or 100
         validation.limit(size, 100)
         token = activity_transaction_id(page_token) if page_token else None
+
         def read(cursor):
             cursor.execute(self.db.sql("SELECT uuid FROM accounts WHERE id = ?"), (session.account_id,))
             account_uuid = cursor.fetchone()[0]
