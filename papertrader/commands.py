@@ -337,7 +337,9 @@ class CancelAllOrders(Command):
 
 
 class ReplaceOrder(Command):
-    """Replace an open order by a new one with these changes; the answer is the new order."""
+    """Replace an open order by a new one with these changes; the answer is the new order.  ``trail``: a
+    trailing stop's new trail, in dollars or percent as the order has it.  The same ``client_order_id`` for the
+    same replace again returns the order it made."""
 
     arguments = [
         (b"token", amp.Unicode()),
@@ -350,6 +352,7 @@ class ReplaceOrder(Command):
         (b"trail_price", amp.Unicode(optional=True)),
         (b"trail_percent", amp.Unicode(optional=True)),
         (b"time_in_force", amp.Unicode(optional=True)),
+        (b"trail", amp.Unicode(optional=True)),
     ]
     response = _order_fields()
 
@@ -368,12 +371,14 @@ class GetOrder(Command):
 
 
 class Orders(Command):
-    """A page of the account's orders, oldest first; ``next_before`` pages further back."""
+    """A page of the account's orders, oldest first; ``next_before`` pages further back.  With ``direction``
+    asc: the oldest first (from ``after``, or with an id above ``after_id``)."""
 
     arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer()), (b"status", amp.Unicode(optional=True)),
                  (b"before", amp.Integer(optional=True)), (b"after", amp.DateTime(optional=True)),
                  (b"until", amp.DateTime(optional=True)), (b"direction", amp.Unicode(optional=True)),
-                 (b"symbols", amp.ListOf(amp.Unicode(), optional=True)), (b"side", amp.Unicode(optional=True))]
+                 (b"symbols", amp.ListOf(amp.Unicode(), optional=True)), (b"side", amp.Unicode(optional=True)),
+                 (b"after_id", amp.Integer(optional=True))]
     response = [(b"orders", amp.AmpList(_order_fields())), (b"next_before", amp.Integer(optional=True))]
 
 
@@ -468,17 +473,21 @@ class CloseAllPositions(Command):
 
 
 class Calendar(Command):
-    """The trading sessions between two days (default: this month and the next)."""
+    """The trading sessions between two days (default: from today, 62 days), at most 600 (ask again from the
+    day after the last); ``timezone``: the exchange's, which its dates are counted in."""
 
     arguments = [(b"start", amp.DateTime(optional=True)), (b"end", amp.DateTime(optional=True))]
     response = [(b"sessions", amp.AmpList([(b"date", amp.Unicode()), (b"open", amp.DateTime()),
-                                           (b"close", amp.DateTime())]))]
+                                           (b"close", amp.DateTime())])),
+                (b"timezone", amp.Unicode(optional=True))]
 
 
 class AssetList(Command):
-    """The traded assets as the source describes them (one, with ``symbol``)."""
+    """The traded assets as the source describes them, by symbol: one, with ``symbol``; else at most ``limit``
+    (1-200, default 200) of those after the symbol ``after``."""
 
-    arguments = [(b"symbol", amp.Unicode(optional=True))]
+    arguments = [(b"symbol", amp.Unicode(optional=True)), (b"after", amp.Unicode(optional=True)),
+                 (b"limit", amp.Integer(optional=True))]
     response = [(b"assets", amp.AmpList([
         (b"id", amp.Unicode()), (b"symbol", amp.Unicode()), (b"name", amp.Unicode()),
         (b"exchange", amp.Unicode()), (b"asset_class", amp.Unicode()), (b"tradable", amp.Boolean()),
@@ -511,7 +520,8 @@ class Activities(Command):
         (b"side", amp.Unicode(optional=True)), (b"quantity", amp.Decimal()), (b"price", amp.Decimal()),
         (b"amount", amp.Decimal()), (b"order_uuid", amp.Unicode(optional=True)),
         (b"order_status", amp.Unicode(optional=True)), (b"cum_qty", amp.Decimal(optional=True)),
-        (b"leaves_qty", amp.Decimal(optional=True)), (b"details", amp.Unicode(optional=True))]))]
+        (b"leaves_qty", amp.Decimal(optional=True)), (b"details", amp.Unicode(optional=True))])),
+        (b"account_uuid", amp.Unicode(optional=True))]
 
 
 class Bars(Command):
@@ -526,6 +536,15 @@ class Bars(Command):
                                        (b"open", amp.Decimal()), (b"high", amp.Decimal()), (b"low", amp.Decimal()),
                                        (b"close", amp.Decimal()), (b"volume", amp.Integer())])),
                 (b"next_page_token", amp.Unicode(optional=True))]
+
+
+class LatestBars(Command):
+    """The newest ``count`` (1-10, default 1) bars of each of ``symbols`` (1-200), oldest first per symbol;
+    symbols not traded here, or without bars, are left out.  ``timeframe`` as for Bars."""
+
+    arguments = [(b"symbols", amp.ListOf(amp.Unicode())), (b"timeframe", amp.Unicode()),
+                 (b"count", amp.Integer(optional=True))]
+    response = Bars.response[:1]
 
 
 class CreateApiKey(Command):
@@ -557,7 +576,8 @@ FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
     Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, Clock, PlaceOrder,
     CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History, ClosePosition,
-    CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, CreateApiKey, ApiKeys, RevokeApiKey,
+    CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, LatestBars, CreateApiKey, ApiKeys,
+    RevokeApiKey,
 )
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]

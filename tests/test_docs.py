@@ -51,3 +51,19 @@ def test_no_document_points_outside_the_repository():
             text = f.read()
         for outside in ("/work/", "shared/spec", "/home/", "/root/"):
             assert outside not in text, (path, outside)
+
+
+def test_readme_documents_every_http_endpoint():
+    import re
+
+    from papertrader.worker.http.rest import RestApi
+
+    section = README[README.index("## HTTP API: Alpaca-compatible"):]
+    served = 0
+    for rule in RestApi.app.url_map.iter_rules():
+        pattern = "".join(r"\{[^}]+\}" if part.startswith("<") else re.escape(part)
+                          for part in re.split(r"(<[^>]+>)", rule.rule))
+        for method in sorted(rule.methods & {"GET", "POST", "PATCH", "DELETE"}):
+            served += 1
+            assert re.search(f"`{method} {pattern}`", section), (method, rule.rule)
+    assert served >= 25

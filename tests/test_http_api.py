@@ -1,11 +1,21 @@
-"""The HTTP API driven by the real alpaca-py 0.44 against a running cluster (url_override), both databases."""
+"""The trading half of the HTTP API, driven by the real alpaca-py 0.44 (TradingClient with url_override) against
+a running cluster, on both databases: the account and clock, every order type and time in force, idempotent
+client order ids, order lists and their filters, cancel and replace, positions and closing them, portfolio
+history and activities, the error body, 429 and a revoked key."""
 
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
 import pytest_twisted
 
-from tests.http_helpers import api, in_thread  # noqa: F401 (a fixture)
+from tests.http_helpers import api, in_thread, make_key, start_api  # noqa: F401 (a fixture)
+
+
+def alpaca_error(excinfo):
+    """(HTTP status, Alpaca code, message) of an APIError: its body is our JSON."""
+    e = excinfo.value
+    return e.status_code, e.code, e.message
 
 
 @pytest_twisted.ensureDeferred
@@ -27,14 +37,330 @@ async def test_account_clock_and_a_market_order_through_alpaca_py(api):
     filled = await in_thread(client.get_order_by_id, order.id)
     assert filled.status == OrderStatus.FILLED and D(filled.filled_qty) == 3
     assert filled.filled_avg_price is not None
+    # The order arrived stamped by the worker, like any AMP command.
+    stamped = await api.d.master.db.query("SELECT worker, client_ip FROM orders WHERE uuid = ?", (str(order.id),))
+    assert stamped == [(api.d.cluster.workers[0].name, "127.0.0.1")]
 
 
 @pytest_twisted.ensureDeferred
-async def test_errors_are_alpaca_json_with_the_right_status(api):
+async def test_every_order_type_and_time_in_force(api):
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading import requests as r
+    from alpaca.trading.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+
+    client = api.trading()
+    price = api.d.master.board.get("MSFT").price
+    far_below, far_above = (price * D("0.5")).quantize(D("0.01")), (price * D("1.5")).quantize(D("0.01"))
+    buy, sell = OrderSide.BUY, OrderSide.SELL
+    # First some shares to sell (only what is held may be sold).
+    await in_thread(client.submit_order, r.MarketOrderRequest(symbol="MSFT", qty=20, side=buy, time_in_force="day"))
+    await api.d.tick()
+    placed = {}
+    requests = {
+        "market-gtc": r.MarketOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force=TimeInForce.GTC),
+        "notional": r.MarketOrderRequest(symbol="MSFT", notional=250.5, side=buy, time_in_force=TimeInForce.DAY),
+        "fractional": r.MarketOrderRequest(symbol="MSFT", qty=0.5, side=sell, time_in_force=TimeInForce.DAY),
+        "opg": r.MarketOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force=TimeInForce.OPG),
+        "cls": r.LimitOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force=TimeInForce.CLS,
+                                   limit_price=float(far_above), order_class="simple",
+                                   position_intent="buy_to_open"),
+        "limit": r.LimitOrderRequest(symbol="MSFT", qty=2, side=buy, time_in_force=TimeInForce.DAY,
+                                     limit_price=float(far_below), extended_hours=False),
+        "ioc": r.LimitOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force=TimeInForce.IOC,
+                                   limit_price=float(far_below)),
+        "fok": r.LimitOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force=TimeInForce.FOK,
+                                   limit_price=float(far_above)),
+        "stop": r.StopOrderRequest(symbol="MSFT", qty=2, side=sell, time_in_force=TimeInForce.GTC,
+                                   stop_price=float(far_below)),
+        "stop-limit": r.StopLimitOrderRequest(symbol="MSFT", qty=2, side=sell, time_in_force=TimeInForce.DAY,
+                                              stop_price=float(far_below), limit_price=float(far_below - 1)),
+        "trail-percent": r.TrailingStopOrderRequest(symbol="MSFT", qty=1, side=sell, time_in_force="day",
+                                                    trail_percent=1.5),
+        "trail-price": r.TrailingStopOrderRequest(symbol="MSFT", qty=1, side=sell, time_in_force="gtc",
+                                                  trail_price=2),
+    }
+    for name, request in requests.items():
+        request.client_order_id = name
+        placed[name] = await in_thread(client.submit_order, request)
+        assert placed[name].status == OrderStatus.NEW and placed[name].client_order_id == name, name
+        assert placed[name].time_in_force == request.time_in_force and placed[name].order_type == request.type
+    assert D(placed["notional"].notional) == D("250.50") and placed["notional"].qty is None
+    assert D(placed["fractional"].qty) == D("0.5")
+    assert D(placed["limit"].limit_price) == far_below and placed["stop"].order_type == OrderType.STOP
+    assert D(placed["stop-limit"].stop_price) == far_below and D(placed["stop-limit"].limit_price) == far_below - 1
+    assert D(placed["trail-percent"].trail_percent) == D("1.5") and D(placed["trail-price"].trail_price) == 2
+    assert placed["market-gtc"].asset_id is not None and placed["market-gtc"].extended_hours is False
+
+    # The same request again (a retry after a 429 or 504) answers the same order; another is refused.
+    again = await in_thread(client.submit_order, requests["limit"])
+    assert again.id == placed["limit"].id
+    other = r.LimitOrderRequest(symbol="MSFT", qty=3, side=buy, time_in_force="day", limit_price=float(far_below),
+                                client_order_id="limit")
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.submit_order, other)
+    status, code, message = alpaca_error(excinfo)
+    assert (status, code) == (422, 42210000) and "limit" in message
+
+    await api.d.tick()
+    after = {name: await in_thread(client.get_order_by_id, o.id) for name, o in placed.items()}
+    assert after["market-gtc"].status == OrderStatus.FILLED and after["notional"].status == OrderStatus.FILLED
+    assert D(after["notional"].filled_qty) > 0 and after["fractional"].status == OrderStatus.FILLED
+    assert after["ioc"].status == OrderStatus.CANCELED  # nothing at its price in the first bar: the rest canceled
+    assert after["fok"].status == OrderStatus.FILLED
+    for name in ("opg", "cls", "limit", "stop", "stop-limit", "trail-percent", "trail-price"):
+        assert after[name].status == OrderStatus.NEW, name
+    assert after["trail-percent"].hwm is not None  # the trailing stop's watermark
+    # A trailing stop's new trail is in percent or dollars, as the order has it.
+    percent = await in_thread(client.replace_order_by_id, placed["trail-percent"].id, r.ReplaceOrderRequest(trail=2.5))
+    dollars = await in_thread(client.replace_order_by_id, placed["trail-price"].id, r.ReplaceOrderRequest(trail=3))
+    assert (D(percent.trail_percent), percent.trail_price) == (D("2.5"), None)
+    assert (D(dollars.trail_price), dollars.trail_percent) == (3, None)
+
+    # What the SDK's own checks do not catch is refused by the server.
+    for bad, why in ((r.MarketOrderRequest(symbol="ZZZZ", qty=1, side=buy, time_in_force="day"), "ZZZZ"),
+                     (r.MarketOrderRequest(symbol="MSFT", qty=-1, side=buy, time_in_force="day"), "positive"),
+                     (r.StopOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force="ioc", stop_price=1), "time"),
+                     (r.MarketOrderRequest(symbol="MSFT", qty=1, side=buy, time_in_force="day",
+                                           extended_hours=True), "extended")):
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(client.submit_order, bad)
+        assert alpaca_error(excinfo)[:2] == (422, 42210000) and why in alpaca_error(excinfo)[2], why
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.submit_order, r.MarketOrderRequest(symbol="MSFT", qty=10_000_000, side=buy,
+                                                                  time_in_force="day"))
+    assert alpaca_error(excinfo)[:2] == (403, 40310000)
+
+
+@pytest_twisted.ensureDeferred
+async def test_order_lists_cancel_and_replace(api):
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading import requests as r
+    from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus
+
+    client = api.trading()
+    price = api.d.master.board.get("AAPL").price
+    low = float((price * D("0.5")).quantize(D("0.01")))
+    ids = []
+    for i in range(7):
+        symbol = "AAPL" if i % 2 == 0 else "TSLA"
+        order = await in_thread(client.submit_order, r.LimitOrderRequest(
+            symbol=symbol, qty=1, side=OrderSide.BUY, time_in_force="gtc", limit_price=low if symbol == "AAPL" else 1,
+            client_order_id=f"o{i}"))
+        ids.append(order.id)
+    filled = await in_thread(client.submit_order, r.MarketOrderRequest(symbol="AAPL", qty=1, side="buy",
+                                                                        time_in_force="day"))
+    await api.d.tick()
+
+    newest_first = await in_thread(client.get_orders)
+    assert [o.id for o in newest_first] == ids[::-1]  # open (the default), newest first
+    assert [o.id for o in await in_thread(client.get_orders, r.GetOrdersRequest(direction="asc", limit=3))] == ids[:3]
+    assert [o.id for o in await in_thread(client.get_orders, r.GetOrdersRequest(limit=2))] == ids[:-3:-1]
+    closed = await in_thread(client.get_orders, r.GetOrdersRequest(status=QueryOrderStatus.CLOSED))
+    assert [o.id for o in closed] == [filled.id]
+    every = await in_thread(client.get_orders, r.GetOrdersRequest(status="all", limit=500, nested=True))
+    assert len(every) == 8
+    tsla = await in_thread(client.get_orders, r.GetOrdersRequest(symbols=["TSLA", "ZZZZ"], side="buy"))
+    assert [o.id for o in tsla] == [ids[5], ids[3], ids[1]]
+    assert await in_thread(client.get_orders, r.GetOrdersRequest(side="sell")) == []
+    created = newest_first[0].submitted_at
+    assert len(await in_thread(client.get_orders, r.GetOrdersRequest(after=created - timedelta(seconds=1)))) == 7
+    assert await in_thread(client.get_orders, r.GetOrdersRequest(until=created - timedelta(seconds=1))) == []
+
+    by_client = await in_thread(client.get_order_by_client_id, "o3")
+    assert by_client.id == ids[3]
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.get_order_by_client_id, "nobody")
+    assert alpaca_error(excinfo)[:2] == (404, 40410000)
+
+    # Cancel one: 204, then it is canceled; a second cancel is refused (422); an unknown id is 404.
+    assert await in_thread(client.cancel_order_by_id, ids[0]) is None
+    assert (await in_thread(client.get_order_by_id, ids[0])).status == OrderStatus.CANCELED
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.cancel_order_by_id, ids[0])
+    assert alpaca_error(excinfo)[:2] == (422, 42210000)
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.cancel_order_by_id, "61e69015-8549-4bfd-b9c3-01e75843f47d")
+    assert alpaca_error(excinfo)[:2] == (404, 40410000)
+
+    # Replace one: a new order that replaces the old; the same replace again answers the same new order.
+    change = r.ReplaceOrderRequest(qty=2, limit_price=low + 1, time_in_force="day", client_order_id="o2-new")
+    new = await in_thread(client.replace_order_by_id, ids[2], change)
+    assert new.replaces == ids[2] and D(new.qty) == 2 and D(new.limit_price) == D(str(low + 1))
+    assert new.time_in_force.value == "day" and new.client_order_id == "o2-new"
+    old = await in_thread(client.get_order_by_id, ids[2])
+    assert old.status == OrderStatus.REPLACED and old.replaced_by == new.id
+    assert (await in_thread(client.replace_order_by_id, ids[2], change)).id == new.id
+    with pytest.raises(APIError) as excinfo:  # the same client order id for another replace
+        await in_thread(client.replace_order_by_id, ids[4], change)
+    assert alpaca_error(excinfo)[:2] == (422, 42210000)
+
+    # Cancel the rest: 207, one element per order.
+    results = await in_thread(client.cancel_orders)
+    assert sorted(str(x.id) for x in results) == sorted(str(i) for i in [ids[1], ids[3], ids[4], ids[5], ids[6],
+                                                                          new.id])
+    assert {x.status for x in results} == {200}
+    assert await in_thread(client.get_orders) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_long_order_lists(api):
+    """More orders than one answer of the master holds (50): the worker joins the pieces, either way."""
+    from alpaca.trading import requests as r
+
+    client = api.trading()
+    low = float((api.d.master.board.get("AAPL").price * D("0.5")).quantize(D("0.01")))
+
+    def place(count):
+        return [client.submit_order(r.LimitOrderRequest(symbol="AAPL", qty=1, side="buy", time_in_force="gtc",
+                                                        limit_price=low, client_order_id=f"n{i}")).id
+                for i in range(count)]
+
+    ids = await in_thread(place, 130)
+    newest_first = await in_thread(client.get_orders, r.GetOrdersRequest(limit=500))
+    assert [o.id for o in newest_first] == ids[::-1]
+    oldest_first = await in_thread(client.get_orders, r.GetOrdersRequest(limit=120, direction="asc"))
+    assert [o.id for o in oldest_first] == ids[:120]
+    assert [o.id for o in await in_thread(client.get_orders, r.GetOrdersRequest(limit=101))] == ids[:-102:-1]
+    assert len(await in_thread(client.get_orders)) == 50  # Alpaca's default limit
+
+
+@pytest_twisted.ensureDeferred
+async def test_positions_closing_them_history_and_activities(api):
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading import requests as r
+    from alpaca.trading.enums import OrderStatus
+    from alpaca.trading.models import PortfolioHistory, Position, TradeActivity
+
+    client = api.trading()
+    for symbol, qty in (("AAPL", 10), ("MSFT", 4), ("TSLA", 2)):
+        await in_thread(client.submit_order, r.MarketOrderRequest(symbol=symbol, qty=qty, side="buy",
+                                                                  time_in_force="day"))
+    await api.d.tick()
+    positions = await in_thread(client.get_all_positions)
+    assert [(p.symbol, D(p.qty), p.side.value) for p in positions] == [("AAPL", 10, "long"), ("MSFT", 4, "long"),
+                                                                      ("TSLA", 2, "long")]
+    aapl = await in_thread(client.get_open_position, "AAPL")
+    assert isinstance(aapl, Position) and D(aapl.market_value) == D(aapl.current_price) * 10
+    assert D(aapl.cost_basis) == D(aapl.avg_entry_price) * 10
+    assert (await in_thread(client.get_open_position, aapl.asset_id)).symbol == "AAPL"
+    for missing in ("GOOG", "ZZZZ"):
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(client.get_open_position, missing)
+        assert alpaca_error(excinfo) == (404, 40410000, "position does not exist")
+
+    # Close 4 shares, then 50% of what is left, then look at the positions after the step.
+    part = await in_thread(client.close_position, "AAPL", r.ClosePositionRequest(qty="4"))
+    assert part.side.value == "sell" and D(part.qty) == 4 and part.status == OrderStatus.NEW
+    await api.d.tick()
+    half = await in_thread(client.close_position, "AAPL", r.ClosePositionRequest(percentage="50"))
+    assert D(half.qty) == 3
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.close_position, "AAPL", r.ClosePositionRequest(percentage="150"))
+    assert alpaca_error(excinfo)[:2] == (422, 42210000)
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.close_position, "GOOG")
+    assert alpaca_error(excinfo)[:2] == (404, 40410000)
+    await api.d.tick()
+    assert D((await in_thread(client.get_open_position, "AAPL")).qty) == 3
+
+    # Close everything: 207, one element per position; TSLA cannot be sold whole while a sell order holds a
+    # share of it, until the open orders are canceled first.
+    waiting = await in_thread(client.submit_order, r.LimitOrderRequest(symbol="TSLA", qty=1, side="sell",
+                                                                       time_in_force="gtc", limit_price=100000))
+    results = {x.symbol: x for x in await in_thread(client.close_all_positions)}
+    assert sorted(results) == ["AAPL", "MSFT", "TSLA"]
+    assert results["AAPL"].status == results["MSFT"].status == 200
+    assert results["AAPL"].body.side.value == "sell" and results["AAPL"].order_id == results["AAPL"].body.id
+    assert (results["TSLA"].status, results["TSLA"].body.code) == (403, 40310000)
+    assert results["TSLA"].order_id is None and results["TSLA"].body.message
+    await api.d.tick()
+    results = await in_thread(client.close_all_positions, cancel_orders=True)
+    assert [(x.symbol, x.status) for x in results] == [("TSLA", 200)]
+    assert (await in_thread(client.get_order_by_id, waiting.id)).status == OrderStatus.CANCELED
+    await api.d.tick()
+    assert await in_thread(client.get_all_positions) == []
+    account = await in_thread(client.get_account)
+    assert D(account.long_market_value) == 0 and D(account.cash) == D(account.equity)
+
+    history = await in_thread(client.get_portfolio_history, r.GetPortfolioHistoryRequest(period="1D",
+                                                                                          timeframe="1Min"))
+    assert isinstance(history, PortfolioHistory) and history.timeframe == "1Min"
+    assert len(history.timestamp) == len(history.equity) == len(history.profit_loss) > 0
+    assert history.equity[-1] == pytest.approx(float(D(account.equity)))
+
+    # Activities have no TradingClient method in alpaca-py 0.44: strategies use its REST get.
+    fills = await in_thread(client.get, "/account/activities/FILL", {"direction": "asc", "page_size": 3})
+    assert len(fills) == 3
+    parsed = [TradeActivity(**a) for a in fills]
+    assert [(a.symbol, a.side.value, a.qty) for a in parsed] == [("AAPL", "buy", 10), ("MSFT", "buy", 4),
+                                                                 ("TSLA", "buy", 2)]
+    assert str(parsed[0].account_id) == account.id.__str__() and parsed[0].order_status == OrderStatus.FILLED
+    rest = await in_thread(client.get, "/account/activities", {"activity_types": "FILL,DIV", "direction": "asc",
+                                                               "page_token": fills[-1]["id"]})
+    assert [(a["symbol"], a["side"]) for a in rest] == [("AAPL", "sell"), ("AAPL", "sell"), ("AAPL", "sell"),
+                                                         ("MSFT", "sell"), ("TSLA", "sell")]
+    newest = await in_thread(client.get, "/account/activities", {"page_size": 1})
+    assert newest[0]["id"] == rest[-1]["id"]
+    assert await in_thread(client.get, "/account/activities/CSD") == []
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.get, "/account/activities/NOPE")
+    assert alpaca_error(excinfo)[:2] == (422, 42210000)
+
+
+@pytest_twisted.ensureDeferred
+async def test_errors_the_rate_limit_and_a_revoked_key(tmp_path, settings, database_url, clock):
     from alpaca.common.exceptions import APIError
     from alpaca.trading.client import TradingClient
 
-    wrong = TradingClient(api.key_id, "x" * 40, paper=True, url_override=api.url)
-    with pytest.raises(APIError) as excinfo:
-        await in_thread(wrong.get_account)
-    assert excinfo.value.status_code == 401 and excinfo.value.code == 40110000
+    a = await start_api(tmp_path, settings, database_url, clock, api_rate_limit=5)
+    try:
+        wrong = TradingClient(a.key_id, "x" * 40, paper=True, url_override=a.url)
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(wrong.get_account)
+        assert alpaca_error(excinfo)[:2] == (401, 40110000)
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(a.trading().get_order_by_id, "61e69015-8549-4bfd-b9c3-01e75843f47d")
+        assert alpaca_error(excinfo) == (404, 40410000, "no order 61e69015-8549-4bfd-b9c3-01e75843f47d on your"
+                                                        " account")
+
+        # Five requests a minute (refused ones count too): the sixth is refused with 429 and Alpaca's JSON body.
+        client = a.trading()
+        client._retry = 0  # alpaca-py would retry a 429 three times, 3 s apart; here the first answer is enough
+        for _ in range(3):
+            await in_thread(client.get_clock)
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(client.get_clock)
+        status, code, message = alpaca_error(excinfo)
+        assert (status, code) == (429, 42910000) and "5 requests" in message
+
+        # A revoked key is refused at once, on the worker that had it cached too.
+        key_id, secret = await make_key(a.d)
+        other = TradingClient(key_id, secret, paper=True, url_override=a.url)
+        assert (await in_thread(other.get_account)).status.value == "ACTIVE"
+        status, out, err = await a.d.cli("api-key", "revoke", key_id, user="alice")
+        assert status == 0, err
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(other.get_account)
+        assert alpaca_error(excinfo)[:2] == (401, 40110000)
+    finally:
+        await a.d.cluster.stopService()
+
+
+def test_the_rate_limit_is_per_key_over_the_last_minute():
+    from twisted.internet import task
+
+    from papertrader.errors import Throttled
+    from papertrader.worker.http.rest import RateLimiter
+
+    clock = task.Clock()
+    limiter = RateLimiter(clock, 2)
+    limiter.count("PK1")
+    clock.advance(30)
+    limiter.count("PK1")
+    limiter.count("PK2")  # another key has its own count
+    with pytest.raises(Throttled, match="wait 31 s"):
+        limiter.count("PK1")
+    clock.advance(30)  # the first request is a minute old: one more may go
+    limiter.count("PK1")
+    with pytest.raises(Throttled):
+        limiter.count("PK1")

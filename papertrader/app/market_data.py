@@ -1,5 +1,6 @@
 """Market-data commands the master answers: candles and the market clock (quotes come from a worker's cache)."""
 
+import re
 from datetime import timedelta
 
 from twisted.internet import defer
@@ -11,6 +12,14 @@ from papertrader.master.candles import INTERVALS
 
 #: Most candles one answer holds (fewer if they do not fit one AMP value: page on with --start).
 MAX_CANDLES = 1000
+#: Most sessions of one calendar answer (fits one AMP value).
+MAX_SESSIONS = 600
+#: Most assets of one answer (fits one AMP value: page on with ``after``).
+MAX_ASSETS = 200
+#: Most symbols one market-data request names.
+MAX_SYMBOLS = 200
+#: What a symbol may look like (letters, digits, '.', '-', '/'), before it is looked up.
+SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,15}")
 
 
 class MarketDataCommands:
@@ -55,14 +64,21 @@ class MarketDataCommands:
             raise InvalidInput("the end must not come before the start")
         end = min(end, start + timedelta(days=3660))
         calendar = self.market_clock.calendar
-        sessions = calendar.sessions(start, end + timedelta(days=1))
-        return {"sessions": [dict(date=s.open.date().isoformat(), open=s.open, close=s.close) for s in sessions]}
+        sessions = calendar.sessions(start, end + timedelta(days=1))[:MAX_SESSIONS]
+        return {"sessions": [dict(date=calendar.date_of(s).isoformat(), open=s.open, close=s.close)
+                             for s in sessions], "timezone": getattr(calendar, "timezone", "UTC")}
 
-    def asset_list(self, stamp, symbol=None):
-        """The traded assets, as the source describes them (``symbol``: just that one)."""
-        symbols = self.board.assets
+    def asset_list(self, stamp, symbol=None, after=None, limit=None):
+        """The traded assets, as the source describes them, by symbol: ``symbol`` just that one; else at most
+        ``limit`` (1-200, default 200) of those after the symbol ``after``."""
+        symbols = sorted(self.board.assets)
         if symbol is not None:
             symbols = [validation.symbol(symbol, self.board.assets)]
+        else:
+            validation.limit(limit or MAX_ASSETS, MAX_ASSETS)
+            if after is not None:
+                symbols = [s for s in symbols if s > after[:32]]
+            symbols = symbols[:limit or MAX_ASSETS]
         out = []
         for s in symbols:
             info = self.board.info[s]
@@ -75,20 +91,40 @@ class MarketDataCommands:
             out.append({k: v for k, v in asset.items() if v is not None})
         return {"assets": out}
 
+    def _known(self, symbols):
+        """The traded ones of ``symbols`` (sorted, without repeats); a malformed symbol is an error, one that is
+        simply not traded here is left out (as Alpaca's market data leaves out symbols it has no data of)."""
+        if not symbols or len(symbols) > MAX_SYMBOLS:
+            raise InvalidInput(f"give 1 to {MAX_SYMBOLS} symbols")
+        known = set()
+        for s in symbols:
+            s = (s or "").strip().upper()
+            if not SYMBOL_RE.fullmatch(s):
+                shown = s if len(s) <= 16 else s[:16] + "..."
+                raise InvalidInput(f"invalid symbol {shown!r}")
+            if s in self.board.info:
+                known.add(s)
+        return sorted(known)
+
     @defer.inlineCallbacks
     def bars(self, stamp, symbols, timeframe, start=None, end=None, limit=None, page_token=None, sort=None):
-        """Bars of several symbols, sorted by symbol then time, at most ``limit`` (1-10000) in all; the next
-        page starts after ``page_token`` (symbol and time of the last bar given)."""
+        """Bars of several symbols, sorted by symbol then time (``sort`` desc: each symbol's newest first), at
+        most ``limit`` (1-10000) in all; the next page starts after ``page_token`` (symbol and time of the last
+        bar given).  From ``start`` (default: the start of the market's day, UTC) to before ``end``.  Symbols
+        not traded here are left out."""
         interval = BAR_TIMEFRAMES.get(timeframe)
         if interval is None:
             raise InvalidInput(f"timeframe must be one of {', '.join(BAR_TIMEFRAMES)}")
-        if not symbols or len(symbols) > 200:
-            raise InvalidInput("give 1 to 200 symbols")
-        wanted = sorted({validation.symbol(s, self.board.assets) for s in symbols})
+        wanted = self._known(symbols)
         limit = limit or 1000
         validation.limit(limit, 10_000)
         if sort not in (None, "asc", "desc"):
             raise InvalidInput("sort must be asc or desc")
+        newest_first = sort == "desc"
+        if start is None:
+            start = self.market_clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        if end is not None and end <= start:
+            raise InvalidInput("the end must come after the start")
         after_symbol, after_time = None, None
         if page_token:
             after_symbol, after_time = _page_token(page_token)
@@ -96,14 +132,18 @@ class MarketDataCommands:
         for symbol in wanted:
             if after_symbol is not None and symbol < after_symbol:
                 continue
-            first = start
+            first, last = start, end
             if symbol == after_symbol:
-                first = after_time + timedelta(microseconds=1)
-            if start is None and first is None:
-                from datetime import datetime, timezone
-
-                first = datetime(1900, 1, 1, tzinfo=timezone.utc)
-            candles = yield self.candles_store.read(symbol, interval, left + 1, first, end)
+                if newest_first:
+                    last = after_time
+                else:  # after the whole bucket of the last bar given (5Min and longer fold minutes)
+                    first = after_time + (timedelta(minutes=INTERVALS[interval]) if INTERVALS[interval]
+                                          else timedelta(microseconds=1))
+            if last is not None and last <= first:
+                continue
+            candles = yield self.candles_store.read(symbol, interval, left + 1, first, last, newest=newest_first)
+            if newest_first:
+                candles.reverse()
             for c in candles[:left]:
                 out.append(dict(c, symbol=symbol))
             if len(candles) > left:
@@ -113,12 +153,25 @@ class MarketDataCommands:
             if left <= 0:
                 more = out[-1] if out else None
                 break
-        if sort == "desc":
-            out.sort(key=lambda b: (b["symbol"], b["time"]), reverse=True)
         answer = {"bars": out}
         if more is not None:
             answer["next_page_token"] = f"{more['symbol']}|{more['time'].isoformat()}"
         return answer
+
+    @defer.inlineCallbacks
+    def latest_bars(self, stamp, symbols, timeframe, count=None):
+        """The newest ``count`` (1-10, default 1) bars of each of ``symbols`` (oldest first, per symbol);
+        symbols not traded here, or without bars, are left out."""
+        interval = BAR_TIMEFRAMES.get(timeframe)
+        if interval is None:
+            raise InvalidInput(f"timeframe must be one of {', '.join(BAR_TIMEFRAMES)}")
+        count = count or 1
+        validation.limit(count, 10)
+        out = []
+        for symbol in self._known(symbols):
+            candles = yield self.candles_store.read(symbol, interval, count)
+            out.extend(dict(c, symbol=symbol) for c in candles)
+        return {"bars": out}
 
 
 #: The bar timeframes served, and the candles they read.

@@ -66,6 +66,26 @@ def _stop_level(order):
     return _trail_level(order, order.watermark)
 
 
+def _with_trail(changes, old, trail):
+    """``changes`` with a trailing stop's new ``trail`` as the kind of trail it has (dollars or percent)."""
+    if trail is None:
+        return changes
+    if old.type is not OrderType.TRAILING_STOP:
+        raise InvalidInput("trail changes trailing stop orders only")
+    if old.trail_percent is not None:
+        return replace(changes, trail_percent=validation.percent("trail percent", format(trail, "f")),
+                       trail_price=None)
+    return replace(changes, trail_price=trail, trail_percent=None)
+
+
+def _same_changes(new, changes):
+    """Whether ``new`` (a replacement already made) is what ``changes`` ask for."""
+    return all(wanted is None or getattr(new, name) == wanted for name, wanted in (
+        ("quantity", changes.quantity), ("limit_price", changes.limit_price), ("stop_price", changes.stop_price),
+        ("trail_price", changes.trail_price), ("trail_percent", changes.trail_percent),
+        ("time_in_force", changes.time_in_force)))
+
+
 def _same_request(order, request):
     return (order.side, order.symbol, order.type, order.time_in_force, order.notional if order.quantity is None
             or request.notional is not None else None, order.limit_price, order.stop_price, order.trail_price,
@@ -228,7 +248,11 @@ class TradingCommands:
     @authenticated
     @defer.inlineCallbacks
     def replace_order(self, session, stamp, order_id=None, order_uuid=None, client_order_id=None, quantity=None,
-                      limit_price=None, stop_price=None, trail_price=None, trail_percent=None, time_in_force=None):
+                      limit_price=None, stop_price=None, trail_price=None, trail_percent=None, time_in_force=None,
+                      trail=None):
+        """Replace an open order by a new one with these changes (``trail``: a trailing stop's new trail, in
+        dollars or percent as it has it).  The same ``client_order_id`` again, for the same order and changes,
+        answers the order it made (a retry); for anything else it is a DuplicateOrder."""
         try:
             tif = TimeInForce(time_in_force) if time_in_force else None
         except ValueError:
@@ -244,15 +268,20 @@ class TradingCommands:
         now = self.market_clock.now()
         info = self.market_clock.info(now)
         recorded = self._recorded()
+        trail = validation.price("trail", trail)
 
         def unit_of_work(cursor):
             self.store.lock_accounts(cursor, [session.account_id])
             old = self._find(cursor, session, order_id, order_uuid)
-            if self.store.by_client_order_id(cursor, session.account_id, changes.client_order_id) is not None:
+            wanted = _with_trail(changes, old, trail)
+            existing = self.store.by_client_order_id(cursor, session.account_id, changes.client_order_id)
+            if existing is not None:
+                if existing.replaces == old.id and _same_changes(existing, wanted):
+                    return existing, None
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
             book = self.store.book(cursor, session.account_id)
             open_orders = self.store.open_orders(cursor, session.account_id)
-            ended, new, events = amend.replace(old, changes, book, open_orders, prices, now, info, self.rules)
+            ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, self.rules)
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
             ended = ended.but(replaced_by=new.id, replaced_by_uuid=new.uuid)
             events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]
@@ -261,6 +290,8 @@ class TradingCommands:
             return new, events
 
         new, events = yield self.commits.run(unit_of_work, [session.account_id])
+        if events is None:  # a retry of a replace already made
+            return order_view(new)
         self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,
                       username=session.username)
         self.publish([(session.username, _event_view(e)) for e in events])
@@ -281,15 +312,17 @@ class TradingCommands:
     @authenticated
     @defer.inlineCallbacks
     def orders(self, session, stamp, limit, status=None, before=None, after=None, until=None, direction=None,
-               symbols=None, side=None):
-        """A page of orders, oldest first (``direction`` asc: the oldest from ``after``).  Filters: status,
-        creation time (after, until), symbols, side."""
+               symbols=None, side=None, after_id=None):
+        """A page of orders, oldest first (``direction`` asc: the oldest from ``after``, or after the order
+        ``after_id``).  Filters: status, creation time (after, until), symbols, side."""
         validation.limit(limit, MAX_PAGE)
         status = status or "all"
         if status not in STATUS_FILTERS:
             raise InvalidInput("status must be open, closed or all")
         if before is not None:
             validation.order_id(before)
+        if after_id is not None and not 0 <= after_id < 2**62:
+            raise InvalidInput("after_id must be an order id")
         if direction not in (None, "asc", "desc"):
             raise InvalidInput("direction must be asc or desc")
         if side is not None:
@@ -297,10 +330,10 @@ class TradingCommands:
         if symbols is not None:
             if len(symbols) > 200:
                 raise InvalidInput("at most 200 symbols")
-            symbols = [validation.symbol(s, self.board.assets) for s in symbols]
+            symbols = [(s or "").strip().upper()[:32] for s in symbols]  # one not traded here matches nothing
         orders = yield self.db.run(self.store.page, session.account_id, STATUS_FILTERS[status], before, limit + 1,
                                    after=after, until=until, oldest_first=direction == "asc", symbols=symbols,
-                                   side=side)
+                                   side=side, after_id=after_id)
         more = len(orders) > limit
         orders = orders[:limit]
         if direction == "asc":
@@ -471,9 +504,15 @@ class TradingCommands:
         size = page_size or 100
         validation.limit(size, 100)
         token = activity_transaction_id(page_token) if page_token else None
-        rows = yield self.db.run(_activity_rows, self.db, session.account_id, wanted, after, until,
-                                 direction == "asc", size, token)
-        return {"activities": rows}
+
+        def read(cursor):
+            cursor.execute(self.db.sql("SELECT uuid FROM accounts WHERE id = ?"), (session.account_id,))
+            account_uuid = cursor.fetchone()[0]
+            return _activity_rows(cursor, self.db, session.account_id, wanted, after, until, direction == "asc",
+                                  size, token), account_uuid
+
+        rows, account_uuid = yield self.db.run(read)
+        return {"activities": rows, "account_uuid": account_uuid}
 
     # --- the market step -----------------------------------------------------------------
 

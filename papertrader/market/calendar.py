@@ -24,6 +24,8 @@ class CalendarError(ValueError):
 
 class AlwaysOpen:
     name = ALWAYS_OPEN
+    #: The time zone its days are counted in.
+    timezone = "UTC"
 
     def session_at(self, moment):
         start = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
@@ -37,6 +39,9 @@ class AlwaysOpen:
         """The session of a calendar day (a date)."""
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         return Session(start, start + DAY)
+
+    def date_of(self, session):
+        return session.open.date()
 
     def sessions(self, start, end):
         """Sessions that open in [start, end)."""
@@ -53,11 +58,14 @@ class AlwaysOpen:
 class ExchangeCalendar:
     """An exchange's sessions between two years, as plain (open, close) UTC datetimes."""
 
-    def __init__(self, name, sessions, dates):
+    def __init__(self, name, sessions, dates, timezone="UTC"):
         self.name = name
+        #: The exchange's time zone (an IANA name): its session dates and local times are counted in it.
+        self.timezone = timezone
         self._sessions = sessions
         self._opens = [s.open for s in sessions]
         self._by_date = dict(zip(dates, sessions))
+        self._dates = {s.open: d for d, s in self._by_date.items()}
 
     def session_on(self, day):
         """The session of a calendar day (a date in the exchange's time zone), or None if it has none."""
@@ -73,6 +81,10 @@ class ExchangeCalendar:
         if i + 1 >= len(self._sessions):
             raise CalendarError(f"the {self.name} calendar has no session after {moment:%Y-%m-%d}")
         return SessionInfo(current, self._sessions[i + 1])
+
+    def date_of(self, session):
+        """The exchange's date of one of its sessions."""
+        return self._dates.get(session.open) or session.open.date()
 
     def sessions(self, start, end):
         lo = bisect.bisect_left(self._opens, start)
@@ -98,4 +110,4 @@ def load(name, first_year=1995, last_year=None):
                                 f" {type(e).__name__}")
         schedule = calendar.schedule
     sessions = [Session(o.to_pydatetime(), c.to_pydatetime()) for o, c in zip(schedule["open"], schedule["close"])]
-    return ExchangeCalendar(name, sessions, [d.date() for d in schedule.index])
+    return ExchangeCalendar(name, sessions, [d.date() for d in schedule.index], str(calendar.tz))

@@ -66,9 +66,9 @@ class CandleStore:
         return out
 
     @defer.inlineCallbacks
-    def read(self, symbol, interval, limit, start=None, end=None):
-        """Up to ``limit`` candles of ``interval``, oldest first: the newest ones, or those from ``start``
-        (and before ``end``)."""
+    def read(self, symbol, interval, limit, start=None, end=None, newest=False):
+        """Up to ``limit`` candles of ``interval``, oldest first: the newest ones (before ``end``), or the first
+        ones from ``start`` (and before ``end``); with ``newest``, the newest ones from ``start``."""
         minutes = INTERVALS[interval]
         table_interval = "1d" if minutes is None else "1m"
         group = 1 if minutes is None else minutes
@@ -79,14 +79,14 @@ class CandleStore:
         if end is not None:
             where += " AND time < ?"
             params.append(iso(end))
-        order = "ASC" if start is not None else "DESC"
+        order = "ASC" if start is not None and not newest else "DESC"
         rows = yield self.db.query(
             "SELECT time, open_units, high_units, low_units, close_units, volume FROM bars"
             f" WHERE {where} ORDER BY time {order} LIMIT ?", params + [(limit + 1) * group])
         if order == "DESC":
             rows = list(reversed(rows))
         candles = _aggregate([(parse_iso(r[0]),) + tuple(r[1:]) for r in rows], group)
-        candles = candles[:limit] if start is not None else candles[-limit:]
+        candles = candles[:limit] if order == "ASC" else candles[-limit:]
         return [dict(time=t, open=from_price_units(o), high=from_price_units(h), low=from_price_units(lo),
                      close=from_price_units(c), volume=v) for t, o, h, lo, c, v in candles]
 

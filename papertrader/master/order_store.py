@@ -157,9 +157,10 @@ class OrderStore:
         return found[0] if found else None
 
     def page(self, cursor, account_id, statuses=None, before=None, limit=50, after=None, until=None,
-             oldest_first=False, symbols=None, side=None):
-        """Up to ``limit`` orders, newest first (or oldest first): with an id below ``before``, of the given
-        statuses, created after ``after`` and up to ``until``, of ``symbols``, of ``side``."""
+             oldest_first=False, symbols=None, side=None, after_id=None):
+        """Up to ``limit`` orders, newest first (or oldest first): with an id below ``before`` (above
+        ``after_id``), of the given statuses, created after ``after`` and up to ``until``, of ``symbols``, of
+        ``side``."""
         where, params = "o.account_id = ?", [account_id]
         if statuses:
             where += f" AND o.status IN {_in(statuses)}"
@@ -167,6 +168,9 @@ class OrderStore:
         if before is not None:
             where += " AND o.id < ?"
             params.append(before)
+        if after_id is not None:
+            where += " AND o.id > ?"
+            params.append(after_id)
         if after is not None:
             where += " AND o.created > ?"
             params.append(iso(after))

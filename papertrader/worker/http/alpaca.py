@@ -3,13 +3,77 @@
 Money and quantities are JSON strings (alpaca-py's models reject numbers where Alpaca sends
 strings), enums lower-case and closed, ids UUIDs, times RFC 3339 in UTC with a ``Z``.  Every
 function takes the plain values the application layer answers with and returns a dict ready for
-``json.dumps``.
+:func:`dumps`, which writes a Decimal as a JSON number with its exact digits (market data and
+portfolio history are numbers in Alpaca's API; no float is ever made).
 """
 
+import json
 from datetime import timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from papertrader.money import money_text, price_text, quantity_text
+
+#: Exchanges alpaca-py's closed AssetExchange enum knows; any other is sent as "".
+EXCHANGES = frozenset({"AMEX", "ARCA", "ASCX", "BATS", "NYSE", "NASDAQ", "NYSEARCA", "FTXU", "CBSE", "GNSS",
+                       "ERSX", "OTC", "CRYPTO"})
+#: Asset classes alpaca-py's AssetClass enum knows.
+ASSET_CLASSES = frozenset({"us_equity", "us_option", "crypto", "crypto_perp"})
+_encode_text = json.encoder.encode_basestring_ascii
+
+
+def dumps(value):
+    """JSON bytes of ``value`` (dicts, lists, text, numbers, Decimals, booleans, None), compact."""
+    out = []
+    _encode(value, out.append)
+    return "".join(out).encode("ascii")
+
+
+def _encode(value, write):
+    if isinstance(value, str):
+        write(_encode_text(value))
+    elif value is None:
+        write("null")
+    elif value is True:
+        write("true")
+    elif value is False:
+        write("false")
+    elif isinstance(value, Decimal):
+        write(plain(value))
+    elif isinstance(value, int):
+        write(str(value))
+    elif isinstance(value, dict):
+        write("{")
+        first = True
+        for key, item in value.items():
+            if not first:
+                write(",")
+            first = False
+            write(_encode_text(key))
+            write(":")
+            _encode(item, write)
+        write("}")
+    elif isinstance(value, (list, tuple)):
+        write("[")
+        for i, item in enumerate(value):
+            if i:
+                write(",")
+            _encode(item, write)
+        write("]")
+    else:
+        raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def plain(value):
+    """A Decimal's digits without an exponent or trailing zeros (``100.50`` -> ``100.5``)."""
+    if value == value.to_integral_value():
+        return format(value.quantize(Decimal(1)), "f")
+    return format(value.normalize(), "f")
+
+
+def exchange(name):
+    name = (name or "").upper()
+    return name if name in EXCHANGES else ""
 
 ACCOUNT_NUMBER_PREFIX = "PT"
 
@@ -125,4 +189,146 @@ def account(p, username):
 def clock(c):
     return {"timestamp": when(c["time"]), "is_open": bool(c["is_open"]), "next_open": when(c["next_open"]),
             "next_close": when(c["next_close"])}
+
+
+
+# --- positions and assets ----------------------------------------------------------------------
+
+
+def ratio(part, whole, places=Decimal("0.000001")):
+    """part / whole as the string Alpaca sends for a ratio (0.2 is 20%); "0" if ``whole`` is 0."""
+    if not whole:
+        return "0"
+    return plain((part / whole).quantize(places))
+
+
+def position(p, asset_id, exchange_name):
+    """A position (one of the ``portfolio`` answer's) as Alpaca's Position."""
+    quantity, cost, value = p["quantity"], p["cost"], p["market_value"]
+    price, last = p.get("price"), p.get("previous_close")
+    intraday = p.get("change_today")
+    out = {
+        "asset_id": asset_id,
+        "symbol": p["symbol"],
+        "exchange": exchange(exchange_name),
+        "asset_class": "us_equity",
+        "asset_marginable": False,
+        "avg_entry_price": price_text(p["average_price"]),
+        "qty": quantity_text(quantity),
+        "side": "long",
+        "market_value": money_text(value),
+        "cost_basis": money_text(cost),
+        "unrealized_pl": money_text(value - cost),
+        "unrealized_plpc": ratio(value - cost, cost),
+        "current_price": price_text(price) if price is not None else None,
+        "lastday_price": price_text(last) if last is not None else None,
+        "change_today": ratio(price - last, last) if price is not None and last else None,
+        "unrealized_intraday_pl": money_text(intraday) if intraday is not None else None,
+        "unrealized_intraday_plpc": ratio(intraday, quantity * last) if intraday is not None and last else None,
+    }
+    return out
+
+
+def asset(a):
+    """An asset (one of the ``asset_list`` answer's) as Alpaca's Asset (its class under the key ``class``)."""
+    return {
+        "id": a["id"],
+        "class": a["asset_class"] if a["asset_class"] in ASSET_CLASSES else "us_equity",
+        "exchange": exchange(a.get("exchange")),
+        "symbol": a["symbol"],
+        "name": a.get("name") or a["symbol"],
+        "status": "active",
+        "tradable": bool(a["tradable"]),
+        "marginable": False,
+        "shortable": False,
+        "easy_to_borrow": False,
+        "fractionable": bool(a["fractionable"]),
+        "maintenance_margin_requirement": 100,
+        "attributes": [],
+    }
+
+
+# --- orders in bulk ----------------------------------------------------------------------------------
+
+
+def canceled(order_json):
+    """One element of DELETE /v2/orders' 207 answer."""
+    return {"id": order_json["id"], "status": 200, "body": order_json}
+
+
+def closed(symbol, order_json):
+    """One closed position of DELETE /v2/positions' 207 answer."""
+    return {"symbol": symbol, "status": 200, "order_id": order_json["id"], "body": order_json}
+
+
+def not_closed(symbol, status, code, message):
+    return {"symbol": symbol, "status": status, "body": {"code": code, "message": message, "symbol": symbol}}
+
+
+# --- calendar, history, activities -----------------------------------------------------------------
+
+
+def calendar_day(session, zone):
+    """One session as Alpaca's Calendar: ``open``/``close`` as HH:MM in the exchange's time zone.  A session
+    that runs to midnight (the always-open calendar) closes at "23:59" of its day, since alpaca-py reads
+    ``close`` as a time of ``date``."""
+    tz = ZoneInfo(zone)
+    opens, closes = session["open"].astimezone(tz), session["close"].astimezone(tz)
+    day = session["date"]
+    close = closes.strftime("%H:%M") if closes.date().isoformat() == day else "23:59"
+    return {"date": day, "open": opens.strftime("%H:%M"), "close": close,
+            "session_open": opens.strftime("%H%M"), "session_close": close.replace(":", ""),
+            "settlement_date": day}
+
+
+def portfolio_history(h):
+    return {"timestamp": list(h["timestamps"]), "equity": list(h["equity"]),
+            "profit_loss": list(h["profit_loss"]), "profit_loss_pct": list(h["profit_loss_pct"]),
+            "base_value": h["base_value"], "timeframe": h["timeframe"], "cashflow": {}}
+
+
+#: Our kinds of activity and Alpaca's activity types.
+ACTIVITY_TYPES = {"fill": "FILL", "dividend": "DIV", "split": "SPLIT"}
+
+
+def activity(a, account_uuid):
+    """An activity (one of the ``activities`` answer's) as Alpaca's TradeActivity or NonTradeActivity."""
+    kind = ACTIVITY_TYPES[a["kind"]]
+    out = {"id": a["id"], "account_id": account_uuid, "activity_type": kind, "symbol": a["symbol"]}
+    if kind == "FILL":
+        leaves = a.get("leaves_qty") or Decimal(0)
+        out.update({
+            "transaction_time": when(a["time"]), "type": "partial_fill" if leaves > 0 else "fill",
+            "price": price_text(a["price"]), "qty": quantity_text(a["quantity"]), "side": a.get("side"),
+            "leaves_qty": quantity_text(leaves), "cum_qty": quantity_text(a.get("cum_qty") or a["quantity"]),
+            "order_id": a.get("order_uuid"), "order_status": a.get("order_status")})
+    else:
+        out.update({"date": a["time"].astimezone(timezone.utc).date().isoformat(),
+                    "transaction_time": when(a["time"]), "net_amount": money_text(a["amount"]),
+                    "description": a.get("details") or "", "status": "executed",
+                    "qty": quantity_text(a["quantity"])})
+        if kind == "DIV":
+            out["per_share_amount"] = plain(a["price"])
+    return out
+
+
+# --- market data ------------------------------------------------------------------------------------
+
+
+def bar(b):
+    """A bar as Alpaca's (prices as JSON numbers; ``n`` and ``vw`` unknown, so null)."""
+    return {"t": when(b["time"]), "o": b["open"], "h": b["high"], "l": b["low"], "c": b["close"],
+            "v": b["volume"], "n": None, "vw": None}
+
+
+def quote(q):
+    """A worker's cached quote as Alpaca's latest quote: bid and ask from the fill model's spread; sizes are not
+    simulated (0)."""
+    return {"t": when(q["time"]), "bp": q.get("bid", q["price"]), "bs": 0, "ap": q.get("ask", q["price"]),
+            "as": 0, "bx": "", "ax": "", "c": [], "z": ""}
+
+
+def trade(q):
+    """A worker's cached quote as Alpaca's latest trade: the last price, at its time; no size (0)."""
+    return {"t": when(q["time"]), "p": q["price"], "s": 0, "x": "", "c": [], "z": ""}
 

@@ -2,27 +2,48 @@
 
 Each request: check its size, authenticate its API key (headers ``APCA-API-KEY-ID`` and
 ``APCA-API-SECRET-KEY``, or ``Authorization: Basic`` of ``key:secret``), count it against the
-key's rate limit, parse and check its parameters, pass one command on to the master through the
-worker's gateway (stamped with the time, the client's address and this worker, answered by the
-same application layer as AMP), and answer in Alpaca's JSON.  A failure is always JSON
+key's rate limit, parse and check its parameters (:mod:`.params`), pass it on to the master through
+the worker's gateway (stamped with the time, the client's address and this worker, answered by the
+same application layer as AMP), and answer in Alpaca's JSON (:mod:`.alpaca`).  Latest quotes and
+trades are read from the worker's quote cache, as the AMP ``Quote`` is.  A failure is always JSON
 ``{"code": <int>, "message": <text>}`` with the HTTP status Alpaca uses; never a redirect, an HTML
 page or a traceback.
 """
 
 import base64
 import binascii
-import json
+import uuid
 from collections import deque
-from decimal import Decimal, InvalidOperation
+from datetime import timedelta
+from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.internet import defer
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from twisted.web import resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from papertrader import commands
-from papertrader.errors import InvalidInput, PaperTraderError, Throttled
+from papertrader.errors import PaperTraderError, Throttled, UnknownOrder, UnknownSymbol
 from papertrader.master.api_keys import credential
+from papertrader.market.sources import asset_uuid
 from papertrader.worker.http import alpaca
+from papertrader.worker.http.params import (
+    SYMBOL_RE,
+    HttpError,
+    Query,
+    body,
+    check_uuid,
+    day_bounds,
+    day_start,
+    decode_token,
+    encode_token,
+    invalid,
+    is_uuid,
+    order_request,
+    replace_request,
+    shorten,
+    timeframe,
+)
 
 #: Our error codes -> (HTTP status, Alpaca's code).  Anything else: 500.
 STATUS = {
@@ -41,17 +62,27 @@ STATUS = {
     "server_error": (500, 50010000),
 }
 
-
-class HttpError(Exception):
-    """A refusal of the HTTP layer itself (before any command): its status, code and message."""
-
-    def __init__(self, status, code, message):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+#: Most orders one list answer holds (Alpaca's limit), and how many the worker asks the master for at a time
+#: (one AMP answer holds at most 64 kB: about 55 orders at their largest).
+MAX_ORDERS = 500
+ORDER_CHUNK = 50
+#: Most bars of one page (Alpaca's limit), and per answer of the master (about 150 bytes each in AMP).
+MAX_BARS = 10_000
+BAR_CHUNK = 350
+#: Most symbols one market-data request names.
+MAX_SYMBOLS = 200
+#: Activity types: those this platform makes, and the rest of Alpaca's (asked for, they are simply none).
+ACTIVITY_TYPES = {"FILL", "DIV", "SPLIT"}
+OTHER_ACTIVITY_TYPES = {"ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC",
+                        "DIVTXEX", "DIVWH", "EXTRD", "FEE", "FXTRD", "INT", "INTPNL", "JNLC", "JNLS", "MA", "MEM",
+                        "NC", "OCT", "OPASN", "OPCSH", "OPEXC", "OPEXP", "OPTRD", "PTC", "REORG", "SPIN", "SWP",
+                        "VOF", "WH"}
 
 
 class RateLimiter:
-    """At most ``limit`` requests per key in any minute (the master counts them too)."""
+    """At most ``limit`` requests per key in any minute (the master counts them too, across workers, once the
+    key's secret is checked).  The REST API counts by key and client address, so requests from elsewhere with
+    a wrong secret cannot use up a strategy's minute."""
 
     def __init__(self, clock, limit):
         self.clock = clock
@@ -74,7 +105,7 @@ def client_ip(request):
     return getattr(request.getClientAddress(), "host", "unknown")
 
 
-def respond(request, status, body):
+def respond(request, status, value):
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
     request.setHeader(b"Cache-Control", b"no-store")
@@ -82,11 +113,31 @@ def respond(request, status, body):
     request.setHeader(b"X-Frame-Options", b"DENY")
     if status == 204:
         return b""
-    return json.dumps(body, separators=(",", ":")).encode()
+    data = alpaca.dumps(value)
+    request.setHeader(b"Content-Length", b"%d" % len(data))
+    return data
 
 
 def error_body(code, message):
     return {"code": code, "message": message}
+
+
+class Guard(resource.Resource):
+    """In front of the klein resource: a path that does not decode to UTF-8 text (klein would answer it in
+    plain text) gets the API's JSON 400."""
+
+    isLeaf = True
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def render(self, request):
+        try:
+            unquote_to_bytes(request.path).decode("utf-8")
+        except UnicodeDecodeError:
+            return respond(request, 400, error_body(40010000, "the path is not UTF-8 text"))
+        return self.inner.render(request)
 
 
 class RestApi:
@@ -97,7 +148,7 @@ class RestApi:
         self.limiter = RateLimiter(worker.clock, rate_limit)
 
     def resource(self):
-        return self.app.resource()
+        return Guard(self.app.resource())
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -115,7 +166,7 @@ class RestApi:
         if not key or not secret or len(key) > 64 or len(secret) > 256:
             raise HttpError(401, 40110000, "unauthorized: send your API key as the APCA-API-KEY-ID and"
                                            " APCA-API-SECRET-KEY headers")
-        self.limiter.count(key)
+        self.limiter.count((key, client_ip(request)))
         return credential(key, secret)
 
     def call(self, request, command, token=None, **arguments):
@@ -124,39 +175,17 @@ class RestApi:
         return self.worker.gateway.forward(command, dict(arguments, token=token or self.credential(request)),
                                            client_ip(request))
 
+    def ask(self, request, command, **arguments):
+        """Pass a command that needs no account (market data, the calendar) on to the master, stamped."""
+        arguments = {k: v for k, v in arguments.items() if v is not None}
+        return self.worker.gateway.forward(command, arguments, client_ip(request))
+
     @defer.inlineCallbacks
     def who(self, request):
         """(credential, username) of this request's API key, checked (a command with no account needs it)."""
         token = self.credential(request)
         username = yield self.worker.gateway.session(token, client_ip(request))
         return token, username
-
-    def body(self, request):
-        """The request's JSON object body ({} if there is none)."""
-        if getattr(request, "too_large", False):
-            raise HttpError(413, 41310000, "the request body is too large")
-        raw = request.content.read() if request.content is not None else b""
-        if not raw.strip():
-            return {}
-        try:
-            data = json.loads(raw, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError):
-            raise HttpError(400, 40010000, "the request body is not valid JSON")
-        if not isinstance(data, dict):
-            raise HttpError(422, 42210000, "the request body must be a JSON object")
-        return data
-
-    def query(self, request, name, default=None):
-        values = request.args.get(name.encode())
-        if not values:
-            return default
-        try:
-            value = values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise HttpError(422, 42210000, f"{name} is not UTF-8 text")
-        if len(value) > 4096:
-            raise HttpError(422, 42210000, f"{name} is too long")
-        return value
 
     @app.handle_errors(NotFound)
     def not_found(self, request, failure):
@@ -177,6 +206,14 @@ class RestApi:
         status, code = STATUS.get(e.code, (500, 50010000))
         return respond(request, status, error_body(code, e.message))
 
+    @app.handle_errors(HTTPException)
+    def routing_error(self, request, failure):
+        """The router's other refusals; a redirect (a path with '//') is answered as no such endpoint."""
+        status = failure.value.code or 400
+        if status < 400:
+            return respond(request, 404, error_body(40410000, "endpoint not found"))
+        return respond(request, status, error_body(status * 100_000, failure.value.description or "refused"))
+
     @app.handle_errors(Exception)
     def unexpected(self, request, failure):
         self.worker.log.failure("HTTP {method} {path} failed", failure, method=request.method.decode("latin-1"),
@@ -196,93 +233,399 @@ class RestApi:
     @defer.inlineCallbacks
     def clock(self, request):
         yield self.who(request)
-        answer = yield self.worker.gateway.forward(commands.Clock, {}, client_ip(request))
+        answer = yield self.ask(request, commands.Clock)
         return respond(request, 200, alpaca.clock(answer))
+
+    # --- positions -------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _positions(self, request):
+        portfolio = yield self.call(request, commands.Portfolio)
+        return [alpaca.position(p, asset_uuid(p["symbol"]), p.get("exchange")) for p in portfolio["positions"]]
+
+    @app.route("/v2/positions", methods=["GET"])
+    @defer.inlineCallbacks
+    def positions(self, request):
+        positions = yield self._positions(request)
+        return respond(request, 200, positions)
+
+    @app.route("/v2/positions/<string:symbol_or_id>", methods=["GET"])
+    @defer.inlineCallbacks
+    def position(self, request, symbol_or_id):
+        positions = yield self._positions(request)
+        wanted = symbol_or_id.lower() if is_uuid(symbol_or_id) else symbol_or_id.upper()
+        for p in positions:
+            if wanted in (p["symbol"], p["asset_id"]):
+                return respond(request, 200, p)
+        raise HttpError(404, 40410000, "position does not exist")
+
+    @defer.inlineCallbacks
+    def _symbol_of(self, request, symbol_or_id):
+        """A path's symbol, or the symbol of a position's asset id."""
+        if not is_uuid(symbol_or_id):
+            return symbol_or_id.upper()
+        positions = yield self._positions(request)
+        for p in positions:
+            if p["asset_id"] == symbol_or_id.lower():
+                return p["symbol"]
+        raise HttpError(404, 40410000, "position does not exist")
+
+    @app.route("/v2/positions/<string:symbol_or_id>", methods=["DELETE"])
+    @defer.inlineCallbacks
+    def close_position(self, request, symbol_or_id):
+        query = Query(request)
+        quantity, percentage = query.text("qty", limit=40), query.text("percentage", limit=40)
+        if quantity is not None and percentage is not None:
+            raise invalid("give qty or percentage, not both")
+        symbol = yield self._symbol_of(request, symbol_or_id)
+        try:
+            order = yield self.call(request, commands.ClosePosition, symbol=symbol, quantity=quantity,
+                                    percentage=percentage)
+        except (UnknownSymbol, UnknownOrder):
+            raise HttpError(404, 40410000, "position does not exist")
+        return respond(request, 200, alpaca.order(with_asset(order)))
+
+    @app.route("/v2/positions", methods=["DELETE"])
+    @defer.inlineCallbacks
+    def close_all_positions(self, request):
+        cancel_orders = Query(request).boolean("cancel_orders")
+        answer = yield self.call(request, commands.CloseAllPositions, cancel_orders=cancel_orders or None)
+        out = [alpaca.closed(o["symbol"], alpaca.order(with_asset(o))) for o in answer["orders"]]
+        for f in answer["failures"]:
+            status, code = STATUS.get(f["code"], (500, 50010000))
+            out.append(alpaca.not_closed(f["symbol"], status, code, f["message"]))
+        return respond(request, 207, out)
 
     # --- orders ----------------------------------------------------------------------------------
 
     @app.route("/v2/orders", methods=["POST"])
     @defer.inlineCallbacks
     def place_order(self, request):
-        body = self.body(request)
-        order = yield self.call(request, commands.PlaceOrder, **order_request(body))
+        arguments = order_request(body(request))
+        if arguments["client_order_id"] is None:
+            arguments["client_order_id"] = str(uuid.uuid4())
+        order = yield self.call(request, commands.PlaceOrder, **arguments)
+        return respond(request, 200, alpaca.order(with_asset(order)))
+
+    @app.route("/v2/orders", methods=["GET"])
+    @defer.inlineCallbacks
+    def orders(self, request):
+        query = Query(request)
+        status = query.choice("status", ("open", "closed", "all"), "open")
+        limit = query.integer("limit", 50, 1, MAX_ORDERS)
+        direction = query.choice("direction", ("asc", "desc"), "desc")
+        after, until = query.moment("after"), query.moment("until")
+        side = query.choice("side", ("buy", "sell"))
+        symbols = query.symbols("symbols", MAX_SYMBOLS)
+        query.boolean("nested")  # accepted: orders have no legs here, so nested lists are the same
+        token = self.credential(request)
+        orders = yield self._order_list(request, token, limit, direction, status=status, after=after, until=until,
+                                        side=side, symbols=symbols)
+        return respond(request, 200, [alpaca.order(with_asset(o)) for o in orders])
+
+    @defer.inlineCallbacks
+    def _order_list(self, request, token, limit, direction, **filters):
+        """Up to ``limit`` orders in ``direction``, asked of the master in answers that fit AMP."""
+        out, cursor, chunk = [], None, ORDER_CHUNK
+        while len(out) < limit:
+            want = min(chunk, limit - len(out))
+            paging = {"after_id": cursor} if direction == "asc" else {"before": cursor}
+            answer = yield self.call(request, commands.Orders, token=token, limit=want, direction=direction,
+                                     **filters, **paging)
+            rows = answer["orders"]
+            if direction == "asc":
+                if answer.get("next_before") is not None and chunk > 1:
+                    # The master cut the answer to fit AMP, keeping its last rows: ask for fewer at a time.
+                    chunk = max(1, want // 2)
+                    continue
+                out.extend(rows)
+                if len(rows) < want or not rows:
+                    break
+                cursor = rows[-1]["id"]
+            else:
+                out.extend(reversed(rows))  # the master lists them oldest first
+                if answer.get("next_before") is None or not rows:
+                    break
+                cursor = answer["next_before"]
+        return out[:limit]
+
+    @app.route("/v2/orders", methods=["DELETE"])
+    @defer.inlineCallbacks
+    def cancel_all_orders(self, request):
+        answer = yield self.call(request, commands.CancelAllOrders)
+        return respond(request, 207, [alpaca.canceled(alpaca.order(with_asset(o))) for o in answer["orders"]])
+
+    @app.route("/v2/orders:by_client_order_id", methods=["GET"])
+    @defer.inlineCallbacks
+    def order_by_client_order_id(self, request):
+        client_order_id = Query(request).text("client_order_id", limit=128)
+        if client_order_id is None:
+            raise invalid("client_order_id is required")
+        order = yield self.call(request, commands.GetOrder, client_order_id=client_order_id)
         return respond(request, 200, alpaca.order(with_asset(order)))
 
     @app.route("/v2/orders/<string:order_uuid>", methods=["GET"])
     @defer.inlineCallbacks
     def get_order(self, request, order_uuid):
+        Query(request).boolean("nested")
         order = yield self.call(request, commands.GetOrder, order_uuid=check_uuid(order_uuid))
         return respond(request, 200, alpaca.order(with_asset(order)))
 
+    @app.route("/v2/orders/<string:order_uuid>", methods=["DELETE"])
+    @defer.inlineCallbacks
+    def cancel_order(self, request, order_uuid):
+        yield self.call(request, commands.CancelOrder, order_uuid=check_uuid(order_uuid))
+        return respond(request, 204, None)
 
-def check_uuid(text):
-    import uuid
+    @app.route("/v2/orders/<string:order_uuid>", methods=["PATCH"])
+    @defer.inlineCallbacks
+    def replace_order(self, request, order_uuid):
+        order_uuid = check_uuid(order_uuid)
+        arguments = replace_request(body(request))
+        order = yield self.call(request, commands.ReplaceOrder, order_uuid=order_uuid, **arguments)
+        return respond(request, 200, alpaca.order(with_asset(order)))
 
-    try:
-        return str(uuid.UUID(text))
-    except (ValueError, AttributeError):
-        raise HttpError(404, 40410000, "order not found")
+    # --- calendar and assets ---------------------------------------------------------------------------
+
+    @app.route("/v2/calendar", methods=["GET"])
+    @defer.inlineCallbacks
+    def calendar(self, request):
+        query = Query(request)
+        first, last = query.day("start"), query.day("end")
+        yield self.who(request)
+        if first is not None and last is not None and last < first:
+            raise invalid("end must not come before start")
+        start = day_start(first) if first is not None else None
+        end = day_start(last) if last is not None else None
+        days = []
+        while True:
+            answer = yield self.ask(request, commands.Calendar, start=start, end=end)
+            sessions, zone = answer["sessions"], answer.get("timezone") or "UTC"
+            days.extend(alpaca.calendar_day(s, zone) for s in sessions)
+            if len(sessions) < 600 or end is None or len(days) > 5000:
+                break
+            start = day_start(sessions[-1]["open"].date()) + timedelta(days=1)
+        return respond(request, 200, days)
+
+    @defer.inlineCallbacks
+    def _assets(self, request):
+        out, after = [], None
+        while True:
+            answer = yield self.ask(request, commands.AssetList, after=after)
+            out.extend(answer["assets"])
+            if len(answer["assets"]) < 200:
+                return out
+            after = answer["assets"][-1]["symbol"]
+
+    @app.route("/v2/assets", methods=["GET"])
+    @defer.inlineCallbacks
+    def assets(self, request):
+        query = Query(request)
+        status = query.choice("status", ("active", "inactive"))
+        asset_class = query.choice("asset_class", ("us_equity", "us_option", "crypto", "crypto_perp"))
+        exchange = query.text("exchange", limit=16)
+        attributes = query.listing("attributes", 20)
+        yield self.who(request)
+        assets = [alpaca.asset(a) for a in (yield self._assets(request))]
+        if status == "inactive" or attributes:
+            assets = []  # every asset here is active, and none has Alpaca's attributes
+        if asset_class is not None:
+            assets = [a for a in assets if a["class"] == asset_class]
+        if exchange is not None:
+            assets = [a for a in assets if a["exchange"] == exchange.upper()]
+        return respond(request, 200, assets)
+
+    @app.route("/v2/assets/<string:symbol_or_id>", methods=["GET"])
+    @defer.inlineCallbacks
+    def asset(self, request, symbol_or_id):
+        yield self.who(request)
+        if is_uuid(symbol_or_id):
+            for a in (yield self._assets(request)):
+                if a["id"] == symbol_or_id.lower():
+                    return respond(request, 200, alpaca.asset(a))
+            raise HttpError(404, 40410000, "asset not found")
+        try:
+            answer = yield self.ask(request, commands.AssetList, symbol=symbol_or_id[:32])
+        except UnknownSymbol:
+            raise HttpError(404, 40410000, f"asset not found: {symbol_or_id[:32]}")
+        return respond(request, 200, alpaca.asset(answer["assets"][0]))
+
+    # --- portfolio history and activities ----------------------------------------------------------------
+
+    @app.route("/v2/account/portfolio/history", methods=["GET"])
+    @defer.inlineCallbacks
+    def portfolio_history(self, request):
+        query = Query(request)
+        period = query.text("period", limit=8)
+        frame = query.choice("timeframe", ("1Min", "5Min", "15Min", "1H", "1D"))
+        start, end, date_end = query.moment("start"), query.moment("end"), query.day("date_end")
+        query.choice("intraday_reporting", ("market_hours", "extended_hours", "continuous"))
+        query.choice("pnl_reset", ("per_day", "no_reset"))
+        query.boolean("extended_hours")
+        query.text("cashflow_types", limit=400)
+        if end is None and date_end is not None:
+            end = day_start(date_end) + timedelta(days=1)
+        answer = yield self.call(request, commands.PortfolioHistory, period=period, timeframe=frame, start=start,
+                                 end=end)
+        return respond(request, 200, alpaca.portfolio_history(answer))
+
+    @app.route("/v2/account/activities", methods=["GET"])
+    def activities(self, request):
+        query = Query(request)
+        types = query.listing("activity_types", 40)
+        category = query.choice("category", ("trade_activity", "non_trade_activity"))
+        if types is not None and category is not None:
+            raise invalid("give activity_types or category, not both")
+        if category == "trade_activity":
+            types = ["FILL"]
+        elif category == "non_trade_activity":
+            types = sorted((ACTIVITY_TYPES | OTHER_ACTIVITY_TYPES) - {"FILL"})
+        return self._activities(request, query, types)
+
+    @app.route("/v2/account/activities/<string:activity_type>", methods=["GET"])
+    def activities_of(self, request, activity_type):
+        return self._activities(request, Query(request), [activity_type])
+
+    @defer.inlineCallbacks
+    def _activities(self, request, query, types):
+        if types is not None:
+            for t in types:
+                if t not in ACTIVITY_TYPES and t not in OTHER_ACTIVITY_TYPES:
+                    raise invalid(f"unknown activity type {t[:16]!r}")
+            types = sorted(set(types) & ACTIVITY_TYPES)
+        day = query.day("date")
+        after, until = query.moment("after"), query.moment("until")
+        if day is not None:
+            if after is not None or until is not None:
+                raise invalid("give date, or after and until, not both")
+            after, until = day_bounds(day)
+        direction = query.choice("direction", ("asc", "desc"), "desc")
+        size = query.integer("page_size", 100, 1, 100)
+        page_token = query.text("page_token", limit=80)
+        token = self.credential(request)
+        if types == []:  # only kinds of activity this platform never makes
+            yield self.worker.gateway.session(token, client_ip(request))
+            return respond(request, 200, [])
+        answer = yield self.call(request, commands.Activities, token=token, types=types, after=after, until=until,
+                                 direction=direction, page_size=size, page_token=page_token)
+        return respond(request, 200, [alpaca.activity(a, answer.get("account_uuid")) for a in answer["activities"]])
+
+    # --- market data ---------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _bars(self, request, symbols, query):
+        """One page of bars (at most ``limit``, in answers of the master that fit AMP) and the next page's
+        token."""
+        frame = timeframe(query)
+        start, end = query.moment("start"), query.moment("end")
+        limit = query.integer("limit", 1000, 1, MAX_BARS)
+        sort = query.choice("sort", ("asc", "desc"), "asc")
+        query.choice("adjustment", ("raw", "split", "dividend", "all"))  # bars here are as they were traded
+        query.text("feed", limit=16)
+        query.text("asof", limit=16)
+        currency = query.text("currency", limit=8)
+        if currency not in (None, "USD"):
+            raise invalid("currency: prices are in USD only")
+        page = decode_token(query.text("page_token", limit=200))
+        yield self.who(request)
+        bars, left = [], limit
+        while left > 0:
+            answer = yield self.ask(request, commands.Bars, symbols=symbols, timeframe=frame, start=start, end=end,
+                                    limit=min(BAR_CHUNK, left), page_token=page, sort=sort)
+            bars.extend(answer["bars"])
+            left -= len(answer["bars"])
+            page = answer.get("next_page_token")
+            if page is None:
+                break
+        return bars, encode_token(page)
+
+    @app.route("/v2/stocks/bars", methods=["GET"])
+    @defer.inlineCallbacks
+    def bars(self, request):
+        query = Query(request)
+        symbols = query.symbols("symbols", MAX_SYMBOLS, required=True)
+        bars, token = yield self._bars(request, symbols, query)
+        by_symbol = {}
+        for b in bars:
+            by_symbol.setdefault(b["symbol"], []).append(alpaca.bar(b))
+        return respond(request, 200, {"bars": by_symbol, "next_page_token": token})
+
+    @app.route("/v2/stocks/<string:symbol>/bars", methods=["GET"])
+    @defer.inlineCallbacks
+    def symbol_bars(self, request, symbol):
+        query = Query(request)
+        symbol = single_symbol(symbol)
+        bars, token = yield self._bars(request, [symbol], query)
+        return respond(request, 200, {"bars": [alpaca.bar(b) for b in bars], "symbol": symbol,
+                                      "next_page_token": token})
+
+    @app.route("/v2/stocks/bars/latest", methods=["GET"])
+    @defer.inlineCallbacks
+    def latest_bars(self, request):
+        query = Query(request)
+        symbols = query.symbols("symbols", MAX_SYMBOLS, required=True)
+        query.text("feed", limit=16)
+        yield self.who(request)
+        answer = yield self.ask(request, commands.LatestBars, symbols=symbols, timeframe="1Min")
+        return respond(request, 200, {"bars": {b["symbol"]: alpaca.bar(b) for b in answer["bars"]}})
+
+    @defer.inlineCallbacks
+    def _cached(self, request, query):
+        """The worker's cached quotes of the request's symbols (symbols without one are left out)."""
+        symbols = query.symbols("symbols", MAX_SYMBOLS, required=True)
+        query.text("feed", limit=16)
+        query.text("currency", limit=8)
+        yield self.who(request)
+        cache = self.worker.quotes
+        return {s: cache.get(s) for s in symbols if cache.get(s) is not None}
+
+    @app.route("/v2/stocks/quotes/latest", methods=["GET"])
+    @defer.inlineCallbacks
+    def latest_quotes(self, request):
+        quotes = yield self._cached(request, Query(request))
+        return respond(request, 200, {"quotes": {s: alpaca.quote(q) for s, q in quotes.items()}})
+
+    @app.route("/v2/stocks/trades/latest", methods=["GET"])
+    @defer.inlineCallbacks
+    def latest_trades(self, request):
+        quotes = yield self._cached(request, Query(request))
+        return respond(request, 200, {"trades": {s: alpaca.trade(q) for s, q in quotes.items()}})
+
+    @defer.inlineCallbacks
+    def _snapshots(self, request, query):
+        quotes = yield self._cached(request, query)
+        out = {}
+        if not quotes:
+            return out
+        symbols = sorted(quotes)
+        minutes = yield self.ask(request, commands.LatestBars, symbols=symbols, timeframe="1Min")
+        days = yield self.ask(request, commands.LatestBars, symbols=symbols, timeframe="1Day", count=2)
+        minute = {b["symbol"]: b for b in minutes["bars"]}
+        daily = {}
+        for b in days["bars"]:
+            daily.setdefault(b["symbol"], []).append(b)
+        for s in symbols:
+            recent = daily.get(s, [])
+            out[s] = {"latestTrade": alpaca.trade(quotes[s]), "latestQuote": alpaca.quote(quotes[s]),
+                      "minuteBar": alpaca.bar(minute[s]) if s in minute else None,
+                      "dailyBar": alpaca.bar(recent[-1]) if recent else None,
+                      "prevDailyBar": alpaca.bar(recent[-2]) if len(recent) > 1 else None}
+        return out
+
+    @app.route("/v2/stocks/snapshots", methods=["GET"])
+    @defer.inlineCallbacks
+    def snapshots(self, request):
+        snapshots = yield self._snapshots(request, Query(request))
+        return respond(request, 200, snapshots)
+
+
+def single_symbol(text):
+    symbol = text.upper()
+    if not SYMBOL_RE.fullmatch(symbol):
+        raise invalid(f"invalid symbol {shorten(text)!r}")
+    return symbol
 
 
 def with_asset(order):
-    from papertrader.market.sources import asset_uuid
-
     return dict(order, asset_id=asset_uuid(order["symbol"]))
 
-
-#: The body keys of POST /v2/orders this server understands (others are refused, by name).
-ORDER_KEYS = {"symbol", "qty", "notional", "side", "type", "time_in_force", "limit_price", "stop_price",
-              "trail_price", "trail_percent", "client_order_id", "extended_hours", "order_class", "position_intent"}
-
-
-def decimal_text(name, value):
-    """A JSON number or numeric string as the decimal text our commands take."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
-        raise HttpError(422, 42210000, f"{name} must be a number")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise HttpError(422, 42210000, f"{name} must be a number")
-    if not number.is_finite():
-        raise HttpError(422, 42210000, f"{name} must be a finite number")
-    return format(number.normalize(), "f") if number == number.to_integral_value() else format(number, "f")
-
-
-def text(name, value, limit=64):
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise HttpError(422, 42210000, f"{name} must be text of at most {limit} characters")
-    return value
-
-
-def order_request(body):
-    """POST /v2/orders' body as PlaceOrder's arguments."""
-    unknown = sorted(set(body) - ORDER_KEYS)
-    if unknown:
-        raise HttpError(422, 42210000, f"unknown or unsupported field {unknown[0]!r}"
-                                       " (bracket, oco, oto and multi-leg orders are not simulated)")
-    if body.get("extended_hours") not in (None, False):
-        raise HttpError(422, 42210000, "extended hours trading is not simulated")
-    if body.get("order_class") not in (None, "", "simple"):
-        raise HttpError(422, 42210000, f"order_class {body['order_class']!r} is not simulated; use simple")
-    side = text("side", body.get("side"))
-    if side is None or text("symbol", body.get("symbol")) is None:
-        raise HttpError(422, 42210000, "symbol and side are required")
-    return dict(
-        symbol=body["symbol"], side=side, type=text("type", body.get("type")) or "market",
-        time_in_force=text("time_in_force", body.get("time_in_force")) or "day",
-        quantity=decimal_text("qty", body.get("qty")), notional=decimal_text("notional", body.get("notional")),
-        limit_price=decimal_text("limit_price", body.get("limit_price")),
-        stop_price=decimal_text("stop_price", body.get("stop_price")),
-        trail_price=decimal_text("trail_price", body.get("trail_price")),
-        trail_percent=decimal_text("trail_percent", body.get("trail_percent")),
-        client_order_id=text("client_order_id", body.get("client_order_id"), 128) or _random_id())
-
-
-def _random_id():
-    import uuid
-
-    return str(uuid.uuid4())

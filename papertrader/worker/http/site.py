@@ -9,7 +9,7 @@ deny framing.
 import ipaddress
 
 from twisted.internet import endpoints
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 
 MAX_BODY = 64 * 1024
@@ -100,12 +100,31 @@ class Request(server.Request):
         super().handleContentChunk(data)
 
 
+#: What twisted.web answers itself, before any resource, to a request it cannot parse (a malformed request
+#: line, a line or all headers over 16 kB, more than 500 headers, a bad Content-Length or chunk): JSON too.
+BAD_REQUEST = b'{"code":40010000,"message":"malformed HTTP request, or its request line or headers are too long"}'
+
+
+class Channel(http.HTTPChannel):
+    """twisted.web's HTTP/1.1 channel, whose own refusals are the API's JSON errors instead of an empty 400."""
+
+    def _respondToBadRequestAndDisconnect(self):
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(BAD_REQUEST), BAD_REQUEST))
+        self.loseConnection()
+
+    def lineLengthExceeded(self, line):
+        """A request line or header line over 16 kB (LineReceiver would just close the connection)."""
+        self._respondToBadRequestAndDisconnect()
+
+
 #: Seconds an HTTP connection may stay idle.
 IDLE_TIMEOUT = 60
 
 
 def site(rest_resource, streams=None, web_resource=None):
     web = server.Site(Root(rest_resource, streams, web_resource), timeout=IDLE_TIMEOUT)
+    web.protocol = lambda: http._GenericHTTPChannelProtocol(Channel())
     web.requestFactory = Request
     web.displayTracebacks = False
     web.noisy = False

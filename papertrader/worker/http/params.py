@@ -1,0 +1,311 @@
+"""What an HTTP request to the REST API carries, checked: query parameters and JSON bodies.
+
+alpaca-py sends GET and DELETE parameters in the query string (booleans as ``True``/``False``, lists
+joined with commas, times as ISO 8601 with an offset such as ``+00:00``) and POST/PATCH parameters as a
+JSON object (numbers as JSON numbers, ``qty: 1.0``).  Every check here raises :class:`HttpError` with
+the status and Alpaca code of the refusal; what passes becomes the arguments of one command.
+"""
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+
+#: The longest value of one query parameter, in characters.
+MAX_QUERY_VALUE = 4096
+
+
+class HttpError(Exception):
+    """A refusal of the HTTP layer itself (before any command): its status, code and message."""
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def invalid(message):
+    """An invalid parameter: 422, Alpaca's 42210000."""
+    return HttpError(422, 42210000, message)
+
+
+class Query:
+    """The query parameters of one request (the first value of each), checked as they are read."""
+
+    def __init__(self, request):
+        self.args = request.args
+
+    def text(self, name, default=None, limit=MAX_QUERY_VALUE):
+        values = self.args.get(name.encode())
+        if not values:
+            return default
+        try:
+            value = values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise invalid(f"{name} is not UTF-8 text")
+        if len(value) > limit:
+            raise invalid(f"{name} is too long (at most {limit} characters)")
+        if any(ord(ch) < 32 for ch in value):
+            raise invalid(f"{name} holds control characters")
+        return value.strip() or default
+
+    def boolean(self, name, default=False):
+        """``True``/``true``/``1`` or ``False``/``false``/``0`` (alpaca-py sends Python's ``True``)."""
+        value = self.text(name, limit=8)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise invalid(f"{name} must be true or false")
+
+    def integer(self, name, default, low, high):
+        value = self.text(name, limit=12)
+        if value is None:
+            return default
+        if not re.fullmatch(r"[0-9]{1,10}", value) or not low <= int(value) <= high:
+            raise invalid(f"{name} must be a whole number from {low} to {high}")
+        return int(value)
+
+    def choice(self, name, choices, default=None):
+        value = self.text(name, limit=32)
+        if value is None:
+            return default
+        if value not in choices:
+            raise invalid(f"{name} must be one of {', '.join(choices)}")
+        return value
+
+    def moment(self, name):
+        """A time: RFC 3339 (``Z`` or an offset; without one, UTC) or a day (its start, UTC)."""
+        value = self.text(name, limit=64)
+        if value is None:
+            return None
+        return parse_moment(name, value)
+
+    def day(self, name):
+        value = self.text(name, limit=16)
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise invalid(f"{name} must be a day, YYYY-MM-DD")
+
+    def listing(self, name, most, limit=MAX_QUERY_VALUE):
+        """A comma-separated list (empty items dropped), at most ``most`` items."""
+        value = self.text(name, limit=limit)
+        if value is None:
+            return None
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if len(items) > most:
+            raise invalid(f"{name}: at most {most} values")
+        return items or None
+
+    def symbols(self, name="symbols", most=200, required=False):
+        items = self.listing(name, most)
+        if items is None:
+            if required:
+                raise invalid(f"{name} is required (comma-separated symbols)")
+            return None
+        out = []
+        for item in items:
+            symbol = item.upper()
+            if not SYMBOL_RE.fullmatch(symbol):
+                raise invalid(f"invalid symbol {shorten(item)!r}")
+            if symbol not in out:
+                out.append(symbol)
+        return out
+
+
+#: A symbol as it may be written (letters, digits, '.', '-', '/'): anything else is refused before a lookup.
+SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,15}")
+
+
+def shorten(text, most=24):
+    return text if len(text) <= most else text[:most] + "..."
+
+
+def parse_moment(name, value):
+    value = re.sub(r" ([0-9]{2}:[0-9]{2})$", r"+\1", value.strip())  # a '+' sent unencoded became a space
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), timezone.utc)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(f"{name} must be a time in RFC 3339 (2024-01-02T15:04:05Z) or a day (2024-01-02)")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if not datetime(1900, 1, 1, tzinfo=timezone.utc) <= moment <= datetime(2200, 1, 1, tzinfo=timezone.utc):
+        raise invalid(f"{name} is out of range")
+    return moment.astimezone(timezone.utc)
+
+
+def day_start(day):
+    return datetime.combine(day, time(), timezone.utc)
+
+
+def day_bounds(day):
+    """(after, until) of one UTC day for filters that keep times after ``after`` and up to ``until``."""
+    start = day_start(day)
+    return start - timedelta(microseconds=1), start + timedelta(days=1) - timedelta(microseconds=1)
+
+
+def check_uuid(text, what="order"):
+    """A path's id as a canonical UUID; anything else is no such thing (404)."""
+    try:
+        if len(text) > 64:
+            raise ValueError
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise HttpError(404, 40410000, f"{what} not found")
+
+
+def is_uuid(text):
+    try:
+        return len(text) <= 64 and bool(uuid.UUID(text))
+    except ValueError:
+        return False
+
+
+# --- JSON bodies -----------------------------------------------------------------------------------
+
+
+def body(request):
+    """The request's JSON object body ({} if there is none)."""
+    if getattr(request, "too_large", False):
+        raise HttpError(413, 41310000, "the request body is too large (at most 64 kB)")
+    raw = request.content.read() if request.content is not None else b""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise HttpError(400, 40010000, "the request body is not valid JSON")
+    if not isinstance(data, dict):
+        raise invalid("the request body must be a JSON object")
+    return data
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def decimal_text(name, value):
+    """A JSON number or numeric string as the decimal text our commands take (they check its range)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        raise invalid(f"{name} must be a number")
+    if isinstance(value, str) and len(value) > 40:
+        raise invalid(f"{name} must be a number")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise invalid(f"{name} must be a number")
+    if not number.is_finite() or abs(number.adjusted()) > 30:
+        raise invalid(f"{name} must be a finite number")
+    if number < 0:
+        raise invalid(f"{name} must be positive")
+    return format(number.normalize(), "f") if number == number.to_integral_value() else format(number, "f")
+
+
+def text(name, value, limit=64):
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise invalid(f"{name} must be text of at most {limit} characters")
+    return value
+
+
+def refuse_unknown(data, known, what):
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise invalid(f"unknown or unsupported field {shorten(unknown[0], 40)!r} in {what}")
+
+
+#: The body keys of POST /v2/orders this server understands (others are refused, by name).
+ORDER_KEYS = {"symbol", "qty", "notional", "side", "type", "time_in_force", "limit_price", "stop_price",
+              "trail_price", "trail_percent", "client_order_id", "extended_hours", "order_class", "position_intent"}
+ORDER_CLASSES_REFUSED = ("bracket", "oco", "oto", "mleg")
+POSITION_INTENTS = ("buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close")
+
+
+def order_request(data):
+    """POST /v2/orders' body as PlaceOrder's arguments (``client_order_id`` None if not given)."""
+    for key in ("legs", "take_profit", "stop_loss"):
+        if key in data:
+            raise invalid(f"{key}: bracket, oco, oto and multi-leg orders are not simulated; send simple orders")
+    refuse_unknown(data, ORDER_KEYS, "an order")
+    if data.get("extended_hours") not in (None, False):
+        raise invalid("extended hours trading is not simulated; extended_hours must be false")
+    order_class = data.get("order_class")
+    if order_class not in (None, "", "simple"):
+        raise invalid(f"order_class {shorten(str(order_class))!r} is not simulated; use simple")
+    if data.get("position_intent") not in (None,) + POSITION_INTENTS:
+        raise invalid(f"position_intent must be one of {', '.join(POSITION_INTENTS)}")
+    side, symbol = text("side", data.get("side")), text("symbol", data.get("symbol"), 32)
+    if not side or not symbol:
+        raise invalid("symbol and side are required")
+    quantity, notional = decimal_text("qty", data.get("qty")), decimal_text("notional", data.get("notional"))
+    if (quantity is None) == (notional is None):
+        raise invalid("give qty or notional (one of them)")
+    return dict(
+        symbol=symbol, side=side, type=text("type", data.get("type")) or "market",
+        time_in_force=text("time_in_force", data.get("time_in_force")) or "day",
+        quantity=quantity, notional=notional,
+        limit_price=decimal_text("limit_price", data.get("limit_price")),
+        stop_price=decimal_text("stop_price", data.get("stop_price")),
+        trail_price=decimal_text("trail_price", data.get("trail_price")),
+        trail_percent=decimal_text("trail_percent", data.get("trail_percent")),
+        client_order_id=text("client_order_id", data.get("client_order_id"), 128))
+
+
+REPLACE_KEYS = {"qty", "time_in_force", "limit_price", "stop_price", "trail", "client_order_id"}
+
+
+def replace_request(data):
+    """PATCH /v2/orders/{id}'s body as ReplaceOrder's arguments."""
+    refuse_unknown(data, REPLACE_KEYS, "a replace")
+    return dict(quantity=decimal_text("qty", data.get("qty")),
+                time_in_force=text("time_in_force", data.get("time_in_force")),
+                limit_price=decimal_text("limit_price", data.get("limit_price")),
+                stop_price=decimal_text("stop_price", data.get("stop_price")),
+                trail=decimal_text("trail", data.get("trail")),
+                client_order_id=text("client_order_id", data.get("client_order_id"), 128))
+
+
+# --- market data ----------------------------------------------------------------------------------
+
+#: Timeframes served, as alpaca-py writes them (and Alpaca's short aliases), and what the master calls them.
+TIMEFRAMES = {"1Min": "1Min", "1T": "1Min", "5Min": "5Min", "5T": "5Min", "15Min": "15Min", "15T": "15Min",
+              "1Hour": "1Hour", "1H": "1Hour", "60Min": "1Hour", "1Day": "1Day", "1D": "1Day"}
+
+
+def timeframe(query):
+    value = query.text("timeframe", limit=16)
+    if value is None:
+        raise invalid("timeframe is required: 1Min, 5Min, 15Min, 1Hour or 1Day")
+    if value not in TIMEFRAMES:
+        raise invalid(f"timeframe {shorten(value)!r} is not served here: use 1Min, 5Min, 15Min, 1Hour or 1Day")
+    return TIMEFRAMES[value]
+
+
+def encode_token(token):
+    """The master's page token as the opaque base64 text Alpaca's tokens look like."""
+    return base64.urlsafe_b64encode(token.encode("utf-8")).decode("ascii") if token else None
+
+
+def decode_token(text):
+    if text is None:
+        return None
+    try:
+        token = base64.urlsafe_b64decode(text.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise invalid("page_token: give the next_page_token of an earlier page")
+    if "|" not in token or len(token) > 100:
+        raise invalid("page_token: give the next_page_token of an earlier page")
+    return token

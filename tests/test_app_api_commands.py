@@ -1,0 +1,187 @@
+"""Application commands the HTTP API needs, on both databases: order pages from an id (oldest first), a replace
+that is retried, a trailing stop's new trail, activities with the account's id, bars paged either way, the
+newest bars of each symbol, assets paged by symbol, and calendars in their exchange's time zone."""
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal as D
+
+import pytest
+import pytest_twisted
+
+from papertrader.app.market_data import MarketDataCommands
+from papertrader.errors import DuplicateOrder, InvalidInput
+from papertrader.market import calendar
+from papertrader.market.clock import MarketClock
+from papertrader.master.candles import CandleStore
+from papertrader.times import utc
+from papertrader.trading.market import Bar
+from tests.test_orders import (  # noqa: F401 (fixtures)
+    accounts,
+    board,
+    ideal,
+    make_trading,
+    published,
+    quote,
+    stamp,
+    step,
+    submit,
+    trading,
+    user,
+)
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_page_oldest_first_from_an_id_and_a_filter_on_any_symbol(trading, user, submit, quote):
+    alice = await user("alice")
+    quote(AAPL="10.00")
+    ids = [(await submit(alice, f"o{n}", "buy", "AAPL", "1", type="limit", limit_price="5"))["id"] for n in range(5)]
+    pages, after = [], None
+    while True:
+        page = (await trading.orders(alice, None, 2, "open", direction="asc", after_id=after))["orders"]
+        if not page:
+            break
+        pages.append([o["id"] for o in page])
+        after = page[-1]["id"]
+    assert pages == [ids[:2], ids[2:4], ids[4:]]
+    assert (await trading.orders(alice, None, 10, symbols=["ZZZZ", "aapl"]))["orders"][0]["id"] == ids[0]
+    assert (await trading.orders(alice, None, 10, symbols=["ZZZZ"]))["orders"] == []
+    with pytest.raises(InvalidInput):
+        await trading.orders(alice, None, 10, after_id=-1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replace_retried_with_its_client_order_id_answers_the_same_order(db, trading, user, submit, quote,
+                                                                                 published):
+    alice = await user("alice")
+    quote(AAPL="100")
+    order = await submit(alice, "lim", "buy", "AAPL", "10", type="limit", limit_price="90", time_in_force="gtc")
+    first = await trading.replace_order(alice, stamp(trading.clock), order["id"], client_order_id="new-1",
+                                        limit_price="95")
+    again = await trading.replace_order(alice, stamp(trading.clock), order["id"], client_order_id="new-1",
+                                        limit_price="95")
+    assert again["id"] == first["id"] and again["limit_price"] == D(95)
+    assert await db.query("SELECT COUNT(*) FROM orders") == [(2,)]
+    assert [e["event"] for _, e in published] == ["accepted", "replaced", "accepted"]  # nothing more
+    with pytest.raises(DuplicateOrder):  # the same id with other changes
+        await trading.replace_order(alice, stamp(trading.clock), order["id"], client_order_id="new-1",
+                                    limit_price="96")
+    other = await submit(alice, "lim2", "buy", "AAPL", "1", type="limit", limit_price="80")
+    with pytest.raises(DuplicateOrder):  # the same id for another order
+        await trading.replace_order(alice, stamp(trading.clock), other["id"], client_order_id="new-1",
+                                    limit_price="95")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_trail_is_in_dollars_or_percent_as_the_order_has_it(trading, user, submit, quote, step):
+    alice = await user("alice")
+    quote(AAPL="100")
+    await submit(alice, "b", "buy", "AAPL", "10")
+    await step(AAPL="100")
+    percent = await submit(alice, "tp", "sell", "AAPL", "1", type="trailing_stop", trail_percent="2")
+    dollars = await submit(alice, "td", "sell", "AAPL", "1", type="trailing_stop", trail_price="3")
+    limit = await submit(alice, "l", "sell", "AAPL", "1", type="limit", limit_price="150")
+    new = await trading.replace_order(alice, stamp(trading.clock), percent["id"], trail="1.5")
+    assert (new["trail_percent"], new.get("trail_price")) == (D("1.5"), None)
+    new = await trading.replace_order(alice, stamp(trading.clock), dollars["id"], trail="2.25")
+    assert (new["trail_price"], new.get("trail_percent")) == (D("2.25"), None)
+    with pytest.raises(InvalidInput, match="trailing stop"):
+        await trading.replace_order(alice, stamp(trading.clock), limit["id"], trail="1")
+    with pytest.raises(InvalidInput):
+        await trading.replace_order(alice, stamp(trading.clock), new["id"], trail="-1")
+
+
+@pytest_twisted.ensureDeferred
+async def test_activities_carry_the_account_id(db, trading, user, submit, quote, step):
+    alice = await user("alice")
+    quote(AAPL="100")
+    order = await submit(alice, "b", "buy", "AAPL", "2")
+    await step(AAPL="100")
+    answer = await trading.activities(alice, None)
+    [(account_uuid,)] = await db.query("SELECT uuid FROM accounts WHERE username = 'alice'")
+    assert answer["account_uuid"] == account_uuid
+    [fill] = answer["activities"]
+    assert (fill["kind"], fill["order_uuid"], fill["quantity"], fill["leaves_qty"]) == ("fill", order["uuid"], 2, 0)
+
+
+# --- market data ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def market_data(db, board, clock):
+    return MarketDataCommands(board, CandleStore(db), MarketClock(calendar.load("always_open"), clock))
+
+
+async def minute_bars(store, symbol, start, count):
+    bars = [Bar(symbol, start + timedelta(minutes=i), start + timedelta(minutes=i + 1), D(100 + i), D(101 + i),
+                D(99 + i), D(100 + i), 10) for i in range(count)]
+    await store.store(bars, lambda b: b.start.replace(hour=0, minute=0))
+
+
+@pytest_twisted.ensureDeferred
+async def test_bars_leave_out_unknown_symbols_and_page_either_way(market_data, clock):
+    today = utc(clock.seconds()).replace(hour=10, minute=0, second=0, microsecond=0)
+    store = market_data.candles_store
+    for symbol in ("AAPL", "MSFT"):
+        await minute_bars(store, symbol, today, 12)
+    await minute_bars(store, "AAPL", today - timedelta(days=1), 3)  # yesterday: not in a request without a start
+    answer = await market_data.bars(None, ["ZZZZ", "msft", "AAPL"], "1Min")
+    assert [(b["symbol"], b["time"]) for b in answer["bars"]][:2] == [("AAPL", today),
+                                                                     ("AAPL", today + timedelta(minutes=1))]
+    assert len(answer["bars"]) == 24 and "next_page_token" not in answer
+    assert (await market_data.bars(None, ["ZZZZ"], "1Min"))["bars"] == []
+    with pytest.raises(InvalidInput, match="invalid symbol"):
+        await market_data.bars(None, ["AA PL"], "1Min")
+
+    def page(sort, token, timeframe="1Min", limit=5):
+        return market_data.bars(None, ["AAPL", "MSFT"], timeframe, limit=limit, page_token=token, sort=sort)
+
+    for sort, frame, per_symbol in (("asc", "1Min", 12), ("desc", "1Min", 12), ("asc", "5Min", 3),
+                                    ("desc", "5Min", 3)):
+        seen, token = [], None
+        while True:
+            answer = await page(sort, token, frame, limit=2)
+            seen += [(b["symbol"], b["time"], b["volume"]) for b in answer["bars"]]
+            token = answer.get("next_page_token")
+            if token is None:
+                break
+        expected = [(s, b["time"], b["volume"]) for s in ("AAPL", "MSFT")
+                    for b in await store.read(s, {"1Min": "1m", "5Min": "5m"}[frame], 100, start=today)]
+        if sort == "desc":
+            expected = [x for s in ("AAPL", "MSFT") for x in reversed([e for e in expected if e[0] == s])]
+        assert seen == expected and len(seen) == 2 * per_symbol, (sort, frame)
+    # Whole 5-minute buckets only, newest first (the last pass): 10:10 holds the last two minutes, 10:05 and
+    # 10:00 five each, though pages end inside them.
+    assert [v for _, _, v in seen[:3]] == [20, 50, 50]
+
+
+@pytest_twisted.ensureDeferred
+async def test_latest_bars_of_each_symbol(market_data, clock):
+    start = utc(clock.seconds()).replace(hour=10, minute=0, second=0, microsecond=0)
+    await minute_bars(market_data.candles_store, "AAPL", start, 5)
+    await minute_bars(market_data.candles_store, "MSFT", start, 2)
+    answer = await market_data.latest_bars(None, ["MSFT", "AAPL", "TSLA", "ZZZZ"], "1Min", 2)
+    assert [(b["symbol"], b["time"].minute) for b in answer["bars"]] == [("AAPL", 3), ("AAPL", 4), ("MSFT", 0),
+                                                                          ("MSFT", 1)]
+    daily = await market_data.latest_bars(None, ["AAPL"], "1Day")
+    assert [(b["volume"], b["close"]) for b in daily["bars"]] == [(50, D(104))]
+    with pytest.raises(InvalidInput):
+        await market_data.latest_bars(None, ["AAPL"], "1Min", 11)
+
+
+def test_assets_page_by_symbol(market_data):
+    assert [a["symbol"] for a in market_data.asset_list(None, limit=2)["assets"]] == ["AAPL", "MSFT"]
+    assert [a["symbol"] for a in market_data.asset_list(None, after="MSFT")["assets"]] == ["TSLA"]
+    assert market_data.asset_list(None, after="TSLA")["assets"] == []
+    with pytest.raises(InvalidInput):
+        market_data.asset_list(None, limit=201)
+
+
+def test_calendars_say_their_time_zone_and_local_dates(board, clock):
+    nyse = MarketDataCommands(board, None, MarketClock(calendar.load("XNYS", 2024, 2024), clock))
+    answer = nyse.calendar(None, datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 4, tzinfo=timezone.utc))
+    assert answer["timezone"] == "America/New_York"
+    assert [(s["date"], s["open"].hour) for s in answer["sessions"]] == [("2024-03-01", 14), ("2024-03-04", 14)]
+    always = MarketDataCommands(board, None, MarketClock(calendar.load("always_open"), clock))
+    answer = always.calendar(None, datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 2, tzinfo=timezone.utc))
+    assert answer["timezone"] == "UTC" and [s["date"] for s in answer["sessions"]] == ["2024-03-01", "2024-03-02"]
+    assert date.fromisoformat(answer["sessions"][0]["date"]) == answer["sessions"][0]["open"].date()

@@ -1,0 +1,178 @@
+"""Bad input to the HTTP API over raw HTTP (a socket in a thread, so nothing is cleaned up on the way): malformed
+JSON, wrong types, unknown fields, a body over 64 kB, path tricks, missing or wrong keys, wrong methods, query
+values too long, requests twisted.web itself refuses.  Each gets a JSON error with the right status: never a
+traceback, an HTML page, a redirect or a hang."""
+
+import base64
+import json
+import socket
+
+import pytest
+import pytest_twisted
+
+from tests.http_helpers import api, in_thread  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def exchange(port, raw, timeout=10):
+    """Send ``raw`` bytes (a request with ``Connection: close``) and read the whole answer: (status, headers,
+    body).  Every read is bounded by ``timeout``: a server that hangs fails the test."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        received = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if headers.get("transfer-encoding") == "chunked":
+        decoded = b""
+        while body:
+            size, _, rest = body.partition(b"\r\n")
+            size = int(size, 16)
+            if size == 0:
+                break
+            decoded, body = decoded + rest[:size], rest[size + 2:]
+        body = decoded
+    return status, headers, body
+
+
+class Raw:
+    def __init__(self, api):
+        self.port = api.port
+        self.key = {"APCA-API-KEY-ID": api.key_id, "APCA-API-SECRET-KEY": api.secret}
+
+    def request(self, method, path, body=None, headers=None, auth=True):
+        """(status, headers, body) of one request, sent as raw bytes (``path`` exactly as given)."""
+        all_headers = dict(self.key if auth else {}, **(headers or {}))
+        if body is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+            if "Transfer-Encoding" not in all_headers:
+                all_headers.setdefault("Content-Length", str(len(body)))
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in all_headers.items()) + "\r\n"
+        raw = (head.encode("latin-1") if isinstance(path, str) else head) + (body or b"")
+        return in_thread(exchange, self.port, raw, what=f"{method} {str(path)[:60]}")
+
+    async def error(self, status, method, path, body=None, **kw):
+        """The request's answer must be the API's JSON error with ``status``; its message."""
+        got, headers, raw = await self.request(method, path, body, **kw)
+        assert got == status, (method, str(path)[:80], got, raw[:300])
+        assert headers["content-type"].startswith("application/json"), headers
+        assert "location" not in headers
+        error = json.loads(raw)
+        assert isinstance(error["code"], int) and error["code"] // 100_000 == status, error
+        assert isinstance(error["message"], str) and "Traceback" not in error["message"], error
+        return error["message"]
+
+
+def order(**fields):
+    base = {"symbol": "AAPL", "qty": 1, "side": "buy", "type": "market", "time_in_force": "day"}
+    return json.dumps({k: v for k, v in dict(base, **fields).items() if v is not ...}).encode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_bodies(api):
+    raw = Raw(api)
+    assert "not valid JSON" in await raw.error(400, "POST", "/v2/orders", b'{"symbol": ')
+    assert "not valid JSON" in await raw.error(400, "POST", "/v2/orders", b'{"qty": NaN}')
+    assert "not valid JSON" in await raw.error(400, "POST", "/v2/orders", b"\xff\xfe{}")
+    assert "not valid JSON" in await raw.error(400, "POST", "/v2/orders", b"[" * 10_000 + b"]" * 10_000)
+    assert "JSON object" in await raw.error(422, "POST", "/v2/orders", b"[1, 2]")
+    assert "qty" in await raw.error(422, "POST", "/v2/orders", order(qty="abc"))
+    assert "qty" in await raw.error(422, "POST", "/v2/orders", order(qty=[1]))
+    assert "qty" in await raw.error(422, "POST", "/v2/orders", order(qty=True))
+    assert "qty" in await raw.error(422, "POST", "/v2/orders", order(qty={"n": 1}))
+    assert "qty" in await raw.error(422, "POST", "/v2/orders", b'{"symbol": "AAPL", "qty": 1e400, "side": "buy"}')
+    assert "quantity" in await raw.error(422, "POST", "/v2/orders", order(qty=0.0000001))
+    assert "side" in await raw.error(422, "POST", "/v2/orders", order(side=5))
+    assert "side" in await raw.error(422, "POST", "/v2/orders", order(side="short"))
+    assert "symbol" in await raw.error(422, "POST", "/v2/orders", order(symbol=None))
+    assert "order type" in await raw.error(422, "POST", "/v2/orders", order(type="iceberg"))
+    assert "qty or notional" in await raw.error(422, "POST", "/v2/orders", order(notional=10))
+    assert "'foo'" in await raw.error(422, "POST", "/v2/orders", order(foo=1))
+    assert "bracket" in await raw.error(422, "POST", "/v2/orders", order(take_profit={"limit_price": 1}))
+    assert "client_order_id" in await raw.error(422, "POST", "/v2/orders", order(client_order_id="x" * 129))
+    assert "client_order_id" in await raw.error(422, "POST", "/v2/orders", order(client_order_id="a b/c"))
+    assert "'bar'" in await raw.error(422, "PATCH", "/v2/orders/61e69015-8549-4bfd-b9c3-01e75843f47d",
+                                      b'{"bar": 1}')
+    big = b'{"symbol": "AAPL", "pad": "' + b"x" * 70_000 + b'"}'
+    assert "too large" in await raw.error(413, "POST", "/v2/orders", big)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (10_000, b"y" * 10_000) for _ in range(8)) + b"0\r\n\r\n"
+    assert "too large" in await raw.error(413, "POST", "/v2/orders", chunks, headers={
+        "Transfer-Encoding": "chunked", "Content-Type": "application/json"})
+    # Nothing of all that made an order.
+    assert await api.d.master.db.query("SELECT COUNT(*) FROM orders") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_paths_methods_and_queries(api):
+    raw = Raw(api)
+    status, headers, body = await raw.request("GET", "/v2/account")
+    assert status == 200 and json.loads(body)["status"] == "ACTIVE"
+    for path in ("/v2/orders/../account", "/v2/orders/%2e%2e/account", "/v2/orders/%2e%2e", "/v2/nothing",
+                 "/v1/account", "/v2//account", "/v2/account/", "/v2/orders/abc", "/v2/orders/%00",
+                 "/v2/orders/" + "a" * 12_000, "/v2/positions/%2F", "/v2/orders/61e69015-8549-4bfd-b9c3-01e75843f47d"):
+        await raw.error(404, "GET", path)
+    assert "UTF-8" in await raw.error(400, "GET", "/v2/orders/%ff")
+    for bad in (b"GET /v2/acc\x00ount HTTP/1.1", b"GET /v2/orders/" + b"a" * 20_000 + b" HTTP/1.1",
+                b"GET /v2/account HTTP/9.9 extra"):
+        status, headers, body = await in_thread(exchange, raw.port, bad + b"\r\nConnection: close\r\n\r\n")
+        assert status == 400 and json.loads(body)["code"] == 40010000
+    many = "".join(f"X-Filler-{i}: {'z' * 100}\r\n" for i in range(200))
+    status, headers, body = await in_thread(exchange, raw.port, (
+        f"GET /v2/account HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n").encode())
+    assert status == 400 and json.loads(body)["code"] == 40010000
+
+    assert await raw.error(405, "PUT", "/v2/orders", b"{}") == "method not allowed"
+    await raw.error(405, "POST", "/v2/account", b"{}")
+    await raw.error(405, "DELETE", "/v2/clock")
+
+    for query, what in (("status=" + "o" * 5000, "too long"), ("status=sideways", "status"), ("limit=abc", "limit"),
+                        ("limit=501", "limit"), ("limit=0", "limit"), ("after=yesterday", "after"),
+                        ("until=2024-13-45", "until"), ("nested=maybe", "nested"), ("direction=up", "direction"),
+                        ("symbols=" + ",".join(["A"] * 201), "at most"),
+                        ("symbols=AA%00PL", "control"), ("symbols=%E2%82%AC", "symbol"), ("side=%ff", "UTF-8")):
+        assert what in await raw.error(422, "GET", f"/v2/orders?{query}"), query
+    assert "timeframe" in await raw.error(422, "GET", "/v2/stocks/bars?symbols=AAPL&timeframe=7Min")
+    assert "symbols" in await raw.error(422, "GET", "/v2/stocks/bars?timeframe=1Min")
+    assert "page_token" in await raw.error(422, "GET", "/v2/stocks/bars?symbols=AAPL&timeframe=1Min&page_token=%%%")
+    assert "limit" in await raw.error(422, "GET", "/v2/stocks/bars?symbols=AAPL&timeframe=1Min&limit=10001")
+    assert "percentage" in await raw.error(422, "DELETE", "/v2/positions/AAPL?qty=1&percentage=5")
+    assert "date" in await raw.error(422, "GET", "/v2/account/activities?date=2024-01-01&after=2024-01-01")
+    assert "activity_types" in await raw.error(422, "GET", "/v2/account/activities?activity_types=FILL"
+                                                           "&category=trade_activity")
+    assert "end" in await raw.error(422, "GET", "/v2/calendar?start=2024-02-01&end=2024-01-01")
+    await raw.error(422, "GET", "/v2/calendar?start=someday")
+    await raw.error(422, "GET", "/v2/account/portfolio/history?timeframe=3D")
+    await raw.error(422, "GET", "/v2/account/portfolio/history?period=forever")
+    await raw.error(422, "GET", "/v2/orders:by_client_order_id")
+
+    # Nothing above reached the worker's last-resort handler (an unexpected exception is logged there).
+    failures = [e for e in api.d.cluster.workers[0].logs.newest(500) if "HTTP" in e.message and "failed" in e.message]
+    assert failures == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_and_wrong_keys(api):
+    raw = Raw(api)
+    assert "APCA-API-KEY-ID" in await raw.error(401, "GET", "/v2/account", auth=False)
+    await raw.error(401, "GET", "/v2/account", auth=False, headers={"APCA-API-KEY-ID": api.key_id})
+    await raw.error(401, "GET", "/v2/account", auth=False,
+                    headers={"APCA-API-KEY-ID": api.key_id, "APCA-API-SECRET-KEY": "wrong"})
+    await raw.error(401, "GET", "/v2/account", auth=False,
+                    headers={"APCA-API-KEY-ID": "PK" + "9" * 18, "APCA-API-SECRET-KEY": api.secret})
+    await raw.error(401, "GET", "/v2/account", auth=False,
+                    headers={"APCA-API-KEY-ID": "x" * 5000, "APCA-API-SECRET-KEY": api.secret})
+    await raw.error(401, "GET", "/v2/account", auth=False, headers={"Authorization": "Basic !!!notbase64"})
+    await raw.error(401, "GET", "/v2/account", auth=False, headers={"Authorization": "Bearer abc"})
+    await raw.error(401, "POST", "/v2/orders", order(), auth=False)
+    basic = base64.b64encode(f"{api.key_id}:{api.secret}".encode()).decode()
+    status, _, body = await raw.request("GET", "/v2/account", auth=False, headers={"Authorization": f"Basic {basic}"})
+    assert status == 200 and json.loads(body)["currency"] == "USD"
+    assert await api.d.master.db.query("SELECT COUNT(*) FROM orders") == [(0,)]

@@ -1,0 +1,206 @@
+"""Market data, the calendar, assets, and a replay's splits and dividends through the HTTP API, driven by the
+real alpaca-py 0.44 (StockHistoricalDataClient and TradingClient with url_override), on both databases."""
+
+import os
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal as D
+
+import pytest
+import pytest_twisted
+
+from tests.http_helpers import in_thread, start_api
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+
+
+@pytest_twisted.async_yield_fixture
+async def minutes(tmp_path, settings, database_url, clock):
+    """A cluster whose market updates once a minute (a minute bar each), with the bar fill model's spread."""
+    # (Heartbeats once an hour: a tick moves the cluster's clock a minute at once, which would otherwise look
+    # like a silent master to the worker's watchdog.)
+    a = await start_api(tmp_path, settings, database_url, clock, update_interval=60.0, heartbeat_interval=3600.0,
+                        fill_model="bar", half_spread_bps=D(10), api_rate_limit=100_000)
+    for _ in range(5):
+        await a.d.tick()
+    yield a
+    await a.d.cluster.stopService()
+
+
+def api_error(excinfo):
+    return excinfo.value.status_code, excinfo.value.code, excinfo.value.message
+
+
+@pytest_twisted.ensureDeferred
+async def test_bars_pages_and_timeframes(minutes):
+    from alpaca.common.enums import Sort
+    from alpaca.common.exceptions import APIError
+    from alpaca.data.requests import StockBarsRequest
+    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+    a = minutes
+    data = a.data()
+    stored = {s: await a.d.master.market.candles.read(s, "1m", 100) for s in ("AAPL", "MSFT")}
+    assert len(stored["AAPL"]) == 6
+    start = stored["AAPL"][0]["time"]
+    bars = await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols=["AAPL", "MSFT", "ZZZZ"],
+                                                                 timeframe=TimeFrame.Minute, start=start))
+    assert sorted(bars.data) == ["AAPL", "MSFT"]  # a symbol not traded here is left out, as Alpaca does
+    for symbol in ("AAPL", "MSFT"):
+        got = [(b.timestamp, D(str(b.open)), D(str(b.high)), D(str(b.low)), D(str(b.close)), b.volume)
+               for b in bars[symbol]]
+        assert got == [(c["time"], c["open"], c["high"], c["low"], c["close"], c["volume"]) for c in stored[symbol]]
+    assert bars["AAPL"][0].trade_count is None and bars["AAPL"][0].vwap is None
+
+    # Without a start: from the start of the market's day (all of them here).
+    assert len((await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="AAPL",
+                                                                      timeframe=TimeFrame.Minute)))["AAPL"]) == 6
+    newest_first = await in_thread(data.get_stock_bars, StockBarsRequest(
+        symbol_or_symbols=["AAPL", "MSFT"], timeframe=TimeFrame.Minute, start=start, sort=Sort.DESC))
+    assert [b.timestamp for b in newest_first["MSFT"]] == [c["time"] for c in reversed(stored["MSFT"])]
+    limited = await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols=["AAPL", "MSFT"],
+                                                                    timeframe=TimeFrame.Minute, start=start, limit=8))
+    assert len(limited["AAPL"]) == 6 and len(limited["MSFT"]) == 2  # by symbol, then time
+    five = await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="AAPL", start=start,
+                                                                 timeframe=TimeFrame(5, TimeFrameUnit.Minute)))
+    assert [b.timestamp for b in five["AAPL"]] == [c["time"] for c in
+                                                   await a.d.master.market.candles.read("AAPL", "5m", 100)]
+    daily = await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame.Day,
+                                                                  start=start - timedelta(days=1)))
+    assert len(daily["AAPL"]) == 1 and daily["AAPL"][0].volume == sum(c["volume"] for c in stored["AAPL"])
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="AAPL",
+                                                              timeframe=TimeFrame(2, TimeFrameUnit.Minute)))
+    assert api_error(excinfo)[:2] == (422, 42210000) and "2Min" in api_error(excinfo)[2]
+
+    # Pages: each as Alpaca sends it, the next one asked with its token, until the token is null.
+    pages, token = [], None
+    while True:
+        query = {"symbols": "MSFT,AAPL", "timeframe": "1Min", "start": start.isoformat(), "limit": 4}
+        if token:
+            query["page_token"] = token
+        page = await in_thread(data.get, "/stocks/bars", query)
+        pages.append(page["bars"])
+        token = page["next_page_token"]
+        if token is None:
+            break
+        assert len(pages) < 10
+    assert [{s: len(v) for s, v in p.items()} for p in pages] == [{"AAPL": 4}, {"AAPL": 2, "MSFT": 2},
+                                                                  {"MSFT": 4}, {}]
+    one = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": "1Min", "start": start.isoformat()})
+    assert one["symbol"] == "AAPL" and len(one["bars"]) == 6 and one["next_page_token"] is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_latest_quotes_trades_bars_and_snapshots(minutes):
+    from alpaca.data.requests import (
+        StockLatestBarRequest,
+        StockLatestQuoteRequest,
+        StockLatestTradeRequest,
+        StockSnapshotRequest,
+    )
+
+    a = minutes
+    data = a.data()
+    board = a.d.master.board.get("AAPL")
+    quotes = await in_thread(data.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols=["AAPL", "ZZZZ"]))
+    assert list(quotes) == ["AAPL"]
+    quote = quotes["AAPL"]
+    # The fill model's spread: 10 basis points each side of the last price.
+    assert D(str(quote.bid_price)) == (board.price * D("0.999")).quantize(D("0.0001"))
+    assert D(str(quote.ask_price)) == (board.price * D("1.001")).quantize(D("0.0001"))
+    assert quote.timestamp == board.time
+    trades = await in_thread(data.get_stock_latest_trade, StockLatestTradeRequest(symbol_or_symbols="AAPL"))
+    assert D(str(trades["AAPL"].price)) == board.price and trades["AAPL"].timestamp == board.time
+    latest = await in_thread(data.get_stock_latest_bar, StockLatestBarRequest(symbol_or_symbols=["AAPL", "MSFT"]))
+    newest = (await a.d.master.market.candles.read("AAPL", "1m", 1))[0]
+    assert latest["AAPL"].timestamp == newest["time"] and D(str(latest["AAPL"].close)) == newest["close"]
+    snapshots = await in_thread(data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols=["AAPL", "ZZZZ"]))
+    assert list(snapshots) == ["AAPL"]
+    snapshot = snapshots["AAPL"]
+    assert snapshot.latest_quote.ask_price == quote.ask_price and snapshot.latest_trade.price == trades["AAPL"].price
+    assert snapshot.minute_bar.timestamp == newest["time"]
+    assert snapshot.daily_bar.close == snapshot.minute_bar.close and snapshot.previous_daily_bar is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_assets(minutes):
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.enums import AssetClass, AssetStatus
+    from alpaca.trading.requests import GetAssetsRequest
+
+    client = minutes.trading()
+    assets = await in_thread(client.get_all_assets)
+    assert [x.symbol for x in assets] == ["AAPL", "MSFT", "TSLA"]
+    assert assets[0].name == "AAPL (simulated)" and assets[0].tradable and assets[0].fractionable
+    assert assets[0].asset_class == AssetClass.US_EQUITY and assets[0].status == AssetStatus.ACTIVE
+    assert len(await in_thread(client.get_all_assets, GetAssetsRequest(status="active", asset_class="us_equity"))) == 3
+    assert await in_thread(client.get_all_assets, GetAssetsRequest(status="inactive")) == []
+    assert await in_thread(client.get_all_assets, GetAssetsRequest(asset_class="crypto")) == []
+    msft = await in_thread(client.get_asset, "msft")
+    assert msft.symbol == "MSFT" and (await in_thread(client.get_asset, msft.id)).symbol == "MSFT"
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.get_asset, "ZZZZ")
+    assert api_error(excinfo)[:2] == (404, 40410000)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, settings, database_url, clock):
+    """A replay of a small fixture on the New York calendar: XYZ splits 2-for-1 on 8 March 2024 and pays 0.50 a
+    share on the 12th (tests/fixtures/replay)."""
+    from alpaca.data.requests import StockBarsRequest, StockSnapshotRequest
+    from alpaca.data.timeframe import TimeFrame
+    from alpaca.trading.enums import ActivityType
+    from alpaca.trading.models import NonTradeActivity, TradeActivity
+    from alpaca.trading.requests import GetCalendarRequest, GetPortfolioHistoryRequest, MarketOrderRequest
+
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=FIXTURE,
+                        replay_start="2024-03-04", fill_model="ideal", api_rate_limit=100_000)
+    try:
+        client, data = a.trading(), a.data()
+        march = await in_thread(client.get_calendar, GetCalendarRequest(start=date(2024, 3, 1), end=date(2024, 3, 31)))
+        assert len(march) == 20 and date(2024, 3, 29) not in [c.date for c in march]  # Good Friday
+        assert (march[0].date, march[0].open, march[0].close) == (date(2024, 3, 1), datetime(2024, 3, 1, 9, 30),
+                                                                  datetime(2024, 3, 1, 16, 0))
+        early = await in_thread(client.get_calendar, GetCalendarRequest(start=date(2024, 11, 29),
+                                                                        end=date(2024, 11, 29)))
+        assert [(c.open.hour, c.close.hour) for c in early] == [(9, 13)]  # the day after Thanksgiving
+        years = await in_thread(client.get_calendar, GetCalendarRequest(start=date(2019, 1, 1), end=date(2023, 12, 31)))
+        assert len(years) == 1258 and len({c.date for c in years}) == 1258  # several answers of the master, joined
+        assert (await in_thread(client.get_clock)).timestamp.year == 2024
+
+        await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=10, side="buy", time_in_force="day"))
+        for _ in range(6):  # Tuesday 5 March (the fill) to Tuesday 12 (the dividend), one session a tick
+            await a.d.tick()
+        activities = await in_thread(client.get, "/account/activities", {"direction": "asc"})
+        kinds = [x["activity_type"] for x in activities]
+        assert kinds == ["FILL", "SPLIT", "DIV"]
+        fill = TradeActivity(**activities[0])
+        assert (fill.symbol, fill.qty, fill.price, fill.transaction_time.day) == ("XYZ", 10, 103, 5)
+        split, dividend = NonTradeActivity(**activities[1]), NonTradeActivity(**activities[2])
+        assert (split.activity_type, split.date, split.qty, split.net_amount) == (ActivityType.SPLIT,
+                                                                                  date(2024, 3, 8), 20, 0)
+        assert "2-for-1" in split.description
+        assert (dividend.activity_type, dividend.date, dividend.net_amount, dividend.per_share_amount,
+                dividend.qty) == (ActivityType.DIV, date(2024, 3, 12), 10, 0.5, 20)
+        only_div = await in_thread(client.get, "/account/activities/DIV", {"date": "2024-03-12"})
+        assert [x["id"] for x in only_div] == [activities[2]["id"]]
+        assert await in_thread(client.get, "/account/activities/DIV", {"date": "2024-03-11"}) == []
+        assert [x["activity_type"] for x in await in_thread(client.get, "/account/activities",
+                                                            {"category": "non_trade_activity"})] == ["DIV", "SPLIT"]
+
+        daily = await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="XYZ", timeframe=TimeFrame.Day,
+                                                                      start=datetime(2024, 3, 1, tzinfo=timezone.utc)))
+        assert [(b.timestamp.day, b.close) for b in daily["XYZ"]] == [(4, 101), (5, 103), (6, 98), (7, 99.5),
+                                                                      (8, 50.5), (11, 51.5), (12, 51)]
+        snapshot = (await in_thread(data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols="XYZ")))["XYZ"]
+        assert (snapshot.daily_bar.close, snapshot.previous_daily_bar.close) == (51, 51.5)
+        assert snapshot.latest_trade.price == 51
+
+        history = await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(period="1M",
+                                                                                            timeframe="1D"))
+        equity = dict(zip([datetime.fromtimestamp(t, timezone.utc).day for t in history.timestamp], history.equity))
+        # The 12th: 20 shares at 51.00 and the cash after 10 x 103.00 and the 10.00 dividend.
+        assert equity[12] == pytest.approx(100000 - 1030 + 10 + 20 * 51)
+        assert equity[5] == pytest.approx(100000)
+    finally:
+        await a.d.cluster.stopService()
