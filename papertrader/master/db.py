@@ -35,6 +35,17 @@ _ID_COLUMN = {
 }
 
 
+def shipped(dialect):
+    """(version, file name, text) of every migration this release ships for ``dialect``, in order."""
+    files = importlib.resources.files("papertrader.master") / "migrations"
+    found = {}
+    for entry in files.iterdir():
+        match = MIGRATION_RE.match(entry.name)
+        if match and match.group(2) in (None, dialect):
+            found[int(match.group(1))] = (int(match.group(1)), entry.name, entry.read_text(encoding="utf-8"))
+    return sorted(found.values())
+
+
 def redact(url):
     """A database URL fit for a log line: any password replaced by '***'."""
     parts = urlsplit(url)
@@ -153,13 +164,7 @@ class Database:
 
     def migrations(self):
         """(version, file name, text) of every shipped migration, for this database's dialect."""
-        files = importlib.resources.files("papertrader.master") / "migrations"
-        found = {}
-        for entry in files.iterdir():
-            match = MIGRATION_RE.match(entry.name)
-            if match and match.group(2) in (None, self.dialect):
-                found[int(match.group(1))] = (int(match.group(1)), entry.name, entry.read_text(encoding="utf-8"))
-        return sorted(found.values())
+        return shipped(self.dialect)
 
     def _statements(self, text):
         text = text.replace("{{ID}}", _ID_COLUMN[self.dialect])
