@@ -50,7 +50,6 @@ from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem
 from papertrader.master import admin_channel, backups, files
 from papertrader.master.db import Database, redact
-from papertrader.master.upgrades import UpgradeRefused
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers, parse_allowed
 
