@@ -5,6 +5,9 @@
     papertrader-admin [--json] --data-dir DIR workers
     papertrader-admin [--json] --data-dir DIR kick|allow|revoke NAME
     papertrader-admin [--json] --data-dir DIR market [status|pause|resume|seek DATE]
+    papertrader-admin [--json] --data-dir DIR [--database URL] migrate [--backed-up]
+    papertrader-admin [--json] --data-dir DIR backup [--to FILE]
+    papertrader-admin [--json] --data-dir DIR restore FILE
 
 ``--json`` may also follow the command.  register-worker makes a worker bundle
 (CA certificate, the worker's TLS certificate and GPG key) and records the key's
@@ -16,11 +19,19 @@ admin channel (a Unix socket only the data dir's owner can open), so a kick or a
 pause takes effect at once.  When no master is running they work on the database
 directly (a replay's pause, resume or seek then takes effect when it starts).
 
+migrate applies the database migrations of this release (an existing SQLite
+database is backed up first; an existing PostgreSQL one needs --backed-up).
+backup copies the SQLite database with SQLite's online backup API, also while
+the master runs; restore puts a backup in its place (no master may be running on
+DIR), after checking it and migrating it if it is older.  For PostgreSQL, backup
+and restore say how to use pg_dump and pg_restore.
+
 DIR must be a master's data dir (one a master has started in): a mistyped path
 is refused, never created.  A failure prints one line on stderr (with --json,
 also ``{"error": CODE, "message": TEXT}`` on stdout) and exits 1; a usage
 mistake exits 2.  Codes: ``usage``, ``bad_data_dir``, ``invalid_input``,
-``gpg_missing``, ``database_unavailable``, ``server_error``.
+``gpg_missing``, ``database_unavailable``, ``master_running``, ``use_pg_dump``,
+``server_error``, and those of papertrader.master.upgrades.
 """
 
 import argparse
@@ -37,8 +48,8 @@ from papertrader import commands, gpgkeys, tls
 from papertrader.client.output import plain, table
 from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem
-from papertrader.master import admin_channel, files
-from papertrader.master.db import Database
+from papertrader.master import admin_channel, backups, files
+from papertrader.master.db import Database, redact
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers, parse_allowed
 
@@ -66,6 +77,18 @@ class DatabaseUnavailable(AdminError):
     """The master's database cannot be opened."""
 
     code = "database_unavailable"
+
+
+class MasterRunning(AdminError):
+    """A master is running on that data dir or database; stop it first."""
+
+    code = "master_running"
+
+
+class UsePgDump(AdminError):
+    """backup and restore are for SQLite; PostgreSQL has pg_dump and pg_restore."""
+
+    code = "use_pg_dump"
 
 
 class UsageFailure(Exception):
@@ -106,6 +129,14 @@ def parser():
     market.add_argument("action", nargs="?", default="status", choices=("status", "pause", "resume", "seek"),
                         help="what to do (default: status)")
     market.add_argument("date", nargs="?", help="with seek: the day to move the replay to, YYYY-MM-DD")
+    mig = command("migrate", "apply this release's database migrations (SQLite: after a backup)")
+    mig.add_argument("--backed-up", action="store_true",
+                     help="PostgreSQL: you have backed the database up (pg_dump); required to migrate it")
+    back = command("backup", "copy the SQLite database (online: the master may be running)")
+    back.add_argument("--to", metavar="FILE", help="where (default: next to the database, named with its schema"
+                                                   " version and the time); never overwritten")
+    rest = command("restore", "replace the SQLite database by a backup (no master may be running)")
+    rest.add_argument("file", metavar="FILE", help="a backup made by papertrader-admin backup or before a migration")
     return p
 
 
@@ -114,7 +145,7 @@ MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "c
 
 
 @defer.inlineCallbacks
-def market(reactor, args, data_dir):
+def market(reactor, args, data_dir, note=lambda text: None):
     """The market clock's state, after the action; fires (answer, master_running)."""
     if args.action == "seek":
         try:
@@ -142,7 +173,7 @@ def market(reactor, args, data_dir):
 
         return db.run(work)
 
-    state = yield offline(reactor, args, data_dir, offline_state)
+    state = yield offline(reactor, args, data_dir, offline_state, note)
     return {"time": state.get("last_step"), "state": state.get("replay_state", "running"),
             "seek": state.get("replay_seek") or None}, False
 
@@ -161,27 +192,155 @@ def live(reactor, data_dir, command, **kwargs):
     return answer
 
 
-@defer.inlineCallbacks
-def offline(reactor, args, data_dir, work):
-    """Run ``work(workers)`` against the database and keyring directly."""
-    logs = LogSystem("admin", 100, os.path.join(data_dir, "logs", "admin.log"), forward=False)
+def open_database(args, data_dir):
     try:
-        db = Database(args.database or Database.default_url(data_dir), data_dir)
+        return Database(args.database or Database.default_url(data_dir), data_dir)
     except ValueError as e:
-        logs.close()
         raise InvalidInput(f"--database: {e}")
+
+
+def admin_log(data_dir):
+    return LogSystem("admin", 100, os.path.join(data_dir, "logs", "admin.log"), forward=False)
+
+
+@defer.inlineCallbacks
+def upgrade(db, log, note, confirmed=False):
+    """``db.upgrade()``, logged (DATA_DIR/logs/admin.log) and noted on stderr when it did anything."""
+    try:
+        done = yield db.upgrade(confirmed)
+    except (sqlite3.OperationalError, psycopg.OperationalError) as e:
+        raise DatabaseUnavailable(f"cannot open the database: {' '.join(str(e).split())}")
+    if done.backup:
+        log.info("database at schema version {version} backed up to {path} before migrating", version=done.before,
+                 path=done.backup)
+    if done.applied:
+        log.info("database migrated from schema version {before} to {after}: {names}", before=done.before,
+                 after=done.after, names=", ".join(done.applied))
+        if done.before:
+            note(f"database migrated from schema version {done.before} to {done.after}"
+                 + (f"; backup of version {done.before}: {done.backup}" if done.backup else ""))
+    return done
+
+
+@defer.inlineCallbacks
+def offline(reactor, args, data_dir, work, note=lambda text: None):
+    """Run ``work(workers)`` against the database and keyring directly."""
+    logs = admin_log(data_dir)
+    try:
+        db = open_database(args, data_dir)
+    except InvalidInput:
+        logs.close()
+        raise
     keyring = gpgkeys.Keyring(files.keyring_dir(data_dir))
     try:
-        try:
-            yield db.migrate()
-        except (sqlite3.OperationalError, psycopg.OperationalError) as e:
-            raise DatabaseUnavailable(f"cannot open the database: {' '.join(str(e).split())}")
-        result = yield work(Workers(db, keyring, reactor, logs.logger("papertrader.admin")))
+        log = logs.logger("papertrader.admin")
+        yield upgrade(db, log, note)
+        result = yield work(Workers(db, keyring, reactor, log))
     finally:
         keyring.close()
         db.close()
         logs.close()
     return result
+
+
+class holding_data_dir:
+    """The data dir's lock for the length of a ``with``: refused (MasterRunning) while a master runs there."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.lock = admin_channel.data_dir_lock(data_dir)
+
+    def __enter__(self):
+        if not self.lock.lock():
+            pid = admin_channel.lock_holder(self.data_dir)
+            raise MasterRunning(f"a master is running with the data dir {self.data_dir}"
+                                f"{f' (pid {pid})' if pid else ''}: stop it first")
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.unlock()
+
+
+def pg_dump_hint(db, command):
+    url = redact(db.url)
+    return (f"{command} works on SQLite databases; for PostgreSQL use pg_dump and pg_restore: pg_dump --format=custom"
+            f" --file=papertrader.dump --dbname='{url}' (the master may be running), and to restore, with no master"
+            f" running: pg_restore --clean --if-exists --no-owner --dbname='{url}' papertrader.dump, then"
+            f" papertrader-admin --data-dir {db.data_dir} --database '{url}' migrate --backed-up if the dump is"
+            " older than this release")
+
+
+@defer.inlineCallbacks
+def migrate(reactor, args, data_dir, note):
+    """Apply the pending migrations, holding the data dir's lock and the database's; fires an Upgrade."""
+    db = open_database(args, data_dir)
+    logs = admin_log(data_dir)
+    try:
+        with holding_data_dir(data_dir):
+            try:
+                held = yield db.lock()
+            except psycopg.OperationalError as e:
+                raise DatabaseUnavailable(f"cannot open the database: {' '.join(str(e).split())}")
+            if not held:
+                raise MasterRunning(f"a master is running against the database {redact(db.url)}: stop it first")
+            done = yield upgrade(db, logs.logger("papertrader.admin"), lambda text: None, confirmed=args.backed_up)
+    finally:
+        db.close()
+        logs.close()
+    return done
+
+
+def backup(args, data_dir):
+    """Copy the SQLite database; (path, schema version)."""
+    db = open_database(args, data_dir)
+    db.close()
+    if db.dialect != "sqlite":
+        raise UsePgDump(pg_dump_hint(db, "backup"))
+    to = os.path.abspath(args.to) if args.to else None
+    try:
+        return backups.back_up(db.path, to)
+    except FileExistsError:
+        raise InvalidInput(f"{to} exists: a backup never overwrites a file; choose another name")
+    except OSError as e:
+        raise InvalidInput(f"cannot write {to or db.path}: {e.strerror or e}")
+
+
+@defer.inlineCallbacks
+def restore(args, data_dir):
+    """Replace the SQLite database by the backup ``args.file``; fires a dict saying what was done."""
+    db = open_database(args, data_dir)
+    db.close()
+    if db.dialect != "sqlite":
+        raise UsePgDump(pg_dump_hint(db, "restore"))
+    file = os.path.abspath(args.file)
+    if not os.path.isfile(file):
+        raise InvalidInput(f"{file} is not a file")
+    if os.path.exists(db.path) and os.path.samefile(file, db.path):
+        raise InvalidInput(f"{file} is the database itself")
+    logs = admin_log(data_dir)
+    log = logs.logger("papertrader.admin")
+    try:
+        with holding_data_dir(data_dir):
+            known = db.known_version()
+            tmp, version = backups.stage(file, os.path.dirname(db.path), known)
+            try:
+                migrated = version
+                if version < known:
+                    staged = Database("sqlite:///" + tmp)
+                    try:
+                        migrated = (yield staged.upgrade(backup=False)).after
+                    finally:
+                        staged.close()
+                    backups.settle(tmp)
+                saved = backups.put_in_place(tmp, db.path)
+            finally:
+                backups.discard(tmp)
+            log.info("database {path} restored from {file} (schema version {version}, now {migrated}); the one it"
+                     " replaced is {saved}", path=db.path, file=file, version=version, migrated=migrated,
+                     saved=saved or "none")
+    finally:
+        logs.close()
+    return {"file": file, "database": db.path, "version": version, "migrated_to": migrated, "replaced": saved}
 
 
 def master_address(data_dir):
@@ -197,9 +356,11 @@ def master_address(data_dir):
 
 
 @defer.inlineCallbacks
-def run(reactor, args, out=None):
-    """Run the parsed command; ``out`` takes what it prints (default: stdout)."""
+def run(reactor, args, out=None, note=None):
+    """Run the parsed command; ``out`` takes what it prints (default: stdout), ``note`` what it says on the side
+    (default: stderr)."""
     out = out or (lambda text: print(text))
+    note = note or (lambda text: print(f"papertrader-admin: {text}", file=sys.stderr))
     want_json = getattr(args, "json", False)
     data_dir = os.path.abspath(args.data_dir)
     if not files.is_master_dir(data_dir):
@@ -210,7 +371,7 @@ def run(reactor, args, out=None):
         parse_allowed(allowed)  # refuse a bad --allow-ip before making anything
         bundle = os.path.abspath(args.out or files.worker_dir(data_dir, args.name))
         armor = files.make_worker_bundle(data_dir, args.name, args.host, bundle)
-        fingerprint = yield offline(reactor, args, data_dir, lambda w: w.register(args.name, armor, allowed))
+        fingerprint = yield offline(reactor, args, data_dir, lambda w: w.register(args.name, armor, allowed), note)
         command = (f"twistd -n papertrader-worker --data-dir BUNDLE_DIR --name {args.name}"
                    f" --master {master_address(data_dir)} --public-host"
                    f" {args.host[0] if args.host else 'WORKER_HOST'}")
@@ -223,12 +384,37 @@ def run(reactor, args, out=None):
     elif args.command == "workers":
         answer = yield live(reactor, data_dir, commands.AdminWorkers)
         if answer is None:
-            rows = yield offline(reactor, args, data_dir, lambda w: w.overview())
+            rows = yield offline(reactor, args, data_dir, lambda w: w.overview(), note)
         else:
             rows = answer["workers"]
         out(json.dumps(plain(rows)) if want_json else (table(rows, COLUMNS) if rows else "No workers."))
+    elif args.command == "migrate":
+        done = yield migrate(reactor, args, data_dir, note)
+        if want_json:
+            out(json.dumps({"before": done.before, "after": done.after, "applied": done.applied,
+                            "backup": done.backup}))
+        elif not done.applied:
+            out(f"database at schema version {done.after}: up to date")
+        else:
+            out(f"database migrated from schema version {done.before} to {done.after} ({', '.join(done.applied)})"
+                + (f"\nbackup of version {done.before}: {done.backup}" if done.backup else ""))
+    elif args.command == "backup":
+        path, version = backup(args, data_dir)
+        if want_json:
+            out(json.dumps({"file": path, "version": version, "bytes": os.path.getsize(path)}))
+        else:
+            out(f"backup of the database (schema version {version}) written to {path}")
+    elif args.command == "restore":
+        done = yield restore(args, data_dir)
+        if want_json:
+            out(json.dumps(done))
+        else:
+            migrated = f", migrated to {done['migrated_to']}" if done["migrated_to"] != done["version"] else ""
+            out(f"database {done['database']} restored from {done['file']} (schema version {done['version']}"
+                f"{migrated})" + (f"\nthe database it replaced is saved as {done['replaced']}" if done["replaced"]
+                                  else ""))
     elif args.command == "market":
-        answer, running = yield market(reactor, args, data_dir)
+        answer, running = yield market(reactor, args, data_dir, note)
         if want_json:
             out(json.dumps(dict(plain(answer), master_running=running)))
         elif running:
@@ -245,7 +431,7 @@ def run(reactor, args, out=None):
         if running:
             done = answer["done"]
         else:
-            done = yield offline(reactor, args, data_dir, lambda w: getattr(w, args.command)(args.name))
+            done = yield offline(reactor, args, data_dir, lambda w: getattr(w, args.command)(args.name), note)
         if want_json:
             out(json.dumps({"name": args.name, "command": args.command, "done": bool(done),
                             "master_running": running}))
@@ -288,7 +474,8 @@ def main(argv=None, stdout=None, stderr=None):
     status = []
 
     def go(reactor):
-        d = run(reactor, args, out=lambda text: stdout.write(text + "\n"))
+        d = run(reactor, args, out=lambda text: stdout.write(text + "\n"),
+                note=lambda text: stderr.write(f"papertrader-admin: {text}\n"))
 
         def failed(failure):
             status.append(fail(*describe(failure), 1, args.json))

@@ -36,10 +36,14 @@ def test_readme_documents_every_error_code():
 
 def test_readme_documents_every_admin_error_code():
     from papertrader import admin
+    from papertrader.master import upgrades
 
     codes = {"usage", "invalid_input", "server_error"}
     codes |= {cls.code for cls in vars(admin).values()
               if isinstance(cls, type) and issubclass(cls, admin.AdminError) and cls is not admin.AdminError}
+    refused = upgrades.UpgradeRefused
+    codes |= {cls.code for cls in vars(upgrades).values()
+              if isinstance(cls, type) and issubclass(cls, refused) and cls is not refused}
     section = README[README.index("Every `papertrader-admin` command takes `--json`"):]
     missing = [code for code in codes if f"`{code}`" not in section[:2000]]
     assert not missing

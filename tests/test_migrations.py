@@ -1,10 +1,23 @@
-"""Upgrading a database that holds data: version 5 (market orders only) to the order types of version 6."""
+"""Upgrading a database that holds data: version 5 (market orders only) to the order types of version 6; the
+backup made before a migration; a database newer than the code; a migration that fails."""
 
+import glob
+import os
+import sqlite3
+
+import pytest
 import pytest_twisted
 
-from papertrader.master.db import Database
+from papertrader.master import files
+from papertrader.master.db import Database, shipped
 from papertrader.master.order_store import OrderStore
+from papertrader.master.upgrades import BackupFirst, MigrationFailed, SchemaTooNew
 from papertrader.trading.orders import OrderType, Status, TimeInForce
+from tests.test_admin import admin
+
+
+#: The newest schema version this release ships (the same number on both databases).
+LATEST = shipped("sqlite")[-1][0]
 
 
 class UpTo(Database):
@@ -52,7 +65,7 @@ async def test_version_5_orders_and_fills_come_through_version_6(database_url, t
 
     db = Database(database_url, str(tmp_path))
     try:
-        applied = await db.migrate()
+        applied = await db.migrate(confirmed=True)
         assert applied and applied[0].startswith("0006_order_types")
         store = OrderStore(db)
         filled, rejected, queued = [await db.run(store.get, 1, n) for n in (1, 2, 3)]
@@ -75,3 +88,218 @@ async def test_version_5_orders_and_fills_come_through_version_6(database_url, t
         assert await db.migrate() == []
     finally:
         db.close()
+
+
+class WithMigrations(Database):
+    """The real Database, with more migration files than the package ships (as a later release would)."""
+
+    def __init__(self, url, data_dir, extra):
+        super().__init__(url, data_dir)
+        self.extra = extra
+
+    def migrations(self):
+        return super().migrations() + self.extra
+
+
+async def at_version_5_with_orders(url, data_dir):
+    """A database as release 5 left it, holding an account, its orders, a fill and a position."""
+    old = UpTo(url, data_dir, 5)
+    try:
+        await old.migrate()
+        for statement in LEGACY:
+            await old.execute(statement)
+    finally:
+        old.close()
+
+
+def backups_in(directory):
+    return sorted(glob.glob(os.path.join(directory, "*.backup")))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_an_sqlite_database_is_backed_up_before_it_is_migrated_and_the_backup_restores(database_url, tmp_path):
+    data_dir = str(tmp_path)
+    fresh = Database(Database.default_url(str(tmp_path / "fresh")), str(tmp_path / "fresh"))
+    os.makedirs(tmp_path / "fresh")
+    try:
+        assert (await fresh.upgrade()).backup is None  # a new database has nothing to lose: no copy
+        assert (await fresh.upgrade()).backup is None  # nor one already up to date
+    finally:
+        fresh.close()
+    assert backups_in(str(tmp_path / "fresh")) == []
+
+    await at_version_5_with_orders(database_url, data_dir)
+    db = Database(database_url, data_dir)
+    try:
+        upgrade = await db.upgrade()
+        assert (upgrade.before, upgrade.after, upgrade.applied[0]) == (5, LATEST, "0006_order_types.sqlite.sql")
+        assert backups_in(data_dir) == [upgrade.backup]
+        assert os.path.basename(upgrade.backup).startswith("papertrader.db.v5-")
+        assert oct(os.stat(upgrade.backup).st_mode & 0o777) == "0o600"
+        # Later: an order is cancelled, a new account is made.
+        await db.execute("UPDATE orders SET status = 'canceled' WHERE id = 3")
+        await db.execute("INSERT INTO accounts (username, username_key, email, cash_cents, created) VALUES"
+                         " ('bob', 'bob', 'b@example.com', 100, 't')")
+    finally:
+        db.close()
+
+    # The copy is the version 5 database exactly, a file of its own (no -wal beside it).
+    copy = sqlite3.connect(f"file:{upgrade.backup}?mode=ro", uri=True)
+    try:
+        assert copy.execute("SELECT MAX(version) FROM schema_version").fetchone() == (5,)
+        assert copy.execute("SELECT id, client_order_id, status FROM orders ORDER BY id").fetchall() == [
+            (1, "a", "filled"), (2, "b", "rejected"), (3, "c", "queued")]
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    finally:
+        copy.close()
+
+    # papertrader-admin restore puts it back (migrated to this release) and keeps the database it replaced.
+    files.ensure_master_files(data_dir)
+    status, out, err = admin("--data-dir", data_dir, "restore", upgrade.backup)
+    assert status == 0, err
+    assert f"(schema version 5, migrated to {LATEST})" in out
+    replaced = out.split("the database it replaced is saved as ")[1].strip()
+    db = Database(database_url, data_dir)
+    try:
+        assert await db.version() == LATEST
+        store = OrderStore(db)
+        assert (await db.run(store.get, 1, 3)).status == Status.NEW  # as before the cancel
+        assert await db.query("SELECT username FROM accounts ORDER BY id") == [("alice",)]
+        assert (await db.upgrade()).applied == []
+    finally:
+        db.close()
+    kept = sqlite3.connect(replaced)
+    try:
+        assert kept.execute("SELECT username FROM accounts ORDER BY id").fetchall() == [("alice",), ("bob",)]
+    finally:
+        kept.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_an_existing_postgresql_database_is_migrated_only_once_its_operator_says_it_is_backed_up(
+        database_url, tmp_path):
+    await at_version_5_with_orders(database_url, str(tmp_path))
+    db = Database(database_url, str(tmp_path))
+    try:
+        with pytest.raises(BackupFirst) as refused:
+            await db.upgrade()
+        message = refused.value.message
+        assert f"is at schema version 5 and this release needs version {LATEST}" in message
+        assert "pg_dump --format=custom --file=papertrader-v5.dump" in message
+        assert "migrate --backed-up" in message
+        assert await db.version() == 5
+        upgrade = await db.upgrade(confirmed=True)
+        assert (upgrade.before, upgrade.after, upgrade.backup) == (5, LATEST, None)
+        assert await db.version() == LATEST
+    finally:
+        db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_database_newer_than_the_code_is_refused_and_left_alone(database_url, tmp_path):
+    await at_version_5_with_orders(database_url, str(tmp_path))
+    current = Database(database_url, str(tmp_path))
+    try:
+        await current.upgrade(confirmed=True)
+        before = await snapshot(current)
+    finally:
+        current.close()
+    backups = backups_in(str(tmp_path))
+    older = UpTo(database_url, str(tmp_path), LATEST - 1)  # the release before this one
+    try:
+        with pytest.raises(SchemaTooNew) as refused:
+            await older.upgrade(confirmed=True)
+        assert (f"is at schema version {LATEST}, newer than this release of PaperTrader knows ({LATEST - 1})"
+                in refused.value.message)
+        assert refused.value.code == "schema_too_new"
+        assert await snapshot(older) == before
+    finally:
+        older.close()
+    assert backups_in(str(tmp_path)) == backups  # no copy made either
+
+
+async def snapshot(db):
+    """Everything a database holds: its schema (tables, columns, indexes) and every row of every table."""
+    if db.dialect == "sqlite":
+        schema = await db.query("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+                                " ORDER BY type, name")
+        tables = [row[1] for row in schema if row[0] == "table"]
+    else:
+        schema = await db.query("SELECT table_name, column_name, data_type, is_nullable, column_default FROM"
+                                " information_schema.columns WHERE table_schema = current_schema()"
+                                " ORDER BY table_name, ordinal_position")
+        schema += await db.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+                                 " ORDER BY indexname")
+        tables = sorted({row[0] for row in schema if len(row) == 5})
+    rows = {}
+    for table in tables:
+        rows[table] = sorted(await db.query(f"SELECT * FROM {table}"), key=repr)
+    return schema, rows
+
+
+#: A later release's migrations: the first is fine, the second fails at its last statement after changing
+#: tables (a rebuild on SQLite, ALTER on PostgreSQL), rows, indexes and the version table.
+GOOD = "CREATE TABLE notes (id {{ID}}, body TEXT NOT NULL);\nINSERT INTO notes (body) VALUES ('first')"
+BROKEN = {
+    "sqlite": """
+        CREATE TABLE workers_new (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE, created TEXT NOT NULL,
+                                  note TEXT);
+        INSERT INTO workers_new (name, fingerprint, created) SELECT name, fingerprint, created FROM workers;
+        DROP TABLE workers;
+        ALTER TABLE workers_new RENAME TO workers;
+        ALTER TABLE accounts ADD COLUMN nickname TEXT;
+        UPDATE accounts SET cash_cents = 0;
+        DELETE FROM orders;
+        CREATE INDEX orders_symbol_x ON orders (symbol);
+        INSERT INTO schema_version (version, applied) VALUES (9999, 'x');
+        INSERT INTO no_such_table VALUES (1)""",
+    "postgresql": """
+        ALTER TABLE workers ADD COLUMN note TEXT;
+        ALTER TABLE accounts ADD COLUMN nickname TEXT;
+        UPDATE accounts SET cash_cents = 0;
+        DELETE FROM transactions;
+        DELETE FROM orders;
+        CREATE INDEX orders_symbol_x ON orders (symbol);
+        DROP TABLE api_keys;
+        INSERT INTO schema_version (version, applied) VALUES (9999, 'x');
+        INSERT INTO no_such_table VALUES (1)""",
+}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_migration_leaves_the_schema_and_the_data_exactly_as_they_were(database_url, tmp_path):
+    await at_version_5_with_orders(database_url, str(tmp_path))
+    db = Database(database_url, str(tmp_path))
+    try:
+        await db.upgrade(confirmed=True)
+        await db.execute("INSERT INTO workers (name, fingerprint, created) VALUES ('w1', 'ABCD', 't')")
+        before = await snapshot(db)
+    finally:
+        db.close()
+    dialect = db.dialect
+    backups = backups_in(str(tmp_path))
+    later = WithMigrations(database_url, str(tmp_path),
+                           [(9001, "9001_notes.sql", GOOD), (9002, "9002_broken.sql", BROKEN[dialect])])
+    try:
+        with pytest.raises(MigrationFailed) as failed:
+            await later.upgrade(confirmed=True)
+        assert failed.value.message.startswith("migration 9002_broken.sql failed: ")
+        assert "no_such_table" in failed.value.message
+        assert failed.value.message.endswith(f"the database is unchanged (schema version {LATEST})")
+        assert await snapshot(later) == before  # 9001's table and row are gone too: all or nothing
+        assert await later.version() == LATEST
+    finally:
+        later.close()
+    # The copy made before the attempt is removed once the rollback succeeded (a restart loop fills no disk).
+    assert backups_in(str(tmp_path)) == backups
+    # Fixed, it applies, on the same data.
+    fixed = WithMigrations(database_url, str(tmp_path), [(9001, "9001_notes.sql", GOOD)])
+    try:
+        assert (await fixed.upgrade(confirmed=True)).applied == ["9001_notes.sql"]
+        assert await fixed.query("SELECT body FROM notes") == [("first",)]
+        assert await fixed.query("SELECT client_order_id FROM orders ORDER BY id") == [("a",), ("b",), ("c",)]
+    finally:
+        fixed.close()
+

@@ -14,6 +14,7 @@ import tempfile
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import UNIXClientEndpoint, UNIXServerEndpoint, connectProtocol
 from twisted.protocols import amp
+from twisted.python import lockfile
 
 from papertrader import commands
 from papertrader.errors import ServerError
@@ -99,6 +100,21 @@ class AdminFactory(protocol.Factory):
 
     def buildProtocol(self, addr):
         return AdminProtocol(self.master)
+
+
+def data_dir_lock(data_dir):
+    """The lock a running master holds on its data dir from its start to its very end: its admin socket's lock
+    file (a symbolic link naming the holder's pid; a dead holder's lock is broken by the next taker).
+    ``papertrader-admin restore`` and ``migrate`` take it too, so no master starts while they work."""
+    return lockfile.FilesystemLock(socket_path(data_dir) + ".lock")
+
+
+def lock_holder(data_dir):
+    """The pid holding the data dir's lock, if any is readable."""
+    try:
+        return int(lockfile.readlink(socket_path(data_dir) + ".lock"))
+    except (OSError, ValueError):
+        return None
 
 
 def server_endpoint(reactor, data_dir):

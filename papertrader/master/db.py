@@ -3,18 +3,24 @@
 Both go through ``twisted.enterprise.adbapi``.  SQLite gets exactly one
 connection (WAL, synchronous=FULL, foreign keys on).  Queries are written once
 with ``?`` placeholders and translated for psycopg.  The schema is the numbered
-files in ``migrations/``, applied in order at start; ``schema_version`` records
-how far a database has come.
+files in ``migrations/``, applied in order at start, all in one transaction;
+``schema_version`` records how far a database has come.  ``upgrade()`` refuses a
+database newer than the code, backs up an existing SQLite database before it
+migrates it, and migrates an existing PostgreSQL one only when the operator says
+it is backed up (``papertrader-admin migrate --backed-up``).
 """
 
 import importlib.resources
 import os
 import re
 import sqlite3
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer, threads
+
+from papertrader.master import backups
+from papertrader.master.upgrades import BackupFailed, BackupFirst, MigrationFailed, SchemaTooNew, Upgrade
 
 #: Seconds a PostgreSQL connection attempt may take (an unreachable host fails in this time, not the OS's).
 CONNECT_TIMEOUT = 10
@@ -29,6 +35,26 @@ _ID_COLUMN = {
 }
 
 
+def shipped(dialect):
+    """(version, file name, text) of every migration this release ships for ``dialect``, in order."""
+    files = importlib.resources.files("papertrader.master") / "migrations"
+    found = {}
+    for entry in files.iterdir():
+        match = MIGRATION_RE.match(entry.name)
+        if match and match.group(2) in (None, dialect):
+            found[int(match.group(1))] = (int(match.group(1)), entry.name, entry.read_text(encoding="utf-8"))
+    return sorted(found.values())
+
+
+def redact(url):
+    """A database URL fit for a log line: any password replaced by '***'."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _sqlite_open(connection):
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
@@ -41,6 +67,7 @@ class Database:
 
     def __init__(self, url, data_dir=None):
         self.url = url
+        self.data_dir = data_dir
         scheme = urlsplit(url).scheme
         if scheme == "sqlite":
             self.dialect = "sqlite"
@@ -49,6 +76,8 @@ class Database:
                 path = path[2:]
             if data_dir and not os.path.isabs(path):
                 path = os.path.join(data_dir, path)
+            if path.startswith("//"):
+                path = "/" + path.lstrip("/")  # sqlite:////abs/path
             self.path = path
             self.pool = adbapi.ConnectionPool(
                 "sqlite3", path, check_same_thread=False, cp_min=1, cp_max=1,
@@ -135,61 +164,131 @@ class Database:
 
     def migrations(self):
         """(version, file name, text) of every shipped migration, for this database's dialect."""
-        files = importlib.resources.files("papertrader.master") / "migrations"
-        found = {}
-        for entry in files.iterdir():
-            match = MIGRATION_RE.match(entry.name)
-            if match and match.group(2) in (None, self.dialect):
-                found[int(match.group(1))] = (int(match.group(1)), entry.name, entry.read_text(encoding="utf-8"))
-        return sorted(found.values())
+        return shipped(self.dialect)
 
     def _statements(self, text):
         text = text.replace("{{ID}}", _ID_COLUMN[self.dialect])
         text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
         return [s.strip() for s in text.split(";") if s.strip()]
 
-    def _migrate(self, cursor, migrations):
+    def _current(self, cursor):
+        """The schema version recorded in the database (0 for a new one), read in the caller's transaction."""
+        if self.dialect == "sqlite":
+            cursor.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+        else:
+            cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+                           " AND table_name = 'schema_version'")
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute("SELECT MAX(version) FROM schema_version")
+        return cursor.fetchone()[0] or 0
+
+    def _migrate(self, connection, migrations, confirmed, backup):
+        cursor = connection.cursor()
         if self.dialect == "sqlite":
             # A migration may rebuild a table (SQLite cannot alter constraints): that needs foreign keys
             # off, which SQLite only allows outside a transaction.  They are checked before the commit.
             cursor.execute("PRAGMA foreign_keys=OFF")
-            # sqlite3 opens no transaction before DDL by itself: without this, a failed
-            # migration would leave half its tables behind.
+            # Python's sqlite3 opens a transaction by itself only before INSERT/UPDATE/DELETE, never before
+            # DDL (nor, since 3.6, commits before it): without this explicit BEGIN a failed migration would
+            # leave half its tables behind.  IMMEDIATE: the write lock now, so the version read below stays
+            # true until the commit (nothing can commit in between, and the backup copies exactly it).
             cursor.execute("BEGIN IMMEDIATE")
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)"
-        )
-        cursor.execute("SELECT MAX(version) FROM schema_version")
-        current = cursor.fetchone()[0] or 0
+        current = self._current(cursor)
+        known = max((m[0] for m in migrations), default=0)
+        if current > known:
+            raise SchemaTooNew(
+                f"the database {redact(self.url)} is at schema version {current}, newer than this release of"
+                f" PaperTrader knows ({known}): run the release that wrote it, or restore a backup made before"
+                " that upgrade")
+        pending = [m for m in migrations if m[0] > current]
+        if not pending:
+            return Upgrade(current, current)
+        made = None
+        if current and self.dialect == "sqlite" and backup and self.path != ":memory:":
+            made = self._back_up(current)
+        elif current and self.dialect == "postgresql" and not confirmed:
+            url = redact(self.url)
+            raise BackupFirst(
+                f"the database {url} is at schema version {current} and this release needs version {known}; an"
+                " existing PostgreSQL database is not migrated until you have backed it up: run pg_dump"
+                f" --format=custom --file=papertrader-v{current}.dump --dbname='{url}', then papertrader-admin"
+                f" --data-dir {self.data_dir or 'DIR'} --database '{url}' migrate --backed-up, then start the"
+                " master again")
         applied = []
-        for version, name, text in migrations:
-            if version <= current:
-                continue
-            for statement in self._statements(text):
-                cursor.execute(statement)
+        failing = pending[0][1]
+        try:
             cursor.execute(
-                self.sql("INSERT INTO schema_version (version, applied) VALUES (?, CURRENT_TIMESTAMP)")
-                if self.dialect == "sqlite"
-                else self.sql("INSERT INTO schema_version (version, applied) VALUES (?, CAST(CURRENT_TIMESTAMP AS TEXT))"),
-                (version,),
-            )
-            applied.append(name)
-        if self.dialect == "sqlite":
-            cursor.execute("PRAGMA foreign_key_check")
-            broken = cursor.fetchall()
-            if broken:
-                raise RuntimeError(f"a migration broke {len(broken)} foreign keys, e.g. {broken[0]}")
-        return applied
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)")
+            for version, name, text in pending:
+                failing = name
+                for statement in self._statements(text):
+                    cursor.execute(statement)
+                cursor.execute(
+                    self.sql("INSERT INTO schema_version (version, applied) VALUES (?, CURRENT_TIMESTAMP)")
+                    if self.dialect == "sqlite"
+                    else self.sql("INSERT INTO schema_version (version, applied) VALUES (?, CAST(CURRENT_TIMESTAMP"
+                                  " AS TEXT))"),
+                    (version,),
+                )
+                applied.append(name)
+            if self.dialect == "sqlite":
+                cursor.execute("PRAGMA foreign_key_check")
+                broken = cursor.fetchall()
+                if broken:
+                    raise RuntimeError(f"it broke {len(broken)} foreign keys, e.g. {broken[0]}")
+        except Exception as e:
+            try:
+                connection.rollback()
+            except Exception:
+                pass  # the pool rolls back too and logs why it cannot; the backup then stays, just in case
+            else:
+                if made is not None:
+                    backups.discard(made)  # the database is as it was: the copy would only fill the disk
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise MigrationFailed(f"migration {failing} failed: {reason}; the database is unchanged (schema version"
+                                  f" {current})") from e
+        return Upgrade(current, pending[-1][0], applied, made)
+
+    def _back_up(self, version):
+        """Copy the database (at schema ``version``) next to it with the online backup API, through a
+        connection of its own: this one holds the write lock, so the copy is exactly what is migrated."""
+        try:
+            source = backups.open_existing(self.path)
+            try:
+                tmp = backups.snapshot(source, os.path.dirname(os.path.abspath(self.path)))
+            finally:
+                source.close()
+            return backups.publish(tmp, backups.backup_path(self.path, version))
+        except (OSError, sqlite3.Error) as e:
+            raise BackupFailed(f"cannot back up the database {self.path} before migrating it from schema version"
+                               f" {version}: {' '.join(str(e).split())}; nothing was migrated")
 
     @defer.inlineCallbacks
-    def migrate(self):
-        """Apply pending migrations in one transaction; fires with their names."""
+    def upgrade(self, confirmed=False, backup=True):
+        """Bring the schema up to date, all pending migrations in one transaction; fires an ``Upgrade``.
+
+        A database newer than the code is refused (SchemaTooNew).  An existing SQLite database is first
+        copied next to it (``backup``: False only for a copy that is itself being restored); an existing
+        PostgreSQL database is migrated only if ``confirmed`` (its operator backed it up), else BackupFirst.
+        A failed migration raises MigrationFailed and leaves the database as it was.
+        """
         try:
-            applied = yield self.run(self._migrate, self.migrations())
+            done = yield self.pool.runWithConnection(self._migrate, self.migrations(), confirmed, backup)
         finally:
             if self.dialect == "sqlite":
                 yield self.pool.runWithConnection(lambda connection: connection.execute("PRAGMA foreign_keys=ON"))
-        return applied
+        return done
+
+    @defer.inlineCallbacks
+    def migrate(self, confirmed=False):
+        """``upgrade()``; fires with the names of the migrations applied."""
+        done = yield self.upgrade(confirmed)
+        return done.applied
+
+    def known_version(self):
+        """The newest schema version this release knows."""
+        return max((m[0] for m in self.migrations()), default=0)
 
     @defer.inlineCallbacks
     def version(self):

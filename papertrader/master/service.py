@@ -3,7 +3,7 @@
 import os
 from decimal import Decimal
 import sqlite3
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 from twisted.application import service
@@ -17,7 +17,8 @@ from papertrader.services import (ListeningService, StagedService, StartError, d
 from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.accounts import Accounts
-from papertrader.master.db import Database
+from papertrader.master.db import Database, redact
+from papertrader.master.upgrades import UpgradeRefused
 from papertrader.app import Application
 from papertrader.app.accounts import AccountCommands
 from papertrader.app.market_data import MarketDataCommands
@@ -62,15 +63,6 @@ def check_database_url(url):
     if url is not None and urlsplit(url).scheme not in ("sqlite", "postgresql", "postgres"):
         raise usage.UsageError(f"--database: unsupported database URL {redact(url)!r}: use sqlite:///PATH or"
                                " postgresql://USER@HOST/DBNAME")
-
-
-def redact(url):
-    """A database URL fit for a log line: any password replaced by '***'."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 #: Errors of the database driver that mean "cannot reach or open the database", not a bug of ours.
@@ -162,11 +154,19 @@ class Master(StagedService):
             held = yield self.db.lock()
             if not held:
                 raise StartError(f"another master is already running against the database {redact(self.db.url)}")
-            applied = yield self.db.migrate()
+            upgrade = yield self.db.upgrade()
+        except UpgradeRefused as e:
+            raise StartError(e.message)
         except _DATABASE_UNAVAILABLE as e:
             raise StartError(f"cannot use the database {redact(self.db.url)}: {describe_failure(e)}")
-        for name in applied:
+        if upgrade.backup:
+            self.log.info("database at schema version {version} backed up to {path} before migrating",
+                          version=upgrade.before, path=upgrade.backup)
+        for name in upgrade.applied:
             self.log.info("database migration {name} applied", name=name)
+        if upgrade.applied and upgrade.before:
+            self.log.info("database migrated from schema version {before} to {after}", before=upgrade.before,
+                          after=upgrade.after)
         # 3. Only now the services and the ports the world sees.
         self.market.startService()
         self.monitor.startService()
@@ -180,13 +180,17 @@ class Master(StagedService):
 
     @defer.inlineCallbacks
     def _stop(self):
-        """Stop listening, stop the loops, drop every connection, close the database, and the log file last."""
+        """Stop listening, stop the loops, drop every connection, close the database, release the data dir's
+        lock (the admin channel), and close the log file last."""
         service.Service.stopService(self)
-        for child in (self.listener, self.admin, self.manhole, self.monitor, self.market):
+        for child in (self.listener, self.manhole, self.monitor, self.market):
             if child is not None and child.running:
                 yield child.stopService()
         yield self.drop_connections()
         self.db.close()
+        # Only now: papertrader-admin restore waits for this lock, so it never replaces a database still open.
+        if self.admin.running:
+            yield self.admin.stopService()
         self.workers.keyring.close()
         self.logs.close()
 

@@ -1,0 +1,315 @@
+"""Backups and upgrades as an operator meets them: real ``twistd`` masters, real ``papertrader-admin`` processes.
+
+``papertrader-admin backup`` copies the SQLite database while the master serves orders; ``restore`` refuses while
+a master runs and anything that is not a usable PaperTrader database, and puts a backup back into a stopped data
+dir; a master refuses a database newer than itself, backs up an SQLite one before migrating it, and leaves an
+existing PostgreSQL one alone until ``papertrader-admin migrate --backed-up``.
+"""
+
+import json
+import os
+import sqlite3
+import sys
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor, utils
+
+from papertrader import tls
+from papertrader.master import files
+from papertrader.master.db import Database, shipped
+from papertrader.worker.service import Worker
+from tests.conftest import Client, bounded, wait_for_log
+from tests.test_crash import register_worker
+from tests.test_daemons import (ENV, assert_failed_start, loopback, master_dir, no_process_left_behind,  # noqa: F401
+                                stopped_cleanly, twistd)
+from tests.test_migrations import at_version_5_with_orders, backups_in
+
+LATEST = shipped("sqlite")[-1][0]
+MASTER_OPTIONS = ("--update-interval", "3600", "--bcrypt-rounds", "4", "--assets", "AAPL,MSFT")
+
+
+async def admin(*argv):
+    """Run ``papertrader-admin ARGV`` without blocking the reactor; (status, stdout, stderr)."""
+    out, err, status = await bounded(
+        utils.getProcessOutputAndValue(sys.executable, ["-m", "papertrader.admin", *argv], env=ENV, path=os.getcwd()),
+        f"papertrader-admin {' '.join(argv)}")
+    return status, out.decode(), err.decode()
+
+
+def failure(out, err):
+    """The code of a failed --json command, after checking it said why in one line and no traceback."""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    answer = json.loads(out)
+    assert answer["message"] in err
+    return answer["error"]
+
+
+def start_master(data_dir, port=0, *extra):
+    return twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, port), *MASTER_OPTIONS,
+                  *extra)
+
+
+async def listening(master):
+    await master.wait_for("master listening on port")
+    return int(master.output.split(b"master listening on port ")[1].split()[0])
+
+
+async def stop(master):
+    master.transport.signalProcess("TERM")
+    assert stopped_cleanly(await master.ended)
+
+
+def client_order_ids(db_path):
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT client_order_id FROM orders ORDER BY id")]
+    finally:
+        db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_backup_taken_while_the_master_serves_orders_restores_into_the_stopped_data_dir(tmp_path, settings):
+    data_dir = master_dir(tmp_path)
+    db_path = os.path.join(data_dir, "papertrader.db")
+    register_worker(data_dir, "w1")
+    master = start_master(data_dir)
+    port = await listening(master)
+    bundle = files.worker_dir(data_dir, "w1")
+    worker = Worker(bundle, "w1", ("localhost", port), settings, reactor,
+                    listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
+    linked = wait_for_log(worker.logs, "linked to the master")
+    worker.startService()
+    try:
+        await linked
+        await master.wait_for("worker w1 linked")
+        d = Client(data_dir, str(tmp_path / "home"), port)
+        status, _, err = await d.cli("register", "carol", "carol@example.com", "--password-stdin",
+                                     stdin="long password\n")
+        assert status == 0, err
+        status, _, err = await d.cli("login", "carol", "--password-stdin", stdin="long password\n")
+        assert status == 0, err
+
+        async def buy(client_order_id):
+            status, out, err = await d.cli("buy", "AAPL", "1", "--client-order-id", client_order_id)
+            assert status == 0, err
+            assert json.loads(out)["status"] == "new"
+
+        for n in range(3):
+            await buy(f"before-{n}")
+        # The backup runs while orders keep being acknowledged (written) by the master.
+        file = str(tmp_path / "saved" / "monday.db")
+        os.makedirs(os.path.dirname(file))
+        backup = defer.ensureDeferred(admin("--json", "--data-dir", data_dir, "backup", "--to", file))
+        during = []
+        while not backup.called and len(during) < 500:
+            during.append(f"during-{len(during)}")
+            await buy(during[-1])
+        status, out, err = await backup
+        assert status == 0, err
+        made = json.loads(out)
+        assert (made["file"], made["version"]) == (file, LATEST)
+        await buy("after-0")
+
+        # Restore (and migrate) refuse while the master runs: nothing is touched.
+        for argv in (["restore", file], ["migrate"]):
+            status, out, err = await admin("--json", "--data-dir", data_dir, *argv)
+            assert status == 1 and failure(out, err) == "master_running", (argv, err)
+            assert f"a master is running with the data dir {data_dir} (pid {master.transport.pid})" in err
+        assert client_order_ids(db_path)[-1] == "after-0"
+
+        # Stopped, the data dir takes the backup back.
+        await stop(master)
+        status, out, err = await admin("--data-dir", data_dir, "restore", file)
+        assert status == 0, err
+        assert f"database {db_path} restored from {file} (schema version {made['version']})" in out
+        replaced = out.split("the database it replaced is saved as ")[1].strip()
+        assert client_order_ids(replaced)[-1] == "after-0"  # a restore loses nothing either
+
+        relinked = wait_for_log(worker.logs, "linked to the master")
+        master = start_master(data_dir, port)
+        await listening(master)
+        await relinked
+        status, out, err = await d.cli("orders", "--limit", "500")
+        assert status == 0, err
+        seen = [order["client_order_id"] for order in json.loads(out)]
+        assert seen == client_order_ids(file)
+        # Every order acknowledged before the backup began is back; those acknowledged while it ran are there up
+        # to the moment of its snapshot (a prefix: nothing torn); the one acknowledged after it is not.
+        assert seen[:3] == ["before-0", "before-1", "before-2"]
+        assert seen[3:] == during[:len(seen) - 3]
+        assert "after-0" not in seen
+        status, out, err = await d.cli("buy", "AAPL", "1", "--client-order-id", "after-restore")
+        assert status == 0, err
+    finally:
+        await worker.stopService()
+        if master.transport.pid:
+            await stop(master)
+    text = master.output.decode(errors="replace")
+    assert "Traceback" not in text, text
+
+
+@pytest_twisted.ensureDeferred
+async def test_restore_refuses_what_it_cannot_use_and_leaves_the_database_alone(tmp_path):
+    data_dir = master_dir(tmp_path)
+    db_path = os.path.join(data_dir, "papertrader.db")
+    db = Database(Database.default_url(data_dir), data_dir)
+    try:
+        await db.upgrade()
+        await db.execute("INSERT INTO workers (name, fingerprint, created) VALUES ('w1', 'ABCD', 't')")
+    finally:
+        db.close()
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    foreign = str(tmp_path / "other.db")
+    with sqlite3.connect(foreign) as other:
+        other.execute("CREATE TABLE things (x)")
+    other.close()
+    newer = str(tmp_path / "newer.db")
+    status, _, err = await admin("--data-dir", data_dir, "backup", "--to", newer)
+    assert status == 0, err
+    with sqlite3.connect(newer) as later:
+        later.execute("INSERT INTO schema_version (version, applied) VALUES (9999, 't')")
+    later.close()
+    listing = sorted(os.listdir(data_dir) + ["logs"])  # where papertrader-admin logs what it does
+    for file, code, message in (
+            (str(text), "not_a_database", f"{text} is not a PaperTrader database (file is not a database)"),
+            (foreign, "not_a_database", f"{foreign} is not a PaperTrader database (it has no schema_version table)"),
+            (newer, "schema_too_new", f"{newer} is at schema version 9999, newer than this release of PaperTrader"
+                                      " knows"),
+            (db_path, "invalid_input", f"{db_path} is the database itself"),
+            (str(tmp_path / "nothing.db"), "invalid_input", "nothing.db is not a file")):
+        status, out, err = await admin("--json", "--data-dir", data_dir, "restore", file)
+        assert status == 1 and failure(out, err) == code, (file, err)
+        assert message in err, err
+    assert sorted(os.listdir(data_dir)) == listing, (listing, os.listdir(data_dir))  # no copy, no temporary file
+    check = sqlite3.connect(db_path)
+    try:
+        assert check.execute("SELECT name FROM workers").fetchall() == [("w1",)]
+    finally:
+        check.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_backup_never_overwrites_and_needs_a_database(tmp_path):
+    data_dir = master_dir(tmp_path)
+    status, out, err = await admin("--json", "--data-dir", data_dir, "backup")
+    assert status == 1 and failure(out, err) == "not_a_database"
+    assert f"there is no database at {os.path.join(data_dir, 'papertrader.db')}" in err
+    assert not os.path.exists(os.path.join(data_dir, "papertrader.db"))  # never created by a backup
+    status, _, err = await admin("--data-dir", data_dir, "workers")  # makes the database
+    assert status == 0, err
+    status, out, err = await admin("--data-dir", data_dir, "backup")  # default: next to the database
+    assert status == 0, err
+    [made] = backups_in(data_dir)
+    assert out.strip().endswith(made) and os.path.basename(made).startswith("papertrader.db.v")
+    taken = tmp_path / "taken.db"
+    taken.write_text("precious\n")
+    status, out, err = await admin("--json", "--data-dir", data_dir, "backup", "--to", str(taken))
+    assert status == 1 and failure(out, err) == "invalid_input"
+    assert "a backup never overwrites a file" in err
+    assert taken.read_text() == "precious\n"
+    status, out, err = await admin("--json", "--data-dir", data_dir, "backup", "--to", str(tmp_path / "no" / "x.db"))
+    assert status == 1 and failure(out, err) == "invalid_input" and "No such file or directory" in err
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_backup_and_restore_of_postgresql_say_how_to_use_pg_dump(database_url, tmp_path):
+    data_dir = master_dir(tmp_path)
+    for argv in (["backup"], ["restore", str(tmp_path / "x.dump")]):
+        status, out, err = await admin("--json", "--data-dir", data_dir, "--database", database_url, *argv)
+        assert status == 1 and failure(out, err) == "use_pg_dump", err
+        assert "pg_dump --format=custom" in err and "pg_restore --clean --if-exists" in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_refuses_a_database_newer_than_itself_in_one_line(database_url, tmp_path):
+    data_dir = master_dir(tmp_path)
+    db = Database(database_url, data_dir)
+    try:
+        await db.upgrade()
+        await db.execute("INSERT INTO schema_version (version, applied) VALUES (9999, 't')")
+    finally:
+        db.close()
+    known = db.known_version()
+    master = start_master(data_dir, 0, "--database", database_url)
+    ended = await master.ended
+    assert_failed_start(ended, master.output, f"is at schema version 9999, newer than this release of PaperTrader"
+                                              f" knows ({known}): run the release that wrote it, or restore a backup")
+    assert b"listening on port" not in master.output
+    status, out, err = await admin("--json", "--data-dir", data_dir, "--database", database_url, "workers")
+    assert status == 1 and failure(out, err) == "schema_too_new"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_master_backs_up_an_sqlite_database_before_migrating_it_and_logs_where(database_url, tmp_path):
+    data_dir = master_dir(tmp_path)
+    await at_version_5_with_orders(Database.default_url(data_dir), data_dir)
+    master = start_master(data_dir)
+    try:
+        await listening(master)
+    finally:
+        await stop(master)
+    [made] = backups_in(data_dir)
+    assert os.path.basename(made).startswith("papertrader.db.v5-")
+    with open(os.path.join(data_dir, "logs", "master.log"), encoding="utf-8") as f:
+        log = f.read()
+    assert f"database at schema version 5 backed up to {made} before migrating" in log
+    assert "database migrated from schema version 5 to" in log
+    assert client_order_ids(made) == ["a", "b", "c"]
+    # A second start has nothing to migrate and copies nothing.
+    master = start_master(data_dir)
+    try:
+        await listening(master)
+    finally:
+        await stop(master)
+    assert backups_in(data_dir) == [made]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_master_leaves_an_existing_postgresql_database_alone_until_admin_migrate_backed_up(
+        database_url, tmp_path):
+    data_dir = master_dir(tmp_path)
+    await at_version_5_with_orders(database_url, data_dir)
+    master = start_master(data_dir, 0, "--database", database_url)
+    ended = await master.ended
+    line = assert_failed_start(ended, master.output, "is at schema version 5 and this release needs version")
+    assert "pg_dump --format=custom --file=papertrader-v5.dump" in line and "migrate --backed-up" in line
+    status, out, err = await admin("--json", "--data-dir", data_dir, "--database", database_url, "migrate")
+    assert status == 1 and failure(out, err) == "backup_first"
+    status, out, err = await admin("--json", "--data-dir", data_dir, "--database", database_url, "migrate",
+                                   "--backed-up")
+    assert status == 0, err
+    done = json.loads(out)
+    assert (done["before"], done["backup"]) == (5, None) and done["applied"][0].startswith("0006_")
+    status, out, err = await admin("--data-dir", data_dir, "--database", database_url, "migrate")
+    assert (status, out.strip()) == (0, f"database at schema version {done['after']}: up to date"), err
+    master = start_master(data_dir, 0, "--database", database_url)
+    try:
+        await listening(master)
+        # While it runs, nothing else migrates that database.
+        other = master_dir(tmp_path, "other")
+        status, out, err = await admin("--json", "--data-dir", other, "--database", database_url, "migrate")
+        assert status == 1 and failure(out, err) == "master_running"
+        assert "a master is running against the database" in err
+    finally:
+        await stop(master)
+
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_admin_commands_back_up_an_older_sqlite_database_before_migrating_it(database_url, tmp_path):
+    data_dir = master_dir(tmp_path)
+    await at_version_5_with_orders(Database.default_url(data_dir), data_dir)
+    status, out, err = await admin("--data-dir", data_dir, "workers")  # any command that opens the database
+    assert (status, out.strip()) == (0, "No workers."), err
+    [made] = backups_in(data_dir)
+    assert err.strip() == (f"papertrader-admin: database migrated from schema version 5 to"
+                           f" {LATEST}; backup of version 5: {made}")
+    assert client_order_ids(made) == ["a", "b", "c"]
+    status, out, err = await admin("--json", "--data-dir", data_dir, "migrate")
+    assert status == 0 and json.loads(out)["applied"] == [] and err == "", err
