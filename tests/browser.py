@@ -156,6 +156,10 @@ class Browser:
 
         def shoot():
             saved = []
+            # The highlight of values that just changed has faded.
+            self.driver.execute_async_script(
+                "const done = arguments[0];"
+                " Promise.all(document.getAnimations().map((a) => a.finished)).then(() => done(), () => done());")
             for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
                 self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", dict(
                     width=width, height=height, deviceScaleFactor=1, mobile=label == "phone"))

@@ -109,6 +109,17 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         row = await b.wait_text("[data-section='open-orders'] tr", "Buy 10 AAPL")
         assert "open" in row and fmt.price(limit) in row
         await b.screenshots("orders")
+        # Replace it with a lower limit: the old one ends as replaced, the new one is open.
+        await b.click("[data-section='open-orders'] a[aria-label^='Replace: Buy 10 AAPL']")
+        await b.page("replace")
+        lower = limit - 1
+        await b.fill({"#t-limit_price": str(lower)})
+        await b.screenshots("replace")
+        await b.click("form[action$='/replace'] button[type=submit]")
+        await b.page("orders")
+        await b.wait_text(".flash", f"Replaced. New order: Buy 10 AAPL (limit {fmt.price(lower)})")
+        await b.wait_text("[data-section='open-orders'] tr", fmt.price(lower))
+        assert "replaced" in await b.wait_text("[data-section='closed-orders'] tr", "Buy 10 AAPL")
         await b.click("[data-section='open-orders'] button[aria-label^='Cancel: Buy 10 AAPL']")
         await b.page("orders")
         await b.wait_text(".flash", "Canceled: Buy 10 AAPL")
@@ -151,8 +162,9 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         # What the page shows is what the master says the account is worth.
         await b.wait_text("[data-live='equity']", fmt.money(portfolio["equity"]))
         assert await b.text("[data-live='pos.AAPL.market_value']") == fmt.money(portfolio["positions"][0]["market_value"])
-        await b.wait(lambda dr: int(dr.find_element("id", "equity-chart").get_attribute("data-point-count")) > points,
-                     "the equity chart's new point")
+        await b.wait(lambda dr: dr.find_element("id", "equity-chart").get_attribute("data-last-value") ==
+                     fmt.number_text(portfolio["equity"]), "the equity chart's newest value")
+        assert int(await b.attribute("#equity-chart", "data-point-count")) >= points
         await b.screenshots("dashboard")
         keep_screenshot(os.path.join(SCREENSHOTS, "dashboard-desktop.png"), README_IMAGE)
 
@@ -245,6 +257,14 @@ async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
         await b.click("form[action='/auth/test/start'] button")
         await b.page("dashboard")
         assert (await b.text(".who .user")) == "grace"
+        # Sign out everywhere from the account page.
+        await b.click("nav a[href='/account']")
+        await b.page("account")
+        await b.screenshots("account-provider")
+        await b.script("window.confirm = () => true")  # the browser's own "are you sure?" dialog
+        await b.click("form[action='/account/signout-everywhere'] button")
+        await b.page("signin")
+        await b.wait_text(".flash", "Signed out everywhere")
         assert csp_violations(await b.console()) == []
     finally:
         await b.close()

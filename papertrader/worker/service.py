@@ -161,7 +161,8 @@ class Worker(StagedService):
     @defer.inlineCallbacks
     def _stop(self):
         """Tell the clients, stop listening, close the master link and the clients, then the log file last."""
-        service_running = [c for c in (self.listener, self.manhole, self.link) if c is not None and c.running]
+        service_running = [c for c in (self.listener, self.manhole, self.http, self.link)
+                           if c is not None and c.running]
         self.running = False
         self.tell_clients("worker_leaving", f"worker {self.name} is shutting down; use another worker")
         for child in service_running:

@@ -26,6 +26,7 @@ makes the page's data be asked of the master again.  A page that stops answering
 """
 
 import json
+from decimal import Decimal, InvalidOperation
 from http.cookies import CookieError, SimpleCookie
 
 from autobahn.twisted.resource import WebSocketResource
@@ -151,8 +152,9 @@ def _session_cookie(header):
 class View:
     """What one page shows, and how it is kept up to date."""
 
-    def __init__(self, live, conn, page, symbol=None, interval=None, first=True):
+    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None):
         self.live = live
+        self.base = base
         self.conn = conn
         self.page = page
         self.symbol = symbol
@@ -211,8 +213,12 @@ class View:
             self.live.worker.reactor.callLater(0, self._send_candle)
         self.conn.send({"t": "set", "v": values})
         if self.page == "dashboard" and self.portfolio is not None and latest is not None:
-            self.conn.send({"t": "equity", "time": int(latest.timestamp()),
-                            "value": fmt.number_text(self.portfolio["equity"])})
+            equity = self.portfolio["equity"]
+            if self.base is not None:
+                change = equity - self.base
+                self.conn.send({"t": "set", "v": {"equity_range_change": [fmt.money(change, signed=True),
+                                                                          fmt.sign(change)]}})
+            self.conn.send({"t": "equity", "time": int(latest.timestamp()), "value": fmt.number_text(equity)})
 
     @defer.inlineCallbacks
     def _send_candle(self):
@@ -378,7 +384,8 @@ class Live:
             interval = "1d"
         if conn.view is not None:
             conn.view.stop()
-        conn.view = View(self, conn, page, symbol, interval, message.get("first", True) is not False)
+        conn.view = View(self, conn, page, symbol, interval, message.get("first", True) is not False,
+                         _decimal(message.get("base")))
         conn.view.start().addErrback(self._start_failed, conn)
 
     def _start_failed(self, failure, conn):
@@ -407,6 +414,17 @@ class Live:
                 self.session_ended(token_hash)
             except Exception:
                 pass  # the master is unreachable now: the page says so from the worker's notice
+
+
+def _decimal(text):
+    """A decimal the page sent back (the first point of its equity curve), or None."""
+    if not isinstance(text, str) or len(text) > 32:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
 
 
 class LiveResource(resource.Resource):

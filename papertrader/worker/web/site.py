@@ -157,8 +157,16 @@ class Website:
     def __init__(self, worker, settings):
         self.worker = worker
         self.settings = settings
-        self.providers = [settings.oidc_name] if settings.oidc_client_id else []
         self.rules = previews.rules(settings)
+
+    def providers(self, request):
+        """The identity providers this page may offer: the deployment's, when the provider may send the
+        person back here (this site on loopback, or an address the operator listed)."""
+        if not self.settings.oidc_client_id:
+            return []
+        callback = security.origin(request) + "/auth/callback"
+        loopback = callback.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
+        return [self.settings.oidc_name] if loopback or callback in self.settings.oidc_redirect_uris else []
 
     def resource(self):
         return self.app.resource()
@@ -198,7 +206,7 @@ class Website:
     def chrome(self, request, visit=None, tab=None, clock=None):
         return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
                             username=visit.username if visit else None, flash=security.take_flash(request),
-                            tab=tab, clock=clock, providers=self.providers)
+                            tab=tab, clock=clock, providers=self.providers(request))
 
     def failed(self, request, visit, error):
         """A command failed where the page has no better place to say so."""
@@ -307,7 +315,7 @@ class Website:
     @app.route("/auth/<string:provider>/start", methods=["POST"])
     @action(needs_session=False)
     async def provider_start(self, request, provider):
-        if provider not in self.providers:
+        if provider not in self.providers(request):
             raise ProviderLoginFailed(f"no identity provider {provider[:32]!r} is set up here")
         redirect_uri = security.origin(request) + "/auth/callback"
         try:
@@ -351,7 +359,7 @@ class Website:
     @action(needs_session=False)
     async def provider_account(self, request):
         ticket, username = field(request, "ticket", 200), field(request, "username", 64)
-        provider = self.providers[0] if self.providers else "provider"
+        provider = self.settings.oidc_name
         try:
             if field(request, "action", 10) == "link":
                 answer = await self.anonymous(request, commands.ProviderLink, ticket=ticket, username=username,

@@ -9,6 +9,7 @@ function that rendered them in the page.
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from papertrader.worker.web import formatting as fmt
@@ -348,6 +349,10 @@ def equity_points(history):
     return [[t, fmt.number_text(v)] for t, v in zip(history["timestamps"], history["equity"])]
 
 
+#: Seconds in a bucket of each equity timeframe (the live value updates the last bucket, or starts one).
+BUCKETS = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
+
+
 def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "1W", "1M", "ALL")):
     label = RANGES[chosen_range]
     ranges = h("div", {"class": "seg", "role": "group", "aria-label": "Range"},
@@ -358,10 +363,11 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
     chart = h("section", {"class": "card chart-card", "aria-labelledby": "equity-title"},
               h("div", {"class": "card-head"}, h("h2", {"id": "equity-title"}, "Equity"), ranges),
               h("p", {"class": "chart-note"},
-                f"{label}: " if points else "No history yet.",
-                live("equity_range_change", fmt.money(change, signed=True), fmt.sign(change)) if points else ""),
+                join(f"{label}: ", live("equity_range_change", fmt.money(change, signed=True), fmt.sign(change)),
+                     f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}") if len(points) > 1 else
+                "Not enough history yet to show a change over this range."),
               h("div", {"id": "equity-chart", "class": "chart small", "role": "img",
-                        "aria-label": f"Equity, {label.lower()}",
+                        "aria-label": f"Equity, {label.lower()}", "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)),
                         "data-points": json.dumps(points, separators=(",", ":"))}))
     positions = h("section", {"class": "card", "aria-labelledby": "positions-title"},
                   h("div", {"class": "card-head"}, h("h2", {"id": "positions-title"}, "Positions"),
@@ -369,7 +375,10 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                   table(POSITION_HEADERS, position_rows(p, names), section="positions", caption="Your positions",
                         empty=EMPTY["positions"], cls="data stack-on-phone"))
     main = join(h("h1", {"class": "sr-only"}, "Dashboard"), summary(p), chart, positions)
-    return document(chrome, "Dashboard", main, page="dashboard", charts=True, data={"data-range": chosen_range})
+    data = {"data-range": chosen_range}
+    if len(history["equity"]) > 1:
+        data["data-range-base"] = fmt.number_text(history["equity"][0])
+    return document(chrome, "Dashboard", main, page="dashboard", charts=True, data=data)
 
 
 # --- assets -------------------------------------------------------------------------------------------
@@ -457,8 +466,8 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
                                       (f"; last close {fmt.price(last['close'])}" if last else ""),
                         "data-interval": interval,
                         "data-candles": json.dumps(candle_rows(candles), separators=(",", ":"))}),
-              h("p", {"class": "chart-note"}, f"{len(candles)} candles" if candles else
-                "No candles yet for this interval."))
+              h("p", {"class": "chart-note"}, f"{len(candles)} candle{'s' if len(candles) != 1 else ''}" if candles
+                else "No candles yet for this interval."))
     main = join(head, facts,
                 h("div", {"class": "columns"},
                   h("div", {"class": "col-main"}, chart,
@@ -583,6 +592,27 @@ def order_prices(o):
     return ", ".join(parts) or "at the market"
 
 
+def price_cell(o):
+    """The prices of an order as its table shows them (the type is in its own column)."""
+    if o["type"] == "limit":
+        return fmt.price(o["limit_price"])
+    if o["type"] == "stop":
+        return fmt.price(o["stop_price"])
+    if o["type"] == "market":
+        return "market"
+    return order_prices(o)
+
+
+def filled_cell(o):
+    """'0 / 10', '4 / 10 @ $187.25'."""
+    text = fmt.quantity(o["filled_quantity"])
+    if o.get("quantity") is not None:
+        text += f" / {fmt.quantity(o['quantity'])}"
+    if o.get("average_price"):
+        text += f" @ {fmt.price(o['average_price'])}"
+    return text
+
+
 OPEN_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), "Time in force", "Placed", ""]
 
 
@@ -595,10 +625,8 @@ def open_order_rows(orders, csrf, back):
                         h("a", {"href": f"/orders/{u}"}, order_summary(o)),
                         h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"]))),
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
-                      num(order_prices(o), header="Price"),
-                      num(f"{fmt.quantity(o['filled_quantity'])}" + (f" @ {fmt.price(o['average_price'])}"
-                                                                      if o.get("average_price") else ""),
-                          header="Filled"),
+                      num(price_cell(o), header="Price"),
+                      num(filled_cell(o), header="Filled"),
                       cell(fmt.TIFS.get(o["time_in_force"], o["time_in_force"]), "Time in force"),
                       cell(fmt.when(o["created"]), "Placed"),
                       h("td", {"class": "actions"},
@@ -628,10 +656,8 @@ def closed_order_rows(orders):
         rows.append(h("tr", {"data-order": u},
                       h("th", {"scope": "row", "data-label": "Order"}, h("a", {"href": f"/orders/{u}"}, order_summary(o))),
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
-                      num(order_prices(o), header="Price"),
-                      num(f"{fmt.quantity(o['filled_quantity'])}" + (f" @ {fmt.price(o['average_price'])}"
-                                                                      if o.get("average_price") else ""),
-                          header="Filled"),
+                      num(price_cell(o), header="Price"),
+                      num(filled_cell(o), header="Filled"),
                       num(fmt.money(o.get("commission")), header="Commission"),
                       cell(join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
                                 h("span", {"class": "reason"}, reason) if reason else ""), "Status"),
@@ -678,7 +704,7 @@ def order_page(chrome, o):
         facts.append(("Replaced by", h("a", {"href": f"/orders/{o['replaced_by_uuid']}"}, "the new order")))
     fills = [h("tr", cell(fmt.when(f["time"], seconds=True), "Time"), num(fmt.quantity(f["quantity"]), header="Shares"),
                num(fmt.price(f["price"]), header="Price"), num(fmt.money(f["commission"]), header="Commission"),
-               num(fmt.money(f["amount"], signed=True), header="Amount", sign=fmt.sign(f["amount"])),
+               num(fmt.money(f["amount"], signed=True), header="Amount"),
                cell(f.get("model") or "", "Priced by"))
              for f in o.get("fills", [])]
     actions = ""
@@ -748,7 +774,7 @@ def activity_rows(activities):
             details = h("a", {"href": f"/orders/{a['order_uuid']}"}, "order")
         rows.append(h("tr", cell(fmt.when(a["time"]), "Time"), h("th", {"scope": "row", "data-label": "Activity"}, what),
                       num(fmt.quantity(a["quantity"]), header="Shares"), num(fmt.price(a["price"]), header="Price"),
-                      num(fmt.money(a["amount"], signed=True), header="Amount", sign=fmt.sign(a["amount"])),
+                      num(fmt.money(a["amount"], signed=True), header="Amount"),
                       cell(details, "Details")))
     return join(*rows)
 

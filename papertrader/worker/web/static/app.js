@@ -45,7 +45,11 @@ function status(text) {
   document.getElementById("live-status").textContent = text || "";
 }
 
+// Set once this page is being left (a link, a form): what the live connection says then is moot.
+let leaving = false;
+
 function signedOut() {
+  if (leaving) return;
   body.dataset.liveState = "signed-out";
   location.assign("/signin");
 }
@@ -53,11 +57,21 @@ function signedOut() {
 let socket = null;
 let retry = 0;
 
+window.addEventListener("beforeunload", () => {
+  leaving = true;
+  if (socket) socket.close(1000);
+});
+window.addEventListener("pageshow", (event) => {
+  // Back to this page from the browser's cache: live again.
+  if (event.persisted) { leaving = false; connect(); }
+});
+
 function subscription() {
   const message = { page };
   if (body.dataset.symbol) message.symbol = body.dataset.symbol;
   if (body.dataset.interval) message.interval = body.dataset.interval;
   if (body.dataset.first) message.first = body.dataset.first === "yes";
+  if (body.dataset.rangeBase) message.base = body.dataset.rangeBase;
   return message;
 }
 
@@ -101,6 +115,7 @@ function connect() {
     }
   });
   socket.addEventListener("close", (event) => {
+    if (leaving) return;
     if (event.code === 4001) { signedOut(); return; }
     body.dataset.liveState = "closed";
     retry = Math.min(retry + 1, 6);

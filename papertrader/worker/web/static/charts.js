@@ -74,15 +74,21 @@ if (LC && equityBox) {
   });
   line.setData(points.map((p) => ({ time: p[0], value: Number(p[1]) })));
   chart.timeScale().fitContent();
+  const bucket = Number(equityBox.dataset.bucket || 86400);
   let last = points.length ? points[points.length - 1][0] : 0;
   equityBox.dataset.pointCount = String(points.length);
 
+  // The live equity is the value of the newest bucket (or starts the next one).
   document.addEventListener("pt:equity", (event) => {
     const m = event.detail;
     if (m.time < last) return;
-    if (m.time > last) equityBox.dataset.pointCount = String(Number(equityBox.dataset.pointCount) + 1);
-    last = m.time;
-    line.update({ time: m.time, value: Number(m.value) });
+    let time = last;
+    if (!last || m.time >= last + bucket) {
+      time = last ? last + bucket * Math.floor((m.time - last) / bucket) : m.time;
+      equityBox.dataset.pointCount = String(Number(equityBox.dataset.pointCount) + 1);
+    }
+    last = time;
+    line.update({ time, value: Number(m.value) });
     equityBox.dataset.lastValue = m.value;
   });
 }
