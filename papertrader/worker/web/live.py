@@ -36,7 +36,7 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import ISSLTransport
 from twisted.web import resource
 
-from papertrader import commands
+from papertrader import commands, tls
 from papertrader.errors import NotLoggedIn, PaperTraderError
 from papertrader.trading.valuation import revalue
 from papertrader.worker.cache import SessionCache
@@ -85,6 +85,8 @@ class LiveProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self):
+        # Small messages that should arrive at once: no waiting for the browser's delayed ACK (Nagle).
+        tls.no_delay(self.transport)
         if self.username is None:
             self.signed_out()
             return

@@ -3,6 +3,7 @@
 
 const body = document.body;
 const page = body.dataset.page;
+const quiet = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
 // --- the live connection -------------------------------------------------------------------------------
 
@@ -10,9 +11,8 @@ function setText(key, text, sign) {
   for (const el of document.querySelectorAll(`[data-live="${CSS.escape(key)}"]`)) {
     if (el.textContent !== text) {
       el.textContent = text;
-      el.classList.remove("changed");
-      void el.offsetWidth; // restart the highlight
-      el.classList.add("changed");
+      // A short highlight of what changed (no layout is forced; reduced motion: none).
+      if (!quiet) el.animate([{ backgroundColor: "#fff3c4" }, { backgroundColor: "transparent" }], 1000);
     }
     if (sign) el.dataset.sign = sign; else delete el.dataset.sign;
   }
