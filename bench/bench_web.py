@@ -90,6 +90,11 @@ const observer = new MutationObserver(() => {
 observer.observe(el, {childList: true, characterData: true, subtree: true});
 return true;
 """
+#: Resolves once the page's live connection is subscribed (body[data-live-state=ready]).
+LIVE_READY = """
+const done = arguments[arguments.length - 1];
+(function check() { document.body.dataset.liveState === "ready" ? done(true) : setTimeout(check, 5); })();
+"""
 SEEN = """
 const done = arguments[arguments.length - 1];
 (function check() { window.__seen !== null ? done(window.__seen) : setTimeout(check, 1); })();
@@ -228,9 +233,7 @@ async def html_gets(site, path, repeat):
 async def update_delays(driver, url, rounds, tick):
     """``rounds`` updates with the page at ``url`` open: (from tick start, from the push) delays in ms."""
     await in_thread(driver.get, url)
-    await in_thread(driver.execute_async_script, """
-        const done = arguments[arguments.length - 1];
-        (function check() { document.body.dataset.liveState === "ready" ? done(true) : setTimeout(check, 5); })();""")
+    await in_thread(driver.execute_async_script, LIVE_READY)
     from_tick, from_push, from_worker = [], [], []
     for _ in range(rounds):
         await in_thread(driver.execute_script, OBSERVE, "[data-live='clock']")
@@ -317,8 +320,10 @@ async def main(reactor, args):
         base_site = Site(base_url)
         base_gets_dashboard, _ = await html_gets(base_site, "/dashboard", args.repeat)
         base_gets_asset, _ = await html_gets(base_site, "/asset", args.repeat)
-        print(f"pages: dashboard {len(dashboard_html):,} bytes of HTML, asset page {len(asset_html):,} bytes", flush=True)
-        print(f"{'GET the HTML (treq), worker':44s} dashboard {ms(gets_dashboard)}  asset {ms(gets_asset)}   (median, ms)")
+        print(f"pages: dashboard {len(dashboard_html):,} bytes of HTML, asset page {len(asset_html):,} bytes",
+              flush=True)
+        print(f"{'GET the HTML (treq), worker':44s} dashboard {ms(gets_dashboard)}  asset {ms(gets_asset)}"
+              "   (median, ms)")
         print(f"{'GET the HTML (treq), baseline static':44s} dashboard {ms(base_gets_dashboard)}  asset"
               f" {ms(base_gets_asset)}   (median, ms)", flush=True)
 
@@ -352,9 +357,7 @@ async def main(reactor, args):
         print(delay_line("update -> dashboard, from the master's push", dash_push))
         print(delay_line("update -> dashboard, from the worker's receipt", dash_worker))
         await in_thread(driver.get, base_url + "/baseline")
-        await in_thread(driver.execute_async_script, """
-            const done = arguments[arguments.length - 1];
-            (function check() { document.body.dataset.liveState === "ready" ? done(true) : setTimeout(check, 5); })();""")
+        await in_thread(driver.execute_async_script, LIVE_READY)
         base_delays = []
         for i in range(args.rounds):
             await in_thread(driver.execute_script, OBSERVE, "#price")
@@ -364,8 +367,9 @@ async def main(reactor, args):
             seen = await in_thread(driver.execute_async_script, SEEN) / 1000
             base_delays.append((seen - started) * 1000)
         print(delay_line("baseline: bare WebSocket push -> page", base_delays))
-        print(f"ratio push -> page, website/baseline: asset {statistics.median(asset_push) / statistics.median(base_delays):.2f}x,"
-              f" dashboard {statistics.median(dash_push) / statistics.median(base_delays):.2f}x", flush=True)
+        base = statistics.median(base_delays)
+        print(f"ratio push -> page, website/baseline: asset {statistics.median(asset_push) / base:.2f}x,"
+              f" dashboard {statistics.median(dash_push) / base:.2f}x", flush=True)
         print(f"\nmarket updates driven: {len(pushed)}", flush=True)
     finally:
         if driver is not None:

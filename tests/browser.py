@@ -9,7 +9,6 @@ thread (``in_thread``), and every wait is a WebDriverWait with a bound: nothing 
 import os
 import shutil
 
-import pytest
 from twisted.internet import threads
 
 from tests.conftest import bounded
@@ -24,12 +23,13 @@ DESKTOP = (1280, 800)
 PHONE = (390, 844)
 
 
-def available():
-    return os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)
-
-
-needs_chromium = pytest.mark.skipif(not available(), reason="Debian's chromium and chromium-driver are not"
-                                                            " installed (.ci/run installs them)")
+def check_installed():
+    """Fail (not skip: the suite needs them) with what to install when the browser or its driver is missing."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not os.access(path, os.X_OK):
+            raise AssertionError(f"{path} is missing: install Debian's {package} (apt-get install chromium"
+                                 " chromium-driver; .ci/run does), or set PAPERTRADER_TEST_CHROMIUM and"
+                                 " PAPERTRADER_TEST_CHROMEDRIVER")
 
 
 def in_thread(function, *args, what="the browser", timeout=PAGE_WAIT + 10, **kwargs):
@@ -65,6 +65,7 @@ class Browser:
 
     @classmethod
     async def start(cls, base):
+        check_installed()
         driver = await in_thread(_start, what="chromium to start", timeout=60)
         return cls(driver, base)
 

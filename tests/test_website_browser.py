@@ -17,13 +17,14 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
+from papertrader import commands
 from papertrader.master.db import Database
 from papertrader.worker.web import formatting as fmt
-from tests.browser import SCREENSHOTS, Browser, keep_screenshot, needs_chromium
+from tests.browser import SCREENSHOTS, Browser, keep_screenshot
 from tests.conftest import start_cluster
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, TestProvider
 
-pytestmark = [needs_chromium, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 
 PASSWORD = "correct horse battery"
 README_IMAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "images",
@@ -54,7 +55,6 @@ def csp_violations(entries):
             "Content-Security-Policy" in e["message"]]
 
 
-@needs_chromium
 @pytest_twisted.ensureDeferred
 async def test_trading_in_a_browser(tmp_path, settings, clock):
     d = await website(tmp_path, settings, clock, fill_model="ideal")
@@ -156,12 +156,11 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await d.tick()
         price = price_of(d, "AAPL")
         await b.wait_text("[data-live='pos.AAPL.price']", fmt.price(price))
-        portfolio = await d.worker.gateway.forward(
-            __import__("papertrader.commands", fromlist=["Portfolio"]).Portfolio,
-            {"token": session["value"]}, "127.0.0.1")
+        portfolio = await d.worker.gateway.forward(commands.Portfolio, {"token": session["value"]}, "127.0.0.1")
         # What the page shows is what the master says the account is worth.
         await b.wait_text("[data-live='equity']", fmt.money(portfolio["equity"]))
-        assert await b.text("[data-live='pos.AAPL.market_value']") == fmt.money(portfolio["positions"][0]["market_value"])
+        [position] = portfolio["positions"]
+        assert await b.text("[data-live='pos.AAPL.market_value']") == fmt.money(position["market_value"])
         await b.wait(lambda dr: dr.find_element("id", "equity-chart").get_attribute("data-last-value") ==
                      fmt.number_text(portfolio["equity"]), "the equity chart's newest value")
         assert int(await b.attribute("#equity-chart", "data-point-count")) >= points
@@ -171,7 +170,7 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         # The history, the order with its fill, the account.
         await b.click("nav a[href='/history']")
         await b.page("history")
-        assert fmt.price(price_of(d, "AAPL")) != "" and "Bought AAPL" in await b.text("[data-section='activities']")
+        assert "Bought AAPL" in await b.text("[data-section='activities']")
         await b.screenshots("history")
         await b.open("/orders")
         await b.click("[data-section='closed-orders'] a[href^='/orders/']")
@@ -203,7 +202,6 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await d.cluster.stopService()
 
 
-@needs_chromium
 @pytest_twisted.ensureDeferred
 async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
     provider = TestProvider()

@@ -42,6 +42,7 @@ from papertrader.trading.valuation import revalue
 from papertrader.worker.cache import SessionCache
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import security, views
+from papertrader.worker.web.site import Visit
 
 #: Close code telling the page its session ended (it goes to the sign-in page).
 SIGNED_OUT = 4001
@@ -49,6 +50,8 @@ PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order"
 #: Seconds between checks that the session is still live (it may expire or go idle on the master).
 SESSION_CHECK = 60
 MAX_MESSAGE = 4096
+#: Messages a page may send a minute (it sends one per page view): more closes its connection.
+MAX_MESSAGES = 30
 EVENT_WORDS = {"fill": "Filled", "partial_fill": "Partly filled", "canceled": "Canceled", "expired": "Expired",
                "replaced": "Replaced", "rejected": "Rejected"}
 
@@ -62,6 +65,7 @@ class LiveProtocol(WebSocketServerProtocol):
     token = None
     view = None
     _ip = "unknown"
+    _said = ()
 
     # --- the handshake --------------------------------------------------------------------------------
 
@@ -101,6 +105,11 @@ class LiveProtocol(WebSocketServerProtocol):
     def onMessage(self, payload, isBinary):
         if isBinary or len(payload) > MAX_MESSAGE or self.username is None:
             self.sendClose(1003)
+            return
+        now = self.factory.live.reactor.seconds()
+        self._said = [t for t in self._said if t > now - 60] + [now]
+        if len(self._said) > MAX_MESSAGES:
+            self.sendClose(1008, "too many messages")
             return
         try:
             message = json.loads(payload.decode("utf-8"))
@@ -237,8 +246,6 @@ class View:
             self.conn.send({"t": "set", "v": {f"quote.{self.symbol}.day_range": [f"{low} – {high}", None]}})
 
     def visit(self):
-        from papertrader.worker.web.site import Visit
-
         return Visit(self.conn.token, self.conn.username, self.conn.client_ip())
 
     # --- order events ----------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def html(request, markup, status=200):
     return markup.encode("utf-8")
 
 
-def signed_in(tab=None):
+def signed_in():
     """A page for a signed-in person (a GET): without a live session, the sign-in page instead."""
 
     def decorate(method):
@@ -107,7 +107,6 @@ def signed_in(tab=None):
             except PaperTraderError as e:
                 return self.failed(request, visit, e)
 
-        handler.tab = tab
         return handler
 
     return decorate
@@ -395,7 +394,7 @@ class Website:
         return {q["symbol"]: q.get("name") for q in self.worker.quotes.all()}
 
     @app.route("/", methods=["GET"])
-    @signed_in("dashboard")
+    @signed_in()
     async def dashboard(self, request, visit):
         clock = await self.clock(visit)
         ranges = self.ranges(clock)
@@ -413,7 +412,7 @@ class Website:
     # --- assets and the order ticket ------------------------------------------------------------------
 
     @app.route("/assets", methods=["GET"])
-    @signed_in("trade")
+    @signed_in()
     async def assets(self, request, visit):
         query = field(request, "q", 64)
         wanted = query.upper()
@@ -464,7 +463,7 @@ class Website:
                                 form=form, error=error, client_order_id=client_order_id or uuid.uuid4().hex)
 
     @app.route("/asset/<string:symbol>", methods=["GET"])
-    @signed_in("trade")
+    @signed_in()
     async def asset(self, request, visit, symbol):
         symbol = self.symbol(symbol)
         interval = field(request, "interval", 8) or None
@@ -475,7 +474,7 @@ class Website:
         return html(request, self.asset_html(request, visit, symbol, data, side=side))
 
     @app.route("/asset/<string:symbol>/preview", methods=["GET"])
-    @signed_in("trade")
+    @signed_in()
     async def preview(self, request, visit, symbol):
         symbol = self.symbol(symbol)
         form = {name: field(request, name, 32) for name in previews.FIELDS}
@@ -494,11 +493,11 @@ class Website:
             arguments = previews.order_arguments(form)
             order = await self.call(visit, commands.PlaceOrder, symbol=symbol, client_order_id=client_order_id,
                                     **arguments)
-        except MasterUnavailable:
+        except (NotLoggedIn, MasterUnavailable):
+            # Sent again from the browser's back button, the form carries the same client order id: whether
+            # or not the master made the order, it is made once.
             raise
-        except (InvalidInput, PaperTraderError) as e:
-            if isinstance(e, NotLoggedIn):
-                raise
+        except PaperTraderError as e:
             data = await self.asset_data(visit, symbol, None)
             return html(request, self.asset_html(request, visit, symbol, data, side=form.get("side"), form=form,
                                                  error=sentence(e.message), client_order_id=client_order_id), 422)
@@ -520,7 +519,7 @@ class Website:
             raise UnknownOrder("there is no such order on your account")
 
     @app.route("/orders", methods=["GET"])
-    @signed_in("orders")
+    @signed_in()
     async def orders(self, request, visit):
         before = field(request, "before", 20)
         before = int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
@@ -534,7 +533,7 @@ class Website:
                                                list(reversed(closed["orders"])), closed.get("next_before")))
 
     @app.route("/orders/<string:order>", methods=["GET"])
-    @signed_in("orders")
+    @signed_in()
     async def order(self, request, visit, order):
         found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
         clock = await self.clock(visit)
@@ -562,7 +561,7 @@ class Website:
         return redirect(request, "/orders")
 
     @app.route("/orders/<string:order>/replace", methods=["GET"])
-    @signed_in("orders")
+    @signed_in()
     async def replace_form(self, request, visit, order):
         found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
         return html(request, views.replace_page(self.chrome(request, visit, "orders"), found))
@@ -592,7 +591,7 @@ class Website:
     # --- history ---------------------------------------------------------------------------------------
 
     @app.route("/history", methods=["GET"])
-    @signed_in("history")
+    @signed_in()
     async def history(self, request, visit):
         after = field(request, "after", 80) or None
         clock, answer = await defer.gatherResults(
@@ -615,7 +614,7 @@ class Website:
                                                 new_key, errors), status)
 
     @app.route("/account", methods=["GET"])
-    @signed_in("account")
+    @signed_in()
     async def account(self, request, visit):
         return await self.account_html(request, visit)
 

@@ -367,7 +367,8 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                      f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}") if len(points) > 1 else
                 "Not enough history yet to show a change over this range."),
               h("div", {"id": "equity-chart", "class": "chart small", "role": "img",
-                        "aria-label": f"Equity, {label.lower()}", "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)),
+                        "aria-label": f"Equity, {label.lower()}",
+                        "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)),
                         "data-points": json.dumps(points, separators=(",", ":"))}))
     positions = h("section", {"class": "card", "aria-labelledby": "positions-title"},
                   h("div", {"class": "card-head"}, h("h2", {"id": "positions-title"}, "Positions"),
@@ -397,7 +398,8 @@ def assets_page(chrome, quotes, query):
         change = q["price"] - q["previous_close"] if q.get("previous_close") is not None else None
         pct = fmt.change_percent(q["price"], q.get("previous_close"))
         rows.append(h("tr",
-                      h("th", {"scope": "row", "data-label": "Symbol"}, h("a", {"class": "sym", "href": f"/asset/{s}"}, s),
+                      h("th", {"scope": "row", "data-label": "Symbol"},
+                        h("a", {"class": "sym", "href": f"/asset/{s}"}, s),
                         h("span", {"class": "name"}, q.get("name") or "")),
                       num(fmt.price(q["price"]), f"quote.{s}.price", header="Last"),
                       num(f"{fmt.price(change) if change is None else fmt.money(change, signed=True)}"
@@ -405,7 +407,8 @@ def assets_page(chrome, quotes, query):
                           fmt.sign(change), header="Change"),
                       cell(h("span", {"class": "badge warn"}, "stale") if q.get("stale") else "", header="")))
     listing = table(["Asset", ("Last", "num"), ("Change today", "num"), ""], join(*rows), caption="Assets",
-                    empty=f"No asset matches {query!r}." if query else "No prices yet: try again after the next update.",
+                    empty=f"No asset matches {query!r}." if query else
+                    "No prices yet: try again after the next update.",
                     cls="data stack-on-phone")
     main = h("section", {"class": "card"}, h("h1", "Trade"), search, listing)
     return document(chrome, "Trade", main, page="assets",
@@ -453,7 +456,8 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
                h("p", {"class": "muted"}, asset.get("exchange") or "", " · ",
                  "fractional shares" if asset.get("fractionable") else "whole shares only",
                  "" if asset.get("tradable", True) else " · not tradable now")),
-             h("div", {"class": "quote"}, h("span", {"class": "last"}, v("price")), h("span", {"class": "chg"}, v("change"))))
+             h("div", {"class": "quote"}, h("span", {"class": "last"}, v("price")),
+               h("span", {"class": "chg"}, v("change"))))
     facts = h("dl", {"class": "facts"},
               *[h("div", h("dt", label), h("dd", v(key))) for label, key in
                 (("Bid", "bid"), ("Ask", "ask"), ("Day range", "day_range"), ("Previous close", "previous_close"),
@@ -489,7 +493,8 @@ def asset_position(symbol, portfolio):
     return h("dl", {"class": "facts tight"},
              h("div", h("dt", "Shares"), h("dd", fmt.quantity(pos["quantity"]))),
              h("div", h("dt", "Average cost"), h("dd", fmt.price(pos["average_price"]))),
-             h("div", h("dt", "Market value"), h("dd", live(f"pos.{symbol}.market_value", fmt.money(pos["market_value"])))),
+             h("div", h("dt", "Market value"),
+               h("dd", live(f"pos.{symbol}.market_value", fmt.money(pos["market_value"])))),
              h("div", h("dt", "Unrealized P&L"), h("dd", live(f"pos.{symbol}.unrealized_pl", _pl_text(pos),
                                                               fmt.sign(pos["unrealized_pl"])))))
 
@@ -544,8 +549,10 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
         _decimal_input("Limit price ($)", "limit_price", form.get("limit_price"),
                        hint="Limit and stop limit orders: at this price or better.", show_for="limit stop_limit"),
         _decimal_input("Stop price ($)", "stop_price", form.get("stop_price"),
-                       hint="Stop and stop limit orders: triggers once the price reaches it.", show_for="stop stop_limit"),
-        _select("Trail by", "trail_by", [("percent", "Percent"), ("price", "Dollars")], form.get("trail_by") or "percent",
+                       hint="Stop and stop limit orders: triggers once the price reaches it.",
+                       show_for="stop stop_limit"),
+        _select("Trail by", "trail_by", [("percent", "Percent"), ("price", "Dollars")],
+                form.get("trail_by") or "percent",
                 **{"data-show-for": "trailing_stop"}),
         _decimal_input("Trail", "trail", form.get("trail"), hint="How far the stop follows the best price.",
                        show_for="trailing_stop"),
@@ -654,7 +661,8 @@ def closed_order_rows(orders):
         u = o["uuid"]
         reason = o.get("reason")
         rows.append(h("tr", {"data-order": u},
-                      h("th", {"scope": "row", "data-label": "Order"}, h("a", {"href": f"/orders/{u}"}, order_summary(o))),
+                      h("th", {"scope": "row", "data-label": "Order"},
+                        h("a", {"href": f"/orders/{u}"}, order_summary(o))),
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
                       num(price_cell(o), header="Price"),
                       num(filled_cell(o), header="Filled"),
@@ -749,8 +757,9 @@ def replace_page(chrome, o, form=None, error=None):
     main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
                   h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
                 h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
-                  h("p", {"class": "muted"}, f"{fmt.TYPES.get(o['type'], o['type'])}, {order_prices(o)}. The old order ends"
-                                             " as replaced and a new one takes its place (what already filled stays filled)."),
+                  h("p", {"class": "muted"}, f"{fmt.TYPES.get(o['type'], o['type'])}, {order_prices(o)}. The old order"
+                                             " ends as replaced and a new one takes its place (what already filled"
+                                             " stays filled)."),
                   error_box(error), body))
     return document(chrome, "Replace order", main, page="replace")
 
@@ -772,7 +781,8 @@ def activity_rows(activities):
         details = a.get("details") or ""
         if a.get("order_uuid"):
             details = h("a", {"href": f"/orders/{a['order_uuid']}"}, "order")
-        rows.append(h("tr", cell(fmt.when(a["time"]), "Time"), h("th", {"scope": "row", "data-label": "Activity"}, what),
+        rows.append(h("tr", cell(fmt.when(a["time"]), "Time"),
+                      h("th", {"scope": "row", "data-label": "Activity"}, what),
                       num(fmt.quantity(a["quantity"]), header="Shares"), num(fmt.price(a["price"]), header="Price"),
                       num(fmt.money(a["amount"], signed=True), header="Amount"),
                       cell(details, "Details")))
@@ -802,10 +812,12 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None):
         end = "This session" if s["current"] else post_form(
             f"/account/sessions/{s['id']}/end", chrome.csrf,
             button("End", "btn small danger", **{"aria-label": f"End the session from {s['client_ip']}"}), cls="inline")
-        session_rows.append(h("tr", cell(fmt.when(s["created"]), "Signed in"), cell(fmt.when(s["last_used"]), "Last used"),
+        session_rows.append(h("tr", cell(fmt.when(s["created"]), "Signed in"),
+                              cell(fmt.when(s["last_used"]), "Last used"),
                               cell(s["client_ip"], "Address"), cell(s["worker"], "Worker"),
                               cell(fmt.when(s["expires"]), "Expires"), h("td", {"class": "actions"}, end)))
-    key_rows = [h("tr", h("th", {"scope": "row", "data-label": "Key id"}, h("code", k["key_id"])), cell(k["name"], "Name"),
+    key_rows = [h("tr", h("th", {"scope": "row", "data-label": "Key id"}, h("code", k["key_id"])),
+                  cell(k["name"], "Name"),
                   cell(fmt.when(k["created"]), "Created"),
                   cell(fmt.when(k["last_used"]) if k.get("last_used") else "never", "Last used"),
                   h("td", {"class": "actions"},
