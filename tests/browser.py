@@ -7,7 +7,6 @@ thread (``in_thread``), and every wait is a WebDriverWait with a bound: nothing 
 """
 
 import os
-import shutil
 
 from twisted.internet import threads
 
@@ -186,8 +185,3 @@ class Browser:
         self.shots.extend(saved)
         return saved
 
-
-def keep_screenshot(source, target):
-    """Copy a screenshot (for the README's image)."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.copyfile(source, target)

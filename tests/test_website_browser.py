@@ -9,7 +9,6 @@ and one market step), never by waiting.  SQLite only: the pages read through the
 the command-line client, whose database behaviour the other tests cover on both databases.
 """
 
-import os
 from dataclasses import replace
 from decimal import Decimal
 
@@ -20,15 +19,13 @@ from twisted.internet import reactor
 from papertrader import commands
 from papertrader.master.db import Database
 from papertrader.worker.web import formatting as fmt
-from tests.browser import SCREENSHOTS, Browser, keep_screenshot
+from tests.browser import Browser
 from tests.conftest import start_cluster
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, TestProvider
 
 pytestmark = pytest.mark.timeout(240)
 
 PASSWORD = "correct horse battery"
-README_IMAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "images",
-                            "dashboard.png")
 
 
 async def website(tmp_path, settings, clock, **more):
@@ -165,7 +162,6 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
                      fmt.number_text(portfolio["equity"]), "the equity chart's newest value")
         assert int(await b.attribute("#equity-chart", "data-point-count")) >= points
         await b.screenshots("dashboard")
-        keep_screenshot(os.path.join(SCREENSHOTS, "dashboard-desktop.png"), README_IMAGE)
 
         # The history, the order with its fill, the account.
         await b.click("nav a[href='/history']")

@@ -610,8 +610,9 @@ class Website:
             [self.call(visit, commands.Profile), self.call(visit, commands.Sessions),
              self.call(visit, commands.ApiKeys)], consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         chrome = self.chrome(request, visit, "account", await self.clock(visit))
+        issuers = {self.settings.oidc_issuer.rstrip("/"): self.settings.oidc_name.capitalize()}
         return html(request, views.account_page(chrome, profile, list(reversed(sessions["sessions"])), keys["keys"],
-                                                new_key, errors), status)
+                                                new_key, errors, issuers), status)
 
     @app.route("/account", methods=["GET"])
     @signed_in()

@@ -475,12 +475,12 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
     main = join(head, facts,
                 h("div", {"class": "columns"},
                   h("div", {"class": "col-main"}, chart,
-                    h("section", {"class": "card", "aria-labelledby": "sym-orders-title"},
+                    h("section", {"class": "card sym-orders", "aria-labelledby": "sym-orders-title"},
                       h("h2", {"id": "sym-orders-title"}, f"Your open {s} orders"),
                       open_orders_table(open_orders, chrome.csrf, section="symbol-orders", back=f"/asset/{s}"))),
                   h("div", {"class": "col-side"},
                     ticket(chrome, s, quote, portfolio, side, form or {}, error, client_order_id, asset),
-                    h("section", {"class": "card", "aria-labelledby": "pos-title"},
+                    h("section", {"class": "card position-card", "aria-labelledby": "pos-title"},
                       h("h2", {"id": "pos-title"}, "Your position"),
                       h("div", {"data-section": "asset-position"}, asset_position(s, portfolio))))))
     return document(chrome, s, main, page="asset", symbol=s, charts=True, data={"data-interval": interval})
@@ -780,7 +780,7 @@ def activity_rows(activities):
             what = f"{what} {a['symbol']}"
         details = a.get("details") or ""
         if a.get("order_uuid"):
-            details = h("a", {"href": f"/orders/{a['order_uuid']}"}, "order")
+            details = h("a", {"href": f"/orders/{a['order_uuid']}"}, "View the order")
         rows.append(h("tr", cell(fmt.when(a["time"]), "Time"),
                       h("th", {"scope": "row", "data-label": "Activity"}, what),
                       num(fmt.quantity(a["quantity"]), header="Shares"), num(fmt.price(a["price"]), header="Price"),
@@ -804,8 +804,10 @@ def history_page(chrome, activities, next_token, first_page):
 # --- account --------------------------------------------------------------------------------------------
 
 
-def account_page(chrome, profile, sessions, keys, new_key=None, errors=None):
+def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, issuers=None):
+    """``issuers``: {issuer URL: provider name}, to name the ways of signing in."""
     errors = errors or {}
+    ways = [way if way == "password" else (issuers or {}).get(way, way) for way in profile.get("sign_in") or []]
     has_password = "password" in (profile.get("sign_in") or ["password"])
     session_rows = []
     for s in sessions:
@@ -865,7 +867,7 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None):
           h("dl", {"class": "facts"}, h("div", h("dt", "Username"), h("dd", profile["username"])),
             h("div", h("dt", "Email"), h("dd", profile.get("email") or "—")),
             h("div", h("dt", "Joined"), h("dd", fmt.day(profile.get("joined")))),
-            h("div", h("dt", "Signs in with"), h("dd", ", ".join(profile.get("sign_in") or []) or "—")),
+            h("div", h("dt", "Signs in with"), h("dd", ", ".join(ways) or "—")),
             h("div", h("dt", "Positions visible to others"), h("dd", "yes" if public else "no"))),
           post_form("/account/profile", chrome.csrf,
                     h("input", {"type": "hidden", "name": "public", "value": "no" if public else "yes"}),
