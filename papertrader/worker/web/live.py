@@ -187,6 +187,12 @@ class View:
             arguments["token"] = self.conn.token
         return self.live.worker.gateway.forward(command, arguments, self.conn.client_ip())
 
+    @defer.inlineCallbacks
+    def portfolio_now(self):
+        """The account's portfolio from the master (with the starting cash, for the total P&L)."""
+        answer = yield self.call(commands.Portfolio)
+        return dict(answer, starting_cash=self.website.settings.starting_cash)
+
     def symbols(self):
         if self.page == "dashboard" and self.portfolio is not None:
             return [p["symbol"] for p in self.portfolio["positions"]]
@@ -197,7 +203,7 @@ class View:
     @defer.inlineCallbacks
     def start(self):
         if self.page in ("dashboard", "asset"):
-            self.portfolio = yield self.call(commands.Portfolio)
+            self.portfolio = yield self.portfolio_now()
         self.live.watch(self.conn, self.symbols())
         self.conn.send({"t": "ready"})
 
@@ -297,7 +303,7 @@ class View:
         csrf = security.csrf_for(self.conn.token)
         if self.page in ("dashboard", "asset"):
             before = [p["symbol"] for p in (self.portfolio or {}).get("positions", [])]
-            self.portfolio = yield self.call(commands.Portfolio)
+            self.portfolio = yield self.portfolio_now()
             values.update(views.summary_values(self.portfolio))
             values.update(views.position_values(self.portfolio))
             if self.page == "dashboard":

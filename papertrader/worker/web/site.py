@@ -376,8 +376,13 @@ class Website:
 
     # --- the dashboard -------------------------------------------------------------------------------
 
+    @staticmethod
+    def daily(clock):
+        """Whether the market moves a session per update (a replay of daily bars): no intraday candles."""
+        return bool(clock) and clock.get("step") == "1d"
+
     def ranges(self, clock):
-        return RANGES_DAILY if clock and clock.get("step") == "1d" else RANGES_INTRADAY
+        return RANGES_DAILY if self.daily(clock) else RANGES_INTRADAY
 
     async def equity_history(self, visit, clock, chosen):
         period, timeframe = self.ranges(clock)[chosen]
@@ -406,6 +411,7 @@ class Website:
              defer.ensureDeferred(self.equity_history(visit, clock, chosen))], consumeErrors=True).addErrback(
             lambda f: f.value.subFailure)
         chrome = self.chrome(request, visit, "dashboard", clock)
+        portfolio = dict(portfolio, starting_cash=self.settings.starting_cash)
         return html(request, views.dashboard_page(chrome, portfolio, history, chosen, self.names(),
                                                   list(ranges)))
 
@@ -443,8 +449,8 @@ class Website:
 
     async def asset_data(self, visit, symbol, interval):
         clock = await self.clock(visit)
-        if interval is None:
-            interval = "1d" if clock and clock.get("step") == "1d" else "1m"
+        if interval is None or self.daily(clock):
+            interval = "1d" if self.daily(clock) else "1m"
         gathered = [self.call(visit, commands.AssetList, symbol=symbol),
                     self.candles(visit, symbol, interval, CANDLE_LIMITS[interval]),
                     self.day_candle(visit, symbol), self.call(visit, commands.Portfolio),
@@ -460,7 +466,8 @@ class Website:
         chrome = self.chrome(request, visit, "trade", data["clock"])
         return views.asset_page(chrome, data["asset"], self.worker.quotes.get(symbol), data["candles"],
                                 data["interval"], data["day"], data["portfolio"], data["orders"], side=side,
-                                form=form, error=error, client_order_id=client_order_id or uuid.uuid4().hex)
+                                form=form, error=error, client_order_id=client_order_id or uuid.uuid4().hex,
+                                intervals=["1d"] if self.daily(data["clock"]) else None)
 
     @app.route("/asset/<string:symbol>", methods=["GET"])
     @signed_in()

@@ -283,8 +283,12 @@ def summary(p):
 
 
 def summary_values(p):
-    """The live values of :func:`summary`: {key: (text, sign)}."""
+    """The live values of :func:`summary`: {key: (text, sign)}.  Total P&L is the equity less the starting
+    cash (``starting_cash`` in ``p``, else realized + unrealized): dividends count too."""
     total = p["realized_pl"] + p["unrealized_pl"]
+    if p.get("starting_cash") is not None:
+        total = p["equity"] - p["starting_cash"]
+    other = total - p["realized_pl"] - p["unrealized_pl"]
     today_base = p["equity"] - p["change_today"]
     change = fmt.money(p["change_today"], signed=True)
     if today_base:
@@ -295,7 +299,8 @@ def summary_values(p):
         "change_today": (change, fmt.sign(p["change_today"])),
         "total_pl": (fmt.money(total, signed=True), fmt.sign(total)),
         "total_pl_note": (f"Realized {fmt.money(p['realized_pl'], signed=True)} · unrealized"
-                          f" {fmt.money(p['unrealized_pl'], signed=True)}", None),
+                          f" {fmt.money(p['unrealized_pl'], signed=True)}" +
+                          (f" · dividends {fmt.money(other, signed=True)}" if other else ""), None),
     }
 
 
@@ -440,7 +445,8 @@ def candle_rows(candles):
 
 
 def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_orders, side="buy", form=None,
-               error=None, client_order_id=""):
+               error=None, client_order_id="", intervals=None):
+    """``intervals``: the candle intervals the market has (a market of daily bars has no intraday ones)."""
     s = asset["symbol"]
     values = quote_values(s, quote, day)
 
@@ -450,7 +456,8 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
 
     intervals = h("div", {"class": "seg", "role": "group", "aria-label": "Candle interval"},
                   *[h("a", {"href": f"/asset/{s}?interval={key}", "aria-current": "true" if key == interval else None,
-                            "aria-label": f"{INTERVAL_WORDS[key]} candles"}, label) for key, label in INTERVALS])
+                            "aria-label": f"{INTERVAL_WORDS[key]} candles"}, label) for key, label in INTERVALS
+                    if intervals is None or key in intervals])
     head = h("div", {"class": "asset-head"},
              h("div", h("h1", s, h("span", {"class": "name"}, asset.get("name") or "")),
                h("p", {"class": "muted"}, asset.get("exchange") or "", " · ",
