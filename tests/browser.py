@@ -79,15 +79,16 @@ class Browser:
 
     async def wait(self, condition, what, timeout=PAGE_WAIT):
         """Until ``condition(driver)`` is true (its value), at most ``timeout`` seconds."""
-        from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
-                                                TimeoutException)
+        from selenium.common.exceptions import (ElementClickInterceptedException, NoSuchElementException,
+                                                StaleElementReferenceException, TimeoutException)
         from selenium.webdriver.support.ui import WebDriverWait
 
         def waiting():
             try:
                 # A page being replaced by the next one makes elements stale: that is "not yet".
                 return WebDriverWait(self.driver, timeout, poll_frequency=0.05, ignored_exceptions=(
-                    NoSuchElementException, StaleElementReferenceException)).until(condition)
+                    NoSuchElementException, StaleElementReferenceException,
+                    ElementClickInterceptedException)).until(condition)
             except TimeoutException:
                 raise AssertionError(f"waited {timeout} s for {what}; at {self.driver.current_url}:\n"
                                      f"{self.driver.find_element('tag name', 'body').text[:2000]}")
@@ -132,14 +133,22 @@ class Browser:
         await self.run(filling, what="filling a form")
 
     async def click(self, css):
-        await self.run(lambda: self.driver.find_element("css selector", css).click(), what=f"clicking {css}")
+        """Click ``css`` once it is there (a live update may replace it meanwhile: then the new one)."""
+        def clicked(driver):
+            driver.find_element("css selector", css).click()
+            return True
+
+        await self.wait(clicked, f"{css} to click")
 
     async def text(self, css):
-        return await self.run(lambda: self.driver.find_element("css selector", css).text, what=f"reading {css}")
+        # (A one-item list is true even when the text is empty; a stale element is read again.)
+        [value] = await self.wait(lambda d: [d.find_element("css selector", css).text], f"the text of {css}")
+        return value
 
     async def attribute(self, css, name):
-        return await self.run(lambda: self.driver.find_element("css selector", css).get_attribute(name),
-                              what=f"reading {css}[{name}]")
+        [value] = await self.wait(lambda d: [d.find_element("css selector", css).get_attribute(name)],
+                                  f"{css}[{name}]")
+        return value
 
     async def script(self, source, *args):
         return await self.run(self.driver.execute_script, source, *args, what="a script")
