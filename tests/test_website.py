@@ -186,6 +186,23 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert response.code == 200
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert" not in body
 
+        # The account page's forms: a wrong current password is said so; keys revoked; sessions ended.
+        response, body = await site.post("/account/password", dict(old_password="not it at all", csrf=csrf,
+                                                                   new_password="a brand new passphrase"))
+        assert response.code == 422 and "The current password is wrong." in body
+        status, out, _ = await d.cli("login", "carol", "--password-stdin", stdin=PASSWORD + "\n", user="carol")
+        assert status == 0
+        sessions = (await worker.gateway.forward(commands.Sessions, dict(token=token), "127.0.0.1"))["sessions"]
+        other = next(s for s in sessions if not s["current"])
+        response, _ = await site.post(f"/account/sessions/{other['id']}/end", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/account")
+        status, out, _ = await d.cli("whoami", user="carol")
+        assert json.loads(out)["error"] == "not_logged_in"  # the command line's session was that one
+        keys = (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"]
+        response, _ = await site.post(f"/account/api-keys/{keys[0]['key_id']}/revoke", dict(csrf=csrf))
+        assert response.code == 303
+        assert (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"] == []
+
         # The live connection: from another origin it is refused; without a session it says so.
         with pytest.raises(ConnectionError):
             refused = await websocket(site, "https://evil.example")
@@ -205,8 +222,7 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert update["v"]["quote.AAPL.price"][0] == fmt.price(worker.quotes.get("AAPL")["price"])
         candle = await next_message(live, "candle")
         assert candle["c"][4] == fmt.number_text(worker.quotes.get("AAPL")["price"])
-        # Signing out elsewhere ends it.
-        status, _, _ = await d.cli("register", "dave", "dave@example.com", "--password-stdin", stdin=PASSWORD + "\n")
+        # Signing out ends it.
         response, _ = await site.post("/signout", dict(csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/signin")
         await next_message(live, "signed_out")
@@ -295,3 +311,28 @@ def test_provider_sign_in_returns_only_to_loopback_or_listed_websites():
                 "https://trade.example.com/auth/callback?next=x"):
         with pytest.raises(ConfigError):
             load_settings(None, {"oidc_redirect_uris": bad})
+
+
+def test_the_ticket_previews_what_the_master_will_reserve():
+    from papertrader.config import Settings
+    from papertrader.worker.web import preview
+
+    rules = preview.rules(Settings(commission_model="per_order", commission=Decimal("1.00")))
+    quote = {"price": Decimal("100.00")}
+    portfolio = dict(buying_power=Decimal("2000.00"), positions=[dict(symbol="AAPL", quantity=Decimal("3"))])
+    form = dict(side="buy", type="market", amount_by="shares", qty="10", time_in_force="day")
+    shown = preview.preview(form, "AAPL", quote, portfolio, rules)
+    # 10 x 100 x 1.05 (the market buffer) + 1.00 commission, as pretrade.reservation counts it
+    assert (shown["cost"], shown["after"], shown["ok"]) == ("$1,051.00", "$949.00", True)
+    shown = preview.preview(dict(form, type="limit", limit_price="250.00"), "AAPL", quote, portfolio, rules)
+    assert (shown["cost"], shown["after"], shown["ok"]) == ("$2,501.00", "-$501.00", False)
+    assert shown["note"] == "Not enough buying power for this order."
+    shown = preview.preview(dict(form, type="stop", time_in_force="ioc", stop_price="90"), "AAPL", quote,
+                            portfolio, rules)
+    assert shown["note"].startswith("A stop order takes time in force day, gtc")
+    shown = preview.preview(dict(form, side="sell", qty="5"), "AAPL", quote, portfolio, rules)
+    assert not shown["ok"] and "short selling is not allowed" in shown["note"]
+    # Fields the order type does not use are ignored (the page hid them).
+    assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
+        side="buy", type="market", time_in_force="day", quantity="10")
+    assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""
