@@ -228,13 +228,11 @@ class View:
         if self.page == "asset" and self.symbol in quotes:
             values.update(views.quote_values(self.symbol, quotes[self.symbol]))
             self.live.worker.reactor.callLater(0, self._send_candle)
+        equity = self.portfolio["equity"] if self.page == "dashboard" and self.portfolio is not None else None
+        if equity is not None and self.base is not None:
+            values["equity_range_change"] = (fmt.money(equity - self.base, signed=True), fmt.sign(equity - self.base))
         self.conn.send({"t": "set", "v": values})
-        if self.page == "dashboard" and self.portfolio is not None and latest is not None:
-            equity = self.portfolio["equity"]
-            if self.base is not None:
-                change = equity - self.base
-                self.conn.send({"t": "set", "v": {"equity_range_change": [fmt.money(change, signed=True),
-                                                                          fmt.sign(change)]}})
+        if equity is not None and latest is not None:
             self.conn.send({"t": "equity", "time": int(latest.timestamp()), "value": fmt.number_text(equity)})
 
     @defer.inlineCallbacks
@@ -244,6 +242,9 @@ class View:
             day = yield defer.ensureDeferred(self.website.day_candle(self.visit(), self.symbol))
         except PaperTraderError as e:
             self._failed(e)
+            return
+        except Exception:
+            self.live.worker.log.failure("website: sending a page its newest candle failed")
             return
         if answer["candles"]:
             self.conn.send({"t": "candle", "c": views.candle_rows(answer["candles"][-1:])[0]})

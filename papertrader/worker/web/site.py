@@ -99,12 +99,13 @@ def signed_in():
         @functools.wraps(method)
         async def handler(self, request, **kwargs):
             security.headers(request)
-            visit = await self.visit(request)
-            if visit is None:
-                return redirect(request, "/signin")
+            visit = None
             try:
+                visit = await self.visit(request)
+                if visit is None:
+                    return redirect(request, "/signin")
                 return await method(self, request, visit, **kwargs)
-            except PaperTraderError as e:
+            except PaperTraderError as e:  # the master unreachable, a session that ended meanwhile...
                 return self.failed(request, visit, e)
 
         return handler
@@ -136,11 +137,12 @@ def action(needs_session=True):
                     return await method(self, request, **kwargs)
                 except PaperTraderError as e:
                     return self.failed(request, None, e)
-            visit = await self.visit(request)
-            if visit is None:
-                security.set_flash(request, "Your session has ended. Sign in again.", "error")
-                return redirect(request, "/signin")
+            visit = None
             try:
+                visit = await self.visit(request)
+                if visit is None:
+                    security.set_flash(request, "Your session has ended. Sign in again.", "error")
+                    return redirect(request, "/signin")
                 return await method(self, request, visit, **kwargs)
             except PaperTraderError as e:
                 return self.failed(request, visit, e)
@@ -248,8 +250,11 @@ class Website:
     @app.route("/signin", methods=["GET"])
     async def signin_form(self, request):
         security.headers(request)
-        if await self.visit(request) is not None:
-            return redirect(request, "/")
+        try:
+            if await self.visit(request) is not None:
+                return redirect(request, "/")
+        except PaperTraderError:
+            pass  # the session cannot be checked now: the form, then
         chrome = self.chrome(request)
         username = (chrome.flash or {}).get("u", "")
         return html(request, views.signin_page(chrome, username=username if isinstance(username, str) else ""))
