@@ -57,6 +57,9 @@ class Settings:
     oidc_client_id: str = ""
     #: The client secret (better set in the environment as PAPERTRADER_OIDC_CLIENT_SECRET).
     oidc_client_secret: str = ""
+    #: The workers' websites' sign-in return addresses (https://HOST:PORT/auth/callback) the master lets the
+    #: provider send people back to, besides the command line's own http://127.0.0.1 listener.
+    oidc_redirect_uris: tuple = ()
     #: Seconds between the master's heartbeats to each worker.
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
@@ -138,6 +141,8 @@ CHOICES = {"fill_model": ("bar", "ideal"), "commission_model": ("", "zero", "per
            "provider": ("replay", "simulated", "alpaca", "nasdaq"), "alpaca_feed": ("iex", "sip")}
 CALENDAR_RE = re.compile(r"^(|always_open|[A-Z0-9]{3,5})$")
 URLS = ("alpaca_data_url", "alpaca_trading_url", "nasdaq_url")
+#: A website's sign-in return address (papertrader/worker/web/site.py serves /auth/callback).
+REDIRECT_URI_RE = re.compile(r"https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/auth/callback")
 
 
 def _parse(name, raw):
@@ -155,6 +160,14 @@ def _parse(name, raw):
             if len(symbols) > 200:
                 raise ConfigError("assets: at most 200 symbols")
             return symbols
+        if name == "oidc_redirect_uris":
+            uris = tuple(u.strip() for u in raw.split(",") if u.strip())
+            for uri in uris:
+                if not REDIRECT_URI_RE.fullmatch(uri) or len(uri) > 200:
+                    raise ConfigError(f"oidc_redirect_uris: {uri[:80]!r} is not https://HOST[:PORT]/auth/callback")
+            if len(uris) > 100:
+                raise ConfigError("oidc_redirect_uris: at most 100 addresses")
+            return uris
         if name in INTEGERS:
             value = int(raw)
             low, high = INTEGERS[name]

@@ -51,6 +51,8 @@ class SettingsOptions(usage.Options):
         ["oidc-name", None, None, "Name of the OpenID Connect provider users sign in with (default google)."],
         ["oidc-issuer", None, None, "Issuer URL of that provider."],
         ["oidc-client-id", None, None, "Client id of this deployment at the provider (empty: provider login off)."],
+        ["oidc-redirect-uris", None, None, "The websites' sign-in return addresses (https://HOST:PORT/auth/callback),"
+                                           " comma-separated."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
         ["provider", None, None, "Where prices come from: replay (default: real history), simulated, alpaca, nasdaq."],
@@ -86,7 +88,8 @@ class SettingsOptions(usage.Options):
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
                  "bcrypt-rounds", "hash-threads", "market-seed", "heartbeat-interval", "heartbeat-misses",
                  "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
-                 "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "calendar", "fill-model",
+                 "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "oidc-redirect-uris",
+                 "calendar", "fill-model",
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
                  "max-open-orders", "api-rate-limit", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",

@@ -215,6 +215,24 @@ async def test_a_split_and_dividends_change_positions_cash_and_open_orders(repla
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_dividend_and_a_fill_in_the_same_step_are_recorded_in_the_order_they_happened(replay):
+    r = replay
+    alice = await r.user("alice")
+    await r.order(alice, "b1", "buy", "XYZ", "10")
+    for _ in range(5):
+        await r.session()  # Tuesday 5 (filled) ... Monday 11 (the split doubled it to 20)
+    await r.order(alice, "s1", "sell", "XYZ", "5")
+    await r.session()  # Tuesday 12: the dividend is paid, then the sell fills
+    history = (await r.trading.history(alice, None, 50))["transactions"]
+    assert [h["kind"] for h in history][-2:] == ["dividend", "fill"]
+    cash = D("100000.00")
+    for h in history:  # each row's cash is the one before plus its amount: the ledger reads in order
+        cash += h["amount"]
+        assert h["cash_after"] == cash, h
+    assert (await r.trading.portfolio(alice, None))["cash"] == cash  # (the equity curve walks these rows)
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_restarted_replay_goes_on_from_where_it_was(db, settings, clock, log, nyse):
     first = Replay(db, settings, clock, log, nyse)
     await first.start()

@@ -460,7 +460,7 @@ class TradingCommands:
         def read(cursor):
             cursor.execute(self.db.sql(
                 "SELECT time, cash_after_cents, symbol, kind, side, quantity_units, position_after_units, amount_cents"
-                " FROM transactions WHERE account_id = ? AND time < ? ORDER BY id"), (session.account_id, iso(end)))
+                " FROM transactions WHERE account_id = ? AND time <= ? ORDER BY id"), (session.account_id, iso(end)))
             rows = cursor.fetchall()
             cursor.execute(self.db.sql("SELECT cash_cents FROM accounts WHERE id = ?"), (session.account_id,))
             return rows, cursor.fetchone()[0]

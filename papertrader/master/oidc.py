@@ -36,14 +36,19 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _check_redirect(uri):
+def _check_redirect(uri, allowed=()):
+    """The address the provider sends the person back to: the command line's own listener (http on
+    loopback, any port), a website on loopback, or a website the operator listed (``oidc_redirect_uris``)."""
+    if uri in allowed:
+        return
     parts = urlsplit(uri)
     if parts.scheme != "http" or parts.hostname not in LOOPBACK or len(uri) > 200:
-        raise ProviderLoginFailed("the redirect address must be http on loopback (the client's own listener)")
+        raise ProviderLoginFailed("the redirect address must be http on loopback (the client's own listener) or one"
+                                  " of the websites' addresses in oidc_redirect_uris")
 
 
 class Provider:
-    def __init__(self, name, issuer, client_id, client_secret, clock, log, http=treq):
+    def __init__(self, name, issuer, client_id, client_secret, clock, log, http=treq, redirect_uris=()):
         if not issuer or not client_id:
             raise ValueError("an OpenID provider needs oidc_issuer and oidc_client_id")
         parts = urlsplit(issuer)
@@ -53,6 +58,7 @@ class Provider:
         self.issuer = issuer.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
+        self.redirect_uris = tuple(redirect_uris)
         self.clock = clock
         self.log = log
         self.http = http
@@ -97,7 +103,7 @@ class Provider:
     @defer.inlineCallbacks
     def start(self, redirect_uri):
         """A new sign-in: fires with (authorization URL, state)."""
-        _check_redirect(redirect_uri)
+        _check_redirect(redirect_uri, self.redirect_uris)
         self._expire()
         if len(self._flows) > 10_000:
             raise ProviderLoginFailed("too many sign-ins in progress; try again in a few minutes")

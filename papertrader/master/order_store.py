@@ -296,6 +296,16 @@ class OrderStore:
                 "INSERT INTO positions (account_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (account_id, symbol) DO UPDATE SET quantity_units = excluded.quantity_units,"
                 " cost_cents = excluded.cost_cents"), held)
+        # Corporate actions come first in a step (then the orders trade): their rows go first too, so the
+        # ledger read in order (by id) has every row's cash_after = the one before + its amount.
+        if records:
+            cursor.executemany(sql(
+                "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units,"
+                " price_units, commission_cents, amount_cents, cash_after_cents, position_after_units, details)"
+                " VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"),
+                [(r.account_id, r.kind, iso(r.time), r.kind, r.symbol, to_quantity_units(r.quantity),
+                  to_price_units(r.per_share), to_cents(r.amount), to_cents(r.cash_after),
+                  to_quantity_units(r.quantity) if r.kind == "split" else None, _details(r)) for r in records])
         fill_rows = [
             (f.account_id, f.order_id, iso(f.time), f.side, f.symbol, to_quantity_units(f.quantity),
              to_price_units(f.price), to_cents(f.commission), to_cents(f.amount), to_cents(f.cash_after),
@@ -311,14 +321,6 @@ class OrderStore:
             cursor.executemany(sql(
                 "INSERT INTO order_events (account_id, order_id, kind, time, recorded, transaction_id, reason_code,"
                 " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
-        if records:
-            cursor.executemany(sql(
-                "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units,"
-                " price_units, commission_cents, amount_cents, cash_after_cents, position_after_units, details)"
-                " VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"),
-                [(r.account_id, r.kind, iso(r.time), r.kind, r.symbol, to_quantity_units(r.quantity),
-                  to_price_units(r.per_share), to_cents(r.amount), to_cents(r.cash_after),
-                  to_quantity_units(r.quantity) if r.kind == "split" else None, _details(r)) for r in records])
 
     # --- corporate actions -------------------------------------------------------------
 

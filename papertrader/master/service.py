@@ -100,7 +100,8 @@ class Master(StagedService):
         self.provider = None
         if settings.oidc_client_id:
             self.provider = oidc.Provider(settings.oidc_name, settings.oidc_issuer, settings.oidc_client_id,
-                                          settings.oidc_client_secret, clock, self.log)
+                                          settings.oidc_client_secret, clock, self.log,
+                                          redirect_uris=settings.oidc_redirect_uris)
         # A master killed with SIGKILL leaves the gpg-agent of its keyring behind: end it before use.
         gpgkeys.stop_agent(files.keyring_dir(data_dir))
         self.workers = Workers(self.db, gpgkeys.Keyring(files.keyring_dir(data_dir)), clock, self.log)

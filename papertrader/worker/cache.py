@@ -9,7 +9,7 @@ is pushed with the quotes), so repeated chart requests between updates cost the 
 
 Sessions: a token the master has validated is remembered (by its SHA-256)
 until it expires, at most ``ttl`` seconds, or until the master says it
-ended (logout), whichever comes first.
+ended (logout), whichever comes first; ``on_forget`` hears of each end.
 """
 
 import collections
@@ -76,6 +76,9 @@ class SessionCache:
         self.ttl = ttl
         self._sessions = collections.OrderedDict()
         self.size = size
+        #: Called with a token's hash when that session ends (the master said so, or a command found it
+        #: ended): the website sends its pages back to sign-in.
+        self.on_forget = []
 
     @staticmethod
     def key(token):
@@ -102,6 +105,8 @@ class SessionCache:
 
     def forget(self, token_hash):
         self._sessions.pop(token_hash, None)
+        for notify in list(self.on_forget):
+            notify(token_hash)
 
     def forget_key(self, key_id):
         """Forget every credential of a revoked API key."""

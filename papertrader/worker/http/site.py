@@ -1,9 +1,10 @@
 """The worker's HTTP listener: TLS with the worker's certificate (or one the operator gives), or plain
-TCP on loopback only; one twisted.web Site serving the REST API and the streams.
+TCP on loopback only; one twisted.web Site serving the REST API, the streams and the website.
 
-Every answer is JSON (errors too: ``{"code": <int>, "message": <text>}``), never a redirect or an
-HTML page; a request body is at most ``MAX_BODY`` bytes; headers say ``nosniff``, ``no-store`` and
-deny framing.
+Every answer of the REST API (``/v1/...``, ``/v2/...``) is JSON (errors too: ``{"code": <int>,
+"message": <text>}``), never a redirect or an HTML page; the other paths are the website's
+(papertrader/worker/web/).  A request body is at most ``MAX_BODY`` bytes; headers say ``nosniff``,
+``no-store`` and deny framing.
 """
 
 import ipaddress

@@ -1,0 +1,469 @@
+"""The page's live connection: a WebSocket at ``/live`` (autobahn), authenticated by the session cookie.
+
+A page opens it and says what it shows (``{"page": "dashboard"}``, ``{"page": "asset", "symbol": "AAPL",
+"interval": "1m"}`` ...).  The connection then joins the worker's fan-outs like an AMP client that sent
+``Watch`` and ``WatchOrders`` (papertrader/worker/fanout.py): the prices of the symbols the page shows,
+and the order events of its account (so the master pushes those to this worker).  It is one of the
+worker's clients: it counts in the worker's load, hears its notices, and is closed when the worker
+stops or is kicked.
+
+What it sends, as JSON text messages, each already formatted by the server (the page does no money
+arithmetic):
+
+- ``{"t": "set", "v": {key: [text, sign]}}``: new text for the elements ``data-live=key``;
+- ``{"t": "html", "v": {name: html}}``: a part that changed shape (``data-section=name``), rendered by
+  the same functions as the page (papertrader/worker/web/views.py);
+- ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
+  newest candle of the chart's interval, and the account's equity, for the charts;
+- ``{"t": "toast", "text": ...}``: an order event in words; ``{"t": "notice", ...}``: a worker notice;
+- ``{"t": "ready"}`` once subscribed; ``{"t": "signed_out"}`` and close code 4001 when the session ends
+  (signed out elsewhere, everywhere, password changed, expired).
+
+Prices are coalesced: every price that arrives in one reactor turn makes one message, and a message is
+computed from the newest state only (a page never receives a backlog of old prices).  Portfolio values
+between order events are revalued on the worker (papertrader/trading/valuation.py); an order event
+makes the page's data be asked of the master again.  A page that stops answering pings is closed.
+"""
+
+import json
+from decimal import Decimal, InvalidOperation
+from http.cookies import CookieError, SimpleCookie
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet import defer, task
+from twisted.internet.interfaces import ISSLTransport
+from twisted.web import resource
+
+from papertrader import commands, tls
+from papertrader.errors import NotLoggedIn, PaperTraderError
+from papertrader.trading.valuation import revalue
+from papertrader.worker.cache import SessionCache
+from papertrader.worker.web import formatting as fmt
+from papertrader.worker.web import security, views
+from papertrader.worker.web.site import Visit
+
+#: Close code telling the page its session ended (it goes to the sign-in page).
+SIGNED_OUT = 4001
+PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order", "other")
+#: Seconds between checks that the session is still live (it may expire or go idle on the master).
+SESSION_CHECK = 60
+MAX_MESSAGE = 4096
+#: Messages a page may send a minute (it sends one per page view): more closes its connection.
+MAX_MESSAGES = 30
+EVENT_WORDS = {"fill": "Filled", "partial_fill": "Partly filled", "canceled": "Canceled", "expired": "Expired",
+               "replaced": "Replaced", "rejected": "Rejected"}
+
+
+class LiveProtocol(WebSocketServerProtocol):
+    """One page's connection.  To the worker's fan-outs it looks like an AMP client (``callRemote``,
+    ``client_ip``, ``transport``); every push is answered at once (the page gets only the newest state,
+    so nothing queues)."""
+
+    username = None
+    token = None
+    view = None
+    _ip = "unknown"
+    _said = ()
+
+    # --- the handshake --------------------------------------------------------------------------------
+
+    async def onConnect(self, request):
+        live = self.factory.live
+        secure = ISSLTransport.providedBy(self.transport)
+        expected = f"{'https' if secure else 'http'}://{request.headers.get('host', '')}"
+        if request.headers.get("origin") != expected:
+            live.worker.log.info("website: refused a live connection from {ip} for origin {origin}",
+                                 ip=self.peer, origin=str(request.headers.get("origin"))[:100])
+            raise ConnectionDeny(403, "origin not allowed")
+        self._ip = getattr(self.transport.getPeer(), "host", "unknown")
+        self.token = _session_cookie(request.headers.get("cookie", ""))
+        if self.token is not None:
+            try:
+                self.username = await live.worker.gateway.session(self.token, self._ip)
+            except NotLoggedIn:
+                self.username = None
+            except PaperTraderError:
+                raise ConnectionDeny(503, "the server cannot check the session now")
+        return None
+
+    def onOpen(self):
+        # Small messages that should arrive at once: no waiting for the browser's delayed ACK (Nagle).
+        tls.no_delay(self.transport)
+        if self.username is None:
+            self.signed_out()
+            return
+        self.factory.live.opened(self)
+
+    def onClose(self, wasClean, code, reason):
+        if self.factory is not None and self.username is not None:
+            self.factory.live.closed(self)
+
+    # --- what the page says ---------------------------------------------------------------------------
+
+    def onMessage(self, payload, isBinary):
+        if isBinary or len(payload) > MAX_MESSAGE or self.username is None:
+            self.sendClose(1003)
+            return
+        now = self.factory.live.reactor.seconds()
+        self._said = [t for t in self._said if t > now - 60] + [now]
+        if len(self._said) > MAX_MESSAGES:
+            self.sendClose(1008, "too many messages")
+            return
+        try:
+            message = json.loads(payload.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            self.sendClose(1003)
+            return
+        if not isinstance(message, dict):
+            self.sendClose(1003)
+            return
+        self.factory.live.subscribe(self, message)
+
+    # --- as a client of the worker's fan-outs ---------------------------------------------------------
+
+    def client_ip(self):
+        return self._ip
+
+    def callRemote(self, command, **arguments):
+        if self.view is not None:
+            if command is commands.Tick:
+                self.view.quote(arguments)
+            elif command is commands.OrderEvent:
+                self.view.event(arguments)
+            elif command is commands.Notice:
+                self.send({"t": "notice", "code": arguments.get("code"), "text": arguments.get("message")})
+        elif command is commands.Notice:
+            self.send({"t": "notice", "code": arguments.get("code"), "text": arguments.get("message")})
+        return defer.succeed({})
+
+    def send(self, message):
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendMessage(json.dumps(message, separators=(",", ":")).encode("utf-8"), isBinary=False)
+
+    def signed_out(self):
+        self.send({"t": "signed_out"})
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendClose(SIGNED_OUT, "signed out")
+
+
+def _session_cookie(header):
+    try:
+        jar = SimpleCookie()
+        jar.load(header)
+    except CookieError:
+        return None
+    morsel = jar.get(security.SESSION_COOKIE.decode("ascii"))
+    if morsel is None or not morsel.value or len(morsel.value) > 512:
+        return None
+    return morsel.value
+
+
+class View:
+    """What one page shows, and how it is kept up to date."""
+
+    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None):
+        self.live = live
+        self.base = base
+        self.conn = conn
+        self.page = page
+        self.symbol = symbol
+        self.interval = interval
+        self.first = first
+        self.portfolio = None
+        self.quotes = {}
+        self._quotes_due = None
+        self._refresh = None
+        self._again = False
+
+    @property
+    def website(self):
+        return self.live.website
+
+    def call(self, command, **arguments):
+        arguments = {k: v for k, v in arguments.items() if v is not None}
+        if any(name == b"token" for name, _ in command.arguments):
+            arguments["token"] = self.conn.token
+        return self.live.worker.gateway.forward(command, arguments, self.conn.client_ip())
+
+    @defer.inlineCallbacks
+    def portfolio_now(self):
+        """The account's portfolio from the master (with the starting cash, for the total P&L)."""
+        answer = yield self.call(commands.Portfolio)
+        return dict(answer, starting_cash=self.website.settings.starting_cash)
+
+    def symbols(self):
+        if self.page == "dashboard" and self.portfolio is not None:
+            return [p["symbol"] for p in self.portfolio["positions"]]
+        if self.page == "asset" and self.symbol:
+            return [self.symbol]
+        return []
+
+    @defer.inlineCallbacks
+    def start(self):
+        if self.page in ("dashboard", "asset"):
+            self.portfolio = yield self.portfolio_now()
+        self.live.watch(self.conn, self.symbols())
+        self.conn.send({"t": "ready"})
+
+    # --- prices ----------------------------------------------------------------------------------------
+
+    def quote(self, quote):
+        self.quotes[quote["symbol"]] = quote
+        if self._quotes_due is None:
+            self._quotes_due = self.live.reactor.callLater(0, self._send_quotes)
+
+    def _send_quotes(self):
+        self._quotes_due = None
+        quotes, self.quotes = self.quotes, {}
+        values = {}
+        if self.portfolio is not None:
+            self.portfolio = revalue(self.portfolio, quotes)
+            values.update(views.summary_values(self.portfolio))
+            values.update(views.position_values(self.portfolio))
+        latest = max((q["time"] for q in quotes.values()), default=None)
+        if latest is not None:
+            values["clock"] = (fmt.when(latest), None)
+        if self.page == "asset" and self.symbol in quotes:
+            values.update(views.quote_values(self.symbol, quotes[self.symbol]))
+            self.live.worker.reactor.callLater(0, self._send_candle)
+        equity = self.portfolio["equity"] if self.page == "dashboard" and self.portfolio is not None else None
+        if equity is not None and self.base is not None:
+            values["equity_range_change"] = (fmt.money(equity - self.base, signed=True), fmt.sign(equity - self.base))
+        self.conn.send({"t": "set", "v": values})
+        if equity is not None and latest is not None:
+            self.conn.send({"t": "equity", "time": int(latest.timestamp()), "value": fmt.number_text(equity)})
+
+    @defer.inlineCallbacks
+    def _send_candle(self):
+        try:
+            answer = yield defer.ensureDeferred(self.website.candles(self.visit(), self.symbol, self.interval, 1))
+            day = yield defer.ensureDeferred(self.website.day_candle(self.visit(), self.symbol))
+        except PaperTraderError as e:
+            self._failed(e)
+            return
+        except Exception:
+            self.live.worker.log.failure("website: sending a page its newest candle failed")
+            return
+        if answer["candles"]:
+            self.conn.send({"t": "candle", "c": views.candle_rows(answer["candles"][-1:])[0]})
+        if day is not None:
+            low, high = fmt.price(day["low"]), fmt.price(day["high"])
+            self.conn.send({"t": "set", "v": {f"quote.{self.symbol}.day_range": [f"{low} – {high}", None]}})
+
+    def visit(self):
+        return Visit(self.conn.token, self.conn.username, self.conn.client_ip())
+
+    # --- order events ----------------------------------------------------------------------------------
+
+    def event(self, event):
+        orders = event.get("order") or []
+        if orders and event.get("event") in EVENT_WORDS:
+            order = orders[0]
+            text = f"{EVENT_WORDS[event['event']]}: {views.order_summary(order)}"
+            if event.get("price") is not None and event.get("quantity") is not None:
+                text += f" — {fmt.quantity(event['quantity'])} at {fmt.price(event['price'])}"
+            if order.get("reason") and event["event"] in ("rejected", "canceled", "expired"):
+                text += f" ({order['reason']})"
+            self.conn.send({"t": "toast", "text": text, "kind": "error" if event["event"] == "rejected" else "info"})
+        self.refresh()
+
+    def refresh(self):
+        """Ask the master for the page's data again (once at a time; events meanwhile make one more)."""
+        if self._refresh is not None:
+            self._again = True
+            return
+        self._refresh = self._do_refresh()
+        self._refresh.addBoth(self._refreshed)
+
+    def _refreshed(self, _):
+        self._refresh = None
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    @defer.inlineCallbacks
+    def _do_refresh(self):
+        try:
+            sections, values = yield self._render()
+        except PaperTraderError as e:
+            self._failed(e)
+            return
+        except Exception:
+            self.live.worker.log.failure("website: updating a page failed")
+            return
+        if sections:
+            self.conn.send({"t": "html", "v": sections})
+        if values:
+            self.conn.send({"t": "set", "v": values})
+
+    @defer.inlineCallbacks
+    def _render(self):
+        sections, values = {}, {}
+        csrf = security.csrf_for(self.conn.token)
+        if self.page in ("dashboard", "asset"):
+            before = [p["symbol"] for p in (self.portfolio or {}).get("positions", [])]
+            self.portfolio = yield self.portfolio_now()
+            values.update(views.summary_values(self.portfolio))
+            values.update(views.position_values(self.portfolio))
+            if self.page == "dashboard":
+                if [p["symbol"] for p in self.portfolio["positions"]] != before:
+                    sections["positions"] = views.body(views.position_rows(self.portfolio, self.website.names()),
+                                                       len(views.POSITION_HEADERS), views.EMPTY["positions"])
+                    self.live.watch(self.conn, self.symbols())
+            else:
+                sections["asset-position"] = views.asset_position(self.symbol, self.portfolio)
+                answer = yield self.call(commands.Orders, status="open", symbols=[self.symbol], limit=100)
+                sections["symbol-orders"] = views.body(
+                    views.open_order_rows(list(reversed(answer["orders"])), csrf, f"/asset/{self.symbol}"),
+                    len(views.OPEN_HEADERS), views.EMPTY["open-orders"])
+        elif self.page == "orders":
+            open_orders = yield self.call(commands.Orders, status="open", limit=100)
+            closed = yield self.call(commands.Orders, status="closed", limit=50)
+            sections["open-orders"] = views.body(views.open_order_rows(list(reversed(open_orders["orders"])), csrf,
+                                                                       "/orders"),
+                                                 len(views.OPEN_HEADERS), views.EMPTY["open-orders"])
+            if self.first:
+                sections["closed-orders"] = views.body(views.closed_order_rows(list(reversed(closed["orders"]))),
+                                                       len(views.CLOSED_HEADERS), views.EMPTY["closed-orders"])
+        elif self.page == "history" and self.first:
+            answer = yield self.call(commands.Activities, page_size=50)
+            sections["activities"] = views.body(views.activity_rows(answer["activities"]),
+                                                len(views.ACTIVITY_HEADERS), views.EMPTY["activities"])
+        return sections, {k: list(v) for k, v in values.items()}
+
+    def _failed(self, error):
+        if isinstance(error, NotLoggedIn):
+            self.conn.signed_out()
+
+    def stop(self):
+        if self._quotes_due is not None and self._quotes_due.active():
+            self._quotes_due.cancel()
+        self._quotes_due = None
+
+
+class Live:
+    """Every live connection of one worker: subscriptions, and who to tell when a session ends."""
+
+    def __init__(self, worker, website):
+        self.worker = worker
+        self.website = website
+        self.reactor = worker.reactor
+        self.connections = set()
+        self._by_session = {}
+        worker.sessions.on_forget.append(self.session_ended)
+        self._checks = task.LoopingCall(self.check_sessions)
+        self._checks.clock = worker.clock
+
+    def opened(self, conn):
+        self.connections.add(conn)
+        self._by_session.setdefault(SessionCache.key(conn.token), set()).add(conn)
+        self.worker.clients.add(conn)
+        self.worker.order_fanout.watch(conn, [conn.username])
+        if not self._checks.running:
+            self._checks.start(SESSION_CHECK, now=False)
+
+    def closed(self, conn):
+        self.connections.discard(conn)
+        peers = self._by_session.get(SessionCache.key(conn.token))
+        if peers is not None:
+            peers.discard(conn)
+            if not peers:
+                del self._by_session[SessionCache.key(conn.token)]
+        self.worker.clients.discard(conn)
+        self.worker.fanout.forget(conn)
+        self.worker.order_fanout.forget(conn)
+        if conn.view is not None:
+            conn.view.stop()
+        if not self.connections and self._checks.running:
+            self._checks.stop()
+
+    def watch(self, conn, symbols):
+        """The prices ``conn`` gets: exactly ``symbols`` (the tick fan-out forgets its earlier ones)."""
+        self.worker.fanout.forget(conn)
+        known = {q["symbol"] for q in self.worker.quotes.all()}
+        wanted = [s for s in symbols if s in known][:200]
+        if wanted:
+            self.worker.fanout.watch(conn, wanted)
+
+    def subscribe(self, conn, message):
+        page = message.get("page")
+        if page not in PAGES:
+            page = "other"
+        symbol = message.get("symbol")
+        symbol = symbol.upper()[:16] if isinstance(symbol, str) else None
+        if page == "asset" and self.worker.quotes.get(symbol) is None:
+            page, symbol = "other", None
+        interval = message.get("interval")
+        if interval not in ("1m", "5m", "15m", "1h", "1d"):
+            interval = "1d"
+        if conn.view is not None:
+            conn.view.stop()
+        conn.view = View(self, conn, page, symbol, interval, message.get("first", True) is not False,
+                         _decimal(message.get("base")))
+        conn.view.start().addErrback(self._start_failed, conn)
+
+    def _start_failed(self, failure, conn):
+        if failure.check(NotLoggedIn):
+            conn.signed_out()
+        elif failure.check(PaperTraderError):
+            conn.send({"t": "notice", "code": failure.value.code, "text": failure.value.message})
+        else:
+            self.worker.log.failure("website: subscribing a page failed", failure)
+
+    def session_ended(self, token_hash):
+        """The master said a session ended (or a command found it ended): its pages go to sign-in."""
+        for conn in list(self._by_session.pop(token_hash, ())):
+            conn.signed_out()
+
+    @defer.inlineCallbacks
+    def check_sessions(self):
+        """Sessions also end by expiry or idleness, which nobody announces: check the pages' ones."""
+        for token_hash, conns in list(self._by_session.items()):
+            conn = next(iter(conns), None)
+            if conn is None:
+                continue
+            try:
+                yield self.worker.gateway.session(conn.token, conn.client_ip())
+            except NotLoggedIn:
+                self.session_ended(token_hash)
+            except Exception:
+                pass  # the master is unreachable now: the page says so from the worker's notice
+
+
+def _decimal(text):
+    """A decimal the page sent back (the first point of its equity curve), or None."""
+    if not isinstance(text, str) or len(text) > 32:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+class LiveResource(resource.Resource):
+    """``/live``: the WebSocket (an HTTP request that is not an upgrade gets 426)."""
+
+    isLeaf = True
+
+    def __init__(self, live):
+        super().__init__()
+        factory = WebSocketServerFactory()
+        factory.protocol = LiveProtocol
+        factory.live = live
+        factory.setProtocolOptions(autoPingInterval=30, autoPingTimeout=30, maxMessagePayloadSize=MAX_MESSAGE,
+                                   maxFramePayloadSize=MAX_MESSAGE, allowNullOrigin=False)
+        self.websocket = WebSocketResource(factory)
+
+    def render(self, request):
+        if (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+            security.headers(request)
+            request.setResponseCode(426)
+            request.setHeader(b"Upgrade", b"websocket")
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return b"This is the website's live connection: a WebSocket.\n"
+        # The connection leaves twisted.web: the HTTP channel's idle timeout must not close it.
+        request.channel.setTimeout(None)
+        return self.websocket.render(request)

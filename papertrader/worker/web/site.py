@@ -1,0 +1,731 @@
+"""The website's routes (klein): server-rendered pages and plain HTML forms.
+
+Every page is rendered by the worker from the answers of the same commands the command-line client
+sends (papertrader/commands.py), passed on to the master through the worker's gateway: stamped with
+the time, the browser's address and this worker, checked by the worker's own abuse limits, answered
+by the one application layer.  A signed-in request carries the session cookie (security.py); a form
+POST must carry its CSRF token and come from this site.  After a successful POST the browser is sent
+on (303) with a short flash message; a refused one gets the form again with the reason.
+"""
+
+import functools
+import secrets
+import uuid
+
+from klein import Klein
+from twisted.internet import defer
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from papertrader import commands
+from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
+                                PaperTraderError, ProviderLoginFailed, UnknownOrder, UnknownSymbol)
+from papertrader.worker.web import formatting as fmt
+from papertrader.worker.web import preview as previews
+from papertrader.worker.web import security, views
+from papertrader.worker.web.security import Refused
+
+#: Candles the asset page shows per interval (a year of daily ones; a session of minutes).
+CANDLE_LIMITS = {"1d": 260, "1h": 300, "15m": 300, "5m": 300, "1m": 390}
+#: Equity ranges: (period, timeframe) on a market with intraday bars, and on one of daily bars only.
+RANGES_INTRADAY = {"1D": ("1D", "5Min"), "1W": ("1W", "1H"), "1M": ("1M", "1D"), "ALL": (None, "1D")}
+RANGES_DAILY = {"1W": ("1W", "1D"), "1M": ("1M", "1D"), "1A": ("1A", "1D"), "ALL": (None, "1D")}
+CLOSED_PAGE = 50
+OPEN_PAGE = 100
+HISTORY_PAGE = 50
+MAX_FIELD = 1024
+
+
+class Visit:
+    """A signed-in request: its session token, the username, its CSRF token and the browser's address."""
+
+    def __init__(self, token, username, ip):
+        self.token = token
+        self.username = username
+        self.ip = ip
+        self.csrf = security.csrf_for(token)
+
+
+def client_ip(request):
+    return getattr(request.getClientAddress(), "host", "unknown")
+
+
+def field(request, name, limit=MAX_FIELD):
+    """A form field as text ('' if absent); refused if longer than ``limit`` or not UTF-8."""
+    values = request.args.get(name.encode())
+    if not values:
+        return ""
+    try:
+        value = values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{name} is not UTF-8 text")
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is longer than {limit} characters")
+    return value.strip() if "password" not in name else value
+
+
+def sentence(text):
+    """An error message as a sentence: capitalized, with a full stop."""
+    text = (text or "").strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def redirect(request, where):
+    request.setResponseCode(303)
+    request.setHeader(b"Location", where.encode("utf-8"))
+    request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+    return b""
+
+
+def safe_back(path, default):
+    """A same-site path to go back to (never another site: //host or a scheme)."""
+    if path and path.startswith("/") and not path.startswith("//") and "\\" not in path and len(path) < 300:
+        return path
+    return default
+
+
+def html(request, markup, status=200):
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+    return markup.encode("utf-8")
+
+
+def signed_in():
+    """A page for a signed-in person (a GET): without a live session, the sign-in page instead."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        async def handler(self, request, **kwargs):
+            security.headers(request)
+            visit = None
+            try:
+                visit = await self.visit(request)
+                if visit is None:
+                    return redirect(request, "/signin")
+                return await method(self, request, visit, **kwargs)
+            except PaperTraderError as e:  # the master unreachable, a session that ended meanwhile...
+                return self.failed(request, visit, e)
+
+        return handler
+
+    return decorate
+
+
+def action(needs_session=True):
+    """A state-changing request (a form POST): this site's origin and CSRF token, then (with
+    ``needs_session``) a live session."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        async def handler(self, request, **kwargs):
+            security.headers(request)
+            try:
+                sent = field(request, security.CSRF_FIELD, 128) or \
+                    (request.getHeader(security.CSRF_HEADER) or b"").decode("latin-1")
+                security.check_csrf(request, sent)
+            except (Refused, InvalidInput) as e:
+                message = e.message if isinstance(e, Refused) else "This form could not be read."
+                chrome = views.Chrome(csrf=security.csrf_token(request))
+                self.worker.log.info("website: refused a {method} {path} from {ip}: {why}", method="POST",
+                                     path=request.path.decode("latin-1")[:100], ip=client_ip(request),
+                                     why=message)
+                return html(request, views.error_page(chrome, 403, "Refused", message), 403)
+            if not needs_session:
+                try:
+                    return await method(self, request, **kwargs)
+                except PaperTraderError as e:
+                    return self.failed(request, None, e)
+            visit = None
+            try:
+                visit = await self.visit(request)
+                if visit is None:
+                    security.set_flash(request, "Your session has ended. Sign in again.", "error")
+                    return redirect(request, "/signin")
+                return await method(self, request, visit, **kwargs)
+            except PaperTraderError as e:
+                return self.failed(request, visit, e)
+
+        return handler
+
+    return decorate
+
+
+class Website:
+    app = Klein()
+
+    def __init__(self, worker, settings):
+        self.worker = worker
+        self.settings = settings
+        self.rules = previews.rules(settings)
+
+    def providers(self, request):
+        """The identity providers this page may offer: the deployment's, when the provider may send the
+        person back here (this site on loopback, or an address the operator listed)."""
+        if not self.settings.oidc_client_id:
+            return []
+        callback = security.origin(request) + "/auth/callback"
+        loopback = callback.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
+        return [self.settings.oidc_name] if loopback or callback in self.settings.oidc_redirect_uris else []
+
+    def resource(self):
+        return self.app.resource()
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    async def visit(self, request):
+        """The signed-in Visit of this request, or None (no cookie, or a session that ended)."""
+        token = security.session_token(request)
+        if token is None:
+            return None
+        try:
+            username = await self.worker.gateway.session(token, client_ip(request))
+        except NotLoggedIn:
+            security.clear_cookie(request, security.SESSION_COOKIE)
+            return None
+        return Visit(token, username, client_ip(request))
+
+    def call(self, visit, command, **arguments):
+        """Pass ``command`` on to the master for ``visit``'s session; fires with the answer."""
+        arguments = {k: v for k, v in arguments.items() if v is not None}
+        if visit is not None and any(name == b"token" for name, _ in command.arguments):
+            arguments["token"] = visit.token
+        ip = visit.ip if visit is not None else "unknown"
+        return self.worker.gateway.forward(command, arguments, ip)
+
+    def anonymous(self, request, command, **arguments):
+        return self.worker.gateway.forward(command, {k: v for k, v in arguments.items() if v is not None},
+                                           client_ip(request))
+
+    async def clock(self, visit):
+        try:
+            return await self.call(visit, commands.Clock)
+        except PaperTraderError:
+            return None
+
+    def chrome(self, request, visit=None, tab=None, clock=None):
+        return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
+                            username=visit.username if visit else None, flash=security.take_flash(request),
+                            tab=tab, clock=clock, providers=self.providers(request))
+
+    def failed(self, request, visit, error):
+        """A command failed where the page has no better place to say so."""
+        if isinstance(error, NotLoggedIn):
+            security.clear_cookie(request, security.SESSION_COOKIE)
+            security.set_flash(request, "Your session has ended. Sign in again.", "error")
+            return redirect(request, "/signin")
+        chrome = self.chrome(request, visit)
+        if isinstance(error, MasterUnavailable):
+            return html(request, views.error_page(chrome, 503, "Temporarily unavailable",
+                                                  "This server cannot reach the trading engine right now. Try again"
+                                                  " in a moment."), 503)
+        if isinstance(error, (UnknownOrder, UnknownSymbol)):
+            return html(request, views.error_page(chrome, 404, "Not found", sentence(error.message)), 404)
+        return html(request, views.error_page(chrome, 400, "That did not work", sentence(error.message)), 400)
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request, failure):
+        security.headers(request)
+        chrome = views.Chrome(csrf=security.csrf_token(request))
+        return html(request, views.error_page(chrome, 404, "Not found", "There is no such page here."), 404)
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self, request, failure):
+        security.headers(request)
+        chrome = views.Chrome(csrf=security.csrf_token(request))
+        return html(request, views.error_page(chrome, 405, "Not allowed", "That is not how this page is used."), 405)
+
+    @app.handle_errors(Exception)
+    def unexpected(self, request, failure):
+        self.worker.log.failure("website: {method} {path} failed", failure, method=request.method.decode("latin-1"),
+                                path=request.path.decode("latin-1")[:200])
+        security.headers(request)
+        chrome = views.Chrome(csrf=security.csrf_token(request))
+        return html(request, views.error_page(chrome, 500, "Something went wrong",
+                                              "The server failed to show this page; it has been logged."), 500)
+
+    # --- signing in and out ---------------------------------------------------------------------------
+
+    @app.route("/signin", methods=["GET"])
+    async def signin_form(self, request):
+        security.headers(request)
+        try:
+            if await self.visit(request) is not None:
+                return redirect(request, "/")
+        except PaperTraderError:
+            pass  # the session cannot be checked now: the form, then
+        chrome = self.chrome(request)
+        username = (chrome.flash or {}).get("u", "")
+        return html(request, views.signin_page(chrome, username=username if isinstance(username, str) else ""))
+
+    @app.route("/signin", methods=["POST"])
+    @action(needs_session=False)
+    async def signin(self, request):
+        username = field(request, "username", 64)
+        password = field(request, "password")
+        remember = field(request, "remember", 8) == "yes"
+        try:
+            answer = await self.anonymous(request, commands.Login, username=username, password=password,
+                                          remember=remember)
+        except BadCredentials:
+            return self._signin_again(request, username, "Wrong username or password.")
+        except PaperTraderError as e:
+            return self._signin_again(request, username, sentence(e.message))
+        self.start_session(request, answer, remember)
+        return redirect(request, "/")
+
+    def _signin_again(self, request, username, error):
+        return html(request, views.signin_page(self.chrome(request), username=username, error=error), 422)
+
+    def start_session(self, request, answer, remember):
+        max_age = None
+        if remember:
+            max_age = max(0, int(answer["expires"].timestamp() - self.worker.clock.seconds()))
+        security.set_cookie(request, security.SESSION_COOKIE, answer["token"], max_age=max_age)
+
+    @app.route("/register", methods=["GET"])
+    def register_form(self, request):
+        security.headers(request)
+        return html(request, views.register_page(self.chrome(request)))
+
+    @app.route("/register", methods=["POST"])
+    @action(needs_session=False)
+    async def register(self, request):
+        username, email = field(request, "username", 64), field(request, "email", 300)
+        try:
+            await self.anonymous(request, commands.Register, username=username, email=email,
+                                 password=field(request, "password"))
+        except PaperTraderError as e:
+            return html(request, views.register_page(self.chrome(request), username, email, sentence(e.message)), 422)
+        security.set_flash(request, f"Account {username} created. Sign in to start trading.", "success", u=username)
+        return redirect(request, "/signin")
+
+    @app.route("/signout", methods=["POST"])
+    @action(needs_session=False)
+    async def signout(self, request):
+        token = security.session_token(request)
+        if token is not None:
+            try:
+                await self.anonymous(request, commands.Logout, token=token)
+            except NotLoggedIn:
+                pass
+        security.clear_cookie(request, security.SESSION_COOKIE)
+        security.set_flash(request, "You are signed out.", "success")
+        return redirect(request, "/signin")
+
+    # --- signing in with an OpenID Connect provider -------------------------------------------------
+
+    @app.route("/auth/<string:provider>/start", methods=["POST"])
+    @action(needs_session=False)
+    async def provider_start(self, request, provider):
+        if provider not in self.providers(request):
+            raise ProviderLoginFailed(f"no identity provider {provider[:32]!r} is set up here")
+        redirect_uri = security.origin(request) + "/auth/callback"
+        try:
+            answer = await self.anonymous(request, commands.ProviderStart, provider=provider,
+                                          redirect_uri=redirect_uri)
+        except PaperTraderError as e:
+            return self._signin_again(request, "", sentence(e.message))
+        security.set_cookie(request, security.SIGNIN_STATE_COOKIE, f"{provider}.{answer['state']}", max_age=600,
+                            same_site="lax")
+        chrome = self.chrome(request)
+        return html(request, views.redirect_page(chrome, answer["url"], f"Signing in with {provider.capitalize()}",
+                                                 "Taking you to your provider's sign-in page..."))
+
+    @app.route("/auth/callback", methods=["GET"])
+    async def provider_callback(self, request):
+        security.headers(request)
+        started = security.cookie(request, security.SIGNIN_STATE_COOKIE) or ""
+        security.clear_cookie(request, security.SIGNIN_STATE_COOKIE, same_site="lax")
+        provider, _, state = started.partition(".")
+        sent_state = field(request, "state", 200)
+        if not state or not secrets.compare_digest(state.encode(), sent_state.encode()):
+            return self._signin_again(request, "", "This sign-in was not started in this browser, or took too long."
+                                                   " Start again.")
+        if field(request, "error", 200):
+            return self._signin_again(request, "", f"Signing in with {provider.capitalize()} was canceled.")
+        try:
+            answer = await self.anonymous(request, commands.ProviderFinish, provider=provider, state=state,
+                                          code=field(request, "code", 4096), remember=False)
+        except PaperTraderError as e:
+            return self._signin_again(request, "", sentence(e.message))
+        if answer.get("token"):
+            self.start_session(request, answer, False)
+            # Not a 303: the session cookie is SameSite=Strict, and a redirect at the end of a navigation
+            # that began on the provider's site would not carry it.  This page moves on by itself.
+            return html(request, views.redirect_page(self.chrome(request), "/", "Signed in",
+                                                     f"Welcome back, {answer['username']}."))
+        return html(request, views.provider_account_page(self.chrome(request), provider, answer["ticket"],
+                                                         answer.get("proposal") or ""))
+
+    @app.route("/auth/finish", methods=["POST"])
+    @action(needs_session=False)
+    async def provider_account(self, request):
+        ticket, username = field(request, "ticket", 200), field(request, "username", 64)
+        provider = self.settings.oidc_name
+        try:
+            if field(request, "action", 10) == "link":
+                answer = await self.anonymous(request, commands.ProviderLink, ticket=ticket, username=username,
+                                              password=field(request, "password"))
+            else:
+                answer = await self.anonymous(request, commands.ProviderCreate, ticket=ticket, username=username)
+        except BadCredentials:
+            return html(request, views.provider_account_page(self.chrome(request), provider, ticket, "",
+                                                             "Wrong username or password.", username), 422)
+        except PaperTraderError as e:
+            return html(request, views.provider_account_page(self.chrome(request), provider, ticket, "",
+                                                             sentence(e.message), username), 422)
+        self.start_session(request, answer, False)
+        return redirect(request, "/")
+
+    # --- the dashboard -------------------------------------------------------------------------------
+
+    @staticmethod
+    def daily(clock):
+        """Whether the market moves a session per update (a replay of daily bars): no intraday candles."""
+        return bool(clock) and clock.get("step") == "1d"
+
+    def ranges(self, clock):
+        return RANGES_DAILY if self.daily(clock) else RANGES_INTRADAY
+
+    async def equity_history(self, visit, clock, chosen):
+        period, timeframe = self.ranges(clock)[chosen]
+        start = None
+        if period is None:  # all: from the account's first transaction
+            first = await self.call(visit, commands.Activities, direction="asc", page_size=1)
+            if first["activities"]:
+                start = first["activities"][0]["time"]
+            else:
+                period = "1M"
+        return await self.call(visit, commands.PortfolioHistory, period=period, timeframe=timeframe, start=start)
+
+    def names(self):
+        return {q["symbol"]: q.get("name") for q in self.worker.quotes.all()}
+
+    @app.route("/", methods=["GET"])
+    @signed_in()
+    async def dashboard(self, request, visit):
+        clock = await self.clock(visit)
+        ranges = self.ranges(clock)
+        chosen = field(request, "range", 8).upper()
+        if chosen not in ranges:
+            chosen = "1M"
+        portfolio, history = await defer.gatherResults(
+            [defer.ensureDeferred(self.call(visit, commands.Portfolio)),
+             defer.ensureDeferred(self.equity_history(visit, clock, chosen))], consumeErrors=True).addErrback(
+            lambda f: f.value.subFailure)
+        chrome = self.chrome(request, visit, "dashboard", clock)
+        portfolio = dict(portfolio, starting_cash=self.settings.starting_cash)
+        return html(request, views.dashboard_page(chrome, portfolio, history, chosen, self.names(),
+                                                  list(ranges)))
+
+    # --- assets and the order ticket ------------------------------------------------------------------
+
+    @app.route("/assets", methods=["GET"])
+    @signed_in()
+    async def assets(self, request, visit):
+        query = field(request, "q", 64)
+        wanted = query.upper()
+        quotes = [q for q in self.worker.quotes.all()
+                  if not wanted or wanted in q["symbol"] or wanted in (q.get("name") or "").upper()]
+        clock = await self.clock(visit)
+        return html(request, views.assets_page(self.chrome(request, visit, "trade", clock), quotes, query))
+
+    def symbol(self, text):
+        symbol = (text or "").strip().upper()[:16]
+        if self.worker.quotes.get(symbol) is None:
+            raise UnknownSymbol(f"there is no asset {symbol!r} here; search for it under Trade")
+        return symbol
+
+    async def candles(self, visit, symbol, interval, limit):
+        """Candles through the worker's candle cache (shared with AMP clients; valid until the next update)."""
+        key = (symbol, limit, interval or "", None, None)
+        cached = self.worker.candles.get(key)
+        if cached is not None:
+            return cached
+        answer = await self.call(visit, commands.Candles, symbol=symbol, limit=limit, interval=interval)
+        self.worker.candles.put(key, answer)
+        return answer
+
+    async def day_candle(self, visit, symbol):
+        answer = await self.candles(visit, symbol, "1d", 1)
+        return answer["candles"][-1] if answer["candles"] else None
+
+    async def asset_data(self, visit, symbol, interval):
+        clock = await self.clock(visit)
+        if interval is None or self.daily(clock):
+            interval = "1d" if self.daily(clock) else "1m"
+        gathered = [self.call(visit, commands.AssetList, symbol=symbol),
+                    self.candles(visit, symbol, interval, CANDLE_LIMITS[interval]),
+                    self.day_candle(visit, symbol), self.call(visit, commands.Portfolio),
+                    self.call(visit, commands.Orders, status="open", symbols=[symbol], limit=OPEN_PAGE)]
+        assets, candles, day, portfolio, orders = await defer.gatherResults(
+            [defer.ensureDeferred(c) if not isinstance(c, defer.Deferred) else c for c in gathered],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        asset = assets["assets"][0] if assets["assets"] else {"symbol": symbol}
+        return dict(clock=clock, interval=interval, asset=asset, candles=candles["candles"], day=day,
+                    portfolio=portfolio, orders=list(reversed(orders["orders"])))
+
+    def asset_html(self, request, visit, symbol, data, side="buy", form=None, error=None, client_order_id=None):
+        chrome = self.chrome(request, visit, "trade", data["clock"])
+        return views.asset_page(chrome, data["asset"], self.worker.quotes.get(symbol), data["candles"],
+                                data["interval"], data["day"], data["portfolio"], data["orders"], side=side,
+                                form=form, error=error, client_order_id=client_order_id or uuid.uuid4().hex,
+                                intervals=["1d"] if self.daily(data["clock"]) else None)
+
+    @app.route("/asset/<string:symbol>", methods=["GET"])
+    @signed_in()
+    async def asset(self, request, visit, symbol):
+        symbol = self.symbol(symbol)
+        interval = field(request, "interval", 8) or None
+        if interval is not None and interval not in CANDLE_LIMITS:
+            interval = None
+        data = await self.asset_data(visit, symbol, interval)
+        side = field(request, "side", 8) or "buy"
+        return html(request, self.asset_html(request, visit, symbol, data, side=side))
+
+    @app.route("/asset/<string:symbol>/preview", methods=["GET"])
+    @signed_in()
+    async def preview(self, request, visit, symbol):
+        symbol = self.symbol(symbol)
+        form = {name: field(request, name, 32) for name in previews.FIELDS}
+        portfolio = await self.call(visit, commands.Portfolio)
+        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+        return previews.as_json(previews.preview(form, symbol, self.worker.quotes.get(symbol), portfolio,
+                                                 self.rules))
+
+    @app.route("/asset/<string:symbol>/order", methods=["POST"])
+    @action()
+    async def place_order(self, request, visit, symbol):
+        symbol = self.symbol(symbol)
+        form = {name: field(request, name, 32) for name in previews.FIELDS}
+        client_order_id = field(request, "client_order_id", 128) or uuid.uuid4().hex
+        try:
+            arguments = previews.order_arguments(form)
+            order = await self.call(visit, commands.PlaceOrder, symbol=symbol, client_order_id=client_order_id,
+                                    **arguments)
+        except (NotLoggedIn, MasterUnavailable):
+            # Sent again from the browser's back button, the form carries the same client order id: whether
+            # or not the master made the order, it is made once.
+            raise
+        except PaperTraderError as e:
+            data = await self.asset_data(visit, symbol, None)
+            return html(request, self.asset_html(request, visit, symbol, data, side=form.get("side"), form=form,
+                                                 error=sentence(e.message), client_order_id=client_order_id), 422)
+        what = views.order_summary(order)
+        if order["status"] == "rejected":
+            security.set_flash(request, f"{what}: rejected. {sentence(order.get('reason') or '')}", "error")
+        else:
+            security.set_flash(request, f"{what} ({views.order_prices(order)}, {fmt.TIFS[order['time_in_force']]}):"
+                                        f" {fmt.STATUS.get(order['status'], order['status'])}.", "success")
+        return redirect(request, f"/asset/{symbol}")
+
+    # --- orders --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def order_uuid(text):
+        try:
+            return str(uuid.UUID(text))
+        except ValueError:
+            raise UnknownOrder("there is no such order on your account")
+
+    @app.route("/orders", methods=["GET"])
+    @signed_in()
+    async def orders(self, request, visit):
+        before = field(request, "before", 20)
+        before = int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
+        clock, open_orders, closed = await defer.gatherResults(
+            [defer.ensureDeferred(self.clock(visit)),
+             self.call(visit, commands.Orders, status="open", limit=OPEN_PAGE),
+             self.call(visit, commands.Orders, status="closed", limit=CLOSED_PAGE, before=before)],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        chrome = self.chrome(request, visit, "orders", clock)
+        return html(request, views.orders_page(chrome, list(reversed(open_orders["orders"])),
+                                               list(reversed(closed["orders"])), closed.get("next_before")))
+
+    @app.route("/orders/<string:order>", methods=["GET"])
+    @signed_in()
+    async def order(self, request, visit, order):
+        found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
+        clock = await self.clock(visit)
+        return html(request, views.order_page(self.chrome(request, visit, "orders", clock), found))
+
+    @app.route("/orders/<string:order>/cancel", methods=["POST"])
+    @action()
+    async def cancel(self, request, visit, order):
+        back = safe_back(field(request, "back", 300), "/orders")
+        try:
+            canceled = await self.call(visit, commands.CancelOrder, order_uuid=self.order_uuid(order))
+        except (OrderNotOpen, UnknownOrder) as e:
+            security.set_flash(request, sentence(e.message), "error")
+            return redirect(request, back)
+        security.set_flash(request, f"Canceled: {views.order_summary(canceled)} ({views.order_prices(canceled)}).",
+                           "success")
+        return redirect(request, back)
+
+    @app.route("/orders/cancel-all", methods=["POST"])
+    @action()
+    async def cancel_all(self, request, visit):
+        answer = await self.call(visit, commands.CancelAllOrders)
+        n = len(answer["orders"])
+        security.set_flash(request, f"Canceled {n} open order{'s' if n != 1 else ''}.", "success")
+        return redirect(request, "/orders")
+
+    @app.route("/orders/<string:order>/replace", methods=["GET"])
+    @signed_in()
+    async def replace_form(self, request, visit, order):
+        found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
+        return html(request, views.replace_page(self.chrome(request, visit, "orders"), found))
+
+    @app.route("/orders/<string:order>/replace", methods=["POST"])
+    @action()
+    async def replace(self, request, visit, order):
+        order_uuid = self.order_uuid(order)
+        form = {name: field(request, name, 32) for name in ("qty", "limit_price", "stop_price", "trail_by", "trail",
+                                                             "time_in_force")}
+        trail_key = "trail_price" if form["trail_by"] == "price" else "trail_percent"
+        try:
+            new = await self.call(visit, commands.ReplaceOrder, order_uuid=order_uuid,
+                                  quantity=form["qty"] or None, limit_price=form["limit_price"] or None,
+                                  stop_price=form["stop_price"] or None, time_in_force=form["time_in_force"] or None,
+                                  **{trail_key: form["trail"] or None})
+        except (NotLoggedIn, MasterUnavailable, UnknownOrder):
+            raise
+        except PaperTraderError as e:
+            found = await self.call(visit, commands.GetOrder, order_uuid=order_uuid)
+            return html(request, views.replace_page(self.chrome(request, visit, "orders"), found, form,
+                                                    sentence(e.message)), 422)
+        security.set_flash(request, f"Replaced. New order: {views.order_summary(new)} ({views.order_prices(new)}).",
+                           "success")
+        return redirect(request, "/orders")
+
+    # --- history ---------------------------------------------------------------------------------------
+
+    @app.route("/history", methods=["GET"])
+    @signed_in()
+    async def history(self, request, visit):
+        after = field(request, "after", 80) or None
+        clock, answer = await defer.gatherResults(
+            [defer.ensureDeferred(self.clock(visit)),
+             self.call(visit, commands.Activities, page_size=HISTORY_PAGE, page_token=after)],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        activities = answer["activities"]
+        next_token = activities[-1]["id"] if len(activities) == HISTORY_PAGE else None
+        return html(request, views.history_page(self.chrome(request, visit, "history", clock), activities,
+                                                next_token, after is None))
+
+    # --- the account ----------------------------------------------------------------------------------
+
+    async def account_html(self, request, visit, new_key=None, errors=None, status=200):
+        profile, sessions, keys = await defer.gatherResults(
+            [self.call(visit, commands.Profile), self.call(visit, commands.Sessions),
+             self.call(visit, commands.ApiKeys)], consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        chrome = self.chrome(request, visit, "account", await self.clock(visit))
+        issuers = {self.settings.oidc_issuer.rstrip("/"): self.settings.oidc_name.capitalize()}
+        return html(request, views.account_page(chrome, profile, list(reversed(sessions["sessions"])), keys["keys"],
+                                                new_key, errors, issuers), status)
+
+    @app.route("/account", methods=["GET"])
+    @signed_in()
+    async def account(self, request, visit):
+        return await self.account_html(request, visit)
+
+    @app.route("/account/password", methods=["POST"])
+    @action()
+    async def change_password(self, request, visit):
+        try:
+            answer = await self.call(visit, commands.ChangePassword, old_password=field(request, "old_password"),
+                                     new_password=field(request, "new_password"))
+        except BadCredentials:
+            return await self.account_html(request, visit, errors={"password": "The current password is wrong."},
+                                           status=422)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.account_html(request, visit, errors={"password": sentence(e.message)}, status=422)
+        n = answer["sessions_ended"]
+        security.set_flash(request, f"Password changed. {n} other session{'s' if n != 1 else ''} ended.", "success")
+        return redirect(request, "/account")
+
+    @app.route("/account/set-password", methods=["POST"])
+    @action()
+    async def set_password(self, request, visit):
+        try:
+            await self.call(visit, commands.SetPassword, password=field(request, "new_password"))
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.account_html(request, visit, errors={"password": sentence(e.message)}, status=422)
+        security.set_flash(request, "Password added: you can now sign in with it too.", "success")
+        return redirect(request, "/account")
+
+    @app.route("/account/sessions/<string:session_id>/end", methods=["POST"])
+    @action()
+    async def end_session(self, request, visit, session_id):
+        try:
+            await self.call(visit, commands.EndSession, session_id=session_id[:32])
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.account_html(request, visit, errors={"sessions": sentence(e.message)}, status=422)
+        security.set_flash(request, "That session has ended.", "success")
+        return redirect(request, "/account")
+
+    @app.route("/account/signout-everywhere", methods=["POST"])
+    @action()
+    async def signout_everywhere(self, request, visit):
+        answer = await self.call(visit, commands.LogoutAll)
+        security.clear_cookie(request, security.SESSION_COOKIE)
+        n = answer["sessions_ended"]
+        security.set_flash(request, f"Signed out everywhere: {n} session{'s' if n != 1 else ''} ended.", "success")
+        return redirect(request, "/signin")
+
+    @app.route("/account/api-keys", methods=["POST"])
+    @action()
+    async def create_key(self, request, visit):
+        try:
+            key = await self.call(visit, commands.CreateApiKey, name=field(request, "name", 64) or None)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.account_html(request, visit, errors={"keys": sentence(e.message)}, status=422)
+        # Shown in this answer only (never stored, never in a URL; the page is not cached).
+        return await self.account_html(request, visit, new_key=key)
+
+    @app.route("/account/api-keys/<string:key_id>/revoke", methods=["POST"])
+    @action()
+    async def revoke_key(self, request, visit, key_id):
+        try:
+            await self.call(visit, commands.RevokeApiKey, key_id=key_id[:64])
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.account_html(request, visit, errors={"keys": sentence(e.message)}, status=422)
+        security.set_flash(request, f"Key {key_id[:64]} revoked.", "success")
+        return redirect(request, "/account")
+
+    @app.route("/account/profile", methods=["POST"])
+    @action()
+    async def set_profile(self, request, visit):
+        public = field(request, "public", 4) == "yes"
+        await self.call(visit, commands.SetProfile, public_portfolio=public)
+        security.set_flash(request, "Other users can now see your positions." if public else
+                           "Your positions are now hidden from other users.", "success")
+        return redirect(request, "/account")
+
+    @app.route("/account/delete", methods=["POST"])
+    @action()
+    async def delete_account(self, request, visit):
+        try:
+            await self.call(visit, commands.DeleteAccount, password=field(request, "password"))
+        except BadCredentials:
+            return await self.account_html(request, visit, errors={"delete": "The password is wrong."}, status=422)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.account_html(request, visit, errors={"delete": sentence(e.message)}, status=422)
+        security.clear_cookie(request, security.SESSION_COOKIE)
+        security.set_flash(request, "Your account has been deleted.", "success")
+        return redirect(request, "/signin")
+

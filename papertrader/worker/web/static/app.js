@@ -1,0 +1,206 @@
+// PaperTrader website: live updates, the order ticket, confirmations. Plain JavaScript, no build step.
+// Every number arrives formatted by the server; this file only puts text where the server says.
+
+const body = document.body;
+const page = body.dataset.page;
+const quiet = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
+// --- the live connection -------------------------------------------------------------------------------
+
+function setText(key, text, sign) {
+  for (const el of document.querySelectorAll(`[data-live="${CSS.escape(key)}"]`)) {
+    if (el.textContent !== text) {
+      el.textContent = text;
+      // A short highlight of what changed (no layout is forced; reduced motion: none).
+      if (!quiet) el.animate([{ backgroundColor: "#fff3c4" }, { backgroundColor: "transparent" }], 1000);
+    }
+    if (sign) el.dataset.sign = sign; else delete el.dataset.sign;
+  }
+}
+
+function replaceSection(name, html) {
+  const section = document.querySelector(`[data-section="${CSS.escape(name)}"]`);
+  if (!section) return;
+  // Keep the keyboard where it was: the element with the same label in the new rows.
+  const active = document.activeElement;
+  const label = active && section.contains(active) ? active.getAttribute("aria-label") : null;
+  section.innerHTML = html;
+  if (label) {
+    const again = section.querySelector(`[aria-label="${CSS.escape(label)}"]`);
+    (again || section.closest("section") || document.getElementById("main")).focus();
+  }
+}
+
+function toast(text, kind) {
+  const box = document.getElementById("toasts");
+  const item = document.createElement("div");
+  item.className = `toast ${kind || ""}`;
+  item.textContent = text;
+  box.append(item);
+  while (box.children.length > 4) box.firstElementChild.remove();
+  setTimeout(() => item.remove(), 8000);
+}
+
+function status(text) {
+  document.getElementById("live-status").textContent = text || "";
+}
+
+// Set once this page is being left (a link, a form): what the live connection says then is moot.
+let leaving = false;
+
+function signedOut() {
+  if (leaving) return;
+  body.dataset.liveState = "signed-out";
+  location.assign("/signin");
+}
+
+let socket = null;
+let retry = 0;
+
+window.addEventListener("beforeunload", () => {
+  leaving = true;
+  if (socket) socket.close(1000);
+});
+window.addEventListener("pageshow", (event) => {
+  // Back to this page from the browser's cache: live again.
+  if (event.persisted) { leaving = false; connect(); }
+});
+
+function subscription() {
+  const message = { page };
+  if (body.dataset.symbol) message.symbol = body.dataset.symbol;
+  if (body.dataset.interval) message.interval = body.dataset.interval;
+  if (body.dataset.first) message.first = body.dataset.first === "yes";
+  if (body.dataset.rangeBase) message.base = body.dataset.rangeBase;
+  return message;
+}
+
+function connect() {
+  body.dataset.liveState = "connecting";
+  const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/live`;
+  socket = new WebSocket(url);
+  socket.addEventListener("open", () => {
+    socket.send(JSON.stringify(subscription()));
+  });
+  socket.addEventListener("message", (event) => {
+    let m;
+    try { m = JSON.parse(event.data); } catch { return; }
+    switch (m.t) {
+      case "ready":
+        retry = 0;
+        status("");
+        body.dataset.liveState = "ready";
+        break;
+      case "set":
+        for (const [key, [text, sign]] of Object.entries(m.v)) setText(key, text, sign);
+        break;
+      case "html":
+        for (const [name, html] of Object.entries(m.v)) replaceSection(name, html);
+        break;
+      case "candle":
+        document.dispatchEvent(new CustomEvent("pt:candle", { detail: m.c }));
+        break;
+      case "equity":
+        document.dispatchEvent(new CustomEvent("pt:equity", { detail: m }));
+        break;
+      case "toast":
+        toast(m.text, m.kind);
+        break;
+      case "notice":
+        status(m.text);
+        break;
+      case "signed_out":
+        signedOut();
+        break;
+    }
+  });
+  socket.addEventListener("close", (event) => {
+    if (leaving) return;
+    if (event.code === 4001) { signedOut(); return; }
+    body.dataset.liveState = "closed";
+    retry = Math.min(retry + 1, 6);
+    const wait = Math.min(30, 2 ** (retry - 1));
+    status(`Live updates paused: reconnecting in ${wait} s...`);
+    setTimeout(connect, wait * 1000);
+  });
+}
+
+if (body.dataset.signedIn === "yes") connect();
+
+// --- forms ---------------------------------------------------------------------------------------------
+
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (event) => {
+    if (!confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+
+// --- the order ticket: only the fields the order type uses, and a preview of its cost -----------------
+
+const ticket = document.querySelector(".ticket-form");
+if (ticket) {
+  const kind = ticket.querySelector("#t-type");
+  const tif = ticket.querySelector("#t-time_in_force");
+  const preview = document.getElementById("preview");
+  const submit = document.getElementById("place-order");
+
+  function chosen(name) {
+    const el = ticket.querySelector(`input[name="${name}"]:checked`);
+    return el ? el.value : "";
+  }
+
+  function layout() {
+    const type = kind.value;
+    const by = chosen("amount_by");
+    for (const el of ticket.querySelectorAll("[data-show-for]")) {
+      const wanted = el.dataset.showFor.split(" ");
+      el.hidden = !(wanted.includes(type) || wanted.includes(by));
+    }
+    // Dollars only for market day orders; stops take day or gtc.
+    const dollars = ticket.querySelector("#t-by-dollars");
+    dollars.disabled = type !== "market";
+    if (dollars.disabled && by === "dollars") ticket.querySelector("#t-by-shares").checked = true;
+    const stopLike = ["stop", "stop_limit", "trailing_stop"].includes(type);
+    for (const option of tif.options) option.disabled = stopLike && !["day", "gtc"].includes(option.value);
+    if (tif.selectedOptions[0].disabled) tif.value = "day";
+    if (chosen("amount_by") === "dollars") tif.value = "day";
+    const side = chosen("side");
+    submit.textContent = `Place ${side} order`;
+  }
+
+  let timer = null;
+  let asked = 0;
+  async function ask() {
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(ticket)) {
+      if (name !== "csrf" && name !== "client_order_id") params.append(name, value);
+    }
+    const mine = ++asked;
+    try {
+      const answer = await fetch(`/asset/${encodeURIComponent(body.dataset.symbol)}/preview?${params}`,
+        { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (answer.redirected || answer.status === 401) { signedOut(); return; }
+      if (!answer.ok) return;
+      const p = await answer.json();
+      if (mine !== asked) return;
+      document.getElementById("preview-cost").textContent = p.cost;
+      document.getElementById("preview-after").textContent = p.after;
+      document.getElementById("preview-note").textContent = p.note;
+      preview.dataset.ok = p.ok ? "yes" : "no";
+    } catch {
+      // offline for a moment: the next change asks again
+    }
+  }
+
+  function changed() {
+    layout();
+    clearTimeout(timer);
+    timer = setTimeout(ask, 250);
+  }
+
+  ticket.addEventListener("input", changed);
+  ticket.addEventListener("change", changed);
+  layout();
+  if (new URLSearchParams(location.search).get("side") === "sell") ticket.querySelector("#t-qty")?.focus();
+  ask();
+}

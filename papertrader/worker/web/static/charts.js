@@ -1,0 +1,97 @@
+// Charts with TradingView's Lightweight Charts (vendor/, loaded before this module as the global
+// LightweightCharts): the asset's candles with volume, and the account's equity. Data comes in the
+// page (data-candles, data-points: decimal text) and then live from app.js (pt:candle, pt:equity).
+
+const LC = window.LightweightCharts;
+
+const base = {
+  autoSize: true,
+  layout: { background: { color: "#ffffff" }, textColor: "#2d3a48", attributionLogo: false,
+            fontFamily: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif" },
+  grid: { vertLines: { color: "#eef1f5" }, horzLines: { color: "#eef1f5" } },
+  rightPriceScale: { borderColor: "#d9dfe6" },
+  timeScale: { borderColor: "#d9dfe6" },
+  localization: { locale: "en-US" },
+};
+
+function money(value) {
+  return value.toLocaleString("en-US", { style: "currency", currency: "USD" });
+}
+
+const priceBox = document.getElementById("price-chart");
+if (LC && priceBox) {
+  const rows = JSON.parse(priceBox.dataset.candles || "[]");
+  const intraday = priceBox.dataset.interval !== "1d";
+  const chart = LC.createChart(priceBox, {
+    ...base,
+    timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false },
+    localization: { ...base.localization, priceFormatter: money },
+  });
+  const candles = chart.addSeries(LC.CandlestickSeries, {
+    upColor: "#0a7a3d", downColor: "#b42318", borderVisible: false, wickUpColor: "#0a7a3d",
+    wickDownColor: "#b42318",
+  });
+  const volume = chart.addSeries(LC.HistogramSeries, {
+    priceFormat: { type: "volume" }, priceScaleId: "volume", lastValueVisible: false, priceLineVisible: false,
+  });
+  chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.25 } });
+
+  const bar = (r) => ({ time: r[0], open: Number(r[1]), high: Number(r[2]), low: Number(r[3]), close: Number(r[4]) });
+  const vol = (r) => ({ time: r[0], value: Number(r[5]),
+                        color: Number(r[4]) >= Number(r[1]) ? "rgba(10,122,61,.35)" : "rgba(180,35,24,.35)" });
+  candles.setData(rows.map(bar));
+  volume.setData(rows.map(vol));
+  chart.timeScale().fitContent();
+  // The chart paints in the next frame: a mark for performance measurements (bench/bench_web.py).
+  requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("pt:price-chart")));
+  let last = rows.length ? rows[rows.length - 1][0] : 0;
+  priceBox.dataset.candleCount = String(rows.length);
+  priceBox.dataset.lastTime = String(last);
+
+  document.addEventListener("pt:candle", (event) => {
+    const r = event.detail;
+    if (r[0] < last) return; // an older candle: the chart has a newer one
+    if (r[0] > last) priceBox.dataset.candleCount = String(Number(priceBox.dataset.candleCount) + 1);
+    last = r[0];
+    candles.update(bar(r));
+    volume.update(vol(r));
+    priceBox.dataset.lastTime = String(last);
+    priceBox.dataset.lastClose = r[4];
+  });
+}
+
+const equityBox = document.getElementById("equity-chart");
+if (LC && equityBox) {
+  const points = JSON.parse(equityBox.dataset.points || "[]");
+  const chart = LC.createChart(equityBox, {
+    ...base,
+    timeScale: { ...base.timeScale, timeVisible: true, secondsVisible: false },
+    localization: { ...base.localization, priceFormatter: money },
+    handleScroll: false,
+    handleScale: false,
+  });
+  const line = chart.addSeries(LC.AreaSeries, {
+    lineColor: "#1d4ed8", topColor: "rgba(29,78,216,.25)", bottomColor: "rgba(29,78,216,.02)", lineWidth: 2,
+  });
+  line.setData(points.map((p) => ({ time: p[0], value: Number(p[1]) })));
+  chart.timeScale().fitContent();
+  requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("pt:equity-chart")));
+  const bucket = Number(equityBox.dataset.bucket || 86400);
+  let last = points.length ? points[points.length - 1][0] : 0;
+  equityBox.dataset.pointCount = String(points.length);
+
+  // The live equity is the value of the newest bucket (or starts the next one).
+  document.addEventListener("pt:equity", (event) => {
+    const m = event.detail;
+    if (m.time < last) return;
+    let time = last;
+    if (!last || m.time >= last + bucket) {
+      time = last ? last + bucket * Math.floor((m.time - last) / bucket) : m.time;
+      equityBox.dataset.pointCount = String(Number(equityBox.dataset.pointCount) + 1);
+    }
+    last = time;
+    line.update({ time, value: Number(m.value) });
+    equityBox.dataset.lastValue = m.value;
+  });
+}

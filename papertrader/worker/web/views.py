@@ -1,0 +1,906 @@
+"""The website's pages and the fragments its live connection pushes: plain values in, HTML out.
+
+Every function here is pure (no I/O, no Twisted): it takes the answers of the application's commands
+(dicts of Decimals, datetimes and text) and returns :class:`Markup`.  Elements whose text changes live
+carry ``data-live="KEY"`` (the live connection sends new text by key); parts that change shape (a new
+position, an order that filled) are ``data-section="NAME"`` and are sent again whole, by the same
+function that rendered them in the page.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from papertrader.worker.web import formatting as fmt
+from papertrader.worker.web.markup import Markup, h, join
+from papertrader.worker.web.security import CSRF_FIELD
+
+#: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
+STATIC_VERSION = "1"
+CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
+INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
+INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
+RANGES = {"1D": "Day", "1W": "Week", "1M": "Month", "1A": "Year", "ALL": "All"}
+#: What an empty table of each live section says.
+EMPTY = {"positions": "No positions yet: find an asset under Trade and buy it.", "open-orders": "No open orders.",
+         "closed-orders": "No closed orders yet.", "activities": "No transactions yet."}
+NAV = [("dashboard", "/", "Dashboard"), ("trade", "/assets", "Trade"), ("orders", "/orders", "Orders"),
+       ("history", "/history", "History"), ("account", "/account", "Account")]
+
+
+def static(path):
+    return f"/static/{path}?v={STATIC_VERSION}"
+
+
+@dataclass
+class Chrome:
+    """What every page around its content needs: who is signed in, the CSRF token of its forms, the
+    flash message, which tab is current, the market clock and the sign-in providers."""
+
+    csrf: str
+    username: str = None
+    flash: dict = None
+    tab: str = None
+    clock: dict = None
+    providers: list = field(default_factory=list)
+
+
+def csrf_input(csrf):
+    return h("input", {"type": "hidden", "name": CSRF_FIELD, "value": csrf})
+
+
+def post_form(action, csrf, *children, cls=None, confirm=None, label=None):
+    return h("form", {"method": "post", "action": action, "class": cls, "data-confirm": confirm,
+                      "aria-label": label}, csrf_input(csrf), *children)
+
+
+def button(label, cls="btn", **attrs):
+    return h("button", dict({"type": "submit", "class": cls}, **attrs), label)
+
+
+def live(key, value, sign=None, tag="span", cls=None):
+    return h(tag, {"data-live": key, "data-sign": sign, "class": cls}, value)
+
+
+def num(value, key=None, sign=None, header=None):
+    """A right-aligned number cell (its column's name for the phone layout)."""
+    attrs = {"class": "num", "data-label": header}
+    if key:
+        attrs["data-live"] = key
+    if sign:
+        attrs["data-sign"] = sign
+    return h("td", attrs, value)
+
+
+def cell(value, header=None, cls=None):
+    return h("td", {"data-label": header, "class": cls}, value)
+
+
+def table(headers, rows, section=None, empty="Nothing yet.", caption=None, cls="data"):
+    """A table whose numeric columns (headers given as ('Name', 'num')) are right-aligned; ``section`` names
+    its body for the live connection, which sends it again whole (see :func:`body`)."""
+    head = h("tr", *[h("th", {"scope": "col", "class": kind or None}, name) for name, kind in
+                     ((x if isinstance(x, tuple) else (x, None)) for x in headers)])
+    return h("div", {"class": "table-scroll"},
+             h("table", {"class": cls}, h("caption", {"class": "sr-only"}, caption or "table"),
+               h("thead", head), h("tbody", {"data-section": section}, body(rows, len(headers), empty))))
+
+
+def body(rows, columns, empty):
+    """A table body's rows, or one row saying it is empty."""
+    return rows if rows else h("tr", {"class": "empty"}, h("td", {"colspan": str(columns)}, empty))
+
+
+def message(flash):
+    if not flash:
+        return ""
+    kind = flash.get("k", "info")
+    return h("div", {"class": f"flash {kind}", "role": "alert" if kind == "error" else "status"}, flash["m"])
+
+
+def error_box(text):
+    if not text:
+        return ""
+    return h("div", {"class": "flash error", "role": "alert", "id": "form-error"}, text)
+
+
+# --- the page around the content --------------------------------------------------------------------
+
+
+def document(chrome, title, main, page="other", symbol=None, charts=False, data=None):
+    signed_in = chrome.username is not None
+    head = [h("meta", {"charset": "utf-8"}),
+            h("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}),
+            h("meta", {"name": "color-scheme", "content": "light"}),
+            h("meta", {"name": "csrf-token", "content": chrome.csrf}),
+            h("title", f"{title} · PaperTrader"),
+            h("link", {"rel": "icon", "href": static("favicon.svg"), "type": "image/svg+xml"}),
+            h("link", {"rel": "stylesheet", "href": static("app.css")})]
+    if charts:
+        head.append(h("script", {"src": static(CHART_LIBRARY[len("/static/"):]), "defer": True}))
+        head.append(h("script", {"type": "module", "src": static("charts.js")}))
+    head.append(h("script", {"type": "module", "src": static("app.js")}))
+    body_attrs = {"data-page": page, "data-symbol": symbol, "data-live-state": "off",
+                  "data-signed-in": "yes" if signed_in else "no"}
+    body_attrs.update(data or {})
+    return Markup("<!doctype html>\n") + h(
+        "html", {"lang": "en"}, h("head", *head),
+        h("body", body_attrs,
+          h("a", {"class": "skip", "href": "#main"}, "Skip to content"),
+          header(chrome),
+          h("div", {"id": "live-status", "class": "live-status", "role": "status", "aria-live": "polite"}),
+          h("div", {"id": "toasts", "class": "toasts", "role": "status", "aria-live": "polite"}),
+          h("main", {"id": "main", "class": "wrap", "tabindex": "-1"}, message(chrome.flash), main),
+          footer(chrome, charts)))
+
+
+def header(chrome):
+    brand = h("a", {"class": "brand", "href": "/"}, h("span", {"class": "logo", "aria-hidden": "true"}, "▲"),
+              "PaperTrader")
+    if chrome.username is None:
+        return h("header", {"class": "top"}, h("div", {"class": "wrap bar"}, brand,
+                                                h("span", {"class": "tagline"}, "Practise investing with fake money")))
+    tabs = [h("a", {"href": href, "aria-current": "page" if chrome.tab == name else None}, label)
+            for name, href, label in NAV]
+    clock = chrome.clock or {}
+    market = ""
+    if clock:
+        market = h("span", {"class": "market", "data-open": "yes" if clock.get("is_open") else "no"},
+                   h("span", {"class": "dot", "aria-hidden": "true"}),
+                   "Market open" if clock.get("is_open") else "Market closed", " · ",
+                   live("clock", fmt.when(clock.get("time"))))
+    return h("header", {"class": "top"},
+             h("div", {"class": "wrap bar"}, brand, market,
+               h("div", {"class": "who"}, h("span", {"class": "user"}, chrome.username),
+                 post_form("/signout", chrome.csrf, button("Sign out", "btn small ghost"), cls="inline",
+                           label="Sign out"))),
+             h("nav", {"class": "tabs", "aria-label": "Main"}, h("div", {"class": "wrap"}, *tabs)))
+
+
+def footer(chrome, charts):
+    parts = [h("span", "Paper trading: fake money, real rules. All amounts in ", fmt.CURRENCY, ".")]
+    if charts:
+        # The chart library's licence (Apache-2.0) asks for its notice and a link to TradingView.
+        parts.append(h("span", "Charts: ", h("a", {"href": "https://www.tradingview.com/"},
+                                              "TradingView Lightweight Charts™"),
+                       " — Copyright (c) 2023 TradingView, Inc."))
+    return h("footer", {"class": "foot"}, h("div", {"class": "wrap"}, *parts))
+
+
+# --- signing in ------------------------------------------------------------------------------------------
+
+
+def field_input(label, name, value="", kind="text", autocomplete=None, required=True, hint=None, **more):
+    ident = f"f-{name}"
+    attrs = {"id": ident, "name": name, "type": kind, "value": value if kind != "password" else None,
+             "autocomplete": autocomplete, "required": required,
+             "aria-describedby": f"{ident}-hint" if hint else None}
+    attrs.update(more)
+    return h("div", {"class": "field"}, h("label", {"for": ident}, label), h("input", attrs),
+             h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
+
+
+def signin_page(chrome, username="", error=None):
+    providers = ""
+    if chrome.providers:
+        providers = h("div", {"class": "providers"},
+                      h("p", {"class": "or"}, h("span", "or")),
+                      *[post_form(f"/auth/{name}/start", chrome.csrf,
+                                  button(f"Sign in with {name.capitalize()}", "btn wide"), cls="provider")
+                        for name in chrome.providers])
+    form = post_form(
+        "/signin", chrome.csrf,
+        field_input("Username", "username", username, autocomplete="username", autofocus=True,
+                    maxlength="24", autocapitalize="none", spellcheck="false"),
+        field_input("Password", "password", kind="password", autocomplete="current-password", maxlength="1024"),
+        h("div", {"class": "check"}, h("input", {"type": "checkbox", "id": "f-remember", "name": "remember",
+                                                  "value": "yes"}),
+          h("label", {"for": "f-remember"}, "Keep me signed in for 30 days")),
+        button("Sign in", "btn primary wide"), cls="stack", label="Sign in")
+    main = h("section", {"class": "auth card"}, h("h1", "Sign in"), error_box(error), form, providers,
+             h("p", {"class": "aside"}, "New here? ", h("a", {"href": "/register"}, "Create an account"),
+               " — you start with fake cash to practise with."))
+    return document(chrome, "Sign in", main, page="signin")
+
+
+def register_page(chrome, username="", email="", error=None):
+    form = post_form(
+        "/register", chrome.csrf,
+        field_input("Username", "username", username, autocomplete="username", autofocus=True, maxlength="24",
+                    autocapitalize="none", spellcheck="false",
+                    hint="3 to 24 letters, digits, '_', '.' or '-'."),
+        field_input("Email", "email", email, kind="email", autocomplete="email", maxlength="254"),
+        field_input("Password", "password", kind="password", autocomplete="new-password", minlength="8",
+                    maxlength="1024", hint="At least 8 characters; a few unrelated words work well. Common"
+                                           " passwords are refused."),
+        button("Create account", "btn primary wide"), cls="stack", label="Create an account")
+    main = h("section", {"class": "auth card"}, h("h1", "Create an account"), error_box(error), form,
+             h("p", {"class": "aside"}, "Already have one? ", h("a", {"href": "/signin"}, "Sign in")))
+    return document(chrome, "Create an account", main, page="register")
+
+
+def provider_account_page(chrome, provider, ticket, proposal, error=None, username=""):
+    """After a provider sign-in whose identity has no account yet: make one, or link an existing one."""
+    create = post_form(
+        "/auth/finish", chrome.csrf,
+        h("input", {"type": "hidden", "name": "ticket", "value": ticket}),
+        h("input", {"type": "hidden", "name": "action", "value": "create"}),
+        field_input("Choose a username", "username", username or proposal or "", autocomplete="username",
+                    maxlength="24", autocapitalize="none", spellcheck="false",
+                    hint="3 to 24 letters, digits, '_', '.' or '-'."),
+        button("Create my account", "btn primary wide"), cls="stack", label="Create an account")
+    link = post_form(
+        "/auth/finish", chrome.csrf,
+        h("input", {"type": "hidden", "name": "ticket", "value": ticket}),
+        h("input", {"type": "hidden", "name": "action", "value": "link"}),
+        field_input("Username", "username", "", autocomplete="username", maxlength="24", autocapitalize="none"),
+        field_input("Password", "password", kind="password", autocomplete="current-password"),
+        button(f"Link {provider.capitalize()} to this account", "btn wide"), cls="stack",
+        label="Link to an existing account")
+    main = h("section", {"class": "auth card"}, h("h1", f"Signed in with {provider.capitalize()}"),
+             h("p", "This identity has no PaperTrader account yet."), error_box(error),
+             h("h2", "New account"), create, h("h2", "Or link it to an account you have"), link)
+    return document(chrome, "Finish signing in", main, page="provider")
+
+
+def redirect_page(chrome, url, title, text):
+    """A page that moves the browser on by itself (a meta refresh: no script) and links there too."""
+    main = h("section", {"class": "auth card"}, h("h1", title), h("p", text),
+             h("p", h("a", {"class": "btn primary", "href": url}, "Continue")))
+    page = document(chrome, title, main, page="redirect")
+    return page.replace("<head>", f'<head><meta http-equiv="refresh" content="0;url={_attr(url)}">', 1)
+
+
+def _attr(text):
+    from html import escape
+
+    return escape(text, quote=True)
+
+
+def error_page(chrome, status, title, text):
+    back = h("p", h("a", {"class": "btn", "href": "/"}, "Go to the dashboard")) if chrome.username else \
+        h("p", h("a", {"class": "btn", "href": "/signin"}, "Sign in"))
+    main = h("section", {"class": "card narrow"}, h("h1", title), h("p", text), back)
+    return document(chrome, title, main, page="error", data={"data-status": str(status)})
+
+
+# --- the dashboard ----------------------------------------------------------------------------------
+
+
+def summary(p):
+    """The account's figures (each a live key)."""
+    values = summary_values(p)
+    items = []
+    for label, key in (("Equity", "equity"), ("Cash", "cash"), ("Buying power", "buying_power"),
+                       ("Today's change", "change_today"), ("Total P&L", "total_pl")):
+        text, sign = values[key]
+        note = values.get(key + "_note")
+        items.append(h("div", {"class": "stat"}, h("dt", label),
+                       h("dd", live(key, text, sign, cls="value"),
+                         live(key + "_note", note[0], cls="note") if note else "")))
+    return h("dl", {"class": "stats", "aria-label": "Account summary"}, *items)
+
+
+def summary_values(p):
+    """The live values of :func:`summary`: {key: (text, sign)}.  Total P&L is the equity less the starting
+    cash (``starting_cash`` in ``p``, else realized + unrealized): dividends count too."""
+    total = p["realized_pl"] + p["unrealized_pl"]
+    if p.get("starting_cash") is not None:
+        total = p["equity"] - p["starting_cash"]
+    other = total - p["realized_pl"] - p["unrealized_pl"]
+    today_base = p["equity"] - p["change_today"]
+    change = fmt.money(p["change_today"], signed=True)
+    if today_base:
+        change += f" ({fmt.percent((100 * p['change_today'] / today_base).quantize(Decimal('0.01')))})"
+    return {
+        "equity": (fmt.money(p["equity"]), None), "cash": (fmt.money(p["cash"]), None),
+        "buying_power": (fmt.money(p["buying_power"]), None),
+        "change_today": (change, fmt.sign(p["change_today"])),
+        "total_pl": (fmt.money(total, signed=True), fmt.sign(total)),
+        "total_pl_note": (f"Realized {fmt.money(p['realized_pl'], signed=True)} · unrealized"
+                          f" {fmt.money(p['unrealized_pl'], signed=True)}" +
+                          (f" · dividends {fmt.money(other, signed=True)}" if other else ""), None),
+    }
+
+
+POSITION_HEADERS = ["Symbol", ("Shares", "num"), ("Avg cost", "num"), ("Last", "num"), ("Market value", "num"),
+                    ("Unrealized P&L", "num"), ("Today", "num"), ""]
+
+
+def position_rows(p, names=None):
+    rows = []
+    for pos in p["positions"]:
+        s = pos["symbol"]
+        name = (names or {}).get(s)
+        rows.append(h("tr", {"data-symbol": s},
+                      h("th", {"scope": "row", "data-label": "Symbol"},
+                        h("a", {"href": f"/asset/{s}", "class": "sym"}, s),
+                        h("span", {"class": "name"}, name) if name else ""),
+                      num(fmt.quantity(pos["quantity"]), header="Shares"),
+                      num(fmt.price(pos["average_price"]), header="Avg cost"),
+                      num(fmt.price(pos.get("price")), f"pos.{s}.price", header="Last"),
+                      num(fmt.money(pos["market_value"]), f"pos.{s}.market_value", header="Market value"),
+                      num(_pl_text(pos), f"pos.{s}.unrealized_pl", fmt.sign(pos["unrealized_pl"]),
+                          header="Unrealized P&L"),
+                      num(fmt.money(pos.get("change_today"), signed=True), f"pos.{s}.change_today",
+                          fmt.sign(pos.get("change_today")), header="Today"),
+                      h("td", {"class": "actions"},
+                        h("a", {"class": "btn small", "href": f"/asset/{s}?side=sell#ticket",
+                                "aria-label": f"Sell {s}"}, "Sell"))))
+    return join(*rows)
+
+
+def _pl_text(pos):
+    text = fmt.money(pos["unrealized_pl"], signed=True)
+    if pos.get("unrealized_percent") is not None:
+        text += f" ({fmt.percent(pos['unrealized_percent'])})"
+    return text
+
+
+def position_values(p):
+    out = {}
+    for pos in p["positions"]:
+        s = pos["symbol"]
+        out[f"pos.{s}.price"] = (fmt.price(pos.get("price")), None)
+        out[f"pos.{s}.market_value"] = (fmt.money(pos["market_value"]), None)
+        out[f"pos.{s}.unrealized_pl"] = (_pl_text(pos), fmt.sign(pos["unrealized_pl"]))
+        out[f"pos.{s}.change_today"] = (fmt.money(pos.get("change_today"), signed=True),
+                                        fmt.sign(pos.get("change_today")))
+    return out
+
+
+def equity_points(history):
+    return [[t, fmt.number_text(v)] for t, v in zip(history["timestamps"], history["equity"])]
+
+
+#: Seconds in a bucket of each equity timeframe (the live value updates the last bucket, or starts one).
+BUCKETS = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
+
+
+def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "1W", "1M", "ALL")):
+    label = RANGES[chosen_range]
+    ranges = h("div", {"class": "seg", "role": "group", "aria-label": "Range"},
+               *[h("a", {"href": f"/?range={key}", "aria-current": "true" if key == chosen_range else None},
+                   RANGES[key]) for key in ranges])
+    points = equity_points(history)
+    change = (history["equity"][-1] - history["equity"][0]) if history["equity"] else None
+    chart = h("section", {"class": "card chart-card", "aria-labelledby": "equity-title"},
+              h("div", {"class": "card-head"}, h("h2", {"id": "equity-title"}, "Equity"), ranges),
+              h("p", {"class": "chart-note"},
+                join(f"{label}: ", live("equity_range_change", fmt.money(change, signed=True), fmt.sign(change)),
+                     f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}") if len(points) > 1 else
+                "Not enough history yet to show a change over this range."),
+              h("div", {"id": "equity-chart", "class": "chart small", "role": "img",
+                        "aria-label": f"Equity, {label.lower()}",
+                        "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)),
+                        "data-points": json.dumps(points, separators=(",", ":"))}))
+    positions = h("section", {"class": "card", "aria-labelledby": "positions-title"},
+                  h("div", {"class": "card-head"}, h("h2", {"id": "positions-title"}, "Positions"),
+                    h("a", {"class": "btn small primary", "href": "/assets"}, "Trade")),
+                  table(POSITION_HEADERS, position_rows(p, names), section="positions", caption="Your positions",
+                        empty=EMPTY["positions"], cls="data stack-on-phone"))
+    main = join(h("h1", {"class": "sr-only"}, "Dashboard"), summary(p), chart, positions)
+    data = {"data-range": chosen_range}
+    if len(history["equity"]) > 1:
+        data["data-range-base"] = fmt.number_text(history["equity"][0])
+    return document(chrome, "Dashboard", main, page="dashboard", charts=True, data=data)
+
+
+# --- assets -------------------------------------------------------------------------------------------
+
+
+def assets_page(chrome, quotes, query):
+    search = h("form", {"method": "get", "action": "/assets", "class": "search", "role": "search"},
+               h("label", {"for": "q", "class": "sr-only"}, "Search assets"),
+               h("input", {"id": "q", "name": "q", "type": "search", "value": query, "maxlength": "64",
+                           "placeholder": "Search by symbol or name", "autocomplete": "off",
+                           "autocapitalize": "characters"}),
+               button("Search", "btn"))
+    rows = []
+    for q in quotes:
+        s = q["symbol"]
+        change = q["price"] - q["previous_close"] if q.get("previous_close") is not None else None
+        pct = fmt.change_percent(q["price"], q.get("previous_close"))
+        rows.append(h("tr",
+                      h("th", {"scope": "row", "data-label": "Symbol"},
+                        h("a", {"class": "sym", "href": f"/asset/{s}"}, s),
+                        h("span", {"class": "name"}, q.get("name") or "")),
+                      num(fmt.price(q["price"]), f"quote.{s}.price", header="Last"),
+                      num(f"{fmt.price(change) if change is None else fmt.money(change, signed=True)}"
+                          f" ({fmt.percent(pct)})" if pct is not None else "—", f"quote.{s}.change",
+                          fmt.sign(change), header="Change"),
+                      cell(h("span", {"class": "badge warn"}, "stale") if q.get("stale") else "", header="")))
+    listing = table(["Asset", ("Last", "num"), ("Change today", "num"), ""], join(*rows), caption="Assets",
+                    empty=f"No asset matches {query!r}." if query else
+                    "No prices yet: try again after the next update.",
+                    cls="data stack-on-phone")
+    main = h("section", {"class": "card"}, h("h1", "Trade"), search, listing)
+    return document(chrome, "Trade", main, page="assets",
+                    data={"data-symbols": " ".join(q["symbol"] for q in quotes[:200])})
+
+
+def quote_values(symbol, q, day=None):
+    """Live values of an asset's quote block."""
+    out = {}
+    if q is None:
+        return out
+    change = q["price"] - q["previous_close"] if q.get("previous_close") is not None else None
+    pct = fmt.change_percent(q["price"], q.get("previous_close"))
+    out[f"quote.{symbol}.price"] = (fmt.price(q["price"]), None)
+    out[f"quote.{symbol}.change"] = ((f"{fmt.money(change, signed=True)} ({fmt.percent(pct)})" if change is not None
+                                      else "—"), fmt.sign(change))
+    out[f"quote.{symbol}.bid"] = (fmt.price(q.get("bid")), None)
+    out[f"quote.{symbol}.ask"] = (fmt.price(q.get("ask")), None)
+    out[f"quote.{symbol}.time"] = (fmt.when(q.get("time")) + (" (stale)" if q.get("stale") else ""), None)
+    out[f"quote.{symbol}.previous_close"] = (fmt.price(q.get("previous_close")), None)
+    if day is not None:
+        out[f"quote.{symbol}.day_range"] = (f"{fmt.price(day['low'])} – {fmt.price(day['high'])}", None)
+    return out
+
+
+def candle_rows(candles):
+    return [[int(c["time"].timestamp()), fmt.number_text(c["open"]), fmt.number_text(c["high"]),
+             fmt.number_text(c["low"]), fmt.number_text(c["close"]), c["volume"]] for c in candles]
+
+
+def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_orders, side="buy", form=None,
+               error=None, client_order_id="", intervals=None):
+    """``intervals``: the candle intervals the market has (a market of daily bars has no intraday ones)."""
+    s = asset["symbol"]
+    values = quote_values(s, quote, day)
+
+    def v(key):
+        text, sign = values.get(f"quote.{s}.{key}", ("—", None))
+        return live(f"quote.{s}.{key}", text, sign)
+
+    intervals = h("div", {"class": "seg", "role": "group", "aria-label": "Candle interval"},
+                  *[h("a", {"href": f"/asset/{s}?interval={key}", "aria-current": "true" if key == interval else None,
+                            "aria-label": f"{INTERVAL_WORDS[key]} candles"}, label) for key, label in INTERVALS
+                    if intervals is None or key in intervals])
+    head = h("div", {"class": "asset-head"},
+             h("div", h("h1", s, h("span", {"class": "name"}, asset.get("name") or "")),
+               h("p", {"class": "muted"}, asset.get("exchange") or "", " · ",
+                 "fractional shares" if asset.get("fractionable") else "whole shares only",
+                 "" if asset.get("tradable", True) else " · not tradable now")),
+             h("div", {"class": "quote"}, h("span", {"class": "last"}, v("price")),
+               h("span", {"class": "chg"}, v("change"))))
+    facts = h("dl", {"class": "facts"},
+              *[h("div", h("dt", label), h("dd", v(key))) for label, key in
+                (("Bid", "bid"), ("Ask", "ask"), ("Day range", "day_range"), ("Previous close", "previous_close"),
+                 ("As of", "time"))])
+    last = candles[-1] if candles else None
+    chart = h("section", {"class": "card chart-card", "aria-labelledby": "chart-title"},
+              h("div", {"class": "card-head"}, h("h2", {"id": "chart-title"}, "Price"), intervals),
+              h("div", {"id": "price-chart", "class": "chart", "role": "img",
+                        "aria-label": f"{s} candlestick chart, {INTERVAL_WORDS[interval]} candles with volume" +
+                                      (f"; last close {fmt.price(last['close'])}" if last else ""),
+                        "data-interval": interval,
+                        "data-candles": json.dumps(candle_rows(candles), separators=(",", ":"))}),
+              h("p", {"class": "chart-note"}, f"{len(candles)} candle{'s' if len(candles) != 1 else ''}" if candles
+                else "No candles yet for this interval."))
+    main = join(head, facts,
+                h("div", {"class": "columns"},
+                  h("div", {"class": "col-main"}, chart,
+                    h("section", {"class": "card sym-orders", "aria-labelledby": "sym-orders-title"},
+                      h("h2", {"id": "sym-orders-title"}, f"Your open {s} orders"),
+                      open_orders_table(open_orders, chrome.csrf, section="symbol-orders", back=f"/asset/{s}"))),
+                  h("div", {"class": "col-side"},
+                    ticket(chrome, s, quote, portfolio, side, form or {}, error, client_order_id, asset),
+                    h("section", {"class": "card position-card", "aria-labelledby": "pos-title"},
+                      h("h2", {"id": "pos-title"}, "Your position"),
+                      h("div", {"data-section": "asset-position"}, asset_position(s, portfolio))))))
+    return document(chrome, s, main, page="asset", symbol=s, charts=True, data={"data-interval": interval})
+
+
+def asset_position(symbol, portfolio):
+    pos = next((p for p in portfolio["positions"] if p["symbol"] == symbol), None)
+    if pos is None:
+        return h("p", {"class": "muted"}, f"You hold no {symbol}.")
+    return h("dl", {"class": "facts tight"},
+             h("div", h("dt", "Shares"), h("dd", fmt.quantity(pos["quantity"]))),
+             h("div", h("dt", "Average cost"), h("dd", fmt.price(pos["average_price"]))),
+             h("div", h("dt", "Market value"),
+               h("dd", live(f"pos.{symbol}.market_value", fmt.money(pos["market_value"])))),
+             h("div", h("dt", "Unrealized P&L"), h("dd", live(f"pos.{symbol}.unrealized_pl", _pl_text(pos),
+                                                              fmt.sign(pos["unrealized_pl"])))))
+
+
+ORDER_TYPES = [("market", "Market"), ("limit", "Limit"), ("stop", "Stop"), ("stop_limit", "Stop limit"),
+               ("trailing_stop", "Trailing stop")]
+TIF_CHOICES = [("day", "Day"), ("gtc", "Good till canceled (GTC)"), ("ioc", "Immediate or cancel (IOC)"),
+               ("fok", "Fill or kill (FOK)"), ("opg", "At the open (OPG)"), ("cls", "At the close (CLS)")]
+
+
+def _select(label, name, choices, chosen, hint=None, **more):
+    ident = f"t-{name}"
+    return h("div", {"class": "field", **more}, h("label", {"for": ident}, label),
+             h("select", {"id": ident, "name": name, "aria-describedby": f"{ident}-hint" if hint else None},
+               *[h("option", {"value": value, "selected": value == chosen}, text) for value, text in choices]),
+             h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
+
+
+def _decimal_input(label, name, value, hint=None, show_for=None, placeholder=None):
+    ident = f"t-{name}"
+    return h("div", {"class": "field", "data-show-for": show_for},
+             h("label", {"for": ident}, label),
+             h("input", {"id": ident, "name": name, "type": "text", "inputmode": "decimal", "value": value or "",
+                         "autocomplete": "off", "maxlength": "24", "placeholder": placeholder,
+                         "pattern": r"[0-9]*\.?[0-9]*", "aria-describedby": f"{ident}-hint" if hint else None}),
+             h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
+
+
+def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id, asset):
+    side = side if side in ("buy", "sell") else "buy"
+    kind = form.get("type") or "market"
+    amount_by = form.get("amount_by") or "shares"
+    sides = h("fieldset", {"class": "sides"}, h("legend", {"class": "sr-only"}, "Side"),
+              *[join(h("input", {"type": "radio", "id": f"t-side-{value}", "name": "side", "value": value,
+                                 "checked": side == value}),
+                     h("label", {"for": f"t-side-{value}", "class": f"side-{value}"}, text))
+                for value, text in (("buy", "Buy"), ("sell", "Sell"))])
+    amount = h("fieldset", {"class": "amount-by"}, h("legend", "Amount in"),
+               *[join(h("input", {"type": "radio", "id": f"t-by-{value}", "name": "amount_by", "value": value,
+                                  "checked": amount_by == value}),
+                      h("label", {"for": f"t-by-{value}"}, text))
+                 for value, text in (("shares", "Shares"), ("dollars", "Dollars"))])
+    fields = [
+        sides,
+        _select("Order type", "type", ORDER_TYPES, kind),
+        amount,
+        _decimal_input("Shares", "qty", form.get("qty"), hint="Up to 6 decimals.", show_for="shares",
+                       placeholder="0"),
+        _decimal_input("Amount ($)", "notional", form.get("notional"),
+                       hint="A market day order for this many dollars; the shares are fixed at the fill.",
+                       show_for="dollars", placeholder="0.00"),
+        _decimal_input("Limit price ($)", "limit_price", form.get("limit_price"),
+                       hint="Limit and stop limit orders: at this price or better.", show_for="limit stop_limit"),
+        _decimal_input("Stop price ($)", "stop_price", form.get("stop_price"),
+                       hint="Stop and stop limit orders: triggers once the price reaches it.",
+                       show_for="stop stop_limit"),
+        _select("Trail by", "trail_by", [("percent", "Percent"), ("price", "Dollars")],
+                form.get("trail_by") or "percent",
+                **{"data-show-for": "trailing_stop"}),
+        _decimal_input("Trail", "trail", form.get("trail"), hint="How far the stop follows the best price.",
+                       show_for="trailing_stop"),
+        _select("Time in force", "time_in_force", TIF_CHOICES, form.get("time_in_force") or "day",
+                hint="Stop, stop limit and trailing stop orders take Day or GTC."),
+    ]
+    bp = fmt.money(portfolio["buying_power"]) if portfolio else "—"
+    preview = h("div", {"class": "preview", "id": "preview", "aria-live": "polite"},
+                h("dl", {"class": "facts tight"},
+                  h("div", h("dt", "Buying power"), h("dd", live("buying_power", bp))),
+                  h("div", h("dt", "Estimated cost"), h("dd", {"id": "preview-cost"}, "—")),
+                  h("div", h("dt", "Buying power after"), h("dd", {"id": "preview-after"}, "—"))),
+                h("p", {"class": "preview-note", "id": "preview-note"}, ""))
+    form_markup = post_form(
+        f"/asset/{symbol}/order", chrome.csrf,
+        h("input", {"type": "hidden", "name": "client_order_id", "value": client_order_id}),
+        *fields, preview, button("Review and place order", "btn primary wide", id="place-order"),
+        cls="stack ticket-form", label=f"Order ticket for {symbol}")
+    return h("section", {"class": "card ticket", "id": "ticket", "aria-labelledby": "ticket-title"},
+             h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), error_box(error), form_markup)
+
+
+# --- orders ---------------------------------------------------------------------------------------------
+
+
+def order_summary(o):
+    """'Buy 10 AAPL', 'Sell $500.00 of MSFT'."""
+    amount = fmt.quantity(o["quantity"]) if o.get("quantity") is not None else f"{fmt.money(o.get('notional'))} of"
+    return f"{o['side'].capitalize()} {amount} {o['symbol']}"
+
+
+def order_prices(o):
+    parts = []
+    if o.get("limit_price") is not None:
+        parts.append(f"limit {fmt.price(o['limit_price'])}")
+    if o.get("stop_price") is not None:
+        parts.append(f"stop {fmt.price(o['stop_price'])}")
+    if o.get("trail_price") is not None:
+        parts.append(f"trail {fmt.price(o['trail_price'])}")
+    if o.get("trail_percent") is not None:
+        parts.append(f"trail {fmt.percent(o['trail_percent'], signed=False)}")
+    if o.get("stop_level") is not None and o["type"] == "trailing_stop":
+        parts.append(f"stop now {fmt.price(o['stop_level'])}")
+    return ", ".join(parts) or "at the market"
+
+
+def price_cell(o):
+    """The prices of an order as its table shows them (the type is in its own column)."""
+    if o["type"] == "limit":
+        return fmt.price(o["limit_price"])
+    if o["type"] == "stop":
+        return fmt.price(o["stop_price"])
+    if o["type"] == "market":
+        return "market"
+    return order_prices(o)
+
+
+def filled_cell(o):
+    """'0 / 10', '4 / 10 @ $187.25'."""
+    text = fmt.quantity(o["filled_quantity"])
+    if o.get("quantity") is not None:
+        text += f" / {fmt.quantity(o['quantity'])}"
+    if o.get("average_price"):
+        text += f" @ {fmt.price(o['average_price'])}"
+    return text
+
+
+OPEN_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), "Time in force", "Placed", ""]
+
+
+def open_order_rows(orders, csrf, back):
+    rows = []
+    for o in orders:
+        u = o["uuid"]
+        rows.append(h("tr", {"data-order": u},
+                      h("th", {"scope": "row", "data-label": "Order"},
+                        h("a", {"href": f"/orders/{u}"}, order_summary(o)),
+                        h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"]))),
+                      cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
+                      num(price_cell(o), header="Price"),
+                      num(filled_cell(o), header="Filled"),
+                      cell(fmt.TIFS.get(o["time_in_force"], o["time_in_force"]), "Time in force"),
+                      cell(fmt.when(o["created"]), "Placed"),
+                      h("td", {"class": "actions"},
+                        h("a", {"class": "btn small", "href": f"/orders/{u}/replace",
+                                "aria-label": f"Replace: {order_summary(o)}"}, "Replace"),
+                        post_form(f"/orders/{u}/cancel", csrf,
+                                  h("input", {"type": "hidden", "name": "back", "value": back}),
+                                  button("Cancel", "btn small danger",
+                                         **{"aria-label": f"Cancel: {order_summary(o)}"}),
+                                  cls="inline"))))
+    return join(*rows)
+
+
+def open_orders_table(orders, csrf, section="open-orders", back="/orders"):
+    return table(OPEN_HEADERS, open_order_rows(orders, csrf, back), section=section, caption="Open orders",
+                 empty=EMPTY["open-orders"], cls="data stack-on-phone")
+
+
+CLOSED_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), ("Commission", "num"), "Status", "Updated"]
+
+
+def closed_order_rows(orders):
+    rows = []
+    for o in orders:
+        u = o["uuid"]
+        reason = o.get("reason")
+        rows.append(h("tr", {"data-order": u},
+                      h("th", {"scope": "row", "data-label": "Order"},
+                        h("a", {"href": f"/orders/{u}"}, order_summary(o))),
+                      cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
+                      num(price_cell(o), header="Price"),
+                      num(filled_cell(o), header="Filled"),
+                      num(fmt.money(o.get("commission")), header="Commission"),
+                      cell(join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
+                                h("span", {"class": "reason"}, reason) if reason else ""), "Status"),
+                      cell(fmt.when(o.get("updated")), "Updated")))
+    return join(*rows)
+
+
+def closed_orders_table(orders):
+    return table(CLOSED_HEADERS, closed_order_rows(orders), section="closed-orders", caption="Closed orders",
+                 empty=EMPTY["closed-orders"], cls="data stack-on-phone")
+
+
+def orders_page(chrome, open_orders, closed, next_before):
+    more = ""
+    if next_before:
+        more = h("p", h("a", {"class": "btn small", "href": f"/orders?before={next_before}"}, "Older orders"))
+    cancel_all = post_form("/orders/cancel-all", chrome.csrf, button("Cancel all", "btn small danger"), cls="inline",
+                           confirm="Cancel every open order?") if open_orders else ""
+    main = join(
+        h("h1", "Orders"),
+        h("section", {"class": "card", "aria-labelledby": "open-title"},
+          h("div", {"class": "card-head"}, h("h2", {"id": "open-title"}, "Open"), cancel_all),
+          open_orders_table(open_orders, chrome.csrf)),
+        h("section", {"class": "card", "aria-labelledby": "closed-title"},
+          h("h2", {"id": "closed-title"}, "Closed"), closed_orders_table(closed), more))
+    return document(chrome, "Orders", main, page="orders")
+
+
+def order_page(chrome, o):
+    u = o["uuid"]
+    facts = [("Status", join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
+                             " ", o.get("reason") or "")),
+             ("Type", fmt.TYPES.get(o["type"], o["type"])), ("Price", order_prices(o)),
+             ("Time in force", fmt.TIFS.get(o["time_in_force"], o["time_in_force"])),
+             ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.price(o['average_price'])}"
+                                                              if o.get("average_price") else "")),
+             ("Commission", fmt.money(o.get("commission"))), ("Placed", fmt.when(o["created"], seconds=True)),
+             ("Updated", fmt.when(o.get("updated"), seconds=True)),
+             ("Expires", fmt.when(o.get("expires")) if o.get("expires") else "—"),
+             ("Client order id", h("code", o["client_order_id"]))]
+    if o.get("replaces_uuid"):
+        facts.append(("Replaces", h("a", {"href": f"/orders/{o['replaces_uuid']}"}, "the earlier order")))
+    if o.get("replaced_by_uuid"):
+        facts.append(("Replaced by", h("a", {"href": f"/orders/{o['replaced_by_uuid']}"}, "the new order")))
+    fills = [h("tr", cell(fmt.when(f["time"], seconds=True), "Time"), num(fmt.quantity(f["quantity"]), header="Shares"),
+               num(fmt.price(f["price"]), header="Price"), num(fmt.money(f["commission"]), header="Commission"),
+               num(fmt.money(f["amount"], signed=True), header="Amount"),
+               cell(f.get("model") or "", "Priced by"))
+             for f in o.get("fills", [])]
+    actions = ""
+    if o["status"] in ("new", "partially_filled"):
+        actions = h("div", {"class": "row-actions"},
+                    h("a", {"class": "btn", "href": f"/orders/{u}/replace"}, "Replace"),
+                    post_form(f"/orders/{u}/cancel", chrome.csrf,
+                              h("input", {"type": "hidden", "name": "back", "value": f"/orders/{u}"}),
+                              button("Cancel order", "btn danger"), cls="inline"))
+    main = join(
+        h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ", o["symbol"]),
+        h("section", {"class": "card"}, h("h1", order_summary(o)),
+          h("dl", {"class": "facts"}, *[h("div", h("dt", k), h("dd", v)) for k, v in facts]), actions),
+        h("section", {"class": "card", "aria-labelledby": "fills-title"}, h("h2", {"id": "fills-title"}, "Fills"),
+          table(["Time", ("Shares", "num"), ("Price", "num"), ("Commission", "num"), ("Amount", "num"), "Priced by"],
+                join(*fills), caption="Fills", empty="No fills.", cls="data stack-on-phone")))
+    return document(chrome, order_summary(o), main, page="order", data={"data-order": u})
+
+
+def replace_page(chrome, o, form=None, error=None):
+    form = form or {}
+    u = o["uuid"]
+    remaining = (o["quantity"] - o["filled_quantity"]) if o.get("quantity") is not None else None
+    fields = [_decimal_input("Shares", "qty", form.get("qty", fmt.number_text(remaining) if remaining else ""),
+                             hint="What the new order asks for (default: what the old one had left).")]
+    if o["type"] in ("limit", "stop_limit"):
+        fields.append(_decimal_input("Limit price ($)", "limit_price",
+                                     form.get("limit_price", fmt.number_text(o.get("limit_price")))))
+    if o["type"] in ("stop", "stop_limit"):
+        fields.append(_decimal_input("Stop price ($)", "stop_price",
+                                     form.get("stop_price", fmt.number_text(o.get("stop_price")))))
+    if o["type"] == "trailing_stop":
+        by = "price" if o.get("trail_price") is not None else "percent"
+        fields.append(_select("Trail by", "trail_by", [("percent", "Percent"), ("price", "Dollars")],
+                              form.get("trail_by", by)))
+        fields.append(_decimal_input("Trail", "trail", form.get(
+            "trail", fmt.number_text(o.get("trail_price") if by == "price" else o.get("trail_percent")))))
+    fields.append(_select("Time in force", "time_in_force", TIF_CHOICES,
+                          form.get("time_in_force", o["time_in_force"])))
+    body = post_form(f"/orders/{u}/replace", chrome.csrf, *fields,
+                     button("Replace order", "btn primary"), cls="stack", label="Replace the order")
+    main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
+                  h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
+                h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
+                  h("p", {"class": "muted"}, f"{fmt.TYPES.get(o['type'], o['type'])}, {order_prices(o)}. The old order"
+                                             " ends as replaced and a new one takes its place (what already filled"
+                                             " stays filled)."),
+                  error_box(error), body))
+    return document(chrome, "Replace order", main, page="replace")
+
+
+# --- history --------------------------------------------------------------------------------------------
+
+ACTIVITY_HEADERS = ["Time", "Activity", ("Shares", "num"), ("Price", "num"), ("Amount", "num"), "Details"]
+KINDS = {"fill": "Fill", "dividend": "Dividend", "split": "Split"}
+
+
+def activity_rows(activities):
+    rows = []
+    for a in activities:
+        what = KINDS.get(a["kind"], a["kind"])
+        if a["kind"] == "fill":
+            what = f"{'Bought' if a.get('side') == 'buy' else 'Sold'} {a['symbol']}"
+        else:
+            what = f"{what} {a['symbol']}"
+        details = a.get("details") or ""
+        if a.get("order_uuid"):
+            details = h("a", {"href": f"/orders/{a['order_uuid']}"}, "View the order")
+        rows.append(h("tr", cell(fmt.when(a["time"]), "Time"),
+                      h("th", {"scope": "row", "data-label": "Activity"}, what),
+                      num(fmt.quantity(a["quantity"]), header="Shares"), num(fmt.price(a["price"]), header="Price"),
+                      num(fmt.money(a["amount"], signed=True), header="Amount"),
+                      cell(details, "Details")))
+    return join(*rows)
+
+
+def history_page(chrome, activities, next_token, first_page):
+    more = ""
+    if next_token:
+        more = h("p", h("a", {"class": "btn small", "href": f"/history?after={next_token}"}, "Older"))
+    main = h("section", {"class": "card"}, h("h1", "History"),
+             h("p", {"class": "muted"}, "Every fill, dividend and split of your account, newest first."),
+             table(ACTIVITY_HEADERS, activity_rows(activities), section="activities" if first_page else None,
+                   caption="Transactions", empty=EMPTY["activities"], cls="data stack-on-phone"),
+             more, "" if first_page else h("p", h("a", {"href": "/history"}, "Newest")))
+    return document(chrome, "History", main, page="history", data={"data-first": "yes" if first_page else "no"})
+
+
+# --- account --------------------------------------------------------------------------------------------
+
+
+def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, issuers=None):
+    """``issuers``: {issuer URL: provider name}, to name the ways of signing in."""
+    errors = errors or {}
+    ways = [way if way == "password" else (issuers or {}).get(way, way) for way in profile.get("sign_in") or []]
+    has_password = "password" in (profile.get("sign_in") or ["password"])
+    session_rows = []
+    for s in sessions:
+        end = "This session" if s["current"] else post_form(
+            f"/account/sessions/{s['id']}/end", chrome.csrf,
+            button("End", "btn small danger", **{"aria-label": f"End the session from {s['client_ip']}"}), cls="inline")
+        session_rows.append(h("tr", cell(fmt.when(s["created"]), "Signed in"),
+                              cell(fmt.when(s["last_used"]), "Last used"),
+                              cell(s["client_ip"], "Address"), cell(s["worker"], "Worker"),
+                              cell(fmt.when(s["expires"]), "Expires"), h("td", {"class": "actions"}, end)))
+    key_rows = [h("tr", h("th", {"scope": "row", "data-label": "Key id"}, h("code", k["key_id"])),
+                  cell(k["name"], "Name"),
+                  cell(fmt.when(k["created"]), "Created"),
+                  cell(fmt.when(k["last_used"]) if k.get("last_used") else "never", "Last used"),
+                  h("td", {"class": "actions"},
+                    post_form(f"/account/api-keys/{k['key_id']}/revoke", chrome.csrf,
+                              button("Revoke", "btn small danger", **{"aria-label": f"Revoke key {k['name']}"}),
+                              cls="inline", confirm=f"Revoke the key {k['name']}? Programs using it stop working.")))
+                for k in keys]
+    shown = ""
+    if new_key:
+        shown = h("div", {"class": "flash success secret", "role": "status"},
+                  h("p", h("strong", "Your new API key. Copy the secret now: it is shown this once.")),
+                  h("dl", {"class": "facts tight"},
+                    h("div", h("dt", "Key id"), h("dd", h("code", {"id": "new-key-id"}, new_key["key_id"]))),
+                    h("div", h("dt", "Secret"), h("dd", h("code", {"id": "new-key-secret"}, new_key["secret"])))),
+                  h("p", {"class": "muted"}, "Send them as the APCA-API-KEY-ID and APCA-API-SECRET-KEY headers"
+                                             " (alpaca-py: TradingClient(key_id, secret, url_override=...))."))
+    # Password managers (and Chromium's accessibility checks) want the account's name in a password form.
+    who = h("input", {"type": "text", "name": "account", "autocomplete": "username", "value": profile["username"],
+                      "hidden": True, "readonly": True, "tabindex": "-1", "aria-hidden": "true"})
+    if has_password:
+        password_form = post_form(
+            "/account/password", chrome.csrf, who,
+            field_input("Current password", "old_password", kind="password", autocomplete="current-password"),
+            field_input("New password", "new_password", kind="password", autocomplete="new-password", minlength="8",
+                        hint="At least 8 characters. Your other sessions end."),
+            button("Change password", "btn"), cls="stack", label="Change password")
+    else:
+        password_form = post_form(
+            "/account/set-password", chrome.csrf, who,
+            h("p", {"class": "muted"}, "You sign in with your provider. Add a password to sign in with it too."),
+            field_input("New password", "new_password", kind="password", autocomplete="new-password", minlength="8"),
+            button("Add password", "btn"), cls="stack", label="Add a password")
+    delete_fields = [field_input("Password", "password", kind="password", autocomplete="current-password")] \
+        if has_password else [h("p", {"class": "muted"}, "Accounts without a password are deleted from the command"
+                                                          " line: papertrader delete-account --provider NAME.")]
+    delete_form = post_form("/account/delete", chrome.csrf, who, *delete_fields,
+                            button("Delete my account", "btn danger") if has_password else "",
+                            cls="stack", label="Delete the account",
+                            confirm="Delete your account for good? Your open orders are canceled and your personal"
+                                    " data removed.")
+    public = bool(profile.get("public_portfolio"))
+    main = join(
+        h("h1", "Account"),
+        h("section", {"class": "card", "aria-labelledby": "profile-title"}, h("h2", {"id": "profile-title"}, "Profile"),
+          h("dl", {"class": "facts"}, h("div", h("dt", "Username"), h("dd", profile["username"])),
+            h("div", h("dt", "Email"), h("dd", profile.get("email") or "—")),
+            h("div", h("dt", "Joined"), h("dd", fmt.day(profile.get("joined")))),
+            h("div", h("dt", "Signs in with"), h("dd", ", ".join(ways) or "—")),
+            h("div", h("dt", "Positions visible to others"), h("dd", "yes" if public else "no"))),
+          post_form("/account/profile", chrome.csrf,
+                    h("input", {"type": "hidden", "name": "public", "value": "no" if public else "yes"}),
+                    button("Hide my positions from others" if public else "Let others see my positions", "btn small"),
+                    cls="inline")),
+        h("section", {"class": "card", "aria-labelledby": "password-title"},
+          h("h2", {"id": "password-title"}, "Password"), error_box(errors.get("password")), password_form),
+        h("section", {"class": "card", "aria-labelledby": "sessions-title"},
+          h("div", {"class": "card-head"}, h("h2", {"id": "sessions-title"}, "Sessions"),
+            post_form("/account/signout-everywhere", chrome.csrf, button("Sign out everywhere", "btn small danger"),
+                      cls="inline", confirm="End every session of your account, this one included?")),
+          error_box(errors.get("sessions")),
+          table(["Signed in", "Last used", "Address", "Worker", "Expires", ""], join(*session_rows),
+                caption="Sessions", empty="No sessions.", cls="data stack-on-phone")),
+        h("section", {"class": "card", "aria-labelledby": "keys-title"}, h("h2", {"id": "keys-title"}, "API keys"),
+          h("p", {"class": "muted"}, "For programs using the Alpaca-compatible HTTP API. A key acts for your account."),
+          shown, error_box(errors.get("keys")),
+          table(["Key id", "Name", "Created", "Last used", ""], join(*key_rows), caption="API keys",
+                empty="No API keys.", cls="data stack-on-phone"),
+          post_form("/account/api-keys", chrome.csrf,
+                    field_input("Name of a new key", "name", "", required=False, maxlength="64",
+                                placeholder="my-strategy"),
+                    button("Create key", "btn"), cls="stack inline-form", label="Create an API key")),
+        h("section", {"class": "card danger-zone", "aria-labelledby": "delete-title"},
+          h("h2", {"id": "delete-title"}, "Delete account"),
+          h("p", {"class": "muted"}, "Removes your name, email, password, sessions and keys; open orders are"
+                                     " canceled; the ledger keeps its rows under an anonymous id."),
+          error_box(errors.get("delete")), delete_form))
+    return document(chrome, "Account", main, page="account")

@@ -1,0 +1,338 @@
+"""The website's guards and its answers over plain HTTP (treq) and WebSocket (autobahn), against a running
+cluster; and the pure parts (formatting, escaping, valuing positions) without one.
+
+What a browser does is in test_website_browser.py; here, what an attacker or a careless client does:
+requests without the CSRF token or from another site, a WebSocket from another origin or without a
+session, paths that are not files, and text that must come back escaped.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import replace
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import pytest
+import pytest_twisted
+import treq
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+from papertrader import commands
+from papertrader.master.db import Database
+from papertrader.trading.valuation import revalue
+from papertrader.worker.web import formatting as fmt
+from papertrader.worker.web.markup import Markup, h
+from papertrader.worker.web.security import CSP
+from tests.conftest import bounded, start_cluster
+
+PASSWORD = "correct horse battery"
+
+
+class Site:
+    """A browser without JavaScript: cookies kept by name, the Origin a browser sends."""
+
+    def __init__(self, url):
+        self.url = url
+        self.cookies = {}
+
+    def _remember(self, response):
+        for header in response.headers.getRawHeaders(b"set-cookie", []):
+            name, _, rest = header.decode("latin-1").partition("=")
+            value = rest.split(";", 1)[0]
+            if "Max-Age=0" in rest:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+
+    def _headers(self, origin=True, extra=None):
+        headers = {b"Cookie": [("; ".join(f"{k}={v}" for k, v in self.cookies.items())).encode()]}
+        if origin:
+            headers[b"Origin"] = [self.url.encode()]
+        headers.update(extra or {})
+        return headers
+
+    async def get(self, path, **kwargs):
+        response = await treq.get(self.url + path, headers=self._headers(origin=False), allow_redirects=False,
+                                  **kwargs)
+        self._remember(response)
+        body = await response.text("utf-8")
+        return response, body
+
+    async def post(self, path, fields, origin=True, headers=None):
+        """POST a form; ``origin``: this site's (True), none (False), or another one (its URL)."""
+        sent = self._headers(origin is True, headers)
+        sent[b"Content-Type"] = [b"application/x-www-form-urlencoded"]
+        if isinstance(origin, str):
+            sent[b"Origin"] = [origin.encode()]
+        response = await treq.post(self.url + path, data=urlencode(fields).encode(), allow_redirects=False,
+                                   headers=sent)
+        self._remember(response)
+        return response, await response.text("utf-8")
+
+    @staticmethod
+    def csrf(body):
+        return re.search(r'name="csrf" value="([0-9a-f]{64})"', body).group(1)
+
+
+def header(response, name):
+    return (response.headers.getRawHeaders(name) or [b""])[0].decode("latin-1")
+
+
+class Collecting(WebSocketClientProtocol):
+    def onOpen(self):
+        self.factory.opened.callback(self)
+
+    def onMessage(self, payload, isBinary):
+        self.factory.messages.put(json.loads(payload))
+
+    def onClose(self, wasClean, code, reason):
+        if not self.factory.opened.called:
+            self.factory.opened.errback(ConnectionError(f"refused: {code} {reason}"))
+        self.factory.closed.callback(code)
+
+
+async def websocket(site, origin, cookies=True):
+    port = int(site.url.rsplit(":", 1)[1])
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in site.cookies.items())} if cookies else {}
+    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/live", origin=origin, headers=headers)
+    factory.protocol = Collecting
+    factory.opened, factory.closed, factory.messages = defer.Deferred(), defer.Deferred(), defer.DeferredQueue()
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+    return factory
+
+
+async def next_message(factory, kind):
+    while True:
+        message = await bounded(factory.messages.get(), f"a {kind!r} message")
+        if message["t"] == kind:
+            return message
+
+
+@pytest_twisted.ensureDeferred
+async def test_guards_of_the_website(tmp_path, settings, clock):
+    d = await start_cluster(tmp_path, replace(settings, workers=1, fill_model="ideal"),
+                            Database.default_url(str(tmp_path)), clock, http_port=0)
+    worker = d.cluster.workers[0]
+    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
+    try:
+        # Every page says: scripts and styles from this site only, no framing, no sniffing, no caching.
+        response, body = await site.get("/signin")
+        assert response.code == 200
+        assert header(response, b"content-security-policy") == CSP
+        assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP and "style-src 'self'" in CSP
+        assert (header(response, b"x-frame-options"), header(response, b"x-content-type-options"),
+                header(response, b"cache-control")) == ("DENY", "nosniff", "no-store")
+        assert "<script>" not in body and " style=" not in body and "<style" not in body
+        pre = [c for c in response.headers.getRawHeaders(b"set-cookie") if c.startswith(b"__Host-pt_pre=")][0]
+        assert all(flag in pre for flag in (b"HttpOnly", b"Secure", b"SameSite=strict", b"Path=/"))
+        csrf = site.csrf(body)
+
+        # A state-changing request without its CSRF token, or sent from another site, is refused.
+        account = dict(username="mallory", email="mallory@example.com", password=PASSWORD)
+        response, body = await site.post("/register", account)
+        assert response.code == 403 and "reload the page" in body
+        response, body = await site.post("/register", dict(account, csrf=csrf), origin="https://evil.example")
+        assert response.code == 403 and "another site" in body
+        response, body = await site.post("/register", dict(account, csrf="0" * 64))
+        assert response.code == 403
+        assert await d.master.db.query("SELECT id FROM accounts WHERE username = 'mallory'") == []
+
+        # The real thing: register, then sign in; the session arrives in a cookie and nowhere else.
+        response, _ = await site.post("/register", dict(account, username="carol", email="carol@example.com",
+                                                        csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/signin")
+        response, body = await site.post("/signin", dict(username="carol", password="wrong one!", csrf=csrf))
+        assert response.code == 422 and "Wrong username or password." in body
+        response, body = await site.post("/signin", dict(username="carol", password=PASSWORD, csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/")
+        session = [c for c in response.headers.getRawHeaders(b"set-cookie") if c.startswith(b"__Host-pt_session=")][0]
+        assert all(flag in session for flag in (b"HttpOnly", b"Secure", b"SameSite=strict", b"Path=/"))
+        token = site.cookies["__Host-pt_session"]
+        assert len(token) >= 40 and token not in body
+        response, body = await site.get("/")
+        assert response.code == 200 and token not in body
+        csrf = site.csrf(body)
+        assert csrf == hashlib.sha256(b"papertrader csrf\0" + token.encode()).hexdigest()
+        assert all(token not in href for href in re.findall(r'(?:href|action|src)="([^"]*)"', body))
+
+        # Orders: refused without the token (none is made), placed with it.
+        order = dict(side="buy", type="market", amount_by="shares", qty="3", time_in_force="day",
+                     client_order_id="web-1")
+        response, _ = await site.post("/asset/AAPL/order", order)
+        assert response.code == 403
+        response, _ = await site.post("/asset/AAPL/order", dict(order, csrf=csrf), origin=False,
+                                      headers={b"Sec-Fetch-Site": [b"cross-site"]})
+        assert response.code == 403
+        orders = await worker.gateway.forward(commands.Orders, dict(token=token, limit=10), "127.0.0.1")
+        assert orders["orders"] == []
+        response, _ = await site.post("/asset/AAPL/order", dict(order, csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        response, _ = await site.post("/asset/AAPL/order", dict(order, csrf=csrf))  # sent twice: one order
+        orders = await worker.gateway.forward(commands.Orders, dict(token=token, limit=10), "127.0.0.1")
+        assert [o["client_order_id"] for o in orders["orders"]] == ["web-1"]
+        await d.tick()
+
+        # The equity curve counts the fill made at the market's current time, as the portfolio does.
+        response, body = await site.get("/?range=1M")
+        points = json.loads(re.search(r'data-points="([^"]*)"', body).group(1).replace("&quot;", '"'))
+        portfolio = await worker.gateway.forward(commands.Portfolio, dict(token=token), "127.0.0.1")
+        assert Decimal(points[-1][1]) == portfolio["equity"]
+
+        # Text a user chose comes back escaped.
+        response, body = await site.post("/account/api-keys", dict(name="<script>alert(1)</script>", csrf=csrf))
+        assert response.code == 200
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert" not in body
+
+        # The account page's forms: a wrong current password is said so; keys revoked; sessions ended.
+        response, body = await site.post("/account/password", dict(old_password="not it at all", csrf=csrf,
+                                                                   new_password="a brand new passphrase"))
+        assert response.code == 422 and "The current password is wrong." in body
+        status, out, _ = await d.cli("login", "carol", "--password-stdin", stdin=PASSWORD + "\n", user="carol")
+        assert status == 0
+        sessions = (await worker.gateway.forward(commands.Sessions, dict(token=token), "127.0.0.1"))["sessions"]
+        other = next(s for s in sessions if not s["current"])
+        response, _ = await site.post(f"/account/sessions/{other['id']}/end", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/account")
+        status, out, _ = await d.cli("whoami", user="carol")
+        assert json.loads(out)["error"] == "not_logged_in"  # the command line's session was that one
+        keys = (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"]
+        response, _ = await site.post(f"/account/api-keys/{keys[0]['key_id']}/revoke", dict(csrf=csrf))
+        assert response.code == 303
+        assert (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"] == []
+
+        # The live connection: from another origin it is refused; without a session it says so.
+        with pytest.raises(ConnectionError):
+            refused = await websocket(site, "https://evil.example")
+            await bounded(refused.opened, "the refusal")
+        anonymous = await websocket(site, site.url, cookies=False)
+        await bounded(anonymous.opened, "the connection")
+        assert (await next_message(anonymous, "signed_out"))["t"] == "signed_out"
+        assert await bounded(anonymous.closed, "the close") == 4001
+        live = await websocket(site, site.url)
+        await bounded(live.opened, "the connection")
+        live_protocol = live.opened.result
+        live_protocol.sendMessage(json.dumps({"page": "asset", "symbol": "AAPL", "interval": "1m"}).encode())
+        await next_message(live, "ready")
+        assert len(worker.clients) == 1  # the page counts in the worker's load
+        await d.tick()
+        update = await next_message(live, "set")
+        assert update["v"]["quote.AAPL.price"][0] == fmt.price(worker.quotes.get("AAPL")["price"])
+        candle = await next_message(live, "candle")
+        assert candle["c"][4] == fmt.number_text(worker.quotes.get("AAPL")["price"])
+        # Signing out ends it.
+        response, _ = await site.post("/signout", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/signin")
+        await next_message(live, "signed_out")
+        assert await bounded(live.closed, "the close") == 4001
+        assert "__Host-pt_session" not in site.cookies
+        response, _ = await site.get("/orders")
+        assert (response.code, header(response, b"location")) == (303, "/signin")
+
+        # Files: only those shipped; the chart library with its licence; compressed when asked.
+        response, body = await site.get("/static/app.js")
+        assert response.code == 200 and header(response, b"content-type").startswith("text/javascript")
+        from twisted.web.client import Agent
+        from twisted.web.http_headers import Headers
+
+        library = "/static/vendor/lightweight-charts.standalone.production.js"
+        response = await Agent(reactor).request(b"GET", (site.url + library).encode(),
+                                                Headers({b"Accept-Encoding": [b"gzip"]}))
+        zipped = await treq.content(response)
+        assert header(response, b"content-encoding") == "gzip" and len(zipped) < 100_000
+        response, body = await site.get("/static/vendor/LICENSE")
+        assert response.code == 200 and "Apache License" in body
+        for path in ("/static/", "/static/vendor", "/static/../setup.cfg", "/static/%2e%2e/site.py"):
+            response, _ = await site.get(path)
+            assert response.code == 404, path
+        response, body = await site.get("/no/such/page")
+        assert response.code == 404 and header(response, b"content-security-policy") == CSP
+        # The REST API keeps its paths (and its JSON).
+        response, body = await site.get("/v2/account")
+        assert response.code == 401 and json.loads(body)["code"] == 40110000
+    finally:
+        await d.cluster.stopService()
+
+
+def test_money_is_shown_with_its_currency_and_its_sign():
+    assert fmt.money(Decimal("1234.5")) == "$1,234.50"
+    assert fmt.money(Decimal("-0.015")) == "-$0.02"  # half to even: -0.015 -> -0.02
+    assert fmt.money(Decimal("3.10"), signed=True) == "+$3.10"
+    assert fmt.money(Decimal("0"), signed=True) == "$0.00"
+    assert fmt.price(Decimal("0.12345")) == "$0.1234" and fmt.price(Decimal("187.2")) == "$187.20"
+    assert fmt.quantity(Decimal("1000.500000")) == "1,000.5"
+    assert fmt.percent(Decimal("-1.234")) == "-1.23%" and fmt.percent(Decimal("2")) == "+2.00%"
+    assert fmt.number_text(Decimal("187.2500")) == "187.25"
+
+
+def test_markup_escapes_everything_but_markup():
+    assert h("td", {"title": '"><b>'}, "<i>&") == '<td title="&quot;&gt;&lt;b&gt;">&lt;i&gt;&amp;</td>'
+    assert h("p", h("b", "x")) == "<p><b>x</b></p>" and isinstance(h("br"), Markup)
+    assert h("input", {"required": True, "hidden": False, "value": None}) == "<input required>"
+
+
+def test_positions_are_valued_at_new_prices_as_the_master_values_them():
+    portfolio = dict(cash=Decimal("1000.00"), equity=Decimal("2000.00"), buying_power=Decimal("900.00"),
+                     realized_pl=Decimal("5.00"), unrealized_pl=Decimal("0.00"), change_today=Decimal("0.00"),
+                     positions=[dict(symbol="AAPL", quantity=Decimal("3.333333"), cost=Decimal("1000.00"),
+                                     average_price=Decimal("300.00"), market_value=Decimal("1000.00"),
+                                     unrealized_pl=Decimal("0.00"), previous_close=Decimal("299.00")),
+                                dict(symbol="MSFT", quantity=Decimal("1"), cost=Decimal("10.00"),
+                                     average_price=Decimal("10.00"), market_value=Decimal("10.00"),
+                                     unrealized_pl=Decimal("0.00"))])
+    valued = revalue(portfolio, {"AAPL": {"price": Decimal("310.0050")}})
+    aapl, msft = valued["positions"]
+    assert aapl["market_value"] == Decimal("1033.35")  # 3.333333 x 310.005 = 1033.348..., to the cent
+    assert aapl["unrealized_pl"] == Decimal("33.35") and aapl["unrealized_percent"] == Decimal("3.34")
+    assert aapl["change_today"] == Decimal("36.68")  # 3.333333 x 11.005 = 36.6833...
+    assert msft == portfolio["positions"][1]  # no newer price: as it was
+    assert valued["equity"] == Decimal("1000.00") + Decimal("1033.35") + Decimal("10.00")
+    assert (valued["cash"], valued["buying_power"], valued["realized_pl"]) == (Decimal("1000.00"), Decimal("900.00"),
+                                                                             Decimal("5.00"))
+    assert portfolio["positions"][0]["market_value"] == Decimal("1000.00")  # the answer is not changed
+
+
+def test_provider_sign_in_returns_only_to_loopback_or_listed_websites():
+    from papertrader.config import ConfigError, load_settings
+    from papertrader.errors import ProviderLoginFailed
+    from papertrader.master.oidc import _check_redirect
+
+    site = "https://trade.example.com:2060/auth/callback"
+    settings = load_settings(None, {"oidc_redirect_uris": f"{site}, https://eu.example.com/auth/callback"})
+    assert settings.oidc_redirect_uris == (site, "https://eu.example.com/auth/callback")
+    _check_redirect(site, settings.oidc_redirect_uris)
+    _check_redirect("http://127.0.0.1:2060/auth/callback")  # the quick start's website, and the CLI's listener
+    for refused in (site, "https://evil.example/auth/callback", "http://trade.example.com:2060/auth/callback"):
+        with pytest.raises(ProviderLoginFailed):
+            _check_redirect(refused, () if refused == site else settings.oidc_redirect_uris)
+    for bad in ("http://trade.example.com/auth/callback", "https://trade.example.com/elsewhere",
+                "https://trade.example.com/auth/callback?next=x"):
+        with pytest.raises(ConfigError):
+            load_settings(None, {"oidc_redirect_uris": bad})
+
+
+def test_the_ticket_previews_what_the_master_will_reserve():
+    from papertrader.config import Settings
+    from papertrader.worker.web import preview
+
+    rules = preview.rules(Settings(commission_model="per_order", commission=Decimal("1.00")))
+    quote = {"price": Decimal("100.00")}
+    portfolio = dict(buying_power=Decimal("2000.00"), positions=[dict(symbol="AAPL", quantity=Decimal("3"))])
+    form = dict(side="buy", type="market", amount_by="shares", qty="10", time_in_force="day")
+    shown = preview.preview(form, "AAPL", quote, portfolio, rules)
+    # 10 x 100 x 1.05 (the market buffer) + 1.00 commission, as pretrade.reservation counts it
+    assert (shown["cost"], shown["after"], shown["ok"]) == ("$1,051.00", "$949.00", True)
+    shown = preview.preview(dict(form, type="limit", limit_price="250.00"), "AAPL", quote, portfolio, rules)
+    assert (shown["cost"], shown["after"], shown["ok"]) == ("$2,501.00", "-$501.00", False)
+    assert shown["note"] == "Not enough buying power for this order."
+    shown = preview.preview(dict(form, type="stop", time_in_force="ioc", stop_price="90"), "AAPL", quote,
+                            portfolio, rules)
+    assert shown["note"].startswith("A stop order takes time in force day, gtc")
+    shown = preview.preview(dict(form, side="sell", qty="5"), "AAPL", quote, portfolio, rules)
+    assert not shown["ok"] and "short selling is not allowed" in shown["note"]
+    # Fields the order type does not use are ignored (the page hid them).
+    assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
+        side="buy", type="market", time_in_force="day", quantity="10")
+    assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""

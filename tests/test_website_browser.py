@@ -1,0 +1,266 @@
+"""The website in a real headless Chromium against a running cluster (master + worker over TLS, the
+worker's HTTP listener on loopback): what a person does, and what they see.
+
+Two tests, one cluster each (Chromium costs seconds to start): the trading journey, and the ways a
+session ends or never starts (a wrong password, throttling, a session ended from the command line,
+signing in with an OpenID Connect provider).  Each page is saved as a screenshot at desktop and phone
+widths under test-artifacts/screenshots/.  The market is moved by the tests (``d.tick()``: one update
+and one market step), never by waiting.  SQLite only: the pages read through the same commands as
+the command-line client, whose database behaviour the other tests cover on both databases.
+"""
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from papertrader import commands
+from papertrader.master.db import Database
+from papertrader.worker.web import formatting as fmt
+from tests.browser import Browser
+from tests.conftest import start_cluster
+from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, TestProvider
+
+pytestmark = pytest.mark.timeout(240)
+
+PASSWORD = "correct horse battery"
+
+
+async def website(tmp_path, settings, clock, **more):
+    d = await start_cluster(tmp_path, replace(settings, workers=1, **more), Database.default_url(str(tmp_path)),
+                            clock, http_port=0)
+    worker = d.cluster.workers[0]
+    d.worker = worker
+    d.url = f"http://127.0.0.1:{worker.http.port.getHost().port}"
+    return d
+
+
+def price_of(d, symbol):
+    return d.worker.quotes.get(symbol)["price"]
+
+
+async def sign_in(b, username, password=PASSWORD):
+    await b.open("/signin")
+    await b.fill({"#f-username": username, "#f-password": password})
+    await b.click("form[action='/signin'] button[type=submit]")
+
+
+def csp_violations(entries):
+    return [e["message"] for e in entries if "Content Security Policy" in e["message"] or
+            "Content-Security-Policy" in e["message"]]
+
+
+@pytest_twisted.ensureDeferred
+async def test_trading_in_a_browser(tmp_path, settings, clock):
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        # Register, then sign in.
+        await b.open("/")
+        await b.page("signin")  # not signed in: the sign-in page
+        await b.screenshots("signin")
+        await b.click("a[href='/register']")
+        await b.page("register")
+        await b.screenshots("register")
+        await b.fill({"#f-username": "alice", "#f-email": "alice@example.com", "#f-password": PASSWORD})
+        await b.click("form[action='/register'] button[type=submit]")
+        await b.page("signin")
+        await b.wait_text(".flash", "Account alice created")
+        assert await b.attribute("#f-username", "value") == "alice"
+        await b.fill({"#f-password": PASSWORD})
+        await b.click("form[action='/signin'] button[type=submit]")
+        await b.page("dashboard")
+        await b.live()
+        assert "$100,000.00" in await b.text("[data-live='equity']")
+        assert "$100,000.00" in await b.text("[data-live='buying_power']")
+        session = {c["name"]: c for c in await b.cookies()}["__Host-pt_session"]
+        assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
+        assert session["path"] == "/"
+
+        # The asset page: a limit buy far under the market stays open.
+        await b.click("nav a[href='/assets']")
+        await b.page("assets")
+        await b.screenshots("assets")
+        await b.click("a.sym[href='/asset/AAPL']")
+        await b.page("asset")
+        await b.live()
+        assert await b.attribute("#price-chart", "data-candle-count") not in (None, "0")
+        limit = (price_of(d, "AAPL") / 2).quantize(Decimal("0.01"))
+        await b.fill({"#t-type": "limit", "#t-qty": "10", "#t-limit_price": str(limit)})
+        cost = await b.wait(lambda dr: dr.find_element("id", "preview-cost").text.startswith("$") and
+                            dr.find_element("id", "preview-cost").text, "the order preview")
+        assert cost == fmt.money(limit * 10)
+        assert await b.text("#preview-after") == fmt.money(Decimal("100000.00") - limit * 10)
+        await b.screenshots("asset-ticket")
+        await b.click("#place-order")
+        await b.page("asset")
+        await b.wait_text(".flash", f"Buy 10 AAPL (limit {fmt.price(limit)}, Day): open.")
+        await b.wait_text("[data-section='symbol-orders']", "Buy 10 AAPL")
+
+        # See it open on the orders page, then cancel it.
+        await b.click("nav a[href='/orders']")
+        await b.page("orders")
+        await b.live()
+        row = await b.wait_text("[data-section='open-orders'] tr", "Buy 10 AAPL")
+        assert "open" in row and fmt.price(limit) in row
+        await b.screenshots("orders")
+        # Replace it with a lower limit: the old one ends as replaced, the new one is open.
+        await b.click("[data-section='open-orders'] a[aria-label^='Replace: Buy 10 AAPL']")
+        await b.page("replace")
+        lower = limit - 1
+        await b.fill({"#t-limit_price": str(lower)})
+        await b.screenshots("replace")
+        await b.click("form[action$='/replace'] button[type=submit]")
+        await b.page("orders")
+        await b.wait_text(".flash", f"Replaced. New order: Buy 10 AAPL (limit {fmt.price(lower)})")
+        await b.wait_text("[data-section='open-orders'] tr", fmt.price(lower))
+        assert "replaced" in await b.wait_text("[data-section='closed-orders'] tr", "Buy 10 AAPL")
+        await b.click("[data-section='open-orders'] button[aria-label^='Cancel: Buy 10 AAPL']")
+        await b.page("orders")
+        await b.wait_text(".flash", "Canceled: Buy 10 AAPL")
+        await b.wait_text("[data-section='open-orders']", "No open orders.")
+        assert "canceled" in await b.wait_text("[data-section='closed-orders'] tr", "Buy 10 AAPL")
+
+        # Buy at the market: it fills at the next update, pushed to the page (no reload).
+        await b.open("/asset/AAPL")
+        await b.page("asset")
+        await b.live()
+        await b.fill({"#t-type": "market", "#t-qty": "5"})
+        await b.click("#place-order")
+        await b.wait_text(".flash", "Buy 5 AAPL (at the market, Day): open.")
+        await b.live()
+        await d.tick()
+        fill = await b.wait_text("#toasts", "Filled: Buy 5 AAPL")
+        await b.wait_text("[data-section='asset-position']", "5")
+        await b.wait_text("[data-section='symbol-orders']", "No open orders.")
+        price = price_of(d, "AAPL")
+        assert f"5 at {fmt.price(price)}" in fill
+        # The chart took the update: its newest candle closes at the new price.
+        await b.wait(lambda dr: dr.find_element("id", "price-chart").get_attribute("data-last-close") ==
+                     fmt.number_text(price), "the chart's newest candle")
+        assert await b.text(f"[data-live='quote.AAPL.price']") == fmt.price(price)
+        await b.screenshots("asset")
+
+        # The dashboard: the position, valued live as prices move.
+        await b.click("nav a[href='/']")
+        await b.page("dashboard")
+        await b.live()
+        row = await b.wait_text("[data-section='positions'] tr", "AAPL")
+        assert "5" in row
+        points = int(await b.attribute("#equity-chart", "data-point-count"))
+        await d.tick()
+        price = price_of(d, "AAPL")
+        await b.wait_text("[data-live='pos.AAPL.price']", fmt.price(price))
+        portfolio = await d.worker.gateway.forward(commands.Portfolio, {"token": session["value"]}, "127.0.0.1")
+        # What the page shows is what the master says the account is worth.
+        await b.wait_text("[data-live='equity']", fmt.money(portfolio["equity"]))
+        [position] = portfolio["positions"]
+        assert await b.text("[data-live='pos.AAPL.market_value']") == fmt.money(position["market_value"])
+        await b.wait(lambda dr: dr.find_element("id", "equity-chart").get_attribute("data-last-value") ==
+                     fmt.number_text(portfolio["equity"]), "the equity chart's newest value")
+        assert int(await b.attribute("#equity-chart", "data-point-count")) >= points
+        await b.screenshots("dashboard")
+
+        # The history, the order with its fill, the account.
+        await b.click("nav a[href='/history']")
+        await b.page("history")
+        assert "Bought AAPL" in await b.text("[data-section='activities']")
+        await b.screenshots("history")
+        await b.open("/orders")
+        await b.click("[data-section='closed-orders'] a[href^='/orders/']")
+        await b.page("order")
+        await b.wait_text("main", "Fills")
+        await b.screenshots("order")
+        await b.click("nav a[href='/account']")
+        await b.page("account")
+        await b.fill({"#f-name": "my-strategy"})
+        await b.click("form[action='/account/api-keys'] button[type=submit]")
+        await b.page("account")
+        key_id = await b.text("#new-key-id")
+        assert key_id.startswith("PK") and len(await b.text("#new-key-secret")) > 20
+        assert key_id in await b.text("section[aria-labelledby=keys-title] table")
+        await b.screenshots("account")
+
+        # No violation of the Content-Security-Policy on any page (no inline script or style).
+        assert csp_violations(await b.console()) == []
+
+        # Sign out: back to the sign-in page, the cookie gone, the session ended on the master.
+        await b.click("form[action='/signout'] button")
+        await b.page("signin")
+        await b.wait_text(".flash", "You are signed out.")
+        assert "__Host-pt_session" not in {c["name"] for c in await b.cookies()}
+        await b.open("/orders")
+        await b.page("signin")
+    finally:
+        await b.close()
+        await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
+    provider = TestProvider()
+    issuer = await provider.start(reactor)
+    d = await website(tmp_path, settings, clock, login_free_attempts=2, oidc_name="test", oidc_issuer=issuer,
+                      oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET)
+    b = await Browser.start(d.url)
+    try:
+        status, _, err = await d.cli("register", "bob", "bob@example.com", "--password-stdin", stdin=PASSWORD + "\n",
+                                     user="bob")
+        assert status == 0, err
+
+        # A wrong password says so, and keeps the username; then the throttle speaks.
+        await sign_in(b, "bob", "not my password")
+        await b.page("signin")
+        await b.wait_text("#form-error", "Wrong username or password.")
+        assert await b.attribute("#f-username", "value") == "bob"
+        await b.screenshots("signin-wrong-password")
+        await sign_in(b, "bob", "still not it")
+        await b.wait_text("#form-error", "Wrong username or password.")
+        await sign_in(b, "bob", PASSWORD)
+        error = await b.wait_text("#form-error", "Too many")
+        assert "try again in" in error
+        await d.tick()  # the throttle's delay passes (the master's clock)
+        await d.tick()
+
+        # Signed in; then the session ends elsewhere: the page goes back to sign-in by itself.
+        await sign_in(b, "bob", PASSWORD)
+        await b.page("dashboard")
+        await b.live()
+        status, _, err = await d.cli("login", "bob", "--password-stdin", stdin=PASSWORD + "\n", user="bob")
+        assert status == 0, err
+        status, _, err = await d.cli("logout", "--all", user="bob")
+        assert status == 0, err
+        await b.page("signin")
+        await b.open("/")
+        await b.page("signin")  # the cookie's session is over for every page too
+
+        # Sign in with the provider: a new identity chooses a username, then is signed in.
+        await b.click("form[action='/auth/test/start'] button")
+        await b.page("provider")
+        await b.screenshots("provider-new-account")
+        await b.fill({"#f-username": "grace"})
+        await b.click("form[action='/auth/finish'] input[value=create] ~ button")
+        await b.page("dashboard")
+        await b.live()
+        assert (await b.text(".who .user")) == "grace"
+        await b.click("form[action='/signout'] button")
+        await b.page("signin")
+        # The second time, the identity has an account: straight to the dashboard.
+        await b.click("form[action='/auth/test/start'] button")
+        await b.page("dashboard")
+        assert (await b.text(".who .user")) == "grace"
+        # Sign out everywhere from the account page.
+        await b.click("nav a[href='/account']")
+        await b.page("account")
+        await b.screenshots("account-provider")
+        await b.script("window.confirm = () => true")  # the browser's own "are you sure?" dialog
+        await b.click("form[action='/account/signout-everywhere'] button")
+        await b.page("signin")
+        await b.wait_text(".flash", "Signed out everywhere")
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()
+        await provider.port.stopListening()
