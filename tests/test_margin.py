@@ -186,6 +186,18 @@ def test_an_unmet_call_liquidates_after_the_deadline_just_enough_in_the_document
     assert not margin.status(after, prices, REG_T).called
 
 
+def test_liquidation_closes_the_share_the_rounded_requirement_still_needs():
+    """6 AAPL at $0.51 on $2.81 of debt: equity $0.25, maintenance $0.76.  Four shares meet the call on
+    paper, but the requirement on the two left rounds up to $0.26 > $0.25: a fifth must go."""
+    b = Book(1, D("-2.81"), {"AAPL": Position("AAPL", D(6), D("3.00"))}, margin=REG_T)
+    prices = {"AAPL": D("0.51")}
+    assert margin.status(b, prices, REG_T).deficit == D("0.51")
+    (order,) = margin.liquidation(b, prices, REG_T)
+    assert (order.side, order.quantity) == ("sell", D(5))
+    b, _ = apply_fill(b, Side.SELL, "AAPL", order.quantity, prices["AAPL"], D("0.00"))
+    assert not margin.status(b, prices, REG_T).called
+
+
 def test_borrow_fee_per_day():
     rules = replace(REG_T, borrow_rate=D("0.036"))
     b = margin_book("15000.00", TSLA=("-100", "-5000.00"))

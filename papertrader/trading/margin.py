@@ -28,7 +28,7 @@ Short positions may pay a **borrow fee**: short value x annual rate / 360 per ca
 once a day, rounded to the cent.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import List, Mapping, Optional
@@ -181,17 +181,35 @@ def liquidation(book, prices, rules: MarginRules) -> List[Liquidation]:
             break
         price, rate = prices[position.symbol], _rate(position, rules)
         held = abs(position.quantity)
-        needed = (deficit / (rate * price)).to_integral_value(rounding=ROUND_CEILING)
-        quantity = min(held, max(needed, Decimal(1)))
-        side = "sell" if position.quantity > 0 else "buy"
-        orders.append(Liquidation(position.symbol, side, quantity))
-        deficit -= round_money(rate * quantity * price)
+        quantity = min(held, max(Decimal(1), (deficit / (rate * price)).to_integral_value(rounding=ROUND_CEILING)))
+        # The requirement is rounded once, on the sum, so the estimate can fall a share short: check it
+        # on the book as the close leaves it.
+        after = _closed(book, position, quantity, price)
+        while status(after, prices, rules).deficit > 0 and quantity < held:
+            quantity += 1
+            after = _closed(book, position, quantity, price)
+        orders.append(Liquidation(position.symbol, "sell" if position.quantity > 0 else "buy", quantity))
+        book = after
+        deficit = status(book, prices, rules).deficit
     if deficit > 0:  # positions without a price: close them whole too
         for position in sorted(book.positions.values(), key=lambda p: p.symbol):
             if not prices.get(position.symbol):
                 orders.append(Liquidation(position.symbol, "sell" if position.quantity > 0 else "buy",
                                           abs(position.quantity)))
     return orders
+
+
+def _closed(book, position, quantity, price):
+    """The book after closing `quantity` of `position` at `price` (no commission)."""
+    sign = 1 if position.quantity > 0 else -1
+    left = position.quantity - sign * quantity
+    positions = dict(book.positions)
+    if left:
+        positions[position.symbol] = replace(position, quantity=left,
+                                             cost=round_money(position.cost * left / position.quantity))
+    else:
+        del positions[position.symbol]
+    return replace(book, cash=book.cash + sign * round_money(quantity * price), positions=positions)
 
 
 @dataclass(frozen=True)
