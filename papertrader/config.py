@@ -113,6 +113,16 @@ class Settings:
     max_open_orders: int = 500
     #: Requests one API key may make a minute (HTTP API); more get HTTP 429.
     api_rate_limit: int = 200
+    #: Connections one IP address may have open to one listener (the master's, a worker's, its HTTP API's).
+    max_connections_per_address: int = 64
+    #: Seconds a new connection has to finish its TLS handshake.
+    handshake_timeout: float = 10.0
+    #: Seconds an AMP connection may send nothing before it is closed (one watching prices or order events
+    #: is never idle: it waits for pushes).
+    idle_timeout: float = 300.0
+    #: Bytes of answers and pushes that may wait, beyond the socket's buffers, for an AMP peer that does not
+    #: read them; more and the connection is closed.
+    max_unsent_bytes: int = 1_048_576
 
     def as_text(self):
         """Settings as strings, for display."""
@@ -133,7 +143,8 @@ MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximu
 INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31), "hash_threads": (0, 64),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
             "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
-            "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000)}
+            "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000),
+            "max_connections_per_address": (1, 1_000_000), "max_unsent_bytes": (65_536, 2**30)}
 #: Decimal settings: (lowest, highest) allowed.
 DECIMALS = {"half_spread_bps": (0, 1000), "impact_bps": (0, 1000), "volume_share": (Decimal("0.000001"), 1),
             "commission_per_share": (0, 100), "commission_percent": (0, 100), "market_buy_buffer": (0, 100)}
@@ -187,6 +198,12 @@ def _parse(name, raw):
             value = float(raw)
             if not 60 <= value <= 31_536_000:
                 raise ConfigError("session_idle_timeout: must be between 60 seconds and a year")
+            return value
+        if name in ("handshake_timeout", "idle_timeout"):
+            value = float(raw)
+            low = 0.1 if name == "handshake_timeout" else 1
+            if not low <= value <= 86400:
+                raise ConfigError(f"{name}: must be between {low:g} and 86400 seconds")
             return value
         if name in ("update_interval", "heartbeat_interval"):
             value = float(raw)

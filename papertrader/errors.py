@@ -115,6 +115,12 @@ class MasterUnavailable(PaperTraderError):
     code = "master_unavailable"
 
 
+class UnknownCommand(PaperTraderError):
+    """The server does not know that command (a client newer than the server, or not ours)."""
+
+    code = "unknown_command"
+
+
 class ServerError(PaperTraderError):
     """The server failed to process the request; it has been logged."""
 
@@ -142,6 +148,7 @@ ALL_ERRORS = {
         DuplicateOrder,
         WorkerRefused,
         MasterUnavailable,
+        UnknownCommand,
         ServerError,
     )
 }

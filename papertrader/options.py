@@ -83,6 +83,12 @@ class SettingsOptions(usage.Options):
         ["market-buy-buffer", None, None, "Percent over the last price a market buy reserves (default 5)."],
         ["max-open-orders", None, None, "Open orders one account may have (default 500)."],
         ["api-rate-limit", None, None, "Requests one API key may make a minute (default 200)."],
+        ["max-connections-per-address", None, None, "Connections one IP address may have open to a listener"
+                                                    " (default 64)."],
+        ["handshake-timeout", None, None, "Seconds a connection has to finish its TLS handshake (default 10)."],
+        ["idle-timeout", None, None, "Seconds an AMP connection may send nothing (default 300; watching is not"
+                                     " idle)."],
+        ["max-unsent-bytes", None, None, "Bytes that may wait for an AMP peer that does not read (default 1048576)."],
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
@@ -92,7 +98,8 @@ class SettingsOptions(usage.Options):
                  "calendar", "fill-model",
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
-                 "max-open-orders", "api-rate-limit", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",
+                 "max-open-orders", "api-rate-limit", "max-connections-per-address", "handshake-timeout",
+                 "idle-timeout", "max-unsent-bytes", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",
                  "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url", "alpaca-trading-url",
                  "alpaca-feed", "nasdaq-url", "provider-timeout")
 

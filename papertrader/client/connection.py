@@ -35,7 +35,7 @@ from papertrader.client.errors import (  # noqa: F401 - the client's error types
     WrongServer,
 )
 from papertrader.client.protocol import ClientProtocol
-from papertrader.errors import InvalidInput, MasterUnavailable, PaperTraderError, ServerError
+from papertrader.errors import InvalidInput, MasterUnavailable, PaperTraderError, ServerError, UnknownCommand
 
 #: Seconds to set up a TCP connection.
 CONNECT_TIMEOUT = 10
@@ -130,11 +130,11 @@ def _check_arguments(kwargs):
 
 
 def _call_failed(failure, what, command, proto):
-    if failure.check(PaperTraderError, defer.CancelledError):
+    if failure.check(PaperTraderError, defer.CancelledError) and not failure.check(UnknownCommand):
         return failure
     if failure.check(amp.TooLong):
         raise InvalidInput("the command's arguments are too long to send")
-    if failure.check(amp.UnhandledCommand):
+    if failure.check(amp.UnhandledCommand, UnknownCommand):
         raise WrongServer(f"{what} does not know the command {command.__name__}: it is not the kind of server"
                           " expected, or runs another version of PaperTrader")
     if failure.check(amp.RemoteAmpError):

@@ -19,6 +19,7 @@ from twisted.python import lockfile
 from papertrader import commands
 from papertrader.errors import ServerError
 from papertrader.master.protocol import guarded
+from papertrader.wire import TypedAMP
 
 MAX_SOCKET_PATH = 100
 
@@ -57,10 +58,13 @@ def when_ready(method):
     return wrapper
 
 
-class AdminProtocol(amp.AMP):
+class AdminProtocol(TypedAMP):
     def __init__(self, master):
         super().__init__()
         self.master = master
+
+    def log_failure(self, failure, what):
+        self.master.log.failure("{what} failed", failure, what=what)
 
     @commands.AdminWorkers.responder
     @guarded

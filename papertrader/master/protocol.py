@@ -16,6 +16,7 @@ from papertrader import commands, tls
 from papertrader.app import Stamp, method_name
 from papertrader.commands import stamped
 from papertrader.errors import PaperTraderError, ServerError, WorkerRefused
+from papertrader.wire import TypedAMP
 
 MAX_NAME = 64
 #: Seconds an anonymous connection may stay open without becoming a linked worker.
@@ -57,7 +58,7 @@ def worker_only(method):
     return guarded(wrapper)
 
 
-class MasterProtocol(amp.AMP):
+class MasterProtocol(TypedAMP):
     def __init__(self, master):
         super().__init__()
         self.master = master
@@ -76,6 +77,12 @@ class MasterProtocol(amp.AMP):
         from twisted.internet import reactor
 
         self._anonymous = reactor.callLater(ANONYMOUS_TIMEOUT, self._expire_anonymous)
+
+    def log_failure(self, failure, what):
+        self.master.log.failure("{what} failed", failure, what=what)
+
+    def log_violation(self, message):
+        self.master.log.warn("{message}", message=message)
 
     def _expire_anonymous(self):
         if self.worker is None and self.transport is not None:

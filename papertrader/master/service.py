@@ -11,6 +11,7 @@ from twisted.internet import defer
 from twisted.python import usage
 
 from papertrader import commands, gpgkeys, pools
+from papertrader.guard import Limits, guarded
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
                                   usage_exit)
@@ -121,7 +122,7 @@ class Master(StagedService):
         self.market.setServiceParent(self)
         self.listener = ListeningService(
             port_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
-            MasterFactory(self), self.log, "master")
+            guarded(MasterFactory(self), Limits.from_settings(settings), self.log, "master", reactor), self.log, "master")
         self.listener.setServiceParent(self)
         self.monitor = WorkerMonitor(self.workers, settings.heartbeat_interval, settings.heartbeat_misses, clock,
                                      self.log)

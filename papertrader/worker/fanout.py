@@ -53,6 +53,9 @@ class Fanout:
                         self.on_last(key)
         self._pending.pop(protocol, None)
 
+    def is_watching(self, protocol):
+        return protocol in self._pending
+
     def __len__(self):
         return len(self._pending)
 

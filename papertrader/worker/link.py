@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from papertrader import __version__, commands, gpgkeys, pools, tls
 from papertrader.errors import MasterUnavailable, PaperTraderError, ServerError
+from papertrader.wire import TypedAMP
 
 CALL_TIMEOUT = 30
 
@@ -56,13 +57,16 @@ def sign_once(home, challenge):
         gpgkeys.stop_agent(home)
 
 
-class WorkerToMaster(amp.AMP):
+class WorkerToMaster(TypedAMP):
     """The worker's end of the link: answers the master's pushes."""
 
     def __init__(self, worker):
         super().__init__()
         self.worker = worker
         self.gone = False
+
+    def log_failure(self, failure, what):
+        self.worker.log.failure("{what} failed", failure, what=what)
 
     @commands.QuotesTick.responder
     def quotes_tick(self, quotes):

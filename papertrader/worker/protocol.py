@@ -7,17 +7,27 @@ are first checked against the session cache (asking the master on a miss).
 """
 
 from twisted.internet import defer, protocol
-from twisted.protocols import amp
 
 from papertrader import commands, tls
+from papertrader.wire import TypedAMP
 from papertrader.commands import FORWARDED
 from papertrader.errors import InvalidInput, PaperTraderError, QuoteUnavailable, ServerError, UnknownSymbol
 
 
-class WorkerProtocol(amp.AMP):
+class WorkerProtocol(TypedAMP):
     def __init__(self, worker):
         super().__init__()
         self.worker = worker
+
+    def log_failure(self, failure, what):
+        self.worker.log.failure("{what} failed", failure, what=what)
+
+    def log_violation(self, message):
+        self.worker.log.warn("{message}", message=message)
+
+    def keeps_alive(self):
+        """A client watching prices or order events waits for pushes: it is not idle (papertrader/guard.py)."""
+        return self.worker.fanout.is_watching(self) or self.worker.order_fanout.is_watching(self)
 
     def client_ip(self):
         peer = self.transport.getPeer()

@@ -13,6 +13,7 @@ from twisted.python import usage
 
 from papertrader import commands, gpgkeys, tls
 from papertrader.options import USAGE_MISTAKES, usage_message
+from papertrader.guard import Limits, guarded
 from papertrader.services import ListeningService, StagedService, port_endpoint, usage_exit
 from papertrader.logs import LogSystem
 from papertrader.master.files import WORKER_CERT, make_private_dir
@@ -113,8 +114,9 @@ class Worker(StagedService):
         self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor,
                                watch_clock=self.clock, interval=settings.heartbeat_interval,
                                misses=settings.heartbeat_misses, address=address_text(host, port))
-        self.listener = ListeningService(port_endpoint(reactor, listen, cert_path), WorkerFactory(self),
-                                         self.log, f"worker {name}")
+        self.listener = ListeningService(port_endpoint(reactor, listen, cert_path), guarded(
+            WorkerFactory(self), Limits.from_settings(settings), self.log, f"worker {name}", reactor),
+            self.log, f"worker {name}")
         self.listener.setServiceParent(self)
         self.link.setServiceParent(self)
         self.order_fanout.on_first = lambda username: self.link.tell_watching("add", [username])

@@ -2,6 +2,7 @@
 
 from twisted.python import usage
 
+from papertrader.guard import Limits, guarded
 from papertrader.services import ListeningService
 from papertrader.worker.http import site as sites
 from papertrader.worker.http.rest import RestApi
@@ -26,5 +27,8 @@ def http_service(worker, reactor, description, cert_path, settings):
     except ImportError:  # pragma: no cover - the website is part of the package
         web_resource = None
     web = web_resource(worker, settings) if web_resource is not None else None
-    return ListeningService(endpoint, sites.site(rest.resource(), streams, web), worker.log,
-                            f"worker {worker.name} HTTP")
+    # Idle connections and unread output are the Site's (IDLE_TIMEOUT) and the streams' (MAX_BACKLOG) business.
+    limits = Limits.from_settings(settings, idle=False, unsent=False)
+    factory = guarded(sites.site(rest.resource(), streams, web), limits, worker.log, f"worker {worker.name} HTTP",
+                      reactor, hide_tls=True)
+    return ListeningService(endpoint, factory, worker.log, f"worker {worker.name} HTTP")

@@ -114,6 +114,10 @@ class Channel(http.HTTPChannel):
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(BAD_REQUEST), BAD_REQUEST))
         self.loseConnection()
 
+    def isSecure(self):
+        """Over TLS (the connection guard in between hides it from autobahn: papertrader/guard.py)."""
+        return super().isSecure() or getattr(self.transport, "under_tls", False)
+
     def lineLengthExceeded(self, line):
         """A request line or header line over 16 kB (LineReceiver would just close the connection)."""
         self._respondToBadRequestAndDisconnect()

@@ -1,0 +1,137 @@
+"""AMP whose every answer is a typed error or a result: the base of each protocol that answers commands.
+
+Twisted's AMP answers a command whose arguments it cannot parse (a missing argument, bytes that are not
+UTF-8, ``abc`` for an integer, a malformed date or list) with ``UNKNOWN`` and *closes the connection*, after
+logging a traceback; an unknown command gets ``UNHANDLED`` with a Python repr; and an answer too big for one
+AMP value (or one that cannot be serialized) is a dropped connection.  :class:`TypedAMP` answers instead:
+
+- arguments it cannot parse, or integers beyond 64 bits: ``invalid_input``, naming the argument;
+- a command it does not know: ``unknown_command``;
+- any other failure of a responder: ``server_error``, logged once with its traceback (a bug);
+- a typed error's message is cut to :data:`MAX_MESSAGE` characters, so it always fits one AMP value;
+
+and the connection stays open.  A box that breaks the protocol itself (an answer to nothing it asked, a box
+with neither command nor answer, a key over 255 bytes) cannot be answered: the connection is closed, with
+one warning line in the log.
+"""
+
+from types import MethodType
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+
+from papertrader.errors import ALL_ERRORS, InvalidInput, ServerError, UnknownCommand
+
+#: Characters of an error message sent back at most (a longer one is cut, with "...").
+MAX_MESSAGE = 1000
+#: The largest integer argument accepted (every integer on our wire is an id, a count or a port).
+MAX_INTEGER = 2**63 - 1
+
+_log = Logger()
+
+
+def _error(cls, message, failure=None):
+    message = message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
+    return amp.RemoteAmpError(ALL_ERRORS[cls], message, False, local=failure)
+
+
+def parse_arguments(command, box, protocol):
+    """``command``'s arguments from ``box``, as AMP parses them; an argument that is missing or cannot be
+    parsed raises InvalidInput naming it."""
+    strings = box.copy()
+    objects = {}
+    for name, argument in command.arguments:
+        label = name.decode("ascii", "replace")
+        try:
+            argument.fromBox(name, strings, objects, protocol)
+        except Exception:
+            if name not in box and not argument.optional:
+                raise InvalidInput(f"{command.__name__}: the argument {label!r} is missing")
+            raise InvalidInput(f"{command.__name__}: the argument {label!r} is not valid")
+        value = objects.get(label)
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise InvalidInput(f"{command.__name__}: the argument {label!r} is out of range")
+    return objects
+
+
+def _oversized(box):
+    return any(len(value) > amp.MAX_VALUE_LENGTH or len(key) > amp.MAX_KEY_LENGTH for key, value in box.items())
+
+
+class TypedAMP(amp.AMP):
+    """AMP that answers every command with a result or one of papertrader/errors.py's typed errors."""
+
+    def log_failure(self, failure, what):
+        """Log an unexpected failure (a bug) once with its traceback; subclasses log to their own LogSystem."""
+        _log.failure("{what} failed", failure, what=what)
+
+    def log_violation(self, message):
+        """Log a peer that broke the protocol (one line, no traceback)."""
+        _log.warn("{message}", message=message)
+
+    def locateResponder(self, name):
+        dispatch = self._commandDispatch
+        if name not in dispatch:
+            return None
+        command, function = dispatch[name]
+        return self._typed_responder(MethodType(function, self), command)
+
+    def _typed_responder(self, responder, command):
+        def respond(box):
+            try:
+                arguments = parse_arguments(command, box, self)
+            except InvalidInput as e:
+                d = defer.fail(_error(InvalidInput, e.message, Failure()))
+            else:
+                d = defer.maybeDeferred(responder, **arguments)
+                d.addCallbacks(serialize, typed)
+            if amp.ASK not in box:  # nobody waits for this answer: a refusal is not news
+                d.addErrback(lambda failure: None)
+            return d
+
+        def serialize(objects):
+            try:
+                answer = command.makeResponse(objects, self)
+                if _oversized(answer):
+                    raise ValueError("an answer value is longer than AMP allows")
+            except Exception:
+                self.log_failure(Failure(), f"serializing the answer to {command.__name__}")
+                raise _error(ServerError, ServerError().message)
+            return answer
+
+        def typed(failure):
+            known = failure.check(*command.allErrors)
+            if known is not None:
+                return Failure(_error(known, str(failure.value), failure))
+            if failure.check(amp.RemoteAmpError):  # already an answer (ours, above)
+                return failure
+            self.log_failure(failure, command.__name__)
+            return Failure(_error(ServerError, ServerError().message, failure))
+
+        return respond
+
+    def dispatchCommand(self, box):
+        name = box[amp.COMMAND]
+        responder = self.locator.locateResponder(name)
+        if responder is None:
+            shown = name[:64].decode("utf-8", "replace")
+            d = defer.fail(_error(UnknownCommand, f"unknown command {shown!r}", Failure(amp.UnhandledCommand())))
+            if amp.ASK not in box:
+                d.addErrback(lambda failure: None)
+            return d
+        return responder(box)
+
+    def ampBoxReceived(self, box):
+        try:
+            super().ampBoxReceived(box)
+        except Exception as e:
+            self.protocol_violation(f"{type(e).__name__} on a box with keys {sorted(box)[:8]!r}")
+
+    def protocol_violation(self, what):
+        """A box that cannot be answered: log one line and close the connection."""
+        peer = getattr(self.transport.getPeer(), "host", "?") if self.transport is not None else "?"
+        self.log_violation(f"closing the connection of {peer}: it broke the AMP protocol ({what})")
+        if self.transport is not None:
+            self.transport.abortConnection()

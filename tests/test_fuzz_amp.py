@@ -1,0 +1,243 @@
+"""Fuzzing every AMP door (hypothesis) of a live cluster over TLS, on both databases.
+
+Every client command at a worker, every command at the master from an unlinked connection and through a
+linked worker's own link, with hostile arguments sent as raw AMP boxes (so AMP's own parsing is fuzzed too):
+missing arguments, bytes that are not UTF-8, huge strings, negative and enormous numbers, NaN, Infinity and
+exponents, unknown commands and extra keys.  The answer is always a result or a documented typed error
+(never ``server_error``, ``UNKNOWN`` or ``UNHANDLED``), nothing logs a traceback, the same connection
+answers a normal command afterwards, and the connection counts return to where they were.
+"""
+
+import collections
+
+import pytest_twisted
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from papertrader import commands
+from papertrader.commands import FORWARDED, stamped
+from papertrader.errors import ALL_ERRORS, InvalidInput, UnknownCommand, WorkerRefused
+from tests.fuzz_helpers import (TYPED, RawPeer, Tracebacks, boxes, close, connect, on_reactor, raw_bytes, run_in_thread,
+                                unknown_names, until)
+from tests.test_e2e import register_and_login
+
+#: Commands that would end the test's own session if sent with its real token.
+ENDS_SESSION = {commands.Logout, commands.LogoutAll, commands.ChangePassword, commands.DeleteAccount,
+                commands.EndSession, commands.SetPassword}
+WORKER_COMMANDS = list(FORWARDED) + [commands.Assets, commands.Quote, commands.Watch, commands.WatchOrders]
+MASTER_COMMANDS = [stamped(c) for c in FORWARDED] + [commands.ListWorkers, commands.WorkerHello,
+                                                     commands.WorkerProve, commands.Authenticate,
+                                                     commands.OrderWatchers]
+EXAMPLES = 300
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.function_scoped_fixture])
+
+
+#: What the fuzz tests saw, by outcome (printed with pytest -s): a check that they reach past the parsers.
+SEEN = collections.Counter()
+
+
+def code_of(cls):
+    return ALL_ERRORS[cls]
+
+
+async def session_token(d):
+    await register_and_login(d)
+    import json
+    import os
+
+    with open(os.path.join(d.home, "alice", "papertrader", "session.json")) as f:
+        return json.load(f)["token"]
+
+
+def counts(d):
+    return (len(d.master.connections), [len(w.clients) for w in d.cluster.workers])
+
+
+def check(outcome, what):
+    SEEN[outcome[0] if outcome[0] == "ok" else outcome[1].decode()] += 1
+    if outcome[0] == "error":
+        _, code, description = outcome
+        assert code in TYPED, (what, code, description[:300])
+        text = description.decode("utf-8", "replace") if isinstance(description, bytes) else description
+        assert "Traceback" not in text, what
+
+
+async def leaks_none(d, baseline):
+    """The connections of the master and of each worker are back to (at most: a client of the set-up may
+    have been closing when it was counted) the baseline."""
+    def back():
+        master, workers = counts(d)
+        return master <= baseline[0] and all(n <= b for n, b in zip(workers, baseline[1]))
+
+    await until(back, f"the connection counts to return to {baseline}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_worker_command_with_hostile_arguments(deployment):
+    d = deployment
+    token = await session_token(d)
+    worker = d.cluster.workers[0]
+    baseline = counts(d)
+    peer = await connect(d, worker.listener.port.getHost().port)
+    known = {c.commandName for c in WORKER_COMMANDS}
+
+    @FUZZ
+    @given(st.data())
+    def fuzz(data):
+        if data.draw(st.integers(0, 9)) == 0:
+            name, fields = data.draw(unknown_names(known)), data.draw(boxes(commands.Whoami))
+            expected = {code_of(UnknownCommand)}
+        else:
+            command = data.draw(st.sampled_from(WORKER_COMMANDS))
+            name = command.commandName
+            fields = data.draw(boxes(command, None if command in ENDS_SESSION else token))
+            expected = TYPED
+        outcome = on_reactor(peer.send, name, fields)
+        check(outcome, name)
+        assert outcome[0] == "ok" or outcome[1] in expected, (name, outcome)
+        # The same connection still answers a normal command.
+        assert on_reactor(peer.send, b"Assets", {})[0] == "ok"
+
+    SEEN.clear()
+    with Tracebacks() as tracebacks:
+        await run_in_thread(fuzz)
+    print(dict(SEEN))
+    assert tracebacks.failures == []
+    await close(peer)
+    await leaks_none(d, baseline)
+    status, out, err = await d.cli("whoami", user="alice")
+    assert status == 0, err
+
+
+@pytest_twisted.ensureDeferred
+async def test_master_commands_from_an_unlinked_connection_are_refused(deployment):
+    d = deployment
+    baseline = counts(d)
+    peer = await connect(d, d.master_port)
+    known = {c.commandName for c in MASTER_COMMANDS}
+    refused = {code_of(WorkerRefused), code_of(InvalidInput)}
+
+    @FUZZ
+    @given(st.data())
+    def fuzz(data):
+        if data.draw(st.integers(0, 9)) == 0:
+            name, expected = data.draw(unknown_names(known)), {code_of(UnknownCommand)}
+            fields = data.draw(boxes(commands.ListWorkers))
+        else:
+            command = data.draw(st.sampled_from(MASTER_COMMANDS))
+            name, fields = command.commandName, data.draw(boxes(command))
+            # Anything but the worker list and the handshake is refused to a connection that is no worker.
+            expected = TYPED if command in (commands.ListWorkers, commands.WorkerHello) else refused
+        outcome = on_reactor(peer.send, name, fields)
+        check(outcome, name)
+        if name != b"ListWorkers":
+            assert outcome[0] == "error" and outcome[1] in expected, (name, outcome)
+        assert on_reactor(peer.send, b"ListWorkers", {})[0] == "ok"
+
+    SEEN.clear()
+    with Tracebacks() as tracebacks:
+        await run_in_thread(fuzz)
+    print(dict(SEEN))
+    assert tracebacks.failures == []
+    await close(peer)
+    await leaks_none(d, baseline)
+
+
+@pytest_twisted.ensureDeferred
+async def test_master_commands_through_a_linked_worker(deployment):
+    """The master's responders behind the worker check, fuzzed through a real worker's proven link."""
+    d = deployment
+    token = await session_token(d)
+    link = d.cluster.workers[1].link.proven
+    commands_here = [stamped(c) for c in FORWARDED] + [commands.Authenticate]
+
+    @FUZZ
+    @given(st.data())
+    def fuzz(data):
+        command = data.draw(st.sampled_from(commands_here))
+        fields = data.draw(boxes(command, None if command.__bases__[0] in ENDS_SESSION else token))
+        outcome = on_reactor(RawPeer.send, link, command.commandName, fields)
+        check(outcome, command.commandName)
+
+    SEEN.clear()
+    with Tracebacks() as tracebacks:
+        await run_in_thread(fuzz)
+    print(dict(SEEN))
+    assert tracebacks.failures == []
+    assert d.cluster.workers[1].link.proven is link  # the link was never dropped
+    status, out, err = await d.cli("--worker", "worker2", "whoami", user="alice")
+    assert status == 0, err
+
+
+@pytest_twisted.ensureDeferred
+async def test_boxes_that_break_the_protocol_close_only_their_connection(deployment):
+    """Garbage that is not an AMP box cannot be answered: the connection is closed (a line in the log, no
+    traceback), the others go on, the counts return to the baseline."""
+    d = deployment
+    worker = d.cluster.workers[0]
+    port = worker.listener.port.getHost().port
+    baseline = counts(d)
+    bystander = await connect(d, port)
+
+    @settings(FUZZ, max_examples=40)
+    @given(st.one_of(
+        st.binary(min_size=1, max_size=300),
+        st.builds(lambda key: b"\x01\x00" + key, st.binary(min_size=256, max_size=300)),  # a key over 255 bytes
+        st.builds(lambda tag: b"\x00\x07_answer\x00" + bytes([len(tag)]) + tag + b"\x00\x00",
+                  st.binary(min_size=1, max_size=9)),
+        st.builds(lambda v: b"\x00\x03foo\x00" + bytes([len(v)]) + v + b"\x00\x00", st.binary(min_size=1, max_size=9)),
+        st.builds(lambda v: b"\x00\x06_error\x00\x01" + v + b"\x00\x00", st.binary(min_size=1, max_size=1)),
+    ))
+    def fuzz(garbage):
+        async def one():
+            peer = await connect(d, port)
+            peer.raw(garbage)
+            # Either it waits for the rest of a box (then we hang up) or it closes the connection.
+            await peer.send(b"Assets", {}).addErrback(lambda f: None)
+            await close(peer)
+        on_reactor(one)
+        assert on_reactor(bystander.send, b"Assets", {})[0] == "ok"
+
+    SEEN.clear()
+    with Tracebacks() as tracebacks:
+        await run_in_thread(fuzz)
+    print(dict(SEEN))
+    assert tracebacks.failures == []
+    await close(bystander)
+    await leaks_none(d, baseline)
+
+
+@pytest_twisted.ensureDeferred
+async def test_unanswerable_commands_without_an_ask_keep_the_connection(deployment):
+    """A command sent without asking for an answer, with bad arguments or unknown, is dropped quietly."""
+    d = deployment
+    peer = await connect(d, d.cluster.workers[0].listener.port.getHost().port)
+    with Tracebacks() as tracebacks:
+        for name, fields in ((b"Quote", {b"symbol": b"\xff"}), (b"Nothing", {}), (b"Candles", {})):
+            peer.callRemoteString(name, requiresAnswer=False, **{k.decode(): v for k, v in fields.items()})
+        assert (await peer.send(b"Assets", {}))[0] == "ok"
+    assert tracebacks.failures == []
+    await close(peer)
+
+
+def test_raw_bytes_cover_what_utf8_refuses():
+    """The strategies do reach AMP's parser: some of their raw values are not UTF-8."""
+    @settings(max_examples=50, database=None)
+    @given(raw_bytes)
+    def sample(value):
+        samples.append(value)
+
+    samples = []
+    sample()
+    bad = [v for v in samples if not _utf8(v)]
+    assert bad
+
+
+def _utf8(value):
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
