@@ -99,8 +99,8 @@ class SettingsOptions(usage.Options):
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
                  "max-open-orders", "api-rate-limit", "max-connections-per-address", "handshake-timeout",
-                 "idle-timeout", "max-unsent-bytes", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",
-                 "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url", "alpaca-trading-url",
+                 "idle-timeout", "max-unsent-bytes", "provider", "replay-start", "replay-end", "replay-step",
+                 "replay-loop", "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url", "alpaca-trading-url",
                  "alpaca-feed", "nasdaq-url", "provider-timeout")
 
     def parseOptions(self, options=None):
