@@ -92,6 +92,14 @@ def test_fractional_update_interval_is_allowed(text, value):
         ("assets", "ABCDEFGHIJKLM"),
         ("assets", "AAPL;MSFT"),
         ("assets", ",".join(f"S{i}" for i in range(201))),
+        ("max_connections_per_address", "0"),
+        ("max_connections_per_address", "many"),
+        ("handshake_timeout", "0"),
+        ("handshake_timeout", "nan"),
+        ("idle_timeout", "0.5"),
+        ("idle_timeout", "inf"),
+        ("max_unsent_bytes", "65535"),
+        ("max_unsent_bytes", str(2**30 + 1)),
     ],
 )
 def test_every_bad_value_is_a_config_error_naming_the_setting(tmp_path, name, raw):
@@ -164,3 +172,13 @@ def test_settings_as_text_for_display():
 
 def test_an_empty_asset_list_means_the_sources_own():
     assert load_settings(None, {"assets": ""}).assets == () == load_settings(None, {"assets": " , ,"}).assets
+
+
+def test_connection_limits_are_settings():
+    s = load_settings(overrides={"max_connections_per_address": "1", "handshake_timeout": "0.5",
+                                 "idle_timeout": "86400", "max_unsent_bytes": "65536"})
+    assert (s.max_connections_per_address, s.handshake_timeout, s.idle_timeout, s.max_unsent_bytes) == (
+        1, 0.5, 86400.0, 65536)
+    defaults = Settings()
+    assert (defaults.max_connections_per_address, defaults.handshake_timeout, defaults.idle_timeout,
+            defaults.max_unsent_bytes) == (64, 10.0, 300.0, 1_048_576)

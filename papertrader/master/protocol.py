@@ -78,6 +78,10 @@ class MasterProtocol(TypedAMP):
 
         self._anonymous = reactor.callLater(ANONYMOUS_TIMEOUT, self._expire_anonymous)
 
+    def keeps_alive(self):
+        """A linked worker is never idle (papertrader/guard.py): the heartbeats judge whether it is alive."""
+        return self.worker is not None
+
     def log_failure(self, failure, what):
         self.master.log.failure("{what} failed", failure, what=what)
 
