@@ -9,6 +9,7 @@ answers a normal command afterwards, and the connection counts return to where t
 """
 
 import collections
+import os
 
 import pytest_twisted
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 from papertrader import commands
 from papertrader.commands import FORWARDED, stamped
 from papertrader.errors import ALL_ERRORS, InvalidInput, UnknownCommand, WorkerRefused
-from tests.fuzz_helpers import (TYPED, RawPeer, Tracebacks, boxes, close, connect, on_reactor, raw_bytes, run_in_thread,
+from tests.fuzz_helpers import (TYPED, RawPeer, Tracebacks, boxes, close, connect, numbers, on_reactor, raw_bytes,
+                                run_in_thread,
                                 unknown_names, until)
 from tests.test_e2e import register_and_login
 
@@ -28,7 +30,8 @@ WORKER_COMMANDS = list(FORWARDED) + [commands.Assets, commands.Quote, commands.W
 MASTER_COMMANDS = [stamped(c) for c in FORWARDED] + [commands.ListWorkers, commands.WorkerHello,
                                                      commands.WorkerProve, commands.Authenticate,
                                                      commands.OrderWatchers]
-EXAMPLES = 300
+#: Examples per fuzz test (PAPERTRADER_FUZZ_EXAMPLES: more for a longer run).
+EXAMPLES = int(os.environ.get("PAPERTRADER_FUZZ_EXAMPLES", 300))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
@@ -55,8 +58,11 @@ def counts(d):
     return (len(d.master.connections), [len(w.clients) for w in d.cluster.workers])
 
 
-def check(outcome, what):
+def check(outcome, what, command=None):
+    """A result (that parses as ``command``'s answer) or a documented typed error, never a traceback."""
     SEEN[outcome[0] if outcome[0] == "ok" else outcome[1].decode()] += 1
+    if outcome[0] == "ok" and command is not None:
+        command.parseResponse(outcome[1], None)
     if outcome[0] == "error":
         _, code, description = outcome
         assert code in TYPED, (what, code, description[:300])
@@ -95,7 +101,7 @@ async def test_every_worker_command_with_hostile_arguments(deployment):
             fields = data.draw(boxes(command, None if command in ENDS_SESSION else token))
             expected = TYPED
         outcome = on_reactor(peer.send, name, fields)
-        check(outcome, name)
+        check(outcome, name, command if expected is TYPED else None)
         assert outcome[0] == "ok" or outcome[1] in expected, (name, outcome)
         # The same connection still answers a normal command.
         assert on_reactor(peer.send, b"Assets", {})[0] == "ok"
@@ -107,6 +113,8 @@ async def test_every_worker_command_with_hostile_arguments(deployment):
     assert tracebacks.failures == []
     await close(peer)
     await leaks_none(d, baseline)
+    # Nor a watcher left behind by a closed connection.
+    assert len(worker.fanout) == 0 and len(worker.order_fanout) == 0
     status, out, err = await d.cli("whoami", user="alice")
     assert status == 0, err
 
@@ -159,7 +167,7 @@ async def test_master_commands_through_a_linked_worker(deployment):
         command = data.draw(st.sampled_from(commands_here))
         fields = data.draw(boxes(command, None if command.__bases__[0] in ENDS_SESSION else token))
         outcome = on_reactor(RawPeer.send, link, command.commandName, fields)
-        check(outcome, command.commandName)
+        check(outcome, command.commandName, command)
 
     SEEN.clear()
     with Tracebacks() as tracebacks:
@@ -241,3 +249,82 @@ def _utf8(value):
         return True
     except UnicodeDecodeError:
         return False
+
+
+nice_numbers = st.sampled_from(["1", "2", "0.5", "10", "3", "100.25", "150", "0.001"])
+numbers_text = st.one_of(
+    nice_numbers, nice_numbers, nice_numbers,
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["1", "0.5", "10", "1e0", "1E2", "1e-2", "1e999999999", "-1e-999999999", "NaN", "sNaN", "-0",
+                     "Infinity", "0E-10", "1.000000", "0.0000001", "1e400", "100000000000000000000", "١", "1_0"]),
+    st.from_regex(r"-?[0-9]{1,12}(\.[0-9]{1,8})?([eE][-+]?[0-9]{1,4})?", fullmatch=True),
+)
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_with_hostile_numbers_are_answered_exactly_once(deployment):
+    """With a real session, orders, replaces, cancels and closes whose numbers are hostile: each is refused
+    (typed) or makes exactly the order it answers; nothing half-written (the orders table holds exactly the
+    answered orders), the books never negative."""
+    d = deployment
+    token = await session_token(d)
+    worker = d.cluster.workers[0]
+    peer = await connect(d, worker.listener.port.getHost().port)
+    made = set()
+
+    @FUZZ
+    @given(st.data())
+    def fuzz(data):
+        kind = data.draw(st.sampled_from(["place", "place", "replace", "cancel", "close"]))
+        fields = {b"token": token.encode()}
+        if kind == "place":
+            command = commands.PlaceOrder
+            fields.update({b"client_order_id": f"f{data.draw(st.integers(0, 10**6))}".encode(),
+                           b"side": data.draw(st.sampled_from([b"buy", b"buy", b"sell", b"BUY", b"short"])),
+                           b"symbol": data.draw(st.sampled_from([b"AAPL", b"AAPL", b"MSFT", b"aapl", b"NOPE"])),
+                           b"type": data.draw(st.sampled_from([b"market", b"limit", b"stop", b"stop_limit",
+                                                               b"trailing_stop"]))})
+            shapes = {b"market": [b"quantity"], b"limit": [b"quantity", b"limit_price"],
+                      b"stop": [b"quantity", b"stop_price"],
+                      b"stop_limit": [b"quantity", b"stop_price", b"limit_price"],
+                      b"trailing_stop": [b"quantity", b"trail_percent"]}
+            if data.draw(st.booleans()):  # the fields its type needs
+                names = shapes[fields[b"type"]]
+            else:
+                names = data.draw(st.lists(st.sampled_from([b"quantity", b"notional", b"limit_price", b"stop_price",
+                                                            b"trail_price", b"trail_percent"]), min_size=1,
+                                           max_size=3, unique=True))
+            for name in names:
+                fields[name] = data.draw(numbers_text).encode()
+        elif kind in ("replace", "cancel"):
+            command = commands.ReplaceOrder if kind == "replace" else commands.CancelOrder
+            # (what is drawn never depends on the live state, so that hypothesis can replay an example)
+            pick, other = data.draw(st.integers(0, 1000)), data.draw(numbers)
+            known = sorted(made)
+            fields[b"order_id"] = str(known[pick % len(known)] if known and pick % 4 else other).encode()
+            if kind == "replace":
+                fields[b"client_order_id"] = f"r{data.draw(st.integers(0, 10**6))}".encode()
+                for name in data.draw(st.lists(st.sampled_from([b"quantity", b"limit_price", b"stop_price",
+                                                                b"trail"]), max_size=2, unique=True)):
+                    fields[name] = data.draw(numbers_text).encode()
+        else:
+            command = commands.ClosePosition
+            fields[b"symbol"] = b"AAPL"
+            name = data.draw(st.sampled_from([b"quantity", b"percentage"]))
+            fields[name] = data.draw(numbers_text).encode()
+        outcome = on_reactor(peer.send, command.commandName, fields)
+        check(outcome, command.commandName, command)
+        if outcome[0] == "ok":
+            made.add(command.parseResponse(outcome[1], None)["id"])
+
+    SEEN.clear()
+    with Tracebacks() as tracebacks:
+        await run_in_thread(fuzz)
+    print(dict(SEEN))
+    assert tracebacks.failures == []
+    await d.tick()
+    rows = await d.master.db.query("SELECT id FROM orders")
+    assert {r[0] for r in rows} == made
+    rows = await d.master.db.query("SELECT cash_cents FROM accounts")
+    assert all(r[0] >= 0 for r in rows)
+    await close(peer)

@@ -9,6 +9,7 @@ traceback; the worker answers a normal request afterwards.  The fixed cases are 
 """
 
 import json
+import os
 from urllib.parse import quote
 
 import pytest_twisted
@@ -19,7 +20,7 @@ from tests.fuzz_helpers import SPECIAL_TEXT, Tracebacks, run_in_thread
 from tests.http_helpers import api  # noqa: F401 (a fixture)
 from tests.test_http_bad_input import exchange
 
-EXAMPLES = 500
+EXAMPLES = int(os.environ.get("PAPERTRADER_FUZZ_EXAMPLES", 500))
 UUID = "61e69015-8549-4bfd-b9c3-01e75843f47d"
 
 #: The API's paths; {} is a segment the fuzz fills.
