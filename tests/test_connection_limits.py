@@ -232,3 +232,72 @@ async def test_a_client_that_never_reads_is_cut_when_its_unread_output_passes_th
     assert guards(d)["worker"].cut["more"] == 1
     await served(d, other, "worker")
     await close(other)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_master_cuts_a_stalled_peer_but_never_a_linked_worker(limited):
+    d = limited
+    stalled = await amp_client(d, port_of(d, "master"))
+    await served(d, stalled, "master")
+    stalled.transport.write(b"\x00\x08_command\x00\x0bListWor")  # half a box, then nothing
+    worker = d.cluster.workers[0]
+    link = worker.link.proven
+    d.guard_clock.advance(301)
+    await bounded(stalled.closed, "the stalled peer to be cut as idle")
+    d.guard_clock.advance(3000)  # no heartbeat in all that time (the cluster's clock stands still)
+    assert worker.link.proven is link and worker.name in d.master.workers.linked
+    assert guards(d)["master"].cut["idle"] == 1
+
+
+def https_headers(port, ca_path):
+    """The headers of GET / over TLS (blocking; in a thread)."""
+    context = ssl.create_default_context(cafile=ca_path)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    return received.split(b"\r\n\r\n")[0].decode("latin-1").lower()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_https_listener_cuts_a_stalled_handshake_and_still_knows_it_is_secure(limited):
+    from papertrader.master.files import WORKER_CERT
+    from papertrader.tls import _escape
+    from papertrader.worker.http.service import http_service
+
+    d = limited
+    worker = d.cluster.workers[0]
+    cert = os.path.join(worker.data_dir, WORKER_CERT)
+    service = http_service(worker, _reactor(), f"ssl:0:interface=127.0.0.1:privateKey={_escape(cert)}:"
+                                               f"certKey={_escape(cert)}", cert, d.master.settings)
+    service.factory.clock = d.guard_clock
+    service.startService()
+    try:
+        port = await bounded(service.whenListening(), "the HTTPS listener")
+        stalled = await tcp(port)
+        head = await in_thread(https_headers, port, os.path.join(d.data_dir, "ca.pem"), what="GET / over TLS")
+        assert "strict-transport-security" in head  # the website still sees TLS through the guard
+        plain = await in_thread(https_headers_plain, port_of(d, "http"), what="GET / over plain HTTP")
+        assert "strict-transport-security" not in plain
+        await until(lambda: service.factory.connections("127.0.0.1") == 1, "the HTTPS request's connection to end")
+        d.guard_clock.advance(10.1)
+        await bounded(stalled.closed, "the stalled HTTPS handshake to be cut")
+    finally:
+        await service.stopService()
+
+
+def https_headers_plain(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return received.split(b"\r\n\r\n")[0].decode("latin-1").lower()
