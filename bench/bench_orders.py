@@ -680,6 +680,8 @@ async def main(reactor, args):
     settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
                        heartbeat_interval=3600, bcrypt_rounds=4, workers=1,
                        registrations_per_address=100_000, login_free_attempts=100_000, login_ceiling=100_000)
+    # Every client of a benchmark connects from one address: no per-address cap.
+    settings = replace(settings, max_connections_per_address=1_000_000)
     database, schema, label = bench_database(args.database)
     data_dir = tempfile.mkdtemp(prefix="ptbench-")
     cluster = None

@@ -255,6 +255,8 @@ async def main(reactor, args):
     data_dir = tempfile.mkdtemp(prefix="bench-web-")
     settings = replace(Settings(), workers=1, bcrypt_rounds=4, update_interval=3600, heartbeat_interval=3600,
                        provider="replay", replay_start=args.start, fill_model="ideal")
+    # Every client of a benchmark connects from one address: no per-address cap.
+    settings = replace(settings, max_connections_per_address=1_000_000)
     cluster = Cluster(data_dir, settings, reactor, master_port=0, worker_port=0, http_port=0)
     driver = None
     baseline_port = None
