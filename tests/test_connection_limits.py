@@ -20,13 +20,21 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrap
 
 from papertrader import commands
 from tests.conftest import _reactor, bounded, start_cluster, wait_for_log
-from tests.fuzz_helpers import RawPeer, close, until
+from tests.fuzz_helpers import RawPeer, Tracebacks, close, until
 from tests.http_helpers import in_thread
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 CAP = 4
 OTHER = "127.0.0.2"
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks():
+    """Cutting connections off logs a line, never a traceback."""
+    with Tracebacks() as tracebacks:
+        yield
+    assert tracebacks.failures == []
 
 
 @pytest_twisted.async_yield_fixture
