@@ -5,7 +5,8 @@ UTF-8, ``abc`` for an integer, a malformed date or list) with ``UNKNOWN`` and *c
 logging a traceback; an unknown command gets ``UNHANDLED`` with a Python repr; and an answer too big for one
 AMP value (or one that cannot be serialized) is a dropped connection.  :class:`TypedAMP` answers instead:
 
-- arguments it cannot parse, or integers beyond 64 bits: ``invalid_input``, naming the argument;
+- arguments it cannot parse, integers beyond 64 bits, or text holding NUL (U+0000, which PostgreSQL cannot
+  store): ``invalid_input``, naming the argument;
 - a command it does not know: ``unknown_command``;
 - any other failure of a responder: ``server_error``, logged once with its traceback (a bug);
 - a typed error's message is cut to :data:`MAX_MESSAGE` characters, so it always fits one AMP value;
@@ -53,6 +54,10 @@ def parse_arguments(command, box, protocol):
         value = objects.get(label)
         if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INTEGER <= value <= MAX_INTEGER:
             raise InvalidInput(f"{command.__name__}: the argument {label!r} is out of range")
+        if isinstance(value, str) and "\x00" in value or isinstance(value, list) and any(
+                isinstance(item, str) and "\x00" in item for item in value):
+            # No text anywhere may hold NUL (PostgreSQL cannot store it; nothing of ours means it).
+            raise InvalidInput(f"{command.__name__}: the argument {label!r} contains a NUL character")
     return objects
 
 

@@ -328,3 +328,27 @@ async def test_orders_with_hostile_numbers_are_answered_exactly_once(deployment)
     rows = await d.master.db.query("SELECT cash_cents FROM accounts")
     assert all(r[0] >= 0 for r in rows)
     await close(peer)
+
+
+@pytest_twisted.ensureDeferred
+async def test_text_with_nul_is_invalid_input_on_both_databases(deployment):
+    """Found by the fuzz on PostgreSQL (which cannot store NUL): an order uuid of NUL characters was a
+    server_error there.  No text argument may hold NUL, at the worker or the master."""
+    d = deployment
+    token = (await session_token(d)).encode()
+    peer = await connect(d, d.cluster.workers[0].listener.port.getHost().port)
+    link = d.cluster.workers[1].link.proven
+    stamp = {b"received": b"2000-01-01T00:00:00.000000-00:00", b"client_ip": b"", b"worker": b"worker2"}
+    with Tracebacks() as tracebacks:
+        for name, fields in ((b"CancelOrder", {b"token": token, b"order_uuid": b"\x00" * 1000}),
+                             (b"GetOrder", {b"token": token, b"client_order_id": b"a\x00b"}),
+                             (b"Quote", {b"symbol": b"AAPL\x00"}),
+                             (b"Watch", {b"symbols": b"\x00\x04AAPL\x00\x05MS\x00FT"}),
+                             (b"Login", {b"username": b"alice\x00", b"password": b"x", b"remember": b"False"})):
+            outcome = await peer.send(name, fields)
+            assert outcome[:2] == ("error", code_of(InvalidInput)) and "NUL" in outcome[2], (name, outcome)
+            outcome = await RawPeer.send(link, b"Stamped" + name, {**fields, **stamp}) \
+                if name not in (b"Quote", b"Watch") else outcome
+            assert outcome[:2] == ("error", code_of(InvalidInput)), (name, outcome)
+    assert tracebacks.failures == []
+    await close(peer)
