@@ -9,9 +9,9 @@ are first checked against the session cache (asking the master on a miss).
 from twisted.internet import defer, protocol
 
 from papertrader import commands, tls
-from papertrader.wire import TypedAMP
 from papertrader.commands import FORWARDED
 from papertrader.errors import InvalidInput, PaperTraderError, QuoteUnavailable, ServerError, UnknownSymbol
+from papertrader.wire import TypedAMP
 
 
 class WorkerProtocol(TypedAMP):
