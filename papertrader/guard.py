@@ -100,7 +100,7 @@ class Guard(policies.ProtocolWrapper):
         self.under_tls = isinstance(transport, TLSMemoryBIOProtocol)
         self.factory.opened(self)
         if limits.handshake_timeout and self.under_tls:
-            self._handshake = clock.callLater(limits.handshake_timeout, self.cut,
+            self._handshake = clock.callLater(limits.handshake_timeout, self.cut, "handshake",
                                               f"no TLS handshake within {limits.handshake_timeout:g} s")
         if limits.idle_timeout:
             self._last = clock.seconds()
@@ -138,14 +138,14 @@ class Guard(policies.ProtocolWrapper):
             self._idle = clock.callLater(limits.idle_timeout, self._check_idle)
             return
         self._idle = None
-        self.cut(f"idle for {limits.idle_timeout:g} s")
+        self.cut("idle", f"idle for {limits.idle_timeout:g} s")
 
-    def cut(self, reason):
-        """Abort the connection, saying why in the log."""
+    def cut(self, kind, reason):
+        """Abort the connection (``kind``: handshake, idle or unsent), saying why in the log."""
         if self._cut_reason is not None or self.transport is None:
             return
         self._cut_reason = reason
-        self.factory.cut[reason.split(" ")[0]] += 1
+        self.factory.cut[kind] += 1
         self.factory.log.info("{what}: closed the connection of {host}: {reason}", what=self.factory.what,
                               host=self.host, reason=reason)
         self.transport.abortConnection()
@@ -167,7 +167,7 @@ class Guard(policies.ProtocolWrapper):
         if output is not None and output.paused:
             output.unsent += size
             if output.unsent > self.factory.limits.max_unsent:
-                self.cut(f"more than {self.factory.limits.max_unsent} bytes of output unread")
+                self.cut("unsent", f"more than {self.factory.limits.max_unsent} bytes of output unread")
                 return False
         return True
 
@@ -225,7 +225,7 @@ class GuardedFactory(policies.WrappingFactory):
         self.what = what
         self.clock = clock
         self.per_address = Counter()
-        #: Connections cut, by the first word of the reason (no, idle, more), and refused over the cap.
+        #: Connections cut, by kind (handshake, idle, unsent), and refused over the cap.
         self.cut = Counter()
         self.refused = 0
         self._at_cap = set()

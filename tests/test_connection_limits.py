@@ -161,7 +161,7 @@ async def test_a_tls_handshake_that_does_not_finish_is_cut(limited, which, hello
     assert stalled.open
     d.guard_clock.advance(0.2)
     await bounded(stalled.closed, "the stalled handshake to be cut")
-    assert guards(d)[which].cut["no"] == 1
+    assert guards(d)[which].cut["handshake"] == 1
     await served(d, client, which)
     await close(client)
 
@@ -237,7 +237,7 @@ async def test_a_client_that_never_reads_is_cut_when_its_unread_output_passes_th
                            what="a client that never reads", timeout=60)
     await cut
     assert sent < 20_000 * 50  # the server closed the connection before the client had sent everything
-    assert guards(d)["worker"].cut["more"] == 1
+    assert guards(d)["worker"].cut["unsent"] == 1
     await served(d, other, "worker")
     await close(other)
 
