@@ -25,6 +25,9 @@ Afterwards, the checks, per account, read from the database (:func:`check`):
 - every order state the client saw agrees with the database: a final status it saw is the database's
   status with the same filled quantity; no filled quantity it saw exceeds the database's; every fill it
   saw (``GetOrder``) is a fill of that order in the database; an order it saw replaced has a successor;
+  each user also watches its order events (``WatchOrders``, subscribing again after each kill): no event
+  kind was pushed more often than the database has it, and every pushed fill (quantity, price, position
+  after) is a fill in the database;
 - no process's output or log file holds a ``Traceback``.
 
 Replaying: every choice (each user's actions, quantities, prices relative to the quote, when and what to
@@ -297,6 +300,7 @@ class Seen:
     pending: dict = field(default_factory=dict)  # client_order_id -> (command, arguments): answer lost
     views: list = field(default_factory=list)  # (order id, status, filled quantity, replaced_by)
     fills: list = field(default_factory=list)  # (order id, time, quantity, price)
+    events: list = field(default_factory=list)  # pushed order events: (order id, kind, quantity, price, position)
     problems: list = field(default_factory=list)  # what the client saw that is wrong in itself
 
 
@@ -316,6 +320,7 @@ class Trader:
         self.last_status = {}
         self.number = 0
         self.stopping = False
+        self.watching = None
 
     def _connection(self):
         if self.connection is None:
@@ -520,6 +525,33 @@ class Trader:
         while not self.stopping:
             await self.act()
 
+    def pushed(self, event):
+        order = event["order"]
+        self.seen.events.append((order["id"], event["event"], event.get("quantity"), event.get("price"),
+                                 event.get("position_quantity")))
+        self.view(order)
+        self.counters["events pushed"] += 1
+
+    async def watch(self):
+        """Watch the account's order events (``watch --orders``) on a connection of its own, subscribing again
+        whenever a kill cuts it."""
+        while not self.stopping:
+            self.watching = Connection(self.reactor, ("localhost", self.processes.port), self.processes.ca_pem)
+            try:
+                await self.watching.call(commands.WatchOrders, token=self.token)
+                proto = self.watching.proto
+                proto.on_order_event = self.pushed
+                await proto.ended
+            except PaperTraderError:
+                await sleep(self.reactor, 0.2)
+            finally:
+                self.watching.close()
+
+    def stop(self):
+        self.stopping = True
+        if self.watching is not None:
+            self.watching.close()
+
     async def settle(self, deadline):
         """Send again every order whose answer was lost until each has a definite answer (or time runs out)."""
         while self.seen.pending and time.monotonic() < deadline:
@@ -578,7 +610,8 @@ class Summary:
         lines = [f"crash suite, seed {self.seed}, {self.kind}: {sum(self.kills.values())} kills ({kills}) in"
                  f" {self.seconds:.0f} s",
                  f"  orders acknowledged {self.counters['acknowledged']}, orders in the database {self.orders},"
-                 f" fills {self.fills}, answers lost to a kill {self.counters['lost answers']}, resends"
+                 f" fills {self.fills}, order events pushed to clients {self.counters['events pushed']},"
+                 f" answers lost to a kill {self.counters['lost answers']}, resends"
                  f" {self.counters['resends']}, replaces {self.counters['replaces']}, cancels"
                  f" {self.counters['canceled']}",
                  "  refused: " + (", ".join(f"{k[8:]} {n}" for k, n in sorted(self.counters.items())
@@ -621,7 +654,7 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
         await processes.start_all()
         for trader in traders:
             await trader.sign_up()
-        running = [defer.ensureDeferred(t.run()) for t in traders]
+        running = [defer.ensureDeferred(t.run()) for t in traders] + [defer.ensureDeferred(t.watch()) for t in traders]
         try:
             for number, (what, trigger) in enumerate(kill_schedule(seed, kills, workers), 1):
                 if minutes is not None and time.monotonic() - started > minutes * 60:
@@ -642,7 +675,7 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
                         f" {time.monotonic() - started:.0f} s")
         finally:
             for trader in traders:
-                trader.stopping = True
+                trader.stop()
             results = await defer.DeferredList(running, consumeErrors=True)
             for ok, result in results:
                 if not ok:
@@ -820,6 +853,20 @@ async def check(database_url, data_dir, traders):
                 if not matches:
                     v.append(f"the client saw a fill of order {order_id} ({quantity} at {price}, {when}) that the"
                              " database does not have")
+            pushed = Counter((order_id, kind) for order_id, kind, *_ in seen.events)
+            for (order_id, kind), n in sorted(pushed.items()):
+                if n > kinds[order_id][kind]:
+                    v.append(f"the client was pushed {n} {kind} events of order {order_id}; the database has"
+                             f" {kinds[order_id][kind]}")
+            after = {row[0]: row[10] for row in ledger}
+            for order_id, kind, quantity, price, position in seen.events:
+                if kind not in ("fill", "partial_fill"):
+                    continue
+                matches = [f for f in fills[order_id] if f[6] == units(quantity) and Decimal(f[7]).scaleb(-4) == price
+                           and (position is None or after[f[0]] == units(position))]
+                if not matches:
+                    v.append(f"the client was pushed a {kind} of order {order_id} ({quantity} at {price}, position"
+                             f" {position}) that the database does not have")
             violations += [f"{trader.name}: {text}" for text in v]
     finally:
         db.close()
