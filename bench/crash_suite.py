@@ -41,6 +41,7 @@ async def main(reactor, args):
     if args.db == "postgres":
         schema = create_schema(args.postgres_url)
         url = with_search_path(args.postgres_url, schema)
+        print(f"PostgreSQL schema {schema}", flush=True)
     else:
         url = Database.default_url(os.path.join(workdir, "master"))
     try:
