@@ -32,7 +32,8 @@ async def test_no_acknowledged_order_is_lost_or_doubled_and_the_books_balance_af
     print(summary.text())
     assert not summary.violations, (
         f"the crash suite found {len(summary.violations)} violations with seed {seed}; replay it with\n"
-        f"    {crash_harness.replay_command(seed, KILLS, kind)}\n{summary.text()}")
+        f"    {crash_harness.replay_command(seed, KILLS, kind)}\n(each process's output: {tmp_path / 'logs'})\n"
+        f"{summary.text()}")
     # The run did what it is for: kills, orders acknowledged and filled between them.
     assert sum(summary.kills.values()) == KILLS
     assert summary.counters["acknowledged"] >= KILLS and summary.fills > 0, summary.text()
