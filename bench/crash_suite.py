@@ -71,7 +71,7 @@ def parse_args(argv):
     parser.add_argument("--users", type=int, default=3, help="users trading at once (default 3)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--minutes", type=float,
-                        help="start no kill after this many minutes: the run then checks what it did (default: no limit)")
+                        help="start no kill after this many minutes, then check what was done (default: no limit)")
     parser.add_argument("--keep", action="store_true", help="keep the run's files (and schema) even if all is well")
     return parser.parse_args(argv)
 

@@ -46,6 +46,7 @@ import glob
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -182,8 +183,6 @@ class Processes:
         self.worker_ports = {}
 
     def prepare(self):
-        from bench.harness import free_port
-
         os.makedirs(self.log_dir, exist_ok=True)
         files.ensure_master_files(self.data_dir)
         for name in self.names:
@@ -242,10 +241,9 @@ class Processes:
 
     async def start_all(self):
         await self.start_master()
-        offset = 0
         for name in self.names:
             self.spawn_worker(name)
-        await self.linked(self.names, offset)
+        await self.linked(self.names, 0)
 
     async def kill(self, target):
         """SIGKILL ``target`` ("master", "all" or a worker's name), restart it, and wait until all is linked."""
@@ -285,6 +283,15 @@ class Processes:
 
 async def sleep(reactor, seconds):
     await task.deferLater(reactor, seconds, lambda: None)
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
 
 
 # --- traders -----------------------------------------------------------------------------------------------
