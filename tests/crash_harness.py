@@ -32,11 +32,14 @@ Afterwards, the checks, per account, read from the database (:func:`check`):
 
 Replaying: every choice (each user's actions, quantities, prices relative to the quote, when and what to
 kill) comes from ``random.Random`` seeded with the run's seed, so the same seed replays the same schedule
-of actions and kills.  The interleaving with the processes cannot be perfectly deterministic: how far a
-market step or a restart has got when a kill lands, which worker a client reaches, and the market time
-(the simulated market's bars follow the wall clock) vary from run to run.  A kill moment is part of the
-schedule — "after N more acknowledgements" or "after a delay of D seconds" measured on the reactor's
-clock — never a wait for timing; every wait for a condition has a timeout.
+of actions and kills: the n-th action of each user draws from a Random of its own, so it is the same kind
+of action with the same parameters and client order id in every replay, and the n-th kill hits the same
+target at the same trigger.  The interleaving with the processes cannot be perfectly deterministic: how far
+a market step or a restart has got when a kill lands, which worker a client reaches, which actions a kill
+interrupts, the quote a price is relative to and which open order a cancel picks (the simulated market's
+bars follow the wall clock) vary from run to run.  A kill moment is part of the schedule — "after N more
+acknowledgements" or "after a delay of D seconds" measured on the reactor's clock — never a wait for
+timing; every wait for a condition has a timeout.
 
 Used by ``tests/test_crash_suite.py`` (a short run per database in CI) and ``bench/crash_suite.py`` (the
 long run, and replaying a seed).
@@ -318,7 +321,8 @@ class Trader:
         self.reactor = reactor
         self.processes = processes
         self.name = f"trader{index}"
-        self.rng = random.Random(f"crash-suite:{seed}:{self.name}")
+        self.seed = seed
+        self.rng = None  # each action's own (see act)
         self.counters = counters
         self.seen = Seen()
         self.token = None
@@ -353,7 +357,7 @@ class Trader:
     # The orders ---------------------------------------------------------------------------------------------
 
     def _coid(self):
-        self.number += 1
+        """The client order id of this action's order: the same for the same action in every replay."""
         return f"{self.name}-{self.number}"
 
     async def _price(self, symbol):
@@ -516,7 +520,10 @@ class Trader:
             self.seen.fills.append((order_id, fill["time"], fill["quantity"], fill["price"]))
 
     async def act(self):
-        """One action, chosen by the seeded random."""
+        """One action, chosen by the seeded random: the n-th action of a user draws from a Random of its own,
+        so its kind and parameters are the same in every replay, whatever the actions before it met."""
+        self.number += 1
+        self.rng = random.Random(f"crash-suite:{self.seed}:{self.name}:{self.number}")
         action = self.rng.choices([self.new_order, self.resend, self.cancel, self.replace, self.read_orders,
                                    self.read_order], [10, 2, 2, 2, 1, 1])[0]
         pause = self.rng.uniform(0, 0.05)
