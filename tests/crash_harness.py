@@ -553,9 +553,11 @@ class Trader:
             self.watching = Connection(self.reactor, ("localhost", self.processes.port), self.processes.ca_pem)
             try:
                 await self.watching.call(commands.WatchOrders, token=self.token)
+                if self.stopping:  # stopped while subscribing: the connection was not there to close yet
+                    break
                 proto = self.watching.proto
                 proto.on_order_event = self.pushed
-                await proto.ended
+                await proto.ended  # a kill, or stop() closing it
             except PaperTraderError:
                 await sleep(self.reactor, 0.2)
             finally:
@@ -618,6 +620,8 @@ class Summary:
     seconds: float
     fills: int = 0
     orders: int = 0
+    traders: list = field(default_factory=list, repr=False)  # what each user saw (to check again)
+    data_dir: str = ""
 
     def text(self):
         kills = ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))
@@ -690,7 +694,8 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
         finally:
             for trader in traders:
                 trader.stop()
-            results = await defer.DeferredList(running, consumeErrors=True)
+            results = await bounded(reactor, defer.DeferredList(running, consumeErrors=True), 120,
+                                    "the users to finish their last commands")
             for ok, result in results:
                 if not ok:
                     violations.append(f"a trader failed: {result.getTraceback()}")
@@ -709,7 +714,7 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
     violations += report["violations"]
     violations += tracebacks(processes.log_files())
     return Summary(seed, kind, done, counters, violations, time.monotonic() - started, report["fills"],
-                   report["orders"])
+                   report["orders"], traders, processes.data_dir)
 
 
 def tracebacks(paths):

@@ -16,6 +16,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
+from papertrader.master.db import Database
 from tests import crash_harness
 
 KILLS = int(os.environ.get("PAPERTRADER_CRASH_KILLS", "20"))
@@ -37,3 +38,26 @@ async def test_no_acknowledged_order_is_lost_or_doubled_and_the_books_balance_af
     # The run did what it is for: kills, orders acknowledged and filled between them.
     assert sum(summary.kills.values()) == KILLS
     assert summary.counters["acknowledged"] >= KILLS and summary.fills > 0, summary.text()
+
+    # The checks can fail: a cent too many, a fill written twice and a lost acknowledged order are each found.
+    db = Database(database_url, summary.data_dir)
+    try:
+        [(account,)] = await db.query("SELECT id FROM accounts WHERE username = 'trader1'")
+        await db.execute("UPDATE accounts SET cash_cents = cash_cents + 1 WHERE id = ?", (account,))
+        [(fill,)] = await db.query("SELECT MIN(id) FROM transactions WHERE kind = 'fill'")
+        await db.execute(
+            "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units, price_units,"
+            " commission_cents, amount_cents, cash_after_cents, model) SELECT account_id, order_id, kind, time,"
+            " side, symbol, quantity_units, price_units, commission_cents, amount_cents, cash_after_cents, model"
+            " FROM transactions WHERE id = ?", (fill,))
+        [(lost, coid)] = await db.query(
+            "SELECT id, client_order_id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE"
+            " t.order_id = o.id) AND replaces IS NULL AND replaced_by IS NULL ORDER BY id DESC LIMIT 1")
+        await db.execute("DELETE FROM order_events WHERE order_id = ?", (lost,))
+        await db.execute("DELETE FROM orders WHERE id = ?", (lost,))
+    finally:
+        db.close()
+    found = "\n".join((await crash_harness.check(database_url, summary.data_dir, summary.traders))["violations"])
+    assert "trader1: cash" in found, found
+    assert f"transaction {fill + 0}" in found or "fills but" in found, found
+    assert f"acknowledged order {lost} ({coid}) is not in the database" in found, found
