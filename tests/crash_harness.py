@@ -278,6 +278,10 @@ class Processes:
             except RuntimeError:
                 await p.kill()
 
+    async def kill_all(self):
+        procs = [p for p in [self.master, *self.workers.values()] if p is not None and p.running]
+        await defer.gatherResults([p.kill() for p in procs], consumeErrors=True)
+
     def log_files(self):
         found = glob.glob(os.path.join(self.log_dir, "*.log"))
         found += glob.glob(os.path.join(self.data_dir, "**", "*.log*"), recursive=True)
@@ -705,6 +709,9 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
             if trader.seen.pending:
                 violations.append(f"{trader.name}: {len(trader.seen.pending)} orders still without an answer after"
                                   f" {SETTLE_TIMEOUT} s: {sorted(trader.seen.pending)[:5]}")
+    except BaseException:  # a failure, or the test's ceiling cancelling the run: leave no process behind
+        await processes.kill_all()
+        raise
     finally:
         for trader in traders:
             if trader.connection is not None:

@@ -22,7 +22,7 @@ from tests import crash_harness
 KILLS = int(os.environ.get("PAPERTRADER_CRASH_KILLS", "20"))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(360)  # the run is cancelled at 355 s, killing its processes
 @pytest_twisted.ensureDeferred
 async def test_no_acknowledged_order_is_lost_or_doubled_and_the_books_balance_after_sigkills(
         tmp_path, database_url):
