@@ -1,11 +1,17 @@
 """End to end: a real master and two workers on loopback, driven through the CLI over TLS AMP."""
 
 import json
+import os
 from decimal import Decimal as D
 
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.logger import globalLogPublisher
 
+from papertrader import commands
+from papertrader.client.connection import Connection, connect
 from papertrader.money import from_cents, from_price_units
+from tests.conftest import wait_for_log
 
 
 def j(text):
@@ -252,3 +258,41 @@ async def test_delete_account_removes_personal_data_and_keeps_the_ledger(deploym
     status, out, err = await d.cli("register", "alice", "new@example.com", "--password-stdin",
                                    stdin="correct horse\n", user="alice")
     assert status == 0, err  # the name is free again
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_gone_while_its_order_watch_is_checked_leaves_no_watcher_and_no_traceback(deployment):
+    """Found by the crash suite: a client that closed its connection while the worker asked the master about
+    its session made the worker log a traceback (its address was read from the closed connection) and would
+    have kept the dead connection among the watchers of the account's order events."""
+    d = deployment
+    await register_and_login(d)
+    ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
+    connection = Connection(reactor, ("localhost", d.master_port), ca)
+    try:
+        token = (await connection.call(commands.Login, username="alice", password="correct horse",
+                                       remember=False))["token"]
+        [listed] = [w for w in await connection.workers() if w["name"] == d.cluster.workers[0].name]
+    finally:
+        connection.close()
+    w = d.cluster.workers[0]
+    assert w.sessions.get(token) is None  # so the worker must ask the master, and the client leaves meanwhile
+    failures = []
+
+    def observe(event):
+        if event.get("log_failure") is not None or event.get("log_level") is not None and \
+                event["log_level"].name in ("error", "critical"):
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        proto = await connect(reactor, "localhost", listed["port"], ca, "the worker")
+        left = wait_for_log(w.logs, "left before its watch of alice's order events began")
+        answer = proto.callRemote(commands.WatchOrders, token=token)
+        answer.addErrback(lambda failure: None)  # the connection is gone before any answer
+        proto.transport.loseConnection()
+        await left
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert failures == []
+    assert w.order_fanout.watchers() == [] and w.order_fanout.keys() == []

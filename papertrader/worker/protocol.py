@@ -18,6 +18,8 @@ class WorkerProtocol(TypedAMP):
     def __init__(self, worker):
         super().__init__()
         self.worker = worker
+        self.gone = False
+        self._ip = None
 
     def log_failure(self, failure, what):
         self.worker.log.failure("{what} failed", failure, what=what)
@@ -30,15 +32,19 @@ class WorkerProtocol(TypedAMP):
         return self.worker.fanout.is_watching(self) or self.worker.order_fanout.is_watching(self)
 
     def client_ip(self):
-        peer = self.transport.getPeer()
-        return getattr(peer, "host", "unknown")
+        """The client's address (kept once known: an answer may come after the connection is gone)."""
+        if self._ip is None and self.transport is not None:
+            self._ip = getattr(self.transport.getPeer(), "host", "unknown")
+        return self._ip or "unknown"
 
     def connectionMade(self):
         super().connectionMade()
         tls.no_delay(self.transport)
+        self.client_ip()
         self.worker.clients.add(self)
 
     def connectionLost(self, reason):
+        self.gone = True
         super().connectionLost(reason)
         self.worker.clients.discard(self)
         self.worker.fanout.forget(self)
@@ -99,6 +105,12 @@ class WorkerProtocol(TypedAMP):
         except Exception:
             self.worker.log.failure("watching order events failed")
             raise ServerError()
+        if self.gone:
+            # The client left while its session was being checked: watching for it would keep a dead
+            # connection among the watchers (and the master pushing its account's events) for good.
+            self.worker.log.info("client {ip} left before its watch of {username}'s order events began",
+                                 ip=self.client_ip(), username=username)
+            return {"username": username}
         self.worker.order_fanout.watch(self, [username])
         self.worker.log.info("client {ip} watches the order events of {username}", ip=self.client_ip(),
                              username=username)

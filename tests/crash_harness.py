@@ -1,0 +1,899 @@
+"""The crash suite: real processes, random orders, SIGKILL at random moments, then the books are checked.
+
+A run starts a real master and ``workers`` workers as separate ``twistd`` processes (the simulated market,
+a short update interval, a small volume share so that orders also fill in parts), registers ``users``
+accounts, and lets each user trade over the real client connection (``papertrader.client.connection``:
+TLS AMP through a worker, with the client's own failover): every order type (market, limit, stop,
+stop_limit, trailing_stop) and every time in force (day, gtc, ioc, fok, opg, cls; stops take day or gtc),
+some notional buys, some orders too big to pay or to sell (refused), some sent again with the same
+``client_order_id`` (after an uncertain answer, and after an acknowledgement), some canceled or replaced.
+Meanwhile it kills the master, a worker, or everything with SIGKILL ``kills`` times and restarts what it
+killed each time, waiting (with a timeout) until the master listens and every worker is linked again.
+
+Afterwards, the checks, per account, read from the database (:func:`check`):
+
+- every acknowledged order (the client got an order id back) exists exactly once, on that account, with
+  the client order id it was sent with; no client order id maps to two orders, and no order exists that
+  no client sent; an order refused with a definite answer (insufficient funds, ...) does not exist;
+- its status is open or final and its events explain it: one ``accepted``, one fill event per fill, one
+  event of its final kind (``canceled``, ``expired``, ...) and none while it is open; filled quantity never
+  exceeds the ordered quantity, equals it when ``filled``, lies strictly between when ``partially_filled``;
+- cash equals the starting cash plus the signed amounts of the history (exact, in cents), and every row's
+  ``cash_after`` is the one before plus its amount; each position equals the sum of its fills (the
+  simulated market has no splits), and every fill's ``position_after`` agrees; no cash or position is
+  negative;
+- every order state the client saw agrees with the database: a final status it saw is the database's
+  status with the same filled quantity; no filled quantity it saw exceeds the database's; every fill it
+  saw (``GetOrder``) is a fill of that order in the database; an order it saw replaced has a successor;
+  each user also watches its order events (``WatchOrders``, subscribing again after each kill): no event
+  kind was pushed more often than the database has it, and every pushed fill (quantity, price, position
+  after) is a fill in the database;
+- no process's output or log file holds a ``Traceback``.
+
+Replaying: every choice (each user's actions, quantities, prices relative to the quote, when and what to
+kill) comes from ``random.Random`` seeded with the run's seed, so the same seed replays the same schedule
+of actions and kills: the n-th action of each user draws from a Random of its own, so it is the same kind
+of action with the same parameters and client order id in every replay, and the n-th kill hits the same
+target at the same trigger.  The interleaving with the processes cannot be perfectly deterministic: how far
+a market step or a restart has got when a kill lands, which worker a client reaches, which actions a kill
+interrupts, the quote a price is relative to and which open order a cancel picks (the simulated market's
+bars follow the wall clock) vary from run to run.  A kill moment is part of the schedule — "after N more
+acknowledgements" or "after a delay of D seconds" measured on the reactor's clock — never a wait for
+timing; every wait for a condition has a timeout.
+
+Used by ``tests/test_crash_suite.py`` (a short run per database in CI) and ``bench/crash_suite.py`` (the
+long run, and replaying a seed).
+"""
+
+import glob
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from twisted.internet import defer, protocol, task
+
+from papertrader import commands, tls
+from papertrader.client.connection import Connection
+from papertrader.errors import PaperTraderError
+from papertrader.master import files
+from papertrader.master.db import Database
+
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+SYMBOLS = ("AAPL", "MSFT", "TSLA")
+STARTING_CASH = Decimal("100000.00")
+PASSWORD = "crash suite password"
+#: Seconds a restart may take until the master listens and every worker is linked again.
+RESTART_TIMEOUT = 60
+#: Seconds a kill waiting for "N more acknowledgements" waits before it kills anyway (a stall is reported).
+ACK_TIMEOUT = 60
+#: Seconds the run may take to settle the orders whose answer was lost, once the kills are over.
+SETTLE_TIMEOUT = 120
+
+OPEN = {"new", "partially_filled"}
+FINAL = {"filled", "canceled", "expired", "replaced", "rejected"}
+#: Errors after which a command may or may not have been done (the connection failed somewhere).
+UNCERTAIN = {"unreachable", "no_worker", "worker_failed", "master_unavailable", "wrong_server", "server_error"}
+TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+ALL_TIF = ("day", "gtc", "ioc", "fok", "opg", "cls")
+STOP_TIF = ("day", "gtc")
+
+UNITS = Decimal("0.000001")  # quantities are stored in 1e-6 units
+CENTS = Decimal("0.01")
+
+
+def replay_command(seed, kills, kind):
+    return f"python bench/crash_suite.py --seed {seed} --kills {kills} --db {kind}"
+
+
+# --- processes ---------------------------------------------------------------------------------------------
+
+
+class Process(protocol.ProcessProtocol):
+    """A child process whose output goes to a file and can be waited on (bounded) from an offset."""
+
+    def __init__(self, reactor, name, path):
+        self.reactor = reactor
+        self.name = name
+        self.path = path
+        self.file = open(path, "ab")
+        self.output = b""
+        self.waiting = []
+        self.ended = defer.Deferred()
+        self.running = True
+
+    def outReceived(self, data):
+        self.output += data
+        self.file.write(data)
+        self.file.flush()
+        for item in list(self.waiting):
+            text, start, d = item
+            if self.output.find(text, start) >= 0:
+                self.waiting.remove(item)
+                d.callback(None)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        self.running = False
+        self.file.close()
+        for item in list(self.waiting):
+            self.waiting.remove(item)
+            item[2].errback(RuntimeError(f"{self.name} ended while waiting for {item[0]!r}; see {self.path}"))
+        self.ended.callback(reason.value)
+
+    def wait_for(self, text, start=0, timeout=RESTART_TIMEOUT):
+        """Fires once ``text`` is in the output at or after ``start``; fails after ``timeout`` seconds or if the
+        process ends first."""
+        text = text.encode()
+        if self.output.find(text, start) >= 0:
+            return defer.succeed(None)
+        if not self.running:
+            return defer.fail(RuntimeError(f"{self.name} is not running; see {self.path}"))
+        d = defer.Deferred()
+        item = (text, start, d)
+        self.waiting.append(item)
+
+        def timed_out(failure):
+            failure.trap(defer.TimeoutError)
+            if item in self.waiting:
+                self.waiting.remove(item)
+            raise RuntimeError(f"{text.decode()!r} not seen from {self.name} within {timeout} s; see {self.path}")
+
+        return d.addTimeout(timeout, self.reactor).addErrback(timed_out)
+
+    def kill(self):
+        """SIGKILL; fires once the process is gone."""
+        if self.running and self.transport.pid:
+            os.kill(self.transport.pid, signal.SIGKILL)
+        return bounded(self.reactor, self.ended, 30, f"{self.name} to end")
+
+
+def bounded(reactor, d, timeout, what):
+    def timed_out(failure):
+        failure.trap(defer.TimeoutError)
+        raise RuntimeError(f"waited {timeout} s for {what}")
+
+    return d.addTimeout(timeout, reactor).addErrback(timed_out)
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+class Processes:
+    """The master and workers of one run, as ``twistd`` processes on fixed loopback ports."""
+
+    def __init__(self, reactor, workdir, database_url, workers, update_interval="0.2", volume_share="0.0005"):
+        self.reactor = reactor
+        self.workdir = workdir
+        self.data_dir = os.path.join(workdir, "master")
+        self.log_dir = os.path.join(workdir, "logs")
+        self.database_url = database_url
+        self.names = [f"w{i + 1}" for i in range(workers)]
+        self.update_interval = update_interval
+        self.volume_share = volume_share
+        self.master = None
+        self.workers = {}
+        self.lives = Counter()
+        self.port = None
+        self.worker_ports = {}
+
+    def prepare(self):
+        os.makedirs(self.log_dir, exist_ok=True)
+        files.ensure_master_files(self.data_dir)
+        for name in self.names:
+            subprocess.run([sys.executable, "-m", "papertrader.admin", "--data-dir", self.data_dir, "--database",
+                            self.database_url, "register-worker", name], check=True, capture_output=True,
+                           env=_env())
+        self.port = free_port()
+        self.worker_ports = {name: free_port() for name in self.names}
+
+    @property
+    def ca_pem(self):
+        with open(os.path.join(self.data_dir, "ca.pem"), "rb") as f:
+            return f.read()
+
+    def _spawn(self, name, args):
+        self.lives[name] += 1
+        proc = Process(self.reactor, name, os.path.join(self.log_dir, f"{name}.{self.lives[name]}.log"))
+        self.reactor.spawnProcess(proc, sys.executable, [sys.executable, "-c", TWISTD, "-n", "--pidfile="] + args,
+                                  env=_env(), path=os.getcwd())
+        return proc
+
+    def spawn_master(self):
+        cert = os.path.join(self.data_dir, files.MASTER_CERT)
+        self.master = self._spawn("master", [
+            "papertrader-master", "--data-dir", self.data_dir, "--database", self.database_url,
+            "--port", tls.listen_description(self.port, "127.0.0.1", cert),
+            "--update-interval", self.update_interval, "--bcrypt-rounds", "4", "--provider", "simulated",
+            "--calendar", "always_open", "--assets", ",".join(SYMBOLS), "--volume-share", self.volume_share,
+            "--starting-cash", str(STARTING_CASH), "--heartbeat-interval", "1"])
+        return self.master
+
+    def spawn_worker(self, name):
+        bundle = files.worker_dir(self.data_dir, name)
+        cert = os.path.join(bundle, files.WORKER_CERT)
+        self.workers[name] = self._spawn(name, [
+            "papertrader-worker", "--data-dir", bundle, "--name", name, "--master", f"localhost:{self.port}",
+            "--port", tls.listen_description(self.worker_ports[name], "127.0.0.1", cert)])
+        return self.workers[name]
+
+    async def start_master(self):
+        """Start the master; retry if it exits while starting (the previous one's locks may linger a moment)."""
+        for attempt in range(5):
+            master = self.spawn_master()
+            try:
+                await master.wait_for("master listening on port")
+                return master
+            except RuntimeError:
+                if master.running or attempt == 4:
+                    raise
+                await sleep(self.reactor, 0.5)
+
+    async def linked(self, names, offset):
+        """Until the master says each of ``names`` linked (in its output after ``offset``)."""
+        for name in names:
+            await self.master.wait_for(f"worker {name} linked", offset)
+
+    async def start_all(self):
+        await self.start_master()
+        for name in self.names:
+            self.spawn_worker(name)
+        await self.linked(self.names, 0)
+
+    async def kill(self, target):
+        """SIGKILL ``target`` ("master", "all" or a worker's name), restart it, and wait until all is linked."""
+        if target == "master":
+            await self.master.kill()
+            await self.start_master()
+            await self.linked(self.names, 0)
+        elif target == "all":
+            await defer.gatherResults([self.master.kill()] + [w.kill() for w in self.workers.values()],
+                                      consumeErrors=True)
+            await self.start_master()
+            for name in self.names:
+                self.spawn_worker(name)
+            await self.linked(self.names, 0)
+        else:
+            await self.workers[target].kill()
+            offset = len(self.master.output)
+            self.spawn_worker(target)
+            await self.linked([target], offset)
+
+    async def stop(self):
+        """End every process (SIGTERM, then SIGKILL if it lingers)."""
+        procs = [p for p in [self.master, *self.workers.values()] if p is not None and p.running]
+        for p in procs:
+            p.transport.signalProcess("TERM")
+        for p in procs:
+            try:
+                await bounded(self.reactor, p.ended, 30, f"{p.name} to stop")
+            except RuntimeError:
+                await p.kill()
+
+    async def kill_all(self):
+        procs = [p for p in [self.master, *self.workers.values()] if p is not None and p.running]
+        await defer.gatherResults([p.kill() for p in procs], consumeErrors=True)
+
+    def log_files(self):
+        found = glob.glob(os.path.join(self.log_dir, "*.log"))
+        found += glob.glob(os.path.join(self.data_dir, "**", "*.log*"), recursive=True)
+        return sorted(set(found))
+
+
+async def sleep(reactor, seconds):
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+# --- traders -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """What one user saw: its orders as answered, and what it was refused."""
+
+    acknowledged: dict = field(default_factory=dict)  # client_order_id -> order id
+    sent: dict = field(default_factory=dict)  # client_order_id -> arguments (every order it tried to make)
+    refused: dict = field(default_factory=dict)  # client_order_id -> error code (a definite no, no order made)
+    pending: dict = field(default_factory=dict)  # client_order_id -> (command, arguments): answer lost
+    views: list = field(default_factory=list)  # (order id, status, filled quantity, replaced_by)
+    fills: list = field(default_factory=list)  # (order id, time, quantity, price)
+    events: list = field(default_factory=list)  # pushed order events: (order id, kind, quantity, price, position)
+    problems: list = field(default_factory=list)  # what the client saw that is wrong in itself
+
+
+class Trader:
+    """One user: places, resends, cancels, replaces and reads orders with choices from its own seeded random."""
+
+    def __init__(self, reactor, processes, index, seed, counters):
+        self.reactor = reactor
+        self.processes = processes
+        self.name = f"trader{index}"
+        self.seed = seed
+        self.rng = None  # each action's own (see act)
+        self.counters = counters
+        self.seen = Seen()
+        self.token = None
+        self.connection = None
+        self.quotes = {}
+        self.last_status = {}
+        self.number = 0
+        self.stopping = False
+        self.watching = None
+
+    def _connection(self):
+        if self.connection is None:
+            self.connection = Connection(self.reactor, ("localhost", self.processes.port), self.processes.ca_pem)
+        return self.connection
+
+    async def call(self, command, **kwargs):
+        """The answer, or the PaperTraderError raised; a failed connection is dropped (the next call makes a
+        fresh one, so no worker stays avoided)."""
+        try:
+            return await self._connection().call(command, **kwargs)
+        except PaperTraderError as e:
+            if e.code in UNCERTAIN:
+                self.connection.close()
+                self.connection = None
+            raise
+
+    async def sign_up(self):
+        await self.call(commands.Register, username=self.name, email=f"{self.name}@example.com", password=PASSWORD)
+        answer = await self.call(commands.Login, username=self.name, password=PASSWORD, remember=False)
+        self.token = answer["token"]
+
+    # The orders ---------------------------------------------------------------------------------------------
+
+    def _coid(self):
+        """The client order id of this action's order: the same for the same action in every replay."""
+        return f"{self.name}-{self.number}"
+
+    async def _price(self, symbol):
+        if symbol not in self.quotes:
+            answer = await self.call(commands.Quote, symbol=symbol)
+            self.quotes[symbol] = answer["price"]
+        return self.quotes[symbol]
+
+    def _money(self, value):
+        return str(Decimal(value).quantize(CENTS))
+
+    async def new_order(self):
+        rng = self.rng
+        symbol = rng.choice(SYMBOLS)
+        side = rng.choices(["buy", "sell"], [3, 2])[0]
+        kind = rng.choice(TYPES)
+        tif = rng.choice(ALL_TIF if kind in ("market", "limit") else STOP_TIF)
+        size = rng.random()
+        if size < 0.05:
+            quantity = "1000000"  # more than any account can pay or holds: refused
+        elif size < 0.25:
+            quantity = str(Decimal(rng.randint(1, 5000)).scaleb(-3))  # fractional, 3 decimals
+        else:
+            quantity = str(rng.randint(1, 8))
+        arguments = dict(token=self.token, client_order_id=self._coid(), side=side, symbol=symbol, type=kind,
+                         time_in_force=tif)
+        notional = side == "buy" and kind == "market" and tif == "day" and rng.random() < 0.3
+        if notional:
+            arguments["notional"] = str(rng.choice([50, 250, 1000]))
+        else:
+            arguments["quantity"] = quantity
+        # Prices: the schedule chooses offsets; the quote they apply to is whatever the market says then.
+        offset = Decimal(rng.randint(-150, 150)) / 10000
+        stop_offset = Decimal(rng.randint(0, 150)) / 10000
+        trail_percent = rng.choice(["0.5", "1", "2.5"])
+        use_percent = rng.random() < 0.5
+        if kind in ("limit", "stop", "stop_limit"):
+            price = await self._price(symbol)
+            if kind in ("limit", "stop_limit"):
+                arguments["limit_price"] = self._money(price * (1 + offset))
+            if kind in ("stop", "stop_limit"):
+                arguments["stop_price"] = self._money(price * (1 + stop_offset if side == "buy" else 1 - stop_offset))
+        if kind == "trailing_stop":
+            if use_percent:
+                arguments["trail_percent"] = trail_percent
+            else:
+                price = await self._price(symbol)
+                arguments["trail_price"] = self._money(price * Decimal(trail_percent) / 100)
+        self.seen.sent[arguments["client_order_id"]] = arguments
+        await self.place(commands.PlaceOrder, arguments)
+
+    async def place(self, command, arguments):
+        """Send an order (new or replacing); record the answer: acknowledged, refused, or lost (pending)."""
+        coid = arguments["client_order_id"]
+        try:
+            order = await self.call(command, **arguments)
+        except PaperTraderError as e:
+            if e.code in UNCERTAIN:
+                self.seen.pending[coid] = (command, arguments)
+                self.counters["lost answers"] += 1
+                await sleep(self.reactor, 0.1)  # the cluster is restarting: do not spin
+            else:
+                self.seen.pending.pop(coid, None)
+                if coid in self.seen.acknowledged:
+                    self.seen.problems.append(f"{coid}: acknowledged as order {self.seen.acknowledged[coid]}, sent"
+                                              f" again it was refused: {e.code} {e}")
+                else:
+                    self.seen.refused[coid] = e.code
+                self.counters[f"refused {e.code}"] += 1
+            return
+        self.seen.pending.pop(coid, None)
+        self.seen.refused.pop(coid, None)
+        if order["client_order_id"] != coid:
+            self.seen.problems.append(f"{coid}: answered with order {order['id']} of client order id"
+                                      f" {order['client_order_id']}")
+        known = self.seen.acknowledged.get(coid)
+        if known is not None and known != order["id"]:
+            self.seen.problems.append(f"{coid}: acknowledged as order {known}, sent again it made order {order['id']}")
+        if known is None:
+            self.seen.acknowledged[coid] = order["id"]
+            self.counters["acknowledged"] += 1
+            self.counters.acked()
+        else:
+            self.counters["resends answered"] += 1
+        self.view(order)
+
+    def view(self, order):
+        self.seen.views.append((order["id"], order["status"], order["filled_quantity"], order.get("replaced_by")))
+        self.last_status[order["id"]] = order["status"]
+
+    def _open_order(self):
+        """An order id this user last saw open (or any of its orders): something to cancel or replace."""
+        candidates = sorted(order_id for order_id, status in self.last_status.items() if status in OPEN)
+        if not candidates:
+            return None
+        return self.rng.choice(candidates)
+
+    async def resend(self):
+        """Send again an order whose answer was lost, or (less often) one already acknowledged."""
+        if self.seen.pending and self.rng.random() < 0.8:
+            coid = self.rng.choice(sorted(self.seen.pending))
+            command, arguments = self.seen.pending[coid]
+        elif self.seen.acknowledged:
+            coid = self.rng.choice(sorted(self.seen.acknowledged))
+            arguments = self.seen.sent[coid]
+            command = arguments.get("_command", commands.PlaceOrder)
+        else:
+            return
+        self.counters["resends"] += 1
+        await self.place(command, {k: v for k, v in arguments.items() if not k.startswith("_")})
+
+    async def cancel(self):
+        order_id = self._open_order()
+        if order_id is None:
+            return
+        try:
+            order = await self.call(commands.CancelOrder, token=self.token, order_id=order_id)
+        except PaperTraderError as e:
+            self.counters[f"cancel {e.code}"] += 1
+            return
+        self.counters["canceled"] += 1
+        self.view(order)
+
+    async def replace(self):
+        order_id = self._open_order()
+        if order_id is None:
+            return
+        rng = self.rng
+        coid = self._coid()
+        arguments = dict(token=self.token, order_id=order_id, client_order_id=coid)
+        choice = rng.random()
+        if choice < 0.4:
+            arguments["quantity"] = str(rng.randint(1, 8))
+        elif choice < 0.7:
+            arguments["time_in_force"] = rng.choice(STOP_TIF)
+        # else: the same order anew (what it has left)
+        self.seen.sent[coid] = dict(arguments, _command=commands.ReplaceOrder)
+        self.counters["replaces"] += 1
+        await self.place(commands.ReplaceOrder, arguments)
+
+    async def read_orders(self):
+        try:
+            answer = await self.call(commands.Orders, token=self.token, limit=50)
+        except PaperTraderError:
+            return
+        for order in answer["orders"]:
+            self.view(order)
+
+    async def read_order(self):
+        ids = sorted(set(self.seen.acknowledged.values()))
+        if not ids:
+            return
+        order_id = self.rng.choice(ids)
+        try:
+            order = await self.call(commands.GetOrder, token=self.token, order_id=order_id)
+        except PaperTraderError:
+            return
+        self.view(order)
+        for fill in order["fills"]:
+            self.seen.fills.append((order_id, fill["time"], fill["quantity"], fill["price"]))
+
+    async def act(self):
+        """One action, chosen by the seeded random: the n-th action of a user draws from a Random of its own,
+        so its kind and parameters are the same in every replay, whatever the actions before it met."""
+        self.number += 1
+        self.rng = random.Random(f"crash-suite:{self.seed}:{self.name}:{self.number}")
+        action = self.rng.choices([self.new_order, self.resend, self.cancel, self.replace, self.read_orders,
+                                   self.read_order], [10, 2, 2, 2, 1, 1])[0]
+        pause = self.rng.uniform(0, 0.05)
+        if action == self.new_order and self.rng.random() < 0.1:
+            self.quotes.clear()  # now and then a fresh price
+        try:
+            await action()
+        except PaperTraderError as e:  # a quote that could not be read: the order was not sent
+            self.counters[f"no quote: {e.code}"] += 1
+        await sleep(self.reactor, pause)
+
+    async def run(self):
+        while not self.stopping:
+            await self.act()
+
+    def pushed(self, event):
+        order = event["order"]
+        self.seen.events.append((order["id"], event["event"], event.get("quantity"), event.get("price"),
+                                 event.get("position_quantity")))
+        self.view(order)
+        self.counters["events pushed"] += 1
+
+    async def watch(self):
+        """Watch the account's order events (``watch --orders``) on a connection of its own, subscribing again
+        whenever a kill cuts it."""
+        while not self.stopping:
+            self.watching = Connection(self.reactor, ("localhost", self.processes.port), self.processes.ca_pem)
+            try:
+                await self.watching.call(commands.WatchOrders, token=self.token)
+                if self.stopping:  # stopped while subscribing: the connection was not there to close yet
+                    break
+                proto = self.watching.proto
+                proto.on_order_event = self.pushed
+                await proto.ended  # a kill, or stop() closing it
+            except PaperTraderError:
+                await sleep(self.reactor, 0.2)
+            finally:
+                self.watching.close()
+
+    def stop(self):
+        self.stopping = True
+        if self.watching is not None:
+            self.watching.close()
+
+    async def settle(self, deadline):
+        """Send again every order whose answer was lost until each has a definite answer (or time runs out)."""
+        while self.seen.pending and time.monotonic() < deadline:
+            coid = sorted(self.seen.pending)[0]
+            command, arguments = self.seen.pending[coid]
+            await self.place(command, arguments)
+            if coid in self.seen.pending:
+                await sleep(self.reactor, 0.2)
+        # The final word on every order this user knows of.
+        for coid, order_id in sorted(self.seen.acknowledged.items()):
+            try:
+                order = await self.call(commands.GetOrder, token=self.token, order_id=order_id)
+            except PaperTraderError as e:
+                self.seen.problems.append(f"{coid}: order {order_id} could not be read at the end: {e.code} {e}")
+                continue
+            self.view(order)
+            for fill in order["fills"]:
+                self.seen.fills.append((order_id, fill["time"], fill["quantity"], fill["price"]))
+
+
+class Counters(Counter):
+    """Counts of what happened, and waiters for "N more acknowledgements"."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiters = []
+
+    def acked(self):
+        for item in list(self.waiters):
+            if self["acknowledged"] >= item[0]:
+                self.waiters.remove(item)
+                item[1].callback(None)
+
+    def wait_acks(self, n):
+        d = defer.Deferred()
+        self.waiters.append((self["acknowledged"] + n, d))
+        return d
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    seed: int
+    kind: str
+    kills: Counter
+    counters: Counter
+    violations: list
+    seconds: float
+    fills: int = 0
+    orders: int = 0
+    traders: list = field(default_factory=list, repr=False)  # what each user saw (to check again)
+    data_dir: str = ""
+
+    def text(self):
+        kills = ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))
+        lines = [f"crash suite, seed {self.seed}, {self.kind}: {sum(self.kills.values())} kills ({kills}) in"
+                 f" {self.seconds:.0f} s",
+                 f"  orders acknowledged {self.counters['acknowledged']}, orders in the database {self.orders},"
+                 f" fills {self.fills}, order events pushed to clients {self.counters['events pushed']},"
+                 f" answers lost to a kill {self.counters['lost answers']}, resends"
+                 f" {self.counters['resends']}, replaces {self.counters['replaces']}, cancels"
+                 f" {self.counters['canceled']}",
+                 "  refused: " + (", ".join(f"{k[8:]} {n}" for k, n in sorted(self.counters.items())
+                                            if k.startswith("refused ")) or "none"),
+                 f"  violations: {len(self.violations)}"]
+        lines += [f"    {v}" for v in self.violations[:50]]
+        if len(self.violations) > 50:
+            lines.append(f"    ... and {len(self.violations) - 50} more")
+        lines.append(f"  replay: {replay_command(self.seed, sum(self.kills.values()), self.kind)}")
+        return "\n".join(lines)
+
+
+def kill_schedule(seed, kills, workers):
+    """The seeded schedule: for each kill, (what: "master", "all" or a worker, trigger: ("acks", N) or
+    ("delay", seconds))."""
+    rng = random.Random(f"crash-suite:{seed}:kills")
+    names = [f"w{i + 1}" for i in range(workers)]
+    schedule = []
+    for _ in range(kills):
+        what = rng.choices(["master", "worker", "all"], [5, 3, 2])[0]
+        if what == "worker":
+            what = rng.choice(names)
+        trigger = ("acks", rng.randint(1, 4)) if rng.random() < 0.5 else ("delay", round(rng.uniform(0.05, 1.5), 3))
+        schedule.append((what, trigger))
+    return schedule
+
+
+async def run(reactor, seed, kills, database_url, workdir, kind, users=3, workers=2, say=print, minutes=None):
+    """Run the crash suite once; a Summary (its ``violations`` empty when every check passed).  With ``minutes``,
+    no kill starts after that many minutes (the run then settles and checks as after its last kill)."""
+    started = time.monotonic()
+    processes = Processes(reactor, workdir, database_url, workers)
+    processes.prepare()
+    counters = Counters()
+    done = Counter()
+    violations = []
+    traders = [Trader(reactor, processes, i + 1, seed, counters) for i in range(users)]
+    say(f"crash suite: seed {seed}, {kills} kills, {kind}, {users} users, {workers} workers, in {workdir}")
+    try:
+        await processes.start_all()
+        for trader in traders:
+            await trader.sign_up()
+        running = [defer.ensureDeferred(t.run()) for t in traders] + [defer.ensureDeferred(t.watch()) for t in traders]
+        try:
+            for number, (what, trigger) in enumerate(kill_schedule(seed, kills, workers), 1):
+                if minutes is not None and time.monotonic() - started > minutes * 60:
+                    say(f"  {minutes} minutes are over: no more kills after {number - 1}")
+                    break
+                if trigger[0] == "acks":
+                    try:
+                        await bounded(reactor, counters.wait_acks(trigger[1]), ACK_TIMEOUT,
+                                      f"{trigger[1]} acknowledgements")
+                    except RuntimeError as e:
+                        violations.append(f"kill {number}: no progress: {e}")
+                else:
+                    await sleep(reactor, trigger[1])
+                await processes.kill(what)
+                done["worker" if what.startswith("w") else what] += 1
+                if number % 50 == 0:
+                    say(f"  {number} kills, {counters['acknowledged']} orders acknowledged,"
+                        f" {time.monotonic() - started:.0f} s")
+        finally:
+            for trader in traders:
+                trader.stop()
+            results = await bounded(reactor, defer.DeferredList(running, consumeErrors=True), 120,
+                                    "the users to finish their last commands")
+            for ok, result in results:
+                if not ok:
+                    violations.append(f"a trader failed: {result.getTraceback()}")
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        for trader in traders:
+            await trader.settle(deadline)
+            if trader.seen.pending:
+                violations.append(f"{trader.name}: {len(trader.seen.pending)} orders still without an answer after"
+                                  f" {SETTLE_TIMEOUT} s: {sorted(trader.seen.pending)[:5]}")
+    except BaseException:  # a failure, or the test's ceiling cancelling the run: leave no process behind
+        await processes.kill_all()
+        raise
+    finally:
+        for trader in traders:
+            if trader.connection is not None:
+                trader.connection.close()
+        await processes.stop()
+    report = await check(database_url, processes.data_dir, traders)
+    violations += report["violations"]
+    violations += tracebacks(processes.log_files())
+    return Summary(seed, kind, done, counters, violations, time.monotonic() - started, report["fills"],
+                   report["orders"], traders, processes.data_dir)
+
+
+def tracebacks(paths):
+    found = []
+    for path in paths:
+        with open(path, "rb") as f:
+            text = f.read()
+        if b"Traceback" in text:
+            at = text.index(b"Traceback")
+            found.append(f"a Traceback in {path}: {text[at:at + 1500].decode(errors='replace')}")
+    return found
+
+
+# --- the checks --------------------------------------------------------------------------------------------
+
+
+def units(value):
+    """A quantity (Decimal) in 1e-6 units."""
+    return int((Decimal(value) / UNITS).to_integral_exact())
+
+
+async def check(database_url, data_dir, traders):
+    """Every invariant of the module docstring, per account; {"violations": [...], "fills": N, "orders": N}."""
+    db = Database(database_url, data_dir)
+    violations = []
+    total_fills = total_orders = 0
+    try:
+        for trader in traders:
+            v = []
+            seen = trader.seen
+            v += [f"client saw: {p}" for p in seen.problems]
+            rows = await db.query("SELECT id, cash_cents FROM accounts WHERE username = ?", (trader.name,))
+            if len(rows) != 1:
+                violations.append(f"{trader.name}: {len(rows)} accounts")
+                continue
+            [(account, cash)] = rows
+            orders = {r[0]: r for r in await db.query(
+                "SELECT id, client_order_id, status, quantity_units, notional_cents, replaces, replaced_by,"
+                " filled_adjustment_units FROM orders WHERE account_id = ?", (account,))}
+            total_orders += len(orders)
+            ledger = await db.query(
+                "SELECT id, order_id, kind, time, side, symbol, quantity_units, price_units, amount_cents,"
+                " cash_after_cents, position_after_units FROM transactions WHERE account_id = ? ORDER BY id",
+                (account,))
+            events = await db.query("SELECT order_id, kind, transaction_id FROM order_events WHERE account_id = ?"
+                                    " ORDER BY id", (account,))
+            positions = dict(await db.query("SELECT symbol, quantity_units FROM positions WHERE account_id = ?",
+                                            (account,)))
+            by_coid = defaultdict(list)
+            for order_id, coid, *_ in orders.values():
+                by_coid[coid].append(order_id)
+            # Acknowledged orders: exactly once; nothing made that no one sent; nothing made that was refused.
+            for coid, order_id in seen.acknowledged.items():
+                row = orders.get(order_id)
+                if row is None:
+                    v.append(f"acknowledged order {order_id} ({coid}) is not in the database")
+                elif row[1] != coid:
+                    v.append(f"acknowledged order {order_id} has client order id {row[1]}, sent as {coid}")
+            for coid, ids in by_coid.items():
+                if len(ids) > 1:
+                    v.append(f"client order id {coid} maps to orders {ids}")
+                if coid not in seen.sent:
+                    v.append(f"orders {ids} have client order id {coid}, which the client never sent")
+                elif coid in seen.refused:
+                    v.append(f"order {ids} exists, but {coid} was refused ({seen.refused[coid]})")
+                elif coid not in seen.acknowledged and coid not in seen.pending:
+                    v.append(f"order {ids} ({coid}) exists but was never acknowledged")
+            # Fills, events, statuses.
+            fills = defaultdict(list)
+            for row in ledger:
+                if row[2] == "fill":
+                    fills[row[1]].append(row)
+            total_fills += sum(len(f) for f in fills.values())
+            kinds = defaultdict(Counter)
+            fill_events = defaultdict(set)
+            transaction_ids = {row[0]: row[1] for row in ledger}
+            for order_id, kind, transaction_id in events:
+                kinds[order_id][kind] += 1
+                if kind in ("fill", "partial_fill"):
+                    if transaction_ids.get(transaction_id) != order_id:
+                        v.append(f"order {order_id}: a {kind} event names transaction {transaction_id}, not one of"
+                                 " its fills")
+                    fill_events[order_id].add(transaction_id)
+            for order_id, (_, coid, status, quantity, notional, replaces, replaced_by, adjustment) in orders.items():
+                filled = sum(f[6] for f in fills[order_id]) + (adjustment or 0)
+                k = kinds[order_id]
+                where = f"order {order_id} ({coid}, {status})"
+                if status not in OPEN | FINAL:
+                    v.append(f"{where}: unknown status")
+                if k["accepted"] != 1:
+                    v.append(f"{where}: {k['accepted']} accepted events")
+                if len(fills[order_id]) != k["fill"] + k["partial_fill"] or \
+                        fill_events[order_id] != {f[0] for f in fills[order_id]}:
+                    v.append(f"{where}: {len(fills[order_id])} fills but {k['fill'] + k['partial_fill']} fill events")
+                if quantity is not None and filled > quantity:
+                    v.append(f"{where}: filled {filled} units of {quantity}")
+                if status == "filled":
+                    if k["fill"] != 1:
+                        v.append(f"{where}: {k['fill']} fill events")
+                    if quantity is not None and filled != quantity:
+                        v.append(f"{where}: filled {filled} units of {quantity}")
+                elif status == "partially_filled":
+                    if not (0 < filled and (quantity is None or filled < quantity)):
+                        v.append(f"{where}: filled {filled} units of {quantity}")
+                elif status == "new" and filled:
+                    v.append(f"{where}: filled {filled} units while new")
+                if status in FINAL - {"filled"} and k[status] != 1:
+                    v.append(f"{where}: {k[status]} {status} events")
+                if status in OPEN and any(k[s] for s in FINAL - {"filled"}) or status in OPEN and k["fill"]:
+                    v.append(f"{where}: final events {dict(k)} on an open order")
+                if status == "replaced" and (replaced_by is None or replaced_by not in orders):
+                    v.append(f"{where}: replaced by {replaced_by}, which is not an order of the account")
+                if replaces is not None and (replaces not in orders or orders[replaces][6] != order_id):
+                    v.append(f"{where}: replaces {replaces}, which does not name it as its successor")
+            # Cash: starting cash plus the signed amounts, row by row; positions: the sum of their fills.
+            balance = int(STARTING_CASH * 100)
+            held = Counter()
+            for row in ledger:
+                balance += row[8]
+                if row[9] != balance:
+                    v.append(f"transaction {row[0]}: cash after {row[9]} cents, the history says {balance}")
+                    balance = row[9]
+                if row[2] == "fill":
+                    held[row[5]] += row[6] if row[4] == "buy" else -row[6]
+                    if row[10] is not None and row[10] != held[row[5]]:
+                        v.append(f"transaction {row[0]}: position after {row[10]}, the fills say {held[row[5]]}")
+                elif row[2] == "split":
+                    v.append(f"transaction {row[0]}: a split in the simulated market")
+                if balance < 0:
+                    v.append(f"transaction {row[0]}: cash {balance} cents, below zero")
+            if cash != balance:
+                v.append(f"cash {cash} cents, the history adds up to {balance}")
+            for symbol in set(held) | set(positions):
+                if positions.get(symbol, 0) != held[symbol]:
+                    v.append(f"position {symbol} {positions.get(symbol, 0)} units, its fills add up to {held[symbol]}")
+                if held[symbol] < 0:
+                    v.append(f"position {symbol} {held[symbol]} units, below zero")
+            # What the client saw.
+            for order_id, status, filled, replaced_by in seen.views:
+                row = orders.get(order_id)
+                if row is None:
+                    v.append(f"the client saw order {order_id}, which is not in the database")
+                    continue
+                db_filled = sum(f[6] for f in fills[order_id]) + (row[7] or 0)
+                if units(filled) > db_filled:
+                    v.append(f"the client saw order {order_id} filled {filled}; the database has {db_filled} units")
+                if status in FINAL and (row[2] != status or units(filled) != db_filled):
+                    v.append(f"the client saw order {order_id} {status} with {filled} filled; the database has it"
+                             f" {row[2]} with {db_filled} units")
+                if status == "replaced" and replaced_by is not None and row[6] != replaced_by:
+                    v.append(f"the client saw order {order_id} replaced by {replaced_by}; the database says {row[6]}")
+            for order_id, when, quantity, price in seen.fills:
+                matches = [f for f in fills[order_id] if f[6] == units(quantity)
+                           and Decimal(f[7]).scaleb(-4) == price]
+                if not matches:
+                    v.append(f"the client saw a fill of order {order_id} ({quantity} at {price}, {when}) that the"
+                             " database does not have")
+            pushed = Counter((order_id, kind) for order_id, kind, *_ in seen.events)
+            for (order_id, kind), n in sorted(pushed.items()):
+                if n > kinds[order_id][kind]:
+                    v.append(f"the client was pushed {n} {kind} events of order {order_id}; the database has"
+                             f" {kinds[order_id][kind]}")
+            after = {row[0]: row[10] for row in ledger}
+            for order_id, kind, quantity, price, position in seen.events:
+                if kind not in ("fill", "partial_fill"):
+                    continue
+                matches = [f for f in fills[order_id] if f[6] == units(quantity) and Decimal(f[7]).scaleb(-4) == price
+                           and (position is None or after[f[0]] == units(position))]
+                if not matches:
+                    v.append(f"the client was pushed a {kind} of order {order_id} ({quantity} at {price}, position"
+                             f" {position}) that the database does not have")
+            violations += [f"{trader.name}: {text}" for text in v]
+    finally:
+        db.close()
+    return {"violations": violations, "fills": total_fills, "orders": total_orders}
