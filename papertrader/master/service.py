@@ -120,7 +120,8 @@ class Master(StagedService):
         self.trading.api_keys = self.api_keys
         self.app = Application(self.accounts, [
             AccountCommands(self.accounts, self.provider), self.trading, self.portfolios,
-            MarketDataCommands(self.board, self.candles, self.market_clock, market.source)])
+            MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
+                               margin_rules(settings) if settings.margin_accounts else None)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,
                                     state=lambda: self.db.run(self.orders.all_state),
