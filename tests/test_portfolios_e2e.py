@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest_twisted
 
-from tests.http_helpers import in_thread, start_api
+from tests.http_helpers import api, in_thread, start_api  # noqa: F401 (a fixture)
 from tests.test_e2e import register_and_login
 
 
@@ -110,3 +110,32 @@ async def test_an_api_key_of_a_margin_portfolio_sells_short_through_alpaca_py(tm
         assert await in_thread(client.get_all_positions) == []
     finally:
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_trade_stream_of_a_key_hears_only_its_portfolio(api):
+    """alpaca-py's TradingStream with the default portfolio's key: an order in the user's other portfolio is not
+    sent to it; the next one in its own portfolio is."""
+    from alpaca.trading.enums import OrderSide
+    from alpaca.trading.requests import MarketOrderRequest
+
+    from tests.conftest import wait_for_log
+    from tests.test_http_streams import trading_stream
+
+    runner = trading_stream(api)
+    seen = wait_for_log(api.d.cluster.workers[0].logs, "listens to trade_updates")
+    runner.start()
+    try:
+        await seen
+        status, out, err = await api.d.cli("portfolio", "create", "other", user="alice")
+        assert status == 0, err
+        status, out, err = await api.d.cli("buy", "AAPL", "1", "--portfolio", "other", "--client-order-id",
+                                           "elsewhere", user="alice")
+        assert status == 0, err
+        await api.d.tick()  # its fill too
+        mine = await in_thread(api.trading().submit_order, MarketOrderRequest(
+            symbol="AAPL", qty=2, side=OrderSide.BUY, time_in_force="day", client_order_id="here"))
+        first = await runner.inbox.get()  # the first update it hears is its own order's
+        assert first.event == "new" and str(first.order.id) == str(mine.id)
+    finally:
+        await runner.stop(api.d.cluster.workers[0].streams)
