@@ -103,6 +103,18 @@ class DuplicateOrder(PaperTraderError):
     code = "duplicate_order"
 
 
+class UnknownPortfolio(PaperTraderError):
+    """No such portfolio on your account."""
+
+    code = "unknown_portfolio"
+
+
+class PortfolioNotEmpty(PaperTraderError):
+    """The portfolio still has open orders or positions."""
+
+    code = "portfolio_not_empty"
+
+
 class WorkerRefused(PaperTraderError):
     """This worker is not allowed to talk to the master."""
 
@@ -146,6 +158,8 @@ ALL_ERRORS = {
         UnknownOrder,
         OrderNotOpen,
         DuplicateOrder,
+        UnknownPortfolio,
+        PortfolioNotEmpty,
         WorkerRefused,
         MasterUnavailable,
         UnknownCommand,

@@ -14,13 +14,14 @@ from decimal import Decimal
 from twisted.internet import defer
 
 from papertrader import faults
-from papertrader.app import authenticated
+from papertrader.app import in_portfolio
 from papertrader.errors import DuplicateOrder, InvalidInput, PaperTraderError, UnknownOrder
 from papertrader.master import validation
 from papertrader.master.group_commit import GroupCommit
+from papertrader.master.portfolios import PortfolioStore
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
-from papertrader.trading import amend
+from papertrader.trading import amend, margin
 from papertrader.trading.orders import OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
 from papertrader.trading.equity import Change, curve
@@ -111,6 +112,15 @@ class TradingCommands:
         self.publish = publish or (lambda events: None)
         self.filled = 0
         self.steps = 0
+        self.portfolios = PortfolioStore(db)
+        #: The API keys (set by the master: a closed portfolio's keys are forgotten).
+        self.api_keys = None
+
+    def session_in(self, session, portfolio=None):
+        """The session with the portfolio a command trades (see papertrader/app/portfolios.py)."""
+        from papertrader.app.portfolios import session_in
+
+        return session_in(self.db, self.portfolios, session, portfolio)
 
     def _recorded(self):
         return utc(self.clock.seconds())
@@ -128,7 +138,7 @@ class TradingCommands:
         except ValueError:
             raise InvalidInput(f"time in force must be one of {', '.join(t.value for t in TimeInForce)}")
         return OrderRequest(
-            account_id=session.account_id, client_order_id=validation.client_order_id(client_order_id),
+            account_id=session.portfolio_id, client_order_id=validation.client_order_id(client_order_id),
             symbol=validation.symbol(symbol, self.board.assets), side=Side(validation.side(side)), type=kind,
             time_in_force=tif, quantity=validation.quantity(quantity) if quantity not in (None, "") else None,
             notional=validation.money_amount("notional", notional),
@@ -149,7 +159,7 @@ class TradingCommands:
         if fractional and not asset.fractionable:
             raise InvalidInput(f"{request.symbol} trades in whole shares only")
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def place_order(self, session, stamp, client_order_id, side, symbol, quantity=None, notional=None,
                     type=None, time_in_force=None, limit_price=None, stop_price=None, trail_price=None,
@@ -163,18 +173,18 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
-            existing = self.store.by_client_order_id(cursor, session.account_id, request.client_order_id)
+            self.store.lock_accounts(cursor, [session.portfolio_id])
+            existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
                 return existing, False
-            book = self.store.book(cursor, session.account_id)
-            open_orders = self.store.open_orders(cursor, session.account_id)
+            book = self.store.book(cursor, session.portfolio_id)
+            open_orders = self.store.open_orders(cursor, session.portfolio_id)
             order = accept(request, book, open_orders, prices, now, info, self.rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             self.store.save(cursor, [], {}, [_accepted(order)], recorded)
             return order, True
 
-        order, created = yield self.commits.run(unit_of_work, [session.account_id])
+        order, created = yield self.commits.run(unit_of_work, [session.portfolio_id])
         if not created:
             if not _same_request(order, request):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
@@ -185,7 +195,7 @@ class TradingCommands:
                       what=order.quantity if order.quantity is not None else f"${order.notional}",
                       symbol=order.symbol, type=order.type.value, tif=order.time_in_force.value,
                       username=session.username, worker=stamp.worker, ip=stamp.client_ip)
-        self.publish([(session.username, _event_view(_accepted(order)))])
+        self.publish([(session.username, _event_view(_accepted(order), session.portfolio))])
         return order_view(order)
 
     # --- cancel and replace ------------------------------------------------------------
@@ -194,58 +204,58 @@ class TradingCommands:
         """One of the account's orders by its id, its uuid or its client order id; UnknownOrder if none."""
         if order_id is not None:
             validation.order_id(order_id)
-            order = self.store.get(cursor, session.account_id, order_id)
+            order = self.store.get(cursor, session.portfolio_id, order_id)
             what = order_id
         elif order_uuid:
-            order = self.store.by_uuid(cursor, session.account_id, order_uuid[:64].lower())
+            order = self.store.by_uuid(cursor, session.portfolio_id, order_uuid[:64].lower())
             what = order_uuid[:64]
         elif client_order_id:
-            order = self.store.by_client_order_id(cursor, session.account_id,
+            order = self.store.by_client_order_id(cursor, session.portfolio_id,
                                                   validation.client_order_id(client_order_id))
             what = client_order_id
         else:
             raise InvalidInput("give an order id, uuid or client order id")
         if order is None:
-            raise UnknownOrder(f"no order {what} on your account")
+            raise UnknownOrder(f"no order {what} in portfolio {session.portfolio.name!r}")
         return order
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def cancel_order(self, session, stamp, order_id=None, order_uuid=None):
         recorded = self._recorded()
         now = self.market_clock.now()
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
+            self.store.lock_accounts(cursor, [session.portfolio_id])
             order = self._find(cursor, session, order_id, order_uuid)
             order, event = amend.cancel(order, now)
             self.store.save(cursor, [order], {}, [event], recorded)
             return order, event
 
-        order, event = yield self.commits.run(unit_of_work, [session.account_id])
+        order, event = yield self.commits.run(unit_of_work, [session.portfolio_id])
         self.log.info("order {id} canceled by {username}", id=order.id, username=session.username)
-        self.publish([(session.username, _event_view(event))])
+        self.publish([(session.username, _event_view(event, session.portfolio))])
         return order_view(order)
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def cancel_all_orders(self, session, stamp):
         recorded = self._recorded()
         now = self.market_clock.now()
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
-            done = [amend.cancel(o, now) for o in self.store.open_orders(cursor, session.account_id)]
+            self.store.lock_accounts(cursor, [session.portfolio_id])
+            done = [amend.cancel(o, now) for o in self.store.open_orders(cursor, session.portfolio_id)]
             self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
             return done
 
         done = yield self.db.run(unit_of_work)
         if done:
             self.log.info("{username} canceled {n} open orders", username=session.username, n=len(done))
-            self.publish([(session.username, _event_view(e)) for _, e in done])
+            self.publish([(session.username, _event_view(e, session.portfolio)) for _, e in done])
         return {"orders": [order_view(o) for o, _ in done]}
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def replace_order(self, session, stamp, order_id=None, order_uuid=None, client_order_id=None, quantity=None,
                       limit_price=None, stop_price=None, trail_price=None, trail_percent=None, time_in_force=None,
@@ -271,16 +281,16 @@ class TradingCommands:
         trail = validation.price("trail", trail)
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
+            self.store.lock_accounts(cursor, [session.portfolio_id])
             old = self._find(cursor, session, order_id, order_uuid)
             wanted = _with_trail(changes, old, trail)
-            existing = self.store.by_client_order_id(cursor, session.account_id, changes.client_order_id)
+            existing = self.store.by_client_order_id(cursor, session.portfolio_id, changes.client_order_id)
             if existing is not None:
                 if existing.replaces == old.id and _same_changes(existing, wanted):
                     return existing, None
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
-            book = self.store.book(cursor, session.account_id)
-            open_orders = self.store.open_orders(cursor, session.account_id)
+            book = self.store.book(cursor, session.portfolio_id)
+            open_orders = self.store.open_orders(cursor, session.portfolio_id)
             ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, self.rules)
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
             ended = ended.but(replaced_by=new.id, replaced_by_uuid=new.uuid)
@@ -289,17 +299,17 @@ class TradingCommands:
             self.store.save(cursor, [ended], {}, events, recorded)
             return new, events
 
-        new, events = yield self.commits.run(unit_of_work, [session.account_id])
+        new, events = yield self.commits.run(unit_of_work, [session.portfolio_id])
         if events is None:  # a retry of a replace already made
             return order_view(new)
         self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,
                       username=session.username)
-        self.publish([(session.username, _event_view(e)) for e in events])
+        self.publish([(session.username, _event_view(e, session.portfolio)) for e in events])
         return order_view(new)
 
     # --- reading ------------------------------------------------------------------------
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def get_order(self, session, stamp, order_id=None, client_order_id=None, order_uuid=None):
         def read(cursor):
@@ -309,10 +319,10 @@ class TradingCommands:
         order, fills, received = yield self.db.run(read)
         return dict(order_view(order), fills=fills, **received)
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def orders(self, session, stamp, limit, status=None, before=None, after=None, until=None, direction=None,
-               symbols=None, side=None, after_id=None):
+               symbols=None, side=None, after_id=None, generation=None):
         """A page of orders, oldest first (``direction`` asc: the oldest from ``after``, or after the order
         ``after_id``).  Filters: status, creation time (after, until), symbols, side."""
         validation.limit(limit, MAX_PAGE)
@@ -331,9 +341,9 @@ class TradingCommands:
             if len(symbols) > 200:
                 raise InvalidInput("at most 200 symbols")
             symbols = [(s or "").strip().upper()[:32] for s in symbols]  # one not traded here matches nothing
-        orders = yield self.db.run(self.store.page, session.account_id, STATUS_FILTERS[status], before, limit + 1,
+        orders = yield self.db.run(self.store.page, session.portfolio_id, STATUS_FILTERS[status], before, limit + 1,
                                    after=after, until=until, oldest_first=direction == "asc", symbols=symbols,
-                                   side=side, after_id=after_id)
+                                   side=side, after_id=after_id, generation=_generation(session, generation))
         more = len(orders) > limit
         orders = orders[:limit]
         if direction == "asc":
@@ -343,13 +353,16 @@ class TradingCommands:
             answer["next_before"] = orders[-1].id
         return answer
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
-    def history(self, session, stamp, limit, before=None):
+    def history(self, session, stamp, limit, before=None, generation=None):
+        """A page of the portfolio's transactions, newest last: of its current generation, or of an earlier
+        ``generation`` (the archive a reset left: 0 is the first)."""
         validation.limit(limit, MAX_PAGE)
         if before is not None:
             validation.order_id(before)
-        rows = yield self.db.run(_history_page, self.db, session.account_id, before, limit + 1)
+        generation = _generation(session, generation)
+        rows = yield self.db.run(_history_page, self.db, session.portfolio_id, generation, before, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         answer = {"transactions": list(reversed(rows))}
@@ -357,17 +370,16 @@ class TradingCommands:
             answer["next_before"] = rows[-1]["id"]
         return answer
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def portfolio(self, session, stamp):
         def read(cursor):
-            book = self.store.book(cursor, session.account_id)
-            open_orders = self.store.open_orders(cursor, session.account_id)
-            cursor.execute(self.db.sql("SELECT SUM(realized_cents) FROM transactions WHERE account_id = ?"),
-                           (session.account_id,))
+            book = self.store.book(cursor, session.portfolio_id)
+            open_orders = self.store.open_orders(cursor, session.portfolio_id)
+            cursor.execute(self.db.sql("SELECT SUM(realized_cents) FROM transactions WHERE portfolio_id = ? AND"
+                                       " generation = ?"), (session.portfolio_id, session.portfolio.generation))
             realized = cursor.fetchone()[0] or 0
-            cursor.execute(self.db.sql("SELECT uuid, created FROM accounts WHERE id = ?"), (session.account_id,))
-            account_uuid, created = cursor.fetchone()
+            account_uuid, created = session.portfolio.uuid, iso(session.portfolio.created)
             return book, open_orders, from_cents(realized), account_uuid, parse_iso(created)
 
         book, open_orders, realized, account_uuid, created = yield self.db.run(read)
@@ -394,24 +406,40 @@ class TradingCommands:
             equity += value
             unrealized += value - held.cost
             positions.append(position)
-        return dict(cash=book.cash, equity=equity,
-                    buying_power=buying_power(book, open_orders, prices, self.rules),
-                    realized_pl=realized, unrealized_pl=unrealized, change_today=today,
-                    open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created)
+        mine = session.portfolio
+        answer = dict(cash=book.cash, equity=equity,
+                      buying_power=buying_power(book, open_orders, prices, self.rules),
+                      realized_pl=realized, unrealized_pl=unrealized, change_today=today,
+                      open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created,
+                      portfolio=mine.name, kind=mine.kind, generation=mine.generation,
+                      starting_cash=mine.starting_cash)
+        marks = {s: q.price for s in book.positions if (q := self.board.get(s)) is not None}
+        valuation = margin.value(book, marks)
+        answer.update(long_market_value=valuation.long_value, short_market_value=valuation.short_value)
+        if book.margin is not None:
+            figures = margin.status(book, marks, book.margin)
+            answer.update(initial_margin=figures.initial, maintenance_margin=figures.maintenance)
+        if mine.margin_call is not None:
+            answer.update(margin_call=mine.margin_call, margin_call_since=mine.margin_call_since,
+                          margin_call_deadline=mine.margin_call_deadline)
+        return answer
 
     # --- closing positions --------------------------------------------------------------------
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def close_position(self, session, stamp, symbol, quantity=None, percentage=None, client_order_id=None):
-        """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order."""
+        """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order; a short
+        position (a margin portfolio's) is bought back the same way."""
         symbol = validation.symbol(symbol, self.board.assets)
         if quantity not in (None, "") and percentage not in (None, ""):
             raise InvalidInput("give a quantity or a percentage, not both")
-        book = yield self.db.run(self.store.book, session.account_id)
+        book = yield self.db.run(self.store.book, session.portfolio_id)
         held = book.quantity(symbol)
-        if held <= 0:
+        if held == 0:
             raise UnknownOrder(f"no position in {symbol}")
+        side = "sell" if held > 0 else "buy"
+        held = abs(held)
         if quantity not in (None, ""):
             shares = validation.quantity(quantity)
         elif percentage not in (None, ""):
@@ -423,17 +451,17 @@ class TradingCommands:
                 raise InvalidInput(f"{percent}% of {held} {symbol} is less than a millionth of a share")
         else:
             shares = held
-        order = yield self.place_order(session, stamp, client_order_id or uuid.uuid4().hex, "sell", symbol,
+        order = yield self.place_order(session, stamp, client_order_id or uuid.uuid4().hex, side, symbol,
                                        format(shares, "f"))
         return order
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def close_all_positions(self, session, stamp, cancel_orders=None):
         """Sell every position at the market (first canceling the open orders, with ``cancel_orders``)."""
         if cancel_orders:
             yield self.cancel_all_orders(session, stamp)
-        book = yield self.db.run(self.store.book, session.account_id)
+        book = yield self.db.run(self.store.book, session.portfolio_id)
         orders, failures = [], []
         for symbol in sorted(book.positions):
             try:
@@ -445,7 +473,7 @@ class TradingCommands:
 
     # --- history: equity over time, activities ---------------------------------------------------
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def portfolio_history(self, session, stamp, period=None, timeframe=None, start=None, end=None):
         interval = TIMEFRAMES.get(timeframe or "1D")
@@ -460,9 +488,10 @@ class TradingCommands:
         def read(cursor):
             cursor.execute(self.db.sql(
                 "SELECT time, cash_after_cents, symbol, kind, side, quantity_units, position_after_units, amount_cents"
-                " FROM transactions WHERE account_id = ? AND time <= ? ORDER BY id"), (session.account_id, iso(end)))
+                " FROM transactions WHERE portfolio_id = ? AND generation = ? AND time <= ? ORDER BY id"),
+                (session.portfolio_id, session.portfolio.generation, iso(end)))
             rows = cursor.fetchall()
-            cursor.execute(self.db.sql("SELECT cash_cents FROM accounts WHERE id = ?"), (session.account_id,))
+            cursor.execute(self.db.sql("SELECT cash_cents FROM portfolios WHERE id = ?"), (session.portfolio_id,))
             return rows, cursor.fetchone()[0]
 
         rows, cash_now = yield self.db.run(read)
@@ -491,14 +520,14 @@ class TradingCommands:
                                      for e in equity],
                     base_value=base, timeframe=timeframe or "1D")
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def activities(self, session, stamp, types=None, after=None, until=None, direction=None, page_size=None,
                    page_token=None):
-        kinds = {"FILL": "fill", "DIV": "dividend", "SPLIT": "split"}
-        wanted = [kinds[t] for t in (types or ["FILL", "DIV", "SPLIT"]) if t in kinds]
+        kinds = {"FILL": "fill", "DIV": "dividend", "SPLIT": "split", "FEE": "borrow_fee"}
+        wanted = [kinds[t] for t in (types or ["FILL", "DIV", "SPLIT", "FEE"]) if t in kinds]
         if types and len(wanted) != len(types):
-            raise InvalidInput("activity types here are FILL, DIV and SPLIT")
+            raise InvalidInput("activity types here are FILL, DIV, SPLIT and FEE")
         if direction not in (None, "asc", "desc"):
             raise InvalidInput("direction must be asc or desc")
         size = page_size or 100
@@ -506,13 +535,106 @@ class TradingCommands:
         token = activity_transaction_id(page_token) if page_token else None
 
         def read(cursor):
-            cursor.execute(self.db.sql("SELECT uuid FROM accounts WHERE id = ?"), (session.account_id,))
-            account_uuid = cursor.fetchone()[0]
-            return _activity_rows(cursor, self.db, session.account_id, wanted, after, until, direction == "asc",
+            account_uuid = session.portfolio.uuid
+            return _activity_rows(cursor, self.db, session.portfolio_id, session.portfolio.generation, wanted, after, until, direction == "asc",
                                   size, token), account_uuid
 
         rows, account_uuid = yield self.db.run(read)
         return {"activities": rows, "account_uuid": account_uuid}
+
+    # --- margin accounts ----------------------------------------------------------------------
+
+    def _review_margin(self, cursor, market_step, prices, recorded, locked):
+        """After a step: every open margin portfolio's margin call is made, kept, met or enforced
+        (papertrader/trading/margin.py ``review``), and the day's borrow fee is charged on short positions."""
+        reviewed = _Reviewed()
+        rules = self.store.margin_rules
+        if rules is None:
+            return reviewed
+        held = self.portfolios.margin_portfolios(cursor)
+        if not held:
+            return reviewed
+        ids = [p.id for p in held]
+        self.store.lock_accounts(cursor, set(ids) - set(locked))
+        books = self.store.books(cursor, ids)
+        now = market_step.time
+        liquidating = self.store.liquidating(cursor, ids)
+        info = None
+        for portfolio in held:
+            book = books[portfolio.id]
+            if market_step.today:
+                book = self._borrow_fee(cursor, portfolio, book, prices, market_step.today, now, rules)
+            if not book.positions and portfolio.margin_call is None:
+                continue
+            review = margin.review(book, prices, rules, portfolio.margin_call_since, now,
+                                   liquidating=portfolio.id in liquidating)
+            call = review.status.deficit
+            if review.new_call:
+                deadline = now + rules.call_deadline
+                self.portfolios.set_margin_call(cursor, portfolio.id, call, now, deadline)
+                reviewed.notes.append(("margin call on portfolio {id}: {deficit} to meet by {deadline} (equity"
+                                       " {equity}, maintenance {maintenance})",
+                                       dict(id=portfolio.id, deficit=call, deadline=iso(deadline),
+                                            equity=review.status.equity, maintenance=review.status.maintenance)))
+            elif review.met:
+                self.portfolios.set_margin_call(cursor, portfolio.id, None, None, None)
+                reviewed.notes.append(("margin call on portfolio {id} met", dict(id=portfolio.id)))
+            elif review.called_since is not None and call != portfolio.margin_call:
+                self.portfolios.set_margin_call(cursor, portfolio.id, call, portfolio.margin_call_since,
+                                                portfolio.margin_call_deadline)
+            if review.liquidate:
+                info = info or self.market_clock.info(now)
+                open_orders = self.store.open_orders(cursor, portfolio.id)
+                for number, sale in enumerate(review.liquidate):
+                    request = OrderRequest(
+                        account_id=portfolio.id, client_order_id=f"liquidation-{uuid.uuid4().hex}",
+                        symbol=sale.symbol, side=Side(sale.side), type=OrderType.MARKET,
+                        time_in_force=TimeInForce.DAY, quantity=sale.quantity)
+                    try:
+                        order = accept(request, book, open_orders, prices, now, info, self.rules)
+                    except PaperTraderError as e:
+                        reviewed.notes.append(("liquidation of {quantity} {symbol} in portfolio {id} refused:"
+                                               " {reason}", dict(quantity=sale.quantity, symbol=sale.symbol,
+                                                                 id=portfolio.id, reason=e.message)))
+                        continue
+                    order = order.but(reason_code="margin_liquidation", reason=(
+                        f"placed by the platform: the margin call of {call} was not met by"
+                        f" {iso(portfolio.margin_call_deadline or now)}"))
+                    order = self.store.insert(cursor, order, recorded, "platform", "master", origin="liquidation")
+                    self.store.save(cursor, [order], {}, [_accepted(order)], recorded)
+                    open_orders.append(order)
+                    reviewed.events.append(_accepted(order))
+                    reviewed.notes.append(("margin call unmet: liquidating {side} {quantity} {symbol} in portfolio"
+                                           " {id} (order {order})", dict(side=sale.side, quantity=sale.quantity,
+                                                                         symbol=sale.symbol, id=portfolio.id,
+                                                                         order=order.id)))
+        return reviewed
+
+    def _borrow_fee(self, cursor, portfolio, book, prices, today, now, rules):
+        """Charge the borrow fee of the calendar days since the last charge (one the first time) on each short
+        position, once a day; returns the book after it."""
+        through = portfolio.borrow_fee_through
+        if through is not None and through >= today.isoformat():
+            return book
+        self.portfolios.set_borrow_fee_through(cursor, portfolio.id, today)
+        shorts = [p for p in book.positions.values() if p.quantity < 0]
+        if not rules.borrow_rate or not shorts:
+            return book
+        from datetime import date
+
+        days = min((today - date.fromisoformat(through)).days, 366) if through else 1
+        charges = []
+        cash = book.cash
+        for position in sorted(shorts, key=lambda p: p.symbol):
+            fee = margin.borrow_fee(replace(book, positions={position.symbol: position}), prices, rules, days)
+            if fee <= 0:
+                continue
+            cash -= fee
+            charges.append((position, fee, cash, days))
+        if charges:
+            self.store.charge_borrow_fees(cursor, portfolio.id, now, charges, prices)
+            book = replace(book, cash=cash)
+        return book
 
     # --- the market step -----------------------------------------------------------------
 
@@ -534,19 +656,27 @@ class TradingCommands:
             result, names = None, {}
             if accounts:
                 books = self.store.books(cursor, accounts)
-                result = step(books, orders, replace(market_step, due=tuple(due)), self.rules)
+                result = step(books, orders, replace(market_step, due=tuple(due), prices=prices), self.rules)
                 self.store.save(cursor, result.orders, result.books, result.events, recorded, result.records)
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
                     faults.point("step-written")  # crash tests stop here, before the commit
-                names = _usernames(self.db, cursor, {e.order.account_id for e in result.events})
+            reviewed = self._review_margin(cursor, market_step, prices, recorded, accounts)
+            events = (list(result.events) if result else []) + reviewed.events
+            if events:
+                names = _usernames(self.db, cursor, {e.order.account_id for e in events})
             self.store.set_state(cursor, "last_step", iso(market_step.time))
             if market_step.today:
                 self.store.set_state(cursor, "actions_through", market_step.today.isoformat())
-            return result, names
+            return result, names, reviewed
 
-        result, names = yield self.db.run(unit_of_work)
+        prices = self.board.prices()
+        result, names, reviewed = yield self.db.run(unit_of_work)
         self.steps += 1
+        for note in reviewed.notes:
+            self.log.info(*note[:1], **note[1])
+        if reviewed.events:
+            self.publish(_owned(names, reviewed.events))
         if result is None:
             return 0
         if result.records:
@@ -563,8 +693,25 @@ class TradingCommands:
         for event in result.events:
             counts[event.kind.value] = counts.get(event.kind.value, 0) + 1
         self.log.info("market step: {summary}", summary=", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-        self.publish([(names.get(e.order.account_id), _event_view(e)) for e in result.events])
+        self.publish(_owned(names, result.events))
         return fills
+
+
+def _generation(session, generation):
+    """A generation of the session's portfolio to read (None: the current one)."""
+    if generation is None:
+        return session.portfolio.generation
+    if not 0 <= generation <= session.portfolio.generation:
+        raise InvalidInput(f"generation must be between 0 and {session.portfolio.generation} (the current one)")
+    return generation
+
+
+class _Reviewed:
+    """What the margin review of one step did: the liquidation orders' events and lines for the log."""
+
+    def __init__(self):
+        self.events = []
+        self.notes = []
 
 
 def _accepted(order):
@@ -573,30 +720,44 @@ def _accepted(order):
     return Event(EventKind.ACCEPTED, order, order.created)
 
 
-def _event_view(event):
+def _event_view(event, portfolio=None):
+    """An order event as pushed to the workers; ``portfolio`` (a Portfolio, or (name, uuid)) says whose."""
     view = dict(event=event.kind.value, time=event.time, order=order_view(event.order))
+    if portfolio is not None:
+        name, uuid_ = (portfolio.name, portfolio.uuid) if hasattr(portfolio, "uuid") else portfolio
+        view.update(portfolio=name, portfolio_uuid=uuid_)
     if event.fill is not None:
         view.update(price=event.fill.price, quantity=event.fill.quantity,
                     position_quantity=event.fill.position_after)
     return view
 
 
-def _usernames(db, cursor, account_ids):
-    ids = sorted(account_ids)
+def _owned(names, events):
+    """[(username, event view)] of events, by ``names`` ({portfolio id: (username, name, uuid)})."""
+    out = []
+    for e in events:
+        username, name, uuid_ = names.get(e.order.account_id, (None, None, None))
+        out.append((username, _event_view(e, (name, uuid_))))
+    return out
+
+
+def _usernames(db, cursor, portfolio_ids):
+    """{portfolio id: (its owner's username, its name, its uuid)}."""
+    ids = sorted(portfolio_ids)
     names = {}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
-        cursor.execute(db.sql(f"SELECT id, username FROM accounts WHERE id IN ({', '.join('?' for _ in part)})"),
-                       part)
-        names.update(cursor.fetchall())
+        cursor.execute(db.sql("SELECT p.id, a.username, p.name, p.uuid FROM portfolios p JOIN accounts a"
+                              f" ON a.id = p.account_id WHERE p.id IN ({', '.join('?' for _ in part)})"), part)
+        names.update((r[0], tuple(r[1:])) for r in cursor.fetchall())
     return names
 
 
-def _history_page(cursor, db, account_id, before, limit):
+def _history_page(cursor, db, portfolio_id, generation, before, limit):
     from papertrader.money import from_price_units, from_quantity_units
     from papertrader.times import parse_iso
 
-    where, params = "account_id = ?", [account_id]
+    where, params = "portfolio_id = ? AND generation = ?", [portfolio_id, generation]
     if before is not None:
         where += " AND id < ?"
         params.append(before)
@@ -660,8 +821,9 @@ def activity_transaction_id(activity):
         raise InvalidInput("page_token: an activity id from an earlier page")
 
 
-def _activity_rows(cursor, db, account_id, kinds, after, until, oldest_first, size, token):
-    where, params = f"t.account_id = ? AND t.kind IN ({', '.join('?' for _ in kinds)})", [account_id] + kinds
+def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, oldest_first, size, token):
+    where, params = (f"t.portfolio_id = ? AND t.generation = ? AND t.kind IN ({', '.join('?' for _ in kinds)})",
+                     [portfolio_id, generation] + kinds)
     if after is not None:
         where += " AND t.time > ?"
         params.append(iso(after))

@@ -23,7 +23,9 @@ from papertrader.master.upgrades import UpgradeRefused
 from papertrader.app import Application
 from papertrader.app.accounts import AccountCommands
 from papertrader.app.market_data import MarketDataCommands
+from papertrader.app.portfolios import PortfolioCommands
 from papertrader.app.trading import TradingCommands, rules_from
+from papertrader.config import margin_rules
 from papertrader.market.board import QuoteBoard
 from papertrader.market.service import MarketService
 from papertrader.market.setup import MarketSetupError
@@ -32,6 +34,7 @@ from papertrader.master.api_keys import ApiKeys
 from papertrader.money import round_price
 from papertrader.master.candles import CandleStore
 from papertrader.master.order_store import OrderStore
+from papertrader.master.portfolios import PortfolioStore
 from papertrader.master.protocol import MasterFactory
 from papertrader.manhole import manhole_service
 from papertrader.master import admin_channel, console, oidc
@@ -108,13 +111,18 @@ class Master(StagedService):
         self.workers = Workers(self.db, gpgkeys.Keyring(files.keyring_dir(data_dir)), clock, self.log)
         self.market_clock = market.clock
         self.candles = CandleStore(self.db, settings.keep_minute_bars)
-        self.orders = OrderStore(self.db)
+        self.orders = OrderStore(self.db, margin_rules(settings))
+        self.portfolio_store = PortfolioStore(self.db)
         self.trading = TradingCommands(self.db, self.orders, self.board, self.market_clock, rules_from(settings),
                                        clock, self.log, publish=self.workers.push_order_events,
                                        candles=self.candles)
+        self.portfolios = PortfolioCommands(self.db, self.orders, self.portfolio_store, settings, clock, self.log,
+                                            self.trading)
+        self.trading.api_keys = self.api_keys
         self.app = Application(self.accounts, [
-            AccountCommands(self.accounts, self.provider), self.trading,
-            MarketDataCommands(self.board, self.candles, self.market_clock, market.source)])
+            AccountCommands(self.accounts, self.provider), self.trading, self.portfolios,
+            MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
+                               margin_rules(settings) if settings.margin_accounts else None)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,
                                     state=lambda: self.db.run(self.orders.all_state),
