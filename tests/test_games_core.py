@@ -344,3 +344,22 @@ def test_leaderboard_is_stable_for_many_equal_players():
     board = leaderboard(D("100.00"), players)
     assert all(s.rank == 1 for s in board)
     assert [s.username for s in board] == sorted(p.username for p in players)
+
+
+def test_a_games_models_price_its_portfolios_fills_in_a_shared_step():
+    """One step, two accounts: the game's portfolio pays the game's commission at the game's fill model,
+    the other the deployment's."""
+    from papertrader.trading.market import MarketStep
+    from papertrader.trading.step import step
+    from tests.trading_helpers import at, bar
+
+    deployment = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
+    game = rules(commission=PerOrder(D("2.50")), fill_model="ideal")
+    outside, inside = book(account=1), book(account=2)
+    orders = [place(outside, quantity="10"), place(inside, quantity="10")]
+    result = step({1: outside, 2: inside}, orders, MarketStep(at(1), {"AAPL": bar(100, 102, 99, 101)}),
+                  deployment, {2: game.trading_rules(deployment)})
+    fills = {e.fill.account_id: e.fill for e in result.events}
+    assert (fills[1].price, fills[1].commission) == (D("100"), D("0.00"))  # the bar's open, no commission
+    assert (fills[2].price, fills[2].commission, fills[2].model) == (D("101"), D("2.50"), "ideal")
+    assert result.books[2].cash == D("100000.00") - D("1010.00") - D("2.50")
