@@ -115,7 +115,7 @@ class GameRuleViolation(PaperTraderError):
 
 
 class UnknownGame(PaperTraderError):
-    """No such game (or it is private and you are not in it)."""
+    """No such game (or it is private, and you are not in it or gave no valid invite code)."""
 
     code = "unknown_game"
 
@@ -130,12 +130,6 @@ class NotGameCreator(PaperTraderError):
     """Only the game's creator may do that."""
 
     code = "not_game_creator"
-
-
-class BadInviteCode(PaperTraderError):
-    """That invite code is not this game's (private games need the creator's current code)."""
-
-    code = "bad_invite_code"
 
 
 class GameClosed(PaperTraderError):
@@ -185,7 +179,6 @@ ALL_ERRORS = {
         UnknownGame,
         GameExists,
         NotGameCreator,
-        BadInviteCode,
         GameClosed,
         WorkerRefused,
         MasterUnavailable,

@@ -363,3 +363,12 @@ def test_a_games_models_price_its_portfolios_fills_in_a_shared_step():
     assert (fills[1].price, fills[1].commission) == (D("100"), D("0.00"))  # the bar's open, no commission
     assert (fills[2].price, fills[2].commission, fills[2].model) == (D("101"), D("2.50"), "ideal")
     assert result.books[2].cash == D("100000.00") - D("1010.00") - D("2.50")
+
+
+def test_rank_by_reorders_without_recomputing():
+    cash = D("100.00")
+    players = [Player("a", D("120.00"), (D("90.00"), D("120.00"))),
+               Player("b", D("110.00"), (D("105.00"), D("110.00"))), Player("c", D("100.00"))]
+    by_return = leaderboard(cash, players)
+    assert games.rank_by(by_return, "sharpe") == leaderboard(cash, players, by="sharpe")
+    assert games.rank_by(games.rank_by(by_return, "sharpe"), "return") == by_return

@@ -367,28 +367,29 @@ def leaderboard(starting_cash, players, by="return"):
     first place first (see the module's docstring for the ties)."""
     if by not in RANKINGS:
         raise InvalidInput(f"rank by one of {', '.join(RANKINGS)}")
-    rows = []
-    for p in players:
-        ret = total_return(p.equity, starting_cash)
-        rows.append((ret, sharpe(starting_cash, p.daily), p))
+    return rank_by([Standing(0, p.username, p.equity, total_return(p.equity, starting_cash),
+                             sharpe(starting_cash, p.daily)) for p in players], by)
+
+
+def rank_by(standings, by):
+    """The same Standings ranked again by ``by`` (return or sharpe): the figures are not recomputed."""
     if by == "return":
-        def key(row):
-            return (-row[0], row[1] is None, -(row[1] or 0), row[2].username)
+        def key(s):
+            return (-s.total_return, s.sharpe is None, -(s.sharpe or 0), s.username)
 
-        def figure(row):
-            return row[0]
+        def figure(s):
+            return s.total_return
     else:
-        def key(row):
-            return (row[1] is None, -(row[1] or 0), -row[0], row[2].username)
+        def key(s):
+            return (s.sharpe is None, -(s.sharpe or 0), -s.total_return, s.username)
 
-        def figure(row):
-            return row[1]
-    rows.sort(key=key)
-    out, rank, last = [], 0, object()
-    for i, (ret, ratio, p) in enumerate(rows):
-        value = figure((ret, ratio, p))
+        def figure(s):
+            return s.sharpe
+    out, rank, last = [], 0, None
+    for i, s in enumerate(sorted(standings, key=key)):
+        value = figure(s)
         if i == 0 or value != last:
             rank = i + 1
             last = value
-        out.append(Standing(rank, p.username, p.equity, ret, ratio))
+        out.append(replace(s, rank=rank))
     return out

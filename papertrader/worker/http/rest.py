@@ -54,6 +54,8 @@ STATUS = {
     "order_not_open": (422, 42210000),
     "insufficient_funds": (403, 40310000),
     "insufficient_position": (403, 40310000),
+    "game_rule": (403, 40310000),
+    "game_closed": (403, 40310000),
     "unknown_order": (404, 40410000),
     "not_logged_in": (401, 40110000),
     "bad_credentials": (401, 40110000),

@@ -1,0 +1,375 @@
+"""Game commands: create, join, invite, remove a player, end, list, show, the leaderboard and a player's curve;
+and the leaderboard update after each market step.
+
+The rules themselves are the trading core's (papertrader/trading/games.py); the store is
+papertrader/master/games.py.  Each method is one database transaction.  Who sees what: a public game is
+visible to everyone signed in (its leaderboard too); a private one only to its creator and its players —
+to anyone else it is an unknown game, whatever they ask.  Leaderboards name players by username only.
+
+Games run on the market's clock (the time orders are placed and filled at, ``papertrader clock``).
+"""
+
+from decimal import Decimal
+
+from twisted.internet import defer
+
+from papertrader.app import authenticated
+from papertrader.errors import GameClosed, InvalidInput, NotGameCreator, UnknownGame, UnknownSymbol
+from papertrader.master import games as store_module
+from papertrader.money import parse_money
+from papertrader.trading import amend, margin
+from papertrader.trading.games import (
+    GameRules,
+    Player,
+    commission_text,
+    leaderboard,
+    parse_commission,
+    parse_percent,
+    rank_by,
+)
+
+#: Unfinished games one account may have created at a time (an abuse limit).
+MAX_OPEN_GAMES_PER_CREATOR = 20
+MAX_BOARD_PAGE = 500
+
+
+def game_view(game, players, account_id, membership=None, now=None, invite_code=None):
+    """A game as every game command shows it (plain values; see commands._GAME)."""
+    rules = game.rules
+    view = dict(
+        name=game.name, creator=game.creator, status=game.status(now), start=rules.start, end=rules.end,
+        ended_at=game.ended_at, starting_cash=rules.starting_cash, private=game.private, players=players,
+        commission=commission_text(rules.commission) if rules.commission is not None else None,
+        fill_model=rules.fill_model, margin=rules.margin, allow_short=rules.allow_short, assets=list(rules.assets),
+        max_position=rules.max_position, is_creator=game.creator_id == account_id,
+        playing=membership is not None and membership.removed is None,
+        portfolio=membership.portfolio_name if membership is not None and membership.removed is None else None,
+        board_updated=game.board_updated, invite_code=invite_code)
+    return {k: v for k, v in view.items() if v is not None}
+
+
+class GameCommands:
+    def __init__(self, db, store, portfolios, orders, board, market_clock, clock, log, publish=None):
+        self.db = db
+        self.store = store
+        self.portfolios = portfolios
+        self.orders = orders
+        self.board = board
+        self.market_clock = market_clock
+        self.clock = clock
+        self.log = log
+        #: Called after each commit with [(username, event view)] (the canceled orders of a finished game).
+        self.publish = publish or (lambda events: None)
+        self.updates = 0
+
+    def _recorded(self):
+        from papertrader.times import utc
+
+        return utc(self.clock.seconds())
+
+    # --- who sees what --------------------------------------------------------------
+
+    def _find(self, cursor, account_id, name):
+        """The game of that name if this account may see it, with its membership; UnknownGame otherwise."""
+        game = self.store.by_name(cursor, name) if isinstance(name, str) else None
+        membership = self.store.membership(cursor, game, account_id) if game is not None else None
+        if game is None or (game.private and game.creator_id != account_id and
+                            (membership is None or membership.removed is not None)):
+            shown = name[:40] if isinstance(name, str) else ""
+            raise UnknownGame(f"no game named {shown!r} (or it is private and you are not in it)")
+        return game, self._named(cursor, membership)
+
+    def _named(self, cursor, membership):
+        if membership is None:
+            return None
+        portfolio = self.portfolios.get(cursor, membership.portfolio_id)
+        return _Named(membership, portfolio.name if portfolio is not None else None)
+
+    def _view(self, cursor, game, account_id, membership, now, invite_code=None):
+        return game_view(game, self.store.count_players(cursor, game.id), account_id, membership, now, invite_code)
+
+    @staticmethod
+    def _creator(game, session, doing):
+        if game.creator_id != session.account_id:
+            raise NotGameCreator(f"only the creator of {game.name} ({game.creator}) may {doing}")
+
+    # --- commands -----------------------------------------------------------------------
+
+    @authenticated
+    @defer.inlineCallbacks
+    def create_game(self, session, stamp, name, start, end, starting_cash, commission=None, fill_model=None,
+                    margin=None, allow_short=None, assets=None, max_position=None, private=None):
+        name = store_module.name(name)
+        try:
+            cash = parse_money(starting_cash)
+        except ValueError as e:
+            raise InvalidInput(f"starting cash: {e}")
+        assets = list(assets or ())
+        if len(assets) > 500:
+            raise InvalidInput("a game may list at most 500 assets")
+        for symbol in assets:
+            if not isinstance(symbol, str) or symbol.strip().upper() not in self.board.assets:
+                shown = str(symbol)[:16]
+                raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(self.board.assets)}")
+        rules = GameRules(
+            start=start, end=end, starting_cash=cash,
+            commission=parse_commission(commission) if commission else None,
+            fill_model=fill_model or None, margin=bool(margin or allow_short), allow_short=bool(allow_short),
+            assets=tuple(assets), max_position=parse_percent(max_position) if max_position else None)
+        now = self.market_clock.now()
+        if rules.end <= now:
+            raise InvalidInput(f"the game would end before the market's time now ({now:%Y-%m-%d %H:%M} UTC)")
+        code = store_module.new_invite_code() if private else None
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            cursor.execute(self.db.sql("SELECT COUNT(*) FROM games WHERE creator_id = ? AND finished IS NULL"),
+                           (session.account_id,))
+            if cursor.fetchone()[0] >= MAX_OPEN_GAMES_PER_CREATOR:
+                raise InvalidInput(f"you already run {MAX_OPEN_GAMES_PER_CREATOR} games that have not finished")
+            game = self.store.create(cursor, session.account_id, name, rules, bool(private), recorded,
+                                     store_module.invite_hash(code) if code else None)
+            return self._view(cursor, game, session.account_id, None, now, code)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("game {name} created by {username} ({private})", name=name, username=session.username,
+                      private="private" if private else "public")
+        return view
+
+    @authenticated
+    @defer.inlineCallbacks
+    def join_game(self, session, stamp, name, code=None):
+        now = self.market_clock.now()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            game = self.store.by_name(cursor, name) if isinstance(name, str) else None
+            membership = self.store.membership(cursor, game, session.account_id) if game is not None else None
+            invited = game is not None and (not game.private or game.creator_id == session.account_id or (
+                code and game.invite_hash and store_module.invite_hash(code) == game.invite_hash))
+            if game is None or (not invited and membership is None):
+                shown = name[:40] if isinstance(name, str) else ""
+                raise UnknownGame(f"no game named {shown!r}, or it is private and that is not its invite code")
+            if membership is not None:
+                if membership.removed is not None:
+                    raise GameClosed(f"you were removed from {game.name}")
+                raise InvalidInput(f"you already play in {game.name}")
+            if game.status(now) == "ended":
+                raise GameClosed(f"{game.name} has ended")
+            if self.store.count_players(cursor, game.id) >= store_module.MAX_PLAYERS:
+                raise InvalidInput(f"{game.name} is full ({store_module.MAX_PLAYERS} players)")
+            portfolio = self.portfolios.create(cursor, session.account_id, game.name,
+                                               "margin" if game.rules.margin else "cash", game.rules.starting_cash,
+                                               recorded, game_id=game.id)
+            self.store.add_player(cursor, game.id, session.account_id, portfolio.id, recorded)
+            membership = self._named(cursor, self.store.membership(cursor, game, session.account_id))
+            return self._view(cursor, game, session.account_id, membership, now)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("{username} joined game {name}", username=session.username, name=view["name"])
+        return view
+
+    @authenticated
+    @defer.inlineCallbacks
+    def game_invite(self, session, stamp, name):
+        now = self.market_clock.now()
+        code = store_module.new_invite_code()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            self._creator(game, session, "invite players")
+            if not game.private:
+                raise InvalidInput(f"{game.name} is public: anyone may join it with `game join`, no code needed")
+            if game.status(now) == "ended":
+                raise GameClosed(f"{game.name} has ended")
+            self.store.set_invite(cursor, game.id, store_module.invite_hash(code))
+            return self._view(cursor, game, session.account_id, membership, now, code)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("game {name}: a new invite code", name=view["name"])
+        return view
+
+    @authenticated
+    @defer.inlineCallbacks
+    def remove_game_player(self, session, stamp, name, username):
+        now = self.market_clock.now()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            self._creator(game, session, "remove players")
+            cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"),
+                           ((username or "")[:64].lower(),))
+            row = cursor.fetchone()
+            player = self.store.membership(cursor, game, row[0]) if row else None
+            if player is None or player.removed is not None:
+                raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
+            events = self._cancel_open(cursor, [player.portfolio_id], now, recorded,
+                                       f"removed from the game {game.name}")
+            self.store.remove_player(cursor, game.id, row[0], recorded)
+            return self._view(cursor, game, session.account_id, membership, now), [(row[1], e) for e in events]
+
+        view, events = yield self.db.run(unit_of_work)
+        self.log.info("game {name}: {player} removed by its creator", name=view["name"], player=username)
+        self._publish(events)
+        return view
+
+    @authenticated
+    @defer.inlineCallbacks
+    def end_game(self, session, stamp, name):
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            self._creator(game, session, "end it")
+            if game.status(now) == "ended":
+                raise GameClosed(f"{game.name} has already ended")
+            self.store.end(cursor, game.id, now)
+            game = self.store.get(cursor, game.id)
+            return self._view(cursor, game, session.account_id, membership, now)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("game {name} ended early by its creator", name=view["name"])
+        return view
+
+    @authenticated
+    def games(self, session, stamp):
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            out = []
+            for game in self.store.visible(cursor, session.account_id):
+                membership = self._named(cursor, self.store.membership(cursor, game, session.account_id))
+                out.append(self._view(cursor, game, session.account_id, membership, now))
+            return {"games": out}
+
+        return self.db.run(unit_of_work)
+
+    @authenticated
+    def show_game(self, session, stamp, name):
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            return self._view(cursor, game, session.account_id, membership, now)
+
+        return self.db.run(unit_of_work)
+
+    @authenticated
+    def game_leaderboard(self, session, stamp, name, by=None, offset=None, limit=None):
+        by = by or "return"
+        if by not in ("return", "sharpe"):
+            raise InvalidInput("rank by return or sharpe")
+        offset = offset or 0
+        limit = 100 if limit is None else limit
+        if not 0 <= offset < 10**9 or not 1 <= limit <= MAX_BOARD_PAGE:
+            raise InvalidInput(f"offset must be 0 or more, limit from 1 to {MAX_BOARD_PAGE}")
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            game, _ = self._find(cursor, session.account_id, name)
+            cash = game.rules.starting_cash
+            rows = self.store.board(cursor, game.id, by, offset + limit)[offset:]
+            standings = [dict(rank=rank, username=username, equity=equity,
+                              return_percent=((equity / cash - 1) * 100).quantize(Decimal("0.0001")),
+                              sharpe=sharpe) for rank, username, equity, sharpe in rows]
+            return dict(name=game.name, by=by, starting_cash=cash, updated=game.board_updated,
+                        final=game.finished is not None, players=self.store.count_players(cursor, game.id),
+                        standings=[{k: v for k, v in s.items() if v is not None} for s in standings])
+
+        return self.db.run(unit_of_work)
+
+    @authenticated
+    def game_curve(self, session, stamp, name, username):
+        def unit_of_work(cursor):
+            game, _ = self._find(cursor, session.account_id, name)
+            cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"),
+                           ((username or "")[:64].lower(),))
+            row = cursor.fetchone()
+            player = self.store.membership(cursor, game, row[0]) if row else None
+            if player is None or player.removed is not None:
+                raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
+            return {"username": row[1], "points": [{"day": d.isoformat(), "equity": e}
+                                                    for d, e in self.store.curve(cursor, player.portfolio_id)]}
+
+        return self.db.run(unit_of_work)
+
+    # --- orders, the step, the leaderboard ----------------------------------------------------
+
+    def _cancel_open(self, cursor, portfolio_ids, now, recorded, why):
+        """Cancel every open order of these portfolios; returns the events (not published yet)."""
+        events, changed = [], []
+        for portfolio_id in portfolio_ids:
+            for order in self.orders.open_orders(cursor, portfolio_id):
+                order, event = amend.cancel(order, now, reason=why)
+                changed.append(order)
+                events.append(event)
+        if changed:
+            self.orders.save(cursor, changed, {}, events, recorded)
+        return events
+
+    def _publish(self, named_events):
+        if named_events:
+            from papertrader.app.trading import _event_view
+
+            self.publish([(username, _event_view(e)) for username, e in named_events])
+
+    @defer.inlineCallbacks
+    def update(self, market_step, quotes=None):
+        """The market update's listener, after the trading step: every started, unfinished game's leaderboard
+        is computed and stored with each player's point of the day; a game past its close is finished (its
+        open orders canceled; its final ranking is the leaderboard of the last update before it closed)."""
+        now = market_step.time
+        today = market_step.today or now.date()
+        prices = self.board.prices()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            published, counted = [], 0
+            for game in self.store.to_update(cursor, now):
+                players = self.store.players(cursor, game.id)
+                closes = game.rules.closes(game.ended_at)
+                if now > closes:
+                    events = self._cancel_open(cursor, [p[2] for p in players], closes, recorded,
+                                               f"the game {game.name} ended")
+                    names = {p[2]: p[1] for p in players}
+                    published += [(names.get(e.order.account_id), e) for e in events]
+                    if game.board_updated is None and players:
+                        self._board(cursor, game, players, prices, today, now)
+                    self.store.finish(cursor, game.id, recorded)
+                    self.log.info("game {name} finished with {n} players", name=game.name, n=len(players))
+                    continue
+                if players:
+                    self._board(cursor, game, players, prices, today, now)
+                    counted += len(players)
+            return published, counted
+
+        published, counted = yield self.db.run(unit_of_work)
+        self.updates += 1
+        self._publish(published)
+        return counted
+
+    def _board(self, cursor, game, players, prices, today, now):
+        books = self.orders.books(cursor, [p[2] for p in players])
+        daily = self.store.daily(cursor, game.id, today.isoformat())
+        entries, portfolio_of = [], {}
+        for account_id, username, portfolio_id in players:
+            equity = margin.value(books[portfolio_id], prices).equity
+            entries.append(Player(username, equity, tuple(daily.get(portfolio_id, ())) + (equity,)))
+            portfolio_of[username] = portfolio_id
+        by_return = leaderboard(game.rules.starting_cash, entries)
+        sharpe_rank = {s.username: s.rank for s in rank_by(by_return, "sharpe")}
+        self.store.save_board(cursor, game.id, [
+            (portfolio_of[s.username], s.equity, s.rank, sharpe_rank[s.username], s.sharpe) for s in by_return],
+            today, now)
+
+
+class _Named:
+    """A membership with the name of the player's portfolio in the game."""
+
+    def __init__(self, membership, portfolio_name):
+        self.membership = membership
+        self.portfolio_id = membership.portfolio_id
+        self.removed = membership.removed
+        self.portfolio_name = portfolio_name
+
