@@ -906,3 +906,21 @@ class AdminAllow(Command):
 class AdminRevoke(Command):
     arguments = [(b"name", amp.Unicode())]
     response = [(b"done", amp.Boolean())]
+
+
+class AdminCreateGame(Command):
+    """The operator creates a game on behalf of ``creator`` (a username; the game's manager): CreateGame's
+    arguments without the token."""
+
+    arguments = [(b"creator", amp.Unicode())] + [a for a in CreateGame.arguments if a[0] != b"token"]
+    response = _GAME
+
+
+class AdminEnrol(Command):
+    """The operator joins these users to a game (no invite code needed); ``dry_run``: only check them.
+    Usernames without an account are ``unknown``; those already in it (or removed) ``already``."""
+
+    arguments = [(b"name", amp.Unicode()), (b"usernames", amp.ListOf(amp.Unicode())),
+                 (b"dry_run", amp.Boolean(optional=True))]
+    response = [(b"joined", amp.ListOf(amp.Unicode())), (b"unknown", amp.ListOf(amp.Unicode())),
+                (b"already", amp.ListOf(amp.Unicode()))]

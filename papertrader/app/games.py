@@ -96,10 +96,14 @@ class GameCommands:
     # --- commands -----------------------------------------------------------------------
 
     @authenticated
-    @defer.inlineCallbacks
     def create_game(self, session, stamp, name, start, end, starting_cash, commission=None, fill_model=None,
                     margin=None, allow_short=None, assets=None, max_position=None, private=None):
-        name = store_module.name(name)
+        return self.create(session.account_id, session.username, name, start, end, starting_cash, commission,
+                           fill_model, margin, allow_short, assets, max_position, private)
+
+    def rules(self, start, end, starting_cash, commission=None, fill_model=None, margin=None, allow_short=None,
+              assets=None, max_position=None):
+        """GameRules from a command's arguments (typed errors for anything wrong)."""
         try:
             cash = parse_money(starting_cash)
         except ValueError as e:
@@ -111,11 +115,19 @@ class GameCommands:
             if not isinstance(symbol, str) or symbol.strip().upper() not in self.board.assets:
                 shown = str(symbol)[:16]
                 raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(self.board.assets)}")
-        rules = GameRules(
+        return GameRules(
             start=start, end=end, starting_cash=cash,
             commission=parse_commission(commission) if commission else None,
             fill_model=fill_model or None, margin=bool(margin or allow_short), allow_short=bool(allow_short),
             assets=tuple(assets), max_position=parse_percent(max_position) if max_position else None)
+
+    @defer.inlineCallbacks
+    def create(self, account_id, username, name, start, end, starting_cash, commission=None, fill_model=None,
+               margin=None, allow_short=None, assets=None, max_position=None, private=None):
+        """Create a game for ``account_id`` (its creator); the view, with the first invite code if private."""
+        name = store_module.name(name)
+        rules = self.rules(start, end, starting_cash, commission, fill_model, margin, allow_short, assets,
+                           max_position)
         now = self.market_clock.now()
         if rules.end <= now:
             raise InvalidInput(f"the game would end before the market's time now ({now:%Y-%m-%d %H:%M} UTC)")
@@ -124,50 +136,89 @@ class GameCommands:
 
         def unit_of_work(cursor):
             cursor.execute(self.db.sql("SELECT COUNT(*) FROM games WHERE creator_id = ? AND finished IS NULL"),
-                           (session.account_id,))
+                           (account_id,))
             if cursor.fetchone()[0] >= MAX_OPEN_GAMES_PER_CREATOR:
                 raise InvalidInput(f"you already run {MAX_OPEN_GAMES_PER_CREATOR} games that have not finished")
-            game = self.store.create(cursor, session.account_id, name, rules, bool(private), recorded,
+            game = self.store.create(cursor, account_id, name, rules, bool(private), recorded,
                                      store_module.invite_hash(code) if code else None)
-            return self._view(cursor, game, session.account_id, None, now, code)
+            return self._view(cursor, game, account_id, None, now, code)
 
         view = yield self.db.run(unit_of_work)
-        self.log.info("game {name} created by {username} ({private})", name=name, username=session.username,
+        self.log.info("game {name} created by {username} ({private})", name=name, username=username,
                       private="private" if private else "public")
         return view
 
     @authenticated
-    @defer.inlineCallbacks
     def join_game(self, session, stamp, name, code=None):
+        return self.join(session.account_id, session.username, name, code)
+
+    def _join(self, cursor, account_id, name, code, now, recorded, invited=False):
+        """One player joins (inside a transaction); the Membership made."""
+        game = self.store.by_name(cursor, name) if isinstance(name, str) else None
+        membership = self.store.membership(cursor, game, account_id) if game is not None else None
+        invited = invited or game is not None and (not game.private or game.creator_id == account_id or (
+            code and game.invite_hash and store_module.invite_hash(code) == game.invite_hash))
+        if game is None or (not invited and membership is None):
+            shown = name[:40] if isinstance(name, str) else ""
+            raise UnknownGame(f"no game named {shown!r}, or it is private and that is not its invite code")
+        if membership is not None:
+            if membership.removed is not None:
+                raise GameClosed(f"you were removed from {game.name}")
+            raise InvalidInput(f"you already play in {game.name}")
+        if game.status(now) == "ended":
+            raise GameClosed(f"{game.name} has ended")
+        if self.store.count_players(cursor, game.id) >= store_module.MAX_PLAYERS:
+            raise InvalidInput(f"{game.name} is full ({store_module.MAX_PLAYERS} players)")
+        portfolio = self.portfolios.create(cursor, account_id, game.name, "margin" if game.rules.margin else "cash",
+                                           game.rules.starting_cash, recorded, game_id=game.id)
+        self.store.add_player(cursor, game.id, account_id, portfolio.id, recorded)
+        return game, self.store.membership(cursor, game, account_id)
+
+    @defer.inlineCallbacks
+    def join(self, account_id, username, name, code=None):
         now = self.market_clock.now()
         recorded = self._recorded()
 
         def unit_of_work(cursor):
-            game = self.store.by_name(cursor, name) if isinstance(name, str) else None
-            membership = self.store.membership(cursor, game, session.account_id) if game is not None else None
-            invited = game is not None and (not game.private or game.creator_id == session.account_id or (
-                code and game.invite_hash and store_module.invite_hash(code) == game.invite_hash))
-            if game is None or (not invited and membership is None):
-                shown = name[:40] if isinstance(name, str) else ""
-                raise UnknownGame(f"no game named {shown!r}, or it is private and that is not its invite code")
-            if membership is not None:
-                if membership.removed is not None:
-                    raise GameClosed(f"you were removed from {game.name}")
-                raise InvalidInput(f"you already play in {game.name}")
-            if game.status(now) == "ended":
-                raise GameClosed(f"{game.name} has ended")
-            if self.store.count_players(cursor, game.id) >= store_module.MAX_PLAYERS:
-                raise InvalidInput(f"{game.name} is full ({store_module.MAX_PLAYERS} players)")
-            portfolio = self.portfolios.create(cursor, session.account_id, game.name,
-                                               "margin" if game.rules.margin else "cash", game.rules.starting_cash,
-                                               recorded, game_id=game.id)
-            self.store.add_player(cursor, game.id, session.account_id, portfolio.id, recorded)
-            membership = self._named(cursor, self.store.membership(cursor, game, session.account_id))
-            return self._view(cursor, game, session.account_id, membership, now)
+            game, membership = self._join(cursor, account_id, name, code, now, recorded)
+            return self._view(cursor, game, account_id, self._named(cursor, membership), now)
 
         view = yield self.db.run(unit_of_work)
-        self.log.info("{username} joined game {name}", username=session.username, name=view["name"])
+        self.log.info("{username} joined game {name}", username=username, name=view["name"])
         return view
+
+    @defer.inlineCallbacks
+    def enrol(self, name, usernames, dry_run=False):
+        """The operator's ``game create-class``: join these users to the game (no invite code needed).
+        Returns {joined, unknown, already}: usernames that joined, that have no account, that already play
+        (or were removed).  With ``dry_run`` nothing is written: only the check of the usernames."""
+        now = self.market_clock.now()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            game = self.store.by_name(cursor, name)
+            if game is None and not dry_run:
+                raise UnknownGame(f"no game named {name[:40]!r}")
+            joined, unknown, already = [], [], []
+            for wanted in usernames:
+                cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ? AND"
+                                           " deleted IS NULL"), (wanted[:64].lower(),))
+                row = cursor.fetchone()
+                if row is None:
+                    unknown.append(wanted)
+                elif game is not None and self.store.membership(cursor, game, row[0]) is not None:
+                    already.append(row[1])
+                elif not dry_run:
+                    self._join(cursor, row[0], game.name, None, now, recorded, invited=True)
+                    joined.append(row[1])
+                else:
+                    joined.append(row[1])
+            return {"joined": joined, "unknown": unknown, "already": already}
+
+        answer = yield self.db.run(unit_of_work)
+        if not dry_run and answer["joined"]:
+            self.log.info("game {name}: {n} players enrolled by the operator", name=name, n=len(answer["joined"]))
+        return answer
 
     @authenticated
     @defer.inlineCallbacks
