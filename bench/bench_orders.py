@@ -72,8 +72,9 @@ from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
 from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.master.accounts import hash_password  # noqa: E402
+from papertrader.master.portfolios import PortfolioStore  # noqa: E402
 from papertrader.money import CENT, to_cents, to_quantity_units  # noqa: E402
-from papertrader.times import iso, utc  # noqa: E402
+from papertrader.times import iso, parse_iso, utc  # noqa: E402
 from papertrader.trading import amend  # noqa: E402
 from papertrader.trading.events import Event, EventKind  # noqa: E402
 from papertrader.trading.market import Bar, MarketStep  # noqa: E402
@@ -171,10 +172,12 @@ async def make_book(reactor, master, n_accounts, n_orders, batch):
                 "INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created)"
                 " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"),
                 (name, name, f"{name}@example.com", hashed, to_cents(settings.starting_cash), created))
-            ids.append(cursor.fetchone()[0])
+            account_id = cursor.fetchone()[0]
+            ids.append(PortfolioStore(db).create(cursor, account_id, "default", "cash", settings.starting_cash,
+                                                 parse_iso(created), is_default=True).id)
         # Enough of every asset for the account's sells (they reserve shares: no short selling).
         cursor.executemany(db.sql(
-            "INSERT INTO positions (account_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"),
+            "INSERT INTO positions (portfolio_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"),
             [(account_id, s, to_quantity_units(shares_of(prices[s]) * per_account),
               to_cents(shares_of(prices[s]) * per_account * prices[s])) for account_id in ids for s in symbols])
         books = store.books(cursor, ids)

@@ -305,6 +305,7 @@ class PlaceOrder(Command):
 
     arguments = [
         (b"token", amp.Unicode()),
+        (b"portfolio", amp.Unicode(optional=True)),
         (b"client_order_id", amp.Unicode()),
         (b"side", amp.Unicode()),
         (b"symbol", amp.Unicode()),
@@ -324,7 +325,8 @@ class CancelOrder(Command):
     """Cancel what is left of an open order (by its id or its uuid); the answer is the order (what filled
     before stays filled)."""
 
-    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer(optional=True)),
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"order_id", amp.Integer(optional=True)),
                  (b"order_uuid", amp.Unicode(optional=True))]
     response = _order_fields()
 
@@ -332,7 +334,7 @@ class CancelOrder(Command):
 class CancelAllOrders(Command):
     """Cancel every open order of the account; the answer lists them."""
 
-    arguments = [(b"token", amp.Unicode())]
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True))]
     response = [(b"orders", amp.AmpList(_order_fields()))]
 
 
@@ -343,6 +345,7 @@ class ReplaceOrder(Command):
 
     arguments = [
         (b"token", amp.Unicode()),
+        (b"portfolio", amp.Unicode(optional=True)),
         (b"order_id", amp.Integer(optional=True)),
         (b"order_uuid", amp.Unicode(optional=True)),
         (b"client_order_id", amp.Unicode(optional=True)),
@@ -360,7 +363,8 @@ class ReplaceOrder(Command):
 class GetOrder(Command):
     """One order by its id (or its client order id), with its fills and how it arrived."""
 
-    arguments = [(b"token", amp.Unicode()), (b"order_id", amp.Integer(optional=True)),
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"order_id", amp.Integer(optional=True)),
                  (b"client_order_id", amp.Unicode(optional=True)), (b"order_uuid", amp.Unicode(optional=True))]
     response = _order_fields() + [
         (b"fills", amp.AmpList(_FILL)),
@@ -372,18 +376,23 @@ class GetOrder(Command):
 
 class Orders(Command):
     """A page of the account's orders, oldest first; ``next_before`` pages further back.  With ``direction``
-    asc: the oldest first (from ``after``, or with an id above ``after_id``)."""
+    asc: the oldest first (from ``after``, or with an id above ``after_id``).  ``generation``: an earlier
+    generation's orders (the archive a reset left; 0 is the first)."""
 
-    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer()), (b"status", amp.Unicode(optional=True)),
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"limit", amp.Integer()), (b"status", amp.Unicode(optional=True)),
                  (b"before", amp.Integer(optional=True)), (b"after", amp.DateTime(optional=True)),
                  (b"until", amp.DateTime(optional=True)), (b"direction", amp.Unicode(optional=True)),
                  (b"symbols", amp.ListOf(amp.Unicode(), optional=True)), (b"side", amp.Unicode(optional=True)),
-                 (b"after_id", amp.Integer(optional=True))]
+                 (b"after_id", amp.Integer(optional=True)), (b"generation", amp.Integer(optional=True))]
     response = [(b"orders", amp.AmpList(_order_fields())), (b"next_before", amp.Integer(optional=True))]
 
 
 class Portfolio(Command):
-    arguments = [(b"token", amp.Unicode())]
+    """A portfolio's cash, equity, buying power, positions; for a margin portfolio also its margin figures
+    and any open margin call (see the README's margin rules)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True))]
     response = [
         (b"cash", amp.Decimal()),
         (b"equity", amp.Decimal()),
@@ -394,6 +403,17 @@ class Portfolio(Command):
         (b"open_orders", amp.Integer()),
         (b"account_uuid", amp.Unicode(optional=True)),
         (b"created", amp.DateTime(optional=True)),
+        (b"portfolio", amp.Unicode(optional=True)),
+        (b"kind", amp.Unicode(optional=True)),
+        (b"generation", amp.Integer(optional=True)),
+        (b"starting_cash", amp.Decimal(optional=True)),
+        (b"long_market_value", amp.Decimal(optional=True)),
+        (b"short_market_value", amp.Decimal(optional=True)),
+        (b"initial_margin", amp.Decimal(optional=True)),
+        (b"maintenance_margin", amp.Decimal(optional=True)),
+        (b"margin_call", amp.Decimal(optional=True)),
+        (b"margin_call_since", amp.DateTime(optional=True)),
+        (b"margin_call_deadline", amp.DateTime(optional=True)),
         (
             b"positions",
             amp.AmpList(
@@ -416,9 +436,12 @@ class Portfolio(Command):
 
 
 class History(Command):
-    """A page of the account's transactions (fills), oldest first; ``next_before`` pages further back."""
+    """A page of the portfolio's transactions (fills, dividends, splits, borrow fees), oldest first;
+    ``next_before`` pages further back.  ``generation``: an earlier generation's (the archive a reset left)."""
 
-    arguments = [(b"token", amp.Unicode()), (b"limit", amp.Integer()), (b"before", amp.Integer(optional=True))]
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"limit", amp.Integer()), (b"before", amp.Integer(optional=True)),
+                 (b"generation", amp.Integer(optional=True))]
     response = [
         (
             b"transactions",
@@ -458,7 +481,8 @@ class Clock(Command):
 class ClosePosition(Command):
     """Sell (all, ``quantity`` or ``percentage`` of) a position at the market; the answer is the order."""
 
-    arguments = [(b"token", amp.Unicode()), (b"symbol", amp.Unicode()), (b"quantity", amp.Unicode(optional=True)),
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"symbol", amp.Unicode()), (b"quantity", amp.Unicode(optional=True)),
                  (b"percentage", amp.Unicode(optional=True)), (b"client_order_id", amp.Unicode(optional=True))]
     response = _order_fields()
 
@@ -466,7 +490,8 @@ class ClosePosition(Command):
 class CloseAllPositions(Command):
     """Sell every position at the market (and first cancel the open orders, with ``cancel_orders``)."""
 
-    arguments = [(b"token", amp.Unicode()), (b"cancel_orders", amp.Boolean(optional=True))]
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"cancel_orders", amp.Boolean(optional=True))]
     response = [(b"orders", amp.AmpList(_order_fields())),
                 (b"failures", amp.AmpList([(b"symbol", amp.Unicode()), (b"code", amp.Unicode()),
                                            (b"message", amp.Unicode())]))]
@@ -499,7 +524,8 @@ class PortfolioHistory(Command):
     """The account's equity over time: ``timeframe`` 1Min, 5Min, 15Min, 1H or 1D over ``period`` (e.g. 1M)
     or from ``start`` to ``end``."""
 
-    arguments = [(b"token", amp.Unicode()), (b"period", amp.Unicode(optional=True)),
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"period", amp.Unicode(optional=True)),
                  (b"timeframe", amp.Unicode(optional=True)), (b"start", amp.DateTime(optional=True)),
                  (b"end", amp.DateTime(optional=True))]
     response = [(b"timestamps", amp.ListOf(amp.Integer())), (b"equity", amp.ListOf(amp.Decimal())),
@@ -511,7 +537,8 @@ class Activities(Command):
     """The account's activities (fills, dividends, splits), newest first unless ``direction`` is asc; page on
     with ``page_token`` (the last activity's id)."""
 
-    arguments = [(b"token", amp.Unicode()), (b"types", amp.ListOf(amp.Unicode(), optional=True)),
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
+                 (b"types", amp.ListOf(amp.Unicode(), optional=True)),
                  (b"after", amp.DateTime(optional=True)), (b"until", amp.DateTime(optional=True)),
                  (b"direction", amp.Unicode(optional=True)), (b"page_size", amp.Integer(optional=True)),
                  (b"page_token", amp.Unicode(optional=True))]
@@ -548,19 +575,22 @@ class LatestBars(Command):
 
 
 class CreateApiKey(Command):
-    """A new API key for the account: its id and its secret (shown this once; only its hash is kept)."""
+    """A new API key for one of the account's portfolios (``portfolio``: its name; the default portfolio if
+    none): its id and its secret (shown this once; only its hash is kept).  The key trades that portfolio."""
 
-    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode(optional=True))]
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode(optional=True)),
+                 (b"portfolio", amp.Unicode(optional=True))]
     response = [(b"key_id", amp.Unicode()), (b"secret", amp.Unicode()), (b"name", amp.Unicode()),
-                (b"created", amp.DateTime())]
+                (b"created", amp.DateTime()), (b"portfolio", amp.Unicode(optional=True))]
 
 
 class ApiKeys(Command):
-    """The account's API keys (never their secrets)."""
+    """The account's API keys (never their secrets), each with the portfolio it trades."""
 
     arguments = [(b"token", amp.Unicode())]
     response = [(b"keys", amp.AmpList([(b"key_id", amp.Unicode()), (b"name", amp.Unicode()),
-                                       (b"created", amp.DateTime()), (b"last_used", amp.DateTime(optional=True))]))]
+                                       (b"created", amp.DateTime()), (b"last_used", amp.DateTime(optional=True)),
+                                       (b"portfolio", amp.Unicode(optional=True))]))]
 
 
 class RevokeApiKey(Command):
@@ -675,13 +705,84 @@ GAME_COMMANDS = (CreateGame, JoinGame, GameInvite, RemoveGamePlayer, EndGame, Ga
                  GameCurve)
 
 
+# --- portfolios ----------------------------------------------------------------
+
+
+def _portfolio_fields():
+    """A portfolio as the portfolio commands show it (papertrader/app/portfolios.py ``portfolio_view``)."""
+    return [
+        (b"id", amp.Integer()),
+        (b"uuid", amp.Unicode()),
+        (b"name", amp.Unicode()),
+        (b"kind", amp.Unicode()),
+        (b"starting_cash", amp.Decimal()),
+        (b"cash", amp.Decimal()),
+        (b"default", amp.Boolean()),
+        (b"generation", amp.Integer()),
+        (b"created", amp.DateTime()),
+        (b"closed", amp.DateTime(optional=True)),
+        (b"game_id", amp.Integer(optional=True)),
+        (b"margin_call", amp.Decimal(optional=True)),
+        (b"margin_call_since", amp.DateTime(optional=True)),
+        (b"margin_call_deadline", amp.DateTime(optional=True)),
+    ]
+
+
+class Portfolios(Command):
+    """The account's portfolios, the default first (``closed``: the closed ones too)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"closed", amp.Boolean(optional=True))]
+    response = [(b"portfolios", amp.AmpList(_portfolio_fields()))]
+
+
+class CreatePortfolio(Command):
+    """A new portfolio named ``name`` (1-64 characters, unique in the account without regard to case) with
+    ``cash`` (decimal text; the deployment's starting cash if none), a cash account or (``margin``, where the
+    operator allows it) a margin account; ``default``: make it the default portfolio."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"cash", amp.Unicode(optional=True)),
+                 (b"margin", amp.Boolean(optional=True)), (b"default", amp.Boolean(optional=True))]
+    response = _portfolio_fields()
+
+
+class RenamePortfolio(Command):
+    """Rename a portfolio (its orders, history and API keys stay)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"new_name", amp.Unicode())]
+    response = _portfolio_fields()
+
+
+class SetDefaultPortfolio(Command):
+    """Make a portfolio the default one (what commands without a portfolio trade)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode())]
+    response = _portfolio_fields()
+
+
+class ClosePortfolio(Command):
+    """Close a portfolio with no open orders and no positions (not the default one); its API keys end.
+    Otherwise ``portfolio_not_empty`` says what must be done first."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode())]
+    response = _portfolio_fields()
+
+
+class ResetPortfolio(Command):
+    """Cancel the portfolio's open orders, archive its history (a new generation) and start it again with
+    its starting cash; its name, kind and API keys stay.  ``canceled``: the orders canceled."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode())]
+    response = _portfolio_fields() + [(b"canceled", amp.Integer())]
+
+
 #: Client commands a worker passes on to the master (quotes come from its cache).
 FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
     Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, Clock, PlaceOrder,
     CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History, ClosePosition,
     CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, LatestBars, CreateApiKey, ApiKeys,
-    RevokeApiKey,
+    RevokeApiKey, Portfolios, CreatePortfolio, RenamePortfolio, SetDefaultPortfolio, ClosePortfolio,
+    ResetPortfolio,
 )
 
 FORWARDED += GAME_COMMANDS

@@ -113,6 +113,22 @@ class Settings:
     max_open_orders: int = 500
     #: Requests one API key may make a minute (HTTP API); more get HTTP 429.
     api_rate_limit: int = 200
+    #: Open portfolios one account may have at once.
+    max_portfolios: int = 10
+    #: The most starting cash a portfolio may be made with.
+    max_portfolio_cash: Decimal = Decimal("10000000.00")
+    #: Whether users may make margin portfolios (short selling, borrowing).
+    margin_accounts: bool = False
+    #: Initial margin (Reg T), percent of the positions' value.
+    margin_initial: Decimal = Decimal("50")
+    #: Maintenance margin, percent of a long position's value.
+    margin_maintenance_long: Decimal = Decimal("25")
+    #: Maintenance margin, percent of a short position's value.
+    margin_maintenance_short: Decimal = Decimal("30")
+    #: Hours a margin call may stay unmet before the platform liquidates.
+    margin_call_hours: float = 48.0
+    #: Yearly borrow fee on short positions, percent (charged daily: value x rate / 360).
+    borrow_rate: Decimal = Decimal("0")
 
     def as_text(self):
         """Settings as strings, for display."""
@@ -129,14 +145,17 @@ class Settings:
 
 
 NAMES = tuple(f.name for f in fields(Settings))
-MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximum"}
+MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximum", "max_portfolio_cash"}
 INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31), "hash_threads": (0, 64),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
             "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
-            "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000)}
+            "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000),
+            "max_portfolios": (1, 1000)}
 #: Decimal settings: (lowest, highest) allowed.
 DECIMALS = {"half_spread_bps": (0, 1000), "impact_bps": (0, 1000), "volume_share": (Decimal("0.000001"), 1),
-            "commission_per_share": (0, 100), "commission_percent": (0, 100), "market_buy_buffer": (0, 100)}
+            "commission_per_share": (0, 100), "commission_percent": (0, 100), "market_buy_buffer": (0, 100),
+            "margin_initial": (1, 100), "margin_maintenance_long": (1, 100), "margin_maintenance_short": (1, 100),
+            "borrow_rate": (0, 100)}
 CHOICES = {"fill_model": ("bar", "ideal"), "commission_model": ("", "zero", "per_order", "per_share", "percent"),
            "provider": ("replay", "simulated", "alpaca", "nasdaq"), "alpaca_feed": ("iex", "sip")}
 CALENDAR_RE = re.compile(r"^(|always_open|[A-Z0-9]{3,5})$")
@@ -193,8 +212,17 @@ def _parse(name, raw):
             if not 0.01 <= value <= 86400:
                 raise ConfigError(f"{name}: must be between 0.01 and 86400 seconds")
             return value
-        if name in ("starting_cash", "commission", "commission_minimum", "commission_maximum"):
+        if name in MONEY:
             return parse_money(raw)
+        if name == "margin_call_hours":
+            value = float(raw)
+            if not 0 <= value <= 24 * 365:
+                raise ConfigError("margin_call_hours: must be between 0 and 8760 hours")
+            return value
+        if name == "margin_accounts":
+            if raw.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                raise ConfigError("margin_accounts: true or false")
+            return raw.lower() in ("true", "yes", "1", "on")
         if name in DECIMALS:
             try:
                 value = Decimal(raw)
@@ -271,4 +299,23 @@ def load_settings(path=None, overrides=None):
     for key, raw in (overrides or {}).items():
         if raw is not None:
             values[key] = _parse(key, raw)
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    try:
+        margin_rules(settings)
+    except ValueError as e:
+        raise ConfigError(f"margin settings: {e}")
+    return settings
+
+
+def margin_rules(settings):
+    """The MarginRules (papertrader/trading/margin.py) a deployment's settings choose."""
+    from datetime import timedelta
+
+    from papertrader.trading.margin import MarginRules
+
+    hundred = Decimal(100)
+    return MarginRules(initial=settings.margin_initial / hundred,
+                       maintenance_long=settings.margin_maintenance_long / hundred,
+                       maintenance_short=settings.margin_maintenance_short / hundred,
+                       call_deadline=timedelta(hours=settings.margin_call_hours),
+                       borrow_rate=settings.borrow_rate / hundred)

@@ -138,6 +138,18 @@ class GameClosed(PaperTraderError):
     code = "game_closed"
 
 
+class UnknownPortfolio(PaperTraderError):
+    """No such portfolio on your account."""
+
+    code = "unknown_portfolio"
+
+
+class PortfolioNotEmpty(PaperTraderError):
+    """The portfolio still has open orders or positions."""
+
+    code = "portfolio_not_empty"
+
+
 class WorkerRefused(PaperTraderError):
     """This worker is not allowed to talk to the master."""
 
@@ -180,6 +192,8 @@ ALL_ERRORS = {
         GameExists,
         NotGameCreator,
         GameClosed,
+        UnknownPortfolio,
+        PortfolioNotEmpty,
         WorkerRefused,
         MasterUnavailable,
         ServerError,

@@ -83,6 +83,14 @@ class SettingsOptions(usage.Options):
         ["market-buy-buffer", None, None, "Percent over the last price a market buy reserves (default 5)."],
         ["max-open-orders", None, None, "Open orders one account may have (default 500)."],
         ["api-rate-limit", None, None, "Requests one API key may make a minute (default 200)."],
+        ["max-portfolios", None, None, "Open portfolios one account may have (default 10)."],
+        ["max-portfolio-cash", None, None, "Most starting cash of a portfolio (default 10000000.00)."],
+        ["margin-accounts", None, None, "Whether users may make margin portfolios: true or false (default)."],
+        ["margin-initial", None, None, "Initial margin, percent (default 50, Reg T)."],
+        ["margin-maintenance-long", None, None, "Maintenance margin on longs, percent (default 25)."],
+        ["margin-maintenance-short", None, None, "Maintenance margin on shorts, percent (default 30)."],
+        ["margin-call-hours", None, None, "Hours a margin call may stay unmet before liquidation (default 48)."],
+        ["borrow-rate", None, None, "Yearly borrow fee on short positions, percent (default 0)."],
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
@@ -94,7 +102,9 @@ class SettingsOptions(usage.Options):
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
                  "max-open-orders", "api-rate-limit", "provider", "replay-start", "replay-end", "replay-step", "replay-loop",
                  "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url", "alpaca-trading-url",
-                 "alpaca-feed", "nasdaq-url", "provider-timeout")
+                 "alpaca-feed", "nasdaq-url", "provider-timeout", "max-portfolios", "max-portfolio-cash",
+                 "margin-accounts", "margin-initial", "margin-maintenance-long", "margin-maintenance-short",
+                 "margin-call-hours", "borrow-rate")
 
     def parseOptions(self, options=None):
         try:

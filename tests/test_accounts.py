@@ -40,7 +40,8 @@ async def test_register_creates_an_account_with_the_starting_cash(db, settings, 
     assert account.created == utc(clock.seconds())
     stored = await accounts.account(account.id)
     assert stored == account
-    rows = await db.query("SELECT cash_cents, password_hash FROM accounts WHERE id = ?", (account.id,))
+    rows = await db.query("SELECT p.cash_cents, a.password_hash FROM accounts a JOIN portfolios p ON p.account_id = a.id"
+                          " WHERE a.id = ? AND p.is_default = 1", (account.id,))
     cash_cents, password_hash = rows[0]
     assert from_cents(cash_cents) == Decimal("2500.50")
     assert password_hash.startswith("$2") and PASSWORD not in password_hash

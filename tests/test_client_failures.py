@@ -343,7 +343,7 @@ async def test_a_rejected_order_is_one_json_value_and_exit_3(deployment):
     status, out, err = await d.cli("buy", "AAPL", "1", "--client-order-id", "r-1", user="alice")
     assert status == 0, err
     # The market step rejects it: the cash is gone by then (as after a price jump).
-    await d.master.db.execute("UPDATE accounts SET cash_cents = 0")
+    await d.master.db.execute("UPDATE portfolios SET cash_cents = 0")
     await d.tick()
     for argv in (["buy", "AAPL", "1", "--client-order-id", "r-1"],  # the id sent again
                  ["buy", "AAPL", "1", "--client-order-id", "r-1", "--wait"],

@@ -98,6 +98,6 @@ async def test_order_acknowledged_before_kill_9_fills_once_after_restart(tmp_pat
     # The ledger agrees with itself on disk.
     db = sqlite3.connect(os.path.join(data_dir, "papertrader.db"))
     assert db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0] == 1
-    cash, = db.execute("SELECT cash_cents FROM accounts").fetchone()
+    cash, = db.execute("SELECT cash_cents FROM portfolios").fetchone()
     amount, = db.execute("SELECT amount_cents FROM transactions").fetchone()
     assert cash == 100000_00 + amount

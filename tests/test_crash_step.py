@@ -101,7 +101,7 @@ async def test_kill_9_inside_a_step_with_partial_fills_repeats_no_fill(tmp_path,
         for _, amount, cash_after, _ in fills:
             assert cash_after == cash + amount
             cash = cash_after
-        assert await db.query("SELECT cash_cents FROM accounts") == [(cash,)]
+        assert await db.query("SELECT cash_cents FROM portfolios") == [(cash,)]
         assert await db.query("SELECT quantity_units FROM positions") == [(sum(f[0] for f in fills),)]
         [(events,)] = await db.query("SELECT COUNT(*) FROM order_events WHERE order_id = ? AND kind IN"
                                      " ('fill', 'partial_fill')", (order_id,))

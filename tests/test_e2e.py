@@ -187,14 +187,15 @@ async def test_a_long_order_list_never_cuts_a_worker_off(deployment):
     """200 orders with long reasons do not fit one AMP value: the newest that fit come back, links stay up."""
     d = deployment
     await register_and_login(d)
-    [(account_id,)] = await d.master.db.query("SELECT id FROM accounts WHERE username = 'alice'")
+    [(portfolio_id,)] = await d.master.db.query(
+        "SELECT p.id FROM portfolios p JOIN accounts a ON a.id = p.account_id WHERE a.username = 'alice'")
     for n in range(200):
         await d.master.db.execute(
-            "INSERT INTO orders (uuid, account_id, client_order_id, side, symbol, type, time_in_force,"
+            "INSERT INTO orders (uuid, portfolio_id, client_order_id, side, symbol, type, time_in_force,"
             " quantity_units, status, created, updated, received, client_ip, worker, reason, reason_code)"
             " VALUES (?, ?, ?, 'buy', 'AAPL', 'market', 'day', 1000000, 'rejected', ?, ?, ?, '127.0.0.1',"
             " 'worker1', ?, 'insufficient_funds')",
-            (f"00000000-0000-4000-8000-{n:012d}", account_id, f"{n:064d}",
+            (f"00000000-0000-4000-8000-{n:012d}", portfolio_id, f"{n:064d}",
              f"2026-01-01T00:00:{n % 60:02d}.{n:06d}+00:00", f"2026-01-01T00:00:{n % 60:02d}.{n:06d}+00:00",
              "2026-01-01T00:00:00+00:00", "insufficient funds: " + "x" * 300))
     status, out, err = await d.cli("orders", "--limit", "200", user="alice")
@@ -240,7 +241,8 @@ async def test_delete_account_removes_personal_data_and_keeps_the_ledger(deploym
                                    user="alice")
     assert status == 0, err
     [(username, email, hashed, cash)] = await d.master.db.query(
-        "SELECT username, email, password_hash, cash_cents FROM accounts")
+        "SELECT a.username, a.email, a.password_hash, p.cash_cents FROM accounts a JOIN portfolios p"
+        " ON p.account_id = a.id")
     assert username.startswith("deleted-") and email == "" and hashed is None
     [(amount,)] = await d.master.db.query("SELECT amount_cents FROM transactions")
     assert cash == 100000_00 + amount  # the ledger still agrees

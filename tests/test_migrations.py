@@ -4,6 +4,7 @@ backup made before a migration; a database newer than the code; a migration that
 import glob
 import os
 import sqlite3
+from decimal import Decimal as D
 
 import pytest
 import pytest_twisted
@@ -82,7 +83,7 @@ async def test_version_5_orders_and_fills_come_through_version_6(database_url, t
         book = await db.run(store.book, 1)
         assert book.positions["AAPL"].quantity == 1
         # Several fills per order are allowed now (partial fills).
-        await db.execute("INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units,"
+        await db.execute("INSERT INTO transactions (portfolio_id, order_id, kind, time, side, symbol, quantity_units,"
                          " price_units, commission_cents, amount_cents, cash_after_cents) VALUES (1, 1, 'fill', 't',"
                          " 'buy', 'AAPL', 1, 1, 0, 0, 0)")
         assert await db.migrate() == []
@@ -303,3 +304,83 @@ async def test_a_failed_migration_leaves_the_schema_and_the_data_exactly_as_they
     finally:
         fixed.close()
 
+
+
+#: A version 8 database's rows: two accounts; alice has a fill, a position, an open order, an event, an owed
+#: dividend and an API key; bob has nothing but his cash.
+VERSION_8 = [
+    "INSERT INTO accounts (id, username, username_key, email, password_hash, cash_cents, created, uuid) VALUES"
+    " (1, 'alice', 'alice', 'a@example.com', NULL, 9984975, '2026-01-01T00:00:00.000000+00:00',"
+    " '11111111-1111-4111-8111-111111111111')",
+    "INSERT INTO accounts (id, username, username_key, email, password_hash, cash_cents, created, uuid) VALUES"
+    " (2, 'bob', 'bob', 'b@example.com', NULL, 5000000, '2026-01-02T00:00:00.000000+00:00',"
+    " '22222222-2222-4222-8222-222222222222')",
+    "INSERT INTO orders (id, uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units,"
+    " status, created, updated, received, client_ip, worker) VALUES (1, '00000000-0000-4000-8000-000000000001', 1,"
+    " 'a', 'buy', 'AAPL', 'market', 'day', 1000000, 'filled', '2026-01-01T00:00:01.000000+00:00',"
+    " '2026-01-01T00:00:05.000000+00:00', '2026-01-01T00:00:01.000000+00:00', '192.0.2.1', 'w1')",
+    "INSERT INTO orders (id, uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units,"
+    " limit_units, status, created, updated, received, client_ip, worker) VALUES (2,"
+    " '00000000-0000-4000-8000-000000000002', 1, 'b', 'buy', 'MSFT', 'limit', 'gtc', 2000000, 1000000, 'new',"
+    " '2026-01-01T00:00:06.000000+00:00', '2026-01-01T00:00:06.000000+00:00', '2026-01-01T00:00:06.000000+00:00',"
+    " '192.0.2.1', 'w1')",
+    "INSERT INTO transactions (id, account_id, order_id, kind, time, side, symbol, quantity_units, price_units,"
+    " commission_cents, amount_cents, cash_after_cents, realized_cents, position_after_units, model) VALUES (1, 1, 1,"
+    " 'fill', '2026-01-01T00:00:05.000000+00:00', 'buy', 'AAPL', 1000000, 1502500, 0, -15025, 9984975, 0, 1000000,"
+    " 'ideal')",
+    "INSERT INTO order_events (account_id, order_id, kind, time, recorded, transaction_id) VALUES (1, 1, 'fill',"
+    " '2026-01-01T00:00:05.000000+00:00', '2026-01-01T00:00:05.000000+00:00', 1)",
+    "INSERT INTO positions (account_id, symbol, quantity_units, cost_cents) VALUES (1, 'AAPL', 1000000, 15025)",
+    "INSERT INTO dividends (account_id, symbol, ex_date, pay_date, quantity_units, per_share_units, amount_cents)"
+    " VALUES (1, 'AAPL', '2026-02-01', '2026-02-15', 1000000, 2400, 24)",
+    "INSERT INTO api_keys (key_id, account_id, name, secret_hash, created) VALUES ('PKAAAAAAAAAAAAAAAAAA', 1, 'bot',"
+    " 'x', '2026-01-01T00:00:00.000000+00:00')",
+]
+
+
+@pytest_twisted.ensureDeferred
+async def test_version_8_accounts_become_default_portfolios_holding_everything_they_had(database_url, tmp_path):
+    from papertrader.master.portfolios import PortfolioStore
+    from papertrader.times import utc
+
+    old = UpTo(database_url, str(tmp_path), 8)
+    try:
+        await old.migrate()
+        for statement in VERSION_8:
+            await old.execute(statement)
+    finally:
+        old.close()
+
+    db = Database(database_url, str(tmp_path))
+    try:
+        applied = await db.migrate(confirmed=True)
+        assert applied[0].startswith("0009_portfolios")
+        portfolios = PortfolioStore(db)
+        alice = await db.run(portfolios.default, 1)
+        bob = await db.run(portfolios.default, 2)
+        # Each account's default portfolio: its cash, its uuid (the HTTP account id), and the cash it started
+        # with (before its first transaction).
+        assert (alice.id, alice.name, alice.kind, alice.cash, alice.starting_cash, alice.uuid, alice.generation) == (
+            1, "default", "cash", D("99849.75"), D("100000.00"), "11111111-1111-4111-8111-111111111111", 0)
+        assert (bob.id, bob.cash, bob.starting_cash) == (2, D("50000.00"), D("50000.00"))
+        store = OrderStore(db)
+        book = await db.run(store.book, alice.id)
+        assert (book.cash, book.positions["AAPL"].quantity) == (D("99849.75"), 1)
+        assert [o.id for o in await db.run(store.open_orders, alice.id)] == [2]
+        assert (await db.run(store.get, alice.id, 1)).filled_quantity == 1
+        assert await db.run(store.by_client_order_id, alice.id, "b") is not None
+        assert await db.run(store.open_orders, bob.id) == []
+        assert await db.query("SELECT portfolio_id, kind FROM order_events") == [(1, "fill")]
+        assert await db.query("SELECT portfolio_id, amount_cents FROM dividends") == [(1, 24)]
+        assert await db.query("SELECT portfolio_id, generation FROM transactions") == [(1, 0)]
+        assert await db.query("SELECT key_id, portfolio_id FROM api_keys") == [("PKAAAAAAAAAAAAAAAAAA", 1)]
+        # New portfolios get new ids (PostgreSQL's identity moved past the ones the migration gave).
+        made = await db.run(portfolios.create, 2, "growth", "cash", D("1000.00"), utc(0))
+        assert made.id == 3
+        # Bob's second portfolio may hold AAPL too (positions are keyed by portfolio), and use the client
+        # order id alice used.
+        await db.execute("INSERT INTO positions (portfolio_id, symbol, quantity_units, cost_cents) VALUES"
+                         " (3, 'AAPL', 1, 1), (2, 'AAPL', 1, 1)")
+        assert await db.migrate() == []
+    finally:
+        db.close()

@@ -123,7 +123,7 @@ async def check_books(db, account_id, starting_cash):
     """The transaction history, the cash and the positions tell one story; returns (cash cents, positions)."""
     rows = await db.query(
         "SELECT side, symbol, quantity_units, price_units, commission_cents, amount_cents, cash_after_cents"
-        " FROM transactions WHERE account_id = ? ORDER BY id", (account_id,))
+        " FROM transactions WHERE portfolio_id = ? ORDER BY id", (account_id,))
     cash = to_cents(starting_cash)
     held = {}
     for side, symbol, quantity, price, commission, amount, cash_after in rows:
@@ -132,9 +132,9 @@ async def check_books(db, account_id, starting_cash):
         assert amount == (-(gross + commission) if side == "buy" else gross - commission)
         cash = cash_after
         held[symbol] = held.get(symbol, 0) + (quantity if side == "buy" else -quantity)
-    [(stored_cash,)] = await db.query("SELECT cash_cents FROM accounts WHERE id = ?", (account_id,))
+    [(stored_cash,)] = await db.query("SELECT cash_cents FROM portfolios WHERE id = ?", (account_id,))
     assert stored_cash == cash
-    positions = dict(await db.query("SELECT symbol, quantity_units FROM positions WHERE account_id = ?",
+    positions = dict(await db.query("SELECT symbol, quantity_units FROM positions WHERE portfolio_id = ?",
                                     (account_id,)))
     assert positions == {s: q for s, q in held.items() if q}
     return cash, positions
@@ -155,7 +155,7 @@ async def test_an_order_is_answered_new_after_it_and_its_event_are_stored(db, us
     assert order["filled_quantity"] == 0 and "average_price" not in order
     assert len(order["uuid"]) == 36
     rows = await db.query(
-        "SELECT id, account_id, client_order_id, side, symbol, quantity_units, status, received, client_ip, worker"
+        "SELECT id, portfolio_id, client_order_id, side, symbol, quantity_units, status, received, client_ip, worker"
         " FROM orders")
     assert rows == [(order["id"], alice.account_id, "o-1", "buy", "AAPL", 10_000_000, "new",
                      iso(utc(clock.seconds())), "198.51.100.3", "worker2")]
@@ -224,7 +224,7 @@ async def test_concurrent_orders_of_one_account_are_checked_one_after_the_other(
 
 
 async def _cancel_all(db, session):
-    await db.execute("UPDATE orders SET status = 'canceled' WHERE account_id = ?", (session.account_id,))
+    await db.execute("UPDATE orders SET status = 'canceled' WHERE portfolio_id = ?", (session.account_id,))
 
 
 def wait_until_an_insert_waits_for(url, blocker_pid, waiting=1):
@@ -251,9 +251,9 @@ async def test_an_order_waits_while_another_transaction_holds_its_account(db, da
     quote(AAPL="150")
     other = psycopg.connect(database_url)
     try:
-        other.execute("SELECT id FROM accounts WHERE id = %s FOR UPDATE", (alice.account_id,))
+        other.execute("SELECT id FROM portfolios WHERE id = %s FOR UPDATE", (alice.account_id,))
         # A concurrent writer (a market step, another order) spends the cash meanwhile.
-        other.execute("UPDATE accounts SET cash_cents = 100 WHERE id = %s", (alice.account_id,))
+        other.execute("UPDATE portfolios SET cash_cents = 100 WHERE id = %s", (alice.account_id,))
         pending = submit(alice, "late", "buy", "AAPL", "10")
         await threads.deferToThread(wait_until_an_insert_waits_for, database_url, other.info.backend_pid)
         other.commit()
@@ -539,7 +539,7 @@ async def test_a_cancel_racing_a_step_either_wins_or_sees_the_fill(db, database_
     order = await submit(alice, "race", "buy", "AAPL", "10")
     other = psycopg.connect(database_url)
     try:
-        other.execute("SELECT id FROM accounts WHERE id = %s FOR UPDATE", (alice.account_id,))
+        other.execute("SELECT id FROM portfolios WHERE id = %s FOR UPDATE", (alice.account_id,))
         bars = {"AAPL": Bar("AAPL", utc(clock.seconds()), utc(clock.seconds() + 5), D(100), D(100), D(100), D(100),
                             10**6)}
         clock.advance(5)

@@ -9,6 +9,7 @@ Decimals, datetimes, strings, lists).  The methods live in :mod:`.accounts`,
 stores.  No AMP or HTTP type appears here.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,24 @@ def authenticated(method):
     """Mark an application method as needing a live session: ``handle`` passes it ``session``, not ``token``."""
     method.needs_session = True
     return method
+
+
+def in_portfolio(method):
+    """An application method that trades one portfolio: like ``authenticated``, and it takes the command's
+    ``portfolio`` argument (a name; None: the default portfolio, or an API key's own portfolio) and runs with
+    a session whose ``portfolio_id``/``portfolio`` are that portfolio (``self.session_in`` finds it).  A
+    session that already has its portfolio (one method calling another) keeps it."""
+
+    @functools.wraps(method)
+    @defer.inlineCallbacks
+    def trading(self, session, stamp, *args, portfolio=None, **kwargs):
+        if session.portfolio is None or portfolio not in (None, ""):
+            session = yield self.session_in(session, portfolio)
+        result = yield method(self, session, stamp, *args, **kwargs)
+        return result
+
+    trading.needs_session = True
+    return trading
 
 
 def method_name(command_name):

@@ -121,10 +121,10 @@ class AccountCommands:
     # --- API keys ---------------------------------------------------------------------------
 
     @authenticated
-    def create_api_key(self, session, stamp, name=None):
+    def create_api_key(self, session, stamp, name=None, portfolio=None):
         if session.api_key is not None:
             raise ProviderLoginFailed("an API key cannot make API keys: sign in as yourself")
-        return self.accounts.api_keys.create(session, name)
+        return self.accounts.api_keys.create(session, name, portfolio)
 
     @authenticated
     @defer.inlineCallbacks

@@ -49,7 +49,8 @@ def game_view(game, players, account_id, membership=None, now=None, invite_code=
 
 
 class GameCommands:
-    def __init__(self, db, store, portfolios, orders, board, market_clock, clock, log, publish=None):
+    def __init__(self, db, store, portfolios, orders, board, market_clock, clock, log, publish=None,
+                 margin_allowed=True):
         self.db = db
         self.store = store
         self.portfolios = portfolios
@@ -61,6 +62,8 @@ class GameCommands:
         #: Called after each commit with [(username, event view)] (the canceled orders of a finished game).
         self.publish = publish or (lambda events: None)
         self.updates = 0
+        #: Whether the operator offers margin accounts (setting margin_accounts): a game may not, otherwise.
+        self.margin_allowed = margin_allowed
 
     def _recorded(self):
         from papertrader.times import utc
@@ -115,6 +118,9 @@ class GameCommands:
             if not isinstance(symbol, str) or symbol.strip().upper() not in self.board.assets:
                 shown = str(symbol)[:16]
                 raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(self.board.assets)}")
+        if (margin or allow_short) and not self.margin_allowed:
+            raise InvalidInput("margin accounts (and so short selling) are not offered on this server (setting"
+                               " margin_accounts)")
         return GameRules(
             start=start, end=end, starting_cash=cash,
             commission=parse_commission(commission) if commission else None,

@@ -14,10 +14,11 @@ from decimal import Decimal
 from twisted.internet import defer
 
 from papertrader import faults
-from papertrader.app import authenticated
+from papertrader.app import in_portfolio
 from papertrader.errors import DuplicateOrder, InvalidInput, PaperTraderError, UnknownOrder
 from papertrader.master import validation
 from papertrader.master.group_commit import GroupCommit
+from papertrader.master.portfolios import PortfolioStore
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend
@@ -111,9 +112,52 @@ class TradingCommands:
         self.publish = publish or (lambda events: None)
         self.filled = 0
         self.steps = 0
+        self.portfolios = PortfolioStore(db)
+        #: The game store (set by the master): a game's portfolios trade by its rules (papertrader/app/games.py).
+        self.games = None
+        #: The API keys (set by the master: a closed portfolio's keys are forgotten).
+        self.api_keys = None
+
+    def session_in(self, session, portfolio=None):
+        """The session with the portfolio a command trades (see papertrader/app/portfolios.py)."""
+        from papertrader.app.portfolios import session_in
+
+        return session_in(self.db, self.portfolios, session, portfolio)
 
     def _recorded(self):
         return utc(self.clock.seconds())
+
+    def _rules_for(self, cursor, portfolio, request, book, open_orders, prices, now):
+        """The rules an order of ``portfolio`` trades by: a game's portfolio checks ``request`` against the
+        game's rules first (GameRuleViolation, GameClosed) and trades with its models; others the deployment's."""
+        if portfolio is None or portfolio.game_id is None or self.games is None:
+            return self.rules
+        from papertrader.errors import GameClosed
+        from papertrader.trading.games import check_order
+
+        membership = self.games.of_portfolios(cursor, [portfolio.id]).get(portfolio.id)
+        if membership is None:
+            return self.rules
+        game = membership.game
+        if membership.removed is not None:
+            raise GameClosed(f"you were removed from the game {game.name}: its portfolio takes no more orders")
+        if request is not None:
+            check_order(game.rules, request, book, open_orders, prices, now, game.ended_at)
+        return game.rules.trading_rules(self.rules)
+
+    def _game_rules(self, cursor, portfolio_ids, now):
+        """({portfolio id: its game's rules}, {portfolio ids whose game does not trade now}) for a step."""
+        if self.games is None:
+            return {}, set()
+        own, frozen = {}, set()
+        for portfolio_id, membership in self.games.of_portfolios(cursor, portfolio_ids).items():
+            game = membership.game
+            if membership.removed is not None or game.finished is not None or \
+                    now > game.rules.closes(game.ended_at):
+                frozen.add(portfolio_id)
+            else:
+                own[portfolio_id] = game.rules.trading_rules(self.rules)
+        return own, frozen
 
     # --- placing orders --------------------------------------------------------------
 
@@ -128,7 +172,7 @@ class TradingCommands:
         except ValueError:
             raise InvalidInput(f"time in force must be one of {', '.join(t.value for t in TimeInForce)}")
         return OrderRequest(
-            account_id=session.account_id, client_order_id=validation.client_order_id(client_order_id),
+            account_id=session.portfolio_id, client_order_id=validation.client_order_id(client_order_id),
             symbol=validation.symbol(symbol, self.board.assets), side=Side(validation.side(side)), type=kind,
             time_in_force=tif, quantity=validation.quantity(quantity) if quantity not in (None, "") else None,
             notional=validation.money_amount("notional", notional),
@@ -149,7 +193,7 @@ class TradingCommands:
         if fractional and not asset.fractionable:
             raise InvalidInput(f"{request.symbol} trades in whole shares only")
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def place_order(self, session, stamp, client_order_id, side, symbol, quantity=None, notional=None,
                     type=None, time_in_force=None, limit_price=None, stop_price=None, trail_price=None,
@@ -163,18 +207,19 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
-            existing = self.store.by_client_order_id(cursor, session.account_id, request.client_order_id)
+            self.store.lock_accounts(cursor, [session.portfolio_id])
+            existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
                 return existing, False
-            book = self.store.book(cursor, session.account_id)
-            open_orders = self.store.open_orders(cursor, session.account_id)
-            order = accept(request, book, open_orders, prices, now, info, self.rules)
+            book = self.store.book(cursor, session.portfolio_id)
+            open_orders = self.store.open_orders(cursor, session.portfolio_id)
+            rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
+            order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             self.store.save(cursor, [], {}, [_accepted(order)], recorded)
             return order, True
 
-        order, created = yield self.commits.run(unit_of_work, [session.account_id])
+        order, created = yield self.commits.run(unit_of_work, [session.portfolio_id])
         if not created:
             if not _same_request(order, request):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
@@ -194,13 +239,13 @@ class TradingCommands:
         """One of the account's orders by its id, its uuid or its client order id; UnknownOrder if none."""
         if order_id is not None:
             validation.order_id(order_id)
-            order = self.store.get(cursor, session.account_id, order_id)
+            order = self.store.get(cursor, session.portfolio_id, order_id)
             what = order_id
         elif order_uuid:
-            order = self.store.by_uuid(cursor, session.account_id, order_uuid[:64].lower())
+            order = self.store.by_uuid(cursor, session.portfolio_id, order_uuid[:64].lower())
             what = order_uuid[:64]
         elif client_order_id:
-            order = self.store.by_client_order_id(cursor, session.account_id,
+            order = self.store.by_client_order_id(cursor, session.portfolio_id,
                                                   validation.client_order_id(client_order_id))
             what = client_order_id
         else:
@@ -209,33 +254,33 @@ class TradingCommands:
             raise UnknownOrder(f"no order {what} on your account")
         return order
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def cancel_order(self, session, stamp, order_id=None, order_uuid=None):
         recorded = self._recorded()
         now = self.market_clock.now()
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
+            self.store.lock_accounts(cursor, [session.portfolio_id])
             order = self._find(cursor, session, order_id, order_uuid)
             order, event = amend.cancel(order, now)
             self.store.save(cursor, [order], {}, [event], recorded)
             return order, event
 
-        order, event = yield self.commits.run(unit_of_work, [session.account_id])
+        order, event = yield self.commits.run(unit_of_work, [session.portfolio_id])
         self.log.info("order {id} canceled by {username}", id=order.id, username=session.username)
         self.publish([(session.username, _event_view(event))])
         return order_view(order)
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def cancel_all_orders(self, session, stamp):
         recorded = self._recorded()
         now = self.market_clock.now()
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
-            done = [amend.cancel(o, now) for o in self.store.open_orders(cursor, session.account_id)]
+            self.store.lock_accounts(cursor, [session.portfolio_id])
+            done = [amend.cancel(o, now) for o in self.store.open_orders(cursor, session.portfolio_id)]
             self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
             return done
 
@@ -245,7 +290,7 @@ class TradingCommands:
             self.publish([(session.username, _event_view(e)) for _, e in done])
         return {"orders": [order_view(o) for o, _ in done]}
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def replace_order(self, session, stamp, order_id=None, order_uuid=None, client_order_id=None, quantity=None,
                       limit_price=None, stop_price=None, trail_price=None, trail_percent=None, time_in_force=None,
@@ -271,17 +316,20 @@ class TradingCommands:
         trail = validation.price("trail", trail)
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.account_id])
+            self.store.lock_accounts(cursor, [session.portfolio_id])
             old = self._find(cursor, session, order_id, order_uuid)
             wanted = _with_trail(changes, old, trail)
-            existing = self.store.by_client_order_id(cursor, session.account_id, changes.client_order_id)
+            existing = self.store.by_client_order_id(cursor, session.portfolio_id, changes.client_order_id)
             if existing is not None:
                 if existing.replaces == old.id and _same_changes(existing, wanted):
                     return existing, None
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
-            book = self.store.book(cursor, session.account_id)
-            open_orders = self.store.open_orders(cursor, session.account_id)
-            ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, self.rules)
+            book = self.store.book(cursor, session.portfolio_id)
+            open_orders = self.store.open_orders(cursor, session.portfolio_id)
+            rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
+            ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules)
+            self._rules_for(cursor, session.portfolio, _as_request(new), book,
+                            [o for o in open_orders if o.id != old.id], prices, now)
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
             ended = ended.but(replaced_by=new.id, replaced_by_uuid=new.uuid)
             events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]
@@ -289,7 +337,7 @@ class TradingCommands:
             self.store.save(cursor, [ended], {}, events, recorded)
             return new, events
 
-        new, events = yield self.commits.run(unit_of_work, [session.account_id])
+        new, events = yield self.commits.run(unit_of_work, [session.portfolio_id])
         if events is None:  # a retry of a replace already made
             return order_view(new)
         self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,
@@ -299,7 +347,7 @@ class TradingCommands:
 
     # --- reading ------------------------------------------------------------------------
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def get_order(self, session, stamp, order_id=None, client_order_id=None, order_uuid=None):
         def read(cursor):
@@ -309,10 +357,10 @@ class TradingCommands:
         order, fills, received = yield self.db.run(read)
         return dict(order_view(order), fills=fills, **received)
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def orders(self, session, stamp, limit, status=None, before=None, after=None, until=None, direction=None,
-               symbols=None, side=None, after_id=None):
+               symbols=None, side=None, after_id=None, generation=None):
         """A page of orders, oldest first (``direction`` asc: the oldest from ``after``, or after the order
         ``after_id``).  Filters: status, creation time (after, until), symbols, side."""
         validation.limit(limit, MAX_PAGE)
@@ -331,9 +379,9 @@ class TradingCommands:
             if len(symbols) > 200:
                 raise InvalidInput("at most 200 symbols")
             symbols = [(s or "").strip().upper()[:32] for s in symbols]  # one not traded here matches nothing
-        orders = yield self.db.run(self.store.page, session.account_id, STATUS_FILTERS[status], before, limit + 1,
+        orders = yield self.db.run(self.store.page, session.portfolio_id, STATUS_FILTERS[status], before, limit + 1,
                                    after=after, until=until, oldest_first=direction == "asc", symbols=symbols,
-                                   side=side, after_id=after_id)
+                                   side=side, after_id=after_id, generation=_generation(session, generation))
         more = len(orders) > limit
         orders = orders[:limit]
         if direction == "asc":
@@ -343,13 +391,16 @@ class TradingCommands:
             answer["next_before"] = orders[-1].id
         return answer
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
-    def history(self, session, stamp, limit, before=None):
+    def history(self, session, stamp, limit, before=None, generation=None):
+        """A page of the portfolio's transactions, newest last: of its current generation, or of an earlier
+        ``generation`` (the archive a reset left: 0 is the first)."""
         validation.limit(limit, MAX_PAGE)
         if before is not None:
             validation.order_id(before)
-        rows = yield self.db.run(_history_page, self.db, session.account_id, before, limit + 1)
+        generation = _generation(session, generation)
+        rows = yield self.db.run(_history_page, self.db, session.portfolio_id, generation, before, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         answer = {"transactions": list(reversed(rows))}
@@ -357,17 +408,16 @@ class TradingCommands:
             answer["next_before"] = rows[-1]["id"]
         return answer
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def portfolio(self, session, stamp):
         def read(cursor):
-            book = self.store.book(cursor, session.account_id)
-            open_orders = self.store.open_orders(cursor, session.account_id)
-            cursor.execute(self.db.sql("SELECT SUM(realized_cents) FROM transactions WHERE account_id = ?"),
-                           (session.account_id,))
+            book = self.store.book(cursor, session.portfolio_id)
+            open_orders = self.store.open_orders(cursor, session.portfolio_id)
+            cursor.execute(self.db.sql("SELECT SUM(realized_cents) FROM transactions WHERE portfolio_id = ? AND"
+                                       " generation = ?"), (session.portfolio_id, session.portfolio.generation))
             realized = cursor.fetchone()[0] or 0
-            cursor.execute(self.db.sql("SELECT uuid, created FROM accounts WHERE id = ?"), (session.account_id,))
-            account_uuid, created = cursor.fetchone()
+            account_uuid, created = session.portfolio.uuid, iso(session.portfolio.created)
             return book, open_orders, from_cents(realized), account_uuid, parse_iso(created)
 
         book, open_orders, realized, account_uuid, created = yield self.db.run(read)
@@ -401,14 +451,14 @@ class TradingCommands:
 
     # --- closing positions --------------------------------------------------------------------
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def close_position(self, session, stamp, symbol, quantity=None, percentage=None, client_order_id=None):
         """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order."""
         symbol = validation.symbol(symbol, self.board.assets)
         if quantity not in (None, "") and percentage not in (None, ""):
             raise InvalidInput("give a quantity or a percentage, not both")
-        book = yield self.db.run(self.store.book, session.account_id)
+        book = yield self.db.run(self.store.book, session.portfolio_id)
         held = book.quantity(symbol)
         if held <= 0:
             raise UnknownOrder(f"no position in {symbol}")
@@ -427,13 +477,13 @@ class TradingCommands:
                                        format(shares, "f"))
         return order
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def close_all_positions(self, session, stamp, cancel_orders=None):
         """Sell every position at the market (first canceling the open orders, with ``cancel_orders``)."""
         if cancel_orders:
             yield self.cancel_all_orders(session, stamp)
-        book = yield self.db.run(self.store.book, session.account_id)
+        book = yield self.db.run(self.store.book, session.portfolio_id)
         orders, failures = [], []
         for symbol in sorted(book.positions):
             try:
@@ -445,7 +495,7 @@ class TradingCommands:
 
     # --- history: equity over time, activities ---------------------------------------------------
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def portfolio_history(self, session, stamp, period=None, timeframe=None, start=None, end=None):
         interval = TIMEFRAMES.get(timeframe or "1D")
@@ -460,9 +510,10 @@ class TradingCommands:
         def read(cursor):
             cursor.execute(self.db.sql(
                 "SELECT time, cash_after_cents, symbol, kind, side, quantity_units, position_after_units, amount_cents"
-                " FROM transactions WHERE account_id = ? AND time <= ? ORDER BY id"), (session.account_id, iso(end)))
+                " FROM transactions WHERE portfolio_id = ? AND generation = ? AND time <= ? ORDER BY id"),
+                (session.portfolio_id, session.portfolio.generation, iso(end)))
             rows = cursor.fetchall()
-            cursor.execute(self.db.sql("SELECT cash_cents FROM accounts WHERE id = ?"), (session.account_id,))
+            cursor.execute(self.db.sql("SELECT cash_cents FROM portfolios WHERE id = ?"), (session.portfolio_id,))
             return rows, cursor.fetchone()[0]
 
         rows, cash_now = yield self.db.run(read)
@@ -491,7 +542,7 @@ class TradingCommands:
                                      for e in equity],
                     base_value=base, timeframe=timeframe or "1D")
 
-    @authenticated
+    @in_portfolio
     @defer.inlineCallbacks
     def activities(self, session, stamp, types=None, after=None, until=None, direction=None, page_size=None,
                    page_token=None):
@@ -506,9 +557,8 @@ class TradingCommands:
         token = activity_transaction_id(page_token) if page_token else None
 
         def read(cursor):
-            cursor.execute(self.db.sql("SELECT uuid FROM accounts WHERE id = ?"), (session.account_id,))
-            account_uuid = cursor.fetchone()[0]
-            return _activity_rows(cursor, self.db, session.account_id, wanted, after, until, direction == "asc",
+            account_uuid = session.portfolio.uuid
+            return _activity_rows(cursor, self.db, session.portfolio_id, session.portfolio.generation, wanted, after, until, direction == "asc",
                                   size, token), account_uuid
 
         rows, account_uuid = yield self.db.run(read)
@@ -532,9 +582,12 @@ class TradingCommands:
                 self.store.lock_accounts(cursor, holders - accounts)
                 accounts |= holders
             result, names = None, {}
+            own, frozen = self._game_rules(cursor, {o.account_id for o in orders}, market_step.time)
+            if frozen:  # a game's orders trade only while it is open (its end cancels them)
+                orders = [o for o in orders if o.account_id not in frozen]
             if accounts:
                 books = self.store.books(cursor, accounts)
-                result = step(books, orders, replace(market_step, due=tuple(due)), self.rules)
+                result = step(books, orders, replace(market_step, due=tuple(due)), self.rules, own)
                 self.store.save(cursor, result.orders, result.books, result.events, recorded, result.records)
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
@@ -567,6 +620,24 @@ class TradingCommands:
         return fills
 
 
+def _generation(session, generation):
+    """A generation of the session's portfolio to read (None: the current one)."""
+    if generation is None:
+        return session.portfolio.generation
+    if not 0 <= generation <= session.portfolio.generation:
+        raise InvalidInput(f"generation must be between 0 and {session.portfolio.generation} (the current one)")
+    return generation
+
+
+def _as_request(order):
+    """An order as the request that would make it (a replacement checked against a game's rules)."""
+    return OrderRequest(account_id=order.account_id, client_order_id=order.client_order_id, symbol=order.symbol,
+                        side=order.side, type=order.type, time_in_force=order.time_in_force,
+                        quantity=order.quantity if order.quantity is None else order.quantity - order.filled_quantity,
+                        notional=order.notional, limit_price=order.limit_price, stop_price=order.stop_price,
+                        trail_price=order.trail_price, trail_percent=order.trail_percent)
+
+
 def _accepted(order):
     from papertrader.trading.events import Event, EventKind
 
@@ -581,22 +652,23 @@ def _event_view(event):
     return view
 
 
-def _usernames(db, cursor, account_ids):
-    ids = sorted(account_ids)
+def _usernames(db, cursor, portfolio_ids):
+    """{portfolio id: its owner's username}."""
+    ids = sorted(portfolio_ids)
     names = {}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
-        cursor.execute(db.sql(f"SELECT id, username FROM accounts WHERE id IN ({', '.join('?' for _ in part)})"),
-                       part)
+        cursor.execute(db.sql("SELECT p.id, a.username FROM portfolios p JOIN accounts a ON a.id = p.account_id"
+                              f" WHERE p.id IN ({', '.join('?' for _ in part)})"), part)
         names.update(cursor.fetchall())
     return names
 
 
-def _history_page(cursor, db, account_id, before, limit):
+def _history_page(cursor, db, portfolio_id, generation, before, limit):
     from papertrader.money import from_price_units, from_quantity_units
     from papertrader.times import parse_iso
 
-    where, params = "account_id = ?", [account_id]
+    where, params = "portfolio_id = ? AND generation = ?", [portfolio_id, generation]
     if before is not None:
         where += " AND id < ?"
         params.append(before)
@@ -660,8 +732,9 @@ def activity_transaction_id(activity):
         raise InvalidInput("page_token: an activity id from an earlier page")
 
 
-def _activity_rows(cursor, db, account_id, kinds, after, until, oldest_first, size, token):
-    where, params = f"t.account_id = ? AND t.kind IN ({', '.join('?' for _ in kinds)})", [account_id] + kinds
+def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, oldest_first, size, token):
+    where, params = (f"t.portfolio_id = ? AND t.generation = ? AND t.kind IN ({', '.join('?' for _ in kinds)})",
+                     [portfolio_id, generation] + kinds)
     if after is not None:
         where += " AND t.time > ?"
         params.append(iso(after))

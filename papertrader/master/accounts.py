@@ -26,6 +26,7 @@ from papertrader import pools
 from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
 from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
+from papertrader.master.portfolios import DEFAULT_NAME, PortfolioStore
 from papertrader.money import from_cents, from_quantity_units, to_cents
 from papertrader.throttle import Throttle
 from papertrader.times import iso, parse_iso, utc
@@ -71,6 +72,10 @@ class Session:
     stored: datetime = None
     #: The API key the request came with (None: a session of a person).
     api_key: str = None
+    #: The portfolio an API key belongs to (None for a person's session: each command names its portfolio,
+    #: or trades the default one); ``portfolio`` is the resolved Portfolio for a trading command.
+    portfolio_id: int = None
+    portfolio: object = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,13 @@ class Accounts:
     def now(self):
         return utc(self.clock.seconds())
 
+    def _default_portfolio(self, cursor, account_id, created):
+        """A new account's default portfolio: a cash account with the deployment's starting cash (its id in the
+        HTTP API is the account's)."""
+        cursor.execute(self.db.sql("SELECT uuid FROM accounts WHERE id = ?"), (account_id,))
+        PortfolioStore(self.db).create(cursor, account_id, DEFAULT_NAME, "cash", self.settings.starting_cash,
+                                       parse_iso(created), is_default=True, portfolio_uuid=cursor.fetchone()[0])
+
     @defer.inlineCallbacks
     def register(self, username, email, password, client_ip="local"):
         validation.username(username)
@@ -126,7 +138,9 @@ class Accounts:
                 (username, username.lower(), email, hashed, to_cents(self.settings.starting_cash), created,
                  str(uuid.uuid4())),
             )
-            return cursor.fetchone()[0]
+            account_id = cursor.fetchone()[0]
+            self._default_portfolio(cursor, account_id, created)
+            return account_id
 
         try:
             account_id = yield self.db.run(insert)
@@ -245,6 +259,7 @@ class Accounts:
                             " uuid) VALUES (?, ?, ?, NULL, ?, ?, ?) RETURNING id"),
                 (username, username.lower(), email, to_cents(self.settings.starting_cash), created, str(uuid.uuid4())))
             account_id = cursor.fetchone()[0]
+            self._default_portfolio(cursor, account_id, created)
             cursor.execute(self.db.sql("INSERT INTO identities (issuer, subject, account_id, email, created)"
                                        " VALUES (?, ?, ?, ?, ?)"),
                            (identity.issuer, identity.subject, account_id, identity.email, created))
@@ -294,11 +309,14 @@ class Accounts:
         profile = dict(username=name, joined=parse_iso(created), public_portfolio=bool(public))
         if own:
             identities = yield self.db.query("SELECT issuer FROM identities WHERE account_id = ?", (account_id,))
-            profile.update(email=email, cash=from_cents(cash),
+            cash = yield self.db.query("SELECT cash_cents FROM portfolios WHERE account_id = ? AND is_default = 1"
+                                       " AND closed IS NULL", (account_id,))
+            profile.update(email=email, cash=from_cents(cash[0][0]) if cash else from_cents(0),
                            sign_in=(["password"] if hashed else []) + [r[0] for r in identities])
         if own or public:
             positions = yield self.db.query(
-                "SELECT symbol, quantity_units FROM positions WHERE account_id = ? ORDER BY symbol", (account_id,))
+                "SELECT symbol, quantity_units FROM positions WHERE portfolio_id IN (SELECT id FROM portfolios"
+                " WHERE account_id = ? AND is_default = 1 AND closed IS NULL) ORDER BY symbol", (account_id,))
             profile["positions"] = [dict(symbol=p[0], quantity=from_quantity_units(p[1])) for p in positions]
         return profile
 
@@ -336,9 +354,11 @@ class Accounts:
             cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (session.account_id,))
             cursor.execute(sql("DELETE FROM identities WHERE account_id = ?"), (session.account_id,))
             cursor.execute(sql("UPDATE orders SET status = 'canceled', reason = 'account deleted',"
-                               " reason_code = 'account_deleted', updated = ? WHERE account_id = ?"
+                               " reason_code = 'account_deleted', updated = ? WHERE portfolio_id IN"
+                               " (SELECT id FROM portfolios WHERE account_id = ?)"
                                " AND status IN ('new', 'partially_filled')"), (stamp, session.account_id))
-            cursor.execute(sql("UPDATE orders SET client_ip = '' WHERE account_id = ?"), (session.account_id,))
+            cursor.execute(sql("UPDATE orders SET client_ip = '' WHERE portfolio_id IN (SELECT id FROM portfolios"
+                               " WHERE account_id = ?)"), (session.account_id,))
             cursor.execute(sql("UPDATE accounts SET username = ?, username_key = ?, email = '', password_hash = NULL,"
                                " public_portfolio = 0, deleted = ? WHERE id = ?"),
                            (anonymous, anonymous, stamp, session.account_id))

@@ -1,4 +1,7 @@
-"""API keys: how programs (the HTTP API, alpaca-py strategies) act for an account.
+"""API keys: how programs (the HTTP API, alpaca-py strategies) act for an account, on one of its portfolios.
+
+Each key belongs to one portfolio (``api_keys.portfolio_id``; the default portfolio unless another is
+named at creation): every command sent with it trades that portfolio.
 
 A key has a public id (``PK`` and 18 upper-case letters and digits, as Alpaca's) and a secret
 (256 random bits, shown once at creation); the database keeps only the secret's SHA-256.  A
@@ -61,6 +64,7 @@ class KeyEntry:
     username: str
     secret_hash: str
     last_used: datetime = None
+    portfolio_id: int = None
 
 
 class ApiKeys:
@@ -80,37 +84,48 @@ class ApiKeys:
     # --- a user's keys -------------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def create(self, session, name):
+    def create(self, session, name, portfolio=None):
+        """A new key of the account's portfolio named ``portfolio`` (its default portfolio if None)."""
+        from papertrader.master.portfolios import PortfolioStore
+
         name = (name or "").strip() or "API key"
         if len(name) > MAX_NAME or any(not ch.isprintable() for ch in name):
             raise InvalidInput(f"a key's name is at most {MAX_NAME} printable characters")
-        rows = yield self.db.query("SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND revoked IS NULL",
-                                   (session.account_id,))
+        if session.api_key is not None:
+            owner = session.portfolio_id
+        else:
+            owner = (yield self.db.run(PortfolioStore(self.db).resolve, session.account_id, portfolio)).id
+        rows = yield self.db.query("SELECT COUNT(*) FROM api_keys k JOIN portfolios p ON p.id = k.portfolio_id"
+                                   " WHERE p.account_id = ? AND k.revoked IS NULL", (session.account_id,))
         if rows[0][0] >= MAX_KEYS:
             raise InvalidInput(f"you already have {MAX_KEYS} API keys; revoke one first")
         key_id = "PK" + "".join(secrets.choice(ALPHABET) for _ in range(18))
         secret = secrets.token_urlsafe(30)  # 240 bits, 40 characters
         created = self.now()
         yield self.db.execute(
-            "INSERT INTO api_keys (key_id, account_id, name, secret_hash, created) VALUES (?, ?, ?, ?, ?)",
-            (key_id, session.account_id, name, secret_hash(secret), iso(created)))
+            "INSERT INTO api_keys (key_id, portfolio_id, name, secret_hash, created) VALUES (?, ?, ?, ?, ?)",
+            (key_id, owner, name, secret_hash(secret), iso(created)))
         self.log.info("{username} created API key {key} ({name})", username=session.username, key=key_id,
                       name=name)
-        return dict(key_id=key_id, secret=secret, name=name, created=created)
+        rows = yield self.db.query("SELECT name FROM portfolios WHERE id = ?", (owner,))
+        return dict(key_id=key_id, secret=secret, name=name, created=created, portfolio=rows[0][0])
 
     @defer.inlineCallbacks
     def list(self, session):
         rows = yield self.db.query(
-            "SELECT key_id, name, created, last_used FROM api_keys WHERE account_id = ? AND revoked IS NULL"
-            " ORDER BY created", (session.account_id,))
+            "SELECT k.key_id, k.name, k.created, k.last_used, p.name FROM api_keys k JOIN portfolios p"
+            " ON p.id = k.portfolio_id WHERE p.account_id = ? AND k.revoked IS NULL ORDER BY k.created",
+            (session.account_id,))
         return [{k: v for k, v in dict(key_id=r[0], name=r[1], created=parse_iso(r[2]),
-                                       last_used=parse_iso(r[3]) if r[3] else None).items() if v is not None}
+                                       last_used=parse_iso(r[3]) if r[3] else None, portfolio=r[4]).items()
+                 if v is not None}
                 for r in rows]
 
     @defer.inlineCallbacks
     def revoke(self, session, key_id):
-        rows = yield self.db.query("SELECT key_id FROM api_keys WHERE key_id = ? AND account_id = ? AND"
-                                   " revoked IS NULL", ((key_id or "")[:32], session.account_id))
+        rows = yield self.db.query("SELECT k.key_id FROM api_keys k JOIN portfolios p ON p.id = k.portfolio_id"
+                                   " WHERE k.key_id = ? AND p.account_id = ? AND k.revoked IS NULL",
+                                   ((key_id or "")[:32], session.account_id))
         if not rows:
             raise InvalidInput(f"no API key {key_id[:32]!r} on your account")
         yield self.db.execute("UPDATE api_keys SET revoked = ? WHERE key_id = ?", (iso(self.now()), key_id))
@@ -125,9 +140,9 @@ class ApiKeys:
     @defer.inlineCallbacks
     def revoke_all(self, account_id, cursor_run=None):
         """End every key of an account (its deletion)."""
-        rows = yield self.db.query("SELECT key_id FROM api_keys WHERE account_id = ? AND revoked IS NULL",
-                                   (account_id,))
-        yield self.db.execute("UPDATE api_keys SET revoked = ? WHERE account_id = ? AND revoked IS NULL",
+        mine = "portfolio_id IN (SELECT id FROM portfolios WHERE account_id = ?)"
+        rows = yield self.db.query(f"SELECT key_id FROM api_keys WHERE {mine} AND revoked IS NULL", (account_id,))
+        yield self.db.execute(f"UPDATE api_keys SET revoked = ? WHERE {mine} AND revoked IS NULL",
                               (iso(self.now()), account_id))
         for (key_id,) in rows:
             self.forget(key_id)
@@ -154,13 +169,14 @@ class ApiKeys:
         entry = self._entries.get(key_id)
         if entry is None:
             rows = yield self.db.query(
-                "SELECT k.account_id, a.username, k.secret_hash, k.last_used FROM api_keys k"
-                " JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ? AND k.revoked IS NULL"
-                " AND a.deleted IS NULL", (key_id,))
+                "SELECT p.account_id, a.username, k.secret_hash, k.last_used, k.portfolio_id FROM api_keys k"
+                " JOIN portfolios p ON p.id = k.portfolio_id JOIN accounts a ON a.id = p.account_id"
+                " WHERE k.key_id = ? AND k.revoked IS NULL AND p.closed IS NULL AND a.deleted IS NULL", (key_id,))
             if not rows:
                 raise NotLoggedIn("unknown or revoked API key")
-            account_id, username, hashed, last_used = rows[0]
-            entry = KeyEntry(key_id, account_id, username, hashed, parse_iso(last_used) if last_used else None)
+            account_id, username, hashed, last_used, portfolio_id = rows[0]
+            entry = KeyEntry(key_id, account_id, username, hashed, parse_iso(last_used) if last_used else None,
+                             portfolio_id)
             if len(self._entries) > 100_000:
                 self._entries.clear()
             self._entries[key_id] = entry
@@ -174,4 +190,5 @@ class ApiKeys:
                 yield self.db.execute("UPDATE api_keys SET last_used = ? WHERE key_id = ?", (iso(now), key_id))
             except Exception:
                 self.log.failure("could not record an API key's last use")
-        return Session(f"key:{key_id}", entry.account_id, entry.username, NEVER, now, now, api_key=key_id)
+        return Session(f"key:{key_id}", entry.account_id, entry.username, NEVER, now, now, api_key=key_id,
+                       portfolio_id=entry.portfolio_id)

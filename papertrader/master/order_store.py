@@ -35,11 +35,13 @@ from papertrader.trading.corporate import Entitlement
 from papertrader.trading.orders import OPEN, Order, OrderType, Side, Status, TimeInForce
 
 COLUMNS = (
-    "id, uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units, notional_cents,"
+    "id, uuid, portfolio_id, client_order_id, side, symbol, type, time_in_force, quantity_units, notional_cents,"
     " limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated, expires, session_open,"
     " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason, filled_adjustment_units,"
     " (SELECT r.uuid FROM orders r WHERE r.id = o.replaces), (SELECT r.uuid FROM orders r WHERE r.id = o.replaced_by)"
 )
+#: An order of its portfolio's current generation (made since the portfolio's last reset).
+CURRENT = "o.generation = (SELECT p.generation FROM portfolios p WHERE p.id = o.portfolio_id)"
 OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
 HUNDRED = Decimal(100)
 
@@ -80,9 +82,12 @@ class Filled:
 
 
 class OrderStore:
-    def __init__(self, db):
+    def __init__(self, db, margin_rules=None):
         self.db = db
         self.sql = db.sql
+        #: The MarginRules a margin portfolio's book is loaded with (the deployment's terms; the setting
+        #: ``margin_accounts`` decides only whether new margin portfolios may be made).
+        self.margin_rules = margin_rules
 
     # --- reading -----------------------------------------------------------------
 
@@ -135,33 +140,40 @@ class OrderStore:
         where = f"o.status IN {_in(OPEN_STATUSES)}"
         params = list(OPEN_STATUSES)
         if account_id is not None:
-            where += " AND o.account_id = ?"
+            where += " AND o.portfolio_id = ?"
             params.append(account_id)
         cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE {where} ORDER BY o.id"), params)
         rows = cursor.fetchall()
         filled = self._filled(cursor, "o.status = 'partially_filled'" +
-                              (" AND o.account_id = ?" if account_id is not None else ""),
+                              (" AND o.portfolio_id = ?" if account_id is not None else ""),
                               [account_id] if account_id is not None else [])
         return [self._order(r, filled.get(r[0])) for r in rows]
 
     def get(self, cursor, account_id, order_id):
-        found = self._select(cursor, "o.id = ? AND o.account_id = ?", [order_id, account_id])
+        found = self._select(cursor, "o.id = ? AND o.portfolio_id = ?", [order_id, account_id])
         return found[0] if found else None
 
     def by_client_order_id(self, cursor, account_id, client_order_id):
-        found = self._select(cursor, "o.account_id = ? AND o.client_order_id = ?", [account_id, client_order_id])
+        """The order of the portfolio's current generation (since its last reset) with this client order id."""
+        found = self._select(cursor, f"o.portfolio_id = ? AND o.client_order_id = ? AND {CURRENT}",
+                             [account_id, client_order_id])
         return found[0] if found else None
 
     def by_uuid(self, cursor, account_id, order_uuid):
-        found = self._select(cursor, "o.account_id = ? AND o.uuid = ?", [account_id, order_uuid])
+        found = self._select(cursor, "o.portfolio_id = ? AND o.uuid = ?", [account_id, order_uuid])
         return found[0] if found else None
 
     def page(self, cursor, account_id, statuses=None, before=None, limit=50, after=None, until=None,
-             oldest_first=False, symbols=None, side=None, after_id=None):
+             oldest_first=False, symbols=None, side=None, after_id=None, generation=None):
         """Up to ``limit`` orders, newest first (or oldest first): with an id below ``before`` (above
         ``after_id``), of the given statuses, created after ``after`` and up to ``until``, of ``symbols``, of
-        ``side``."""
-        where, params = "o.account_id = ?", [account_id]
+        ``side``; of the portfolio's current generation, or of ``generation`` (an archived one)."""
+        where, params = "o.portfolio_id = ?", [account_id]
+        if generation is None:
+            where += f" AND {CURRENT}"
+        else:
+            where += " AND o.generation = ?"
+            params.append(generation)
         if statuses:
             where += f" AND o.status IN {_in(statuses)}"
             params += list(statuses)
@@ -206,14 +218,14 @@ class OrderStore:
         """Lock these accounts' rows until the transaction ends (PostgreSQL; SQLite has one writer)."""
         ids = sorted(set(account_ids))
         if self.db.dialect == "postgresql" and ids:
-            cursor.execute(self.sql(f"SELECT id FROM accounts WHERE id IN {_in(ids)} ORDER BY id FOR UPDATE"), ids)
+            cursor.execute(self.sql(f"SELECT id FROM portfolios WHERE id IN {_in(ids)} ORDER BY id FOR UPDATE"), ids)
             cursor.fetchall()
 
     def lock_open_accounts(self, cursor):
         """Lock every account that has an open order (a market step is about to change them)."""
         if self.db.dialect == "postgresql":
             cursor.execute(self.sql(
-                f"SELECT id FROM accounts WHERE id IN (SELECT account_id FROM orders WHERE status IN"
+                f"SELECT id FROM portfolios WHERE id IN (SELECT portfolio_id FROM orders WHERE status IN"
                 f" {_in(OPEN_STATUSES)}) ORDER BY id FOR UPDATE"), OPEN_STATUSES)
             cursor.fetchall()
 
@@ -221,39 +233,55 @@ class OrderStore:
         ids = sorted(set(account_ids))
         if not ids:
             return {}
-        cash = {}
+        cash, kinds = {}, {}
         positions = defaultdict(dict)
         for chunk in range(0, len(ids), 500):
             part = ids[chunk:chunk + 500]
-            cursor.execute(self.sql(f"SELECT id, cash_cents FROM accounts WHERE id IN {_in(part)}"), part)
-            cash.update((a, from_cents(c)) for a, c in cursor.fetchall())
-            cursor.execute(self.sql("SELECT account_id, symbol, quantity_units, cost_cents FROM positions"
-                                    f" WHERE account_id IN {_in(part)}"), part)
+            cursor.execute(self.sql(f"SELECT id, cash_cents, kind FROM portfolios WHERE id IN {_in(part)}"), part)
+            for a, c, kind in cursor.fetchall():
+                cash[a] = from_cents(c)
+                kinds[a] = kind
+            cursor.execute(self.sql("SELECT portfolio_id, symbol, quantity_units, cost_cents FROM positions"
+                                    f" WHERE portfolio_id IN {_in(part)}"), part)
             for account_id, symbol, quantity, cost in cursor.fetchall():
                 positions[account_id][symbol] = Position(symbol, from_quantity_units(quantity), from_cents(cost))
-        return {a: Book(a, cash[a], positions.get(a, {})) for a in ids if a in cash}
+        return {a: Book(a, cash[a], positions.get(a, {}), self._margin(kinds[a])) for a in ids if a in cash}
+
+    def _margin(self, kind):
+        return self.margin_rules if kind == "margin" else None
 
     def book(self, cursor, account_id):
         return self.books(cursor, [account_id])[account_id]
 
+    def generations(self, cursor, portfolio_ids):
+        """Each portfolio's current generation (how many times it was reset)."""
+        ids = sorted(portfolio_ids)
+        found = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            cursor.execute(self.sql(f"SELECT id, generation FROM portfolios WHERE id IN {_in(part)}"), part)
+            found.update(cursor.fetchall())
+        return found
+
     # --- writing -----------------------------------------------------------------
 
-    def insert(self, cursor, order, received, client_ip, worker):
-        """Store a new order (and link it from the order it replaces); returns it with its id and uuid."""
+    def insert(self, cursor, order, received, client_ip, worker, origin=None):
+        """Store a new order (and link it from the order it replaces); returns it with its id and uuid.
+        ``origin``: None (the user) or 'liquidation' (placed by the platform to meet a margin call)."""
         order_uuid = str(uuid.uuid4())
         cursor.execute(self.sql(
-            "INSERT INTO orders (uuid, account_id, client_order_id, side, symbol, type, time_in_force, quantity_units,"
-            " notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated,"
-            " received, client_ip, worker, expires, session_open, session_close, watermark_units, triggered,"
-            " replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " RETURNING id"),
-            (order_uuid, order.account_id, order.client_order_id, order.side.value, order.symbol, order.type.value,
+            "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
+            " quantity_units, notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created,"
+            " updated, received, client_ip, worker, expires, session_open, session_close, watermark_units, triggered,"
+            " replaces, origin) VALUES (?, ?, (SELECT generation FROM portfolios WHERE id = ?), ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            (order_uuid, order.account_id, order.account_id, order.client_order_id, order.side.value, order.symbol, order.type.value,
              order.time_in_force.value, _maybe(to_quantity_units, order.quantity), _maybe(to_cents, order.notional),
              _maybe(to_price_units, order.limit_price), _maybe(to_price_units, order.stop_price),
              _maybe(to_price_units, order.trail_price), _percent_bp(order.trail_percent), order.status.value,
              iso(order.created), iso(order.updated or order.created), iso(received), client_ip[:64], worker[:64],
              _maybe(iso, order.expires), _maybe(iso, order.session_open), _maybe(iso, order.session_close),
-             _maybe(to_price_units, order.watermark), int(order.triggered), order.replaces))
+             _maybe(to_price_units, order.watermark), int(order.triggered), order.replaces, origin))
         order = order.but(id=cursor.fetchone()[0], uuid=order_uuid)
         if order.replaces is not None:
             cursor.execute(self.sql("SELECT uuid FROM orders WHERE id = ?"), (order.replaces,))
@@ -280,7 +308,7 @@ class OrderStore:
         touched = {(f.account_id, f.symbol) for f in fills} | {(r.account_id, r.symbol) for r in records}
         accounts = sorted({f.account_id for f in fills} | {r.account_id for r in records})
         if accounts:
-            cursor.executemany(sql("UPDATE accounts SET cash_cents = ? WHERE id = ?"),
+            cursor.executemany(sql("UPDATE portfolios SET cash_cents = ? WHERE id = ?"),
                                [(to_cents(books[a].cash), a) for a in accounts])
         gone, held = [], []
         for account_id, symbol in sorted(touched):
@@ -290,36 +318,37 @@ class OrderStore:
             else:
                 held.append((account_id, symbol, to_quantity_units(position.quantity), to_cents(position.cost)))
         if gone:
-            cursor.executemany(sql("DELETE FROM positions WHERE account_id = ? AND symbol = ?"), gone)
+            cursor.executemany(sql("DELETE FROM positions WHERE portfolio_id = ? AND symbol = ?"), gone)
         if held:
             cursor.executemany(sql(
-                "INSERT INTO positions (account_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (account_id, symbol) DO UPDATE SET quantity_units = excluded.quantity_units,"
+                "INSERT INTO positions (portfolio_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (portfolio_id, symbol) DO UPDATE SET quantity_units = excluded.quantity_units,"
                 " cost_cents = excluded.cost_cents"), held)
+        generation = self.generations(cursor, {f.account_id for f in fills} | {r.account_id for r in records})
         # Corporate actions come first in a step (then the orders trade): their rows go first too, so the
         # ledger read in order (by id) has every row's cash_after = the one before + its amount.
         if records:
             cursor.executemany(sql(
-                "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units,"
+                "INSERT INTO transactions (portfolio_id, generation, order_id, kind, time, side, symbol, quantity_units,"
                 " price_units, commission_cents, amount_cents, cash_after_cents, position_after_units, details)"
-                " VALUES (?, NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"),
-                [(r.account_id, r.kind, iso(r.time), r.kind, r.symbol, to_quantity_units(r.quantity),
+                " VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"),
+                [(r.account_id, generation[r.account_id], r.kind, iso(r.time), r.kind, r.symbol, to_quantity_units(r.quantity),
                   to_price_units(r.per_share), to_cents(r.amount), to_cents(r.cash_after),
                   to_quantity_units(r.quantity) if r.kind == "split" else None, _details(r)) for r in records])
         fill_rows = [
-            (f.account_id, f.order_id, iso(f.time), f.side, f.symbol, to_quantity_units(f.quantity),
+            (f.account_id, generation[f.account_id], f.order_id, iso(f.time), f.side, f.symbol, to_quantity_units(f.quantity),
              to_price_units(f.price), to_cents(f.commission), to_cents(f.amount), to_cents(f.cash_after),
              to_cents(f.realized), to_quantity_units(f.position_after), f.model) for f in fills]
         transaction_ids = iter(self.db.insert_many(cursor, (
-            "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units, price_units,"
+            "INSERT INTO transactions (portfolio_id, generation, order_id, kind, time, side, symbol, quantity_units, price_units,"
             " commission_cents, amount_cents, cash_after_cents, realized_cents, position_after_units, model)"
-            " VALUES (?, ?, 'fill', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"), fill_rows))
+            " VALUES (?, ?, ?, 'fill', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"), fill_rows))
         rows = [(event.order.account_id, event.order.id, event.kind.value, iso(event.time), iso(recorded),
                  next(transaction_ids) if event.fill is not None else None, event.reason_code, event.reason)
                 for event in events]
         if rows:
             cursor.executemany(sql(
-                "INSERT INTO order_events (account_id, order_id, kind, time, recorded, transaction_id, reason_code,"
+                "INSERT INTO order_events (portfolio_id, order_id, kind, time, recorded, transaction_id, reason_code,"
                 " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
 
     # --- corporate actions -------------------------------------------------------------
@@ -329,13 +358,13 @@ class OrderStore:
         symbols = sorted(symbols)
         if not symbols:
             return set()
-        cursor.execute(self.sql(f"SELECT DISTINCT account_id FROM positions WHERE symbol IN {_in(symbols)}"), symbols)
+        cursor.execute(self.sql(f"SELECT DISTINCT portfolio_id FROM positions WHERE symbol IN {_in(symbols)}"), symbols)
         return {r[0] for r in cursor.fetchall()}
 
     def due_dividends(self, cursor, today):
         """Dividends owed and not yet paid whose pay date has come."""
         cursor.execute(self.sql(
-            "SELECT id, account_id, symbol, ex_date, pay_date, quantity_units, per_share_units, amount_cents"
+            "SELECT id, portfolio_id, symbol, ex_date, pay_date, quantity_units, per_share_units, amount_cents"
             " FROM dividends WHERE paid IS NULL AND pay_date <= ? ORDER BY id"), (today.isoformat(),))
         return [Entitlement(r[1], r[2], date.fromisoformat(r[3]), date.fromisoformat(r[4]),
                             from_quantity_units(r[5]), from_quantity_units(r[6]), from_cents(r[7]), id=r[0])
@@ -344,7 +373,7 @@ class OrderStore:
     def save_dividends(self, cursor, owed, paid, recorded):
         if owed:
             cursor.executemany(self.sql(
-                "INSERT INTO dividends (account_id, symbol, ex_date, pay_date, quantity_units, per_share_units,"
+                "INSERT INTO dividends (portfolio_id, symbol, ex_date, pay_date, quantity_units, per_share_units,"
                 " amount_cents) VALUES (?, ?, ?, ?, ?, ?, ?)"),
                 [(e.account_id, e.symbol, e.ex_date.isoformat(), e.pay_date.isoformat(),
                   to_quantity_units(e.quantity), to_quantity_units(e.per_share), to_cents(e.amount)) for e in owed])

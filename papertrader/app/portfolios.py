@@ -1,0 +1,199 @@
+"""Portfolio commands: make, list, rename, close and reset an account's portfolios; and which portfolio a
+trading command trades (``session_in``).
+
+A portfolio is a book of its own (cash, positions, orders, history, API keys; see
+papertrader/master/portfolios.py).  A trading command names one with its ``portfolio`` argument, or
+trades the account's default portfolio; a command sent with an API key trades the key's portfolio.
+
+A reset cancels the open orders, starts a new generation with the starting cash and no positions, and
+keeps everything else: the earlier generations' orders and history stay readable (``generation``), and
+the portfolio's API keys keep working.
+"""
+
+from dataclasses import replace
+
+from twisted.internet import defer
+
+from papertrader.app import authenticated
+from papertrader.errors import InvalidInput, PortfolioNotEmpty, UnknownPortfolio
+from papertrader.master import portfolios as names
+from papertrader.master import validation
+from papertrader.times import utc
+from papertrader.trading import amend
+
+
+@defer.inlineCallbacks
+def session_in(db, portfolios, session, portfolio=None):
+    """``session`` with the portfolio it trades: an API key's own, else the named one, else the default."""
+    if session.api_key is not None:
+        found = yield db.run(portfolios.get, session.portfolio_id)
+        if found is None or found.closed is not None:
+            raise UnknownPortfolio("this API key's portfolio is closed")
+        if portfolio not in (None, "") and names.name(portfolio).casefold() != found.name.casefold():
+            raise InvalidInput(f"an API key trades its own portfolio ({found.name!r}) only")
+    else:
+        found = yield db.run(portfolios.resolve, session.account_id, portfolio)
+    return replace(session, portfolio_id=found.id, portfolio=found)
+
+
+def portfolio_view(portfolio):
+    view = dict(id=portfolio.id, uuid=portfolio.uuid, name=portfolio.name, kind=portfolio.kind,
+                starting_cash=portfolio.starting_cash, cash=portfolio.cash, default=portfolio.is_default,
+                generation=portfolio.generation, created=portfolio.created, closed=portfolio.closed,
+                game_id=portfolio.game_id, margin_call=portfolio.margin_call,
+                margin_call_since=portfolio.margin_call_since, margin_call_deadline=portfolio.margin_call_deadline)
+    return {k: v for k, v in view.items() if v is not None}
+
+
+class PortfolioCommands:
+    def __init__(self, db, store, portfolios, settings, clock, log, trading):
+        self.db = db
+        self.store = store  # the OrderStore
+        self.portfolios = portfolios  # the PortfolioStore
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        #: The trading commands (their group commit, market clock and event publishing).
+        self.trading = trading
+
+    def _now(self):
+        return utc(self.clock.seconds())
+
+    def session_in(self, session, portfolio=None):
+        return session_in(self.db, self.portfolios, session, portfolio)
+
+    def _own(self, session):
+        if session.api_key is not None:
+            raise InvalidInput("portfolios are managed by their owner: sign in as yourself")
+
+    # --- commands --------------------------------------------------------------------------
+
+    @authenticated
+    @defer.inlineCallbacks
+    def portfolios(self, session, stamp, closed=None):
+        """The account's portfolios (with ``closed``, also the closed ones), the default first."""
+        found = yield self.db.run(self.portfolios.of_account, session.account_id, bool(closed))
+        return {"portfolios": [portfolio_view(p) for p in found]}
+
+    @authenticated
+    @defer.inlineCallbacks
+    def create_portfolio(self, session, stamp, name, cash=None, margin=None, default=None):
+        self._own(session)
+        wanted = names.name(name)
+        if cash in (None, ""):
+            amount = self.settings.starting_cash
+        else:
+            amount = validation.money_amount("cash", cash)
+            if amount > self.settings.max_portfolio_cash:
+                raise InvalidInput(f"a portfolio's starting cash is at most {self.settings.max_portfolio_cash}")
+        if margin and not self.settings.margin_accounts:
+            raise InvalidInput("margin accounts are not offered on this server (setting margin_accounts)")
+        created = self._now()
+        limit = self.settings.max_portfolios
+
+        def unit_of_work(cursor):
+            if self.portfolios.count_open(cursor, session.account_id) >= limit:
+                raise InvalidInput(f"you already have {limit} portfolios (the most one account may have);"
+                                   " close one first")
+            made = self.portfolios.create(cursor, session.account_id, wanted, "margin" if margin else "cash",
+                                          amount, created)
+            if default:
+                self.portfolios.set_default(cursor, made)
+                made = self.portfolios.get(cursor, made.id)
+            return made
+
+        made = yield self.db.run(unit_of_work)
+        self.log.info("{username} made portfolio {id} ({name}, {kind}, {cash})", username=session.username,
+                      id=made.id, name=made.name, kind=made.kind, cash=made.starting_cash)
+        return portfolio_view(made)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def rename_portfolio(self, session, stamp, name, new_name):
+        self._own(session)
+
+        def unit_of_work(cursor):
+            found = self.portfolios.by_name(cursor, session.account_id, name)
+            return self.portfolios.rename(cursor, found, new_name)
+
+        renamed = yield self.db.run(unit_of_work)
+        return portfolio_view(renamed)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def set_default_portfolio(self, session, stamp, name):
+        self._own(session)
+
+        def unit_of_work(cursor):
+            found = self.portfolios.by_name(cursor, session.account_id, name)
+            self.portfolios.set_default(cursor, found)
+            return self.portfolios.get(cursor, found.id)
+
+        made = yield self.db.run(unit_of_work)
+        return portfolio_view(made)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def close_portfolio(self, session, stamp, name):
+        """Close a portfolio that has no open orders and no positions (not the default one)."""
+        self._own(session)
+        when = self._now()
+
+        def unit_of_work(cursor):
+            found = self.portfolios.by_name(cursor, session.account_id, name)
+            self.store.lock_accounts(cursor, [found.id])
+            if found.game_id is not None:
+                raise InvalidInput(f"{found.name!r} is your portfolio in a game: it stays with the game (its history is the game's)")
+            if found.is_default:
+                raise InvalidInput(f"{found.name!r} is your default portfolio: make another the default first"
+                                   " (portfolio default NAME)")
+            orders, positions = self.portfolios.holds(cursor, found.id)
+            if orders or positions:
+                todo = []
+                if orders:
+                    todo.append(f"cancel its {orders} open order{'s' if orders > 1 else ''}")
+                if positions:
+                    todo.append(f"close its {positions} position{'s' if positions > 1 else ''}")
+                raise PortfolioNotEmpty(f"portfolio {found.name!r} is not empty: {' and '.join(todo)} first"
+                                        " (or reset it)")
+            keys = self.portfolios.close(cursor, found, when)
+            return self.portfolios.get(cursor, found.id), keys
+
+        closed, keys = yield self.db.run(unit_of_work)
+        api_keys = getattr(self.trading, "api_keys", None)
+        for key_id in keys:
+            if api_keys is not None:
+                api_keys.forget(key_id)
+        self.log.info("{username} closed portfolio {id} ({name})", username=session.username, id=closed.id,
+                      name=closed.name)
+        return portfolio_view(closed)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def reset_portfolio(self, session, stamp, name):
+        """Cancel the open orders, archive the history (a new generation) and start again with the starting
+        cash.  API keys, the name, the kind and everything else of the account stay."""
+        self._own(session)
+        when = self._now()
+        now = self.trading.market_clock.now()
+
+        def unit_of_work(cursor):
+            found = self.portfolios.by_name(cursor, session.account_id, name)
+            self.store.lock_accounts(cursor, [found.id])
+            if found.game_id is not None:
+                raise InvalidInput(f"{found.name!r} is your portfolio in a game: a game's portfolio is never reset")
+            done = [amend.cancel(o, now, reason="canceled: the portfolio was reset")
+                    for o in self.store.open_orders(cursor, found.id)]
+            self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], when)
+            return self.portfolios.reset(cursor, found, when), done
+
+        reset, done = yield self.db.run(unit_of_work)
+        self.log.info("{username} reset portfolio {id} ({name}) to generation {generation}; {n} open orders"
+                      " canceled", username=session.username, id=reset.id, name=reset.name,
+                      generation=reset.generation, n=len(done))
+        if done:
+            from papertrader.app.trading import _event_view
+
+            self.trading.publish([(session.username, _event_view(e)) for _, e in done])
+        return dict(portfolio_view(reset), canceled=len(done))
+

@@ -1,0 +1,225 @@
+"""The portfolio store: an account's portfolios, each a book of its own (cash, positions, orders, history,
+API keys), as rows of ``portfolios`` (migration 0009).
+
+The trading core calls a book's owner ``account_id``; in the master that number is the portfolio's id
+(``orders.portfolio_id``, ``positions.portfolio_id``, ...).  An account always has exactly one open
+default portfolio, made with the account.
+
+A reset starts a new *generation*: orders and transactions carry the generation they were made in, so
+the history of earlier generations stays readable (the archive) while the portfolio's lists show the
+current one.
+
+Every function takes a cursor and runs inside the caller's transaction.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from papertrader.errors import InvalidInput, UnknownPortfolio
+from papertrader.money import from_cents, to_cents
+from papertrader.times import iso, parse_iso
+
+KINDS = ("cash", "margin")
+MAX_NAME = 64
+DEFAULT_NAME = "default"
+
+COLUMNS = ("id, uuid, account_id, name, kind, starting_cash_cents, cash_cents, is_default, generation, created,"
+           " closed, game_id, margin_call_cents, margin_call_since, margin_call_deadline, borrow_fee_through")
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    id: int
+    uuid: str
+    account_id: int
+    name: str
+    kind: str
+    starting_cash: object  # Decimal
+    cash: object  # Decimal
+    is_default: bool
+    generation: int
+    created: datetime
+    closed: datetime = None
+    game_id: int = None
+    #: An open margin call: how much equity must come in, since when, liquidation after the deadline.
+    margin_call: object = None
+    margin_call_since: datetime = None
+    margin_call_deadline: datetime = None
+    #: The last day a short position's borrow fee was charged for (ISO date), or None.
+    borrow_fee_through: str = None
+
+    @property
+    def margin(self):
+        return self.kind == "margin"
+
+
+def name(value):
+    """A portfolio's name: 1-64 printable characters (spaces inside allowed), compared without case."""
+    value = (value or "").strip() if isinstance(value, str) else ""
+    if not 1 <= len(value) <= MAX_NAME or any(not ch.isprintable() for ch in value):
+        raise InvalidInput(f"a portfolio's name is 1-{MAX_NAME} printable characters")
+    return value
+
+
+def _key(value):
+    return value.casefold()
+
+
+def _time(text):
+    return parse_iso(text) if text else None
+
+
+def _portfolio(row):
+    return Portfolio(
+        id=row[0], uuid=row[1], account_id=row[2], name=row[3], kind=row[4], starting_cash=from_cents(row[5]),
+        cash=from_cents(row[6]), is_default=bool(row[7]), generation=row[8], created=parse_iso(row[9]),
+        closed=_time(row[10]), game_id=row[11], margin_call=from_cents(row[12]) if row[12] is not None else None,
+        margin_call_since=_time(row[13]), margin_call_deadline=_time(row[14]), borrow_fee_through=row[15])
+
+
+class PortfolioStore:
+    def __init__(self, db):
+        self.db = db
+        self.sql = db.sql
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _one(self, cursor, where, params):
+        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM portfolios WHERE {where}"), params)
+        row = cursor.fetchone()
+        return _portfolio(row) if row else None
+
+    def get(self, cursor, portfolio_id):
+        return self._one(cursor, "id = ?", (portfolio_id,))
+
+    def default(self, cursor, account_id):
+        """The account's default portfolio (there is always one)."""
+        found = self._one(cursor, "account_id = ? AND is_default = 1 AND closed IS NULL", (account_id,))
+        if found is None:
+            raise UnknownPortfolio("your account has no default portfolio")
+        return found
+
+    def by_name(self, cursor, account_id, wanted):
+        """The account's open portfolio of that name (any case); UnknownPortfolio if none."""
+        wanted = name(wanted)
+        found = self._one(cursor, "account_id = ? AND name_key = ? AND closed IS NULL", (account_id, _key(wanted)))
+        if found is None:
+            raise UnknownPortfolio(f"no portfolio {wanted!r} on your account")
+        return found
+
+    def resolve(self, cursor, account_id, wanted=None):
+        """The portfolio a command names (by name), or the account's default one."""
+        if wanted in (None, ""):
+            return self.default(cursor, account_id)
+        return self.by_name(cursor, account_id, wanted)
+
+    def of_account(self, cursor, account_id, closed=False):
+        """The account's portfolios (open ones, or every one with ``closed``), the default first."""
+        where = "account_id = ?" + ("" if closed else " AND closed IS NULL")
+        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM portfolios WHERE {where} ORDER BY is_default DESC, id"),
+                       (account_id,))
+        return [_portfolio(r) for r in cursor.fetchall()]
+
+    def margin_portfolios(self, cursor):
+        """Every open margin portfolio."""
+        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM portfolios WHERE kind = 'margin' AND closed IS NULL"
+                                " ORDER BY id"))
+        return [_portfolio(r) for r in cursor.fetchall()]
+
+    def count_open(self, cursor, account_id):
+        cursor.execute(self.sql("SELECT COUNT(*) FROM portfolios WHERE account_id = ? AND closed IS NULL"),
+                       (account_id,))
+        return cursor.fetchone()[0]
+
+    def owners(self, cursor, portfolio_ids):
+        """{portfolio id: account id} for these portfolios."""
+        ids = sorted(set(portfolio_ids))
+        found = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            cursor.execute(self.sql(f"SELECT id, account_id FROM portfolios WHERE id IN"
+                                    f" ({', '.join('?' for _ in part)})"), part)
+            found.update(cursor.fetchall())
+        return found
+
+    # --- writing ----------------------------------------------------------------------
+
+    def create(self, cursor, account_id, wanted, kind, starting_cash, created, is_default=False, game_id=None,
+               portfolio_uuid=None):
+        """A new open portfolio holding ``starting_cash``; InvalidInput if the account has one of that name."""
+        wanted = name(wanted)
+        if kind not in KINDS:
+            raise InvalidInput(f"a portfolio's kind is one of {', '.join(KINDS)}")
+        cursor.execute(self.sql("SELECT 1 FROM portfolios WHERE account_id = ? AND name_key = ? AND closed IS NULL"),
+                       (account_id, _key(wanted)))
+        if cursor.fetchone():
+            raise InvalidInput(f"you already have a portfolio named {wanted!r}")
+        cents = to_cents(starting_cash)
+        cursor.execute(self.sql(
+            "INSERT INTO portfolios (uuid, account_id, name, name_key, kind, starting_cash_cents, cash_cents,"
+            " is_default, generation, created, game_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id"),
+            (portfolio_uuid or str(uuid.uuid4()), account_id, wanted, _key(wanted), kind, cents, cents,
+             1 if is_default else 0, iso(created), game_id))
+        return self.get(cursor, cursor.fetchone()[0])
+
+    def rename(self, cursor, portfolio, new):
+        new = name(new)
+        if _key(new) != _key(portfolio.name):
+            cursor.execute(self.sql("SELECT 1 FROM portfolios WHERE account_id = ? AND name_key = ? AND"
+                                    " closed IS NULL"), (portfolio.account_id, _key(new)))
+            if cursor.fetchone():
+                raise InvalidInput(f"you already have a portfolio named {new!r}")
+        cursor.execute(self.sql("UPDATE portfolios SET name = ?, name_key = ? WHERE id = ?"),
+                       (new, _key(new), portfolio.id))
+        return self.get(cursor, portfolio.id)
+
+    def set_default(self, cursor, portfolio):
+        cursor.execute(self.sql("UPDATE portfolios SET is_default = 0 WHERE account_id = ?"), (portfolio.account_id,))
+        cursor.execute(self.sql("UPDATE portfolios SET is_default = 1 WHERE id = ?"), (portfolio.id,))
+
+    def close(self, cursor, portfolio, when):
+        """Close a portfolio (the caller checked it holds nothing); its API keys are revoked."""
+        cursor.execute(self.sql("UPDATE portfolios SET closed = ?, is_default = 0 WHERE id = ?"),
+                       (iso(when), portfolio.id))
+        cursor.execute(self.sql("SELECT key_id FROM api_keys WHERE portfolio_id = ? AND revoked IS NULL"),
+                       (portfolio.id,))
+        keys = [r[0] for r in cursor.fetchall()]
+        cursor.execute(self.sql("UPDATE api_keys SET revoked = ? WHERE portfolio_id = ? AND revoked IS NULL"),
+                       (iso(when), portfolio.id))
+        return keys
+
+    def reset(self, cursor, portfolio, when):
+        """Start the portfolio's next generation: no positions, the starting cash, no margin call; dividends
+        owed to the old positions are forfeited (marked paid at the reset, with nothing paid).  The caller
+        canceled the open orders first.  Orders, transactions and API keys stay."""
+        cursor.execute(self.sql("DELETE FROM positions WHERE portfolio_id = ?"), (portfolio.id,))
+        cursor.execute(self.sql("UPDATE dividends SET paid = ? WHERE portfolio_id = ? AND paid IS NULL"),
+                       (iso(when), portfolio.id))
+        cursor.execute(self.sql(
+            "UPDATE portfolios SET generation = generation + 1, cash_cents = starting_cash_cents,"
+            " margin_call_cents = NULL, margin_call_since = NULL, margin_call_deadline = NULL,"
+            " borrow_fee_through = NULL WHERE id = ?"), (portfolio.id,))
+        return self.get(cursor, portfolio.id)
+
+    def set_margin_call(self, cursor, portfolio_id, amount, since, deadline):
+        """Record an open margin call (or, with ``amount`` None, end it)."""
+        cursor.execute(self.sql(
+            "UPDATE portfolios SET margin_call_cents = ?, margin_call_since = ?, margin_call_deadline = ?"
+            " WHERE id = ?"),
+            (to_cents(amount) if amount is not None else None, iso(since) if since else None,
+             iso(deadline) if deadline else None, portfolio_id))
+
+    def set_borrow_fee_through(self, cursor, portfolio_id, day):
+        cursor.execute(self.sql("UPDATE portfolios SET borrow_fee_through = ? WHERE id = ?"),
+                       (day.isoformat(), portfolio_id))
+
+    def holds(self, cursor, portfolio_id):
+        """(open orders, positions) the portfolio has."""
+        from papertrader.master.order_store import OPEN_STATUSES
+
+        cursor.execute(self.sql("SELECT COUNT(*) FROM orders WHERE portfolio_id = ? AND status IN"
+                                f" ({', '.join('?' for _ in OPEN_STATUSES)})"), (portfolio_id,) + OPEN_STATUSES)
+        orders = cursor.fetchone()[0]
+        cursor.execute(self.sql("SELECT COUNT(*) FROM positions WHERE portfolio_id = ?"), (portfolio_id,))
+        return orders, cursor.fetchone()[0]
