@@ -599,7 +599,7 @@ def main(argv=None, stdout=None, stderr=None):
         return fail("usage", str(e), 2)
     except SystemExit as e:  # --help
         return e.code or 0
-    if getattr(args, "name", None) is not None and not WORKER_NAME_RE.fullmatch(args.name):
+    if args.command != "game" and getattr(args, "name", None) is not None and not WORKER_NAME_RE.fullmatch(args.name):
         return fail(InvalidInput.code, "a worker name is 1-32 letters, digits, '_', '.', '-'", 1, args.json)
     try:
         gpgkeys.check_installed()
