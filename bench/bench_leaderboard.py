@@ -7,14 +7,17 @@ equities.  Timed, ``--repeat`` times each (the best and the median are printed):
 
 - ``baseline: equity only``: the equity of every portfolio at new prices (``margin.value``), nothing
   else — what any update has to do anyway;
-- ``update: equity + ranking``: the same equities, then ``games.leaderboard`` by total return (with the
-  Sharpe ratio of each player's daily returns computed for display) — one leaderboard update;
-- ``ranking only``: ``games.leaderboard`` alone, on equities computed before;
-- ``ranking by sharpe``: ``games.leaderboard(by="sharpe")`` alone.
+- ``update: equity + ranking``: what the master computes per update — the same equities, each player's
+  Sharpe ratio from its running sums (``DailyReturns``) with today's point, ``games.leaderboard`` by total
+  return and ``rank_by`` Sharpe ratio;
+- ``ranking only (by return)``: ``games.leaderboard`` alone, on equities and ratios computed before;
+- ``two-pass Sharpe + ranking``: ``games.leaderboard`` computing each ratio by its definition from all the
+  daily closes (what the running sums save: it grows with the days).
 
 Database part (``--parts db``; SQLite in a temporary dir, or ``--database postgresql://...`` in a fresh
 schema dropped at the end): the same portfolios stored as the master stores them (accounts, portfolios,
-positions; one game whose players they are, with ``--days`` points each in ``game_days``), then timed:
+positions; one game whose players they are, each with the running sums of ``--days`` daily returns and
+yesterday's point, as the master keeps them), then timed:
 
 - ``db baseline: books + equity``: one transaction that loads every player's book (the order store's
   ``books``) and values it — what any ranking needs to read;
@@ -73,7 +76,7 @@ def timed(fn, repeat):
     return min(times), statistics.median(times), result
 
 
-async def database_part(reactor, args, books, curves, prices, cash):
+async def database_part(reactor, args, books, states, prices, cash, today):
     """The update as the master runs it, on a database; prints its lines."""
     import tempfile
     import uuid as uuids
@@ -98,7 +101,6 @@ async def database_part(reactor, args, books, curves, prices, cash):
     logs = LogSystem("bench", 100, forward=False)
     try:
         await db.migrate()
-        today = date(2026, 3, 2) + timedelta(days=args.days)
         now = datetime(today.year, today.month, today.day, 20, tzinfo=timezone.utc)
         start = now - timedelta(days=args.days + 1)
         games = GameStore(db)
@@ -130,10 +132,15 @@ async def database_part(reactor, args, books, curves, prices, cash):
                                       " VALUES (?, ?, ?, ?)"),
                                [(pid, p.symbol, to_quantity_units(p.quantity), to_cents(p.cost))
                                 for pid, book in zip(ids, books) for p in book.positions.values()])
+            cursor.executemany(db.sql(
+                "UPDATE game_players SET equity_cents = ?, point_day = ?, previous_cents = ?, returns_count = ?,"
+                " returns_sum = ?, returns_squares = ? WHERE portfolio_id = ?"),
+                [(to_cents(st.equity), st.day.isoformat(), to_cents(st.previous), st.count, format(st.total, "f"),
+                  format(st.squares, "f"), pid) for pid, st in zip(ids, states)])
             cursor.executemany(db.sql("INSERT INTO game_days (portfolio_id, day, time, equity_cents) VALUES"
                                       " (?, ?, ?, ?)"),
-                               [(pid, (today - timedelta(days=len(curve) - d)).isoformat(), iso(start),
-                                 to_cents(e)) for pid, curve in zip(ids, curves) for d, e in enumerate(curve)])
+                               [(pid, st.day.isoformat(), iso(start), to_cents(st.equity))
+                                for pid, st in zip(ids, states)])
             return ids
 
         began = time.perf_counter()
@@ -194,13 +201,31 @@ def main(argv=None):
     def equities():
         return [margin.value(b, prices).equity for b in books]
 
+    from datetime import date, timedelta
+
+    today = date(2026, 3, 2) + timedelta(days=args.days)
+    states = []  # each player's running sums over the days before today, as the master keeps them
+    for curve in curves:
+        state = games.DailyReturns(cash)
+        for d, equity in enumerate(curve):
+            state = state.at(today - timedelta(days=len(curve) - d), equity)
+        states.append(state)
+
     def update():
+        """What the master does per update: equities, each player's Sharpe ratio from the running sums with
+        today's point, the ranking by return, and the ranks by Sharpe ratio."""
         values = equities()
-        players = [games.Player(u, e, c + (e,)) for u, e, c in zip(usernames, values, curves)]
-        return games.leaderboard(cash, players)
+        sharpes, players = {}, []
+        for u, e, state in zip(usernames, values, states):
+            sharpes[u] = state.at(today, e).sharpe()
+            players.append(games.Player(u, e))
+        by_return = games.leaderboard(cash, players, sharpes=sharpes)
+        return games.rank_by(by_return, "sharpe")
 
     values = equities()
     players = [games.Player(u, e, c + (e,)) for u, e, c in zip(usernames, values, curves)]
+    fixed = {u: st.at(today, e).sharpe() for u, e, st in zip(usernames, values, states)}
+    plain = [games.Player(u, e) for u, e in zip(usernames, values)]
 
     if "pure" in parts:
         print(f"players {args.players}, {args.positions} positions each of {args.symbols} symbols,"
@@ -208,8 +233,8 @@ def main(argv=None):
         rows = [
             ("baseline: equity only", equities),
             ("update: equity + ranking", update),
-            ("ranking only (by return)", lambda: games.leaderboard(cash, players)),
-            ("ranking only (by sharpe)", lambda: games.leaderboard(cash, players, by="sharpe")),
+            ("ranking only (by return)", lambda: games.leaderboard(cash, plain, sharpes=fixed)),
+            ("two-pass Sharpe + ranking", lambda: games.leaderboard(cash, players)),
         ]
         results = {}
         for label, fn in rows:
@@ -224,7 +249,7 @@ def main(argv=None):
         from twisted.internet import defer, task
 
         task.react(lambda reactor: defer.Deferred.fromCoroutine(
-            database_part(reactor, args, books, curves, prices, cash)))
+            database_part(reactor, args, books, states, prices, cash, today)))
 
 
 if __name__ == "__main__":

@@ -372,3 +372,39 @@ def test_rank_by_reorders_without_recomputing():
     by_return = leaderboard(cash, players)
     assert games.rank_by(by_return, "sharpe") == leaderboard(cash, players, by="sharpe")
     assert games.rank_by(games.rank_by(by_return, "sharpe"), "return") == by_return
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=-1000, max_value=3_000_000).map(lambda c: D(c).scaleb(-2)), max_size=25),
+       st.integers(min_value=1, max_value=4))
+def test_running_sums_give_the_two_pass_sharpe_ratio(closes, points_per_day):
+    """The master's DailyReturns (running sums, several updates a day) agree with the definition (two passes
+    over the daily closes) to the last of its 4 decimals."""
+    from datetime import date
+
+    cash = D("10000.00")
+    state = games.DailyReturns(cash)
+    for i, equity in enumerate(closes):
+        day = date(2026, 1, 1) + timedelta(days=i)
+        for k in range(points_per_day - 1):  # earlier updates of the day, overwritten by its last one
+            state = state.at(day, equity + k + 1)
+        state = state.at(day, equity)
+    by_definition = sharpe(cash, closes)
+    mine = state.sharpe()
+    assert (mine is None) == (by_definition is None), (closes, mine, by_definition)
+    if mine is not None:
+        assert abs(mine - by_definition) <= D("0.0001"), (closes, mine, by_definition)
+
+
+def test_daily_returns_by_hand():
+    from datetime import date
+
+    state = games.DailyReturns(D("100"))
+    assert state.sharpe() is None
+    state = state.at(date(2026, 1, 1), D("110"))
+    assert state.sharpe() is None and state.count == 0  # one return (today's): no deviation yet
+    state = state.at(date(2026, 1, 2), D("99")).at(date(2026, 1, 3), D("105")).at(date(2026, 1, 3), D("108.9"))
+    assert state.count == 2 and state.previous == D("99")
+    assert state.sharpe() == sharpe(D("100"), [D("110"), D("99"), D("108.9")]) == D("4.5826")
+    broken = games.DailyReturns(D("100")).at(date(2026, 1, 1), D("0")).at(date(2026, 1, 2), D("5"))
+    assert broken.at(date(2026, 1, 3), D("6")).sharpe() is None

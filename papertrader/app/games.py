@@ -392,12 +392,12 @@ class GameCommands:
                     names = {p[2]: p[1] for p in players}
                     published += [(names.get(e.order.account_id), e) for e in events]
                     if game.board_updated is None and players:
-                        self._board(cursor, game, players, prices, today, now)
+                        self._board(cursor, game, prices, today, now)
                     self.store.finish(cursor, game.id, recorded)
                     self.log.info("game {name} finished with {n} players", name=game.name, n=len(players))
                     continue
                 if players:
-                    self._board(cursor, game, players, prices, today, now)
+                    self._board(cursor, game, prices, today, now)
                     counted += len(players)
             return published, counted
 
@@ -406,19 +406,22 @@ class GameCommands:
         self._publish(published)
         return counted
 
-    def _board(self, cursor, game, players, prices, today, now):
-        books = self.orders.books(cursor, [p[2] for p in players])
-        daily = self.store.daily(cursor, game.id, today.isoformat())
-        entries, portfolio_of = [], {}
-        for account_id, username, portfolio_id in players:
+    def _board(self, cursor, game, prices, today, now):
+        """Rank the game's players at ``prices`` and store the board with each player's point of ``today``."""
+        players = self.store.returns(cursor, game)
+        books = self.store.books(cursor, game)
+        entries, sharpes, states = [], {}, {}
+        for account_id, username, portfolio_id, state in players:
             equity = margin.value(books[portfolio_id], prices).equity
-            entries.append(Player(username, equity, tuple(daily.get(portfolio_id, ())) + (equity,)))
-            portfolio_of[username] = portfolio_id
-        by_return = leaderboard(game.rules.starting_cash, entries)
+            state = state.at(today, equity)
+            entries.append(Player(username, equity))
+            sharpes[username] = state.sharpe()
+            states[username] = (portfolio_id, state)
+        by_return = leaderboard(game.rules.starting_cash, entries, sharpes=sharpes)
         sharpe_rank = {s.username: s.rank for s in rank_by(by_return, "sharpe")}
         self.store.save_board(cursor, game.id, [
-            (portfolio_of[s.username], s.equity, s.rank, sharpe_rank[s.username], s.sharpe) for s in by_return],
-            today, now)
+            (states[s.username][0], s.rank, sharpe_rank[s.username], s.sharpe, states[s.username][1])
+            for s in by_return], now)
 
 
 class _Named:

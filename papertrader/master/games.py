@@ -18,7 +18,7 @@ from typing import Optional
 from papertrader.errors import GameExists, InvalidInput
 from papertrader.money import from_cents, to_cents
 from papertrader.times import iso, parse_iso
-from papertrader.trading.games import GameRules
+from papertrader.trading.games import DailyReturns, GameRules
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{1,38}[A-Za-z0-9_.\-]")
 #: Most games listed at once, and most players one game may have.
@@ -201,35 +201,60 @@ class GameStore:
 
     # --- the leaderboard ----------------------------------------------------------------
 
-    def daily(self, cursor, game_id, before_day):
-        """{portfolio id: [equity at the end of each day before ``before_day``, oldest first]} of the
-        game's players (one query)."""
+    def returns(self, cursor, game):
+        """[(account id, username, portfolio id, DailyReturns)] of the game's players (not removed)."""
+        from datetime import date
+
         cursor.execute(self.sql(
-            "SELECT d.portfolio_id, d.equity_cents FROM game_days d JOIN game_players p ON p.portfolio_id ="
-            " d.portfolio_id WHERE p.game_id = ? AND p.removed IS NULL AND d.day < ?"
-            " ORDER BY d.portfolio_id, d.day"), (game_id, before_day))
-        out = {}
-        for portfolio_id, cents in cursor.fetchall():
-            out.setdefault(portfolio_id, []).append(from_cents(cents))
+            "SELECT p.account_id, a.username, p.portfolio_id, p.point_day, p.equity_cents, p.previous_cents,"
+            " p.returns_count, p.returns_sum, p.returns_squares, p.returns_broken FROM game_players p JOIN accounts a"
+            " ON a.id = p.account_id WHERE p.game_id = ? AND p.removed IS NULL ORDER BY a.username"), (game.id,))
+        cash = game.rules.starting_cash
+        out = []
+        for account_id, username, portfolio_id, day, equity, previous, count, total, squares, broken in \
+                cursor.fetchall():
+            state = DailyReturns(
+                previous=from_cents(previous) if previous is not None else cash, count=count, total=Decimal(total),
+                squares=Decimal(squares), day=date.fromisoformat(day) if day else None,
+                equity=from_cents(equity) if day and equity is not None else None, broken=bool(broken))
+            out.append((account_id, username, portfolio_id, state))
         return out
 
-    def save_board(self, cursor, game_id, rows, day, time):
-        """Store a leaderboard: ``rows`` are (portfolio id, equity, rank, rank by sharpe, sharpe or None);
-        each player's point of ``day`` becomes this equity."""
+    def books(self, cursor, game):
+        """{portfolio id: Book} of the game's players (not removed), in one query (the order store's ``books``
+        reads any portfolios, in chunks).  Margin terms are left out: a leaderboard only values books."""
+        from papertrader.money import from_quantity_units
+        from papertrader.trading.books import Book, Position
+
+        cursor.execute(self.sql(
+            "SELECT p.portfolio_id, f.cash_cents, s.symbol, s.quantity_units, s.cost_cents FROM game_players p"
+            " JOIN portfolios f ON f.id = p.portfolio_id LEFT JOIN positions s ON s.portfolio_id = p.portfolio_id"
+            " WHERE p.game_id = ? AND p.removed IS NULL"), (game.id,))
+        cash, positions = {}, {}
+        for portfolio_id, cents, symbol, quantity, cost in cursor.fetchall():
+            if portfolio_id not in cash:
+                cash[portfolio_id] = from_cents(cents)
+                positions[portfolio_id] = {}
+            if symbol is not None:
+                positions[portfolio_id][symbol] = Position(symbol, from_quantity_units(quantity), from_cents(cost))
+        return {pid: Book(pid, cash[pid], positions[pid]) for pid in cash}
+
+    def save_board(self, cursor, game_id, rows, time):
+        """Store a leaderboard: ``rows`` are (portfolio id, rank, rank by sharpe, sharpe or None, DailyReturns
+        after this point); each player's point of the day (in ``game_days``) becomes this equity."""
         cursor.executemany(self.sql(
-            "UPDATE game_players SET rank = ?, rank_sharpe = ?, equity_cents = ?, sharpe_units = ? WHERE"
-            " portfolio_id = ?"),
-            [(rank, rank_sharpe, to_cents(equity),
-              int(sharpe / SHARPE_UNIT) if sharpe is not None else None, portfolio_id)
-             for portfolio_id, equity, rank, rank_sharpe, sharpe in rows])
-        day, time = day.isoformat(), iso(time)
-        ids = [r[0] for r in rows]
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk:chunk + 500]
-            cursor.execute(self.sql(f"DELETE FROM game_days WHERE day = ? AND portfolio_id IN"
-                                    f" ({', '.join('?' for _ in part)})"), [day] + part)
-        cursor.executemany(self.sql("INSERT INTO game_days (portfolio_id, day, time, equity_cents) VALUES"
-                                    " (?, ?, ?, ?)"), [(r[0], day, time, to_cents(r[1])) for r in rows])
+            "UPDATE game_players SET rank = ?, rank_sharpe = ?, equity_cents = ?, sharpe_units = ?, point_day = ?,"
+            " previous_cents = ?, returns_count = ?, returns_sum = ?, returns_squares = ?, returns_broken = ?"
+            " WHERE portfolio_id = ?"),
+            [(rank, rank_sharpe, to_cents(state.equity), int(sharpe / SHARPE_UNIT) if sharpe is not None else None,
+              state.day.isoformat(), to_cents(state.previous), state.count, format(state.total, "f"),
+              format(state.squares, "f"), 1 if state.broken else 0, portfolio_id)
+             for portfolio_id, rank, rank_sharpe, sharpe, state in rows])
+        time = iso(time)
+        cursor.executemany(self.sql(
+            "INSERT INTO game_days (portfolio_id, day, time, equity_cents) VALUES (?, ?, ?, ?) ON CONFLICT"
+            " (portfolio_id, day) DO UPDATE SET time = excluded.time, equity_cents = excluded.equity_cents"),
+            [(r[0], r[4].day.isoformat(), time, to_cents(r[4].equity)) for r in rows])
         cursor.execute(self.sql("UPDATE games SET board_updated = ? WHERE id = ?"), (time, game_id))
 
     def board(self, cursor, game_id, by="return", limit=None):

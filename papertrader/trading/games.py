@@ -25,7 +25,10 @@ The leaderboard (:func:`leaderboard`) ranks players by total return, or by a ris
                   standard deviation, n - 1; undefined (None) with fewer than two returns, a zero
                   stdev, or an E_(i-1) that is not positive)
 
-Both are computed in Decimal (28 digits), so every platform ranks the same.  Players with the same
+Both are computed in Decimal (28 digits), so every platform ranks the same.  The master keeps each
+player's returns as running sums (:class:`DailyReturns`: count, sum, sum of squares, the last day's
+equity), so an update costs the same however long the game has run; the variance is then
+(sum of squares - sum^2 / n) / (n - 1), the same quantity.  Players with the same
 figure share a rank (1, 2, 2, 4); a player without a Sharpe ratio ranks after those with one.  Within
 a tie the list is ordered by the other figure (higher first), then by username — deterministic.
 Entries carry usernames only.
@@ -33,7 +36,7 @@ Entries carry usernames only.
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Optional, Sequence, Tuple
 
@@ -56,6 +59,7 @@ MIN_CASH = Decimal("1.00")
 MAX_COMMISSION = Decimal("1000.00")
 MAX_COMMISSION_TEXT = 64
 TRADING_DAYS = 252
+SQRT_TRADING_DAYS = Decimal(TRADING_DAYS).sqrt()
 FOUR = Decimal("0.0001")
 
 
@@ -362,13 +366,68 @@ def sharpe(starting_cash, daily):
     return ratio.quantize(FOUR)
 
 
-def leaderboard(starting_cash, players, by="return"):
+def leaderboard(starting_cash, players, by="return", sharpes=None):
     """Rank ``players`` (Players) of a game that gave each ``starting_cash``: a list of Standings,
-    first place first (see the module's docstring for the ties)."""
+    first place first (see the module's docstring for the ties).  ``sharpes`` ({username: ratio or None}),
+    if given, are the players' Sharpe ratios already computed (from their DailyReturns); otherwise each is
+    computed from the player's ``daily``."""
     if by not in RANKINGS:
         raise InvalidInput(f"rank by one of {', '.join(RANKINGS)}")
     return rank_by([Standing(0, p.username, p.equity, total_return(p.equity, starting_cash),
-                             sharpe(starting_cash, p.daily)) for p in players], by)
+                             sharpes[p.username] if sharpes is not None else sharpe(starting_cash, p.daily))
+                    for p in players], by)
+
+
+@dataclass(frozen=True)
+class DailyReturns:
+    """One player's daily returns as running sums, and the latest point (see the module's docstring).
+
+    ``previous`` is the equity at the end of the last completed day (the starting cash before any);
+    ``count``, ``total`` and ``squares`` are the number, sum and sum of squares of the completed days'
+    returns; ``day``/``equity`` the latest point, whose day is not over yet; ``broken``: some day began
+    with an equity that is not positive (the ratio is undefined from then on).
+    """
+
+    previous: Decimal
+    count: int = 0
+    total: Decimal = Decimal(0)
+    squares: Decimal = Decimal(0)
+    day: Optional[date] = None
+    equity: Optional[Decimal] = None
+    broken: bool = False
+
+    def at(self, day, equity):
+        """The returns after a point of ``equity`` on ``day`` (a later day completes the stored one)."""
+        if self.day is not None and day > self.day:
+            previous, count, total, squares, broken = self._completed(self.equity)
+            return DailyReturns(previous, count, total, squares, day, equity, broken)
+        return DailyReturns(self.previous, self.count, self.total, self.squares, self.day or day, equity,
+                            self.broken)
+
+    def _completed(self, equity):
+        """(previous, count, total, squares, broken) once a day that ended at ``equity`` counts."""
+        if self.broken or self.previous <= 0:
+            return equity, self.count, self.total, self.squares, True
+        with localcontext() as context:
+            context.prec = 28
+            r = equity / self.previous - 1
+            return equity, self.count + 1, self.total + r, self.squares + r * r, False
+
+    def sharpe(self):
+        """The annualized Sharpe ratio with today's point as it stands (4 decimals), or None."""
+        if self.day is None:
+            return None
+        _, n, total, squares, broken = self._completed(self.equity)
+        if broken or n < 2:
+            return None
+        with localcontext() as context:
+            context.prec = 28
+            mean = total / n
+            variance = (squares - total * total / n) / (n - 1)
+            if variance <= 0:
+                return None
+            ratio = mean / variance.sqrt() * SQRT_TRADING_DAYS
+        return ratio.quantize(FOUR)
 
 
 def rank_by(standings, by):
@@ -391,5 +450,5 @@ def rank_by(standings, by):
         if i == 0 or value != last:
             rank = i + 1
             last = value
-        out.append(replace(s, rank=rank))
+        out.append(Standing(rank, s.username, s.equity, s.total_return, s.sharpe))
     return out

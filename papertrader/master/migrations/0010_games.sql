@@ -8,7 +8,11 @@
 --     board_updated: the market time of the last leaderboard.
 --   game_players: one row per player and game; portfolio_id the player's portfolio in the game (portfolios.game_id
 --     points back); removed: when the creator removed the player (the row stays: its orders and history do);
---     rank/rank_sharpe, equity_cents and sharpe_units (1e-4) are the last leaderboard's (NULL before the first).
+--     rank/rank_sharpe, equity_cents and sharpe_units (1e-4) are the last leaderboard's (NULL before the first);
+--     point_day is the market day of that point (equity_cents); the daily returns of the days before it, as
+--     running sums (papertrader/trading/games.py DailyReturns): returns_count, returns_sum and returns_squares
+--     (exact decimal text), previous_cents the equity that ended the last of those days (NULL: the starting
+--     cash), returns_broken 1 once a day began with an equity that was not positive.
 --   game_days: each player's equity curve, one point per market day: the equity at the day's last update.
 
 CREATE TABLE games (
@@ -41,6 +45,12 @@ CREATE TABLE game_players (
     rank_sharpe INTEGER,
     equity_cents BIGINT,
     sharpe_units BIGINT,
+    point_day TEXT,
+    previous_cents BIGINT,
+    returns_count INTEGER NOT NULL DEFAULT 0,
+    returns_sum TEXT NOT NULL DEFAULT '0',
+    returns_squares TEXT NOT NULL DEFAULT '0',
+    returns_broken INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (game_id, account_id)
 );
 
