@@ -43,8 +43,8 @@ def world(db, settings, clock, log):
     board = QuoteBoard(settings.assets)
     market_clock = MarketClock(calendar.load("always_open"), clock)
     published = []
-    trading = TradingCommands(db, OrderStore(db, margin_rules(settings)), board, market_clock, rules_from(settings), clock, log,
-                              publish=published.extend)
+    trading = TradingCommands(db, OrderStore(db, margin_rules(settings)), board, market_clock, rules_from(settings),
+                              clock, log, publish=published.extend)
     store = GameStore(db)
     trading.games = store
     games = GameCommands(db, store, PortfolioStore(db), trading.store, board, market_clock, clock, log,

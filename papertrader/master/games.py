@@ -25,6 +25,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{1,38}[A-Za-z0-9_.\-]")
 MAX_LISTED = 200
 MAX_PLAYERS = 100_000
 SHARPE_UNIT = Decimal("0.0001")
+#: Rows one statement writes (SQLite allows 32,766 parameters a statement, PostgreSQL 65,535).
+WRITE_CHUNK = 1000
 
 COLUMNS = ("g.id, g.name, g.creator_id, a.username, g.rules, g.private, g.invite_hash, g.created, g.ended_at,"
            " g.finished, g.board_updated")
@@ -242,19 +244,27 @@ class GameStore:
     def save_board(self, cursor, game_id, rows, time):
         """Store a leaderboard: ``rows`` are (portfolio id, rank, rank by sharpe, sharpe or None, DailyReturns
         after this point); each player's point of the day (in ``game_days``) becomes this equity."""
-        cursor.executemany(self.sql(
-            "UPDATE game_players SET rank = ?, rank_sharpe = ?, equity_cents = ?, sharpe_units = ?, point_day = ?,"
-            " previous_cents = ?, returns_count = ?, returns_sum = ?, returns_squares = ?, returns_broken = ?"
-            " WHERE portfolio_id = ?"),
-            [(rank, rank_sharpe, to_cents(state.equity), int(sharpe / SHARPE_UNIT) if sharpe is not None else None,
-              state.day.isoformat(), to_cents(state.previous), state.count, format(state.total, "f"),
-              format(state.squares, "f"), 1 if state.broken else 0, portfolio_id)
-             for portfolio_id, rank, rank_sharpe, sharpe, state in rows])
+        # psycopg sends an executemany's statements pipelined; the points go many rows a statement.
+        columns = [("rank", "INTEGER"), ("rank_sharpe", "INTEGER"), ("equity_cents", "BIGINT"),
+                   ("sharpe_units", "BIGINT"), ("point_day", "TEXT"), ("previous_cents", "BIGINT"),
+                   ("returns_count", "INTEGER"), ("returns_sum", "TEXT"), ("returns_squares", "TEXT"),
+                   ("returns_broken", "INTEGER")]
+        values = [(portfolio_id, rank, rank_sharpe, to_cents(state.equity),
+                   int(sharpe / SHARPE_UNIT) if sharpe is not None else None, state.day.isoformat(),
+                   to_cents(state.previous), state.count, format(state.total, "f"), format(state.squares, "f"),
+                   1 if state.broken else 0)
+                  for portfolio_id, rank, rank_sharpe, sharpe, state in rows]
+        assignments = ", ".join(f"{name} = ?" for name, _ in columns)
+        cursor.executemany(self.sql(f"UPDATE game_players SET {assignments} WHERE portfolio_id = ?"),
+                           [r[1:] + r[:1] for r in values])
         time = iso(time)
-        cursor.executemany(self.sql(
-            "INSERT INTO game_days (portfolio_id, day, time, equity_cents) VALUES (?, ?, ?, ?) ON CONFLICT"
-            " (portfolio_id, day) DO UPDATE SET time = excluded.time, equity_cents = excluded.equity_cents"),
-            [(r[0], r[4].day.isoformat(), time, to_cents(r[4].equity)) for r in rows])
+        points = [(r[0], r[4].day.isoformat(), time, to_cents(r[4].equity)) for r in rows]
+        for chunk in range(0, len(points), WRITE_CHUNK):
+            part = points[chunk:chunk + WRITE_CHUNK]
+            cursor.execute(self.sql(
+                "INSERT INTO game_days (portfolio_id, day, time, equity_cents) VALUES"
+                f" {', '.join('(?, ?, ?, ?)' for _ in part)} ON CONFLICT (portfolio_id, day) DO UPDATE SET"
+                " time = excluded.time, equity_cents = excluded.equity_cents"), [x for p in part for x in p])
         cursor.execute(self.sql("UPDATE games SET board_updated = ? WHERE id = ?"), (time, game_id))
 
     def board(self, cursor, game_id, by="return", limit=None):
