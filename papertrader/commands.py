@@ -92,7 +92,8 @@ _FILL = [(b"time", amp.DateTime()), (b"quantity", amp.Decimal()), (b"price", amp
 #: An order event as pushed: what happened, when (market time), the order after it, and for fills
 #: the fill's price and quantity and the position after it.
 _EVENT = [(b"event", amp.Unicode()), (b"time", amp.DateTime()), (b"price", amp.Decimal(optional=True)),
-          (b"quantity", amp.Decimal(optional=True)), (b"position_quantity", amp.Decimal(optional=True))]
+          (b"quantity", amp.Decimal(optional=True)), (b"position_quantity", amp.Decimal(optional=True)),
+          (b"portfolio", amp.Unicode(optional=True)), (b"portfolio_uuid", amp.Unicode(optional=True))]
 
 
 #: A quote: its price, its source time (the end of the bar it came from), whether it is stale (no fresh
@@ -517,7 +518,8 @@ class AssetList(Command):
         (b"id", amp.Unicode()), (b"symbol", amp.Unicode()), (b"name", amp.Unicode()),
         (b"exchange", amp.Unicode()), (b"asset_class", amp.Unicode()), (b"tradable", amp.Boolean()),
         (b"fractionable", amp.Boolean()), (b"price", amp.Decimal(optional=True)),
-        (b"previous_close", amp.Decimal(optional=True))]))]
+        (b"previous_close", amp.Decimal(optional=True)), (b"marginable", amp.Boolean(optional=True)),
+        (b"shortable", amp.Boolean(optional=True)), (b"maintenance_margin", amp.Decimal(optional=True))]))]
 
 
 class PortfolioHistory(Command):

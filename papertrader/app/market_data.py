@@ -23,8 +23,11 @@ SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,15}")
 
 
 class MarketDataCommands:
-    def __init__(self, board, candles, market_clock, source=None):
+    def __init__(self, board, candles, market_clock, source=None, margin=None):
         self.board = board
+        #: The deployment's MarginRules when margin portfolios are offered (assets are then marginable and
+        #: shortable), else None.
+        self.margin = margin
         self.candles_store = candles
         self.market_clock = market_clock
         self.source = source
@@ -86,6 +89,8 @@ class MarketDataCommands:
             asset = dict(id=asset_uuid(s), symbol=s, name=info.name or s, exchange=info.exchange or "",
                          asset_class=info.asset_class or "us_equity", tradable=info.tradable,
                          fractionable=info.fractionable,
+                         marginable=self.margin is not None, shortable=self.margin is not None,
+                         maintenance_margin=(self.margin.maintenance_long * 100 if self.margin else None),
                          price=quote.price if quote else None,
                          previous_close=quote.previous_close if quote else None)
             out.append({k: v for k, v in asset.items() if v is not None})

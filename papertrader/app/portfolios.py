@@ -49,7 +49,7 @@ class PortfolioCommands:
     def __init__(self, db, store, portfolios, settings, clock, log, trading):
         self.db = db
         self.store = store  # the OrderStore
-        self.portfolios = portfolios  # the PortfolioStore
+        self.portfolio_store = portfolios  # the PortfolioStore
         self.settings = settings
         self.clock = clock
         self.log = log
@@ -60,7 +60,7 @@ class PortfolioCommands:
         return utc(self.clock.seconds())
 
     def session_in(self, session, portfolio=None):
-        return session_in(self.db, self.portfolios, session, portfolio)
+        return session_in(self.db, self.portfolio_store, session, portfolio)
 
     def _own(self, session):
         if session.api_key is not None:
@@ -72,7 +72,7 @@ class PortfolioCommands:
     @defer.inlineCallbacks
     def portfolios(self, session, stamp, closed=None):
         """The account's portfolios (with ``closed``, also the closed ones), the default first."""
-        found = yield self.db.run(self.portfolios.of_account, session.account_id, bool(closed))
+        found = yield self.db.run(self.portfolio_store.of_account, session.account_id, bool(closed))
         return {"portfolios": [portfolio_view(p) for p in found]}
 
     @authenticated
@@ -92,14 +92,14 @@ class PortfolioCommands:
         limit = self.settings.max_portfolios
 
         def unit_of_work(cursor):
-            if self.portfolios.count_open(cursor, session.account_id) >= limit:
+            if self.portfolio_store.count_open(cursor, session.account_id) >= limit:
                 raise InvalidInput(f"you already have {limit} portfolios (the most one account may have);"
                                    " close one first")
-            made = self.portfolios.create(cursor, session.account_id, wanted, "margin" if margin else "cash",
+            made = self.portfolio_store.create(cursor, session.account_id, wanted, "margin" if margin else "cash",
                                           amount, created)
             if default:
-                self.portfolios.set_default(cursor, made)
-                made = self.portfolios.get(cursor, made.id)
+                self.portfolio_store.set_default(cursor, made)
+                made = self.portfolio_store.get(cursor, made.id)
             return made
 
         made = yield self.db.run(unit_of_work)
@@ -113,8 +113,8 @@ class PortfolioCommands:
         self._own(session)
 
         def unit_of_work(cursor):
-            found = self.portfolios.by_name(cursor, session.account_id, name)
-            return self.portfolios.rename(cursor, found, new_name)
+            found = self.portfolio_store.by_name(cursor, session.account_id, name)
+            return self.portfolio_store.rename(cursor, found, new_name)
 
         renamed = yield self.db.run(unit_of_work)
         return portfolio_view(renamed)
@@ -125,9 +125,9 @@ class PortfolioCommands:
         self._own(session)
 
         def unit_of_work(cursor):
-            found = self.portfolios.by_name(cursor, session.account_id, name)
-            self.portfolios.set_default(cursor, found)
-            return self.portfolios.get(cursor, found.id)
+            found = self.portfolio_store.by_name(cursor, session.account_id, name)
+            self.portfolio_store.set_default(cursor, found)
+            return self.portfolio_store.get(cursor, found.id)
 
         made = yield self.db.run(unit_of_work)
         return portfolio_view(made)
@@ -140,14 +140,14 @@ class PortfolioCommands:
         when = self._now()
 
         def unit_of_work(cursor):
-            found = self.portfolios.by_name(cursor, session.account_id, name)
+            found = self.portfolio_store.by_name(cursor, session.account_id, name)
             self.store.lock_accounts(cursor, [found.id])
             if found.game_id is not None:
                 raise InvalidInput(f"{found.name!r} is your portfolio in a game: it stays with the game (its history is the game's)")
             if found.is_default:
                 raise InvalidInput(f"{found.name!r} is your default portfolio: make another the default first"
                                    " (portfolio default NAME)")
-            orders, positions = self.portfolios.holds(cursor, found.id)
+            orders, positions = self.portfolio_store.holds(cursor, found.id)
             if orders or positions:
                 todo = []
                 if orders:
@@ -156,8 +156,8 @@ class PortfolioCommands:
                     todo.append(f"close its {positions} position{'s' if positions > 1 else ''}")
                 raise PortfolioNotEmpty(f"portfolio {found.name!r} is not empty: {' and '.join(todo)} first"
                                         " (or reset it)")
-            keys = self.portfolios.close(cursor, found, when)
-            return self.portfolios.get(cursor, found.id), keys
+            keys = self.portfolio_store.close(cursor, found, when)
+            return self.portfolio_store.get(cursor, found.id), keys
 
         closed, keys = yield self.db.run(unit_of_work)
         api_keys = getattr(self.trading, "api_keys", None)
@@ -178,14 +178,14 @@ class PortfolioCommands:
         now = self.trading.market_clock.now()
 
         def unit_of_work(cursor):
-            found = self.portfolios.by_name(cursor, session.account_id, name)
+            found = self.portfolio_store.by_name(cursor, session.account_id, name)
             self.store.lock_accounts(cursor, [found.id])
             if found.game_id is not None:
                 raise InvalidInput(f"{found.name!r} is your portfolio in a game: a game's portfolio is never reset")
             done = [amend.cancel(o, now, reason="canceled: the portfolio was reset")
                     for o in self.store.open_orders(cursor, found.id)]
             self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], when)
-            return self.portfolios.reset(cursor, found, when), done
+            return self.portfolio_store.reset(cursor, found, when), done
 
         reset, done = yield self.db.run(unit_of_work)
         self.log.info("{username} reset portfolio {id} ({name}) to generation {generation}; {n} open orders"
@@ -194,6 +194,6 @@ class PortfolioCommands:
         if done:
             from papertrader.app.trading import _event_view
 
-            self.trading.publish([(session.username, _event_view(e)) for _, e in done])
+            self.trading.publish([(session.username, _event_view(e, reset)) for _, e in done])
         return dict(portfolio_view(reset), canceled=len(done))
 

@@ -21,7 +21,7 @@ from papertrader.master.group_commit import GroupCommit
 from papertrader.master.portfolios import PortfolioStore
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
-from papertrader.trading import amend
+from papertrader.trading import amend, margin
 from papertrader.trading.orders import OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
 from papertrader.trading.equity import Change, curve
@@ -230,7 +230,7 @@ class TradingCommands:
                       what=order.quantity if order.quantity is not None else f"${order.notional}",
                       symbol=order.symbol, type=order.type.value, tif=order.time_in_force.value,
                       username=session.username, worker=stamp.worker, ip=stamp.client_ip)
-        self.publish([(session.username, _event_view(_accepted(order)))])
+        self.publish([(session.username, _event_view(_accepted(order), session.portfolio))])
         return order_view(order)
 
     # --- cancel and replace ------------------------------------------------------------
@@ -269,7 +269,7 @@ class TradingCommands:
 
         order, event = yield self.commits.run(unit_of_work, [session.portfolio_id])
         self.log.info("order {id} canceled by {username}", id=order.id, username=session.username)
-        self.publish([(session.username, _event_view(event))])
+        self.publish([(session.username, _event_view(event, session.portfolio))])
         return order_view(order)
 
     @in_portfolio
@@ -287,7 +287,7 @@ class TradingCommands:
         done = yield self.db.run(unit_of_work)
         if done:
             self.log.info("{username} canceled {n} open orders", username=session.username, n=len(done))
-            self.publish([(session.username, _event_view(e)) for _, e in done])
+            self.publish([(session.username, _event_view(e, session.portfolio)) for _, e in done])
         return {"orders": [order_view(o) for o, _ in done]}
 
     @in_portfolio
@@ -342,7 +342,7 @@ class TradingCommands:
             return order_view(new)
         self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,
                       username=session.username)
-        self.publish([(session.username, _event_view(e)) for e in events])
+        self.publish([(session.username, _event_view(e, session.portfolio)) for e in events])
         return order_view(new)
 
     # --- reading ------------------------------------------------------------------------
@@ -444,10 +444,23 @@ class TradingCommands:
             equity += value
             unrealized += value - held.cost
             positions.append(position)
-        return dict(cash=book.cash, equity=equity,
-                    buying_power=buying_power(book, open_orders, prices, self.rules),
-                    realized_pl=realized, unrealized_pl=unrealized, change_today=today,
-                    open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created)
+        mine = session.portfolio
+        answer = dict(cash=book.cash, equity=equity,
+                      buying_power=buying_power(book, open_orders, prices, self.rules),
+                      realized_pl=realized, unrealized_pl=unrealized, change_today=today,
+                      open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created,
+                      portfolio=mine.name, kind=mine.kind, generation=mine.generation,
+                      starting_cash=mine.starting_cash)
+        marks = {s: q.price for s in book.positions if (q := self.board.get(s)) is not None}
+        valuation = margin.value(book, marks)
+        answer.update(long_market_value=valuation.long_value, short_market_value=valuation.short_value)
+        if book.margin is not None:
+            figures = margin.status(book, marks, book.margin)
+            answer.update(initial_margin=figures.initial, maintenance_margin=figures.maintenance)
+        if mine.margin_call is not None:
+            answer.update(margin_call=mine.margin_call, margin_call_since=mine.margin_call_since,
+                          margin_call_deadline=mine.margin_call_deadline)
+        return answer
 
     # --- closing positions --------------------------------------------------------------------
 
@@ -546,10 +559,10 @@ class TradingCommands:
     @defer.inlineCallbacks
     def activities(self, session, stamp, types=None, after=None, until=None, direction=None, page_size=None,
                    page_token=None):
-        kinds = {"FILL": "fill", "DIV": "dividend", "SPLIT": "split"}
-        wanted = [kinds[t] for t in (types or ["FILL", "DIV", "SPLIT"]) if t in kinds]
+        kinds = {"FILL": "fill", "DIV": "dividend", "SPLIT": "split", "FEE": "borrow_fee"}
+        wanted = [kinds[t] for t in (types or ["FILL", "DIV", "SPLIT", "FEE"]) if t in kinds]
         if types and len(wanted) != len(types):
-            raise InvalidInput("activity types here are FILL, DIV and SPLIT")
+            raise InvalidInput("activity types here are FILL, DIV, SPLIT and FEE")
         if direction not in (None, "asc", "desc"):
             raise InvalidInput("direction must be asc or desc")
         size = page_size or 100
@@ -563,6 +576,100 @@ class TradingCommands:
 
         rows, account_uuid = yield self.db.run(read)
         return {"activities": rows, "account_uuid": account_uuid}
+
+    # --- margin accounts ----------------------------------------------------------------------
+
+    def _review_margin(self, cursor, market_step, prices, recorded, locked):
+        """After a step: every open margin portfolio's margin call is made, kept, met or enforced
+        (papertrader/trading/margin.py ``review``), and the day's borrow fee is charged on short positions."""
+        reviewed = _Reviewed()
+        rules = self.store.margin_rules
+        if rules is None:
+            return reviewed
+        held = self.portfolios.margin_portfolios(cursor)
+        if not held:
+            return reviewed
+        ids = [p.id for p in held]
+        self.store.lock_accounts(cursor, set(ids) - set(locked))
+        books = self.store.books(cursor, ids)
+        now = market_step.time
+        liquidating = self.store.liquidating(cursor, ids)
+        info = None
+        for portfolio in held:
+            book = books[portfolio.id]
+            if market_step.today:
+                book = self._borrow_fee(cursor, portfolio, book, prices, market_step.today, now, rules)
+            if not book.positions and portfolio.margin_call is None:
+                continue
+            review = margin.review(book, prices, rules, portfolio.margin_call_since, now,
+                                   liquidating=portfolio.id in liquidating)
+            call = review.status.deficit
+            if review.new_call:
+                deadline = now + rules.call_deadline
+                self.portfolios.set_margin_call(cursor, portfolio.id, call, now, deadline)
+                reviewed.notes.append(("margin call on portfolio {id}: {deficit} to meet by {deadline} (equity"
+                                       " {equity}, maintenance {maintenance})",
+                                       dict(id=portfolio.id, deficit=call, deadline=iso(deadline),
+                                            equity=review.status.equity, maintenance=review.status.maintenance)))
+            elif review.met:
+                self.portfolios.set_margin_call(cursor, portfolio.id, None, None, None)
+                reviewed.notes.append(("margin call on portfolio {id} met", dict(id=portfolio.id)))
+            elif review.called_since is not None and call != portfolio.margin_call:
+                self.portfolios.set_margin_call(cursor, portfolio.id, call, portfolio.margin_call_since,
+                                                portfolio.margin_call_deadline)
+            if review.liquidate:
+                info = info or self.market_clock.info(now)
+                open_orders = self.store.open_orders(cursor, portfolio.id)
+                for number, sale in enumerate(review.liquidate):
+                    request = OrderRequest(
+                        account_id=portfolio.id, client_order_id=f"liquidation-{uuid.uuid4().hex}",
+                        symbol=sale.symbol, side=Side(sale.side), type=OrderType.MARKET,
+                        time_in_force=TimeInForce.DAY, quantity=sale.quantity)
+                    try:
+                        order = accept(request, book, open_orders, prices, now, info, self.rules)
+                    except PaperTraderError as e:
+                        reviewed.notes.append(("liquidation of {quantity} {symbol} in portfolio {id} refused:"
+                                               " {reason}", dict(quantity=sale.quantity, symbol=sale.symbol,
+                                                                 id=portfolio.id, reason=e.message)))
+                        continue
+                    order = order.but(reason_code="margin_liquidation", reason=(
+                        f"placed by the platform: the margin call of {call} was not met by"
+                        f" {iso(portfolio.margin_call_deadline or now)}"))
+                    order = self.store.insert(cursor, order, recorded, "platform", "master", origin="liquidation")
+                    self.store.save(cursor, [order], {}, [_accepted(order)], recorded)
+                    open_orders.append(order)
+                    reviewed.events.append(_accepted(order))
+                    reviewed.notes.append(("margin call unmet: liquidating {side} {quantity} {symbol} in portfolio"
+                                           " {id} (order {order})", dict(side=sale.side, quantity=sale.quantity,
+                                                                         symbol=sale.symbol, id=portfolio.id,
+                                                                         order=order.id)))
+        return reviewed
+
+    def _borrow_fee(self, cursor, portfolio, book, prices, today, now, rules):
+        """Charge the borrow fee of the calendar days since the last charge (one the first time) on each short
+        position, once a day; returns the book after it."""
+        through = portfolio.borrow_fee_through
+        if through is not None and through >= today.isoformat():
+            return book
+        self.portfolios.set_borrow_fee_through(cursor, portfolio.id, today)
+        shorts = [p for p in book.positions.values() if p.quantity < 0]
+        if not rules.borrow_rate or not shorts:
+            return book
+        from datetime import date
+
+        days = min((today - date.fromisoformat(through)).days, 366) if through else 1
+        charges = []
+        cash = book.cash
+        for position in sorted(shorts, key=lambda p: p.symbol):
+            fee = margin.borrow_fee(replace(book, positions={position.symbol: position}), prices, rules, days)
+            if fee <= 0:
+                continue
+            cash -= fee
+            charges.append((position, fee, cash, days))
+        if charges:
+            self.store.charge_borrow_fees(cursor, portfolio.id, now, charges, prices)
+            book = replace(book, cash=cash)
+        return book
 
     # --- the market step -----------------------------------------------------------------
 
@@ -587,19 +694,27 @@ class TradingCommands:
                 orders = [o for o in orders if o.account_id not in frozen]
             if accounts:
                 books = self.store.books(cursor, accounts)
-                result = step(books, orders, replace(market_step, due=tuple(due)), self.rules, own)
+                result = step(books, orders, replace(market_step, due=tuple(due), prices=prices), self.rules, own)
                 self.store.save(cursor, result.orders, result.books, result.events, recorded, result.records)
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
                     faults.point("step-written")  # crash tests stop here, before the commit
-                names = _usernames(self.db, cursor, {e.order.account_id for e in result.events})
+            reviewed = self._review_margin(cursor, market_step, prices, recorded, accounts)
+            events = (list(result.events) if result else []) + reviewed.events
+            if events:
+                names = _usernames(self.db, cursor, {e.order.account_id for e in events})
             self.store.set_state(cursor, "last_step", iso(market_step.time))
             if market_step.today:
                 self.store.set_state(cursor, "actions_through", market_step.today.isoformat())
-            return result, names
+            return result, names, reviewed
 
-        result, names = yield self.db.run(unit_of_work)
+        prices = self.board.prices()
+        result, names, reviewed = yield self.db.run(unit_of_work)
         self.steps += 1
+        for note in reviewed.notes:
+            self.log.info(*note[:1], **note[1])
+        if reviewed.events:
+            self.publish(_owned(names, reviewed.events))
         if result is None:
             return 0
         if result.records:
@@ -616,7 +731,7 @@ class TradingCommands:
         for event in result.events:
             counts[event.kind.value] = counts.get(event.kind.value, 0) + 1
         self.log.info("market step: {summary}", summary=", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-        self.publish([(names.get(e.order.account_id), _event_view(e)) for e in result.events])
+        self.publish(_owned(names, result.events))
         return fills
 
 
@@ -638,29 +753,50 @@ def _as_request(order):
                         trail_price=order.trail_price, trail_percent=order.trail_percent)
 
 
+class _Reviewed:
+    """What the margin review of one step did: the liquidation orders' events and lines for the log."""
+
+    def __init__(self):
+        self.events = []
+        self.notes = []
+
+
 def _accepted(order):
     from papertrader.trading.events import Event, EventKind
 
     return Event(EventKind.ACCEPTED, order, order.created)
 
 
-def _event_view(event):
+def _event_view(event, portfolio=None):
+    """An order event as pushed to the workers; ``portfolio`` (a Portfolio, or (name, uuid)) says whose."""
     view = dict(event=event.kind.value, time=event.time, order=order_view(event.order))
+    if portfolio is not None:
+        name, uuid_ = (portfolio.name, portfolio.uuid) if hasattr(portfolio, "uuid") else portfolio
+        view.update(portfolio=name, portfolio_uuid=uuid_)
     if event.fill is not None:
         view.update(price=event.fill.price, quantity=event.fill.quantity,
                     position_quantity=event.fill.position_after)
     return view
 
 
+def _owned(names, events):
+    """[(username, event view)] of events, by ``names`` ({portfolio id: (username, name, uuid)})."""
+    out = []
+    for e in events:
+        username, name, uuid_ = names.get(e.order.account_id, (None, None, None))
+        out.append((username, _event_view(e, (name, uuid_))))
+    return out
+
+
 def _usernames(db, cursor, portfolio_ids):
-    """{portfolio id: its owner's username}."""
+    """{portfolio id: (its owner's username, its name, its uuid)}."""
     ids = sorted(portfolio_ids)
     names = {}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
-        cursor.execute(db.sql("SELECT p.id, a.username FROM portfolios p JOIN accounts a ON a.id = p.account_id"
-                              f" WHERE p.id IN ({', '.join('?' for _ in part)})"), part)
-        names.update(cursor.fetchall())
+        cursor.execute(db.sql("SELECT p.id, a.username, p.name, p.uuid FROM portfolios p JOIN accounts a"
+                              f" ON a.id = p.account_id WHERE p.id IN ({', '.join('?' for _ in part)})"), part)
+        names.update((r[0], tuple(r[1:])) for r in cursor.fetchall())
     return names
 
 

@@ -52,6 +52,8 @@ ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional",
 ORDER_COLUMNS = ["id", "side", "symbol", "quantity", "type", "time_in_force", "limit_price", "stop_price", "status",
                  "filled_quantity", "average_price", "reason"]
 OPEN = ("new", "partially_filled")
+PORTFOLIO_ACTIONS = ("show", "create", "list", "use", "rename", "default", "close", "reset")
+PORTFOLIO_COLUMNS = ["name", "kind", "cash", "starting_cash", "default", "generation", "created", "margin_call"]
 TIMES_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 
 # Exit statuses (the README lists them).
@@ -73,8 +75,8 @@ MAX_LINE = 8192
 #: Commands that change nothing: repeating them after a worker failed is harmless.
 READ_ONLY = {commands.Whoami, commands.Assets, commands.Quote, commands.Candles, commands.GetOrder,
              commands.Orders, commands.Portfolio, commands.History, commands.Sessions, commands.Profile,
-             commands.Watch, commands.WatchOrders, commands.Clock, commands.Games, commands.ShowGame,
-             commands.GameLeaderboard, commands.GameCurve}
+             commands.Watch, commands.WatchOrders, commands.Clock, commands.Portfolios, commands.Games,
+             commands.ShowGame, commands.GameLeaderboard, commands.GameCurve}
 #: What a worker that fails on the way can do to a command: the client tries another, or reports it.
 WORKER_TROUBLE = (NoWorker, Unreachable, WrongServer, BadCertificate, WorkerFailed, MasterUnavailable)
 
@@ -145,6 +147,11 @@ def build_parser():
         parser.add_argument("--no-browser", action="store_true",
                             help="with --provider: print the sign-in URL instead of opening a browser")
 
+    def portfolio_option(parser):
+        parser.add_argument("--portfolio", metavar="NAME", default=None,
+                            help="trade this portfolio (default: the one 'portfolio use' chose, else your default"
+                                 " portfolio)")
+
     def limit_option(parser, default, most=200):
         parser.add_argument("--limit", type=int, default=default, metavar="N",
                             help=f"how many, newest last (1-{most}, default {default})")
@@ -184,6 +191,8 @@ def build_parser():
     c.add_argument("key_id", nargs="?", metavar="KEY_ID", help="with revoke: the key's id (see 'api-key list')")
     c.add_argument("--name", metavar="NAME", default=None,
                    help="with create: a name to tell the key by, e.g. the strategy's (default: API key)")
+    c.add_argument("--portfolio", metavar="NAME", default=None,
+                   help="with create: the portfolio the key trades (default: your default portfolio)")
     c = command("passwd", "change your password (ends your other sessions)")
     c.add_argument("--password-stdin", action="store_true",
                    help="read the current and the new password from standard input, one line each (default: ask)")
@@ -204,6 +213,14 @@ def build_parser():
     c.add_argument("--end", metavar="WHEN", default=None,
                    help="only candles before this day or time (default: none)")
     limit_option(c, 20, 1000)
+
+    def archive_options(parser, what):
+        archive = parser.add_mutually_exclusive_group()
+        archive.add_argument("--archived", action="store_true",
+                             help=f"the {what} from before the portfolio's last reset (default: since it)")
+        archive.add_argument("--generation", type=int, metavar="N",
+                             help=f"the {what} of generation N: 0 before the first reset, 1 after it, ..."
+                                  " (default: the current one)")
 
     def wait_options(parser):
         parser.add_argument("--wait", action="store_true",
@@ -249,9 +266,11 @@ def build_parser():
         c.add_argument("--client-order-id", metavar="ID", default=None,
                        help="your id for this order, 1-128 letters, digits, '_', '-'; sending it again never makes"
                             " a second order (default: a random one)")
+        portfolio_option(c)
     c = command("cancel", "cancel an open order (what already filled stays filled), or all of them")
     c.add_argument("id", type=int, nargs="?", help="the order's id (see 'orders --status open')")
     c.add_argument("--all", action="store_true", help="cancel every open order instead")
+    portfolio_option(c)
     c = command("replace", "replace an open order by a new one with these changes")
     c.add_argument("id", type=int, help="the open order's id")
     c.add_argument("--quantity", metavar="QUANTITY",
@@ -259,9 +278,11 @@ def build_parser():
     price_options(c, replacing=True)
     c.add_argument("--client-order-id", metavar="ID", default=None,
                    help="your id for the new order (default: a random one)")
+    portfolio_option(c)
     c = command("order", "one of your orders and its fills (with --wait: until it is filled or ends)")
     c.add_argument("id", type=int, help="the order's id (see 'orders')")
     wait_options(c)
+    portfolio_option(c)
     c = command("watch", "print each new price of these assets, and with --orders each event of your orders,"
                          " until interrupted")
     c.add_argument("symbols", nargs="*", metavar="SYMBOL", help="the assets' symbols, e.g. AAPL MSFT")
@@ -277,12 +298,32 @@ def build_parser():
     c.add_argument("--before", type=int, metavar="ID",
                    help="only orders older than this id: page back with the smallest id shown (default: the"
                         " newest)")
-    command("portfolio", "cash, buying power, positions with their value and profit or loss")
+    archive_options(c, "orders")
+    portfolio_option(c)
+    c = command("portfolio", "cash, buying power, positions with their value and profit or loss; or manage your"
+                             " portfolios: create, list, use, rename, default, close, reset")
+    c.add_argument("action", nargs="?", choices=PORTFOLIO_ACTIONS, metavar="ACTION",
+                   help="show (default): the portfolio's cash, positions and margin; create NAME; list; use NAME"
+                        " (the one commands trade from now on; 'use --default' for your default one); rename OLD"
+                        " NEW; default NAME (make it your default portfolio); close NAME (it must hold no open"
+                        " orders and no positions); reset NAME (cancel its open orders, archive its history, start"
+                        " again with its starting cash; its API keys keep working)")
+    c.add_argument("names", nargs="*", metavar="NAME", help="the portfolio's name (1-64 characters)")
+    c.add_argument("--cash", metavar="AMOUNT", default=None,
+                   help="with create: its starting cash (default: the server's starting cash)")
+    c.add_argument("--margin", action="store_true",
+                   help="with create: a margin account (short selling, borrowing; if the server offers them)")
+    c.add_argument("--default", action="store_true",
+                   help="with create: make it your default portfolio; with use: trade your default portfolio")
+    c.add_argument("--closed", action="store_true", help="with list: the closed portfolios too")
+    portfolio_option(c)
     c = command("history", "your transaction history: every fill, newest last")
     limit_option(c, 50, 500)
     c.add_argument("--before", type=int, metavar="ID",
                    help="only transactions older than this id: page back with the smallest id shown (default: the"
                         " newest)")
+    archive_options(c, "transactions")
+    portfolio_option(c)
     command("clock", "the market clock: market time, whether the market is open, the next open and close")
     add_game_commands(command)
     return p
@@ -502,6 +543,15 @@ class CLI:
         if session is None:
             raise NotLoggedIn("not logged in: run 'papertrader login USERNAME'")
         return session["token"]
+
+    def in_portfolio(self):
+        """The ``portfolio`` argument of a trading command: --portfolio, else the one 'portfolio use' chose (for
+        this user), else none (the server's default portfolio)."""
+        name = getattr(self.args, "portfolio", None)
+        if name is None:
+            session = tokens.load(self.environ) or {}
+            name = tokens.remembered_portfolio(session.get("username"), self.environ)
+        return {"portfolio": name} if name else {}
 
     def password(self, confirm=False):
         if self.args.password_stdin:
@@ -776,7 +826,7 @@ class CLI:
         again = f"send the same order again with --client-order-id {client_order_id} (that never makes a second one)"
         try:
             order = yield self.call(commands.PlaceOrder, token=token, client_order_id=client_order_id, side=side,
-                                    symbol=self.args.symbol, **self._order_request())
+                                    symbol=self.args.symbol, **self._order_request(), **self.in_portfolio())
         except (defer.CancelledError, CommandInterrupted):
             if not self.connection.sent:
                 raise  # nothing was sent: a plain interrupt
@@ -817,7 +867,7 @@ class CLI:
     @defer.inlineCallbacks
     def do_order(self):
         token = self.token()
-        order = yield self.call(commands.GetOrder, token=token, order_id=self.args.id)
+        order = yield self.call(commands.GetOrder, token=token, order_id=self.args.id, **self.in_portfolio())
         return (yield self._follow(order, token))
 
     @defer.inlineCallbacks
@@ -880,7 +930,8 @@ class CLI:
                         yield self.call(commands.WatchOrders, token=token)
                         subscribed = self.connection.proto
                         events = subscribed.order_events = []
-                        order = yield self.call(commands.GetOrder, token=token, order_id=order["id"])
+                        order = yield self.call(commands.GetOrder, token=token, order_id=order["id"],
+                                                **self.in_portfolio())
                         delay, problem = POLL, None
                         continue
                 except WORKER_TROUBLE as e:
@@ -961,9 +1012,10 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_orders(self):
-        arguments = dict(status=self.args.status)
+        arguments = dict(status=self.args.status, **self.in_portfolio())
         if self.args.before is not None:
             arguments["before"] = self.args.before
+        arguments.update((yield self._generation()))
         answer = yield self.call(commands.Orders, token=self.token(), limit=self.args.limit, **arguments)
         orders = answer["orders"]
         self.emit(orders, output.table(orders, ORDER_COLUMNS) if orders else "No orders.")
@@ -977,11 +1029,11 @@ class CLI:
     def do_cancel(self):
         token = self.token()
         if self.args.all:
-            answer = yield self.call(commands.CancelAllOrders, token=token)
+            answer = yield self.call(commands.CancelAllOrders, token=token, **self.in_portfolio())
             orders = answer["orders"]
             self.emit(orders, output.table(orders, ORDER_COLUMNS) if orders else "No open orders to cancel.")
             return
-        order = yield self.call(commands.CancelOrder, token=token, order_id=self.args.id)
+        order = yield self.call(commands.CancelOrder, token=token, order_id=self.args.id, **self.in_portfolio())
         filled = output.plain(order)["filled_quantity"]
         self.emit(order, f"Order {order['id']} canceled" + (f" after filling {filled}." if order["filled_quantity"]
                                                              else "."))
@@ -993,7 +1045,7 @@ class CLI:
                        trail_price=a.trail_price, trail_percent=a.trail_percent, time_in_force=a.tif,
                        client_order_id=a.client_order_id)
         order = yield self.call(commands.ReplaceOrder, token=self.token(), order_id=a.id,
-                                **{k: v for k, v in changes.items() if v is not None})
+                                **{k: v for k, v in changes.items() if v is not None}, **self.in_portfolio())
         self.emit(order, f"Order {a.id} replaced by order {order['id']}:\n" + output.fields(order, ORDER_KEYS))
 
     @defer.inlineCallbacks
@@ -1002,14 +1054,17 @@ class CLI:
         action = self.args.action
         if action == "create":
             key = yield self.call(commands.CreateApiKey, token=token,
-                                  **({"name": self.args.name} if self.args.name else {}))
-            self.emit(key, f"API key {key['key_id']} ({key['name']}) created. Its secret, shown only this once:\n"
+                                  **({"name": self.args.name} if self.args.name else {}),
+                                  **({"portfolio": self.args.portfolio} if self.args.portfolio else {}))
+            self.emit(key, f"API key {key['key_id']} ({key['name']}) created for portfolio"
+                           f" {key.get('portfolio')!r}. Its secret, shown only this once:\n"
                            f"  {key['secret']}\n"
                            f"Programs send both as the APCA-API-KEY-ID and APCA-API-SECRET-KEY headers.")
         elif action == "list":
             answer = yield self.call(commands.ApiKeys, token=token)
             keys = answer["keys"]
-            self.emit(keys, output.table(keys, ["key_id", "name", "created", "last_used"]) if keys else "No API keys.")
+            self.emit(keys, output.table(keys, ["key_id", "name", "portfolio", "created", "last_used"]) if keys
+                      else "No API keys.")
         else:
             yield self.call(commands.RevokeApiKey, token=token, key_id=self.args.key_id)
             self.emit({"revoked": self.args.key_id}, f"API key {self.args.key_id} revoked.")
@@ -1026,11 +1081,100 @@ class CLI:
         self.emit(clock, text)
 
     @defer.inlineCallbacks
+    def _generation(self):
+        """The ``generation`` argument of --generation N, or of --archived (the one before the current)."""
+        if self.args.generation is not None:
+            return {"generation": self.args.generation}
+        if not self.args.archived:
+            return {}
+        p = yield self.call(commands.Portfolio, token=self.token(), **self.in_portfolio())
+        if not p.get("generation"):
+            raise InvalidInput(f"portfolio {p.get('portfolio')!r} was never reset: it has no archive")
+        return {"generation": p["generation"] - 1}
+
     def do_portfolio(self):
-        p = yield self.call(commands.Portfolio, token=self.token())
+        action = self.args.action or "show"
+        wants = {"show": 0, "list": 0, "create": 1, "use": 1, "default": 1, "close": 1, "reset": 1, "rename": 2}[action]
+        if action == "use" and self.args.default:
+            wants = 0
+        if len(self.args.names) != wants:
+            raise UsageFailure(f"portfolio {action} takes {wants or 'no'} NAME{'s' if wants > 1 else ''}"
+                               + (" (OLD NEW)" if action == "rename" else ""))
+        return getattr(self, f"_portfolio_{action}")(*self.args.names)
+
+    @defer.inlineCallbacks
+    def _portfolio_list(self):
+        answer = yield self.call(commands.Portfolios, token=self.token(), closed=self.args.closed)
+        rows = answer["portfolios"]
+        self.emit(rows, output.table([dict(r, default="yes" if r["default"] else "", margin_call=r.get("margin_call"))
+                                      for r in rows], PORTFOLIO_COLUMNS + (["closed"] if self.args.closed else [])))
+
+    @defer.inlineCallbacks
+    def _portfolio_create(self, name):
+        arguments = dict(name=name, margin=self.args.margin, default=self.args.default)
+        if self.args.cash is not None:
+            arguments["cash"] = self.args.cash
+        made = yield self.call(commands.CreatePortfolio, token=self.token(), **arguments)
+        self.emit(made, f"Portfolio {made['name']!r} created: a {made['kind']} account with"
+                        f" {output.plain(made)['cash']} cash" + (" (your default portfolio)." if made["default"]
+                                                                 else f". Trade it with --portfolio {made['name']!r}"
+                                                                      f" or 'papertrader portfolio use"
+                                                                      f" {made['name']!r}'."))
+
+    @defer.inlineCallbacks
+    def _portfolio_use(self, name=None):
+        session = tokens.load(self.environ)
+        if session is None:
+            raise NotLoggedIn("not logged in: run 'papertrader login USERNAME'")
+        if name is not None:
+            p = yield self.call(commands.Portfolio, token=session["token"], portfolio=name)  # it must exist
+            name = p["portfolio"]
+        tokens.remember_portfolio(session.get("username"), name, self.environ)
+        self.emit({"portfolio": name}, f"Commands now trade portfolio {name!r}." if name
+                  else "Commands now trade your default portfolio.")
+
+    @defer.inlineCallbacks
+    def _portfolio_rename(self, old, new):
+        renamed = yield self.call(commands.RenamePortfolio, token=self.token(), name=old, new_name=new)
+        session = tokens.load(self.environ) or {}
+        used = tokens.remembered_portfolio(session.get("username"), self.environ)
+        if used is not None and used.casefold() == old.casefold():
+            tokens.remember_portfolio(session.get("username"), renamed["name"], self.environ)
+        self.emit(renamed, f"Portfolio {old!r} is now {renamed['name']!r}.")
+
+    @defer.inlineCallbacks
+    def _portfolio_default(self, name):
+        made = yield self.call(commands.SetDefaultPortfolio, token=self.token(), name=name)
+        self.emit(made, f"Portfolio {made['name']!r} is now your default portfolio.")
+
+    @defer.inlineCallbacks
+    def _portfolio_close(self, name):
+        closed = yield self.call(commands.ClosePortfolio, token=self.token(), name=name)
+        session = tokens.load(self.environ) or {}
+        used = tokens.remembered_portfolio(session.get("username"), self.environ)
+        if used is not None and used.casefold() == name.casefold():
+            tokens.remember_portfolio(session.get("username"), None, self.environ)
+        self.emit(closed, f"Portfolio {closed['name']!r} closed (its API keys no longer work).")
+
+    @defer.inlineCallbacks
+    def _portfolio_reset(self, name):
+        reset = yield self.call(commands.ResetPortfolio, token=self.token(), name=name)
+        self.emit(reset, f"Portfolio {reset['name']!r} reset: {reset['canceled']} open order"
+                         f"{'' if reset['canceled'] == 1 else 's'} canceled, {output.plain(reset)['cash']} cash,"
+                         f" generation {reset['generation']} (the history before it: 'history --archived').")
+
+    @defer.inlineCallbacks
+    def _portfolio_show(self):
+        p = yield self.call(commands.Portfolio, token=self.token(), **self.in_portfolio())
         data = dict(p, positions=[dict(pos, price=pos.get("price")) for pos in p["positions"]])
-        text = output.fields(data, ["cash", "buying_power", "equity", "realized_pl", "unrealized_pl", "change_today",
-                                    "open_orders"])
+        text = output.fields(data, ["portfolio", "kind", "cash", "buying_power", "equity", "realized_pl",
+                                    "unrealized_pl", "change_today", "open_orders", "long_market_value",
+                                    "short_market_value", "initial_margin", "maintenance_margin", "margin_call",
+                                    "margin_call_deadline"])
+        if p.get("margin_call") is not None:
+            text += (f"\n\nMARGIN CALL: equity is {output.plain(p)['margin_call']} short of the maintenance"
+                     f" requirement; unless it is met by {output.plain(p)['margin_call_deadline']}, the platform"
+                     " sells (or covers) positions to meet it.")
         if p["positions"]:
             text += "\n\n" + output.table(data["positions"],
                                           ["symbol", "quantity", "average_price", "price", "market_value",
@@ -1040,6 +1184,8 @@ class CLI:
     @defer.inlineCallbacks
     def do_history(self):
         arguments = {"before": self.args.before} if self.args.before is not None else {}
+        arguments.update(self.in_portfolio())
+        arguments.update((yield self._generation()))
         answer = yield self.call(commands.History, token=self.token(), limit=self.args.limit, **arguments)
         rows = answer["transactions"]
         self.emit(rows, output.table(rows, ["id", "time", "kind", "side", "symbol", "quantity", "price", "commission",

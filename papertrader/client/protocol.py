@@ -48,8 +48,11 @@ class ClientProtocol(amp.AMP):
         return {}
 
     @commands.OrderEvent.responder
-    def order_event(self, event, time, order, price=None, quantity=None, position_quantity=None):
+    def order_event(self, event, time, order, price=None, quantity=None, position_quantity=None, portfolio=None,
+                    portfolio_uuid=None):
         pushed = dict(event=event, time=time, order=order[0])
+        if portfolio is not None:
+            pushed["portfolio"] = portfolio
         if price is not None:
             pushed.update(price=price, quantity=quantity, position_quantity=position_quantity)
         if self.order_events is not None:

@@ -141,3 +141,33 @@ def clear(environ=os.environ):
         pass  # the config dir is a file: there is no session to forget
     except OSError as e:
         raise ConfigError(f"cannot remove {path}: " + _problem(e, path, environ))
+
+
+def portfolio_path(environ=os.environ):
+    return os.path.join(config_dir(environ), "portfolio.json")
+
+
+def remembered_portfolio(username, environ=os.environ):
+    """The portfolio ``papertrader portfolio use`` chose for ``username`` (None: the default portfolio)."""
+    try:
+        data = _read(portfolio_path(environ), environ)
+    except (ConfigError, ValueError):
+        return None  # a preference: a damaged or unreadable file means the default portfolio
+    if not isinstance(data, dict) or data.get("username") != username:
+        return None
+    name = data.get("name")
+    return name if isinstance(name, str) and 0 < len(name) <= 64 else None
+
+
+def remember_portfolio(username, name, environ=os.environ):
+    """Remember the portfolio commands trade (None: the default one); raises ConfigError if it cannot."""
+    if name is None:
+        try:
+            os.remove(portfolio_path(environ))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as e:
+            raise ConfigError(f"cannot remove {portfolio_path(environ)}: " + _problem(e, portfolio_path(environ),
+                                                                                    environ))
+        return
+    _write(portfolio_path(environ), {"username": username, "name": name}, environ)

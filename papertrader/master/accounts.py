@@ -509,7 +509,8 @@ class Accounts:
     @defer.inlineCallbacks
     def account(self, account_id):
         rows = yield self.db.query(
-            "SELECT id, username, email, cash_cents, created FROM accounts WHERE id = ?", (account_id,)
+            "SELECT a.id, a.username, a.email, p.cash_cents, a.created FROM accounts a JOIN portfolios p"
+            " ON p.account_id = a.id AND p.is_default = 1 AND p.closed IS NULL WHERE a.id = ?", (account_id,)
         )
         row = rows[0]
         return Account(row[0], row[1], row[2], from_cents(row[3]), parse_iso(row[4]))

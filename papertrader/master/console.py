@@ -77,37 +77,45 @@ def namespace(master):
 
     @defer.inlineCallbacks
     def accounts(limit=50):
-        """The newest accounts: username, email, cash, created."""
+        """The newest accounts: username, email, cash (of every portfolio), created."""
         rows = yield master.db.query(
-            "SELECT username, email, cash_cents, created FROM accounts ORDER BY id DESC LIMIT ?", (limit,))
+            "SELECT a.username, a.email, (SELECT COALESCE(SUM(p.cash_cents), 0) FROM portfolios p WHERE"
+            " p.account_id = a.id AND p.closed IS NULL), a.created FROM accounts a ORDER BY a.id DESC LIMIT ?",
+            (limit,))
         return Table([dict(username=r[0], email=r[1], cash=from_cents(r[2]), created=r[3][:19]) for r in rows],
                      ["username", "email", "cash", "created"])
 
     @defer.inlineCallbacks
     def account(username):
-        """One account: cash, positions, open orders, live sessions."""
+        """One account: cash, positions, open orders (of all its open portfolios), portfolios, live sessions."""
         rows = yield master.db.query(
-            "SELECT id, username, email, cash_cents, created FROM accounts WHERE username_key = ?",
+            "SELECT a.id, a.username, a.email, (SELECT COALESCE(SUM(p.cash_cents), 0) FROM portfolios p WHERE"
+            " p.account_id = a.id AND p.closed IS NULL), a.created FROM accounts a WHERE a.username_key = ?",
             (username.lower(),))
         if not rows:
             return Text(f"no account {username!r}")
         account_id, name, email, cash, created = rows[0]
         positions = yield master.db.query(
-            "SELECT symbol, quantity_units FROM positions WHERE account_id = ? ORDER BY symbol", (account_id,))
+            "SELECT symbol, SUM(quantity_units) FROM positions WHERE portfolio_id IN (SELECT id FROM portfolios"
+            " WHERE account_id = ?) GROUP BY symbol ORDER BY symbol", (account_id,))
         open_orders = yield master.db.query(
-            "SELECT COUNT(*) FROM orders WHERE account_id = ? AND status IN ('new', 'partially_filled')",
-            (account_id,))
+            "SELECT COUNT(*) FROM orders WHERE portfolio_id IN (SELECT id FROM portfolios WHERE account_id = ?)"
+            " AND status IN ('new', 'partially_filled')", (account_id,))
+        portfolios = yield master.db.query("SELECT name FROM portfolios WHERE account_id = ? AND closed IS NULL"
+                                           " ORDER BY is_default DESC, id", (account_id,))
         sessions = yield master.db.query("SELECT COUNT(*) FROM sessions WHERE account_id = ?", (account_id,))
         return Record(username=name, email=email, cash=from_cents(cash), created=created[:19],
                       positions=", ".join(f"{s} {from_quantity_units(q).normalize():f}" for s, q in positions) or "-",
-                      open_orders=open_orders[0][0], sessions=sessions[0][0])
+                      open_orders=open_orders[0][0], portfolios=", ".join(r[0] for r in portfolios),
+                      sessions=sessions[0][0])
 
     @defer.inlineCallbacks
     def queue(limit=50):
         """Open orders (waiting for the market), oldest first."""
         rows = yield master.db.query(
             "SELECT o.id, a.username, o.side, o.symbol, o.type, o.time_in_force, o.quantity_units, o.status,"
-            " o.created, o.worker FROM orders o JOIN accounts a ON a.id = o.account_id"
+            " o.created, o.worker FROM orders o JOIN portfolios p ON p.id = o.portfolio_id"
+            " JOIN accounts a ON a.id = p.account_id"
             " WHERE o.status IN ('new', 'partially_filled') ORDER BY o.id LIMIT ?", (limit,))
         return Table([dict(id=r[0], username=r[1], side=r[2], symbol=r[3], type=r[4], tif=r[5],
                            quantity=from_quantity_units(r[6]) if r[6] is not None else None, status=r[7],

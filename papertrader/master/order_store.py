@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from papertrader.money import (
     quantity_text,
+    round_price,
     from_cents,
     from_price_units,
     from_quantity_units,
@@ -350,6 +351,36 @@ class OrderStore:
             cursor.executemany(sql(
                 "INSERT INTO order_events (portfolio_id, order_id, kind, time, recorded, transaction_id, reason_code,"
                 " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
+
+    # --- margin accounts ------------------------------------------------------------------
+
+    def liquidating(self, cursor, portfolio_ids):
+        """Those of these portfolios with a liquidation order (placed by the platform) still open."""
+        ids = sorted(portfolio_ids)
+        found = set()
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            cursor.execute(self.sql(
+                f"SELECT DISTINCT portfolio_id FROM orders WHERE origin = 'liquidation' AND status IN"
+                f" {_in(OPEN_STATUSES)} AND portfolio_id IN {_in(part)}"), list(OPEN_STATUSES) + part)
+            found.update(r[0] for r in cursor.fetchall())
+        return found
+
+    def charge_borrow_fees(self, cursor, portfolio_id, time, charges, prices):
+        """Write a portfolio's borrow fees: one ``borrow_fee`` transaction per short position
+        (``charges``: (position, fee, cash after, days)), and its cash after them."""
+        generation = self.generations(cursor, [portfolio_id])[portfolio_id]
+        cursor.executemany(self.sql(
+            "INSERT INTO transactions (portfolio_id, generation, order_id, kind, time, side, symbol, quantity_units,"
+            " price_units, commission_cents, amount_cents, cash_after_cents, details)"
+            " VALUES (?, ?, NULL, 'borrow_fee', ?, 'borrow_fee', ?, ?, ?, 0, ?, ?, ?)"),
+            [(portfolio_id, generation, iso(time), position.symbol, to_quantity_units(-position.quantity),
+              to_price_units(prices.get(position.symbol) or round_price(position.average_price.copy_abs())),
+              -to_cents(fee),
+              to_cents(cash), f"borrow fee: {days} day{'s' if days > 1 else ''} on {quantity_text(-position.quantity)}"
+              f" shares short") for position, fee, cash, days in charges])
+        cursor.execute(self.sql("UPDATE portfolios SET cash_cents = ? WHERE id = ?"),
+                       (to_cents(charges[-1][2]), portfolio_id))
 
     # --- corporate actions -------------------------------------------------------------
 

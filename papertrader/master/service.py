@@ -126,7 +126,8 @@ class Master(StagedService):
                                   margin_allowed=settings.margin_accounts)
         self.app = Application(self.accounts, [
             AccountCommands(self.accounts, self.provider), self.trading, self.portfolios, self.games,
-            MarketDataCommands(self.board, self.candles, self.market_clock, market.source)])
+            MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
+                               margin_rules(settings) if settings.margin_accounts else None)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,
                                     state=lambda: self.db.run(self.orders.all_state),

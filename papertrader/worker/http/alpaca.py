@@ -145,9 +145,17 @@ def order(o):
 
 def account(p, username):
     """The account (``p``: the application's ``portfolio`` answer) as Alpaca's TradeAccount."""
-    long_value = sum((pos["market_value"] for pos in p["positions"]), Decimal("0.00"))
+    zero = Decimal("0.00")
+    long_value = p.get("long_market_value")
+    if long_value is None:
+        long_value = sum((pos["market_value"] for pos in p["positions"]), zero)
+    short_value = p.get("short_market_value") or zero
     last_equity = p["equity"] - p["change_today"]
-    return {
+    on_margin = p.get("kind") == "margin"
+    # A cash portfolio's buying power is its cash (multiplier 1); a margin portfolio's is Reg T's (2x the
+    # excess of equity over the initial requirement at 50%), and what is not marginable is its cash.
+    cash_power = max(p["cash"], zero) if on_margin else p["buying_power"]
+    out = {
         "id": p["account_uuid"],
         "account_number": ACCOUNT_NUMBER_PREFIX + p["account_uuid"].replace("-", "")[:10].upper(),
         "status": "ACTIVE",
@@ -156,7 +164,7 @@ def account(p, username):
         "buying_power": money_text(p["buying_power"]),
         "regt_buying_power": money_text(p["buying_power"]),
         "daytrading_buying_power": "0",
-        "non_marginable_buying_power": money_text(p["buying_power"]),
+        "non_marginable_buying_power": money_text(min(cash_power, p["buying_power"])),
         "options_buying_power": "0",
         "cash": money_text(p["cash"]),
         "accrued_fees": "0",
@@ -166,24 +174,27 @@ def account(p, username):
         "equity": money_text(p["equity"]),
         "last_equity": money_text(last_equity),
         "long_market_value": money_text(long_value),
-        "short_market_value": "0",
-        "initial_margin": "0",
-        "maintenance_margin": "0",
-        "last_maintenance_margin": "0",
+        "short_market_value": money_text(-short_value if short_value else short_value),
+        "initial_margin": money_text(p.get("initial_margin") or zero),
+        "maintenance_margin": money_text(p.get("maintenance_margin") or zero),
+        "last_maintenance_margin": money_text(p.get("maintenance_margin") or zero),
         "sma": "0",
-        "multiplier": "1",
+        "multiplier": "2" if on_margin else "1",
         "pattern_day_trader": False,
         "trading_blocked": False,
         "transfers_blocked": False,
         "account_blocked": False,
         "trade_suspended_by_user": False,
-        "shorting_enabled": False,
+        "shorting_enabled": on_margin,
         "daytrade_count": 0,
         "options_approved_level": 0,
         "options_trading_level": 0,
         "created_at": when(p.get("created")),
         "user": username,
     }
+    if p.get("margin_call") is not None:  # ours (Alpaca has no such fields): an open margin call
+        out.update(margin_call=money_text(p["margin_call"]), margin_call_deadline=when(p["margin_call_deadline"]))
+    return out
 
 
 def clock(c):
@@ -212,10 +223,10 @@ def position(p, asset_id, exchange_name):
         "symbol": p["symbol"],
         "exchange": exchange(exchange_name),
         "asset_class": "us_equity",
-        "asset_marginable": False,
+        "asset_marginable": bool(p.get("marginable")),
         "avg_entry_price": price_text(p["average_price"]),
         "qty": quantity_text(quantity),
-        "side": "long",
+        "side": "short" if quantity < 0 else "long",
         "market_value": money_text(value),
         "cost_basis": money_text(cost),
         "unrealized_pl": money_text(value - cost),
@@ -239,11 +250,11 @@ def asset(a):
         "name": a.get("name") or a["symbol"],
         "status": "active",
         "tradable": bool(a["tradable"]),
-        "marginable": False,
-        "shortable": False,
-        "easy_to_borrow": False,
+        "marginable": bool(a.get("marginable")),
+        "shortable": bool(a.get("shortable")),
+        "easy_to_borrow": bool(a.get("shortable")),
         "fractionable": bool(a["fractionable"]),
-        "maintenance_margin_requirement": 100,
+        "maintenance_margin_requirement": int(a["maintenance_margin"]) if a.get("maintenance_margin") else 100,
         "attributes": [],
     }
 
@@ -288,7 +299,7 @@ def portfolio_history(h):
 
 
 #: Our kinds of activity and Alpaca's activity types.
-ACTIVITY_TYPES = {"fill": "FILL", "dividend": "DIV", "split": "SPLIT"}
+ACTIVITY_TYPES = {"fill": "FILL", "dividend": "DIV", "split": "SPLIT", "borrow_fee": "FEE"}
 
 
 def activity(a, account_uuid):

@@ -57,6 +57,8 @@ STATUS = {
     "game_rule": (403, 40310000),
     "game_closed": (403, 40310000),
     "unknown_order": (404, 40410000),
+    "unknown_portfolio": (404, 40410000),
+    "portfolio_not_empty": (422, 42210000),
     "not_logged_in": (401, 40110000),
     "bad_credentials": (401, 40110000),
     "throttled": (429, 42910000),
@@ -74,9 +76,9 @@ BAR_CHUNK = 350
 #: Most symbols one market-data request names.
 MAX_SYMBOLS = 200
 #: Activity types: those this platform makes, and the rest of Alpaca's (asked for, they are simply none).
-ACTIVITY_TYPES = {"FILL", "DIV", "SPLIT"}
+ACTIVITY_TYPES = {"FILL", "DIV", "SPLIT", "FEE"}
 OTHER_ACTIVITY_TYPES = {"ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC",
-                        "DIVTXEX", "DIVWH", "EXTRD", "FEE", "FXTRD", "INT", "INTPNL", "JNLC", "JNLS", "MA", "MEM",
+                        "DIVTXEX", "DIVWH", "EXTRD", "FXTRD", "INT", "INTPNL", "JNLC", "JNLS", "MA", "MEM",
                         "NC", "OCT", "OPASN", "OPCSH", "OPEXC", "OPEXP", "OPTRD", "PTC", "REORG", "SPIN", "SWP",
                         "VOF", "WH"}
 
@@ -243,7 +245,9 @@ class RestApi:
     @defer.inlineCallbacks
     def _positions(self, request):
         portfolio = yield self.call(request, commands.Portfolio)
-        return [alpaca.position(p, asset_uuid(p["symbol"]), p.get("exchange")) for p in portfolio["positions"]]
+        margin = portfolio.get("kind") == "margin"
+        return [alpaca.position(dict(p, marginable=margin), asset_uuid(p["symbol"]), p.get("exchange"))
+                for p in portfolio["positions"]]
 
     @app.route("/v2/positions", methods=["GET"])
     @defer.inlineCallbacks

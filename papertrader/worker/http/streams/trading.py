@@ -19,7 +19,10 @@ other errors are ``{"stream": "error", "data": {"code": N, "message": TEXT}}`` w
 
 import uuid
 
+from twisted.internet import defer
+
 from papertrader import commands
+from papertrader.errors import PaperTraderError
 from papertrader.market.sources import asset_uuid
 from papertrader.worker.http import alpaca
 from papertrader.worker.http.streams.connection import StreamProtocol, message_of
@@ -56,6 +59,8 @@ class TradeUpdatesProtocol(StreamProtocol):
     def __init__(self, hub, path):
         super().__init__(hub, path)
         self.listening = False
+        #: The API key's portfolio (its uuid): the events of the account's other portfolios are not sent.
+        self.portfolio_uuid = None
 
     def received(self, message):
         action = message.get("action")
@@ -82,9 +87,18 @@ class TradeUpdatesProtocol(StreamProtocol):
             self.send({"stream": "authorization", "data": {"status": "unauthorized", "action": "authenticate"}})
         self.fail(402, detail)
 
+    @defer.inlineCallbacks
     def listen(self, trade_updates):
-        """Listen to the account's trade updates (or stop: an empty list, as Alpaca)."""
+        """Listen to the trade updates of the key's portfolio (or stop: an empty list, as Alpaca)."""
         fanout = self.hub.worker.order_fanout
+        if trade_updates and self.portfolio_uuid is None:
+            try:
+                answer = yield self.hub.worker.gateway.forward(commands.Portfolio, {"token": self.token}, self.ip)
+            except PaperTraderError as e:
+                return self.error(500, e.message)
+            if self.closed:
+                return
+            self.portfolio_uuid = answer["account_uuid"]
         if trade_updates and not self.listening:
             fanout.watch(self.watcher, [self.username])
             self.hub.log.info("stream {path}: {username} listens to trade_updates", path=self.path,
@@ -98,5 +112,6 @@ class TradeUpdatesProtocol(StreamProtocol):
         self.send({"stream": "error", "data": {"code": code, "message": message_of(code, detail)}})
 
     def pushed(self, command, arguments):
-        if command is commands.OrderEvent and self.listening and not self.closed:
+        if (command is commands.OrderEvent and self.listening and not self.closed
+                and arguments.get("portfolio_uuid") == self.portfolio_uuid):
             self.send({"stream": TRADE_UPDATES, "data": trade_update(arguments)})

@@ -1,0 +1,141 @@
+"""Portfolios end to end, on both databases: the `papertrader portfolio` commands and --portfolio through a real
+cluster over TLS; an API key of a margin portfolio trading it with the real alpaca-py (multiplier 2, shorting)."""
+
+import json
+from decimal import Decimal as D
+
+import pytest_twisted
+
+from tests.http_helpers import api, in_thread, start_api  # noqa: F401 (a fixture)
+from tests.test_e2e import register_and_login
+
+
+def j(out):
+    return json.loads(out)
+
+
+@pytest_twisted.ensureDeferred
+async def test_portfolios_from_the_command_line(tmp_path, settings, database_url, clock):
+    from dataclasses import replace
+
+    from tests.conftest import start_cluster
+
+    d = await start_cluster(tmp_path, replace(settings, fill_model="ideal"), database_url, clock)
+    try:
+        await register_and_login(d)
+        status, out, err = await d.cli("portfolio", "create", "Swing", "--cash", "2500", user="alice")
+        assert status == 0, err
+        assert (j(out)["name"], j(out)["cash"], j(out)["kind"]) == ("Swing", "2500.00", "cash")
+        status, out, err = await d.cli("portfolio", "create", "levered", "--margin", user="alice")
+        assert (status, j(out)["error"]) == (1, "invalid_input")  # the operator did not allow margin accounts
+        status, out, _ = await d.cli("portfolio", "list", user="alice")
+        assert [(p["name"], p["default"]) for p in j(out)] == [("default", True), ("Swing", False)]
+
+        status, out, err = await d.cli("buy", "AAPL", "1", "--portfolio", "swing", user="alice")
+        assert status == 0, err
+        await d.tick()
+        status, out, _ = await d.cli("portfolio", user="alice")
+        assert (j(out)["portfolio"], j(out)["positions"]) == ("default", [])
+        # 'use' remembers the portfolio: the commands after it trade it.
+        status, out, err = await d.cli("portfolio", "use", "SWING", user="alice")
+        assert (status, j(out)) == (0, {"portfolio": "Swing"}), err
+        status, out, _ = await d.cli("portfolio", user="alice")
+        assert j(out)["portfolio"] == "Swing" and j(out)["positions"][0]["symbol"] == "AAPL"
+        status, out, _ = await d.cli("portfolio", "close", "Swing", user="alice")
+        assert status == 1 and j(out)["error"] == "portfolio_not_empty"
+        assert "close its 1 position first" in j(out)["message"]
+
+        # Reset: the history is archived, still readable.
+        status, out, err = await d.cli("portfolio", "reset", "Swing", user="alice")
+        assert status == 0 and (j(out)["generation"], j(out)["cash"]) == (1, "2500.00"), err
+        status, out, _ = await d.cli("history", user="alice")
+        assert j(out) == []
+        status, out, _ = await d.cli("history", "--archived", user="alice")
+        assert [(t["symbol"], t["quantity"]) for t in j(out)] == [("AAPL", "1")]
+        status, out, _ = await d.cli("orders", "--generation", "0", user="alice")
+        assert [o["symbol"] for o in j(out)] == ["AAPL"]
+
+        status, out, _ = await d.cli("portfolio", "rename", "swing", "Long term", user="alice")
+        assert j(out)["name"] == "Long term"
+        status, out, _ = await d.cli("portfolio", user="alice")  # 'use' followed the rename
+        assert j(out)["portfolio"] == "Long term"
+        status, out, _ = await d.cli("portfolio", "use", "--default", user="alice")
+        assert j(out) == {"portfolio": None}
+        status, out, _ = await d.cli("portfolio", "close", "Long term", user="alice")
+        assert status == 0 and j(out)["closed"]
+        status, out, _ = await d.cli("buy", "AAPL", "1", "--portfolio", "Long term", user="alice")
+        assert (status, j(out)["error"]) == (1, "unknown_portfolio")
+        status, out, _ = await d.cli("portfolio", "rename", "default", user="alice")
+        assert (status, j(out)["error"]) == (2, "usage")
+    finally:
+        await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_api_key_of_a_margin_portfolio_sells_short_through_alpaca_py(tmp_path, settings, database_url, clock):
+    from alpaca.trading.enums import OrderSide, PositionSide
+    from alpaca.trading.requests import MarketOrderRequest
+
+    api = await start_api(tmp_path, settings, database_url, clock, fill_model="ideal", api_rate_limit=100_000,
+                          margin_accounts=True)
+    d = api.d
+    try:
+        status, out, err = await d.cli("portfolio", "create", "shorts", "--margin", "--cash", "10000", user="alice")
+        assert status == 0 and j(out)["kind"] == "margin", err
+        status, out, err = await d.cli("api-key", "create", "--portfolio", "shorts", user="alice")
+        assert status == 0 and j(out)["portfolio"] == "shorts", err
+        client = api.trading()
+        from alpaca.trading.client import TradingClient
+
+        margin = TradingClient(j(out)["key_id"], j(out)["secret"], paper=True, url_override=api.url)
+        cash_account = await in_thread(client.get_account)  # the first key: the default (cash) portfolio
+        assert (cash_account.multiplier, cash_account.shorting_enabled) == ("1", False)
+        account = await in_thread(margin.get_account)
+        assert (account.multiplier, account.shorting_enabled, D(account.cash)) == ("2", True, D("10000.00"))
+        assert D(account.buying_power) == D("20000.00")
+        assert account.id != cash_account.id
+        asset = await in_thread(margin.get_asset, "AAPL")
+        assert asset.shortable and asset.marginable and asset.easy_to_borrow
+
+        await in_thread(margin.submit_order, MarketOrderRequest(symbol="AAPL", qty=10, side=OrderSide.SELL,
+                                                                time_in_force="day"))
+        await d.tick()
+        [position] = await in_thread(margin.get_all_positions)
+        assert (position.side, D(position.qty)) == (PositionSide.SHORT, -10)
+        account = await in_thread(margin.get_account)
+        price = d.master.board.get("AAPL").price
+        assert D(account.short_market_value) < 0
+        assert D(account.maintenance_margin) == (D("0.30") * 10 * price).quantize(D("0.01"))
+        # The other portfolio of the same user saw none of it.
+        assert await in_thread(client.get_all_positions) == []
+    finally:
+        await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_trade_stream_of_a_key_hears_only_its_portfolio(api):
+    """alpaca-py's TradingStream with the default portfolio's key: an order in the user's other portfolio is not
+    sent to it; the next one in its own portfolio is."""
+    from alpaca.trading.enums import OrderSide
+    from alpaca.trading.requests import MarketOrderRequest
+
+    from tests.conftest import wait_for_log
+    from tests.test_http_streams import trading_stream
+
+    runner = trading_stream(api)
+    seen = wait_for_log(api.d.cluster.workers[0].logs, "listens to trade_updates")
+    runner.start()
+    try:
+        await seen
+        status, out, err = await api.d.cli("portfolio", "create", "other", user="alice")
+        assert status == 0, err
+        status, out, err = await api.d.cli("buy", "AAPL", "1", "--portfolio", "other", "--client-order-id",
+                                           "elsewhere", user="alice")
+        assert status == 0, err
+        await api.d.tick()  # its fill too
+        mine = await in_thread(api.trading().submit_order, MarketOrderRequest(
+            symbol="AAPL", qty=2, side=OrderSide.BUY, time_in_force="day", client_order_id="here"))
+        first = await runner.inbox.get()  # the first update it hears is its own order's
+        assert first.event == "new" and str(first.order.id) == str(mine.id)
+    finally:
+        await runner.stop(api.d.cluster.workers[0].streams)
