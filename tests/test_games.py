@@ -327,3 +327,23 @@ async def test_bad_game_arguments_are_typed_errors(world):
     with pytest.raises(InvalidInput, match="rank by"):
         await world.create(teacher)
         await world.games.game_leaderboard(teacher, world.stamp(), "Spring Cup", by="luck")
+
+
+async def test_a_closed_games_margin_portfolios_are_frozen(world):
+    """After the end, prices that would call (and liquidate) a margin account leave a game's portfolio be:
+    its standing is the game's final one."""
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    world.quote(AAPL="100")
+    await world.create(teacher, allow_short=True)
+    await world.games.join_game(alice, world.stamp(), "Spring Cup")
+    await world.order(alice, "sell", "AAPL", "90", portfolio="Spring Cup")
+    await world.update(advance=timedelta(minutes=1), AAPL="100")
+    await world.games.end_game(teacher, world.stamp(), "Spring Cup")
+    for _ in range(4):
+        await world.update(AAPL="300")
+    rows = await world.db.query("SELECT margin_call_cents FROM portfolios WHERE game_id IS NOT NULL")
+    assert rows == [(None,)]
+    orders = await world.trading.orders(alice, world.stamp(), 10, status="all", portfolio="Spring Cup")
+    assert [o["side"] for o in orders["orders"]] == ["sell"]  # no liquidation order was placed
+    final = await world.standings(alice)
+    assert final["final"] and final["standings"][0]["equity"] == D("10000.00")

@@ -587,6 +587,9 @@ class TradingCommands:
         if rules is None:
             return reviewed
         held = self.portfolios.margin_portfolios(cursor)
+        if held:  # a game's portfolios are frozen once it has closed: no calls, liquidations or fees then
+            _, frozen = self._game_rules(cursor, [p.id for p in held if p.game_id is not None], market_step.time)
+            held = [p for p in held if p.id not in frozen]
         if not held:
             return reviewed
         ids = [p.id for p in held]
