@@ -161,6 +161,10 @@ async def test_a_scripted_game_ranks_as_computed_by_hand(world):
     orders = await world.trading.orders(alice, world.stamp(), 10, status="all", portfolio="Spring Cup")
     ended = [o for o in orders["orders"] if o.get("limit_price") == D("1.00")]
     assert ended[0]["status"] == "canceled" and "ended" in ended[0]["reason"]
+    # The workers hear of it like any order event: whose it is, and in which portfolio.
+    pushed = [(user, view) for user, view in world.published if view["event"] == "canceled"]
+    assert [(user, view["portfolio"], view["order"]["id"]) for user, view in pushed] == [
+        ("alice", "Spring Cup", ended[0]["id"])]
     shown = await world.games.show_game(carol, world.stamp(), "Spring Cup")
     assert shown["status"] == "ended"
 

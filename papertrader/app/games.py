@@ -264,7 +264,7 @@ class GameCommands:
             events = self._cancel_open(cursor, [player.portfolio_id], now, recorded,
                                        f"removed from the game {game.name}")
             self.store.remove_player(cursor, game.id, row[0], recorded)
-            return self._view(cursor, game, session.account_id, membership, now), [(row[1], e) for e in events]
+            return self._view(cursor, game, session.account_id, membership, now), self._views(cursor, events)
 
         view, events = yield self.db.run(unit_of_work)
         self.log.info("game {name}: {player} removed by its creator", name=view["name"], player=username)
@@ -365,11 +365,15 @@ class GameCommands:
             self.orders.save(cursor, changed, {}, events, recorded)
         return events
 
-    def _publish(self, named_events):
-        if named_events:
-            from papertrader.app.trading import _event_view
+    def _views(self, cursor, events):
+        """[(username, event view)] of these events, each naming its portfolio (as trading's events do)."""
+        from papertrader.app.trading import _owned, _usernames
 
-            self.publish([(username, _event_view(e)) for username, e in named_events])
+        return _owned(_usernames(self.db, cursor, {e.order.account_id for e in events}), events) if events else []
+
+    def _publish(self, views):
+        if views:
+            self.publish(views)
 
     @defer.inlineCallbacks
     def update(self, market_step, quotes=None):
@@ -389,8 +393,7 @@ class GameCommands:
                 if now > closes:
                     events = self._cancel_open(cursor, [p[2] for p in players], closes, recorded,
                                                f"the game {game.name} ended")
-                    names = {p[2]: p[1] for p in players}
-                    published += [(names.get(e.order.account_id), e) for e in events]
+                    published += self._views(cursor, events)
                     if game.board_updated is None and players:
                         self._board(cursor, game, prices, today, now)
                     self.store.finish(cursor, game.id, recorded)
