@@ -351,11 +351,12 @@ def add_game_commands(command):
     c.add_argument("name", help="3-40 letters, digits, spaces, '_', '.', '-'")
     c.add_argument("--start", metavar="WHEN", required=True,
                    help="when trading opens: a day (its midnight UTC) or an ISO 8601 time with its UTC offset, on"
-                        " the market's clock")
+                        " the market's clock (required: no default)")
     c.add_argument("--end", metavar="WHEN", required=True,
                    help="when trading closes: a day (the game runs through that day: it closes at the next"
-                        " midnight UTC) or an ISO 8601 time")
-    c.add_argument("--cash", metavar="AMOUNT", required=True, help="each player's starting cash, e.g. 100000")
+                        " midnight UTC) or an ISO 8601 time (required: no default)")
+    c.add_argument("--cash", metavar="AMOUNT", required=True,
+                   help="each player's starting cash, e.g. 100000 (required: no default)")
     c.add_argument("--commission", metavar="MODEL", default=None,
                    help="zero, per_order:AMOUNT, per_share:RATE[:MIN[:MAX]] or percent:PERCENT (default: the"
                         " server's)")
@@ -378,7 +379,8 @@ def add_game_commands(command):
     privacy.add_argument("--public", action="store_true", help="anyone may see and join it (the default)")
     c = action("join", "join a game: a portfolio named like the game is made for you")
     c.add_argument("name", help="the game's name")
-    c.add_argument("--code", metavar="CODE", default=None, help="a private game's invite code")
+    c.add_argument("--code", metavar="CODE", default=None,
+                   help="a private game's invite code (default: none; a public game needs none)")
     c = action("invite", "a new invite code for your private game (the old one stops working)")
     c.add_argument("name", help="the game's name")
     c = action("remove", "remove a player from your game (their open orders in it are canceled)")
@@ -395,7 +397,8 @@ def add_game_commands(command):
                    help="rank by total return or by the Sharpe ratio of daily returns (default return)")
     c.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N (default: all)")
     c.add_argument("--player", metavar="USERNAME", default=None,
-                   help="show this player's equity curve instead (one point per market day)")
+                   help="show this player's equity curve instead, one point per market day (default: the"
+                        " leaderboard)")
 
 
 def parse_game_end(text):
