@@ -320,8 +320,8 @@ async def test_errors_the_rate_limit_and_a_revoked_key(tmp_path, settings, datab
         assert alpaca_error(excinfo)[:2] == (401, 40110000)
         with pytest.raises(APIError) as excinfo:
             await in_thread(a.trading().get_order_by_id, "61e69015-8549-4bfd-b9c3-01e75843f47d")
-        assert alpaca_error(excinfo) == (404, 40410000, "no order 61e69015-8549-4bfd-b9c3-01e75843f47d on your"
-                                                        " account")
+        assert alpaca_error(excinfo) == (404, 40410000, "no order 61e69015-8549-4bfd-b9c3-01e75843f47d in"
+                                                        " portfolio 'default'")
 
         # Five requests a minute (refused ones count too): the sixth is refused with 429 and Alpaca's JSON body.
         client = a.trading()

@@ -304,3 +304,21 @@ async def test_the_borrow_fee_is_charged_once_a_day_for_the_days_since_the_last(
     rows = (await t.history(alice, stamp(), 50, portfolio="short"))["transactions"]
     assert [r["amount"] for r in rows if r["kind"] == "borrow_fee"] == [D("-10.00"), D("-30.00")]
     assert (await t.portfolio(alice, stamp(), portfolio="short"))["cash"] == D("20000.00") - D("40.00")
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_a_short_position_buys_it_back(master, user, stamp, step):
+    alice = await user("alice")
+    t = master.trading
+    await master.portfolios.create_portfolio(alice, stamp(), "short", cash="10000.00", margin=True)
+    await step(TSLA="20")
+    await t.place_order(alice, stamp(), "s", "sell", "TSLA", "50", portfolio="short")
+    await step(TSLA="20")
+    half = await t.close_position(alice, stamp(), "TSLA", percentage="50", portfolio="short")
+    assert (half["side"], half["quantity"]) == ("buy", 25)
+    await step(TSLA="20")
+    rest = await t.close_position(alice, stamp(), "TSLA", portfolio="short")
+    assert (rest["side"], rest["quantity"]) == ("buy", 25)
+    await step(TSLA="20")
+    done = await t.portfolio(alice, stamp(), portfolio="short")
+    assert (done["positions"], done["cash"]) == ([], D("10000.00"))

@@ -18,6 +18,7 @@ from papertrader.app import authenticated
 from papertrader.errors import InvalidInput, PortfolioNotEmpty, UnknownPortfolio
 from papertrader.master import portfolios as names
 from papertrader.master import validation
+from papertrader.master.db import is_unique_violation
 from papertrader.times import utc
 from papertrader.trading import amend
 
@@ -102,7 +103,12 @@ class PortfolioCommands:
                 made = self.portfolio_store.get(cursor, made.id)
             return made
 
-        made = yield self.db.run(unit_of_work)
+        try:
+            made = yield self.db.run(unit_of_work)
+        except Exception as e:
+            if is_unique_violation(e):  # made at the same moment by another command
+                raise InvalidInput(f"you already have a portfolio named {wanted!r}")
+            raise
         self.log.info("{username} made portfolio {id} ({name}, {kind}, {cash})", username=session.username,
                       id=made.id, name=made.name, kind=made.kind, cash=made.starting_cash)
         return portfolio_view(made)
@@ -116,7 +122,12 @@ class PortfolioCommands:
             found = self.portfolio_store.by_name(cursor, session.account_id, name)
             return self.portfolio_store.rename(cursor, found, new_name)
 
-        renamed = yield self.db.run(unit_of_work)
+        try:
+            renamed = yield self.db.run(unit_of_work)
+        except Exception as e:
+            if is_unique_violation(e):
+                raise InvalidInput(f"you already have a portfolio named {new_name!r}")
+            raise
         return portfolio_view(renamed)
 
     @authenticated

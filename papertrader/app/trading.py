@@ -251,7 +251,7 @@ class TradingCommands:
         else:
             raise InvalidInput("give an order id, uuid or client order id")
         if order is None:
-            raise UnknownOrder(f"no order {what} on your account")
+            raise UnknownOrder(f"no order {what} in portfolio {session.portfolio.name!r}")
         return order
 
     @in_portfolio
@@ -467,14 +467,17 @@ class TradingCommands:
     @in_portfolio
     @defer.inlineCallbacks
     def close_position(self, session, stamp, symbol, quantity=None, percentage=None, client_order_id=None):
-        """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order."""
+        """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order; a short
+        position (a margin portfolio's) is bought back the same way."""
         symbol = validation.symbol(symbol, self.board.assets)
         if quantity not in (None, "") and percentage not in (None, ""):
             raise InvalidInput("give a quantity or a percentage, not both")
         book = yield self.db.run(self.store.book, session.portfolio_id)
         held = book.quantity(symbol)
-        if held <= 0:
+        if held == 0:
             raise UnknownOrder(f"no position in {symbol}")
+        side = "sell" if held > 0 else "buy"
+        held = abs(held)
         if quantity not in (None, ""):
             shares = validation.quantity(quantity)
         elif percentage not in (None, ""):
@@ -486,7 +489,7 @@ class TradingCommands:
                 raise InvalidInput(f"{percent}% of {held} {symbol} is less than a millionth of a share")
         else:
             shares = held
-        order = yield self.place_order(session, stamp, client_order_id or uuid.uuid4().hex, "sell", symbol,
+        order = yield self.place_order(session, stamp, client_order_id or uuid.uuid4().hex, side, symbol,
                                        format(shares, "f"))
         return order
 

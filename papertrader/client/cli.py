@@ -453,6 +453,8 @@ def describe_event(event):
     order = output.plain(event["order"])
     what = f"{order['side']} {order.get('quantity') or '$' + str(order.get('notional'))} {order['symbol']}"
     text = f"order {order['id']} {event['event']}: {what} {order['type']}"
+    if event.get("portfolio"):
+        text = f"[{event['portfolio']}] {text}"
     if "price" in event:
         plain = output.plain(event)
         text += f", {plain['quantity']} at {plain['price']} (position {plain['position_quantity']})"
