@@ -173,6 +173,12 @@ async def test_reset_archives_the_history_cancels_open_orders_and_keeps_the_api_
                                                                                               waiting["id"]}
     with pytest.raises(InvalidInput):
         await t.history(bot, stamp(), 50, generation=2)
+    # A key sees only its own portfolio, and cannot manage portfolios.
+    assert [x["name"] for x in (await p.portfolios(bot, stamp()))["portfolios"]] == ["play"]
+    with pytest.raises(InvalidInput):
+        await p.reset_portfolio(bot, stamp(), "play")
+    with pytest.raises(InvalidInput):
+        await t.portfolio(bot, stamp(), portfolio="default")
     # The key still works after the reset, and trades the new generation (its client order ids are fresh).
     again = await t.place_order(bot, stamp(), "k-1", "buy", "MSFT", "3")
     assert again["id"] != filled["id"]

@@ -72,8 +72,11 @@ class PortfolioCommands:
     @authenticated
     @defer.inlineCallbacks
     def portfolios(self, session, stamp, closed=None):
-        """The account's portfolios (with ``closed``, also the closed ones), the default first."""
+        """The account's portfolios (with ``closed``, also the closed ones), the default first; an API key sees
+        only its own."""
         found = yield self.db.run(self.portfolio_store.of_account, session.account_id, bool(closed))
+        if session.api_key is not None:
+            found = [p for p in found if p.id == session.portfolio_id]
         return {"portfolios": [portfolio_view(p) for p in found]}
 
     @authenticated
