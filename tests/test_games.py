@@ -351,3 +351,21 @@ async def test_a_closed_games_margin_portfolios_are_frozen(world):
     assert [o["side"] for o in orders["orders"]] == ["sell"]  # no liquidation order was placed
     final = await world.standings(alice)
     assert final["final"] and final["standings"][0]["equity"] == D("10000.00")
+
+
+async def test_the_leaderboard_comes_in_pages(world):
+    teacher = await world.user("teacher")
+    world.quote(AAPL="100")
+    await world.create(teacher, name="Big Cup")
+    players = [await world.user(f"player{i:02d}") for i in range(7)]
+    for p in players:
+        await world.games.join_game(p, world.stamp(), "Big Cup")
+    await world.update(advance=timedelta(minutes=1), AAPL="100")
+    pages = []
+    for offset in (0, 3, 6, 9):
+        page = await world.games.game_leaderboard(teacher, world.stamp(), "Big Cup", offset=offset, limit=3)
+        pages.append([s["username"] for s in page["standings"]])
+    assert pages == [["player00", "player01", "player02"], ["player03", "player04", "player05"], ["player06"], []]
+    for wrong in (dict(limit=0), dict(limit=501), dict(offset=-1)):
+        with pytest.raises(InvalidInput):
+            await world.games.game_leaderboard(teacher, world.stamp(), "Big Cup", **wrong)

@@ -326,7 +326,7 @@ class GameCommands:
         def unit_of_work(cursor):
             game, _ = self._find(cursor, session.account_id, name)
             cash = game.rules.starting_cash
-            rows = self.store.board(cursor, game.id, by, offset + limit)[offset:]
+            rows = self.store.board(cursor, game.id, by, limit, offset)
             standings = [dict(rank=rank, username=username, equity=equity,
                               return_percent=((equity / cash - 1) * 100).quantize(Decimal("0.0001")),
                               sharpe=sharpe) for rank, username, equity, sharpe in rows]

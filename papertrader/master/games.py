@@ -267,13 +267,14 @@ class GameStore:
                 " time = excluded.time, equity_cents = excluded.equity_cents"), [x for p in part for x in p])
         cursor.execute(self.sql("UPDATE games SET board_updated = ? WHERE id = ?"), (time, game_id))
 
-    def board(self, cursor, game_id, by="return", limit=None):
-        """The stored leaderboard: [(rank, username, equity, sharpe or None)], first place first."""
+    def board(self, cursor, game_id, by="return", limit=MAX_PLAYERS, offset=0):
+        """The stored leaderboard: [(rank, username, equity, sharpe or None)], first place first: ``limit`` of
+        them from the ``offset``-th."""
         column = "p.rank" if by == "return" else "p.rank_sharpe"
         cursor.execute(self.sql(
             "SELECT p.rank, p.rank_sharpe, a.username, p.equity_cents, p.sharpe_units FROM game_players p"
             " JOIN accounts a ON a.id = p.account_id WHERE p.game_id = ? AND p.removed IS NULL AND p.rank IS NOT"
-            f" NULL ORDER BY {column}, a.username" + (f" LIMIT {int(limit)}" if limit else "")), (game_id,))
+            f" NULL ORDER BY {column}, a.username LIMIT ? OFFSET ?"), (game_id, int(limit), int(offset)))
         return [(r[0] if by == "return" else r[1], r[2], from_cents(r[3]),
                  (Decimal(r[4]) * SHARPE_UNIT).quantize(SHARPE_UNIT) if r[4] is not None else None)
                 for r in cursor.fetchall()]
