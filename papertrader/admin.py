@@ -85,6 +85,18 @@ class MasterRunning(AdminError):
     code = "master_running"
 
 
+class MasterNotRunning(AdminError):
+    """No master is running with this data dir (the command needs one)."""
+
+    code = "master_not_running"
+
+
+class UnknownUsers(AdminError):
+    """Some usernames of a class file have no account."""
+
+    code = "unknown_users"
+
+
 class UsePgDump(AdminError):
     """backup and restore are for SQLite; PostgreSQL has pg_dump and pg_restore."""
 
@@ -137,7 +149,116 @@ def parser():
                                                    " version and the time); never overwritten")
     rest = command("restore", "replace the SQLite database by a backup (no master may be running)")
     rest.add_argument("file", metavar="FILE", help="a backup made by papertrader-admin backup or before a migration")
+    game = command("game", "trading games: set one up for a whole class (the master must be running)")
+    actions = game.add_subparsers(dest="game_action", required=True, parser_class=Parser)
+    cls = actions.add_parser("create-class", help="create a game and join every user listed in a file to it")
+    cls.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout")
+    cls.add_argument("name", help="the game's name (3-40 letters, digits, spaces, '_', '.', '-')")
+    cls.add_argument("--players", metavar="FILE", required=True,
+                     help="the players' usernames, one a line ('#' starts a comment; blank lines are skipped)")
+    cls.add_argument("--creator", metavar="USERNAME", required=True,
+                     help="the account that manages the game (the teacher's): it may invite, remove and end")
+    cls.add_argument("--start", metavar="WHEN", required=True, help="as 'papertrader game create --start'")
+    cls.add_argument("--end", metavar="WHEN", required=True, help="as 'papertrader game create --end'")
+    cls.add_argument("--cash", metavar="AMOUNT", required=True, help="each player's starting cash")
+    cls.add_argument("--commission", metavar="MODEL", default=None, help="as 'papertrader game create'")
+    cls.add_argument("--fill-model", choices=("bar", "ideal"), default=None, help="as 'papertrader game create'")
+    short = cls.add_mutually_exclusive_group()
+    short.add_argument("--allow-short", action="store_true", help="players may sell short (margin accounts)")
+    short.add_argument("--no-short", action="store_true", help="no short selling (the default)")
+    cls.add_argument("--margin", action="store_true", help="players' portfolios are margin accounts")
+    cls.add_argument("--assets", metavar="A,B,...", default=None, help="the only symbols that may be traded")
+    cls.add_argument("--max-position", metavar="PCT", default=None,
+                     help="the most one position may be worth, in percent of the portfolio's equity")
+    privacy = cls.add_mutually_exclusive_group()
+    privacy.add_argument("--private", action="store_true",
+                         help="private: only its players and creator see it (the default for a class)")
+    privacy.add_argument("--public", action="store_true", help="anyone may see it and join")
     return p
+
+
+#: Most usernames one class file may list, and most bytes it may have.
+MAX_CLASS = 100_000
+MAX_CLASS_FILE = 4 * 1024 * 1024
+#: Usernames per admin-channel command (one AMP value holds at most 64 kB).
+ENROL_CHUNK = 1000
+
+
+def class_usernames(path):
+    """The usernames of a class file, in order, without duplicates; InvalidInput for a bad file."""
+    from papertrader.master import validation
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CLASS_FILE + 1)
+    except OSError as e:
+        raise InvalidInput(f"--players: cannot read {path}: {e.strerror or e}")
+    if len(data) > MAX_CLASS_FILE:
+        raise InvalidInput(f"--players: {path} is larger than {MAX_CLASS_FILE} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"--players: {path} is not UTF-8 text")
+    names, seen = [], set()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            validation.username(line)
+        except InvalidInput:
+            raise InvalidInput(f"--players: line {number} of {path} is not a username: {line[:32]!r}")
+        if line.lower() not in seen:
+            seen.add(line.lower())
+            names.append(line)
+    if not names:
+        raise InvalidInput(f"--players: {path} lists no usernames")
+    if len(names) > MAX_CLASS:
+        raise InvalidInput(f"--players: at most {MAX_CLASS} usernames")
+    return names
+
+
+@defer.inlineCallbacks
+def create_class(reactor, args, data_dir):
+    """``game create-class``: check every username, create the game, join them all; the answer."""
+    from papertrader.client.cli import parse_game_end, parse_when
+
+    names = class_usernames(args.players)
+    arguments = dict(name=args.name, start=parse_when("--start", args.start), end=parse_game_end(args.end),
+                     starting_cash=args.cash, margin=args.margin or args.allow_short, allow_short=args.allow_short,
+                     private=not args.public)
+    if args.commission:
+        arguments["commission"] = args.commission
+    if args.fill_model:
+        arguments["fill_model"] = args.fill_model
+    if args.assets:
+        arguments["assets"] = [s.strip().upper() for s in args.assets.split(",") if s.strip()][:1000]
+    if args.max_position:
+        arguments["max_position"] = args.max_position.rstrip("%")
+    try:
+        proto = yield admin_channel.connect(reactor, data_dir)
+    except Exception:
+        raise MasterNotRunning("no master is running with this data dir: start it, then run create-class")
+    try:
+        unknown = []
+        for i in range(0, len(names), ENROL_CHUNK):
+            check = yield proto.callRemote(commands.AdminEnrol, name=args.name, usernames=names[i:i + ENROL_CHUNK],
+                                           dry_run=True)
+            unknown += check["unknown"]
+        if unknown:
+            shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+            raise UnknownUsers(f"no account for {len(unknown)} of the {len(names)} usernames in {args.players}:"
+                               f" {shown}; nothing was created")
+        game = yield proto.callRemote(commands.AdminCreateGame, creator=args.creator, **arguments)
+        joined, already = [], []
+        for i in range(0, len(names), ENROL_CHUNK):
+            answer = yield proto.callRemote(commands.AdminEnrol, name=game["name"], usernames=names[i:i + ENROL_CHUNK])
+            joined += answer["joined"]
+            unknown += answer["unknown"]
+            already += answer["already"]
+    finally:
+        proto.transport.loseConnection()
+    return dict(game, joined=joined, unknown=unknown, already=already)
 
 
 MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "calendar", "source", "step", "start",
@@ -413,6 +534,19 @@ def run(reactor, args, out=None, note=None):
             out(f"database {done['database']} restored from {done['file']} (schema version {done['version']}"
                 f"{migrated})" + (f"\nthe database it replaced is saved as {done['replaced']}" if done["replaced"]
                                   else ""))
+    elif args.command == "game":
+        done = yield create_class(reactor, args, data_dir)
+        if want_json:
+            out(json.dumps(plain(done)))
+        else:
+            text = (f"game {done['name']} created for {args.creator} ({'private' if done['private'] else 'public'}),"
+                    f" {done['start']:%Y-%m-%d %H:%M} to {done['end']:%Y-%m-%d %H:%M} UTC:"
+                    f" {len(done['joined'])} players joined")
+            if done["already"]:
+                text += f"; already in it: {', '.join(done['already'])}"
+            if done.get("invite_code"):
+                text += f"\ninvite code (for anyone joining later): {done['invite_code']}"
+            out(text)
     elif args.command == "market":
         answer, running = yield market(reactor, args, data_dir, note)
         if want_json:
@@ -465,7 +599,7 @@ def main(argv=None, stdout=None, stderr=None):
         return fail("usage", str(e), 2)
     except SystemExit as e:  # --help
         return e.code or 0
-    if getattr(args, "name", None) is not None and not WORKER_NAME_RE.fullmatch(args.name):
+    if args.command != "game" and getattr(args, "name", None) is not None and not WORKER_NAME_RE.fullmatch(args.name):
         return fail(InvalidInput.code, "a worker name is 1-32 letters, digits, '_', '.', '-'", 1, args.json)
     try:
         gpgkeys.check_installed()

@@ -603,6 +603,110 @@ class RevokeApiKey(Command):
 
 
 
+# --- games (papertrader/app/games.py) ----------------------------------------
+
+#: A game as every game command shows it.  ``status``: upcoming, open or ended.  ``portfolio``: the name of
+#: your portfolio in it (if you play); ``invite_code`` only in the answer that made a new code.
+_GAME = [
+    (b"name", amp.Unicode()), (b"creator", amp.Unicode()), (b"status", amp.Unicode()),
+    (b"start", amp.DateTime()), (b"end", amp.DateTime()), (b"ended_at", amp.DateTime(optional=True)),
+    (b"starting_cash", amp.Decimal()), (b"private", amp.Boolean()), (b"players", amp.Integer()),
+    (b"commission", amp.Unicode(optional=True)), (b"fill_model", amp.Unicode(optional=True)),
+    (b"margin", amp.Boolean()), (b"allow_short", amp.Boolean()), (b"assets", amp.ListOf(amp.Unicode())),
+    (b"max_position", amp.Decimal(optional=True)), (b"is_creator", amp.Boolean()), (b"playing", amp.Boolean()),
+    (b"portfolio", amp.Unicode(optional=True)), (b"board_updated", amp.DateTime(optional=True)),
+    (b"invite_code", amp.Unicode(optional=True)),
+]
+
+
+class CreateGame(Command):
+    """Create a game (you manage it; join it like anyone to play).  Amounts and percents are decimal text;
+    ``commission``: zero, per_order:AMOUNT, per_share:RATE[:MIN[:MAX]] or percent:PERCENT (absent: the
+    deployment's); ``fill_model``: bar or ideal (absent: the deployment's); ``assets`` empty: every symbol.
+    A private game's answer carries its first invite code."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"start", amp.DateTime()),
+                 (b"end", amp.DateTime()), (b"starting_cash", amp.Unicode()),
+                 (b"commission", amp.Unicode(optional=True)), (b"fill_model", amp.Unicode(optional=True)),
+                 (b"margin", amp.Boolean(optional=True)), (b"allow_short", amp.Boolean(optional=True)),
+                 (b"assets", amp.ListOf(amp.Unicode(), optional=True)),
+                 (b"max_position", amp.Unicode(optional=True)), (b"private", amp.Boolean(optional=True))]
+    response = _GAME
+
+
+class JoinGame(Command):
+    """Join a game: a portfolio named like the game is made for you with its starting cash (a margin
+    account if the game allows margin).  A private game needs its current invite ``code``."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"code", amp.Unicode(optional=True))]
+    response = _GAME
+
+
+class GameInvite(Command):
+    """A new invite code for a private game (its creator only); the old code stops working."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode())]
+    response = _GAME
+
+
+class RemoveGamePlayer(Command):
+    """Remove a player from a game (its creator only): their open orders in it are canceled, they leave the
+    leaderboard, and their portfolio takes no more orders (its history stays readable)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"username", amp.Unicode())]
+    response = _GAME
+
+
+class EndGame(Command):
+    """End a game now (its creator only): trading stops; the next update cancels its open orders and
+    stores the final ranking."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode())]
+    response = _GAME
+
+
+class Games(Command):
+    """The games you may see: public ones, yours, and those you play in (newest first, at most 200)."""
+
+    arguments = [(b"token", amp.Unicode())]
+    response = [(b"games", amp.AmpList(_GAME))]
+
+
+class ShowGame(Command):
+    """One game you may see (a private game is unknown to anyone outside it)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode())]
+    response = _GAME
+
+
+class GameLeaderboard(Command):
+    """A game's leaderboard as the last update stored it: ``by`` return (default) or sharpe; ``limit``
+    (1-500, default 100) standings from ``offset`` (0).  Usernames only.  ``final``: the game has ended and
+    this is its final ranking."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"by", amp.Unicode(optional=True)),
+                 (b"offset", amp.Integer(optional=True)), (b"limit", amp.Integer(optional=True))]
+    response = [
+        (b"name", amp.Unicode()), (b"by", amp.Unicode()), (b"starting_cash", amp.Decimal()),
+        (b"updated", amp.DateTime(optional=True)), (b"final", amp.Boolean()), (b"players", amp.Integer()),
+        (b"standings", amp.AmpList([(b"rank", amp.Integer()), (b"username", amp.Unicode()),
+                                    (b"equity", amp.Decimal()), (b"return_percent", amp.Decimal()),
+                                    (b"sharpe", amp.Decimal(optional=True))])),
+    ]
+
+
+class GameCurve(Command):
+    """A player's equity curve in a game: one point per market day (the equity at the day's last update)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"username", amp.Unicode())]
+    response = [(b"username", amp.Unicode()),
+                (b"points", amp.AmpList([(b"day", amp.Unicode()), (b"equity", amp.Decimal())]))]
+
+
+GAME_COMMANDS = (CreateGame, JoinGame, GameInvite, RemoveGamePlayer, EndGame, Games, ShowGame, GameLeaderboard,
+                 GameCurve)
+
+
 # --- portfolios ----------------------------------------------------------------
 
 
@@ -682,6 +786,8 @@ FORWARDED = (
     RevokeApiKey, Portfolios, CreatePortfolio, RenamePortfolio, SetDefaultPortfolio, ClosePortfolio,
     ResetPortfolio,
 )
+
+FORWARDED += GAME_COMMANDS
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
 
@@ -903,3 +1009,21 @@ class AdminAllow(Command):
 class AdminRevoke(Command):
     arguments = [(b"name", amp.Unicode())]
     response = [(b"done", amp.Boolean())]
+
+
+class AdminCreateGame(Command):
+    """The operator creates a game on behalf of ``creator`` (a username; the game's manager): CreateGame's
+    arguments without the token."""
+
+    arguments = [(b"creator", amp.Unicode())] + [a for a in CreateGame.arguments if a[0] != b"token"]
+    response = _GAME
+
+
+class AdminEnrol(Command):
+    """The operator joins these users to a game (no invite code needed); ``dry_run``: only check them.
+    Usernames without an account are ``unknown``; those already in it (or removed) ``already``."""
+
+    arguments = [(b"name", amp.Unicode()), (b"usernames", amp.ListOf(amp.Unicode())),
+                 (b"dry_run", amp.Boolean(optional=True))]
+    response = [(b"joined", amp.ListOf(amp.Unicode())), (b"unknown", amp.ListOf(amp.Unicode())),
+                (b"already", amp.ListOf(amp.Unicode()))]

@@ -103,6 +103,41 @@ class DuplicateOrder(PaperTraderError):
     code = "duplicate_order"
 
 
+class GameRuleViolation(PaperTraderError):
+    """The game's rules do not allow this order."""
+
+    code = "game_rule"
+
+    def __init__(self, message=None, rule=None):
+        super().__init__(message)
+        #: Which rule refused: dates, assets, short or max_position (the message starts "game rule RULE:").
+        self.rule = rule or (message.split(":", 1)[0].rsplit(" ", 1)[-1] if message else None)
+
+
+class UnknownGame(PaperTraderError):
+    """No such game (or it is private, and you are not in it or gave no valid invite code)."""
+
+    code = "unknown_game"
+
+
+class GameExists(PaperTraderError):
+    """A game of that name already exists."""
+
+    code = "game_exists"
+
+
+class NotGameCreator(PaperTraderError):
+    """Only the game's creator may do that."""
+
+    code = "not_game_creator"
+
+
+class GameClosed(PaperTraderError):
+    """The game has ended: it takes no more players or changes."""
+
+    code = "game_closed"
+
+
 class UnknownPortfolio(PaperTraderError):
     """No such portfolio on your account."""
 
@@ -158,6 +193,11 @@ ALL_ERRORS = {
         UnknownOrder,
         OrderNotOpen,
         DuplicateOrder,
+        GameRuleViolation,
+        UnknownGame,
+        GameExists,
+        NotGameCreator,
+        GameClosed,
         UnknownPortfolio,
         PortfolioNotEmpty,
         WorkerRefused,

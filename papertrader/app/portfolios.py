@@ -156,6 +156,8 @@ class PortfolioCommands:
         def unit_of_work(cursor):
             found = self.portfolio_store.by_name(cursor, session.account_id, name)
             self.store.lock_accounts(cursor, [found.id])
+            if found.game_id is not None:
+                raise InvalidInput(f"{found.name!r} is your portfolio in a game: it stays with the game (its history is the game's)")
             if found.is_default:
                 raise InvalidInput(f"{found.name!r} is your default portfolio: make another the default first"
                                    " (portfolio default NAME)")
@@ -192,6 +194,8 @@ class PortfolioCommands:
         def unit_of_work(cursor):
             found = self.portfolio_store.by_name(cursor, session.account_id, name)
             self.store.lock_accounts(cursor, [found.id])
+            if found.game_id is not None:
+                raise InvalidInput(f"{found.name!r} is your portfolio in a game: a game's portfolio is never reset")
             done = [amend.cancel(o, now, reason="canceled: the portfolio was reset")
                     for o in self.store.open_orders(cursor, found.id)]
             self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], when)

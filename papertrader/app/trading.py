@@ -113,6 +113,8 @@ class TradingCommands:
         self.filled = 0
         self.steps = 0
         self.portfolios = PortfolioStore(db)
+        #: The game store (set by the master): a game's portfolios trade by its rules (papertrader/app/games.py).
+        self.games = None
         #: The API keys (set by the master: a closed portfolio's keys are forgotten).
         self.api_keys = None
 
@@ -124,6 +126,38 @@ class TradingCommands:
 
     def _recorded(self):
         return utc(self.clock.seconds())
+
+    def _rules_for(self, cursor, portfolio, request, book, open_orders, prices, now):
+        """The rules an order of ``portfolio`` trades by: a game's portfolio checks ``request`` against the
+        game's rules first (GameRuleViolation, GameClosed) and trades with its models; others the deployment's."""
+        if portfolio is None or portfolio.game_id is None or self.games is None:
+            return self.rules
+        from papertrader.errors import GameClosed
+        from papertrader.trading.games import check_order
+
+        membership = self.games.of_portfolios(cursor, [portfolio.id]).get(portfolio.id)
+        if membership is None:
+            return self.rules
+        game = membership.game
+        if membership.removed is not None:
+            raise GameClosed(f"you were removed from the game {game.name}: its portfolio takes no more orders")
+        if request is not None:
+            check_order(game.rules, request, book, open_orders, prices, now, game.ended_at)
+        return game.rules.trading_rules(self.rules)
+
+    def _game_rules(self, cursor, portfolio_ids, now):
+        """({portfolio id: its game's rules}, {portfolio ids whose game does not trade now}) for a step."""
+        if self.games is None:
+            return {}, set()
+        own, frozen = {}, set()
+        for portfolio_id, membership in self.games.of_portfolios(cursor, portfolio_ids).items():
+            game = membership.game
+            if membership.removed is not None or game.finished is not None or \
+                    now > game.rules.closes(game.ended_at):
+                frozen.add(portfolio_id)
+            else:
+                own[portfolio_id] = game.rules.trading_rules(self.rules)
+        return own, frozen
 
     # --- placing orders --------------------------------------------------------------
 
@@ -179,7 +213,8 @@ class TradingCommands:
                 return existing, False
             book = self.store.book(cursor, session.portfolio_id)
             open_orders = self.store.open_orders(cursor, session.portfolio_id)
-            order = accept(request, book, open_orders, prices, now, info, self.rules)
+            rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
+            order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             self.store.save(cursor, [], {}, [_accepted(order)], recorded)
             return order, True
@@ -291,7 +326,10 @@ class TradingCommands:
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
             book = self.store.book(cursor, session.portfolio_id)
             open_orders = self.store.open_orders(cursor, session.portfolio_id)
-            ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, self.rules)
+            rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
+            ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules)
+            self._rules_for(cursor, session.portfolio, _as_request(new), book,
+                            [o for o in open_orders if o.id != old.id], prices, now)
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
             ended = ended.but(replaced_by=new.id, replaced_by_uuid=new.uuid)
             events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]
@@ -552,6 +590,9 @@ class TradingCommands:
         if rules is None:
             return reviewed
         held = self.portfolios.margin_portfolios(cursor)
+        if held:  # a game's portfolios are frozen once it has closed: no calls, liquidations or fees then
+            _, frozen = self._game_rules(cursor, [p.id for p in held if p.game_id is not None], market_step.time)
+            held = [p for p in held if p.id not in frozen]
         if not held:
             return reviewed
         ids = [p.id for p in held]
@@ -654,9 +695,12 @@ class TradingCommands:
                 self.store.lock_accounts(cursor, holders - accounts)
                 accounts |= holders
             result, names = None, {}
+            own, frozen = self._game_rules(cursor, {o.account_id for o in orders}, market_step.time)
+            if frozen:  # a game's orders trade only while it is open (its end cancels them)
+                orders = [o for o in orders if o.account_id not in frozen]
             if accounts:
                 books = self.store.books(cursor, accounts)
-                result = step(books, orders, replace(market_step, due=tuple(due), prices=prices), self.rules)
+                result = step(books, orders, replace(market_step, due=tuple(due), prices=prices), self.rules, own)
                 self.store.save(cursor, result.orders, result.books, result.events, recorded, result.records)
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
@@ -704,6 +748,15 @@ def _generation(session, generation):
     if not 0 <= generation <= session.portfolio.generation:
         raise InvalidInput(f"generation must be between 0 and {session.portfolio.generation} (the current one)")
     return generation
+
+
+def _as_request(order):
+    """An order as the request that would make it (a replacement checked against a game's rules)."""
+    return OrderRequest(account_id=order.account_id, client_order_id=order.client_order_id, symbol=order.symbol,
+                        side=order.side, type=order.type, time_in_force=order.time_in_force,
+                        quantity=order.quantity if order.quantity is None else order.quantity - order.filled_quantity,
+                        notional=order.notional, limit_price=order.limit_price, stop_price=order.stop_price,
+                        trail_price=order.trail_price, trail_percent=order.trail_percent)
 
 
 class _Reviewed:

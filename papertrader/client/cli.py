@@ -75,7 +75,8 @@ MAX_LINE = 8192
 #: Commands that change nothing: repeating them after a worker failed is harmless.
 READ_ONLY = {commands.Whoami, commands.Assets, commands.Quote, commands.Candles, commands.GetOrder,
              commands.Orders, commands.Portfolio, commands.History, commands.Sessions, commands.Profile,
-             commands.Watch, commands.WatchOrders, commands.Clock, commands.Portfolios}
+             commands.Watch, commands.WatchOrders, commands.Clock, commands.Portfolios, commands.Games,
+             commands.ShowGame, commands.GameLeaderboard, commands.GameCurve}
 #: What a worker that fails on the way can do to a command: the client tries another, or reports it.
 WORKER_TROUBLE = (NoWorker, Unreachable, WrongServer, BadCertificate, WorkerFailed, MasterUnavailable)
 
@@ -324,7 +325,88 @@ def build_parser():
     archive_options(c, "transactions")
     portfolio_option(c)
     command("clock", "the market clock: market time, whether the market is open, the next open and close")
+    add_game_commands(command)
     return p
+
+
+GAME_COLUMNS = ["name", "status", "start", "end", "starting_cash", "players", "private", "creator", "portfolio"]
+GAME_FIELDS = ["name", "creator", "status", "start", "end", "ended_at", "starting_cash", "private", "players",
+               "commission", "fill_model", "margin", "allow_short", "assets", "max_position", "portfolio",
+               "board_updated", "invite_code"]
+
+
+def add_game_commands(command):
+    """``papertrader game ACTION ...``: trading games (papertrader/app/games.py)."""
+    game = command("game", "trading games: create, join, invite, remove, end, list, show, leaderboard")
+    actions = game.add_subparsers(dest="game_action", metavar="ACTION", parser_class=Parser,
+                                  help="what to do with games ('papertrader game ACTION --help' tells more)")
+    actions.required = True
+
+    def action(name, help):
+        parser = actions.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+        add_global_options(parser, default=False)
+        return parser
+
+    c = action("create", "create a game: its dates, starting cash and rules (you manage it; join it to play)")
+    c.add_argument("name", help="3-40 letters, digits, spaces, '_', '.', '-'")
+    c.add_argument("--start", metavar="WHEN", required=True,
+                   help="when trading opens: a day (its midnight UTC) or an ISO 8601 time with its UTC offset, on"
+                        " the market's clock (required: no default)")
+    c.add_argument("--end", metavar="WHEN", required=True,
+                   help="when trading closes: a day (the game runs through that day: it closes at the next"
+                        " midnight UTC) or an ISO 8601 time (required: no default)")
+    c.add_argument("--cash", metavar="AMOUNT", required=True,
+                   help="each player's starting cash, e.g. 100000 (required: no default)")
+    c.add_argument("--commission", metavar="MODEL", default=None,
+                   help="zero, per_order:AMOUNT, per_share:RATE[:MIN[:MAX]] or percent:PERCENT (default: the"
+                        " server's)")
+    c.add_argument("--fill-model", choices=("bar", "ideal"), default=None,
+                   help="how bars price fills (default: the server's)")
+    short = c.add_mutually_exclusive_group()
+    short.add_argument("--allow-short", action="store_true",
+                       help="players may sell short (their portfolios are margin accounts)")
+    short.add_argument("--no-short", action="store_true", help="no short selling (the default)")
+    c.add_argument("--margin", action="store_true",
+                   help="players' portfolios are margin accounts: they may borrow (default: cash accounts)")
+    c.add_argument("--assets", metavar="A,B,...", default=None,
+                   help="the only symbols that may be traded, comma-separated (default: all)")
+    c.add_argument("--max-position", metavar="PCT", default=None,
+                   help="the most one position may be worth, in percent of the portfolio's equity, once an order"
+                        " that adds to it fills (default: no limit)")
+    privacy = c.add_mutually_exclusive_group()
+    privacy.add_argument("--private", action="store_true",
+                         help="players join with an invite code (shown now; 'game invite' makes a new one)")
+    privacy.add_argument("--public", action="store_true", help="anyone may see and join it (the default)")
+    c = action("join", "join a game: a portfolio named like the game is made for you")
+    c.add_argument("name", help="the game's name")
+    c.add_argument("--code", metavar="CODE", default=None,
+                   help="a private game's invite code (default: none; a public game needs none)")
+    c = action("invite", "a new invite code for your private game (the old one stops working)")
+    c.add_argument("name", help="the game's name")
+    c = action("remove", "remove a player from your game (their open orders in it are canceled)")
+    c.add_argument("name", help="the game's name")
+    c.add_argument("player", help="the player's username")
+    c = action("end", "end your game now (the final ranking is the last update's)")
+    c.add_argument("name", help="the game's name")
+    action("list", "the games you may see: public ones, yours, and those you play in")
+    c = action("show", "a game's dates, rules and players")
+    c.add_argument("name", help="the game's name")
+    c = action("leaderboard", "a game's ranking, as of the last market update (usernames only)")
+    c.add_argument("name", help="the game's name")
+    c.add_argument("--by", choices=("return", "sharpe"), default="return",
+                   help="rank by total return or by the Sharpe ratio of daily returns (default return)")
+    c.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N (default: all)")
+    c.add_argument("--player", metavar="USERNAME", default=None,
+                   help="show this player's equity curve instead, one point per market day (default: the"
+                        " leaderboard)")
+
+
+def parse_game_end(text):
+    """--end: a day means through that day (the next midnight UTC); a time is taken as it is."""
+    from datetime import timedelta
+
+    moment = parse_when("--end", text)
+    return moment + timedelta(days=1) if len(text) == 10 else moment
 
 
 def parse(argv):
@@ -358,6 +440,12 @@ def parse_when(option, text):
         raise InvalidInput(f"{option}: a day (YYYY-MM-DD) or a time with its UTC offset"
                            " (2024-03-04T14:30:00+00:00)")
     return moment
+
+
+def _shell_word(text):
+    import shlex
+
+    return shlex.quote(text)
 
 
 def describe_event(event):
@@ -1109,6 +1197,98 @@ class CLI:
                                             "amount", "cash_after", "realized_pl"])
                   if rows else "No transactions.")
         self._more(answer, rows)
+
+    # --- games --------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def do_game(self):
+        a = self.args
+        token = self.token()
+        action = a.game_action
+        if action == "create":
+            arguments = dict(token=token, name=a.name, start=parse_when("--start", a.start),
+                             end=parse_game_end(a.end), starting_cash=a.cash, margin=a.margin or a.allow_short,
+                             allow_short=a.allow_short, private=a.private)
+            if a.commission:
+                arguments["commission"] = a.commission
+            if a.fill_model:
+                arguments["fill_model"] = a.fill_model
+            if a.assets:
+                arguments["assets"] = [s.strip().upper() for s in a.assets.split(",") if s.strip()][:1000]
+            if a.max_position:
+                arguments["max_position"] = a.max_position.rstrip("%")
+            game = yield self.call(commands.CreateGame, **arguments)
+            text = f"Game {game['name']} created ({'private' if game['private'] else 'public'})."
+            if game.get("invite_code"):
+                text += f" Invite code: {game['invite_code']}"
+            self.emit(game, text + "\n\n" + self._game_text(game))
+        elif action == "join":
+            game = yield self.call(commands.JoinGame, token=token, name=a.name,
+                                   **({"code": a.code} if a.code else {}))
+            self.emit(game, f"You joined {game['name']}: your portfolio {game.get('portfolio')!r} holds"
+                            f" {output.plain(game)['starting_cash']}. Trade in it with --portfolio"
+                            f" {_shell_word(game.get('portfolio') or game['name'])}.")
+        elif action == "invite":
+            game = yield self.call(commands.GameInvite, token=token, name=a.name)
+            self.emit(game, f"Invite code for {game['name']}: {game['invite_code']} (the previous one no longer"
+                            " works). Players join with: papertrader game join"
+                            f" {_shell_word(game['name'])} --code {game['invite_code']}")
+        elif action == "remove":
+            game = yield self.call(commands.RemoveGamePlayer, token=token, name=a.name, username=a.player)
+            self.emit(game, f"{a.player} was removed from {game['name']}.")
+        elif action == "end":
+            game = yield self.call(commands.EndGame, token=token, name=a.name)
+            self.emit(game, f"{game['name']} ended; its final ranking is the last market update's.")
+        elif action == "list":
+            games = (yield self.call(commands.Games, token=token))["games"]
+            self.emit(games, output.table([self._game_row(g) for g in games], GAME_COLUMNS) if games else
+                      "No games.")
+        elif action == "show":
+            game = yield self.call(commands.ShowGame, token=token, name=a.name)
+            self.emit(game, self._game_text(game))
+        elif a.player:
+            curve = yield self.call(commands.GameCurve, token=token, name=a.name, username=a.player)
+            points = curve["points"]
+            self.emit(curve, output.table(points, ["day", "equity"]) if points else "No points yet.")
+        else:
+            yield self._leaderboard(token)
+
+    @defer.inlineCallbacks
+    def _leaderboard(self, token):
+        a = self.args
+        wanted = a.limit if a.limit is not None else 10**9
+        if wanted < 1:
+            raise UsageFailure("--limit must be 1 or more")
+        standings, board = [], None
+        while len(standings) < wanted:
+            page = min(500, wanted - len(standings))
+            board = yield self.call(commands.GameLeaderboard, token=token, name=a.name, by=a.by,
+                                    offset=len(standings), limit=page)
+            standings += board["standings"]
+            if len(board["standings"]) < page:
+                break
+        data = dict(board, standings=standings)
+        updated = output.plain(board).get("updated")
+        head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
+                f" {board['players']} players, starting cash {output.plain(board)['starting_cash']}"
+                + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
+        rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
+        self.emit(data, head + ("\n\n" + output.table(rows, ["rank", "username", "equity", "return_percent",
+                                                              "sharpe"]) if rows else ""))
+
+    @staticmethod
+    def _game_row(game):
+        return dict(game, private="yes" if game["private"] else "no")
+
+    @staticmethod
+    def _game_text(game):
+        shown = dict(game, private="yes" if game["private"] else "no", margin="yes" if game["margin"] else "no",
+                     allow_short="yes" if game["allow_short"] else "no",
+                     assets=", ".join(game["assets"]) if game["assets"] else "all",
+                     max_position=f"{game['max_position']}%" if game.get("max_position") is not None else "no limit",
+                     commission=game.get("commission") or "the server's",
+                     fill_model=game.get("fill_model") or "the server's")
+        return output.fields(shown, GAME_FIELDS)
 
     # --- running a command --------------------------------------------------------
 

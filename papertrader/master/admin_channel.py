@@ -17,7 +17,7 @@ from twisted.protocols import amp
 from twisted.python import lockfile
 
 from papertrader import commands
-from papertrader.errors import ServerError
+from papertrader.errors import InvalidInput, ServerError
 from papertrader.master.protocol import guarded
 from papertrader.wire import TypedAMP
 
@@ -96,6 +96,25 @@ class AdminProtocol(TypedAMP):
     @when_ready
     def revoke(self, name):
         return self.master.workers.revoke(name).addCallback(lambda done: {"done": done})
+
+
+    @commands.AdminCreateGame.responder
+    @guarded
+    @when_ready
+    @defer.inlineCallbacks
+    def create_game(self, creator, **arguments):
+        rows = yield self.master.db.query("SELECT id, username FROM accounts WHERE username_key = ? AND deleted IS"
+                                          " NULL", ((creator or "")[:64].lower(),))
+        if not rows:
+            raise InvalidInput(f"--creator: no account named {creator[:24]!r}")
+        view = yield self.master.games.create(rows[0][0], rows[0][1], **arguments)
+        return view
+
+    @commands.AdminEnrol.responder
+    @guarded
+    @when_ready
+    def enrol(self, name, usernames, dry_run=False):
+        return self.master.games.enrol(name, usernames, dry_run)
 
 
 class AdminFactory(protocol.Factory):

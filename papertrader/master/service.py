@@ -23,10 +23,12 @@ from papertrader.master.upgrades import UpgradeRefused
 from papertrader.app import Application
 from papertrader.app.accounts import AccountCommands
 from papertrader.app.market_data import MarketDataCommands
+from papertrader.app.games import GameCommands
 from papertrader.app.portfolios import PortfolioCommands
 from papertrader.app.trading import TradingCommands, rules_from
 from papertrader.config import margin_rules
 from papertrader.market.board import QuoteBoard
+from papertrader.master.games import GameStore
 from papertrader.market.service import MarketService
 from papertrader.market.setup import MarketSetupError
 from papertrader.market.setup import build as build_market
@@ -119,8 +121,12 @@ class Master(StagedService):
         self.portfolios = PortfolioCommands(self.db, self.orders, self.portfolio_store, settings, clock, self.log,
                                             self.trading)
         self.trading.api_keys = self.api_keys
+        self.game_store = self.trading.games = GameStore(self.db)
+        self.games = GameCommands(self.db, self.game_store, self.portfolio_store, self.orders, self.board,
+                                  self.market_clock, clock, self.log, publish=self.workers.push_order_events,
+                                  margin_allowed=settings.margin_accounts)
         self.app = Application(self.accounts, [
-            AccountCommands(self.accounts, self.provider), self.trading, self.portfolios,
+            AccountCommands(self.accounts, self.provider), self.trading, self.portfolios, self.games,
             MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
                                margin_rules(settings) if settings.margin_accounts else None)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
@@ -143,7 +149,8 @@ class Master(StagedService):
             self.manhole = manhole_service(manhole, console.namespace(self), data_dir, manhole_keys, reactor, self.log)
             self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
-        self.market.listeners += [self.push_quotes, self.trading.market_step]
+        # The leaderboards follow the trading step whose fills they count.
+        self.market.listeners += [self.push_quotes, self.trading.market_step, self.games.update]
         self.api_keys.on_revoked.append(lambda key_id: self.workers.broadcast(commands.KeyRevoked, key_id=key_id))
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))

@@ -94,9 +94,13 @@ def _ended_by_time(order, now):
     return None
 
 
-def step(books, orders, market, rules):
-    """Run one market step; see the module's docstring.  ``books`` maps account ids to Books."""
-    model_name = rules.fill_model.describe()
+def step(books, orders, market, rules, account_rules=None):
+    """Run one market step; see the module's docstring.  ``books`` maps account ids to Books.
+
+    ``account_rules`` maps some account ids to rules of their own (a game's commission and fill model,
+    papertrader/trading/games.py); every other account trades by ``rules``.  All orders still share
+    a bar's liquidity."""
+    account_rules = account_rules or {}
     now = market.time
     result = StepResult()
     books = dict(books)
@@ -120,14 +124,15 @@ def step(books, orders, market, rules):
         start = order
         events = []
         bar = market.bars.get(order.symbol)
-        match = rules.fill_model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
+        mine = account_rules.get(order.account_id, rules)
+        match = mine.fill_model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
         if match is not None:
             watermark = match.watermark if order.type is OrderType.TRAILING_STOP else None
             if match.triggered != order.triggered or watermark != order.watermark:
                 order = order.but(triggered=match.triggered, watermark=watermark)
             if match.price is not None:
-                order, happened, books = _fill(order, match, bar, books, liquidity_left, rules, model_name, now,
-                                               marks)
+                order, happened, books = _fill(order, match, bar, books, liquidity_left, mine,
+                                               mine.fill_model.describe(), now, marks)
                 events.extend(happened)
             if order.open and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
                 why = ("fok: the whole quantity could not fill in one bar"

@@ -54,6 +54,8 @@ STATUS = {
     "order_not_open": (422, 42210000),
     "insufficient_funds": (403, 40310000),
     "insufficient_position": (403, 40310000),
+    "game_rule": (403, 40310000),
+    "game_closed": (403, 40310000),
     "unknown_order": (404, 40410000),
     "unknown_portfolio": (404, 40410000),
     "portfolio_not_empty": (422, 42210000),

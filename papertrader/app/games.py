@@ -1,0 +1,438 @@
+"""Game commands: create, join, invite, remove a player, end, list, show, the leaderboard and a player's curve;
+and the leaderboard update after each market step.
+
+The rules themselves are the trading core's (papertrader/trading/games.py); the store is
+papertrader/master/games.py.  Each method is one database transaction.  Who sees what: a public game is
+visible to everyone signed in (its leaderboard too); a private one only to its creator and its players —
+to anyone else it is an unknown game, whatever they ask.  Leaderboards name players by username only.
+
+Games run on the market's clock (the time orders are placed and filled at, ``papertrader clock``).
+"""
+
+from decimal import Decimal
+
+from twisted.internet import defer
+
+from papertrader.app import authenticated
+from papertrader.errors import GameClosed, InvalidInput, NotGameCreator, UnknownGame, UnknownSymbol
+from papertrader.master import games as store_module
+from papertrader.money import parse_money
+from papertrader.trading import amend, margin
+from papertrader.trading.games import (
+    GameRules,
+    Player,
+    commission_text,
+    leaderboard,
+    parse_commission,
+    parse_percent,
+    rank_by,
+)
+
+#: Unfinished games one account may have created at a time (an abuse limit).
+MAX_OPEN_GAMES_PER_CREATOR = 20
+MAX_BOARD_PAGE = 500
+
+
+def game_view(game, players, account_id, membership=None, now=None, invite_code=None):
+    """A game as every game command shows it (plain values; see commands._GAME)."""
+    rules = game.rules
+    view = dict(
+        name=game.name, creator=game.creator, status=game.status(now), start=rules.start, end=rules.end,
+        ended_at=game.ended_at, starting_cash=rules.starting_cash, private=game.private, players=players,
+        commission=commission_text(rules.commission) if rules.commission is not None else None,
+        fill_model=rules.fill_model, margin=rules.margin, allow_short=rules.allow_short, assets=list(rules.assets),
+        max_position=rules.max_position, is_creator=game.creator_id == account_id,
+        playing=membership is not None and membership.removed is None,
+        portfolio=membership.portfolio_name if membership is not None and membership.removed is None else None,
+        board_updated=game.board_updated, invite_code=invite_code)
+    return {k: v for k, v in view.items() if v is not None}
+
+
+class GameCommands:
+    def __init__(self, db, store, portfolios, orders, board, market_clock, clock, log, publish=None,
+                 margin_allowed=True):
+        self.db = db
+        self.store = store
+        self.portfolios = portfolios
+        self.orders = orders
+        self.board = board
+        self.market_clock = market_clock
+        self.clock = clock
+        self.log = log
+        #: Called after each commit with [(username, event view)] (the canceled orders of a finished game).
+        self.publish = publish or (lambda events: None)
+        self.updates = 0
+        #: Whether the operator offers margin accounts (setting margin_accounts): a game may not, otherwise.
+        self.margin_allowed = margin_allowed
+
+    def _recorded(self):
+        from papertrader.times import utc
+
+        return utc(self.clock.seconds())
+
+    # --- who sees what --------------------------------------------------------------
+
+    def _find(self, cursor, account_id, name):
+        """The game of that name if this account may see it, with its membership; UnknownGame otherwise."""
+        game = self.store.by_name(cursor, name) if isinstance(name, str) else None
+        membership = self.store.membership(cursor, game, account_id) if game is not None else None
+        if game is None or (game.private and game.creator_id != account_id and
+                            (membership is None or membership.removed is not None)):
+            shown = name[:40] if isinstance(name, str) else ""
+            raise UnknownGame(f"no game named {shown!r} (or it is private and you are not in it)")
+        return game, self._named(cursor, membership)
+
+    def _named(self, cursor, membership):
+        if membership is None:
+            return None
+        portfolio = self.portfolios.get(cursor, membership.portfolio_id)
+        return _Named(membership, portfolio.name if portfolio is not None else None)
+
+    def _view(self, cursor, game, account_id, membership, now, invite_code=None):
+        return game_view(game, self.store.count_players(cursor, game.id), account_id, membership, now, invite_code)
+
+    @staticmethod
+    def _creator(game, session, doing):
+        if game.creator_id != session.account_id:
+            raise NotGameCreator(f"only the creator of {game.name} ({game.creator}) may {doing}")
+
+    # --- commands -----------------------------------------------------------------------
+
+    @authenticated
+    def create_game(self, session, stamp, name, start, end, starting_cash, commission=None, fill_model=None,
+                    margin=None, allow_short=None, assets=None, max_position=None, private=None):
+        return self.create(session.account_id, session.username, name, start, end, starting_cash, commission,
+                           fill_model, margin, allow_short, assets, max_position, private)
+
+    def rules(self, start, end, starting_cash, commission=None, fill_model=None, margin=None, allow_short=None,
+              assets=None, max_position=None):
+        """GameRules from a command's arguments (typed errors for anything wrong)."""
+        try:
+            cash = parse_money(starting_cash)
+        except ValueError as e:
+            raise InvalidInput(f"starting cash: {e}")
+        assets = list(assets or ())
+        if len(assets) > 500:
+            raise InvalidInput("a game may list at most 500 assets")
+        for symbol in assets:
+            if not isinstance(symbol, str) or symbol.strip().upper() not in self.board.assets:
+                shown = str(symbol)[:16]
+                raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(self.board.assets)}")
+        if (margin or allow_short) and not self.margin_allowed:
+            raise InvalidInput("margin accounts (and so short selling) are not offered on this server (setting"
+                               " margin_accounts)")
+        return GameRules(
+            start=start, end=end, starting_cash=cash,
+            commission=parse_commission(commission) if commission else None,
+            fill_model=fill_model or None, margin=bool(margin or allow_short), allow_short=bool(allow_short),
+            assets=tuple(assets), max_position=parse_percent(max_position) if max_position else None)
+
+    @defer.inlineCallbacks
+    def create(self, account_id, username, name, start, end, starting_cash, commission=None, fill_model=None,
+               margin=None, allow_short=None, assets=None, max_position=None, private=None):
+        """Create a game for ``account_id`` (its creator); the view, with the first invite code if private."""
+        name = store_module.name(name)
+        rules = self.rules(start, end, starting_cash, commission, fill_model, margin, allow_short, assets,
+                           max_position)
+        now = self.market_clock.now()
+        if rules.end <= now:
+            raise InvalidInput(f"the game would end before the market's time now ({now:%Y-%m-%d %H:%M} UTC)")
+        code = store_module.new_invite_code() if private else None
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            cursor.execute(self.db.sql("SELECT COUNT(*) FROM games WHERE creator_id = ? AND finished IS NULL"),
+                           (account_id,))
+            if cursor.fetchone()[0] >= MAX_OPEN_GAMES_PER_CREATOR:
+                raise InvalidInput(f"you already run {MAX_OPEN_GAMES_PER_CREATOR} games that have not finished")
+            game = self.store.create(cursor, account_id, name, rules, bool(private), recorded,
+                                     store_module.invite_hash(code) if code else None)
+            return self._view(cursor, game, account_id, None, now, code)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("game {name} created by {username} ({private})", name=name, username=username,
+                      private="private" if private else "public")
+        return view
+
+    @authenticated
+    def join_game(self, session, stamp, name, code=None):
+        return self.join(session.account_id, session.username, name, code)
+
+    def _join(self, cursor, account_id, name, code, now, recorded, invited=False):
+        """One player joins (inside a transaction); the Membership made."""
+        game = self.store.by_name(cursor, name) if isinstance(name, str) else None
+        membership = self.store.membership(cursor, game, account_id) if game is not None else None
+        invited = invited or game is not None and (not game.private or game.creator_id == account_id or (
+            code and game.invite_hash and store_module.invite_hash(code) == game.invite_hash))
+        if game is None or (not invited and membership is None):
+            shown = name[:40] if isinstance(name, str) else ""
+            raise UnknownGame(f"no game named {shown!r}, or it is private and that is not its invite code")
+        if membership is not None:
+            if membership.removed is not None:
+                raise GameClosed(f"you were removed from {game.name}")
+            raise InvalidInput(f"you already play in {game.name}")
+        if game.status(now) == "ended":
+            raise GameClosed(f"{game.name} has ended")
+        if self.store.count_players(cursor, game.id) >= store_module.MAX_PLAYERS:
+            raise InvalidInput(f"{game.name} is full ({store_module.MAX_PLAYERS} players)")
+        portfolio = self.portfolios.create(cursor, account_id, game.name, "margin" if game.rules.margin else "cash",
+                                           game.rules.starting_cash, recorded, game_id=game.id)
+        self.store.add_player(cursor, game.id, account_id, portfolio.id, recorded)
+        return game, self.store.membership(cursor, game, account_id)
+
+    @defer.inlineCallbacks
+    def join(self, account_id, username, name, code=None):
+        now = self.market_clock.now()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            game, membership = self._join(cursor, account_id, name, code, now, recorded)
+            return self._view(cursor, game, account_id, self._named(cursor, membership), now)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("{username} joined game {name}", username=username, name=view["name"])
+        return view
+
+    @defer.inlineCallbacks
+    def enrol(self, name, usernames, dry_run=False):
+        """The operator's ``game create-class``: join these users to the game (no invite code needed).
+        Returns {joined, unknown, already}: usernames that joined, that have no account, that already play
+        (or were removed).  With ``dry_run`` nothing is written: only the check of the usernames."""
+        now = self.market_clock.now()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            game = self.store.by_name(cursor, name)
+            if game is None and not dry_run:
+                raise UnknownGame(f"no game named {name[:40]!r}")
+            joined, unknown, already = [], [], []
+            for wanted in usernames:
+                cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ? AND"
+                                           " deleted IS NULL"), (wanted[:64].lower(),))
+                row = cursor.fetchone()
+                if row is None:
+                    unknown.append(wanted)
+                elif game is not None and self.store.membership(cursor, game, row[0]) is not None:
+                    already.append(row[1])
+                elif not dry_run:
+                    self._join(cursor, row[0], game.name, None, now, recorded, invited=True)
+                    joined.append(row[1])
+                else:
+                    joined.append(row[1])
+            return {"joined": joined, "unknown": unknown, "already": already}
+
+        answer = yield self.db.run(unit_of_work)
+        if not dry_run and answer["joined"]:
+            self.log.info("game {name}: {n} players enrolled by the operator", name=name, n=len(answer["joined"]))
+        return answer
+
+    @authenticated
+    @defer.inlineCallbacks
+    def game_invite(self, session, stamp, name):
+        now = self.market_clock.now()
+        code = store_module.new_invite_code()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            self._creator(game, session, "invite players")
+            if not game.private:
+                raise InvalidInput(f"{game.name} is public: anyone may join it with `game join`, no code needed")
+            if game.status(now) == "ended":
+                raise GameClosed(f"{game.name} has ended")
+            self.store.set_invite(cursor, game.id, store_module.invite_hash(code))
+            return self._view(cursor, game, session.account_id, membership, now, code)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("game {name}: a new invite code", name=view["name"])
+        return view
+
+    @authenticated
+    @defer.inlineCallbacks
+    def remove_game_player(self, session, stamp, name, username):
+        now = self.market_clock.now()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            self._creator(game, session, "remove players")
+            cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"),
+                           ((username or "")[:64].lower(),))
+            row = cursor.fetchone()
+            player = self.store.membership(cursor, game, row[0]) if row else None
+            if player is None or player.removed is not None:
+                raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
+            events = self._cancel_open(cursor, [player.portfolio_id], now, recorded,
+                                       f"removed from the game {game.name}")
+            self.store.remove_player(cursor, game.id, row[0], recorded)
+            return self._view(cursor, game, session.account_id, membership, now), self._views(cursor, events)
+
+        view, events = yield self.db.run(unit_of_work)
+        self.log.info("game {name}: {player} removed by its creator", name=view["name"], player=username)
+        self._publish(events)
+        return view
+
+    @authenticated
+    @defer.inlineCallbacks
+    def end_game(self, session, stamp, name):
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            self._creator(game, session, "end it")
+            if game.status(now) == "ended":
+                raise GameClosed(f"{game.name} has already ended")
+            self.store.end(cursor, game.id, now)
+            game = self.store.get(cursor, game.id)
+            return self._view(cursor, game, session.account_id, membership, now)
+
+        view = yield self.db.run(unit_of_work)
+        self.log.info("game {name} ended early by its creator", name=view["name"])
+        return view
+
+    @authenticated
+    def games(self, session, stamp):
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            out = []
+            for game in self.store.visible(cursor, session.account_id):
+                membership = self._named(cursor, self.store.membership(cursor, game, session.account_id))
+                out.append(self._view(cursor, game, session.account_id, membership, now))
+            return {"games": out}
+
+        return self.db.run(unit_of_work)
+
+    @authenticated
+    def show_game(self, session, stamp, name):
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            return self._view(cursor, game, session.account_id, membership, now)
+
+        return self.db.run(unit_of_work)
+
+    @authenticated
+    def game_leaderboard(self, session, stamp, name, by=None, offset=None, limit=None):
+        by = by or "return"
+        if by not in ("return", "sharpe"):
+            raise InvalidInput("rank by return or sharpe")
+        offset = offset or 0
+        limit = 100 if limit is None else limit
+        if not 0 <= offset < 10**9 or not 1 <= limit <= MAX_BOARD_PAGE:
+            raise InvalidInput(f"offset must be 0 or more, limit from 1 to {MAX_BOARD_PAGE}")
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            game, _ = self._find(cursor, session.account_id, name)
+            cash = game.rules.starting_cash
+            rows = self.store.board(cursor, game.id, by, limit, offset)
+            standings = [dict(rank=rank, username=username, equity=equity,
+                              return_percent=((equity / cash - 1) * 100).quantize(Decimal("0.0001")),
+                              sharpe=sharpe) for rank, username, equity, sharpe in rows]
+            return dict(name=game.name, by=by, starting_cash=cash, updated=game.board_updated,
+                        final=game.finished is not None, players=self.store.count_players(cursor, game.id),
+                        standings=[{k: v for k, v in s.items() if v is not None} for s in standings])
+
+        return self.db.run(unit_of_work)
+
+    @authenticated
+    def game_curve(self, session, stamp, name, username):
+        def unit_of_work(cursor):
+            game, _ = self._find(cursor, session.account_id, name)
+            cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"),
+                           ((username or "")[:64].lower(),))
+            row = cursor.fetchone()
+            player = self.store.membership(cursor, game, row[0]) if row else None
+            if player is None or player.removed is not None:
+                raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
+            return {"username": row[1], "points": [{"day": d.isoformat(), "equity": e}
+                                                    for d, e in self.store.curve(cursor, player.portfolio_id)]}
+
+        return self.db.run(unit_of_work)
+
+    # --- orders, the step, the leaderboard ----------------------------------------------------
+
+    def _cancel_open(self, cursor, portfolio_ids, now, recorded, why):
+        """Cancel every open order of these portfolios; returns the events (not published yet)."""
+        events, changed = [], []
+        for portfolio_id in portfolio_ids:
+            for order in self.orders.open_orders(cursor, portfolio_id):
+                order, event = amend.cancel(order, now, reason=why)
+                changed.append(order)
+                events.append(event)
+        if changed:
+            self.orders.save(cursor, changed, {}, events, recorded)
+        return events
+
+    def _views(self, cursor, events):
+        """[(username, event view)] of these events, each naming its portfolio (as trading's events do)."""
+        from papertrader.app.trading import _owned, _usernames
+
+        return _owned(_usernames(self.db, cursor, {e.order.account_id for e in events}), events) if events else []
+
+    def _publish(self, views):
+        if views:
+            self.publish(views)
+
+    @defer.inlineCallbacks
+    def update(self, market_step, quotes=None):
+        """The market update's listener, after the trading step: every started, unfinished game's leaderboard
+        is computed and stored with each player's point of the day; a game past its close is finished (its
+        open orders canceled; its final ranking is the leaderboard of the last update before it closed)."""
+        now = market_step.time
+        today = market_step.today or now.date()
+        prices = self.board.prices()
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            published, counted = [], 0
+            for game in self.store.to_update(cursor, now):
+                players = self.store.players(cursor, game.id)
+                closes = game.rules.closes(game.ended_at)
+                if now > closes:
+                    events = self._cancel_open(cursor, [p[2] for p in players], closes, recorded,
+                                               f"the game {game.name} ended")
+                    published += self._views(cursor, events)
+                    if game.board_updated is None and players:
+                        self._board(cursor, game, prices, today, now)
+                    self.store.finish(cursor, game.id, recorded)
+                    self.log.info("game {name} finished with {n} players", name=game.name, n=len(players))
+                    continue
+                if players:
+                    self._board(cursor, game, prices, today, now)
+                    counted += len(players)
+            return published, counted
+
+        published, counted = yield self.db.run(unit_of_work)
+        self.updates += 1
+        self._publish(published)
+        return counted
+
+    def _board(self, cursor, game, prices, today, now):
+        """Rank the game's players at ``prices`` and store the board with each player's point of ``today``."""
+        players = self.store.returns(cursor, game)
+        books = self.store.books(cursor, game)
+        entries, sharpes, states = [], {}, {}
+        for account_id, username, portfolio_id, state in players:
+            equity = margin.value(books[portfolio_id], prices).equity
+            state = state.at(today, equity)
+            entries.append(Player(username, equity))
+            sharpes[username] = state.sharpe()
+            states[username] = (portfolio_id, state)
+        by_return = leaderboard(game.rules.starting_cash, entries, sharpes=sharpes)
+        sharpe_rank = {s.username: s.rank for s in rank_by(by_return, "sharpe")}
+        self.store.save_board(cursor, game.id, [
+            (states[s.username][0], s.rank, sharpe_rank[s.username], s.sharpe, states[s.username][1])
+            for s in by_return], now)
+
+
+class _Named:
+    """A membership with the name of the player's portfolio in the game."""
+
+    def __init__(self, membership, portfolio_name):
+        self.membership = membership
+        self.portfolio_id = membership.portfolio_id
+        self.removed = membership.removed
+        self.portfolio_name = portfolio_name
+

@@ -1,0 +1,371 @@
+"""Games through the application layer and the stores, on SQLite and PostgreSQL: a game's rules refuse the
+orders they forbid, trading opens and closes with its dates, the leaderboard of a scripted game (bars and
+dates driven by task.Clock) matches a hand computation, and private games stay private."""
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal, localcontext
+
+import pytest
+
+from papertrader.app import Stamp
+from papertrader.app.games import GameCommands
+from papertrader.app.trading import TradingCommands, rules_from
+from papertrader.config import margin_rules
+from papertrader.errors import (
+    GameClosed,
+    GameExists,
+    GameRuleViolation,
+    InvalidInput,
+    NotGameCreator,
+    PaperTraderError,
+    UnknownGame,
+)
+from papertrader.market import calendar
+from papertrader.market.board import Quote, QuoteBoard
+from papertrader.market.clock import MarketClock
+from papertrader.master.accounts import Accounts
+from papertrader.master.games import GameStore
+from papertrader.master.order_store import OrderStore
+from papertrader.master.portfolios import PortfolioStore
+from papertrader.times import utc
+from papertrader.trading.market import Bar, MarketStep
+
+D = Decimal
+PASSWORD = "correct horse battery"
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def world(db, settings, clock, log):
+    """The trading and game commands of a master, on an always-open market driven by ``clock``."""
+    settings = replace(settings, fill_model="ideal", margin_accounts=True)
+    board = QuoteBoard(settings.assets)
+    market_clock = MarketClock(calendar.load("always_open"), clock)
+    published = []
+    trading = TradingCommands(db, OrderStore(db, margin_rules(settings)), board, market_clock, rules_from(settings),
+                              clock, log, publish=published.extend)
+    store = GameStore(db)
+    trading.games = store
+    games = GameCommands(db, store, PortfolioStore(db), trading.store, board, market_clock, clock, log,
+                         publish=published.extend)
+    return World(db, settings, clock, log, board, trading, games, published)
+
+
+class World:
+    def __init__(self, db, settings, clock, log, board, trading, games, published):
+        self.db, self.settings, self.clock, self.log = db, settings, clock, log
+        self.board, self.trading, self.games, self.published = board, trading, games, published
+        self.accounts = Accounts(db, settings, clock, log)
+        self.ids = 0
+
+    def now(self):
+        return utc(self.clock.seconds())
+
+    def stamp(self):
+        return Stamp(self.now(), "192.0.2.7", "worker1")
+
+    async def user(self, name):
+        await self.accounts.register(name, f"{name}@example.com", PASSWORD)
+        token, _, _ = await self.accounts.login(name, PASSWORD, False, "worker1", "192.0.2.7")
+        return await self.accounts.authenticate(token)
+
+    def quote(self, **prices):
+        self.board.update([Quote(s, D(p), self.now()) for s, p in prices.items()])
+
+    def order(self, session, side, symbol, quantity=None, portfolio=None, **more):
+        self.ids += 1
+        return self.trading.place_order(session, self.stamp(), f"o{self.ids}", side, symbol, quantity,
+                                        portfolio=portfolio, **more)
+
+    def create(self, session, name="Spring Cup", start=None, end=None, cash="10000", **rules):
+        start = self.now() if start is None else start
+        end = start + 3 * DAY if end is None else end
+        return self.games.create_game(session, self.stamp(), name, start, end, cash, **rules)
+
+    async def update(self, advance=DAY, **prices):
+        """One market update: the clock moves on, a bar (open = high = low = close) of each price, the trading
+        step, then the games' update — as the master's listeners run."""
+        start = self.now()
+        self.clock.advance(advance.total_seconds())
+        end = self.now()
+        bars = {s: Bar(s, min(start, end - timedelta(seconds=5)), end, D(p), D(p), D(p), D(p), 1_000_000)
+                for s, p in prices.items()}
+        self.quote(**prices)
+        step = MarketStep(end, bars)
+        await self.trading.market_step(step)
+        await self.games.update(step)
+
+    async def standings(self, session, name="Spring Cup", by="return"):
+        answer = await self.games.game_leaderboard(session, self.stamp(), name, by=by)
+        return answer
+
+
+async def test_a_scripted_game_ranks_as_computed_by_hand(world):
+    """Three players, three days of closes, a per-order commission; then the end: the final ranking."""
+    teacher, alice, bob, carol = [await world.user(n) for n in ("teacher", "alice", "bob", "carol")]
+    world.quote(AAPL="100", MSFT="50")
+    game = await world.create(teacher, commission="per_order:1.00", fill_model="ideal")
+    assert game["status"] == "open" and game["players"] == 0 and game["is_creator"]
+    for player in (alice, bob, carol):
+        joined = await world.games.join_game(player, world.stamp(), "spring cup")
+        assert joined["portfolio"] == "Spring Cup" and joined["playing"]
+    await world.order(alice, "buy", "AAPL", "50", portfolio="Spring Cup")
+    await world.order(bob, "buy", "MSFT", "100", portfolio="Spring Cup")
+    # An order in the default portfolio is not in the game and changes nothing of it.
+    await world.order(carol, "buy", "AAPL", "10")
+
+    # Day 1: both fill at the close (ideal), $1 commission each: cash 10000 - 5000 - 1 = 4999.
+    await world.update(advance=timedelta(minutes=1), AAPL="100", MSFT="50")
+    board = await world.standings(alice)
+    assert [(s["rank"], s["username"], s["equity"]) for s in board["standings"]] == [
+        (1, "carol", D("10000.00")), (2, "alice", D("9999.00")), (2, "bob", D("9999.00"))]
+    assert [s["return_percent"] for s in board["standings"]] == [D("0.0000"), D("-0.0100"), D("-0.0100")]
+    assert not board["final"] and board["players"] == 3
+
+    await world.update(AAPL="110", MSFT="45")  # day 2: alice 4999 + 5500, bob 4999 + 4500
+    await world.update(AAPL="105", MSFT="55")  # day 3: alice 4999 + 5250, bob 4999 + 5500
+    board = await world.standings(carol)
+    assert [(s["rank"], s["username"], s["equity"], s["return_percent"]) for s in board["standings"]] == [
+        (1, "bob", D("10499.00"), D("4.9900")), (2, "alice", D("10249.00"), D("2.4900")),
+        (3, "carol", D("10000.00"), D("0.0000"))]
+
+    def by_hand(closes):
+        with localcontext() as context:
+            context.prec = 28
+            returns, previous = [], D("10000.00")
+            for equity in closes:
+                returns.append(equity / previous - 1)
+                previous = equity
+            mean = sum(returns) / len(returns)
+            sd = (sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)).sqrt()
+            return (mean / sd * D(252).sqrt()).quantize(D("0.0001"))
+
+    sharpe = {s["username"]: s.get("sharpe") for s in board["standings"]}
+    assert sharpe == {"alice": by_hand([D("9999"), D("10499"), D("10249")]),
+                      "bob": by_hand([D("9999"), D("9499"), D("10499")]), "carol": None}
+    by_sharpe = await world.standings(bob, by="sharpe")
+    assert [s["username"] for s in by_sharpe["standings"]] == (
+        ["alice", "bob", "carol"] if sharpe["alice"] > sharpe["bob"] else ["bob", "alice", "carol"])
+
+    curve = await world.games.game_curve(alice, world.stamp(), "Spring Cup", "alice")
+    assert [p["equity"] for p in curve["points"]] == [D("9999.00"), D("10499.00"), D("10249.00")]
+
+    # An order left open at the end is canceled; the final ranking is the last update's before the end.
+    await world.order(alice, "buy", "AAPL", "1", portfolio="Spring Cup", type="limit", limit_price="1.00")
+    await world.update(advance=DAY, AAPL="500", MSFT="1")  # past the end: no fill, no new prices counted
+    final = await world.standings(alice)
+    assert final["final"]
+    assert [(s["rank"], s["username"], s["equity"]) for s in final["standings"]] == [
+        (1, "bob", D("10499.00")), (2, "alice", D("10249.00")), (3, "carol", D("10000.00"))]
+    orders = await world.trading.orders(alice, world.stamp(), 10, status="all", portfolio="Spring Cup")
+    ended = [o for o in orders["orders"] if o.get("limit_price") == D("1.00")]
+    assert ended[0]["status"] == "canceled" and "ended" in ended[0]["reason"]
+    # The workers hear of it like any order event: whose it is, and in which portfolio.
+    pushed = [(user, view) for user, view in world.published if view["event"] == "canceled"]
+    assert [(user, view["portfolio"], view["order"]["id"]) for user, view in pushed] == [
+        ("alice", "Spring Cup", ended[0]["id"])]
+    shown = await world.games.show_game(carol, world.stamp(), "Spring Cup")
+    assert shown["status"] == "ended"
+
+
+async def test_a_games_rules_refuse_the_orders_they_forbid(world):
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    world.quote(AAPL="100", MSFT="50", TSLA="200")
+    await world.create(teacher, assets=["AAPL", "MSFT"], max_position="20")
+    await world.games.join_game(alice, world.stamp(), "Spring Cup")
+
+    async def refused(rule, *args, **more):
+        with pytest.raises(GameRuleViolation) as caught:
+            await world.order(alice, *args, portfolio="Spring Cup", **more)
+        assert caught.value.rule == rule
+        return caught.value.message
+
+    assert "TSLA is not traded in this game" in await refused("assets", "buy", "TSLA", "1")
+    assert "short selling is not allowed" in await refused("short", "sell", "AAPL", "1")
+    assert "at most 20.00% of the portfolio" in await refused("max_position", "buy", "AAPL", "21")
+    order = await world.order(alice, "buy", "AAPL", "20", portfolio="Spring Cup")
+    assert order["status"] == "new"
+    # The open order counts toward the position's limit.
+    await refused("max_position", "buy", "AAPL", "1")
+    # Replacing it by a larger one is refused by the same rule; the order stays as it was.
+    with pytest.raises(GameRuleViolation):
+        await world.trading.replace_order(alice, world.stamp(), order_id=order["id"], client_order_id="bigger",
+                                          quantity="30", portfolio="Spring Cup")
+    # The same orders outside the game (her default portfolio) are the deployment's business only.
+    assert (await world.order(alice, "buy", "TSLA", "1"))["status"] == "new"
+    # A game's portfolio is never reset or closed.
+    with pytest.raises(InvalidInput, match="game"):
+        await _reset(world, alice)
+
+
+async def _reset(world, session):
+    from papertrader.app.portfolios import PortfolioCommands
+
+    commands = PortfolioCommands(world.db, world.trading.store, PortfolioStore(world.db), world.settings,
+                                 world.clock, world.log, world.trading)
+    await commands.reset_portfolio(session, world.stamp(), "Spring Cup")
+
+
+async def test_margin_and_short_selling_as_the_game_allows(world):
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    world.quote(AAPL="100")
+    game = await world.create(teacher, allow_short=True)
+    assert game["margin"] and game["allow_short"]
+    await world.games.join_game(alice, world.stamp(), "Spring Cup")
+    order = await world.order(alice, "sell", "AAPL", "10", portfolio="Spring Cup")
+    await world.update(advance=timedelta(minutes=1), AAPL="100")
+    filled = await world.trading.get_order(alice, world.stamp(), order_id=order["id"], portfolio="Spring Cup")
+    assert filled["status"] == "filled"
+    portfolio = await world.trading.portfolio(alice, world.stamp(), portfolio="Spring Cup")
+    assert [(p["symbol"], p["quantity"]) for p in portfolio["positions"]] == [("AAPL", D("-10"))]
+
+
+async def test_trading_opens_and_closes_with_the_games_dates(world):
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    world.quote(AAPL="100")
+    start = world.now() + DAY
+    game = await world.create(teacher, start=start, end=start + DAY)
+    assert game["status"] == "upcoming"
+    await world.games.join_game(alice, world.stamp(), "Spring Cup")  # joining before the start is fine
+    with pytest.raises(GameRuleViolation, match="starts at") as caught:
+        await world.order(alice, "buy", "AAPL", "1", portfolio="Spring Cup")
+    assert caught.value.code == "game_rule" and caught.value.rule == "dates"
+    await world.update(advance=DAY, AAPL="100")  # now it is open
+    order = await world.order(alice, "buy", "AAPL", "1", portfolio="Spring Cup", type="limit", limit_price="90.00")
+    await world.update(advance=timedelta(hours=1), AAPL="100")
+    # The creator ends it early: orders are refused at once, the open one does not fill at the next bar
+    # (which would fill it) and is canceled.
+    ended = await world.games.end_game(teacher, world.stamp(), "Spring Cup")
+    assert ended["status"] == "ended" and ended["ended_at"] == world.now()
+    with pytest.raises(GameRuleViolation, match="ended at"):
+        await world.order(alice, "buy", "AAPL", "1", portfolio="Spring Cup")
+    await world.update(advance=timedelta(hours=1), AAPL="80")
+    after = await world.trading.get_order(alice, world.stamp(), order_id=order["id"], portfolio="Spring Cup")
+    assert after["status"] == "canceled" and after["filled_quantity"] == 0
+    with pytest.raises(GameClosed):
+        await world.games.end_game(teacher, world.stamp(), "Spring Cup")
+    with pytest.raises(GameClosed):
+        await world.games.join_game(await world.user("bob"), world.stamp(), "Spring Cup")
+    with pytest.raises(InvalidInput, match="end before"):
+        await world.create(teacher, name="Too Late", start=world.now() - 2 * DAY, end=world.now() - DAY)
+
+
+async def test_private_games_are_invisible_to_outsiders(world):
+    teacher, alice, eve = await world.user("teacher"), await world.user("alice"), await world.user("eve")
+    world.quote(AAPL="100")
+    game = await world.create(teacher, name="Class 7B", private=True)
+    code = game["invite_code"]
+    assert game["private"] and len(code) == 19
+    await world.create(teacher, name="Open Cup")
+    for attempt in (lambda: world.games.show_game(eve, world.stamp(), "Class 7B"),
+                    lambda: world.games.game_leaderboard(eve, world.stamp(), "Class 7B"),
+                    lambda: world.games.game_curve(eve, world.stamp(), "Class 7B", "alice"),
+                    lambda: world.games.join_game(eve, world.stamp(), "Class 7B"),
+                    lambda: world.games.join_game(eve, world.stamp(), "Class 7B", code="AAAA-BBBB-CCCC-DDDD"),
+                    lambda: world.games.show_game(eve, world.stamp(), "No Such Game")):
+        with pytest.raises(UnknownGame) as caught:
+            await attempt()
+        assert caught.value.code == "unknown_game"
+    listed = await world.games.games(eve, world.stamp())
+    assert [g["name"] for g in listed["games"]] == ["Open Cup"]
+    with pytest.raises(GameExists):  # names are unique (any case)
+        await world.create(eve, name="class 7b")
+    # The code works, written any way; a new code replaces it.
+    joined = await world.games.join_game(alice, world.stamp(), "Class 7B", code=code.lower().replace("-", " "))
+    assert joined["playing"] and "invite_code" not in joined
+    with pytest.raises(NotGameCreator):
+        await world.games.game_invite(alice, world.stamp(), "Class 7B")
+    fresh = (await world.games.game_invite(teacher, world.stamp(), "Class 7B"))["invite_code"]
+    assert fresh != code
+    with pytest.raises(UnknownGame):
+        await world.games.join_game(eve, world.stamp(), "Class 7B", code=code)
+    assert (await world.games.join_game(eve, world.stamp(), "Class 7B", code=fresh))["playing"]
+    await world.update(advance=timedelta(minutes=1), AAPL="100")
+    board = await world.standings(alice, name="Class 7B")
+    assert [s["username"] for s in board["standings"]] == ["alice", "eve"]
+    assert all(set(s) <= {"rank", "username", "equity", "return_percent", "sharpe"} for s in board["standings"])
+    # Removed by the creator: out of the board, the game unseen again, its portfolio takes no orders.
+    with pytest.raises(NotGameCreator):
+        await world.games.remove_game_player(alice, world.stamp(), "Class 7B", "eve")
+    await world.games.remove_game_player(teacher, world.stamp(), "Class 7B", "eve")
+    with pytest.raises(UnknownGame):
+        await world.games.show_game(eve, world.stamp(), "Class 7B")
+    with pytest.raises(GameClosed, match="removed"):
+        await world.order(eve, "buy", "AAPL", "1", portfolio="Class 7B")
+    await world.update(advance=timedelta(minutes=1), AAPL="101")
+    board = await world.standings(teacher, name="Class 7B")
+    assert [s["username"] for s in board["standings"]] == ["alice"] and board["players"] == 1
+    # A public game's leaderboard is everyone's.
+    assert (await world.standings(eve, name="Open Cup"))["standings"] == []
+
+
+async def test_operator_enrols_a_class(world):
+    teacher = await world.user("teacher")
+    for name in ("ann", "ben", "cyd"):
+        await world.user(name)
+    world.quote(AAPL="100")
+    check = await world.games.enrol("Class 8", ["ann", "nobody", "ben"], dry_run=True)
+    assert check == {"joined": ["ann", "ben"], "unknown": ["nobody"], "already": []}
+    game = await world.games.create(teacher.account_id, "teacher", "Class 8", world.now(), world.now() + DAY,
+                                    "5000", private=True)
+    done = await world.games.enrol(game["name"], ["ann", "BEN", "cyd"])
+    assert done == {"joined": ["ann", "ben", "cyd"], "unknown": [], "already": []}
+    again = await world.games.enrol(game["name"], ["cyd"])
+    assert again["already"] == ["cyd"]
+    shown = await world.games.show_game(teacher, world.stamp(), "Class 8")
+    assert shown["players"] == 3 and shown["starting_cash"] == D("5000.00")
+
+
+async def test_bad_game_arguments_are_typed_errors(world):
+    teacher = await world.user("teacher")
+    world.quote(AAPL="100")
+    for wrong, match in ((dict(name="x"), "name"), (dict(cash="-5"), "starting cash"),
+                         (dict(cash="1e30"), "starting cash"), (dict(commission="free"), "commission"),
+                         (dict(fill_model="magic"), "fill model"), (dict(max_position="150"), "max position"),
+                         (dict(assets=["NOPE"]), "unknown symbol"), (dict(assets=["AAPL"] * 501), "at most 500")):
+        with pytest.raises(PaperTraderError) as caught:
+            await world.create(teacher, **wrong)
+        assert caught.value.code in ("invalid_input", "unknown_symbol"), (wrong, caught.value)
+        assert match in caught.value.message.lower(), (wrong, caught.value.message)
+    with pytest.raises(InvalidInput, match="rank by"):
+        await world.create(teacher)
+        await world.games.game_leaderboard(teacher, world.stamp(), "Spring Cup", by="luck")
+
+
+async def test_a_closed_games_margin_portfolios_are_frozen(world):
+    """After the end, prices that would call (and liquidate) a margin account leave a game's portfolio be:
+    its standing is the game's final one."""
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    world.quote(AAPL="100")
+    await world.create(teacher, allow_short=True)
+    await world.games.join_game(alice, world.stamp(), "Spring Cup")
+    await world.order(alice, "sell", "AAPL", "90", portfolio="Spring Cup")
+    await world.update(advance=timedelta(minutes=1), AAPL="100")
+    await world.games.end_game(teacher, world.stamp(), "Spring Cup")
+    for _ in range(4):
+        await world.update(AAPL="300")
+    rows = await world.db.query("SELECT margin_call_cents FROM portfolios WHERE game_id IS NOT NULL")
+    assert rows == [(None,)]
+    orders = await world.trading.orders(alice, world.stamp(), 10, status="all", portfolio="Spring Cup")
+    assert [o["side"] for o in orders["orders"]] == ["sell"]  # no liquidation order was placed
+    final = await world.standings(alice)
+    assert final["final"] and final["standings"][0]["equity"] == D("10000.00")
+
+
+async def test_the_leaderboard_comes_in_pages(world):
+    teacher = await world.user("teacher")
+    world.quote(AAPL="100")
+    await world.create(teacher, name="Big Cup")
+    players = [await world.user(f"player{i:02d}") for i in range(7)]
+    for p in players:
+        await world.games.join_game(p, world.stamp(), "Big Cup")
+    await world.update(advance=timedelta(minutes=1), AAPL="100")
+    pages = []
+    for offset in (0, 3, 6, 9):
+        page = await world.games.game_leaderboard(teacher, world.stamp(), "Big Cup", offset=offset, limit=3)
+        pages.append([s["username"] for s in page["standings"]])
+    assert pages == [["player00", "player01", "player02"], ["player03", "player04", "player05"], ["player06"], []]
+    for wrong in (dict(limit=0), dict(limit=501), dict(offset=-1)):
+        with pytest.raises(InvalidInput):
+            await world.games.game_leaderboard(teacher, world.stamp(), "Big Cup", **wrong)

@@ -1,0 +1,99 @@
+"""Games end to end: a real master and workers on loopback, the real CLI over TLS AMP, and papertrader-admin
+as a process, on SQLite and PostgreSQL.  The master computes the leaderboard after each market step."""
+
+import json
+import os
+import sys
+
+import pytest_twisted
+from twisted.internet import reactor
+
+from tests.conftest import WatchedProcess
+from tests.test_e2e import register_and_login
+
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def j(text):
+    return json.loads(text)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deployment):
+    d = deployment
+    for user in ("teacher", "alice", "eve"):
+        await register_and_login(d, user)
+    status, out, err = await d.cli("game", "create", "Class 7B", "--start", "2026-09-01", "--end", "2026-12-31",
+                                   "--cash", "25000", "--commission", "per_order:1", "--assets", "aapl,msft",
+                                   "--max-position", "40%", "--private", user="teacher")
+    assert status == 0, err
+    game = j(out)
+    assert (game["name"], game["private"], game["starting_cash"], game["assets"], game["max_position"]) == (
+        "Class 7B", True, "25000.00", ["AAPL", "MSFT"], "40.00")
+    assert game["end"].startswith("2027-01-01T00:00:00")  # --end DAY: through that day
+    code = game["invite_code"]
+
+    # Outsiders see nothing of a private game: the same answer as for a game that does not exist.
+    for argv in (("game", "show", "Class 7B"), ("game", "leaderboard", "Class 7B"), ("game", "join", "Class 7B"),
+                 ("game", "show", "Nothing Here")):
+        status, out, err = await d.cli(*argv, user="eve")
+        assert status == 1 and j(out)["error"] == "unknown_game", (argv, out)
+    status, out, _ = await d.cli("game", "list", user="eve")
+    assert j(out) == []
+
+    status, out, err = await d.cli("game", "join", "class 7b", "--code", code, user="alice")
+    assert status == 0, err
+    assert j(out)["portfolio"] == "Class 7B" and j(out)["playing"]
+    status, out, err = await d.cli("game", "join", "Class 7B", "--code", code, user="alice")
+    assert status == 1 and j(out)["error"] == "invalid_input"
+    status, out, err = await d.cli("game", "remove", "Class 7B", "teacher", user="alice")
+    assert j(out)["error"] == "not_game_creator"
+
+    await d.tick()  # the master's update: step, then leaderboards
+    status, out, err = await d.cli("game", "leaderboard", "Class 7B", user="alice")
+    board = j(out)
+    assert status == 0, err
+    assert board["standings"] == [{"rank": 1, "username": "alice", "equity": "25000.00",
+                                   "return_percent": "0.0000", "sharpe": None}]
+    assert board["updated"] and not board["final"]
+    status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="alice", json=False)
+    assert "alice" in out and "0.0000%" in out and "@" not in out  # usernames only, never an email
+
+    status, out, _ = await d.cli("game", "show", "Class 7B", user="teacher", json=False)
+    assert "max position:" in out and "40.00%" in out and "AAPL, MSFT" in out
+
+    status, out, err = await d.cli("game", "end", "Class 7B", user="teacher")
+    assert status == 0 and j(out)["status"] == "ended", err
+    await d.tick()
+    status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="alice")
+    assert j(out)["final"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
+    d = deployment
+    for user in ("teacher", "ann", "ben"):
+        await register_and_login(d, user)
+    roster = tmp_path / "class.txt"
+    roster.write_text("# class 8, spring\nann\n\nBen   # late joiner\n")
+    argv = [sys.executable, "-m", "papertrader.admin", "--data-dir", d.data_dir, "game", "create-class",
+            "Class 8", "--players", str(roster), "--creator", "teacher", "--start", "2026-09-01", "--end",
+            "2027-06-30", "--cash", "10000", "--json"]
+    proc = WatchedProcess()
+    reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
+    ended = await proc.ended
+    assert getattr(ended, "exitCode", None) == 0, proc.output
+    done = j(proc.output.decode().strip().splitlines()[-1])
+    assert done["joined"] == ["ann", "ben"] and done["private"] and done["creator"] == "teacher"
+    status, out, _ = await d.cli("game", "show", "Class 8", user="ben")
+    assert j(out)["players"] == 2 and j(out)["playing"]
+
+    roster.write_text("ann\nnobody_here\n")
+    argv[argv.index("Class 8")] = "Class 9"
+    proc = WatchedProcess()
+    reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
+    ended = await proc.ended
+    assert getattr(ended, "exitCode", None) == 1
+    assert j(proc.output.decode().strip().splitlines()[-1])["error"] == "unknown_users"
+    status, out, _ = await d.cli("game", "show", "Class 9", user="teacher")
+    assert j(out)["error"] == "unknown_game"  # nothing was created
