@@ -313,7 +313,11 @@ class Connection:
             except (WorkerFailed, MasterUnavailable) as e:
                 self.uncertain = True
                 if isinstance(e, MasterUnavailable):
-                    e = MasterUnavailable(f"{describe(self.worker)} cannot reach the master right now")
+                    # A worker shutting down says so, then drops its master link: the command in flight
+                    # fails for the link, but what happened is the shutdown.
+                    leaving = [m for code, m in proto.notices if code in ("worker_leaving", "slow_consumer")]
+                    e = WorkerFailed(leaving[0].split(";")[0]) if leaving else \
+                        MasterUnavailable(f"{describe(self.worker)} cannot reach the master right now")
                 self._failed(e)
                 continue
             self.avoid.clear()
