@@ -100,8 +100,8 @@ class SettingsOptions(usage.Options):
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
                  "max-open-orders", "api-rate-limit", "max-connections-per-address", "handshake-timeout",
                  "idle-timeout", "max-unsent-bytes", "provider", "replay-start", "replay-end", "replay-step",
-                 "replay-loop", "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url", "alpaca-trading-url",
-                 "alpaca-feed", "nasdaq-url", "provider-timeout")
+                 "replay-loop", "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url",
+                 "alpaca-trading-url", "alpaca-feed", "nasdaq-url", "provider-timeout")
 
     def parseOptions(self, options=None):
         try:
