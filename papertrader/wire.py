@@ -25,8 +25,9 @@ from twisted.python.failure import Failure
 
 from papertrader.errors import ALL_ERRORS, InvalidInput, ServerError, UnknownCommand
 
-#: Characters of an error message sent back at most (a longer one is cut, with "...").
-MAX_MESSAGE = 1000
+#: Characters of an error message sent back at most (a longer one is cut, with "..."; at 3 bytes a character
+#: it still fits one AMP value).
+MAX_MESSAGE = 8000
 #: The largest integer argument accepted (every integer on our wire is an id, a count or a port).
 MAX_INTEGER = 2**63 - 1
 

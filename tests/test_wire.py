@@ -1,0 +1,83 @@
+"""papertrader/wire.py over an in-memory transport (twisted.test.iosim): what TypedAMP answers where plain
+AMP would answer UNKNOWN and drop the connection."""
+
+from twisted.protocols import amp
+from twisted.test import iosim
+
+from papertrader.errors import ALL_ERRORS, InvalidInput, ServerError, UnknownCommand, UnknownSymbol
+from papertrader.wire import MAX_MESSAGE, TypedAMP
+from tests.fuzz_helpers import Tracebacks
+
+
+class Echo(amp.Command):
+    arguments = [(b"text", amp.Unicode()), (b"count", amp.Integer(optional=True))]
+    response = [(b"text", amp.Unicode())]
+    errors = ALL_ERRORS
+
+
+class Server(TypedAMP):
+    def __init__(self):
+        super().__init__()
+        self.failures = []
+
+    def log_failure(self, failure, what):
+        self.failures.append(what)
+
+    @Echo.responder
+    def echo(self, text, count=None):
+        if text == "boom":
+            raise RuntimeError("a bug")
+        if text == "long":
+            raise UnknownSymbol("x" * 100_000)
+        if text == "huge":
+            return {"text": "é" * 40_000}  # 80,000 bytes: more than one AMP value
+        return {"text": text * (count or 1)}
+
+
+def call(name, fields):
+    client, server, pump = iosim.connectedServerAndClient(ServerClass=Server, ClientClass=amp.AMP, greet=True)
+    outcome = []
+    client._sendBoxCommand(name, amp.AmpBox(fields)).addCallbacks(
+        lambda box: outcome.append(("ok", box)), lambda f: outcome.append(("error", f.value.errorCode,
+                                                                           f.value.description)))
+    pump.flush()
+    # The connection stays open: it answers again.
+    again = []
+    client.callRemote(Echo, text="ok").addCallback(again.append)
+    pump.flush()
+    assert again == [{"text": "ok"}] and not server.transport.disconnecting
+    return outcome[0], server
+
+
+def test_arguments_amp_cannot_parse_are_invalid_input_naming_them():
+    code = ALL_ERRORS[InvalidInput]
+    for fields, words in (({}, "'text' is missing"), ({b"text": b"\xff"}, "'text' is not valid"),
+                          ({b"text": b"a", b"count": b"abc"}, "'count' is not valid"),
+                          ({b"text": b"a", b"count": str(2**63).encode()}, "'count' is out of range"),
+                          ({b"text": b"a\x00b"}, "'text' contains a NUL")):
+        with Tracebacks() as tracebacks:
+            (kind, got, description), server = call(b"Echo", fields)
+        assert (kind, got) == ("error", code) and words in description, (fields, description)
+        assert tracebacks.failures == [] and server.failures == []
+
+
+def test_an_unknown_command_is_unknown_command():
+    (kind, code, description), _ = call(b"Nothing" * 100, {})
+    assert code == ALL_ERRORS[UnknownCommand] and len(description) < 200
+
+
+def test_a_failing_responder_or_an_answer_too_big_is_a_logged_server_error():
+    for text, what in ((b"boom", "Echo"), (b"huge", "serializing the answer to Echo")):
+        (kind, code, description), server = call(b"Echo", {b"text": text})
+        assert code == ALL_ERRORS[ServerError] and "Traceback" not in description
+        assert server.failures == [what]
+
+
+def test_a_long_message_is_cut_to_fit():
+    (kind, code, description), _ = call(b"Echo", {b"text": b"long"})
+    assert code == ALL_ERRORS[UnknownSymbol] and len(description) == MAX_MESSAGE + 3
+
+
+def test_a_result_is_a_result():
+    (kind, box), _ = call(b"Echo", {b"text": b"ab", b"count": b"3"})
+    assert kind == "ok" and box[b"text"] == b"ababab"
