@@ -80,15 +80,26 @@ class Browser:
     async def wait(self, condition, what, timeout=PAGE_WAIT):
         """Until ``condition(driver)`` is true (its value), at most ``timeout`` seconds."""
         from selenium.common.exceptions import (ElementClickInterceptedException, NoSuchElementException,
-                                                StaleElementReferenceException, TimeoutException)
+                                                StaleElementReferenceException, TimeoutException,
+                                                WebDriverException)
         from selenium.webdriver.support.ui import WebDriverWait
+
+        def tolerant(driver):
+            try:
+                return condition(driver)
+            except WebDriverException as e:
+                # An element replaced by a live update between finding and using it: Chromium says so in
+                # words, not always as a stale reference.  That too is "not yet".
+                if "does not belong to the document" in str(e):
+                    return False
+                raise
 
         def waiting():
             try:
                 # A page being replaced by the next one makes elements stale: that is "not yet".
                 return WebDriverWait(self.driver, timeout, poll_frequency=0.05, ignored_exceptions=(
                     NoSuchElementException, StaleElementReferenceException,
-                    ElementClickInterceptedException)).until(condition)
+                    ElementClickInterceptedException)).until(tolerant)
             except TimeoutException:
                 raise AssertionError(f"waited {timeout} s for {what}; at {self.driver.current_url}:\n"
                                      f"{self.driver.find_element('tag name', 'body').text[:2000]}")
