@@ -753,22 +753,24 @@ async def check(database_url, data_dir, traders):
             v = []
             seen = trader.seen
             v += [f"client saw: {p}" for p in seen.problems]
-            rows = await db.query("SELECT id, cash_cents FROM accounts WHERE username = ?", (trader.name,))
+            # The users trade their default portfolio, the only one they have.
+            rows = await db.query("SELECT p.id, p.cash_cents FROM portfolios p JOIN accounts a ON a.id = p.account_id"
+                                  " WHERE a.username = ?", (trader.name,))
             if len(rows) != 1:
-                violations.append(f"{trader.name}: {len(rows)} accounts")
+                violations.append(f"{trader.name}: {len(rows)} portfolios")
                 continue
             [(account, cash)] = rows
             orders = {r[0]: r for r in await db.query(
                 "SELECT id, client_order_id, status, quantity_units, notional_cents, replaces, replaced_by,"
-                " filled_adjustment_units FROM orders WHERE account_id = ?", (account,))}
+                " filled_adjustment_units FROM orders WHERE portfolio_id = ?", (account,))}
             total_orders += len(orders)
             ledger = await db.query(
                 "SELECT id, order_id, kind, time, side, symbol, quantity_units, price_units, amount_cents,"
-                " cash_after_cents, position_after_units FROM transactions WHERE account_id = ? ORDER BY id",
+                " cash_after_cents, position_after_units FROM transactions WHERE portfolio_id = ? ORDER BY id",
                 (account,))
-            events = await db.query("SELECT order_id, kind, transaction_id FROM order_events WHERE account_id = ?"
+            events = await db.query("SELECT order_id, kind, transaction_id FROM order_events WHERE portfolio_id = ?"
                                     " ORDER BY id", (account,))
-            positions = dict(await db.query("SELECT symbol, quantity_units FROM positions WHERE account_id = ?",
+            positions = dict(await db.query("SELECT symbol, quantity_units FROM positions WHERE portfolio_id = ?",
                                             (account,)))
             by_coid = defaultdict(list)
             for order_id, coid, *_ in orders.values():

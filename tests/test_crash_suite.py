@@ -42,12 +42,13 @@ async def test_no_acknowledged_order_is_lost_or_doubled_and_the_books_balance_af
     # The checks can fail: a cent too many, a fill written twice and a lost acknowledged order are each found.
     db = Database(database_url, summary.data_dir)
     try:
-        [(account,)] = await db.query("SELECT id FROM accounts WHERE username = 'trader1'")
-        await db.execute("UPDATE accounts SET cash_cents = cash_cents + 1 WHERE id = ?", (account,))
+        [(portfolio,)] = await db.query("SELECT p.id FROM portfolios p JOIN accounts a ON a.id = p.account_id"
+                                        " WHERE a.username = 'trader1'")
+        await db.execute("UPDATE portfolios SET cash_cents = cash_cents + 1 WHERE id = ?", (portfolio,))
         [(fill,)] = await db.query("SELECT MIN(id) FROM transactions WHERE kind = 'fill'")
         await db.execute(
-            "INSERT INTO transactions (account_id, order_id, kind, time, side, symbol, quantity_units, price_units,"
-            " commission_cents, amount_cents, cash_after_cents, model) SELECT account_id, order_id, kind, time,"
+            "INSERT INTO transactions (portfolio_id, order_id, kind, time, side, symbol, quantity_units, price_units,"
+            " commission_cents, amount_cents, cash_after_cents, model) SELECT portfolio_id, order_id, kind, time,"
             " side, symbol, quantity_units, price_units, commission_cents, amount_cents, cash_after_cents, model"
             " FROM transactions WHERE id = ?", (fill,))
         [(lost, coid)] = await db.query(
