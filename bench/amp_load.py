@@ -47,9 +47,20 @@ TIMEOUT = 30.0
 READY = 60.0
 
 
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+def debug(text):
+    if os.environ.get("BENCH_VERBOSE"):
+        print(f"[{time.strftime('%H:%M:%S')}] generator {os.getpid()}: {text}", file=sys.stderr, flush=True)
+
+
+def emit(obj, transport=None):
+    """One JSON line on stdout (through ``transport``, StandardIO's, once it owns stdout: it made it
+    non-blocking)."""
+    line = json.dumps(obj) + "\n"
+    if transport is not None:
+        transport.write(line.encode())
+    else:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 class Lines(basic.LineReceiver):
@@ -87,6 +98,9 @@ class Load:
         self.lag = []
         self.sent = 0
         self.measuring = False
+
+    def emit(self, obj):
+        emit(obj, self.stdio.transport)
 
     def waiter(self, word):
         d = defer.Deferred()
@@ -131,7 +145,7 @@ class Load:
         clients = spec["clients"]
         started = time.perf_counter()
         protos = await bounded(reactor, clients, self.connect_one)
-        emit({"state": "connected", "clients": len(protos), "seconds": time.perf_counter() - started})
+        self.emit({"state": "connected", "clients": len(protos), "seconds": time.perf_counter() - started})
         await self.waiter("go")
         rate, warmup, seconds = spec["rate"], spec["warmup"], spec["seconds"]
         total = int(rate * (warmup + seconds))
@@ -164,20 +178,23 @@ class Load:
         loop.clock = reactor
         await loop.start(TICK, now=True)
         sending = time.perf_counter() - begin
+        debug(f"sent {self.sent} in {sending:.1f} s")
         await defer.DeferredList(pending)
         drained = time.perf_counter() - begin
+        debug(f"answered in {drained:.1f} s")
         result = {"state": "done", "sent": self.sent, "sending_seconds": sending, "drained_seconds": drained,
                   "measured_seconds": seconds, "errors": self.errors, "pushes": dict(self.pushes),
                   "lag_p50": percentile(sorted(self.lag), 50) if self.lag else None,
                   "lag_p99": percentile(sorted(self.lag), 99) if self.lag else None}
         result["latencies"] = {k: sorted(v) for k, v in self.latencies.items()}
-        emit(result)
+        self.emit(result)
         await self.waiter("close")
         closed = [_closed(p) for p in protos]
         for p in protos:
             p.close()
         await defer.DeferredList(closed).addTimeout(30, reactor)
-        emit({"state": "closed"})
+        self.emit({"state": "closed"})
+        await task.deferLater(self.reactor, 0.5, lambda: None)  # StandardIO writes it out
 
     def answered(self, _answer, what, sent_at, measured):
         if measured:
@@ -232,7 +249,8 @@ def main(reactor):
     if spec["mode"] == "accounts":
         return defer.Deferred.fromCoroutine(accounts(reactor, spec))
     load = Load(reactor, spec)
-    stdio.StandardIO(Lines(load.on_line), reactor=reactor)
+    load.stdio = Lines(load.on_line)
+    stdio.StandardIO(load.stdio, reactor=reactor)
     return defer.Deferred.fromCoroutine(load.run())
 
 

@@ -24,6 +24,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -134,9 +135,10 @@ class Servers:
         wait_for_line(master_log, "master listening on port", master)
         bundle = files.worker_dir(d, "w1")
         self.worker_port = free_port()
+        profile = ["--profile", self.args.profile, "--profiler", "cprofile", "--savestats"] if self.args.profile else []
         worker, worker_log = self.spawn("worker", [
-            sys.executable, "-c", TWISTD, "-n", "--pidfile=", "papertrader-worker", "--data-dir", bundle, "--name",
-            "w1", "--master", f"localhost:{master_port}", "--port",
+            sys.executable, "-c", TWISTD, "-n", "--pidfile="] + profile + [
+            "papertrader-worker", "--data-dir", bundle, "--name", "w1", "--master", f"localhost:{master_port}", "--port",
             tls.listen_description(self.worker_port, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT))]
             + self.settings())
         wait_for_line(worker_log, "linked to the master", worker)
@@ -166,9 +168,13 @@ class Servers:
 class Generator:
     """One amp_load.py process: a JSON spec on its stdin, then lines; its answers one JSON object a line."""
 
+    #: Every generator started (ended on the way out, whatever happens).
+    started = []
+
     def __init__(self, spec):
         self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "amp_load.py")],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env(), text=True)
+        self.started.append(self.proc)
         self.send(json.dumps(spec))
 
     def send(self, line):
@@ -176,6 +182,9 @@ class Generator:
         self.proc.stdin.flush()
 
     def read(self, state):
+        if os.environ.get("BENCH_VERBOSE"):
+            print(f"[{time.strftime('%H:%M:%S')}] waiting for {state} from generator {self.proc.pid}", file=sys.stderr,
+                  flush=True)
         line = self.proc.stdout.readline()  # the generator times out its own waits (TIMEOUT per call)
         if not line:
             self.proc.wait()
@@ -299,6 +308,7 @@ def ratios(worker, bare):
 
 
 def main(args):
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # the servers are stopped on the way out
     nofile = raise_file_limit()
     needed = max(args.clients) * 2 + 100
     if nofile < needed:
@@ -329,6 +339,10 @@ def main(args):
         print(f"worker log entries kept in memory: log_memory_size {args.log_memory_size or 'default'};"
               f" load average at the end {loadavg()}", flush=True)
     finally:
+        for proc in Generator.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         servers.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
         if schema is not None:
@@ -345,8 +359,11 @@ def parse_args(argv):
     parser.add_argument("--generators", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between market updates (default 1)")
     parser.add_argument("--log-memory-size", type=int, default=0, help="the servers' log_memory_size")
+    parser.add_argument("--profile", default=None, help="write the worker's cProfile statistics to this file")
     parser.add_argument("--database", default=None, help="postgresql://... (a fresh schema, dropped at the end)")
     args = parser.parse_args(argv)
+    if args.profile:
+        args.profile = os.path.abspath(args.profile)
     try:
         args.clients = [int(c) for c in args.clients.split(",")]
     except ValueError:

@@ -17,6 +17,9 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from papertrader import commands
+from papertrader.worker.fanout import Prepared
+
 
 @dataclass(frozen=True)
 class CachedSession:
@@ -30,15 +33,29 @@ class CachedSession:
 class QuoteCache:
     def __init__(self):
         self._quotes = {}
+        #: Each quote's answer to ``Quote`` as AMP bytes, made at its first request after each update.
+        self._answers = {}
 
     def update(self, quotes):
         """Take the master's quotes as they come: it pushes them in order on one connection (and a replay
         moved back in time sends older ones that are nevertheless the newest)."""
         for quote in quotes:
             self._quotes[quote["symbol"]] = {k: v for k, v in quote.items() if v is not None}
+            self._answers.pop(quote["symbol"], None)
 
     def get(self, symbol):
         return self._quotes.get(symbol)
+
+    def answer(self, symbol):
+        """The ``Quote`` answer of ``symbol`` serialized once per update (bytes), or None if there is no quote
+        of it (at most one entry per quote held)."""
+        answer = self._answers.get(symbol)
+        if answer is None:
+            quote = self._quotes.get(symbol)
+            if quote is None:
+                return None
+            answer = self._answers[symbol] = Prepared.body(commands.Quote.makeResponse(quote, None))
+        return answer
 
     def all(self):
         return [self._quotes[s] for s in sorted(self._quotes)]

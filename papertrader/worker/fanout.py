@@ -8,15 +8,46 @@ sending is never waited on, and a slow client's backlog is at most WINDOW
 small messages.
 
 A watcher of ``ALL`` ("*": the HTTP API's market-data streams) gets every key's pushes.
+
+A push's arguments are serialized once for all the AMP clients it goes to (``Prepared``): with thousands of
+clients watching, converting the same quote to AMP values for each of them was most of a worker's work.
+Other watchers (the website's and the HTTP API's connections) have their own ``callRemote``.
 """
 
 from collections import defaultdict
+
+from twisted.protocols import amp
 
 from papertrader import commands
 
 WINDOW = 64
 #: The key of a watcher of every key.
 ALL = "*"
+
+
+class Prepared(amp.AmpBox):
+    """A command's box whose arguments were serialized once (``body``, an AmpBox's bytes): sending it to a
+    connection adds only what differs per connection, the command's name and the request's tag (``_command``
+    and ``_ask``, which sort before every argument name, as AmpBox.serialize orders the keys)."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    @staticmethod
+    def of(command, arguments):
+        """The arguments' bytes, or None if an argument's name would not sort after ``_command``."""
+        return Prepared.body(command.makeArguments(arguments, None))
+
+    @staticmethod
+    def body(box):
+        """An AmpBox's bytes, or None if a key would not sort after ``_command`` (and ``_answer``)."""
+        if any(key <= b"_command" for key in box):
+            return None
+        return box.serialize()
+
+    def serialize(self):
+        return amp.AmpBox(self).serialize()[:-2] + self.body  # without its end marker: the body ends the box
 
 
 class Fanout:
@@ -67,14 +98,15 @@ class Fanout:
         everyone = self._by_key.get(ALL)
         for key, arguments in items:
             watchers = self._by_key.get(key, ())
+            body = []  # serialized at the first AMP client
             for protocol in list(watchers):
-                self._send(protocol, arguments)
+                self._send(protocol, arguments, body)
             if everyone and key != ALL:
                 for protocol in list(everyone):
                     if protocol not in watchers:
-                        self._send(protocol, arguments)
+                        self._send(protocol, arguments, body)
 
-    def _send(self, protocol, arguments):
+    def _send(self, protocol, arguments, body):
         if protocol not in self._pending:
             return
         if self._pending[protocol] >= self.window:
@@ -82,7 +114,15 @@ class Fanout:
             return
         self._pending[protocol] += 1
         self.sent += 1
-        d = protocol.callRemote(self.command, **arguments)
+        if isinstance(protocol, amp.BoxDispatcher):
+            if not body:
+                body.append(Prepared.of(self.command, arguments))
+            if body[0] is not None:
+                d = protocol._sendBoxCommand(self.command.commandName, Prepared(body[0]))
+            else:
+                d = protocol.callRemote(self.command, **arguments)
+        else:
+            d = protocol.callRemote(self.command, **arguments)
         d.addCallbacks(lambda _: self._answered(protocol), lambda _: None)
 
     def _answered(self, protocol):
