@@ -59,6 +59,8 @@ class Fanout:
         self.window = window
         self.what = what
         self._by_key = defaultdict(set)
+        #: The keys each watcher watches (so a leaving watcher costs its own keys, not every key).
+        self._keys_of = {}
         self._pending = {}
         self.sent = 0
         self.cut_off = 0
@@ -70,13 +72,15 @@ class Fanout:
             watchers = self._by_key[key]
             first = not watchers
             watchers.add(protocol)
+            self._keys_of.setdefault(protocol, set()).add(key)
             if first and self.on_first is not None:
                 self.on_first(key)
         self._pending.setdefault(protocol, 0)
 
     def forget(self, protocol):
-        for key, watchers in list(self._by_key.items()):
-            if protocol in watchers:
+        for key in self._keys_of.pop(protocol, ()):
+            watchers = self._by_key.get(key)
+            if watchers is not None and protocol in watchers:
                 watchers.discard(protocol)
                 if not watchers:
                     del self._by_key[key]
