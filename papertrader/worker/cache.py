@@ -62,11 +62,18 @@ class QuoteCache:
 
 
 class CandleCache:
-    """Candles answers by (symbol, limit), valid until the next update (which adds a candle)."""
+    """Candles answers by (symbol, limit), valid until the next update (which adds a candle).
 
-    def __init__(self, size=1000):
+    At most ``size`` answers holding at most ``max_candles`` candles in all (an answer holds up to 1,000, so
+    the count of answers alone allowed a million): when one more would go over either, the cache starts
+    again empty; an answer larger than ``max_candles`` is not kept (0 keeps none).
+    """
+
+    def __init__(self, size=1000, max_candles=100_000):
         self.size = size
+        self.max_candles = max_candles
         self._answers = {}
+        self.candles = 0
         self.hits = 0
 
     def get(self, key):
@@ -76,12 +83,20 @@ class CandleCache:
         return answer
 
     def put(self, key, answer):
-        if len(self._answers) >= self.size:
-            self._answers.clear()
+        count = len(answer.get("candles", ())) if isinstance(answer, dict) else 1
+        if count > self.max_candles:
+            return
+        if len(self._answers) >= self.size or self.candles + count > self.max_candles:
+            self.clear()
+        old = self._answers.pop(key, None)
+        if old is not None:
+            self.candles -= len(old.get("candles", ())) if isinstance(old, dict) else 1
         self._answers[key] = answer
+        self.candles += count
 
     def clear(self):
         self._answers.clear()
+        self.candles = 0
 
     def __len__(self):
         return len(self._answers)
