@@ -38,7 +38,9 @@ from papertrader.client.connection import connect  # noqa: E402
 from bench.harness import _closed, percentile  # noqa: E402
 
 #: Connections being set up at once.
-CONNECTING = 64
+CONNECTING = 32
+#: Attempts to connect one client (the handshake times out after 5 s on a busy machine).
+ATTEMPTS = 5
 #: Seconds between two passes of the sending loop.
 TICK = 0.002
 #: Seconds a call may take before it counts as an error.
@@ -97,6 +99,7 @@ class Load:
         self.errors = {}
         self.lag = []
         self.sent = 0
+        self.retries = 0
         self.measuring = False
 
     def emit(self, obj):
@@ -115,7 +118,14 @@ class Load:
     async def connect_one(self, client):
         with open(self.spec["ca"], "rb") as f:
             ca = f.read()
-        proto = await connect(self.reactor, "localhost", self.spec["port"], ca, "the server")
+        for attempt in range(ATTEMPTS):
+            try:
+                proto = await connect(self.reactor, "localhost", self.spec["port"], ca, "the server")
+                break
+            except Exception:
+                if attempt == ATTEMPTS - 1:
+                    raise
+                self.retries += 1
         proto.on_tick = lambda quote: self._count("ticks")
         proto.on_order_event = lambda event: self._count("events")
         proto.ended.addCallback(lambda _: self._count("notices"))
@@ -145,7 +155,8 @@ class Load:
         clients = spec["clients"]
         started = time.perf_counter()
         protos = await bounded(reactor, clients, self.connect_one)
-        self.emit({"state": "connected", "clients": len(protos), "seconds": time.perf_counter() - started})
+        self.emit({"state": "connected", "clients": len(protos), "seconds": time.perf_counter() - started,
+                   "retries": self.retries})
         await self.waiter("go")
         rate, warmup, seconds = spec["rate"], spec["warmup"], spec["seconds"]
         total = int(rate * (warmup + seconds))

@@ -231,8 +231,7 @@ def run_load(label, pid, port, ca, clients, tokens, prices, args, tag, extra_pid
                     order=dict(side="buy", quantity="1", type="limit", time_in_force="gtc"),
                     watch=True, tag=f"{tag}-{g}", seed=g + 1)
         gens.append(Generator(spec))
-    for g in gens:
-        g.read("connected")
+    retries = sum(g.read("connected")["retries"] for g in gens)
     connect_seconds = time.perf_counter() - started
     time.sleep(1.0)  # the last watches settle
     rss_connected = rss_kb(pid)
@@ -261,7 +260,7 @@ def run_load(label, pid, port, ca, clients, tokens, prices, args, tag, extra_pid
     pushes = {k: sum(r["pushes"][k] for r in results) for k in ("ticks", "events", "notices")}
     return dict(label=label, clients=clients, sent=sent, latencies=latencies, errors=errors, pushes=pushes,
                 cpu=cpu, extra_cpu=extra_cpu, rss_idle=rss_idle, rss_connected=rss_connected, rss_loaded=rss_loaded,
-                rss_left=rss_left, connect_seconds=connect_seconds, load_before=load_before, load_during=load_during,
+                rss_left=rss_left, connect_seconds=connect_seconds, retries=retries, load_before=load_before, load_during=load_during,
                 lag_p99=max((r["lag_p99"] or 0) for r in results) * 1000,
                 drained=max(r["drained_seconds"] for r in results))
 
@@ -275,7 +274,8 @@ def figures(r):
 
 
 def report(r):
-    lines = [f"  {r['label']}: {r['clients']} clients connected in {r['connect_seconds']:.1f} s; {r['sent']} calls"
+    lines = [f"  {r['label']}: {r['clients']} clients connected in {r['connect_seconds']:.1f} s ({r['retries']} attempts"
+             f" timed out and were made again); {r['sent']} calls"
              f" (drained {r['drained']:.1f} s after the start); pushes received: {r['pushes']['ticks']} ticks,"
              f" {r['pushes']['events']} order events, {r['pushes']['notices']} notices; send lag p99"
              f" {r['lag_p99']:.1f} ms; errors: {r['errors'] or 'none'}"]
