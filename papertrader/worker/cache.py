@@ -54,7 +54,7 @@ class QuoteCache:
             quote = self._quotes.get(symbol)
             if quote is None:
                 return None
-            answer = self._answers[symbol] = Prepared.body(commands.Quote.makeResponse(quote, None))
+            answer = self._answers[symbol] = Prepared.bytes_of(commands.Quote.makeResponse(quote, None))
         return answer
 
     def all(self):

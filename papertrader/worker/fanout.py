@@ -15,6 +15,7 @@ Other watchers (the website's and the HTTP API's connections) have their own ``c
 """
 
 from collections import defaultdict
+from struct import pack
 
 from twisted.protocols import amp
 
@@ -30,24 +31,31 @@ class Prepared(amp.AmpBox):
     connection adds only what differs per connection, the command's name and the request's tag (``_command``
     and ``_ask``, which sort before every argument name, as AmpBox.serialize orders the keys)."""
 
+    __slots__ = ("body",)
+
     def __init__(self, body):
-        super().__init__()
+        dict.__init__(self)  # (AmpBox's own only converts text keys: there are none)
         self.body = body
 
     @staticmethod
     def of(command, arguments):
         """The arguments' bytes, or None if an argument's name would not sort after ``_command``."""
-        return Prepared.body(command.makeArguments(arguments, None))
+        return Prepared.bytes_of(command.makeArguments(arguments, None))
 
     @staticmethod
-    def body(box):
+    def bytes_of(box):
         """An AmpBox's bytes, or None if a key would not sort after ``_command`` (and ``_answer``)."""
         if any(key <= b"_command" for key in box):
             return None
         return box.serialize()
 
     def serialize(self):
-        return amp.AmpBox(self).serialize()[:-2] + self.body  # without its end marker: the body ends the box
+        """The keys added per send (short bytes), in AmpBox.serialize's order and format, then the body."""
+        parts = []
+        for key, value in sorted(self.items()):
+            parts += (pack("!H", len(key)), key, pack("!H", len(value)), value)
+        parts.append(self.body)
+        return b"".join(parts)
 
 
 class Fanout:
