@@ -38,7 +38,7 @@ from papertrader.client.connection import connect  # noqa: E402
 from bench.harness import _closed, percentile  # noqa: E402
 
 #: Connections being set up at once.
-CONNECTING = 32
+CONNECTING = 16
 #: Attempts to connect one client (the handshake times out after 5 s on a busy machine).
 ATTEMPTS = 5
 #: Seconds between two passes of the sending loop.

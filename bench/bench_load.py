@@ -138,7 +138,8 @@ class Servers:
         profile = ["--profile", self.args.profile, "--profiler", "cprofile", "--savestats"] if self.args.profile else []
         worker, worker_log = self.spawn("worker", [
             sys.executable, "-c", TWISTD, "-n", "--pidfile="] + profile + [
-            "papertrader-worker", "--data-dir", bundle, "--name", "w1", "--master", f"localhost:{master_port}", "--port",
+            "papertrader-worker", "--data-dir", bundle, "--name", "w1", "--master", f"localhost:{master_port}",
+            "--port",
             tls.listen_description(self.worker_port, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT))]
             + self.settings())
         wait_for_line(worker_log, "linked to the master", worker)
@@ -260,7 +261,8 @@ def run_load(label, pid, port, ca, clients, tokens, prices, args, tag, extra_pid
     pushes = {k: sum(r["pushes"][k] for r in results) for k in ("ticks", "events", "notices")}
     return dict(label=label, clients=clients, sent=sent, latencies=latencies, errors=errors, pushes=pushes,
                 cpu=cpu, extra_cpu=extra_cpu, rss_idle=rss_idle, rss_connected=rss_connected, rss_loaded=rss_loaded,
-                rss_left=rss_left, connect_seconds=connect_seconds, retries=retries, load_before=load_before, load_during=load_during,
+                rss_left=rss_left, connect_seconds=connect_seconds, retries=retries, load_before=load_before,
+                load_during=load_during,
                 lag_p99=max((r["lag_p99"] or 0) for r in results) * 1000,
                 drained=max(r["drained_seconds"] for r in results))
 
@@ -274,7 +276,8 @@ def figures(r):
 
 
 def report(r):
-    lines = [f"  {r['label']}: {r['clients']} clients connected in {r['connect_seconds']:.1f} s ({r['retries']} attempts"
+    lines = [f"  {r['label']}: {r['clients']} clients connected in {r['connect_seconds']:.1f} s ({r['retries']}"
+             " attempts"
              f" timed out and were made again); {r['sent']} calls"
              f" (drained {r['drained']:.1f} s after the start); pushes received: {r['pushes']['ticks']} ticks,"
              f" {r['pushes']['events']} order events, {r['pushes']['notices']} notices; send lag p99"
