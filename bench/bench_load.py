@@ -2,7 +2,7 @@
 """Thousands of clients on one worker, against a bare AMP-over-TLS server under the same load, in one run.
 
 Every server is its own process: the master and one worker as ``twistd papertrader-master`` and
-``twistd papertrader-worker`` (simulated market, an update every ``--interval`` s), the baseline as
+``twistd papertrader-worker`` (simulated market, an update every ``--interval`` s, 5 by default), the baseline as
 ``bench/bare_amp.py`` (canned answers to the same commands, with a certificate of the same CA).  The load comes
 from ``--generators`` processes running ``bench/amp_load.py``: for each count of ``--clients`` (1000 and 3000),
 that many TLS connections, each watching one symbol's prices and its own account's order events, sending
@@ -10,7 +10,7 @@ that many TLS connections, each watching one symbol's prices and its own account
 ``--rate`` calls per second in all (an open loop: the offered rate does not wait for the server), first to
 the bare server, then to the worker.
 
-    .venv/bin/python bench/bench_load.py                  # --clients 1000,3000 --rate 4000 --seconds 10
+    .venv/bin/python bench/bench_load.py          # --clients 1000,3000 --rate 4000 --seconds 10 --interval 5
     .venv/bin/python bench/bench_load.py --database postgresql://postgres@127.0.0.1:5432/test
 
 Prints, per client count and server: p50/p99/max of each command's latency and the worker/bare ratios; the
@@ -360,7 +360,8 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=10, help="seconds measured per load (default 10)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of load before measuring (default 3)")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes (default 2)")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between market updates (default 1)")
+    parser.add_argument("--interval", type=float, default=5.0,
+                        help="seconds between market updates (default 5, as update_interval)")
     parser.add_argument("--log-memory-size", type=int, default=0, help="the servers' log_memory_size")
     parser.add_argument("--profile", default=None, help="write the worker's cProfile statistics to this file")
     parser.add_argument("--database", default=None, help="postgresql://... (a fresh schema, dropped at the end)")
