@@ -142,9 +142,9 @@ def _escape(value):
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
-#: Connections the kernel queues for a listener before it accepts them (Twisted's default is 50; thousands of
-#: clients reconnecting at once, after a worker restarts, overflowed it: their handshakes waited for TCP
-#: retransmissions, seconds each).  The kernel caps it at net.core.somaxconn.
+#: Connections the kernel queues for a listener before it accepts them (Twisted's default is 50, less than the
+#: clients that may reconnect at once after a worker restarts; a connection that finds the queue full waits
+#: for a TCP retransmission, a second or more).  The kernel caps it at net.core.somaxconn.
 BACKLOG = 1024
 
 
