@@ -27,6 +27,8 @@ class Settings:
     workers: int = 2
     #: Log entries each process keeps in memory (older ones are only in the log file).
     log_memory_size: int = 1000
+    #: Candles a worker keeps cached across its answers (0: none).
+    candle_cache_size: int = 100_000
     #: Seconds between market data updates and order queue passes (fractions allowed).
     update_interval: float = 5.0
     #: Cash a new account starts with.
@@ -156,7 +158,8 @@ class Settings:
 
 NAMES = tuple(f.name for f in fields(Settings))
 MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximum", "max_portfolio_cash"}
-INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000), "bcrypt_rounds": (4, 31), "hash_threads": (0, 64),
+INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000),
+            "candle_cache_size": (0, 10_000_000), "bcrypt_rounds": (4, 31), "hash_threads": (0, 64),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
             "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
             "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000),

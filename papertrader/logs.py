@@ -10,7 +10,7 @@ global publisher (so twistd's own log shows everything too).  Events from a
 import collections
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from twisted.logger import (
@@ -71,14 +71,22 @@ class LogEntry:
         return f"{stamp} {self.level.upper():<8} {self.file}:{self.function}:{self.line} {self.message}"
 
 
+#: Characters of one entry's message kept in memory (the log file has all of it).
+MAX_MEMORY_MESSAGE = 8000
+
+
 class MemoryLog:
-    """The newest ``size`` entries in memory; older ones drop off."""
+    """The newest ``size`` entries in memory, each message at most MAX_MEMORY_MESSAGE characters; older ones
+    drop off."""
 
     def __init__(self, size):
         self.entries = collections.deque(maxlen=size)
 
     def __call__(self, event):
-        self.entries.append(LogEntry.from_event(event))
+        entry = LogEntry.from_event(event)
+        if len(entry.message) > MAX_MEMORY_MESSAGE:
+            entry = replace(entry, message=entry.message[:MAX_MEMORY_MESSAGE] + " [...]")
+        self.entries.append(entry)
 
     def newest(self, n=20, level=None):
         entries = list(self.entries)

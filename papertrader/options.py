@@ -37,6 +37,7 @@ class SettingsOptions(usage.Options):
         ["assets", None, None, "Comma-separated symbols to trade, e.g. AAPL,MSFT."],
         ["workers", None, None, "Number of workers (cluster)."],
         ["log-memory-size", None, None, "Log entries kept in memory."],
+        ["candle-cache-size", None, None, "Candles a worker keeps cached across answers (0: none)."],
         ["update-interval", None, None, "Seconds between market updates and queue passes."],
         ["starting-cash", None, None, "Cash of a new account."],
         ["commission", None, None, "Commission per filled order."],
@@ -99,7 +100,7 @@ class SettingsOptions(usage.Options):
         ["borrow-rate", None, None, "Yearly borrow fee on short positions, percent (default 0)."],
     ]
 
-    _SETTINGS = ("assets", "workers", "log-memory-size", "update-interval", "starting-cash", "commission",
+    _SETTINGS = ("assets", "workers", "log-memory-size", "candle-cache-size", "update-interval", "starting-cash", "commission",
                  "bcrypt-rounds", "hash-threads", "market-seed", "heartbeat-interval", "heartbeat-misses",
                  "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
                  "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "oidc-redirect-uris",

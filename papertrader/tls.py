@@ -142,22 +142,28 @@ def _escape(value):
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
+#: Connections the kernel queues for a listener before it accepts them (Twisted's default is 50, less than the
+#: clients that may reconnect at once after a worker restarts; a connection that finds the queue full waits
+#: for a TCP retransmission, a second or more).  The kernel caps it at net.core.somaxconn.
+BACKLOG = 1024
+
+
 def listen_description(port, interface, cert_path):
     """The strports description of a TLS listener on ``interface:port`` with ``cert_path``."""
     path = _escape(cert_path)
-    return f"ssl:{int(port)}:interface={_escape(interface)}:privateKey={path}:certKey={path}"
+    return f"ssl:{int(port)}:interface={_escape(interface)}:privateKey={path}:certKey={path}:backlog={BACKLOG}"
 
 
 def server_endpoint(reactor, listen, cert_path):
     """A TLS server endpoint: ``listen`` is a port number or a strports description.
 
-    A bare port (``2048``) listens on every interface with ``cert_path``; a
-    description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given.
+    A bare port (``2048``) listens on every interface with ``cert_path`` (and a queue of BACKLOG connections);
+    a description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given.
     """
     listen = str(listen)
     if listen.isdigit():
         path = _escape(cert_path)
-        listen = f"ssl:{listen}:privateKey={path}:certKey={path}"
+        listen = f"ssl:{listen}:privateKey={path}:certKey={path}:backlog={BACKLOG}"
     return serverFromString(reactor, listen)
 
 

@@ -17,6 +17,9 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from papertrader import commands
+from papertrader.worker.fanout import Prepared
+
 
 @dataclass(frozen=True)
 class CachedSession:
@@ -30,26 +33,47 @@ class CachedSession:
 class QuoteCache:
     def __init__(self):
         self._quotes = {}
+        #: Each quote's answer to ``Quote`` as AMP bytes, made at its first request after each update.
+        self._answers = {}
 
     def update(self, quotes):
         """Take the master's quotes as they come: it pushes them in order on one connection (and a replay
         moved back in time sends older ones that are nevertheless the newest)."""
         for quote in quotes:
             self._quotes[quote["symbol"]] = {k: v for k, v in quote.items() if v is not None}
+            self._answers.pop(quote["symbol"], None)
 
     def get(self, symbol):
         return self._quotes.get(symbol)
+
+    def answer(self, symbol):
+        """The ``Quote`` answer of ``symbol`` serialized once per update (bytes), or None if there is no quote
+        of it (at most one entry per quote held)."""
+        answer = self._answers.get(symbol)
+        if answer is None:
+            quote = self._quotes.get(symbol)
+            if quote is None:
+                return None
+            answer = self._answers[symbol] = Prepared.bytes_of(commands.Quote.makeResponse(quote, None))
+        return answer
 
     def all(self):
         return [self._quotes[s] for s in sorted(self._quotes)]
 
 
 class CandleCache:
-    """Candles answers by (symbol, limit), valid until the next update (which adds a candle)."""
+    """Candles answers by (symbol, limit), valid until the next update (which adds a candle).
 
-    def __init__(self, size=1000):
+    At most ``size`` answers holding at most ``max_candles`` candles in all (an answer holds up to 1,000, so
+    the count of answers alone allowed a million): when one more would go over either, the cache starts
+    again empty; an answer larger than ``max_candles`` is not kept (0 keeps none).
+    """
+
+    def __init__(self, size=1000, max_candles=100_000):
         self.size = size
+        self.max_candles = max_candles
         self._answers = {}
+        self.candles = 0
         self.hits = 0
 
     def get(self, key):
@@ -59,12 +83,20 @@ class CandleCache:
         return answer
 
     def put(self, key, answer):
-        if len(self._answers) >= self.size:
-            self._answers.clear()
+        count = len(answer.get("candles", ())) if isinstance(answer, dict) else 1
+        if count > self.max_candles:
+            return
+        if len(self._answers) >= self.size or self.candles + count > self.max_candles:
+            self.clear()
+        old = self._answers.pop(key, None)
+        if old is not None:
+            self.candles -= len(old.get("candles", ())) if isinstance(old, dict) else 1
         self._answers[key] = answer
+        self.candles += count
 
     def clear(self):
         self._answers.clear()
+        self.candles = 0
 
     def __len__(self):
         return len(self._answers)

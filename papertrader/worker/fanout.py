@@ -8,15 +8,54 @@ sending is never waited on, and a slow client's backlog is at most WINDOW
 small messages.
 
 A watcher of ``ALL`` ("*": the HTTP API's market-data streams) gets every key's pushes.
+
+A push's arguments are serialized once for all the AMP clients it goes to (``Prepared``): with thousands of
+clients watching, converting the same quote to AMP values for each of them was most of a worker's work.
+Other watchers (the website's and the HTTP API's connections) have their own ``callRemote``.
 """
 
 from collections import defaultdict
+from struct import pack
+
+from twisted.protocols import amp
 
 from papertrader import commands
 
 WINDOW = 64
 #: The key of a watcher of every key.
 ALL = "*"
+
+
+class Prepared(amp.AmpBox):
+    """A command's box whose arguments were serialized once (``body``, an AmpBox's bytes): sending it to a
+    connection adds only what differs per connection, the command's name and the request's tag (``_command``
+    and ``_ask``, which sort before every argument name, as AmpBox.serialize orders the keys)."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body):
+        dict.__init__(self)  # (AmpBox's own only converts text keys: there are none)
+        self.body = body
+
+    @staticmethod
+    def of(command, arguments):
+        """The arguments' bytes, or None if an argument's name would not sort after ``_command``."""
+        return Prepared.bytes_of(command.makeArguments(arguments, None))
+
+    @staticmethod
+    def bytes_of(box):
+        """An AmpBox's bytes, or None if a key would not sort after ``_command`` (and ``_answer``)."""
+        if any(key <= b"_command" for key in box):
+            return None
+        return box.serialize()
+
+    def serialize(self):
+        """The keys added per send (short bytes), in AmpBox.serialize's order and format, then the body."""
+        parts = []
+        for key, value in sorted(self.items()):
+            parts += (pack("!H", len(key)), key, pack("!H", len(value)), value)
+        parts.append(self.body)
+        return b"".join(parts)
 
 
 class Fanout:
@@ -28,6 +67,8 @@ class Fanout:
         self.window = window
         self.what = what
         self._by_key = defaultdict(set)
+        #: The keys each watcher watches (so a leaving watcher costs its own keys, not every key).
+        self._keys_of = {}
         self._pending = {}
         self.sent = 0
         self.cut_off = 0
@@ -39,13 +80,15 @@ class Fanout:
             watchers = self._by_key[key]
             first = not watchers
             watchers.add(protocol)
+            self._keys_of.setdefault(protocol, set()).add(key)
             if first and self.on_first is not None:
                 self.on_first(key)
         self._pending.setdefault(protocol, 0)
 
     def forget(self, protocol):
-        for key, watchers in list(self._by_key.items()):
-            if protocol in watchers:
+        for key in self._keys_of.pop(protocol, ()):
+            watchers = self._by_key.get(key)
+            if watchers is not None and protocol in watchers:
                 watchers.discard(protocol)
                 if not watchers:
                     del self._by_key[key]
@@ -70,14 +113,15 @@ class Fanout:
         everyone = self._by_key.get(ALL)
         for key, arguments in items:
             watchers = self._by_key.get(key, ())
+            body = []  # serialized at the first AMP client
             for protocol in list(watchers):
-                self._send(protocol, arguments)
+                self._send(protocol, arguments, body)
             if everyone and key != ALL:
                 for protocol in list(everyone):
                     if protocol not in watchers:
-                        self._send(protocol, arguments)
+                        self._send(protocol, arguments, body)
 
-    def _send(self, protocol, arguments):
+    def _send(self, protocol, arguments, body):
         if protocol not in self._pending:
             return
         if self._pending[protocol] >= self.window:
@@ -85,7 +129,15 @@ class Fanout:
             return
         self._pending[protocol] += 1
         self.sent += 1
-        d = protocol.callRemote(self.command, **arguments)
+        if isinstance(protocol, amp.BoxDispatcher):
+            if not body:
+                body.append(Prepared.of(self.command, arguments))
+            if body[0] is not None:
+                d = protocol._sendBoxCommand(self.command.commandName, Prepared(body[0]))
+            else:
+                d = protocol.callRemote(self.command, **arguments)
+        else:
+            d = protocol.callRemote(self.command, **arguments)
         d.addCallbacks(lambda _: self._answered(protocol), lambda _: None)
 
     def _answered(self, protocol):

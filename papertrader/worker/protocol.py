@@ -12,6 +12,7 @@ from papertrader import commands, tls
 from papertrader.commands import FORWARDED
 from papertrader.errors import InvalidInput, PaperTraderError, QuoteUnavailable, ServerError, UnknownSymbol
 from papertrader.wire import TypedAMP
+from papertrader.worker.fanout import Prepared
 
 
 class WorkerProtocol(TypedAMP):
@@ -49,6 +50,20 @@ class WorkerProtocol(TypedAMP):
         self.worker.clients.discard(self)
         self.worker.fanout.forget(self)
         self.worker.order_fanout.forget(self)
+
+    def locateResponder(self, name):
+        if name == b"Quote":
+            return self._quote_box
+        return super().locateResponder(name)
+
+    def _quote_box(self, box):
+        """``Quote`` with its answer serialized once per update for every client (the cache's); a symbol the
+        cache has no quote of goes to the responder below, which says why."""
+        symbol = box.get(b"symbol", b"").decode("utf-8", "replace").strip().upper()
+        body = self.worker.quotes.answer(symbol)
+        if body is None:
+            return super().locateResponder(b"Quote")(box)
+        return defer.succeed(Prepared(body))
 
     def forward(self, command, arguments):
         """Pass a client command on to the master with this worker's stamp (see worker/gateway.py)."""

@@ -95,7 +95,7 @@ class Worker(StagedService):
             self.log.warn("--public-host {host} is not in this worker's certificate ({names}): clients will refuse"
                           " it. Re-run register-worker with --host {host}.", host=public_host, names=", ".join(names))
         self.quotes = QuoteCache()
-        self.candles = CandleCache()
+        self.candles = CandleCache(max_candles=settings.candle_cache_size)
         self.sessions = SessionCache(self.clock)
         self.clients = set()
         self.commands = 0
