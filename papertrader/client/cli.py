@@ -1270,7 +1270,7 @@ class CLI:
         data = dict(board, standings=standings)
         updated = output.plain(board).get("updated")
         head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
-                f" {board['players']} players, starting cash {output.plain(board)['starting_cash']}"
+                f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
                 + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
         rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
         self.emit(data, head + ("\n\n" + output.table(rows, ["rank", "username", "equity", "return_percent",
