@@ -459,6 +459,16 @@ class Trader:
             return None
         return self.rng.choice(candidates)
 
+    async def drain(self):
+        """Send again, oldest first, every order whose answer was lost, as a client retrying does; stop at the first
+        that still finds no answer (the cluster is not back yet)."""
+        for coid in sorted(self.seen.pending, key=lambda c: int(c.rsplit("-", 1)[1])):
+            command, arguments = self.seen.pending[coid]
+            self.counters["resends"] += 1
+            await self.place(command, arguments)
+            if coid in self.seen.pending:
+                return
+
     async def resend(self):
         """Send again an order whose answer was lost, or (less often) one already acknowledged."""
         if self.seen.pending and self.rng.random() < 0.8:
@@ -526,6 +536,7 @@ class Trader:
     async def act(self):
         """One action, chosen by the seeded random: the n-th action of a user draws from a Random of its own,
         so its kind and parameters are the same in every replay, whatever the actions before it met."""
+        await self.drain()
         self.number += 1
         self.rng = random.Random(f"crash-suite:{self.seed}:{self.name}:{self.number}")
         action = self.rng.choices([self.new_order, self.resend, self.cancel, self.replace, self.read_orders,
