@@ -336,3 +336,113 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
         side="buy", type="market", time_in_force="day", quantity="10")
     assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games(tmp_path, settings, clock,
+                                                                               database_url):
+    from datetime import datetime, timezone
+
+    d = await start_cluster(tmp_path, replace(settings, workers=1, fill_model="ideal"), database_url, clock,
+                            http_port=0)
+    worker = d.cluster.workers[0]
+    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
+    try:
+        _, body = await site.get("/signin")
+        csrf = site.csrf(body)
+        account = dict(username="dave", email="dave@example.com", password=PASSWORD, csrf=csrf)
+        assert (await site.post("/register", account))[0].code == 303
+        assert (await site.post("/signin", dict(username="dave", password=PASSWORD, csrf=csrf)))[0].code == 303
+        token = site.cookies["__Host-pt_session"]
+        _, body = await site.get("/")
+        csrf = site.csrf(body)
+
+        def forward(command, **arguments):
+            return worker.gateway.forward(command, dict(arguments, token=token), "127.0.0.1")
+
+        [default] = (await forward(commands.Portfolios))["portfolios"]
+
+        # A new portfolio: refused without the CSRF token, made with it; the page lists both.
+        response, _ = await site.post("/portfolios", dict(name="Growth", cash="5000"))
+        assert response.code == 403
+        assert len((await forward(commands.Portfolios))["portfolios"]) == 1
+        response, _ = await site.post("/portfolios", dict(name="Growth", cash="5000", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios")
+        response, body = await site.get("/portfolios")
+        assert response.code == 200 and "Growth" in body and "$5,000.00" in body and default["name"] in body
+        assert 'id="f-shown-portfolio"' in body  # the navigation's selector, now that there are two
+        response, body = await site.post("/portfolios", dict(name="growth", csrf=csrf))
+        assert response.code == 422 and 'class="flash error"' in body
+
+        # The selector: refused without the token; with it, a cookie holding only the name.
+        response, _ = await site.post("/portfolios/use", dict(name="Growth"))
+        assert response.code == 403 and "__Host-pt_portfolio" not in site.cookies
+        response, _ = await site.post("/portfolios/use", dict(name="Growth", csrf=csrf))
+        assert response.code == 303 and site.cookies["__Host-pt_portfolio"] == "Growth"
+        chosen = [c for c in response.headers.getRawHeaders(b"set-cookie") if c.startswith(b"__Host-pt_portfolio=")][0]
+        assert all(flag in chosen for flag in (b"HttpOnly", b"Secure", b"SameSite=strict", b"Path=/"))
+
+        # The live connection of a page shows only the shown portfolio's order events.
+        live = await websocket(site, site.url)
+        await bounded(live.opened, "the connection")
+        live.opened.result.sendMessage(json.dumps({"page": "orders"}).encode())
+        await next_message(live, "ready")
+
+        # Orders go into the portfolio shown, and the pages show that one's; the two never mix.
+        order = dict(side="buy", type="market", amount_by="shares", time_in_force="day", csrf=csrf)
+        await forward(commands.PlaceOrder, portfolio=default["name"], symbol="MSFT", side="buy", type="market",
+                      time_in_force="day", quantity="7", client_order_id="elsewhere-1")
+        response, _ = await site.post("/asset/AAPL/order", dict(order, qty="2", client_order_id="growth-1"))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        await d.tick()  # both fill (the other portfolio's order first): the page hears of Growth's only
+        toast = await next_message(live, "toast")
+        assert toast["text"].startswith("Filled") and "AAPL" in toast["text"], toast
+        growth = (await forward(commands.Orders, portfolio="Growth", limit=10))["orders"]
+        assert [o["client_order_id"] for o in growth] == ["growth-1"]
+        _, body = await site.get("/orders")
+        assert "AAPL" in body and "MSFT" not in body
+        response, _ = await site.post("/portfolios/use", dict(name=default["name"], csrf=csrf))
+        assert response.code == 303 and "__Host-pt_portfolio" not in site.cookies
+        response, _ = await site.post("/asset/AAPL/order", dict(order, qty="3", client_order_id="main-1"))
+        assert response.code == 303
+        mine = (await forward(commands.Orders, limit=10))["orders"]
+        assert sorted(o["client_order_id"] for o in mine) == ["elsewhere-1", "main-1"]
+        growth = (await forward(commands.Orders, portfolio="Growth", limit=10))["orders"]
+        assert [o["client_order_id"] for o in growth] == ["growth-1"]
+        _, body = await site.get("/orders")
+        assert "MSFT" in body
+
+        # Reset: asks first; refused without the token; then Growth starts again with its cash.
+        response, _ = await site.post("/portfolios/reset", dict(name="Growth", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios/reset?name=Growth")
+        response, body = await site.get("/portfolios/reset?name=Growth")
+        assert response.code == 200 and 'name="confirm" value="yes"' in body
+        response, _ = await site.post("/portfolios/reset", dict(name="Growth", confirm="yes"))
+        assert response.code == 403
+        assert (await forward(commands.Portfolio, portfolio="Growth"))["cash"] < Decimal("5000.00")
+        response, _ = await site.post("/portfolios/reset", dict(name="Growth", confirm="yes", csrf=csrf))
+        assert response.code == 303
+        assert (await forward(commands.Portfolio, portfolio="Growth"))["cash"] == Decimal("5000.00")
+
+        # Games: listed, joined (not without the token), ranked after the market's next step.
+        await forward(commands.CreateGame, name="Web Cup", starting_cash="10000",
+                      start=datetime(2026, 9, 1, tzinfo=timezone.utc), end=datetime(2027, 1, 1, tzinfo=timezone.utc))
+        response, body = await site.get("/games")
+        assert response.code == 200 and 'href="/games/Web%20Cup"' in body
+        response, _ = await site.post("/games/join", dict(name="Web Cup"))
+        assert response.code == 403
+        response, _ = await site.post("/games/join", dict(name="Web Cup", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/games/Web%20Cup")
+        response, body = await site.post("/games/join", dict(name="No Such Cup", csrf=csrf))
+        assert response.code == 422 and 'class="flash error"' in body
+        await d.tick()
+        response, body = await site.get("/games/Web%20Cup")
+        assert response.code == 200
+        row = re.search(r'<td class="num" data-label="Rank">1</td><td data-label="Player">dave</td>'
+                        r'<td class="num" data-label="Equity">([^<]*)</td>', body)
+        assert row is not None and row.group(1) == "$10,000.00"
+        assert "dave@example.com" not in body and 'value="Web Cup"' in body  # your portfolio, to show
+        response, _ = await site.get("/games/No%20Such%20Cup")
+        assert response.code == 404
+    finally:
+        await d.cluster.stopService()

@@ -23,11 +23,16 @@ Prices are coalesced: every price that arrives in one reactor turn makes one mes
 computed from the newest state only (a page never receives a backlog of old prices).  Portfolio values
 between order events are revalued on the worker (papertrader/trading/valuation.py); an order event
 makes the page's data be asked of the master again.  A page that stops answering pings is closed.
+
+A page shows one portfolio: the one named in the browser's ``__Host-pt_portfolio`` cookie (else the
+default one); its data is of that portfolio, and order events of the account's other portfolios are not
+sent to it (filtered by the event's portfolio uuid, as the HTTP trade stream does).
 """
 
 import json
 from decimal import Decimal, InvalidOperation
 from http.cookies import CookieError, SimpleCookie
+from urllib.parse import unquote
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -63,6 +68,8 @@ class LiveProtocol(WebSocketServerProtocol):
 
     username = None
     token = None
+    #: The portfolio the page shows (its name; None: the default one), from the browser's cookie.
+    portfolio = None
     view = None
     _ip = "unknown"
     _said = ()
@@ -79,6 +86,7 @@ class LiveProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(403, "origin not allowed")
         self._ip = getattr(self.transport.getPeer(), "host", "unknown")
         self.token = _session_cookie(request.headers.get("cookie", ""))
+        self.portfolio = _portfolio_cookie(request.headers.get("cookie", ""))
         if self.token is not None:
             try:
                 self.username = await live.worker.gateway.session(self.token, self._ip)
@@ -148,16 +156,22 @@ class LiveProtocol(WebSocketServerProtocol):
             self.sendClose(SIGNED_OUT, "signed out")
 
 
-def _session_cookie(header):
+def _session_cookie(header, name=security.SESSION_COOKIE):
     try:
         jar = SimpleCookie()
         jar.load(header)
     except CookieError:
         return None
-    morsel = jar.get(security.SESSION_COOKIE.decode("ascii"))
+    morsel = jar.get(name.decode("ascii"))
     if morsel is None or not morsel.value or len(morsel.value) > 512:
         return None
     return morsel.value
+
+
+def _portfolio_cookie(header):
+    """The name of the portfolio the browser's pages show (None: the default one)."""
+    value = _session_cookie(header, security.PORTFOLIO_COOKIE)
+    return unquote(value)[:64] if value else None
 
 
 class View:
@@ -172,6 +186,10 @@ class View:
         self.interval = interval
         self.first = first
         self.portfolio = None
+        #: The shown portfolio's uuid and starting cash: order events of the account's other portfolios
+        #: are not shown on this page.
+        self.portfolio_uuid = None
+        self.starting_cash = None
         self.quotes = {}
         self._quotes_due = None
         self._refresh = None
@@ -185,13 +203,24 @@ class View:
         arguments = {k: v for k, v in arguments.items() if v is not None}
         if any(name == b"token" for name, _ in command.arguments):
             arguments["token"] = self.conn.token
+        if self.conn.portfolio is not None and any(name == b"portfolio" for name, _ in command.arguments):
+            arguments.setdefault("portfolio", self.conn.portfolio)
         return self.live.worker.gateway.forward(command, arguments, self.conn.client_ip())
 
     @defer.inlineCallbacks
     def portfolio_now(self):
-        """The account's portfolio from the master (with the starting cash, for the total P&L)."""
+        """The shown portfolio from the master (with its starting cash, for the total P&L)."""
         answer = yield self.call(commands.Portfolio)
-        return dict(answer, starting_cash=self.website.settings.starting_cash)
+        return dict(answer, starting_cash=self.starting_cash or self.website.settings.starting_cash)
+
+    @defer.inlineCallbacks
+    def find_portfolio(self):
+        """Which of the account's portfolios this page shows: its uuid and starting cash."""
+        answer = yield self.call(commands.Portfolios)
+        wanted = self.conn.portfolio
+        for p in answer["portfolios"]:
+            if (p["name"].casefold() == wanted.casefold()) if wanted is not None else p["default"]:
+                self.portfolio_uuid, self.starting_cash = p["uuid"], p["starting_cash"]
 
     def symbols(self):
         if self.page == "dashboard" and self.portfolio is not None:
@@ -202,6 +231,7 @@ class View:
 
     @defer.inlineCallbacks
     def start(self):
+        yield self.find_portfolio()
         if self.page in ("dashboard", "asset"):
             self.portfolio = yield self.portfolio_now()
         self.live.watch(self.conn, self.symbols())
@@ -253,11 +283,13 @@ class View:
             self.conn.send({"t": "set", "v": {f"quote.{self.symbol}.day_range": [f"{low} – {high}", None]}})
 
     def visit(self):
-        return Visit(self.conn.token, self.conn.username, self.conn.client_ip())
+        return Visit(self.conn.token, self.conn.username, self.conn.client_ip(), self.conn.portfolio)
 
     # --- order events ----------------------------------------------------------------------------------
 
     def event(self, event):
+        if event.get("portfolio_uuid") is not None and event["portfolio_uuid"] != self.portfolio_uuid:
+            return  # another portfolio's: not shown here
         orders = event.get("order") or []
         if orders and event.get("event") in EVENT_WORDS:
             order = orders[0]

@@ -12,6 +12,8 @@
 - Every answer says: a Content-Security-Policy with scripts and styles from this site only (no inline
   script or style, no eval), no framing, no MIME sniffing, no referrer to other sites, no caching of
   pages.
+- Which portfolio the pages show is the cookie ``__Host-pt_portfolio``: the portfolio's name only (never a
+  secret), HttpOnly, SameSite=Strict; it is set by a CSRF-checked POST.
 """
 
 import base64
@@ -19,8 +21,11 @@ import hashlib
 import hmac
 import json
 import secrets
+from urllib.parse import quote, unquote
 
 SESSION_COOKIE = b"__Host-pt_session"
+#: The portfolio the pages show and trade: its NAME only (URL-quoted), never a secret.
+PORTFOLIO_COOKIE = b"__Host-pt_portfolio"
 PRESESSION_COOKIE = b"__Host-pt_pre"
 FLASH_COOKIE = b"__Host-pt_flash"
 #: The state of a provider sign-in in progress; SameSite=Lax, because the provider sends the browser
@@ -78,6 +83,20 @@ def set_cookie(request, name, value, max_age=None, same_site="strict"):
 
 def clear_cookie(request, name, same_site="strict"):
     request.addCookie(name, b"", path=b"/", secure=True, httpOnly=True, sameSite=same_site, max_age=b"0")
+
+
+def chosen_portfolio(request):
+    """The portfolio name this browser chose to show (None: the account's default)."""
+    value = cookie(request, PORTFOLIO_COOKIE)
+    return unquote(value)[:64] if value else None
+
+
+def choose_portfolio(request, name):
+    """Show and trade ``name`` from now on in this browser (None: the default portfolio)."""
+    if name is None:
+        clear_cookie(request, PORTFOLIO_COOKIE)
+    else:
+        set_cookie(request, PORTFOLIO_COOKIE, quote(name, safe=""))
 
 
 def session_token(request):

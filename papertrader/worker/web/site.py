@@ -11,6 +11,7 @@ on (303) with a short flash message; a refused one gets the form again with the 
 import functools
 import secrets
 import uuid
+from urllib.parse import urlencode
 
 from klein import Klein
 from twisted.internet import defer
@@ -18,7 +19,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from papertrader import commands
 from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
-                                PaperTraderError, ProviderLoginFailed, UnknownOrder, UnknownSymbol)
+                                PaperTraderError, ProviderLoginFailed, UnknownGame, UnknownOrder, UnknownPortfolio,
+                                UnknownSymbol)
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import preview as previews
 from papertrader.worker.web import security, views
@@ -33,16 +35,22 @@ CLOSED_PAGE = 50
 OPEN_PAGE = 100
 HISTORY_PAGE = 50
 MAX_FIELD = 1024
+#: Commands with a ``portfolio`` argument that is not the portfolio shown (an API key names its own).
+PORTFOLIO_OF_ITS_OWN = (commands.CreateApiKey,)
 
 
 class Visit:
     """A signed-in request: its session token, the username, its CSRF token and the browser's address."""
 
-    def __init__(self, token, username, ip):
+    def __init__(self, token, username, ip, portfolio=None):
         self.token = token
         self.username = username
         self.ip = ip
         self.csrf = security.csrf_for(token)
+        #: The name of the portfolio this browser chose to show (None: the account's default).
+        self.portfolio = portfolio
+        #: The account's open portfolios (loaded for a page: the navigation's selector).
+        self.portfolios = None
 
 
 def client_ip(request):
@@ -104,6 +112,7 @@ def signed_in():
                 visit = await self.visit(request)
                 if visit is None:
                     return redirect(request, "/signin")
+                await self.load_portfolios(request, visit)
                 return await method(self, request, visit, **kwargs)
             except PaperTraderError as e:  # the master unreachable, a session that ended meanwhile...
                 return self.failed(request, visit, e)
@@ -184,13 +193,26 @@ class Website:
         except NotLoggedIn:
             security.clear_cookie(request, security.SESSION_COOKIE)
             return None
-        return Visit(token, username, client_ip(request))
+        return Visit(token, username, client_ip(request), security.chosen_portfolio(request))
+
+    async def load_portfolios(self, request, visit):
+        """The account's open portfolios, for the selector; a chosen one that is gone is forgotten."""
+        visit.portfolios = (await self.call(visit, commands.Portfolios))["portfolios"]
+        if visit.portfolio is not None:
+            same = [p["name"] for p in visit.portfolios if p["name"].casefold() == visit.portfolio.casefold()]
+            if not same:
+                security.choose_portfolio(request, None)
+            visit.portfolio = same[0] if same else None
 
     def call(self, visit, command, **arguments):
-        """Pass ``command`` on to the master for ``visit``'s session; fires with the answer."""
+        """Pass ``command`` on to the master for ``visit``'s session; fires with the answer.  A command that
+        takes a portfolio gets the one this browser shows (unless one is given)."""
         arguments = {k: v for k, v in arguments.items() if v is not None}
         if visit is not None and any(name == b"token" for name, _ in command.arguments):
             arguments["token"] = visit.token
+        if (visit is not None and visit.portfolio is not None and command not in PORTFOLIO_OF_ITS_OWN
+                and "portfolio" not in arguments and any(name == b"portfolio" for name, _ in command.arguments)):
+            arguments["portfolio"] = visit.portfolio
         ip = visit.ip if visit is not None else "unknown"
         return self.worker.gateway.forward(command, arguments, ip)
 
@@ -205,9 +227,14 @@ class Website:
             return None
 
     def chrome(self, request, visit=None, tab=None, clock=None):
+        portfolios = (visit.portfolios if visit else None) or []
+        shown = visit.portfolio if visit else None
+        if shown is None:
+            shown = next((p["name"] for p in portfolios if p["default"]), None)
         return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
                             username=visit.username if visit else None, flash=security.take_flash(request),
-                            tab=tab, clock=clock, providers=self.providers(request))
+                            tab=tab, clock=clock, providers=self.providers(request),
+                            portfolios=[p["name"] for p in portfolios], portfolio=shown)
 
     def failed(self, request, visit, error):
         """A command failed where the page has no better place to say so."""
@@ -215,6 +242,11 @@ class Website:
             security.clear_cookie(request, security.SESSION_COOKIE)
             security.set_flash(request, "Your session has ended. Sign in again.", "error")
             return redirect(request, "/signin")
+        if isinstance(error, UnknownPortfolio) and visit is not None and visit.portfolio is not None:
+            # The portfolio this browser showed was renamed or closed meanwhile: back to the default one.
+            security.choose_portfolio(request, None)
+            security.set_flash(request, f"{sentence(error.message)} Showing your default portfolio.", "error")
+            return redirect(request, "/")
         chrome = self.chrome(request, visit)
         if isinstance(error, MasterUnavailable):
             return html(request, views.error_page(chrome, 503, "Temporarily unavailable",
@@ -403,6 +435,12 @@ class Website:
     def names(self):
         return {q["symbol"]: q.get("name") for q in self.worker.quotes.all()}
 
+    def starting_cash(self, visit):
+        """The shown portfolio's starting cash (for the total P&L)."""
+        shown = [p for p in visit.portfolios or ()
+                 if (p["name"] == visit.portfolio if visit.portfolio is not None else p["default"])]
+        return shown[0]["starting_cash"] if shown else self.settings.starting_cash
+
     @app.route("/", methods=["GET"])
     @signed_in()
     async def dashboard(self, request, visit):
@@ -416,7 +454,7 @@ class Website:
              defer.ensureDeferred(self.equity_history(visit, clock, chosen))], consumeErrors=True).addErrback(
             lambda f: f.value.subFailure)
         chrome = self.chrome(request, visit, "dashboard", clock)
-        portfolio = dict(portfolio, starting_cash=self.settings.starting_cash)
+        portfolio = dict(portfolio, starting_cash=self.starting_cash(visit))
         return html(request, views.dashboard_page(chrome, portfolio, history, chosen, self.names(),
                                                   list(ranges)))
 
@@ -614,6 +652,112 @@ class Website:
         next_token = activities[-1]["id"] if len(activities) == HISTORY_PAGE else None
         return html(request, views.history_page(self.chrome(request, visit, "history", clock), activities,
                                                 next_token, after is None))
+
+    # --- portfolios -----------------------------------------------------------------------------------
+
+    async def portfolios_html(self, request, visit, form=None, error=None, status=200):
+        if visit.portfolios is None:
+            await self.load_portfolios(request, visit)
+        chrome = self.chrome(request, visit, "portfolios", await self.clock(visit))
+        return html(request, views.portfolios_page(chrome, visit.portfolios, form, error), status)
+
+    @app.route("/portfolios", methods=["GET"])
+    @signed_in()
+    async def portfolios(self, request, visit):
+        return await self.portfolios_html(request, visit)
+
+    @app.route("/portfolios", methods=["POST"])
+    @action()
+    async def create_portfolio(self, request, visit):
+        form = {"name": field(request, "name", 64), "cash": field(request, "cash", 32)}
+        try:
+            made = await self.call(visit, commands.CreatePortfolio, name=form["name"], cash=form["cash"] or None)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.portfolios_html(request, visit, form, sentence(e.message), 422)
+        security.set_flash(request, f"Portfolio {made['name']} created with {fmt.money(made['cash'])}.", "success")
+        return redirect(request, "/portfolios")
+
+    @app.route("/portfolios/use", methods=["POST"])
+    @action()
+    async def use_portfolio(self, request, visit):
+        name = field(request, "name", 64)
+        back = safe_back(field(request, "back", 300), "/")
+        await self.load_portfolios(request, visit)
+        found = next((p for p in visit.portfolios if p["name"].casefold() == name.casefold()), None)
+        if found is None:
+            security.set_flash(request, f"You have no open portfolio named {name!r}.", "error")
+            return redirect(request, "/portfolios")
+        security.choose_portfolio(request, None if found["default"] else found["name"])
+        security.set_flash(request, f"Showing and trading portfolio {found['name']}.", "success")
+        return redirect(request, back)
+
+    def open_portfolio(self, visit, name):
+        found = next((p for p in visit.portfolios if p["name"].casefold() == name.casefold()), None)
+        if found is None:
+            raise UnknownPortfolio(f"you have no open portfolio named {name[:64]!r}")
+        return found
+
+    @app.route("/portfolios/reset", methods=["GET"])
+    @signed_in()
+    async def reset_form(self, request, visit):
+        found = self.open_portfolio(visit, field(request, "name", 64))
+        return html(request, views.reset_page(self.chrome(request, visit, "portfolios"), found))
+
+    @app.route("/portfolios/reset", methods=["POST"])
+    @action()
+    async def reset_portfolio(self, request, visit):
+        name = field(request, "name", 64)
+        if field(request, "confirm", 8) != "yes":
+            return redirect(request, "/portfolios/reset?" + urlencode({"name": name}))
+        answer = await self.call(visit, commands.ResetPortfolio, name=name)
+        n = answer["canceled"]
+        security.set_flash(request, f"Portfolio {answer['name']} starts again with {fmt.money(answer['cash'])}"
+                                    f" ({n} open order{'s' if n != 1 else ''} canceled).", "success")
+        return redirect(request, "/portfolios")
+
+    # --- games -----------------------------------------------------------------------------------------
+
+    @app.route("/games", methods=["GET"])
+    @signed_in()
+    async def games(self, request, visit):
+        clock, answer = await defer.gatherResults(
+            [defer.ensureDeferred(self.clock(visit)), self.call(visit, commands.Games)],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        return html(request, views.games_page(self.chrome(request, visit, "games", clock), answer["games"]))
+
+    @app.route("/games/join", methods=["POST"])
+    @action()
+    async def join_game(self, request, visit):
+        name, code = field(request, "name", 64), field(request, "code", 128)
+        try:
+            game = await self.call(visit, commands.JoinGame, name=name, code=code or None)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            await self.load_portfolios(request, visit)
+            answer = await self.call(visit, commands.Games)
+            return html(request, views.games_page(self.chrome(request, visit, "games"), answer["games"],
+                                                  sentence(e.message), {"name": name}), 422)
+        security.set_flash(request, f"You play in {game['name']}: your portfolio {game['portfolio']} has"
+                                    f" {fmt.money(game['starting_cash'])}.", "success")
+        return redirect(request, views.game_link(game["name"]))
+
+    @app.route("/games/<string:name>", methods=["GET"])
+    @signed_in()
+    async def game(self, request, visit, name):
+        name = name[:64]
+        try:
+            game, board = await defer.gatherResults(
+                [self.call(visit, commands.ShowGame, name=name),
+                 self.call(visit, commands.GameLeaderboard, name=name, limit=100)],
+                consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        except UnknownGame as e:
+            return html(request, views.error_page(self.chrome(request, visit, "games"), 404, "Not found",
+                                                  sentence(e.message)), 404)
+        clock = await self.clock(visit)
+        return html(request, views.game_page(self.chrome(request, visit, "games", clock), game, board))
 
     # --- the account ----------------------------------------------------------------------------------
 

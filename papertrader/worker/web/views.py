@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from urllib.parse import quote, urlencode
 
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
@@ -26,7 +27,8 @@ RANGES = {"1D": "Day", "1W": "Week", "1M": "Month", "1A": "Year", "ALL": "All"}
 EMPTY = {"positions": "No positions yet: find an asset under Trade and buy it.", "open-orders": "No open orders.",
          "closed-orders": "No closed orders yet.", "activities": "No transactions yet."}
 NAV = [("dashboard", "/", "Dashboard"), ("trade", "/assets", "Trade"), ("orders", "/orders", "Orders"),
-       ("history", "/history", "History"), ("account", "/account", "Account")]
+       ("history", "/history", "History"), ("portfolios", "/portfolios", "Portfolios"), ("games", "/games", "Games"),
+       ("account", "/account", "Account")]
 
 
 def static(path):
@@ -44,6 +46,9 @@ class Chrome:
     tab: str = None
     clock: dict = None
     providers: list = field(default_factory=list)
+    #: The account's open portfolios' names, and the one the pages show and trade.
+    portfolios: list = field(default_factory=list)
+    portfolio: str = None
 
 
 def csrf_input(csrf):
@@ -152,10 +157,21 @@ def header(chrome):
                    live("clock", fmt.when(clock.get("time"))))
     return h("header", {"class": "top"},
              h("div", {"class": "wrap bar"}, brand, market,
-               h("div", {"class": "who"}, h("span", {"class": "user"}, chrome.username),
+               h("div", {"class": "who"}, portfolio_selector(chrome), h("span", {"class": "user"}, chrome.username),
                  post_form("/signout", chrome.csrf, button("Sign out", "btn small ghost"), cls="inline",
                            label="Sign out"))),
              h("nav", {"class": "tabs", "aria-label": "Main"}, h("div", {"class": "wrap"}, *tabs)))
+
+
+def portfolio_selector(chrome):
+    """The navigation's choice of the portfolio the pages show and trade (a form: works without scripts)."""
+    if len(chrome.portfolios) < 2:
+        return ""
+    options = [h("option", {"value": name, "selected": name == chrome.portfolio}, name) for name in chrome.portfolios]
+    return post_form("/portfolios/use", chrome.csrf,
+                     h("label", {"for": "f-shown-portfolio", "class": "sr-only"}, "Portfolio shown"),
+                     h("select", {"id": "f-shown-portfolio", "name": "name"}, *options),
+                     button("Show", "btn small ghost"), cls="inline portfolio-picker", label="Portfolio shown")
 
 
 def footer(chrome, charts):
@@ -904,3 +920,120 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
                                      " canceled; the ledger keeps its rows under an anonymous id."),
           error_box(errors.get("delete")), delete_form))
     return document(chrome, "Account", main, page="account")
+
+
+# --- portfolios -----------------------------------------------------------------------------------------
+
+
+def game_link(name):
+    return "/games/" + quote(name, safe="")
+
+
+def portfolios_page(chrome, portfolios, form=None, error=None):
+    form = form or {}
+    rows = []
+    for p in portfolios:
+        shown = p["name"] == chrome.portfolio
+        show = "Shown" if shown else post_form(
+            "/portfolios/use", chrome.csrf, h("input", {"type": "hidden", "name": "name", "value": p["name"]}),
+            button("Show", "btn small", **{"aria-label": f"Show {p['name']}"}), cls="inline")
+        reset = h("a", {"class": "btn small danger", "href": "/portfolios/reset?" + urlencode({"name": p["name"]}),
+                        "aria-label": f"Reset {p['name']}"}, "Reset…")
+        kind = p["kind"] + (" (game)" if p.get("game_id") is not None else "")
+        rows.append(h("tr", cell(h("strong", p["name"]) if shown else p["name"], "Name"), cell(kind, "Kind"),
+                      num(fmt.money(p["cash"]), header="Cash"),
+                      num(fmt.money(p["starting_cash"]), header="Started with"),
+                      cell("Default" if p["default"] else "", "Default"), cell(show, "Shown"), cell(reset, "Reset")))
+    create = post_form(
+        "/portfolios", chrome.csrf,
+        field_input("Name", "name", form.get("name", ""), maxlength="64", hint="1 to 64 characters."),
+        field_input("Cash", "cash", form.get("cash", ""), required=False, inputmode="decimal", maxlength="20",
+                    hint="Empty: the server's starting cash."),
+        button("Create portfolio", "btn primary"), cls="stack inline-form", label="Create a portfolio")
+    main = h("section", {"class": "card"}, h("h1", "Portfolios"),
+             h("p", {"class": "muted"}, "The pages show and trade the portfolio chosen here or in the bar above."),
+             table(["Name", "Kind", ("Cash", "num"), ("Started with", "num"), "Default", "Shown", ""], rows,
+                   caption="Your portfolios", cls="data stack-on-phone"),
+             h("h2", "New portfolio"), error_box(error), create)
+    return document(chrome, "Portfolios", main, page="portfolios")
+
+
+def reset_page(chrome, portfolio):
+    form = post_form(
+        "/portfolios/reset", chrome.csrf, h("input", {"type": "hidden", "name": "name", "value": portfolio["name"]}),
+        h("input", {"type": "hidden", "name": "confirm", "value": "yes"}),
+        button(f"Reset {portfolio['name']}", "btn danger"),
+        h("a", {"class": "btn ghost", "href": "/portfolios"}, "Keep it"),
+        cls="stack inline-form", label="Confirm the reset")
+    main = h("section", {"class": "card"}, h("h1", f"Reset {portfolio['name']}?"),
+             h("p", "Its open orders are canceled, its positions and history are archived, and it starts again with ",
+               fmt.money(portfolio["starting_cash"]), " in cash. Its name, kind and API keys stay."), form)
+    return document(chrome, "Reset a portfolio", main, page="portfolios")
+
+
+# --- games ----------------------------------------------------------------------------------------------
+
+
+def game_rows(games):
+    rows = []
+    for g in games:
+        role = "Creator" if g["is_creator"] else ""
+        if g["playing"]:
+            role = (role + ", player") if role else "Player"
+        rows.append(h("tr", cell(h("a", {"href": game_link(g["name"])}, g["name"]), "Game"),
+                      cell(g["status"], "Status"), cell(fmt.when(g["start"]), "Starts"),
+                      cell(fmt.when(g["end"]), "Ends"),
+                      num(fmt.money(g["starting_cash"]), header="Starting cash"),
+                      num(str(g["players"]), header="Players"),
+                      cell("private" if g["private"] else "public", "Visibility"), cell(role, "You")))
+    return rows
+
+
+def games_page(chrome, games, error=None, form=None):
+    form = form or {}
+    join = post_form(
+        "/games/join", chrome.csrf,
+        field_input("Game", "name", form.get("name", ""), maxlength="64"),
+        field_input("Invite code", "code", "", required=False, maxlength="128", autocomplete="off",
+                    hint="Only for a private game."),
+        button("Join", "btn primary"), cls="stack inline-form", label="Join a game")
+    headers = ["Game", "Status", "Starts", "Ends", ("Starting cash", "num"), ("Players", "num"), "Visibility", "You"]
+    main = h("section", {"class": "card"}, h("h1", "Games"),
+             h("p", {"class": "muted"}, "Public games, yours, and the ones you play in. Joining makes you a portfolio"
+                                        " named like the game."),
+             table(headers, game_rows(games), caption="Games", empty="No games yet.", cls="data stack-on-phone"),
+             h("h2", "Join a game"), error_box(error), join)
+    return document(chrome, "Games", main, page="games")
+
+
+def game_page(chrome, game, board):
+    rules = [("Status", game["status"]), ("Starts", fmt.when(game["start"])), ("Ends", fmt.when(game["end"])),
+             ("Starting cash", fmt.money(game["starting_cash"])), ("Players", str(game["players"])),
+             ("Created by", game["creator"]), ("Visibility", "private" if game["private"] else "public"),
+             ("Assets", ", ".join(game["assets"]) if game["assets"] else "every asset"),
+             ("Margin", "allowed" if game["margin"] else "no"),
+             ("Short selling", "allowed" if game["allow_short"] else "no"),
+             ("Commission", game.get("commission") or "the server's"),
+             ("Fills", game.get("fill_model") or "the server's"),
+             ("Largest position",
+              fmt.percent(game["max_position"], signed=False) if game.get("max_position") is not None else "no limit")]
+    facts = h("dl", {"class": "facts"}, *[h("div", h("dt", label), h("dd", value)) for label, value in rules])
+    mine = ""
+    if game.get("portfolio"):
+        mine = h("p", "Your portfolio in this game: ", h("strong", game["portfolio"]), " ",
+                 post_form("/portfolios/use", chrome.csrf,
+                           h("input", {"type": "hidden", "name": "name", "value": game["portfolio"]}),
+                           h("input", {"type": "hidden", "name": "back", "value": "/"}),
+                           button("Show and trade it", "btn small"), cls="inline"))
+    rows = [h("tr", num(str(s["rank"]), header="Rank"), cell(s["username"], "Player"),
+              num(fmt.money(s["equity"]), header="Equity"),
+              num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"))
+            for s in board["standings"]]
+    updated = ("Final ranking." if board["final"] else
+               f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet.")
+    main = h("section", {"class": "card"}, h("h1", game["name"]), facts, mine,
+             h("h2", "Leaderboard"), h("p", {"class": "muted"}, updated),
+             table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
+                   empty="No standings yet: they come with the next market update.", cls="data leaderboard"),
+             h("p", h("a", {"href": "/games"}, "All games")))
+    return document(chrome, game["name"], main, page="game")
