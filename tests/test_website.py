@@ -417,6 +417,8 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         assert (response.code, header(response, b"location")) == (303, "/portfolios/reset?name=Growth")
         response, body = await site.get("/portfolios/reset?name=Growth")
         assert response.code == 200 and 'name="confirm" value="yes"' in body
+        response, _ = await site.get("/portfolios/reset?name=Nothing")
+        assert response.code == 404
         response, _ = await site.post("/portfolios/reset", dict(name="Growth", confirm="yes"))
         assert response.code == 403
         assert (await forward(commands.Portfolio, portfolio="Growth"))["cash"] < Decimal("5000.00")

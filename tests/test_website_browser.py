@@ -19,6 +19,7 @@ from twisted.internet import reactor
 from papertrader import commands
 from papertrader.master.db import Database
 from papertrader.worker.web import formatting as fmt
+from papertrader.worker.web import views
 from tests.browser import Browser
 from tests.conftest import start_cluster
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, TestProvider
@@ -182,6 +183,22 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         assert key_id.startswith("PK") and len(await b.text("#new-key-secret")) > 20
         assert key_id in await b.text("section[aria-labelledby=keys-title] table")
         await b.screenshots("account")
+
+        # A second portfolio, made on the portfolios page and shown from there; the games page.
+        await b.click("nav a[href='/portfolios']")
+        await b.page("portfolios")
+        await b.fill({"#f-name": "Growth", "#f-cash": "5000"})
+        await b.click("form[action='/portfolios'] button[type=submit]")
+        await b.page("portfolios")
+        await b.wait_text(".flash", "Portfolio Growth created")
+        await b.screenshots("portfolios")
+        await b.click("table form[action='/portfolios/use'] button")
+        await b.page("dashboard")
+        await b.wait_text(".flash", "Showing and trading portfolio Growth")
+        assert await b.text("[data-section='positions']") == views.EMPTY["positions"]
+        await b.click("nav a[href='/games']")
+        await b.page("games")
+        await b.screenshots("games")
 
         # No violation of the Content-Security-Policy on any page (no inline script or style).
         assert csp_violations(await b.console()) == []

@@ -693,17 +693,16 @@ class Website:
         security.set_flash(request, f"Showing and trading portfolio {found['name']}.", "success")
         return redirect(request, back)
 
-    def open_portfolio(self, visit, name):
-        found = next((p for p in visit.portfolios if p["name"].casefold() == name.casefold()), None)
-        if found is None:
-            raise UnknownPortfolio(f"you have no open portfolio named {name[:64]!r}")
-        return found
-
     @app.route("/portfolios/reset", methods=["GET"])
     @signed_in()
     async def reset_form(self, request, visit):
-        found = self.open_portfolio(visit, field(request, "name", 64))
-        return html(request, views.reset_page(self.chrome(request, visit, "portfolios"), found))
+        name = field(request, "name", 64)
+        found = next((p for p in visit.portfolios if p["name"].casefold() == name.casefold()), None)
+        chrome = self.chrome(request, visit, "portfolios")
+        if found is None:
+            return html(request, views.error_page(chrome, 404, "Not found",
+                                                  f"You have no open portfolio named {name!r}."), 404)
+        return html(request, views.reset_page(chrome, found))
 
     @app.route("/portfolios/reset", methods=["POST"])
     @action()
