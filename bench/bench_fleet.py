@@ -28,8 +28,8 @@ Two parts, in one run, against an in-process Cluster (master + ``--workers``):
 SQLite (in a temporary data dir) by default; ``--database postgresql://...``
 runs against PostgreSQL in a fresh schema that is dropped at the end.
 
-    cd /work/main && /work/venv/bin/python bench/bench_fleet.py
-    /work/venv/bin/python bench/bench_fleet.py --database postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/bench_fleet.py              # from the repository root
+    .venv/bin/python bench/bench_fleet.py --database postgresql://postgres@127.0.0.1:5432/test
 
 Clients and servers share one process and one reactor thread, so every figure
 includes the clients' own cost; the ratio to the baseline is the meaningful
