@@ -20,10 +20,8 @@ PostgreSQL: the same server), i.e. what one durable commit costs here.
 
 import argparse
 import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import replace
@@ -33,12 +31,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted.internet import defer, task, threads  # noqa: E402
 
 from papertrader.app import Stamp  # noqa: E402
-from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
 from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.master.group_commit import GroupCommit  # noqa: E402
 from papertrader.times import utc  # noqa: E402
-from bench.harness import bench_database, drop_schema, free_port, percentile, wait_for_cluster  # noqa: E402
+from bench.harness import percentile, running_cluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
 PER_ACCOUNT = 50
@@ -119,18 +116,9 @@ async def main(reactor, args):
     settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
                        bcrypt_rounds=4, workers=1, max_open_orders=100_000,
                        registrations_per_address=100_000, login_free_attempts=100_000, login_ceiling=100_000)
-    # Every client of a benchmark connects from one address: no per-address cap.
-    settings = replace(settings, max_connections_per_address=1_000_000)
-    database, schema, label = bench_database(args.database)
-    data_dir = tempfile.mkdtemp(prefix="ptbench-")
-    cluster = None
-    try:
-        cluster = Cluster(data_dir, settings, reactor, master_port=free_port(), worker_port=0, database=database,
-                          interface="127.0.0.1")
-        cluster.startService()
-        await cluster.whenReady()
-        await wait_for_cluster(reactor, cluster, settings.assets, 30.0)
-        master = cluster.master
+    async with running_cluster(reactor, settings, args.database) as run:
+        master = run.cluster.master
+        data_dir, database, label = run.data_dir, run.database, run.label
         symbol = sorted(master.board.prices())[0]
         print(f"database: {label}; {args.orders} orders per load, limit buys of 1 {symbol} at 1.00 (they stay open)",
               flush=True)
@@ -161,12 +149,6 @@ async def main(reactor, args):
                 print(f"{clients:4d} clients, {name:26s}: {r['rate']:7.0f} acks/s ({r['rate'] / baseline:.2f}x the"
                       f" single-commit rate), p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms,"
                       f" {r['per_transaction']:.1f} orders per transaction", flush=True)
-    finally:
-        if cluster is not None and cluster.running:
-            await cluster.stopService()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if schema is not None:
-            drop_schema(args.database, schema)
 
 
 def parse_args(argv):

@@ -17,9 +17,7 @@ against phase 1 (the goal: at most 10% with the bounded pool).
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import replace
@@ -30,11 +28,10 @@ from twisted.internet import defer, task  # noqa: E402
 
 from papertrader import pools  # noqa: E402
 from papertrader.app import Stamp  # noqa: E402
-from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
 from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.times import utc  # noqa: E402
-from bench.harness import bench_database, drop_schema, free_port, percentile, wait_for_cluster  # noqa: E402
+from bench.harness import percentile, running_cluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
 
@@ -72,18 +69,9 @@ async def main(reactor, args):
     settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
                        workers=1, registrations_per_address=100_000, login_free_attempts=100_000,
                        login_ceiling=100_000, hash_threads=args.hash_threads)
-    # Every client of a benchmark connects from one address: no per-address cap.
-    settings = replace(settings, max_connections_per_address=1_000_000)
-    database, schema, label = bench_database(args.database)
-    data_dir = tempfile.mkdtemp(prefix="ptbench-")
-    cluster = None
-    try:
-        cluster = Cluster(data_dir, settings, reactor, master_port=free_port(), worker_port=0, database=database,
-                          interface="127.0.0.1")
-        cluster.startService()
-        await cluster.whenReady()
-        await wait_for_cluster(reactor, cluster, settings.assets, 30.0)
-        master = cluster.master
+    async with running_cluster(reactor, settings, args.database) as run:
+        master = run.cluster.master
+        label = run.label
         symbol = sorted(master.board.prices())[0]
         names = [f"p{uuid.uuid4().hex[:8]}" for _ in range(args.clients + args.logins)]
         for name in names:
@@ -107,12 +95,6 @@ async def main(reactor, args):
         for name, r in results:
             print(f"{name:34s}: {r['orders']:6d} orders acknowledged, p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms"
                   f" ({(r['p99'] / base['p99'] - 1) * 100:+5.1f}% p99), {r['logins']} logins", flush=True)
-    finally:
-        if cluster is not None and cluster.running:
-            await cluster.stopService()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if schema is not None:
-            drop_schema(args.database, schema)
 
 
 def parse_args(argv):

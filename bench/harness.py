@@ -1,9 +1,13 @@
-"""Helpers shared by the benchmarks: free ports, percentiles, waiting, PostgreSQL schemas."""
+"""Helpers shared by the benchmarks: free ports, percentiles, waiting, PostgreSQL schemas, a running cluster."""
 
+import contextlib
+import shutil
 import socket
+import tempfile
 import uuid
 import math
 import time
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, task
@@ -90,3 +94,39 @@ async def wait_for_cluster(reactor, cluster, assets, timeout=30.0):
             raise RuntimeError("the workers are not all linked with quotes after %.0f s; newest log entries:\n%s"
                                % (timeout, "\n".join(lines)))
         await sleep(reactor, 0.02)
+
+
+@dataclass
+class RunningCluster:
+    cluster: object
+    data_dir: str
+    #: The URL the cluster's master uses (None: SQLite in data_dir).
+    database: object
+    #: What to print about the database.
+    label: str
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(reactor, settings, database_url, timeout=30.0):
+    """A Cluster on loopback in a temporary data dir (a fresh PostgreSQL schema for a postgresql:// URL),
+    ready with a quote of every asset; stopped, and its data dir and schema removed, afterwards."""
+    from papertrader.cluster import Cluster
+
+    # Every client of a benchmark connects from one address: no per-address cap.
+    settings = replace(settings, max_connections_per_address=1_000_000)
+    database, schema, label = bench_database(database_url)
+    data_dir = tempfile.mkdtemp(prefix="ptbench-")
+    cluster = None
+    try:
+        cluster = Cluster(data_dir, settings, reactor, master_port=free_port(), worker_port=0, database=database,
+                          interface="127.0.0.1")
+        cluster.startService()
+        await cluster.whenReady()
+        await wait_for_cluster(reactor, cluster, settings.assets, timeout)
+        yield RunningCluster(cluster, data_dir, database, label)
+    finally:
+        if cluster is not None and cluster.running:
+            await cluster.stopService()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if schema is not None:
+            drop_schema(database_url, schema)
