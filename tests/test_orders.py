@@ -528,6 +528,56 @@ async def test_cancel_all(trading, user, submit, quote):
     assert (await trading.cancel_all_orders(alice, None))["orders"] == []
 
 
+class _Recording:
+    """A database cursor that remembers the statements run through it."""
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+        self.statements = []
+
+    def execute(self, query, params=()):
+        self.statements.append((query, params))
+        return self.cursor.execute(query, params)
+
+    def __getattr__(self, name):
+        return getattr(self.cursor, name)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_order_reads_its_open_orders_without_walking_the_history(db, trading, user, submit, quote):
+    """Every order placed reads its portfolio's open orders: that read uses the index of open orders (migration
+    0011), so neither a long history of closed orders nor everybody else's open orders slow it down, and the
+    orders it reads are exactly the open ones.  (Which index PostgreSQL picks depends on the table's size:
+    on one this small it reads the table whole, so the plan is checked on SQLite.)"""
+    alice, bob = await user("alice"), await user("bob")
+    quote(AAPL="100")
+    for n in range(120):
+        await submit(alice, f"old{n}", "buy", "AAPL", "1", type="limit", limit_price="50")
+        if n % 40 == 39:
+            await trading.cancel_all_orders(alice, None)
+    for n in range(100):  # other people's open orders are not hers to read either
+        await submit(bob, f"bob{n}", "buy", "AAPL", "1", type="limit", limit_price="50")
+    await submit(alice, "open1", "buy", "AAPL", "1", type="limit", limit_price="50")
+    await submit(alice, "open2", "buy", "AAPL", "2", type="limit", limit_price="51")
+    portfolio_id = (await trading.session_in(alice)).portfolio_id
+
+    def read(cursor):
+        recording = _Recording(cursor)
+        found = trading.store.open_orders(recording, portfolio_id)
+        plans = []
+        if db.dialect == "sqlite":
+            cursor.execute("ANALYZE")
+            for query, params in recording.statements:
+                cursor.execute("EXPLAIN QUERY PLAN " + query, params)
+                plans.append(" ".join(str(part) for row in cursor.fetchall() for part in row))
+        return found, plans
+
+    found, plans = await db.run(read)
+    assert [(o.client_order_id, o.quantity) for o in found] == [("open1", D(1)), ("open2", D(2))]
+    if db.dialect == "sqlite":
+        assert len(plans) == 2 and all("orders_open" in plan for plan in plans), plans
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_a_cancel_racing_a_step_either_wins_or_sees_the_fill(db, database_url, trading, user, submit, quote,

@@ -44,7 +44,10 @@ COLUMNS = (
 #: An order of its portfolio's current generation (made since the portfolio's last reset).
 CURRENT = "o.generation = (SELECT p.generation FROM portfolios p WHERE p.id = o.portfolio_id)"
 OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
+OPEN_LITERAL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 HUNDRED = Decimal(100)
+#: How many parsed orders the store remembers (a few MB at most).
+PARSED_ORDERS = 4096
 
 
 def _maybe(convert, value):
@@ -89,10 +92,30 @@ class OrderStore:
         #: The MarginRules a margin portfolio's book is loaded with (the deployment's terms; the setting
         #: ``margin_accounts`` decides only whether new margin portfolios may be made).
         self.margin_rules = margin_rules
+        #: Orders already made from these exact rows (an order with no fills; Orders are immutable): every
+        #: order reads its account's open orders, and most of them have not changed since the last one.
+        self._parsed = {}
 
     # --- reading -----------------------------------------------------------------
 
     def _order(self, row, filled=None):
+        if filled is not None:
+            return self._parse(row, filled)
+        row = tuple(row)
+        try:
+            order = self._parsed.get(row)
+        except TypeError:  # a value that cannot be a key: parse it every time
+            return self._parse(row, None)
+        if order is None:
+            order = self._parsed[row] = self._parse(row, None)
+            if len(self._parsed) > PARSED_ORDERS:
+                try:
+                    del self._parsed[next(iter(self._parsed))]
+                except (KeyError, RuntimeError, StopIteration):  # another database thread got there first
+                    pass
+        return order
+
+    def _parse(self, row, filled):
         filled = filled or Filled()
         adjustment = from_quantity_units(row[26] or 0)
         return Order(
@@ -138,14 +161,16 @@ class OrderStore:
 
     def open_orders(self, cursor, account_id=None):
         """Every open order (of one account, or of all), in id order."""
-        where = f"o.status IN {_in(OPEN_STATUSES)}"
-        params = list(OPEN_STATUSES)
+        # The statuses spelt out as the partial index orders_open has them (migration 0011), so both
+        # databases can use it: one portfolio's open orders cost what they are, not its whole history.
+        where = f"o.status IN {OPEN_LITERAL}"
+        params = []
         if account_id is not None:
             where += " AND o.portfolio_id = ?"
             params.append(account_id)
         cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE {where} ORDER BY o.id"), params)
         rows = cursor.fetchall()
-        filled = self._filled(cursor, "o.status = 'partially_filled'" +
+        filled = self._filled(cursor, f"o.status IN {OPEN_LITERAL} AND o.status = 'partially_filled'" +
                               (" AND o.portfolio_id = ?" if account_id is not None else ""),
                               [account_id] if account_id is not None else [])
         return [self._order(r, filled.get(r[0])) for r in rows]
