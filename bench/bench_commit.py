@@ -4,7 +4,8 @@
 For each number of concurrent clients (``--clients``, default 1,8,32,128), every client places its
 orders one after another through ``master.trading.place_order`` (the whole acknowledgement: the
 account locked, its book and open orders read, the core's checks, the order and its event written,
-committed before the answer), on accounts of its own (fresh for each load, at most 50 orders each):
+committed before the answer), on accounts of its own (fresh for each load, at most ``--per-account`` (50) orders
+each):
 limit buys far below the market (they stay open).
 Twice: with group commit (the default), and with one transaction per order (``max_batch`` 1, the
 behaviour before group commit).  Printed: acknowledgements per second, p50 and p99 of each call, and
@@ -38,7 +39,6 @@ from papertrader.times import utc  # noqa: E402
 from bench.harness import percentile, running_cluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
-PER_ACCOUNT = 50
 
 
 def single_commits_sqlite(path, n):
@@ -135,9 +135,9 @@ async def main(reactor, args):
         single = GroupCommit(master.db, master.orders.lock_accounts, max_batch=1, lanes=len(grouped.lanes))
         for clients in args.clients:
             per_client = max(1, args.orders // clients)
-            # Fresh accounts for each load, at most PER_ACCOUNT orders each (every order reads its account's
+            # Fresh accounts for each load, at most --per-account orders each (every order reads its account's
             # open orders: a load must not slow the next one down).
-            n_accounts = max(clients, -(-clients * per_client // PER_ACCOUNT))
+            n_accounts = max(clients, -(-clients * per_client // args.per_account))
             results = {}
             for name, commits in (("one transaction per order", single), ("group commit", grouped)):
                 sessions = await sessions_for(master, n_accounts, uuid.uuid4().hex[:6])
@@ -157,6 +157,8 @@ def parse_args(argv):
     parser.add_argument("--clients", default="1,8,32,128",
                         type=lambda text: [int(n) for n in text.split(",") if n.strip()])
     parser.add_argument("--orders", type=int, default=1000, help="orders per load (default 1000)")
+    parser.add_argument("--per-account", type=int, default=50,
+                        help="orders per account at most (default 50: an order reads its account's ~25 open orders)")
     parser.add_argument("--baseline", type=int, default=1000, help="single commits of the baseline (default 1000)")
     return parser.parse_args(argv)
 

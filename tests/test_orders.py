@@ -687,6 +687,28 @@ async def test_orders_sent_together_share_transactions_and_a_refusal_undoes_only
 
 
 @pytest_twisted.ensureDeferred
+async def test_two_orders_of_one_portfolio_in_one_transaction_each_see_the_other(db, user, submit, quote, trading):
+    """A group commit reads every portfolio's book and open orders ahead, once for the whole transaction: the
+    second of two orders of one portfolio in it must still count the first (each needs 60% of the cash: one
+    is accepted, the other refused), and an order of another portfolio is accepted beside them."""
+    quote(AAPL="100")
+    alice = await trading.session_in(await user("alice"))
+    bob = await trading.session_in(await user("bob"))
+    before = trading.commits.transactions
+    first = submit(alice, "a0", "buy", "AAPL", "1")  # its transaction starts at once; the next ones wait together
+    together = [submit(alice, "a1", "buy", "AAPL", "600"), submit(alice, "a2", "buy", "AAPL", "600"),
+                submit(bob, "b1", "buy", "AAPL", "600")]
+    results = await defer.DeferredList([first] + together, consumeErrors=True)
+    assert [ok for ok, _ in results] == [True, True, False, True]
+    assert results[2][1].check(InsufficientFunds)
+    assert await count(db, "orders") == 3
+    # a0 alone, then a1 and a2 together (and b1 with them where it shares their lane: PostgreSQL has several)
+    lanes = trading.commits.lanes
+    shares = lanes[alice.portfolio_id % len(lanes)] is lanes[bob.portfolio_id % len(lanes)]
+    assert trading.commits.transactions - before == (2 if shares else 3)
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_group_that_cannot_commit_acknowledges_none_of_its_orders(db, user, submit, quote, trading):
     alice = await user("alice")
     quote(AAPL="100")

@@ -127,6 +127,18 @@ class TradingCommands:
     def _recorded(self):
         return utc(self.clock.seconds())
 
+    # --- what an order reads first (read for a whole group commit at once: master/group_commit.py) ---------
+
+    def _book_and_open_orders(self, cursor, portfolio_id):
+        return self.store.book(cursor, portfolio_id), self.store.open_orders(cursor, portfolio_id)
+
+    def _read_ahead(self, cursor, portfolio_ids):
+        """{portfolio id: (book, open orders)} of these portfolios, in one query per table (the caller holds
+        their locks)."""
+        books = self.store.books(cursor, portfolio_ids)
+        orders = self.store.open_orders_of(cursor, list(books))
+        return {p: (book, orders[p]) for p, book in books.items()}
+
     def _rules_for(self, cursor, portfolio, request, book, open_orders, prices, now):
         """The rules an order of ``portfolio`` trades by: a game's portfolio checks ``request`` against the
         game's rules first (GameRuleViolation, GameClosed) and trades with its models; others the deployment's."""
@@ -206,20 +218,18 @@ class TradingCommands:
         info = self.market_clock.info(now)
         recorded = self._recorded()
 
-        def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.portfolio_id])
+        def unit_of_work(cursor, ahead):
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
                 return existing, False
-            book = self.store.book(cursor, session.portfolio_id)
-            open_orders = self.store.open_orders(cursor, session.portfolio_id)
+            book, open_orders = ahead or self._book_and_open_orders(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             self.store.save(cursor, [], {}, [_accepted(order)], recorded)
             return order, True
 
-        order, created = yield self.commits.run(unit_of_work, [session.portfolio_id])
+        order, created = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
         if not created:
             if not _same_request(order, request):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
@@ -261,7 +271,6 @@ class TradingCommands:
         now = self.market_clock.now()
 
         def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.portfolio_id])
             order = self._find(cursor, session, order_id, order_uuid)
             order, event = amend.cancel(order, now)
             self.store.save(cursor, [order], {}, [event], recorded)
@@ -315,8 +324,7 @@ class TradingCommands:
         recorded = self._recorded()
         trail = validation.price("trail", trail)
 
-        def unit_of_work(cursor):
-            self.store.lock_accounts(cursor, [session.portfolio_id])
+        def unit_of_work(cursor, ahead):
             old = self._find(cursor, session, order_id, order_uuid)
             wanted = _with_trail(changes, old, trail)
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, changes.client_order_id)
@@ -324,8 +332,7 @@ class TradingCommands:
                 if existing.replaces == old.id and _same_changes(existing, wanted):
                     return existing, None
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
-            book = self.store.book(cursor, session.portfolio_id)
-            open_orders = self.store.open_orders(cursor, session.portfolio_id)
+            book, open_orders = ahead or self._book_and_open_orders(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
             ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules)
             self._rules_for(cursor, session.portfolio, _as_request(new), book,
@@ -337,7 +344,7 @@ class TradingCommands:
             self.store.save(cursor, [ended], {}, events, recorded)
             return new, events
 
-        new, events = yield self.commits.run(unit_of_work, [session.portfolio_id])
+        new, events = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
         if events is None:  # a retry of a replace already made
             return order_view(new)
         self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,

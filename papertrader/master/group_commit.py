@@ -6,6 +6,11 @@ and go together in the next.  Each unit runs inside its own savepoint: a unit th
 is rolled back alone and its Deferred fails with its error; the others commit.  Every Deferred fires
 only after the transaction committed, so an acknowledged order is on disk before anyone hears of it.
 
+Reading ahead: what the units read first (an order: its portfolio's book and open orders) is read for the
+whole batch in one query per table, after the locks and before the first unit; a unit gets its portfolio's
+part unless a unit before it in the same transaction touched that portfolio, in which case it reads for
+itself.  On PostgreSQL this turns several round trips per order into a few per transaction.
+
 Deadlocks: before any unit runs, the batch locks every row named by its units' ``locks`` (account ids)
 in ascending order, the order the market step locks them in, so two transactions never wait on each
 other.  On PostgreSQL several batches may commit at once (``lanes``, at most the pool's size); an
@@ -38,12 +43,17 @@ class GroupCommit:
         self.transactions = 0
         self.units = 0
 
-    def run(self, unit, locks=()):
-        """Run ``unit(cursor)`` in the next group transaction; fires with its result after the commit."""
+    def run(self, unit, locks=(), read_ahead=None):
+        """Run ``unit(cursor)`` in the next group transaction; fires with its result after the commit.
+
+        ``read_ahead(cursor, ids)``: what the units of a transaction that name it read first, for all of them at
+        once (a dict by id: ``locks[0]`` of each); such a unit is called ``unit(cursor, ahead)`` with its value,
+        or with None if a unit before it in the transaction touched the same id (what was read ahead may no
+        longer be true: the unit reads for itself)."""
         d = defer.Deferred()
         locks = tuple(locks)
         lane = self.lanes[(locks[0] if locks else 0) % len(self.lanes)]
-        lane.queue.append((unit, locks, d))
+        lane.queue.append((unit, locks, read_ahead, d))
         if not lane.busy:
             self._flush(lane)
         return d
@@ -51,7 +61,7 @@ class GroupCommit:
     def _flush(self, lane):
         batch, lane.queue = lane.queue[:self.max_batch], lane.queue[self.max_batch:]
         lane.busy = True
-        done = self.db.run(self._transaction, [(unit, locks) for unit, locks, _ in batch])
+        done = self.db.run(self._transaction, [(unit, locks, ahead) for unit, locks, ahead, _ in batch])
         done.addBoth(self._finished, lane, batch)
 
     def _transaction(self, cursor, units):
@@ -59,20 +69,32 @@ class GroupCommit:
             # Take the write lock now; and without an explicit BEGIN, SQLite would treat the first
             # SAVEPOINT as the transaction itself and commit it at its RELEASE.
             cursor.execute("BEGIN IMMEDIATE")
-        ids = sorted({i for _, locks in units for i in locks})
+        ids = sorted({i for _, locks, _ in units for i in locks})
         if ids:
             self.lock(cursor, ids)
+        # Read ahead (after the locks, so nothing else changes these rows until the commit), once per kind.
+        wanted = {}
+        for _, locks, read_ahead in units:
+            if read_ahead is not None and locks:
+                wanted.setdefault(read_ahead, set()).add(locks[0])
+        read = {read_ahead: read_ahead(cursor, sorted(of)) for read_ahead, of in wanted.items()}
+        touched = set()
         results = []
-        for unit, _ in units:
+        for unit, locks, read_ahead in units:
             cursor.execute("SAVEPOINT unit")
             try:
-                value = unit(cursor)
+                if read_ahead is None:
+                    value = unit(cursor)
+                else:
+                    fresh = bool(locks) and not touched.intersection(locks)
+                    value = unit(cursor, read[read_ahead].get(locks[0]) if fresh else None)
             except Exception:
                 results.append((False, failure.Failure()))
                 cursor.execute("ROLLBACK TO SAVEPOINT unit")
             else:
                 results.append((True, value))
             cursor.execute("RELEASE SAVEPOINT unit")
+            touched.update(locks)
         return results
 
     def _finished(self, outcome, lane, batch):
@@ -80,12 +102,12 @@ class GroupCommit:
         if lane.queue:
             self._flush(lane)
         if isinstance(outcome, failure.Failure):
-            for _, _, d in batch:
+            for *_, d in batch:
                 d.errback(outcome)
             return None
         self.transactions += 1
         self.units += len(batch)
-        for (ok, value), (_, _, d) in zip(outcome, batch):
+        for (ok, value), (*_, d) in zip(outcome, batch):
             if ok:
                 d.callback(value)
             else:

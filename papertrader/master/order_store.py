@@ -175,6 +175,22 @@ class OrderStore:
                               [account_id] if account_id is not None else [])
         return [self._order(r, filled.get(r[0])) for r in rows]
 
+    def open_orders_of(self, cursor, account_ids):
+        """The open orders of each of these accounts (a dict by account id; every id has a list), in id order."""
+        ids = sorted(set(account_ids))
+        found = {a: [] for a in ids}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.status IN {OPEN_LITERAL}"
+                                    f" AND o.portfolio_id IN {_in(part)} ORDER BY o.id"), part)
+            rows = cursor.fetchall()
+            filled = self._filled(cursor, f"o.status IN {OPEN_LITERAL} AND o.status = 'partially_filled'"
+                                  f" AND o.portfolio_id IN {_in(part)}", part)
+            for r in rows:
+                order = self._order(r, filled.get(r[0]))
+                found[order.account_id].append(order)
+        return found
+
     def get(self, cursor, account_id, order_id):
         found = self._select(cursor, "o.id = ? AND o.portfolio_id = ?", [order_id, account_id])
         return found[0] if found else None
