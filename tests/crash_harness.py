@@ -6,7 +6,8 @@ accounts, and lets each user trade over the real client connection (``papertrade
 TLS AMP through a worker, with the client's own failover): every order type (market, limit, stop,
 stop_limit, trailing_stop) and every time in force (day, gtc, ioc, fok, opg, cls; stops take day or gtc),
 some notional buys, some orders too big to pay or to sell (refused), some sent again with the same
-``client_order_id`` (after an uncertain answer, and after an acknowledgement), some canceled or replaced.
+``client_order_id`` (after an uncertain answer, and after an acknowledgement), some canceled (one, or now
+and then all at once) or replaced.
 Meanwhile it kills the master, a worker, or everything with SIGKILL ``kills`` times and restarts what it
 killed each time, waiting (with a timeout) until the master listens and every worker is linked again.
 
@@ -495,6 +496,18 @@ class Trader:
         self.counters["canceled"] += 1
         self.view(order)
 
+    async def cancel_all(self):
+        """Cancel every open order (now and then: a user who never did would reach max_open_orders in a long
+        run, and every order after that would be refused)."""
+        try:
+            answer = await self.call(commands.CancelAllOrders, token=self.token)
+        except PaperTraderError as e:
+            self.counters[f"cancel all {e.code}"] += 1
+            return
+        self.counters["canceled"] += len(answer["orders"])
+        for order in answer["orders"]:
+            self.view(order)
+
     async def replace(self):
         order_id = self._open_order()
         if order_id is None:
@@ -540,7 +553,7 @@ class Trader:
         self.number += 1
         self.rng = random.Random(f"crash-suite:{self.seed}:{self.name}:{self.number}")
         action = self.rng.choices([self.new_order, self.resend, self.cancel, self.replace, self.read_orders,
-                                   self.read_order], [10, 2, 2, 2, 1, 1])[0]
+                                   self.read_order, self.cancel_all], [10, 2, 2, 2, 1, 1, 0.2])[0]
         pause = self.rng.uniform(0, 0.05)
         if action == self.new_order and self.rng.random() < 0.1:
             self.quotes.clear()  # now and then a fresh price
