@@ -1,7 +1,7 @@
 """Fuzzing every AMP door (hypothesis) of a live cluster over TLS, on both databases.
 
 Every client command at a worker, every command at the master from an unlinked connection and through a
-linked worker's own link, with hostile arguments sent as raw AMP boxes (so AMP's own parsing is fuzzed too):
+linked worker's own link, every command of the master's admin channel (its Unix socket), with hostile arguments sent as raw AMP boxes (so AMP's own parsing is fuzzed too):
 missing arguments, bytes that are not UTF-8, huge strings, negative and enormous numbers, NaN, Infinity and
 exponents, unknown commands and extra keys.  The answer is always a result or a documented typed error
 (never ``server_error``, ``UNKNOWN`` or ``UNHANDLED``), nothing logs a traceback, the same connection
@@ -189,6 +189,52 @@ VIOLATIONS = st.one_of(
               st.binary(min_size=1, max_size=9)),  # neither a command nor an answer
     st.builds(lambda v: b"\x00\x06_error\x00\x01" + v + b"\x00\x00", st.binary(min_size=1, max_size=1)),
 )
+
+
+ADMIN_COMMANDS = [commands.AdminWorkers, commands.AdminMarket, commands.AdminKick, commands.AdminAllow,
+                  commands.AdminRevoke, commands.AdminCreateGame, commands.AdminEnrol]
+
+
+@pytest_twisted.ensureDeferred
+async def test_admin_channel_commands_with_hostile_arguments(deployment):
+    """The master's admin channel (the Unix socket ``papertrader-admin`` uses, its owner's only): every admin
+    command with hostile arguments, and unknown ones, is answered with a result or a typed error; the
+    channel, the master and its workers go on."""
+    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+    from hypothesis import assume
+
+    from papertrader.master import admin_channel
+    from tests.conftest import _reactor
+
+    d = deployment
+    workers = {w.name.encode() for w in d.cluster.workers}
+    peer = await bounded(connectProtocol(UNIXClientEndpoint(_reactor(), admin_channel.socket_path(d.data_dir)),
+                                         RawPeer()), "a connection to the admin channel")
+    known = {c.commandName for c in ADMIN_COMMANDS}
+
+    @FUZZ
+    @given(st.data())
+    def fuzz(data):
+        if data.draw(st.integers(0, 9)) == 0:
+            name, fields, expected = data.draw(unknown_names(known)), {}, {code_of(UnknownCommand)}
+        else:
+            command = data.draw(st.sampled_from(ADMIN_COMMANDS))
+            name, fields, expected = command.commandName, data.draw(boxes(command)), TYPED
+            assume(fields.get(b"name") not in workers)  # the test's own workers stay linked
+        outcome = on_reactor(peer.send, name, fields)
+        check(outcome, name)
+        assert outcome[0] == "ok" or outcome[1] in expected, (name, outcome)
+        assert on_reactor(peer.send, b"AdminWorkers", {})[0] == "ok"
+
+    SEEN.clear()
+    with Tracebacks() as tracebacks:
+        await run_in_thread(fuzz)
+    print(dict(SEEN))
+    assert tracebacks.failures == []
+    await close(peer)
+    assert set(d.master.workers.linked) >= {w.name for w in d.cluster.workers}
+    status, out, err = await d.cli("assets")
+    assert status == 0, err
 
 
 @pytest_twisted.ensureDeferred
