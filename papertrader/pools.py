@@ -5,9 +5,11 @@ own, of a fixed size, instead of the reactor's shared thread pool: however many 
 once, at most ``size`` hashes run at a time, so the database threads and the reactor keep CPU time
 for acknowledging orders.  A job waits in the pool's queue for a free thread.
 
-Their threads also run at a lower CPU priority (``NICENESS`` more than the process, on Linux where a
-thread has its own): when the CPU is short, the scheduler serves acknowledging orders first and a
-login waits a little longer.
+Their threads also run at the lowest CPU priority a thread can give itself (nice 19, on Linux where a
+thread has its own): when the CPU is short, the scheduler serves acknowledging orders (the reactor, the
+database threads, and PostgreSQL's own processes on the same machine) first and a login waits a little
+longer; it still gets its share, so logins never stop.  (``bench/bench_logins.py``: with nice +10 the
+hashing still added up to a third to the p99 of order acknowledgements on PostgreSQL on 2 cores.)
 
 The pools are per process, started on first use and stopped when the reactor shuts down.
 """
@@ -19,8 +21,8 @@ from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
 
 
-#: How much nicer than the rest of the process the pools' threads run (Linux: per thread).
-NICENESS = 10
+#: How much nicer than the rest of the process the pools' threads run (Linux: per thread; capped at 19).
+NICENESS = 19
 
 _local = threading.local()
 
