@@ -5,11 +5,12 @@ own, of a fixed size, instead of the reactor's shared thread pool: however many 
 once, at most ``size`` hashes run at a time, so the database threads and the reactor keep CPU time
 for acknowledging orders.  A job waits in the pool's queue for a free thread.
 
-Their threads also run at the lowest CPU priority a thread can give itself (nice 19, on Linux where a
-thread has its own): when the CPU is short, the scheduler serves acknowledging orders (the reactor, the
-database threads, and PostgreSQL's own processes on the same machine) first and a login waits a little
-longer; it still gets its share, so logins never stop.  (``bench/bench_logins.py``: with nice +10 the
-hashing still added up to a third to the p99 of order acknowledgements on PostgreSQL on 2 cores.)
+Their threads also run at a lower CPU priority (on Linux, where a thread has its own; the hashing
+pool at the lowest, nice 19, the gpg pool at +10): when the CPU is short, the scheduler serves
+acknowledging orders (the reactor, the database threads, and PostgreSQL's own processes on the same
+machine) first and a login waits a little longer; it still gets its share, so logins never stop.
+(``bench/bench_logins.py``: with nice +10 for hashing, 20 logins still added up to a third to the p99 of
+order acknowledgements on PostgreSQL on 2 cores.)
 
 The pools are per process, started on first use and stopped when the reactor shuts down.
 """
@@ -21,26 +22,26 @@ from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
 
 
-#: How much nicer than the rest of the process the pools' threads run (Linux: per thread; capped at 19).
-NICENESS = 19
+#: How much nicer than the rest of the process a pool's threads run by default (Linux: per thread; at most 19).
+NICENESS = 10
 
 _local = threading.local()
 
 
-def _lower_priority():
+def _lower_priority(niceness):
     """Make the calling thread nicer, once (Linux lets a thread change its own priority; elsewhere: no-op)."""
     if getattr(_local, "lowered", False):
         return
     _local.lowered = True
     try:
         thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + NICENESS))
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
     except (AttributeError, OSError):
         pass
 
 
-def _nicely(function, *args, **kwargs):
-    _lower_priority()
+def _nicely(niceness, function, *args, **kwargs):
+    _lower_priority(niceness)
     return function(*args, **kwargs)
 
 
@@ -50,9 +51,10 @@ def default_size():
 
 
 class WorkPool:
-    def __init__(self, name, size=None):
+    def __init__(self, name, size=None, niceness=NICENESS):
         self.name = name
         self.size = size or default_size()
+        self.niceness = niceness
         self._pool = None
 
     def resize(self, size):
@@ -69,7 +71,8 @@ class WorkPool:
             self._pool = ThreadPool(0, self.size, name=f"papertrader-{self.name}")
             self._pool.start()
             reactor.addSystemEventTrigger("during", "shutdown", self._stop)
-        return threads.deferToThreadPool(reactor, self._pool, _nicely, function, *args, **kwargs)
+        return threads.deferToThreadPool(reactor, self._pool, _nicely, self.niceness, function, *args,
+                                         **kwargs)
 
     def _stop(self):
         pool, self._pool = self._pool, None
@@ -77,7 +80,8 @@ class WorkPool:
             pool.stop()
 
 
-#: bcrypt: hashing new passwords and checking logins.
-HASHING = WorkPool("hashing")
-#: gpg: importing worker keys, checking and making handshake signatures.
+#: bcrypt: hashing new passwords and checking logins; at the lowest priority (logins are the crowd).
+HASHING = WorkPool("hashing", niceness=19)
+#: gpg: importing worker keys, checking and making handshake signatures; at nice +10 (rare, and a worker's
+#: handshake has a deadline: ``handshake_timeout``).
 GPG = WorkPool("gpg", 2)

@@ -44,14 +44,19 @@ async def test_at_most_size_jobs_run_at_once_and_the_rest_queue():
 
 @pytest_twisted.ensureDeferred
 async def test_pool_threads_run_at_a_lower_cpu_priority_than_the_reactor():
+    """Password hashing at the lowest priority there is (a crowd logging in yields to acknowledging orders),
+    gpg at +10; the reactor's thread keeps its own."""
     import os
 
-    pool = WorkPool("test", 1)
+    from papertrader import pools
 
     def priority():
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     mine = priority()
-    assert await bounded(pool.run(priority), "a job") == 19  # the lowest there is
+    assert await bounded(pools.HASHING.run(priority), "a hash job") == 19
+    assert await bounded(pools.GPG.run(priority), "a gpg job") == min(19, mine + 10)
+    pool = WorkPool("test", 1)
+    assert await bounded(pool.run(priority), "a job") == min(19, mine + 10)
     assert priority() == mine  # the reactor's thread is untouched
     pool._stop()
