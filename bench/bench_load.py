@@ -119,13 +119,16 @@ class Servers:
         return ["--provider", "simulated", "--assets", ",".join(SIMULATED_ASSETS), "--update-interval",
                 str(a.interval), "--bcrypt-rounds", "4", "--registrations-per-address", "100000",
                 "--login-free-attempts", "1000", "--login-ceiling", "100000", "--max-open-orders", "100000",
-                "--heartbeat-interval", "5"] + (["--log-memory-size", str(a.log_memory_size)]
+                "--heartbeat-interval", "5",
+                # Every client of the benchmark connects from 127.0.0.1: no per-address cap (README, Connection limits).
+                "--max-connections-per-address", "1000000"] + (["--log-memory-size", str(a.log_memory_size)]
                                                  if a.log_memory_size else [])
 
     def start_cluster(self, database):
         d = self.data_dir
         files.ensure_master_files(d)
-        subprocess.run([sys.executable, "-m", "papertrader.admin", "--data-dir", d, "register-worker", "w1"],
+        subprocess.run([sys.executable, "-m", "papertrader.admin", "--data-dir", d]
+                       + (["--database", database] if database else []) + ["register-worker", "w1"],
                        check=True, capture_output=True, env=env())
         master_port = free_port()
         master, master_log = self.spawn("master", [
