@@ -71,6 +71,18 @@ class LogEntry:
         return f"{stamp} {self.level.upper():<8} {self.file}:{self.function}:{self.line} {self.message}"
 
 
+#: The key under which an event keeps its LogEntry, made once for the memory ring and the log file.
+_ENTRY = "papertrader_log_entry"
+
+
+def entry_of(event):
+    """The event as a LogEntry (formatted once, however many of a LogSystem's observers ask)."""
+    entry = event.get(_ENTRY)
+    if entry is None:
+        entry = event[_ENTRY] = LogEntry.from_event(event)
+    return entry
+
+
 #: Characters of one entry's message kept in memory (the log file has all of it).
 MAX_MEMORY_MESSAGE = 8000
 
@@ -83,7 +95,7 @@ class MemoryLog:
         self.entries = collections.deque(maxlen=size)
 
     def __call__(self, event):
-        entry = LogEntry.from_event(event)
+        entry = entry_of(event)
         if len(entry.message) > MAX_MEMORY_MESSAGE:
             entry = replace(entry, message=entry.message[:MAX_MEMORY_MESSAGE] + " [...]")
         self.entries.append(entry)
@@ -108,7 +120,7 @@ class LogSystem:
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._file = LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
-            self._file_observer = FileLogObserver(self._file, lambda event: LogEntry.from_event(event).format() + "\n")
+            self._file_observer = FileLogObserver(self._file, lambda event: entry_of(event).format() + "\n")
             self.publisher.addObserver(self._file_observer)
         if forward:
             self.publisher.addObserver(globalLogPublisher)
