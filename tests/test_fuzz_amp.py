@@ -12,16 +12,18 @@ import collections
 import os
 
 import pytest_twisted
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 
 from papertrader import commands
 from papertrader.commands import FORWARDED, stamped
 from papertrader.errors import ALL_ERRORS, InvalidInput, UnknownCommand, WorkerRefused
+from papertrader.master import admin_channel
 from tests.fuzz_helpers import (TYPED, RawPeer, Tracebacks, boxes, close, connect, numbers, on_reactor, raw_bytes,
                                 run_in_thread,
                                 unknown_names, until)
-from tests.conftest import bounded
+from tests.conftest import _reactor, bounded
 from tests.test_e2e import register_and_login
 
 #: Commands that would end the test's own session if sent with its real token.
@@ -71,6 +73,16 @@ def check(outcome, what, command=None):
         assert "Traceback" not in text, what
 
 
+async def fuzzed(fuzz):
+    """Run a hypothesis test ``fuzz`` in a thread (the cluster stays on the reactor); print what it saw; no
+    traceback may have been logged meanwhile."""
+    SEEN.clear()
+    with Tracebacks() as tracebacks:
+        await run_in_thread(fuzz)
+    print(dict(SEEN))
+    assert tracebacks.failures == []
+
+
 async def leaks_none(d, baseline):
     """The connections of the master and of each worker are back to (at most: a client of the set-up may
     have been closing when it was counted) the baseline."""
@@ -107,11 +119,7 @@ async def test_every_worker_command_with_hostile_arguments(deployment):
         # The same connection still answers a normal command.
         assert on_reactor(peer.send, b"Assets", {})[0] == "ok"
 
-    SEEN.clear()
-    with Tracebacks() as tracebacks:
-        await run_in_thread(fuzz)
-    print(dict(SEEN))
-    assert tracebacks.failures == []
+    await fuzzed(fuzz)
     await close(peer)
     await leaks_none(d, baseline)
     # Nor a watcher left behind by a closed connection.
@@ -145,11 +153,7 @@ async def test_master_commands_from_an_unlinked_connection_are_refused(deploymen
             assert outcome[0] == "error" and outcome[1] in expected, (name, outcome)
         assert on_reactor(peer.send, b"ListWorkers", {})[0] == "ok"
 
-    SEEN.clear()
-    with Tracebacks() as tracebacks:
-        await run_in_thread(fuzz)
-    print(dict(SEEN))
-    assert tracebacks.failures == []
+    await fuzzed(fuzz)
     await close(peer)
     await leaks_none(d, baseline)
 
@@ -170,11 +174,7 @@ async def test_master_commands_through_a_linked_worker(deployment):
         outcome = on_reactor(RawPeer.send, link, command.commandName, fields)
         check(outcome, command.commandName, command)
 
-    SEEN.clear()
-    with Tracebacks() as tracebacks:
-        await run_in_thread(fuzz)
-    print(dict(SEEN))
-    assert tracebacks.failures == []
+    await fuzzed(fuzz)
     assert d.cluster.workers[1].link.proven is link  # the link was never dropped
     status, out, err = await d.cli("--worker", "worker2", "whoami", user="alice")
     assert status == 0, err
@@ -200,12 +200,6 @@ async def test_admin_channel_commands_with_hostile_arguments(deployment):
     """The master's admin channel (the Unix socket ``papertrader-admin`` uses, its owner's only): every admin
     command with hostile arguments, and unknown ones, is answered with a result or a typed error; the
     channel, the master and its workers go on."""
-    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-    from hypothesis import assume
-
-    from papertrader.master import admin_channel
-    from tests.conftest import _reactor
-
     d = deployment
     workers = {w.name.encode() for w in d.cluster.workers}
     peer = await bounded(connectProtocol(UNIXClientEndpoint(_reactor(), admin_channel.socket_path(d.data_dir)),
@@ -226,11 +220,7 @@ async def test_admin_channel_commands_with_hostile_arguments(deployment):
         assert outcome[0] == "ok" or outcome[1] in expected, (name, outcome)
         assert on_reactor(peer.send, b"AdminWorkers", {})[0] == "ok"
 
-    SEEN.clear()
-    with Tracebacks() as tracebacks:
-        await run_in_thread(fuzz)
-    print(dict(SEEN))
-    assert tracebacks.failures == []
+    await fuzzed(fuzz)
     await close(peer)
     assert set(d.master.workers.linked) >= {w.name for w in d.cluster.workers}
     status, out, err = await d.cli("assets")
@@ -371,11 +361,7 @@ async def test_orders_with_hostile_numbers_are_answered_exactly_once(deployment)
         if outcome[0] == "ok":
             made.add(command.parseResponse(outcome[1], None)["id"])
 
-    SEEN.clear()
-    with Tracebacks() as tracebacks:
-        await run_in_thread(fuzz)
-    print(dict(SEEN))
-    assert tracebacks.failures == []
+    await fuzzed(fuzz)
     await d.tick()
     rows = await d.master.db.query("SELECT id FROM orders")
     assert {r[0] for r in rows} == made
