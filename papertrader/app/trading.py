@@ -129,9 +129,6 @@ class TradingCommands:
 
     # --- what an order reads first (read for a whole group commit at once: master/group_commit.py) ---------
 
-    def _book_and_open_orders(self, cursor, portfolio_id):
-        return self.store.book(cursor, portfolio_id), self.store.open_orders(cursor, portfolio_id)
-
     def _read_ahead(self, cursor, portfolio_ids):
         """{portfolio id: (book, open orders)} of these portfolios, in one query per table (the caller holds
         their locks)."""
@@ -222,7 +219,7 @@ class TradingCommands:
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
                 return existing, False
-            book, open_orders = ahead or self._book_and_open_orders(cursor, session.portfolio_id)
+            book, open_orders = ahead or self._read_ahead(cursor, [session.portfolio_id])[session.portfolio_id]
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
@@ -332,7 +329,7 @@ class TradingCommands:
                 if existing.replaces == old.id and _same_changes(existing, wanted):
                     return existing, None
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
-            book, open_orders = ahead or self._book_and_open_orders(cursor, session.portfolio_id)
+            book, open_orders = ahead or self._read_ahead(cursor, [session.portfolio_id])[session.portfolio_id]
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
             ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules)
             self._rules_for(cursor, session.portfolio, _as_request(new), book,

@@ -161,19 +161,9 @@ class OrderStore:
 
     def open_orders(self, cursor, account_id=None):
         """Every open order (of one account, or of all), in id order."""
-        # The statuses spelt out as the partial index orders_open has them (migration 0011), so both
-        # databases can use it: one portfolio's open orders cost what they are, not its whole history.
-        where = f"o.status IN {OPEN_LITERAL}"
-        params = []
         if account_id is not None:
-            where += " AND o.portfolio_id = ?"
-            params.append(account_id)
-        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE {where} ORDER BY o.id"), params)
-        rows = cursor.fetchall()
-        filled = self._filled(cursor, f"o.status IN {OPEN_LITERAL} AND o.status = 'partially_filled'" +
-                              (" AND o.portfolio_id = ?" if account_id is not None else ""),
-                              [account_id] if account_id is not None else [])
-        return [self._order(r, filled.get(r[0])) for r in rows]
+            return self.open_orders_of(cursor, [account_id])[account_id]
+        return self._open(cursor, "", [])
 
     def open_orders_of(self, cursor, account_ids):
         """The open orders of each of these accounts (a dict by account id; every id has a list), in id order."""
@@ -181,15 +171,19 @@ class OrderStore:
         found = {a: [] for a in ids}
         for chunk in range(0, len(ids), 500):
             part = ids[chunk:chunk + 500]
-            cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.status IN {OPEN_LITERAL}"
-                                    f" AND o.portfolio_id IN {_in(part)} ORDER BY o.id"), part)
-            rows = cursor.fetchall()
-            filled = self._filled(cursor, f"o.status IN {OPEN_LITERAL} AND o.status = 'partially_filled'"
-                                  f" AND o.portfolio_id IN {_in(part)}", part)
-            for r in rows:
-                order = self._order(r, filled.get(r[0]))
+            for order in self._open(cursor, f" AND o.portfolio_id IN {_in(part)}", part):
                 found[order.account_id].append(order)
         return found
+
+    def _open(self, cursor, condition, params):
+        # The statuses spelt out as the partial index orders_open has them (migration 0011), so both
+        # databases can use it: one portfolio's open orders cost what they are, not its whole history.
+        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.status IN {OPEN_LITERAL}{condition}"
+                                " ORDER BY o.id"), params)
+        rows = cursor.fetchall()
+        filled = self._filled(cursor, f"o.status IN {OPEN_LITERAL} AND o.status = 'partially_filled'{condition}",
+                              params)
+        return [self._order(r, filled.get(r[0])) for r in rows]
 
     def get(self, cursor, account_id, order_id):
         found = self._select(cursor, "o.id = ? AND o.portfolio_id = ?", [order_id, account_id])
