@@ -2,6 +2,7 @@
 mix; reset keeps the archive and the API keys; close says what must be done first; a margin portfolio's short
 sale, margin call, forced liquidation and borrow fee on scripted prices, through the master's market step."""
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -328,3 +329,64 @@ async def test_closing_a_short_position_buys_it_back(master, user, stamp, step):
     await step(TSLA="20")
     done = await t.portfolio(alice, stamp(), portfolio="short")
     assert (done["positions"], done["cash"]) == ([], D("10000.00"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_which_portfolio_a_command_trades_follows_every_change_though_it_is_remembered(master, user, stamp,
+                                                                                           step, db):
+    """Commands find their portfolio from memory (no transaction of its own); every rename, new default, close
+    and reset is seen by the very next command."""
+    alice = await user("alice")
+    t, p = master.trading, master.portfolios
+    await p.create_portfolio(alice, stamp(), "Growth", cash="5000.00")
+    await step(AAPL="100")
+    assert (await t.portfolio(alice, stamp(), portfolio="Growth"))["portfolio"] == "Growth"
+    assert (await t.portfolio(alice, stamp()))["portfolio"] == "default"
+    store = master.trading.portfolios
+    assert store.resolve_remembered(alice.account_id, "growth").name == "Growth"  # remembered: no Deferred
+    await p.rename_portfolio(alice, stamp(), "Growth", "Value")
+    with pytest.raises(UnknownPortfolio):
+        await t.portfolio(alice, stamp(), portfolio="Growth")
+    assert (await t.portfolio(alice, stamp(), portfolio="value"))["portfolio"] == "Value"
+    await p.set_default_portfolio(alice, stamp(), "Value")
+    order = await t.place_order(alice, stamp(), "to-value", "buy", "AAPL", "1")
+    assert (await t.get_order(alice, stamp(), order_id=order["id"], portfolio="Value"))["id"] == order["id"]
+    await step(AAPL="100")
+    assert (await t.portfolio(alice, stamp()))["generation"] == 0
+    await p.reset_portfolio(alice, stamp(), "Value")
+    assert (await t.portfolio(alice, stamp()))["generation"] == 1  # the reset's new generation, not a remembered 0
+    await p.set_default_portfolio(alice, stamp(), "default")
+    await p.reset_portfolio(alice, stamp(), "Value")
+    await p.close_portfolio(alice, stamp(), "Value")
+    with pytest.raises(UnknownPortfolio):
+        await t.place_order(alice, stamp(), "closed", "buy", "AAPL", "1", portfolio="Value")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_read_while_a_portfolio_was_being_written_is_not_remembered(master, user, db):
+    """The write's transaction is still open when the answer is read (SQLite: the reader sees the old row; the
+    same holds for PostgreSQL's other connections): once it ends, that answer must not be served."""
+    from twisted.internet import threads
+
+    alice = await user("alice")
+    store = PortfolioStore(db)
+    question = (alice.account_id, None)
+    old = await db.run(store.resolve, alice.account_id)
+    in_write, finish = threading.Event(), threading.Event()
+
+    def rename(cursor):
+        store.rename(cursor, old, "Renamed")
+        in_write.set()
+        assert finish.wait(10)
+
+    writing = db.run(rename)
+    assert await threads.deferToThread(in_write.wait, 10)
+    version = store.remembered.version
+    store.remembered.keep(question, version, old)  # an answer read during the write, kept at once
+    finish.set()
+    await writing
+    assert store.remembered.get(question) is None
+    assert (await db.run(store.resolve, alice.account_id)).name == "Renamed"
+    # Nothing written since: an answer is kept and served.
+    found = await store.resolve_remembered(alice.account_id)
+    assert store.resolve_remembered(alice.account_id) == found

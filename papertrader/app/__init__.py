@@ -37,16 +37,19 @@ def authenticated(method):
 def in_portfolio(method):
     """An application method that trades one portfolio: like ``authenticated``, and it takes the command's
     ``portfolio`` argument (a name; None: the default portfolio, or an API key's own portfolio) and runs with
-    a session whose ``portfolio_id``/``portfolio`` are that portfolio (``self.session_in`` finds it).  A
+    a session whose ``portfolio_id``/``portfolio`` are that portfolio (``self.session_now`` finds it).  A
     session that already has its portfolio (one method calling another) keeps it."""
 
     @functools.wraps(method)
-    @defer.inlineCallbacks
     def trading(self, session, stamp, *args, portfolio=None, **kwargs):
         if session.portfolio is None or portfolio not in (None, ""):
-            session = yield self.session_in(session, portfolio)
-        result = yield method(self, session, stamp, *args, **kwargs)
-        return result
+            try:
+                session = self.session_now(session, portfolio)  # mostly answered from memory, at once
+            except Exception:
+                return defer.fail()
+            if isinstance(session, defer.Deferred):
+                return session.addCallback(lambda found: method(self, found, stamp, *args, **kwargs))
+        return defer.maybeDeferred(method, self, session, stamp, *args, **kwargs)
 
     trading.needs_session = True
     return trading

@@ -23,17 +23,29 @@ from papertrader.times import utc
 from papertrader.trading import amend
 
 
-@defer.inlineCallbacks
 def session_in(db, portfolios, session, portfolio=None):
-    """``session`` with the portfolio it trades: an API key's own, else the named one, else the default."""
+    """``session`` with the portfolio it trades: an API key's own, else the named one, else the default.
+    Mostly answered from memory (PortfolioStore.resolve_remembered): the session, or a Deferred of it."""
     if session.api_key is not None:
-        found = yield db.run(portfolios.get, session.portfolio_id)
-        if found is None or found.closed is not None:
-            raise UnknownPortfolio("this API key's portfolio is closed")
-        if portfolio not in (None, "") and names.name(portfolio).casefold() != found.name.casefold():
-            raise InvalidInput(f"an API key trades its own portfolio ({found.name!r}) only")
-    else:
-        found = yield db.run(portfolios.resolve, session.account_id, portfolio)
+        return _then(portfolios.get_remembered(session.portfolio_id), _key_portfolio, session, portfolio)
+    return _then(portfolios.resolve_remembered(session.account_id, portfolio), _with, session)
+
+
+def _then(value, function, *args):
+    if isinstance(value, defer.Deferred):
+        return value.addCallback(function, *args)
+    return function(value, *args)
+
+
+def _key_portfolio(found, session, portfolio):
+    if found is None or found.closed is not None:
+        raise UnknownPortfolio("this API key's portfolio is closed")
+    if portfolio not in (None, "") and names.name(portfolio).casefold() != found.name.casefold():
+        raise InvalidInput(f"an API key trades its own portfolio ({found.name!r}) only")
+    return _with(found, session)
+
+
+def _with(found, session):
     return replace(session, portfolio_id=found.id, portfolio=found)
 
 
@@ -59,9 +71,6 @@ class PortfolioCommands:
 
     def _now(self):
         return utc(self.clock.seconds())
-
-    def session_in(self, session, portfolio=None):
-        return session_in(self.db, self.portfolio_store, session, portfolio)
 
     def _own(self, session):
         if session.api_key is not None:

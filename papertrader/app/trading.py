@@ -118,11 +118,16 @@ class TradingCommands:
         #: The API keys (set by the master: a closed portfolio's keys are forgotten).
         self.api_keys = None
 
-    def session_in(self, session, portfolio=None):
-        """The session with the portfolio a command trades (see papertrader/app/portfolios.py)."""
+    def session_now(self, session, portfolio=None):
+        """The session with the portfolio a command trades (see papertrader/app/portfolios.py): at once if it
+        is remembered, else a Deferred."""
         from papertrader.app.portfolios import session_in
 
         return session_in(self.db, self.portfolios, session, portfolio)
+
+    def session_in(self, session, portfolio=None):
+        """``session_now``, always as a Deferred."""
+        return defer.maybeDeferred(self.session_now, session, portfolio)
 
     def _recorded(self):
         return utc(self.clock.seconds())

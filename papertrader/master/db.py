@@ -14,6 +14,7 @@ import importlib.resources
 import os
 import re
 import sqlite3
+import threading
 from urllib.parse import urlsplit, urlunsplit
 
 from twisted.enterprise import adbapi
@@ -62,6 +63,24 @@ def _sqlite_open(connection):
     connection.execute("PRAGMA busy_timeout=10000")
 
 
+#: The end-of-transaction callbacks of the transaction each pool thread is running (``when_ended``).
+_running = threading.local()
+
+
+def _interaction(cursor, ended, function, args, kwargs):
+    _running.ended = ended
+    try:
+        return function(cursor, *args, **kwargs)
+    finally:
+        _running.ended = None
+
+
+def _after(outcome, ended):
+    for callback in ended:
+        callback()
+    return outcome
+
+
 class Database:
     """A connection pool plus the few dialect differences between SQLite and PostgreSQL."""
 
@@ -100,7 +119,19 @@ class Database:
 
     def run(self, function, *args, **kwargs):
         """Run ``function(cursor, *args)`` in one transaction in the pool's thread."""
-        return self.pool.runInteraction(function, *args, **kwargs)
+        ended = []
+        done = self.pool.runInteraction(_interaction, ended, function, args, kwargs)
+        return done.addBoth(_after, ended)
+
+    @staticmethod
+    def when_ended(callback):
+        """Call ``callback()`` in the reactor thread once the transaction now running in this thread has ended
+        (committed or rolled back), before anyone hears of its outcome; at once outside a transaction."""
+        ended = getattr(_running, "ended", None)
+        if ended is None:
+            callback()
+        elif callback not in ended:
+            ended.append(callback)
 
     def insert_many(self, cursor, query, rows):
         """Run an ``INSERT ... RETURNING id`` for each row (inside the caller's transaction); the new ids, in order.

@@ -30,6 +30,7 @@ from papertrader.money import (
     to_price_units,
     to_quantity_units,
 )
+from papertrader.master.portfolios import remembered
 from papertrader.times import iso, parse_iso
 from papertrader.trading.books import Book, Position
 from papertrader.trading.corporate import Entitlement
@@ -95,6 +96,8 @@ class OrderStore:
         #: Orders already made from these exact rows (an order with no fills; Orders are immutable): every
         #: order reads its account's open orders, and most of them have not changed since the last one.
         self._parsed = {}
+        #: What the portfolio store remembers of portfolio rows (their cash is written here too).
+        self._portfolios = remembered(db)
 
     # --- reading -----------------------------------------------------------------
 
@@ -344,6 +347,7 @@ class OrderStore:
         touched = {(f.account_id, f.symbol) for f in fills} | {(r.account_id, r.symbol) for r in records}
         accounts = sorted({f.account_id for f in fills} | {r.account_id for r in records})
         if accounts:
+            self._portfolios.changed(self.db)
             cursor.executemany(sql("UPDATE portfolios SET cash_cents = ? WHERE id = ?"),
                                [(to_cents(books[a].cash), a) for a in accounts])
         gone, held = [], []
@@ -414,6 +418,7 @@ class OrderStore:
               -to_cents(fee),
               to_cents(cash), f"borrow fee: {days} day{'s' if days > 1 else ''} on {quantity_text(-position.quantity)}"
               f" shares short") for position, fee, cash, days in charges])
+        self._portfolios.changed(self.db)
         cursor.execute(self.sql("UPDATE portfolios SET cash_cents = ? WHERE id = ?"),
                        (to_cents(charges[-1][2]), portfolio_id))
 

@@ -10,9 +10,14 @@ the history of earlier generations stays readable (the archive) while the portfo
 current one.
 
 Every function takes a cursor and runs inside the caller's transaction.
+
+Which portfolio a command trades is asked on every command; the answers are remembered
+(``Remembered``), and forgotten whenever any portfolio row is written.
 """
 
+import itertools
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,10 +83,92 @@ def _portfolio(row):
         margin_call_since=_time(row[13]), margin_call_deadline=_time(row[14]), borrow_fee_through=row[15])
 
 
+class Remembered:
+    """The portfolio each question (an account's default, one of its portfolios by name, a portfolio by id)
+    was last answered with, so a command need not ask the database which portfolio it trades.
+
+    The master is its database's only writer, and every write of a ``portfolios`` row calls ``changed``
+    (the stores' write methods do, in the writing transaction): that makes every answer remembered so far
+    stale, once when the write is made and again when its transaction has ended (``Database.when_ended``), so
+    an answer read while a write was under way is not kept either.  An answer is kept only if nothing
+    changed between the question and the answer (``version``).  Remembering and answering happen in the
+    reactor thread; ``changed`` may be called in any."""
+
+    #: Answers kept at most (the oldest go first).
+    SIZE = 20_000
+
+    def __init__(self):
+        self._versions = itertools.count(1)  # next() is atomic: changes in two pool threads are both counted
+        self.version = next(self._versions)
+        self._answers = {}
+
+    def changed(self, db=None):
+        self.version = next(self._versions)
+        if db is not None:
+            db.when_ended(self._ended)
+
+    def _ended(self):
+        self.version = next(self._versions)
+
+    def get(self, question):
+        """The remembered answer, or None."""
+        found = self._answers.get(question)
+        if found is not None and found[0] == self.version:
+            return found[1]
+        return None
+
+    def keep(self, question, version, portfolio):
+        """Remember ``portfolio`` as the answer to ``question`` asked at ``version`` (if nothing changed since)."""
+        if version != self.version:
+            return
+        self._answers[question] = (version, portfolio)
+        if len(self._answers) > self.SIZE:
+            del self._answers[next(iter(self._answers))]
+
+
+#: One Remembered per database (every store of a database shares it: a write through one makes the others'
+#: answers stale).
+_remembered = weakref.WeakKeyDictionary()
+
+
+def remembered(db):
+    found = _remembered.get(db)
+    if found is None:
+        found = _remembered[db] = Remembered()
+    return found
+
+
 class PortfolioStore:
     def __init__(self, db):
         self.db = db
         self.sql = db.sql
+        self.remembered = remembered(db)
+
+    def _changed(self):
+        """A portfolio row is being written in this transaction (see Remembered)."""
+        self.remembered.changed(self.db)
+
+    def resolve_remembered(self, account_id, wanted=None):
+        """``resolve``, answered from memory when it can be (reactor thread): a Portfolio, or a Deferred."""
+        question = (account_id, _key(name(wanted)) if wanted not in (None, "") else None)
+        return self._remembered(question, self.resolve, account_id, wanted)
+
+    def get_remembered(self, portfolio_id):
+        """``get``, answered from memory when it can be (reactor thread): a Portfolio (or None), or a Deferred."""
+        return self._remembered(("id", portfolio_id), self.get, portfolio_id)
+
+    def _remembered(self, question, read, *args):
+        found = self.remembered.get(question)
+        if found is not None:
+            return found
+        version = self.remembered.version
+
+        def keep(portfolio):
+            if portfolio is not None:
+                self.remembered.keep(question, version, portfolio)
+            return portfolio
+
+        return self.db.run(read, *args).addCallback(keep)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -155,6 +242,7 @@ class PortfolioStore:
                        (account_id, _key(wanted)))
         if cursor.fetchone():
             raise InvalidInput(f"you already have a portfolio named {wanted!r}")
+        self._changed()
         cents = to_cents(starting_cash)
         cursor.execute(self.sql(
             "INSERT INTO portfolios (uuid, account_id, name, name_key, kind, starting_cash_cents, cash_cents,"
@@ -170,16 +258,19 @@ class PortfolioStore:
                                     " closed IS NULL"), (portfolio.account_id, _key(new)))
             if cursor.fetchone():
                 raise InvalidInput(f"you already have a portfolio named {new!r}")
+        self._changed()
         cursor.execute(self.sql("UPDATE portfolios SET name = ?, name_key = ? WHERE id = ?"),
                        (new, _key(new), portfolio.id))
         return self.get(cursor, portfolio.id)
 
     def set_default(self, cursor, portfolio):
+        self._changed()
         cursor.execute(self.sql("UPDATE portfolios SET is_default = 0 WHERE account_id = ?"), (portfolio.account_id,))
         cursor.execute(self.sql("UPDATE portfolios SET is_default = 1 WHERE id = ?"), (portfolio.id,))
 
     def close(self, cursor, portfolio, when):
         """Close a portfolio (the caller checked it holds nothing); its API keys are revoked."""
+        self._changed()
         cursor.execute(self.sql("UPDATE portfolios SET closed = ?, is_default = 0 WHERE id = ?"),
                        (iso(when), portfolio.id))
         cursor.execute(self.sql("SELECT key_id FROM api_keys WHERE portfolio_id = ? AND revoked IS NULL"),
@@ -193,6 +284,7 @@ class PortfolioStore:
         """Start the portfolio's next generation: no positions, the starting cash, no margin call; dividends
         owed to the old positions are forfeited (marked paid at the reset, with nothing paid).  The caller
         canceled the open orders first.  Orders, transactions and API keys stay."""
+        self._changed()
         cursor.execute(self.sql("DELETE FROM positions WHERE portfolio_id = ?"), (portfolio.id,))
         cursor.execute(self.sql("UPDATE dividends SET paid = ? WHERE portfolio_id = ? AND paid IS NULL"),
                        (iso(when), portfolio.id))
@@ -204,6 +296,7 @@ class PortfolioStore:
 
     def set_margin_call(self, cursor, portfolio_id, amount, since, deadline):
         """Record an open margin call (or, with ``amount`` None, end it)."""
+        self._changed()
         cursor.execute(self.sql(
             "UPDATE portfolios SET margin_call_cents = ?, margin_call_since = ?, margin_call_deadline = ?"
             " WHERE id = ?"),
@@ -211,6 +304,7 @@ class PortfolioStore:
              iso(deadline) if deadline else None, portfolio_id))
 
     def set_borrow_fee_through(self, cursor, portfolio_id, day):
+        self._changed()
         cursor.execute(self.sql("UPDATE portfolios SET borrow_fee_through = ? WHERE id = ?"),
                        (day.isoformat(), portfolio_id))
 
