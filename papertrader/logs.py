@@ -42,6 +42,19 @@ class Logger(_TwistedLogger):
 _TWISTED_LOGGER_FILE = sys.modules[_TwistedLogger.__module__].__file__
 
 
+def _message(event):
+    """The event's message: its format filled in with ``str.format_map`` (fast, in C), or, where that cannot
+    (a ``{call()}``, a missing key, a malformed format), by ``twisted.logger.formatEvent``, which does the same
+    and more, slowly, and says when it cannot."""
+    log_format = event.get("log_format")
+    if isinstance(log_format, str):
+        try:
+            return log_format.format_map(event)
+        except Exception:
+            pass
+    return formatEvent(event)
+
+
 @dataclass(frozen=True)
 class LogEntry:
     time: datetime
@@ -53,7 +66,7 @@ class LogEntry:
 
     @classmethod
     def from_event(cls, event):
-        text = formatEvent(event)
+        text = _message(event)
         failure = event.get("log_failure")
         if failure is not None:
             text = f"{text}\n{failure.getTraceback()}"
