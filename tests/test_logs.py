@@ -5,6 +5,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from twisted.internet import task
 from twisted.logger import LogLevel, globalLogPublisher
 
 from papertrader.logs import LogSystem
@@ -128,3 +129,37 @@ def test_two_systems_keep_separate_memories():
     a.logger("papertrader.a").info("only in a")
     assert [e.message for e in a.newest()] == ["only in a"]
     assert b.newest() == []
+
+
+def test_a_reactor_turns_lines_reach_the_file_together_and_closing_writes_the_rest(tmp_path):
+    """With a reactor, the file gets one write per turn of the reactor, in order; nothing logged is lost."""
+    clock = task.Clock()
+    path = tmp_path / "logs" / "master.log"
+    system = LogSystem("master", 10, str(path), forward=False, reactor=clock)
+    log = system.logger("papertrader.test")
+    log.info("order {id} accepted", id=1)
+    log.info("order {id} {what!r}", id=2, what="canceled")
+    assert path.read_text() == ""  # this turn is not over yet
+    clock.advance(0)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(" order 1 accepted") and lines[1].endswith(" order 2 'canceled'")
+    log.info("the last {n}", n="line")
+    system.close()
+    assert path.read_text().splitlines()[-1].endswith("the last line")
+
+
+def test_messages_are_what_twisted_would_format_including_what_only_twisted_can():
+    """The fast path (str.format_map) and twisted's formatEvent agree; what the fast path cannot do (a call in
+    a field, a missing key) is still formatted by twisted."""
+    from twisted.logger import formatEvent
+
+    from papertrader.logs import _message
+
+    events = [dict(log_format="{a} {b!r} {c:>5} {d[k]} {e.real}", a=1, b="x", c="y", d={"k": 2}, e=3),
+              dict(log_format="size {size()}", size=lambda: 7),
+              dict(log_format="{missing}"),
+              dict(log_format="no fields {{}}")]
+    for event in events:
+        assert _message(event) == formatEvent(event)
+    assert _message(events[1]) == "size 7"

@@ -88,7 +88,8 @@ class Master(StagedService):
         self.reactor = reactor
         clock = clock or reactor
         files.ensure_master_files(data_dir, hostnames)
-        self.logs = LogSystem("master", settings.log_memory_size, os.path.join(data_dir, "logs", "master.log"))
+        self.logs = LogSystem("master", settings.log_memory_size, os.path.join(data_dir, "logs", "master.log"),
+                              reactor=reactor)
         self.log = self.logs.logger("papertrader.master")
         self.db = Database(database or Database.default_url(data_dir), data_dir)
         #: Every open AMP connection (workers and clients asking for the worker list).

@@ -88,7 +88,7 @@ class Worker(StagedService):
         gpgkeys.check_installed()
         make_private_dir(data_dir)
         self.logs = LogSystem(f"worker {name}", settings.log_memory_size,
-                              os.path.join(data_dir, "logs", "worker.log"))
+                              os.path.join(data_dir, "logs", "worker.log"), reactor=reactor)
         self.log = self.logs.logger(f"papertrader.worker.{name}")
         names = tls.certificate_hostnames(cert_path)
         if public_host not in names:
