@@ -132,7 +132,8 @@ async def main(reactor, args):
         print(f"baseline: single-row INSERT + COMMIT one after another: {baseline:.0f} commits/s ({what},"
               f" {args.baseline} commits)", flush=True)
         grouped = master.trading.commits
-        single = GroupCommit(master.db, master.orders.lock_accounts, max_batch=1, lanes=len(grouped.lanes))
+        single = GroupCommit(master.db, master.orders.lock_accounts, max_batch=1, lanes=len(grouped.lanes),
+                             rolled_back=master.orders.rolled_back)
         for clients in args.clients:
             per_client = max(1, args.orders // clients)
             # Fresh accounts for each load, at most --per-account orders each (every order reads its account's

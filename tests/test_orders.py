@@ -209,7 +209,7 @@ async def test_client_order_ids_belong_to_one_account(db, user, submit, quote):
 
 
 @pytest_twisted.ensureDeferred
-async def test_concurrent_orders_of_one_account_are_checked_one_after_the_other(db, user, submit, quote):
+async def test_concurrent_orders_of_one_account_are_checked_one_after_the_other(db, user, submit, quote, trading):
     """Two buys of 60% of the cash sent at the same moment: exactly one is accepted (both databases)."""
     alice = await user("alice")
     quote(AAPL="100")
@@ -220,11 +220,7 @@ async def test_concurrent_orders_of_one_account_are_checked_one_after_the_other(
         accepted = [r for ok, r in results if ok]
         refused = [r for ok, r in results if not ok]
         assert len(accepted) == 1 and refused[0].check(InsufficientFunds)
-        await defer.ensureDeferred(_cancel_all(db, alice))
-
-
-async def _cancel_all(db, session):
-    await db.execute("UPDATE orders SET status = 'canceled' WHERE portfolio_id = ?", (session.account_id,))
+        await trading.cancel_all_orders(alice, None)
 
 
 def wait_until_an_insert_waits_for(url, blocker_pid, waiting=1):

@@ -356,6 +356,7 @@ class GameCommands:
     def _cancel_open(self, cursor, portfolio_ids, now, recorded, why):
         """Cancel every open order of these portfolios; returns the events (not published yet)."""
         events, changed = [], []
+        self.orders.lock_accounts(cursor, portfolio_ids)
         for portfolio_id in portfolio_ids:
             for order in self.orders.open_orders(cursor, portfolio_id):
                 order, event = amend.cancel(order, now, reason=why)

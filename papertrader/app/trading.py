@@ -101,7 +101,7 @@ class TradingCommands:
         self.db = db
         self.store = store
         #: Orders placed, canceled and replaced together share a transaction (master/group_commit.py).
-        self.commits = GroupCommit(db, store.lock_accounts, log=log)
+        self.commits = GroupCommit(db, store.lock_accounts, log=log, rolled_back=store.rolled_back)
         self.candles = candles
         self.board = board
         self.market_clock = market_clock
@@ -134,12 +134,17 @@ class TradingCommands:
 
     # --- what an order reads first (read for a whole group commit at once: master/group_commit.py) ---------
 
-    def _read_ahead(self, cursor, portfolio_ids):
-        """{portfolio id: (book, open orders)} of these portfolios, in one query per table (the caller holds
-        their locks)."""
+    def _read_ahead(self, cursor, portfolio_ids, keep=True):
+        """{portfolio id: (book, open orders)} of these portfolios, in one query per table, the open orders from
+        memory where they are known (the caller holds their locks; ``keep``: what is read may be kept, as
+        nothing was written yet in this transaction)."""
         books = self.store.books(cursor, portfolio_ids)
-        orders = self.store.open_orders_of(cursor, list(books))
+        orders = self.store.open_orders_kept(cursor, list(books), keep)
         return {p: (book, orders[p]) for p, book in books.items()}
+
+    def _own_read(self, cursor, portfolio_id):
+        """What a unit whose portfolio an earlier unit of its transaction wrote reads for itself."""
+        return self._read_ahead(cursor, [portfolio_id], keep=False)[portfolio_id]
 
     def _rules_for(self, cursor, portfolio, request, book, open_orders, prices, now):
         """The rules an order of ``portfolio`` trades by: a game's portfolio checks ``request`` against the
@@ -224,11 +229,12 @@ class TradingCommands:
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
                 return existing, False
-            book, open_orders = ahead or self._read_ahead(cursor, [session.portfolio_id])[session.portfolio_id]
+            book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             self.store.save(cursor, [], {}, [_accepted(order)], recorded)
+            self.store.open_after_commit(cursor, session.portfolio_id, open_orders, [order.id])
             return order, True
 
         order, created = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
@@ -334,7 +340,7 @@ class TradingCommands:
                 if existing.replaces == old.id and _same_changes(existing, wanted):
                     return existing, None
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
-            book, open_orders = ahead or self._read_ahead(cursor, [session.portfolio_id])[session.portfolio_id]
+            book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
             ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules)
             self._rules_for(cursor, session.portfolio, _as_request(new), book,
@@ -344,6 +350,8 @@ class TradingCommands:
             events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]
             events.append(_accepted(new))
             self.store.save(cursor, [ended], {}, events, recorded)
+            self.store.open_after_commit(cursor, session.portfolio_id, [o for o in open_orders if o.id != old.id],
+                                         [new.id])
             return new, events
 
         new, events = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)

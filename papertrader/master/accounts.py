@@ -26,6 +26,7 @@ from papertrader import pools
 from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
 from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
+from papertrader.master.order_store import OrderStore
 from papertrader.master.portfolios import DEFAULT_NAME, PortfolioStore
 from papertrader.money import from_cents, from_quantity_units, to_cents
 from papertrader.throttle import Throttle
@@ -353,6 +354,12 @@ class Accounts:
             ended = [r[0] for r in cursor.fetchall()]
             cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (session.account_id,))
             cursor.execute(sql("DELETE FROM identities WHERE account_id = ?"), (session.account_id,))
+            # Its portfolios locked and marked changed, as every writer of orders does (master/order_store.py).
+            cursor.execute(sql("SELECT id FROM portfolios WHERE account_id = ?"), (session.account_id,))
+            portfolio_ids = sorted(r[0] for r in cursor.fetchall())
+            orders = OrderStore(self.db)
+            orders.lock_accounts(cursor, portfolio_ids)
+            orders.open_memory.changed(portfolio_ids)
             cursor.execute(sql("UPDATE orders SET status = 'canceled', reason = 'account deleted',"
                                " reason_code = 'account_deleted', updated = ? WHERE portfolio_id IN"
                                " (SELECT id FROM portfolios WHERE account_id = ?)"

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer, threads
+from twisted.python import failure
 
 from papertrader.master import backups
 from papertrader.master.upgrades import BackupFailed, BackupFirst, MigrationFailed, SchemaTooNew, Upgrade
@@ -63,21 +64,39 @@ def _sqlite_open(connection):
     connection.execute("PRAGMA busy_timeout=10000")
 
 
-#: The end-of-transaction callbacks of the transaction each pool thread is running (``when_ended``).
+#: The transaction each pool thread is running (``Database.transaction``).
 _running = threading.local()
 
 
-def _interaction(cursor, ended, function, args, kwargs):
-    _running.ended = ended
+class Transaction:
+    """What the code running in one transaction may leave for its end: ``before_commit`` (callables, run in
+    the pool thread after the transaction's function returned, the locks still held), ``ended`` (callables
+    given whether it committed, run in the reactor thread once it ended, before anyone hears of its
+    outcome), and ``data`` (a dict, for those callables' bookkeeping)."""
+
+    __slots__ = ("before_commit", "ended", "data")
+
+    def __init__(self):
+        self.before_commit = []
+        self.ended = []
+        self.data = {}
+
+
+def _interaction(cursor, transaction, function, args, kwargs):
+    _running.transaction = transaction
     try:
-        return function(cursor, *args, **kwargs)
+        result = function(cursor, *args, **kwargs)
+        for callback in transaction.before_commit:
+            callback()
+        return result
     finally:
-        _running.ended = None
+        _running.transaction = None
 
 
-def _after(outcome, ended):
-    for callback in ended:
-        callback()
+def _after(outcome, transaction):
+    committed = not isinstance(outcome, failure.Failure)
+    for callback in transaction.ended:
+        callback(committed)
     return outcome
 
 
@@ -119,19 +138,24 @@ class Database:
 
     def run(self, function, *args, **kwargs):
         """Run ``function(cursor, *args)`` in one transaction in the pool's thread."""
-        ended = []
-        done = self.pool.runInteraction(_interaction, ended, function, args, kwargs)
-        return done.addBoth(_after, ended)
+        transaction = Transaction()
+        done = self.pool.runInteraction(_interaction, transaction, function, args, kwargs)
+        return done.addBoth(_after, transaction)
 
     @staticmethod
-    def when_ended(callback):
-        """Call ``callback()`` in the reactor thread once the transaction now running in this thread has ended
-        (committed or rolled back), before anyone hears of its outcome; at once outside a transaction."""
-        ended = getattr(_running, "ended", None)
-        if ended is None:
-            callback()
-        elif callback not in ended:
-            ended.append(callback)
+    def transaction():
+        """The Transaction this pool thread is running now (see ``run``), or None."""
+        return getattr(_running, "transaction", None)
+
+    @classmethod
+    def when_ended(cls, callback):
+        """Call ``callback(committed)`` in the reactor thread once the transaction running now in this thread has
+        ended, before anyone hears of its outcome; at once (committed: True) outside a transaction."""
+        transaction = cls.transaction()
+        if transaction is None:
+            callback(True)
+        elif callback not in transaction.ended:
+            transaction.ended.append(callback)
 
     def insert_many(self, cursor, query, rows):
         """Run an ``INSERT ... RETURNING id`` for each row (inside the caller's transaction); the new ids, in order.

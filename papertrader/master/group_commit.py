@@ -30,10 +30,13 @@ MAX_BATCH = 256
 
 
 class GroupCommit:
-    def __init__(self, db, lock, lanes=None, max_batch=MAX_BATCH, log=None):
-        """``lock(cursor, ids)`` locks the rows of these ids (sorted) until the transaction ends."""
+    def __init__(self, db, lock, lanes=None, max_batch=MAX_BATCH, log=None, rolled_back=None):
+        """``lock(cursor, ids)`` locks the rows of these ids (sorted) until the transaction ends;
+        ``rolled_back(ids)`` is told the ``locks`` of a unit that failed, once its savepoint is rolled back
+        (whatever it handed over for after the commit must be withdrawn)."""
         self.db = db
         self.lock = lock
+        self.rolled_back = rolled_back
         self.max_batch = max_batch
         self.log = log or Logger()
         if lanes is None:
@@ -91,6 +94,8 @@ class GroupCommit:
             except Exception:
                 results.append((False, failure.Failure()))
                 cursor.execute("ROLLBACK TO SAVEPOINT unit")
+                if self.rolled_back is not None:
+                    self.rolled_back(locks)
             else:
                 results.append((True, value))
             cursor.execute("RELEASE SAVEPOINT unit")

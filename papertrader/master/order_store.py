@@ -12,7 +12,9 @@ the order: it is the sum of its fills in ``transactions``.
 Locks: the account rows an operation reads are locked first (PostgreSQL:
 ``SELECT ... FOR UPDATE``, in account id order; SQLite has one writer), so a
 market step, a cancel and two concurrent orders of one account never
-interleave.
+interleave.  Every writer of a portfolio's orders holds its lock: each
+portfolio's open orders are kept in memory on that condition
+(master/open_orders.py; ``open_orders_kept``).
 """
 
 import uuid
@@ -30,6 +32,7 @@ from papertrader.money import (
     to_price_units,
     to_quantity_units,
 )
+from papertrader.master import open_orders as open_orders_memory
 from papertrader.master.portfolios import remembered
 from papertrader.times import iso, parse_iso
 from papertrader.trading.books import Book, Position
@@ -98,6 +101,8 @@ class OrderStore:
         self._parsed = {}
         #: What the portfolio store remembers of portfolio rows (their cash is written here too).
         self._portfolios = remembered(db)
+        #: Each portfolio's open orders, kept between transactions (master/open_orders.py).
+        self.open_memory = open_orders_memory.of(db)
 
     # --- reading -----------------------------------------------------------------
 
@@ -177,6 +182,66 @@ class OrderStore:
             for order in self._open(cursor, f" AND o.portfolio_id IN {_in(part)}", part):
                 found[order.account_id].append(order)
         return found
+
+    def open_orders_kept(self, cursor, account_ids, keep=True):
+        """``open_orders_of``, from memory where it can: the caller holds these portfolios' locks.  What had to
+        be read is kept, unless ``keep`` is false (a transaction that may have written them already)."""
+        memory = self.open_memory
+        found, missing = {}, []
+        for account_id in sorted(set(account_ids)):
+            orders = memory.get(account_id)
+            if orders is None:
+                missing.append(account_id)
+            else:
+                found[account_id] = orders
+        if missing:
+            stamps = {a: memory.stamp(a) for a in missing}
+            read = self.open_orders_of(cursor, missing)
+            for account_id, orders in read.items():
+                if keep:
+                    memory.keep(account_id, stamps[account_id], orders)
+                found[account_id] = orders
+        return found
+
+    def open_after_commit(self, cursor, account_id, unchanged, written):
+        """Once the transaction running now commits, the portfolio's open orders are ``unchanged`` (those of its
+        open orders the unit of work did not write) and those of the orders ``written`` (ids) still open, read
+        back as the database has them: keep them then, unless something changes the portfolio before.  Called
+        by a unit of work when it has written everything it will."""
+        transaction = self.db.transaction()
+        if transaction is None:
+            return
+        fresh = self._select(cursor, f"o.id IN {_in(written)}", list(written)) if written else []
+        pending = transaction.data.get(self)
+        if pending is None:
+            pending = transaction.data[self] = {}
+            transaction.before_commit.append(lambda: self._stamp_pending(transaction, pending))
+        pending[account_id] = tuple(sorted((o for o in [*unchanged, *fresh] if o.open), key=lambda o: o.id))
+
+    def _stamp_pending(self, transaction, pending):
+        memory = self.open_memory
+        stamped = [(a, memory.stamp(a), orders) for a, orders in pending.items()]
+
+        def ended(committed):
+            if committed:
+                for account_id, stamp, orders in stamped:
+                    memory.keep(account_id, stamp, orders)
+
+        transaction.ended.append(ended)
+
+    def rolled_back(self, account_ids):
+        """A unit of work that may have written these portfolios was rolled back (to its savepoint): what it
+        handed over for after the commit is withdrawn, and what is kept of them is not trusted."""
+        self._changed(account_ids)
+
+    def _changed(self, account_ids):
+        """These portfolios' orders or fills are being written (see master/open_orders.py)."""
+        self.open_memory.changed(account_ids)
+        transaction = self.db.transaction()
+        pending = transaction.data.get(self) if transaction is not None else None
+        if pending:
+            for account_id in account_ids:
+                pending.pop(account_id, None)
 
     def _open(self, cursor, condition, params):
         # The statuses spelt out as the partial index orders_open has them (migration 0011), so both
@@ -308,6 +373,7 @@ class OrderStore:
         """Store a new order (and link it from the order it replaces); returns it with its id and uuid.
         ``origin``: None (the user) or 'liquidation' (placed by the platform to meet a margin call)."""
         order_uuid = str(uuid.uuid4())
+        self._changed([order.account_id])
         cursor.execute(self.sql(
             "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
             " quantity_units, notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created,"
@@ -333,6 +399,10 @@ class OrderStore:
         """Write a step's (or a cancel's, a replace's, an acceptance's) outcome: changed orders, books,
         fills, events, and what corporate actions did (``records``)."""
         sql = self.sql
+        changed = {o.account_id for o in orders} | {e.order.account_id for e in events} | \
+            {e.fill.account_id for e in events if e.fill is not None} | {r.account_id for r in records}
+        if changed:
+            self._changed(changed)
         if orders:
             cursor.executemany(sql(
                 "UPDATE orders SET status = ?, quantity_units = ?, updated = ?, watermark_units = ?, triggered = ?,"

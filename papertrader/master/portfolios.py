@@ -107,7 +107,7 @@ class Remembered:
         if db is not None:
             db.when_ended(self._ended)
 
-    def _ended(self):
+    def _ended(self, committed):
         self.version = next(self._versions)
 
     def get(self, question):

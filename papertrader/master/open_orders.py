@@ -1,0 +1,95 @@
+"""Each portfolio's open orders, kept in memory between transactions.
+
+Every order placed or replaced is checked against its portfolio's open orders (buying power, the most
+open orders one may have, a game's rules): a portfolio with hundreds of open GTC orders would otherwise
+be read and parsed from the database on every order.  The master is its database's only writer, so it
+can keep them, on these terms:
+
+- what is kept of a portfolio was read, or written, while its row was locked (every writer of orders
+  locks the portfolios it writes: see order_store.py; SQLite has a single writer);
+- every write of a portfolio's orders or fills (``OrderStore.insert``/``save``) calls ``changed`` before
+  it is made, which makes what is kept of that portfolio stale (``stamp``);
+- a unit of work that knows the portfolio's open orders after its writes (an order placed or replaced)
+  hands them over (``OrderStore.open_after_commit``); they are stamped just before the commit, the locks
+  still held, and kept only once the transaction has committed and if nothing changed the portfolio
+  since; a later write of the same portfolio in the same transaction withdraws them.
+
+So what is served is what the database holds (tests/test_open_orders_memory.py compares the two after
+every kind of write, on both databases).  At most ``MAX_ORDERS`` orders are kept, over all portfolios.
+"""
+
+import itertools
+import threading
+import weakref
+
+
+class OpenOrders:
+    #: Orders kept at most, over all portfolios (those kept longest ago go first): some tens of MB.
+    MAX_ORDERS = 20_000
+
+    def __init__(self, max_orders=MAX_ORDERS):
+        self.max_orders = max_orders
+        self._counter = itertools.count(1)  # next() is atomic: changes in two pool threads both count
+        self._changes = {}  # portfolio id -> the number of its last change
+        self._kept = {}  # portfolio id -> (stamp, tuple of its open orders)
+        self._size = 0
+        self._lock = threading.Lock()
+        #: Answers from memory and from the database (for the console and benchmarks).
+        self.hits = 0
+        self.misses = 0
+
+    def stamp(self, portfolio_id):
+        """What is true of the portfolio's open orders now (its last change), to compare with later."""
+        return self._changes.get(portfolio_id, 0)
+
+    def changed(self, portfolio_ids):
+        """These portfolios' orders are being written: what is kept of them is stale."""
+        for portfolio_id in portfolio_ids:
+            self._changes[portfolio_id] = next(self._counter)
+
+    def get(self, portfolio_id):
+        """The portfolio's open orders (a new list, in id order), or None if they are not known."""
+        found = self._kept.get(portfolio_id)
+        if found is not None and found[0] == self.stamp(portfolio_id):
+            self.hits += 1
+            return list(found[1])
+        self.misses += 1
+        return None
+
+    def keep(self, portfolio_id, stamp, orders):
+        """Keep ``orders`` as the portfolio's open orders, if nothing changed it since ``stamp`` was taken."""
+        orders = tuple(orders)
+        with self._lock:
+            if stamp != self.stamp(portfolio_id):
+                return
+            old = self._kept.pop(portfolio_id, None)
+            if old is not None:
+                self._size -= len(old[1])
+            if len(orders) > self.max_orders:
+                return
+            self._kept[portfolio_id] = (stamp, orders)
+            self._size += len(orders)
+            while self._size > self.max_orders:
+                _, (_, dropped) = _oldest(self._kept)
+                self._size -= len(dropped)
+
+    @property
+    def size(self):
+        """Orders kept now."""
+        return self._size
+
+
+def _oldest(kept):
+    portfolio_id = next(iter(kept))
+    return portfolio_id, kept.pop(portfolio_id)
+
+
+#: One OpenOrders per database (every store of a database shares it).
+_memories = weakref.WeakKeyDictionary()
+
+
+def of(db):
+    found = _memories.get(db)
+    if found is None:
+        found = _memories[db] = OpenOrders()
+    return found

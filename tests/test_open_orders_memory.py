@@ -1,0 +1,147 @@
+"""Each portfolio's open orders are kept in memory between transactions (papertrader/master/open_orders.py):
+what the memory serves is exactly what the database holds, after every kind of write, on both databases,
+including units refused inside a group transaction and a transaction that never commits."""
+
+from decimal import Decimal
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer
+
+from papertrader.errors import InsufficientFunds
+from papertrader.trading.orders import Order, OrderType, Side, Status, TimeInForce
+from papertrader.times import utc
+from tests.test_portfolios import PASSWORD, board, master, published, stamp, step, terms, user  # noqa: F401
+
+D = Decimal
+
+
+async def served_is_stored(master, portfolio_ids):
+    """For each portfolio the memory knows: the same orders, field for field (repr: Decimal exponents too)
+    as the database's; returns how many it knew."""
+    store = master.orders
+    memory = store.open_memory
+    stored = await master.trading.db.run(store.open_orders_of, portfolio_ids)
+    known = 0
+    for portfolio_id in portfolio_ids:
+        served = memory.get(portfolio_id)
+        if served is not None:
+            known += 1
+            assert [repr(o) for o in served] == [repr(o) for o in stored[portfolio_id]], portfolio_id
+    return known
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_the_memory_serves_is_what_the_database_holds_after_every_kind_of_write(master, user, stamp,
+                                                                                        step):
+    t, p = master.trading, master.portfolios
+    alice, bob = await user("alice"), await user("bob")
+    await p.create_portfolio(alice, stamp(), "Growth", cash="5000.00")
+    await step(AAPL="100", MSFT="10")
+    alice_in = (await t.session_in(alice)).portfolio_id
+    growth = (await t.session_in(alice, "Growth")).portfolio_id
+    bob_in = (await t.session_in(bob)).portfolio_id
+    everyone = [alice_in, growth, bob_in]
+    memory = master.orders.open_memory
+
+    # Orders arriving together share transactions; some are refused inside them (savepoints rolled back).
+    sent = []
+    for n in range(12):
+        sent.append(t.place_order(alice, stamp(), f"a{n}", "buy", "AAPL", "100", type="limit", limit_price="95",
+                                  time_in_force="gtc"))  # 9,500 each of 100,000: the 11th and 12th are refused
+        sent.append(t.place_order(alice, stamp(), f"g{n}", "buy", "MSFT", "10", type="limit", limit_price="9",
+                                  time_in_force="gtc", portfolio="Growth"))
+        sent.append(t.place_order(bob, stamp(), f"b{n}", "buy", "MSFT", "1", type="limit", limit_price="8"))
+    results = await defer.DeferredList(sent, consumeErrors=True)
+    refused = [r for ok, r in results if not ok]
+    assert len(refused) == 2 and all(f.check(InsufficientFunds) for f in refused)
+    assert master.trading.commits.transactions < len(sent)  # they did share transactions
+    await served_is_stored(master, everyone)
+    # Known after their writes; alice's default portfolio had refused units (rolled back): read it again.
+    assert memory.get(growth) is not None and memory.get(bob_in) is not None
+    hits = memory.hits
+    await t.place_order(bob, stamp(), "b-more", "buy", "MSFT", "1", type="limit", limit_price="8")
+    assert memory.hits == hits + 1  # read from memory, not from the database
+    assert await served_is_stored(master, everyone) == 2
+    await t.place_order(alice, stamp(), "a-more", "buy", "MSFT", "1", type="limit", limit_price="8")
+    assert await served_is_stored(master, everyone) == 3
+
+    # Replaced, canceled, all canceled.
+    first = (await t.orders(alice, stamp(), 50, status="open"))["orders"][-1]
+    await t.replace_order(alice, stamp(), order_id=first["id"], quantity="50", limit_price="96")
+    second = (await t.orders(alice, stamp(), 50, status="open"))["orders"][-1]
+    await t.cancel_order(alice, stamp(), order_id=second["id"])
+    await t.cancel_all_orders(bob, stamp())
+    await served_is_stored(master, everyone)
+    await t.place_order(bob, stamp(), "b-after", "buy", "MSFT", "1", type="limit", limit_price="8")
+    assert await served_is_stored(master, everyone) >= 1
+
+    # A market step fills some (orders and fills written by the step), leaves others open.
+    await step(AAPL="94", MSFT="9.5")
+    await served_is_stored(master, everyone)
+    await t.place_order(alice, stamp(), "after-step", "buy", "AAPL", "1", type="limit", limit_price="50",
+                        time_in_force="gtc")
+    await step(AAPL="94", MSFT="8")
+    await t.place_order(bob, stamp(), "after-fill", "buy", "MSFT", "1", type="limit", limit_price="1")
+    assert await served_is_stored(master, everyone) >= 2
+
+    # A reset cancels the portfolio's open orders; an account's deletion cancels all of its orders.
+    await p.reset_portfolio(alice, stamp(), "Growth")
+    await served_is_stored(master, everyone)
+    await master.accounts.delete(bob, PASSWORD)
+    assert memory.get(bob_in) is None or memory.get(bob_in) == []
+    await served_is_stored(master, everyone)
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_orders_written_by_a_unit_that_fails_or_a_transaction_that_never_commits_are_not_served(
+        master, user, stamp, step, clock):
+    t = master.trading
+    store, memory = master.orders, master.orders.open_memory
+    alice = await t.session_in(await user("alice"))
+    await step(AAPL="100")
+    await t.place_order(alice, stamp(), "kept", "buy", "AAPL", "1", type="limit", limit_price="50",
+                        time_in_force="gtc")
+    pid = alice.portfolio_id
+    assert await served_is_stored(master, [pid]) == 1
+    now = utc(clock.seconds())
+    phantom = Order(id=None, account_id=pid, client_order_id="phantom", side=Side.BUY, symbol="AAPL",
+                    type=OrderType.LIMIT, time_in_force=TimeInForce.GTC, quantity=D("1"), limit_price=D("40"),
+                    status=Status.NEW, created=now)
+
+    def write_then_fail(cursor, ahead=None):
+        book, open_orders = ahead or t._own_read(cursor, pid)
+        order = store.insert(cursor, phantom, now, "192.0.2.7", "worker1")
+        store.open_after_commit(cursor, pid, open_orders, [order.id])
+        raise RuntimeError("refused after writing")
+
+    # A unit of a group transaction: rolled back to its savepoint, the others commit.
+    with pytest.raises(RuntimeError):
+        await t.commits.run(write_then_fail, [pid], t._read_ahead)
+    await served_is_stored(master, [pid])
+    assert [o.client_order_id for o in (await t.db.run(store.open_orders_of, [pid]))[pid]] == ["kept"]
+    # A whole transaction that fails: nothing it handed over is kept.
+    with pytest.raises(RuntimeError):
+        await t.db.run(write_then_fail)
+    await served_is_stored(master, [pid])
+    await t.place_order(alice, stamp(), "next", "buy", "AAPL", "1", type="limit", limit_price="50",
+                        time_in_force="gtc")
+    assert [o.client_order_id for o in memory.get(pid)] == ["kept", "next"]
+    assert await served_is_stored(master, [pid]) == 1
+
+
+def test_the_memory_keeps_at_most_its_bound_and_never_what_changed_since_it_was_read():
+    from papertrader.master.open_orders import OpenOrders
+
+    memory = OpenOrders(max_orders=5)
+    stamp = memory.stamp(1)
+    memory.changed([1])  # a write while the read was under way
+    memory.keep(1, stamp, ["o1"])
+    assert memory.get(1) is None
+    memory.keep(1, memory.stamp(1), ["o1", "o2"])
+    memory.keep(2, memory.stamp(2), ["p1", "p2"])
+    assert memory.get(1) == ["o1", "o2"] and memory.size == 4
+    memory.keep(3, memory.stamp(3), ["q1", "q2"])  # 6 > 5: the portfolio kept longest ago goes
+    assert memory.get(1) is None and memory.get(2) == ["p1", "p2"] and memory.size == 4
+    memory.changed([2])
+    assert memory.get(2) is None
