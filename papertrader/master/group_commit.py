@@ -9,7 +9,9 @@ only after the transaction committed, so an acknowledged order is on disk before
 Reading ahead: what the units read first (an order: its portfolio's book and open orders) is read for the
 whole batch in one query per table, after the locks and before the first unit; a unit gets its portfolio's
 part unless a unit before it in the same transaction touched that portfolio, in which case it reads for
-itself.  On PostgreSQL this turns several round trips per order into a few per transaction.
+itself.  On PostgreSQL this turns several round trips per order into a few per transaction.  (The open
+orders come from memory where they are known: master/open_orders.py; a unit rolled back to its savepoint is
+reported to ``rolled_back``, so what it handed over for after the commit is withdrawn.)
 
 Deadlocks: before any unit runs, the batch locks every row named by its units' ``locks`` (account ids)
 in ascending order, the order the market step locks them in, so two transactions never wait on each
