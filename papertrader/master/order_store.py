@@ -205,13 +205,16 @@ class OrderStore:
 
     def open_after_commit(self, cursor, account_id, unchanged, written):
         """Once the transaction running now commits, the portfolio's open orders are ``unchanged`` (those of its
-        open orders the unit of work did not write) and those of the orders ``written`` (ids) still open, read
-        back as the database has them: keep them then, unless something changes the portfolio before.  Called
+        open orders the unit of work did not write) and those of the orders ``written`` (ids of orders it
+        placed: not filled) still open, read back as the database has them: keep them then, unless something changes the portfolio before.  Called
         by a unit of work when it has written everything it will."""
         transaction = self.db.transaction()
         if transaction is None:
             return
-        fresh = self._select(cursor, f"o.id IN {_in(written)}", list(written)) if written else []
+        fresh = []
+        if written:  # orders just written, none of them filled yet (a fill is a market step's)
+            cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.id IN {_in(written)}"), list(written))
+            fresh = [self._order(row) for row in cursor.fetchall()]
         pending = transaction.data.get(self)
         if pending is None:
             pending = transaction.data[self] = {}
