@@ -220,8 +220,8 @@ async def make_book(reactor, master, n_accounts, n_orders, batch):
 class StepPieces:
     """Times the pieces of ONE ``TradingCommands.market_step`` by wrapping what it calls, from the outside.
 
-    Wrapped while the step runs (and restored after): the trading object's store (``lock_open_accounts``,
-    ``open_orders``, ``books``, ``save``, ``set_state``) and database (``run``: when the unit of work starts,
+    Wrapped while the step runs (and restored after): the trading object's store (``open_portfolio_ids`` and
+    ``lock_accounts``, ``open_orders``, ``books``, ``save``, ``set_state``) and database (``run``: when the unit of work starts,
     ends, and when the commit has come back to the reactor), and the trading module's ``step`` (the core) and
     ``_usernames``.  With ``profile`` the unit of work runs under cProfile in its database thread.
     """
@@ -253,8 +253,8 @@ class StepPieces:
                 return getattr(store, name)
 
         timed_store = Store()
-        for method, piece in (("lock_open_accounts", "lock"), ("open_orders", "load orders"), ("books", "load books"),
-                              ("save", "save"), ("set_state", "save")):
+        for method, piece in (("open_portfolio_ids", "lock"), ("lock_accounts", "lock"), ("open_orders", "load orders"),
+                              ("books", "load books"), ("save", "save"), ("set_state", "save")):
             setattr(timed_store, method, self._timed(piece, getattr(store, method)))
 
         class Db:

@@ -10,6 +10,7 @@ global publisher (so twistd's own log shows everything too).  Events from a
 import collections
 import os
 import sys
+import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -128,7 +129,7 @@ class LogSystem:
     With a ``reactor``, the lines logged in the reactor thread during one turn of the reactor are written to
     the file together at the end of it (one write instead of one per line: a busy master logs a line per
     order); a process killed mid-turn loses that turn's lines from the file (never from the database).
-    Lines logged in other threads are written at once."""
+    Lines logged in other threads are written at once (after those of the reactor thread still waiting)."""
 
     def __init__(self, name, memory_size, path=None, forward=True, reactor=None):
         self.name = name
@@ -138,6 +139,7 @@ class LogSystem:
         self._file_observer = None
         self._reactor = reactor
         self._pending = []
+        self._writing = threading.Lock()
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._file = LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
@@ -149,15 +151,21 @@ class LogSystem:
 
     def _to_file(self, event):
         line = entry_of(event).format() + "\n"
-        if not isInIOThread():
-            self._file.write(line)
-            return
-        if not self._pending:
-            self._reactor.callLater(0, self._flush)
-        self._pending.append(line)
+        with self._writing:
+            if not isInIOThread():  # written at once, after what the reactor thread logged before it
+                self._write(self._pending + [line])
+                self._pending = []
+                return
+            if not self._pending:
+                self._reactor.callLater(0, self._flush)
+            self._pending.append(line)
 
     def _flush(self):
-        lines, self._pending = self._pending, []
+        with self._writing:
+            lines, self._pending = self._pending, []
+            self._write(lines)
+
+    def _write(self, lines):
         if lines and self._file is not None:
             self._file.write("".join(lines))
 

@@ -145,3 +145,90 @@ def test_the_memory_keeps_at_most_its_bound_and_never_what_changed_since_it_was_
     assert memory.get(1) is None and memory.get(2) == ["p1", "p2"] and memory.size == 4
     memory.changed([2])
     assert memory.get(2) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_a_unit_handed_over_is_not_kept_if_the_commit_never_happens(master, user, stamp, step, clock):
+    """The hand-over is stamped just before the commit; if the transaction then fails (here: something after
+    it, before the commit), nothing is kept."""
+    t = master.trading
+    store = master.orders
+    alice = await t.session_in(await user("alice"))
+    await step(AAPL="100")
+    pid = alice.portfolio_id
+    await t.place_order(alice, stamp(), "kept", "buy", "AAPL", "1", type="limit", limit_price="50",
+                        time_in_force="gtc")
+    now = utc(clock.seconds())
+    phantom = Order(id=None, account_id=pid, client_order_id="phantom", side=Side.BUY, symbol="AAPL",
+                    type=OrderType.LIMIT, time_in_force=TimeInForce.GTC, quantity=D("1"), limit_price=D("40"),
+                    status=Status.NEW, created=now)
+
+    def fail_after_the_stamp():
+        raise RuntimeError("the commit never happens")
+
+    def hand_over(cursor):
+        _, open_orders = t._own_read(cursor, pid)
+        order = store.insert(cursor, phantom, now, "192.0.2.7", "worker1")
+        store.open_after_commit(cursor, pid, open_orders, [order.id])
+        t.db.transaction().before_commit.append(fail_after_the_stamp)  # runs after the hand-over's stamp
+
+    with pytest.raises(RuntimeError):
+        await t.db.run(hand_over)
+    await served_is_stored(master, [pid])
+    await t.place_order(alice, stamp(), "next", "buy", "AAPL", "1", type="limit", limit_price="50",
+                        time_in_force="gtc")
+    assert [o.client_order_id for o in store.open_memory.get(pid)] == ["kept", "next"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_step_trades_only_the_portfolios_it_locked_first(master, user, stamp, step, database_url):
+    """PostgreSQL (SQLite has one writer): an order committed in another portfolio while a step runs, after
+    the step took its locks, is not traded by that step (it could not hold that portfolio's lock: a group
+    commit of the same portfolio could then see the step's half-written work); the next step trades it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one transaction at a time")
+    import psycopg
+
+    t, store = master.trading, master.orders
+    alice, bob = await t.session_in(await user("alice")), await t.session_in(await user("bob"))
+    await step(AAPL="100")
+    await t.place_order(alice, stamp(), "a1", "buy", "AAPL", "1", type="limit", limit_price="90",
+                        time_in_force="gtc")
+    late = {}
+    real_lock = store.lock_accounts
+
+    def lock_then_let_bob_order(cursor, ids):
+        real_lock(cursor, ids)
+        if "id" not in late:  # the step's locks are held: bob's order commits on a connection of its own
+            with psycopg.connect(database_url, autocommit=False) as other:
+                order = Order(id=None, account_id=bob.portfolio_id, client_order_id="b-late", side=Side.BUY,
+                              symbol="AAPL", type=OrderType.LIMIT, time_in_force=TimeInForce.GTC,
+                              quantity=D("1"), limit_price=D("90"), status=Status.NEW,
+                              created=utc(master.trading.clock.seconds() - 10))  # before the step's bar
+                late["id"] = store.insert(other.cursor(), order, order.created, "192.0.2.7", "worker1").id
+                other.commit()
+
+    store.lock_accounts = lock_then_let_bob_order
+    try:
+        await step(AAPL="89")
+    finally:
+        del store.lock_accounts
+    statuses = dict(await t.db.query("SELECT client_order_id, status FROM orders"))
+    assert statuses == {"a1": "filled", "b-late": "new"}
+    await step(AAPL="89")
+    assert dict(await t.db.query("SELECT client_order_id, status FROM orders"))["b-late"] == "filled"
+
+
+def test_past_its_bound_of_remembered_changes_the_memory_starts_again_and_trusts_no_earlier_stamp():
+    from papertrader.master.open_orders import OpenOrders
+
+    memory = OpenOrders(max_orders=100, max_changes=3)
+    memory.keep(9, memory.stamp(9), ["kept"])
+    early = memory.stamp(1)  # a read of portfolio 1 begins
+    memory.changed([1, 2, 3])
+    memory.changed([4])  # a fourth portfolio: its changes are forgotten, a new epoch begins
+    assert memory.get(9) is None and memory.size == 0
+    memory.keep(1, early, ["stale"])  # 1 changed after that read began: the forgotten change must not matter
+    assert memory.get(1) is None
+    memory.keep(1, memory.stamp(1), ["fresh"])
+    assert memory.get(1) == ["fresh"]

@@ -387,9 +387,12 @@ class GameCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
-            published, counted = [], 0
-            for game in self.store.to_update(cursor, now):
-                players = self.store.players(cursor, game.id)
+            published, counted, finished = [], 0, []
+            games = [(game, self.store.players(cursor, game.id)) for game in self.store.to_update(cursor, now)]
+            # The portfolios of every game that ends now, locked at once in ascending order (as everyone locks).
+            ending = [p[2] for game, players in games if now > game.rules.closes(game.ended_at) for p in players]
+            self.orders.lock_accounts(cursor, ending)
+            for game, players in games:
                 closes = game.rules.closes(game.ended_at)
                 if now > closes:
                     events = self._cancel_open(cursor, [p[2] for p in players], closes, recorded,
@@ -398,14 +401,16 @@ class GameCommands:
                     if game.board_updated is None and players:
                         self._board(cursor, game, prices, today, now)
                     self.store.finish(cursor, game.id, recorded)
-                    self.log.info("game {name} finished with {n} players", name=game.name, n=len(players))
+                    finished.append((game.name, len(players)))
                     continue
                 if players:
                     self._board(cursor, game, prices, today, now)
                     counted += len(players)
-            return published, counted
+            return published, counted, finished
 
-        published, counted = yield self.db.run(unit_of_work)
+        published, counted, finished = yield self.db.run(unit_of_work)
+        for name, n in finished:
+            self.log.info("game {name} finished with {n} players", name=name, n=n)
         self.updates += 1
         self._publish(published)
         return counted

@@ -703,14 +703,20 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
-            self.store.lock_open_accounts(cursor)
-            orders = self.store.open_orders(cursor)
+            # Every portfolio the step may write is locked first, all at once in ascending order (as a group
+            # commit locks), and only their orders step: an order placed in another portfolio after this
+            # lock waits for the next step (stepping it unlocked could race a group commit of its portfolio).
             due = self.store.due_dividends(cursor, market_step.today) if market_step.today else []
-            accounts = {o.account_id for o in orders} | {d.account_id for d in due}
+            wanted = self.store.open_portfolio_ids(cursor) | {d.account_id for d in due}
+            holders = set()
             if market_step.actions:
                 holders = self.store.holders(cursor, {a.symbol for a in market_step.actions})
-                self.store.lock_accounts(cursor, holders - accounts)
-                accounts |= holders
+            if self.store.margin_rules is not None:
+                wanted |= {p.id for p in self.portfolios.margin_portfolios(cursor)}
+            wanted |= holders
+            self.store.lock_accounts(cursor, wanted)
+            orders = [o for o in self.store.open_orders(cursor) if o.account_id in wanted]
+            accounts = {o.account_id for o in orders} | {d.account_id for d in due} | holders
             result, names = None, {}
             own, frozen = self._game_rules(cursor, {o.account_id for o in orders}, market_step.time)
             if frozen:  # a game's orders trade only while it is open (its end cancels them)
@@ -722,7 +728,7 @@ class TradingCommands:
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
                     faults.point("step-written")  # crash tests stop here, before the commit
-            reviewed = self._review_margin(cursor, market_step, prices, recorded, accounts)
+            reviewed = self._review_margin(cursor, market_step, prices, recorded, wanted)
             events = (list(result.events) if result else []) + reviewed.events
             if events:
                 names = _usernames(self.db, cursor, {e.order.account_id for e in events})

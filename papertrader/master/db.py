@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer, threads
+from twisted.logger import Logger
 from twisted.python import failure
 
 from papertrader.master import backups
@@ -64,6 +65,8 @@ def _sqlite_open(connection):
     connection.execute("PRAGMA busy_timeout=10000")
 
 
+_log = Logger()
+
 #: The transaction each pool thread is running (``Database.transaction``).
 _running = threading.local()
 
@@ -96,7 +99,10 @@ def _interaction(cursor, transaction, function, args, kwargs):
 def _after(outcome, transaction):
     committed = not isinstance(outcome, failure.Failure)
     for callback in transaction.ended:
-        callback(committed)
+        try:
+            callback(committed)
+        except Exception:  # the transaction's outcome stands; the other callbacks still run
+            _log.failure("a callback of a transaction's end failed")
     return outcome
 
 

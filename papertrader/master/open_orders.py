@@ -15,7 +15,8 @@ can keep them, on these terms:
   since; a later write of the same portfolio in the same transaction withdraws them.
 
 So what is served is what the database holds (tests/test_open_orders_memory.py compares the two after
-every kind of write, on both databases).  At most ``MAX_ORDERS`` orders are kept, over all portfolios.
+every kind of write, on both databases).  At most ``MAX_ORDERS`` orders are kept, over all portfolios (one
+with none counts as one), and the last change of at most ``MAX_CHANGES`` portfolios.
 """
 
 import itertools
@@ -27,9 +28,15 @@ class OpenOrders:
     #: Orders kept at most, over all portfolios (those kept longest ago go first): some tens of MB.
     MAX_ORDERS = 20_000
 
-    def __init__(self, max_orders=MAX_ORDERS):
+    #: Portfolios whose last change is remembered at most; beyond, every change is forgotten at once and a new
+    #: epoch begins (what is kept, and every stamp taken, is then stale).
+    MAX_CHANGES = 200_000
+
+    def __init__(self, max_orders=MAX_ORDERS, max_changes=MAX_CHANGES):
         self.max_orders = max_orders
+        self.max_changes = max_changes
         self._counter = itertools.count(1)  # next() is atomic: changes in two pool threads both count
+        self._epoch = 0
         self._changes = {}  # portfolio id -> the number of its last change
         self._kept = {}  # portfolio id -> (stamp, tuple of its open orders)
         self._size = 0
@@ -40,12 +47,18 @@ class OpenOrders:
 
     def stamp(self, portfolio_id):
         """What is true of the portfolio's open orders now (its last change), to compare with later."""
-        return self._changes.get(portfolio_id, 0)
+        return self._epoch, self._changes.get(portfolio_id, 0)
 
     def changed(self, portfolio_ids):
         """These portfolios' orders are being written: what is kept of them is stale."""
         for portfolio_id in portfolio_ids:
             self._changes[portfolio_id] = next(self._counter)
+        if len(self._changes) > self.max_changes:
+            with self._lock:
+                self._epoch = next(self._counter)  # first: no stamp of the old epoch matches from here on
+                self._changes = {}
+                self._kept = {}
+                self._size = 0
 
     def get(self, portfolio_id):
         """The portfolio's open orders (a new list, in id order), or None if they are not known."""
@@ -64,19 +77,23 @@ class OpenOrders:
                 return
             old = self._kept.pop(portfolio_id, None)
             if old is not None:
-                self._size -= len(old[1])
+                self._size -= _weight(old[1])
             if len(orders) > self.max_orders:
                 return
             self._kept[portfolio_id] = (stamp, orders)
-            self._size += len(orders)
+            self._size += _weight(orders)
             while self._size > self.max_orders:
                 _, (_, dropped) = _oldest(self._kept)
-                self._size -= len(dropped)
+                self._size -= _weight(dropped)
 
     @property
     def size(self):
-        """Orders kept now."""
+        """Orders kept now (a portfolio kept with none counts as one)."""
         return self._size
+
+
+def _weight(orders):
+    return max(1, len(orders))
 
 
 def _oldest(kept):

@@ -33,7 +33,6 @@ from papertrader.money import (
     to_quantity_units,
 )
 from papertrader.master import open_orders as open_orders_memory
-from papertrader.master.portfolios import remembered
 from papertrader.times import iso, parse_iso
 from papertrader.trading.books import Book, Position
 from papertrader.trading.corporate import Entitlement
@@ -99,8 +98,6 @@ class OrderStore:
         #: Orders already made from these exact rows (an order with no fills; Orders are immutable): every
         #: order reads its account's open orders, and most of them have not changed since the last one.
         self._parsed = {}
-        #: What the portfolio store remembers of portfolio rows (their cash is written here too).
-        self._portfolios = remembered(db)
         #: Each portfolio's open orders, kept between transactions (master/open_orders.py).
         self.open_memory = open_orders_memory.of(db)
 
@@ -322,19 +319,20 @@ class OrderStore:
     # --- books -------------------------------------------------------------------
 
     def lock_accounts(self, cursor, account_ids):
-        """Lock these accounts' rows until the transaction ends (PostgreSQL; SQLite has one writer)."""
+        """Lock these accounts' rows until the transaction ends (PostgreSQL; SQLite has one writer), in ascending
+        id order (every transaction locks in that order, so none waits on another in a circle)."""
         ids = sorted(set(account_ids))
-        if self.db.dialect == "postgresql" and ids:
-            cursor.execute(self.sql(f"SELECT id FROM portfolios WHERE id IN {_in(ids)} ORDER BY id FOR UPDATE"), ids)
-            cursor.fetchall()
-
-    def lock_open_accounts(self, cursor):
-        """Lock every account that has an open order (a market step is about to change them)."""
         if self.db.dialect == "postgresql":
-            cursor.execute(self.sql(
-                f"SELECT id FROM portfolios WHERE id IN (SELECT portfolio_id FROM orders WHERE status IN"
-                f" {_in(OPEN_STATUSES)}) ORDER BY id FOR UPDATE"), OPEN_STATUSES)
-            cursor.fetchall()
+            for chunk in range(0, len(ids), 1000):
+                part = ids[chunk:chunk + 1000]
+                cursor.execute(self.sql(f"SELECT id FROM portfolios WHERE id IN {_in(part)} ORDER BY id FOR UPDATE"),
+                               part)
+                cursor.fetchall()
+
+    def open_portfolio_ids(self, cursor):
+        """The accounts that have an open order."""
+        cursor.execute(self.sql(f"SELECT DISTINCT portfolio_id FROM orders WHERE status IN {OPEN_LITERAL}"))
+        return {r[0] for r in cursor.fetchall()}
 
     def books(self, cursor, account_ids):
         ids = sorted(set(account_ids))
@@ -420,7 +418,6 @@ class OrderStore:
         touched = {(f.account_id, f.symbol) for f in fills} | {(r.account_id, r.symbol) for r in records}
         accounts = sorted({f.account_id for f in fills} | {r.account_id for r in records})
         if accounts:
-            self._portfolios.changed(self.db)
             cursor.executemany(sql("UPDATE portfolios SET cash_cents = ? WHERE id = ?"),
                                [(to_cents(books[a].cash), a) for a in accounts])
         gone, held = [], []
@@ -491,7 +488,6 @@ class OrderStore:
               -to_cents(fee),
               to_cents(cash), f"borrow fee: {days} day{'s' if days > 1 else ''} on {quantity_text(-position.quantity)}"
               f" shares short") for position, fee, cash, days in charges])
-        self._portfolios.changed(self.db)
         cursor.execute(self.sql("UPDATE portfolios SET cash_cents = ? WHERE id = ?"),
                        (to_cents(charges[-1][2]), portfolio_id))
 

@@ -18,7 +18,7 @@ Which portfolio a command trades is asked on every command; the answers are reme
 import itertools
 import uuid
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from papertrader.errors import InvalidInput, UnknownPortfolio
@@ -87,8 +87,8 @@ class Remembered:
     """The portfolio each question (an account's default, one of its portfolios by name, a portfolio by id)
     was last answered with, so a command need not ask the database which portfolio it trades.
 
-    The master is its database's only writer, and every write of a ``portfolios`` row calls ``changed``
-    (the stores' write methods do, in the writing transaction): that makes every answer remembered so far
+    The master is its database's only writer, and every write of a ``portfolios`` row but its cash calls
+    ``changed`` (the stores' write methods do, in the writing transaction; the answers carry no cash): that makes every answer remembered so far
     stale, once when the write is made and again when its transaction has ended (``Database.when_ended``), so
     an answer read while a write was under way is not kept either.  An answer is kept only if nothing
     changed between the question and the answer (``version``).  Remembering and answering happen in the
@@ -149,7 +149,8 @@ class PortfolioStore:
         self.remembered.changed(self.db)
 
     def resolve_remembered(self, account_id, wanted=None):
-        """``resolve``, answered from memory when it can be (reactor thread): a Portfolio, or a Deferred."""
+        """``resolve``, answered from memory when it can be (reactor thread): a Portfolio, or a Deferred.  Its
+        ``cash`` is None (cash changes with every fill: the book has it)."""
         question = (account_id, _key(name(wanted)) if wanted not in (None, "") else None)
         return self._remembered(question, self.resolve, account_id, wanted)
 
@@ -165,6 +166,7 @@ class PortfolioStore:
 
         def keep(portfolio):
             if portfolio is not None:
+                portfolio = replace(portfolio, cash=None)
                 self.remembered.keep(question, version, portfolio)
             return portfolio
 
