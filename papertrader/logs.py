@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from twisted.logger import (
-    FileLogObserver,
     LogLevel,
     LogPublisher,
     formatEvent,
@@ -129,30 +128,28 @@ class LogSystem:
     With a ``reactor``, the lines logged in the reactor thread during one turn of the reactor are written to
     the file together at the end of it (one write instead of one per line: a busy master logs a line per
     order); a process killed mid-turn loses that turn's lines from the file (never from the database).
-    Lines logged in other threads are written at once (after those of the reactor thread still waiting)."""
+    Lines logged in other threads, or without a reactor, are written at once (after those of the reactor
+    thread still waiting)."""
 
     def __init__(self, name, memory_size, path=None, forward=True, reactor=None):
         self.name = name
         self.memory = MemoryLog(memory_size)
         self.publisher = LogPublisher(self.memory)
         self._file = None
-        self._file_observer = None
         self._reactor = reactor
         self._pending = []
         self._writing = threading.Lock()
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._file = LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
-            self._file_observer = self._to_file if reactor is not None else \
-                FileLogObserver(self._file, lambda event: entry_of(event).format() + "\n")
-            self.publisher.addObserver(self._file_observer)
+            self.publisher.addObserver(self._to_file)
         if forward:
             self.publisher.addObserver(globalLogPublisher)
 
     def _to_file(self, event):
         line = entry_of(event).format() + "\n"
         with self._writing:
-            if not isInIOThread():  # written at once, after what the reactor thread logged before it
+            if self._reactor is None or not isInIOThread():  # at once, after what the reactor thread logged
                 self._write(self._pending + [line])
                 self._pending = []
                 return
@@ -181,8 +178,7 @@ class LogSystem:
         An entry logged after that still reaches the memory ring and the global log, never the closed file.
         """
         if self._file is not None:
-            self.publisher.removeObserver(self._file_observer)
+            self.publisher.removeObserver(self._to_file)
             self._flush()
             self._file.close()
             self._file = None
-            self._file_observer = None

@@ -112,6 +112,7 @@ class Database:
     def __init__(self, url, data_dir=None):
         self.url = url
         self.data_dir = data_dir
+        self._shared = {}
         scheme = urlsplit(url).scheme
         if scheme == "sqlite":
             self.dialect = "sqlite"
@@ -141,6 +142,14 @@ class Database:
     def sql(self, query):
         """Translate a ``?``-style query to this database's paramstyle."""
         return query.replace("?", "%s") if self.dialect == "postgresql" else query
+
+    def shared(self, kind):
+        """The one ``kind()`` of this database, made on first use: memory every store of the database shares
+        (a write through one store must make what the others remember stale)."""
+        found = self._shared.get(kind)
+        if found is None:
+            found = self._shared[kind] = kind()
+        return found
 
     def run(self, function, *args, **kwargs):
         """Run ``function(cursor, *args)`` in one transaction in the pool's thread."""

@@ -21,7 +21,6 @@ with none counts as one), and the last change of at most ``MAX_CHANGES`` portfol
 
 import itertools
 import threading
-import weakref
 
 
 class OpenOrders:
@@ -100,13 +99,3 @@ def _oldest(kept):
     portfolio_id = next(iter(kept))
     return portfolio_id, kept.pop(portfolio_id)
 
-
-#: One OpenOrders per database (every store of a database shares it).
-_memories = weakref.WeakKeyDictionary()
-
-
-def of(db):
-    found = _memories.get(db)
-    if found is None:
-        found = _memories[db] = OpenOrders()
-    return found

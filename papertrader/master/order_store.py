@@ -32,7 +32,7 @@ from papertrader.money import (
     to_price_units,
     to_quantity_units,
 )
-from papertrader.master import open_orders as open_orders_memory
+from papertrader.master.open_orders import OpenOrders
 from papertrader.times import iso, parse_iso
 from papertrader.trading.books import Book, Position
 from papertrader.trading.corporate import Entitlement
@@ -99,7 +99,7 @@ class OrderStore:
         #: order reads its account's open orders, and most of them have not changed since the last one.
         self._parsed = {}
         #: Each portfolio's open orders, kept between transactions (master/open_orders.py).
-        self.open_memory = open_orders_memory.of(db)
+        self.open_memory = db.shared(OpenOrders)
 
     # --- reading -----------------------------------------------------------------
 
@@ -203,8 +203,8 @@ class OrderStore:
     def open_after_commit(self, cursor, account_id, unchanged, written):
         """Once the transaction running now commits, the portfolio's open orders are ``unchanged`` (those of its
         open orders the unit of work did not write) and those of the orders ``written`` (ids of orders it
-        placed: not filled) still open, read back as the database has them: keep them then, unless something changes the portfolio before.  Called
-        by a unit of work when it has written everything it will."""
+        placed: not filled) still open, read back as the database has them: keep them then, unless something
+        changes the portfolio before.  Called by a unit of work when it has written everything it will."""
         transaction = self.db.transaction()
         if transaction is None:
             return

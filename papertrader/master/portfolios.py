@@ -17,7 +17,6 @@ Which portfolio a command trades is asked on every command; the answers are reme
 
 import itertools
 import uuid
-import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -88,11 +87,11 @@ class Remembered:
     was last answered with, so a command need not ask the database which portfolio it trades.
 
     The master is its database's only writer, and every write of a ``portfolios`` row but its cash calls
-    ``changed`` (the stores' write methods do, in the writing transaction; the answers carry no cash): that makes every answer remembered so far
-    stale, once when the write is made and again when its transaction has ended (``Database.when_ended``), so
-    an answer read while a write was under way is not kept either.  An answer is kept only if nothing
-    changed between the question and the answer (``version``).  Remembering and answering happen in the
-    reactor thread; ``changed`` may be called in any."""
+    ``changed`` (the stores' write methods do, in the writing transaction; the answers carry no cash): that
+    makes every answer remembered so far stale, once when the write is made and again when its transaction
+    has ended (``Database.when_ended``), so an answer read while a write was under way is not kept either.
+    An answer is kept only if nothing changed between the question and the answer (``version``).
+    Remembering and answering happen in the reactor thread; ``changed`` may be called in any."""
 
     #: Answers kept at most (the oldest go first).
     SIZE = 20_000
@@ -102,10 +101,9 @@ class Remembered:
         self.version = next(self._versions)
         self._answers = {}
 
-    def changed(self, db=None):
+    def changed(self, db):
         self.version = next(self._versions)
-        if db is not None:
-            db.when_ended(self._ended)
+        db.when_ended(self._ended)
 
     def _ended(self, committed):
         self.version = next(self._versions)
@@ -126,23 +124,11 @@ class Remembered:
             del self._answers[next(iter(self._answers))]
 
 
-#: One Remembered per database (every store of a database shares it: a write through one makes the others'
-#: answers stale).
-_remembered = weakref.WeakKeyDictionary()
-
-
-def remembered(db):
-    found = _remembered.get(db)
-    if found is None:
-        found = _remembered[db] = Remembered()
-    return found
-
-
 class PortfolioStore:
     def __init__(self, db):
         self.db = db
         self.sql = db.sql
-        self.remembered = remembered(db)
+        self.remembered = db.shared(Remembered)
 
     def _changed(self):
         """A portfolio row is being written in this transaction (see Remembered)."""
