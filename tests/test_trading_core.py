@@ -341,6 +341,21 @@ def test_buying_power_counts_open_buys_at_their_limit():
         place(b, kind="limit", limit="60.00", quantity="100", open_orders=[first])
 
 
+def test_an_open_buy_reserves_what_is_left_of_it_under_the_rules_in_force():
+    """Reservations that do not depend on the price are remembered per order (orders are immutable): the same
+    order's part-filled successor, or other rules, are counted afresh."""
+    from dataclasses import replace
+
+    b = book("10000.00")
+    first = place(b, kind="limit", limit="60.00", quantity="100")
+    prices = {"AAPL": D(100)}
+    assert buying_power(b, [first], prices, Rules()) == D("4000.00")
+    part_filled = replace(first, filled_quantity=D(40), filled_value=D("2400.00"), status=Status.PARTIALLY_FILLED)
+    assert buying_power(b, [part_filled], prices, Rules()) == D("6400.00")
+    assert buying_power(b, [first], prices, Rules(commission_model=PerOrder(D("5.00")))) == D("3995.00")
+    assert buying_power(b, [first], prices, Rules()) == D("4000.00")
+
+
 def test_a_market_buy_reserves_the_last_price_plus_the_buffer():
     b = book("10000.00")
     with pytest.raises(InsufficientFunds):

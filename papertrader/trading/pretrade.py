@@ -125,10 +125,30 @@ def reference_price(order, last):
     return last, True
 
 
+#: Reservations that do not depend on the price (limit, stop-limit and notional buys), by order: an order
+#: is checked against every open order of its account, and those are mostly the same objects from one
+#: order to the next (the master keeps each portfolio's open orders in memory).  Orders are immutable, so
+#: an entry (order, rules, value) answers for as long as it holds that very order; at most this many.
+FIXED_RESERVATIONS = 20_000
+_fixed = {}
+
+
 def reservation(order, last, rules: Rules):
     """Cash an open buy keeps from the account's buying power (0 for a sell)."""
     if order.side is not Side.BUY or not order.open:
         return Decimal("0.00")
+    found = _fixed.get(id(order))
+    if found is not None and found[0] is order and found[1] is rules:
+        return found[2]
+    value = _reservation(order, last, rules)
+    if order.quantity is None or order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        if len(_fixed) >= FIXED_RESERVATIONS:
+            _fixed.clear()
+        _fixed[id(order)] = (order, rules, value)
+    return value
+
+
+def _reservation(order, last, rules):
     if order.quantity is None:  # notional, not filled yet
         return order.notional + rules.commission_model.total(Decimal(1), order.notional)
     remaining = order.quantity - order.filled_quantity
