@@ -7,7 +7,7 @@ take turns ``--rounds`` (3) times, and each one's figures are over all its turns
 
 1. alone: the baseline;
 2. while ``--logins`` (20) people log in again and again at the same time, password hashing in its own
-   bounded pool (``hash_threads``, default half the CPU cores);
+   bounded pool (``hash_processes``, default half the CPU cores);
 3. the same crowd with the pool as large as the crowd (what a shared, unbounded thread pool does).
 
 Printed per phase: orders acknowledged, p50 and p99 of an acknowledgement, logins done, and the p99 increase
@@ -67,7 +67,7 @@ async def phase(reactor, master, traders, symbol, seconds, crowd=(), stop_logins
 async def main(reactor, args):
     settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
                        workers=1, registrations_per_address=100_000, login_free_attempts=100_000,
-                       login_ceiling=100_000, hash_threads=args.hash_threads)
+                       login_ceiling=100_000, hash_processes=args.hash_processes)
     async with running_cluster(reactor, settings, args.database) as run:
         master = run.cluster.master
         label = run.label
@@ -112,7 +112,7 @@ def parse_args(argv):
     parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3, help="how many times the phases take turns (default 3)")
-    parser.add_argument("--hash-threads", type=int, default=0, help="the bounded pool's size (0: half the CPUs)")
+    parser.add_argument("--hash-processes", type=int, default=0, help="the bounded pool's size (0: half the CPUs)")
     return parser.parse_args(argv)
 
 

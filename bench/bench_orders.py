@@ -71,7 +71,7 @@ from papertrader.client.connection import connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
 from papertrader.config import Settings  # noqa: E402
 from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
-from papertrader.master.accounts import hash_password  # noqa: E402
+from papertrader.passwords import hash_password  # noqa: E402
 from papertrader.master.portfolios import PortfolioStore  # noqa: E402
 from papertrader.money import CENT, to_cents, to_quantity_units  # noqa: E402
 from papertrader.times import iso, parse_iso, utc  # noqa: E402

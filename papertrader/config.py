@@ -37,8 +37,8 @@ class Settings:
     commission: Decimal = Decimal("0.00")
     #: bcrypt cost factor for new password hashes.
     bcrypt_rounds: int = 12
-    #: Threads that hash passwords at once (0: half the CPU cores, at least 1); logins queue beyond it.
-    hash_threads: int = 0
+    #: Processes that hash passwords at once (0: half the CPU cores, at least 1); logins queue beyond it.
+    hash_processes: int = 0
     #: Seed of the simulated market's random walks (same seed, same prices).
     market_seed: int = 1
     #: Seconds a session may go unused before it ends (in addition to its 24 h / 30 day expiry).
@@ -159,7 +159,7 @@ class Settings:
 NAMES = tuple(f.name for f in fields(Settings))
 MONEY = {"starting_cash", "commission", "commission_minimum", "commission_maximum", "max_portfolio_cash"}
 INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000),
-            "candle_cache_size": (0, 10_000_000), "bcrypt_rounds": (4, 31), "hash_threads": (0, 64),
+            "candle_cache_size": (0, 10_000_000), "bcrypt_rounds": (4, 31), "hash_processes": (0, 64),
             "market_seed": (0, 2**63), "heartbeat_misses": (1, 1000), "login_free_attempts": (1, 1000),
             "login_ceiling": (1, 100_000), "registrations_per_address": (1, 100_000),
             "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000),
@@ -296,6 +296,11 @@ def _parse(name, raw):
     raise ConfigError(f"unknown setting {name!r}")
 
 
+#: Settings that were renamed: an ini file may still use the old name (an old name and its new one together
+#: are an error).
+RENAMED = {"hash_threads": "hash_processes"}
+
+
 def load_settings(path=None, overrides=None):
     """Read ``path`` (an ini file, optional) and apply ``overrides`` (name -> text)."""
     values = {}
@@ -313,6 +318,10 @@ def load_settings(path=None, overrides=None):
         if not parser.has_section("papertrader"):
             raise ConfigError(f"config file {path} has no [papertrader] section")
         for key, raw in parser.items("papertrader"):
+            if key in RENAMED:
+                if parser.has_option("papertrader", RENAMED[key]):
+                    raise ConfigError(f"{path}: {key!r} is the old name of {RENAMED[key]!r}; keep one of them")
+                key = RENAMED[key]
             if key not in NAMES:
                 raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(NAMES)})")
             values[key] = _parse(key, raw)

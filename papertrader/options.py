@@ -42,7 +42,7 @@ class SettingsOptions(usage.Options):
         ["starting-cash", None, None, "Cash of a new account."],
         ["commission", None, None, "Commission per filled order."],
         ["bcrypt-rounds", None, None, "bcrypt cost factor for password hashes."],
-        ["hash-threads", None, None, "Threads hashing passwords at once (0: half the CPU cores)."],
+        ["hash-processes", None, None, "Processes hashing passwords at once (0: half the CPU cores)."],
         ["market-seed", None, None, "Seed of the simulated market."],
         ["session-idle-timeout", None, None, "Seconds a session may go unused before it ends."],
         ["login-free-attempts", None, None, "Failed logins before each attempt must wait longer."],
@@ -101,7 +101,7 @@ class SettingsOptions(usage.Options):
     ]
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "candle-cache-size", "update-interval", "starting-cash", "commission",
-                 "bcrypt-rounds", "hash-threads", "market-seed", "heartbeat-interval", "heartbeat-misses",
+                 "bcrypt-rounds", "hash-processes", "market-seed", "heartbeat-interval", "heartbeat-misses",
                  "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
                  "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "oidc-redirect-uris",
                  "calendar", "fill-model",

@@ -1,27 +1,39 @@
-"""Bounded thread pools for CPU-heavy work that must not crowd out the rest.
+"""Bounded pools for CPU-heavy work that must not crowd out acknowledging orders.
 
-Password hashing (bcrypt) and GPG (worker keys, handshake signatures) each run in a pool of their
-own, of a fixed size, instead of the reactor's shared thread pool: however many people log in at
-once, at most ``size`` hashes run at a time, so the database threads and the reactor keep CPU time
-for acknowledging orders.  A job waits in the pool's queue for a free thread.
+Password hashing (bcrypt) runs in a pool of separate processes (``python -m papertrader.passwords``), GPG
+(worker keys, handshake signatures) in a pool of threads; each pool has a fixed size, so however many
+people log in at once, at most ``size`` hashes run at a time, and a job waits in the pool's queue for a
+free process or thread.
 
-Their threads also run at a lower CPU priority (on Linux, where a thread has its own; the hashing
-pool at the lowest, nice 19, the gpg pool at +10): when the CPU is short, the scheduler serves
-acknowledging orders (the reactor, the database threads, and PostgreSQL's own processes on the same
-machine) first and a login waits a little longer; it still gets its share, so logins never stop.
-(``bench/bench_logins.py`` on 2 cores: 20 logins cost order acknowledgements nothing on SQLite, but +61% to
-+91% at p99 on PostgreSQL whatever the thread's priority, while the same hashing in a separate nice-19
-process costs nothing: a low-priority thread descheduled while it holds the GIL stalls the others.  A
-process pool is the next step.)
+Both run at a lower CPU priority (the hashing processes at the lowest, nice 19; the gpg threads at +10, on
+Linux, where a thread has its own): when the CPU is short, the scheduler serves acknowledging orders (the
+reactor, the database threads, and PostgreSQL's own processes on the same machine) first and a login waits a
+little longer; it still gets its share, so logins never stop.  Hashing is in processes, not threads,
+because a low-priority thread that the scheduler puts aside while it holds the GIL (as each hash starts and
+ends) stalls every other thread of the master: ``bench/bench_logins.py`` measured 20 people logging in
+costing order acknowledgements +61% to +91% at p99 on PostgreSQL with nice-19 hashing threads, whatever
+their priority; a separate process shares no GIL.
+
+A hashing process stops when its stdin ends: when the pool stops, and when the master dies however it
+dies (on Linux it is also sent SIGTERM then).  One that dies during a job is replaced, and the job is run
+again once; one that does not answer within ``JOB_TIMEOUT`` is killed and its job fails.
 
 The pools are per process, started on first use and stopped when the reactor shuts down.
 """
 
+import collections
+import itertools
+import json
+import sys
+
 import os
 import threading
 
-from twisted.internet import threads
+from twisted.internet import defer, error, protocol, threads
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
+
+log = Logger()
 
 
 #: How much nicer than the rest of the process a pool's threads run by default (Linux: per thread; at most 19).
@@ -82,8 +94,229 @@ class WorkPool:
             pool.stop()
 
 
-#: bcrypt: hashing new passwords and checking logins; at the lowest priority (logins are the crowd).
-HASHING = WorkPool("hashing", niceness=19)
+class JobFailed(Exception):
+    """A job of a process pool failed: its function raised (``ErrorType: message``) or its process died."""
+
+
+#: Seconds a process pool's job may take before its process is killed and the job fails.
+JOB_TIMEOUT = 60.0
+#: Longest answer line a pool reads from one of its processes.
+MAX_ANSWER = 1 << 16
+#: Seconds the pool waits for its processes to exit when it stops, before killing them.
+STOP_TIMEOUT = 5.0
+
+
+class _Child(protocol.ProcessProtocol):
+    """One process of a ProcessPool: sends it one job at a time and reads its answer line."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.job = None
+        self.buffer = b""
+        self.ended = defer.Deferred()
+        self.gone = False
+        self.timer = None
+
+    def send(self, job):
+        self.job = job
+        ident, name, args, _, _ = job
+        self.transport.write(json.dumps([ident, name, list(args)]).encode("ascii") + b"\n")
+        self.timer = self.pool.reactor.callLater(JOB_TIMEOUT, self._timed_out)
+
+    def _timed_out(self):
+        self.timer = None
+        log.warn("a {pool} process took more than {timeout} s over a job; killing it", pool=self.pool.name,
+                 timeout=JOB_TIMEOUT)
+        self.pool._lost(self, retry=False)
+        self._kill()
+
+    def _kill(self):
+        try:
+            self.transport.signalProcess("KILL")
+        except error.ProcessExitedAlready:
+            pass
+
+    def outReceived(self, data):
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self._answer(line)
+        if len(self.buffer) > MAX_ANSWER:
+            log.error("a {pool} process sent an answer too long; killing it", pool=self.pool.name)
+            self.pool._lost(self, retry=True)
+            self._kill()
+
+    def _answer(self, line):
+        job, self.job = self.job, None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        try:
+            ident, ok, result = json.loads(line)
+        except ValueError:
+            ident, ok, result = None, False, "BadAnswer: not JSON"
+        if job is None or ident != job[0]:
+            log.error("a {pool} process answered a job it was not given; killing it", pool=self.pool.name)
+            if job is not None:
+                self.job = job
+            self.pool._lost(self, retry=True)
+            self._kill()
+            return
+        if ok:
+            job[3].callback(result)
+        else:
+            job[3].errback(JobFailed(result))
+        self.pool._idle_again(self)
+
+    def errReceived(self, data):
+        log.warn("a {pool} process says: {text}", pool=self.pool.name,
+                 text=data[:2000].decode("utf-8", "replace").rstrip())
+
+    def outConnectionLost(self):
+        self.pool._lost(self, retry=True)
+
+    def processEnded(self, reason):
+        self.pool._lost(self, retry=True)
+        if not self.ended.called:
+            self.ended.callback(None)
+
+
+class ProcessPool:
+    """At most ``size`` processes of ``python -m <module> <niceness> <our pid>`` answering jobs (a function
+    of the module's ``FUNCTIONS``, by name, with JSON arguments) one at a time each; jobs beyond wait."""
+
+    def __init__(self, name, module, size=None, niceness=19, reactor=None):
+        self.name = name
+        self.module = module
+        self.size = size or default_size()
+        self.niceness = niceness
+        self.reactor = reactor
+        self._children = set()
+        self._idle = []
+        self._queue = collections.deque()
+        self._ids = itertools.count(1)
+        self._trigger = None
+
+    def resize(self, size):
+        """Use at most ``size`` processes (0: half the CPU cores)."""
+        self.size = size or default_size()
+        while len(self._children) > self.size and self._idle:
+            self._retire(self._idle.pop())
+        self._dispatch()
+
+    def _retire(self, child):
+        """An idle process is no longer needed: its stdin ends, so it exits."""
+        child.gone = True
+        self._children.discard(child)
+        child.transport.closeStdin()
+
+    def run(self, function, *args):
+        """``function(*args)`` in one of the pool's processes (``function`` is one of the module's FUNCTIONS;
+        its arguments and result travel as JSON); a Deferred of its result, or of a JobFailed."""
+        if self.reactor is None:
+            from twisted.internet import reactor
+
+            self.reactor = reactor
+        if self._trigger is None:
+            self._trigger = self.reactor.addSystemEventTrigger("during", "shutdown", self.stop)
+        d = defer.Deferred()
+        self._queue.append((next(self._ids), function.__name__, args, d, 0))
+        self._dispatch()
+        return d
+
+    def _dispatch(self):
+        while self._queue:
+            if self._idle:
+                child = self._idle.pop()
+            elif len(self._children) < self.size:
+                try:
+                    child = self._spawn()
+                except OSError as e:
+                    job = self._queue.popleft()
+                    job[3].errback(JobFailed(f"ProcessLost: cannot start a {self.name} process: {e}"))
+                    continue
+            else:
+                return
+            child.send(self._queue.popleft())
+
+    def _spawn(self):
+        child = _Child(self)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self.reactor.spawnProcess(child, sys.executable,
+                                  [sys.executable, "-m", self.module, str(self.niceness), str(os.getpid())],
+                                  env=env, childFDs={0: "w", 1: "r", 2: "r"})
+        self._children.add(child)
+        return child
+
+    def _idle_again(self, child):
+        if child.gone:
+            return
+        if len(self._children) > self.size:
+            self._retire(child)
+        else:
+            self._idle.append(child)
+        self._dispatch()
+
+    def _lost(self, child, retry):
+        """``child`` is of no more use: its job (if any) runs again once, on another process, or fails."""
+        if child.gone:
+            return
+        child.gone = True
+        self._children.discard(child)
+        if child in self._idle:
+            self._idle.remove(child)
+        if child.timer is not None:
+            child.timer.cancel()
+            child.timer = None
+        job, child.job = child.job, None
+        if job is not None:
+            ident, name, args, d, attempts = job
+            if retry and attempts == 0:
+                self._queue.appendleft((ident, name, args, d, 1))
+            else:
+                d.errback(JobFailed(f"ProcessLost: the {self.name} process ended during the job"))
+        self._dispatch()
+
+    def stop(self):
+        """Close every process's stdin (they exit); kill those still running after STOP_TIMEOUT.  Waiting
+        jobs fail.  A Deferred that fires when all are gone."""
+        queue, self._queue = self._queue, collections.deque()
+        for _, _, _, d, _ in queue:
+            d.errback(JobFailed("Stopped: the pool stopped"))
+        children = list(self._children)
+        ended = [c.ended for c in children]
+        for child in children:
+            self._lost(child, retry=False)
+            try:
+                child.transport.closeStdin()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._idle = []
+        if not ended:
+            return defer.succeed(None)
+        finished = defer.Deferred()
+
+        def done(_=None):
+            if not finished.called:
+                finished.callback(None)
+
+        def kill():
+            for child in children:
+                child._kill()
+            # Their exit is awaited no longer than this: a reactor that does not reap children (no SIGCHLD
+            # handler) never reports it.
+            self.reactor.callLater(1.0, done)
+
+        timer = self.reactor.callLater(STOP_TIMEOUT, kill)
+        defer.DeferredList(ended).addCallback(lambda _: timer.cancel() if timer.active() else None).addCallback(done)
+        return finished
+
+
+#: bcrypt: hashing new passwords and checking logins; separate processes at the lowest priority (logins are
+#: the crowd).
+HASHING = ProcessPool("hashing", "papertrader.passwords", niceness=19)
 #: gpg: importing worker keys, checking and making handshake signatures; at nice +10 (rare, and a worker's
 #: handshake has a deadline: ``handshake_timeout``).
 GPG = WorkPool("gpg", 2)

@@ -127,6 +127,13 @@ def test_unknown_key_in_the_file_is_refused(tmp_path):
         load_settings(path)
 
 
+def test_a_renamed_setting_is_read_under_its_old_name_but_not_beside_its_new_one(tmp_path):
+    assert load_settings(write(tmp_path, "[papertrader]\nhash_threads = 3\n")).hash_processes == 3
+    path = write(tmp_path, "[papertrader]\nhash_threads = 3\nhash_processes = 2\n")
+    with pytest.raises(ConfigError, match="'hash_threads' is the old name of 'hash_processes'"):
+        load_settings(path)
+
+
 def test_unknown_override_is_refused():
     with pytest.raises(ConfigError, match="unknown setting 'speed'"):
         load_settings(overrides={"speed": "11"})

@@ -1,13 +1,22 @@
-"""The thread pools of CPU-heavy work (bcrypt, gpg) are bounded: however many jobs arrive, at most the pool's
-size run at once and the rest wait their turn, each still answered."""
+"""The pools of CPU-heavy work (bcrypt in processes, gpg in threads) are bounded: however many jobs arrive, at
+most the pool's size run at once and the rest wait their turn, each still answered.  Password hashing runs in
+separate processes at the lowest CPU priority, which survive nothing of their master: not its death, not its
+stop; one that dies during a job is replaced and the job still answered."""
 
+import os
+import select
+import signal
+import subprocess
+import sys
 import threading
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, threads
 
-from papertrader.pools import WorkPool
-from tests.conftest import bounded
+from papertrader.passwords import check_password, hash_password
+from papertrader.pools import JobFailed, ProcessPool, WorkPool
+from tests.conftest import WAIT, bounded
 
 
 @pytest_twisted.ensureDeferred
@@ -44,8 +53,7 @@ async def test_at_most_size_jobs_run_at_once_and_the_rest_queue():
 
 @pytest_twisted.ensureDeferred
 async def test_pool_threads_run_at_a_lower_cpu_priority_than_the_reactor():
-    """Password hashing at the lowest priority there is (a crowd logging in yields to acknowledging orders),
-    gpg at +10; the reactor's thread keeps its own."""
+    """gpg at +10; the reactor's thread keeps its own."""
     import os
 
     from papertrader import pools
@@ -54,9 +62,128 @@ async def test_pool_threads_run_at_a_lower_cpu_priority_than_the_reactor():
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     mine = priority()
-    assert await bounded(pools.HASHING.run(priority), "a hash job") == 19
     assert await bounded(pools.GPG.run(priority), "a gpg job") == min(19, mine + 10)
     pool = WorkPool("test", 1)
     assert await bounded(pool.run(priority), "a job") == min(19, mine + 10)
     assert priority() == mine  # the reactor's thread is untouched
     pool._stop()
+
+
+def _gone_within(pid, timeout):
+    """Whether process ``pid`` ends within ``timeout`` seconds (a pidfd: no polling, no sleeping)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def _pids(pool):
+    return sorted(child.transport.pid for child in pool._children)
+
+
+@pytest_twisted.ensureDeferred
+async def test_hashing_runs_in_separate_processes_at_the_lowest_priority_and_answers_right():
+    pool = ProcessPool("test-hashing", "papertrader.passwords", 1)
+    try:
+        hashed = await bounded(pool.run(hash_password, "correct horse", 4), "a hash")
+        assert check_password("correct horse", hashed)  # what the process made, this process accepts
+        assert await bounded(pool.run(check_password, "correct horse", hashed), "a check") is True
+        assert await bounded(pool.run(check_password, "wrong horse", hashed), "a check") is False
+        [pid] = _pids(pool)
+        assert pid != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        with pytest.raises(JobFailed, match="^ValueError: Invalid salt"):  # a function's error is a typed answer
+            await bounded(pool.run(check_password, "x", "not a bcrypt hash"), "a failed check")
+        assert _pids(pool) == [pid]  # and the process goes on
+    finally:
+        await bounded(pool.stop(), "the pool's stop")
+    assert _gone_within(pid, WAIT)
+
+
+@pytest_twisted.ensureDeferred
+async def test_at_most_size_hashing_processes_and_every_job_answered():
+    pool = ProcessPool("test-hashing", "papertrader.passwords", 2)
+    try:
+        jobs = [pool.run(hash_password, f"password {n}", 4) for n in range(7)]
+        assert len(pool._children) == 2 and len(pool._queue) == 5  # two running, five waiting
+        hashes = await bounded(defer.gatherResults(jobs), "every job")
+        assert all(check_password(f"password {n}", h) for n, h in enumerate(hashes))
+        assert len(pool._children) == 2
+        pool.resize(1)
+        assert len(pool._children) == 1
+    finally:
+        await bounded(pool.stop(), "the pool's stop")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_hashing_process_killed_during_a_job_is_replaced_and_the_job_answered():
+    pool = ProcessPool("test-hashing", "papertrader.passwords", 1)
+    try:
+        job = pool.run(hash_password, "correct horse", 10)
+        [pid] = _pids(pool)
+        os.kill(pid, signal.SIGKILL)
+        hashed = await bounded(job, "the job, on a new process")
+        assert check_password("correct horse", hashed)
+        assert _pids(pool) != [pid]
+    finally:
+        await bounded(pool.stop(), "the pool's stop")
+
+
+@pytest_twisted.ensureDeferred
+async def test_ctrl_c_in_the_terminal_does_not_stop_a_hashing_process():
+    """Ctrl-C reaches every process of the terminal's foreground group; the master decides when hashing stops."""
+    pool = ProcessPool("test-hashing", "papertrader.passwords", 1)
+    try:
+        await bounded(pool.run(hash_password, "warm up", 4), "a hash")
+        [pid] = _pids(pool)
+        os.kill(pid, signal.SIGINT)
+        hashed = await bounded(pool.run(hash_password, "after ctrl-c", 4), "a hash after Ctrl-C")
+        assert check_password("after ctrl-c", hashed) and _pids(pool) == [pid]
+    finally:
+        await bounded(pool.stop(), "the pool's stop")
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_the_pool_fails_waiting_jobs_and_ends_its_processes():
+    pool = ProcessPool("test-hashing", "papertrader.passwords", 1)
+    running = pool.run(hash_password, "first", 4)
+    waiting = pool.run(hash_password, "second", 4)
+    [pid] = _pids(pool)
+    await bounded(pool.stop(), "the pool's stop")
+    for job in (running, waiting):
+        with pytest.raises(JobFailed):
+            await job
+    assert _gone_within(pid, WAIT)
+
+
+MASTER = """
+import sys
+from twisted.internet import task, defer
+from papertrader import pools
+from papertrader.passwords import hash_password
+
+async def main(reactor):
+    await pools.HASHING.run(hash_password, "x", 4)
+    [child] = pools.HASHING._children
+    print(child.transport.pid, flush=True)
+    await defer.Deferred()  # until killed
+
+task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+"""
+
+
+def test_a_killed_master_leaves_no_hashing_process_behind():
+    """SIGKILL gives the master no chance to stop its pool: its hashing processes end by themselves."""
+    master = subprocess.Popen([sys.executable, "-c", MASTER], stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([master.stdout], [], [], WAIT)
+        assert ready, "the master never started hashing"
+        hasher = int(master.stdout.readline())
+    finally:
+        master.kill()
+        master.wait(WAIT)
+    assert _gone_within(hasher, WAIT), "the hashing process outlived its master"

@@ -1,16 +1,14 @@
 """Accounts and sessions: registration, bcrypt passwords, session tokens.
 
-Passwords: bcrypt only reads 72 bytes, so every password is first reduced to
-the base64 of its SHA-256 (44 bytes, no NUL), then bcrypt-hashed with a fresh
-salt.  Long passwords keep all their strength and never hit bcrypt's limit.
-bcrypt runs in a thread so the reactor never stalls.
+Passwords: SHA-256, then bcrypt (``papertrader.passwords``), hashed in a
+bounded pool of separate low-priority processes (``pools.HASHING``), so the
+reactor never stalls and a crowd logging in does not slow acknowledging orders.
 
 Tokens: 256 random bits, given to the client once; the database and memory
 keep only their SHA-256.  Wrong user and wrong password are one error and
 cost the same bcrypt check.
 """
 
-import base64
 import collections
 import hashlib
 import re
@@ -19,10 +17,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import bcrypt
 from twisted.internet import defer
 
 from papertrader import pools
+from papertrader.passwords import check_password, hash_password, hash_rounds
 from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
 from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
@@ -35,27 +33,6 @@ from papertrader.times import iso, parse_iso, utc
 SESSION_TTL = timedelta(hours=24)
 SESSION_CACHE = 100_000  # sessions kept in memory; the database is the truth
 REMEMBER_TTL = timedelta(days=30)
-
-
-def _prehash(password: str) -> bytes:
-    password = validation.normalize_password(password)
-    return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
-
-
-def hash_rounds(hashed: str) -> int:
-    """The bcrypt cost a hash was made with ('$2b$12$...' -> 12)."""
-    try:
-        return int(hashed.split("$")[2])
-    except (IndexError, ValueError):
-        return 0
-
-
-def hash_password(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
-
-
-def check_password(password: str, hashed: str) -> bool:
-    return bcrypt.checkpw(_prehash(password), hashed.encode("ascii"))
 
 
 def token_hash(token: str) -> str:

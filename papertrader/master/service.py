@@ -101,7 +101,7 @@ class Master(StagedService):
         if source is not None:
             market.source = source
         self.board = QuoteBoard(market.assets)
-        pools.HASHING.resize(settings.hash_threads)
+        pools.HASHING.resize(settings.hash_processes)
         self.accounts = Accounts(self.db, settings, clock, self.log)
         self.api_keys = self.accounts.api_keys = ApiKeys(self.db, clock, self.log, settings.api_rate_limit)
         self.provider = None

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from papertrader.errors import InvalidInput, NotLoggedIn, UnknownOrder, UnknownSymbol, WeakPassword
 from papertrader.money import parse_quantity
+from papertrader.passwords import normalize as normalize_password
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -34,12 +35,6 @@ def email(value):
     if len(value) > MAX_EMAIL or not EMAIL_RE.fullmatch(value):
         raise InvalidInput("email address is not valid")
     return value
-
-
-def normalize_password(value):
-    """Passwords are compared after Unicode NFKC normalization (NIST SP 800-63B), so the same password
-    typed on two keyboards is the same password."""
-    return unicodedata.normalize("NFKC", value or "")
 
 
 @functools.lru_cache(maxsize=1)
