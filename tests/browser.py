@@ -186,6 +186,14 @@ class Browser:
                 # Two animation frames: the layout and the charts (a ResizeObserver) have followed the size.
                 self.driver.execute_async_script(
                     "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done));")
+                if label == "phone":
+                    # Nothing wider than the screen, and every tab of the navigation in sight.
+                    wide, hidden = self.driver.execute_script(
+                        "const tabs = document.querySelector('nav.tabs .wrap');"
+                        " return [document.documentElement.scrollWidth,"
+                        " tabs ? tabs.scrollWidth - tabs.clientWidth : 0];")
+                    assert wide <= width, f"{name}: the page is {wide} px wide on a {width} px phone"
+                    assert hidden <= 0, f"{name}: {hidden} px of the navigation's tabs are out of sight on a phone"
                 size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
                 clip = dict(x=0, y=0, width=width, height=max(height, int(size["height"])), scale=1)
                 data = self.driver.execute_cdp_cmd("Page.captureScreenshot", dict(

@@ -339,6 +339,80 @@ def test_the_ticket_previews_what_the_master_will_reserve():
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_path, settings, clock, database_url):
+    d = await start_cluster(tmp_path, replace(settings, workers=1), database_url, clock, http_port=0)
+    worker = d.cluster.workers[0]
+    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
+    try:
+        _, body = await site.get("/signin")
+        csrf = site.csrf(body)
+        account = dict(username="erin", email="erin@example.com", password=PASSWORD, csrf=csrf)
+        assert (await site.post("/register", account))[0].code == 303
+        assert (await site.post("/signin", dict(username="erin", password=PASSWORD, csrf=csrf)))[0].code == 303
+        token = site.cookies["__Host-pt_session"]
+        _, body = await site.get("/")
+        csrf = site.csrf(body)
+
+        def forward(command, **arguments):
+            return worker.gateway.forward(command, dict(arguments, token=token), "127.0.0.1")
+
+        async def names():
+            return {p["name"]: p["default"] for p in (await forward(commands.Portfolios))["portfolios"]}
+
+        [main] = await names()
+        assert (await site.post("/portfolios", dict(name="Growth", cash="5000", csrf=csrf)))[0].code == 303
+        assert (await site.post("/portfolios/use", dict(name="Growth", csrf=csrf)))[0].code == 303
+        await forward(commands.PlaceOrder, portfolio="Growth", symbol="AAPL", side="buy", type="limit",
+                      limit_price="1.00", time_in_force="gtc", quantity="1", client_order_id="growth-open")
+
+        # Each portfolio has a page to manage it, linked from the list.
+        response, body = await site.get("/portfolios")
+        assert 'href="/portfolios/manage?name=Growth"' in body
+        response, body = await site.get("/portfolios/manage?name=growth")
+        assert response.code == 200 and 'action="/portfolios/rename"' in body and "Make it the default" in body
+        assert 'action="/portfolios/close"' in body
+        assert (await site.get("/portfolios/manage?name=Nothing"))[0].code == 404
+
+        # Rename: not without the token; a name taken is refused on the page; the pages go on showing it.
+        response, _ = await site.post("/portfolios/rename", dict(name="Growth", new_name="Value"))
+        assert response.code == 403 and "Growth" in await names()
+        response, body = await site.post("/portfolios/rename", dict(name="Growth", new_name=main, csrf=csrf))
+        assert response.code == 422 and 'class="flash error"' in body and f'value="{main}"' in body
+        response, _ = await site.post("/portfolios/rename", dict(name="Growth", new_name="Value", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios")
+        assert await names() == {main: True, "Value": False}
+        assert site.cookies["__Host-pt_portfolio"] == "Value"
+        _, body = await site.get("/orders")
+        assert "AAPL" in body  # still the renamed portfolio's orders
+
+        # Close: asks first; refused while it has an open order (the page says why); then closed, and the
+        # pages show the default portfolio again.
+        response, _ = await site.post("/portfolios/close", dict(name="Value", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Value")
+        response, body = await site.post("/portfolios/close", dict(name="Value", confirm="yes", csrf=csrf))
+        assert response.code == 422 and 'class="flash error"' in body and "open order" in body
+        await forward(commands.CancelAllOrders, portfolio="Value")
+        response, _ = await site.post("/portfolios/close", dict(name="Value", confirm="yes", csrf=csrf))
+        assert response.code == 303 and await names() == {main: True}
+        assert "__Host-pt_portfolio" not in site.cookies
+
+        # A new default: the pages go on showing the one they showed; the old default can now be closed.
+        await forward(commands.CreatePortfolio, name="Second")
+        response, body = await site.get(f"/portfolios/manage?name={main}")
+        assert "cannot be closed" in body and 'action="/portfolios/close"' not in body
+        response, _ = await site.post("/portfolios/default", dict(name="Second", csrf=csrf))
+        assert response.code == 303 and await names() == {main: False, "Second": True}
+        assert site.cookies["__Host-pt_portfolio"] == main
+        response, _ = await site.post("/portfolios/default", dict(name="Nothing", csrf=csrf))
+        assert response.code == 404
+        response, _ = await site.post("/portfolios/close", dict(name=main, confirm="yes", csrf=csrf))
+        assert response.code == 303 and await names() == {"Second": True}
+        assert "__Host-pt_portfolio" not in site.cookies
+    finally:
+        await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games(tmp_path, settings, clock,
                                                                                database_url):
     from datetime import datetime, timezone

@@ -196,6 +196,17 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.page("dashboard")
         await b.wait_text(".flash", "Showing and trading portfolio Growth")
         assert await b.text("[data-section='positions']") == views.EMPTY["positions"]
+        # Managed from its own page: renamed, and the pages go on showing it.
+        await b.click("nav a[href='/portfolios']")
+        await b.page("portfolios")
+        await b.click("a[aria-label='Manage Growth']")
+        await b.page("portfolios")
+        await b.screenshots("portfolio-manage")
+        await b.fill({"#f-new_name": "Value"})
+        await b.click("form[action='/portfolios/rename'] button[type=submit]")
+        await b.page("portfolios")
+        await b.wait_text(".flash", "Portfolio Growth is now called Value.")
+        assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Value"
         await b.click("nav a[href='/games']")
         await b.page("games")
         await b.screenshots("games")

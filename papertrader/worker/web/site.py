@@ -685,7 +685,7 @@ class Website:
         name = field(request, "name", 64)
         back = safe_back(field(request, "back", 300), "/")
         await self.load_portfolios(request, visit)
-        found = next((p for p in visit.portfolios if p["name"].casefold() == name.casefold()), None)
+        found = self.named(visit, name)
         if found is None:
             security.set_flash(request, f"You have no open portfolio named {name!r}.", "error")
             return redirect(request, "/portfolios")
@@ -693,11 +693,83 @@ class Website:
         security.set_flash(request, f"Showing and trading portfolio {found['name']}.", "success")
         return redirect(request, back)
 
+    @staticmethod
+    def named(visit, name):
+        """The visit's open portfolio named ``name`` (any case), or None."""
+        return next((p for p in visit.portfolios or () if p["name"].casefold() == name.casefold()), None)
+
+    async def manage_html(self, request, visit, name, form=None, errors=None, status=200):
+        if visit.portfolios is None:
+            await self.load_portfolios(request, visit)
+        found = self.named(visit, name)
+        chrome = self.chrome(request, visit, "portfolios", await self.clock(visit))
+        if found is None:
+            return html(request, views.error_page(chrome, 404, "Not found",
+                                                  f"You have no open portfolio named {name!r}."), 404)
+        return html(request, views.manage_page(chrome, found, form, errors), status)
+
+    async def managed(self, request, visit, name, command, what, **arguments):
+        """``command`` on the portfolio ``name``: its answer, or (a refusal) the manage page saying why."""
+        try:
+            return await self.call(visit, command, name=name, **arguments), None
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return None, await self.manage_html(request, visit, name, arguments, {what: sentence(e.message)}, 422)
+
+    @app.route("/portfolios/manage", methods=["GET"])
+    @signed_in()
+    async def manage_form(self, request, visit):
+        return await self.manage_html(request, visit, field(request, "name", 64))
+
+    @app.route("/portfolios/rename", methods=["POST"])
+    @action()
+    async def rename_portfolio(self, request, visit):
+        name = field(request, "name", 64)
+        renamed, refused = await self.managed(request, visit, name, commands.RenamePortfolio, "rename",
+                                              new_name=field(request, "new_name", 64))
+        if refused is not None:
+            return refused
+        if visit.portfolio is not None and visit.portfolio.casefold() == name.casefold():
+            security.choose_portfolio(request, renamed["name"])  # the pages go on showing it
+        security.set_flash(request, f"Portfolio {name} is now called {renamed['name']}.", "success")
+        return redirect(request, "/portfolios")
+
+    @app.route("/portfolios/default", methods=["POST"])
+    @action()
+    async def default_portfolio(self, request, visit):
+        name = field(request, "name", 64)
+        await self.load_portfolios(request, visit)
+        shown = visit.portfolio or next((p["name"] for p in visit.portfolios if p["default"]), None)
+        made, refused = await self.managed(request, visit, name, commands.SetDefaultPortfolio, "default")
+        if refused is not None:
+            return refused
+        # The pages go on showing what they showed: the cookie names it, unless it is the default now.
+        same = shown is None or shown.casefold() == made["name"].casefold()
+        security.choose_portfolio(request, None if same else shown)
+        security.set_flash(request, f"Portfolio {made['name']} is now your default: what the command line and"
+                                    " the HTTP API trade when they name no portfolio.", "success")
+        return redirect(request, "/portfolios")
+
+    @app.route("/portfolios/close", methods=["POST"])
+    @action()
+    async def close_portfolio(self, request, visit):
+        name = field(request, "name", 64)
+        if field(request, "confirm", 8) != "yes":
+            return redirect(request, views.manage_link(name))
+        closed, refused = await self.managed(request, visit, name, commands.ClosePortfolio, "close")
+        if refused is not None:
+            return refused
+        if visit.portfolio is not None and visit.portfolio.casefold() == name.casefold():
+            security.choose_portfolio(request, None)  # the pages show the default one again
+        security.set_flash(request, f"Portfolio {closed['name']} is closed.", "success")
+        return redirect(request, "/portfolios")
+
     @app.route("/portfolios/reset", methods=["GET"])
     @signed_in()
     async def reset_form(self, request, visit):
         name = field(request, "name", 64)
-        found = next((p for p in visit.portfolios if p["name"].casefold() == name.casefold()), None)
+        found = self.named(visit, name)
         chrome = self.chrome(request, visit, "portfolios")
         if found is None:
             return html(request, views.error_page(chrome, 404, "Not found",

@@ -18,7 +18,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "3"
+STATIC_VERSION = "4"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -937,13 +937,13 @@ def portfolios_page(chrome, portfolios, form=None, error=None):
         show = "Shown" if shown else post_form(
             "/portfolios/use", chrome.csrf, h("input", {"type": "hidden", "name": "name", "value": p["name"]}),
             button("Show", "btn small", **{"aria-label": f"Show {p['name']}"}), cls="inline")
-        reset = h("a", {"class": "btn small danger", "href": "/portfolios/reset?" + urlencode({"name": p["name"]}),
-                        "aria-label": f"Reset {p['name']}"}, "Reset…")
-        kind = p["kind"] + (" (game)" if p.get("game_id") is not None else "")
-        rows.append(h("tr", cell(h("strong", p["name"]) if shown else p["name"], "Name"), cell(kind, "Kind"),
+        manage = h("a", {"class": "btn small", "href": manage_link(p["name"]),
+                         "aria-label": f"Manage {p['name']}"}, "Manage…")
+        rows.append(h("tr", cell(h("strong", p["name"]) if shown else p["name"], "Name"), cell(kind_of(p), "Kind"),
                       num(fmt.money(p["cash"]), header="Cash"),
                       num(fmt.money(p["starting_cash"]), header="Started with"),
-                      cell("Default" if p["default"] else "", "Default"), cell(show, "Shown"), cell(reset, "Reset")))
+                      cell("Default" if p["default"] else "", "Default"), cell(show, "Shown"),
+                      cell(manage, "Manage")))
     create = post_form(
         "/portfolios", chrome.csrf,
         field_input("Name", "name", form.get("name", ""), maxlength="64", hint="1 to 64 characters."),
@@ -958,12 +958,61 @@ def portfolios_page(chrome, portfolios, form=None, error=None):
     return document(chrome, "Portfolios", main, page="portfolios")
 
 
+def kind_of(portfolio):
+    return portfolio["kind"] + (" (game)" if portfolio.get("game_id") is not None else "")
+
+
+def manage_link(name):
+    return "/portfolios/manage?" + urlencode({"name": name})
+
+
+def manage_page(chrome, p, form=None, errors=None):
+    """One portfolio: rename it, make it the default, reset it, close it."""
+    form, errors = form or {}, errors or {}
+    hidden = h("input", {"type": "hidden", "name": "name", "value": p["name"]})
+    facts = h("dl", {"class": "facts"},
+              *[h("div", h("dt", k), h("dd", v)) for k, v in
+                (("Kind", kind_of(p)), ("Cash", fmt.money(p["cash"])), ("Started with", fmt.money(p["starting_cash"])),
+                 ("Default", "yes" if p["default"] else "no"))])
+    rename = post_form("/portfolios/rename", chrome.csrf, hidden,
+                       field_input("New name", "new_name", form.get("new_name", p["name"]), maxlength="64",
+                                   hint="1 to 64 characters. Its orders, history and API keys stay."),
+                       button("Rename", "btn primary"), cls="stack inline-form", label="Rename the portfolio")
+    if p["default"]:
+        default = h("p", {"class": "muted"}, "This is your default portfolio: what the command line and the HTTP"
+                                             " API trade when they name no portfolio.")
+    else:
+        default = h("div", h("p", {"class": "muted"}, "The default portfolio is what the command line and the HTTP"
+                                                      " API trade when they name no portfolio."),
+                    post_form("/portfolios/default", chrome.csrf, hidden, button("Make it the default", "btn"),
+                              cls="inline", label="Make it the default"))
+    reset = h("p", h("a", {"class": "btn danger", "href": "/portfolios/reset?" + urlencode({"name": p["name"]})},
+                       "Reset…"), " Cancel its open orders and start again with its starting cash.")
+    if p["default"]:
+        close = h("p", {"class": "muted"}, "The default portfolio cannot be closed: make another one the default"
+                                           " first.")
+    else:
+        close = h("div", h("p", "A portfolio can be closed once it has no open orders and no positions; its API"
+                                " keys end with it. Its history is kept."),
+                  post_form("/portfolios/close", chrome.csrf, hidden,
+                            h("input", {"type": "hidden", "name": "confirm", "value": "yes"}),
+                            button(f"Close {p['name']}", "btn danger"), cls="inline", label="Close the portfolio",
+                            confirm=f"Close the portfolio {p['name']}?"))
+    main = h("section", {"class": "card manage"}, h("h1", f"Portfolio {p['name']}"), facts,
+             h("h2", "Name"), error_box(errors.get("rename")), rename,
+             h("h2", "Default"), error_box(errors.get("default")), default,
+             h("h2", "Start again"), reset,
+             h("h2", "Close"), error_box(errors.get("close")), close,
+             h("p", {"class": "back"}, h("a", {"href": "/portfolios"}, "← Your portfolios")))
+    return document(chrome, f"Portfolio {p['name']}", main, page="portfolios")
+
+
 def reset_page(chrome, portfolio):
     form = post_form(
         "/portfolios/reset", chrome.csrf, h("input", {"type": "hidden", "name": "name", "value": portfolio["name"]}),
         h("input", {"type": "hidden", "name": "confirm", "value": "yes"}),
         button(f"Reset {portfolio['name']}", "btn danger"),
-        h("a", {"class": "btn ghost", "href": "/portfolios"}, "Keep it"),
+        h("a", {"class": "btn", "href": "/portfolios"}, "Keep it"),
         cls="stack inline-form", label="Confirm the reset")
     main = h("section", {"class": "card"}, h("h1", f"Reset {portfolio['name']}?"),
              h("p", "Its open orders are canceled, its positions and history are archived, and it starts again with ",
