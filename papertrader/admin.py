@@ -221,7 +221,7 @@ def class_usernames(path):
 @defer.inlineCallbacks
 def create_class(reactor, args, data_dir):
     """``game create-class``: check every username, create the game, join them all; the answer."""
-    from papertrader.client.cli import parse_game_end, parse_when
+    from papertrader.times import parse_game_end, parse_when
 
     names = class_usernames(args.players)
     arguments = dict(name=args.name, start=parse_when("--start", args.start), end=parse_game_end(args.end),

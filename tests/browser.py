@@ -137,6 +137,8 @@ class Browser:
                 elif element.get_attribute("type") in ("radio", "checkbox"):
                     if element.is_selected() != bool(value):
                         self.driver.execute_script("arguments[0].click()", element)
+                elif element.get_attribute("type") == "date":  # typing a date depends on the browser's locale
+                    self.driver.execute_script("arguments[0].value = arguments[1]", element, value)
                 else:
                     element.clear()
                     element.send_keys(value)
@@ -186,6 +188,13 @@ class Browser:
                 # Two animation frames: the layout and the charts (a ResizeObserver) have followed the size.
                 self.driver.execute_async_script(
                     "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done));")
+                if label == "desktop":  # a label's or a script's element is never ambiguous
+                    twice = self.driver.execute_script(
+                        "const seen = new Set(), twice = [];"
+                        " for (const e of document.querySelectorAll('[id]')) {"
+                        "   if (seen.has(e.id)) twice.push(e.id); seen.add(e.id); }"
+                        " return twice;")
+                    assert not twice, f"{name}: ids used twice: {twice}"
                 if label == "phone":
                     # Nothing wider than the screen, and every tab of the navigation in sight.
                     wide, hidden = self.driver.execute_script(

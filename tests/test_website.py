@@ -21,6 +21,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from papertrader import commands
+from papertrader.errors import PaperTraderError
 from papertrader.master.db import Database
 from papertrader.trading.valuation import revalue
 from papertrader.worker.web import formatting as fmt
@@ -408,6 +409,85 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
         response, _ = await site.post("/portfolios/close", dict(name=main, confirm="yes", csrf=csrf))
         assert response.code == 303 and await names() == {"Second": True}
         assert "__Host-pt_portfolio" not in site.cookies
+    finally:
+        await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, database_url):
+    d = await start_cluster(tmp_path, replace(settings, workers=1), database_url, clock, http_port=0)
+    worker = d.cluster.workers[0]
+    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
+    try:
+        _, body = await site.get("/signin")
+        csrf = site.csrf(body)
+        account = dict(username="dave", email="dave@example.com", password=PASSWORD, csrf=csrf)
+        assert (await site.post("/register", account))[0].code == 303
+        assert (await site.post("/signin", dict(username="dave", password=PASSWORD, csrf=csrf)))[0].code == 303
+        _, body = await site.get("/games")
+        csrf = site.csrf(body)
+        assert 'action="/games"' in body and 'type="date"' in body
+
+        async def person(name):
+            await worker.gateway.forward(commands.Register, dict(username=name, email=f"{name}@example.com",
+                                                                 password=PASSWORD), "127.0.0.1")
+            token = (await worker.gateway.forward(commands.Login, dict(username=name, password=PASSWORD,
+                                                                       remember=False), "127.0.0.1"))["token"]
+            return lambda command, **a: worker.gateway.forward(command, dict(a, token=token), "127.0.0.1")
+
+        frank, gina = await person("frank"), await person("gina")
+        game = dict(name="Open Cup", start="2026-09-01", end="2026-12-31", cash="10000", csrf=csrf)
+
+        # Made from the games page: not without the token; a refusal is said on the page, the form kept.
+        assert (await site.post("/games", dict(game, csrf="")))[0].code == 403
+        response, body = await site.post("/games", dict(game, assets="AAPL, NOPE"))
+        assert response.code == 422 and 'class="flash error"' in body and "NOPE" in body
+        assert 'value="Open Cup"' in body
+        response, body = await site.post("/games", dict(game, end="someday"))
+        assert response.code == 422 and "Last day: a day (YYYY-MM-DD)" in body
+        response, _ = await site.post("/games", game)
+        assert (response.code, header(response, b"location")) == (303, "/games/Open%20Cup")
+        shown = await frank(commands.ShowGame, name="Open Cup")
+        assert (shown["creator"], shown["private"], shown["starting_cash"]) == ("dave", False, Decimal("10000.00"))
+        assert shown["end"].isoformat() == "2027-01-01T00:00:00+00:00"  # through its last day
+
+        # A private game with more rules: its invite code is shown once, in the answer.
+        response, body = await site.post("/games", dict(game, name="Secret Cup", private="yes",
+                                                        assets="aapl, msft", max_position="25%"))
+        assert response.code == 200
+        first = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
+        secret = await frank(commands.JoinGame, name="Secret Cup", code=first)
+        assert (secret["assets"], secret["max_position"], secret["private"]) == (["AAPL", "MSFT"], Decimal("25"), True)
+
+        # Its creator manages it from its page: a new code (the old one stops working), a player removed.
+        _, body = await site.get("/games/Secret%20Cup")
+        assert "New invite code" in body and "End the game now" in body
+        response, body = await site.post("/games/Secret%20Cup/invite", dict(csrf=csrf))
+        second = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
+        assert response.code == 200 and second != first
+        with pytest.raises(PaperTraderError):
+            await gina(commands.JoinGame, name="Secret Cup", code=first)
+        await gina(commands.JoinGame, name="Secret Cup", code=second)
+        response, _ = await site.post("/games/Secret%20Cup/remove", dict(username="frank", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/games/Secret%20Cup")
+        assert (await gina(commands.ShowGame, name="Secret Cup"))["players"] == 1
+        response, body = await site.post("/games/Secret%20Cup/remove", dict(username="nobody", csrf=csrf))
+        assert response.code == 422 and 'class="flash error"' in body
+        response, _ = await site.post("/games/Secret%20Cup/end", dict(csrf=""))
+        assert response.code == 403
+
+        # Others see no management; the creator ends a game early.
+        gina_site = Site(site.url)
+        _, body = await gina_site.get("/signin")
+        await gina_site.post("/signin", dict(username="gina", password=PASSWORD, csrf=gina_site.csrf(body)))
+        _, body = await gina_site.get("/games/Secret%20Cup")
+        assert "Leaderboard" in body and "End the game now" not in body and "New invite code" not in body
+        response, _ = await site.post("/games/Open%20Cup/end", dict(csrf=csrf))
+        assert response.code == 303
+        await d.tick()
+        assert (await gina(commands.ShowGame, name="Open Cup"))["status"] == "ended"
+        _, body = await site.get("/games/Open%20Cup")
+        assert "End the game now" not in body
     finally:
         await d.cluster.stopService()
 

@@ -209,7 +209,15 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Value"
         await b.click("nav a[href='/games']")
         await b.page("games")
+        # A private game, made here: its page shows its invite code, once, and what its creator may do.
+        await b.fill({"#g-name": "Club Cup", "#f-start": "2026-09-01", "#f-end": "2026-12-31", "#f-cash": "10000",
+                      "#f-private": True})
         await b.screenshots("games")
+        await b.click("form[action='/games'] button[type=submit]")
+        await b.page("game")
+        assert len(await b.text("#invite-code")) >= 8
+        await b.wait_text("main", "End the game now")
+        await b.screenshots("game-manage")
 
         # No violation of the Content-Security-Policy on any page (no inline script or style).
         assert csp_violations(await b.console()) == []

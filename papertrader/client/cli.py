@@ -45,6 +45,7 @@ from papertrader.client.errors import (
 from papertrader.client.interrupts import Interrupted, Interrupts, NoInterrupts
 from papertrader.client.interrupts import status as signal_status
 from papertrader.errors import InvalidInput, MasterUnavailable, NotLoggedIn, PaperTraderError, ProviderLoginFailed
+from papertrader.times import parse_game_end, parse_when
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
               "stop_price", "trail_price", "trail_percent", "stop_level", "status", "filled_quantity", "average_price",
@@ -401,14 +402,6 @@ def add_game_commands(command):
                         " leaderboard)")
 
 
-def parse_game_end(text):
-    """--end: a day means through that day (the next midnight UTC); a time is taken as it is."""
-    from datetime import timedelta
-
-    moment = parse_when("--end", text)
-    return moment + timedelta(days=1) if len(text) == 10 else moment
-
-
 def parse(argv):
     args = build_parser().parse_args(argv)
     for key, value in GLOBAL_DEFAULTS.items():
@@ -424,22 +417,6 @@ def _quote(quote):
 
 def _shown(quote):
     return dict(quote, stale="stale" if quote["stale"] else "")
-
-
-def parse_when(option, text):
-    """A --start/--end value: a day (its midnight, UTC) or an ISO 8601 time with a UTC offset."""
-    from datetime import datetime, timezone
-
-    try:
-        if len(text) == 10:
-            return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidInput(f"{option}: a day (YYYY-MM-DD) or a time with its UTC offset"
-                           " (2024-03-04T14:30:00+00:00)")
-    return moment
 
 
 def _shell_word(text):

@@ -21,6 +21,7 @@ from papertrader import commands
 from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
                                 PaperTraderError, ProviderLoginFailed, UnknownGame, UnknownOrder, UnknownPortfolio,
                                 UnknownSymbol)
+from papertrader.times import parse_game_end, parse_when
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import preview as previews
 from papertrader.worker.web import security, views
@@ -793,10 +794,7 @@ class Website:
     @app.route("/games", methods=["GET"])
     @signed_in()
     async def games(self, request, visit):
-        clock, answer = await defer.gatherResults(
-            [defer.ensureDeferred(self.clock(visit)), self.call(visit, commands.Games)],
-            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
-        return html(request, views.games_page(self.chrome(request, visit, "games", clock), answer["games"]))
+        return await self.games_html(request, visit)
 
     @app.route("/games/join", methods=["POST"])
     @action()
@@ -807,17 +805,49 @@ class Website:
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            await self.load_portfolios(request, visit)
-            answer = await self.call(visit, commands.Games)
-            return html(request, views.games_page(self.chrome(request, visit, "games"), answer["games"],
-                                                  sentence(e.message), {"name": name}), 422)
+            return await self.games_html(request, visit, sentence(e.message), {"name": name}, status=422)
         security.set_flash(request, f"You play in {game['name']}: your portfolio {game['portfolio']} has"
                                     f" {fmt.money(game['starting_cash'])}.", "success")
         return redirect(request, views.game_link(game["name"]))
 
-    @app.route("/games/<string:name>", methods=["GET"])
-    @signed_in()
-    async def game(self, request, visit, name):
+    async def games_html(self, request, visit, join_error=None, join_form=None, create_error=None,
+                         create_form=None, status=200):
+        clock, answer = await defer.gatherResults(
+            [defer.ensureDeferred(self.clock(visit)), self.call(visit, commands.Games)],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        if visit.portfolios is None:
+            await self.load_portfolios(request, visit)
+        return html(request, views.games_page(self.chrome(request, visit, "games", clock), answer["games"],
+                                              join_error, join_form, create_error, create_form), status)
+
+    @app.route("/games", methods=["POST"])
+    @action()
+    async def create_game(self, request, visit):
+        form = {name: field(request, name, limit) for name, limit in
+                (("name", 64), ("start", 40), ("end", 40), ("cash", 32), ("assets", 4000), ("max_position", 16),
+                 ("commission", 64), ("fill_model", 8))}
+        for name in ("private", "margin", "allow_short"):
+            form[name] = field(request, name, 4) == "yes"
+        try:
+            arguments = dict(name=form["name"], start=parse_when("first day", form["start"]),
+                             end=parse_game_end(form["end"], "last day"), starting_cash=form["cash"],
+                             private=form["private"], margin=form["margin"] or form["allow_short"],
+                             allow_short=form["allow_short"], commission=form["commission"] or None,
+                             fill_model=form["fill_model"] or None,
+                             max_position=form["max_position"].strip().rstrip("%") or None,
+                             assets=[a.strip().upper() for a in form["assets"].split(",") if a.strip()][:500] or None)
+            game = await self.call(visit, commands.CreateGame, **arguments)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return await self.games_html(request, visit, create_error=sentence(e.message), create_form=form,
+                                         status=422)
+        if game.get("invite_code"):  # shown in this answer only, like a new API key
+            return await self.game_html(request, visit, game["name"], invite_code=game["invite_code"])
+        security.set_flash(request, f"Game {game['name']} created. Join it to play.", "success")
+        return redirect(request, views.game_link(game["name"]))
+
+    async def game_html(self, request, visit, name, invite_code=None, error=None, status=200):
         name = name[:64]
         try:
             game, board = await defer.gatherResults(
@@ -827,8 +857,53 @@ class Website:
         except UnknownGame as e:
             return html(request, views.error_page(self.chrome(request, visit, "games"), 404, "Not found",
                                                   sentence(e.message)), 404)
+        if visit.portfolios is None:
+            await self.load_portfolios(request, visit)
         clock = await self.clock(visit)
-        return html(request, views.game_page(self.chrome(request, visit, "games", clock), game, board))
+        return html(request, views.game_page(self.chrome(request, visit, "games", clock), game, board, invite_code,
+                                             error), status)
+
+    @app.route("/games/<string:name>", methods=["GET"])
+    @signed_in()
+    async def game(self, request, visit, name):
+        return await self.game_html(request, visit, name)
+
+    async def manage_game(self, request, visit, name, command, **arguments):
+        """``command`` on the game ``name`` (its creator's): its answer, or the game's page saying why not."""
+        try:
+            return await self.call(visit, command, name=name[:64], **arguments), None
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            return None, await self.game_html(request, visit, name, error=sentence(e.message), status=422)
+
+    @app.route("/games/<string:name>/invite", methods=["POST"])
+    @action()
+    async def game_invite(self, request, visit, name):
+        game, refused = await self.manage_game(request, visit, name, commands.GameInvite)
+        if refused is not None:
+            return refused
+        return await self.game_html(request, visit, game["name"], invite_code=game["invite_code"])
+
+    @app.route("/games/<string:name>/remove", methods=["POST"])
+    @action()
+    async def game_remove(self, request, visit, name):
+        username = field(request, "username", 24)
+        game, refused = await self.manage_game(request, visit, name, commands.RemoveGamePlayer, username=username)
+        if refused is not None:
+            return refused
+        security.set_flash(request, f"{username} was removed from {game['name']}.", "success")
+        return redirect(request, views.game_link(game["name"]))
+
+    @app.route("/games/<string:name>/end", methods=["POST"])
+    @action()
+    async def game_end(self, request, visit, name):
+        game, refused = await self.manage_game(request, visit, name, commands.EndGame)
+        if refused is not None:
+            return refused
+        security.set_flash(request, f"{game['name']} has ended: trading in it stopped; its final ranking comes with"
+                                    " the next market update.", "success")
+        return redirect(request, views.game_link(game["name"]))
 
     # --- the account ----------------------------------------------------------------------------------
 

@@ -187,8 +187,9 @@ def footer(chrome, charts):
 # --- signing in ------------------------------------------------------------------------------------------
 
 
-def field_input(label, name, value="", kind="text", autocomplete=None, required=True, hint=None, **more):
-    ident = f"f-{name}"
+def field_input(label, name, value="", kind="text", autocomplete=None, required=True, hint=None, ident=None,
+                **more):
+    ident = ident or f"f-{name}"
     attrs = {"id": ident, "name": name, "type": kind, "value": value if kind != "password" else None,
              "autocomplete": autocomplete, "required": required,
              "aria-describedby": f"{ident}-hint" if hint else None}
@@ -250,7 +251,8 @@ def provider_account_page(chrome, provider, ticket, proposal, error=None, userna
         "/auth/finish", chrome.csrf,
         h("input", {"type": "hidden", "name": "ticket", "value": ticket}),
         h("input", {"type": "hidden", "name": "action", "value": "link"}),
-        field_input("Username", "username", "", autocomplete="username", maxlength="24", autocapitalize="none"),
+        field_input("Username", "username", "", autocomplete="username", maxlength="24", autocapitalize="none",
+                    ident="link-username"),
         field_input("Password", "password", kind="password", autocomplete="current-password"),
         button(f"Link {provider.capitalize()} to this account", "btn wide"), cls="stack",
         label="Link to an existing account")
@@ -1038,7 +1040,52 @@ def game_rows(games):
     return rows
 
 
-def games_page(chrome, games, error=None, form=None):
+def check_input(label, name, checked, hint=None):
+    ident = f"f-{name}"
+    return h("div", {"class": "check"},
+             h("input", {"type": "checkbox", "id": ident, "name": name, "value": "yes", "checked": bool(checked),
+                         "aria-describedby": f"{ident}-hint" if hint else None}),
+             h("label", {"for": ident}, label), h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
+
+
+def create_game_form(chrome, form):
+    """A new game: its name, days and starting cash; its other rules folded away."""
+    more = h("details", {"class": "more-rules", "open": any(form.get(k) for k in GAME_RULE_FIELDS)},
+             h("summary", "More rules"),
+             field_input("Assets", "assets", form.get("assets", ""), required=False, maxlength="4000",
+                         autocapitalize="characters", spellcheck="false",
+                         hint="The only symbols that may be traded, comma-separated. Empty: every asset."),
+             field_input("Largest position (%)", "max_position", form.get("max_position", ""), required=False,
+                         inputmode="decimal", maxlength="8",
+                         hint="The most one position may be worth, in percent of the portfolio, once an order that"
+                              " adds to it fills. Empty: no limit."),
+             field_input("Commission", "commission", form.get("commission", ""), required=False, maxlength="64",
+                         spellcheck="false",
+                         hint="zero, per_order:AMOUNT, per_share:RATE[:MIN[:MAX]] or percent:PERCENT. Empty: the"
+                              " server's."),
+             _select("Fills", "fill_model", [("", "The server's"), ("bar", "Bar (volume, slippage)"),
+                                            ("ideal", "Ideal (at the price)")], form.get("fill_model", "")),
+             check_input("Margin accounts: players may borrow", "margin", form.get("margin")),
+             check_input("Short selling allowed", "allow_short", form.get("allow_short"),
+                         hint="Players' portfolios are then margin accounts."))
+    return post_form(
+        "/games", chrome.csrf,
+        field_input("Name", "name", form.get("name", ""), maxlength="40", ident="g-name",
+                    hint="3 to 40 letters, digits, spaces, '_', '.', '-'."),
+        field_input("First day", "start", form.get("start", ""), kind="date",
+                    hint="Trading opens at its midnight (UTC), on the market's clock."),
+        field_input("Last day", "end", form.get("end", ""), kind="date", hint="The game runs through that day."),
+        field_input("Starting cash", "cash", form.get("cash", ""), inputmode="decimal", maxlength="20",
+                    hint="Each player's, e.g. 100000."),
+        check_input("Private: players join with an invite code", "private", form.get("private")),
+        more, button("Create the game", "btn primary"), cls="stack", label="Create a game")
+
+
+#: The create form's fields that are folded away under "More rules".
+GAME_RULE_FIELDS = ("assets", "max_position", "commission", "fill_model", "margin", "allow_short")
+
+
+def games_page(chrome, games, error=None, form=None, create_error=None, create_form=None):
     form = form or {}
     join = post_form(
         "/games/join", chrome.csrf,
@@ -1051,11 +1098,42 @@ def games_page(chrome, games, error=None, form=None):
              h("p", {"class": "muted"}, "Public games, yours, and the ones you play in. Joining makes you a portfolio"
                                         " named like the game."),
              table(headers, game_rows(games), caption="Games", empty="No games yet.", cls="data stack-on-phone"),
-             h("h2", "Join a game"), error_box(error), join)
+             h("h2", "Join a game"), error_box(error), join,
+             h("h2", {"id": "create"}, "Create a game"),
+             h("p", {"class": "muted"}, "You manage it (invite codes, players, ending it early); join it to play."),
+             error_box(create_error), create_game_form(chrome, create_form or {}))
     return document(chrome, "Games", main, page="games")
 
 
-def game_page(chrome, game, board):
+def manage_game(chrome, game, board, invite_code=None, error=None):
+    """What a game's creator can do to it: a new invite code, remove a player, end it now."""
+    if not game["is_creator"] or game["status"] == "ended":
+        return ""
+    link = game_link(game["name"])
+    parts = [h("h2", "Manage the game"), error_box(error)]
+    if invite_code:
+        parts.append(h("div", {"class": "flash success", "role": "status"}, "Invite code: ",
+                       h("code", {"id": "invite-code"}, invite_code),
+                       ". Shown this once; players join with it on the Games page. A new code replaces it."))
+    if game["private"]:
+        parts.append(post_form(link + "/invite", chrome.csrf, button("New invite code", "btn"), cls="inline",
+                               label="A new invite code",
+                               confirm="A new invite code: the current one stops working. Go on?"))
+    if game["players"]:
+        parts.append(post_form(
+            link + "/remove", chrome.csrf,
+            field_input("Player", "username", "", maxlength="24", autocapitalize="none", spellcheck="false",
+                        hint="Their username. Their open orders in the game are canceled, they leave the"
+                             " leaderboard, and their portfolio takes no more orders."),
+            button("Remove the player", "btn danger"), cls="stack inline-form", label="Remove a player",
+            confirm="Remove this player from the game?"))
+    parts.append(post_form(link + "/end", chrome.csrf, button("End the game now", "btn danger"), cls="inline",
+                           label="End the game now",
+                           confirm=f"End {game['name']} now? Trading stops and the ranking becomes final."))
+    return h("div", {"class": "manage"}, *parts)
+
+
+def game_page(chrome, game, board, invite_code=None, error=None):
     rules = [("Status", game["status"]), ("Starts", fmt.when(game["start"])), ("Ends", fmt.when(game["end"])),
              ("Starting cash", fmt.money(game["starting_cash"])), ("Players", str(game["players"])),
              ("Created by", game["creator"]), ("Visibility", "private" if game["private"] else "public"),
@@ -1084,5 +1162,6 @@ def game_page(chrome, game, board):
              h("h2", "Leaderboard"), h("p", {"class": "muted"}, updated),
              table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
                    empty="No standings yet: they come with the next market update.", cls="data leaderboard"),
+             manage_game(chrome, game, board, invite_code, error),
              h("p", h("a", {"href": "/games"}, "All games")))
     return document(chrome, game["name"], main, page="game")
