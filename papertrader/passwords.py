@@ -10,7 +10,8 @@ The master does not hash in its own process: ``python -m papertrader.passwords``
 request per line on stdin, ``[id, function, [args...]]`` in JSON, and answers each on stdout with
 ``[id, true, result]`` or ``[id, false, "ErrorType: message"]``.  It stops at the end of its stdin (its
 master closed it, or died), ignores Ctrl-C (the master decides when it stops) and, on Linux, is also
-terminated when its master dies.  It imports nothing of the master: only this module.
+terminated when its master dies.  It runs at the lowest CPU priority (nice 19; with Linux's autogrouping, in
+a session of its own whose group is nice 19 too, so that it also yields to the database server's processes).  It imports nothing of the master: only this module.
 """
 
 import base64
@@ -93,6 +94,23 @@ def _die_with_parent():
         pass
 
 
+def _lower_priority(niceness):
+    """Run ``niceness`` nicer than we were started.  On Linux with autogrouping, niceness only counts among the
+    processes of one session, so a process of its own session would otherwise weigh as much as the whole
+    master against the database server: we start a session of our own and make its group as nice."""
+    try:
+        niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except (AttributeError, OSError):
+        return
+    try:
+        os.setsid()
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(niceness))
+    except OSError:
+        pass
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -100,10 +118,7 @@ def main(argv=None):
     _die_with_parent()
     if len(argv) > 1 and os.getppid() != int(argv[1]):  # the master died before the line above
         return
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
-    except (AttributeError, OSError):
-        pass
+    _lower_priority(niceness)
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
     except (BrokenPipeError, KeyboardInterrupt):

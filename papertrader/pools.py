@@ -138,7 +138,7 @@ class _Child(protocol.ProcessProtocol):
 
     def outReceived(self, data):
         self.buffer += data
-        while b"\n" in self.buffer:
+        while b"\n" in self.buffer and not self.gone:
             line, self.buffer = self.buffer.split(b"\n", 1)
             self._answer(line)
         if len(self.buffer) > MAX_ANSWER:
@@ -162,11 +162,11 @@ class _Child(protocol.ProcessProtocol):
             self.pool._lost(self, retry=True)
             self._kill()
             return
+        self.pool._idle_again(self)  # first: whatever the answer's callbacks ask of the pool may go here
         if ok:
             job[3].callback(result)
         else:
             job[3].errback(JobFailed(result))
-        self.pool._idle_again(self)
 
     def errReceived(self, data):
         log.warn("a {pool} process says: {text}", pool=self.pool.name,

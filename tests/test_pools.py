@@ -96,6 +96,10 @@ async def test_hashing_runs_in_separate_processes_at_the_lowest_priority_and_ans
         [pid] = _pids(pool)
         assert pid != os.getpid()
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        if os.path.exists(f"/proc/{pid}/autogroup"):  # Linux's autogrouping: its own group, as nice
+            with open(f"/proc/{pid}/autogroup") as f:
+                assert f.read().split()[-2:] == ["nice", "19"]
+            assert os.getsid(pid) != os.getsid(0)
         with pytest.raises(JobFailed, match="^ValueError: Invalid salt"):  # a function's error is a typed answer
             await bounded(pool.run(check_password, "x", "not a bcrypt hash"), "a failed check")
         assert _pids(pool) == [pid]  # and the process goes on
