@@ -12,7 +12,8 @@ little longer; it still gets its share, so logins never stop.  Hashing is in pro
 because a low-priority thread that the scheduler puts aside while it holds the GIL (as each hash starts and
 ends) stalls every other thread of the master: ``bench/bench_logins.py`` measured 20 people logging in
 costing order acknowledgements +61% to +91% at p99 on PostgreSQL with nice-19 hashing threads, whatever
-their priority; a separate process shares no GIL.
+their priority; a separate process shares no GIL (and, in a session of its own whose autogroup is nice 19
+too, it yields to PostgreSQL's processes as well): +8% and -21% in two runs; see bench/README.md).
 
 A hashing process stops when its stdin ends: when the pool stops, and when the master dies however it
 dies (on Linux it is also sent SIGTERM then).  One that dies during a job is replaced, and the job is run
@@ -24,9 +25,8 @@ The pools are per process, started on first use and stopped when the reactor shu
 import collections
 import itertools
 import json
-import sys
-
 import os
+import sys
 import threading
 
 from twisted.internet import defer, error, protocol, threads
