@@ -125,26 +125,31 @@ def reference_price(order, last):
     return last, True
 
 
-#: Reservations that do not depend on the price (limit, stop-limit and notional buys), by order: an order
-#: is checked against every open order of its account, and those are mostly the same objects from one
-#: order to the next (the master keeps each portfolio's open orders in memory).  Orders are immutable, so
-#: an entry (order, rules, value) answers for as long as it holds that very order; at most this many.
+#: Reservations that do not depend on the price (those of sells, of orders no longer open, of limit,
+#: stop-limit and notional buys), by order: an order is checked against every open order of its account, and
+#: those are mostly the same objects from one order to the next (the master keeps each portfolio's open
+#: orders in memory).  Orders are immutable, so an entry (order, rules, value) answers for as long as it
+#: holds that very order; at most this many.
 FIXED_RESERVATIONS = 20_000
 _fixed = {}
+_NONE = Decimal("0.00")
+_PRICED_AT_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 
 
 def reservation(order, last, rules: Rules):
     """Cash an open buy keeps from the account's buying power (0 for a sell)."""
-    if order.side is not Side.BUY or not order.open:
-        return Decimal("0.00")
     found = _fixed.get(id(order))
     if found is not None and found[0] is order and found[1] is rules:
         return found[2]
-    value = _reservation(order, last, rules)
-    if order.quantity is None or order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-        if len(_fixed) >= FIXED_RESERVATIONS:
-            _fixed.clear()
-        _fixed[id(order)] = (order, rules, value)
+    if order.side is not Side.BUY or not order.open:
+        value = _NONE
+    else:
+        value = _reservation(order, last, rules)
+        if order.quantity is not None and order.type not in _PRICED_AT_LIMIT:
+            return value  # counted at the last price: not remembered
+    if len(_fixed) >= FIXED_RESERVATIONS:
+        _fixed.clear()
+    _fixed[id(order)] = (order, rules, value)
     return value
 
 
@@ -200,11 +205,22 @@ def margin_reservation(order, book, last, rules: Rules):
 def buying_power(book, open_orders, prices, rules, excluding=None):
     """Cash (or, in a margin account, Reg T buying power) left for new orders after the open orders'
     reservations."""
-    mine = [o for o in open_orders if o.id != excluding and o.account_id == book.account_id]
+    account_id = book.account_id
     if book.margin is not None:
-        reserved = sum((margin_reservation(o, book, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
+        reserved = sum((margin_reservation(o, book, prices.get(o.symbol), rules) for o in open_orders
+                        if o.id != excluding and o.account_id == account_id), Decimal("0.00"))
         return margin.buying_power(book, prices, book.margin) - reserved
-    reserved = sum((reservation(o, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
+    # A cash account: the loop every new order runs over its account's open orders, kept tight.
+    reserved = Decimal("0.00")
+    remembered = _fixed.get
+    for o in open_orders:
+        if o.id == excluding or o.account_id != account_id:
+            continue
+        found = remembered(id(o))
+        if found is not None and found[0] is o and found[1] is rules:
+            reserved += found[2]
+        else:
+            reserved += reservation(o, prices.get(o.symbol), rules)
     return book.cash - reserved
 
 
