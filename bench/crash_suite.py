@@ -42,6 +42,8 @@ async def main(reactor, args):
         schema = create_schema(args.postgres_url)
         url = with_search_path(args.postgres_url, schema)
         print(f"PostgreSQL schema {schema}", flush=True)
+        if not args.keep:  # stopped before the end (SIGTERM, Ctrl-C): the schema goes too
+            stopped = reactor.addSystemEventTrigger("before", "shutdown", drop_schema, args.postgres_url, schema)
     else:
         url = Database.default_url(os.path.join(workdir, "master"))
     try:
@@ -50,6 +52,7 @@ async def main(reactor, args):
                                           minutes=args.minutes)
     finally:
         if schema is not None and not args.keep:
+            reactor.removeSystemEventTrigger(stopped)
             drop_schema(args.postgres_url, schema)
     print(summary.text(), flush=True)
     if summary.violations or args.keep:

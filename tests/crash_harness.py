@@ -283,6 +283,13 @@ class Processes:
         procs = [p for p in [self.master, *self.workers.values()] if p is not None and p.running]
         await defer.gatherResults([p.kill() for p in procs], consumeErrors=True)
 
+    def kill_now(self):
+        """SIGKILL every process at once (the reactor is shutting down: the suite itself was stopped, by SIGTERM
+        or Ctrl-C; nothing may be left running)."""
+        for p in [self.master, *self.workers.values()]:
+            if p is not None and p.running and p.transport.pid:
+                os.kill(p.transport.pid, signal.SIGKILL)
+
     def log_files(self):
         found = glob.glob(os.path.join(self.log_dir, "*.log"))
         found += glob.glob(os.path.join(self.data_dir, "**", "*.log*"), recursive=True)
@@ -696,6 +703,7 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
     violations = []
     traders = [Trader(reactor, processes, i + 1, seed, counters) for i in range(users)]
     say(f"crash suite: seed {seed}, {kills} kills, {kind}, {users} users, {workers} workers, in {workdir}")
+    stopped = reactor.addSystemEventTrigger("before", "shutdown", processes.kill_now)
     try:
         await processes.start_all()
         for trader in traders:
@@ -741,6 +749,7 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
             if trader.connection is not None:
                 trader.connection.close()
         await processes.stop()
+        reactor.removeSystemEventTrigger(stopped)
     report = await check(database_url, processes.data_dir, traders)
     violations += report["violations"]
     violations += tracebacks(processes.log_files())
