@@ -33,6 +33,8 @@ from twisted.internet import defer, error, protocol, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from papertrader.errors import ServerError
+
 log = Logger()
 
 
@@ -94,8 +96,13 @@ class WorkPool:
             pool.stop()
 
 
-class JobFailed(Exception):
-    """A job of a process pool failed: its function raised (``ErrorType: message``) or its process died."""
+class JobFailed(ServerError):
+    """A job of a process pool failed: its function raised or its process died.  The pool logs why (one line,
+    ``why``: ``ErrorType: message``); the client is told no more than ``server_error``."""
+
+    def __init__(self, why):
+        super().__init__()
+        self.why = why
 
 
 #: Seconds a process pool's job may take before its process is killed and the job fails.
@@ -166,7 +173,7 @@ class _Child(protocol.ProcessProtocol):
         if ok:
             job[3].callback(result)
         else:
-            job[3].errback(JobFailed(result))
+            self.pool._failed(job, result)
 
     def errReceived(self, data):
         log.warn("a {pool} process says: {text}", pool=self.pool.name,
@@ -276,8 +283,12 @@ class ProcessPool:
             if retry and attempts == 0:
                 self._queue.appendleft((ident, name, args, d, 1))
             else:
-                d.errback(JobFailed(f"ProcessLost: the {self.name} process ended during the job"))
+                self._failed(job, f"ProcessLost: the {self.name} process ended during the job")
         self._dispatch()
+
+    def _failed(self, job, why):
+        log.error("a {pool} job ({function}) failed: {why}", pool=self.name, function=job[1], why=why)
+        job[3].errback(JobFailed(why))
 
     def stop(self):
         """Close every process's stdin (they exit); kill those still running after STOP_TIMEOUT.  Waiting
