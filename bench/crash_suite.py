@@ -43,7 +43,8 @@ async def main(reactor, args):
         url = with_search_path(args.postgres_url, schema)
         print(f"PostgreSQL schema {schema}", flush=True)
         if not args.keep:  # stopped before the end (SIGTERM, Ctrl-C): the schema goes too
-            stopped = reactor.addSystemEventTrigger("before", "shutdown", drop_schema, args.postgres_url, schema)
+            # ("after": once the harness has killed its processes, which hold the schema's locks)
+            stopped = reactor.addSystemEventTrigger("after", "shutdown", drop_schema, args.postgres_url, schema)
     else:
         url = Database.default_url(os.path.join(workdir, "master"))
     try:

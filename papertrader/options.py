@@ -43,6 +43,7 @@ class SettingsOptions(usage.Options):
         ["commission", None, None, "Commission per filled order."],
         ["bcrypt-rounds", None, None, "bcrypt cost factor for password hashes."],
         ["hash-processes", None, None, "Processes hashing passwords at once (0: half the CPU cores)."],
+        ["hash-threads", None, None, "The old name of --hash-processes."],
         ["market-seed", None, None, "Seed of the simulated market."],
         ["session-idle-timeout", None, None, "Seconds a session may go unused before it ends."],
         ["login-free-attempts", None, None, "Failed logins before each attempt must wait longer."],
@@ -130,6 +131,10 @@ class SettingsOptions(usage.Options):
         if config is None and os.path.exists(os.path.join(self["data-dir"], "papertrader.ini")):
             config = os.path.join(self["data-dir"], "papertrader.ini")
         self.config_path = config
+        if self["hash-threads"] is not None:
+            if self["hash-processes"] is not None:
+                raise usage.UsageError("--hash-threads is the old name of --hash-processes: give one of them")
+            self["hash-processes"] = self["hash-threads"]
         overrides = {name.replace("-", "_"): self[name] for name in self._SETTINGS}
         # A secret belongs in the environment (or a private config file), not on a command line.
         overrides["oidc_client_secret"] = os.environ.get("PAPERTRADER_OIDC_CLIENT_SECRET")

@@ -5,7 +5,7 @@ NUL), then bcrypt-hashed with a fresh salt: long passwords keep all their streng
 limit.  Passwords are compared after Unicode NFKC normalization (NIST SP 800-63B), so the same password typed
 on two keyboards is the same password.
 
-The master does not hash in its own process: ``python -m papertrader.passwords`` is a hashing process
+The master does not hash in its own process: ``main()`` of this module is a hashing process
 (``papertrader.pools.HASHING`` starts a bounded number of them, at the lowest CPU priority).  It reads one
 request per line on stdin, ``[id, function, [args...]]`` in JSON, and answers each on stdout with
 ``[id, true, result]`` or ``[id, false, "ErrorType: message"]``.  It stops at the end of its stdin (its

@@ -1,6 +1,6 @@
 """Bounded pools for CPU-heavy work that must not crowd out acknowledging orders.
 
-Password hashing (bcrypt) runs in a pool of separate processes (``python -m papertrader.passwords``), GPG
+Password hashing (bcrypt) runs in a pool of separate processes (Python running ``papertrader.passwords.main``), GPG
 (worker keys, handshake signatures) in a pool of threads; each pool has a fixed size, so however many
 people log in at once, at most ``size`` hashes run at a time, and a job waits in the pool's queue for a
 free process or thread.
@@ -17,7 +17,9 @@ too, it yields to PostgreSQL's processes as well): +8% and -21% in two runs; see
 
 A hashing process stops when its stdin ends: when the pool stops, and when the master dies however it
 dies (on Linux it is also sent SIGTERM then).  One that dies during a job is replaced, and the job is run
-again once; one that does not answer within ``JOB_TIMEOUT`` is killed and its job fails.
+again once; one that uses no CPU for ``JOB_TIMEOUT`` seconds of a job is stuck: it is killed and the job runs again
+once elsewhere (a job is never cut short for being slow: a costly hash at the lowest priority on a busy
+machine takes its time, and then answers).
 
 The pools are per process, started on first use and stopped when the reactor shuts down.
 """
@@ -105,12 +107,23 @@ class JobFailed(ServerError):
         self.why = why
 
 
-#: Seconds a process pool's job may take before its process is killed and the job fails.
+#: Seconds a process pool's job may go without its process using any CPU before the process is killed (stuck)
+#: and the job run again, once, on another one.
 JOB_TIMEOUT = 60.0
 #: Longest answer line a pool reads from one of its processes.
 MAX_ANSWER = 1 << 16
 #: Seconds the pool waits for its processes to exit when it stops, before killing them.
 STOP_TIMEOUT = 5.0
+
+
+def _cpu_seconds(pid):
+    """CPU time process ``pid`` has used (Linux: /proc), in clock ticks; None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class _Child(protocol.ProcessProtocol):
@@ -123,18 +136,35 @@ class _Child(protocol.ProcessProtocol):
         self.ended = defer.Deferred()
         self.gone = False
         self.timer = None
+        self.cpu = None
 
     def send(self, job):
-        self.job = job
+        """Give the process ``job``; False (the job failed) if its arguments cannot travel as JSON."""
         ident, name, args, _, _ = job
-        self.transport.write(json.dumps([ident, name, list(args)]).encode("ascii") + b"\n")
-        self.timer = self.pool.reactor.callLater(JOB_TIMEOUT, self._timed_out)
+        try:
+            line = json.dumps([ident, name, list(args)]).encode("ascii") + b"\n"
+        except (TypeError, ValueError) as e:
+            self.pool._failed(job, f"BadArguments: {e}")
+            return False
+        self.job = job
+        self.transport.write(line)
+        self.cpu = _cpu_seconds(self.transport.pid)
+        self.timer = self.pool.clock.callLater(JOB_TIMEOUT, self._check)
+        return True
 
-    def _timed_out(self):
+    def _check(self):
+        """Every JOB_TIMEOUT seconds of a job: a process that used some CPU since is working (slowly, at its low
+        priority, or on a costly hash): it goes on; one that used none is stuck: killed, and its job runs again
+        once elsewhere."""
         self.timer = None
-        log.warn("a {pool} process took more than {timeout} s over a job; killing it", pool=self.pool.name,
+        cpu = _cpu_seconds(self.transport.pid)
+        if cpu is not None and self.cpu is not None and cpu > self.cpu:
+            self.cpu = cpu
+            self.timer = self.pool.clock.callLater(JOB_TIMEOUT, self._check)
+            return
+        log.warn("a {pool} process did nothing for {timeout} s of a job; killing it", pool=self.pool.name,
                  timeout=JOB_TIMEOUT)
-        self.pool._lost(self, retry=False)
+        self.pool._lost(self, retry=True)
         self._kill()
 
     def _kill(self):
@@ -189,20 +219,23 @@ class _Child(protocol.ProcessProtocol):
 
 
 class ProcessPool:
-    """At most ``size`` processes of ``python -m <module> <niceness> <our pid>`` answering jobs (a function
+    """At most ``size`` processes of Python running ``<module>.main([niceness, our pid])`` answering jobs (a function
     of the module's ``FUNCTIONS``, by name, with JSON arguments) one at a time each; jobs beyond wait."""
 
-    def __init__(self, name, module, size=None, niceness=19, reactor=None):
+    def __init__(self, name, module, size=None, niceness=19, reactor=None, clock=None):
+        """``clock``: what times the jobs (default: the reactor)."""
         self.name = name
         self.module = module
         self.size = size or default_size()
         self.niceness = niceness
         self.reactor = reactor
+        self.clock = clock
         self._children = set()
         self._idle = []
         self._queue = collections.deque()
         self._ids = itertools.count(1)
         self._trigger = None
+        self._stopped = False
 
     def resize(self, size):
         """Use at most ``size`` processes (0: half the CPU cores)."""
@@ -224,6 +257,10 @@ class ProcessPool:
             from twisted.internet import reactor
 
             self.reactor = reactor
+        if self.clock is None:
+            self.clock = self.reactor
+        if self._stopped:
+            return defer.fail(JobFailed("Stopped: the pool stopped"))
         if self._trigger is None:
             self._trigger = self.reactor.addSystemEventTrigger("during", "shutdown", self.stop)
         d = defer.Deferred()
@@ -239,21 +276,25 @@ class ProcessPool:
                 try:
                     child = self._spawn()
                 except OSError as e:
-                    job = self._queue.popleft()
-                    job[3].errback(JobFailed(f"ProcessLost: cannot start a {self.name} process: {e}"))
+                    self._failed(self._queue.popleft(), f"ProcessLost: cannot start a {self.name} process: {e}")
                     continue
             else:
                 return
-            child.send(self._queue.popleft())
+            if not child.send(self._queue.popleft()):
+                self._idle.append(child)
 
     def _spawn(self):
+        """A new process: Python in isolated mode (no PYTHON* variables, no user site, not the working
+        directory on its path) with this package's directory after the rest of its path, and an environment
+        of PATH only (the master's secrets stay in the master)."""
         child = _Child(self)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        code = (f"import sys; sys.path.append({package_root!r}); import {self.module} as m;"
+                f" m.main(sys.argv[1:])")
         self.reactor.spawnProcess(child, sys.executable,
-                                  [sys.executable, "-m", self.module, str(self.niceness), str(os.getpid())],
-                                  env=env, childFDs={0: "w", 1: "r", 2: "r"})
+                                  [sys.executable, "-I", "-c", code, str(self.niceness), str(os.getpid())],
+                                  env={"PATH": os.environ.get("PATH", os.defpath)}, path=package_root,
+                                  childFDs={0: "w", 1: "r", 2: "r"})
         self._children.add(child)
         return child
 
@@ -291,10 +332,15 @@ class ProcessPool:
         job[3].errback(JobFailed(why))
 
     def stop(self):
-        """Close every process's stdin (they exit); kill those still running after STOP_TIMEOUT.  Waiting
-        jobs fail.  A Deferred that fires when all are gone."""
+        """Close every process's stdin (they exit); kill those still running after STOP_TIMEOUT.  Waiting and
+        running jobs fail (JobFailed), and so does every job asked for later.  A Deferred that fires when all
+        are gone."""
+        self._stopped = True
         queue, self._queue = self._queue, collections.deque()
-        for _, _, _, d, _ in queue:
+        running = [c.job for c in self._children if c.job is not None]
+        for child in self._children:
+            child.job = None  # failed here, quietly: stopping is no failure of theirs
+        for _, _, _, d, _ in [*queue, *running]:
             d.errback(JobFailed("Stopped: the pool stopped"))
         children = list(self._children)
         ended = [c.ended for c in children]

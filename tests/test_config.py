@@ -134,6 +134,14 @@ def test_a_renamed_setting_is_read_under_its_old_name_but_not_beside_its_new_one
         load_settings(path)
 
 
+def test_the_old_command_line_option_of_a_renamed_setting_still_works(tmp_path):
+    from papertrader.options import SettingsOptions
+
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path), "--hash-threads", "3"])
+    assert options.settings.hash_processes == 3
+
+
 def test_unknown_override_is_refused():
     with pytest.raises(ConfigError, match="unknown setting 'speed'"):
         load_settings(overrides={"speed": "11"})

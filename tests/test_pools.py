@@ -140,6 +140,39 @@ async def test_a_hashing_process_killed_during_a_job_is_replaced_and_the_job_ans
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_stuck_hashing_process_is_replaced_and_a_job_that_cannot_travel_fails_alone():
+    from decimal import Decimal
+
+    from twisted.internet import task
+
+    from papertrader import pools
+
+    clock = task.Clock()
+    pool = ProcessPool("test-hashing", "papertrader.passwords", 1, clock=clock)
+    try:
+        with pytest.raises(JobFailed) as failed:  # not JSON: this job fails, the process stays free
+            await bounded(pool.run(hash_password, Decimal("1"), 4), "a job that cannot be sent")
+        assert failed.value.why.startswith("BadArguments")
+        assert check_password("x", await bounded(pool.run(hash_password, "x", 4), "the next job"))
+        [pid] = _pids(pool)
+        job = pool.run(hash_password, "stuck", 10)
+        os.kill(pid, signal.SIGSTOP)  # it uses no more CPU: after a check or two it counts as stuck
+        try:
+            for _ in range(3):
+                clock.advance(pools.JOB_TIMEOUT)
+                if _pids(pool) != [pid]:
+                    break
+            assert _pids(pool) != [pid]
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert check_password("stuck", await bounded(job, "the job, again on a new process"))
+    finally:
+        await bounded(pool.stop(), "the pool's stop")
+    with pytest.raises(JobFailed):  # a stopped pool takes no more jobs
+        await pool.run(hash_password, "late", 4)
+
+
+@pytest_twisted.ensureDeferred
 async def test_ctrl_c_in_the_terminal_does_not_stop_a_hashing_process():
     """Ctrl-C reaches every process of the terminal's foreground group; the master decides when hashing stops."""
     pool = ProcessPool("test-hashing", "papertrader.passwords", 1)

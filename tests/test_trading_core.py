@@ -353,6 +353,7 @@ def test_an_open_buy_reserves_what_is_left_of_it_under_the_rules_in_force():
     part_filled = replace(first, filled_quantity=D(40), filled_value=D("2400.00"), status=Status.PARTIALLY_FILLED)
     assert buying_power(b, [part_filled], prices, Rules()) == D("6400.00")
     assert buying_power(b, [first], prices, Rules(commission_model=PerOrder(D("5.00")))) == D("3995.00")
+    assert buying_power(b, [first], prices, Rules(commission_model=PerOrder(D("5.00")))) == D("3995.00")
     assert buying_power(b, [first], prices, Rules()) == D("4000.00")
 
 

@@ -129,23 +129,25 @@ def reference_price(order, last):
 #: stop-limit and notional buys), by order: an order is checked against every open order of its account, and
 #: those are mostly the same objects from one order to the next (the master keeps each portfolio's open
 #: orders in memory).  Orders are immutable, so an entry (order, rules, value) answers for as long as it
-#: holds that very order; at most this many.
+#: holds that very order, under the same rules (a game's rules are equal, not always the same object); at
+#: most this many.
 FIXED_RESERVATIONS = 20_000
 _fixed = {}
 _NONE = Decimal("0.00")
 _PRICED_AT_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 
 
-def reservation(order, last, rules: Rules):
-    """Cash an open buy keeps from the account's buying power (0 for a sell)."""
+def reservation(order, last, rules: Rules, remember=True):
+    """Cash an open buy keeps from the account's buying power (0 for a sell).  ``remember``: False for an order
+    that is only looked at once (a preview)."""
     found = _fixed.get(id(order))
-    if found is not None and found[0] is order and found[1] is rules:
+    if found is not None and found[0] is order and (found[1] is rules or found[1] == rules):
         return found[2]
     if order.side is not Side.BUY or not order.open:
         value = _NONE
     else:
         value = _reservation(order, last, rules)
-        if order.quantity is not None and order.type not in _PRICED_AT_LIMIT:
+        if not remember or (order.quantity is not None and order.type not in _PRICED_AT_LIMIT):
             return value  # counted at the last price: not remembered
     if len(_fixed) >= FIXED_RESERVATIONS:
         _fixed.clear()
@@ -217,7 +219,7 @@ def buying_power(book, open_orders, prices, rules, excluding=None):
         if o.id == excluding or o.account_id != account_id:
             continue
         found = remembered(id(o))
-        if found is not None and found[0] is o and found[1] is rules:
+        if found is not None and found[0] is o and (found[1] is rules or found[1] == rules):
             reserved += found[2]
         else:
             reserved += reservation(o, prices.get(o.symbol), rules)

@@ -92,7 +92,7 @@ def preview(form, symbol, quote, portfolio, rules):
                   trail_percent=request.trail_percent)
     held = next((p["quantity"] for p in portfolio["positions"] if p["symbol"] == symbol), Decimal(0))
     if request.side is Side.BUY:
-        needed = reservation(order, last, rules)
+        needed = reservation(order, last, rules, remember=False)
         after = portfolio["buying_power"] - needed
         answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after))
         buffered = request.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT) and request.notional is None
