@@ -1089,7 +1089,7 @@ def games_page(chrome, games, error=None, form=None, create_error=None, create_f
     form = form or {}
     join = post_form(
         "/games/join", chrome.csrf,
-        field_input("Game", "name", form.get("name", ""), maxlength="64"),
+        field_input("Game", "name", form.get("name", ""), maxlength="64", hint="Its name, as listed above."),
         field_input("Invite code", "code", "", required=False, maxlength="128", autocomplete="off",
                     hint="Only for a private game."),
         button("Join", "btn primary"), cls="stack inline-form", label="Join a game")
