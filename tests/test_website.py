@@ -451,20 +451,26 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert (shown["creator"], shown["private"], shown["starting_cash"]) == ("dave", False, Decimal("10000.00"))
         assert shown["end"].isoformat() == "2027-01-01T00:00:00+00:00"  # through its last day
 
-        # A private game with more rules: its invite code is shown once, in the answer.
-        response, body = await site.post("/games", dict(game, name="Secret Cup", private="yes",
-                                                        assets="aapl, msft", max_position="25%"))
-        assert response.code == 200
+        # A private game with more rules: its invite code is shown once, on the game's page the answer leads to
+        # (a reload shows it no more, and posts nothing again).
+        response, _ = await site.post("/games", dict(game, name="Secret Cup", private="yes",
+                                                     assets="aapl, msft", max_position="25%"))
+        assert (response.code, header(response, b"location")) == (303, "/games/Secret%20Cup")
+        _, body = await site.get("/games/Secret%20Cup")
         first = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
+        _, body = await site.get("/games/Secret%20Cup")
+        assert 'id="invite-code"' not in body
         secret = await frank(commands.JoinGame, name="Secret Cup", code=first)
         assert (secret["assets"], secret["max_position"], secret["private"]) == (["AAPL", "MSFT"], Decimal("25"), True)
 
         # Its creator manages it from its page: a new code (the old one stops working), a player removed.
         _, body = await site.get("/games/Secret%20Cup")
         assert "New invite code" in body and "End the game now" in body
-        response, body = await site.post("/games/Secret%20Cup/invite", dict(csrf=csrf))
+        response, _ = await site.post("/games/Secret%20Cup/invite", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/games/Secret%20Cup")
+        _, body = await site.get("/games/Secret%20Cup")
         second = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
-        assert response.code == 200 and second != first
+        assert second != first
         with pytest.raises(PaperTraderError):
             await gina(commands.JoinGame, name="Secret Cup", code=first)
         await gina(commands.JoinGame, name="Secret Cup", code=second)

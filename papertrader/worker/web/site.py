@@ -842,12 +842,18 @@ class Website:
         except PaperTraderError as e:
             return await self.games_html(request, visit, create_error=sentence(e.message), create_form=form,
                                          status=422)
-        if game.get("invite_code"):  # shown in this answer only, like a new API key
-            return await self.game_html(request, visit, game["name"], invite_code=game["invite_code"])
-        security.set_flash(request, f"Game {game['name']} created. Join it to play.", "success")
+        # A private game's first invite code goes with the message to the game's page (a cookie of a minute,
+        # read once): a reload of that page does not post again.
+        security.set_flash(request, f"Game {game['name']} created. Join it to play.", "success",
+                           **self.invite(game))
         return redirect(request, views.game_link(game["name"]))
 
-    async def game_html(self, request, visit, name, invite_code=None, error=None, status=200):
+    @staticmethod
+    def invite(game):
+        """What a flash message carries of a new invite code (nothing if the answer has none)."""
+        return {"invite": game["invite_code"], "game": game["name"]} if game.get("invite_code") else {}
+
+    async def game_html(self, request, visit, name, error=None, status=200):
         name = name[:64]
         try:
             game, board = await defer.gatherResults(
@@ -859,9 +865,12 @@ class Website:
                                                   sentence(e.message)), 404)
         if visit.portfolios is None:
             await self.load_portfolios(request, visit)
-        clock = await self.clock(visit)
-        return html(request, views.game_page(self.chrome(request, visit, "games", clock), game, board, invite_code,
-                                             error), status)
+        chrome = self.chrome(request, visit, "games", await self.clock(visit))
+        flash = chrome.flash or {}
+        invite_code = flash.get("invite") if flash.get("game") == game["name"] else None
+        if not isinstance(invite_code, str):
+            invite_code = None
+        return html(request, views.game_page(chrome, game, board, invite_code, error), status)
 
     @app.route("/games/<string:name>", methods=["GET"])
     @signed_in()
@@ -883,7 +892,9 @@ class Website:
         game, refused = await self.manage_game(request, visit, name, commands.GameInvite)
         if refused is not None:
             return refused
-        return await self.game_html(request, visit, game["name"], invite_code=game["invite_code"])
+        security.set_flash(request, "A new invite code: the previous one no longer works.", "success",
+                           **self.invite(game))
+        return redirect(request, views.game_link(game["name"]))
 
     @app.route("/games/<string:name>/remove", methods=["POST"])
     @action()
