@@ -61,10 +61,11 @@ def answer(line: bytes) -> bytes:
     ident = None
     try:
         ident, name, args = json.loads(line)
-        result = FUNCTIONS[name](*args)
-        reply = [ident, True, result]
-    except KeyError as e:
-        reply = [ident, False, f"UnknownFunction: {e}"]
+        function = FUNCTIONS.get(name)
+        if function is None:
+            reply = [ident, False, f"UnknownFunction: {name!r}"]
+        else:
+            reply = [ident, True, function(*args)]
     except Exception as e:  # noqa: BLE001 - every failure is an answer, never the end of the process
         reply = [ident, False, f"{type(e).__name__}: {e}"]
     return json.dumps(reply).encode("ascii") + b"\n"

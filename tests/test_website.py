@@ -339,23 +339,30 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""
 
 
+async def signed_up(site, worker, username):
+    """``username`` registered and signed in on ``site``: (its pages' CSRF token, a function passing a command on
+    to the master with the session, as the worker's gateway does)."""
+    _, body = await site.get("/signin")
+    csrf = site.csrf(body)
+    account = dict(username=username, email=f"{username}@example.com", password=PASSWORD, csrf=csrf)
+    assert (await site.post("/register", account))[0].code == 303
+    assert (await site.post("/signin", dict(username=username, password=PASSWORD, csrf=csrf)))[0].code == 303
+    token = site.cookies["__Host-pt_session"]
+    _, body = await site.get("/")
+
+    def forward(command, **arguments):
+        return worker.gateway.forward(command, dict(arguments, token=token), "127.0.0.1")
+
+    return site.csrf(body), forward
+
+
 @pytest_twisted.ensureDeferred
 async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_path, settings, clock, database_url):
     d = await start_cluster(tmp_path, replace(settings, workers=1), database_url, clock, http_port=0)
     worker = d.cluster.workers[0]
     site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
     try:
-        _, body = await site.get("/signin")
-        csrf = site.csrf(body)
-        account = dict(username="erin", email="erin@example.com", password=PASSWORD, csrf=csrf)
-        assert (await site.post("/register", account))[0].code == 303
-        assert (await site.post("/signin", dict(username="erin", password=PASSWORD, csrf=csrf)))[0].code == 303
-        token = site.cookies["__Host-pt_session"]
-        _, body = await site.get("/")
-        csrf = site.csrf(body)
-
-        def forward(command, **arguments):
-            return worker.gateway.forward(command, dict(arguments, token=token), "127.0.0.1")
+        csrf, forward = await signed_up(site, worker, "erin")
 
         async def names():
             return {p["name"]: p["default"] for p in (await forward(commands.Portfolios))["portfolios"]}
@@ -419,13 +426,8 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
     worker = d.cluster.workers[0]
     site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
     try:
-        _, body = await site.get("/signin")
-        csrf = site.csrf(body)
-        account = dict(username="dave", email="dave@example.com", password=PASSWORD, csrf=csrf)
-        assert (await site.post("/register", account))[0].code == 303
-        assert (await site.post("/signin", dict(username="dave", password=PASSWORD, csrf=csrf)))[0].code == 303
+        csrf, _ = await signed_up(site, worker, "dave")
         _, body = await site.get("/games")
-        csrf = site.csrf(body)
         assert 'action="/games"' in body and 'type="date"' in body
 
         async def person(name):
@@ -508,17 +510,7 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
     worker = d.cluster.workers[0]
     site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
     try:
-        _, body = await site.get("/signin")
-        csrf = site.csrf(body)
-        account = dict(username="dave", email="dave@example.com", password=PASSWORD, csrf=csrf)
-        assert (await site.post("/register", account))[0].code == 303
-        assert (await site.post("/signin", dict(username="dave", password=PASSWORD, csrf=csrf)))[0].code == 303
-        token = site.cookies["__Host-pt_session"]
-        _, body = await site.get("/")
-        csrf = site.csrf(body)
-
-        def forward(command, **arguments):
-            return worker.gateway.forward(command, dict(arguments, token=token), "127.0.0.1")
+        csrf, forward = await signed_up(site, worker, "dave")
 
         [default] = (await forward(commands.Portfolios))["portfolios"]
 

@@ -207,22 +207,11 @@ def margin_reservation(order, book, last, rules: Rules):
 def buying_power(book, open_orders, prices, rules, excluding=None):
     """Cash (or, in a margin account, Reg T buying power) left for new orders after the open orders'
     reservations."""
-    account_id = book.account_id
+    mine = [o for o in open_orders if o.id != excluding and o.account_id == book.account_id]
     if book.margin is not None:
-        reserved = sum((margin_reservation(o, book, prices.get(o.symbol), rules) for o in open_orders
-                        if o.id != excluding and o.account_id == account_id), Decimal("0.00"))
+        reserved = sum((margin_reservation(o, book, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
         return margin.buying_power(book, prices, book.margin) - reserved
-    # A cash account: the loop every new order runs over its account's open orders, kept tight.
-    reserved = Decimal("0.00")
-    remembered = _fixed.get
-    for o in open_orders:
-        if o.id == excluding or o.account_id != account_id:
-            continue
-        found = remembered(id(o))
-        if found is not None and found[0] is o and (found[1] is rules or found[1] == rules):
-            reserved += found[2]
-        else:
-            reserved += reservation(o, prices.get(o.symbol), rules)
+    reserved = sum((reservation(o, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
     return book.cash - reserved
 
 

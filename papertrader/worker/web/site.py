@@ -53,6 +53,10 @@ class Visit:
         #: The account's open portfolios (loaded for a page: the navigation's selector).
         self.portfolios = None
 
+    def shows(self, name):
+        """Does this browser show the portfolio ``name`` by its name (not as the default one)?"""
+        return self.portfolio is not None and self.portfolio.casefold() == name.casefold()
+
 
 def client_ip(request):
     return getattr(request.getClientAddress(), "host", "unknown")
@@ -709,14 +713,21 @@ class Website:
                                                   f"You have no open portfolio named {name!r}."), 404)
         return html(request, views.manage_page(chrome, found, form, errors), status)
 
-    async def managed(self, request, visit, name, command, what, **arguments):
-        """``command`` on the portfolio ``name``: its answer, or (a refusal) the manage page saying why."""
+    @staticmethod
+    async def attempt(answer, refused):
+        """(the answer, None) of a command (``answer``, a Deferred), or, if the master refused it, (None, the page
+        ``refused(why)`` makes).  A session that ended or a master out of reach are not refusals: they go on."""
         try:
-            return await self.call(visit, command, name=name, **arguments), None
+            return await answer, None
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            return None, await self.manage_html(request, visit, name, arguments, {what: sentence(e.message)}, 422)
+            return None, await refused(sentence(e.message))
+
+    def managed(self, request, visit, name, command, what, **arguments):
+        """``command`` on the portfolio ``name``: its answer, or (a refusal) the manage page saying why."""
+        return self.attempt(self.call(visit, command, name=name, **arguments),
+                            lambda why: self.manage_html(request, visit, name, arguments, {what: why}, 422))
 
     @app.route("/portfolios/manage", methods=["GET"])
     @signed_in()
@@ -731,7 +742,7 @@ class Website:
                                               new_name=field(request, "new_name", 64))
         if refused is not None:
             return refused
-        if visit.portfolio is not None and visit.portfolio.casefold() == name.casefold():
+        if visit.shows(name):
             security.choose_portfolio(request, renamed["name"])  # the pages go on showing it
         security.set_flash(request, f"Portfolio {name} is now called {renamed['name']}.", "success")
         return redirect(request, "/portfolios")
@@ -761,7 +772,7 @@ class Website:
         closed, refused = await self.managed(request, visit, name, commands.ClosePortfolio, "close")
         if refused is not None:
             return refused
-        if visit.portfolio is not None and visit.portfolio.casefold() == name.casefold():
+        if visit.shows(name):
             security.choose_portfolio(request, None)  # the pages show the default one again
         security.set_flash(request, f"Portfolio {closed['name']} is closed.", "success")
         return redirect(request, "/portfolios")
@@ -877,14 +888,10 @@ class Website:
     async def game(self, request, visit, name):
         return await self.game_html(request, visit, name)
 
-    async def manage_game(self, request, visit, name, command, **arguments):
+    def manage_game(self, request, visit, name, command, **arguments):
         """``command`` on the game ``name`` (its creator's): its answer, or the game's page saying why not."""
-        try:
-            return await self.call(visit, command, name=name[:64], **arguments), None
-        except (NotLoggedIn, MasterUnavailable):
-            raise
-        except PaperTraderError as e:
-            return None, await self.game_html(request, visit, name, error=sentence(e.message), status=422)
+        return self.attempt(self.call(visit, command, name=name[:64], **arguments),
+                            lambda why: self.game_html(request, visit, name, error=why, status=422))
 
     @app.route("/games/<string:name>/invite", methods=["POST"])
     @action()
