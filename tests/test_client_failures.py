@@ -613,3 +613,27 @@ async def test_a_closed_standard_input_is_refused_not_a_crash(cluster):
     status = await ended(proc)
     body = check_failure(status, proc.stdout.decode(), proc.stderr.decode(), "invalid_input")
     assert "no standard input" in body["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_closed_by_its_owner_fails_its_command_in_flight_with_a_typed_error(cluster):
+    """A program that closes a Connection (stopping) while a command is on its way gets the command's typed
+    error, at once, and the command is not carried on through another worker (the crash suite found a
+    TypeError here: closing while a WatchOrders was being subscribed)."""
+    from papertrader.client.connection import Connection
+    from papertrader.errors import PaperTraderError
+    from papertrader import commands
+
+    with open(os.path.join(cluster.cluster.data_dir, "ca.pem"), "rb") as f:
+        ca_pem = f.read()
+    master = ("localhost", cluster.master.listener.port.getHost().port)
+    for moment in ("while it opens", "once it was sent"):
+        connection = Connection(reactor, master, ca_pem)
+        if moment == "once it was sent":
+            await bounded(connection.open())
+        call = defer.ensureDeferred(connection.call(commands.WatchOrders, token="t" * 40))
+        connection.close()
+        with pytest.raises(PaperTraderError) as caught:
+            await bounded(call)
+        assert caught.value.code == "worker_failed", (moment, caught.value)
+        assert connection.proto is None and connection.avoid == set(), moment

@@ -228,17 +228,18 @@ class TradingCommands:
         def unit_of_work(cursor, ahead):
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
-                return existing, False
+                return existing, None
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
-            self.store.save(cursor, [], {}, [_accepted(order)], recorded)
+            event = _accepted(order)
+            self.store.save(cursor, [], {}, [event], recorded)
             self.store.open_after_commit(cursor, session.portfolio_id, open_orders, [order.id])
-            return order, True
+            return order, event
 
-        order, created = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
-        if not created:
+        order, event = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
+        if event is None:
             if not _same_request(order, request):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
                                      f" {order.id} ({order.side.value} {order.symbol}, {order.type.value})")
@@ -248,8 +249,9 @@ class TradingCommands:
                       what=order.quantity if order.quantity is not None else f"${order.notional}",
                       symbol=order.symbol, type=order.type.value, tif=order.time_in_force.value,
                       username=session.username, worker=stamp.worker, ip=stamp.client_ip)
-        self.publish([(session.username, _event_view(_accepted(order), session.portfolio))])
-        return order_view(order)
+        view = order_view(order)
+        self.publish([(session.username, _event_view(event, session.portfolio, view=dict(view)))])
+        return view
 
     # --- cancel and replace ------------------------------------------------------------
 
@@ -796,9 +798,10 @@ def _accepted(order):
     return Event(EventKind.ACCEPTED, order, order.created)
 
 
-def _event_view(event, portfolio=None):
-    """An order event as pushed to the workers; ``portfolio`` (a Portfolio, or (name, uuid)) says whose."""
-    view = dict(event=event.kind.value, time=event.time, order=order_view(event.order))
+def _event_view(event, portfolio=None, view=None):
+    """An order event as pushed to the workers; ``portfolio`` (a Portfolio, or (name, uuid)) says whose;
+    ``view``: the order's ``order_view``, if it was made already."""
+    view = dict(event=event.kind.value, time=event.time, order=view if view is not None else order_view(event.order))
     if portfolio is not None:
         name, uuid_ = (portfolio.name, portfolio.uuid) if hasattr(portfolio, "uuid") else portfolio
         view.update(portfolio=name, portfolio_uuid=uuid_)

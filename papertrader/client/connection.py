@@ -194,6 +194,8 @@ class Connection:
         self.uncertain = False
         self._trouble = []
         self._told = 0
+        #: How many times its owner closed the connection (a command in flight then stops: see ``call``).
+        self._closes = 0
 
     def master_description(self):
         host, port = self.master
@@ -285,7 +287,7 @@ class Connection:
     def _failed(self, e):
         """The current worker failed with ``e``: raise it if nothing may move, else forget the worker."""
         name = self.worker["name"]
-        self.close()
+        self._drop()
         if self.wanted:
             raise type(e)(e.message + self._pinned_hint())
         self.avoid.add(name)
@@ -301,17 +303,25 @@ class Connection:
         order per id.  ``uncertain`` tells afterwards whether a worker failed after the command was sent.
         """
         self.sent = self.uncertain = False
+        closes = self._closes
         while True:
             if not self.connected():
                 if self.proto is not None:
                     self._failed(self._gone())
                 yield self.open()
+                if self._closes != closes:  # closed by its owner while it was opening
+                    self._drop()
+                    raise WorkerFailed("the connection was closed before the command was sent")
             proto = self.proto
             self.sent = True
             try:
                 answer = yield call(self.reactor, proto, command, describe(self.worker), **kwargs)
             except (WorkerFailed, MasterUnavailable) as e:
                 self.uncertain = True
+                if self._closes != closes:  # its owner closed the connection meanwhile: carry nothing on
+                    raise
+                if self.proto is not proto:  # another command on this connection moved on already: go along
+                    continue
                 if isinstance(e, MasterUnavailable):
                     # A worker shutting down says so, then drops its master link: the command in flight
                     # fails for the link, but what happened is the shutdown.
@@ -325,6 +335,12 @@ class Connection:
             return answer
 
     def close(self):
+        """Close the connection; a command in flight fails (its error is raised, it is not carried on through
+        another worker).  The next command opens a new one."""
+        self._closes += 1
+        self._drop()
+
+    def _drop(self):
         if self.proto is not None:
             self.proto.close()
         self.proto = self.worker = None

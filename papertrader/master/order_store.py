@@ -202,21 +202,31 @@ class OrderStore:
 
     def open_after_commit(self, cursor, account_id, unchanged, written):
         """Once the transaction running now commits, the portfolio's open orders are ``unchanged`` (those of its
-        open orders the unit of work did not write) and those of the orders ``written`` (ids of orders it
-        placed: not filled) still open, read back as the database has them: keep them then, unless something
-        changes the portfolio before.  Called by a unit of work when it has written everything it will."""
+        open orders the unit of work did not write, in id order) and those of the orders ``written`` (ids of
+        orders it placed: not filled) still open, read back as the database has them: keep them then, unless
+        something changes the portfolio before.  Called by a unit of work when it has written everything it
+        will."""
         transaction = self.db.transaction()
         if transaction is None:
             return
         fresh = []
         if written:  # orders just written, none of them filled yet (a fill is a market step's)
-            cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.id IN {_in(written)}"), list(written))
-            fresh = [self._order(row) for row in cursor.fetchall()]
+            rows = transaction.data.get((self, "rows"), {})
+            if all(i in rows for i in written):  # as insert wrote them
+                fresh = [self._order(rows[i]) for i in written]
+            else:
+                cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.id IN {_in(written)}"),
+                               list(written))
+                fresh = [self._order(row) for row in cursor.fetchall()]
         pending = transaction.data.get(self)
         if pending is None:
             pending = transaction.data[self] = {}
             transaction.before_commit.append(lambda: self._stamp_pending(transaction, pending))
-        pending[account_id] = tuple(sorted((o for o in [*unchanged, *fresh] if o.open), key=lambda o: o.id))
+        fresh = [o for o in fresh if o.open]
+        if fresh and unchanged and min(o.id for o in fresh) < unchanged[-1].id:
+            pending[account_id] = tuple(sorted([*unchanged, *fresh], key=lambda o: o.id))
+        else:  # the new orders come last (the usual case: no need to read every open order again)
+            pending[account_id] = (*unchanged, *sorted(fresh, key=lambda o: o.id))
 
     def _stamp_pending(self, transaction, pending):
         memory = self.open_memory
@@ -375,31 +385,43 @@ class OrderStore:
         ``origin``: None (the user) or 'liquidation' (placed by the platform to meet a margin call)."""
         order_uuid = str(uuid.uuid4())
         self._changed([order.account_id])
+        # The columns as COLUMNS reads them, from client_order_id to replaces.
+        values = (order.client_order_id, order.side.value, order.symbol, order.type.value,
+                  order.time_in_force.value, _maybe(to_quantity_units, order.quantity), _maybe(to_cents, order.notional),
+                  _maybe(to_price_units, order.limit_price), _maybe(to_price_units, order.stop_price),
+                  _maybe(to_price_units, order.trail_price), _percent_bp(order.trail_percent), order.status.value,
+                  iso(order.created), iso(order.updated or order.created), _maybe(iso, order.expires),
+                  _maybe(iso, order.session_open), _maybe(iso, order.session_close),
+                  _maybe(to_price_units, order.watermark), int(order.triggered), order.replaces)
         cursor.execute(self.sql(
             "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
             " quantity_units, notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created,"
-            " updated, received, client_ip, worker, expires, session_open, session_close, watermark_units, triggered,"
-            " replaces, origin) VALUES (?, ?, (SELECT generation FROM portfolios WHERE id = ?), ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-            (order_uuid, order.account_id, order.account_id, order.client_order_id, order.side.value, order.symbol, order.type.value,
-             order.time_in_force.value, _maybe(to_quantity_units, order.quantity), _maybe(to_cents, order.notional),
-             _maybe(to_price_units, order.limit_price), _maybe(to_price_units, order.stop_price),
-             _maybe(to_price_units, order.trail_price), _percent_bp(order.trail_percent), order.status.value,
-             iso(order.created), iso(order.updated or order.created), iso(received), client_ip[:64], worker[:64],
-             _maybe(iso, order.expires), _maybe(iso, order.session_open), _maybe(iso, order.session_close),
-             _maybe(to_price_units, order.watermark), int(order.triggered), order.replaces, origin))
+            " updated, expires, session_open, session_close, watermark_units, triggered, replaces, received,"
+            " client_ip, worker, origin) VALUES (?, ?, (SELECT generation FROM portfolios WHERE id = ?), ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            (order_uuid, order.account_id, order.account_id, *values, iso(received), client_ip[:64], worker[:64],
+             origin))
         order = order.but(id=cursor.fetchone()[0], uuid=order_uuid)
         if order.replaces is not None:
             cursor.execute(self.sql("SELECT uuid FROM orders WHERE id = ?"), (order.replaces,))
             order = order.but(replaces_uuid=cursor.fetchone()[0])
         if order.replaces is not None:
             cursor.execute(self.sql("UPDATE orders SET replaced_by = ? WHERE id = ?"), (order.id, order.replaces))
+        transaction = self.db.transaction()
+        if transaction is not None:  # the row as a SELECT of COLUMNS would read it now (open_after_commit)
+            transaction.data.setdefault((self, "rows"), {})[order.id] = (
+                order.id, order_uuid, order.account_id, *values, None, None, None, 0, order.replaces_uuid, None)
         return order
 
     def save(self, cursor, orders, books, events, recorded, records=()):
         """Write a step's (or a cancel's, a replace's, an acceptance's) outcome: changed orders, books,
         fills, events, and what corporate actions did (``records``)."""
         sql = self.sql
+        if not orders and not records and not any(e.fill is not None for e in events):
+            # events alone (an order accepted): what follows would find nothing to do
+            self._changed({e.order.account_id for e in events})
+            self._write_events(cursor, events, recorded, iter(()))
+            return
         changed = {o.account_id for o in orders} | {e.order.account_id for e in events} | \
             {e.fill.account_id for e in events if e.fill is not None} | {r.account_id for r in records}
         if changed:
@@ -453,11 +475,16 @@ class OrderStore:
             "INSERT INTO transactions (portfolio_id, generation, order_id, kind, time, side, symbol, quantity_units, price_units,"
             " commission_cents, amount_cents, cash_after_cents, realized_cents, position_after_units, model)"
             " VALUES (?, ?, ?, 'fill', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"), fill_rows))
-        rows = [(event.order.account_id, event.order.id, event.kind.value, iso(event.time), iso(recorded),
+        self._write_events(cursor, events, recorded, transaction_ids)
+
+    def _write_events(self, cursor, events, recorded, transaction_ids):
+        """The order events; a fill's event takes the next of ``transaction_ids`` (its fill's row)."""
+        recorded = iso(recorded)
+        rows = [(event.order.account_id, event.order.id, event.kind.value, iso(event.time), recorded,
                  next(transaction_ids) if event.fill is not None else None, event.reason_code, event.reason)
                 for event in events]
         if rows:
-            cursor.executemany(sql(
+            cursor.executemany(self.sql(
                 "INSERT INTO order_events (portfolio_id, order_id, kind, time, recorded, transaction_id, reason_code,"
                 " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
 

@@ -19,6 +19,7 @@ a buy that covers a short needs no buying power, but no order may turn a positio
 or back: close it first.
 """
 
+import threading
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Optional
@@ -207,12 +208,104 @@ def margin_reservation(order, book, last, rules: Rules):
 def buying_power(book, open_orders, prices, rules, excluding=None):
     """Cash (or, in a margin account, Reg T buying power) left for new orders after the open orders'
     reservations."""
+    if book.margin is None and excluding is None:
+        return book.cash - _reserved_sums.reserved(open_orders, book.account_id, prices, rules)
     mine = [o for o in open_orders if o.id != excluding and o.account_id == book.account_id]
     if book.margin is not None:
         reserved = sum((margin_reservation(o, book, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
         return margin.buying_power(book, prices, book.margin) - reserved
     reserved = sum((reservation(o, prices.get(o.symbol), rules) for o in mine), Decimal("0.00"))
     return book.cash - reserved
+
+
+def _priced(order):
+    """Whether an order's reservation depends on the last price (an open market, stop or trailing stop buy
+    by quantity)."""
+    return order.side is Side.BUY and order.open and order.quantity is not None and \
+        order.type not in _PRICED_AT_LIMIT
+
+
+class _ReservedSums:
+    """What a cash account's open orders reserve, remembered by the last of them.
+
+    A portfolio's next order is checked against the same open orders, or the same plus the order placed
+    last (the master keeps them in memory, in id order).  So the part of their reservations that does not
+    depend on prices is summed once and then grows by one order, instead of being added up again from
+    orders scattered in memory (reading them is what costs, not the arithmetic); the orders counted at the
+    last price are listed and priced at every check.  An entry holds the very orders it was made from (they
+    are immutable), so it answers only for a sequence equal to them, under equal rules.  At most
+    ``max_orders`` orders are held over all entries (then all are forgotten).
+    """
+
+    def __init__(self, max_orders=20_000):
+        self.max_orders = max_orders
+        self._entries = {}  # id(last order) -> (orders tuple, account id, rules, fixed sum, priced orders)
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def reserved(self, orders, account_id, prices, rules):
+        """The sum of ``reservation`` over those of ``orders`` that are ``account_id``'s."""
+        entry = self._entry(tuple(orders), account_id, rules)
+        total = entry[3]
+        for order in entry[4]:
+            total += reservation(order, prices.get(order.symbol), rules)
+        return total
+
+    def _entry(self, orders, account_id, rules):
+        if not orders:
+            return ((), account_id, rules, _NONE, ())
+        entries = self._entries
+        same = entries.get(id(orders[-1]))
+        if same is not None and self._matches(same, orders, account_id, rules):
+            return same
+        before = entries.get(id(orders[-2])) if len(orders) > 1 else None
+        if before is not None and self._matches(before, orders[:-1], account_id, rules):
+            fixed, priced = before[3], before[4]
+            added = orders[-1]
+            if added.account_id == account_id:
+                if _priced(added):
+                    priced += (added,)
+                else:
+                    fixed += reservation(added, None, rules)
+            entry = (orders, account_id, rules, fixed, priced)
+            self._replace(before, entry)
+            return entry
+        fixed, priced = _NONE, []
+        for order in orders:
+            if order.account_id != account_id:
+                continue
+            if _priced(order):
+                priced.append(order)
+            else:
+                fixed += reservation(order, None, rules)
+        entry = (orders, account_id, rules, fixed, tuple(priced))
+        self._replace(None, entry)
+        return entry
+
+    @staticmethod
+    def _matches(entry, orders, account_id, rules):
+        # Tuples compare item by item, by identity first: the same orders cost a pointer comparison each.
+        return entry[1] == account_id and (entry[2] is rules or entry[2] == rules) and entry[0] == orders
+
+    def _replace(self, old, entry):
+        orders = entry[0]
+        with self._lock:
+            if old is not None and self._entries.get(id(old[0][-1])) is old:
+                del self._entries[id(old[0][-1])]
+                self._held -= len(old[0])
+            if self._held + len(orders) > self.max_orders:
+                self._entries.clear()
+                self._held = 0
+                if len(orders) > self.max_orders:
+                    return
+            previous = self._entries.get(id(orders[-1]))
+            if previous is not None:
+                self._held -= len(previous[0])
+            self._entries[id(orders[-1])] = entry
+            self._held += len(orders)
+
+
+_reserved_sums = _ReservedSums()
 
 
 def covering(book, open_orders, symbol, excluding=None):
@@ -253,7 +346,7 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     Raises a typed error (InvalidInput, QuoteUnavailable, InsufficientFunds, InsufficientPosition).
     """
     check_shape(request)
-    others = [o for o in open_orders if replaces is None or o.id != replaces.id]
+    others = open_orders if replaces is None else [o for o in open_orders if o.id != replaces.id]
     if len(others) >= rules.max_open_orders:
         raise InvalidInput(f"you already have {rules.max_open_orders} open orders; cancel some first")
     last = prices.get(request.symbol)
