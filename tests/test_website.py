@@ -182,10 +182,20 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         portfolio = await worker.gateway.forward(commands.Portfolio, dict(token=token), "127.0.0.1")
         assert Decimal(points[-1][1]) == portfolio["equity"]
 
-        # Text a user chose comes back escaped.
-        response, body = await site.post("/account/api-keys", dict(name="<script>alert(1)</script>", csrf=csrf))
-        assert response.code == 200
+        # Text a user chose comes back escaped.  The new-key form sent twice (a reload of the page that showed
+        # the secret) makes one key, and says so.
+        response, body = await site.get("/account")
+        form_id = re.search(r'name="form_id" value="([^"]+)"', body).group(1)
+        key = dict(name="<script>alert(1)</script>", csrf=csrf, form_id=form_id)
+        response, body = await site.post("/account/api-keys", key)
+        assert response.code == 200 and 'id="new-key-secret"' in body
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert" not in body
+        response, _ = await site.post("/account/api-keys", key)
+        assert (response.code, header(response, b"location")) == (303, "/account")
+        response, body = await site.get("/account")
+        made = (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"]
+        assert len(made) == 1 and f"This form was sent already: it made the key {made[0]['key_id']}" in body
+        assert 'id="new-key-secret"' not in body
 
         # The account page's forms: a wrong current password is said so; keys revoked; sessions ended.
         response, body = await site.post("/account/password", dict(old_password="not it at all", csrf=csrf,

@@ -8,6 +8,7 @@ POST must carry its CSRF token and come from this site.  After a successful POST
 on (303) with a short flash message; a refused one gets the form again with the reason.
 """
 
+import collections
 import functools
 import secrets
 import uuid
@@ -166,6 +167,10 @@ def action(needs_session=True):
     return decorate
 
 
+#: Forms that made an API key remembered at most (see Website.key_forms).
+KEY_FORMS = 10_000
+
+
 class Website:
     app = Klein()
 
@@ -173,6 +178,9 @@ class Website:
         self.worker = worker
         self.settings = settings
         self.rules = previews.rules(settings)
+        #: (username, form id) -> the id of the API key that form made: a form sent again (a reload of the
+        #: page that showed the secret) makes no second key.  The newest KEY_FORMS only.
+        self.key_forms = collections.OrderedDict()
 
     def providers(self, request):
         """The identity providers this page may offer: the deployment's, when the provider may send the
@@ -932,7 +940,8 @@ class Website:
         chrome = self.chrome(request, visit, "account", await self.clock(visit))
         issuers = {self.settings.oidc_issuer.rstrip("/"): self.settings.oidc_name.capitalize()}
         return html(request, views.account_page(chrome, profile, list(reversed(sessions["sessions"])), keys["keys"],
-                                                new_key, errors, issuers), status)
+                                                new_key, errors, issuers, key_form=secrets.token_urlsafe(16)),
+                    status)
 
     @app.route("/account", methods=["GET"])
     @signed_in()
@@ -992,12 +1001,23 @@ class Website:
     @app.route("/account/api-keys", methods=["POST"])
     @action()
     async def create_key(self, request, visit):
+        form = (visit.username, field(request, "form_id", 64))
+        made = self.key_forms.get(form) if form[1] else None
+        if made is not None:
+            security.set_flash(request, f"This form was sent already: it made the key {made}, whose secret was"
+                                        " shown once. If you did not copy it, revoke that key and create another.",
+                               "error")
+            return redirect(request, "/account")
         try:
             key = await self.call(visit, commands.CreateApiKey, name=field(request, "name", 64) or None)
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
             return await self.account_html(request, visit, errors={"keys": sentence(e.message)}, status=422)
+        if form[1]:
+            self.key_forms[form] = key["key_id"]
+            while len(self.key_forms) > KEY_FORMS:
+                self.key_forms.popitem(last=False)
         # Shown in this answer only (never stored, never in a URL; the page is not cached).
         return await self.account_html(request, visit, new_key=key)
 

@@ -829,8 +829,9 @@ def history_page(chrome, activities, next_token, first_page):
 # --- account --------------------------------------------------------------------------------------------
 
 
-def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, issuers=None):
-    """``issuers``: {issuer URL: provider name}, to name the ways of signing in."""
+def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, issuers=None, key_form=""):
+    """``issuers``: {issuer URL: provider name}, to name the ways of signing in; ``key_form``: the new-key
+    form's id (the same form sent twice makes one key)."""
     errors = errors or {}
     ways = [way if way == "password" else (issuers or {}).get(way, way) for way in profile.get("sign_in") or []]
     has_password = "password" in (profile.get("sign_in") or ["password"])
@@ -912,7 +913,8 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
           shown, error_box(errors.get("keys")),
           table(["Key id", "Name", "Created", "Last used", ""], join(*key_rows), caption="API keys",
                 empty="No API keys.", cls="data stack-on-phone"),
-          post_form("/account/api-keys", chrome.csrf,
+          post_form("/account/api-keys", chrome.csrf, h("input", {"type": "hidden", "name": "form_id",
+                                                                  "value": key_form}),
                     field_input("Name of a new key", "name", "", required=False, maxlength="64",
                                 placeholder="my-strategy"),
                     button("Create key", "btn"), cls="stack inline-form", label="Create an API key")),
