@@ -16,6 +16,7 @@ from papertrader.errors import (
     GameClosed,
     GameExists,
     GameRuleViolation,
+    InsufficientFunds,
     InvalidInput,
     NotGameCreator,
     PaperTraderError,
@@ -99,6 +100,25 @@ class World:
     async def standings(self, session, name="Spring Cup", by="return"):
         answer = await self.games.game_leaderboard(session, self.stamp(), name, by=by)
         return answer
+
+
+async def test_a_game_portfolios_buying_power_counts_the_games_commission_as_its_orders_do(world):
+    """The buying power a game's portfolio shows is what its next order is checked against: its open orders
+    reserve the game's commission, not the deployment's (none here)."""
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    world.quote(AAPL="100")
+    await world.create(teacher, commission="per_order:5.00")
+    await world.games.join_game(alice, world.stamp(), "spring cup")
+    await world.order(alice, "buy", "AAPL", "10", portfolio="Spring Cup", type="limit", limit_price="90",
+                      time_in_force="gtc")
+    shown = (await world.trading.portfolio(alice, world.stamp(), portfolio="Spring Cup"))["buying_power"]
+    assert shown == D("10000.00") - D("900.00") - D("5.00")
+    # an order for all of it is accepted (commission included); a cent more is refused
+    await world.order(alice, "buy", "AAPL", "1", portfolio="Spring Cup", type="limit",
+                      limit_price=str(shown - D("5.00")), time_in_force="gtc")
+    with pytest.raises(InsufficientFunds):
+        await world.order(alice, "buy", "AAPL", "1", portfolio="Spring Cup", type="limit", limit_price="0.01")
+    assert (await world.trading.portfolio(alice, world.stamp(), portfolio="Spring Cup"))["buying_power"] == 0
 
 
 async def test_a_scripted_game_ranks_as_computed_by_hand(world):

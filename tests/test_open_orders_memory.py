@@ -94,6 +94,29 @@ async def test_what_the_memory_serves_is_what_the_database_holds_after_every_kin
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_market_step_takes_the_open_orders_it_knows_from_memory_and_trades_them_in_time_order(
+        master, user, stamp, step):
+    t = master.trading
+    alice, bob = await user("alice"), await user("bob")
+    await step(AAPL="100")
+    placed = []  # alice's and bob's orders in turns
+    for i, (who, limit) in enumerate(((alice, "90"), (bob, "93"), (alice, "91"), (bob, "91"), (alice, "92"))):
+        placed.append(await t.place_order(who, stamp(), f"o{i}", "buy", "AAPL", "1", type="limit",
+                                          limit_price=limit, time_in_force="gtc"))
+    ids = [(await t.session_in(who)).portfolio_id for who in (alice, bob)]
+    memory = master.orders.open_memory
+    hits, misses = memory.hits, memory.misses
+    await step(AAPL="91")
+    assert (memory.hits - hits, memory.misses - misses) == (2, 0)  # both portfolios, none from the database
+    rows = await t.db.query("SELECT id, status FROM orders ORDER BY id")
+    assert [status for _, status in rows] == ["new", "filled", "filled", "filled", "filled"]
+    # The fills were made in the orders' time order (by id), across the two portfolios.
+    fills = await t.db.query("SELECT order_id FROM transactions WHERE kind = 'fill' ORDER BY id")
+    assert [order_id for (order_id,) in fills] == [o["id"] for o in placed[1:]]
+    await served_is_stored(master, ids)
+
+
+@pytest_twisted.ensureDeferred
 async def test_open_orders_written_by_a_unit_that_fails_or_a_transaction_that_never_commits_are_not_served(
         master, user, stamp, step, clock):
     t = master.trading

@@ -147,8 +147,9 @@ class TradingCommands:
         return self._read_ahead(cursor, [portfolio_id], keep=False)[portfolio_id]
 
     def _rules_for(self, cursor, portfolio, request, book, open_orders, prices, now):
-        """The rules an order of ``portfolio`` trades by: a game's portfolio checks ``request`` against the
-        game's rules first (GameRuleViolation, GameClosed) and trades with its models; others the deployment's."""
+        """The rules an order of ``portfolio`` trades by: a game's portfolio checks ``request`` (if one is given)
+        against the game's rules first (GameRuleViolation, GameClosed) and trades with its models; others the
+        deployment's."""
         if portfolio is None or portfolio.game_id is None or self.games is None:
             return self.rules
         from papertrader.errors import GameClosed
@@ -158,9 +159,10 @@ class TradingCommands:
         if membership is None:
             return self.rules
         game = membership.game
-        if membership.removed is not None:
-            raise GameClosed(f"you were removed from the game {game.name}: its portfolio takes no more orders")
         if request is not None:
+            if membership.removed is not None:
+                raise GameClosed(f"you were removed from the game {game.name}: its portfolio takes no more"
+                                 " orders")
             check_order(game.rules, request, book, open_orders, prices, now, game.ended_at)
         return game.rules.trading_rules(self.rules)
 
@@ -437,10 +439,13 @@ class TradingCommands:
                                        " generation = ?"), (session.portfolio_id, session.portfolio.generation))
             realized = cursor.fetchone()[0] or 0
             account_uuid, created = session.portfolio.uuid, iso(session.portfolio.created)
-            return book, open_orders, from_cents(realized), account_uuid, parse_iso(created)
+            # a game's portfolio: its buying power under the game's rules (its commission), as its orders are
+            rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
+            return book, open_orders, from_cents(realized), account_uuid, parse_iso(created), rules
 
-        book, open_orders, realized, account_uuid, created = yield self.db.run(read)
         prices = self.board.prices()
+        now = self.market_clock.now()
+        book, open_orders, realized, account_uuid, created, rules = yield self.db.run(read)
         positions = []
         equity = book.cash
         unrealized = today = Decimal("0.00")
@@ -465,7 +470,7 @@ class TradingCommands:
             positions.append(position)
         mine = session.portfolio
         answer = dict(cash=book.cash, equity=equity,
-                      buying_power=buying_power(book, open_orders, prices, self.rules),
+                      buying_power=buying_power(book, open_orders, prices, rules),
                       realized_pl=realized, unrealized_pl=unrealized, change_today=today,
                       open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created,
                       portfolio=mine.name, kind=mine.kind, generation=mine.generation,
@@ -717,7 +722,10 @@ class TradingCommands:
                 wanted |= {p.id for p in self.portfolios.margin_portfolios(cursor)}
             wanted |= holders
             self.store.lock_accounts(cursor, wanted)
-            orders = [o for o in self.store.open_orders(cursor) if o.account_id in wanted]
+            # Their open orders, from memory where they are known (nothing is written yet); the core trades
+            # them in time order (by id) whatever order they come in.
+            kept = self.store.open_orders_kept(cursor, wanted)
+            orders = [o for mine in kept.values() for o in mine]
             accounts = {o.account_id for o in orders} | {d.account_id for d in due} | holders
             result, names = None, {}
             own, frozen = self._game_rules(cursor, {o.account_id for o in orders}, market_step.time)

@@ -2,7 +2,8 @@
 
 Every order placed or replaced is checked against its portfolio's open orders (buying power, the most
 open orders one may have, a game's rules): a portfolio with hundreds of open GTC orders would otherwise
-be read and parsed from the database on every order.  The master is its database's only writer, so it
+be read and parsed from the database on every order; and every market step trades every open order (with
+10,000 of them, an update took 0.35 s reading them from the database, 0.08 s from memory).  The master is its database's only writer, so it
 can keep them, on these terms:
 
 - what is kept of a portfolio was read, or written, while its row was locked (every writer of orders

@@ -203,8 +203,8 @@ class OrderStore:
     def open_after_commit(self, cursor, account_id, unchanged, written):
         """Once the transaction running now commits, the portfolio's open orders are ``unchanged`` (those of its
         open orders the unit of work did not write, in id order) and those of the orders ``written`` (ids of
-        orders it placed: not filled) still open, read back as the database has them: keep them then, unless
-        something changes the portfolio before.  Called by a unit of work when it has written everything it
+        orders it placed: not filled) still open, as the database has them (the rows ``insert`` wrote, or read
+        back): keep them then, unless something changes the portfolio before.  Called by a unit of work when it has written everything it
         will."""
         transaction = self.db.transaction()
         if transaction is None:
@@ -407,11 +407,20 @@ class OrderStore:
             order = order.but(replaces_uuid=cursor.fetchone()[0])
         if order.replaces is not None:
             cursor.execute(self.sql("UPDATE orders SET replaced_by = ? WHERE id = ?"), (order.id, order.replaces))
+            self._rewritten([order.replaces])
         transaction = self.db.transaction()
         if transaction is not None:  # the row as a SELECT of COLUMNS would read it now (open_after_commit)
             transaction.data.setdefault((self, "rows"), {})[order.id] = (
                 order.id, order_uuid, order.account_id, *values, None, None, None, 0, order.replaces_uuid, None)
         return order
+
+    def _rewritten(self, order_ids):
+        """These orders' rows change after insert wrote them: what it remembered of them is no longer true."""
+        transaction = self.db.transaction()
+        rows = transaction.data.get((self, "rows")) if transaction is not None else None
+        if rows:
+            for order_id in order_ids:
+                rows.pop(order_id, None)
 
     def save(self, cursor, orders, books, events, recorded, records=()):
         """Write a step's (or a cancel's, a replace's, an acceptance's) outcome: changed orders, books,
@@ -427,6 +436,7 @@ class OrderStore:
         if changed:
             self._changed(changed)
         if orders:
+            self._rewritten([o.id for o in orders])
             cursor.executemany(sql(
                 "UPDATE orders SET status = ?, quantity_units = ?, updated = ?, watermark_units = ?, triggered = ?,"
                 " reason_code = ?, reason = ?, limit_units = ?, stop_units = ?, trail_units = ?,"

@@ -149,6 +149,7 @@ class FillModel:
         return match.price
 
 
+@dataclass(frozen=True)
 class IdealFillModel(FillModel):
     """Every order judged at the bar's close, filled whole, no slippage."""
 
