@@ -637,3 +637,13 @@ async def test_a_connection_closed_by_its_owner_fails_its_command_in_flight_with
             await bounded(call)
         assert caught.value.code == "worker_failed", (moment, caught.value)
         assert connection.proto is None and connection.avoid == set(), moment
+    # One command at a time on a connection: a second one before the first's answer is refused, clearly.
+    connection = Connection(reactor, master, ca_pem)
+    first = defer.ensureDeferred(connection.call(commands.WatchOrders, token="t" * 40))
+    with pytest.raises(PaperTraderError) as caught:
+        await bounded(connection.call(commands.WatchOrders, token="t" * 40))
+    assert caught.value.code == "invalid_input" and "one command at a time" in caught.value.message
+    with pytest.raises(PaperTraderError) as caught:
+        await bounded(first)
+    assert caught.value.code == "not_logged_in"  # the first went on, and was answered
+    connection.close()

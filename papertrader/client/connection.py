@@ -196,6 +196,9 @@ class Connection:
         self._told = 0
         #: How many times its owner closed the connection (a command in flight then stops: see ``call``).
         self._closes = 0
+        #: Whether a command is running (one at a time), and the opening of a worker connection under way.
+        self._busy = False
+        self._opening = None
 
     def master_description(self):
         host, port = self.master
@@ -295,23 +298,43 @@ class Connection:
         if len(self._trouble) >= MAX_FAILURES:
             raise self._exhausted()
 
-    @defer.inlineCallbacks
     def call(self, command, **kwargs):
         """Call ``command`` on a worker, carrying it on through another one if this one fails.
 
         Safe for orders: the retried PlaceOrder carries the same client_order_id, and the master makes one
         order per id.  ``uncertain`` tells afterwards whether a worker failed after the command was sent.
+        One command at a time (its answer first, then the next; a watch's events keep coming after its
+        answer): for commands at once, open a Connection for each.
         """
+        if self._busy:
+            return defer.fail(InvalidInput("a connection runs one command at a time: wait for the answer, or"
+                                           " open another connection"))
+        self._busy = True
+
+        def idle(result):
+            self._busy = False
+            return result
+
+        return self._call(command, kwargs).addBoth(idle)
+
+    @defer.inlineCallbacks
+    def _call(self, command, kwargs):
         self.sent = self.uncertain = False
         closes = self._closes
         while True:
             if not self.connected():
                 if self.proto is not None:
                     self._failed(self._gone())
-                yield self.open()
-                if self._closes != closes:  # closed by its owner while it was opening
-                    self._drop()
+                self._opening = self.open()
+                try:
+                    yield self._opening
+                except Exception:
+                    if self._closes == closes:
+                        raise
+                    # closed by its owner while it was opening (however the given-up opening ended)
                     raise WorkerFailed("the connection was closed before the command was sent")
+                finally:
+                    self._opening = None
             proto = self.proto
             self.sent = True
             try:
@@ -320,8 +343,6 @@ class Connection:
                 self.uncertain = True
                 if self._closes != closes:  # its owner closed the connection meanwhile: carry nothing on
                     raise
-                if self.proto is not proto:  # another command on this connection moved on already: go along
-                    continue
                 if isinstance(e, MasterUnavailable):
                     # A worker shutting down says so, then drops its master link: the command in flight
                     # fails for the link, but what happened is the shutdown.
@@ -335,9 +356,11 @@ class Connection:
             return answer
 
     def close(self):
-        """Close the connection; a command in flight fails (its error is raised, it is not carried on through
-        another worker).  The next command opens a new one."""
+        """Close the connection; a command in flight fails at once (``worker_failed``; it is not carried on
+        through another worker).  The next command opens a new one."""
         self._closes += 1
+        if self._opening is not None:
+            self._opening.cancel()  # the connection being opened is given up
         self._drop()
 
     def _drop(self):
