@@ -196,6 +196,13 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         made = (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"]
         assert len(made) == 1 and f"This form was sent already: it made the key {made[0]['key_id']}" in body
         assert 'id="new-key-secret"' not in body
+        # Sent twice at once (a double click): one key, one secret shown, the other answer says so.
+        response, body = await site.get("/account")
+        key["form_id"] = re.search(r'name="form_id" value="([^"]+)"', body).group(1)
+        answers = await defer.gatherResults([defer.ensureDeferred(site.post("/account/api-keys", key))
+                                             for _ in range(2)])
+        assert sorted(r.code for r, _ in answers) == [200, 303]
+        assert len((await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"]) == 2
 
         # The account page's forms: a wrong current password is said so; keys revoked; sessions ended.
         response, body = await site.post("/account/password", dict(old_password="not it at all", csrf=csrf,
@@ -210,8 +217,9 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         status, out, _ = await d.cli("whoami", user="carol")
         assert json.loads(out)["error"] == "not_logged_in"  # the command line's session was that one
         keys = (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"]
-        response, _ = await site.post(f"/account/api-keys/{keys[0]['key_id']}/revoke", dict(csrf=csrf))
-        assert response.code == 303
+        for made in keys:
+            response, _ = await site.post(f"/account/api-keys/{made['key_id']}/revoke", dict(csrf=csrf))
+            assert response.code == 303
         assert (await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"] == []
 
         # The live connection: from another origin it is refused; without a session it says so.

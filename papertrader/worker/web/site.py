@@ -171,6 +171,29 @@ def action(needs_session=True):
 KEY_FORMS = 10_000
 
 
+class _KeyForm:
+    """One sending of the new-key form: the key it made, once its answer is known."""
+
+    def __init__(self):
+        self.key_id = None
+        self.finished = False
+        self._waiting = []
+
+    def made(self):
+        """A Deferred firing with the id of the key this sending made (None if it made none)."""
+        if self.finished:
+            return defer.succeed(self.key_id)
+        d = defer.Deferred()
+        self._waiting.append(d)
+        return d
+
+    def done(self, key_id):
+        self.key_id, self.finished = key_id, True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(key_id)
+
+
 class Website:
     app = Klein()
 
@@ -178,7 +201,7 @@ class Website:
         self.worker = worker
         self.settings = settings
         self.rules = previews.rules(settings)
-        #: (username, form id) -> the id of the API key that form made: a form sent again (a reload of the
+        #: (username, form id) -> its sending (_KeyForm): a form sent again (a double click, a reload of the
         #: page that showed the secret) makes no second key.  The newest KEY_FORMS only.
         self.key_forms = collections.OrderedDict()
 
@@ -1002,22 +1025,29 @@ class Website:
     @action()
     async def create_key(self, request, visit):
         form = (visit.username, field(request, "form_id", 64))
-        made = self.key_forms.get(form) if form[1] else None
-        if made is not None:
-            security.set_flash(request, f"This form was sent already: it made the key {made}, whose secret was"
-                                        " shown once. If you did not copy it, revoke that key and create another.",
-                               "error")
-            return redirect(request, "/account")
-        try:
-            key = await self.call(visit, commands.CreateApiKey, name=field(request, "name", 64) or None)
-        except (NotLoggedIn, MasterUnavailable):
-            raise
-        except PaperTraderError as e:
-            return await self.account_html(request, visit, errors={"keys": sentence(e.message)}, status=422)
+        sending = self.key_forms.get(form) if form[1] else None
+        if sending is not None:  # sent again: after the first answer, or while it is on its way (a double click)
+            made = await sending.made()
+            if made is not None:
+                security.set_flash(request, f"This form was sent already: it made the key {made}, whose secret was"
+                                            " shown once. If you did not copy it, revoke that key and create"
+                                            " another.", "error")
+                return redirect(request, "/account")
+        sending = _KeyForm()
         if form[1]:
-            self.key_forms[form] = key["key_id"]
+            self.key_forms[form] = sending
             while len(self.key_forms) > KEY_FORMS:
                 self.key_forms.popitem(last=False)
+        try:
+            key = await self.call(visit, commands.CreateApiKey, name=field(request, "name", 64) or None)
+        except BaseException as e:
+            if self.key_forms.get(form) is sending:
+                del self.key_forms[form]  # it made no key: sending it again may
+            sending.done(None)
+            if isinstance(e, PaperTraderError) and not isinstance(e, (NotLoggedIn, MasterUnavailable)):
+                return await self.account_html(request, visit, errors={"keys": sentence(e.message)}, status=422)
+            raise
+        sending.done(key["key_id"])
         # Shown in this answer only (never stored, never in a URL; the page is not cached).
         return await self.account_html(request, visit, new_key=key)
 
