@@ -552,8 +552,8 @@ def run(reactor, args, out=None, note=None):
         if want_json:
             out(json.dumps(dict(plain(answer), master_running=running)))
         elif running:
-            out("\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in plain(answer).items()
-                          if k in MARKET_KEYS and v is not None))
+            out("\n".join(f"{k.replace('_', ' ')}: {('yes' if v else 'no') if isinstance(v, bool) else v}"
+                          for k, v in plain(answer).items() if k in MARKET_KEYS and v is not None))
         else:
             done = {"status": "", "pause": "pause recorded; ", "resume": "resume recorded; ",
                     "seek": f"seek to {args.date} recorded; "}[args.action]

@@ -647,3 +647,26 @@ async def test_a_connection_closed_by_its_owner_fails_its_command_in_flight_with
         await bounded(first)
     assert caught.value.code == "not_logged_in"  # the first went on, and was answered
     connection.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_a_terminal_a_password_prompt_says_to_use_password_stdin(tmp_path):
+    """``echo PW | papertrader register ...`` from a cron job or a script (no terminal at all): one clear usage
+    line, not Python's GetPassWarning and a password read back from the pipe."""
+    import subprocess
+
+    from twisted.internet import threads
+
+    tls.CertificateAuthority.ensure(str(tmp_path / "ca"))
+    ca = tmp_path / "ca" / tls.CA_CERT
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), XDG_CONFIG_HOME=str(tmp_path),
+               PAPERTRADER_MASTER="localhost:9", PAPERTRADER_CA=str(ca))
+    run = await threads.deferToThread(
+        subprocess.run, [sys.executable, "-m", "papertrader.client.cli", "--json", "register", "alice",
+                         "alice@example.com"],
+        input="correct horse\n", capture_output=True, text=True, env=env, timeout=BOUND,
+        start_new_session=True)  # a session of its own: no controlling terminal
+    assert run.returncode == 2, run.stderr
+    assert j(run.stdout) == {"error": "usage", "message": "no terminal to ask for the password on: give it on"
+                                                          " standard input with --password-stdin"}
+    assert "Warning" not in run.stderr and "Traceback" not in run.stderr

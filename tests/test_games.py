@@ -3,7 +3,7 @@ orders they forbid, trading opens and closes with its dates, the leaderboard of 
 dates driven by task.Clock) matches a hand computation, and private games stay private."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 
 import pytest
@@ -119,6 +119,19 @@ async def test_a_game_portfolios_buying_power_counts_the_games_commission_as_its
     with pytest.raises(InsufficientFunds):
         await world.order(alice, "buy", "AAPL", "1", portfolio="Spring Cup", type="limit", limit_price="0.01")
     assert (await world.trading.portfolio(alice, world.stamp(), portfolio="Spring Cup"))["buying_power"] == 0
+
+
+async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(world):
+    """On a replay the market's time never passes its last day: a game starting later would never open."""
+    from papertrader.market.replay import ReplayClock
+
+    world.games.market_clock = ReplayClock(calendar.load("always_open"), date(2016, 3, 1), date(2016, 3, 31))
+    teacher = await world.user("teacher")
+    with pytest.raises(InvalidInput) as refused:
+        await world.create(teacher, start=datetime(2026, 10, 1, tzinfo=timezone.utc))
+    assert "after the replay's last day (2016-03-31)" in refused.value.message
+    game = await world.create(teacher, start=datetime(2016, 3, 31, tzinfo=timezone.utc))  # its last day: plays
+    assert game["status"] == "upcoming"
 
 
 async def test_a_scripted_game_ranks_as_computed_by_hand(world):

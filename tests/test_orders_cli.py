@@ -81,7 +81,10 @@ async def test_buy_wait_hears_the_pushed_fill(deployment):
     await d.tick()
     status, out, err = await waiting
     assert status == 0, err
-    assert j(out)["status"] == "filled"
+    order = j(out)
+    assert order["status"] == "filled"
+    # shown with its fills, as 'papertrader order ID' shows it
+    assert order["fills"] and sum(D(f["quantity"]) for f in order["fills"]) == D("2")
 
 
 def deferLater(seconds):

@@ -9,6 +9,7 @@ to anyone else it is an unknown game, whatever they ask.  Leaderboards name play
 Games run on the market's clock (the time orders are placed and filled at, ``papertrader clock``).
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 from twisted.internet import defer
@@ -137,6 +138,11 @@ class GameCommands:
         now = self.market_clock.now()
         if rules.end <= now:
             raise InvalidInput(f"the game would end before the market's time now ({now:%Y-%m-%d %H:%M} UTC)")
+        market = self.market_clock.describe()
+        last = market.get("end") if market.get("mode") == "replay" else None
+        if last is not None and rules.start >= last + timedelta(days=1):
+            raise InvalidInput(f"the game would start after the replay's last day ({last:%Y-%m-%d}): it would"
+                               f" never open; the market's time is {now:%Y-%m-%d} (papertrader clock)")
         code = store_module.new_invite_code() if private else None
         recorded = self._recorded()
 

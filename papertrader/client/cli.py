@@ -19,6 +19,7 @@ import errno
 import getpass
 import math
 import os
+import shlex
 import signal
 import sys
 import uuid
@@ -318,7 +319,7 @@ def build_parser():
                    help="with create: make it your default portfolio; with use: trade your default portfolio")
     c.add_argument("--closed", action="store_true", help="with list: the closed portfolios too")
     portfolio_option(c)
-    c = command("history", "your transaction history: every fill, newest last")
+    c = command("history", "your transaction history: every fill, dividend and split, newest last")
     limit_option(c, 50, 500)
     c.add_argument("--before", type=int, metavar="ID",
                    help="only transactions older than this id: page back with the smallest id shown (default: the"
@@ -535,11 +536,21 @@ class CLI:
             name = tokens.remembered_portfolio(session.get("username"), self.environ)
         return {"portfolio": name} if name else {}
 
+    def secret(self, text):
+        """A password typed at the terminal, not echoed; without a terminal (a pipe, a cron job) a usage error
+        saying what to do instead, rather than Python's warnings and a prompt read from the pipe."""
+        try:
+            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        except OSError:
+            raise UsageFailure("no terminal to ask for the password on: give it on standard input with"
+                               " --password-stdin")
+        return self.prompt(lambda: getpass.getpass(text))
+
     def password(self, confirm=False):
         if self.args.password_stdin:
             return self.read_line()
-        first = self.prompt(lambda: getpass.getpass("Password: "))
-        if confirm and self.prompt(lambda: getpass.getpass("Repeat password: ")) != first:
+        first = self.secret("Password: ")
+        if confirm and self.secret("Repeat password: ") != first:
             raise InvalidInput("the passwords do not match")
         return first
 
@@ -752,9 +763,9 @@ class CLI:
             old = self.read_line("the current password")
             new = self.read_line("the new password")
         else:
-            old = self.prompt(lambda: getpass.getpass("Current password: "))
-            new = self.prompt(lambda: getpass.getpass("New password: "))
-            if self.prompt(lambda: getpass.getpass("Repeat new password: ")) != new:
+            old = self.secret("Current password: ")
+            new = self.secret("New password: ")
+            if self.secret("Repeat new password: ") != new:
                 raise InvalidInput("the new passwords do not match")
         answer = yield self.call(commands.ChangePassword, token=token, old_password=old, new_password=new)
         self.emit({"changed": True, "sessions_ended": answer["sessions_ended"]},
@@ -858,6 +869,12 @@ class CLI:
         problem = None
         if self.args.wait and order["status"] in OPEN:
             order, problem = yield self._wait(order, token)
+            if problem is None and order.get("filled_quantity"):
+                try:  # what the events said, with its fills
+                    order = yield self.call(commands.GetOrder, token=token, order_id=order["id"],
+                                            **self.in_portfolio())
+                except PaperTraderError:
+                    pass  # the order as the last event showed it
         self.emit(order, self._order_text(order))
         follow = f"follow it with 'papertrader order {order['id']} --wait'"
         if order["status"] in ("rejected", "canceled", "expired"):
@@ -1099,9 +1116,10 @@ class CLI:
         made = yield self.call(commands.CreatePortfolio, token=self.token(), **arguments)
         self.emit(made, f"Portfolio {made['name']!r} created: a {made['kind']} account with"
                         f" {output.plain(made)['cash']} cash" + (" (your default portfolio)." if made["default"]
-                                                                 else f". Trade it with --portfolio {made['name']!r}"
-                                                                      f" or 'papertrader portfolio use"
-                                                                      f" {made['name']!r}'."))
+                                                                 else f". Trade it with --portfolio"
+                                                                      f" {shlex.quote(made['name'])}, or make it"
+                                                                      " the one commands trade: papertrader"
+                                                                      f" portfolio use {shlex.quote(made['name'])}"))
 
     @defer.inlineCallbacks
     def _portfolio_use(self, name=None):

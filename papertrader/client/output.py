@@ -39,7 +39,7 @@ def to_json(value):
 def table(rows, columns):
     """Rows (dicts) as an aligned text table; numbers right-aligned."""
     rows = [plain(r) for r in rows]
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    cells = [[_text(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     numeric = [all(_is_number(row[i]) for row in cells if row[i]) and any(row[i] for row in cells)
                for i in range(len(columns))]
@@ -54,7 +54,17 @@ def fields(record, keys):
     """One record as 'key: value' lines."""
     record = plain(record)
     width = max(len(k) for k in keys)
-    return "\n".join(f"{k.replace('_', ' ') + ':':<{width + 2}}{record.get(k, '')}" for k in keys if record.get(k) is not None)
+    return "\n".join(f"{k.replace('_', ' ') + ':':<{width + 2}}{_text(record.get(k))}" for k in keys
+                     if record.get(k) is not None)
+
+
+def _text(value):
+    """A value as text for a person: yes and no for booleans (JSON keeps true and false)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def _is_number(text):
