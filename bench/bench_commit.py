@@ -25,18 +25,15 @@ import sqlite3
 import sys
 import time
 import uuid
-from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from twisted.internet import defer, task, threads  # noqa: E402
 
 from papertrader.app import Stamp  # noqa: E402
-from papertrader.config import Settings  # noqa: E402
-from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.master.group_commit import GroupCommit  # noqa: E402
 from papertrader.times import utc  # noqa: E402
-from bench.harness import percentile, running_cluster  # noqa: E402
+from bench.harness import bench_settings, percentile, running_cluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
 
@@ -113,9 +110,7 @@ async def load(reactor, master, sessions, clients, per_client, symbol, tag):
 
 
 async def main(reactor, args):
-    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
-                       bcrypt_rounds=4, workers=1, max_open_orders=100_000,
-                       registrations_per_address=100_000, login_free_attempts=100_000, login_ceiling=100_000)
+    settings = bench_settings(bcrypt_rounds=4, workers=1, max_open_orders=100_000)
     async with running_cluster(reactor, settings, args.database) as run:
         master = run.cluster.master
         data_dir, database, label = run.data_dir, run.database, run.label

@@ -55,9 +55,9 @@ from twisted.protocols import amp  # noqa: E402
 from papertrader import commands, tls  # noqa: E402
 from papertrader.client.connection import Connection, connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
-from papertrader.config import Settings  # noqa: E402
-from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
-from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep, wait_for_cluster  # noqa: E402
+from bench.harness import (  # noqa: E402
+    _closed, bench_database, bench_settings, drop_schema, free_port, percentile, sleep, wait_for_cluster,
+)
 
 READY_TIMEOUT = 30.0
 #: Longest wait for all prices of a fan-out run once the last update is made.
@@ -466,10 +466,7 @@ def pace_depth(window, per_update):
 
 async def main(reactor, args):
     # Neither LoopingCall (market updates, heartbeats) runs again after the start: updates are driven below.
-    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
-                       heartbeat_interval=3600, bcrypt_rounds=4,
-                       workers=args.workers, registrations_per_address=100_000, login_free_attempts=100_000,
-                       login_ceiling=100_000)
+    settings = bench_settings(heartbeat_interval=3600, bcrypt_rounds=4, workers=args.workers)
     # Every client of a benchmark connects from one address: no per-address cap.
     settings = replace(settings, max_connections_per_address=1_000_000)
     database, schema, label = bench_database(args.database)

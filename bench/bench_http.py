@@ -37,10 +37,10 @@ from twisted.web import resource, server  # noqa: E402
 
 from papertrader.app import Stamp  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
-from papertrader.config import Settings  # noqa: E402
-from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.times import utc  # noqa: E402
-from bench.harness import bench_database, drop_schema, free_port, percentile, wait_for_cluster  # noqa: E402
+from bench.harness import (  # noqa: E402
+    bench_database, bench_settings, drop_schema, free_port, percentile, wait_for_cluster,
+)
 
 READY_TIMEOUT = 30.0
 PASSWORD = "benchmark-password"
@@ -140,10 +140,8 @@ async def direct(reactor, master, sessions, symbol, clients, orders):
 
 
 async def main(reactor, args):
-    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
-                       heartbeat_interval=3600, bcrypt_rounds=4, workers=1, api_rate_limit=1_000_000,
-                       max_open_orders=100_000, registrations_per_address=100_000, login_free_attempts=100_000,
-                       login_ceiling=100_000)
+    settings = bench_settings(heartbeat_interval=3600, bcrypt_rounds=4, workers=1, api_rate_limit=1_000_000,
+                              max_open_orders=100_000)
     # Every client of a benchmark connects from one address: no per-address cap.
     settings = replace(settings, max_connections_per_address=1_000_000)
     database, schema, label = bench_database(args.database)

@@ -21,7 +21,6 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,10 +28,8 @@ from twisted.internet import defer, task  # noqa: E402
 
 from papertrader import pools  # noqa: E402
 from papertrader.app import Stamp  # noqa: E402
-from papertrader.config import Settings  # noqa: E402
-from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.times import utc  # noqa: E402
-from bench.harness import percentile, running_cluster  # noqa: E402
+from bench.harness import bench_settings, percentile, running_cluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
 
@@ -65,9 +62,7 @@ async def phase(reactor, master, traders, symbol, seconds, crowd=(), stop_logins
 
 
 async def main(reactor, args):
-    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
-                       workers=1, registrations_per_address=100_000, login_free_attempts=100_000,
-                       login_ceiling=100_000, hash_processes=args.hash_processes)
+    settings = bench_settings(workers=1, hash_processes=args.hash_processes)
     async with running_cluster(reactor, settings, args.database) as run:
         master = run.cluster.master
         label = run.label

@@ -69,8 +69,6 @@ from papertrader import commands, tls  # noqa: E402
 from papertrader.app import Stamp  # noqa: E402
 from papertrader.client.connection import connect  # noqa: E402
 from papertrader.cluster import Cluster  # noqa: E402
-from papertrader.config import Settings  # noqa: E402
-from papertrader.market.setup import SIMULATED_ASSETS  # noqa: E402
 from papertrader.passwords import hash_password  # noqa: E402
 from papertrader.master.portfolios import PortfolioStore  # noqa: E402
 from papertrader.money import CENT, to_cents, to_quantity_units  # noqa: E402
@@ -80,7 +78,9 @@ from papertrader.trading.events import Event, EventKind  # noqa: E402
 from papertrader.trading.market import Bar, MarketStep  # noqa: E402
 from papertrader.trading.orders import OrderRequest, OrderType, Side, TimeInForce  # noqa: E402
 from papertrader.trading.pretrade import accept  # noqa: E402
-from bench.harness import _closed, bench_database, drop_schema, free_port, percentile, sleep, wait_for_cluster  # noqa: E402
+from bench.harness import (  # noqa: E402
+    _closed, bench_database, bench_settings, drop_schema, free_port, percentile, sleep, wait_for_cluster,
+)
 
 READY_TIMEOUT = 30.0
 #: Longest wait for the events of one round (or one baseline round) to reach every client.
@@ -680,9 +680,7 @@ async def bench_baselines(reactor, data_dir, ca_pem, sample, rounds):
 
 
 async def main(reactor, args):
-    settings = replace(Settings(), provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
-                       heartbeat_interval=3600, bcrypt_rounds=4, workers=1,
-                       registrations_per_address=100_000, login_free_attempts=100_000, login_ceiling=100_000)
+    settings = bench_settings(heartbeat_interval=3600, bcrypt_rounds=4, workers=1)
     # Every client of a benchmark connects from one address: no per-address cap.
     settings = replace(settings, max_connections_per_address=1_000_000)
     database, schema, label = bench_database(args.database)

@@ -13,6 +13,18 @@ from urllib.parse import urlsplit
 from twisted.internet import defer, task
 
 
+def bench_settings(**changes):
+    """Settings of a benchmark's cluster: simulated prices of the simulated assets, market updates only when a
+    benchmark runs them (``update_interval`` an hour), and one address (every client's) free to register and
+    log in as often as it needs; ``changes`` on top."""
+    from papertrader.config import Settings
+    from papertrader.market.setup import SIMULATED_ASSETS
+
+    return replace(Settings(), **{**dict(provider="simulated", assets=SIMULATED_ASSETS, update_interval=3600,
+                                         registrations_per_address=100_000, login_free_attempts=100_000,
+                                         login_ceiling=100_000), **changes})
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -6,6 +6,7 @@ requests without the CSRF token or from another site, a WebSocket from another o
 session, paths that are not files, and text that must come back escaped.
 """
 
+import contextlib
 import hashlib
 import json
 import re
@@ -114,11 +115,8 @@ async def next_message(factory, kind):
 
 @pytest_twisted.ensureDeferred
 async def test_guards_of_the_website(tmp_path, settings, clock):
-    d = await start_cluster(tmp_path, replace(settings, workers=1, fill_model="ideal"),
-                            Database.default_url(str(tmp_path)), clock, http_port=0)
-    worker = d.cluster.workers[0]
-    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
-    try:
+    database = Database.default_url(str(tmp_path))
+    async with website(tmp_path, settings, database, clock, fill_model="ideal") as (d, worker, site):
         # Every page says: scripts and styles from this site only, no framing, no sniffing, no caching.
         response, body = await site.get("/signin")
         assert response.code == 200
@@ -271,8 +269,6 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         # The REST API keeps its paths (and its JSON).
         response, body = await site.get("/v2/account")
         assert response.code == 401 and json.loads(body)["code"] == 40110000
-    finally:
-        await d.cluster.stopService()
 
 
 def test_money_is_shown_with_its_currency_and_its_sign():
@@ -357,6 +353,18 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""
 
 
+@contextlib.asynccontextmanager
+async def website(tmp_path, settings, database_url, clock, **changes):
+    """A cluster of one worker serving the website on a free port (``changes`` to its settings): (the deployment,
+    its worker, a Site speaking to it); stopped afterwards."""
+    d = await start_cluster(tmp_path, replace(settings, workers=1, **changes), database_url, clock, http_port=0)
+    worker = d.cluster.workers[0]
+    try:
+        yield d, worker, Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
+    finally:
+        await d.cluster.stopService()
+
+
 async def signed_up(site, worker, username):
     """``username`` registered and signed in on ``site``: (its pages' CSRF token, a function passing a command on
     to the master with the session, as the worker's gateway does)."""
@@ -376,10 +384,7 @@ async def signed_up(site, worker, username):
 
 @pytest_twisted.ensureDeferred
 async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_path, settings, clock, database_url):
-    d = await start_cluster(tmp_path, replace(settings, workers=1), database_url, clock, http_port=0)
-    worker = d.cluster.workers[0]
-    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
-    try:
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
         csrf, forward = await signed_up(site, worker, "erin")
 
         async def names():
@@ -434,16 +439,11 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
         response, _ = await site.post("/portfolios/close", dict(name=main, confirm="yes", csrf=csrf))
         assert response.code == 303 and await names() == {"Second": True}
         assert "__Host-pt_portfolio" not in site.cookies
-    finally:
-        await d.cluster.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, database_url):
-    d = await start_cluster(tmp_path, replace(settings, workers=1), database_url, clock, http_port=0)
-    worker = d.cluster.workers[0]
-    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
-    try:
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
         csrf, _ = await signed_up(site, worker, "dave")
         _, body = await site.get("/games")
         assert 'action="/games"' in body and 'type="date"' in body
@@ -514,8 +514,6 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert (await gina(commands.ShowGame, name="Open Cup"))["status"] == "ended"
         _, body = await site.get("/games/Open%20Cup")
         assert "End the game now" not in body
-    finally:
-        await d.cluster.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -523,11 +521,7 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
                                                                                database_url):
     from datetime import datetime, timezone
 
-    d = await start_cluster(tmp_path, replace(settings, workers=1, fill_model="ideal"), database_url, clock,
-                            http_port=0)
-    worker = d.cluster.workers[0]
-    site = Site(f"http://127.0.0.1:{worker.http.port.getHost().port}")
-    try:
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
         csrf, forward = await signed_up(site, worker, "dave")
 
         [default] = (await forward(commands.Portfolios))["portfolios"]
@@ -616,5 +610,3 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         assert "dave@example.com" not in body and 'value="Web Cup"' in body  # your portfolio, to show
         response, _ = await site.get("/games/No%20Such%20Cup")
         assert response.code == 404
-    finally:
-        await d.cluster.stopService()

@@ -706,12 +706,11 @@ class Website:
     @action()
     async def create_portfolio(self, request, visit):
         form = {"name": field(request, "name", 64), "cash": field(request, "cash", 32)}
-        try:
-            made = await self.call(visit, commands.CreatePortfolio, name=form["name"], cash=form["cash"] or None)
-        except (NotLoggedIn, MasterUnavailable):
-            raise
-        except PaperTraderError as e:
-            return await self.portfolios_html(request, visit, form, sentence(e.message), 422)
+        made, refused = await self.attempt(
+            self.call(visit, commands.CreatePortfolio, name=form["name"], cash=form["cash"] or None),
+            lambda why: self.portfolios_html(request, visit, form, why, 422))
+        if refused is not None:
+            return refused
         security.set_flash(request, f"Portfolio {made['name']} created with {fmt.money(made['cash'])}.", "success")
         return redirect(request, "/portfolios")
 
@@ -842,12 +841,11 @@ class Website:
     @action()
     async def join_game(self, request, visit):
         name, code = field(request, "name", 64), field(request, "code", 128)
-        try:
-            game = await self.call(visit, commands.JoinGame, name=name, code=code or None)
-        except (NotLoggedIn, MasterUnavailable):
-            raise
-        except PaperTraderError as e:
-            return await self.games_html(request, visit, sentence(e.message), {"name": name}, status=422)
+        game, refused = await self.attempt(self.call(visit, commands.JoinGame, name=name, code=code or None),
+                                           lambda why: self.games_html(request, visit, why, {"name": name},
+                                                                       status=422))
+        if refused is not None:
+            return refused
         security.set_flash(request, f"You play in {game['name']}: your portfolio {game['portfolio']} has"
                                     f" {fmt.money(game['starting_cash'])}.", "success")
         return redirect(request, views.game_link(game["name"]))
@@ -956,6 +954,10 @@ class Website:
 
     # --- the account ----------------------------------------------------------------------------------
 
+    def on_account(self, request, visit, what, answer):
+        """``attempt`` for the account page: a refusal shows the page with why, beside its ``what`` section."""
+        return self.attempt(answer, lambda why: self.account_html(request, visit, errors={what: why}, status=422))
+
     async def account_html(self, request, visit, new_key=None, errors=None, status=200):
         profile, sessions, keys = await defer.gatherResults(
             [self.call(visit, commands.Profile), self.call(visit, commands.Sessions),
@@ -991,24 +993,21 @@ class Website:
     @app.route("/account/set-password", methods=["POST"])
     @action()
     async def set_password(self, request, visit):
-        try:
-            await self.call(visit, commands.SetPassword, password=field(request, "new_password"))
-        except (NotLoggedIn, MasterUnavailable):
-            raise
-        except PaperTraderError as e:
-            return await self.account_html(request, visit, errors={"password": sentence(e.message)}, status=422)
+        password = field(request, "new_password")
+        _, refused = await self.on_account(request, visit, "password",
+                                           self.call(visit, commands.SetPassword, password=password))
+        if refused is not None:
+            return refused
         security.set_flash(request, "Password added: you can now sign in with it too.", "success")
         return redirect(request, "/account")
 
     @app.route("/account/sessions/<string:session_id>/end", methods=["POST"])
     @action()
     async def end_session(self, request, visit, session_id):
-        try:
-            await self.call(visit, commands.EndSession, session_id=session_id[:32])
-        except (NotLoggedIn, MasterUnavailable):
-            raise
-        except PaperTraderError as e:
-            return await self.account_html(request, visit, errors={"sessions": sentence(e.message)}, status=422)
+        _, refused = await self.on_account(request, visit, "sessions",
+                                           self.call(visit, commands.EndSession, session_id=session_id[:32]))
+        if refused is not None:
+            return refused
         security.set_flash(request, "That session has ended.", "success")
         return redirect(request, "/account")
 
@@ -1038,28 +1037,27 @@ class Website:
             self.key_forms[form] = sending
             while len(self.key_forms) > KEY_FORMS:
                 self.key_forms.popitem(last=False)
+        key = None
         try:
-            key = await self.call(visit, commands.CreateApiKey, name=field(request, "name", 64) or None)
-        except BaseException as e:
-            if self.key_forms.get(form) is sending:
+            name = field(request, "name", 64) or None
+            key, refused = await self.on_account(request, visit, "keys",
+                                                 self.call(visit, commands.CreateApiKey, name=name))
+        finally:
+            if key is None and self.key_forms.get(form) is sending:
                 del self.key_forms[form]  # it made no key: sending it again may
-            sending.done(None)
-            if isinstance(e, PaperTraderError) and not isinstance(e, (NotLoggedIn, MasterUnavailable)):
-                return await self.account_html(request, visit, errors={"keys": sentence(e.message)}, status=422)
-            raise
-        sending.done(key["key_id"])
+            sending.done(key["key_id"] if key is not None else None)
+        if refused is not None:
+            return refused
         # Shown in this answer only (never stored, never in a URL; the page is not cached).
         return await self.account_html(request, visit, new_key=key)
 
     @app.route("/account/api-keys/<string:key_id>/revoke", methods=["POST"])
     @action()
     async def revoke_key(self, request, visit, key_id):
-        try:
-            await self.call(visit, commands.RevokeApiKey, key_id=key_id[:64])
-        except (NotLoggedIn, MasterUnavailable):
-            raise
-        except PaperTraderError as e:
-            return await self.account_html(request, visit, errors={"keys": sentence(e.message)}, status=422)
+        _, refused = await self.on_account(request, visit, "keys",
+                                           self.call(visit, commands.RevokeApiKey, key_id=key_id[:64]))
+        if refused is not None:
+            return refused
         security.set_flash(request, f"Key {key_id[:64]} revoked.", "success")
         return redirect(request, "/account")
 
