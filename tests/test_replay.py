@@ -11,6 +11,7 @@ import pytest_twisted
 
 from papertrader.app import Stamp
 from papertrader.app.trading import TradingCommands, rules_from
+from papertrader.errors import UnknownSymbol
 from papertrader.market import calendar
 from papertrader.market.board import QuoteBoard
 from papertrader.market.history import HistoryError, load_files, load_shipped, read_csv, shipped_symbols
@@ -117,8 +118,8 @@ def test_pause_resume_and_seek(nyse):
 class Replay:
     """A replay of the fixture driven by task.Clock: the market service, the trading layer, accounts."""
 
-    def __init__(self, db, settings, clock, log, nyse):
-        history = load_files([FIXTURE])
+    def __init__(self, db, settings, clock, log, nyse, files=(FIXTURE,)):
+        history = load_files(list(files))
         self.board = QuoteBoard(history.symbols)
         self.clock = ReplayClock(nyse, date(2024, 3, 4))
         self.store = OrderStore(db)
@@ -175,6 +176,33 @@ async def test_orders_fill_at_replayed_prices_and_market_time(replay):
     assert history["transactions"][0]["time"] == t(5, 21, 0)
     candles = await r.market.candles.read("XYZ", "1d", 10)
     assert [c["time"] for c in candles] == [t(4), t(5)]  # only what has been played: no future
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_company_listed_later_in_the_replay_is_refused_with_its_first_day_until_it_trades(
+        db, settings, clock, log, nyse, tmp_path):
+    later = tmp_path / "NEW.csv"  # lists on Thursday 7 March, three sessions into the fixture
+    later.write_text("date,open,high,low,close,volume\n2024-03-07,10.00,10.50,9.75,10.25,1000\n"
+                     "2024-03-08,10.25,10.75,10.00,10.50,1000\n")
+    r = Replay(db, settings, clock, log, nyse, files=(FIXTURE, str(later)))
+    await r.start()
+    try:
+        alice = await r.user("alice")
+        with pytest.raises(UnknownSymbol) as refused:  # market time: Tuesday 5 March
+            await r.order(alice, "n1", "buy", "NEW", "5")
+        assert str(refused.value) == "NEW does not trade yet: its prices start on 2024-03-07 (the market's date" \
+                                     " is 2024-03-05)"
+        assert (await r.trading.orders(alice, None, 10))["orders"] == []  # nothing written
+        await r.session()  # Tuesday
+        await r.session()  # Wednesday
+        await r.session()  # Thursday: NEW's first bar
+        assert r.board.get("NEW").price == D("10.25")
+        order = await r.order(alice, "n1", "buy", "NEW", "5")  # the same client order id: the refusal kept nothing
+        assert order["status"] == "new"
+        await r.session()
+        assert (await r.trading.get_order(alice, None, order["id"]))["status"] == "filled"
+    finally:
+        await r.market.stopService()
 
 
 @pytest_twisted.ensureDeferred

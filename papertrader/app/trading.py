@@ -9,16 +9,18 @@ commit.
 
 import uuid
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 from twisted.internet import defer
 
 from papertrader import faults
 from papertrader.app import in_portfolio
-from papertrader.errors import DuplicateOrder, InvalidInput, PaperTraderError, UnknownOrder
+from papertrader.errors import DuplicateOrder, InvalidInput, PaperTraderError, UnknownOrder, UnknownSymbol
 from papertrader.master import validation
 from papertrader.master.group_commit import GroupCommit
 from papertrader.master.portfolios import PortfolioStore
+from papertrader.market.history import day
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend, margin
@@ -202,11 +204,17 @@ class TradingCommands:
             trail_price=validation.price("trail price", trail_price),
             trail_percent=validation.percent("trail percent", trail_percent))
 
-    def _check_asset(self, request):
-        """What the source says of the asset: it may not be tradable, or not in fractions of a share."""
+    def _check_asset(self, request, now):
+        """What the source says of the asset: it may not trade yet (a replay before its first day), may
+        not be tradable, or not in fractions of a share."""
         asset = self.board.info.get(request.symbol)
         if asset is None:
             return
+        if asset.first_day is not None and self.board.get(request.symbol) is None:
+            today = date.fromordinal(day(now))
+            if asset.first_day > today:
+                raise UnknownSymbol(f"{request.symbol} does not trade yet: its prices start on {asset.first_day}"
+                                    f" (the market's date is {today})")
         if not asset.tradable:
             raise InvalidInput(f"{request.symbol} is not tradable now")
         fractional = request.notional is not None or (request.quantity is not None and
@@ -221,9 +229,9 @@ class TradingCommands:
                     trail_percent=None):
         request = self._request(session, client_order_id, side, symbol, type, time_in_force, quantity, notional,
                                 limit_price, stop_price, trail_price, trail_percent)
-        self._check_asset(request)
-        prices = self.board.prices()
         now = self.market_clock.now()
+        self._check_asset(request, now)
+        prices = self.board.prices()
         info = self.market_clock.info(now)
         recorded = self._recorded()
 

@@ -14,7 +14,7 @@ keep to the wall clock.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 
 from twisted.internet import defer
@@ -148,7 +148,16 @@ class ReplaySource:
     def assets(self, symbols):
         from papertrader.market.sources import Asset
 
-        return defer.succeed([self.history.assets.get(s, Asset(s)) for s in symbols if s in self.history.series])
+        return defer.succeed([replace(self.history.assets.get(s, Asset(s)), first_day=self._first_day(s))
+                              for s in symbols if s in self.history.series])
+
+    def _first_day(self, symbol):
+        series = self.history.series[symbol]
+        if not len(series):
+            return None
+        if series.daily:
+            return date.fromordinal(series.keys[0])
+        return date.fromordinal(day(datetime.fromtimestamp(series.keys[0], timezone.utc)))
 
     def corporate_actions(self, symbols, start, end):
         wanted = set(symbols)

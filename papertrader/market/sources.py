@@ -15,6 +15,8 @@ shows them as stale and logs the outage once).
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
+from typing import Optional
 
 from zope.interface import Attribute, Interface
 
@@ -31,6 +33,9 @@ class Asset:
     asset_class: str = "us_equity"
     tradable: bool = True
     fractionable: bool = True
+    # The first day the source has a price for it (a replay's history of a company listed later, e.g. FB
+    # from 2012-05-18); None when the source cannot tell.
+    first_day: Optional[date] = None
 
 
 def asset_uuid(symbol):
