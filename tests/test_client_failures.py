@@ -189,6 +189,63 @@ async def test_ctrl_c_at_a_password_prompt_stops_at_once(cluster):
                                                                  "message": "interrupted (SIGINT)"}
 
 
+async def portfolio_state(d, name):
+    """(generation, open orders) of alice's portfolio ``name``."""
+    status, out, _ = await d.cli("portfolio", "list", user="alice")
+    generation = next(p["generation"] for p in j(out) if p["name"] == name)
+    status, out, _ = await d.cli("orders", "--status", "open", "--portfolio", name, user="alice")
+    return generation, len(j(out))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reset_at_a_terminal_asks_first_and_only_yes_goes_on(cluster):
+    d = cluster
+    await register_and_login(d)
+    await d.cli("portfolio", "create", "Swing", user="alice")
+    await d.cli("buy", "AAPL", "1", "--limit", "1.00", "--tif", "gtc", "--portfolio", "Swing", user="alice")
+    question = (b"Reset portfolio 'Swing'? Its open orders are canceled and its history archived; it starts again"
+                b" with its starting cash. [y/N] ")
+    for answer in (b"n", b""):  # a real terminal; Enter alone is no
+        proc = spawn_cli(d, "portfolio", "reset", "Swing", pty=True)
+        await proc.wait_for(question)
+        proc.transport.write(answer + b"\n")
+        assert await ended(proc) == 1
+        assert proc.output.rstrip().endswith(b"papertrader: not confirmed; nothing was changed"), proc.output
+        assert await portfolio_state(d, "Swing") == (0, 1)
+    proc = spawn_cli(d, "portfolio", "reset", "Swing", pty=True)
+    await proc.wait_for(question)
+    proc.transport.write(b"Yes\n")
+    assert await ended(proc) == 0
+    assert b"Portfolio 'Swing' reset: 1 open order canceled" in proc.output and b"Traceback" not in proc.output
+    assert await portfolio_state(d, "Swing") == (1, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_ctrl_c_at_a_confirmation_stops_at_once_and_changes_nothing(cluster):
+    d = cluster
+    await register_and_login(d)
+    status, out, err = await d.cli("game", "create", "Spring Cup", "--start", "2026-09-01", "--end", "2030-12-31",
+                                   "--cash", "10000", user="alice")
+    assert status == 0, err
+    question = b"End game 'Spring Cup' now? Its final ranking is the last market update's. [y/N] "
+    proc = spawn_cli(d, "--json", "game", "end", "Spring Cup", pty=True)
+    await proc.wait_for(question)
+    proc.transport.write(b"\x03")  # Ctrl-C typed at that terminal
+    assert await ended(proc) == 130
+    assert b"Traceback" not in proc.output
+    assert j(proc.output.strip().splitlines()[-1]) == {"error": "interrupted", "message": "interrupted (SIGINT)"}
+    status, out, _ = await d.cli("game", "show", "Spring Cup", user="alice")
+    assert j(out)["status"] != "ended"
+    # Asked again, y (any case) ends it.
+    proc = spawn_cli(d, "game", "end", "Spring Cup", pty=True)
+    await proc.wait_for(question)
+    proc.transport.write(b"Y\n")
+    assert await ended(proc) == 0
+    assert b"Spring Cup ended" in proc.output
+    status, out, _ = await d.cli("game", "show", "Spring Cup", user="alice")
+    assert j(out)["status"] == "ended"
+
+
 # --- 2. a worker that dies or stops during a command --------------------------------------------------------------
 
 

@@ -46,7 +46,7 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
     assert j(out)["portfolio"] == "Class 7B" and j(out)["playing"]
     status, out, err = await d.cli("game", "join", "Class 7B", "--code", code, user="alice")
     assert status == 1 and j(out)["error"] == "invalid_input"
-    status, out, err = await d.cli("game", "remove", "Class 7B", "teacher", user="alice")
+    status, out, err = await d.cli("game", "remove", "Class 7B", "teacher", "--yes", user="alice")
     assert j(out)["error"] == "not_game_creator"
 
     await d.tick()  # the master's update: step, then leaderboards
@@ -62,7 +62,7 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
     status, out, _ = await d.cli("game", "show", "Class 7B", user="teacher", json=False)
     assert "max position:" in out and "40.00%" in out and "AAPL, MSFT" in out
 
-    status, out, err = await d.cli("game", "end", "Class 7B", user="teacher")
+    status, out, err = await d.cli("game", "end", "Class 7B", "--yes", user="teacher")
     assert status == 0 and j(out)["status"] == "ended", err
     await d.tick()
     status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="alice")
@@ -97,3 +97,34 @@ async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
     assert j(proc.output.decode().strip().splitlines()[-1])["error"] == "unknown_users"
     status, out, _ = await d.cli("game", "show", "Class 9", user="teacher")
     assert j(out)["error"] == "unknown_game"  # nothing was created
+
+
+@pytest_twisted.ensureDeferred
+async def test_removing_a_player_and_ending_a_game_need_yes_without_a_terminal(deployment):
+    d = deployment
+    for user in ("teacher", "alice"):
+        await register_and_login(d, user)
+    status, out, err = await d.cli("game", "create", "Spring Cup", "--start", "2026-09-01", "--end", "2030-12-31",
+                                   "--cash", "10000", user="teacher")
+    assert status == 0, err
+    status, out, err = await d.cli("game", "join", "Spring Cup", user="alice")
+    assert status == 0, err
+
+    # No terminal to ask on (d.cli's standard input is not one), no --yes: a usage error, and nothing changes.
+    for argv in (("game", "remove", "Spring Cup", "alice"), ("game", "end", "Spring Cup")):
+        status, out, err = await d.cli(*argv, user="teacher")
+        assert (status, j(out)["error"]) == (2, "usage"), out
+        assert j(out)["message"] == f"game {argv[1]} needs --yes when not run in a terminal"
+        status, out, err = await d.cli(*argv, stdin="yes\n", user="teacher", json=False)
+        assert (status, out) == (2, "")
+        assert err == f"papertrader: game {argv[1]} needs --yes when not run in a terminal\n"
+    status, out, _ = await d.cli("game", "show", "Spring Cup", user="alice")
+    game = j(out)
+    assert (game["players"], game["playing"]) == (1, True) and game["status"] in ("upcoming", "open")
+
+    status, out, err = await d.cli("game", "remove", "Spring Cup", "alice", "--yes", user="teacher", json=False)
+    assert (status, out) == (0, "alice was removed from Spring Cup.\n"), err
+    status, out, _ = await d.cli("game", "show", "Spring Cup", user="teacher")
+    assert j(out)["players"] == 0
+    status, out, err = await d.cli("game", "end", "Spring Cup", "--yes", user="teacher")
+    assert status == 0 and j(out)["status"] == "ended", err

@@ -136,6 +136,33 @@ async def test_notional_stop_and_trailing_orders_from_the_client(deployment):
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_orders_table_shows_a_notional_order_s_dollars_until_it_fills(deployment):
+    d = deployment
+    await register_and_login(d)
+    notional = j((await d.cli("buy", "AAPL", "--notional", "500", user="alice"))[1])
+    limit = j((await d.cli("buy", "MSFT", "2", "--limit", "1.00", "--tif", "gtc", user="alice"))[1])
+    status, out, err = await d.cli("orders", user="alice", json=False)
+    assert status == 0, err
+    header, *rows = out.splitlines()
+    # QUANTITY shows the notional, as dollars, right-aligned with the quantities of the other orders.
+    end = header.index("QUANTITY") + len("QUANTITY")
+    [row] = [r for r in rows if r.split()[0] == str(notional["id"])]
+    assert row[:end].endswith(" $500.00") and row.split()[1:5] == ["buy", "AAPL", "$500.00", "market"]
+    [row] = [r for r in rows if r.split()[0] == str(limit["id"])]
+    assert row[:end].endswith(" 2") and row.split()[1:5] == ["buy", "MSFT", "2", "limit"]
+    # JSON keeps the order as it is: no quantity yet, and its notional.
+    [shown] = [o for o in j((await d.cli("orders", user="alice"))[1]) if o["id"] == notional["id"]]
+    assert (shown.get("quantity"), shown["notional"]) == (None, "500.00")
+
+    await d.tick()  # it fills: its quantity is fixed, and shown
+    filled = j((await d.cli("order", str(notional["id"]), user="alice"))[1])
+    assert filled["status"] == "filled"
+    status, out, err = await d.cli("orders", user="alice", json=False)
+    [row] = [r for r in out.splitlines() if r.split()[0] == str(notional["id"])]
+    assert row.split()[1:5] == ["buy", "AAPL", filled["quantity"], "market"] and "$" not in row
+
+
+@pytest_twisted.ensureDeferred
 async def test_clock_and_paging(deployment):
     d = deployment
     await register_and_login(d)

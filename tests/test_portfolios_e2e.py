@@ -2,6 +2,7 @@
 cluster over TLS; an API key of a margin portfolio trading it with the real alpaca-py (multiplier 2, shorting)."""
 
 import json
+import re
 from decimal import Decimal as D
 
 import pytest_twisted
@@ -46,7 +47,7 @@ async def test_portfolios_from_the_command_line(tmp_path, settings, database_url
         assert "close its 1 position first" in j(out)["message"]
 
         # Reset: the history is archived, still readable.
-        status, out, err = await d.cli("portfolio", "reset", "Swing", user="alice")
+        status, out, err = await d.cli("portfolio", "reset", "Swing", "--yes", user="alice")
         assert status == 0 and (j(out)["generation"], j(out)["cash"]) == (1, "2500.00"), err
         status, out, _ = await d.cli("history", user="alice")
         assert j(out) == []
@@ -139,3 +140,103 @@ async def test_the_trade_stream_of_a_key_hears_only_its_portfolio(api):
         assert first.event == "new" and str(first.order.id) == str(mine.id)
     finally:
         await runner.stop(api.d.cluster.workers[0].streams)
+
+
+def column(text, name):
+    """The cells of column ``name`` (a left-aligned one) of the client's text table ``text``, row by row."""
+    header, *lines = text.splitlines()
+    cell = re.search(rf"(?<!\S){name.upper()}( +|$)", header)  # up to where the next column starts
+    return [line[cell.start():cell.end()].strip() for line in lines]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reset_without_a_terminal_needs_yes_and_without_it_changes_nothing(deployment):
+    d = deployment
+    await register_and_login(d)
+    status, out, err = await d.cli("portfolio", "create", "Swing", "--cash", "2500", user="alice")
+    assert status == 0, err
+    status, out, err = await d.cli("buy", "AAPL", "1", "--limit", "1.00", "--tif", "gtc", "--portfolio", "Swing",
+                                   user="alice")
+    assert status == 0, err
+    order = j(out)
+
+    # No terminal to ask on (d.cli's standard input is not one): a usage error, even with "y" on standard input.
+    for stdin in ("", "y\n"):
+        status, out, err = await d.cli("portfolio", "reset", "Swing", stdin=stdin, user="alice")
+        assert (status, j(out)["error"]) == (2, "usage"), out
+        assert j(out)["message"] == "portfolio reset needs --yes when not run in a terminal"
+    status, out, err = await d.cli("portfolio", "reset", "Swing", user="alice", json=False)
+    assert (status, out) == (2, "")
+    assert err == "papertrader: portfolio reset needs --yes when not run in a terminal\n"
+    # Nothing changed: the open order is still open, the portfolio still in its first generation.
+    status, out, _ = await d.cli("orders", "--status", "open", "--portfolio", "Swing", user="alice")
+    assert [o["id"] for o in j(out)] == [order["id"]]
+    status, out, _ = await d.cli("portfolio", "list", user="alice")
+    assert [(p["name"], p["generation"]) for p in j(out)] == [("default", 0), ("Swing", 0)]
+
+    # --yes: done, without a question. The other actions ignore --yes.
+    status, out, err = await d.cli("portfolio", "reset", "Swing", "--yes", user="alice", json=False)
+    assert status == 0, err
+    assert out.startswith("Portfolio 'Swing' reset: 1 open order canceled, 2500.00 cash, generation 1") and "?" not in err
+    status, out, _ = await d.cli("orders", "--status", "open", "--portfolio", "Swing", user="alice")
+    assert j(out) == []
+    status, out, _ = await d.cli("portfolio", "list", "--yes", user="alice")
+    assert status == 0 and [p["generation"] for p in j(out)] == [0, 1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_portfolio_list_marks_the_one_in_use_and_closing_it_goes_back_to_the_default(deployment):
+    d = deployment
+    await register_and_login(d)
+    await d.cli("portfolio", "create", "Swing", user="alice")
+    # None chosen: the default portfolio is the one in use.
+    status, out, err = await d.cli("portfolio", "list", user="alice")
+    assert status == 0, err
+    assert [(p["name"], p["in_use"]) for p in j(out)] == [("default", True), ("Swing", False)]
+    status, out, _ = await d.cli("portfolio", "list", user="alice", json=False)
+    assert column(out, "in_use") == ["yes", ""] and column(out, "name") == ["default", "Swing"]
+
+    await d.cli("portfolio", "use", "swing", user="alice")
+    status, out, _ = await d.cli("portfolio", "list", user="alice")
+    assert [(p["name"], p["in_use"]) for p in j(out)] == [("default", False), ("Swing", True)]
+    status, out, _ = await d.cli("portfolio", "list", user="alice", json=False)
+    assert column(out, "in_use") == ["", "yes"]
+
+    # Closed elsewhere (alice's other machine, with its own config directory; or the website): a command that
+    # trades says what happened and what to do.
+    status, out, err = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="alice-laptop")
+    assert status == 0, err
+    status, out, err = await d.cli("portfolio", "close", "Swing", user="alice-laptop")
+    assert status == 0 and j(out)["closed"] and j(out)["was_in_use"] is False, err
+    status, out, err = await d.cli("buy", "AAPL", "1", user="alice")
+    assert (status, j(out)["error"]) == (1, "unknown_portfolio")
+    assert j(out)["message"] == (
+        "no portfolio 'Swing' on your account: it is the portfolio 'papertrader portfolio use' chose, closed or"
+        " renamed since; run 'papertrader portfolio use --default' to trade your default portfolio, or"
+        " 'papertrader portfolio use NAME' for another (see 'papertrader portfolio list')")
+    status, out, err = await d.cli("portfolio", user="alice", json=False)
+    assert status == 1 and "run 'papertrader portfolio use --default'" in err
+    status, out, err = await d.cli("buy", "AAPL", "1", "--portfolio", "Swing", user="alice")  # named: no such hint
+    assert (status, j(out)["message"]) == (1, "no portfolio 'Swing' on your account")
+    status, out, err = await d.cli("portfolio", "list", "--closed", user="alice")
+    assert status == 0 and [(p["name"], p["in_use"]) for p in j(out)] == [("default", False), ("Swing", False)]
+    assert "is not open any more" in err and "papertrader portfolio use --default" in err
+    status, out, _ = await d.cli("portfolio", "use", "--default", user="alice")
+    status, out, err = await d.cli("portfolio", user="alice")
+    assert status == 0 and j(out)["portfolio"] == "default"
+
+    # Closed here: the client forgets the choice, and says so.
+    for name, as_json in (("Momentum", True), ("Value", False)):
+        await d.cli("portfolio", "create", name, user="alice")
+        await d.cli("portfolio", "use", name, user="alice")
+        status, out, err = await d.cli("portfolio", "close", name.lower(), user="alice", json=as_json)
+        assert status == 0, err
+        if as_json:
+            assert (j(out)["name"], j(out)["was_in_use"]) == (name, True)
+        else:
+            assert out == (f"Portfolio {name!r} closed (its API keys no longer work). It was the one 'portfolio use'"
+                           " chose. Commands now trade your default portfolio.\n")
+        status, out, err = await d.cli("portfolio", user="alice")
+        assert status == 0 and j(out)["portfolio"] == "default", err
+        status, out, err = await d.cli("portfolio", "list", user="alice")
+        assert [(p["name"], p["in_use"]) for p in j(out)] == [("default", True)] and err == ""

@@ -45,7 +45,15 @@ from papertrader.client.errors import (
 )
 from papertrader.client.interrupts import Interrupted, Interrupts, NoInterrupts
 from papertrader.client.interrupts import status as signal_status
-from papertrader.errors import InvalidInput, MasterUnavailable, NotLoggedIn, PaperTraderError, ProviderLoginFailed
+from papertrader.errors import (
+    InvalidInput,
+    MasterUnavailable,
+    NotLoggedIn,
+    PaperTraderError,
+    ProviderLoginFailed,
+    UnknownPortfolio,
+)
+from papertrader.money import money_text
 from papertrader.times import parse_game_end, parse_when
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
@@ -55,7 +63,8 @@ ORDER_COLUMNS = ["id", "side", "symbol", "quantity", "type", "time_in_force", "l
                  "filled_quantity", "average_price", "reason"]
 OPEN = ("new", "partially_filled")
 PORTFOLIO_ACTIONS = ("show", "create", "list", "use", "rename", "default", "close", "reset")
-PORTFOLIO_COLUMNS = ["name", "kind", "cash", "starting_cash", "default", "generation", "created", "margin_call"]
+PORTFOLIO_COLUMNS = ["name", "kind", "cash", "starting_cash", "default", "in_use", "generation", "created",
+                     "margin_call"]
 TIMES_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 
 # Exit statuses (the README lists them).
@@ -180,7 +189,7 @@ def build_parser():
     c = command("delete-account", "delete your account's personal data (asks for proof)")
     password_options(c)
     provider_options(c, "prove it is you by signing in with this provider instead of a password")
-    c.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    yes_option(c)
     c = command("logout", "end this session (or others: --all, --session ID)")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="end every session of the account, on every device")
@@ -305,11 +314,13 @@ def build_parser():
     c = command("portfolio", "cash, buying power, positions with their value and profit or loss; or manage your"
                              " portfolios: create, list, use, rename, default, close, reset")
     c.add_argument("action", nargs="?", choices=PORTFOLIO_ACTIONS, metavar="ACTION",
-                   help="show (default): the portfolio's cash, positions and margin; create NAME; list; use NAME"
+                   help="show (default): the portfolio's cash, positions and margin; create NAME; list (IN_USE"
+                        " marks the one commands trade: the one 'use' chose, else your default one); use NAME"
                         " (the one commands trade from now on; 'use --default' for your default one); rename OLD"
                         " NEW; default NAME (make it your default portfolio); close NAME (it must hold no open"
-                        " orders and no positions); reset NAME (cancel its open orders, archive its history, start"
-                        " again with its starting cash; its API keys keep working)")
+                        " orders and no positions; closing the one 'use' chose goes back to your default one);"
+                        " reset NAME (asks first; cancel its open orders, archive its history, start again with its"
+                        " starting cash; its API keys keep working)")
     c.add_argument("names", nargs="*", metavar="NAME", help="the portfolio's name (1-64 characters)")
     c.add_argument("--cash", metavar="AMOUNT", default=None,
                    help="with create: its starting cash (default: the server's starting cash)")
@@ -318,6 +329,9 @@ def build_parser():
     c.add_argument("--default", action="store_true",
                    help="with create: make it your default portfolio; with use: trade your default portfolio")
     c.add_argument("--closed", action="store_true", help="with list: the closed portfolios too")
+    c.add_argument("--yes", action="store_true",
+                   help="with reset: do not ask for confirmation (needed without a terminal; the other actions"
+                        " ignore it)")
     portfolio_option(c)
     c = command("history", "your transaction history: every fill, dividend and split, newest last")
     limit_option(c, 50, 500)
@@ -335,6 +349,10 @@ GAME_COLUMNS = ["name", "status", "start", "end", "starting_cash", "players", "p
 GAME_FIELDS = ["name", "creator", "status", "start", "end", "ended_at", "starting_cash", "private", "players",
                "commission", "fill_model", "margin", "allow_short", "assets", "max_position", "portfolio",
                "board_updated", "invite_code"]
+
+
+def yes_option(parser):
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
 
 
 def add_game_commands(command):
@@ -385,11 +403,13 @@ def add_game_commands(command):
                    help="a private game's invite code (default: none; a public game needs none)")
     c = action("invite", "a new invite code for your private game (the old one stops working)")
     c.add_argument("name", help="the game's name")
-    c = action("remove", "remove a player from your game (their open orders in it are canceled)")
+    c = action("remove", "remove a player from your game (their open orders in it are canceled; asks first)")
     c.add_argument("name", help="the game's name")
     c.add_argument("player", help="the player's username")
-    c = action("end", "end your game now (the final ranking is the last update's)")
+    yes_option(c)
+    c = action("end", "end your game now (the final ranking is the last update's; asks first)")
     c.add_argument("name", help="the game's name")
+    yes_option(c)
     action("list", "the games you may see: public ones, yours, and those you play in")
     c = action("show", "a game's dates, rules and players")
     c.add_argument("name", help="the game's name")
@@ -443,6 +463,13 @@ def describe_event(event):
     return f"{output.plain(event)['time']}  {text}"
 
 
+def order_rows(orders):
+    """Orders as the ORDER_COLUMNS table shows them: a notional order that has not filled yet has no quantity, so
+    its QUANTITY cell shows its notional instead, as dollars ('$500.00'); JSON keeps the orders as they are."""
+    return [dict(o, quantity="$" + money_text(o["notional"]))
+            if o.get("quantity") is None and o.get("notional") is not None else o for o in orders]
+
+
 def first_of(*deferreds):
     """A new Deferred that fires (with None) when the first of ``deferreds`` fires; it leaves their results be."""
     result = defer.Deferred()
@@ -473,6 +500,7 @@ class CLI:
         self.streaming = False  # watch: one JSON value per line
         self.emitted = 0
         self.last_command = None
+        self.chosen_portfolio = None  # the portfolio 'portfolio use' chose, when a command trades it
 
     # --- output ---------------------------------------------------------------
 
@@ -510,6 +538,44 @@ class CLI:
         except EOFError:
             raise InvalidInput("no answer: standard input is closed")
 
+    def ask(self, question):
+        """One line typed at the terminal in answer to ``question``, which is shown on stderr (stdout keeps only
+        the command's output, one JSON value with --json); Ctrl-C interrupts it like any prompt."""
+        def read():
+            self.stderr.write(question)
+            self.stderr.flush()
+            try:
+                line = self.stdin.readline(MAX_LINE + 1)
+            except KeyboardInterrupt:  # Ctrl-C (Interrupted): what follows starts on a line of its own
+                self.stderr.write("\n")
+                self.stderr.flush()
+                raise
+            if not line:  # Ctrl-D
+                self.stderr.write("\n")
+                raise EOFError()
+            return line
+
+        return self.prompt(read).rstrip("\r\n")
+
+    def confirm(self, question):
+        """Go on only if the user agrees: --yes, or y/yes typed at the terminal after ``question`` (anything else
+        changes nothing: InvalidInput). Without a terminal and without --yes, a usage error saying to pass it."""
+        if self.args.yes:
+            return
+        if not self.at_terminal():
+            raise UsageFailure(f"{self.command_name()} needs --yes when not run in a terminal")
+        if self.ask(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+            raise InvalidInput("not confirmed; nothing was changed")
+
+    def at_terminal(self):
+        """Whether standard input is a terminal, where a person can answer a question (no stdin: no)."""
+        return self.stdin is not None and self.stdin.isatty()
+
+    def command_name(self):
+        """The command as typed, without its arguments: 'portfolio reset', 'game end'."""
+        a = self.args
+        return " ".join(w for w in (a.command, getattr(a, "action", None), getattr(a, "game_action", None)) if w)
+
     def read_line(self, what="the password"):
         if self.stdin is None:
             raise InvalidInput(f"no standard input to read {what} from")
@@ -532,9 +598,13 @@ class CLI:
         this user), else none (the server's default portfolio)."""
         name = getattr(self.args, "portfolio", None)
         if name is None:
-            session = tokens.load(self.environ) or {}
-            name = tokens.remembered_portfolio(session.get("username"), self.environ)
+            name = self.chosen_portfolio = self.remembered_portfolio()
         return {"portfolio": name} if name else {}
+
+    def remembered_portfolio(self):
+        """The portfolio 'portfolio use' chose for the logged-in user (None: the default one)."""
+        session = tokens.load(self.environ) or {}
+        return tokens.remembered_portfolio(session.get("username"), self.environ)
 
     def secret(self, text):
         """A password typed at the terminal, not echoed; without a terminal (a pipe, a cron job) a usage error
@@ -681,7 +751,7 @@ class CLI:
                                     password=password))
         username = self.args.username
         if not username:
-            if not self.stdin.isatty():
+            if not self.at_terminal():
                 raise UsageFailure(f"no account is linked to this sign-in yet: choose a username with"
                                    f" 'login --provider {self.args.provider} USERNAME' (suggested:"
                                    f" {answer['proposal']}), or add --link to use your existing account")
@@ -707,10 +777,10 @@ class CLI:
     def do_delete_account(self):
         token = self.token()
         if not self.args.yes:
-            if not self.stdin.isatty():
+            if not self.at_terminal():
                 raise UsageFailure("delete-account needs --yes when not run in a terminal")
             me = tokens.load(self.environ) or {}
-            typed = self.prompt(lambda: input(f"Type your username ({me.get('username')}) to delete your account: "))
+            typed = self.ask(f"Type your username ({me.get('username')}) to delete your account: ")
             if typed != me.get("username"):
                 raise InvalidInput("not confirmed; nothing was deleted")
         proof = {}
@@ -1017,7 +1087,7 @@ class CLI:
         arguments.update((yield self._generation()))
         answer = yield self.call(commands.Orders, token=self.token(), limit=self.args.limit, **arguments)
         orders = answer["orders"]
-        self.emit(orders, output.table(orders, ORDER_COLUMNS) if orders else "No orders.")
+        self.emit(orders, output.table(order_rows(orders), ORDER_COLUMNS) if orders else "No orders.")
         self._more(answer, orders)
 
     def _more(self, answer, rows):
@@ -1030,7 +1100,8 @@ class CLI:
         if self.args.all:
             answer = yield self.call(commands.CancelAllOrders, token=token, **self.in_portfolio())
             orders = answer["orders"]
-            self.emit(orders, output.table(orders, ORDER_COLUMNS) if orders else "No open orders to cancel.")
+            self.emit(orders, output.table(order_rows(orders), ORDER_COLUMNS) if orders
+                      else "No open orders to cancel.")
             return
         order = yield self.call(commands.CancelOrder, token=token, order_id=self.args.id, **self.in_portfolio())
         filled = output.plain(order)["filled_quantity"]
@@ -1104,8 +1175,20 @@ class CLI:
     @defer.inlineCallbacks
     def _portfolio_list(self):
         answer = yield self.call(commands.Portfolios, token=self.token(), closed=self.args.closed)
-        rows = answer["portfolios"]
-        self.emit(rows, output.table([dict(r, default="yes" if r["default"] else "", margin_call=r.get("margin_call"))
+        chosen = self.remembered_portfolio()
+
+        def in_use(row):  # the one commands trade: the one 'portfolio use' chose, else the default one
+            if row.get("closed") is not None:
+                return False
+            return row["name"].casefold() == chosen.casefold() if chosen is not None else bool(row["default"])
+
+        rows = [dict(r, in_use=in_use(r)) for r in answer["portfolios"]]
+        if chosen is not None and not any(r["in_use"] for r in rows):
+            self.note(f"the portfolio 'portfolio use' chose, {chosen!r}, is not open any more (closed or renamed):"
+                      " commands that trade fail until you run 'papertrader portfolio use --default' (your default"
+                      " portfolio) or 'papertrader portfolio use NAME'")
+        self.emit(rows, output.table([dict(r, default="yes" if r["default"] else "",
+                                           in_use="yes" if r["in_use"] else "", margin_call=r.get("margin_call"))
                                       for r in rows], PORTFOLIO_COLUMNS + (["closed"] if self.args.closed else [])))
 
     @defer.inlineCallbacks
@@ -1152,13 +1235,20 @@ class CLI:
         closed = yield self.call(commands.ClosePortfolio, token=self.token(), name=name)
         session = tokens.load(self.environ) or {}
         used = tokens.remembered_portfolio(session.get("username"), self.environ)
-        if used is not None and used.casefold() == name.casefold():
+        was_in_use = used is not None and used.casefold() in (name.casefold(), closed["name"].casefold())
+        if was_in_use:
             tokens.remember_portfolio(session.get("username"), None, self.environ)
-        self.emit(closed, f"Portfolio {closed['name']!r} closed (its API keys no longer work).")
+        self.emit(dict(closed, was_in_use=was_in_use),
+                  f"Portfolio {closed['name']!r} closed (its API keys no longer work)." +
+                  (" It was the one 'portfolio use' chose. Commands now trade your default portfolio." if was_in_use
+                   else ""))
 
     @defer.inlineCallbacks
     def _portfolio_reset(self, name):
-        reset = yield self.call(commands.ResetPortfolio, token=self.token(), name=name)
+        token = self.token()
+        self.confirm(f"Reset portfolio {name!r}? Its open orders are canceled and its history archived; it starts"
+                     " again with its starting cash.")
+        reset = yield self.call(commands.ResetPortfolio, token=token, name=name)
         self.emit(reset, f"Portfolio {reset['name']!r} reset: {reset['canceled']} open order"
                          f"{'' if reset['canceled'] == 1 else 's'} canceled, {output.plain(reset)['cash']} cash,"
                          f" generation {reset['generation']} (the history before it: 'history --archived').")
@@ -1229,9 +1319,12 @@ class CLI:
                             " works). Players join with: papertrader game join"
                             f" {_shell_word(game['name'])} --code {game['invite_code']}")
         elif action == "remove":
+            self.confirm(f"Remove {a.player} from game {a.name!r}? Their open orders in it are canceled and they"
+                         " leave its leaderboard.")
             game = yield self.call(commands.RemoveGamePlayer, token=token, name=a.name, username=a.player)
             self.emit(game, f"{a.player} was removed from {game['name']}.")
         elif action == "end":
+            self.confirm(f"End game {a.name!r} now? Its final ranking is the last market update's.")
             game = yield self.call(commands.EndGame, token=token, name=a.name)
             self.emit(game, f"{game['name']} ended; its final ranking is the last market update's.")
         elif action == "list":
@@ -1337,6 +1430,10 @@ class CLI:
     def explain(self, e):
         """The message of error ``e``, and a word of warning if the command may have been done anyway."""
         message = e.message
+        if isinstance(e, UnknownPortfolio) and self.chosen_portfolio is not None:
+            message += (": it is the portfolio 'papertrader portfolio use' chose, closed or renamed since; run"
+                        " 'papertrader portfolio use --default' to trade your default portfolio, or 'papertrader"
+                        " portfolio use NAME' for another (see 'papertrader portfolio list')")
         if self.connection is not None and self.connection.uncertain and self.last_command not in READ_ONLY:
             message += (". A worker failed while this command was under way, so it may have been done: check"
                         " before you try again")

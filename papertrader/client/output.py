@@ -68,8 +68,9 @@ def _text(value):
 
 
 def _is_number(text):
+    """A number, or an amount of dollars ('$500.00': a notional order's quantity), right-aligned in a table."""
     try:
-        Decimal(text)
+        Decimal(text[1:] if text.startswith("$") else text)
         return True
     except Exception:
         return False
