@@ -6,6 +6,8 @@ from papertrader.guard import Limits, guarded
 from papertrader.services import ListeningService
 from papertrader.worker.http import site as sites
 from papertrader.worker.http.rest import RestApi
+from papertrader.worker.http.streams import stream_resources
+from papertrader.worker.web import web_resource
 
 
 def http_service(worker, reactor, description, cert_path, settings):
@@ -15,18 +17,8 @@ def http_service(worker, reactor, description, cert_path, settings):
     except sites.HttpEndpointError as e:
         raise usage.UsageError(str(e))
     rest = RestApi(worker, settings.api_rate_limit)
-    streams = {}
-    try:
-        from papertrader.worker.http.streams import stream_resources
-    except ImportError:  # pragma: no cover - the streams are part of the package
-        stream_resources = None
-    if stream_resources is not None:
-        streams = stream_resources(worker, settings)
-    try:
-        from papertrader.worker.web import web_resource
-    except ImportError:  # pragma: no cover - the website is part of the package
-        web_resource = None
-    web = web_resource(worker, settings) if web_resource is not None else None
+    streams = stream_resources(worker, settings)
+    web = web_resource(worker, settings)
     # Idle connections and unread output are the Site's (IDLE_TIMEOUT) and the streams' (MAX_BACKLOG) business.
     limits = Limits.from_settings(settings, idle=False, unsent=False)
     factory = guarded(sites.site(rest.resource(), streams, web), limits, worker.log, f"worker {worker.name} HTTP",
