@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from twisted.internet import protocol
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
+from twisted.internet.interfaces import IHandshakeListener, IProtocolNegotiationFactory, IPushProducer, ISSLTransport
 from twisted.protocols import policies
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import directlyProvides, implementer, providedBy
@@ -260,6 +260,17 @@ class GuardedFactory(policies.WrappingFactory):
         return self.per_address[host] if host is not None else sum(self.per_address.values())
 
 
+@implementer(IProtocolNegotiationFactory)
+class NegotiatingGuardedFactory(GuardedFactory):
+    """The guard of a factory that names its protocols for TLS's ALPN (twisted.web's Site: HTTP/1.1).  Twisted's
+    TLS asks the factory it wraps, here the guard: a guard naming none would fail the handshake of every client
+    that offers ALPN (browsers, curl, requests and so alpaca-py) with an internal-error alert."""
+
+    def acceptableProtocols(self):
+        return self.wrappedFactory.acceptableProtocols()
+
+
 def guarded(factory, limits, log, what, clock=None, hide_tls=False):
     """``factory`` behind the connection limits (see the module's doc)."""
-    return GuardedFactory(factory, limits, log, what, clock, hide_tls)
+    kind = NegotiatingGuardedFactory if IProtocolNegotiationFactory.providedBy(factory) else GuardedFactory
+    return kind(factory, limits, log, what, clock, hide_tls)

@@ -257,11 +257,15 @@ async def test_the_master_cuts_a_stalled_peer_but_never_a_linked_worker(limited)
     assert guards(d)["master"].cut["idle"] == 1
 
 
-def https_headers(port, ca_path):
-    """The headers of GET / over TLS (blocking; in a thread)."""
+def https_headers(port, ca_path, alpn=None):
+    """The headers of GET / over TLS (blocking; in a thread); with ``alpn``, offering those protocols (as every
+    browser, curl and requests do) and checking the server chose HTTP/1.1."""
     context = ssl.create_default_context(cafile=ca_path)
+    if alpn:
+        context.set_alpn_protocols(alpn)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() == ("http/1.1" if alpn else None)
             s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             received = b""
             while b"\r\n\r\n" not in received:
@@ -290,9 +294,13 @@ async def test_the_https_listener_cuts_a_stalled_handshake_and_still_knows_it_is
         stalled = await tcp(port)
         head = await in_thread(https_headers, port, os.path.join(d.data_dir, "ca.pem"), what="GET / over TLS")
         assert "strict-transport-security" in head  # the website still sees TLS through the guard
+        for offered in (["http/1.1"], ["h2", "http/1.1"]):  # requests and curl; browsers
+            head = await in_thread(https_headers, port, os.path.join(d.data_dir, "ca.pem"), offered,
+                                   what=f"GET / over TLS offering ALPN {offered}")
+            assert head.startswith("http/1.1 ") and "strict-transport-security" in head
         plain = await in_thread(https_headers_plain, port_of(d, "http"), what="GET / over plain HTTP")
         assert "strict-transport-security" not in plain
-        await until(lambda: service.factory.connections("127.0.0.1") == 1, "the HTTPS request's connection to end")
+        await until(lambda: service.factory.connections("127.0.0.1") == 1, "the HTTPS requests' connections to end")
         d.guard_clock.advance(10.1)
         await bounded(stalled.closed, "the stalled HTTPS handshake to be cut")
     finally:
