@@ -160,6 +160,12 @@ def test_client_choice_prefers_region_then_memory_then_load():
     assert [w["name"] for w in c.choose(listed)] == ["b", "c", "a"]
     c = Connection(None, ("m", 1), b"", region="us", remembered="c")
     assert [w["name"] for w in c.choose(listed)][0] == "c"
+    # The worker used last, in another region than the one preferred: still tried, after the region's workers
+    # (with one worker listed, it is the only one).
+    c = Connection(None, ("m", 1), b"", region="us", remembered="a")
+    assert [w["name"] for w in c.choose(listed)] == ["b", "c", "a"]
+    c = Connection(None, ("m", 1), b"", region="mars", remembered="b")
+    assert [w["name"] for w in c.choose(listed[1:2])] == ["b"]
     c = Connection(None, ("m", 1), b"", remembered="gone")
     assert [w["name"] for w in c.choose(listed)][0] == "a"
     c.avoid.add("a")

@@ -237,9 +237,12 @@ class Connection:
         if self.region:
             workers = sorted(workers, key=lambda w: w.get("region") != self.region)
         if self.remembered:
+            # The worker used last goes first, unless another region is preferred: then it keeps its place
+            # (after that region's workers, still a worker to try).
             remembered = [w for w in workers if w["name"] == self.remembered and
                           (not self.region or w.get("region") == self.region)]
-            workers = remembered + [w for w in workers if w["name"] != self.remembered]
+            if remembered:
+                workers = remembered + [w for w in workers if w["name"] != self.remembered]
         return workers
 
     def connected(self):
