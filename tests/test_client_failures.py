@@ -300,6 +300,42 @@ async def test_watch_moves_on_when_its_worker_process_is_killed(cluster):
 
 
 @pytest_twisted.ensureDeferred
+async def test_watch_waits_through_a_master_restart_and_goes_on(cluster):
+    """The master restarts (its workers lose their link, no worker list can be had): watch says so once and
+    waits, then goes on watching through a worker once the master is back."""
+    from twisted.internet import endpoints
+
+    from tests.fuzz_helpers import until
+
+    d = cluster
+    await register_and_login(d)
+    proc = spawn_cli(d, "watch", "AAPL")
+    try:
+        await proc.wait_for("watching via worker")
+        listener = d.master.listener
+        port = listener.port.getHost().port
+        await listener.stopService()
+        for linked in list(d.master.workers.linked.values()):
+            linked.protocol.transport.abortConnection()
+        await proc.wait_for("trying again every")
+        assert not proc.ended.called  # still watching, not 'cannot reach the master' and exit 1
+        relinked = defer.DeferredList([wait_for_log(d.master.logs, f"worker {w.name} linked")
+                                       for w in d.cluster.workers], fireOnOneCallback=True)
+        listener.endpoint = endpoints.serverFromString(reactor, tls.listen_description(
+            port, "127.0.0.1", os.path.join(d.data_dir, files.MASTER_CERT)))
+        listener.startService()
+        await bounded(relinked)
+        await until(lambda: proc.stderr.count(b"watching via worker") == 2, "watch to subscribe again", BOUND)
+        await d.tick()
+        await until(lambda: b"AAPL" in proc.stdout, "a price after the restart", BOUND)
+        assert proc.stderr.count(b"trying again every") == 1 and b"Traceback" not in proc.stderr
+    finally:
+        if not proc.ended.called:
+            proc.transport.signalProcess("INT")
+    assert await ended(proc) == 130
+
+
+@pytest_twisted.ensureDeferred
 async def test_an_order_whose_answer_is_lost_is_made_once_through_another_worker(deployment):
     d = deployment
     await register_and_login(d)

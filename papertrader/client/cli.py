@@ -1012,6 +1012,7 @@ class CLI:
                     subscribed = None
                     yield task.deferLater(self.reactor, min(delay, left), lambda: None)
                     delay = min(delay * 2, WAIT_BACKOFF)
+                    self.connection.forget_failures()  # a worker back meanwhile is tried again
                     continue
                 except PaperTraderError as e:  # the session ended meanwhile, ...
                     return order, e.message
@@ -1034,10 +1035,11 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_watch(self):
-        """Live prices and order events; when the worker goes, the connection carries on through another (or
-        says why not)."""
+        """Live prices and order events; when the worker goes, the connection carries on through another; while
+        none answers (the master restarting), it waits for one."""
         self.streaming = True
         seen = 0
+        watched = False
         done = defer.Deferred()
 
         def show(data, text):
@@ -1061,11 +1063,28 @@ class CLI:
         def order_event(event):
             show(event, describe_event(event))
 
+        delay, problem = POLL, None
         while True:
-            if self.args.symbols:
-                yield self.call(commands.Watch, symbols=self.args.symbols)
-            if self.args.orders:
-                yield self.call(commands.WatchOrders, token=self.token())
+            try:
+                if self.args.symbols:
+                    yield self.call(commands.Watch, symbols=self.args.symbols)
+                if self.args.orders:
+                    yield self.call(commands.WatchOrders, token=self.token())
+            except WORKER_TROUBLE as e:
+                # Watching was under way: no worker (or no master: a restart) answers now. Watch runs until
+                # Ctrl-C, so it waits for them, trying again less and less often. (Not at the start, nor when
+                # pinned to one worker with --worker: then the error is the answer.)
+                if not watched or self.args.worker:
+                    raise
+                if problem is None:  # once, until it answers again
+                    self.note(f"{e.message}; trying again every {WAIT_BACKOFF:g} s at most until it answers"
+                              " (Ctrl-C to stop)")
+                    problem = e.message
+                yield task.deferLater(self.reactor, delay, lambda: None)
+                delay = min(delay * 2, WAIT_BACKOFF)
+                self.connection.forget_failures()
+                continue
+            watched, delay, problem = True, POLL, None
             proto = self.connection.proto
             proto.on_tick = tick
             proto.on_order_event = order_event

@@ -358,6 +358,11 @@ class Connection:
             self._trouble, self._told = [], 0
             return answer
 
+    def forget_failures(self):
+        """Try every listed worker again (those that failed before too): for a new attempt after a pause."""
+        self.avoid.clear()
+        self._trouble, self._told = [], 0
+
     def close(self):
         """Close the connection; a command in flight fails at once (``worker_failed``; it is not carried on
         through another worker).  The next command opens a new one."""
