@@ -192,6 +192,22 @@ def test_max_position_counts_the_order_the_position_and_open_orders():
     refused("max_position", game, request("buy", "24", kind="stop", stop="110.00"))
 
 
+def test_max_position_values_each_order_at_its_own_price_whatever_came_first():
+    game = rules(max_position="25")  # of 10,000 equity: 2,500; AAPL last 100.00
+    # A limit buy of 20 at 110 (2,200) and a market buy of 4 (400): 2,600, refused whichever is placed first.
+    limit_first = place(book("10000.00"), "buy", "20", kind="limit", limit="110.00")
+    message = refused("max_position", game, request("buy", "4"), open_orders=[limit_first])
+    assert "AAPL would be worth 2600.00 with your open orders" in message
+    market_first = place(book("10000.00"), "buy", "4")
+    refused("max_position", game, request("buy", "20", kind="limit", limit="110.00"), open_orders=[market_first])
+    # A limit buy far below the market adds what it would cost at its limit: 20 at 50 (1,000) + 15 at 100.
+    low = place(book("10000.00"), "buy", "20", kind="limit", limit="50.00")
+    allowed(game, request("buy", "15"), open_orders=[low])
+    refused("max_position", game, request("buy", "16"), open_orders=[low])
+    allowed(game, request("buy", "20", kind="limit", limit="50.00"),
+            open_orders=[place(book("10000.00"), "buy", "15")])
+
+
 def test_max_position_never_stops_a_player_getting_out():
     game = rules(max_position="10", margin=True, allow_short=True)
     # Prices rose: the position is now worth far more than 10%; selling some is still allowed.

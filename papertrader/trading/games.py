@@ -283,23 +283,34 @@ def check_order(rules: GameRules, request, book, open_orders, prices, now, ended
     if rules.max_position is None or not margin.opens(buy, held):
         return
     price = _reference(request, last)
-    if price is None:
+    if price is None or (last is None and held):
         raise QuoteUnavailable(f"no price is known yet for {request.symbol}; try again after the next update")
-    pending = _open_remaining(open_orders, book, request.symbol, request.side, prices)
-    adding = request.notional / price if request.quantity is None else request.quantity
-    value = round_money((abs(held) + pending + adding) * price)
+    # Each part at its own price, so the answer does not depend on the order the orders came in: the position
+    # at the last price, each open order on the same side at its own reference, the new order at its own.
+    value = abs(held) * (last or price) + _size_value(request, request.quantity, price)
+    for o in open_orders:
+        if o.open and o.symbol == request.symbol and o.side is request.side and o.account_id == book.account_id:
+            value += _size_value(o, None if o.quantity is None else o.quantity - o.filled_quantity,
+                                 _reference(o, last) or price)
+    value = round_money(value)
     equity = margin.value(book, prices).equity
     allowed = round_money(equity * rules.max_position / 100)
     if value > allowed:
         _refuse(MAX_POSITION, f"one position may be worth at most {format(rules.max_position, 'f')}% of the"
                               f" portfolio ({money_text(max(allowed, Decimal('0.00')))} of equity"
                               f" {money_text(equity)}); {request.symbol} would be worth {money_text(value)}"
-                              f" at {price_text(price)} with your open orders")
+                              f" with your open orders (the position at {price_text(last or price)}, each order"
+                              " at its limit or stop, or at that price)")
+
+
+def _size_value(order, remaining, price):
+    """What an order (or request) adds to a position, in money: its notional, else ``remaining`` x ``price``."""
+    return order.notional if remaining is None else remaining * price
 
 
 def _reference(request, last):
     """The price an order's size is valued at: its limit (limit orders), else the higher of the last
-    price and its stop."""
+    price and its stop (stop orders), else the last price (None if there is none)."""
     if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
         return request.limit_price
     if last is None:
