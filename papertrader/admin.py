@@ -36,7 +36,6 @@ mistake exits 2.  Codes: ``usage``, ``bad_data_dir``, ``invalid_input``,
 
 import argparse
 import json
-from datetime import date
 import os
 import sqlite3
 import sys
@@ -269,10 +268,9 @@ MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "c
 def market(reactor, args, data_dir, note=lambda text: None):
     """The market clock's state, after the action; fires (answer, master_running)."""
     if args.action == "seek":
-        try:
-            date.fromisoformat(args.date or "")
-        except ValueError:
-            raise InvalidInput("market seek needs a date, YYYY-MM-DD")
+        from papertrader.market.replay import parse_seek_date
+
+        parse_seek_date(args.date)
     elif args.date:
         raise InvalidInput(f"market {args.action} takes no date")
     answer = yield live(reactor, data_dir, commands.AdminMarket, action=args.action,
@@ -466,7 +464,9 @@ def restore(args, data_dir):
 
 def master_address(data_dir):
     """How a worker reaches this master, as far as the data dir tells: the name given with the master's
-    --host (else MASTER_HOST) and the port it last listened on (DATA_DIR/master.port)."""
+    --host (else MASTER_HOST) and the port it last listened on (DATA_DIR/master.port).  The certificate
+    always holds the loopback names, so a loopback --host (127.0.0.1, localhost) cannot be told from none:
+    MASTER_HOST then too."""
     names = tls.certificate_hostnames(os.path.join(data_dir, files.MASTER_CERT))
     own = [n for n in names if n not in tls.default_hostnames()]
     host = own[0] if own else "MASTER_HOST"
@@ -499,9 +499,15 @@ def run(reactor, args, out=None, note=None):
         if want_json:
             out(json.dumps({"name": args.name, "fingerprint": fingerprint, "bundle": bundle, "command": command}))
         else:
-            out(f"worker {args.name} registered, key fingerprint {fingerprint}\n"
-                f"bundle: {bundle}\n"
-                f"copy it to the worker's machine and run there:\n  {command}")
+            text = (f"worker {args.name} registered, key fingerprint {fingerprint}\n"
+                    f"bundle: {bundle}\n"
+                    f"copy it to the worker's machine and run there:\n  {command}")
+            if "MASTER_HOST" in command:
+                text += ("\nMASTER_HOST: the master's host name or address. Its certificate names only this machine"
+                         " (localhost, 127.0.0.1, ::1: also when the master was started with one of them as --host),"
+                         " so a worker here may use 127.0.0.1; for a worker elsewhere, restart the master with"
+                         " --host NAME (NAME: what that worker reaches it by)")
+            out(text)
     elif args.command == "workers":
         answer = yield live(reactor, data_dir, commands.AdminWorkers)
         if answer is None:

@@ -90,3 +90,6 @@ async def test_the_register_worker_hint_names_the_port_the_master_listens_on(dep
     assert getattr(ended, "exitCode", None) == 0, text
     assert f"--master MASTER_HOST:{d.master_port} --public-host edge9.example.com" in text, text
     assert ":2048" not in text
+    # The test master has no --host of its own (as one started with --host 127.0.0.1): the hint says what to put.
+    assert ("MASTER_HOST: the master's host name or address. Its certificate names only this machine (localhost,"
+            " 127.0.0.1, ::1: also when the master was started with one of them as --host)") in text, text

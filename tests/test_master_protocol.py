@@ -102,8 +102,9 @@ async def test_a_challenge_answers_once(master, tmp_path):
     # And a fresh challenge on that connection is not answered by the old signature.
     await settle(other_pump, other.callRemote(commands.WorkerHello, name="w1", host="localhost", port=1,
                                               version="test"))
-    with pytest.raises(WorkerRefused):
+    with pytest.raises(WorkerRefused) as refused:
         await settle(other_pump, other.callRemote(commands.WorkerProve, signature=signature))
+    assert str(refused.value) == "the signature does not match the key registered for worker 'w1'"
     gpgkeys.stop_agent(bundle + "/gnupg")
 
 

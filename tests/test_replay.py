@@ -11,7 +11,7 @@ import pytest_twisted
 
 from papertrader.app import Stamp
 from papertrader.app.trading import TradingCommands, rules_from
-from papertrader.errors import UnknownSymbol
+from papertrader.errors import InvalidInput, UnknownSymbol
 from papertrader.market import calendar
 from papertrader.market.board import QuoteBoard
 from papertrader.market.history import HistoryError, load_files, load_shipped, read_csv, shipped_symbols
@@ -110,6 +110,40 @@ def test_pause_resume_and_seek(nyse):
     assert step.end == t(11, 20, 0) and not step.reset
     clock.seek(date(2024, 3, 5))
     assert clock.advance().reset  # back in time
+
+
+def test_seek_refuses_a_day_the_replay_does_not_play_naming_its_first_and_last_days(nyse):
+    clock = ReplayClock(nyse, date(2024, 3, 4), date(2024, 3, 16))  # ends on a Saturday: last day Friday 15th
+    assert (clock.first_day, clock.last_day) == (date(2024, 3, 4), date(2024, 3, 15))
+    with pytest.raises(InvalidInput) as refused:
+        clock.seek(date(2024, 3, 18))
+    assert refused.value.message == ("seek 2024-03-18: that is after the replay's last day, 2024-03-15 (it plays"
+                                     " 2024-03-04 to 2024-03-15)")
+    with pytest.raises(InvalidInput, match="after the replay's last day, 2024-03-15"):
+        clock.seek(date(2024, 3, 16))  # the end date itself, but no session opens from then on
+    with pytest.raises(InvalidInput) as refused:
+        clock.seek(date(2023, 1, 3))  # the calendar has it, the replay does not
+    assert refused.value.message == ("seek 2023-01-03: that is before the replay's first day, 2024-03-04 (it plays"
+                                     " 2024-03-04 to 2024-03-15)")
+    assert clock.now() == t(4)  # nothing moved
+    assert clock.seek(date(2024, 3, 2)) == t(4)  # the weekend before the first day: its first session
+    assert clock.seek(date(2024, 3, 15)) == t(15, 13, 30)
+
+
+def test_an_ended_replay_is_closed_for_good_and_refuses_orders_until_moved_back(nyse):
+    clock = ReplayClock(nyse, date(2024, 3, 13), date(2024, 3, 14))
+    clock.advance(), clock.advance()
+    assert clock.describe()["is_open"]  # waiting at Friday's open: the 15th would trade at the next update
+    assert clock.advance() is None and clock.state == "ended"
+    shown = clock.describe()
+    assert (shown["state"], shown["is_open"], shown["end"]) == ("ended", False, datetime(2024, 3, 14, tzinfo=UTC))
+    with pytest.raises(InvalidInput) as refused:
+        clock.info(clock.now())  # what placing an order asks
+    assert refused.value.message.startswith("the replay ended on 2024-03-14: no session opens after it, so no"
+                                            " order can trade")
+    assert clock.info(t(13, 15, 0)).is_open  # the past can still be asked about
+    clock.seek(date(2024, 3, 13))
+    assert clock.state == "running" and clock.info().is_open and clock.describe()["is_open"]
 
 
 # --- trading through a replay, on both databases ----------------------------------------------------
@@ -289,6 +323,43 @@ def test_the_default_market_is_the_replay_of_the_shipped_history(settings):
         build(replace(Settings(), assets=("AAPL", "TSLA")), clock=None)
 
 
+@pytest_twisted.ensureDeferred
+async def test_after_the_replays_last_day_orders_are_refused_and_seek_stays_inside_it(db, settings, clock, log,
+                                                                                     nyse):
+    r = Replay(db, settings, clock, log, nyse)
+    ending = ReplayClock(nyse, date(2024, 3, 4), date(2024, 3, 15))  # the fixture's last day
+    r.clock = r.trading.market_clock = r.market.market_clock = ending
+    await r.start()
+    try:
+        alice = await r.user("alice")
+        with pytest.raises(InvalidInput) as refused:
+            await r.market.control("seek", "2025-01-02")
+        assert refused.value.message == ("seek 2025-01-02: that is after the replay's last day, 2024-03-15 (it"
+                                         " plays 2024-03-04 to 2024-03-15)")
+        with pytest.raises(InvalidInput) as refused:
+            await r.market.control("seek", "2023-01-03")
+        assert "before the replay's first day, 2024-03-04" in refused.value.message
+        with pytest.raises(InvalidInput) as refused:
+            await r.market.control("seek", "2024-02-30")
+        assert refused.value.message == ("seek: there is no day 2024-02-30 (the month has fewer days, or there is"
+                                         " no such month)")
+        assert (await r.market.control("status"))["time"] == t(5)  # none of them moved it
+        for _ in range(10):
+            await r.session()  # the 5th to the 15th, then the end
+        shown = await r.market.control("status")
+        assert (shown["state"], shown["is_open"]) == ("ended", False)
+        with pytest.raises(InvalidInput) as refused:
+            await r.order(alice, "late", "buy", "XYZ", "1")
+        assert refused.value.message.startswith("the replay ended on 2024-03-15: no session opens after it")
+        assert await r.db.run(lambda c: r.store.open_orders(c, alice.portfolio_id)) == []
+        moved = await r.market.control("seek", "2024-03-11")
+        assert (moved["state"], moved["time"]) == ("running", t(11, 13, 30))
+        order = await r.order(alice, "again", "buy", "XYZ", "1")
+        assert order["status"] == "new"
+    finally:
+        await r.market.stopService()
+
+
 # --- an operator pauses, resumes and moves the replay ----------------------------------------------
 
 
@@ -388,5 +459,18 @@ async def test_the_client_shows_replay_time_names_candles_by_range_and_stale_quo
         assert status == 1 and json.loads(out)["error"] == "invalid_input"
         status, out, _ = await d.cli("candles", "XYZ", "--interval", "1m", user="alice")
         assert json.loads(out) == []  # daily history only
+        for _ in range(7):
+            await d.tick()  # Thursday 8th to Friday 15th, the history's last day, then the end
+        status, out, _ = await d.cli("clock", user="alice", json=False)
+        assert "market:     closed: the replay ended on 2024-03-15 (no session opens; orders are refused)" in out
+        assert "replay:     ended, 1d per update, from 2024-03-04 to 2024-03-15" in out
+        assert "next open" not in out, out
+        status, out, _ = await d.cli("buy", "XYZ", "1", user="alice")
+        assert status == 1 and json.loads(out)["error"] == "invalid_input", out
+        assert json.loads(out)["message"].startswith("the replay ended on 2024-03-15: no session opens after it")
+        status, out = await run_admin("--data-dir", d.data_dir, "market", "seek", "2024-03-18")
+        assert status == 1 and "after the replay's last day, 2024-03-15" in out, out
+        status, out = await run_admin("--data-dir", d.data_dir, "market", "seek", "2024-02-30")
+        assert status == 1 and "there is no day 2024-02-30" in out, out
     finally:
         await d.cluster.stopService()

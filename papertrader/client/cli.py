@@ -1166,6 +1166,11 @@ class CLI:
         if clock.get("mode") == "replay":
             shown["replay"] = f"{clock['state']}, {clock.get('step')} per update, from {clock['start']:%Y-%m-%d}" + (
                 f" to {clock['end']:%Y-%m-%d}" if clock.get("end") else "")
+            if clock["state"] == "ended":
+                # No session opens after the replay's last day: there is no next open or close to show.
+                ended = f" on {clock['end']:%Y-%m-%d}" if clock.get("end") else ""
+                shown.update(market=f"closed: the replay ended{ended} (no session opens; orders are refused)",
+                             next_open=None, next_close=None)
         text = output.fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"])
         self.emit(clock, text)
 

@@ -20,6 +20,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from twisted.internet import defer
 from zope.interface import implementer
 
+from papertrader.errors import InvalidInput
 from papertrader.market.history import day
 from papertrader.market.sources import IMarketDataSource
 from papertrader.money import from_price_units
@@ -30,6 +31,29 @@ STEP_RE = re.compile(r"^(1d|[1-9][0-9]{0,3}[mh])$")
 
 class ReplayError(ValueError):
     """The replay cannot be set up as configured."""
+
+
+class SeekRefused(InvalidInput):
+    """An operator's seek to a day the replay does not play (the message says which days it plays)."""
+
+
+class ReplayEnded(InvalidInput):
+    """The replay has ended: no session will open, so no order placed now could ever trade."""
+
+
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def parse_seek_date(text):
+    """The day of ``seek DATE``; InvalidInput saying what is wrong (not a YYYY-MM-DD, or no such day)."""
+    text = (text or "").strip()
+    shown = text if len(text) <= 24 else text[:24] + "..."
+    if not DATE_RE.fullmatch(text):
+        raise InvalidInput(f"seek needs a date, YYYY-MM-DD (not {shown!r})")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"seek: there is no day {text} (the month has fewer days, or there is no such month)")
 
 
 def parse_step(text):
@@ -64,8 +88,24 @@ class ReplayClock:
         self.state = "running"
         self._reset = False
         self.position = self._open_on_or_after(start)
+        #: The open of the replay's first session, and its first and last days (no last day without an end).
+        self.first_open = self.position
+        self.first_day = date.fromordinal(day(self.first_open))
+        self.last_day = self._last_day() if end is not None else None
 
     name = "replay"
+
+    def _last_day(self):
+        """The day of the last session the replay plays: the last one opening on or before ``end_date``."""
+        end = self.end_date.toordinal()
+        for weeks in (2, 8, 53):
+            since = datetime.combine(self.end_date - timedelta(weeks=weeks), time(0), timezone.utc)
+            until = datetime.combine(self.end_date + timedelta(days=2), time(0), timezone.utc)
+            days = [day(s.open) for s in self.calendar.sessions(max(since, self.first_open), until)
+                    if day(s.open) <= end]
+            if days:
+                return date.fromordinal(days[-1])
+        return self.first_day
 
     def _open_on_or_after(self, when):
         moment = datetime.combine(when, time(0), timezone.utc)
@@ -77,6 +117,13 @@ class ReplayClock:
         return self.position
 
     def info(self, moment=None):
+        """The session at ``moment`` (default: market time now) and the next one.  Once the replay has ended,
+        asking about market time now (what placing or replacing an order does) is refused with ReplayEnded:
+        the calendar's next session would never come."""
+        if self.state == "ended" and (moment is None or moment >= self.position):
+            raise ReplayEnded(f"the replay ended on {self.last_day or day(self.position)}: no session opens after"
+                              f" it, so no order can trade; an operator can move it back (papertrader-admin market"
+                              f" seek DATE, a day from {self.first_day} to {self.last_day})")
         return self.calendar.info(moment or self.position)
 
     def restore(self, position, state):
@@ -93,8 +140,14 @@ class ReplayClock:
             self.state = "running"
 
     def seek(self, when):
-        """Move market time to the open of the first session on or after ``when`` (a date)."""
+        """Move market time to the open of the first session on or after ``when`` (a date).  SeekRefused if
+        that session is not one the replay plays: before its first day or after its last."""
+        plays = f"it plays {self.first_day} to {self.last_day}" if self.last_day else f"it starts on {self.first_day}"
+        if self.last_day is not None and when > self.last_day:
+            raise SeekRefused(f"seek {when}: that is after the replay's last day, {self.last_day} ({plays})")
         target = self._open_on_or_after(when)
+        if target < self.first_open:
+            raise SeekRefused(f"seek {when}: that is before the replay's first day, {self.first_day} ({plays})")
         self._reset = self._reset or target < self.position
         self.position = target
         if self.state == "ended":
@@ -123,12 +176,16 @@ class ReplayClock:
         return Advance(previous, end, reset)
 
     def describe(self):
-        info = self.info()
-        return dict(time=self.position, is_open=info.is_open, next_open=info.next.open,
+        """What ``clock`` shows.  Once the replay has ended the market is closed for good (``is_open`` false,
+        ``state`` 'ended'); ``end`` is its last day.  (``next_open`` and ``next_close`` are still the calendar's,
+        as the Clock answer requires them: with state 'ended' no session opens.)"""
+        info = self.calendar.info(self.position)
+        last = self.last_day or self.end_date
+        return dict(time=self.position, is_open=info.is_open and self.state != "ended", next_open=info.next.open,
                     next_close=(info.current or info.next).close, calendar=self.calendar.name, mode="replay",
                     state=self.state, step=self.step_text,
                     start=datetime.combine(self.start_date, time(0), timezone.utc),
-                    end=datetime.combine(self.end_date, time(0), timezone.utc) if self.end_date else None)
+                    end=datetime.combine(last, time(0), timezone.utc) if last else None)
 
 
 @implementer(IMarketDataSource)

@@ -22,6 +22,7 @@ from twisted.internet import defer, task
 
 from papertrader.errors import InvalidInput
 from papertrader.market.board import Quote
+from papertrader.market.replay import parse_seek_date
 from papertrader.times import parse_iso
 from papertrader.trading.market import BadBar, MarketStep
 
@@ -66,7 +67,12 @@ class MarketService(service.Service):
         if saved.get("actions_through"):
             self.actions_through = date.fromisoformat(saved["actions_through"])
         if saved.get("replay_seek") and hasattr(self.market_clock, "seek"):
-            yield self.control("seek", saved["replay_seek"])  # asked for while no master ran
+            try:
+                yield self.control("seek", saved["replay_seek"])  # asked for while no master ran
+            except InvalidInput as e:
+                self.log.warn("market: the seek recorded while no master ran is refused: {error}", error=e.message)
+                if self.save is not None:
+                    yield self.save({"replay_seek": ""})
         closes = yield self.candles.last_closes(self.board.assets)
         for symbol, (price, time) in closes.items():
             self.source.resume(symbol, price)
@@ -127,10 +133,7 @@ class MarketService(service.Service):
             elif action == "resume":
                 clock.resume()
             elif action == "seek":
-                try:
-                    target = date.fromisoformat((when or "").strip())
-                except ValueError:
-                    raise InvalidInput("seek needs a date, YYYY-MM-DD")
+                target = parse_seek_date(when)
                 before = clock.now()
                 position = clock.seek(target)
                 changes["last_step"] = (position - timedelta(microseconds=1)).isoformat(timespec="microseconds")

@@ -137,7 +137,7 @@ class MasterProtocol(TypedAMP):
         if not ok:
             self.master.workers.refused(name, self.peer())
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature", name=name, peer=self.peer())
-            raise WorkerRefused(f"the signature does not match worker {name!r}'s registered key")
+            raise WorkerRefused(f"the signature does not match the key registered for worker {name!r}")
         # The registration may have changed while gpg was verifying (a kick, a revoke), or the
         # worker may be gone: never link a closed connection.
         yield self.master.workers.admit(name, self.peer())

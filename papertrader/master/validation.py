@@ -80,15 +80,24 @@ def side(value):
     return value
 
 
-def quantity(value):
-    try:
-        return parse_quantity(value)
-    except ValueError as e:
-        raise InvalidInput(str(e))
-
-
 #: A decimal number as a client may write it: ASCII digits, at most one point, no sign, no exponent.
 DECIMAL_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
+#: The same shape of any length (a quantity's size and length are parse_quantity's to refuse, by name).
+PLAIN_NUMBER_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def quantity(value):
+    """A quantity of shares, written as prices are (digits with at most one point and digits after it;
+    surrounding spaces are ignored, no sign, no exponent: ``1e3`` is not 1000 shares), then
+    positive, at most 6 decimals and at most MAX_QUANTITY (:func:`papertrader.money.parse_quantity`)."""
+    text = "" if value is None else str(value).strip()
+    if not PLAIN_NUMBER_RE.fullmatch(text):
+        shown = text if len(text) <= 24 else text[:24] + "..."
+        raise InvalidInput(f"quantity {shown!r} is not a plain positive number (digits and one point)")
+    try:
+        return parse_quantity(text)
+    except ValueError as e:
+        raise InvalidInput(str(e))
 
 
 def decimal(name, value, places):
