@@ -364,3 +364,102 @@ def test_the_rate_limit_is_per_key_over_the_last_minute():
     limiter.count("PK1")
     with pytest.raises(Throttled):
         limiter.count("PK1")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_trailing_stop_shows_its_stop_level(api):
+    """Alpaca shows a trailing stop's current stop level as its stop_price, next to hwm (its watermark)."""
+    from alpaca.trading import requests as r
+
+    from papertrader.money import round_price
+
+    client = api.trading()
+    await in_thread(client.submit_order, r.MarketOrderRequest(symbol="MSFT", qty=5, side="buy", time_in_force="day"))
+    await api.d.tick()
+    price = api.d.master.board.get("MSFT").price
+    dollars = await in_thread(client.submit_order, r.TrailingStopOrderRequest(
+        symbol="MSFT", qty=1, side="sell", time_in_force="gtc", trail_price=2))
+    percent = await in_thread(client.submit_order, r.TrailingStopOrderRequest(
+        symbol="MSFT", qty=1, side="sell", time_in_force="gtc", trail_percent=1.5))
+    assert (D(dollars.hwm), D(dollars.stop_price)) == (price, price - 2)
+    assert D(percent.hwm) == price
+    assert D(percent.stop_price) == round_price(price - price * D("0.015"))
+    for _ in range(3):
+        await api.d.tick()
+    for placed, offset in ((dollars, lambda hwm: 2), (percent, lambda hwm: hwm * D("0.015"))):
+        order = await in_thread(client.get_order_by_id, placed.id)
+        if order.status.value == "new":  # the watermark may have moved since: the level moved with it
+            hwm = D(order.hwm)
+            assert hwm >= price and D(order.stop_price) == round_price(hwm - offset(hwm))
+        assert order.stop_price is not None
+    listed = {o.id: o for o in await in_thread(client.get_orders, r.GetOrdersRequest(status="all"))}
+    assert listed[dollars.id].stop_price is not None and listed[percent.id].stop_price is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replace_that_changes_nothing_is_refused(api):
+    """PATCH /v2/orders/{id} with nothing to change is refused (422), as at Alpaca, and nothing is written: no
+    replacement, the order still open."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading import requests as r
+    from alpaca.trading.enums import OrderStatus
+
+    client = api.trading()
+    low = float((api.d.master.board.get("AAPL").price * D("0.5")).quantize(D("0.01")))
+    order = await in_thread(client.submit_order, r.LimitOrderRequest(symbol="AAPL", qty=2, side="buy",
+                                                                     time_in_force="gtc", limit_price=low))
+    count = "SELECT COUNT(*) FROM orders"
+    before = await api.d.master.db.query(count)
+    for change in (r.ReplaceOrderRequest(), r.ReplaceOrderRequest(client_order_id="renamed")):
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(client.replace_order_by_id, order.id, change)
+        status, code, message = alpaca_error(excinfo)
+        assert (status, code) == (422, 42210000) and "nothing to replace" in message
+    assert await api.d.master.db.query(count) == before
+    again = await in_thread(client.get_order_by_id, order.id)
+    assert again.status == OrderStatus.NEW and again.replaced_by is None
+    assert [o.id for o in await in_thread(client.get_orders)] == [order.id]
+    with pytest.raises(APIError) as excinfo:  # no order took the client order id of the refused replace
+        await in_thread(client.get_order_by_client_id, "renamed")
+    assert alpaca_error(excinfo)[:2] == (404, 40410000)
+
+
+@pytest_twisted.ensureDeferred
+async def test_errors_name_orders_by_their_id(api):
+    """An API user knows orders by their ids (UUIDs), never by the numbers the command line shows: a refusal names
+    the order by its id; the command line still names it by its number."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading import requests as r
+
+    client = api.trading()
+    low = float((api.d.master.board.get("AAPL").price * D("0.5")).quantize(D("0.01")))
+
+    def limit(client_order_id=None, qty=1):
+        return r.LimitOrderRequest(symbol="AAPL", qty=qty, side="buy", time_in_force="gtc", limit_price=low,
+                                   client_order_id=client_order_id)
+
+    first = await in_thread(client.submit_order, limit("dup-1"))
+    [(number,)] = await api.d.master.db.query("SELECT id FROM orders WHERE uuid = ?", (str(first.id),))
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.submit_order, limit("dup-1", qty=2))
+    status, code, message = alpaca_error(excinfo)
+    assert (status, code) == (422, 42210000)
+    assert f"was already used for order {first.id} (buy AAPL, limit)" in message and f"order {number} " not in message
+
+    await in_thread(client.cancel_order_by_id, first.id)
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.cancel_order_by_id, first.id)
+    assert alpaca_error(excinfo) == (422, 42210000, f"order {first.id} is already canceled")
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.replace_order_by_id, first.id, r.ReplaceOrderRequest(qty=3))
+    assert alpaca_error(excinfo) == (422, 42210000, f"order {first.id} is already canceled")
+
+    second = await in_thread(client.submit_order, limit())
+    await in_thread(client.replace_order_by_id, second.id, r.ReplaceOrderRequest(qty=2))
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.replace_order_by_id, second.id, r.ReplaceOrderRequest(qty=3))
+    assert alpaca_error(excinfo) == (422, 42210000, f"order {second.id} is already replaced")
+
+    # The command line names orders by their numbers, as it lists them.
+    status, out, err = await api.d.cli("cancel", str(number), user="alice", json=False)
+    assert status == 1 and f"order {number} is already canceled" in err, (out, err)

@@ -204,3 +204,118 @@ async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, setti
         assert equity[5] == pytest.approx(100000)
     finally:
         await a.d.cluster.stopService()
+
+
+@pytest_twisted.async_yield_fixture
+async def replay(tmp_path, settings, database_url, clock):
+    """A daily replay of tests/fixtures/replay from 4 March 2024 on the New York calendar (which the server loads
+    from 2018 to 2025: six years before the replay to the year after its last day), margin accounts offered."""
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=FIXTURE,
+                        replay_start="2024-03-04", fill_model="ideal", api_rate_limit=100_000, margin_accounts=True)
+    yield a
+    await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_calendar_lists_every_session_it_covers_with_its_settlement_day(replay):
+    client = replay.trading()
+
+    async def calendar(start, end):
+        return await in_thread(client.get, "/calendar", {"start": start, "end": end})
+
+    # Every session of the years the calendar covers, however far before or after them the range reaches.
+    for start, end in (("2000-01-01", "2030-01-01"), ("2000-01-01", "2029-12-31"), ("1970-01-01", "2030-06-30")):
+        days = await calendar(start, end)
+        dates = [d["date"] for d in days]
+        assert (dates[0], dates[-1]) == ("2018-01-02", "2025-12-31"), (start, end)
+        assert len(dates) == len(set(dates)) == 2011 and dates == sorted(dates)
+    assert len(await calendar("2020-01-01", "2025-01-01")) == 1258
+    assert [d["date"] for d in await calendar("2005-01-01", "2018-01-03")] == ["2018-01-02", "2018-01-03"]
+    assert await calendar("2000-01-01", "2010-12-31") == [] == await calendar("2026-01-01", "2029-12-31")
+
+    # The settlement day: two sessions later before 28 May 2024 (over weekends and holidays), one from then on.
+    settles = {d["date"]: d["settlement_date"] for d in await calendar("2019-12-30", "2024-06-03")}
+    assert settles["2019-12-30"] == "2020-01-02" and settles["2019-12-31"] == "2020-01-03"  # New Year's Day
+    assert settles["2024-03-27"] == "2024-04-01" and settles["2024-03-28"] == "2024-04-02"  # Good Friday
+    assert settles["2024-05-24"] == "2024-05-29"  # T+2 over Memorial Day
+    assert settles["2024-05-28"] == "2024-05-29" and settles["2024-05-31"] == "2024-06-03"  # T+1
+    assert settles["2024-06-03"] == "2024-06-04"  # after the last day asked for too
+    # alpaca-py reads the same days.
+    from alpaca.trading.requests import GetCalendarRequest
+
+    parsed = await in_thread(client.get_calendar, GetCalendarRequest(start=date(2000, 1, 1), end=date(2030, 1, 1)))
+    assert len(parsed) == 2011 and parsed[0].date == date(2018, 1, 2)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_position_is_as_marginable_as_its_asset(replay):
+    from alpaca.trading.requests import MarketOrderRequest
+
+    client = replay.trading()
+    await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=10, side="buy", time_in_force="day"))
+    await replay.d.tick()
+    [position] = await in_thread(client.get_all_positions)
+    asset = await in_thread(client.get_asset, "XYZ")
+    assert asset.marginable is True and position.asset_marginable is True  # in a cash portfolio too, as at Alpaca
+    assert (await in_thread(client.get_open_position, "XYZ")).asset_marginable is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_position_on_a_server_without_margin_is_not_marginable(minutes):
+    from alpaca.trading.requests import MarketOrderRequest
+
+    client = minutes.trading()
+    await in_thread(client.submit_order, MarketOrderRequest(symbol="AAPL", qty=1, side="buy", time_in_force="day"))
+    await minutes.d.tick()
+    [position] = await in_thread(client.get_all_positions)
+    assert (await in_thread(client.get_asset, "AAPL")).marginable is False and position.asset_marginable is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_portfolio_history_of_a_daily_replay(replay):
+    """Daily points are labelled with their day at 00:00 in New York, as Alpaca's; hourly and minute points need
+    intraday prices, which a replay of whole sessions does not have: a 422 that says so, not an empty history."""
+    from zoneinfo import ZoneInfo
+
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.requests import GetPortfolioHistoryRequest, MarketOrderRequest
+
+    client = replay.trading()
+    await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=10, side="buy", time_in_force="day"))
+    for _ in range(3):
+        await replay.d.tick()
+    history = await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(period="1M", timeframe="1D"))
+    new_york = ZoneInfo("America/New_York")
+    assert history.timestamp == [int(datetime(2024, 3, day, tzinfo=new_york).timestamp()) for day in (4, 5, 6, 7)]
+    assert history.timestamp[0] == 1709528400  # 2024-03-04 05:00 UTC
+    assert history.equity[1:] == [pytest.approx(100000), pytest.approx(100000 - 1030 + 980),
+                                  pytest.approx(100000 - 1030 + 995)]
+    for frame in ("1H", "15Min", "1Min"):
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(period="1W", timeframe=frame))
+        status, code, message = api_error(excinfo)
+        assert (status, code) == (422, 42210000) and "whole sessions" in message and "timeframe=1D" in message
+
+
+@pytest_twisted.ensureDeferred
+async def test_hourly_portfolio_history_of_a_minute_market(minutes):
+    from alpaca.trading.requests import GetPortfolioHistoryRequest
+
+    client = minutes.trading()
+    history = await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(period="1D", timeframe="1H"))
+    assert history.timeframe == "1H" and len(history.timestamp) >= 1
+    assert all(t % 3600 == 0 for t in history.timestamp) and history.equity[-1] == pytest.approx(100000)
+
+
+@pytest_twisted.ensureDeferred
+async def test_bars_without_a_start_in_a_daily_replay(replay):
+    """Without start, bars are from the start of the market's day, as Alpaca's: in a daily replay the session
+    ahead has not traded yet between steps, so none, in Alpaca's shape; with a start, the sessions played."""
+    data = replay.data()
+    await replay.d.tick()
+    assert await in_thread(data.get, "/stocks/bars", {"symbols": "XYZ", "timeframe": "1Day"}) == {
+        "bars": {}, "next_page_token": None}
+    assert await in_thread(data.get, "/stocks/XYZ/bars", {"timeframe": "1Day"}) == {
+        "bars": [], "symbol": "XYZ", "next_page_token": None}
+    played = await in_thread(data.get, "/stocks/bars", {"symbols": "XYZ", "timeframe": "1Day", "start": "2024-03-01"})
+    assert [b["c"] for b in played["bars"]["XYZ"]] == [101, 103] and played["next_page_token"] is None

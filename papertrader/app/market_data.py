@@ -1,7 +1,7 @@
 """Market-data commands the master answers: candles and the market clock (quotes come from a worker's cache)."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from twisted.internet import defer
 
@@ -14,6 +14,11 @@ from papertrader.master.candles import INTERVALS
 MAX_CANDLES = 1000
 #: Most sessions of one calendar answer (fits one AMP value).
 MAX_SESSIONS = 600
+#: The days a calendar answer may cover, as Alpaca's calendar does (1970-2029): [first, end).
+CALENDAR_FIRST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+CALENDAR_END = datetime(2030, 1, 1, tzinfo=timezone.utc)
+#: How many days of sessions are looked up at a time.
+CALENDAR_WINDOW = timedelta(days=700)
 #: Most assets of one answer (fits one AMP value: page on with ``after``).
 MAX_ASSETS = 200
 #: Most symbols one market-data request names.
@@ -57,17 +62,24 @@ class MarketDataCommands:
         return answer
 
     def calendar(self, stamp, start=None, end=None):
-        """The sessions between two days (default: from today to the end of next month), at most 10 years."""
-        from datetime import timedelta
-
+        """The sessions between two days (default: from today to the end of next month), at most
+        ``MAX_SESSIONS`` (ask again from the day after the last).  Only the days of Alpaca's calendar
+        (1970-2029) are looked at, and only the sessions the loaded calendar holds are listed: a replay's
+        calendar covers the years around its history (papertrader/market/setup.py), so a range beyond them
+        lists the days inside them only (none if none)."""
         now = self.market_clock.now()
         start = start or now.replace(hour=0, minute=0, second=0, microsecond=0)
         end = end or start + timedelta(days=62)
         if end < start:
             raise InvalidInput("the end must not come before the start")
-        end = min(end, start + timedelta(days=3660))
+        start, end = max(start, CALENDAR_FIRST), min(end + timedelta(days=1), CALENDAR_END)
         calendar = self.market_clock.calendar
-        sessions = calendar.sessions(start, end + timedelta(days=1))[:MAX_SESSIONS]
+        sessions = []
+        # A window at a time, so the always-open calendar never builds more than one window of sessions.
+        while start < end and len(sessions) < MAX_SESSIONS:
+            window = min(end, start + CALENDAR_WINDOW)
+            sessions.extend(calendar.sessions(start, window)[:MAX_SESSIONS - len(sessions)])
+            start = window
         return {"sessions": [dict(date=calendar.date_of(s).isoformat(), open=s.open, close=s.close)
                              for s in sessions], "timezone": getattr(calendar, "timezone", "UTC")}
 

@@ -8,11 +8,11 @@ portfolio history are numbers in Alpaca's API; no float is ever made).
 """
 
 import json
-from datetime import timezone
+from datetime import datetime, time, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from papertrader.money import money_text, price_text, quantity_text
+from papertrader.money import money_text, price_text, quantity_text, round_price
 
 #: Exchanges alpaca-py's closed AssetExchange enum knows; any other is sent as "".
 EXCHANGES = frozenset({"AMEX", "ARCA", "ASCX", "BATS", "NYSE", "NASDAQ", "NYSEARCA", "FTXU", "CBSE", "GNSS",
@@ -131,7 +131,7 @@ def order(o):
         "position_intent": ("buy_to_open" if o["side"] == "buy" else "sell_to_close"),
         "time_in_force": o["time_in_force"],
         "limit_price": number(o.get("limit_price"), "price"),
-        "stop_price": number(o.get("stop_price"), "price"),
+        "stop_price": number(stop_price(o), "price"),
         "status": status,
         "extended_hours": False,
         "legs": None,
@@ -141,6 +141,20 @@ def order(o):
         "commission": number(o.get("commission"), "money"),
         "reason": o.get("reason"),
     }
+
+
+def stop_price(o):
+    """An order's stop price; a trailing stop's is its current stop level, as Alpaca shows it: the level the
+    trading core keeps while it is open, else the one of its last watermark."""
+    if o["type"] != "trailing_stop":
+        return o.get("stop_price")
+    if o.get("stop_level") is not None:
+        return o["stop_level"]
+    watermark = o.get("watermark")
+    if watermark is None:
+        return None
+    offset = o["trail_price"] if o.get("trail_price") is not None else watermark * o["trail_percent"] / 100
+    return round_price(watermark - offset if o["side"] == "sell" else watermark + offset)
 
 
 def account(p, username):
@@ -279,21 +293,28 @@ def not_closed(symbol, status, code, message):
 # --- calendar, history, activities -----------------------------------------------------------------
 
 
-def calendar_day(session, zone):
+def calendar_day(session, zone, settles):
     """One session as Alpaca's Calendar: ``open``/``close`` as HH:MM in the exchange's time zone.  A session
     that runs to midnight (the always-open calendar) closes at "23:59" of its day, since alpaca-py reads
-    ``close`` as a time of ``date``."""
+    ``close`` as a time of ``date``.  ``settles``: the settlement day of its trades."""
     tz = ZoneInfo(zone)
     opens, closes = session["open"].astimezone(tz), session["close"].astimezone(tz)
     day = session["date"]
     close = closes.strftime("%H:%M") if closes.date().isoformat() == day else "23:59"
     return {"date": day, "open": opens.strftime("%H:%M"), "close": close,
             "session_open": opens.strftime("%H%M"), "session_close": close.replace(":", ""),
-            "settlement_date": day}
+            "settlement_date": settles.isoformat()}
 
 
-def portfolio_history(h):
-    return {"timestamp": list(h["timestamps"]), "equity": list(h["equity"]),
+def portfolio_history(h, zone=None):
+    """The equity curve as Alpaca's PortfolioHistory; with ``zone`` (daily points), each timestamp is its day at
+    00:00 in that time zone, as Alpaca's daily points are (1580187600: 28 January 2020, 00:00 in New York)."""
+    timestamps = list(h["timestamps"])
+    if zone is not None:
+        tz = ZoneInfo(zone)
+        timestamps = [int(datetime.combine(datetime.fromtimestamp(t, tz).date(), time(), tz).timestamp())
+                      for t in timestamps]
+    return {"timestamp": timestamps, "equity": list(h["equity"]),
             "profit_loss": list(h["profit_loss"]), "profit_loss_pct": list(h["profit_loss_pct"]),
             "base_value": h["base_value"], "timeframe": h["timeframe"], "cashflow": {}}
 

@@ -12,9 +12,10 @@ page or a traceback.
 
 import base64
 import binascii
+import re
 import uuid
 from collections import deque
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import unquote_to_bytes
 
 from klein import Klein
@@ -23,7 +24,8 @@ from twisted.web import resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from papertrader import commands
-from papertrader.errors import PaperTraderError, Throttled, UnknownOrder, UnknownSymbol
+from papertrader.errors import (DuplicateOrder, OrderNotOpen, PaperTraderError, Throttled, UnknownOrder,
+                                UnknownSymbol)
 from papertrader.master.api_keys import credential
 from papertrader.market.sources import asset_uuid
 from papertrader.worker.http import alpaca
@@ -75,6 +77,13 @@ MAX_BARS = 10_000
 BAR_CHUNK = 350
 #: Most symbols one market-data request names.
 MAX_SYMBOLS = 200
+#: Most sessions of one calendar answer of the master (ask again from the day after the last).
+MAX_SESSIONS = 600
+#: Days after a calendar's last session looked at for its settlement date (T+5 at most, with holidays).
+SETTLEMENT_LOOKAHEAD = 14
+#: Settlement cycles (business days after the trade) by the first trade day they apply to: T+1 since
+#: 28 May 2024, T+2 from 5 September 2017, T+3 from 7 June 1995, T+5 before (SEC rule 15c6-1).
+SETTLEMENT_CYCLES = ((date(2024, 5, 28), 1), (date(2017, 9, 5), 2), (date(1995, 6, 7), 3), (date.min, 5))
 #: Activity types: those this platform makes, and the rest of Alpaca's (asked for, they are simply none).
 ACTIVITY_TYPES = {"FILL", "DIV", "SPLIT", "FEE"}
 OTHER_ACTIVITY_TYPES = {"ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC",
@@ -245,9 +254,12 @@ class RestApi:
     @defer.inlineCallbacks
     def _positions(self, request):
         portfolio = yield self.call(request, commands.Portfolio)
-        margin = portfolio.get("kind") == "margin"
-        return [alpaca.position(dict(p, marginable=margin), asset_uuid(p["symbol"]), p.get("exchange"))
-                for p in portfolio["positions"]]
+        marginable = {}
+        if portfolio["positions"]:
+            # An asset's own, as /v2/assets shows it (Alpaca's asset_marginable is the asset's, not the account's).
+            marginable = {a["symbol"]: bool(a.get("marginable")) for a in (yield self._assets(request))}
+        return [alpaca.position(dict(p, marginable=marginable.get(p["symbol"], False)), asset_uuid(p["symbol"]),
+                                p.get("exchange")) for p in portfolio["positions"]]
 
     @app.route("/v2/positions", methods=["GET"])
     @defer.inlineCallbacks
@@ -310,7 +322,16 @@ class RestApi:
         arguments = order_request(body(request))
         if arguments["client_order_id"] is None:
             arguments["client_order_id"] = str(uuid.uuid4())
-        order = yield self.call(request, commands.PlaceOrder, **arguments)
+        try:
+            order = yield self.call(request, commands.PlaceOrder, **arguments)
+        except DuplicateOrder as e:
+            # The message names the order that has this client order id by its number, which the API never
+            # shows: name it by its id (the one GET /v2/orders/{id} takes).
+            try:
+                used = yield self.call(request, commands.GetOrder, client_order_id=arguments["client_order_id"])
+            except PaperTraderError:
+                used = None
+            raise DuplicateOrder(name_order(e.message, used["uuid"] if used else None))
         return respond(request, 200, alpaca.order(with_asset(order)))
 
     @app.route("/v2/orders", methods=["GET"])
@@ -380,7 +401,11 @@ class RestApi:
     @app.route("/v2/orders/<string:order_uuid>", methods=["DELETE"])
     @defer.inlineCallbacks
     def cancel_order(self, request, order_uuid):
-        yield self.call(request, commands.CancelOrder, order_uuid=check_uuid(order_uuid))
+        order_uuid = check_uuid(order_uuid)
+        try:
+            yield self.call(request, commands.CancelOrder, order_uuid=order_uuid)
+        except OrderNotOpen as e:
+            raise OrderNotOpen(name_order(e.message, order_uuid))
         return respond(request, 204, None)
 
     @app.route("/v2/orders/<string:order_uuid>", methods=["PATCH"])
@@ -388,7 +413,10 @@ class RestApi:
     def replace_order(self, request, order_uuid):
         order_uuid = check_uuid(order_uuid)
         arguments = replace_request(body(request))
-        order = yield self.call(request, commands.ReplaceOrder, order_uuid=order_uuid, **arguments)
+        try:
+            order = yield self.call(request, commands.ReplaceOrder, order_uuid=order_uuid, **arguments)
+        except OrderNotOpen as e:
+            raise OrderNotOpen(name_order(e.message, order_uuid))
         return respond(request, 200, alpaca.order(with_asset(order)))
 
     # --- calendar and assets ---------------------------------------------------------------------------
@@ -403,14 +431,23 @@ class RestApi:
             raise invalid("end must not come before start")
         start = day_start(first) if first is not None else None
         end = day_start(last) if last is not None else None
-        days = []
+        sessions, zone = [], "UTC"
         while True:
             answer = yield self.ask(request, commands.Calendar, start=start, end=end)
-            sessions, zone = answer["sessions"], answer.get("timezone") or "UTC"
-            days.extend(alpaca.calendar_day(s, zone) for s in sessions)
-            if len(sessions) < 600 or end is None or len(days) > 5000:
+            zone = answer.get("timezone") or "UTC"
+            sessions.extend(answer["sessions"])
+            if len(answer["sessions"]) < MAX_SESSIONS or end is None:
                 break
-            start = day_start(sessions[-1]["open"].date()) + timedelta(days=1)
+            start = day_start(date.fromisoformat(sessions[-1]["date"])) + timedelta(days=1)
+        # The sessions after the last, for the last days' settlement dates.
+        after = []
+        if sessions:
+            following = date.fromisoformat(sessions[-1]["date"]) + timedelta(days=1)
+            answer = yield self.ask(request, commands.Calendar, start=day_start(following),
+                                    end=day_start(following + timedelta(days=SETTLEMENT_LOOKAHEAD)))
+            after = answer["sessions"]
+        dates = [date.fromisoformat(s["date"]) for s in sessions + after]
+        days = [alpaca.calendar_day(s, zone, settlement_date(dates, i)) for i, s in enumerate(sessions)]
         return respond(request, 200, days)
 
     @defer.inlineCallbacks
@@ -471,9 +508,22 @@ class RestApi:
         query.text("cashflow_types", limit=400)
         if end is None and date_end is not None:
             end = day_start(date_end) + timedelta(days=1)
-        answer = yield self.call(request, commands.PortfolioHistory, period=period, timeframe=frame, start=start,
-                                 end=end)
-        return respond(request, 200, alpaca.portfolio_history(answer))
+        token = self.credential(request)
+        if frame not in (None, "1D"):
+            market = yield self.ask(request, commands.Clock)
+            if market.get("mode") == "replay" and market.get("step") == "1d":
+                yield self.worker.gateway.session(token, client_ip(request))  # the key is checked first
+                raise invalid(f"timeframe {frame} needs intraday prices, and this market is a replay of whole"
+                              " sessions (replay_step 1d: daily bars only); use timeframe=1D")
+        answer = yield self.call(request, commands.PortfolioHistory, token=token, period=period, timeframe=frame,
+                                 start=start, end=end)
+        zone = None
+        if answer["timeframe"] == "1D" and answer["timestamps"]:
+            # Alpaca labels a daily point with its day at 00:00 in New York (the exchange's time zone).
+            day = datetime.fromtimestamp(answer["timestamps"][0], timezone.utc).date()
+            calendar = yield self.ask(request, commands.Calendar, start=day_start(day), end=day_start(day))
+            zone = calendar.get("timezone") or "UTC"
+        return respond(request, 200, alpaca.portfolio_history(answer, zone))
 
     @app.route("/v2/account/activities", methods=["GET"])
     def activities(self, request):
@@ -623,6 +673,32 @@ class RestApi:
     def snapshots(self, request):
         snapshots = yield self._snapshots(request, Query(request))
         return respond(request, 200, snapshots)
+
+
+#: "order 17" in a message of the application layer, which names orders by their numbers (the command line's ids).
+ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b")
+
+
+def name_order(message, order_uuid):
+    """``message`` with the order it names by number named by ``order_uuid``, its id in this API (or as
+    "another order" if it is not known)."""
+    return ORDER_NUMBER_RE.sub(f"order {order_uuid}" if order_uuid else "another order", message, count=1)
+
+
+def settlement_date(dates, i):
+    """The settlement day of a trade on ``dates[i]``: the ``n``th business day after it (``n`` by the rules of
+    its day), business days being the calendar's sessions (``dates``, in order); past the sessions known, the
+    weekdays."""
+    day = dates[i]
+    cycle = next(n for first, n in SETTLEMENT_CYCLES if day >= first)
+    if i + cycle < len(dates):
+        return dates[i + cycle]
+    settles, left = dates[-1], cycle - (len(dates) - 1 - i)
+    while left:
+        settles += timedelta(days=1)
+        if settles.weekday() < 5:
+            left -= 1
+    return settles
 
 
 def single_symbol(text):
