@@ -18,15 +18,19 @@ a console call that fails prints why: neither leaves a traceback in the log.
 
 import os
 import secrets
+import struct
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.conch import interfaces as conch_interfaces
 from twisted.conch import manhole, manhole_ssh, telnet
 from twisted.conch.checkers import IAuthorizedKeysDB, SSHPublicKeyChecker
 from twisted.conch.insults import insults
-from twisted.conch.ssh import keys
+from twisted.conch.ssh import keys, transport as ssh_transport
 from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer, protocol
+from twisted.internet import error as net_error
+from twisted.python.failure import Failure
 from twisted.internet.endpoints import serverFromString
 from zope.interface import implementer
 
@@ -37,6 +41,9 @@ USER = "admin"
 #: Telnet commands a line-mode client sends that Twisted's telnet parser does not know: EOF (its Ctrl-D),
 #: SUSP, ABORT.  EOF ends the session like Ctrl-D; the others are ignored.
 TELNET_EOF, TELNET_SUSP, TELNET_ABORT = b"\xec", b"\xed", b"\xee"
+#: Seconds an SSH session whose client ended its input (``ssh ... < commands``) waits for the answers of the
+#: Deferreds still pending before it closes anyway.
+EOF_GRACE = 30.0
 
 
 class ManholeError(ValueError):
@@ -100,6 +107,15 @@ class PasswordFileChecker:
         return defer.fail(error.UnauthorizedLogin())
 
 
+class _Setup:
+    """What every console session shares: its namespace, the daemon's logger and reactor."""
+
+    def __init__(self, namespace, log, reactor):
+        self.namespace = namespace
+        self.log = log
+        self.reactor = reactor
+
+
 class ConsoleInterpreter(manhole.ManholeInterpreter):
     """The manhole's interpreter, made fit for operators: ``exit()`` (any SystemExit) ends this session
     only, and a Deferred that fails is shown as failed and not left unhandled."""
@@ -123,73 +139,262 @@ class ConsoleInterpreter(manhole.ManholeInterpreter):
             return
         super().displayhook(obj)
 
+    def _cbDisplayDeferred(self, result, k, obj):
+        result = super()._cbDisplayDeferred(result, k, obj)
+        self.handler.answered()
+        return result
+
     def _ebDisplayDeferred(self, failure, k, obj):
         super()._ebDisplayDeferred(failure, k, obj)
+        self.handler.answered()
         return None  # shown to the operator: handled
 
 
 class Console(manhole.ColoredManhole):
+    """One operator's session: Twisted's colored manhole, whose answers that come later (a Deferred's) are
+    shown as soon as they come, also while the operator is typing the next line."""
+
+    def __init__(self, setup):
+        super().__init__(setup.namespace)
+        self.setup = setup
+        self._closing = None  # the input ended: the timer that closes the session if answers are late
+        self._gone = False
+
     def connectionMade(self):
         super().connectionMade()
         self.interpreter = ConsoleInterpreter(self, self.namespace)
 
+    def connectionLost(self, reason):
+        self._gone = True
+        if self._closing is not None and self._closing.active():
+            self._closing.cancel()
+        super().connectionLost(reason)
 
-class ConsoleTelnet(telnet.TelnetTransport):
-    """Telnet that understands what line-mode clients send: IAC EOF (Ctrl-D) ends the session."""
+    def addOutput(self, data, isAsync=None):
+        """Twisted's Manhole.addOutput, except that the line being typed when an answer comes is redrawn
+        from its bytes (Twisted hands the list of them on, which breaks the line and then the session), the
+        cursor back where it was."""
+        if self._gone:
+            return
+        if not isAsync:
+            self.terminal.write(data)
+            return
+        try:
+            self.terminal.eraseLine()
+            self.terminal.cursorBackward(len(self.lineBuffer) + len(self.ps[self.pn]))
+            self.terminal.write(data)
+            if self._needsNewline():
+                self.terminal.nextLine()
+            self.terminal.write(self.ps[self.pn])
+            typed, index = b"".join(self.lineBuffer), self.lineBufferIndex
+            self.lineBuffer, self.lineBufferIndex = [], 0
+            self._deliverBuffer(typed)
+            if index < len(typed):
+                self.terminal.cursorBackward(len(typed) - index)
+                self.lineBufferIndex = index
+        except Exception:
+            self.setup.log.failure("admin console: showing an answer failed; the session is closed")
+            self.terminal.loseConnection()
+
+    def end_of_input(self):
+        """The client will send nothing more (an SSH client's stdin ended): close the session once the
+        answers still pending are shown (at most EOF_GRACE seconds from now)."""
+        if not self.interpreter._pendingDeferreds:
+            self.terminal.loseConnection()
+        elif self._closing is None:
+            self._closing = self.setup.reactor.callLater(EOF_GRACE, self.terminal.loseConnection)
+
+    def answered(self):
+        """A pending Deferred's answer was shown."""
+        if self._closing is not None and not self.interpreter._pendingDeferreds and not self._gone:
+            self._closing.cancel()
+            self.terminal.loseConnection()
+
+
+class ConsoleTerminal(insults.ServerProtocol):
+    """The console's terminal: a failure while handling what the operator typed goes to the daemon's log
+    (its log file too, not only twistd's output) and closes that session only."""
+
+    def __init__(self, setup):
+        super().__init__(Console, setup)
+        self.setup = setup
 
     def dataReceived(self, data):
-        if telnet.IAC not in data and self.state == "data":
-            return super().dataReceived(data)
-        for i in range(len(data)):
-            byte = data[i:i + 1]
-            if self.state == "escaped" and byte in (TELNET_EOF, TELNET_SUSP, TELNET_ABORT):
-                self.state = "data"
-                if byte == TELNET_EOF:
-                    self.applicationDataReceived(b"\x04")
-                continue
-            super().dataReceived(byte)
+        try:
+            super().dataReceived(data)
+        except Exception:
+            self.setup.log.failure("admin console: handling the operator's input failed; the session is closed")
+            self.loseConnection()
 
 
-def _refusal_is_fine(failure):
-    failure.trap(telnet.OptionRefused)  # a client may refuse a telnet option: not an error
+def _negotiation_settled(failure, option):
+    """A telnet option negotiation that did not succeed: nothing to log.
+
+    A client may refuse an option, or not have answered yet (AlreadyNegotiating), or the option may already
+    be as asked: the session goes on without it (whoever waited for it goes on too).  If the connection was
+    lost meanwhile, whoever waited has nothing left to do: the chain stops there, silently."""
+    if failure.check(net_error.ConnectionDone, net_error.ConnectionLost):
+        return defer.Deferred()  # never fires: what waited on the option was for a session now gone
+    failure.trap(telnet.NegotiationError)
     return None
 
 
-class ConsoleBootstrap(telnet.TelnetBootstrapProtocol):
-    """Twisted's telnet bootstrap, without logging a traceback each time a client refuses an option."""
+class ConsoleTelnet(telnet.TelnetTransport):
+    """Telnet as the console needs it:
 
-    def connectionMade(self):
-        transport = self.transport
-        do, will = transport.do, transport.will
-        transport.do = lambda option: do(option).addErrback(_refusal_is_fine)
-        transport.will = lambda option: will(option).addErrback(_refusal_is_fine)
+    - option negotiations never fail (see _negotiation_settled): a client that refuses ECHO or SGA, or
+      answers late, or leaves mid-negotiation, logs in all the same and leaves no error in the log;
+    - IAC EOF (a line-mode client's Ctrl-D) ends the session;
+    - a carriage return that ends what the client sent is a line end at once: Twisted's telnet would hold
+      it until the next byte (to see whether LF or NUL follows), so that with a client that ends lines with
+      a bare CR, a line would run only when the operator types the next one;
+    - a failure while handling the input goes to the daemon's log and closes this session only."""
+
+    _swallow = False  # a CR was taken as a line end: an LF or NUL right after it belongs to it
+
+    def __init__(self, setup, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setup = setup
+
+    def will(self, option):
+        return super().will(option).addErrback(_negotiation_settled, option)
+
+    def wont(self, option):
+        return super().wont(option).addErrback(_negotiation_settled, option)
+
+    def do(self, option):
+        return super().do(option).addErrback(_negotiation_settled, option)
+
+    def dont(self, option):
+        return super().dont(option).addErrback(_negotiation_settled, option)
+
+    def dataReceived(self, data):
         try:
-            super().connectionMade()
-        finally:
-            del transport.do, transport.will
+            self._received(data)
+        except Exception:
+            self.setup.log.failure("admin console: handling the telnet client's input failed; the session is"
+                                   " closed")
+            self.transport.loseConnection()
+
+    def _received(self, data):
+        if self._swallow and data:
+            self._swallow = False
+            if data[:1] in (b"\n", b"\0"):
+                data = data[1:]
+        if telnet.IAC not in data and self.state == "data":
+            super().dataReceived(data)
+        else:
+            for i in range(len(data)):
+                byte = data[i:i + 1]
+                if self.state == "escaped" and byte in (TELNET_EOF, TELNET_SUSP, TELNET_ABORT):
+                    self.state = "data"
+                    if byte == TELNET_EOF:
+                        self.applicationDataReceived(b"\x04")
+                    continue
+                super().dataReceived(byte)
+        if self.state == "newline":  # the data ended with a CR
+            self.state = "data"
+            self._swallow = True
+            self.applicationDataReceived(b"\n")
 
 
 class _ConsoleProtocol:
     """Builds the terminal protocol of one console session."""
 
-    def __init__(self, namespace):
-        self.namespace = namespace
+    def __init__(self, setup):
+        self.setup = setup
 
     def __call__(self):
-        return insults.ServerProtocol(Console, self.namespace)
+        return ConsoleTerminal(self.setup)
 
 
 @implementer(portal.IRealm)
 class _TelnetRealm:
-    def __init__(self, namespace):
-        self.namespace = namespace
+    def __init__(self, setup):
+        self.setup = setup
 
     def requestAvatar(self, avatarId, mind, *interfaces):
         if telnet.ITelnetProtocol in interfaces:
-            return (telnet.ITelnetProtocol,
-                    ConsoleBootstrap(insults.ServerProtocol, Console, self.namespace),
+            return (telnet.ITelnetProtocol, telnet.TelnetBootstrapProtocol(ConsoleTerminal, self.setup),
                     lambda: None)
         raise NotImplementedError()
+
+
+class _Glue:
+    """A transport made of the callables given (as Twisted's manhole_ssh._Glue)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class ConsoleSessionTransport:
+    """Joins an SSH session channel and the console's terminal (as Twisted's TerminalSessionTransport),
+    except that the console ending the session tells the client it ended well (exit status 0)."""
+
+    def __init__(self, proto, chainedProtocol, avatar, width, height):
+        self.proto = proto
+        channel = proto.session
+        proto.makeConnection(_Glue(write=chainedProtocol.dataReceived,
+                                   loseConnection=lambda: avatar.conn.sendClose(channel), name="SSH console"))
+
+        def end():
+            channel.conn.sendRequest(channel, b"exit-status", struct.pack(">L", 0))
+            proto.loseConnection()
+
+        chainedProtocol.makeConnection(_Glue(write=proto.write, loseConnection=end, name="console terminal"))
+        chainedProtocol.terminalProtocol.terminalSize(width, height)
+
+
+class ConsoleSSHTransport(ssh_transport.SSHServerTransport):
+    """Twisted's SSH server, except that a client leaving as clients do (``disconnected by user``) is not
+    logged as an error."""
+
+    def receiveError(self, reasonCode, description):
+        if reasonCode == ssh_transport.DISCONNECT_BY_APPLICATION:
+            self._log.info("SSH client disconnected: {description}", description=description)
+        else:
+            super().receiveError(reasonCode, description)
+
+
+@implementer(conch_interfaces.ISession)
+class ConsoleSession(manhole_ssh.TerminalSession):
+    """An SSH console session: works without a terminal too (``ssh ... < commands`` asks for none), follows
+    the window's size, and ends when the client's input ends (once the pending answers are shown)."""
+
+    transportFactory = ConsoleSessionTransport
+    width, height = 80, 24  # when the client asks for no terminal
+    terminal = None
+
+    def openShell(self, proto):
+        self.terminal = self.chainedProtocolFactory()
+        self.transportFactory(proto, self.terminal, conch_interfaces.IConchUser(self.original), self.width,
+                              self.height)
+
+    def execCommand(self, proto, cmd):
+        proto.write(b"the admin console runs no command: connect without one, or send the lines to its input"
+                    b" (ssh ... < commands.py)\r\n")
+        channel = proto.session
+        channel.conn.sendRequest(channel, b"exit-status", struct.pack(">L", 2))
+        proto.loseConnection()
+
+    def windowChanged(self, newWindowSize):
+        self.height, self.width = newWindowSize[:2]
+        if self.terminal is not None and self.terminal.terminalProtocol is not None:
+            self.terminal.terminalProtocol.terminalSize(self.width, self.height)
+
+    def eofReceived(self):
+        if self.terminal is not None and self.terminal.terminalProtocol is not None:
+            console = self.terminal.terminalProtocol
+            pending = len(console.interpreter._pendingDeferreds)
+            self.chainedProtocolFactory.setup.log.info(
+                "admin console: the SSH client ended its input; session closed" if not pending else
+                "admin console: the SSH client ended its input; session closes once {pending} pending answer(s)"
+                " are shown", pending=pending)
+            console.end_of_input()
+
+    def closed(self):
+        if self.terminal is not None and self.terminal.terminalProtocol is not None:
+            self.terminal.connectionLost(Failure(net_error.ConnectionDone()))
 
 
 def _host_key(data_dir):
@@ -239,6 +444,7 @@ def manhole_service(listen, namespace, data_dir, authorized_keys=None, reactor=N
         from twisted.internet import reactor
     if log is None:
         from papertrader.services import _log as log
+    setup = _Setup(namespace, log, reactor)
 
     def service(description, factory):
         try:
@@ -254,17 +460,20 @@ def manhole_service(listen, namespace, data_dir, authorized_keys=None, reactor=N
         if listen.isdigit():
             listen = f"tcp:{listen}"
         realm = manhole_ssh.TerminalRealm()
-        realm.chainedProtocolFactory = _ConsoleProtocol(namespace)
+        realm.sessionFactory = ConsoleSession
+        realm.transportFactory = ConsoleSessionTransport
+        realm.chainedProtocolFactory = _ConsoleProtocol(setup)
         factory = manhole_ssh.ConchFactory(
             portal.Portal(realm, [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))]))
+        factory.protocol = ConsoleSSHTransport
         key = _host_key(data_dir)
         factory.publicKeys = {key.sshType(): key.public()}
         factory.privateKeys = {key.sshType(): key}
         return service(listen, factory)
     checker = PasswordFileChecker(_password_file(data_dir))
-    telnet_portal = portal.Portal(_TelnetRealm(namespace), [checker])
+    telnet_portal = portal.Portal(_TelnetRealm(setup), [checker])
     factory = protocol.ServerFactory()
-    factory.protocol = lambda: ConsoleTelnet(telnet.AuthenticatingTelnetProtocol, telnet_portal)
+    factory.protocol = lambda: ConsoleTelnet(setup, telnet.AuthenticatingTelnetProtocol, telnet_portal)
     return service(telnet_description(listen), factory)
 
 

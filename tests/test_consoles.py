@@ -1,8 +1,13 @@
-"""The telnet console as an operator uses it: leaving it, mistakes in it, and its password file."""
+"""The consoles as an operator uses them (telnet and SSH): leaving them, mistakes in them, answers that come
+later, clients that refuse telnet options or end their input, and the password file."""
 
 import gc
 import os
+import re
+import shutil
+import subprocess
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -11,7 +16,8 @@ from twisted.logger import globalLogPublisher
 from papertrader import tls
 from papertrader.master import files
 from papertrader.master.service import Master
-from tests.conftest import bounded
+from papertrader.manhole import Text
+from tests.conftest import WatchedProcess, bounded
 from tests.test_fleet import Telnet, free_port
 
 
@@ -61,15 +67,45 @@ async def login(port, password):
     return session
 
 
-@pytest_twisted.async_yield_fixture
-async def console(tmp_path, settings, clock):
-    port = free_port()
+class Silent(Session):
+    """A client that never answers telnet options (a raw TCP tool such as nc)."""
+
+    def dataReceived(self, data):
+        self.negotiated(re.findall(rb"\xff([\xfb-\xfe])(.)", data, re.S))
+        self.text += re.sub(rb"\xff[\xfb-\xfe].", b"", data, flags=re.S)
+        for text, d in list(self.waiting):
+            if text in self.text:
+                self.waiting.remove((text, d))
+                d.callback(self.text)
+
+    def negotiated(self, requests):
+        pass
+
+
+class Refusing(Silent):
+    """A telnet client that refuses every option the console asks for (as Python's telnetlib and some
+    line-mode clients do)."""
+
+    def negotiated(self, requests):
+        for command, option in requests:
+            if command[0] in (self.WILL, self.DO):
+                self.transport.write(bytes([self.IAC, self.DONT if command[0] == self.WILL else self.WONT]) + option)
+
+
+async def _master(tmp_path, settings, clock, database_url, **manhole):
     data_dir = str(tmp_path / "m")
     files.ensure_master_files(data_dir)
-    master = Master(data_dir, settings, reactor, listen=tls.listen_description(0, "127.0.0.1", os.path.join(
-        data_dir, files.MASTER_CERT)), clock=clock, manhole=f"tcp:{port}:interface=127.0.0.1")
+    master = Master(data_dir, settings, reactor, database=database_url, listen=tls.listen_description(
+        0, "127.0.0.1", os.path.join(data_dir, files.MASTER_CERT)), clock=clock, **manhole)
     master.startService()
     await bounded(master.whenReady(), "the master to start")
+    return master
+
+
+@pytest_twisted.async_yield_fixture
+async def console(tmp_path, settings, clock, database_url):
+    port = free_port()
+    master = await _master(tmp_path, settings, clock, database_url, manhole=f"tcp:{port}:interface=127.0.0.1")
     problems = Problems()
     try:
         yield master, port, problems
@@ -126,3 +162,136 @@ async def test_a_console_call_that_fails_is_shown_not_left_unhandled(console):
     await bounded(session.closed, "the session to close")
     gc.collect()
     assert problems.texts() == []
+
+
+async def login_with(client, port, password, end=b"\r\n"):
+    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+    await session.wait_for(b"Username: ")
+    session.transport.write(b"admin" + end)
+    await session.wait_for(b"Password: ")
+    session.transport.write(password.encode() + end)
+    await session.wait_for(b">>> ")
+    return session
+
+
+def typed(session, keys):
+    """Send ``keys`` one at a time, as a terminal in character mode does."""
+    session.text = b""
+    for key in keys:
+        session.transport.write(bytes([key]))
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_that_comes_later_shows_at_once_with_a_client_that_ends_lines_with_a_bare_cr(console):
+    master, port, problems = console
+    session = await login_with(Session(), port, password_of(master).strip())
+    for key in b"accounts()\r":  # one key at a time, Enter as a bare CR
+        session.transport.write(bytes([key]))
+    # The console runs the line and shows the database's answer with nothing more typed (it used to hold the
+    # CR until the next key, then show the answer over that key and break the session).
+    await session.wait_for(b"Deferred #0 called back: (none)")
+    session.line("1+1")
+    await session.wait_for(b"\n2")
+    session.line("account('nobody')")
+    await session.wait_for(b"no account 'nobody'")
+    session.transport.loseConnection()
+    await bounded(session.closed, "the session to close")
+    gc.collect()
+    assert problems.texts() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_that_comes_while_the_operator_types_keeps_the_line_and_the_session(console):
+    master, port, problems = console
+    session = await login(port, password_of(master).strip())
+    master.console_test_answer = answer = defer.Deferred()  # an answer the test gives when it chooses
+    session.line("master.console_test_answer")
+    await session.wait_for(b"<Deferred #0>")
+    typed(session, b"6*")  # the next line, half typed
+    await session.wait_for(b"*")
+    session.text = b""
+    answer.callback(Text("the answer"))
+    await session.wait_for(b"Deferred #0 called back: the answer")
+    await session.wait_for(b"6")  # the half-typed line is drawn again after the answer
+    typed(session, b"7\r")
+    await session.wait_for(b"\n42")  # and finishing it works: the line was kept as typed
+    session.line("1+1")
+    await session.wait_for(b"\n2")
+    session.transport.loseConnection()
+    await bounded(session.closed, "the session to close")
+    gc.collect()
+    assert problems.texts() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_refuses_or_ignores_telnet_options_logs_in_and_leaves_no_error(console):
+    master, port, problems = console
+    password = password_of(master).strip()
+    for client in (Refusing(), Silent()):
+        session = await login_with(client, port, password)
+        session.line("config()")
+        await session.wait_for(b"update interval")
+        session.line("accounts()")
+        await session.wait_for(b"called back")
+        session.transport.loseConnection()
+        await bounded(session.closed, f"the {type(client).__name__} session to close")
+    # A client that leaves while the console still waits for its answer to an option (here, ECHO for the
+    # password), and one whose password is wrong.
+    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Silent())
+    await session.wait_for(b"Username: ")
+    session.line("admin")
+    await session.wait_for(b"Password: ")
+    session.transport.loseConnection()
+    await bounded(session.closed, "the session to close")
+    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Refusing())
+    await session.wait_for(b"Username: ")
+    session.line("admin")
+    await session.wait_for(b"Password: ")
+    session.line("wrong")
+    await session.wait_for(b"Authentication failed")
+    session.transport.loseConnection()
+    await bounded(session.closed, "the session to close")
+    gc.collect()  # a Deferred's unhandled failure is logged when it is collected
+    assert problems.texts() == []
+
+
+def ssh_piped(port, key):
+    """The OpenSSH client with its input a pipe: it asks for no terminal."""
+    client = WatchedProcess()
+    reactor.spawnProcess(client, "ssh", ["ssh", "-i", key, "-p", str(port), "-o", "BatchMode=yes",
+                                         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                         "-o", "LogLevel=ERROR", "admin@127.0.0.1"], env={"PATH": os.environ["PATH"]})
+    return client
+
+
+@pytest.mark.skipif(not shutil.which("ssh") or not shutil.which("ssh-keygen"), reason="needs the OpenSSH client")
+@pytest_twisted.ensureDeferred
+async def test_an_ssh_client_whose_input_ends_gets_its_answers_and_the_session_ends_cleanly(
+        tmp_path, settings, clock, database_url):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "admin")], check=True)
+    (tmp_path / "authorized_keys").write_bytes((tmp_path / "admin.pub").read_bytes())
+    port = free_port()
+    master = await _master(tmp_path, settings, clock, database_url, manhole=f"tcp:{port}:interface=127.0.0.1",
+                           manhole_keys=str(tmp_path / "authorized_keys"))
+    problems = Problems()
+    try:
+        piped = ssh_piped(port, str(tmp_path / "admin"))  # ssh ... < commands
+        piped.transport.write(b"config()\naccounts()\n")
+        piped.transport.closeStdin()
+        ended = await piped.ended
+        assert ended.exitCode == 0, piped.output
+        assert b"update interval" in piped.output
+        assert b"Deferred #0 called back: (none)" in piped.output  # the answer that came after the input ended
+        empty = ssh_piped(port, str(tmp_path / "admin"))  # ssh ... < /dev/null
+        empty.transport.closeStdin()
+        ended = await empty.ended
+        assert ended.exitCode == 0, empty.output
+        assert b">>> " in empty.output
+        gc.collect()
+        assert problems.texts() == []
+        closed = [e.message for e in master.logs.newest(None) if "ended its input" in e.message]
+        assert [e.level for e in master.logs.newest(None) if "ended its input" in e.message] == ["info", "info"]
+        assert "closes once 1 pending answer(s) are shown" in closed[0] and closed[1].endswith("session closed")
+    finally:
+        problems.close()
+        await master.stopService()
