@@ -68,6 +68,11 @@ async def test_replace_links_the_orders(deployment):
                                                                                          "gtc")
     old = j((await d.cli("order", str(order["id"]), user="alice"))[1])
     assert (old["status"], old["replaced_by"]) == ("replaced", new["id"])
+    # A replace that changes nothing is refused: no copy takes the order's place.
+    status, out, err = await d.cli("replace", str(new["id"]), user="alice")
+    assert status == 1 and j(out)["error"] == "invalid_input" and "nothing to replace" in j(out)["message"]
+    assert j((await d.cli("order", str(new["id"]), user="alice"))[1])["status"] == "new"
+    assert (await d.master.db.query("SELECT COUNT(*) FROM orders"))[0][0] == 2
 
 
 @pytest_twisted.ensureDeferred

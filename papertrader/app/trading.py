@@ -338,11 +338,16 @@ class TradingCommands:
             trail_price=validation.price("trail price", trail_price),
             trail_percent=validation.percent("trail percent", trail_percent), time_in_force=tif,
             client_order_id=validation.client_order_id(client_order_id) if client_order_id else uuid.uuid4().hex)
+        trail = validation.price("trail", trail)
+        if trail is None and all(getattr(changes, name) is None for name in (
+                "quantity", "limit_price", "stop_price", "trail_price", "trail_percent", "time_in_force")):
+            # A copy of the order would take its place for nothing (and lose its time priority).
+            raise InvalidInput("nothing to replace: give at least one change (a quantity, limit price, stop price,"
+                               " trail or time in force)")
         prices = self.board.prices()
         now = self.market_clock.now()
         info = self.market_clock.info(now)
         recorded = self._recorded()
-        trail = validation.price("trail", trail)
 
         def unit_of_work(cursor, ahead):
             old = self._find(cursor, session, order_id, order_uuid)
