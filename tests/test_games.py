@@ -353,8 +353,11 @@ async def test_operator_enrols_a_class(world):
 async def test_bad_game_arguments_are_typed_errors(world):
     teacher = await world.user("teacher")
     world.quote(AAPL="100")
-    for wrong, match in ((dict(name="x"), "name"), (dict(cash="-5"), "starting cash"),
-                         (dict(cash="1e30"), "starting cash"), (dict(commission="free"), "commission"),
+    # The same words for every starting cash refused, whichever check refuses it (0 and -5 alike).
+    cash_rule = "starting cash must be an amount of money from 1.00 to"
+    for wrong, match in ((dict(name="x"), "name"), (dict(cash="-5"), cash_rule), (dict(cash="0"), cash_rule),
+                         (dict(cash="0.001"), cash_rule),
+                         (dict(cash="1e30"), cash_rule), (dict(commission="free"), "commission"),
                          (dict(fill_model="magic"), "fill model"), (dict(max_position="150"), "max position"),
                          (dict(assets=["NOPE"]), "unknown symbol"), (dict(assets=["AAPL"] * 501), "at most 500")):
         with pytest.raises(PaperTraderError) as caught:

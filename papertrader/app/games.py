@@ -17,9 +17,10 @@ from twisted.internet import defer
 from papertrader.app import authenticated
 from papertrader.errors import GameClosed, InvalidInput, NotGameCreator, UnknownGame, UnknownSymbol
 from papertrader.master import games as store_module
-from papertrader.money import parse_money
+from papertrader.money import MAX_MONEY, money_text, parse_money
 from papertrader.trading import amend, margin
 from papertrader.trading.games import (
+    MIN_CASH,
     GameRules,
     Player,
     commission_text,
@@ -110,8 +111,10 @@ class GameCommands:
         """GameRules from a command's arguments (typed errors for anything wrong)."""
         try:
             cash = parse_money(starting_cash)
-        except ValueError as e:
-            raise InvalidInput(f"starting cash: {e}")
+        except ValueError:
+            shown = str(starting_cash)[:24]
+            raise InvalidInput(f"starting cash must be an amount of money from {money_text(MIN_CASH)} to"
+                               f" {money_text(MAX_MONEY)}, at most 2 decimals (not {shown!r})")
         assets = list(assets or ())
         if len(assets) > 500:
             raise InvalidInput("a game may list at most 500 assets")
