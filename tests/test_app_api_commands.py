@@ -185,3 +185,14 @@ def test_calendars_say_their_time_zone_and_local_dates(board, clock):
     answer = always.calendar(None, datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 2, tzinfo=timezone.utc))
     assert answer["timezone"] == "UTC" and [s["date"] for s in answer["sessions"]] == ["2024-03-01", "2024-03-02"]
     assert date.fromisoformat(answer["sessions"][0]["date"]) == answer["sessions"][0]["open"].date()
+
+
+def test_the_calendar_starts_by_default_on_the_markets_day_in_its_time_zone(board):
+    """At 20:30 New York time it is already the next day in UTC: the calendar without a start still lists that
+    New York day's session first, as Alpaca's (its day is New York's)."""
+    from twisted.internet import task
+
+    evening = task.Clock()
+    evening.advance(datetime(2024, 3, 5, 1, 30, tzinfo=timezone.utc).timestamp())  # Monday 4 March, 20:30 EST
+    nyse = MarketDataCommands(board, None, MarketClock(calendar.load("XNYS", 2024, 2024), evening))
+    assert [s["date"] for s in nyse.calendar(None)["sessions"][:2]] == ["2024-03-04", "2024-03-05"]

@@ -521,6 +521,53 @@ async def test_master_option_pointed_at_a_worker_says_so(cluster):
     assert "not a PaperTrader master" in body["message"] and "UNHANDLED" not in err
 
 
+@pytest_twisted.ensureDeferred
+async def test_master_option_pointed_at_a_workers_https_port_says_so_at_once(cluster):
+    """A worker's website and HTTP API listener speaks TLS with the deployment's CA, then waits for an HTTP
+    request line: the client makes it answer at once, and says it is not the master (not a 30 s timeout)."""
+    from papertrader.master.files import WORKER_CERT
+    from papertrader.tls import _escape
+    from papertrader.worker.http.service import http_service
+
+    d = cluster
+    w = worker(d, "worker1")
+    cert = os.path.join(w.data_dir, WORKER_CERT)
+    service = http_service(w, reactor, f"ssl:0:interface=127.0.0.1:privateKey={_escape(cert)}:"
+                                       f"certKey={_escape(cert)}", cert, d.master.settings)
+    service.startService()
+    try:
+        port = await bounded(service.whenListening(), 15)
+        started = reactor.seconds()
+        # 15 s bounds a client that waits for its 30 s answer timeout.
+        status, out, err = await bounded(d.cli("--master", f"localhost:{port}", "workers", json=False), 15)
+        assert status == 1 and out == "" and reactor.seconds() - started < 15
+        assert err == (f"papertrader: localhost:{port} is not a PaperTrader master: it answers HTTP (a worker's"
+                       " website and HTTP API port?): give the master's HOST:PORT with --master or"
+                       " PAPERTRADER_MASTER (its port is 2048 unless set otherwise)\n")
+        status, out, err = await bounded(d.cli("--master", f"localhost:{port}", "workers"), 15)
+        assert check_failure(status, out, err, "wrong_server")
+        # The master itself still answers the client as before.
+        status, out, err = await d.cli("workers")
+        assert status == 0 and {w["name"] for w in j(out)} == {"worker1", "worker2"}, err
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_of_an_unknown_symbol_names_the_traded_ones_as_quote_does(cluster):
+    d = cluster
+    said = {}
+    for command in ("quote", "watch"):
+        status, out, err = await bounded(d.cli(command, "ZZZZ", json=False), 15)
+        assert status == 1 and out == "", (command, out, err)
+        said[command] = err
+    assert said["watch"] == said["quote"] == ("papertrader: unknown symbol 'ZZZZ': traded symbols are AAPL, MSFT,"
+                                              " TSLA\n")
+    status, out, err = await bounded(d.cli("watch", "AAPL", "zzzz"), 15)
+    assert check_failure(status, out, err, "unknown_symbol")["message"] == (
+        "unknown symbol 'ZZZZ': traded symbols are AAPL, MSFT, TSLA")
+
+
 class Silent(protocol.Protocol):
     """Accepts connections and never says a word."""
 

@@ -319,3 +319,57 @@ async def test_bars_without_a_start_in_a_daily_replay(replay):
         "bars": [], "symbol": "XYZ", "next_page_token": None}
     played = await in_thread(data.get, "/stocks/bars", {"symbols": "XYZ", "timeframe": "1Day", "start": "2024-03-01"})
     assert [b["c"] for b in played["bars"]["XYZ"]] == [101, 103] and played["next_page_token"] is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_intraday_bars_of_a_daily_replay_are_refused_saying_so(replay):
+    """A replay of whole sessions has daily bars only: an intraday timeframe is a 422 that says so (as portfolio
+    history's), not an empty answer that looks like bars still to come; 1Day answers as before."""
+    from alpaca.common.exceptions import APIError
+
+    data = replay.data()
+    for _ in range(2):
+        await replay.d.tick()
+    for path, query in (("/stocks/bars", {"symbols": "XYZ"}), ("/stocks/XYZ/bars", {})):
+        for frame in ("1Min", "15Min", "1Hour"):
+            with pytest.raises(APIError) as excinfo:
+                await in_thread(data.get, path, dict(query, timeframe=frame, start="2024-03-01"))
+            assert api_error(excinfo) == (422, 42210000, f"timeframe {frame} needs intraday prices, and this market"
+                                          " is a replay of whole sessions (replay_step 1d: daily bars only); use"
+                                          " timeframe=1Day")
+    played = await in_thread(data.get, "/stocks/bars", {"symbols": "XYZ", "timeframe": "1Day", "start": "2024-03-01"})
+    assert [b["c"] for b in played["bars"]["XYZ"]] == [101, 103, 98]
+
+
+@pytest_twisted.ensureDeferred
+async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_path, settings, database_url):
+    """On a New York market, from 20:00 New York time on it is the next day in UTC: bars without start are still
+    that New York day's (from its 00:00 New York, as Alpaca's), not none (from midnight UTC)."""
+    from zoneinfo import ZoneInfo
+
+    from twisted.internet import task
+
+    from tests.conftest import bounded
+
+    new_york = ZoneInfo("America/New_York")
+    clock = task.Clock()
+    clock.advance(datetime(2026, 9, 21, 15, 56, tzinfo=new_york).timestamp())  # a Monday, before the close
+    a = await start_api(tmp_path, settings, database_url, clock, calendar="XNYS", update_interval=60.0,
+                        heartbeat_interval=3600.0, fill_model="ideal", api_rate_limit=100_000)
+    try:
+        for _ in range(2):
+            await a.d.tick()
+        market = a.d.master.market
+        stored = await market.candles.read("AAPL", "1m", 100)
+        assert len(stored) >= 2 and {c["time"].astimezone(new_york).date() for c in stored} == {date(2026, 9, 21)}
+        while market.market_clock.now() < datetime(2026, 9, 21, 21, 30, tzinfo=new_york):
+            clock.advance(1800)  # half an hour at a time: the workers hear a heartbeat every hour
+            await bounded(market.busy, "a market update")
+        assert market.market_clock.now().astimezone(timezone.utc).date() == date(2026, 9, 22)
+        data = a.data()
+        minutes = await in_thread(data.get, "/stocks/bars", {"symbols": "AAPL", "timeframe": "1Min"})
+        assert [datetime.fromisoformat(b["t"]) for b in minutes["bars"]["AAPL"]] == [c["time"] for c in stored]
+        daily = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": "1Day"})
+        assert [datetime.fromisoformat(b["t"]) for b in daily["bars"]] == [datetime(2026, 9, 21, 9, 30, tzinfo=new_york)]
+    finally:
+        await a.d.cluster.stopService()

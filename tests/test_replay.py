@@ -457,8 +457,16 @@ async def test_the_client_shows_replay_time_names_candles_by_range_and_stale_quo
         assert [c["close"] for c in json.loads(out)] == ["103.00", "98.00"]
         status, out, _ = await d.cli("candles", "XYZ", "--start", "March", user="alice")
         assert status == 1 and json.loads(out)["error"] == "invalid_input"
-        status, out, _ = await d.cli("candles", "XYZ", "--interval", "1m", user="alice")
-        assert json.loads(out) == []  # daily history only
+        # Whole sessions only: minute to hourly candles would never come, and the client says so.
+        for interval in ("1m", "5m", "15m", "1h"):
+            status, out, err = await d.cli("candles", "XYZ", "--interval", interval, user="alice", json=False)
+            assert (status, out) == (1, "") and err == (
+                f"papertrader: interval {interval} needs intraday prices, and this market is a replay of whole"
+                " sessions (replay_step 1d: daily bars only); use --interval 1d\n")
+        status, out, _ = await d.cli("candles", "XYZ", "--interval", "1h", user="alice")
+        assert status == 1 and json.loads(out)["error"] == "invalid_input"
+        status, out, _ = await d.cli("candles", "XYZ", "--limit", "1", user="alice", json=False)
+        assert status == 0 and out.splitlines()[1].startswith("2024-03-07T14:30:00+00:00  ")  # 1d: the default
         for _ in range(7):
             await d.tick()  # Thursday 8th to Friday 15th, the history's last day, then the end
         status, out, _ = await d.cli("clock", user="alice", json=False)

@@ -2,6 +2,7 @@
 
 import re
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 
@@ -38,9 +39,29 @@ class MarketDataCommands:
         self.source = source
 
     @property
+    def daily_only(self):
+        """Whether the market is a replay that plays whole sessions: it makes daily bars only (no minutes)."""
+        return getattr(self.market_clock, "step_text", None) == "1d"
+
+    @property
     def default_interval(self):
         """Daily candles for a replay that plays whole sessions, minute candles otherwise."""
-        return "1d" if getattr(self.market_clock, "step_text", None) == "1d" else "1m"
+        return "1d" if self.daily_only else "1m"
+
+    def _refuse_intraday(self, interval, asked, instead):
+        """On a replay of whole sessions, refuse a candle ``interval`` shorter than a day (``asked``: how the
+        request named it), saying to ask for ``instead``: none would ever come.  The words are the HTTP API's
+        for portfolio history (papertrader/worker/http/rest.py)."""
+        if self.daily_only and INTERVALS[interval] is not None:
+            raise InvalidInput(f"{asked} needs intraday prices, and this market is a replay of whole sessions"
+                               f" (replay_step 1d: daily bars only); use {instead}")
+
+    def day_start(self):
+        """The start of the market's current day in its calendar's time zone (New York for an exchange's
+        calendar, UTC for always_open), as a UTC time."""
+        zone = ZoneInfo(getattr(self.market_clock.calendar, "timezone", None) or "UTC")
+        local = self.market_clock.now().astimezone(zone)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
 
     @defer.inlineCallbacks
     def candles(self, stamp, symbol, limit, interval=None, start=None, end=None):
@@ -49,6 +70,7 @@ class MarketDataCommands:
         interval = interval or self.default_interval
         if interval not in INTERVALS:
             raise InvalidInput(f"interval must be one of {', '.join(INTERVALS)}")
+        self._refuse_intraday(interval, f"interval {interval}", "--interval 1d")
         if start is not None and end is not None and end <= start:
             raise InvalidInput("the end must come after the start")
         candles = yield self.candles_store.read(symbol, interval, limit, start, end)
@@ -67,8 +89,7 @@ class MarketDataCommands:
         (1970-2029) are looked at, and only the sessions the loaded calendar holds are listed: a replay's
         calendar covers the years around its history (papertrader/market/setup.py), so a range beyond them
         lists the days inside them only (none if none)."""
-        now = self.market_clock.now()
-        start = start or now.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = start or self.day_start()
         end = end or start + timedelta(days=62)
         if end < start:
             raise InvalidInput("the end must not come before the start")
@@ -127,11 +148,13 @@ class MarketDataCommands:
     def bars(self, stamp, symbols, timeframe, start=None, end=None, limit=None, page_token=None, sort=None):
         """Bars of several symbols, sorted by symbol then time (``sort`` desc: each symbol's newest first), at
         most ``limit`` (1-10000) in all; the next page starts after ``page_token`` (symbol and time of the last
-        bar given).  From ``start`` (default: the start of the market's day, UTC) to before ``end``.  Symbols
-        not traded here are left out."""
+        bar given).  From ``start`` (default: the start of the market's day in its calendar's time zone, as
+        Alpaca's: New York) to before ``end``.  Symbols not traded here are left out.  Intraday timeframes of a
+        replay of whole sessions are refused (it has daily bars only)."""
         interval = BAR_TIMEFRAMES.get(timeframe)
         if interval is None:
             raise InvalidInput(f"timeframe must be one of {', '.join(BAR_TIMEFRAMES)}")
+        self._refuse_intraday(interval, f"timeframe {timeframe}", "timeframe=1Day")
         wanted = self._known(symbols)
         limit = limit or 1000
         validation.limit(limit, 10_000)
@@ -139,7 +162,7 @@ class MarketDataCommands:
             raise InvalidInput("sort must be asc or desc")
         newest_first = sort == "desc"
         if start is None:
-            start = self.market_clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+            start = self.day_start()
         if end is not None and end <= start:
             raise InvalidInput("the end must come after the start")
         after_symbol, after_time = None, None

@@ -87,15 +87,47 @@ def _handshake_failed(failure, what, host):
                       " or it is shutting down")
 
 
+class MasterProtocol(ClientProtocol):
+    """The client's end of a connection to the master (for its list of workers), which makes an HTTP server
+    given instead (a worker's website and HTTP API port, which speaks TLS with the same CA) answer at once.
+
+    An HTTP server reads a request line up to its end (CR LF) and says nothing before: the AMP box of
+    ListWorkers has no line end, so the server would wait and the client time out (30 s) with nothing to tell.
+    Nothing may come before the box (AMP reads any bytes as a key's length: an empty key ends a box, and an
+    empty box is a protocol error for a real master).  But each of the client's ``_ask`` tags, which AMP treats
+    as opaque bytes that the server echoes in its answer, is made 13 bytes long and begins with LF: the box
+    then holds the length prefix 00 0D and that LF, a CR LF, so an HTTP server answers the malformed request
+    line at once ("HTTP/1.1 400 ...") and closes.  ``first_bytes`` keeps what the server said first.
+
+    (Offering ALPN in the TLS handshake cannot tell them apart: the master's listener names no ALPN protocols
+    and Twisted then fails every handshake that offers some, with an internal-error alert.)
+    """
+
+    first_bytes = b""
+
+    def _nextTag(self):
+        return b"\n" + super()._nextTag().rjust(12, b"0")
+
+    def dataReceived(self, data):
+        if len(self.first_bytes) < 16:
+            self.first_bytes += data[:16 - len(self.first_bytes)]
+        super().dataReceived(data)
+
+    def spoke_http(self):
+        """Whether the server answered as an HTTP server does."""
+        return self.first_bytes.startswith(b"HTTP/")
+
+
 @defer.inlineCallbacks
-def connect(reactor, host, port, ca_pem, what):
-    """Connect over TLS and complete the handshake; fires with a ClientProtocol, or fails with a ClientError.
+def connect(reactor, host, port, ca_pem, what, kind=ClientProtocol):
+    """Connect over TLS and complete the handshake; fires with a ``kind`` (a ClientProtocol), or fails with a
+    ClientError.
 
     ``what`` names the server in messages ("the master at localhost:2048").
     """
     endpoint = tls.client_endpoint(reactor, host, port, ca_pem, timeout=CONNECT_TIMEOUT)
     try:
-        proto = yield connectProtocol(endpoint, ClientProtocol())
+        proto = yield connectProtocol(endpoint, kind())
     except defer.CancelledError:
         raise
     except Exception:
@@ -133,7 +165,10 @@ def _call_failed(failure, what, command, proto):
     if failure.check(PaperTraderError, defer.CancelledError) and not failure.check(UnknownCommand):
         return failure
     if failure.check(amp.TooLong):
-        raise InvalidInput("the command's arguments are too long to send")
+        if failure.value.isLocal:
+            raise InvalidInput("the command's arguments are too long to send")
+        # A key longer than AMP allows came in: the server speaks another protocol over TLS.
+        raise WrongServer(f"{what} answered in another protocol than PaperTrader's: check the address and port")
     if failure.check(amp.UnhandledCommand, UnknownCommand):
         raise WrongServer(f"{what} does not know the command {command.__name__}: it is not the kind of server"
                           " expected, or runs another version of PaperTrader")
@@ -209,14 +244,20 @@ class Connection:
         """The master's list of workers (the only thing the client asks the master)."""
         host, port = self.master
         what = self.master_description()
-        proto = yield connect(self.reactor, host, port, self.ca_pem, what)
+        proto = yield connect(self.reactor, host, port, self.ca_pem, what, MasterProtocol)
+        wrong = (f"{host}:{port} is not a PaperTrader master (a worker's address?): give the master's HOST:PORT"
+                 " with --master or PAPERTRADER_MASTER (its port is 2048 unless set otherwise)")
         try:
             answer = yield call(self.reactor, proto, commands.ListWorkers, what)
-        except WrongServer:
-            raise WrongServer(f"{host}:{port} is not a PaperTrader master (a worker's address?): give the master's"
-                              " HOST:PORT with --master or PAPERTRADER_MASTER (its port is 2048 unless set"
-                              " otherwise)")
-        except WorkerFailed as e:
+        except (WrongServer, WorkerFailed) as e:
+            if proto.spoke_http():
+                raise WrongServer(wrong.replace(" (a worker's address?)", ": it answers HTTP (a worker's website"
+                                                " and HTTP API port?)"))
+            if isinstance(e, WrongServer):
+                raise WrongServer(wrong)
+            if e.message.endswith(f"did not answer within {TIMEOUT} seconds"):
+                raise Unreachable(f"{e.message}: is {host}:{port} the master's port (2048 unless set otherwise)?"
+                                  " A worker's website and HTTP API port is not")
             raise Unreachable(e.message)
         finally:
             proto.close()

@@ -103,7 +103,7 @@ class WorkerProtocol(TypedAMP):
         for symbol in symbols:
             symbol = (symbol or "").strip().upper()
             if symbol not in known:
-                raise UnknownSymbol(f"unknown symbol {symbol[:16]!r}")
+                raise self._not_quoted(symbol)
             wanted.append(symbol)
         self.worker.fanout.watch(self, wanted)
         self.worker.log.info("client {ip} watches {symbols}", ip=self.client_ip(), symbols=" ".join(wanted))
@@ -136,14 +136,18 @@ class WorkerProtocol(TypedAMP):
         symbol = (symbol or "").strip().upper()
         quote = self.worker.quotes.get(symbol)
         if quote is None:
-            # Any symbol the cache does not hold, however long, is unknown (as the master says for orders);
-            # only a worker with no prices at all yet cannot tell.
-            known = [q["symbol"] for q in self.worker.quotes.all()]
-            if known:
-                shown = symbol if len(symbol) <= 16 else symbol[:16] + "..."
-                raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(known)}")
-            raise QuoteUnavailable()
+            raise self._not_quoted(symbol)
         return quote
+
+    def _not_quoted(self, symbol):
+        """The error for a symbol the quote cache does not hold (``quote`` and ``watch`` say the same): any such
+        symbol, however long, is unknown (as the master says for orders), and the message lists the traded
+        ones; only a worker with no prices at all yet cannot tell."""
+        known = [q["symbol"] for q in self.worker.quotes.all()]
+        if known:
+            shown = symbol if len(symbol) <= 16 else symbol[:16] + "..."
+            return UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(known)}")
+        return QuoteUnavailable()
 
 
 class WorkerFactory(protocol.Factory):
