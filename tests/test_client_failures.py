@@ -645,9 +645,11 @@ async def test_bad_option_values_are_refused_clearly_and_consistently(cluster):
         (["watch", "AAPL", "--count", "0"], "--count"),
         (["watch", "AAPL", "--count", "-3"], "--count"),
         (["buy", "AAPL", "1", "--client-order-id", ""], "client_order_id"),
-        (["buy", "AAPL", "1_000"], "not a number"),
-        (["buy", "AAPL", "\u0661\u0660"], "not a number"),  # Arabic-Indic digits: 10 to Decimal, not to people
-        (["sell", "AAPL", "\uff12"], "not a number"),  # a full-width 2
+        # A quantity is written as a price is: digits and one point.
+        (["buy", "AAPL", "1_000"], "not a plain positive number"),
+        (["buy", "AAPL", "1e3"], "not a plain positive number"),  # not 1,000 shares
+        (["buy", "AAPL", "\u0661\u0660"], "not a plain positive number"),  # Arabic-Indic digits: 10 to Decimal
+        (["sell", "AAPL", "\uff12"], "not a plain positive number"),  # a full-width 2
     ]
     for argv, words in cases:
         status, out, err = await d.cli(*argv, user="alice")
