@@ -8,6 +8,11 @@
     papertrader-admin [--json] --data-dir DIR [--database URL] migrate [--backed-up]
     papertrader-admin [--json] --data-dir DIR backup [--to FILE]
     papertrader-admin [--json] --data-dir DIR restore FILE
+    papertrader-admin [--json] --data-dir DIR game create-class NAME --players FILE --creator USERNAME ...
+    papertrader-admin [--json] --data-dir DIR user list [--search TEXT]
+    papertrader-admin [--json] --data-dir DIR user show|enable USERNAME
+    papertrader-admin [--json] --data-dir DIR user disable USERNAME [--reason TEXT]
+    papertrader-admin [--json] --data-dir DIR user reset-password USERNAME [--password-stdin]
 
 ``--json`` may also follow the command.  register-worker makes a worker bundle
 (CA certificate, the worker's TLS certificate and GPG key) and records the key's
@@ -26,17 +31,25 @@ the master runs; restore puts a backup in its place (no master may be running on
 DIR), after checking it and migrating it if it is older.  For PostgreSQL, backup
 and restore say how to use pg_dump and pg_restore.
 
+game and user need the running master (its admin channel); they refuse with
+``master_not_running`` when none runs.  user disable ends the account's sessions
+at once, refuses its logins and API keys until user enable; user reset-password
+sets a generated password (printed once, never logged) or one read from stdin,
+and ends the account's sessions.  Every user action is in the master's log.
+
 DIR must be a master's data dir (one a master has started in): a mistyped path
 is refused, never created.  A failure prints one line on stderr (with --json,
 also ``{"error": CODE, "message": TEXT}`` on stdout) and exits 1; a usage
 mistake exits 2.  Codes: ``usage``, ``bad_data_dir``, ``invalid_input``,
-``gpg_missing``, ``database_unavailable``, ``master_running``, ``use_pg_dump``,
-``server_error``, and those of papertrader.master.upgrades.
+``gpg_missing``, ``database_unavailable``, ``master_running``, ``master_not_running``,
+``unknown_users``, ``unknown_user``, ``weak_password``, ``use_pg_dump``, ``server_error``, and those of
+papertrader.master.upgrades.
 """
 
 import argparse
 import json
 import os
+import secrets
 import sqlite3
 import sys
 
@@ -173,6 +186,29 @@ def parser():
     privacy.add_argument("--private", action="store_true",
                          help="private: only its players and creator see it (the default for a class)")
     privacy.add_argument("--public", action="store_true", help="anyone may see it and join")
+
+    user = command("user", "accounts: list, show, disable, enable, reset a password (the master must be running)")
+    users = user.add_subparsers(dest="user_action", required=True, parser_class=Parser)
+
+    def user_command(name, help, username=True):
+        c = users.add_parser(name, help=help)
+        c.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout")
+        if username:
+            c.add_argument("username", metavar="USERNAME")
+        return c
+
+    listing = user_command("list", "every account: email, created, last login, disabled, portfolios, sessions,"
+                                   " API keys", username=False)
+    listing.add_argument("--search", metavar="TEXT", help="only accounts whose username or email holds TEXT")
+    user_command("show", "one account in full")
+    disable = user_command("disable", "refuse the account's logins and API keys, end its sessions now")
+    disable.add_argument("--reason", metavar="TEXT", help="why (kept with the account and logged; the user does"
+                                                           " not see it)")
+    user_command("enable", "let a disabled account log in again")
+    reset = user_command("reset-password", "set a new password (generated and printed once, unless"
+                                           " --password-stdin) and end the account's sessions")
+    reset.add_argument("--password-stdin", action="store_true",
+                       help="read the new password from the first line of standard input (registration's rules)")
     return p
 
 
@@ -295,6 +331,126 @@ def market(reactor, args, data_dir, note=lambda text: None):
     state = yield offline(reactor, args, data_dir, offline_state, note)
     return {"time": state.get("last_step"), "state": state.get("replay_state", "running"),
             "seek": state.get("replay_seek") or None}, False
+
+
+@defer.inlineCallbacks
+def on_master(reactor, data_dir, what, calls):
+    """Run ``calls(proto)`` over the running master's admin channel; MasterNotRunning when none listens."""
+    try:
+        proto = yield admin_channel.connect(reactor, data_dir)
+    except Exception:
+        raise MasterNotRunning(f"no master is running with the data dir {data_dir}: start it, then run {what}")
+    try:
+        answer = yield calls(proto)
+    finally:
+        proto.transport.loseConnection()
+    return answer
+
+
+#: A generated password: 4 groups of 4 from 32 letters and digits that cannot be mistaken for each other (80
+#: bits), easy to read out to a user.
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+#: Longest line read from standard input for --password-stdin (a password is at most 1024 characters).
+MAX_PASSWORD_LINE = 8192
+USER_KEYS = ("username", "email", "created", "last_login", "disabled", "disabled_reason", "password", "portfolios",
+             "sessions", "api_keys")
+USER_COLUMNS = ["username", "email", "created", "last_login", "disabled", "portfolios", "sessions", "api_keys"]
+
+
+def generated_password():
+    return "-".join("".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(4)) for _ in range(4))
+
+
+def password_from_stdin(stdin):
+    password = stdin.readline(MAX_PASSWORD_LINE).rstrip("\r\n")
+    if not password:
+        raise InvalidInput("--password-stdin: no password on standard input (one line)")
+    return password
+
+
+def user_view(user):
+    """An account's answer with every key present (None where unknown), for JSON."""
+    return {**{k: user.get(k) for k in USER_KEYS}, **{k: v for k, v in user.items() if k not in USER_KEYS}}
+
+
+def short_time(value):
+    return f"{value:%Y-%m-%d %H:%M}" if value is not None else "-"
+
+
+@defer.inlineCallbacks
+def user_command(reactor, args, data_dir, stdin):
+    """``user ACTION``, over the running master's admin channel; fires with the answer."""
+    what = f"user {args.user_action}"
+    if args.user_action == "list":
+        @defer.inlineCallbacks
+        def pages(proto):
+            found, after = [], None
+            while True:
+                page = yield proto.callRemote(commands.AdminUsers, search=args.search or None, after=after)
+                found += page["users"]
+                after = page.get("next")
+                if after is None:
+                    return found
+
+        users = yield on_master(reactor, data_dir, what, pages)
+        return [user_view(u) for u in users]
+    if args.user_action == "show":
+        command, kwargs = commands.AdminUser, {}
+    elif args.user_action == "disable":
+        command, kwargs = commands.AdminDisableUser, {"reason": args.reason}
+    elif args.user_action == "enable":
+        command, kwargs = commands.AdminEnableUser, {}
+    else:
+        command, kwargs = commands.AdminResetPassword, {}
+
+    def call(proto):
+        if command is commands.AdminResetPassword:
+            # Read once the master is known to run (no one types a password for nothing).
+            kwargs["password"] = password_from_stdin(stdin) if args.password_stdin else generated_password()
+        return proto.callRemote(command, username=args.username, **kwargs)
+
+    answer = yield on_master(reactor, data_dir, what, call)
+    if args.user_action == "show":
+        return user_view(answer)
+    if args.user_action == "reset-password":
+        answer = dict(answer, password=None if args.password_stdin else kwargs["password"])
+    return answer
+
+
+def user_text(args, answer):
+    """What ``user ACTION`` prints without --json."""
+    action = args.user_action
+    if action == "list":
+        if not answer:
+            return f"No account's username or email holds {args.search!r}." if args.search else "No accounts."
+        rows = [dict(u, created=short_time(u["created"]), last_login=short_time(u["last_login"]),
+                     disabled="yes" if u["disabled"] else "no") for u in answer]
+        return table(rows, USER_COLUMNS)
+    name = answer["username"]
+    if action == "show":
+        lines = [("username", name), ("email", answer["email"]), ("created", short_time(answer["created"])),
+                 ("last login", short_time(answer["last_login"])),
+                 ("disabled", f"since {short_time(answer['disabled'])}"
+                              + (f": {answer['disabled_reason']}" if answer["disabled_reason"] else "")
+                  if answer["disabled"] else "no"),
+                 ("sign-in", ", ".join(answer["sign_in"]) or "none"),
+                 ("portfolios", ", ".join(answer["portfolio_names"]) or "none"),
+                 ("open orders", answer["open_orders"]), ("sessions", answer["sessions"]),
+                 ("API keys", "; ".join(answer["keys"]) or "none")]
+        return "\n".join(f"{k}: {v}" for k, v in lines)
+    if action == "disable":
+        keys = answer["api_keys"]
+        return ((f"{name} was already disabled (since {short_time(answer['disabled'])})" if answer["already"]
+                 else f"{name} disabled")
+                + f": {answer['sessions_ended']} sessions ended, {keys} API key{'s' if keys != 1 else ''} refused"
+                  " until 'user enable'; portfolios and open orders stay as they are")
+    if action == "enable":
+        return f"{name} enabled: may log in again" if answer["was_disabled"] else f"{name} was not disabled"
+    text = f"password of {name} reset; {answer['sessions_ended']} sessions ended"
+    if answer.get("password"):
+        text += (f"\ntemporary password (shown only now): {answer['password']}\n"
+                 f"give it to {name} privately; they can change it with 'papertrader passwd'")
+    return text
 
 
 @defer.inlineCallbacks
@@ -477,9 +633,9 @@ def master_address(data_dir):
 
 
 @defer.inlineCallbacks
-def run(reactor, args, out=None, note=None):
+def run(reactor, args, out=None, note=None, stdin=None):
     """Run the parsed command; ``out`` takes what it prints (default: stdout), ``note`` what it says on the side
-    (default: stderr)."""
+    (default: stderr); ``stdin``: where --password-stdin reads (default: standard input)."""
     out = out or (lambda text: print(text))
     note = note or (lambda text: print(f"papertrader-admin: {text}", file=sys.stderr))
     want_json = getattr(args, "json", False)
@@ -553,6 +709,9 @@ def run(reactor, args, out=None, note=None):
             if done.get("invite_code"):
                 text += f"\ninvite code (for anyone joining later): {done['invite_code']}"
             out(text)
+    elif args.command == "user":
+        answer = yield user_command(reactor, args, data_dir, stdin or sys.stdin)
+        out(json.dumps(plain(answer)) if want_json else user_text(args, answer))
     elif args.command == "market":
         answer, running = yield market(reactor, args, data_dir, note)
         if want_json:
@@ -588,10 +747,11 @@ def describe(failure):
     return ServerError.code, f"unexpected error ({type(failure.value).__name__}: {failure.getErrorMessage()})"
 
 
-def main(argv=None, stdout=None, stderr=None):
+def main(argv=None, stdout=None, stderr=None, stdin=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    stdin = stdin or sys.stdin
 
     def fail(code, message, status=1, want_json="--json" in argv):
         stderr.write(f"papertrader-admin: {message}\n")
@@ -615,7 +775,7 @@ def main(argv=None, stdout=None, stderr=None):
 
     def go(reactor):
         d = run(reactor, args, out=lambda text: stdout.write(text + "\n"),
-                note=lambda text: stderr.write(f"papertrader-admin: {text}\n"))
+                note=lambda text: stderr.write(f"papertrader-admin: {text}\n"), stdin=stdin)
 
         def failed(failure):
             status.append(fail(*describe(failure), 1, args.json))

@@ -1027,3 +1027,57 @@ class AdminEnrol(Command):
                  (b"dry_run", amp.Boolean(optional=True))]
     response = [(b"joined", amp.ListOf(amp.Unicode())), (b"unknown", amp.ListOf(amp.Unicode())),
                 (b"already", amp.ListOf(amp.Unicode()))]
+
+
+#: An account as ``papertrader-admin user list`` shows it.
+_USER = [
+    (b"username", amp.Unicode()),
+    (b"email", amp.Unicode()),
+    (b"created", amp.DateTime()),
+    (b"last_login", amp.DateTime(optional=True)),
+    (b"disabled", amp.DateTime(optional=True)),
+    (b"disabled_reason", amp.Unicode(optional=True)),
+    (b"password", amp.Boolean()),
+    (b"portfolios", amp.Integer()),
+    (b"sessions", amp.Integer()),
+    (b"api_keys", amp.Integer()),
+]
+
+
+class AdminUsers(Command):
+    """The operator lists accounts, a page at a time (``after``: the previous page's ``next``), those whose
+    username or email holds ``search`` if given."""
+
+    arguments = [(b"search", amp.Unicode(optional=True)), (b"after", amp.Integer(optional=True))]
+    response = [(b"users", amp.AmpList(_USER)), (b"next", amp.Integer(optional=True))]
+
+
+class AdminUser(Command):
+    """One account as the operator sees it: the list's fields, how it signs in, its open portfolios, its open
+    orders' count and its API keys."""
+
+    arguments = [(b"username", amp.Unicode())]
+    response = _USER + [(b"sign_in", amp.ListOf(amp.Unicode())), (b"portfolio_names", amp.ListOf(amp.Unicode())),
+                        (b"open_orders", amp.Integer()), (b"keys", amp.ListOf(amp.Unicode()))]
+
+
+class AdminDisableUser(Command):
+    """The operator disables an account: no logins, its sessions ended, its API keys refused until enabled."""
+
+    arguments = [(b"username", amp.Unicode()), (b"reason", amp.Unicode(optional=True))]
+    response = [(b"username", amp.Unicode()), (b"disabled", amp.DateTime()), (b"already", amp.Boolean()),
+                (b"sessions_ended", amp.Integer()), (b"api_keys", amp.Integer())]
+
+
+class AdminEnableUser(Command):
+    """The operator enables a disabled account again."""
+
+    arguments = [(b"username", amp.Unicode())]
+    response = [(b"username", amp.Unicode()), (b"was_disabled", amp.Boolean())]
+
+
+class AdminResetPassword(Command):
+    """The operator sets an account's password (registration's rules) and ends its sessions."""
+
+    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode())]
+    response = [(b"username", amp.Unicode()), (b"sessions_ended", amp.Integer())]

@@ -61,6 +61,18 @@ class NotLoggedIn(PaperTraderError):
     code = "not_logged_in"
 
 
+class AccountDisabled(NotLoggedIn):
+    """This account has been disabled by the operator."""
+
+    code = "account_disabled"
+
+
+class UnknownUser(PaperTraderError):
+    """No account has that username."""
+
+    code = "unknown_user"
+
+
 class UnknownSymbol(PaperTraderError):
     """That symbol is not traded here."""
 
@@ -185,7 +197,10 @@ ALL_ERRORS = {
         ProviderLoginFailed,
         UsernameTaken,
         BadCredentials,
+        # Before NotLoggedIn, of which it is a kind: a refusal is sent as the first class it matches.
+        AccountDisabled,
         NotLoggedIn,
+        UnknownUser,
         UnknownSymbol,
         QuoteUnavailable,
         InsufficientFunds,

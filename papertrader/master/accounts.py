@@ -7,6 +7,11 @@ reactor never stalls and a crowd logging in does not slow acknowledging orders.
 Tokens: 256 random bits, given to the client once; the database and memory
 keep only their SHA-256.  Wrong user and wrong password are one error and
 cost the same bcrypt check.
+
+The operator (``papertrader-admin user``, over the admin channel) may list accounts, disable and enable
+one, and reset its password: a disabled account cannot log in (``account_disabled``, said only to whoever
+gives its right password, or signs in with its provider), its sessions end at once as with ``logout --all``
+and its API keys are refused until it is enabled again.
 """
 
 import collections
@@ -21,7 +26,8 @@ from twisted.internet import defer
 
 from papertrader import pools
 from papertrader.passwords import check_password, hash_password, hash_rounds
-from papertrader.errors import BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed, UsernameTaken
+from papertrader.errors import (AccountDisabled, BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed,
+                               UnknownUser, UsernameTaken)
 from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
 from papertrader.master.order_store import OrderStore
@@ -33,6 +39,11 @@ from papertrader.times import iso, parse_iso, utc
 SESSION_TTL = timedelta(hours=24)
 SESSION_CACHE = 100_000  # sessions kept in memory; the database is the truth
 REMEMBER_TTL = timedelta(days=30)
+#: Longest reason an operator may give for disabling an account.
+MAX_REASON = 200
+#: Accounts one AdminUsers answer lists (a row is at most some 600 bytes: one AMP value holds 64 kB).
+USERS_PAGE = 100
+DISABLED = "this account has been disabled by the operator; ask them to enable it"
 
 
 def token_hash(token: str) -> str:
@@ -78,6 +89,10 @@ class Accounts:
         self.on_session_ended = []
         self._dummy_hash = None
         self._tickets = {}  # ticket -> (Identity, remember, expiry): a provider sign-in awaiting a username
+        #: Sessions ended because the operator disabled their account: token hash -> (account id, expiry), so
+        #: their next command says why (account_disabled) rather than only not_logged_in.  Memory only (a
+        #: restarted master says not_logged_in; a login then says account_disabled), bounded like _sessions.
+        self._disabled_sessions = collections.OrderedDict()
         self.login_throttle = Throttle(clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
         #: The API keys (set by the master; None: API keys are not accepted).
@@ -137,10 +152,11 @@ class Accounts:
             self.login_throttle.failed(name_key, address_key)
             raise BadCredentials()
         rows = yield self.db.query(
-            "SELECT id, username, password_hash FROM accounts WHERE username_key = ?", (username.lower(),)
+            "SELECT id, username, password_hash, disabled FROM accounts WHERE username_key = ?", (username.lower(),)
         )
+        disabled = False
         if rows and rows[0][2]:
-            account_id, name, hashed = rows[0]
+            account_id, name, hashed, disabled = rows[0]
         else:
             # Same work whether or not the account exists: no timing oracle.
             if self._dummy_hash is None:
@@ -155,6 +171,11 @@ class Accounts:
             self.login_throttle.failed(name_key, address_key)
             raise BadCredentials()
         self.login_throttle.succeeded(name_key)
+        if disabled:
+            # Said only to whoever knows the password: to anyone else the account is as any other.
+            self.log.warn("login of disabled account {username} refused (from {ip} via {worker})", username=name,
+                          ip=client_ip, worker=worker)
+            raise AccountDisabled(DISABLED)
         if hash_rounds(hashed) < self.settings.bcrypt_rounds:
             # The cost was raised since this hash was made: re-hash now that we know the password.
             rehashed = yield pools.HASHING.run(hash_password, password, self.settings.bcrypt_rounds)
@@ -170,11 +191,21 @@ class Accounts:
         now = self.now()
         expires = now + (REMEMBER_TTL if remember else SESSION_TTL)
         hashed_token = token_hash(token)
-        yield self.db.execute(
-            "INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip, public_id, last_used)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (hashed_token, account_id, iso(now), iso(expires), worker, client_ip, secrets.token_hex(6), iso(now)),
-        )
+
+        def store(cursor):
+            sql = self.db.sql
+            # Checked again here, with the session's insert: an account disabled during a login gets no session.
+            cursor.execute(sql("UPDATE accounts SET last_login = ? WHERE id = ? AND disabled IS NULL"),
+                           (iso(now), account_id))
+            if cursor.rowcount != 1:
+                raise AccountDisabled(DISABLED)
+            cursor.execute(
+                sql("INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip, public_id,"
+                    " last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                (hashed_token, account_id, iso(now), iso(expires), worker, client_ip, secrets.token_hex(6), iso(now)),
+            )
+
+        yield self.db.run(store)
         self._remember(Session(hashed_token, account_id, name, expires, now, now))
         self.log.info("{username} logged in ({how}) from {ip} via {worker}", username=name, how=how, ip=client_ip,
                       worker=worker)
@@ -187,8 +218,12 @@ class Accounts:
         """A session for the account linked to ``identity``; or, when there is none, a ticket to create or
         link one (fires with a dict: token/username/expires, or ticket/proposal)."""
         rows = yield self.db.query(
-            "SELECT a.id, a.username FROM identities i JOIN accounts a ON a.id = i.account_id"
+            "SELECT a.id, a.username, a.disabled FROM identities i JOIN accounts a ON a.id = i.account_id"
             " WHERE i.issuer = ? AND i.subject = ?", (identity.issuer, identity.subject))
+        if rows and rows[0][2]:
+            self.log.warn("sign-in of disabled account {username} through {issuer} refused (from {ip} via"
+                          " {worker})", username=rows[0][1], issuer=identity.issuer, ip=client_ip, worker=worker)
+            raise AccountDisabled(DISABLED)
         if rows:
             token, name, expires = yield self._open_session(rows[0][0], rows[0][1], remember, worker, client_ip,
                                                             "provider")
@@ -376,12 +411,19 @@ class Accounts:
         session = self._sessions.get(hashed)
         if session is None:
             rows = yield self.db.query(
-                "SELECT s.account_id, a.username, s.expires, s.last_used FROM sessions s"
+                "SELECT s.account_id, a.username, s.expires, s.last_used, a.disabled FROM sessions s"
                 " JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?",
                 (hashed,),
             )
             if not rows:
+                ended = self._disabled_sessions.get(hashed)
+                if ended is not None and ended[1] > self.now():
+                    raise AccountDisabled(f"your session was ended: {DISABLED}")
                 raise NotLoggedIn()
+            if rows[0][4]:
+                # A session opened while its account was being disabled: ended now.
+                yield self._end([hashed], "DELETE FROM sessions WHERE token_hash = ?", (hashed,))
+                raise AccountDisabled(f"your session was ended: {DISABLED}")
             last_used = parse_iso(rows[0][3])
             session = Session(hashed, rows[0][0], rows[0][1], parse_iso(rows[0][2]), last_used, last_used)
             self._remember(session)
@@ -478,6 +520,148 @@ class Accounts:
         self.log.info("{username} changed their password; {n} other sessions ended", username=session.username,
                       n=len(ended))
         return len(ended)
+
+    # --- the operator's (papertrader-admin user, over the admin channel) ------------------------------------
+
+    _USER_COLUMNS = (
+        "a.id, a.username, a.email, a.created, a.last_login, a.disabled, a.disabled_reason,"
+        " CASE WHEN a.password_hash IS NULL THEN 0 ELSE 1 END,"
+        " (SELECT COUNT(*) FROM portfolios p WHERE p.account_id = a.id AND p.closed IS NULL),"
+        " (SELECT COUNT(*) FROM sessions s WHERE s.account_id = a.id AND s.expires > ?),"
+        " (SELECT COUNT(*) FROM api_keys k JOIN portfolios p ON p.id = k.portfolio_id WHERE p.account_id = a.id"
+        " AND k.revoked IS NULL)")
+
+    @staticmethod
+    def _user_row(row):
+        _, name, email, created, last_login, disabled, reason, password, portfolios, sessions, keys = row
+        user = dict(username=name, email=email, created=parse_iso(created), password=bool(password),
+                    portfolios=portfolios, sessions=sessions, api_keys=keys)
+        for key, value in (("last_login", parse_iso(last_login) if last_login else None),
+                           ("disabled", parse_iso(disabled) if disabled else None), ("disabled_reason", reason)):
+            if value is not None:
+                user[key] = value
+        return user
+
+    @defer.inlineCallbacks
+    def _find(self, username):
+        """(id, username) of the (not deleted) account named ``username``, in any case; UnknownUser if none."""
+        rows = yield self.db.query("SELECT id, username FROM accounts WHERE username_key = ? AND deleted IS NULL",
+                                   ((username or "")[:64].lower(),))
+        if not rows:
+            raise UnknownUser(f"no account named {(username or '')[:64]!r}")
+        return rows[0]
+
+    @defer.inlineCallbacks
+    def users(self, search=None, after=None):
+        """A page of accounts in the order they were made (USERS_PAGE at most, after the cursor ``after``),
+        those whose username or email holds ``search`` (any case) if given; fires with dict(users, next): next is
+        the cursor of the next page, None after the last."""
+        where, params = ["a.deleted IS NULL", "a.id > ?"], [iso(self.now()), after or 0]
+        if search:
+            pattern = "%" + search.strip().lower()[:254].replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_") + "%"
+            where.append("(a.username_key LIKE ? ESCAPE '\\' OR LOWER(a.email) LIKE ? ESCAPE '\\')")
+            params += [pattern, pattern]
+        rows = yield self.db.query(f"SELECT {self._USER_COLUMNS} FROM accounts a WHERE {' AND '.join(where)}"
+                                   f" ORDER BY a.id LIMIT {USERS_PAGE}", tuple(params))
+        return dict(users=[self._user_row(r) for r in rows],
+                    next=rows[-1][0] if len(rows) == USERS_PAGE else None)
+
+    @defer.inlineCallbacks
+    def user(self, username):
+        """One account as the operator sees it: users()'s fields, how it signs in, its open portfolios, open
+        orders and API keys."""
+        account_id, _ = yield self._find(username)
+        rows = yield self.db.query(f"SELECT {self._USER_COLUMNS} FROM accounts a WHERE a.id = ?",
+                                   (iso(self.now()), account_id))
+        user = self._user_row(rows[0])
+        issuers = yield self.db.query("SELECT issuer FROM identities WHERE account_id = ? ORDER BY created",
+                                      (account_id,))
+        portfolios = yield self.db.query("SELECT name FROM portfolios WHERE account_id = ? AND closed IS NULL"
+                                         " ORDER BY is_default DESC, id", (account_id,))
+        orders = yield self.db.query("SELECT COUNT(*) FROM orders WHERE portfolio_id IN (SELECT id FROM portfolios"
+                                     " WHERE account_id = ?) AND status IN ('new', 'partially_filled')",
+                                     (account_id,))
+        keys = yield self.db.query("SELECT k.key_id, k.name, p.name FROM api_keys k JOIN portfolios p ON"
+                                   " p.id = k.portfolio_id WHERE p.account_id = ? AND k.revoked IS NULL ORDER BY"
+                                   " k.created", (account_id,))
+        user.update(sign_in=(["password"] if user["password"] else []) + [r[0] for r in issuers],
+                    portfolio_names=[r[0] for r in portfolios], open_orders=orders[0][0],
+                    keys=[f"{k} ({name}, portfolio {portfolio})" for k, name, portfolio in keys])
+        return user
+
+    def _end_all(self, cursor, account_id):
+        """In a transaction: delete every session of the account; their token hashes (to _forget afterwards)."""
+        cursor.execute(self.db.sql("SELECT token_hash FROM sessions WHERE account_id = ?"), (account_id,))
+        ended = [r[0] for r in cursor.fetchall()]
+        cursor.execute(self.db.sql("DELETE FROM sessions WHERE account_id = ?"), (account_id,))
+        return ended
+
+    @defer.inlineCallbacks
+    def disable(self, username, reason=None):
+        """The operator disables an account: no more logins, every session ended now (as logout --all: the
+        workers and the website hear of it at once), its API keys refused; its portfolios and orders stay (open
+        orders stay open and may fill).  Fires with dict(username, disabled, already, sessions_ended, api_keys)."""
+        reason = " ".join((reason or "").split()) or None
+        if reason is not None and (len(reason) > MAX_REASON or not reason.isprintable()):
+            raise InvalidInput(f"--reason: at most {MAX_REASON} printable characters")
+        account_id, name = yield self._find(username)
+        stamp = iso(self.now())
+
+        def store(cursor):
+            sql = self.db.sql
+            cursor.execute(sql("SELECT disabled FROM accounts WHERE id = ?"), (account_id,))
+            already = cursor.fetchone()[0]
+            cursor.execute(sql("UPDATE accounts SET disabled = ?, disabled_reason = ? WHERE id = ?"),
+                           (already or stamp, reason, account_id))
+            return already, self._end_all(cursor, account_id)
+
+        already, ended = yield self.db.run(store)
+        expiry = self.now() + REMEMBER_TTL
+        for hashed in ended:
+            self._disabled_sessions[hashed] = (account_id, expiry)
+        while len(self._disabled_sessions) > SESSION_CACHE:
+            self._disabled_sessions.popitem(last=False)
+        # Any session of the account still in memory (one opened while this ran) goes too.
+        self._forget(ended + [h for h, s in self._sessions.items() if s.account_id == account_id and h not in ended])
+        keys = (yield self.api_keys.forget_account(account_id)) if self.api_keys is not None else 0
+        self.log.info("operator disabled account {username}{why}: {n} sessions ended, {keys} API keys refused until"
+                      " it is enabled", username=name, why=f" ({reason})" if reason else "", n=len(ended), keys=keys)
+        return dict(username=name, disabled=parse_iso(already or stamp), already=bool(already),
+                    sessions_ended=len(ended), api_keys=keys)
+
+    @defer.inlineCallbacks
+    def enable(self, username):
+        """The operator enables a disabled account again (its API keys work again; its ended sessions stay
+        ended).  Fires with dict(username, was_disabled)."""
+        account_id, name = yield self._find(username)
+        rows = yield self.db.query("SELECT disabled FROM accounts WHERE id = ?", (account_id,))
+        yield self.db.execute("UPDATE accounts SET disabled = NULL, disabled_reason = NULL WHERE id = ?",
+                              (account_id,))
+        for hashed in [h for h, (owner, _) in self._disabled_sessions.items() if owner == account_id]:
+            del self._disabled_sessions[hashed]
+        self.log.info("operator enabled account {username}{was}", username=name,
+                      was="" if rows[0][0] else " (it was not disabled)")
+        return dict(username=name, was_disabled=bool(rows[0][0]))
+
+    @defer.inlineCallbacks
+    def reset_password(self, username, password):
+        """The operator sets a new password (the rules of registration apply; hashed in the same bounded pool)
+        and ends every session of the account.  The password is never logged.  Fires with
+        dict(username, sessions_ended)."""
+        account_id, name = yield self._find(username)
+        password = validation.password(password)
+        hashed = yield pools.HASHING.run(hash_password, password, self.settings.bcrypt_rounds)
+
+        def store(cursor):
+            cursor.execute(self.db.sql("UPDATE accounts SET password_hash = ? WHERE id = ?"), (hashed, account_id))
+            return self._end_all(cursor, account_id)
+
+        ended = yield self.db.run(store)
+        self._forget(ended)
+        self.login_throttle.succeeded(("name", name.lower()))  # a user locked out by wrong tries may log in now
+        self.log.info("operator reset the password of {username}; {n} sessions ended", username=name, n=len(ended))
+        return dict(username=name, sessions_ended=len(ended))
 
     def _remember(self, session):
         self._sessions[session.token_hash] = session

@@ -1,7 +1,8 @@
 """The master's admin channel: AMP over a Unix socket only the data dir's owner can open.
 
 ``papertrader-admin`` uses it to list, kick, allow and revoke workers of a
-running master.  The socket is ``DATA_DIR/admin.sock`` (mode 0600); when that
+running master, to set up a game for a class, and to manage accounts (list, show, disable, enable, reset a
+password).  The socket is ``DATA_DIR/admin.sock`` (mode 0600); when that
 path is too long for a Unix socket, a private per-user directory in the
 system's temp dir holds it, named after the data dir.
 """
@@ -115,6 +116,38 @@ class AdminProtocol(TypedAMP):
     @when_ready
     def enrol(self, name, usernames, dry_run=False):
         return self.master.games.enrol(name, usernames, dry_run)
+
+    # --- accounts (papertrader-admin user ...): each action is logged by Accounts as the operator's ---------
+
+    @commands.AdminUsers.responder
+    @guarded
+    @when_ready
+    def users(self, search=None, after=None):
+        return self.master.accounts.users(search, after)
+
+    @commands.AdminUser.responder
+    @guarded
+    @when_ready
+    def user(self, username):
+        return self.master.accounts.user(username)
+
+    @commands.AdminDisableUser.responder
+    @guarded
+    @when_ready
+    def disable_user(self, username, reason=None):
+        return self.master.accounts.disable(username, reason)
+
+    @commands.AdminEnableUser.responder
+    @guarded
+    @when_ready
+    def enable_user(self, username):
+        return self.master.accounts.enable(username)
+
+    @commands.AdminResetPassword.responder
+    @guarded
+    @when_ready
+    def reset_password(self, username, password):
+        return self.master.accounts.reset_password(username, password)
 
 
 class AdminFactory(protocol.Factory):

@@ -10,7 +10,8 @@ request carries both; the application sees them as one credential string,
 
 Each key may make at most ``api_rate_limit`` requests a minute (counted here, on the master,
 whatever worker they come through); more are refused with ``throttled`` (HTTP 429).  Keys end
-when revoked, and with the account's deletion.
+when revoked, and with the account's deletion; while the operator has the account disabled they are refused
+(``account_disabled``, HTTP 403) and work again once it is enabled.
 """
 
 import hashlib
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from twisted.internet import defer
 
-from papertrader.errors import InvalidInput, NotLoggedIn, Throttled
+from papertrader.errors import AccountDisabled, InvalidInput, NotLoggedIn, Throttled
 from papertrader.times import iso, parse_iso
 
 PREFIX = "apikey:"
@@ -147,6 +148,16 @@ class ApiKeys:
         for (key_id,) in rows:
             self.forget(key_id)
 
+    @defer.inlineCallbacks
+    def forget_account(self, account_id):
+        """Forget what the master and the workers cached of the account's keys (the operator disabled it: its
+        keys' next requests are checked against the database again, and refused).  Fires with their count."""
+        rows = yield self.db.query("SELECT key_id FROM api_keys WHERE portfolio_id IN (SELECT id FROM portfolios"
+                                   " WHERE account_id = ?) AND revoked IS NULL", (account_id,))
+        for (key_id,) in rows:
+            self.forget(key_id)
+        return len(rows)
+
     # --- authenticating a request -----------------------------------------------------------
 
     def _count(self, key_id):
@@ -169,12 +180,18 @@ class ApiKeys:
         entry = self._entries.get(key_id)
         if entry is None:
             rows = yield self.db.query(
-                "SELECT p.account_id, a.username, k.secret_hash, k.last_used, k.portfolio_id FROM api_keys k"
-                " JOIN portfolios p ON p.id = k.portfolio_id JOIN accounts a ON a.id = p.account_id"
+                "SELECT p.account_id, a.username, k.secret_hash, k.last_used, k.portfolio_id, a.disabled FROM"
+                " api_keys k JOIN portfolios p ON p.id = k.portfolio_id JOIN accounts a ON a.id = p.account_id"
                 " WHERE k.key_id = ? AND k.revoked IS NULL AND p.closed IS NULL AND a.deleted IS NULL", (key_id,))
             if not rows:
                 raise NotLoggedIn("unknown or revoked API key")
-            account_id, username, hashed, last_used, portfolio_id = rows[0]
+            account_id, username, hashed, last_used, portfolio_id, disabled = rows[0]
+            if disabled:
+                # Only for the right secret: a wrong one learns nothing of the account.  Never cached, so the
+                # key works again as soon as the account is enabled.
+                if not hmac.compare_digest(hashed, secret_hash(secret)):
+                    raise NotLoggedIn("unknown or revoked API key")
+                raise AccountDisabled(f"the account of API key {key_id} has been disabled by the operator")
             entry = KeyEntry(key_id, account_id, username, hashed, parse_iso(last_used) if last_used else None,
                              portfolio_id)
             if len(self._entries) > 100_000:

@@ -62,6 +62,7 @@ STATUS = {
     "unknown_portfolio": (404, 40410000),
     "portfolio_not_empty": (422, 42210000),
     "not_logged_in": (401, 40110000),
+    "account_disabled": (403, 40310000),
     "bad_credentials": (401, 40110000),
     "throttled": (429, 42910000),
     "master_unavailable": (503, 50310000),
