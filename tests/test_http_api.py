@@ -3,6 +3,7 @@ a running cluster, on both databases: the account and clock, every order type an
 client order ids, order lists and their filters, cancel and replace, positions and closing them, portfolio
 history and activities, the error body, 429 and a revoked key."""
 
+import json
 from datetime import timedelta
 from decimal import Decimal as D
 
@@ -342,6 +343,11 @@ async def test_errors_the_rate_limit_and_a_revoked_key(tmp_path, settings, datab
         with pytest.raises(APIError) as excinfo:
             await in_thread(other.get_account)
         assert alpaca_error(excinfo)[:2] == (401, 40110000)
+        # Revoked again: it says so (not that there is no such key); one that never was: no such key.
+        status, out, err = await a.d.cli("api-key", "revoke", key_id, user="alice")
+        assert status == 1 and "is already revoked (since 20" in json.loads(out)["message"]
+        status, out, err = await a.d.cli("api-key", "revoke", "PK" + "0" * 18, user="alice")
+        assert status == 1 and json.loads(out)["message"].startswith("no API key")
     finally:
         await a.d.cluster.stopService()
 

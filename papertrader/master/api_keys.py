@@ -124,12 +124,14 @@ class ApiKeys:
 
     @defer.inlineCallbacks
     def revoke(self, session, key_id):
-        rows = yield self.db.query("SELECT k.key_id FROM api_keys k JOIN portfolios p ON p.id = k.portfolio_id"
-                                   " WHERE k.key_id = ? AND p.account_id = ? AND k.revoked IS NULL",
-                                   ((key_id or "")[:32], session.account_id))
+        rows = yield self.db.query("SELECT k.revoked FROM api_keys k JOIN portfolios p ON p.id = k.portfolio_id"
+                                   " WHERE k.key_id = ? AND p.account_id = ?", ((key_id or "")[:32], session.account_id))
         if not rows:
             raise InvalidInput(f"no API key {key_id[:32]!r} on your account")
-        yield self.db.execute("UPDATE api_keys SET revoked = ? WHERE key_id = ?", (iso(self.now()), key_id))
+        if rows[0][0] is not None:
+            raise InvalidInput(f"API key {key_id[:32]!r} is already revoked (since {rows[0][0][:10]})")
+        yield self.db.execute("UPDATE api_keys SET revoked = ? WHERE key_id = ? AND revoked IS NULL",
+                              (iso(self.now()), key_id))
         self.forget(key_id)
         self.log.info("{username} revoked API key {key}", username=session.username, key=key_id)
 
