@@ -233,7 +233,9 @@ async def test_ctrl_c_at_a_confirmation_stops_at_once_and_changes_nothing(cluste
     proc.transport.write(b"\x03")  # Ctrl-C typed at that terminal
     assert await ended(proc) == 130
     assert b"Traceback" not in proc.output
-    assert j(proc.output.strip().splitlines()[-1]) == {"error": "interrupted", "message": "interrupted (SIGINT)"}
+    last = proc.output.strip().splitlines()[-1]
+    assert last.startswith(b"{"), proc.output
+    assert j(last) == {"error": "interrupted", "message": "interrupted (SIGINT)"}
     status, out, _ = await d.cli("game", "show", "Spring Cup", user="alice")
     assert j(out)["status"] != "ended"
     # Asked again, y (any case) ends it.
@@ -333,6 +335,32 @@ async def test_watch_waits_through_a_master_restart_and_goes_on(cluster):
         if not proc.ended.called:
             proc.transport.signalProcess("INT")
     assert await ended(proc) == 130
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_orders_stops_when_its_session_ends_elsewhere(cluster):
+    """logout --all (a lost laptop): a watch of the account's order events running with one of its sessions
+    stops getting them and ends with not_logged_in, whichever worker it is on; a price watch goes on."""
+    d = cluster
+    await register_and_login(d)
+    subscribed = wait_for_log(worker(d, "worker1").logs, "watches the order events of alice")
+    orders = spawn_cli(d, "--json", "--worker", "worker1", "watch", "--orders")
+    prices = spawn_cli(d, "--worker", "worker1", "watch", "AAPL", user="bob")
+    try:
+        await bounded(subscribed)
+        await prices.wait_for("watching via worker")
+        status, out, err = await d.cli("logout", "--all", user="alice")
+        assert status == 0, err
+        assert await ended(orders) == 1
+        body = j(orders.stdout.decode().strip().splitlines()[-1])
+        assert body["error"] == "not_logged_in" and "session ended" in body["message"], body
+        assert b"Traceback" not in orders.stderr
+        assert not prices.ended.called and len(worker(d, "worker1").order_fanout) == 0
+    finally:
+        for proc in (orders, prices):
+            if not proc.ended.called:
+                proc.transport.signalProcess("INT")
+                await ended(proc)
 
 
 @pytest_twisted.ensureDeferred

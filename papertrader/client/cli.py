@@ -542,12 +542,12 @@ class CLI:
         """One line typed at the terminal in answer to ``question``, which is shown on stderr (stdout keeps only
         the command's output, one JSON value with --json); Ctrl-C interrupts it like any prompt."""
         def read():
-            self.stderr.write(question)
-            self.stderr.flush()
             try:
+                self.stderr.write(question)
+                self.stderr.flush()
                 line = self.stdin.readline(MAX_LINE + 1)
-            except KeyboardInterrupt:  # Ctrl-C (Interrupted): what follows starts on a line of its own
-                self.stderr.write("\n")
+            except KeyboardInterrupt:  # Ctrl-C (Interrupted), whenever it came: what follows starts on a line of
+                self.stderr.write("\n")  # its own
                 self.stderr.flush()
                 raise
             if not line:  # Ctrl-D

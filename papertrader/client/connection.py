@@ -35,7 +35,14 @@ from papertrader.client.errors import (  # noqa: F401 - the client's error types
     WrongServer,
 )
 from papertrader.client.protocol import ClientProtocol
-from papertrader.errors import InvalidInput, MasterUnavailable, PaperTraderError, ServerError, UnknownCommand
+from papertrader.errors import (
+    InvalidInput,
+    MasterUnavailable,
+    NotLoggedIn,
+    PaperTraderError,
+    ServerError,
+    UnknownCommand,
+)
 
 #: Seconds to set up a TCP connection.
 CONNECT_TIMEOUT = 10
@@ -329,6 +336,8 @@ class Connection:
             return MasterUnavailable(f"{what} lost the master")
         if code in ("worker_leaving", "slow_consumer"):
             return WorkerFailed(message.split(";")[0])
+        if code == NotLoggedIn.code:  # the session ended (the worker is fine): no command of it can succeed
+            return NotLoggedIn(message)
         return WorkerFailed(f"{what} closed the connection")
 
     def _failed(self, e):
@@ -368,7 +377,11 @@ class Connection:
         while True:
             if not self.connected():
                 if self.proto is not None:
-                    self._failed(self._gone())
+                    gone = self._gone()
+                    if isinstance(gone, NotLoggedIn):
+                        self._drop()
+                        raise gone
+                    self._failed(gone)
                 self._opening = self.open()
                 try:
                     yield self._opening

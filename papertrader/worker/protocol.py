@@ -16,6 +16,9 @@ from papertrader.worker.fanout import Prepared
 
 
 class WorkerProtocol(TypedAMP):
+    #: The hash of the session whose order events this client watches (None: none).
+    order_session = None
+
     def __init__(self, worker):
         super().__init__()
         self.worker = worker
@@ -126,6 +129,7 @@ class WorkerProtocol(TypedAMP):
             self.worker.log.info("client {ip} left before its watch of {username}'s order events began",
                                  ip=self.client_ip(), username=username)
             return {"username": username}
+        self.order_session = self.worker.sessions.key(token)  # whose end stops them (Worker._session_ended)
         self.worker.order_fanout.watch(self, [username])
         self.worker.log.info("client {ip} watches the order events of {username}", ip=self.client_ip(),
                              username=username)

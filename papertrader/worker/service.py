@@ -102,6 +102,7 @@ class Worker(StagedService):
         self.gateway = Gateway(self)
         self.fanout = Fanout(self.log)
         self.order_fanout = Fanout(self.log, commands.OrderEvent, what="order events")
+        self.sessions.on_forget.append(self._session_ended)
         # The worker's own abuse limits per client address (the master keeps its own too).
         self.login_throttle = Throttle(self.clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
@@ -149,6 +150,19 @@ class Worker(StagedService):
             yield self.http.whenListening()
         self.link.startService()
         return port
+
+    def _session_ended(self, token_hash):
+        """A session ended (logged out, everywhere too, a password change, the account disabled): its AMP
+        clients stop getting its order events, and are told (they subscribe again and hear not_logged_in).
+        (The website's live pages end their own: papertrader/worker/web/live.py.)"""
+        for client in self.order_fanout.watchers():
+            if getattr(client, "order_session", None) == token_hash:
+                self.order_fanout.forget(client)
+                client.order_session = None
+                self.log.info("client {ip}: its session ended; no more order events", ip=client.client_ip())
+                client.callRemote(commands.Notice, code="not_logged_in",
+                                  message="your session ended (logged out, or the account was disabled): log in"
+                                          " again").addErrback(lambda f: None)
 
     def tell_watchers(self, code, message):
         """Send a Notice to every AMP client watching live prices or order events (the trade streams of the
