@@ -13,6 +13,7 @@
     papertrader-admin [--json] --data-dir DIR user show|enable USERNAME
     papertrader-admin [--json] --data-dir DIR user disable USERNAME [--reason TEXT]
     papertrader-admin [--json] --data-dir DIR user reset-password USERNAME [--password-stdin]
+    papertrader-admin [--json] --data-dir DIR user delete USERNAME [--yes]
 
 ``--json`` may also follow the command.  register-worker makes a worker bundle
 (CA certificate, the worker's TLS certificate and GPG key) and records the key's
@@ -205,6 +206,10 @@ def parser():
     disable.add_argument("--reason", metavar="TEXT", help="why (kept with the account and logged; the user does"
                                                            " not see it)")
     user_command("enable", "let a disabled account log in again")
+    delete = user_command("delete", "delete the account as its owner's delete-account does: personal data"
+                                    " removed, sessions ended, open orders canceled, API keys revoked (asks first)")
+    delete.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation (needed without a terminal)")
     reset = user_command("reset-password", "set a new password (generated and printed once, unless"
                                            " --password-stdin) and end the account's sessions")
     reset.add_argument("--password-stdin", action="store_true",
@@ -400,6 +405,8 @@ def user_command(reactor, args, data_dir, stdin):
         command, kwargs = commands.AdminDisableUser, {"reason": args.reason}
     elif args.user_action == "enable":
         command, kwargs = commands.AdminEnableUser, {}
+    elif args.user_action == "delete":
+        command, kwargs = commands.AdminDeleteUser, {}
     else:
         command, kwargs = commands.AdminResetPassword, {}
 
@@ -446,6 +453,10 @@ def user_text(args, answer):
                   " until 'user enable'; portfolios and open orders stay as they are")
     if action == "enable":
         return f"{name} enabled: may log in again" if answer["was_disabled"] else f"{name} was not disabled"
+    if action == "delete":
+        orders = answer["orders_canceled"]
+        return (f"account {name} deleted: personal data removed, {answer['sessions_ended']} sessions ended,"
+                f" {orders} open order{'s' if orders != 1 else ''} canceled, API keys revoked")
     text = f"password of {name} reset; {answer['sessions_ended']} sessions ended"
     if answer.get("password"):
         text += (f"\ntemporary password (shown only now): {answer['password']}\n"
@@ -771,6 +782,14 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
         gpgkeys.check_installed()
     except gpgkeys.GPGMissing as e:
         return fail(GPGNotInstalled.code, str(e), 1, args.json)
+    if args.command == "user" and args.user_action == "delete" and not args.yes:
+        if not (stdin is not None and stdin.isatty()):
+            return fail("usage", "user delete needs --yes when not run in a terminal", 2, args.json)
+        stderr.write(f"Delete the account {args.username}? Its personal data is removed, its open orders canceled;"
+                     f" this cannot be undone. Type its username to go on: ")
+        stderr.flush()
+        if stdin.readline(200).strip() != args.username:
+            return fail(InvalidInput.code, "not confirmed; nothing was deleted", 1, args.json)
     status = []
 
     def go(reactor):

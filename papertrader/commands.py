@@ -1076,6 +1076,15 @@ class AdminEnableUser(Command):
     response = [(b"username", amp.Unicode()), (b"was_disabled", amp.Boolean())]
 
 
+class AdminDeleteUser(Command):
+    """The operator deletes an account as its owner's delete-account does (personal data removed, sessions
+    ended, open orders canceled, API keys revoked; the ledger stays)."""
+
+    arguments = [(b"username", amp.Unicode())]
+    response = [(b"username", amp.Unicode()), (b"sessions_ended", amp.Integer()),
+                (b"orders_canceled", amp.Integer())]
+
+
 class AdminResetPassword(Command):
     """The operator sets an account's password (registration's rules) and ends its sessions."""
 

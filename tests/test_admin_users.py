@@ -257,6 +257,50 @@ async def test_list_show_and_unknown_users(deployment):
     assert (status, out) == (0, "bob was not disabled\n")
 
 
+@pytest_twisted.ensureDeferred
+async def test_delete_removes_the_account_as_its_owner_would_after_a_confirmation(deployment):
+    d = deployment
+    for name in ("alice", "bob"):
+        await register_and_login(d, name)
+    status, out, err = await d.cli("buy", "AAPL", "1", "--limit", "1.00", "--tif", "gtc", user="alice")
+    assert status == 0, err
+    order_id = j(out)["id"]
+
+    # Without a terminal it needs --yes; at a terminal, the username typed; else nothing is deleted.
+    status, out, err = await user(d, "delete", "alice")
+    assert (status, out["error"]) == (2, "usage") and "needs --yes" in out["message"]
+    typed = AdminProcess("bob\n")
+    reactor.spawnProcess(typed, sys.executable, [sys.executable, "-m", "papertrader.admin", "--data-dir",
+                                                 d.data_dir, "user", "delete", "alice"], env=ENV, usePTY=True)
+    assert await typed.done.addTimeout(WAIT * 2, reactor) == 1
+    assert b"Type its username to go on: " in typed.out and b"not confirmed; nothing was deleted" in typed.out
+    status, out, err = await d.cli("whoami", user="alice")
+    assert status == 0, err
+
+    status, done, err = await user(d, "delete", "alice", "--yes")
+    assert status == 0, err
+    assert done == {"username": "alice", "sessions_ended": 1, "orders_canceled": 1}
+    status, out, _ = await d.cli("whoami", user="alice")
+    assert (status, j(out)["error"]) == (1, "not_logged_in")
+    status, out, _ = await login(d, "alice")
+    assert (status, j(out)["error"]) == (1, "bad_credentials")
+    [(username, email, hashed)] = await d.master.db.query(
+        "SELECT username, email, password_hash FROM accounts WHERE deleted IS NOT NULL")
+    assert username.startswith("deleted-") and email == "" and hashed is None
+    [(status_, reason_code)] = await d.master.db.query("SELECT status, reason_code FROM orders WHERE id = ?",
+                                                       (order_id,))
+    assert (status_, reason_code) == ("canceled", "account_deleted")
+    status, listed, _ = await user(d, "list")
+    assert [u["username"] for u in listed] == ["bob"]
+    status, out, _ = await user(d, "delete", "alice", "--yes")
+    assert (status, out["error"]) == (1, "unknown_user")  # gone: the name is free again
+    status, out, err = await d.cli("register", "alice", "alice@example.com", "--password-stdin",
+                                   stdin=PASSWORD + "\n", user="alice")
+    assert status == 0, err
+    with open(os.path.join(d.data_dir, "logs", "master.log"), encoding="utf-8") as f:
+        assert "operator deleted account alice (now deleted-" in f.read()
+
+
 def test_user_commands_need_a_running_master(master_dir):  # noqa: F811 (the fixture)
     for argv in (["list"], ["show", "alice"], ["disable", "alice"], ["enable", "alice"],
                  ["reset-password", "alice"]):

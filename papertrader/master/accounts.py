@@ -357,17 +357,34 @@ class Accounts:
         if not ok:
             raise BadCredentials("deleting an account needs its password (or, without one, a fresh sign-in"
                                  " with its provider)")
+        yield self._scrub(session.account_id)
+        self.log.info("account {id} deleted by its owner", id=session.account_id)
+
+    @defer.inlineCallbacks
+    def operator_delete(self, username):
+        """The operator deletes an account (a user who cannot sign in any more asked for it): as its owner's
+        delete-account does.  Fires with dict(username, sessions_ended, orders_canceled)."""
+        account_id, name = yield self._find(username)
+        ended, canceled = yield self._scrub(account_id)
+        self.log.info("operator deleted account {username} (now deleted-{id}): {n} sessions ended, {orders} open"
+                      " orders canceled", username=name, id=account_id, n=ended, orders=canceled)
+        return dict(username=name, sessions_ended=ended, orders_canceled=canceled)
+
+    @defer.inlineCallbacks
+    def _scrub(self, account_id):
+        """Remove an account's personal data, end its sessions, cancel its open orders and revoke its keys; its
+        ledger rows stay consistent.  Fires with (sessions ended, open orders canceled)."""
         stamp = iso(self.now())
-        anonymous = f"deleted-{session.account_id}"
+        anonymous = f"deleted-{account_id}"
 
         def scrub(cursor):
             sql = self.db.sql
-            cursor.execute(sql("SELECT token_hash FROM sessions WHERE account_id = ?"), (session.account_id,))
+            cursor.execute(sql("SELECT token_hash FROM sessions WHERE account_id = ?"), (account_id,))
             ended = [r[0] for r in cursor.fetchall()]
-            cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (session.account_id,))
-            cursor.execute(sql("DELETE FROM identities WHERE account_id = ?"), (session.account_id,))
+            cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (account_id,))
+            cursor.execute(sql("DELETE FROM identities WHERE account_id = ?"), (account_id,))
             # Its portfolios locked and marked changed, as every writer of orders does (master/order_store.py).
-            cursor.execute(sql("SELECT id FROM portfolios WHERE account_id = ?"), (session.account_id,))
+            cursor.execute(sql("SELECT id FROM portfolios WHERE account_id = ?"), (account_id,))
             portfolio_ids = sorted(r[0] for r in cursor.fetchall())
             orders = OrderStore(self.db)
             orders.lock_accounts(cursor, portfolio_ids)
@@ -375,18 +392,20 @@ class Accounts:
             cursor.execute(sql("UPDATE orders SET status = 'canceled', reason = 'account deleted',"
                                " reason_code = 'account_deleted', updated = ? WHERE portfolio_id IN"
                                " (SELECT id FROM portfolios WHERE account_id = ?)"
-                               " AND status IN ('new', 'partially_filled')"), (stamp, session.account_id))
+                               " AND status IN ('new', 'partially_filled')"), (stamp, account_id))
+            canceled = cursor.rowcount
             cursor.execute(sql("UPDATE orders SET client_ip = '' WHERE portfolio_id IN (SELECT id FROM portfolios"
-                               " WHERE account_id = ?)"), (session.account_id,))
+                               " WHERE account_id = ?)"), (account_id,))
             cursor.execute(sql("UPDATE accounts SET username = ?, username_key = ?, email = '', password_hash = NULL,"
                                " public_portfolio = 0, deleted = ? WHERE id = ?"),
-                           (anonymous, anonymous, stamp, session.account_id))
-            return ended
+                           (anonymous, anonymous, stamp, account_id))
+            return ended, canceled
 
-        self._forget((yield self.db.run(scrub)))
+        ended, canceled = yield self.db.run(scrub)
+        self._forget(ended)
         if self.api_keys is not None:
-            yield self.api_keys.revoke_all(session.account_id)
-        self.log.info("account {id} deleted by its owner", id=session.account_id)
+            yield self.api_keys.revoke_all(account_id)
+        return len(ended), canceled
 
     @defer.inlineCallbacks
     def set_password(self, session, password):

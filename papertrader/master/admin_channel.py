@@ -143,6 +143,12 @@ class AdminProtocol(TypedAMP):
     def enable_user(self, username):
         return self.master.accounts.enable(username)
 
+    @commands.AdminDeleteUser.responder
+    @guarded
+    @when_ready
+    def delete_user(self, username):
+        return self.master.accounts.operator_delete(username)
+
     @commands.AdminResetPassword.responder
     @guarded
     @when_ready
