@@ -108,6 +108,8 @@ def test_pause_resume_and_seek(nyse):
     assert clock.seek(date(2024, 3, 9)) == t(11, 13, 30)  # a Saturday: the next session's open
     step = clock.advance()
     assert step.end == t(11, 20, 0) and not step.reset
+    assert step.skipped and step.start == t(11, 13, 30)  # the days between are not played
+    assert not clock.advance().skipped
     clock.seek(date(2024, 3, 5))
     assert clock.advance().reset  # back in time
 
@@ -237,6 +239,27 @@ async def test_a_company_listed_later_in_the_replay_is_refused_with_its_first_da
         assert (await r.trading.get_order(alice, None, order["id"]))["status"] == "filled"
     finally:
         await r.market.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_seek_forward_plays_from_there_without_trading_the_days_skipped(replay):
+    r = replay
+    alice = await r.user("alice")
+    day_order = await r.order(alice, "d1", "buy", "XYZ", "10")  # Tuesday 5 March's, a day order
+    gtc = await r.order(alice, "g1", "buy", "ABC", "10", type="limit", limit_price="20.40", time_in_force="gtc")
+    r.clock.seek(date(2024, 3, 12))  # the operator skips to Tuesday 12
+    await r.session()
+    # The days between are not played: no candle holds them, the day order expired unfilled (its session
+    # went by), the gtc limit waits for the first price of the 12th that reaches it.
+    candles = await r.market.candles.read("XYZ", "1d", 10)
+    assert [c["time"] for c in candles] == [t(4), t(12, 13, 30)]  # (summer time from the 10th)
+    ended = await r.trading.get_order(alice, None, day_order["id"])
+    assert (ended["status"], ended["filled_quantity"]) == ("expired", D(0))
+    waiting = await r.trading.get_order(alice, None, gtc["id"])
+    history = (await r.trading.history(alice, None, 20))["transactions"]
+    assert all(h["time"] >= t(12, 13, 30) for h in history)  # nothing traded on a day not played
+    assert [h["order_id"] for h in history if h["kind"] == "fill"] == (
+        [gtc["id"]] if waiting["status"] == "filled" else [])
 
 
 @pytest_twisted.ensureDeferred

@@ -13,7 +13,7 @@ from papertrader.trading.fill_models import BarFillModel, IdealFillModel
 from papertrader.trading.orders import Status
 from papertrader.trading.pretrade import Rules, buying_power
 from papertrader.trading.step import step
-from tests.trading_helpers import MINUTE, SESSION, T0, D, at, bar, book, market, place, sessions_at
+from tests.trading_helpers import MINUTE, NEXT_SESSION, SESSION, T0, D, at, bar, book, market, place, sessions_at
 
 NO_SLIP = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
 IDEAL = Rules(fill_model=IdealFillModel())
@@ -268,6 +268,20 @@ def test_daily_bars_a_day_order_can_fill_in_its_session_then_expires():
     day = bar(100, 101, 94, 100, start=SESSION.open, length=SESSION.close - SESSION.open)
     _, orders, events = run(b, [order], (SESSION.close, day))
     assert kinds(events) == ["fill"]
+
+
+def test_a_bar_of_a_later_session_never_fills_an_order_whose_time_in_force_ended():
+    """Time that skipped ahead (a replay moved forward, a master down over a close): the next bar comes from a
+    later session; a day order, an opg or a cls order of the session gone by expires unfilled."""
+    b = book()
+    later = bar(100, 101, 40, 100, start=NEXT_SESSION.open, length=NEXT_SESSION.close - NEXT_SESSION.open)
+    for tif in ("day", "opg", "cls"):
+        order = place(b, kind="limit", limit="50.00", tif=tif, now=SESSION.open - MINUTE * 5)
+        _, orders, events = run(b, [order], (NEXT_SESSION.close, later))  # its low (40) would reach the limit
+        assert kinds(events) == ["expired"] and orders[order.id].filled_quantity == 0, tif
+    gtc = place(b, kind="limit", limit="50.00", tif="gtc")
+    _, orders, events = run(b, [gtc], (NEXT_SESSION.close, later))
+    assert kinds(events) == ["fill"]  # a gtc order has no session: it fills
 
 
 # --- notional, cash at the fill -----------------------------------------------------

@@ -68,11 +68,13 @@ def parse_step(text):
 
 @dataclass(frozen=True)
 class Advance:
-    """One step of market time: the bars of (start, end] trade; ``reset`` if time went back (loop, seek)."""
+    """One step of market time: the bars of (start, end] trade; ``reset`` if time went back (loop, seek);
+    ``skipped`` if a seek moved it forward: the time between was not played (its bars do not trade)."""
 
     start: datetime
     end: datetime
     reset: bool = False
+    skipped: bool = False
 
 
 class ReplayClock:
@@ -87,6 +89,7 @@ class ReplayClock:
         self.loop = loop
         self.state = "running"
         self._reset = False
+        self._skipped = False
         self.position = self._open_on_or_after(start)
         #: The open of the replay's first session, and its first and last days (no last day without an end).
         self.first_open = self.position
@@ -149,6 +152,7 @@ class ReplayClock:
         if target < self.first_open:
             raise SeekRefused(f"seek {when}: that is before the replay's first day, {self.first_day} ({plays})")
         self._reset = self._reset or target < self.position
+        self._skipped = self._skipped or target > self.position
         self.position = target
         if self.state == "ended":
             self.state = "running"
@@ -171,9 +175,10 @@ class ReplayClock:
         start = max(self.position, session.open)
         end = session.close if self.step is None else min(start + self.step, session.close)
         reset, self._reset = self._reset, False
+        skipped, self._skipped = self._skipped and not reset, False
         previous = self.position
         self.position = end if end < session.close else self.calendar.info(end).next.open
-        return Advance(previous, end, reset)
+        return Advance(previous, end, reset, skipped)
 
     def describe(self):
         """What ``clock`` shows.  Once the replay has ended the market is closed for good (``is_open`` false,

@@ -202,6 +202,8 @@ class MarketService(service.Service):
             if advance.reset:
                 self.board.restart()
                 self.last = None
+            elif advance.skipped:
+                self.last = None  # a seek forward: the skipped sessions' bars do not trade (nor fold into one)
             start = self.last or advance.start
             calendar = self.market_clock.calendar
             info, before = calendar.info(end - timedelta(microseconds=1)), calendar.info(start)

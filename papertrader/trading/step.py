@@ -6,7 +6,9 @@ a pure function: the same inputs give the same outputs.
 
 For each order, in id (arrival) order:
 
-1. The fill model matches it against its symbol's bar (no bar: nothing happens).
+1. The fill model matches it against its symbol's bar (no bar: nothing happens;
+   nor with a bar that starts after the order's time in force ended, as when
+   time skipped ahead: a day order never fills in a later session).
    A stop may trigger; a trailing stop's watermark may move.
 2. If the match has a price, the order fills as much as it can: what is left of
    it, no more than the liquidity the bar has left for this symbol (orders that
@@ -124,6 +126,8 @@ def step(books, orders, market, rules, account_rules=None):
         start = order
         events = []
         bar = market.bars.get(order.symbol)
+        if bar is not None and _ended_by_time(order, bar.start) is not None:
+            bar = None  # a bar of a later session than the order's (time skipped ahead): it expires, unfilled
         mine = account_rules.get(order.account_id, rules)
         match = mine.fill_model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
         if match is not None:
