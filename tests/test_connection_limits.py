@@ -257,6 +257,23 @@ async def test_the_master_cuts_a_stalled_peer_but_never_a_linked_worker(limited)
     assert guards(d)["master"].cut["idle"] == 1
 
 
+def live_upgrade_status(port, ca_path, origin):
+    """The status line of the website's WebSocket handshake (GET /live) over TLS from ``origin`` (blocking)."""
+    context = ssl.create_default_context(cafile=ca_path)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(f"GET /live HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Origin: {origin}\r\n\r\n".encode())
+            received = b""
+            while b"\r\n" not in received:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    return received.split(b"\r\n")[0].decode("latin-1")
+
+
 def https_headers(port, ca_path, alpn=None):
     """The headers of GET / over TLS (blocking; in a thread); with ``alpn``, offering those protocols (as every
     browser, curl and requests do) and checking the server chose HTTP/1.1."""
@@ -298,6 +315,12 @@ async def test_the_https_listener_cuts_a_stalled_handshake_and_still_knows_it_is
             head = await in_thread(https_headers, port, os.path.join(d.data_dir, "ca.pem"), offered,
                                    what=f"GET / over TLS offering ALPN {offered}")
             assert head.startswith("http/1.1 ") and "strict-transport-security" in head
+        # The website's live connection: from its own https origin, accepted; from its http twin, refused.
+        ca = os.path.join(d.data_dir, "ca.pem")
+        status = await in_thread(live_upgrade_status, port, ca, f"https://localhost:{port}", what="wss /live")
+        assert status.startswith("HTTP/1.1 101"), status
+        status = await in_thread(live_upgrade_status, port, ca, f"http://localhost:{port}", what="wss /live")
+        assert status.startswith("HTTP/1.1 403"), status
         plain = await in_thread(https_headers_plain, port_of(d, "http"), what="GET / over plain HTTP")
         assert "strict-transport-security" not in plain
         await until(lambda: service.factory.connections("127.0.0.1") == 1, "the HTTPS requests' connections to end")

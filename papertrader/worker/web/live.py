@@ -78,7 +78,8 @@ class LiveProtocol(WebSocketServerProtocol):
 
     async def onConnect(self, request):
         live = self.factory.live
-        secure = ISSLTransport.providedBy(self.transport)
+        # Over TLS: the connection guard (papertrader/guard.py) hides ISSLTransport from autobahn, and says so.
+        secure = ISSLTransport.providedBy(self.transport) or getattr(self.transport, "under_tls", False)
         expected = f"{'https' if secure else 'http'}://{request.headers.get('host', '')}"
         if request.headers.get("origin") != expected:
             live.worker.log.info("website: refused a live connection from {ip} for origin {origin}",
