@@ -35,6 +35,9 @@ class Options(SettingsOptions):
         ["worker-port", None, str(WORKER_PORT), "The first worker's port; the others follow it."],
         ["database", None, None, "postgresql://... (default: SQLite in DIR)."],
         ["interface", None, "127.0.0.1", "Address every port listens on (0.0.0.0 for all)."],
+        ["host", None, None, "Host name or address other machines reach this one by: added to the master's and"
+                             " the workers' certificates, and the workers tell clients to use it (default: none;"
+                             " localhost only)."],
         ["manhole", None, None, "Open the master's admin console on this endpoint (see the README)."],
         ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
         ["http-port", None, str(HTTP_PORT), "The first worker's HTTP API port (the others follow it; plain HTTP on a"
@@ -59,6 +62,13 @@ class Options(SettingsOptions):
         check_database_url(self["database"])
 
 
+def _loopback(interface):
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return interface == "localhost"
+
+
 def worker_names(count):
     return [f"worker{i}" for i in range(1, count + 1)]
 
@@ -67,24 +77,30 @@ class Cluster(StagedService):
     what = "cluster"
 
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
-                 database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None, http_port=None):
+                 database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None, http_port=None,
+                 host=None):
         super().__init__()
         gpgkeys.check_installed()
+        # The names in the certificates: --host, and the address listened on if it is one address (the
+        # workers in this process reach the master there, clients may too).
+        specific = interface not in ("0.0.0.0", "::", "") and not _loopback(interface)
+        hostnames = tuple(dict.fromkeys(n for n in (host, interface if specific else None) if n))
         self.master = Master(data_dir, settings, reactor, database=database,
                              listen=tls.listen_description(master_port, interface,
                                                            os.path.join(data_dir, files.MASTER_CERT)),
-                             clock=clock, manhole=manhole, manhole_keys=manhole_keys)
+                             clock=clock, manhole=manhole, manhole_keys=manhole_keys, hostnames=hostnames)
         self.master.setServiceParent(self)
         self.log = self.master.log
         self.reactor = reactor
         self.settings = settings
         self.interface = interface
+        self.host = host
         self.worker_port = worker_port
         self.http_port = http_port
         self.clock = clock
         self.bundles = {}
         for name in worker_names(settings.workers):
-            self.bundles[name] = files.make_worker_bundle(data_dir, name, (), files.worker_dir(data_dir, name))
+            self.bundles[name] = files.make_worker_bundle(data_dir, name, hostnames, files.worker_dir(data_dir, name))
         self.data_dir = data_dir
         self.workers = []
 
@@ -98,9 +114,9 @@ class Cluster(StagedService):
             directory = files.worker_dir(self.data_dir, name)
             port = self.worker_port + index if self.worker_port else 0
             cert = os.path.join(directory, files.WORKER_CERT)
-            worker = Worker(directory, name, ("localhost", master_port), self.settings, self.reactor,
+            worker = Worker(directory, name, (self._master_host(), master_port), self.settings, self.reactor,
                             listen=tls.listen_description(port, self.interface, cert), clock=self.clock,
-                            http=self._http(index, cert))
+                            http=self._http(index, cert), public_host=self.host or "localhost")
             self.workers.append(worker)
             worker.setServiceParent(self)
         try:
@@ -109,16 +125,18 @@ class Cluster(StagedService):
             e.subFailure.raiseException()
         return ports
 
+    def _master_host(self):
+        """Where the workers reach the master in this process: loopback, unless it listens on one address only."""
+        if self.interface in ("0.0.0.0", "::", "") or _loopback(self.interface):
+            return "localhost"
+        return self.interface
+
     def _http(self, index, cert):
         """A worker's --http: plain HTTP on a loopback interface (alpaca-py works unchanged), else TLS."""
         if self.http_port is None:
             return None
         port = self.http_port + index if self.http_port else 0
-        try:
-            loopback = ipaddress.ip_address(self.interface).is_loopback
-        except ValueError:
-            loopback = self.interface == "localhost"
-        if loopback:
+        if _loopback(self.interface):
             return f"tcp:{port}:interface={self.interface}"
         return tls.listen_description(port, self.interface, cert)
 
@@ -138,7 +156,7 @@ def makeService(options, reactor=None):
         cluster = Cluster(options["data-dir"], options.settings, reactor, master_port=options["master-port"],
                           worker_port=options["worker-port"], database=options["database"],
                           interface=options["interface"], manhole=options["manhole"],
-                          manhole_keys=options["manhole-keys"], http_port=options["http-port"])
+                          manhole_keys=options["manhole-keys"], http_port=options["http-port"], host=options["host"])
     except USAGE_MISTAKES as e:
         usage_exit(Options.command, usage_message(e))
     cluster.exit_on_failure = reactor

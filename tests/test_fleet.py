@@ -348,3 +348,31 @@ async def test_a_worker_drops_a_silent_master_link_and_reconnects(fleet):
     await dropped
     await relinked
     assert "worker2" in d.master.workers.linked
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cluster_for_other_machines_names_its_host_in_every_certificate_and_to_clients(tmp_path, settings,
+                                                                                                clock):
+    """papertrader-cluster --interface 0.0.0.0 --host NAME: the name other machines use is in the master's and
+    the workers' certificates, and the workers give it to clients; the workers still reach the master."""
+    from papertrader import tls
+    from papertrader.cluster import Cluster
+    from papertrader.master import files
+    from tests.conftest import bounded, cluster_linked
+
+    data_dir = str(tmp_path / "data")
+    cluster = Cluster(data_dir, settings, reactor, master_port=0, worker_port=0, interface="0.0.0.0",
+                      host="trader.example", clock=clock)
+    cluster.startService()
+    try:
+        await bounded(cluster.whenReady(), "the cluster to start")
+        await cluster_linked(cluster)
+        assert "trader.example" in tls.certificate_hostnames(os.path.join(data_dir, files.MASTER_CERT))
+        for w in cluster.workers:
+            assert "trader.example" in tls.certificate_hostnames(os.path.join(w.data_dir, files.WORKER_CERT))
+        assert {(w["host"]) for w in cluster.master.workers.listing()} == {"trader.example"}
+    finally:
+        await cluster.stopService()
+    # One address listened on: it is in the certificates, and the workers reach the master there.
+    assert Cluster(str(tmp_path / "one"), settings, reactor, interface="192.0.2.7")._master_host() == "192.0.2.7"
+    assert "192.0.2.7" in tls.certificate_hostnames(os.path.join(str(tmp_path / "one"), files.MASTER_CERT))
