@@ -867,9 +867,10 @@ class OrderWatchers(Command):
 
 
 class KeyRevoked(Command):
-    """Master tells every worker an API key was revoked (they forget what they cached of it)."""
+    """Master tells every worker an API key was revoked, or its account disabled (``reason``: what its open
+    streams are told, if not that it was revoked); they forget what they cached of it."""
 
-    arguments = [(b"key_id", amp.Unicode())]
+    arguments = [(b"key_id", amp.Unicode()), (b"reason", amp.Unicode(optional=True))]
     response = []
     requiresAnswer = False
 

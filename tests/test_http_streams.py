@@ -179,6 +179,22 @@ async def test_a_revoked_key_is_cut_off(api):
             await data.stop(streams)
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_disabled_accounts_streams_close_saying_so(api):
+    """The operator disables the account: its key's streams close telling it that, not that the key was
+    revoked (it was not: enabled again, the key works)."""
+    data = await authenticated(api, "/v2/iex")
+    await api.d.master.accounts.disable("alice")
+    assert (await data.wait_closed())[0] == 4402
+    last = json.loads(data.inbox.seen[-1][0])[0]
+    assert last == {"T": "error", "code": 402,
+                    "msg": "auth failed: the account of this API key has been disabled by the operator"}
+    await api.d.master.accounts.enable("alice")
+    again = await authenticated(api, "/v2/iex")
+    again.send_json({"action": "subscribe", "bars": ["AAPL"]})
+    assert (await again.next())[0]["T"] == "subscription"
+
+
 async def authenticated(api, path="/v2/iex", packed=False, receive_buffer=None):
     """A raw client authenticated on ``path`` (msgpack if ``packed``)."""
     raw = await raw_connect(api.port, path, {"Content-Type": "application/msgpack"} if packed else None,

@@ -135,10 +135,12 @@ class ApiKeys:
         self.forget(key_id)
         self.log.info("{username} revoked API key {key}", username=session.username, key=key_id)
 
-    def forget(self, key_id):
+    def forget(self, key_id, reason=None):
+        """Forget what is cached of a key, here and on every worker (``reason``: why its streams close, if not
+        because it was revoked)."""
         self._entries.pop(key_id, None)
         for notify in self.on_revoked:
-            notify(key_id)
+            notify(key_id, reason)
 
     @defer.inlineCallbacks
     def revoke_all(self, account_id, cursor_run=None):
@@ -157,7 +159,7 @@ class ApiKeys:
         rows = yield self.db.query("SELECT key_id FROM api_keys WHERE portfolio_id IN (SELECT id FROM portfolios"
                                    " WHERE account_id = ?) AND revoked IS NULL", (account_id,))
         for (key_id,) in rows:
-            self.forget(key_id)
+            self.forget(key_id, "the account of this API key has been disabled by the operator")
         return len(rows)
 
     # --- authenticating a request -----------------------------------------------------------

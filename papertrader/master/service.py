@@ -152,7 +152,8 @@ class Master(StagedService):
             self.log.info("admin console (manhole) on {where}", where=manhole)
         # The leaderboards follow the trading step whose fills they count.
         self.market.listeners += [self.push_quotes, self.trading.market_step, self.games.update]
-        self.api_keys.on_revoked.append(lambda key_id: self.workers.broadcast(commands.KeyRevoked, key_id=key_id))
+        self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
+            commands.KeyRevoked, key_id=key_id, **({"reason": reason} if reason else {})))
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
 

@@ -109,11 +109,11 @@ class WorkerToMaster(TypedAMP):
         }
 
     @commands.KeyRevoked.responder
-    def key_revoked(self, key_id):
+    def key_revoked(self, key_id, reason=None):
         self.worker.sessions.forget_key(key_id)
         streams = getattr(self.worker, "streams", None)
         if streams is not None:
-            streams.key_revoked(key_id)  # their stream connections close
+            streams.key_revoked(key_id, reason)  # their stream connections close
         return {}
 
     @commands.SessionEnded.responder

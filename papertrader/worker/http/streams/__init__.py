@@ -117,12 +117,12 @@ class Streams:
 
     # --- what the worker tells the streams ------------------------------------------------------
 
-    def key_revoked(self, key_id):
-        """Close every connection of a revoked API key."""
+    def key_revoked(self, key_id, reason=None):
+        """Close every connection of a revoked API key (or one whose account was disabled: ``reason``)."""
         for (key, _), held in list(self._by_key.items()):
             if key == key_id:
                 for connection in list(held):
-                    connection.refuse_auth("the API key was revoked")
+                    connection.refuse_auth(reason or "the API key was revoked")
 
     def master_lost(self):
         """The worker lost the master: order events may be missed, so the trade streams close (clients
@@ -138,8 +138,8 @@ class Streams:
         for connection in [c for c in self.connections if c.authenticated and not c.closed]:
             try:
                 yield self.worker.gateway.session(connection.token, connection.ip)
-            except NotLoggedIn:
-                connection.refuse_auth("the API key was revoked")
+            except NotLoggedIn as e:
+                connection.refuse_auth(e.message if e.code == "account_disabled" else "the API key was revoked")
             except (MasterUnavailable, PaperTraderError):
                 pass  # asked again next time
             except Exception:
