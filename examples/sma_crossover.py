@@ -82,7 +82,9 @@ class Strategy:
     def __init__(self, args):
         self.args = args
         if args.ca:
-            os.environ.setdefault("REQUESTS_CA_BUNDLE", args.ca)  # alpaca-py's REST client uses requests
+            # alpaca-py's REST client uses requests: PAPERTRADER_CA wins over a system-wide REQUESTS_CA_BUNDLE
+            # (many systems set one, which does not hold the deployment's CA).
+            os.environ["REQUESTS_CA_BUNDLE"] = args.ca
         self.trading = TradingClient(args.key, args.secret, paper=True, url_override=args.base)
         params = None
         if args.ca:  # websocket_params replace alpaca-py's defaults: keep its pings
