@@ -60,7 +60,7 @@ from twisted.internet import defer, task
 from papertrader import commands, gpgkeys, tls
 from papertrader.client.output import plain, table
 from papertrader.errors import InvalidInput, PaperTraderError, ServerError
-from papertrader.logs import LogSystem
+from papertrader.logs import LogSystem, counted
 from papertrader.master import admin_channel, backups, files
 from papertrader.master.db import Database, redact
 from papertrader.master.validation import WORKER_NAME_RE
@@ -449,15 +449,15 @@ def user_text(args, answer):
         keys = answer["api_keys"]
         return ((f"{name} was already disabled (since {short_time(answer['disabled'])})" if answer["already"]
                  else f"{name} disabled")
-                + f": {answer['sessions_ended']} sessions ended, {keys} API key{'s' if keys != 1 else ''} refused"
+                + f": {counted(answer['sessions_ended'], 'session')} ended, {counted(keys, 'API key')} refused"
                   " until 'user enable'; portfolios and open orders stay as they are")
     if action == "enable":
         return f"{name} enabled: may log in again" if answer["was_disabled"] else f"{name} was not disabled"
     if action == "delete":
         orders = answer["orders_canceled"]
-        return (f"account {name} deleted: personal data removed, {answer['sessions_ended']} sessions ended,"
-                f" {orders} open order{'s' if orders != 1 else ''} canceled, API keys revoked")
-    text = f"password of {name} reset; {answer['sessions_ended']} sessions ended"
+        return (f"account {name} deleted: personal data removed, {counted(answer['sessions_ended'], 'session')}"
+                f" ended, {counted(orders, 'open order')} canceled, API keys revoked")
+    text = f"password of {name} reset; {counted(answer['sessions_ended'], 'session')} ended"
     if answer.get("password"):
         text += (f"\ntemporary password (shown only now): {answer['password']}\n"
                  f"give it to {name} privately; they can change it with 'papertrader passwd'")

@@ -182,3 +182,8 @@ class LogSystem:
             self._flush()
             self._file.close()
             self._file = None
+
+
+def counted(n, what, many=None):
+    """``n`` and ``what``, plural unless n is 1: '1 session', '2 sessions' (``many``: an irregular plural)."""
+    return f"{n} {what if n == 1 else (many or what + 's')}"

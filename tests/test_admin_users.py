@@ -133,7 +133,7 @@ async def test_a_disabled_user_is_cut_off_everywhere_and_enabled_comes_back(tmp_
 
         with open(os.path.join(d.data_dir, "logs", "master.log"), encoding="utf-8") as f:
             log = f.read()
-        assert "operator disabled account alice (left the course): 2 sessions ended, 1 API keys refused" in log
+        assert "operator disabled account alice (left the course): 2 sessions ended, 1 API key refused" in log
         assert "operator enabled account alice" in log
         assert "login of disabled account alice refused" in log
     finally:
@@ -178,7 +178,7 @@ async def test_reset_password_prints_a_new_one_once_and_ends_every_session(deplo
     status, out, err = await user(d, "reset-password", "alice", json_output=False)
     assert status == 0, err
     lines = out.splitlines()
-    assert lines[0] == "password of alice reset; 1 sessions ended"
+    assert lines[0] == "password of alice reset; 1 session ended"
     second = lines[1].rsplit(" ", 1)[1]
     assert lines[1].startswith("temporary password (shown only now): ") and second != new
     status, out, err = await login(d, "alice", second)

@@ -53,6 +53,7 @@ from papertrader.errors import (
     ProviderLoginFailed,
     UnknownPortfolio,
 )
+from papertrader.logs import counted
 from papertrader.money import money_text
 from papertrader.times import parse_game_end, parse_when
 
@@ -817,7 +818,7 @@ class CLI:
             pass  # already ended on the master: forgetting it locally is all that is left
         tokens.clear(self.environ)
         self.emit({"logged_out": True, "sessions_ended": ended},
-                  f"Logged out ({ended} sessions ended)." if self.args.all else "Logged out.")
+                  f"Logged out ({counted(ended, 'session')} ended)." if self.args.all else "Logged out.")
 
     @defer.inlineCallbacks
     def do_sessions(self):
@@ -839,7 +840,7 @@ class CLI:
                 raise InvalidInput("the new passwords do not match")
         answer = yield self.call(commands.ChangePassword, token=token, old_password=old, new_password=new)
         self.emit({"changed": True, "sessions_ended": answer["sessions_ended"]},
-                  f"Password changed; {answer['sessions_ended']} other session(s) ended.")
+                  f"Password changed; {counted(answer['sessions_ended'], 'other session')} ended.")
 
     @defer.inlineCallbacks
     def do_whoami(self):

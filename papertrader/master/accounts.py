@@ -28,6 +28,7 @@ from papertrader import pools
 from papertrader.passwords import check_password, hash_password, hash_rounds
 from papertrader.errors import (AccountDisabled, BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed,
                                UnknownUser, UsernameTaken)
+from papertrader.logs import counted
 from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
 from papertrader.master.order_store import OrderStore
@@ -366,8 +367,9 @@ class Accounts:
         delete-account does.  Fires with dict(username, sessions_ended, orders_canceled)."""
         account_id, name = yield self._find(username)
         ended, canceled = yield self._scrub(account_id)
-        self.log.info("operator deleted account {username} (now deleted-{id}): {n} sessions ended, {orders} open"
-                      " orders canceled", username=name, id=account_id, n=ended, orders=canceled)
+        self.log.info("operator deleted account {username} (now deleted-{id}): {ended} ended, {orders} canceled",
+                      username=name, id=account_id, ended=counted(ended, "session"),
+                      orders=counted(canceled, "open order"))
         return dict(username=name, sessions_ended=ended, orders_canceled=canceled)
 
     @defer.inlineCallbacks
@@ -536,8 +538,8 @@ class Accounts:
 
         ended = yield self.db.run(store)
         self._forget(ended)
-        self.log.info("{username} changed their password; {n} other sessions ended", username=session.username,
-                      n=len(ended))
+        self.log.info("{username} changed their password; {ended} ended", username=session.username,
+                      ended=counted(len(ended), "other session"))
         return len(ended)
 
     # --- the operator's (papertrader-admin user, over the admin channel) ------------------------------------
@@ -644,8 +646,9 @@ class Accounts:
         # Any session of the account still in memory (one opened while this ran) goes too.
         self._forget(ended + [h for h, s in self._sessions.items() if s.account_id == account_id and h not in ended])
         keys = (yield self.api_keys.forget_account(account_id)) if self.api_keys is not None else 0
-        self.log.info("operator disabled account {username}{why}: {n} sessions ended, {keys} API keys refused until"
-                      " it is enabled", username=name, why=f" ({reason})" if reason else "", n=len(ended), keys=keys)
+        self.log.info("operator disabled account {username}{why}: {ended} ended, {keys} refused until it is enabled",
+                      username=name, why=f" ({reason})" if reason else "", ended=counted(len(ended), "session"),
+                      keys=counted(keys, "API key"))
         return dict(username=name, disabled=parse_iso(already or stamp), already=bool(already),
                     sessions_ended=len(ended), api_keys=keys)
 
@@ -679,7 +682,8 @@ class Accounts:
         ended = yield self.db.run(store)
         self._forget(ended)
         self.login_throttle.succeeded(("name", name.lower()))  # a user locked out by wrong tries may log in now
-        self.log.info("operator reset the password of {username}; {n} sessions ended", username=name, n=len(ended))
+        self.log.info("operator reset the password of {username}; {ended} ended", username=name,
+                      ended=counted(len(ended), "session"))
         return dict(username=name, sessions_ended=len(ended))
 
     def _remember(self, session):
