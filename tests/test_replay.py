@@ -229,6 +229,9 @@ async def test_a_company_listed_later_in_the_replay_is_refused_with_its_first_da
         assert str(refused.value) == "NEW does not trade yet: its prices start on 2024-03-07 (the market's date" \
                                      " is 2024-03-05)"
         assert (await r.trading.orders(alice, None, 10))["orders"] == []  # nothing written
+        with pytest.raises(UnknownSymbol) as refused:  # a symbol never traded: the list is of those traded now
+            await r.order(alice, "z1", "buy", "ZZZ", "5")
+        assert str(refused.value) == "unknown symbol 'ZZZ': traded symbols are ABC, XYZ"
         await r.session()  # Tuesday
         await r.session()  # Wednesday
         await r.session()  # Thursday: NEW's first bar

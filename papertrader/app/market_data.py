@@ -65,7 +65,7 @@ class MarketDataCommands:
 
     @defer.inlineCallbacks
     def candles(self, stamp, symbol, limit, interval=None, start=None, end=None):
-        symbol = validation.symbol(symbol, self.board.assets)
+        symbol = validation.symbol(symbol, self.board.assets, self.board.get)
         validation.limit(limit, MAX_CANDLES)
         interval = interval or self.default_interval
         if interval not in INTERVALS:
@@ -109,7 +109,7 @@ class MarketDataCommands:
         ``limit`` (1-200, default 200) of those after the symbol ``after``."""
         symbols = sorted(self.board.assets)
         if symbol is not None:
-            symbols = [validation.symbol(symbol, self.board.assets)]
+            symbols = [validation.symbol(symbol, self.board.assets, self.board.get)]
         else:
             validation.limit(limit or MAX_ASSETS, MAX_ASSETS)
             if after is not None:

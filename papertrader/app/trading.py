@@ -196,8 +196,9 @@ class TradingCommands:
             raise InvalidInput(f"time in force must be one of {', '.join(t.value for t in TimeInForce)}")
         return OrderRequest(
             account_id=session.portfolio_id, client_order_id=validation.client_order_id(client_order_id),
-            symbol=validation.symbol(symbol, self.board.assets), side=Side(validation.side(side)), type=kind,
-            time_in_force=tif, quantity=validation.quantity(quantity) if quantity not in (None, "") else None,
+            symbol=validation.symbol(symbol, self.board.assets, self.board.get), side=Side(validation.side(side)),
+            type=kind, time_in_force=tif,
+            quantity=validation.quantity(quantity) if quantity not in (None, "") else None,
             notional=validation.money_amount("notional", notional),
             limit_price=validation.price("limit price", limit_price),
             stop_price=validation.price("stop price", stop_price),
@@ -506,7 +507,7 @@ class TradingCommands:
     def close_position(self, session, stamp, symbol, quantity=None, percentage=None, client_order_id=None):
         """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order; a short
         position (a margin portfolio's) is bought back the same way."""
-        symbol = validation.symbol(symbol, self.board.assets)
+        symbol = validation.symbol(symbol, self.board.assets, self.board.get)
         if quantity not in (None, "") and percentage not in (None, ""):
             raise InvalidInput("give a quantity or a percentage, not both")
         book = yield self.db.run(self.store.book, session.portfolio_id)

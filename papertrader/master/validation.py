@@ -66,11 +66,14 @@ def token(value):
     return value
 
 
-def symbol(value, assets):
+def symbol(value, assets, traded=None):
+    """``value`` as one of ``assets``, or UnknownSymbol naming those ``traded`` now (default: all of them; those
+    with a price, as a worker's quote says, so both name the same)."""
     value = (value or "").strip().upper()
     if value not in assets:
         shown = value if len(value) <= 16 else value[:16] + "..."
-        raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(assets)}")
+        named = [s for s in assets if traded is None or traded(s)] or list(assets)
+        raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(named)}")
     return value
 
 
