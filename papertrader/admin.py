@@ -51,6 +51,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sqlite3
 import sys
 
@@ -802,7 +803,14 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
         return d.addErrback(failed)
 
     try:
+        # Ctrl-C from here is the reactor's (it stops the command's reactor once the code running finishes, so a
+        # backup, restore or migration is not cut mid-write): Twisted takes SIGINT over only from Python's
+        # default handler, and the entry point's (papertrader/scripts.py) would exit at once.
+        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.default_int_handler):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         task.react(go)
+    except KeyboardInterrupt:  # before the reactor took SIGINT over
+        return 128 + signal.SIGINT
     except SystemExit as e:
         if e.code:
             return e.code

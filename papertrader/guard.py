@@ -267,7 +267,9 @@ class NegotiatingGuardedFactory(GuardedFactory):
     that offers ALPN (browsers, curl, requests and so alpaca-py) with an internal-error alert."""
 
     def acceptableProtocols(self):
-        return self.wrappedFactory.acceptableProtocols()
+        # HTTP/1.1 only: HTTP/2 (offered when the h2 package is installed) would bypass the Site's channel, which
+        # knows it is under TLS through the guard, and what it checks with that (origins, Secure cookies).
+        return [p for p in self.wrappedFactory.acceptableProtocols() if p != b"h2"]
 
 
 def guarded(factory, limits, log, what, clock=None, hide_tls=False):

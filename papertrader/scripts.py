@@ -5,7 +5,8 @@ Their first code, before the heavy imports (Twisted, cryptography: a fifth of a 
 or 143 (``papertrader --json``: with its one JSON value, ``{"error": "interrupted", ...}``, as the
 client says it later).  Python's own handling would print a KeyboardInterrupt traceback from inside
 whichever import the signal interrupted.  Once the command runs, the client installs its own handling
-(``papertrader.client.interrupts``) and papertrader-admin the reactor's.
+(``papertrader.client.interrupts``) and papertrader-admin hands SIGINT to the reactor (``admin.main``), so a
+backup, restore or migration is not cut mid-write.
 
 Only the standard library is imported here, and only what the interpreter has already loaded.
 """

@@ -94,6 +94,7 @@ class Accounts:
         #: their next command says why (account_disabled) rather than only not_logged_in.  Memory only (a
         #: restarted master says not_logged_in; a login then says account_disabled), bounded like _sessions.
         self._disabled_sessions = collections.OrderedDict()
+        self._forgets = 0  # how many times sessions were dropped from memory (see authenticate)
         self.login_throttle = Throttle(clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
         #: The API keys (set by the master; None: API keys are not accepted).
@@ -196,9 +197,12 @@ class Accounts:
         def store(cursor):
             sql = self.db.sql
             # Checked again here, with the session's insert: an account disabled during a login gets no session.
-            cursor.execute(sql("UPDATE accounts SET last_login = ? WHERE id = ? AND disabled IS NULL"),
-                           (iso(now), account_id))
+            cursor.execute(sql("UPDATE accounts SET last_login = ? WHERE id = ? AND disabled IS NULL AND deleted IS"
+                               " NULL"), (iso(now), account_id))
             if cursor.rowcount != 1:
+                cursor.execute(sql("SELECT deleted FROM accounts WHERE id = ?"), (account_id,))
+                if cursor.fetchone()[0] is not None:  # deleted during the login: it no longer exists
+                    raise BadCredentials()
                 raise AccountDisabled(DISABLED)
             cursor.execute(
                 sql("INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip, public_id,"
@@ -430,7 +434,8 @@ class Accounts:
         validation.token(token)
         hashed = token_hash(token)
         session = self._sessions.get(hashed)
-        if session is None:
+        while session is None:
+            forgets = self._forgets
             rows = yield self.db.query(
                 "SELECT s.account_id, a.username, s.expires, s.last_used, a.disabled FROM sessions s"
                 " JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?",
@@ -445,11 +450,12 @@ class Accounts:
                 # A session opened while its account was being disabled: ended now.
                 yield self._end([hashed], "DELETE FROM sessions WHERE token_hash = ?", (hashed,))
                 raise AccountDisabled(f"your session was ended: {DISABLED}")
+            if self._forgets != forgets:
+                continue  # sessions ended while it was read (a logout, the account disabled): read it again
             last_used = parse_iso(rows[0][3])
             session = Session(hashed, rows[0][0], rows[0][1], parse_iso(rows[0][2]), last_used, last_used)
             self._remember(session)
-        else:
-            self._sessions.move_to_end(hashed)
+        self._sessions.move_to_end(hashed)
         now = self.now()
         if session.expires <= now:
             self._sessions.pop(hashed, None)
@@ -475,6 +481,7 @@ class Accounts:
 
     def _forget(self, hashes):
         """Drop ended sessions from memory and tell the workers (through on_session_ended)."""
+        self._forgets += 1  # a lookup under way when this happened must not remember what it read
         for hashed in hashes:
             self._sessions.pop(hashed, None)
             for notify in self.on_session_ended:

@@ -78,6 +78,7 @@ class ApiKeys:
         self._recent = {}  # key id -> deque of request times in the last minute
         #: Called with a key id when a key is revoked (the master tells the workers).
         self.on_revoked = []
+        self._forgets = 0
 
     def now(self):
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
@@ -138,6 +139,7 @@ class ApiKeys:
     def forget(self, key_id, reason=None):
         """Forget what is cached of a key, here and on every worker (``reason``: why its streams close, if not
         because it was revoked)."""
+        self._forgets += 1  # a lookup under way must not cache what it read before this
         self._entries.pop(key_id, None)
         for notify in self.on_revoked:
             notify(key_id, reason)
@@ -182,7 +184,8 @@ class ApiKeys:
 
         key_id, secret = split_credential(token)
         entry = self._entries.get(key_id)
-        if entry is None:
+        while entry is None:
+            forgets = self._forgets
             rows = yield self.db.query(
                 "SELECT p.account_id, a.username, k.secret_hash, k.last_used, k.portfolio_id, a.disabled FROM"
                 " api_keys k JOIN portfolios p ON p.id = k.portfolio_id JOIN accounts a ON a.id = p.account_id"
@@ -196,6 +199,8 @@ class ApiKeys:
                 if not hmac.compare_digest(hashed, secret_hash(secret)):
                     raise NotLoggedIn("unknown or revoked API key")
                 raise AccountDisabled(f"the account of API key {key_id} has been disabled by the operator")
+            if self._forgets != forgets:
+                continue  # keys were forgotten while it was read (revoked, the account disabled): read it again
             entry = KeyEntry(key_id, account_id, username, hashed, parse_iso(last_used) if last_used else None,
                              portfolio_id)
             if len(self._entries) > 100_000:
