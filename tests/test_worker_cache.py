@@ -74,3 +74,14 @@ def test_memory_log_keeps_size_entries_each_message_capped():
     entries = log.newest(None)
     assert len(entries) == 5
     assert all(len(e.message) <= MAX_MEMORY_MESSAGE + 6 for e in entries)
+
+
+def test_a_session_heard_to_end_is_not_brought_back_by_an_answer_asked_before():
+    """The master's answer that a session is live, asked before its end was pushed, arrives after it: the end is
+    the newer news (Gateway.session refuses to cache or serve that answer)."""
+    sessions = SessionCache(Clock())
+    mark = sessions.forgets  # a command asks the master about "tok" ...
+    sessions.forget(SessionCache.key("tok"))  # ... the master pushes SessionEnded for it meanwhile
+    assert sessions.ended_since("tok", mark)
+    assert not sessions.ended_since("other", mark)
+    assert not sessions.ended_since("tok", sessions.forgets)  # asked after the end: the master's answer stands

@@ -102,6 +102,10 @@ class CandleCache:
         return len(self._answers)
 
 
+#: Ends of sessions remembered by hash (see SessionCache.ended_since).
+ENDED_KEPT = 10_000
+
+
 class SessionCache:
     def __init__(self, clock, ttl=60.0, size=100_000):
         self.clock = clock
@@ -111,6 +115,10 @@ class SessionCache:
         #: Called with a token's hash when that session ends (the master said so, or a command found it
         #: ended): the website sends its pages back to sign-in.
         self.on_forget = []
+        #: Ends heard so far, and the newest ones by hash (bounded): an answer asked of the master before an end
+        #: was heard must not bring that session back (``ended_since``).
+        self.forgets = 0
+        self._ended = collections.OrderedDict()
 
     @staticmethod
     def key(token):
@@ -136,9 +144,19 @@ class SessionCache:
             self._sessions.popitem(last=False)
 
     def forget(self, token_hash):
+        self.forgets += 1
+        self._ended[token_hash] = self.forgets
+        self._ended.move_to_end(token_hash)
+        while len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
         self._sessions.pop(token_hash, None)
         for notify in list(self.on_forget):
             notify(token_hash)
+
+    def ended_since(self, token, mark):
+        """Whether the session of ``token`` was heard to end after ``mark`` (a value of ``forgets``)."""
+        heard = self._ended.get(self.key(token))
+        return heard is not None and heard > mark
 
     def forget_key(self, key_id):
         """Forget every credential of a revoked API key."""

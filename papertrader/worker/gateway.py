@@ -27,11 +27,15 @@ class Gateway:
         cached = self.worker.sessions.get(token)
         if cached is not None:
             return cached.username
+        mark = self.worker.sessions.forgets
         try:
             answer = yield self.worker.link.call(commands.Authenticate, token=token, **self.stamp(client_ip))
         except NotLoggedIn:
             self.worker.sessions.forget(self.worker.sessions.key(token))
             raise
+        if self.worker.sessions.ended_since(token, mark):
+            # The master said it ended while its answer was on the way: the end is the newer news.
+            raise NotLoggedIn("your session ended; log in again")
         self.worker.sessions.put(token, answer["username"], answer["expires"])
         return answer["username"]
 
