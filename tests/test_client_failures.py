@@ -343,17 +343,19 @@ async def test_watch_orders_stops_when_its_session_ends_elsewhere(cluster):
     stops getting them and ends with not_logged_in, whichever worker it is on; a price watch goes on."""
     d = cluster
     await register_and_login(d)
+    status, out, err = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="alice-phone")
+    assert status == 0, err  # a second device (its own config dir), from which the other sessions are ended
     subscribed = wait_for_log(worker(d, "worker1").logs, "watches the order events of alice")
     orders = spawn_cli(d, "--json", "--worker", "worker1", "watch", "--orders")
     prices = spawn_cli(d, "--worker", "worker1", "watch", "AAPL", user="bob")
     try:
         await bounded(subscribed)
         await prices.wait_for("watching via worker")
-        status, out, err = await d.cli("logout", "--all", user="alice")
+        status, out, err = await d.cli("logout", "--all", user="alice-phone")
         assert status == 0, err
         assert await ended(orders) == 1
         body = j(orders.stdout.decode().strip().splitlines()[-1])
-        assert body["error"] == "not_logged_in" and "session ended" in body["message"], body
+        assert body["error"] == "not_logged_in" and "session ended" in body["message"], (body, orders.stderr)
         assert b"Traceback" not in orders.stderr
         assert not prices.ended.called and len(worker(d, "worker1").order_fanout) == 0
     finally:
