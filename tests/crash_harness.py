@@ -527,7 +527,7 @@ class Trader:
             arguments["quantity"] = str(rng.randint(1, 8))
         elif choice < 0.7:
             arguments["time_in_force"] = rng.choice(STOP_TIF)
-        # else: the same order anew (what it has left)
+        # else: nothing changed: refused (invalid_input 'nothing to replace'), and nothing may be written
         self.seen.sent[coid] = dict(arguments, _command=commands.ReplaceOrder)
         self.counters["replaces"] += 1
         await self.place(commands.ReplaceOrder, arguments)
