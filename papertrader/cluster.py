@@ -6,7 +6,6 @@ run everything is created in DIR (CA, certificates, GPG keys, registrations);
 later runs reuse it.
 """
 
-import ipaddress
 import os
 
 from twisted.application import service
@@ -62,11 +61,12 @@ class Options(SettingsOptions):
         check_database_url(self["database"])
 
 
-def _loopback(interface):
-    try:
-        return ipaddress.ip_address(interface).is_loopback
-    except ValueError:
-        return interface == "localhost"
+def _one_address(interface):
+    """The address listened on if it is one address other machines may reach (not every address, not
+    loopback), else None."""
+    if interface in ("0.0.0.0", "::", "") or tls.is_loopback(interface):
+        return None
+    return interface
 
 
 def worker_names(count):
@@ -83,8 +83,7 @@ class Cluster(StagedService):
         gpgkeys.check_installed()
         # The names in the certificates: --host, and the address listened on if it is one address (the
         # workers in this process reach the master there, clients may too).
-        specific = interface not in ("0.0.0.0", "::", "") and not _loopback(interface)
-        hostnames = tuple(dict.fromkeys(n for n in (host, interface if specific else None) if n))
+        hostnames = tuple(dict.fromkeys(n for n in (host, _one_address(interface)) if n))
         self.master = Master(data_dir, settings, reactor, database=database,
                              listen=tls.listen_description(master_port, interface,
                                                            os.path.join(data_dir, files.MASTER_CERT)),
@@ -127,16 +126,14 @@ class Cluster(StagedService):
 
     def _master_host(self):
         """Where the workers reach the master in this process: loopback, unless it listens on one address only."""
-        if self.interface in ("0.0.0.0", "::", "") or _loopback(self.interface):
-            return "localhost"
-        return self.interface
+        return _one_address(self.interface) or "localhost"
 
     def _http(self, index, cert):
         """A worker's --http: plain HTTP on a loopback interface (alpaca-py works unchanged), else TLS."""
         if self.http_port is None:
             return None
         port = self.http_port + index if self.http_port else 0
-        if _loopback(self.interface):
+        if tls.is_loopback(self.interface):
             return f"tcp:{port}:interface={self.interface}"
         return tls.listen_description(port, self.interface, cert)
 

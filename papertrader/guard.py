@@ -272,6 +272,11 @@ class NegotiatingGuardedFactory(GuardedFactory):
         return [p for p in self.wrappedFactory.acceptableProtocols() if p != b"h2"]
 
 
+def is_tls(transport):
+    """Whether a connection is over TLS, the guard's (which hides it from autobahn: ``hide_tls``) or not."""
+    return ISSLTransport.providedBy(transport) or getattr(transport, "under_tls", False)
+
+
 def guarded(factory, limits, log, what, clock=None, hide_tls=False):
     """``factory`` behind the connection limits (see the module's doc)."""
     kind = NegotiatingGuardedFactory if IProtocolNegotiationFactory.providedBy(factory) else GuardedFactory

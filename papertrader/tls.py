@@ -148,6 +148,16 @@ def _escape(value):
 BACKLOG = 1024
 
 
+def is_loopback(interface):
+    """Whether an interface (an address or a name) is this machine's loopback: only this machine reaches it."""
+    if not interface:
+        return False
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return interface == "localhost"
+
+
 def listen_description(port, interface, cert_path):
     """The strports description of a TLS listener on ``interface:port`` with ``cert_path``."""
     path = _escape(cert_path)

@@ -263,3 +263,27 @@ class WatchedProcess(protocol.ProcessProtocol):
                                  f"{self.output.decode(errors='replace')[-3000:]}")
 
         return self._end.wait().addTimeout(timeout, _reactor()).addErrback(timed_out)
+
+
+class SeparatedProcess(WatchedProcess):
+    """A WatchedProcess whose stdout and stderr are also kept apart (``stdout``, ``stderr``); ``stdin``, if
+    given, is written to it and its standard input then closed."""
+
+    def __init__(self, stdin=None):
+        super().__init__()
+        self.stdin = stdin
+        self.stdout = b""
+        self.stderr = b""
+
+    def connectionMade(self):
+        if self.stdin is not None:
+            self.transport.write(self.stdin.encode() if isinstance(self.stdin, str) else self.stdin)
+            self.transport.closeStdin()
+
+    def outReceived(self, data):
+        self.stdout += data
+        WatchedProcess.outReceived(self, data)
+
+    def errReceived(self, data):
+        self.stderr += data
+        WatchedProcess.outReceived(self, data)

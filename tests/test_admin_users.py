@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import reactor
 
 from papertrader.errors import AccountDisabled, BadCredentials, NotLoggedIn, UnknownUser
 from papertrader.master.accounts import Accounts
-from tests.conftest import WAIT
+from tests.conftest import WAIT, SeparatedProcess
 from tests.http_helpers import in_thread, start_api
 from tests.test_admin import ENV, admin, master_dir, one_line  # noqa: F401 (a fixture)
 from tests.test_e2e import register_and_login
@@ -21,37 +21,14 @@ from tests.test_http_api import alpaca_error
 PASSWORD = "correct horse"
 
 
-class AdminProcess(protocol.ProcessProtocol):
-    """papertrader-admin as a child of the reactor (the master runs in it): its stdout, stderr, exit status."""
-
-    def __init__(self, stdin):
-        self.stdin = stdin
-        self.out, self.err = b"", b""
-        self.done = defer.Deferred()
-
-    def connectionMade(self):
-        if self.stdin is not None:
-            self.transport.write(self.stdin.encode())
-        self.transport.closeStdin()
-
-    def outReceived(self, data):
-        self.out += data
-
-    def errReceived(self, data):
-        self.err += data
-
-    def processEnded(self, reason):
-        self.done.callback(reason.value.exitCode)
-
-
 async def user(d, *argv, stdin=None, json_output=True):
     """Run ``papertrader-admin --data-dir DIR [--json] user ARGV``; (status, stdout (parsed if JSON), stderr)."""
-    proc = AdminProcess(stdin)
+    proc = SeparatedProcess(stdin if stdin is not None else "")
     argv = [sys.executable, "-m", "papertrader.admin", "--data-dir", d.data_dir] + (
         ["--json"] if json_output else []) + ["user", *argv]
     reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
-    status = await proc.done.addTimeout(WAIT * 2, reactor)
-    out, err = proc.out.decode(), proc.err.decode()
+    status = (await proc.wait_end(WAIT * 2)).exitCode
+    out, err = proc.stdout.decode(), proc.stderr.decode()
     assert "Traceback" not in err, err
     return status, (json.loads(out) if json_output and out else out), err
 
@@ -269,11 +246,11 @@ async def test_delete_removes_the_account_as_its_owner_would_after_a_confirmatio
     # Without a terminal it needs --yes; at a terminal, the username typed; else nothing is deleted.
     status, out, err = await user(d, "delete", "alice")
     assert (status, out["error"]) == (2, "usage") and "needs --yes" in out["message"]
-    typed = AdminProcess("bob\n")
+    typed = SeparatedProcess("bob\n")
     reactor.spawnProcess(typed, sys.executable, [sys.executable, "-m", "papertrader.admin", "--data-dir",
                                                  d.data_dir, "user", "delete", "alice"], env=ENV, usePTY=True)
-    assert await typed.done.addTimeout(WAIT * 2, reactor) == 1
-    assert b"Type its username to go on: " in typed.out and b"not confirmed; nothing was deleted" in typed.out
+    assert (await typed.wait_end(WAIT * 2)).exitCode == 1
+    assert b"Type its username to go on: " in typed.output and b"not confirmed; nothing was deleted" in typed.output
     status, out, err = await d.cli("whoami", user="alice")
     assert status == 0, err
 

@@ -22,7 +22,7 @@ from papertrader.client import cli
 from papertrader.logs import LogEntry
 from papertrader.master import files
 from papertrader.worker.service import Worker
-from tests.conftest import WatchedProcess, start_cluster, wait_for_log
+from tests.conftest import SeparatedProcess, WatchedProcess, start_cluster, wait_for_log
 from tests.test_crash import TWISTD
 from tests.test_e2e import register_and_login
 
@@ -52,22 +52,8 @@ def worker(d, name):
     return next(w for w in d.cluster.workers if w.name == name)
 
 
-class CLIProcess(WatchedProcess):
-    """The real ``papertrader`` command as a subprocess; stdout and stderr kept apart (and together in
-    ``output``, which ``wait_for`` watches)."""
-
-    def __init__(self):
-        super().__init__()
-        self.stdout = b""
-        self.stderr = b""
-
-    def outReceived(self, data):
-        self.stdout += data
-        WatchedProcess.outReceived(self, data)
-
-    def errReceived(self, data):
-        self.stderr += data
-        WatchedProcess.outReceived(self, data)
+class CLIProcess(SeparatedProcess):
+    """The real ``papertrader`` command as a subprocess."""
 
 
 def spawn_cli(d, *argv, user="alice", pty=False):

@@ -257,40 +257,45 @@ async def test_the_master_cuts_a_stalled_peer_but_never_a_linked_worker(limited)
     assert guards(d)["master"].cut["idle"] == 1
 
 
-def live_upgrade_status(port, ca_path, origin):
-    """The status line of the website's WebSocket handshake (GET /live) over TLS from ``origin`` (blocking)."""
-    context = ssl.create_default_context(cafile=ca_path)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(f"GET /live HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                      f"Origin: {origin}\r\n\r\n".encode())
-            received = b""
-            while b"\r\n" not in received:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
-    return received.split(b"\r\n")[0].decode("latin-1")
+GET_ROOT = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 
-def https_headers(port, ca_path, alpn=None):
-    """The headers of GET / over TLS (blocking; in a thread); with ``alpn``, offering those protocols (as every
-    browser, curl and requests do) and checking the server chose HTTP/1.1."""
+def read_until(s, marker):
+    """What the socket ``s`` gives until ``marker`` (or its end)."""
+    received = b""
+    while marker not in received:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def over_tls(port, ca_path, request, marker, alpn=None):
+    """Send ``request`` over TLS (trusting ``ca_path``) and read the answer until ``marker`` (blocking; in a
+    thread); with ``alpn``, offering those protocols (as every browser, curl and requests do) and checking the
+    server chose HTTP/1.1."""
     context = ssl.create_default_context(cafile=ca_path)
     if alpn:
         context.set_alpn_protocols(alpn)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as s:
             assert s.selected_alpn_protocol() == ("http/1.1" if alpn else None)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            received = b""
-            while b"\r\n\r\n" not in received:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
-    return received.split(b"\r\n\r\n")[0].decode("latin-1").lower()
+            s.sendall(request)
+            return read_until(s, marker)
+
+
+def live_upgrade_status(port, ca_path, origin):
+    """The status line of the website's WebSocket handshake (GET /live) over TLS from ``origin``."""
+    request = (f"GET /live HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               f"Origin: {origin}\r\n\r\n").encode()
+    return over_tls(port, ca_path, request, b"\r\n").split(b"\r\n")[0].decode("latin-1")
+
+
+def https_headers(port, ca_path, alpn=None):
+    """The headers of GET / over TLS."""
+    return over_tls(port, ca_path, GET_ROOT, b"\r\n\r\n", alpn).split(b"\r\n\r\n")[0].decode("latin-1").lower()
 
 
 @pytest_twisted.ensureDeferred
@@ -332,11 +337,5 @@ async def test_the_https_listener_cuts_a_stalled_handshake_and_still_knows_it_is
 
 def https_headers_plain(port):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            received += chunk
-    return received.split(b"\r\n\r\n")[0].decode("latin-1").lower()
+        s.sendall(GET_ROOT)
+        return read_until(s, b"\r\n\r\n").split(b"\r\n\r\n")[0].decode("latin-1").lower()

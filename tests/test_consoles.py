@@ -50,6 +50,11 @@ class Problems:
     def close(self):
         globalLogPublisher.removeObserver(self)
 
+    def collected(self):
+        """``texts()`` once the garbage is collected (a Deferred's unhandled failure is logged only then)."""
+        gc.collect()
+        return self.texts()
+
     def texts(self):
         from twisted.logger import formatEvent
 
@@ -58,6 +63,12 @@ class Problems:
             failure = e.get("log_failure")
             out.append(formatEvent(e) + ("\n" + failure.getTraceback() if failure is not None else ""))
         return out
+
+
+async def leave(session, what="the session to close"):
+    """Close a session from the client's side; fires once the connection is closed."""
+    session.transport.loseConnection()
+    await bounded(session.closed, what)
 
 
 async def login(port, password):
@@ -161,10 +172,8 @@ async def test_a_console_call_that_fails_is_shown_not_left_unhandled(console):
     assert b"failed" in session.text, session.text
     session.line("1")  # the console's _ lets go of the last result
     await session.wait_for(b"\n>>> ")
-    session.transport.loseConnection()
-    await bounded(session.closed, "the session to close")
-    gc.collect()
-    assert problems.texts() == []
+    await leave(session)
+    assert problems.collected() == []
 
 
 async def login_with(client, port, password, end=b"\r\n"):
@@ -197,10 +206,8 @@ async def test_an_answer_that_comes_later_shows_at_once_with_a_client_that_ends_
     await session.wait_for(b"\n2")
     session.line("account('nobody')")
     await session.wait_for(b"no account 'nobody'")
-    session.transport.loseConnection()
-    await bounded(session.closed, "the session to close")
-    gc.collect()
-    assert problems.texts() == []
+    await leave(session)
+    assert problems.collected() == []
 
 
 @pytest_twisted.ensureDeferred
@@ -220,10 +227,8 @@ async def test_an_answer_that_comes_while_the_operator_types_keeps_the_line_and_
     await session.wait_for(b"\n42")  # and finishing it works: the line was kept as typed
     session.line("1+1")
     await session.wait_for(b"\n2")
-    session.transport.loseConnection()
-    await bounded(session.closed, "the session to close")
-    gc.collect()
-    assert problems.texts() == []
+    await leave(session)
+    assert problems.collected() == []
 
 
 @pytest_twisted.ensureDeferred
@@ -236,26 +241,22 @@ async def test_a_client_that_refuses_or_ignores_telnet_options_logs_in_and_leave
         await session.wait_for(b"update interval")
         session.line("accounts()")
         await session.wait_for(b"called back")
-        session.transport.loseConnection()
-        await bounded(session.closed, f"the {type(client).__name__} session to close")
+        await leave(session, f"the {type(client).__name__} session to close")
     # A client that leaves while the console still waits for its answer to an option (here, ECHO for the
     # password), and one whose password is wrong.
     session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Silent())
     await session.wait_for(b"Username: ")
     session.line("admin")
     await session.wait_for(b"Password: ")
-    session.transport.loseConnection()
-    await bounded(session.closed, "the session to close")
+    await leave(session)
     session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Refusing())
     await session.wait_for(b"Username: ")
     session.line("admin")
     await session.wait_for(b"Password: ")
     session.line("wrong")
     await session.wait_for(b"Authentication failed")
-    session.transport.loseConnection()
-    await bounded(session.closed, "the session to close")
-    gc.collect()  # a Deferred's unhandled failure is logged when it is collected
-    assert problems.texts() == []
+    await leave(session)
+    assert problems.collected() == []
 
 
 def ssh_piped(port, key):
@@ -290,8 +291,7 @@ async def test_an_ssh_client_whose_input_ends_gets_its_answers_and_the_session_e
         ended = await empty.ended
         assert ended.exitCode == 0, empty.output
         assert b">>> " in empty.output
-        gc.collect()
-        assert problems.texts() == []
+        assert problems.collected() == []
         closed = [e.message for e in master.logs.newest(None) if "ended its input" in e.message]
         assert [e.level for e in master.logs.newest(None) if "ended its input" in e.message] == ["info", "info"]
         # (Whether accounts() was still pending when the input ended is a race with the database: either way its

@@ -247,14 +247,20 @@ async def test_the_calendar_lists_every_session_it_covers_with_its_settlement_da
     assert len(parsed) == 2011 and parsed[0].date == date(2018, 1, 2)
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_position_is_as_marginable_as_its_asset(replay):
+async def held(api, symbol, qty):
+    """Buy ``qty`` of ``symbol`` at the market through alpaca-py and let it fill: (the client, the position)."""
     from alpaca.trading.requests import MarketOrderRequest
 
-    client = replay.trading()
-    await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=10, side="buy", time_in_force="day"))
-    await replay.d.tick()
+    client = api.trading()
+    await in_thread(client.submit_order, MarketOrderRequest(symbol=symbol, qty=qty, side="buy", time_in_force="day"))
+    await api.d.tick()
     [position] = await in_thread(client.get_all_positions)
+    return client, position
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_position_is_as_marginable_as_its_asset(replay):
+    client, position = await held(replay, "XYZ", 10)
     asset = await in_thread(client.get_asset, "XYZ")
     assert asset.marginable is True and position.asset_marginable is True  # in a cash portfolio too, as at Alpaca
     assert (await in_thread(client.get_open_position, "XYZ")).asset_marginable is True
@@ -262,12 +268,7 @@ async def test_a_position_is_as_marginable_as_its_asset(replay):
 
 @pytest_twisted.ensureDeferred
 async def test_a_position_on_a_server_without_margin_is_not_marginable(minutes):
-    from alpaca.trading.requests import MarketOrderRequest
-
-    client = minutes.trading()
-    await in_thread(client.submit_order, MarketOrderRequest(symbol="AAPL", qty=1, side="buy", time_in_force="day"))
-    await minutes.d.tick()
-    [position] = await in_thread(client.get_all_positions)
+    client, position = await held(minutes, "AAPL", 1)
     assert (await in_thread(client.get_asset, "AAPL")).marginable is False and position.asset_marginable is False
 
 
@@ -370,6 +371,7 @@ async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_pat
         minutes = await in_thread(data.get, "/stocks/bars", {"symbols": "AAPL", "timeframe": "1Min"})
         assert [datetime.fromisoformat(b["t"]) for b in minutes["bars"]["AAPL"]] == [c["time"] for c in stored]
         daily = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": "1Day"})
-        assert [datetime.fromisoformat(b["t"]) for b in daily["bars"]] == [datetime(2026, 9, 21, 9, 30, tzinfo=new_york)]
+        assert [datetime.fromisoformat(b["t"]) for b in daily["bars"]] == [
+            datetime(2026, 9, 21, 9, 30, tzinfo=new_york)]
     finally:
         await a.d.cluster.stopService()

@@ -270,10 +270,7 @@ REPLACE_KEYS = {"qty", "time_in_force", "limit_price", "stop_price", "trail", "c
 def replace_request(data):
     """PATCH /v2/orders/{id}'s body as ReplaceOrder's arguments."""
     refuse_unknown(data, REPLACE_KEYS, "a replace")
-    if all(data.get(key) is None for key in REPLACE_KEYS - {"client_order_id"}):
-        # As Alpaca: a replace must change the order (a new client_order_id alone changes nothing of it).
-        raise invalid("nothing to replace: give at least one of qty, limit_price, stop_price, trail,"
-                      " time_in_force")
+    # (A replace that changes nothing is refused by the application layer, as from every client.)
     return dict(quantity=decimal_text("qty", data.get("qty")),
                 time_in_force=text("time_in_force", data.get("time_in_force")),
                 limit_price=decimal_text("limit_price", data.get("limit_price")),

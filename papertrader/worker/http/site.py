@@ -7,10 +7,11 @@ Every answer of the REST API (``/v1/...``, ``/v2/...``) is JSON (errors too: ``{
 ``no-store`` and deny framing.
 """
 
-import ipaddress
-
 from twisted.internet import endpoints
 from twisted.web import http, resource, server
+
+from papertrader import tls
+from papertrader.guard import is_tls
 
 
 MAX_BODY = 64 * 1024
@@ -32,7 +33,7 @@ def endpoint(reactor, description, cert_path):
         for part in description.split(":")[1:]:
             if part.startswith("interface="):
                 interface = part[len("interface="):].replace("\\:", ":")
-        if not _loopback(interface):
+        if not tls.is_loopback(interface):
             raise HttpEndpointError("plain HTTP (tcp:) is allowed on loopback only: add interface=127.0.0.1, or use"
                                     " ssl: (the default for a bare port number)")
     elif kind != "ssl":
@@ -45,15 +46,6 @@ def endpoint(reactor, description, cert_path):
 
 def _escape(path):
     return path.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _loopback(interface):
-    if not interface:
-        return False
-    try:
-        return ipaddress.ip_address(interface).is_loopback
-    except ValueError:
-        return interface == "localhost"
 
 
 #: Path prefixes of the Alpaca-compatible REST API.
@@ -116,7 +108,7 @@ class Channel(http.HTTPChannel):
 
     def isSecure(self):
         """Over TLS (the connection guard in between hides it from autobahn: papertrader/guard.py)."""
-        return super().isSecure() or getattr(self.transport, "under_tls", False)
+        return is_tls(self.transport)
 
     def lineLengthExceeded(self, line):
         """A request line or header line over 16 kB (LineReceiver would just close the connection)."""

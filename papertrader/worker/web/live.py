@@ -38,11 +38,11 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import defer, task
-from twisted.internet.interfaces import ISSLTransport
 from twisted.web import resource
 
 from papertrader import commands, tls
 from papertrader.errors import NotLoggedIn, PaperTraderError
+from papertrader.guard import is_tls
 from papertrader.trading.valuation import revalue
 from papertrader.worker.cache import SessionCache
 from papertrader.worker.web import formatting as fmt
@@ -78,8 +78,7 @@ class LiveProtocol(WebSocketServerProtocol):
 
     async def onConnect(self, request):
         live = self.factory.live
-        # Over TLS: the connection guard (papertrader/guard.py) hides ISSLTransport from autobahn, and says so.
-        secure = ISSLTransport.providedBy(self.transport) or getattr(self.transport, "under_tls", False)
+        secure = is_tls(self.transport)
         expected = f"{'https' if secure else 'http'}://{request.headers.get('host', '')}"
         if request.headers.get("origin") != expected:
             live.worker.log.info("website: refused a live connection from {ip} for origin {origin}",
