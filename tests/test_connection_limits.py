@@ -6,6 +6,7 @@ documented limit, and a client from another address (127.0.0.2), or a well-behav
 The guards' timers run on a task.Clock the test moves: no sleeping.
 """
 
+import json
 import os
 import socket
 import ssl
@@ -328,11 +329,28 @@ async def test_the_https_listener_cuts_a_stalled_handshake_and_still_knows_it_is
         assert status.startswith("HTTP/1.1 403"), status
         plain = await in_thread(https_headers_plain, port_of(d, "http"), what="GET / over plain HTTP")
         assert "strict-transport-security" not in plain
+        # http:// where https:// was meant: told so, in plain HTTP, instead of an empty reply.
+        answer = await in_thread(plain_answer, port, f"GET /v2/account?x=1 HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                                 "\r\n".encode(), what="GET over plain HTTP to the HTTPS port")
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"application/json" in answer
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {
+            "code": 40010000, "message": f"this port speaks HTTPS, not plain HTTP: use https://localhost:{port}"
+                                         "/v2/account?x=1"}
+        answer = await in_thread(plain_answer, port, b"POST /v2/orders HTTP/1.1\r\nHost: <script>\r\n\r\n{}",
+                                 what="a POST with a hostile Host over plain HTTP to the HTTPS port")
+        assert answer.endswith(b"not plain HTTP: use https:// instead of http://\"}")
         await until(lambda: service.factory.connections("127.0.0.1") == 1, "the HTTPS requests' connections to end")
         d.guard_clock.advance(10.1)
         await bounded(stalled.closed, "the stalled HTTPS handshake to be cut")
     finally:
         await service.stopService()
+
+
+def plain_answer(port, request):
+    """All a plain-HTTP ``request`` to ``port`` is answered with, until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        return read_until(s, b"\0never sent")
 
 
 def https_headers_plain(port):

@@ -5,10 +5,19 @@ Every answer of the REST API (``/v1/...``, ``/v2/...``) is JSON (errors too: ``{
 "message": <text>}``), never a redirect or an HTML page; the other paths are the website's
 (papertrader/worker/web/).  A request body is at most ``MAX_BODY`` bytes; headers say ``nosniff``,
 ``no-store`` and deny framing.
+
+On a TLS listener, a request in plain HTTP (``http://`` where ``https://`` was meant) is answered, in plain
+HTTP, with the API's JSON 400 naming the ``https://`` address to use, instead of an empty reply.
 """
 
+import json
+import re
+
 from twisted.internet import endpoints
+from twisted.internet.interfaces import IReactorSSL
+from twisted.protocols import policies, tls as tls_protocols
 from twisted.web import http, resource, server
+from zope.interface import implementer
 
 from papertrader import tls
 from papertrader.guard import is_tls
@@ -39,13 +48,80 @@ def endpoint(reactor, description, cert_path):
     elif kind != "ssl":
         raise HttpEndpointError(f"--http: a port number, or an ssl: or tcp: strports description, not {kind!r}")
     try:
-        return endpoints.serverFromString(reactor, description)
+        return endpoints.serverFromString(_HintingReactor(reactor) if kind == "ssl" else reactor, description)
     except Exception as e:
         raise HttpEndpointError(f"--http {description!r}: {e}")
 
 
 def _escape(path):
     return path.replace("\\", "\\\\").replace(":", "\\:")
+
+
+@implementer(IReactorSSL)
+class _HintingReactor:
+    """The reactor, for an ``ssl:`` endpoint: it listens as the reactor's own listenSSL does (TLS over TCP),
+    with a look at each connection's first bytes in front of the TLS (``_FirstBytes``)."""
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+
+    def listenSSL(self, port, factory, contextFactory, backlog=50, interface=""):
+        tls_factory = tls_protocols.TLSMemoryBIOFactory(contextFactory, False, factory)
+        return self._reactor.listenTCP(port, _FirstBytesFactory(tls_factory), backlog, interface)
+
+    def __getattr__(self, name):
+        return getattr(self._reactor, name)
+
+
+#: What may follow ``https://`` in the hint (a host, its port, a path): anything else is left out of it.
+_HOST = re.compile(rb"^[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$")
+_TARGET = re.compile(rb"^/[\x21-\x7e]{0,1023}$")
+
+
+def plain_http_answer(data):
+    """The answer to ``data``, the first bytes of a plain HTTP request sent to a TLS port."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    parts = head[0].split(b" ")
+    target = parts[1] if len(parts) == 3 and _TARGET.match(parts[1]) else b"/"
+    host = None
+    for line in head[1:101]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"host" and _HOST.match(value.strip()):
+            host = value.strip()
+            break
+    where = ("https://" + (host + target).decode("ascii")) if host else "https:// instead of http://"
+    body = json.dumps({"code": 40010000, "message": f"this port speaks HTTPS, not plain HTTP: use {where}"},
+                      separators=(",", ":")).encode()
+    return (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+
+class _FirstBytes(policies.ProtocolWrapper):
+    """In front of a TLS connection: a first byte that is a letter starts a plain HTTP request (a TLS handshake
+    starts with 0x16), answered by ``plain_http_answer``; anything else goes to the TLS.  The TLS protocol, and
+    the connection guard inside it, are made when the connection opens, so the guard's per-address cap and
+    handshake timeout hold for a peer that never speaks as for any other."""
+
+    _first = True
+
+    def dataReceived(self, data):
+        if self._first:
+            self._first = False
+            if data[:1].isalpha():
+                self.transport.write(plain_http_answer(data))
+                self.transport.loseConnection()
+                self.dataReceived = lambda data: None
+                return
+        self.wrappedProtocol.dataReceived(data)
+
+
+class _FirstBytesFactory(policies.WrappingFactory):
+    protocol = _FirstBytes
+    noisy = False
+
+    def buildProtocol(self, addr):
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        return None if wrapped is None else self.protocol(self, wrapped)
 
 
 #: Path prefixes of the Alpaca-compatible REST API.
