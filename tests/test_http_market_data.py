@@ -238,6 +238,9 @@ async def test_the_calendar_lists_every_session_it_covers_with_its_settlement_da
     assert settles["2019-12-30"] == "2020-01-02" and settles["2019-12-31"] == "2020-01-03"  # New Year's Day
     assert settles["2024-03-27"] == "2024-04-01" and settles["2024-03-28"] == "2024-04-02"  # Good Friday
     assert settles["2024-05-24"] == "2024-05-29"  # T+2 over Memorial Day
+    # The exchange trades on Columbus Day and Veterans Day, the banks do not: no settlement on them.
+    assert settles["2020-10-09"] == "2020-10-14" and settles["2020-10-12"] == "2020-10-14"
+    assert settles["2020-11-09"] == "2020-11-12" and settles["2020-11-11"] == "2020-11-13"
     assert settles["2024-05-28"] == "2024-05-29" and settles["2024-05-31"] == "2024-06-03"  # T+1
     assert settles["2024-06-03"] == "2024-06-04"  # after the last day asked for too
     # alpaca-py reads the same days.

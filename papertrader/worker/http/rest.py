@@ -28,6 +28,7 @@ from papertrader.errors import (DuplicateOrder, OrderNotOpen, PaperTraderError, 
                                 UnknownSymbol)
 from papertrader.master.api_keys import credential
 from papertrader.market.sources import asset_uuid
+from papertrader.trading.settlement import settlement_date
 from papertrader.worker.http import alpaca
 from papertrader.worker.http.params import (
     SYMBOL_RE,
@@ -82,9 +83,6 @@ MAX_SYMBOLS = 200
 MAX_SESSIONS = 600
 #: Days after a calendar's last session looked at for its settlement date (T+5 at most, with holidays).
 SETTLEMENT_LOOKAHEAD = 14
-#: Settlement cycles (business days after the trade) by the first trade day they apply to: T+1 since
-#: 28 May 2024, T+2 from 5 September 2017, T+3 from 7 June 1995, T+5 before (SEC rule 15c6-1).
-SETTLEMENT_CYCLES = ((date(2024, 5, 28), 1), (date(2017, 9, 5), 2), (date(1995, 6, 7), 3), (date.min, 5))
 #: Activity types: those this platform makes, and the rest of Alpaca's (asked for, they are simply none).
 ACTIVITY_TYPES = {"FILL", "DIV", "SPLIT", "FEE"}
 OTHER_ACTIVITY_TYPES = {"ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC",
@@ -684,22 +682,6 @@ def name_order(message, order_uuid):
     """``message`` with the order it names by number named by ``order_uuid``, its id in this API (or as
     "another order" if it is not known)."""
     return ORDER_NUMBER_RE.sub(f"order {order_uuid}" if order_uuid else "another order", message, count=1)
-
-
-def settlement_date(dates, i):
-    """The settlement day of a trade on ``dates[i]``: the ``n``th business day after it (``n`` by the rules of
-    its day), business days being the calendar's sessions (``dates``, in order); past the sessions known, the
-    weekdays."""
-    day = dates[i]
-    cycle = next(n for first, n in SETTLEMENT_CYCLES if day >= first)
-    if i + cycle < len(dates):
-        return dates[i + cycle]
-    settles, left = dates[-1], cycle - (len(dates) - 1 - i)
-    while left:
-        settles += timedelta(days=1)
-        if settles.weekday() < 5:
-            left -= 1
-    return settles
 
 
 def single_symbol(text):
