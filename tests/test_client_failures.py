@@ -232,6 +232,15 @@ async def test_ctrl_c_at_a_confirmation_stops_at_once_and_changes_nothing(cluste
     assert b"Spring Cup ended" in proc.output
     status, out, _ = await d.cli("game", "show", "Spring Cup", user="alice")
     assert j(out)["status"] == "ended"
+    # A game that has not started is not said to have a final ranking, asked or told.
+    status, out, err = await d.cli("game", "create", "Next Year", "--start", "2035-01-01", "--end", "2035-12-31",
+                                   "--cash", "10000", user="alice")
+    assert status == 0, err
+    proc = spawn_cli(d, "game", "end", "Next Year", pty=True)
+    await proc.wait_for(b"End game 'Next Year' now? It has not started: it ends without any trading. [y/N] ")
+    proc.transport.write(b"y\n")
+    assert await ended(proc) == 0
+    assert b"Next Year ended before it started: no one traded in it." in proc.output
 
 
 # --- 2. a worker that dies or stops during a command --------------------------------------------------------------

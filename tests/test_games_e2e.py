@@ -128,3 +128,10 @@ async def test_removing_a_player_and_ending_a_game_need_yes_without_a_terminal(d
     assert j(out)["players"] == 0
     status, out, err = await d.cli("game", "end", "Spring Cup", "--yes", user="teacher")
     assert status == 0 and j(out)["status"] == "ended", err
+
+    # A game ended before its first day says so, not that it has a final ranking.
+    status, out, err = await d.cli("game", "create", "Next Year", "--start", "2035-01-01", "--end", "2035-12-31",
+                                   "--cash", "10000", user="teacher")
+    assert status == 0, err
+    status, out, err = await d.cli("game", "end", "Next Year", "--yes", user="teacher", json=False)
+    assert (status, out) == (0, "Next Year ended before it started: no one traded in it.\n"), err

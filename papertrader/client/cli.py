@@ -1349,9 +1349,16 @@ class CLI:
             game = yield self.call(commands.RemoveGamePlayer, token=token, name=a.name, username=a.player)
             self.emit(game, f"{a.player} was removed from {game['name']}.")
         elif action == "end":
-            self.confirm(f"End game {a.name!r} now? Its final ranking is the last market update's.")
+            question = f"End game {a.name!r} now? Its final ranking is the last market update's."
+            if not a.yes and self.at_terminal():  # the question depends on whether it has started
+                shown = yield self.call(commands.ShowGame, token=token, name=a.name)
+                if shown["status"] == "upcoming":
+                    question = f"End game {shown['name']!r} now? It has not started: it ends without any trading."
+            self.confirm(question)
             game = yield self.call(commands.EndGame, token=token, name=a.name)
-            self.emit(game, f"{game['name']} ended; its final ranking is the last market update's.")
+            started = game.get("ended_at") is None or game["ended_at"] >= game["start"]
+            self.emit(game, f"{game['name']} ended; its final ranking is the last market update's." if started else
+                      f"{game['name']} ended before it started: no one traded in it.")
         elif action == "list":
             games = (yield self.call(commands.Games, token=token))["games"]
             self.emit(games, output.table([self._game_row(g) for g in games], GAME_COLUMNS) if games else
