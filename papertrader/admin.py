@@ -480,8 +480,11 @@ def live(reactor, data_dir, command, **kwargs):
 
 
 def open_database(args, data_dir):
+    """The master's database: ``--database``, else the one the master last started with (DIR/database.url),
+    else the SQLite database in DIR."""
     try:
-        return Database(args.database or Database.default_url(data_dir), data_dir)
+        return Database(args.database or files.recorded_database(data_dir) or Database.default_url(data_dir),
+                        data_dir)
     except ValueError as e:
         raise InvalidInput(f"--database: {e}")
 

@@ -9,6 +9,7 @@ existing PostgreSQL one alone until ``papertrader-admin migrate --backed-up``.
 import json
 import os
 import sqlite3
+import stat
 import sys
 
 import pytest
@@ -221,6 +222,39 @@ async def test_backup_and_restore_of_postgresql_say_how_to_use_pg_dump(database_
         status, out, err = await admin("--json", "--data-dir", data_dir, "--database", database_url, *argv)
         assert status == 1 and failure(out, err) == "use_pg_dump", err
         assert "pg_dump --format=custom" in err and "pg_restore --clean --if-exists" in err
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_papertrader_admin_works_on_the_database_the_master_last_started_with(database_url, tmp_path):
+    data_dir = master_dir(tmp_path)
+    sqlite_path = os.path.join(data_dir, "papertrader.db")
+    master = start_master(data_dir, 0, "--database", database_url)
+    try:
+        await listening(master)
+    finally:
+        await stop(master)
+    # Not told the database again (as the README's commands are written): the master's, not a new SQLite one.
+    status, out, err = await admin("--json", "--data-dir", data_dir, "register-worker", "w1")
+    assert status == 0, err
+    status, out, err = await admin("--json", "--data-dir", data_dir, "backup")
+    assert status == 1 and failure(out, err) == "use_pg_dump"
+    assert not os.path.exists(sqlite_path)
+    db = Database(database_url, data_dir)
+    try:
+        assert await db.query("SELECT name FROM workers") == [("w1",)]
+    finally:
+        db.close()
+    assert stat.S_IMODE(os.stat(os.path.join(data_dir, files.DATABASE_FILE)).st_mode) == 0o600  # it may hold a password
+    # Started again on its default, SQLite in the data dir: that is the one from then on.
+    master = start_master(data_dir)
+    try:
+        await listening(master)
+    finally:
+        await stop(master)
+    status, out, err = await admin("--json", "--data-dir", data_dir, "workers")
+    assert (status, json.loads(out)) == (0, []), err
+    assert os.path.exists(sqlite_path)
 
 
 @pytest_twisted.ensureDeferred

@@ -6,6 +6,8 @@
     DIR/papertrader.db           the SQLite database (unless --database is given)
     DIR/logs/master.log          the master's log file
     DIR/master.port              the port the master listens on (written at each start)
+    DIR/database.url             the --database URL the master last started with (none: SQLite in DIR), for
+                                 papertrader-admin (owner-only: a URL may hold a password)
     DIR/workers/NAME/            a worker bundle made by register-worker (and by the cluster)
 """
 
@@ -18,6 +20,7 @@ from papertrader.tls import CertificateAuthority
 MASTER_CERT = "master.pem"
 WORKER_CERT = "worker.pem"
 PORT_FILE = "master.port"
+DATABASE_FILE = "database.url"
 #: What every master's data dir holds from its first start on (papertrader-admin checks for them).
 MASTER_FILES = (tls.CA_CERT, tls.CA_KEY, MASTER_CERT)
 
@@ -63,6 +66,26 @@ def recorded_port(data_dir):
     except (OSError, ValueError):
         return None
     return port if 0 < port < 65536 else None
+
+
+def record_database(data_dir, url):
+    """Note the --database URL the master started with (None: the SQLite database in DIR), so that
+    papertrader-admin works on the master's database without being told again."""
+    path = os.path.join(data_dir, DATABASE_FILE)
+    if url is None:
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    tls._write_private(path, f"{url}\n".encode())
+
+
+def recorded_database(data_dir):
+    """The --database URL the master last started with, or None (SQLite in DIR, or not known)."""
+    try:
+        with open(os.path.join(data_dir, DATABASE_FILE), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def make_private_dir(path):

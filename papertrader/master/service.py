@@ -91,6 +91,8 @@ class Master(StagedService):
         self.logs = LogSystem("master", settings.log_memory_size, os.path.join(data_dir, "logs", "master.log"),
                               reactor=reactor)
         self.log = self.logs.logger("papertrader.master")
+        #: The --database URL (None: SQLite in the data dir).
+        self.database = database
         self.db = Database(database or Database.default_url(data_dir), data_dir)
         #: Every open AMP connection (workers and clients asking for the worker list).
         self.connections = set()
@@ -186,6 +188,7 @@ class Master(StagedService):
         if upgrade.applied and upgrade.before:
             self.log.info("database migrated from schema version {before} to {after}", before=upgrade.before,
                           after=upgrade.after)
+        files.record_database(self.data_dir, self.database)
         # 3. Only now the services and the ports the world sees.
         self.market.startService()
         self.monitor.startService()
