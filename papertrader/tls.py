@@ -168,12 +168,15 @@ def server_endpoint(reactor, listen, cert_path):
     """A TLS server endpoint: ``listen`` is a port number or a strports description.
 
     A bare port (``2048``) listens on every interface with ``cert_path`` (and a queue of BACKLOG connections);
-    a description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given.
+    a description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given; any other kind (``tcp:``,
+    ``unix:``) is refused (ValueError): the trading protocol, passwords and all, is never served unencrypted.
     """
-    listen = str(listen)
+    listen = str(listen).strip()
     if listen.isdigit():
         path = _escape(cert_path)
         listen = f"ssl:{listen}:privateKey={path}:certKey={path}:backlog={BACKLOG}"
+    elif listen.split(":", 1)[0] != "ssl":
+        raise ValueError("a port number or an ssl: description: clients and workers speak to it over TLS only")
     return serverFromString(reactor, listen)
 
 

@@ -218,6 +218,10 @@ def usage_cases(tmp_path):
         (["papertrader-worker", "--data-dir", str(a_file), "--name", "w1"], "is not a directory"),
         (["papertrader-cluster", "--data-dir", str(a_file)], "is not a directory"),
         (["papertrader-master", "--data-dir", m, "--port", "nonsense:2048"], "--port nonsense:2048"),
+        # The trading protocol (passwords, sessions) is never served unencrypted, on any interface.
+        (["papertrader-master", "--data-dir", m, "--port", "tcp:2048:interface=127.0.0.1"],
+         "--port tcp:2048:interface=127.0.0.1: a port number or an ssl: description: clients and workers speak to it"
+         " over TLS only"),
         (["papertrader-master"], "--data-dir is required"),
         (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--master", "host:port"],
          "port is not a number"),

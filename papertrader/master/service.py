@@ -52,7 +52,7 @@ class Options(SettingsOptions):
     longdesc = "Run the PaperTrader master: accounts, orders, market data and worker management."
     optParameters = [
         ["port", "p", str(DEFAULT_PORT),
-         "Port for workers and clients (TLS), or a strports description such as ssl:2048:interface=10.0.0.1:..."],
+         "Port for workers and clients (TLS), or an ssl: strports description such as ssl:2048:interface=10.0.0.1:..."],
         ["database", None, None, "postgresql://user@host/db, or sqlite:///PATH (default: DIR/papertrader.db)."],
         ["host", None, None, "Host name or address clients and workers use for the master; added to its certificate."],
         ["manhole", None, None, "Open the admin console on this endpoint (see the README); nothing listens if unset."],

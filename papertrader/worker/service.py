@@ -38,7 +38,7 @@ class Options(SettingsOptions):
     optParameters = [
         ["master", "m", "localhost:2048", "The master's HOST:PORT."],
         ["name", "n", None, "This worker's registered name. Required."],
-        ["port", "p", str(DEFAULT_PORT), "Port for clients (TLS), or a strports description."],
+        ["port", "p", str(DEFAULT_PORT), "Port for clients (TLS), or an ssl: strports description (TLS only)."],
         ["public-host", None, "localhost", "Host name clients use to reach this worker (must be in its certificate)."],
         ["region", "r", None, "This worker's region, shown to clients (default: [worker] region in the config, else"
                               " 'default')."],
