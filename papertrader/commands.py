@@ -842,9 +842,11 @@ class Authenticate(Command):
 
 
 class QuotesTick(Command):
-    """Master pushes the newest quotes to every worker after each update."""
+    """Master pushes the newest quotes to every worker after each update.  With ``replace``, they are all the
+    quotes there are, instead of the ones that changed (a linked worker's first; market time was moved by a
+    seek or a loop): a symbol not among them has no quote."""
 
-    arguments = [(b"quotes", amp.AmpList(_QUOTE))]
+    arguments = [(b"quotes", amp.AmpList(_QUOTE)), (b"replace", amp.Boolean(optional=True))]
     response = []
     requiresAnswer = False
 

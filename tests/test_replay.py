@@ -245,6 +245,44 @@ async def test_a_company_listed_later_in_the_replay_is_refused_with_its_first_da
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_seek_back_forgets_the_days_after_it_so_nothing_of_the_future_shows(
+        db, settings, clock, log, nyse, tmp_path):
+    later = tmp_path / "NEW.csv"  # lists on Thursday 7 March
+    later.write_text("date,open,high,low,close,volume\n2024-03-07,10.00,10.50,9.75,10.25,1000\n"
+                     "2024-03-08,10.25,10.75,10.00,10.50,1000\n")
+    r = Replay(db, settings, clock, log, nyse, files=(FIXTURE, str(later)))
+    told = []
+    r.market.rewound.append(told.append)
+    await r.start()
+    try:
+        for _ in range(4):
+            await r.session()  # Tuesday to Friday 8 March: NEW trades from Thursday
+        played = await r.market.candles.read("XYZ", "1d", 10)
+        assert [c["time"] for c in played] == [t(4), t(5), t(6), t(7), t(8)] and r.board.get("NEW") is not None
+        r.market.control("pause")
+        moved = await r.market.control("seek", "2024-03-05")
+        assert moved["time"] == t(5)
+        # At once, paused: the candles of the days to play again are gone, each price is the last before the
+        # 5th (Monday's close, at its close), and NEW, not listed yet, has no price and is refused.
+        assert [c["time"] for c in await r.market.candles.read("XYZ", "1d", 10)] == [t(4)]
+        assert await r.market.candles.read("NEW", "1d", 10) == []
+        xyz = r.board.get("XYZ")
+        assert (xyz.price, xyz.time) == (D("101.00"), t(4, 21, 0)) and r.board.get("NEW") is None
+        assert [[q.symbol for q in quotes] for quotes in told] == [["ABC", "XYZ"]]
+        alice = await r.user("alice")
+        with pytest.raises(UnknownSymbol) as refused:
+            await r.order(alice, "n1", "buy", "NEW", "5")
+        assert "does not trade yet" in str(refused.value)
+        # Played again, the days are as they were the first time (not folded into what was there: volume once).
+        r.market.control("resume")
+        await r.session()
+        again = await r.market.candles.read("XYZ", "1d", 10)
+        assert again == played[:2]
+    finally:
+        await r.market.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_seek_forward_plays_from_there_without_trading_the_days_skipped(replay):
     r = replay
     alice = await r.user("alice")
@@ -437,6 +475,12 @@ async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_
         ns = namespace(d.master)
         state = await ns["seek"]("2024-03-05")
         assert state["time"] == t(5) and state["state"] == "running"
+        # The workers' prices go back with it at once (the 4th's close), before any update.
+        from tests.fuzz_helpers import until
+
+        worker = d.cluster.workers[0]
+        await until(lambda: worker.quotes.get("XYZ")["price"] == D("101.00"), "the worker's quotes to go back")
+        assert [q["symbol"] for q in worker.quotes.all()] == ["ABC", "XYZ"]
         paused = await ns["pause"]()
         assert paused["state"] == "paused"
         status, out = await run_admin("--data-dir", d.data_dir, "market", "seek", "someday")

@@ -67,6 +67,18 @@ def test_quote_answers_are_one_per_quote_and_renewed_by_each_update():
     assert b"11.00" in quotes.answer("AAPL") and len(quotes._answers) == 1
 
 
+def test_quotes_replaced_by_the_master_leave_no_symbol_it_no_longer_prices():
+    """Market time moved back (a seek, a loop): a company not listed yet then has no price on the worker either."""
+    quotes = QuoteCache()
+    time = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    quotes.update([dict(symbol="AAPL", price=Decimal("10.00"), time=time),
+                   dict(symbol="FB", price=Decimal("38.00"), time=time)])
+    assert quotes.answer("FB") is not None
+    quotes.update([dict(symbol="AAPL", price=Decimal("9.00"), time=time)], replace=True)
+    assert [q["symbol"] for q in quotes.all()] == ["AAPL"] and quotes.get("FB") is None
+    assert quotes.answer("FB") is None and b"9.00" in quotes.answer("AAPL")
+
+
 def test_memory_log_keeps_size_entries_each_message_capped():
     log = MemoryLog(5)
     for i in range(20):

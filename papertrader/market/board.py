@@ -40,10 +40,10 @@ class QuoteBoard:
         for quote in quotes:
             self._quotes[quote.symbol] = quote
 
-    def restart(self):
-        """Time went back (a replay looped or was moved back): forget the quotes' times and references."""
-        self._quotes = {s: replace(q, time=datetime.min.replace(tzinfo=q.time.tzinfo), previous_close=None,
-                                   session_open=None) for s, q in self._quotes.items()}
+    def rewind(self, quotes):
+        """Market time was moved (a replay sought or looped): the quotes are ``quotes``, each symbol's last price
+        before the new time; a symbol without one (listed later) has no quote."""
+        self._quotes = {q.symbol: q for q in quotes if q.symbol in self.info}
 
     def update_bars(self, bars, session_open, now=None, max_age=None):
         """New quotes from ``bars`` (symbol -> Bar) in the session that opened at ``session_open``; with

@@ -271,6 +271,20 @@ class ReplaySource:
                                sum(series.volume[i] for _, _, series, i in found))
         return defer.succeed(bars)
 
+    def last_bars(self, symbols, moment):
+        """{symbol: its last Bar that ended at or before ``moment``} (within a year), the prices as market time is
+        moved to ``moment``: a symbol listed later has none."""
+        out = {}
+        for symbol in symbols:
+            for back in (timedelta(days=7), timedelta(days=366)):
+                found = self.bars(symbol, moment - back, moment)
+                if found:
+                    bar_start, bar_end, series, i = found[-1]
+                    o, h, l, c = series.prices(i)
+                    out[symbol] = Bar(symbol, bar_start, bar_end, o, h, l, c, series.volume[i])
+                    break
+        return out
+
     def history_before(self, symbol, moment):
         """Daily bars of ``symbol`` whose session closed at or before ``moment`` (to seed candles at start)."""
         series = self.history.series.get(symbol)

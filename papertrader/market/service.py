@@ -43,6 +43,8 @@ class MarketService(service.Service):
         #: Saves some of it (an operator's pause, resume or seek): a callable taking {name: value}.
         self.save = save
         self.listeners = []
+        #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
+        self.rewound = []
         self.ticks = 0
         self.last = None
         self.actions_through = None
@@ -77,8 +79,8 @@ class MarketService(service.Service):
         for symbol, (price, time) in closes.items():
             self.source.resume(symbol, price)
             self.board.update([Quote(symbol, price, time)])
-        if any(quote.time > self.market_clock.now() for quote in self.board.all()):
-            self.board.restart()  # a replay moved back before it stopped: its later prices are not the past
+        if hasattr(self.market_clock, "seek") and any(q.time > self.market_clock.now() for q in self.board.all()):
+            yield self._rewind(self.market_clock.now())  # a replay moved back before it stopped
         try:
             assets = yield self.source.assets(self.board.assets)
             self.board.describe(assets)
@@ -134,8 +136,11 @@ class MarketService(service.Service):
                 clock.resume()
             elif action == "seek":
                 target = parse_seek_date(when)
+                if self.busy is not None:
+                    yield self.busy  # an update of the old time finishes first (it stores its candles)
                 before = clock.now()
                 position = clock.seek(target)
+                yield self._rewind(position)
                 changes["last_step"] = (position - timedelta(microseconds=1)).isoformat(timespec="microseconds")
                 if position < before:  # back in time: corporate actions happen again
                     self.actions_through = position.date() - timedelta(days=1)
@@ -154,6 +159,26 @@ class MarketService(service.Service):
         """One update (never raises: a failure is logged and the next interval tries again)."""
         self.busy = self._tick()
         return self.busy
+
+    @defer.inlineCallbacks
+    def _rewind(self, position):
+        """Market time was moved to ``position`` (a seek either way, or a loop): the candles from then on are
+        forgotten (those days are played again, or not at all), the board holds each symbol's last price before
+        it (none for a symbol listed later), and the ``rewound`` listeners are told all of them."""
+        yield self.candles.forget_from(position)
+        last_bars = getattr(self.source, "last_bars", None)
+        if last_bars is not None:
+            quotes = [Quote(b.symbol, b.close, b.end) for b in last_bars(self.board.assets, position).values()]
+        else:
+            closes = yield self.candles.last_closes(self.board.assets)
+            quotes = [Quote(symbol, price, time) for symbol, (price, time) in closes.items()]
+        self.board.rewind(quotes)
+        self.last = None
+        for listener in self.rewound:
+            try:
+                yield listener(self.board.all())
+            except Exception:
+                self.log.failure("after market time was moved, {listener} failed", listener=listener)
 
     def _checked(self, bars, start, end):
         good = {}
@@ -200,8 +225,7 @@ class MarketService(service.Service):
                 return  # a paused or ended replay: market time stands still
             end = advance.end
             if advance.reset:
-                self.board.restart()
-                self.last = None
+                yield self._rewind(advance.start)
             elif advance.skipped:
                 self.last = None  # a seek forward: the skipped sessions' bars do not trade (nor fold into one)
             start = self.last or advance.start

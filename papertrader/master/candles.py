@@ -90,6 +90,11 @@ class CandleStore:
         return [dict(time=t, open=from_price_units(o), high=from_price_units(h), low=from_price_units(lo),
                      close=from_price_units(c), volume=v) for t, o, h, lo, c, v in candles]
 
+    def forget_from(self, moment):
+        """Forget the candles from ``moment`` on: market time was moved back to it (a replay sought or looped), and
+        the days after it are played again, or not at all."""
+        return self.db.execute("DELETE FROM bars WHERE time >= ?", (iso(moment),))
+
     def prune(self, now):
         """Forget minute buckets older than ``keep_minutes`` days."""
         return self.db.execute("DELETE FROM bars WHERE interval = '1m' AND time < ?",

@@ -154,6 +154,7 @@ class Master(StagedService):
             self.log.info("admin console (manhole) on {where}", where=manhole)
         # The leaderboards follow the trading step whose fills they count.
         self.market.listeners += [self.push_quotes, self.trading.market_step, self.games.update]
+        self.market.rewound.append(self.push_all_quotes)
         self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
             commands.KeyRevoked, key_id=key_id, **({"reason": reason} if reason else {})))
         self.accounts.on_session_ended.append(
@@ -254,7 +255,11 @@ class Master(StagedService):
             self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes, step.bars))
 
     def send_snapshot(self, protocol):
-        protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()))
+        protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()), replace=True)
+
+    def push_all_quotes(self, quotes):
+        """Market time was moved: every worker's quotes are these."""
+        self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes), replace=True)
 
 
 def makeService(options, reactor=None):

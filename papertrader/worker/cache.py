@@ -36,9 +36,12 @@ class QuoteCache:
         #: Each quote's answer to ``Quote`` as AMP bytes, made at its first request after each update.
         self._answers = {}
 
-    def update(self, quotes):
+    def update(self, quotes, replace=False):
         """Take the master's quotes as they come: it pushes them in order on one connection (and a replay
-        moved back in time sends older ones that are nevertheless the newest)."""
+        moved back in time sends older ones that are nevertheless the newest); with ``replace`` they are all
+        there are."""
+        if replace:
+            self._quotes, self._answers = {}, {}
         for quote in quotes:
             self._quotes[quote["symbol"]] = {k: v for k, v in quote.items() if v is not None}
             self._answers.pop(quote["symbol"], None)

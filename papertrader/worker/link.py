@@ -69,9 +69,9 @@ class WorkerToMaster(TypedAMP):
         self.worker.log.failure("{what} failed", failure, what=what)
 
     @commands.QuotesTick.responder
-    def quotes_tick(self, quotes):
+    def quotes_tick(self, quotes, replace=False):
         self.worker.link.heard()
-        self.worker.quotes.update(quotes)
+        self.worker.quotes.update(quotes, replace)
         self.worker.candles.clear()  # an update brings a new candle
         self.worker.fanout.publish([(quote["symbol"], quote) for quote in quotes])
         return {}
