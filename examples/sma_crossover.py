@@ -64,7 +64,8 @@ def settings(argv=None):
     args.data_url = urlunsplit((ws, parts.netloc, parts.path + "/v2/" + args.feed, "", ""))
     if (parts.hostname or "").endswith("alpaca.markets"):  # Alpaca itself: alpaca-py's own URLs
         args.base = args.trade_url = args.data_url = None
-    args.ca = os.environ.get("PAPERTRADER_CA")
+    # The CA is for https:// (wss://) only: a ws:// stream given one fails ("use a wss:// URI"), forever.
+    args.ca = os.environ.get("PAPERTRADER_CA") if parts.scheme == "https" else None
     return args
 
 

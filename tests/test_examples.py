@@ -18,7 +18,9 @@ BARS = 16
 @pytest_twisted.ensureDeferred
 async def test_the_crossover_example_trades_through_the_streams(api):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), APCA_API_KEY_ID=api.key_id,
-               APCA_API_SECRET_KEY=api.secret, APCA_API_BASE_URL=api.url)
+               APCA_API_SECRET_KEY=api.secret, APCA_API_BASE_URL=api.url,
+               PAPERTRADER_CA=os.path.join(api.d.data_dir, "ca.pem"))  # exported as the README's client section does
+    assert api.url.startswith("http://")  # the quick start's plain loopback HTTP: the CA has nothing to do
     env.pop("REQUESTS_CA_BUNDLE", None)
     process = WatchedProcess()
     argv = [sys.executable, os.path.join(ROOT, "examples", "sma_crossover.py"), "--symbol", "AAPL", "--fast", "2",
