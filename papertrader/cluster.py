@@ -62,9 +62,9 @@ class Options(SettingsOptions):
 
 
 def _one_address(interface):
-    """The address listened on if it is one address other machines may reach (not every address, not
-    loopback), else None."""
-    if interface in ("0.0.0.0", "::", "") or tls.is_loopback(interface):
+    """The address listened on if it is one address that certificates do not name anyway (not every address,
+    not localhost, 127.0.0.1 or ::1), else None."""
+    if interface in ("0.0.0.0", "::", "") or interface in tls.default_hostnames():
         return None
     return interface
 
@@ -115,7 +115,8 @@ class Cluster(StagedService):
             cert = os.path.join(directory, files.WORKER_CERT)
             worker = Worker(directory, name, (self._master_host(), master_port), self.settings, self.reactor,
                             listen=tls.listen_description(port, self.interface, cert), clock=self.clock,
-                            http=self._http(index, cert), public_host=self.host or "localhost")
+                            http=self._http(index, cert), public_host=self._master_host() if self.host is None
+                            else self.host)
             self.workers.append(worker)
             worker.setServiceParent(self)
         try:
@@ -125,7 +126,8 @@ class Cluster(StagedService):
         return ports
 
     def _master_host(self):
-        """Where the workers reach the master in this process: loopback, unless it listens on one address only."""
+        """Where the workers reach the master in this process, and clients reach the workers without --host:
+        loopback, unless they listen on one address only."""
         return _one_address(self.interface) or "localhost"
 
     def _http(self, index, cert):

@@ -376,3 +376,15 @@ async def test_a_cluster_for_other_machines_names_its_host_in_every_certificate_
     # One address listened on: it is in the certificates, and the workers reach the master there.
     assert Cluster(str(tmp_path / "one"), settings, reactor, interface="192.0.2.7")._master_host() == "192.0.2.7"
     assert "192.0.2.7" in tls.certificate_hostnames(os.path.join(str(tmp_path / "one"), files.MASTER_CERT))
+    # Without --host, clients are told that address for the workers too (not localhost, where nothing listens).
+    data_dir = str(tmp_path / "other")
+    cluster = Cluster(data_dir, settings, reactor, master_port=0, worker_port=0, interface="127.0.0.2", clock=clock)
+    cluster.startService()
+    try:
+        await bounded(cluster.whenReady(), "the cluster on 127.0.0.2 to start")
+        await cluster_linked(cluster)
+        assert {(w["host"]) for w in cluster.master.workers.listing()} == {"127.0.0.2"}
+        for w in cluster.workers:
+            assert "127.0.0.2" in tls.certificate_hostnames(os.path.join(w.data_dir, files.WORKER_CERT))
+    finally:
+        await cluster.stopService()
