@@ -339,6 +339,13 @@ async def test_the_https_listener_cuts_a_stalled_handshake_and_still_knows_it_is
         answer = await in_thread(plain_answer, port, b"POST /v2/orders HTTP/1.1\r\nHost: <script>\r\n\r\n{}",
                                  what="a POST with a hostile Host over plain HTTP to the HTTPS port")
         assert answer.endswith(b"not plain HTTP: use https:// instead of http://\"}")
+        # And https:// where http:// was meant (the quick start's plain port): told at once, not after a minute.
+        answer = await in_thread(plain_answer, port_of(d, "http"), b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                                 what="a TLS handshake to the plain HTTP port")
+        assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(
+            b'"this port speaks plain HTTP, not HTTPS: use http:// instead of https://"}')
+        with pytest.raises(ssl.SSLError):  # a real TLS client fails at once (a timeout would be socket.timeout)
+            await in_thread(https_headers, port_of(d, "http"), ca, what="GET / over TLS to the plain HTTP port")
         await until(lambda: service.factory.connections("127.0.0.1") == 1, "the HTTPS requests' connections to end")
         d.guard_clock.advance(10.1)
         await bounded(stalled.closed, "the stalled HTTPS handshake to be cut")

@@ -7,14 +7,16 @@ Every answer of the REST API (``/v1/...``, ``/v2/...``) is JSON (errors too: ``{
 ``no-store`` and deny framing.
 
 On a TLS listener, a request in plain HTTP (``http://`` where ``https://`` was meant) is answered, in plain
-HTTP, with the API's JSON 400 naming the ``https://`` address to use, instead of an empty reply.
+HTTP, with the API's JSON 400 naming the ``https://`` address to use, instead of an empty reply; on a plain
+one, a TLS handshake (``https://`` where ``http://`` was meant) is answered at once the same way (the client
+reports a TLS error at once, instead of waiting for the idle timeout).
 """
 
 import json
 import re
 
 from twisted.internet import endpoints
-from twisted.internet.interfaces import IReactorSSL
+from twisted.internet.interfaces import IReactorSSL, IReactorTCP
 from twisted.protocols import policies, tls as tls_protocols
 from twisted.web import http, resource, server
 from zope.interface import implementer
@@ -48,7 +50,7 @@ def endpoint(reactor, description, cert_path):
     elif kind != "ssl":
         raise HttpEndpointError(f"--http: a port number, or an ssl: or tcp: strports description, not {kind!r}")
     try:
-        return endpoints.serverFromString(_HintingReactor(reactor) if kind == "ssl" else reactor, description)
+        return endpoints.serverFromString(_HintingReactor(reactor), description)
     except Exception as e:
         raise HttpEndpointError(f"--http {description!r}: {e}")
 
@@ -57,17 +59,20 @@ def _escape(path):
     return path.replace("\\", "\\\\").replace(":", "\\:")
 
 
-@implementer(IReactorSSL)
+@implementer(IReactorSSL, IReactorTCP)
 class _HintingReactor:
-    """The reactor, for an ``ssl:`` endpoint: it listens as the reactor's own listenSSL does (TLS over TCP),
-    with a look at each connection's first bytes in front of the TLS (``_FirstBytes``)."""
+    """The reactor, for the endpoint: it listens as the reactor's own listenTCP and listenSSL do (listenSSL: TLS
+    over TCP), with a look at each connection's first bytes in front (``_FirstBytes``)."""
 
     def __init__(self, reactor):
         self._reactor = reactor
 
     def listenSSL(self, port, factory, contextFactory, backlog=50, interface=""):
         tls_factory = tls_protocols.TLSMemoryBIOFactory(contextFactory, False, factory)
-        return self._reactor.listenTCP(port, _FirstBytesFactory(tls_factory), backlog, interface)
+        return self._reactor.listenTCP(port, _FirstBytesFactory(tls_factory, plain_to_tls), backlog, interface)
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        return self._reactor.listenTCP(port, _FirstBytesFactory(factory, tls_to_plain), backlog, interface)
 
     def __getattr__(self, name):
         return getattr(self._reactor, name)
@@ -78,8 +83,11 @@ _HOST = re.compile(rb"^[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,4
 _TARGET = re.compile(rb"^/[\x21-\x7e]{0,1023}$")
 
 
-def plain_http_answer(data):
-    """The answer to ``data``, the first bytes of a plain HTTP request sent to a TLS port."""
+def plain_to_tls(data):
+    """The answer to ``data``, the first bytes a client sent to a TLS port, if they start a plain HTTP request
+    (a TLS handshake starts with 0x16; an HTTP request with its method's letters), else None."""
+    if not data[:1].isalpha():
+        return None
     head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
     parts = head[0].split(b" ")
     target = parts[1] if len(parts) == 3 and _TARGET.match(parts[1]) else b"/"
@@ -90,25 +98,38 @@ def plain_http_answer(data):
             host = value.strip()
             break
     where = ("https://" + (host + target).decode("ascii")) if host else "https:// instead of http://"
-    body = json.dumps({"code": 40010000, "message": f"this port speaks HTTPS, not plain HTTP: use {where}"},
-                      separators=(",", ":")).encode()
+    return _bad_request(f"this port speaks HTTPS, not plain HTTP: use {where}")
+
+
+def tls_to_plain(data):
+    """The answer to ``data``, the first bytes a client sent to a plain HTTP port, if they start a TLS handshake,
+    else None."""
+    if data[:1] != b"\x16":
+        return None
+    return _bad_request("this port speaks plain HTTP, not HTTPS: use http:// instead of https://")
+
+
+def _bad_request(message):
+    body = json.dumps({"code": 40010000, "message": message}, separators=(",", ":")).encode()
     return (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
 
 
 class _FirstBytes(policies.ProtocolWrapper):
-    """In front of a TLS connection: a first byte that is a letter starts a plain HTTP request (a TLS handshake
-    starts with 0x16), answered by ``plain_http_answer``; anything else goes to the TLS.  The TLS protocol, and
-    the connection guard inside it, are made when the connection opens, so the guard's per-address cap and
-    handshake timeout hold for a peer that never speaks as for any other."""
+    """In front of a connection: its first bytes, if they are of the other protocol (``factory.answer``: a plain
+    HTTP request to a TLS port, a TLS handshake to a plain one), are answered and the connection closed; anything
+    else goes on to the protocol inside.  That protocol (the TLS, and the connection guard) is made when the
+    connection opens, so the guard's per-address cap and handshake timeout hold for a peer that never speaks as
+    for any other."""
 
     _first = True
 
     def dataReceived(self, data):
         if self._first:
             self._first = False
-            if data[:1].isalpha():
-                self.transport.write(plain_http_answer(data))
+            answer = self.factory.answer(data)
+            if answer is not None:
+                self.transport.write(answer)
                 self.transport.loseConnection()
                 self.dataReceived = lambda data: None
                 return
@@ -118,6 +139,10 @@ class _FirstBytes(policies.ProtocolWrapper):
 class _FirstBytesFactory(policies.WrappingFactory):
     protocol = _FirstBytes
     noisy = False
+
+    def __init__(self, wrapped, answer):
+        super().__init__(wrapped)
+        self.answer = answer
 
     def buildProtocol(self, addr):
         wrapped = self.wrappedFactory.buildProtocol(addr)
