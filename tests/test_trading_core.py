@@ -250,6 +250,18 @@ def test_opg_fills_at_the_opening_price_and_expires_if_it_missed_the_open():
     assert kinds(events) == ["expired"]  # the open (101) was above its limit; later prices do not count
 
 
+def test_opg_placed_at_the_very_open_trades_at_that_open_as_a_market_order_placed_then_does():
+    """A replay's market time waits at each session's open between updates: an order placed then is before
+    any of the session's trading."""
+    b = book()
+    order = place(b, tif="opg", now=SESSION.open)
+    assert order.session_open == SESSION.open
+    day = bar(101, 103, 99, 102, start=SESSION.open, length=SESSION.close - SESSION.open)
+    _, orders, events = run(b, [order], (SESSION.close, day))
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("101")
+    assert place(b, tif="opg", now=SESSION.open + MINUTE).session_open > SESSION.close  # once it has begun: the next
+
+
 def test_cls_fills_at_the_closing_price():
     b = book()
     order = place(b, tif="cls")

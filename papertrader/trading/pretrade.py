@@ -330,8 +330,9 @@ def _sessions_of(tif, now, sessions: SessionInfo):
     """(expires, session_open, session_close) for an order placed at ``now``."""
     if tif is TimeInForce.DAY:
         return sessions.upcoming.close, None, None
-    if tif is TimeInForce.OPG:
-        return None, sessions.next.open, None
+    if tif is TimeInForce.OPG:  # at the very open (where a replay's time waits) still in time for it
+        at_open = sessions.current is not None and now == sessions.current.open
+        return None, sessions.current.open if at_open else sessions.next.open, None
     if tif is TimeInForce.CLS:
         return None, None, sessions.upcoming.close
     return None, None, None
