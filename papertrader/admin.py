@@ -749,6 +749,8 @@ def run(reactor, args, out=None, note=None, stdin=None):
         if want_json:
             out(json.dumps({"name": args.name, "command": args.command, "done": bool(done),
                             "master_running": running}))
+        elif args.command == "revoke" and not done:
+            out(f"worker {args.name}: already revoked")
         elif running:
             out(f"worker {args.name}: {args.command} done")
         else:

@@ -63,6 +63,11 @@ def test_json_before_or_after_the_command_and_typed_errors(master_dir):
                                                "master_running": False}
     status, out, _ = admin("--data-dir", master_dir, "workers", "--json")
     assert [(w["name"], w["state"]) for w in json.loads(out)] == [("w1", "kicked")]
+    admin("--data-dir", master_dir, "register-worker", "w9")
+    status, out, err = admin("--data-dir", master_dir, "revoke", "w9")
+    assert (status, out) == (0, "worker w9: revoke recorded (no master running)\n"), err
+    status, out, err = admin("--data-dir", master_dir, "revoke", "w9")  # twice: said so, nothing done again
+    assert (status, out) == (0, "worker w9: already revoked\n"), err
     for argv, code, expected in (
             (["kick", "nosuch"], "invalid_input", 1),
             (["allow", "../etc"], "invalid_input", 1),

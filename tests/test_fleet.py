@@ -94,8 +94,9 @@ async def test_kick_moves_watchers_and_refuses_the_worker_until_allowed(fleet):
 async def test_revoked_worker_is_gone_for_good(fleet):
     d = fleet
     refused = wait_for_log(d.master.logs, "refused revoked worker 'worker3'")
-    await d.master.workers.revoke("worker3")
+    assert await d.master.workers.revoke("worker3") is True
     await refused
+    assert await d.master.workers.revoke("worker3") is False  # already: nothing done (nor logged) again
     assert "worker3" not in [w["name"] for w in d.master.workers.listing()]
     assert (await d.master.workers.registration("worker3"))["state"] == REVOKED
     from papertrader.errors import InvalidInput

@@ -300,8 +300,12 @@ class Workers:
 
     @defer.inlineCallbacks
     def revoke(self, name):
-        """Remove a worker's registration for good: its key is deleted and it is refused from now on."""
-        if (yield self.registration(name)) is not None:
+        """Remove a worker's registration for good: its key is deleted and it is refused from now on.  Fires
+        False if it was revoked already (nothing is done again)."""
+        known = yield self.registration(name)
+        if known is not None and known["state"] == REVOKED:
+            return False
+        if known is not None:
             self.barred.add(name)
         reg = yield self._set_state(name, REVOKED)
         self._drop(name, "revoked by an operator")
