@@ -51,6 +51,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import sqlite3
 import sys
@@ -662,8 +663,15 @@ def run(reactor, args, out=None, note=None, stdin=None):
         allowed = ",".join(args.allow_ip) or None
         parse_allowed(allowed)  # refuse a bad --allow-ip before making anything
         bundle = os.path.abspath(args.out or files.worker_dir(data_dir, args.name))
+        made = not os.path.exists(bundle)
         armor = files.make_worker_bundle(data_dir, args.name, args.host, bundle)
-        fingerprint = yield offline(reactor, args, data_dir, lambda w: w.register(args.name, armor, allowed), note)
+        try:
+            fingerprint = yield offline(reactor, args, data_dir, lambda w: w.register(args.name, armor, allowed),
+                                        note)
+        except Exception:
+            if made:  # not registered: no bundle (with its private key) is left behind to be copied and fail
+                shutil.rmtree(bundle, ignore_errors=True)
+            raise
         command = (f"twistd -n papertrader-worker --data-dir BUNDLE_DIR --name {args.name}"
                    f" --master {master_address(data_dir)} --public-host"
                    f" {args.host[0] if args.host else 'WORKER_HOST'}")
@@ -678,6 +686,10 @@ def run(reactor, args, out=None, note=None, stdin=None):
                          " (localhost, 127.0.0.1, ::1: also when the master was started with one of them as --host),"
                          " so a worker here may use 127.0.0.1; for a worker elsewhere, restart the master with"
                          " --host NAME (NAME: what that worker reaches it by)")
+            if "WORKER_HOST" in command:
+                text += ("\nWORKER_HOST: what clients reach the worker by. Its certificate names only localhost,"
+                         " 127.0.0.1 and ::1: a worker on another machine is registered with --host NAME (what"
+                         " clients reach it by)")
             out(text)
     elif args.command == "workers":
         answer = yield live(reactor, data_dir, commands.AdminWorkers)

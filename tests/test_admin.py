@@ -63,7 +63,12 @@ def test_json_before_or_after_the_command_and_typed_errors(master_dir):
                                                "master_running": False}
     status, out, _ = admin("--data-dir", master_dir, "workers", "--json")
     assert [(w["name"], w["state"]) for w in json.loads(out)] == [("w1", "kicked")]
-    admin("--data-dir", master_dir, "register-worker", "w9")
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "w9")
+    assert "\nWORKER_HOST: what clients reach the worker by." in out, out  # the placeholder is explained
+    # A registration that fails (here: the database cannot be opened) leaves no bundle, private key and all.
+    status, out, err = admin("--data-dir", master_dir, "--database", "sqlite:////nonexistent/x.db",
+                             "register-worker", "w8")
+    assert status == 1 and not os.path.exists(files.worker_dir(master_dir, "w8")), err
     status, out, err = admin("--data-dir", master_dir, "revoke", "w9")
     assert (status, out) == (0, "worker w9: revoke recorded (no master running)\n"), err
     status, out, err = admin("--data-dir", master_dir, "revoke", "w9")  # twice: said so, nothing done again
