@@ -300,7 +300,9 @@ def create_class(reactor, args, data_dir):
             already += answer["already"]
     finally:
         proto.transport.loseConnection()
-    return dict(game, joined=joined, unknown=unknown, already=already)
+    # The game as made, with the players just enrolled in it (it had none).
+    playing = args.creator.casefold() in {name.casefold() for name in joined}
+    return dict(game, players=len(joined), playing=playing, joined=joined, unknown=unknown, already=already)
 
 
 MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "calendar", "source", "step", "start",
@@ -730,7 +732,7 @@ def run(reactor, args, out=None, note=None, stdin=None):
         else:
             text = (f"game {done['name']} created for {args.creator} ({'private' if done['private'] else 'public'}),"
                     f" {done['start']:%Y-%m-%d %H:%M} to {done['end']:%Y-%m-%d %H:%M} UTC:"
-                    f" {len(done['joined'])} players joined")
+                    f" {counted(len(done['joined']), 'player')} joined")
             if done["already"]:
                 text += f"; already in it: {', '.join(done['already'])}"
             if done.get("invite_code"):

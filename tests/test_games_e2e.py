@@ -85,6 +85,7 @@ async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
     assert getattr(ended, "exitCode", None) == 0, proc.output
     done = j(proc.output.decode().strip().splitlines()[-1])
     assert done["joined"] == ["ann", "ben"] and done["private"] and done["creator"] == "teacher"
+    assert (done["players"], done["playing"]) == (2, False)  # the game with them in it (the teacher does not play)
     status, out, _ = await d.cli("game", "show", "Class 8", user="ben")
     assert j(out)["players"] == 2 and j(out)["playing"]
 
