@@ -172,10 +172,23 @@ DECIMALS = {"half_spread_bps": (0, 1000), "impact_bps": (0, 1000), "volume_share
             "borrow_rate": (0, 100)}
 CHOICES = {"fill_model": ("bar", "ideal"), "commission_model": ("", "zero", "per_order", "per_share", "percent"),
            "provider": ("replay", "simulated", "alpaca", "nasdaq"), "alpaca_feed": ("iex", "sip")}
-CALENDAR_RE = re.compile(r"^(|always_open|[A-Z0-9]{3,5})$")
+#: What an exchange code of ``calendar`` looks like (exchange_calendars also has names such as 24/7).
+EXCHANGE_CODE_RE = re.compile(r"[A-Z0-9]{3,5}")
 URLS = ("alpaca_data_url", "alpaca_trading_url", "nasdaq_url")
 #: A website's sign-in return address (papertrader/worker/web/site.py serves /auth/callback).
 REDIRECT_URI_RE = re.compile(r"https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/auth/callback")
+
+
+def exchange_codes():
+    """The exchange codes ``calendar`` may name: the exchange_calendars library's (aliases such as XNAS too).
+
+    Checked with the other settings, so an unknown one is a usage mistake of every daemon, found before
+    anything starts, not a failure of the master's market once its data dir and database are made.
+    """
+    import exchange_calendars
+
+    names = exchange_calendars.get_calendar_names(include_aliases=True)
+    return sorted(name for name in names if EXCHANGE_CODE_RE.fullmatch(name))
 
 
 def _parse(name, raw):
@@ -257,8 +270,10 @@ def _parse(name, raw):
                 raise ConfigError(f"{name}: must be one of {', '.join(c for c in CHOICES[name] if c)}")
             return raw
         if name == "calendar":
-            if not CALENDAR_RE.fullmatch(raw):
-                raise ConfigError("calendar: always_open, or an exchange code such as XNYS")
+            codes = exchange_codes() if raw not in ("", "always_open") else ()
+            if codes and raw not in codes:
+                raise ConfigError(f"calendar: {raw[:40]!r} is not a calendar: always_open, or an exchange code:"
+                                  f" {', '.join(codes)}")
             return raw
         if name in ("replay_start", "replay_end"):
             if name == "replay_end" and not raw:
@@ -299,6 +314,23 @@ def _parse(name, raw):
 #: Settings that were renamed: an ini file may still use the old name (an old name and its new one together
 #: are an error).
 RENAMED = {"hash_threads": "hash_processes"}
+#: The config file's other sections and their keys, read by the daemon they concern (``[worker]``: by
+#: papertrader-worker, papertrader/worker/service.py).  Every daemon refuses a section or a key not listed,
+#: as it does an unknown ``[papertrader]`` setting: a typo must not quietly leave the default in place.
+SECTIONS = {"worker": ("region",)}
+
+
+def _check_sections(parser, path):
+    """Refuse a section other than [papertrader] and SECTIONS, and a key those sections do not know."""
+    known = ", ".join(f"[{name}]" for name in ("papertrader", *SECTIONS))
+    for section in parser.sections():
+        if section != "papertrader" and section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {known})")
+    for section, keys in SECTIONS.items():
+        if parser.has_section(section):
+            for key in parser.options(section):
+                if key not in keys and key not in parser.defaults():  # [DEFAULT]'s are checked in [papertrader]
+                    raise ConfigError(f"{path}: unknown setting {key!r} in [{section}] (known: {', '.join(keys)})")
 
 
 def load_settings(path=None, overrides=None):
@@ -317,6 +349,7 @@ def load_settings(path=None, overrides=None):
             raise ConfigError(f"config file {path}: {e}")
         if not parser.has_section("papertrader"):
             raise ConfigError(f"config file {path} has no [papertrader] section")
+        _check_sections(parser, path)
         for key, raw in parser.items("papertrader"):
             if key in RENAMED:
                 if parser.has_option("papertrader", RENAMED[key]):

@@ -12,6 +12,7 @@ from twisted.python import usage
 from papertrader.config import ConfigError, load_settings
 from papertrader.gpgkeys import GPGMissing
 from papertrader.manhole import ManholeError
+from papertrader.market import setup as market_setup
 from papertrader.services import usage_exit
 
 #: What makeService reports as a usage mistake (one line, exit status 2) rather than a traceback.
@@ -30,6 +31,9 @@ class SettingsOptions(usage.Options):
 
     #: The twistd plugin these options belong to, for messages.
     command = "papertrader"
+    #: Whether this daemon runs the market, whose settings are then checked against what exists (the replay's
+    #: files, days and symbols, a live provider's keys) with the options: a worker never reads them.
+    runs_market = True
 
     optParameters = [
         ["data-dir", "d", None, "Directory for this server's files (created if missing). Required."],
@@ -141,6 +145,16 @@ class SettingsOptions(usage.Options):
         try:
             self.settings = load_settings(config, overrides)
         except ConfigError as e:
+            raise usage.UsageError(str(e))
+        if self.runs_market:
+            self._check_market()
+
+    def _check_market(self):
+        """A market setting that names what does not exist (a replay start after the history's end, a symbol it
+        lacks, a missing file) is a usage mistake, found before the data dir or the database is touched."""
+        try:
+            market_setup.check(self.settings)
+        except market_setup.MarketSetupError as e:
             raise usage.UsageError(str(e))
 
     def section(self, name):

@@ -100,6 +100,8 @@ def test_fractional_update_interval_is_allowed(text, value):
         ("idle_timeout", "inf"),
         ("max_unsent_bytes", "65535"),
         ("max_unsent_bytes", str(2**30 + 1)),
+        ("calendar", "XNYZ"),
+        ("calendar", "xnys"),
     ],
 )
 def test_every_bad_value_is_a_config_error_naming_the_setting(tmp_path, name, raw):
@@ -125,6 +127,77 @@ def test_unknown_key_in_the_file_is_refused(tmp_path):
     path = write(tmp_path, "[papertrader]\nworkers = 2\nupdate_intervall = 5\n")
     with pytest.raises(ConfigError, match="unknown setting 'update_intervall'"):
         load_settings(path)
+
+
+def test_a_calendar_is_always_open_or_one_the_exchange_calendars_library_knows():
+    for name in ("", "always_open", "XNYS", "XNAS", "XLON"):  # XNAS is the library's alias of XNYS
+        assert load_settings(overrides={"calendar": name}).calendar == name
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(overrides={"calendar": "XNYZ"})
+    message = str(excinfo.value)
+    assert message.startswith("calendar: 'XNYZ' is not a calendar: always_open, or an exchange code: AIXK, ")
+    assert ", XNAS, XNYS, " in message and "24/7" not in message
+
+
+def test_the_worker_section_knows_region_only(tmp_path):
+    assert load_settings(write(tmp_path, "[papertrader]\n[worker]\nregion = lab-zone\n")) == Settings()
+    path = write(tmp_path, "[papertrader]\n[worker]\nregoin = lab-zone\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'regoin' in \[worker\] \(known: region\)"):
+        load_settings(path)
+
+
+def test_an_unknown_section_is_refused(tmp_path):
+    path = write(tmp_path, "[papertrader]\nworkers = 2\n[wrker]\nregion = lab-zone\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[wrker\] \(known: \[papertrader\], \[worker\]\)"):
+        load_settings(path)
+
+
+def parse_options(options, argv, capsys):
+    """The one line a usage mistake in ``argv`` prints (and its exit status, 2)."""
+    with pytest.raises(SystemExit) as excinfo:
+        options.parseOptions(argv)
+    assert excinfo.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--replay-start", "2030-01-02"], "replay_start: 2030-01-02 is after the end of the history: the shipped history"
+                                       " has days from 1962-01-02 to 2018-03-27"),
+    (["--assets", "AAPL,NOPE"], "assets: no history for NOPE in the shipped history, which has AAPL, ABBV, "),
+    (["--replay-end", "2009-12-31"], "replay_end: 2009-12-31 is before replay_start (2010-01-04)"),
+    (["--provider", "alpaca"], "provider alpaca needs the environment variables APCA_API_KEY_ID and"),
+])
+def test_market_settings_naming_what_does_not_exist_are_usage_mistakes(tmp_path, capsys, monkeypatch, argv,
+                                                                      message):
+    from papertrader.options import SettingsOptions
+
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path), *argv], capsys)
+    assert line.startswith(f"twistd papertrader: {message}") and line.count("\n") == 1, line
+    assert not list(tmp_path.iterdir())  # found before anything starts
+
+
+def test_replay_files_name_the_setting_and_which_symbols_they_have(tmp_path, capsys):
+    from papertrader.options import SettingsOptions
+
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    (prices / "XYZ.csv").write_text("date,open,high,low,close,volume\n2024-03-04,1,2,1,1.5,10\n2024-03-05x,1,2,1,1,1\n")
+    (prices / "events.csv").write_text("symbol,type,ex_date,pay_date,value\n")
+    line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices),
+                                             "--assets", "XYZ,ABC"], capsys)
+    assert f"assets: no history for ABC in replay_files {prices}, which has XYZ (" in line
+    line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices)], capsys)
+    assert f"replay_files: {prices / 'XYZ.csv'}:3: '2024-03-05x' is not a date" in line
+
+
+def test_a_worker_does_not_check_the_market_settings_it_never_reads(tmp_path):
+    from papertrader.worker.service import Options
+
+    options = Options()
+    options.parseOptions(["--data-dir", str(tmp_path), "--name", "w1", "--replay-files", str(tmp_path / "none"),
+                          "--replay-start", "2030-01-02"])  # the replay's files may be on the master's machine only
+    assert options.settings.replay_start == "2030-01-02"
 
 
 def test_a_renamed_setting_is_read_under_its_old_name_but_not_beside_its_new_one(tmp_path):

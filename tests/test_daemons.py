@@ -208,7 +208,35 @@ def usage_cases(tmp_path):
     not_a_bundle = tmp_path / "empty"
     not_a_bundle.mkdir()
     m = str(tmp_path / "m")
+
+    def config(name, text):
+        path = tmp_path / f"{name}.ini"
+        path.write_text(f"[papertrader]\n{text}\n")
+        return str(path)
+
+    codes = "calendar: 'XNYZ' is not a calendar: always_open, or an exchange code: AIXK, "
+    shipped = "the shipped history, which has AAPL, ABBV, "
     return [
+        # Settings that name what does not exist, in the config file or as options: before anything starts.
+        (["papertrader-master", "--data-dir", m, "--config", config("calendar", "calendar = XNYZ")], codes),
+        (["papertrader-cluster", "--data-dir", m, "--calendar", "XNYZ"], codes),
+        (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--calendar", "XNYZ"], codes),
+        (["papertrader-master", "--data-dir", m, "--config", config("assets", "assets = AAPL,NOPE")],
+         f"assets: no history for NOPE in {shipped}"),
+        (["papertrader-cluster", "--data-dir", m, "--assets", "AAPL,NOPE"],
+         f"assets: no history for NOPE in {shipped}"),
+        (["papertrader-master", "--data-dir", m, "--config", config("files", f"replay_files = {tmp_path}/none")],
+         f"replay_files: {tmp_path}/none: no such file or directory"),
+        (["papertrader-master", "--data-dir", m, "--config", config("start", "replay_start = 2030-01-02")],
+         "replay_start: 2030-01-02 is after the end of the history: the shipped history has days from 1962-01-02 to"
+         " 2018-03-27"),
+        (["papertrader-master", "--data-dir", m, "--replay-start", "2030-01-02"],
+         "replay_start: 2030-01-02 is after the end of the history"),
+        # The config file's other sections are checked as [papertrader] is: a typo is not ignored.
+        (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--config",
+          config("region", "[worker]\nregoin = lab-zone")], "unknown setting 'regoin' in [worker] (known: region)"),
+        (["papertrader-master", "--data-dir", m, "--config", config("section", "[wrker]\nregion = lab-zone")],
+         "unknown section [wrker] (known: [papertrader], [worker])"),
         (["papertrader-master", "--data-dir", m, "--manhole", "tcp:2049:interface=0.0.0.0"],
          "a telnet manhole listens only on loopback"),
         (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1"], "is not a worker bundle"),

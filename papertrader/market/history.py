@@ -244,9 +244,8 @@ def load_shipped(symbols=None):
     return History(series, events, {s: a for s, a in assets.items() if s in series})
 
 
-def load_files(paths, symbols=None):
-    """An operator's own history: SYMBOL.csv files (and events.csv, assets.csv) from ``paths`` (files or
-    directories)."""
+def csv_files(paths):
+    """The files of ``paths``: each file, and the .csv files of each directory."""
     files = []
     for path in paths:
         if os.path.isdir(path):
@@ -255,8 +254,21 @@ def load_files(paths, symbols=None):
             files.append(path)
         else:
             raise HistoryError(f"{path}: no such file or directory")
+    return files
+
+
+def file_symbols(paths):
+    """The symbols whose history ``paths`` hold (SYMBOL.csv), without reading the files: what a setting that
+    names a symbol they lack is told exists."""
+    names = (os.path.basename(path)[:-4] for path in csv_files(paths))
+    return sorted({name.upper() for name in names if name.lower() not in ("events", "assets")})
+
+
+def load_files(paths, symbols=None):
+    """An operator's own history: SYMBOL.csv files (and events.csv, assets.csv) from ``paths`` (files or
+    directories)."""
     series, events, assets = {}, [], {}
-    for path in files:
+    for path in csv_files(paths):
         name = os.path.basename(path)[:-4]
         try:
             with open(path, encoding="utf-8", newline="") as f:

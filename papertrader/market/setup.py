@@ -6,7 +6,7 @@ from datetime import date
 
 from papertrader.market import calendar as calendars
 from papertrader.market.clock import MarketClock
-from papertrader.market.history import HistoryError, load_files, load_shipped
+from papertrader.market.history import HistoryError, file_symbols, load_files, load_shipped, shipped_symbols
 from papertrader.market.replay import ReplayClock, ReplayError, ReplaySource
 from papertrader.market.simulated import SimulatedSource
 
@@ -17,7 +17,7 @@ LIVE_ASSETS = ("AAPL", "MSFT", "AMZN", "GOOGL", "META", "NVDA", "TSLA", "JPM", "
 
 
 class MarketSetupError(ValueError):
-    """The market cannot be built as configured (the message says which setting and why)."""
+    """The market cannot be built as configured (the message names the setting and says what is accepted)."""
 
 
 @dataclass
@@ -28,65 +28,131 @@ class Market:
     assets: tuple
 
 
+@dataclass
+class Plan:
+    """What the settings choose, checked against what exists, with what was read to check it: the calendar,
+    the assets and, for the replay, its history and first and last days.  It needs no clock or reactor, so
+    a daemon makes it while it reads its options, before anything starts."""
+
+    calendar: object
+    assets: tuple
+    history: object = None
+    start: date = None
+    end: date = None
+
+
+#: The Plan check() made, kept for the build() of the same settings that follows (the master's): the
+#: replay's history is read once, however large the operator's files.
+_checked = {}
+
+
+def check(settings):
+    """Check the market ``settings`` choose against what exists (the calendar, the replay's files, days and
+    symbols, a live provider's keys): a MarketSetupError names the setting and says what is accepted."""
+    plan = _plan(settings)
+    _checked.clear()
+    _checked[settings] = plan
+    return plan
+
+
 def build(settings, clock, reactor=None, log=None):
     """The Market of ``settings`` (``clock`` gives wall time; ``reactor`` does HTTP for live providers)."""
+    plan = _checked.pop(settings, None) or _plan(settings)
+    provider = settings.provider
+    if provider == "replay":
+        try:
+            market_time = ReplayClock(plan.calendar, plan.start, plan.end, settings.replay_step, settings.replay_loop)
+        except (calendars.CalendarError, ReplayError) as e:
+            raise MarketSetupError(str(e))
+        return Market(ReplaySource(plan.history, plan.calendar), market_time, plan.calendar, plan.assets)
+    if provider == "simulated":
+        source = SimulatedSource(settings.market_seed)
+    else:
+        from papertrader.market.http import ClockedReactor
+
+        io = reactor or clock
+        source = _live(settings, provider, io if clock is None or clock is io else ClockedReactor(clock, io), log)
+    return Market(source, MarketClock(plan.calendar, clock, settings.update_interval), plan.calendar, plan.assets)
+
+
+def _plan(settings):
     provider = settings.provider
     name = settings.calendar or ("always_open" if provider == "simulated" else "XNYS")
-    try:
-        if provider == "replay":
-            return _replay(settings, name)
-        cal = calendars.load(name)
-        if provider == "simulated":
-            source = SimulatedSource(settings.market_seed)
-            assets = settings.assets or SIMULATED_ASSETS
-        else:
-            from papertrader.market.http import ClockedReactor
+    if provider == "replay":
+        return _replay(settings, name)
+    if provider == "alpaca":
+        _alpaca_keys()
+    assets = settings.assets or (SIMULATED_ASSETS if provider == "simulated" else LIVE_ASSETS)
+    return Plan(_calendar(name), tuple(assets))
 
-            io = reactor or clock
-            source = _live(settings, provider, io if clock is None or clock is io else ClockedReactor(clock, io), log)
-            assets = settings.assets or LIVE_ASSETS
-        return Market(source, MarketClock(cal, clock, settings.update_interval), cal, tuple(assets))
-    except (calendars.CalendarError, HistoryError, ReplayError) as e:
-        raise MarketSetupError(str(e))
+
+def _calendar(name, **years):
+    try:
+        return calendars.load(name, **years)
+    except calendars.CalendarError as e:
+        raise MarketSetupError(f"calendar: {e}")
 
 
 def _replay(settings, name):
     start = date.fromisoformat(settings.replay_start)
     end = date.fromisoformat(settings.replay_end) if settings.replay_end else None
-    if settings.replay_files:
-        paths = [p.strip() for p in settings.replay_files.split(",") if p.strip()]
-        history = load_files([os.path.expanduser(p) for p in paths], set(settings.assets) or None)
-    else:
-        history = load_shipped(settings.assets or None)
-    if not history.series:
-        raise MarketSetupError("replay: no history for these assets" + (f" in {settings.replay_files}"
-                                                                        if settings.replay_files else ""))
+    history = _history(settings)
     last = history.last_day()
     if start > last:
-        raise MarketSetupError(f"replay_start {start} is after the end of the history ({last})")
+        where = f"replay_files {settings.replay_files}" if settings.replay_files else "the shipped history"
+        of = f" of {', '.join(settings.assets)}" if settings.assets else ""
+        raise MarketSetupError(f"replay_start: {start} is after the end of the history: {where} has days{of} from"
+                               f" {history.first_day()} to {last}")
     end = min(end, last) if end else last
     if end < start:
-        raise MarketSetupError(f"replay_end {end} is before replay_start {start}")
-    cal = calendars.load(name, first_year=max(1990, start.year - 6), last_year=end.year + 1)
+        raise MarketSetupError(f"replay_end: {end} is before replay_start ({start})")
+    cal = _calendar(name, first_year=max(1990, start.year - 6), last_year=end.year + 1)
     if settings.assets:
-        missing = sorted(set(settings.assets) - set(history.series))
-        if missing:
-            raise MarketSetupError(f"replay: no history for {', '.join(missing)}")
         assets = tuple(settings.assets)
     else:
         # Every symbol whose history lasts to the end of the replay (some start later: their IPO).
         assets = tuple(s for s in history.symbols if history.series[s].daily and
                        date.fromordinal(history.series[s].keys[-1]) >= end)
-    return Market(ReplaySource(history, cal), ReplayClock(cal, start, end, settings.replay_step, settings.replay_loop),
-                  cal, assets)
+    return Plan(cal, assets, history, start, end)
+
+
+def _history(settings):
+    """The replay's history of the assets (all it has if none are named); every asset must have one."""
+    if not settings.replay_files:
+        _check_assets(settings, shipped_symbols(), "the shipped history")
+        return load_shipped(settings.assets or None)
+    paths = [os.path.expanduser(p.strip()) for p in settings.replay_files.split(",") if p.strip()]
+    try:
+        _check_assets(settings, file_symbols(paths), f"replay_files {settings.replay_files}")
+        history = load_files(paths, set(settings.assets) or None)
+    except HistoryError as e:
+        raise MarketSetupError(f"replay_files: {e}")
+    if not history.series:
+        raise MarketSetupError(f"replay_files: no history in {settings.replay_files} (one SYMBOL.csv file per"
+                               " symbol)")
+    return history
+
+
+def _check_assets(settings, available, where):
+    """Refuse assets the replay has no history for, saying which it has (before reading any of it)."""
+    missing = sorted(set(settings.assets) - set(available))
+    if missing:
+        raise MarketSetupError(f"assets: no history for {', '.join(missing)} in {where}, which has"
+                               f" {', '.join(available) or 'none'}")
+
+
+def _alpaca_keys():
+    """Alpaca's API key, from the environment (never a setting: it would reach command lines and logs)."""
+    key, secret = os.environ.get("APCA_API_KEY_ID"), os.environ.get("APCA_API_SECRET_KEY")
+    if not key or not secret:
+        raise MarketSetupError("provider alpaca needs the environment variables APCA_API_KEY_ID and"
+                               " APCA_API_SECRET_KEY (your Alpaca API key)")
+    return key, secret
 
 
 def _live(settings, provider, reactor, log):
     if provider == "alpaca":
-        key, secret = os.environ.get("APCA_API_KEY_ID"), os.environ.get("APCA_API_SECRET_KEY")
-        if not key or not secret:
-            raise MarketSetupError("provider alpaca needs the environment variables APCA_API_KEY_ID and"
-                                   " APCA_API_SECRET_KEY (your Alpaca API key)")
+        key, secret = _alpaca_keys()
         from papertrader.market.alpaca import AlpacaSource
 
         return AlpacaSource(settings.alpaca_data_url, settings.alpaca_trading_url, key, secret,

@@ -33,6 +33,7 @@ REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 class Options(SettingsOptions):
     command = "papertrader-worker"
+    runs_market = False  # the market is the master's: checked there (the replay's files may be on its machine only)
     synopsis = "--data-dir DIR --master HOST:PORT --name NAME [--port 2050] [--public-host HOST]"
     longdesc = "Run a PaperTrader worker: serves clients and passes their commands on to the master."
     optParameters = [
