@@ -78,7 +78,7 @@ class Cluster(StagedService):
 
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
                  database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None, http_port=None,
-                 host=None):
+                 host=None, market_plan=None):
         super().__init__()
         gpgkeys.check_installed()
         # The names in the certificates: --host, and the address listened on if it is one address (the
@@ -87,7 +87,8 @@ class Cluster(StagedService):
         self.master = Master(data_dir, settings, reactor, database=database,
                              listen=tls.listen_description(master_port, interface,
                                                            os.path.join(data_dir, files.MASTER_CERT)),
-                             clock=clock, manhole=manhole, manhole_keys=manhole_keys, hostnames=hostnames)
+                             clock=clock, manhole=manhole, manhole_keys=manhole_keys, hostnames=hostnames,
+                             market_plan=market_plan)
         self.master.setServiceParent(self)
         self.log = self.master.log
         self.reactor = reactor
@@ -155,7 +156,8 @@ def makeService(options, reactor=None):
         cluster = Cluster(options["data-dir"], options.settings, reactor, master_port=options["master-port"],
                           worker_port=options["worker-port"], database=options["database"],
                           interface=options["interface"], manhole=options["manhole"],
-                          manhole_keys=options["manhole-keys"], http_port=options["http-port"], host=options["host"])
+                          manhole_keys=options["manhole-keys"], http_port=options["http-port"], host=options["host"],
+                          market_plan=options.market_plan)
     except USAGE_MISTAKES as e:
         usage_exit(Options.command, usage_message(e))
     cluster.exit_on_failure = reactor

@@ -34,6 +34,8 @@ class SettingsOptions(usage.Options):
     #: Whether this daemon runs the market, whose settings are then checked against what exists (the replay's
     #: files, days and symbols, a live provider's keys) with the options: a worker never reads them.
     runs_market = True
+    #: What the market settings were checked to be (papertrader.market.setup.Plan), for the master to build.
+    market_plan = None
 
     optParameters = [
         ["data-dir", "d", None, "Directory for this server's files (created if missing). Required."],
@@ -153,7 +155,7 @@ class SettingsOptions(usage.Options):
         """A market setting that names what does not exist (a replay start after the history's end, a symbol it
         lacks, a missing file) is a usage mistake, found before the data dir or the database is touched."""
         try:
-            market_setup.check(self.settings)
+            self.market_plan = market_setup.check(self.settings)
         except market_setup.MarketSetupError as e:
             raise usage.UsageError(str(e))
 

@@ -41,23 +41,17 @@ class Plan:
     end: date = None
 
 
-#: The Plan check() made, kept for the build() of the same settings that follows (the master's): the
-#: replay's history is read once, however large the operator's files.
-_checked = {}
-
-
 def check(settings):
-    """Check the market ``settings`` choose against what exists (the calendar, the replay's files, days and
-    symbols, a live provider's keys): a MarketSetupError names the setting and says what is accepted."""
-    plan = _plan(settings)
-    _checked.clear()
-    _checked[settings] = plan
-    return plan
+    """The Plan of the market ``settings`` choose, checked against what exists (the calendar, the replay's files,
+    days and symbols, a live provider's keys): a MarketSetupError names the setting and says what is accepted.
+    Give it to build() (the master's), so that the replay's history is read once, however large its files."""
+    return _plan(settings)
 
 
-def build(settings, clock, reactor=None, log=None):
-    """The Market of ``settings`` (``clock`` gives wall time; ``reactor`` does HTTP for live providers)."""
-    plan = _checked.pop(settings, None) or _plan(settings)
+def build(settings, clock, reactor=None, log=None, plan=None):
+    """The Market of ``settings`` (``clock`` gives wall time; ``reactor`` does HTTP for live providers), from
+    ``plan`` (what check() made of the same settings) or checked now."""
+    plan = plan or _plan(settings)
     provider = settings.provider
     if provider == "replay":
         try:

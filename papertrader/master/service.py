@@ -30,7 +30,6 @@ from papertrader.config import margin_rules
 from papertrader.market.board import QuoteBoard
 from papertrader.master.games import GameStore
 from papertrader.market.service import MarketService
-from papertrader.market.setup import MarketSetupError
 from papertrader.market.setup import build as build_market
 from papertrader.master.api_keys import ApiKeys
 from papertrader.money import round_price
@@ -81,7 +80,7 @@ class Master(StagedService):
     what = "master"
 
     def __init__(self, data_dir, settings, reactor, database=None, listen=DEFAULT_PORT, hostnames=(),
-                 clock=None, source=None, manhole=None, manhole_keys=None):
+                 clock=None, source=None, manhole=None, manhole_keys=None, market_plan=None):
         super().__init__()
         self.data_dir = data_dir
         self.settings = settings
@@ -96,10 +95,7 @@ class Master(StagedService):
         self.db = Database(database or Database.default_url(data_dir), data_dir)
         #: Every open AMP connection (workers and clients asking for the worker list).
         self.connections = set()
-        try:
-            market = build_market(settings, clock, reactor, self.log)
-        except MarketSetupError as e:
-            raise ValueError(str(e))
+        market = build_market(settings, clock, reactor, self.log, market_plan)  # a MarketSetupError is a ValueError
         if source is not None:
             market.source = source
         self.board = QuoteBoard(market.assets)
@@ -268,7 +264,8 @@ def makeService(options, reactor=None):
     try:
         master = Master(options["data-dir"], options.settings, reactor, database=options["database"],
                         listen=options["port"], hostnames=[options["host"]] if options["host"] else (),
-                        manhole=options["manhole"], manhole_keys=options["manhole-keys"])
+                        manhole=options["manhole"], manhole_keys=options["manhole-keys"],
+                        market_plan=options.market_plan)
     except USAGE_MISTAKES as e:
         usage_exit("papertrader-master", usage_message(e))
     master.exit_on_failure = reactor
