@@ -191,6 +191,28 @@ def test_replay_files_name_the_setting_and_which_symbols_they_have(tmp_path, cap
     assert f"replay_files: {prices / 'XYZ.csv'}:3: '2024-03-05x' is not a date" in line
 
 
+def test_a_replay_of_intraday_files_only_is_planned_from_their_days(tmp_path, capsys):
+    """Files of minute bars alone (the README's intraday format): their days bound the replay, and their symbols
+    are its assets (a TypeError traceback before: only daily bars counted)."""
+    from datetime import date
+
+    from papertrader.options import SettingsOptions
+
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    (prices / "AAA.csv").write_text("time,open,high,low,close,volume\n2024-03-04T14:30:00+00:00,10,10.1,9.9,10,100\n"
+                                    "2024-03-05T14:30:00+00:00,10,10.2,10,10.1,100\n")
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), "--replay-start",
+                          "2024-03-04", "--replay-step", "1m"])
+    plan = options.market_plan
+    assert (plan.assets, plan.start, plan.end) == (("AAA",), date(2024, 3, 4), date(2024, 3, 5))
+    line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices),
+                                             "--replay-start", "2024-03-06", "--replay-step", "1m"], capsys)
+    assert f"replay_start: 2024-03-06 is after the end of the history: replay_files {prices} has days from" \
+           " 2024-03-04 to 2024-03-05" in line
+
+
 def test_a_worker_does_not_check_the_market_settings_it_never_reads(tmp_path):
     from papertrader.worker.service import Options
 

@@ -32,7 +32,7 @@ import sys
 import zlib
 from array import array
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from papertrader.money import from_price_units, to_price_units
@@ -69,6 +69,11 @@ class Series:
 
     def prices(self, i):
         return tuple(from_price_units(column[i]) for column in (self.open, self.high, self.low, self.close))
+
+    def day(self, i):
+        """The day of row ``i`` (an intraday bar's by its start, in UTC)."""
+        key = self.keys[i]
+        return date.fromordinal(key) if self.daily else datetime.fromtimestamp(key, timezone.utc).date()
 
 
 def _native(column):
@@ -216,12 +221,12 @@ class History:
         return sorted(self.series)
 
     def first_day(self):
-        days = [s.keys[0] for s in self.series.values() if len(s) and s.daily]
-        return date.fromordinal(min(days)) if days else None
+        days = [s.day(0) for s in self.series.values() if len(s)]
+        return min(days) if days else None
 
     def last_day(self):
-        days = [s.keys[-1] for s in self.series.values() if len(s) and s.daily]
-        return date.fromordinal(max(days)) if days else None
+        days = [s.day(-1) for s in self.series.values() if len(s)]
+        return max(days) if days else None
 
 
 SHIPPED = "papertrader.market.data"

@@ -105,8 +105,7 @@ def _replay(settings, name):
         assets = tuple(settings.assets)
     else:
         # Every symbol whose history lasts to the end of the replay (some start later: their IPO).
-        assets = tuple(s for s in history.symbols if history.series[s].daily and
-                       date.fromordinal(history.series[s].keys[-1]) >= end)
+        assets = tuple(s for s in history.symbols if len(history.series[s]) and history.series[s].day(-1) >= end)
     return Plan(cal, assets, history, start, end)
 
 
