@@ -510,7 +510,8 @@ class Calendar(Command):
 
 class AssetList(Command):
     """The traded assets as the source describes them, by symbol: one, with ``symbol``; else at most ``limit``
-    (1-200, default 200) of those after the symbol ``after``."""
+    (1-200, default 200) of those after the symbol ``after``.  ``status``: ``inactive`` (and not ``tradable``)
+    for one of a replay that has no price yet (listed later: its orders are refused), else ``active``."""
 
     arguments = [(b"symbol", amp.Unicode(optional=True)), (b"after", amp.Unicode(optional=True)),
                  (b"limit", amp.Integer(optional=True))]
@@ -519,7 +520,8 @@ class AssetList(Command):
         (b"exchange", amp.Unicode()), (b"asset_class", amp.Unicode()), (b"tradable", amp.Boolean()),
         (b"fractionable", amp.Boolean()), (b"price", amp.Decimal(optional=True)),
         (b"previous_close", amp.Decimal(optional=True)), (b"marginable", amp.Boolean(optional=True)),
-        (b"shortable", amp.Boolean(optional=True)), (b"maintenance_margin", amp.Decimal(optional=True))]))]
+        (b"shortable", amp.Boolean(optional=True)), (b"maintenance_margin", amp.Decimal(optional=True)),
+        (b"status", amp.Unicode(optional=True))]))]
 
 
 class PortfolioHistory(Command):

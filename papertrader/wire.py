@@ -41,7 +41,8 @@ def _error(cls, message, failure=None):
 
 def parse_arguments(command, box, protocol):
     """``command``'s arguments from ``box``, as AMP parses them; an argument that is missing or cannot be
-    parsed raises InvalidInput naming it."""
+    parsed raises InvalidInput naming it (and not the command, whose name, such as a worker's StampedPlaceOrder,
+    means nothing to the person who sent the request: "symbol contains a NUL character")."""
     strings = box.copy()
     objects = {}
     for name, argument in command.arguments:
@@ -50,15 +51,15 @@ def parse_arguments(command, box, protocol):
             argument.fromBox(name, strings, objects, protocol)
         except Exception:
             if name not in box and not argument.optional:
-                raise InvalidInput(f"{command.__name__}: the argument {label!r} is missing")
-            raise InvalidInput(f"{command.__name__}: the argument {label!r} is not valid")
+                raise InvalidInput(f"{label} is missing")
+            raise InvalidInput(f"{label} is not valid")
         value = objects.get(label)
         if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INTEGER <= value <= MAX_INTEGER:
-            raise InvalidInput(f"{command.__name__}: the argument {label!r} is out of range")
+            raise InvalidInput(f"{label} is out of range")
         if isinstance(value, str) and "\x00" in value or isinstance(value, list) and any(
                 isinstance(item, str) and "\x00" in item for item in value):
             # No text anywhere may hold NUL (PostgreSQL cannot store it; nothing of ours means it).
-            raise InvalidInput(f"{command.__name__}: the argument {label!r} contains a NUL character")
+            raise InvalidInput(f"{label} contains a NUL character")
     return objects
 
 

@@ -89,7 +89,7 @@ async def test_bad_bodies(api):
     assert "qty" in await raw.error(422, "POST", "/v2/orders", order(qty=True))
     assert "qty" in await raw.error(422, "POST", "/v2/orders", order(qty={"n": 1}))
     assert "qty" in await raw.error(422, "POST", "/v2/orders", b'{"symbol": "AAPL", "qty": 1e400, "side": "buy"}')
-    assert "quantity" in await raw.error(422, "POST", "/v2/orders", order(qty=0.0000001))
+    assert await raw.error(422, "POST", "/v2/orders", order(qty=0.0000001)) == "qty has more than 6 decimals"
     assert "side" in await raw.error(422, "POST", "/v2/orders", order(side=5))
     assert "side" in await raw.error(422, "POST", "/v2/orders", order(side="short"))
     assert "symbol" in await raw.error(422, "POST", "/v2/orders", order(symbol=None))
@@ -176,3 +176,136 @@ async def test_missing_and_wrong_keys(api):
     status, _, body = await raw.request("GET", "/v2/account", auth=False, headers={"Authorization": f"Basic {basic}"})
     assert status == 200 and json.loads(body)["currency"] == "USD"
     assert await api.d.master.db.query("SELECT COUNT(*) FROM orders") == [(0,)]
+
+
+def tracebacks(api):
+    """The entries with a traceback the master and the worker logged (an unexpected failure: a bug)."""
+    return [e.message for logs in (api.d.cluster.master.logs, api.d.cluster.workers[0].logs)
+            for e in logs.newest(500) if "Traceback" in e.message]
+
+
+@pytest_twisted.ensureDeferred
+async def test_times_past_the_years_python_has_are_a_422_or_what_exists_never_a_500(api):
+    """Found by a user with curl: 9999-12-31 was a 500 (OverflowError adding a day to it) in the calendar and
+    portfolio history.  Every time or day parameter is checked the same way: a 422 saying the range, as
+    ``until`` was; the calendar, which lists the days of a range that exist, lists those (the always-open
+    calendar's: 1970-2029)."""
+    raw = Raw(api)
+
+    async def answer(path):
+        status, _, body = await raw.request("GET", path)
+        assert status == 200, (path, status, body[:300])
+        return json.loads(body)
+
+    assert [d["date"] for d in await answer("/v2/calendar?start=2029-12-30&end=9999-12-31")] == [
+        "2029-12-30", "2029-12-31"]
+    assert await answer("/v2/calendar?start=9999-12-31") == []
+    assert await answer("/v2/calendar?start=9999-12-30&end=9999-12-31") == []
+    assert await answer("/v2/calendar?start=0001-01-01&end=0001-01-02") == []
+    assert [d["date"] for d in await answer("/v2/calendar?start=0001-01-01&end=1970-01-02")] == [
+        "1970-01-01", "1970-01-02"]
+
+    times = "give a time from 1900-01-01 to 2200-01-01"
+    days = "give a day from 1900-01-01 to 2199-12-31"
+    for path, name in (("/v2/orders?", "until"), ("/v2/orders?", "after"),
+                       ("/v2/account/activities?", "after"), ("/v2/account/activities?", "until"),
+                       ("/v2/stocks/bars?symbols=AAPL&timeframe=1Day&", "start"),
+                       ("/v2/stocks/bars?symbols=AAPL&timeframe=1Day&", "end"),
+                       ("/v2/stocks/AAPL/bars?timeframe=1Min&", "start"),
+                       ("/v2/account/portfolio/history?", "start"), ("/v2/account/portfolio/history?", "end")):
+        for value in ("9999-12-31T23:59:59Z", "9999-12-31", "0001-01-01", "0001-01-01T00:00:00%2B01:00",
+                      "9999-12-31T23:00:00-05:00", "2200-01-01T00:00:01Z", "1899-12-31T23:59:59Z"):
+            message = await raw.error(422, "GET", f"{path}{name}={value}")
+            assert message == f"{name} is out of range: {times}", (path, name, value)
+    for path, name in (("/v2/account/portfolio/history?", "date_end"), ("/v2/account/activities?", "date"),
+                       ("/v2/account/activities/FILL?", "date")):
+        for value in ("9999-12-31", "0001-01-01", "2200-01-01", "1899-12-31"):
+            assert await raw.error(422, "GET", f"{path}{name}={value}") == f"{name} is out of range: {days}"
+    # The edges are in range.
+    assert await answer("/v2/account/activities?date=2199-12-31") == []
+    assert await answer("/v2/account/activities?date=1900-01-01&direction=asc") == []
+    assert (await answer("/v2/account/portfolio/history?date_end=2199-12-31"))["timeframe"] == "1D"
+    assert await answer("/v2/orders?status=all&after=1900-01-01&until=2200-01-01T00:00:00Z") == []
+    for period in ("100000D", "0D", "99999A", "1Y"):
+        assert await raw.error(422, "GET", f"/v2/account/portfolio/history?period={period}") == \
+            "period must be a number from 1 to 9999 and D, W, M or A (e.g. 1M)"
+    assert (await answer("/v2/account/portfolio/history?period=9999A"))["timeframe"] == "1D"
+    # A page token made up with a time no bar can have (or none of its offset) is not an earlier page's.
+    import base64 as b64
+
+    for made_up in ("AAPL|9999-12-31T23:59:59.999999+00:00", "AAPL|0001-01-01T00:00:00+01:00", "AAPL|2026-09-21"):
+        token = b64.urlsafe_b64encode(made_up.encode()).decode()
+        assert await raw.error(422, "GET", f"/v2/stocks/bars?symbols=AAPL&timeframe=1Min&page_token={token}") == \
+            "page_token: the next_page_token of an earlier page"
+    assert tracebacks(api) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failure_of_the_server_is_one_500_message_whichever_side_failed(api, monkeypatch):
+    """The worker's last resort and the master's ServerError said it in two ways; one now."""
+    from papertrader.errors import ServerError
+    from papertrader.worker.http import alpaca
+
+    raw = Raw(api)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug on the worker")
+
+    monkeypatch.setattr(alpaca, "clock", broken)
+    assert await raw.error(500, "GET", "/v2/clock") == ServerError().message == \
+        "The server failed to process the request; it has been logged."
+    monkeypatch.undo()
+    monkeypatch.setitem(api.d.cluster.master.app._handlers, "clock", broken)  # the master's Clock command
+    assert await raw.error(500, "GET", "/v2/clock") == ServerError().message
+    assert len(tracebacks(api)) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_numbers_are_refused_naming_the_field_as_the_request_did_and_saying_the_limit(api):
+    """Found by a user: 1e35 shares was "qty must be a finite number" and 1e30 "quantity is larger than
+    1000000000", a limit price of 1e300 "must be a finite number", -5 shares "qty must be positive" and 0
+    "quantity must be positive".  Each now says what is wrong in the request's words, and the limit."""
+    raw = Raw(api)
+    for fields, message in (
+            (dict(qty="99999999999999999999999999999999999"), "qty must be at most 1000000000"),
+            (dict(qty="1e30"), "qty must be at most 1000000000"),
+            (dict(qty=1e300), "qty must be at most 1000000000"),
+            (dict(qty="1000000000.000001"), "qty must be at most 1000000000"),
+            (dict(qty="-5"), "qty must be positive"),
+            (dict(qty="0"), "qty must be positive"),
+            (dict(qty=0), "qty must be positive"),
+            (dict(qty="-0"), "qty must be positive"),
+            (dict(qty="0.0000001"), "qty has more than 6 decimals"),
+            (dict(qty="1e-999999999"), "qty has more than 6 decimals"),
+            (dict(qty="Infinity"), "qty must be a finite number"),
+            (dict(qty="abc"), "qty must be a number"),
+            (dict(qty=..., notional="0"), "notional must be positive"),
+            (dict(qty=..., notional="1e13"), "notional must be at most 1000000000"),
+            (dict(qty=..., notional="1.001"), "notional has more than 2 decimals"),
+            (dict(type="limit", limit_price="1e300"), "limit_price must be at most 1000000"),
+            (dict(type="limit", limit_price="1e999999999"), "limit_price must be at most 1000000"),
+            (dict(type="limit", limit_price="1000000.01"), "limit_price must be at most 1000000"),
+            (dict(type="limit", limit_price="0"), "limit_price must be positive"),
+            (dict(type="limit", limit_price="-1"), "limit_price must be positive"),
+            (dict(type="limit", limit_price="1.00001"), "limit_price has more than 4 decimals"),
+            (dict(type="stop", stop_price="1e12"), "stop_price must be at most 1000000"),
+            (dict(type="trailing_stop", trail_price="0"), "trail_price must be positive"),
+            (dict(type="trailing_stop", trail_percent="0.001"), "trail_percent has more than 2 decimals"),
+            (dict(type="trailing_stop", trail_percent="1e3"), "trail_percent must be at most 100")):
+        assert await raw.error(422, "POST", "/v2/orders", order(**fields)) == message, fields
+    some = "61e69015-8549-4bfd-b9c3-01e75843f47d"
+    assert await raw.error(422, "PATCH", f"/v2/orders/{some}", b'{"qty": "0"}') == "qty must be positive"
+    assert await raw.error(422, "PATCH", f"/v2/orders/{some}", b'{"trail": "1e40"}') == \
+        "trail must be at most 1000000"
+    assert await raw.error(422, "DELETE", "/v2/positions/AAPL?qty=-5") == "qty must be positive"
+    assert await raw.error(422, "DELETE", "/v2/positions/AAPL?qty=1e10") == "qty must be at most 1000000000"
+    assert await raw.error(422, "DELETE", "/v2/positions/AAPL?percentage=0") == "percentage must be positive"
+    assert await raw.error(422, "DELETE", "/v2/positions/AAPL?percentage=1e5") == "percentage must be at most 100"
+    # Text holding NUL is refused naming the field, not a command of the worker's (StampedPlaceOrder).
+    assert await raw.error(422, "POST", "/v2/orders", order(symbol="AA\x00PL")) == "symbol contains a NUL character"
+    assert await api.d.master.db.query("SELECT COUNT(*) FROM orders") == [(0,)]
+    # At the limits, an order.
+    status, _, body = await raw.request("POST", "/v2/orders", order(type="limit", limit_price="1000000",
+                                                                    qty="0.000001", time_in_force="gtc"))
+    assert status == 200, body
+    assert tracebacks(api) == []

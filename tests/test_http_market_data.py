@@ -144,6 +144,57 @@ async def test_assets(minutes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_asset_a_replay_lists_later_is_inactive_and_not_tradable_until_its_first_day(
+        tmp_path, settings, database_url, clock):
+    """Found by a user of a replay of 2010: /v2/assets said ABBV, FB and TWTR were active and tradable while their
+    orders were refused ("ABBV does not trade yet: its prices start on 2013-01-02"), so a strategy filtering on
+    tradable picked symbols it could not trade.  The listing says what the order check says."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.enums import AssetStatus
+    from alpaca.trading.requests import GetAssetsRequest, MarketOrderRequest
+
+    later = tmp_path / "NEW.csv"  # lists on Thursday 7 March, and trades to the end of the fixture
+    later.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"2024-03-{day:02d},10.00,10.50,9.75,10.25,1000\n" for day in (7, 8, 11, 12, 13, 14, 15)))
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(),
+                        replay_files=f"{FIXTURE},{later}", replay_start="2024-03-04", fill_model="ideal",
+                        api_rate_limit=100_000)
+    try:
+        client = a.trading()
+
+        async def listed():
+            return {x.symbol: (x.status, x.tradable) for x in await in_thread(client.get_all_assets)}
+
+        def order():
+            return in_thread(client.submit_order, MarketOrderRequest(symbol="NEW", qty=1, side="buy",
+                                                                     time_in_force="day"))
+
+        for _ in range(3):  # the market waits at the open of Tuesday 5 March, of Wednesday 6, of Thursday 7
+            assert await listed() == {"ABC": (AssetStatus.ACTIVE, True), "NEW": (AssetStatus.INACTIVE, False),
+                                      "XYZ": (AssetStatus.ACTIVE, True)}
+            one = await in_thread(client.get_asset, "NEW")
+            assert (one.status, one.tradable) == (AssetStatus.INACTIVE, False)
+            assert [x.symbol for x in await in_thread(client.get_all_assets, GetAssetsRequest(status="inactive"))] \
+                == ["NEW"]
+            assert [x.symbol for x in await in_thread(client.get_all_assets, GetAssetsRequest(status="active"))] \
+                == ["ABC", "XYZ"]
+            with pytest.raises(APIError) as excinfo:
+                await order()
+            # (Before its first day "NEW does not trade yet: its prices start on 2024-03-07 ...", on it until its
+            # first bar has been played "no price is known yet for NEW".)
+            assert api_error(excinfo)[:2] == (422, 42210000) and "NEW" in api_error(excinfo)[2]
+            await a.d.tick()
+        # At Friday's open, its first day played: tradable, and its order is taken (and fills at Friday's close).
+        assert await listed() == {s: (AssetStatus.ACTIVE, True) for s in ("ABC", "NEW", "XYZ")}
+        assert [x.symbol for x in await in_thread(client.get_all_assets, GetAssetsRequest(status="inactive"))] == []
+        placed = await order()
+        await a.d.tick()
+        assert (await in_thread(client.get_order_by_id, placed.id)).status == "filled"
+    finally:
+        await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, settings, database_url, clock):
     """A replay of a small fixture on the New York calendar: XYZ splits 2-for-1 on 8 March 2024 and pays 0.50 a
     share on the 12th (tests/fixtures/replay)."""
@@ -224,7 +275,8 @@ async def test_the_calendar_lists_every_session_it_covers_with_its_settlement_da
         return await in_thread(client.get, "/calendar", {"start": start, "end": end})
 
     # Every session of the years the calendar covers, however far before or after them the range reaches.
-    for start, end in (("2000-01-01", "2030-01-01"), ("2000-01-01", "2029-12-31"), ("1970-01-01", "2030-06-30")):
+    for start, end in (("2000-01-01", "2030-01-01"), ("2000-01-01", "2029-12-31"), ("1970-01-01", "2030-06-30"),
+                       ("2011-01-01", "9999-12-31"), ("0001-01-01", "9999-12-31")):  # (9999-12-31 was a 500)
         days = await calendar(start, end)
         dates = [d["date"] for d in days]
         assert (dates[0], dates[-1]) == ("2018-01-02", "2025-12-31"), (start, end)
@@ -232,6 +284,8 @@ async def test_the_calendar_lists_every_session_it_covers_with_its_settlement_da
     assert len(await calendar("2020-01-01", "2025-01-01")) == 1258
     assert [d["date"] for d in await calendar("2005-01-01", "2018-01-03")] == ["2018-01-02", "2018-01-03"]
     assert await calendar("2000-01-01", "2010-12-31") == [] == await calendar("2026-01-01", "2029-12-31")
+    assert await calendar("2026-01-01", "9999-12-31") == [] == await calendar("9999-12-31", "9999-12-31")
+    assert await in_thread(client.get, "/calendar", {"start": "9999-12-31"}) == []  # and the 62 days after it
 
     # The settlement day: two sessions later before 28 May 2024 (over weekends and holidays), one from then on.
     settles = {d["date"]: d["settlement_date"] for d in await calendar("2019-12-30", "2024-06-03")}

@@ -133,12 +133,14 @@ def test_quantity_is_parsed_to_a_decimal():
         ("0.000000", "quantity must be positive"),
         ("-3", "quantity '-3' is not a plain positive number (digits and one point)"),
         ("1.1234567", "quantity has more than 6 decimals"),
-        ("1000000001", "quantity is larger than 1000000000"),
+        ("1000000001", "quantity must be at most 1000000000"),
+        ("1000000000.000001", "quantity must be at most 1000000000"),
         ("NaN", "quantity 'NaN' is not a plain positive number (digits and one point)"),
         ("Infinity", "quantity 'Infinity' is not a plain positive number (digits and one point)"),
         ("ten", "quantity 'ten' is not a plain positive number (digits and one point)"),
         ("", "quantity '' is not a plain positive number (digits and one point)"),
-        ("1" * 70, "quantity '" + "1" * 32 + "...' is too long"),
+        ("1" * 70, "quantity must be at most 1000000000"),
+        ("0." + "0" * 70 + "1", "quantity '0." + "0" * 30 + "...' is too long"),
     ],
 )
 def test_bad_quantities_are_invalid_input(value, message):
@@ -164,6 +166,32 @@ def test_a_quantity_is_written_as_a_price_is_digits_and_one_point(value):
 def test_plain_quantities_are_accepted_and_surrounding_spaces_ignored_as_for_a_price(value, expected):
     assert validation.quantity(value) == Decimal(expected)
     assert validation.decimal("amount", value, 6) == Decimal(expected)
+
+
+def test_numbers_are_refused_in_one_wording_naming_the_field_as_the_client_did_and_saying_the_limit():
+    """The HTTP API names a quantity qty and a limit price limit_price; every refusal names the field so, in the
+    same words as the command line's, with the limit (a limit price's is the trading core's MAX_PRICE)."""
+    for check, message in (
+            (lambda: validation.quantity("0", "qty"), "qty must be positive"),
+            (lambda: validation.quantity("1000000001", "qty"), "qty must be at most 1000000000"),
+            (lambda: validation.quantity("0.0000001", "qty"), "qty has more than 6 decimals"),
+            (lambda: validation.quantity("-5", "qty"),
+             "qty '-5' is not a plain positive number (digits and one point)"),
+            (lambda: validation.price("limit price", "0"), "limit price must be positive"),
+            (lambda: validation.price("limit_price", "1000000.01"), "limit_price must be at most 1000000"),
+            (lambda: validation.price("limit price", "1" * 300), "limit price must be at most 1000000"),
+            (lambda: validation.price("limit price", "1.00001"), "limit price has more than 4 decimals"),
+            (lambda: validation.percent("trail percent", "100.01"), "trail percent must be at most 100"),
+            (lambda: validation.money_amount("notional", "1000000000.01", Decimal(10**9)),
+             "notional must be at most 1000000000"),
+            (lambda: validation.money_amount("cash", "1000000000000.01"), "cash must be at most 1000000000000")):
+        with pytest.raises(InvalidInput) as excinfo:
+            check()
+        assert excinfo.value.message == message
+    assert validation.price("limit price", "1000000") == Decimal(1000000)
+    assert validation.quantity("1000000000", "qty") == Decimal(1000000000)
+    with pytest.raises(InvalidInput, match="^limit price has more than 4 decimals$"):
+        validation.price("limit price", "1." + "0" * 1000 + "1")
 
 
 def test_token_shape():

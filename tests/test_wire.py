@@ -50,14 +50,16 @@ def call(name, fields):
 
 
 def test_arguments_amp_cannot_parse_are_invalid_input_naming_them():
+    """In the words of the person who sent them: the argument, not the command (a worker passes a client's
+    PlaceOrder on as StampedPlaceOrder, a name that means nothing to them)."""
     code = ALL_ERRORS[InvalidInput]
-    for fields, words in (({}, "'text' is missing"), ({b"text": b"\xff"}, "'text' is not valid"),
-                          ({b"text": b"a", b"count": b"abc"}, "'count' is not valid"),
-                          ({b"text": b"a", b"count": str(2**63).encode()}, "'count' is out of range"),
-                          ({b"text": b"a\x00b"}, "'text' contains a NUL")):
+    for fields, words in (({}, "text is missing"), ({b"text": b"\xff"}, "text is not valid"),
+                          ({b"text": b"a", b"count": b"abc"}, "count is not valid"),
+                          ({b"text": b"a", b"count": str(2**63).encode()}, "count is out of range"),
+                          ({b"text": b"a\x00b"}, "text contains a NUL character")):
         with Tracebacks() as tracebacks:
             (kind, got, description), server = call(b"Echo", fields)
-        assert (kind, got) == ("error", code) and words in description, (fields, description)
+        assert (kind, got, description) == ("error", code, words), fields
         assert tracebacks.failures == [] and server.failures == []
 
 

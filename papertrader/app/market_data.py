@@ -90,10 +90,12 @@ class MarketDataCommands:
         calendar covers the years around its history (papertrader/market/setup.py), so a range beyond them
         lists the days inside them only (none if none)."""
         start = start or self.day_start()
-        end = end or start + timedelta(days=62)
+        if end is None:  # (a start past the calendar's years lists nothing: none of its 62 days, beyond 9999 too)
+            end = start + timedelta(days=62) if start < CALENDAR_END else start
         if end < start:
             raise InvalidInput("the end must not come before the start")
-        start, end = max(start, CALENDAR_FIRST), min(end + timedelta(days=1), CALENDAR_END)
+        # Up to the end's day included: bounded first, as the day after 9999-12-31 is no date.
+        start, end = max(start, CALENDAR_FIRST), min(end, CALENDAR_END - timedelta(days=1)) + timedelta(days=1)
         calendar = self.market_clock.calendar
         sessions = []
         # A window at a time, so the always-open calendar never builds more than one window of sessions.
@@ -106,7 +108,10 @@ class MarketDataCommands:
 
     def asset_list(self, stamp, symbol=None, after=None, limit=None):
         """The traded assets, as the source describes them, by symbol: ``symbol`` just that one; else at most
-        ``limit`` (1-200, default 200) of those after the symbol ``after``."""
+        ``limit`` (1-200, default 200) of those after the symbol ``after``.  An asset of a replay that has no
+        price yet (one listed later: before its first day, and on it until its first bar) is ``inactive`` and
+        not ``tradable``, as its orders are refused ("does not trade yet", app/trading.py ``_check_asset``;
+        then "no price is known yet"); every other is ``active``."""
         symbols = sorted(self.board.assets)
         if symbol is not None:
             symbols = [validation.symbol(symbol, self.board.assets, self.board.get)]
@@ -119,9 +124,12 @@ class MarketDataCommands:
         for s in symbols:
             info = self.board.info[s]
             quote = self.board.get(s)
+            # (A source that cannot tell an asset's first day, a live one, is never waiting for it: an order of
+            # an asset it has no price of yet is refused for now, after a restart, until the next update.)
+            waiting = info.first_day is not None and quote is None
             asset = dict(id=asset_uuid(s), symbol=s, name=info.name or s, exchange=info.exchange or "",
-                         asset_class=info.asset_class or "us_equity", tradable=info.tradable,
-                         fractionable=info.fractionable,
+                         asset_class=info.asset_class or "us_equity", tradable=info.tradable and not waiting,
+                         status="inactive" if waiting else "active", fractionable=info.fractionable,
                          marginable=self.margin is not None, shortable=self.margin is not None,
                          maintenance_margin=(self.margin.maintenance_long * 100 if self.margin else None),
                          price=quote.price if quote else None,
@@ -218,11 +226,20 @@ class MarketDataCommands:
 BAR_TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
 
 
-def _page_token(token):
-    from datetime import datetime
+#: The times a page token may name (ours are of bars, which are of these years).
+TOKEN_FIRST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+TOKEN_END = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
+
+def _page_token(token):
+    """(symbol, time) of a page token ours: the time of the last bar given, with its offset, of a year a bar
+    may have (a token made up with another would be compared with times it cannot be, or leave the dates
+    Python has when a bar's length is added to it)."""
     try:
         symbol, when = token.split("|", 1)
-        return symbol, datetime.fromisoformat(when)
-    except ValueError:
+        moment = datetime.fromisoformat(when)
+        if moment.tzinfo is None or not TOKEN_FIRST <= moment < TOKEN_END:
+            raise ValueError(when)
+        return symbol, moment
+    except (ValueError, OverflowError):
         raise InvalidInput("page_token: the next_page_token of an earlier page")

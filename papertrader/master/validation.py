@@ -11,8 +11,9 @@ import unicodedata
 from decimal import Decimal
 
 from papertrader.errors import InvalidInput, NotLoggedIn, UnknownOrder, UnknownSymbol, WeakPassword
-from papertrader.money import parse_quantity
+from papertrader.money import MAX_MONEY, MAX_QUANTITY, parse_quantity
 from papertrader.passwords import normalize as normalize_password
+from papertrader.trading.pretrade import MAX_PRICE
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -83,53 +84,65 @@ def side(value):
     return value
 
 
-#: A decimal number as a client may write it: ASCII digits, at most one point, no sign, no exponent.
-DECIMAL_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
-#: The same shape of any length (a quantity's size and length are parse_quantity's to refuse, by name).
+#: A decimal number as a client may write it: ASCII digits, at most one point, no sign, no exponent (its size
+#: and decimals are then checked by name).
 PLAIN_NUMBER_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
-def quantity(value):
-    """A quantity of shares, written as prices are (digits with at most one point and digits after it;
-    surrounding spaces are ignored, no sign, no exponent: ``1e3`` is not 1000 shares), then
-    positive, at most 6 decimals and at most MAX_QUANTITY (:func:`papertrader.money.parse_quantity`)."""
+def _plain(name, value):
+    """``value`` as a Decimal, if it is written as a plain positive number; else InvalidInput naming ``name``."""
     text = "" if value is None else str(value).strip()
     if not PLAIN_NUMBER_RE.fullmatch(text):
         shown = text if len(text) <= 24 else text[:24] + "..."
-        raise InvalidInput(f"quantity {shown!r} is not a plain positive number (digits and one point)")
+        raise InvalidInput(f"{name} {shown!r} is not a plain positive number (digits and one point)")
+    return text, Decimal(text)
+
+
+def _in_range(name, number, most):
+    """The same words for every number from every client (the HTTP API's too): positive, at most ``most``."""
+    if number <= 0:
+        raise InvalidInput(f"{name} must be positive")
+    if number > most:  # (before quantizing: quantizing a huge number raises InvalidOperation)
+        raise InvalidInput(f"{name} must be at most {most}")
+
+
+def quantity(value, name="quantity"):
+    """A quantity of shares, written as prices are (digits with at most one point and digits after it;
+    surrounding spaces are ignored, no sign, no exponent: ``1e3`` is not 1000 shares), then
+    positive, at most MAX_QUANTITY and at most 6 decimals (:func:`papertrader.money.parse_quantity`).
+    ``name``: the field as the client named it (the HTTP API's ``qty``), which each refusal names."""
+    text, number = _plain(name, value)
+    _in_range(name, number, MAX_QUANTITY)
     try:
         return parse_quantity(text)
     except ValueError as e:
-        raise InvalidInput(str(e))
+        message = str(e)  # "quantity has more than 6 decimals": named as the client named it
+        raise InvalidInput(name + message[len("quantity"):] if message.startswith("quantity") else message)
 
 
-def decimal(name, value, places):
-    """Parse an optional positive decimal field (None or '' -> None) with at most ``places`` decimals."""
+def decimal(name, value, places, most=MAX_MONEY):
+    """Parse an optional positive decimal field (None or '' -> None) with at most ``places`` decimals, at
+    most ``most``."""
     if value is None or value == "":
         return None
-    text = str(value).strip()
-    if not DECIMAL_RE.fullmatch(text):
-        shown = text if len(text) <= 24 else text[:24] + "..."
-        raise InvalidInput(f"{name} {shown!r} is not a plain positive number (digits and one point)")
-    number = Decimal(text)
-    if number <= 0:
-        raise InvalidInput(f"{name} must be positive")
+    _, number = _plain(name, value)
+    _in_range(name, number, most)
     if number != number.quantize(Decimal(1).scaleb(-places)):
         raise InvalidInput(f"{name} has more than {places} decimals")
     return number
 
 
 def price(name, value):
-    """A limit, stop or trail price (tick sizes are the trading core's rule)."""
-    return decimal(name, value, 4)
+    """A limit, stop or trail price, at most the core's MAX_PRICE (tick sizes are the trading core's rule)."""
+    return decimal(name, value, 4, MAX_PRICE)
 
 
-def money_amount(name, value):
-    return decimal(name, value, 2)
+def money_amount(name, value, most=MAX_MONEY):
+    return decimal(name, value, 2, most)
 
 
 def percent(name, value):
-    return decimal(name, value, 2)
+    return decimal(name, value, 2, Decimal(100))
 
 
 def order_id(value):

@@ -262,7 +262,7 @@ def asset(a):
         "exchange": exchange(a.get("exchange")),
         "symbol": a["symbol"],
         "name": a.get("name") or a["symbol"],
-        "status": "active",
+        "status": a.get("status") or "active",  # inactive: a replay's, with no price yet
         "tradable": bool(a["tradable"]),
         "marginable": bool(a.get("marginable")),
         "shortable": bool(a.get("shortable")),

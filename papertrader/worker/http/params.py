@@ -14,8 +14,18 @@ import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+from papertrader.errors import InvalidInput
+from papertrader.master import validation
+from papertrader.trading.pretrade import MAX_NOTIONAL
+
 #: The longest value of one query parameter, in characters.
 MAX_QUERY_VALUE = 4096
+#: The times a parameter may name (``after``, ``until``, ``start``, ``end``...): far enough either way for any
+#: history, near enough that a day or a period more or less never leaves Python's dates (years 1 to 9999).
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+#: The days a day parameter that stands for a whole day (``date``, ``date_end``) may name.
+FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date() - timedelta(days=1)
 
 
 class HttpError(Exception):
@@ -86,14 +96,19 @@ class Query:
             return None
         return parse_moment(name, value)
 
-    def day(self, name):
+    def day(self, name, bounded=True):
+        """A day, YYYY-MM-DD: from FIRST_DAY to LAST_DAY, or (``bounded`` false: the calendar's ``start`` and
+        ``end``, which list the days of a range that exist) any day Python knows."""
         value = self.text(name, limit=16)
         if value is None:
             return None
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             raise invalid(f"{name} must be a day, YYYY-MM-DD")
+        if bounded and not FIRST_DAY <= day <= LAST_DAY:
+            raise invalid(f"{name} is out of range: give a day from {FIRST_DAY} to {LAST_DAY}")
+        return day
 
     def listing(self, name, most, limit=MAX_QUERY_VALUE):
         """A comma-separated list (empty items dropped), at most ``most`` items."""
@@ -133,15 +148,20 @@ def parse_moment(name, value):
     value = re.sub(r" ([0-9]{2}:[0-9]{2})$", r"+\1", value.strip())  # a '+' sent unencoded became a space
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), timezone.utc)
-        moment = datetime.fromisoformat(value)
+            moment = datetime.combine(date.fromisoformat(value), time(), timezone.utc)
+        else:
+            moment = datetime.fromisoformat(value)
     except ValueError:
         raise invalid(f"{name} must be a time in RFC 3339 (2024-01-02T15:04:05Z) or a day (2024-01-02)")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    if not datetime(1900, 1, 1, tzinfo=timezone.utc) <= moment <= datetime(2200, 1, 1, tzinfo=timezone.utc):
-        raise invalid(f"{name} is out of range")
-    return moment.astimezone(timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)  # (0001-01-01T00:00+01:00 is before the first time there is)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise invalid(f"{name} is out of range: give a time from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}")
+    return moment
 
 
 def day_start(day):
@@ -194,23 +214,48 @@ def _no_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def decimal_text(name, value):
-    """A JSON number or numeric string as the decimal text our commands take (they check its range)."""
+#: The longest numeric string a body may hold for a number, in characters.
+MAX_NUMBER_TEXT = 1000
+
+
+def decimal_text(name, value, check):
+    """A JSON number or numeric string as the decimal text our commands take, refused here if ``check`` (one
+    of :mod:`papertrader.master.validation`'s, which the command applies again) refuses it: named as the
+    request names the field (``qty``, ``limit_price``), in the words every client gets."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise invalid(f"{name} must be a number")
-    if isinstance(value, str) and len(value) > 40:
-        raise invalid(f"{name} must be a number")
+    if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
+        raise invalid(f"{name} is too long (a number of at most {MAX_NUMBER_TEXT} characters)")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise invalid(f"{name} must be a number")
-    if not number.is_finite() or abs(number.adjusted()) > 30:
+    if not number.is_finite():
         raise invalid(f"{name} must be a finite number")
-    if number < 0:
+    if number <= 0:
         raise invalid(f"{name} must be positive")
-    return format(number.normalize(), "f") if number == number.to_integral_value() else format(number, "f")
+    # Past 30 digits either side of the point a number is beyond every limit (size, decimals): check one of that
+    # size instead of writing out, say, 1e999999999's billion digits (it is refused: never returned).
+    if number.adjusted() > 30:
+        number = Decimal("1e31")
+    elif number.adjusted() < -30:
+        number = Decimal("1e-31")
+    shown = format(number.normalize(), "f") if number == number.to_integral_value() else format(number, "f")
+    try:
+        check(name, shown)
+    except InvalidInput as e:
+        raise invalid(e.message)
+    return shown
+
+
+def quantity_text(name, value):
+    return decimal_text(name, value, lambda name, text: validation.quantity(text, name))
+
+
+def price_text(name, value):
+    return decimal_text(name, value, validation.price)
 
 
 def text(name, value, limit=64):
@@ -250,17 +295,19 @@ def order_request(data):
     side, symbol = text("side", data.get("side")), text("symbol", data.get("symbol"), 32)
     if not side or not symbol:
         raise invalid("symbol and side are required")
-    quantity, notional = decimal_text("qty", data.get("qty")), decimal_text("notional", data.get("notional"))
+    quantity = quantity_text("qty", data.get("qty"))
+    notional = decimal_text("notional", data.get("notional"),
+                            lambda name, text: validation.money_amount(name, text, MAX_NOTIONAL))
     if (quantity is None) == (notional is None):
         raise invalid("give qty or notional (one of them)")
     return dict(
         symbol=symbol, side=side, type=text("type", data.get("type")) or "market",
         time_in_force=text("time_in_force", data.get("time_in_force")) or "day",
         quantity=quantity, notional=notional,
-        limit_price=decimal_text("limit_price", data.get("limit_price")),
-        stop_price=decimal_text("stop_price", data.get("stop_price")),
-        trail_price=decimal_text("trail_price", data.get("trail_price")),
-        trail_percent=decimal_text("trail_percent", data.get("trail_percent")),
+        limit_price=price_text("limit_price", data.get("limit_price")),
+        stop_price=price_text("stop_price", data.get("stop_price")),
+        trail_price=price_text("trail_price", data.get("trail_price")),
+        trail_percent=decimal_text("trail_percent", data.get("trail_percent"), validation.percent),
         client_order_id=text("client_order_id", data.get("client_order_id"), 128))
 
 
@@ -271,11 +318,11 @@ def replace_request(data):
     """PATCH /v2/orders/{id}'s body as ReplaceOrder's arguments."""
     refuse_unknown(data, REPLACE_KEYS, "a replace")
     # (A replace that changes nothing is refused by the application layer, as from every client.)
-    return dict(quantity=decimal_text("qty", data.get("qty")),
+    return dict(quantity=quantity_text("qty", data.get("qty")),
                 time_in_force=text("time_in_force", data.get("time_in_force")),
-                limit_price=decimal_text("limit_price", data.get("limit_price")),
-                stop_price=decimal_text("stop_price", data.get("stop_price")),
-                trail=decimal_text("trail", data.get("trail")),
+                limit_price=price_text("limit_price", data.get("limit_price")),
+                stop_price=price_text("stop_price", data.get("stop_price")),
+                trail=price_text("trail", data.get("trail")),  # dollars or percent: the command checks which
                 client_order_id=text("client_order_id", data.get("client_order_id"), 128))
 
 

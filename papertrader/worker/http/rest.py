@@ -16,6 +16,7 @@ import re
 import uuid
 from collections import deque
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from urllib.parse import unquote_to_bytes
 
 from klein import Klein
@@ -24,13 +25,15 @@ from twisted.web import resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from papertrader import commands
-from papertrader.errors import (DuplicateOrder, OrderNotOpen, PaperTraderError, Throttled, UnknownOrder,
-                                UnknownSymbol)
+from papertrader.errors import (DuplicateOrder, OrderNotOpen, PaperTraderError, ServerError, Throttled,
+                                UnknownOrder, UnknownSymbol)
+from papertrader.master import validation
 from papertrader.master.api_keys import credential
 from papertrader.market.sources import asset_uuid
 from papertrader.trading.settlement import settlement_date
 from papertrader.worker.http import alpaca
 from papertrader.worker.http.params import (
+    MAX_NUMBER_TEXT,
     SYMBOL_RE,
     HttpError,
     Query,
@@ -38,11 +41,13 @@ from papertrader.worker.http.params import (
     check_uuid,
     day_bounds,
     day_start,
+    decimal_text,
     decode_token,
     encode_token,
     invalid,
     is_uuid,
     order_request,
+    quantity_text,
     replace_request,
     shorten,
     timeframe,
@@ -83,6 +88,8 @@ MAX_SYMBOLS = 200
 MAX_SESSIONS = 600
 #: Days after a calendar's last session looked at for its settlement date (T+5 at most, with holidays).
 SETTLEMENT_LOOKAHEAD = 14
+#: A portfolio history's period: 1 to 9999 days, weeks, months or years (as the command takes it).
+PERIOD_RE = re.compile(r"[1-9][0-9]{0,3}[DWMA]")
 #: Activity types: those this platform makes, and the rest of Alpaca's (asked for, they are simply none).
 ACTIVITY_TYPES = {"FILL", "DIV", "SPLIT", "FEE"}
 OTHER_ACTIVITY_TYPES = {"ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC",
@@ -230,7 +237,7 @@ class RestApi:
     def unexpected(self, request, failure):
         self.worker.log.failure("HTTP {method} {path} failed", failure, method=request.method.decode("latin-1"),
                                 path=request.path.decode("latin-1")[:200])
-        return respond(request, 500, error_body(50010000, "internal error; it has been logged"))
+        return respond(request, 500, error_body(50010000, ServerError().message))  # as the master's
 
     # --- account and clock ---------------------------------------------------------------------
 
@@ -291,7 +298,9 @@ class RestApi:
     @defer.inlineCallbacks
     def close_position(self, request, symbol_or_id):
         query = Query(request)
-        quantity, percentage = query.text("qty", limit=40), query.text("percentage", limit=40)
+        quantity = quantity_text("qty", query.text("qty", limit=MAX_NUMBER_TEXT))
+        percentage = decimal_text("percentage", query.text("percentage", limit=MAX_NUMBER_TEXT),
+                                  lambda name, text: validation.decimal(name, text, 6, Decimal(100)))
         if quantity is not None and percentage is not None:
             raise invalid("give qty or percentage, not both")
         symbol = yield self._symbol_of(request, symbol_or_id)
@@ -424,7 +433,8 @@ class RestApi:
     @defer.inlineCallbacks
     def calendar(self, request):
         query = Query(request)
-        first, last = query.day("start"), query.day("end")
+        # Any days: a range reaching past the years the calendar covers lists the days inside them.
+        first, last = query.day("start", bounded=False), query.day("end", bounded=False)
         yield self.who(request)
         if first is not None and last is not None and last < first:
             raise invalid("end must not come before start")
@@ -469,8 +479,10 @@ class RestApi:
         attributes = query.listing("attributes", 20)
         yield self.who(request)
         assets = [alpaca.asset(a) for a in (yield self._assets(request))]
-        if status == "inactive" or attributes:
-            assets = []  # every asset here is active, and none has Alpaca's attributes
+        if attributes:
+            assets = []  # no asset here has Alpaca's attributes
+        if status is not None:
+            assets = [a for a in assets if a["status"] == status]
         if asset_class is not None:
             assets = [a for a in assets if a["class"] == asset_class]
         if exchange is not None:
@@ -498,7 +510,9 @@ class RestApi:
     @defer.inlineCallbacks
     def portfolio_history(self, request):
         query = Query(request)
-        period = query.text("period", limit=8)
+        period = query.text("period", limit=16)
+        if period is not None and not PERIOD_RE.fullmatch(period):
+            raise invalid("period must be a number from 1 to 9999 and D, W, M or A (e.g. 1M)")
         frame = query.choice("timeframe", ("1Min", "5Min", "15Min", "1H", "1D"))
         start, end, date_end = query.moment("start"), query.moment("end"), query.day("date_end")
         query.choice("intraday_reporting", ("market_hours", "extended_hours", "continuous"))
