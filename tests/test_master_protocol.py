@@ -33,7 +33,7 @@ class Peer(amp.AMP):
         self.quotes = []
 
     @commands.QuotesTick.responder
-    def quotes_tick(self, quotes):
+    def quotes_tick(self, quotes, replace=False):
         self.quotes.append(quotes)
         return {}
 
