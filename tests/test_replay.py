@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer
 
 from papertrader.app import Stamp
 from papertrader.app.trading import TradingCommands, rules_from
@@ -21,7 +22,7 @@ from papertrader.market.setup import MarketSetupError, build
 from papertrader.master.accounts import Accounts
 from papertrader.master.candles import CandleStore
 from papertrader.master.order_store import OrderStore
-from papertrader.times import utc
+from papertrader.times import iso, utc
 from papertrader.trading.corporate import Dividend, Split
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
@@ -280,6 +281,64 @@ async def test_a_seek_back_forgets_the_days_after_it_so_nothing_of_the_future_sh
         assert again == played[:2]
     finally:
         await r.market.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_seek_and_an_update_falling_due_meanwhile_take_turns(replay):
+    """The update falls due while the seek waits on the database: it plays after the seek, from the new time, and
+    its step is what is saved (a seek saved over it would play that day twice after a restart)."""
+    r = replay
+    for _ in range(3):
+        await r.session()  # Tuesday to Thursday 7 March
+    # The seek's save waits at a gate, opened once the update has played (were they to interleave) or is seen
+    # waiting for the seek (as they take turns).
+    gate = defer.Deferred()
+
+    def open_gate(*_):
+        if not gate.called:
+            gate.callback(None)
+
+    r.market.save = lambda changes: gate.addCallback(lambda _: r.db.run(r.store.save_state, changes))
+    r.market.listeners.append(open_gate)
+    seeking = r.market.control("seek", "2024-03-05")  # running, not paused
+    r.wall.advance(r.market.interval)  # the update falls due
+    if r.market._moving.waiting:
+        open_gate()
+    await seeking
+    await r.market.busy
+    assert [c["time"] for c in await r.market.candles.read("XYZ", "1d", 10)] == [t(4), t(5)]
+    xyz = r.board.get("XYZ")
+    assert (xyz.price, xyz.time) == (D("103.00"), t(5, 21, 0))  # Tuesday's close, played after the seek
+    state = await r.db.run(r.store.all_state)
+    assert state["last_step"] == iso(t(5, 21, 0)) and r.clock.now() == t(6)
+
+
+@pytest_twisted.ensureDeferred
+async def test_when_the_candles_cannot_be_forgotten_at_a_seek_nothing_plays_until_they_are(replay):
+    """The database refuses the seek's delete once (locked, unreachable): the prices are rewound anyway, and the
+    market stands still, saying so, until the candles after the new time are gone; then it plays on."""
+    import sqlite3
+
+    r = replay
+    for _ in range(3):
+        await r.session()  # to Thursday 7 March
+    real, failures = r.market.candles.forget_from, []
+
+    def forget(moment, symbols):  # refused twice: at the seek, and at the first update after it
+        if len(failures) < 2:
+            failures.append(moment)
+            return defer.fail(sqlite3.OperationalError("database is locked"))
+        return real(moment, symbols)
+
+    r.market.candles.forget_from = forget
+    await r.market.control("seek", "2024-03-05")
+    assert failures == [t(5)] and r.board.get("XYZ").price == D("101.00")  # (logged, not raised)
+    await r.session()  # refused again: nothing plays on top of the candles of the days after
+    assert failures == [t(5), t(5)] and r.clock.now() == t(5)
+    assert [c["time"] for c in await r.market.candles.read("XYZ", "1d", 10)] == [t(4), t(5), t(6), t(7)]
+    await r.session()  # forgotten, then the 5th plays
+    assert [c["time"] for c in await r.market.candles.read("XYZ", "1d", 10)] == [t(4), t(5)]
+    assert r.clock.now() == t(6) and r.board.get("XYZ").price == D("103.00")
 
 
 @pytest_twisted.ensureDeferred

@@ -45,6 +45,10 @@ class MarketService(service.Service):
         self.listeners = []
         #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
         self.rewound = []
+        #: Seeks and updates, one at a time.
+        self._moving = defer.DeferredLock()
+        #: The time from which candles are still to be forgotten after a rewind (None: none).
+        self._forget_from = None
         self.ticks = 0
         self.last = None
         self.actions_through = None
@@ -135,50 +139,71 @@ class MarketService(service.Service):
             elif action == "resume":
                 clock.resume()
             elif action == "seek":
-                target = parse_seek_date(when)
-                if self.busy is not None:
-                    yield self.busy  # an update of the old time finishes first (it stores its candles)
-                before = clock.now()
-                position = clock.seek(target)
-                yield self._rewind(position)
-                changes["last_step"] = (position - timedelta(microseconds=1)).isoformat(timespec="microseconds")
-                if position < before:  # back in time: corporate actions happen again
-                    self.actions_through = position.date() - timedelta(days=1)
-                    changes["actions_through"] = self.actions_through.isoformat()
-                changes["replay_seek"] = ""
+                # Never beside an update: one of the old time would store its candles and prices after the
+                # rewind, and save its step over the seek's.
+                yield self._moving.run(self._seek, parse_seek_date(when))
             else:
                 raise InvalidInput("the market commands are status, pause, resume and seek DATE")
-            changes["replay_state"] = clock.state
-            if self.save is not None:
-                yield self.save(changes)
+            if action != "seek" and self.save is not None:
+                yield self.save(dict(changes, replay_state=clock.state))
             self.log.info("market: {action}{when} by an operator; market time {time}, {state}", action=action,
                           when=f" {when}" if when else "", time=clock.now().isoformat(), state=clock.state)
         return clock.describe()
 
     def tick(self):
         """One update (never raises: a failure is logged and the next interval tries again)."""
-        self.busy = self._tick()
+        self.busy = self._moving.run(self._tick)
         return self.busy
 
     @defer.inlineCallbacks
+    def _seek(self, target):
+        """Move a replay's time to the open of ``target`` (a date): saved first (a master killed after it resumes
+        from there, and rewinds again what it finds later than that), then rewound."""
+        clock = self.market_clock
+        before = clock.now()
+        position = clock.seek(target)
+        changes = {"last_step": (position - timedelta(microseconds=1)).isoformat(timespec="microseconds"),
+                   "replay_seek": "", "replay_state": clock.state}
+        if position < before:  # back in time: corporate actions happen again
+            self.actions_through = position.date() - timedelta(days=1)
+            changes["actions_through"] = self.actions_through.isoformat()
+        if self.save is not None:
+            yield self.save(changes)
+        yield self._rewind(position)
+
+    @defer.inlineCallbacks
     def _rewind(self, position):
-        """Market time was moved to ``position`` (a seek either way, or a loop): the candles from then on are
-        forgotten (those days are played again, or not at all), the board holds each symbol's last price before
-        it (none for a symbol listed later), and the ``rewound`` listeners are told all of them."""
-        yield self.candles.forget_from(position)
+        """Market time was moved to ``position`` (a seek either way, or a loop): the board holds each symbol's
+        last price before it (none for a symbol listed later), the candles from then on are forgotten (those
+        days are played again, or not at all), and the ``rewound`` listeners are told all the quotes.  If the
+        candles cannot be forgotten now, no update plays until they are (``_forget``)."""
         last_bars = getattr(self.source, "last_bars", None)
         if last_bars is not None:
             quotes = [Quote(b.symbol, b.close, b.end) for b in last_bars(self.board.assets, position).values()]
         else:
             closes = yield self.candles.last_closes(self.board.assets)
-            quotes = [Quote(symbol, price, time) for symbol, (price, time) in closes.items()]
+            quotes = [Quote(symbol, price, time) for symbol, (price, time) in closes.items() if time < position]
         self.board.rewind(quotes)
         self.last = None
+        self._forget_from = position if self._forget_from is None else min(self._forget_from, position)
+        yield self._forget()
         for listener in self.rewound:
             try:
                 yield listener(self.board.all())
             except Exception:
                 self.log.failure("after market time was moved, {listener} failed", listener=listener)
+
+    @defer.inlineCallbacks
+    def _forget(self):
+        """Forget the candles a rewind left to forget; True once none is left (a failure is logged)."""
+        try:
+            yield self.candles.forget_from(self._forget_from, self.board.assets)
+        except Exception:
+            self.log.failure("market: could not forget the candles after market time was moved; the market waits"
+                             " and tries again at the next update")
+            return False
+        self._forget_from = None
+        return True
 
     def _checked(self, bars, start, end):
         good = {}
@@ -219,6 +244,8 @@ class MarketService(service.Service):
 
     @defer.inlineCallbacks
     def _tick(self):
+        if self._forget_from is not None and not (yield self._forget()):
+            return  # time was moved and the candles after it are still there: nothing plays on top of them
         try:
             advance = self.market_clock.advance()
             if advance is None:

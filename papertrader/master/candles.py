@@ -90,10 +90,15 @@ class CandleStore:
         return [dict(time=t, open=from_price_units(o), high=from_price_units(h), low=from_price_units(lo),
                      close=from_price_units(c), volume=v) for t, o, h, lo, c, v in candles]
 
-    def forget_from(self, moment):
-        """Forget the candles from ``moment`` on: market time was moved back to it (a replay sought or looped), and
-        the days after it are played again, or not at all."""
-        return self.db.execute("DELETE FROM bars WHERE time >= ?", (iso(moment),))
+    def forget_from(self, moment, symbols):
+        """Forget the candles of ``symbols`` from ``moment`` on: market time was moved back to it (a replay sought
+        or looped), and the days after it are played again, or not at all (by key: symbol, interval, time)."""
+        rows = [(symbol, interval, iso(moment)) for symbol in symbols for interval in ("1m", "1d")]
+
+        def forget(cursor):
+            cursor.executemany(self.db.sql("DELETE FROM bars WHERE symbol = ? AND interval = ? AND time >= ?"), rows)
+
+        return self.db.run(forget)
 
     def prune(self, now):
         """Forget minute buckets older than ``keep_minutes`` days."""
