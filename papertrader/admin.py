@@ -485,11 +485,13 @@ def live(reactor, data_dir, command, **kwargs):
 def open_database(args, data_dir):
     """The master's database: ``--database``, else the one the master last started with (DIR/database.url),
     else the SQLite database in DIR."""
+    url = args.database or files.recorded_database(data_dir) or Database.default_url(data_dir)
     try:
-        return Database(args.database or files.recorded_database(data_dir) or Database.default_url(data_dir),
-                        data_dir)
-    except ValueError as e:
-        raise InvalidInput(f"--database: {e}")
+        return Database(url, data_dir)
+    except ValueError:
+        where = "--database" if args.database else f"{files.DATABASE_FILE} in {data_dir}"
+        raise InvalidInput(f"{where}: unsupported database URL {redact(url)!r}: use sqlite:///PATH or"
+                           " postgresql://USER@HOST/DBNAME")
 
 
 def admin_log(data_dir):
@@ -666,8 +668,8 @@ def run(reactor, args, out=None, note=None, stdin=None):
         parse_allowed(allowed)  # refuse a bad --allow-ip before making anything
         bundle = os.path.abspath(args.out or files.worker_dir(data_dir, args.name))
         made = not os.path.exists(bundle)
-        armor = files.make_worker_bundle(data_dir, args.name, args.host, bundle)
         try:
+            armor = files.make_worker_bundle(data_dir, args.name, args.host, bundle)
             fingerprint = yield offline(reactor, args, data_dir, lambda w: w.register(args.name, armor, allowed),
                                         note)
         except Exception:

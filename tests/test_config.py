@@ -213,6 +213,16 @@ def test_a_replay_of_intraday_files_only_is_planned_from_their_days(tmp_path, ca
            " 2024-03-04 to 2024-03-05" in line
 
 
+def test_replay_files_with_a_header_and_no_bar_are_no_history(tmp_path, capsys):
+    from papertrader.options import SettingsOptions
+
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    (prices / "AAA.csv").write_text("date,open,high,low,close,volume\n")
+    line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices)], capsys)
+    assert f"replay_files: no history in {prices} (one SYMBOL.csv file per symbol" in line
+
+
 def test_a_worker_does_not_check_the_market_settings_it_never_reads(tmp_path):
     from papertrader.worker.service import Options
 

@@ -182,6 +182,7 @@ def test_numbers_are_refused_in_one_wording_naming_the_field_as_the_client_did_a
             (lambda: validation.price("limit price", "1" * 300), "limit price must be at most 1000000"),
             (lambda: validation.price("limit price", "1.00001"), "limit price has more than 4 decimals"),
             (lambda: validation.percent("trail percent", "100.01"), "trail percent must be at most 100"),
+            (lambda: validation.percent("trail percent", "100"), "trail percent must be less than 100"),
             (lambda: validation.money_amount("notional", "1000000000.01", Decimal(10**9)),
              "notional must be at most 1000000000"),
             (lambda: validation.money_amount("cash", "1000000000000.01"), "cash must be at most 1000000000000")):

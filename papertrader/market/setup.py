@@ -120,9 +120,9 @@ def _history(settings):
         history = load_files(paths, set(settings.assets) or None)
     except HistoryError as e:
         raise MarketSetupError(f"replay_files: {e}")
-    if not history.series:
+    if not any(len(series) for series in history.series.values()):
         raise MarketSetupError(f"replay_files: no history in {settings.replay_files} (one SYMBOL.csv file per"
-                               " symbol)")
+                               " symbol, with a header row and then one bar per line)")
     return history
 
 

@@ -172,6 +172,9 @@ class Master(StagedService):
             held = yield self.db.lock()
             if not held:
                 raise StartError(f"another master is already running against the database {redact(self.db.url)}")
+            # Noted before migrating: a migration refused until a backup is made is then run with papertrader-admin,
+            # which must find this database, not make one of its own.
+            files.record_database(self.data_dir, self.database)
             upgrade = yield self.db.upgrade()
         except UpgradeRefused as e:
             raise StartError(e.message)
@@ -185,7 +188,6 @@ class Master(StagedService):
         if upgrade.applied and upgrade.before:
             self.log.info("database migrated from schema version {before} to {after}", before=upgrade.before,
                           after=upgrade.after)
-        files.record_database(self.data_dir, self.database)
         # 3. Only now the services and the ports the world sees.
         self.market.startService()
         self.monitor.startService()

@@ -142,7 +142,11 @@ def money_amount(name, value, most=MAX_MONEY):
 
 
 def percent(name, value):
-    return decimal(name, value, 2, Decimal(100))
+    """A trail percent: positive, less than 100 (the trading core's rule), at most 2 decimals."""
+    number = decimal(name, value, 2, Decimal(100))
+    if number is not None and number >= 100:
+        raise InvalidInput(f"{name} must be less than 100")
+    return number
 
 
 def order_id(value):

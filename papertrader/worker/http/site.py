@@ -112,7 +112,8 @@ def tls_to_plain(data):
 def _bad_request(message):
     body = json.dumps({"code": 40010000, "message": message}, separators=(",", ":")).encode()
     return (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            b"X-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (len(body), body))
 
 
 class _FirstBytes(policies.ProtocolWrapper):
