@@ -152,7 +152,8 @@ class MarketService(service.Service):
 
     def tick(self):
         """One update (never raises: a failure is logged and the next interval tries again)."""
-        self.busy = self._moving.run(self._tick)
+        self.busy = defer.Deferred()  # fired when this update is done (it may first wait for a seek to finish)
+        self._moving.run(self._tick).chainDeferred(self.busy)
         return self.busy
 
     @defer.inlineCallbacks
