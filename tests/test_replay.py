@@ -165,6 +165,7 @@ class Replay:
         self.market = MarketService(ReplaySource(history, nyse), self.board, self.clock, CandleStore(db),
                                     settings.update_interval, clock, log, state=lambda: db.run(self.store.all_state))
         self.market.listeners.append(self.trading.market_step)
+        self.market.rewinding.append(self.trading.market_moved_back)
         self.accounts = Accounts(db, settings, clock, log)
         self.wall = clock
         self.db = db
@@ -281,6 +282,27 @@ async def test_a_seek_back_forgets_the_days_after_it_so_nothing_of_the_future_sh
         assert again == played[:2]
     finally:
         await r.market.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_placed_after_the_time_a_seek_goes_back_to_expire_and_the_others_trade_on(replay):
+    """Else an order placed on the 6th could fill on the 5th's bar, before it was placed."""
+    r = replay
+    alice = await r.user("alice")
+    early = await r.order(alice, "e1", "buy", "XYZ", "1", type="limit", limit_price="200.00", time_in_force="gtc")
+    placed = await r.order(alice, "p1", "buy", "ABC", "1", type="limit", limit_price="1.00", time_in_force="gtc")
+    await r.session()  # the 5th: `early` fills; now the 6th's open
+    late = await r.order(alice, "l1", "buy", "XYZ", "1", type="limit", limit_price="200.00", time_in_force="gtc")
+    assert (early["created"], late["created"]) == (t(5), t(6))
+    await r.market.control("seek", "2024-03-05")  # back to the open `placed` was placed at
+    expired = await r.trading.get_order(alice, None, late["id"])
+    assert (expired["status"], expired["reason"]) == ("expired", "expired: market time was moved back to before it"
+                                                                  " was placed")
+    assert (await r.trading.get_order(alice, None, placed["id"]))["status"] == "new"
+    await r.session()  # the 5th again: the expired order does not trade on it
+    assert (await r.trading.get_order(alice, None, late["id"]))["filled_quantity"] == D(0)
+    history = (await r.trading.history(alice, None, 10))["transactions"]
+    assert [h["order_id"] for h in history if h["kind"] == "fill"] == [early["id"]]  # the first 5th's fill, once
 
 
 @pytest_twisted.ensureDeferred

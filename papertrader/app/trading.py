@@ -718,6 +718,30 @@ class TradingCommands:
     # --- the market step -----------------------------------------------------------------
 
     @defer.inlineCallbacks
+    def market_moved_back(self, moment):
+        """A replay's market time was moved back to ``moment`` (a seek, a loop): the open orders placed after it
+        expire, in one transaction, and their owners are told.  (Again at a restart if it was cut short: the
+        market service rewinds again while it finds candles later than its time.)"""
+        recorded = self._recorded()
+
+        def unit_of_work(cursor):
+            wanted = self.store.open_portfolio_ids(cursor)
+            self.store.lock_accounts(cursor, wanted)
+            kept = self.store.open_orders_kept(cursor, wanted)
+            done = amend.expire_placed_after([o for mine in kept.values() for o in mine], moment)
+            if not done:
+                return [], {}
+            self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
+            return done, _usernames(self.db, cursor, {o.account_id for o, _ in done})
+
+        done, names = yield self.db.run(unit_of_work)
+        if done:
+            self.log.info("market time moved back to {time}: {n} open orders placed after it expired",
+                          time=moment.isoformat(), n=len(done))
+            self.publish(_owned(names, [e for _, e in done]))
+        return len(done)
+
+    @defer.inlineCallbacks
     def market_step(self, market_step, quotes=None):
         """The market update's listener: corporate actions, then one step of every open order, saved in one
         transaction with the step's market time (so a step is never applied twice)."""

@@ -43,6 +43,9 @@ class MarketService(service.Service):
         #: Saves some of it (an operator's pause, resume or seek): a callable taking {name: value}.
         self.save = save
         self.listeners = []
+        #: Called with the new time when market time was moved (a seek, a loop), before the candles after it are
+        #: forgotten (the trading layer expires the orders placed after it); again until both are done.
+        self.rewinding = []
         #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
         self.rewound = []
         #: Seeks and updates, one at a time.
@@ -196,12 +199,15 @@ class MarketService(service.Service):
 
     @defer.inlineCallbacks
     def _forget(self):
-        """Forget the candles a rewind left to forget; True once none is left (a failure is logged)."""
+        """Tell the ``rewinding`` listeners, then forget the candles a rewind left to forget; True once done (a
+        failure is logged, and all of it is done again at the next update: each part is idempotent)."""
         try:
+            for listener in self.rewinding:
+                yield listener(self._forget_from)
             yield self.candles.forget_from(self._forget_from, self.board.assets)
         except Exception:
-            self.log.failure("market: could not forget the candles after market time was moved; the market waits"
-                             " and tries again at the next update")
+            self.log.failure("market: could not expire the later orders or forget the later candles after market"
+                             " time was moved; the market waits and tries again at the next update")
             return False
         self._forget_from = None
         return True

@@ -51,6 +51,22 @@ def cancel(order, now, reason="canceled by you"):
     return order, Event(EventKind.CANCELED, order, now, reason_code="canceled", reason=reason)
 
 
+#: Why an order placed after the time a replay was moved back to expires.
+PLACED_LATER = "expired: market time was moved back to before it was placed"
+
+
+def expire_placed_after(orders, moment):
+    """[(order expired, its event)] of the open ``orders`` placed after ``moment``: a replay's market time was moved
+    back to it (a seek, a loop), and an order must not trade on the bars of days before it was placed."""
+    out = []
+    for order in orders:
+        if order.open and order.created > moment:
+            expired = order.but(status=Status.EXPIRED, reason_code="expired", reason=PLACED_LATER, updated=moment)
+            out.append((expired, Event(EventKind.EXPIRED, expired, moment, reason_code="expired",
+                                       reason=PLACED_LATER)))
+    return out
+
+
 def replace(old, changes: Changes, book, open_orders, prices, now, sessions, rules):
     """(old order now replaced, the new order to store, [events]).
 
