@@ -2,6 +2,11 @@
 
 from datetime import datetime, timedelta, timezone
 
+#: The times a client may name (a query's start or end, a page token's): far enough either way for any history,
+#: near enough that a day or a period more or less never leaves Python's dates (years 1 to 9999).
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
 
 def utc(seconds: float) -> datetime:
     """The UTC datetime of a reactor/clock time (``IReactorTime.seconds()``)."""

@@ -21,7 +21,7 @@ CA_KEY = "ca-key.pem"
 VALIDITY = datetime.timedelta(days=3650)
 
 
-def _write_private(path, data: bytes):
+def write_private(path, data: bytes):
     """Write a file readable by its owner only, atomically."""
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -82,7 +82,7 @@ class CertificateAuthority:
                                          encipher_only=False, decipher_only=False), critical=True)
             .sign(key, hashes.SHA256())
         )
-        _write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+        write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
                                                    serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption()))
         with open(cert_path, "wb") as f:
@@ -110,7 +110,7 @@ class CertificateAuthority:
                                                   x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(self.key, hashes.SHA256())
         )
-        _write_private(
+        write_private(
             path,
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption())

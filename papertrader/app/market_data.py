@@ -10,6 +10,7 @@ from papertrader.errors import InvalidInput
 from papertrader.master import validation
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
+from papertrader.times import EARLIEST, LATEST
 
 #: Most candles one answer holds (fewer if they do not fit one AMP value: page on with --start).
 MAX_CANDLES = 1000
@@ -226,11 +227,6 @@ class MarketDataCommands:
 BAR_TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
 
 
-#: The times a page token may name (ours are of bars, which are of these years).
-TOKEN_FIRST = datetime(1900, 1, 1, tzinfo=timezone.utc)
-TOKEN_END = datetime(2200, 1, 1, tzinfo=timezone.utc)
-
-
 def _page_token(token):
     """(symbol, time) of a page token ours: the time of the last bar given, with its offset, of a year a bar
     may have (a token made up with another would be compared with times it cannot be, or leave the dates
@@ -238,7 +234,7 @@ def _page_token(token):
     try:
         symbol, when = token.split("|", 1)
         moment = datetime.fromisoformat(when)
-        if moment.tzinfo is None or not TOKEN_FIRST <= moment < TOKEN_END:
+        if moment.tzinfo is None or not EARLIEST <= moment < LATEST:
             raise ValueError(when)
         return symbol, moment
     except (ValueError, OverflowError):

@@ -929,7 +929,7 @@ def _period(text):
 
     match = re.fullmatch(r"([1-9][0-9]{0,3})([DWMA])", text or "")
     if not match:
-        raise InvalidInput("period must be a number and D, W, M or A (e.g. 1M)")
+        raise InvalidInput("period must be a number from 1 to 9999 and D, W, M or A (e.g. 1M)")
     days = {"D": 1, "W": 7, "M": 30, "A": 365}[match.group(2)] * int(match.group(1))
     return timedelta(days=min(days, 365 * 100))
 

@@ -181,13 +181,8 @@ class MarketService(service.Service):
         last price before it (none for a symbol listed later), the candles from then on are forgotten (those
         days are played again, or not at all), and the ``rewound`` listeners are told all the quotes.  If the
         candles cannot be forgotten now, no update plays until they are (``_forget``)."""
-        last_bars = getattr(self.source, "last_bars", None)
-        if last_bars is not None:
-            quotes = [Quote(b.symbol, b.close, b.end) for b in last_bars(self.board.assets, position).values()]
-        else:
-            closes = yield self.candles.last_closes(self.board.assets)
-            quotes = [Quote(symbol, price, time) for symbol, (price, time) in closes.items() if time < position]
-        self.board.rewind(quotes)
+        bars = self.source.last_bars(self.board.assets, position)  # only a replay's time moves: a ReplaySource
+        self.board.rewind([Quote(b.symbol, b.close, b.end) for b in bars.values()])
         self.last = None
         self._forget_from = position if self._forget_from is None else min(self._forget_from, position)
         yield self._forget()

@@ -41,17 +41,12 @@ class Plan:
     end: date = None
 
 
-def check(settings):
-    """The Plan of the market ``settings`` choose, checked against what exists (the calendar, the replay's files,
-    days and symbols, a live provider's keys): a MarketSetupError names the setting and says what is accepted.
-    Give it to build() (the master's), so that the replay's history is read once, however large its files."""
-    return _plan(settings)
 
 
 def build(settings, clock, reactor=None, log=None, plan=None):
     """The Market of ``settings`` (``clock`` gives wall time; ``reactor`` does HTTP for live providers), from
     ``plan`` (what check() made of the same settings) or checked now."""
-    plan = plan or _plan(settings)
+    plan = plan or check(settings)
     provider = settings.provider
     if provider == "replay":
         try:
@@ -69,7 +64,10 @@ def build(settings, clock, reactor=None, log=None, plan=None):
     return Market(source, MarketClock(plan.calendar, clock, settings.update_interval), plan.calendar, plan.assets)
 
 
-def _plan(settings):
+def check(settings):
+    """The Plan of the market ``settings`` choose, checked against what exists (the calendar, the replay's files,
+    days and symbols, a live provider's keys): a MarketSetupError names the setting and says what is accepted.
+    Give it to build() (the master's), so that the replay's history is read once, however large its files."""
     provider = settings.provider
     name = settings.calendar or ("always_open" if provider == "simulated" else "XNYS")
     if provider == "replay":

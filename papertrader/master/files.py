@@ -51,11 +51,7 @@ def is_master_dir(data_dir):
 
 def record_port(data_dir, port):
     """Note the port the master listens on, for papertrader-admin's hints (written atomically)."""
-    path = os.path.join(data_dir, PORT_FILE)
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(f"{int(port)}\n")
-    os.replace(tmp, path)
+    tls.write_private(os.path.join(data_dir, PORT_FILE), f"{int(port)}\n".encode())
 
 
 def recorded_port(data_dir):
@@ -76,7 +72,7 @@ def record_database(data_dir, url):
         if os.path.exists(path):
             os.unlink(path)
         return
-    tls._write_private(path, f"{url}\n".encode())
+    tls.write_private(path, f"{url}\n".encode())
 
 
 def recorded_database(data_dir):

@@ -16,14 +16,11 @@ from decimal import Decimal, InvalidOperation
 
 from papertrader.errors import InvalidInput
 from papertrader.master import validation
+from papertrader.times import EARLIEST, LATEST
 from papertrader.trading.pretrade import MAX_NOTIONAL
 
 #: The longest value of one query parameter, in characters.
 MAX_QUERY_VALUE = 4096
-#: The times a parameter may name (``after``, ``until``, ``start``, ``end``...): far enough either way for any
-#: history, near enough that a day or a period more or less never leaves Python's dates (years 1 to 9999).
-EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 #: The days a day parameter that stands for a whole day (``date``, ``date_end``) may name.
 FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date() - timedelta(days=1)
 

@@ -88,8 +88,6 @@ MAX_SYMBOLS = 200
 MAX_SESSIONS = 600
 #: Days after a calendar's last session looked at for its settlement date (T+5 at most, with holidays).
 SETTLEMENT_LOOKAHEAD = 14
-#: A portfolio history's period: 1 to 9999 days, weeks, months or years (as the command takes it).
-PERIOD_RE = re.compile(r"[1-9][0-9]{0,3}[DWMA]")
 #: Activity types: those this platform makes, and the rest of Alpaca's (asked for, they are simply none).
 ACTIVITY_TYPES = {"FILL", "DIV", "SPLIT", "FEE"}
 OTHER_ACTIVITY_TYPES = {"ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC",
@@ -510,9 +508,7 @@ class RestApi:
     @defer.inlineCallbacks
     def portfolio_history(self, request):
         query = Query(request)
-        period = query.text("period", limit=16)
-        if period is not None and not PERIOD_RE.fullmatch(period):
-            raise invalid("period must be a number from 1 to 9999 and D, W, M or A (e.g. 1M)")
+        period = query.text("period", limit=16)  # (its form is the command's to check)
         frame = query.choice("timeframe", ("1Min", "5Min", "15Min", "1H", "1D"))
         start, end, date_end = query.moment("start"), query.moment("end"), query.day("date_end")
         query.choice("intraday_reporting", ("market_hours", "extended_hours", "continuous"))
