@@ -34,6 +34,20 @@ def round_price(value: Decimal) -> Decimal:
     return value.quantize(PRICE_STEP, rounding=ROUNDING)
 
 
+def tick(price: Decimal) -> Decimal:
+    """The price increment orders are priced in at ``price``: a cent from $1 up, 0.0001 below (Rule 612)."""
+    return CENT if price >= 1 else PRICE_STEP
+
+
+def round_to_tick(price: Decimal, rounding) -> Decimal:
+    """``price`` on a valid tick, rounded the way given (ROUND_FLOOR or ROUND_CEILING: toward a side).
+
+    A price that rounds across $1 is taken on the coarser tick (0.99995 up is 1.00, never 1.0000 with a
+    sub-cent step that would then be refused)."""
+    fine = price.quantize(PRICE_STEP, rounding=rounding)
+    return fine.quantize(tick(fine), rounding=rounding)
+
+
 def parse_quantity(text) -> Decimal:
     """Parse a client's quantity: positive, at most 6 decimals, at most MAX_QUANTITY.
 

@@ -374,10 +374,16 @@ def test_the_rate_limit_is_per_key_over_the_last_minute():
 
 @pytest_twisted.ensureDeferred
 async def test_a_trailing_stop_shows_its_stop_level(api):
-    """Alpaca shows a trailing stop's current stop level as its stop_price, next to hwm (its watermark)."""
+    """Alpaca shows a trailing stop's current stop level as its stop_price, next to hwm (its watermark): on a tick,
+    a sell's rounded down."""
+    from decimal import ROUND_FLOOR
+
     from alpaca.trading import requests as r
 
-    from papertrader.money import round_price
+    from papertrader.money import round_to_tick
+
+    def level(hwm, offset):
+        return round_to_tick(hwm - offset, ROUND_FLOOR)
 
     client = api.trading()
     await in_thread(client.submit_order, r.MarketOrderRequest(symbol="MSFT", qty=5, side="buy", time_in_force="day"))
@@ -387,16 +393,17 @@ async def test_a_trailing_stop_shows_its_stop_level(api):
         symbol="MSFT", qty=1, side="sell", time_in_force="gtc", trail_price=2))
     percent = await in_thread(client.submit_order, r.TrailingStopOrderRequest(
         symbol="MSFT", qty=1, side="sell", time_in_force="gtc", trail_percent=1.5))
-    assert (D(dollars.hwm), D(dollars.stop_price)) == (price, price - 2)
+    assert (D(dollars.hwm), D(dollars.stop_price)) == (price, level(price, 2))
     assert D(percent.hwm) == price
-    assert D(percent.stop_price) == round_price(price - price * D("0.015"))
+    assert D(percent.stop_price) == level(price, price * D("0.015"))
+    assert D(percent.stop_price) == D(percent.stop_price).quantize(D("0.01"))
     for _ in range(3):
         await api.d.tick()
     for placed, offset in ((dollars, lambda hwm: 2), (percent, lambda hwm: hwm * D("0.015"))):
         order = await in_thread(client.get_order_by_id, placed.id)
         if order.status.value == "new":  # the watermark may have moved since: the level moved with it
             hwm = D(order.hwm)
-            assert hwm >= price and D(order.stop_price) == round_price(hwm - offset(hwm))
+            assert hwm >= price and D(order.stop_price) == level(hwm, offset(hwm))
         assert order.stop_price is not None
     listed = {o.id: o for o in await in_thread(client.get_orders, r.GetOrdersRequest(status="all"))}
     assert listed[dollars.id].stop_price is not None and listed[percent.id].stop_price is not None

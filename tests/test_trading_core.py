@@ -177,6 +177,25 @@ def test_trailing_stop_buy_by_percent_follows_a_falling_price():
     assert kinds(events) == ["fill"] and events[0].fill.price == D("94.50")  # 90 x 1.05
 
 
+def test_a_trailing_stops_level_is_on_a_tick_and_never_tighter_than_asked():
+    from papertrader.trading.fill_models import trail_level
+
+    b = book(AAPL=("10", "1000.00"))
+    sell = place(b, side="sell", kind="trailing_stop", trail_percent="1.5", prices={"AAPL": D("73.6706")})
+    buy = place(b, kind="trailing_stop", trail_percent="1.5", prices={"AAPL": D("73.6706")})
+    # 73.6706 x 0.985 = 72.565541 and x 1.015 = 74.775659: a sell's stop goes down to the cent, a buy's up.
+    assert trail_level(sell, sell.watermark) == D("72.56")
+    assert trail_level(buy, buy.watermark) == D("74.78")
+    # Below $1 the tick is 0.0001; a level rounding up across $1 is in cents.
+    assert trail_level(sell.but(trail_percent=D(10)), D("0.87654")) == D("0.7888")
+    assert trail_level(buy.but(trail_percent=None, trail_price=D("0.0001")), D("0.99985")) == D("1.00")
+    # The stop triggers at its tick: a low of 72.561 does not reach 72.56; a low of 72.56 does.
+    _, orders, events = run(b, [sell], (at(1), bar("73.6706", "73.6706", "72.561", "72.60")))
+    assert events == [] and orders[sell.id].open
+    _, _, events = run(b, [sell], (at(1), bar("73.6706", "73.6706", "72.56", "72.60")))
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("72.56")
+
+
 # --- liquidity, partial fills, time in force --------------------------------------
 
 

@@ -64,9 +64,9 @@ def _stop_level(order):
     """A trailing stop's current level (from its watermark)."""
     if order.type is not OrderType.TRAILING_STOP or order.watermark is None or not order.open:
         return None
-    from papertrader.trading.fill_models import _trail_level
+    from papertrader.trading.fill_models import trail_level
 
-    return _trail_level(order, order.watermark)
+    return trail_level(order, order.watermark)
 
 
 def _with_trail(changes, old, trail):

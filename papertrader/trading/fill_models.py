@@ -29,10 +29,10 @@ only, fills whole, without slippage.
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Optional
 
-from papertrader.money import QUANTITY_STEP, round_price
+from papertrader.money import QUANTITY_STEP, round_price, round_to_tick
 
 from .orders import OrderType, Side, TimeInForce
 
@@ -55,13 +55,16 @@ class Match:
     watermark: Optional[Decimal] = None
 
 
-def _trail_level(order, watermark):
+def trail_level(order, watermark):
+    """A trailing stop's stop price from its watermark: on a valid tick, rounded away from the market (a sell's
+    down, a buy's up), so the trail is never tighter than the one asked for."""
     if order.trail_price is not None:
         offset = order.trail_price
     else:
         offset = watermark * order.trail_percent / 100
-    level = watermark - offset if order.side is Side.SELL else watermark + offset
-    return round_price(level)
+    if order.side is Side.SELL:
+        return round_to_tick(watermark - offset, ROUND_FLOOR)
+    return round_to_tick(watermark + offset, ROUND_CEILING)
 
 
 def evaluate(order, o, h, l, c, session_bar):
@@ -114,7 +117,7 @@ def evaluate(order, o, h, l, c, session_bar):
             return Match(o, aggressive=True, triggered=True, watermark=order.watermark)
         mark = order.watermark if order.watermark is not None else o
         mark = max(mark, o) if not buy else min(mark, o)
-        level = _trail_level(order, mark)
+        level = trail_level(order, mark)
         if (not buy and l <= level) or (buy and h >= level):
             trigger = min(level, o) if not buy else max(level, o)
             return Match(trigger, aggressive=True, triggered=True, watermark=mark)

@@ -30,6 +30,7 @@ from papertrader.money import (
     MAX_QUANTITY,
     QUANTITY_STEP,
     money_text,
+    tick,
     price_text,
     quantity_text,
     round_money,
@@ -66,8 +67,7 @@ def check_price(name, value):
         raise InvalidInput(f"{name} must be a positive price")
     if value > MAX_PRICE:
         raise InvalidInput(f"{name} must be at most {MAX_PRICE}")
-    step = Decimal("0.01") if value >= 1 else Decimal("0.0001")
-    if value != value.quantize(step):
+    if value != value.quantize(tick(value)):
         raise InvalidInput(f"{name} {value} is not a valid tick: prices from $1 are in whole cents, below $1 in"
                            " steps of 0.0001")
     return value
