@@ -71,10 +71,10 @@ class Settings:
     #: Trading sessions: always_open (one session per UTC day) or an exchange calendar such as XNYS
     #: (empty: XNYS, or always_open for the simulated market).
     calendar: str = ""
-    #: Replay: the first day, the last day (empty: the end of the data), one step per update (1d, or 1m, 5m,
-    #: 1h... with intraday data), whether to start over at the end, and the operator's own CSV files
-    #: (empty: the history shipped with PaperTrader).
-    replay_start: str = "2010-01-04"
+    #: Replay: the first day (empty: 2010-01-04 in the shipped history, the first day of replay_files), the last
+    #: day (empty: the end of the data), one step per update (1d, or 1m, 5m, 1h... with intraday data), whether
+    #: to start over at the end, and the operator's own CSV files (empty: the history shipped with PaperTrader).
+    replay_start: str = ""
     replay_end: str = ""
     replay_step: str = "1d"
     replay_loop: bool = False
@@ -276,7 +276,7 @@ def _parse(name, raw):
                                   f" {', '.join(codes)}")
             return raw
         if name in ("replay_start", "replay_end"):
-            if name == "replay_end" and not raw:
+            if not raw:
                 return ""
             try:
                 return date.fromisoformat(raw).isoformat()

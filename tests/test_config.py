@@ -164,6 +164,10 @@ def parse_options(options, argv, capsys):
     (["--replay-start", "2030-01-02"], "replay_start: 2030-01-02 is after the end of the history: the shipped history"
                                        " has days from 1962-01-02 to 2018-03-27"),
     (["--assets", "AAPL,NOPE"], "assets: no history for NOPE in the shipped history, which has AAPL, ABBV, "),
+    (["--replay-start", "1961-01-03"], "replay_start: 1961-01-03 is before the beginning of the history: the shipped"
+                                       " history has days from 1962-01-02 to 2018-03-27"),
+    (["--calendar", "XTKS", "--replay-start", "1996-01-04", "--assets", "AAPL"],
+     "replay_start: 1996-01-04 is before the first day of the XTKS calendar: the XTKS calendar begins on 1997-01-01"),
     (["--replay-end", "2009-12-31"], "replay_end: 2009-12-31 is before replay_start (2010-01-04)"),
     (["--provider", "alpaca"], "provider alpaca needs the environment variables APCA_API_KEY_ID and"),
 ])
@@ -211,6 +215,26 @@ def test_a_replay_of_intraday_files_only_is_planned_from_their_days(tmp_path, ca
                                              "--replay-start", "2024-03-06", "--replay-step", "1m"], capsys)
     assert f"replay_start: 2024-03-06 is after the end of the history: replay_files {prices} has days from" \
            " 2024-03-04 to 2024-03-05" in line
+
+
+def test_a_replay_starts_on_the_day_asked_however_early_and_own_files_on_their_first_day(tmp_path):
+    """A replay_start before 1990 started in 1990 while `clock` said "from 1975-01-02" (the calendar was cut
+    there); files of one's own, without replay_start, started on 2010-01-04 and played years without a price."""
+    from datetime import date
+
+    from papertrader.options import SettingsOptions
+
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-start", "1975-01-02", "--assets", "GE"])
+    plan = options.market_plan
+    assert plan.start == date(1975, 1, 2) and plan.calendar.session_on(date(1975, 1, 2)) is not None
+    assert plan.calendar.session_on(date(1969, 1, 2)) is not None  # six years before: the charts' history
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    (prices / "XYZ.csv").write_text("date,open,high,low,close,volume\n2024-03-05,1,2,1,1.5,10\n2024-03-06,1,2,1,1,1\n")
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices)])
+    assert (options.market_plan.start, options.market_plan.end) == (date(2024, 3, 5), date(2024, 3, 6))
 
 
 def test_replay_files_with_a_header_and_no_bar_are_no_history(tmp_path, capsys):

@@ -22,6 +22,14 @@ class CalendarError(ValueError):
     """The calendar cannot be used (unknown name, or a moment outside the years it covers)."""
 
 
+class CalendarBounds(CalendarError):
+    """The exchange's calendar does not reach back to the first year asked for: it begins on ``earliest``."""
+
+    def __init__(self, message, earliest):
+        super().__init__(message)
+        self.earliest = earliest
+
+
 class AlwaysOpen:
     name = ALWAYS_OPEN
     #: The time zone its days are counted in.
@@ -106,8 +114,19 @@ def load(name, first_year=1995, last_year=None):
         try:
             calendar = exchange_calendars.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
         except Exception as e:
+            earliest = _earliest(exchange_calendars, name)
+            if earliest is not None and earliest.year > first_year:
+                raise CalendarBounds(f"the {name} calendar begins on {earliest:%Y-%m-%d}", earliest.date())
             raise CalendarError(f"unknown calendar {name!r} (use always_open, or an exchange code such as XNYS):"
                                 f" {type(e).__name__}")
         schedule = calendar.schedule
     sessions = [Session(o.to_pydatetime(), c.to_pydatetime()) for o, c in zip(schedule["open"], schedule["close"])]
     return ExchangeCalendar(name, sessions, [d.date() for d in schedule.index], str(calendar.tz))
+
+
+def _earliest(exchange_calendars, name):
+    """The first day the library's calendar ``name`` can give (None: unknown name, or no bound)."""
+    try:
+        return exchange_calendars.get_calendar(name).bound_min()
+    except Exception:
+        return None

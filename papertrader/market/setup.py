@@ -85,26 +85,47 @@ def _calendar(name, **years):
         raise MarketSetupError(f"calendar: {e}")
 
 
+#: Where a replay of the shipped history starts when replay_start is not set.
+SHIPPED_START = date(2010, 1, 4)
+
+
 def _replay(settings, name):
-    start = date.fromisoformat(settings.replay_start)
     end = date.fromisoformat(settings.replay_end) if settings.replay_end else None
     history = _history(settings)
-    last = history.last_day()
-    if start > last:
-        where = f"replay_files {settings.replay_files}" if settings.replay_files else "the shipped history"
-        of = f" of {', '.join(settings.assets)}" if settings.assets else ""
-        raise MarketSetupError(f"replay_start: {start} is after the end of the history: {where} has days{of} from"
-                               f" {history.first_day()} to {last}")
+    first, last = history.first_day(), history.last_day()
+    if settings.replay_start:
+        start = date.fromisoformat(settings.replay_start)
+    else:
+        start = first if settings.replay_files else SHIPPED_START
+    where = f"replay_files {settings.replay_files}" if settings.replay_files else "the shipped history"
+    of = f" of {', '.join(settings.assets)}" if settings.assets else ""
+    if not first <= start <= last:
+        side = "after the end of" if start > last else "before the beginning of"
+        raise MarketSetupError(f"replay_start: {start} is {side} the history: {where} has days{of} from {first}"
+                               f" to {last}")
     end = min(end, last) if end else last
     if end < start:
         raise MarketSetupError(f"replay_end: {end} is before replay_start ({start})")
-    cal = _calendar(name, first_year=max(1990, start.year - 6), last_year=end.year + 1)
+    cal = _replay_calendar(name, start, end)
     if settings.assets:
         assets = tuple(settings.assets)
     else:
         # Every symbol whose history lasts to the end of the replay (some start later: their IPO).
         assets = tuple(s for s in history.symbols if len(history.series[s]) and history.series[s].day(-1) >= end)
     return Plan(cal, assets, history, start, end)
+
+
+def _replay_calendar(name, start, end):
+    """The calendar from six years before ``start`` (the charts' history before it), or from ``start`` if the
+    exchange's calendar begins later; one that cannot cover ``start`` is a mistake of replay_start."""
+    try:
+        return calendars.load(name, first_year=start.year - 6, last_year=end.year + 1)
+    except calendars.CalendarBounds as e:
+        if e.earliest > start:
+            raise MarketSetupError(f"replay_start: {start} is before the first day of the {name} calendar: {e}")
+        return _calendar(name, first_year=e.earliest.year, last_year=end.year + 1)
+    except calendars.CalendarError as e:
+        raise MarketSetupError(f"calendar: {e}")
 
 
 def _history(settings):
