@@ -92,6 +92,39 @@ def end_process(reactor, status=START_FAILED):
     reactor.callWhenRunning(stop)
 
 
+def quiet_repeated_signals(reactor):
+    """A second Ctrl-C or SIGTERM is noted, not an error.
+
+    Twisted's handlers ask ``reactor.stop()`` for each signal; a second one found the reactor already stopping
+    and left a ReactorNotRunning traceback in the log (an impatient operator, or a service manager that
+    signals twice).  Once the reactor runs, the first SIGINT or SIGTERM still goes to Twisted's handler (the
+    shutdown, and twistd's exit by that signal); any after it is only logged."""
+    import signal
+    import threading
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def install():
+        if threading.current_thread() is not threading.main_thread():
+            return
+        # Only the handlers Twisted installed (a SIGINT a background job ignores stays ignored).
+        handlers = {signum: signal.getsignal(signum) for signum in signals}
+        handlers = {signum: handler for signum, handler in handlers.items() if callable(handler)}
+        received = []
+
+        def handle(signum, frame):
+            if received:
+                _log.info("received {name} again: already shutting down", name=signal.Signals(signum).name)
+                return
+            received.append(signum)
+            handlers[signum](signum, frame)
+
+        for signum in handlers:
+            signal.signal(signum, handle)
+
+    reactor.callWhenRunning(install)
+
+
 def describe_failure(reason):
     """One line for an exception: its message, without the class name when the message says enough."""
     value = reason.value if isinstance(reason, failure.Failure) else reason
@@ -140,6 +173,8 @@ class StagedService(service.MultiService):
 
     def startService(self):
         service.Service.startService(self)
+        if self.exit_on_failure is not None:  # under twistd: the process's reactor
+            quiet_repeated_signals(self.exit_on_failure)
         self._starting = defer.maybeDeferred(self._start)
         self._starting.addErrback(self._start_failed).addBoth(self._ready.settle)
 

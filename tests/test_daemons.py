@@ -307,6 +307,22 @@ async def test_sigterm_with_workers_linked_logs_every_goodbye_to_the_log_file(tm
     assert "worker w1 disconnected" in log and "worker w2 disconnected" in log, log
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_second_ctrl_c_or_sigterm_while_shutting_down_is_noted_not_a_traceback(tmp_path):
+    """An impatient operator's second Ctrl-C (or a service manager's second SIGTERM) found Twisted's reactor
+    already stopping: "Can't stop reactor that isn't running" and a traceback in the log."""
+    data_dir = master_dir(tmp_path)
+    master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0))
+    await master.wait_for("master listening on port")
+    master.transport.signalProcess("TERM")
+    master.transport.signalProcess("INT")  # both pending at once: Python runs SIGINT's handler, then SIGTERM's
+    ended = await master.ended
+    text = master.output.decode(errors="replace")
+    assert status_of(ended) == 0 or getattr(ended, "signal", None) in (signal.SIGINT, signal.SIGTERM), text
+    assert "Traceback" not in text and "ReactorNotRunning" not in text, text
+    assert "again: already shutting down" in text, text
+
+
 # --- item 13: a worker that cannot reach its master says where and why -------
 
 @pytest_twisted.ensureDeferred
