@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from papertrader.money import round_money
-from papertrader.trading.books import Position, apply_fill
+from papertrader.trading.books import Book, Position, apply_fill
 from papertrader.trading.orders import Side
 from tests.trading_helpers import book
 
@@ -20,8 +20,42 @@ def test_buy_pays_rounded_gross_plus_commission():
     # 3 * 10.005 = 30.015 -> 30.02 (half-even, once), plus 1.00 commission.
     assert fill.amount == D("-31.02") and fill.gross == D("30.02")
     assert fill.cash_after == D("968.98") == D("1000.00") + fill.amount == after.cash
-    assert after.positions["AAPL"] == Position("AAPL", D("3"), D("31.02"))
+    assert after.positions["AAPL"] == Position("AAPL", D("3"), D("31.02"), D("10.0050"))
     assert b == book("1000.00")  # books are values: the old one is unchanged
+
+
+def test_the_average_entry_price_is_what_the_fills_paid_per_share_without_commissions():
+    """Alpaca's avg_entry_price: 5 shares filled at 208.3717 show 208.3717 (not their cent-rounded cost over 5,
+    208.372), and a commission is in the cost, not in the entry price."""
+    b, _ = apply_fill(book("10000.00"), BUY, "AAPL", D("5"), D("208.3717"), D("1.00"))
+    assert b.positions["AAPL"].average_price == D("208.3717")
+    assert b.positions["AAPL"].cost == D("1042.86") and b.positions["AAPL"].average_cost == D("208.5720")
+    # Adding averages the prices by shares: (5 x 208.3717 + 3 x 200) / 8 = 205.2323125 -> 205.2323.
+    b, _ = apply_fill(b, BUY, "AAPL", D("3"), D("200.00"), ZERO)
+    assert b.positions["AAPL"].average_price == D("205.2323")
+    # Selling part leaves it; selling all and buying again starts afresh.
+    b, _ = apply_fill(b, SELL, "AAPL", D("6"), D("250.00"), ZERO)
+    assert b.positions["AAPL"].average_price == D("205.2323")
+    b, _ = apply_fill(b, SELL, "AAPL", D("2"), D("250.00"), ZERO)
+    b, _ = apply_fill(b, BUY, "AAPL", D("1"), D("99.99"), ZERO)
+    assert b.positions["AAPL"].average_price == D("99.9900")
+    # A position stored before entry prices were kept shows its cost per share until a fill averages in.
+    legacy = book("1000.00", AAPL=("3", "31.02"))
+    assert legacy.positions["AAPL"].average_price == D("10.3400")
+    b, _ = apply_fill(legacy, BUY, "AAPL", D("1"), D("11.00"), ZERO)
+    assert b.positions["AAPL"].average_price == D("10.5050")  # (3 x 10.34 + 11) / 4
+
+
+def test_a_short_positions_entry_price_is_what_its_short_sales_brought_per_share():
+    from papertrader.trading.margin import MarginRules
+
+    b = book("1000.00")
+    b = Book(b.account_id, b.cash, {}, MarginRules())
+    b, _ = apply_fill(b, SELL, "XYZ", D("10"), D("20.00"), D("1.00"))
+    b, _ = apply_fill(b, SELL, "XYZ", D("10"), D("22.00"), ZERO)
+    assert b.positions["XYZ"].quantity == D(-20) and b.positions["XYZ"].average_price == D("21.0000")
+    b, _ = apply_fill(b, BUY, "XYZ", D("5"), D("18.00"), ZERO)  # covering part leaves it
+    assert b.positions["XYZ"].average_price == D("21.0000")
 
 
 def test_buy_rounds_the_gross_half_even():
@@ -99,7 +133,7 @@ def test_fractional_quantities_accumulate_exactly():
     b = book("1000.00")
     for _ in range(3):
         b, _ = apply_fill(b, BUY, "TSLA", D("0.333333"), D("150.00"), ZERO)  # 49.99995 -> 50.00 each
-    assert b.positions["TSLA"] == Position("TSLA", D("0.999999"), D("150.00"))
+    assert b.positions["TSLA"] == Position("TSLA", D("0.999999"), D("150.00"), D("150.0000"))
     assert b.cash == D("850.00")
     b, fill = apply_fill(b, SELL, "TSLA", D("0.999999"), D("150.00"), ZERO)
     assert fill.amount == D("150.00")  # 149.99985 -> 150.00

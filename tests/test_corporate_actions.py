@@ -1,8 +1,10 @@
 """Splits and cash dividends in the trading core: books, open orders, history records, owed dividends."""
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal as D
 
+from papertrader.trading.books import Position
 from papertrader.trading.corporate import Dividend, Entitlement, Split
 from papertrader.trading.market import MarketStep
 from papertrader.trading.orders import Status
@@ -26,6 +28,9 @@ def test_a_split_multiplies_positions_and_open_orders_and_divides_their_prices()
     after = result.books[1]
     assert after.positions["AAPL"].quantity == D(40) and after.positions["AAPL"].cost == D("1000.00")
     assert after.positions["AAPL"].average_price == D("25.0000") and after.cash == b.cash
+    bought = replace(b, positions={"AAPL": Position("AAPL", D(10), D("1000.00"), D("99.9900"))})
+    split = run([bought], [], actions=[Split("AAPL", TODAY, D(4))]).books[1].positions["AAPL"]
+    assert (split.entry_price, split.average_cost) == (D("24.9975"), D("25.0000"))  # entry price divided as well
     [adjusted] = [o for o in result.orders if o.id == sell.id]
     assert (adjusted.quantity, adjusted.limit_price, adjusted.status) == (D(24), D("37.50"), Status.NEW)
     assert other.id not in [o.id for o in result.orders]  # another symbol is not touched

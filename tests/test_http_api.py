@@ -242,7 +242,11 @@ async def test_positions_closing_them_history_and_activities(api):
                                                                       ("TSLA", 2, "long")]
     aapl = await in_thread(client.get_open_position, "AAPL")
     assert isinstance(aapl, Position) and D(aapl.market_value) == D(aapl.current_price) * 10
-    assert D(aapl.cost_basis) == D(aapl.avg_entry_price) * 10
+    [bought] = [o for o in await in_thread(client.get_orders, r.GetOrdersRequest(status="closed"))
+                if o.symbol == "AAPL"]
+    # The entry price is what the fill paid (Alpaca: the average fill price).
+    assert D(aapl.avg_entry_price) == D(bought.filled_avg_price)
+    assert D(aapl.cost_basis) == (D(aapl.avg_entry_price) * 10).quantize(D("0.01"))
     assert (await in_thread(client.get_open_position, aapl.asset_id)).symbol == "AAPL"
     for missing in ("GOOG", "ZZZZ"):
         with pytest.raises(APIError) as excinfo:

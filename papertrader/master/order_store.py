@@ -356,10 +356,11 @@ class OrderStore:
             for a, c, kind in cursor.fetchall():
                 cash[a] = from_cents(c)
                 kinds[a] = kind
-            cursor.execute(self.sql("SELECT portfolio_id, symbol, quantity_units, cost_cents FROM positions"
-                                    f" WHERE portfolio_id IN {_in(part)}"), part)
-            for account_id, symbol, quantity, cost in cursor.fetchall():
-                positions[account_id][symbol] = Position(symbol, from_quantity_units(quantity), from_cents(cost))
+            cursor.execute(self.sql("SELECT portfolio_id, symbol, quantity_units, cost_cents, entry_price_units"
+                                    f" FROM positions WHERE portfolio_id IN {_in(part)}"), part)
+            for account_id, symbol, quantity, cost, entry in cursor.fetchall():
+                positions[account_id][symbol] = Position(symbol, from_quantity_units(quantity), from_cents(cost),
+                                                         from_price_units(entry) if entry is not None else None)
         return {a: Book(a, cash[a], positions.get(a, {}), self._margin(kinds[a])) for a in ids if a in cash}
 
     def _margin(self, kind):
@@ -458,14 +459,17 @@ class OrderStore:
             if position is None:
                 gone.append((account_id, symbol))
             else:
-                held.append((account_id, symbol, to_quantity_units(position.quantity), to_cents(position.cost)))
+                entry = position.entry_price
+                held.append((account_id, symbol, to_quantity_units(position.quantity), to_cents(position.cost),
+                             to_price_units(entry) if entry is not None else None))
         if gone:
             cursor.executemany(sql("DELETE FROM positions WHERE portfolio_id = ? AND symbol = ?"), gone)
         if held:
             cursor.executemany(sql(
-                "INSERT INTO positions (portfolio_id, symbol, quantity_units, cost_cents) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (portfolio_id, symbol) DO UPDATE SET quantity_units = excluded.quantity_units,"
-                " cost_cents = excluded.cost_cents"), held)
+                "INSERT INTO positions (portfolio_id, symbol, quantity_units, cost_cents, entry_price_units)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (portfolio_id, symbol) DO UPDATE SET"
+                " quantity_units = excluded.quantity_units, cost_cents = excluded.cost_cents,"
+                " entry_price_units = excluded.entry_price_units"), held)
         generation = self.generations(cursor, {f.account_id for f in fills} | {r.account_id for r in records})
         # Corporate actions come first in a step (then the orders trade): their rows go first too, so the
         # ledger read in order (by id) has every row's cash_after = the one before + its amount.

@@ -6,6 +6,10 @@ cost includes the commissions paid to build it; selling part of a position
 removes the same fraction of its cost, and the difference between what the sale
 brought and the cost it removed is its realized profit or loss.  Covering a short works the same way from the other side.
 
+A position's average entry price is what its fills paid per share (commissions not included, as brokers show
+it): each fill that adds to the position averages its price in, on the 1e-4 price step; a fill that reduces it
+leaves it as it was.
+
 Books are values: :func:`apply_fill` returns a new book and never changes the old one.
 """
 
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Mapping, Optional
 
-from papertrader.money import PRICE_STEP, ROUNDING, round_money
+from papertrader.money import PRICE_STEP, ROUNDING, round_money, round_price
 
 from .orders import Side
 
@@ -25,12 +29,20 @@ class Position:
     symbol: str
     quantity: Decimal
     cost: Decimal
+    #: The average price its fills paid per share (None: a position stored before it was kept).
+    entry_price: Optional[Decimal] = None
 
     @property
-    def average_price(self) -> Decimal:
+    def average_cost(self) -> Decimal:
+        """Cost per share, commissions included."""
         if not self.quantity:
             return Decimal("0.0000")
         return (self.cost / self.quantity).quantize(PRICE_STEP, rounding=ROUNDING)
+
+    @property
+    def average_price(self) -> Decimal:
+        """The average entry price (the average cost for a position stored before entry prices were kept)."""
+        return self.entry_price if self.entry_price is not None else self.average_cost
 
 
 @dataclass(frozen=True)
@@ -103,12 +115,17 @@ def apply_fill(book: Book, side: Side, symbol, quantity: Decimal, price: Decimal
             del positions[symbol]
         else:
             left = held_quantity - quantity if held_quantity > 0 else held_quantity + quantity
-            positions[symbol] = Position(symbol, left, held_cost - removed)
+            positions[symbol] = Position(symbol, left, held_cost - removed, held.entry_price)
     else:
         if not buy and book.margin is None:
             raise ValueError("a sell may not exceed the position (a cash account cannot sell short)")
         after = held_quantity + quantity if buy else held_quantity - quantity
-        positions[symbol] = Position(symbol, after, held_cost - amount)
+        if held_quantity:
+            shares = abs(held_quantity)
+            entry = round_price((held.average_price * shares + price * quantity) / (shares + quantity))
+        else:
+            entry = round_price(price)
+        positions[symbol] = Position(symbol, after, held_cost - amount, entry)
         realized = ZERO_MONEY
     after = positions.get(symbol)
     execution = Execution(side, symbol, quantity, price, gross, commission, amount, cash,

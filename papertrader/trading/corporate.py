@@ -3,7 +3,7 @@
 A **split** of ``new`` shares for every ``old`` share (4 for 1; a 1-for-3 reverse split is 1 for
 3, kept as two numbers so that 300 shares become exactly 100) takes effect on its date: every position's quantity is
 multiplied by the ratio and its cost stays the same (so the average cost is
-divided by it); an open order's quantity (and what it has filled) is multiplied
+divided by it, and so is its average entry price); an open order's quantity (and what it has filled) is multiplied
 by the ratio and its limit, stop and trail prices divided by it, as brokers
 adjust them.  Quantities are rounded down to 6 decimals; a reverse split that
 leaves a fraction of a share keeps it (shares here are fractional).
@@ -65,7 +65,7 @@ def split_book(book, split):
     quantity = split.shares(held.quantity)
     positions = dict(book.positions)
     if quantity != 0:
-        positions[split.symbol] = replace(held, quantity=quantity)
+        positions[split.symbol] = replace(held, quantity=quantity, entry_price=split.price(held.entry_price))
     else:
         del positions[split.symbol]
     return replace(book, positions=positions), (held.quantity, quantity)

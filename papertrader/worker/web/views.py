@@ -322,7 +322,7 @@ def summary_values(p):
     }
 
 
-POSITION_HEADERS = ["Symbol", ("Shares", "num"), ("Avg cost", "num"), ("Last", "num"), ("Market value", "num"),
+POSITION_HEADERS = ["Symbol", ("Shares", "num"), ("Avg price", "num"), ("Last", "num"), ("Market value", "num"),
                     ("Unrealized P&L", "num"), ("Today", "num"), ""]
 
 
@@ -336,7 +336,7 @@ def position_rows(p, names=None):
                         h("a", {"href": f"/asset/{s}", "class": "sym"}, s),
                         h("span", {"class": "name"}, name) if name else ""),
                       num(fmt.quantity(pos["quantity"]), header="Shares"),
-                      num(fmt.price(pos["average_price"]), header="Avg cost"),
+                      num(fmt.price(pos["average_price"]), header="Avg price"),
                       num(fmt.price(pos.get("price")), f"pos.{s}.price", header="Last"),
                       num(fmt.money(pos["market_value"]), f"pos.{s}.market_value", header="Market value"),
                       num(_pl_text(pos), f"pos.{s}.unrealized_pl", fmt.sign(pos["unrealized_pl"]),
@@ -517,7 +517,7 @@ def asset_position(symbol, portfolio):
         return h("p", {"class": "muted"}, f"You hold no {symbol}.")
     return h("dl", {"class": "facts tight"},
              h("div", h("dt", "Shares"), h("dd", fmt.quantity(pos["quantity"]))),
-             h("div", h("dt", "Average cost"), h("dd", fmt.price(pos["average_price"]))),
+             h("div", h("dt", "Average price"), h("dd", fmt.price(pos["average_price"]))),
              h("div", h("dt", "Market value"),
                h("dd", live(f"pos.{symbol}.market_value", fmt.money(pos["market_value"])))),
              h("div", h("dt", "Unrealized P&L"), h("dd", live(f"pos.{symbol}.unrealized_pl", _pl_text(pos),
