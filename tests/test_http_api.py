@@ -411,6 +411,11 @@ async def test_a_trailing_stop_shows_its_stop_level(api):
         assert order.stop_price is not None
     listed = {o.id: o for o in await in_thread(client.get_orders, r.GetOrdersRequest(status="all"))}
     assert listed[dollars.id].stop_price is not None and listed[percent.id].stop_price is not None
+    # Once it is over (canceled here, or filled), its stop price is still the level of its last watermark.
+    if listed[percent.id].status.value == "new":
+        await in_thread(client.cancel_order_by_id, percent.id)
+    ended = await in_thread(client.get_order_by_id, percent.id)
+    assert ended.status.value != "new" and D(ended.stop_price) == level(D(ended.hwm), D(ended.hwm) * D("0.015"))
 
 
 @pytest_twisted.ensureDeferred

@@ -56,13 +56,16 @@ class Match:
 
 
 def trail_level(order, watermark):
-    """A trailing stop's stop price from its watermark: on a valid tick, rounded away from the market (a sell's
-    down, a buy's up), so the trail is never tighter than the one asked for."""
-    if order.trail_price is not None:
-        offset = order.trail_price
-    else:
-        offset = watermark * order.trail_percent / 100
-    if order.side is Side.SELL:
+    """A trailing stop's stop price from its watermark (see :func:`stop_level`)."""
+    return stop_level(order.side is Side.SELL, watermark, order.trail_price, order.trail_percent)
+
+
+def stop_level(sell, watermark, trail_price=None, trail_percent=None):
+    """The stop price of a trailing stop (a sell's if ``sell``) at ``watermark``, trailing by ``trail_price`` or
+    else ``trail_percent``: on a valid tick, rounded away from the market (a sell's down, a buy's up), so the
+    trail is never tighter than the one asked for."""
+    offset = trail_price if trail_price is not None else watermark * trail_percent / 100
+    if sell:
         return round_to_tick(watermark - offset, ROUND_FLOOR)
     return round_to_tick(watermark + offset, ROUND_CEILING)
 

@@ -12,7 +12,8 @@ from datetime import datetime, time, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from papertrader.money import money_text, price_text, quantity_text, round_price
+from papertrader.money import money_text, price_text, quantity_text
+from papertrader.trading.fill_models import stop_level
 
 #: Exchanges alpaca-py's closed AssetExchange enum knows; any other is sent as "".
 EXCHANGES = frozenset({"AMEX", "ARCA", "ASCX", "BATS", "NYSE", "NASDAQ", "NYSEARCA", "FTXU", "CBSE", "GNSS",
@@ -153,8 +154,7 @@ def stop_price(o):
     watermark = o.get("watermark")
     if watermark is None:
         return None
-    offset = o["trail_price"] if o.get("trail_price") is not None else watermark * o["trail_percent"] / 100
-    return round_price(watermark - offset if o["side"] == "sell" else watermark + offset)
+    return stop_level(o["side"] == "sell", watermark, o.get("trail_price"), o.get("trail_percent"))
 
 
 def account(p, username):
