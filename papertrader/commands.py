@@ -103,6 +103,8 @@ _QUOTE = [(b"symbol", amp.Unicode()), (b"price", amp.Decimal()), (b"time", amp.D
           (b"stale", amp.Boolean(optional=True)), (b"name", amp.Unicode(optional=True)),
           (b"bid", amp.Decimal(optional=True)), (b"ask", amp.Decimal(optional=True)),
           (b"previous_close", amp.Decimal(optional=True)),
+          # When the session this price is of opened (a new one begins a new day for today's change).
+          (b"session_open", amp.DateTime(optional=True)),
           # The bar this price came from (with the update that brought it, not in snapshots):
           (b"bar_start", amp.DateTime(optional=True)), (b"open", amp.Decimal(optional=True)),
           (b"high", amp.Decimal(optional=True)), (b"low", amp.Decimal(optional=True)),
@@ -415,6 +417,9 @@ class Portfolio(Command):
         (b"margin_call", amp.Decimal(optional=True)),
         (b"margin_call_since", amp.DateTime(optional=True)),
         (b"margin_call_deadline", amp.DateTime(optional=True)),
+        # Equity when the day began (change_today is equity less it), and when that day's session opened.
+        (b"last_equity", amp.Decimal(optional=True)),
+        (b"day_start", amp.DateTime(optional=True)),
         (
             b"positions",
             amp.AmpList(
@@ -430,6 +435,8 @@ class Portfolio(Command):
                     (b"change_today", amp.Decimal(optional=True)),
                     (b"previous_close", amp.Decimal(optional=True)),
                     (b"exchange", amp.Unicode(optional=True)),
+                    # What change_today counts from (papertrader/trading/valuation.py).
+                    (b"day_base", amp.Decimal(optional=True)),
                 ]
             ),
         ),

@@ -38,6 +38,12 @@ async def test_account_clock_and_a_market_order_through_alpaca_py(api):
     filled = await in_thread(client.get_order_by_id, order.id)
     assert filled.status == OrderStatus.FILLED and D(filled.filled_qty) == 3
     assert filled.filled_avg_price is not None
+    # Today's change: equity against the day's start (all cash then), the shares counting from what they cost.
+    account = await in_thread(client.get_account)
+    position = await in_thread(client.get_open_position, "AAPL")
+    assert D(account.last_equity) == D("100000.00")
+    assert D(account.equity) - D(account.last_equity) == D(position.market_value) - D(position.cost_basis)
+    assert D(position.unrealized_intraday_pl) == D(position.market_value) - D(position.cost_basis)
     # The order arrived stamped by the worker, like any AMP command.
     stamped = await api.d.master.db.query("SELECT worker, client_ip FROM orders WHERE uuid = ?", (str(order.id),))
     assert stamped == [(api.d.cluster.workers[0].name, "127.0.0.1")]

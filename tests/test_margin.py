@@ -92,7 +92,7 @@ def test_a_short_sale_and_its_cover_realize_the_difference():
     after, short, _ = fill_at(b, short, 50)
     assert short.status is Status.FILLED
     assert after.cash == D("15000.00")
-    assert after.positions["AAPL"] == Position("AAPL", D(-100), D("-5000.00"))
+    assert after.positions["AAPL"] == Position("AAPL", D(-100), D("-5000.00"), D("50.0000"))
     assert after.positions["AAPL"].average_price == D("50.0000")
     cover = place(after, side="buy", quantity="100", prices={"AAPL": D(40)}, rules=IDEAL)
     covered, cover, events = fill_at(after, cover, 40)

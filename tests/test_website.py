@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -24,7 +25,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from papertrader import commands
 from papertrader.errors import PaperTraderError
 from papertrader.master.db import Database
-from papertrader.trading.valuation import revalue
+from papertrader.trading.valuation import new_day, revalue
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h
 from papertrader.worker.web.security import CSP
@@ -289,21 +290,31 @@ def test_markup_escapes_everything_but_markup():
 
 
 def test_positions_are_valued_at_new_prices_as_the_master_values_them():
+    T0 = datetime(2024, 3, 4, 14, 30, tzinfo=timezone.utc)
+    # AAPL held since yesterday (3.333333 x 299.00 = 996.67 at the start of the day); MSFT bought today for 10.00.
     portfolio = dict(cash=Decimal("1000.00"), equity=Decimal("2000.00"), buying_power=Decimal("900.00"),
                      realized_pl=Decimal("5.00"), unrealized_pl=Decimal("0.00"), change_today=Decimal("0.00"),
+                     last_equity=Decimal("2006.67"), day_start=T0,
                      positions=[dict(symbol="AAPL", quantity=Decimal("3.333333"), cost=Decimal("1000.00"),
                                      average_price=Decimal("300.00"), market_value=Decimal("1000.00"),
-                                     unrealized_pl=Decimal("0.00"), previous_close=Decimal("299.00")),
+                                     unrealized_pl=Decimal("0.00"), previous_close=Decimal("299.00"),
+                                     day_base=Decimal("996.67"), change_today=Decimal("3.33")),
                                 dict(symbol="MSFT", quantity=Decimal("1"), cost=Decimal("10.00"),
                                      average_price=Decimal("10.00"), market_value=Decimal("10.00"),
-                                     unrealized_pl=Decimal("0.00"))])
-    valued = revalue(portfolio, {"AAPL": {"price": Decimal("310.0050")}})
+                                     unrealized_pl=Decimal("0.00"), day_base=Decimal("10.00"),
+                                     change_today=Decimal("0.00"))])
+    quotes = {"AAPL": {"price": Decimal("310.0050"), "session_open": T0}}
+    assert not new_day(portfolio, quotes)
+    valued = revalue(portfolio, quotes)
     aapl, msft = valued["positions"]
     assert aapl["market_value"] == Decimal("1033.35")  # 3.333333 x 310.005 = 1033.348..., to the cent
     assert aapl["unrealized_pl"] == Decimal("33.35") and aapl["unrealized_percent"] == Decimal("3.34")
-    assert aapl["change_today"] == Decimal("36.68")  # 3.333333 x 11.005 = 36.6833...
+    assert aapl["change_today"] == Decimal("36.68")  # 1033.35 - 996.67
     assert msft == portfolio["positions"][1]  # no newer price: as it was
     assert valued["equity"] == Decimal("1000.00") + Decimal("1033.35") + Decimal("10.00")
+    assert valued["change_today"] == valued["equity"] - Decimal("2006.67") == Decimal("36.68")
+    # A price of a later session begins a new day: the page asks the master for the day's figures.
+    assert new_day(portfolio, {"AAPL": {"price": Decimal("311"), "session_open": T0 + timedelta(days=1)}})
     assert (valued["cash"], valued["buying_power"], valued["realized_pl"]) == (Decimal("1000.00"), Decimal("900.00"),
                                                                              Decimal("5.00"))
     assert portfolio["positions"][0]["market_value"] == Decimal("1000.00")  # the answer is not changed

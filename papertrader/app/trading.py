@@ -24,10 +24,11 @@ from papertrader.market.history import day
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend, margin
-from papertrader.trading.orders import OrderRequest, OrderType, Side, Status, TimeInForce
+from papertrader.trading.orders import OrderRequest, OrderType, Side, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
+from papertrader.trading.valuation import day_start
 
 #: Most orders or transactions one page holds.
 MAX_PAGE = 500
@@ -455,18 +456,23 @@ class TradingCommands:
             account_uuid, created = session.portfolio.uuid, iso(session.portfolio.created)
             # a game's portfolio: its buying power under the game's rules (its commission), as its orders are
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
-            return book, open_orders, from_cents(realized), account_uuid, parse_iso(created), rules
+            day = _day_rows(cursor, self.db, session.portfolio_id, session.portfolio.generation, began, book)
+            return book, open_orders, from_cents(realized), account_uuid, parse_iso(created), rules, day
 
         prices = self.board.prices()
         now = self.market_clock.now()
-        book, open_orders, realized, account_uuid, created, rules = yield self.db.run(read)
+        quotes = {q.symbol: q for q in self.board.all()}
+        # The day: the latest session a price came from (market time waits at the next open between updates).
+        began = max((q.session_open for q in quotes.values() if q.session_open is not None), default=None)
+        book, open_orders, realized, account_uuid, created, rules, (today, held_then) = yield self.db.run(read)
         positions = []
         equity = book.cash
-        unrealized = today = Decimal("0.00")
+        unrealized = Decimal("0.00")
+        values = {}
         for symbol in sorted(book.positions):
             held = book.positions[symbol]
-            quote = self.board.get(symbol)
-            value = round_money(held.quantity * quote.price) if quote else held.cost
+            quote = quotes.get(symbol)
+            value = values[symbol] = round_money(held.quantity * quote.price) if quote else held.cost
             position = dict(symbol=symbol, quantity=held.quantity, average_price=held.average_price,
                             cost=held.cost, market_value=value, unrealized_pl=value - held.cost)
             if held.cost:
@@ -475,17 +481,22 @@ class TradingCommands:
             if quote:
                 position["price"] = quote.price
                 if quote.previous_close is not None:
-                    change = round_money(held.quantity * (quote.price - quote.previous_close))
-                    position["change_today"] = change
                     position["previous_close"] = quote.previous_close
-                    today += change
             equity += value
             unrealized += value - held.cost
             positions.append(position)
+        references = {s: (q.previous_close if q.session_open == began and q.previous_close is not None else q.price)
+                      for s, q in quotes.items()}
+        start = day_start(book.cash, {s: p.quantity for s, p in book.positions.items()}, values, references,
+                          held_then, today)
+        for position in positions:
+            position["day_base"] = start.bases[position["symbol"]]
+            position["change_today"] = position["market_value"] - position["day_base"]
         mine = session.portfolio
         answer = dict(cash=book.cash, equity=equity,
                       buying_power=buying_power(book, open_orders, prices, rules),
-                      realized_pl=realized, unrealized_pl=unrealized, change_today=today,
+                      realized_pl=realized, unrealized_pl=unrealized, change_today=equity - start.last_equity,
+                      last_equity=start.last_equity, day_start=began,
                       open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created,
                       portfolio=mine.name, kind=mine.kind, generation=mine.generation,
                       starting_cash=mine.starting_cash)
@@ -876,6 +887,33 @@ def _usernames(db, cursor, portfolio_ids):
                               f" ON a.id = p.account_id WHERE p.id IN ({', '.join('?' for _ in part)})"), part)
         names.update((r[0], tuple(r[1:])) for r in cursor.fetchall())
     return names
+
+
+def _day_rows(cursor, db, portfolio_id, generation, began, book):
+    """The transactions of the day that began at ``began`` (oldest first, as (kind, symbol, amount)) and the
+    quantity held when it began of each symbol they traded or split: ([...], {symbol: quantity})."""
+    if began is None:
+        return [], {}
+    cursor.execute(db.sql(
+        "SELECT id, kind, symbol, side, quantity_units, amount_cents FROM transactions WHERE portfolio_id = ?"
+        " AND generation = ? AND time >= ? ORDER BY id"), (portfolio_id, generation, iso(began)))
+    rows = cursor.fetchall()
+    today = [(kind, symbol, from_cents(amount)) for _, kind, symbol, _, _, amount in rows]
+    held_then = {}
+    for symbol in sorted({r[2] for r in rows if r[1] in ("fill", "split")}):
+        first = min(r[0] for r in rows if r[2] == symbol)
+        cursor.execute(db.sql(
+            "SELECT position_after_units FROM transactions WHERE portfolio_id = ? AND generation = ? AND symbol = ?"
+            " AND id < ? AND position_after_units IS NOT NULL ORDER BY id DESC LIMIT 1"),
+            (portfolio_id, generation, symbol, first))
+        found = cursor.fetchone()
+        if found is not None:
+            held_then[symbol] = from_quantity_units(found[0])
+        else:  # not held before today (or only in rows older than positions kept with them): undo today's fills
+            traded = sum((from_quantity_units(q) * (1 if side == "buy" else -1)
+                          for _, kind, s, side, q, _ in rows if s == symbol and kind == "fill"), Decimal(0))
+            held_then[symbol] = book.quantity(symbol) - traded
+    return today, held_then
 
 
 def _history_page(cursor, db, portfolio_id, generation, before, limit):

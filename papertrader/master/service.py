@@ -242,7 +242,8 @@ class Master(StagedService):
         for q in quotes:
             quote = dict(symbol=q.symbol, price=q.price, time=q.time, stale=q.stale,
                          name=self.board.info[q.symbol].name or None, bid=round_price(q.price * (1 - spread)),
-                         ask=round_price(q.price * (1 + spread)), previous_close=q.previous_close)
+                         ask=round_price(q.price * (1 + spread)), previous_close=q.previous_close,
+                         session_open=q.session_open)
             bar = (bars or {}).get(q.symbol)
             if bar is not None and bar.end == q.time:
                 quote.update(bar_start=bar.start, open=bar.open, high=bar.high, low=bar.low, volume=bar.volume)

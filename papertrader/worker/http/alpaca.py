@@ -249,7 +249,8 @@ def position(p, asset_id, exchange_name):
         "lastday_price": price_text(last) if last is not None else None,
         "change_today": ratio(price - last, last) if price is not None and last else None,
         "unrealized_intraday_pl": money_text(intraday) if intraday is not None else None,
-        "unrealized_intraday_plpc": ratio(intraday, quantity * last) if intraday is not None and last else None,
+        "unrealized_intraday_plpc": ratio(intraday, p["day_base"]) if intraday is not None and p.get("day_base")
+        else None,
     }
     return out
 

@@ -43,7 +43,7 @@ from twisted.web import resource
 from papertrader import commands, tls
 from papertrader.errors import NotLoggedIn, PaperTraderError
 from papertrader.guard import is_tls
-from papertrader.trading.valuation import revalue
+from papertrader.trading.valuation import new_day, revalue
 from papertrader.worker.cache import SessionCache
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import security, views
@@ -248,7 +248,9 @@ class View:
         self._quotes_due = None
         quotes, self.quotes = self.quotes, {}
         values = {}
-        if self.portfolio is not None:
+        if self.portfolio is not None and new_day(self.portfolio, quotes):
+            self.refresh()  # a new session: the day's figures (today's change) are the master's to give
+        elif self.portfolio is not None:
             self.portfolio = revalue(self.portfolio, quotes)
             values.update(views.summary_values(self.portfolio))
             values.update(views.position_values(self.portfolio))
