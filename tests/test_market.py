@@ -428,3 +428,24 @@ async def test_bad_bars_are_refused_and_logged(make_service, clock, logs):
     assert any("TSLA: a price is not positive" in w for w in warnings)
     assert any("NOPE, which is not traded here" in w for w in warnings)
     assert any("goes back in time" in w for w in warnings)
+
+
+def test_a_new_sessions_previous_close_is_divided_by_a_split_that_took_effect():
+    """On a 2-for-1 split's day the previous close was the price before it (111.00 against a 56.00 price): a
+    position seemed to lose half its value that day."""
+    from papertrader.trading.corporate import Split
+    from papertrader.trading.market import Bar
+
+    monday = datetime(2024, 4, 1, 13, 30, tzinfo=timezone.utc)
+    tuesday = monday + timedelta(days=1)
+
+    def bar(start, close):
+        return {"AAA": Bar("AAA", start, start + timedelta(hours=6, minutes=30), Decimal(close), Decimal(close),
+                           Decimal(close), Decimal(close), 100)}
+
+    board = QuoteBoard(["AAA"])
+    board.update_bars(bar(monday, "111.00"), monday)
+    [quote] = board.update_bars(bar(tuesday, "56.00"), tuesday, splits=[Split("AAA", tuesday.date(), Decimal(2))])
+    assert (quote.price, quote.previous_close) == (Decimal("56.00"), Decimal("55.5000"))
+    [quote] = board.update_bars(bar(tuesday + timedelta(days=1), "57.00"), tuesday + timedelta(days=1))
+    assert quote.previous_close == Decimal("56.00")  # the next day as usual

@@ -480,8 +480,6 @@ class TradingCommands:
             position["exchange"] = self.board.info[symbol].exchange if symbol in self.board.info else ""
             if quote:
                 position["price"] = quote.price
-                if quote.previous_close is not None:
-                    position["previous_close"] = quote.previous_close
             equity += value
             unrealized += value - held.cost
             positions.append(position)
@@ -490,6 +488,8 @@ class TradingCommands:
         start = day_start(book.cash, {s: p.quantity for s, p in book.positions.items()}, values, references,
                           held_then, today)
         for position in positions:
+            if references.get(position["symbol"]) is not None:  # the price the day counts from
+                position["previous_close"] = references[position["symbol"]]
             position["day_base"] = start.bases[position["symbol"]]
             position["change_today"] = position["market_value"] - position["day_base"]
         mine = session.portfolio
@@ -891,28 +891,21 @@ def _usernames(db, cursor, portfolio_ids):
 
 def _day_rows(cursor, db, portfolio_id, generation, began, book):
     """The transactions of the day that began at ``began`` (oldest first, as (kind, symbol, amount)) and the
-    quantity held when it began of each symbol they traded or split: ([...], {symbol: quantity})."""
+    quantity held when it began of each symbol they traded: ([...], {symbol: quantity}).  A split of the day
+    came before its trades (a step applies corporate actions first), and the previous close it is valued at is
+    divided by it (market/board.py): the quantity is the one after it, what is held less what the day traded."""
     if began is None:
         return [], {}
     cursor.execute(db.sql(
-        "SELECT id, kind, symbol, side, quantity_units, amount_cents FROM transactions WHERE portfolio_id = ?"
+        "SELECT kind, symbol, side, quantity_units, amount_cents FROM transactions WHERE portfolio_id = ?"
         " AND generation = ? AND time >= ? ORDER BY id"), (portfolio_id, generation, iso(began)))
     rows = cursor.fetchall()
-    today = [(kind, symbol, from_cents(amount)) for _, kind, symbol, _, _, amount in rows]
+    today = [(kind, symbol, from_cents(amount)) for kind, symbol, _, _, amount in rows]
     held_then = {}
-    for symbol in sorted({r[2] for r in rows if r[1] in ("fill", "split")}):
-        first = min(r[0] for r in rows if r[2] == symbol)
-        cursor.execute(db.sql(
-            "SELECT position_after_units FROM transactions WHERE portfolio_id = ? AND generation = ? AND symbol = ?"
-            " AND id < ? AND position_after_units IS NOT NULL ORDER BY id DESC LIMIT 1"),
-            (portfolio_id, generation, symbol, first))
-        found = cursor.fetchone()
-        if found is not None:
-            held_then[symbol] = from_quantity_units(found[0])
-        else:  # not held before today (or only in rows older than positions kept with them): undo today's fills
-            traded = sum((from_quantity_units(q) * (1 if side == "buy" else -1)
-                          for _, kind, s, side, q, _ in rows if s == symbol and kind == "fill"), Decimal(0))
-            held_then[symbol] = book.quantity(symbol) - traded
+    for kind, symbol, side, quantity, _ in rows:
+        if kind == "fill":
+            held = held_then.get(symbol, book.quantity(symbol))
+            held_then[symbol] = held - from_quantity_units(quantity) * (1 if side == "buy" else -1)
     return today, held_then
 
 

@@ -45,9 +45,11 @@ class QuoteBoard:
         before the new time; a symbol without one (listed later) has no quote."""
         self._quotes = {q.symbol: q for q in quotes if q.symbol in self.info}
 
-    def update_bars(self, bars, session_open, now=None, max_age=None):
+    def update_bars(self, bars, session_open, now=None, max_age=None, splits=()):
         """New quotes from ``bars`` (symbol -> Bar) in the session that opened at ``session_open``; with
         ``now`` (the market was open), quotes without a fresh bar for longer than ``max_age`` turn stale.
+        ``splits``: those that took effect since the last update (a new session's reference price, the last
+        one before it, is divided by them, as brokers show the previous close).
         Returns the quotes that changed (new prices, or a change of staleness)."""
         changed = []
         for symbol, bar in bars.items():
@@ -55,6 +57,9 @@ class QuoteBoard:
             previous = old.previous_close if old else None
             if old is not None and old.session_open != session_open:
                 previous = old.price  # a new session: the last price of the one before is its reference
+                for split in splits:
+                    if split.symbol == symbol:
+                        previous = split.price(previous)
             changed.append(Quote(symbol, bar.close, bar.end, previous, session_open))
         self.update(changed)
         if now is not None and max_age is not None:

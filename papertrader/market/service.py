@@ -24,6 +24,7 @@ from papertrader.errors import InvalidInput
 from papertrader.market.board import Quote
 from papertrader.market.replay import parse_seek_date
 from papertrader.times import parse_iso
+from papertrader.trading.corporate import Split
 from papertrader.trading.market import BadBar, MarketStep
 
 
@@ -274,13 +275,14 @@ class MarketService(service.Service):
             else:
                 self.last = end
             session = before.current or info.current or info.next
-            quotes = self.board.update_bars(bars, session.open, end if trading else None, self.max_quote_age)
+            today = session.open.date()
+            actions = yield self._actions(today)
+            quotes = self.board.update_bars(bars, session.open, end if trading else None, self.max_quote_age,
+                                            splits=[a for a in actions if isinstance(a, Split)])
             self.ticks += 1
             if bars:
                 yield self.candles.store(list(bars.values()),
                                          lambda bar: (calendar.info(bar.start).current or session).open)
-            today = session.open.date()
-            actions = yield self._actions(today)
         except Exception:
             self.log.failure("market data update failed; will try again next interval")
             return
