@@ -136,7 +136,9 @@ def test_seek_refuses_a_day_the_replay_does_not_play_naming_its_first_and_last_d
 def test_an_ended_replay_is_closed_for_good_and_refuses_orders_until_moved_back(nyse):
     clock = ReplayClock(nyse, date(2024, 3, 13), date(2024, 3, 14))
     clock.advance(), clock.advance()
-    assert clock.describe()["is_open"]  # waiting at Friday's open: the 15th would trade at the next update
+    # Ended as the last session played: it stood "open" at Friday's open until the next update, and a day order
+    # placed then waited for a session that never opens, its buying power held for good.
+    assert clock.state == "ended" and not clock.describe()["is_open"]
     assert clock.advance() is None and clock.state == "ended"
     shown = clock.describe()
     assert (shown["state"], shown["is_open"], shown["end"]) == ("ended", False, datetime(2024, 3, 14, tzinfo=UTC))

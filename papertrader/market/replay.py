@@ -133,6 +133,15 @@ class ReplayClock:
         """Continue from a saved position and state (after a restart)."""
         self.position = position
         self.state = state if state in ("running", "paused", "ended") else "running"
+        if self._past_end():
+            self.state = "ended"
+
+    def _past_end(self):
+        """Whether market time stands after the last session the replay plays (and it does not start over)."""
+        if self.loop or self.end_date is None:
+            return False
+        info = self.calendar.info(self.position)
+        return day((info.current or info.next).open) > self.end_date.toordinal()
 
     def pause(self):
         if self.state == "running":
@@ -178,6 +187,8 @@ class ReplayClock:
         skipped, self._skipped = self._skipped and not reset, False
         previous = self.position
         self.position = end if end < session.close else self.calendar.info(end).next.open
+        if self._past_end():  # the last session played: ended now, not at the next update (an order placed
+            self.state = "ended"  # between them would wait for a session that never opens)
         return Advance(previous, end, reset, skipped)
 
     def describe(self):
