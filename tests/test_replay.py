@@ -424,6 +424,40 @@ async def test_a_split_and_dividends_change_positions_cash_and_open_orders(repla
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_seek_back_across_a_split_and_a_dividend_undoes_the_split_and_never_pays_twice(replay):
+    """Held through the 2-for-1 split, then moved back before it: the 20 shares stayed 20 beside the prices of
+    before (equity up by half the position, no trade), and playing the split day again made them 40."""
+    r = replay
+    alice = await r.user("alice")
+    await r.order(alice, "b1", "buy", "XYZ", "10")
+    await r.session()  # Tuesday: filled at 103.00
+    for _ in range(5):
+        await r.session()  # ... Friday 8 (the split: 20 shares), Monday 11, Tuesday 12 (0.50 a share: 10.00)
+    sell = await r.order(alice, "s1", "sell", "XYZ", "4", type="limit", limit_price="120.00", time_in_force="gtc")
+    before = await r.trading.portfolio(alice, None)
+    assert next(p for p in before["positions"] if p["symbol"] == "XYZ")["quantity"] == D(20)
+    await r.market.control("seek", "2024-03-07")  # Thursday: before the split and the dividend
+    portfolio = await r.trading.portfolio(alice, None)
+    xyz = next(p for p in portfolio["positions"] if p["symbol"] == "XYZ")
+    assert (xyz["quantity"], xyz["average_price"], xyz["price"]) == (D(10), D("103.0000"), D("98.00"))
+    assert portfolio["cash"] == before["cash"]  # the dividend stays paid
+    assert portfolio["equity"] == portfolio["cash"] + D("980.00")  # 10 x Wednesday's close: no windfall
+    assert (await r.trading.get_order(alice, None, sell["id"]))["status"] == "expired"  # placed after Thursday
+    history = (await r.trading.history(alice, None, 50))["transactions"]
+    undone = [h for h in history if h["kind"] == "split"][-1]
+    assert undone["quantity"] == D(10)
+    for _ in range(4):
+        await r.session()  # Thursday 7, Friday 8 (the split again), Monday 11, Tuesday 12 (its dividend again)
+    portfolio = await r.trading.portfolio(alice, None)
+    xyz = next(p for p in portfolio["positions"] if p["symbol"] == "XYZ")
+    assert (xyz["quantity"], xyz["average_price"]) == (D(20), D("51.5000"))  # split once, not twice
+    assert portfolio["cash"] == before["cash"]  # and the dividend paid once
+    history = (await r.trading.history(alice, None, 50))["transactions"]
+    assert [h["kind"] for h in history].count("dividend") == 1
+    assert portfolio["cash"] == D("100000.00") + sum(h["amount"] for h in history)
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_dividend_and_a_fill_in_the_same_step_are_recorded_in_the_order_they_happened(replay):
     r = replay
     alice = await r.user("alice")

@@ -7,6 +7,7 @@ fills) before it answers.  Events are published to the workers only after the
 commit.
 """
 
+import json
 import uuid
 from dataclasses import replace
 from datetime import date
@@ -23,7 +24,8 @@ from papertrader.master.portfolios import PortfolioStore
 from papertrader.market.history import day
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
-from papertrader.trading import amend, margin
+from papertrader.trading import amend, corporate, margin
+from papertrader.trading.corporate import undoing
 from papertrader.trading.orders import OrderRequest, OrderType, Side, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
 from papertrader.trading.equity import Change, curve
@@ -736,20 +738,39 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
+            undo = _splits_applied_after(self.store.all_state(cursor), moment)
             wanted = self.store.open_portfolio_ids(cursor)
-            self.store.lock_accounts(cursor, wanted)
+            holders = self.store.holders(cursor, {split.symbol for split, _ in undo}) if undo else set()
+            self.store.lock_accounts(cursor, wanted | holders)
             kept = self.store.open_orders_kept(cursor, wanted)
             done = amend.expire_placed_after([o for mine in kept.values() for o in mine], moment)
-            if not done:
-                return [], {}
-            self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
-            return done, _usernames(self.db, cursor, {o.account_id for o, _ in done})
+            if done:
+                self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
+            records = []
+            if undo:
+                # The splits played after it are undone (the days are played again, and so are they): every
+                # position in those symbols and every open order in them back to the shares and prices before.
+                gone = {o.id for o, _ in done}
+                orders = [o for mine in kept.values() for o in mine if o.id not in gone]
+                books = self.store.books(cursor, holders | {o.account_id for o in orders})
+                books, changed, records, _ = corporate.apply(books, orders, [undoing(s) for s, _ in undo],
+                                                             moment.date(), moment)
+                records = [replace(r, undone=True) for r in records]
+                self.store.save(cursor, changed, books, [], recorded, records)
+                for split, name in undo:
+                    self.store.set_state(cursor, name, _action_state(split, moment, "undone"))
+            names = _usernames(self.db, cursor, {o.account_id for o, _ in done}) if done else {}
+            return done, names, records, [s for s, _ in undo]
 
-        done, names = yield self.db.run(unit_of_work)
+        done, names, records, undone = yield self.db.run(unit_of_work)
         if done:
             self.log.info("market time moved back to {time}: {n} open orders placed after it expired",
                           time=moment.isoformat(), n=len(done))
             self.publish(_owned(names, [e for _, e in done]))
+        for split in undone:
+            self.log.info("market time moved back to {time}: the {symbol} split of {day} undone in {n} portfolios",
+                          time=moment.isoformat(), symbol=split.symbol, day=split.date.isoformat(),
+                          n=sum(1 for r in records if r.symbol == split.symbol))
         return len(done)
 
     @defer.inlineCallbacks
@@ -762,11 +783,17 @@ class TradingCommands:
             # Every portfolio the step may write is locked first, all at once in ascending order (as a group
             # commit locks), and only their orders step: an order placed in another portfolio after this
             # lock waits for the next step (stepping it unlocked could race a group commit of its portfolio).
+            actions = market_step.actions
+            if actions:  # each once: one played again after a seek back (or a failed update) is not
+                state = self.store.all_state(cursor)
+                actions = tuple(a for a in actions if _not_applied(state, a))
+                for action in actions:
+                    self.store.set_state(cursor, _action_key(action), _action_state(action, market_step.time))
             due = self.store.due_dividends(cursor, market_step.today) if market_step.today else []
             wanted = self.store.open_portfolio_ids(cursor) | {d.account_id for d in due}
             holders = set()
-            if market_step.actions:
-                holders = self.store.holders(cursor, {a.symbol for a in market_step.actions})
+            if actions:
+                holders = self.store.holders(cursor, {a.symbol for a in actions})
             if self.store.margin_rules is not None:
                 wanted |= {p.id for p in self.portfolios.margin_portfolios(cursor)}
             wanted |= holders
@@ -782,7 +809,8 @@ class TradingCommands:
                 orders = [o for o in orders if o.account_id not in frozen]
             if accounts:
                 books = self.store.books(cursor, accounts)
-                result = step(books, orders, replace(market_step, due=tuple(due), prices=prices), self.rules, own)
+                result = step(books, orders, replace(market_step, actions=actions, due=tuple(due), prices=prices),
+                              self.rules, own)
                 self.store.save(cursor, result.orders, result.books, result.events, recorded, result.records)
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
@@ -887,6 +915,41 @@ def _usernames(db, cursor, portfolio_ids):
                               f" ON a.id = p.account_id WHERE p.id IN ({', '.join('?' for _ in part)})"), part)
         names.update((r[0], tuple(r[1:])) for r in cursor.fetchall())
     return names
+
+
+def _action_key(action):
+    """The market state's name for a corporate action (a split, a dividend) once it has been applied."""
+    kind = "split" if isinstance(action, corporate.Split) else "dividend"
+    when = action.date if kind == "split" else action.ex_date
+    return f"action:{kind}:{action.symbol}:{when.isoformat()}"
+
+
+def _action_state(action, time, state="applied"):
+    """What the market state keeps of an applied (or undone) corporate action: when, and a split's ratio."""
+    value = {"state": state, "at": iso(time)}
+    if isinstance(action, corporate.Split):
+        value.update(new=str(action.new), old=str(action.old))
+    return json.dumps(value)
+
+
+def _not_applied(state, action):
+    """Whether ``action`` is still to apply: never applied, or a split undone by a seek back since."""
+    value = state.get(_action_key(action))
+    return value is None or json.loads(value).get("state") == "undone"
+
+
+def _splits_applied_after(state, moment):
+    """The splits applied after ``moment`` and not undone: [(Split, its state's name)], latest first."""
+    found = []
+    for name, value in state.items():
+        if not name.startswith("action:split:"):
+            continue
+        info = json.loads(value)
+        if info.get("state") == "applied" and parse_iso(info["at"]) > moment:
+            _, _, symbol, when = name.split(":", 3)
+            found.append((corporate.Split(symbol, date.fromisoformat(when), Decimal(info["new"]),
+                                          Decimal(info["old"])), name))
+    return sorted(found, key=lambda item: (item[0].date, item[0].symbol), reverse=True)
 
 
 def _day_rows(cursor, db, portfolio_id, generation, began, book):

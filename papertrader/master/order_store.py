@@ -68,6 +68,9 @@ def _percent_bp(value):
 def _details(record):
     if record.kind == "split":
         new, old = record.ratio
+        if record.undone:
+            return (f"{old.normalize():f}-for-{new.normalize():f} split undone (market time moved back to before"
+                    f" it): {quantity_text(record.before)} -> {quantity_text(record.quantity)} shares")
         return (f"{new.normalize():f}-for-{old.normalize():f} split: {quantity_text(record.before)} ->"
                 f" {quantity_text(record.quantity)} shares")
     return f"{record.per_share.normalize():f} per share on {quantity_text(record.quantity)} shares"

@@ -122,6 +122,13 @@ class Record:
     per_share: Decimal = Decimal(0)
     amount: Decimal = Decimal("0.00")
     cash_after: Decimal = Decimal("0.00")
+    #: A split undone (market time moved back to before it): ``ratio`` is the undoing one's.
+    undone: bool = False
+
+
+def undoing(split):
+    """The split that undoes ``split`` (its shares divided back, its prices multiplied back)."""
+    return Split(split.symbol, split.date, split.old, split.new)
 
 
 def apply(books, orders, actions, today, now):
