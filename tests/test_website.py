@@ -166,8 +166,17 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         response, _ = await site.post("/asset/AAPL/order", dict(order, csrf=csrf), origin=False,
                                       headers={b"Sec-Fetch-Site": [b"cross-site"]})
         assert response.code == 403
+        # With its token but without an Origin: refused, in the same words, unless its Referer is a page of
+        # this site (a browser that sends no Origin sends that: Referrer-Policy same-origin).
+        for referer in (None, "https://evil.example/asset/AAPL", site.url + ".evil.example/asset/AAPL"):
+            response, body = await site.post("/asset/AAPL/order", dict(order, csrf=csrf), origin=False,
+                                             headers={b"Referer": [referer.encode()]} if referer else None)
+            assert response.code == 403 and "This request came from another site and was refused." in body, referer
         orders = await worker.gateway.forward(commands.Orders, dict(token=token, limit=10), "127.0.0.1")
         assert orders["orders"] == []
+        response, _ = await site.post("/asset/AAPL/order", dict(order, csrf=csrf), origin=False,
+                                      headers={b"Referer": [(site.url + "/asset/AAPL").encode()]})
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
         response, _ = await site.post("/asset/AAPL/order", dict(order, csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
         response, _ = await site.post("/asset/AAPL/order", dict(order, csrf=csrf))  # sent twice: one order

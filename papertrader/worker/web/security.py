@@ -8,7 +8,9 @@
   when signed in, else of a random pre-session cookie (so sign-in and registration are protected too).
   A page of another site cannot read the token, and cannot make the browser send the cookie anyway.
   The token is derived, not stored, so every worker accepts the forms of every other one.
-- A POST whose ``Origin`` is not this site's is refused before anything else.
+- A POST must show it comes from this site's own pages, before anything else: its ``Origin`` must be this
+  site's; a POST without one (a browser that sends none) must have a ``Referer`` on this site; one with
+  neither is refused.
 - Every answer says: a Content-Security-Policy with scripts and styles from this site only (no inline
   script or style, no eval), no framing, no MIME sniffing, no referrer to other sites, no caching of
   pages.
@@ -55,6 +57,10 @@ class Refused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+#: What a request refused for where it came from is told.
+FOREIGN = "This request came from another site and was refused."
 
 
 def headers(request, cache=False):
@@ -132,13 +138,20 @@ def origin(request):
 
 
 def check_origin(request):
-    """Refuse a state-changing request sent by another site's page."""
+    """Refuse a state-changing request unless it shows it came from this site's own page: its ``Origin`` is
+    this site's; or, from a browser that sends no ``Origin``, its ``Referer`` is a page of this site (our
+    ``Referrer-Policy: same-origin`` sends one to this site).  A request naming neither is refused too."""
+    here = origin(request)
     sent = request.getHeader(b"origin")
     if sent is not None:
-        if sent.decode("latin-1") != origin(request):
-            raise Refused(403, "This request came from another site and was refused.")
-    elif (request.getHeader(b"sec-fetch-site") or b"same-origin") not in (b"same-origin", b"none"):
-        raise Refused(403, "This request came from another site and was refused.")
+        if sent.decode("latin-1") != here:
+            raise Refused(403, FOREIGN)
+        return
+    if (request.getHeader(b"sec-fetch-site") or b"same-origin") not in (b"same-origin", b"none"):
+        raise Refused(403, FOREIGN)
+    referer = (request.getHeader(b"referer") or b"").decode("latin-1")
+    if referer != here and not referer.startswith(here + "/"):
+        raise Refused(403, FOREIGN)
 
 
 def check_csrf(request, sent):
