@@ -326,3 +326,106 @@ def test_connection_limits_are_settings():
     defaults = Settings()
     assert (defaults.max_connections_per_address, defaults.handshake_timeout, defaults.idle_timeout,
             defaults.max_unsent_bytes) == (64, 10.0, 300.0, 1_048_576)
+
+
+# --- an operator's own history files (replay_files) ----------------------------------------
+
+
+HEADER = "date,open,high,low,close,volume\n"
+BARS = "2024-03-04,10,10.5,9.5,10.25,100\n2024-03-05,10.25,11,10,10.75,200\n"
+
+
+def prices_dir(tmp_path, files):
+    """A directory of replay files ({name: text}), written as UTF-8."""
+    prices = tmp_path / "prices"
+    prices.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (prices / name).write_text(text, encoding="utf-8")
+    return prices
+
+
+def replay_plan(tmp_path, prices, *argv):
+    from papertrader.options import SettingsOptions
+
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), *argv])
+    return options.market_plan
+
+
+def replay_mistake(tmp_path, capsys, prices, *argv):
+    """The one line that replay files with a mistake make the master print at start."""
+    from papertrader.options import SettingsOptions
+
+    line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices),
+                                             *argv], capsys)
+    assert line.startswith("twistd papertrader: replay_files: ") and line.count("\n") == 1, line
+    assert line.endswith(" (--help lists the options)\n"), line
+    return line[len("twistd papertrader: replay_files: "):-len(" (--help lists the options)\n")]
+
+
+def test_files_excel_saved_with_a_byte_order_mark_and_trailing_commas_are_read(tmp_path):
+    """Excel's "CSV UTF-8" starts the file with a byte order mark, and a sheet with an empty column leaves a
+    comma at the end of every line: both gave "the header must be date,open,high,low,close,volume" for a
+    header that looked exactly like it."""
+    bom = "\ufeff"
+    prices = prices_dir(tmp_path, {
+        "AAA.csv": bom + HEADER + BARS,
+        "BBB.csv": "date,open,high,low,close,volume,\n2024-03-04,20,21,19,20.5,5,\n2024-03-05,20.5,21,20,21,6,\n",
+        "events.csv": bom + "symbol,type,ex_date,pay_date,value,\nAAA,dividend,2024-03-05,,0.10,\n",
+        "assets.csv": bom + "symbol,name,exchange,class,fractionable\nBBB,Bee Corp,NYSE,us_equity,TRUE\n",
+    })
+    plan = replay_plan(tmp_path, prices)
+    assert plan.assets == ("AAA", "BBB")
+    assert plan.history.series["BBB"].prices(1) == (Decimal("20.5"), 21, 20, 21)
+    assert plan.history.series["BBB"].volume[1] == 6
+    assert [(e.symbol, e.amount) for e in plan.history.events] == [("AAA", Decimal("0.10"))]
+    assert plan.history.assets["BBB"].name == "Bee Corp" and plan.history.assets["BBB"].fractionable
+
+
+@pytest.mark.parametrize("files, where, message", [
+    ({"AAA.csv": "date,open,high,low,close,volume,adj_close\n" + BARS}, "AAA.csv:1",
+     "7 columns, expected 6: the header must be date,open,high,low,close,volume (or time,...), not"
+     " 'date,open,high,low,close,volume,adj_close'"),
+    ({"AAA.csv": "Date;Open;High;Low;Close;Volume\n" + BARS}, "AAA.csv:1",
+     "1 column, expected 6: the header must be date,open,high,low,close,volume (or time,...), not"
+     " 'Date;Open;High;Low;Close;Volume' (values must be separated by commas)"),
+    ({"AAA.csv": "day,open,high,low,close,volume\n" + BARS}, "AAA.csv:1",
+     "the header must be date,open,high,low,close,volume (or time,...), not 'day,open,high,low,close,volume'"),
+    ({"AAA.csv": ""}, "AAA.csv:1", "empty file (the header row must be date,open,high,low,close,volume)"),
+    ({"AAA.csv": HEADER + BARS + "2024-03-06,10,11,9,10,100,7\n"}, "AAA.csv:4",
+     "7 values, expected 6 (date,open,high,low,close,volume): '2024-03-06,10,11,9,10,100,7'"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,10.5,9.5,10.25,-100\n"}, "AAA.csv:2",
+     "volume must be a whole number >= 0, not '-100'"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,10.5,9.5,10.25,1.5\n"}, "AAA.csv:2",
+     "volume must be a whole number >= 0, not '1.5'"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,10.5,9.5,,100\n"}, "AAA.csv:2", "close is empty"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,10.5,9.5,10.25,\n"}, "AAA.csv:2", "volume is empty"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,10.5,n/a,10.25,100\n"}, "AAA.csv:2", "low 'n/a' is not a number"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,1e30,9.5,10.25,100\n"}, "AAA.csv:2", "high 1e30 is larger than 1000000000000"),
+    ({"AAA.csv": HEADER + "2024-03-04,0,10.5,0,10.25,100\n"}, "AAA.csv:2", "open must be positive, not 0"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,10.5,9.5,10.75,100\n"}, "AAA.csv:2",
+     "not a possible bar (low <= open, close <= high)"),
+    ({"AAA.csv": HEADER + BARS, "events.csv": "symbol,type,ex_date,pay_date,value\nAAA,dividend,2024-03-05,"
+                                              "2024-03-01,0.10\n"},
+     "events.csv:2", "pay_date 2024-03-01 is before ex_date 2024-03-05"),
+    ({"AAA.csv": HEADER + BARS, "events.csv": "symbol,type,ex_date,pay_date,value\nAAA,split,2024-03-05,,2\n"
+                                              "ZZZ,dividend,2024-03-05,,0.10\n"},
+     "events.csv:3", "no ZZZ.csv for this dividend of ZZZ (the files have AAA)"),
+    ({"AAA.csv": HEADER + BARS, "events.csv": "symbol,type,ex_date,value\n"}, "events.csv:1",
+     "4 columns, expected 5: the header must be symbol,type,ex_date,pay_date,value, not"
+     " 'symbol,type,ex_date,value'"),
+    ({"AAA.csv": HEADER + BARS, "assets.csv": "symbol,name,exchange,class,fractionable\n"
+                                              "AAA,A Corp,NYSE,us_equity,maybe\n"},
+     "assets.csv:2", "fractionable must be true or false, not 'maybe'"),
+])
+def test_a_mistake_in_replay_files_names_the_file_the_line_and_what_is_wrong(tmp_path, capsys, files, where,
+                                                                              message):
+    prices = prices_dir(tmp_path, files)
+    assert replay_mistake(tmp_path, capsys, prices) == f"{prices / where}: {message}"
+
+
+def test_an_event_of_a_symbol_left_out_by_assets_is_ignored(tmp_path):
+    prices = prices_dir(tmp_path, {"AAA.csv": HEADER + BARS, "BBB.csv": HEADER + BARS,
+                                   "events.csv": "symbol,type,ex_date,pay_date,value\nBBB,split,2024-03-05,,2\n"})
+    plan = replay_plan(tmp_path, prices, "--assets", "AAA")
+    assert plan.assets == ("AAA",) and plan.history.events == []

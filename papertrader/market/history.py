@@ -15,8 +15,10 @@ Operators can replay their own CSV files instead (``replay_files``): a header ro
 then ``date,open,high,low,close,volume`` (daily bars: ``date`` as YYYY-MM-DD) or
 ``time,open,high,low,close,volume`` (intraday bars: ``time`` in ISO 8601 with a UTC
 offset, the bar's start; each bar lasts until the next one's start, at most
-``bar_length``), one file per symbol named ``SYMBOL.csv``, prices as decimal numbers,
-volume an integer.  Splits and dividends of such files come from an
+``bar_length``), one file per symbol named ``SYMBOL.csv``, prices as decimal numbers
+(rounded to 4 decimals, the price step), volume an integer >= 0.  Files are UTF-8 (a byte
+order mark, as Excel writes, is allowed) and empty cells after the last column (a trailing
+comma) are ignored.  Splits and dividends of such files come from an
 ``events.csv`` beside them (``symbol,type,ex_date,pay_date,value``; type ``split``
 with value = new shares per old share, or ``dividend`` with value = cash per share).
 """
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from papertrader.money import from_price_units, to_price_units
+from papertrader.money import MAX_MONEY, from_price_units, to_price_units
 from papertrader.market.sources import Asset
 from papertrader.trading.corporate import Dividend, Split
 
@@ -107,83 +109,160 @@ def unpack(symbol, blob):
     return Series(symbol, *columns)
 
 
-def _decimal(text, where):
+#: The header rows of a SYMBOL.csv file: daily bars, or intraday bars.
+BAR_HEADERS = (("date", "open", "high", "low", "close", "volume"), ("time", "open", "high", "low", "close", "volume"))
+EVENT_HEADER = ("symbol", "type", "ex_date", "pay_date", "value")
+ASSET_HEADER = ("symbol", "name", "exchange", "class", "fractionable")
+#: The largest price a file may give (the largest amount of money the server counts).
+MAX_PRICE = MAX_MONEY
+MAX_VOLUME = 2 ** 63 - 1
+
+
+def _shown(cells, limit=80):
+    text = ",".join(cells)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _header(reader, where, accepted):
+    """The header row (line 1) as lower-case names, without a byte order mark or the empty cells a trailing comma
+    leaves; HistoryError naming line 1 and saying what it must be."""
     try:
-        value = Decimal(text.strip())
-    except (InvalidOperation, AttributeError):
-        raise HistoryError(f"{where}: {text!r} is not a number")
-    if not value.is_finite():
-        raise HistoryError(f"{where}: {text!r} is not a number")
+        cells = next(reader)
+    except StopIteration:
+        raise HistoryError(f"{where}:1: empty file (the header row must be {','.join(accepted[0])})")
+    names = [c.strip().lower() for c in cells]
+    if names:
+        names[0] = names[0].lstrip("\ufeff").strip()
+    while names and not names[-1]:
+        names.pop()
+    if tuple(names) not in accepted:
+        expected = ",".join(accepted[0]) + (f" (or {accepted[1][0]},...)" if len(accepted) > 1 else "")
+        count = ""
+        if len(names) != len(accepted[0]):
+            count = f"{len(names)} column{'s' if len(names) != 1 else ''}, expected {len(accepted[0])}: "
+        hint = " (values must be separated by commas)" if len(names) == 1 and ";" in names[0] else ""
+        raise HistoryError(f"{where}:1: {count}the header must be {expected}, not {_shown(cells)}{hint}")
+    return names
+
+
+def _cells(row, names, at):
+    """The values of a row, one per column of ``names`` (empty cells after them, a trailing comma, are left out)."""
+    if len(row) > len(names) and not "".join(row[len(names):]).strip():
+        row = row[:len(names)]
+    if len(row) != len(names):
+        raise HistoryError(f"{at}: {len(row)} values, expected {len(names)} ({','.join(names)}): {_shown(row)}")
+    return [cell.strip() for cell in row]
+
+
+def _blank(row):
+    return not row or not "".join(row).strip()
+
+
+def _decimal(text, where, name="value"):
+    """The number ``text`` of column ``name``; HistoryError naming the column if it is empty or not a number."""
+    text = (text or "").strip()
+    if not text:
+        raise HistoryError(f"{where}: {name} is empty")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise HistoryError(f"{where}: {name} {text!r} is not a number")
     return value
+
+
+def _price_units(text, name, at):
+    """A price in 1e-4 units (rounded to 4 decimals: the price step)."""
+    value = _decimal(text, at, name)
+    if value <= 0:
+        raise HistoryError(f"{at}: {name} must be positive, not {text}")
+    if value > MAX_PRICE:
+        raise HistoryError(f"{at}: {name} {text} is larger than {MAX_PRICE}")
+    units = to_price_units(value)
+    if not units:
+        raise HistoryError(f"{at}: {name} {text} is 0 once rounded to 4 decimals (the price step)")
+    return units
 
 
 def read_csv(symbol, lines, where):
     """A Series from CSV lines (daily: date,...; intraday: time,...); rows must go forward in time."""
     reader = csv.reader(lines)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise HistoryError(f"{where}: empty file")
-    if header not in (["date", "open", "high", "low", "close", "volume"],
-                      ["time", "open", "high", "low", "close", "volume"]):
-        raise HistoryError(f"{where}: the header must be date,open,high,low,close,volume (or time,...)")
-    daily = header[0] == "date"
+    names = _header(reader, where, BAR_HEADERS)
+    daily = names[0] == "date"
     columns = [array("q") for _ in range(COLUMNS)]
     for number, row in enumerate(reader, start=2):
-        if not row or not "".join(row).strip():
+        if _blank(row):
             continue
         at = f"{where}:{number}"
-        if len(row) != 6:
-            raise HistoryError(f"{at}: 6 values expected")
+        row = _cells(row, names, at)
+        if not row[0]:
+            raise HistoryError(f"{at}: {names[0]} is empty")
         try:
             if daily:
-                key = date.fromisoformat(row[0].strip()).toordinal()
+                key = date.fromisoformat(row[0]).toordinal()
             else:
-                moment = datetime.fromisoformat(row[0].strip())
+                moment = datetime.fromisoformat(row[0])
                 if moment.tzinfo is None:
                     raise ValueError
                 key = int(moment.timestamp())
         except ValueError:
             raise HistoryError(f"{at}: {row[0]!r} is not a date (YYYY-MM-DD) or a time with a UTC offset")
-        o, h, l, c = (_decimal(v, at) for v in row[1:5])
+        o, h, l, c = (_price_units(text, name, at) for text, name in zip(row[1:5], names[1:5]))
+        if not row[5]:
+            raise HistoryError(f"{at}: volume is empty")
         try:
             volume = int(row[5])
         except ValueError:
-            raise HistoryError(f"{at}: volume {row[5]!r} is not a whole number")
-        if min(o, h, l, c) <= 0 or h < l or not (l <= o <= h and l <= c <= h) or volume < 0:
-            raise HistoryError(f"{at}: not a possible bar (prices positive, low <= open, close <= high)")
+            volume = None
+        if volume is None or volume < 0:
+            raise HistoryError(f"{at}: volume must be a whole number >= 0, not {row[5]!r}")
+        if volume > MAX_VOLUME:
+            raise HistoryError(f"{at}: volume {row[5]} is larger than {MAX_VOLUME}")
+        if not (l <= o <= h and l <= c <= h):
+            raise HistoryError(f"{at}: not a possible bar (low <= open, close <= high)")
         if columns[0] and key <= columns[0][-1]:
             raise HistoryError(f"{at}: time goes backwards or repeats")
-        for column, value in zip(columns, (key, to_price_units(o), to_price_units(h), to_price_units(l),
-                                           to_price_units(c), volume)):
+        for column, value in zip(columns, (key, o, h, l, c, volume)):
             column.append(value)
     return Series(symbol, *columns, daily=daily)
 
 
-def read_events(lines, where):
-    """Splits and dividends from events.csv lines."""
-    reader = csv.DictReader(lines)
-    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != ["symbol", "type", "ex_date",
-                                                                               "pay_date", "value"]:
-        raise HistoryError(f"{where}: the header must be symbol,type,ex_date,pay_date,value")
+def read_events(lines, where, symbols=None):
+    """Splits and dividends from events.csv lines.  With ``symbols`` (those that have a SYMBOL.csv file), an event
+    of any other symbol is refused: it would never happen."""
+    reader = csv.reader(lines)
+    names = _header(reader, where, (EVENT_HEADER,))
     events = []
     for number, row in enumerate(reader, start=2):
+        if _blank(row):
+            continue
         at = f"{where}:{number}"
+        symbol, kind, ex_text, pay_text, value_text = _cells(row, names, at)
+        symbol = symbol.upper()
+        if not symbol:
+            raise HistoryError(f"{at}: symbol is empty")
+        if kind not in ("split", "dividend"):
+            raise HistoryError(f"{at}: type must be split or dividend, not {kind!r}")
         try:
-            ex_date = date.fromisoformat(row["ex_date"].strip())
-            pay_date = date.fromisoformat(row["pay_date"].strip()) if row["pay_date"].strip() else None
+            ex_date = date.fromisoformat(ex_text)
+            pay_date = date.fromisoformat(pay_text) if pay_text else None
         except ValueError:
             raise HistoryError(f"{at}: dates must be YYYY-MM-DD")
-        value = _decimal(row["value"], at)
+        if pay_date is not None and pay_date < ex_date:
+            raise HistoryError(f"{at}: pay_date {pay_date} is before ex_date {ex_date}")
+        value = _decimal(value_text, at, "value")
         if value <= 0:
             raise HistoryError(f"{at}: the value must be positive")
-        symbol = row["symbol"].strip().upper()
-        if row["type"].strip() == "split":
+        if value > MAX_PRICE:
+            raise HistoryError(f"{at}: value {value_text} is larger than {MAX_PRICE}")
+        if symbols is not None and symbol not in symbols:
+            raise HistoryError(f"{at}: no {symbol}.csv for this {kind} of {symbol} (the files have"
+                               f" {', '.join(sorted(symbols)) or 'no symbol'})")
+        if kind == "split":
             events.append(Split(symbol, ex_date, *_fraction(value)))
-        elif row["type"].strip() == "dividend":
-            events.append(Dividend(symbol, ex_date, value.quantize(Decimal("0.000001")), pay_date))
         else:
-            raise HistoryError(f"{at}: type must be split or dividend")
+            events.append(Dividend(symbol, ex_date, value.quantize(Decimal("0.000001")), pay_date))
     return events
 
 
@@ -197,22 +276,31 @@ def _fraction(value):
 
 
 def read_assets(lines, where):
+    """Asset names from assets.csv lines (symbol,name,exchange,class,fractionable; fractionable true or false)."""
+    reader = csv.reader(lines)
+    names = _header(reader, where, (ASSET_HEADER,))
     assets = {}
-    for number, row in enumerate(csv.DictReader(lines), start=2):
-        try:
-            symbol = row["symbol"].strip().upper()
-            assets[symbol] = Asset(symbol, row["name"].strip(), row["exchange"].strip(), row["class"].strip(),
-                                   True, row["fractionable"].strip().lower() == "true")
-        except (KeyError, AttributeError):
-            raise HistoryError(f"{where}:{number}: symbol,name,exchange,class,fractionable expected")
+    for number, row in enumerate(reader, start=2):
+        if _blank(row):
+            continue
+        at = f"{where}:{number}"
+        symbol, name, exchange, asset_class, fractionable = _cells(row, names, at)
+        if not symbol:
+            raise HistoryError(f"{at}: symbol is empty")
+        if fractionable.lower() not in ("true", "false"):
+            raise HistoryError(f"{at}: fractionable must be true or false, not {fractionable!r}")
+        symbol = symbol.upper()
+        assets[symbol] = Asset(symbol, name, exchange, asset_class, True, fractionable.lower() == "true")
     return assets
 
 
 class History:
     """Bars, events and asset names of a set of symbols, loaded once and read by the replay."""
 
-    def __init__(self, series, events=(), assets=None):
+    def __init__(self, series, events=(), assets=None, files=None):
         self.series = dict(series)
+        #: {symbol: the file its bars were read from} (an operator's own files; empty for the shipped history).
+        self.files = dict(files or {})
         self.events = sorted(events, key=lambda e: (getattr(e, "date", None) or e.ex_date, e.symbol))
         self.assets = dict(assets or {})
 
@@ -262,34 +350,51 @@ def csv_files(paths):
     return files
 
 
+def _symbol_of(path):
+    """The symbol of a SYMBOL.csv file (None for events.csv and assets.csv)."""
+    name = os.path.basename(path)[:-4]
+    return None if name.lower() in ("events", "assets") else name.upper()
+
+
 def file_symbols(paths):
     """The symbols whose history ``paths`` hold (SYMBOL.csv), without reading the files: what a setting that
     names a symbol they lack is told exists."""
-    names = (os.path.basename(path)[:-4] for path in csv_files(paths))
-    return sorted({name.upper() for name in names if name.lower() not in ("events", "assets")})
+    return sorted({s for s in map(_symbol_of, csv_files(paths)) if s is not None})
+
+
+def _read_lines(path):
+    """The lines of a file of UTF-8 text, with or without the byte order mark Excel's "CSV UTF-8" writes."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return f.read().splitlines()
+    except UnicodeDecodeError:
+        raise HistoryError(f"{path}: not UTF-8 text (save it as CSV UTF-8)")
+    except OSError as e:
+        raise HistoryError(f"{path}: cannot be read ({e.strerror or type(e).__name__})")
 
 
 def load_files(paths, symbols=None):
     """An operator's own history: SYMBOL.csv files (and events.csv, assets.csv) from ``paths`` (files or
-    directories)."""
-    series, events, assets = {}, [], {}
-    for path in csv_files(paths):
-        name = os.path.basename(path)[:-4]
-        try:
-            with open(path, encoding="utf-8", newline="") as f:
-                lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise HistoryError(f"{path}: cannot be read ({type(e).__name__})")
-        if name.lower() == "events":
-            events += read_events(lines, path)
-        elif name.lower() == "assets":
-            assets.update(read_assets(lines, path))
+    directories).  Only the files of ``symbols`` are read if given; an event of a symbol that has no file is
+    refused, one of a symbol left out is ignored."""
+    files = csv_files(paths)
+    have = {s for s in map(_symbol_of, files) if s is not None}
+    series, events, assets, sources = {}, [], {}, {}
+    for path in files:
+        symbol = _symbol_of(path)
+        if symbol is not None and symbols is not None and symbol not in symbols:
+            continue
+        lines = _read_lines(path)
+        name = os.path.basename(path)[:-4].lower()
+        if symbol is not None:
+            series[symbol] = read_csv(symbol, lines, path)
+            sources[symbol] = path
+        elif name == "events":
+            events += read_events(lines, path, have)
         else:
-            symbol = name.upper()
-            if symbols is None or symbol in symbols:
-                series[symbol] = read_csv(symbol, lines, path)
+            assets.update(read_assets(lines, path))
     return History(series, [e for e in events if e.symbol in series],
-                   {s: a for s, a in assets.items() if s in series})
+                   {s: a for s, a in assets.items() if s in series}, sources)
 
 
 def day(moment):
