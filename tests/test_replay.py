@@ -446,8 +446,12 @@ async def test_a_seek_back_across_a_split_and_a_dividend_undoes_the_split_and_ne
     history = (await r.trading.history(alice, None, 50))["transactions"]
     undone = [h for h in history if h["kind"] == "split"][-1]
     assert undone["quantity"] == D(10)
-    for _ in range(4):
-        await r.session()  # Thursday 7, Friday 8 (the split again), Monday 11, Tuesday 12 (its dividend again)
+    await r.session()  # Thursday 7 again: its change counts from Wednesday, not from the days left behind
+    portfolio = await r.trading.portfolio(alice, None)
+    assert portfolio["change_today"] == D("15.00")  # 10 x (99.50 - 98.00); the later dividend is not today's
+    assert portfolio["last_equity"] == portfolio["cash"] + D("980.00")
+    for _ in range(3):
+        await r.session()  # Friday 8 (the split again), Monday 11, Tuesday 12 (its dividend again)
     portfolio = await r.trading.portfolio(alice, None)
     xyz = next(p for p in portfolio["positions"] if p["symbol"] == "XYZ")
     assert (xyz["quantity"], xyz["average_price"]) == (D(20), D("51.5000"))  # split once, not twice

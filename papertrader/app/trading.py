@@ -458,7 +458,7 @@ class TradingCommands:
             account_uuid, created = session.portfolio.uuid, iso(session.portfolio.created)
             # a game's portfolio: its buying power under the game's rules (its commission), as its orders are
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
-            day = _day_rows(cursor, self.db, session.portfolio_id, session.portfolio.generation, began, book)
+            day = _day_rows(cursor, self.db, session.portfolio_id, session.portfolio.generation, began, now, book)
             return book, open_orders, from_cents(realized), account_uuid, parse_iso(created), rules, day
 
         prices = self.board.prices()
@@ -952,17 +952,35 @@ def _splits_applied_after(state, moment):
     return sorted(found, key=lambda item: (item[0].date, item[0].symbol), reverse=True)
 
 
-def _day_rows(cursor, db, portfolio_id, generation, began, book):
+def _day_rows(cursor, db, portfolio_id, generation, began, now, book, page=100):
     """The transactions of the day that began at ``began`` (oldest first, as (kind, symbol, amount)) and the
     quantity held when it began of each symbol they traded: ([...], {symbol: quantity}).  A split of the day
     came before its trades (a step applies corporate actions first), and the previous close it is valued at is
-    divided by it (market/board.py): the quantity is the one after it, what is held less what the day traded."""
+    divided by it (market/board.py): the quantity is the one after it, what is held less what the day traded.
+
+    They are the newest rows dated from ``began`` to ``now`` (market time), read back from the newest until one
+    is not: an older day's, or one of the days a seek back left behind (dated later than market time now)."""
     if began is None:
         return [], {}
-    cursor.execute(db.sql(
-        "SELECT kind, symbol, side, quantity_units, amount_cents FROM transactions WHERE portfolio_id = ?"
-        " AND generation = ? AND time >= ? ORDER BY id"), (portfolio_id, generation, iso(began)))
-    rows = cursor.fetchall()
+    low, high = iso(began), iso(now)
+    rows, before = [], None
+    while True:
+        cursor.execute(db.sql(
+            "SELECT id, time, kind, symbol, side, quantity_units, amount_cents FROM transactions"
+            " WHERE portfolio_id = ? AND generation = ?" + (" AND id < ?" if before is not None else "") +
+            " ORDER BY id DESC LIMIT ?"),
+            (portfolio_id, generation) + ((before,) if before is not None else ()) + (page,))
+        found = cursor.fetchall()
+        for row in found:
+            if not low <= row[1] <= high:
+                break
+            rows.append(row[2:])
+        else:
+            if len(found) == page:  # all of this page is the day's: read on
+                before = found[-1][0]
+                continue
+        break
+    rows.reverse()
     today = [(kind, symbol, from_cents(amount)) for kind, symbol, _, _, amount in rows]
     held_then = {}
     for kind, symbol, side, quantity, _ in rows:
