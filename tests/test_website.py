@@ -27,6 +27,7 @@ from papertrader.errors import PaperTraderError
 from papertrader.master.db import Database
 from papertrader.trading.valuation import new_day, revalue
 from papertrader.worker.web import formatting as fmt
+from papertrader.worker.web import views
 from papertrader.worker.web.markup import Markup, h
 from papertrader.worker.web.security import CSP
 from tests.conftest import bounded, start_cluster
@@ -257,6 +258,22 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert "__Host-pt_session" not in site.cookies
         response, _ = await site.get("/orders")
         assert (response.code, header(response, b"location")) == (303, "/signin")
+        _, body = await site.get("/signin")
+        assert "You are signed out." in body and "Your session ended" not in body  # signed out here: no more
+        # A page whose session ended elsewhere is sent to the sign-in page, which says so in plain words (the
+        # same for every reason), once; a visitor who was never signed in is not told anything.
+        site.cookies["__Host-pt_session"] = token
+        response, _ = await site.get("/orders")
+        assert (response.code, header(response, b"location")) == (303, "/signin")
+        assert "__Host-pt_session" not in site.cookies
+        _, body = await site.get("/signin")
+        assert views.SESSION_ENDED in body and "Your session ended: you were signed out" in body
+        _, body = await site.get("/signin")
+        assert "Your session ended" not in body
+        _, body = await site.get("/signin?session=ended")  # where the page's script sends it (live: signed out)
+        assert views.SESSION_ENDED in body
+        _, body = await Site(site.url).get("/signin")
+        assert "Your session ended" not in body
 
         # Files: only those shipped; the chart library with its licence; compressed when asked.
         response, body = await site.get("/static/app.js")

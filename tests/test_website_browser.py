@@ -269,6 +269,8 @@ async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
         status, _, err = await d.cli("logout", "--all", user="bob")
         assert status == 0, err
         await b.page("signin")
+        await b.wait_text(".flash", "Your session ended: you were signed out")  # why it is there, in words
+        await b.screenshots("signin-session-ended")
         await b.open("/")
         await b.page("signin")  # the cookie's session is over for every page too
 

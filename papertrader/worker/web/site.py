@@ -115,8 +115,11 @@ def signed_in():
             security.headers(request)
             visit = None
             try:
+                had_session = security.session_token(request) is not None
                 visit = await self.visit(request)
                 if visit is None:
+                    if had_session:  # it ended (not a visitor who never signed in): the sign-in page says so
+                        security.set_flash(request, views.SESSION_ENDED, "error")
                     return redirect(request, "/signin")
                 await self.load_portfolios(request, visit)
                 return await method(self, request, visit, **kwargs)
@@ -156,7 +159,7 @@ def action(needs_session=True):
             try:
                 visit = await self.visit(request)
                 if visit is None:
-                    security.set_flash(request, "Your session has ended. Sign in again.", "error")
+                    security.set_flash(request, views.SESSION_ENDED, "error")
                     return redirect(request, "/signin")
                 return await method(self, request, visit, **kwargs)
             except PaperTraderError as e:
@@ -276,7 +279,7 @@ class Website:
         """A command failed where the page has no better place to say so."""
         if isinstance(error, NotLoggedIn):
             security.clear_cookie(request, security.SESSION_COOKIE)
-            security.set_flash(request, "Your session has ended. Sign in again.", "error")
+            security.set_flash(request, views.SESSION_ENDED, "error")
             return redirect(request, "/signin")
         if isinstance(error, UnknownPortfolio) and visit is not None and visit.portfolio is not None:
             # The portfolio this browser showed was renamed or closed meanwhile: back to the default one.
@@ -324,6 +327,9 @@ class Website:
         except PaperTraderError:
             pass  # the session cannot be checked now: the form, then
         chrome = self.chrome(request)
+        if chrome.flash is None and field(request, "session", 8) == "ended":
+            # A page whose live connection heard that its session ended sends the browser here so.
+            chrome.flash = {"m": views.SESSION_ENDED, "k": "error"}
         username = (chrome.flash or {}).get("u", "")
         return html(request, views.signin_page(chrome, username=username if isinstance(username, str) else ""))
 

@@ -18,7 +18,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "4"
+STATIC_VERSION = "5"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -26,6 +26,10 @@ RANGES = {"1D": "Day", "1W": "Week", "1M": "Month", "1A": "Year", "ALL": "All"}
 #: What an empty table of each live section says.
 EMPTY = {"positions": "No positions yet: find an asset under Trade and buy it.", "open-orders": "No open orders.",
          "closed-orders": "No closed orders yet.", "activities": "No transactions yet."}
+#: What the sign-in page says when a page was sent there because its session ended: the same words for
+#: every reason (the visitor is not signed in, so which reason it was is not theirs to learn).
+SESSION_ENDED = ("Your session ended: you were signed out (from another device, by a password change or by the"
+                 " operator), or it expired. Sign in again.")
 NAV = [("dashboard", "/", "Dashboard"), ("trade", "/assets", "Trade"), ("orders", "/orders", "Orders"),
        ("history", "/history", "History"), ("portfolios", "/portfolios", "Portfolios"), ("games", "/games", "Games"),
        ("account", "/account", "Account")]

@@ -48,10 +48,11 @@ function status(text) {
 // Set once this page is being left (a link, a form): what the live connection says then is moot.
 let leaving = false;
 
+// The session ended (signed out elsewhere, a password change, the operator): the sign-in page says so.
 function signedOut() {
   if (leaving) return;
   body.dataset.liveState = "signed-out";
-  location.assign("/signin");
+  location.assign("/signin?session=ended");
 }
 
 let socket = null;
