@@ -647,3 +647,37 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         assert "dave@example.com" not in body and 'value="Web Cup"' in body  # your portfolio, to show
         response, _ = await site.get("/games/No%20Such%20Cup")
         assert response.code == 404
+
+
+def history_rows(body):
+    """The history table's rows: {column: text} (by each cell's data-label)."""
+    table = body.split('data-section="activities"', 1)[1].split("</tbody>", 1)[0]
+    return [dict(re.findall(r'data-label="([^"]+)">(.*?)</t[dh]>', row)) for row in table.split("</tr>")[:-1]]
+
+
+def dollars(text):
+    """'-$1,021.00' as Decimal('-1021.00')."""
+    return Decimal(text.replace("$", "").replace(",", "").replace("+", ""))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_history_shows_each_fills_commission(tmp_path, settings, clock, database_url):
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal", commission_model="per_order",
+                       commission=Decimal("1.00")) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "hana")
+        order = dict(type="market", amount_by="shares", time_in_force="day", csrf=csrf)
+        assert (await site.post("/asset/AAPL/order", dict(order, side="buy", qty="20")))[0].code == 303
+        await d.tick()
+        assert (await site.post("/asset/AAPL/order", dict(order, side="sell", qty="5")))[0].code == 303
+        await d.tick()
+        response, body = await site.get("/history")
+        assert response.code == 200 and '<th scope="col" class="num">Commission</th>' in body
+        sold, bought = history_rows(body)
+        assert bought["Activity"] == "Bought AAPL" and sold["Activity"] == "Sold AAPL"
+        # What a student checks by hand: shares x price + commission = what the buy cost; less it, what the sale
+        # brought; the commission is the one the order's page shows.
+        assert bought["Commission"] == sold["Commission"] == "$1.00"
+        assert dollars(bought["Shares"]) * dollars(bought["Price"]) + 1 == -dollars(bought["Amount"])
+        assert dollars(sold["Shares"]) * dollars(sold["Price"]) - 1 == dollars(sold["Amount"])
+        orders = (await forward(commands.Orders, status="closed", limit=10))["orders"]
+        assert [o["commission"] for o in orders] == [Decimal("1.00"), Decimal("1.00")]

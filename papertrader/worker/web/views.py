@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
+from papertrader.trading.books import gross_value
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
@@ -795,8 +796,17 @@ def replace_page(chrome, o, form=None, error=None):
 
 # --- history --------------------------------------------------------------------------------------------
 
-ACTIVITY_HEADERS = ["Time", "Activity", ("Shares", "num"), ("Price", "num"), ("Amount", "num"), "Details"]
+ACTIVITY_HEADERS = ["Time", "Activity", ("Shares", "num"), ("Price", "num"), ("Commission", "num"), ("Amount", "num"),
+                    "Details"]
 KINDS = {"fill": "Fill", "dividend": "Dividend", "split": "Split"}
+
+
+def fill_commission(a):
+    """What a fill paid in commission: its amount (the change in cash) less its gross value (shares x price, to
+    the cent: the core's one rounding of a fill), so that shares x price + commission = what a buy paid, and
+    shares x price - commission = what a sale brought."""
+    gross = gross_value(a["quantity"], a["price"])
+    return -a["amount"] - gross if a.get("side") == "buy" else gross - a["amount"]
 
 
 def activity_rows(activities):
@@ -813,6 +823,7 @@ def activity_rows(activities):
         rows.append(h("tr", cell(fmt.when(a["time"]), "Time"),
                       h("th", {"scope": "row", "data-label": "Activity"}, what),
                       num(fmt.quantity(a["quantity"]), header="Shares"), num(fmt.price(a["price"]), header="Price"),
+                      num(fmt.money(fill_commission(a)) if a["kind"] == "fill" else "—", header="Commission"),
                       num(fmt.money(a["amount"], signed=True), header="Amount"),
                       cell(details, "Details")))
     return join(*rows)
@@ -823,7 +834,8 @@ def history_page(chrome, activities, next_token, first_page):
     if next_token:
         more = h("p", h("a", {"class": "btn small", "href": f"/history?after={next_token}"}, "Older"))
     main = h("section", {"class": "card"}, h("h1", "History"),
-             h("p", {"class": "muted"}, "Every fill, dividend and split of your account, newest first."),
+             h("p", {"class": "muted"}, "Every fill, dividend and split of your account, newest first. A buy costs"
+                                        " shares × price plus its commission; a sale brings shares × price less it."),
              table(ACTIVITY_HEADERS, activity_rows(activities), section="activities" if first_page else None,
                    caption="Transactions", empty=EMPTY["activities"], cls="data stack-on-phone"),
              more, "" if first_page else h("p", h("a", {"href": "/history"}, "Newest")))
