@@ -464,7 +464,8 @@ def user_text(args, answer):
     text = f"password of {name} reset; {counted(answer['sessions_ended'], 'session')} ended"
     if answer.get("password"):
         text += (f"\ntemporary password (shown only now): {answer['password']}\n"
-                 f"give it to {name} privately; they can change it with 'papertrader passwd'")
+                 f"give it to {name} privately; they can change it on the website's Account page or with"
+                 " 'papertrader passwd'")
     return text
 
 

@@ -158,6 +158,7 @@ async def test_reset_password_prints_a_new_one_once_and_ends_every_session(deplo
     assert lines[0] == "password of alice reset; 1 session ended"
     second = lines[1].rsplit(" ", 1)[1]
     assert lines[1].startswith("temporary password (shown only now): ") and second != new
+    assert "the website's Account page" in lines[2]  # a student who only has a browser can change it there
     status, out, err = await login(d, "alice", second)
     assert status == 0, err
 
