@@ -237,12 +237,19 @@ def test_a_replay_starts_on_the_day_asked_however_early_and_own_files_on_their_f
     assert (options.market_plan.start, options.market_plan.end) == (date(2024, 3, 5), date(2024, 3, 6))
 
 
-def test_replay_files_with_a_header_and_no_bar_are_no_history(tmp_path, capsys):
+def test_replay_files_with_a_header_and_no_bar_are_no_history_naming_the_files(tmp_path, capsys):
+    """They said "no history in DIR", not which file lacked its bars."""
     from papertrader.options import SettingsOptions
 
     prices = tmp_path / "prices"
     prices.mkdir()
     (prices / "AAA.csv").write_text("date,open,high,low,close,volume\n")
+    (prices / "BBB.csv").write_text("date,open,high,low,close,volume\n\n")
+    line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices)], capsys)
+    assert f"replay_files: no bar in {prices / 'AAA.csv'}, {prices / 'BBB.csv'} (after the header row, one bar per" \
+           " line: date,open,high,low,close,volume)" in line
+    (prices / "AAA.csv").unlink(), (prices / "BBB.csv").unlink()
+    (prices / "events.csv").write_text("symbol,type,ex_date,pay_date,value\n")
     line = parse_options(SettingsOptions(), ["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices)], capsys)
     assert f"replay_files: no history in {prices} (one SYMBOL.csv file per symbol" in line
 
@@ -429,3 +436,56 @@ def test_an_event_of_a_symbol_left_out_by_assets_is_ignored(tmp_path):
                                    "events.csv": "symbol,type,ex_date,pay_date,value\nBBB,split,2024-03-05,,2\n"})
     plan = replay_plan(tmp_path, prices, "--assets", "AAA")
     assert plan.assets == ("AAA",) and plan.history.events == []
+
+
+def start_warnings(plan, settings):
+    """The warnings the master logs at start as it builds the market of ``plan`` (each a line)."""
+    from twisted.internet.task import Clock
+    from twisted.logger import Logger, formatEvent
+
+    from papertrader.market.setup import build
+
+    events = []
+    build(settings, Clock(), log=Logger(observer=events.append), plan=plan)
+    lines = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
+    assert all("\n" not in line for line in lines)
+    return lines
+
+
+def test_what_the_replay_leaves_out_of_its_files_is_one_warning_line_each_at_start(tmp_path):
+    """Rows on a Saturday or a holiday were dropped, and a symbol whose file ended early left out of the replay
+    (later "unknown symbol"), without a word. Real data has such quirks: the replay still starts, and says so."""
+    from papertrader.options import SettingsOptions
+
+    prices = prices_dir(tmp_path, {
+        # 2024-03-23 is a Saturday and 2024-03-29 Good Friday: XNYS has no session.
+        "AAA.csv": HEADER + "2024-03-22,10,11,9,10,100\n2024-03-23,10,11,9,10,100\n2024-03-28,10,11,9,10,100\n"
+                            "2024-03-29,10,11,9,10,100\n2024-04-01,10,11,9,10,100\n",
+        "BBB.csv": HEADER + "2024-03-22,10,11,9,10,100\n2024-03-25,10,11,9,10,100\n2024-04-01,10,11,9,10,100\n",
+        "EEE.csv": HEADER + "2024-03-22,10,11,9,10,100\n2024-03-25,10,11,9,10,100\n",
+        "MIN.csv": "time,open,high,low,close,volume\n2024-03-23T14:30:00+00:00,10,11,9,10,1\n"
+                   "2024-03-23T14:31:00+00:00,10,11,9,10,1\n2024-04-01T13:30:00+00:00,10,11,9,10,1\n",
+        "NIL.csv": HEADER,
+    })
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices)])
+    plan = options.market_plan
+    assert plan.assets == ("AAA", "BBB", "MIN")
+    assert start_warnings(plan, options.settings) == [
+        f"replay_files: no bar in {prices / 'NIL.csv'} (only a header row): left out",
+        f"replay_files: rows on days XNYS has no session are left out: {prices / 'AAA.csv'} has 2 (2024-03-23,"
+        f" 2024-03-29), {prices / 'MIN.csv'} has 2 (2024-03-23)",
+        "replay: EEE's history ends 2024-03-25, before the replay's end (2024-04-01): not traded; name it in assets"
+        " to trade it until then",
+    ]
+    (prices / "FFF.csv").write_text(HEADER + "2024-03-22,10,11,9,10,100\n2024-03-28,10,11,9,10,100\n")
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices)])
+    assert start_warnings(options.market_plan, options.settings)[-1] == (
+        "replay: the histories of EEE (to 2024-03-25), FFF (to 2024-03-28) end before the replay's end (2024-04-01):"
+        " not traded; name them in assets to trade them until then")
+    # Named in assets, a symbol whose file ends early trades until then, without a warning.
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), "--assets", "BBB,EEE"])
+    assert options.market_plan.assets == ("BBB", "EEE")
+    assert start_warnings(options.market_plan, options.settings) == []

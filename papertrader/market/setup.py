@@ -1,8 +1,10 @@
 """Build the market a deployment's settings choose: its source, its calendar, its clock, its assets."""
 
+import bisect
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from papertrader.market import calendar as calendars
 from papertrader.market.clock import MarketClock
@@ -39,6 +41,8 @@ class Plan:
     history: object = None
     start: date = None
     end: date = None
+    #: What the master logs as warnings at start, a line each: what of the replay's own files it leaves out.
+    warnings: tuple = ()
 
 
 
@@ -48,6 +52,8 @@ def build(settings, clock, reactor=None, log=None, plan=None):
     ``plan`` (what check() made of the same settings) or checked now."""
     plan = plan or check(settings)
     provider = settings.provider
+    for warning in plan.warnings if log is not None else ():
+        log.warn("{warning}", warning=warning)
     if provider == "replay":
         try:
             market_time = ReplayClock(plan.calendar, plan.start, plan.end, settings.replay_step, settings.replay_loop)
@@ -112,7 +118,75 @@ def _replay(settings, name):
     else:
         # Every symbol whose history lasts to the end of the replay (some start later: their IPO).
         assets = tuple(s for s in history.symbols if len(history.series[s]) and history.series[s].day(-1) >= end)
-    return Plan(cal, assets, history, start, end)
+    warnings = _left_out(settings, history, cal, assets, end) if settings.replay_files else ()
+    return Plan(cal, assets, history, start, end, warnings)
+
+
+#: How many days a warning names before it only counts them.
+SHOWN_DAYS = 5
+
+
+def _left_out(settings, history, cal, assets, end):
+    """What of an operator's files the replay leaves out, a line each: files without a bar, rows on days the
+    calendar has no session, and (unless ``assets`` names them) symbols whose history ends before the replay."""
+    lines = []
+    empty = [history.files[s] for s in history.symbols if not len(history.series[s])]
+    if empty:
+        lines.append(f"replay_files: no bar in {', '.join(empty)} (only a header row): left out")
+    counted = []
+    for symbol in assets:
+        rows = _rows_without_session(history.series[symbol], cal, end)
+        if rows:
+            days = sorted(rows)
+            shown = ", ".join(map(str, days[:SHOWN_DAYS])) + (f"... ({len(days)} days)" if len(days) > SHOWN_DAYS
+                                                               else "")
+            count = sum(rows.values())
+            counted.append(f"{history.files[symbol]} has {count} ({shown})")
+    if counted:
+        lines.append(f"replay_files: rows on days {cal.name} has no session are left out: {', '.join(counted)}")
+    if not settings.assets:
+        early = [(s, history.series[s].day(-1)) for s in history.symbols
+                 if len(history.series[s]) and history.series[s].day(-1) < end]
+        if len(early) == 1:
+            lines.append(f"replay: {early[0][0]}'s history ends {early[0][1]}, before the replay's end ({end}): not"
+                         " traded; name it in assets to trade it until then")
+        elif early:
+            ends = ", ".join(f"{s} (to {last})" for s, last in early)
+            lines.append(f"replay: the histories of {ends} end before the replay's end ({end}): not traded; name"
+                         " them in assets to trade them until then")
+    return tuple(lines)
+
+
+def _rows_without_session(series, cal, end):
+    """{day: how many rows of ``series`` fall on it} for the days up to ``end`` (within the calendar's years) on
+    which ``cal`` has no session: the replay never plays them."""
+    if isinstance(cal, calendars.AlwaysOpen):
+        return {}  # a session every day
+    covered = cal.sessions(datetime(1, 1, 2, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc))
+    if not covered or not len(series):
+        return {}
+    first = cal.date_of(covered[0])
+    out = {}
+    if series.daily:
+        keys = series.keys
+        for i in range(bisect.bisect_left(keys, first.toordinal()), bisect.bisect_right(keys, end.toordinal())):
+            if cal.session_on(date.fromordinal(keys[i])) is None:
+                out[date.fromordinal(keys[i])] = 1
+        return out
+    zone = ZoneInfo(cal.timezone)
+
+    def midnight(day):
+        return int(datetime.combine(day, time(0), zone).timestamp())
+
+    keys, i, stop = series.keys, bisect.bisect_left(series.keys, midnight(first)), bisect.bisect_left(
+        series.keys, midnight(end + timedelta(days=1)))
+    while i < stop:  # a day at a time: the rows of a day are found by bisection
+        day = datetime.fromtimestamp(keys[i], zone).date()
+        following = bisect.bisect_left(keys, midnight(day + timedelta(days=1)), i, stop)
+        if cal.session_on(day) is None:
+            out[day] = following - i
+        i = following
+    return out
 
 
 def _replay_calendar(name, start, end):
@@ -139,7 +213,10 @@ def _history(settings):
         history = load_files(paths, set(settings.assets) or None)
     except HistoryError as e:
         raise MarketSetupError(f"replay_files: {e}")
-    if not any(len(series) for series in history.series.values()):
+    if history.series and not any(len(series) for series in history.series.values()):
+        raise MarketSetupError(f"replay_files: no bar in {', '.join(history.files[s] for s in history.symbols)}"
+                               " (after the header row, one bar per line: date,open,high,low,close,volume)")
+    if not history.series:
         raise MarketSetupError(f"replay_files: no history in {settings.replay_files} (one SYMBOL.csv file per"
                                " symbol, with a header row and then one bar per line)")
     return history
