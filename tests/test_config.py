@@ -1,5 +1,6 @@
 """Settings: read from an ini file and overrides, validated once; every bad value is a ConfigError."""
 
+import os
 from decimal import Decimal
 
 import pytest
@@ -489,3 +490,12 @@ def test_what_the_replay_leaves_out_of_its_files_is_one_warning_line_each_at_sta
     options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), "--assets", "BBB,EEE"])
     assert options.market_plan.assets == ("BBB", "EEE")
     assert start_warnings(options.market_plan, options.settings) == []
+
+
+def test_prices_of_replay_files_are_rounded_to_4_decimals_as_the_readme_says(tmp_path):
+    prices = prices_dir(tmp_path, {"AAA.csv": HEADER + "2024-03-04,104.123456789,105,104.00005,104.00015,100\n"})
+    assert replay_plan(tmp_path, prices).history.series["AAA"].prices(0) == (
+        Decimal("104.1235"), Decimal("105.0000"), Decimal("104.0000"), Decimal("104.0002"))
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    own = readme[readme.index("**Your own history**"):readme.index("**Splits and dividends**")]
+    assert "prices are rounded to 4 decimals" in own
