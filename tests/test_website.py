@@ -593,8 +593,13 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         order = dict(side="buy", type="market", amount_by="shares", time_in_force="day", csrf=csrf)
         await forward(commands.PlaceOrder, portfolio=default["name"], symbol="MSFT", side="buy", type="market",
                       time_in_force="day", quantity="7", client_order_id="elsewhere-1")
+        # The ticket names the portfolio it trades, and so does the answer to the order.
+        _, body = await site.get("/asset/AAPL")
+        assert 'id="ticket-portfolio">Portfolio: <strong>Growth</strong>' in body
         response, _ = await site.post("/asset/AAPL/order", dict(order, qty="2", client_order_id="growth-1"))
         assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/asset/AAPL")
+        assert "Buy 2 AAPL in portfolio Growth (at the market, Day): open." in body
         await d.tick()  # both fill (the other portfolio's order first): the page hears of Growth's only
         toast = await next_message(live, "toast")
         assert toast["text"].startswith("Filled") and "AAPL" in toast["text"], toast
@@ -604,12 +609,31 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         assert "AAPL" in body and "MSFT" not in body
         response, _ = await site.post("/portfolios/use", dict(name=default["name"], csrf=csrf))
         assert response.code == 303 and "__Host-pt_portfolio" not in site.cookies
+        _, body = await site.get("/asset/AAPL")
+        assert f'id="ticket-portfolio">Portfolio: <strong>{default["name"]}</strong>' in body
+        assert f'name="portfolio" value="{default["name"]}"' in body
         response, _ = await site.post("/asset/AAPL/order", dict(order, qty="3", client_order_id="main-1"))
         assert response.code == 303
+        _, body = await site.get("/asset/AAPL")
+        assert f"Buy 3 AAPL in portfolio {default['name']} (at the market, Day): open." in body
+        # A ticket trades the portfolio it named, though another tab showed another one meanwhile; its preview
+        # counts that one's buying power, and says so if it is gone.
+        ask = dict(side="buy", type="market", amount_by="shares", qty="1", time_in_force="day")
+        _, answer = await site.get("/asset/AAPL/preview?" + urlencode(dict(ask, portfolio="Growth")))
+        growth_power = (await forward(commands.Portfolio, portfolio="Growth"))["buying_power"]
+        assert json.loads(answer)["buying_power"] == fmt.money(growth_power)
+        response, answer = await site.get("/asset/AAPL/preview?" + urlencode(dict(ask, portfolio="Gone")))
+        assert response.code == 200 and json.loads(answer)["note"].endswith("Reload the page.")
+        assert site.cookies.get("__Host-pt_portfolio") is None  # nothing changed for the other pages
+        response, _ = await site.post("/asset/AAPL/order", dict(order, qty="1", client_order_id="growth-2",
+                                                                portfolio="Growth"))
+        assert response.code == 303
+        _, body = await site.get("/asset/AAPL")
+        assert "Buy 1 AAPL in portfolio Growth (at the market, Day): open." in body
         mine = (await forward(commands.Orders, limit=10))["orders"]
         assert sorted(o["client_order_id"] for o in mine) == ["elsewhere-1", "main-1"]
         growth = (await forward(commands.Orders, portfolio="Growth", limit=10))["orders"]
-        assert [o["client_order_id"] for o in growth] == ["growth-1"]
+        assert sorted(o["client_order_id"] for o in growth) == ["growth-1", "growth-2"]
         _, body = await site.get("/orders")
         assert "MSFT" in body
 
@@ -636,6 +660,8 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         assert response.code == 403
         response, _ = await site.post("/games/join", dict(name="Web Cup", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/games/Web%20Cup")
+        _, body = await site.get("/games/Web%20Cup")
+        assert f"The pages still show and trade portfolio {default['name']}" in body  # not the game's yet
         response, body = await site.post("/games/join", dict(name="No Such Cup", csrf=csrf))
         assert response.code == 422 and 'class="flash error"' in body
         await d.tick()

@@ -94,10 +94,11 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
                             dr.find_element("id", "preview-cost").text, "the order preview")
         assert cost == fmt.money(limit * 10)
         assert await b.text("#preview-after") == fmt.money(Decimal("100000.00") - limit * 10)
+        assert await b.text("#ticket-portfolio") == "Portfolio: default"  # where the order goes, named
         await b.screenshots("asset-ticket")
         await b.click("#place-order")
         await b.page("asset")
-        await b.wait_text(".flash", f"Buy 10 AAPL (limit {fmt.price(limit)}, Day): open.")
+        await b.wait_text(".flash", f"Buy 10 AAPL in portfolio default (limit {fmt.price(limit)}, Day): open.")
         await b.wait_text("[data-section='symbol-orders']", "Buy 10 AAPL")
 
         # See it open on the orders page, then cancel it.
@@ -130,7 +131,7 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.live()
         await b.fill({"#t-type": "market", "#t-qty": "5"})
         await b.click("#place-order")
-        await b.wait_text(".flash", "Buy 5 AAPL (at the market, Day): open.")
+        await b.wait_text(".flash", "Buy 5 AAPL in portfolio default (at the market, Day): open.")
         await b.live()
         await d.tick()
         fill = await b.wait_text("#toasts", "Filled: Buy 5 AAPL")
@@ -207,6 +208,9 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.page("portfolios")
         await b.wait_text(".flash", "Portfolio Growth is now called Value.")
         assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Value"
+        await b.open("/asset/AAPL")
+        await b.page("asset")
+        assert await b.text("#ticket-portfolio") == "Portfolio: Value (change)"
         await b.click("nav a[href='/games']")
         await b.page("games")
         # A private game, made here: its page shows its invite code, once, and what its creator may do.

@@ -565,13 +565,37 @@ class Website:
         side = field(request, "side", 8) or "buy"
         return html(request, self.asset_html(request, visit, symbol, data, side=side))
 
+    @staticmethod
+    def ticket_portfolio(request, visit):
+        """An order ticket trades the portfolio it names (the one its page showed), not whichever this browser
+        shows now (another tab may have changed it)."""
+        named = field(request, "portfolio", 64)
+        if named:
+            visit.portfolio = named
+
+    async def trading_portfolio(self, visit):
+        """The name of the portfolio ``visit``'s commands trade: the one it names, else the account's default
+        (None if that cannot be asked now)."""
+        if visit.portfolio is not None:
+            return visit.portfolio
+        try:
+            portfolios = (await self.call(visit, commands.Portfolios))["portfolios"]
+        except PaperTraderError:
+            return None
+        return next((p["name"] for p in portfolios if p["default"]), None)
+
     @app.route("/asset/<string:symbol>/preview", methods=["GET"])
     @signed_in()
     async def preview(self, request, visit, symbol):
         symbol = self.symbol(symbol)
         form = {name: field(request, name, 32) for name in previews.FIELDS}
-        portfolio = await self.call(visit, commands.Portfolio)
+        self.ticket_portfolio(request, visit)
         request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+        try:
+            portfolio = await self.call(visit, commands.Portfolio)
+        except UnknownPortfolio as e:  # renamed or closed since the page was made: the answer says so
+            return previews.as_json({"ok": False, "cost": "—", "after": "—", "buying_power": "—",
+                                     "note": f"{sentence(e.message)} Reload the page."})
         return previews.as_json(previews.preview(form, symbol, self.worker.quotes.get(symbol), portfolio,
                                                  self.rules))
 
@@ -581,6 +605,7 @@ class Website:
         symbol = self.symbol(symbol)
         form = {name: field(request, name, 32) for name in previews.FIELDS}
         client_order_id = field(request, "client_order_id", 128) or uuid.uuid4().hex
+        self.ticket_portfolio(request, visit)
         try:
             arguments = previews.order_arguments(form)
             order = await self.call(visit, commands.PlaceOrder, symbol=symbol, client_order_id=client_order_id,
@@ -593,7 +618,11 @@ class Website:
             data = await self.asset_data(visit, symbol, None)
             return html(request, self.asset_html(request, visit, symbol, data, side=form.get("side"), form=form,
                                                  error=sentence(e.message), client_order_id=client_order_id), 422)
+        # Which portfolio it went to, named: a student who joined a game may still be showing another one.
         what = views.order_summary(order)
+        name = await self.trading_portfolio(visit)
+        if name is not None:
+            what += f" in portfolio {name}"
         if order["status"] == "rejected":
             security.set_flash(request, f"{what}: rejected. {sentence(order.get('reason') or '')}", "error")
         else:
@@ -852,8 +881,11 @@ class Website:
                                                                        status=422))
         if refused is not None:
             return refused
+        shown = await self.trading_portfolio(visit)
         security.set_flash(request, f"You play in {game['name']}: your portfolio {game['portfolio']} has"
-                                    f" {fmt.money(game['starting_cash'])}.", "success")
+                                    f" {fmt.money(game['starting_cash'])}." +
+                           (f" The pages still show and trade portfolio {shown}: choose \"Show and trade it\" below"
+                            " to trade in the game." if shown not in (None, game["portfolio"]) else ""), "success")
         return redirect(request, views.game_link(game["name"]))
 
     async def games_html(self, request, visit, join_error=None, join_form=None, create_error=None,

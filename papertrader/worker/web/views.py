@@ -596,13 +596,22 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
                   h("div", h("dt", "Estimated cost"), h("dd", {"id": "preview-cost"}, "—")),
                   h("div", h("dt", "Buying power after"), h("dd", {"id": "preview-after"}, "—"))),
                 h("p", {"class": "preview-note", "id": "preview-note"}, ""))
+    # The portfolio the order goes to, named on the ticket and sent with it: the one the page was made for,
+    # even if another tab shows another one meanwhile.
+    name = (portfolio or {}).get("portfolio") or chrome.portfolio
+    where = ""
+    if name:
+        change = h("a", {"href": "/portfolios"}, "change") if len(chrome.portfolios) > 1 else ""
+        where = h("p", {"class": "ticket-portfolio", "id": "ticket-portfolio"}, "Portfolio: ", h("strong", name),
+                  join(" (", change, ")") if change else "")
     form_markup = post_form(
         f"/asset/{symbol}/order", chrome.csrf,
         h("input", {"type": "hidden", "name": "client_order_id", "value": client_order_id}),
+        h("input", {"type": "hidden", "name": "portfolio", "value": name}) if name else "",
         *fields, preview, button("Review and place order", "btn primary wide", id="place-order"),
         cls="stack ticket-form", label=f"Order ticket for {symbol}")
     return h("section", {"class": "card ticket", "id": "ticket", "aria-labelledby": "ticket-title"},
-             h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), error_box(error), form_markup)
+             h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), where, error_box(error), form_markup)
 
 
 # --- orders ---------------------------------------------------------------------------------------------
