@@ -388,6 +388,12 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
         side="buy", type="market", time_in_force="day", quantity="10")
     assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""
+    # An amount in dollars out of bounds is said in money, not as the core's plain numbers.
+    for amount in ("0.50", "1000000000.01", "5.001"):
+        shown = preview.preview(dict(form, amount_by="dollars", notional=amount), "AAPL", quote, portfolio, rules)
+        assert shown["note"] == "The amount must be from $1.00 to $1,000,000,000.00, in dollars and cents.", amount
+    shown = preview.preview(dict(form, amount_by="dollars", notional="1.00"), "AAPL", quote, portfolio, rules)
+    assert shown["ok"] and shown["note"] == "A notional order reserves its amount."
 
 
 @contextlib.asynccontextmanager
@@ -707,3 +713,35 @@ async def test_the_history_shows_each_fills_commission(tmp_path, settings, clock
         assert dollars(sold["Shares"]) * dollars(sold["Price"]) - 1 == dollars(sold["Amount"])
         orders = (await forward(commands.Orders, status="closed", limit=10))["orders"]
         assert [o["commission"] for o in orders] == [Decimal("1.00"), Decimal("1.00")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_websites_refusals_are_in_its_own_words(tmp_path, settings, clock, database_url):
+    """No command-line command, bare number or '1 seconds' in what a page says."""
+    import os
+
+    replay = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+    async with website(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=replay,
+                       replay_start="2024-03-04", login_free_attempts=2) as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "ines")
+        symbol = worker.quotes.all()[0]["symbol"]
+        order = dict(side="buy", type="market", amount_by="dollars", notional="0.50", time_in_force="day",
+                     csrf=csrf)
+        response, body = await site.post(f"/asset/{symbol}/order", order)
+        assert response.code == 422
+        assert "The amount must be from $1.00 to $1,000,000,000.00, in dollars and cents." in body
+        assert "1000000000" not in body
+        # A game that would start after the replay's last day: the market's time is the page's clock.
+        game = dict(name="Late Cup", start="2030-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        response, body = await site.post("/games", game)
+        assert response.code == 422 and "The game would start after the replay's last day" in body
+        assert "papertrader clock" not in body and "(the clock at the top of the page)" in body
+        # Signing in too often: the wait is in words, singular when it is one second.
+        stranger = Site(site.url)
+        _, body = await stranger.get("/signin")
+        attempt = dict(username="ines", password="not the password", csrf=stranger.csrf(body))
+        for _ in range(2):
+            response, body = await stranger.post("/signin", attempt)
+            assert "Wrong username or password." in body
+        response, body = await stranger.post("/signin", attempt)
+        assert response.code == 422 and "try again in 1 second." in body and "1 seconds" not in body

@@ -9,13 +9,13 @@ rules (commission and buffer): give workers the master's config file.  The maste
 
 import json
 from datetime import datetime, timezone
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.master import validation
-from papertrader.money import QUANTITY_STEP, round_money
+from papertrader.money import CENT, QUANTITY_STEP, round_money
 from papertrader.trading.orders import Order, OrderRequest, OrderType, Side, Status, TimeInForce
-from papertrader.trading.pretrade import check_shape, reservation
+from papertrader.trading.pretrade import MAX_NOTIONAL, MIN_NOTIONAL, check_shape, reservation
 from papertrader.worker.web import formatting as fmt
 
 FIELDS = ("side", "type", "amount_by", "qty", "notional", "limit_price", "stop_price", "trail_by", "trail",
@@ -37,6 +37,7 @@ def order_arguments(form):
         arguments["notional"] = form.get("notional") or None
         if arguments["notional"] is None:
             raise InvalidInput("enter the amount in dollars")
+        _check_amount(arguments["notional"])
     else:
         arguments["quantity"] = form.get("qty") or None
         if arguments["quantity"] is None:
@@ -49,6 +50,19 @@ def order_arguments(form):
         key = "trail_price" if form.get("trail_by") == "price" else "trail_percent"
         arguments[key] = form.get("trail") or None
     return {k: v for k, v in arguments.items() if v is not None}
+
+
+def _check_amount(text):
+    """The trading core's bounds of a notional order (pretrade.check_shape), said as money on the page: the
+    core's own words ('from 1.00 to 1000000000') are those of every client.  Text that is no number at all is
+    left to the master's check, which says so."""
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        return
+    if not amount.is_finite() or amount < MIN_NOTIONAL or amount > MAX_NOTIONAL or amount != amount.quantize(CENT):
+        raise InvalidInput(f"the amount must be from {fmt.money(MIN_NOTIONAL)} to {fmt.money(MAX_NOTIONAL)}, in"
+                           " dollars and cents")
 
 
 def _request(symbol, arguments):

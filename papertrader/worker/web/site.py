@@ -10,6 +10,7 @@ on (303) with a short flash message; a refused one gets the form again with the 
 
 import collections
 import functools
+import re
 import secrets
 import uuid
 from urllib.parse import urlencode
@@ -78,8 +79,9 @@ def field(request, name, limit=MAX_FIELD):
 
 
 def sentence(text):
-    """An error message as a sentence: capitalized, with a full stop."""
-    text = (text or "").strip()
+    """An error message as a sentence: capitalized, with a full stop (and 'in 1 second', not '1 seconds': the
+    throttle's shared words, which its own tests pin, say 'seconds' for every count)."""
+    text = re.sub(r"\b1 seconds\b", "1 second", (text or "").strip())
     if not text:
         return text
     text = text[0].upper() + text[1:]
@@ -918,8 +920,9 @@ class Website:
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            return await self.games_html(request, visit, create_error=sentence(e.message), create_form=form,
-                                         status=422)
+            # The market's time is the clock at the top of the page here, not a command to run.
+            why = sentence(e.message).replace(" (papertrader clock)", " (the clock at the top of the page)")
+            return await self.games_html(request, visit, create_error=why, create_form=form, status=422)
         # A private game's first invite code goes with the message to the game's page (a cookie of a minute,
         # read once): a reload of that page does not post again.
         security.set_flash(request, f"Game {game['name']} created. Join it to play.", "success",
