@@ -61,7 +61,8 @@ class Throttle:
         """Raise Throttled if any key must wait (counts nothing: see :meth:`count`)."""
         wait = max((self.wait(key) for key in keys), default=0.0)
         if wait > 0:
-            raise Throttled(f"too many attempts; try again in {math.ceil(wait)} seconds")
+            seconds = math.ceil(wait)
+            raise Throttled(f"too many attempts; try again in {seconds} second{'' if seconds == 1 else 's'}")
 
     def count(self, *keys):
         """Count an attempt for each key (one that cost us something)."""

@@ -609,6 +609,7 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         await d.tick()  # both fill (the other portfolio's order first): the page hears of Growth's only
         toast = await next_message(live, "toast")
         assert toast["text"].startswith("Filled") and "AAPL" in toast["text"], toast
+        assert toast["text"].endswith(" in portfolio Growth"), toast  # which portfolio it traded
         growth = (await forward(commands.Orders, portfolio="Growth", limit=10))["orders"]
         assert [o["client_order_id"] for o in growth] == ["growth-1"]
         _, body = await site.get("/orders")

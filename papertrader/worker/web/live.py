@@ -298,6 +298,8 @@ class View:
             text = f"{EVENT_WORDS[event['event']]}: {views.order_summary(order)}"
             if event.get("price") is not None and event.get("quantity") is not None:
                 text += f" — {fmt.quantity(event['quantity'])} at {fmt.price(event['price'])}"
+            if event.get("portfolio"):
+                text += f" in portfolio {event['portfolio']}"
             if order.get("reason") and event["event"] in ("rejected", "canceled", "expired"):
                 text += f" ({order['reason']})"
             self.conn.send({"t": "toast", "text": text, "kind": "error" if event["event"] == "rejected" else "info"})

@@ -10,7 +10,6 @@ on (303) with a short flash message; a refused one gets the form again with the 
 
 import collections
 import functools
-import re
 import secrets
 import uuid
 from urllib.parse import urlencode
@@ -79,9 +78,8 @@ def field(request, name, limit=MAX_FIELD):
 
 
 def sentence(text):
-    """An error message as a sentence: capitalized, with a full stop (and 'in 1 second', not '1 seconds': the
-    throttle's shared words, which its own tests pin, say 'seconds' for every count)."""
-    text = re.sub(r"\b1 seconds\b", "1 second", (text or "").strip())
+    """An error message as a sentence: capitalized, with a full stop."""
+    text = (text or "").strip()
     if not text:
         return text
     text = text[0].upper() + text[1:]
