@@ -746,3 +746,16 @@ async def test_the_websites_refusals_are_in_its_own_words(tmp_path, settings, cl
             assert "Wrong username or password." in body
         response, body = await stranger.post("/signin", attempt)
         assert response.code == 422 and "try again in 1 second." in body and "1 seconds" not in body
+
+
+def test_a_games_end_shows_its_last_day_and_when_its_creator_ended_it_early():
+    """'Ends 2016-01-23 00:00 UTC' for a game whose last day was the 22nd, and still that date after the teacher
+    ended it on the 19th."""
+    from papertrader.worker.web.views import game_end
+
+    utc = timezone.utc
+    game = dict(end=datetime(2016, 1, 23, tzinfo=utc), ended_at=None)
+    assert game_end(game) == "2016-01-22 (last day)"
+    assert game_end(dict(game, end=datetime(2016, 1, 22, 21, 0, tzinfo=utc))) == "2016-01-22 21:00 UTC"
+    early = dict(game, ended_at=datetime(2016, 1, 19, 14, 30, tzinfo=utc))
+    assert game_end(early) == "ended 2016-01-19 14:30 UTC, early (planned: 2016-01-22 (last day))"

@@ -9,7 +9,7 @@ function that rendered them in the page.
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
@@ -1052,6 +1052,18 @@ def reset_page(chrome, portfolio):
 # --- games ----------------------------------------------------------------------------------------------
 
 
+def game_end(game):
+    """When a game ends, as its creator gave it: a day (the game runs through it: its end is the next midnight
+    UTC) or a time; and, once its creator ended it early, when that was."""
+    end = game["end"].astimezone(timezone.utc)
+    midnight = (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0)
+    planned = f"{fmt.day(end - timedelta(days=1))} (last day)" if midnight else fmt.when(end)
+    ended = game.get("ended_at")
+    if ended is not None and ended < game["end"]:
+        return f"ended {fmt.when(ended)}, early (planned: {planned})"
+    return planned
+
+
 def game_rows(games):
     rows = []
     for g in games:
@@ -1060,7 +1072,7 @@ def game_rows(games):
             role = (role + ", player") if role else "Player"
         rows.append(h("tr", cell(h("a", {"href": game_link(g["name"])}, g["name"]), "Game"),
                       cell(g["status"], "Status"), cell(fmt.when(g["start"]), "Starts"),
-                      cell(fmt.when(g["end"]), "Ends"),
+                      cell(game_end(g), "Ends"),
                       num(fmt.money(g["starting_cash"]), header="Starting cash"),
                       num(str(g["players"]), header="Players"),
                       cell("private" if g["private"] else "public", "Visibility"), cell(role, "You")))
@@ -1161,7 +1173,7 @@ def manage_game(chrome, game, board, invite_code=None, error=None):
 
 
 def game_page(chrome, game, board, invite_code=None, error=None):
-    rules = [("Status", game["status"]), ("Starts", fmt.when(game["start"])), ("Ends", fmt.when(game["end"])),
+    rules = [("Status", game["status"]), ("Starts", fmt.when(game["start"])), ("Ends", game_end(game)),
              ("Starting cash", fmt.money(game["starting_cash"])), ("Players", str(game["players"])),
              ("Created by", game["creator"]), ("Visibility", "private" if game["private"] else "public"),
              ("Assets", ", ".join(game["assets"]) if game["assets"] else "every asset"),
@@ -1183,7 +1195,8 @@ def game_page(chrome, game, board, invite_code=None, error=None):
               num(fmt.money(s["equity"]), header="Equity"),
               num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"))
             for s in board["standings"]]
-    updated = ("Final ranking." if board["final"] else
+    updated = ((f"Final ranking, as of {fmt.when(board['updated'])}." if board.get("updated") else "Final ranking.")
+               if board["final"] else
                f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet.")
     main = h("section", {"class": "card"}, h("h1", game["name"]), facts, mine,
              h("h2", "Leaderboard"), h("p", {"class": "muted"}, updated),
