@@ -468,6 +468,8 @@ class History(Command):
                     (b"cash_after", amp.Decimal()),
                     (b"realized_pl", amp.Decimal(optional=True)),
                     (b"model", amp.Unicode(optional=True)),
+                    # What a split, a dividend or a borrow fee did ("2-for-1 split: 10 -> 20 shares").
+                    (b"details", amp.Unicode(optional=True)),
                 ]
             ),
         ),

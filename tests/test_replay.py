@@ -444,8 +444,10 @@ async def test_a_seek_back_across_a_split_and_a_dividend_undoes_the_split_and_ne
     assert portfolio["equity"] == portfolio["cash"] + D("980.00")  # 10 x Wednesday's close: no windfall
     assert (await r.trading.get_order(alice, None, sell["id"]))["status"] == "expired"  # placed after Thursday
     history = (await r.trading.history(alice, None, 50))["transactions"]
-    undone = [h for h in history if h["kind"] == "split"][-1]
-    assert undone["quantity"] == D(10)
+    split, undone = [h for h in history if h["kind"] == "split"]
+    assert split["details"] == "2-for-1 split: 10 -> 20 shares"
+    assert (undone["quantity"], undone["details"]) == (D(10), "2-for-1 split undone (market time moved back to"
+                                                               " before it): 20 -> 10 shares")
     await r.session()  # Thursday 7 again: its change counts from Wednesday, not from the days left behind
     portfolio = await r.trading.portfolio(alice, None)
     assert portfolio["change_today"] == D("15.00")  # 10 x (99.50 - 98.00); the later dividend is not today's

@@ -1000,14 +1000,14 @@ def _history_page(cursor, db, portfolio_id, generation, before, limit):
         params.append(before)
     cursor.execute(db.sql(
         "SELECT id, time, kind, order_id, side, symbol, quantity_units, price_units, commission_cents,"
-        f" amount_cents, cash_after_cents, realized_cents, model FROM transactions WHERE {where}"
+        f" amount_cents, cash_after_cents, realized_cents, model, details FROM transactions WHERE {where}"
         " ORDER BY id DESC LIMIT ?"), params + [limit])
     out = []
     for r in cursor.fetchall():
         row = dict(id=r[0], time=parse_iso(r[1]), kind=r[2], order_id=r[3], side=r[4], symbol=r[5],
                    quantity=from_quantity_units(r[6]), price=from_price_units(r[7]), commission=from_cents(r[8]),
                    amount=from_cents(r[9]), cash_after=from_cents(r[10]),
-                   realized_pl=from_cents(r[11]) if r[11] is not None else None, model=r[12])
+                   realized_pl=from_cents(r[11]) if r[11] is not None else None, model=r[12], details=r[13])
         out.append({k: v for k, v in row.items() if v is not None})
     return out
 

@@ -1304,7 +1304,7 @@ class CLI:
         answer = yield self.call(commands.History, token=self.token(), limit=self.args.limit, **arguments)
         rows = answer["transactions"]
         self.emit(rows, output.table(rows, ["id", "time", "kind", "side", "symbol", "quantity", "price", "commission",
-                                            "amount", "cash_after", "realized_pl"])
+                                            "amount", "cash_after", "realized_pl", "details"])
                   if rows else "No transactions.")
         self._more(answer, rows)
 
