@@ -419,7 +419,9 @@ async def test_commission_is_charged_and_is_part_of_the_cost(db, make_trading, i
     assert [(h["side"], h["commission"], h["amount"]) for h in history["transactions"]] == [
         ("buy", D("1.50"), D("-1001.50")), ("sell", D("1.50"), D("438.50"))]
     portfolio = await trading.portfolio(alice, None)
-    assert portfolio["positions"][0]["average_price"] == D("100.1500")
+    position = portfolio["positions"][0]
+    # The average entry price is what the fill paid (as Alpaca's avg_entry_price); the commission is in the cost.
+    assert (position["average_price"], position["cost"]) == (D("100.0000"), D("600.90"))
     assert portfolio["realized_pl"] == D("37.90")
 
 
