@@ -424,9 +424,11 @@ async def test_a_split_and_dividends_change_positions_cash_and_open_orders(repla
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_seek_back_across_a_split_and_a_dividend_undoes_the_split_and_never_pays_twice(replay):
+async def test_a_seek_back_across_a_split_and_a_dividend_undoes_the_split_and_plays_both_again(replay):
     """Held through the 2-for-1 split, then moved back before it: the 20 shares stayed 20 beside the prices of
-    before (equity up by half the position, no trade), and playing the split day again made them 40."""
+    before (equity up by half the position, no trade), and playing the split day again made them 40.  The
+    dividend paid stays paid, and is paid again to whoever holds at its ex-date when it plays again (its price
+    drop plays again too)."""
     r = replay
     alice = await r.user("alice")
     await r.order(alice, "b1", "buy", "XYZ", "10")
@@ -457,10 +459,27 @@ async def test_a_seek_back_across_a_split_and_a_dividend_undoes_the_split_and_ne
     portfolio = await r.trading.portfolio(alice, None)
     xyz = next(p for p in portfolio["positions"] if p["symbol"] == "XYZ")
     assert (xyz["quantity"], xyz["average_price"]) == (D(20), D("51.5000"))  # split once, not twice
-    assert portfolio["cash"] == before["cash"]  # and the dividend paid once
+    assert portfolio["cash"] == before["cash"] + D("10.00")  # 0.50 on the 20 shares held on the 12th again
     history = (await r.trading.history(alice, None, 50))["transactions"]
-    assert [h["kind"] for h in history].count("dividend") == 1
+    assert [h["kind"] for h in history].count("dividend") == 2
     assert portfolio["cash"] == D("100000.00") + sum(h["amount"] for h in history)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dividend_owed_when_market_time_moves_back_before_its_ex_date_is_owed_once_when_it_plays_again(
+        replay):
+    r = replay
+    alice = await r.user("alice")
+    await r.order(alice, "b1", "buy", "ABC", "100")
+    for _ in range(8):
+        await r.session()  # Tuesday 5 (filled) ... Wednesday 13: ABC's ex-date (0.10 a share, paid on the 15th)
+    cash = (await r.trading.portfolio(alice, None))["cash"]
+    await r.market.control("seek", "2024-03-12")  # before the ex-date: what it made owed is forgotten
+    for _ in range(4):
+        await r.session()  # Tuesday 12, Wednesday 13 (owed again), Thursday 14, Friday 15 (paid)
+    assert (await r.trading.portfolio(alice, None))["cash"] == cash + D("10.00")  # once, not twice
+    history = (await r.trading.history(alice, None, 50))["transactions"]
+    assert [(h["kind"], h["amount"]) for h in history if h["kind"] == "dividend"] == [("dividend", D("10.00"))]
 
 
 @pytest_twisted.ensureDeferred

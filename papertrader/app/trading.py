@@ -738,7 +738,14 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
-            undo = _splits_applied_after(self.store.all_state(cursor), moment)
+            state = self.store.all_state(cursor)
+            undo = _splits_applied_after(state, moment)
+            # The dividends of the days played again are owed again, to whoever holds at their ex-date then
+            # (what was paid stays paid: its price drop was played too); owed ones of those days not paid yet
+            # are forgotten (they are owed again, or not, as the days play).
+            for name in _dividends_applied_after(state, moment):
+                self.store.set_state(cursor, name, json.dumps({"state": "undone", "at": iso(moment)}))
+            self.store.forget_dividends_from(cursor, moment.date())
             wanted = self.store.open_portfolio_ids(cursor)
             holders = self.store.holders(cursor, {split.symbol for split, _ in undo}) if undo else set()
             self.store.lock_accounts(cursor, wanted | holders)
@@ -933,9 +940,20 @@ def _action_state(action, time, state="applied"):
 
 
 def _not_applied(state, action):
-    """Whether ``action`` is still to apply: never applied, or a split undone by a seek back since."""
+    """Whether ``action`` is still to apply: never applied, or undone by a seek back since."""
     value = state.get(_action_key(action))
     return value is None or json.loads(value).get("state") == "undone"
+
+
+def _dividends_applied_after(state, moment):
+    """The names of the dividends' market states applied after ``moment`` and not undone."""
+    found = []
+    for name, value in state.items():
+        if name.startswith("action:dividend:"):
+            info = json.loads(value)
+            if info.get("state") == "applied" and parse_iso(info["at"]) > moment:
+                found.append(name)
+    return found
 
 
 def _splits_applied_after(state, moment):

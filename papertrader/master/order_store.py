@@ -554,6 +554,11 @@ class OrderStore:
                             from_quantity_units(r[5]), from_quantity_units(r[6]), from_cents(r[7]), id=r[0])
                 for r in cursor.fetchall()]
 
+    def forget_dividends_from(self, cursor, day):
+        """Market time moved back to ``day``: the dividends owed from ex-dates on or after it and not paid yet
+        are forgotten (the days are played again: they are owed again, or not, to whoever holds then)."""
+        cursor.execute(self.sql("DELETE FROM dividends WHERE paid IS NULL AND ex_date >= ?"), (day.isoformat(),))
+
     def save_dividends(self, cursor, owed, paid, recorded):
         if owed:
             cursor.executemany(self.sql(
