@@ -560,7 +560,8 @@ class Activities(Command):
         (b"side", amp.Unicode(optional=True)), (b"quantity", amp.Decimal()), (b"price", amp.Decimal()),
         (b"amount", amp.Decimal()), (b"order_uuid", amp.Unicode(optional=True)),
         (b"order_status", amp.Unicode(optional=True)), (b"cum_qty", amp.Decimal(optional=True)),
-        (b"leaves_qty", amp.Decimal(optional=True)), (b"details", amp.Unicode(optional=True))])),
+        (b"leaves_qty", amp.Decimal(optional=True)), (b"details", amp.Unicode(optional=True)),
+        (b"commission", amp.Decimal(optional=True))])),
         (b"account_uuid", amp.Unicode(optional=True))]
 
 

@@ -66,8 +66,8 @@ class SettingsOptions(usage.Options):
         ["provider", None, None, "Where prices come from: replay (default: real history), simulated, alpaca, nasdaq."],
         ["calendar", None, None, "Trading sessions: always_open or an exchange code (default: XNYS; simulated:"
                                  " always_open)."],
-        ["replay-start", None, None, "Replay: the first day, YYYY-MM-DD (default: 2010-01-04 in the shipped history, the first day of"
-         " --replay-files)."],
+        ["replay-start", None, None, "Replay: the first day, YYYY-MM-DD (default: 2010-01-04 in the shipped"
+                                     " history, the first day of --replay-files)."],
         ["replay-end", None, None, "Replay: the last day (default: the end of the data)."],
         ["replay-step", None, None, "Replay: market time per update: 1d (default), or 1m, 5m, 1h... (intraday data)."],
         ["replay-loop", None, None, "Replay: start over at the end (true/false, default false)."],

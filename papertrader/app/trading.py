@@ -738,16 +738,18 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
-            state = self.store.all_state(cursor)
-            undo = _splits_applied_after(state, moment)
+            applied = _applied_after(self.store.all_state(cursor), moment)
+            undo = sorted((a for a in applied if isinstance(a, corporate.Split)),
+                          key=lambda split: (split.date, split.symbol), reverse=True)
             # The dividends of the days played again are owed again, to whoever holds at their ex-date then
             # (what was paid stays paid: its price drop was played too); owed ones of those days not paid yet
             # are forgotten (they are owed again, or not, as the days play).
-            for name in _dividends_applied_after(state, moment):
-                self.store.set_state(cursor, name, json.dumps({"state": "undone", "at": iso(moment)}))
+            for action in applied:
+                if not isinstance(action, corporate.Split):
+                    self.store.set_state(cursor, _action_key(action), _action_state(action, moment, "undone"))
             self.store.forget_dividends_from(cursor, moment.date())
             wanted = self.store.open_portfolio_ids(cursor)
-            holders = self.store.holders(cursor, {split.symbol for split, _ in undo}) if undo else set()
+            holders = self.store.holders(cursor, {split.symbol for split in undo}) if undo else set()
             self.store.lock_accounts(cursor, wanted | holders)
             kept = self.store.open_orders_kept(cursor, wanted)
             done = amend.expire_placed_after([o for mine in kept.values() for o in mine], moment)
@@ -760,14 +762,14 @@ class TradingCommands:
                 gone = {o.id for o, _ in done}
                 orders = [o for mine in kept.values() for o in mine if o.id not in gone]
                 books = self.store.books(cursor, holders | {o.account_id for o in orders})
-                books, changed, records, _ = corporate.apply(books, orders, [undoing(s) for s, _ in undo],
+                books, changed, records, _ = corporate.apply(books, orders, [undoing(s) for s in undo],
                                                              moment.date(), moment)
                 records = [replace(r, undone=True) for r in records]
                 self.store.save(cursor, changed, books, [], recorded, records)
-                for split, name in undo:
-                    self.store.set_state(cursor, name, _action_state(split, moment, "undone"))
+                for split in undo:
+                    self.store.set_state(cursor, _action_key(split), _action_state(split, moment, "undone"))
             names = _usernames(self.db, cursor, {o.account_id for o, _ in done}) if done else {}
-            return done, names, records, [s for s, _ in undo]
+            return done, names, records, undo
 
         done, names, records, undone = yield self.db.run(unit_of_work)
         if done:
@@ -945,29 +947,23 @@ def _not_applied(state, action):
     return value is None or json.loads(value).get("state") == "undone"
 
 
-def _dividends_applied_after(state, moment):
-    """The names of the dividends' market states applied after ``moment`` and not undone."""
+def _applied_after(state, moment):
+    """The corporate actions applied after ``moment`` and not undone since (a Split with its ratio; a Dividend
+    only named: its symbol and ex-date), from the market state ``_action_state`` keeps."""
     found = []
     for name, value in state.items():
-        if name.startswith("action:dividend:"):
-            info = json.loads(value)
-            if info.get("state") == "applied" and parse_iso(info["at"]) > moment:
-                found.append(name)
-    return found
-
-
-def _splits_applied_after(state, moment):
-    """The splits applied after ``moment`` and not undone: [(Split, its state's name)], latest first."""
-    found = []
-    for name, value in state.items():
-        if not name.startswith("action:split:"):
+        if not name.startswith("action:"):
             continue
         info = json.loads(value)
-        if info.get("state") == "applied" and parse_iso(info["at"]) > moment:
-            _, _, symbol, when = name.split(":", 3)
-            found.append((corporate.Split(symbol, date.fromisoformat(when), Decimal(info["new"]),
-                                          Decimal(info["old"])), name))
-    return sorted(found, key=lambda item: (item[0].date, item[0].symbol), reverse=True)
+        if info.get("state") != "applied" or parse_iso(info["at"]) <= moment:
+            continue
+        _, kind, symbol, when = name.split(":", 3)
+        when = date.fromisoformat(when)
+        if kind == "split":
+            found.append(corporate.Split(symbol, when, Decimal(info["new"]), Decimal(info["old"])))
+        else:
+            found.append(corporate.Dividend(symbol, when, Decimal(0)))
+    return found
 
 
 def _day_rows(cursor, db, portfolio_id, generation, began, now, book, page=100):
@@ -1091,20 +1087,20 @@ def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, ol
     order = "ASC" if oldest_first else "DESC"
     cursor.execute(db.sql(
         "SELECT t.id, t.time, t.kind, t.symbol, t.side, t.quantity_units, t.price_units, t.amount_cents,"
-        " t.details, t.order_id, o.uuid, o.status, o.quantity_units,"
+        " t.details, t.order_id, o.uuid, o.status, o.quantity_units, t.commission_cents,"
         " (SELECT SUM(f.quantity_units) FROM transactions f WHERE f.order_id = t.order_id AND f.id <= t.id)"
         f" FROM transactions t LEFT JOIN orders o ON o.id = t.order_id WHERE {where} ORDER BY t.id {order} LIMIT ?"),
         params + [size])
     out = []
     for (tid, time, kind, symbol, side, quantity, price, amount, details, order_id, order_uuid, status, ordered,
-         cumulative) in cursor.fetchall():
+         commission, cumulative) in cursor.fetchall():
         moment = parse_iso(time)
         row = dict(id=activity_id(moment, tid), kind=kind, time=moment, symbol=symbol,
                    side=side if kind == "fill" else None, quantity=from_quantity_units(quantity),
                    price=from_price_units(price), amount=from_cents(amount), details=details)
         if kind == "fill":
             cum = from_quantity_units(cumulative or quantity)
-            row.update(order_uuid=order_uuid, order_status=status, cum_qty=cum,
+            row.update(order_uuid=order_uuid, order_status=status, cum_qty=cum, commission=from_cents(commission),
                        leaves_qty=max(from_quantity_units(ordered) - cum, Decimal(0)) if ordered else Decimal(0))
         out.append({k: v for k, v in row.items() if v is not None})
     return out

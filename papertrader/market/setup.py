@@ -45,8 +45,6 @@ class Plan:
     warnings: tuple = ()
 
 
-
-
 def build(settings, clock, reactor=None, log=None, plan=None):
     """The Market of ``settings`` (``clock`` gives wall time; ``reactor`` does HTTP for live providers), from
     ``plan`` (what check() made of the same settings) or checked now."""

@@ -40,7 +40,7 @@ def day_start(cash, positions, values, references, start_quantities, today):
     ``cash`` and ``positions`` ({symbol: quantity}) are now; ``values`` ({symbol: market value now}) and
     ``references`` ({symbol: the price the day started from: the previous session's close, or the last price
     if the symbol has not traded today; None without a quote}); ``start_quantities``: the quantity held when
-    the day began of each symbol today's transactions changed (fills, splits); ``today``: the day's
+    the day began of each symbol today's fills changed (on the basis of ``references``); ``today``: the day's
     transactions as (kind, symbol, amount), every one of which changed cash by its amount."""
     cash_then = cash - sum((amount for _, _, amount in today), ZERO)
     invested = {}

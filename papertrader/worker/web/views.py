@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
-from papertrader.trading.books import gross_value
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
@@ -810,14 +809,6 @@ ACTIVITY_HEADERS = ["Time", "Activity", ("Shares", "num"), ("Price", "num"), ("C
 KINDS = {"fill": "Fill", "dividend": "Dividend", "split": "Split"}
 
 
-def fill_commission(a):
-    """What a fill paid in commission: its amount (the change in cash) less its gross value (shares x price, to
-    the cent: the core's one rounding of a fill), so that shares x price + commission = what a buy paid, and
-    shares x price - commission = what a sale brought."""
-    gross = gross_value(a["quantity"], a["price"])
-    return -a["amount"] - gross if a.get("side") == "buy" else gross - a["amount"]
-
-
 def activity_rows(activities):
     rows = []
     for a in activities:
@@ -832,7 +823,7 @@ def activity_rows(activities):
         rows.append(h("tr", cell(fmt.when(a["time"]), "Time"),
                       h("th", {"scope": "row", "data-label": "Activity"}, what),
                       num(fmt.quantity(a["quantity"]), header="Shares"), num(fmt.price(a["price"]), header="Price"),
-                      num(fmt.money(fill_commission(a)) if a["kind"] == "fill" else "—", header="Commission"),
+                      num(fmt.money(a["commission"]) if a["kind"] == "fill" else "—", header="Commission"),
                       num(fmt.money(a["amount"], signed=True), header="Amount"),
                       cell(details, "Details")))
     return join(*rows)
