@@ -10,7 +10,7 @@ from papertrader.trading.market import MarketStep
 from papertrader.trading.orders import Status
 from papertrader.trading.pretrade import Rules
 from papertrader.trading.step import step
-from tests.trading_helpers import T0, at, bar, book, place
+from tests.trading_helpers import MINUTE, T0, at, bar, book, place
 
 TODAY = date(2024, 3, 4)
 
@@ -37,6 +37,19 @@ def test_a_split_multiplies_positions_and_open_orders_and_divides_their_prices()
     [record] = result.records
     assert (record.kind, record.symbol, record.before, record.quantity, record.ratio) == ("split", "AAPL", D(10),
                                                                                        D(40), (D(4), D(1)))
+
+
+def test_a_split_is_dated_before_the_days_first_trade():
+    """The split takes effect before the session opens: its history row is dated at the start of the step's
+    bars, not after the fills of that day (a market order filled at the open)."""
+    b = book(AAPL=("10", "1000.00"))
+    buy = place(b, quantity="1", now=T0 - MINUTE)
+    day = bar(50, 51, 49, 50, start=T0)
+    result = step({1: b}, [buy], MarketStep(at(1), {"AAPL": day}, (Split("AAPL", TODAY, D(2)),), (), TODAY), Rules())
+    [record], [fill] = result.records, result.fills
+    assert record.time == T0 == fill.time and record.time < at(1)
+    alone = run([b], [], actions=[Split("AAPL", TODAY, D(2))])  # no bar in the step: dated at the step
+    assert alone.records[0].time == at(1)
 
 
 def test_a_split_scales_what_a_partly_filled_order_has_filled():

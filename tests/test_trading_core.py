@@ -90,6 +90,30 @@ def test_no_bar_no_fill():
     assert events == [] and orders[order.id].status is Status.NEW
 
 
+def test_a_fill_is_dated_when_its_price_traded_at_the_open_or_by_the_end_of_the_step():
+    """Daily bars: a market order placed overnight fills at the session's open, and says so (its fill, its
+    event and the order's update time); a limit reached later in the day, a cls order and the ideal model
+    (closes only) fill by the step's end, as does an order that arrived after the bar began."""
+    day = SESSION.close - SESSION.open
+    b = book()
+    market_order = place(b, quantity="1", now=SESSION.open - MINUTE)
+    limit = place(b, kind="limit", limit="95.00", quantity="1", now=SESSION.open - MINUTE)
+    cls = place(b, tif="cls", quantity="1", now=SESSION.open - MINUTE)
+    _, orders, events = run(b, [market_order, limit, cls], (SESSION.close, bar(100, 101, 94, 100, start=SESSION.open,
+                                                                               length=day)))
+    times = {e.order.id: (e.fill.time, e.time) for e in events}
+    assert times[market_order.id] == (SESSION.open, SESSION.open)
+    assert orders[market_order.id].updated == SESSION.open
+    assert times[limit.id] == (SESSION.close, SESSION.close) and times[cls.id] == (SESSION.close, SESSION.close)
+    late = place(b, quantity="1", now=SESSION.open + MINUTE)  # the day's bar began before it: its close
+    _, _, events = run(b, [late], (SESSION.close, bar(100, 100, 100, 100, start=SESSION.open, length=day)))
+    assert events[0].fill.price == D(100) and events[0].fill.time == SESSION.close
+    early = place(b, quantity="1", now=SESSION.open - MINUTE)
+    _, _, events = run(b, [early], (SESSION.close, bar(100, 100, 100, 100, start=SESSION.open, length=day)),
+                       rules=IDEAL)
+    assert events[0].fill.time == SESSION.close
+
+
 # --- limit orders --------------------------------------------------------------
 
 

@@ -146,6 +146,14 @@ class FillModel:
 
     close_only = False
 
+    def fill_time(self, order, match, bar, now):
+        """When a fill on ``match`` happened: at the bar's start if it took the bar's open (a bar that began
+        after the order arrived, priced at its open: a market order, a gap through a stop or a limit, an opg
+        order), else by ``now``, the end of the step (a bar tells no more about when its other prices traded)."""
+        at_open = (not self.close_only and bar.start >= order.created and match.price == bar.open
+                   and order.time_in_force is not TimeInForce.CLS)
+        return min(bar.start, now) if at_open else now
+
     def liquidity(self, bar):
         """Most shares all orders together may take from ``bar`` (None: no limit)."""
         return None

@@ -14,10 +14,14 @@ For each order, in id (arrival) order:
    it, no more than the liquidity the bar has left for this symbol (orders that
    arrived earlier took theirs first), no more than the cash or shares the
    account holds.  ``fok`` fills whole or not at all.  A notional order fixes its
-   quantity at its first fill.
+   quantity at its first fill.  A fill at the bar's open is dated at the bar's
+   start, any other at the step's time (FillModel.fill_time).
 3. Then its time in force may end it: ``ioc``/``fok`` are canceled after the first
    bar they meet; ``day`` expires at its session's close; ``opg``/``cls`` expire once
    their open or close has passed.
+
+Corporate actions and dividends paid come first, dated at the start of the
+step's earliest bar (before the day's first trade).
 
 A buy whose fill the cash cannot pay any more (prices moved since it was
 accepted) fills what the cash pays; if that is nothing, it is rejected (or
@@ -109,10 +113,12 @@ def step(books, orders, market, rules, account_rules=None):
     adjusted = {}
     if market.actions or market.due:
         today = market.today or now.date()
-        books, changed, result.records, result.owed = corporate.apply(books, orders, market.actions, today, now)
+        # Before the day's first trade: at the open of its bars (a split takes effect before the session opens).
+        opened = min([bar.start for bar in market.bars.values() if bar.start <= now], default=now)
+        books, changed, result.records, result.owed = corporate.apply(books, orders, market.actions, today, opened)
         for due in market.due:
             if due.account_id in books:
-                books[due.account_id], record = corporate.pay(books[due.account_id], due, now)
+                books[due.account_id], record = corporate.pay(books[due.account_id], due, opened)
                 result.records.append(record)
                 result.paid.append(due)
         adjusted = {o.id: o for o in changed}
@@ -135,8 +141,9 @@ def step(books, orders, market, rules, account_rules=None):
             if match.triggered != order.triggered or watermark != order.watermark:
                 order = order.but(triggered=match.triggered, watermark=watermark)
             if match.price is not None:
+                when = mine.fill_model.fill_time(order, match, bar, now)
                 order, happened, books = _fill(order, match, bar, books, liquidity_left, mine,
-                                               mine.fill_model.describe(), now, marks)
+                                               mine.fill_model.describe(), when, marks)
                 events.extend(happened)
             if order.open and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
                 why = ("fok: the whole quantity could not fill in one bar"
