@@ -44,6 +44,8 @@ TELNET_EOF, TELNET_SUSP, TELNET_ABORT = b"\xec", b"\xed", b"\xee"
 #: Seconds an SSH session whose client ended its input (``ssh ... < commands``) waits for the answers of the
 #: Deferreds still pending before it closes anyway.
 EOF_GRACE = 30.0
+#: The longest line an SSH console without a terminal takes (bytes).
+PLAIN_LINE_MAX = 64 * 1024
 
 
 class ManholeError(ValueError):
@@ -150,7 +152,25 @@ class ConsoleInterpreter(manhole.ManholeInterpreter):
         return None  # shown to the operator: handled
 
 
-class Console(manhole.ColoredManhole):
+class _EndOfInput:
+    """What both kinds of session do when the client's input ends: close once the pending answers are shown."""
+
+    def end_of_input(self):
+        """The client will send nothing more (an SSH client's stdin ended): close the session once the
+        answers still pending are shown (at most EOF_GRACE seconds from now)."""
+        if not self.interpreter._pendingDeferreds:
+            self.terminal.loseConnection()
+        elif self._closing is None:
+            self._closing = self.setup.reactor.callLater(EOF_GRACE, self.terminal.loseConnection)
+
+    def answered(self):
+        """A pending Deferred's answer was shown."""
+        if self._closing is not None and not self.interpreter._pendingDeferreds and not self._gone:
+            self._closing.cancel()
+            self.terminal.loseConnection()
+
+
+class Console(_EndOfInput, manhole.ColoredManhole):
     """One operator's session: Twisted's colored manhole, whose answers that come later (a Deferred's) are
     shown as soon as they come, also while the operator is typing the next line."""
 
@@ -196,19 +216,80 @@ class Console(manhole.ColoredManhole):
             self.setup.log.failure("admin console: showing an answer failed; the session is closed")
             self.terminal.loseConnection()
 
-    def end_of_input(self):
-        """The client will send nothing more (an SSH client's stdin ended): close the session once the
-        answers still pending are shown (at most EOF_GRACE seconds from now)."""
-        if not self.interpreter._pendingDeferreds:
-            self.terminal.loseConnection()
-        elif self._closing is None:
-            self._closing = self.setup.reactor.callLater(EOF_GRACE, self.terminal.loseConnection)
 
-    def answered(self):
-        """A pending Deferred's answer was shown."""
-        if self._closing is not None and not self.interpreter._pendingDeferreds and not self._gone:
+class PlainConsole(_EndOfInput, protocol.Protocol):
+    """An SSH session that asked for no terminal (``ssh ... < commands.py``): its lines are run one by one as
+    the console runs typed ones, and the answers are written as they are, without prompt, echo or terminal
+    escape codes, so that they can be kept in a file or read by a program.  A Deferred's answer is written
+    when it comes.  When the input ends, an unfinished line and an unfinished block (a ``for`` without the
+    blank line after it) are run, as Python runs a script."""
+
+    def __init__(self, setup):
+        self.setup = setup
+        self.terminalProtocol = self.terminal = self  # as a terminal session's: what the session reaches for
+        self._partial = b""
+        self._closing = None
+        self._gone = False
+        self._last = b"\n"
+
+    def connectionMade(self):
+        self.interpreter = ConsoleInterpreter(self, self.setup.namespace)
+
+    def terminalSize(self, width, height):
+        pass
+
+    def dataReceived(self, data):
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._run(line.rstrip(b"\r"))
+        if len(self._partial) > PLAIN_LINE_MAX and not self._gone:
+            self.addOutput(f"refused: a line longer than {PLAIN_LINE_MAX} bytes; the session is closed\n")
+            self.loseConnection()
+
+    def _run(self, line):
+        if self._gone:
+            return
+        try:
+            self.interpreter.push(line)
+        except Exception:
+            self.setup.log.failure("admin console: running the operator's input failed; the session is closed")
+            self.loseConnection()
+        self._end_line()
+
+    def flush_input(self):
+        """The input ended: run its unfinished line, then end an unfinished block as a blank line does."""
+        if self._partial:
+            line, self._partial = self._partial, b""
+            self._run(line.rstrip(b"\r"))
+        if self.interpreter.buffer:
+            self._run(b"")
+
+    def addOutput(self, data, isAsync=None):
+        if self._gone:
+            return
+        if isinstance(data, str):
+            data = data.encode("utf-8", "replace")
+        if data:
+            self.transport.write(data)
+            self._last = data[-1:]
+        if isAsync:
+            self._end_line()
+
+    def _end_line(self):
+        if self._last != b"\n" and not self._gone:
+            self.transport.write(b"\n")
+            self._last = b"\n"
+
+    def loseConnection(self):
+        if not self._gone:
+            self._gone = True
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason=None):
+        self._gone = True
+        if self._closing is not None and self._closing.active():
             self._closing.cancel()
-            self.terminal.loseConnection()
 
 
 class ConsoleTerminal(insults.ServerProtocol):
@@ -358,15 +439,22 @@ class ConsoleSSHTransport(ssh_transport.SSHServerTransport):
 
 @implementer(conch_interfaces.ISession)
 class ConsoleSession(manhole_ssh.TerminalSession):
-    """An SSH console session: works without a terminal too (``ssh ... < commands`` asks for none), follows
-    the window's size, and ends when the client's input ends (once the pending answers are shown)."""
+    """An SSH console session: works without a terminal too (``ssh ... < commands`` asks for none: a
+    PlainConsole), follows the window's size, and ends when the client's input ends (once the pending
+    answers are shown)."""
 
     transportFactory = ConsoleSessionTransport
     width, height = 80, 24  # when the client asks for no terminal
     terminal = None
+    pty = False
+
+    def getPty(self, term, windowSize, attrs):
+        super().getPty(term, windowSize, attrs)
+        self.pty = True
 
     def openShell(self, proto):
-        self.terminal = self.chainedProtocolFactory()
+        factory = self.chainedProtocolFactory
+        self.terminal = factory() if self.pty else PlainConsole(factory.setup)
         self.transportFactory(proto, self.terminal, conch_interfaces.IConchUser(self.original), self.width,
                               self.height)
 
@@ -385,6 +473,10 @@ class ConsoleSession(manhole_ssh.TerminalSession):
     def eofReceived(self):
         if self.terminal is not None and self.terminal.terminalProtocol is not None:
             console = self.terminal.terminalProtocol
+            if isinstance(console, PlainConsole):
+                console.flush_input()
+                if console._gone:  # its last lines ended the session (exit())
+                    return
             pending = len(console.interpreter._pendingDeferreds)
             self.chainedProtocolFactory.setup.log.info(
                 "admin console: the SSH client ended its input; session closed" if not pending else

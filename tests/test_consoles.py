@@ -280,17 +280,28 @@ async def test_an_ssh_client_whose_input_ends_gets_its_answers_and_the_session_e
     problems = Problems()
     try:
         piped = ssh_piped(port, str(tmp_path / "admin"))  # ssh ... < commands
-        piped.transport.write(b"config()\naccounts()\n")
+        # (the input's last block has no blank line after it, its last line no line end: run as Python runs a file)
+        piped.transport.write(b"config()\naccounts()\nfor i in range(2):\n    print('line', i)")
         piped.transport.closeStdin()
         ended = await piped.ended
         assert ended.exitCode == 0, piped.output
-        assert b"update interval" in piped.output
+        assert b"update interval" in piped.output and b"line 0\nline 1\n" in piped.output
         assert b"Deferred #0 called back: (none)" in piped.output  # the answer that came after the input ended
+        # Output fit for a file or a program: no prompt, no echo of the input, no terminal escape codes.
+        assert b"\x1b" not in piped.output and b">>> " not in piped.output and b"print(" not in piped.output
         empty = ssh_piped(port, str(tmp_path / "admin"))  # ssh ... < /dev/null
         empty.transport.closeStdin()
         ended = await empty.ended
-        assert ended.exitCode == 0, empty.output
-        assert b">>> " in empty.output
+        assert ended.exitCode == 0 and empty.output == b"", empty.output
+        leaving = ssh_piped(port, str(tmp_path / "admin"))  # exit() ends the session: the lines after it do not run
+        leaving.transport.write(b"print('before')\nexit()\nprint('after')\n")
+        leaving.transport.closeStdin()
+        ended = await leaving.ended
+        assert ended.exitCode == 0 and leaving.output == b"before\n", leaving.output
+        flood = ssh_piped(port, str(tmp_path / "admin"))  # a line without end: refused past its limit, not kept
+        flood.transport.write(b"x" * (70 * 1024))
+        ended = await flood.ended
+        assert flood.output == b"refused: a line longer than 65536 bytes; the session is closed\n", flood.output
         assert problems.collected() == []
         closed = [e.message for e in master.logs.newest(None) if "ended its input" in e.message]
         assert [e.level for e in master.logs.newest(None) if "ended its input" in e.message] == ["info", "info"]
