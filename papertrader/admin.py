@@ -189,6 +189,11 @@ def parser():
     privacy.add_argument("--private", action="store_true",
                          help="private: only its players and creator see it (the default for a class)")
     privacy.add_argument("--public", action="store_true", help="anyone may see it and join")
+    shown = cls.add_mutually_exclusive_group()
+    shown.add_argument("--show-portfolios", action="store_true",
+                       help="players may see each other's portfolios (the creator always sees them all)")
+    shown.add_argument("--hide-portfolios", action="store_true",
+                       help="only the creator sees the players' portfolios (the default)")
 
     user = command("user", "accounts: list, show, disable, enable, reset a password (the master must be running)")
     users = user.add_subparsers(dest="user_action", required=True, parser_class=Parser)
@@ -268,7 +273,7 @@ def create_class(reactor, args, data_dir):
     names = class_usernames(args.players)
     arguments = dict(name=args.name, start=parse_when("--start", args.start), end=parse_game_end(args.end),
                      starting_cash=args.cash, margin=args.margin or args.allow_short, allow_short=args.allow_short,
-                     private=not args.public)
+                     private=not args.public, show_portfolios=args.show_portfolios)
     if args.commission:
         arguments["commission"] = args.commission
     if args.fill_model:

@@ -628,6 +628,8 @@ _GAME = [
     (b"max_position", amp.Decimal(optional=True)), (b"is_creator", amp.Boolean()), (b"playing", amp.Boolean()),
     (b"portfolio", amp.Unicode(optional=True)), (b"board_updated", amp.DateTime(optional=True)),
     (b"invite_code", amp.Unicode(optional=True)),
+    # Whether its players may see each other's portfolios (GamePortfolio); its creator always may.
+    (b"show_portfolios", amp.Boolean(optional=True)),
 ]
 
 
@@ -635,14 +637,16 @@ class CreateGame(Command):
     """Create a game (you manage it; join it like anyone to play).  Amounts and percents are decimal text;
     ``commission``: zero, per_order:AMOUNT, per_share:RATE[:MIN[:MAX]] or percent:PERCENT (absent: the
     deployment's); ``fill_model``: bar or ideal (absent: the deployment's); ``assets`` empty: every symbol.
-    A private game's answer carries its first invite code."""
+    ``show_portfolios``: its players may see each other's portfolios (GamePortfolio; absent: they may not, only
+    its creator).  A private game's answer carries its first invite code."""
 
     arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"start", amp.DateTime()),
                  (b"end", amp.DateTime()), (b"starting_cash", amp.Unicode()),
                  (b"commission", amp.Unicode(optional=True)), (b"fill_model", amp.Unicode(optional=True)),
                  (b"margin", amp.Boolean(optional=True)), (b"allow_short", amp.Boolean(optional=True)),
                  (b"assets", amp.ListOf(amp.Unicode(), optional=True)),
-                 (b"max_position", amp.Unicode(optional=True)), (b"private", amp.Boolean(optional=True))]
+                 (b"max_position", amp.Unicode(optional=True)), (b"private", amp.Boolean(optional=True)),
+                 (b"show_portfolios", amp.Boolean(optional=True))]
     response = _GAME
 
 

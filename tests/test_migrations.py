@@ -384,3 +384,60 @@ async def test_version_8_accounts_become_default_portfolios_holding_everything_t
         assert await db.migrate() == []
     finally:
         db.close()
+
+
+#: A version 13 database's game: a teacher's private game with one player (alice) in it (ids from 1: a new
+#: database's identities give them).
+VERSION_13 = [
+    "INSERT INTO accounts (id, username, username_key, email, password_hash, cash_cents, created, uuid) VALUES"
+    " (1, 'teacher', 'teacher', 't@example.com', NULL, 0, '2026-01-01T00:00:00.000000+00:00',"
+    " '11111111-1111-4111-8111-111111111111')",
+    "INSERT INTO accounts (id, username, username_key, email, password_hash, cash_cents, created, uuid) VALUES"
+    " (2, 'alice', 'alice', 'a@example.com', NULL, 0, '2026-01-01T00:00:00.000000+00:00',"
+    " '22222222-2222-4222-8222-222222222222')",
+    "INSERT INTO portfolios (uuid, account_id, name, name_key, kind, starting_cash_cents, cash_cents, is_default,"
+    " generation, created, game_id) VALUES ('33333333-3333-4333-8333-333333333333', 2, 'Class 7B', 'class 7b',"
+    " 'cash', 1000000, 1000000, 0, 0, '2026-01-02T00:00:00.000000+00:00', NULL)",
+    "INSERT INTO games (name, name_key, creator_id, starts, ends, starting_cash_cents, rules, private, created)"
+    " VALUES ('Class 7B', 'class 7b', 1, '2026-09-01T00:00:00+00:00', '2027-01-01T00:00:00+00:00', 1000000,"
+    " '{RULES}', 1, '2026-01-02T00:00:00.000000+00:00')",
+    "UPDATE portfolios SET game_id = 1 WHERE id = 1",
+    "INSERT INTO game_players (game_id, account_id, portfolio_id, joined) VALUES (1, 2, 1,"
+    " '2026-01-02T00:00:00.000000+00:00')",
+]
+
+
+@pytest_twisted.ensureDeferred
+async def test_version_13_games_hide_their_players_portfolios_after_version_14(database_url, tmp_path):
+    """Version 14 stores whether a game's players may see each other's portfolios: a game made before it
+    shows them to its creator only, as it did; a game made after it keeps what its creator chose."""
+    from datetime import datetime, timezone
+
+    from papertrader.master.games import GameStore
+    from papertrader.times import utc
+    from papertrader.trading.games import GameRules
+
+    rules = GameRules(start=datetime(2026, 9, 1, tzinfo=timezone.utc), end=datetime(2027, 1, 1, tzinfo=timezone.utc),
+                      starting_cash=D("10000.00"))
+    old = UpTo(database_url, str(tmp_path), 13)
+    try:
+        await old.migrate()
+        for statement in VERSION_13:
+            await old.execute(statement.replace("{RULES}", rules.to_json()))
+    finally:
+        old.close()
+
+    db = Database(database_url, str(tmp_path))
+    try:
+        applied = await db.migrate(confirmed=True)
+        assert applied[0].startswith("0014_game_portfolios")
+        store = GameStore(db)
+        game = await db.run(store.by_name, "class 7b")
+        assert (game.name, game.creator, game.private, game.show_portfolios) == ("Class 7B", "teacher", True, False)
+        assert await db.run(store.players, game.id) == [(2, "alice", 1)]
+        shown = await db.run(store.create, 1, "Open Book", rules, False, utc(0), None, True)
+        hidden = await db.run(store.create, 1, "Closed Book", rules, False, utc(0))
+        assert (shown.show_portfolios, hidden.show_portfolios) == (True, False)
+        assert await db.migrate() == []
+    finally:
+        db.close()

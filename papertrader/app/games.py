@@ -46,7 +46,7 @@ def game_view(game, players, account_id, membership=None, now=None, invite_code=
         max_position=rules.max_position, is_creator=game.creator_id == account_id,
         playing=membership is not None and membership.removed is None,
         portfolio=membership.portfolio_name if membership is not None and membership.removed is None else None,
-        board_updated=game.board_updated, invite_code=invite_code)
+        board_updated=game.board_updated, invite_code=invite_code, show_portfolios=game.show_portfolios)
     return {k: v for k, v in view.items() if v is not None}
 
 
@@ -102,9 +102,10 @@ class GameCommands:
 
     @authenticated
     def create_game(self, session, stamp, name, start, end, starting_cash, commission=None, fill_model=None,
-                    margin=None, allow_short=None, assets=None, max_position=None, private=None):
+                    margin=None, allow_short=None, assets=None, max_position=None, private=None,
+                    show_portfolios=None):
         return self.create(session.account_id, session.username, name, start, end, starting_cash, commission,
-                           fill_model, margin, allow_short, assets, max_position, private)
+                           fill_model, margin, allow_short, assets, max_position, private, show_portfolios)
 
     def rules(self, start, end, starting_cash, commission=None, fill_model=None, margin=None, allow_short=None,
               assets=None, max_position=None):
@@ -133,8 +134,9 @@ class GameCommands:
 
     @defer.inlineCallbacks
     def create(self, account_id, username, name, start, end, starting_cash, commission=None, fill_model=None,
-               margin=None, allow_short=None, assets=None, max_position=None, private=None):
-        """Create a game for ``account_id`` (its creator); the view, with the first invite code if private."""
+               margin=None, allow_short=None, assets=None, max_position=None, private=None, show_portfolios=None):
+        """Create a game for ``account_id`` (its creator); the view, with the first invite code if private.
+        ``show_portfolios``: its players may see each other's portfolios (its creator always may)."""
         name = store_module.name(name)
         rules = self.rules(start, end, starting_cash, commission, fill_model, margin, allow_short, assets,
                            max_position)
@@ -155,7 +157,7 @@ class GameCommands:
             if cursor.fetchone()[0] >= MAX_OPEN_GAMES_PER_CREATOR:
                 raise InvalidInput(f"you already run {MAX_OPEN_GAMES_PER_CREATOR} games that have not finished")
             game = self.store.create(cursor, account_id, name, rules, bool(private), recorded,
-                                     store_module.invite_hash(code) if code else None)
+                                     store_module.invite_hash(code) if code else None, bool(show_portfolios))
             return self._view(cursor, game, account_id, None, now, code)
 
         view = yield self.db.run(unit_of_work)

@@ -347,9 +347,20 @@ def build_parser():
 
 
 GAME_COLUMNS = ["name", "status", "start", "end", "starting_cash", "players", "private", "creator", "portfolio"]
-GAME_FIELDS = ["name", "creator", "status", "start", "end", "ended_at", "starting_cash", "private", "players",
+GAME_FIELDS = ["name", "creator", "status", "start", "end", "ended_at", "starting_cash", "private", "portfolios",
+               "players",
                "commission", "fill_model", "margin", "allow_short", "assets", "max_position", "portfolio",
                "board_updated", "invite_code"]
+
+
+def portfolios_options(parser):
+    """``--show-portfolios`` / ``--hide-portfolios`` of ``game create`` (and the operator's ``create-class``)."""
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--show-portfolios", action="store_true",
+                       help="players may see each other's portfolios: positions, open orders, trades ('game"
+                            " portfolio'; you, the creator, always may)")
+    shown.add_argument("--hide-portfolios", action="store_true",
+                       help="only you, the creator, see the players' portfolios (the default)")
 
 
 def yes_option(parser):
@@ -398,6 +409,7 @@ def add_game_commands(command):
     privacy.add_argument("--private", action="store_true",
                          help="players join with an invite code (shown now; 'game invite' makes a new one)")
     privacy.add_argument("--public", action="store_true", help="anyone may see and join it (the default)")
+    portfolios_options(c)
     c = action("join", "join a game: a portfolio named like the game is made for you")
     c.add_argument("name", help="the game's name")
     c.add_argument("--code", metavar="CODE", default=None,
@@ -1318,7 +1330,7 @@ class CLI:
         if action == "create":
             arguments = dict(token=token, name=a.name, start=parse_when("--start", a.start),
                              end=parse_game_end(a.end), starting_cash=a.cash, margin=a.margin or a.allow_short,
-                             allow_short=a.allow_short, private=a.private)
+                             allow_short=a.allow_short, private=a.private, show_portfolios=a.show_portfolios)
             if a.commission:
                 arguments["commission"] = a.commission
             if a.fill_model:
@@ -1407,7 +1419,8 @@ class CLI:
                      assets=", ".join(game["assets"]) if game["assets"] else "all",
                      max_position=f"{game['max_position']}%" if game.get("max_position") is not None else "no limit",
                      commission=game.get("commission") or "the server's",
-                     fill_model=game.get("fill_model") or "the server's")
+                     fill_model=game.get("fill_model") or "the server's",
+                     portfolios="shown to every player" if game.get("show_portfolios") else "shown to the creator only")
         return output.fields(shown, GAME_FIELDS)
 
     # --- running a command --------------------------------------------------------

@@ -29,7 +29,7 @@ SHARPE_UNIT = Decimal("0.0001")
 WRITE_CHUNK = 1000
 
 COLUMNS = ("g.id, g.name, g.creator_id, a.username, g.rules, g.private, g.invite_hash, g.created, g.ended_at,"
-           " g.finished, g.board_updated")
+           " g.finished, g.board_updated, g.show_portfolios")
 
 
 def name(value):
@@ -73,6 +73,8 @@ class Game:
     ended_at: Optional[datetime] = None
     finished: Optional[datetime] = None
     board_updated: Optional[datetime] = None
+    #: Whether its players may see each other's portfolios (migration 0014); its creator always may.
+    show_portfolios: bool = False
 
     def status(self, now):
         if self.finished is not None or now >= self.rules.closes(self.ended_at):
@@ -97,7 +99,7 @@ def _time(text):
 def _game(row):
     return Game(id=row[0], name=row[1], creator_id=row[2], creator=row[3], rules=GameRules.from_json(row[4]),
                 private=bool(row[5]), invite_hash=row[6], created=parse_iso(row[7]), ended_at=_time(row[8]),
-                finished=_time(row[9]), board_updated=_time(row[10]))
+                finished=_time(row[9]), board_updated=_time(row[10]), show_portfolios=bool(row[11]))
 
 
 class GameStore:
@@ -112,16 +114,17 @@ class GameStore:
 
     # --- games ------------------------------------------------------------------------
 
-    def create(self, cursor, creator_id, wanted, rules: GameRules, private, created, code_hash=None):
+    def create(self, cursor, creator_id, wanted, rules: GameRules, private, created, code_hash=None,
+               show_portfolios=False):
         wanted = name(wanted)
         cursor.execute(self.sql("SELECT 1 FROM games WHERE name_key = ?"), (key(wanted),))
         if cursor.fetchone():
             raise GameExists(f"a game named {wanted!r} already exists; choose another name")
         cursor.execute(self.sql(
             "INSERT INTO games (name, name_key, creator_id, starts, ends, starting_cash_cents, rules, private,"
-            " invite_hash, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            " invite_hash, created, show_portfolios) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
             (wanted, key(wanted), creator_id, iso(rules.start), iso(rules.end), to_cents(rules.starting_cash),
-             rules.to_json(), 1 if private else 0, code_hash, iso(created)))
+             rules.to_json(), 1 if private else 0, code_hash, iso(created), 1 if show_portfolios else 0))
         return self.get(cursor, cursor.fetchone()[0])
 
     def get(self, cursor, game_id):

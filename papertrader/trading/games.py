@@ -320,6 +320,24 @@ def _reference(request, last):
     return last
 
 
+# --- who sees a player's portfolio ---------------------------------------------------------
+
+
+def may_see_portfolios(is_creator, playing, show_portfolios, own=False):
+    """Whether an account may ask for a player's portfolio in a game at all: the game's creator always; a
+    player of it (not removed) when the game shows portfolios (``show_portfolios``, chosen at its creation);
+    anyone their own (``own``: the username asked for is theirs).  Decided before the username asked for is
+    looked up, so a refusal is the same whether that player exists or not: it tells nobody who plays."""
+    return bool(is_creator or own or (playing and show_portfolios))
+
+
+def shows_player(is_creator, removed, own=False):
+    """Whether a player's portfolio is shown to someone who may see portfolios (``may_see_portfolios``): a
+    player the creator removed stays visible to the creator (and to themselves); to the other players they no
+    longer play."""
+    return bool(is_creator or own or not removed)
+
+
 # --- the leaderboard -----------------------------------------------------------------------
 
 
