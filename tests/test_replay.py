@@ -157,13 +157,13 @@ def test_an_ended_replay_is_closed_for_good_and_refuses_orders_until_moved_back(
 class Replay:
     """A replay of the fixture driven by task.Clock: the market service, the trading layer, accounts."""
 
-    def __init__(self, db, settings, clock, log, nyse, files=(FIXTURE,)):
+    def __init__(self, db, settings, clock, log, nyse, files=(FIXTURE,), fill_model="ideal"):
         history = load_files(list(files))
         self.board = QuoteBoard(history.symbols)
         self.clock = ReplayClock(nyse, date(2024, 3, 4))
         self.store = OrderStore(db)
         self.trading = TradingCommands(db, self.store, self.board, self.clock, rules_from(replace(
-            settings, fill_model="ideal")), clock, log)
+            settings, fill_model=fill_model)), clock, log)
         self.market = MarketService(ReplaySource(history, nyse), self.board, self.clock, CandleStore(db),
                                     settings.update_interval, clock, log, state=lambda: db.run(self.store.all_state))
         self.market.listeners.append(self.trading.market_step)
@@ -384,6 +384,34 @@ async def test_a_seek_forward_plays_from_there_without_trading_the_days_skipped(
     assert all(h["time"] >= t(12, 13, 30) for h in history)  # nothing traded on a day not played
     assert [h["order_id"] for h in history if h["kind"] == "fill"] == (
         [gtc["id"]] if waiting["status"] == "filled" else [])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fill_at_the_open_is_dated_then_and_is_not_the_day_before_after_a_seek_back(
+        db, settings, clock, log, nyse):
+    """The bar model: a market order placed while market time waits at Wednesday's open fills at that open, and
+    its fill, the order's fill time and its history row say so (not the close).  Moved back to Tuesday and
+    Tuesday played again, that fill (dated at Wednesday's open, which is market time now) is not Tuesday's."""
+    r = Replay(db, settings, clock, log, nyse, fill_model="bar")
+    await r.start()
+    try:
+        alice = await r.user("alice")
+        await r.session()  # Tuesday
+        order = await r.order(alice, "o1", "buy", "XYZ", "10")
+        await r.session()  # Wednesday
+        filled = await r.trading.get_order(alice, None, order["id"])
+        assert filled["status"] == "filled" and filled["fills"][0]["time"] == t(6) == filled["updated"]
+        assert D("103.00") < filled["average_price"] < D("103.10")  # the open, plus slippage
+        [row] = (await r.trading.history(alice, None, 10))["transactions"]
+        assert row["time"] == t(6)
+        await r.market.control("seek", "2024-03-05")
+        await r.session()  # Tuesday again: market time waits at Wednesday's open
+        assert r.clock.now() == t(6)
+        portfolio = await r.trading.portfolio(alice, None)
+        assert portfolio["change_today"] == D("20.00")  # 10 held x (Tuesday's close 103.00 - Monday's 101.00)
+        assert portfolio["last_equity"] == portfolio["cash"] + D("1010.00")
+    finally:
+        await r.market.stopService()
 
 
 @pytest_twisted.ensureDeferred

@@ -10,7 +10,7 @@ commit.
 import json
 import uuid
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from twisted.internet import defer
@@ -458,7 +458,8 @@ class TradingCommands:
             account_uuid, created = session.portfolio.uuid, iso(session.portfolio.created)
             # a game's portfolio: its buying power under the game's rules (its commission), as its orders are
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
-            day = _day_rows(cursor, self.db, session.portfolio_id, session.portfolio.generation, began, now, book)
+            day = _day_rows(cursor, self.db, session.portfolio_id, session.portfolio.generation, began, now, ends,
+                            book)
             return book, open_orders, from_cents(realized), account_uuid, parse_iso(created), rules, day
 
         prices = self.board.prices()
@@ -466,6 +467,8 @@ class TradingCommands:
         quotes = {q.symbol: q for q in self.board.all()}
         # The day: the latest session a price came from (market time waits at the next open between updates).
         began = max((q.session_open for q in quotes.values() if q.session_open is not None), default=None)
+        # ... and ends where the next session opens (a fill at that open is the next day's, one a seek back left).
+        ends = self.market_clock.info(began).next.open if began is not None and began < now else None
         book, open_orders, realized, account_uuid, created, rules, (today, held_then) = yield self.db.run(read)
         positions = []
         equity = book.cash
@@ -966,17 +969,20 @@ def _applied_after(state, moment):
     return found
 
 
-def _day_rows(cursor, db, portfolio_id, generation, began, now, book, page=100):
+def _day_rows(cursor, db, portfolio_id, generation, began, now, ends, book, page=100):
     """The transactions of the day that began at ``began`` (oldest first, as (kind, symbol, amount)) and the
     quantity held when it began of each symbol they traded: ([...], {symbol: quantity}).  A split of the day
     came before its trades (a step applies corporate actions first), and the previous close it is valued at is
     divided by it (market/board.py): the quantity is the one after it, what is held less what the day traded.
 
-    They are the newest rows dated from ``began`` to ``now`` (market time), read back from the newest until one
-    is not: an older day's, or one of the days a seek back left behind (dated later than market time now)."""
+    They are the newest rows dated from ``began`` to ``now`` (market time) and before ``ends`` (the next
+    session's open, if known), read back from the newest until one is not: an older day's, or one of the days a
+    seek back left behind (dated later than market time now, or at the open it went back to)."""
     if began is None:
         return [], {}
     low, high = iso(began), iso(now)
+    if ends is not None:
+        high = min(high, iso(ends - timedelta(microseconds=1)))
     rows, before = [], None
     while True:
         cursor.execute(db.sql(
@@ -1051,7 +1057,6 @@ def rules_from(settings):
 def _period(text):
     """A period such as 1D, 2W, 3M, 1A as a timedelta."""
     import re
-    from datetime import timedelta
 
     match = re.fullmatch(r"([1-9][0-9]{0,3})([DWMA])", text or "")
     if not match:
