@@ -719,8 +719,33 @@ class GameCurve(Command):
                 (b"points", amp.AmpList([(b"day", amp.Unicode()), (b"equity", amp.Decimal())]))]
 
 
+#: An order as a player's portfolio shows it to others (GamePortfolio): as every command shows it, without the
+#: names its owner gave it or the ids the HTTP API knows it by.
+_SHOWN_ORDER = [f for f in _order_fields()
+                if f[0] not in (b"uuid", b"client_order_id", b"replaces_uuid", b"replaced_by_uuid")]
+
+
+class GamePortfolio(Command):
+    """A player's portfolio in a game, by their username: what Portfolio shows its owner (cash, equity,
+    positions with their quantity, average price, market value and unrealized P&L), its open ``orders``, and
+    a page of its history as History pages it: the newest ``limit`` (1-500, default 50) transactions, or those
+    before ``before``, oldest first; ``next_before`` pages further back.  ``removed``: when the creator removed
+    the player.  Who may ask: the game's creator (every player's portfolio, a removed player's too); its
+    players when the game shows portfolios (``show_portfolios``); a player their own.  Anyone else is refused
+    with portfolios_hidden whatever the username (and a private game is an unknown_game to outsiders), so
+    nobody learns who plays.  Nothing of the account but its username."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"username", amp.Unicode()),
+                 (b"limit", amp.Integer(optional=True)), (b"before", amp.Integer(optional=True))]
+    response = ([(b"game", amp.Unicode()), (b"username", amp.Unicode()), (b"removed", amp.DateTime(optional=True))]
+                + [f for f in Portfolio.response if f[0] != b"account_uuid"]
+                + [(b"orders", amp.AmpList(_SHOWN_ORDER))] + History.response)
+    #: The list ``next_before`` pages (the master fits each list to one AMP value: papertrader/master/protocol.py).
+    pages = "transactions"
+
+
 GAME_COMMANDS = (CreateGame, JoinGame, GameInvite, RemoveGamePlayer, EndGame, Games, ShowGame, GameLeaderboard,
-                 GameCurve)
+                 GameCurve, GamePortfolio)
 
 
 # --- portfolios ----------------------------------------------------------------
@@ -858,11 +883,14 @@ class Authenticate(Command):
 
 
 class QuotesTick(Command):
-    """Master pushes the newest quotes to every worker after each update.  With ``replace``, they are all the
-    quotes there are, instead of the ones that changed (a linked worker's first; market time was moved by a
-    seek or a loop): a symbol not among them has no quote."""
+    """Master pushes the newest quotes to every worker after each update (none, if none changed: market time
+    still moved).  With ``replace``, they are all the quotes there are, instead of the ones that changed (a
+    linked worker's first; market time was moved by a seek or a loop): a symbol not among them has no quote.
+    ``market_time`` and ``market_open`` are the market clock then, as ``Clock`` answers ``time`` and
+    ``is_open`` (a quote's time is its price's, such as a replayed session's close, not the market's)."""
 
-    arguments = [(b"quotes", amp.AmpList(_QUOTE)), (b"replace", amp.Boolean(optional=True))]
+    arguments = [(b"quotes", amp.AmpList(_QUOTE)), (b"replace", amp.Boolean(optional=True)),
+                 (b"market_time", amp.DateTime(optional=True)), (b"market_open", amp.Boolean(optional=True))]
     response = []
     requiresAnswer = False
 

@@ -144,6 +144,12 @@ class NotGameCreator(PaperTraderError):
     code = "not_game_creator"
 
 
+class PortfoliosHidden(PaperTraderError):
+    """Only the game's creator, and its players when the game shows portfolios, may see a player's portfolio."""
+
+    code = "portfolios_hidden"
+
+
 class GameClosed(PaperTraderError):
     """The game has ended: it takes no more players or changes."""
 
@@ -212,6 +218,7 @@ ALL_ERRORS = {
         UnknownGame,
         GameExists,
         NotGameCreator,
+        PortfoliosHidden,
         GameClosed,
         UnknownPortfolio,
         PortfolioNotEmpty,

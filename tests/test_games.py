@@ -20,6 +20,7 @@ from papertrader.errors import (
     InvalidInput,
     NotGameCreator,
     PaperTraderError,
+    PortfoliosHidden,
     UnknownGame,
 )
 from papertrader.market import calendar
@@ -49,7 +50,7 @@ def world(db, settings, clock, log):
     store = GameStore(db)
     trading.games = store
     games = GameCommands(db, store, PortfolioStore(db), trading.store, board, market_clock, clock, log,
-                         publish=published.extend)
+                         publish=published.extend, trading=trading)
     return World(db, settings, clock, log, board, trading, games, published)
 
 
@@ -405,3 +406,95 @@ async def test_the_leaderboard_comes_in_pages(world):
     for wrong in (dict(limit=0), dict(limit=501), dict(offset=-1)):
         with pytest.raises(InvalidInput):
             await world.games.game_leaderboard(teacher, world.stamp(), "Big Cup", **wrong)
+
+
+async def test_a_players_portfolio_is_the_creators_to_see_and_the_players_only_if_the_game_shows_it(world):
+    """game_portfolio: the creator sees every player's cash, positions, open orders and history, as the player
+    does; players see each other's only in a game that shows portfolios; anyone else is refused the same way
+    whether the username plays or not; nothing of the account but its username is in the answer."""
+    teacher, alice, bob, eve = [await world.user(n) for n in ("teacher", "alice", "bob", "eve")]
+    world.quote(AAPL="100", MSFT="50")
+    hidden = await world.create(teacher, name="Class 7B", private=True, commission="per_order:1.00")
+    assert hidden["show_portfolios"] is False  # the default
+    for player in (alice, bob):
+        await world.games.join_game(player, world.stamp(), "Class 7B", code=hidden["invite_code"])
+    await world.order(alice, "buy", "AAPL", "10", portfolio="Class 7B")
+    await world.order(alice, "buy", "MSFT", "4", portfolio="Class 7B")
+    await world.update(advance=timedelta(minutes=1), AAPL="100", MSFT="50")
+    await world.order(alice, "buy", "MSFT", "1", portfolio="Class 7B", type="limit", limit_price="1.00",
+                      time_in_force="gtc")
+    world.quote(AAPL="110", MSFT="50")
+
+    def portfolio(who, username, game="Class 7B", **more):
+        return world.games.game_portfolio(who, world.stamp(), game, username, **more)
+
+    seen = await portfolio(teacher, "ALICE")
+    own = await world.trading.portfolio(alice, world.stamp(), portfolio="Class 7B")
+    assert (seen["game"], seen["username"], seen["portfolio"]) == ("Class 7B", "alice", "Class 7B")
+    assert seen["cash"] == D("10000.00") - D("1000.00") - D("200.00") - 2 * D("1.00") == own["cash"]
+    assert seen["equity"] == own["equity"] == seen["cash"] + D("1100.00") + D("200.00")
+    assert seen["positions"] == own["positions"]
+    aapl = seen["positions"][0]
+    assert (aapl["symbol"], aapl["quantity"], aapl["average_price"], aapl["market_value"], aapl["unrealized_pl"]) == (
+        "AAPL", D("10"), D("100"), D("1100.00"), D("1100.00") - D("1001.00"))
+    assert [(o["symbol"], o["type"], o["limit_price"], o["status"]) for o in seen["orders"]] == [
+        ("MSFT", "limit", D("1.00"), "new")]
+    assert seen["open_orders"] == 1
+    assert [(t["kind"], t["symbol"], t["quantity"]) for t in seen["transactions"]] == [
+        ("fill", "AAPL", D("10")), ("fill", "MSFT", D("4"))]
+    # The account's username only: no email, no ids its owner or the HTTP API know it and its orders by.
+    assert "account_uuid" not in seen and "removed" not in seen and "next_before" not in seen
+    assert not {"uuid", "client_order_id"} & set(seen["orders"][0])
+    assert "example.com" not in repr(seen) and own["account_uuid"] not in repr(seen)
+
+    # History in pages, newest first, as the history command pages.
+    first = await portfolio(teacher, "alice", limit=1)
+    assert [t["symbol"] for t in first["transactions"]] == ["MSFT"] and first["next_before"]
+    older = await portfolio(teacher, "alice", limit=1, before=first["next_before"])
+    assert [t["symbol"] for t in older["transactions"]] == ["AAPL"] and "next_before" not in older
+    for wrong in (dict(limit=0), dict(limit=501)):
+        with pytest.raises(InvalidInput):
+            await portfolio(teacher, "alice", **wrong)
+
+    # The game hides portfolios: a player sees only their own; the refusal is the same for a player, someone
+    # who never played and a username nobody has.  Outsiders of a private game do not even see the game.
+    assert (await portfolio(bob, "bob"))["cash"] == D("10000.00")
+    refusals = set()
+    for username in ("alice", "teacher", "nobody_at_all"):
+        with pytest.raises(PortfoliosHidden) as refused:
+            await portfolio(bob, username)
+        assert refused.value.code == "portfolios_hidden"
+        refusals.add(refused.value.message)
+    assert len(refusals) == 1 and "nobody_at_all" not in refusals.pop()
+    for username in ("alice", "nobody_at_all"):
+        with pytest.raises(UnknownGame):
+            await portfolio(eve, username)
+    with pytest.raises(InvalidInput, match="does not play"):
+        await portfolio(teacher, "nobody_at_all")
+    with pytest.raises(InvalidInput, match="does not play"):
+        await portfolio(teacher, "eve")
+
+    # A public game that shows portfolios: its players see each other's; everyone else, still nobody's.
+    shown = await world.create(teacher, name="Open Book", show_portfolios=True)
+    assert shown["show_portfolios"] is True
+    assert (await world.games.show_game(eve, world.stamp(), "Open Book"))["show_portfolios"] is True
+    for player in (alice, bob):
+        await world.games.join_game(player, world.stamp(), "Open Book")
+    assert (await portfolio(bob, "alice", game="Open Book"))["username"] == "alice"
+    refusals = set()
+    for username in ("alice", "nobody_at_all"):
+        with pytest.raises(PortfoliosHidden) as refused:
+            await portfolio(eve, username, game="Open Book")
+        refusals.add(refused.value.message)
+    assert len(refusals) == 1
+
+    # A removed player: still the creator's to see (with when they were removed); to players they no longer play.
+    await world.games.remove_game_player(teacher, world.stamp(), "Open Book", "alice")
+    gone = await portfolio(teacher, "alice", game="Open Book")
+    assert gone["removed"] == world.now() and gone["username"] == "alice"
+    with pytest.raises(InvalidInput, match="does not play"):
+        await portfolio(bob, "alice", game="Open Book")
+    # ... and alice herself, out of the game, sees nobody's but her own.
+    assert (await portfolio(alice, "alice", game="Open Book"))["removed"] == world.now()
+    with pytest.raises(PortfoliosHidden):
+        await portfolio(alice, "bob", game="Open Book")

@@ -424,3 +424,40 @@ def test_daily_returns_by_hand():
     assert state.sharpe() == sharpe(D("100"), [D("110"), D("99"), D("108.9")]) == D("4.5826")
     broken = games.DailyReturns(D("100")).at(date(2026, 1, 1), D("0")).at(date(2026, 1, 2), D("5"))
     assert broken.at(date(2026, 1, 3), D("6")).sharpe() is None
+
+
+# --- who sees a player's portfolio -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("is_creator, playing, shown, own, allowed", [
+    (True, False, False, False, True),    # the creator, who does not play, in a game that hides portfolios
+    (True, True, False, False, True),     # the creator who also plays
+    (False, True, False, False, False),   # a player, portfolios hidden
+    (False, True, True, False, True),     # a player, portfolios shown
+    (False, False, True, False, False),   # an outsider of a public game that shows portfolios
+    (False, False, False, False, False),  # an outsider, hidden
+    (False, True, False, True, True),     # a player asking for their own
+    (False, False, False, True, True),    # a removed player asking for their own
+])
+def test_who_may_ask_for_a_players_portfolio(is_creator, playing, shown, own, allowed):
+    assert games.may_see_portfolios(is_creator, playing, shown, own) is allowed
+
+
+@given(st.booleans(), st.booleans(), st.booleans(), st.booleans())
+def test_the_creator_always_may_and_nobody_outside_the_game_ever_sees_another(is_creator, playing, shown, own):
+    """Whatever the setting: the creator may; whoever neither created the game nor plays in it sees no one's
+    portfolio but their own; the setting only ever opens portfolios to players."""
+    allowed = games.may_see_portfolios(is_creator, playing, shown, own)
+    if is_creator or own:
+        assert allowed
+    elif not playing:
+        assert not allowed
+    else:
+        assert allowed is shown
+
+
+def test_a_removed_players_portfolio_stays_the_creators_to_see():
+    assert games.shows_player(is_creator=True, removed=True)
+    assert not games.shows_player(is_creator=False, removed=True)  # to players, they no longer play
+    assert games.shows_player(is_creator=False, removed=True, own=True)
+    assert games.shows_player(is_creator=False, removed=False)

@@ -1,22 +1,27 @@
-"""Game commands: create, join, invite, remove a player, end, list, show, the leaderboard and a player's curve;
-and the leaderboard update after each market step.
+"""Game commands: create, join, invite, remove a player, end, list, show, the leaderboard, a player's curve and
+a player's portfolio; and the leaderboard update after each market step.
 
 The rules themselves are the trading core's (papertrader/trading/games.py); the store is
 papertrader/master/games.py.  Each method is one database transaction.  Who sees what: a public game is
 visible to everyone signed in (its leaderboard too); a private one only to its creator and its players —
-to anyone else it is an unknown game, whatever they ask.  Leaderboards name players by username only.
+to anyone else it is an unknown game, whatever they ask.  Leaderboards name players by username only.  A
+player's portfolio (``game_portfolio``) is seen by the game's creator, and by its players when the game shows
+portfolios (the core's rule: trading/games.py ``may_see_portfolios``); it is read by the trading commands'
+own portfolio, orders and history methods, as its owner sees it.
 
 Games run on the market's clock (the time orders are placed and filled at, ``papertrader clock``).
 """
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 from twisted.internet import defer
 
 from papertrader.app import authenticated
-from papertrader.errors import GameClosed, InvalidInput, NotGameCreator, UnknownGame, UnknownSymbol
+from papertrader.errors import GameClosed, InvalidInput, NotGameCreator, PortfoliosHidden, UnknownGame, UnknownSymbol
 from papertrader.master import games as store_module
+from papertrader.master import validation
 from papertrader.money import MAX_MONEY, money_text, parse_money
 from papertrader.trading import amend, margin
 from papertrader.trading.games import (
@@ -25,14 +30,24 @@ from papertrader.trading.games import (
     Player,
     commission_text,
     leaderboard,
+    may_see_portfolios,
     parse_commission,
     parse_percent,
     rank_by,
+    shows_player,
 )
 
 #: Unfinished games one account may have created at a time (an abuse limit).
 MAX_OPEN_GAMES_PER_CREATOR = 20
 MAX_BOARD_PAGE = 500
+#: Transactions a player's portfolio shows by default (GamePortfolio's limit), and at most; open orders at most.
+HISTORY_PAGE = 50
+MAX_HISTORY_PAGE = 500
+MAX_SHOWN_ORDERS = 500
+#: What a player's portfolio does not show others: the names its owner gave orders, the ids the HTTP API knows
+#: the portfolio and its orders by.
+NOT_SHOWN = ("account_uuid",)
+NOT_SHOWN_OF_ORDERS = ("uuid", "client_order_id", "replaces_uuid", "replaced_by_uuid")
 
 
 def game_view(game, players, account_id, membership=None, now=None, invite_code=None):
@@ -52,7 +67,7 @@ def game_view(game, players, account_id, membership=None, now=None, invite_code=
 
 class GameCommands:
     def __init__(self, db, store, portfolios, orders, board, market_clock, clock, log, publish=None,
-                 margin_allowed=True):
+                 margin_allowed=True, trading=None):
         self.db = db
         self.store = store
         self.portfolios = portfolios
@@ -66,6 +81,8 @@ class GameCommands:
         self.updates = 0
         #: Whether the operator offers margin accounts (setting margin_accounts): a game may not, otherwise.
         self.margin_allowed = margin_allowed
+        #: The trading commands (papertrader/app/trading.py): they read a player's portfolio, orders and history.
+        self.trading = trading
 
     def _recorded(self):
         from papertrader.times import utc
@@ -361,6 +378,51 @@ class GameCommands:
                                                     for d, e in self.store.curve(cursor, player.portfolio_id)]}
 
         return self.db.run(unit_of_work)
+
+    @authenticated
+    @defer.inlineCallbacks
+    def game_portfolio(self, session, stamp, name, username, limit=None, before=None):
+        """A player's portfolio in a game (commands.GamePortfolio): who may see it is decided first, from the
+        asker alone (so a refusal tells nothing of who plays), then the player is looked up; what is shown is
+        what the trading commands show the portfolio's owner, less the ids and names that are the owner's."""
+        limit = HISTORY_PAGE if limit is None else limit
+        validation.limit(limit, MAX_HISTORY_PAGE)
+        if before is not None:
+            validation.order_id(before)
+        asked = (username if isinstance(username, str) else "").strip()[:64].lower()
+
+        def unit_of_work(cursor):
+            game, membership = self._find(cursor, session.account_id, name)
+            is_creator = game.creator_id == session.account_id
+            playing = membership is not None and membership.removed is None
+            own = asked == session.username.lower()
+            if not may_see_portfolios(is_creator, playing, game.show_portfolios, own):
+                if game.show_portfolios:
+                    raise PortfoliosHidden(f"only the creator of {game.name} ({game.creator}) and its players may"
+                                           " see its players' portfolios")
+                raise PortfoliosHidden(f"only the creator of {game.name} ({game.creator}) may see its players'"
+                                       " portfolios: the game does not show them to its players")
+            cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"), (asked,))
+            row = cursor.fetchone()
+            player = self.store.membership(cursor, game, row[0]) if row else None
+            if player is None or not shows_player(is_creator, player.removed is not None, own):
+                raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
+            return game.name, row[1], player.removed, self.portfolios.get(cursor, player.portfolio_id)
+
+        game_name, player_name, removed, portfolio = yield self.db.run(unit_of_work)
+        # The trading commands read it as its owner's commands would: a session trading that portfolio.
+        theirs = replace(session, portfolio_id=portfolio.id, portfolio=portfolio)
+        held = yield self.trading.portfolio(theirs, stamp)
+        orders = yield self.trading.orders(theirs, stamp, MAX_SHOWN_ORDERS, status="open")
+        history = yield self.trading.history(theirs, stamp, limit, before=before)
+        answer = {k: v for k, v in held.items() if k not in NOT_SHOWN}
+        answer.update(game=game_name, username=player_name, transactions=history["transactions"],
+                      orders=[{k: v for k, v in o.items() if k not in NOT_SHOWN_OF_ORDERS} for o in orders["orders"]])
+        if history.get("next_before") is not None:
+            answer["next_before"] = history["next_before"]
+        if removed is not None:
+            answer["removed"] = removed
+        return answer
 
     # --- orders, the step, the leaderboard ----------------------------------------------------
 

@@ -158,7 +158,8 @@ class MasterProtocol(TypedAMP):
 
     @defer.inlineCallbacks
     def forward(self, command, received, client_ip, worker, **arguments):
-        """A stamped client command: the application answers it; lists are fitted to one AMP value."""
+        """A stamped client command: the application answers it; lists are fitted to one AMP value (the list
+        ``next_before`` pages, ``command.pages`` if it has more than one, then starts the next page where it ends)."""
         self._check_stamp(worker)
         stamp = Stamp(received, client_ip[:64], self.worker)
         answer = yield self.master.app.handle(command.__name__, stamp, arguments)
@@ -168,7 +169,7 @@ class MasterProtocol(TypedAMP):
                 rows = answer[key]
                 answer[key] = commands.fit(command, key, rows)
                 if len(answer[key]) < len(rows) and answer[key] and "id" in answer[key][0] and \
-                        any(k == b"next_before" for k, _ in command.response):
+                        any(k == b"next_before" for k, _ in command.response) and getattr(command, "pages", key) == key:
                     answer["next_before"] = answer[key][0]["id"]  # the next page starts where this one ends
         return answer
 

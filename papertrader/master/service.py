@@ -123,7 +123,7 @@ class Master(StagedService):
         self.game_store = self.trading.games = GameStore(self.db)
         self.games = GameCommands(self.db, self.game_store, self.portfolio_store, self.orders, self.board,
                                   self.market_clock, clock, self.log, publish=self.workers.push_order_events,
-                                  margin_allowed=settings.margin_accounts)
+                                  margin_allowed=settings.margin_accounts, trading=self.trading)
         self.app = Application(self.accounts, [
             AccountCommands(self.accounts, self.provider), self.trading, self.portfolios, self.games,
             MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
@@ -250,16 +250,23 @@ class Master(StagedService):
             out.append({k: v for k, v in quote.items() if v is not None})
         return out
 
+    def _market_now(self):
+        """The market clock now, as ``Clock`` answers it: QuotesTick's ``market_time`` and ``market_open``."""
+        now = self.market.market_clock.describe()
+        return dict(market_time=now["time"], market_open=now["is_open"])
+
     def push_quotes(self, step, quotes):
-        if quotes:
-            self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes, step.bars))
+        """After each update, even one that changed no quote: the market's time moved (the website shows it)."""
+        self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes, step.bars), **self._market_now())
 
     def send_snapshot(self, protocol):
-        protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()), replace=True)
+        protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()), replace=True,
+                            **self._market_now())
 
     def push_all_quotes(self, quotes):
         """Market time was moved: every worker's quotes are these."""
-        self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes), replace=True)
+        self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes), replace=True,
+                               **self._market_now())
 
 
 def makeService(options, reactor=None):
