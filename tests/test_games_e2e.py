@@ -136,3 +136,88 @@ async def test_removing_a_player_and_ending_a_game_need_yes_without_a_terminal(d
     assert status == 0, err
     status, out, err = await d.cli("game", "end", "Next Year", "--yes", user="teacher", json=False)
     assert (status, out) == (0, "Next Year ended before it started: no one traded in it.\n"), err
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_creator_sees_a_players_portfolio_and_players_only_when_the_game_shows_them(deployment):
+    """game portfolio through a worker to the master: the creator sees a player's cash, positions, open orders and
+    trades; players see each other's only in a game created with --show-portfolios; anyone else is refused the
+    same way whoever they ask for; the player's email is nowhere."""
+    d = deployment
+    for user in ("teacher", "alice", "bob", "eve"):
+        await register_and_login(d, user)
+    status, out, err = await d.cli("game", "create", "Class 7B", "--start", "2026-09-01", "--end", "2030-12-31",
+                                   "--cash", "25000", "--private", user="teacher")
+    assert status == 0, err
+    assert j(out)["show_portfolios"] is False
+    code = j(out)["invite_code"]
+    status, out, err = await d.cli("game", "create", "Open Book", "--start", "2026-09-01", "--end", "2030-12-31",
+                                   "--cash", "25000", "--show-portfolios", user="teacher", json=False)
+    assert status == 0 and "portfolios:    shown to every player" in out, (out, err)
+    for user in ("alice", "bob"):
+        for game in ("Class 7B", "Open Book"):
+            status, out, err = await d.cli("game", "join", game, "--code", code, user=user)
+            assert status == 0, err
+    for game in ("Class 7B", "Open Book"):
+        status, out, err = await d.cli("buy", "AAPL", "5", "--portfolio", game, user="alice")
+        assert status == 0, err
+    await d.tick()
+    status, out, err = await d.cli("sell", "AAPL", "2", "--portfolio", "Class 7B", user="alice")
+    assert status == 0, err
+    await d.tick()
+    status, out, err = await d.cli("buy", "MSFT", "1", "--limit", "1.00", "--tif", "gtc", "--portfolio",
+                                   "Class 7B", user="alice")
+    assert status == 0, err
+
+    status, out, err = await d.cli("game", "portfolio", "Class 7B", "alice", user="teacher")
+    assert status == 0, err
+    seen = j(out)
+    status, out, _ = await d.cli("portfolio", "--portfolio", "Class 7B", user="alice")
+    own = j(out)
+    assert (seen["game"], seen["username"]) == ("Class 7B", "alice")
+    assert (seen["cash"], seen["equity"], seen["positions"]) == (own["cash"], own["equity"], own["positions"])
+    [position] = seen["positions"]
+    assert (position["symbol"], position["quantity"]) == ("AAPL", "3")
+    assert {"average_price", "market_value", "unrealized_pl"} <= set(position)
+    assert [(o["symbol"], o["type"], o["limit_price"], o["status"]) for o in seen["orders"]] == [
+        ("MSFT", "limit", "1.00", "new")]
+    assert [(t["side"], t["quantity"]) for t in seen["transactions"]] == [("buy", "5"), ("sell", "2")]
+    assert "@" not in out and "account_uuid" not in seen
+    status, out, _ = await d.cli("history", "--portfolio", "Class 7B", user="alice")
+    assert seen["transactions"] == j(out)
+
+    # The text: the portfolio as 'portfolio' shows it, then its open orders and its trades; pages back.
+    status, out, err = await d.cli("game", "portfolio", "Class 7B", "alice", "--limit", "1", user="teacher",
+                                   json=False)
+    assert status == 0, err
+    assert out.startswith("game:") and "username:" in out and "alice" in out and "@" not in out
+    assert "\nOpen orders:\nID " in out and "\nTransactions:\nID " in out
+    transactions = out.split("\nTransactions:\n", 1)[1].splitlines()
+    assert len(transactions) == 2 and " sell " in transactions[1]  # the header and the newest
+    assert f"older ones: add --before {seen['transactions'][1]['id']}" in err
+
+    # Hidden from players: the same refusal for a player, a non-player and nobody; outsiders see no game.
+    refusals = set()
+    for username in ("alice", "eve", "nobody_here"):
+        status, out, err = await d.cli("game", "portfolio", "Class 7B", username, user="bob")
+        assert (status, j(out)["error"]) == (1, "portfolios_hidden"), out
+        refusals.add(j(out)["message"])
+    assert len(refusals) == 1
+    status, out, _ = await d.cli("game", "portfolio", "Class 7B", "alice", user="eve")
+    assert j(out)["error"] == "unknown_game"
+    status, out, _ = await d.cli("game", "portfolio", "Class 7B", "eve", user="teacher")
+    assert j(out)["error"] == "invalid_input" and "does not play" in j(out)["message"]
+
+    # Shown to players: bob sees alice's; eve, who does not play, still nobody's.
+    status, out, err = await d.cli("game", "portfolio", "Open Book", "alice", user="bob")
+    assert status == 0, err
+    assert [p["quantity"] for p in j(out)["positions"]] == ["5"]
+    for username in ("alice", "nobody_here"):
+        status, out, _ = await d.cli("game", "portfolio", "Open Book", username, user="eve")
+        assert j(out)["error"] == "portfolios_hidden"
+
+    # A removed player's portfolio stays the creator's to see.
+    status, out, err = await d.cli("game", "remove", "Class 7B", "alice", "--yes", user="teacher")
+    assert status == 0, err
+    status, out, err = await d.cli("game", "portfolio", "Class 7B", "alice", user="teacher")
+    assert status == 0 and j(out)["removed"] and j(out)["orders"] == [], err  # its open order was canceled

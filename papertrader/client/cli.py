@@ -88,7 +88,7 @@ MAX_LINE = 8192
 READ_ONLY = {commands.Whoami, commands.Assets, commands.Quote, commands.Candles, commands.GetOrder,
              commands.Orders, commands.Portfolio, commands.History, commands.Sessions, commands.Profile,
              commands.Watch, commands.WatchOrders, commands.Clock, commands.Portfolios, commands.Games,
-             commands.ShowGame, commands.GameLeaderboard, commands.GameCurve}
+             commands.ShowGame, commands.GameLeaderboard, commands.GameCurve, commands.GamePortfolio}
 #: What a worker that fails on the way can do to a command: the client tries another, or reports it.
 WORKER_TROUBLE = (NoWorker, Unreachable, WrongServer, BadCertificate, WorkerFailed, MasterUnavailable)
 
@@ -369,7 +369,7 @@ def yes_option(parser):
 
 def add_game_commands(command):
     """``papertrader game ACTION ...``: trading games (papertrader/app/games.py)."""
-    game = command("game", "trading games: create, join, invite, remove, end, list, show, leaderboard")
+    game = command("game", "trading games: create, join, invite, remove, end, list, show, leaderboard, portfolio")
     actions = game.add_subparsers(dest="game_action", metavar="ACTION", parser_class=Parser,
                                   help="what to do with games ('papertrader game ACTION --help' tells more)")
     actions.required = True
@@ -434,6 +434,15 @@ def add_game_commands(command):
     c.add_argument("--player", metavar="USERNAME", default=None,
                    help="show this player's equity curve instead, one point per market day (default: the"
                         " leaderboard)")
+    c = action("portfolio", "a player's portfolio in a game: cash, positions, open orders and trades (the creator"
+                            " sees every player's; players each other's if the game shows portfolios)")
+    c.add_argument("name", help="the game's name")
+    c.add_argument("player", help="the player's username")
+    c.add_argument("--limit", type=int, default=50, metavar="N",
+                   help="how many transactions, newest last (1-500, default 50)")
+    c.add_argument("--before", type=int, metavar="ID",
+                   help="only transactions older than this id: page back with the smallest id shown (default: the"
+                        " newest)")
 
 
 def parse(argv):
@@ -481,6 +490,29 @@ def order_rows(orders):
     its QUANTITY cell shows its notional instead, as dollars ('$500.00'); JSON keeps the orders as they are."""
     return [dict(o, quantity="$" + money_text(o["notional"]))
             if o.get("quantity") is None and o.get("notional") is not None else o for o in orders]
+
+
+HISTORY_COLUMNS = ["id", "time", "kind", "side", "symbol", "quantity", "price", "commission", "amount", "cash_after",
+                   "realized_pl", "details"]
+
+
+def portfolio_text(p, first=()):
+    """A Portfolio answer (or a player's in a game, with ``first`` fields before its own) as ``portfolio`` shows
+    it: (the data --json prints, the text)."""
+    data = dict(p, positions=[dict(pos, price=pos.get("price")) for pos in p["positions"]])
+    text = output.fields(data, list(first) + [
+        "portfolio", "kind", "cash", "buying_power", "equity", "realized_pl", "unrealized_pl", "change_today",
+        "open_orders", "long_market_value", "short_market_value", "initial_margin", "maintenance_margin",
+        "margin_call", "margin_call_deadline"])
+    if p.get("margin_call") is not None:
+        text += (f"\n\nMARGIN CALL: equity is {output.plain(p)['margin_call']} short of the maintenance"
+                 f" requirement; unless it is met by {output.plain(p)['margin_call_deadline']}, the platform"
+                 " sells (or covers) positions to meet it.")
+    if p["positions"]:
+        text += "\n\n" + output.table(data["positions"],
+                                      ["symbol", "quantity", "average_price", "price", "market_value",
+                                       "unrealized_pl", "unrealized_percent", "change_today"])
+    return data, text
 
 
 def first_of(*deferreds):
@@ -1293,20 +1325,7 @@ class CLI:
     @defer.inlineCallbacks
     def _portfolio_show(self):
         p = yield self.call(commands.Portfolio, token=self.token(), **self.in_portfolio())
-        data = dict(p, positions=[dict(pos, price=pos.get("price")) for pos in p["positions"]])
-        text = output.fields(data, ["portfolio", "kind", "cash", "buying_power", "equity", "realized_pl",
-                                    "unrealized_pl", "change_today", "open_orders", "long_market_value",
-                                    "short_market_value", "initial_margin", "maintenance_margin", "margin_call",
-                                    "margin_call_deadline"])
-        if p.get("margin_call") is not None:
-            text += (f"\n\nMARGIN CALL: equity is {output.plain(p)['margin_call']} short of the maintenance"
-                     f" requirement; unless it is met by {output.plain(p)['margin_call_deadline']}, the platform"
-                     " sells (or covers) positions to meet it.")
-        if p["positions"]:
-            text += "\n\n" + output.table(data["positions"],
-                                          ["symbol", "quantity", "average_price", "price", "market_value",
-                                           "unrealized_pl", "unrealized_percent", "change_today"])
-        self.emit(data, text)
+        self.emit(*portfolio_text(p))
 
     @defer.inlineCallbacks
     def do_history(self):
@@ -1315,9 +1334,7 @@ class CLI:
         arguments.update((yield self._generation()))
         answer = yield self.call(commands.History, token=self.token(), limit=self.args.limit, **arguments)
         rows = answer["transactions"]
-        self.emit(rows, output.table(rows, ["id", "time", "kind", "side", "symbol", "quantity", "price", "commission",
-                                            "amount", "cash_after", "realized_pl", "details"])
-                  if rows else "No transactions.")
+        self.emit(rows, output.table(rows, HISTORY_COLUMNS) if rows else "No transactions.")
         self._more(answer, rows)
 
     # --- games --------------------------------------------------------------------
@@ -1378,12 +1395,29 @@ class CLI:
         elif action == "show":
             game = yield self.call(commands.ShowGame, token=token, name=a.name)
             self.emit(game, self._game_text(game))
+        elif action == "portfolio":
+            yield self._game_portfolio(token)
         elif a.player:
             curve = yield self.call(commands.GameCurve, token=token, name=a.name, username=a.player)
             points = curve["points"]
             self.emit(curve, output.table(points, ["day", "equity"]) if points else "No points yet.")
         else:
             yield self._leaderboard(token)
+
+    @defer.inlineCallbacks
+    def _game_portfolio(self, token):
+        """``game portfolio NAME USERNAME``: shown as ``portfolio``, ``orders --status open`` and ``history`` show
+        one's own."""
+        a = self.args
+        arguments = {"before": a.before} if a.before is not None else {}
+        p = yield self.call(commands.GamePortfolio, token=token, name=a.name, username=a.player, limit=a.limit,
+                            **arguments)
+        data, text = portfolio_text(p, ["game", "username", "removed"])
+        orders, rows = p["orders"], p["transactions"]
+        text += "\n\nOpen orders:\n" + (output.table(order_rows(orders), ORDER_COLUMNS) if orders else "none")
+        text += "\n\nTransactions:\n" + (output.table(rows, HISTORY_COLUMNS) if rows else "none")
+        self.emit(data, text)
+        self._more(p, rows)
 
     @defer.inlineCallbacks
     def _leaderboard(self, token):
