@@ -560,6 +560,71 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(tmp_path, settings, clock,
+                                                                                 database_url):
+    """The leaderboard links each player to their portfolio's page (positions, open orders, trades) for the
+    game's creator, and for the players only in a game made with 'Players see each other's portfolios'; the
+    page of someone not allowed is refused the same whoever is asked for."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "dave")
+
+        async def person(name):
+            await worker.gateway.forward(commands.Register, dict(username=name, email=f"{name}@example.com",
+                                                                 password=PASSWORD), "127.0.0.1")
+            token = (await worker.gateway.forward(commands.Login, dict(username=name, password=PASSWORD,
+                                                                       remember=False), "127.0.0.1"))["token"]
+            return lambda command, **a: worker.gateway.forward(command, dict(a, token=token), "127.0.0.1")
+
+        alice, bob = await person("alice"), await person("bob")
+        game = dict(start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        assert (await site.post("/games", dict(game, name="Closed Book")))[0].code == 303
+        assert (await site.post("/games", dict(game, name="Open Book", show_portfolios="yes")))[0].code == 303
+        for name in ("Closed Book", "Open Book"):
+            for player in (alice, bob):
+                await player(commands.JoinGame, name=name)
+            await alice(commands.PlaceOrder, portfolio=name, client_order_id=f"buy-{name[:4]}", side="buy",
+                        symbol="AAPL", quantity="7")
+        await d.tick()
+        await alice(commands.PlaceOrder, portfolio="Closed Book", client_order_id="low", side="buy", symbol="MSFT",
+                    quantity="3", type="limit", limit_price="1.00", time_in_force="gtc")
+        await d.tick()
+
+        # The creator: every player's name on the leaderboard leads to their portfolio.
+        _, body = await site.get("/games/Closed%20Book")
+        assert "only its creator sees the players" in body
+        assert 'href="/games/Closed%20Book/players/alice"' in body and 'href="/games/Closed%20Book/players/bob"' in body
+        response, body = await site.get("/games/Closed%20Book/players/alice")
+        assert response.code == 200 and header(response, b"content-security-policy") == CSP
+        assert "<h1>alice in Closed Book</h1>" in body and "example.com" not in body
+        positions = body.split('id="player-positions-title"', 1)[1].split("</table>", 1)[0]
+        assert 'href="/asset/AAPL"' in positions and ">7<" in positions
+        orders = body.split('id="player-orders-title"', 1)[1].split("</table>", 1)[0]
+        assert "MSFT" in orders and "$1.00" in orders and "Cancel" not in orders  # nothing to act on
+        trades = body.split('id="player-trades-title"', 1)[1].split("</table>", 1)[0]
+        assert "Bought AAPL" in trades
+        response, body = await site.get("/games/Closed%20Book/players/nobody")
+        assert response.code == 404 and "does not play" in body
+
+        # A player of the game that hides them: no links, and the same refusal for a player and for nobody.
+        bob_site = Site(site.url)
+        _, body = await bob_site.get("/signin")
+        await bob_site.post("/signin", dict(username="bob", password=PASSWORD, csrf=bob_site.csrf(body)))
+        _, body = await bob_site.get("/games/Closed%20Book")
+        assert "/players/alice" not in body and 'href="/games/Closed%20Book/players/bob"' in body  # only their own
+        refusals = set()
+        for username in ("alice", "nobody"):
+            response, body = await bob_site.get(f"/games/Closed%20Book/players/{username}")
+            assert response.code == 403 and "alice in" not in body
+            refusals.add(re.search(r"<p>([^<]*)</p>", body.split("<main", 1)[1]).group(1))
+        assert len(refusals) == 1
+        # The game that shows them: bob opens alice's.
+        _, body = await bob_site.get("/games/Open%20Book")
+        assert "every player sees every player" in body and 'href="/games/Open%20Book/players/alice"' in body
+        response, body = await bob_site.get("/games/Open%20Book/players/alice")
+        assert response.code == 200 and "<h1>alice in Open Book</h1>" in body and "Bought AAPL" in body
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games(tmp_path, settings, clock,
                                                                                database_url):
     from datetime import datetime, timezone
@@ -674,7 +739,8 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         await d.tick()
         response, body = await site.get("/games/Web%20Cup")
         assert response.code == 200
-        row = re.search(r'<td class="num" data-label="Rank">1</td><td data-label="Player">dave</td>'
+        row = re.search(r'<td class="num" data-label="Rank">1</td><td data-label="Player">'
+                        r'<a href="/games/Web%20Cup/players/dave">dave</a></td>'  # their own portfolio's page
                         r'<td class="num" data-label="Equity">([^<]*)</td>', body)
         assert row is not None and row.group(1) == "$10,000.00"
         assert "dave@example.com" not in body and 'value="Web Cup"' in body  # your portfolio, to show

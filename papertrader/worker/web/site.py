@@ -20,8 +20,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from papertrader import commands
 from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
-                                PaperTraderError, ProviderLoginFailed, UnknownGame, UnknownOrder, UnknownPortfolio,
-                                UnknownSymbol)
+                                PaperTraderError, PortfoliosHidden, ProviderLoginFailed, UnknownGame, UnknownOrder,
+                                UnknownPortfolio, UnknownSymbol)
 from papertrader.times import parse_game_end, parse_when
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import preview as previews
@@ -904,12 +904,13 @@ class Website:
         form = {name: field(request, name, limit) for name, limit in
                 (("name", 64), ("start", 40), ("end", 40), ("cash", 32), ("assets", 4000), ("max_position", 16),
                  ("commission", 64), ("fill_model", 8))}
-        for name in ("private", "margin", "allow_short"):
+        for name in ("private", "margin", "allow_short", "show_portfolios"):
             form[name] = field(request, name, 4) == "yes"
         try:
             arguments = dict(name=form["name"], start=parse_when("first day", form["start"]),
                              end=parse_game_end(form["end"], "last day"), starting_cash=form["cash"],
-                             private=form["private"], margin=form["margin"] or form["allow_short"],
+                             private=form["private"], show_portfolios=form["show_portfolios"],
+                             margin=form["margin"] or form["allow_short"],
                              allow_short=form["allow_short"], commission=form["commission"] or None,
                              fill_model=form["fill_model"] or None,
                              max_position=form["max_position"].strip().rstrip("%") or None,
@@ -955,6 +956,27 @@ class Website:
     @signed_in()
     async def game(self, request, visit, name):
         return await self.game_html(request, visit, name)
+
+    @app.route("/games/<string:name>/players/<string:username>", methods=["GET"])
+    @signed_in()
+    async def game_player(self, request, visit, name, username):
+        """A player's portfolio in a game: its creator's to see, and its players' where the game shows
+        portfolios (GamePortfolio decides; a refusal is the same page whoever was asked for)."""
+        before = field(request, "before", 20)
+        before = int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
+        try:
+            answer = await self.call(visit, commands.GamePortfolio, name=name[:64], username=username[:64],
+                                     limit=HISTORY_PAGE, **({"before": before} if before else {}))
+        except (UnknownGame, InvalidInput) as e:
+            return html(request, views.error_page(self.chrome(request, visit, "games"), 404, "Not found",
+                                                  sentence(e.message)), 404)
+        except PortfoliosHidden as e:
+            return html(request, views.error_page(self.chrome(request, visit, "games"), 403, "Not shown",
+                                                  sentence(e.message)), 403)
+        if visit.portfolios is None:
+            await self.load_portfolios(request, visit)
+        chrome = self.chrome(request, visit, "games", await self.clock(visit))
+        return html(request, views.game_player_page(chrome, answer, before))
 
     def manage_game(self, request, visit, name, command, **arguments):
         """``command`` on the game ``name`` (its creator's): its answer, or the game's page saying why not."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
+from papertrader.trading.games import may_see_portfolios
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
@@ -1108,6 +1109,8 @@ def create_game_form(chrome, form):
         field_input("Starting cash", "cash", form.get("cash", ""), inputmode="decimal", maxlength="20",
                     hint="Each player's, e.g. 100000."),
         check_input("Private: players join with an invite code", "private", form.get("private")),
+        check_input("Players see each other's portfolios", "show_portfolios", form.get("show_portfolios"),
+                    hint="Their positions, open orders and trades. You, the creator, always see them."),
         more, button("Create the game", "btn primary"), cls="stack", label="Create a game")
 
 
@@ -1173,7 +1176,9 @@ def game_page(chrome, game, board, invite_code=None, error=None):
              ("Commission", game.get("commission") or "the server's"),
              ("Fills", game.get("fill_model") or "the server's"),
              ("Largest position",
-              fmt.percent(game["max_position"], signed=False) if game.get("max_position") is not None else "no limit")]
+              fmt.percent(game["max_position"], signed=False) if game.get("max_position") is not None else "no limit"),
+             ("Portfolios", "every player sees every player's" if game.get("show_portfolios") else
+              "only its creator sees the players'")]
     facts = h("dl", {"class": "facts"}, *[h("div", h("dt", label), h("dd", value)) for label, value in rules])
     mine = ""
     if game.get("portfolio"):
@@ -1182,7 +1187,11 @@ def game_page(chrome, game, board, invite_code=None, error=None):
                            h("input", {"type": "hidden", "name": "name", "value": game["portfolio"]}),
                            h("input", {"type": "hidden", "name": "back", "value": "/"}),
                            button("Show and trade it", "btn small"), cls="inline"))
-    rows = [h("tr", num(str(s["rank"]), header="Rank"), cell(s["username"], "Player"),
+    sees = may_see_portfolios(game["is_creator"], game["playing"], game.get("show_portfolios"))
+    rows = [h("tr", num(str(s["rank"]), header="Rank"),
+              cell(h("a", {"href": player_link(game["name"], s["username"])}, s["username"])
+                   if sees or s["username"].casefold() == (chrome.username or "").casefold() else s["username"],
+                   "Player"),
               num(fmt.money(s["equity"]), header="Equity"),
               num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"))
             for s in board["standings"]]
@@ -1196,3 +1205,68 @@ def game_page(chrome, game, board, invite_code=None, error=None):
              manage_game(chrome, game, board, invite_code, error),
              h("p", h("a", {"href": "/games"}, "All games")))
     return document(chrome, game["name"], main, page="game")
+
+
+def player_link(game_name, username):
+    """The page of a player's portfolio in a game."""
+    return game_link(game_name) + "/players/" + quote(username, safe="")
+
+
+PLAYER_POSITION_HEADERS = ["Symbol", ("Shares", "num"), ("Avg price", "num"), ("Last", "num"),
+                           ("Market value", "num"), ("Unrealized P&L", "num")]
+PLAYER_ORDER_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), "Time in force", "Placed"]
+
+
+def game_player_page(chrome, p, before=None):
+    """A player's portfolio in a game (a GamePortfolio answer), as its creator, or a fellow player where the
+    game shows portfolios, sees it: its figures, positions, open orders and trades (newest first), and nothing
+    to act on.  Nothing on it is live: the live connection values the visitor's own portfolio."""
+    values = summary_values(p)
+    figures = h("dl", {"class": "stats", "aria-label": "Portfolio summary"},
+                *[h("div", {"class": "stat"}, h("dt", label),
+                    h("dd", h("span", {"class": "value", "data-sign": values[key][1]}, values[key][0]),
+                      h("span", {"class": "note"}, values[key + "_note"][0]) if key + "_note" in values else ""))
+                  for label, key in (("Equity", "equity"), ("Cash", "cash"), ("Today's change", "change_today"),
+                                     ("Total P&L", "total_pl"))])
+    positions = [h("tr", h("th", {"scope": "row", "data-label": "Symbol"},
+                           h("a", {"href": f"/asset/{pos['symbol']}", "class": "sym"}, pos["symbol"])),
+                   num(fmt.quantity(pos["quantity"]), header="Shares"),
+                   num(fmt.price(pos["average_price"]), header="Avg price"),
+                   num(fmt.price(pos.get("price")), header="Last"),
+                   num(fmt.money(pos["market_value"]), header="Market value"),
+                   num(_pl_text(pos), sign=fmt.sign(pos["unrealized_pl"]), header="Unrealized P&L"))
+                 for pos in p["positions"]]
+    orders = [h("tr", h("th", {"scope": "row", "data-label": "Order"}, order_summary(o),
+                        h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"]))),
+                cell(fmt.TYPES.get(o["type"], o["type"]), "Type"), num(price_cell(o), header="Price"),
+                num(filled_cell(o), header="Filled"),
+                cell(fmt.TIFS.get(o["time_in_force"], o["time_in_force"]), "Time in force"),
+                cell(fmt.when(o["created"]), "Placed"))
+              for o in p["orders"]]
+    link = player_link(p["game"], p["username"])
+    pages = []
+    if p.get("next_before"):
+        pages.append(h("a", {"class": "btn small", "href": f"{link}?before={p['next_before']}"}, "Older trades"))
+    if before is not None:
+        pages.append(h("a", {"href": link}, "Newest"))
+    removed = h("p", {"class": "muted"}, f"Removed from the game {fmt.when(p['removed'])}: the portfolio takes no"
+                                         " more orders.") if p.get("removed") else ""
+    main = join(
+        h("p", {"class": "crumbs"}, h("a", {"href": "/games"}, "Games"), " / ",
+          h("a", {"href": game_link(p["game"])}, p["game"]), " / ", p["username"]),
+        h("section", {"class": "card"}, h("h1", f"{p['username']} in {p['game']}"), removed, figures),
+        h("section", {"class": "card", "aria-labelledby": "player-positions-title"},
+          h("h2", {"id": "player-positions-title"}, "Positions"),
+          table(PLAYER_POSITION_HEADERS, positions, caption="Positions", empty="No positions.",
+                cls="data stack-on-phone")),
+        h("section", {"class": "card", "aria-labelledby": "player-orders-title"},
+          h("h2", {"id": "player-orders-title"}, "Open orders"),
+          table(PLAYER_ORDER_HEADERS, orders, caption="Open orders", empty=EMPTY["open-orders"],
+                cls="data stack-on-phone")),
+        h("section", {"class": "card", "aria-labelledby": "player-trades-title"},
+          h("h2", {"id": "player-trades-title"}, "Trades"),
+          h("p", {"class": "muted"}, "Every fill, dividend and split of the portfolio, newest first."),
+          table(ACTIVITY_HEADERS, activity_rows(list(reversed(p["transactions"]))), caption="Trades",
+                empty=EMPTY["activities"], cls="data stack-on-phone"),
+          h("p", *pages) if pages else ""))
+    return document(chrome, f"{p['username']} in {p['game']}", main, page="game")
