@@ -825,3 +825,68 @@ def test_a_games_end_shows_its_last_day_and_when_its_creator_ended_it_early():
     assert game_end(dict(game, end=datetime(2016, 1, 22, 21, 0, tzinfo=utc))) == "2016-01-22 21:00 UTC"
     early = dict(game, ended_at=datetime(2016, 1, 19, 14, 30, tzinfo=utc))
     assert game_end(early) == "ended 2016-01-19 14:30 UTC, early (planned: 2016-01-22 (last day))"
+
+
+def header_market(body):
+    """What a page's header says of the market: {"market": [words, state], "clock": [market time, None]}."""
+    state, words = re.search(r'data-live="market" data-sign="(\w+)">([^<]*)<', body).groups()
+    return {"market": [words, state], "clock": [re.search(r'data-live="clock">([^<]*)<', body).group(1), None]}
+
+
+async def next_header(factory):
+    """The next "set" message that says the header's market clock (a page also gets others: a day's range...)."""
+    while True:
+        values = (await next_message(factory, "set"))["v"]
+        if "clock" in values:
+            return values
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path, settings, clock):
+    """A replay of daily bars an hour at a time: the updates inside a session bring no price, the one that
+    reaches its close brings the day's, and market time then waits at the next open.  Live, every page's header
+    says what a reload says (the market's time, open or closed), not the newest price's time."""
+    import os
+
+    replay = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay",
+                       assets=(), replay_files=replay, replay_start="2024-03-04", replay_end="2024-03-05",
+                       replay_step="1h") as (d, worker, site):
+        await signed_up(site, worker, "kim")
+        orders = await websocket(site, site.url)  # a page showing no prices
+        await bounded(orders.opened, "the connection")
+        orders.opened.result.sendMessage(json.dumps({"page": "orders"}).encode())
+        await next_message(orders, "ready")
+        _, body = await site.get("/orders")
+        # (the first update, at the start, played the first hour)
+        assert header_market(body) == {"market": ["Market open", "open"], "clock": ["2024-03-04 15:30 UTC", None]}
+        times = []
+        while not worker.quotes.all():  # the first session, an hour at a time, to its close
+            assert len(times) < 8, times
+            await d.tick()
+            live = await next_header(orders)
+            _, body = await site.get("/orders")
+            assert live == header_market(body)
+            times.append(live["clock"][0])
+        assert times == ["2024-03-04 16:30 UTC", "2024-03-04 17:30 UTC", "2024-03-04 18:30 UTC",
+                         "2024-03-04 19:30 UTC", "2024-03-04 20:30 UTC",
+                         "2024-03-05 14:30 UTC"]  # the close played: market time waits at the next open
+        [symbol, *_] = [q["symbol"] for q in worker.quotes.all()]
+        assert fmt.when(worker.quotes.get(symbol)["time"]) == "2024-03-04 21:00 UTC"  # the price's time
+
+        # An asset page: its prices and the header in one message; the last session played, the replay ends
+        # and the market is closed for good.
+        asset = await websocket(site, site.url)
+        await bounded(asset.opened, "the connection")
+        asset.opened.result.sendMessage(json.dumps({"page": "asset", "symbol": symbol, "interval": "1d"}).encode())
+        await next_message(asset, "ready")
+        while not any(q["time"].day == 5 for q in worker.quotes.all()):
+            assert len(times) < 16, times
+            await d.tick()
+            live = await next_header(asset)
+            assert await next_header(orders) == {k: live[k] for k in ("market", "clock")}  # every page, alike
+            times.append(live["clock"][0])
+        assert live[f"quote.{symbol}.price"][0] == fmt.price(worker.quotes.get(symbol)["price"])
+        _, body = await site.get(f"/asset/{symbol}")
+        assert header_market(body) == {k: live[k] for k in ("market", "clock")}
+        assert live["market"] == ["Market closed", "closed"] and live["clock"] == ["2024-03-06 14:30 UTC", None]

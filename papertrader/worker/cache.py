@@ -35,16 +35,25 @@ class QuoteCache:
         self._quotes = {}
         #: Each quote's answer to ``Quote`` as AMP bytes, made at its first request after each update.
         self._answers = {}
+        #: The market clock at the newest update, ``{"time", "is_open"}`` as ``Clock`` answers them (None until
+        #: the master said it).
+        self.market = None
+        #: Called with ``market`` after each update that said it (the website's pages show it in their header).
+        self.on_market = []
 
-    def update(self, quotes, replace=False):
+    def update(self, quotes, replace=False, market=None):
         """Take the master's quotes as they come: it pushes them in order on one connection (and a replay
         moved back in time sends older ones that are nevertheless the newest); with ``replace`` they are all
-        there are."""
+        there are.  ``market``: the market clock then."""
         if replace:
             self._quotes, self._answers = {}, {}
         for quote in quotes:
             self._quotes[quote["symbol"]] = {k: v for k, v in quote.items() if v is not None}
             self._answers.pop(quote["symbol"], None)
+        if market is not None:
+            self.market = market
+            for notify in list(self.on_market):
+                notify(market)
 
     def get(self, symbol):
         return self._quotes.get(symbol)

@@ -69,10 +69,12 @@ class WorkerToMaster(TypedAMP):
         self.worker.log.failure("{what} failed", failure, what=what)
 
     @commands.QuotesTick.responder
-    def quotes_tick(self, quotes, replace=False):
+    def quotes_tick(self, quotes, replace=False, market_time=None, market_open=None):
         self.worker.link.heard()
-        self.worker.quotes.update(quotes, replace)
-        self.worker.candles.clear()  # an update brings a new candle
+        market = None if market_time is None else {"time": market_time, "is_open": bool(market_open)}
+        self.worker.quotes.update(quotes, replace, market)
+        if quotes or replace:
+            self.worker.candles.clear()  # an update brings a new candle
         self.worker.fanout.publish([(quote["symbol"], quote) for quote in quotes])
         return {}
 

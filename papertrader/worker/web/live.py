@@ -10,7 +10,9 @@ stops or is kicked.
 What it sends, as JSON text messages, each already formatted by the server (the page does no money
 arithmetic):
 
-- ``{"t": "set", "v": {key: [text, sign]}}``: new text for the elements ``data-live=key``;
+- ``{"t": "set", "v": {key: [text, sign]}}``: new text for the elements ``data-live=key``; after every update,
+  the header's market clock among them (``market``: open or closed, ``clock``: the market's time, as the
+  master's QuotesTick says them: what a reload shows, not the time of the newest price);
 - ``{"t": "html", "v": {name: html}}``: a part that changed shape (``data-section=name``), rendered by
   the same functions as the page (papertrader/worker/web/views.py);
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
@@ -191,6 +193,8 @@ class View:
         self.portfolio_uuid = None
         self.starting_cash = None
         self.quotes = {}
+        #: The market clock of the newest update not sent yet (the header's; None: none).
+        self._market = None
         self._quotes_due = None
         self._refresh = None
         self._again = False
@@ -235,28 +239,38 @@ class View:
         if self.page in ("dashboard", "asset"):
             self.portfolio = yield self.portfolio_now()
         self.live.watch(self.conn, self.symbols())
+        if self.live.worker.quotes.market is not None:  # an update may have come since the page was made
+            self.conn.send({"t": "set", "v": views.market_values(self.live.worker.quotes.market)})
         self.conn.send({"t": "ready"})
 
     # --- prices ----------------------------------------------------------------------------------------
 
     def quote(self, quote):
         self.quotes[quote["symbol"]] = quote
+        self._due()
+
+    def market(self, market):
+        """The market clock of an update (every page's header shows it, as a reload would: a price's time is
+        not the market's)."""
+        self._market = market
+        self._due()
+
+    def _due(self):
         if self._quotes_due is None:
             self._quotes_due = self.live.reactor.callLater(0, self._send_quotes)
 
     def _send_quotes(self):
         self._quotes_due = None
         quotes, self.quotes = self.quotes, {}
-        values = {}
-        if self.portfolio is not None and new_day(self.portfolio, quotes):
+        market, self._market = self._market, None
+        values = {} if market is None else views.market_values(market)
+        if self.portfolio is not None and quotes and new_day(self.portfolio, quotes):
             self.refresh()  # a new session: the day's figures (today's change) are the master's to give
-        elif self.portfolio is not None:
+        elif self.portfolio is not None and quotes:
             self.portfolio = revalue(self.portfolio, quotes)
             values.update(views.summary_values(self.portfolio))
             values.update(views.position_values(self.portfolio))
         latest = max((q["time"] for q in quotes.values()), default=None)
-        if latest is not None:
-            values["clock"] = (fmt.when(latest), None)
         if self.page == "asset" and self.symbol in quotes:
             values.update(views.quote_values(self.symbol, quotes[self.symbol]))
             self.live.worker.reactor.callLater(0, self._send_candle)
@@ -389,6 +403,7 @@ class Live:
         self.connections = set()
         self._by_session = {}
         worker.sessions.on_forget.append(self.session_ended)
+        worker.quotes.on_market.append(self.market_moved)
         self._checks = task.LoopingCall(self.check_sessions)
         self._checks.clock = worker.clock
 
@@ -447,6 +462,15 @@ class Live:
             conn.send({"t": "notice", "code": failure.value.code, "text": failure.value.message})
         else:
             self.worker.log.failure("website: subscribing a page failed", failure)
+
+    def market_moved(self, market):
+        """An update said the market clock: every page's header shows it (with the page's prices of that update,
+        in one message)."""
+        for conn in self.connections:
+            if conn.view is not None:
+                conn.view.market(market)
+            else:
+                conn.send({"t": "set", "v": views.market_values(market)})
 
     def session_ended(self, token_hash):
         """The master said a session ended (or a command found it ended): its pages go to sign-in."""

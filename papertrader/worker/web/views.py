@@ -153,19 +153,24 @@ def header(chrome):
                                                 h("span", {"class": "tagline"}, "Practise investing with fake money")))
     tabs = [h("a", {"href": href, "aria-current": "page" if chrome.tab == name else None}, label)
             for name, href, label in NAV]
-    clock = chrome.clock or {}
     market = ""
-    if clock:
-        market = h("span", {"class": "market", "data-open": "yes" if clock.get("is_open") else "no"},
-                   h("span", {"class": "dot", "aria-hidden": "true"}),
-                   "Market open" if clock.get("is_open") else "Market closed", " · ",
-                   live("clock", fmt.when(clock.get("time"))))
+    if chrome.clock:
+        shown = market_values(chrome.clock)
+        market = h("span", {"class": "market"}, live("market", *shown["market"]), " · ", live("clock", *shown["clock"]))
     return h("header", {"class": "top"},
              h("div", {"class": "wrap bar"}, brand, market,
                h("div", {"class": "who"}, portfolio_selector(chrome), h("span", {"class": "user"}, chrome.username),
                  post_form("/signout", chrome.csrf, button("Sign out", "btn small ghost"), cls="inline",
                            label="Sign out"))),
              h("nav", {"class": "tabs", "aria-label": "Main"}, h("div", {"class": "wrap"}, *tabs)))
+
+
+def market_values(clock):
+    """The header's market clock (a ``Clock`` answer, or the market clock a QuotesTick carries), as the live
+    connection's values: whether the market is open (the sign colours its dot), and the market's time."""
+    is_open = bool(clock.get("is_open"))
+    return {"market": ("Market open" if is_open else "Market closed", "open" if is_open else "closed"),
+            "clock": (fmt.when(clock.get("time")), None)}
 
 
 def portfolio_selector(chrome):
