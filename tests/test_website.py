@@ -890,3 +890,34 @@ async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path,
         _, body = await site.get(f"/asset/{symbol}")
         assert header_market(body) == {k: live[k] for k in ("market", "clock")}
         assert live["market"] == ["Market closed", "closed"] and live["clock"] == ["2024-03-06 14:30 UTC", None]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_live_update_bigger_than_what_a_page_may_send_still_reaches_the_page(tmp_path, settings, clock):
+    """The orders page of someone with many orders: its refreshed table is far more than the 4 KB a page may
+    send the server; it came to nothing ("tried to send WebSocket message ... exceeding payload limit"), and the
+    page went on showing an expired order as open, with a Cancel button that could only fail."""
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, fill_model="ideal") as (
+            d, worker, site):
+        _, forward = await signed_up(site, worker, "otto")
+        for n in range(12):
+            await forward(commands.PlaceOrder, symbol="AAPL", side="buy", type="limit", limit_price="1.00",
+                          time_in_force="gtc", quantity="1", client_order_id=f"cheap-{n}")
+        live = await websocket(site, site.url)
+        await bounded(live.opened, "the connection")
+        live.opened.result.sendMessage(json.dumps({"page": "orders"}).encode())
+        await next_message(live, "ready")
+        from papertrader.worker.web.live import MAX_MESSAGE
+
+        last = await forward(commands.PlaceOrder, symbol="AAPL", side="buy", type="market", time_in_force="day",
+                             quantity="1", client_order_id="now")
+        mark = f'data-order="{last["uuid"]}"'
+        await d.tick()  # it fills: the page hears of it, and gets its tables again
+        toast = await next_message(live, "toast")
+        assert toast["text"].startswith("Filled"), toast
+        for _ in range(3):  # (the refresh the order's arrival began may come first)
+            sections = (await next_message(live, "html"))["v"]
+            if mark in sections["closed-orders"]:
+                break
+        assert mark in sections["closed-orders"] and mark not in sections["open-orders"], sections
+        assert len(json.dumps(sections)) > MAX_MESSAGE  # the twelve orders still open: 12 KB

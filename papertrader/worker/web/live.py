@@ -56,6 +56,8 @@ SIGNED_OUT = 4001
 PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order", "other")
 #: Seconds between checks that the session is still live (it may expire or go idle on the master).
 SESSION_CHECK = 60
+#: Bytes of one message a page may send (autobahn's limit, which applies to what it sends as well: ``send``
+#: lifts it for the server's own messages, whose size the pages' data bounds).
 MAX_MESSAGE = 4096
 #: Messages a page may send a minute (it sends one per page view): more closes its connection.
 MAX_MESSAGES = 30
@@ -150,7 +152,11 @@ class LiveProtocol(WebSocketServerProtocol):
 
     def send(self, message):
         if self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendMessage(json.dumps(message, separators=(",", ":")).encode("utf-8"), isBinary=False)
+            limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0  # a limit on what pages send only
+            try:
+                self.sendMessage(json.dumps(message, separators=(",", ":")).encode("utf-8"), isBinary=False)
+            finally:
+                self.maxMessagePayloadSize = limit
 
     def signed_out(self):
         self.send({"t": "signed_out"})
