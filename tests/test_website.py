@@ -76,6 +76,15 @@ class Site:
         self._remember(response)
         return response, await response.text("utf-8")
 
+    async def refused(self, path, fields, where):
+        """POST a form the site refuses: POST/redirect/GET, as a success: the answer sends the browser (303) to
+        ``where``, the form's page, which says why (the body of that GET: a Back or a reload sends no POST)."""
+        response, _ = await self.post(path, fields)
+        assert (response.code, header(response, b"location")) == (303, where)
+        response, body = await self.get(where)
+        assert response.code == 200
+        return body
+
     @staticmethod
     def csrf(body):
         return re.search(r'name="csrf" value="([0-9a-f]{64})"', body).group(1)
@@ -145,8 +154,10 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         response, _ = await site.post("/register", dict(account, username="carol", email="carol@example.com",
                                                         csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/signin")
-        response, body = await site.post("/signin", dict(username="carol", password="wrong one!", csrf=csrf))
-        assert response.code == 422 and "Wrong username or password." in body
+        body = await site.refused("/signin", dict(username="carol", password="wrong one!", csrf=csrf), "/signin")
+        assert "Wrong username or password." in body and 'value="carol"' in body and "wrong one!" not in body
+        _, body = await site.get("/signin")
+        assert "Wrong username or password." not in body  # said once: a reload shows the form afresh
         response, body = await site.post("/signin", dict(username="carol", password=PASSWORD, csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/")
         session = [c for c in response.headers.getRawHeaders(b"set-cookie") if c.startswith(b"__Host-pt_session=")][0]
@@ -214,9 +225,10 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert len((await worker.gateway.forward(commands.ApiKeys, dict(token=token), "127.0.0.1"))["keys"]) == 2
 
         # The account page's forms: a wrong current password is said so; keys revoked; sessions ended.
-        response, body = await site.post("/account/password", dict(old_password="not it at all", csrf=csrf,
-                                                                   new_password="a brand new passphrase"))
-        assert response.code == 422 and "The current password is wrong." in body
+        body = await site.refused("/account/password", dict(old_password="not it at all", csrf=csrf,
+                                                            new_password="a brand new passphrase"), "/account")
+        assert "The current password is wrong." in body and "not it at all" not in body
+        assert "__Host-pt_flash" not in site.cookies  # (no password was kept in it either)
         status, out, _ = await d.cli("login", "carol", "--password-stdin", stdin=PASSWORD + "\n", user="carol")
         assert status == 0
         sessions = (await worker.gateway.forward(commands.Sessions, dict(token=token), "127.0.0.1"))["sessions"]
@@ -450,8 +462,9 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
         # Rename: not without the token; a name taken is refused on the page; the pages go on showing it.
         response, _ = await site.post("/portfolios/rename", dict(name="Growth", new_name="Value"))
         assert response.code == 403 and "Growth" in await names()
-        response, body = await site.post("/portfolios/rename", dict(name="Growth", new_name=main, csrf=csrf))
-        assert response.code == 422 and 'class="flash error"' in body and f'value="{main}"' in body
+        body = await site.refused("/portfolios/rename", dict(name="Growth", new_name=main, csrf=csrf),
+                                  "/portfolios/manage?name=Growth")
+        assert 'class="flash error"' in body and f'value="{main}"' in body
         response, _ = await site.post("/portfolios/rename", dict(name="Growth", new_name="Value", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/portfolios")
         assert await names() == {main: True, "Value": False}
@@ -463,8 +476,9 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
         # pages show the default portfolio again.
         response, _ = await site.post("/portfolios/close", dict(name="Value", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Value")
-        response, body = await site.post("/portfolios/close", dict(name="Value", confirm="yes", csrf=csrf))
-        assert response.code == 422 and 'class="flash error"' in body and "open order" in body
+        body = await site.refused("/portfolios/close", dict(name="Value", confirm="yes", csrf=csrf),
+                                  "/portfolios/manage?name=Value")
+        assert 'class="flash error"' in body and "open order" in body
         await forward(commands.CancelAllOrders, portfolio="Value")
         response, _ = await site.post("/portfolios/close", dict(name="Value", confirm="yes", csrf=csrf))
         assert response.code == 303 and await names() == {main: True}
@@ -478,6 +492,8 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
         assert response.code == 303 and await names() == {main: False, "Second": True}
         assert site.cookies["__Host-pt_portfolio"] == main
         response, _ = await site.post("/portfolios/default", dict(name="Nothing", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Nothing")
+        response, _ = await site.get("/portfolios/manage?name=Nothing")
         assert response.code == 404
         response, _ = await site.post("/portfolios/close", dict(name=main, confirm="yes", csrf=csrf))
         assert response.code == 303 and await names() == {"Second": True}
@@ -503,11 +519,11 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
 
         # Made from the games page: not without the token; a refusal is said on the page, the form kept.
         assert (await site.post("/games", dict(game, csrf="")))[0].code == 403
-        response, body = await site.post("/games", dict(game, assets="AAPL, NOPE"))
-        assert response.code == 422 and 'class="flash error"' in body and "NOPE" in body
+        body = await site.refused("/games", dict(game, assets="AAPL, NOPE"), "/games")
+        assert 'class="flash error"' in body and "NOPE" in body
         assert 'value="Open Cup"' in body
-        response, body = await site.post("/games", dict(game, end="someday"))
-        assert response.code == 422 and "Last day: a day (YYYY-MM-DD)" in body
+        body = await site.refused("/games", dict(game, end="someday"), "/games")
+        assert "Last day: a day (YYYY-MM-DD)" in body and 'value="someday"' in body
         response, _ = await site.post("/games", game)
         assert (response.code, header(response, b"location")) == (303, "/games/Open%20Cup")
         shown = await frank(commands.ShowGame, name="Open Cup")
@@ -540,8 +556,9 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         response, _ = await site.post("/games/Secret%20Cup/remove", dict(username="frank", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/games/Secret%20Cup")
         assert (await gina(commands.ShowGame, name="Secret Cup"))["players"] == 1
-        response, body = await site.post("/games/Secret%20Cup/remove", dict(username="nobody", csrf=csrf))
-        assert response.code == 422 and 'class="flash error"' in body
+        body = await site.refused("/games/Secret%20Cup/remove", dict(username="nobody", csrf=csrf),
+                                  "/games/Secret%20Cup")
+        assert 'class="flash error"' in body
         response, _ = await site.post("/games/Secret%20Cup/end", dict(csrf=""))
         assert response.code == 403
 
@@ -643,8 +660,8 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         response, body = await site.get("/portfolios")
         assert response.code == 200 and "Growth" in body and "$5,000.00" in body and default["name"] in body
         assert 'id="f-shown-portfolio"' in body  # the navigation's selector, now that there are two
-        response, body = await site.post("/portfolios", dict(name="growth", csrf=csrf))
-        assert response.code == 422 and 'class="flash error"' in body
+        body = await site.refused("/portfolios", dict(name="growth", cash="12.5", csrf=csrf), "/portfolios")
+        assert 'class="flash error"' in body and 'value="growth"' in body and 'value="12.5"' in body
 
         # The selector: refused without the token; with it, a cookie holding only the name.
         response, _ = await site.post("/portfolios/use", dict(name="Growth"))
@@ -734,8 +751,8 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         assert (response.code, header(response, b"location")) == (303, "/games/Web%20Cup")
         _, body = await site.get("/games/Web%20Cup")
         assert f"The pages still show and trade portfolio {default['name']}" in body  # not the game's yet
-        response, body = await site.post("/games/join", dict(name="No Such Cup", csrf=csrf))
-        assert response.code == 422 and 'class="flash error"' in body
+        body = await site.refused("/games/join", dict(name="No Such Cup", csrf=csrf), "/games")
+        assert 'class="flash error"' in body and 'value="No Such Cup"' in body
         await d.tick()
         response, body = await site.get("/games/Web%20Cup")
         assert response.code == 200
@@ -794,24 +811,23 @@ async def test_the_websites_refusals_are_in_its_own_words(tmp_path, settings, cl
         symbol = worker.quotes.all()[0]["symbol"]
         order = dict(side="buy", type="market", amount_by="dollars", notional="0.50", time_in_force="day",
                      csrf=csrf)
-        response, body = await site.post(f"/asset/{symbol}/order", order)
-        assert response.code == 422
+        body = await site.refused(f"/asset/{symbol}/order", dict(order, client_order_id="mine-1"), f"/asset/{symbol}")
+        assert 'value="0.50"' in body and 'value="mine-1"' in body  # as typed; sent again, the same order
         assert "The amount must be from $1.00 to $1,000,000,000.00, in dollars and cents." in body
         assert "1000000000" not in body
         # A game that would start after the replay's last day: the market's time is the page's clock.
         game = dict(name="Late Cup", start="2030-09-01", end="2030-12-31", cash="10000", csrf=csrf)
-        response, body = await site.post("/games", game)
-        assert response.code == 422 and "The game would start after the replay's last day" in body
+        body = await site.refused("/games", game, "/games")
+        assert "The game would start after the replay's last day" in body
         assert "papertrader clock" not in body and "(the clock at the top of the page)" in body
         # Signing in too often: the wait is in words, singular when it is one second.
         stranger = Site(site.url)
         _, body = await stranger.get("/signin")
         attempt = dict(username="ines", password="not the password", csrf=stranger.csrf(body))
         for _ in range(2):
-            response, body = await stranger.post("/signin", attempt)
-            assert "Wrong username or password." in body
-        response, body = await stranger.post("/signin", attempt)
-        assert response.code == 422 and "try again in 1 second." in body and "1 seconds" not in body
+            assert "Wrong username or password." in await stranger.refused("/signin", attempt, "/signin")
+        body = await stranger.refused("/signin", attempt, "/signin")
+        assert "try again in 1 second." in body and "1 seconds" not in body
 
 
 def test_a_games_end_shows_its_last_day_and_when_its_creator_ended_it_early():

@@ -100,6 +100,20 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.page("asset")
         await b.wait_text(".flash", f"Buy 10 AAPL in portfolio default (limit {fmt.price(limit)}, Day): open.")
         await b.wait_text("[data-section='symbol-orders']", "Buy 10 AAPL")
+        # A refused order: the page of the ticket again (a GET: POST/redirect/GET), with why and what was typed;
+        # a reload shows the ticket afresh and sends nothing again (no "Confirm form resubmission").
+        await b.click("label[for='t-side-sell']")
+        await b.fill({"#t-type": "market", "#t-qty": "3"})
+        await b.click("#place-order")
+        await b.page("asset")
+        await b.wait_text("#form-error", "short selling is not allowed")
+        assert await b.attribute("#t-qty", "value") == "3" and await b.attribute("#t-side-sell", "checked")
+        assert await b.script("return performance.getEntriesByType('navigation')[0].type") == "navigate"
+        await b.script("location.reload()")
+        await b.wait(lambda dr: dr.find_element("tag name", "body").get_attribute("data-page") == "asset" and
+                     not dr.find_elements("id", "form-error"), "the ticket afresh")
+        assert await b.script("return performance.getEntriesByType('navigation')[0].type") == "reload"
+        assert await b.attribute("#t-qty", "value") in ("", None)
 
         # See it open on the orders page, then cancel it.
         await b.click("nav a[href='/orders']")

@@ -5,11 +5,14 @@ sends (papertrader/commands.py), passed on to the master through the worker's ga
 the time, the browser's address and this worker, checked by the worker's own abuse limits, answered
 by the one application layer.  A signed-in request carries the session cookie (security.py); a form
 POST must carry its CSRF token and come from this site.  After a successful POST the browser is sent
-on (303) with a short flash message; a refused one gets the form again with the reason.
+on (303) with a short flash message; a refused one is sent back (303) to the page of its form, which shows
+the reason beside the form filled in as it was sent (never a password), once: so the browser's Back and
+reload never send a POST again (``refuse``, ``refusal``).
 """
 
 import collections
 import functools
+import json
 import secrets
 import uuid
 from urllib.parse import urlencode
@@ -37,6 +40,9 @@ CLOSED_PAGE = 50
 OPEN_PAGE = 100
 HISTORY_PAGE = 50
 MAX_FIELD = 1024
+#: Characters (as JSON) of what a refused form's fields may keep for its page: the flash cookie stays far under
+#: the 4 kB a browser keeps; beyond, the longest fields are left out (the page shows them empty).
+MAX_KEPT = 2000
 #: Commands with a ``portfolio`` argument that is not the portfolio shown (an API key names its own).
 PORTFOLIO_OF_ITS_OWN = (commands.CreateApiKey,)
 
@@ -91,6 +97,29 @@ def redirect(request, where):
     request.setHeader(b"Location", where.encode("utf-8"))
     request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
     return b""
+
+
+def refuse(request, where, which, why, form=None):
+    """A refused form, answered POST/redirect/GET as a success is: back (303) to ``where``, whose page shows
+    ``why`` beside its form ``which`` filled in with ``form`` (what was typed: never a password), once."""
+    kept = {k: v for k, v in (form or {}).items() if v not in (None, "")}
+    while len(json.dumps(kept)) > MAX_KEPT:
+        kept.pop(max(kept, key=lambda k: len(json.dumps(kept[k]))))
+    security.set_flash(request, why, "error", w=which, f=kept)
+    return redirect(request, where)
+
+
+def refusal(chrome, *which):
+    """The refusal the redirect to this page brought (``refuse``) of one of its forms ``which``: (that form's
+    name, why, what was typed), taken from the chrome (the page shows it beside the form, not at the top); else
+    (None, None, {})."""
+    flash = chrome.flash or {}
+    if flash.get("w") not in which:
+        return None, None, {}
+    chrome.flash = None
+    form = flash.get("f")
+    form = {k: v for k, v in form.items() if isinstance(v, (str, bool))} if isinstance(form, dict) else {}
+    return flash["w"], flash["m"], form
 
 
 def safe_back(path, default):
@@ -331,7 +360,10 @@ class Website:
             # A page whose live connection heard that its session ended sends the browser here so.
             chrome.flash = {"m": views.SESSION_ENDED, "k": "error"}
         username = (chrome.flash or {}).get("u", "")
-        return html(request, views.signin_page(chrome, username=username if isinstance(username, str) else ""))
+        _, error, form = refusal(chrome, "signin")
+        username = form.get("username", username)
+        return html(request, views.signin_page(chrome, username=username if isinstance(username, str) else "",
+                                               error=error))
 
     @app.route("/signin", methods=["POST"])
     @action(needs_session=False)
@@ -349,8 +381,9 @@ class Website:
         self.start_session(request, answer, remember)
         return redirect(request, "/")
 
-    def _signin_again(self, request, username, error):
-        return html(request, views.signin_page(self.chrome(request), username=username, error=error), 422)
+    @staticmethod
+    def _signin_again(request, username, error):
+        return refuse(request, "/signin", "signin", error, {"username": username})
 
     def start_session(self, request, answer, remember):
         max_age = None
@@ -361,7 +394,9 @@ class Website:
     @app.route("/register", methods=["GET"])
     def register_form(self, request):
         security.headers(request)
-        return html(request, views.register_page(self.chrome(request)))
+        chrome = self.chrome(request)
+        _, error, form = refusal(chrome, "register")
+        return html(request, views.register_page(chrome, form.get("username", ""), form.get("email", ""), error))
 
     @app.route("/register", methods=["POST"])
     @action(needs_session=False)
@@ -371,7 +406,8 @@ class Website:
             await self.anonymous(request, commands.Register, username=username, email=email,
                                  password=field(request, "password"))
         except PaperTraderError as e:
-            return html(request, views.register_page(self.chrome(request), username, email, sentence(e.message)), 422)
+            return refuse(request, "/register", "register", sentence(e.message), {"username": username,
+                                                                                  "email": email})
         security.set_flash(request, f"Account {username} created. Sign in to start trading.", "success", u=username)
         return redirect(request, "/signin")
 
@@ -445,13 +481,24 @@ class Website:
             else:
                 answer = await self.anonymous(request, commands.ProviderCreate, ticket=ticket, username=username)
         except BadCredentials:
-            return html(request, views.provider_account_page(self.chrome(request), provider, ticket, "",
-                                                             "Wrong username or password.", username), 422)
+            return refuse(request, "/auth/finish", "provider", "Wrong username or password.",
+                          {"ticket": ticket, "username": username})
         except PaperTraderError as e:
-            return html(request, views.provider_account_page(self.chrome(request), provider, ticket, "",
-                                                             sentence(e.message), username), 422)
+            return refuse(request, "/auth/finish", "provider", sentence(e.message),
+                          {"ticket": ticket, "username": username})
         self.start_session(request, answer, False)
         return redirect(request, "/")
+
+    @app.route("/auth/finish", methods=["GET"])
+    def provider_account_again(self, request):
+        """The form of a new identity again, with why it was refused (its ticket came back in the flash)."""
+        security.headers(request)
+        chrome = self.chrome(request)
+        _, error, form = refusal(chrome, "provider")
+        if not isinstance(form.get("ticket"), str):
+            return redirect(request, "/signin")
+        return html(request, views.provider_account_page(chrome, self.settings.oidc_name, form["ticket"], "", error,
+                                                         form.get("username", "")))
 
     # --- the dashboard -------------------------------------------------------------------------------
 
@@ -547,8 +594,12 @@ class Website:
         return dict(clock=clock, interval=interval, asset=asset, candles=candles["candles"], day=day,
                     portfolio=portfolio, orders=list(reversed(orders["orders"])))
 
-    def asset_html(self, request, visit, symbol, data, side="buy", form=None, error=None, client_order_id=None):
+    def asset_html(self, request, visit, symbol, data, side="buy"):
         chrome = self.chrome(request, visit, "trade", data["clock"])
+        _, error, form = refusal(chrome, "order")
+        side = form.get("side") or side
+        client_order_id = form.get("client_order_id")  # the same order, if it is sent again
+        form = form or None
         return views.asset_page(chrome, data["asset"], self.worker.quotes.get(symbol), data["candles"],
                                 data["interval"], data["day"], data["portfolio"], data["orders"], side=side,
                                 form=form, error=error, client_order_id=client_order_id or uuid.uuid4().hex,
@@ -615,9 +666,8 @@ class Website:
             # or not the master made the order, it is made once.
             raise
         except PaperTraderError as e:
-            data = await self.asset_data(visit, symbol, None)
-            return html(request, self.asset_html(request, visit, symbol, data, side=form.get("side"), form=form,
-                                                 error=sentence(e.message), client_order_id=client_order_id), 422)
+            return refuse(request, f"/asset/{symbol}", "order", sentence(e.message),
+                          dict(form, client_order_id=client_order_id))
         # Which portfolio it went to, named: a student who joined a game may still be showing another one.
         what = views.order_summary(order)
         name = await self.trading_portfolio(visit)
@@ -685,7 +735,9 @@ class Website:
     @signed_in()
     async def replace_form(self, request, visit, order):
         found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
-        return html(request, views.replace_page(self.chrome(request, visit, "orders"), found))
+        chrome = self.chrome(request, visit, "orders")
+        _, error, form = refusal(chrome, "replace")
+        return html(request, views.replace_page(chrome, found, form or None, error))
 
     @app.route("/orders/<string:order>/replace", methods=["POST"])
     @action()
@@ -702,9 +754,7 @@ class Website:
         except (NotLoggedIn, MasterUnavailable, UnknownOrder):
             raise
         except PaperTraderError as e:
-            found = await self.call(visit, commands.GetOrder, order_uuid=order_uuid)
-            return html(request, views.replace_page(self.chrome(request, visit, "orders"), found, form,
-                                                    sentence(e.message)), 422)
+            return refuse(request, f"/orders/{order_uuid}/replace", "replace", sentence(e.message), form)
         security.set_flash(request, f"Replaced. New order: {views.order_summary(new)} ({views.order_prices(new)}).",
                            "success")
         return redirect(request, "/orders")
@@ -726,11 +776,12 @@ class Website:
 
     # --- portfolios -----------------------------------------------------------------------------------
 
-    async def portfolios_html(self, request, visit, form=None, error=None, status=200):
+    async def portfolios_html(self, request, visit):
         if visit.portfolios is None:
             await self.load_portfolios(request, visit)
         chrome = self.chrome(request, visit, "portfolios", await self.clock(visit))
-        return html(request, views.portfolios_page(chrome, visit.portfolios, form, error), status)
+        _, error, form = refusal(chrome, "portfolio")
+        return html(request, views.portfolios_page(chrome, visit.portfolios, form or None, error))
 
     @app.route("/portfolios", methods=["GET"])
     @signed_in()
@@ -743,7 +794,7 @@ class Website:
         form = {"name": field(request, "name", 64), "cash": field(request, "cash", 32)}
         made, refused = await self.attempt(
             self.call(visit, commands.CreatePortfolio, name=form["name"], cash=form["cash"] or None),
-            lambda why: self.portfolios_html(request, visit, form, why, 422))
+            lambda why: refuse(request, "/portfolios", "portfolio", why, form))
         if refused is not None:
             return refused
         security.set_flash(request, f"Portfolio {made['name']} created with {fmt.money(made['cash'])}.", "success")
@@ -768,7 +819,7 @@ class Website:
         """The visit's open portfolio named ``name`` (any case), or None."""
         return next((p for p in visit.portfolios or () if p["name"].casefold() == name.casefold()), None)
 
-    async def manage_html(self, request, visit, name, form=None, errors=None, status=200):
+    async def manage_html(self, request, visit, name):
         if visit.portfolios is None:
             await self.load_portfolios(request, visit)
         found = self.named(visit, name)
@@ -776,23 +827,25 @@ class Website:
         if found is None:
             return html(request, views.error_page(chrome, 404, "Not found",
                                                   f"You have no open portfolio named {name!r}."), 404)
-        return html(request, views.manage_page(chrome, found, form, errors), status)
+        what, error, form = refusal(chrome, "rename", "default", "close")
+        return html(request, views.manage_page(chrome, found, form or None, {what: error} if what else None))
 
     @staticmethod
     async def attempt(answer, refused):
-        """(the answer, None) of a command (``answer``, a Deferred), or, if the master refused it, (None, the page
-        ``refused(why)`` makes).  A session that ended or a master out of reach are not refusals: they go on."""
+        """(the answer, None) of a command (``answer``, a Deferred), or, if the master refused it, (None, the answer
+        ``refused(why)`` makes: a ``refuse``).  A session that ended or a master out of reach are not refusals: they
+        go on."""
         try:
             return await answer, None
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            return None, await refused(sentence(e.message))
+            return None, refused(sentence(e.message))
 
     def managed(self, request, visit, name, command, what, **arguments):
         """``command`` on the portfolio ``name``: its answer, or (a refusal) the manage page saying why."""
         return self.attempt(self.call(visit, command, name=name, **arguments),
-                            lambda why: self.manage_html(request, visit, name, arguments, {what: why}, 422))
+                            lambda why: refuse(request, views.manage_link(name), what, why, arguments))
 
     @app.route("/portfolios/manage", methods=["GET"])
     @signed_in()
@@ -859,7 +912,10 @@ class Website:
         name = field(request, "name", 64)
         if field(request, "confirm", 8) != "yes":
             return redirect(request, "/portfolios/reset?" + urlencode({"name": name}))
-        answer = await self.call(visit, commands.ResetPortfolio, name=name)
+        answer, refused = await self.attempt(self.call(visit, commands.ResetPortfolio, name=name),
+                                             lambda why: refuse(request, "/portfolios", "reset", why))
+        if refused is not None:
+            return refused
         n = answer["canceled"]
         security.set_flash(request, f"Portfolio {answer['name']} starts again with {fmt.money(answer['cash'])}"
                                     f" ({n} open order{'s' if n != 1 else ''} canceled).", "success")
@@ -877,8 +933,7 @@ class Website:
     async def join_game(self, request, visit):
         name, code = field(request, "name", 64), field(request, "code", 128)
         game, refused = await self.attempt(self.call(visit, commands.JoinGame, name=name, code=code or None),
-                                           lambda why: self.games_html(request, visit, why, {"name": name},
-                                                                       status=422))
+                                           lambda why: refuse(request, "/games", "join", why, {"name": name}))
         if refused is not None:
             return refused
         shown = await self.trading_portfolio(visit)
@@ -888,15 +943,17 @@ class Website:
                             " to trade in the game." if shown not in (None, game["portfolio"]) else ""), "success")
         return redirect(request, views.game_link(game["name"]))
 
-    async def games_html(self, request, visit, join_error=None, join_form=None, create_error=None,
-                         create_form=None, status=200):
+    async def games_html(self, request, visit):
         clock, answer = await defer.gatherResults(
             [defer.ensureDeferred(self.clock(visit)), self.call(visit, commands.Games)],
             consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         if visit.portfolios is None:
             await self.load_portfolios(request, visit)
-        return html(request, views.games_page(self.chrome(request, visit, "games", clock), answer["games"],
-                                              join_error, join_form, create_error, create_form), status)
+        chrome = self.chrome(request, visit, "games", clock)
+        which, error, form = refusal(chrome, "join", "create")
+        join = (error, form) if which == "join" else (None, None)
+        create = (error, form) if which == "create" else (None, None)
+        return html(request, views.games_page(chrome, answer["games"], *join, *create))
 
     @app.route("/games", methods=["POST"])
     @action()
@@ -921,7 +978,7 @@ class Website:
         except PaperTraderError as e:
             # The market's time is the clock at the top of the page here, not a command to run.
             why = sentence(e.message).replace(" (papertrader clock)", " (the clock at the top of the page)")
-            return await self.games_html(request, visit, create_error=why, create_form=form, status=422)
+            return refuse(request, "/games", "create", why, form)
         # A private game's first invite code goes with the message to the game's page (a cookie of a minute,
         # read once): a reload of that page does not post again.
         security.set_flash(request, f"Game {game['name']} created. Join it to play.", "success",
@@ -933,7 +990,7 @@ class Website:
         """What a flash message carries of a new invite code (nothing if the answer has none)."""
         return {"invite": game["invite_code"], "game": game["name"]} if game.get("invite_code") else {}
 
-    async def game_html(self, request, visit, name, error=None, status=200):
+    async def game_html(self, request, visit, name):
         name = name[:64]
         try:
             game, board = await defer.gatherResults(
@@ -946,11 +1003,12 @@ class Website:
         if visit.portfolios is None:
             await self.load_portfolios(request, visit)
         chrome = self.chrome(request, visit, "games", await self.clock(visit))
+        _, error, _ = refusal(chrome, "game")
         flash = chrome.flash or {}
         invite_code = flash.get("invite") if flash.get("game") == game["name"] else None
         if not isinstance(invite_code, str):
             invite_code = None
-        return html(request, views.game_page(chrome, game, board, invite_code, error), status)
+        return html(request, views.game_page(chrome, game, board, invite_code, error))
 
     @app.route("/games/<string:name>", methods=["GET"])
     @signed_in()
@@ -981,7 +1039,7 @@ class Website:
     def manage_game(self, request, visit, name, command, **arguments):
         """``command`` on the game ``name`` (its creator's): its answer, or the game's page saying why not."""
         return self.attempt(self.call(visit, command, name=name[:64], **arguments),
-                            lambda why: self.game_html(request, visit, name, error=why, status=422))
+                            lambda why: refuse(request, views.game_link(name[:64]), "game", why))
 
     @app.route("/games/<string:name>/invite", methods=["POST"])
     @action()
@@ -1017,17 +1075,18 @@ class Website:
 
     def on_account(self, request, visit, what, answer):
         """``attempt`` for the account page: a refusal shows the page with why, beside its ``what`` section."""
-        return self.attempt(answer, lambda why: self.account_html(request, visit, errors={what: why}, status=422))
+        return self.attempt(answer, lambda why: refuse(request, "/account", what, why))
 
-    async def account_html(self, request, visit, new_key=None, errors=None, status=200):
+    async def account_html(self, request, visit, new_key=None):
         profile, sessions, keys = await defer.gatherResults(
             [self.call(visit, commands.Profile), self.call(visit, commands.Sessions),
              self.call(visit, commands.ApiKeys)], consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         chrome = self.chrome(request, visit, "account", await self.clock(visit))
         issuers = {self.settings.oidc_issuer.rstrip("/"): self.settings.oidc_name.capitalize()}
+        what, error, _ = refusal(chrome, "password", "sessions", "keys", "delete")
         return html(request, views.account_page(chrome, profile, list(reversed(sessions["sessions"])), keys["keys"],
-                                                new_key, errors, issuers, key_form=secrets.token_urlsafe(16)),
-                    status)
+                                                new_key, {what: error} if what else None, issuers,
+                                                key_form=secrets.token_urlsafe(16)))
 
     @app.route("/account", methods=["GET"])
     @signed_in()
@@ -1041,12 +1100,11 @@ class Website:
             answer = await self.call(visit, commands.ChangePassword, old_password=field(request, "old_password"),
                                      new_password=field(request, "new_password"))
         except BadCredentials:
-            return await self.account_html(request, visit, errors={"password": "The current password is wrong."},
-                                           status=422)
+            return refuse(request, "/account", "password", "The current password is wrong.")
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            return await self.account_html(request, visit, errors={"password": sentence(e.message)}, status=422)
+            return refuse(request, "/account", "password", sentence(e.message))
         n = answer["sessions_ended"]
         security.set_flash(request, f"Password changed. {n} other session{'s' if n != 1 else ''} ended.", "success")
         return redirect(request, "/account")
@@ -1137,11 +1195,11 @@ class Website:
         try:
             await self.call(visit, commands.DeleteAccount, password=field(request, "password"))
         except BadCredentials:
-            return await self.account_html(request, visit, errors={"delete": "The password is wrong."}, status=422)
+            return refuse(request, "/account", "delete", "The password is wrong.")
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            return await self.account_html(request, visit, errors={"delete": sentence(e.message)}, status=422)
+            return refuse(request, "/account", "delete", sentence(e.message))
         security.clear_cookie(request, security.SESSION_COOKIE)
         security.set_flash(request, "Your account has been deleted.", "success")
         return redirect(request, "/signin")
