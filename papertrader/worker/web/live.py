@@ -375,8 +375,10 @@ class View:
                     views.open_order_rows(list(reversed(answer["orders"])), csrf, f"/asset/{self.symbol}"),
                     len(views.OPEN_HEADERS), views.EMPTY["open-orders"])
         elif self.page == "orders":
-            open_orders = yield self.call(commands.Orders, status="open", limit=100)
+            # The closed ones first: an order that ends between the two reads is then never in both lists (an
+            # order shown as filled and open, with a Cancel button); at worst in neither until the next update.
             closed = yield self.call(commands.Orders, status="closed", limit=50)
+            open_orders = yield self.call(commands.Orders, status="open", limit=100)
             sections["open-orders"] = views.body(views.open_order_rows(list(reversed(open_orders["orders"])), csrf,
                                                                        "/orders"),
                                                  len(views.OPEN_HEADERS), views.EMPTY["open-orders"])

@@ -694,10 +694,13 @@ class Website:
     async def orders(self, request, visit):
         before = field(request, "before", 20)
         before = int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
-        clock, open_orders, closed = await defer.gatherResults(
-            [defer.ensureDeferred(self.clock(visit)),
-             self.call(visit, commands.Orders, status="open", limit=OPEN_PAGE),
-             self.call(visit, commands.Orders, status="closed", limit=CLOSED_PAGE, before=before)],
+
+        async def lists():  # the closed ones first: an order that ends meanwhile is never shown in both lists
+            closed = await self.call(visit, commands.Orders, status="closed", limit=CLOSED_PAGE, before=before)
+            return await self.call(visit, commands.Orders, status="open", limit=OPEN_PAGE), closed
+
+        clock, (open_orders, closed) = await defer.gatherResults(
+            [defer.ensureDeferred(self.clock(visit)), defer.ensureDeferred(lists())],
             consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         chrome = self.chrome(request, visit, "orders", clock)
         return html(request, views.orders_page(chrome, list(reversed(open_orders["orders"])),
