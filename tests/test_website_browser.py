@@ -48,6 +48,29 @@ async def sign_in(b, username, password=PASSWORD):
     await b.click("form[action='/signin'] button[type=submit]")
 
 
+async def at_width(b, width, script):
+    """``script``'s answer with the page laid out on a phone ``width`` px wide (then back to the desktop)."""
+    def run():
+        b.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", dict(width=width, height=700,
+                                                                           deviceScaleFactor=1, mobile=True))
+        try:
+            b.driver.execute_async_script(
+                "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done));")
+            return b.driver.execute_script(script)
+        finally:
+            b.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    return await b.run(run, what=f"the page at {width} px")
+
+
+#: What a phone shows of the header's market line: its text, whether it is in sight, and the page's width.
+PHONE_HEADER = r"""
+const line = document.querySelector('header .market'), box = line.getBoundingClientRect();
+return {text: line.innerText.replace(/\s+/g, ' ').trim(), shown: box.width > 0 && box.height > 0,
+        left: box.left, right: box.right, page: document.documentElement.scrollWidth};
+"""
+
+
 def csp_violations(entries):
     return [e["message"] for e in entries if "Content Security Policy" in e["message"] or
             "Content-Security-Policy" in e["message"]]
@@ -76,6 +99,14 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.live()
         assert "$100,000.00" in await b.text("[data-live='equity']")
         assert "$100,000.00" in await b.text("[data-live='buying_power']")
+        # On a phone the header still says who is signed in, whether the market is open and its time: a line
+        # of its own, in sight and not wider than the screen, at 390 and at 320 px.
+        clock = await b.text("[data-live='clock']")
+        state = await b.text("[data-live='market']")
+        for width in (390, 320):
+            line = await at_width(b, width, PHONE_HEADER)
+            assert line["shown"] and line["text"] == f"alice · {state} · {clock}", (width, line)
+            assert 0 <= line["left"] and line["right"] <= width and line["page"] <= width, (width, line)
         session = {c["name"]: c for c in await b.cookies()}["__Host-pt_session"]
         assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
         assert session["path"] == "/"

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "5"
+STATIC_VERSION = "6"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -153,10 +153,13 @@ def header(chrome):
                                                 h("span", {"class": "tagline"}, "Practise investing with fake money")))
     tabs = [h("a", {"href": href, "aria-current": "page" if chrome.tab == name else None}, label)
             for name, href, label in NAV]
-    market = ""
+    # The market's state and time; on a phone, where the bar has no room for the name beside "Sign out", this
+    # line (a row of its own there) starts with who is signed in.
+    market = h("span", {"class": "market"}, h("span", {"class": "market-user"}, chrome.username))
     if chrome.clock:
         shown = market_values(chrome.clock)
-        market = h("span", {"class": "market"}, live("market", *shown["market"]), " · ", live("clock", *shown["clock"]))
+        market = h("span", {"class": "market"}, h("span", {"class": "market-user"}, chrome.username, " ·"),
+                   live("market", *shown["market"]), " · ", live("clock", *shown["clock"]))
     return h("header", {"class": "top"},
              h("div", {"class": "wrap bar"}, brand, market,
                h("div", {"class": "who"}, portfolio_selector(chrome), h("span", {"class": "user"}, chrome.username),
