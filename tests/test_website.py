@@ -825,7 +825,13 @@ async def test_the_websites_refusals_are_in_its_own_words(tmp_path, settings, cl
         _, body = await stranger.get("/signin")
         attempt = dict(username="ines", password="not the password", csrf=stranger.csrf(body))
         for _ in range(2):
-            assert "Wrong username or password." in await stranger.refused("/signin", attempt, "/signin")
+            body = await stranger.refused("/signin", attempt, "/signin")
+            assert "Wrong username or password." in body
+        # The page's title says it; the reason names the fields the page marks invalid (app.js).
+        assert "<title>Error: Sign in · PaperTrader</title>" in body
+        assert 'id="form-error" tabindex="-1" data-fields="f-username f-password"' in body
+        _, body = await stranger.get("/signin")
+        assert "<title>Sign in · PaperTrader</title>" in body and "form-error" not in body
         body = await stranger.refused("/signin", attempt, "/signin")
         assert "try again in 1 second." in body and "1 seconds" not in body
 

@@ -71,6 +71,25 @@ return {text: line.innerText.replace(/\s+/g, ' ').trim(), shown: box.width > 0 &
 """
 
 
+async def phone(b, on=True):
+    """Lay the pages out on a 390 px phone (until ``phone(b, False)``), through the next page loads too."""
+    def run():
+        if on:
+            b.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", dict(width=390, height=844,
+                                                                               deviceScaleFactor=1, mobile=True))
+        else:
+            b.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    await b.run(run, what="the phone's size")
+
+
+#: The element that has the focus, and whether it is in sight.
+FOCUSED = """
+const e = document.activeElement, box = e.getBoundingClientRect();
+return {id: e.id, seen: box.top >= 0 && box.bottom <= innerHeight && box.height > 0, title: document.title};
+"""
+
+
 def csp_violations(entries):
     return [e["message"] for e in entries if "Content Security Policy" in e["message"] or
             "Content-Security-Policy" in e["message"]]
@@ -132,7 +151,26 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.wait_text(".flash", f"Buy 10 AAPL in portfolio default (limit {fmt.price(limit)}, Day): open.")
         await b.wait_text("[data-section='symbol-orders']", "Buy 10 AAPL")
         # A refused order: the page of the ticket again (a GET: POST/redirect/GET), with why and what was typed;
-        # a reload shows the ticket afresh and sends nothing again (no "Confirm form resubmission").
+        # a reload shows the ticket afresh and sends nothing again (no "Confirm form resubmission").  On a phone
+        # the reason, far down the page, is in sight and has the focus (a screen reader says it), and the
+        # page's title says there is an error.
+        await phone(b)
+        await b.click("label[for='t-side-sell']")
+        await b.fill({"#t-type": "market", "#t-qty": "3"})
+        await b.click("#place-order")
+        await b.page("asset")
+        await b.wait_text("#form-error", "short selling is not allowed")
+        focused = await b.script(FOCUSED)
+        assert focused == {"id": "form-error", "seen": True, "title": "Error: AAPL · PaperTrader"}, focused
+        assert await b.attribute("#t-qty", "aria-invalid") is None  # (it names no field)
+        # One that names a field marks it invalid, described by the reason.
+        await b.fill({"#t-side-buy": True, "#t-type": "limit", "#t-qty": "1", "#t-limit_price": ""})
+        await b.click("#place-order")
+        await b.wait_text("#form-error", "needs limit price")
+        assert await b.attribute("#t-limit_price", "aria-invalid") == "true"
+        assert await b.attribute("#t-limit_price", "aria-describedby") == "form-error t-limit_price-hint"
+        assert await b.attribute("#t-qty", "aria-invalid") is None
+        await phone(b, False)
         await b.click("label[for='t-side-sell']")
         await b.fill({"#t-type": "market", "#t-qty": "3"})
         await b.click("#place-order")
@@ -143,6 +181,7 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.script("location.reload()")
         await b.wait(lambda dr: dr.find_element("tag name", "body").get_attribute("data-page") == "asset" and
                      not dr.find_elements("id", "form-error"), "the ticket afresh")
+        assert await b.script("return document.title") == "AAPL · PaperTrader"
         assert await b.script("return performance.getEntriesByType('navigation')[0].type") == "reload"
         assert await b.attribute("#t-qty", "value") in ("", None)
 
@@ -223,9 +262,14 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.click("nav a[href='/account']")
         await b.page("account")
         await b.fill({"#f-name": "my-strategy"})
+        await phone(b)
         await b.click("form[action='/account/api-keys'] button[type=submit]")
         await b.page("account")
         key_id = await b.text("#new-key-id")
+        # Shown once, far down the page on a phone: in sight, with the focus.
+        focused = await b.script(FOCUSED)
+        assert focused == {"id": "new-key", "seen": True, "title": "Account · PaperTrader"}, focused
+        await phone(b, False)
         assert key_id.startswith("PK") and len(await b.text("#new-key-secret")) > 20
         assert key_id in await b.text("section[aria-labelledby=keys-title] table")
         await b.screenshots("account")

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "6"
+STATIC_VERSION = "7"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -103,16 +103,46 @@ def body(rows, columns, empty):
 
 
 def message(flash):
+    """The flash message at the top of the page: focused when the page loads (app.js), so that a screen reader
+    says it and a phone shows it."""
     if not flash:
         return ""
     kind = flash.get("k", "info")
-    return h("div", {"class": f"flash {kind}", "role": "alert" if kind == "error" else "status"}, flash["m"])
+    return h("div", {"class": f"flash {kind}", "role": "alert" if kind == "error" else "status", "id": "flash",
+                     "tabindex": "-1"}, flash["m"])
 
 
-def error_box(text):
+#: The fields a refusal of each form may name: (words of the refusal, in lower case; the field's id).
+ORDER_FIELDS = ((("quantity", "shares"), "t-qty"), (("notional", "amount"), "t-notional"),
+                (("limit price", "limit_price"), "t-limit_price"), (("stop price", "stop_price"), "t-stop_price"),
+                (("trail",), "t-trail"), (("time in force",), "t-time_in_force"))
+SIGNIN_FIELDS = ((("username",), "f-username"), (("password",), "f-password"))
+REGISTER_FIELDS = SIGNIN_FIELDS + ((("email",), "f-email"),)
+GAME_FIELDS = ((("first day", "would start", "ends after it starts"), "f-start"),
+               (("last day", "would end", "end after it starts", "ten years"), "f-end"),
+               (("starting cash",), "f-cash"), (("asset", "symbol"), "f-assets"),
+               (("largest position", "max_position", "max position"), "f-max_position"),
+               (("commission", "per-share", "per_share"), "f-commission"), (("fill model",), "t-fill_model"),
+               (("a game's name", "game name", "name must", "already run"), "g-name"))
+JOIN_FIELDS = ((("no game named",), "f-name"), (("invite code", "no code needed"), "f-code"))
+PASSWORD_FIELDS = ((("current password",), "f-old_password"),
+                   (("new password", "at least", "common", "too short", "too long"), "f-new_password"))
+PORTFOLIO_FIELDS = ((("portfolio named", "name"), "f-name"), (("cash",), "f-cash"))
+
+
+def named_fields(text, fields):
+    """The ids of the fields (of ``fields``, see ORDER_FIELDS) that the refusal ``text`` names."""
+    lower = (text or "").lower()
+    return [ident for words, ident in fields if any(word in lower for word in words)]
+
+
+def error_box(text, fields=()):
+    """Why a form was refused, beside it: focused when the page loads (app.js), which also marks the fields it
+    names (``fields``: see ORDER_FIELDS) aria-invalid, described by it."""
     if not text:
         return ""
-    return h("div", {"class": "flash error", "role": "alert", "id": "form-error"}, text)
+    return h("div", {"class": "flash error", "role": "alert", "id": "form-error", "tabindex": "-1",
+                     "data-fields": " ".join(named_fields(text, fields)) or None}, text)
 
 
 # --- the page around the content --------------------------------------------------------------------
@@ -124,7 +154,7 @@ def document(chrome, title, main, page="other", symbol=None, charts=False, data=
             h("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}),
             h("meta", {"name": "color-scheme", "content": "light"}),
             h("meta", {"name": "csrf-token", "content": chrome.csrf}),
-            h("title", f"{title} · PaperTrader"),
+            h("title", f"{'Error: ' if refused(chrome, main) else ''}{title} · PaperTrader"),
             h("link", {"rel": "icon", "href": static("favicon.svg"), "type": "image/svg+xml"}),
             h("link", {"rel": "stylesheet", "href": static("app.css")})]
     if charts:
@@ -143,6 +173,11 @@ def document(chrome, title, main, page="other", symbol=None, charts=False, data=
           h("div", {"id": "toasts", "class": "toasts", "role": "status", "aria-live": "polite"}),
           h("main", {"id": "main", "class": "wrap", "tabindex": "-1"}, message(chrome.flash), main),
           footer(chrome, charts)))
+
+
+def refused(chrome, main):
+    """Does the page say that something was refused (a form's refusal beside it, or an error at the top)?"""
+    return 'id="form-error"' in main or (chrome.flash or {}).get("k") == "error"
 
 
 def header(chrome):
@@ -228,7 +263,7 @@ def signin_page(chrome, username="", error=None):
                                                   "value": "yes"}),
           h("label", {"for": "f-remember"}, "Keep me signed in for 30 days")),
         button("Sign in", "btn primary wide"), cls="stack", label="Sign in")
-    main = h("section", {"class": "auth card"}, h("h1", "Sign in"), error_box(error), form, providers,
+    main = h("section", {"class": "auth card"}, h("h1", "Sign in"), error_box(error, SIGNIN_FIELDS), form, providers,
              h("p", {"class": "aside"}, "New here? ", h("a", {"href": "/register"}, "Create an account"),
                " — you start with fake cash to practise with."))
     return document(chrome, "Sign in", main, page="signin")
@@ -245,7 +280,7 @@ def register_page(chrome, username="", email="", error=None):
                     maxlength="1024", hint="At least 8 characters; a few unrelated words work well. Common"
                                            " passwords are refused."),
         button("Create account", "btn primary wide"), cls="stack", label="Create an account")
-    main = h("section", {"class": "auth card"}, h("h1", "Create an account"), error_box(error), form,
+    main = h("section", {"class": "auth card"}, h("h1", "Create an account"), error_box(error, REGISTER_FIELDS), form,
              h("p", {"class": "aside"}, "Already have one? ", h("a", {"href": "/signin"}, "Sign in")))
     return document(chrome, "Create an account", main, page="register")
 
@@ -619,7 +654,7 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
         *fields, preview, button("Review and place order", "btn primary wide", id="place-order"),
         cls="stack ticket-form", label=f"Order ticket for {symbol}")
     return h("section", {"class": "card ticket", "id": "ticket", "aria-labelledby": "ticket-title"},
-             h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), where, error_box(error), form_markup)
+             h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), where, error_box(error, ORDER_FIELDS), form_markup)
 
 
 # --- orders ---------------------------------------------------------------------------------------------
@@ -807,7 +842,7 @@ def replace_page(chrome, o, form=None, error=None):
                   h("p", {"class": "muted"}, f"{fmt.TYPES.get(o['type'], o['type'])}, {order_prices(o)}. The old order"
                                              " ends as replaced and a new one takes its place (what already filled"
                                              " stays filled)."),
-                  error_box(error), body))
+                  error_box(error, ORDER_FIELDS), body))
     return document(chrome, "Replace order", main, page="replace")
 
 
@@ -880,7 +915,7 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
                 for k in keys]
     shown = ""
     if new_key:
-        shown = h("div", {"class": "flash success secret", "role": "status"},
+        shown = h("div", {"class": "flash success secret", "role": "status", "id": "new-key", "tabindex": "-1"},
                   h("p", h("strong", "Your new API key. Copy the secret now: it is shown this once.")),
                   h("dl", {"class": "facts tight"},
                     h("div", h("dt", "Key id"), h("dd", h("code", {"id": "new-key-id"}, new_key["key_id"]))),
@@ -925,7 +960,7 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
                     button("Hide my positions from others" if public else "Let others see my positions", "btn small"),
                     cls="inline")),
         h("section", {"class": "card", "aria-labelledby": "password-title"},
-          h("h2", {"id": "password-title"}, "Password"), error_box(errors.get("password")), password_form),
+          h("h2", {"id": "password-title"}, "Password"), error_box(errors.get("password"), PASSWORD_FIELDS), password_form),
         h("section", {"class": "card", "aria-labelledby": "sessions-title"},
           h("div", {"class": "card-head"}, h("h2", {"id": "sessions-title"}, "Sessions"),
             post_form("/account/signout-everywhere", chrome.csrf, button("Sign out everywhere", "btn small danger"),
@@ -947,7 +982,7 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
           h("h2", {"id": "delete-title"}, "Delete account"),
           h("p", {"class": "muted"}, "Removes your name, email, password, sessions and keys; open orders are"
                                      " canceled; the ledger keeps its rows under an anonymous id."),
-          error_box(errors.get("delete")), delete_form))
+          error_box(errors.get("delete"), ((("password",), "f-password"),)), delete_form))
     return document(chrome, "Account", main, page="account")
 
 
@@ -983,7 +1018,7 @@ def portfolios_page(chrome, portfolios, form=None, error=None):
              h("p", {"class": "muted"}, "The pages show and trade the portfolio chosen here or in the bar above."),
              table(["Name", "Kind", ("Cash", "num"), ("Started with", "num"), "Default", "Shown", ""], rows,
                    caption="Your portfolios", cls="data stack-on-phone"),
-             h("h2", "New portfolio"), error_box(error), create)
+             h("h2", "New portfolio"), error_box(error, PORTFOLIO_FIELDS), create)
     return document(chrome, "Portfolios", main, page="portfolios")
 
 
@@ -1028,7 +1063,7 @@ def manage_page(chrome, p, form=None, errors=None):
                             button(f"Close {p['name']}", "btn danger"), cls="inline", label="Close the portfolio",
                             confirm=f"Close the portfolio {p['name']}?"))
     main = h("section", {"class": "card manage"}, h("h1", f"Portfolio {p['name']}"), facts,
-             h("h2", "Name"), error_box(errors.get("rename")), rename,
+             h("h2", "Name"), error_box(errors.get("rename"), ((("name",), "f-new_name"),)), rename,
              h("h2", "Default"), error_box(errors.get("default")), default,
              h("h2", "Start again"), reset,
              h("h2", "Close"), error_box(errors.get("close")), close,
@@ -1139,10 +1174,10 @@ def games_page(chrome, games, error=None, form=None, create_error=None, create_f
              h("p", {"class": "muted"}, "Public games, yours, and the ones you play in. Joining makes you a portfolio"
                                         " named like the game."),
              table(headers, game_rows(games), caption="Games", empty="No games yet.", cls="data stack-on-phone"),
-             h("h2", "Join a game"), error_box(error), join,
+             h("h2", "Join a game"), error_box(error, JOIN_FIELDS), join,
              h("h2", {"id": "create"}, "Create a game"),
              h("p", {"class": "muted"}, "You manage it (invite codes, players, ending it early); join it to play."),
-             error_box(create_error), create_game_form(chrome, create_form or {}))
+             error_box(create_error, GAME_FIELDS), create_game_form(chrome, create_form or {}))
     return document(chrome, "Games", main, page="games")
 
 

@@ -130,6 +130,24 @@ if (body.dataset.signedIn === "yes") connect();
 
 // --- forms ---------------------------------------------------------------------------------------------
 
+// What the last form did, in sight and said: why it was refused (beside the form), the message at the top, or a
+// new API key's secret gets the focus (a message present when the page loads is not announced otherwise) and is
+// scrolled into view (on a phone a refused order's reason is far down the page). The fields a refusal names are
+// marked invalid, described by it.
+const told = document.getElementById("form-error") || document.getElementById("new-key") ||
+  document.getElementById("flash");
+if (told) {
+  for (const id of (told.dataset.fields || "").split(" ").filter(Boolean)) {
+    const input = document.getElementById(id);
+    if (!input) continue;
+    input.setAttribute("aria-invalid", "true");
+    const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    input.setAttribute("aria-describedby", [told.id, ...described].join(" "));
+  }
+  told.focus({ preventScroll: true });
+  told.scrollIntoView({ block: "center", behavior: "instant" });
+}
+
 for (const form of document.querySelectorAll("form[data-confirm]")) {
   form.addEventListener("submit", (event) => {
     if (!confirm(form.dataset.confirm)) event.preventDefault();
@@ -202,6 +220,6 @@ if (ticket) {
   ticket.addEventListener("input", changed);
   ticket.addEventListener("change", changed);
   layout();
-  if (new URLSearchParams(location.search).get("side") === "sell") ticket.querySelector("#t-qty")?.focus();
+  if (!told && new URLSearchParams(location.search).get("side") === "sell") ticket.querySelector("#t-qty")?.focus();
   ask();
 }
