@@ -809,6 +809,10 @@ async def test_the_websites_refusals_are_in_its_own_words(tmp_path, settings, cl
                        replay_start="2024-03-04", login_free_attempts=2) as (d, worker, site):
         csrf, _ = await signed_up(site, worker, "ines")
         symbol = worker.quotes.all()[0]["symbol"]
+        # The ticket says how long a day order lasts here: a replayed session is a market update, 5 s.
+        _, body = await site.get(f"/asset/{symbol}")
+        assert ("Day: until this session's close — on this server's replay, a session lasts about 5"
+                " seconds.") in body
         order = dict(side="buy", type="market", amount_by="dollars", notional="0.50", time_in_force="day",
                      csrf=csrf)
         body = await site.refused(f"/asset/{symbol}/order", dict(order, client_order_id="mine-1"), f"/asset/{symbol}")
@@ -834,6 +838,26 @@ async def test_the_websites_refusals_are_in_its_own_words(tmp_path, settings, cl
         assert "<title>Sign in · PaperTrader</title>" in body and "form-error" not in body
         body = await stranger.refused("/signin", attempt, "/signin")
         assert "try again in 1 second." in body and "1 seconds" not in body
+
+
+def test_the_ticket_says_how_long_a_day_order_lasts_in_real_time():
+    """A new user's day order on a replay expires seconds later: the ticket says so, in the replay's terms (a
+    session per update, or a step of market time per update), and of a live market only that it is its session."""
+    from papertrader.worker.web.views import day_hint
+
+    utc = timezone.utc
+    opens, closes = datetime(2024, 3, 5, 14, 30, tzinfo=utc), datetime(2024, 3, 5, 21, 0, tzinfo=utc)
+    replay = dict(mode="replay", step="1d", is_open=True, next_open=opens, next_close=closes)
+    start = "Day: until this session's close — on this server's replay, "
+    assert day_hint(replay, 5.0) == start + "a session lasts about 5 seconds."
+    assert day_hint(replay, 1.0) == start + "a session lasts about 1 second."
+    hourly = dict(replay, step="1h", is_open=False)
+    assert day_hint(hourly, 5.0) == start + ("a 6.5-hour session lasts about 35 seconds (1 hour of market time"
+                                             " passes every 5 seconds).")
+    assert day_hint(dict(hourly, is_open=True, step="5m"), 0.2) == start + ("5 minutes of market time passes"
+                                                                             " several times a second.")
+    live = "Day: until the close of the market's current session, in its own hours."
+    assert day_hint(dict(replay, mode="live"), 5.0) == day_hint(None, 5.0) == live
 
 
 def test_a_games_end_shows_its_last_day_and_when_its_creator_ended_it_early():

@@ -302,7 +302,8 @@ class Website:
         return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
                             username=visit.username if visit else None, flash=security.take_flash(request),
                             tab=tab, clock=clock, providers=self.providers(request),
-                            portfolios=[p["name"] for p in portfolios], portfolio=shown)
+                            portfolios=[p["name"] for p in portfolios], portfolio=shown,
+                            update_interval=self.settings.update_interval)
 
     def failed(self, request, visit, error):
         """A command failed where the page has no better place to say so."""

@@ -54,6 +54,8 @@ class Chrome:
     #: The account's open portfolios' names, and the one the pages show and trade.
     portfolios: list = field(default_factory=list)
     portfolio: str = None
+    #: Real seconds between market updates (a replay moves one step of market time per update).
+    update_interval: float = None
 
 
 def csrf_input(csrf):
@@ -596,6 +598,41 @@ def _decimal_input(label, name, value, hint=None, show_for=None, placeholder=Non
              h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
 
 
+def real_time(seconds):
+    """'about 5 seconds', 'about 2 minutes', 'less than a second'."""
+    if seconds < 1:
+        return "less than a second"
+    if seconds < 120:
+        n = round(seconds)
+        return f"about {n} second{'s' if n != 1 else ''}"
+    if seconds < 7200:
+        return f"about {round(seconds / 60)} minutes"
+    return f"about {round(seconds / 3600)} hours"
+
+
+def day_hint(clock, interval):
+    """What a Day order means here: until the session's close, which on a replay comes within seconds of real time
+    (one step of market time per update, every ``interval`` seconds; a step of '1d' plays a whole session)."""
+    if not clock or clock.get("mode") != "replay" or not interval:
+        return "Day: until the close of the market's current session, in its own hours."
+    start = "Day: until this session's close — on this server's replay, "
+    step = clock.get("step") or "1d"
+    if step == "1d":
+        return start + f"a session lasts {real_time(interval)}."
+    number, unit = step[:-1], step[-1:]
+    if not number.isdigit() or unit not in ("m", "h"):
+        return start + "a session lasts moments."
+    minutes = int(number) * (60 if unit == "h" else 1)
+    moves = f"{number} {'hour' if unit == 'h' else 'minute'}{'s' if number != '1' else ''} of market time passes" \
+            f" {'every ' + real_time(interval)[len('about '):] if interval >= 1 else 'several times a second'}"
+    opens, closes = clock.get("next_open"), clock.get("next_close")
+    if not clock.get("is_open") and opens and closes and closes > opens:
+        length = (closes - opens).total_seconds()
+        steps = -(-int(length) // (minutes * 60))
+        return start + f"a {length / 3600:g}-hour session lasts {real_time(steps * interval)} ({moves})."
+    return start + moves + "."
+
+
 def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id, asset):
     side = side if side in ("buy", "sell") else "buy"
     kind = form.get("type") or "market"
@@ -630,7 +667,8 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
         _decimal_input("Trail", "trail", form.get("trail"), hint="How far the stop follows the best price.",
                        show_for="trailing_stop"),
         _select("Time in force", "time_in_force", TIF_CHOICES, form.get("time_in_force") or "day",
-                hint="Stop, stop limit and trailing stop orders take Day or GTC."),
+                hint=join("Stop, stop limit and trailing stop orders take Day or GTC.",
+                          h("br"), day_hint(chrome.clock, chrome.update_interval))),
     ]
     bp = fmt.money(portfolio["buying_power"]) if portfolio else "—"
     preview = h("div", {"class": "preview", "id": "preview", "aria-live": "polite"},
