@@ -503,7 +503,7 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
 @pytest_twisted.ensureDeferred
 async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, database_url):
     async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
-        csrf, _ = await signed_up(site, worker, "dave")
+        csrf, forward = await signed_up(site, worker, "dave")
         _, body = await site.get("/games")
         assert 'action="/games"' in body and 'type="date"' in body
 
@@ -529,6 +529,18 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         shown = await frank(commands.ShowGame, name="Open Cup")
         assert (shown["creator"], shown["private"], shown["starting_cash"]) == ("dave", False, Decimal("10000.00"))
         assert shown["end"].isoformat() == "2027-01-01T00:00:00+00:00"  # through its last day
+        # "Join it to play": a Join button on its page and in the list, for one who does not play in it.
+        _, body = await site.get("/games/Open%20Cup")
+        assert '<input type="hidden" name="name" value="Open Cup"><button type="submit" class="btn primary">Join' \
+               ' Open Cup</button>' in body
+        _, body = await site.get("/games")
+        assert 'aria-label="Join Open Cup">Join</button>' in body
+        response, _ = await site.post("/games/join", dict(name="Open Cup", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/games/Open%20Cup")
+        _, body = await site.get("/games/Open%20Cup")
+        assert "Join Open Cup" not in body and "Your portfolio in this game" in body
+        _, body = await site.get("/games")
+        assert 'aria-label="Join Open Cup"' not in body
 
         # A private game with more rules: its invite code is shown once, on the game's page the answer leads to
         # (a reload shows it no more, and posts nothing again).
@@ -537,8 +549,18 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert (response.code, header(response, b"location")) == (303, "/games/Secret%20Cup")
         _, body = await site.get("/games/Secret%20Cup")
         first = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
+        # With it, a link to share: it opens the join form with the name and the code filled in (a GET that
+        # joins nothing); its creator, who does not play yet, gets the join form with a code field here.
+        link = re.search(r'id="invite-link" type="text" readonly value="([^"]+)"', body).group(1)
+        assert link == f"{site.url}/games?join=Secret+Cup&amp;code={first}#join"
+        assert re.search(r'<form method="post" action="/games/join"[^>]*aria-label="Join Secret Cup">.*?'
+                         r'name="code".*?Join Secret Cup</button>', body)
+        _, body = await site.get(link.replace("&amp;", "&")[len(site.url):].split("#")[0])
+        assert 'id="f-name" name="name" type="text" value="Secret Cup"' in body
+        assert f'id="f-code" name="code" type="text" value="{first}"' in body and "autofocus" in body
+        assert (await forward(commands.ShowGame, name="Secret Cup"))["players"] == 0
         _, body = await site.get("/games/Secret%20Cup")
-        assert 'id="invite-code"' not in body
+        assert 'id="invite-code"' not in body and 'id="invite-link"' not in body
         secret = await frank(commands.JoinGame, name="Secret Cup", code=first)
         assert (secret["assets"], secret["max_position"], secret["private"]) == (["AAPL", "MSFT"], Decimal("25"), True)
 

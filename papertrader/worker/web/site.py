@@ -957,7 +957,11 @@ class Website:
         which, error, form = refusal(chrome, "join", "create")
         join = (error, form) if which == "join" else (None, None)
         create = (error, form) if which == "create" else (None, None)
-        return html(request, views.games_page(chrome, answer["games"], *join, *create))
+        # A link to join a game (a private game's creator shares it with its code): the form filled in, no more.
+        invited = which is None and bool(field(request, "join", 64))
+        if invited:
+            join = (None, {"name": field(request, "join", 64), "code": field(request, "code", 128)})
+        return html(request, views.games_page(chrome, answer["games"], *join, *create, invited=invited))
 
     @app.route("/games", methods=["POST"])
     @action()
@@ -1012,7 +1016,7 @@ class Website:
         invite_code = flash.get("invite") if flash.get("game") == game["name"] else None
         if not isinstance(invite_code, str):
             invite_code = None
-        return html(request, views.game_page(chrome, game, board, invite_code, error))
+        return html(request, views.game_page(chrome, game, board, invite_code, error, security.origin(request)))
 
     @app.route("/games/<string:name>", methods=["GET"])
     @signed_in()

@@ -1137,7 +1137,27 @@ def game_end(game):
     return planned
 
 
-def game_rows(games):
+def joinable(game):
+    """May the visitor ask to join ``game`` (they do not play in it, and it has not ended)?"""
+    return not game["playing"] and game["status"] != "ended"
+
+
+def join_link(name, code=None):
+    """The games page with its join form filled in (a GET: joining is the form's POST).  (Not /games/join?...: a
+    game may be named 'join'.)"""
+    return "/games?" + urlencode(dict(join=name, **({"code": code} if code else {}))) + "#join"
+
+
+def join_button(chrome, game, label=None):
+    """Join a public game at once; a private one's join form asks for its invite code (filled in by its link)."""
+    name = game["name"]
+    if game["private"]:
+        return h("a", {"class": "btn small", "href": join_link(name), "aria-label": f"Join {name}…"}, "Join…")
+    return post_form("/games/join", chrome.csrf, h("input", {"type": "hidden", "name": "name", "value": name}),
+                     button(label or "Join", "btn small primary", **{"aria-label": f"Join {name}"}), cls="inline")
+
+
+def game_rows(chrome, games):
     rows = []
     for g in games:
         role = "Creator" if g["is_creator"] else ""
@@ -1148,7 +1168,8 @@ def game_rows(games):
                       cell(game_end(g), "Ends"),
                       num(fmt.money(g["starting_cash"]), header="Starting cash"),
                       num(str(g["players"]), header="Players"),
-                      cell("private" if g["private"] else "public", "Visibility"), cell(role, "You")))
+                      cell("private" if g["private"] else "public", "Visibility"), cell(role, "You"),
+                      h("td", {"class": "actions"}, join_button(chrome, g) if joinable(g) else "")))
     return rows
 
 
@@ -1199,36 +1220,47 @@ def create_game_form(chrome, form):
 GAME_RULE_FIELDS = ("assets", "max_position", "commission", "fill_model", "margin", "allow_short")
 
 
-def games_page(chrome, games, error=None, form=None, create_error=None, create_form=None):
+def games_page(chrome, games, error=None, form=None, create_error=None, create_form=None, invited=False):
+    """``invited``: the page was opened by a link to join a game (``form`` holds its name, and its code): the
+    join form is in sight with its button focused."""
     form = form or {}
     join = post_form(
         "/games/join", chrome.csrf,
         field_input("Game", "name", form.get("name", ""), maxlength="64", hint="Its name, as listed above."),
-        field_input("Invite code", "code", "", required=False, maxlength="128", autocomplete="off",
+        field_input("Invite code", "code", form.get("code", ""), required=False, maxlength="128", autocomplete="off",
                     hint="Only for a private game."),
-        button("Join", "btn primary"), cls="stack inline-form", label="Join a game")
-    headers = ["Game", "Status", "Starts", "Ends", ("Starting cash", "num"), ("Players", "num"), "Visibility", "You"]
+        button("Join", "btn primary", autofocus=bool(invited)), cls="stack inline-form", label="Join a game")
+    headers = ["Game", "Status", "Starts", "Ends", ("Starting cash", "num"), ("Players", "num"), "Visibility", "You",
+               ""]
     main = h("section", {"class": "card"}, h("h1", "Games"),
              h("p", {"class": "muted"}, "Public games, yours, and the ones you play in. Joining makes you a portfolio"
                                         " named like the game."),
-             table(headers, game_rows(games), caption="Games", empty="No games yet.", cls="data stack-on-phone"),
-             h("h2", "Join a game"), error_box(error, JOIN_FIELDS), join,
+             table(headers, game_rows(chrome, games), caption="Games", empty="No games yet.",
+                   cls="data stack-on-phone"),
+             h("h2", {"id": "join"}, "Join a game"), error_box(error, JOIN_FIELDS), join,
              h("h2", {"id": "create"}, "Create a game"),
              h("p", {"class": "muted"}, "You manage it (invite codes, players, ending it early); join it to play."),
              error_box(create_error, GAME_FIELDS), create_game_form(chrome, create_form or {}))
     return document(chrome, "Games", main, page="games")
 
 
-def manage_game(chrome, game, board, invite_code=None, error=None):
-    """What a game's creator can do to it: a new invite code, remove a player, end it now."""
+def manage_game(chrome, game, board, invite_code=None, error=None, origin=""):
+    """What a game's creator can do to it: a new invite code (shown once, with a link to share that opens the join
+    form with it filled in), remove a player, end it now."""
     if not game["is_creator"] or game["status"] == "ended":
         return ""
     link = game_link(game["name"])
     parts = [h("h2", "Manage the game"), error_box(error)]
     if invite_code:
+        share = origin + join_link(game["name"], invite_code)
         parts.append(h("div", {"class": "flash success", "role": "status"}, "Invite code: ",
                        h("code", {"id": "invite-code"}, invite_code),
-                       ". Shown this once; players join with it on the Games page. A new code replaces it."))
+                       ". Shown this once; players join with it on the Games page. A new code replaces it.",
+                       h("div", {"class": "field share"},
+                         h("label", {"for": "invite-link"}, "Or share this link: it opens the join form with the"
+                                                            " code filled in"),
+                         h("input", {"id": "invite-link", "type": "text", "readonly": True, "value": share,
+                                     "autocomplete": "off", "spellcheck": "false"}))))
     if game["private"]:
         parts.append(post_form(link + "/invite", chrome.csrf, button("New invite code", "btn"), cls="inline",
                                label="A new invite code",
@@ -1247,7 +1279,7 @@ def manage_game(chrome, game, board, invite_code=None, error=None):
     return h("div", {"class": "manage"}, *parts)
 
 
-def game_page(chrome, game, board, invite_code=None, error=None):
+def game_page(chrome, game, board, invite_code=None, error=None, origin=""):
     rules = [("Status", game["status"]), ("Starts", fmt.when(game["start"])), ("Ends", game_end(game)),
              ("Starting cash", fmt.money(game["starting_cash"])), ("Players", str(game["players"])),
              ("Created by", game["creator"]), ("Visibility", "private" if game["private"] else "public"),
@@ -1262,6 +1294,14 @@ def game_page(chrome, game, board, invite_code=None, error=None):
               "only its creator sees the players'")]
     facts = h("dl", {"class": "facts"}, *[h("div", h("dt", label), h("dd", value)) for label, value in rules])
     mine = ""
+    if joinable(game):
+        # Join here: a public game at once, a private one with its invite code.
+        code = field_input("Invite code", "code", invite_code or "", required=False, maxlength="128",
+                           autocomplete="off", hint="The code its creator gave you.") if game["private"] else ""
+        mine = post_form("/games/join", chrome.csrf, h("input", {"type": "hidden", "name": "name",
+                                                                 "value": game["name"]}),
+                         code, button(f"Join {game['name']}", "btn primary"),
+                         cls="stack inline-form" if game["private"] else "inline", label=f"Join {game['name']}")
     if game.get("portfolio"):
         mine = h("p", "Your portfolio in this game: ", h("strong", game["portfolio"]), " ",
                  post_form("/portfolios/use", chrome.csrf,
@@ -1283,7 +1323,7 @@ def game_page(chrome, game, board, invite_code=None, error=None):
              h("h2", "Leaderboard"), h("p", {"class": "muted"}, updated),
              table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
                    empty="No standings yet: they come with the next market update.", cls="data leaderboard"),
-             manage_game(chrome, game, board, invite_code, error),
+             manage_game(chrome, game, board, invite_code, error, origin),
              h("p", h("a", {"href": "/games"}, "All games")))
     return document(chrome, game["name"], main, page="game")
 
