@@ -882,6 +882,37 @@ def test_the_ticket_says_how_long_a_day_order_lasts_in_real_time():
     assert day_hint(dict(replay, mode="live"), 5.0) == day_hint(None, 5.0) == live
 
 
+def contrast(one, other):
+    """The WCAG contrast ratio of two colours '#rrggbb'."""
+    def luminance(colour):
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_outlines_a_control_is_seen_by_have_a_contrast_of_3_to_1():
+    """WCAG 1.4.11: the focus ring against the page, a card, an error and the dark header; fields', buttons' and
+    pills' borders, and a danger button's, against white."""
+    import os
+
+    from papertrader.worker.web import __file__ as web
+
+    with open(os.path.join(os.path.dirname(web), "static", "app.css")) as f:
+        css = f.read()
+    colours = dict(re.findall(r"--([a-z-]+): (#[0-9a-f]{6});", css))
+    for around in ("#ffffff", colours["bg"], "#fef3f2", "#0f1b2d", "#13233a"):
+        assert contrast(colours["focus"], around) >= 3, around
+    for line in ("field-line", "danger-line"):
+        assert contrast(colours[line], "#ffffff") >= 3 and contrast(colours[line], colours["bg"]) >= 3, line
+    # Every border of a field, a button, the side picker or a pill is one of them.
+    borders = re.findall(r"border(?:-color)?: (?:1px solid )?([^;]+);", css)
+    assert "#9aa7b4" not in borders and "#e4a29a" not in borders
+    assert css.count("var(--field-line)") >= 4 and "var(--danger-line)" in css
+
+
 def test_a_games_end_shows_its_last_day_and_when_its_creator_ended_it_early():
     """'Ends 2016-01-23 00:00 UTC' for a game whose last day was the 22nd, and still that date after the teacher
     ended it on the 19th."""
