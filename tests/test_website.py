@@ -882,6 +882,21 @@ def test_the_ticket_says_how_long_a_day_order_lasts_in_real_time():
     assert day_hint(dict(replay, mode="live"), 5.0) == day_hint(None, 5.0) == live
 
 
+def test_every_column_has_a_header_and_every_label_says_what_is_seen():
+    """A column of buttons has a header for screen readers ('Actions', out of sight); an interval's accessible
+    name starts with its visible text (WCAG 2.5.3: '1D, daily candles', never 'daily candles' alone)."""
+    markup = views.table(["Order", ("Price", "num"), ""], [], caption="Orders")
+    assert re.findall(r"<th scope[^>]*>(.*?)</th>", markup) == ["Order", "Price",
+                                                                 '<span class="sr-only">Actions</span>']
+    chrome = views.Chrome(csrf="x" * 64, username="amy")
+    portfolio = dict(buying_power=Decimal("10.00"), positions=[], portfolio="default")
+    page = views.asset_page(chrome, {"symbol": "AAPL"}, None, [], "1d", None, portfolio, [])
+    links = re.findall(r'<a href="/asset/AAPL\?interval=\w+"[^>]*aria-label="([^"]+)">([^<]+)</a>', page)
+    assert ("1D, daily candles", "1D") in links and len(links) == 5
+    assert all(label.startswith(text + ", ") for label, text in links)
+    assert "<th scope=\"col\"></th>" not in page
+
+
 def contrast(one, other):
     """The WCAG contrast ratio of two colours '#rrggbb'."""
     def luminance(colour):

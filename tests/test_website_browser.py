@@ -235,6 +235,16 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.live()
         row = await b.wait_text("[data-section='positions'] tr", "AAPL")
         assert "5" in row
+        # On a phone a table is a list of cards: its header row is out of sight but not out of the accessibility
+        # tree (display: none took it out), and the column of buttons is named.
+        head = await at_width(b, 390, """
+            const head = document.querySelector('table.stack-on-phone thead'), box = head.getBoundingClientRect();
+            return {display: getComputedStyle(head).display, small: box.width <= 1 && box.height <= 1,
+                    names: [...head.querySelectorAll('th')].map((th) => th.textContent),
+                    page: document.documentElement.scrollWidth};""")
+        assert head["display"] != "none" and head["small"] and head["page"] <= 390, head
+        assert head["names"] == ["Symbol", "Shares", "Avg price", "Last", "Market value", "Unrealized P&L", "Today",
+                                 "Actions"], head
         points = int(await b.attribute("#equity-chart", "data-point-count"))
         await d.tick()
         price = price_of(d, "AAPL")

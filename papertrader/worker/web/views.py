@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "8"
+STATIC_VERSION = "9"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -91,9 +91,16 @@ def cell(value, header=None, cls=None):
 
 def table(headers, rows, section=None, empty="Nothing yet.", caption=None, cls="data"):
     """A table whose numeric columns (headers given as ('Name', 'num')) are right-aligned; ``section`` names
-    its body for the live connection, which sends it again whole (see :func:`body`)."""
-    head = h("tr", *[h("th", {"scope": "col", "class": kind or None}, name) for name, kind in
-                     ((x if isinstance(x, tuple) else (x, None)) for x in headers)])
+    its body for the live connection, which sends it again whole (see :func:`body`).  A column whose header is
+    not shown, ('Name', 'sr'), still has one for screen readers; '' is a column of buttons ('Actions')."""
+    def th(name, kind):
+        if name == "":
+            name, kind = "Actions", "sr"
+        if kind == "sr":
+            return h("th", {"scope": "col"}, h("span", {"class": "sr-only"}, name))
+        return h("th", {"scope": "col", "class": kind or None}, name)
+
+    head = h("tr", *[th(name, kind) for name, kind in ((x if isinstance(x, tuple) else (x, None)) for x in headers)])
     return h("div", {"class": "table-scroll"},
              h("table", {"class": cls}, h("caption", {"class": "sr-only"}, caption or "table"),
                h("thead", head), h("tbody", {"data-section": section}, body(rows, len(headers), empty))))
@@ -479,7 +486,8 @@ def assets_page(chrome, quotes, query):
                           f" ({fmt.percent(pct)})" if pct is not None else "—", f"quote.{s}.change",
                           fmt.sign(change), header="Change"),
                       cell(h("span", {"class": "badge warn"}, "stale") if q.get("stale") else "", header="")))
-    listing = table(["Asset", ("Last", "num"), ("Change today", "num"), ""], join(*rows), caption="Assets",
+    listing = table(["Asset", ("Last", "num"), ("Change today", "num"), ("Price freshness", "sr")], join(*rows),
+                    caption="Assets",
                     empty=f"No asset matches {query!r}." if query else
                     "No prices yet: try again after the next update.",
                     cls="data stack-on-phone")
@@ -524,7 +532,7 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
 
     intervals = h("div", {"class": "seg", "role": "group", "aria-label": "Candle interval"},
                   *[h("a", {"href": f"/asset/{s}?interval={key}", "aria-current": "true" if key == interval else None,
-                            "aria-label": f"{INTERVAL_WORDS[key]} candles"}, label) for key, label in INTERVALS
+                            "aria-label": f"{label}, {INTERVAL_WORDS[key]} candles"}, label) for key, label in INTERVALS
                     if intervals is None or key in intervals])
     head = h("div", {"class": "asset-head"},
              h("div", h("h1", s, h("span", {"class": "name"}, asset.get("name") or "")),
@@ -1054,7 +1062,7 @@ def portfolios_page(chrome, portfolios, form=None, error=None):
         button("Create portfolio", "btn primary"), cls="stack inline-form", label="Create a portfolio")
     main = h("section", {"class": "card"}, h("h1", "Portfolios"),
              h("p", {"class": "muted"}, "The pages show and trade the portfolio chosen here or in the bar above."),
-             table(["Name", "Kind", ("Cash", "num"), ("Started with", "num"), "Default", "Shown", ""], rows,
+             table(["Name", "Kind", ("Cash", "num"), ("Started with", "num"), "Default", "Shown", ("Manage", "sr")], rows,
                    caption="Your portfolios", cls="data stack-on-phone"),
              h("h2", "New portfolio"), error_box(error, PORTFOLIO_FIELDS), create)
     return document(chrome, "Portfolios", main, page="portfolios")
