@@ -928,6 +928,47 @@ def test_the_outlines_a_control_is_seen_by_have_a_contrast_of_3_to_1():
     assert css.count("var(--field-line)") >= 4 and "var(--danger-line)" in css
 
 
+def test_the_cores_messages_are_shown_with_the_websites_money_and_order_names():
+    """The core's messages, shared with the command line and the HTTP API, say money plainly and name orders by
+    number: the website shows its own money ('$24,083,850.00', as the preview) and its own names of orders."""
+    said = fmt.said
+    assert said("insufficient buying power: buying 100000 AAPL needs up to 24083850.00; buying power is"
+                " 97723.14.") == ("insufficient buying power: buying 100,000 AAPL needs up to $24,083,850.00; buying"
+                                  " power is $97,723.14.")
+    assert said("insufficient buying power: buying 500.00 of AAPL needs up to 500.00; buying power is 12.50 after"
+                " your open orders") == ("insufficient buying power: buying $500.00 of AAPL needs up to $500.00;"
+                                         " buying power is $12.50 after your open orders")
+    assert said("insufficient funds at the fill: 10.25 AAPL at 1187.2512; cash is 97723.14") == \
+        "insufficient funds at the fill: 10.25 AAPL at $1,187.2512; cash is $97,723.14"
+    assert said("order 9 is already expired; 1.5 filled at an average 187.25", "Buy 2 AAPL") == \
+        "Buy 2 AAPL is already expired; 1.5 filled at an average $187.25"
+    assert said("client_order_id 'a' was already used for order 12 (buy AAPL, limit)") == \
+        "client_order_id 'a' was already used for another order (buy AAPL, limit)"
+    # What is not money stays as it is: dates, percents, counts.
+    for plain in ("you already have 500 open orders; cancel some first", "a limit order needs limit price",
+                  "the game would end before the market's time now (2010-05-12 15:30 UTC)"):
+        assert said(plain) == plain
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refusal_on_the_website_says_money_and_orders_as_its_pages_do(tmp_path, settings, clock,
+                                                                              database_url):
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "olga")
+        order = dict(side="buy", type="market", amount_by="shares", qty="100000", time_in_force="day", csrf=csrf)
+        body = await site.refused("/asset/AAPL/order", order, "/asset/AAPL")
+        needed = re.search(r"Insufficient buying power: buying 100,000 AAPL needs up to (\$[0-9,]+\.[0-9]{2});"
+                           r" buying power is \$100,000\.00\.", body)
+        assert needed and "," in needed.group(1), body[body.find("form-error"):][:300]
+        placed = await forward(commands.PlaceOrder, symbol="AAPL", side="buy", type="limit", limit_price="1.00",
+                               time_in_force="gtc", quantity="1", client_order_id="low")
+        await forward(commands.CancelOrder, order_uuid=placed["uuid"])
+        response, _ = await site.post(f"/orders/{placed['uuid']}/cancel", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/orders")
+        _, body = await site.get("/orders")
+        assert "Buy 1 AAPL is already canceled." in body and "Order " not in body
+
+
 def test_a_games_end_shows_its_last_day_and_when_its_creator_ended_it_early():
     """'Ends 2016-01-23 00:00 UTC' for a game whose last day was the 22nd, and still that date after the teacher
     ended it on the 19th."""

@@ -4,6 +4,7 @@ Every value arrives as a Decimal (never a float) and leaves as text; the page ri
 Money is rounded by the one rule (papertrader/money.py), then grouped by thousands.
 """
 
+import re
 from datetime import timezone
 from decimal import Decimal
 
@@ -98,3 +99,31 @@ TYPES = {"market": "Market", "limit": "Limit", "stop": "Stop", "stop_limit": "St
          "trailing_stop": "Trailing stop"}
 TIFS = {"day": "Day", "gtc": "Good till canceled", "ioc": "Immediate or cancel", "fok": "Fill or kill",
         "opg": "At the open", "cls": "At the close"}
+
+
+#: Amounts of money in the trading core's messages, which are shared with the command line and the HTTP API and
+#: so written plain ('needs up to 24083850.00'): a number of exactly two decimals (money_text) where the words
+#: before it say it is money, or before 'of SYMBOL' (a notional order: '500.00 of AAPL').
+MONEY_RE = re.compile(r"(needs up to |buying power is |cash is |of equity |would be worth |portfolio \()"
+                      r"(-?[0-9]+\.[0-9]{2})(?![0-9])")
+NOTIONAL_RE = re.compile(r"(?<![0-9.$])([0-9]+\.[0-9]{2})(?= of [A-Z])")
+#: Prices in them: two to four decimals (price_text) after ' at ' or 'at an average '.
+PRICE_RE = re.compile(r"(\bat |at an average )([0-9]+\.[0-9]{2,4})(?![0-9])")
+#: Quantities of an asset in them ('buying 100000 AAPL'), grouped as the pages show them.
+QUANTITY_RE = re.compile(r"((?:buying|selling|shorting|cent:|fill:) )([0-9]+(?:\.[0-9]+)?)"
+                         r"(?= [A-Z][A-Z0-9.\-]*\b)")
+#: An order named by its number, which the website never shows.
+ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b")
+
+
+def said(text, order=None):
+    """A message of the trading core as the website words it: its amounts of money, prices and quantities as the
+    pages show them ('$24,083,850.00', '$187.25', '100,000 AAPL'), and an order it names by number ('order 9')
+    named as the pages name it (``order``: 'Buy 1 AAPL'; without it, 'another order')."""
+    if not text:
+        return text
+    text = MONEY_RE.sub(lambda m: m.group(1) + money(Decimal(m.group(2))), text)
+    text = NOTIONAL_RE.sub(lambda m: money(Decimal(m.group(1))), text)
+    text = PRICE_RE.sub(lambda m: m.group(1) + price(Decimal(m.group(2))), text)
+    text = QUANTITY_RE.sub(lambda m: m.group(1) + quantity(Decimal(m.group(2))), text)
+    return ORDER_NUMBER_RE.sub(lambda m: order or "another order", text, count=1)

@@ -321,7 +321,7 @@ class View:
             if event.get("portfolio"):
                 text += f" in portfolio {event['portfolio']}"
             if order.get("reason") and event["event"] in ("rejected", "canceled", "expired"):
-                text += f" ({order['reason']})"
+                text += f" ({fmt.said(order['reason'])})"
             self.conn.send({"t": "toast", "text": text, "kind": "error" if event["event"] == "rejected" else "info"})
         self.refresh()
 

@@ -83,9 +83,10 @@ def field(request, name, limit=MAX_FIELD):
     return value.strip() if "password" not in name else value
 
 
-def sentence(text):
-    """An error message as a sentence: capitalized, with a full stop."""
-    text = (text or "").strip()
+def sentence(text, order=None):
+    """An error message as a sentence in the website's words (``fmt.said``: money as the pages show it, an order
+    named as they name it, ``order``): capitalized, with a full stop."""
+    text = fmt.said((text or "").strip(), order)
     if not text:
         return text
     text = text[0].upper() + text[1:]
@@ -690,6 +691,14 @@ class Website:
         except ValueError:
             raise UnknownOrder("there is no such order on your account")
 
+    async def order_name(self, visit, order):
+        """The order ``order`` (its uuid) as the pages name it ('Buy 1 AAPL'), for a message that names it by its
+        number; None if it cannot be read."""
+        try:
+            return views.order_summary(await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order)))
+        except PaperTraderError:
+            return None
+
     @app.route("/orders", methods=["GET"])
     @signed_in()
     async def orders(self, request, visit):
@@ -721,7 +730,7 @@ class Website:
         try:
             canceled = await self.call(visit, commands.CancelOrder, order_uuid=self.order_uuid(order))
         except (OrderNotOpen, UnknownOrder) as e:
-            security.set_flash(request, sentence(e.message), "error")
+            security.set_flash(request, sentence(e.message, await self.order_name(visit, order)), "error")
             return redirect(request, back)
         security.set_flash(request, f"Canceled: {views.order_summary(canceled)} ({views.order_prices(canceled)}).",
                            "success")
@@ -758,7 +767,8 @@ class Website:
         except (NotLoggedIn, MasterUnavailable, UnknownOrder):
             raise
         except PaperTraderError as e:
-            return refuse(request, f"/orders/{order_uuid}/replace", "replace", sentence(e.message), form)
+            return refuse(request, f"/orders/{order_uuid}/replace", "replace",
+                          sentence(e.message, await self.order_name(visit, order_uuid)), form)
         security.set_flash(request, f"Replaced. New order: {views.order_summary(new)} ({views.order_prices(new)}).",
                            "success")
         return redirect(request, "/orders")

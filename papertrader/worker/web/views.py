@@ -796,7 +796,7 @@ def closed_order_rows(orders):
                       num(filled_cell(o), header="Filled"),
                       num(fmt.money(o.get("commission")), header="Commission"),
                       cell(join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
-                                h("span", {"class": "reason"}, reason) if reason else ""), "Status"),
+                                h("span", {"class": "reason"}, fmt.said(reason)) if reason else ""), "Status"),
                       cell(fmt.when(o.get("updated")), "Updated")))
     return join(*rows)
 
@@ -825,7 +825,7 @@ def orders_page(chrome, open_orders, closed, next_before):
 def order_page(chrome, o):
     u = o["uuid"]
     facts = [("Status", join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
-                             " ", o.get("reason") or "")),
+                             " ", fmt.said(o.get("reason")) or "")),
              ("Type", fmt.TYPES.get(o["type"], o["type"])), ("Price", order_prices(o)),
              ("Time in force", fmt.TIFS.get(o["time_in_force"], o["time_in_force"])),
              ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.price(o['average_price'])}"
@@ -1006,7 +1006,8 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
                     button("Hide my positions from others" if public else "Let others see my positions", "btn small"),
                     cls="inline")),
         h("section", {"class": "card", "aria-labelledby": "password-title"},
-          h("h2", {"id": "password-title"}, "Password"), error_box(errors.get("password"), PASSWORD_FIELDS), password_form),
+          h("h2", {"id": "password-title"}, "Password"), error_box(errors.get("password"), PASSWORD_FIELDS),
+          password_form),
         h("section", {"class": "card", "aria-labelledby": "sessions-title"},
           h("div", {"class": "card-head"}, h("h2", {"id": "sessions-title"}, "Sessions"),
             post_form("/account/signout-everywhere", chrome.csrf, button("Sign out everywhere", "btn small danger"),
@@ -1062,8 +1063,8 @@ def portfolios_page(chrome, portfolios, form=None, error=None):
         button("Create portfolio", "btn primary"), cls="stack inline-form", label="Create a portfolio")
     main = h("section", {"class": "card"}, h("h1", "Portfolios"),
              h("p", {"class": "muted"}, "The pages show and trade the portfolio chosen here or in the bar above."),
-             table(["Name", "Kind", ("Cash", "num"), ("Started with", "num"), "Default", "Shown", ("Manage", "sr")], rows,
-                   caption="Your portfolios", cls="data stack-on-phone"),
+             table(["Name", "Kind", ("Cash", "num"), ("Started with", "num"), "Default", "Shown", ("Manage", "sr")],
+                   rows, caption="Your portfolios", cls="data stack-on-phone"),
              h("h2", "New portfolio"), error_box(error, PORTFOLIO_FIELDS), create)
     return document(chrome, "Portfolios", main, page="portfolios")
 
