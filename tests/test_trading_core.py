@@ -114,6 +114,23 @@ def test_a_fill_is_dated_when_its_price_traded_at_the_open_or_by_the_end_of_the_
     assert events[0].fill.time == SESSION.close
 
 
+def test_fills_at_the_open_come_before_fills_later_in_the_bar_whatever_order_the_orders_came_in():
+    """A limit buy placed first and reached later in the day, a market sale of the whole position placed after it:
+    the sale happened at the open, so it is booked first (its realized P&L against the shares held then), and the
+    buy after it; their events and positions say so in that order (they said the buy came first)."""
+    day = SESSION.close - SESSION.open
+    b = book(AAPL=("10", "800.00"))
+    buy = place(b, kind="limit", limit="95.00", quantity="5", now=SESSION.open - MINUTE)
+    sell = place(b, side="sell", quantity="10", now=SESSION.open - MINUTE)
+    assert buy.id < sell.id
+    after, orders, events = run(b, [buy, sell], (SESSION.close, bar(100, 101, 94, 100, start=SESSION.open,
+                                                                      length=day)))
+    assert [(e.order.id, e.fill.time, e.fill.position_after) for e in events] == [
+        (sell.id, SESSION.open, D(0)), (buy.id, SESSION.close, D(5))]
+    assert events[0].fill.realized == D("1000.00") - D("800.00")
+    assert after.positions["AAPL"].quantity == D(5) and after.positions["AAPL"].cost == D("475.00")
+
+
 # --- limit orders --------------------------------------------------------------
 
 

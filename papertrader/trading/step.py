@@ -4,7 +4,8 @@
 books and orders it changed plus the events that explain every change.  It is
 a pure function: the same inputs give the same outputs.
 
-For each order, in id (arrival) order:
+For each order, in the order its fill would happen (those trading at the open of
+their bars first, then the others), and within that in id (arrival) order:
 
 1. The fill model matches it against its symbol's bar (no bar: nothing happens;
    nor with a bar that starts after the order's time in force ended, as when
@@ -126,22 +127,30 @@ def step(books, orders, market, rules, account_rules=None):
     liquidity_left = {}
     marks = {symbol: bar.open for symbol, bar in market.bars.items()}
     marks.update(market.prices)
+    # Each order against its bar first (a match depends on the order and the bar alone), then the orders in the
+    # order their fills happen: those that trade at the bars' open before those that trade later in them, each
+    # group in arrival order (which takes a bar's liquidity first), so that the books change in time order.
+    work = []
     for order in sorted(orders, key=lambda o: o.id):
         if not order.open or order.account_id not in books:
             continue
-        start = order
-        events = []
         bar = market.bars.get(order.symbol)
         if bar is not None and _ended_by_time(order, bar.start) is not None:
             bar = None  # a bar of a later session than the order's (time skipped ahead): it expires, unfilled
         mine = account_rules.get(order.account_id, rules)
         match = mine.fill_model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
+        when = mine.fill_model.fill_time(order, match, bar, now) if match is not None and match.price is not None \
+            else now
+        work.append((when, order.id, order, bar, mine, match))
+    work.sort(key=lambda item: item[:2])
+    for when, _, order, bar, mine, match in work:
+        start = order
+        events = []
         if match is not None:
             watermark = match.watermark if order.type is OrderType.TRAILING_STOP else None
             if match.triggered != order.triggered or watermark != order.watermark:
                 order = order.but(triggered=match.triggered, watermark=watermark)
             if match.price is not None:
-                when = mine.fill_model.fill_time(order, match, bar, now)
                 order, happened, books = _fill(order, match, bar, books, liquidity_left, mine,
                                                mine.fill_model.describe(), when, marks)
                 events.extend(happened)
