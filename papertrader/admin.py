@@ -64,7 +64,7 @@ from papertrader.client.output import plain, table
 from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem, counted
 from papertrader.master import admin_channel, backups, files
-from papertrader.master.db import Database, redact
+from papertrader.master.db import Database, pg_dump_schema, redact
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers, parse_allowed
 
@@ -565,7 +565,8 @@ class holding_data_dir:
 def pg_dump_hint(db, command):
     url = redact(db.url)
     return (f"{command} works on SQLite databases; for PostgreSQL use pg_dump and pg_restore: pg_dump --format=custom"
-            f" --file=papertrader.dump --dbname='{url}' (the master may be running), and to restore, with no master"
+            f" --file=papertrader.dump{pg_dump_schema(url)} --dbname='{url}' (the master may be running), and to"
+            " restore, with no master"
             f" running: pg_restore --clean --if-exists --no-owner --dbname='{url}' papertrader.dump, then"
             f" papertrader-admin --data-dir {db.data_dir} --database '{url}' migrate --backed-up if the dump is"
             " older than this release")
@@ -601,7 +602,8 @@ def backup(args, data_dir):
     try:
         return backups.back_up(db.path, to)
     except FileExistsError:
-        raise InvalidInput(f"{to} exists: a backup never overwrites a file; choose another name")
+        raise InvalidInput(f"{to or 'the backup file'} exists: a backup never overwrites a file; choose another"
+                           " name (--to)")
     except OSError as e:
         raise InvalidInput(f"cannot write {to or db.path}: {e.strerror or e}")
 

@@ -18,7 +18,7 @@ from twisted.internet import defer, reactor, utils
 
 from papertrader import tls
 from papertrader.master import files
-from papertrader.master.db import Database, shipped
+from papertrader.master.db import Database, pg_schema, shipped
 from papertrader.worker.service import Worker
 from tests.conftest import Client, bounded, wait_for_log
 from tests.test_crash import register_worker
@@ -214,6 +214,22 @@ async def test_backup_never_overwrites_and_needs_a_database(tmp_path):
     assert status == 1 and failure(out, err) == "invalid_input" and "No such file or directory" in err
 
 
+def test_two_backups_in_one_second_are_two_files(tmp_path):
+    """The default name holds the time to the second: a second backup in that second (or the master's before
+    a migration just after an operator's) was refused ('None exists')."""
+    from datetime import datetime, timezone
+
+    from papertrader.master import backups as backups_module
+
+    db_path, now = str(tmp_path / "papertrader.db"), datetime(2026, 11, 30, 21, 0, 0, tzinfo=timezone.utc)
+    first = backups_module.backup_path(db_path, 13, now)
+    open(first, "w").close()
+    second = backups_module.backup_path(db_path, 13, now)
+    assert second != first and second.endswith("-20261130T210000Z-2" + backups_module.SUFFIX)
+    open(second, "w").close()
+    assert backups_module.backup_path(db_path, 13, now).endswith("Z-3" + backups_module.SUFFIX)
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_backup_and_restore_of_postgresql_say_how_to_use_pg_dump(database_url, tmp_path):
@@ -222,6 +238,7 @@ async def test_backup_and_restore_of_postgresql_say_how_to_use_pg_dump(database_
         status, out, err = await admin("--json", "--data-dir", data_dir, "--database", database_url, *argv)
         assert status == 1 and failure(out, err) == "use_pg_dump", err
         assert "pg_dump --format=custom" in err and "pg_restore --clean --if-exists" in err
+        assert f"--schema={pg_schema(database_url)} " in err  # this schema only, not the whole database
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -10,7 +10,7 @@ import pytest
 import pytest_twisted
 
 from papertrader.master import files
-from papertrader.master.db import Database, shipped
+from papertrader.master.db import Database, pg_schema, shipped
 from papertrader.master.order_store import OrderStore
 from papertrader.master.upgrades import BackupFirst, MigrationFailed, SchemaTooNew
 from papertrader.trading.orders import OrderType, Status, TimeInForce
@@ -189,6 +189,9 @@ async def test_an_existing_postgresql_database_is_migrated_only_once_its_operato
         message = refused.value.message
         assert f"is at schema version 5 and this release needs version {LATEST}" in message
         assert "pg_dump --format=custom --file=papertrader-v5.dump" in message
+        # Only this schema: a dump of the whole database, restored with --clean, would roll back any other
+        # schema's tables (another PaperTrader's) to that moment.
+        assert f"--schema={pg_schema(database_url)} --dbname=" in message and pg_schema(database_url)
         assert "migrate --backed-up" in message
         assert await db.version() == 5
         upgrade = await db.upgrade(confirmed=True)
@@ -441,3 +444,21 @@ async def test_version_13_games_hide_their_players_portfolios_after_version_14(d
         assert await db.migrate() == []
     finally:
         db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_postgresql_schema_that_does_not_exist_is_said_so_not_taken_for_another_master(tmp_path):
+    """current_schema() is NULL when no schema of the search_path exists: the master lock's name was NULL, and
+    the master said another master was running."""
+    import psycopg
+
+    from tests.conftest import POSTGRES
+
+    db = Database(f"{POSTGRES}?options=-csearch_path%3Dt_missing_{os.getpid()}", str(tmp_path))
+    try:
+        with pytest.raises(psycopg.OperationalError) as refused:
+            await db.lock()
+        assert f"(t_missing_{os.getpid()}) exists in the database: create it first" in str(refused.value)
+    finally:
+        db.close()
+

@@ -31,8 +31,14 @@ def stamp(now=None):
 
 
 def backup_path(db_path, version, now=None):
-    """Where the backup of ``db_path`` at schema ``version`` goes: next to it, named with the version and time."""
-    return f"{db_path}.v{version}-{stamp(now)}{SUFFIX}"
+    """Where the backup of ``db_path`` at schema ``version`` goes: next to it, named with the version and time
+    (and -2, -3... after it when backups of that second exist already: two in one second are two files)."""
+    base = f"{db_path}.v{version}-{stamp(now)}"
+    path, n = base + SUFFIX, 1
+    while os.path.lexists(path) and n < 1000:
+        n += 1
+        path = f"{base}-{n}{SUFFIX}"
+    return path
 
 
 def uri(path, mode):

@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 import threading
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer, threads
@@ -56,6 +56,23 @@ def redact(url):
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def pg_schema(url):
+    """The schema a PostgreSQL URL's ``options=-csearch_path=...`` names first (where PaperTrader's tables are),
+    or None (the database's default, ``public``)."""
+    for value in parse_qs(urlsplit(url).query).get("options", []):
+        found = re.search(r"-c\s*search_path\s*=\s*([^\s,]+)", value)
+        if found:
+            return found.group(1).strip('"')
+    return None
+
+
+def pg_dump_schema(url):
+    """What pg_dump needs beside the URL to dump only PaperTrader's schema ('' for the whole database): a dump
+    of every schema, restored with --clean, would roll back whatever else the database holds."""
+    schema = pg_schema(url)
+    return f" --schema={schema}" if schema else ""
 
 
 def _sqlite_open(connection):
@@ -220,6 +237,13 @@ class Database:
             import psycopg
 
             connection = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            if connection.execute("SELECT current_schema()").fetchone()[0] is None:
+                # (The lock's name would be NULL, read as "held by another master".)
+                path = connection.execute("SHOW search_path").fetchone()[0]
+                connection.close()
+                raise psycopg.OperationalError(
+                    f"no schema of the URL's search_path ({path}) exists in the database: create it first"
+                    " (CREATE SCHEMA name), PaperTrader makes its tables in it")
             held = connection.execute(
                 "SELECT pg_try_advisory_lock(hashtext('papertrader-master:' || current_schema()))").fetchone()[0]
             if held:
@@ -282,7 +306,8 @@ class Database:
             raise BackupFirst(
                 f"the database {url} is at schema version {current} and this release needs version {known}; an"
                 " existing PostgreSQL database is not migrated until you have backed it up: run pg_dump"
-                f" --format=custom --file=papertrader-v{current}.dump --dbname='{url}', then papertrader-admin"
+                f" --format=custom --file=papertrader-v{current}.dump{pg_dump_schema(url)} --dbname='{url}',"
+                " then papertrader-admin"
                 f" --data-dir {self.data_dir or 'DIR'} --database '{url}' migrate --backed-up, then start the"
                 " master again")
         applied = []
