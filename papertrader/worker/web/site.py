@@ -475,7 +475,6 @@ class Website:
     @action(needs_session=False)
     async def provider_account(self, request):
         ticket, username = field(request, "ticket", 200), field(request, "username", 64)
-        provider = self.settings.oidc_name
         try:
             if field(request, "action", 10) == "link":
                 answer = await self.anonymous(request, commands.ProviderLink, ticket=ticket, username=username,
