@@ -420,6 +420,16 @@ async def website(tmp_path, settings, database_url, clock, **changes):
         await d.cluster.stopService()
 
 
+async def person(worker, name):
+    """``name`` registered and logged in through ``worker``'s gateway (no browser): a function passing a command on
+    with their token."""
+    await worker.gateway.forward(commands.Register, dict(username=name, email=f"{name}@example.com",
+                                                         password=PASSWORD), "127.0.0.1")
+    token = (await worker.gateway.forward(commands.Login, dict(username=name, password=PASSWORD, remember=False),
+                                          "127.0.0.1"))["token"]
+    return lambda command, **a: worker.gateway.forward(command, dict(a, token=token), "127.0.0.1")
+
+
 async def signed_up(site, worker, username):
     """``username`` registered and signed in on ``site``: (its pages' CSRF token, a function passing a command on
     to the master with the session, as the worker's gateway does)."""
@@ -507,14 +517,7 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         _, body = await site.get("/games")
         assert 'action="/games"' in body and 'type="date"' in body
 
-        async def person(name):
-            await worker.gateway.forward(commands.Register, dict(username=name, email=f"{name}@example.com",
-                                                                 password=PASSWORD), "127.0.0.1")
-            token = (await worker.gateway.forward(commands.Login, dict(username=name, password=PASSWORD,
-                                                                       remember=False), "127.0.0.1"))["token"]
-            return lambda command, **a: worker.gateway.forward(command, dict(a, token=token), "127.0.0.1")
-
-        frank, gina = await person("frank"), await person("gina")
+        frank, gina = await person(worker, "frank"), await person(worker, "gina")
         game = dict(name="Open Cup", start="2026-09-01", end="2026-12-31", cash="10000", csrf=csrf)
 
         # Made from the games page: not without the token; a refusal is said on the page, the form kept.
@@ -607,14 +610,7 @@ async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
         csrf, _ = await signed_up(site, worker, "dave")
 
-        async def person(name):
-            await worker.gateway.forward(commands.Register, dict(username=name, email=f"{name}@example.com",
-                                                                 password=PASSWORD), "127.0.0.1")
-            token = (await worker.gateway.forward(commands.Login, dict(username=name, password=PASSWORD,
-                                                                       remember=False), "127.0.0.1"))["token"]
-            return lambda command, **a: worker.gateway.forward(command, dict(a, token=token), "127.0.0.1")
-
-        alice, bob = await person("alice"), await person("bob")
+        alice, bob = await person(worker, "alice"), await person(worker, "bob")
         game = dict(start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
         assert (await site.post("/games", dict(game, name="Closed Book")))[0].code == 303
         assert (await site.post("/games", dict(game, name="Open Book", show_portfolios="yes")))[0].code == 303

@@ -123,6 +123,12 @@ def refusal(chrome, *which):
     return flash["w"], flash["m"], form
 
 
+def page_before(request):
+    """The ``before`` of a paged list (an id to page back from), or None when absent or not a possible id."""
+    before = field(request, "before", 20)
+    return int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
+
+
 def safe_back(path, default):
     """A same-site path to go back to (never another site: //host or a scheme)."""
     if path and path.startswith("/") and not path.startswith("//") and "\\" not in path and len(path) < 300:
@@ -701,8 +707,7 @@ class Website:
     @app.route("/orders", methods=["GET"])
     @signed_in()
     async def orders(self, request, visit):
-        before = field(request, "before", 20)
-        before = int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
+        before = page_before(request)
 
         async def lists():  # the closed ones first: an order that ends meanwhile is never shown in both lists
             closed = await self.call(visit, commands.Orders, status="closed", limit=CLOSED_PAGE, before=before)
@@ -1037,8 +1042,7 @@ class Website:
     async def game_player(self, request, visit, name, username):
         """A player's portfolio in a game: its creator's to see, and its players' where the game shows
         portfolios (GamePortfolio decides; a refusal is the same page whoever was asked for)."""
-        before = field(request, "before", 20)
-        before = int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
+        before = page_before(request)
         try:
             answer = await self.call(visit, commands.GamePortfolio, name=name[:64], username=username[:64],
                                      limit=HISTORY_PAGE, **({"before": before} if before else {}))
