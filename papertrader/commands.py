@@ -83,7 +83,18 @@ def _order_fields():
         (b"watermark", amp.Decimal(optional=True)),
         (b"reason_code", amp.Unicode(optional=True)),
         (b"reason", amp.Unicode(optional=True)),
+        # Bracket, OCO and OTO orders (papertrader/trading/contingent.py): simple, bracket, oco or oto; an exit's
+        # part (take_profit or stop_loss) and the order it hangs from.
+        (b"order_class", amp.Unicode(optional=True)),
+        (b"leg", amp.Unicode(optional=True)),
+        (b"parent_id", amp.Integer(optional=True)),
+        (b"parent_uuid", amp.Unicode(optional=True)),
     ]
+
+
+def _order_with_legs():
+    """An order with the exits that hang from it (``legs``: a bracket's, OCO's or OTO's first part)."""
+    return _order_fields() + [(b"legs", amp.AmpList(_order_fields(), optional=True))]
 
 
 _FILL = [(b"time", amp.DateTime()), (b"quantity", amp.Decimal()), (b"price", amp.Decimal()),
@@ -304,6 +315,9 @@ class PlaceOrder(Command):
 
     ``type``: market (default), limit, stop, stop_limit, trailing_stop.  ``time_in_force``: day (default),
     gtc, ioc, fok, opg, cls.  The same ``client_order_id`` again returns the order it made.
+    ``order_class``: simple (default), bracket, oco or oto, with the exits' ``take_profit`` (a limit price),
+    ``stop_loss`` (a stop price) and ``stop_loss_limit`` (a stop-loss's limit price, for a stop-limit exit);
+    the answer's ``legs`` are the exits (papertrader/trading/contingent.py).
     """
 
     arguments = [
@@ -320,8 +334,12 @@ class PlaceOrder(Command):
         (b"stop_price", amp.Unicode(optional=True)),
         (b"trail_price", amp.Unicode(optional=True)),
         (b"trail_percent", amp.Unicode(optional=True)),
+        (b"order_class", amp.Unicode(optional=True)),
+        (b"take_profit", amp.Unicode(optional=True)),
+        (b"stop_loss", amp.Unicode(optional=True)),
+        (b"stop_loss_limit", amp.Unicode(optional=True)),
     ]
-    response = _order_fields()
+    response = _order_with_legs()
 
 
 class CancelOrder(Command):
@@ -369,7 +387,7 @@ class GetOrder(Command):
     arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
                  (b"order_id", amp.Integer(optional=True)),
                  (b"client_order_id", amp.Unicode(optional=True)), (b"order_uuid", amp.Unicode(optional=True))]
-    response = _order_fields() + [
+    response = _order_with_legs() + [
         (b"fills", amp.AmpList(_FILL)),
         (b"received", amp.DateTime(optional=True)),
         (b"client_ip", amp.Unicode(optional=True)),
@@ -380,15 +398,17 @@ class GetOrder(Command):
 class Orders(Command):
     """A page of the account's orders, oldest first; ``next_before`` pages further back.  With ``direction``
     asc: the oldest first (from ``after``, or with an id above ``after_id``).  ``generation``: an earlier
-    generation's orders (the archive a reset left; 0 is the first)."""
+    generation's orders (the archive a reset left; 0 is the first).  ``nested``: the exits of bracket, OCO
+    and OTO orders in their first part's ``legs`` instead of on their own."""
 
     arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
                  (b"limit", amp.Integer()), (b"status", amp.Unicode(optional=True)),
                  (b"before", amp.Integer(optional=True)), (b"after", amp.DateTime(optional=True)),
                  (b"until", amp.DateTime(optional=True)), (b"direction", amp.Unicode(optional=True)),
                  (b"symbols", amp.ListOf(amp.Unicode(), optional=True)), (b"side", amp.Unicode(optional=True)),
-                 (b"after_id", amp.Integer(optional=True)), (b"generation", amp.Integer(optional=True))]
-    response = [(b"orders", amp.AmpList(_order_fields())), (b"next_before", amp.Integer(optional=True))]
+                 (b"after_id", amp.Integer(optional=True)), (b"generation", amp.Integer(optional=True)),
+                 (b"nested", amp.Boolean(optional=True))]
+    response = [(b"orders", amp.AmpList(_order_with_legs())), (b"next_before", amp.Integer(optional=True))]
 
 
 class Portfolio(Command):

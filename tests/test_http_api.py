@@ -491,3 +491,61 @@ async def test_errors_name_orders_by_their_id(api):
     # The command line names orders by their numbers, as it lists them.
     status, out, err = await api.d.cli("cancel", str(number), user="alice", json=False)
     assert status == 1 and f"order {number} is already canceled" in err, (out, err)
+
+
+@pytest_twisted.ensureDeferred
+async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading import requests as r
+    from alpaca.trading.enums import OrderClass, OrderStatus, QueryOrderStatus
+
+    client = api.trading()
+    price = api.d.master.board.get("MSFT").price
+    above, below = (price * D("1.5")).quantize(D("0.01")), (price * D("0.5")).quantize(D("0.01"))
+    entry = await in_thread(client.submit_order, r.MarketOrderRequest(
+        symbol="MSFT", qty=4, side="buy", time_in_force="gtc", order_class=OrderClass.BRACKET,
+        take_profit=r.TakeProfitRequest(limit_price=float(above)), stop_loss=r.StopLossRequest(stop_price=float(below))))
+    assert entry.order_class == OrderClass.BRACKET and entry.status == OrderStatus.NEW
+    take, stop = entry.legs
+    assert (take.type.value, D(take.limit_price), take.side.value) == ("limit", above, "sell")
+    assert (stop.type.value, D(stop.stop_price), D(stop.qty)) == ("stop", below, 4)
+    assert take.status == stop.status == OrderStatus.HELD
+    with pytest.raises(APIError) as excinfo:  # a held exit goes with its entry
+        await in_thread(client.cancel_order_by_id, stop.id)
+    assert excinfo.value.status_code == 422 and "held until its entry" in excinfo.value.message
+    await api.d.tick()
+    # The entry filled: its exits are open, for its quantity; listed nested under it, or on their own.
+    nested = await in_thread(client.get_orders, r.GetOrdersRequest(status=QueryOrderStatus.ALL, nested=True))
+    [parent] = [o for o in nested if o.id == entry.id]
+    assert parent.status == OrderStatus.FILLED and all(o.id not in (take.id, stop.id) for o in nested)
+    assert [(leg.id, leg.status) for leg in parent.legs] == [(take.id, OrderStatus.NEW), (stop.id, OrderStatus.NEW)]
+    flat = await in_thread(client.get_orders, r.GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    assert {o.id for o in flat} == {take.id, stop.id}
+    # The two exits cover the same 4 shares: nothing is left for another sale; cancelling one cancels both.
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.submit_order, r.MarketOrderRequest(symbol="MSFT", qty=1, side="sell",
+                                                                  time_in_force="day"))
+    assert excinfo.value.code == 40310000 or "insufficient position" in excinfo.value.message
+    await in_thread(client.cancel_order_by_id, take.id)
+    after = await in_thread(client.get_order_by_id, stop.id)
+    assert after.status == OrderStatus.CANCELED
+    # An OCO on the shares held: a limit sell with a stop-loss; an OTO: a buy with a stop-loss only.
+    oco = await in_thread(client.submit_order, r.LimitOrderRequest(
+        symbol="MSFT", qty=4, side="sell", time_in_force="gtc", order_class=OrderClass.OCO,
+        take_profit=r.TakeProfitRequest(limit_price=float(above)),
+        stop_loss=r.StopLossRequest(stop_price=float(below), limit_price=float(below - D("0.50")))))
+    assert oco.order_class == OrderClass.OCO and D(oco.limit_price) == above and oco.status == OrderStatus.NEW
+    [oco_stop] = oco.legs
+    assert (oco_stop.type.value, oco_stop.status, D(oco_stop.limit_price)) == ("stop_limit", OrderStatus.NEW,
+                                                                              below - D("0.50"))
+    oto = await in_thread(client.submit_order, r.MarketOrderRequest(
+        symbol="MSFT", qty=1, side="buy", time_in_force="day", order_class=OrderClass.OTO,
+        stop_loss=r.StopLossRequest(stop_price=float(below))))
+    assert [leg.status for leg in oto.legs] == [OrderStatus.HELD]
+    # Exits on the wrong side of the price: refused, saying why.
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.submit_order, r.MarketOrderRequest(
+            symbol="MSFT", qty=1, side="buy", time_in_force="gtc", order_class=OrderClass.BRACKET,
+            take_profit=r.TakeProfitRequest(limit_price=float(below)),
+            stop_loss=r.StopLossRequest(stop_price=float(below - 1))))
+    assert excinfo.value.status_code == 422 and "must be at least a cent above the last price" in excinfo.value.message

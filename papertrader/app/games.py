@@ -431,8 +431,7 @@ class GameCommands:
         events, changed = [], []
         self.orders.lock_accounts(cursor, portfolio_ids)
         for portfolio_id in portfolio_ids:
-            for order in self.orders.open_orders(cursor, portfolio_id):
-                order, event = amend.cancel(order, now, reason=why)
+            for order, event in amend.cancel_all(self.orders.open_orders(cursor, portfolio_id), now, reason=why):
                 changed.append(order)
                 events.append(event)
         if changed:

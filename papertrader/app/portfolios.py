@@ -205,8 +205,8 @@ class PortfolioCommands:
             self.store.lock_accounts(cursor, [found.id])
             if found.game_id is not None:
                 raise InvalidInput(f"{found.name!r} is your portfolio in a game: a game's portfolio is never reset")
-            done = [amend.cancel(o, now, reason="canceled: the portfolio was reset")
-                    for o in self.store.open_orders(cursor, found.id)]
+            done = amend.cancel_all(self.store.open_orders(cursor, found.id), now,
+                                    reason="canceled: the portfolio was reset")
             self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], when)
             return self.portfolio_store.reset(cursor, found, when), done
 

@@ -24,9 +24,9 @@ from papertrader.master.portfolios import PortfolioStore
 from papertrader.market.history import day
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
-from papertrader.trading import amend, corporate, margin
+from papertrader.trading import amend, contingent, corporate, margin
 from papertrader.trading.corporate import undoing
-from papertrader.trading.orders import OrderRequest, OrderType, Side, TimeInForce
+from papertrader.trading.orders import OrderClass, OrderRequest, OrderType, Side, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
@@ -39,7 +39,7 @@ MAX_POINTS = 4000
 #: Portfolio history timeframes and the candles they read.
 TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1H": "1h", "1D": "1d"}
 STATUS_FILTERS = {
-    "open": ("new", "partially_filled"),
+    "open": ("held", "new", "partially_filled"),
     "closed": ("filled", "canceled", "expired", "replaced", "rejected"),
     "all": None,
 }
@@ -58,9 +58,19 @@ def order_view(order):
         trades_at=order.session_open or order.session_close,
         stop_level=_stop_level(order), replaces=order.replaces, replaced_by=order.replaced_by,
         replaces_uuid=order.replaces_uuid, replaced_by_uuid=order.replaced_by_uuid, watermark=order.watermark,
-        reason_code=order.reason_code, reason=order.reason,
+        reason_code=order.reason_code, reason=order.reason, order_class=order.order_class.value,
+        leg=order.leg.value if order.leg is not None else None, parent_id=order.parent_id,
+        parent_uuid=order.parent_uuid,
     )
     return {k: v for k, v in view.items() if v is not None}
+
+
+def group_view(order, legs):
+    """``order_view`` of an order with the exits that hang from it (a bracket's, OCO's or OTO's first part)."""
+    view = order_view(order)
+    if legs:
+        view["legs"] = [order_view(leg) for leg in legs]
+    return view
 
 
 def _stop_level(order):
@@ -188,11 +198,16 @@ class TradingCommands:
     # --- placing orders --------------------------------------------------------------
 
     def _request(self, session, client_order_id, side, symbol, type, time_in_force, quantity, notional,
-                 limit_price, stop_price, trail_price, trail_percent):
+                 limit_price, stop_price, trail_price, trail_percent, order_class=None, take_profit=None,
+                 stop_loss=None, stop_loss_limit=None):
         try:
             kind = OrderType(type or "market")
         except ValueError:
             raise InvalidInput(f"order type must be one of {', '.join(t.value for t in OrderType)}")
+        try:
+            order_class = OrderClass(order_class or "simple")
+        except ValueError:
+            raise InvalidInput(f"order class must be one of {', '.join(c.value for c in OrderClass)}")
         try:
             tif = TimeInForce(time_in_force or "day")
         except ValueError:
@@ -206,7 +221,10 @@ class TradingCommands:
             limit_price=validation.price("limit price", limit_price),
             stop_price=validation.price("stop price", stop_price),
             trail_price=validation.price("trail price", trail_price),
-            trail_percent=validation.percent("trail percent", trail_percent))
+            trail_percent=validation.percent("trail percent", trail_percent), order_class=order_class,
+            take_profit=validation.price("take-profit limit price", take_profit),
+            stop_loss=validation.price("stop-loss stop price", stop_loss),
+            stop_loss_limit=validation.price("stop-loss limit price", stop_loss_limit))
 
     def _check_asset(self, request, now):
         """What the source says of the asset: it may not trade yet (a replay before its first day), may
@@ -230,9 +248,13 @@ class TradingCommands:
     @defer.inlineCallbacks
     def place_order(self, session, stamp, client_order_id, side, symbol, quantity=None, notional=None,
                     type=None, time_in_force=None, limit_price=None, stop_price=None, trail_price=None,
-                    trail_percent=None):
+                    trail_percent=None, order_class=None, take_profit=None, stop_loss=None, stop_loss_limit=None):
+        """Place an order; a bracket, OCO or OTO order (``order_class``; papertrader/trading/contingent.py) with
+        its exits' prices: ``take_profit`` (limit), ``stop_loss`` (stop) and ``stop_loss_limit``.  The answer is
+        the order, with its exits as ``legs``."""
         request = self._request(session, client_order_id, side, symbol, type, time_in_force, quantity, notional,
-                                limit_price, stop_price, trail_price, trail_percent)
+                                limit_price, stop_price, trail_price, trail_percent, order_class, take_profit,
+                                stop_loss, stop_loss_limit)
         now = self.market_clock.now()
         self._check_asset(request, now)
         prices = self.board.prices()
@@ -242,29 +264,33 @@ class TradingCommands:
         def unit_of_work(cursor, ahead):
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
-                return existing, None
+                return existing, self.store.legs_of(cursor, [existing.id]).get(existing.id, []), None
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
-            event = _accepted(order)
-            self.store.save(cursor, [], {}, [event], recorded)
-            self.store.open_after_commit(cursor, session.portfolio_id, open_orders, [order.id])
-            return order, event
+            legs = [self.store.insert(cursor, leg, stamp.received, stamp.client_ip, stamp.worker, parent=order)
+                    for leg in contingent.exits(order, request, [uuid.uuid4().hex, uuid.uuid4().hex])]
+            events = [_accepted(o) for o in (order, *legs) if o.open]
+            self.store.save(cursor, [], {}, events, recorded)
+            self.store.open_after_commit(cursor, session.portfolio_id, open_orders, [o.id for o in (order, *legs)])
+            return order, legs, events
 
-        order, event = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
-        if event is None:
+        order, legs, events = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
+        if events is None:
             if not _same_request(order, request):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
                                      f" {order.id} ({order.side.value} {order.symbol}, {order.type.value})")
-            return order_view(order)
-        self.log.info("order {id} accepted: {side} {what} {symbol} {type} {tif} for {username} via {worker}"
+            return group_view(order, legs)
+        self.log.info("order {id} accepted: {side} {what} {symbol} {type} {tif}{exits} for {username} via {worker}"
                       " from {ip}", id=order.id, side=order.side.value,
                       what=order.quantity if order.quantity is not None else f"${order.notional}",
                       symbol=order.symbol, type=order.type.value, tif=order.time_in_force.value,
+                      exits="".join(f", {leg.leg.value} {leg.id}" for leg in legs),
                       username=session.username, worker=stamp.worker, ip=stamp.client_ip)
-        view = order_view(order)
-        self.publish([(session.username, _event_view(event, session.portfolio, view=dict(view)))])
+        view = group_view(order, legs)
+        self.publish([(session.username, _event_view(e, session.portfolio, view=dict(view) if e.order is order
+                                                     else None)) for e in events])
         return view
 
     # --- cancel and replace ------------------------------------------------------------
@@ -295,14 +321,22 @@ class TradingCommands:
         now = self.market_clock.now()
 
         def unit_of_work(cursor):
-            order = self._find(cursor, session, order_id, order_uuid)
-            order, event = amend.cancel(order, now)
-            self.store.save(cursor, [order], {}, [event], recorded)
-            return order, event
+            before = self._find(cursor, session, order_id, order_uuid)
+            order, event = amend.cancel(before, now)
+            orders, events = [order], [event]
+            if order.order_class is not OrderClass.SIMPLE:  # the other parts of its bracket, OCO or OTO order
+                members = self.store.group_of(cursor, session.portfolio_id, order.group)
+                for member, happened in contingent.react(before, order, [m for m in members if m.id != order.id],
+                                                         now):
+                    orders.append(member)
+                    events.extend(happened)
+            self.store.save(cursor, orders, {}, events, recorded)
+            return order, events
 
-        order, event = yield self.commits.run(unit_of_work, [session.portfolio_id])
-        self.log.info("order {id} canceled by {username}", id=order.id, username=session.username)
-        self.publish([(session.username, _event_view(event, session.portfolio))])
+        order, events = yield self.commits.run(unit_of_work, [session.portfolio_id])
+        self.log.info("order {id} canceled by {username}{also}", id=order.id, username=session.username,
+                      also="".join(f"; order {e.order.id} {e.kind.value}" for e in events[1:]))
+        self.publish([(session.username, _event_view(e, session.portfolio)) for e in events])
         return order_view(order)
 
     @in_portfolio
@@ -313,7 +347,7 @@ class TradingCommands:
 
         def unit_of_work(cursor):
             self.store.lock_accounts(cursor, [session.portfolio_id])
-            done = [amend.cancel(o, now) for o in self.store.open_orders(cursor, session.portfolio_id)]
+            done = amend.cancel_all(self.store.open_orders(cursor, session.portfolio_id), now)
             self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
             return done
 
@@ -390,17 +424,20 @@ class TradingCommands:
     def get_order(self, session, stamp, order_id=None, client_order_id=None, order_uuid=None):
         def read(cursor):
             order = self._find(cursor, session, order_id, order_uuid, client_order_id)
-            return order, self.store.fills(cursor, order.id), self.store.stamp(cursor, order.id)
+            legs = self.store.legs_of(cursor, [order.id]).get(order.id, []) \
+                if order.order_class is not OrderClass.SIMPLE else []
+            return order, legs, self.store.fills(cursor, order.id), self.store.stamp(cursor, order.id)
 
-        order, fills, received = yield self.db.run(read)
-        return dict(order_view(order), fills=fills, **received)
+        order, legs, fills, received = yield self.db.run(read)
+        return dict(group_view(order, legs), fills=fills, **received)
 
     @in_portfolio
     @defer.inlineCallbacks
     def orders(self, session, stamp, limit, status=None, before=None, after=None, until=None, direction=None,
-               symbols=None, side=None, after_id=None, generation=None):
+               symbols=None, side=None, after_id=None, generation=None, nested=False):
         """A page of orders, oldest first (``direction`` asc: the oldest from ``after``, or after the order
-        ``after_id``).  Filters: status, creation time (after, until), symbols, side."""
+        ``after_id``).  Filters: status, creation time (after, until), symbols, side.  ``nested``: the exits of
+        bracket, OCO and OTO orders as their first part's ``legs``, not on their own."""
         validation.limit(limit, MAX_PAGE)
         status = status or "all"
         if status not in STATUS_FILTERS:
@@ -417,14 +454,20 @@ class TradingCommands:
             if len(symbols) > 200:
                 raise InvalidInput("at most 200 symbols")
             symbols = [(s or "").strip().upper()[:32] for s in symbols]  # one not traded here matches nothing
-        orders = yield self.db.run(self.store.page, session.portfolio_id, STATUS_FILTERS[status], before, limit + 1,
-                                   after=after, until=until, oldest_first=direction == "asc", symbols=symbols,
-                                   side=side, after_id=after_id, generation=_generation(session, generation))
+        def read(cursor):
+            orders = self.store.page(cursor, session.portfolio_id, STATUS_FILTERS[status], before, limit + 1,
+                                     after=after, until=until, oldest_first=direction == "asc", symbols=symbols,
+                                     side=side, after_id=after_id, generation=_generation(session, generation),
+                                     parents_only=nested)
+            parents = [o.id for o in orders[:limit] if o.order_class is not OrderClass.SIMPLE and o.parent_id is None]
+            return orders, self.store.legs_of(cursor, parents) if nested and parents else {}
+
+        orders, legs = yield self.db.run(read)
         more = len(orders) > limit
         orders = orders[:limit]
         if direction == "asc":
-            return {"orders": [order_view(o) for o in orders]}
-        answer = {"orders": [order_view(o) for o in reversed(orders)]}
+            return {"orders": [group_view(o, legs.get(o.id)) for o in orders]}
+        answer = {"orders": [group_view(o, legs.get(o.id)) for o in reversed(orders)]}
         if more:
             answer["next_before"] = orders[-1].id
         return answer

@@ -36,18 +36,22 @@ from papertrader.master.open_orders import OpenOrders
 from papertrader.times import iso, parse_iso
 from papertrader.trading.books import Book, Position
 from papertrader.trading.corporate import Entitlement
-from papertrader.trading.orders import OPEN, Order, OrderType, Side, Status, TimeInForce
+from papertrader.trading.orders import LIVE, OPEN, Leg, Order, OrderClass, OrderType, Side, Status, TimeInForce
 
 COLUMNS = (
     "id, uuid, portfolio_id, client_order_id, side, symbol, type, time_in_force, quantity_units, notional_cents,"
     " limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated, expires, session_open,"
     " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason, filled_adjustment_units,"
-    " (SELECT r.uuid FROM orders r WHERE r.id = o.replaces), (SELECT r.uuid FROM orders r WHERE r.id = o.replaced_by)"
+    " (SELECT r.uuid FROM orders r WHERE r.id = o.replaces), (SELECT r.uuid FROM orders r WHERE r.id = o.replaced_by),"
+    " o.order_class, o.leg, o.parent_id, (SELECT r.uuid FROM orders r WHERE r.id = o.parent_id)"
 )
 #: An order of its portfolio's current generation (made since the portfolio's last reset).
 CURRENT = "o.generation = (SELECT p.generation FROM portfolios p WHERE p.id = o.portfolio_id)"
 OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
-OPEN_LITERAL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
+#: The orders a portfolio's "open orders" are read from: the open ones and the held exits of bracket and OTO
+#: orders (trading/orders.py LIVE), spelt out as the partial index orders_open has them (migration 0015).
+LIVE_STATUSES = tuple(sorted(s.value for s in LIVE))
+LIVE_LITERAL = "(" + ", ".join(f"'{s}'" for s in LIVE_STATUSES) + ")"
 HUNDRED = Decimal(100)
 #: How many parsed orders the store remembers (a few MB at most).
 PARSED_ORDERS = 4096
@@ -139,6 +143,8 @@ class OrderStore:
             replaced_by=row[23], reason_code=row[24], reason=row[25],
             filled_quantity=filled.quantity + adjustment, filled_adjustment=adjustment, filled_value=filled.value,
             commission=filled.commission, replaces_uuid=row[27], replaced_by_uuid=row[28],
+            order_class=OrderClass(row[29] or "simple"), leg=_maybe(Leg, row[30]), parent_id=row[31],
+            parent_uuid=row[32],
         )
 
     def _filled(self, cursor, where, params):
@@ -168,7 +174,7 @@ class OrderStore:
         return [self._order(r, filled.get(r[0])) for r in rows]
 
     def open_orders(self, cursor, account_id=None):
-        """Every open order (of one account, or of all), in id order."""
+        """Every open or held order (of one account, or of all), in id order."""
         if account_id is not None:
             return self.open_orders_of(cursor, [account_id])[account_id]
         return self._open(cursor, "", [])
@@ -225,7 +231,7 @@ class OrderStore:
         if pending is None:
             pending = transaction.data[self] = {}
             transaction.before_commit.append(lambda: self._stamp_pending(transaction, pending))
-        fresh = [o for o in fresh if o.open]
+        fresh = [o for o in fresh if o.live]
         if fresh and unchanged and min(o.id for o in fresh) < unchanged[-1].id:
             pending[account_id] = tuple(sorted([*unchanged, *fresh], key=lambda o: o.id))
         else:  # the new orders come last (the usual case: no need to read every open order again)
@@ -259,10 +265,10 @@ class OrderStore:
     def _open(self, cursor, condition, params):
         # The statuses spelt out as the partial index orders_open has them (migration 0011), so both
         # databases can use it: one portfolio's open orders cost what they are, not its whole history.
-        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.status IN {OPEN_LITERAL}{condition}"
+        cursor.execute(self.sql(f"SELECT {COLUMNS} FROM orders o WHERE o.status IN {LIVE_LITERAL}{condition}"
                                 " ORDER BY o.id"), params)
         rows = cursor.fetchall()
-        filled = self._filled(cursor, f"o.status IN {OPEN_LITERAL} AND o.status = 'partially_filled'{condition}",
+        filled = self._filled(cursor, f"o.status IN {LIVE_LITERAL} AND o.status = 'partially_filled'{condition}",
                               params)
         return [self._order(r, filled.get(r[0])) for r in rows]
 
@@ -280,12 +286,29 @@ class OrderStore:
         found = self._select(cursor, "o.portfolio_id = ? AND o.uuid = ?", [account_id, order_uuid])
         return found[0] if found else None
 
+    def legs_of(self, cursor, order_ids):
+        """{order id: the exits that hang from it, in id order} (bracket, OCO and OTO orders)."""
+        found = {}
+        for chunk in range(0, len(order_ids), 500):
+            part = list(order_ids[chunk:chunk + 500])
+            for order in self._select(cursor, f"o.parent_id IN {_in(part)}", part, "ORDER BY o.id"):
+                found.setdefault(order.parent_id, []).append(order)
+        return found
+
+    def group_of(self, cursor, account_id, group):
+        """Every part of the bracket, OCO or OTO order whose first part is ``group``, in id order."""
+        return self._select(cursor, "o.portfolio_id = ? AND (o.id = ? OR o.parent_id = ?)", [account_id, group, group],
+                            "ORDER BY o.id")
+
     def page(self, cursor, account_id, statuses=None, before=None, limit=50, after=None, until=None,
-             oldest_first=False, symbols=None, side=None, after_id=None, generation=None):
+             oldest_first=False, symbols=None, side=None, after_id=None, generation=None, parents_only=False):
         """Up to ``limit`` orders, newest first (or oldest first): with an id below ``before`` (above
         ``after_id``), of the given statuses, created after ``after`` and up to ``until``, of ``symbols``, of
-        ``side``; of the portfolio's current generation, or of ``generation`` (an archived one)."""
+        ``side``; of the portfolio's current generation, or of ``generation`` (an archived one); ``parents_only``:
+        not the exits of bracket, OCO and OTO orders."""
         where, params = "o.portfolio_id = ?", [account_id]
+        if parents_only:
+            where += " AND o.parent_id IS NULL"
         if generation is None:
             where += f" AND {CURRENT}"
         else:
@@ -343,8 +366,8 @@ class OrderStore:
                 cursor.fetchall()
 
     def open_portfolio_ids(self, cursor):
-        """The accounts that have an open order."""
-        cursor.execute(self.sql(f"SELECT DISTINCT portfolio_id FROM orders WHERE status IN {OPEN_LITERAL}"))
+        """The accounts that have an open (or held) order."""
+        cursor.execute(self.sql(f"SELECT DISTINCT portfolio_id FROM orders WHERE status IN {LIVE_LITERAL}"))
         return {r[0] for r in cursor.fetchall()}
 
     def books(self, cursor, account_ids):
@@ -384,10 +407,13 @@ class OrderStore:
 
     # --- writing -----------------------------------------------------------------
 
-    def insert(self, cursor, order, received, client_ip, worker, origin=None):
+    def insert(self, cursor, order, received, client_ip, worker, origin=None, parent=None):
         """Store a new order (and link it from the order it replaces); returns it with its id and uuid.
+        ``parent``: the order (stored) an exit of a bracket, OCO or OTO order hangs from.
         ``origin``: None (the user) or 'liquidation' (placed by the platform to meet a margin call)."""
         order_uuid = str(uuid.uuid4())
+        if parent is not None:
+            order = order.but(parent_id=parent.id, parent_uuid=parent.uuid)
         self._changed([order.account_id])
         # The columns as COLUMNS reads them, from client_order_id to replaces.
         values = (order.client_order_id, order.side.value, order.symbol, order.type.value,
@@ -401,10 +427,11 @@ class OrderStore:
             "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
             " quantity_units, notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created,"
             " updated, expires, session_open, session_close, watermark_units, triggered, replaces, received,"
-            " client_ip, worker, origin) VALUES (?, ?, (SELECT generation FROM portfolios WHERE id = ?), ?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            " client_ip, worker, origin, order_class, leg, parent_id) VALUES (?, ?, (SELECT generation FROM"
+            " portfolios WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?) RETURNING id"),
             (order_uuid, order.account_id, order.account_id, *values, iso(received), client_ip[:64], worker[:64],
-             origin))
+             origin, order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id))
         order = order.but(id=cursor.fetchone()[0], uuid=order_uuid)
         if order.replaces is not None:
             cursor.execute(self.sql("SELECT uuid FROM orders WHERE id = ?"), (order.replaces,))
@@ -415,7 +442,8 @@ class OrderStore:
         transaction = self.db.transaction()
         if transaction is not None:  # the row as a SELECT of COLUMNS would read it now (open_after_commit)
             transaction.data.setdefault((self, "rows"), {})[order.id] = (
-                order.id, order_uuid, order.account_id, *values, None, None, None, 0, order.replaces_uuid, None)
+                order.id, order_uuid, order.account_id, *values, None, None, None, 0, order.replaces_uuid, None,
+                order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id, order.parent_uuid)
         return order
 
     def _rewritten(self, order_ids):

@@ -298,10 +298,10 @@ class PortfolioStore:
 
     def holds(self, cursor, portfolio_id):
         """(open orders, positions) the portfolio has."""
-        from papertrader.master.order_store import OPEN_STATUSES
+        from papertrader.master.order_store import LIVE_STATUSES
 
         cursor.execute(self.sql("SELECT COUNT(*) FROM orders WHERE portfolio_id = ? AND status IN"
-                                f" ({', '.join('?' for _ in OPEN_STATUSES)})"), (portfolio_id,) + OPEN_STATUSES)
+                                f" ({', '.join('?' for _ in LIVE_STATUSES)})"), (portfolio_id,) + LIVE_STATUSES)
         orders = cursor.fetchone()[0]
         cursor.execute(self.sql("SELECT COUNT(*) FROM positions WHERE portfolio_id = ?"), (portfolio_id,))
         return orders, cursor.fetchone()[0]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Optional
 
-from papertrader.errors import OrderNotOpen
+from papertrader.errors import InvalidInput, OrderNotOpen
 from papertrader.money import price_text, quantity_text
 
 from .events import Event, EventKind
-from .orders import OrderRequest, Status, TimeInForce
+from .orders import OrderClass, OrderRequest, Status, TimeInForce
 from .pretrade import accept
 
 
@@ -36,6 +36,9 @@ class Changes:
 
 def describe_end(order):
     """Why an order can no longer be changed, in a trader's words."""
+    if order.status is Status.HELD:
+        return (f"order {order.id} is held until its entry, order {order.parent_id}, fills: cancel the entry to"
+                f" cancel the whole {order.order_class.value} order")
     filled = ""
     if order.filled_quantity:
         filled = (f"; {quantity_text(order.filled_quantity)} filled at an average"
@@ -51,6 +54,17 @@ def cancel(order, now, reason="canceled by you"):
     return order, Event(EventKind.CANCELED, order, now, reason_code="canceled", reason=reason)
 
 
+def cancel_all(orders, now, reason="canceled by you"):
+    """[(order canceled, its event)] of every open or held order of ``orders`` (all parts of a bracket, OCO or
+    OTO order go: nothing is left to open)."""
+    out = []
+    for order in orders:
+        if order.live:
+            order = order.but(status=Status.CANCELED, reason_code="canceled", reason=reason, updated=now)
+            out.append((order, Event(EventKind.CANCELED, order, now, reason_code="canceled", reason=reason)))
+    return out
+
+
 #: Why an order placed after the time a replay was moved back to expires.
 PLACED_LATER = "expired: market time was moved back to before it was placed"
 
@@ -60,7 +74,7 @@ def expire_placed_after(orders, moment):
     back to it (a seek, a loop), and an order must not trade on the bars of days before it was placed."""
     out = []
     for order in orders:
-        if order.open and order.created > moment:
+        if order.live and order.created > moment:
             expired = order.but(status=Status.EXPIRED, reason_code="expired", reason=PLACED_LATER, updated=moment)
             out.append((expired, Event(EventKind.EXPIRED, expired, moment, reason_code="expired",
                                        reason=PLACED_LATER)))
@@ -76,6 +90,9 @@ def replace(old, changes: Changes, book, open_orders, prices, now, sessions, rul
     """
     if not old.open:
         raise OrderNotOpen(describe_end(old))
+    if old.order_class is not OrderClass.SIMPLE:
+        raise InvalidInput(f"order {old.id} is part of a {old.order_class.value} order, whose parts are not"
+                           " replaced: cancel it and place a new one")
     if not changes.client_order_id:
         raise ValueError("a replacement needs its own client_order_id")
     quantity = changes.quantity

@@ -72,8 +72,8 @@ def split_book(book, split):
 
 
 def split_order(order, split):
-    """An open order adjusted for ``split`` (an order of another symbol, or closed, comes back unchanged)."""
-    if order.symbol != split.symbol or not order.open:
+    """An open or held order adjusted for ``split`` (an order of another symbol, or ended, comes back unchanged)."""
+    if order.symbol != split.symbol or not order.live:
         return order
     filled = split.shares(order.filled_quantity)
     return order.but(

@@ -37,7 +37,29 @@ class TimeInForce(str, enum.Enum):
     CLS = "cls"
 
 
+class OrderClass(str, enum.Enum):
+    """How an order is tied to others (papertrader/trading/contingent.py)."""
+
+    #: On its own.
+    SIMPLE = "simple"
+    #: An entry with a take-profit and a stop-loss exit, held until the entry fills, one cancelling the other.
+    BRACKET = "bracket"
+    #: One cancels the other: a take-profit limit and a stop-loss exit of a position already held.
+    OCO = "oco"
+    #: One triggers the other: an entry with one exit (take-profit or stop-loss), held until the entry fills.
+    OTO = "oto"
+
+
+class Leg(str, enum.Enum):
+    """The part an exit order plays in a bracket, OCO or OTO order."""
+
+    TAKE_PROFIT = "take_profit"
+    STOP_LOSS = "stop_loss"
+
+
 class Status(str, enum.Enum):
+    #: An exit of a bracket or OTO order waiting for its entry to fill (not open: it trades nothing yet).
+    HELD = "held"
     NEW = "new"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
@@ -52,6 +74,8 @@ class Status(str, enum.Enum):
 
 
 OPEN = frozenset({Status.NEW, Status.PARTIALLY_FILLED})
+#: Orders not ended yet: the open ones and the held exits (the store keeps them together).
+LIVE = OPEN | {Status.HELD}
 
 #: Which times in force each order type accepts (as US brokers do).
 ALLOWED_TIF = {
@@ -79,6 +103,12 @@ class OrderRequest:
     stop_price: Optional[Decimal] = None
     trail_price: Optional[Decimal] = None
     trail_percent: Optional[Decimal] = None
+    #: A bracket, OCO or OTO order's exits (papertrader/trading/contingent.py): the take-profit's limit price,
+    #: the stop-loss's stop price and (for a stop-limit exit) its limit price.
+    order_class: "OrderClass" = OrderClass.SIMPLE
+    take_profit: Optional[Decimal] = None
+    stop_loss: Optional[Decimal] = None
+    stop_loss_limit: Optional[Decimal] = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +159,21 @@ class Order:
     uuid: Optional[str] = None
     replaces_uuid: Optional[str] = None
     replaced_by_uuid: Optional[str] = None
+    #: A bracket, OCO or OTO order's parts: its class, the part an exit plays (None: the entry, or a simple
+    #: order) and the order its exits hang from (None for that order itself).
+    order_class: OrderClass = OrderClass.SIMPLE
+    leg: Optional[Leg] = None
+    parent_id: Optional[int] = None
+    parent_uuid: Optional[str] = None
+
+    @property
+    def group(self):
+        """The id every part of a bracket, OCO or OTO order shares (its first part's)."""
+        return self.parent_id if self.parent_id is not None else self.id
+
+    @property
+    def live(self):
+        return self.status in LIVE
 
     @property
     def open(self):

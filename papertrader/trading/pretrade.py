@@ -20,7 +20,7 @@ or back: close it first.
 """
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 from typing import Optional
 
@@ -36,11 +36,11 @@ from papertrader.money import (
     round_money,
 )
 
-from . import margin
+from . import contingent, margin
 from .commissions import CommissionModel, Zero
 from .fill_models import BarFillModel, FillModel
 from .market import SessionInfo
-from .orders import ALLOWED_TIF, Order, OrderRequest, OrderType, Side, Status, TimeInForce
+from .orders import ALLOWED_TIF, Leg, Order, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
 
 MAX_PRICE = Decimal("1000000")
 MAX_NOTIONAL = Decimal("1000000000")
@@ -313,15 +313,15 @@ def covering(book, open_orders, symbol, excluding=None):
     held = book.quantity(symbol)
     if held >= 0:
         return Decimal(0)
-    reserved = sum((o.remaining for o in open_orders if o.id != excluding and o.symbol == symbol
-                    and o.side is Side.BUY and o.open and o.quantity is not None
+    reserved = sum((o.remaining for o in contingent.counted_once(open_orders) if o.id != excluding
+                    and o.symbol == symbol and o.side is Side.BUY and o.open and o.quantity is not None
                     and o.account_id == book.account_id), Decimal(0))
     return -held - reserved
 
 
 def available_shares(book, open_orders, symbol, prices, excluding=None):
     """Shares of ``symbol`` left for new sells after the open sells."""
-    reserved = sum((reserved_shares(o, prices.get(o.symbol)) for o in open_orders
+    reserved = sum((reserved_shares(o, prices.get(o.symbol)) for o in contingent.counted_once(open_orders)
                     if o.id != excluding and o.symbol == symbol and o.account_id == book.account_id), Decimal(0))
     return book.quantity(symbol) - reserved
 
@@ -345,8 +345,19 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     ``prices`` maps symbols to their last price; ``open_orders`` are the account's open orders.
     With ``replaces``, that order's reservation is left out (it is being replaced).
     Raises a typed error (InvalidInput, QuoteUnavailable, InsufficientFunds, InsufficientPosition).
+
+    A bracket or OTO request is checked as its entry, an OCO request as its take-profit (the order returned);
+    their other parts are ``contingent.exits`` (papertrader/trading/contingent.py).
     """
+    for name, value in (("take-profit limit price", request.take_profit), ("stop-loss stop price",
+                        request.stop_loss), ("stop-loss limit price", request.stop_loss_limit)):
+        check_price(name, value)
+    limit = contingent.check(request, prices.get(request.symbol))
+    if limit != request.limit_price:
+        request = replace(request, limit_price=limit)
     check_shape(request)
+    if request.order_class is not OrderClass.SIMPLE:
+        _check_sides(request, book)
     others = open_orders if replaces is None else [o for o in open_orders if o.id != replaces.id]
     if len(others) >= rules.max_open_orders:
         raise InvalidInput(f"you already have {rules.max_open_orders} open orders; cancel some first")
@@ -359,7 +370,8 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
         stop_price=request.stop_price, trail_price=request.trail_price, trail_percent=request.trail_percent,
         expires=expires, session_open=session_open, session_close=session_close,
         watermark=last if request.type is OrderType.TRAILING_STOP else None,
-        replaces=replaces.id if replaces is not None else None, updated=now,
+        replaces=replaces.id if replaces is not None else None, updated=now, order_class=request.order_class,
+        leg=Leg.TAKE_PROFIT if request.order_class is OrderClass.OCO else None,
     )
     if request.type is OrderType.TRAILING_STOP and last is None:
         raise QuoteUnavailable(f"no price is known yet for {request.symbol}; a trailing stop starts from it")
@@ -393,6 +405,23 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
             raise InsufficientPosition(f"insufficient position: selling {what} but {quantity_text(have)} are"
                                        f" available{after}; short selling is not allowed")
     return order
+
+
+def _check_sides(request, book):
+    """A bracket's or OTO's entry opens or adds to a position (its exits close it); an OCO closes one held."""
+    held = book.quantity(request.symbol)
+    buy = request.side is Side.BUY
+    if request.order_class is OrderClass.OCO:
+        if (buy and held >= 0) or (not buy and held <= 0):
+            raise InvalidInput(f"an oco order closes a position you hold: {'buy back a short' if buy else 'sell a long'}"
+                               f" position of {request.symbol} (you hold {quantity_text(held)})")
+        return
+    if not buy and book.margin is None:
+        raise InvalidInput(f"a {request.order_class.value} order's sell entry is a short sale: margin portfolios only")
+    if (buy and held < 0) or (not buy and held > 0):
+        raise InvalidInput(f"a {request.order_class.value} order's entry opens or adds to a position: you are"
+                           f" {'short' if held < 0 else 'long'} {quantity_text(abs(held))} {request.symbol}"
+                           f" (its exits would reverse it)")
 
 
 def _accept_margin(order, book, others, prices, last, rules, what):

@@ -35,10 +35,10 @@ from typing import Dict, List
 
 from papertrader.money import CENT, QUANTITY_STEP, money_text, price_text, quantity_text
 
-from . import corporate, margin
+from . import contingent, corporate, margin
 from .books import apply_fill, gross_value
 from .events import Event, EventKind, Fill
-from .orders import OrderType, Side, Status, TimeInForce
+from .orders import OrderClass, OrderType, Side, Status, TimeInForce
 
 ZERO = Decimal(0)
 
@@ -142,8 +142,22 @@ def step(books, orders, market, rules, account_rules=None):
         when = mine.fill_model.fill_time(order, match, bar, now) if match is not None and match.price is not None \
             else now
         work.append((when, order.id, order, bar, mine, match))
+    # The parts of bracket, OCO and OTO orders (contingent.py): of two exits that both would fill, the first.
+    groups = {}
+    for order in orders:
+        if order.order_class is not OrderClass.SIMPLE and order.live:
+            groups.setdefault(order.group, []).append(order.id)
+    if groups:
+        dropped = contingent.contest([(when, order, match) for when, _, order, _, _, match in work])
+        work = [item if item[1] not in dropped else (*item[:5], None) for item in work]
     work.sort(key=lambda item: item[:2])
+    latest = {o.id: o for o in orders} if groups else {}
+    changed = {}
     for when, _, order, bar, mine, match in work:
+        if groups:
+            order = latest[order.id]
+            if not order.open:  # ended by the other exit of its group earlier in this step
+                continue
         start = order
         events = []
         if match is not None:
@@ -166,8 +180,17 @@ def step(books, orders, market, rules, account_rules=None):
                 order = order.but(status=status, reason_code=code, reason=why, updated=now)
                 events.append(Event(EventKind.EXPIRED, order, now, reason_code=code, reason=why))
         if order is not start or order.id in adjusted:  # (a stop's state or a split may change it without an event)
-            result.orders.append(order)
+            changed[order.id] = order
             result.events.extend(events)
+            if order is not start and order.group in groups:
+                latest[order.id] = order
+                members = [latest[i] for i in groups[order.group] if i != order.id]
+                for member, happened in contingent.react(start, order, members, now):
+                    latest[member.id] = changed[member.id] = member
+                    result.events.extend(happened)
+    for order in adjusted.values():  # (held exits and orders not traded: a split changed them all the same)
+        changed.setdefault(order.id, latest.get(order.id, order))
+    result.orders = list(changed.values())
     result.books = {a: b for a, b in books.items()}
     return result
 

@@ -271,22 +271,25 @@ def refuse_unknown(data, known, what):
 
 #: The body keys of POST /v2/orders this server understands (others are refused, by name).
 ORDER_KEYS = {"symbol", "qty", "notional", "side", "type", "time_in_force", "limit_price", "stop_price",
-              "trail_price", "trail_percent", "client_order_id", "extended_hours", "order_class", "position_intent"}
-ORDER_CLASSES_REFUSED = ("bracket", "oco", "oto", "mleg")
+              "trail_price", "trail_percent", "client_order_id", "extended_hours", "order_class", "position_intent",
+              "take_profit", "stop_loss"}
+ORDER_CLASSES = ("simple", "bracket", "oco", "oto")
 POSITION_INTENTS = ("buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close")
 
 
 def order_request(data):
     """POST /v2/orders' body as PlaceOrder's arguments (``client_order_id`` None if not given)."""
-    for key in ("legs", "take_profit", "stop_loss"):
-        if key in data:
-            raise invalid(f"{key}: bracket, oco, oto and multi-leg orders are not simulated; send simple orders")
+    if "legs" in data:
+        raise invalid("legs: multi-leg (options) orders are not simulated; send simple, bracket, oco or oto orders")
     refuse_unknown(data, ORDER_KEYS, "an order")
     if data.get("extended_hours") not in (None, False):
         raise invalid("extended hours trading is not simulated; extended_hours must be false")
     order_class = data.get("order_class")
-    if order_class not in (None, "", "simple"):
-        raise invalid(f"order_class {shorten(str(order_class))!r} is not simulated; use simple")
+    if order_class not in (None, "") + ORDER_CLASSES:
+        raise invalid(f"order_class {shorten(str(order_class))!r} is not simulated; use one of"
+                      f" {', '.join(ORDER_CLASSES)}")
+    take_profit = exit_prices("take_profit", data.get("take_profit"), {"limit_price"})
+    stop_loss = exit_prices("stop_loss", data.get("stop_loss"), {"stop_price", "limit_price"})
     if data.get("position_intent") not in (None,) + POSITION_INTENTS:
         raise invalid(f"position_intent must be one of {', '.join(POSITION_INTENTS)}")
     side, symbol = text("side", data.get("side")), text("symbol", data.get("symbol"), 32)
@@ -305,7 +308,19 @@ def order_request(data):
         stop_price=price_text("stop_price", data.get("stop_price")),
         trail_price=price_text("trail_price", data.get("trail_price")),
         trail_percent=decimal_text("trail_percent", data.get("trail_percent"), validation.percent),
-        client_order_id=text("client_order_id", data.get("client_order_id"), 128))
+        client_order_id=text("client_order_id", data.get("client_order_id"), 128),
+        order_class=order_class or None, take_profit=take_profit.get("limit_price"),
+        stop_loss=stop_loss.get("stop_price"), stop_loss_limit=stop_loss.get("limit_price"))
+
+
+def exit_prices(name, value, keys):
+    """A bracket's, OCO's or OTO's ``take_profit`` or ``stop_loss`` object as {its key: decimal text}."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(f"{name} must be an object ({', '.join(sorted(keys))})")
+    refuse_unknown(value, keys, name)
+    return {key: price_text(f"{name}.{key}", value.get(key)) for key in keys if value.get(key) is not None}
 
 
 REPLACE_KEYS = {"qty", "time_in_force", "limit_price", "stop_price", "trail", "client_order_id"}

@@ -350,10 +350,10 @@ class RestApi:
         after, until = query.moment("after"), query.moment("until")
         side = query.choice("side", ("buy", "sell"))
         symbols = query.symbols("symbols", MAX_SYMBOLS)
-        query.boolean("nested")  # accepted: orders have no legs here, so nested lists are the same
+        nested = query.boolean("nested")
         token = self.credential(request)
         orders = yield self._order_list(request, token, limit, direction, status=status, after=after, until=until,
-                                        side=side, symbols=symbols)
+                                        side=side, symbols=symbols, nested=bool(nested))
         return respond(request, 200, [alpaca.order(with_asset(o)) for o in orders])
 
     @defer.inlineCallbacks
@@ -702,5 +702,8 @@ def single_symbol(text):
 
 
 def with_asset(order):
-    return dict(order, asset_id=asset_uuid(order["symbol"]))
+    asset_id = asset_uuid(order["symbol"])
+    if order.get("legs"):
+        order = dict(order, legs=[dict(leg, asset_id=asset_id) for leg in order["legs"]])
+    return dict(order, asset_id=asset_id)
 

@@ -1,0 +1,204 @@
+"""Bracket, OCO and OTO orders: orders tied to each other.
+
+- **Bracket**: an entry (market, limit, stop or stop-limit; ``day`` or ``gtc``) with two exits on the other
+  side, a take-profit (a limit order) and a stop-loss (a stop, or a stop-limit with ``stop_loss_limit``).
+- **OTO** (one triggers other): an entry with one of those exits.
+- **OCO** (one cancels other): the two exits of a position already held, without an entry: the order
+  placed is the take-profit (a limit order), the stop-loss hangs from it.
+
+The parts are orders of their own (each with its id; the exits' ``parent_id`` is the first part's, which
+``Order.group`` names) and trade like any other order, with these ties:
+
+1. A bracket's or OTO's exits are ``held`` (not open: they trade nothing and reserve nothing) until the
+   entry ends.  When it has filled, they open for the quantity it filled, from the next market step on
+   (a bar cannot tell whether its high came before or after the entry's fill).  If it ends with part
+   filled (canceled, expired, or refused at a fill for lack of cash) they open for that part; if it ends
+   with nothing filled, they are canceled.
+2. The two exits cover the same shares: what one fills is taken from the other's quantity, and when one
+   ends (filled, canceled by you, expired, rejected) the other is canceled.  Together they never sell
+   more than the entry bought (or buy back more than it sold short).
+3. A bar that reaches both exits (its high above the take-profit, its low below the stop): the one a
+   bar's open reached fills (a gap); otherwise the stop-loss, the worse of the two for the trader (a bar
+   does not tell which came first; the honest assumption is the pessimistic one).
+
+An entry must open or add to a position (a buy, or a short sale in a margin account) and the exits close
+it; an OCO closes a position held.  These orders are given by quantity (not notional), and their parts
+are not replaced (cancel, and place a new one).
+"""
+
+from decimal import Decimal
+
+from papertrader.errors import InvalidInput
+from papertrader.money import price_text
+
+from .events import Event, EventKind
+from .orders import Leg, OrderClass, OrderType, Side, Status, TimeInForce
+
+#: The entry types a bracket or OTO order takes.
+ENTRY_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
+TIMES_IN_FORCE = (TimeInForce.DAY, TimeInForce.GTC)
+CENT = Decimal("0.01")
+
+
+def check(request, last):
+    """Raise InvalidInput unless the request's class, exits and prices go together.  Returns the request's
+    limit price (an OCO's limit price is its take-profit's)."""
+    kind = request.order_class
+    exits = (request.take_profit, request.stop_loss, request.stop_loss_limit)
+    if kind is OrderClass.SIMPLE:
+        if any(p is not None for p in exits):
+            raise InvalidInput("take_profit and stop_loss belong to bracket, oco and oto orders: give order_class")
+        return request.limit_price
+    name = kind.value
+    if request.quantity is None:
+        raise InvalidInput(f"an {name} order is given by quantity, not notional")
+    if request.time_in_force not in TIMES_IN_FORCE:
+        raise InvalidInput(f"an {name} order takes time in force day or gtc, not {request.time_in_force.value}")
+    if request.stop_loss_limit is not None and request.stop_loss is None:
+        raise InvalidInput("a stop-loss limit price needs a stop-loss stop price")
+    if kind is OrderClass.BRACKET and (request.take_profit is None or request.stop_loss is None):
+        raise InvalidInput("a bracket order needs a take-profit limit price and a stop-loss stop price")
+    if kind is OrderClass.OTO and (request.take_profit is None) == (request.stop_loss is None):
+        raise InvalidInput("an oto order needs one exit: a take-profit limit price or a stop-loss stop price")
+    limit = request.limit_price
+    if kind is OrderClass.OCO:
+        if request.type is not OrderType.LIMIT:
+            raise InvalidInput("an oco order is a limit order (its take-profit) with a stop-loss")
+        if request.stop_loss is None or (request.take_profit is None and limit is None):
+            raise InvalidInput("an oco order needs a take-profit limit price and a stop-loss stop price")
+        if request.take_profit is not None and limit is not None and request.take_profit != limit:
+            raise InvalidInput("an oco order's limit price is its take-profit's: give one of them, or the same")
+        limit = request.take_profit if request.take_profit is not None else limit
+    elif request.type not in ENTRY_TYPES:
+        raise InvalidInput(f"a {name} order's entry is a market, limit, stop or stop-limit order,"
+                           f" not {request.type.value}")
+    # The exits sell above (take-profit) and below (stop-loss) a long position's price, or buy back a short
+    # one below and above it.
+    exit_sells = request.side is Side.SELL if kind is OrderClass.OCO else request.side is Side.BUY
+    sign = 1 if exit_sells else -1
+    take_profit = limit if kind is OrderClass.OCO else request.take_profit
+    if take_profit is not None and request.stop_loss is not None and \
+            sign * (take_profit - request.stop_loss) <= 0:
+        raise InvalidInput(f"the take-profit ({price_text(take_profit)}) must be {'above' if exit_sells else 'below'}"
+                           f" the stop-loss ({price_text(request.stop_loss)})")
+    if kind is not OrderClass.OCO:
+        base = request.limit_price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else \
+            request.stop_price if request.type is OrderType.STOP else last
+        what = "the entry's limit price" if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else \
+            "the entry's stop price" if request.type is OrderType.STOP else "the last price"
+        if base is not None:
+            if take_profit is not None and sign * (take_profit - base) < CENT:
+                raise InvalidInput(f"the take-profit ({price_text(take_profit)}) must be at least a cent"
+                                   f" {'above' if exit_sells else 'below'} {what} ({price_text(base)})")
+            if request.stop_loss is not None and sign * (base - request.stop_loss) < CENT:
+                raise InvalidInput(f"the stop-loss ({price_text(request.stop_loss)}) must be at least a cent"
+                                   f" {'below' if exit_sells else 'above'} {what} ({price_text(base)})")
+    return limit
+
+
+def exits(first, request, client_order_ids):
+    """The other parts of an accepted bracket, OCO or OTO order whose first part is ``first`` (the entry, or
+    an OCO's take-profit), without ids; ``client_order_ids``: one for each (the store links them)."""
+    kind = request.order_class
+    ids = iter(client_order_ids)
+    common = dict(id=None, uuid=None, account_id=first.account_id, symbol=first.symbol,
+                  time_in_force=first.time_in_force, created=first.created, updated=first.created,
+                  quantity=first.quantity, order_class=kind, expires=first.expires, filled_quantity=Decimal(0),
+                  filled_value=Decimal(0), commission=Decimal("0.00"), session_open=None, session_close=None,
+                  watermark=None, triggered=False, replaces=None, reason_code=None, reason=None)
+    if kind is OrderClass.OCO:
+        return [first.__class__(client_order_id=next(ids), side=first.side, status=Status.NEW,
+                                leg=Leg.STOP_LOSS, **_stop_loss(request), **common)]
+    side = Side.SELL if first.side is Side.BUY else Side.BUY
+    out = []
+    if request.take_profit is not None:
+        out.append(first.__class__(client_order_id=next(ids), side=side, status=Status.HELD, type=OrderType.LIMIT,
+                                   limit_price=request.take_profit, leg=Leg.TAKE_PROFIT, **common))
+    if request.stop_loss is not None:
+        out.append(first.__class__(client_order_id=next(ids), side=side, status=Status.HELD,
+                                   leg=Leg.STOP_LOSS, **_stop_loss(request), **common))
+    return out
+
+
+def _stop_loss(request):
+    if request.stop_loss_limit is not None:
+        return dict(type=OrderType.STOP_LIMIT, stop_price=request.stop_loss, limit_price=request.stop_loss_limit)
+    return dict(type=OrderType.STOP, stop_price=request.stop_loss)
+
+
+def is_entry(order):
+    return order.order_class in (OrderClass.BRACKET, OrderClass.OTO) and order.leg is None
+
+
+def react(before, after, members, now):
+    """What ``after`` (an order of a bracket, OCO or OTO order, changed from ``before``) does to the other
+    live parts of its group (``members``, as they are now): [(member changed, [its events])].  See the
+    module's docstring."""
+    out = []
+    if is_entry(after):
+        if after.live:
+            return out
+        for leg in members:
+            if leg.status is not Status.HELD:
+                continue
+            if after.filled_quantity > 0:
+                opened = leg.but(status=Status.NEW, quantity=after.filled_quantity, updated=now)
+                out.append((opened, [Event(EventKind.ACCEPTED, opened, now)]))
+            else:
+                why = f"its entry, order {after.id}, ended unfilled ({after.status.value})"
+                out.append(_canceled(leg, now, why))
+        return out
+    if after.leg is None:
+        return out
+    for other in members:
+        if other.leg is None or other.id == after.id or not other.open:
+            continue
+        if not after.open:
+            if after.status is Status.FILLED:
+                why = f"the other exit, order {after.id}, filled"
+            else:
+                why = f"the other exit, order {after.id}, was {after.status.value}"
+            out.append(_canceled(other, now, why))
+            continue
+        taken = after.filled_quantity - before.filled_quantity
+        if taken > 0:
+            quantity = other.quantity - taken
+            if quantity <= other.filled_quantity:
+                out.append(_canceled(other, now, f"the other exit, order {after.id}, filled the rest"))
+            else:
+                out.append((other.but(quantity=quantity, updated=now), []))
+    return out
+
+
+def _canceled(order, now, why):
+    order = order.but(status=Status.CANCELED, reason_code="canceled", reason=why, updated=now)
+    return order, [Event(EventKind.CANCELED, order, now, reason_code="canceled", reason=why)]
+
+
+def counted_once(orders):
+    """Those of ``orders`` whose reservation counts: of two open exits of one group (they cover the same
+    shares) only the take-profit."""
+    paired = {o.group for o in orders if o.leg is Leg.TAKE_PROFIT and o.open}
+    if not paired:
+        return orders
+    return [o for o in orders if not (o.leg is Leg.STOP_LOSS and o.group in paired)]
+
+
+def contest(items):
+    """Of two exits of one group that both would fill in the same step, keep the one that fills first (the
+    one at the bar's open; else the stop-loss).  ``items``: [(fill time, order, match)]; returns the ids of
+    the orders whose match is dropped for this step."""
+    exits = {}
+    for when, order, match in items:
+        if order.leg is not None and match is not None and match.price is not None:
+            exits.setdefault(order.group, []).append((when, order))
+    dropped = set()
+    for pair in exits.values():
+        if len(pair) < 2:
+            continue
+        (when_a, a), (when_b, b) = pair[:2]
+        if when_a == when_b:
+            dropped.add(a.id if a.leg is Leg.TAKE_PROFIT else b.id)
+        else:
+            dropped.add(a.id if when_a > when_b else b.id)
+    return dropped

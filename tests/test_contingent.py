@@ -1,0 +1,177 @@
+"""Bracket, OCO and OTO orders in the trading core (papertrader/trading/contingent.py): exits held until the
+entry fills, one exit cancelling the other, the pessimistic choice when a bar reaches both, reservations
+counted once.  No reactor, no database."""
+
+from datetime import timedelta
+
+import pytest
+
+from papertrader.errors import InvalidInput, OrderNotOpen
+from papertrader.trading import amend, contingent, corporate
+from papertrader.trading.fill_models import BarFillModel
+from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
+from papertrader.trading.pretrade import Rules, accept, available_shares
+from papertrader.trading.step import step
+from tests.trading_helpers import SESSION, T0, D, at, bar, book, market, sessions_at
+
+NO_SLIP = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
+_ids = iter(range(1, 10**9))
+
+
+def bracket(b, order_class="bracket", side="buy", quantity="10", kind="market", tif="gtc", open_orders=(),
+            last="100.00", **prices):
+    """Accept a bracket, OCO or OTO order and give its parts ids as the store would: [first part, *exits]."""
+    request = OrderRequest(
+        account_id=b.account_id, client_order_id=f"c{next(_ids)}", symbol="AAPL", side=Side(side),
+        type=OrderType(kind), time_in_force=TimeInForce(tif), quantity=D(quantity),
+        limit_price=D(prices["limit"]) if "limit" in prices else None,
+        stop_price=D(prices["stop"]) if "stop" in prices else None, order_class=OrderClass(order_class),
+        take_profit=D(prices["take_profit"]) if "take_profit" in prices else None,
+        stop_loss=D(prices["stop_loss"]) if "stop_loss" in prices else None,
+        stop_loss_limit=D(prices["stop_loss_limit"]) if "stop_loss_limit" in prices else None)
+    first = accept(request, b, list(open_orders), {"AAPL": D(last)}, T0, sessions_at(T0), NO_SLIP)
+    first = first.but(id=next(_ids))
+    exits = [leg.but(id=next(_ids), parent_id=first.id)
+             for leg in contingent.exits(first, request, [f"x{next(_ids)}", f"x{next(_ids)}"])]
+    return [first, *exits]
+
+
+def run(b, orders, *steps, rules=NO_SLIP):
+    """Steps (time, bars...) in turn over every live order; (book, {id: order}, [events])."""
+    books = {b.account_id: b}
+    current = {o.id: o for o in orders}
+    events = []
+    for time, *bars in steps:
+        result = step(books, [o for o in current.values() if o.live], market(time, *bars), rules)
+        books.update(result.books)
+        current.update({o.id: o for o in result.orders})
+        events += result.events
+    return books[b.account_id], current, events
+
+
+def test_a_brackets_exits_are_held_until_the_entry_fills_then_open_from_the_next_bar():
+    b = book()
+    entry, take, stop = bracket(b, take_profit="110.00", stop_loss="95.00")
+    assert (take.leg, take.side, take.type, take.limit_price) == (Leg.TAKE_PROFIT, Side.SELL, OrderType.LIMIT,
+                                                                   D("110.00"))
+    assert (stop.leg, stop.type, stop.stop_price) == (Leg.STOP_LOSS, OrderType.STOP, D("95.00"))
+    assert take.status is stop.status is Status.HELD and not take.open
+    # The entry fills at the bar's open; the bar's high reaches the take-profit, but after or before the
+    # fill a bar does not tell: the exits open now, and trade from the next bar on.
+    after, orders, events = run(b, [entry, take, stop], (at(1), bar(100, 112, 99, 101)))
+    assert orders[entry.id].status is Status.FILLED
+    assert orders[take.id].status is orders[stop.id].status is Status.NEW
+    assert orders[take.id].quantity == orders[stop.id].quantity == D(10)
+    assert [(e.kind.value, e.order.id) for e in events] == [("fill", entry.id), ("accepted", take.id),
+                                                            ("accepted", stop.id)]
+    after, orders, events = run(after, orders.values(), (at(2), bar(104, 111, 103, 110)))
+    assert orders[take.id].status is Status.FILLED and events[0].fill.price == D("110.00")
+    assert orders[stop.id].status is Status.CANCELED
+    assert orders[stop.id].reason == f"the other exit, order {take.id}, filled"
+    assert "AAPL" not in after.positions
+    assert after.cash == D("100000.00") - D("1000.00") + D("1100.00")
+
+
+def test_a_bar_that_reaches_both_exits_fills_the_stop_loss():
+    b = book(AAPL=("10", "1000.00"))
+    take, stop = bracket(b, "oco", side="sell", kind="limit", take_profit="110.00", stop_loss="95.00")
+    after, orders, events = run(b, [take, stop], (at(1), bar(100, 111, 94, 100)))
+    assert orders[stop.id].status is Status.FILLED and orders[take.id].status is Status.CANCELED
+    assert [e.fill.price for e in events if e.fill] == [D("95.00")]
+    assert "AAPL" not in after.positions
+
+
+def test_a_gap_through_the_take_profit_at_the_open_fills_it_before_a_later_fall_to_the_stop():
+    b = book(AAPL=("10", "1000.00"))
+    take, stop = bracket(b, "oco", side="sell", kind="limit", take_profit="110.00", stop_loss="95.00")
+    _, orders, events = run(b, [take, stop], (at(1), bar(112, 113, 90, 91)))
+    assert orders[take.id].status is Status.FILLED and orders[stop.id].status is Status.CANCELED
+    assert [e.fill.price for e in events if e.fill] == [D("112")]
+
+
+def test_an_entry_that_ends_unfilled_cancels_its_exits_and_one_that_ends_part_filled_opens_them_for_that_part():
+    b = book()
+    entry, take, stop = bracket(b, kind="limit", tif="day", limit="90.00", take_profit="110.00", stop_loss="85.00")
+    _, orders, events = run(b, [entry, take, stop], (SESSION.close, bar(100, 101, 99, 100, start=SESSION.close
+                                                                          - timedelta(minutes=1))))
+    assert orders[entry.id].status is Status.EXPIRED
+    assert orders[take.id].status is orders[stop.id].status is Status.CANCELED
+    assert orders[take.id].reason == f"its entry, order {entry.id}, ended unfilled (expired)"
+
+    entry, take, stop = bracket(b, quantity="100", kind="limit", tif="gtc", limit="100.00", take_profit="110.00",
+                                stop_loss="90.00")
+    capped = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0), volume_share=D("0.1")))
+    after, orders, _ = run(b, [entry, take, stop], (at(1), bar(100, 101, 99, 100, volume=300)), rules=capped)
+    assert orders[entry.id].filled_quantity == D(30) and orders[entry.id].status is Status.PARTIALLY_FILLED
+    assert orders[take.id].status is Status.HELD
+    entry_canceled, _ = amend.cancel(orders[entry.id], at(2))
+    opened = contingent.react(orders[entry.id], entry_canceled, [orders[take.id], orders[stop.id]], at(2))
+    assert [(o.status, o.quantity) for o, _ in opened] == [(Status.NEW, D(30)), (Status.NEW, D(30))]
+
+
+def test_what_one_exit_fills_is_taken_from_the_other_and_together_they_never_sell_more_than_held():
+    b = book(AAPL=("100", "10000.00"))
+    take, stop = bracket(b, "oco", side="sell", quantity="100", kind="limit", take_profit="110.00",
+                         stop_loss="95.00")
+    # Both are open and cover the same 100 shares: they hold 100 from new sells, not 200.
+    assert available_shares(b, [take, stop], "AAPL", {"AAPL": D(100)}) == D(0)
+    capped = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0), volume_share=D("0.1")))
+    after, orders, _ = run(b, [take, stop], (at(1), bar(108, 111, 107, 110, volume=400)), rules=capped)
+    assert orders[take.id].filled_quantity == D(40) and orders[take.id].open
+    assert orders[stop.id].quantity == D(60) and orders[stop.id].remaining == D(60)
+    after, orders, _ = run(after, orders.values(), (at(2), bar(96, 97, 90, 91, volume=10_000)), rules=capped)
+    assert orders[stop.id].status is Status.FILLED and orders[stop.id].filled_quantity == D(60)
+    assert orders[take.id].status is Status.CANCELED and orders[take.id].filled_quantity == D(40)
+    assert "AAPL" not in after.positions
+
+
+def test_cancelling_one_exit_cancels_the_other_and_a_held_exit_is_cancelled_through_its_entry():
+    b = book(AAPL=("10", "1000.00"))
+    take, stop = bracket(b, "oco", side="sell", kind="limit", take_profit="110.00", stop_loss="95.00")
+    canceled, _ = amend.cancel(stop, at(1))
+    [(other, events)] = contingent.react(stop, canceled, [take], at(1))
+    assert other.status is Status.CANCELED and other.reason == f"the other exit, order {stop.id}, was canceled"
+    entry, held, _ = bracket(book(), take_profit="110.00", stop_loss="95.00")
+    with pytest.raises(OrderNotOpen, match=f"held until its entry, order {entry.id}, fills"):
+        amend.cancel(held, at(1))
+    with pytest.raises(InvalidInput, match="not replaced"):
+        amend.replace(entry, amend.Changes(quantity=D(5), client_order_id="r"), book(), [entry], {"AAPL": D(100)},
+                      T0, sessions_at(T0), NO_SLIP)
+
+
+def test_an_oto_has_one_exit_and_a_stop_limit_exit_takes_its_limit():
+    b = book()
+    entry, stop = bracket(b, "oto", stop_loss="95.00", stop_loss_limit="94.50")
+    assert (stop.type, stop.stop_price, stop.limit_price) == (OrderType.STOP_LIMIT, D("95.00"), D("94.50"))
+    entry, take = bracket(b, "oto", take_profit="105.00")
+    assert take.leg is Leg.TAKE_PROFIT
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(take_profit="99.00", stop_loss="95.00"), "take-profit \\(99.00\\) must be at least a cent above the last"),
+    (dict(kind="limit", limit="90.00", take_profit="110.00", stop_loss="90.00"), "stop-loss \\(90.00\\) must be at"),
+    (dict(take_profit="110.00"), "a bracket order needs a take-profit limit price and a stop-loss"),
+    (dict(order_class="oto", take_profit="110.00", stop_loss="95.00"), "an oto order needs one exit"),
+    (dict(tif="ioc", take_profit="110.00", stop_loss="95.00"), "day or gtc"),
+    (dict(kind="market", side="sell", take_profit="90.00", stop_loss="110.00"), "margin portfolios only"),
+    (dict(order_class="oco", side="sell", kind="limit", take_profit="110.00", stop_loss="95.00"),
+     "closes a position you hold"),
+    (dict(order_class="oco", side="sell", kind="market", take_profit="110.00", stop_loss="95.00", held=True),
+     "is a limit order"),
+    (dict(order_class="oco", side="sell", kind="limit", take_profit="95.00", stop_loss="110.00", held=True),
+     "take-profit \\(95.00\\) must be above the stop-loss"),
+])
+def test_a_bracket_oco_or_oto_that_cannot_work_is_refused_with_the_reason(kwargs, message):
+    b = book(AAPL=("10", "1000.00")) if kwargs.pop("held", False) else book()
+    with pytest.raises(InvalidInput, match=message):
+        bracket(b, **kwargs)
+
+
+def test_a_split_adjusts_held_exits_too():
+    b = book()
+    entry, take, stop = bracket(b, kind="limit", limit="90.00", take_profit="110.00", stop_loss="85.00")
+    split = corporate.Split("AAPL", T0.date(), D(2), D(1))
+    _, changed, _, _ = corporate.apply({b.account_id: b}, [entry, take, stop], [split], T0.date(), T0)
+    by_id = {o.id: o for o in changed}
+    assert by_id[take.id].limit_price == D("55.00") and by_id[stop.id].stop_price == D("42.50")
+    assert by_id[take.id].status is Status.HELD
