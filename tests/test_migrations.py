@@ -446,6 +446,52 @@ async def test_version_13_games_hide_their_players_portfolios_after_version_14(d
         db.close()
 
 
+#: A version 14 portfolio's orders: one open (a limit buy), one filled.
+VERSION_14 = VERSION_13[1:2] + [
+    "INSERT INTO portfolios (uuid, account_id, name, name_key, kind, starting_cash_cents, cash_cents, is_default,"
+    " generation, created) VALUES ('33333333-3333-4333-8333-333333333333', 2, 'default', 'default', 'cash',"
+    " 1000000, 1000000, 1, 0, '2026-01-02T00:00:00.000000+00:00')",
+    "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
+    " quantity_units, limit_units, status, created, updated, received, client_ip, worker) VALUES"
+    " ('00000000-0000-4000-8000-000000000001', 1, 0, 'a', 'buy', 'MSFT', 'limit', 'gtc', 2000000, 1000000, 'new',"
+    " '2026-01-03T00:00:00.000000+00:00', '2026-01-03T00:00:00.000000+00:00', '2026-01-03T00:00:00.000000+00:00',"
+    " '192.0.2.1', 'w1')",
+    "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
+    " quantity_units, status, created, updated, received, client_ip, worker) VALUES"
+    " ('00000000-0000-4000-8000-000000000002', 1, 0, 'b', 'buy', 'AAPL', 'market', 'day', 1000000, 'filled',"
+    " '2026-01-03T00:00:00.000000+00:00', '2026-01-03T00:00:00.000000+00:00', '2026-01-03T00:00:00.000000+00:00',"
+    " '192.0.2.1', 'w1')",
+]
+
+
+@pytest_twisted.ensureDeferred
+async def test_version_14_orders_are_simple_orders_after_version_15(database_url, tmp_path):
+    """Version 15 adds bracket, OCO and OTO orders (their class, an exit's part and parent, the held status):
+    every order made before is a simple order, and an open one is still among its portfolio's open orders."""
+    from papertrader.trading.orders import OrderClass
+
+    old = UpTo(database_url, str(tmp_path), 14)
+    try:
+        await old.migrate()
+        for statement in VERSION_14:
+            await old.execute(statement)
+    finally:
+        old.close()
+
+    db = Database(database_url, str(tmp_path))
+    try:
+        applied = await db.migrate(confirmed=True)
+        assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders"]
+        store = OrderStore(db)
+        [still_open] = await db.run(store.open_orders, 1)
+        assert (still_open.client_order_id, still_open.order_class, still_open.leg, still_open.parent_id) == (
+            "a", OrderClass.SIMPLE, None, None)
+        assert (await db.run(store.by_client_order_id, 1, "b")).order_class is OrderClass.SIMPLE
+        assert await db.migrate() == []
+    finally:
+        db.close()
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_postgresql_schema_that_does_not_exist_is_said_so_not_taken_for_another_master(tmp_path):
     """current_schema() is NULL when no schema of the search_path exists: the master lock's name was NULL, and

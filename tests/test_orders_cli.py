@@ -205,3 +205,46 @@ async def test_order_options_that_do_not_go_together_are_usage_errors(deployment
                           (["buy", "AAPL", "--notional", "10", "--tif", "gtc"], "market order with time in force")):
         status, out, err = await d.cli(*argv, user="alice")
         assert status == 1 and j(out)["error"] == "invalid_input" and message in j(out)["message"], (argv, out)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bracket_order_from_the_command_line_and_an_oco_on_the_shares_it_bought(deployment):
+    d = deployment
+    await register_and_login(d)
+    price = await last_price(d)
+    above, below = (price * D("1.5")).quantize(D("0.01")), (price * D("0.5")).quantize(D("0.01"))
+    status, out, err = await d.cli("buy", "AAPL", "5", "--tif", "gtc", "--take-profit", str(above), "--stop-loss",
+                                   str(below), user="alice")
+    assert status == 0, err
+    entry = j(out)
+    assert entry["order_class"] == "bracket" and entry["status"] == "new"
+    take, stop = entry["legs"]
+    assert (take["leg"], take["side"], take["limit_price"], take["status"]) == ("take_profit", "sell", str(above),
+                                                                               "held")
+    assert (stop["leg"], stop["type"], stop["stop_price"], stop["parent_id"]) == ("stop_loss", "stop", str(below),
+                                                                                 entry["id"])
+    status, out, _ = await d.cli("cancel", str(stop["id"]), user="alice")
+    assert status == 1 and j(out)["error"] == "order_not_open" and "held until its entry" in j(out)["message"]
+    await d.tick()
+    # The entry filled: its exits are open, and the table says whose exits they are.
+    status, out, err = await d.cli("orders", "--status", "open", user="alice", json=False)
+    assert status == 0, err
+    header, *rows = out.splitlines()
+    assert "EXIT_OF" in header
+    assert sorted(r.split()[0] for r in rows) == sorted([str(take["id"]), str(stop["id"])])
+    assert f"take-profit of {entry['id']}" in out and f"stop-loss of {entry['id']}" in out
+    shown = (await d.cli("order", str(entry["id"]), user="alice", json=False))[1]
+    assert "order class:" in shown and "bracket" in shown and "exits:" in shown
+    # Cancelling one exit cancels the other; then an OCO sells the 5 shares at either price.
+    assert j((await d.cli("cancel", str(take["id"]), user="alice"))[1])["status"] == "canceled"
+    assert j((await d.cli("order", str(stop["id"]), user="alice"))[1])["status"] == "canceled"
+    status, out, err = await d.cli("sell", "AAPL", "5", "--oco", "--tif", "gtc", "--take-profit", str(above),
+                                   "--stop-loss", str(below), user="alice")
+    assert status == 0, err
+    oco = j(out)
+    assert (oco["order_class"], oco["type"], oco["limit_price"], oco["leg"]) == ("oco", "limit", str(above),
+                                                                                 "take_profit")
+    assert [(leg["leg"], leg["status"]) for leg in oco["legs"]] == [("stop_loss", "new")]
+    # Both cover the same shares: none are left for another sale.
+    status, out, _ = await d.cli("sell", "AAPL", "1", user="alice")
+    assert status == 1 and j(out)["error"] == "insufficient_position"

@@ -58,8 +58,12 @@ from papertrader.money import money_text
 from papertrader.times import parse_game_end, parse_when
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
-              "stop_price", "trail_price", "trail_percent", "stop_level", "status", "filled_quantity", "average_price",
-              "commission", "created", "expires", "trades_at", "replaces", "replaced_by", "reason"]
+              "stop_price", "trail_price", "trail_percent", "stop_level", "order_class", "leg", "parent_id", "status",
+              "filled_quantity", "average_price", "commission", "created", "expires", "trades_at", "replaces",
+              "replaced_by", "reason"]
+#: A bracket's, OCO's or OTO's exits, under the order they hang from.
+LEG_COLUMNS = ["id", "leg", "side", "quantity", "type", "limit_price", "stop_price", "status", "filled_quantity",
+               "average_price"]
 ORDER_COLUMNS = ["id", "side", "symbol", "quantity", "type", "time_in_force", "limit_price", "stop_price", "status",
                  "filled_quantity", "average_price", "reason"]
 OPEN = ("new", "partially_filled")
@@ -274,6 +278,19 @@ def build_parser():
                        help=f"{side} this many dollars' worth instead of a quantity (a market day order; the"
                             " quantity is fixed at the fill; default: none)")
         price_options(c)
+        c.add_argument("--take-profit", metavar="PRICE",
+                       help="an exit that takes the profit: a limit order on the other side at this price, placed"
+                            " with the order and held until it fills (a bracket order with --stop-loss, else an"
+                            " oto order; with --oco, the sale itself; default: none)")
+        c.add_argument("--stop-loss", metavar="PRICE",
+                       help="an exit that stops the loss: a stop order on the other side at this price, held until"
+                            " the order fills; the exits cancel each other (default: none)")
+        c.add_argument("--stop-loss-limit", metavar="PRICE",
+                       help="the stop-loss exit as a stop-limit order with this limit price (default: a stop order)")
+        if side == "sell":
+            c.add_argument("--oco", action="store_true",
+                           help="one cancels the other: sell shares you hold at --take-profit (a limit order) or"
+                                " at --stop-loss, whichever comes first (default: off)")
         wait_options(c)
         c.add_argument("--client-order-id", metavar="ID", default=None,
                        help="your id for this order, 1-128 letters, digits, '_', '-'; sending it again never makes"
@@ -488,8 +505,10 @@ def describe_event(event):
 def order_rows(orders):
     """Orders as the ORDER_COLUMNS table shows them: a notional order that has not filled yet has no quantity, so
     its QUANTITY cell shows its notional instead, as dollars ('$500.00'); JSON keeps the orders as they are."""
-    return [dict(o, quantity="$" + money_text(o["notional"]))
+    rows = [dict(o, quantity="$" + money_text(o["notional"]))
             if o.get("quantity") is None and o.get("notional") is not None else o for o in orders]
+    return [dict(o, exit_of=f"{o['leg'].replace('_', '-')} of {o['parent_id']}") if o.get("leg") and o.get("parent_id")
+            else dict(o, exit_of=f"{o['order_class']} (take-profit)") if o.get("leg") else o for o in rows]
 
 
 HISTORY_COLUMNS = ["id", "time", "kind", "side", "symbol", "quantity", "price", "commission", "amount", "cash_after",
@@ -961,9 +980,17 @@ class CLI:
             kind = "stop_limit"
         else:
             kind = "limit" if a.limit_price else "stop" if a.stop_price else "market"
+        order_class = None
+        if getattr(a, "oco", False):
+            if kind not in ("market", "limit"):
+                raise UsageFailure("an --oco sale is a limit order at --take-profit: it takes no --stop or trail")
+            kind, order_class = "limit", "oco"
+        elif a.take_profit or a.stop_loss or a.stop_loss_limit:
+            order_class = "bracket" if a.take_profit and a.stop_loss else "oto"
         request = dict(type=kind, time_in_force=a.tif, quantity=a.quantity, notional=a.notional,
                        limit_price=a.limit_price, stop_price=a.stop_price, trail_price=a.trail_price,
-                       trail_percent=a.trail_percent)
+                       trail_percent=a.trail_percent, order_class=order_class, take_profit=a.take_profit,
+                       stop_loss=a.stop_loss, stop_loss_limit=a.stop_loss_limit)
         return {k: v for k, v in request.items() if v is not None}
 
     def do_buy(self):
@@ -1011,7 +1038,9 @@ class CLI:
         return ORDER_OPEN
 
     def _order_text(self, order):
-        text = output.fields(order, ORDER_KEYS)
+        text = output.fields(order, [k for k in ORDER_KEYS if k != "order_class" or order.get(k) != "simple"])
+        if order.get("legs"):
+            text += "\n\nexits:\n" + output.table(order["legs"], LEG_COLUMNS)
         if order.get("fills"):
             text += "\n\n" + output.table(order["fills"], ["time", "quantity", "price", "commission", "amount"])
         return text
@@ -1151,7 +1180,10 @@ class CLI:
         arguments.update((yield self._generation()))
         answer = yield self.call(commands.Orders, token=self.token(), limit=self.args.limit, **arguments)
         orders = answer["orders"]
-        self.emit(orders, output.table(order_rows(orders), ORDER_COLUMNS) if orders else "No orders.")
+        columns = ORDER_COLUMNS
+        if any(o.get("parent_id") or o.get("order_class", "simple") != "simple" for o in orders):
+            columns = ORDER_COLUMNS[:-1] + ["exit_of", "reason"]  # which order a bracket's, OCO's or OTO's exit is of
+        self.emit(orders, output.table(order_rows(orders), columns) if orders else "No orders.")
         self._more(answer, orders)
 
     def _more(self, answer, rows):
