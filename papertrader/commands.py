@@ -362,7 +362,9 @@ class CancelAllOrders(Command):
 class ReplaceOrder(Command):
     """Replace an open order by a new one with these changes; the answer is the new order.  ``trail``: a
     trailing stop's new trail, in dollars or percent as the order has it.  The same ``client_order_id`` for the
-    same replace again returns the order it made."""
+    same replace again returns the order it made.  An exit of a bracket, OCO or OTO order changes its prices
+    only (it keeps its part; an OCO's stop-loss hangs from its new take-profit, listed in ``legs``); an entry
+    is not replaced."""
 
     arguments = [
         (b"token", amp.Unicode()),
@@ -378,7 +380,7 @@ class ReplaceOrder(Command):
         (b"time_in_force", amp.Unicode(optional=True)),
         (b"trail", amp.Unicode(optional=True)),
     ]
-    response = _order_fields()
+    response = _order_with_legs()
 
 
 class GetOrder(Command):

@@ -134,9 +134,40 @@ def test_cancelling_one_exit_cancels_the_other_and_a_held_exit_is_cancelled_thro
     entry, held, _ = bracket(book(), take_profit="110.00", stop_loss="95.00")
     with pytest.raises(OrderNotOpen, match=f"held until its entry, order {entry.id}, fills"):
         amend.cancel(held, at(1))
-    with pytest.raises(InvalidInput, match="not replaced"):
+    with pytest.raises(InvalidInput, match="is the entry of a bracket order: cancel it"):
         amend.replace(entry, amend.Changes(quantity=D(5), client_order_id="r"), book(), [entry], {"AAPL": D(100)},
                       T0, sessions_at(T0), NO_SLIP)
+
+
+def replace(old, group, **changes):
+    return amend.replace(old, amend.Changes(client_order_id=f"r{next(_ids)}", **changes), book(), group,
+                         {"AAPL": D(100)}, at(1), sessions_at(at(1)), NO_SLIP)
+
+
+def test_an_exits_prices_are_replaced_keeping_its_part_quantity_and_place_in_the_group():
+    b = book()
+    entry, take, stop = bracket(b, take_profit="110.00", stop_loss="95.00")
+    # Held: the new stop-loss is held too, for the same quantity, and hangs from the same entry.
+    ended, new_stop, events = replace(stop, [entry, take, stop], stop_price=D("97.00"))
+    assert ended.status is Status.REPLACED and [e.kind.value for e in events] == ["replaced"]
+    assert (new_stop.status, new_stop.quantity, new_stop.stop_price, new_stop.parent_id, new_stop.leg, new_stop.replaces) \
+        == (Status.HELD, D(10), D("97.00"), entry.id, Leg.STOP_LOSS, stop.id)
+    with pytest.raises(InvalidInput, match="keeps its quantity and time in force"):
+        replace(take, [entry, take, stop], quantity=D(5))
+    with pytest.raises(InvalidInput, match="take-profit \\(94.00\\) must be above the stop-loss \\(95.00\\)"):
+        replace(take, [entry, take, stop], limit_price=D("94.00"))
+    with pytest.raises(InvalidInput, match="takes no stop price"):
+        replace(take, [entry, take, stop], stop_price=D("96.00"))
+    # Open and part filled: the new exit has what is left; the other exit covers as much.
+    held = book(AAPL=("100", "10000.00"))
+    take, stop = bracket(held, "oco", side="sell", quantity="100", kind="limit", take_profit="110.00",
+                         stop_loss="95.00")
+    take = take.but(filled_quantity=D(40), status=Status.PARTIALLY_FILLED)
+    stop = stop.but(quantity=D(60))
+    _, new_take, _ = replace(take, [take, stop], limit_price=D("108.00"))
+    assert (new_take.status, new_take.quantity, new_take.limit_price, new_take.parent_id) == (
+        Status.NEW, D(60), D("108.00"), None)
+    assert new_take.remaining == stop.remaining
 
 
 def test_an_oto_has_one_exit_and_a_stop_limit_exit_takes_its_limit():

@@ -526,8 +526,21 @@ async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
         await in_thread(client.submit_order, r.MarketOrderRequest(symbol="MSFT", qty=1, side="sell",
                                                                   time_in_force="day"))
     assert excinfo.value.code == 40310000 or "insufficient position" in excinfo.value.message
+    # An exit's price is replaced (a stop moved up by hand): the new stop-loss takes its place in the bracket.
+    moved = await in_thread(client.replace_order_by_id, stop.id,
+                            r.ReplaceOrderRequest(stop_price=float(below + D("1.00"))))
+    assert (moved.replaces, D(moved.stop_price), moved.status, D(moved.qty)) == (stop.id, below + D("1.00"),
+                                                                               OrderStatus.NEW, 4)
+    [parent] = [o for o in await in_thread(client.get_orders, r.GetOrdersRequest(status=QueryOrderStatus.OPEN,
+                                                                                  nested=True))]
+    # Listed open and nested, the filled entry comes with its exits (the replaced one too), as at Alpaca.
+    assert parent.id == entry.id and [(leg.id, leg.status) for leg in parent.legs] == [
+        (take.id, OrderStatus.NEW), (stop.id, OrderStatus.REPLACED), (moved.id, OrderStatus.NEW)]
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.replace_order_by_id, take.id, r.ReplaceOrderRequest(qty=2))
+    assert excinfo.value.status_code == 422 and "keeps its quantity" in excinfo.value.message
     await in_thread(client.cancel_order_by_id, take.id)
-    after = await in_thread(client.get_order_by_id, stop.id)
+    after = await in_thread(client.get_order_by_id, moved.id)
     assert after.status == OrderStatus.CANCELED
     # An OCO on the shares held: a limit sell with a stop-loss; an OTO: a buy with a stop-loss only.
     oco = await in_thread(client.submit_order, r.LimitOrderRequest(
@@ -538,6 +551,9 @@ async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
     [oco_stop] = oco.legs
     assert (oco_stop.type.value, oco_stop.status, D(oco_stop.limit_price)) == ("stop_limit", OrderStatus.NEW,
                                                                               below - D("0.50"))
+    # Its take-profit replaced: the stop-loss hangs from the new one.
+    new_take = await in_thread(client.replace_order_by_id, oco.id, r.ReplaceOrderRequest(limit_price=float(above - 1)))
+    assert new_take.order_class == OrderClass.OCO and [leg.id for leg in new_take.legs] == [oco_stop.id]
     oto = await in_thread(client.submit_order, r.MarketOrderRequest(
         symbol="MSFT", qty=1, side="buy", time_in_force="day", order_class=OrderClass.OTO,
         stop_loss=r.StopLossRequest(stop_price=float(below))))

@@ -393,7 +393,7 @@ class TradingCommands:
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, changes.client_order_id)
             if existing is not None:
                 if existing.replaces == old.id and _same_changes(existing, wanted):
-                    return existing, None
+                    return existing, None, self.store.legs_of(cursor, [existing.id]).get(existing.id, [])
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
@@ -403,19 +403,23 @@ class TradingCommands:
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
             ended = ended.but(replaced_by=new.id, replaced_by_uuid=new.uuid)
             events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]
-            events.append(_accepted(new))
-            self.store.save(cursor, [ended], {}, events, recorded)
-            self.store.open_after_commit(cursor, session.portfolio_id, [o for o in open_orders if o.id != old.id],
-                                         [new.id])
-            return new, events
+            if new.open:
+                events.append(_accepted(new))
+            # An OCO's take-profit replaced: its stop-loss hangs from the new one.
+            moved = {o.id: o.but(parent_id=new.id, parent_uuid=new.uuid) for o in open_orders
+                     if o.parent_id == old.id and old.leg is not None}
+            self.store.save(cursor, [ended, *moved.values()], {}, events, recorded)
+            self.store.open_after_commit(cursor, session.portfolio_id,
+                                         [moved.get(o.id, o) for o in open_orders if o.id != old.id], [new.id])
+            return new, events, list(moved.values())
 
-        new, events = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
+        new, events, legs = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
         if events is None:  # a retry of a replace already made
-            return order_view(new)
+            return group_view(new, legs)
         self.log.info("order {old} replaced by {new} for {username}", old=new.replaces, new=new.id,
                       username=session.username)
         self.publish([(session.username, _event_view(e, session.portfolio)) for e in events])
-        return order_view(new)
+        return group_view(new, legs)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -305,10 +305,16 @@ class OrderStore:
         """Up to ``limit`` orders, newest first (or oldest first): with an id below ``before`` (above
         ``after_id``), of the given statuses, created after ``after`` and up to ``until``, of ``symbols``, of
         ``side``; of the portfolio's current generation, or of ``generation`` (an archived one); ``parents_only``:
-        not the exits of bracket, OCO and OTO orders."""
+        not the exits of bracket, OCO and OTO orders (their first part is listed if one of them has one of
+        ``statuses``)."""
         where, params = "o.portfolio_id = ?", [account_id]
         if parents_only:
             where += " AND o.parent_id IS NULL"
+            if statuses:  # a first part is listed if it, or one of its exits, has one of these statuses
+                where += (f" AND (o.status IN {_in(statuses)} OR EXISTS (SELECT 1 FROM orders l WHERE l.parent_id"
+                          f" = o.id AND l.status IN {_in(statuses)}))")
+                params += list(statuses) * 2
+                statuses = None
         if generation is None:
             where += f" AND {CURRENT}"
         else:
@@ -472,11 +478,11 @@ class OrderStore:
             cursor.executemany(sql(
                 "UPDATE orders SET status = ?, quantity_units = ?, updated = ?, watermark_units = ?, triggered = ?,"
                 " reason_code = ?, reason = ?, limit_units = ?, stop_units = ?, trail_units = ?,"
-                " filled_adjustment_units = ? WHERE id = ?"),
+                " filled_adjustment_units = ?, parent_id = ? WHERE id = ?"),
                 [(o.status.value, _maybe(to_quantity_units, o.quantity), iso(o.updated or o.created),
                   _maybe(to_price_units, o.watermark), int(o.triggered), o.reason_code, o.reason,
                   _maybe(to_price_units, o.limit_price), _maybe(to_price_units, o.stop_price),
-                  _maybe(to_price_units, o.trail_price), to_quantity_units(o.filled_adjustment), o.id)
+                  _maybe(to_price_units, o.trail_price), to_quantity_units(o.filled_adjustment), o.parent_id, o.id)
                  for o in orders])
         fills = [e.fill for e in events if e.fill is not None]
         touched = {(f.account_id, f.symbol) for f in fills} | {(r.account_id, r.symbol) for r in records}

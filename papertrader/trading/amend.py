@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Optional
 
-from papertrader.errors import InvalidInput, OrderNotOpen
+from papertrader.errors import OrderNotOpen
 from papertrader.money import price_text, quantity_text
 
+from . import contingent
 from .events import Event, EventKind
 from .orders import OrderClass, OrderRequest, Status, TimeInForce
 from .pretrade import accept
@@ -86,15 +87,17 @@ def replace(old, changes: Changes, book, open_orders, prices, now, sessions, rul
 
     The new order has no id yet; the store gives it one and links the two
     (``old.replaced_by``, ``new.replaces``).  Raises OrderNotOpen, or the typed
-    errors of :func:`accept` if the new order would not be accepted.
+    errors of :func:`accept` if the new order would not be accepted.  An exit of a bracket, OCO or OTO order
+    (open, or held) changes its prices only (contingent.replace_exit; ``open_orders`` holds its group).
     """
-    if not old.open:
-        raise OrderNotOpen(describe_end(old))
-    if old.order_class is not OrderClass.SIMPLE:
-        raise InvalidInput(f"order {old.id} is part of a {old.order_class.value} order, whose parts are not"
-                           " replaced: cancel it and place a new one")
     if not changes.client_order_id:
         raise ValueError("a replacement needs its own client_order_id")
+    if old.order_class is not OrderClass.SIMPLE and old.live:
+        new = contingent.replace_exit(old, changes, [o for o in open_orders if o.group == old.group], now)
+        ended = old.but(status=Status.REPLACED, reason_code="replaced", reason="replaced by a new order", updated=now)
+        return ended, new, [Event(EventKind.REPLACED, ended, now, reason_code="replaced", reason="replaced")]
+    if not old.open:
+        raise OrderNotOpen(describe_end(old))
     quantity = changes.quantity
     notional = None
     if quantity is None:

@@ -22,8 +22,9 @@ The parts are orders of their own (each with its id; the exits' ``parent_id`` is
    does not tell which came first; the honest assumption is the pessimistic one).
 
 An entry must open or add to a position (a buy, or a short sale in a margin account) and the exits close
-it; an OCO closes a position held.  These orders are given by quantity (not notional), and their parts
-are not replaced (cancel, and place a new one).
+it; an OCO closes a position held.  These orders are given by quantity (not notional).  An exit's prices may
+be replaced (``replace_exit``: its take-profit's limit, its stop-loss's stop or limit; it keeps its quantity
+left, its time in force and its place in the group); an entry is not replaced (cancel it, and place a new one).
 """
 
 from decimal import Decimal
@@ -168,6 +169,43 @@ def react(before, after, members, now):
             else:
                 out.append((other.but(quantity=quantity, updated=now), []))
     return out
+
+
+def replace_exit(old, changes, members, now):
+    """(new exit, without an id) replacing the exit ``old`` (open or held) with ``changes`` (amend.Changes:
+    prices only); ``members``: the other live parts of its group.  The caller ends ``old`` as replaced, and if
+    ``old`` was an OCO's first part, hangs the other exit from the new one.  Raises InvalidInput."""
+    kind = old.order_class.value
+    if old.leg is None:
+        raise InvalidInput(f"order {old.id} is the entry of a {kind} order: cancel it (its exits go with it) and"
+                           " place a new one; an exit's prices can be replaced")
+    if changes.quantity is not None or changes.time_in_force is not None or changes.trail_price is not None \
+            or changes.trail_percent is not None:
+        raise InvalidInput(f"order {old.id} is an exit of a {kind} order: it keeps its quantity and time in force"
+                           " (they are its entry's); replace its limit or stop price")
+    if old.type is OrderType.LIMIT and changes.stop_price is not None:
+        raise InvalidInput(f"order {old.id} is a take-profit (a limit order): it takes no stop price")
+    if old.type is OrderType.STOP and changes.limit_price is not None:
+        raise InvalidInput(f"order {old.id} is a stop-loss stop order: it takes no limit price")
+    limit = changes.limit_price if changes.limit_price is not None else old.limit_price
+    stop = changes.stop_price if changes.stop_price is not None else old.stop_price
+    sells = old.side is Side.SELL
+    for other in members:
+        if other.leg is None or other.id == old.id or not other.live:
+            continue
+        take_profit, stop_loss = (limit, other.stop_price) if old.leg is Leg.TAKE_PROFIT else \
+            (other.limit_price, stop)
+        if (take_profit - stop_loss) * (1 if sells else -1) <= 0:
+            raise InvalidInput(f"the take-profit ({price_text(take_profit)}) must be {'above' if sells else 'below'}"
+                               f" the stop-loss ({price_text(stop_loss)})")
+    held = old.status is Status.HELD
+    return old.but(
+        id=None, uuid=None, client_order_id=changes.client_order_id, limit_price=limit, stop_price=stop,
+        quantity=old.quantity if held else old.quantity - old.filled_quantity, status=Status.HELD if held
+        else Status.NEW, created=now, updated=now, filled_quantity=Decimal(0), filled_value=Decimal(0),
+        filled_adjustment=Decimal(0), commission=Decimal("0.00"), triggered=old.triggered and stop == old.stop_price,
+        replaces=old.id, replaced_by=None, replaces_uuid=None, replaced_by_uuid=None, reason_code=None,
+        reason=None)
 
 
 def _canceled(order, now, why):
