@@ -206,3 +206,20 @@ def test_a_split_adjusts_held_exits_too():
     by_id = {o.id: o for o in changed}
     assert by_id[take.id].limit_price == D("55.00") and by_id[stop.id].stop_price == D("42.50")
     assert by_id[take.id].status is Status.HELD
+
+
+def test_a_short_bracket_in_a_margin_portfolio_buys_back_at_most_what_it_sold():
+    from papertrader.trading.books import Book
+    from papertrader.trading.margin import MarginRules
+    from papertrader.trading.pretrade import covering
+
+    b = Book(1, D("10000.00"), {}, margin=MarginRules())
+    entry, take, stop = bracket(b, side="sell", quantity="10", take_profit="90.00", stop_loss="105.00")
+    assert (take.side, stop.side) == (Side.BUY, Side.BUY)
+    after, orders, _ = run(b, [entry, take, stop], (at(1), bar(100, 101, 99, 100)))
+    assert after.positions["AAPL"].quantity == D(-10)
+    # The two exits cover the same 10 shares: another buy may not cover them again.
+    assert covering(after, [orders[take.id], orders[stop.id]], "AAPL") == D(0)
+    after, orders, _ = run(after, orders.values(), (at(2), bar(100, 106, 89, 95)))
+    assert orders[stop.id].status is Status.FILLED and orders[take.id].status is Status.CANCELED
+    assert "AAPL" not in after.positions

@@ -213,10 +213,14 @@ async def test_a_bracket_order_from_the_command_line_and_an_oco_on_the_shares_it
     await register_and_login(d)
     price = await last_price(d)
     above, below = (price * D("1.5")).quantize(D("0.01")), (price * D("0.5")).quantize(D("0.01"))
-    status, out, err = await d.cli("buy", "AAPL", "5", "--tif", "gtc", "--take-profit", str(above), "--stop-loss",
-                                   str(below), user="alice")
+    bracket = ["buy", "AAPL", "5", "--tif", "gtc", "--take-profit", str(above), "--client-order-id", "br-1"]
+    status, out, err = await d.cli(*bracket, "--stop-loss", str(below), user="alice")
     assert status == 0, err
     entry = j(out)
+    # Sent again, the same bracket is the same order; with another stop-loss, the id is already used.
+    assert j((await d.cli(*bracket, "--stop-loss", str(below), user="alice"))[1]) == entry
+    status, out, _ = await d.cli(*bracket, "--stop-loss", str(below + 1), user="alice")
+    assert status == 1 and j(out)["error"] == "duplicate_order"
     assert entry["order_class"] == "bracket" and entry["status"] == "new"
     take, stop = entry["legs"]
     assert (take["leg"], take["side"], take["limit_price"], take["status"]) == ("take_profit", "sell", str(above),
@@ -238,10 +242,12 @@ async def test_a_bracket_order_from_the_command_line_and_an_oco_on_the_shares_it
     # Cancelling one exit cancels the other; then an OCO sells the 5 shares at either price.
     assert j((await d.cli("cancel", str(take["id"]), user="alice"))[1])["status"] == "canceled"
     assert j((await d.cli("order", str(stop["id"]), user="alice"))[1])["status"] == "canceled"
-    status, out, err = await d.cli("sell", "AAPL", "5", "--oco", "--tif", "gtc", "--take-profit", str(above),
-                                   "--stop-loss", str(below), user="alice")
+    oco_command = ["sell", "AAPL", "5", "--oco", "--tif", "gtc", "--take-profit", str(above), "--stop-loss",
+                   str(below), "--client-order-id", "oco-1"]
+    status, out, err = await d.cli(*oco_command, user="alice")
     assert status == 0, err
     oco = j(out)
+    assert j((await d.cli(*oco_command, user="alice"))[1]) == oco
     assert (oco["order_class"], oco["type"], oco["limit_price"], oco["leg"]) == ("oco", "limit", str(above),
                                                                                  "take_profit")
     assert [(leg["leg"], leg["status"]) for leg in oco["legs"]] == [("stop_loss", "new")]

@@ -26,7 +26,7 @@ from papertrader.money import from_cents, from_price_units, from_quantity_units,
 from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend, contingent, corporate, margin
 from papertrader.trading.corporate import undoing
-from papertrader.trading.orders import OrderClass, OrderRequest, OrderType, Side, TimeInForce
+from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
@@ -102,13 +102,36 @@ def _same_changes(new, changes):
         ("time_in_force", changes.time_in_force)))
 
 
-def _same_request(order, request):
+def _same_request(order, request, legs=()):
+    """Whether ``order`` (with its exits ``legs``) is what ``request`` asks for (a retry of it)."""
+    limit = request.limit_price
+    if request.order_class is OrderClass.OCO and limit is None:
+        limit = request.take_profit  # an OCO's limit price is its take-profit's
     return (order.side, order.symbol, order.type, order.time_in_force, order.notional if order.quantity is None
             or request.notional is not None else None, order.limit_price, order.stop_price, order.trail_price,
-            order.trail_percent) == (request.side, request.symbol, request.type, request.time_in_force,
-                                     request.notional, request.limit_price, request.stop_price,
-                                     request.trail_price, request.trail_percent) and \
-        (request.quantity is None or order.quantity == request.quantity)
+            order.trail_percent, order.order_class) == (request.side, request.symbol, request.type,
+                                                        request.time_in_force, request.notional, limit,
+                                                        request.stop_price, request.trail_price,
+                                                        request.trail_percent, request.order_class) and \
+        (request.quantity is None or order.quantity == request.quantity) and \
+        _exit_prices(order, legs) == _exit_prices_asked(request, limit)
+
+
+def _exit_prices(order, legs):
+    """(take-profit, stop-loss, stop-loss limit) of a bracket, OCO or OTO order as placed (its first exits)."""
+    first = {}
+    for leg in sorted(legs, key=lambda o: o.id):
+        first.setdefault(leg.leg, leg)
+    take, stop = first.get(Leg.TAKE_PROFIT), first.get(Leg.STOP_LOSS)
+    take_profit = order.limit_price if order.leg is Leg.TAKE_PROFIT else take.limit_price if take else None
+    if stop is None:
+        return take_profit, None, None
+    return take_profit, stop.stop_price, stop.limit_price if stop.type is OrderType.STOP_LIMIT else None
+
+
+def _exit_prices_asked(request, limit):
+    take_profit = limit if request.order_class is OrderClass.OCO else request.take_profit
+    return take_profit, request.stop_loss, request.stop_loss_limit
 
 
 class TradingCommands:
@@ -278,7 +301,7 @@ class TradingCommands:
 
         order, legs, events = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
         if events is None:
-            if not _same_request(order, request):
+            if not _same_request(order, request, legs):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"
                                      f" {order.id} ({order.side.value} {order.symbol}, {order.type.value})")
             return group_view(order, legs)
