@@ -94,6 +94,36 @@ async def test_what_the_memory_serves_is_what_the_database_holds_after_every_kin
 
 
 @pytest_twisted.ensureDeferred
+async def test_what_the_memory_serves_is_what_the_database_holds_through_a_brackets_life(master, user, stamp, step):
+    t = master.trading
+    alice = await user("alice")
+    await step(AAPL="100", MSFT="10")
+    mine = [(await t.session_in(alice)).portfolio_id]
+    entry = await t.place_order(alice, stamp(), "br", "buy", "MSFT", "10", type="market", time_in_force="gtc",
+                                order_class="bracket", take_profit="12", stop_loss="8")
+    take, stop = entry["legs"]
+    assert await served_is_stored(master, mine) == 1  # held exits are kept with the open orders
+    moved = await t.replace_order(alice, stamp(), order_id=stop["id"], stop_price="8.50")  # a held exit
+    await served_is_stored(master, mine)
+    await t.place_order(alice, stamp(), "more", "buy", "AAPL", "1", type="limit", limit_price="50")
+    assert await served_is_stored(master, mine) == 1
+    await step(AAPL="100", MSFT="10")  # the entry fills: its exits open
+    await served_is_stored(master, mine)
+    statuses = {o["id"]: o["status"] for o in (await t.orders(alice, stamp(), 50, status="open"))["orders"]}
+    assert (statuses[take["id"]], statuses[moved["id"]]) == ("new", "new") and entry["id"] not in statuses
+    await t.place_order(alice, stamp(), "more-2", "buy", "AAPL", "1", type="limit", limit_price="50")
+    assert await served_is_stored(master, mine) == 1
+    await t.cancel_order(alice, stamp(), order_id=take["id"])  # and with it the stop-loss
+    await t.place_order(alice, stamp(), "more-3", "buy", "AAPL", "1", type="limit", limit_price="50")
+    assert await served_is_stored(master, mine) == 1
+    oco = await t.place_order(alice, stamp(), "oco", "sell", "MSFT", "10", type="limit", time_in_force="gtc",
+                              order_class="oco", take_profit="12", stop_loss="8")
+    await t.replace_order(alice, stamp(), order_id=oco["id"], limit_price="11")  # its stop-loss hangs from the new one
+    await t.place_order(alice, stamp(), "more-4", "buy", "AAPL", "1", type="limit", limit_price="50")
+    assert await served_is_stored(master, mine) == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_market_step_takes_the_open_orders_it_knows_from_memory_and_trades_them_in_time_order(
         master, user, stamp, step):
     t = master.trading
