@@ -406,6 +406,26 @@ def test_the_ticket_previews_what_the_master_will_reserve():
         assert shown["note"] == "The amount must be from $1.00 to $1,000,000,000.00, in dollars and cents.", amount
     shown = preview.preview(dict(form, amount_by="dollars", notional="1.00"), "AAPL", quote, portfolio, rules)
     assert shown["ok"] and shown["note"] == "A notional order reserves its amount."
+    # Exits: a buy with one is an OTO order, with both a bracket order; on a sale of shares held, an OCO order (a
+    # limit sell, whose limit is the take-profit); hidden (by dollars, a trailing stop), ignored.
+    exits = dict(form, take_profit="120", stop_loss="90")
+    assert preview.order_arguments(dict(exits, stop_loss=""))["order_class"] == "oto"
+    assert preview.order_arguments(exits) == dict(side="buy", type="market", time_in_force="day", quantity="10",
+                                                  order_class="bracket", take_profit="120", stop_loss="90")
+    assert "order_class" not in preview.order_arguments(dict(exits, amount_by="dollars", notional="5"))
+    assert "order_class" not in preview.order_arguments(dict(exits, type="trailing_stop", trail="1"))
+    sale = dict(exits, side="sell", qty="3", type="limit", take_profit="", limit_price="120")
+    assert preview.order_arguments(sale, Decimal("3"))["order_class"] == "oco"
+    shown = preview.preview(sale, "AAPL", quote, portfolio, rules)
+    assert shown["ok"] and shown["note"] == ("An OCO order: a take-profit at $120.00 and a stop-loss at $90.00;"
+                                             " whichever fills first cancels the other. You hold 3 AAPL."), shown
+    shown = preview.preview(dict(sale, type="market"), "AAPL", quote, portfolio, rules)
+    assert not shown["ok"] and shown["note"].startswith("Exits on a sale of shares you hold make an OCO order")
+    shown = preview.preview(dict(exits, stop_loss="100.00"), "AAPL", quote, portfolio, rules)
+    assert shown["note"] == "The stop-loss ($100.00) must be at least a cent below the last price ($100.00)."
+    shown = preview.preview(dict(exits, qty="1", stop_loss=""), "AAPL", quote, portfolio, rules)
+    assert shown["ok"] and shown["note"].startswith("An OTO order: a take-profit at $120.00, held until this order"
+                                                    " fills, then open to sell what it bought. Reserved at"), shown
 
 
 @contextlib.asynccontextmanager
@@ -1072,3 +1092,152 @@ async def test_a_live_update_bigger_than_what_a_page_may_send_still_reaches_the_
                 break
         assert mark in sections["closed-orders"] and mark not in sections["open-orders"], sections
         assert len(json.dumps(sections)) > MAX_MESSAGE  # the twelve orders still open: 12 KB
+
+
+def test_the_cores_words_of_bracket_orders_are_the_websites():
+    """The core names the other order of a bracket by number ('its entry, order 12'): the words before it say which
+    it is; its prices are the website's, and its classes are written as the pages write them."""
+    said = fmt.said
+    assert said("order 13 is held until its entry, order 12, fills: cancel the entry to cancel the whole bracket"
+                " order", "Sell 4 AAPL") == ("Sell 4 AAPL is held until its entry fills: cancel the entry to cancel"
+                                             " the whole bracket order")
+    assert said("the other exit, order 9, filled the rest") == "the other exit filled the rest"
+    assert said("its entry, order 7, ended unfilled (canceled)") == "its entry ended unfilled (canceled)"
+    assert said("an bracket order is given by quantity, not notional") == \
+        "a bracket order is given by quantity, not notional"
+    assert said("an oco order is a limit order (its take-profit) with a stop-loss") == \
+        "an OCO order is a limit order (its take-profit) with a stop-loss"
+    assert said("the take-profit (100.00) must be at least a cent above the last price (187.2500)") == \
+        "the take-profit ($100.00) must be at least a cent above the last price ($187.25)"
+    # A refusal that names an exit's price marks that field, not the entry's limit or stop price.
+    assert views.named_fields("A stop-loss limit price needs a stop-loss stop price.", views.ORDER_FIELDS) == \
+        ["t-stop_loss_limit", "t-stop_loss"]
+    assert views.named_fields("The take-profit ($1.00) must be at least a cent above the entry's limit price"
+                              " ($5.00).", views.ORDER_FIELDS) == ["t-take_profit", "t-limit_price"]
+
+
+def order_row(body, section, uuid):
+    """The row of the order ``uuid`` in the table ``section`` of a page."""
+    table = body.split(f'data-section="{section}"', 1)[1].split("</tbody>", 1)[0]
+    return re.search(rf'<tr data-order="{uuid}".*?</tr>', table, re.S).group(0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tmp_path, settings, clock,
+                                                                              database_url):
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "bea")
+        price = worker.quotes.get("AAPL")["price"]
+        above, below = (price * Decimal("1.5")).quantize(Decimal("0.01")), (price / 2).quantize(Decimal("0.01"))
+        ticket = dict(side="buy", type="market", amount_by="shares", qty="4", time_in_force="gtc",
+                      take_profit=str(above), stop_loss=str(below))
+        # The ticket shows the exits; its preview says what they will do.
+        _, body = await site.get("/asset/AAPL")
+        assert 'id="t-take_profit"' in body and 'id="t-stop_loss"' in body and 'id="t-stop_loss_limit"' in body
+        response, text = await site.get("/asset/AAPL/preview?" + urlencode(ticket))
+        note = json.loads(text)["note"]
+        assert note.startswith(f"A bracket order: a take-profit at {fmt.price(above)} and a stop-loss at"
+                               f" {fmt.price(below)}, held until this order fills, then open to sell what it bought;"
+                               " whichever fills first cancels the other."), note
+        # Exits on the wrong side: refused as every refusal is, the fields as typed, the one it names marked.
+        body = await site.refused("/asset/AAPL/order", dict(ticket, take_profit=str(below), stop_loss="1.00",
+                                                            csrf=csrf, client_order_id="b-0"), "/asset/AAPL")
+        assert (f"The take-profit ({fmt.price(below)}) must be at least a cent above the last price"
+                f" ({fmt.price(price)}).") in body
+        assert 'data-fields="t-take_profit"' in body and f'value="{below}"' in body
+        assert '<details class="exits more-rules" data-exits="yes" open>' in body
+        # A day-only type with exits: said in the website's words, before the master is asked.
+        body = await site.refused("/asset/AAPL/order", dict(ticket, time_in_force="ioc", csrf=csrf), "/asset/AAPL")
+        assert "An order with exits (a take-profit or a stop-loss) takes time in force Day or GTC." in body
+
+        # Placed: the message names its exits, held until it fills.
+        response, _ = await site.post("/asset/AAPL/order", dict(ticket, csrf=csrf, client_order_id="b-1"))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/asset/AAPL")
+        assert (f"Buy 4 AAPL in portfolio default (at the market, Good till canceled): open. A bracket order: its"
+                f" take-profit (limit {fmt.price(above)}) and stop-loss (stop {fmt.price(below)}), held until it"
+                " fills.") in body, body
+        entry = await forward(commands.GetOrder, client_order_id="b-1")
+        assert entry["order_class"] == "bracket"
+        take, stop = entry["legs"]
+        assert (take["leg"], take["status"], stop["leg"], stop["status"]) == ("take_profit", "held", "stop_loss",
+                                                                              "held")
+        link = f'<a href="/orders/{entry["uuid"]}">Buy 4 AAPL</a>'
+
+        # The orders page: each part says what it is, an exit links to its entry; a held exit has no button (it goes
+        # with its entry: it says so); a part is not replaced, but the entry is canceled.
+        _, body = await site.get("/orders")
+        row = order_row(body, "open-orders", take["uuid"])
+        assert '<span class="badge held">held</span>' in row and f"Take-profit of {link}" in row
+        assert "<button" not in row and "Replace" not in row
+        assert f"Held until {link} fills: cancel that order to cancel it" in row
+        assert f"Stop-loss of {link}" in order_row(body, "open-orders", stop["uuid"])
+        row = order_row(body, "open-orders", entry["uuid"])
+        assert "Bracket entry" in row and 'aria-label="Cancel: Buy 4 AAPL"' in row and "Replace" not in row
+        # An exit's page: held until its entry fills, no Cancel button, every part of the bracket listed.
+        _, body = await site.get(f"/orders/{take['uuid']}")
+        assert f"Held until {link} fills" in body and "Cancel order" not in body
+        assert 'id="parts-title">The bracket order</h2>' in body
+        assert f'href="/orders/{stop["uuid"]}">Sell 4 AAPL</a>' in body and "Sell 4 AAPL (this order)" in body
+        # The entry's page lists its exits; canceling it would cancel them.
+        _, body = await site.get(f"/orders/{entry['uuid']}")
+        assert f'href="/orders/{take["uuid"]}">Sell 4 AAPL</a>' in body and "Cancel order and its exits" in body
+        # A held exit canceled anyway (a form of an older page): refused, in the website's words.
+        response, _ = await site.post(f"/orders/{take['uuid']}/cancel", dict(csrf=csrf))
+        _, body = await site.get("/orders")
+        assert ("Sell 4 AAPL is held until its entry fills: cancel the entry to cancel the whole bracket order."
+                in body), body
+        assert not re.search(r"order [0-9]", body)
+
+        # The orders page, live: the entry fills, its exits open (said so), the table comes again.
+        live = await websocket(site, site.url)
+        await bounded(live.opened, "the connection")
+        live.opened.result.sendMessage(json.dumps({"page": "orders"}).encode())
+        await next_message(live, "ready")
+        await d.tick()
+        toasts = [(await next_message(live, "toast"))["text"] for _ in range(3)]
+        assert any(t.startswith("Filled: Buy 4 AAPL") for t in toasts), toasts
+        assert f"Opened: Sell 4 AAPL (take-profit, limit {fmt.price(above)}): its entry filled" in toasts, toasts
+        assert f"Opened: Sell 4 AAPL (stop-loss, stop {fmt.price(below)}): its entry filled" in toasts, toasts
+        for _ in range(3):  # (the refresh an earlier event began may come first)
+            sections = (await next_message(live, "html"))["v"]
+            if "badge held" not in sections["open-orders"]:
+                break
+        assert 'aria-label="Cancel: Sell 4 AAPL"' in sections["open-orders"] and "badge held" not in \
+            sections["open-orders"]
+        # Reloaded: both exits open, with their buttons, still linked to their entry (filled, among the closed).
+        _, body = await site.get("/orders")
+        row = order_row(body, "open-orders", take["uuid"])
+        assert '<span class="badge new">open</span>' in row and f"Take-profit of {link}" in row
+        assert 'aria-label="Cancel: Sell 4 AAPL"' in row and "Replace" not in row
+        assert '<span class="badge filled">filled</span>' in order_row(body, "closed-orders", entry["uuid"])
+        # Canceling one exit cancels the other, and the message says so.
+        response, _ = await site.post(f"/orders/{take['uuid']}/cancel", dict(csrf=csrf))
+        _, body = await site.get("/orders")
+        assert (f"Canceled: Sell 4 AAPL (limit {fmt.price(above)}). The other exit is canceled with it.") in body
+        assert (await forward(commands.GetOrder, order_uuid=stop["uuid"]))["status"] == "canceled"
+        assert "canceled" in order_row(body, "closed-orders", stop["uuid"])
+
+        # The shares held: exits on a sale of them make an OCO order, a limit sell whose limit is the take-profit.
+        oco = dict(ticket, side="sell", csrf=csrf)
+        body = await site.refused("/asset/AAPL/order", dict(oco, client_order_id="o-0"), "/asset/AAPL")
+        assert ("Exits on a sale of shares you hold make an OCO order, which is a limit order: choose Limit (its"
+                " limit price is the take-profit) and a stop-loss stop price.") in body
+        response, _ = await site.post("/asset/AAPL/order", dict(oco, type="limit", take_profit="",
+                                                                limit_price=str(above), client_order_id="o-1"))
+        assert response.code == 303
+        _, body = await site.get("/asset/AAPL")
+        assert (f"Sell 4 AAPL in portfolio default (limit {fmt.price(above)}, Good till canceled): open. An OCO order,"
+                f" with its stop-loss (stop {fmt.price(below)}): whichever fills first cancels the other.") in body
+        first = await forward(commands.GetOrder, client_order_id="o-1")
+        [other] = first["legs"]
+        assert (first["order_class"], first["leg"], other["leg"], other["status"]) == ("oco", "take_profit",
+                                                                                      "stop_loss", "new")
+        _, body = await site.get("/orders")
+        assert "OCO take-profit" in order_row(body, "open-orders", first["uuid"])
+        assert f'OCO stop-loss, with <a href="/orders/{first["uuid"]}">Sell 4 AAPL</a>' in \
+            order_row(body, "open-orders", other["uuid"])
+        # Not replaced: its replace page says what to do instead.
+        _, body = await site.get(f"/orders/{other['uuid']}/replace")
+        assert "whose parts are not replaced: cancel it and place a new one." in body and "<form method" not in \
+            body.split("<main", 1)[1]

@@ -184,6 +184,17 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         assert await b.script("return document.title") == "AAPL · PaperTrader"
         assert await b.script("return performance.getEntriesByType('navigation')[0].type") == "reload"
         assert await b.attribute("#t-qty", "value") in ("", None)
+        # Exits: a take-profit and a stop-loss make a buy a bracket order, which the preview says; with them the
+        # ticket offers Day or GTC only, and it offers none for an order that takes none (a trailing stop).
+        await b.click("details.exits > summary")
+        up = (price_of(d, "AAPL") * Decimal("1.5")).quantize(Decimal("0.01"))
+        down = (price_of(d, "AAPL") / 2).quantize(Decimal("0.01"))
+        await b.fill({"#t-type": "market", "#t-qty": "2", "#t-take_profit": str(up), "#t-stop_loss": str(down)})
+        await b.wait_text("#preview-note", f"A bracket order: a take-profit at {fmt.price(up)} and a stop-loss at"
+                                           f" {fmt.price(down)}, held until this order fills")
+        assert await b.script("return document.querySelector('#t-time_in_force option[value=ioc]').disabled")
+        await b.fill({"#t-type": "trailing_stop"})
+        assert await b.script("return document.querySelector('details.exits').hidden")
 
         # See it open on the orders page, then cancel it.
         await b.click("nav a[href='/orders']")

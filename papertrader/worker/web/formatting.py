@@ -93,8 +93,14 @@ def number_text(value):
 
 STATUS = {
     "new": "open", "partially_filled": "partly filled", "filled": "filled", "canceled": "canceled",
-    "expired": "expired", "replaced": "replaced", "rejected": "rejected",
+    "expired": "expired", "replaced": "replaced", "rejected": "rejected", "held": "held",
 }
+#: Bracket, OCO and OTO orders (papertrader/trading/contingent.py): their class, and the part an exit plays.
+CLASSES = {"bracket": "Bracket", "oco": "OCO", "oto": "OTO"}
+CLASS_WORDS = {"bracket": "a bracket order: an entry with a take-profit and a stop-loss exit",
+               "oco": "an OCO order (one cancels other): a take-profit and a stop-loss of shares held",
+               "oto": "an OTO order (one triggers other): an entry with one exit"}
+LEGS = {"take_profit": "Take-profit", "stop_loss": "Stop-loss"}
 TYPES = {"market": "Market", "limit": "Limit", "stop": "Stop", "stop_limit": "Stop limit",
          "trailing_stop": "Trailing stop"}
 TIFS = {"day": "Day", "gtc": "Good till canceled", "ioc": "Immediate or cancel", "fok": "Fill or kill",
@@ -109,11 +115,19 @@ MONEY_RE = re.compile(r"(needs up to |buying power is |cash is |of equity |would
 NOTIONAL_RE = re.compile(r"(?<![0-9.$])([0-9]+\.[0-9]{2})(?= of [A-Z])")
 #: Prices in them: two to four decimals (price_text) after ' at ' or 'at an average '.
 PRICE_RE = re.compile(r"(\bat |at an average )([0-9]+\.[0-9]{2,4})(?![0-9])")
+#: And the prices of a bracket's exits and what they are checked against ('the take-profit (210.00) must be at least
+#: a cent above the last price (187.25)').
+PAREN_PRICE_RE = re.compile(r"((?:take-profit|stop-loss|price) \()([0-9]+\.[0-9]{2,4})(?=\))")
 #: Quantities of an asset in them ('buying 100000 AAPL'), grouped as the pages show them.
 QUANTITY_RE = re.compile(r"((?:buying|selling|shorting|cent:|fill:) )([0-9]+(?:\.[0-9]+)?)"
                          r"(?= [A-Z][A-Z0-9.\-]*\b)")
 #: An order named by its number, which the website never shows.
 ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b")
+#: Another order named beside the words that already say which it is ('its entry, order 12, ended unfilled'):
+#: those words are enough.
+APPOSITION_RE = re.compile(r"(\b(?:its entry|the other exit)), order [0-9]+,")
+#: An order's class as the pages write it ('an oco order' is 'an OCO order', 'an bracket order' 'a bracket order').
+CLASS_RE = re.compile(r"\b([Aa]n?) (bracket|oco|oto) order")
 
 
 def said(text, order=None):
@@ -125,5 +139,9 @@ def said(text, order=None):
     text = MONEY_RE.sub(lambda m: m.group(1) + money(Decimal(m.group(2))), text)
     text = NOTIONAL_RE.sub(lambda m: money(Decimal(m.group(1))), text)
     text = PRICE_RE.sub(lambda m: m.group(1) + price(Decimal(m.group(2))), text)
+    text = PAREN_PRICE_RE.sub(lambda m: m.group(1) + price(Decimal(m.group(2))), text)
     text = QUANTITY_RE.sub(lambda m: m.group(1) + quantity(Decimal(m.group(2))), text)
+    text = APPOSITION_RE.sub(lambda m: m.group(1), text)
+    text = CLASS_RE.sub(lambda m: (m.group(1)[0] + ("" if m.group(2) == "bracket" else "n")) + " " +
+                        ("bracket" if m.group(2) == "bracket" else m.group(2).upper()) + " order", text)
     return ORDER_NUMBER_RE.sub(lambda m: order or "another order", text, count=1)

@@ -313,9 +313,19 @@ class View:
         if event.get("portfolio_uuid") is not None and event["portfolio_uuid"] != self.portfolio_uuid:
             return  # another portfolio's: not shown here
         orders = event.get("order") or []
-        if orders and event.get("event") in EVENT_WORDS:
+        if orders and event.get("event") == "accepted" and orders[0].get("leg") and \
+                orders[0].get("order_class") in ("bracket", "oto"):
+            # A held exit opened: its entry filled (its own acceptance, at placement, the page said already).
+            order = orders[0]
+            self.conn.send({"t": "toast", "kind": "info",
+                            "text": f"Opened: {views.order_summary(order)}"
+                                    f" ({fmt.LEGS.get(order['leg'], 'exit').lower()}, {views.order_prices(order)}):"
+                                    " its entry filled"})
+        elif orders and event.get("event") in EVENT_WORDS:
             order = orders[0]
             text = f"{EVENT_WORDS[event['event']]}: {views.order_summary(order)}"
+            if order.get("leg"):
+                text += f" ({fmt.LEGS.get(order['leg'], 'exit').lower()})"
             if event.get("price") is not None and event.get("quantity") is not None:
                 text += f" — {fmt.quantity(event['quantity'])} at {fmt.price(event['price'])}"
             if event.get("portfolio"):
@@ -379,11 +389,12 @@ class View:
             # order shown as filled and open, with a Cancel button); at worst in neither until the next update.
             closed = yield self.call(commands.Orders, status="closed", limit=50)
             open_orders = yield self.call(commands.Orders, status="open", limit=100)
-            sections["open-orders"] = views.body(views.open_order_rows(list(reversed(open_orders["orders"])), csrf,
-                                                                       "/orders"),
+            closed, open_orders = list(reversed(closed["orders"])), list(reversed(open_orders["orders"]))
+            sections["open-orders"] = views.body(views.open_order_rows(open_orders, csrf, "/orders",
+                                                                       views.known_orders(closed)),
                                                  len(views.OPEN_HEADERS), views.EMPTY["open-orders"])
             if self.first:
-                sections["closed-orders"] = views.body(views.closed_order_rows(list(reversed(closed["orders"]))),
+                sections["closed-orders"] = views.body(views.closed_order_rows(closed, views.known_orders(open_orders)),
                                                        len(views.CLOSED_HEADERS), views.EMPTY["closed-orders"])
         elif self.page == "history" and self.first:
             answer = yield self.call(commands.Activities, page_size=50)

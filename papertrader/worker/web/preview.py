@@ -8,18 +8,23 @@ rules (commission and buffer): give workers the master's config file.  The maste
 """
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.master import validation
 from papertrader.money import CENT, QUANTITY_STEP, round_money
-from papertrader.trading.orders import Order, OrderRequest, OrderType, Side, Status, TimeInForce
+from papertrader.trading import contingent
+from papertrader.trading.orders import Order, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import MAX_NOTIONAL, MIN_NOTIONAL, check_shape, reservation
 from papertrader.worker.web import formatting as fmt
 
 FIELDS = ("side", "type", "amount_by", "qty", "notional", "limit_price", "stop_price", "trail_by", "trail",
-          "time_in_force")
+          "time_in_force", "take_profit", "stop_loss", "stop_loss_limit")
+EXITS = ("take_profit", "stop_loss", "stop_loss_limit")
+#: The order types that take exits (papertrader/trading/contingent.py): the page hides them for the others.
+EXIT_TYPES = ("market", "limit", "stop", "stop_limit")
 
 
 def rules(settings):
@@ -28,9 +33,29 @@ def rules(settings):
     return rules_from(settings)
 
 
-def order_arguments(form):
+def has_exits(form):
+    """Does the ticket ask for exits (a take-profit or a stop-loss), where the page shows them (by shares, an order
+    type that takes them)?"""
+    return form.get("amount_by") != "dollars" and (form.get("type") or "market") in EXIT_TYPES and \
+        any(form.get(k) for k in EXITS)
+
+
+def order_class(form, held):
+    """The class the ticket's exits make (None: none): an order that closes a position held (a sell of shares held,
+    a buy of a short position) is an OCO order; one that opens or adds to one a bracket order with both exits, an
+    OTO order with one.  ``held``: the portfolio's quantity of the asset (negative: short)."""
+    if not has_exits(form):
+        return None
+    closing = (form.get("side") == "sell" and held > 0) or (form.get("side") == "buy" and held < 0)
+    if closing:
+        return "oco"
+    return "bracket" if form.get("take_profit") and form.get("stop_loss") else "oto"
+
+
+def order_arguments(form, held=Decimal(0)):
     """The ticket's fields as PlaceOrder's arguments: only those the chosen type uses (a field the page
-    hid keeps what was typed in it, and is ignored)."""
+    hid keeps what was typed in it, and is ignored).  With exits, a bracket, OTO or OCO order (``order_class``;
+    ``held``: the quantity of the asset the portfolio holds)."""
     kind = form.get("type") or "market"
     arguments = dict(side=form.get("side") or "buy", type=kind, time_in_force=form.get("time_in_force") or "day")
     if form.get("amount_by") == "dollars":
@@ -49,6 +74,17 @@ def order_arguments(form):
     if kind == "trailing_stop":
         key = "trail_price" if form.get("trail_by") == "price" else "trail_percent"
         arguments[key] = form.get("trail") or None
+    chosen = order_class(form, held)
+    if chosen is not None:
+        if arguments["time_in_force"] not in ("day", "gtc"):
+            raise InvalidInput("an order with exits (a take-profit or a stop-loss) takes time in force Day or GTC")
+        if chosen == "oco" and kind != "limit":
+            what = "a sale of shares you hold" if form.get("side") == "sell" else "a buy that covers a short position"
+            raise InvalidInput(f"exits on {what} make an OCO order, which is a limit order: choose Limit (its limit"
+                               " price is the take-profit) and a stop-loss stop price")
+        arguments["order_class"] = chosen
+        for name in EXITS:
+            arguments[name] = form.get(name) or None
     return {k: v for k, v in arguments.items() if v is not None}
 
 
@@ -79,7 +115,31 @@ def _request(symbol, arguments):
         limit_price=validation.price("limit price", arguments.get("limit_price")),
         stop_price=validation.price("stop price", arguments.get("stop_price")),
         trail_price=validation.price("trail", arguments.get("trail_price")),
-        trail_percent=validation.percent("trail percent", arguments.get("trail_percent")))
+        trail_percent=validation.percent("trail percent", arguments.get("trail_percent")),
+        order_class=OrderClass(arguments.get("order_class") or "simple"),
+        take_profit=validation.price("take-profit limit price", arguments.get("take_profit")),
+        stop_loss=validation.price("stop-loss stop price", arguments.get("stop_loss")),
+        stop_loss_limit=validation.price("stop-loss limit price", arguments.get("stop_loss_limit")))
+
+
+def exits_note(request):
+    """What a bracket, OTO or OCO order's exits will do, in a sentence ('' for a simple order)."""
+    kind = request.order_class
+    if kind is OrderClass.SIMPLE:
+        return ""
+    exits = []
+    if request.take_profit is not None or kind is OrderClass.OCO:
+        exits.append(f"a take-profit at {fmt.price(request.take_profit or request.limit_price)}")
+    if request.stop_loss is not None:
+        exits.append(f"a stop-loss at {fmt.price(request.stop_loss)}" +
+                     (f" (limit {fmt.price(request.stop_loss_limit)})" if request.stop_loss_limit is not None else ""))
+    if kind is OrderClass.OCO:
+        return (f"An OCO order: {' and '.join(exits)}; whichever fills first cancels the other.")
+    then = "sell what it bought" if request.side is Side.BUY else "buy back what it sold"
+    if kind is OrderClass.BRACKET:
+        return (f"A bracket order: {' and '.join(exits)}, held until this order fills, then open to {then};"
+                " whichever fills first cancels the other.")
+    return f"An OTO order: {exits[0]}, held until this order fills, then open to {then}."
 
 
 def preview(form, symbol, quote, portfolio, rules):
@@ -89,22 +149,26 @@ def preview(form, symbol, quote, portfolio, rules):
     if not (form.get("qty") if form.get("amount_by") != "dollars" else form.get("notional")):
         answer["ok"] = True
         return answer  # nothing typed yet: nothing to say
+    held = next((p["quantity"] for p in portfolio["positions"] if p["symbol"] == symbol), Decimal(0))
+    last = quote["price"] if quote else None
     try:
-        request = _request(symbol, order_arguments(form))
+        request = _request(symbol, order_arguments(form, held))
+        limit = contingent.check(request, last)  # an OCO order's limit price is its take-profit's
+        if limit != request.limit_price:
+            request = replace(request, limit_price=limit)
         check_shape(request)
     except PaperTraderError as e:
-        answer["note"] = _sentence(e.message)
+        answer["note"] = _sentence(fmt.said(e.message))
         return answer
-    last = quote["price"] if quote else None
     if last is None:
         answer["note"] = "No price yet for this asset: try again after the next update."
         return answer
+    exits = exits_note(request)
     order = Order(id=None, account_id=0, client_order_id="preview", symbol=symbol, side=request.side,
                   type=request.type, time_in_force=request.time_in_force, status=Status.NEW,
                   created=datetime.now(timezone.utc), quantity=request.quantity, notional=request.notional,
                   limit_price=request.limit_price, stop_price=request.stop_price, trail_price=request.trail_price,
                   trail_percent=request.trail_percent)
-    held = next((p["quantity"] for p in portfolio["positions"] if p["symbol"] == symbol), Decimal(0))
     if request.side is Side.BUY:
         needed = reservation(order, last, rules, remember=False)
         after = portfolio["buying_power"] - needed
@@ -114,7 +178,8 @@ def preview(form, symbol, quote, portfolio, rules):
                 " price moves, and its commission; a market order pays the price of its fill." if buffered else
                 "Reserved at your limit price, plus its commission." if request.notional is None else
                 "A notional order reserves its amount.")
-        answer["note"] = note if after >= 0 else "Not enough buying power for this order."
+        answer["note"] = " ".join(filter(None, (exits, note))) if after >= 0 else \
+            "Not enough buying power for this order."
         return answer
     shares = request.quantity if request.quantity is not None else \
         (request.notional / last).quantize(QUANTITY_STEP, rounding=ROUND_CEILING)
@@ -123,6 +188,8 @@ def preview(form, symbol, quote, portfolio, rules):
     answer.update(ok=shares <= held, cost=f"{fmt.money(proceeds)} proceeds", after=fmt.money(portfolio["buying_power"]))
     answer["note"] = (f"You hold {fmt.quantity(held)} {symbol}." if shares <= held else
                       f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed.")
+    if exits and shares <= held:
+        answer["note"] = f"{exits} {answer['note']}"
     return answer
 
 

@@ -15,6 +15,7 @@ import functools
 import json
 import secrets
 import uuid
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from klein import Klein
@@ -665,7 +666,8 @@ class Website:
         client_order_id = field(request, "client_order_id", 128) or uuid.uuid4().hex
         self.ticket_portfolio(request, visit)
         try:
-            arguments = previews.order_arguments(form)
+            held = await self.held(visit, symbol) if previews.has_exits(form) else Decimal(0)
+            arguments = previews.order_arguments(form, held)
             order = await self.call(visit, commands.PlaceOrder, symbol=symbol, client_order_id=client_order_id,
                                     **arguments)
         except (NotLoggedIn, MasterUnavailable):
@@ -684,8 +686,14 @@ class Website:
             security.set_flash(request, f"{what}: rejected. {sentence(order.get('reason') or '')}", "error")
         else:
             security.set_flash(request, f"{what} ({views.order_prices(order)}, {fmt.TIFS[order['time_in_force']]}):"
-                                        f" {fmt.STATUS.get(order['status'], order['status'])}.", "success")
+                                        f" {fmt.STATUS.get(order['status'], order['status'])}." +
+                               views.exits_placed(order), "success")
         return redirect(request, f"/asset/{symbol}")
+
+    async def held(self, visit, symbol):
+        """The quantity of ``symbol`` the portfolio holds (negative: short): whether a ticket's exits close it."""
+        portfolio = await self.call(visit, commands.Portfolio)
+        return next((p["quantity"] for p in portfolio["positions"] if p["symbol"] == symbol), Decimal(0))
 
     # --- orders --------------------------------------------------------------------------------------
 
@@ -724,8 +732,14 @@ class Website:
     @signed_in()
     async def order(self, request, visit, order):
         found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
+        group = None
+        if found.get("parent_uuid"):  # an exit: its page shows every part of its order, from the first one
+            try:
+                group = await self.call(visit, commands.GetOrder, order_uuid=found["parent_uuid"])
+            except UnknownOrder:
+                group = None
         clock = await self.clock(visit)
-        return html(request, views.order_page(self.chrome(request, visit, "orders", clock), found))
+        return html(request, views.order_page(self.chrome(request, visit, "orders", clock), found, group))
 
     @app.route("/orders/<string:order>/cancel", methods=["POST"])
     @action()
@@ -736,8 +750,8 @@ class Website:
         except (OrderNotOpen, UnknownOrder) as e:
             security.set_flash(request, sentence(e.message, await self.order_name(visit, order)), "error")
             return redirect(request, back)
-        security.set_flash(request, f"Canceled: {views.order_summary(canceled)} ({views.order_prices(canceled)}).",
-                           "success")
+        security.set_flash(request, f"Canceled: {views.order_summary(canceled)} ({views.order_prices(canceled)})." +
+                           views.exits_canceled(canceled), "success")
         return redirect(request, back)
 
     @app.route("/orders/cancel-all", methods=["POST"])

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "9"
+STATIC_VERSION = "10"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -122,7 +122,10 @@ def message(flash):
 
 
 #: The fields a refusal of each form may name: (words of the refusal, in lower case; the field's id).
-ORDER_FIELDS = ((("quantity", "shares"), "t-qty"), (("notional", "amount"), "t-notional"),
+ORDER_FIELDS = ((("stop-loss limit price", "stop_loss_limit"), "t-stop_loss_limit"),
+                (("stop-loss stop price", "stop-loss (", "stop_loss"), "t-stop_loss"),
+                (("take-profit limit price", "take-profit (", "take_profit"), "t-take_profit"),
+                (("quantity", "shares"), "t-qty"), (("notional", "amount"), "t-notional"),
                 (("limit price", "limit_price"), "t-limit_price"), (("stop price", "stop_price"), "t-stop_price"),
                 (("trail",), "t-trail"), (("time in force",), "t-time_in_force"))
 SIGNIN_FIELDS = ((("username",), "f-username"), (("password",), "f-password"))
@@ -140,9 +143,17 @@ PORTFOLIO_FIELDS = ((("portfolio named", "name"), "f-name"), (("cash",), "f-cash
 
 
 def named_fields(text, fields):
-    """The ids of the fields (of ``fields``, see ORDER_FIELDS) that the refusal ``text`` names."""
+    """The ids of the fields (of ``fields``, see ORDER_FIELDS) that the refusal ``text`` names.  The words of a field
+    found are not looked for again by the fields after it ('take-profit limit price' names the take-profit, not the
+    limit price)."""
     lower = (text or "").lower()
-    return [ident for words, ident in fields if any(word in lower for word in words)]
+    found = []
+    for words, ident in fields:
+        if any(word in lower for word in words):
+            found.append(ident)
+            for word in words:
+                lower = lower.replace(word, " ")
+    return list(dict.fromkeys(found))
 
 
 def error_box(text, fields=()):
@@ -674,6 +685,7 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
                 **{"data-show-for": "trailing_stop"}),
         _decimal_input("Trail", "trail", form.get("trail"), hint="How far the stop follows the best price.",
                        show_for="trailing_stop"),
+        exits_fields(form, symbol, portfolio),
         _select("Time in force", "time_in_force", TIF_CHOICES, form.get("time_in_force") or "day",
                 hint=join("Stop, stop limit and trailing stop orders take Day or GTC.",
                           h("br"), day_hint(chrome.clock, chrome.update_interval))),
@@ -703,6 +715,35 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
              h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), where, error_box(error, ORDER_FIELDS), form_markup)
 
 
+EXIT_FIELDS = ("take_profit", "stop_loss", "stop_loss_limit")
+
+
+def exits_fields(form, symbol, portfolio):
+    """The ticket's optional exits: a take-profit and a stop-loss that make the order a bracket, OTO or OCO order
+    (papertrader/trading/contingent.py; the page hides them for orders that take none: by dollars, trailing stops).
+    Open when one was typed (a refused order's form)."""
+    held = next((p["quantity"] for p in (portfolio or {}).get("positions", ()) if p["symbol"] == symbol), None)
+    closing = ""
+    if held:
+        closing = (f" You hold {fmt.quantity(held)} {symbol}: a limit sell of them with a stop-loss is an OCO order,"
+                   " its limit price the take-profit; whichever fills first cancels the other." if held > 0 else
+                   f" You are short {fmt.quantity(-held)} {symbol}: a limit buy to cover with a stop-loss is an OCO"
+                   " order, its limit price the take-profit; whichever fills first cancels the other.")
+    return h("details", {"class": "exits more-rules", "data-exits": "yes",
+                         "open": any(form.get(k) for k in EXIT_FIELDS)},
+             h("summary", "Exits: take-profit and stop-loss (optional)"),
+             h("p", {"class": "hint", "id": "t-exits-hint"},
+               "For an order by shares, Day or GTC. With both, a buy is a bracket order (with one, an OTO order):"
+               " its exits wait until it fills, then sell what it bought; whichever fills first cancels the other.",
+               closing),
+             _decimal_input("Take-profit limit price ($)", "take_profit", form.get("take_profit"),
+                            hint="A limit order on the other side: sells at this price or better."),
+             _decimal_input("Stop-loss stop price ($)", "stop_loss", form.get("stop_loss"),
+                            hint="A stop order on the other side: triggers once the price reaches it."),
+             _decimal_input("Stop-loss limit price ($)", "stop_loss_limit", form.get("stop_loss_limit"),
+                            hint="Optional: makes the stop-loss a stop limit order, at this price or better."))
+
+
 # --- orders ---------------------------------------------------------------------------------------------
 
 
@@ -725,6 +766,77 @@ def order_prices(o):
     if o.get("stop_level") is not None and o["type"] == "trailing_stop":
         parts.append(f"stop now {fmt.price(o['stop_level'])}")
     return ", ".join(parts) or "at the market"
+
+
+def is_part(o):
+    """Is ``o`` a part of a bracket, OCO or OTO order (papertrader/trading/contingent.py)?"""
+    return (o.get("order_class") or "simple") in fmt.CLASSES
+
+
+def parent_name(o, known=None):
+    """How a page names the order an exit hangs from: as it names any order ('Buy 10 AAPL') when ``known`` (orders by
+    uuid) has it, else by what it is to the exit ('its entry'; an OCO's stop-loss hangs from its take-profit)."""
+    known = known or {}
+    parent = known.get(o.get("parent_uuid")) or known.get(("id", o.get("parent_id")))
+    if parent is not None:
+        return order_summary(parent)
+    return "its take-profit" if o.get("order_class") == "oco" else "its entry"
+
+
+def order_role(o, known=None, link=True):
+    """The part ``o`` plays in a bracket, OCO or OTO order, in words ('Bracket entry', 'Take-profit of Buy 10 AAPL',
+    with a link to that order); '' for a simple order.  ``known``: orders by uuid, to name an exit's first part."""
+    if not is_part(o):
+        return ""
+    kind, leg, parent = o["order_class"], o.get("leg"), o.get("parent_uuid")
+    if parent is None:
+        return "OCO take-profit" if kind == "oco" else f"{fmt.CLASSES[kind]} entry"
+    name = parent_name(o, known)
+    target = h("a", {"href": f"/orders/{parent}"}, name) if link else name
+    if kind == "oco":
+        return join("OCO stop-loss, with ", target)
+    return join(f"{fmt.LEGS.get(leg, 'Exit')} of ", target)
+
+
+def held_text(o, known=None, link=True):
+    """What a held exit waits for: 'Held until Buy 10 AAPL fills' (its entry, linked)."""
+    name = parent_name(o, known)
+    target = h("a", {"href": f"/orders/{o['parent_uuid']}"}, name) if link and o.get("parent_uuid") else name
+    return join("Held until ", target, " fills")
+
+
+def role_line(o, known=None, link=True):
+    """The line under an order's name in a table: its part in a bracket, OCO or OTO order ('' for a simple one)."""
+    role = order_role(o, known, link)
+    return h("span", {"class": "role"}, role) if role else ""
+
+
+def status_badge(o):
+    return h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"]))
+
+
+def exits_placed(order):
+    """What a placed bracket, OCO or OTO order's message adds of its exits (``legs``): '' for a simple order."""
+    legs = order.get("legs") or []
+    if not is_part(order) or not legs:
+        return ""
+    said = " and ".join(f"{fmt.LEGS.get(leg.get('leg'), 'exit').lower()} ({order_prices(leg)})" for leg in legs)
+    if order["order_class"] == "oco":
+        return f" An OCO order, with its {said}: whichever fills first cancels the other."
+    return f" {'A bracket' if order['order_class'] == 'bracket' else 'An OTO'} order: its {said}, held until it fills."
+
+
+def exits_canceled(order):
+    """What canceling a part of a bracket, OCO or OTO order did to its other parts, for the message that says so."""
+    if not is_part(order):
+        return ""
+    if order.get("leg") is None:
+        if not order.get("filled_quantity"):
+            return " Its exits are canceled with it."
+        return f" Its exits open for the {fmt.quantity(order['filled_quantity'])} shares it filled."
+    if order["order_class"] in ("bracket", "oco"):
+        return " The other exit is canceled with it."
+    return ""
 
 
 def price_cell(o):
@@ -751,46 +863,67 @@ def filled_cell(o):
 OPEN_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), "Time in force", "Placed", ""]
 
 
-def open_order_rows(orders, csrf, back):
+def known_orders(*lists):
+    """Orders by uuid, and by ("id", id) (a game player's page has no uuids), to name the order an exit hangs from."""
+    known = {}
+    for o in (o for orders in lists for o in orders):
+        if o.get("uuid"):
+            known[o["uuid"]] = o
+        if o.get("id") is not None:
+            known[("id", o["id"])] = o
+    return known
+
+
+def open_order_actions(o, csrf, back, known=None):
+    """An open order's buttons: Replace (not for the parts of a bracket, OCO or OTO order, which are not replaced)
+    and Cancel; a held exit has none (it goes with its entry): it says what it waits for."""
+    u = o["uuid"]
+    if o["status"] == "held":
+        return h("span", {"class": "held-note"}, held_text(o, known), ": cancel that order to cancel it")
+    replace = "" if is_part(o) else h("a", {"class": "btn small", "href": f"/orders/{u}/replace",
+                                            "aria-label": f"Replace: {order_summary(o)}"}, "Replace")
+    return join(replace, post_form(f"/orders/{u}/cancel", csrf,
+                                   h("input", {"type": "hidden", "name": "back", "value": back}),
+                                   button("Cancel", "btn small danger",
+                                          **{"aria-label": f"Cancel: {order_summary(o)}"}),
+                                   cls="inline"))
+
+
+def open_order_rows(orders, csrf, back, known=None):
+    """``known``: more orders by uuid than ``orders`` (the closed ones), to name the order an exit hangs from."""
+    known = {**(known or {}), **known_orders(orders)}
     rows = []
     for o in orders:
         u = o["uuid"]
         rows.append(h("tr", {"data-order": u},
                       h("th", {"scope": "row", "data-label": "Order"},
-                        h("a", {"href": f"/orders/{u}"}, order_summary(o)),
-                        h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"]))),
+                        h("a", {"href": f"/orders/{u}"}, order_summary(o)), status_badge(o), role_line(o, known)),
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
                       num(price_cell(o), header="Price"),
                       num(filled_cell(o), header="Filled"),
                       cell(fmt.TIFS.get(o["time_in_force"], o["time_in_force"]), "Time in force"),
                       cell(fmt.when(o["created"]), "Placed"),
-                      h("td", {"class": "actions"},
-                        h("a", {"class": "btn small", "href": f"/orders/{u}/replace",
-                                "aria-label": f"Replace: {order_summary(o)}"}, "Replace"),
-                        post_form(f"/orders/{u}/cancel", csrf,
-                                  h("input", {"type": "hidden", "name": "back", "value": back}),
-                                  button("Cancel", "btn small danger",
-                                         **{"aria-label": f"Cancel: {order_summary(o)}"}),
-                                  cls="inline"))))
+                      h("td", {"class": "actions"}, open_order_actions(o, csrf, back, known))))
     return join(*rows)
 
 
-def open_orders_table(orders, csrf, section="open-orders", back="/orders"):
-    return table(OPEN_HEADERS, open_order_rows(orders, csrf, back), section=section, caption="Open orders",
+def open_orders_table(orders, csrf, section="open-orders", back="/orders", known=None):
+    return table(OPEN_HEADERS, open_order_rows(orders, csrf, back, known), section=section, caption="Open orders",
                  empty=EMPTY["open-orders"], cls="data stack-on-phone")
 
 
 CLOSED_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), ("Commission", "num"), "Status", "Updated"]
 
 
-def closed_order_rows(orders):
+def closed_order_rows(orders, known=None):
+    known = {**(known or {}), **known_orders(orders)}
     rows = []
     for o in orders:
         u = o["uuid"]
         reason = o.get("reason")
         rows.append(h("tr", {"data-order": u},
                       h("th", {"scope": "row", "data-label": "Order"},
-                        h("a", {"href": f"/orders/{u}"}, order_summary(o))),
+                        h("a", {"href": f"/orders/{u}"}, order_summary(o)), role_line(o, known)),
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
                       num(price_cell(o), header="Price"),
                       num(filled_cell(o), header="Filled"),
@@ -801,8 +934,8 @@ def closed_order_rows(orders):
     return join(*rows)
 
 
-def closed_orders_table(orders):
-    return table(CLOSED_HEADERS, closed_order_rows(orders), section="closed-orders", caption="Closed orders",
+def closed_orders_table(orders, known=None):
+    return table(CLOSED_HEADERS, closed_order_rows(orders, known), section="closed-orders", caption="Closed orders",
                  empty=EMPTY["closed-orders"], cls="data stack-on-phone")
 
 
@@ -816,24 +949,56 @@ def orders_page(chrome, open_orders, closed, next_before):
         h("h1", "Orders"),
         h("section", {"class": "card", "aria-labelledby": "open-title"},
           h("div", {"class": "card-head"}, h("h2", {"id": "open-title"}, "Open"), cancel_all),
-          open_orders_table(open_orders, chrome.csrf)),
+          open_orders_table(open_orders, chrome.csrf, known=known_orders(closed))),
         h("section", {"class": "card", "aria-labelledby": "closed-title"},
-          h("h2", {"id": "closed-title"}, "Closed"), closed_orders_table(closed), more))
+          h("h2", {"id": "closed-title"}, "Closed"), closed_orders_table(closed, known_orders(open_orders)), more))
     return document(chrome, "Orders", main, page="orders")
 
 
-def order_page(chrome, o):
+GROUP_HEADERS = ["Part", "Order", "Type", ("Price", "num"), ("Filled", "num"), "Status"]
+
+
+def group_rows(first, current):
+    """The parts of a bracket, OCO or OTO order (``first``: its first part, with its ``legs``), the one shown
+    (``current``, a uuid) marked."""
+    rows = []
+    for o in [first, *(first.get("legs") or [])]:
+        u = o["uuid"]
+        role = "Entry" if o.get("leg") is None else fmt.LEGS.get(o["leg"], "Exit")
+        name = h("strong", order_summary(o), " (this order)") if u == current else \
+            h("a", {"href": f"/orders/{u}"}, order_summary(o))
+        rows.append(h("tr", {"data-order": u, "aria-current": "true" if u == current else None},
+                      h("th", {"scope": "row", "data-label": "Part"}, role),
+                      cell(name, "Order"),
+                      cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
+                      num(price_cell(o), header="Price"),
+                      num(filled_cell(o), header="Filled"),
+                      cell(status_badge(o), "Status")))
+    return join(*rows)
+
+
+def order_page(chrome, o, group=None):
+    """An order's page; a part of a bracket, OCO or OTO order also lists every part (``group``: its first part, as
+    GetOrder answers, with its ``legs``; an exit's page is given it, a first part is its own)."""
     u = o["uuid"]
-    facts = [("Status", join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
-                             " ", fmt.said(o.get("reason")) or "")),
-             ("Type", fmt.TYPES.get(o["type"], o["type"])), ("Price", order_prices(o)),
-             ("Time in force", fmt.TIFS.get(o["time_in_force"], o["time_in_force"])),
-             ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.price(o['average_price'])}"
-                                                              if o.get("average_price") else "")),
-             ("Commission", fmt.money(o.get("commission"))), ("Placed", fmt.when(o["created"], seconds=True)),
-             ("Updated", fmt.when(o.get("updated"), seconds=True)),
-             ("Expires", fmt.when(o.get("expires")) if o.get("expires") else "—"),
-             ("Client order id", h("code", o["client_order_id"]))]
+    if is_part(o) and group is None and o.get("parent_uuid") is None:
+        group = o
+    known = known_orders([group]) if group is not None else None
+    status = join(status_badge(o), " ", fmt.said(o.get("reason")) or "")
+    if o["status"] == "held":
+        status = join(status_badge(o), " ", held_text(o, known),
+                      ": it opens then for the shares the entry filled. Cancel the entry to cancel it.")
+    facts = [("Status", status)]
+    if is_part(o):
+        facts += [("Order class", fmt.CLASS_WORDS[o["order_class"]].capitalize()), ("Part", order_role(o, known))]
+    facts += [("Type", fmt.TYPES.get(o["type"], o["type"])), ("Price", order_prices(o)),
+              ("Time in force", fmt.TIFS.get(o["time_in_force"], o["time_in_force"])),
+              ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.price(o['average_price'])}"
+                                                               if o.get("average_price") else "")),
+              ("Commission", fmt.money(o.get("commission"))), ("Placed", fmt.when(o["created"], seconds=True)),
+              ("Updated", fmt.when(o.get("updated"), seconds=True)),
+              ("Expires", fmt.when(o.get("expires")) if o.get("expires") else "—"),
+              ("Client order id", h("code", o["client_order_id"]))]
     if o.get("replaces_uuid"):
         facts.append(("Replaces", h("a", {"href": f"/orders/{o['replaces_uuid']}"}, "the earlier order")))
     if o.get("replaced_by_uuid"):
@@ -845,24 +1010,53 @@ def order_page(chrome, o):
              for f in o.get("fills", [])]
     actions = ""
     if o["status"] in ("new", "partially_filled"):
+        what = "Cancel order"
+        if is_part(o) and o.get("leg") is None:
+            what = "Cancel order and its exits" if not o["filled_quantity"] else "Cancel the rest"
         actions = h("div", {"class": "row-actions"},
-                    h("a", {"class": "btn", "href": f"/orders/{u}/replace"}, "Replace"),
+                    "" if is_part(o) else h("a", {"class": "btn", "href": f"/orders/{u}/replace"}, "Replace"),
                     post_form(f"/orders/{u}/cancel", chrome.csrf,
                               h("input", {"type": "hidden", "name": "back", "value": f"/orders/{u}"}),
-                              button("Cancel order", "btn danger"), cls="inline"))
+                              button(what, "btn danger"), cls="inline"))
+    parts = ""
+    if group is not None:
+        kind = group["order_class"]
+        parts = h("section", {"class": "card", "aria-labelledby": "parts-title"},
+                  h("h2", {"id": "parts-title"}, f"The {'bracket' if kind == 'bracket' else fmt.CLASSES[kind]} order"),
+                  h("p", {"class": "muted"}, group_note(kind)),
+                  table(GROUP_HEADERS, group_rows(group, u), caption="Its parts", cls="data stack-on-phone"))
     main = join(
         h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ", o["symbol"]),
         h("section", {"class": "card"}, h("h1", order_summary(o)),
           h("dl", {"class": "facts"}, *[h("div", h("dt", k), h("dd", v)) for k, v in facts]), actions),
+        parts,
         h("section", {"class": "card", "aria-labelledby": "fills-title"}, h("h2", {"id": "fills-title"}, "Fills"),
           table(["Time", ("Shares", "num"), ("Price", "num"), ("Commission", "num"), ("Amount", "num"), "Priced by"],
                 join(*fills), caption="Fills", empty="No fills.", cls="data stack-on-phone")))
     return document(chrome, order_summary(o), main, page="order", data={"data-order": u})
 
 
+def group_note(kind):
+    """How the parts of a bracket, OCO or OTO order go together (papertrader/trading/contingent.py), in short."""
+    if kind == "oco":
+        return ("Two exits of shares held: whichever fills first cancels the other, and what one fills is taken from"
+                " the other. Canceling one cancels both.")
+    return ("The exits are held until the entry fills, then open for the shares it filled, from the next market"
+            " update; canceling the entry before it fills cancels them." +
+            (" Whichever exit fills first cancels the other." if kind == "bracket" else ""))
+
+
 def replace_page(chrome, o, form=None, error=None):
     form = form or {}
     u = o["uuid"]
+    if is_part(o):  # not replaced (the master refuses): the page says what to do instead
+        main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
+                      h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
+                    h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
+                      h("p", f"This order is part of {fmt.CLASS_WORDS[o['order_class']]}, whose parts are not"
+                             " replaced: cancel it and place a new one."),
+                      h("p", h("a", {"class": "btn", "href": f"/orders/{u}"}, "Back to the order"))))
+        return document(chrome, "Replace order", main, page="replace")
     remaining = (o["quantity"] - o["filled_quantity"]) if o.get("quantity") is not None else None
     fields = [_decimal_input("Shares", "qty", form.get("qty", fmt.number_text(remaining) if remaining else ""),
                              hint="What the new order asks for (default: what the old one had left).")]
@@ -1366,8 +1560,8 @@ def game_player_page(chrome, p, before=None):
                    num(fmt.money(pos["market_value"]), header="Market value"),
                    num(_pl_text(pos), sign=fmt.sign(pos["unrealized_pl"]), header="Unrealized P&L"))
                  for pos in p["positions"]]
-    orders = [h("tr", h("th", {"scope": "row", "data-label": "Order"}, order_summary(o),
-                        h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"]))),
+    orders = [h("tr", h("th", {"scope": "row", "data-label": "Order"}, order_summary(o), status_badge(o),
+                        role_line(o, known_orders(p["orders"]), link=False)),
                 cell(fmt.TYPES.get(o["type"], o["type"]), "Type"), num(price_cell(o), header="Price"),
                 num(filled_cell(o), header="Filled"),
                 cell(fmt.TIFS.get(o["time_in_force"], o["time_in_force"]), "Time in force"),

@@ -179,7 +179,11 @@ if (ticket) {
     const dollars = ticket.querySelector("#t-by-dollars");
     dollars.disabled = type !== "market";
     if (dollars.disabled && by === "dollars") ticket.querySelector("#t-by-shares").checked = true;
-    const stopLike = ["stop", "stop_limit", "trailing_stop"].includes(type);
+    // Exits (a take-profit, a stop-loss) for orders by shares of the types that take them; they take day or gtc.
+    const exits = ticket.querySelector("[data-exits]");
+    exits.hidden = chosen("amount_by") === "dollars" || !["market", "limit", "stop", "stop_limit"].includes(type);
+    const withExits = !exits.hidden && [...exits.querySelectorAll("input")].some((input) => input.value.trim());
+    const stopLike = ["stop", "stop_limit", "trailing_stop"].includes(type) || withExits;
     for (const option of tif.options) option.disabled = stopLike && !["day", "gtc"].includes(option.value);
     if (tif.selectedOptions[0].disabled) tif.value = "day";
     if (chosen("amount_by") === "dollars") tif.value = "day";
