@@ -7,7 +7,10 @@ TLS AMP through a worker, with the client's own failover): every order type (mar
 stop_limit, trailing_stop) and every time in force (day, gtc, ioc, fok, opg, cls; stops take day or gtc),
 some notional buys, some orders too big to pay or to sell (refused), some sent again with the same
 ``client_order_id`` (after an uncertain answer, and after an acknowledgement), some canceled (one, or now
-and then all at once) or replaced.
+and then all at once) or replaced.  About one new order in eight is a bracket, OTO or OCO order
+(papertrader/trading/contingent.py): a buy entry of any type it takes with exits 0.3% to 2% above and below
+its price (so that exits fill during a run), or an OCO selling part of a position held; cancels and replaces
+pick their exits too (a held exit's refusal is one more expected refusal).
 Meanwhile it kills the master, a worker, or everything with SIGKILL ``kills`` times and restarts what it
 killed each time, waiting (with a timeout) until the master listens and every worker is linked again.
 
@@ -23,6 +26,13 @@ Afterwards, the checks, per account, read from the database (:func:`check`):
   ``cash_after`` is the one before plus its amount; each position equals the sum of its fills (the
   simulated market has no splits), and every fill's ``position_after`` agrees; no cash or position is
   negative;
+- the exits of bracket, OCO and OTO orders (whose client order ids the server makes) hang from an order of
+  the account and were shown to the client as its exits; an exit is ``held`` (no event, nothing filled)
+  exactly while its entry is open, accepted once when it opens; per group: the parts have its shape, the
+  exits together never fill more than the entry filled (or than the OCO was for), an entry that ended with
+  nothing filled has no exit open or filled, an exit is never for more than its entry filled, no exit fills
+  before the entry's last fill, two open exits have the same quantity left, and one never stays open when
+  the other has ended;
 - every order state the client saw agrees with the database: a final status it saw is the database's
   status with the same filled quantity; no filled quantity it saw exceeds the database's; every fill it
   saw (``GetOrder``) is a fill of that order in the database; an order it saw replaced has a successor;
@@ -56,7 +66,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from twisted.internet import defer, protocol, task
 
@@ -78,12 +88,21 @@ ACK_TIMEOUT = 60
 SETTLE_TIMEOUT = 120
 
 OPEN = {"new", "partially_filled"}
+#: An exit of a bracket or OTO order waiting for its entry to fill (not open, not ended: it can't be canceled).
+HELD = "held"
 FINAL = {"filled", "canceled", "expired", "replaced", "rejected"}
 #: Errors after which a command may or may not have been done (the connection failed somewhere).
 UNCERTAIN = {"unreachable", "no_worker", "worker_failed", "master_unavailable", "wrong_server", "server_error"}
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 ALL_TIF = ("day", "gtc", "ioc", "fok", "opg", "cls")
 STOP_TIF = ("day", "gtc")
+#: Bracket, OCO and OTO orders (papertrader/trading/contingent.py): the share of new orders, the classes' weights,
+#: the entry types a bracket or OTO takes, and how far (in 1e-4 of the price) its exits lie from the entry's price.
+CONTINGENT_SHARE = 0.13
+CLASSES = ("bracket", "oto", "oco")
+CLASS_WEIGHTS = (5, 3, 3)
+ENTRY_TYPES = ("market", "limit", "stop", "stop_limit")
+EXIT_OFFSETS = (30, 200)  # +0.3%..2% (take-profit), -0.3%..2% (stop-loss)
 
 UNITS = Decimal("0.000001")  # quantities are stored in 1e-6 units
 CENTS = Decimal("0.01")
@@ -321,6 +340,7 @@ class Seen:
     refused: dict = field(default_factory=dict)  # client_order_id -> error code (a definite no, no order made)
     pending: dict = field(default_factory=dict)  # client_order_id -> (command, arguments): answer lost
     views: list = field(default_factory=list)  # (order id, status, filled quantity, replaced_by)
+    exits: dict = field(default_factory=dict)  # exit order id -> the order id it hangs from (bracket, OCO, OTO)
     fills: list = field(default_factory=list)  # (order id, time, quantity, price)
     events: list = field(default_factory=list)  # pushed order events: (order id, kind, quantity, price, position)
     problems: list = field(default_factory=list)  # what the client saw that is wrong in itself
@@ -383,6 +403,8 @@ class Trader:
 
     async def new_order(self):
         rng = self.rng
+        if rng.random() < CONTINGENT_SHARE:
+            return await self.new_contingent()
         symbol = rng.choice(SYMBOLS)
         side = rng.choices(["buy", "sell"], [3, 2])[0]
         kind = rng.choice(TYPES)
@@ -421,6 +443,85 @@ class Trader:
         self.seen.sent[arguments["client_order_id"]] = arguments
         await self.place(commands.PlaceOrder, arguments)
 
+    async def new_contingent(self):
+        """A bracket, OTO or OCO order (papertrader/trading/contingent.py), its exits 0.3% to 2% above and below
+        the entry's price so that they fill now and then during a run.  A bracket's or OTO's entry buys (the
+        users' portfolios are cash accounts): market, limit, stop or stop-limit, day or gtc; an OCO sells part of
+        a position held (a bracket instead when there is none), its price given as take_profit, as limit_price or
+        as both."""
+        rng = self.rng
+        # Every draw first, so that the action's choices are the same whatever the market says.
+        kind = rng.choices(CLASSES, CLASS_WEIGHTS)[0]
+        symbol = rng.choice(SYMBOLS)
+        tif = rng.choice(STOP_TIF)
+        entry = rng.choice(ENTRY_TYPES)
+        size = rng.random()
+        whole = rng.randint(1, 8)
+        fractional = Decimal(rng.randint(1, 5000)).scaleb(-3)
+        share = Decimal(rng.randint(1, 1000)) / 1000  # of the position an OCO sells
+        take = Decimal(rng.randint(*EXIT_OFFSETS)) / 10000
+        loss = Decimal(rng.randint(*EXIT_OFFSETS)) / 10000
+        limit_offset = Decimal(rng.randint(-50, 30)) / 10000
+        stop_offset = Decimal(rng.randint(0, 50)) / 10000
+        stop_limit_offset = Decimal(rng.randint(0, 30)) / 10000
+        stop_loss_limit = rng.random() < 0.3  # a stop-limit stop-loss
+        loss_limit_offset = Decimal(rng.randint(0, 50)) / 10000
+        which = rng.random()  # an OTO's one exit; how an OCO's price is given
+        if size < 0.04:
+            quantity = "1000000"  # more than any account can pay: refused
+        elif size < 0.2:
+            quantity = str(fractional)
+        else:
+            quantity = str(whole)
+        arguments = dict(token=self.token, client_order_id=self._coid(), symbol=symbol, time_in_force=tif)
+        price = (await self.call(commands.Quote, symbol=symbol))["price"]  # a fresh price: the exits hang near it
+        self.quotes[symbol] = price
+        if kind == "oco":
+            answer = await self.call(commands.Portfolio, token=self.token)
+            held = sum((Decimal(p["quantity"]) for p in answer["positions"] if p["symbol"] == symbol), Decimal(0))
+            if held <= 0:
+                kind = "bracket"
+            else:
+                part = (held * share).quantize(UNITS.scaleb(3), rounding=ROUND_DOWN)
+                quantity = str(part if part > 0 else held)
+        arguments["order_class"] = kind
+        arguments["quantity"] = quantity
+        if kind == "oco":
+            arguments.update(side="sell", type="limit")
+            take_profit = self._money(price * (1 + take))
+            if which < 1 / 3:
+                arguments["take_profit"] = take_profit
+            elif which < 2 / 3:
+                arguments["limit_price"] = take_profit
+            else:
+                arguments["take_profit"] = arguments["limit_price"] = take_profit
+            stop_loss = self._money(price * (1 - loss))
+        else:
+            arguments.update(side="buy", type=entry)
+            base = price
+            if entry in ("stop", "stop_limit"):
+                arguments["stop_price"] = self._money(price * (1 + stop_offset))
+                base = Decimal(arguments["stop_price"])
+            if entry == "limit":
+                arguments["limit_price"] = self._money(price * (1 + limit_offset))
+                base = Decimal(arguments["limit_price"])
+            elif entry == "stop_limit":
+                arguments["limit_price"] = self._money(base * (1 + stop_limit_offset))
+                base = Decimal(arguments["limit_price"])
+            take_profit = self._money(base * (1 + take))
+            stop_loss = self._money(base * (1 - loss))
+            if kind == "bracket" or which < 0.5:
+                arguments["take_profit"] = take_profit
+            if kind == "oto" and which < 0.5:
+                stop_loss = None
+        if stop_loss is not None:
+            arguments["stop_loss"] = stop_loss
+            if stop_loss_limit:
+                arguments["stop_loss_limit"] = self._money(Decimal(stop_loss) * (1 - loss_limit_offset))
+        self.seen.sent[arguments["client_order_id"]] = arguments
+        self.counters[f"{kind} sent"] += 1
+        await self.place(commands.PlaceOrder, arguments)
+
     async def place(self, command, arguments):
         """Send an order (new or replacing); record the answer: acknowledged, refused, or lost (pending)."""
         coid = arguments["client_order_id"]
@@ -451,6 +552,8 @@ class Trader:
         if known is None:
             self.seen.acknowledged[coid] = order["id"]
             self.counters["acknowledged"] += 1
+            if arguments.get("order_class"):
+                self.counters[f"{arguments['order_class']} placed"] += 1
             self.counters.acked()
         else:
             self.counters["resends answered"] += 1
@@ -459,10 +562,15 @@ class Trader:
     def view(self, order):
         self.seen.views.append((order["id"], order["status"], order["filled_quantity"], order.get("replaced_by")))
         self.last_status[order["id"]] = order["status"]
+        if order.get("parent_id") is not None:
+            self.seen.exits[order["id"]] = order["parent_id"]
+        for leg in order.get("legs") or ():  # a bracket's, OCO's or OTO's exits
+            self.view(leg)
 
     def _open_order(self):
-        """An order id this user last saw open (or any of its orders): something to cancel or replace."""
-        candidates = sorted(order_id for order_id, status in self.last_status.items() if status in OPEN)
+        """An order id this user last saw open or held (an exit waiting for its entry: cancelling or replacing it
+        is refused, order_not_open): something to cancel or replace."""
+        candidates = sorted(order_id for order_id, status in self.last_status.items() if status in OPEN | {HELD})
         if not candidates:
             return None
         return self.rng.choice(candidates)
@@ -541,7 +649,7 @@ class Trader:
             self.view(order)
 
     async def read_order(self):
-        ids = sorted(set(self.seen.acknowledged.values()))
+        ids = sorted(set(self.seen.acknowledged.values()) | set(self.seen.exits))
         if not ids:
             return
         order_id = self.rng.choice(ids)
@@ -611,16 +719,22 @@ class Trader:
             await self.place(command, arguments)
             if coid in self.seen.pending:
                 await sleep(self.reactor, 0.2)
-        # The final word on every order this user knows of.
+        # The final word on every order this user knows of (the exits of bracket, OCO and OTO orders last: their
+        # parents' answers name them).
         for coid, order_id in sorted(self.seen.acknowledged.items()):
-            try:
-                order = await self.call(commands.GetOrder, token=self.token, order_id=order_id)
-            except PaperTraderError as e:
-                self.seen.problems.append(f"{coid}: order {order_id} could not be read at the end: {e.code} {e}")
-                continue
-            self.view(order)
-            for fill in order["fills"]:
-                self.seen.fills.append((order_id, fill["time"], fill["quantity"], fill["price"]))
+            await self._final_word(coid, order_id)
+        for order_id, parent in sorted(self.seen.exits.items()):
+            await self._final_word(f"exit of order {parent}", order_id)
+
+    async def _final_word(self, coid, order_id):
+        try:
+            order = await self.call(commands.GetOrder, token=self.token, order_id=order_id)
+        except PaperTraderError as e:
+            self.seen.problems.append(f"{coid}: order {order_id} could not be read at the end: {e.code} {e}")
+            return
+        self.view(order)
+        for fill in order["fills"]:
+            self.seen.fills.append((order_id, fill["time"], fill["quantity"], fill["price"]))
 
 
 class Counters(Counter):
@@ -657,18 +771,29 @@ class Summary:
     orders: int = 0
     traders: list = field(default_factory=list, repr=False)  # what each user saw (to check again)
     data_dir: str = ""
+    contingent: Counter = field(default_factory=Counter)  # bracket, OCO and OTO orders and exits in the database
 
     def text(self):
         kills = ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))
+        c, shown = self.counters, sum(len(t.seen.exits) for t in self.traders)
+        stored = self.contingent
         lines = [f"crash suite, seed {self.seed}, {self.kind}: {sum(self.kills.values())} kills ({kills}) in"
                  f" {self.seconds:.0f} s",
-                 f"  orders acknowledged {self.counters['acknowledged']}, orders in the database {self.orders},"
+                 f"  orders acknowledged {self.counters['acknowledged']} (and {shown} exits of theirs), orders in the"
+                 f" database {self.orders},"
                  f" fills {self.fills}, order events pushed to clients {self.counters['events pushed']},"
                  f" answers lost to a kill {self.counters['lost answers']}, resends"
                  f" {self.counters['resends']}, replaces {self.counters['replaces']}, cancels"
                  f" {self.counters['canceled']}",
+                 f"  bracket orders placed {c['bracket placed']} (sent {c['bracket sent']}), oto {c['oto placed']}"
+                 f" (sent {c['oto sent']}), oco {c['oco placed']} (sent {c['oco sent']}); in the database: bracket"
+                 f" {stored['bracket']}, oto {stored['oto']}, oco {stored['oco']}, exits {stored['exits']} (of them"
+                 f" {stored['exit orders']} hang from another order; the clients were shown {shown}), exits filled"
+                 f" {stored['exits filled']} (whole {stored['exits filled whole']})",
                  "  refused: " + (", ".join(f"{k[8:]} {n}" for k, n in sorted(self.counters.items())
                                             if k.startswith("refused ")) or "none"),
+                 "  cancels refused: " + (", ".join(f"{k[7:]} {n}" for k, n in sorted(self.counters.items())
+                                                    if k.startswith("cancel ")) or "none"),
                  f"  violations: {len(self.violations)}"]
         lines += [f"    {v}" for v in self.violations[:50]]
         if len(self.violations) > 50:
@@ -754,7 +879,7 @@ async def run(reactor, seed, kills, database_url, workdir, kind, users=3, worker
     violations += report["violations"]
     violations += tracebacks(processes.log_files())
     return Summary(seed, kind, done, counters, violations, time.monotonic() - started, report["fills"],
-                   report["orders"], traders, processes.data_dir)
+                   report["orders"], traders, processes.data_dir, report["contingent"])
 
 
 def tracebacks(paths):
@@ -781,6 +906,7 @@ async def check(database_url, data_dir, traders):
     db = Database(database_url, data_dir)
     violations = []
     total_fills = total_orders = 0
+    contingent = Counter()  # bracket, OCO and OTO orders in the database, their exits, those that filled
     try:
         for trader in traders:
             v = []
@@ -795,7 +921,8 @@ async def check(database_url, data_dir, traders):
             [(account, cash)] = rows
             orders = {r[0]: r for r in await db.query(
                 "SELECT id, client_order_id, status, quantity_units, notional_cents, replaces, replaced_by,"
-                " filled_adjustment_units FROM orders WHERE portfolio_id = ?", (account,))}
+                " filled_adjustment_units, order_class, leg, parent_id FROM orders WHERE portfolio_id = ?",
+                (account,))}
             total_orders += len(orders)
             ledger = await db.query(
                 "SELECT id, order_id, kind, time, side, symbol, quantity_units, price_units, amount_cents,"
@@ -818,6 +945,17 @@ async def check(database_url, data_dir, traders):
             for coid, ids in by_coid.items():
                 if len(ids) > 1:
                     v.append(f"client order id {coid} maps to orders {ids}")
+                exits = [i for i in ids if orders[i][10] is not None and coid not in seen.sent]
+                if exits:  # the exits of bracket, OCO and OTO orders: client order ids of the server's making
+                    for order_id in exits:
+                        parent = orders[order_id][10]
+                        if parent not in orders:
+                            v.append(f"exit order {order_id} ({coid}) hangs from order {parent}, which is not an order"
+                                     " of the account")
+                        elif seen.exits.get(order_id) != parent:
+                            v.append(f"exit order {order_id} ({coid}) of order {parent} was never shown to the client"
+                                     f" as its exit (it saw {seen.exits.get(order_id)})")
+                    continue
                 if coid not in seen.sent:
                     v.append(f"orders {ids} have client order id {coid}, which the client never sent")
                 elif coid in seen.refused:
@@ -840,13 +978,28 @@ async def check(database_url, data_dir, traders):
                         v.append(f"order {order_id}: a {kind} event names transaction {transaction_id}, not one of"
                                  " its fills")
                     fill_events[order_id].add(transaction_id)
-            for order_id, (_, coid, status, quantity, notional, replaces, replaced_by, adjustment) in orders.items():
-                filled = sum(f[6] for f in fills[order_id]) + (adjustment or 0)
+            filled_of = {}
+            for order_id, (_, coid, status, quantity, notional, replaces, replaced_by, adjustment, order_class, leg,
+                           parent) in orders.items():
+                filled = filled_of[order_id] = sum(f[6] for f in fills[order_id]) + (adjustment or 0)
                 k = kinds[order_id]
                 where = f"order {order_id} ({coid}, {status})"
-                if status not in OPEN | FINAL:
+                if status not in OPEN | FINAL | {HELD}:
                     v.append(f"{where}: unknown status")
-                if k["accepted"] != 1:
+                # A bracket's or OTO's exit is held (no event) until its entry ends, then accepted as it opens, or
+                # canceled without ever opening (the entry filled nothing, or all was canceled at once).
+                held_first = parent is not None and order_class in ("bracket", "oto")
+                if status == HELD:
+                    if not held_first:
+                        v.append(f"{where}: held, but not the exit of a bracket or OTO order")
+                    if k:
+                        v.append(f"{where}: events {dict(k)} while held")
+                    if filled:
+                        v.append(f"{where}: filled {filled} units while held")
+                elif held_first and status in FINAL and not filled:
+                    if k["accepted"] > 1:
+                        v.append(f"{where}: {k['accepted']} accepted events")
+                elif k["accepted"] != 1:
                     v.append(f"{where}: {k['accepted']} accepted events")
                 if len(fills[order_id]) != k["fill"] + k["partial_fill"] or \
                         fill_events[order_id] != {f[0] for f in fills[order_id]}:
@@ -871,6 +1024,20 @@ async def check(database_url, data_dir, traders):
                     v.append(f"{where}: replaced by {replaced_by}, which is not an order of the account")
                 if replaces is not None and (replaces not in orders or orders[replaces][6] != order_id):
                     v.append(f"{where}: replaces {replaces}, which does not name it as its successor")
+            # Bracket, OCO and OTO orders: each group (its first part and the exits that hang from it) keeps its ties.
+            groups = defaultdict(list)
+            for order_id, row in orders.items():
+                if row[8] != "simple" or row[9] is not None or row[10] is not None:
+                    groups[latest(row[10] if row[10] is not None else order_id, orders)].append(order_id)
+            for first, members in sorted(groups.items()):
+                v += check_group(first, sorted(members), orders, filled_of, fills, seen.sent)
+                contingent[orders[first][8] if first in orders else "?"] += 1
+                for order_id in members:
+                    contingent["exit orders"] += orders[order_id][10] is not None  # (not an OCO's first part)
+                    if orders[order_id][9] is not None:
+                        contingent["exits"] += 1
+                        contingent["exits filled"] += filled_of[order_id] > 0
+                        contingent["exits filled whole"] += orders[order_id][2] == "filled"
             # Cash: starting cash plus the signed amounts, row by row; positions: the sum of their fills.
             balance = int(STARTING_CASH * 100)
             held = Counter()
@@ -931,4 +1098,88 @@ async def check(database_url, data_dir, traders):
             violations += [f"{trader.name}: {text}" for text in v]
     finally:
         db.close()
-    return {"violations": violations, "fills": total_fills, "orders": total_orders}
+    return {"violations": violations, "fills": total_fills, "orders": total_orders, "contingent": contingent}
+
+
+def latest(order_id, orders):
+    """The order that ``order_id`` is now: itself, or the last of the orders that replaced it."""
+    seen = set()
+    while order_id in orders and orders[order_id][2] == "replaced" and orders[order_id][6] in orders \
+            and order_id not in seen:
+        seen.add(order_id)
+        order_id = orders[order_id][6]
+    return order_id
+
+
+def check_group(first, members, orders, filled, fills, sent):
+    """The ties of one bracket, OCO or OTO order that papertrader/trading/contingent.py's docstring guarantees;
+    a list of violations.  ``first``: its first part's id (a bracket's or OTO's entry, an OCO's take-profit);
+    ``members``: every part's id; ``orders``: the account's order rows (see :func:`check`); ``filled``: order id
+    -> units filled; ``fills``: order id -> its fill rows; ``sent``: client order id -> the arguments sent."""
+    row = orders.get(first)
+    if row is None:
+        return [f"orders {members} hang from order {first}, which is not an order of the account"]
+    kind = row[8]
+    where = f"{kind} order {first} ({row[1]})"
+    parts = [orders[i] for i in members]
+    # The parts as they are now (an exit whose prices were replaced: its successor), and every exit that was.
+    exits = [r for r in parts if r[0] != first and r[2] != "replaced"]
+    every_exit = [r for r in parts if r[9] is not None]
+    v = []
+    # Its shape: a bracket's entry with a take-profit and a stop-loss, an OTO's with one of them, an OCO's
+    # take-profit with a stop-loss; every part of the same class.
+    legs = sorted(e[9] or "none" for e in exits)
+    shapes = {"bracket": [["stop_loss", "take_profit"]], "oto": [["stop_loss"], ["take_profit"]],
+              "oco": [["stop_loss"]]}
+    if kind not in shapes or legs not in shapes[kind] or row[10] is not None or \
+            row[9] != ("take_profit" if kind == "oco" else None) or any(e[8] != kind for e in parts):
+        return [f"{where}: parts {[(r[0], r[2], r[8], r[9], r[10]) for r in parts]} (id, status, class, leg, parent)"
+                " are not the shape of a bracket, OCO or OTO order"]
+    both = exits if kind != "oco" else [row] + exits  # the exits: they cover the same shares
+    fill_text = ", ".join(f"order {e[0]} {e[2]} filled {filled[e[0]]} of {e[3]}" for e in parts)
+    together = sum(filled[e[0]] for e in every_exit)
+    if kind == "oco":
+        # Together the two exits never sell more than the OCO order was for (as first placed).
+        origin = first
+        while orders[origin][5] in orders:
+            origin = orders[origin][5]
+        quantity = sent.get(orders[origin][1], {}).get("quantity")
+        if quantity is not None and together > units(quantity):
+            v.append(f"{where}: its exits filled {together} units together, more than the {units(quantity)} ordered"
+                     f" ({fill_text})")
+    else:
+        entry, entry_filled = row[2], filled[first]
+        # The exits never sell more than the entry bought.
+        if together > entry_filled:
+            v.append(f"{where}: its exits filled {together} units together, more than the entry's {entry_filled}"
+                     f" ({fill_text})")
+        for e in exits:
+            # Held while the entry is open, and only then (a held exit cannot be canceled on its own).
+            if e[2] == HELD and entry not in OPEN:
+                v.append(f"{where}: exit {e[0]} is held, but its entry is {entry} ({fill_text})")
+            if entry in OPEN and e[2] != HELD:
+                v.append(f"{where}: exit {e[0]} is {e[2]} while its entry is {entry} ({fill_text})")
+        for e in every_exit:
+            # An entry that ended with nothing filled leaves nothing to close: its exits never opened.
+            if entry in FINAL and not entry_filled and (filled[e[0]] or e[2] in OPEN | {HELD}):
+                v.append(f"{where}: the entry ended ({entry}) with nothing filled, but exit {e[0]} is {e[2]} with"
+                         f" {filled[e[0]]} units filled")
+            # Opened for what the entry filled (and less as the other exit fills).
+            if (e[2] in OPEN or filled[e[0]]) and e[3] is not None and e[3] > entry_filled:
+                v.append(f"{where}: exit {e[0]} is for {e[3]} units, more than the entry's {entry_filled} filled")
+        # The exits trade from the market step after the one the entry's last fill was in: their fills come later.
+        entry_last = max((f[0] for f in fills[first]), default=None)
+        exit_first = min((f[0] for e in every_exit for f in fills[e[0]]), default=None)
+        if exit_first is not None and entry_last is not None and exit_first < entry_last:
+            v.append(f"{where}: an exit filled (transaction {exit_first}) before the entry's last fill (transaction"
+                     f" {entry_last})")
+    if len(both) == 2:
+        a, b = both
+        open_ = [e for e in both if e[2] in OPEN]
+        # What one fills is taken from the other: both open, they have the same left to fill.
+        if len(open_) == 2 and a[3] - filled[a[0]] != b[3] - filled[b[0]]:
+            v.append(f"{where}: its exits are both open with different quantities left ({fill_text})")
+        # When one ends, the other is canceled.
+        if len(open_) == 1 and any(e[2] in FINAL for e in both):
+            v.append(f"{where}: one exit ended, the other is still open ({fill_text})")
+    return v

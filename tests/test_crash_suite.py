@@ -53,7 +53,8 @@ async def test_no_acknowledged_order_is_lost_or_doubled_and_the_books_balance_af
             " FROM transactions WHERE id = ?", (fill,))
         [(lost, coid)] = await db.query(
             "SELECT id, client_order_id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE"
-            " t.order_id = o.id) AND replaces IS NULL AND replaced_by IS NULL ORDER BY id DESC LIMIT 1")
+            " t.order_id = o.id) AND replaces IS NULL AND replaced_by IS NULL AND parent_id IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM orders l WHERE l.parent_id = o.id) ORDER BY id DESC LIMIT 1")
         await db.execute("DELETE FROM order_events WHERE order_id = ?", (lost,))
         await db.execute("DELETE FROM orders WHERE id = ?", (lost,))
     finally:
