@@ -223,3 +223,25 @@ def test_a_short_bracket_in_a_margin_portfolio_buys_back_at_most_what_it_sold():
     after, orders, _ = run(after, orders.values(), (at(2), bar(100, 106, 89, 95)))
     assert orders[stop.id].status is Status.FILLED and orders[take.id].status is Status.CANCELED
     assert "AAPL" not in after.positions
+
+
+def test_an_oco_sent_again_after_its_stop_loss_filled_part_of_it_is_the_same_order():
+    """Its take-profit's quantity shrank by what the stop-loss filled: a retry with the quantity it was placed
+    with is still a retry (not a duplicate client order id), another quantity is not."""
+    from dataclasses import replace as but
+
+    from papertrader.app.trading import _same_request
+
+    b = book(AAPL=("100", "10000.00"))
+    request = OrderRequest(account_id=1, client_order_id="oco-1", symbol="AAPL", side=Side.SELL, type=OrderType.LIMIT,
+                           time_in_force=TimeInForce.GTC, quantity=D(100), order_class=OrderClass.OCO,
+                           take_profit=D("110.00"), stop_loss=D("95.00"))
+    take = accept(request, b, [], {"AAPL": D(100)}, T0, sessions_at(T0), NO_SLIP).but(id=1)
+    [stop] = [leg.but(id=2, parent_id=1) for leg in contingent.exits(take, request, ["x"])]
+    assert _same_request(take, request, [stop])
+    after_fill = stop.but(filled_quantity=D(40), status=Status.PARTIALLY_FILLED)
+    [(shrunk, _)] = contingent.react(stop, after_fill, [take], at(1))
+    assert shrunk.quantity == D(60)
+    assert _same_request(shrunk, request, [after_fill])
+    assert not _same_request(shrunk, but(request, quantity=D(101)), [after_fill])
+    assert not _same_request(shrunk, but(request, stop_loss=D("94.00")), [after_fill])

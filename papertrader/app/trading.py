@@ -113,8 +113,16 @@ def _same_request(order, request, legs=()):
                                                         request.time_in_force, request.notional, limit,
                                                         request.stop_price, request.trail_price,
                                                         request.trail_percent, request.order_class) and \
-        (request.quantity is None or order.quantity == request.quantity) and \
-        _exit_prices(order, legs) == _exit_prices_asked(request, limit)
+        (request.quantity is None or _placed_quantity(order, legs)[0] <= request.quantity <=
+         _placed_quantity(order, legs)[1]) and _exit_prices(order, legs) == _exit_prices_asked(request, limit)
+
+
+def _placed_quantity(order, legs):
+    """(least, most) the quantity ``order`` was placed with may have been: its quantity, which only an OCO's
+    take-profit changes since (what its stop-loss filled while both were open is taken from it)."""
+    if order.order_class is OrderClass.OCO and order.leg is Leg.TAKE_PROFIT:
+        return order.quantity, order.quantity + sum((leg.filled_quantity for leg in legs), Decimal(0))
+    return order.quantity, order.quantity
 
 
 def _exit_prices(order, legs):
