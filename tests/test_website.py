@@ -1165,11 +1165,11 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         link = f'<a href="/orders/{entry["uuid"]}">Buy 4 AAPL</a>'
 
         # The orders page: each part says what it is, an exit links to its entry; a held exit has no button (it goes
-        # with its entry: it says so); a part is not replaced, but the entry is canceled.
+        # with its entry: it says so); an exit's prices may be replaced, not the entry, which is canceled.
         _, body = await site.get("/orders")
         row = order_row(body, "open-orders", take["uuid"])
         assert '<span class="badge held">held</span>' in row and f"Take-profit of {link}" in row
-        assert "<button" not in row and "Replace" not in row
+        assert "<button" not in row and f'aria-label="Replace: Sell 4 AAPL"' in row
         assert f"Held until {link} fills: cancel that order to cancel it" in row
         assert f"Stop-loss of {link}" in order_row(body, "open-orders", stop["uuid"])
         row = order_row(body, "open-orders", entry["uuid"])
@@ -1209,7 +1209,7 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         _, body = await site.get("/orders")
         row = order_row(body, "open-orders", take["uuid"])
         assert '<span class="badge new">open</span>' in row and f"Take-profit of {link}" in row
-        assert 'aria-label="Cancel: Sell 4 AAPL"' in row and "Replace" not in row
+        assert 'aria-label="Cancel: Sell 4 AAPL"' in row and 'aria-label="Replace: Sell 4 AAPL"' in row
         assert '<span class="badge filled">filled</span>' in order_row(body, "closed-orders", entry["uuid"])
         # Canceling one exit cancels the other, and the message says so.
         response, _ = await site.post(f"/orders/{take['uuid']}/cancel", dict(csrf=csrf))
@@ -1237,7 +1237,18 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         assert "OCO take-profit" in order_row(body, "open-orders", first["uuid"])
         assert f'OCO stop-loss, with <a href="/orders/{first["uuid"]}">Sell 4 AAPL</a>' in \
             order_row(body, "open-orders", other["uuid"])
-        # Not replaced: its replace page says what to do instead.
+        # An exit's replace page moves its price only; the new stop-loss stays the OCO's.
         _, body = await site.get(f"/orders/{other['uuid']}/replace")
-        assert "whose parts are not replaced: cancel it and place a new one." in body and "<form method" not in \
-            body.split("<main", 1)[1]
+        form = body.split("<main", 1)[1]
+        assert 'name="stop_price"' in form and 'name="qty"' not in form and 'name="time_in_force"' not in form
+        assert "An exit keeps its shares and time in force" in form
+        response, _ = await site.post(f"/orders/{other['uuid']}/replace", dict(csrf=csrf, stop_price=str(below + 1)))
+        assert response.code == 303
+        moved = await forward(commands.GetOrder, client_order_id="o-1")
+        [new_stop] = [leg for leg in moved["legs"] if leg["status"] == "new"]
+        assert (new_stop["leg"], new_stop["stop_price"], new_stop["replaces_uuid"]) == ("stop_loss", below + 1,
+                                                                                       other["uuid"])
+        # The entry of a bracket is not replaced: its replace page says what to do instead.
+        _, body = await site.get(f"/orders/{entry['uuid']}/replace")
+        assert "which is not replaced: cancel it (its exits go with it) and place a new one." in body and \
+            "<form method" not in body.split("<main", 1)[1]

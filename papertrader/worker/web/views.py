@@ -874,14 +874,20 @@ def known_orders(*lists):
     return known
 
 
+def replaceable(o):
+    """Whether ``o`` may be replaced: not the entry of a bracket or OTO order (an exit's prices may move)."""
+    return not is_part(o) or o.get("leg") is not None
+
+
 def open_order_actions(o, csrf, back, known=None):
-    """An open order's buttons: Replace (not for the parts of a bracket, OCO or OTO order, which are not replaced)
-    and Cancel; a held exit has none (it goes with its entry): it says what it waits for."""
+    """An open order's buttons: Replace (not for the entry of a bracket or OTO order, which is not replaced; an
+    exit's prices may be) and Cancel; a held exit has no Cancel (it goes with its entry): it says what it waits
+    for."""
     u = o["uuid"]
+    replace = h("a", {"class": "btn small", "href": f"/orders/{u}/replace",
+                      "aria-label": f"Replace: {order_summary(o)}"}, "Replace") if replaceable(o) else ""
     if o["status"] == "held":
-        return h("span", {"class": "held-note"}, held_text(o, known), ": cancel that order to cancel it")
-    replace = "" if is_part(o) else h("a", {"class": "btn small", "href": f"/orders/{u}/replace",
-                                            "aria-label": f"Replace: {order_summary(o)}"}, "Replace")
+        return join(replace, h("span", {"class": "held-note"}, held_text(o, known), ": cancel that order to cancel it"))
     return join(replace, post_form(f"/orders/{u}/cancel", csrf,
                                    h("input", {"type": "hidden", "name": "back", "value": back}),
                                    button("Cancel", "btn small danger",
@@ -1009,12 +1015,13 @@ def order_page(chrome, o, group=None):
                cell(f.get("model") or "", "Priced by"))
              for f in o.get("fills", [])]
     actions = ""
-    if o["status"] in ("new", "partially_filled"):
+    if o["status"] in ("new", "partially_filled", "held"):
         what = "Cancel order"
         if is_part(o) and o.get("leg") is None:
             what = "Cancel order and its exits" if not o["filled_quantity"] else "Cancel the rest"
         actions = h("div", {"class": "row-actions"},
-                    "" if is_part(o) else h("a", {"class": "btn", "href": f"/orders/{u}/replace"}, "Replace"),
+                    h("a", {"class": "btn", "href": f"/orders/{u}/replace"}, "Replace") if replaceable(o) else "",
+                    "" if o["status"] == "held" else
                     post_form(f"/orders/{u}/cancel", chrome.csrf,
                               h("input", {"type": "hidden", "name": "back", "value": f"/orders/{u}"}),
                               button(what, "btn danger"), cls="inline"))
@@ -1049,17 +1056,20 @@ def group_note(kind):
 def replace_page(chrome, o, form=None, error=None):
     form = form or {}
     u = o["uuid"]
-    if is_part(o):  # not replaced (the master refuses): the page says what to do instead
+    if not replaceable(o):  # an entry (the master refuses): the page says what to do instead
         main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
                       h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
                     h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
-                      h("p", f"This order is part of {fmt.CLASS_WORDS[o['order_class']]}, whose parts are not"
-                             " replaced: cancel it and place a new one."),
+                      h("p", f"This order is the entry of {fmt.CLASS_WORDS[o['order_class']]}, which is not"
+                             " replaced: cancel it (its exits go with it) and place a new one. Its exits' prices"
+                             " can be replaced."),
                       h("p", h("a", {"class": "btn", "href": f"/orders/{u}"}, "Back to the order"))))
         return document(chrome, "Replace order", main, page="replace")
+    exit_ = is_part(o)  # an exit: its prices only (its shares and time in force are its entry's)
     remaining = (o["quantity"] - o["filled_quantity"]) if o.get("quantity") is not None else None
-    fields = [_decimal_input("Shares", "qty", form.get("qty", fmt.number_text(remaining) if remaining else ""),
-                             hint="What the new order asks for (default: what the old one had left).")]
+    fields = [] if exit_ else [
+        _decimal_input("Shares", "qty", form.get("qty", fmt.number_text(remaining) if remaining else ""),
+                       hint="What the new order asks for (default: what the old one had left).")]
     if o["type"] in ("limit", "stop_limit"):
         fields.append(_decimal_input("Limit price ($)", "limit_price",
                                      form.get("limit_price", fmt.number_text(o.get("limit_price")))))
@@ -1072,8 +1082,9 @@ def replace_page(chrome, o, form=None, error=None):
                               form.get("trail_by", by)))
         fields.append(_decimal_input("Trail", "trail", form.get(
             "trail", fmt.number_text(o.get("trail_price") if by == "price" else o.get("trail_percent")))))
-    fields.append(_select("Time in force", "time_in_force", TIF_CHOICES,
-                          form.get("time_in_force", o["time_in_force"])))
+    if not exit_:
+        fields.append(_select("Time in force", "time_in_force", TIF_CHOICES,
+                              form.get("time_in_force", o["time_in_force"])))
     body = post_form(f"/orders/{u}/replace", chrome.csrf, *fields,
                      button("Replace order", "btn primary"), cls="stack", label="Replace the order")
     main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
@@ -1081,7 +1092,9 @@ def replace_page(chrome, o, form=None, error=None):
                 h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
                   h("p", {"class": "muted"}, f"{fmt.TYPES.get(o['type'], o['type'])}, {order_prices(o)}. The old order"
                                              " ends as replaced and a new one takes its place (what already filled"
-                                             " stays filled)."),
+                                             " stays filled)." + (
+                                                 " An exit keeps its shares and time in force (its entry's) and its"
+                                                 " place in its order: move its price." if exit_ else "")),
                   error_box(error, ORDER_FIELDS), body))
     return document(chrome, "Replace order", main, page="replace")
 
