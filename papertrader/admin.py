@@ -59,6 +59,7 @@ import sys
 import psycopg
 from twisted.internet import defer, task
 
+import papertrader
 from papertrader import commands, gpgkeys, tls
 from papertrader.client.output import plain, table
 from papertrader.errors import InvalidInput, PaperTraderError, ServerError
@@ -129,6 +130,8 @@ class Parser(argparse.ArgumentParser):
 
 def parser():
     p = Parser(prog="papertrader-admin", description="PaperTrader operator commands.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {papertrader.__version__}",
+                   help="print the version and exit")
     p.add_argument("--data-dir", required=True, help="the master's data dir")
     p.add_argument("--database", help="the master's database URL, if not SQLite in DIR")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (also accepted after the command)")

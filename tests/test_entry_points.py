@@ -143,3 +143,12 @@ def test_sigterm_right_after_papertrader_starts_stops_it_quietly_with_143(tmp_pa
 def test_ctrl_c_right_after_papertrader_admin_starts_stops_it_quietly_with_130(tmp_path):
     status, out, err = interrupted_at_once("papertrader-admin", ["--data-dir", str(tmp_path), "workers"], tmp_path)
     assert (status, out, err) == (130, "", "")
+
+
+@pytest.mark.parametrize("name", ["papertrader", "papertrader-admin"])
+def test_version_prints_the_installed_version_and_exits_0(name, tmp_path):
+    import papertrader
+
+    done = subprocess.run([sys.executable, "-c", script_code(name), "--version"], capture_output=True, text=True,
+                          env=env_for(tmp_path), cwd=str(tmp_path), timeout=WAIT)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{name} {papertrader.__version__}\n", "")

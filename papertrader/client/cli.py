@@ -28,6 +28,7 @@ import webbrowser
 from twisted.internet import defer, task
 from twisted.internet.ssl import Certificate
 
+import papertrader
 from papertrader import commands, tls
 from papertrader.client import browser_login, output, tokens
 from papertrader.client.connection import Connection
@@ -143,6 +144,8 @@ def add_global_options(parser, default):
 def build_parser():
     p = Parser(prog="papertrader", description="Trade on a PaperTrader deployment.", epilog=EPILOG,
                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {papertrader.__version__}",
+                   help="print the version and exit")
     add_global_options(p, default=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
                            help="what to do ('papertrader COMMAND --help' tells more); global options may also"
@@ -1592,7 +1595,7 @@ def run(reactor, argv, environ=None, stdin=None, stdout=None, stderr=None, inter
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
+    if any(a in ("-h", "--help", "--version") for a in argv):
         try:
             build_parser().parse_args(argv)
         except UsageFailure as e:
