@@ -33,6 +33,7 @@ def test_a_split_multiplies_positions_and_open_orders_and_divides_their_prices()
     assert (split.entry_price, split.average_cost) == (D("24.9975"), D("25.0000"))  # entry price divided as well
     [adjusted] = [o for o in result.orders if o.id == sell.id]
     assert (adjusted.quantity, adjusted.limit_price, adjusted.status) == (D(24), D("37.50"), Status.NEW)
+    assert adjusted.updated == result.records[0].time > sell.updated  # changed when the split took effect
     assert other.id not in [o.id for o in result.orders]  # another symbol is not touched
     [record] = result.records
     assert (record.kind, record.symbol, record.before, record.quantity, record.ratio) == ("split", "AAPL", D(10),

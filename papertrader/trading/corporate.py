@@ -156,8 +156,8 @@ def apply(books, orders, actions, today, now):
                                           ratio=(action.new, action.old), cash_after=cash))
             for order_id, order in list(orders.items()):
                 adjusted = split_order(order, action)
-                if adjusted is not order:
-                    orders[order_id] = changed[order_id] = adjusted
+                if adjusted is not order:  # (updated when the split took effect, as the positions' records)
+                    orders[order_id] = changed[order_id] = adjusted.but(updated=now)
         else:
             for account_id, book in list(books.items()):
                 held = book.quantity(action.symbol)
