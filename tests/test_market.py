@@ -14,8 +14,7 @@ from papertrader.market.clock import MarketClock
 from papertrader.market.service import MarketService
 from papertrader.market.simulated import SimulatedSource as SimulatedProvider
 from papertrader.master.candles import CandleStore
-from papertrader.money import from_price_units, to_price_units
-from papertrader.times import iso, utc
+from papertrader.times import utc
 from papertrader.trading.market import Bar
 
 D = Decimal
@@ -363,6 +362,25 @@ async def test_restart_restores_the_board_before_the_provider_answers(make_servi
     await start(second)
     assert provider.resumed == {"AAPL": D("101.5"), "MSFT": D("101.5"), "TSLA": D("101.5")}
     assert board.get("MSFT").price == D("101.5")
+
+
+@pytest_twisted.ensureDeferred
+async def test_restart_restores_each_quotes_session_and_previous_close_for_todays_change(make_service, clock):
+    """Restored quotes had no previous close: "change today" was 0.00 after a restart until the next update."""
+    first = make_service(ScriptedProvider("100.00", "105.00", "110.00"))
+    await start(first)
+    clock.advance(86_400)  # (the update across midnight: still the first session's, closing at 105.00)
+    await first.busy
+    await tick(first, clock)  # the next session (always_open: a UTC day) trades at 110.00
+    before = first.board.get("AAPL")
+    assert (before.price, before.previous_close) == (D("110.00"), D("105.00"))
+    await first.stopService()
+
+    board = QuoteBoard(("AAPL",))
+    second = make_service(ScriptedProvider("fail"), board)
+    await start(second)
+    after = board.get("AAPL")
+    assert (after.price, after.previous_close, after.session_open) == (D("110.00"), D("100.00"), before.session_open)
 
 
 # --- calendars ---------------------------------------------------------------------

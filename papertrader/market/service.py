@@ -86,7 +86,13 @@ class MarketService(service.Service):
         closes = yield self.candles.last_closes(self.board.assets)
         for symbol, (price, time) in closes.items():
             self.source.resume(symbol, price)
-            self.board.update([Quote(symbol, price, time)])
+            # Its session and the close before it, as the update that made it had them (today's change).
+            session = self.market_clock.info(time).current
+            previous = None
+            if session is not None:
+                before = yield self.candles.last_closes([symbol], before=session.open)
+                previous = before[symbol][0] if symbol in before else None
+            self.board.update([Quote(symbol, price, time, previous, session.open if session is not None else None)])
         if hasattr(self.market_clock, "seek") and any(q.time > self.market_clock.now() for q in self.board.all()):
             yield self._rewind(self.market_clock.now())  # a replay moved back before it stopped
         try:

@@ -55,12 +55,16 @@ class CandleStore:
         return self.db.run(self.write, rows) if rows else defer.succeed(None)
 
     @defer.inlineCallbacks
-    def last_closes(self, symbols):
-        """{symbol: (close, time of the bucket)} of the newest bar of each symbol."""
+    def last_closes(self, symbols, before=None):
+        """{symbol: (close, time of the bucket)} of the newest bar of each symbol (that began before ``before``)."""
         out = {}
         for symbol in symbols:
+            where, params = "symbol = ?", [symbol]
+            if before is not None:
+                where += " AND time < ?"
+                params.append(iso(before))
             rows = yield self.db.query(
-                "SELECT time, close_units FROM bars WHERE symbol = ? ORDER BY time DESC, interval LIMIT 1", (symbol,))
+                f"SELECT time, close_units FROM bars WHERE {where} ORDER BY time DESC, interval LIMIT 1", params)
             if rows:
                 out[symbol] = (from_price_units(rows[0][1]), parse_iso(rows[0][0]))
         return out
