@@ -1182,6 +1182,10 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         # The entry's page lists its exits; canceling it would cancel them.
         _, body = await site.get(f"/orders/{entry['uuid']}")
         assert f'href="/orders/{take["uuid"]}">Sell 4 AAPL</a>' in body and "Cancel order and its exits" in body
+        # The number the command line shows for it leads to the same page; a number not yours, to none.
+        response, _ = await site.get(f"/orders/{entry['id']}")
+        assert (response.code, header(response, b"location")) == (303, f"/orders/{entry['uuid']}")
+        assert (await site.get("/orders/987654321"))[0].code == 404
         # A held exit canceled anyway (a form of an older page): refused, in the website's words.
         response, _ = await site.post(f"/orders/{take['uuid']}/cancel", dict(csrf=csrf))
         _, body = await site.get("/orders")

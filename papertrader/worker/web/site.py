@@ -731,6 +731,9 @@ class Website:
     @app.route("/orders/<string:order>", methods=["GET"])
     @signed_in()
     async def order(self, request, visit, order):
+        if order.isdigit() and len(order) <= 18:  # the number the command line shows: the page of its order
+            found = await self.call(visit, commands.GetOrder, order_id=int(order))
+            return redirect(request, f"/orders/{found['uuid']}")
         found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
         group = None
         if found.get("parent_uuid"):  # an exit: its page shows every part of its order, from the first one
