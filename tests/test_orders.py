@@ -725,3 +725,24 @@ async def test_a_group_that_cannot_commit_acknowledges_none_of_its_orders(db, us
     assert await count(db, "orders") == 0
     order = await submit(alice, "b0", "buy", "AAPL", "1")  # the next group commits again
     assert order["status"] == "new" and await count(db, "orders") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fill_activity_says_the_orders_status_right_after_that_fill(make_trading, settings, user, clock,
+                                                                             quote, board):
+    """Each fill of an order filled in parts says partially_filled, its last filled (Alpaca's order_status of a
+    FILL activity); it said the order's status now, for all of them."""
+    trading = make_trading(replace(settings, fill_model="bar", half_spread_bps=D(0), impact_bps=D(0),
+                                   volume_share=D("0.5")))
+    alice = await user("alice")
+    quote(AAPL="100")
+    await trading.place_order(alice, stamp(clock), "parts", "buy", "AAPL", "30")
+    for _ in range(2):  # 20 shares a bar: 20, then the other 10
+        start = utc(clock.seconds())
+        clock.advance(5)
+        end = utc(clock.seconds())
+        await trading.market_step(MarketStep(end, {"AAPL": Bar("AAPL", start, end, D(100), D(100), D(100), D(100),
+                                                                40)}))
+    fills = (await trading.activities(alice, None, direction="asc"))["activities"]
+    assert [(a["quantity"], a["leaves_qty"], a["order_status"]) for a in fills] == [
+        (D(20), D(10), "partially_filled"), (D(10), D(0), "filled")]

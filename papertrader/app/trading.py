@@ -1175,7 +1175,7 @@ def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, ol
         f" FROM transactions t LEFT JOIN orders o ON o.id = t.order_id WHERE {where} ORDER BY t.id {order} LIMIT ?"),
         params + [size])
     out = []
-    for (tid, time, kind, symbol, side, quantity, price, amount, details, order_id, order_uuid, status, ordered,
+    for (tid, time, kind, symbol, side, quantity, price, amount, details, order_id, order_uuid, _, ordered,
          commission, cumulative) in cursor.fetchall():
         moment = parse_iso(time)
         row = dict(id=activity_id(moment, tid), kind=kind, time=moment, symbol=symbol,
@@ -1183,7 +1183,9 @@ def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, ol
                    price=from_price_units(price), amount=from_cents(amount), details=details)
         if kind == "fill":
             cum = from_quantity_units(cumulative or quantity)
-            row.update(order_uuid=order_uuid, order_status=status, cum_qty=cum, commission=from_cents(commission),
-                       leaves_qty=max(from_quantity_units(ordered) - cum, Decimal(0)) if ordered else Decimal(0))
+            leaves = max(from_quantity_units(ordered) - cum, Decimal(0)) if ordered else Decimal(0)
+            # The order's status right after this fill (not now: a later fill, or a cancel, changed it since).
+            row.update(order_uuid=order_uuid, order_status="filled" if not leaves else "partially_filled",
+                       cum_qty=cum, commission=from_cents(commission), leaves_qty=leaves)
         out.append({k: v for k, v in row.items() if v is not None})
     return out
