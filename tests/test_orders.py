@@ -3,7 +3,6 @@ client order ids, buying power with open orders, market steps that fill, cancel 
 
 import time
 from dataclasses import replace
-from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
