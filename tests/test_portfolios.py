@@ -266,20 +266,28 @@ async def test_a_short_sale_a_margin_call_and_a_forced_liquidation_on_scripted_p
     assert (called["equity"], called["maintenance_margin"], called["margin_call"]) == (
         D("2995.00"), D("3600.00"), D("605.00"))
     assert called["margin_call_deadline"] - called["margin_call_since"] == timedelta(hours=1)
-    # Before the deadline nothing is sold.
+    # Before the deadline nothing is sold.  Alice's own exits of the short (an OCO: cover at 60, or at 150)
+    # hold every share she could cover.
     await step(today=day, AAPL="120")
     assert (await t.orders(alice, stamp(), 50, status="open", portfolio="levered"))["orders"] == []
+    oco = await t.place_order(alice, stamp(), "exits", "buy", "AAPL", "100", type="limit", time_in_force="gtc",
+                              order_class="oco", take_profit="60", stop_loss="150", portfolio="levered")
 
-    # After it, the platform places the documented liquidation: cover 605 / (30% x 120) = 16.8 -> 17 shares.
+    # After it, the platform cancels her orders in AAPL (they would keep the shares it covers) and places the
+    # documented liquidation: cover 605 / (30% x 120) = 16.8 -> 17 shares.
     clock.advance(3600)
     published.clear()
     await step(today=day, AAPL="120")
+    canceled = [await t.get_order(alice, stamp(), order_id=o["id"], portfolio="levered") for o in [oco, *oco["legs"]]]
+    assert [(o["status"], o["reason"].startswith("canceled by the platform: the margin call of 605.00")) for o in
+            canceled] == [("canceled", True), ("canceled", True)]
     [liquidation] = (await t.orders(alice, stamp(), 50, status="open", portfolio="levered"))["orders"]
     assert (liquidation["side"], liquidation["quantity"], liquidation["type"]) == ("buy", 17, "market")
     assert liquidation["reason_code"] == "margin_liquidation"
     assert "placed by the platform" in liquidation["reason"]
     assert await db.query("SELECT origin FROM orders WHERE id = ?", (liquidation["id"],)) == [("liquidation",)]
-    assert [(name, e["event"]) for name, e in published] == [("alice", "accepted")]
+    assert [(name, e["event"]) for name, e in published] == [("alice", "canceled"), ("alice", "canceled"),
+                                                               ("alice", "accepted")]
     # While it is open (a step without a bar of AAPL does not fill it), no second one is placed.
     await step(today=day, MSFT="10")
     assert len((await t.orders(alice, stamp(), 50, status="open", portfolio="levered"))["orders"]) == 1

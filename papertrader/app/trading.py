@@ -757,7 +757,17 @@ class TradingCommands:
                                                 portfolio.margin_call_deadline)
             if review.liquidate:
                 info = info or self.market_clock.info(now)
+                # The portfolio's orders in what it closes go first (as a broker's liquidation cancels them): an
+                # open sale or cover (an OCO's exits, a bracket's) would keep the shares it needs.
+                closing = {sale.symbol for sale in review.liquidate}
                 open_orders = self.store.open_orders(cursor, portfolio.id)
+                done = amend.cancel_all([o for o in open_orders if o.symbol in closing], now, reason=(
+                    f"canceled by the platform: the margin call of {call} was not met by"
+                    f" {iso(portfolio.margin_call_deadline or now)}; it closes the position"))
+                if done:
+                    self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
+                    reviewed.events.extend(e for _, e in done)
+                    open_orders = [o for o in open_orders if o.symbol not in closing]
                 for number, sale in enumerate(review.liquidate):
                     request = OrderRequest(
                         account_id=portfolio.id, client_order_id=f"liquidation-{uuid.uuid4().hex}",
