@@ -68,6 +68,7 @@ def order_view(order):
 def group_view(order, legs):
     """``order_view`` of an order with the exits that hang from it (a bracket's, OCO's or OTO's first part)."""
     view = order_view(order)
+    legs = [leg for leg in legs or () if leg.replaced_by is None]  # its exits now (not those replaced), as Alpaca lists
     if legs:
         view["legs"] = [order_view(leg) for leg in legs]
     return view

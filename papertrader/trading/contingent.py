@@ -51,10 +51,11 @@ def check(request, last):
             raise InvalidInput("take_profit and stop_loss belong to bracket, oco and oto orders: give order_class")
         return request.limit_price
     name = kind.value
+    article = "an" if kind is not OrderClass.BRACKET else "a"
     if request.quantity is None:
-        raise InvalidInput(f"an {name} order is given by quantity, not notional")
+        raise InvalidInput(f"{article} {name} order is given by quantity, not notional")
     if request.time_in_force not in TIMES_IN_FORCE:
-        raise InvalidInput(f"an {name} order takes time in force day or gtc, not {request.time_in_force.value}")
+        raise InvalidInput(f"{article} {name} order takes time in force day or gtc, not {request.time_in_force.value}")
     if request.stop_loss_limit is not None and request.stop_loss is None:
         raise InvalidInput("a stop-loss limit price needs a stop-loss stop price")
     if kind is OrderClass.BRACKET and (request.take_profit is None or request.stop_loss is None):
@@ -175,13 +176,13 @@ def replace_exit(old, changes, members, now):
     """(new exit, without an id) replacing the exit ``old`` (open or held) with ``changes`` (amend.Changes:
     prices only); ``members``: the other live parts of its group.  The caller ends ``old`` as replaced, and if
     ``old`` was an OCO's first part, hangs the other exit from the new one.  Raises InvalidInput."""
-    kind = old.order_class.value
+    kind = ("a " if old.order_class is OrderClass.BRACKET else "an ") + old.order_class.value
     if old.leg is None:
-        raise InvalidInput(f"order {old.id} is the entry of a {kind} order: cancel it (its exits go with it) and"
+        raise InvalidInput(f"order {old.id} is the entry of {kind} order: cancel it (its exits go with it) and"
                            " place a new one; an exit's prices can be replaced")
     if changes.quantity is not None or changes.time_in_force is not None or changes.trail_price is not None \
             or changes.trail_percent is not None:
-        raise InvalidInput(f"order {old.id} is an exit of a {kind} order: it keeps its quantity and time in force"
+        raise InvalidInput(f"order {old.id} is an exit of {kind} order: it keeps its quantity and time in force"
                            " (they are its entry's); replace its limit or stop price")
     if old.type is OrderType.LIMIT and changes.stop_price is not None:
         raise InvalidInput(f"order {old.id} is a take-profit (a limit order): it takes no stop price")
