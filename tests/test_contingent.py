@@ -11,10 +11,10 @@ from papertrader.trading import amend, contingent, corporate
 from papertrader.trading.fill_models import BarFillModel
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import Rules, accept, available_shares
-from papertrader.trading.step import step
-from tests.trading_helpers import SESSION, T0, D, at, bar, book, market, sessions_at
+from tests.trading_helpers import NO_SLIP, SESSION, T0, D, at, bar, book, run, sessions_at
 
-NO_SLIP = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
+#: At most a tenth of a bar's volume: orders fill in parts.
+CAPPED = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0), volume_share=D("0.1")))
 _ids = iter(range(1, 10**9))
 
 
@@ -34,19 +34,6 @@ def bracket(b, order_class="bracket", side="buy", quantity="10", kind="market", 
     exits = [leg.but(id=next(_ids), parent_id=first.id)
              for leg in contingent.exits(first, request, [f"x{next(_ids)}", f"x{next(_ids)}"])]
     return [first, *exits]
-
-
-def run(b, orders, *steps, rules=NO_SLIP):
-    """Steps (time, bars...) in turn over every live order; (book, {id: order}, [events])."""
-    books = {b.account_id: b}
-    current = {o.id: o for o in orders}
-    events = []
-    for time, *bars in steps:
-        result = step(books, [o for o in current.values() if o.live], market(time, *bars), rules)
-        books.update(result.books)
-        current.update({o.id: o for o in result.orders})
-        events += result.events
-    return books[b.account_id], current, events
 
 
 def test_a_brackets_exits_are_held_until_the_entry_fills_then_open_from_the_next_bar():
@@ -100,8 +87,7 @@ def test_an_entry_that_ends_unfilled_cancels_its_exits_and_one_that_ends_part_fi
 
     entry, take, stop = bracket(b, quantity="100", kind="limit", tif="gtc", limit="100.00", take_profit="110.00",
                                 stop_loss="90.00")
-    capped = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0), volume_share=D("0.1")))
-    after, orders, _ = run(b, [entry, take, stop], (at(1), bar(100, 101, 99, 100, volume=300)), rules=capped)
+    after, orders, _ = run(b, [entry, take, stop], (at(1), bar(100, 101, 99, 100, volume=300)), rules=CAPPED)
     assert orders[entry.id].filled_quantity == D(30) and orders[entry.id].status is Status.PARTIALLY_FILLED
     assert orders[take.id].status is Status.HELD
     entry_canceled, _ = amend.cancel(orders[entry.id], at(2))
@@ -115,11 +101,10 @@ def test_what_one_exit_fills_is_taken_from_the_other_and_together_they_never_sel
                          stop_loss="95.00")
     # Both are open and cover the same 100 shares: they hold 100 from new sells, not 200.
     assert available_shares(b, [take, stop], "AAPL", {"AAPL": D(100)}) == D(0)
-    capped = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0), volume_share=D("0.1")))
-    after, orders, _ = run(b, [take, stop], (at(1), bar(108, 111, 107, 110, volume=400)), rules=capped)
+    after, orders, _ = run(b, [take, stop], (at(1), bar(108, 111, 107, 110, volume=400)), rules=CAPPED)
     assert orders[take.id].filled_quantity == D(40) and orders[take.id].open
     assert orders[stop.id].quantity == D(60) and orders[stop.id].remaining == D(60)
-    after, orders, _ = run(after, orders.values(), (at(2), bar(96, 97, 90, 91, volume=10_000)), rules=capped)
+    after, orders, _ = run(after, orders.values(), (at(2), bar(96, 97, 90, 91, volume=10_000)), rules=CAPPED)
     assert orders[stop.id].status is Status.FILLED and orders[stop.id].filled_quantity == D(60)
     assert orders[take.id].status is Status.CANCELED and orders[take.id].filled_quantity == D(40)
     assert "AAPL" not in after.positions

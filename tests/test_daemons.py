@@ -413,22 +413,27 @@ async def test_a_master_whose_console_port_is_taken_exits_non_zero_with_one_line
     assert_failed_start(ended, master.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")
 
 
+def python(script, cwd, ctrl_c=True):
+    """``script`` run by Python as a process of its own (``ctrl_c``: with SIGINT's default, as in a terminal)."""
+    reset = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if ctrl_c else None
+    return subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=60,
+                          cwd=cwd, preexec_fn=reset)
+
+
 def test_ctrl_c_while_a_daemon_starts_is_a_line_not_a_traceback_and_leaves_twistds_own_handler_after(tmp_path):
     """Ctrl-C before the service is made (imports, the configuration's checks, loading the history) printed a
     KeyboardInterrupt traceback; from when the service is made, twistd's handler (a clean shutdown) has it."""
-    script = (
+    done = python(
         "import os, signal, sys\n"
         "sys.argv = ['twistd', '-n', 'papertrader-cluster']\n"
         "from twisted.plugins import papertrader_plugins as plugins\n"
         "assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler\n"
         "os.kill(os.getpid(), signal.SIGINT)\n"
-        "signal.pause()\n")
-    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        "signal.pause()\n", tmp_path)
     assert done.returncode == -signal.SIGINT, done.stderr
     assert done.stderr.strip() == "Interrupted while starting: nothing was served." and "Traceback" not in done.stderr
     # Once the service is made (here: a made-up maker failing the same way), Python's default handler is back.
-    script = (
+    done = python(
         "import signal, sys\n"
         "sys.argv = ['twistd', '-n', 'papertrader-master']\n"
         "from twisted.plugins import papertrader_plugins as plugins\n"
@@ -437,12 +442,9 @@ def test_ctrl_c_while_a_daemon_starts_is_a_line_not_a_traceback_and_leaves_twist
         "    maker.makeService({})\n"
         "except Exception:\n"
         "    pass\n"
-        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
-    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n", tmp_path)
     assert done.stdout.strip() == "True", done.stderr
     # Another program that imports the plugins (a test, `twistd --help`) keeps its handler.
-    done = subprocess.run([sys.executable, "-c", "import signal; from twisted.plugins import papertrader_plugins;"
-                           " print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"], env=ENV,
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = python("import signal; from twisted.plugins import papertrader_plugins;"
+                  " print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)", tmp_path, ctrl_c=False)
     assert done.stdout.strip() == "True", done.stderr

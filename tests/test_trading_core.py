@@ -1,8 +1,6 @@
 """The trading core on scripted bars: every order type and time in force, fills, partial fills,
 commissions, buying power, cancel and replace.  No reactor, no database."""
 
-from decimal import Decimal
-
 import pytest
 
 from papertrader.errors import InsufficientFunds, InsufficientPosition, InvalidInput, OrderNotOpen, QuoteUnavailable
@@ -12,24 +10,10 @@ from papertrader.trading.events import EventKind
 from papertrader.trading.fill_models import BarFillModel, IdealFillModel
 from papertrader.trading.orders import Status
 from papertrader.trading.pretrade import Rules, buying_power
-from papertrader.trading.step import step
-from tests.trading_helpers import MINUTE, NEXT_SESSION, SESSION, T0, D, at, bar, book, market, place, sessions_at
+from tests.trading_helpers import (
+    MINUTE, NEXT_SESSION, NO_SLIP, SESSION, T0, D, at, bar, book, place, run, sessions_at)
 
-NO_SLIP = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
 IDEAL = Rules(fill_model=IdealFillModel())
-
-
-def run(b, orders, *steps, rules=NO_SLIP):
-    """Run steps (time, bars...) in turn; return (book, {order id: order}, [events])."""
-    books = {b.account_id: b}
-    current = {o.id: o for o in orders}
-    events = []
-    for time, *bars in steps:
-        result = step(books, [o for o in current.values() if o.open], market(time, *bars), rules)
-        books.update(result.books)
-        current.update({o.id: o for o in result.orders})
-        events += result.events
-    return books[b.account_id], current, events
 
 
 def kinds(events):

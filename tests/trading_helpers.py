@@ -6,7 +6,9 @@ from decimal import Decimal
 from papertrader.trading.books import Book, Position
 from papertrader.trading.market import Bar, MarketStep, Session, SessionInfo
 from papertrader.trading.orders import OrderRequest, OrderType, Side, TimeInForce
+from papertrader.trading.fill_models import BarFillModel
 from papertrader.trading.pretrade import Rules, accept
+from papertrader.trading.step import step
 
 D = Decimal
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=timezone.utc)  # a Monday, 09:30 New York
@@ -62,3 +64,21 @@ def place(b, side="buy", quantity="10", symbol="AAPL", kind="market", tif="day",
 
 def market(time, *bars):
     return MarketStep(time, {b.symbol: b for b in bars})
+
+
+#: Fills at the bar's prices, without slippage (the figures in tests are then exact).
+NO_SLIP = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
+
+
+def run(b, orders, *steps, rules=NO_SLIP):
+    """Run steps (time, bars...) in turn over the open (and held) orders; return (book, {order id: order},
+    [events])."""
+    books = {b.account_id: b}
+    current = {o.id: o for o in orders}
+    events = []
+    for time, *bars in steps:
+        result = step(books, [o for o in current.values() if o.live], market(time, *bars), rules)
+        books.update(result.books)
+        current.update({o.id: o for o in result.orders})
+        events += result.events
+    return books[b.account_id], current, events

@@ -114,16 +114,17 @@ def _same_request(order, request, legs=()):
                                                         request.time_in_force, request.notional, limit,
                                                         request.stop_price, request.trail_price,
                                                         request.trail_percent, request.order_class) and \
-        (request.quantity is None or _placed_quantity(order, legs)[0] <= request.quantity <=
-         _placed_quantity(order, legs)[1]) and _exit_prices(order, legs) == _exit_prices_asked(request, limit)
+        (request.quantity is None or _placed_quantity(order, legs, request.quantity)) and \
+        _exit_prices(order, legs) == _exit_prices_asked(request, limit)
 
 
-def _placed_quantity(order, legs):
-    """(least, most) the quantity ``order`` was placed with may have been: its quantity, which only an OCO's
-    take-profit changes since (what its stop-loss filled while both were open is taken from it)."""
+def _placed_quantity(order, legs, quantity):
+    """Whether ``order`` may have been placed for ``quantity``: its quantity, which only an OCO's take-profit
+    changes since (what its stop-loss filled while both were open is taken from it)."""
+    taken = Decimal(0)
     if order.order_class is OrderClass.OCO and order.leg is Leg.TAKE_PROFIT:
-        return order.quantity, order.quantity + sum((leg.filled_quantity for leg in legs), Decimal(0))
-    return order.quantity, order.quantity
+        taken = sum((leg.filled_quantity for leg in legs), Decimal(0))
+    return order.quantity <= quantity <= order.quantity + taken
 
 
 def _exit_prices(order, legs):
@@ -439,7 +440,7 @@ class TradingCommands:
                 events.append(_accepted(new))
             # An OCO's take-profit replaced: its stop-loss hangs from the new one.
             moved = {o.id: o.but(parent_id=new.id, parent_uuid=new.uuid) for o in open_orders
-                     if o.parent_id == old.id and old.leg is not None}
+                     if o.parent_id == old.id} if old.leg is not None else {}
             self.store.save(cursor, [ended, *moved.values()], {}, events, recorded)
             self.store.open_after_commit(cursor, session.portfolio_id,
                                          [moved.get(o.id, o) for o in open_orders if o.id != old.id], [new.id])

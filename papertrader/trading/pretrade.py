@@ -111,6 +111,19 @@ def check_shape(request: OrderRequest):
         raise InvalidInput(f"a {kind.value} order takes no trail")
 
 
+def check_request(request: OrderRequest, last):
+    """``check_shape``, and a bracket's, OCO's or OTO's exits against each other and ``last`` (the last price);
+    returns the request with an OCO's limit price (its take-profit's).  Raises InvalidInput."""
+    for name, value in (("take-profit limit price", request.take_profit), ("stop-loss stop price",
+                        request.stop_loss), ("stop-loss limit price", request.stop_loss_limit)):
+        check_price(name, value)
+    limit = contingent.check(request, last)
+    if limit != request.limit_price:
+        request = replace(request, limit_price=limit)
+    check_shape(request)
+    return request
+
+
 def reference_price(order, last):
     """The price a buy's reservation is counted at (None if it needs a last price that is unknown)."""
     if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
@@ -349,13 +362,7 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     A bracket or OTO request is checked as its entry, an OCO request as its take-profit (the order returned);
     their other parts are ``contingent.exits`` (papertrader/trading/contingent.py).
     """
-    for name, value in (("take-profit limit price", request.take_profit), ("stop-loss stop price",
-                        request.stop_loss), ("stop-loss limit price", request.stop_loss_limit)):
-        check_price(name, value)
-    limit = contingent.check(request, prices.get(request.symbol))
-    if limit != request.limit_price:
-        request = replace(request, limit_price=limit)
-    check_shape(request)
+    request = check_request(request, prices.get(request.symbol))
     if request.order_class is not OrderClass.SIMPLE:
         _check_sides(request, book)
     others = open_orders if replaces is None else [o for o in open_orders if o.id != replaces.id]

@@ -126,7 +126,7 @@ ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b")
 #: Another order named beside the words that already say which it is ('its entry, order 12, ended unfilled'):
 #: those words are enough.
 APPOSITION_RE = re.compile(r"(\b(?:its entry|the other exit)), order [0-9]+,")
-#: An order's class as the pages write it ('an oco order' is 'an OCO order', 'an bracket order' 'a bracket order').
+#: An order's class as the pages write it ('an oco order' is 'an OCO order').
 CLASS_RE = re.compile(r"\b([Aa]n?) (bracket|oco|oto) order")
 
 

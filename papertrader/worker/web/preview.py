@@ -8,16 +8,14 @@ rules (commission and buffer): give workers the master's config file.  The maste
 """
 
 import json
-from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.master import validation
 from papertrader.money import CENT, QUANTITY_STEP, round_money
-from papertrader.trading import contingent
 from papertrader.trading.orders import Order, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
-from papertrader.trading.pretrade import MAX_NOTIONAL, MIN_NOTIONAL, check_shape, reservation
+from papertrader.trading.pretrade import MAX_NOTIONAL, MIN_NOTIONAL, check_request, reservation
 from papertrader.worker.web import formatting as fmt
 
 FIELDS = ("side", "type", "amount_by", "qty", "notional", "limit_price", "stop_price", "trail_by", "trail",
@@ -153,10 +151,7 @@ def preview(form, symbol, quote, portfolio, rules):
     last = quote["price"] if quote else None
     try:
         request = _request(symbol, order_arguments(form, held))
-        limit = contingent.check(request, last)  # an OCO order's limit price is its take-profit's
-        if limit != request.limit_price:
-            request = replace(request, limit_price=limit)
-        check_shape(request)
+        request = check_request(request, last)  # (an OCO order's limit price is its take-profit's)
     except PaperTraderError as e:
         answer["note"] = _sentence(fmt.said(e.message))
         return answer
