@@ -89,6 +89,9 @@ def _order_fields():
         (b"leg", amp.Unicode(optional=True)),
         (b"parent_id", amp.Integer(optional=True)),
         (b"parent_uuid", amp.Unicode(optional=True)),
+        # buy_to_open, buy_to_close, sell_to_open (a short sale) or sell_to_close, as when it was accepted
+        # (absent for orders stored before schema version 16).
+        (b"position_intent", amp.Unicode(optional=True)),
     ]
 
 
@@ -583,7 +586,8 @@ class Activities(Command):
         (b"amount", amp.Decimal()), (b"order_uuid", amp.Unicode(optional=True)),
         (b"order_status", amp.Unicode(optional=True)), (b"cum_qty", amp.Decimal(optional=True)),
         (b"leaves_qty", amp.Decimal(optional=True)), (b"details", amp.Unicode(optional=True)),
-        (b"commission", amp.Decimal(optional=True))])),
+        (b"commission", amp.Decimal(optional=True)),
+        (b"short_sale", amp.Boolean(optional=True))])),  # a fill of a sale that left the position short
         (b"account_uuid", amp.Unicode(optional=True))]
 
 

@@ -361,6 +361,7 @@ class Trader:
         self.connection = None
         self.quotes = {}
         self.last_status = {}
+        self.exit_prices = {}  # an exit's order id -> (its leg, limit price, stop price) as last seen
         self.number = 0
         self.stopping = False
         self.watching = None
@@ -469,8 +470,8 @@ class Trader:
         which = rng.random()  # an OTO's one exit; how an OCO's price is given
         if size < 0.04:
             quantity = "1000000"  # more than any account can pay: refused
-        elif size < 0.2:
-            quantity = str(fractional)
+        elif size < 0.07:
+            quantity = str(fractional)  # refused: these orders are for whole shares
         else:
             quantity = str(whole)
         arguments = dict(token=self.token, client_order_id=self._coid(), symbol=symbol, time_in_force=tif)
@@ -479,11 +480,12 @@ class Trader:
         if kind == "oco":
             answer = await self.call(commands.Portfolio, token=self.token)
             held = sum((Decimal(p["quantity"]) for p in answer["positions"] if p["symbol"] == symbol), Decimal(0))
-            if held <= 0:
+            part = (held * share).to_integral_value(rounding=ROUND_DOWN)  # whole shares
+            part = part if part >= 1 else held.to_integral_value(rounding=ROUND_DOWN)
+            if part < 1:
                 kind = "bracket"
-            else:
-                part = (held * share).quantize(UNITS.scaleb(3), rounding=ROUND_DOWN)
-                quantity = str(part if part > 0 else held)
+            elif size >= 0.07:
+                quantity = str(part)
         arguments["order_class"] = kind
         arguments["quantity"] = quantity
         if kind == "oco":
@@ -564,6 +566,8 @@ class Trader:
         self.last_status[order["id"]] = order["status"]
         if order.get("parent_id") is not None:
             self.seen.exits[order["id"]] = order["parent_id"]
+        if order.get("leg"):
+            self.exit_prices[order["id"]] = (order["leg"], order.get("limit_price"), order.get("stop_price"))
         for leg in order.get("legs") or ():  # a bracket's, OCO's or OTO's exits
             self.view(leg)
 
@@ -631,7 +635,18 @@ class Trader:
         coid = self._coid()
         arguments = dict(token=self.token, order_id=order_id, client_order_id=coid)
         choice = rng.random()
-        if choice < 0.4:
+        nudge = 1 + Decimal(rng.randint(-40, 40)) / 10000  # an exit's price moved by up to 0.4%
+        exit_prices = self.exit_prices.get(order_id)
+        if exit_prices is not None and choice < 0.7:
+            # An exit of a bracket, OCO or OTO order: its price moves (a trader trailing a stop by hand); its
+            # quantity and time in force are its entry's (refused, invalid_input).
+            leg, limit_price, stop_price = exit_prices
+            if leg == "take_profit":
+                arguments["limit_price"] = self._money(Decimal(limit_price) * nudge)
+            else:
+                arguments["stop_price"] = self._money(Decimal(stop_price) * nudge)
+            self.counters["exit replaces"] += 1
+        elif choice < 0.4:
             arguments["quantity"] = str(rng.randint(1, 8))
         elif choice < 0.7:
             arguments["time_in_force"] = rng.choice(STOP_TIF)
@@ -776,14 +791,17 @@ class Summary:
     def text(self):
         kills = ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))
         c, shown = self.counters, sum(len(t.seen.exits) for t in self.traders)
+        # An exit that replaced another (its price moved) was acknowledged by its own client order id: counted once.
+        made = sum(len(set(t.seen.exits) - set(t.seen.acknowledged.values())) for t in self.traders)
         stored = self.contingent
         lines = [f"crash suite, seed {self.seed}, {self.kind}: {sum(self.kills.values())} kills ({kills}) in"
                  f" {self.seconds:.0f} s",
-                 f"  orders acknowledged {self.counters['acknowledged']} (and {shown} exits of theirs), orders in the"
+                 f"  orders acknowledged {self.counters['acknowledged']} (and {made} exits of theirs), orders in the"
                  f" database {self.orders},"
                  f" fills {self.fills}, order events pushed to clients {self.counters['events pushed']},"
                  f" answers lost to a kill {self.counters['lost answers']}, resends"
-                 f" {self.counters['resends']}, replaces {self.counters['replaces']}, cancels"
+                 f" {self.counters['resends']}, replaces {self.counters['replaces']} (of exits' prices"
+                 f" {self.counters['exit replaces']}), cancels"
                  f" {self.counters['canceled']}",
                  f"  bracket orders placed {c['bracket placed']} (sent {c['bracket sent']}), oto {c['oto placed']}"
                  f" (sent {c['oto sent']}), oco {c['oco placed']} (sent {c['oco sent']}); in the database: bracket"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from papertrader.errors import InvalidInput, OrderNotOpen
+from papertrader.errors import InsufficientPosition, InvalidInput, OrderNotOpen
 from papertrader.trading import amend, contingent, corporate
 from papertrader.trading.fill_models import BarFillModel
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
@@ -54,7 +54,7 @@ def test_a_brackets_exits_are_held_until_the_entry_fills_then_open_from_the_next
     after, orders, events = run(after, orders.values(), (at(2), bar(104, 111, 103, 110)))
     assert orders[take.id].status is Status.FILLED and events[0].fill.price == D("110.00")
     assert orders[stop.id].status is Status.CANCELED
-    assert orders[stop.id].reason == f"the other exit, order {take.id}, filled"
+    assert orders[stop.id].reason == "the other exit filled"
     assert "AAPL" not in after.positions
     assert after.cash == D("100000.00") - D("1000.00") + D("1100.00")
 
@@ -83,7 +83,7 @@ def test_an_entry_that_ends_unfilled_cancels_its_exits_and_one_that_ends_part_fi
                                                                           - timedelta(minutes=1))))
     assert orders[entry.id].status is Status.EXPIRED
     assert orders[take.id].status is orders[stop.id].status is Status.CANCELED
-    assert orders[take.id].reason == f"its entry, order {entry.id}, ended unfilled (expired)"
+    assert orders[take.id].reason == "its entry ended unfilled (expired)"
 
     entry, take, stop = bracket(b, quantity="100", kind="limit", tif="gtc", limit="100.00", take_profit="110.00",
                                 stop_loss="90.00")
@@ -115,7 +115,7 @@ def test_cancelling_one_exit_cancels_the_other_and_a_held_exit_is_cancelled_thro
     take, stop = bracket(b, "oco", side="sell", kind="limit", take_profit="110.00", stop_loss="95.00")
     canceled, _ = amend.cancel(stop, at(1))
     [(other, events)] = contingent.react(stop, canceled, [take], at(1))
-    assert other.status is Status.CANCELED and other.reason == f"the other exit, order {stop.id}, was canceled"
+    assert other.status is Status.CANCELED and other.reason == "the other exit was canceled"
     entry, held, _ = bracket(book(), take_profit="110.00", stop_loss="95.00")
     with pytest.raises(OrderNotOpen, match=f"held until its entry, order {entry.id}, fills"):
         amend.cancel(held, at(1))
@@ -143,6 +143,9 @@ def test_an_exits_prices_are_replaced_keeping_its_part_quantity_and_place_in_the
         replace(take, [entry, take, stop], limit_price=D("94.00"))
     with pytest.raises(InvalidInput, match="takes no stop price"):
         replace(take, [entry, take, stop], stop_price=D("96.00"))
+    # A held exit's new price is checked against its entry's (here the last price, 100: a market entry).
+    with pytest.raises(InvalidInput, match="stop-loss \\(100.00\\) must be at least a cent below the last price"):
+        replace(stop, [entry, take, stop], stop_price=D("100.00"))
     # Open and part filled: the new exit has what is left; the other exit covers as much.
     held = book(AAPL=("100", "10000.00"))
     take, stop = bracket(held, "oco", side="sell", quantity="100", kind="limit", take_profit="110.00",
@@ -153,6 +156,11 @@ def test_an_exits_prices_are_replaced_keeping_its_part_quantity_and_place_in_the
     assert (new_take.status, new_take.quantity, new_take.limit_price, new_take.parent_id) == (
         Status.NEW, D(60), D("108.00"), None)
     assert new_take.remaining == stop.remaining
+    # An open stop-loss moved above the market would sell at once: refused (the last price is 100).
+    with pytest.raises(InvalidInput, match="stop-loss \\(101.00\\) must be at least a cent below the last price"):
+        replace(stop, [take, stop], stop_price=D("101.00"))
+    with pytest.raises(InvalidInput, match="take-profit \\(99.99\\) must be at least a cent above the last price"):
+        replace(take, [take, stop], limit_price=D("99.99"))
 
 
 def test_an_oto_has_one_exit_and_a_stop_limit_exit_takes_its_limit():
@@ -163,23 +171,35 @@ def test_an_oto_has_one_exit_and_a_stop_limit_exit_takes_its_limit():
     assert take.leg is Leg.TAKE_PROFIT
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(take_profit="99.00", stop_loss="95.00"), "take-profit \\(99.00\\) must be at least a cent above the last"),
-    (dict(kind="limit", limit="90.00", take_profit="110.00", stop_loss="90.00"), "stop-loss \\(90.00\\) must be at"),
-    (dict(take_profit="110.00"), "a bracket order needs a take-profit limit price and a stop-loss"),
-    (dict(order_class="oto", take_profit="110.00", stop_loss="95.00"), "an oto order needs one exit"),
-    (dict(tif="ioc", take_profit="110.00", stop_loss="95.00"), "day or gtc"),
-    (dict(kind="market", side="sell", take_profit="90.00", stop_loss="110.00"), "margin portfolios only"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(take_profit="99.00", stop_loss="95.00"), InvalidInput,
+     "take-profit \\(99.00\\) must be at least a cent above the last"),
+    (dict(kind="limit", limit="90.00", take_profit="110.00", stop_loss="90.00"), InvalidInput, "stop-loss \\(90.00\\) must be at"),
+    (dict(take_profit="110.00"), InvalidInput, "a bracket order needs a take-profit limit price and a stop-loss"),
+    (dict(order_class="oto", take_profit="110.00", stop_loss="95.00"), InvalidInput, "an oto order needs one exit"),
+    (dict(tif="ioc", take_profit="110.00", stop_loss="95.00"), InvalidInput, "day or gtc"),
+    (dict(quantity="2.5", take_profit="110.00", stop_loss="95.00"), InvalidInput,
+     "a bracket order is for a whole number of shares"),
+    # A cash portfolio sells nothing it does not hold: the same refusal as a plain sale's.
+    (dict(kind="market", side="sell", take_profit="90.00", stop_loss="110.00"), InsufficientPosition,
+     "short selling is allowed in margin portfolios only"),
     (dict(order_class="oco", side="sell", kind="limit", take_profit="110.00", stop_loss="95.00"),
-     "closes a position you hold"),
+     InsufficientPosition, "closes a position you hold, and you hold no AAPL"),
+    (dict(order_class="oco", side="buy", kind="limit", take_profit="95.00", stop_loss="110.00", held=True),
+     InvalidInput, "a buy oco order buys back a short position, and you are long 10 AAPL: a sell oco order closes it"),
     (dict(order_class="oco", side="sell", kind="market", take_profit="110.00", stop_loss="95.00", held=True),
-     "is a limit order"),
+     InvalidInput, "is a limit order"),
     (dict(order_class="oco", side="sell", kind="limit", take_profit="95.00", stop_loss="110.00", held=True),
-     "take-profit \\(95.00\\) must be above the stop-loss"),
+     InvalidInput, "take-profit \\(95.00\\) must be above the stop-loss"),
+    # An OCO's stop-loss already crossed would sell at once: it is checked against the last price (100).
+    (dict(order_class="oco", side="sell", kind="limit", take_profit="110.00", stop_loss="100.50", held=True),
+     InvalidInput, "stop-loss \\(100.50\\) must be at least a cent below the last price \\(100.00\\)"),
+    (dict(order_class="oco", side="sell", kind="limit", take_profit="99.00", stop_loss="95.00", held=True),
+     InvalidInput, "take-profit \\(99.00\\) must be at least a cent above the last price"),
 ])
-def test_a_bracket_oco_or_oto_that_cannot_work_is_refused_with_the_reason(kwargs, message):
+def test_a_bracket_oco_or_oto_that_cannot_work_is_refused_with_the_reason(kwargs, error, message):
     b = book(AAPL=("10", "1000.00")) if kwargs.pop("held", False) else book()
-    with pytest.raises(InvalidInput, match=message):
+    with pytest.raises(error, match=message):
         bracket(b, **kwargs)
 
 

@@ -4,6 +4,7 @@ client order ids, order lists and their filters, cancel and replace, positions a
 history and activities, the error body, 429 and a revoked key."""
 
 import json
+import uuid
 from datetime import timedelta
 from decimal import Decimal as D
 
@@ -510,9 +511,17 @@ async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
     assert (take.type.value, D(take.limit_price), take.side.value) == ("limit", above, "sell")
     assert (stop.type.value, D(stop.stop_price), D(stop.qty)) == ("stop", below, 4)
     assert take.status == stop.status == OrderStatus.HELD
+    assert [o.position_intent.value for o in (entry, take, stop)] == ["buy_to_open", "sell_to_close", "sell_to_close"]
     with pytest.raises(APIError) as excinfo:  # a held exit goes with its entry
         await in_thread(client.cancel_order_by_id, stop.id)
-    assert excinfo.value.status_code == 422 and "held until its entry" in excinfo.value.message
+    # Both orders named by the ids this API knows them by (never the command line's numbers).
+    assert excinfo.value.status_code == 422 and excinfo.value.message.startswith(
+        f"order {stop.id} is held until its entry, order {entry.id}, fills")
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.replace_order_by_id, entry.id, r.ReplaceOrderRequest(qty=2))
+    assert excinfo.value.message.startswith(f"order {entry.id} is the entry of a bracket order")
+    # Each exit has a client order id of the same form as the entry's (a UUID, as Alpaca gives them).
+    assert all(uuid.UUID(leg.client_order_id) for leg in (take, stop))
     await api.d.tick()
     # The entry filled: its exits are open, for its quantity; listed nested under it, or on their own.
     nested = await in_thread(client.get_orders, r.GetOrdersRequest(status=QueryOrderStatus.ALL, nested=True))

@@ -481,11 +481,13 @@ async def test_version_14_orders_are_simple_orders_after_version_15(database_url
     db = Database(database_url, str(tmp_path))
     try:
         applied = await db.migrate(confirmed=True)
-        assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders"]
+        assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders", "0016_position_intent"]
         store = OrderStore(db)
         [still_open] = await db.run(store.open_orders, 1)
         assert (still_open.client_order_id, still_open.order_class, still_open.leg, still_open.parent_id) == (
             "a", OrderClass.SIMPLE, None, None)
+        # Version 16: whether an order opened or closed a position was not kept before it (told by the side).
+        assert (still_open.opens, still_open.position_intent) == (None, None)
         assert (await db.run(store.by_client_order_id, 1, "b")).order_class is OrderClass.SIMPLE
         assert await db.migrate() == []
     finally:

@@ -74,7 +74,7 @@ async def test_portfolios_from_the_command_line(tmp_path, settings, database_url
 
 @pytest_twisted.ensureDeferred
 async def test_an_api_key_of_a_margin_portfolio_sells_short_through_alpaca_py(tmp_path, settings, database_url, clock):
-    from alpaca.trading.enums import OrderSide, PositionSide
+    from alpaca.trading.enums import OrderSide, PositionIntent, PositionSide
     from alpaca.trading.requests import MarketOrderRequest
 
     api = await start_api(tmp_path, settings, database_url, clock, fill_model="ideal", api_rate_limit=100_000,
@@ -98,17 +98,27 @@ async def test_an_api_key_of_a_margin_portfolio_sells_short_through_alpaca_py(tm
         asset = await in_thread(margin.get_asset, "AAPL")
         assert asset.shortable and asset.marginable and asset.easy_to_borrow
 
-        await in_thread(margin.submit_order, MarketOrderRequest(symbol="AAPL", qty=10, side=OrderSide.SELL,
-                                                                time_in_force="day"))
+        short = await in_thread(margin.submit_order, MarketOrderRequest(symbol="AAPL", qty=10, side=OrderSide.SELL,
+                                                                        time_in_force="day"))
+        assert short.position_intent == PositionIntent.SELL_TO_OPEN  # a short sale opens a position
         await d.tick()
         [position] = await in_thread(margin.get_all_positions)
         assert (position.side, D(position.qty)) == (PositionSide.SHORT, -10)
+        # Its fill is a short sale in the account's activities, as Alpaca says it.
+        [fill] = await in_thread(margin.get, "/account/activities/FILL")
+        assert (fill["side"], fill["order_id"], fill["qty"]) == ("sell_short", str(short.id), "10")
+        cover = await in_thread(margin.submit_order, MarketOrderRequest(symbol="AAPL", qty=4, side=OrderSide.BUY,
+                                                                        time_in_force="day"))
+        assert cover.position_intent == PositionIntent.BUY_TO_CLOSE
         account = await in_thread(margin.get_account)
         price = d.master.board.get("AAPL").price
         assert D(account.short_market_value) < 0
         assert D(account.maintenance_margin) == (D("0.30") * 10 * price).quantize(D("0.01"))
-        # The other portfolio of the same user saw none of it.
+        # The other portfolio of the same user saw none of it; there a sale closes, a buy opens.
         assert await in_thread(client.get_all_positions) == []
+        bought = await in_thread(client.submit_order, MarketOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY,
+                                                                         time_in_force="day"))
+        assert bought.position_intent == PositionIntent.BUY_TO_OPEN
     finally:
         await d.cluster.stopService()
 

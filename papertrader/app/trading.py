@@ -60,7 +60,7 @@ def order_view(order):
         replaces_uuid=order.replaces_uuid, replaced_by_uuid=order.replaced_by_uuid, watermark=order.watermark,
         reason_code=order.reason_code, reason=order.reason, order_class=order.order_class.value,
         leg=order.leg.value if order.leg is not None else None, parent_id=order.parent_id,
-        parent_uuid=order.parent_uuid,
+        parent_uuid=order.parent_uuid, position_intent=order.position_intent,
     )
     return {k: v for k, v in view.items() if v is not None}
 
@@ -303,7 +303,7 @@ class TradingCommands:
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             legs = [self.store.insert(cursor, leg, stamp.received, stamp.client_ip, stamp.worker, parent=order)
-                    for leg in contingent.exits(order, request, [uuid.uuid4().hex, uuid.uuid4().hex])]
+                    for leg in contingent.exits(order, request, [str(uuid.uuid4()), str(uuid.uuid4())])]
             events = [_accepted(o) for o in (order, *legs) if o.open]
             self.store.save(cursor, [], {}, events, recorded)
             self.store.open_after_commit(cursor, session.portfolio_id, open_orders, [o.id for o in (order, *legs)])
@@ -408,7 +408,7 @@ class TradingCommands:
             stop_price=validation.price("stop price", stop_price),
             trail_price=validation.price("trail price", trail_price),
             trail_percent=validation.percent("trail percent", trail_percent), time_in_force=tif,
-            client_order_id=validation.client_order_id(client_order_id) if client_order_id else uuid.uuid4().hex)
+            client_order_id=validation.client_order_id(client_order_id) if client_order_id else str(uuid.uuid4()))
         trail = validation.price("trail", trail)
         if trail is None and all(getattr(changes, name) is None for name in (
                 "quantity", "limit_price", "stop_price", "trail_price", "trail_percent", "time_in_force")):
@@ -623,7 +623,7 @@ class TradingCommands:
                 raise InvalidInput(f"{percent}% of {held} {symbol} is less than a millionth of a share")
         else:
             shares = held
-        order = yield self.place_order(session, stamp, client_order_id or uuid.uuid4().hex, side, symbol,
+        order = yield self.place_order(session, stamp, client_order_id or str(uuid.uuid4()), side, symbol,
                                        format(shares, "f"))
         return order
 
@@ -1183,12 +1183,13 @@ def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, ol
     cursor.execute(db.sql(
         "SELECT t.id, t.time, t.kind, t.symbol, t.side, t.quantity_units, t.price_units, t.amount_cents,"
         " t.details, t.order_id, o.uuid, o.status, o.quantity_units, t.commission_cents,"
-        " (SELECT SUM(f.quantity_units) FROM transactions f WHERE f.order_id = t.order_id AND f.id <= t.id)"
+        " (SELECT SUM(f.quantity_units) FROM transactions f WHERE f.order_id = t.order_id AND f.id <= t.id),"
+        " t.position_after_units"
         f" FROM transactions t LEFT JOIN orders o ON o.id = t.order_id WHERE {where} ORDER BY t.id {order} LIMIT ?"),
         params + [size])
     out = []
     for (tid, time, kind, symbol, side, quantity, price, amount, details, order_id, order_uuid, _, ordered,
-         commission, cumulative) in cursor.fetchall():
+         commission, cumulative, position_after) in cursor.fetchall():
         moment = parse_iso(time)
         row = dict(id=activity_id(moment, tid), kind=kind, time=moment, symbol=symbol,
                    side=side if kind == "fill" else None, quantity=from_quantity_units(quantity),
@@ -1199,5 +1200,8 @@ def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, ol
             # The order's status right after this fill (not now: a later fill, or a cancel, changed it since).
             row.update(order_uuid=order_uuid, order_status="filled" if not leaves else "partially_filled",
                        cum_qty=cum, commission=from_cents(commission), leaves_qty=leaves)
+            # A sale that leaves the position short is a short sale (a sale never turns a long position short).
+            if side == "sell" and position_after is not None and position_after < 0:
+                row["short_sale"] = True
         out.append({k: v for k, v in row.items() if v is not None})
     return out

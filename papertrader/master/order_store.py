@@ -43,7 +43,7 @@ COLUMNS = (
     " limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated, expires, session_open,"
     " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason, filled_adjustment_units,"
     " (SELECT r.uuid FROM orders r WHERE r.id = o.replaces), (SELECT r.uuid FROM orders r WHERE r.id = o.replaced_by),"
-    " o.order_class, o.leg, o.parent_id, (SELECT r.uuid FROM orders r WHERE r.id = o.parent_id)"
+    " o.order_class, o.leg, o.parent_id, (SELECT r.uuid FROM orders r WHERE r.id = o.parent_id), o.opens"
 )
 #: An order of its portfolio's current generation (made since the portfolio's last reset).
 CURRENT = "o.generation = (SELECT p.generation FROM portfolios p WHERE p.id = o.portfolio_id)"
@@ -144,7 +144,7 @@ class OrderStore:
             filled_quantity=filled.quantity + adjustment, filled_adjustment=adjustment, filled_value=filled.value,
             commission=filled.commission, replaces_uuid=row[27], replaced_by_uuid=row[28],
             order_class=OrderClass(row[29] or "simple"), leg=_maybe(Leg, row[30]), parent_id=row[31],
-            parent_uuid=row[32],
+            parent_uuid=row[32], opens=bool(row[33]) if row[33] is not None else None,
         )
 
     def _filled(self, cursor, where, params):
@@ -433,11 +433,12 @@ class OrderStore:
             "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
             " quantity_units, notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created,"
             " updated, expires, session_open, session_close, watermark_units, triggered, replaces, received,"
-            " client_ip, worker, origin, order_class, leg, parent_id) VALUES (?, ?, (SELECT generation FROM"
+            " client_ip, worker, origin, order_class, leg, parent_id, opens) VALUES (?, ?, (SELECT generation FROM"
             " portfolios WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?) RETURNING id"),
+            " ?, ?) RETURNING id"),
             (order_uuid, order.account_id, order.account_id, *values, iso(received), client_ip[:64], worker[:64],
-             origin, order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id))
+             origin, order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id,
+             _maybe(int, order.opens)))
         order = order.but(id=cursor.fetchone()[0], uuid=order_uuid)
         if order.replaces is not None:
             cursor.execute(self.sql("SELECT uuid FROM orders WHERE id = ?"), (order.replaces,))
@@ -449,7 +450,8 @@ class OrderStore:
         if transaction is not None:  # the row as a SELECT of COLUMNS would read it now (open_after_commit)
             transaction.data.setdefault((self, "rows"), {})[order.id] = (
                 order.id, order_uuid, order.account_id, *values, None, None, None, 0, order.replaces_uuid, None,
-                order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id, order.parent_uuid)
+                order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id, order.parent_uuid,
+                _maybe(int, order.opens))
         return order
 
     def _rewritten(self, order_ids):

@@ -93,7 +93,8 @@ def replace(old, changes: Changes, book, open_orders, prices, now, sessions, rul
     if not changes.client_order_id:
         raise ValueError("a replacement needs its own client_order_id")
     if old.order_class is not OrderClass.SIMPLE and old.live:
-        new = contingent.replace_exit(old, changes, [o for o in open_orders if o.group == old.group], now)
+        new = contingent.replace_exit(old, changes, [o for o in open_orders if o.group == old.group],
+                                       prices.get(old.symbol), now)
         ended = old.but(status=Status.REPLACED, reason_code="replaced", reason="replaced by a new order", updated=now)
         return ended, new, [Event(EventKind.REPLACED, ended, now, reason_code="replaced", reason="replaced")]
     if not old.open:

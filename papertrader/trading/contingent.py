@@ -54,6 +54,9 @@ def check(request, last):
     article = "an" if kind is not OrderClass.BRACKET else "a"
     if request.quantity is None:
         raise InvalidInput(f"{article} {name} order is given by quantity, not notional")
+    if request.quantity != request.quantity.to_integral_value():
+        raise InvalidInput(f"{article} {name} order is for a whole number of shares (fractional orders are"
+                           " simple orders)")
     if request.time_in_force not in TIMES_IN_FORCE:
         raise InvalidInput(f"{article} {name} order takes time in force day or gtc, not {request.time_in_force.value}")
     if request.stop_loss_limit is not None and request.stop_loss is None:
@@ -83,19 +86,36 @@ def check(request, last):
             sign * (take_profit - request.stop_loss) <= 0:
         raise InvalidInput(f"the take-profit ({price_text(take_profit)}) must be {'above' if exit_sells else 'below'}"
                            f" the stop-loss ({price_text(request.stop_loss)})")
-    if kind is not OrderClass.OCO:
-        base = request.limit_price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else \
-            request.stop_price if request.type is OrderType.STOP else last
-        what = "the entry's limit price" if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else \
-            "the entry's stop price" if request.type is OrderType.STOP else "the last price"
-        if base is not None:
-            if take_profit is not None and sign * (take_profit - base) < CENT:
-                raise InvalidInput(f"the take-profit ({price_text(take_profit)}) must be at least a cent"
-                                   f" {'above' if exit_sells else 'below'} {what} ({price_text(base)})")
-            if request.stop_loss is not None and sign * (base - request.stop_loss) < CENT:
-                raise InvalidInput(f"the stop-loss ({price_text(request.stop_loss)}) must be at least a cent"
-                                   f" {'below' if exit_sells else 'above'} {what} ({price_text(base)})")
+    if kind is OrderClass.OCO:
+        base, what = last, "the last price"
+    else:
+        base, what = _entry_base(request.type, request.limit_price, request.stop_price, last)
+    _beyond(base, what, exit_sells, take_profit, request.stop_loss)
     return limit
+
+
+def _entry_base(type, limit_price, stop_price, last):
+    """(price an entry's exits are checked against, its name): its limit or stop price, or the last price."""
+    if type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return limit_price, "the entry's limit price"
+    if type is OrderType.STOP:
+        return stop_price, "the entry's stop price"
+    return last, "the last price"
+
+
+def _beyond(base, what, exit_sells, take_profit, stop_loss):
+    """Raise InvalidInput unless the take-profit and the stop-loss (each may be None) are at least a cent
+    beyond ``base`` (named ``what``; None: not checked), on the side where each belongs: a stop-loss on the
+    wrong side would trigger at once, a take-profit would fill at once."""
+    if base is None:
+        return
+    sign = 1 if exit_sells else -1
+    if take_profit is not None and sign * (take_profit - base) < CENT:
+        raise InvalidInput(f"the take-profit ({price_text(take_profit)}) must be at least a cent"
+                           f" {'above' if exit_sells else 'below'} {what} ({price_text(base)})")
+    if stop_loss is not None and sign * (base - stop_loss) < CENT:
+        raise InvalidInput(f"the stop-loss ({price_text(stop_loss)}) must be at least a cent"
+                           f" {'below' if exit_sells else 'above'} {what} ({price_text(base)})")
 
 
 def exits(first, request, client_order_ids):
@@ -107,7 +127,7 @@ def exits(first, request, client_order_ids):
                   time_in_force=first.time_in_force, created=first.created, updated=first.created,
                   quantity=first.quantity, order_class=kind, expires=first.expires, filled_quantity=Decimal(0),
                   filled_value=Decimal(0), commission=Decimal("0.00"), session_open=None, session_close=None,
-                  watermark=None, triggered=False, replaces=None, reason_code=None, reason=None)
+                  watermark=None, triggered=False, replaces=None, reason_code=None, reason=None, opens=False)
     if kind is OrderClass.OCO:
         return [first.__class__(client_order_id=next(ids), side=first.side, status=Status.NEW,
                                 leg=Leg.STOP_LOSS, **_stop_loss(request), **common)]
@@ -147,7 +167,7 @@ def react(before, after, members, now):
                 opened = leg.but(status=Status.NEW, quantity=after.filled_quantity, updated=now)
                 out.append((opened, [Event(EventKind.ACCEPTED, opened, now)]))
             else:
-                why = f"its entry, order {after.id}, ended unfilled ({after.status.value})"
+                why = f"its entry ended unfilled ({after.status.value})"
                 out.append(_canceled(leg, now, why))
         return out
     if after.leg is None:
@@ -157,25 +177,27 @@ def react(before, after, members, now):
             continue
         if not after.open:
             if after.status is Status.FILLED:
-                why = f"the other exit, order {after.id}, filled"
+                why = "the other exit filled"
             else:
-                why = f"the other exit, order {after.id}, was {after.status.value}"
+                why = f"the other exit was {after.status.value}"
             out.append(_canceled(other, now, why))
             continue
         taken = after.filled_quantity - before.filled_quantity
         if taken > 0:
             quantity = other.quantity - taken
             if quantity <= other.filled_quantity:
-                out.append(_canceled(other, now, f"the other exit, order {after.id}, filled the rest"))
+                out.append(_canceled(other, now, "the other exit filled the rest"))
             else:
                 out.append((other.but(quantity=quantity, updated=now), []))
     return out
 
 
-def replace_exit(old, changes, members, now):
+def replace_exit(old, changes, members, last, now):
     """(new exit, without an id) replacing the exit ``old`` (open or held) with ``changes`` (amend.Changes:
-    prices only); ``members``: the other live parts of its group.  The caller ends ``old`` as replaced, and if
-    ``old`` was an OCO's first part, hangs the other exit from the new one.  Raises InvalidInput."""
+    prices only); ``members``: the other live parts of its group; ``last``: the last price.  The caller ends
+    ``old`` as replaced, and if ``old`` was an OCO's first part, hangs the other exit from the new one.  A new
+    price is checked as at placing: against the other exit's, and at least a cent beyond the entry's price (a
+    held exit) or the last price (an open one).  Raises InvalidInput."""
     kind = ("a " if old.order_class is OrderClass.BRACKET else "an ") + old.order_class.value
     if old.leg is None:
         raise InvalidInput(f"order {old.id} is the entry of {kind} order: cancel it (its exits go with it) and"
@@ -200,6 +222,11 @@ def replace_exit(old, changes, members, now):
             raise InvalidInput(f"the take-profit ({price_text(take_profit)}) must be {'above' if sells else 'below'}"
                                f" the stop-loss ({price_text(stop_loss)})")
     held = old.status is Status.HELD
+    entry = next((o for o in members if o.leg is None), None) if held else None
+    base, what = _entry_base(entry.type, entry.limit_price, entry.stop_price, last) if entry is not None else \
+        (last, "the last price")
+    _beyond(base, what, sells, limit if old.leg is Leg.TAKE_PROFIT and changes.limit_price is not None else None,
+            stop if changes.stop_price is not None else None)
     return old.but(
         id=None, uuid=None, client_order_id=changes.client_order_id, limit_price=limit, stop_price=stop,
         quantity=old.quantity if held else old.quantity - old.filled_quantity, status=Status.HELD if held

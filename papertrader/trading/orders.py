@@ -165,6 +165,18 @@ class Order:
     leg: Optional[Leg] = None
     parent_id: Optional[int] = None
     parent_uuid: Optional[str] = None
+    #: True if the order opens or adds to a position (a buy while not short, a short sale, a bracket's or
+    #: OTO's entry), False if it closes one (a sale of shares held, a cover, an exit), as when it was
+    #: accepted; None if that is not known (an order stored before schema version 16).
+    opens: Optional[bool] = None
+
+    @property
+    def position_intent(self):
+        """Alpaca's word for the above: buy_to_open, buy_to_close, sell_to_open or sell_to_close (None if
+        not known)."""
+        if self.opens is None:
+            return None
+        return f"{self.side.value}_to_{'open' if self.opens else 'close'}"
 
     @property
     def group(self):

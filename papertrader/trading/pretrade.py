@@ -379,6 +379,7 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
         watermark=last if request.type is OrderType.TRAILING_STOP else None,
         replaces=replaces.id if replaces is not None else None, updated=now, order_class=request.order_class,
         leg=Leg.TAKE_PROFIT if request.order_class is OrderClass.OCO else None,
+        opens=_opens(request, book),
     )
     if request.type is OrderType.TRAILING_STOP and last is None:
         raise QuoteUnavailable(f"no price is known yet for {request.symbol}; a trailing stop starts from it")
@@ -414,17 +415,36 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     return order
 
 
+def _opens(request, book):
+    """Whether the order opens or adds to a position (see Order.opens): an OCO closes one; a bracket's or
+    OTO's entry opens one; a buy opens unless it covers a short position; a sale closes unless it is a short
+    sale (in a margin portfolio, holding none or short already)."""
+    if request.order_class is OrderClass.OCO:
+        return False
+    if request.order_class is not OrderClass.SIMPLE:
+        return True
+    held = book.quantity(request.symbol)
+    if request.side is Side.BUY:
+        return held >= 0
+    return book.margin is not None and held <= 0
+
+
 def _check_sides(request, book):
     """A bracket's or OTO's entry opens or adds to a position (its exits close it); an OCO closes one held."""
     held = book.quantity(request.symbol)
     buy = request.side is Side.BUY
     if request.order_class is OrderClass.OCO:
-        if (buy and held >= 0) or (not buy and held <= 0):
-            raise InvalidInput(f"an oco order closes a position you hold: {'buy back a short' if buy else 'sell a long'}"
-                               f" position of {request.symbol} (you hold {quantity_text(held)})")
+        if held == 0:
+            raise InsufficientPosition(f"an oco order closes a position you hold, and you hold no {request.symbol}")
+        if buy != (held < 0):
+            raise InvalidInput(
+                f"a {request.side.value} oco order {'buys back a short' if buy else 'sells a long'} position, and you"
+                f" are {'long' if held > 0 else 'short'} {quantity_text(abs(held))} {request.symbol}: a"
+                f" {'sell' if buy else 'buy'} oco order closes it")
         return
     if not buy and book.margin is None:
-        raise InvalidInput(f"a {request.order_class.value} order's sell entry is a short sale: margin portfolios only")
+        raise InsufficientPosition(f"a {request.order_class.value} order's sell entry is a short sale: short selling"
+                                   " is allowed in margin portfolios only")
     if (buy and held < 0) or (not buy and held > 0):
         raise InvalidInput(f"a {request.order_class.value} order's entry opens or adds to a position: you are"
                            f" {'short' if held < 0 else 'long'} {quantity_text(abs(held))} {request.symbol}"

@@ -129,7 +129,8 @@ def order(o):
         "order_type": o["type"],
         "type": o["type"],
         "side": o["side"],
-        "position_intent": ("buy_to_open" if o["side"] == "buy" else "sell_to_close"),
+        # As when it was accepted; an order stored before schema version 16 is told by its side.
+        "position_intent": o.get("position_intent") or ("buy_to_open" if o["side"] == "buy" else "sell_to_close"),
         "time_in_force": o["time_in_force"],
         "limit_price": number(o.get("limit_price"), "price"),
         "stop_price": number(stop_price(o), "price"),
@@ -332,7 +333,8 @@ def activity(a, account_uuid):
         leaves = a.get("leaves_qty") or Decimal(0)
         out.update({
             "transaction_time": when(a["time"]), "type": "partial_fill" if leaves > 0 else "fill",
-            "price": price_text(a["price"]), "qty": quantity_text(a["quantity"]), "side": a.get("side"),
+            "price": price_text(a["price"]), "qty": quantity_text(a["quantity"]),
+            "side": "sell_short" if a.get("short_sale") else a.get("side"),
             "leaves_qty": quantity_text(leaves), "cum_qty": quantity_text(a.get("cum_qty") or a["quantity"]),
             "order_id": a.get("order_uuid"), "order_status": a.get("order_status")})
     else:

@@ -25,7 +25,7 @@ from twisted.web import resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from papertrader import commands
-from papertrader.errors import (DuplicateOrder, OrderNotOpen, PaperTraderError, ServerError, Throttled,
+from papertrader.errors import (PaperTraderError, ServerError, Throttled,
                                 UnknownOrder, UnknownSymbol)
 from papertrader.master import validation
 from papertrader.master.api_keys import credential
@@ -204,6 +204,23 @@ class RestApi:
         username = yield self.worker.gateway.session(token, client_ip(request))
         return token, username
 
+    @defer.inlineCallbacks
+    def naming_orders(self, request, error):
+        """``error`` with the orders its message names by number (the command line's ids, which this API never
+        shows) named by their ids, the ones /v2/orders/{id} takes ("another order" if one cannot be read)."""
+        numbers = list(dict.fromkeys(ORDER_NUMBER_RE.findall(error.message)))[:MAX_ORDERS_NAMED]
+        if not numbers:
+            return error
+        named = {}
+        for number in numbers:
+            try:
+                found = yield self.call(request, commands.GetOrder, order_id=int(number))
+            except PaperTraderError:
+                found = None
+            named[number] = f"order {found['uuid']}" if found else "another order"
+        message = ORDER_NUMBER_RE.sub(lambda m: named.get(m.group(1), m.group(0)), error.message)
+        return type(error)(message)
+
     @app.handle_errors(NotFound)
     def not_found(self, request, failure):
         return respond(request, 404, error_body(40410000, "endpoint not found"))
@@ -330,14 +347,8 @@ class RestApi:
             arguments["client_order_id"] = str(uuid.uuid4())
         try:
             order = yield self.call(request, commands.PlaceOrder, **arguments)
-        except DuplicateOrder as e:
-            # The message names the order that has this client order id by its number, which the API never
-            # shows: name it by its id (the one GET /v2/orders/{id} takes).
-            try:
-                used = yield self.call(request, commands.GetOrder, client_order_id=arguments["client_order_id"])
-            except PaperTraderError:
-                used = None
-            raise DuplicateOrder(name_order(e.message, used["uuid"] if used else None))
+        except PaperTraderError as e:
+            raise (yield self.naming_orders(request, e))
         return respond(request, 200, alpaca.order(with_asset(order)))
 
     @app.route("/v2/orders", methods=["GET"])
@@ -410,8 +421,8 @@ class RestApi:
         order_uuid = check_uuid(order_uuid)
         try:
             yield self.call(request, commands.CancelOrder, order_uuid=order_uuid)
-        except OrderNotOpen as e:
-            raise OrderNotOpen(name_order(e.message, order_uuid))
+        except PaperTraderError as e:
+            raise (yield self.naming_orders(request, e))
         return respond(request, 204, None)
 
     @app.route("/v2/orders/<string:order_uuid>", methods=["PATCH"])
@@ -421,8 +432,8 @@ class RestApi:
         arguments = replace_request(body(request))
         try:
             order = yield self.call(request, commands.ReplaceOrder, order_uuid=order_uuid, **arguments)
-        except OrderNotOpen as e:
-            raise OrderNotOpen(name_order(e.message, order_uuid))
+        except PaperTraderError as e:
+            raise (yield self.naming_orders(request, e))
         return respond(request, 200, alpaca.order(with_asset(order)))
 
     # --- calendar and assets ---------------------------------------------------------------------------
@@ -685,13 +696,9 @@ class RestApi:
 
 
 #: "order 17" in a message of the application layer, which names orders by their numbers (the command line's ids).
-ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b")
-
-
-def name_order(message, order_uuid):
-    """``message`` with the order it names by number named by ``order_uuid``, its id in this API (or as
-    "another order" if it is not known)."""
-    return ORDER_NUMBER_RE.sub(f"order {order_uuid}" if order_uuid else "another order", message, count=1)
+ORDER_NUMBER_RE = re.compile(r"\border ([0-9]{1,18})\b")
+#: At most this many orders named in one message are looked up (a message names one or two).
+MAX_ORDERS_NAMED = 3
 
 
 def single_symbol(text):
