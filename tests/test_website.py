@@ -1107,6 +1107,8 @@ def test_the_cores_words_of_bracket_orders_are_the_websites():
         "a bracket order is given by quantity, not notional"
     assert said("an oco order is a limit order (its take-profit) with a stop-loss") == \
         "an OCO order is a limit order (its take-profit) with a stop-loss"
+    assert said("a buy oco order buys back a short position, and you are long 10 AAPL: a sell oco order closes it") \
+        == "a buy OCO order buys back a short position, and you are long 10 AAPL: a sell OCO order closes it"
     assert said("the take-profit (100.00) must be at least a cent above the last price (187.2500)") == \
         "the take-profit ($100.00) must be at least a cent above the last price ($187.25)"
     # A refusal that names an exit's price marks that field, not the entry's limit or stop price.

@@ -127,7 +127,14 @@ ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b")
 #: those words are enough.
 APPOSITION_RE = re.compile(r"(\b(?:its entry|the other exit)), order [0-9]+,")
 #: An order's class as the pages write it ('an oco order' is 'an OCO order').
-CLASS_RE = re.compile(r"\b([Aa]n?) (bracket|oco|oto) order")
+CLASS_RE = re.compile(r"\b([Aa]n?) ((?:buy|sell) )?(bracket|oco|oto) order")
+
+
+def _class_words(match):
+    article, side, kind = match.groups()
+    if not side:  # 'an OCO order', 'a bracket order'
+        article = article[0] + ("" if kind == "bracket" else "n")
+    return f"{article} {side or ''}{'bracket' if kind == 'bracket' else kind.upper()} order"
 
 
 def said(text, order=None):
@@ -142,6 +149,5 @@ def said(text, order=None):
     text = PAREN_PRICE_RE.sub(lambda m: m.group(1) + price(Decimal(m.group(2))), text)
     text = QUANTITY_RE.sub(lambda m: m.group(1) + quantity(Decimal(m.group(2))), text)
     text = APPOSITION_RE.sub(lambda m: m.group(1), text)
-    text = CLASS_RE.sub(lambda m: (m.group(1)[0] + ("" if m.group(2) == "bracket" else "n")) + " " +
-                        ("bracket" if m.group(2) == "bracket" else m.group(2).upper()) + " order", text)
+    text = CLASS_RE.sub(_class_words, text)
     return ORDER_NUMBER_RE.sub(lambda m: order or "another order", text, count=1)
