@@ -95,6 +95,20 @@ def test_an_entry_that_ends_unfilled_cancels_its_exits_and_one_that_ends_part_fi
     assert [(o.status, o.quantity) for o, _ in opened] == [(Status.NEW, D(30)), (Status.NEW, D(30))]
 
 
+def test_an_entry_part_filled_keeps_its_shares_for_its_exits():
+    """Its exits are held (they reserve nothing) while the entry lives, but they will open for what it
+    filled: no other sale may take those shares meanwhile, or the exits would sell what is not there."""
+    b = book()
+    entry, take, stop = bracket(b, quantity="100", kind="limit", tif="gtc", limit="100.00", take_profit="110.00",
+                                stop_loss="90.00")
+    after, orders, _ = run(b, [entry, take, stop], (at(1), bar(100, 101, 99, 100, volume=300)), rules=CAPPED)
+    live = [orders[entry.id], orders[take.id], orders[stop.id]]
+    assert after.quantity("AAPL") == D(30) and available_shares(after, live, "AAPL", {"AAPL": D(100)}) == 0
+    with pytest.raises(InsufficientPosition, match="but 0 are available"):
+        bracket(after, "oco", side="sell", quantity="30", kind="limit", take_profit="110.00", stop_loss="95.00",
+                open_orders=live)
+
+
 def test_what_one_exit_fills_is_taken_from_the_other_and_together_they_never_sell_more_than_held():
     b = book(AAPL=("100", "10000.00"))
     take, stop = bracket(b, "oco", side="sell", quantity="100", kind="limit", take_profit="110.00",

@@ -121,10 +121,14 @@ class Ledger(RuleBasedStateMachine):
         self.orders[ended.id] = ended
         self.record([event])
 
-    @precondition(lambda self: any(o.open for o in self.orders.values()))
+    def replaceable(self):
+        """The ids of the orders ``replace`` may pick."""
+        return sorted(i for i, o in self.orders.items() if o.open)
+
+    @precondition(lambda self: self.replaceable())
     @rule(data=st.data())
     def replace(self, data):
-        old = self.orders[data.draw(st.sampled_from(sorted(i for i, o in self.orders.items() if o.open)))]
+        old = self.orders[data.draw(st.sampled_from(self.replaceable()))]
         quantity = data.draw(st.none() | HALVES | st.integers(1, 300_000).map(lambda n: D(n).scaleb(-3)))
         limit = data.draw(st.none() | prices) if old.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
         tif = data.draw(st.none() | st.sampled_from([TimeInForce.DAY, TimeInForce.GTC]))

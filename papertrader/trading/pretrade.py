@@ -322,21 +322,31 @@ _reserved_sums = _ReservedSums()
 
 
 def covering(book, open_orders, symbol, excluding=None):
-    """Shares of a short position in ``symbol`` left to cover after the open buys (0 if not short)."""
+    """Shares of a short position in ``symbol`` left to cover after the open buys, and what short entries
+    part filled keep for their exits (0 if not short)."""
     held = book.quantity(symbol)
     if held >= 0:
         return Decimal(0)
     reserved = sum((o.remaining for o in contingent.counted_once(open_orders) if o.id != excluding
                     and o.symbol == symbol and o.side is Side.BUY and o.open and o.quantity is not None
                     and o.account_id == book.account_id), Decimal(0))
-    return -held - reserved
+    return -held - reserved - _kept_for_exits(book, open_orders, symbol, Side.SELL, excluding)
 
 
 def available_shares(book, open_orders, symbol, prices, excluding=None):
-    """Shares of ``symbol`` left for new sells after the open sells."""
+    """Shares of ``symbol`` left for new sells after the open sells, and what entries part filled keep for
+    their exits."""
     reserved = sum((reserved_shares(o, prices.get(o.symbol)) for o in contingent.counted_once(open_orders)
                     if o.id != excluding and o.symbol == symbol and o.account_id == book.account_id), Decimal(0))
-    return book.quantity(symbol) - reserved
+    return book.quantity(symbol) - reserved - _kept_for_exits(book, open_orders, symbol, Side.BUY, excluding)
+
+
+def _kept_for_exits(book, open_orders, symbol, side, excluding):
+    """Shares the live entries (on ``side``) of bracket and OTO orders in ``symbol`` have filled: their held
+    exits will open for them when the entry ends, so no other order may take them meanwhile."""
+    return sum((o.filled_quantity for o in open_orders if o.filled_quantity and o.side is side
+                and o.symbol == symbol and o.id != excluding and o.account_id == book.account_id
+                and o.live and contingent.is_entry(o)), Decimal(0))
 
 
 def _sessions_of(tif, now, sessions: SessionInfo):
