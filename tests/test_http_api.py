@@ -552,10 +552,11 @@ async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
     after = await in_thread(client.get_order_by_id, moved.id)
     assert after.status == OrderStatus.CANCELED
     # An OCO on the shares held: a limit sell with a stop-loss; an OTO: a buy with a stop-loss only.
-    oco = await in_thread(client.submit_order, r.LimitOrderRequest(
-        symbol="MSFT", qty=4, side="sell", time_in_force="gtc", order_class=OrderClass.OCO,
+    oco_request = r.LimitOrderRequest(
+        symbol="MSFT", qty=4, side="sell", time_in_force="gtc", order_class=OrderClass.OCO, client_order_id="oco-1",
         take_profit=r.TakeProfitRequest(limit_price=float(above)),
-        stop_loss=r.StopLossRequest(stop_price=float(below), limit_price=float(below - D("0.50")))))
+        stop_loss=r.StopLossRequest(stop_price=float(below), limit_price=float(below - D("0.50"))))
+    oco = await in_thread(client.submit_order, oco_request)
     assert oco.order_class == OrderClass.OCO and D(oco.limit_price) == above and oco.status == OrderStatus.NEW
     [oco_stop] = oco.legs
     assert (oco_stop.type.value, oco_stop.status, D(oco_stop.limit_price)) == ("stop_limit", OrderStatus.NEW,
@@ -563,6 +564,10 @@ async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
     # Its take-profit replaced: the stop-loss hangs from the new one.
     new_take = await in_thread(client.replace_order_by_id, oco.id, r.ReplaceOrderRequest(limit_price=float(above - 1)))
     assert new_take.order_class == OrderClass.OCO and [leg.id for leg in new_take.legs] == [oco_stop.id]
+    # The OCO sent again (a client retrying a POST whose answer it lost) is the same order, though its stop-loss
+    # hangs from the new take-profit now: not a reuse of its client order id.
+    again = await in_thread(client.submit_order, oco_request)
+    assert (again.id, again.status) == (oco.id, OrderStatus.REPLACED)
     oto = await in_thread(client.submit_order, r.MarketOrderRequest(
         symbol="MSFT", qty=1, side="buy", time_in_force="day", order_class=OrderClass.OTO,
         stop_loss=r.StopLossRequest(stop_price=float(below))))

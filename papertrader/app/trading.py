@@ -297,7 +297,7 @@ class TradingCommands:
         def unit_of_work(cursor, ahead):
             existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
             if existing is not None:
-                return existing, self.store.legs_of(cursor, [existing.id]).get(existing.id, []), None
+                return existing, self.store.placed_with(cursor, existing), None
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)

@@ -295,6 +295,17 @@ class OrderStore:
                 found.setdefault(order.parent_id, []).append(order)
         return found
 
+    def placed_with(self, cursor, order):
+        """The exits ``order`` (a bracket's, OCO's or OTO's first part) was placed with, and those that replaced
+        them, in id order: those that hang from it and, for an OCO's take-profit since replaced, from its
+        successors (an OCO's live stop-loss moves to the new take-profit)."""
+        ids, current = [order.id], order
+        while current.leg is Leg.TAKE_PROFIT and current.replaced_by is not None:
+            current = self.get(cursor, order.account_id, current.replaced_by)
+            ids.append(current.id)
+        found = self.legs_of(cursor, ids)
+        return sorted((leg for i in ids for leg in found.get(i, ())), key=lambda leg: leg.id)
+
     def group_of(self, cursor, account_id, group):
         """Every part of the bracket, OCO or OTO order whose first part is ``group``, in id order."""
         return self._select(cursor, "o.portfolio_id = ? AND (o.id = ? OR o.parent_id = ?)", [account_id, group, group],
