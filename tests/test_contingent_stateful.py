@@ -2,7 +2,8 @@
 test_trading_stateful.py and the ties of papertrader/trading/contingent.py.
 
 The machine is test_trading_stateful's (simple orders of two cash accounts, fills checked against its own
-ledger of cash and shares) with more to do: place bracket and OTO orders (buy entries of every type they
+ledger of cash and shares) with more to do, and runs again with two margin accounts (short entries, OCOs
+buying back a short position): place bracket and OTO orders (buy entries of every type they
 take, exits a little above and below the price) and OCO orders on shares held; cancel any part, the other
 parts following as the application does; move an exit's price (an OCO's stop-loss hangs from its new
 take-profit); and bars that move a few percent at a time, so that entries fill and exits trigger.
@@ -10,7 +11,7 @@ After every rule, beside the ledger's laws:
 - a held exit's entry is still live; an open exit's entry has ended (having filled something);
 - a group's exits never close more than its entry filled, and two open exits have the same quantity left;
 - once one exit has ended (not by being replaced), no other exit of its group is live;
-- an account's open sells (two exits of a group counted once) never want more shares than it holds.
+- a cash account's open sells (two exits of a group counted once) never want more shares than it holds.
 """
 
 import dataclasses
@@ -18,15 +19,18 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 
 from papertrader.errors import OrderNotOpen, PaperTraderError
 from papertrader.trading import amend, contingent
 from papertrader.trading.events import EventKind
+from papertrader.trading.books import Book, Position
+from papertrader.trading.margin import MarginRules
 from papertrader.trading.market import Bar, MarketStep
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import accept, reserved_shares
 from papertrader.trading.step import step
+from tests.test_trading_properties import rules_strategy
 from tests.test_trading_stateful import ACCOUNTS, Ledger
 from tests.trading_helpers import MINUTE, sessions_at
 
@@ -43,6 +47,8 @@ def cents(value):
 
 class Groups(Ledger):
     """test_trading_stateful's Ledger with bracket, OCO and OTO orders."""
+
+    margin = False
 
     def open_of(self, account):
         # What the application reads for a new order: the open orders and the held exits.
@@ -78,9 +84,16 @@ class Groups(Ledger):
         symbol = data.draw(st.sampled_from(sorted(self.prices)))
         last = self.prices[symbol]
         held = self.books[account].quantity(symbol)
-        oco = held >= 1 and data.draw(st.booleans())
+        oco = abs(held) >= 1 and data.draw(st.booleans())
         kind = OrderClass.OCO if oco else data.draw(st.sampled_from([OrderClass.BRACKET, OrderClass.OTO]))
-        quantity = D(data.draw(st.integers(1, int(held) if oco else 30)))
+        quantity = D(data.draw(st.integers(1, int(abs(held)) if oco else 30)))
+        # An OCO sells a long position or buys back a short one; an entry buys, or in a margin account may
+        # sell short (its exits buy back).
+        if oco:
+            side = Side.SELL if held > 0 else Side.BUY
+        else:
+            side = Side.SELL if self.margin and data.draw(st.booleans()) else Side.BUY
+        sign = 1 if (side is Side.BUY) != oco else -1  # +1: the exits sell above and below a long entry
         tif = data.draw(st.sampled_from([TimeInForce.DAY, TimeInForce.GTC]))
         up, down = data.draw(OFFSETS), data.draw(OFFSETS)
         limit = stop = None
@@ -89,15 +102,15 @@ class Groups(Ledger):
         else:
             entry = data.draw(st.sampled_from(contingent.ENTRY_TYPES))
             base = last
-            if entry in (OrderType.STOP, OrderType.STOP_LIMIT):
-                stop = cents(last * (1 + D(data.draw(st.integers(1, 200))).scaleb(-4)))
+            if entry in (OrderType.STOP, OrderType.STOP_LIMIT):  # a buy stop above the price, a sell stop below
+                stop = cents(last * (1 + sign * D(data.draw(st.integers(1, 200))).scaleb(-4)))
                 base = stop
             if entry in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-                limit = cents(base * (1 + D(data.draw(st.integers(-200, 100))).scaleb(-4)))
+                limit = cents(base * (1 + sign * D(data.draw(st.integers(-200, 100))).scaleb(-4)))
                 base = limit
-        take_profit = cents(base * (1 + D(up).scaleb(-4)))
-        stop_loss = cents(base * (1 - D(down).scaleb(-4)))
-        stop_loss_limit = cents(stop_loss * D("0.99")) if data.draw(st.booleans()) else None
+        take_profit = cents(base * (1 + sign * D(up).scaleb(-4)))
+        stop_loss = cents(base * (1 - sign * D(down).scaleb(-4)))
+        stop_loss_limit = cents(stop_loss * (1 - sign * D("0.01"))) if data.draw(st.booleans()) else None
         if kind is OrderClass.OTO:
             if data.draw(st.booleans()):
                 stop_loss = stop_loss_limit = None
@@ -105,7 +118,7 @@ class Groups(Ledger):
                 take_profit = None
         request = OrderRequest(
             account_id=account, client_order_id=self.client_order_id(), symbol=symbol,
-            side=Side.SELL if oco else Side.BUY, type=entry, time_in_force=tif, quantity=quantity,
+            side=side, type=entry, time_in_force=tif, quantity=quantity,
             limit_price=limit, stop_price=stop, order_class=kind, take_profit=take_profit, stop_loss=stop_loss,
             stop_loss_limit=stop_loss_limit)
         before = self.snapshot()
@@ -220,13 +233,41 @@ class Groups(Ledger):
             ended = [o for o in exits if not o.live and o.status is not Status.REPLACED]
             if ended:
                 assert not any(o.live for o in exits), (group, [(o.id, o.status) for o in exits])
-        for account in ACCOUNTS:
+        for account in ACCOUNTS if not self.margin else ():  # (margin: buys may open, cover or both)
             for symbol in self.prices:
                 wanted = sum((reserved_shares(o, self.prices[symbol]) for o in contingent.counted_once(
                     [o for o in self.orders.values() if o.open and o.account_id == account and o.symbol == symbol
                      and o.quantity is not None])), D(0))
                 assert wanted <= self.books[account].quantity(symbol), (account, symbol, wanted)
 
+class MarginGroups(Groups):
+    """The same in two margin accounts: short brackets and OTOs (a short sale, bought back by the exits), and
+    OCOs buying back a short position.  Cash and positions may be negative here (borrowed money, shares sold
+    short); they still equal the reference ledger exactly."""
+
+    margin = True
+
+    @initialize(rules=rules_strategy, cash=st.lists(st.integers(0, 5_000_000), min_size=2, max_size=2),
+                shares=st.lists(st.integers(-40, 40), min_size=2, max_size=2))
+    def start(self, rules, cash, shares):
+        super().start(rules, cash, [0, 0])
+        for account, c, s in zip(ACCOUNTS, cash, shares):
+            held = {"AAPL": Position("AAPL", D(s), D(s * 100))} if s else {}
+            self.books[account] = Book(account, D(c).scaleb(-2), held, margin=MarginRules())
+            self.ref_shares[account] = {"AAPL": D(s)} if s else {}
+
+    @invariant()
+    def books_match_the_reference(self):
+        if not hasattr(self, "books"):
+            return
+        for account in ACCOUNTS:
+            b = self.books[account]
+            assert b.cash == self.ref_cash[account], (account, b.cash, self.ref_cash[account])
+            assert {s: p.quantity for s, p in b.positions.items()} == self.ref_shares[account]
+
+
 Groups.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None,
                                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TestGroups = Groups.TestCase
+MarginGroups.TestCase.settings = settings(Groups.TestCase.settings, max_examples=200)
+TestMarginGroups = MarginGroups.TestCase
