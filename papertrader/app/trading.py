@@ -302,8 +302,9 @@ class TradingCommands:
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
-            legs = [self.store.insert(cursor, leg, stamp.received, stamp.client_ip, stamp.worker, parent=order)
-                    for leg in contingent.exits(order, request, [str(uuid.uuid4()), str(uuid.uuid4())])]
+            legs = [] if request.order_class is OrderClass.SIMPLE else [
+                self.store.insert(cursor, leg, stamp.received, stamp.client_ip, stamp.worker, parent=order)
+                for leg in contingent.exits(order, request, [str(uuid.uuid4()), str(uuid.uuid4())])]
             events = [_accepted(o) for o in (order, *legs) if o.open]
             self.store.save(cursor, [], {}, events, recorded)
             self.store.open_after_commit(cursor, session.portfolio_id, open_orders, [o.id for o in (order, *legs)])
