@@ -116,8 +116,14 @@ def test_no_order_turns_a_long_position_short_or_a_short_one_long():
     with pytest.raises(InsufficientPosition, match="cover at most the 10"):
         place(short, side="buy", quantity="11")
     cover = place(short, side="buy", quantity="6")
-    with pytest.raises(InsufficientPosition, match="cover at most the 4"):  # the open cover holds 6
+    # The open cover holds 6: the refusal says so, and that cancelling it frees them (not "go long").
+    with pytest.raises(InsufficientPosition, match="cover at most the 4 AAPL you are short \\(6 are covered by your"
+                                                   " open buys\\); cancel an open buy to cover more"):
         place(short, side="buy", quantity="5", open_orders=[cover])
+    sale = place(long, side="sell", quantity="7")
+    with pytest.raises(InsufficientPosition, match="but 3 are available \\(7 are held for your open sell orders\\);"
+                                                   " cancel an open sale to sell more"):
+        place(long, side="sell", quantity="5", open_orders=[sale])
 
 
 def test_short_sales_are_whole_shares_by_quantity():

@@ -5,6 +5,7 @@ import json
 import re
 from decimal import Decimal as D
 
+import pytest
 import pytest_twisted
 
 from tests.http_helpers import api, in_thread, start_api  # noqa: F401 (a fixture)
@@ -114,6 +115,23 @@ async def test_an_api_key_of_a_margin_portfolio_sells_short_through_alpaca_py(tm
         price = d.master.board.get("AAPL").price
         assert D(account.short_market_value) < 0
         assert D(account.maintenance_margin) == (D("0.30") * 10 * price).quantize(D("0.01"))
+        await d.tick()
+        # The rest of the short, bought back by an OCO from the command line: a take-profit below the price, a
+        # stop-loss above it.
+        price = d.master.board.get("AAPL").price
+        status, out, err = await d.cli("buy", "AAPL", "6", "--oco", "--take-profit", str((price * D("0.9")).quantize(
+            D("0.01"))), "--stop-loss", str((price * D("1.1")).quantize(D("0.01"))), "--portfolio", "shorts",
+            user="alice")
+        assert status == 0, err
+        oco = j(out)
+        assert (oco["order_class"], oco["side"], oco["type"]) == ("oco", "buy", "limit")
+        assert [(leg["leg"], leg["side"], leg["type"]) for leg in oco["legs"]] == [("stop_loss", "buy", "stop")]
+        # The OCO covers all 6: closing the position is refused, saying what holds them.
+        from alpaca.common.exceptions import APIError
+
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(margin.close_position, "AAPL")
+        assert "6 are covered by your open buys" in str(excinfo.value) and "go long" not in str(excinfo.value)
         # The other portfolio of the same user saw none of it; there a sale closes, a buy opens.
         assert await in_thread(client.get_all_positions) == []
         bought = await in_thread(client.submit_order, MarketOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY,

@@ -290,10 +290,11 @@ def build_parser():
                             " the order fills; the exits cancel each other (default: none)")
         c.add_argument("--stop-loss-limit", metavar="PRICE",
                        help="the stop-loss exit as a stop-limit order with this limit price (default: a stop order)")
-        if side == "sell":
-            c.add_argument("--oco", action="store_true",
-                           help="one cancels the other: sell shares you hold at --take-profit (a limit order) or"
-                                " at --stop-loss, whichever comes first (default: off)")
+        c.add_argument("--oco", action="store_true",
+                       help="one cancels the other: " + (
+                           "sell shares you hold at --take-profit (a limit order) or at --stop-loss" if side == "sell"
+                           else "buy back a short position at --take-profit (a limit order, below the price) or at"
+                                " --stop-loss (above it)") + ", whichever comes first (default: off)")
         wait_options(c)
         c.add_argument("--client-order-id", metavar="ID", default=None,
                        help="your id for this order, 1-128 letters, digits, '_', '-'; sending it again never makes"
@@ -986,7 +987,7 @@ class CLI:
         order_class = None
         if getattr(a, "oco", False):
             if kind not in ("market", "limit"):
-                raise UsageFailure("an --oco sale is a limit order at --take-profit: it takes no --stop or trail")
+                raise UsageFailure("an --oco order is a limit order at --take-profit: it takes no --stop or trail")
             kind, order_class = "limit", "oco"
         elif a.take_profit or a.stop_loss or a.stop_loss_limit:
             order_class = "bracket" if a.take_profit and a.stop_loss else "oto"

@@ -425,6 +425,11 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     return order
 
 
+def _held_for(shares, what):
+    """' (N are WHAT)' if ``shares``, else nothing."""
+    return f" ({quantity_text(shares)} are {what})" if shares > 0 else ""
+
+
 def _opens(request, book):
     """Whether the order opens or adds to a position (see Order.opens): an OCO closes one; a bracket's or
     OTO's entry opens one; a buy opens unless it covers a short position; a sale closes unless it is a short
@@ -471,19 +476,26 @@ def _accept_margin(order, book, others, prices, last, rules, what):
     if last is None and (order.quantity is None or order.type is not OrderType.LIMIT):
         raise QuoteUnavailable(f"no price is known yet for {order.symbol}; try again after the next update")
     if buy and held < 0:
+        if order.quantity is None:
+            raise InsufficientPosition(f"you are short {order.symbol}: a buy covers it, given as a quantity (not a"
+                                       " notional)")
         left = covering(book, others, order.symbol)
-        if order.quantity is None or order.quantity > left:
+        if order.quantity > left:
             raise InsufficientPosition(
-                f"a buy may cover at most the {quantity_text(left)} {order.symbol} you are short (after your open"
-                " buys), by quantity; cover first, then buy again to go long")
+                f"a buy may cover at most the {quantity_text(left)} {order.symbol} you are short"
+                f"{_held_for(-held - left, 'covered by your open buys')}; "
+                + ("cancel an open buy to cover more" if order.quantity <= -held else
+                   "it may not turn a short position long: cover it first, then buy again"))
         return order
     if not buy and held > 0:
         have = available_shares(book, others, order.symbol, prices)
         wanted = reserved_shares(order, last)
         if wanted > have:
             raise InsufficientPosition(
-                f"insufficient position: selling {what} but {quantity_text(have)} are available; a sell may not"
-                " turn a long position short: sell what you hold first, then sell short")
+                f"insufficient position: selling {what} but {quantity_text(have)} are available"
+                f"{_held_for(held - have, 'held for your open sell orders')}; "
+                + ("cancel an open sale to sell more" if wanted <= held else
+                   "a sell may not turn a long position short: sell what you hold first, then sell short"))
         return order
     if not buy and (order.quantity is None or order.quantity != order.quantity.to_integral_value()):
         raise InvalidInput("a short sale is a whole number of shares, given as a quantity (not a notional)")
