@@ -221,10 +221,7 @@ class Groups(Ledger):
                         assert entry.live, (group, entry.status, leg.id)
                     elif leg.open:
                         assert not entry.live and entry.filled_quantity > 0, (group, entry.status, leg.id)
-                # The exits (every replaced one's fills too) close at most what the entry filled, each side.
-                for which in (Leg.TAKE_PROFIT, Leg.STOP_LOSS):
-                    closed = sum((o.filled_quantity for o in exits if o.leg is which), D(0))
-                    assert closed <= entry.filled_quantity, (group, which, closed, entry.filled_quantity)
+                # The exits (every replaced one's fills too) close at most what the entry filled.
                 closed = sum((o.filled_quantity for o in exits), D(0))
                 assert closed <= entry.filled_quantity, (group, closed, entry.filled_quantity)
             live = [o for o in exits if o.open]
@@ -239,6 +236,7 @@ class Groups(Ledger):
                     [o for o in self.orders.values() if o.open and o.account_id == account and o.symbol == symbol
                      and o.quantity is not None])), D(0))
                 assert wanted <= self.books[account].quantity(symbol), (account, symbol, wanted)
+
 
 class MarginGroups(Groups):
     """The same in two margin accounts: short brackets and OTOs (a short sale, bought back by the exits), and
