@@ -26,10 +26,9 @@ from papertrader.trading import amend, contingent
 from papertrader.trading.events import EventKind
 from papertrader.trading.books import Book, Position
 from papertrader.trading.margin import MarginRules
-from papertrader.trading.market import Bar, MarketStep
+from papertrader.trading.market import Bar
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import accept, reserved_shares
-from papertrader.trading.step import step
 from tests.test_trading_properties import rules_strategy
 from tests.test_trading_stateful import ACCOUNTS, Ledger
 from tests.trading_helpers import MINUTE, sessions_at
@@ -160,25 +159,11 @@ class Groups(Ledger):
             changes = amend.Changes(limit_price=cents(old.limit_price * factor), client_order_id=self.client_order_id())
         else:
             changes = amend.Changes(stop_price=cents(old.stop_price * factor), client_order_id=self.client_order_id())
-        before = self.snapshot()
-        try:
-            ended, new, events = amend.replace(old, changes, self.books[old.account_id],
-                                               self.open_of(old.account_id), self.prices, self.now,
-                                               sessions_at(self.now), self.rules)
-        except PaperTraderError:
-            assert self.snapshot() == before
-            return
-        new = new.but(id=self.next_id)
-        self.next_id += 1
-        self.orders[ended.id] = ended.but(replaced_by=new.id)
-        self.orders[new.id] = new
-        # An OCO's take-profit replaced: its stop-loss hangs from the new one.
-        for o in list(self.orders.values()):
-            if o.parent_id == old.id and o.live:
-                self.orders[o.id] = o.but(parent_id=new.id)
-        self.record(events)
-        if new.open:
-            self.ref_open.add(new.id)
+        new = self.apply_replace(old, changes)
+        if new is not None:  # an OCO's take-profit replaced: its stop-loss hangs from the new one
+            for o in list(self.orders.values()):
+                if o.parent_id == old.id and o.live:
+                    self.orders[o.id] = o.but(parent_id=new.id)
 
     @rule(data=st.data())
     def market_step(self, data):
@@ -191,13 +176,7 @@ class Groups(Ledger):
             # Thin bars as often as not: orders (exits too) fill in parts.
             volume = data.draw(st.integers(0, 300) | st.integers(0, 5000))
             bars[symbol] = Bar(symbol, self.now, self.now + MINUTE, o, points[-1], points[0], c, volume).check()
-        time = self.now + MINUTE
-        result = step(self.books, [o for o in self.orders.values() if o.live], MarketStep(time, bars), self.rules)
-        self.books.update(result.books)
-        self.orders.update({o.id: o for o in result.orders})
-        self.record(result.events)
-        self.prices.update({s: b.close for s, b in bars.items()})
-        self.now = time
+        self.run_step(bars)
 
     # --- the ties ------------------------------------------------------------------------------------------
 

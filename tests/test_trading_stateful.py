@@ -134,6 +134,11 @@ class Ledger(RuleBasedStateMachine):
         tif = data.draw(st.none() | st.sampled_from([TimeInForce.DAY, TimeInForce.GTC]))
         changes = amend.Changes(quantity=quantity, limit_price=limit and limit.quantize(D("0.01")),
                                 time_in_force=tif, client_order_id=self.client_order_id())
+        self.apply_replace(old, changes)
+
+    def apply_replace(self, old, changes):
+        """Replace ``old`` with ``changes`` as the store would (ids, links); a refusal changes nothing.  Returns
+        the new order, or None if it was refused."""
         before = self.snapshot()
         try:
             ended, new, events = amend.replace(old, changes, self.books[old.account_id],
@@ -141,19 +146,24 @@ class Ledger(RuleBasedStateMachine):
                                                sessions_at(self.now), self.rules)
         except PaperTraderError:
             assert self.snapshot() == before
-            return
+            return None
         new = new.but(id=self.next_id)
         self.next_id += 1
         self.orders[ended.id] = ended.but(replaced_by=new.id)
         self.orders[new.id] = new
         self.record(events)
-        self.ref_open.add(new.id)
+        if new.open:
+            self.ref_open.add(new.id)
+        return new
 
     @rule(data=st.data())
     def market_step(self, data):
-        step_bars = data.draw(bars(self.now))
+        self.run_step(data.draw(bars(self.now)))
+
+    def run_step(self, step_bars):
+        """A market step one minute on with these bars, over the live orders."""
         time = self.now + MINUTE
-        result = step(self.books, [o for o in self.orders.values() if o.open], MarketStep(time, step_bars),
+        result = step(self.books, [o for o in self.orders.values() if o.live], MarketStep(time, step_bars),
                       self.rules)
         self.books.update(result.books)
         self.orders.update({o.id: o for o in result.orders})
