@@ -339,6 +339,12 @@ async def test_the_https_listener_cuts_a_stalled_handshake_and_still_knows_it_is
         answer = await in_thread(plain_answer, port, b"POST /v2/orders HTTP/1.1\r\nHost: <script>\r\n\r\n{}",
                                  what="a POST with a hostile Host over plain HTTP to the HTTPS port")
         assert answer.endswith(b"not plain HTTP: use https:// instead of http://\"}")
+        # A POST with a body larger than a socket's buffers still reads the answer, not "connection reset".
+        body = b"x" * (512 * 1024)
+        answer = await in_thread(plain_answer, port, b"POST /v2/orders HTTP/1.1\r\nHost: localhost\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+                                 what="a 512 kB POST over plain HTTP to the HTTPS port")
+        assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b"use https://localhost/v2/orders\"}")
         # And https:// where http:// was meant (the quick start's plain port): told at once, not after a minute.
         answer = await in_thread(plain_answer, port_of(d, "http"), b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
                                  what="a TLS handshake to the plain HTTP port")
@@ -364,3 +370,4 @@ def https_headers_plain(port):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(GET_ROOT)
         return read_until(s, b"\r\n\r\n").split(b"\r\n\r\n")[0].decode("latin-1").lower()
+

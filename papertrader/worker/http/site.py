@@ -26,6 +26,8 @@ from papertrader.guard import is_tls
 
 
 MAX_BODY = 64 * 1024
+#: What a connection answered at once (HTTP to the HTTPS port, or the reverse) may still send before it is cut.
+MAX_DRAIN = 1024 * 1024
 
 
 class HttpEndpointError(ValueError):
@@ -124,17 +126,37 @@ class _FirstBytes(policies.ProtocolWrapper):
     for any other."""
 
     _first = True
+    #: Once answered: None, or the bytes of the client's request still to be read and dropped.
+    _draining = None
 
     def dataReceived(self, data):
+        if self._draining is not None:
+            self._draining -= len(data)
+            if self._draining < 0:
+                self.transport.abortConnection()
+            return
         if self._first:
             self._first = False
             answer = self.factory.answer(data)
             if answer is not None:
-                self.transport.write(answer)
-                self.transport.loseConnection()
-                self.dataReceived = lambda data: None
+                self._answered(answer, len(data))
                 return
         self.wrappedProtocol.dataReceived(data)
+
+    def _answered(self, answer, read):
+        """Answer, then end the connection the way that lets the client read the answer: half closed (the
+        answer and a FIN), the rest of what it sends read and dropped until it closes, at most ``MAX_DRAIN``
+        bytes in all (a socket closed with unread bytes resets the connection, and the client, still sending a
+        request's body, sees "connection reset" instead of the answer).  The protocol inside writes nothing
+        more; its own timeouts (the guard's handshake or idle timeout) still end a client that never closes."""
+        self.write = self.writeSequence = lambda data: None
+        self._draining = MAX_DRAIN - read
+        self.transport.write(answer)
+        half_close = getattr(self.transport, "loseWriteConnection", None)
+        if half_close is None:
+            self.transport.loseConnection()
+        else:
+            half_close()
 
 
 class _FirstBytesFactory(policies.WrappingFactory):
