@@ -844,6 +844,78 @@ class ResetPortfolio(Command):
     response = _portfolio_fields() + [(b"canceled", amp.Integer())]
 
 
+# --- watchlists (papertrader/app/watchlists.py) --------------------------------
+
+#: A watchlist as every watchlist command answers it: its id (a UUID), name (1-64 printable characters, unique
+#: in the account), symbols in order (at most 200), when it was made and last changed, and ``account_uuid``: the
+#: caller's account id as the HTTP API's /v2/account shows it.
+_WATCHLIST = [(b"watchlist_id", amp.Unicode()), (b"name", amp.Unicode()), (b"symbols", amp.ListOf(amp.Unicode())),
+              (b"created", amp.DateTime()), (b"updated", amp.DateTime())]
+#: Which list a command acts on: its id or its name, one of the two.
+_WHICH_WATCHLIST = [(b"watchlist_id", amp.Unicode(optional=True)), (b"watchlist_name", amp.Unicode(optional=True))]
+
+
+class Watchlists(Command):
+    """The account's watchlists, oldest first (the same for every portfolio and API key of the account), each
+    with how many symbols it has (``size``), not the symbols themselves (ask ``GetWatchlist``), so that fifty
+    full lists fit in one answer."""
+
+    arguments = [(b"token", amp.Unicode())]
+    response = [(b"watchlists", amp.AmpList([row for row in _WATCHLIST if row[0] != b"symbols"]
+                                            + [(b"size", amp.Integer())])),
+                (b"account_uuid", amp.Unicode())]
+
+
+class CreateWatchlist(Command):
+    """A new watchlist named ``name`` with ``symbols`` (any of the deployment's assets; each once, in order). At
+    most 50 lists per account."""
+
+    arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()),
+                 (b"symbols", amp.ListOf(amp.Unicode(), optional=True))]
+    response = _WATCHLIST + [(b"account_uuid", amp.Unicode())]
+
+
+class GetWatchlist(Command):
+    """One watchlist, by id or by name."""
+
+    arguments = [(b"token", amp.Unicode())] + _WHICH_WATCHLIST
+    response = CreateWatchlist.response
+
+
+class UpdateWatchlist(Command):
+    """Rename a watchlist (``name``) and/or replace its symbols (``symbols``, in their new order; none: empty)."""
+
+    arguments = [(b"token", amp.Unicode())] + _WHICH_WATCHLIST + [
+        (b"name", amp.Unicode(optional=True)), (b"symbols", amp.ListOf(amp.Unicode(), optional=True))]
+    response = CreateWatchlist.response
+
+
+class AddToWatchlist(Command):
+    """Add ``symbols`` at the end of a watchlist, in one change (a symbol already in it stays where it is;
+    an unknown one refuses the whole change)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"symbols", amp.ListOf(amp.Unicode()))] + _WHICH_WATCHLIST
+    response = CreateWatchlist.response
+
+
+class RemoveFromWatchlist(Command):
+    """Take ``symbols`` out of a watchlist, in one change (refused, invalid_input, if one is not in it)."""
+
+    arguments = [(b"token", amp.Unicode()), (b"symbols", amp.ListOf(amp.Unicode()))] + _WHICH_WATCHLIST
+    response = CreateWatchlist.response
+
+
+class DeleteWatchlist(Command):
+    """Delete a watchlist."""
+
+    arguments = [(b"token", amp.Unicode())] + _WHICH_WATCHLIST
+    response = []
+
+
+WATCHLIST_COMMANDS = (Watchlists, CreateWatchlist, GetWatchlist, UpdateWatchlist, AddToWatchlist,
+                      RemoveFromWatchlist, DeleteWatchlist)
+
+
 #: Client commands a worker passes on to the master (quotes come from its cache).
 FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
@@ -854,7 +926,7 @@ FORWARDED = (
     ResetPortfolio,
 )
 
-FORWARDED += GAME_COMMANDS
+FORWARDED += GAME_COMMANDS + WATCHLIST_COMMANDS
 
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
 

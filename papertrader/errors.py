@@ -162,6 +162,12 @@ class UnknownPortfolio(PaperTraderError):
     code = "unknown_portfolio"
 
 
+class UnknownWatchlist(PaperTraderError):
+    """No such watchlist on your account."""
+
+    code = "unknown_watchlist"
+
+
 class PortfolioNotEmpty(PaperTraderError):
     """The portfolio still has open orders or positions."""
 
@@ -221,6 +227,7 @@ ALL_ERRORS = {
         PortfoliosHidden,
         GameClosed,
         UnknownPortfolio,
+        UnknownWatchlist,
         PortfolioNotEmpty,
         WorkerRefused,
         MasterUnavailable,

@@ -93,7 +93,8 @@ MAX_LINE = 8192
 READ_ONLY = {commands.Whoami, commands.Assets, commands.Quote, commands.Candles, commands.GetOrder,
              commands.Orders, commands.Portfolio, commands.History, commands.Sessions, commands.Profile,
              commands.Watch, commands.WatchOrders, commands.Clock, commands.Portfolios, commands.Games,
-             commands.ShowGame, commands.GameLeaderboard, commands.GameCurve, commands.GamePortfolio}
+             commands.ShowGame, commands.GameLeaderboard, commands.GameCurve, commands.GamePortfolio,
+             commands.Watchlists, commands.GetWatchlist}
 #: What a worker that fails on the way can do to a command: the client tries another, or reports it.
 WORKER_TROUBLE = (NoWorker, Unreachable, WrongServer, BadCertificate, WorkerFailed, MasterUnavailable)
 
@@ -222,6 +223,14 @@ def build_parser():
                    help="only assets whose symbol or name contains TEXT, any case (default: all)")
     c = command("quote", "the latest price of an asset (marked stale when no fresh price came for too long)")
     c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
+    c = command("watchlist", "your watchlists: named lists of symbols to follow, shown with their latest prices")
+    c.add_argument("action", nargs="?", default="list",
+                   choices=("list", "show", "create", "add", "remove", "rename", "delete"),
+                   help="list your watchlists (the default); show one with its prices; create one (with"
+                        " SYMBOLs); add or remove SYMBOLs; rename it to NEW_NAME; delete it")
+    c.add_argument("name", nargs="?", metavar="NAME", help="the watchlist's name (quote it if it has spaces)")
+    c.add_argument("words", nargs="*", metavar="SYMBOL|NEW_NAME",
+                   help="with create, add and remove: symbols (e.g. AAPL MSFT); with rename: the new name")
     c = command("candles", "price history of an asset: OHLCV candles of an interval")
     c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
     c.add_argument("--interval", choices=("1m", "5m", "15m", "1h", "1d"), default=None,
@@ -710,6 +719,8 @@ class CLI:
             self._order_request()  # a usage error before anything is sent
         if self.args.command == "api-key" and (self.args.action == "revoke") != (self.args.key_id is not None):
             raise UsageFailure("api-key revoke needs a KEY_ID (and only revoke takes one)")
+        if self.args.command == "watchlist":
+            self._check_watchlist_words()
 
     def connect(self):
         master = self.args.master or self.environ.get("PAPERTRADER_MASTER") or "localhost:2048"
@@ -1238,6 +1249,64 @@ class CLI:
         else:
             yield self.call(commands.RevokeApiKey, token=token, key_id=self.args.key_id)
             self.emit({"revoked": self.args.key_id}, f"API key {self.args.key_id} revoked.")
+
+    def _check_watchlist_words(self):
+        action, name, words = self.args.action, self.args.name, self.args.words
+        if action == "list" and (name is not None or words):
+            raise UsageFailure("watchlist list takes no NAME (see one with 'watchlist show NAME')")
+        if action != "list" and name is None:
+            raise UsageFailure(f"watchlist {action} needs the watchlist's NAME")
+        if action in ("add", "remove") and not words:
+            raise UsageFailure(f"watchlist {action} needs one or more SYMBOLs after the NAME")
+        if action == "rename" and len(words) != 1:
+            raise UsageFailure("watchlist rename needs NAME and NEW_NAME (quote a name that has spaces)")
+        if action in ("show", "delete") and words:
+            raise UsageFailure(f"watchlist {action} takes only the NAME (quote a name that has spaces)")
+
+    @defer.inlineCallbacks
+    def do_watchlist(self):
+        token, action, name, words = self.token(), self.args.action, self.args.name, self.args.words
+        which = {"watchlist_name": name} if name is not None else {}
+        if action == "list":
+            answer = yield self.call(commands.Watchlists, token=token)
+            lists = [{k: v for k, v in w.items() if k != "watchlist_id"} for w in answer["watchlists"]]
+            self.emit(answer["watchlists"], output.table(lists, ["name", "size", "updated"]) if lists else
+                      "No watchlists. Make one: papertrader watchlist create NAME SYMBOL...")
+            return
+        if action == "create":
+            made = yield self.call(commands.CreateWatchlist, token=token, name=name, symbols=words)
+            self.emit(made, f"Watchlist {made['name']!r} created" + (
+                f" with {', '.join(made['symbols'])}." if made["symbols"] else
+                f" (empty: add symbols with 'papertrader watchlist add {_shell_word(made['name'])} SYMBOL...')."))
+            return
+        if action == "delete":
+            yield self.call(commands.DeleteWatchlist, token=token, **which)
+            self.emit({"deleted": name}, f"Watchlist {name!r} deleted.")
+            return
+        if action == "rename":
+            renamed = yield self.call(commands.UpdateWatchlist, token=token, name=words[0], **which)
+            self.emit(renamed, f"Watchlist {name!r} is now {renamed['name']!r}.")
+            return
+        if action in ("add", "remove"):
+            asked = list(dict.fromkeys(w.strip().upper() for w in words))
+            unchanged = []
+            if action == "add":  # (to say which were listed already)
+                before = (yield self.call(commands.GetWatchlist, token=token, **which))["symbols"]
+                unchanged = [w for w in asked if w in before]
+            found = yield self.call(commands.AddToWatchlist if action == "add" else commands.RemoveFromWatchlist,
+                                    token=token, symbols=asked, **which)
+            note = f" ({', '.join(unchanged)} already in it)" if unchanged else ""
+            listed = ", ".join(found["symbols"]) or "no symbols"
+            self.emit(found, f"Watchlist {found['name']!r}{note}: {listed}.")
+            return
+        found = yield self.call(commands.GetWatchlist, token=token, **which)
+        quotes = {}
+        if found["symbols"]:
+            quotes = {q["symbol"]: _quote(q) for q in (yield self.call(commands.Assets))["quotes"]}
+        rows = [quotes.get(symbol, {"symbol": symbol, "stale": False}) for symbol in found["symbols"]]
+        self.emit(dict(found, quotes=rows), f"Watchlist {found['name']!r}:\n" + (
+            output.table([_shown(q) for q in rows], ["symbol", "name", "price", "time", "stale"]) if rows else
+            f"(empty: add symbols with 'papertrader watchlist add {_shell_word(found['name'])} SYMBOL...')"))
 
     @defer.inlineCallbacks
     def do_clock(self):

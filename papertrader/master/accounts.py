@@ -378,8 +378,8 @@ class Accounts:
 
     @defer.inlineCallbacks
     def _scrub(self, account_id):
-        """Remove an account's personal data, end its sessions, cancel its open orders and revoke its keys; its
-        ledger rows stay consistent.  Fires with (sessions ended, open orders canceled)."""
+        """Remove an account's personal data (and its watchlists), end its sessions, cancel its open orders and
+        revoke its keys; its ledger rows stay consistent.  Fires with (sessions ended, open orders canceled)."""
         stamp = iso(self.now())
         anonymous = f"deleted-{account_id}"
 
@@ -389,6 +389,7 @@ class Accounts:
             ended = [r[0] for r in cursor.fetchall()]
             cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (account_id,))
             cursor.execute(sql("DELETE FROM identities WHERE account_id = ?"), (account_id,))
+            cursor.execute(sql("DELETE FROM watchlists WHERE account_id = ?"), (account_id,))
             # Its portfolios locked and marked changed, as every writer of orders does (master/order_store.py).
             cursor.execute(sql("SELECT id FROM portfolios WHERE account_id = ?"), (account_id,))
             portfolio_ids = sorted(r[0] for r in cursor.fetchall())

@@ -26,6 +26,7 @@ from papertrader.app.market_data import MarketDataCommands
 from papertrader.app.games import GameCommands
 from papertrader.app.portfolios import PortfolioCommands
 from papertrader.app.trading import TradingCommands, rules_from
+from papertrader.app.watchlists import WatchlistCommands
 from papertrader.config import margin_rules
 from papertrader.market.board import QuoteBoard
 from papertrader.master.games import GameStore
@@ -127,7 +128,8 @@ class Master(StagedService):
         self.app = Application(self.accounts, [
             AccountCommands(self.accounts, self.provider), self.trading, self.portfolios, self.games,
             MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
-                               margin_rules(settings) if settings.margin_accounts else None)])
+                               margin_rules(settings) if settings.margin_accounts else None),
+            WatchlistCommands(self.db, self.board, self.portfolio_store, clock)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,
                                     state=lambda: self.db.run(self.orders.all_state),

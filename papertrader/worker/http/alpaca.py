@@ -275,6 +275,16 @@ def asset(a):
     }
 
 
+def watchlist(w, account_uuid, assets=None):
+    """A watchlist (the application's answer) as Alpaca's Watchlist; ``assets`` (Alpaca's Asset of each symbol,
+    in order) where Alpaca shows them: every answer about one list, not the list of lists."""
+    out = {"id": w["watchlist_id"], "account_id": account_uuid, "name": w["name"], "created_at": when(w["created"]),
+           "updated_at": when(w["updated"])}
+    if assets is not None:
+        out["assets"] = assets
+    return out
+
+
 # --- orders in bulk ----------------------------------------------------------------------------------
 
 

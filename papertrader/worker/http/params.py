@@ -369,3 +369,43 @@ def decode_token(text):
     if "|" not in token or len(token) > 100:
         raise invalid("page_token: give the next_page_token of an earlier page")
     return token
+
+
+# --- watchlists --------------------------------------------------------------------------------------
+
+#: Most characters of a watchlist's name (Alpaca's), and most symbols of one list.
+MAX_WATCHLIST_NAME = 64
+MAX_WATCHLIST_SYMBOLS = 200
+
+
+def _symbol_value(name, value):
+    if not isinstance(value, str):
+        raise invalid(f"{name} must be a symbol (a string)")
+    symbol = value.strip().upper()
+    if not SYMBOL_RE.fullmatch(symbol):
+        raise invalid(f"invalid symbol {shorten(value)!r}")
+    return symbol
+
+
+def watchlist_request(data, name_required=False):
+    """(name, symbols) of a watchlist's JSON body (``name``, ``symbols``): None for either left out."""
+    unknown = sorted(set(data) - {"name", "symbols"})
+    if unknown:
+        raise invalid(f"unknown field {shorten(unknown[0])!r} (a watchlist has name and symbols)")
+    name, symbols = data.get("name"), data.get("symbols")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_WATCHLIST_NAME * 4):
+        raise invalid(f"name must be a string of at most {MAX_WATCHLIST_NAME} characters")
+    if name_required and name is None:
+        raise invalid("name is required")
+    if symbols is not None:
+        if not isinstance(symbols, list) or len(symbols) > MAX_WATCHLIST_SYMBOLS * 4:
+            raise invalid(f"symbols must be a list of at most {MAX_WATCHLIST_SYMBOLS} symbols")
+        symbols = [_symbol_value("each of symbols", s) for s in symbols]
+    return name, symbols
+
+
+def watchlist_symbol(data):
+    """The ``symbol`` of a JSON body that adds one to a watchlist."""
+    if "symbol" not in data:
+        raise invalid("symbol is required")
+    return _symbol_value("symbol", data["symbol"])

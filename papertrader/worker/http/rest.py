@@ -51,6 +51,8 @@ from papertrader.worker.http.params import (
     replace_request,
     shorten,
     timeframe,
+    watchlist_request,
+    watchlist_symbol,
 )
 
 #: Our error codes -> (HTTP status, Alpaca's code).  Anything else: 500.
@@ -66,6 +68,7 @@ STATUS = {
     "game_closed": (403, 40310000),
     "unknown_order": (404, 40410000),
     "unknown_portfolio": (404, 40410000),
+    "unknown_watchlist": (404, 40410000),
     "portfolio_not_empty": (422, 42210000),
     "not_logged_in": (401, 40110000),
     "account_disabled": (403, 40310000),
@@ -512,6 +515,102 @@ class RestApi:
         except UnknownSymbol:
             raise HttpError(404, 40410000, f"asset not found: {symbol_or_id[:32]}")
         return respond(request, 200, alpaca.asset(answer["assets"][0]))
+
+    # --- watchlists ---------------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _watchlist(self, request, answer):
+        """One watchlist with its assets, as Alpaca answers about one list."""
+        by_symbol = {a["symbol"]: a for a in (yield self._assets(request))} if answer["symbols"] else {}
+        assets = [alpaca.asset(by_symbol[s]) for s in answer["symbols"] if s in by_symbol]
+        return respond(request, 200, alpaca.watchlist(answer, answer["account_uuid"], assets))
+
+    @staticmethod
+    def _by_name(request):
+        name = Query(request).text("name", limit=256)
+        if name is None:
+            raise invalid("name is required (the watchlist's name)")
+        return {"watchlist_name": name}
+
+    @staticmethod
+    def _by_id(watchlist_id):
+        return {"watchlist_id": check_uuid(watchlist_id, "watchlist")}
+
+    @app.route("/v2/watchlists", methods=["GET"])
+    @defer.inlineCallbacks
+    def watchlists(self, request):
+        answer = yield self.call(request, commands.Watchlists)
+        return respond(request, 200, [alpaca.watchlist(w, answer["account_uuid"]) for w in answer["watchlists"]])
+
+    @app.route("/v2/watchlists", methods=["POST"])
+    @defer.inlineCallbacks
+    def create_watchlist(self, request):
+        name, symbols = watchlist_request(body(request), name_required=True)
+        answer = yield self.call(request, commands.CreateWatchlist, name=name, symbols=symbols)
+        return (yield self._watchlist(request, answer))
+
+    @defer.inlineCallbacks
+    def _get_watchlist(self, request, which):
+        answer = yield self.call(request, commands.GetWatchlist, **which)
+        return (yield self._watchlist(request, answer))
+
+    @defer.inlineCallbacks
+    def _update_watchlist(self, request, which):
+        name, symbols = watchlist_request(body(request))
+        if name is None and symbols is None:
+            raise invalid("give the watchlist a new name or its symbols (or both)")
+        answer = yield self.call(request, commands.UpdateWatchlist, name=name, symbols=symbols, **which)
+        return (yield self._watchlist(request, answer))
+
+    @defer.inlineCallbacks
+    def _add_to_watchlist(self, request, which):
+        symbol = watchlist_symbol(body(request))
+        answer = yield self.call(request, commands.AddToWatchlist, symbols=[symbol], **which)
+        return (yield self._watchlist(request, answer))
+
+    @defer.inlineCallbacks
+    def _delete_watchlist(self, request, which):
+        yield self.call(request, commands.DeleteWatchlist, **which)
+        return respond(request, 204, None)
+
+    @app.route("/v2/watchlists/<string:watchlist_id>", methods=["GET"])
+    def get_watchlist(self, request, watchlist_id):
+        return self._get_watchlist(request, self._by_id(watchlist_id))
+
+    @app.route("/v2/watchlists/<string:watchlist_id>", methods=["PUT"])
+    def update_watchlist(self, request, watchlist_id):
+        return self._update_watchlist(request, self._by_id(watchlist_id))
+
+    @app.route("/v2/watchlists/<string:watchlist_id>", methods=["POST"])
+    def add_to_watchlist(self, request, watchlist_id):
+        return self._add_to_watchlist(request, self._by_id(watchlist_id))
+
+    @app.route("/v2/watchlists/<string:watchlist_id>", methods=["DELETE"])
+    def delete_watchlist(self, request, watchlist_id):
+        return self._delete_watchlist(request, self._by_id(watchlist_id))
+
+    @app.route("/v2/watchlists/<string:watchlist_id>/<string:symbol>", methods=["DELETE"])
+    @defer.inlineCallbacks
+    def remove_from_watchlist(self, request, watchlist_id, symbol):
+        which = self._by_id(watchlist_id)
+        answer = yield self.call(request, commands.RemoveFromWatchlist, symbols=[symbol[:32]], **which)
+        return (yield self._watchlist(request, answer))
+
+    @app.route("/v2/watchlists:by_name", methods=["GET"])
+    def get_watchlist_by_name(self, request):
+        return self._get_watchlist(request, self._by_name(request))
+
+    @app.route("/v2/watchlists:by_name", methods=["PUT"])
+    def update_watchlist_by_name(self, request):
+        return self._update_watchlist(request, self._by_name(request))
+
+    @app.route("/v2/watchlists:by_name", methods=["POST"])
+    def add_to_watchlist_by_name(self, request):
+        return self._add_to_watchlist(request, self._by_name(request))
+
+    @app.route("/v2/watchlists:by_name", methods=["DELETE"])
+    def delete_watchlist_by_name(self, request):
+        return self._delete_watchlist(request, self._by_name(request))
 
     # --- portfolio history and activities ----------------------------------------------------------------
 
