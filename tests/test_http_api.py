@@ -489,6 +489,16 @@ async def test_errors_name_orders_by_their_id(api):
         await in_thread(client.replace_order_by_id, second.id, r.ReplaceOrderRequest(qty=3))
     assert alpaca_error(excinfo) == (422, 42210000, f"order {second.id} is already replaced")
 
+    # An unknown id whose first group is all digits is not read as an order's number (order 1 exists).
+    unknown = "00000001-0000-4000-8000-000000000000"
+    for call in (client.cancel_order_by_id, client.get_order_by_id):
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(call, unknown)
+        assert alpaca_error(excinfo) == (404, 40410000, f"no order {unknown} in portfolio 'default'")
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.replace_order_by_id, unknown, r.ReplaceOrderRequest(qty=3))
+    assert alpaca_error(excinfo) == (404, 40410000, f"no order {unknown} in portfolio 'default'")
+
     # The command line names orders by their numbers, as it lists them.
     status, out, err = await api.d.cli("cancel", str(number), user="alice", json=False)
     assert status == 1 and f"order {number} is already canceled" in err, (out, err)

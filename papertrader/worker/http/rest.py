@@ -795,7 +795,7 @@ class RestApi:
 
 
 #: "order 17" in a message of the application layer, which names orders by their numbers (the command line's ids).
-ORDER_NUMBER_RE = re.compile(r"\border ([0-9]{1,18})\b")
+ORDER_NUMBER_RE = re.compile(r"\border ([0-9]{1,18})\b(?!-)")
 #: At most this many orders named in one message are looked up (a message names one or two).
 MAX_ORDERS_NAMED = 3
 

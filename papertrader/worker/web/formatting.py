@@ -122,7 +122,7 @@ PAREN_PRICE_RE = re.compile(r"((?:take-profit|stop-loss|price) \()([0-9]+\.[0-9]
 QUANTITY_RE = re.compile(r"((?:buying|selling|shorting|cent:|fill:) )([0-9]+(?:\.[0-9]+)?)"
                          r"(?= [A-Z][A-Z0-9.\-]*\b)")
 #: An order named by its number, which the website never shows.
-ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b")
+ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b(?!-)")
 #: Another order named beside the words that already say which it is ('its entry, order 12, ended unfilled'):
 #: those words are enough.
 APPOSITION_RE = re.compile(r"(\b(?:its entry|the other exit)), order [0-9]+,")
