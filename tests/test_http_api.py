@@ -589,3 +589,20 @@ async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
             take_profit=r.TakeProfitRequest(limit_price=float(below)),
             stop_loss=r.StopLossRequest(stop_price=float(below - 1))))
     assert excinfo.value.status_code == 422 and "must be at least a cent above the last price" in excinfo.value.message
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_order_ids_are_any_printable_text_as_at_alpaca(api):
+    """Strategies build their ids from symbols and times ("sma:MSFT:2024-01-02T09:30:00.000123", "entry MSFT 1"):
+    taken, found again by id, and sending one again answers the same order."""
+    from alpaca.trading.requests import LimitOrderRequest
+
+    client = api.trading()
+    low = float((api.d.master.board.get("MSFT").price * D("0.5")).quantize(D("0.01")))
+    for client_order_id in ("sma:MSFT:2024-01-02T09:30:00.000123", "entry MSFT 1/é"):
+        request = LimitOrderRequest(symbol="MSFT", qty=1, side="buy", time_in_force="gtc", limit_price=low,
+                                    client_order_id=client_order_id)
+        placed = await in_thread(client.submit_order, request)
+        assert placed.client_order_id == client_order_id
+        assert (await in_thread(client.get_order_by_client_id, client_order_id)).id == placed.id
+        assert (await in_thread(client.submit_order, request)).id == placed.id

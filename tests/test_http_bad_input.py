@@ -98,7 +98,7 @@ async def test_bad_bodies(api):
     assert "'foo'" in await raw.error(422, "POST", "/v2/orders", order(foo=1))
     assert "bracket" in await raw.error(422, "POST", "/v2/orders", order(take_profit={"limit_price": 1}))
     assert "client_order_id" in await raw.error(422, "POST", "/v2/orders", order(client_order_id="x" * 129))
-    assert "client_order_id" in await raw.error(422, "POST", "/v2/orders", order(client_order_id="a b/c"))
+    assert "client_order_id" in await raw.error(422, "POST", "/v2/orders", order(client_order_id="a\tb"))
     assert "'bar'" in await raw.error(422, "PATCH", "/v2/orders/61e69015-8549-4bfd-b9c3-01e75843f47d",
                                       b'{"bar": 1}')
     big = b'{"symbol": "AAPL", "pad": "' + b"x" * 70_000 + b'"}'

@@ -63,15 +63,19 @@ def test_password_length_limits():
         validation.password("x" * 1025)
 
 
-@pytest.mark.parametrize("value", ["a", "A" * 128, "order-1_B", "0123456789"])
+@pytest.mark.parametrize("value", ["a", "A" * 128, "order-1_B", "0123456789", "sma:MSFT:2024-01-02T09:30:00.000123",
+                                   "entry MSFT 1", "order.1", "order/1", "ordér", "é" * 128])
 def test_valid_client_order_ids(value):
+    """Any printable text of up to 128 characters, as Alpaca's API takes (strategies build them from symbols
+    and times)."""
     assert validation.client_order_id(value) == value
 
 
-@pytest.mark.parametrize("value", ["", None, "a" * 129, "order 1", "order.1", "order/1", "ordér"])
+@pytest.mark.parametrize("value", ["", None, "a" * 129, " order", "order ", "order\t1", "order\x001", "order\u20281",
+                                   5])
 def test_invalid_client_order_ids_are_refused(value):
-    """Up to 128 characters, as Alpaca's API allows."""
-    with pytest.raises(InvalidInput, match="client_order_id must be 1-128 characters"):
+    """Up to 128 characters, as Alpaca's API allows; no control character, no surrounding space."""
+    with pytest.raises(InvalidInput, match="^client_order_id must be 1-128 printable characters, not beginning or ending with a space$"):
         validation.client_order_id(value)
 
 

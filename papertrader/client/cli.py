@@ -306,8 +306,8 @@ def build_parser():
                                 " --stop-loss (above it)") + ", whichever comes first (default: off)")
         wait_options(c)
         c.add_argument("--client-order-id", metavar="ID", default=None,
-                       help="your id for this order, 1-128 letters, digits, '_', '-'; sending it again never makes"
-                            " a second order (default: a random one)")
+                       help="your id for this order, 1-128 printable characters (quote one with spaces); sending it"
+                            " again never makes a second order (default: a random one)")
         portfolio_option(c)
     c = command("cancel", "cancel an open order (what already filled stays filled), or all of them")
     c.add_argument("id", type=int, nargs="?", help="the order's id (see 'orders --status open')")
@@ -965,7 +965,8 @@ class CLI:
         token = self.token()
         given = self.args.client_order_id
         client_order_id = given if given is not None else uuid.uuid4().hex
-        again = f"send the same order again with --client-order-id {client_order_id} (that never makes a second one)"
+        again = (f"send the same order again with --client-order-id {_shell_word(client_order_id)} (that never makes"
+                 " a second one)")
         try:
             order = yield self.call(commands.PlaceOrder, token=token, client_order_id=client_order_id, side=side,
                                     symbol=self.args.symbol, **self._order_request(), **self.in_portfolio())

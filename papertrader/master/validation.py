@@ -17,7 +17,7 @@ from papertrader.trading.pretrade import MAX_PRICE
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+MAX_CLIENT_ORDER_ID = 128
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_EMAIL = 254
@@ -156,8 +156,13 @@ def order_id(value):
 
 
 def client_order_id(value):
-    if not CLIENT_ORDER_ID_RE.fullmatch(value or ""):
-        raise InvalidInput("client_order_id must be 1-128 characters: letters, digits, '_', '-'")
+    """A client's id of an order, as Alpaca takes it: any text of 1-128 characters (``sma:MSFT:2024-01-02T09:30``,
+    ``entry MSFT 1``), printable (no newline, tab or other control character), not beginning or ending with a
+    space."""
+    if (not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_ORDER_ID or not value.isprintable()
+            or value != value.strip()):
+        raise InvalidInput(f"client_order_id must be 1-{MAX_CLIENT_ORDER_ID} printable characters, not beginning"
+                           " or ending with a space")
     return value
 
 
