@@ -545,6 +545,11 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         body = await site.refused("/games", dict(game, assets="AAPL, NOPE"), "/games")
         assert 'class="flash error"' in body and "NOPE" in body
         assert 'value="Open Cup"' in body
+        # A long list typed, with one mistake: said, and the list kept to mend (the message and the form were
+        # lost past 512 bytes of cookie).
+        assets = ", ".join(["AAPL", "MSFT", "TSLA"] * 40 + ["NOPE"])
+        body = await site.refused("/games", dict(game, assets=assets), "/games")
+        assert "Unknown symbol 'NOPE': traded symbols are AAPL, MSFT, TSLA." in body and assets in body
         body = await site.refused("/games", dict(game, end="someday"), "/games")
         assert "Last day: a day (YYYY-MM-DD)" in body and 'value="someday"' in body
         response, _ = await site.post("/games", game)
@@ -1258,3 +1263,22 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         _, body = await site.get(f"/orders/{entry['uuid']}/replace")
         assert "which is not replaced: cancel it (its exits go with it) and place a new one." in body and \
             "<form method" not in body.split("<main", 1)[1]
+
+
+def test_a_flash_message_fits_its_cookie_whatever_was_typed():
+    """The message is always kept whole (its 400 characters, even if none is ASCII); what was typed in the form
+    goes, longest first, until the cookie fits the browser's limit."""
+    from twisted.web.http import Request
+    from twisted.web.test.requesthelper import DummyChannel
+
+    from papertrader.worker.web import security
+
+    message = "é" * 400
+    request = Request(DummyChannel())
+    security.set_flash(request, message, "error", w="ticket", f={"qty": "9" * 3000, "limit_price": "1.00"})
+    [value] = [c.split(b";")[0].split(b"=", 1)[1] for c in request.cookies]
+    assert len(value) <= security.MAX_FLASH
+    later = Request(DummyChannel())
+    later.received_cookies = {security.FLASH_COOKIE: value}
+    flash = security.take_flash(later)
+    assert flash == {"m": message, "k": "error", "w": "ticket", "f": {"limit_price": "1.00"}}

@@ -72,9 +72,15 @@ def headers(request, cache=False):
     request.setHeader(b"Cache-Control", b"public, max-age=86400" if cache else b"no-store")
 
 
-def cookie(request, name):
+#: The longest cookie value read (a session token, a portfolio's name...), and the flash message's (a refusal with
+#: what was typed in its form: browsers keep cookies of up to 4096 bytes, name and attributes included).
+MAX_COOKIE = 512
+MAX_FLASH = 3800
+
+
+def cookie(request, name, limit=MAX_COOKIE):
     value = request.getCookie(name)
-    if not value or len(value) > 512:
+    if not value or len(value) > limit:
         return None
     try:
         return value.decode("ascii")
@@ -168,19 +174,31 @@ def check_csrf(request, sent):
 
 
 def set_flash(request, message, kind="info", **more):
-    """A message for the next page (after a redirect): short, in a short-lived cookie."""
-    data = json.dumps(dict(more, m=message[:400], k=kind), separators=(",", ":")).encode()
-    set_cookie(request, FLASH_COOKIE, base64.urlsafe_b64encode(data).decode("ascii"), max_age=60)
+    """A message for the next page (after a redirect), in a short-lived cookie of at most MAX_FLASH bytes: the
+    message (its first 400 characters) always; of ``more`` (what was typed in a refused form: ``f``), the
+    longest values are left out until it fits."""
+    more = {k: (dict(v) if isinstance(v, dict) else v) for k, v in more.items()}
+
+    def encoded():
+        data = json.dumps(dict(more, m=message[:400], k=kind), separators=(",", ":"), ensure_ascii=False)
+        return base64.urlsafe_b64encode(data.encode("utf-8")).decode("ascii")
+
+    value = encoded()
+    while len(value) > MAX_FLASH and isinstance(more.get("f"), dict) and more["f"]:
+        typed = more["f"]
+        typed.pop(max(typed, key=lambda k: len(json.dumps(typed[k], ensure_ascii=False))))
+        value = encoded()
+    set_cookie(request, FLASH_COOKIE, value, max_age=60)
 
 
 def take_flash(request):
     """The flash message for this page (and forget it): a dict with ``m`` (text) and ``k`` (kind), or None."""
-    raw = cookie(request, FLASH_COOKIE)
+    raw = cookie(request, FLASH_COOKIE, MAX_FLASH)
     if raw is None:
         return None
     clear_cookie(request, FLASH_COOKIE)
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
+        data = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")).decode("utf-8"))
     except (ValueError, TypeError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("m"), str):
