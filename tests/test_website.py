@@ -7,6 +7,7 @@ session, paths that are not files, and text that must come back escaped.
 """
 
 import contextlib
+import html as html_module
 import hashlib
 import json
 import re
@@ -1282,3 +1283,25 @@ def test_a_flash_message_fits_its_cookie_whatever_was_typed():
     later.received_cookies = {security.FLASH_COOKIE: value}
     flash = security.take_flash(later)
     assert flash == {"m": message, "k": "error", "w": "ticket", "f": {"limit_price": "1.00"}}
+
+
+def test_the_whole_equity_range_counts_from_the_starting_cash_as_the_total_pl_does():
+    """'All' starts at the first trade's day, whose point is the equity after that day's trading: its change
+    counted from that point left out the first day's result (-$31.26 beside a total P&L of -$58.59)."""
+    day = 86400
+    history = dict(timestamps=[1263254400 + n * day for n in range(3)], timeframe="1D", since_first_trade=True,
+                   equity=[Decimal("99972.67"), Decimal("99950.00"), Decimal("99941.41")])
+    portfolio = dict(equity=Decimal("99941.41"), cash=Decimal("97813.00"), buying_power=Decimal("97813.00"),
+                     change_today=Decimal("-8.59"), starting_cash=Decimal("100000.00"), positions=[],
+                     realized_pl=Decimal("0"), unrealized_pl=Decimal("-58.59"), portfolio="default")
+    page = views.dashboard_page(views.Chrome(csrf="x" * 64, username="amy"), portfolio, history, "ALL")
+    note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', page).group(1))
+    assert note == "All: -$58.59 since it started (its first trade: 2010-01-12)", note
+    assert 'data-range-base="100000"' in page
+    points = json.loads(html_module.unescape(re.search(r'data-points="([^"]+)"', page).group(1)))
+    assert points[0] == [1263254400 - day, "100000"] and len(points) == 4
+    # Another range counts from its own first point.
+    page = views.dashboard_page(views.Chrome(csrf="x" * 64, username="amy"), portfolio,
+                                dict(history, since_first_trade=False), "1M")
+    note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', page).group(1))
+    assert note == "Month: -$31.26 since 2010-01-12", note

@@ -527,7 +527,9 @@ class Website:
                 start = first["activities"][0]["time"]
             else:
                 period = "1M"
-        return await self.call(visit, commands.PortfolioHistory, period=period, timeframe=timeframe, start=start)
+        history = await self.call(visit, commands.PortfolioHistory, period=period, timeframe=timeframe, start=start)
+        # (the dashboard then counts the change from the starting cash: views.dashboard_page)
+        return dict(history, since_first_trade=start is not None)
 
     def names(self):
         return {q["symbol"]: q.get("name") for q in self.worker.quotes.all()}

@@ -450,12 +450,22 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                *[h("a", {"href": f"/?range={key}", "aria-current": "true" if key == chosen_range else None},
                    RANGES[key]) for key in ranges])
     points = equity_points(history)
-    change = (history["equity"][-1] - history["equity"][0]) if history["equity"] else None
+    base = history["equity"][0] if history["equity"] else None
+    since_start = history.get("since_first_trade") and points and p.get("starting_cash") is not None
+    if since_start:
+        # All of it: from the cash it started with, the day before its first trade (the first point is the
+        # equity after that day's trading), so that the change is the total P&L.
+        base = p["starting_cash"]
+        points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
+    change = (history["equity"][-1] - base) if history["equity"] else None
     chart = h("section", {"class": "card chart-card", "aria-labelledby": "equity-title"},
               h("div", {"class": "card-head"}, h("h2", {"id": "equity-title"}, "Equity"), ranges),
               h("p", {"class": "chart-note"},
                 join(f"{label}: ", live("equity_range_change", fmt.money(change, signed=True), fmt.sign(change)),
-                     f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}") if len(points) > 1 else
+                     f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}"
+                     if not since_start else
+                     f" since it started (its first trade: {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})")
+                if len(points) > 1 else
                 "Not enough history yet to show a change over this range."),
               h("div", {"id": "equity-chart", "class": "chart small", "role": "img",
                         "aria-label": f"Equity, {label.lower()}",
@@ -468,8 +478,8 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                         empty=EMPTY["positions"], cls="data stack-on-phone"))
     main = join(h("h1", {"class": "sr-only"}, "Dashboard"), summary(p), chart, positions)
     data = {"data-range": chosen_range}
-    if len(history["equity"]) > 1:
-        data["data-range-base"] = fmt.number_text(history["equity"][0])
+    if len(points) > 1:
+        data["data-range-base"] = fmt.number_text(base)
     return document(chrome, "Dashboard", main, page="dashboard", charts=True, data=data)
 
 
