@@ -2,6 +2,7 @@
 entry fills, one exit cancelling the other, the pessimistic choice when a bar reaches both, reservations
 counted once.  No reactor, no database."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -130,6 +131,9 @@ def test_cancelling_one_exit_cancels_the_other_and_a_held_exit_is_cancelled_thro
     canceled, _ = amend.cancel(stop, at(1))
     [(other, events)] = contingent.react(stop, canceled, [take], at(1))
     assert other.status is Status.CANCELED and other.reason == "the other exit was canceled"
+    expired = dataclasses.replace(stop, status=Status.EXPIRED)
+    [(other, events)] = contingent.react(stop, expired, [take], at(1))
+    assert other.status is Status.CANCELED and other.reason == "the other exit expired"
     entry, held, _ = bracket(book(), take_profit="110.00", stop_loss="95.00")
     with pytest.raises(OrderNotOpen, match=f"held until its entry, order {entry.id}, fills"):
         amend.cancel(held, at(1))

@@ -966,6 +966,8 @@ def test_the_cores_messages_are_shown_with_the_websites_money_and_order_names():
         "Buy 2 AAPL is already expired; 1.5 filled at an average $187.25"
     assert said("client_order_id 'a' was already used for order 12 (buy AAPL, limit)") == \
         "client_order_id 'a' was already used for another order (buy AAPL, limit)"
+    # An order that does not exist is no such order (it read 'No another order in portfolio ...').
+    assert said("no order 999 in portfolio 'default'") == "no such order in portfolio 'default'"
     # What is not money stays as it is: dates, percents, counts.
     for plain in ("you already have 500 open orders; cancel some first", "a limit order needs limit price",
                   "the game would end before the market's time now (2010-05-12 15:30 UTC)"):
@@ -1177,7 +1179,7 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         _, body = await site.get("/orders")
         row = order_row(body, "open-orders", take["uuid"])
         assert '<span class="badge held">held</span>' in row and f"Take-profit of {link}" in row
-        assert "<button" not in row and f'aria-label="Replace: Sell 4 AAPL"' in row
+        assert "<button" not in row and 'aria-label="Replace: Sell 4 AAPL"' in row
         assert f"Held until {link} fills: cancel that order to cancel it" in row
         assert f"Stop-loss of {link}" in order_row(body, "open-orders", stop["uuid"])
         row = order_row(body, "open-orders", entry["uuid"])

@@ -179,7 +179,8 @@ def react(before, after, members, now):
             if after.status is Status.FILLED:
                 why = "the other exit filled"
             else:
-                why = f"the other exit was {after.status.value}"
+                why = ("the other exit expired" if after.status is Status.EXPIRED
+                       else f"the other exit was {after.status.value}")
             out.append(_canceled(other, now, why))
             continue
         taken = after.filled_quantity - before.filled_quantity

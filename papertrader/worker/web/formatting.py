@@ -123,6 +123,8 @@ QUANTITY_RE = re.compile(r"((?:buying|selling|shorting|cent:|fill:) )([0-9]+(?:\
                          r"(?= [A-Z][A-Z0-9.\-]*\b)")
 #: An order named by its number, which the website never shows.
 ORDER_NUMBER_RE = re.compile(r"\border [0-9]+\b(?!-)")
+#: A refusal that says an order does not exist, by its number.
+NO_ORDER_RE = re.compile(r"^[Nn]o order [0-9]+\b(?!-)")
 #: Another order named beside the words that already say which it is ('its entry, order 12, ended unfilled'):
 #: those words are enough.
 APPOSITION_RE = re.compile(r"(\b(?:its entry|the other exit)), order [0-9]+,")
@@ -150,4 +152,6 @@ def said(text, order=None):
     text = QUANTITY_RE.sub(lambda m: m.group(1) + quantity(Decimal(m.group(2))), text)
     text = APPOSITION_RE.sub(lambda m: m.group(1), text)
     text = CLASS_RE.sub(_class_words, text)
+    if order is None and NO_ORDER_RE.match(text):  # 'no order 999 in ...': not 'no another order'
+        return NO_ORDER_RE.sub("no such order", text, count=1)
     return ORDER_NUMBER_RE.sub(lambda m: order or "another order", text, count=1)
