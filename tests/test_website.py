@@ -419,14 +419,34 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert preview.order_arguments(sale, Decimal("3"))["order_class"] == "oco"
     shown = preview.preview(sale, "AAPL", quote, portfolio, rules)
     assert shown["ok"] and shown["note"] == ("An OCO order: a take-profit at $120.00 and a stop-loss at $90.00;"
-                                             " whichever fills first cancels the other. You hold 3 AAPL."), shown
+                                             " whichever fills first cancels the other. Its exits are day orders"
+                                             " too: they expire at the close unfilled (choose GTC to keep them)."
+                                             " You hold 3 AAPL."), shown
+    shown = preview.preview(dict(sale, time_in_force="gtc"), "AAPL", quote, portfolio, rules)
+    assert shown["note"] == ("An OCO order: a take-profit at $120.00 and a stop-loss at $90.00; whichever fills"
+                             " first cancels the other. You hold 3 AAPL.")
+    assert (shown["cost"], shown["label"]) == ("$360.00", "Estimated proceeds")  # at least its limit
     shown = preview.preview(dict(sale, type="market"), "AAPL", quote, portfolio, rules)
     assert not shown["ok"] and shown["note"].startswith("Exits on a sale of shares you hold make an OCO order")
     shown = preview.preview(dict(exits, stop_loss="100.00"), "AAPL", quote, portfolio, rules)
     assert shown["note"] == "The stop-loss ($100.00) must be at least a cent below the last price ($100.00)."
     shown = preview.preview(dict(exits, qty="1", stop_loss=""), "AAPL", quote, portfolio, rules)
     assert shown["ok"] and shown["note"].startswith("An OTO order: a take-profit at $120.00, held until this order"
-                                                    " fills, then open to sell what it bought. Reserved at"), shown
+                                                    " fills, then open to sell what it bought. Its exit is a day"
+                                                    " order too: it expires at the close unfilled"), shown
+    # A stop the price has already reached triggers at once, and trades at the market: said, and a sale's
+    # proceeds counted at the last price, not at the stop (a sell stop at $120 with the price at $100).
+    stop_sale = dict(form, side="sell", qty="3", type="stop", stop_price="120")
+    shown = preview.preview(stop_sale, "AAPL", quote, portfolio, rules)
+    assert shown["ok"] and (shown["cost"], shown["label"]) == ("$300.00", "Estimated proceeds")
+    assert shown["note"] == ("A sell stop at or above the last price ($100.00) triggers at once: it then sells at"
+                             " the market, not at its stop. You hold 3 AAPL.")
+    shown = preview.preview(dict(stop_sale, stop_price="95"), "AAPL", quote, portfolio, rules)
+    assert (shown["cost"], shown["note"]) == ("$285.00", "You hold 3 AAPL.")  # sells once the price falls to $95
+    shown = preview.preview(dict(form, type="stop", stop_price="90", time_in_force="gtc"), "AAPL", quote, portfolio,
+                            rules)
+    assert shown["note"].startswith("A buy stop at or below the last price ($100.00) triggers at once: it then"
+                                    " buys at the market, not at its stop.") and shown["label"] == "Reserved (up to)"
 
 
 @contextlib.asynccontextmanager

@@ -131,13 +131,33 @@ def exits_note(request):
     if request.stop_loss is not None:
         exits.append(f"a stop-loss at {fmt.price(request.stop_loss)}" +
                      (f" (limit {fmt.price(request.stop_loss_limit)})" if request.stop_loss_limit is not None else ""))
+    # Exits take the order's time in force: as day orders they end at the close, filled or not.
+    day = request.time_in_force is TimeInForce.DAY
+    lasting = " Its exits are day orders too: they expire at the close unfilled (choose GTC to keep them)." \
+        if day else ""
     if kind is OrderClass.OCO:
-        return (f"An OCO order: {' and '.join(exits)}; whichever fills first cancels the other.")
+        return (f"An OCO order: {' and '.join(exits)}; whichever fills first cancels the other.{lasting}")
     then = "sell what it bought" if request.side is Side.BUY else "buy back what it sold"
     if kind is OrderClass.BRACKET:
         return (f"A bracket order: {' and '.join(exits)}, held until this order fills, then open to {then};"
-                " whichever fills first cancels the other.")
-    return f"An OTO order: {exits[0]}, held until this order fills, then open to {then}."
+                f" whichever fills first cancels the other.{lasting}")
+    lasting = " Its exit is a day order too: it expires at the close unfilled (choose GTC to keep it)." if day else ""
+    return f"An OTO order: {exits[0]}, held until this order fills, then open to {then}.{lasting}"
+
+
+def at_once(request, last):
+    """A warning ('' if none) for a stop that the last price has already reached: it triggers at the next price,
+    and a stop order then trades at the market, not at its stop."""
+    if request.stop_price is None or request.type not in (OrderType.STOP, OrderType.STOP_LIMIT):
+        return ""
+    reached = request.stop_price >= last if request.side is Side.SELL else request.stop_price <= last
+    if not reached:
+        return ""
+    where = "at or above" if request.side is Side.SELL else "at or below"
+    then = ("it then sells at the market" if request.side is Side.SELL else "it then buys at the market") \
+        if request.type is OrderType.STOP else f"it then becomes a limit order at {fmt.price(request.limit_price)}"
+    return (f"A {request.side.value} stop {where} the last price ({fmt.price(last)}) triggers at once: {then}, not"
+            f" at its stop.")
 
 
 def preview(form, symbol, quote, portfolio, rules):
@@ -167,24 +187,28 @@ def preview(form, symbol, quote, portfolio, rules):
     if request.side is Side.BUY:
         needed = reservation(order, last, rules, remember=False)
         after = portfolio["buying_power"] - needed
-        answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after))
+        answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after), label="Reserved (up to)")
         buffered = request.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT) and request.notional is None
         note = (f"Reserved at the last price {fmt.price(last)} plus {_plain(rules.market_buy_buffer * 100)}% for"
                 " price moves, and its commission; a market order pays the price of its fill." if buffered else
                 "Reserved at your limit price, plus its commission." if request.notional is None else
                 "A notional order reserves its amount.")
-        answer["note"] = " ".join(filter(None, (exits, note))) if after >= 0 else \
+        answer["note"] = " ".join(filter(None, (at_once(request, last), exits, note))) if after >= 0 else \
             "Not enough buying power for this order."
         return answer
     shares = request.quantity if request.quantity is not None else \
         (request.notional / last).quantize(QUANTITY_STEP, rounding=ROUND_CEILING)
-    reference = request.limit_price or request.stop_price or last
+    warning = at_once(request, last)
+    # What it would bring: at its limit (the least a limit sale takes), at its stop (where a stop sells once the
+    # price falls to it), else (a market sale, a stop already reached) at the last price.
+    reference = request.limit_price or (request.stop_price if not warning else None) or last
     proceeds = round_money(shares * reference)
-    answer.update(ok=shares <= held, cost=f"{fmt.money(proceeds)} proceeds", after=fmt.money(portfolio["buying_power"]))
+    answer.update(ok=shares <= held, cost=fmt.money(proceeds), after=fmt.money(portfolio["buying_power"]),
+                  label="Estimated proceeds")
     answer["note"] = (f"You hold {fmt.quantity(held)} {symbol}." if shares <= held else
                       f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed.")
-    if exits and shares <= held:
-        answer["note"] = f"{exits} {answer['note']}"
+    if shares <= held:
+        answer["note"] = " ".join(filter(None, (warning, exits, answer["note"])))
     return answer
 
 

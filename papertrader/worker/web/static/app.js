@@ -207,6 +207,7 @@ if (ticket) {
       const p = await answer.json();
       if (mine !== asked) return;
       document.getElementById("preview-cost").textContent = p.cost;
+      if (p.label) document.getElementById("preview-cost-label").textContent = p.label;
       document.getElementById("preview-after").textContent = p.after;
       document.getElementById("preview-note").textContent = p.note;
       preview.dataset.ok = p.ok ? "yes" : "no";
