@@ -401,6 +401,11 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
         side="buy", type="market", time_in_force="day", quantity="10")
     assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""
+    # Numbers as people type them: a dollar sign, thousands separators.
+    assert preview.preview(dict(form, qty="1,000", type="limit", limit_price="$1.50"), "AAPL", quote, portfolio,
+                           rules)["cost"] == "$1,501.00"
+    assert [fmt.typed_number(t) for t in ("$5,000", "5,000.50", " $ 100 ", "1,00", "5.000,50", "-5", "1e3")] == [
+        "5000", "5000.50", "100", "1,00", "5.000,50", "-5", "1e3"]  # (the last four: refused, as typed, after)
     # An amount in dollars out of bounds is said in money, not as the core's plain numbers.
     for amount in ("0.50", "1000000000.01", "5.001"):
         shown = preview.preview(dict(form, amount_by="dollars", notional=amount), "AAPL", quote, portfolio, rules)
@@ -559,7 +564,7 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert 'action="/games"' in body and 'type="date"' in body
 
         frank, gina = await person(worker, "frank"), await person(worker, "gina")
-        game = dict(name="Open Cup", start="2026-09-01", end="2026-12-31", cash="10000", csrf=csrf)
+        game = dict(name="Open Cup", start="2026-09-01", end="2026-12-31", cash="$10,000", csrf=csrf)  # as typed
 
         # Made from the games page: not without the token; a refusal is said on the page, the form kept.
         assert (await site.post("/games", dict(game, csrf="")))[0].code == 403

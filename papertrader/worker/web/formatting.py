@@ -155,3 +155,16 @@ def said(text, order=None):
     if order is None and NO_ORDER_RE.match(text):  # 'no order 999 in ...': not 'no another order'
         return NO_ORDER_RE.sub("no such order", text, count=1)
     return ORDER_NUMBER_RE.sub(lambda m: order or "another order", text, count=1)
+
+
+#: A number as people type it on a page: a dollar sign, thousands separators ('$5,000.50', '1,000').
+TYPED_NUMBER_RE = re.compile(r"^\s*\$?\s*([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(\.[0-9]*)?\s*$")
+
+
+def typed_number(text):
+    """``text`` without the dollar sign and thousands separators a person may type ('$5,000' -> '5000'); anything
+    else as it was (the master's check then says what is wrong with it)."""
+    match = TYPED_NUMBER_RE.match(text or "")
+    if match is None:
+        return text
+    return match.group(1).replace(",", "") + (match.group(2) or "")

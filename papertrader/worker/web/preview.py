@@ -21,6 +21,8 @@ from papertrader.worker.web import formatting as fmt
 FIELDS = ("side", "type", "amount_by", "qty", "notional", "limit_price", "stop_price", "trail_by", "trail",
           "time_in_force", "take_profit", "stop_loss", "stop_loss_limit")
 EXITS = ("take_profit", "stop_loss", "stop_loss_limit")
+#: The fields that are numbers: typed as people write them ('$1,250.50'), read as numbers.
+NUMBERS = ("qty", "notional", "limit_price", "stop_price", "trail") + EXITS
 #: The order types that take exits (papertrader/trading/contingent.py): the page hides them for the others.
 EXIT_TYPES = ("market", "limit", "stop", "stop_limit")
 
@@ -55,6 +57,7 @@ def order_arguments(form, held=Decimal(0)):
     hid keeps what was typed in it, and is ignored).  With exits, a bracket, OTO or OCO order (``order_class``;
     ``held``: the quantity of the asset the portfolio holds)."""
     kind = form.get("type") or "market"
+    form = {k: (fmt.typed_number(v) if k in NUMBERS and isinstance(v, str) else v) for k, v in form.items()}
     arguments = dict(side=form.get("side") or "buy", type=kind, time_in_force=form.get("time_in_force") or "day")
     if form.get("amount_by") == "dollars":
         arguments["notional"] = form.get("notional") or None

@@ -830,7 +830,8 @@ class Website:
     async def create_portfolio(self, request, visit):
         form = {"name": field(request, "name", 64), "cash": field(request, "cash", 32)}
         made, refused = await self.attempt(
-            self.call(visit, commands.CreatePortfolio, name=form["name"], cash=form["cash"] or None),
+            self.call(visit, commands.CreatePortfolio, name=form["name"],
+                      cash=fmt.typed_number(form["cash"]) or None),
             lambda why: refuse(request, "/portfolios", "portfolio", why, form))
         if refused is not None:
             return refused
@@ -1006,7 +1007,8 @@ class Website:
             form[name] = field(request, name, 4) == "yes"
         try:
             arguments = dict(name=form["name"], start=parse_when("first day", form["start"]),
-                             end=parse_game_end(form["end"], "last day"), starting_cash=form["cash"],
+                             end=parse_game_end(form["end"], "last day"),
+                             starting_cash=fmt.typed_number(form["cash"]),
                              private=form["private"], show_portfolios=form["show_portfolios"],
                              margin=form["margin"] or form["allow_short"],
                              allow_short=form["allow_short"], commission=form["commission"] or None,
