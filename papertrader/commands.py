@@ -445,6 +445,9 @@ class Portfolio(Command):
         # Equity when the day began (change_today is equity less it), and when that day's session opened.
         (b"last_equity", amp.Decimal(optional=True)),
         (b"day_start", amp.DateTime(optional=True)),
+        # A game's portfolio: the commission its orders pay, when the game sets its own (as a game's commission
+        # is written: per_order:1.00...; the website's order preview counts it).
+        (b"commission_model", amp.Unicode(optional=True)),
         (
             b"positions",
             amp.AmpList(

@@ -149,6 +149,10 @@ async def test_a_scripted_game_ranks_as_computed_by_hand(world):
     # An order in the default portfolio is not in the game and changes nothing of it.
     await world.order(carol, "buy", "AAPL", "10")
 
+    # The game's portfolio says its commission (the website's preview counts it); the default one has none.
+    assert (await world.trading.portfolio(alice, world.stamp(), portfolio="Spring Cup"))[
+        "commission_model"] == "per_order:1.00"
+    assert "commission_model" not in await world.trading.portfolio(carol, world.stamp())
     # Day 1: both fill at the close (ideal), $1 commission each: cash 10000 - 5000 - 1 = 4999.
     await world.update(advance=timedelta(minutes=1), AAPL="100", MSFT="50")
     board = await world.standings(alice)

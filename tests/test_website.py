@@ -401,6 +401,9 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
         side="buy", type="market", time_in_force="day", quantity="10")
     assert preview.preview(dict(form, qty=""), "AAPL", quote, portfolio, rules)["note"] == ""
+    # A game's portfolio pays the game's commission: $5 here, where the deployment's is $1.
+    shown = preview.preview(form, "AAPL", quote, dict(portfolio, commission_model="per_order:5.00"), rules)
+    assert (shown["cost"], shown["after"]) == ("$1,055.00", "$945.00")
     # Numbers as people type them: a dollar sign, thousands separators.
     assert preview.preview(dict(form, qty="1,000", type="limit", limit_price="$1.50"), "AAPL", quote, portfolio,
                            rules)["cost"] == "$1,501.00"

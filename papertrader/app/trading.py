@@ -595,6 +595,10 @@ class TradingCommands:
         if mine.margin_call is not None:
             answer.update(margin_call=mine.margin_call, margin_call_since=mine.margin_call_since,
                           margin_call_deadline=mine.margin_call_deadline)
+        if rules.commission_model is not self.rules.commission_model:  # a game's own
+            from papertrader.trading.games import commission_text
+
+            answer.update(commission_model=commission_text(rules.commission_model))
         return answer
 
     # --- closing positions --------------------------------------------------------------------

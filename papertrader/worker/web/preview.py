@@ -164,7 +164,14 @@ def at_once(request, last):
 
 
 def preview(form, symbol, quote, portfolio, rules):
-    """What the ticket would do now: {"ok", "cost", "after", "note"} (texts for the page)."""
+    """What the ticket would do now: {"ok", "cost", "after", "note"} (texts for the page).  A game's portfolio
+    pays the game's commission (``commission_model`` of the portfolio answer)."""
+    if portfolio.get("commission_model"):
+        from dataclasses import replace
+
+        from papertrader.trading.games import parse_commission
+
+        rules = replace(rules, commission_model=parse_commission(portfolio["commission_model"]))
     answer = {"ok": False, "cost": "—", "after": "—", "note": "",
               "buying_power": fmt.money(portfolio["buying_power"])}
     if not (form.get("qty") if form.get("amount_by") != "dollars" else form.get("notional")):
