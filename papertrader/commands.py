@@ -596,12 +596,14 @@ class Activities(Command):
 
 class Bars(Command):
     """OHLCV bars of several symbols (sorted by symbol, then time), at most ``limit`` in all; page on with
-    ``page_token``.  ``timeframe``: 1Min, 5Min, 15Min, 1Hour, 1Day."""
+    ``page_token``.  ``timeframe``: 1Min, 5Min, 15Min, 1Hour, 1Day.  ``adjustment``: raw (the default), split,
+    dividend or all (prices and volumes adjusted for the splits and dividends after each bar, up to the market's
+    day)."""
 
     arguments = [(b"symbols", amp.ListOf(amp.Unicode())), (b"timeframe", amp.Unicode()),
                  (b"start", amp.DateTime(optional=True)), (b"end", amp.DateTime(optional=True)),
                  (b"limit", amp.Integer(optional=True)), (b"page_token", amp.Unicode(optional=True)),
-                 (b"sort", amp.Unicode(optional=True))]
+                 (b"sort", amp.Unicode(optional=True)), (b"adjustment", amp.Unicode(optional=True))]
     response = [(b"bars", amp.AmpList([(b"symbol", amp.Unicode()), (b"time", amp.DateTime()),
                                        (b"open", amp.Decimal()), (b"high", amp.Decimal()), (b"low", amp.Decimal()),
                                        (b"close", amp.Decimal()), (b"volume", amp.Integer())])),

@@ -91,3 +91,20 @@ def test_a_dividend_paid_later_is_owed_then_paid():
     # Sold meanwhile: still paid (it held at the ex-date).
     paid = run([book()], [], due=[Entitlement(1, "AAPL", TODAY, later, D(3), D("0.50"), D("1.50"), id=7)])
     assert paid.books[1].cash == D("100001.50") and [e.id for e in paid.paid] == [7]
+
+
+def test_adjusted_history_never_uses_an_action_the_market_has_not_reached():
+    """A replay's bars are adjusted up to the market's day only: a split or dividend after it is not known yet
+    (adjusting by it would tell a strategy the future)."""
+    from papertrader.trading.corporate import adjust_bar, adjustment_factors
+
+    actions = [Split("XYZ", date(2024, 3, 8), D(2)), Dividend("XYZ", date(2024, 3, 12), D("0.50"))]
+    closes = {("XYZ", date(2024, 3, 12)): D("51.50")}
+    bar = dict(open=D("100.00"), high=D("102.00"), low=D("99.00"), close=D("101.00"), volume=1_000_000)
+    before_both = adjustment_factors(date(2024, 3, 4), actions, closes, "all", today=date(2024, 3, 7))
+    assert adjust_bar(bar, before_both) is bar
+    after_split = adjustment_factors(date(2024, 3, 4), actions, closes, "all", today=date(2024, 3, 11))
+    assert adjust_bar(bar, after_split) == dict(open=D("50.0000"), high=D("51.0000"), low=D("49.5000"),
+                                                close=D("50.5000"), volume=2_000_000)
+    assert adjustment_factors(date(2024, 3, 4), actions, closes, "split", today=date(2024, 3, 13)) == (D("0.5"), D(2))
+    assert adjustment_factors(date(2024, 3, 8), actions, closes, "split", today=date(2024, 3, 13)) == (1, 1)

@@ -198,6 +198,7 @@ async def test_an_asset_a_replay_lists_later_is_inactive_and_not_tradable_until_
 async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, settings, database_url, clock):
     """A replay of a small fixture on the New York calendar: XYZ splits 2-for-1 on 8 March 2024 and pays 0.50 a
     share on the 12th (tests/fixtures/replay)."""
+    from alpaca.data.enums import Adjustment
     from alpaca.data.requests import StockBarsRequest, StockSnapshotRequest
     from alpaca.data.timeframe import TimeFrame
     from alpaca.trading.enums import ActivityType
@@ -243,6 +244,24 @@ async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, setti
                                                                       start=datetime(2024, 3, 1, tzinfo=timezone.utc)))
         assert [(b.timestamp.day, b.close) for b in daily["XYZ"]] == [(4, 101), (5, 103), (6, 98), (7, 99.5),
                                                                       (8, 50.5), (11, 51.5), (12, 51)]
+        # Adjusted, as Alpaca adjusts (a moving average would otherwise see the split as a crash): halved before
+        # the split, volume doubled; with dividends too, times 1 - 0.50 / 51.50 (the close before the ex-date).
+        def adjusted(kind):
+            return in_thread(data.get_stock_bars, StockBarsRequest(
+                symbol_or_symbols="XYZ", timeframe=TimeFrame.Day, start=datetime(2024, 3, 1, tzinfo=timezone.utc),
+                adjustment=kind))
+
+        split = (await adjusted(Adjustment.SPLIT))["XYZ"]
+        assert [(b.timestamp.day, b.close, b.volume) for b in split] == [
+            (4, 50.5, 2000000), (5, 51.5, 2000000), (6, 49, 2000000), (7, 49.75, 2000000), (8, 50.5, 2000000),
+            (11, 51.5, 2000000), (12, 51, 2000000)]
+        assert (split[0].open, split[0].high, split[0].low) == (50, 51, 49.5)
+        every = (await adjusted(Adjustment.ALL))["XYZ"]
+        assert [(b.timestamp.day, b.close) for b in every] == [
+            (4, 50.0097), (5, 51.0), (6, 48.5243), (7, 49.267), (8, 50.0097), (11, 51.0), (12, 51)]
+        assert [b.close for b in (await adjusted(Adjustment.RAW))["XYZ"]] == [b.close for b in daily["XYZ"]]
+        dividends_only = (await adjusted(Adjustment.DIVIDEND))["XYZ"]
+        assert [b.close for b in dividends_only][:2] == [100.0194, 102.0]
         snapshot = (await in_thread(data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols="XYZ")))["XYZ"]
         assert (snapshot.daily_bar.close, snapshot.previous_daily_bar.close) == (51, 51.5)
         assert snapshot.latest_trade.price == 51

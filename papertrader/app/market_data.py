@@ -1,16 +1,17 @@
 """Market-data commands the master answers: candles and the market clock (quotes come from a worker's cache)."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 
-from papertrader.errors import InvalidInput
+from papertrader.errors import InvalidInput, QuoteUnavailable
 from papertrader.master import validation
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
 from papertrader.times import EARLIEST, LATEST
+from papertrader.trading.corporate import ADJUSTMENTS, Dividend, adjust_bar, adjustment_factors
 
 #: Most candles one answer holds (fewer if they do not fit one AMP value: page on with --start).
 MAX_CANDLES = 1000
@@ -154,12 +155,17 @@ class MarketDataCommands:
         return sorted(known)
 
     @defer.inlineCallbacks
-    def bars(self, stamp, symbols, timeframe, start=None, end=None, limit=None, page_token=None, sort=None):
+    def bars(self, stamp, symbols, timeframe, start=None, end=None, limit=None, page_token=None, sort=None,
+             adjustment=None):
         """Bars of several symbols, sorted by symbol then time (``sort`` desc: each symbol's newest first), at
         most ``limit`` (1-10000) in all; the next page starts after ``page_token`` (symbol and time of the last
         bar given).  From ``start`` (default: the start of the market's day in its calendar's time zone, as
         Alpaca's: New York) to before ``end``.  Symbols not traded here are left out.  Intraday timeframes of a
-        replay of whole sessions are refused (it has daily bars only)."""
+        replay of whole sessions are refused (it has daily bars only).  ``adjustment`` (``raw``, the default;
+        ``split``, ``dividend``, ``all``): prices and volumes adjusted for the splits and dividends after each
+        bar, up to the market's day (never one a replay has not reached), as Alpaca adjusts them."""
+        if adjustment not in (None,) + ADJUSTMENTS:
+            raise InvalidInput(f"adjustment must be one of {', '.join(ADJUSTMENTS)}")
         interval = BAR_TIMEFRAMES.get(timeframe)
         if interval is None:
             raise InvalidInput(f"timeframe must be one of {', '.join(BAR_TIMEFRAMES)}")
@@ -202,10 +208,40 @@ class MarketDataCommands:
             if left <= 0:
                 more = out[-1] if out else None
                 break
+        if more is not None:
+            more = f"{more['symbol']}|{more['time'].isoformat()}"
+        if adjustment not in (None, "raw") and out:
+            out = yield self._adjusted(out, adjustment)
         answer = {"bars": out}
         if more is not None:
-            answer["next_page_token"] = f"{more['symbol']}|{more['time'].isoformat()}"
+            answer["next_page_token"] = more
         return answer
+
+    @defer.inlineCallbacks
+    def _adjusted(self, bars, kinds):
+        """``bars`` adjusted for the corporate actions after each (papertrader/trading/corporate.py)."""
+        today = self.market_clock.now().date()
+        first = min(b["time"] for b in bars).date()
+        symbols = sorted({b["symbol"] for b in bars})
+        if self.source is None or first >= today:
+            return bars
+        try:
+            actions = yield self.source.corporate_actions(symbols, first, today)
+        except Exception as e:
+            raise QuoteUnavailable(f"the splits and dividends to adjust these bars by cannot be read now ({e}); try"
+                                   " again, or ask for raw bars")
+        closes = {}
+        for action in actions:
+            if isinstance(action, Dividend) and kinds in ("dividend", "all"):
+                before = datetime.combine(action.ex_date, time(), timezone.utc)
+                candles = yield self.candles_store.read(action.symbol, "1d", 1, end=before)
+                if candles:
+                    closes[(action.symbol, action.ex_date)] = candles[-1]["close"]
+        by_symbol = {}
+        for action in actions:
+            by_symbol.setdefault(action.symbol, []).append(action)
+        return [adjust_bar(b, adjustment_factors(b["time"].date(), by_symbol.get(b["symbol"], ()), closes, kinds,
+                                                 today)) for b in bars]
 
     @defer.inlineCallbacks
     def latest_bars(self, stamp, symbols, timeframe, count=None):

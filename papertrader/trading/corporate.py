@@ -180,3 +180,41 @@ def pay(book, entitlement, now):
     book = replace(book, cash=book.cash + entitlement.amount)
     return book, Record("dividend", entitlement.account_id, entitlement.symbol, now, entitlement.quantity,
                         per_share=entitlement.per_share, amount=entitlement.amount, cash_after=book.cash)
+
+
+# --- adjusted price history ------------------------------------------------------------------------------
+
+
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
+
+
+def adjustment_factors(day_of_bar, actions, closes_before, kinds, today):
+    """How much a bar's prices are multiplied by (and its volume divided by) to adjust it, as Alpaca's market
+    data adjusts history: ``kinds`` ``split`` (each split after the bar's day, up to ``today``, divides its
+    prices by its ratio), ``dividend`` (each cash dividend whose ex-date is after the bar's day, up to
+    ``today``, multiplies them by 1 - amount / the close of the session before the ex-date, the usual
+    back-adjustment of total return; a dividend without that close is left out), ``all`` both.  Returns
+    (price factor, volume factor) as Decimals.  ``closes_before``: {(symbol, ex_date): that close}."""
+    price, volume = Decimal(1), Decimal(1)
+    for action in actions:
+        if isinstance(action, Split) and kinds in ("split", "all") and day_of_bar < action.date <= today:
+            price /= action.ratio
+            volume *= action.ratio
+        elif isinstance(action, Dividend) and kinds in ("dividend", "all") and day_of_bar < action.ex_date <= today:
+            close = closes_before.get((action.symbol, action.ex_date))
+            if close and close > action.amount:
+                price *= 1 - action.amount / close
+    return price, volume
+
+
+def adjust_bar(bar, factors):
+    """``bar`` (a dict with open, high, low, close, volume) adjusted by ``factors`` (adjustment_factors):
+    prices rounded to the price step, volume to a whole number."""
+    price, volume = factors
+    if price == 1 and volume == 1:
+        return bar
+    out = dict(bar)
+    for key in ("open", "high", "low", "close"):
+        out[key] = round_price(bar[key] * price)
+    out["volume"] = int((Decimal(bar["volume"]) * volume).to_integral_value())
+    return out

@@ -695,7 +695,7 @@ class RestApi:
         start, end = query.moment("start"), query.moment("end")
         limit = query.integer("limit", 1000, 1, MAX_BARS)
         sort = query.choice("sort", ("asc", "desc"), "asc")
-        query.choice("adjustment", ("raw", "split", "dividend", "all"))  # bars here are as they were traded
+        adjustment = query.choice("adjustment", ("raw", "split", "dividend", "all"))
         query.text("feed", limit=16)
         query.text("asof", limit=16)
         currency = query.text("currency", limit=8)
@@ -706,7 +706,7 @@ class RestApi:
         bars, left = [], limit
         while left > 0:
             answer = yield self.ask(request, commands.Bars, symbols=symbols, timeframe=frame, start=start, end=end,
-                                    limit=min(BAR_CHUNK, left), page_token=page, sort=sort)
+                                    limit=min(BAR_CHUNK, left), page_token=page, sort=sort, adjustment=adjustment)
             bars.extend(answer["bars"])
             left -= len(answer["bars"])
             page = answer.get("next_page_token")
