@@ -1335,3 +1335,50 @@ def test_the_whole_equity_range_counts_from_the_starting_cash_as_the_total_pl_do
                                 dict(history, since_first_trade=False), "1M")
     note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', page).group(1))
     assert note == "Month: -$31.26 since 2010-01-12", note
+
+
+@pytest_twisted.ensureDeferred
+async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_url):
+    """Made, filled, mended and deleted from the Trade page, each list with its symbols' prices; the same lists
+    the command line and the API see; a refusal is said beside the list, with what was typed kept."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "wendy")
+        await d.tick()  # prices
+        response, _ = await site.post("/watchlists", dict(name="Tech", symbols="aapl, msft"))
+        assert response.code == 403  # not without the token
+        response, _ = await site.post("/watchlists", dict(name="Tech", symbols="aapl, msft", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/assets#watchlists")
+        _, body = await site.get("/assets")
+        assert "<h3>Tech</h3>" in body
+        card = body[body.find('id="watchlists"'):]
+        assert card.find('href="/asset/AAPL"') < card.find('href="/asset/MSFT"')  # in the list's order
+        price = fmt.price(d.master.board.get("MSFT").price)
+        assert price in card and 'aria-label="Remove MSFT from Tech"' in card
+        # Refused: said beside the list, with the symbols typed kept; nothing of the change made.
+        body = await site.refused("/watchlists/add", dict(name="Tech", symbols="TSLA NOPE", csrf=csrf),
+                                  "/assets#watchlists")
+        assert "Unknown symbol 'NOPE': traded symbols are AAPL, MSFT, TSLA." in body
+        assert 'value="TSLA NOPE"' in body
+        assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["AAPL", "MSFT"]
+        response, _ = await site.post("/watchlists/add", dict(name="Tech", symbols="TSLA", csrf=csrf))
+        assert response.code == 303
+        response, _ = await site.post("/watchlists/remove", dict(name="Tech", symbol="AAPL", csrf=csrf))
+        assert response.code == 303
+        assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["MSFT", "TSLA"]
+        # From an asset's page: added to the list chosen, and back to the page, which says so.
+        _, body = await site.get("/asset/AAPL")
+        assert 'aria-label="Add AAPL to a watchlist"' in body and '<option value="Tech">' in body
+        response, _ = await site.post("/watchlists/add", dict(name="Tech", symbols="AAPL", back="/asset/AAPL",
+                                                              csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/asset/AAPL")
+        assert "AAPL added to your watchlist Tech." in body and "In your watchlist: Tech." in body
+        assert 'aria-label="Add AAPL to a watchlist"' not in body  # in every list already
+        assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["MSFT", "TSLA", "AAPL"]
+        body = await site.refused("/watchlists", dict(name="Tech", csrf=csrf), "/assets#watchlists")
+        assert "You already have a watchlist named 'Tech': choose another name." in body
+        response, _ = await site.post("/watchlists/delete", dict(name="Tech", csrf=csrf))
+        assert response.code == 303
+        _, body = await site.get("/assets")
+        assert "Watchlist Tech deleted." in body and "<h3>Tech</h3>" not in body
+        assert (await forward(commands.Watchlists))["watchlists"] == []

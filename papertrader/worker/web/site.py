@@ -13,6 +13,7 @@ reload never send a POST again (``refuse``, ``refusal``).
 import collections
 import functools
 import json
+import re
 import secrets
 import uuid
 from decimal import Decimal
@@ -567,7 +568,75 @@ class Website:
         quotes = [q for q in self.worker.quotes.all()
                   if not wanted or wanted in q["symbol"] or wanted in (q.get("name") or "").upper()]
         clock = await self.clock(visit)
-        return html(request, views.assets_page(self.chrome(request, visit, "trade", clock), quotes, query))
+        chrome = self.chrome(request, visit, "trade", clock)
+        lists = await self.watchlists(visit)
+        refused = refusal(chrome, "create", *[f"list:{w['name']}" for w in lists])
+        card = views.watchlists_card(chrome, lists, {q["symbol"]: q for q in self.worker.quotes.all()}, refused)
+        return html(request, views.assets_page(chrome, quotes, query, card,
+                                               [s for w in lists for s in w["symbols"]]))
+
+    async def watchlists(self, visit):
+        """The account's watchlists, each with its symbols (dicts: name, symbols)."""
+        listed = (await self.call(visit, commands.Watchlists))["watchlists"]
+        found = await defer.gatherResults([defer.ensureDeferred(self.call(
+            visit, commands.GetWatchlist, watchlist_id=w["watchlist_id"])) for w in listed], consumeErrors=True)
+        return [dict(name=w["name"], symbols=w["symbols"]) for w in found]
+
+    @staticmethod
+    def _symbols_typed(text):
+        return [s for s in re.split(r"[\s,]+", text.strip().upper()) if s]
+
+    async def _watchlist_change(self, request, visit, which, form, command, **arguments):
+        _, refused = await self.attempt(self.call(visit, command, **arguments),
+                                        lambda why: refuse(request, "/assets#watchlists", which, why, form))
+        return refused or redirect(request, "/assets#watchlists")
+
+    @app.route("/watchlists", methods=["POST"])
+    @action()
+    async def create_watchlist(self, request, visit):
+        form = {"name": field(request, "name", 64), "symbols": field(request, "symbols", 400)}
+        return await self._watchlist_change(request, visit, "create", form, commands.CreateWatchlist,
+                                            name=form["name"], symbols=self._symbols_typed(form["symbols"]))
+
+    @app.route("/watchlists/add", methods=["POST"])
+    @action()
+    async def add_to_watchlist(self, request, visit):
+        form = {"name": field(request, "name", 64), "symbols": field(request, "symbols", 400)}
+        symbols = self._symbols_typed(form["symbols"])
+        back = safe_back(field(request, "back", 300), None)
+        if back is not None:  # from an asset's page: back to it, saying so
+            try:
+                await self.call(visit, commands.AddToWatchlist, watchlist_name=form["name"], symbols=symbols)
+                security.set_flash(request, f"{', '.join(symbols)} added to your watchlist {form['name']}.",
+                                   "success")
+            except (NotLoggedIn, MasterUnavailable):
+                raise
+            except PaperTraderError as e:
+                security.set_flash(request, sentence(e.message), "error")
+            return redirect(request, back)
+        if not symbols:
+            return refuse(request, "/assets#watchlists", f"list:{form['name']}", "Type one or more symbols to add.",
+                          form)
+        return await self._watchlist_change(request, visit, f"list:{form['name']}", form, commands.AddToWatchlist,
+                                            watchlist_name=form["name"], symbols=symbols)
+
+    @app.route("/watchlists/remove", methods=["POST"])
+    @action()
+    async def remove_from_watchlist(self, request, visit):
+        name, symbol = field(request, "name", 64), field(request, "symbol", 32)
+        return await self._watchlist_change(request, visit, f"list:{name}", {}, commands.RemoveFromWatchlist,
+                                            watchlist_name=name, symbols=[symbol])
+
+    @app.route("/watchlists/delete", methods=["POST"])
+    @action()
+    async def delete_watchlist(self, request, visit):
+        name = field(request, "name", 64)
+        _, refused = await self.attempt(self.call(visit, commands.DeleteWatchlist, watchlist_name=name),
+                                        lambda why: refuse(request, "/assets#watchlists", f"list:{name}", why, {}))
+        if refused is not None:
+            return refused
+        security.set_flash(request, f"Watchlist {name} deleted.", "success")
+        return redirect(request, "/assets#watchlists")
 
     def symbol(self, text):
         symbol = (text or "").strip().upper()[:16]
@@ -604,7 +673,7 @@ class Website:
         return dict(clock=clock, interval=interval, asset=asset, candles=candles["candles"], day=day,
                     portfolio=portfolio, orders=list(reversed(orders["orders"])))
 
-    def asset_html(self, request, visit, symbol, data, side="buy"):
+    def asset_html(self, request, visit, symbol, data, side="buy", watch=""):
         chrome = self.chrome(request, visit, "trade", data["clock"])
         _, error, form = refusal(chrome, "order")
         side = form.get("side") or side
@@ -613,7 +682,7 @@ class Website:
         return views.asset_page(chrome, data["asset"], self.worker.quotes.get(symbol), data["candles"],
                                 data["interval"], data["day"], data["portfolio"], data["orders"], side=side,
                                 form=form, error=error, client_order_id=client_order_id or uuid.uuid4().hex,
-                                intervals=["1d"] if self.daily(data["clock"]) else None)
+                                intervals=["1d"] if self.daily(data["clock"]) else None, watch=watch)
 
     @app.route("/asset/<string:symbol>", methods=["GET"])
     @signed_in()
@@ -624,7 +693,8 @@ class Website:
             interval = None
         data = await self.asset_data(visit, symbol, interval)
         side = field(request, "side", 8) or "buy"
-        return html(request, self.asset_html(request, visit, symbol, data, side=side))
+        watch = views.watch_form(views.Chrome(csrf=visit.csrf), symbol, await self.watchlists(visit))
+        return html(request, self.asset_html(request, visit, symbol, data, side=side, watch=watch))
 
     @staticmethod
     def ticket_portfolio(request, visit):

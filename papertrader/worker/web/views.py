@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "10"
+STATIC_VERSION = "11"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -486,7 +486,70 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
 # --- assets -------------------------------------------------------------------------------------------
 
 
-def assets_page(chrome, quotes, query):
+#: The watchlist forms' fields, for the error box: (words of a refusal, the field they name).
+WATCHLIST_FIELDS = ((("name",), "w-name"), (("symbol", "watchlist holds"), "w-symbols"))
+
+
+def _quote_cells(q, s):
+    change = q["price"] - q["previous_close"] if q.get("previous_close") is not None else None
+    pct = fmt.change_percent(q["price"], q.get("previous_close"))
+    return (num(fmt.price(q["price"]), f"quote.{s}.price", header="Last"),
+            num(f"{fmt.price(change) if change is None else fmt.money(change, signed=True)}"
+                f" ({fmt.percent(pct)})" if pct is not None else "—", f"quote.{s}.change",
+                fmt.sign(change), header="Change"))
+
+
+def watchlists_card(chrome, lists, quotes, refused=(None, None, {})):
+    """The account's watchlists (``lists``: dicts with name and symbols, in order), each with its symbols' prices,
+    a form to add symbols and one to delete it, then a form for a new one.  ``refused``: (which form, why, what
+    was typed) of a refusal (the form named ``create``, or ``list:NAME``)."""
+    which, why, typed = refused
+    hidden = lambda name: h("input", {"type": "hidden", "name": "name", "value": name})  # noqa: E731
+    parts = []
+    for w in lists:
+        name = w["name"]
+        rows = []
+        for s in w["symbols"]:
+            q = quotes.get(s)
+            remove = post_form("/watchlists/remove", chrome.csrf, hidden(name),
+                               h("input", {"type": "hidden", "name": "symbol", "value": s}),
+                               button("Remove", "btn small", **{"aria-label": f"Remove {s} from {name}"}),
+                               cls="inline")
+            rows.append(h("tr", h("th", {"scope": "row", "data-label": "Symbol"},
+                                  h("a", {"class": "sym", "href": f"/asset/{s}"}, s),
+                                  h("span", {"class": "name"}, (q or {}).get("name") or "")),
+                          *(_quote_cells(q, s) if q else (num("—", header="Last"), num("—", header="Change"))),
+                          cell(remove, header="")))
+        mine = which == f"list:{name}"
+        add = post_form("/watchlists/add", chrome.csrf, hidden(name),
+                        field_input("Add symbols", "symbols", typed.get("symbols", "") if mine else "",
+                                    ident=f"w-add-{len(parts)}", maxlength="400", autocapitalize="characters",
+                                    hint="One or more, separated by commas or spaces: AAPL, MSFT."),
+                        button("Add", "btn small"), cls="stack inline-form", label=f"Add symbols to {name}")
+        delete = post_form("/watchlists/delete", chrome.csrf, hidden(name),
+                           button("Delete list", "btn small danger", **{"aria-label": f"Delete the watchlist {name}"}),
+                           cls="inline", confirm=f"Delete the watchlist {name}?")
+        parts.append(h("div", {"class": "watchlist", "id": f"watchlist-{len(parts)}"},
+                       h("h3", name), error_box(why, WATCHLIST_FIELDS) if mine else "",
+                       table(["Asset", ("Last", "num"), ("Change today", "num"), ""], join(*rows),
+                             caption=f"Watchlist {name}", empty="No symbols yet: add some below.",
+                             cls="data stack-on-phone"), add, delete))
+    create = post_form(
+        "/watchlists", chrome.csrf,
+        field_input("Name", "name", typed.get("name", "") if which == "create" else "", ident="w-name",
+                    maxlength="64", hint="1 to 64 characters."),
+        field_input("Symbols", "symbols", typed.get("symbols", "") if which == "create" else "", ident="w-symbols",
+                    required=False, maxlength="400", autocapitalize="characters",
+                    hint="Optional: separated by commas or spaces."),
+        button("Create watchlist", "btn primary"), cls="stack inline-form", label="Create a watchlist")
+    return h("section", {"class": "card", "id": "watchlists", "aria-labelledby": "watchlists-title"},
+             h("h2", {"id": "watchlists-title"}, "Watchlists"),
+             h("p", {"class": "muted"}, "Lists of stocks to follow, the same in the command line (papertrader"
+                                        " watchlist) and for your API keys."),
+             *parts, h("h3", "New watchlist"), error_box(why, WATCHLIST_FIELDS) if which == "create" else "", create)
+
+
+def assets_page(chrome, quotes, query, watchlists="", watched=()):
     search = h("form", {"method": "get", "action": "/assets", "class": "search", "role": "search"},
                h("label", {"for": "q", "class": "sr-only"}, "Search assets"),
                h("input", {"id": "q", "name": "q", "type": "search", "value": query, "maxlength": "64",
@@ -512,9 +575,10 @@ def assets_page(chrome, quotes, query):
                     empty=f"No asset matches {query!r}." if query else
                     "No prices yet: try again after the next update.",
                     cls="data stack-on-phone")
-    main = h("section", {"class": "card"}, h("h1", "Trade"), search, listing)
+    main = join(h("section", {"class": "card"}, h("h1", "Trade"), search, listing), watchlists)
     return document(chrome, "Trade", main, page="assets",
-                    data={"data-symbols": " ".join(q["symbol"] for q in quotes[:200])})
+                    data={"data-symbols": " ".join(list(dict.fromkeys([*watched, *(q["symbol"] for q in quotes)]))
+                                                   [:200])})
 
 
 def quote_values(symbol, q, day=None):
@@ -541,9 +605,32 @@ def candle_rows(candles):
              fmt.number_text(c["low"]), fmt.number_text(c["close"]), c["volume"]] for c in candles]
 
 
+def watch_form(chrome, symbol, lists):
+    """On an asset's page: which of the account's watchlists (``lists``: dicts with name and symbols) hold it, and
+    a form to add it to another (a link to make one, if there is none)."""
+    holding = [w["name"] for w in lists if symbol in w["symbols"]]
+    others = [w["name"] for w in lists if symbol not in w["symbols"]]
+    said = h("p", {"class": "muted"}, f"In your watchlist{'s' if len(holding) > 1 else ''}: {', '.join(holding)}."
+             ) if holding else ""
+    if not lists:
+        return h("p", {"class": "muted watch"}, h("a", {"href": "/assets#watchlists"}, "Make a watchlist"),
+                 f" to follow {symbol} with other stocks.")
+    if not others:
+        return h("div", {"class": "watch"}, said)
+    add = post_form("/watchlists/add", chrome.csrf,
+                    h("input", {"type": "hidden", "name": "symbols", "value": symbol}),
+                    h("input", {"type": "hidden", "name": "back", "value": f"/asset/{symbol}"}),
+                    h("label", {"for": "watch-name", "class": "sr-only"}, "Watchlist"),
+                    h("select", {"id": "watch-name", "name": "name"},
+                      *[h("option", {"value": name}, name) for name in others]),
+                    button("Add to watchlist", "btn small"), cls="inline", label=f"Add {symbol} to a watchlist")
+    return h("div", {"class": "watch"}, said, add)
+
+
 def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_orders, side="buy", form=None,
-               error=None, client_order_id="", intervals=None):
-    """``intervals``: the candle intervals the market has (a market of daily bars has no intraday ones)."""
+               error=None, client_order_id="", intervals=None, watch=""):
+    """``intervals``: the candle intervals the market has (a market of daily bars has no intraday ones);
+    ``watch``: the watchlists part (:func:`watch_form`)."""
     s = asset["symbol"]
     values = quote_values(s, quote, day)
 
@@ -559,7 +646,7 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
              h("div", h("h1", s, h("span", {"class": "name"}, asset.get("name") or "")),
                h("p", {"class": "muted"}, asset.get("exchange") or "", " · ",
                  "fractional shares" if asset.get("fractionable") else "whole shares only",
-                 "" if asset.get("tradable", True) else " · not tradable now")),
+                 "" if asset.get("tradable", True) else " · not tradable now"), watch),
              h("div", {"class": "quote"}, h("span", {"class": "last"}, v("price")),
                h("span", {"class": "chg"}, v("change"))))
     facts = h("dl", {"class": "facts"},
