@@ -548,7 +548,8 @@ class Calendar(Command):
 class AssetList(Command):
     """The traded assets as the source describes them, by symbol: one, with ``symbol``; else at most ``limit``
     (1-200, default 200) of those after the symbol ``after``.  ``status``: ``inactive`` (and not ``tradable``)
-    for one of a replay that has no price yet (listed later: its orders are refused), else ``active``."""
+    for one of a replay that has no price yet (listed later: its orders are refused; ``first_day``, when its
+    prices start), else ``active``."""
 
     arguments = [(b"symbol", amp.Unicode(optional=True)), (b"after", amp.Unicode(optional=True)),
                  (b"limit", amp.Integer(optional=True))]
@@ -558,7 +559,7 @@ class AssetList(Command):
         (b"fractionable", amp.Boolean()), (b"price", amp.Decimal(optional=True)),
         (b"previous_close", amp.Decimal(optional=True)), (b"marginable", amp.Boolean(optional=True)),
         (b"shortable", amp.Boolean(optional=True)), (b"maintenance_margin", amp.Decimal(optional=True)),
-        (b"status", amp.Unicode(optional=True))]))]
+        (b"status", amp.Unicode(optional=True)), (b"first_day", amp.Unicode(optional=True))]))]
 
 
 class PortfolioHistory(Command):

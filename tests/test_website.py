@@ -1382,3 +1382,23 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
         _, body = await site.get("/assets")
         assert "Watchlist Tech deleted." in body and "<h3>Tech</h3>" not in body
         assert (await forward(commands.Watchlists))["watchlists"] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_page_of_a_company_a_replay_lists_later_says_when_it_starts(tmp_path, settings, clock):
+    """Found by a walkthrough: /asset/FB in a replay of 2010 said "There is no asset 'FB' here" (the page reads
+    the worker's prices): it says when its prices start, as an order's refusal does."""
+    database_url = Database.default_url(str(tmp_path))
+    from tests.test_http_market_data import FIXTURE
+
+    later = tmp_path / "NEW.csv"
+    later.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"2024-03-{day:02d},10.00,10.50,9.75,10.25,1000\n" for day in (7, 8, 11, 12, 13, 14, 15)))
+    async with website(tmp_path, settings, database_url, clock, provider="replay", assets=(),
+                       replay_files=f"{FIXTURE},{later}", replay_start="2024-03-04") as (d, worker, site):
+        await signed_up(site, worker, "fay")
+        response, body = await site.get("/asset/NEW")
+        assert response.code == 404
+        assert "NEW does not trade yet: its prices start on 2024-03-07" in body
+        response, body = await site.get("/asset/NOPE")
+        assert response.code == 404 and "There is no asset 'NOPE' here" in body

@@ -135,7 +135,8 @@ class MarketDataCommands:
                          marginable=self.margin is not None, shortable=self.margin is not None,
                          maintenance_margin=(self.margin.maintenance_long * 100 if self.margin else None),
                          price=quote.price if quote else None,
-                         previous_close=quote.previous_close if quote else None)
+                         previous_close=quote.previous_close if quote else None,
+                         first_day=info.first_day.isoformat() if waiting else None)
             out.append({k: v for k, v in asset.items() if v is not None})
         return {"assets": out}
 

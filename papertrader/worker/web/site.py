@@ -644,6 +644,22 @@ class Website:
             raise UnknownSymbol(f"there is no asset {symbol!r} here; search for it under Trade")
         return symbol
 
+    async def page_symbol(self, visit, text):
+        """The asset of an asset's page: as ``symbol``, but one the market lists later (a replay's) is said so,
+        with the day its prices start."""
+        try:
+            return self.symbol(text)
+        except UnknownSymbol as unknown:
+            symbol = (text or "").strip().upper()[:16]
+            try:
+                found = (await self.call(visit, commands.AssetList, symbol=symbol))["assets"]
+            except PaperTraderError:
+                raise unknown
+            if found and found[0].get("first_day"):
+                raise UnknownSymbol(f"{symbol} does not trade yet: its prices start on {found[0]['first_day']} (the"
+                                    " market's date is at the top of the page)")
+            raise
+
     async def candles(self, visit, symbol, interval, limit):
         """Candles through the worker's candle cache (shared with AMP clients; valid until the next update)."""
         key = (symbol, limit, interval or "", None, None)
@@ -687,7 +703,7 @@ class Website:
     @app.route("/asset/<string:symbol>", methods=["GET"])
     @signed_in()
     async def asset(self, request, visit, symbol):
-        symbol = self.symbol(symbol)
+        symbol = await self.page_symbol(visit, symbol)
         interval = field(request, "interval", 8) or None
         if interval is not None and interval not in CANDLE_LIMITS:
             interval = None
