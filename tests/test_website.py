@@ -151,10 +151,18 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert response.code == 403
         assert await d.master.db.query("SELECT id FROM accounts WHERE username = 'mallory'") == []
 
-        # The real thing: register, then sign in; the session arrives in a cookie and nowhere else.
+        # The real thing: register, signed in at once (the dashboard welcomes the new user); signed out, sign in
+        # again; the session arrives in a cookie and nowhere else.
         response, _ = await site.post("/register", dict(account, username="carol", email="carol@example.com",
                                                         csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/")
+        _, body = await site.get("/")
+        assert "Welcome, carol: your account starts with $100,000.00 of paper money." in body
+        response, _ = await site.post("/signout", dict(csrf=site.csrf(body)))
         assert (response.code, header(response, b"location")) == (303, "/signin")
+        assert "__Host-pt_session" not in site.cookies
+        _, body = await site.get("/signin")
+        csrf = site.csrf(body)
         body = await site.refused("/signin", dict(username="carol", password="wrong one!", csrf=csrf), "/signin")
         assert "Wrong username or password." in body and 'value="carol"' in body and "wrong one!" not in body
         _, body = await site.get("/signin")
@@ -485,8 +493,7 @@ async def signed_up(site, worker, username):
     _, body = await site.get("/signin")
     csrf = site.csrf(body)
     account = dict(username=username, email=f"{username}@example.com", password=PASSWORD, csrf=csrf)
-    assert (await site.post("/register", account))[0].code == 303
-    assert (await site.post("/signin", dict(username=username, password=PASSWORD, csrf=csrf)))[0].code == 303
+    assert (await site.post("/register", account))[0].code == 303  # and signed in
     token = site.cookies["__Host-pt_session"]
     _, body = await site.get("/")
 

@@ -100,7 +100,7 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
     d = await website(tmp_path, settings, clock, fill_model="ideal")
     b = await Browser.start(d.url)
     try:
-        # Register, then sign in.
+        # Register: signed in at once.
         await b.open("/")
         await b.page("signin")  # not signed in: the sign-in page
         await b.screenshots("signin")
@@ -109,12 +109,8 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.screenshots("register")
         await b.fill({"#f-username": "alice", "#f-email": "alice@example.com", "#f-password": PASSWORD})
         await b.click("form[action='/register'] button[type=submit]")
-        await b.page("signin")
-        await b.wait_text(".flash", "Account alice created")
-        assert await b.attribute("#f-username", "value") == "alice"
-        await b.fill({"#f-password": PASSWORD})
-        await b.click("form[action='/signin'] button[type=submit]")
         await b.page("dashboard")
+        await b.wait_text(".flash", "Welcome, alice")
         await b.live()
         assert "$100,000.00" in await b.text("[data-live='equity']")
         assert "$100,000.00" in await b.text("[data-live='buying_power']")

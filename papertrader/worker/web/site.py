@@ -411,15 +411,27 @@ class Website:
     @app.route("/register", methods=["POST"])
     @action(needs_session=False)
     async def register(self, request):
-        username, email = field(request, "username", 64), field(request, "email", 300)
+        username, email, password = field(request, "username", 64), field(request, "email", 300), \
+            field(request, "password")
         try:
-            await self.anonymous(request, commands.Register, username=username, email=email,
-                                 password=field(request, "password"))
+            made = await self.anonymous(request, commands.Register, username=username, email=email,
+                                        password=password)
         except PaperTraderError as e:
             return refuse(request, "/register", "register", sentence(e.message), {"username": username,
                                                                                   "email": email})
-        security.set_flash(request, f"Account {username} created. Sign in to start trading.", "success", u=username)
-        return redirect(request, "/signin")
+        # Signed in at once, as on any broker's site (if that fails, e.g. throttled, the sign-in page asks).
+        try:
+            answer = await self.anonymous(request, commands.Login, username=username, password=password,
+                                          remember=False)
+        except PaperTraderError:
+            security.set_flash(request, f"Account {username} created. Sign in to start trading.", "success",
+                               u=username)
+            return redirect(request, "/signin")
+        self.start_session(request, answer, False)
+        security.set_flash(request, f"Welcome, {answer['username']}: your account starts with"
+                                    f" {fmt.money(made['cash'])} of paper money. Find a stock under Trade to buy"
+                                    " your first shares.", "success")
+        return redirect(request, "/")
 
     @app.route("/signout", methods=["POST"])
     @action(needs_session=False)
