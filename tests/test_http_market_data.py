@@ -221,7 +221,16 @@ async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, setti
         assert (await in_thread(client.get_clock)).timestamp.year == 2024
 
         await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=10, side="buy", time_in_force="day"))
-        for _ in range(6):  # Tuesday 5 March (the fill) to Tuesday 12 (the dividend), one session a tick
+        for _ in range(3):  # Tuesday 5 March (the fill) to Thursday 7, one session a tick
+            await a.d.tick()
+        # Waiting at the open of Friday 8 March, the split's day, which has not played: the split is not applied
+        # (the position is still 10 shares), and adjusted bars do not know it either (that would be the future).
+        split_not_yet = await in_thread(data.get_stock_bars, StockBarsRequest(
+            symbol_or_symbols="XYZ", timeframe=TimeFrame.Day, start=datetime(2024, 3, 1, tzinfo=timezone.utc),
+            adjustment=Adjustment.SPLIT))
+        assert [(b.timestamp.day, b.close) for b in split_not_yet["XYZ"]] == [(4, 101), (5, 103), (6, 98), (7, 99.5)]
+        assert (await in_thread(client.get_open_position, "XYZ")).qty == "10"
+        for _ in range(3):  # Friday 8 (the split) to Tuesday 12 (the dividend)
             await a.d.tick()
         activities = await in_thread(client.get, "/account/activities", {"direction": "asc"})
         kinds = [x["activity_type"] for x in activities]

@@ -68,6 +68,9 @@ async def test_watchlists_through_alpaca_py(api):
         with pytest.raises(APIError) as e:
             await in_thread(client.post, "/watchlists", bad)
         assert alpaca_error(e)[:2] == (422, 42210000), bad
+    with pytest.raises(APIError) as e:  # a name longer than any list's is refused, never cut to one that is
+        await in_thread(client.delete, "/watchlists:by_name", {"name": "Cars and code" + "x" * 60})
+    assert alpaca_error(e) == (422, 42210000, "a watchlist's name is 1-64 printable characters")
     assert symbols(await in_thread(client.get_watchlist_by_id, made.id)) == ["TSLA", "AAPL"]
 
     # Another key of the same account sees the same lists; deleting one by name, then by id.
@@ -145,3 +148,21 @@ async def test_a_watchlist_holds_at_most_200_symbols_and_an_account_at_most_50_l
         await in_thread(client.put, f"/watchlists/{(await in_thread(client.get_watchlists))[0].id}",
                         {"symbols": [f"S{n}" for n in range(MAX_SYMBOLS + 1)]})
     assert alpaca_error(e) == (422, 42210000, f"a watchlist holds at most {MAX_SYMBOLS} symbols")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lookup_with_a_name_or_id_no_list_can_have_is_refused_before_the_database(db):
+    """Found by review: a NUL in a name reached PostgreSQL (DataError, a traceback on the master), and a name
+    longer than any list's was cut to one that is (and its list deleted)."""
+    import pytest
+
+    from papertrader.errors import InvalidInput, UnknownWatchlist
+    from papertrader.master.watchlists import WatchlistStore
+
+    store = WatchlistStore(db)
+    for name in ("a\x00b", "x" * 65, "", "tab\tname"):
+        with pytest.raises(InvalidInput, match="^a watchlist's name is 1-64 printable characters$"):
+            await db.run(store.find, 1, name=name)
+    for watchlist_id in ("\x00", "not a uuid", "61e69015-8549-4bfd-b9c3-01e75843f47d" + "0"):
+        with pytest.raises(UnknownWatchlist):
+            await db.run(store.find, 1, watchlist_id=watchlist_id)

@@ -1384,6 +1384,11 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
         assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["MSFT", "TSLA", "AAPL"]
         body = await site.refused("/watchlists", dict(name="Tech", csrf=csrf), "/assets#watchlists")
         assert "You already have a watchlist named 'Tech': choose another name." in body
+        # A name no list can have (a NUL), or a symbol left empty: said.
+        body = await site.refused("/watchlists/delete", dict(name="Te\x00ch", csrf=csrf), "/assets#watchlists")
+        assert "contains a NUL character." in body
+        body = await site.refused("/watchlists/remove", dict(name="Tech", symbol=" ", csrf=csrf), "/assets#watchlists")
+        assert "Choose a symbol to remove." in body
         response, _ = await site.post("/watchlists/delete", dict(name="Tech", csrf=csrf))
         assert response.code == 303
         _, body = await site.get("/assets")

@@ -26,6 +26,9 @@ CALENDAR_WINDOW = timedelta(days=700)
 MAX_ASSETS = 200
 #: Most symbols one market-data request names.
 MAX_SYMBOLS = 200
+#: Corporate-action answers kept for adjusting bars, and closes before ex-dates.
+ACTIONS_CACHED = 64
+CLOSES_CACHED = 100_000
 #: What a symbol may look like (letters, digits, '.', '-', '/'), before it is looked up.
 SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,15}")
 
@@ -39,6 +42,10 @@ class MarketDataCommands:
         self.candles_store = candles
         self.market_clock = market_clock
         self.source = source
+        #: Corporate actions read to adjust bars, by (symbols, first day, last day): a provider's answer is read
+        #: once for a run of pages, not once per page.  And the close before each dividend's ex-date.
+        self._actions_cache = {}
+        self._closes_before = {}
 
     @property
     def daily_only(self):
@@ -220,24 +227,37 @@ class MarketDataCommands:
 
     @defer.inlineCallbacks
     def _adjusted(self, bars, kinds):
-        """``bars`` adjusted for the corporate actions after each (papertrader/trading/corporate.py)."""
-        today = self.market_clock.now().date()
+        """``bars`` adjusted for the corporate actions after each (papertrader/trading/corporate.py), up to the
+        newest session that has played (its actions are applied when it plays: a replay waiting at the next
+        session's open has not applied that session's split yet, and neither do its bars)."""
+        played = max((q.session_open for q in self.board.all() if q.session_open is not None), default=None)
         first = min(b["time"] for b in bars).date()
-        symbols = sorted({b["symbol"] for b in bars})
-        if self.source is None or first >= today:
+        if self.source is None or played is None or first >= played.date():
             return bars
-        try:
-            actions = yield self.source.corporate_actions(symbols, first, today)
-        except Exception as e:
-            raise QuoteUnavailable(f"the splits and dividends to adjust these bars by cannot be read now ({e}); try"
-                                   " again, or ask for raw bars")
+        today = played.date()
+        symbols = sorted({b["symbol"] for b in bars})
+        key = (tuple(symbols), first, today)
+        actions = self._actions_cache.get(key)
+        if actions is None:
+            try:
+                actions = yield self.source.corporate_actions(symbols, first, today)
+            except Exception as e:
+                raise QuoteUnavailable(f"the splits and dividends to adjust these bars by cannot be read now ({e});"
+                                       " try again, or ask for raw bars")
+            if len(self._actions_cache) >= ACTIONS_CACHED:
+                self._actions_cache.pop(next(iter(self._actions_cache)))
+            self._actions_cache[key] = actions
         closes = {}
         for action in actions:
             if isinstance(action, Dividend) and kinds in ("dividend", "all"):
-                before = datetime.combine(action.ex_date, time(), timezone.utc)
-                candles = yield self.candles_store.read(action.symbol, "1d", 1, end=before)
-                if candles:
-                    closes[(action.symbol, action.ex_date)] = candles[-1]["close"]
+                known = (action.symbol, action.ex_date)
+                if known not in self._closes_before:
+                    before = datetime.combine(action.ex_date, time(), timezone.utc)
+                    candles = yield self.candles_store.read(action.symbol, "1d", 1, end=before)
+                    if len(self._closes_before) >= CLOSES_CACHED:
+                        self._closes_before.clear()
+                    self._closes_before[known] = candles[-1]["close"] if candles else None
+                closes[known] = self._closes_before[known]
         by_symbol = {}
         for action in actions:
             by_symbol.setdefault(action.symbol, []).append(action)

@@ -61,7 +61,7 @@ class WatchlistCommands:
     @in_portfolio
     @defer.inlineCallbacks
     def create_watchlist(self, session, stamp, name, symbols=None):
-        wanted, listed = watchlists.name(name), self._symbols(symbols)
+        wanted, listed = watchlists.list_name(name), self._symbols(symbols)
         made = yield self.db.run(self.store.create, session.account_id, wanted, listed, self._now())
         return self._answer(session, made)
 
@@ -78,7 +78,7 @@ class WatchlistCommands:
         selector = _selector(watchlist_id, watchlist_name)
         if name is None and symbols is None:
             raise InvalidInput("give the watchlist a new name or its symbols (or both)")
-        rename = None if name is None else watchlists.name(name)
+        rename = None if name is None else watchlists.list_name(name)
         listed = None if symbols is None else self._symbols(symbols)
         changed = yield self.db.run(self.store.change, session.account_id, selector, self._now(), rename=rename,
                                     edit=None if listed is None else (lambda old: listed))

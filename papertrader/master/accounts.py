@@ -385,6 +385,11 @@ class Accounts:
 
         def scrub(cursor):
             sql = self.db.sql
+            if self.db.dialect == "postgresql":
+                # The account's row first, as a watchlist change locks it (master/watchlists.py): a list made
+                # meanwhile is made before, and deleted here, or after, and refused (the account is gone).
+                cursor.execute(sql("SELECT id FROM accounts WHERE id = ? FOR UPDATE"), (account_id,))
+                cursor.fetchall()
             cursor.execute(sql("SELECT token_hash FROM sessions WHERE account_id = ?"), (account_id,))
             ended = [r[0] for r in cursor.fetchall()]
             cursor.execute(sql("DELETE FROM sessions WHERE account_id = ?"), (account_id,))

@@ -7,11 +7,12 @@ locked first (PostgreSQL; SQLite has one writer), so two changes of one list nev
 An account's deletion removes its lists (master/accounts.py).
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from papertrader.errors import InvalidInput, UnknownWatchlist
+from papertrader.errors import InvalidInput, NotLoggedIn, UnknownWatchlist
 from papertrader.times import iso, parse_iso
 
 #: Lists one account may have, symbols one list may hold, characters of a name (Alpaca's limit).
@@ -20,6 +21,7 @@ MAX_SYMBOLS = 200
 MAX_NAME = 64
 
 _COLUMNS = "uuid, name, symbols, created, updated"
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def _row(row):
     return Watchlist(uuid_, name, tuple(s for s in symbols.split(",") if s), parse_iso(created), parse_iso(updated))
 
 
-def name(value):
+def list_name(value):
     """A list's name: 1-64 printable characters, surrounding spaces dropped."""
     value = (value or "").strip()
     if not value or len(value) > MAX_NAME or not value.isprintable():
@@ -66,9 +68,13 @@ class WatchlistStore:
         self.sql = db.sql
 
     def _lock(self, cursor, account_id):
-        if self.db.dialect == "postgresql":
-            cursor.execute(self.sql("SELECT id FROM accounts WHERE id = ? FOR UPDATE"), (account_id,))
-            cursor.fetchall()
+        """The account's row locked until the change commits (PostgreSQL), and the account still there: one deleted
+        meanwhile (master/accounts.py ``_scrub`` locks the row first too) gets no list."""
+        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        cursor.execute(self.sql(f"SELECT deleted FROM accounts WHERE id = ?{lock}"), (account_id,))
+        row = cursor.fetchone()
+        if row is None or row[0] is not None:
+            raise NotLoggedIn("this account has been deleted")
 
     def of_account(self, cursor, account_id):
         """The account's lists, oldest first."""
@@ -79,13 +85,17 @@ class WatchlistStore:
     def find(self, cursor, account_id, watchlist_id=None, name=None):
         """The account's list of that id (a UUID) or name; UnknownWatchlist if it has none."""
         if watchlist_id is not None:
+            wanted = (watchlist_id or "").strip().lower()
+            if not UUID_RE.fullmatch(wanted):
+                raise UnknownWatchlist(f"you have no watchlist {watchlist_id[:40]!r}")
             cursor.execute(self.sql(f"SELECT {_COLUMNS} FROM watchlists WHERE account_id = ? AND uuid = ?"),
-                           (account_id, watchlist_id.strip().lower()[:36]))
-            what = f"watchlist {watchlist_id[:36]!r}"
+                           (account_id, wanted))
+            what = f"watchlist {wanted!r}"
         else:
+            wanted = list_name(name)  # (as a list's name: never cut short, never with a control character)
             cursor.execute(self.sql(f"SELECT {_COLUMNS} FROM watchlists WHERE account_id = ? AND name = ?"),
-                           (account_id, (name or "").strip()[:MAX_NAME]))
-            what = f"watchlist named {(name or '')[:MAX_NAME]!r}"
+                           (account_id, wanted))
+            what = f"watchlist named {wanted!r}"
         row = cursor.fetchone()
         if row is None:
             raise UnknownWatchlist(f"you have no {what}")

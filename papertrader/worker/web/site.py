@@ -26,7 +26,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from papertrader import commands
 from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
                                 PaperTraderError, PortfoliosHidden, ProviderLoginFailed, UnknownGame, UnknownOrder,
-                                UnknownPortfolio, UnknownSymbol)
+                                UnknownPortfolio, UnknownSymbol, UnknownWatchlist)
 from papertrader.times import parse_game_end, parse_when
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import preview as previews
@@ -590,9 +590,15 @@ class Website:
     async def watchlists(self, visit):
         """The account's watchlists, each with its symbols (dicts: name, symbols)."""
         listed = (await self.call(visit, commands.Watchlists))["watchlists"]
-        found = await defer.gatherResults([defer.ensureDeferred(self.call(
+        results = await defer.DeferredList([defer.ensureDeferred(self.call(
             visit, commands.GetWatchlist, watchlist_id=w["watchlist_id"])) for w in listed], consumeErrors=True)
-        return [dict(name=w["name"], symbols=w["symbols"]) for w in found]
+        found = []
+        for ok, answer in results:
+            if ok:
+                found.append(dict(name=answer["name"], symbols=answer["symbols"]))
+            elif not answer.check(UnknownWatchlist):  # (one deleted meanwhile, elsewhere, is simply not shown)
+                answer.raiseException()
+        return found
 
     @staticmethod
     def _symbols_typed(text):
@@ -616,7 +622,7 @@ class Website:
         form = {"name": field(request, "name", 64), "symbols": field(request, "symbols", 400)}
         symbols = self._symbols_typed(form["symbols"])
         back = safe_back(field(request, "back", 300), None)
-        if back is not None:  # from an asset's page: back to it, saying so
+        if back is not None and symbols:  # from an asset's page: back to it, saying so
             try:
                 await self.call(visit, commands.AddToWatchlist, watchlist_name=form["name"], symbols=symbols)
                 security.set_flash(request, f"{', '.join(symbols)} added to your watchlist {form['name']}.",
@@ -636,6 +642,8 @@ class Website:
     @action()
     async def remove_from_watchlist(self, request, visit):
         name, symbol = field(request, "name", 64), field(request, "symbol", 32)
+        if not symbol.strip():
+            return refuse(request, "/assets#watchlists", f"list:{name}", "Choose a symbol to remove.", {})
         return await self._watchlist_change(request, visit, f"list:{name}", {}, commands.RemoveFromWatchlist,
                                             watchlist_name=name, symbols=[symbol])
 
