@@ -299,7 +299,7 @@ async def test_selling_more_than_held_or_already_offered_is_refused(db, user, su
         ("o-1", "buy", "AAPL", "abc", {}, InvalidInput),
         ("o-1", "buy", "AAPL", "NaN", {}, InvalidInput),
         ("o-1", "buy", "AAPL", "1000000001", {}, InvalidInput),
-        ("bad id", "buy", "AAPL", "1", {}, InvalidInput),
+        ("bad\tid", "buy", "AAPL", "1", {}, InvalidInput),
         ("x" * 129, "buy", "AAPL", "1", {}, InvalidInput),
         ("o-1", "buy", "AAPL", "1", {"type": "iceberg"}, InvalidInput),
         ("o-1", "buy", "AAPL", "1", {"time_in_force": "forever"}, InvalidInput),
