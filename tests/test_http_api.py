@@ -173,6 +173,14 @@ async def test_order_lists_cancel_and_replace(api):
     created = newest_first[0].submitted_at
     assert len(await in_thread(client.get_orders, r.GetOrdersRequest(after=created - timedelta(seconds=1)))) == 7
     assert await in_thread(client.get_orders, r.GetOrdersRequest(until=created - timedelta(seconds=1))) == []
+    # Both ends exclusive, as Alpaca documents them: an order made at exactly `until` or `after` is left out.
+    oldest = newest_first[-1].submitted_at
+    assert newest_first[0].id not in {o.id for o in await in_thread(
+        client.get_orders, r.GetOrdersRequest(status="all", limit=500, until=created))}
+    assert newest_first[-1].id not in {o.id for o in await in_thread(
+        client.get_orders, r.GetOrdersRequest(status="all", limit=500, after=oldest))}
+    assert newest_first[0].id in {o.id for o in await in_thread(
+        client.get_orders, r.GetOrdersRequest(status="all", limit=500, until=created + timedelta(microseconds=1)))}
 
     by_client = await in_thread(client.get_order_by_client_id, "o3")
     assert by_client.id == ids[3]
@@ -313,6 +321,12 @@ async def test_positions_closing_them_history_and_activities(api):
                                                          ("MSFT", "sell"), ("TSLA", "sell")]
     newest = await in_thread(client.get, "/account/activities", {"page_size": 1})
     assert newest[0]["id"] == rest[-1]["id"]
+    # `after` and `until` leave out an activity at exactly their time, as Alpaca's.
+    at = fills[0]["transaction_time"]
+    assert fills[0]["id"] not in {a["id"] for a in await in_thread(client.get, "/account/activities/FILL",
+                                                                  {"until": at})}
+    assert fills[0]["id"] not in {a["id"] for a in await in_thread(client.get, "/account/activities/FILL",
+                                                                  {"after": at})}
     assert await in_thread(client.get, "/account/activities/CSD") == []
     with pytest.raises(APIError) as excinfo:
         await in_thread(client.get, "/account/activities/NOPE")

@@ -1179,7 +1179,7 @@ def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, ol
         where += " AND t.time > ?"
         params.append(iso(after))
     if until is not None:
-        where += " AND t.time <= ?"
+        where += " AND t.time < ?"  # exclusive, as Alpaca's
         params.append(iso(until))
     if token is not None:
         where += " AND t.id > ?" if oldest_first else " AND t.id < ?"

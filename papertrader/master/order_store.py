@@ -314,7 +314,7 @@ class OrderStore:
     def page(self, cursor, account_id, statuses=None, before=None, limit=50, after=None, until=None,
              oldest_first=False, symbols=None, side=None, after_id=None, generation=None, parents_only=False):
         """Up to ``limit`` orders, newest first (or oldest first): with an id below ``before`` (above
-        ``after_id``), of the given statuses, created after ``after`` and up to ``until``, of ``symbols``, of
+        ``after_id``), of the given statuses, created after ``after`` and before ``until`` (both exclusive, as Alpaca's), of ``symbols``, of
         ``side``; of the portfolio's current generation, or of ``generation`` (an archived one); ``parents_only``:
         not the exits of bracket, OCO and OTO orders (their first part is listed if one of them has one of
         ``statuses``)."""
@@ -344,7 +344,7 @@ class OrderStore:
             where += " AND o.created > ?"
             params.append(iso(after))
         if until is not None:
-            where += " AND o.created <= ?"
+            where += " AND o.created < ?"  # exclusive, as Alpaca's
             params.append(iso(until))
         if symbols:
             where += f" AND o.symbol IN {_in(symbols)}"

@@ -166,9 +166,9 @@ def day_start(day):
 
 
 def day_bounds(day):
-    """(after, until) of one UTC day for filters that keep times after ``after`` and up to ``until``."""
+    """(after, until) of one UTC day for filters that keep times after ``after`` and before ``until``."""
     start = day_start(day)
-    return start - timedelta(microseconds=1), start + timedelta(days=1) - timedelta(microseconds=1)
+    return start - timedelta(microseconds=1), start + timedelta(days=1)
 
 
 def check_uuid(text, what="order"):
