@@ -325,6 +325,9 @@ def test_money_is_shown_with_its_currency_and_its_sign():
     assert fmt.money(Decimal("3.10"), signed=True) == "+$3.10"
     assert fmt.money(Decimal("0"), signed=True) == "$0.00"
     assert fmt.price(Decimal("0.12345")) == "$0.1234" and fmt.price(Decimal("187.2")) == "$187.20"
+    # Prices as brokers show them: cents from $1 up (half to even), up to 4 decimals below.
+    assert [fmt.price(Decimal(p)) for p in ("187.2551", "1187.255", "0.5", "0.99996", "-3.4567")] == [
+        "$187.26", "$1,187.26", "$0.50", "$1.00", "-$3.46"]
     assert fmt.quantity(Decimal("1000.500000")) == "1,000.5"
     assert fmt.percent(Decimal("-1.234")) == "-1.23%" and fmt.percent(Decimal("2")) == "+2.00%"
     assert fmt.number_text(Decimal("187.2500")) == "187.25"
@@ -996,7 +999,7 @@ def test_the_cores_messages_are_shown_with_the_websites_money_and_order_names():
                 " your open orders") == ("insufficient buying power: buying $500.00 of AAPL needs up to $500.00;"
                                          " buying power is $12.50 after your open orders")
     assert said("insufficient funds at the fill: 10.25 AAPL at 1187.2512; cash is 97723.14") == \
-        "insufficient funds at the fill: 10.25 AAPL at $1,187.2512; cash is $97,723.14"
+        "insufficient funds at the fill: 10.25 AAPL at $1,187.25; cash is $97,723.14"  # a price in cents, as shown
     assert said("order 9 is already expired; 1.5 filled at an average 187.25", "Buy 2 AAPL") == \
         "Buy 2 AAPL is already expired; 1.5 filled at an average $187.25"
     assert said("client_order_id 'a' was already used for order 12 (buy AAPL, limit)") == \
@@ -1414,3 +1417,41 @@ async def test_the_page_of_a_company_a_replay_lists_later_says_when_it_starts(tm
         assert "NEW does not trade yet: its prices start on 2024-03-07" in body
         response, body = await site.get("/asset/NOPE")
         assert response.code == 404 and "There is no asset 'NOPE' here" in body
+
+
+
+@pytest_twisted.ensureDeferred
+async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, settings, clock, database_url):
+    """Prices of $1 and more with 2 decimals, below $1 with up to 4, on every page that shows them; what was stored
+    and what a form sends stay exact (a market buy fills with slippage at a price of 4 decimals, 313.2527)."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "pia")
+        order = dict(side="buy", type="market", amount_by="shares", qty="3", time_in_force="day", csrf=csrf)
+        assert (await site.post("/asset/AAPL/order", dict(order, client_order_id="bought")))[0].code == 303
+        await d.tick()
+        [held] = (await forward(commands.Portfolio))["positions"]
+        average = held["average_price"]
+        assert average != average.quantize(Decimal("0.01"))  # the fill's own price: more than cents
+        low = dict(order, type="limit", time_in_force="gtc")
+        for limit, ident in (("300.5", "dollars"), ("0.5123", "cents")):
+            response, _ = await site.post("/asset/AAPL/order", dict(low, limit_price=limit, client_order_id=ident))
+            assert response.code == 303
+        placed = {o["client_order_id"]: o for o in (await forward(commands.Orders, limit=10))["orders"]}
+        bought = placed["bought"]["uuid"]
+        pages = {}
+        for path in ("/", "/asset/AAPL", "/assets", "/orders", f"/orders/{bought}", "/history"):
+            response, pages[path] = await site.get(path)
+            assert response.code == 200, path
+            assert re.findall(r"\$[0-9,]*[1-9][0-9,]*\.[0-9]{3,}", pages[path]) == [], path  # none like $313.2527
+        shown = fmt.money(average)  # its cents, rounded by the one rule (half to even)
+        assert f'data-label="Avg price">{shown}<' in pages["/"]
+        assert f"3 / 3 @ {shown}" in pages["/orders"] and f'data-label="Price">{shown}<' in pages["/history"]
+        assert f'data-label="Price">{shown}<' in pages[f"/orders/{bought}"]
+        quote = worker.quotes.get("AAPL")
+        assert fmt.money(quote["bid"]) in pages["/asset/AAPL"] and str(quote["bid"]) not in pages["/asset/AAPL"]
+        # A limit price: $300.50, and a sub-dollar one to the 1/100 of a cent it is priced in ($0.5123); the form
+        # that replaces the order still holds the exact price the master takes.
+        assert 'data-label="Price">$300.50<' in pages["/orders"] and 'data-label="Price">$0.5123<' in pages["/orders"]
+        _, body = await site.get(f"/orders/{placed['dollars']['uuid']}/replace")
+        assert 'name="limit_price" type="text" inputmode="decimal" value="300.5"' in body
+        assert (await forward(commands.Portfolio))["positions"][0]["average_price"] == average  # nothing stored changed
