@@ -1455,3 +1455,38 @@ async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, sett
         _, body = await site.get(f"/orders/{placed['dollars']['uuid']}/replace")
         assert 'name="limit_price" type="text" inputmode="decimal" value="300.5"' in body
         assert (await forward(commands.Portfolio))["positions"][0]["average_price"] == average  # nothing stored changed
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_games_rules_and_a_fills_pricing_are_said_in_words(tmp_path, settings, clock, database_url):
+    """Not 'per_order:1.00' or 'bar(half_spread_bps=2, ...)': what a game charges and how its fills are priced, in
+    words a person reads; a game without its own says what the server's are."""
+    async with website(tmp_path, settings, database_url, clock, commission_model="per_order",
+                       commission=Decimal("1.00")) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "quinn")
+        start, end = datetime(2026, 9, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc)
+        said = {}
+        for name, commission, fills in (("Share Cup", "per_share:0.005:1.00:10", "ideal"),
+                                        ("Percent Cup", "percent:0.1", "bar"), ("Free Cup", "zero", None),
+                                        ("Plain Cup", None, None)):
+            await forward(commands.CreateGame, name=name, starting_cash="10000", start=start, end=end,
+                          commission=commission, fill_model=fills)
+            _, body = await site.get("/games/" + name.replace(" ", "%20"))
+            said[name] = dict(re.findall(r"<dt>(Commission|Fills)</dt><dd>([^<]*)</dd>", body))
+        assert said["Share Cup"] == {"Commission": "$0.005 per share (min $1.00, max $10.00)",
+                                     "Fills": "Simple: orders are judged at each update's closing price and"
+                                              " fill in full there, with no spread"}
+        assert said["Percent Cup"]["Commission"] == "0.1% of the trade"
+        assert said["Percent Cup"]["Fills"].startswith("Realistic: a market order pays a small spread")
+        assert said["Free Cup"]["Commission"] == "none"
+        assert said["Plain Cup"]["Commission"] == "$1.00 per order (the server's)"
+        assert said["Plain Cup"]["Fills"] == said["Percent Cup"]["Fills"] + " (the server's)"
+        # A fill's page says how it was priced, by the same name the create form offers.
+        order = dict(side="buy", type="market", amount_by="shares", qty="1", time_in_force="day", csrf=csrf)
+        assert (await site.post("/asset/AAPL/order", order))[0].code == 303
+        await d.tick()
+        [filled] = (await forward(commands.Orders, status="closed", limit=10))["orders"]
+        _, body = await site.get(f"/orders/{filled['uuid']}")
+        assert '<td data-label="Priced by">Realistic (spread, volume)</td>' in body and "half_spread" not in body
+        _, body = await site.get("/games")
+        assert '<option value="bar">Realistic (spread, volume)</option>' in body

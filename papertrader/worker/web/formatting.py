@@ -8,6 +8,7 @@ import re
 from datetime import timezone
 from decimal import Decimal
 
+from papertrader.errors import PaperTraderError
 from papertrader.money import price_text, quantity_text, round_money
 
 #: The currency of every account (Alpaca's paper accounts are in US dollars too).
@@ -94,6 +95,50 @@ def number_text(value):
         return None
     text = format(Decimal(value), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _rate(value):
+    """A rate per share in dollars, to its last nonzero decimal (at least cents): '$0.005', '$0.01'."""
+    whole, _, frac = format(Decimal(value), "f").partition(".")
+    return f"{SYMBOLS[CURRENCY]}{_group(whole)}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+def commission(model):
+    """A commission model (papertrader/trading/commissions.py), or a game's text of one ('per_order:1.00'), in
+    words: '$1.00 per order', '$0.005 per share (min $1.00, max $10.00)', '0.1% of the trade', 'none'."""
+    from papertrader.trading.commissions import PerOrder, Percent, PerShare, Zero
+    from papertrader.trading.games import parse_commission
+
+    if isinstance(model, str):
+        try:
+            model = parse_commission(model)
+        except PaperTraderError:
+            return model
+    if isinstance(model, Zero):
+        return "none"
+    if isinstance(model, PerOrder):
+        return f"{money(model.amount)} per order"
+    if isinstance(model, PerShare):
+        bounds = ([f"min {money(model.minimum)}"] if model.minimum else []) + \
+            ([f"max {money(model.maximum)}"] if model.maximum else [])
+        return f"{_rate(model.rate)} per share" + (f" ({', '.join(bounds)})" if bounds else "")
+    if isinstance(model, Percent):
+        return f"{number_text(model.percent)}% of the trade"
+    return model.describe()
+
+
+#: How bars price fills (papertrader/trading/fill_models.py), by the model's name: a short name, and a phrase.
+FILL_NAMES = {"bar": "Realistic (spread, volume)", "ideal": "Simple (closing price)"}
+FILLS = {"bar": "Realistic: a market order pays a small spread, and a large order fills over several updates as"
+                " volume trades",
+         "ideal": "Simple: orders are judged at each update's closing price and fill in full there, with no spread"}
+
+
+def fills(name, short=False):
+    """A fill model's name ('bar', or the description a fill carries, 'bar(half_spread_bps=2, ...)') in words:
+    its phrase, or (``short``) its short name."""
+    name = name or ""
+    return (FILL_NAMES if short else FILLS).get(name.split("(", 1)[0], name)
 
 
 STATUS = {

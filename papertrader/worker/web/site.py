@@ -1157,7 +1157,8 @@ class Website:
         invite_code = flash.get("invite") if flash.get("game") == game["name"] else None
         if not isinstance(invite_code, str):
             invite_code = None
-        return html(request, views.game_page(chrome, game, board, invite_code, error, security.origin(request)))
+        return html(request, views.game_page(chrome, game, board, invite_code, error, security.origin(request),
+                                             self.rules))
 
     @app.route("/games/<string:name>", methods=["GET"])
     @signed_in()

@@ -1110,7 +1110,7 @@ def order_page(chrome, o, group=None):
     fills = [h("tr", cell(fmt.when(f["time"], seconds=True), "Time"), num(fmt.quantity(f["quantity"]), header="Shares"),
                num(fmt.price(f["price"]), header="Price"), num(fmt.money(f["commission"]), header="Commission"),
                num(fmt.money(f["amount"], signed=True), header="Amount"),
-               cell(f.get("model") or "", "Priced by"))
+               cell(fmt.fills(f.get("model"), short=True), "Priced by"))
              for f in o.get("fills", [])]
     actions = ""
     if o["status"] in ("new", "partially_filled", "held"):
@@ -1508,10 +1508,11 @@ def create_game_form(chrome, form):
                               " adds to it fills. Empty: no limit."),
              field_input("Commission", "commission", form.get("commission", ""), required=False, maxlength="64",
                          spellcheck="false",
-                         hint="zero, per_order:AMOUNT, per_share:RATE[:MIN[:MAX]] or percent:PERCENT. Empty: the"
-                              " server's."),
-             _select("Fills", "fill_model", [("", "The server's"), ("bar", "Bar (volume, slippage)"),
-                                            ("ideal", "Ideal (at the price)")], form.get("fill_model", "")),
+                         hint="What players pay a trade: zero (none), per_order:1.00 ($1.00 per order),"
+                              " per_share:0.005:1.00:10 ($0.005 per share, min $1.00, max $10.00) or percent:0.1"
+                              " (0.1% of the trade). Empty: the server's."),
+             _select("Fills", "fill_model", [("", "The server's"), ("bar", fmt.FILL_NAMES["bar"]),
+                                            ("ideal", fmt.FILL_NAMES["ideal"])], form.get("fill_model", "")),
              check_input("Margin accounts: players may borrow", "margin", form.get("margin")),
              check_input("Short selling allowed", "allow_short", form.get("allow_short"),
                          hint="Players' portfolios are then margin accounts."))
@@ -1593,15 +1594,22 @@ def manage_game(chrome, game, board, invite_code=None, error=None, origin=""):
     return h("div", {"class": "manage"}, *parts)
 
 
-def game_page(chrome, game, board, invite_code=None, error=None, origin=""):
+def game_page(chrome, game, board, invite_code=None, error=None, origin="", server=None):
+    """``server``: the server's trading rules (papertrader/trading/pretrade.py Rules), which a game that sets no
+    commission or fill model of its own plays by (as this worker is configured: give it the master's config)."""
+    def servers(words):
+        return f"{words} (the server's)" if server is not None else "the server's"
+
     rules = [("Status", game["status"]), ("Starts", fmt.when(game["start"])), ("Ends", game_end(game)),
              ("Starting cash", fmt.money(game["starting_cash"])), ("Players", str(game["players"])),
              ("Created by", game["creator"]), ("Visibility", "private" if game["private"] else "public"),
              ("Assets", ", ".join(game["assets"]) if game["assets"] else "every asset"),
              ("Margin", "allowed" if game["margin"] else "no"),
              ("Short selling", "allowed" if game["allow_short"] else "no"),
-             ("Commission", game.get("commission") or "the server's"),
-             ("Fills", game.get("fill_model") or "the server's"),
+             ("Commission", fmt.commission(game["commission"]) if game.get("commission") else
+              servers(server and fmt.commission(server.commission_model))),
+             ("Fills", fmt.fills(game["fill_model"]) if game.get("fill_model") else
+              servers(server and fmt.fills(server.fill_model.name))),
              ("Largest position",
               fmt.percent(game["max_position"], signed=False) if game.get("max_position") is not None else "no limit"),
              ("Portfolios", "every player sees every player's" if game.get("show_portfolios") else
