@@ -1490,3 +1490,27 @@ async def test_a_games_rules_and_a_fills_pricing_are_said_in_words(tmp_path, set
         assert '<td data-label="Priced by">Realistic (spread, volume)</td>' in body and "half_spread" not in body
         _, body = await site.get("/games")
         assert '<option value="bar">Realistic (spread, volume)</option>' in body
+
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dividend_in_the_history_is_money_like_the_rest(tmp_path, settings, clock, database_url):
+    """The replay's XYZ splits 2-for-1 on 2024-03-08 and pays $0.50 a share on 2024-03-12 (tests/fixtures/replay)."""
+    import os
+
+    replay = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+    async with website(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=replay,
+                       replay_start="2024-03-04", fill_model="ideal") as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "rosa")
+        order = dict(side="buy", type="market", amount_by="shares", qty="3", time_in_force="day", csrf=csrf)
+        assert (await site.post("/asset/XYZ/order", order))[0].code == 303
+        for _ in range(10):
+            if worker.quotes.get("XYZ")["time"].date().isoformat() >= "2024-03-12":
+                break
+            await d.tick()
+        _, body = await site.get("/history")
+        dividend, split, _ = history_rows(body)
+        assert (dividend["Activity"], dividend["Shares"], dividend["Price"], dividend["Amount"]) == (
+            "Dividend XYZ", "6", "$0.50", "+$3.00")
+        assert dividend["Details"] == "$0.50 per share on 6 shares"  # not '0.5 per share'
+        assert (split["Activity"], split["Price"]) == ("Split XYZ", "—")  # no price, not $0.00

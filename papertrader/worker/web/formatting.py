@@ -97,8 +97,9 @@ def number_text(value):
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _rate(value):
-    """A rate per share in dollars, to its last nonzero decimal (at least cents): '$0.005', '$0.01'."""
+def rate(value):
+    """An amount per share (a commission's rate, a dividend) in dollars, exact to its last nonzero decimal, at least
+    to the cent: '$0.005', '$0.50', '$1.2345'."""
     whole, _, frac = format(Decimal(value), "f").partition(".")
     return f"{SYMBOLS[CURRENCY]}{_group(whole)}.{frac.rstrip('0').ljust(2, '0')}"
 
@@ -121,7 +122,7 @@ def commission(model):
     if isinstance(model, PerShare):
         bounds = ([f"min {money(model.minimum)}"] if model.minimum else []) + \
             ([f"max {money(model.maximum)}"] if model.maximum else [])
-        return f"{_rate(model.rate)} per share" + (f" ({', '.join(bounds)})" if bounds else "")
+        return f"{rate(model.rate)} per share" + (f" ({', '.join(bounds)})" if bounds else "")
     if isinstance(model, Percent):
         return f"{number_text(model.percent)}% of the trade"
     return model.describe()
@@ -132,6 +133,18 @@ FILL_NAMES = {"bar": "Realistic (spread, volume)", "ideal": "Simple (closing pri
 FILLS = {"bar": "Realistic: a market order pays a small spread, and a large order fills over several updates as"
                 " volume trades",
          "ideal": "Simple: orders are judged at each update's closing price and fill in full there, with no spread"}
+
+
+#: A dividend's details as the ledger stores them (papertrader/master/order_store.py): '0.5 per share on 6 shares'.
+DIVIDEND_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) per share on ([0-9]+(?:\.[0-9]+)?) shares")
+
+
+def activity_details(kind, text):
+    """The details of a line of the history with its money as the pages show it: '$0.50 per share on 6 shares'."""
+    match = DIVIDEND_RE.fullmatch(text or "") if kind == "dividend" else None
+    if match is None:
+        return text
+    return f"{rate(Decimal(match.group(1)))} per share on {quantity(Decimal(match.group(2)))} shares"
 
 
 def fills(name, short=False):

@@ -1212,12 +1212,14 @@ def activity_rows(activities):
             what = f"{'Bought' if a.get('side') == 'buy' else 'Sold'} {a['symbol']}"
         else:
             what = f"{what} {a['symbol']}"
-        details = a.get("details") or ""
+        details = fmt.activity_details(a["kind"], a.get("details")) or ""
         if a.get("order_uuid"):
             details = h("a", {"href": f"/orders/{a['order_uuid']}"}, "View the order")
         rows.append(h("tr", cell(fmt.when(a["time"]), "Time"),
                       h("th", {"scope": "row", "data-label": "Activity"}, what),
-                      num(fmt.quantity(a["quantity"]), header="Shares"), num(fmt.price(a["price"]), header="Price"),
+                      num(fmt.quantity(a["quantity"]), header="Shares"),
+                      num(fmt.rate(a["price"]) if a["kind"] == "dividend" else "—" if a["kind"] == "split" else
+                          fmt.price(a["price"]), header="Price"),  # a dividend's per share; a split has none
                       num(fmt.money(a["commission"]) if a["kind"] == "fill" else "—", header="Commission"),
                       num(fmt.money(a["amount"], signed=True), header="Amount"),
                       cell(details, "Details")))
