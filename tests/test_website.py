@@ -1514,3 +1514,25 @@ async def test_a_dividend_in_the_history_is_money_like_the_rest(tmp_path, settin
             "Dividend XYZ", "6", "$0.50", "+$3.00")
         assert dividend["Details"] == "$0.50 per share on 6 shares"  # not '0.5 per share'
         assert (split["Activity"], split["Price"]) == ("Split XYZ", "—")  # no price, not $0.00
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_missing_page_keeps_the_signed_in_header(tmp_path, settings, clock, database_url):
+    """A mistyped address while signed in: the page still says who is signed in and has the navigation, not the
+    header of a stranger (and a stranger's still offers to sign in)."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        await signed_up(site, worker, "sam")
+        for method, path, code in (("get", "/no/such/page", 404), ("get", "/asset/AAPL/nothing", 404),
+                                   ("post", "/history", 405)):
+            response, body = await (site.get(path) if method == "get" else site.post(path, {}))
+            assert response.code == code, path
+            assert '<span class="user">sam</span>' in body and 'aria-label="Main"' in body, path
+            assert 'action="/signout"' in body and "Go to the dashboard" in body, path
+        stranger = Site(site.url)
+        response, body = await stranger.get("/no/such/page")
+        assert response.code == 404 and 'aria-label="Main"' not in body and 'href="/signin"' in body
+        # A session that ended is a stranger's too (its cookie cleared, as on any page).
+        token = site.cookies["__Host-pt_session"]
+        await worker.gateway.forward(commands.Logout, dict(token=token), "127.0.0.1")
+        response, body = await site.get("/no/such/page")
+        assert response.code == 404 and 'aria-label="Main"' not in body and "__Host-pt_session" not in site.cookies

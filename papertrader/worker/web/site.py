@@ -334,16 +334,28 @@ class Website:
             return html(request, views.error_page(chrome, 404, "Not found", sentence(error.message)), 404)
         return html(request, views.error_page(chrome, 400, "That did not work", sentence(error.message)), 400)
 
+    async def error_chrome(self, request):
+        """The page around an error that no route answered: the signed-in header (name, navigation) for a request
+        with a live session, as on every other page; the signed-out one without (or if it cannot be checked now)."""
+        visit = None
+        try:
+            visit = await self.visit(request)
+            if visit is not None:
+                await self.load_portfolios(request, visit)
+        except PaperTraderError:
+            visit = None
+        return self.chrome(request, visit, clock=await self.clock(visit) if visit is not None else None)
+
     @app.handle_errors(NotFound)
-    def not_found(self, request, failure):
+    async def not_found(self, request, failure):
         security.headers(request)
-        chrome = views.Chrome(csrf=security.csrf_token(request))
+        chrome = await self.error_chrome(request)
         return html(request, views.error_page(chrome, 404, "Not found", "There is no such page here."), 404)
 
     @app.handle_errors(MethodNotAllowed)
-    def not_allowed(self, request, failure):
+    async def not_allowed(self, request, failure):
         security.headers(request)
-        chrome = views.Chrome(csrf=security.csrf_token(request))
+        chrome = await self.error_chrome(request)
         return html(request, views.error_page(chrome, 405, "Not allowed", "That is not how this page is used."), 405)
 
     @app.handle_errors(Exception)
