@@ -1536,3 +1536,37 @@ async def test_a_missing_page_keeps_the_signed_in_header(tmp_path, settings, clo
         await worker.gateway.forward(commands.Logout, dict(token=token), "127.0.0.1")
         response, body = await site.get("/no/such/page")
         assert response.code == 404 and 'aria-label="Main"' not in body and "__Host-pt_session" not in site.cookies
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_ticket_warns_of_a_games_rules_before_the_order_is_sent(tmp_path, settings, clock, database_url):
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "tess")
+        await forward(commands.CreateGame, name="Cap Cup", starting_cash="10000", assets=["AAPL", "MSFT"],
+                      max_position="25", start=datetime(2026, 9, 1, tzinfo=timezone.utc),
+                      end=datetime(2027, 1, 1, tzinfo=timezone.utc))
+        await forward(commands.JoinGame, name="Cap Cup")
+        ask = dict(side="buy", type="market", amount_by="shares", time_in_force="day", portfolio="Cap Cup")
+
+        async def preview(symbol, **changes):
+            response, answer = await site.get(f"/asset/{symbol}/preview?" + urlencode(dict(ask, **changes)))
+            assert response.code == 200
+            return json.loads(answer)
+
+        # 10 AAPL (about $3,100) is more than the 25% of $10,000 one position may be in this game: said before it is
+        # sent, as the master then refuses it.
+        last = worker.quotes.get("AAPL")["price"]
+        shown = await preview("AAPL", qty="10")
+        assert not shown["ok"] and shown["note"] == (
+            f"In Cap Cup one position may be worth at most 25.00% of the portfolio ($2,500.00): AAPL would be worth"
+            f" {fmt.money(10 * last)}."), shown
+        body = await site.refused("/asset/AAPL/order", dict(ask, qty="10", csrf=csrf), "/asset/AAPL")
+        assert "one position may be worth at most 25.00% of the portfolio ($2,500.00 of equity $10,000.00)" in body
+        shown = await preview("AAPL", qty="1")
+        assert shown["ok"] and "Cap Cup" not in shown["note"]
+        shown = await preview("TSLA", qty="1")
+        assert not shown["ok"] and shown["note"] == "TSLA is not traded in Cap Cup (its assets: AAPL, MSFT)."
+        # The same order from a portfolio outside the game: no game's rule.
+        [default] = [p for p in (await forward(commands.Portfolios))["portfolios"] if p["default"]]
+        shown = await preview("AAPL", qty="10", portfolio=default["name"])
+        assert shown["ok"] and "Cap Cup" not in shown["note"]

@@ -163,9 +163,40 @@ def at_once(request, last):
             f" at its stop.")
 
 
-def preview(form, symbol, quote, portfolio, rules):
+def game_refusal(request, symbol, last, held, portfolio, game):
+    """What a game's rules (``game``: a Games answer's game, None outside one) would refuse of this order, in a
+    sentence (None: nothing): the game not open, an asset it does not trade, a position larger than it allows
+    (papertrader/trading/games.py check_order, which the master runs; counted here without the open orders it
+    adds, so the master may still refuse what this lets through)."""
+    if game is None:
+        return None
+    if game["status"] == "upcoming":
+        return f"{game['name']} starts {fmt.when(game['start'])}: its orders are taken from then."
+    if game["status"] == "ended":
+        return f"{game['name']} has ended: it takes no more orders."
+    if game["assets"] and symbol not in game["assets"]:
+        return f"{symbol} is not traded in {game['name']} (its assets: {', '.join(game['assets'])})."
+    limit = game.get("max_position")
+    buy = request.side is Side.BUY
+    if limit is None or not (held >= 0 if buy else held <= 0):  # only an order that opens or adds to a position
+        return None
+    # Each part at its own price, as the master values it: the position at the last price, the order at its limit,
+    # a stop at the higher of its stop and the last price, else the last price.
+    price = request.limit_price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else \
+        max(last, request.stop_price) if request.type is OrderType.STOP and request.stop_price is not None else last
+    adds = request.notional if request.quantity is None else request.quantity * price
+    value = round_money(abs(held) * last + adds)
+    allowed = round_money(portfolio["equity"] * limit / 100)
+    if value <= allowed:
+        return None
+    return (f"In {game['name']} one position may be worth at most {fmt.percent(limit, signed=False)} of the portfolio"
+            f" ({fmt.money(max(allowed, Decimal(0)))}): {symbol} would be worth {fmt.money(value)}.")
+
+
+def preview(form, symbol, quote, portfolio, rules, game=None):
     """What the ticket would do now: {"ok", "cost", "after", "note"} (texts for the page).  A game's portfolio
-    pays the game's commission (``commission_model`` of the portfolio answer)."""
+    pays the game's commission (``commission_model`` of the portfolio answer), and its order is checked against the
+    game's rules (``game``: the game the portfolio plays in, as Games shows it)."""
     if portfolio.get("commission_model"):
         from dataclasses import replace
 
@@ -187,6 +218,10 @@ def preview(form, symbol, quote, portfolio, rules):
         return answer
     if last is None:
         answer["note"] = "No price yet for this asset: try again after the next update."
+        return answer
+    refused = game_refusal(request, symbol, last, held, portfolio, game)
+    if refused:
+        answer["note"] = refused
         return answer
     exits = exits_note(request)
     order = Order(id=None, account_id=0, client_order_id="preview", symbol=symbol, side=request.side,

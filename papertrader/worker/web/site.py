@@ -776,7 +776,16 @@ class Website:
             return previews.as_json({"ok": False, "cost": "—", "after": "—", "buying_power": "—",
                                      "note": f"{sentence(e.message)} Reload the page."})
         return previews.as_json(previews.preview(form, symbol, self.worker.quotes.get(symbol), portfolio,
-                                                 self.rules))
+                                                 self.rules, await self.game_of(visit, portfolio.get("portfolio"))))
+
+    async def game_of(self, visit, name):
+        """The game (as Games shows it) that ``visit``'s portfolio ``name`` plays in; None for a portfolio outside
+        games (asked only for a game's portfolio)."""
+        same = [p for p in visit.portfolios or () if name and p["name"].casefold() == name.casefold()]
+        if not same or same[0].get("game_id") is None:
+            return None
+        games = (await self.call(visit, commands.Games))["games"]
+        return next((g for g in games if (g.get("portfolio") or "").casefold() == name.casefold()), None)
 
     @app.route("/asset/<string:symbol>/order", methods=["POST"])
     @action()
