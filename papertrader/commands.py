@@ -448,6 +448,10 @@ class Portfolio(Command):
         # A game's portfolio: the commission its orders pay, when the game sets its own (as a game's commission
         # is written: per_order:1.00...; the website's order preview counts it).
         (b"commission_model", amp.Unicode(optional=True)),
+        # What the owner turned on in the portfolio's configuration (PortfolioConfiguration): no short sales,
+        # no new orders (absent: off).
+        (b"no_shorting", amp.Boolean(optional=True)),
+        (b"suspend_trade", amp.Boolean(optional=True)),
         (
             b"positions",
             amp.AmpList(
@@ -850,6 +854,37 @@ class ResetPortfolio(Command):
     response = _portfolio_fields() + [(b"canceled", amp.Integer())]
 
 
+#: A portfolio's configuration (papertrader/trading/configuration.py), as Alpaca's account configurations:
+#: ``no_shorting`` (long only), ``suspend_trade`` (no new orders or replacements), ``fractional_trading`` (off:
+#: whole shares only, no notional orders) act on orders; ``dtbp_check``, ``pdt_check`` (entry, exit, both),
+#: ``trade_confirm_email`` (all, none), ``ptp_no_exception_entry`` and ``max_options_trading_level`` (0-3)
+#: are kept as set and change nothing here; ``max_margin_multiplier`` is the portfolio's: 2 margin, 1 cash.
+_CONFIGURATION = [
+    (b"no_shorting", amp.Boolean()), (b"suspend_trade", amp.Boolean()), (b"fractional_trading", amp.Boolean()),
+    (b"dtbp_check", amp.Unicode()), (b"pdt_check", amp.Unicode()), (b"trade_confirm_email", amp.Unicode()),
+    (b"ptp_no_exception_entry", amp.Boolean()), (b"max_options_trading_level", amp.Integer()),
+    (b"max_margin_multiplier", amp.Unicode()),
+]
+
+
+class PortfolioConfiguration(Command):
+    """A portfolio's configuration (``portfolio``: its name; none: the default one, or an API key's own), and
+    the portfolio's name."""
+
+    arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True))]
+    response = _CONFIGURATION + [(b"portfolio", amp.Unicode())]
+
+
+class ConfigurePortfolio(Command):
+    """Change a portfolio's configuration: the settings given (each optional; the others stay); all or nothing
+    (``invalid_input`` names the first bad one).  Answers the whole configuration, as PortfolioConfiguration.
+    An API key may change its own portfolio's (as Alpaca's)."""
+
+    arguments = ([(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True))]
+                 + [(name, type(argument)(optional=True)) for name, argument in _CONFIGURATION])
+    response = PortfolioConfiguration.response
+
+
 # --- watchlists (papertrader/app/watchlists.py) --------------------------------
 
 #: A watchlist as every watchlist command answers it: its id (a UUID), name (1-64 printable characters, unique
@@ -929,7 +964,7 @@ FORWARDED = (
     CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History, ClosePosition,
     CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, LatestBars, CreateApiKey, ApiKeys,
     RevokeApiKey, Portfolios, CreatePortfolio, RenamePortfolio, SetDefaultPortfolio, ClosePortfolio,
-    ResetPortfolio,
+    ResetPortfolio, PortfolioConfiguration, ConfigurePortfolio,
 )
 
 FORWARDED += GAME_COMMANDS + WATCHLIST_COMMANDS

@@ -168,6 +168,12 @@ class UnknownWatchlist(PaperTraderError):
     code = "unknown_watchlist"
 
 
+class TradingSuspended(PaperTraderError):
+    """Trading is suspended in this portfolio (its configuration): no new orders."""
+
+    code = "trading_suspended"
+
+
 class PortfolioNotEmpty(PaperTraderError):
     """The portfolio still has open orders or positions."""
 
@@ -228,6 +234,7 @@ ALL_ERRORS = {
         GameClosed,
         UnknownPortfolio,
         UnknownWatchlist,
+        TradingSuspended,
         PortfolioNotEmpty,
         WorkerRefused,
         MasterUnavailable,

@@ -482,7 +482,7 @@ async def test_version_14_orders_are_simple_orders_after_version_15(database_url
     try:
         applied = await db.migrate(confirmed=True)
         assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders", "0016_position_intent",
-                                                            "0017_watchlists"]
+                                                            "0017_watchlists", "0018_portfolio_configuration"]
         store = OrderStore(db)
         [still_open] = await db.run(store.open_orders, 1)
         assert (still_open.client_order_id, still_open.order_class, still_open.leg, still_open.parent_id) == (

@@ -14,13 +14,13 @@ from dataclasses import replace
 
 from twisted.internet import defer
 
-from papertrader.app import authenticated
+from papertrader.app import authenticated, in_portfolio
 from papertrader.errors import InvalidInput, PortfolioNotEmpty, UnknownPortfolio
 from papertrader.master import portfolios as names
 from papertrader.master import validation
 from papertrader.master.db import is_unique_violation
 from papertrader.times import utc
-from papertrader.trading import amend
+from papertrader.trading import amend, configuration
 
 
 def session_in(db, portfolios, session, portfolio=None):
@@ -56,6 +56,10 @@ def portfolio_view(portfolio):
                 game_id=portfolio.game_id, margin_call=portfolio.margin_call,
                 margin_call_since=portfolio.margin_call_since, margin_call_deadline=portfolio.margin_call_deadline)
     return {k: v for k, v in view.items() if v is not None}
+
+
+def _configuration_view(found, book, portfolio):
+    return dict(configuration.view(found or configuration.DEFAULT, book.margin is not None), portfolio=portfolio.name)
 
 
 class PortfolioCommands:
@@ -190,6 +194,39 @@ class PortfolioCommands:
         self.log.info("{username} closed portfolio {id} ({name})", username=session.username, id=closed.id,
                       name=closed.name)
         return portfolio_view(closed)
+
+    # --- configuration (papertrader/trading/configuration.py) ---------------------------------
+
+    def session_now(self, session, portfolio=None):
+        return self.trading.session_now(session, portfolio)
+
+    @in_portfolio
+    @defer.inlineCallbacks
+    def portfolio_configuration(self, session, stamp):
+        book = yield self.db.run(self.store.book, session.portfolio_id)
+        return _configuration_view(book.configuration, book, session.portfolio)
+
+    @in_portfolio
+    @defer.inlineCallbacks
+    def configure_portfolio(self, session, stamp, **changes):
+        """Change the settings given; an API key may change its own portfolio's, as Alpaca's."""
+
+        def unit_of_work(cursor):
+            self.store.lock_accounts(cursor, [session.portfolio_id])  # after an order being placed, or before it
+            book = self.store.book(cursor, session.portfolio_id)
+            before = book.configuration or configuration.DEFAULT
+            after = configuration.changed(before, changes, book.margin is not None)
+            if after != before:
+                self.portfolio_store.set_configuration(cursor, session.portfolio_id, configuration.stored(after))
+            return book, before, after
+
+        book, before, after = yield self.db.run(unit_of_work)
+        if after != before:
+            self.log.info("{username} configured portfolio {id}: {changes}", username=session.username,
+                          id=session.portfolio_id, changes=", ".join(
+                              f"{name} {value}" for name, value in sorted(configuration.view(after, False).items())
+                              if getattr(before, name, value) != value))
+        return _configuration_view(after, book, session.portfolio)
 
     @authenticated
     @defer.inlineCallbacks

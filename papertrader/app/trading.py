@@ -24,7 +24,7 @@ from papertrader.master.portfolios import PortfolioStore
 from papertrader.market.history import day
 from papertrader.money import from_cents, from_price_units, from_quantity_units, round_money
 from papertrader.times import iso, parse_iso, utc
-from papertrader.trading import amend, contingent, corporate, margin
+from papertrader.trading import amend, configuration, contingent, corporate, margin
 from papertrader.trading.corporate import undoing
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, TimeInForce
 from papertrader.trading.pretrade import accept, buying_power
@@ -299,8 +299,10 @@ class TradingCommands:
             if existing is not None:
                 return existing, self.store.placed_with(cursor, existing), None
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
+            configuration.check_trading(book.configuration)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
+            configuration.check_order(book.configuration, order)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             legs = [] if request.order_class is OrderClass.SIMPLE else [
                 self.store.insert(cursor, leg, stamp.received, stamp.client_ip, stamp.worker, parent=order)
@@ -430,8 +432,10 @@ class TradingCommands:
                     return existing, None, self.store.legs_of(cursor, [existing.id]).get(existing.id, [])
                 raise DuplicateOrder(f"client_order_id {changes.client_order_id!r} is already used")
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
+            configuration.check_trading(book.configuration)
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
             ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules)
+            configuration.check_order(book.configuration, new)
             self._rules_for(cursor, session.portfolio, _as_request(new), book,
                             [o for o in open_orders if o.id != old.id], prices, now)
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
@@ -595,6 +599,8 @@ class TradingCommands:
         if mine.margin_call is not None:
             answer.update(margin_call=mine.margin_call, margin_call_since=mine.margin_call_since,
                           margin_call_deadline=mine.margin_call_deadline)
+        if book.configuration is not None:  # what its owner turned on that changes trading
+            answer.update({name: True for name in ("no_shorting", "suspend_trade") if getattr(book.configuration, name)})
         if rules.commission_model is not self.rules.commission_model:  # a game's own
             from papertrader.trading.games import commission_text
 

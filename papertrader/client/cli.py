@@ -68,7 +68,11 @@ LEG_COLUMNS = ["id", "leg", "side", "quantity", "type", "limit_price", "stop_pri
 ORDER_COLUMNS = ["id", "side", "symbol", "quantity", "type", "time_in_force", "limit_price", "stop_price", "status",
                  "filled_quantity", "average_price", "reason"]
 OPEN = ("new", "partially_filled")
-PORTFOLIO_ACTIONS = ("show", "create", "list", "use", "rename", "default", "close", "reset")
+PORTFOLIO_ACTIONS = ("show", "create", "list", "use", "rename", "default", "close", "reset", "configure")
+#: The switches of 'portfolio configure' (the portfolio's configuration that acts on orders).
+CONFIGURE_SWITCHES = (("no_shorting", "long only: no short sales"),
+                      ("suspend_trade", "no new orders or replacements (cancels still work)"),
+                      ("fractional_trading", "fractions of a share and notional orders (off: whole shares only)"))
 PORTFOLIO_COLUMNS = ["name", "kind", "cash", "starting_cash", "default", "in_use", "generation", "created",
                      "margin_call"]
 TIMES_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
@@ -351,8 +355,13 @@ def build_parser():
                         " NEW; default NAME (make it your default portfolio); close NAME (it must hold no open"
                         " orders and no positions; closing the one 'use' chose goes back to your default one);"
                         " reset NAME (asks first; cancel its open orders, archive its history, start again with its"
-                        " starting cash; its API keys keep working)")
+                        " starting cash; its API keys keep working); configure (show the portfolio's configuration,"
+                        " or change it with the options below; --portfolio NAME for another than the one commands"
+                        " trade)")
     c.add_argument("names", nargs="*", metavar="NAME", help="the portfolio's name (1-64 characters)")
+    for name, what in CONFIGURE_SWITCHES:
+        c.add_argument("--" + name.replace("_", "-"), choices=("on", "off"), default=None,
+                       help=f"with configure: {what}")
     c.add_argument("--cash", metavar="AMOUNT", default=None,
                    help="with create: its starting cash (default: the server's starting cash)")
     c.add_argument("--margin", action="store_true",
@@ -540,6 +549,10 @@ def portfolio_text(p, first=()):
         text += (f"\n\nMARGIN CALL: equity is {output.plain(p)['margin_call']} short of the maintenance"
                  f" requirement; unless it is met by {output.plain(p)['margin_call_deadline']}, the platform"
                  " sells (or covers) positions to meet it.")
+    if p.get("suspend_trade"):
+        text += "\n\nTrading is suspended in this portfolio: 'papertrader portfolio configure --suspend-trade off'."
+    if p.get("no_shorting"):
+        text += "\n\nLong only: short selling is turned off ('portfolio configure --no-shorting off')."
     if p["positions"]:
         text += "\n\n" + output.table(data["positions"],
                                       ["symbol", "quantity", "average_price", "price", "market_value",
@@ -1339,7 +1352,8 @@ class CLI:
 
     def do_portfolio(self):
         action = self.args.action or "show"
-        wants = {"show": 0, "list": 0, "create": 1, "use": 1, "default": 1, "close": 1, "reset": 1, "rename": 2}[action]
+        wants = {"show": 0, "list": 0, "create": 1, "use": 1, "default": 1, "close": 1, "reset": 1, "rename": 2,
+                 "configure": 0}[action]
         if action == "use" and self.args.default:
             wants = 0
         if len(self.args.names) != wants:
@@ -1427,6 +1441,18 @@ class CLI:
         self.emit(reset, f"Portfolio {reset['name']!r} reset: {reset['canceled']} open order"
                          f"{'' if reset['canceled'] == 1 else 's'} canceled, {output.plain(reset)['cash']} cash,"
                          f" generation {reset['generation']} (the history before it: 'history --archived').")
+
+    @defer.inlineCallbacks
+    def _portfolio_configure(self):
+        changes = {name: getattr(self.args, name) == "on" for name, _ in CONFIGURE_SWITCHES
+                   if getattr(self.args, name) is not None}
+        command = commands.ConfigurePortfolio if changes else commands.PortfolioConfiguration
+        answer = yield self.call(command, token=self.token(), **changes, **self.in_portfolio())
+        lines = [f"Portfolio {answer['portfolio']!r}" + (" now:" if changes else ":")]
+        lines += [f"  {name.replace('_', ' '):<20} {'on ' if answer[name] else 'off'}  ({what})"
+                  for name, what in CONFIGURE_SWITCHES]
+        lines.append(f"  margin multiplier    {answer['max_margin_multiplier']}")
+        self.emit(answer, "\n".join(lines))
 
     @defer.inlineCallbacks
     def _portfolio_show(self):

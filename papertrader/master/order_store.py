@@ -34,6 +34,7 @@ from papertrader.money import (
 )
 from papertrader.master.open_orders import OpenOrders
 from papertrader.times import iso, parse_iso
+from papertrader.trading import configuration
 from papertrader.trading.books import Book, Position
 from papertrader.trading.corporate import Entitlement
 from papertrader.trading.orders import LIVE, OPEN, Leg, Order, OrderClass, OrderType, Side, Status, TimeInForce
@@ -391,20 +392,24 @@ class OrderStore:
         ids = sorted(set(account_ids))
         if not ids:
             return {}
-        cash, kinds = {}, {}
+        cash, kinds, configurations = {}, {}, {}
         positions = defaultdict(dict)
         for chunk in range(0, len(ids), 500):
             part = ids[chunk:chunk + 500]
-            cursor.execute(self.sql(f"SELECT id, cash_cents, kind FROM portfolios WHERE id IN {_in(part)}"), part)
-            for a, c, kind in cursor.fetchall():
+            cursor.execute(self.sql(f"SELECT id, cash_cents, kind, configuration FROM portfolios WHERE id IN"
+                                    f" {_in(part)}"), part)
+            for a, c, kind, configured in cursor.fetchall():
                 cash[a] = from_cents(c)
                 kinds[a] = kind
+                if configured:
+                    configurations[a] = configuration.from_stored(configured)
             cursor.execute(self.sql("SELECT portfolio_id, symbol, quantity_units, cost_cents, entry_price_units"
                                     f" FROM positions WHERE portfolio_id IN {_in(part)}"), part)
             for account_id, symbol, quantity, cost, entry in cursor.fetchall():
                 positions[account_id][symbol] = Position(symbol, from_quantity_units(quantity), from_cents(cost),
                                                          from_price_units(entry) if entry is not None else None)
-        return {a: Book(a, cash[a], positions.get(a, {}), self._margin(kinds[a])) for a in ids if a in cash}
+        return {a: Book(a, cash[a], positions.get(a, {}), self._margin(kinds[a]), configurations.get(a))
+                for a in ids if a in cash}
 
     def _margin(self, kind):
         return self.margin_rules if kind == "margin" else None

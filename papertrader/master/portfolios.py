@@ -291,6 +291,10 @@ class PortfolioStore:
             (to_cents(amount) if amount is not None else None, iso(since) if since else None,
              iso(deadline) if deadline else None, portfolio_id))
 
+    def set_configuration(self, cursor, portfolio_id, text):
+        """Store the portfolio's configuration (JSON text of papertrader/trading/configuration.py ``stored``)."""
+        cursor.execute(self.sql("UPDATE portfolios SET configuration = ? WHERE id = ?"), (text, portfolio_id))
+
     def set_borrow_fee_through(self, cursor, portfolio_id, day):
         self._changed()
         cursor.execute(self.sql("UPDATE portfolios SET borrow_fee_through = ? WHERE id = ?"),

@@ -51,13 +51,15 @@ class Book:
 
     ``margin`` holds the account's margin terms (papertrader.trading.margin.MarginRules) when it is a
     margin account, None for a cash account.  A short position has a negative quantity and a negative
-    cost (minus what the short sales brought).
+    cost (minus what the short sales brought).  ``configuration``: what its owner set on it
+    (papertrader.trading.configuration.Configuration; None: the defaults).
     """
 
     account_id: int
     cash: Decimal
     positions: Mapping[str, Position] = field(default_factory=dict)
     margin: Optional[object] = None
+    configuration: Optional[object] = None
 
     def quantity(self, symbol):
         position = self.positions.get(symbol)

@@ -199,8 +199,8 @@ def account(p, username):
         "trading_blocked": False,
         "transfers_blocked": False,
         "account_blocked": False,
-        "trade_suspended_by_user": False,
-        "shorting_enabled": on_margin,
+        "trade_suspended_by_user": bool(p.get("suspend_trade")),
+        "shorting_enabled": on_margin and not p.get("no_shorting"),
         "daytrade_count": 0,
         "options_approved_level": 0,
         "options_trading_level": 0,
@@ -210,6 +210,13 @@ def account(p, username):
     if p.get("margin_call") is not None:  # ours (Alpaca has no such fields): an open margin call
         out.update(margin_call=money_text(p["margin_call"]), margin_call_deadline=when(p["margin_call_deadline"]))
     return out
+
+
+def configuration(c):
+    """Alpaca's AccountConfiguration, from a PortfolioConfiguration answer."""
+    return {name: c[name] for name in (
+        "dtbp_check", "trade_confirm_email", "suspend_trade", "no_shorting", "fractional_trading",
+        "max_margin_multiplier", "pdt_check", "ptp_no_exception_entry", "max_options_trading_level")}
 
 
 def clock(c):

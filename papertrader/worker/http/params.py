@@ -404,6 +404,35 @@ def watchlist_request(data, name_required=False):
     return name, symbols
 
 
+#: The account configurations a PATCH may change, and what each is on the wire (JSON).
+CONFIGURATION_BOOLEANS = ("no_shorting", "suspend_trade", "fractional_trading", "ptp_no_exception_entry")
+CONFIGURATION_TEXTS = ("dtbp_check", "pdt_check", "trade_confirm_email", "max_margin_multiplier")
+
+
+def configuration_request(data):
+    """The ConfigurePortfolio arguments of a PATCH /v2/account/configurations body: the fields it gives (null:
+    unchanged).  Fields Alpaca may add later are left out (alpaca-py sends its whole model back)."""
+    wanted = {}
+    for name in CONFIGURATION_BOOLEANS:
+        value = data.get(name)
+        if value is not None:
+            if not isinstance(value, bool):
+                raise invalid(f"{name} must be true or false")
+            wanted[name] = value
+    for name in CONFIGURATION_TEXTS:
+        value = data.get(name)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)) or len(str(value)) > 16:
+                raise invalid(f"{name} must be a short string")
+            wanted[name] = str(value)
+    level = data.get("max_options_trading_level")
+    if level is not None:
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < 2**31:
+            raise invalid("max_options_trading_level must be a whole number")
+        wanted["max_options_trading_level"] = level
+    return wanted
+
+
 def watchlist_symbol(data):
     """The ``symbol`` of a JSON body that adds one to a watchlist."""
     if "symbol" not in data:

@@ -39,6 +39,7 @@ from papertrader.worker.http.params import (
     Query,
     body,
     check_uuid,
+    configuration_request,
     day_bounds,
     day_start,
     decimal_text,
@@ -66,6 +67,7 @@ STATUS = {
     "insufficient_position": (403, 40310000),
     "game_rule": (403, 40310000),
     "game_closed": (403, 40310000),
+    "trading_suspended": (403, 40310000),
     "unknown_order": (404, 40410000),
     "unknown_portfolio": (404, 40410000),
     "unknown_watchlist": (404, 40410000),
@@ -265,6 +267,19 @@ class RestApi:
         token, username = yield self.who(request)
         portfolio = yield self.call(request, commands.Portfolio, token=token)
         return respond(request, 200, alpaca.account(portfolio, username))
+
+    @app.route("/v2/account/configurations", methods=["GET"])
+    @defer.inlineCallbacks
+    def account_configurations(self, request):
+        answer = yield self.call(request, commands.PortfolioConfiguration)
+        return respond(request, 200, alpaca.configuration(answer))
+
+    @app.route("/v2/account/configurations", methods=["PATCH"])
+    @defer.inlineCallbacks
+    def set_account_configurations(self, request):
+        wanted = configuration_request(body(request))
+        answer = yield self.call(request, commands.ConfigurePortfolio, **wanted)
+        return respond(request, 200, alpaca.configuration(answer))
 
     @app.route("/v2/clock", methods=["GET"])
     @defer.inlineCallbacks
