@@ -1570,3 +1570,135 @@ async def test_the_ticket_warns_of_a_games_rules_before_the_order_is_sent(tmp_pa
         [default] = [p for p in (await forward(commands.Portfolios))["portfolios"] if p["default"]]
         shown = await preview("AAPL", qty="10", portfolio=default["name"])
         assert shown["ok"] and "Cap Cup" not in shown["note"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_portfolios_trading_settings_are_changed_on_its_page(tmp_path, settings, clock, database_url):
+    async with website(tmp_path, settings, database_url, clock, margin_accounts=True) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "uma")
+        [main] = [p["name"] for p in (await forward(commands.Portfolios))["portfolios"]]
+        await forward(commands.CreatePortfolio, name="Shorts", margin=True)
+
+        async def configuration(name="Shorts"):
+            answer = await forward(commands.PortfolioConfiguration, portfolio=name)
+            return {k: answer[k] for k in ("no_shorting", "suspend_trade", "fractional_trading")}
+
+        # The portfolio's page shows its three switches as they are, in a form that works without scripts.
+        response, body = await site.get("/portfolios/manage?name=Shorts")
+        assert response.code == 200 and 'id="settings">Trading settings</h2>' in body
+        assert 'action="/portfolios/settings"' in body
+        assert 'name="no_shorting" value="yes" aria-describedby' in body  # off
+        assert 'name="suspend_trade" value="yes" aria-describedby' in body  # off
+        assert 'name="fractional_trading" value="yes" checked' in body  # on
+        # A cash portfolio never sells short: no long-only switch there, and the page says why.
+        _, body = await site.get(f"/portfolios/manage?name={main}")
+        assert 'name="no_shorting"' not in body and 'name="suspend_trade"' in body
+        assert "Long only: always, in a cash portfolio — only a margin portfolio can sell short." in body
+
+        # Not without the CSRF token; with it, the boxes ticked are on, the others off, and the page says what
+        # changed.
+        wanted = dict(name="Shorts", no_shorting="yes", suspend_trade="yes")
+        response, _ = await site.post("/portfolios/settings", wanted)
+        assert response.code == 403
+        assert await configuration() == dict(no_shorting=False, suspend_trade=False, fractional_trading=True)
+        response, _ = await site.post("/portfolios/settings", dict(wanted, csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Shorts#settings")
+        assert await configuration() == dict(no_shorting=True, suspend_trade=True, fractional_trading=False)
+        _, body = await site.get("/portfolios/manage?name=Shorts")
+        assert ("Trading settings of Shorts saved: long only (short sales are refused); trading suspended (new orders"
+                " are refused; canceling still works); whole shares only (no fractions, no dollar amounts).") in body
+        assert "<dt>Trading</dt><dd>trading suspended · long only · whole shares only</dd>" in body
+        assert 'name="no_shorting" value="yes" checked' in body and 'name="suspend_trade" value="yes" checked' in body
+        assert 'name="fractional_trading" value="yes" aria-describedby' in body
+        response, _ = await site.post("/portfolios/settings", dict(wanted, csrf=csrf))
+        _, body = await site.get("/portfolios/manage?name=Shorts")
+        assert "Trading settings of Shorts: nothing changed." in body
+
+        # The command line sees the same settings, and what it changes the page shows.
+        status, _, err = await d.cli("login", "uma", "--password-stdin", stdin=PASSWORD + "\n", user="uma")
+        assert status == 0, err
+        status, out, err = await d.cli("portfolio", "configure", "--portfolio", "Shorts", user="uma")
+        assert status == 0, err
+        assert (json.loads(out)["no_shorting"], json.loads(out)["suspend_trade"]) == (True, True)
+        status, out, err = await d.cli("portfolio", "configure", "--portfolio", "Shorts", "--suspend-trade", "off",
+                                       user="uma")
+        assert status == 0, err
+        _, body = await site.get("/portfolios/manage?name=Shorts")
+        assert 'name="suspend_trade" value="yes" aria-describedby' in body
+        assert "<dt>Trading</dt><dd>long only · whole shares only</dd>" in body
+
+        # A cash portfolio's form leaves its long-only setting as it is; a portfolio that is not there is refused.
+        response, _ = await site.post("/portfolios/settings", dict(name=main, fractional_trading="yes", csrf=csrf))
+        assert response.code == 303
+        assert await configuration(main) == dict(no_shorting=False, suspend_trade=False, fractional_trading=True)
+        response, _ = await site.post("/portfolios/settings", dict(name="Nothing", suspend_trade="yes", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Nothing#settings")
+        assert (await site.get("/portfolios/manage?name=Nothing"))[0].code == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_suspended_portfolio_says_so_where_it_trades(tmp_path, settings, clock, database_url):
+    async with website(tmp_path, settings, database_url, clock, margin_accounts=True) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "vic")
+        await forward(commands.CreatePortfolio, name="Shorts", margin=True)
+        assert (await site.post("/portfolios/use", dict(name="Shorts", csrf=csrf)))[0].code == 303
+        _, body = await site.get("/")
+        assert "Trading is suspended" not in body
+        response, _ = await site.post("/portfolios/settings", dict(name="Shorts", no_shorting="yes",
+                                                                   suspend_trade="yes", csrf=csrf))
+        assert response.code == 303
+        notice = ("Trading is suspended in this portfolio (Shorts): new orders are refused; canceling still works."
+                  ' <a href="/portfolios/manage?name=Shorts#settings">Change it in its settings</a>.')
+
+        # The dashboard and the ticket say so, and the preview does not pretend the order can be sent.
+        _, body = await site.get("/")
+        assert notice in body
+        _, body = await site.get("/asset/AAPL")
+        assert 'id="suspended-ticket"' in body and notice in body
+        assert body.index('id="suspended-ticket"') < body.index('id="place-order"')
+        ask = dict(side="buy", type="market", amount_by="shares", time_in_force="day", portfolio="Shorts")
+
+        async def preview(**changes):
+            response, answer = await site.get("/asset/AAPL/preview?" + urlencode(dict(ask, **changes)))
+            assert response.code == 200
+            return json.loads(answer)
+
+        shown = await preview(qty="1")
+        assert not shown["ok"] and shown["note"].startswith("Trading is suspended in this portfolio: this order would"
+                                                           " be refused."), shown
+
+        # Sent anyway, the master refuses it: said in the website's words, not the configuration's field names.
+        order = dict(ask, qty="1", csrf=csrf, client_order_id="suspended-1")
+        body = await site.refused("/asset/AAPL/order", order, "/asset/AAPL")
+        assert ("Trading is suspended in this portfolio: new orders and changes to open orders are refused (canceling"
+                " still works). Turn off “Suspend trading” in its trading settings (Portfolios, Manage) to"
+                " trade.") in body
+        assert "suspend_trade" not in body and "its configuration" not in body
+        assert (await forward(commands.Orders, portfolio="Shorts", limit=10))["orders"] == []
+
+        # Trading again: no notice; long only and whole shares only are warned of and refused in words too.
+        response, _ = await site.post("/portfolios/settings", dict(name="Shorts", no_shorting="yes", csrf=csrf))
+        assert response.code == 303
+        _, body = await site.get("/")
+        assert "Trading is suspended" not in body
+        _, body = await site.get("/asset/AAPL")
+        assert 'id="suspended-ticket"' not in body
+        assert "Whole shares only: this portfolio's settings turn fractional shares off." in body
+        shown = await preview(qty="1.5")
+        assert not shown["ok"] and shown["note"] == ("Fractional shares are off in this portfolio: 1.5 is not a whole"
+                                                     " number of shares, and would be refused."), shown
+        shown = await preview(amount_by="dollars", notional="100")
+        assert not shown["ok"] and shown["note"].startswith("Fractional shares are off in this portfolio: an order"
+                                                           " for a dollar amount would be refused."), shown
+        assert (await preview(qty="2"))["ok"]
+        body = await site.refused("/asset/AAPL/order", dict(order, qty="1.5", client_order_id="half"), "/asset/AAPL")
+        assert ("Fractional trading is turned off in this portfolio (“Fractional shares” is off in its trading"
+                " settings): 1.5 is not a whole number of shares.") in body
+        body = await site.refused("/asset/AAPL/order", dict(order, side="sell", client_order_id="short"),
+                                  "/asset/AAPL")
+        assert ("Short selling is turned off in this portfolio (“Long only” in its trading settings): selling AAPL"
+                " you do not hold is a short sale.") in body
+        response, _ = await site.post("/asset/AAPL/order", dict(order, qty="2", client_order_id="whole"))
+        assert response.code == 303
+        assert [o["client_order_id"] for o in (await forward(commands.Orders, portfolio="Shorts",
+                                                              limit=10))["orders"]] == ["whole"]

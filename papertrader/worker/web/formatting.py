@@ -202,12 +202,26 @@ def _class_words(match):
     return f"{article} {side or ''}{'bracket' if kind == 'bracket' else kind.upper()} order"
 
 
+#: The trading core's words for a portfolio's configuration (papertrader/trading/configuration.py), as the website
+#: names its trading settings (on the portfolio's page: Portfolios, Manage).
+SETTINGS_WORDS = (
+    (" (its configuration's suspend_trade): turn it off to place or replace orders",
+     ": new orders and changes to open orders are refused (canceling still works). Turn off “Suspend trading”"
+     " in its trading settings (Portfolios, Manage) to trade"),
+    (" (its configuration's no_shorting)", " (“Long only” in its trading settings)"),
+    (" (its configuration's fractional_trading)", " (“Fractional shares” is off in its trading settings)"),
+    ("give a quantity of whole shares, not a notional", "give a whole number of shares, not a dollar amount"),
+)
+
+
 def said(text, order=None):
     """A message of the trading core as the website words it: its amounts of money, prices and quantities as the
     pages show them ('$24,083,850.00', '$187.25', '100,000 AAPL'), and an order it names by number ('order 9')
     named as the pages name it (``order``: 'Buy 1 AAPL'; without it, 'another order')."""
     if not text:
         return text
+    for core, words in SETTINGS_WORDS:
+        text = text.replace(core, words)
     text = MONEY_RE.sub(lambda m: m.group(1) + money(Decimal(m.group(2))), text)
     text = NOTIONAL_RE.sub(lambda m: money(Decimal(m.group(1))), text)
     text = PRICE_RE.sub(lambda m: m.group(1) + price(Decimal(m.group(2))), text)

@@ -193,10 +193,30 @@ def game_refusal(request, symbol, last, held, portfolio, game):
             f" ({fmt.money(max(allowed, Decimal(0)))}): {symbol} would be worth {fmt.money(value)}.")
 
 
-def preview(form, symbol, quote, portfolio, rules, game=None):
+def settings_refusal(request, configuration):
+    """What the portfolio's trading settings (``configuration``: a PortfolioConfiguration answer, None if unknown)
+    would refuse of this order, in a sentence (None: nothing): a fraction of a share or a dollar amount with
+    fractional shares off (papertrader/trading/configuration.py check_order, which the master runs)."""
+    if not configuration or configuration.get("fractional_trading") is not False:
+        return None
+    if request.notional is not None:
+        return ("Fractional shares are off in this portfolio: an order for a dollar amount would be refused. Give a"
+                " whole number of shares, or turn fractional shares on in its settings.")
+    if request.quantity is not None and request.quantity != request.quantity.to_integral_value():
+        return (f"Fractional shares are off in this portfolio: {fmt.quantity(request.quantity)} is not a whole"
+                " number of shares, and would be refused.")
+    return None
+
+
+SUSPENDED = ("Trading is suspended in this portfolio: this order would be refused. Turn it back on in its settings"
+             " (Portfolios, Manage).")
+
+
+def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None):
     """What the ticket would do now: {"ok", "cost", "after", "note"} (texts for the page).  A game's portfolio
     pays the game's commission (``commission_model`` of the portfolio answer), and its order is checked against the
-    game's rules (``game``: the game the portfolio plays in, as Games shows it)."""
+    game's rules (``game``: the game the portfolio plays in, as Games shows it) and the portfolio's trading settings
+    (``configuration``: trading suspended, fractional shares off; None: not known)."""
     if portfolio.get("commission_model"):
         from dataclasses import replace
 
@@ -205,6 +225,9 @@ def preview(form, symbol, quote, portfolio, rules, game=None):
         rules = replace(rules, commission_model=parse_commission(portfolio["commission_model"]))
     answer = {"ok": False, "cost": "—", "after": "—", "note": "",
               "buying_power": fmt.money(portfolio["buying_power"])}
+    if (configuration or {}).get("suspend_trade") or portfolio.get("suspend_trade"):
+        answer["note"] = SUSPENDED  # whatever is typed: said as soon as the page shows the ticket
+        return answer
     if not (form.get("qty") if form.get("amount_by") != "dollars" else form.get("notional")):
         answer["ok"] = True
         return answer  # nothing typed yet: nothing to say
@@ -219,7 +242,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None):
     if last is None:
         answer["note"] = "No price yet for this asset: try again after the next update."
         return answer
-    refused = game_refusal(request, symbol, last, held, portfolio, game)
+    refused = settings_refusal(request, configuration) or game_refusal(request, symbol, last, held, portfolio, game)
     if refused:
         answer["note"] = refused
         return answer

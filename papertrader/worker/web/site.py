@@ -713,13 +713,15 @@ class Website:
         gathered = [self.call(visit, commands.AssetList, symbol=symbol),
                     self.candles(visit, symbol, interval, CANDLE_LIMITS[interval]),
                     self.day_candle(visit, symbol), self.call(visit, commands.Portfolio),
-                    self.call(visit, commands.Orders, status="open", symbols=[symbol], limit=OPEN_PAGE)]
-        assets, candles, day, portfolio, orders = await defer.gatherResults(
+                    self.call(visit, commands.Orders, status="open", symbols=[symbol], limit=OPEN_PAGE),
+                    self.call(visit, commands.PortfolioConfiguration)]
+        assets, candles, day, portfolio, orders, configuration = await defer.gatherResults(
             [defer.ensureDeferred(c) if not isinstance(c, defer.Deferred) else c for c in gathered],
             consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         asset = assets["assets"][0] if assets["assets"] else {"symbol": symbol}
+        # (the ticket says whether the portfolio's trading settings let it trade now, and in fractions)
         return dict(clock=clock, interval=interval, asset=asset, candles=candles["candles"], day=day,
-                    portfolio=portfolio, orders=list(reversed(orders["orders"])))
+                    portfolio=dict(portfolio, configuration=configuration), orders=list(reversed(orders["orders"])))
 
     def asset_html(self, request, visit, symbol, data, side="buy", watch=""):
         chrome = self.chrome(request, visit, "trade", data["clock"])
@@ -771,12 +773,15 @@ class Website:
         self.ticket_portfolio(request, visit)
         request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
         try:
-            portfolio = await self.call(visit, commands.Portfolio)
+            portfolio, configuration = await defer.gatherResults(
+                [self.call(visit, commands.Portfolio), self.call(visit, commands.PortfolioConfiguration)],
+                consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         except UnknownPortfolio as e:  # renamed or closed since the page was made: the answer says so
             return previews.as_json({"ok": False, "cost": "—", "after": "—", "buying_power": "—",
                                      "note": f"{sentence(e.message)} Reload the page."})
         return previews.as_json(previews.preview(form, symbol, self.worker.quotes.get(symbol), portfolio,
-                                                 self.rules, await self.game_of(visit, portfolio.get("portfolio"))))
+                                                 self.rules, await self.game_of(visit, portfolio.get("portfolio")),
+                                                 configuration))
 
     async def game_of(self, visit, name):
         """The game (as Games shows it) that ``visit``'s portfolio ``name`` plays in; None for a portfolio outside
@@ -992,8 +997,10 @@ class Website:
         if found is None:
             return html(request, views.error_page(chrome, 404, "Not found",
                                                   f"You have no open portfolio named {name!r}."), 404)
-        what, error, form = refusal(chrome, "rename", "default", "close")
-        return html(request, views.manage_page(chrome, found, form or None, {what: error} if what else None))
+        what, error, form = refusal(chrome, "rename", "default", "settings", "close")
+        configuration = await self.call(visit, commands.PortfolioConfiguration, portfolio=found["name"])
+        return html(request, views.manage_page(chrome, found, form or None, {what: error} if what else None,
+                                               configuration))
 
     @staticmethod
     async def attempt(answer, refused):
@@ -1045,6 +1052,33 @@ class Website:
         security.set_flash(request, f"Portfolio {made['name']} is now your default: what the command line and"
                                     " the HTTP API trade when they name no portfolio.", "success")
         return redirect(request, "/portfolios")
+
+    @app.route("/portfolios/settings", methods=["POST"])
+    @action()
+    async def portfolio_settings(self, request, visit):
+        """The portfolio's trading settings (its configuration's switches, views.SWITCHES): each box of the form,
+        ticked or not (a cash portfolio's form has no long-only box: it never sells short)."""
+        name = field(request, "name", 64)
+        await self.load_portfolios(request, visit)
+        found = self.named(visit, name)
+        wanted = {switch: field(request, switch, 4) == "yes" for switch, _, _ in views.SWITCHES}
+        if found is not None and found["kind"] != "margin":
+            del wanted["no_shorting"]
+
+        def refused(why):
+            return refuse(request, views.settings_link(name), "settings", why, wanted)
+
+        before, refusal_page = await self.attempt(
+            self.call(visit, commands.PortfolioConfiguration, portfolio=name), refused)
+        if refusal_page is None:
+            after, refusal_page = await self.attempt(
+                self.call(visit, commands.ConfigurePortfolio, portfolio=name, **wanted), refused)
+        if refusal_page is not None:
+            return refusal_page
+        changes = [views.SWITCHED[switch][after[switch]] for switch in wanted if before[switch] != after[switch]]
+        security.set_flash(request, f"Trading settings of {after['portfolio']} saved: {'; '.join(changes)}." if changes
+                           else f"Trading settings of {after['portfolio']}: nothing changed.", "success")
+        return redirect(request, views.settings_link(after["portfolio"]))
 
     @app.route("/portfolios/close", methods=["POST"])
     @action()

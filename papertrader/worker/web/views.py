@@ -476,7 +476,8 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                     h("a", {"class": "btn small primary", "href": "/assets"}, "Trade")),
                   table(POSITION_HEADERS, position_rows(p, names), section="positions", caption="Your positions",
                         empty=EMPTY["positions"], cls="data stack-on-phone"))
-    main = join(h("h1", {"class": "sr-only"}, "Dashboard"), summary(p), chart, positions)
+    notice = suspended_notice(p.get("portfolio") or chrome.portfolio) if p.get("suspend_trade") else ""
+    main = join(h("h1", {"class": "sr-only"}, "Dashboard"), notice, summary(p), chart, positions)
     data = {"data-range": chosen_range}
     if len(points) > 1:
         data["data-range-base"] = fmt.number_text(base)
@@ -750,7 +751,12 @@ def day_hint(clock, interval):
 
 
 def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id, asset):
+    """The order ticket; ``portfolio``'s ``configuration`` (its trading settings, when known) says whether it may
+    trade now and in fractions."""
     side = side if side in ("buy", "sell") else "buy"
+    configuration = (portfolio or {}).get("configuration") or {}
+    suspended = bool(configuration.get("suspend_trade") or (portfolio or {}).get("suspend_trade"))
+    whole = configuration.get("fractional_trading") is False
     kind = form.get("type") or "market"
     amount_by = form.get("amount_by") or "shares"
     sides = h("fieldset", {"class": "sides"}, h("legend", {"class": "sr-only"}, "Side"),
@@ -767,10 +773,12 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
         sides,
         _select("Order type", "type", ORDER_TYPES, kind),
         amount,
-        _decimal_input("Shares", "qty", form.get("qty"), hint="Up to 6 decimals.", show_for="shares",
-                       placeholder="0"),
+        _decimal_input("Shares", "qty", form.get("qty"),
+                       hint="Whole shares only: this portfolio's settings turn fractional shares off." if whole else
+                       "Up to 6 decimals.", show_for="shares", placeholder="0"),
         _decimal_input("Amount ($)", "notional", form.get("notional"),
-                       hint="A market day order for this many dollars; the shares are fixed at the fill.",
+                       hint="Refused in this portfolio: its settings allow whole shares only, not dollar amounts."
+                       if whole else "A market day order for this many dollars; the shares are fixed at the fill.",
                        show_for="dollars", placeholder="0.00"),
         _decimal_input("Limit price ($)", "limit_price", form.get("limit_price"),
                        hint="Limit and stop limit orders: at this price or better.", show_for="limit stop_limit"),
@@ -807,7 +815,8 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
         f"/asset/{symbol}/order", chrome.csrf,
         h("input", {"type": "hidden", "name": "client_order_id", "value": client_order_id}),
         h("input", {"type": "hidden", "name": "portfolio", "value": name}) if name else "",
-        *fields, preview, button("Review and place order", "btn primary wide", id="place-order"),
+        *fields, preview, suspended_notice(name, "ticket") if suspended else "",
+        button("Review and place order", "btn primary wide", id="place-order"),
         cls="stack ticket-form", label=f"Order ticket for {symbol}")
     return h("section", {"class": "card ticket", "id": "ticket", "aria-labelledby": "ticket-title"},
              h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), where, error_box(error, ORDER_FIELDS), form_markup)
@@ -1384,14 +1393,87 @@ def manage_link(name):
     return "/portfolios/manage?" + urlencode({"name": name})
 
 
-def manage_page(chrome, p, form=None, errors=None):
-    """One portfolio: rename it, make it the default, reset it, close it."""
+#: The switches of a portfolio's trading settings (its configuration that acts on orders): (name, label, hint).
+SWITCHES = (("no_shorting", "Long only — no short sales",
+             "Selling shares the portfolio does not hold (a short sale) is refused."),
+            ("suspend_trade", "Suspend trading — no new orders",
+             "New orders and changes to open orders are refused; canceling still works, and a bracket order's"
+             " exits and a margin call's sales still trade."),
+            ("fractional_trading", "Fractional shares — allow fractions and dollar amounts",
+             "Off: whole shares only; an order for a fraction of a share or for a dollar amount is refused."))
+
+#: What the flash message says of a switch turned off (False) or on (True).
+SWITCHED = {"no_shorting": {True: "long only (short sales are refused)", False: "short sales allowed"},
+            "suspend_trade": {True: "trading suspended (new orders are refused; canceling still works)",
+                              False: "trading resumed (new orders are taken)"},
+            "fractional_trading": {True: "fractional shares and dollar amounts allowed",
+                                   False: "whole shares only (no fractions, no dollar amounts)"}}
+
+
+def settings_link(name):
+    """The portfolio's trading settings (on its manage page)."""
+    return manage_link(name) + "#settings"
+
+
+def switch_input(label, name, checked, hint):
+    """A checkbox with its label, and what it does under them."""
+    ident = f"f-{name}"
+    return h("div", {"class": "field"},
+             h("div", {"class": "check"},
+               h("input", {"type": "checkbox", "id": ident, "name": name, "value": "yes", "checked": bool(checked),
+                           "aria-describedby": f"{ident}-hint"}),
+               h("label", {"for": ident}, label)),
+             h("p", {"class": "hint", "id": f"{ident}-hint"}, hint))
+
+
+def settings_form(chrome, p, configuration, form=None):
+    """The portfolio's trading settings: a form of its switches (``form``: as a refused one was sent).  A cash
+    portfolio never sells short: it has no long-only switch, and says so."""
+    form = form or {}
+    margin = p["kind"] == "margin"
+    switches = []
+    for name, label, hint in SWITCHES:
+        if name == "no_shorting" and not margin:
+            switches.append(h("p", {"class": "muted", "id": "no-shorting-cash"},
+                              "Long only: always, in a cash portfolio — only a margin portfolio can sell short."))
+            continue
+        on = form[name] if isinstance(form.get(name), bool) else configuration.get(name)
+        switches.append(switch_input(label, name, on, hint))
+    return post_form("/portfolios/settings", chrome.csrf,
+                     h("input", {"type": "hidden", "name": "name", "value": p["name"]}), *switches,
+                     button("Save trading settings", "btn primary"), cls="stack", label="Trading settings")
+
+
+def settings_summary(configuration, margin):
+    """The settings in a few words: 'trading suspended · whole shares only'; '' when they are the defaults."""
+    said = []
+    if configuration.get("suspend_trade"):
+        said.append("trading suspended")
+    if configuration.get("no_shorting") and margin:
+        said.append("long only")
+    if configuration.get("fractional_trading") is False:
+        said.append("whole shares only")
+    return " · ".join(said)
+
+
+def suspended_notice(name, where="page"):
+    """Trading is suspended in the portfolio ``name``: said plainly, with the way to its settings."""
+    return h("div", {"class": "flash info", "id": f"suspended-{where}"},
+             "Trading is suspended in this portfolio", f" ({name})" if name else "",
+             ": new orders are refused; canceling still works. ",
+             h("a", {"href": settings_link(name)}, "Change it in its settings") if name else "", ".")
+
+
+def manage_page(chrome, p, form=None, errors=None, configuration=None):
+    """One portfolio: rename it, make it the default, change its trading settings, reset it, close it."""
     form, errors = form or {}, errors or {}
     hidden = h("input", {"type": "hidden", "name": "name", "value": p["name"]})
     facts = h("dl", {"class": "facts"},
               *[h("div", h("dt", k), h("dd", v)) for k, v in
                 (("Kind", kind_of(p)), ("Cash", fmt.money(p["cash"])), ("Started with", fmt.money(p["starting_cash"])),
-                 ("Default", "yes" if p["default"] else "no"))])
+                 ("Default", "yes" if p["default"] else "no"))] +
+              ([h("div", h("dt", "Trading"), h("dd", settings_summary(configuration, p["kind"] == "margin")))]
+               if configuration and settings_summary(configuration, p["kind"] == "margin") else []))
     rename = post_form("/portfolios/rename", chrome.csrf, hidden,
                        field_input("New name", "new_name", form.get("new_name", p["name"]), maxlength="64",
                                    hint="1 to 64 characters. Its orders, history and API keys stay."),
@@ -1419,6 +1501,11 @@ def manage_page(chrome, p, form=None, errors=None):
     main = h("section", {"class": "card manage"}, h("h1", f"Portfolio {p['name']}"), facts,
              h("h2", "Name"), error_box(errors.get("rename"), ((("name",), "f-new_name"),)), rename,
              h("h2", "Default"), error_box(errors.get("default")), default,
+             join(h("h2", {"id": "settings"}, "Trading settings"),
+                  h("p", {"class": "muted"}, "What this portfolio's orders may do, from the website, the command line"
+                                             " and the HTTP API alike."),
+                  error_box(errors.get("settings")), settings_form(chrome, p, configuration, form))
+             if configuration is not None else "",
              h("h2", "Start again"), reset,
              h("h2", "Close"), error_box(errors.get("close")), close,
              h("p", {"class": "back"}, h("a", {"href": "/portfolios"}, "← Your portfolios")))
