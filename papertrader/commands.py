@@ -615,6 +615,26 @@ class Bars(Command):
                 (b"next_page_token", amp.Unicode(optional=True))]
 
 
+class CorporateActions(Command):
+    """The splits (``forward_split``, ``reverse_split``: ``new_rate`` shares for ``old_rate``) and cash dividends
+    (``cash_dividend``: ``rate`` a share, paid on ``pay_date``) of ``symbols`` (1-200; default: every asset of a
+    deployment that has at most 500), processed from ``start`` to ``end`` (days YYYY-MM-DD, both included; a
+    split on its ``ex_date``, a dividend on its pay date; both default to the market's day), by process date
+    (``sort`` desc: newest first), at most ``limit`` (1-200) a page; only those whose ex-date has come (never a
+    replay's future); ``kinds``: only those kinds.  ``id``: a stable UUID of the action."""
+
+    arguments = [(b"start", amp.Unicode(optional=True)), (b"end", amp.Unicode(optional=True)),
+                 (b"symbols", amp.ListOf(amp.Unicode(), optional=True)),
+                 (b"kinds", amp.ListOf(amp.Unicode(), optional=True)), (b"limit", amp.Integer(optional=True)),
+                 (b"page_token", amp.Unicode(optional=True)), (b"sort", amp.Unicode(optional=True))]
+    response = [(b"actions", amp.AmpList([
+        (b"id", amp.Unicode()), (b"kind", amp.Unicode()), (b"symbol", amp.Unicode()), (b"ex_date", amp.Unicode()),
+        (b"process_date", amp.Unicode()), (b"pay_date", amp.Unicode(optional=True)),
+        (b"rate", amp.Decimal(optional=True)), (b"new_rate", amp.Decimal(optional=True)),
+        (b"old_rate", amp.Decimal(optional=True))])),
+        (b"next_page_token", amp.Unicode(optional=True))]
+
+
 class LatestBars(Command):
     """The newest ``count`` (1-10, default 1) bars of each of ``symbols`` (1-200), oldest first per symbol;
     symbols not traded here, or without bars, are left out.  ``timeframe`` as for Bars."""
@@ -962,7 +982,8 @@ FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
     Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, Clock, PlaceOrder,
     CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History, ClosePosition,
-    CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, LatestBars, CreateApiKey, ApiKeys,
+    CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, LatestBars, CorporateActions,
+    CreateApiKey, ApiKeys,
     RevokeApiKey, Portfolios, CreatePortfolio, RenamePortfolio, SetDefaultPortfolio, ClosePortfolio,
     ResetPortfolio, PortfolioConfiguration, ConfigurePortfolio,
 )

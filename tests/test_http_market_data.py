@@ -460,3 +460,63 @@ async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_pat
             datetime(2026, 9, 21, 9, 30, tzinfo=new_york)]
     finally:
         await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_corporate_actions_through_alpaca_py_never_show_a_replays_future(replay):
+    """Alpaca's corporate actions (alpaca-py's CorporateActionsClient): the replay's splits and dividends, each
+    once its day has played (a strategy reading them never learns of a split before it happens), by process
+    date (a dividend's pay date), with their rates; filters, paging and bad input as Alpaca's."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.data.enums import CorporateActionsType
+    from alpaca.data.historical.corporate_actions import CorporateActionsClient
+    from alpaca.data.requests import CorporateActionsRequest
+
+    client = CorporateActionsClient(replay.key_id, replay.secret, url_override=replay.url)
+    march = dict(start=date(2024, 3, 1), end=date(2024, 3, 31))
+
+    async def played_through(day):
+        for _ in range(20):
+            quote = replay.d.master.board.get("XYZ")
+            if quote is not None and quote.session_open is not None and quote.session_open.date() >= day:
+                return
+            await replay.d.tick()
+        raise AssertionError(f"the replay did not reach {day}")
+
+    async def actions(**filters):
+        found = await in_thread(client.get_corporate_actions, CorporateActionsRequest(**dict(march, **filters)))
+        return {kind: [(a.symbol, a.ex_date.day) for a in items] for kind, items in found.data.items()}
+
+    await played_through(date(2024, 3, 7))
+    assert await actions() == {}  # the split of the 8th has not happened yet
+    await played_through(date(2024, 3, 8))
+    found = await in_thread(client.get_corporate_actions, CorporateActionsRequest(**march))
+    [split] = found.data["forward_splits"]
+    assert (split.symbol, split.ex_date, split.new_rate, split.old_rate) == ("XYZ", date(2024, 3, 8), 2, 1)
+    await played_through(date(2024, 3, 13))
+    assert await actions() == {"forward_splits": [("XYZ", 8)], "cash_dividends": [("XYZ", 12), ("ABC", 13)]}
+    found = await in_thread(client.get_corporate_actions, CorporateActionsRequest(
+        symbols=["ABC"], types=[CorporateActionsType.CASH_DIVIDEND], **march))
+    [dividend] = found.data["cash_dividends"]
+    assert (dividend.rate, dividend.process_date, dividend.payable_date) == (0.1, date(2024, 3, 15),
+                                                                             date(2024, 3, 15))
+    assert await actions(types=[CorporateActionsType.REVERSE_SPLIT]) == {}
+    assert await actions(start=date(2024, 3, 9), end=date(2024, 3, 12)) == {"cash_dividends": [("XYZ", 12)]}
+
+    # Pages of one, newest first, through the raw API (a dividend is processed on its pay date: ABC's, the 15th).
+    seen, token = [], None
+    for _ in range(5):
+        page = await in_thread(client.get, "/corporate-actions", dict(
+            {"start": "2024-03-01", "end": "2024-03-31", "limit": 1, "sort": "desc"},
+            **({"page_token": token} if token else {})))
+        seen += [(kind, a["symbol"]) for kind, items in page["corporate_actions"].items() for a in items]
+        token = page["next_page_token"]
+        if token is None:
+            break
+    assert seen == [("cash_dividends", "ABC"), ("cash_dividends", "XYZ"), ("forward_splits", "XYZ")]
+    for params, words in (({"types": "bonus"}, "types: 'bonus' is not one of"),
+                          ({"start": "2024-03-31", "end": "2024-03-01"}, "end is before start"),
+                          ({"ids": "x"}, "ids is not supported")):
+        with pytest.raises(APIError) as e:
+            await in_thread(client.get, "/corporate-actions", params)
+        assert e.value.status_code == 422 and words in e.value.message

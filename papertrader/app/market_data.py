@@ -1,7 +1,8 @@
 """Market-data commands the master answers: candles and the market clock (quotes come from a worker's cache)."""
 
 import re
-from datetime import datetime, time, timedelta, timezone
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
@@ -29,6 +30,12 @@ MAX_SYMBOLS = 200
 #: Corporate-action answers kept for adjusting bars, and closes before ex-dates.
 ACTIONS_CACHED = 64
 CLOSES_CACHED = 100_000
+#: Most corporate actions of one answer (fits one AMP value), the assets they are read of without symbols
+#: named, and how long before its process date an action's own day may be (a dividend's ex-date before its pay).
+MAX_ACTIONS = 200
+ACTION_KINDS = ("forward_split", "reverse_split", "cash_dividend")
+MAX_ACTION_ASSETS = 500
+ACTION_LOOKBACK = timedelta(days=120)
 #: What a symbol may look like (letters, digits, '.', '-', '/'), before it is looked up.
 SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,15}")
 
@@ -230,11 +237,10 @@ class MarketDataCommands:
         """``bars`` adjusted for the corporate actions after each (papertrader/trading/corporate.py), up to the
         newest session that has played (its actions are applied when it plays: a replay waiting at the next
         session's open has not applied that session's split yet, and neither do its bars)."""
-        played = max((q.session_open for q in self.board.all() if q.session_open is not None), default=None)
+        today = self._played_day()
         first = min(b["time"] for b in bars).date()
-        if self.source is None or played is None or first >= played.date():
+        if self.source is None or today is None or first >= today:
             return bars
-        today = played.date()
         symbols = sorted({b["symbol"] for b in bars})
         key = (tuple(symbols), first, today)
         actions = self._actions_cache.get(key)
@@ -263,6 +269,65 @@ class MarketDataCommands:
             by_symbol.setdefault(action.symbol, []).append(action)
         return [adjust_bar(b, adjustment_factors(b["time"].date(), by_symbol.get(b["symbol"], ()), closes, kinds,
                                                  today)) for b in bars]
+
+    @defer.inlineCallbacks
+    def corporate_actions(self, stamp, start=None, end=None, symbols=None, kinds=None, limit=None, page_token=None,
+                          sort=None):
+        """The splits and cash dividends of ``symbols`` (default: every asset, if there are at most
+        MAX_ACTION_ASSETS) processed from ``start`` to ``end`` (days, YYYY-MM-DD, both included; a split is
+        processed on its date, a dividend on its pay date, as Alpaca's corporate actions), by process date
+        (``sort`` desc: newest first), at most ``limit`` (1-200, default 200) after ``page_token`` (the answer's
+        ``next_page_token``).  Only the actions of the days that have played (a split's date, a dividend's
+        ex-date up to the market's day): a replay never shows its future.  ``kinds``: only these of
+        ACTION_KINDS (others of Alpaca's types are none here).  ``start`` and ``end`` default to the market's day."""
+        today = self._played_day()
+        default = (today or self.market_clock.now().date()).isoformat()
+        first, last = _action_day("start", start or default), _action_day("end", end or default)
+        if last < first:
+            raise InvalidInput("end is before start")
+        limit = limit or MAX_ACTIONS
+        validation.limit(limit, MAX_ACTIONS)
+        if sort not in (None, "asc", "desc"):
+            raise InvalidInput("sort must be asc or desc")
+        if symbols:
+            wanted = self._known(symbols)
+        elif len(self.board.assets) <= MAX_ACTION_ASSETS:
+            wanted = sorted(self.board.assets)
+        else:
+            raise InvalidInput(f"this server trades more than {MAX_ACTION_ASSETS} assets: name the symbols")
+        after = _action_token(page_token)
+        kinds = set(ACTION_KINDS if kinds is None else kinds)
+        if self.source is None or today is None or not wanted:
+            return {"actions": []}
+        # The days an action is told by (a split's date, a dividend's ex-date) come up to its process date.
+        lo, hi = first - ACTION_LOOKBACK, min(last, today)
+        if hi <= lo:
+            return {"actions": []}
+        key = (tuple(wanted), lo, hi)
+        actions = self._actions_cache.get(key)
+        if actions is None:
+            try:
+                actions = yield self.source.corporate_actions(wanted, lo, hi)
+            except Exception as e:
+                raise QuoteUnavailable(f"the splits and dividends cannot be read now ({e}); try again")
+            if len(self._actions_cache) >= ACTIONS_CACHED:
+                self._actions_cache.pop(next(iter(self._actions_cache)))
+            self._actions_cache[key] = actions
+        rows = sorted((row for row in map(_action_row, actions)
+                       if first <= row["process_date"] <= last and row["kind"] in kinds),
+                      key=_action_key, reverse=sort == "desc")
+        if after is not None:
+            rows = [r for r in rows if (_action_key(r) < after if sort == "desc" else _action_key(r) > after)]
+        answer = {"actions": [{k: v.isoformat() if isinstance(v, date) else v for k, v in r.items() if v is not None}
+                              for r in rows[:limit]]}
+        if len(rows) > limit:
+            answer["next_page_token"] = "|".join(str(part) for part in _action_key(rows[limit - 1]))
+        return answer
+
+    def _played_day(self):
+        """The market's day: that of the newest session that has played (None before any)."""
+        played = max((q.session_open for q in self.board.all() if q.session_open is not None), default=None)
+        return played.date() if played is not None else None
 
     @defer.inlineCallbacks
     def latest_bars(self, stamp, symbols, timeframe, count=None):
@@ -296,3 +361,38 @@ def _page_token(token):
         return symbol, moment
     except (ValueError, OverflowError):
         raise InvalidInput("page_token: the next_page_token of an earlier page")
+
+
+def _action_day(name, text):
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a day, YYYY-MM-DD")
+
+
+def _action_row(action):
+    """A Split or a Dividend as the CorporateActions command answers it."""
+    if isinstance(action, Dividend):
+        return dict(kind="cash_dividend", symbol=action.symbol, ex_date=action.ex_date, process_date=action.paid_on,
+                    pay_date=action.pay_date, rate=action.amount,
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"papertrader:dividend:{action.symbol}:{action.ex_date}")))
+    kind = "forward_split" if action.new >= action.old else "reverse_split"
+    return dict(kind=kind, symbol=action.symbol, ex_date=action.date, process_date=action.date,
+                new_rate=action.new, old_rate=action.old,
+                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"papertrader:split:{action.symbol}:{action.date}")))
+
+
+def _action_key(row):
+    return (row["process_date"].isoformat(), row["symbol"], row["kind"], row["ex_date"].isoformat())
+
+
+def _action_token(token):
+    """The key a page token of ``corporate_actions`` names (the last action of the page before), or None."""
+    if token in (None, ""):
+        return None
+    parts = token.split("|")
+    if len(token) > 100 or len(parts) != 4:
+        raise InvalidInput("page_token is not one this server gave")
+    for i in (0, 3):
+        _action_day("page_token", parts[i])
+    return tuple(parts)

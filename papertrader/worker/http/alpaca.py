@@ -373,6 +373,22 @@ def bar(b):
             "v": b["volume"], "n": None, "vw": None}
 
 
+def corporate_action(a):
+    """A CorporateActions row as Alpaca's market data shows it (rates as JSON numbers; no CUSIPs are known here:
+    empty)."""
+    out = {"id": a["id"], "symbol": a["symbol"]}
+    if a["kind"] == "cash_dividend":
+        out.update(cusip="", rate=a["rate"], special=False, foreign=False)
+    elif a["kind"] == "reverse_split":
+        out.update(old_cusip="", new_cusip="", new_rate=a["new_rate"], old_rate=a["old_rate"])
+    else:
+        out.update(cusip="", new_rate=a["new_rate"], old_rate=a["old_rate"])
+    out.update(process_date=a["process_date"], ex_date=a["ex_date"])
+    if a.get("pay_date"):
+        out["payable_date"] = a["pay_date"]
+    return out
+
+
 def quote(q):
     """A worker's cached quote as Alpaca's latest quote: bid and ask from the fill model's spread; sizes are not
     simulated (0)."""

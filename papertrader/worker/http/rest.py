@@ -56,6 +56,12 @@ from papertrader.worker.http.params import (
     watchlist_symbol,
 )
 
+#: Alpaca's corporate action types (its market data's ``types``): the splits and cash dividends are served, the
+#: others are none here.
+ALPACA_ACTION_TYPES = ("forward_split", "reverse_split", "unit_split", "cash_dividend", "stock_dividend", "spin_off",
+                       "cash_merger", "stock_merger", "stock_and_cash_merger", "redemption", "name_change",
+                       "worthless_removal", "rights_distribution")
+
 #: Our error codes -> (HTTP status, Alpaca's code).  Anything else: 500.
 STATUS = {
     "invalid_input": (422, 42210000),
@@ -748,6 +754,42 @@ class RestApi:
         bars, token = yield self._bars(request, [symbol], query)
         return respond(request, 200, {"bars": [alpaca.bar(b) for b in bars], "symbol": symbol,
                                       "next_page_token": token})
+
+    @app.route("/v1/corporate-actions", methods=["GET"])
+    @defer.inlineCallbacks
+    def corporate_actions(self, request):
+        query = Query(request)
+        symbols = query.symbols("symbols", MAX_SYMBOLS)
+        types = query.listing("types", 20)
+        unknown = sorted(set(types or ()) - set(ALPACA_ACTION_TYPES))
+        if unknown:
+            raise invalid(f"types: {shorten(unknown[0])!r} is not one of {', '.join(ALPACA_ACTION_TYPES)}")
+        if query.listing("ids", 100) is not None:
+            raise invalid("ids is not supported here: filter by symbols, types, start and end")
+        cusips = query.listing("cusips", 100)
+        start, end = query.day("start"), query.day("end")
+        limit = query.integer("limit", 100, 1, 1000)
+        sort = query.choice("sort", ("asc", "desc"), "asc")
+        page = decode_token(query.text("page_token", limit=200))
+        yield self.who(request)
+        actions = []
+        if cusips is None:  # (no CUSIPs are known here: none matches)
+            left = limit
+            while left > 0:
+                answer = yield self.ask(request, commands.CorporateActions, symbols=symbols, kinds=types,
+                                        start=start and start.isoformat(), end=end and end.isoformat(),
+                                        limit=min(200, left), page_token=page, sort=sort)
+                actions.extend(answer["actions"])
+                left -= len(answer["actions"])
+                page = answer.get("next_page_token")
+                if page is None:
+                    break
+        else:
+            page = None
+        groups = {}
+        for action in actions:
+            groups.setdefault(action["kind"] + "s", []).append(alpaca.corporate_action(action))
+        return respond(request, 200, {"corporate_actions": groups, "next_page_token": encode_token(page)})
 
     @app.route("/v2/stocks/bars/latest", methods=["GET"])
     @defer.inlineCallbacks
