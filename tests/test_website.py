@@ -407,7 +407,23 @@ def test_the_ticket_previews_what_the_master_will_reserve():
                             portfolio, rules)
     assert shown["note"].startswith("A stop order takes time in force day, gtc")
     shown = preview.preview(dict(form, side="sell", qty="5"), "AAPL", quote, portfolio, rules)
-    assert not shown["ok"] and "short selling is not allowed" in shown["note"]
+    assert not shown["ok"] and "short selling is not allowed in a cash portfolio" in shown["note"]
+    # A margin portfolio: a short sale keeps its value of buying power (at the last price plus the buffer, as
+    # pretrade.short_reservation, with the commission); a sale of more than is held may not turn the position short; a cover needs
+    # no buying power; long only refuses a short sale.
+    on_margin = dict(portfolio, kind="margin", positions=[dict(symbol="AAPL", quantity=Decimal("-4"))])
+    shown = preview.preview(dict(form, side="sell", qty="5"), "MSFT", quote, on_margin, rules)
+    assert (shown["ok"], shown["cost"], shown["after"]) == (True, "$526.00", "$1,474.00")  # and its commission
+    assert "A short sale" in shown["note"]
+    long_only = dict(on_margin, no_shorting=True)
+    shown = preview.preview(dict(form, side="sell", qty="5"), "MSFT", quote, long_only, rules)
+    assert not shown["ok"] and "Long only" in shown["note"]
+    shown = preview.preview(dict(form, qty="3"), "AAPL", quote, on_margin, rules)
+    assert shown["ok"] and "a cover needs no buying power" in shown["note"]
+    assert not preview.preview(dict(form, qty="5"), "AAPL", quote, on_margin, rules)["ok"]
+    long = dict(on_margin, positions=[dict(symbol="AAPL", quantity=Decimal("3"))])
+    shown = preview.preview(dict(form, side="sell", qty="5"), "AAPL", quote, long, rules)
+    assert not shown["ok"] and "may not turn a long position short" in shown["note"]
     # Fields the order type does not use are ignored (the page hid them).
     assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
         side="buy", type="market", time_in_force="day", quantity="10")

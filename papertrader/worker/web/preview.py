@@ -15,7 +15,7 @@ from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.master import validation
 from papertrader.money import CENT, QUANTITY_STEP, round_money
 from papertrader.trading.orders import Order, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
-from papertrader.trading.pretrade import MAX_NOTIONAL, MIN_NOTIONAL, check_request, reservation
+from papertrader.trading.pretrade import MAX_NOTIONAL, MIN_NOTIONAL, check_request, reservation, short_reservation
 from papertrader.worker.web import formatting as fmt
 
 FIELDS = ("side", "type", "amount_by", "qty", "notional", "limit_price", "stop_price", "trail_by", "trail",
@@ -252,6 +252,30 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
                   created=datetime.now(timezone.utc), quantity=request.quantity, notional=request.notional,
                   limit_price=request.limit_price, stop_price=request.stop_price, trail_price=request.trail_price,
                   trail_percent=request.trail_percent)
+    margin = portfolio.get("kind") == "margin"
+    if request.side is Side.BUY and margin and held < 0:  # a buy to cover: it needs no buying power
+        covers = request.quantity is not None and request.quantity <= -held
+        answer.update(ok=covers, cost="—", after=fmt.money(portfolio["buying_power"]), label="Reserved (up to)")
+        answer["note"] = (" ".join(filter(None, (at_once(request, last), exits,
+                                                f"It covers {fmt.quantity(request.quantity)} of the"
+                                                f" {fmt.quantity(-held)} {symbol} you are short: a cover needs no"
+                                                " buying power.")))
+                          if covers else f"You are short {fmt.quantity(-held)} {symbol}: a buy covers at most that"
+                                         " many shares, given as a number of shares (cover first, then buy).")
+        return answer
+    if request.side is Side.SELL and margin and held <= 0:  # a short sale
+        if (configuration or {}).get("no_shorting") or portfolio.get("no_shorting"):
+            answer["note"] = ("Long only: short selling is turned off in this portfolio's settings, and you hold no"
+                              f" {symbol}: this sale would be refused.")
+            return answer
+        needed = short_reservation(order, last, rules)
+        after = portfolio["buying_power"] - needed
+        answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after), label="Reserved (up to)")
+        answer["note"] = " ".join(filter(None, (
+            at_once(request, last), exits,
+            f"A short sale: you sell {symbol} you borrow, and it keeps its value of your margin buying power"
+            " until you buy the shares back."))) if after >= 0 else "Not enough buying power for this short sale."
+        return answer
     if request.side is Side.BUY:
         needed = reservation(order, last, rules, remember=False)
         after = portfolio["buying_power"] - needed
@@ -274,7 +298,9 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     answer.update(ok=shares <= held, cost=fmt.money(proceeds), after=fmt.money(portfolio["buying_power"]),
                   label="Estimated proceeds")
     answer["note"] = (f"You hold {fmt.quantity(held)} {symbol}." if shares <= held else
-                      f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed.")
+                      f"You hold {fmt.quantity(held)} {symbol}: a sale may not turn a long position short (sell"
+                      " what you hold first, then sell short)." if margin else
+                      f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed in a cash portfolio.")
     if shares <= held:
         answer["note"] = " ".join(filter(None, (warning, exits, answer["note"])))
     return answer
