@@ -62,6 +62,9 @@ def test_the_configuration_core():
         c.check_order(whole, an_order(quantity=D("0.5")))
     with pytest.raises(InvalidInput, match="not a notional"):
         c.check_order(whole, an_order(side=Side.BUY, quantity=None, notional=D("100")))
+    # A sale that closes may sell a fraction (a split leaves them; shares bought before the switch stay sellable).
+    c.check_order(whole, an_order(quantity=D("0.5"), opens=False))
+    c.check_order(whole, an_order(quantity=D("0.5"), opens=True), opens=False)  # a request, told by the caller
     c.check_order(None, an_order())  # a book without a configuration: the defaults
 
 
@@ -192,3 +195,66 @@ async def test_configure_on_the_command_line(deployment):
     assert status == 1 and "not a whole number of shares" in json.loads(out)["message"]
     status, out, _ = await d.cli("buy", "AAPL", "1", user="alice")
     assert status == 0, out
+
+
+@pytest_twisted.ensureDeferred
+async def test_long_only_and_suspended_in_every_way_an_order_is_made(tmp_path, settings, database_url, clock):
+    """No short sale in long-only mode, however it is made (a short bracket's entry, the replacement of a short
+    sale placed before); a suspended portfolio's "close all positions" cancels nothing (its exits stay) and closes
+    nothing; with whole shares only, a fractional position (a split's) is still sold."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading import requests as r
+    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+
+    api = await start_api(tmp_path, settings, database_url, clock, fill_model="ideal", api_rate_limit=100_000,
+                          margin_accounts=True)
+    try:
+        d = api.d
+        assert (await d.cli("portfolio", "create", "Shorts", "--margin", user="alice"))[0] == 0
+        status, out, err = await d.cli("api-key", "create", "--name", "shorts", "--portfolio", "Shorts", user="alice")
+        key = json.loads(out)
+        api.key_id, api.secret = key["key_id"], key["secret"]
+        client = api.trading()
+        price = d.master.board.get("MSFT").price
+        short = await in_thread(client.submit_order, r.LimitOrderRequest(
+            symbol="MSFT", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+            limit_price=float((price * 2).quantize(D("0.01")))))  # a short sale, resting
+        await in_thread(client.patch, "/account/configurations", {"no_shorting": True})
+        with pytest.raises(APIError) as e:
+            await in_thread(client.submit_order, r.MarketOrderRequest(
+                symbol="TSLA", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY, order_class=OrderClass.BRACKET,
+                take_profit=r.TakeProfitRequest(limit_price=1), stop_loss=r.StopLossRequest(stop_price=100000)))
+        assert "short selling is turned off" in e.value.message
+        with pytest.raises(APIError) as e:
+            await in_thread(client.replace_order_by_id, short.id, r.ReplaceOrderRequest(qty=2))
+        assert "short selling is turned off" in e.value.message
+        await in_thread(client.cancel_order_by_id, short.id)  # canceling it is fine
+
+        # A long position with its protective stop; suspended, closing everything is refused whole.
+        await in_thread(client.submit_order, r.MarketOrderRequest(symbol="AAPL", qty=4, side=OrderSide.BUY,
+                                                                  time_in_force=TimeInForce.DAY))
+        await d.tick()
+        stop = await in_thread(client.submit_order, r.StopOrderRequest(
+            symbol="AAPL", qty=4, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+            stop_price=float((d.master.board.get("AAPL").price / 2).quantize(D("0.01")))))
+        await in_thread(client.patch, "/account/configurations", {"suspend_trade": True})
+        with pytest.raises(APIError) as e:
+            await in_thread(client.close_all_positions, True)
+        assert e.value.status_code == 403 and "trading is suspended" in e.value.message
+        assert (await in_thread(client.get_order_by_id, stop.id)).status.value == "new"  # still protecting
+
+        # Whole shares only: 1.5 shares (as a split would leave) are still sold; buying 0.5 more is not.
+        await in_thread(client.patch, "/account/configurations", {"suspend_trade": False, "no_shorting": False})
+        await in_thread(client.cancel_order_by_id, stop.id)
+        await in_thread(client.submit_order, r.MarketOrderRequest(symbol="TSLA", qty=1.5, side=OrderSide.BUY,
+                                                                  time_in_force=TimeInForce.DAY))
+        await d.tick()
+        await in_thread(client.patch, "/account/configurations", {"fractional_trading": False})
+        with pytest.raises(APIError) as e:
+            await in_thread(client.submit_order, r.MarketOrderRequest(symbol="TSLA", qty=0.5, side=OrderSide.BUY,
+                                                                      time_in_force=TimeInForce.DAY))
+        assert "not a whole number of shares" in e.value.message
+        closing = await in_thread(client.close_position, "TSLA")
+        assert D(closing.qty) == D("1.5")
+    finally:
+        await api.d.cluster.stopService()

@@ -415,6 +415,8 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     shown = preview.preview(dict(form, side="sell", qty="5"), "MSFT", quote, on_margin, rules)
     assert (shown["ok"], shown["cost"], shown["after"]) == (True, "$526.00", "$1,474.00")  # and its commission
     assert "A short sale" in shown["note"]
+    shown = preview.preview(dict(form, side="sell", qty="2.5"), "MSFT", quote, on_margin, rules)
+    assert not shown["ok"] and "A short sale is a whole number of shares" in shown["note"]
     long_only = dict(on_margin, no_shorting=True)
     shown = preview.preview(dict(form, side="sell", qty="5"), "MSFT", quote, long_only, rules)
     assert not shown["ok"] and "Long only" in shown["note"]
@@ -1642,6 +1644,14 @@ async def test_a_portfolios_trading_settings_are_changed_on_its_page(tmp_path, s
         _, body = await site.get("/portfolios/manage?name=Shorts")
         assert 'name="suspend_trade" value="yes" aria-describedby' in body
         assert "<dt>Trading</dt><dd>long only · whole shares only</dd>" in body
+        # A page loaded before that change, sent with another switch changed, changes only that one: trading
+        # stays on, as the command line left it.
+        assert 'name="shown_suspend_trade" value="no"' in body
+        stale = dict(name="Shorts", no_shorting="yes", suspend_trade="yes", fractional_trading="yes",
+                     shown_no_shorting="yes", shown_suspend_trade="yes", shown_fractional_trading="no", csrf=csrf)
+        assert (await site.post("/portfolios/settings", stale))[0].code == 303
+        assert await configuration("Shorts") == dict(no_shorting=True, suspend_trade=False, fractional_trading=True)
+        await d.cli("portfolio", "configure", "--portfolio", "Shorts", "--fractional-trading", "off", user="uma")
 
         # A cash portfolio's form leaves its long-only setting as it is; a portfolio that is not there is refused.
         response, _ = await site.post("/portfolios/settings", dict(name=main, fractional_trading="yes", csrf=csrf))

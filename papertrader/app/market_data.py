@@ -365,9 +365,13 @@ def _page_token(token):
 
 def _action_day(name, text):
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except (TypeError, ValueError):
         raise InvalidInput(f"{name} must be a day, YYYY-MM-DD")
+    if not EARLIEST.date() <= day < LATEST.date():
+        raise InvalidInput(f"{name} is out of range: give a day from {EARLIEST.date()} to"
+                           f" {LATEST.date() - timedelta(days=1)}")
+    return day
 
 
 def _action_row(action):
@@ -375,7 +379,8 @@ def _action_row(action):
     if isinstance(action, Dividend):
         return dict(kind="cash_dividend", symbol=action.symbol, ex_date=action.ex_date, process_date=action.paid_on,
                     pay_date=action.pay_date, rate=action.amount,
-                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"papertrader:dividend:{action.symbol}:{action.ex_date}")))
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                      f"papertrader:dividend:{action.symbol}:{action.ex_date}:{action.amount}")))
     kind = "forward_split" if action.new >= action.old else "reverse_split"
     return dict(kind=kind, symbol=action.symbol, ex_date=action.date, process_date=action.date,
                 new_rate=action.new, old_rate=action.old,
@@ -383,7 +388,10 @@ def _action_row(action):
 
 
 def _action_key(row):
-    return (row["process_date"].isoformat(), row["symbol"], row["kind"], row["ex_date"].isoformat())
+    """What orders actions and pages them: two of one day and symbol differ by their kind, ex-date or rate (a
+    regular and a special dividend)."""
+    return (row["process_date"].isoformat(), row["symbol"], row["kind"], row["ex_date"].isoformat(),
+            str(row.get("rate") or row.get("new_rate")), str(row.get("old_rate") or ""))
 
 
 def _action_token(token):
@@ -391,7 +399,7 @@ def _action_token(token):
     if token in (None, ""):
         return None
     parts = token.split("|")
-    if len(token) > 100 or len(parts) != 4:
+    if len(token) > 150 or len(parts) != 6:
         raise InvalidInput("page_token is not one this server gave")
     for i in (0, 3):
         _action_day("page_token", parts[i])

@@ -27,7 +27,7 @@ from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend, configuration, contingent, corporate, margin
 from papertrader.trading.corporate import undoing
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, TimeInForce
-from papertrader.trading.pretrade import accept, buying_power
+from papertrader.trading.pretrade import accept, buying_power, opens
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
 from papertrader.trading.valuation import day_start
@@ -299,10 +299,11 @@ class TradingCommands:
             if existing is not None:
                 return existing, self.store.placed_with(cursor, existing), None
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
-            configuration.check_trading(book.configuration)
+            if book.configuration is not None:  # before the core's checks: its refusals say why first
+                configuration.check_trading(book.configuration)
+                configuration.check_order(book.configuration, request, opens(request, book))
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
-            configuration.check_order(book.configuration, order)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
             legs = [] if request.order_class is OrderClass.SIMPLE else [
                 self.store.insert(cursor, leg, stamp.received, stamp.client_ip, stamp.worker, parent=order)
@@ -641,7 +642,11 @@ class TradingCommands:
     @in_portfolio
     @defer.inlineCallbacks
     def close_all_positions(self, session, stamp, cancel_orders=None):
-        """Sell every position at the market (first canceling the open orders, with ``cancel_orders``)."""
+        """Sell every position at the market (first canceling the open orders, with ``cancel_orders``); nothing,
+        not even the cancels, while the portfolio's trading is suspended (the closing orders would be refused,
+        and the positions left without their exits)."""
+        book = yield self.db.run(self.store.book, session.portfolio_id)
+        configuration.check_trading(book.configuration)
         if cancel_orders:
             yield self.cancel_all_orders(session, stamp)
         book = yield self.db.run(self.store.book, session.portfolio_id)

@@ -361,7 +361,7 @@ def build_parser():
     c.add_argument("names", nargs="*", metavar="NAME", help="the portfolio's name (1-64 characters)")
     for name, what in CONFIGURE_SWITCHES:
         c.add_argument("--" + name.replace("_", "-"), choices=("on", "off"), default=None,
-                       help=f"with configure: {what}")
+                       help=f"with configure: {what} (default: unchanged)")
     c.add_argument("--cash", metavar="AMOUNT", default=None,
                    help="with create: its starting cash (default: the server's starting cash)")
     c.add_argument("--margin", action="store_true",

@@ -293,6 +293,7 @@ class PortfolioStore:
 
     def set_configuration(self, cursor, portfolio_id, text):
         """Store the portfolio's configuration (JSON text of papertrader/trading/configuration.py ``stored``)."""
+        self._changed()
         cursor.execute(self.sql("UPDATE portfolios SET configuration = ? WHERE id = ?"), (text, portfolio_id))
 
     def set_borrow_fee_through(self, cursor, portfolio_id, day):

@@ -112,16 +112,20 @@ def check_trading(configuration):
                                " turn it off to place or replace orders")
 
 
-def check_order(configuration, order):
-    """Refuse an accepted order (papertrader/trading/pretrade.py ``accept``) its portfolio's configuration
-    does not allow: a short sale in long-only mode, a fraction of a share or a notional with fractional
-    trading off."""
+def check_order(configuration, order, opens=None):
+    """Refuse an order (an OrderRequest, before the core's checks, with ``opens``: whether it would open or add to
+    a position, papertrader/trading/pretrade.py ``opens``; or an Order, a replacement) its portfolio's configuration does not allow: a short sale in long-only mode; with fractional
+    trading off, an order that opens or adds to a position with a fraction of a share or a dollar amount (an
+    order that closes one may sell or cover a fraction: a split leaves fractions, and shares bought before the
+    setting changed must stay sellable)."""
     if configuration is None:
         return
-    if configuration.no_shorting and order.side is Side.SELL and order.opens:
+    if opens is None:
+        opens = order.opens
+    if configuration.no_shorting and order.side is Side.SELL and opens:
         raise InsufficientPosition(f"short selling is turned off in this portfolio (its configuration's no_shorting):"
                                    f" selling {order.symbol} you do not hold is a short sale")
-    if not configuration.fractional_trading:
+    if not configuration.fractional_trading and opens is not False:
         if order.notional is not None:
             raise InvalidInput("fractional trading is turned off in this portfolio (its configuration's"
                                " fractional_trading): give a quantity of whole shares, not a notional")

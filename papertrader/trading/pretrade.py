@@ -430,6 +430,11 @@ def _held_for(shares, what):
     return f" ({quantity_text(shares)} are {what})" if shares > 0 else ""
 
 
+def opens(request, book):
+    """Whether a request would open or add to a position (see ``_opens``): what an order's ``opens`` will be."""
+    return _opens(request, book)
+
+
 def _opens(request, book):
     """Whether the order opens or adds to a position (see Order.opens): an OCO closes one; a bracket's or
     OTO's entry opens one; a buy opens unless it covers a short position; a sale closes unless it is a short

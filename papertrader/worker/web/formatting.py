@@ -136,7 +136,7 @@ FILLS = {"bar": "Realistic: a market order pays a small spread, and a large orde
 
 
 #: A dividend's details as the ledger stores them (papertrader/master/order_store.py): '0.5 per share on 6 shares'.
-DIVIDEND_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) per share on ([0-9]+(?:\.[0-9]+)?) shares")
+DIVIDEND_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) per share on (-?[0-9]+(?:\.[0-9]+)?) shares")
 
 
 def activity_details(kind, text):

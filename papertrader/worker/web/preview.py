@@ -268,6 +268,10 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
             answer["note"] = ("Long only: short selling is turned off in this portfolio's settings, and you hold no"
                               f" {symbol}: this sale would be refused.")
             return answer
+        if request.quantity is None or request.quantity != request.quantity.to_integral_value():
+            answer["note"] = ("A short sale is a whole number of shares, given as a number of shares (not a dollar"
+                              " amount): this sale would be refused.")
+            return answer
         needed = short_reservation(order, last, rules)
         after = portfolio["buying_power"] - needed
         answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after), label="Reserved (up to)")

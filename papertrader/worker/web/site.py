@@ -1064,6 +1064,10 @@ class Website:
         wanted = {switch: field(request, switch, 4) == "yes" for switch, _, _ in views.SWITCHES}
         if found is not None and found["kind"] != "margin":
             del wanted["no_shorting"]
+        # Only what the user changed from what the page showed (the page may be older than a change made elsewhere).
+        shown = {switch: field(request, f"shown_{switch}", 4) for switch in wanted}
+        sent = {switch: on for switch, on in wanted.items() if shown[switch] not in ("yes", "no")
+                or (shown[switch] == "yes") != on}
 
         def refused(why):
             return refuse(request, views.settings_link(name), "settings", why, wanted)
@@ -1072,7 +1076,7 @@ class Website:
             self.call(visit, commands.PortfolioConfiguration, portfolio=name), refused)
         if refusal_page is None:
             after, refusal_page = await self.attempt(
-                self.call(visit, commands.ConfigurePortfolio, portfolio=name, **wanted), refused)
+                self.call(visit, commands.ConfigurePortfolio, portfolio=name, **sent), refused)
         if refusal_page is not None:
             return refusal_page
         changes = [views.SWITCHED[switch][after[switch]] for switch in wanted if before[switch] != after[switch]]

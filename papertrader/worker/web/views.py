@@ -1439,6 +1439,10 @@ def settings_form(chrome, p, configuration, form=None):
             continue
         on = form[name] if isinstance(form.get(name), bool) else configuration.get(name)
         switches.append(switch_input(label, name, on, hint))
+        # What the page showed: only the switches the user changed are sent (a change made meanwhile elsewhere,
+        # on the command line or through the API, to another switch stays).
+        switches.append(h("input", {"type": "hidden", "name": f"shown_{name}",
+                                    "value": "yes" if configuration.get(name) else "no"}))
     return post_form("/portfolios/settings", chrome.csrf,
                      h("input", {"type": "hidden", "name": "name", "value": p["name"]}), *switches,
                      button("Save trading settings", "btn primary"), cls="stack", label="Trading settings")
