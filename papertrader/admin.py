@@ -150,6 +150,9 @@ def parser():
     reg.add_argument("--allow-ip", action="append", default=[],
                      help="address or network (CIDR) the worker may connect from (repeatable; default: any)")
     reg.add_argument("--out", help="where to write the bundle (default: DIR/workers/NAME)")
+    reg.add_argument("--replace", action="store_true",
+                     help="a worker registered already gets a new key (from a new bundle): the running one is"
+                          " refused until it runs with the new bundle")
     command("workers", "list workers: state, region, address, load")
     for name, what in (("kick", "disconnect a worker and refuse it until allowed"),
                        ("allow", "let a kicked worker connect again"),
@@ -497,10 +500,9 @@ def open_database(args, data_dir):
     url = args.database or files.recorded_database(data_dir) or Database.default_url(data_dir)
     try:
         return Database(url, data_dir)
-    except ValueError:
+    except ValueError as e:
         where = "--database" if args.database else f"{files.DATABASE_FILE} in {data_dir}"
-        raise InvalidInput(f"{where}: unsupported database URL {redact(url)!r}: use sqlite:///PATH or"
-                           " postgresql://USER@HOST/DBNAME")
+        raise InvalidInput(f"{where}: {e}")
 
 
 def admin_log(data_dir):
@@ -679,10 +681,21 @@ def run(reactor, args, out=None, note=None, stdin=None):
         parse_allowed(allowed)  # refuse a bad --allow-ip before making anything
         bundle = os.path.abspath(args.out or files.worker_dir(data_dir, args.name))
         made = not os.path.exists(bundle)
+        if args.replace and not made:
+            raise InvalidInput(f"--replace makes a new key in a new bundle, and {bundle} exists (a bundle there holds"
+                               " the old key): give --out a new directory, or remove that one first")
+        before = None
         try:
             armor = files.make_worker_bundle(data_dir, args.name, args.host, bundle)
-            fingerprint = yield offline(reactor, args, data_dir, lambda w: w.register(args.name, armor, allowed),
-                                        note)
+
+            @defer.inlineCallbacks
+            def register(workers):
+                nonlocal before
+                before = yield workers.registration(args.name)
+                fingerprint = yield workers.register(args.name, armor, allowed, replace=args.replace)
+                return fingerprint
+
+            fingerprint = yield offline(reactor, args, data_dir, register, note)
         except Exception:
             if made:  # not registered: no bundle (with its private key) is left behind to be copied and fail
                 shutil.rmtree(bundle, ignore_errors=True)
@@ -690,11 +703,16 @@ def run(reactor, args, out=None, note=None, stdin=None):
         command = (f"twistd -n papertrader-worker --data-dir BUNDLE_DIR --name {args.name}"
                    f" --master {master_address(data_dir)} --public-host"
                    f" {args.host[0] if args.host else 'WORKER_HOST'}")
+        replaced = before["fingerprint"] if before and before["state"] != "revoked" and \
+            before["fingerprint"] != fingerprint else None
         if want_json:
-            out(json.dumps({"name": args.name, "fingerprint": fingerprint, "bundle": bundle, "command": command}))
+            out(json.dumps({"name": args.name, "fingerprint": fingerprint, "bundle": bundle, "command": command,
+                            "replaced": replaced}))
         else:
             text = (f"worker {args.name} registered, key fingerprint {fingerprint}\n"
-                    f"bundle: {bundle}\n"
+                    + (f"it replaces key {replaced}: the worker running with the old bundle is refused until it"
+                       " runs with this one\n" if replaced else "")
+                    + f"bundle: {bundle}\n"
                     f"copy it to the worker's machine and run there:\n  {command}")
             if "MASTER_HOST" in command:
                 text += ("\nMASTER_HOST: the master's host name or address. Its certificate names only this machine"

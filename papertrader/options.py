@@ -151,6 +151,32 @@ class SettingsOptions(usage.Options):
             raise usage.UsageError(str(e))
         if self.runs_market:
             self._check_market()
+        self._check_manhole()
+        if self.get("port") not in (None, ""):  # the master's and a worker's TLS port
+            from papertrader.tls import check_listen
+
+            try:
+                check_listen(self["port"])
+            except ValueError as e:
+                raise usage.UsageError(f"--port {self['port']}: {e}")
+
+    def _check_manhole(self):
+        """A console that would listen where it may not (a telnet one off loopback) or whose keys file is not there is
+        a usage mistake, found before anything is made in the data dir."""
+        listen = self.get("manhole")
+        if listen in (None, ""):
+            return
+        from papertrader.manhole import telnet_description
+
+        keys = self.get("manhole-keys")
+        if keys:
+            if not os.path.exists(keys):
+                raise usage.UsageError(f"--manhole-keys: {keys} does not exist")
+        else:
+            try:
+                telnet_description(listen)
+            except ManholeError as e:
+                raise usage.UsageError(str(e))
 
     def _check_market(self):
         """A market setting that names what does not exist (a replay start after the history's end, a symbol it

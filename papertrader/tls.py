@@ -171,13 +171,19 @@ def server_endpoint(reactor, listen, cert_path):
     a description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given; any other kind (``tcp:``,
     ``unix:``) is refused (ValueError): the trading protocol, passwords and all, is never served unencrypted.
     """
-    listen = str(listen).strip()
+    listen = check_listen(listen)
     if listen.isdigit():
         path = _escape(cert_path)
         listen = f"ssl:{listen}:privateKey={path}:certKey={path}:backlog={BACKLOG}"
-    elif listen.split(":", 1)[0] != "ssl":
-        raise ValueError("a port number or an ssl: description: clients and workers speak to it over TLS only")
     return serverFromString(reactor, listen)
+
+
+def check_listen(listen):
+    """``listen`` (stripped) if it is a port number or an ``ssl:`` description, else ValueError saying so."""
+    listen = str(listen).strip()
+    if not listen.isdigit() and listen.split(":", 1)[0] != "ssl":
+        raise ValueError("a port number or an ssl: description: clients and workers speak to it over TLS only")
+    return listen
 
 
 def client_endpoint(reactor, host, port, ca_pem: bytes, timeout=10):

@@ -103,3 +103,38 @@ async def test_the_register_worker_hint_names_the_port_the_master_listens_on(dep
     # The test master has no --host of its own (as one started with --host 127.0.0.1): the hint says what to put.
     assert ("MASTER_HOST: the master's host name or address. Its certificate names only this machine (localhost,"
             " 127.0.0.1, ::1: also when the master was started with one of them as --host)") in text, text
+
+
+def test_registering_a_worker_again_never_replaces_its_key_unawares(master_dir, tmp_path):
+    """Registering a registered worker again with its bundle keeps its key and its allowed addresses; a new
+    bundle (a new key) is refused, nothing changed, unless --replace, which says which key it replaces."""
+    status, out, err = admin("--json", "--data-dir", master_dir, "register-worker", "eu-1", "--allow-ip",
+                             "10.0.0.0/8")
+    first = json.loads(out)
+    assert status == 0 and first["replaced"] is None, err
+    status, out, err = admin("--json", "--data-dir", master_dir, "register-worker", "eu-1")  # its bundle, again
+    assert status == 0 and json.loads(out)["fingerprint"] == first["fingerprint"], err
+    assert allowed_ips(master_dir, "eu-1") == "10.0.0.0/8"
+
+    elsewhere = str(tmp_path / "eu-1-new")
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--out", elsewhere)
+    assert status == 1 and "is already registered" in err and "--replace" in err
+    assert not os.path.exists(elsewhere)  # no bundle with a key nobody registered
+    status, out, _ = admin("--json", "--data-dir", master_dir, "workers")
+    assert [w["fingerprint"] for w in json.loads(out) if w["name"] == "eu-1"] == [first["fingerprint"]]
+
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--replace")
+    assert status == 1 and "--replace makes a new key in a new bundle" in err
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--replace", "--out", elsewhere)
+    assert status == 0, err
+    assert f"it replaces key {first['fingerprint']}" in out
+    status, out, _ = admin("--json", "--data-dir", master_dir, "workers")
+    [row] = [w for w in json.loads(out) if w["name"] == "eu-1"]
+    assert row["fingerprint"] != first["fingerprint"] and allowed_ips(master_dir, "eu-1") == "10.0.0.0/8"
+
+
+def allowed_ips(master_dir, name):
+    import sqlite3
+
+    with sqlite3.connect(os.path.join(master_dir, "papertrader.db")) as connection:
+        return connection.execute("SELECT allowed_ips FROM workers WHERE name = ?", (name,)).fetchone()[0]

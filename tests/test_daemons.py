@@ -242,6 +242,8 @@ def usage_cases(tmp_path):
         (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1"], "is not a worker bundle"),
         (["papertrader-master", "--data-dir", m, "--database", "mysql://u@h/db"], "unsupported database URL"),
         (["papertrader-cluster", "--data-dir", m, "--database", "mysql://u@h/db"], "unsupported database URL"),
+        (["papertrader-master", "--data-dir", m, "--database", "postgresql://u@h/db?nosuchparameter=1"],
+         "--database: 'postgresql://u@h/db?nosuchparameter=1' is not a PostgreSQL URL psycopg reads"),
         (["papertrader-master", "--data-dir", str(a_file)], "is not a directory"),
         (["papertrader-worker", "--data-dir", str(a_file), "--name", "w1"], "is not a directory"),
         (["papertrader-cluster", "--data-dir", str(a_file)], "is not a directory"),
@@ -264,7 +266,8 @@ def test_usage_mistakes_print_the_message_alone_and_exit_2(tmp_path):
         assert "Traceback" not in output, (argv, output)
         assert len(output.strip().splitlines()) == 1, (argv, output)
         assert output.startswith(f"twistd {argv[0]}: "), (argv, output)
-    assert not os.path.exists(tmp_path / "m" / "papertrader.db")
+    # Found before anything is made: not even the data dir (its CA, keys and logs).
+    assert not os.path.exists(tmp_path / "m"), sorted(os.listdir(tmp_path / "m"))
 
 
 # --- item 20: a clean SIGTERM with workers linked -----------------------------

@@ -138,6 +138,25 @@ def test_unsupported_database_url_is_refused():
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_postgresql_schema_written_as_people_write_it(tmp_path):
+    """``options=-csearch_path=NAME``, as the README writes it (a second '=' psycopg refuses as such), reaches that
+    schema; a URL psycopg cannot read is a ValueError saying why, never a driver's traceback at start."""
+    from tests.conftest import POSTGRES, _drop_schema, _postgres_schema
+
+    schema, _ = _postgres_schema()
+    db = Database(f"{POSTGRES}?options=-csearch_path={schema}", str(tmp_path))
+    try:
+        assert db.url.endswith(f"options=-csearch_path%3D{schema}")
+        await db.migrate()
+        assert (await db.query("SELECT current_schema()")) == [(schema,)]
+    finally:
+        db.close()
+        _drop_schema(schema)
+    with pytest.raises(ValueError, match="is not a PostgreSQL URL psycopg reads: .*nosuchparameter"):
+        Database(f"{POSTGRES}?nosuchparameter=1")
+
+
+@pytest_twisted.ensureDeferred
 async def test_relative_sqlite_path_is_inside_the_data_dir(tmp_path):
     db = Database("sqlite:papertrader.db", str(tmp_path))
     try:

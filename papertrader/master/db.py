@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 import threading
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer, threads
@@ -56,6 +56,27 @@ def redact(url):
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def pg_url(url):
+    """A PostgreSQL URL as libpq reads it: each query value percent-encoded, so ``options=-csearch_path=NAME``, as
+    people write it, becomes ``options=-csearch_path%3DNAME`` (psycopg refuses a second ``=``).  ValueError if
+    psycopg cannot read it even so (an unknown parameter, a malformed host), saying why."""
+    parts = urlsplit(url)
+    if parts.query:
+        pairs = []
+        for item in parts.query.split("&"):
+            if item:
+                key, sep, value = item.partition("=")
+                pairs.append(f"{key}={quote(unquote(value), safe='')}" if sep else key)
+        url = urlunsplit(parts._replace(query="&".join(pairs)))
+    import psycopg.conninfo
+
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as e:
+        raise ValueError(f"{redact(url)!r} is not a PostgreSQL URL psycopg reads: {' '.join(str(e).split())}")
+    return url
 
 
 def pg_schema(url):
@@ -147,10 +168,12 @@ class Database:
             )
         elif scheme in ("postgresql", "postgres"):
             self.dialect = "postgresql"
+            self.url = url = pg_url(url)
             self.pool = adbapi.ConnectionPool("psycopg", url, cp_min=1, cp_max=5, cp_reconnect=True,
                                               connect_timeout=CONNECT_TIMEOUT)
         else:
-            raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
+            raise ValueError(f"unsupported database URL {redact(url)!r}: use sqlite:///PATH or"
+                             " postgresql://USER@HOST/DBNAME")
 
     @classmethod
     def default_url(cls, data_dir):

@@ -18,7 +18,7 @@ from papertrader.services import (ListeningService, StagedService, StartError, d
 from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.accounts import Accounts
-from papertrader.master.db import Database, redact
+from papertrader.master.db import Database, pg_url, redact
 from papertrader.master.upgrades import UpgradeRefused
 from papertrader.app import Application
 from papertrader.app.accounts import AccountCommands
@@ -69,6 +69,11 @@ def check_database_url(url):
     if url is not None and urlsplit(url).scheme not in ("sqlite", "postgresql", "postgres"):
         raise usage.UsageError(f"--database: unsupported database URL {redact(url)!r}: use sqlite:///PATH or"
                                " postgresql://USER@HOST/DBNAME")
+    if url is not None and urlsplit(url).scheme != "sqlite":
+        try:
+            pg_url(url)
+        except ValueError as e:
+            raise usage.UsageError(f"--database: {e}")
 
 
 #: Errors of the database driver that mean "cannot reach or open the database", not a bug of ours.
@@ -170,14 +175,14 @@ class Master(StagedService):
             if "Cannot acquire lock" in str(e):
                 raise StartError(f"another master is already running with the data dir {self.data_dir}")
             raise
-        # 2. The database: one master per database (PostgreSQL: an advisory lock).
+        # 2. The database: one master per database (PostgreSQL: an advisory lock).  Noted first: papertrader-admin
+        # (a migration refused until a backup is made, a status query after a failed start) must find this
+        # database, never make one of its own in the data dir.
+        files.record_database(self.data_dir, self.database)
         try:
             held = yield self.db.lock()
             if not held:
                 raise StartError(f"another master is already running against the database {redact(self.db.url)}")
-            # Noted before migrating: a migration refused until a backup is made is then run with papertrader-admin,
-            # which must find this database, not make one of its own.
-            files.record_database(self.data_dir, self.database)
             upgrade = yield self.db.upgrade()
         except UpgradeRefused as e:
             raise StartError(e.message)

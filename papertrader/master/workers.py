@@ -118,8 +118,11 @@ class Workers:
     # --- registrations ------------------------------------------------------
 
     @defer.inlineCallbacks
-    def register(self, name, public_key_armor, allowed_ips=None):
-        """Import a worker's public key and record its fingerprint (replacing an older registration)."""
+    def register(self, name, public_key_armor, allowed_ips=None, replace=False):
+        """Import a worker's public key and record its fingerprint.  A worker registered already keeps its
+        registration with the same key (its hosts or ``allowed_ips`` changed; without ``allowed_ips`` it keeps
+        its own); a new key replaces its registration only with ``replace`` (the running worker is refused
+        until it has the new bundle), else InvalidInput says so and changes nothing."""
         parse_allowed(allowed_ips)
         fingerprint = yield pools.GPG.run(self.keyring.import_key, public_key_armor)
         rows = yield self.db.query("SELECT name, state FROM workers WHERE fingerprint = ?", (fingerprint,))
@@ -128,6 +131,16 @@ class Workers:
                                " (remove the old bundle directory first)")
         if rows and rows[0][0] != name:
             raise InvalidInput(f"key {fingerprint} is already registered to worker {rows[0][0]!r}")
+        before = yield self.registration(name)
+        if before is not None and before["state"] != REVOKED:
+            if before["fingerprint"] != fingerprint and not replace:
+                raise InvalidInput(
+                    f"worker {name!r} is already registered, with key {before['fingerprint']}, and this bundle has"
+                    f" a new key: to copy its bundle again, use the directory that holds it (DATA_DIR/workers/{name}"
+                    " unless it was made with --out); to give it a new key, add --replace (the running worker is"
+                    " then refused until it runs with the new bundle)")
+            if allowed_ips is None:
+                allowed_ips = before["allowed_ips"]
         yield self.db.run(self._upsert, name, fingerprint, allowed_ips or None)
         self.log.info("worker {name} registered with key {fingerprint}", name=name, fingerprint=fingerprint)
         return fingerprint
