@@ -201,7 +201,8 @@ def parser():
     shown.add_argument("--hide-portfolios", action="store_true",
                        help="only the creator sees the players' portfolios (the default)")
 
-    user = command("user", "accounts: list, show, disable, enable, reset a password (the master must be running)")
+    user = command("user", "accounts: list, show, disable, enable, reset a password, delete (the master must be"
+                           " running)")
     users = user.add_subparsers(dest="user_action", required=True, parser_class=Parser)
 
     def user_command(name, help, username=True):
@@ -727,6 +728,7 @@ def run(reactor, args, out=None, note=None, stdin=None):
     elif args.command == "workers":
         answer = yield live(reactor, data_dir, commands.AdminWorkers)
         if answer is None:
+            note("no master is running with this data dir: the workers as registered (none is connected)")
             rows = yield offline(reactor, args, data_dir, lambda w: w.overview(), note)
         else:
             rows = answer["workers"]

@@ -64,6 +64,9 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
 
     status, out, err = await d.cli("game", "end", "Class 7B", "--yes", user="teacher")
     assert status == 0 and j(out)["status"] == "ended", err
+    # Final at once, as `game end` says (with a daily update interval the next update is a day away).
+    status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="alice", json=False)
+    assert out.startswith("Class 7B: final ranking by return"), out
     await d.tick()
     status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="alice")
     assert j(out)["final"]

@@ -40,3 +40,18 @@ def test_a_connection_answered_at_once_is_half_closed_and_cut_past_the_drain_lim
     connection.makeConnection(transport)
     connection.dataReceived(head)
     assert transport.value().startswith(b"HTTP/1.1 400 ") and transport.disconnecting
+
+
+def test_an_https_port_given_as_a_number_queues_as_many_connections_as_the_other_tls_ports(tmp_path):
+    """A class arriving at once (hundreds of browsers) waits in the kernel's queue, not in TCP retransmissions:
+    the website's port queues tls.BACKLOG connections, as the master's and workers' AMP ports (Twisted's
+    default is 50)."""
+    from twisted.internet import reactor
+
+    from papertrader import tls
+    from papertrader.worker.http.site import endpoint
+
+    from papertrader.master import files
+
+    files.ensure_master_files(str(tmp_path))
+    assert endpoint(reactor, "2060", str(tmp_path / "master.pem"))._backlog == tls.BACKLOG == 1024

@@ -1728,3 +1728,18 @@ async def test_a_suspended_portfolio_says_so_where_it_trades(tmp_path, settings,
         assert response.code == 303
         assert [o["client_order_id"] for o in (await forward(commands.Orders, portfolio="Shorts",
                                                               limit=10))["orders"]] == ["whole"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_signing_in_while_the_master_is_away_says_so_in_plain_words(tmp_path, settings, clock, database_url):
+    """A worker that cannot reach its master says so to a person in the site's words, not the operators' ("the
+    worker cannot reach the master; try another worker": a student knows neither)."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        _, body = await site.get("/signin")
+        csrf = site.csrf(body)
+        await d.master.stopService()
+        response, body = await site.post("/signin", dict(username="nobody", password=PASSWORD, csrf=csrf))
+        if response.code == 303:
+            response, body = await site.get(header(response, b"location"))
+        assert "cannot reach the trading engine right now" in body, body
+        assert "try another worker" not in body

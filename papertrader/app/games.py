@@ -359,7 +359,10 @@ class GameCommands:
                               return_percent=((equity / cash - 1) * 100).quantize(Decimal("0.0001")),
                               sharpe=sharpe) for rank, username, equity, sharpe in rows]
             return dict(name=game.name, by=by, starting_cash=cash, updated=game.board_updated,
-                        final=game.finished is not None, players=self.store.count_players(cursor, game.id),
+                        # Final once the game is over (ended by its creator, or past its close): its ranking is
+                        # the last update's before then, even before the next update marks it finished.
+                        final=game.finished is not None or game.ended_at is not None or now > game.rules.end,
+                        players=self.store.count_players(cursor, game.id),
                         standings=[{k: v for k, v in s.items() if v is not None} for s in standings])
 
         return self.db.run(unit_of_work)

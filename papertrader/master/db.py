@@ -240,12 +240,17 @@ class Database:
         return self.pool.runOperation(self.sql(query), params)
 
     def close(self):
+        """Close the pool (and the master's lock); again: nothing (a service stopped twice)."""
+        if self._closed:
+            return
+        self._closed = True
         self.pool.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
 
     _lock = None
+    _closed = False
 
     def lock(self):
         """Fire True if this process now holds the database's master lock, False if another one does.

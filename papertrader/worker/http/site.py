@@ -38,8 +38,9 @@ def endpoint(reactor, description, cert_path):
     """The listening endpoint of ``--http``: a port number (TLS with ``cert_path``), or a strports
     description; ``tcp:`` (plain HTTP) only on a loopback interface."""
     description = str(description).strip()
-    if description.isdigit():
-        description = f"ssl:{description}:privateKey={_escape(cert_path)}:certKey={_escape(cert_path)}"
+    if description.isdigit():  # (with the queue of every TLS port of ours: tls.BACKLOG connections)
+        description = (f"ssl:{description}:privateKey={_escape(cert_path)}:certKey={_escape(cert_path)}"
+                       f":backlog={tls.BACKLOG}")
     kind = description.split(":", 1)[0]
     if kind == "tcp":
         interface = None

@@ -85,6 +85,10 @@ def field(request, name, limit=MAX_FIELD):
     return value.strip() if "password" not in name else value
 
 
+#: What a person is told when this worker cannot reach the master (the error's own words are the operators').
+UNREACHABLE = "This server cannot reach the trading engine right now. Try again in a moment."
+
+
 def sentence(text, order=None):
     """An error message as a sentence in the website's words (``fmt.said``: money as the pages show it, an order
     named as they name it, ``order``): capitalized, with a full stop."""
@@ -327,9 +331,7 @@ class Website:
             return redirect(request, "/")
         chrome = self.chrome(request, visit)
         if isinstance(error, MasterUnavailable):
-            return html(request, views.error_page(chrome, 503, "Temporarily unavailable",
-                                                  "This server cannot reach the trading engine right now. Try again"
-                                                  " in a moment."), 503)
+            return html(request, views.error_page(chrome, 503, "Temporarily unavailable", UNREACHABLE), 503)
         if isinstance(error, (UnknownOrder, UnknownSymbol)):
             return html(request, views.error_page(chrome, 404, "Not found", sentence(error.message)), 404)
         return html(request, views.error_page(chrome, 400, "That did not work", sentence(error.message)), 400)
@@ -398,6 +400,8 @@ class Website:
                                           remember=remember)
         except BadCredentials:
             return self._signin_again(request, username, "Wrong username or password.")
+        except MasterUnavailable:
+            return self._signin_again(request, username, UNREACHABLE)
         except PaperTraderError as e:
             return self._signin_again(request, username, sentence(e.message))
         self.start_session(request, answer, remember)
@@ -429,8 +433,9 @@ class Website:
             made = await self.anonymous(request, commands.Register, username=username, email=email,
                                         password=password)
         except PaperTraderError as e:
-            return refuse(request, "/register", "register", sentence(e.message), {"username": username,
-                                                                                  "email": email})
+            return refuse(request, "/register", "register",
+                          UNREACHABLE if isinstance(e, MasterUnavailable) else sentence(e.message),
+                          {"username": username, "email": email})
         # Signed in at once, as on any broker's site (if that fails, e.g. throttled, the sign-in page asks).
         try:
             answer = await self.anonymous(request, commands.Login, username=username, password=password,
