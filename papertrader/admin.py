@@ -1,7 +1,7 @@
 """``papertrader-admin``: operator commands run on the master's machine.
 
     papertrader-admin [--json] --data-dir DIR [--database URL] register-worker NAME [--host HOST]...
-                      [--allow-ip NET]... [--out DIR]
+                      [--allow-ip NET]... [--out DIR] [--replace]
     papertrader-admin [--json] --data-dir DIR workers
     papertrader-admin [--json] --data-dir DIR kick|allow|revoke NAME
     papertrader-admin [--json] --data-dir DIR market [status|pause|resume|seek DATE]
