@@ -728,8 +728,8 @@ def run(reactor, args, out=None, note=None, stdin=None):
     elif args.command == "workers":
         answer = yield live(reactor, data_dir, commands.AdminWorkers)
         if answer is None:
-            note("no master is running with this data dir: the workers as registered (none is connected)")
             rows = yield offline(reactor, args, data_dir, lambda w: w.overview(), note)
+            note("no master is running with this data dir: the workers as registered (none is connected)")
         else:
             rows = answer["workers"]
         out(json.dumps(plain(rows)) if want_json else (table(rows, COLUMNS) if rows else "No workers."))

@@ -360,8 +360,9 @@ async def test_admin_commands_back_up_an_older_sqlite_database_before_migrating_
     status, out, err = await admin("--data-dir", data_dir, "workers")  # any command that opens the database
     assert (status, out.strip()) == (0, "No workers."), err
     [made] = backups_in(data_dir)
-    assert err.strip() == (f"papertrader-admin: database migrated from schema version 5 to"
-                           f" {LATEST}; backup of version 5: {made}")
+    assert err.strip().splitlines() == [
+        f"papertrader-admin: database migrated from schema version 5 to {LATEST}; backup of version 5: {made}",
+        "papertrader-admin: no master is running with this data dir: the workers as registered (none is connected)"]
     assert client_order_ids(made) == ["a", "b", "c"]
     status, out, err = await admin("--json", "--data-dir", data_dir, "migrate")
     assert status == 0 and json.loads(out)["applied"] == [] and err == "", err

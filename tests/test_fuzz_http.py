@@ -30,20 +30,22 @@ PATHS = [
     "/v2/account/activities", "/v2/account/activities/{}", "/v2/stocks/bars", "/v2/stocks/{}/bars",
     "/v2/stocks/bars/latest", "/v2/stocks/quotes/latest", "/v2/stocks/trades/latest", "/v2/stocks/snapshots",
     "/v1/{}", "/v2/{}", "/{}", "/v2/stocks/{}/quotes/latest", "/v2/watchlists", "/v2/watchlists/{}",
-    "/v2/watchlists/{}/{}", "/v2/watchlists:by_name",
+    "/v2/watchlists/{}/{}", "/v2/watchlists:by_name", "/v2/account/configurations", "/v1/corporate-actions",
 ]
 METHODS = {"/v2/orders": ["GET", "POST", "POST", "DELETE"], "/v2/orders/{}": ["GET", "PATCH", "DELETE"],
            "/v2/positions": ["GET", "DELETE"], "/v2/positions/{}": ["GET", "DELETE"],
            "/v2/watchlists": ["GET", "POST"], "/v2/watchlists/{}": ["GET", "PUT", "POST", "DELETE"],
-           "/v2/watchlists/{}/{}": ["DELETE"], "/v2/watchlists:by_name": ["GET", "PUT", "POST", "DELETE"]}
+           "/v2/watchlists/{}/{}": ["DELETE"], "/v2/watchlists:by_name": ["GET", "PUT", "POST", "DELETE"],
+           "/v2/account/configurations": ["GET", "PATCH"]}
 QUERY_NAMES = ["symbols", "limit", "status", "after", "until", "direction", "nested", "side", "qty", "percentage",
                "timeframe", "start", "end", "page_token", "feed", "sort", "period", "date", "activity_types",
                "page_size", "category", "asset_class", "exchange", "cancel_orders", "client_order_id",
                "extended_hours", "intraday_reporting", "pnl_reset", "asof", "currency", "adjustment",
-               "attributes", "date_end", "cashflow_types", "symbol_or_asset_id", "name"]
+               "attributes", "date_end", "cashflow_types", "symbol_or_asset_id", "name", "types", "ids", "cusips"]
 BODY_KEYS = ["symbol", "qty", "notional", "side", "type", "time_in_force", "limit_price", "stop_price",
              "trail_price", "trail_percent", "client_order_id", "extended_hours", "order_class", "position_intent",
-             "trail", "take_profit", "stop_loss", "legs", "name", "symbols"]
+             "trail", "take_profit", "stop_loss", "legs", "name", "symbols", "no_shorting", "suspend_trade",
+             "fractional_trading", "dtbp_check", "max_margin_multiplier", "max_options_trading_level"]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
