@@ -308,6 +308,13 @@ async def test_sigterm_with_workers_linked_logs_every_goodbye_to_the_log_file(tm
     with open(os.path.join(data_dir, "logs", "master.log"), encoding="utf-8") as f:
         log = f.read()
     assert "worker w1 disconnected" in log and "worker w2 disconnected" in log, log
+    # What an operator reads first: which release started, on what, and that it stopped (not crashed).
+    from papertrader import __version__
+
+    first, last = log.splitlines()[0], log.splitlines()[-1]
+    assert f"PaperTrader {__version__} master starting: data dir {data_dir}, database sqlite:" in first, first
+    assert "configuration none (the defaults and options)" in first
+    assert last.endswith("master stopped"), last
 
 
 @pytest_twisted.ensureDeferred

@@ -164,9 +164,18 @@ class Master(StagedService):
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
 
+    #: The configuration file the settings were read from (set by makeService; None: none).
+    config_path = None
+
     @defer.inlineCallbacks
     def _start(self):
         """Take the locks, migrate, and only then open the ports: a second master never listens, even briefly."""
+        from papertrader import __version__
+
+        # What an operator asks first of a log: which release, with what (a secret is never in a URL we print).
+        self.log.info("PaperTrader {version} master starting: data dir {data_dir}, database {database},"
+                      " configuration {config}", version=__version__, data_dir=self.data_dir,
+                      database=redact(self.db.url), config=self.config_path or "none (the defaults and options)")
         # 1. The data dir: the admin channel's lock file keeps a second master off it.
         self.admin.startService()
         try:
@@ -221,6 +230,7 @@ class Master(StagedService):
         if self.admin.running:
             yield self.admin.stopService()
         self.workers.keyring.close()
+        self.log.info("master stopped")
         self.logs.close()
 
     def drop_connections(self, grace=5.0):
@@ -287,4 +297,5 @@ def makeService(options, reactor=None):
     except USAGE_MISTAKES as e:
         usage_exit("papertrader-master", usage_message(e))
     master.exit_on_failure = reactor
+    master.config_path = options.config_path
     return master

@@ -137,9 +137,17 @@ class Worker(StagedService):
             self.http = http_service(self, reactor, http, cert_path, settings)
             self.http.setServiceParent(self)
 
+    #: The configuration file the settings were read from (set by makeService; None: none).
+    config_path = None
+
     @defer.inlineCallbacks
     def _start(self):
         """End a gpg-agent a killed predecessor left, listen for clients, and only then link to the master."""
+        from papertrader import __version__
+
+        self.log.info("PaperTrader {version} worker {name} starting: data dir {data_dir}, configuration {config}",
+                      version=__version__, name=self.name, data_dir=self.data_dir,
+                      config=self.config_path or "none (the defaults and options)")
         gpgkeys.stop_agent(self.gnupg_home)
         self.listener.startService()
         port = yield self.listener.whenListening()
@@ -194,6 +202,7 @@ class Worker(StagedService):
         for client in list(self.clients):
             client.transport.loseConnection()
         gpgkeys.stop_agent(self.gnupg_home)
+        self.log.info("worker {name} stopped", name=self.name)
         self.logs.close()
 
 
@@ -208,4 +217,5 @@ def makeService(options, reactor=None):
         usage_exit(Options.command, usage_message(e))
     # A worker that cannot listen for clients is of no use: it says why in its log and twistd exits non-zero.
     worker.exit_on_failure = reactor
+    worker.config_path = options.config_path
     return worker
