@@ -55,7 +55,7 @@ async def test_worker_with_forged_signature_is_refused(deployment, tmp_path):
     # "mallory" is registered with one key, but the process claiming that name signs with another.
     real = str(tmp_path / "real")
     armor = files.make_worker_bundle(d.data_dir, "mallory", (), real)
-    await d.master.workers.register("mallory", armor)
+    fingerprint = await d.master.workers.register("mallory", armor)
     impostor = str(tmp_path / "impostor")
     files.make_worker_bundle(d.data_dir, "impostor", (), impostor)
     refused = wait_for_log(d.master.logs, "refused worker 'mallory'")
@@ -63,6 +63,7 @@ async def test_worker_with_forged_signature_is_refused(deployment, tmp_path):
     try:
         entry = await refused
         assert "bad signature" in entry.message
+        assert f"its registered key {fingerprint}" in entry.message  # which key the operator must give it
         assert "mallory" not in await listed(d)
     finally:
         await worker.stopService()

@@ -136,7 +136,9 @@ class MasterProtocol(TypedAMP):
         ok = yield self.master.workers.verify(challenge, signature, fingerprint)
         if not ok:
             self.master.workers.refused(name, self.peer())
-            self.master.log.warn("refused worker {name!r} from {peer}: bad signature", name=name, peer=self.peer())
+            self.master.log.warn("refused worker {name!r} from {peer}: bad signature (not made with its registered key"
+                                 " {fingerprint}: a worker given a new key, or a backup restored, needs its current"
+                                 " bundle)", name=name, peer=self.peer(), fingerprint=fingerprint)
             raise WorkerRefused(f"the signature does not match the key registered for worker {name!r}")
         # The registration may have changed while gpg was verifying (a kick, a revoke), or the
         # worker may be gone: never link a closed connection.
