@@ -70,7 +70,7 @@ from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers, parse_allowed
 
 LIVE = {"kick": commands.AdminKick, "allow": commands.AdminAllow, "revoke": commands.AdminRevoke}
-COLUMNS = ["name", "state", "region", "host", "port", "clients", "commands_per_second", "last_heartbeat"]
+COLUMNS = ["name", "state", "region", "host", "port", "clients", "commands_per_second", "last_heartbeat", "refused"]
 
 
 class AdminError(PaperTraderError):

@@ -1190,6 +1190,8 @@ class AdminWorkers(Command):
                     (b"commands_per_second", amp.Decimal(optional=True)),
                     (b"version", amp.Unicode(optional=True)),
                     (b"address", amp.Unicode(optional=True)),
+                    # A worker that is not connected: when and why its last attempt was refused, if it was.
+                    (b"refused", amp.Unicode(optional=True)),
                 ]
             ),
         )

@@ -65,6 +65,9 @@ async def test_worker_with_forged_signature_is_refused(deployment, tmp_path):
         assert "bad signature" in entry.message
         assert f"its registered key {fingerprint}" in entry.message  # which key the operator must give it
         assert "mallory" not in await listed(d)
+        # The operator's listing says it is being turned away, and why (it looked merely "registered").
+        [row] = [w for w in await d.master.workers.overview() if w["name"] == "mallory"]
+        assert row["state"] == "registered" and "bad signature" in row["refused"], row
     finally:
         await worker.stopService()
 

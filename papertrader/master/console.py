@@ -16,7 +16,7 @@ from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.money import from_cents, from_quantity_units
 
 WORKER_COLUMNS = ["name", "state", "region", "host", "port", "clients", "commands_per_second", "last_heartbeat",
-                  "version"]
+                  "version", "refused"]
 
 
 def _refusal(failure):

@@ -135,7 +135,7 @@ class MasterProtocol(TypedAMP):
         name, region, host, port, version, fingerprint, challenge = pending
         ok = yield self.master.workers.verify(challenge, signature, fingerprint)
         if not ok:
-            self.master.workers.refused(name, self.peer())
+            self.master.workers.refused(name, self.peer(), "bad signature: not made with its registered key")
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature (not made with its registered key"
                                  " {fingerprint}: a worker given a new key, or a backup restored, needs its current"
                                  " bundle)", name=name, peer=self.peer(), fingerprint=fingerprint)

@@ -110,6 +110,8 @@ class Workers:
         # key) is slowed down; its address only when it keeps failing under many names (guessing), so a
         # healthy worker on the same host is never kept waiting by a broken one.
         self.refusals = Throttle(clock, free=10, ceiling=600, window=600.0, cap=60.0)
+        #: The last refusal of each worker name since it last linked: (when, why), for the operator's listing.
+        self.last_refused = {}
         self.address_refusals = Throttle(clock, free=100, ceiling=6000, window=600.0, cap=60.0)
 
     def now(self):
@@ -182,15 +184,18 @@ class Workers:
                                 " again")
         try:
             reg = yield self._admissible(name, address)
-        except WorkerRefused:
-            self.refused(name, address)
+        except WorkerRefused as e:
+            self.refused(name, address, e.message)
             raise
         return reg
 
-    def refused(self, name, address):
-        """Count a refused handshake against this worker name from this address (and, loosely, the address)."""
+    def refused(self, name, address, why="refused"):
+        """Count a refused handshake against this worker name from this address (and, loosely, the address);
+        what ``overview`` shows of it until the worker links."""
         self.refusals.failed((name, address))
         self.address_refusals.failed(address)
+        if len(self.last_refused) < 10_000 or name in self.last_refused:
+            self.last_refused[name] = (self.now(), f"{why} (from {address})"[:300])
 
     @defer.inlineCallbacks
     def _admissible(self, name, address):
@@ -222,6 +227,7 @@ class Workers:
             self.log.warn("worker {name} connected again; dropping its older link", name=name)
             disconnect(old.protocol)
         now = self.now()
+        self.last_refused.pop(name, None)
         self.linked[name] = LinkedWorker(name, region, host, port, version, address, protocol, now, now)
         self.log.info("worker {name} linked ({region}), serving clients at {host}:{port}",
                       name=name, region=region, host=host, port=port)
@@ -376,6 +382,9 @@ class Workers:
                             last_heartbeat=linked.last_heartbeat, clients=linked.clients,
                             commands_per_second=linked.commands_per_second, version=linked.version,
                             address=linked.address)
+            elif name in self.last_refused:  # registered, but turned away when it last tried
+                when, why = self.last_refused[name]
+                item.update(refused=f"{when:%Y-%m-%d %H:%M:%S} {why}")
             out.append(item)
         return out
 
