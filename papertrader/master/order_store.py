@@ -106,6 +106,8 @@ class OrderStore:
         #: Orders already made from these exact rows (an order with no fills; Orders are immutable): every
         #: order reads its account's open orders, and most of them have not changed since the last one.
         self._parsed = {}
+        #: Configurations by their stored text (``_configuration``).
+        self._configurations = {}
         #: Each portfolio's open orders, kept between transactions (master/open_orders.py).
         self.open_memory = db.shared(OpenOrders)
 
@@ -402,7 +404,7 @@ class OrderStore:
                 cash[a] = from_cents(c)
                 kinds[a] = kind
                 if configured:
-                    configurations[a] = configuration.from_stored(configured)
+                    configurations[a] = self._configuration(configured)
             cursor.execute(self.sql("SELECT portfolio_id, symbol, quantity_units, cost_cents, entry_price_units"
                                     f" FROM positions WHERE portfolio_id IN {_in(part)}"), part)
             for account_id, symbol, quantity, cost, entry in cursor.fetchall():
@@ -410,6 +412,15 @@ class OrderStore:
                                                          from_price_units(entry) if entry is not None else None)
         return {a: Book(a, cash[a], positions.get(a, {}), self._margin(kinds[a]), configurations.get(a))
                 for a in ids if a in cash}
+
+    def _configuration(self, text):
+        """A portfolio's stored configuration, parsed once per distinct text (a market step reads every book)."""
+        found = self._configurations.get(text)
+        if found is None:
+            if len(self._configurations) >= 1000:
+                self._configurations.clear()
+            found = self._configurations[text] = configuration.from_stored(text)
+        return found
 
     def _margin(self, kind):
         return self.margin_rules if kind == "margin" else None
