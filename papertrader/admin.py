@@ -158,10 +158,12 @@ def parser():
                        ("allow", "let a kicked worker connect again"),
                        ("revoke", "remove a worker's registration for good")):
         command(name, what).add_argument("name")
-    market = command("market", "the market clock: status, or pause, resume or move (seek) a replay")
-    market.add_argument("action", nargs="?", default="status", choices=("status", "pause", "resume", "seek"),
-                        help="what to do (default: status)")
-    market.add_argument("date", nargs="?", help="with seek: the day to move the replay to, YYYY-MM-DD")
+    market = command("market", "the market clock: status, or pause, resume, move (seek) or step a replay")
+    market.add_argument("action", nargs="?", default="status", choices=("status", "pause", "resume", "seek", "step"),
+                        help="what to do (default: status); step: pause, play N updates, answer when done")
+    market.add_argument("date", nargs="?", metavar="DATE|N",
+                        help="with seek: the day to move the replay to, YYYY-MM-DD; with step: how many updates"
+                             " (default 1)")
     mig = command("migrate", "apply this release's database migrations (SQLite: after a backup)")
     mig.add_argument("--backed-up", action="store_true",
                      help="PostgreSQL: you have backed the database up (pg_dump); required to migrate it")
@@ -328,12 +330,18 @@ def market(reactor, args, data_dir, note=lambda text: None):
         from papertrader.market.replay import parse_seek_date
 
         parse_seek_date(args.date)
+    elif args.action == "step":
+        from papertrader.market.service import parse_step_count
+
+        parse_step_count(args.date)
     elif args.date:
         raise InvalidInput(f"market {args.action} takes no date")
     answer = yield live(reactor, data_dir, commands.AdminMarket, action=args.action,
                         **({"date": args.date} if args.date else {}))
     if answer is not None:
         return answer, True
+    if args.action == "step":
+        raise MasterNotRunning(f"no master is running with the data dir {data_dir}: start it, then run market step")
 
     def offline_state(workers):
         db = workers.db
@@ -782,7 +790,7 @@ def run(reactor, args, out=None, note=None, stdin=None):
             out("\n".join(f"{k.replace('_', ' ')}: {('yes' if v else 'no') if isinstance(v, bool) else v}"
                           for k, v in plain(answer).items() if k in MARKET_KEYS and v is not None))
         else:
-            done = {"status": "", "pause": "pause recorded; ", "resume": "resume recorded; ",
+            done = {"status": "", "pause": "pause recorded; ", "resume": "resume recorded; ", "step": "",
                     "seek": f"seek to {args.date} recorded; "}[args.action]
             out(f"market: {done}no master running (it takes effect when the master starts)."
                 f" Last step: {answer['time'] or 'none yet'}, {answer['state']}")

@@ -1199,7 +1199,9 @@ class AdminWorkers(Command):
 
 
 class AdminMarket(Command):
-    """The market clock: ``status``; or for a replay ``pause``, ``resume``, ``seek`` (to ``date``, YYYY-MM-DD)."""
+    """The market clock: ``status``; or for a replay ``pause``, ``resume``, ``seek`` (to ``date``, YYYY-MM-DD), or
+    ``step`` (``date``: a number of updates, 1-260, default 1: paused, then played one after another, each with its
+    trading step; answered once all are done)."""
 
     arguments = [(b"action", amp.Unicode()), (b"date", amp.Unicode(optional=True))]
     response = Clock.response

@@ -79,6 +79,8 @@ def test_json_before_or_after_the_command_and_typed_errors(master_dir):
             (["kick", "nosuch"], "invalid_input", 1),
             (["allow", "../etc"], "invalid_input", 1),
             (["register-worker", "w2", "--allow-ip", "not-an-address"], "invalid_input", 1),
+            (["market", "step", "0"], "invalid_input", 1),
+            (["market", "step", "2"], "master_not_running", 1),  # it plays updates: only a running master can
             (["frobnicate"], "usage", 2),
             (["kick"], "usage", 2)):
         status, out, err = admin("--json", "--data-dir", master_dir, *argv)

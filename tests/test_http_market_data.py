@@ -520,3 +520,62 @@ async def test_corporate_actions_through_alpaca_py_never_show_a_replays_future(r
         with pytest.raises(APIError) as e:
             await in_thread(client.get, "/corporate-actions", params)
         assert e.value.status_code == 422 and words in e.value.message
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replay_that_has_not_played_yet_knows_the_history_before_its_start(tmp_path, settings, database_url,
+                                                                                  clock):
+    """A strategy warming up on adjusted history before the first update (a replay waiting at its first open)
+    gets it adjusted by the splits and dividends before that day, which have happened; never by a later one."""
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=FIXTURE,
+                        replay_start="2024-03-13", fill_model="ideal", api_rate_limit=100_000)
+    try:
+        from alpaca.data.historical.corporate_actions import CorporateActionsClient
+
+        data = a.data()
+        # Moved to the 13th's open (as an operator's seek, or a master started with replay_start): its prices are
+        # the last ones before it, and no session has played since.
+        await a.d.master.market.control("seek", "2024-03-13")
+        assert all(q.session_open is None for q in a.d.master.board.all())
+        actions = await in_thread(CorporateActionsClient(a.key_id, a.secret, url_override=a.url).get,
+                                  "/corporate-actions", {"start": "2024-03-01", "end": "2024-03-31"})
+        assert {kind: [x["ex_date"] for x in items] for kind, items in actions["corporate_actions"].items()} == {
+            "forward_splits": ["2024-03-08"], "cash_dividends": ["2024-03-12"]}  # ABC's of the 13th: not yet
+        split = await in_thread(data.get, "/stocks/bars", {"symbols": "XYZ", "timeframe": "1Day",
+                                                            "start": "2024-03-04", "end": "2024-03-06",
+                                                            "adjustment": "split"})
+        assert [b["c"] for b in split["bars"]["XYZ"]] == [50.5, 51.5]  # halved: the split of the 8th happened
+    finally:
+        await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_backtest_steps_the_replay_in_lockstep_with_its_strategy(replay):
+    """``market step N`` (papertrader-admin, the console): the replay is paused, then plays exactly N updates,
+    each with its trading step, and answers once they are done; the wall clock's interval moves nothing
+    meanwhile, so a strategy sees every day."""
+    from alpaca.trading.requests import GetCalendarRequest, MarketOrderRequest
+
+    from papertrader.errors import InvalidInput
+
+    d = replay.d
+    market = d.master.market
+    client = replay.trading()
+    start = (await in_thread(client.get_clock)).timestamp
+    state = await market.control("step", "1")
+    assert state["state"] == "paused"
+    after_one = (await in_thread(client.get_clock)).timestamp
+    assert after_one > start
+    order = await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=1, side="buy",
+                                                                    time_in_force="day"))
+    await d.tick()  # the interval's own update: paused, nothing plays
+    assert (await in_thread(client.get_clock)).timestamp == after_one
+    assert (await in_thread(client.get_order_by_id, order.id)).status.value == "new"
+    await market.control("step", "2")
+    sessions = [s.date for s in await in_thread(client.get_calendar, GetCalendarRequest(start=start.date(),
+                                                                                        end=date(2024, 3, 31)))]
+    assert (await in_thread(client.get_clock)).timestamp.date() == sessions[3]  # three sessions on, exactly
+    assert (await in_thread(client.get_order_by_id, order.id)).status.value == "filled"  # its step traded it
+    for bad in ("0", "261", "x"):
+        with pytest.raises(InvalidInput, match="market step takes a number of updates from 1 to 260"):
+            await market.control("step", bad)

@@ -325,9 +325,12 @@ class MarketDataCommands:
         return answer
 
     def _played_day(self):
-        """The market's day: that of the newest session that has played (None before any)."""
+        """The market's day: that of the newest session that has played; before the first update, the day
+        before the market's time (a replay starting on a day has played the history before it)."""
         played = max((q.session_open for q in self.board.all() if q.session_open is not None), default=None)
-        return played.date() if played is not None else None
+        if played is not None:
+            return played.date()
+        return (self.market_clock.now() - timedelta(days=1)).date()
 
     @defer.inlineCallbacks
     def latest_bars(self, stamp, symbols, timeframe, count=None):

@@ -167,9 +167,10 @@ class ReplayClock:
             self.state = "running"
         return target
 
-    def advance(self):
-        """The next step (an Advance), or None while paused or after the end."""
-        if self.state != "running":
+    def advance(self, paused_too=False):
+        """The next step (an Advance), or None while paused (unless ``paused_too``: an operator's ``step``) or
+        after the end."""
+        if self.state != "running" and not (paused_too and self.state == "paused"):
             return None
         info = self.calendar.info(self.position)
         session = info.current or info.next

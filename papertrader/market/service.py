@@ -152,8 +152,19 @@ class MarketService(service.Service):
                 # Never beside an update: one of the old time would store its candles and prices after the
                 # rewind, and save its step over the seek's.
                 yield self._moving.run(self._seek, parse_seek_date(when))
+            elif action == "step":
+                # Paused (if it was not), then exactly this many updates, each with its trading step, one after
+                # another, answered once all are done: a backtest in lockstep with its strategy.
+                count = parse_step_count(when)
+                clock.pause()
+                for _ in range(count):
+                    if clock.state != "paused":
+                        break  # the replay ended
+                    self.busy = defer.Deferred()
+                    self._moving.run(self._tick, True).chainDeferred(self.busy)
+                    yield self.busy
             else:
-                raise InvalidInput("the market commands are status, pause, resume and seek DATE")
+                raise InvalidInput("the market commands are status, pause, resume, seek DATE and step [N]")
             if action != "seek" and self.save is not None:
                 yield self.save(dict(changes, replay_state=clock.state))
             self.log.info("market: {action}{when} by an operator; market time {time}, {state}", action=action,
@@ -252,11 +263,11 @@ class MarketService(service.Service):
             self.outage = None
 
     @defer.inlineCallbacks
-    def _tick(self):
+    def _tick(self, paused_too=False):
         if self._forget_from is not None and not (yield self._forget()):
             return  # time was moved and the candles after it are still there: nothing plays on top of them
         try:
-            advance = self.market_clock.advance()
+            advance = self.market_clock.advance(paused_too) if paused_too else self.market_clock.advance()
             if advance is None:
                 return  # a paused or ended replay: market time stands still
             end = advance.end
@@ -329,3 +340,19 @@ class MarketService(service.Service):
         except Exception:
             self.log.failure("could not prune old minute candles")
 
+
+#: Most updates one ``step`` plays (a year of daily sessions).
+MAX_STEP = 260
+
+
+def parse_step_count(text):
+    """The N of ``market step [N]``: 1 to MAX_STEP (default 1)."""
+    if text in (None, ""):
+        return 1
+    try:
+        count = int(str(text).strip())
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_STEP:
+        raise InvalidInput(f"market step takes a number of updates from 1 to {MAX_STEP} (default 1), not {text!r}")
+    return count

@@ -155,11 +155,15 @@ def namespace(master):
         """Move a replay to the open of the first session on or after day ('YYYY-MM-DD')."""
         return _market("seek", day)
 
+    def step(n=1):
+        """Pause a replay and play n updates (each with its trading step); answers once they are done."""
+        return _market("step", str(n))
+
     def help():
         """This list."""
         return Text(help_text(ns))
 
     ns.update(workers=workers, worker=worker, kick=kick, allow=allow, revoke=revoke, register_worker=register_worker,
               accounts=accounts, account=account, queue=queue, assets=assets, market=market, pause=pause,
-              resume=resume, seek=seek, logs=logs, config=config, help=help, master=master, os=os)
+              resume=resume, seek=seek, step=step, logs=logs, config=config, help=help, master=master, os=os)
     return ns
