@@ -186,6 +186,7 @@ async def test_configure_on_the_command_line(deployment):
     await d.tick()
     status, out, _ = await d.cli("buy", "AAPL", "1", user="alice")
     assert status == 1 and json.loads(out)["error"] == "trading_suspended"
+    assert json.loads(out)["message"].endswith("papertrader portfolio configure --suspend-trade off")
     status, out, _ = await d.cli("portfolio", json=False, user="alice")
     assert "Trading is suspended in this portfolio" in out
     status, out, _ = await d.cli("portfolio", "configure", "--suspend-trade", "off", "--fractional-trading", "off",

@@ -560,6 +560,17 @@ def portfolio_text(p, first=()):
     return data, text
 
 
+#: The trading core's names of a portfolio's configuration (papertrader/trading/configuration.py), as the command
+#: line changes them.
+CONFIGURATION_WORDS = (
+    (" (its configuration's suspend_trade): turn it off to place or replace orders",
+     ": turn it off to place or replace orders: papertrader portfolio configure --suspend-trade off"),
+    (" (its configuration's no_shorting)", " (papertrader portfolio configure --no-shorting off allows them)"),
+    (" (its configuration's fractional_trading)",
+     " (papertrader portfolio configure --fractional-trading on allows them)"),
+)
+
+
 def first_of(*deferreds):
     """A new Deferred that fires (with None) when the first of ``deferreds`` fires; it leaves their results be."""
     result = defer.Deferred()
@@ -1663,6 +1674,8 @@ class CLI:
 
     def fail(self, code, message, status=FAILED, **extra):
         """One line on stderr; with --json, the error as the command's one JSON value (a stream's last line)."""
+        for core, words in CONFIGURATION_WORDS:  # the settings named as this command line changes them
+            message = message.replace(core, words)
         self.note(message)
         if self.args is not None and self.args.json and (self.streaming or not self.emitted):
             try:
