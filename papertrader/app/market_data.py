@@ -239,20 +239,10 @@ class MarketDataCommands:
         session's open has not applied that session's split yet, and neither do its bars)."""
         today = self._played_day()
         first = min(b["time"] for b in bars).date()
-        if self.source is None or today is None or first >= today:
+        if self.source is None or first >= today:
             return bars
-        symbols = sorted({b["symbol"] for b in bars})
-        key = (tuple(symbols), first, today)
-        actions = self._actions_cache.get(key)
-        if actions is None:
-            try:
-                actions = yield self.source.corporate_actions(symbols, first, today)
-            except Exception as e:
-                raise QuoteUnavailable(f"the splits and dividends to adjust these bars by cannot be read now ({e});"
-                                       " try again, or ask for raw bars")
-            if len(self._actions_cache) >= ACTIONS_CACHED:
-                self._actions_cache.pop(next(iter(self._actions_cache)))
-            self._actions_cache[key] = actions
+        actions = yield self._corporate_actions(sorted({b["symbol"] for b in bars}), first, today,
+                                                "to adjust these bars by", "try again, or ask for raw bars")
         closes = {}
         for action in actions:
             if isinstance(action, Dividend) and kinds in ("dividend", "all"):
@@ -281,7 +271,7 @@ class MarketDataCommands:
         ex-date up to the market's day): a replay never shows its future.  ``kinds``: only these of
         ACTION_KINDS (others of Alpaca's types are none here).  ``start`` and ``end`` default to the market's day."""
         today = self._played_day()
-        default = (today or self.market_clock.now().date()).isoformat()
+        default = today.isoformat()
         first, last = _action_day("start", start or default), _action_day("end", end or default)
         if last < first:
             raise InvalidInput("end is before start")
@@ -297,22 +287,13 @@ class MarketDataCommands:
             raise InvalidInput(f"this server trades more than {MAX_ACTION_ASSETS} assets: name the symbols")
         after = _action_token(page_token)
         kinds = set(ACTION_KINDS if kinds is None else kinds)
-        if self.source is None or today is None or not wanted:
+        if self.source is None or not wanted:
             return {"actions": []}
         # The days an action is told by (a split's date, a dividend's ex-date) come up to its process date.
         lo, hi = first - ACTION_LOOKBACK, min(last, today)
         if hi <= lo:
             return {"actions": []}
-        key = (tuple(wanted), lo, hi)
-        actions = self._actions_cache.get(key)
-        if actions is None:
-            try:
-                actions = yield self.source.corporate_actions(wanted, lo, hi)
-            except Exception as e:
-                raise QuoteUnavailable(f"the splits and dividends cannot be read now ({e}); try again")
-            if len(self._actions_cache) >= ACTIONS_CACHED:
-                self._actions_cache.pop(next(iter(self._actions_cache)))
-            self._actions_cache[key] = actions
+        actions = yield self._corporate_actions(wanted, lo, hi)
         rows = sorted((row for row in map(_action_row, actions)
                        if first <= row["process_date"] <= last and row["kind"] in kinds),
                       key=_action_key, reverse=sort == "desc")
@@ -323,6 +304,23 @@ class MarketDataCommands:
         if len(rows) > limit:
             answer["next_page_token"] = "|".join(str(part) for part in _action_key(rows[limit - 1]))
         return answer
+
+    @defer.inlineCallbacks
+    def _corporate_actions(self, symbols, first, last, what="", advice="try again"):
+        """The source's splits and dividends of ``symbols`` in (first, last], read once for a run of requests
+        (a provider's answer serves every page); QuoteUnavailable saying so if they cannot be read now."""
+        key = (tuple(symbols), first, last)
+        actions = self._actions_cache.get(key)
+        if actions is None:
+            try:
+                actions = yield self.source.corporate_actions(symbols, first, last)
+            except Exception as e:
+                raise QuoteUnavailable(f"the splits and dividends {what + ' ' if what else ''}cannot be read now"
+                                       f" ({e}); {advice}")
+            if len(self._actions_cache) >= ACTIONS_CACHED:
+                self._actions_cache.pop(next(iter(self._actions_cache)))
+            self._actions_cache[key] = actions
+        return actions
 
     def _played_day(self):
         """The market's day: that of the newest session that has played; before the first update, the day

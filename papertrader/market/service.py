@@ -160,9 +160,7 @@ class MarketService(service.Service):
                 for _ in range(count):
                     if clock.state != "paused":
                         break  # the replay ended
-                    self.busy = defer.Deferred()
-                    self._moving.run(self._tick, True).chainDeferred(self.busy)
-                    yield self.busy
+                    yield self.tick(paused_too=True)
             else:
                 raise InvalidInput("the market commands are status, pause, resume, seek DATE and step [N]")
             if action != "seek" and self.save is not None:
@@ -171,10 +169,11 @@ class MarketService(service.Service):
                           when=f" {when}" if when else "", time=clock.now().isoformat(), state=clock.state)
         return clock.describe()
 
-    def tick(self):
-        """One update (never raises: a failure is logged and the next interval tries again)."""
+    def tick(self, paused_too=False):
+        """One update (never raises: a failure is logged and the next interval tries again); ``paused_too``: also
+        while a replay is paused (an operator's ``step``)."""
         self.busy = defer.Deferred()  # fired when this update is done (it may first wait for a seek to finish)
-        self._moving.run(self._tick).chainDeferred(self.busy)
+        self._moving.run(self._tick, paused_too).chainDeferred(self.busy)
         return self.busy
 
     @defer.inlineCallbacks
