@@ -520,6 +520,17 @@ class Clock(Command):
                 (b"end", amp.DateTime(optional=True))]
 
 
+class MarketControl(Command):
+    """A replay's clock moved by an account the operator named in ``market_control`` (as ``papertrader-admin
+    market`` does): ``action`` ``status``, ``pause``, ``resume``, ``step`` (``when``: how many updates, 1-260,
+    default 1: the replay is paused, then plays exactly that many, each with its trading step, and answers once
+    they are done) or ``seek`` (``when``: YYYY-MM-DD).  Answers the clock, as ``Clock``.  Another account:
+    ``not_permitted``; a market on the wall clock: ``invalid_input``."""
+
+    arguments = [(b"token", amp.Unicode()), (b"action", amp.Unicode()), (b"when", amp.Unicode(optional=True))]
+    response = Clock.response
+
+
 class ClosePosition(Command):
     """Sell (all, ``quantity`` or ``percentage`` of) a position at the market; the answer is the order."""
 
@@ -980,7 +991,8 @@ WATCHLIST_COMMANDS = (Watchlists, CreateWatchlist, GetWatchlist, UpdateWatchlist
 #: Client commands a worker passes on to the master (quotes come from its cache).
 FORWARDED = (
     Register, Login, ProviderStart, ProviderFinish, ProviderCreate, ProviderLink, SetPassword, Logout, LogoutAll,
-    Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, Clock, PlaceOrder,
+    Sessions, EndSession, ChangePassword, Profile, SetProfile, DeleteAccount, Whoami, Candles, Clock, MarketControl,
+    PlaceOrder,
     CancelOrder, CancelAllOrders, ReplaceOrder, GetOrder, Orders, Portfolio, History, ClosePosition,
     CloseAllPositions, Calendar, AssetList, PortfolioHistory, Activities, Bars, LatestBars, CorporateActions,
     CreateApiKey, ApiKeys,

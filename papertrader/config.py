@@ -10,6 +10,7 @@ from datetime import date
 from dataclasses import asdict, dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 
+from papertrader.master.validation import USERNAME_RE
 from papertrader.money import money_text, parse_money
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,11}$")
@@ -62,6 +63,9 @@ class Settings:
     #: The workers' websites' sign-in return addresses (https://HOST:PORT/auth/callback) the master lets the
     #: provider send people back to, besides the command line's own http://127.0.0.1 listener.
     oidc_redirect_uris: tuple = ()
+    #: Accounts (usernames) that may pause, resume, step and seek a replay through the HTTP API and the command
+    #: line, as the operator's ``papertrader-admin market``: for a backtest in lockstep with its strategy.
+    market_control: tuple = ()
     #: Seconds between the master's heartbeats to each worker.
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
@@ -214,6 +218,15 @@ def _parse(name, raw):
             if len(uris) > 100:
                 raise ConfigError("oidc_redirect_uris: at most 100 addresses")
             return uris
+        if name == "market_control":
+            names = tuple(n.strip() for n in raw.split(",") if n.strip())
+            for username in names:
+                if not USERNAME_RE.fullmatch(username):
+                    raise ConfigError(f"market_control: {username[:80]!r} is not a username (3-24 letters, digits,"
+                                      " '_', '.' or '-')")
+            if len(names) > 100:
+                raise ConfigError("market_control: at most 100 usernames")
+            return names
         if name in INTEGERS:
             value = int(raw)
             low, high = INTEGERS[name]

@@ -174,6 +174,12 @@ class TradingSuspended(PaperTraderError):
     code = "trading_suspended"
 
 
+class NotPermitted(PaperTraderError):
+    """The operator has not allowed this account to do that."""
+
+    code = "not_permitted"
+
+
 class PortfolioNotEmpty(PaperTraderError):
     """The portfolio still has open orders or positions."""
 
@@ -235,6 +241,7 @@ ALL_ERRORS = {
         UnknownPortfolio,
         UnknownWatchlist,
         TradingSuspended,
+        NotPermitted,
         PortfolioNotEmpty,
         WorkerRefused,
         MasterUnavailable,

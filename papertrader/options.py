@@ -61,6 +61,8 @@ class SettingsOptions(usage.Options):
         ["oidc-client-id", None, None, "Client id of this deployment at the provider (empty: provider login off)."],
         ["oidc-redirect-uris", None, None, "The websites' sign-in return addresses (https://HOST:PORT/auth/callback),"
                                            " comma-separated."],
+        ["market-control", None, None, "Usernames that may pause, resume, step and seek a replay themselves,"
+                                       " comma-separated (default: none)."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
         ["provider", None, None, "Where prices come from: replay (default: real history), simulated, alpaca, nasdaq."],
@@ -112,7 +114,7 @@ class SettingsOptions(usage.Options):
                  "bcrypt-rounds", "hash-processes", "market-seed", "heartbeat-interval", "heartbeat-misses",
                  "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
                  "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "oidc-redirect-uris",
-                 "calendar", "fill-model",
+                 "market-control", "calendar", "fill-model",
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
                  "max-open-orders", "api-rate-limit", "max-connections-per-address", "handshake-timeout",

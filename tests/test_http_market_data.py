@@ -579,3 +579,82 @@ async def test_a_backtest_steps_the_replay_in_lockstep_with_its_strategy(replay)
     for bad in ("0", "261", "x"):
         with pytest.raises(InvalidInput, match="market step takes a number of updates from 1 to 260"):
             await market.control("step", bad)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_account_the_operator_names_steps_the_replay_from_its_strategy(tmp_path, settings, database_url,
+                                                                                clock):
+    """``market_control``: a named account pauses, steps, resumes and seeks the replay itself, through the HTTP API
+    (alpaca-py's ``post``) and the command line, each answered with the clock once done; any other account is
+    refused (403 not_permitted), and nothing moves."""
+    import json
+
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.requests import GetCalendarRequest, MarketOrderRequest
+
+    from tests.http_helpers import make_key
+    from tests.test_e2e import register_and_login
+
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=FIXTURE,
+                        replay_start="2024-03-04", fill_model="ideal", api_rate_limit=100_000,
+                        market_control=("Alice",))
+    try:
+        d, client = a.d, a.trading()
+        start = (await in_thread(client.get_clock)).timestamp
+        def moment(text):
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+        answer = await in_thread(client.post, "/papertrader/market/step", {"count": 1})
+        after_one = (await in_thread(client.get_clock)).timestamp
+        assert answer["state"] == "paused" and moment(answer["timestamp"]) == after_one > start
+        order = await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=1, side="buy",
+                                                                        time_in_force="day"))
+        await d.tick()  # paused: the interval's update plays nothing
+        assert (await in_thread(client.get_clock)).timestamp == after_one
+        answer = await in_thread(client.post, "/papertrader/market/step")  # one, by default
+        assert (await in_thread(client.get_order_by_id, order.id)).status.value == "filled"  # its step traded it
+        after_two = (await in_thread(client.get_clock)).timestamp
+        assert moment(answer["timestamp"]) == after_two > after_one
+
+        # The command line too: two updates, then a seek back, then resume.
+        sessions = [s.date for s in await in_thread(client.get_calendar, GetCalendarRequest(
+            start=after_two.date(), end=date(2024, 3, 31)))]
+        status, out, err = await d.cli("market", "step", "2", user="alice")
+        assert status == 0, err
+        stepped = json.loads(out)
+        assert stepped["state"] == "paused" and moment(stepped["time"]).date() == sessions[2]
+        assert (await in_thread(client.get_clock)).timestamp == moment(stepped["time"])
+        status, out, err = await d.cli("market", "seek", "2024-03-05", user="alice")
+        assert status == 0, err
+        assert (await in_thread(client.get_clock)).timestamp.date() == date(2024, 3, 5)
+        answer = await in_thread(client.post, "/papertrader/market/resume")
+        assert answer["state"] == "running"
+
+        # Bad requests: typed refusals, and the clock unchanged.
+        for path, data, status_code, words in (
+                ("/papertrader/market/step", {"count": 0}, 422, "count must be a whole number of updates from 1 to 260"),
+                ("/papertrader/market/step", {"count": 261}, 422, "from 1 to 260"),
+                ("/papertrader/market/step", {"steps": 2}, 422, "unknown field 'steps'"),
+                ("/papertrader/market/seek", {}, 422, "date is required"),
+                ("/papertrader/market/seek", {"date": "2024-13-40"}, 422, "there is no day 2024-13-40"),
+                ("/papertrader/market/rewind", {}, 404, "no such market action")):
+            with pytest.raises(APIError) as e:
+                await in_thread(client.post, path, data)
+            assert e.value.status_code == status_code and words in e.value.message, (path, data, e.value.message)
+
+        # Another account may not move the market.
+        await register_and_login(d, user="bob")
+        key_id, secret = await make_key(d, user="bob")
+        from alpaca.trading.client import TradingClient
+
+        bob = TradingClient(key_id, secret, paper=True, url_override=a.url)
+        before = (await in_thread(client.get_clock)).timestamp
+        with pytest.raises(APIError) as e:
+            await in_thread(bob.post, "/papertrader/market/step", {"count": 5})
+        assert e.value.status_code == 403 and "market_control" in e.value.message
+        status, out, err = await d.cli("market", "pause", user="bob")
+        assert status == 1 and "market_control" in err, err
+        assert (await in_thread(client.get_clock)).timestamp == before
+        assert d.master.market.market_clock.state == "running"
+    finally:
+        await a.d.cluster.stopService()

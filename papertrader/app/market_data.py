@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 
-from papertrader.errors import InvalidInput, QuoteUnavailable
+from papertrader.app import authenticated
+from papertrader.errors import InvalidInput, NotPermitted, QuoteUnavailable
 from papertrader.master import validation
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
@@ -36,13 +37,21 @@ MAX_ACTIONS = 200
 ACTION_KINDS = ("forward_split", "reverse_split", "cash_dividend")
 MAX_ACTION_ASSETS = 500
 ACTION_LOOKBACK = timedelta(days=120)
+#: What an account the operator allows (``market_control``) may do to a replay's clock, as ``papertrader-admin
+#: market`` does.
+MARKET_ACTIONS = ("status", "pause", "resume", "step", "seek")
+
 #: What a symbol may look like (letters, digits, '.', '-', '/'), before it is looked up.
 SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,15}")
 
 
 class MarketDataCommands:
-    def __init__(self, board, candles, market_clock, source=None, margin=None):
+    def __init__(self, board, candles, market_clock, source=None, margin=None, controllers=(), control=None):
         self.board = board
+        #: The usernames (lower case) that may move a replay's clock (``market_control``), and what moves it:
+        #: MarketService.control.
+        self.controllers = frozenset(name.lower() for name in controllers)
+        self.control = control
         #: The deployment's MarginRules when margin portfolios are offered (assets are then marginable and
         #: shortable), else None.
         self.margin = margin
@@ -98,6 +107,23 @@ class MarketDataCommands:
             state = getattr(self.source, "state", "ok")
             answer["source"] = self.source.name + ("" if state == "ok" else f" ({state})")
         return answer
+
+    @authenticated
+    @defer.inlineCallbacks
+    def market_control(self, session, stamp, action, when=None):
+        """Pause, resume, step or seek a replay (or its status), for an account ``market_control`` names: a
+        backtest in lockstep with its strategy.  Answers the clock, as ``clock``."""
+        if session.username.lower() not in self.controllers or self.control is None:
+            raise NotPermitted("your account may not move the market's clock: the operator names the accounts that"
+                               " may in the setting market_control")
+        if action not in MARKET_ACTIONS:
+            raise InvalidInput(f"the market commands are {', '.join(MARKET_ACTIONS[:-1])} and {MARKET_ACTIONS[-1]}")
+        if when is not None and len(when) > 32:
+            raise InvalidInput("a step's count or a seek's day is at most 32 characters")
+        if action == "seek" and not when:
+            raise InvalidInput("seek needs a day: YYYY-MM-DD")
+        yield self.control(action, when or None, by=session.username)
+        return self.clock(stamp)
 
     def calendar(self, stamp, start=None, end=None):
         """The sessions between two days (default: from today to the end of next month), at most

@@ -381,6 +381,12 @@ def build_parser():
     archive_options(c, "transactions")
     portfolio_option(c)
     command("clock", "the market clock: market time, whether the market is open, the next open and close")
+    c = command("market", "move a replay's clock yourself, if the operator named your account in market_control:"
+                          " pause, resume, step [N] (pause, then play exactly N updates), seek DAY")
+    c.add_argument("market_action", metavar="ACTION", choices=("status", "pause", "resume", "step", "seek"),
+                   help="status, pause, resume, step or seek")
+    c.add_argument("market_argument", metavar="N|DAY", nargs="?", default=None,
+                   help="step: how many updates (1-260, default 1); seek: the day, YYYY-MM-DD")
     add_game_commands(command)
     return p
 
@@ -1335,7 +1341,9 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_clock(self):
-        clock = yield self.call(commands.Clock)
+        self._show_clock((yield self.call(commands.Clock)))
+
+    def _show_clock(self, clock):
         clock = {k: v for k, v in clock.items() if v is not None}
         shown = dict(clock, market="open" if clock["is_open"] else "closed")
         if clock.get("mode") == "replay":
@@ -1348,6 +1356,14 @@ class CLI:
                              next_open=None, next_close=None)
         text = output.fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"])
         self.emit(clock, text)
+
+    @defer.inlineCallbacks
+    def do_market(self):
+        action, argument = self.args.market_action, self.args.market_argument
+        if argument is not None and action not in ("step", "seek"):
+            raise InvalidInput(f"market {action} takes no argument")
+        self._show_clock((yield self.call(commands.MarketControl, token=self.token(), action=action,
+                                          **({"when": argument} if argument is not None else {}))))
 
     @defer.inlineCallbacks
     def _generation(self):

@@ -136,8 +136,9 @@ class MarketService(service.Service):
             yield close()  # a live source's kept-alive HTTP connections
 
     @defer.inlineCallbacks
-    def control(self, action, when=None):
-        """An operator's command: ``status``; for a replay ``pause``, ``resume``, ``seek`` (``when``: YYYY-MM-DD).
+    def control(self, action, when=None, by="an operator"):
+        """An operator's command (or that of an account ``market_control`` names: ``by`` its name): ``status``;
+        for a replay ``pause``, ``resume``, ``seek`` (``when``: YYYY-MM-DD), ``step`` (``when``: how many updates).
         Fires with the clock's description; the new state is saved at once."""
         clock = self.market_clock
         if action != "status":
@@ -165,8 +166,8 @@ class MarketService(service.Service):
                 raise InvalidInput("the market commands are status, pause, resume, seek DATE and step [N]")
             if action != "seek" and self.save is not None:
                 yield self.save(dict(changes, replay_state=clock.state))
-            self.log.info("market: {action}{when} by an operator; market time {time}, {state}", action=action,
-                          when=f" {when}" if when else "", time=clock.now().isoformat(), state=clock.state)
+            self.log.info("market: {action}{when} by {by}; market time {time}, {state}", action=action,
+                          when=f" {when}" if when else "", by=by, time=clock.now().isoformat(), state=clock.state)
         return clock.describe()
 
     def tick(self, paused_too=False):

@@ -133,7 +133,9 @@ class Master(StagedService):
         self.app = Application(self.accounts, [
             AccountCommands(self.accounts, self.provider), self.trading, self.portfolios, self.games,
             MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
-                               margin_rules(settings) if settings.margin_accounts else None),
+                               margin_rules(settings) if settings.margin_accounts else None,
+                               controllers=settings.market_control,
+                               control=lambda action, when, by: self.market.control(action, when, by=by)),
             WatchlistCommands(self.db, self.board, self.portfolio_store, clock)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,

@@ -404,6 +404,37 @@ def watchlist_request(data, name_required=False):
     return name, symbols
 
 
+#: What POST /v2/papertrader/market/{action} does (PaperTrader's own, for ``market_control`` accounts), and the
+#: field each takes: a step's ``count`` of updates (1-260, default 1), a seek's ``date``.
+MARKET_ACTIONS = {"pause": None, "resume": None, "step": "count", "seek": "date"}
+MAX_MARKET_STEP = 260
+
+
+def market_request(action, data, query):
+    """The MarketControl ``when`` of a POST /v2/papertrader/market/{action}: its field from the JSON body, or
+    else from the query (``?count=5``, for curl); None for pause and resume."""
+    if action not in MARKET_ACTIONS:
+        raise HttpError(404, 40410000, "no such market action: the actions are pause, resume, step and seek")
+    field = MARKET_ACTIONS[action]
+    unknown = sorted(set(data) - {field})
+    if unknown:
+        raise invalid(f"unknown field {shorten(unknown[0])!r} ({action} takes "
+                      + (f"{field})" if field else "no fields)"))
+    if field is None:
+        return None
+    value = data.get(field) if data else query.text(field, limit=32)
+    if field == "count":
+        if value is None:
+            return "1"
+        text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+        if not re.fullmatch(r"[0-9]{1,3}", text.strip()) or not 1 <= int(text) <= MAX_MARKET_STEP:
+            raise invalid(f"count must be a whole number of updates from 1 to {MAX_MARKET_STEP}")
+        return str(int(text))
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
+        raise invalid("date is required: the day to seek to, YYYY-MM-DD")
+    return value.strip()
+
+
 #: The account configurations a PATCH may change, and what each is on the wire (JSON).
 CONFIGURATION_BOOLEANS = ("no_shorting", "suspend_trade", "fractional_trading", "ptp_no_exception_entry")
 CONFIGURATION_TEXTS = ("dtbp_check", "pdt_check", "trade_confirm_email", "max_margin_multiplier")

@@ -47,6 +47,7 @@ from papertrader.worker.http.params import (
     encode_token,
     invalid,
     is_uuid,
+    market_request,
     order_request,
     quantity_text,
     replace_request,
@@ -74,6 +75,7 @@ STATUS = {
     "game_rule": (403, 40310000),
     "game_closed": (403, 40310000),
     "trading_suspended": (403, 40310000),
+    "not_permitted": (403, 40310000),
     "unknown_order": (404, 40410000),
     "unknown_portfolio": (404, 40410000),
     "unknown_watchlist": (404, 40410000),
@@ -293,6 +295,15 @@ class RestApi:
         yield self.who(request)
         answer = yield self.ask(request, commands.Clock)
         return respond(request, 200, alpaca.clock(answer))
+
+    @app.route("/v2/papertrader/market/<string:action>", methods=["POST"])
+    @defer.inlineCallbacks
+    def market_control(self, request, action):
+        """PaperTrader's own: a replay paused, resumed, stepped or moved by an account the operator named in
+        ``market_control``; the answer is the clock as /v2/clock shows it, with the replay's ``state``."""
+        when = market_request(action, body(request), Query(request))
+        answer = yield self.call(request, commands.MarketControl, action=action, when=when)
+        return respond(request, 200, dict(alpaca.clock(answer), state=answer["state"]))
 
     # --- positions -------------------------------------------------------------------------------
 
