@@ -517,3 +517,22 @@ async def test_a_revocation_missed_while_cut_off_from_the_master_still_ends_the_
     assert (await data.wait_closed())[0] == 4402
     messages = [json.loads(payload)[0] for payload, _ in data.inbox.seen]
     assert messages[-1] == {"T": "error", "code": 402, "msg": "auth failed: the API key was revoked"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_plain_request_to_a_stream_gets_the_apis_json_error_not_a_library_page(api):
+    """A browser or curl asking a stream's path without a WebSocket upgrade: 426 in the API's JSON, with its
+    headers, and nothing of the WebSocket library (its name, its version, its page)."""
+    import treq
+
+    from tests.conftest import bounded
+
+    for path in ("/stream", "/v2/iex", "/v2/sip"):
+        response = await bounded(treq.get(f"http://127.0.0.1:{api.port}{path}?x=<script>"), f"GET {path}")
+        body = await bounded(response.content(), "the body")
+        assert response.code == 426, (path, body)
+        assert json.loads(body) == {"code": 42610000, "message": f"{path} is a WebSocket stream: connect with a"
+                                                                 " WebSocket client (alpaca-py's streams)"}
+        headers = response.headers
+        assert headers.getRawHeaders("X-Content-Type-Options") == ["nosniff"]
+        assert b"utobahn" not in body and "utobahn" not in str(list(headers.getAllRawHeaders()))

@@ -1743,3 +1743,15 @@ async def test_signing_in_while_the_master_is_away_says_so_in_plain_words(tmp_pa
             response, body = await site.get(header(response, b"location"))
         assert "cannot reach the trading engine right now" in body, body
         assert "try another worker" not in body
+
+
+def test_a_back_path_never_leads_to_another_site():
+    """A form's ``back`` (where to go after it): this site's paths only, never one a browser reads as another
+    site's (it drops tabs and newlines from a Location, and reads a backslash as a slash)."""
+    from papertrader.worker.web.site import safe_back
+
+    for ok in ("/", "/orders", "/asset/BRK.B", "/orders/0b7c2c1e-0000-4000-8000-000000000001"):
+        assert safe_back(ok, "/home") == ok
+    for bad in ("//evil.example/", "/\t/evil.example/", "/\n/evil.example", "/\r/evil.example", "/\\evil.example",
+                "https://evil.example/", "evil", "", None, "/" + "a" * 300, "/caf\u00e9", "/a b"):
+        assert safe_back(bad, "/home") == "/home", bad

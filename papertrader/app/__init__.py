@@ -16,7 +16,7 @@ from datetime import datetime
 
 from twisted.internet import defer
 
-from papertrader.errors import InvalidInput
+from papertrader.errors import InvalidInput, NotPermitted
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,14 @@ class Stamp:
 def authenticated(method):
     """Mark an application method as needing a live session: ``handle`` passes it ``session``, not ``token``."""
     method.needs_session = True
+    return method
+
+
+def api_keys_too(method):
+    """Mark an ``authenticated`` method an API key may call too.  A key acts for one portfolio of its account:
+    ``handle`` refuses it every other method (the account's password, sessions, keys, profile, portfolios and
+    games are its owner's), whichever transport the key came by; ``in_portfolio`` methods are marked."""
+    method.api_keys_too = True
     return method
 
 
@@ -52,6 +60,7 @@ def in_portfolio(method):
         return defer.maybeDeferred(method, self, session, stamp, *args, **kwargs)
 
     trading.needs_session = True
+    trading.api_keys_too = True  # an API key trades its own portfolio (PortfolioCommands.session_in)
     return trading
 
 
@@ -83,6 +92,9 @@ class Application:
         arguments = dict(arguments)
         if getattr(method, "needs_session", False):
             session = yield self.accounts.authenticate(arguments.pop("token"))
+            if session.api_key is not None and not getattr(method, "api_keys_too", False):
+                raise NotPermitted("an API key trades and reads its own portfolio only: sign in as yourself"
+                                   " (papertrader login) for that")
             result = yield method(session, stamp, **arguments)
         else:
             result = yield method(stamp, **arguments)

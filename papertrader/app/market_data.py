@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 
-from papertrader.app import authenticated
+from papertrader.app import api_keys_too, authenticated
 from papertrader.errors import InvalidInput, NotPermitted, QuoteUnavailable
 from papertrader.master import validation
 from papertrader.market.sources import asset_uuid
@@ -108,6 +108,7 @@ class MarketDataCommands:
             answer["source"] = self.source.name + ("" if state == "ok" else f" ({state})")
         return answer
 
+    @api_keys_too
     @authenticated
     @defer.inlineCallbacks
     def market_control(self, session, stamp, action, when=None):

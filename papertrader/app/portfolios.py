@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from twisted.internet import defer
 
-from papertrader.app import authenticated, in_portfolio
+from papertrader.app import api_keys_too, authenticated, in_portfolio
 from papertrader.errors import InvalidInput, PortfolioNotEmpty, UnknownPortfolio
 from papertrader.master import portfolios as names
 from papertrader.master import validation
@@ -82,6 +82,7 @@ class PortfolioCommands:
 
     # --- commands --------------------------------------------------------------------------
 
+    @api_keys_too
     @authenticated
     @defer.inlineCallbacks
     def portfolios(self, session, stamp, closed=None):

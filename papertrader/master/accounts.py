@@ -26,8 +26,8 @@ from twisted.internet import defer
 
 from papertrader import pools
 from papertrader.passwords import check_password, hash_password, hash_rounds
-from papertrader.errors import (AccountDisabled, BadCredentials, InvalidInput, NotLoggedIn, ProviderLoginFailed,
-                               UnknownUser, UsernameTaken)
+from papertrader.errors import (AccountDisabled, BadCredentials, InvalidInput, NotLoggedIn, NotPermitted,
+                               ProviderLoginFailed, UnknownUser, UsernameTaken)
 from papertrader.logs import counted
 from papertrader.master import api_keys, validation
 from papertrader.master.db import is_unique_violation
@@ -349,11 +349,15 @@ class Accounts:
         Proof of ownership: its password; or, for an account without one, a fresh provider ``identity``
         linked to it.
         """
+        name_key = ("name", session.username.lower())
         rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
         hashed = rows[0][0]
         if hashed:
+            self.login_throttle.check(name_key)  # as change_password: no more guesses than at the sign-in
             ok = bool(password) and len(password) <= validation.MAX_PASSWORD and (
                 yield pools.HASHING.run(check_password, password, hashed))
+            if not ok:
+                self.login_throttle.failed(name_key)
         else:
             linked = yield self.db.query(
                 "SELECT 1 FROM identities WHERE account_id = ? AND issuer = ? AND subject = ?",
@@ -529,13 +533,19 @@ class Accounts:
     @defer.inlineCallbacks
     def change_password(self, session, old, new):
         """Replace the password (the old one is required) and end every other session of the account."""
+        # Guesses of the current password count as failed logins of the account: a stolen session gets no
+        # more tries at the password than a stranger at the sign-in.
+        name_key = ("name", session.username.lower())
+        self.login_throttle.check(name_key)
         rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
         hashed = rows[0][0] if rows else None
         ok = bool(hashed) and old and len(old) <= validation.MAX_PASSWORD and (
             yield pools.HASHING.run(check_password, old, hashed))
         if not ok:
             self.log.warn("{username} gave a wrong current password", username=session.username)
+            self.login_throttle.failed(name_key)
             raise BadCredentials("the current password is wrong")
+        self.login_throttle.succeeded(name_key)
         new = validation.password(new)
         rehashed = yield pools.HASHING.run(hash_password, new, self.settings.bcrypt_rounds)
 
@@ -707,6 +717,8 @@ class Accounts:
     @defer.inlineCallbacks
     def logout(self, token):
         session = yield self.authenticate(token)
+        if session.api_key is not None:
+            raise NotPermitted("an API key is not a session: revoke it with 'papertrader api-key revoke KEY_ID'")
         yield self._end([session.token_hash], "DELETE FROM sessions WHERE token_hash = ?", (session.token_hash,))
         self.log.info("{username} logged out", username=session.username)
 

@@ -136,8 +136,10 @@ def page_before(request):
 
 
 def safe_back(path, default):
-    """A same-site path to go back to (never another site: //host or a scheme)."""
-    if path and path.startswith("/") and not path.startswith("//") and "\\" not in path and len(path) < 300:
+    """A same-site path to go back to (never another site: //host or a scheme).  Only printable ASCII but the
+    backslash: browsers drop tabs and newlines from a Location, so "/<tab>/host" would read as "//host"."""
+    if (path and path.startswith("/") and not path.startswith("//") and len(path) < 300
+            and all(33 <= ord(ch) < 127 and ch != "\\" for ch in path)):
         return path
     return default
 

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory
 from twisted.internet import defer, task
+from twisted.web import resource
 
 from papertrader.errors import MasterUnavailable, NotLoggedIn, PaperTraderError
 from papertrader.worker.http.streams import limits
@@ -57,8 +58,8 @@ class Streams:
             maxFramePayloadSize=limits.MAX_MESSAGE, maxMessagePayloadSize=limits.MAX_MESSAGE,
             autoPingInterval=limits.PING_INTERVAL, autoPingTimeout=limits.PING_TIMEOUT,
             openHandshakeTimeout=limits.AUTH_TIMEOUT, closeHandshakeTimeout=5, failByDrop=False,
-            perMessageCompressionAccept=None)
-        return WebSocketResource(factory)
+            perMessageCompressionAccept=None, webStatus=False)
+        return StreamResource(WebSocketResource(factory), path)
 
     # --- connections --------------------------------------------------------------------------
 
@@ -151,6 +152,27 @@ class Streams:
             self._revalidation.stop()
         for connection in list(self.connections):
             connection.close(GOING_AWAY, reason)
+
+
+class StreamResource(resource.Resource):
+    """A stream's path: the WebSocket; a request that is not an upgrade gets the API's JSON error (426), never
+    autobahn's own page."""
+
+    isLeaf = True
+
+    def __init__(self, websocket, path):
+        super().__init__()
+        self.websocket = websocket
+        self.path = path
+
+    def render(self, request):
+        from papertrader.worker.http.rest import error_body, respond
+
+        if (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+            request.setHeader(b"Upgrade", b"websocket")
+            return respond(request, 426, error_body(42610000, f"{self.path} is a WebSocket stream: connect with a"
+                                                              " WebSocket client (alpaca-py's streams)"))
+        return self.websocket.render(request)
 
 
 def stream_resources(worker, settings):
