@@ -12,11 +12,14 @@ import signal
 import subprocess
 import sys
 
+from datetime import date
+
 import pytest_twisted
 from twisted.internet import reactor
 
 from papertrader import faults, tls
 from papertrader.master import files
+from papertrader.market.history import load_shipped
 from papertrader.master.db import Database
 from papertrader.worker.service import Worker
 from tests.conftest import Client, WatchedProcess, wait_for_log
@@ -106,5 +109,18 @@ async def test_kill_9_inside_a_step_with_partial_fills_repeats_no_fill(tmp_path,
         [(events,)] = await db.query("SELECT COUNT(*) FROM order_events WHERE order_id = ? AND kind IN"
                                      " ('fill', 'partial_fill')", (order_id,))
         assert events == len(fills)
+        # The update the kill interrupted was stored neither half: each daily candle the replay played holds
+        # its day's bar once (a candle written before the step's commit was its volume twice after the
+        # restart played the day again), and none is of a day the market has not reached.
+        history = load_shipped(["AAPL", "MSFT"])
+        [(last_step,)] = await db.query("SELECT value FROM market_state WHERE name = 'last_step'")
+        candles = await db.query("SELECT symbol, time, volume FROM bars WHERE interval = '1d' AND time >= ?",
+                                 ("2010-01-04",))
+        assert candles
+        for symbol, time, volume in candles:
+            series = history.series[symbol]
+            [i] = series.between(date.fromisoformat(time[:10]).toordinal(), date.fromisoformat(time[:10]).toordinal() + 1)
+            assert volume == series.volume[i], (symbol, time)
+            assert time < last_step, (symbol, time, last_step)
     finally:
         db.close()

@@ -892,12 +892,15 @@ class TradingCommands:
         return len(done)
 
     @defer.inlineCallbacks
-    def market_step(self, market_step, quotes=None):
+    def market_step(self, market_step, quotes=None, candles=()):
         """The market update's listener: corporate actions, then one step of every open order, saved in one
-        transaction with the step's market time (so a step is never applied twice)."""
+        transaction with the step's market time (so a step is never applied twice), and with the update's
+        ``candles`` (CandleStore rows; the market service's ``candle_writer``): stored whole or not at all."""
         recorded = self._recorded()
 
         def unit_of_work(cursor):
+            if candles:  # first: a master killed at any point after has stored neither these nor the step
+                self.candles.write(cursor, candles)
             # Every portfolio the step may write is locked first, all at once in ascending order (as a group
             # commit locks), and only their orders step: an order placed in another portfolio after this
             # lock waits for the next step (stepping it unlocked could race a group commit of its portfolio).

@@ -7,7 +7,10 @@ its interval); bad bars are refused and logged.  The bars' closes go on the quot
 (quotes with no fresh bar for longer than ``max_quote_age`` turn stale), the bars are folded into
 the candle store, and the step — market time, bars, and the splits and dividends that take effect
 — goes to the listeners in order: the push of the quotes to the workers, then the trading step
-over the open orders.  One LoopingCall drives all of it, so a trading step always follows the
+over the open orders.  On the master the trading step writes the candles too (``candle_writer``), in
+the transaction that records the step's market time: a master killed before it commits has stored
+neither, so after a restart the update plays again whole (never a session's bars twice, nor a bar the
+market has not reached).  One LoopingCall drives all of it, so a trading step always follows the
 update whose bars it uses.
 
 A source that cannot answer keeps the platform up: the last good prices stay on the board (and
@@ -44,6 +47,10 @@ class MarketService(service.Service):
         #: Saves some of it (an operator's pause, resume or seek): a callable taking {name: value}.
         self.save = save
         self.listeners = []
+        #: The listener that stores the update's candle rows in its own transaction, with the step's market time
+        #: (the master's trading step: ``listener(step, quotes, candles=rows)``); None: stored here, before the
+        #: listeners run.
+        self.candle_writer = None
         #: Called with the new time when market time was moved (a seek, a loop), before the candles after it are
         #: forgotten (the trading layer expires the orders placed after it); again until both are done.
         self.rewinding = []
@@ -93,8 +100,11 @@ class MarketService(service.Service):
                 before = yield self.candles.last_closes([symbol], before=session.open)
                 previous = before[symbol][0] if symbol in before else None
             self.board.update([Quote(symbol, price, time, previous, session.open if session is not None else None)])
-        if hasattr(self.market_clock, "seek") and any(q.time > self.market_clock.now() for q in self.board.all()):
-            yield self._rewind(self.market_clock.now())  # a replay moved back before it stopped
+        # A replay moved back before it stopped, or candles of an update whose step was never recorded (from
+        # before candles were written with the step): a bucket that starts at the replay's position or later
+        # is of a session it has not played.
+        if hasattr(self.market_clock, "seek") and any(q.time >= self.market_clock.now() for q in self.board.all()):
+            yield self._rewind(self.market_clock.now())
         try:
             assets = yield self.source.assets(self.board.assets)
             self.board.describe(assets)
@@ -297,9 +307,10 @@ class MarketService(service.Service):
             quotes = self.board.update_bars(bars, session.open, end if trading else None, self.max_quote_age,
                                             splits=[a for a in actions if isinstance(a, Split)])
             self.ticks += 1
-            if bars:
-                yield self.candles.store(list(bars.values()),
-                                         lambda bar: (calendar.info(bar.start).current or session).open)
+            rows = self.candles.rows(list(bars.values()),
+                                     lambda bar: (calendar.info(bar.start).current or session).open) if bars else []
+            if rows and self.candle_writer is None:
+                yield self.candles.store_rows(rows)
         except Exception:
             self.log.failure("market data update failed; will try again next interval")
             return
@@ -307,7 +318,10 @@ class MarketService(service.Service):
         failed = False
         for listener in self.listeners:
             try:
-                yield listener(step, quotes)
+                if self.candle_writer is not None and listener == self.candle_writer:
+                    yield listener(step, quotes, candles=rows)
+                else:
+                    yield listener(step, quotes)
             except Exception:
                 failed = True
                 self.log.failure("after the market update, {listener} failed", listener=listener)

@@ -51,7 +51,10 @@ class CandleStore:
         cursor.executemany(self.db.sql(_UPSERT), rows)
 
     def store(self, bars, session_open):
-        rows = self.rows(bars, session_open)
+        return self.store_rows(self.rows(bars, session_open))
+
+    def store_rows(self, rows):
+        """Fold bucket rows (``rows``) into the table, in a transaction of their own."""
         return self.db.run(self.write, rows) if rows else defer.succeed(None)
 
     @defer.inlineCallbacks

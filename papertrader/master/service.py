@@ -159,6 +159,7 @@ class Master(StagedService):
             self.log.info("admin console (manhole) on {where}", where=manhole)
         # The leaderboards follow the trading step whose fills they count.
         self.market.listeners += [self.push_quotes, self.trading.market_step, self.games.update]
+        self.market.candle_writer = self.trading.market_step  # the update's candles, with its step
         self.market.rewinding.append(self.trading.market_moved_back)
         self.market.rewound.append(self.push_all_quotes)
         self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
