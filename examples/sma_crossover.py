@@ -30,13 +30,16 @@ from collections import deque
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
-from alpaca.common.exceptions import APIError
-from alpaca.data.enums import DataFeed
-from alpaca.data.live import StockDataStream
-from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, TimeInForce
-from alpaca.trading.requests import MarketOrderRequest
-from alpaca.trading.stream import TradingStream
+try:
+    from alpaca.common.exceptions import APIError
+    from alpaca.data.enums import DataFeed
+    from alpaca.data.live import StockDataStream
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+    from alpaca.trading.stream import TradingStream
+except ImportError:  # PaperTrader itself does not need it: the quick start does not install it
+    sys.exit("sma_crossover.py: alpaca-py is not installed; install it with: .venv/bin/pip install alpaca-py==0.44.0")
 
 
 def settings(argv=None):

@@ -65,12 +65,14 @@ from papertrader.client.output import plain, table
 from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem, counted
 from papertrader.master import admin_channel, backups, files
+from papertrader.master.console import WORKER_COLUMNS
 from papertrader.master.db import Database, pg_dump_schema, redact
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers, parse_allowed
 
 LIVE = {"kick": commands.AdminKick, "allow": commands.AdminAllow, "revoke": commands.AdminRevoke}
-COLUMNS = ["name", "state", "region", "host", "port", "clients", "commands_per_second", "last_heartbeat", "refused"]
+#: The columns of the worker listing, as the master's console shows them (its VERSION column too).
+COLUMNS = WORKER_COLUMNS
 
 
 class AdminError(PaperTraderError):

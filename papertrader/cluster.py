@@ -78,7 +78,7 @@ class Cluster(StagedService):
 
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
                  database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None, http_port=None,
-                 host=None, market_plan=None):
+                 host=None, market_plan=None, config_path=None):
         super().__init__()
         gpgkeys.check_installed()
         # The names in the certificates: --host, and the address listened on if it is one address (the
@@ -89,6 +89,7 @@ class Cluster(StagedService):
                                                            os.path.join(data_dir, files.MASTER_CERT)),
                              clock=clock, manhole=manhole, manhole_keys=manhole_keys, hostnames=hostnames,
                              market_plan=market_plan)
+        self.master.config_path = self.config_path = config_path  # named in the logs' first lines
         self.master.setServiceParent(self)
         self.log = self.master.log
         self.reactor = reactor
@@ -118,6 +119,7 @@ class Cluster(StagedService):
                             listen=tls.listen_description(port, self.interface, cert), clock=self.clock,
                             http=self._http(index, cert), public_host=self._master_host() if self.host is None
                             else self.host)
+            worker.config_path = self.config_path
             self.workers.append(worker)
             worker.setServiceParent(self)
         try:
@@ -157,7 +159,7 @@ def makeService(options, reactor=None):
                           worker_port=options["worker-port"], database=options["database"],
                           interface=options["interface"], manhole=options["manhole"],
                           manhole_keys=options["manhole-keys"], http_port=options["http-port"], host=options["host"],
-                          market_plan=options.market_plan)
+                          market_plan=options.market_plan, config_path=options.config_path)
     except USAGE_MISTAKES as e:
         usage_exit(Options.command, usage_message(e))
     cluster.exit_on_failure = reactor

@@ -524,11 +524,13 @@ class MarketControl(Command):
     """A replay's clock moved by an account the operator named in ``market_control`` (as ``papertrader-admin
     market`` does): ``action`` ``status``, ``pause``, ``resume``, ``step`` (``when``: how many updates, 1-260,
     default 1: the replay is paused, then plays exactly that many, each with its trading step, and answers once
-    they are done) or ``seek`` (``when``: YYYY-MM-DD).  Answers the clock, as ``Clock``.  Another account:
-    ``not_permitted``; a market on the wall clock: ``invalid_input``."""
+    they are done; ``played``: how many did, fewer if the replay reached its end; an ended replay is
+    ``invalid_input``) or ``seek`` (``when``: YYYY-MM-DD).  Answers the clock, as ``Clock``.  ``status`` is
+    anyone's; the others, of an account ``market_control`` does not name: ``not_permitted``; of a market on the
+    wall clock: ``invalid_input``."""
 
     arguments = [(b"token", amp.Unicode()), (b"action", amp.Unicode()), (b"when", amp.Unicode(optional=True))]
-    response = Clock.response
+    response = Clock.response + [(b"played", amp.Integer(optional=True))]
 
 
 class ClosePosition(Command):

@@ -82,6 +82,9 @@ class Settings:
     replay_end: str = ""
     replay_step: str = "1d"
     replay_loop: bool = False
+    #: A new replay starts paused: nothing plays until an operator (or a market_control account) resumes or
+    #: steps it.  A data dir whose replay has run keeps its own state.
+    replay_paused: bool = False
     replay_files: str = ""
     #: Seconds without a fresh bar after which a quote is shown as stale (0: twice the update interval,
     #: at least two minutes).
@@ -299,9 +302,9 @@ def _parse(name, raw):
             if not re.fullmatch(r"1d|[1-9][0-9]{0,3}[mh]", raw):
                 raise ConfigError("replay_step: 1d, or a number of minutes or hours such as 1m, 5m, 1h")
             return raw
-        if name == "replay_loop":
+        if name in ("replay_loop", "replay_paused"):
             if raw.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-                raise ConfigError("replay_loop: true or false")
+                raise ConfigError(f"{name}: true or false")
             return raw.lower() in ("true", "yes", "1", "on")
         if name == "replay_files":
             if len(raw) > 4000:

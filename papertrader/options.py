@@ -73,6 +73,8 @@ class SettingsOptions(usage.Options):
         ["replay-end", None, None, "Replay: the last day (default: the end of the data)."],
         ["replay-step", None, None, "Replay: market time per update: 1d (default), or 1m, 5m, 1h... (intraday data)."],
         ["replay-loop", None, None, "Replay: start over at the end (true/false, default false)."],
+        ["replay-paused", None, None, "Replay: a new replay starts paused until resumed or stepped (true/false,"
+                                      " default false)."],
         ["replay-files", None, None, "Replay: your own CSV files or directories, comma-separated (default: the"
                                      " shipped history)."],
         ["max-quote-age", None, None, "Seconds without a fresh bar before a quote is stale (default: auto)."],
@@ -119,7 +121,7 @@ class SettingsOptions(usage.Options):
                  "commission-minimum", "commission-maximum", "commission-percent", "market-buy-buffer",
                  "max-open-orders", "api-rate-limit", "max-connections-per-address", "handshake-timeout",
                  "idle-timeout", "max-unsent-bytes", "provider", "replay-start", "replay-end", "replay-step",
-                 "replay-loop", "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url",
+                 "replay-loop", "replay-paused", "replay-files", "max-quote-age", "keep-minute-bars", "alpaca-data-url",
                  "alpaca-trading-url", "alpaca-feed", "nasdaq-url", "provider-timeout", "max-portfolios",
                  "max-portfolio-cash", "margin-accounts", "margin-initial", "margin-maintenance-long",
                  "margin-maintenance-short", "margin-call-hours", "borrow-rate")

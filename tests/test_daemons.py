@@ -179,6 +179,27 @@ async def test_a_cluster_whose_port_is_taken_exits_non_zero_with_one_line(tmp_pa
     assert_failed_start(ended, cluster.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_clusters_logs_name_the_configuration_file_it_read(tmp_path):
+    """The first line of the master's and each worker's log names the file the settings came from, for the
+    cluster as for the separate daemons (the cluster's said "none" while it used DATA_DIR/papertrader.ini)."""
+    data_dir = tmp_path / "c"
+    data_dir.mkdir()
+    ini = data_dir / "papertrader.ini"
+    ini.write_text("[papertrader]\nstarting_cash = 1234.00\n", encoding="utf-8")
+    cluster = twistd("papertrader-cluster", "--data-dir", str(data_dir), "--master-port", str(free_port()),
+                     "--worker-port", str(free_port()), "--workers", "1", "--http-port", "off")
+    try:
+        await cluster.wait_for("worker worker1 linked", timeout=60)
+    finally:
+        cluster.transport.signalProcess("INT")
+        await cluster.wait_end(timeout=60)
+    for log in (data_dir / "logs" / "master.log", data_dir / "workers" / "worker1" / "logs" / "worker.log"):
+        with open(log, encoding="utf-8") as f:
+            first = f.readline()
+        assert f"configuration {ini}" in first, (log, first)
+
+
 # --- item 11: a worker whose port is taken ----------------------------------
 
 @pytest_twisted.ensureDeferred

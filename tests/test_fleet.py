@@ -12,6 +12,7 @@ import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
+import papertrader
 from papertrader import admin, commands
 from papertrader.client.connection import Connection, connect
 from papertrader.master.workers import KICKED, REVOKED
@@ -180,6 +181,10 @@ async def test_admin_command_kicks_through_the_running_master(fleet, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"]: r["state"] for r in rows} == {"worker1": "connected", "worker2": "connected",
                                                     "worker3": "connected"}
+    # The text listing shows each worker's release too, as the README says (after an upgrade: who is behind).
+    await admin.run(reactor, admin.parser().parse_args(["--data-dir", d.data_dir, "workers"]))
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert "VERSION" in header.split() and all(papertrader.__version__ in line for line in lines), (header, lines)
     await admin.run(reactor, admin.parser().parse_args(["--data-dir", d.data_dir, "kick", "worker2"]))
     assert "kick done" in capsys.readouterr().out
     assert "worker2" not in d.master.workers.linked

@@ -597,10 +597,14 @@ async def test_an_account_the_operator_names_steps_the_replay_from_its_strategy(
 
     a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=FIXTURE,
                         replay_start="2024-03-04", fill_model="ideal", api_rate_limit=100_000,
-                        market_control=("Alice",))
+                        market_control=("Alice",), replay_paused=True)
     try:
         d, client = a.d, a.trading()
+        # replay_paused: the new replay waits at its first open, whatever the timer does, until it is stepped.
+        await d.tick()
         start = (await in_thread(client.get_clock)).timestamp
+        assert start == datetime(2024, 3, 4, 14, 30, tzinfo=timezone.utc)
+        assert (await in_thread(client.get, "/papertrader/market"))["state"] == "paused"
         def moment(text):
             return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -637,6 +641,7 @@ async def test_an_account_the_operator_names_steps_the_replay_from_its_strategy(
                 ("/papertrader/market/step", {"steps": 2}, 422, "unknown field 'steps'"),
                 ("/papertrader/market/seek", {}, 422, "date is required"),
                 ("/papertrader/market/seek", {"date": "2024-13-40"}, 422, "there is no day 2024-13-40"),
+                ("/papertrader/market/seek", {"date": "24-03-05"}, 422, "date must be a day, YYYY-MM-DD"),
                 ("/papertrader/market/rewind", {}, 404, "no such market action")):
             with pytest.raises(APIError) as e:
                 await in_thread(client.post, path, data)
@@ -656,5 +661,19 @@ async def test_an_account_the_operator_names_steps_the_replay_from_its_strategy(
         assert status == 1 and "market_control" in err, err
         assert (await in_thread(client.get_clock)).timestamp == before
         assert d.master.market.market_clock.state == "running"
+        # The status is anyone's: it moves nothing.
+        status_view = await in_thread(bob.get, "/papertrader/market")
+        assert (status_view["state"], status_view["mode"]) == ("running", "replay")
+        status, out, err = await d.cli("market", "status", user="bob")
+        assert status == 0 and json.loads(out)["state"] == "running", err
+
+        # Past the end: a step plays what is left and says how many; then the ended replay refuses another.
+        await in_thread(client.post, "/papertrader/market/seek", {"date": "2024-03-13"})
+        answer = await in_thread(client.post, "/papertrader/market/step", {"count": 5})
+        assert (answer["played"], answer["state"]) == (3, "ended")  # the 13th, 14th and 15th: its last days
+        with pytest.raises(APIError) as e:
+            await in_thread(client.post, "/papertrader/market/step", {"count": 1})
+        assert e.value.status_code == 422 and "the replay has ended (its last day: 2024-03-15)" in e.value.message
+        assert any("the replay plays its last day, 2024-03-15" in e.message for e in d.master.logs.memory.newest(None))
     finally:
         await a.d.cluster.stopService()

@@ -114,17 +114,22 @@ class MarketDataCommands:
     def market_control(self, session, stamp, action, when=None):
         """Pause, resume, step or seek a replay (or its status), for an account ``market_control`` names: a
         backtest in lockstep with its strategy.  Answers the clock, as ``clock``."""
+        if action not in MARKET_ACTIONS:
+            raise InvalidInput(f"the market commands are {', '.join(MARKET_ACTIONS[:-1])} and {MARKET_ACTIONS[-1]}")
+        if action == "status":  # anyone's: it is the clock
+            return self.clock(stamp)
         if session.username.lower() not in self.controllers or self.control is None:
             raise NotPermitted("your account may not move the market's clock: the operator names the accounts that"
                                " may in the setting market_control")
-        if action not in MARKET_ACTIONS:
-            raise InvalidInput(f"the market commands are {', '.join(MARKET_ACTIONS[:-1])} and {MARKET_ACTIONS[-1]}")
         if when is not None and len(when) > 32:
             raise InvalidInput("a step's count or a seek's day is at most 32 characters")
         if action == "seek" and not when:
             raise InvalidInput("seek needs a day: YYYY-MM-DD")
-        yield self.control(action, when or None, by=session.username)
-        return self.clock(stamp)
+        done = yield self.control(action, when or None, by=session.username)
+        answer = self.clock(stamp)
+        if "played" in done:
+            answer["played"] = done["played"]
+        return answer
 
     def calendar(self, stamp, start=None, end=None):
         """The sessions between two days (default: from today to the end of next month), at most

@@ -25,7 +25,7 @@ from twisted.internet import defer, task
 
 from papertrader.errors import InvalidInput
 from papertrader.market.board import Quote
-from papertrader.market.replay import parse_seek_date
+from papertrader.market.replay import ReplayEnded, parse_seek_date
 from papertrader.times import parse_iso
 from papertrader.trading.corporate import Split
 from papertrader.trading.market import BadBar, MarketStep
@@ -81,6 +81,12 @@ class MarketService(service.Service):
             info = self.market_clock.info(last)
             position = last if info.is_open else info.next.open
             self.market_clock.restore(position, saved.get("replay_state", "running"))
+            first = getattr(self.market_clock, "first_open", None)
+            if first is not None and position < first:
+                self.log.warn("market: this data dir's replay continues from {now}, before replay_start"
+                              " {start}: replay_start applies to a new data dir (move this one with 'market seek"
+                              " DATE'; days before replay_start cannot be sought)", now=position.date().isoformat(),
+                              start=self.market_clock.first_day.isoformat())
         if saved.get("actions_through"):
             self.actions_through = date.fromisoformat(saved["actions_through"])
         if saved.get("replay_seek") and hasattr(self.market_clock, "seek"):
@@ -167,18 +173,26 @@ class MarketService(service.Service):
                 # Paused (if it was not), then exactly this many updates, each with its trading step, one after
                 # another, answered once all are done: a backtest in lockstep with its strategy.
                 count = parse_step_count(when)
+                if clock.state == "ended":
+                    raise ReplayEnded(f"the replay has ended (its last day: {clock.last_day}): nothing is left to"
+                                      " play; seek back to play again")
                 clock.pause()
+                played = 0
                 for _ in range(count):
                     if clock.state != "paused":
                         break  # the replay ended
                     yield self.tick(paused_too=True)
+                    played += 1
             else:
                 raise InvalidInput("the market commands are status, pause, resume, seek DATE and step [N]")
             if action != "seek" and self.save is not None:
                 yield self.save(dict(changes, replay_state=clock.state))
             self.log.info("market: {action}{when} by {by}; market time {time}, {state}", action=action,
                           when=f" {when}" if when else "", by=by, time=clock.now().isoformat(), state=clock.state)
-        return clock.describe()
+        answer = clock.describe()
+        if action == "step":
+            answer["played"] = played
+        return answer
 
     def tick(self, paused_too=False):
         """One update (never raises: a failure is logged and the next interval tries again); ``paused_too``: also
@@ -280,6 +294,9 @@ class MarketService(service.Service):
             advance = self.market_clock.advance(paused_too) if paused_too else self.market_clock.advance()
             if advance is None:
                 return  # a paused or ended replay: market time stands still
+            if getattr(self.market_clock, "state", None) == "ended":
+                self.log.info("market: the replay plays its last day, {day}: it has ended after this update (seek"
+                              " back to play again)", day=self.market_clock.last_day)
             end = advance.end
             if advance.reset:
                 yield self._rewind(advance.start)

@@ -55,6 +55,8 @@ def build(settings, clock, reactor=None, log=None, plan=None):
     if provider == "replay":
         try:
             market_time = ReplayClock(plan.calendar, plan.start, plan.end, settings.replay_step, settings.replay_loop)
+            if settings.replay_paused:
+                market_time.pause()  # a data dir whose replay has run restores its own state over this
         except (calendars.CalendarError, ReplayError) as e:
             raise MarketSetupError(str(e))
         return Market(ReplaySource(plan.history, plan.calendar), market_time, plan.calendar, plan.assets)

@@ -430,8 +430,10 @@ def market_request(action, data, query):
         if not re.fullmatch(r"[0-9]{1,3}", text.strip()) or not 1 <= int(text) <= MAX_MARKET_STEP:
             raise invalid(f"count must be a whole number of updates from 1 to {MAX_MARKET_STEP}")
         return str(int(text))
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
+    if value is None:
         raise invalid("date is required: the day to seek to, YYYY-MM-DD")
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
+        raise invalid("date must be a day, YYYY-MM-DD")
     return value.strip()
 
 

@@ -148,6 +148,15 @@ def respond(request, status, value):
     return data
 
 
+def market_view(answer):
+    """A MarketControl answer as the HTTP API shows it: Alpaca's clock, the market's ``mode`` (replay or live),
+    a replay's ``state`` (running, paused, ended) and a step's ``played`` (how many updates it played)."""
+    view = dict(alpaca.clock(answer), mode=answer["mode"], state=answer["state"])
+    if answer.get("played") is not None:
+        view["played"] = answer["played"]
+    return view
+
+
 def error_body(code, message):
     return {"code": code, "message": message}
 
@@ -296,14 +305,22 @@ class RestApi:
         answer = yield self.ask(request, commands.Clock)
         return respond(request, 200, alpaca.clock(answer))
 
+    @app.route("/v2/papertrader/market", methods=["GET"])
+    @defer.inlineCallbacks
+    def market_status(self, request):
+        """PaperTrader's own: the clock as /v2/clock shows it, with the replay's ``state`` (any key)."""
+        answer = yield self.call(request, commands.MarketControl, action="status")
+        return respond(request, 200, market_view(answer))
+
     @app.route("/v2/papertrader/market/<string:action>", methods=["POST"])
     @defer.inlineCallbacks
     def market_control(self, request, action):
         """PaperTrader's own: a replay paused, resumed, stepped or moved by an account the operator named in
-        ``market_control``; the answer is the clock as /v2/clock shows it, with the replay's ``state``."""
+        ``market_control``; the answer is the clock as /v2/clock shows it, with the replay's ``state`` (and a
+        step's ``played``)."""
         when = market_request(action, body(request), Query(request))
         answer = yield self.call(request, commands.MarketControl, action=action, when=when)
-        return respond(request, 200, dict(alpaca.clock(answer), state=answer["state"]))
+        return respond(request, 200, market_view(answer))
 
     # --- positions -------------------------------------------------------------------------------
 
