@@ -376,6 +376,14 @@ async def test_portfolio_history_of_a_daily_replay(replay):
     assert history.timestamp[0] == 1709528400  # 2024-03-04 05:00 UTC
     assert history.equity[1:] == [pytest.approx(100000), pytest.approx(100000 - 1030 + 980),
                                   pytest.approx(100000 - 1030 + 995)]
+    # Profit and loss count from the equity before the period (Alpaca's base_value): the cash it started with,
+    # here; the first point's own result is not hidden as 0.
+    assert history.base_value == 100000
+    assert history.profit_loss == [pytest.approx(e - 100000) for e in history.equity]
+    later = await in_thread(client.get, "/account/portfolio/history", {"timeframe": "1D", "start": "2024-03-06"})
+    assert later["equity"][0] == pytest.approx(100000 - 1030 + 980)  # the 6th: the buy and its day's loss
+    assert later["base_value"] == pytest.approx(100000)  # the equity at the 5th's close, before the 6th
+    assert later["profit_loss"][0] == pytest.approx(-50)
     for frame in ("1H", "15Min", "1Min"):
         with pytest.raises(APIError) as excinfo:
             await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(period="1W", timeframe=frame))

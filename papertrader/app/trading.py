@@ -695,13 +695,21 @@ class TradingCommands:
             changes.append(Change(parse_iso(time), from_cents(cash), symbol,
                                   positions.get(symbol) if kind in ("fill", "split") else None))
         symbols = sorted({c.symbol for c in changes if c.position_after is not None}) or list(self.board.assets[:1])
-        closes = {}
+        closes, before = {}, {}
         for symbol in symbols:
             candles = yield self.candles.read(symbol, interval, MAX_POINTS, start=start, end=end)
             closes[symbol] = [(c["time"], c["close"]) for c in candles]
+            # The candle before the period: the base is the equity then (Alpaca's base_value), so the first
+            # point's profit or loss is its own, not 0.
+            earlier = yield self.candles.read(symbol, interval, 1, end=start)
+            before[symbol] = [(c["time"], c["close"]) for c in earlier]
         buckets = sorted({t for series in closes.values() for t, _ in series})[:MAX_POINTS]
         equity = curve(start_cash, changes, closes, buckets) if buckets else []
-        base = equity[0] if equity else start_cash
+        base = start_cash  # with no price before the period: the cash the portfolio started with
+        previous = max((t for series in before.values() for t, _ in series), default=None)
+        if previous is not None and buckets:
+            series = {symbol: before[symbol] + closes[symbol] for symbol in symbols}
+            base = curve(start_cash, changes, series, [previous, buckets[0]])[0]
         return dict(timestamps=[int(b.timestamp()) for b in buckets], equity=equity,
                     profit_loss=[e - base for e in equity],
                     profit_loss_pct=[((e - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0)
