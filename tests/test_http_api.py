@@ -620,3 +620,33 @@ async def test_client_order_ids_are_any_printable_text_as_at_alpaca(api):
         assert placed.client_order_id == client_order_id
         assert (await in_thread(client.get_order_by_client_id, client_order_id)).id == placed.id
         assert (await in_thread(client.submit_order, request)).id == placed.id
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_activities_add_up_to_the_cash_commissions_included(tmp_path, settings, database_url, clock):
+    """A fill activity carries its commission and the cash it moved (``net_amount``), so a strategy reconciles
+    its cash from the activities alone, as a quant's walkthrough tried to."""
+    from alpaca.trading import requests as r
+    from alpaca.trading.models import TradeActivity
+
+    a = await start_api(tmp_path, settings, database_url, clock, fill_model="ideal", api_rate_limit=100_000,
+                        commission_model="per_order", commission=D("1.00"))
+    try:
+        client = a.trading()
+        await in_thread(client.submit_order, r.MarketOrderRequest(symbol="AAPL", qty=10, side="buy",
+                                                                  time_in_force="day"))
+        await a.d.tick()
+        await in_thread(client.submit_order, r.MarketOrderRequest(symbol="AAPL", qty=4, side="sell",
+                                                                  time_in_force="day"))
+        await a.d.tick()
+        fills = await in_thread(client.get, "/account/activities/FILL", {"direction": "asc"})
+        assert [(f["side"], f["qty"], f["commission"]) for f in fills] == [("buy", "10", "1.00"),
+                                                                           ("sell", "4", "1.00")]
+        for f in fills:
+            value = (D(f["price"]) * D(f["qty"])).quantize(D("0.01"))
+            assert D(f["net_amount"]) == (-value if f["side"] == "buy" else value) - D("1.00")
+            TradeActivity(**f)  # alpaca-py still reads it
+        cash = D((await in_thread(client.get_account)).cash)
+        assert sum(D(f["net_amount"]) for f in fills) == cash - D("100000.00")
+    finally:
+        await a.d.cluster.stopService()

@@ -353,7 +353,10 @@ def activity(a, account_uuid):
             "price": price_text(a["price"]), "qty": quantity_text(a["quantity"]),
             "side": "sell_short" if a.get("short_sale") else a.get("side"),
             "leaves_qty": quantity_text(leaves), "cum_qty": quantity_text(a.get("cum_qty") or a["quantity"]),
-            "order_id": a.get("order_uuid"), "order_status": a.get("order_status")})
+            "order_id": a.get("order_uuid"), "order_status": a.get("order_status"),
+            # PaperTrader's own (alpaca-py's TradeActivity ignores them): what the fill cost in commission, and the
+            # cash it moved (signed, commission included), so the activities add up to the cash.
+            "commission": money_text(a.get("commission") or Decimal("0.00")), "net_amount": money_text(a["amount"])})
     else:
         out.update({"date": a["time"].astimezone(timezone.utc).date().isoformat(),
                     "transaction_time": when(a["time"]), "net_amount": money_text(a["amount"]),
