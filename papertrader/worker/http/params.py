@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from papertrader.errors import InvalidInput
+from papertrader.market.service import MAX_STEP
 from papertrader.master import validation
 from papertrader.times import EARLIEST, LATEST
 from papertrader.trading.pretrade import MAX_NOTIONAL
@@ -407,7 +408,6 @@ def watchlist_request(data, name_required=False):
 #: What POST /v2/papertrader/market/{action} does (PaperTrader's own, for ``market_control`` accounts), and the
 #: field each takes: a step's ``count`` of updates (1-260, default 1), a seek's ``date``.
 MARKET_ACTIONS = {"pause": None, "resume": None, "step": "count", "seek": "date"}
-MAX_MARKET_STEP = 260
 
 
 def market_request(action, data, query):
@@ -427,8 +427,8 @@ def market_request(action, data, query):
         if value is None:
             return "1"
         text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
-        if not re.fullmatch(r"[0-9]{1,3}", text.strip()) or not 1 <= int(text) <= MAX_MARKET_STEP:
-            raise invalid(f"count must be a whole number of updates from 1 to {MAX_MARKET_STEP}")
+        if not re.fullmatch(r"[0-9]{1,3}", text.strip()) or not 1 <= int(text) <= MAX_STEP:
+            raise invalid(f"count must be a whole number of updates from 1 to {MAX_STEP}")
         return str(int(text))
     if value is None:
         raise invalid("date is required: the day to seek to, YYYY-MM-DD")
