@@ -494,6 +494,33 @@ async def test_a_seek_back_across_a_split_and_a_dividend_undoes_the_split_and_pl
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_split_undone_and_played_again_gives_back_exactly_the_shares_held(replay):
+    """Shares bought after a split that do not divide back exactly (3.000001 / 2 is 1.5000005, kept as
+    1.500000): a seek back before the split and its day played again give back the 3.000001 held, not
+    3.000000 (a quant's 223 shares came back as 222.999994 after a 7-for-1 split's round trip); shares
+    bought in between are split as any others."""
+    r = replay
+    alice, bob = await r.user("alice"), await r.user("bob")
+    for _ in range(4):
+        await r.session()  # ... Friday 8: the split has happened
+    await r.order(alice, "b1", "buy", "XYZ", "3.000001")
+    await r.session()  # Monday 11: filled
+    await r.market.control("seek", "2024-03-07")  # Thursday: before the split
+
+    def held(portfolio):
+        return next(p["quantity"] for p in portfolio["positions"] if p["symbol"] == "XYZ")
+
+    assert held(await r.trading.portfolio(alice, None)) == D("1.500000")
+    await r.order(bob, "b2", "buy", "XYZ", "1.000001")
+    await r.session()  # Thursday 7 again: bob's buy fills
+    await r.session()  # Friday 8: the split plays again
+    assert held(await r.trading.portfolio(alice, None)) == D("3.000001")
+    assert held(await r.trading.portfolio(bob, None)) == D("2.000002")
+    history = (await r.trading.history(alice, None, 50))["transactions"]
+    assert [h["details"] for h in history if h["kind"] == "split"][-1] == "2-for-1 split: 1.5 -> 3.000001 shares"
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_dividend_owed_when_market_time_moves_back_before_its_ex_date_is_owed_once_when_it_plays_again(
         replay):
     r = replay

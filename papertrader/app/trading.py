@@ -938,8 +938,11 @@ class TradingCommands:
                 orders = [o for o in orders if o.account_id not in frozen]
             if accounts:
                 books = self.store.books(cursor, accounts)
-                result = step(books, orders, replace(market_step, actions=actions, due=tuple(due), prices=prices),
-                              self.rules, own)
+                restores = {}
+                for split in (a for a in actions if isinstance(a, corporate.Split)):
+                    restores.update(self.store.split_restores(cursor, holders, split))
+                result = step(books, orders, replace(market_step, actions=actions, due=tuple(due), prices=prices,
+                                                     restores=restores), self.rules, own)
                 self.store.save(cursor, result.orders, result.books, result.events, recorded, result.records)
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:

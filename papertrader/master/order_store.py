@@ -608,6 +608,34 @@ class OrderStore:
         cursor.execute(self.sql(f"SELECT DISTINCT portfolio_id FROM positions WHERE symbol IN {_in(symbols)}"), symbols)
         return {r[0] for r in cursor.fetchall()}
 
+    def split_restores(self, cursor, portfolio_ids, split):
+        """{(portfolio id, symbol): shares} that ``split``, played again, gives back exactly: for each portfolio
+        whose newest change of the position is that split undone by a seek back, still holding what the undo
+        left, the shares it held before the undo (papertrader/trading/corporate.py ``split_book``)."""
+        ids = sorted(portfolio_ids)
+        if not ids:
+            return {}
+        undone = f"{split.new.normalize():f}-for-{split.old.normalize():f} split undone%"
+        cursor.execute(self.sql(
+            "SELECT t.portfolio_id, t.id, t.generation, t.position_after_units FROM transactions t"
+            " JOIN portfolios p ON p.id = t.portfolio_id AND p.generation = t.generation"
+            " JOIN positions s ON s.portfolio_id = t.portfolio_id AND s.symbol = t.symbol"
+            " AND s.quantity_units = t.position_after_units"
+            f" WHERE t.symbol = ? AND t.kind = 'split' AND t.details LIKE ? AND t.portfolio_id IN {_in(ids)}"
+            " AND t.id = (SELECT MAX(u.id) FROM transactions u WHERE u.portfolio_id = t.portfolio_id"
+            " AND u.symbol = t.symbol AND u.generation = t.generation AND u.kind IN ('fill', 'split'))"),
+            [split.symbol, undone, *ids])
+        out = {}
+        for portfolio_id, undo_id, generation, _ in cursor.fetchall():
+            cursor.execute(self.sql(
+                "SELECT position_after_units FROM transactions WHERE portfolio_id = ? AND symbol = ? AND generation = ?"
+                " AND kind IN ('fill', 'split') AND id < ? AND position_after_units IS NOT NULL ORDER BY id DESC"
+                " LIMIT 1"), (portfolio_id, split.symbol, generation, undo_id))
+            row = cursor.fetchone()
+            if row is not None:
+                out[(portfolio_id, split.symbol)] = from_quantity_units(row[0])
+        return out
+
     def due_dividends(self, cursor, today):
         """Dividends owed and not yet paid whose pay date has come."""
         cursor.execute(self.sql(

@@ -57,12 +57,18 @@ def _shares(value):
     return value.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
 
-def split_book(book, split):
-    """The book after ``split``: (new book, (quantity before, quantity after)) or (book, None) if not held."""
+def split_book(book, split, restore=None):
+    """The book after ``split``: (new book, (quantity before, quantity after)) or (book, None) if not held.
+
+    ``restore``: the exact shares the split gives back, when a seek back undid it on this position and nothing
+    changed it since (the undoing division rounded to the millionth: 223 / 7 = 31.857142, and 7 x that is
+    222.999994, not the 223 held before)."""
     held = book.positions.get(split.symbol)
     if held is None:
         return book, None
     quantity = split.shares(held.quantity)
+    if restore is not None and abs(restore - quantity) <= QUANTITY_STEP * max(split.ratio, 1):
+        quantity = restore
     positions = dict(book.positions)
     if quantity != 0:
         positions[split.symbol] = replace(held, quantity=quantity, entry_price=split.price(held.entry_price))
@@ -131,12 +137,14 @@ def undoing(split):
     return Split(split.symbol, split.date, split.old, split.new)
 
 
-def apply(books, orders, actions, today, now):
+def apply(books, orders, actions, today, now, restores=None):
     """Apply the splits and dividends of ``actions`` (all dated on or before ``today``) in date order.
 
     Returns (books, changed open orders, records, entitlements still to pay).  A dividend whose pay
     date is ``today`` or earlier (or unknown) is paid at once; a later one becomes an Entitlement.
+    ``restores``: {(account id, symbol): shares} a split played again gives back exactly (``split_book``).
     """
+    restores = restores or {}
     books = dict(books)
     orders = {o.id: o for o in orders}
     changed = {}
@@ -148,7 +156,7 @@ def apply(books, orders, actions, today, now):
     for action in sorted(actions, key=lambda a: (moment(a), a.symbol, type(a).__name__)):
         if isinstance(action, Split):
             for account_id, book in list(books.items()):
-                book, moved = split_book(book, action)
+                book, moved = split_book(book, action, restores.get((account_id, action.symbol)))
                 if moved is not None:
                     books[account_id] = book
                     cash = book.cash

@@ -69,6 +69,9 @@ class MarketStep:
     due: tuple = ()
     today: Optional[date] = None
     prices: Mapping[str, Decimal] = field(default_factory=dict)
+    #: {(account id, symbol): shares} that a split of ``actions`` gives back exactly: the shares held before a
+    #: seek back undid that split, when nothing changed the position since (papertrader/trading/corporate.py).
+    restores: Mapping = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,8 @@ def step(books, orders, market, rules, account_rules=None):
         today = market.today or now.date()
         # Before the day's first trade: at the open of its bars (a split takes effect before the session opens).
         opened = min([bar.start for bar in market.bars.values() if bar.start <= now], default=now)
-        books, changed, result.records, result.owed = corporate.apply(books, orders, market.actions, today, opened)
+        books, changed, result.records, result.owed = corporate.apply(books, orders, market.actions, today, opened,
+                                                                      market.restores)
         for due in market.due:
             if due.account_id in books:
                 books[due.account_id], record = corporate.pay(books[due.account_id], due, opened)
