@@ -366,6 +366,29 @@ async def test_a_step_fills_in_arrival_order_and_the_books_agree(db, user, submi
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_order_accepted_before_a_step_trades_in_it_however_late_its_commit(db, user, submit, quote, step,
+                                                                                    trading):
+    """Orders accepted while the market's time was before a bar are traded by that bar's step, even when their
+    transaction had to wait behind another (a group commit in flight) and the step began meanwhile: the step
+    waits for the commits of what was accepted before it.  (It ran first, so the waiting order missed its bar:
+    a fill at the next bar's price, or a day order expired unfilled at a session's last step.)"""
+    alice = await user("alice")
+    quote(AAPL="100")
+    await trading.portfolio(alice, None)  # its portfolio known: placing an order now queues its unit at once
+    first = submit(alice, "a1", "buy", "AAPL", "1")  # its transaction starts at once
+    second = submit(alice, "a2", "buy", "AAPL", "1")  # waits for the first's commit
+    stepped = step(AAPL="100")  # the bar [t, t + 5 s): both were accepted at t
+    await first
+    await second
+    await stepped
+    await step(AAPL="110")
+    for order_id in ("a1", "a2"):
+        [(price,)] = await db.query("SELECT t.price_units FROM transactions t JOIN orders o ON o.id = t.order_id"
+                                    " WHERE o.client_order_id = ?", (order_id,))
+        assert price == 100 * 10_000, order_id
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_buy_the_cash_no_longer_pays_is_rejected_at_the_fill(db, user, submit, quote, step, trading):
     alice = await user("alice")
     quote(AAPL="400")

@@ -904,6 +904,9 @@ class TradingCommands:
         """The market update's listener: corporate actions, then one step of every open order, saved in one
         transaction with the step's market time (so a step is never applied twice), and with the update's
         ``candles`` (CandleStore rows; the market service's ``candle_writer``): stored whole or not at all."""
+        # The orders accepted before this step's bars (their checks and times taken then) are committed first,
+        # however long their transactions waited: the step trades them (it would miss any committed after it).
+        yield self.commits.settled()
         recorded = self._recorded()
 
         def unit_of_work(cursor):

@@ -21,6 +21,10 @@ writer: one lane.
 
 If the whole transaction fails (the database is down, a deadlock detector fired), every unit of the
 batch fails with that error; nothing of it was committed, and nothing was acknowledged.
+
+``settled()`` fires once every unit queued so far has ended (committed or failed): the market step waits for
+it, so an order accepted before the step's bars (its time and checks taken then) is in the step, even if
+its transaction waited behind another.
 """
 
 from twisted.internet import defer
@@ -59,9 +63,20 @@ class GroupCommit:
         locks = tuple(locks)
         lane = self.lanes[(locks[0] if locks else 0) % len(self.lanes)]
         lane.queue.append((unit, locks, read_ahead, d))
+        lane.queued += 1
         if not lane.busy:
             self._flush(lane)
         return d
+
+    def settled(self):
+        """A Deferred that fires (with None) once every unit queued until now has ended, committed or not."""
+        waiting = []
+        for lane in self.lanes:
+            if lane.done < lane.queued:
+                d = defer.Deferred()
+                lane.waiters.append((lane.queued, d))
+                waiting.append(d)
+        return defer.gatherResults(waiting).addCallback(lambda _: None) if waiting else defer.succeed(None)
 
     def _flush(self, lane):
         batch, lane.queue = lane.queue[:self.max_batch], lane.queue[self.max_batch:]
@@ -106,19 +121,24 @@ class GroupCommit:
 
     def _finished(self, outcome, lane, batch):
         lane.busy = False
+        lane.done += len(batch)
         if lane.queue:
             self._flush(lane)
         if isinstance(outcome, failure.Failure):
             for *_, d in batch:
                 d.errback(outcome)
-            return None
-        self.transactions += 1
-        self.units += len(batch)
-        for (ok, value), (*_, d) in zip(outcome, batch):
-            if ok:
-                d.callback(value)
-            else:
-                d.errback(value)
+        else:
+            self.transactions += 1
+            self.units += len(batch)
+            for (ok, value), (*_, d) in zip(outcome, batch):
+                if ok:
+                    d.callback(value)
+                else:
+                    d.errback(value)
+        ready = [d for target, d in lane.waiters if target <= lane.done]
+        lane.waiters = [(target, d) for target, d in lane.waiters if target > lane.done]
+        for d in ready:
+            d.callback(None)
         return None
 
 
@@ -126,3 +146,7 @@ class _Lane:
     def __init__(self):
         self.queue = []
         self.busy = False
+        #: Units queued and ended so far (``settled`` waits for the ones queued before it was asked).
+        self.queued = 0
+        self.done = 0
+        self.waiters = []
