@@ -43,11 +43,13 @@ async def test_an_api_key_cannot_act_as_its_owner_over_amp(api):
             (commands.RevokeApiKey, {"key_id": other_key}), (commands.CreateApiKey, {"name": "more"}),
             (commands.Whoami, {}), (commands.CreatePortfolio, {"name": "side", "cash": "1000"}),
             (commands.JoinGame, {"name": "class"}), (commands.Games, {}), (commands.Logout, {}),
+            (commands.WatchOrders, {}),  # every portfolio's events: the HTTP trade stream shows the key's only
         ]
         for command, arguments in refused:
             with pytest.raises(NotPermitted) as e:
                 await call(command, **arguments)
-            assert "sign in as yourself" in e.value.message or "api-key revoke" in e.value.message, command
+            assert ("sign in as yourself" in e.value.message or "api-key revoke" in e.value.message), command
+        assert len(d.cluster.workers[0].order_fanout) == 0  # the refused watch left no watcher behind
         # What it is for still works: its portfolio, its orders, the account's watchlists.
         portfolio = await call(commands.Portfolio)
         assert portfolio["cash"] > 0

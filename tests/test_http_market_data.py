@@ -384,6 +384,9 @@ async def test_portfolio_history_of_a_daily_replay(replay):
     assert later["equity"][0] == pytest.approx(100000 - 1030 + 980)  # the 6th: the buy and its day's loss
     assert later["base_value"] == pytest.approx(100000)  # the equity at the 5th's close, before the 6th
     assert later["profit_loss"][0] == pytest.approx(-50)
+    held = await in_thread(client.get, "/account/portfolio/history", {"timeframe": "1D", "start": "2024-03-07"})
+    assert held["base_value"] == pytest.approx(100000 - 1030 + 980)  # the 10 shares at the 6th's close
+    assert held["profit_loss"][0] == pytest.approx(15)  # the 7th: 10 x (99.50 - 98.00)
     for frame in ("1H", "15Min", "1Min"):
         with pytest.raises(APIError) as excinfo:
             await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(period="1W", timeframe=frame))

@@ -749,3 +749,35 @@ async def test_the_client_shows_replay_time_names_candles_by_range_and_stale_quo
         assert status == 1 and "there is no day 2024-02-30" in out, out
     finally:
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_step_answers_within_its_time_budget_saying_how_many_updates_it_played(replay):
+    """An account's ``market step N`` stops playing once its budget is spent (the callers give up after 30 s),
+    after at least one update, and says how many it played; the clock is where they left it."""
+    r = replay
+    r.market.listeners.append(lambda step, quotes: r.wall.advance(15))  # each update takes 15 s of wall time
+    before = r.clock.now()
+    answer = await r.market.control("step", "5", by="alice", budget=20)
+    assert (answer["played"], answer["state"]) == (2, "paused")  # 15 s, then 30 s: past the 20 s budget
+    assert (before.date(), r.clock.now().date()) == (date(2024, 3, 5), date(2024, 3, 7))  # two sessions on
+    answer = await r.market.control("step", "1", by="alice", budget=0)
+    assert answer["played"] == 1  # one at least, whatever the budget
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_candles_of_an_update_whose_step_failed_are_stored_all_the_same(replay, db):
+    """The candle writer (the master's trading step) stores an update's candles with its step; if it fails, the
+    market service stores them in a transaction of their own, so no day goes missing from the bars."""
+    r = replay
+    r.market.listeners.remove(r.trading.market_step)
+
+    def failing(step, quotes, candles=()):
+        raise RuntimeError("the step's transaction failed")
+
+    r.market.listeners.append(failing)
+    r.market.candle_writer = failing
+    await r.session()  # Tuesday 5
+    rows = await db.query("SELECT symbol, volume FROM bars WHERE interval = '1d' AND time >= ? ORDER BY symbol",
+                          ("2024-03-05",))
+    assert [symbol for symbol, _ in rows] == ["ABC", "XYZ"]

@@ -38,8 +38,10 @@ ACTION_KINDS = ("forward_split", "reverse_split", "cash_dividend")
 MAX_ACTION_ASSETS = 500
 ACTION_LOOKBACK = timedelta(days=120)
 #: What an account the operator allows (``market_control``) may do to a replay's clock, as ``papertrader-admin
-#: market`` does.
+#: market`` does; and the seconds after which its step plays no more updates and answers (with ``played``), well
+#: before the workers' and the command line's 30-second wait for an answer.
 MARKET_ACTIONS = ("status", "pause", "resume", "step", "seek")
+STEP_BUDGET = 20
 
 #: What a symbol may look like (letters, digits, '.', '-', '/'), before it is looked up.
 SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,15}")
@@ -121,11 +123,13 @@ class MarketDataCommands:
         if session.username.lower() not in self.controllers or self.control is None:
             raise NotPermitted("your account may not move the market's clock: the operator names the accounts that"
                                " may in the setting market_control")
+        if when is not None and action not in ("step", "seek"):
+            raise InvalidInput(f"market {action} takes no argument")
         if when is not None and len(when) > 32:
             raise InvalidInput("a step's count or a seek's day is at most 32 characters")
         if action == "seek" and not when:
             raise InvalidInput("seek needs a day: YYYY-MM-DD")
-        done = yield self.control(action, when or None, by=session.username)
+        done = yield self.control(action, when or None, by=session.username, budget=STEP_BUDGET)
         answer = self.clock(stamp)
         if "played" in done:
             answer["played"] = done["played"]

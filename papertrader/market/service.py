@@ -152,10 +152,12 @@ class MarketService(service.Service):
             yield close()  # a live source's kept-alive HTTP connections
 
     @defer.inlineCallbacks
-    def control(self, action, when=None, by="an operator"):
+    def control(self, action, when=None, by="an operator", budget=None):
         """An operator's command (or that of an account ``market_control`` names: ``by`` its name): ``status``;
-        for a replay ``pause``, ``resume``, ``seek`` (``when``: YYYY-MM-DD), ``step`` (``when``: how many updates).
-        Fires with the clock's description; the new state is saved at once."""
+        for a replay ``pause``, ``resume``, ``seek`` (``when``: YYYY-MM-DD), ``step`` (``when``: how many updates;
+        ``budget``: seconds after which it plays no more, so that the answer comes before the callers' own
+        timeouts: ``played`` says how many it did).  Fires with the clock's description; the new state is
+        saved at once."""
         clock = self.market_clock
         if action != "status":
             if not hasattr(clock, "seek"):
@@ -178,11 +180,14 @@ class MarketService(service.Service):
                                       " play; seek back to play again")
                 clock.pause()
                 played = 0
+                deadline = None if budget is None else self.clock.seconds() + budget
                 for _ in range(count):
                     if clock.state != "paused":
                         break  # the replay ended
-                    yield self.tick(paused_too=True)
-                    played += 1
+                    if (yield self.tick(paused_too=True)):
+                        played += 1
+                    if deadline is not None and self.clock.seconds() >= deadline:
+                        break  # the time to answer has come (at least one update played)
             else:
                 raise InvalidInput("the market commands are status, pause, resume, seek DATE and step [N]")
             if action != "seek" and self.save is not None:
@@ -334,17 +339,24 @@ class MarketService(service.Service):
         step = MarketStep(end, bars, tuple(actions), (), today)
         failed = False
         for listener in self.listeners:
+            writes = self.candle_writer is not None and listener == self.candle_writer
             try:
-                if self.candle_writer is not None and listener == self.candle_writer:
+                if writes:
                     yield listener(step, quotes, candles=rows)
                 else:
                     yield listener(step, quotes)
             except Exception:
                 failed = True
                 self.log.failure("after the market update, {listener} failed", listener=listener)
+                if writes and rows:  # its transaction did not commit: the candles in one of their own
+                    try:
+                        yield self.candles.store_rows(rows)
+                    except Exception:
+                        self.log.failure("could not store the update's candles")
         if not failed:
             self.actions_through = today  # (the trading step saved it with its own transaction)
         yield self._prune(end)
+        return True  # an update was played (``control``'s step counts them)
 
     @defer.inlineCallbacks
     def _actions(self, today):

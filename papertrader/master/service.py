@@ -135,7 +135,7 @@ class Master(StagedService):
             MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
                                margin_rules(settings) if settings.margin_accounts else None,
                                controllers=settings.market_control,
-                               control=lambda action, when, by: self.market.control(action, when, by=by)),
+                               control=lambda *args, **kwargs: self.market.control(*args, **kwargs)),
             WatchlistCommands(self.db, self.board, self.portfolio_store, clock)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,

@@ -10,7 +10,9 @@ from twisted.internet import defer, protocol
 
 from papertrader import commands, tls
 from papertrader.commands import FORWARDED
-from papertrader.errors import InvalidInput, PaperTraderError, QuoteUnavailable, ServerError, UnknownSymbol
+from papertrader.errors import (InvalidInput, NotPermitted, PaperTraderError, QuoteUnavailable, ServerError,
+                                UnknownSymbol)
+from papertrader.master.api_keys import is_credential
 from papertrader.wire import TypedAMP
 from papertrader.worker.fanout import Prepared
 
@@ -115,7 +117,12 @@ class WorkerProtocol(TypedAMP):
     @commands.WatchOrders.responder
     @defer.inlineCallbacks
     def watch_orders(self, token):
-        """Push this client an OrderEvent for each event of its account's orders."""
+        """Push this client an OrderEvent for each event of its account's orders (a person's session: an API key
+        acts for one portfolio, and watches its orders through the HTTP API's trade stream, which shows only
+        that portfolio's)."""
+        if is_credential(token):
+            raise NotPermitted("an API key watches its portfolio's orders through the HTTP API's trade stream"
+                               " (/stream), not here: sign in as yourself (papertrader login) to watch them all")
         try:
             username = yield self.worker.gateway.session(token, self.client_ip())
         except PaperTraderError:
