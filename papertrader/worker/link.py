@@ -134,6 +134,13 @@ class WorkerToMaster(TypedAMP):
         self.worker.link.lost(self)
 
 
+def _drop(proto):
+    """Close a connection to the master, unless it is gone already (AMP forgets its transport then: a handshake
+    cut short by the connection's loss found None to close, a traceback in the log)."""
+    if proto.transport is not None:
+        proto.transport.loseConnection()
+
+
 class MasterLink(ClientService):
     """Keeps one proven connection to the master.
 
@@ -217,12 +224,12 @@ class MasterLink(ClientService):
             delay = min(60, 2 ** self.refusals)
             worker.log.error("the master refused this worker: {error} (master at {address}; trying again in"
                              " {delay} s)", address=self.address, error=e.message, delay=delay)
-            self._hold = self.clock.callLater(delay, proto.transport.loseConnection)
+            self._hold = self.clock.callLater(delay, _drop, proto)
             return
         except Exception as e:
             worker.log.error("handshake with the master at {address} failed: {error}", address=self.address,
                              error=str(e) or type(e).__name__)
-            proto.transport.loseConnection()
+            _drop(proto)
             return
         if proto.gone or not self.running:
             return  # the connection closed (or the worker is stopping) while the master answered
