@@ -641,6 +641,8 @@ async def test_an_account_the_operator_names_steps_the_replay_from_its_strategy(
         assert (await in_thread(client.get_clock)).timestamp == moment(stepped["time"])
         status, out, err = await d.cli("market", "seek", "2024-03-05", user="alice")
         assert status == 0, err
+        status, out, err = await d.cli("market", "pause", "now", user="alice")
+        assert status == 1 and "market pause takes no argument" in err, err
         assert (await in_thread(client.get_clock)).timestamp.date() == date(2024, 3, 5)
         answer = await in_thread(client.post, "/papertrader/market/resume")
         assert answer["state"] == "running"

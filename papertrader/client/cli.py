@@ -1360,8 +1360,6 @@ class CLI:
     @defer.inlineCallbacks
     def do_market(self):
         action, argument = self.args.market_action, self.args.market_argument
-        if argument is not None and action not in ("step", "seek"):
-            raise InvalidInput(f"market {action} takes no argument")
         self._show_clock((yield self.call(commands.MarketControl, token=self.token(), action=action,
                                           **({"when": argument} if argument is not None else {}))))
 

@@ -130,17 +130,16 @@ class Master(StagedService):
         self.games = GameCommands(self.db, self.game_store, self.portfolio_store, self.orders, self.board,
                                   self.market_clock, clock, self.log, publish=self.workers.push_order_events,
                                   margin_allowed=settings.margin_accounts, trading=self.trading)
-        self.app = Application(self.accounts, [
-            AccountCommands(self.accounts, self.provider), self.trading, self.portfolios, self.games,
-            MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
-                               margin_rules(settings) if settings.margin_accounts else None,
-                               controllers=settings.market_control,
-                               control=lambda *args, **kwargs: self.market.control(*args, **kwargs)),
-            WatchlistCommands(self.db, self.board, self.portfolio_store, clock)])
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,
                                     state=lambda: self.db.run(self.orders.all_state),
                                     save=lambda changes: self.db.run(self.orders.save_state, changes))
+        self.app = Application(self.accounts, [
+            AccountCommands(self.accounts, self.provider), self.trading, self.portfolios, self.games,
+            MarketDataCommands(self.board, self.candles, self.market_clock, market.source,
+                               margin_rules(settings) if settings.margin_accounts else None,
+                               controllers=settings.market_control, control=self.market.control),
+            WatchlistCommands(self.db, self.board, self.portfolio_store, clock)])
         self.market.setServiceParent(self)
         self.listener = ListeningService(
             port_endpoint(reactor, listen, os.path.join(data_dir, files.MASTER_CERT)),
