@@ -4,6 +4,7 @@ backup made before a migration; a database newer than the code; a migration that
 import glob
 import os
 import sqlite3
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -482,13 +483,19 @@ async def test_version_14_orders_are_simple_orders_after_version_15(database_url
     try:
         applied = await db.migrate(confirmed=True)
         assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders", "0016_position_intent",
-                                                            "0017_watchlists", "0018_portfolio_configuration"]
+                                                            "0017_watchlists", "0018_portfolio_configuration",
+                                                            "0019_order_submitted"]
         store = OrderStore(db)
         [still_open] = await db.run(store.open_orders, 1)
         assert (still_open.client_order_id, still_open.order_class, still_open.leg, still_open.parent_id) == (
             "a", OrderClass.SIMPLE, None, None)
         # Version 16: whether an order opened or closed a position was not kept before it (told by the side).
         assert (still_open.opens, still_open.position_intent) == (None, None)
+        # Version 19: an order stored before shows the time it was created.
+        assert still_open.submitted is None and still_open.shown_created == still_open.created
+        [shown] = await db.run(store.page, 1, until=still_open.created + timedelta(microseconds=1),
+                               after=still_open.created - timedelta(microseconds=1), statuses=("new",))
+        assert shown.id == still_open.id
         assert (await db.run(store.by_client_order_id, 1, "b")).order_class is OrderClass.SIMPLE
         assert await db.migrate() == []
     finally:

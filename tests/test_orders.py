@@ -3,6 +3,7 @@ client order ids, buying power with open orders, market steps that fill, cancel 
 
 import time
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
@@ -512,6 +513,61 @@ async def test_paging_reads_every_order(trading, user, submit, quote):
     assert seen == ids
     assert [o["id"] for o in (await trading.orders(alice, None, 10, "closed"))["orders"]] == []
     assert len((await trading.orders(alice, None, 10, "open"))["orders"]) == 7
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_placed_at_one_market_time_show_times_apart_so_paging_by_time_skips_none(trading, user, submit,
+                                                                                              quote, clock):
+    """A replay's market time stands still between updates: the orders placed meanwhile must not share one
+    time, or a strategy paging by ``until`` (the oldest shown's time, exclusive, as Alpaca's) skips the rest."""
+    alice, bob = await user("alice"), await user("bob")
+    quote(AAPL="1.00")
+    ids = [(await submit(alice, f"o{n}", "buy", "AAPL", "1", type="limit", limit_price="0.5"))["id"]
+           for n in range(30)]
+    theirs = await submit(bob, "b0", "buy", "AAPL", "1", type="limit", limit_price="0.5")
+    now = utc(clock.seconds())
+    assert theirs["created"] == now  # each portfolio counts its own
+    seen, until = [], None
+    while True:
+        page = (await trading.orders(alice, None, 7, "all", until=until))["orders"]  # the newest 7, oldest first
+        if not page:
+            break
+        seen = [o["id"] for o in page] + seen
+        until = page[0]["created"]
+    assert seen == ids
+    seen, after = [], None
+    while True:
+        page = (await trading.orders(alice, None, 7, "all", after=after, direction="asc"))["orders"]
+        if not page:
+            break
+        seen += [o["id"] for o in page]
+        after = page[-1]["created"]
+    assert seen == ids
+    shown = [o["created"] for o in (await trading.orders(alice, None, 100, "all", direction="asc"))["orders"]]
+    assert shown == [now + timedelta(microseconds=n) for n in range(30)]
+    clock.advance(5)  # market time moves on: the next order shows its own time
+    later = await submit(alice, "later", "buy", "AAPL", "1", type="limit", limit_price="0.5")
+    assert later["created"] == utc(clock.seconds())
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_shown_apart_still_fill_at_the_open_of_the_bar_they_were_placed_before(make_trading, settings,
+                                                                                           user, clock):
+    trading = make_trading(replace(settings, fill_model="bar"))
+    alice = await user("alice")
+    start = utc(clock.seconds())
+    trading.board.update([Quote("AAPL", D("100"), start)])
+    orders = [await trading.place_order(alice, stamp(clock), f"m{n}", "buy", "AAPL", "1") for n in range(3)]
+    assert [o["created"] for o in orders] == [start + timedelta(microseconds=n) for n in range(3)]
+    clock.advance(5)
+    end = utc(clock.seconds())
+    await trading.market_step(MarketStep(end, {"AAPL": Bar("AAPL", start, end, D(100), D(120), D(90), D(110),
+                                                           1_000_000)}))
+    filled = [await trading.get_order(alice, None, o["id"]) for o in orders]
+    # at the bar's open (plus the bar model's half spread), each alike: not judged at its close as orders that
+    # arrived during the bar are
+    assert [(o["status"], o["average_price"]) for o in filled] == [("filled", D("100.0200"))] * 3
+    assert all(o["updated"] >= o["created"] for o in filled)
 
 
 # --- cancel and replace ---------------------------------------------------------------------

@@ -53,8 +53,8 @@ def order_view(order):
         status=order.status.value, quantity=order.quantity, notional=order.notional,
         limit_price=order.limit_price, stop_price=order.stop_price, trail_price=order.trail_price,
         trail_percent=order.trail_percent, filled_quantity=order.filled_quantity,
-        average_price=order.average_price, commission=order.commission, created=order.created,
-        updated=order.updated or order.created, expires=order.expires,
+        average_price=order.average_price, commission=order.commission, created=order.shown_created,
+        updated=max(order.updated or order.created, order.shown_created), expires=order.expires,
         trades_at=order.session_open or order.session_close,
         stop_level=_stop_level(order), replaces=order.replaces, replaced_by=order.replaced_by,
         replaces_uuid=order.replaces_uuid, replaced_by_uuid=order.replaced_by_uuid, watermark=order.watermark,
@@ -1015,7 +1015,7 @@ class _Reviewed:
 def _accepted(order):
     from papertrader.trading.events import Event, EventKind
 
-    return Event(EventKind.ACCEPTED, order, order.created)
+    return Event(EventKind.ACCEPTED, order, order.shown_created)
 
 
 def _event_view(event, portfolio=None, view=None):

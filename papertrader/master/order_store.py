@@ -19,7 +19,7 @@ portfolio's open orders are kept in memory on that condition
 
 import uuid
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from papertrader.money import (
@@ -44,8 +44,14 @@ COLUMNS = (
     " limit_units, stop_units, trail_units, trail_percent_bp, status, created, updated, expires, session_open,"
     " session_close, watermark_units, triggered, replaces, replaced_by, reason_code, reason, filled_adjustment_units,"
     " (SELECT r.uuid FROM orders r WHERE r.id = o.replaces), (SELECT r.uuid FROM orders r WHERE r.id = o.replaced_by),"
-    " o.order_class, o.leg, o.parent_id, (SELECT r.uuid FROM orders r WHERE r.id = o.parent_id), o.opens"
+    " o.order_class, o.leg, o.parent_id, (SELECT r.uuid FROM orders r WHERE r.id = o.parent_id), o.opens,"
+    " o.submitted"
 )
+#: The time an order shows it was submitted (Order.submitted): what after and until select by.
+SHOWN_CREATED = "COALESCE(o.submitted, o.created)"
+#: Orders placed at one market time are shown a microsecond apart: at most this far from it (then they share it).
+MOST_APART = timedelta(seconds=1)
+MICROSECOND = timedelta(microseconds=1)
 #: An order of its portfolio's current generation (made since the portfolio's last reset).
 CURRENT = "o.generation = (SELECT p.generation FROM portfolios p WHERE p.id = o.portfolio_id)"
 OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
@@ -147,7 +153,7 @@ class OrderStore:
             filled_quantity=filled.quantity + adjustment, filled_adjustment=adjustment, filled_value=filled.value,
             commission=filled.commission, replaces_uuid=row[27], replaced_by_uuid=row[28],
             order_class=OrderClass(row[29] or "simple"), leg=_maybe(Leg, row[30]), parent_id=row[31],
-            parent_uuid=row[32], opens=bool(row[33]) if row[33] is not None else None,
+            parent_uuid=row[32], opens=bool(row[33]) if row[33] is not None else None, submitted=_time(row[34]),
         )
 
     def _filled(self, cursor, where, params):
@@ -344,10 +350,10 @@ class OrderStore:
             where += " AND o.id > ?"
             params.append(after_id)
         if after is not None:
-            where += " AND o.created > ?"
+            where += f" AND {SHOWN_CREATED} > ?"
             params.append(iso(after))
         if until is not None:
-            where += " AND o.created < ?"  # exclusive, as Alpaca's
+            where += f" AND {SHOWN_CREATED} < ?"  # exclusive, as Alpaca's
             params.append(iso(until))
         if symbols:
             where += f" AND o.symbol IN {_in(symbols)}"
@@ -448,6 +454,7 @@ class OrderStore:
         if parent is not None:
             order = order.but(parent_id=parent.id, parent_uuid=parent.uuid)
         self._changed([order.account_id])
+        order = order.but(submitted=self._submitted(cursor, order))
         # The columns as COLUMNS reads them, from client_order_id to replaces.
         values = (order.client_order_id, order.side.value, order.symbol, order.type.value,
                   order.time_in_force.value, _maybe(to_quantity_units, order.quantity), _maybe(to_cents, order.notional),
@@ -460,12 +467,12 @@ class OrderStore:
             "INSERT INTO orders (uuid, portfolio_id, generation, client_order_id, side, symbol, type, time_in_force,"
             " quantity_units, notional_cents, limit_units, stop_units, trail_units, trail_percent_bp, status, created,"
             " updated, expires, session_open, session_close, watermark_units, triggered, replaces, received,"
-            " client_ip, worker, origin, order_class, leg, parent_id, opens) VALUES (?, ?, (SELECT generation FROM"
-            " portfolios WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?) RETURNING id"),
+            " client_ip, worker, origin, order_class, leg, parent_id, opens, submitted) VALUES (?, ?, (SELECT"
+            " generation FROM portfolios WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
             (order_uuid, order.account_id, order.account_id, *values, iso(received), client_ip[:64], worker[:64],
              origin, order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id,
-             _maybe(int, order.opens)))
+             _maybe(int, order.opens), iso(order.submitted)))
         order = order.but(id=cursor.fetchone()[0], uuid=order_uuid)
         if order.replaces is not None:
             cursor.execute(self.sql("SELECT uuid FROM orders WHERE id = ?"), (order.replaces,))
@@ -478,8 +485,21 @@ class OrderStore:
             transaction.data.setdefault((self, "rows"), {})[order.id] = (
                 order.id, order_uuid, order.account_id, *values, None, None, None, 0, order.replaces_uuid, None,
                 order.order_class.value, _maybe(lambda leg: leg.value, order.leg), order.parent_id, order.parent_uuid,
-                _maybe(int, order.opens))
+                _maybe(int, order.opens), iso(order.submitted))
         return order
+
+    def _submitted(self, cursor, order):
+        """The time a new order shows it was submitted (Order.submitted): its created time, unless the
+        portfolio's latest order shows that time or one less than a second after it (placed at the same market
+        time: a replay's stands still between updates), then a microsecond after that one's.  (A replay moved
+        back places orders before the latest's by more than that: they show their own time.)"""
+        cursor.execute(self.sql(f"SELECT {SHOWN_CREATED} FROM orders o WHERE o.portfolio_id = ?"
+                                " ORDER BY o.generation DESC, o.id DESC LIMIT 1"), (order.account_id,))
+        row = cursor.fetchone()
+        latest = parse_iso(row[0]) if row else None
+        if latest is not None and order.created <= latest < order.created + MOST_APART:
+            return latest + MICROSECOND
+        return order.created
 
     def _rewritten(self, order_ids):
         """These orders' rows change after insert wrote them: what it remembered of them is no longer true."""

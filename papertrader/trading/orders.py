@@ -169,6 +169,17 @@ class Order:
     #: OTO's entry), False if it closes one (a sale of shares held, a cover, an exit), as when it was
     #: accepted; None if that is not known (an order stored before schema version 16).
     opens: Optional[bool] = None
+    #: When the order shows it was submitted (``created_at``, ``submitted_at``; what ``after`` and ``until``
+    #: select by): ``created``, or, for an order placed at the same market time as the portfolio's previous one
+    #: (a replay's time stands still between its updates), a microsecond after that one's, so that no two
+    #: orders of a portfolio show the same time and paging by time skips none.  The rules use ``created``.
+    #: Given by the store (None: not stored yet, or stored before schema version 19: ``created``).
+    submitted: Optional[datetime] = None
+
+    @property
+    def shown_created(self):
+        """The time the order shows it was submitted (see ``submitted``)."""
+        return self.submitted or self.created
 
     @property
     def position_intent(self):
