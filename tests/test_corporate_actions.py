@@ -8,7 +8,7 @@ from papertrader.trading.books import Position
 from papertrader.trading.corporate import Dividend, Entitlement, Split
 from papertrader.trading.market import MarketStep
 from papertrader.trading.orders import Status
-from papertrader.trading.pretrade import Rules
+from papertrader.trading.pretrade import Rules, check_price
 from papertrader.trading.step import step
 from tests.trading_helpers import MINUTE, T0, at, bar, book, place
 
@@ -38,6 +38,30 @@ def test_a_split_multiplies_positions_and_open_orders_and_divides_their_prices()
     [record] = result.records
     assert (record.kind, record.symbol, record.before, record.quantity, record.ratio) == ("split", "AAPL", D(10),
                                                                                        D(40), (D(4), D(1)))
+
+
+def test_a_split_puts_order_prices_on_a_valid_tick_on_each_orders_side_of_caution():
+    """300 / 7 = 42.857142...: not a price an order can have (whole cents from $1), so the order could not be
+    replaced as it stood.  Each rounds to a tick without becoming more eager: a buy pays no more, a sale takes no
+    less, a stop triggers no sooner."""
+    b = book("1000000.00", AAPL=("70", "7000.00"))
+    prices = {"AAPL": D(300)}
+    buy = place(b, kind="limit", limit="299.99", tif="gtc", prices=prices)
+    sell = place(b, side="sell", kind="limit", limit="300.01", tif="gtc", prices=prices)
+    buy_stop = place(b, kind="stop", stop="300.01", tif="gtc", prices=prices)
+    sell_stop = place(b, side="sell", kind="stop_limit", stop="299.99", limit="299.99", tif="gtc", prices=prices)
+    trail = place(b, side="sell", kind="trailing_stop", trail_price="1.00", tif="gtc", prices=prices)
+    result = run([b], [buy, sell, buy_stop, sell_stop, trail], actions=[Split("AAPL", TODAY, D(7))])
+    after = {o.id: o for o in result.orders}
+    assert after[buy.id].limit_price == D("42.85")  # 42.855714...
+    assert after[sell.id].limit_price == D("42.86")  # 42.858571...
+    assert after[buy_stop.id].stop_price == D("42.86")
+    assert (after[sell_stop.id].stop_price, after[sell_stop.id].limit_price) == (D("42.85"), D("42.86"))
+    assert after[trail.id].trail_price == D("0.1429")  # a distance: the nearer tick (below $1: 0.0001)
+    for order in after.values():
+        for name in ("limit_price", "stop_price", "trail_price"):
+            if getattr(order, name) is not None:
+                check_price(name, getattr(order, name))  # what a replace checks again
 
 
 def test_a_split_is_dated_before_the_days_first_trade():

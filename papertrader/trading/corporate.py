@@ -17,10 +17,11 @@ A split multiplies a short position the same way (rounded toward zero).
 
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Optional
 
-from papertrader.money import QUANTITY_STEP, round_money, round_price
+from papertrader.money import PRICE_STEP, QUANTITY_STEP, round_money, round_price, round_to_tick
+from papertrader.trading.orders import Side
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,27 @@ def split_book(book, split, restore=None):
 
 
 def split_order(order, split):
-    """An open or held order adjusted for ``split`` (an order of another symbol, or ended, comes back unchanged)."""
+    """An open or held order adjusted for ``split`` (an order of another symbol, or ended, comes back unchanged).
+
+    Its limit, stop and trail prices are divided by the ratio and put on a valid tick (whole cents from $1) on
+    the order's side of caution, so that the order can be replaced as it stands and never becomes more eager
+    than it was: a buy's limit and a sale's stop round down, a sale's limit and a buy's stop up, a trail (a
+    distance) to the nearer tick."""
     if order.symbol != split.symbol or not order.live:
         return order
     filled = split.shares(order.filled_quantity)
+    buy = order.side is Side.BUY
     return order.but(
         quantity=split.shares(order.quantity) if order.quantity is not None else None,
         filled_quantity=filled, filled_adjustment=order.filled_adjustment + filled - order.filled_quantity,
-        limit_price=split.price(order.limit_price), stop_price=split.price(order.stop_price),
-        trail_price=split.price(order.trail_price), watermark=split.price(order.watermark))
+        limit_price=_on_tick(split.price(order.limit_price), ROUND_FLOOR if buy else ROUND_CEILING),
+        stop_price=_on_tick(split.price(order.stop_price), ROUND_CEILING if buy else ROUND_FLOOR),
+        trail_price=_on_tick(split.price(order.trail_price), ROUND_HALF_EVEN), watermark=split.price(order.watermark))
+
+
+def _on_tick(price, rounding):
+    """``price`` on a valid tick, rounded as given, at least the smallest tick (None stays None)."""
+    return max(round_to_tick(price, rounding), PRICE_STEP) if price is not None else None
 
 
 def dividend_amount(quantity, dividend):
