@@ -781,7 +781,8 @@ class GameLeaderboard(Command):
 
 
 class GameCurve(Command):
-    """A player's equity curve in a game: one point per market day (the equity at the day's last update)."""
+    """A player's equity curve in a game: one point per market day (the equity at the day's last update).  Who
+    may ask: as for GamePortfolio (a curve and a few public prices tell what the player holds)."""
 
     arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"username", amp.Unicode())]
     response = [(b"username", amp.Unicode()),

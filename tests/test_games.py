@@ -230,6 +230,12 @@ async def test_a_games_rules_refuse_the_orders_they_forbid(world):
     with pytest.raises(GameRuleViolation):
         await world.trading.replace_order(alice, world.stamp(), order_id=order["id"], client_order_id="bigger",
                                           quantity="30", portfolio="Spring Cup")
+    # ... and the game's rule is what it says first, as for a new order, also for one beyond the buying power.
+    with pytest.raises(GameRuleViolation) as caught:
+        await world.trading.replace_order(alice, world.stamp(), order_id=order["id"], client_order_id="huge",
+                                          quantity="2000", portfolio="Spring Cup")
+    assert caught.value.rule == "max_position"
+    assert "at most 20.00% of the portfolio" in await refused("max_position", "buy", "AAPL", "2000")
     # The same orders outside the game (her default portfolio) are the deployment's business only.
     assert (await world.order(alice, "buy", "TSLA", "1"))["status"] == "new"
     # A game's portfolio is never reset or closed.
@@ -338,6 +344,31 @@ async def test_private_games_are_invisible_to_outsiders(world):
     assert (await world.standings(eve, name="Open Cup"))["standings"] == []
 
 
+async def test_removing_a_player_closes_up_the_ranks_at_once_even_if_the_game_then_ends(world):
+    teacher = await world.user("teacher")
+    players = [await world.user(n) for n in ("alice", "bob", "carol", "dave")]
+    world.quote(AAPL="100", MSFT="100")
+    await world.create(teacher, name="Early End")
+    for player in players:
+        await world.games.join_game(player, world.stamp(), "Early End")
+    await world.order(players[0], "buy", "AAPL", "10", portfolio="Early End")  # alice: AAPL rises
+    await world.order(players[2], "buy", "MSFT", "10", portfolio="Early End")  # carol: MSFT falls
+    await world.order(players[3], "buy", "MSFT", "10", portfolio="Early End")  # dave: as carol (a tie)
+    await world.update(advance=timedelta(minutes=1), AAPL="100", MSFT="100")
+    await world.update(advance=timedelta(minutes=1), AAPL="120", MSFT="90")
+    board = await world.standings(teacher, name="Early End")
+    assert [(s["rank"], s["username"]) for s in board["standings"]] == [
+        (1, "alice"), (2, "bob"), (3, "carol"), (3, "dave")]
+    await world.games.remove_game_player(teacher, world.stamp(), "Early End", "alice")
+    await world.games.end_game(teacher, world.stamp(), "Early End")
+    final = await world.standings(teacher, name="Early End")
+    assert final["final"] and final["players"] == 3
+    assert [(s["rank"], s["username"]) for s in final["standings"]] == [(1, "bob"), (2, "carol"), (2, "dave")]
+    by_sharpe = [s["rank"] for s in (await world.standings(teacher, name="Early End", by="sharpe"))["standings"]]
+    assert len(by_sharpe) == 3 and by_sharpe[0] == 1
+    assert all(rank in (by_sharpe[i - 1], i + 1) for i, rank in enumerate(by_sharpe) if i)  # no rank missing
+
+
 async def test_operator_enrols_a_class(world):
     teacher = await world.user("teacher")
     for name in ("ann", "ben", "cyd"):
@@ -410,6 +441,38 @@ async def test_the_leaderboard_comes_in_pages(world):
     for wrong in (dict(limit=0), dict(limit=501), dict(offset=-1)):
         with pytest.raises(InvalidInput):
             await world.games.game_leaderboard(teacher, world.stamp(), "Big Cup", **wrong)
+
+
+async def test_a_players_equity_curve_is_seen_by_whoever_may_see_their_portfolio(world):
+    """A daily equity curve and a few public closes tell what a player holds: in a game that hides portfolios
+    only the creator and the player see it; in one that shows them, its players too; outsiders of a public game
+    never, with one refusal whoever they ask about."""
+    teacher, alice, bob, eve = [await world.user(n) for n in ("teacher", "alice", "bob", "eve")]
+    world.quote(AAPL="100")
+    await world.create(teacher, name="Quiet Cup")  # public, hides portfolios (the default)
+    await world.create(teacher, name="Open Book", show_portfolios=True)
+    for game in ("Quiet Cup", "Open Book"):
+        for player in (alice, bob):
+            await world.games.join_game(player, world.stamp(), game)
+        await world.order(alice, "buy", "AAPL", "10", portfolio=game)
+    await world.update(advance=timedelta(minutes=1), AAPL="100")  # bought at 100
+    await world.update(advance=timedelta(minutes=1), AAPL="110")
+
+    def curve(who, username, game="Quiet Cup"):
+        return world.games.game_curve(who, world.stamp(), game, username)
+
+    assert [p["equity"] for p in (await curve(teacher, "alice"))["points"]] == [D("10100.00")]
+    assert [p["equity"] for p in (await curve(alice, "alice"))["points"]] == [D("10100.00")]
+    refusals = set()
+    for who, username in ((bob, "alice"), (bob, "nobody_at_all"), (eve, "alice"), (eve, "nobody_at_all")):
+        with pytest.raises(PortfoliosHidden) as refused:
+            await curve(who, username)
+        refusals.add((who.username, refused.value.message))
+    assert len(refusals) == 2 and "players may" not in str(refusals)
+    assert "does not show them to its players" not in [m for u, m in refusals if u == "eve"][0]
+    assert (await curve(bob, "alice", game="Open Book"))["username"] == "alice"
+    with pytest.raises(PortfoliosHidden):
+        await curve(eve, "alice", game="Open Book")
 
 
 async def test_a_players_portfolio_is_the_creators_to_see_and_the_players_only_if_the_game_shows_it(world):

@@ -367,12 +367,33 @@ class GameCommands:
 
         return self.db.run(unit_of_work)
 
+    def _may_see_player(self, game, membership, session, asked):
+        """Refuse (PortfoliosHidden) an asker who may not see the game's players' portfolios (or their equity
+        curves, from which a portfolio can be worked out): decided from the asker alone, before the player is
+        looked up, so a refusal tells nothing of who plays.  Returns whether the asker is the creator."""
+        is_creator = game.creator_id == session.account_id
+        playing = membership is not None and membership.removed is None
+        if not may_see_portfolios(is_creator, playing, game.show_portfolios, asked == session.username.lower()):
+            if game.show_portfolios:
+                raise PortfoliosHidden(f"only the creator of {game.name} ({game.creator}) and its players may"
+                                       " see its players' portfolios")
+            if playing:
+                raise PortfoliosHidden(f"only the creator of {game.name} ({game.creator}) may see its players'"
+                                       " portfolios: the game does not show them to its players")
+            raise PortfoliosHidden(f"only the creator of {game.name} ({game.creator}) may see its players'"
+                                   " portfolios")
+        return is_creator
+
     @authenticated
     def game_curve(self, session, stamp, name, username):
+        """A player's daily equity in a game: for those who may see the player's portfolio (with a few public
+        prices the curve tells what the player holds)."""
+        asked = (username if isinstance(username, str) else "").strip()[:64].lower()
+
         def unit_of_work(cursor):
-            game, _ = self._find(cursor, session.account_id, name)
-            cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"),
-                           ((username or "")[:64].lower(),))
+            game, membership = self._find(cursor, session.account_id, name)
+            self._may_see_player(game, membership, session, asked)
+            cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"), (asked,))
             row = cursor.fetchone()
             player = self.store.membership(cursor, game, row[0]) if row else None
             if player is None or player.removed is not None:
@@ -396,15 +417,8 @@ class GameCommands:
 
         def unit_of_work(cursor):
             game, membership = self._find(cursor, session.account_id, name)
-            is_creator = game.creator_id == session.account_id
-            playing = membership is not None and membership.removed is None
+            is_creator = self._may_see_player(game, membership, session, asked)
             own = asked == session.username.lower()
-            if not may_see_portfolios(is_creator, playing, game.show_portfolios, own):
-                if game.show_portfolios:
-                    raise PortfoliosHidden(f"only the creator of {game.name} ({game.creator}) and its players may"
-                                           " see its players' portfolios")
-                raise PortfoliosHidden(f"only the creator of {game.name} ({game.creator}) may see its players'"
-                                       " portfolios: the game does not show them to its players")
             cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"), (asked,))
             row = cursor.fetchone()
             player = self.store.membership(cursor, game, row[0]) if row else None

@@ -435,10 +435,16 @@ class TradingCommands:
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
             configuration.check_trading(book.configuration)
             rules = self._rules_for(cursor, session.portfolio, None, book, open_orders, prices, now)
-            ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules)
+            others = [o for o in open_orders if o.id != old.id]
+
+            def game_rules(request):
+                self._rules_for(cursor, session.portfolio, request, book, others, prices, now)
+
+            ended, new, events = amend.replace(old, wanted, book, open_orders, prices, now, info, rules,
+                                               first=game_rules)
             configuration.check_order(book.configuration, new)
-            self._rules_for(cursor, session.portfolio, _as_request(new), book,
-                            [o for o in open_orders if o.id != old.id], prices, now)
+            if old.order_class is not OrderClass.SIMPLE:  # an exit: checked as it now is
+                game_rules(_as_request(new))
             new = self.store.insert(cursor, new, stamp.received, stamp.client_ip, stamp.worker)
             ended = ended.but(replaced_by=new.id, replaced_by_uuid=new.uuid)
             events = [e.__class__(e.kind, ended, e.time, e.fill, e.reason_code, e.reason) for e in events]

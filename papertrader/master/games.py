@@ -18,7 +18,7 @@ from typing import Optional
 from papertrader.errors import GameExists, InvalidInput
 from papertrader.money import from_cents, to_cents
 from papertrader.times import iso, parse_iso
-from papertrader.trading.games import DailyReturns, GameRules
+from papertrader.trading.games import DailyReturns, GameRules, closed_up
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{1,38}[A-Za-z0-9_.\-]")
 #: Most games listed at once, and most players one game may have.
@@ -194,8 +194,19 @@ class GameStore:
                                 " VALUES (?, ?, ?, ?)"), (game_id, account_id, portfolio_id, iso(joined)))
 
     def remove_player(self, cursor, game_id, account_id, when):
+        """Mark the player removed and close up the stored leaderboard's ranks behind them (at once: the game
+        may end before the next update ranks it again)."""
         cursor.execute(self.sql("UPDATE game_players SET removed = ?, rank = NULL, rank_sharpe = NULL WHERE"
                                 " game_id = ? AND account_id = ?"), (iso(when), game_id, account_id))
+        cursor.execute(self.sql("SELECT account_id, rank, rank_sharpe FROM game_players WHERE game_id = ? AND"
+                                " removed IS NULL AND rank IS NOT NULL"), (game_id,))
+        rows = cursor.fetchall()
+        ranks, by_sharpe = closed_up([r[1] for r in rows]), closed_up([r[2] for r in rows])
+        changed = [(rank, sharpe, game_id, row[0]) for row, rank, sharpe in zip(rows, ranks, by_sharpe)
+                   if (rank, sharpe) != (row[1], row[2])]
+        if changed:
+            cursor.executemany(self.sql("UPDATE game_players SET rank = ?, rank_sharpe = ? WHERE game_id = ? AND"
+                                        " account_id = ?"), changed)
 
     def players(self, cursor, game_id):
         """[(account id, username, portfolio id)] of the game's players (not removed), by username."""

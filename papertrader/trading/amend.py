@@ -82,13 +82,15 @@ def expire_placed_after(orders, moment):
     return out
 
 
-def replace(old, changes: Changes, book, open_orders, prices, now, sessions, rules):
+def replace(old, changes: Changes, book, open_orders, prices, now, sessions, rules, first=None):
     """(old order now replaced, the new order to store, [events]).
 
     The new order has no id yet; the store gives it one and links the two
     (``old.replaced_by``, ``new.replaces``).  Raises OrderNotOpen, or the typed
     errors of :func:`accept` if the new order would not be accepted.  An exit of a bracket, OCO or OTO order
     (open, or held) changes its prices only (contingent.replace_exit; ``open_orders`` holds its group).
+    ``first``: called with the new order's request before :func:`accept` checks it (a game's rules, which a new
+    order meets first too: its refusal says why before buying power does); not for an exit.
     """
     if not changes.client_order_id:
         raise ValueError("a replacement needs its own client_order_id")
@@ -118,6 +120,8 @@ def replace(old, changes: Changes, book, open_orders, prices, now, sessions, rul
         limit_price=changes.limit_price if changes.limit_price is not None else old.limit_price,
         stop_price=changes.stop_price if changes.stop_price is not None else old.stop_price,
         trail_price=trail_price, trail_percent=trail_percent)
+    if first is not None:
+        first(request)
     new = accept(request, book, open_orders, prices, now, sessions, rules, replaces=old)
     if old.triggered and new.stop_price == old.stop_price:
         new = new.but(triggered=True)  # a triggered stop stays triggered unless its stop moved

@@ -459,6 +459,13 @@ class DailyReturns:
         return ratio.quantize(FOUR)
 
 
+def closed_up(ranks):
+    """Ranks (1, 2, 2, 4 ...; None: not ranked) after some players left the board: each becomes 1 + how many
+    of those left rank above it, so the order and the ties stay and no rank is missing."""
+    kept = [r for r in ranks if r is not None]
+    return [None if r is None else 1 + sum(1 for other in kept if other < r) for r in ranks]
+
+
 def rank_by(standings, by):
     """The same Standings ranked again by ``by`` (return or sharpe): the figures are not recomputed."""
     if by == "return":
