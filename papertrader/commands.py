@@ -469,6 +469,9 @@ class Portfolio(Command):
                     (b"exchange", amp.Unicode(optional=True)),
                     # What change_today counts from (papertrader/trading/valuation.py).
                     (b"day_base", amp.Decimal(optional=True)),
+                    # Shares not kept by open orders (Alpaca's qty_available): of a long position, those no
+                    # open sale holds; of a short one (negative), those no open buy covers.
+                    (b"available", amp.Decimal(optional=True)),
                 ]
             ),
         ),

@@ -285,8 +285,11 @@ async def test_positions_closing_them_history_and_activities(api):
 
     # Close everything: 207, one element per position; TSLA cannot be sold whole while a sell order holds a
     # share of it, until the open orders are canceled first.
+    assert D((await in_thread(client.get_open_position, "TSLA")).qty_available) == 2
     waiting = await in_thread(client.submit_order, r.LimitOrderRequest(symbol="TSLA", qty=1, side="sell",
                                                                        time_in_force="gtc", limit_price=100000))
+    # qty_available: what no open order keeps (alpaca-py reads it as a string; None made float() fail).
+    assert D((await in_thread(client.get_open_position, "TSLA")).qty_available) == 1
     results = {x.symbol: x for x in await in_thread(client.close_all_positions)}
     assert sorted(results) == ["AAPL", "MSFT", "TSLA"]
     assert results["AAPL"].status == results["MSFT"].status == 200

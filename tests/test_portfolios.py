@@ -245,6 +245,11 @@ async def test_a_short_sale_a_margin_call_and_a_forced_liquidation_on_scripted_p
     await step(today=day, AAPL="50")
     shorted = await t.portfolio(alice, stamp(), portfolio="levered")
     assert (shorted["positions"][0]["quantity"], shorted["cash"]) == (-100, D("15000.00"))
+    assert shorted["positions"][0]["available"] == -100  # no open buy covers any of it
+    cover = await t.place_order(alice, stamp(), "cover-1", "buy", "AAPL", "30", portfolio="levered",
+                                type="limit", limit_price="1.00", time_in_force="gtc")
+    assert (await t.portfolio(alice, stamp(), portfolio="levered"))["positions"][0]["available"] == -70
+    await t.cancel_order(alice, stamp(), cover["id"], portfolio="levered")
     # Held overnight: at the next day's first step the borrow fee, 5,000 x 36% / 360 = 5.00, once that day.
     day += timedelta(days=1)
     await step(today=day, AAPL="50")

@@ -27,7 +27,7 @@ from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend, configuration, contingent, corporate, margin
 from papertrader.trading.corporate import undoing
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, TimeInForce
-from papertrader.trading.pretrade import accept, buying_power, opens
+from papertrader.trading.pretrade import accept, available_shares, buying_power, covering, opens
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
 from papertrader.trading.valuation import day_start
@@ -570,8 +570,10 @@ class TradingCommands:
             held = book.positions[symbol]
             quote = quotes.get(symbol)
             value = values[symbol] = round_money(held.quantity * quote.price) if quote else held.cost
+            available = (max(available_shares(book, open_orders, symbol, prices), Decimal(0)) if held.quantity > 0
+                         else -max(covering(book, open_orders, symbol), Decimal(0)))
             position = dict(symbol=symbol, quantity=held.quantity, average_price=held.average_price,
-                            cost=held.cost, market_value=value, unrealized_pl=value - held.cost)
+                            cost=held.cost, market_value=value, unrealized_pl=value - held.cost, available=available)
             if held.cost:
                 position["unrealized_percent"] = (100 * (value - held.cost) / held.cost).quantize(Decimal("0.01"))
             position["exchange"] = self.board.info[symbol].exchange if symbol in self.board.info else ""

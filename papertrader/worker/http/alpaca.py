@@ -248,6 +248,7 @@ def position(p, asset_id, exchange_name):
         "asset_marginable": bool(p.get("marginable")),
         "avg_entry_price": price_text(p["average_price"]),
         "qty": quantity_text(quantity),
+        "qty_available": quantity_text(p["available"]) if p.get("available") is not None else None,
         "side": "short" if quantity < 0 else "long",
         "market_value": money_text(value),
         "cost_basis": money_text(cost),
