@@ -355,8 +355,18 @@ async def test_errors_the_rate_limit_and_a_revoked_key(tmp_path, settings, datab
         # Five requests a minute (refused ones count too): the sixth is refused with 429 and Alpaca's JSON body.
         client = a.trading()
         client._retry = 0  # alpaca-py would retry a 429 three times, 3 s apart; here the first answer is enough
-        for _ in range(3):
+        for _ in range(2):
             await in_thread(client.get_clock)
+        # Alpaca's headers say so as it goes, and on the refusal (a program can pace itself by them).
+        import requests
+
+        keys = {"APCA-API-KEY-ID": a.key_id, "APCA-API-SECRET-KEY": a.secret}
+        last = await in_thread(requests.get, a.url + "/v2/clock", headers=keys, timeout=30)
+        refused = await in_thread(requests.get, a.url + "/v2/clock", headers=keys, timeout=30)
+        assert (last.status_code, refused.status_code) == (200, 429)
+        for answer in (last, refused):
+            assert (answer.headers["X-RateLimit-Limit"], answer.headers["X-RateLimit-Remaining"]) == ("5", "0")
+            assert 0 < int(answer.headers["X-RateLimit-Reset"]) - clock.seconds() <= 60
         with pytest.raises(APIError) as excinfo:
             await in_thread(client.get_clock)
         status, code, message = alpaca_error(excinfo)

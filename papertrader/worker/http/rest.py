@@ -12,6 +12,7 @@ page or a traceback.
 
 import base64
 import binascii
+import math
 import re
 import uuid
 from collections import deque
@@ -120,15 +121,27 @@ class RateLimiter:
         self._recent = {}
 
     def count(self, key):
+        """Count a request of ``key``: (requests left in the minute, when the oldest counted leaves it (Unix
+        seconds, rounded up)); Throttled if none is left (its ``reset`` says when one will be)."""
         now = self.clock.seconds()
         recent = self._recent.setdefault(key, deque())
         while recent and recent[0] <= now - 60:
             recent.popleft()
         if len(recent) >= self.limit:
-            raise Throttled(f"{self.limit} requests in the last minute; wait {int(recent[0] + 61 - now)} s")
+            refused = Throttled(f"{self.limit} requests in the last minute; wait {int(recent[0] + 61 - now)} s")
+            refused.reset = math.ceil(recent[0] + 60)
+            raise refused
         recent.append(now)
         if len(self._recent) > 100_000:
             self._recent = {k: v for k, v in self._recent.items() if v and v[-1] > now - 60}
+        return self.limit - len(recent), math.ceil(recent[0] + 60)
+
+
+def rate_headers(request, limit, remaining, reset):
+    """Alpaca's rate limit headers: the requests a minute, those left, when the count next drops (Unix s)."""
+    request.setHeader(b"X-RateLimit-Limit", b"%d" % limit)
+    request.setHeader(b"X-RateLimit-Remaining", b"%d" % remaining)
+    request.setHeader(b"X-RateLimit-Reset", b"%d" % reset)
 
 
 def client_ip(request):
@@ -205,7 +218,12 @@ class RestApi:
         if not key or not secret or len(key) > 64 or len(secret) > 256:
             raise HttpError(401, 40110000, "unauthorized: send your API key as the APCA-API-KEY-ID and"
                                            " APCA-API-SECRET-KEY headers")
-        self.limiter.count((key, client_ip(request)))
+        try:
+            remaining, reset = self.limiter.count((key, client_ip(request)))
+        except Throttled as refused:
+            rate_headers(request, self.limiter.limit, 0, refused.reset)
+            raise
+        rate_headers(request, self.limiter.limit, remaining, reset)
         return credential(key, secret)
 
     def call(self, request, command, token=None, **arguments):
