@@ -131,8 +131,26 @@ async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(wor
     with pytest.raises(InvalidInput) as refused:
         await world.create(teacher, start=datetime(2026, 10, 1, tzinfo=timezone.utc))
     assert "after the replay's last day (2016-03-31)" in refused.value.message
-    game = await world.create(teacher, start=datetime(2016, 3, 31, tzinfo=timezone.utc))  # its last day: plays
+    # Nor may one end after it: it would never finish, nor have a final ranking.
+    with pytest.raises(InvalidInput) as refused:
+        await world.create(teacher, start=datetime(2016, 3, 14, tzinfo=timezone.utc),
+                           end=datetime(2016, 4, 2, tzinfo=timezone.utc))
+    assert "end after the replay's last day (2016-03-31)" in refused.value.message
+    assert "end it on 2016-03-31 or before" in refused.value.message
+    game = await world.create(teacher, start=datetime(2016, 3, 31, tzinfo=timezone.utc),
+                              end=datetime(2016, 4, 1, tzinfo=timezone.utc))  # its last day: plays
     assert game["status"] == "upcoming"
+    world.games.market_clock.loop = True  # a replay that starts over passes its last day
+    await world.create(teacher, name="Loop Cup", start=datetime(2016, 3, 14, tzinfo=timezone.utc),
+                       end=datetime(2016, 4, 2, tzinfo=timezone.utc))
+
+
+async def test_a_games_starting_cash_is_at_most_a_portfolios(world):
+    world.games.max_cash = D("10000000.00")
+    teacher = await world.user("teacher")
+    with pytest.raises(InvalidInput, match="at most 10000000.00 on this server"):
+        await world.create(teacher, cash="100000000")
+    assert (await world.create(teacher, cash="10000000"))["starting_cash"] == D("10000000.00")
 
 
 async def test_a_scripted_game_ranks_as_computed_by_hand(world):

@@ -67,7 +67,7 @@ def game_view(game, players, account_id, membership=None, now=None, invite_code=
 
 class GameCommands:
     def __init__(self, db, store, portfolios, orders, board, market_clock, clock, log, publish=None,
-                 margin_allowed=True, trading=None):
+                 margin_allowed=True, trading=None, max_cash=None):
         self.db = db
         self.store = store
         self.portfolios = portfolios
@@ -81,6 +81,8 @@ class GameCommands:
         self.updates = 0
         #: Whether the operator offers margin accounts (setting margin_accounts): a game may not, otherwise.
         self.margin_allowed = margin_allowed
+        #: The most starting cash a portfolio may have (setting max_portfolio_cash; None: no limit but MAX_MONEY).
+        self.max_cash = max_cash
         #: The trading commands (papertrader/app/trading.py): they read a player's portfolio, orders and history.
         self.trading = trading
 
@@ -133,6 +135,9 @@ class GameCommands:
             shown = str(starting_cash)[:24]
             raise InvalidInput(f"starting cash must be an amount of money from {money_text(MIN_CASH)} to"
                                f" {money_text(MAX_MONEY)}, at most 2 decimals (not {shown!r})")
+        if self.max_cash is not None and cash > self.max_cash:
+            raise InvalidInput(f"a game's starting cash is at most {money_text(self.max_cash)} on this server"
+                               " (setting max_portfolio_cash), as every portfolio's")
         assets = list(assets or ())
         if len(assets) > 500:
             raise InvalidInput("a game may list at most 500 assets")
@@ -165,6 +170,9 @@ class GameCommands:
         if last is not None and rules.start >= last + timedelta(days=1):
             raise InvalidInput(f"the game would start after the replay's last day ({last:%Y-%m-%d}): it would"
                                f" never open; the market's time is {now:%Y-%m-%d} (papertrader clock)")
+        if last is not None and not getattr(self.market_clock, "loop", False) and rules.end > last + timedelta(days=1):
+            raise InvalidInput(f"the game would end after the replay's last day ({last:%Y-%m-%d}): it would never"
+                               f" finish or have a final ranking; end it on {last:%Y-%m-%d} or before")
         code = store_module.new_invite_code() if private else None
         recorded = self._recorded()
 

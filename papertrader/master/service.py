@@ -129,7 +129,8 @@ class Master(StagedService):
         self.game_store = self.trading.games = GameStore(self.db)
         self.games = GameCommands(self.db, self.game_store, self.portfolio_store, self.orders, self.board,
                                   self.market_clock, clock, self.log, publish=self.workers.push_order_events,
-                                  margin_allowed=settings.margin_accounts, trading=self.trading)
+                                  margin_allowed=settings.margin_accounts, trading=self.trading,
+                                  max_cash=settings.max_portfolio_cash)
         self.market = MarketService(market.source, self.board, self.market_clock, self.candles,
                                     settings.update_interval, clock, self.log, settings.max_quote_age,
                                     state=lambda: self.db.run(self.orders.all_state),
