@@ -770,7 +770,8 @@ class ShowGame(Command):
 class GameLeaderboard(Command):
     """A game's leaderboard as the last update stored it: ``by`` return (default) or sharpe; ``limit``
     (1-500, default 100) standings from ``offset`` (0).  Usernames only.  ``final``: the game has ended and
-    this is its final ranking."""
+    this is its final ranking.  ``unranked``: the players the next update ranks (joined since the last, or
+    before the first), by username, at most 500."""
 
     arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"by", amp.Unicode(optional=True)),
                  (b"offset", amp.Integer(optional=True)), (b"limit", amp.Integer(optional=True))]
@@ -780,6 +781,7 @@ class GameLeaderboard(Command):
         (b"standings", amp.AmpList([(b"rank", amp.Integer()), (b"username", amp.Unicode()),
                                     (b"equity", amp.Decimal()), (b"return_percent", amp.Decimal()),
                                     (b"sharpe", amp.Decimal(optional=True))])),
+        (b"unranked", amp.ListOf(amp.Unicode(), optional=True)),
     ]
 
 

@@ -49,9 +49,16 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
     status, out, err = await d.cli("game", "remove", "Class 7B", "teacher", "--yes", user="alice")
     assert j(out)["error"] == "not_game_creator"
 
+    # Before any update the teacher sees who joined: not ranked yet.
+    status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="teacher")
+    assert (j(out)["standings"], j(out)["unranked"], j(out)["players"]) == ([], ["alice"], 1)
+    status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="teacher", json=False)
+    assert "Not ranked yet (the next market update ranks them): alice" in out, out
+
     await d.tick()  # the master's update: step, then leaderboards
     status, out, err = await d.cli("game", "leaderboard", "Class 7B", user="alice")
     board = j(out)
+    assert board["unranked"] == []
     assert status == 0, err
     assert board["standings"] == [{"rank": 1, "username": "alice", "equity": "25000.00",
                                    "return_percent": "0.0000", "sharpe": None}]

@@ -701,6 +701,8 @@ async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(
                 await player(commands.JoinGame, name=name)
             await alice(commands.PlaceOrder, portfolio=name, client_order_id=f"buy-{name[:4]}", side="buy",
                         symbol="AAPL", quantity="7")
+        _, body = await site.get("/games/Closed%20Book")  # the creator sees who joined before the first ranking
+        assert "Joined, ranked at the next market update: alice, bob." in body
         await d.tick()
         await alice(commands.PlaceOrder, portfolio="Closed Book", client_order_id="low", side="buy", symbol="MSFT",
                     quantity="3", type="limit", limit_price="1.00", time_in_force="gtc")

@@ -366,7 +366,8 @@ class GameCommands:
             standings = [dict(rank=rank, username=username, equity=equity,
                               return_percent=((equity / cash - 1) * 100).quantize(Decimal("0.0001")),
                               sharpe=sharpe) for rank, username, equity, sharpe in rows]
-            return dict(name=game.name, by=by, starting_cash=cash, updated=game.board_updated,
+            unranked = self.store.unranked(cursor, game.id, MAX_BOARD_PAGE)
+            return dict(name=game.name, by=by, starting_cash=cash, updated=game.board_updated, unranked=unranked,
                         # Final once the game is over (ended by its creator, or past its close): its ranking is
                         # the last update's before then, even before the next update marks it finished.
                         final=game.finished is not None or game.ended_at is not None or now > game.rules.end,

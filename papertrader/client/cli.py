@@ -1596,8 +1596,11 @@ class CLI:
                 f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
                 + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
         rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
+        waiting = board.get("unranked") or []
         self.emit(data, head + ("\n\n" + output.table(rows, ["rank", "username", "equity", "return_percent",
-                                                              "sharpe"]) if rows else ""))
+                                                              "sharpe"]) if rows else "")
+                  + (f"\n\nNot ranked yet (the next market update ranks them): {', '.join(waiting)}"
+                     + (" ..." if len(waiting) >= 500 else "") if waiting else ""))
 
     @staticmethod
     def _game_row(game):

@@ -293,6 +293,14 @@ class GameStore:
                  (Decimal(r[4]) * SHARPE_UNIT).quantize(SHARPE_UNIT) if r[4] is not None else None)
                 for r in cursor.fetchall()]
 
+    def unranked(self, cursor, game_id, limit):
+        """Usernames of the game's players the stored leaderboard does not rank yet (they joined since its last
+        update, or it has none), by username: at most ``limit``."""
+        cursor.execute(self.sql(
+            "SELECT a.username FROM game_players p JOIN accounts a ON a.id = p.account_id WHERE p.game_id = ? AND"
+            " p.removed IS NULL AND p.rank IS NULL ORDER BY a.username_key LIMIT ?"), (game_id, int(limit)))
+        return [r[0] for r in cursor.fetchall()]
+
     def curve(self, cursor, portfolio_id):
         """[(day, equity)] of a player, oldest first."""
         cursor.execute(self.sql("SELECT day, equity_cents FROM game_days WHERE portfolio_id = ? ORDER BY day"),

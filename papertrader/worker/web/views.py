@@ -1738,6 +1738,9 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
              h("h2", "Leaderboard"), h("p", {"class": "muted"}, updated),
              table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
                    empty="No standings yet: they come with the next market update.", cls="data leaderboard"),
+             h("p", {"class": "muted"}, "Joined, ranked at the next market update: ",
+               ", ".join(board["unranked"]) + ("…" if len(board["unranked"]) >= 500 else ".")) if board.get("unranked")
+             else "",
              manage_game(chrome, game, board, invite_code, error, origin),
              h("p", h("a", {"href": "/games"}, "All games")))
     return document(chrome, game["name"], main, page="game")
