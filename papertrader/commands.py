@@ -812,7 +812,11 @@ class GamePortfolio(Command):
 
     arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"username", amp.Unicode()),
                  (b"limit", amp.Integer(optional=True)), (b"before", amp.Integer(optional=True))]
-    response = ([(b"game", amp.Unicode()), (b"username", amp.Unicode()), (b"removed", amp.DateTime(optional=True))]
+    response = ([(b"game", amp.Unicode()), (b"username", amp.Unicode()), (b"removed", amp.DateTime(optional=True)),
+                 # The game is over: the player's rank and equity in its final ranking, and as of when (the
+                 # portfolio's own figures are at the market's prices now, as every portfolio's).
+                 (b"final_rank", amp.Integer(optional=True)), (b"final_equity", amp.Decimal(optional=True)),
+                 (b"final_as_of", amp.DateTime(optional=True))]
                 + [f for f in Portfolio.response if f[0] != b"account_uuid"]
                 + [(b"orders", amp.AmpList(_SHOWN_ORDER))] + History.response)
     #: The list ``next_before`` pages (the master fits each list to one AMP value: papertrader/master/protocol.py).

@@ -382,6 +382,11 @@ async def test_removing_a_player_closes_up_the_ranks_at_once_even_if_the_game_th
     final = await world.standings(teacher, name="Early End")
     assert final["final"] and final["players"] == 3
     assert [(s["rank"], s["username"]) for s in final["standings"]] == [(1, "bob"), (2, "carol"), (2, "dave")]
+    # A player's page after the end: the final ranking's figures beside those at the market's prices now.
+    world.quote(AAPL="120", MSFT="200")
+    carol = await world.games.game_portfolio(teacher, world.stamp(), "Early End", "carol")
+    assert (carol["final_rank"], carol["final_equity"]) == (2, D("9900.00"))
+    assert carol["final_as_of"] == final["updated"] and carol["equity"] == D("11000.00")  # 10 MSFT now at 200
     by_sharpe = [s["rank"] for s in (await world.standings(teacher, name="Early End", by="sharpe"))["standings"]]
     assert len(by_sharpe) == 3 and by_sharpe[0] == 1
     assert all(rank in (by_sharpe[i - 1], i + 1) for i, rank in enumerate(by_sharpe) if i)  # no rank missing

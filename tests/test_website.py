@@ -741,6 +741,14 @@ async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(
         assert "every player sees every player" in body and 'href="/games/Open%20Book/players/alice"' in body
         response, body = await bob_site.get("/games/Open%20Book/players/alice")
         assert response.code == 200 and "<h1>alice in Open Book</h1>" in body and "Bought AAPL" in body
+        assert "The game is over" not in body
+
+        # Once the game is over, the page gives the final ranking's figures beside today's.
+        _, body = await site.get("/games/Open%20Book")
+        assert (await site.post("/games/Open%20Book/end", dict(csrf=site.csrf(body))))[0].code == 303
+        _, body = await bob_site.get("/games/Open%20Book/players/alice")
+        assert re.search(r"The game is over: final rank <strong>\d</strong>, final equity <strong>\$[\d,.]+"
+                         r"</strong> \(as of [^)]+\)\. The figures below are at the market's prices now\.", body), body
 
 
 @pytest_twisted.ensureDeferred

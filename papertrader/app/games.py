@@ -433,9 +433,14 @@ class GameCommands:
             player = self.store.membership(cursor, game, row[0]) if row else None
             if player is None or not shows_player(is_creator, player.removed is not None, own):
                 raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
-            return game.name, row[1], player.removed, self.portfolios.get(cursor, player.portfolio_id)
+            over = game.finished is not None or game.ended_at is not None or now > game.rules.end
+            final = self.store.standing(cursor, game.id, row[0]) if over else None
+            if final is not None:
+                final = dict(final_rank=final[0], final_equity=final[1], final_as_of=game.board_updated)
+            return game.name, row[1], player.removed, self.portfolios.get(cursor, player.portfolio_id), final
 
-        game_name, player_name, removed, portfolio = yield self.db.run(unit_of_work)
+        now = self.market_clock.now()
+        game_name, player_name, removed, portfolio, final = yield self.db.run(unit_of_work)
         # The trading commands read it as its owner's commands would: a session trading that portfolio.
         theirs = replace(session, portfolio_id=portfolio.id, portfolio=portfolio)
         held = yield self.trading.portfolio(theirs, stamp)
@@ -448,6 +453,8 @@ class GameCommands:
             answer["next_before"] = history["next_before"]
         if removed is not None:
             answer["removed"] = removed
+        if final is not None:  # the game is over: its final ranking's figures (those above are at today's prices)
+            answer.update({k: v for k, v in final.items() if v is not None})
         return answer
 
     # --- orders, the step, the leaderboard ----------------------------------------------------

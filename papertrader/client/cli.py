@@ -1569,7 +1569,10 @@ class CLI:
         arguments = {"before": a.before} if a.before is not None else {}
         p = yield self.call(commands.GamePortfolio, token=token, name=a.name, username=a.player, limit=a.limit,
                             **arguments)
-        data, text = portfolio_text(p, ["game", "username", "removed"])
+        data, text = portfolio_text(p, ["game", "username", "removed", "final_rank", "final_equity", "final_as_of"])
+        if p.get("final_equity") is not None:
+            text += ("\n\nThe game is over: final_rank and final_equity are its final ranking's; the figures above"
+                     " are at the market's prices now.")
         orders, rows = p["orders"], p["transactions"]
         text += "\n\nOpen orders:\n" + (output.table(order_rows(orders), ORDER_COLUMNS) if orders else "none")
         text += "\n\nTransactions:\n" + (output.table(rows, HISTORY_COLUMNS) if rows else "none")

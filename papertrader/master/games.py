@@ -293,6 +293,13 @@ class GameStore:
                  (Decimal(r[4]) * SHARPE_UNIT).quantize(SHARPE_UNIT) if r[4] is not None else None)
                 for r in cursor.fetchall()]
 
+    def standing(self, cursor, game_id, account_id):
+        """(rank, equity) of a player on the stored leaderboard, or None if it does not rank them."""
+        cursor.execute(self.sql("SELECT rank, equity_cents FROM game_players WHERE game_id = ? AND account_id = ?"
+                                " AND removed IS NULL AND rank IS NOT NULL"), (game_id, account_id))
+        row = cursor.fetchone()
+        return (row[0], from_cents(row[1])) if row else None
+
     def unranked(self, cursor, game_id, limit):
         """Usernames of the game's players the stored leaderboard does not rank yet (they joined since its last
         update, or it has none), by username: at most ``limit``."""

@@ -1790,6 +1790,11 @@ def game_player_page(chrome, p, before=None):
         pages.append(h("a", {"href": link}, "Newest"))
     removed = h("p", {"class": "muted"}, f"Removed from the game {fmt.when(p['removed'])}: the portfolio takes no"
                                          " more orders.") if p.get("removed") else ""
+    if p.get("final_equity") is not None:
+        removed = h("p", {"class": "flash info"}, "The game is over: final rank ", h("strong", str(p["final_rank"])),
+                    ", final equity ", h("strong", fmt.money(p["final_equity"])),
+                    f" (as of {fmt.when(p['final_as_of'])})" if p.get("final_as_of") else "",
+                    ". The figures below are at the market's prices now.")
     main = join(
         h("p", {"class": "crumbs"}, h("a", {"href": "/games"}, "Games"), " / ",
           h("a", {"href": game_link(p["game"])}, p["game"]), " / ", p["username"]),
