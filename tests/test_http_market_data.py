@@ -253,6 +253,12 @@ async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, setti
                                                                       start=datetime(2024, 3, 1, tzinfo=timezone.utc)))
         assert [(b.timestamp.day, b.close) for b in daily["XYZ"]] == [(4, 101), (5, 103), (6, 98), (7, 99.5),
                                                                       (8, 50.5), (11, 51.5), (12, 51)]
+        # The latest bar of a replay of daily history (no minutes): the newest daily bar, not an empty answer
+        # (code written for Alpaca reads latest["XYZ"]).
+        from alpaca.data.requests import StockLatestBarRequest
+
+        latest = await in_thread(data.get_stock_latest_bar, StockLatestBarRequest(symbol_or_symbols=["XYZ", "NOPE"]))
+        assert list(latest) == ["XYZ"] and (latest["XYZ"].timestamp.day, latest["XYZ"].close) == (12, 51)
         # Adjusted, as Alpaca adjusts (a moving average would otherwise see the split as a crash): halved before
         # the split, volume doubled; with dividends too, times 1 - 0.50 / 51.50 (the close before the ex-date).
         def adjusted(kind):

@@ -845,7 +845,12 @@ class RestApi:
         query.text("feed", limit=16)
         yield self.who(request)
         answer = yield self.ask(request, commands.LatestBars, symbols=symbols, timeframe="1Min")
-        return respond(request, 200, {"bars": {b["symbol"]: alpaca.bar(b) for b in answer["bars"]}})
+        bars = {b["symbol"]: alpaca.bar(b) for b in answer["bars"]}
+        missing = [s for s in symbols if s.upper() not in bars]
+        if missing:  # no minute bar (a replay of daily history has none): the newest daily bar, not nothing
+            answer = yield self.ask(request, commands.LatestBars, symbols=missing, timeframe="1Day")
+            bars.update((b["symbol"], alpaca.bar(b)) for b in answer["bars"])
+        return respond(request, 200, {"bars": bars})
 
     @defer.inlineCallbacks
     def _cached(self, request, query):
