@@ -173,6 +173,17 @@ def test_stop_sell_gapping_through_fills_at_the_open():
     assert events[0].fill.price == D("90")  # the open was already below the stop
 
 
+def test_a_stop_at_or_past_the_last_price_is_refused_as_a_side_mixed_up():
+    """As Alpaca: a sell stop at or above the market, or a buy stop at or below it, would trigger at once."""
+    b = book(AAPL=("10", "1000.00"))  # the last price: 100.00
+    for side, kind, more in (("sell", "stop", dict(stop="100.00")), ("sell", "stop_limit", dict(stop="101", limit="99")),
+                             ("buy", "stop", dict(stop="100.00")), ("buy", "stop_limit", dict(stop="99", limit="101"))):
+        with pytest.raises(InvalidInput, match=f"a {side} stop's stop price .* must be"):
+            place(b, side=side, kind=kind, quantity="1", **more)
+    assert place(b, side="sell", kind="stop", quantity="1", stop="99.99").stop_price == D("99.99")
+    assert place(b, kind="stop", quantity="1", stop="100.01").stop_price == D("100.01")
+
+
 def test_stop_limit_waits_as_a_limit_when_the_trigger_price_is_past_its_limit():
     b = book()
     order = place(b, kind="stop_limit", stop="102.00", limit="102.50")

@@ -121,7 +121,25 @@ def check_request(request: OrderRequest, last):
     if limit != request.limit_price:
         request = replace(request, limit_price=limit)
     check_shape(request)
+    check_stop_side(request, last)
     return request
+
+
+def check_stop_side(request: OrderRequest, last):
+    """A stop (or stop-limit) order's stop must be beyond the last price on the side it waits for, as Alpaca
+    and brokers require: a sale's below, a buy's above.  At or past it the stop would trigger at once, which is
+    almost always a side mixed up (a sale above the market is a limit order).  Not checked without a last
+    price."""
+    if request.type not in (OrderType.STOP, OrderType.STOP_LIMIT) or last is None or request.stop_price is None:
+        return
+    if request.side is Side.SELL and request.stop_price >= last:
+        raise InvalidInput(f"a sell stop's stop price ({price_text(request.stop_price)}) must be below the last"
+                           f" price ({price_text(last)}): at or above it, it would trigger at once (to sell at a"
+                           " price above the market, use a limit order)")
+    if request.side is Side.BUY and request.stop_price <= last:
+        raise InvalidInput(f"a buy stop's stop price ({price_text(request.stop_price)}) must be above the last"
+                           f" price ({price_text(last)}): at or below it, it would trigger at once (to buy at a"
+                           " price below the market, use a limit order)")
 
 
 def reference_price(order, last):
