@@ -617,7 +617,8 @@ class Activities(Command):
 
 class Bars(Command):
     """OHLCV bars of several symbols (sorted by symbol, then time), at most ``limit`` in all; page on with
-    ``page_token``.  ``timeframe``: 1Min, 5Min, 15Min, 1Hour, 1Day.  ``adjustment``: raw (the default), split,
+    ``page_token``.  ``timeframe``: 1Min, 2Min ... 30Min (minutes that divide an hour), 1Hour, 1Day, 1Week,
+    1Month, 2Month, 3Month, 4Month, 6Month, 12Month (papertrader/market/periods.py).  ``adjustment``: raw (the default), split,
     dividend or all (prices and volumes adjusted for the splits and dividends after each bar, up to the market's
     day)."""
 

@@ -67,10 +67,18 @@ async def test_bars_pages_and_timeframes(minutes):
     daily = await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="AAPL", timeframe=TimeFrame.Day,
                                                                   start=start - timedelta(days=1)))
     assert len(daily["AAPL"]) == 1 and daily["AAPL"][0].volume == sum(c["volume"] for c in stored["AAPL"])
+    # Any number of minutes that divides an hour (Alpaca serves 1-59; 7 would not align with the hour).
+    two = await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="AAPL", start=start,
+                                                                timeframe=TimeFrame(2, TimeFrameUnit.Minute)))
+    minutes_of = [c["time"] for c in stored["AAPL"]]
+    assert [b.timestamp for b in two["AAPL"]] == sorted({t.replace(minute=t.minute - t.minute % 2)
+                                                          for t in minutes_of})
+    assert sum(b.volume for b in two["AAPL"]) == sum(c["volume"] for c in stored["AAPL"])
     with pytest.raises(APIError) as excinfo:
         await in_thread(data.get_stock_bars, StockBarsRequest(symbol_or_symbols="AAPL",
-                                                              timeframe=TimeFrame(2, TimeFrameUnit.Minute)))
-    assert api_error(excinfo)[:2] == (422, 42210000) and "2Min" in api_error(excinfo)[2]
+                                                              timeframe=TimeFrame(7, TimeFrameUnit.Minute)))
+    assert api_error(excinfo)[:2] == (422, 42210000) and "7Min" in api_error(excinfo)[2]
+    assert "minutes that divide an hour" in api_error(excinfo)[2]
 
     # Pages: each as Alpaca sends it, the next one asked with its token, until the token is null.
     pages, token = [], None
@@ -253,6 +261,36 @@ async def test_a_replay_calendar_daily_bars_splits_and_dividends(tmp_path, setti
                                                                       start=datetime(2024, 3, 1, tzinfo=timezone.utc)))
         assert [(b.timestamp.day, b.close) for b in daily["XYZ"]] == [(4, 101), (5, 103), (6, 98), (7, 99.5),
                                                                       (8, 50.5), (11, 51.5), (12, 51)]
+        # Weekly and monthly bars, folded from the daily ones (a split in mid-week adjusts the days before it).
+        weekly = await in_thread(data.get_stock_bars, StockBarsRequest(
+            symbol_or_symbols="XYZ", timeframe=TimeFrame.Week, start=datetime(2024, 3, 1, tzinfo=timezone.utc)))
+        assert [(b.timestamp.day, b.open, b.close) for b in weekly["XYZ"]] == [
+            (4, daily["XYZ"][0].open, 50.5), (11, daily["XYZ"][5].open, 51)]  # Monday 4 to Friday 8, the split
+        assert weekly["XYZ"][0].volume == sum(b.volume for b in daily["XYZ"][:5])
+        assert weekly["XYZ"][0].high == max(b.high for b in daily["XYZ"][:5])
+        split_weekly = await in_thread(data.get_stock_bars, StockBarsRequest(
+            symbol_or_symbols="XYZ", timeframe=TimeFrame.Week, start=datetime(2024, 3, 1, tzinfo=timezone.utc),
+            adjustment=Adjustment.SPLIT))
+        halved = (await in_thread(data.get_stock_bars, StockBarsRequest(
+            symbol_or_symbols="XYZ", timeframe=TimeFrame.Day, start=datetime(2024, 3, 1, tzinfo=timezone.utc),
+            adjustment=Adjustment.SPLIT)))["XYZ"][:5]
+        assert [b.close for b in split_weekly["XYZ"]] == [50.5, 51]
+        assert (split_weekly["XYZ"][0].open, split_weekly["XYZ"][0].high) == (
+            daily["XYZ"][0].open / 2, max(b.high for b in halved))  # the days before the split halved first
+        paged = await in_thread(a.data().get_stock_bars, StockBarsRequest(
+            symbol_or_symbols="XYZ", timeframe=TimeFrame.Week, start=datetime(2024, 3, 1, tzinfo=timezone.utc),
+            limit=1))
+        assert [b.timestamp.day for b in paged["XYZ"]] == [4]
+        monthly = await in_thread(data.get_stock_bars, StockBarsRequest(
+            symbol_or_symbols="XYZ", timeframe=TimeFrame.Month, start=datetime(2024, 3, 1, tzinfo=timezone.utc)))
+        assert [(b.timestamp.day, b.close, b.volume) for b in monthly["XYZ"]] == [
+            (4, 51, sum(b.volume for b in daily["XYZ"]))]
+        # Only whole periods from `start`: a week that began before it is left out, as Alpaca leaves out a bar
+        # whose time is before `start`.
+        later = await in_thread(data.get_stock_bars, StockBarsRequest(
+            symbol_or_symbols="XYZ", timeframe=TimeFrame.Week, start=datetime(2024, 3, 6, tzinfo=timezone.utc)))
+        assert [b.timestamp.day for b in later["XYZ"]] == [11]
+
         # The latest bar of a replay of daily history (no minutes): the newest daily bar, not an empty answer
         # (code written for Alpaca reads latest["XYZ"]).
         from alpaca.data.requests import StockLatestBarRequest

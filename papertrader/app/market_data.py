@@ -10,6 +10,7 @@ from twisted.internet import defer
 from papertrader.app import api_keys_too, authenticated
 from papertrader.errors import InvalidInput, NotPermitted, QuoteUnavailable
 from papertrader.master import validation
+from papertrader.market.periods import MOST_SESSIONS, PERIODS, fold, next_period, period_start
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
 from papertrader.times import EARLIEST, LATEST
@@ -217,9 +218,10 @@ class MarketDataCommands:
         bar, up to the market's day (never one a replay has not reached), as Alpaca adjusts them."""
         if adjustment not in (None,) + ADJUSTMENTS:
             raise InvalidInput(f"adjustment must be one of {', '.join(ADJUSTMENTS)}")
-        interval = BAR_TIMEFRAMES.get(timeframe)
+        period = PERIODS.get(timeframe)  # weeks and months: folded from daily bars (adjusted first)
+        interval = "1d" if period is not None else BAR_TIMEFRAMES.get(timeframe)
         if interval is None:
-            raise InvalidInput(f"timeframe must be one of {', '.join(BAR_TIMEFRAMES)}")
+            raise InvalidInput(f"timeframe must be one of {', '.join(list(BAR_TIMEFRAMES) + list(PERIODS))}")
         self._refuse_intraday(interval, f"timeframe {timeframe}", "timeframe=1Day")
         wanted = self._known(symbols)
         limit = limit or 1000
@@ -242,12 +244,17 @@ class MarketDataCommands:
             if symbol == after_symbol:
                 if newest_first:
                     last = after_time
+                elif period is not None:  # after the whole period of the last bar given
+                    first = next_period(after_time, *period)
                 else:  # after the whole bucket of the last bar given (5Min and longer fold minutes)
                     first = after_time + (timedelta(minutes=INTERVALS[interval]) if INTERVALS[interval]
                                           else timedelta(microseconds=1))
             if last is not None and last <= first:
                 continue
-            candles = yield self.candles_store.read(symbol, interval, left + 1, first, last, newest=newest_first)
+            if period is not None:
+                candles = yield self._periods(symbol, period, left + 1, first, last, newest_first, adjustment)
+            else:
+                candles = yield self.candles_store.read(symbol, interval, left + 1, first, last, newest=newest_first)
             if newest_first:
                 candles.reverse()
             for c in candles[:left]:
@@ -261,12 +268,30 @@ class MarketDataCommands:
                 break
         if more is not None:
             more = f"{more['symbol']}|{more['time'].isoformat()}"
-        if adjustment not in (None, "raw") and out:
+        if adjustment not in (None, "raw") and out and period is None:
             out = yield self._adjusted(out, adjustment)
         answer = {"bars": out}
         if more is not None:
             answer["next_page_token"] = more
         return answer
+
+    @defer.inlineCallbacks
+    def _periods(self, symbol, period, wanted, first, last, newest_first, adjustment):
+        """Up to ``wanted`` bars of ``period`` (unit, count) of ``symbol``, oldest first: the first ones from
+        ``first`` (or, ``newest_first``, the newest ones), before ``last``.  Only whole periods that begin at
+        or after ``first``, as Alpaca gives a bar whose time is at or after ``start``; each folded from daily
+        bars adjusted first (a split in mid-week adjusts the days before it only)."""
+        rows = (wanted + 1) * MOST_SESSIONS[period[0]] * period[1]
+        days = yield self.candles_store.read(symbol, "1d", rows, period_start(first, *period), last,
+                                             newest=newest_first)
+        if adjustment not in (None, "raw") and days:
+            days = yield self._adjusted([dict(d, symbol=symbol) for d in days], adjustment)
+            days = [{k: v for k, v in d.items() if k != "symbol"} for d in days]
+        folded = fold(days, *period)
+        if newest_first and len(days) >= rows:
+            folded = folded[1:]  # the oldest may have been cut by the read
+        folded = [b for b in folded if b["time"] >= first]
+        return folded[-wanted:] if newest_first else folded[:wanted]
 
     @defer.inlineCallbacks
     def _adjusted(self, bars, kinds):
@@ -383,7 +408,8 @@ class MarketDataCommands:
 
 
 #: The bar timeframes served, and the candles they read.
-BAR_TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
+BAR_TIMEFRAMES = {**{f"{n}Min": f"{n}m" for n in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30)}, "1Hour": "1h",
+                  "1Day": "1d"}
 
 
 def _page_token(token):

@@ -3,8 +3,8 @@
 Each bar the market hands out is folded into its minute bucket (``1m``, when the bar is no
 longer than a minute: the live and simulated sources) and into its session's bucket (``1d``, keyed
 by the session's open).  A bucket keeps the first open, the highest high, the lowest low, the last
-close and the summed volume.  Reads by interval: ``1m`` and ``1d`` directly, ``5m``, ``15m`` and
-``1h`` aggregated from minutes; every read is an indexed range read (symbol, interval, time).
+close and the summed volume.  Reads by interval: ``1m`` and ``1d`` directly, buckets of minutes that
+divide an hour (``5m``, ``15m``, ``30m``...) and ``1h`` aggregated from minutes; every read is an indexed range read (symbol, interval, time).
 Minute buckets older than ``keep_minutes`` days are pruned; daily ones are kept.
 """
 
@@ -15,7 +15,8 @@ from twisted.internet import defer
 from papertrader.money import from_price_units, to_price_units
 from papertrader.times import iso, parse_iso
 
-INTERVALS = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "1d": None}
+#: The intervals read, in minutes (None: a day): minutes, buckets of minutes that divide an hour, hours, days.
+INTERVALS = {"1m": 1, **{f"{n}m": n for n in (2, 3, 4, 5, 6, 10, 12, 15, 20, 30)}, "1h": 60, "1d": None}
 MINUTE = timedelta(minutes=1)
 
 _UPSERT = (

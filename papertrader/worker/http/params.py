@@ -342,16 +342,21 @@ def replace_request(data):
 # --- market data ----------------------------------------------------------------------------------
 
 #: Timeframes served, as alpaca-py writes them (and Alpaca's short aliases), and what the master calls them.
-TIMEFRAMES = {"1Min": "1Min", "1T": "1Min", "5Min": "5Min", "5T": "5Min", "15Min": "15Min", "15T": "15Min",
-              "1Hour": "1Hour", "1H": "1Hour", "60Min": "1Hour", "1Day": "1Day", "1D": "1Day"}
+#: Alpaca's bar timeframes served (their short forms too): minutes that divide an hour, an hour, a day, a week,
+#: and 1, 2, 3, 4, 6 or 12 months.
+TIMEFRAMES = {**{f"{n}{unit}": f"{n}Min" for n in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) for unit in ("Min", "T")},
+              "1Hour": "1Hour", "1H": "1Hour", "60Min": "1Hour", "60T": "1Hour", "1Day": "1Day", "1D": "1Day",
+              "1Week": "1Week", "1W": "1Week",
+              **{f"{n}{unit}": f"{n}Month" for n in (1, 2, 3, 4, 6, 12) for unit in ("Month", "M")}}
+TIMEFRAMES_SERVED = "1Min to 30Min (minutes that divide an hour), 1Hour, 1Day, 1Week, or 1, 2, 3, 4, 6 or 12Month"
 
 
 def timeframe(query):
     value = query.text("timeframe", limit=16)
     if value is None:
-        raise invalid("timeframe is required: 1Min, 5Min, 15Min, 1Hour or 1Day")
+        raise invalid(f"timeframe is required: {TIMEFRAMES_SERVED}")
     if value not in TIMEFRAMES:
-        raise invalid(f"timeframe {shorten(value)!r} is not served here: use 1Min, 5Min, 15Min, 1Hour or 1Day")
+        raise invalid(f"timeframe {shorten(value)!r} is not served here: use {TIMEFRAMES_SERVED}")
     return TIMEFRAMES[value]
 
 
