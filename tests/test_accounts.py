@@ -86,6 +86,24 @@ async def test_username_is_unique_ignoring_case(accounts, db):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_username_that_looks_like_anothers_is_refused(accounts, db):
+    """A game's leaderboard shows usernames only: 'aIice' (a capital I) beside 'alice' passes for her."""
+    await accounts.register("alice", "alice@example.com", PASSWORD)
+    await accounts.register("bob", "bob@example.com", PASSWORD)
+    for name, like in (("aIice", "alice"), ("a1ice", "alice"), ("b0b", "bob"), ("B0B", "bob")):
+        with pytest.raises(UsernameTaken) as excinfo:
+            await accounts.register(name, f"{name}@example.com", PASSWORD)
+        assert f"{name!r} looks too much like {like!r}" in excinfo.value.message
+    assert await count(db, "accounts") == 2
+    await accounts.register("alicia", "alicia@example.com", PASSWORD)  # different enough
+    # A deleted account's name is free again, look-alikes too.
+    token, _, _ = await login(accounts, "bob")
+    session = await accounts.authenticate(token)
+    await accounts.delete(session, PASSWORD)
+    await accounts.register("b0b", "b0b@example.com", PASSWORD)
+
+
+@pytest_twisted.ensureDeferred
 async def test_concurrent_registrations_of_one_name_make_one_account(accounts, db):
     results = await defer.DeferredList(
         [accounts.register(name, f"{name}@example.com", PASSWORD) for name in ("bob", "Bob", "BOB")],

@@ -484,7 +484,7 @@ async def test_version_14_orders_are_simple_orders_after_version_15(database_url
         applied = await db.migrate(confirmed=True)
         assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders", "0016_position_intent",
                                                             "0017_watchlists", "0018_portfolio_configuration",
-                                                            "0019_order_submitted"]
+                                                            "0019_order_submitted", "0020_username_skeleton"]
         store = OrderStore(db)
         [still_open] = await db.run(store.open_orders, 1)
         assert (still_open.client_order_id, still_open.order_class, still_open.leg, still_open.parent_id) == (
@@ -518,3 +518,29 @@ async def test_a_postgresql_schema_that_does_not_exist_is_said_so_not_taken_for_
     finally:
         db.close()
 
+
+
+@pytest_twisted.ensureDeferred
+async def test_version_20_gives_existing_accounts_the_skeleton_the_code_computes(database_url, tmp_path):
+    """The migration computes in SQL what validation.username_skeleton computes for new usernames: an
+    existing account's look-alikes are refused as a new one's are."""
+    from papertrader.master.validation import username_skeleton
+
+    names = ["ILya_0rnvv1", "Alice", "b.o-b"]
+    old = UpTo(database_url, str(tmp_path), 19)
+    try:
+        await old.migrate()
+        for n, name in enumerate(names, 1):
+            await old.execute("INSERT INTO accounts (id, username, username_key, email, password_hash, cash_cents,"
+                              " created, uuid) VALUES (?, ?, ?, ?, NULL, 0, '2026-01-01T00:00:00.000000+00:00', ?)",
+                              (n, name, name.lower(), f"{n}@example.com", f"11111111-1111-4111-8111-00000000000{n}"))
+    finally:
+        old.close()
+    db = Database(database_url, str(tmp_path))
+    try:
+        assert [name.split(".")[0] for name in await db.migrate(confirmed=True)] == ["0020_username_skeleton"]
+        rows = await db.query("SELECT username, username_skeleton FROM accounts ORDER BY id")
+        assert [tuple(r) for r in rows] == [(name, username_skeleton(name)) for name in names]
+        assert username_skeleton("ILya_0rnvv1") == "llya_omwl"
+    finally:
+        db.close()

@@ -125,13 +125,14 @@ class Accounts:
         created = iso(self.now())
 
         def insert(cursor):
+            self._refuse_look_alike(cursor, username)
             cursor.execute(
                 self.db.sql(
-                    "INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created, uuid)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+                    "INSERT INTO accounts (username, username_key, username_skeleton, email, password_hash,"
+                    " cash_cents, created, uuid) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
                 ),
-                (username, username.lower(), email, hashed, to_cents(self.settings.starting_cash), created,
-                 str(uuid.uuid4())),
+                (username, username.lower(), validation.username_skeleton(username), email, hashed,
+                 to_cents(self.settings.starting_cash), created, str(uuid.uuid4())),
             )
             account_id = cursor.fetchone()[0]
             self._default_portfolio(cursor, account_id, created)
@@ -251,13 +252,25 @@ class Accounts:
             raise ProviderLoginFailed("this sign-in is unknown or has expired; sign in with the provider again")
         return found
 
+    def _refuse_look_alike(self, cursor, username):
+        """UsernameTaken if another account's username looks like ``username`` (validation.username_skeleton):
+        on a leaderboard, which shows usernames only, one player could pass for another."""
+        cursor.execute(self.db.sql("SELECT username FROM accounts WHERE username_skeleton = ? AND username_key <> ?"
+                                   " AND deleted IS NULL"),
+                       (validation.username_skeleton(username), username.lower()))
+        row = cursor.fetchone()
+        if row is not None:
+            raise UsernameTaken(f"the username {username!r} looks too much like {row[0]!r}, which is taken (I, l"
+                                " and 1 look alike, as do 0 and O, rn and m, vv and w): choose another")
+
     @defer.inlineCallbacks
     def _propose(self, email):
         base = re.sub(r"[^A-Za-z0-9_.\-]", "", (email or "").split("@")[0])[:20] or "trader"
         base = base if len(base) >= 3 else base + "000"[:3 - len(base)]
         candidate = base
         for n in range(1, 1000):
-            rows = yield self.db.query("SELECT 1 FROM accounts WHERE username_key = ?", (candidate.lower(),))
+            rows = yield self.db.query("SELECT 1 FROM accounts WHERE username_key = ? OR username_skeleton = ?",
+                                       (candidate.lower(), validation.username_skeleton(candidate)))
             if not rows:
                 return candidate
             candidate = f"{base[:20]}{n}"
@@ -272,10 +285,12 @@ class Accounts:
         created = iso(self.now())
 
         def insert(cursor):
+            self._refuse_look_alike(cursor, username)
             cursor.execute(
-                self.db.sql("INSERT INTO accounts (username, username_key, email, password_hash, cash_cents, created,"
-                            " uuid) VALUES (?, ?, ?, NULL, ?, ?, ?) RETURNING id"),
-                (username, username.lower(), email, to_cents(self.settings.starting_cash), created, str(uuid.uuid4())))
+                self.db.sql("INSERT INTO accounts (username, username_key, username_skeleton, email, password_hash,"
+                            " cash_cents, created, uuid) VALUES (?, ?, ?, ?, NULL, ?, ?, ?) RETURNING id"),
+                (username, username.lower(), validation.username_skeleton(username), email,
+                 to_cents(self.settings.starting_cash), created, str(uuid.uuid4())))
             account_id = cursor.fetchone()[0]
             self._default_portfolio(cursor, account_id, created)
             cursor.execute(self.db.sql("INSERT INTO identities (issuer, subject, account_id, email, created)"
@@ -285,6 +300,9 @@ class Accounts:
 
         try:
             account_id = yield self.db.run(insert)
+        except UsernameTaken:  # one that looks like another's
+            self._tickets[ticket] = (identity, remember, self.clock.seconds() + 600)  # let them pick another
+            raise
         except Exception as e:
             if is_unique_violation(e):
                 self._tickets[ticket] = (identity, remember, self.clock.seconds() + 600)  # let them pick another
@@ -412,8 +430,8 @@ class Accounts:
             canceled = cursor.rowcount
             cursor.execute(sql("UPDATE orders SET client_ip = '' WHERE portfolio_id IN (SELECT id FROM portfolios"
                                " WHERE account_id = ?)"), (account_id,))
-            cursor.execute(sql("UPDATE accounts SET username = ?, username_key = ?, email = '', password_hash = NULL,"
-                               " public_portfolio = 0, deleted = ? WHERE id = ?"),
+            cursor.execute(sql("UPDATE accounts SET username = ?, username_key = ?, username_skeleton = NULL,"
+                               " email = '', password_hash = NULL, public_portfolio = 0, deleted = ? WHERE id = ?"),
                            (anonymous, anonymous, stamp, account_id))
             return ended, canceled
 
