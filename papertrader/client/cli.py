@@ -24,6 +24,7 @@ import signal
 import sys
 import uuid
 import webbrowser
+from datetime import timedelta
 
 from twisted.internet import defer, task
 from twisted.internet.ssl import Certificate
@@ -1618,6 +1619,10 @@ class CLI:
                      commission=game.get("commission") or "the server's",
                      fill_model=game.get("fill_model") or "the server's",
                      portfolios="shown to every player" if game.get("show_portfolios") else "shown to the creator only")
+        end = game.get("end")
+        if end is not None and (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
+            # '--end DAY' plays that day through: name the day, as it was given (and the website shows it)
+            shown["end"] = f"{end.date() - timedelta(days=1)} (its last day: trading closes at {end.isoformat()})"
         return output.fields(shown, GAME_FIELDS)
 
     # --- running a command --------------------------------------------------------
