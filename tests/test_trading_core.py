@@ -184,6 +184,22 @@ def test_a_stop_at_or_past_the_last_price_is_refused_as_a_side_mixed_up():
     assert place(b, kind="stop", quantity="1", stop="100.01").stop_price == D("100.01")
 
 
+def test_a_stop_the_price_has_passed_may_still_be_resized_but_not_moved_to_the_wrong_side():
+    """The side check is for new stops: one that has triggered (a stop-limit waiting for its limit) or that the
+    price has passed since keeps its stop when only its quantity changes."""
+    b = book("100000.00")
+    order = place(b, kind="stop_limit", stop="102.00", limit="102.50")
+    _, orders, _ = run(b, [order], (at(1), bar(103, 104, 103, 104)))  # triggered at 103, waiting at 104
+    waiting = orders[order.id]
+    prices = {"AAPL": D(104)}
+    _, resized, _ = amend.replace(waiting, amend.Changes(quantity=D(5), client_order_id="fewer"), b, [waiting],
+                                  prices, at(2), sessions_at(at(2)), Rules())
+    assert (resized.quantity, resized.stop_price, resized.triggered) == (D(5), D("102.00"), True)
+    with pytest.raises(InvalidInput, match="a buy stop's stop price"):
+        amend.replace(waiting, amend.Changes(stop_price=D("103.00"), client_order_id="moved"), b, [waiting],
+                      prices, at(2), sessions_at(at(2)), Rules())
+
+
 def test_stop_limit_waits_as_a_limit_when_the_trigger_price_is_past_its_limit():
     b = book()
     order = place(b, kind="stop_limit", stop="102.00", limit="102.50")

@@ -471,19 +471,17 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert shown["ok"] and shown["note"].startswith("An OTO order: a take-profit at $120.00, held until this order"
                                                     " fills, then open to sell what it bought. Its exit is a day"
                                                     " order too: it expires at the close unfilled"), shown
-    # A stop the price has already reached triggers at once, and trades at the market: said, and a sale's
-    # proceeds counted at the last price, not at the stop (a sell stop at $120 with the price at $100).
+    # A stop the price has already reached would trigger at once: the master refuses it (a side mixed up), and
+    # the ticket says so before it is sent (a sell stop at $120 with the price at $100).
     stop_sale = dict(form, side="sell", qty="3", type="stop", stop_price="120")
     shown = preview.preview(stop_sale, "AAPL", quote, portfolio, rules)
-    assert shown["ok"] and (shown["cost"], shown["label"]) == ("$300.00", "Estimated proceeds")
-    assert shown["note"] == ("A sell stop at or above the last price ($100.00) triggers at once: it then sells at"
-                             " the market, not at its stop. You hold 3 AAPL.")
+    assert not shown["ok"] and shown["note"].startswith("A sell stop's stop price") and "limit order" in shown["note"]
+    assert "must be below the last price" in shown["note"], shown
     shown = preview.preview(dict(stop_sale, stop_price="95"), "AAPL", quote, portfolio, rules)
     assert (shown["cost"], shown["note"]) == ("$285.00", "You hold 3 AAPL.")  # sells once the price falls to $95
     shown = preview.preview(dict(form, type="stop", stop_price="90", time_in_force="gtc"), "AAPL", quote, portfolio,
                             rules)
-    assert shown["note"].startswith("A buy stop at or below the last price ($100.00) triggers at once: it then"
-                                    " buys at the market, not at its stop.") and shown["label"] == "Reserved (up to)"
+    assert not shown["ok"] and shown["note"].startswith("A buy stop's stop price"), shown
 
 
 @contextlib.asynccontextmanager

@@ -121,7 +121,6 @@ def check_request(request: OrderRequest, last):
     if limit != request.limit_price:
         request = replace(request, limit_price=limit)
     check_shape(request)
-    check_stop_side(request, last)
     return request
 
 
@@ -129,7 +128,8 @@ def check_stop_side(request: OrderRequest, last):
     """A stop (or stop-limit) order's stop must be beyond the last price on the side it waits for, as Alpaca
     and brokers require: a sale's below, a buy's above.  At or past it the stop would trigger at once, which is
     almost always a side mixed up (a sale above the market is a limit order).  Not checked without a last
-    price."""
+    price.  ``accept`` checks new orders, and replacements whose stop moved (a stop that has triggered, or that
+    the price has passed since, may still be resized as it stands)."""
     if request.type not in (OrderType.STOP, OrderType.STOP_LIMIT) or last is None or request.stop_price is None:
         return
     if request.side is Side.SELL and request.stop_price >= last:
@@ -391,6 +391,8 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     their other parts are ``contingent.exits`` (papertrader/trading/contingent.py).
     """
     request = check_request(request, prices.get(request.symbol))
+    if replaces is None or request.stop_price != replaces.stop_price:
+        check_stop_side(request, prices.get(request.symbol))
     if request.order_class is not OrderClass.SIMPLE:
         _check_sides(request, book)
     others = open_orders if replaces is None else [o for o in open_orders if o.id != replaces.id]

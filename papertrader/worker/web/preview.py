@@ -15,7 +15,14 @@ from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.master import validation
 from papertrader.money import CENT, QUANTITY_STEP, round_money
 from papertrader.trading.orders import Order, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
-from papertrader.trading.pretrade import MAX_NOTIONAL, MIN_NOTIONAL, check_request, reservation, short_reservation
+from papertrader.trading.pretrade import (
+    MAX_NOTIONAL,
+    MIN_NOTIONAL,
+    check_request,
+    check_stop_side,
+    reservation,
+    short_reservation,
+)
 from papertrader.worker.web import formatting as fmt
 
 FIELDS = ("side", "type", "amount_by", "qty", "notional", "limit_price", "stop_price", "trail_by", "trail",
@@ -148,21 +155,6 @@ def exits_note(request):
     return f"An OTO order: {exits[0]}, held until this order fills, then open to {then}.{lasting}"
 
 
-def at_once(request, last):
-    """A warning ('' if none) for a stop that the last price has already reached: it triggers at the next price,
-    and a stop order then trades at the market, not at its stop."""
-    if request.stop_price is None or request.type not in (OrderType.STOP, OrderType.STOP_LIMIT):
-        return ""
-    reached = request.stop_price >= last if request.side is Side.SELL else request.stop_price <= last
-    if not reached:
-        return ""
-    where = "at or above" if request.side is Side.SELL else "at or below"
-    then = ("it then sells at the market" if request.side is Side.SELL else "it then buys at the market") \
-        if request.type is OrderType.STOP else f"it then becomes a limit order at {fmt.price(request.limit_price)}"
-    return (f"A {request.side.value} stop {where} the last price ({fmt.price(last)}) triggers at once: {then}, not"
-            f" at its stop.")
-
-
 def game_refusal(request, symbol, last, held, portfolio, game):
     """What a game's rules (``game``: a Games answer's game, None outside one) would refuse of this order, in a
     sentence (None: nothing): the game not open, an asset it does not trade, a position larger than it allows
@@ -236,6 +228,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     try:
         request = _request(symbol, order_arguments(form, held))
         request = check_request(request, last)  # (an OCO order's limit price is its take-profit's)
+        check_stop_side(request, last)  # as the master checks a new order
     except PaperTraderError as e:
         answer["note"] = _sentence(fmt.said(e.message))
         return answer
@@ -256,7 +249,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     if request.side is Side.BUY and margin and held < 0:  # a buy to cover: it needs no buying power
         covers = request.quantity is not None and request.quantity <= -held
         answer.update(ok=covers, cost="—", after=fmt.money(portfolio["buying_power"]), label="Reserved (up to)")
-        answer["note"] = (" ".join(filter(None, (at_once(request, last), exits,
+        answer["note"] = (" ".join(filter(None, (exits,
                                                 f"It covers {fmt.quantity(request.quantity)} of the"
                                                 f" {fmt.quantity(-held)} {symbol} you are short: a cover needs no"
                                                 " buying power.")))
@@ -276,7 +269,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         after = portfolio["buying_power"] - needed
         answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after), label="Reserved (up to)")
         answer["note"] = " ".join(filter(None, (
-            at_once(request, last), exits,
+            exits,
             f"A short sale: you sell {symbol} you borrow, and it keeps its value of your margin buying power"
             " until you buy the shares back."))) if after >= 0 else "Not enough buying power for this short sale."
         return answer
@@ -289,15 +282,14 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
                 " price moves, and its commission; a market order pays the price of its fill." if buffered else
                 "Reserved at your limit price, plus its commission." if request.notional is None else
                 "A notional order reserves its amount.")
-        answer["note"] = " ".join(filter(None, (at_once(request, last), exits, note))) if after >= 0 else \
+        answer["note"] = " ".join(filter(None, (exits, note))) if after >= 0 else \
             "Not enough buying power for this order."
         return answer
     shares = request.quantity if request.quantity is not None else \
         (request.notional / last).quantize(QUANTITY_STEP, rounding=ROUND_CEILING)
-    warning = at_once(request, last)
     # What it would bring: at its limit (the least a limit sale takes), at its stop (where a stop sells once the
-    # price falls to it), else (a market sale, a stop already reached) at the last price.
-    reference = request.limit_price or (request.stop_price if not warning else None) or last
+    # price falls to it: below the last price, as the master requires), else (a market sale) at the last price.
+    reference = request.limit_price or request.stop_price or last
     proceeds = round_money(shares * reference)
     answer.update(ok=shares <= held, cost=fmt.money(proceeds), after=fmt.money(portfolio["buying_power"]),
                   label="Estimated proceeds")
@@ -306,7 +298,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
                       " what you hold first, then sell short)." if margin else
                       f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed in a cash portfolio.")
     if shares <= held:
-        answer["note"] = " ".join(filter(None, (warning, exits, answer["note"])))
+        answer["note"] = " ".join(filter(None, (exits, answer["note"])))
     return answer
 
 
