@@ -155,6 +155,60 @@ async def test_bars_leave_out_unknown_symbols_and_page_either_way(market_data, c
 
 
 @pytest_twisted.ensureDeferred
+async def test_weeks_and_months_page_either_way_whole_on_a_calendar_that_trades_every_day(market_data):
+    """always_open trades seven days a week and up to 31 a month: every period is read whole, page after page,
+    whichever the order (each period's volume is the sum of its days')."""
+    first = datetime(2024, 1, 1, tzinfo=timezone.utc)  # a Monday
+    days = [first + timedelta(days=n) for n in range(366)]
+    for symbol in ("AAPL", "MSFT"):
+        await market_data.candles_store.store(
+            [Bar(symbol, d, d + timedelta(days=1), D(100), D(101 + n % 7), D(99), D(100 + n % 5), 1 + n)
+             for n, d in enumerate(days)], lambda b: b.start)
+    weeks = {}
+    months = {}
+    for n, d in enumerate(days):
+        weeks.setdefault(d - timedelta(days=d.weekday()), []).append(1 + n)
+        months.setdefault(d.replace(day=1), []).append(1 + n)
+    for frame, periods in (("1Week", weeks), ("1Month", months)):
+        for sort in ("asc", "desc"):
+            seen, token = [], None
+            while True:
+                answer = await market_data.bars(None, ["AAPL", "MSFT"], frame, start=first, limit=5,
+                                                page_token=token, sort=sort)
+                seen += [(b["symbol"], b["time"], b["volume"]) for b in answer["bars"]]
+                token = answer.get("next_page_token")
+                if token is None:
+                    break
+            expected = [(s, t, sum(v)) for s in ("AAPL", "MSFT")
+                        for t, v in sorted(periods.items(), reverse=sort == "desc")]
+            assert seen == expected, (frame, sort)
+    assert len(weeks) == 53 and len(months) == 12
+    # A period that began before `start` is left out (as Alpaca leaves out a bar stamped before it).
+    later = await market_data.bars(None, ["AAPL"], "1Week", start=datetime(2024, 1, 3, tzinfo=timezone.utc),
+                                   limit=1)
+    assert [b["time"] for b in later["bars"]] == [datetime(2024, 1, 8, tzinfo=timezone.utc)]
+
+
+def test_a_periods_days_are_the_markets_days_in_its_time_zone():
+    """Sydney's Monday session opens on Sunday in UTC: it still starts Monday's week, and the 1st's session its
+    month."""
+    from zoneinfo import ZoneInfo
+
+    from papertrader.market.periods import fold, next_period, period_start
+
+    sydney = ZoneInfo("Australia/Sydney")
+    monday_open = datetime(2024, 1, 7, 23, 0, tzinfo=timezone.utc)  # Monday 8 January, 10:00 in Sydney
+    assert period_start(monday_open, "week", 1, sydney) == datetime(2024, 1, 7, 13, 0, tzinfo=timezone.utc)
+    assert period_start(monday_open, "week") == datetime(2024, 1, 1, tzinfo=timezone.utc)  # in UTC: last week's
+    assert next_period(monday_open, "month", 3, sydney) == datetime(2024, 3, 31, 13, 0, tzinfo=timezone.utc)
+    bars = [dict(time=t, open=D(1), high=D(2), low=D(1), close=D(c), volume=1)
+            for t, c in ((datetime(2024, 1, 4, 23, tzinfo=timezone.utc), 1),  # Friday 5 January in Sydney
+                         (monday_open, 2), (datetime(2024, 1, 8, 23, tzinfo=timezone.utc), 3))]
+    assert [(b["time"], b["close"], b["volume"]) for b in fold(bars, "week", 1, sydney)] == [
+        (bars[0]["time"], 1, 1), (monday_open, 3, 2)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_latest_bars_of_each_symbol(market_data, clock):
     start = utc(clock.seconds()).replace(hour=10, minute=0, second=0, microsecond=0)
     await minute_bars(market_data.candles_store, "AAPL", start, 5)

@@ -10,7 +10,7 @@ from twisted.internet import defer
 from papertrader.app import api_keys_too, authenticated
 from papertrader.errors import InvalidInput, NotPermitted, QuoteUnavailable
 from papertrader.master import validation
-from papertrader.market.periods import MOST_SESSIONS, PERIODS, fold, next_period, period_start
+from papertrader.market.periods import MOST_DAYS, PERIODS, fold, next_period, period_start
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
 from papertrader.times import EARLIEST, LATEST
@@ -87,8 +87,7 @@ class MarketDataCommands:
     def day_start(self):
         """The start of the market's current day in its calendar's time zone (New York for an exchange's
         calendar, UTC for always_open), as a UTC time."""
-        zone = ZoneInfo(getattr(self.market_clock.calendar, "timezone", None) or "UTC")
-        local = self.market_clock.now().astimezone(zone)
+        local = self.market_clock.now().astimezone(self._zone())
         return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
 
     @defer.inlineCallbacks
@@ -245,7 +244,7 @@ class MarketDataCommands:
                 if newest_first:
                     last = after_time
                 elif period is not None:  # after the whole period of the last bar given
-                    first = next_period(after_time, *period)
+                    first = next_period(after_time, *period, self._zone())
                 else:  # after the whole bucket of the last bar given (5Min and longer fold minutes)
                     first = after_time + (timedelta(minutes=INTERVALS[interval]) if INTERVALS[interval]
                                           else timedelta(microseconds=1))
@@ -281,17 +280,22 @@ class MarketDataCommands:
         ``first`` (or, ``newest_first``, the newest ones), before ``last``.  Only whole periods that begin at
         or after ``first``, as Alpaca gives a bar whose time is at or after ``start``; each folded from daily
         bars adjusted first (a split in mid-week adjusts the days before it only)."""
-        rows = (wanted + 1) * MOST_SESSIONS[period[0]] * period[1]
-        days = yield self.candles_store.read(symbol, "1d", rows, period_start(first, *period), last,
+        zone = self._zone()
+        rows = (wanted + 1) * MOST_DAYS[period[0]] * period[1]
+        days = yield self.candles_store.read(symbol, "1d", rows, period_start(first, *period, zone), last,
                                              newest=newest_first)
         if adjustment not in (None, "raw") and days:
             days = yield self._adjusted([dict(d, symbol=symbol) for d in days], adjustment)
             days = [{k: v for k, v in d.items() if k != "symbol"} for d in days]
-        folded = fold(days, *period)
-        if newest_first and len(days) >= rows:
-            folded = folded[1:]  # the oldest may have been cut by the read
+        folded = fold(days, *period, zone)
+        if len(days) >= rows:  # the read stopped inside a period: the oldest (newest first) or newest is cut
+            folded = folded[1:] if newest_first else folded[:-1]
         folded = [b for b in folded if b["time"] >= first]
         return folded[-wanted:] if newest_first else folded[:wanted]
+
+    def _zone(self):
+        """The market calendar's time zone (New York for an exchange's calendar, UTC for always_open)."""
+        return ZoneInfo(getattr(self.market_clock.calendar, "timezone", None) or "UTC")
 
     @defer.inlineCallbacks
     def _adjusted(self, bars, kinds):
