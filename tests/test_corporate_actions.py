@@ -58,6 +58,10 @@ def test_a_split_puts_order_prices_on_a_valid_tick_on_each_orders_side_of_cautio
     assert after[buy_stop.id].stop_price == D("42.86")
     assert (after[sell_stop.id].stop_price, after[sell_stop.id].limit_price) == (D("42.85"), D("42.86"))
     assert after[trail.id].trail_price == D("0.1429")  # a distance: the nearer tick (below $1: 0.0001)
+    # In one rounding: 1234.95 / 1000 = 1.23495 is nearer 1.23 (rounded to 0.0001 first it would tie up to 1.24).
+    wide = place(b, side="sell", kind="trailing_stop", trail_price="1234.95", tif="gtc", prices=prices)
+    [split_wide] = run([b], [wide], actions=[Split("AAPL", TODAY, D(1000))]).orders
+    assert split_wide.trail_price == D("1.23")
     for order in after.values():
         for name in ("limit_price", "stop_price", "trail_price"):
             if getattr(order, name) is not None:

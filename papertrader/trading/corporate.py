@@ -20,7 +20,7 @@ from datetime import date
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Optional
 
-from papertrader.money import PRICE_STEP, QUANTITY_STEP, round_money, round_price, round_to_tick
+from papertrader.money import PRICE_STEP, QUANTITY_STEP, round_money, round_price, round_to_tick, tick
 from papertrader.trading.orders import Side
 
 
@@ -92,14 +92,20 @@ def split_order(order, split):
     return order.but(
         quantity=split.shares(order.quantity) if order.quantity is not None else None,
         filled_quantity=filled, filled_adjustment=order.filled_adjustment + filled - order.filled_quantity,
-        limit_price=_on_tick(split.price(order.limit_price), ROUND_FLOOR if buy else ROUND_CEILING),
-        stop_price=_on_tick(split.price(order.stop_price), ROUND_CEILING if buy else ROUND_FLOOR),
-        trail_price=_on_tick(split.price(order.trail_price), ROUND_HALF_EVEN), watermark=split.price(order.watermark))
+        limit_price=_on_tick(split, order.limit_price, ROUND_FLOOR if buy else ROUND_CEILING),
+        stop_price=_on_tick(split, order.stop_price, ROUND_CEILING if buy else ROUND_FLOOR),
+        trail_price=_on_tick(split, order.trail_price, None), watermark=split.price(order.watermark))
 
 
-def _on_tick(price, rounding):
-    """``price`` on a valid tick, rounded as given, at least the smallest tick (None stays None)."""
-    return max(round_to_tick(price, rounding), PRICE_STEP) if price is not None else None
+def _on_tick(split, price, rounding):
+    """``price`` divided by the split's ratio and put on a valid tick in one rounding (a rounding to 0.0001
+    first could carry it across a tick: 42.85999 would become 42.8600, then 42.86 for a floor), toward a side as
+    given (None: to the nearer tick, half to even), at least the smallest tick (None stays None)."""
+    if price is None:
+        return None
+    exact = price * split.old / split.new
+    on = exact.quantize(tick(exact), ROUND_HALF_EVEN) if rounding is None else round_to_tick(exact, rounding)
+    return max(on, PRICE_STEP)
 
 
 def dividend_amount(quantity, dividend):
