@@ -382,6 +382,8 @@ async def test_removing_a_player_closes_up_the_ranks_at_once_even_if_the_game_th
     final = await world.standings(teacher, name="Early End")
     assert final["final"] and final["players"] == 3
     assert [(s["rank"], s["username"]) for s in final["standings"]] == [(1, "bob"), (2, "carol"), (2, "dave")]
+    with pytest.raises(GameClosed, match="final ranking stays"):  # the final ranking is final
+        await world.games.remove_game_player(teacher, world.stamp(), "Early End", "bob")
     # A player's page after the end: the final ranking's figures beside those at the market's prices now.
     world.quote(AAPL="120", MSFT="200")
     carol = await world.games.game_portfolio(teacher, world.stamp(), "Early End", "carol")

@@ -291,6 +291,9 @@ class GameCommands:
         def unit_of_work(cursor):
             game, membership = self._find(cursor, session.account_id, name)
             self._creator(game, session, "remove players")
+            if game.status(now) == "ended":
+                raise GameClosed(f"{game.name} has ended: its final ranking stays as it is (players are removed"
+                                 " before the end)")
             cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ?"),
                            ((username or "")[:64].lower(),))
             row = cursor.fetchone()
