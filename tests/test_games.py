@@ -153,6 +153,27 @@ async def test_a_games_starting_cash_is_at_most_a_portfolios(world):
     assert (await world.create(teacher, cash="10000000"))["starting_cash"] == D("10000000.00")
 
 
+async def test_a_game_still_running_when_a_replay_plays_its_last_day_finishes_with_that_day(world):
+    """A replay ends at its last session's close: no update ever passes the close of a game ending that day (or
+    later), which would otherwise never finish nor cancel its open orders."""
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    world.quote(AAPL="100")
+    await world.create(teacher, name="Long Cup", end=world.now() + 30 * DAY)
+    await world.games.join_game(alice, world.stamp(), "Long Cup")
+    await world.order(alice, "buy", "AAPL", "10", portfolio="Long Cup")
+    waiting = await world.order(alice, "buy", "AAPL", "1", portfolio="Long Cup", type="limit", limit_price="1.00",
+                                time_in_force="gtc")
+    await world.update(advance=timedelta(minutes=1), AAPL="100")
+    assert not (await world.standings(teacher, name="Long Cup"))["final"]
+    world.games.market_clock.state = "ended"  # this update plays the replay's last day
+    await world.update(advance=timedelta(minutes=1), AAPL="110")
+    final = await world.standings(teacher, name="Long Cup")
+    assert final["final"] and [(s["username"], s["equity"]) for s in final["standings"]] == [
+        ("alice", D("10100.00"))]  # the last day counts
+    canceled = await world.trading.get_order(alice, world.stamp(), waiting["id"], portfolio="Long Cup")
+    assert canceled["status"] == "canceled" and "market's last day" in canceled["reason"]
+
+
 async def test_a_scripted_game_ranks_as_computed_by_hand(world):
     """Three players, three days of closes, a per-order commission; then the end: the final ranking."""
     teacher, alice, bob, carol = [await world.user(n) for n in ("teacher", "alice", "bob", "carol")]

@@ -488,25 +488,30 @@ class GameCommands:
     def update(self, market_step, quotes=None):
         """The market update's listener, after the trading step: every started, unfinished game's leaderboard
         is computed and stored with each player's point of the day; a game past its close is finished (its
-        open orders canceled; its final ranking is the leaderboard of the last update before it closed)."""
+        open orders canceled; its final ranking is the leaderboard of the last update before it closed).  When
+        this update was a replay's last (the market has ended: no update will ever pass a game's close), every
+        game still running is ranked on it and finished."""
         now = market_step.time
         today = market_step.today or now.date()
         prices = self.board.prices()
         recorded = self._recorded()
+        market_over = getattr(self.market_clock, "state", None) == "ended"
 
         def unit_of_work(cursor):
             published, counted, finished = [], 0, []
             games = [(game, self.store.players(cursor, game.id)) for game in self.store.to_update(cursor, now)]
             # The portfolios of every game that ends now, locked at once in ascending order (as everyone locks).
-            ending = [p[2] for game, players in games if now > game.rules.closes(game.ended_at) for p in players]
+            ending = [p[2] for game, players in games if market_over or now > game.rules.closes(game.ended_at)
+                      for p in players]
             self.orders.lock_accounts(cursor, ending)
             for game, players in games:
                 closes = game.rules.closes(game.ended_at)
-                if now > closes:
-                    events = self._cancel_open(cursor, [p[2] for p in players], closes, recorded,
-                                               f"the game {game.name} ended")
+                if now > closes or market_over:
+                    events = self._cancel_open(cursor, [p[2] for p in players], min(closes, now), recorded,
+                                               f"the game {game.name} ended" if now > closes else
+                                               f"the game {game.name} ended with the market's last day")
                     published += self._views(cursor, events)
-                    if game.board_updated is None and players:
+                    if players and (now <= closes or game.board_updated is None):  # this update counts
                         self._board(cursor, game, prices, today, now)
                     self.store.finish(cursor, game.id, recorded)
                     finished.append((game.name, len(players)))
