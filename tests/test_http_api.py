@@ -585,7 +585,14 @@ async def test_bracket_oco_and_oto_orders_through_alpaca_py(api):
     with pytest.raises(APIError) as excinfo:
         await in_thread(client.replace_order_by_id, take.id, r.ReplaceOrderRequest(qty=2))
     assert excinfo.value.status_code == 422 and "keeps its quantity" in excinfo.value.message
-    await in_thread(client.cancel_order_by_id, take.id)
+    # The take-profit replaced too, now newer than the stop-loss: still legs[0], as programs read it.
+    raised = await in_thread(client.replace_order_by_id, take.id,
+                             r.ReplaceOrderRequest(limit_price=float(above + D("1.00"))))
+    [parent] = await in_thread(client.get_orders, r.GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True))
+    assert [leg.id for leg in parent.legs] == [raised.id, moved.id] and raised.created_at > moved.created_at
+    assert (await in_thread(client.get_order_by_id, entry.id, r.GetOrderByIdRequest(nested=True))).legs[0].id == \
+        raised.id
+    await in_thread(client.cancel_order_by_id, raised.id)
     after = await in_thread(client.get_order_by_id, moved.id)
     assert after.status == OrderStatus.CANCELED
     # An OCO on the shares held: a limit sell with a stop-loss; an OTO: a buy with a stop-loss only.

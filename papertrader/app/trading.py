@@ -69,6 +69,9 @@ def group_view(order, legs):
     """``order_view`` of an order with the exits that hang from it (a bracket's, OCO's or OTO's first part)."""
     view = order_view(order)
     legs = [leg for leg in legs or () if leg.replaced_by is None]  # its exits now (not those replaced), as Alpaca lists
+    # the take-profit first, as they were made (a replaced take-profit, newer than the stop-loss, stays first:
+    # a program reading legs[0] as the take-profit is not handed the stop-loss)
+    legs.sort(key=lambda leg: (leg.leg is not Leg.TAKE_PROFIT, leg.id))
     if legs:
         view["legs"] = [order_view(leg) for leg in legs]
     return view
