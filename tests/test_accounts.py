@@ -104,6 +104,20 @@ async def test_a_username_that_looks_like_anothers_is_refused(accounts, db):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_provider_sign_up_proposes_no_look_alike_and_a_refused_one_may_pick_again(accounts, db):
+    from types import SimpleNamespace
+
+    await accounts.register("b0b", "b0b@example.com", PASSWORD)
+    identity = SimpleNamespace(issuer="https://id.example.com", subject="s-1", email="bob@example.com")
+    first = await accounts.identity_login(identity, False, "w1", "192.0.2.1")
+    assert first["proposal"] == "bob1"  # not 'bob', which looks like 'b0b'
+    with pytest.raises(UsernameTaken, match="looks too much like 'b0b'"):
+        await accounts.create_from_identity(first["ticket"], "bob", "w1", "192.0.2.1")
+    token, name, _ = await accounts.create_from_identity(first["ticket"], "robert", "w1", "192.0.2.1")  # same ticket
+    assert name == "robert" and (await accounts.authenticate(token)).username == "robert"
+
+
+@pytest_twisted.ensureDeferred
 async def test_concurrent_registrations_of_one_name_make_one_account(accounts, db):
     results = await defer.DeferredList(
         [accounts.register(name, f"{name}@example.com", PASSWORD) for name in ("bob", "Bob", "BOB")],

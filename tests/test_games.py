@@ -140,9 +140,10 @@ async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(wor
     game = await world.create(teacher, start=datetime(2016, 3, 31, tzinfo=timezone.utc),
                               end=datetime(2016, 4, 1, tzinfo=timezone.utc))  # its last day: plays
     assert game["status"] == "upcoming"
-    world.games.market_clock.loop = True  # a replay that starts over passes its last day
-    await world.create(teacher, name="Loop Cup", start=datetime(2016, 3, 14, tzinfo=timezone.utc),
-                       end=datetime(2016, 4, 2, tzinfo=timezone.utc))
+    world.games.market_clock.loop = True  # a replay that starts over never passes its last day either
+    with pytest.raises(InvalidInput, match="end after the replay's last day"):
+        await world.create(teacher, name="Loop Cup", start=datetime(2016, 3, 14, tzinfo=timezone.utc),
+                           end=datetime(2016, 4, 2, tzinfo=timezone.utc))
 
 
 async def test_a_games_starting_cash_is_at_most_a_portfolios(world):

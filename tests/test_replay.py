@@ -157,10 +157,10 @@ def test_an_ended_replay_is_closed_for_good_and_refuses_orders_until_moved_back(
 class Replay:
     """A replay of the fixture driven by task.Clock: the market service, the trading layer, accounts."""
 
-    def __init__(self, db, settings, clock, log, nyse, files=(FIXTURE,), fill_model="ideal"):
+    def __init__(self, db, settings, clock, log, nyse, files=(FIXTURE,), fill_model="ideal", end=None):
         history = load_files(list(files))
         self.board = QuoteBoard(history.symbols)
-        self.clock = ReplayClock(nyse, date(2024, 3, 4))
+        self.clock = ReplayClock(nyse, date(2024, 3, 4), end)
         self.store = OrderStore(db)
         self.trading = TradingCommands(db, self.store, self.board, self.clock, rules_from(replace(
             settings, fill_model=fill_model)), clock, log)
@@ -781,3 +781,54 @@ async def test_the_candles_of_an_update_whose_step_failed_are_stored_all_the_sam
     rows = await db.query("SELECT symbol, volume FROM bars WHERE interval = '1d' AND time >= ? ORDER BY symbol",
                           ("2024-03-05",))
     assert [symbol for symbol, _ in rows] == ["ABC", "XYZ"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_game_still_running_at_the_replays_end_finishes_though_that_updates_listener_failed(
+        db, settings, clock, log, nyse):
+    """A replay ends at its last session's close, so only its last update can finish a game ending that day.
+    If that update's games listener fails (or a kill cuts it short), the next intervals, the replay ended,
+    finish it: it does not stay running for good with its orders open."""
+    from papertrader.app.games import GameCommands
+    from papertrader.master.games import GameStore
+    from papertrader.master.portfolios import PortfolioStore
+
+    r = Replay(db, settings, clock, log, nyse, end=date(2024, 3, 8))  # Monday 4 to Friday 8 March
+    games = GameCommands(db, GameStore(db), PortfolioStore(db), r.store, r.board, r.clock, clock, log,
+                         trading=r.trading)
+    r.trading.games = games.store
+    failures = []
+
+    async def games_listener(step, quotes=None):
+        if r.clock.state == "ended" and not failures:
+            failures.append(step.time)
+            raise RuntimeError("could not serialize access")  # the last update's, once
+        return await games.update(step, quotes)
+
+    r.market.listeners.append(games_listener)
+    r.market.ended.append(games.update)
+    await r.start()
+    last = r.clock.last_day
+    teacher, alice = await r.user("teacher"), await r.user("alice")
+    stamp = Stamp(utc(clock.seconds()), "192.0.2.1", "w1")
+    assert last == date(2024, 3, 8)
+    await games.create_game(teacher, stamp, "Last Cup", r.clock.now(), datetime(2024, 3, 9, tzinfo=timezone.utc),
+                            "10000")  # through the replay's last day
+    await games.join_game(alice, stamp, "Last Cup")
+    waiting = await r.order(alice, "w", "buy", "XYZ", "1", portfolio="Last Cup", type="limit", limit_price="1.00",
+                            time_in_force="gtc")
+    for _ in range(20):
+        if r.clock.state == "ended":
+            break
+        await r.session()
+    assert r.clock.state == "ended" and failures  # the last update played; its games listener failed
+    still = await r.trading.get_order(alice, None, waiting["id"], portfolio="Last Cup")
+    assert still["status"] == "new"  # not finished by the failed update
+    await r.session()  # the next interval: the replay has ended
+    board = await games.game_leaderboard(teacher, stamp, "Last Cup")
+    assert board["final"] and [s["username"] for s in board["standings"]] == ["alice"]
+    ended = await r.trading.get_order(alice, None, waiting["id"], portfolio="Last Cup")
+    assert ended["status"] == "canceled" and "market's last day" in ended["reason"]
+    await r.session()  # and again: nothing more to do
+    assert (await r.trading.get_order(alice, None, waiting["id"], portfolio="Last Cup"))["status"] == "canceled"
+    await r.market.stopService()

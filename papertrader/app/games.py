@@ -170,7 +170,7 @@ class GameCommands:
         if last is not None and rules.start >= last + timedelta(days=1):
             raise InvalidInput(f"the game would start after the replay's last day ({last:%Y-%m-%d}): it would"
                                f" never open; the market's time is {now:%Y-%m-%d} (papertrader clock)")
-        if last is not None and not getattr(self.market_clock, "loop", False) and rules.end > last + timedelta(days=1):
+        if last is not None and rules.end > last + timedelta(days=1):  # (a looping replay starts over first)
             raise InvalidInput(f"the game would end after the replay's last day ({last:%Y-%m-%d}): it would never"
                                f" finish or have a final ranking; end it on {last:%Y-%m-%d} or before")
         code = store_module.new_invite_code() if private else None

@@ -18,7 +18,8 @@ turn stale), the step still runs (orders expire on time), the outage is logged o
 starts and once when it ends, and the next interval simply tries again.
 """
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as time_of_day
 
 from twisted.application import service
 from twisted.internet import defer, task
@@ -54,6 +55,10 @@ class MarketService(service.Service):
         #: Called with the new time when market time was moved (a seek, a loop), before the candles after it are
         #: forgotten (the trading layer expires the orders placed after it); again until both are done.
         self.rewinding = []
+        #: Called at each update interval while a replay has ended, with a step of no bars at its last close
+        #: (what its last update's listeners did, done again if that update failed or a kill cut it short: the
+        #: games still running are finished).  Each must do nothing the second time.
+        self.ended = []
         #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
         self.rewound = []
         #: Seeks and updates, one at a time.
@@ -292,12 +297,29 @@ class MarketService(service.Service):
             self.outage = None
 
     @defer.inlineCallbacks
+    def _after_the_end(self):
+        """While a replay has ended: the ``ended`` listeners, with a step of no bars at its last session's close."""
+        last_day = getattr(self.market_clock, "last_day", None)
+        if getattr(self.market_clock, "state", None) != "ended" or last_day is None or not self.ended:
+            return
+        info = self.market_clock.calendar.info(datetime.combine(last_day, time_of_day(0), timezone.utc))
+        session = info.current or info.next
+        step = MarketStep(session.close, {}, (), (), session.open.date())
+        for listener in self.ended:
+            try:
+                yield listener(step)
+            except Exception:
+                self.log.failure("after the replay's end, {listener} failed (tried again next interval)",
+                                 listener=listener)
+
+    @defer.inlineCallbacks
     def _tick(self, paused_too=False):
         if self._forget_from is not None and not (yield self._forget()):
             return  # time was moved and the candles after it are still there: nothing plays on top of them
         try:
             advance = self.market_clock.advance(paused_too) if paused_too else self.market_clock.advance()
             if advance is None:
+                yield self._after_the_end()
                 return  # a paused or ended replay: market time stands still
             if getattr(self.market_clock, "state", None) == "ended":
                 self.log.info("market: the replay plays its last day, {day}: it has ended after this update (seek"

@@ -160,6 +160,8 @@ class Master(StagedService):
         # The leaderboards follow the trading step whose fills they count.
         self.market.listeners += [self.push_quotes, self.trading.market_step, self.games.update]
         self.market.candle_writer = self.trading.market_step  # the update's candles, with its step
+        # A replay's end finishes the games still running (again while ended: its last update may have failed).
+        self.market.ended.append(self.games.update)
         self.market.rewinding.append(self.trading.market_moved_back)
         self.market.rewound.append(self.push_all_quotes)
         self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
