@@ -17,6 +17,7 @@ Other watchers (the website's and the HTTP API's connections) have their own ``c
 from collections import defaultdict
 from struct import pack
 
+from twisted.internet import defer
 from twisted.protocols import amp
 
 from papertrader import commands
@@ -76,14 +77,22 @@ class Fanout:
         self.on_first = self.on_last = None
 
     def watch(self, protocol, keys):
+        """Add ``protocol`` as a watcher of ``keys``.  Returns a Deferred that fires once ``on_first`` has done
+        what it does for the keys nobody watched before (the master told to push their events: a client told
+        it is watching before then could miss the events of orders it places at once through another worker);
+        at once if there were none.  It never fails (on_first's failures are its own to report)."""
+        waiting = []
         for key in keys:
             watchers = self._by_key[key]
             first = not watchers
             watchers.add(protocol)
             self._keys_of.setdefault(protocol, set()).add(key)
             if first and self.on_first is not None:
-                self.on_first(key)
+                told = self.on_first(key)
+                if isinstance(told, defer.Deferred):
+                    waiting.append(told)
         self._pending.setdefault(protocol, 0)
+        return defer.DeferredList(waiting, consumeErrors=True) if waiting else defer.succeed(None)
 
     def forget(self, protocol):
         for key in self._keys_of.pop(protocol, ()):

@@ -256,10 +256,11 @@ class MasterLink(ClientService):
             self.worker.tell_watchers("master_unavailable", f"worker {self.worker.name} lost the master")
 
     def tell_watching(self, action, usernames):
-        """Tell the master whose order events this worker's clients watch (it pushes only those)."""
+        """Tell the master whose order events this worker's clients watch (it pushes only those).  Returns a
+        Deferred that fires (never fails) once the master has it, or could not be told."""
         if self.proven is None:
-            return  # the whole set is sent when the link is made
-        self.call(commands.OrderWatchers, usernames=list(usernames), action=action).addErrback(
+            return defer.succeed(None)  # the whole set is sent when the link is made
+        return self.call(commands.OrderWatchers, usernames=list(usernames), action=action).addErrback(
             lambda f: self.worker.log.warn("could not tell the master about order watchers: {error}",
                                            error=f.getErrorMessage()))
 

@@ -137,7 +137,7 @@ class WorkerProtocol(TypedAMP):
                                  ip=self.client_ip(), username=username)
             return {"username": username}
         self.order_session = self.worker.sessions.key(token)  # whose end stops them (Worker._session_ended)
-        self.worker.order_fanout.watch(self, [username])
+        yield self.worker.order_fanout.watch(self, [username])  # answered once the master pushes them here
         self.worker.log.info("client {ip} watches the order events of {username}", ip=self.client_ip(),
                              username=username)
         return {"username": username}

@@ -100,7 +100,9 @@ class TradeUpdatesProtocol(StreamProtocol):
                 return
             self.portfolio_uuid = answer["account_uuid"]
         if trade_updates and not self.listening:
-            fanout.watch(self.watcher, [self.username])
+            yield fanout.watch(self.watcher, [self.username])  # 'listening' once the master pushes them here
+            if self.closed:
+                return
             self.hub.log.info("stream {path}: {username} listens to trade_updates", path=self.path,
                               username=self.username)
         elif not trade_updates and self.listening:
