@@ -69,6 +69,8 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
     status, out, _ = await d.cli("game", "show", "Class 7B", user="teacher", json=False)
     assert "max position:" in out and "40.00%" in out and "AAPL, MSFT" in out
     assert "2026-12-31 (its last day: trading closes at 2027-01-01T00:00:00+00:00)" in out  # as --end gave it
+    status, out, _ = await d.cli("game", "list", user="teacher", json=False)
+    assert "2026-12-31" in out and "2027-01-01" not in out, out  # the list names the last day too
 
     status, out, err = await d.cli("game", "end", "Class 7B", "--yes", user="teacher")
     assert status == 0 and j(out)["status"] == "ended", err

@@ -317,6 +317,10 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         # The REST API keeps its paths (and its JSON).
         response, body = await site.get("/v2/account")
         assert response.code == 401 and json.loads(body)["code"] == 40110000
+        # Alpaca's data APIs not served here (news, crypto, options) answer the API's JSON 404, not a page.
+        for path in ("/v1beta1/news", "/v1beta3/crypto/us/latest/bars", "/v1beta1/options/bars"):
+            response, body = await site.get(path)
+            assert response.code == 404 and json.loads(body) == {"code": 40410000, "message": "endpoint not found"}
 
 
 def test_money_is_shown_with_its_currency_and_its_sign():

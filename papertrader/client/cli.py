@@ -1608,7 +1608,11 @@ class CLI:
 
     @staticmethod
     def _game_row(game):
-        return dict(game, private="yes" if game["private"] else "no")
+        row = dict(game, private="yes" if game["private"] else "no")
+        end = game.get("end")
+        if end is not None and (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
+            row["end"] = str(end.date() - timedelta(days=1))  # its last day, as --end gave it (game show: both)
+        return row
 
     @staticmethod
     def _game_text(game):

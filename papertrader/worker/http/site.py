@@ -173,8 +173,9 @@ class _FirstBytesFactory(policies.WrappingFactory):
         return None if wrapped is None else self.protocol(self, wrapped)
 
 
-#: Path prefixes of the Alpaca-compatible REST API.
-API_PREFIXES = ("/v1/", "/v2/")
+#: Path prefixes of the Alpaca-compatible REST API (and of Alpaca's beta APIs, news, crypto and options data:
+#: not served, answered by the API's JSON 404, not the website's page).
+API_PREFIXES = ("/v1/", "/v2/", "/v1beta1/", "/v1beta2/", "/v1beta3/")
 
 
 class Root(resource.Resource):
