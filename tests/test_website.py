@@ -486,6 +486,14 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     shown = preview.preview(dict(form, type="stop", stop_price="90", time_in_force="gtc"), "AAPL", quote, portfolio,
                             rules)
     assert not shown["ok"] and shown["note"].startswith("A buy stop's stop price"), shown
+    # A buy stop on the right side is reserved at its stop (plus the buffer), and says so.
+    shown = preview.preview(dict(form, qty="1", type="stop", stop_price="110", time_in_force="gtc"), "AAPL", quote,
+                            portfolio, rules)
+    assert shown["ok"] and shown["note"].startswith("Reserved at its stop price $110.00 plus 5% for price moves"), \
+        shown
+    # Amounts as people write them are read, and the ticket's fields let them be sent (no pattern stops them).
+    assert preview.preview(dict(form, qty="1,000"), "AAPL", quote, portfolio, rules)["cost"] == \
+        preview.preview(dict(form, qty="1000"), "AAPL", quote, portfolio, rules)["cost"]
 
 
 @contextlib.asynccontextmanager
@@ -748,6 +756,9 @@ async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(
         # Once the game is over, the page gives the final ranking's figures beside today's.
         _, body = await site.get("/games/Open%20Book")
         assert (await site.post("/games/Open%20Book/end", dict(csrf=site.csrf(body))))[0].code == 303
+        _, body = await site.get("/games/Open%20Book")  # the flash says the ranking shown is final already
+        assert "its final ranking is the last market update&#x27;s, below" in body or \
+            "its final ranking is the last market update's, below" in body, body[:3000]
         _, body = await bob_site.get("/games/Open%20Book/players/alice")
         assert re.search(r"The game is over: final rank <strong>\d</strong>, final equity <strong>\$[\d,.]+"
                          r"</strong> \(as of [^)]+\)\. The figures below are at the market's prices now\.", body), body

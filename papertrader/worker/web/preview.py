@@ -278,8 +278,13 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         after = portfolio["buying_power"] - needed
         answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after), label="Reserved (up to)")
         buffered = request.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT) and request.notional is None
-        note = (f"Reserved at the last price {fmt.price(last)} plus {_plain(rules.market_buy_buffer * 100)}% for"
-                " price moves, and its commission; a market order pays the price of its fill." if buffered else
+        stop = "once triggered it buys at the market and pays the price of its fill"
+        basis, pays = (
+            (f"its stop price {fmt.price(request.stop_price)}", stop) if request.type is OrderType.STOP else
+            ("its starting stop (the last price plus the trail)", stop) if request.type is OrderType.TRAILING_STOP
+            else (f"the last price {fmt.price(last)}", "a market order pays the price of its fill"))
+        note = (f"Reserved at {basis} plus {_plain(rules.market_buy_buffer * 100)}% for price moves, and its"
+                f" commission; {pays}." if buffered else
                 "Reserved at your limit price, plus its commission." if request.notional is None else
                 "A notional order reserves its amount.")
         answer["note"] = " ".join(filter(None, (exits, note))) if after >= 0 else \

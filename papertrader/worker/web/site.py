@@ -1282,8 +1282,9 @@ class Website:
         game, refused = await self.manage_game(request, visit, name, commands.EndGame)
         if refused is not None:
             return refused
-        security.set_flash(request, f"{game['name']} has ended: trading in it stopped; its final ranking comes with"
-                                    " the next market update.", "success")
+        security.set_flash(request, f"{game['name']} has ended: trading in it stopped, and its final ranking is the"
+                                    " last market update's, below; its open orders are canceled at the next update.",
+                           "success")
         return redirect(request, views.game_link(game["name"]))
 
     # --- the account ----------------------------------------------------------------------------------

@@ -711,7 +711,9 @@ def _decimal_input(label, name, value, hint=None, show_for=None, placeholder=Non
              h("label", {"for": ident}, label),
              h("input", {"id": ident, "name": name, "type": "text", "inputmode": "decimal", "value": value or "",
                          "autocomplete": "off", "maxlength": "24", "placeholder": placeholder,
-                         "pattern": r"[0-9]*\.?[0-9]*", "aria-describedby": f"{ident}-hint" if hint else None}),
+                         # no pattern: '$1,250.50' and '1,000' are the master's to read (a browser's pattern
+                         # check stopped them with its own words, though the preview read them)
+                         "aria-describedby": f"{ident}-hint" if hint else None}),
              h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
 
 
