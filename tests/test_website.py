@@ -483,6 +483,13 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert "must be below the last price" in shown["note"], shown
     shown = preview.preview(dict(stop_sale, stop_price="95"), "AAPL", quote, portfolio, rules)
     assert (shown["cost"], shown["note"]) == ("$285.00", "You hold 3 AAPL.")  # sells once the price falls to $95
+    # Shares an open sale already keeps are not free to sell again (the master's qty_available).
+    kept = dict(portfolio, positions=[dict(symbol="AAPL", quantity=Decimal("3"), available=Decimal("1"))])
+    shown = preview.preview(dict(stop_sale, stop_price="95", qty="2"), "AAPL", quote, kept, rules)
+    assert not shown["ok"] and shown["note"] == ("You hold 3 AAPL, 2 of them kept by your open orders: 1 free to sell"
+                                                 " (cancel or change those orders first).")
+    shown = preview.preview(dict(stop_sale, stop_price="95", qty="1"), "AAPL", quote, kept, rules)
+    assert shown["ok"] and shown["note"] == "You hold 3 AAPL, 2 of them kept by your open orders."
     shown = preview.preview(dict(form, type="stop", stop_price="90", time_in_force="gtc"), "AAPL", quote, portfolio,
                             rules)
     assert not shown["ok"] and shown["note"].startswith("A buy stop's stop price"), shown

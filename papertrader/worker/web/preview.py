@@ -296,13 +296,20 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     # price falls to it: below the last price, as the master requires), else (a market sale) at the last price.
     reference = request.limit_price or request.stop_price or last
     proceeds = round_money(shares * reference)
-    answer.update(ok=shares <= held, cost=fmt.money(proceeds), after=fmt.money(portfolio["buying_power"]),
+    # What open sales (and exits) already keep of the position is not free to sell (the master's qty_available).
+    free = next((p.get("available", held) for p in portfolio["positions"] if p["symbol"] == symbol), held)
+    kept = held - free if 0 <= free < held else Decimal(0)
+    answer.update(ok=shares <= held - kept, cost=fmt.money(proceeds), after=fmt.money(portfolio["buying_power"]),
                   label="Estimated proceeds")
-    answer["note"] = (f"You hold {fmt.quantity(held)} {symbol}." if shares <= held else
-                      f"You hold {fmt.quantity(held)} {symbol}: a sale may not turn a long position short (sell"
-                      " what you hold first, then sell short)." if margin else
-                      f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed in a cash portfolio.")
-    if shares <= held:
+    answer["note"] = (
+        f"You hold {fmt.quantity(held)} {symbol}" + (f", {fmt.quantity(kept)} of them kept by your open orders" if kept
+                                                     else "") + "." if shares <= held - kept else
+        f"You hold {fmt.quantity(held)} {symbol}, {fmt.quantity(kept)} of them kept by your open orders: "
+        f"{fmt.quantity(held - kept)} free to sell (cancel or change those orders first)." if shares <= held else
+        f"You hold {fmt.quantity(held)} {symbol}: a sale may not turn a long position short (sell"
+        " what you hold first, then sell short)." if margin else
+        f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed in a cash portfolio.")
+    if answer["ok"]:
         answer["note"] = " ".join(filter(None, (exits, answer["note"])))
     return answer
 
