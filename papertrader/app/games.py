@@ -371,9 +371,7 @@ class GameCommands:
                               sharpe=sharpe) for rank, username, equity, sharpe in rows]
             unranked = self.store.unranked(cursor, game.id, MAX_BOARD_PAGE)
             return dict(name=game.name, by=by, starting_cash=cash, updated=game.board_updated, unranked=unranked,
-                        # Final once the game is over (ended by its creator, or past its close): its ranking is
-                        # the last update's before then, even before the next update marks it finished.
-                        final=game.finished is not None or game.ended_at is not None or now > game.rules.end,
+                        final=game.over(now),
                         players=self.store.count_players(cursor, game.id),
                         standings=[{k: v for k, v in s.items() if v is not None} for s in standings])
 
@@ -436,8 +434,7 @@ class GameCommands:
             player = self.store.membership(cursor, game, row[0]) if row else None
             if player is None or not shows_player(is_creator, player.removed is not None, own):
                 raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
-            over = game.finished is not None or game.ended_at is not None or now > game.rules.end
-            final = self.store.standing(cursor, game.id, row[0]) if over else None
+            final = self.store.standing(cursor, game.id, row[0]) if game.over(now) else None
             if final is not None:
                 final = dict(final_rank=final[0], final_equity=final[1], final_as_of=game.board_updated)
             return game.name, row[1], player.removed, self.portfolios.get(cursor, player.portfolio_id), final

@@ -10,7 +10,7 @@ from twisted.internet import defer
 from papertrader.app import api_keys_too, authenticated
 from papertrader.errors import InvalidInput, NotPermitted, QuoteUnavailable
 from papertrader.master import validation
-from papertrader.market.periods import MOST_DAYS, PERIODS, fold, next_period, period_start
+from papertrader.market.periods import MINUTE_BUCKETS, MOST_DAYS, PERIODS, fold, next_period, period_start
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
 from papertrader.times import EARLIEST, LATEST
@@ -412,8 +412,7 @@ class MarketDataCommands:
 
 
 #: The bar timeframes served, and the candles they read.
-BAR_TIMEFRAMES = {**{f"{n}Min": f"{n}m" for n in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30)}, "1Hour": "1h",
-                  "1Day": "1d"}
+BAR_TIMEFRAMES = {**{f"{n}Min": f"{n}m" for n in MINUTE_BUCKETS}, "1Hour": "1h", "1Day": "1d"}
 
 
 def _page_token(token):

@@ -544,6 +544,14 @@ HISTORY_COLUMNS = ["id", "time", "kind", "side", "symbol", "quantity", "price", 
                    "realized_pl", "details"]
 
 
+def _last_day(end):
+    """The day a game's ``end`` plays through when it is a midnight ('--end DAY' closes at the next midnight
+    UTC), else None."""
+    if end is None or (end.hour, end.minute, end.second, end.microsecond) != (0, 0, 0, 0):
+        return None
+    return end.date() - timedelta(days=1)
+
+
 def portfolio_text(p, first=()):
     """A Portfolio answer (or a player's in a game, with ``first`` fields before its own) as ``portfolio`` shows
     it: (the data --json prints, the text)."""
@@ -1609,9 +1617,9 @@ class CLI:
     @staticmethod
     def _game_row(game):
         row = dict(game, private="yes" if game["private"] else "no")
-        end = game.get("end")
-        if end is not None and (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
-            row["end"] = str(end.date() - timedelta(days=1))  # its last day, as --end gave it (game show: both)
+        last = _last_day(game.get("end"))
+        if last is not None:
+            row["end"] = str(last)  # as --end gave it (game show: with the closing time)
         return row
 
     @staticmethod
@@ -1623,10 +1631,9 @@ class CLI:
                      commission=game.get("commission") or "the server's",
                      fill_model=game.get("fill_model") or "the server's",
                      portfolios="shown to every player" if game.get("show_portfolios") else "shown to the creator only")
-        end = game.get("end")
-        if end is not None and (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0):
-            # '--end DAY' plays that day through: name the day, as it was given (and the website shows it)
-            shown["end"] = f"{end.date() - timedelta(days=1)} (its last day: trading closes at {end.isoformat()})"
+        last = _last_day(game.get("end"))
+        if last is not None:  # named as it was given (and as the website shows it)
+            shown["end"] = f"{last} (its last day: trading closes at {game['end'].isoformat()})"
         return output.fields(shown, GAME_FIELDS)
 
     # --- running a command --------------------------------------------------------

@@ -9,8 +9,12 @@ Pure functions: no I/O.
 
 from datetime import datetime, timedelta, timezone
 
-#: Alpaca's timeframe name -> (unit, how many): a week, or 1, 2, 3, 4, 6 or 12 months.
-PERIODS = {"1Week": ("week", 1), **{f"{n}Month": ("month", n) for n in (1, 2, 3, 4, 6, 12)}}
+#: The minute buckets bars are served in (those that divide an hour: aligned to it), and the months a period
+#: of months may have (Alpaca's).
+MINUTE_BUCKETS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30)
+MONTHS = (1, 2, 3, 4, 6, 12)
+#: Alpaca's timeframe name -> (unit, how many): a week, or MONTHS months.
+PERIODS = {"1Week": ("week", 1), **{f"{n}Month": ("month", n) for n in MONTHS}}
 #: The most daily bars one period of the unit can hold, whatever the calendar (always_open trades every day).
 MOST_DAYS = {"week": 7, "month": 31}
 

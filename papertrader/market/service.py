@@ -55,10 +55,11 @@ class MarketService(service.Service):
         #: Called with the new time when market time was moved (a seek, a loop), before the candles after it are
         #: forgotten (the trading layer expires the orders placed after it); again until both are done.
         self.rewinding = []
-        #: Called at each update interval while a replay has ended, with a step of no bars at its last close
-        #: (what its last update's listeners did, done again if that update failed or a kill cut it short: the
-        #: games still running are finished).  Each must do nothing the second time.
+        #: Called once a replay has ended, with a step of no bars at its last close (what its last update's
+        #: listeners did, done again if that update failed or a kill cut it short: the games still running are
+        #: finished); at each update interval until they all succeed.  Each must do nothing the second time.
         self.ended = []
+        self._ended_done = False
         #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
         self.rewound = []
         #: Seeks and updates, one at a time.
@@ -300,17 +301,20 @@ class MarketService(service.Service):
     def _after_the_end(self):
         """While a replay has ended: the ``ended`` listeners, with a step of no bars at its last session's close."""
         last_day = getattr(self.market_clock, "last_day", None)
-        if getattr(self.market_clock, "state", None) != "ended" or last_day is None or not self.ended:
+        if getattr(self.market_clock, "state", None) != "ended" or last_day is None or self._ended_done:
             return
         info = self.market_clock.calendar.info(datetime.combine(last_day, time_of_day(0), timezone.utc))
         session = info.current or info.next
         step = MarketStep(session.close, {}, (), (), session.open.date())
+        done = True
         for listener in self.ended:
             try:
                 yield listener(step)
             except Exception:
+                done = False
                 self.log.failure("after the replay's end, {listener} failed (tried again next interval)",
                                  listener=listener)
+        self._ended_done = done
 
     @defer.inlineCallbacks
     def _tick(self, paused_too=False):
@@ -321,6 +325,7 @@ class MarketService(service.Service):
             if advance is None:
                 yield self._after_the_end()
                 return  # a paused or ended replay: market time stands still
+            self._ended_done = False  # (it plays again: a seek back)
             if getattr(self.market_clock, "state", None) == "ended":
                 self.log.info("market: the replay plays its last day, {day}: it has ended after this update (seek"
                               " back to play again)", day=self.market_clock.last_day)

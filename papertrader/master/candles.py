@@ -12,11 +12,12 @@ from datetime import timedelta
 
 from twisted.internet import defer
 
+from papertrader.market.periods import MINUTE_BUCKETS
 from papertrader.money import from_price_units, to_price_units
 from papertrader.times import iso, parse_iso
 
 #: The intervals read, in minutes (None: a day): minutes, buckets of minutes that divide an hour, hours, days.
-INTERVALS = {"1m": 1, **{f"{n}m": n for n in (2, 3, 4, 5, 6, 10, 12, 15, 20, 30)}, "1h": 60, "1d": None}
+INTERVALS = {**{f"{n}m": n for n in MINUTE_BUCKETS}, "1h": 60, "1d": None}
 MINUTE = timedelta(minutes=1)
 
 _UPSERT = (

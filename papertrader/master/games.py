@@ -76,6 +76,11 @@ class Game:
     #: Whether its players may see each other's portfolios (migration 0014); its creator always may.
     show_portfolios: bool = False
 
+    def over(self, now):
+        """Whether the game is over for its ranking: finished, ended by its creator, or past its end (its final
+        ranking is the last update's before then, even before the next update marks it finished)."""
+        return self.finished is not None or self.ended_at is not None or now > self.rules.end
+
     def status(self, now):
         if self.finished is not None or now >= self.rules.closes(self.ended_at):
             return "ended"

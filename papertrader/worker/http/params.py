@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from papertrader.errors import InvalidInput
+from papertrader.market.periods import MINUTE_BUCKETS, MONTHS
 from papertrader.market.service import MAX_STEP
 from papertrader.master import validation
 from papertrader.times import EARLIEST, LATEST
@@ -344,10 +345,9 @@ def replace_request(data):
 #: Timeframes served, as alpaca-py writes them (and Alpaca's short aliases), and what the master calls them.
 #: Alpaca's bar timeframes served (their short forms too): minutes that divide an hour, an hour, a day, a week,
 #: and 1, 2, 3, 4, 6 or 12 months.
-TIMEFRAMES = {**{f"{n}{unit}": f"{n}Min" for n in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) for unit in ("Min", "T")},
+TIMEFRAMES = {**{f"{n}{unit}": f"{n}Min" for n in MINUTE_BUCKETS for unit in ("Min", "T")},
               "1Hour": "1Hour", "1H": "1Hour", "60Min": "1Hour", "60T": "1Hour", "1Day": "1Day", "1D": "1Day",
-              "1Week": "1Week", "1W": "1Week",
-              **{f"{n}{unit}": f"{n}Month" for n in (1, 2, 3, 4, 6, 12) for unit in ("Month", "M")}}
+              "1Week": "1Week", "1W": "1Week", **{f"{n}{unit}": f"{n}Month" for n in MONTHS for unit in ("Month", "M")}}
 TIMEFRAMES_SERVED = "1Min to 30Min (minutes that divide an hour), 1Hour, 1Day, 1Week, or 1, 2, 3, 4, 6 or 12Month"
 
 

@@ -223,7 +223,8 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     if not (form.get("qty") if form.get("amount_by") != "dollars" else form.get("notional")):
         answer["ok"] = True
         return answer  # nothing typed yet: nothing to say
-    held = next((p["quantity"] for p in portfolio["positions"] if p["symbol"] == symbol), Decimal(0))
+    position = next((p for p in portfolio["positions"] if p["symbol"] == symbol), None)
+    held = position["quantity"] if position is not None else Decimal(0)
     last = quote["price"] if quote else None
     try:
         request = _request(symbol, order_arguments(form, held))
@@ -297,7 +298,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     reference = request.limit_price or request.stop_price or last
     proceeds = round_money(shares * reference)
     # What open sales (and exits) already keep of the position is not free to sell (the master's qty_available).
-    free = next((p.get("available", held) for p in portfolio["positions"] if p["symbol"] == symbol), held)
+    free = position.get("available", held) if position is not None else held
     kept = held - free if 0 <= free < held else Decimal(0)
     answer.update(ok=shares <= held - kept, cost=fmt.money(proceeds), after=fmt.money(portfolio["buying_power"]),
                   label="Estimated proceeds")
