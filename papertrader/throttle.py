@@ -2,7 +2,8 @@
 
 After ``free`` failures within ``window`` seconds, each further attempt must
 wait ``2 ** (failures - free)`` seconds (at most ``cap``) after the last
-failure; and no key gets more than ``ceiling`` attempts per window at all.
+failure; and no key gets more than ``ceiling`` attempts per window at all
+(an attempt that proved to be no abuse may be taken back: :meth:`Throttle.refund`).
 Unknown account names are throttled exactly like known ones, so a refusal
 never tells whether an account exists.  Memory is bounded: the oldest keys
 are forgotten first.
@@ -77,3 +78,11 @@ class Throttle:
 
     def succeeded(self, key):
         self._failures.pop(key, None)
+
+    def refund(self, key):
+        """Take back ``key``'s latest counted attempt: it turned out to be no abuse (a sign-in that succeeded)."""
+        times = self._attempts.get(key)
+        if times:
+            times.pop()
+            if not times:
+                del self._attempts[key]

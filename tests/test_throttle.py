@@ -138,3 +138,41 @@ async def test_typos_do_not_lock_registration_through_a_worker(tmp_path, setting
         assert json.loads(out)["error"] == "throttled"
     finally:
         await d.cluster.stopService()
+
+
+def test_a_refunded_attempt_no_longer_counts_toward_the_ceiling():
+    clock = task.Clock()
+    t = Throttle(clock, free=100, ceiling=2, window=10)
+    for _ in range(5):
+        t.check("k")
+        t.refund("k")
+    t.check("k")
+    t.check("k")
+    with pytest.raises(Throttled):
+        t.check("k")
+    t.refund("never counted")  # nothing to take back: nothing happens
+    assert t.wait("never counted") == 0.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_class_behind_one_address_is_not_held_off_by_its_own_sign_ins(tmp_path, settings, database_url,
+                                                                              clock):
+    # The per-address ceiling counts guesses: students signing in with their right passwords, from one
+    # school address, again and again, are never throttled; wrong passwords from there still are.
+    limited = replace(settings, login_ceiling=3, login_free_attempts=100, registrations_per_address=100)
+    d = await start_cluster(tmp_path, limited, database_url, clock)
+    try:
+        for n in range(4):
+            status, _, err = await d.cli("register", f"student{n}", f"s{n}@example.com", "--password-stdin",
+                                         stdin=PASSWORD + "\n")
+            assert status == 0, err
+        for n in range(8):  # twice the ceiling, each student twice
+            status, _, err = await d.cli("login", f"student{n % 4}", "--password-stdin", stdin=PASSWORD + "\n")
+            assert status == 0, err
+        for n in range(3):
+            status, out, _ = await d.cli("login", f"student{n}", "--password-stdin", stdin="wrong guess!\n")
+            assert json.loads(out)["error"] == "bad_credentials"
+        status, out, _ = await d.cli("login", "student3", "--password-stdin", stdin=PASSWORD + "\n")
+        assert json.loads(out)["error"] == "throttled"  # three guesses from the address: the ceiling
+    finally:
+        await d.cluster.stopService()

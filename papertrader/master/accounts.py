@@ -174,6 +174,9 @@ class Accounts:
             self.login_throttle.failed(name_key, address_key)
             raise BadCredentials()
         self.login_throttle.succeeded(name_key)
+        # The address's ceiling is against guessing: a right password is not a guess, so a class signing in
+        # from behind one address is not held off by its own sign-ins (the name's ceiling still counts it).
+        self.login_throttle.refund(address_key)
         if disabled:
             # Said only to whoever knows the password: to anyone else the account is as any other.
             self.log.warn("login of disabled account {username} refused (from {ip} via {worker})", username=name,

@@ -73,6 +73,8 @@ class Gateway:
             raise ServerError()
         if command is commands.Register:
             worker.register_throttle.count(address)
+        elif command is commands.Login:
+            worker.login_throttle.refund(address)  # a right password is no guess (as at the master)
         if command in (commands.Logout, commands.LogoutAll):
             worker.sessions.forget(worker.sessions.key(arguments["token"]))
         return answer
