@@ -1113,6 +1113,16 @@ class SessionEnded(Command):
     response = []
 
 
+class GamesChanged(Command):
+    """Master tells every worker a game's standings changed (the website's game pages show them again):
+    ``name``, the game's, when one game had a player join or leave or was ended by its creator; without it,
+    an update ranked (or finished) the games."""
+
+    arguments = [(b"name", amp.Unicode(optional=True))]
+    response = []
+    requiresAnswer = False
+
+
 class Heartbeat(Command):
     """Master asks each linked worker every heartbeat interval; the answer is its load."""
 

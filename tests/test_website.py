@@ -700,6 +700,61 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert "End the game now" not in body
 
 
+def leaderboard_section(body):
+    """What a reload of a game's page shows in its leaderboard (the part the live connection sends again)."""
+    return re.search(r'<div data-section="leaderboard">(.*?</table></div>(?:<p class="muted">Joined[^<]*</p>)?)</div>',
+                     body, re.S).group(1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_games_page_shows_its_leaderboard_live(tmp_path, settings, clock, database_url):
+    """A teacher keeps the game's page open on the class's screen: who joins, each update's ranking and the
+    final one appear without a reload, as a reload would show them."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "dave")
+        game = dict(start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        assert (await site.post("/games", dict(game, name="Live Cup")))[0].code == 303
+        _, body = await site.get("/games/Live%20Cup")
+        assert 'data-game="Live Cup"' in body and "No standings yet" in leaderboard_section(body)
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Live Cup"}).encode())
+        await next_message(page, "ready")
+
+        alice, bob = await person(worker, "alice"), await person(worker, "bob")
+        await alice(commands.JoinGame, name="Live Cup")
+        shown = (await next_message(page, "html"))["v"]["leaderboard"]
+        assert "Joined, ranked at the next market update: alice." in shown
+        await bob(commands.JoinGame, name="Live Cup")
+        shown = (await next_message(page, "html"))["v"]["leaderboard"]
+        assert "alice, bob." in shown
+
+        await alice(commands.PlaceOrder, portfolio="Live Cup", client_order_id="a1", side="buy", symbol="AAPL",
+                    quantity="7")
+        await d.tick()
+        while "As of" not in shown:  # (the order's events refresh the page too)
+            shown = (await next_message(page, "html"))["v"]["leaderboard"]
+        _, body = await site.get("/games/Live%20Cup")
+        assert shown == leaderboard_section(body)
+        assert ">alice</a>" in shown and ">bob</a>" in shown and "Joined" not in shown  # its creator sees both
+
+        # A player of a game that hides portfolios sees the same ranking, without links to the others'.
+        bob_site = Site(site.url)
+        _, body = await bob_site.get("/signin")
+        await bob_site.post("/signin", dict(username="bob", password=PASSWORD, csrf=bob_site.csrf(body)))
+        bobs = await websocket(bob_site, site.url)
+        await bounded(bobs.opened, "the connection")
+        bobs.opened.result.sendMessage(json.dumps({"page": "game", "game": "Live Cup"}).encode())
+        await next_message(bobs, "ready")
+        assert (await site.post("/games/Live%20Cup/end", dict(csrf=csrf)))[0].code == 303
+        final = (await next_message(page, "html"))["v"]["leaderboard"]
+        assert "Final ranking" in final
+        for_bob = (await next_message(bobs, "html"))["v"]["leaderboard"]
+        assert "Final ranking" in for_bob and ">alice</a>" not in for_bob and ">bob</a>" in for_bob
+        _, body = await bob_site.get("/games/Live%20Cup")
+        assert for_bob == leaderboard_section(body)
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(tmp_path, settings, clock,
                                                                                  database_url):

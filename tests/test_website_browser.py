@@ -329,6 +329,17 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         assert len(await b.text("#invite-code")) >= 8
         await b.wait_text("main", "End the game now")
         await b.screenshots("game-manage")
+        # Its page is live: a player joining shows on it (the page's script sends which game it shows).
+        await b.live()
+        code = await b.text("#invite-code")
+        status, _, err = await d.cli("register", "carl", "carl@example.com", "--password-stdin",
+                                     stdin=PASSWORD + "\n", user="carl")
+        assert status == 0, err
+        status, _, err = await d.cli("login", "carl", "--password-stdin", stdin=PASSWORD + "\n", user="carl")
+        assert status == 0, err
+        status, _, err = await d.cli("game", "join", "Club Cup", "--code", code, user="carl")
+        assert status == 0, err
+        await b.wait_text("[data-section='leaderboard']", "Joined, ranked at the next market update: carl.")
 
         # No violation of the Content-Security-Policy on any page (no inline script or style).
         assert csp_violations(await b.console()) == []

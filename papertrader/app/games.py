@@ -85,6 +85,8 @@ class GameCommands:
         self.max_cash = max_cash
         #: The trading commands (papertrader/app/trading.py): they read a player's portfolio, orders and history.
         self.trading = trading
+        #: Called after each commit that changed standings with the game's name (None: an update's ranking).
+        self.on_changed = []
 
     def _recorded(self):
         from papertrader.times import utc
@@ -227,6 +229,7 @@ class GameCommands:
 
         view = yield self.db.run(unit_of_work)
         self.log.info("{username} joined game {name}", username=username, name=view["name"])
+        self._changed(view["name"])
         return view
 
     @defer.inlineCallbacks
@@ -260,6 +263,7 @@ class GameCommands:
         answer = yield self.db.run(unit_of_work)
         if not dry_run and answer["joined"]:
             self.log.info("game {name}: {n} players enrolled by the operator", name=name, n=len(answer["joined"]))
+            self._changed(name)
         return answer
 
     @authenticated
@@ -308,6 +312,7 @@ class GameCommands:
         view, events = yield self.db.run(unit_of_work)
         self.log.info("game {name}: {player} removed by its creator", name=view["name"], player=username)
         self._publish(events)
+        self._changed(view["name"])
         return view
 
     @authenticated
@@ -326,6 +331,7 @@ class GameCommands:
 
         view = yield self.db.run(unit_of_work)
         self.log.info("game {name} ended early by its creator", name=view["name"])
+        self._changed(view["name"])
         return view
 
     @authenticated
@@ -481,6 +487,14 @@ class GameCommands:
         if views:
             self.publish(views)
 
+    def _changed(self, name):
+        """Tell whoever shows standings that the game ``name``'s changed (None: the games an update ranked)."""
+        for notify in list(self.on_changed):
+            try:
+                notify(name)
+            except Exception:
+                self.log.failure("telling that game standings changed failed")
+
     @defer.inlineCallbacks
     def update(self, market_step, quotes=None):
         """The market update's listener, after the trading step: every started, unfinished game's leaderboard
@@ -523,6 +537,8 @@ class GameCommands:
             self.log.info("game {name} finished with {n} players", name=name, n=n)
         self.updates += 1
         self._publish(published)
+        if counted or finished:
+            self._changed(None)
         return counted
 
     def _board(self, cursor, game, prices, today, now):

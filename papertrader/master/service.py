@@ -166,6 +166,8 @@ class Master(StagedService):
         self.market.rewound.append(self.push_all_quotes)
         self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
             commands.KeyRevoked, key_id=key_id, **({"reason": reason} if reason else {})))
+        self.games.on_changed.append(lambda name: self.workers.broadcast(
+            commands.GamesChanged, **({} if name is None else {"name": name})))
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
 

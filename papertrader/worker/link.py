@@ -118,6 +118,13 @@ class WorkerToMaster(TypedAMP):
             streams.key_revoked(key_id, reason)  # their stream connections close
         return {}
 
+    @commands.GamesChanged.responder
+    def games_changed(self, name=None):
+        self.worker.link.heard()
+        for notify in list(self.worker.on_games_changed):
+            notify(name)
+        return {}
+
     @commands.SessionEnded.responder
     def session_ended(self, token_hash):
         self.worker.sessions.forget(token_hash)

@@ -99,6 +99,8 @@ class Worker(StagedService):
         self.candles = CandleCache(max_candles=settings.candle_cache_size)
         self.sessions = SessionCache(self.clock)
         self.clients = set()
+        #: Called with a game's name (None: every game) when the master says its standings changed.
+        self.on_games_changed = []
         self.commands = 0
         self.gateway = Gateway(self)
         self.fanout = Fanout(self.log)

@@ -14,7 +14,9 @@ arithmetic):
   the header's market clock among them (``market``: open or closed, ``clock``: the market's time, as the
   master's QuotesTick says them: what a reload shows, not the time of the newest price);
 - ``{"t": "html", "v": {name: html}}``: a part that changed shape (``data-section=name``), rendered by
-  the same functions as the page (papertrader/worker/web/views.py);
+  the same functions as the page (papertrader/worker/web/views.py); a game's page (``{"page": "game",
+  "game": NAME}``) gets its leaderboard again whenever the master says that game's standings changed
+  (``GamesChanged``: each update that ranks the games, a player joining or removed, the game ended);
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
   newest candle of the chart's interval, and the account's equity, for the charts;
 - ``{"t": "toast", "text": ...}``: an order event in words; ``{"t": "notice", ...}``: a worker notice;
@@ -53,7 +55,7 @@ from papertrader.worker.web.site import Visit
 
 #: Close code telling the page its session ended (it goes to the sign-in page).
 SIGNED_OUT = 4001
-PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order", "other")
+PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order", "game", "other")
 #: Seconds between checks that the session is still live (it may expire or go idle on the master).
 SESSION_CHECK = 60
 #: Bytes of one message a page may send (autobahn's limit, which applies to what it sends as well: ``send``
@@ -185,8 +187,10 @@ def _portfolio_cookie(header):
 class View:
     """What one page shows, and how it is kept up to date."""
 
-    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None):
+    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None, game=None):
         self.live = live
+        #: The game a game's page shows (its name), whose standings it shows again when they change.
+        self.game = game
         self.base = base
         self.conn = conn
         self.page = page
@@ -396,6 +400,10 @@ class View:
             if self.first:
                 sections["closed-orders"] = views.body(views.closed_order_rows(closed, views.known_orders(open_orders)),
                                                        len(views.CLOSED_HEADERS), views.EMPTY["closed-orders"])
+        elif self.page == "game" and self.game is not None:
+            game = yield self.call(commands.ShowGame, name=self.game)
+            board = yield self.call(commands.GameLeaderboard, name=self.game, limit=100)
+            sections["leaderboard"] = views.leaderboard(self.conn.username, game, board)
         elif self.page == "history" and self.first:
             answer = yield self.call(commands.Activities, page_size=50)
             sections["activities"] = views.body(views.activity_rows(answer["activities"]),
@@ -423,6 +431,7 @@ class Live:
         self._by_session = {}
         worker.sessions.on_forget.append(self.session_ended)
         worker.quotes.on_market.append(self.market_moved)
+        worker.on_games_changed.append(self.games_changed)
         self._checks = task.LoopingCall(self.check_sessions)
         self._checks.clock = worker.clock
 
@@ -465,13 +474,15 @@ class Live:
         symbol = symbol.upper()[:16] if isinstance(symbol, str) else None
         if page == "asset" and self.worker.quotes.get(symbol) is None:
             page, symbol = "other", None
+        game = message.get("game")
+        game = game[:64] if page == "game" and isinstance(game, str) and game else None
         interval = message.get("interval")
         if interval not in ("1m", "5m", "15m", "1h", "1d"):
             interval = "1d"
         if conn.view is not None:
             conn.view.stop()
         conn.view = View(self, conn, page, symbol, interval, message.get("first", True) is not False,
-                         _decimal(message.get("base")))
+                         _decimal(message.get("base")), game)
         conn.view.start().addErrback(self._start_failed, conn)
 
     def _start_failed(self, failure, conn):
@@ -490,6 +501,15 @@ class Live:
                 conn.view.market(market)
             else:
                 conn.send({"t": "set", "v": views.market_values(market)})
+
+    def games_changed(self, name):
+        """The master said a game's standings changed (None: an update ranked the games): its pages show them
+        again (each asks the master, as a reload would: what a visitor may see is the master's to say)."""
+        for conn in self.connections:
+            view = conn.view
+            if view is not None and view.game is not None and (name is None or
+                                                               view.game.casefold() == name.casefold()):
+                view.refresh()
 
     def session_ended(self, token_hash):
         """The master said a session ended (or a command found it ended): its pages go to sign-in."""

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "11"
+STATIC_VERSION = "12"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -1725,10 +1725,22 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
                            h("input", {"type": "hidden", "name": "name", "value": game["portfolio"]}),
                            h("input", {"type": "hidden", "name": "back", "value": "/"}),
                            button("Show and trade it", "btn small"), cls="inline"))
+    main = h("section", {"class": "card"}, h("h1", game["name"]), facts, mine,
+             h("h2", "Leaderboard"),
+             # Sent again whole by the live connection when the standings change (an update, a player joins).
+             h("div", {"data-section": "leaderboard"}, leaderboard(chrome.username, game, board)),
+             manage_game(chrome, game, board, invite_code, error, origin),
+             h("p", h("a", {"href": "/games"}, "All games")))
+    return document(chrome, game["name"], main, page="game", data={"data-game": game["name"]})
+
+
+def leaderboard(username, game, board):
+    """A game's standings as ``username`` sees them (a ShowGame and a GameLeaderboard answer): when they were
+    ranked, the table (a player's name links to their portfolio where the visitor may see it), who joined since."""
     sees = may_see_portfolios(game["is_creator"], game["playing"], game.get("show_portfolios"))
     rows = [h("tr", num(str(s["rank"]), header="Rank"),
               cell(h("a", {"href": player_link(game["name"], s["username"])}, s["username"])
-                   if sees or s["username"].casefold() == (chrome.username or "").casefold() else s["username"],
+                   if sees or s["username"].casefold() == (username or "").casefold() else s["username"],
                    "Player"),
               num(fmt.money(s["equity"]), header="Equity"),
               num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"))
@@ -1736,16 +1748,12 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
     updated = ((f"Final ranking, as of {fmt.when(board['updated'])}." if board.get("updated") else "Final ranking.")
                if board["final"] else
                f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet.")
-    main = h("section", {"class": "card"}, h("h1", game["name"]), facts, mine,
-             h("h2", "Leaderboard"), h("p", {"class": "muted"}, updated),
-             table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
-                   empty="No standings yet: they come with the next market update.", cls="data leaderboard"),
-             h("p", {"class": "muted"}, "Joined, ranked at the next market update: ",
-               ", ".join(board["unranked"]) + ("…" if len(board["unranked"]) >= 500 else ".")) if board.get("unranked")
-             else "",
-             manage_game(chrome, game, board, invite_code, error, origin),
-             h("p", h("a", {"href": "/games"}, "All games")))
-    return document(chrome, game["name"], main, page="game")
+    return join(h("p", {"class": "muted"}, updated),
+                table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
+                      empty="No standings yet: they come with the next market update.", cls="data leaderboard"),
+                h("p", {"class": "muted"}, "Joined, ranked at the next market update: ",
+                  ", ".join(board["unranked"]) + ("…" if len(board["unranked"]) >= 500 else "."))
+                if board.get("unranked") else "")
 
 
 def player_link(game_name, username):

@@ -70,6 +70,7 @@ window.addEventListener("pageshow", (event) => {
 function subscription() {
   const message = { page };
   if (body.dataset.symbol) message.symbol = body.dataset.symbol;
+  if (body.dataset.game) message.game = body.dataset.game;
   if (body.dataset.interval) message.interval = body.dataset.interval;
   if (body.dataset.first) message.first = body.dataset.first === "yes";
   if (body.dataset.rangeBase) message.base = body.dataset.rangeBase;
