@@ -1409,6 +1409,35 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
             "<form method" not in body.split("<main", 1)[1]
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_replace_page_shows_the_market_as_it_moves(tmp_path, settings, clock, database_url):
+    """Moving a limit is done against the market as it is: the replace page shows the symbol's last price, bid
+    and ask, kept up to date like the asset's page."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "ivan")
+        order = await forward(commands.PlaceOrder, client_order_id="low", side="buy", symbol="AAPL", quantity="2",
+                              type="limit", limit_price="1", time_in_force="gtc")
+        _, body = await site.get(f"/orders/{order['uuid']}/replace")
+        quote = worker.quotes.get("AAPL")
+        assert 'data-page="replace" data-symbol="AAPL"' in body
+        assert f'<dt>Last</dt><dd><span data-live="quote.AAPL.price">{fmt.price(quote["price"])}</span>' in body
+        assert f'<span data-live="quote.AAPL.ask">{fmt.price(quote["ask"])}</span>' in body
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "replace", "symbol": "AAPL"}).encode())
+        await next_message(page, "ready")
+        before = quote["price"]
+        for _ in range(20):
+            await d.tick()
+            if worker.quotes.get("AAPL")["price"] != before:
+                break
+        values = {}
+        while "quote.AAPL.price" not in values:
+            values = (await next_message(page, "set"))["v"]
+        assert values["quote.AAPL.price"][0] == fmt.price(worker.quotes.get("AAPL")["price"])
+        assert not any(key.startswith("quote.") and "AAPL" not in key for key in values)
+
+
 def test_a_flash_message_fits_its_cookie_whatever_was_typed():
     """The message is always kept whole (its 400 characters, even if none is ASCII); what was typed in the form
     goes, longest first, until the cookie fits the browser's limit."""

@@ -55,7 +55,7 @@ from papertrader.worker.web.site import Visit
 
 #: Close code telling the page its session ended (it goes to the sign-in page).
 SIGNED_OUT = 4001
-PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order", "game", "other")
+PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order", "game", "replace", "other")
 #: Seconds between checks that the session is still live (it may expire or go idle on the master).
 SESSION_CHECK = 60
 #: Bytes of one message a page may send (autobahn's limit, which applies to what it sends as well: ``send``
@@ -239,7 +239,7 @@ class View:
     def symbols(self):
         if self.page == "dashboard" and self.portfolio is not None:
             return [p["symbol"] for p in self.portfolio["positions"]]
-        if self.page == "asset" and self.symbol:
+        if self.page in ("asset", "replace") and self.symbol:
             return [self.symbol]
         return []
 
@@ -281,8 +281,9 @@ class View:
             values.update(views.summary_values(self.portfolio))
             values.update(views.position_values(self.portfolio))
         latest = max((q["time"] for q in quotes.values()), default=None)
-        if self.page == "asset" and self.symbol in quotes:
+        if self.page in ("asset", "replace") and self.symbol in quotes:
             values.update(views.quote_values(self.symbol, quotes[self.symbol]))
+        if self.page == "asset" and self.symbol in quotes:
             self.live.worker.reactor.callLater(0, self._send_candle)
         equity = self.portfolio["equity"] if self.page == "dashboard" and self.portfolio is not None else None
         if equity is not None and self.base is not None:

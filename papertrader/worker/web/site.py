@@ -912,7 +912,8 @@ class Website:
         found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
         chrome = self.chrome(request, visit, "orders")
         _, error, form = refusal(chrome, "replace")
-        return html(request, views.replace_page(chrome, found, form or None, error))
+        return html(request, views.replace_page(chrome, found, form or None, error,
+                                                self.worker.quotes.get(found["symbol"])))
 
     @app.route("/orders/<string:order>/replace", methods=["POST"])
     @action()

@@ -601,6 +601,18 @@ def quote_values(symbol, q, day=None):
     return out
 
 
+def quote_value(symbol, q, day=None):
+    """A function giving an element of ``symbol``'s quote that the live connection keeps up to date ('—': none
+    yet): ``v("price")``, ``v("bid")`` ..."""
+    values = quote_values(symbol, q, day)
+
+    def v(key):
+        text, sign = values.get(f"quote.{symbol}.{key}", ("—", None))
+        return live(f"quote.{symbol}.{key}", text, sign)
+
+    return v
+
+
 def candle_rows(candles):
     return [[int(c["time"].timestamp()), fmt.number_text(c["open"]), fmt.number_text(c["high"]),
              fmt.number_text(c["low"]), fmt.number_text(c["close"]), c["volume"]] for c in candles]
@@ -633,11 +645,7 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
     """``intervals``: the candle intervals the market has (a market of daily bars has no intraday ones);
     ``watch``: the watchlists part (:func:`watch_form`)."""
     s = asset["symbol"]
-    values = quote_values(s, quote, day)
-
-    def v(key):
-        text, sign = values.get(f"quote.{s}.{key}", ("—", None))
-        return live(f"quote.{s}.{key}", text, sign)
+    v = quote_value(s, quote, day)
 
     intervals = h("div", {"class": "seg", "role": "group", "aria-label": "Candle interval"},
                   *[h("a", {"href": f"/asset/{s}?interval={key}", "aria-current": "true" if key == interval else None,
@@ -1162,7 +1170,9 @@ def group_note(kind):
             (" Whichever exit fills first cancels the other." if kind == "bracket" else ""))
 
 
-def replace_page(chrome, o, form=None, error=None):
+def replace_page(chrome, o, form=None, error=None, quote=None):
+    """``quote``: the worker's newest of the order's symbol (kept live on the page: a new limit is set against the
+    market as it is)."""
     form = form or {}
     u = o["uuid"]
     if not replaceable(o):  # an entry (the master refuses): the page says what to do instead
@@ -1196,6 +1206,10 @@ def replace_page(chrome, o, form=None, error=None):
                               form.get("time_in_force", o["time_in_force"])))
     body = post_form(f"/orders/{u}/replace", chrome.csrf, *fields,
                      button("Replace order", "btn primary"), cls="stack", label="Replace the order")
+    v = quote_value(o["symbol"], quote)
+    market = h("dl", {"class": "facts tight", "aria-label": f"{o['symbol']} now"},
+               *[h("div", h("dt", label), h("dd", v(key))) for label, key in
+                 (("Last", "price"), ("Change", "change"), ("Bid", "bid"), ("Ask", "ask"), ("As of", "time"))])
     main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
                   h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
                 h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
@@ -1204,8 +1218,8 @@ def replace_page(chrome, o, form=None, error=None):
                                              " stays filled)." + (
                                                  " An exit keeps its shares and time in force (its entry's) and its"
                                                  " place in its order: move its price." if exit_ else "")),
-                  error_box(error, ORDER_FIELDS), body))
-    return document(chrome, "Replace order", main, page="replace")
+                  market, error_box(error, ORDER_FIELDS), body))
+    return document(chrome, "Replace order", main, page="replace", symbol=o["symbol"])
 
 
 # --- history --------------------------------------------------------------------------------------------
