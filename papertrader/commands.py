@@ -148,7 +148,12 @@ class Register(Command):
 
 
 class Login(Command):
-    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode()), (b"remember", amp.Boolean())]
+    """A session for a username and its password.  ``device``: what the client says it is ('Chrome on Linux',
+    'papertrader CLI on Linux'), kept with the session (at most 100 printable characters) for the account's
+    sessions list; never checked."""
+
+    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode()), (b"remember", amp.Boolean()),
+                 (b"device", amp.Unicode(optional=True))]
     response = [(b"token", amp.Unicode()), (b"username", amp.Unicode()), (b"expires", amp.DateTime())]
 
 
@@ -172,7 +177,7 @@ class ProviderFinish(Command):
     """
 
     arguments = [(b"provider", amp.Unicode()), (b"state", amp.Unicode()), (b"code", amp.Unicode()),
-                 (b"remember", amp.Boolean())]
+                 (b"remember", amp.Boolean()), (b"device", amp.Unicode(optional=True))]
     response = [(b"token", amp.Unicode(optional=True)), (b"username", amp.Unicode(optional=True)),
                 (b"expires", amp.DateTime(optional=True)), (b"ticket", amp.Unicode(optional=True)),
                 (b"proposal", amp.Unicode(optional=True))]
@@ -232,7 +237,8 @@ class DeleteAccount(Command):
 
 
 class Sessions(Command):
-    """The account's live sessions (``id`` is a public id, never the token)."""
+    """The account's live sessions (``id`` is a public id, never the token; ``device``: what its client said it
+    was when it signed in, as Login's)."""
 
     arguments = [(b"token", amp.Unicode())]
     response = [
@@ -247,6 +253,7 @@ class Sessions(Command):
                     (b"client_ip", amp.Unicode()),
                     (b"expires", amp.DateTime()),
                     (b"current", amp.Boolean()),
+                    (b"device", amp.Unicode(optional=True)),
                 ]
             ),
         )

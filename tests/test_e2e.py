@@ -2,12 +2,14 @@
 
 import json
 import os
+import platform
 from decimal import Decimal as D
 
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.logger import globalLogPublisher
 
+import papertrader
 from papertrader import commands
 from papertrader.client.connection import Connection, connect
 from papertrader.money import from_cents, from_price_units
@@ -176,6 +178,7 @@ async def test_sessions_listed_and_ended_from_the_client(deployment):
     listed = j(out)
     assert len(listed) == 2 and sum(s["current"] for s in listed) == 1
     assert all(s["client_ip"] == "127.0.0.1" for s in listed)
+    assert {s["device"] for s in listed} == {f"papertrader CLI {papertrader.__version__} on {platform.system()}"}
     phone = next(s["id"] for s in listed if not s["current"])
     status, out, err = await d.cli("logout", "--session", phone, user="alice")
     assert status == 0, err

@@ -484,7 +484,8 @@ async def test_version_14_orders_are_simple_orders_after_version_15(database_url
         applied = await db.migrate(confirmed=True)
         assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders", "0016_position_intent",
                                                             "0017_watchlists", "0018_portfolio_configuration",
-                                                            "0019_order_submitted", "0020_username_skeleton"]
+                                                            "0019_order_submitted", "0020_username_skeleton",
+                                                            "0021_session_device"]
         store = OrderStore(db)
         [still_open] = await db.run(store.open_orders, 1)
         assert (still_open.client_order_id, still_open.order_class, still_open.leg, still_open.parent_id) == (
@@ -538,7 +539,8 @@ async def test_version_20_gives_existing_accounts_the_skeleton_the_code_computes
         old.close()
     db = Database(database_url, str(tmp_path))
     try:
-        assert [name.split(".")[0] for name in await db.migrate(confirmed=True)] == ["0020_username_skeleton"]
+        assert [name.split(".")[0] for name in await db.migrate(confirmed=True)] == ["0020_username_skeleton",
+                                                                                     "0021_session_device"]
         rows = await db.query("SELECT username, username_skeleton FROM accounts ORDER BY id")
         assert [tuple(r) for r in rows] == [(name, username_skeleton(name)) for name in names]
         assert username_skeleton("ILya_0rnvv1") == "llya_omwl"

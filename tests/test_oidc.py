@@ -50,6 +50,8 @@ async def test_first_sign_in_makes_an_account_without_password_then_a_password_c
     assert j(out)["username"] == "grace"
     status, out, _ = await d.cli("whoami", user="grace")
     assert (j(out)["username"], j(out)["email"]) == ("grace", "grace.hopper@example.com")
+    status, out, _ = await d.cli("sessions", user="grace")
+    assert [s["device"] for s in j(out)] == [cli.DEVICE]  # said at the provider's finish, kept for the new account
     [(hashed,)] = await d.master.db.query("SELECT password_hash FROM accounts WHERE username = 'grace'")
     assert hashed is None
     # No password yet: a password login is refused like any wrong password.

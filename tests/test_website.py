@@ -24,6 +24,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from papertrader import commands
+from papertrader.client import cli
 from papertrader.errors import PaperTraderError
 from papertrader.master.db import Database
 from papertrader.trading.valuation import new_day, revalue
@@ -34,6 +35,9 @@ from papertrader.worker.web.security import CSP
 from tests.conftest import bounded, start_cluster
 
 PASSWORD = "correct horse battery"
+#: What Debian's Chromium says it is.
+CHROME_ON_LINUX = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0"
+                   " Safari/537.36")
 
 
 class Site:
@@ -53,7 +57,8 @@ class Site:
                 self.cookies[name] = value
 
     def _headers(self, origin=True, extra=None):
-        headers = {b"Cookie": [("; ".join(f"{k}={v}" for k, v in self.cookies.items())).encode()]}
+        headers = {b"Cookie": [("; ".join(f"{k}={v}" for k, v in self.cookies.items())).encode()],
+                   b"User-Agent": [CHROME_ON_LINUX.encode()]}
         if origin:
             headers[b"Origin"] = [self.url.encode()]
         headers.update(extra or {})
@@ -242,6 +247,12 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert status == 0
         sessions = (await worker.gateway.forward(commands.Sessions, dict(token=token), "127.0.0.1"))["sessions"]
         other = next(s for s in sessions if not s["current"])
+        # Told apart by what signed in: this browser, the command line.
+        assert {s["device"] for s in sessions} == {"Chrome on Linux", cli.DEVICE}
+        _, body = await site.get("/account")
+        assert '<td data-label="Device">Chrome on Linux</td>' in body and f'>{cli.DEVICE}</td>' in body
+        assert f'aria-label="End the session of {cli.DEVICE} signed in {fmt.when(other["created"])} from' \
+               ' 127.0.0.1"' in body
         response, _ = await site.post(f"/account/sessions/{other['id']}/end", dict(csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/account")
         status, out, _ = await d.cli("whoami", user="carol")

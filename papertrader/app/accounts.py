@@ -27,9 +27,9 @@ class AccountCommands:
         return {"username": account.username, "email": account.email, "cash": account.cash}
 
     @defer.inlineCallbacks
-    def login(self, stamp, username, password, remember):
+    def login(self, stamp, username, password, remember, device=None):
         token, name, expires = yield self.accounts.login(username, password, remember, stamp.worker,
-                                                         stamp.client_ip[:64])
+                                                         stamp.client_ip[:64], device)
         return {"token": token, "username": name, "expires": expires}
 
     @defer.inlineCallbacks
@@ -43,11 +43,11 @@ class AccountCommands:
         return {"url": url, "state": state}
 
     @defer.inlineCallbacks
-    def provider_finish(self, stamp, provider, state, code, remember):
+    def provider_finish(self, stamp, provider, state, code, remember, device=None):
         if len(state) > MAX_STATE or len(code) > MAX_CODE:
             raise ProviderLoginFailed("this sign-in is unknown or has expired; start again")
         identity = yield self._provider(provider).finish(state, code)
-        answer = yield self.accounts.identity_login(identity, remember, stamp.worker, stamp.client_ip[:64])
+        answer = yield self.accounts.identity_login(identity, remember, stamp.worker, stamp.client_ip[:64], device)
         return answer
 
     @defer.inlineCallbacks

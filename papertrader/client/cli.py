@@ -19,6 +19,7 @@ import errno
 import getpass
 import math
 import os
+import platform
 import shlex
 import signal
 import sys
@@ -69,6 +70,8 @@ LEG_COLUMNS = ["id", "leg", "side", "quantity", "type", "limit_price", "stop_pri
 ORDER_COLUMNS = ["id", "side", "symbol", "quantity", "type", "time_in_force", "limit_price", "stop_price", "status",
                  "filled_quantity", "average_price", "reason"]
 OPEN = ("new", "partially_filled")
+#: What this client says it is when it signs in (the account's sessions list shows it).
+DEVICE = f"papertrader CLI {papertrader.__version__} on {platform.system() or 'an unknown system'}"
 PORTFOLIO_ACTIONS = ("show", "create", "list", "use", "rename", "default", "close", "reset", "configure")
 #: The switches of 'portfolio configure' (the portfolio's configuration that acts on orders).
 CONFIGURE_SWITCHES = (("no_shorting", "long only: no short sales"),
@@ -209,7 +212,7 @@ def build_parser():
     which.add_argument("--all", action="store_true", help="end every session of the account, on every device")
     which.add_argument("--session", metavar="ID",
                        help="end the session with this id instead (see 'sessions'; default: this session)")
-    command("sessions", "your sessions: id, created, last used, worker, address, expiry")
+    command("sessions", "your sessions: id, device, created, last used, worker, address, expiry")
     c = command("api-key", "your API keys, for programs using the HTTP API (alpaca-py...)")
     c.add_argument("action", choices=("create", "list", "revoke"),
                    help="create a key (its secret is shown once), list them, or revoke one")
@@ -814,7 +817,7 @@ class CLI:
                 raise UsageFailure("login needs a USERNAME (or --provider NAME)")
             password = self.password()
             answer = yield self.call(commands.Login, username=self.args.username, password=password,
-                                     remember=self.args.remember)
+                                     remember=self.args.remember, device=DEVICE)
         yield self._logged_in(answer)
 
     @defer.inlineCallbacks
@@ -859,7 +862,7 @@ class CLI:
     def _provider_login(self):
         back = yield self._provider_sign_in()
         answer = yield self.call(commands.ProviderFinish, provider=self.args.provider, state=back["state"],
-                                 code=back["code"], remember=self.args.remember)
+                                 code=back["code"], remember=self.args.remember, device=DEVICE)
         if answer.get("token"):
             return answer
         if self.args.link:
@@ -942,7 +945,8 @@ class CLI:
         answer = yield self.call(commands.Sessions, token=self.token())
         rows = answer["sessions"]
         self.emit(rows, output.table([dict(r, current="*" if r["current"] else "") for r in rows],
-                                     ["id", "current", "created", "last_used", "worker", "client_ip", "expires"]))
+                                     ["id", "current", "device", "created", "last_used", "worker", "client_ip",
+                                      "expires"]))
 
     @defer.inlineCallbacks
     def do_passwd(self):

@@ -19,7 +19,7 @@ import hashlib
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from twisted.internet import defer
@@ -69,6 +69,16 @@ class Session:
 
 
 @dataclass(frozen=True)
+class _Ticket:
+    """A provider sign-in awaiting a username (ProviderCreate) or a password (ProviderLink)."""
+
+    identity: object
+    remember: bool
+    device: str  # what the client said it is, for its session
+    expires: float  # clock seconds
+
+
+@dataclass(frozen=True)
 class Account:
     id: int
     username: str
@@ -89,7 +99,7 @@ class Accounts:
         #: Called with a token hash when a session ends (the master tells the workers).
         self.on_session_ended = []
         self._dummy_hash = None
-        self._tickets = {}  # ticket -> (Identity, remember, expiry): a provider sign-in awaiting a username
+        self._tickets = {}  # ticket -> _Ticket: a provider sign-in awaiting a username
         #: Sessions ended because the operator disabled their account: token hash -> (account id, expiry), so
         #: their next command says why (account_disabled) rather than only not_logged_in.  Memory only (a
         #: restarted master says not_logged_in; a login then says account_disabled), bounded like _sessions.
@@ -148,7 +158,7 @@ class Accounts:
         return Account(account_id, username, email, self.settings.starting_cash, parse_iso(created))
 
     @defer.inlineCallbacks
-    def login(self, username, password, remember, worker, client_ip):
+    def login(self, username, password, remember, worker, client_ip, device=None):
         name_key, address_key = ("name", (username or "").lower()[:64]), ("address", client_ip)
         self.login_throttle.check(name_key, address_key)
         if not (3 <= len(username or "") <= 64) or not password or len(password) > validation.MAX_PASSWORD:
@@ -188,11 +198,12 @@ class Accounts:
             yield self.db.execute("UPDATE accounts SET password_hash = ? WHERE id = ?", (rehashed, account_id))
             self.log.info("password hash of {username} upgraded to bcrypt cost {rounds}", username=name,
                           rounds=self.settings.bcrypt_rounds)
-        result = yield self._open_session(account_id, name, remember, worker, client_ip)
+        result = yield self._open_session(account_id, name, remember, worker, client_ip, device=device)
         return result
 
     @defer.inlineCallbacks
-    def _open_session(self, account_id, name, remember, worker, client_ip, how="password"):
+    def _open_session(self, account_id, name, remember, worker, client_ip, how="password", device=None):
+        """A new session; ``device``: what the client said it is (validation.device), for the sessions list."""
         token = secrets.token_urlsafe(32)
         now = self.now()
         expires = now + (REMEMBER_TTL if remember else SESSION_TTL)
@@ -210,8 +221,9 @@ class Accounts:
                 raise AccountDisabled(DISABLED)
             cursor.execute(
                 sql("INSERT INTO sessions (token_hash, account_id, created, expires, worker, client_ip, public_id,"
-                    " last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                (hashed_token, account_id, iso(now), iso(expires), worker, client_ip, secrets.token_hex(6), iso(now)),
+                    " last_used, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                (hashed_token, account_id, iso(now), iso(expires), worker, client_ip, secrets.token_hex(6), iso(now),
+                 validation.device(device)),
             )
 
         yield self.db.run(store)
@@ -223,7 +235,7 @@ class Accounts:
     # --- third-party identities ---------------------------------------------
 
     @defer.inlineCallbacks
-    def identity_login(self, identity, remember, worker, client_ip):
+    def identity_login(self, identity, remember, worker, client_ip, device=None):
         """A session for the account linked to ``identity``; or, when there is none, a ticket to create or
         link one (fires with a dict: token/username/expires, or ticket/proposal)."""
         rows = yield self.db.query(
@@ -235,17 +247,17 @@ class Accounts:
             raise AccountDisabled(DISABLED)
         if rows:
             token, name, expires = yield self._open_session(rows[0][0], rows[0][1], remember, worker, client_ip,
-                                                            "provider")
+                                                            "provider", device)
             return dict(token=token, username=name, expires=expires)
         self._expire_tickets()
         ticket = secrets.token_urlsafe(24)
-        self._tickets[ticket] = (identity, remember, self.clock.seconds() + 600)
+        self._tickets[ticket] = _Ticket(identity, remember, device, self.clock.seconds() + 600)
         proposal = yield self._propose(identity.email)
         return dict(ticket=ticket, proposal=proposal)
 
     def _expire_tickets(self):
         now = self.clock.seconds()
-        for ticket in [t for t, (_, _, expires) in self._tickets.items() if expires <= now]:
+        for ticket in [t for t, found in self._tickets.items() if found.expires <= now]:
             del self._tickets[ticket]
 
     def _ticket(self, ticket):
@@ -282,7 +294,8 @@ class Accounts:
     @defer.inlineCallbacks
     def create_from_identity(self, ticket, username, worker, client_ip):
         """A new account without a password, linked to the ticket's identity; fires with a session."""
-        identity, remember, _ = self._ticket(ticket)
+        found = self._ticket(ticket)
+        identity = found.identity
         validation.username(username)
         email = identity.email if validation.EMAIL_RE.fullmatch(identity.email or "") else f"{username}@invalid"
         created = iso(self.now())
@@ -304,25 +317,28 @@ class Accounts:
         try:
             account_id = yield self.db.run(insert)
         except UsernameTaken:  # one that looks like another's
-            self._tickets[ticket] = (identity, remember, self.clock.seconds() + 600)  # let them pick another
+            self._tickets[ticket] = replace(found, expires=self.clock.seconds() + 600)  # let them pick another
             raise
         except Exception as e:
             if is_unique_violation(e):
-                self._tickets[ticket] = (identity, remember, self.clock.seconds() + 600)  # let them pick another
+                self._tickets[ticket] = replace(found, expires=self.clock.seconds() + 600)  # let them pick another
                 raise UsernameTaken(f"the username {username!r} is already taken")
             raise
         self.log.info("account {username} created through {issuer}", username=username, issuer=identity.issuer)
-        result = yield self._open_session(account_id, username, remember, worker, client_ip, "provider")
+        result = yield self._open_session(account_id, username, found.remember, worker, client_ip, "provider",
+                                          found.device)
         return result
 
     @defer.inlineCallbacks
     def link_identity(self, ticket, username, password, worker, client_ip):
         """Link the ticket's identity to an existing password account (its password is required)."""
-        identity, remember, expires = self._ticket(ticket)
+        found = self._ticket(ticket)
+        identity = found.identity
         try:
-            token, name, session_expires = yield self.login(username, password, remember, worker, client_ip)
+            token, name, session_expires = yield self.login(username, password, found.remember, worker, client_ip,
+                                                            found.device)
         except BadCredentials:
-            self._tickets[ticket] = (identity, remember, expires)
+            self._tickets[ticket] = found
             raise
         session = yield self.authenticate(token)
         yield self.db.execute("INSERT INTO identities (issuer, subject, account_id, email, created)"
@@ -522,14 +538,15 @@ class Accounts:
     def sessions(self, session):
         """Every live session of the account: public id, created, last used, worker, client IP, expiry."""
         rows = yield self.db.query(
-            "SELECT public_id, created, last_used, worker, client_ip, expires, token_hash FROM sessions"
+            "SELECT public_id, created, last_used, worker, client_ip, expires, token_hash, device FROM sessions"
             " WHERE account_id = ? ORDER BY created", (session.account_id,))
         out = []
-        for public_id, created, last_used, worker, client_ip, expires, hashed in rows:
+        for public_id, created, last_used, worker, client_ip, expires, hashed, device in rows:
             cached = self._sessions.get(hashed)
             used = cached.last_used if cached is not None else parse_iso(last_used)
             out.append(dict(id=public_id, created=parse_iso(created), last_used=used, worker=worker,
-                            client_ip=client_ip, expires=parse_iso(expires), current=hashed == session.token_hash))
+                            client_ip=client_ip, expires=parse_iso(expires), current=hashed == session.token_hash,
+                            device=device))
         return out
 
     @defer.inlineCallbacks

@@ -25,6 +25,20 @@ WORKER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,128}$")
 
 
+#: Characters of a session's device label kept (what the client says it is: shown in the sessions list only).
+MAX_DEVICE = 100
+
+
+def device(value):
+    """What a client says it is ('Chrome on Linux', 'papertrader CLI on Linux'), as the sessions list shows it:
+    printable characters only, runs of spaces as one, at most MAX_DEVICE characters; None if nothing is left.
+    Never refused (it is the client's word, for the person to tell their sessions apart: no check relies on it)."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join("".join(c if c.isprintable() else " " for c in value[:4 * MAX_DEVICE]).split())
+    return text[:MAX_DEVICE] or None
+
+
 def username_skeleton(value):
     """A username with the letters that look alike made one, lowercased (what migration 0020 computes in SQL,
     in the same order): capital I and the digit 1 as l, the digit 0 as o, rn as m, vv as w.  Two usernames

@@ -245,3 +245,26 @@ def typed_number(text):
     if match is None:
         return text
     return match.group(1).replace(",", "") + (match.group(2) or "")
+
+
+#: (a token of the User-Agent header, the browser it names), first match wins: Edge and Opera say Chrome too,
+#: Chrome says Safari too.
+BROWSERS = (("Edg/", "Edge"), ("EdgA/", "Edge"), ("EdgiOS/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
+            ("FxiOS/", "Firefox"), ("SamsungBrowser/", "Samsung Internet"), ("CriOS/", "Chrome"),
+            ("Chromium/", "Chromium"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+#: The same of the system: Android and iOS before Linux and macOS, whose names they also carry.
+SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("CrOS", "ChromeOS"),
+           ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("Linux", "Linux"))
+
+
+def device(user_agent):
+    """A browser's User-Agent as a person reads it in their sessions list: 'Firefox on Windows' (None: no header).
+    Only a label (a client may say anything): nothing relies on it."""
+    if not user_agent:
+        return None
+    browser = next((name for token, name in BROWSERS if token in user_agent), None)
+    system = next((name for token, name in SYSTEMS if token in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or (f"a browser on {system}" if system else "a browser")
+

@@ -71,6 +71,11 @@ def client_ip(request):
     return getattr(request.getClientAddress(), "host", "unknown")
 
 
+def browser(request):
+    """What signs in, for the account's sessions list: the browser and its system, from its User-Agent."""
+    return fmt.device((request.getHeader(b"user-agent") or b"")[:1000].decode("latin-1"))
+
+
 def field(request, name, limit=MAX_FIELD):
     """A form field as text ('' if absent); refused if longer than ``limit`` or not UTF-8."""
     values = request.args.get(name.encode())
@@ -399,7 +404,7 @@ class Website:
         remember = field(request, "remember", 8) == "yes"
         try:
             answer = await self.anonymous(request, commands.Login, username=username, password=password,
-                                          remember=remember)
+                                          remember=remember, device=browser(request))
         except BadCredentials:
             return self._signin_again(request, username, "Wrong username or password.")
         except MasterUnavailable:
@@ -441,7 +446,7 @@ class Website:
         # Signed in at once, as on any broker's site (if that fails, e.g. throttled, the sign-in page asks).
         try:
             answer = await self.anonymous(request, commands.Login, username=username, password=password,
-                                          remember=False)
+                                          remember=False, device=browser(request))
         except PaperTraderError:
             security.set_flash(request, f"Account {username} created. Sign in to start trading.", "success",
                                u=username)
@@ -498,7 +503,8 @@ class Website:
             return self._signin_again(request, "", f"Signing in with {provider.capitalize()} was canceled.")
         try:
             answer = await self.anonymous(request, commands.ProviderFinish, provider=provider, state=state,
-                                          code=field(request, "code", 4096), remember=False)
+                                          code=field(request, "code", 4096), remember=False,
+                                          device=browser(request))
         except PaperTraderError as e:
             return self._signin_again(request, "", sentence(e.message))
         if answer.get("token"):

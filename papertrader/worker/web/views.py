@@ -1277,8 +1277,11 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
     for s in sessions:
         end = "This session" if s["current"] else post_form(
             f"/account/sessions/{s['id']}/end", chrome.csrf,
-            button("End", "btn small danger", **{"aria-label": f"End the session from {s['client_ip']}"}), cls="inline")
-        session_rows.append(h("tr", cell(fmt.when(s["created"]), "Signed in"),
+            button("End", "btn small danger", **{"aria-label": f"End the session of {s.get('device') or 'a client'}"
+                                                                f" signed in {fmt.when(s['created'])} from"
+                                                                f" {s['client_ip']}"}), cls="inline")
+        session_rows.append(h("tr", cell(s.get("device") or "not said", "Device"),
+                              cell(fmt.when(s["created"]), "Signed in"),
                               cell(fmt.when(s["last_used"]), "Last used"),
                               cell(s["client_ip"], "Address"), cell(s["worker"], "Worker"),
                               cell(fmt.when(s["expires"]), "Expires"), h("td", {"class": "actions"}, end)))
@@ -1345,7 +1348,7 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
             post_form("/account/signout-everywhere", chrome.csrf, button("Sign out everywhere", "btn small danger"),
                       cls="inline", confirm="End every session of your account, this one included?")),
           error_box(errors.get("sessions")),
-          table(["Signed in", "Last used", "Address", "Worker", "Expires", ""], join(*session_rows),
+          table(["Device", "Signed in", "Last used", "Address", "Worker", "Expires", ""], join(*session_rows),
                 caption="Sessions", empty="No sessions.", cls="data stack-on-phone")),
         h("section", {"class": "card", "aria-labelledby": "keys-title"}, h("h2", {"id": "keys-title"}, "API keys"),
           h("p", {"class": "muted"}, "For programs using the Alpaca-compatible HTTP API. A key acts for your account."),

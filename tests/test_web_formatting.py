@@ -1,0 +1,35 @@
+"""What the website says of the browsers that signed in (their sessions list)."""
+
+import pytest
+
+from papertrader.master import validation
+from papertrader.worker.web import formatting as fmt
+
+AGENTS = [
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+     "Chrome on Linux"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0"
+     " Safari/537.36 Edg/131.0.2903.86", "Edge on Windows"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1"
+     " Safari/605.1.15", "Safari on macOS"),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+     " Version/18.1 Mobile/15E148 Safari/604.1", "Safari on iOS"),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.81"
+     " Mobile Safari/537.36", "Chrome on Android"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox on Windows"),
+    ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0"
+     " Safari/537.36", "Chrome on ChromeOS"),
+    ("curl/8.5.0", "a browser"),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize("agent, said", AGENTS)
+def test_a_browser_is_named_as_a_person_knows_it(agent, said):
+    assert fmt.device(agent) == said
+
+
+def test_what_a_client_says_it_is_is_kept_printable_and_short():
+    assert validation.device("Firefox\n on\tWindows\x1b[31m") == "Firefox on Windows [31m"
+    assert validation.device("x" * 5000) == "x" * validation.MAX_DEVICE
+    assert validation.device("  \n ") is None and validation.device(None) is None and validation.device(7) is None
