@@ -1,5 +1,7 @@
 """What the website says of the browsers that signed in (their sessions list)."""
 
+from decimal import Decimal
+
 import pytest
 
 from papertrader.master import validation
@@ -33,3 +35,8 @@ def test_what_a_client_says_it_is_is_kept_printable_and_short():
     assert validation.device("Firefox\n on\tWindows\x1b[31m") == "Firefox on Windows [31m"
     assert validation.device("x" * 5000) == "x" * validation.MAX_DEVICE
     assert validation.device("  \n ") is None and validation.device(None) is None and validation.device(7) is None
+
+
+def test_a_change_too_small_to_show_is_no_negative_zero():
+    assert fmt.percent(fmt.change_percent(Decimal("99996.10"), Decimal("100000"))) == "0.00%"
+    assert fmt.percent(Decimal("-0.006")) == "-0.01%" and fmt.percent(Decimal("1.25")) == "+1.25%"

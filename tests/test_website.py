@@ -210,11 +210,25 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert [o["client_order_id"] for o in orders["orders"]] == ["web-1"]
         await d.tick()
 
-        # The equity curve counts the fill made at the market's current time, as the portfolio does.
+        # The equity curve counts the fill made at the market's current time, as the portfolio does; a month's
+        # curve of a portfolio that first traded today starts then (not a month of days it did not trade), from
+        # its starting cash: its change is the total P&L.
         response, body = await site.get("/?range=1M")
         points = json.loads(re.search(r'data-points="([^"]*)"', body).group(1).replace("&quot;", '"'))
         portfolio = await worker.gateway.forward(commands.Portfolio, dict(token=token), "127.0.0.1")
         assert Decimal(points[-1][1]) == portfolio["equity"]
+        note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', body).group(1))
+        first = (await worker.gateway.forward(commands.Activities, dict(token=token, direction="asc", page_size=1),
+                                              "127.0.0.1"))["activities"][0]
+        total = portfolio["equity"] - portfolio["starting_cash"] if "starting_cash" in portfolio else \
+            portfolio["equity"] - settings.starting_cash
+        assert note == f"Month: {fmt.money(total, signed=True)} since it started (its first trade:" \
+                       f" {fmt.day(first['time'])})", note
+        # All of it, while the market's time is still that of the first fill (a replay's between updates): the
+        # same (it was refused: 'the start must come before the end').
+        response, body = await site.get("/?range=ALL")
+        note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', body).group(1))
+        assert response.code == 200 and note.startswith(f"All: {fmt.money(total, signed=True)} since it started"), note
 
         # Text a user chose comes back escaped.  The new-key form sent twice (a reload of the page that showed
         # the secret) makes one key, and says so.
@@ -1331,11 +1345,11 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         _, body = await site.get("/orders")
         row = order_row(body, "open-orders", take["uuid"])
         assert '<span class="badge held">held</span>' in row and f"Take-profit of {link}" in row
-        assert "<button" not in row and 'aria-label="Replace: Sell 4 AAPL"' in row
+        assert "<button" not in row and 'aria-label="Replace: Sell 4 AAPL (' in row
         assert f"Held until {link} fills: cancel that order to cancel it" in row
         assert f"Stop-loss of {link}" in order_row(body, "open-orders", stop["uuid"])
         row = order_row(body, "open-orders", entry["uuid"])
-        assert "Bracket entry" in row and 'aria-label="Cancel: Buy 4 AAPL"' in row and "Replace" not in row
+        assert "Bracket entry" in row and 'aria-label="Cancel: Buy 4 AAPL (' in row and "Replace" not in row
         # An exit's page: held until its entry fills, no Cancel button, every part of the bracket listed.
         _, body = await site.get(f"/orders/{take['uuid']}")
         assert f"Held until {link} fills" in body and "Cancel order" not in body
@@ -1369,13 +1383,13 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
             sections = (await next_message(live, "html"))["v"]
             if "badge held" not in sections["open-orders"]:
                 break
-        assert 'aria-label="Cancel: Sell 4 AAPL"' in sections["open-orders"] and "badge held" not in \
+        assert 'aria-label="Cancel: Sell 4 AAPL (' in sections["open-orders"] and "badge held" not in \
             sections["open-orders"]
         # Reloaded: both exits open, with their buttons, still linked to their entry (filled, among the closed).
         _, body = await site.get("/orders")
         row = order_row(body, "open-orders", take["uuid"])
         assert '<span class="badge new">open</span>' in row and f"Take-profit of {link}" in row
-        assert 'aria-label="Cancel: Sell 4 AAPL"' in row and 'aria-label="Replace: Sell 4 AAPL"' in row
+        assert 'aria-label="Cancel: Sell 4 AAPL (' in row and 'aria-label="Replace: Sell 4 AAPL (' in row
         assert '<span class="badge filled">filled</span>' in order_row(body, "closed-orders", entry["uuid"])
         # Canceling one exit cancels the other, and the message says so.
         response, _ = await site.post(f"/orders/{take['uuid']}/cancel", dict(csrf=csrf))
@@ -1502,7 +1516,7 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
         response, _ = await site.post("/watchlists", dict(name="Tech", symbols="aapl, msft", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/assets#watchlists")
         _, body = await site.get("/assets")
-        assert "<h3>Tech</h3>" in body
+        assert "<h3>Tech</h3>" in body and "Watchlist Tech created with AAPL, MSFT." in body  # said, not only shown
         card = body[body.find('id="watchlists"'):]
         assert card.find('href="/asset/AAPL"') < card.find('href="/asset/MSFT"')  # in the list's order
         price = fmt.price(d.master.board.get("MSFT").price)
@@ -1512,11 +1526,14 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
                                   "/assets#watchlists")
         assert "Unknown symbol 'NOPE': traded symbols are AAPL, MSFT, TSLA." in body
         assert 'value="TSLA NOPE"' in body
+        assert 'data-fields="w-add-0"' in body  # the field typed in is the one marked (not the new list's)
         assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["AAPL", "MSFT"]
         response, _ = await site.post("/watchlists/add", dict(name="Tech", symbols="TSLA", csrf=csrf))
         assert response.code == 303
+        assert "TSLA added to your watchlist Tech." in (await site.get("/assets"))[1]
         response, _ = await site.post("/watchlists/remove", dict(name="Tech", symbol="AAPL", csrf=csrf))
         assert response.code == 303
+        assert "AAPL removed from your watchlist Tech." in (await site.get("/assets"))[1]
         assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["MSFT", "TSLA"]
         # From an asset's page: added to the list chosen, and back to the page, which says so.
         _, body = await site.get("/asset/AAPL")

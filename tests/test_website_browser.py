@@ -159,7 +159,9 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.wait_text("#form-error", "short selling is not allowed")
         focused = await b.script(FOCUSED)
         assert focused == {"id": "form-error", "seen": True, "title": "Error: AAPL · PaperTrader"}, focused
-        assert await b.attribute("#t-qty", "aria-invalid") is None  # (it names no field)
+        # (not enough shares: the amount is marked, described by the reason)
+        assert await b.attribute("#t-qty", "aria-invalid") == "true"
+        assert (await b.attribute("#t-qty", "aria-describedby")).startswith("form-error")
         # One that names a field marks it invalid, described by the reason.
         await b.fill({"#t-side-buy": True, "#t-type": "limit", "#t-qty": "1", "#t-limit_price": ""})
         await b.click("#place-order")
@@ -216,6 +218,27 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.wait_text(".flash", "Canceled: Buy 10 AAPL")
         await b.wait_text("[data-section='open-orders']", "No open orders.")
         assert "canceled" in await b.wait_text("[data-section='closed-orders'] tr", "Buy 10 AAPL")
+
+        # The keyboard stays on the button it was on when the table comes again (another order ended): the same
+        # order's Cancel, found by where it posts, never another row's; if its own order ends, the table's caption.
+        token = {"token": session["value"]}
+        low, lower = [await d.worker.gateway.forward(commands.PlaceOrder, dict(
+            token, client_order_id=f"focus-{n}", side="buy", symbol="AAPL", quantity="1", type="limit",
+            limit_price=str(n), time_in_force="gtc"), "127.0.0.1") for n in (2, 1)]
+        await b.open("/orders")
+        await b.page("orders")
+        await b.live()
+        await b.script("document.querySelector(`form[action='/orders/${arguments[0]}/cancel'] button`).focus()",
+                       lower["uuid"])
+        focused = "const f = document.activeElement.closest('form'); return f ? f.getAttribute('action') : " \
+                  "document.activeElement.tagName;"
+        await d.worker.gateway.forward(commands.CancelOrder, dict(token, order_uuid=low["uuid"]), "127.0.0.1")
+        await b.wait(lambda dr: low["uuid"] not in dr.find_element(
+            "css selector", "[data-section='open-orders']").get_attribute("innerHTML"), "the table without it")
+        assert await b.script(focused) == f"/orders/{lower['uuid']}/cancel"
+        await d.worker.gateway.forward(commands.CancelOrder, dict(token, order_uuid=lower["uuid"]), "127.0.0.1")
+        await b.wait_text("[data-section='open-orders']", "No open orders.")
+        assert await b.script(focused) == "CAPTION"
 
         # Buy at the market: it fills at the next update, pushed to the page (no reload).
         await b.open("/asset/AAPL")

@@ -59,6 +59,8 @@ def percent(value, signed=True):
     if value is None:
         return "—"
     value = Decimal(value).quantize(Decimal("0.01"))
+    if value == 0:
+        return "0.00%"  # (a change of -0.004% is no '-0.00%')
     sign = "+" if signed and value > 0 else ""
     return f"{sign}{value}%"
 

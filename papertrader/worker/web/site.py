@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import uuid
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -557,17 +558,26 @@ class Website:
         return RANGES_DAILY if self.daily(clock) else RANGES_INTRADAY
 
     async def equity_history(self, visit, clock, chosen):
+        """The equity curve of the range ``chosen``; from the portfolio's first transaction when that came later
+        than the range's start (or for 'all'): a curve (and a change 'since') reaching back before the portfolio
+        traded at all showed days it did not exist."""
         period, timeframe = self.ranges(clock)[chosen]
-        start = None
-        if period is None:  # all: from the account's first transaction
-            first = await self.call(visit, commands.Activities, direction="asc", page_size=1)
-            if first["activities"]:
-                start = first["activities"][0]["time"]
-            else:
-                period = "1M"
-        history = await self.call(visit, commands.PortfolioHistory, period=period, timeframe=timeframe, start=start)
+        first = await self.call(visit, commands.Activities, direction="asc", page_size=1)
+        first = first["activities"][0]["time"] if first["activities"] else None
+        history = None
+        if period is not None or first is None:
+            history = await self.call(visit, commands.PortfolioHistory, period=period or "1M", timeframe=timeframe)
+            stamps = history["timestamps"]
+            if first is None or not stamps or first.timestamp() <= stamps[0]:
+                return dict(history, since_first_trade=False)
+        # From the start of the first trade's bucket (its day's candle is stamped at the open, before a fill at the
+        # close), a moment before it: a replay's time stands still between updates, and a curve from the first
+        # fill's time to now, that same time, was refused ('the start must come before the end').
+        bucket = views.BUCKETS.get(timeframe, 86400)
+        start = datetime.fromtimestamp(first.timestamp() // bucket * bucket, timezone.utc) - timedelta(microseconds=1)
+        history = await self.call(visit, commands.PortfolioHistory, timeframe=timeframe, start=start)
         # (the dashboard then counts the change from the starting cash: views.dashboard_page)
-        return dict(history, since_first_trade=start is not None)
+        return dict(history, since_first_trade=True)
 
     def names(self):
         return {q["symbol"]: q.get("name") for q in self.worker.quotes.all()}
@@ -629,17 +639,25 @@ class Website:
     def _symbols_typed(text):
         return [s for s in re.split(r"[\s,]+", text.strip().upper()) if s]
 
-    async def _watchlist_change(self, request, visit, which, form, command, **arguments):
+    async def _watchlist_change(self, request, visit, which, form, command, done, **arguments):
+        """``command`` on a watchlist; ``done``: what the page then says (a screen reader hears it: the page
+        reloads with the focus at its top)."""
         _, refused = await self.attempt(self.call(visit, command, **arguments),
                                         lambda why: refuse(request, "/assets#watchlists", which, why, form))
-        return refused or redirect(request, "/assets#watchlists")
+        if refused is not None:
+            return refused
+        security.set_flash(request, done, "success")
+        return redirect(request, "/assets#watchlists")
 
     @app.route("/watchlists", methods=["POST"])
     @action()
     async def create_watchlist(self, request, visit):
         form = {"name": field(request, "name", 64), "symbols": field(request, "symbols", 400)}
+        symbols = self._symbols_typed(form["symbols"])
         return await self._watchlist_change(request, visit, "create", form, commands.CreateWatchlist,
-                                            name=form["name"], symbols=self._symbols_typed(form["symbols"]))
+                                            f"Watchlist {form['name']} created" +
+                                            (f" with {', '.join(symbols)}." if symbols else "."),
+                                            name=form["name"], symbols=symbols)
 
     @app.route("/watchlists/add", methods=["POST"])
     @action()
@@ -661,6 +679,7 @@ class Website:
             return refuse(request, "/assets#watchlists", f"list:{form['name']}", "Type one or more symbols to add.",
                           form)
         return await self._watchlist_change(request, visit, f"list:{form['name']}", form, commands.AddToWatchlist,
+                                            f"{', '.join(symbols)} added to your watchlist {form['name']}.",
                                             watchlist_name=form["name"], symbols=symbols)
 
     @app.route("/watchlists/remove", methods=["POST"])
@@ -670,6 +689,7 @@ class Website:
         if not symbol.strip():
             return refuse(request, "/assets#watchlists", f"list:{name}", "Choose a symbol to remove.", {})
         return await self._watchlist_change(request, visit, f"list:{name}", {}, commands.RemoveFromWatchlist,
+                                            f"{symbol.strip().upper()} removed from your watchlist {name}.",
                                             watchlist_name=name, symbols=[symbol])
 
     @app.route("/watchlists/delete", methods=["POST"])

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "12"
+STATIC_VERSION = "13"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -127,7 +127,9 @@ ORDER_FIELDS = ((("stop-loss limit price", "stop_loss_limit"), "t-stop_loss_limi
                 (("take-profit limit price", "take-profit (", "take_profit"), "t-take_profit"),
                 (("quantity", "shares"), "t-qty"), (("notional", "amount"), "t-notional"),
                 (("limit price", "limit_price"), "t-limit_price"), (("stop price", "stop_price"), "t-stop_price"),
-                (("trail",), "t-trail"), (("time in force",), "t-time_in_force"))
+                (("trail",), "t-trail"), (("time in force",), "t-time_in_force"),
+                # Too much for the cash or the shares: the amount (by shares, or by dollars: whichever is shown).
+                (("needs up to", "insufficient position"), "t-qty"), (("insufficient buying power",), "t-notional"))
 SIGNIN_FIELDS = ((("username",), "f-username"), (("password",), "f-password"))
 REGISTER_FIELDS = SIGNIN_FIELDS + ((("email",), "f-email"),)
 GAME_FIELDS = ((("first day", "would start", "ends after it starts"), "f-start"),
@@ -239,7 +241,8 @@ def portfolio_selector(chrome):
     return post_form("/portfolios/use", chrome.csrf,
                      h("label", {"for": "f-shown-portfolio", "class": "sr-only"}, "Portfolio shown"),
                      h("select", {"id": "f-shown-portfolio", "name": "name"}, *options),
-                     button("Show", "btn small ghost"), cls="inline portfolio-picker", label="Portfolio shown")
+                     button("Switch", "btn small ghost", **{"aria-label": "Switch to this portfolio"}),
+                     cls="inline portfolio-picker", label="Portfolio shown")
 
 
 def footer(chrome, charts):
@@ -491,6 +494,11 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
 WATCHLIST_FIELDS = ((("name",), "w-name"), (("symbol", "watchlist holds"), "w-symbols"))
 
 
+def list_fields(n):
+    """The same for the n-th list's "Add symbols" form: a refusal names its own field."""
+    return ((("symbol", "watchlist holds"), f"w-add-{n}"),)
+
+
 def _quote_cells(q, s):
     change = q["price"] - q["previous_close"] if q.get("previous_close") is not None else None
     pct = fmt.change_percent(q["price"], q.get("previous_close"))
@@ -531,7 +539,7 @@ def watchlists_card(chrome, lists, quotes, refused=(None, None, {})):
                            button("Delete list", "btn small danger", **{"aria-label": f"Delete the watchlist {name}"}),
                            cls="inline", confirm=f"Delete the watchlist {name}?")
         parts.append(h("div", {"class": "watchlist", "id": f"watchlist-{len(parts)}"},
-                       h("h3", name), error_box(why, WATCHLIST_FIELDS) if mine else "",
+                       h("h3", name), error_box(why, list_fields(len(parts))) if mine else "",
                        table(["Asset", ("Last", "num"), ("Change today", "num"), ""], join(*rows),
                              caption=f"Watchlist {name}", empty="No symbols yet: add some below.",
                              cls="data stack-on-phone"), add, delete))
@@ -652,7 +660,7 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
                             "aria-label": f"{label}, {INTERVAL_WORDS[key]} candles"}, label) for key, label in INTERVALS
                     if intervals is None or key in intervals])
     head = h("div", {"class": "asset-head"},
-             h("div", h("h1", s, h("span", {"class": "name"}, asset.get("name") or "")),
+             h("div", h("h1", s, " ", h("span", {"class": "name"}, asset.get("name") or "")),
                h("p", {"class": "muted"}, asset.get("exchange") or "", " · ",
                  "fractional shares" if asset.get("fractionable") else "whole shares only",
                  "" if asset.get("tradable", True) else " · not tradable now"), watch),
@@ -673,16 +681,18 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
               h("p", {"class": "chart-note"}, f"{len(candles)} candle{'s' if len(candles) != 1 else ''}" if candles
                 else "No candles yet for this interval."))
     main = join(head, facts,
+                # In reading (and Tab) order: the chart, the ticket and the position, then the open orders; on a wide
+                # screen the ticket and the position are a column at the right (app.css).
                 h("div", {"class": "columns"},
-                  h("div", {"class": "col-main"}, chart,
-                    h("section", {"class": "card sym-orders", "aria-labelledby": "sym-orders-title"},
-                      h("h2", {"id": "sym-orders-title"}, f"Your open {s} orders"),
-                      open_orders_table(open_orders, chrome.csrf, section="symbol-orders", back=f"/asset/{s}"))),
+                  h("div", {"class": "col-main"}, chart),
                   h("div", {"class": "col-side"},
                     ticket(chrome, s, quote, portfolio, side, form or {}, error, client_order_id, asset),
                     h("section", {"class": "card position-card", "aria-labelledby": "pos-title"},
                       h("h2", {"id": "pos-title"}, "Your position"),
-                      h("div", {"data-section": "asset-position"}, asset_position(s, portfolio))))))
+                      h("div", {"data-section": "asset-position"}, asset_position(s, portfolio)))),
+                  h("section", {"class": "card sym-orders", "aria-labelledby": "sym-orders-title"},
+                    h("h2", {"id": "sym-orders-title"}, f"Your open {s} orders"),
+                    open_orders_table(open_orders, chrome.csrf, section="symbol-orders", back=f"/asset/{s}"))))
     return document(chrome, s, main, page="asset", symbol=s, charts=True, data={"data-interval": interval})
 
 
@@ -806,13 +816,16 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
                           h("br"), day_hint(chrome.clock, chrome.update_interval))),
     ]
     bp = fmt.money(portfolio["buying_power"]) if portfolio else "—"
-    preview = h("div", {"class": "preview", "id": "preview", "aria-live": "polite"},
+    # Not a live region itself (its buying power moves with every update): one sentence, said once a preview
+    # has settled, is (app.js).
+    preview = h("div", {"class": "preview", "id": "preview"},
                 h("dl", {"class": "facts tight"},
                   h("div", h("dt", "Buying power"), h("dd", live("buying_power", bp))),
                   h("div", h("dt", {"id": "preview-cost-label"}, "Reserved (up to)"),
                     h("dd", {"id": "preview-cost"}, "—")),
                   h("div", h("dt", "Buying power after"), h("dd", {"id": "preview-after"}, "—"))),
-                h("p", {"class": "preview-note", "id": "preview-note"}, ""))
+                h("p", {"class": "preview-note", "id": "preview-note"}, ""),
+                h("p", {"class": "sr-only", "id": "preview-said", "aria-live": "polite", "aria-atomic": "true"}, ""))
     # The portfolio the order goes to, named on the ticket and sent with it: the one the page was made for,
     # even if another tab shows another one meanwhile.
     name = (portfolio or {}).get("portfolio") or chrome.portfolio
@@ -826,7 +839,7 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
         h("input", {"type": "hidden", "name": "client_order_id", "value": client_order_id}),
         h("input", {"type": "hidden", "name": "portfolio", "value": name}) if name else "",
         *fields, preview, suspended_notice(name, "ticket") if suspended else "",
-        button("Review and place order", "btn primary wide", id="place-order"),
+        button("Place order", "btn primary wide", id="place-order"),
         cls="stack ticket-form", label=f"Order ticket for {symbol}")
     return h("section", {"class": "card ticket", "id": "ticket", "aria-labelledby": "ticket-title"},
              h("h2", {"id": "ticket-title"}, f"Trade {symbol}"), where, error_box(error, ORDER_FIELDS), form_markup)
@@ -996,19 +1009,25 @@ def replaceable(o):
     return not is_part(o) or o.get("leg") is not None
 
 
+def described(o):
+    """An order told apart from the others in a list, for a screen reader's list of buttons: what, at what price,
+    when placed ('Buy 10 AAPL (limit $187.00), placed 2026-09-01 14:30 UTC')."""
+    return f"{order_summary(o)} ({order_prices(o)}), placed {fmt.when(o['created'])}"
+
+
 def open_order_actions(o, csrf, back, known=None):
     """An open order's buttons: Replace (not for the entry of a bracket or OTO order, which is not replaced; an
     exit's prices may be) and Cancel; a held exit has no Cancel (it goes with its entry): it says what it waits
     for."""
     u = o["uuid"]
     replace = h("a", {"class": "btn small", "href": f"/orders/{u}/replace",
-                      "aria-label": f"Replace: {order_summary(o)}"}, "Replace") if replaceable(o) else ""
+                      "aria-label": f"Replace: {described(o)}"}, "Replace") if replaceable(o) else ""
     if o["status"] == "held":
         return join(replace, h("span", {"class": "held-note"}, held_text(o, known), ": cancel that order to cancel it"))
     return join(replace, post_form(f"/orders/{u}/cancel", csrf,
                                    h("input", {"type": "hidden", "name": "back", "value": back}),
                                    button("Cancel", "btn small danger",
-                                          **{"aria-label": f"Cancel: {order_summary(o)}"}),
+                                          **{"aria-label": f"Cancel: {described(o)}"}),
                                    cls="inline"))
 
 

@@ -18,17 +18,29 @@ function setText(key, text, sign) {
   }
 }
 
+// Where a link or button leads is what it is: each order's Cancel posts to its own /orders/ID/cancel, each
+// link has its own href. The focus follows it into the new rows by that, never by a label another row may share.
+function focusKey(el) {
+  const form = el.closest("form");
+  return el.getAttribute("href") || (form && form.getAttribute("action"));
+}
+
 function replaceSection(name, html) {
   const section = document.querySelector(`[data-section="${CSS.escape(name)}"]`);
   if (!section) return;
-  // Keep the keyboard where it was: the element with the same label in the new rows.
   const active = document.activeElement;
-  const label = active && section.contains(active) ? active.getAttribute("aria-label") : null;
+  const key = active && section.contains(active) ? focusKey(active) : null;
+  const tag = key && active.tagName;
   section.innerHTML = html;
-  if (label) {
-    const again = section.querySelector(`[aria-label="${CSS.escape(label)}"]`);
-    (again || section.closest("section") || document.getElementById("main")).focus();
-  }
+  if (!key) return;
+  const again = [...section.querySelectorAll(tag)].find((el) => focusKey(el) === key);
+  if (again) { again.focus(); return; }
+  // Its row is gone (the order filled or ended): the table's caption (said with the table's name), not the page's top.
+  const table = section.closest("table");
+  const landing = (table && table.querySelector("caption")) || section.closest("section") ||
+    document.getElementById("main");
+  landing.setAttribute("tabindex", "-1");
+  landing.focus();
 }
 
 function toast(text, kind) {
@@ -122,7 +134,8 @@ function connect() {
     body.dataset.liveState = "closed";
     retry = Math.min(retry + 1, 6);
     const wait = Math.min(30, 2 ** (retry - 1));
-    status(`Live updates paused: reconnecting in ${wait} s...`);
+    // Said once while it lasts (a screen reader would hear each retry's change of words).
+    if (retry === 1) status("Live updates paused: reconnecting...");
     setTimeout(connect, wait * 1000);
   });
 }
@@ -212,6 +225,11 @@ if (ticket) {
       document.getElementById("preview-after").textContent = p.after;
       document.getElementById("preview-note").textContent = p.note;
       preview.dataset.ok = p.ok ? "yes" : "no";
+      // What a screen reader hears: the preview in one sentence, once it has changed.
+      const label = document.getElementById("preview-cost-label").textContent;
+      const said = `${label}: ${p.cost}. Buying power after: ${p.after}. ${p.note || ""}`.trim();
+      const region = document.getElementById("preview-said");
+      if (region.textContent !== said) region.textContent = said;
     } catch {
       // offline for a moment: the next change asks again
     }
