@@ -289,6 +289,26 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
                      fmt.number_text(portfolio["equity"]), "the equity chart's newest value")
         assert int(await b.attribute("#equity-chart", "data-point-count")) >= points
         await b.screenshots("dashboard")
+        # Live prices paused (remembered in the browser): updates move no price on the page (the header's clock
+        # still moves); resumed, the page shows the newest figures.
+        await b.click("#pause-live")
+        assert (await b.attribute("#pause-live", "aria-pressed"), await b.text("#pause-live")) == (
+            "true", "Resume live prices")
+        shown, before = await b.text("[data-live='pos.AAPL.price']"), await b.text("[data-live='clock']")
+        for _ in range(20):  # until the market's minute, which the header shows, has moved on
+            await d.tick()
+            if fmt.when(d.worker.quotes.market["time"]) != before:
+                break
+        await b.wait_text("[data-live='clock']", fmt.when(d.worker.quotes.market["time"]))
+        assert fmt.price(price_of(d, "AAPL")) != shown  # (the price moved meanwhile)
+        assert await b.text("[data-live='pos.AAPL.price']") == shown
+        await b.open("/")
+        await b.page("dashboard")
+        assert await b.attribute("#pause-live", "aria-pressed") == "true"  # another page: still paused
+        await b.click("#pause-live")
+        await b.page("dashboard")
+        await b.wait_text("[data-live='pos.AAPL.price']", fmt.price(price_of(d, "AAPL")))
+        assert await b.attribute("#pause-live", "aria-pressed") == "false"
 
         # The history, the order with its fill, the account.
         await b.click("nav a[href='/history']")

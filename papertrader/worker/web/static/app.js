@@ -7,7 +7,28 @@ const quiet = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
 // --- the live connection -------------------------------------------------------------------------------
 
+// Live prices paused (the footer's button, remembered in this browser): prices, values and charts stand still;
+// the market clock, order events and the tables they change still come. Resuming reloads the page (its figures
+// then are the newest).
+let paused = localStorage.getItem("pt-paused") === "yes";
+const pauser = document.getElementById("pause-live");
+if (pauser) {
+  pauser.closest(".pause-line").hidden = false;
+  const show = () => {
+    pauser.setAttribute("aria-pressed", paused ? "true" : "false");
+    pauser.textContent = paused ? "Resume live prices" : "Pause live prices";
+  };
+  show();
+  pauser.addEventListener("click", () => {
+    paused = !paused;
+    localStorage.setItem("pt-paused", paused ? "yes" : "no");
+    show();
+    if (!paused) location.reload();
+  });
+}
+
 function setText(key, text, sign) {
+  if (paused && key !== "market" && key !== "clock") return;
   for (const el of document.querySelectorAll(`[data-live="${CSS.escape(key)}"]`)) {
     if (el.textContent !== text) {
       el.textContent = text;
@@ -112,10 +133,10 @@ function connect() {
         for (const [name, html] of Object.entries(m.v)) replaceSection(name, html);
         break;
       case "candle":
-        document.dispatchEvent(new CustomEvent("pt:candle", { detail: m.c }));
+        if (!paused) document.dispatchEvent(new CustomEvent("pt:candle", { detail: m.c }));
         break;
       case "equity":
-        document.dispatchEvent(new CustomEvent("pt:equity", { detail: m }));
+        if (!paused) document.dispatchEvent(new CustomEvent("pt:equity", { detail: m }));
         break;
       case "toast":
         toast(m.text, m.kind);
