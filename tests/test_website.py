@@ -217,6 +217,15 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         points = json.loads(re.search(r'data-points="([^"]*)"', body).group(1).replace("&quot;", '"'))
         portfolio = await worker.gateway.forward(commands.Portfolio, dict(token=token), "127.0.0.1")
         assert Decimal(points[-1][1]) == portfolio["equity"]
+        # The chart's data, for those who cannot see it: a table, newest first.
+        data = body[body.find('<details class="chart-data"><summary>The equity as a table</summary>'):]
+        newest = re.search(r'<tbody><tr><th scope="row" data-label="Time">([^<]+)</th>'
+                           r'<td class="num" data-label="Equity">([^<]+)</td>', data)
+        assert newest.group(2) == fmt.money(portfolio["equity"]), newest
+        _, page = await site.get("/asset/AAPL?interval=1m")
+        data = page[page.find('<summary>The candles as a table</summary>'):]
+        last = worker.quotes.get("AAPL")
+        assert f'data-label="Close">{fmt.price(last["price"])}</td>' in data.split("</tr>")[1]
         note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', body).group(1))
         first = (await worker.gateway.forward(commands.Activities, dict(token=token, direction="asc", page_size=1),
                                               "127.0.0.1"))["activities"][0]

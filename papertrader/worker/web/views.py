@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "14"
+STATIC_VERSION = "15"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -445,6 +445,28 @@ def position_values(p):
     return out
 
 
+#: Rows a chart's table shows (its newest): a chart of a year of days is for the eye; its table, the last weeks.
+CHART_TABLE_ROWS = 30
+
+
+def chart_table(summary, headers, rows, caption):
+    """A chart's data for those who cannot see it (WCAG 1.1.1): its newest rows in a table, behind a disclosure.
+    Made with the page (the chart moves on live; a reload brings the table up to date)."""
+    rows = rows[-CHART_TABLE_ROWS:]
+    return h("details", {"class": "chart-data"}, h("summary", summary),
+             table(headers, join(*[h("tr", h("th", {"scope": "row", "data-label": headers[0]}, row[0]),
+                                     *[num(v, header=name[0]) if isinstance(name, tuple) else cell(v, name)
+                                       for name, v in zip(headers[1:], row[1:])]) for row in reversed(rows)]),
+                   caption=f"{caption}, newest first" + (f" (the last {CHART_TABLE_ROWS})"
+                                                         if len(rows) == CHART_TABLE_ROWS else ""),
+                   empty="No data yet."))
+
+
+def _point_time(stamp, timeframe):
+    moment = datetime.fromtimestamp(stamp, timezone.utc)
+    return fmt.day(moment) if timeframe == "1D" else fmt.when(moment)
+
+
 def equity_points(history):
     return [[t, fmt.number_text(v)] for t, v in zip(history["timestamps"], history["equity"])]
 
@@ -479,7 +501,10 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
               h("div", {"id": "equity-chart", "class": "chart small", "role": "img",
                         "aria-label": f"Equity, {label.lower()}",
                         "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)),
-                        "data-points": json.dumps(points, separators=(",", ":"))}))
+                        "data-points": json.dumps(points, separators=(",", ":"))}),
+              chart_table("The equity as a table", ["Time", ("Equity", "num")],
+                          [(_point_time(t, history["timeframe"]), fmt.money(Decimal(v))) for t, v in points],
+                          f"Equity, {label.lower()}"))
     positions = h("section", {"class": "card", "aria-labelledby": "positions-title"},
                   h("div", {"class": "card-head"}, h("h2", {"id": "positions-title"}, "Positions"),
                     h("a", {"class": "btn small primary", "href": "/assets"}, "Trade")),
@@ -685,7 +710,12 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
                         "data-interval": interval,
                         "data-candles": json.dumps(candle_rows(candles), separators=(",", ":"))}),
               h("p", {"class": "chart-note"}, f"{len(candles)} candle{'s' if len(candles) != 1 else ''}" if candles
-                else "No candles yet for this interval."))
+                else "No candles yet for this interval."),
+              chart_table("The candles as a table", ["Time", ("Open", "num"), ("High", "num"), ("Low", "num"),
+                                                     ("Close", "num"), ("Volume", "num")],
+                          [(fmt.day(c["time"]) if interval == "1d" else fmt.when(c["time"]), fmt.price(c["open"]),
+                            fmt.price(c["high"]), fmt.price(c["low"]), fmt.price(c["close"]), f"{c['volume']:,}")
+                           for c in candles], f"{s}, {INTERVAL_WORDS[interval]} candles"))
     main = join(head, facts,
                 # In reading (and Tab) order: the chart, the ticket and the position, then the open orders; on a wide
                 # screen the ticket and the position are a column at the right (app.css).
