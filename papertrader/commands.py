@@ -1025,6 +1025,12 @@ FORWARDED += GAME_COMMANDS + WATCHLIST_COMMANDS
 STAMP = [(b"received", amp.DateTime()), (b"client_ip", amp.Unicode()), (b"worker", amp.Unicode())]
 
 
+#: The commands that may place an order (a sale, a buy): when one was sent to the master and its answer was lost, a
+#: worker says ``outcome_unknown`` (it may have been done), not ``master_unavailable`` (which says it was not
+#: sent), so that nobody sends it again blindly: a second order.
+PLACING = (PlaceOrder, ReplaceOrder, ClosePosition, CloseAllPositions)
+
+
 def stamped(command):
     """The worker->master twin of a client command, carrying the worker's stamp."""
     return _STAMPED[command]

@@ -198,6 +198,15 @@ class MasterUnavailable(PaperTraderError):
     code = "master_unavailable"
 
 
+class OutcomeUnknown(PaperTraderError):
+    """The request reached the server but its answer was lost: it may have been done; look it up first.
+
+    The master, or its database, stopped answering while it was being done.  An order sent again with the same
+    client order id is never placed twice."""
+
+    code = "outcome_unknown"
+
+
 class UnknownCommand(PaperTraderError):
     """The server does not know that command (a client newer than the server, or not ours)."""
 
@@ -245,6 +254,7 @@ ALL_ERRORS = {
         PortfolioNotEmpty,
         WorkerRefused,
         MasterUnavailable,
+        OutcomeUnknown,
         UnknownCommand,
         ServerError,
     )

@@ -92,7 +92,8 @@ OPEN = {"new", "partially_filled"}
 HELD = "held"
 FINAL = {"filled", "canceled", "expired", "replaced", "rejected"}
 #: Errors after which a command may or may not have been done (the connection failed somewhere).
-UNCERTAIN = {"unreachable", "no_worker", "worker_failed", "master_unavailable", "wrong_server", "server_error"}
+UNCERTAIN = {"unreachable", "no_worker", "worker_failed", "master_unavailable", "wrong_server", "server_error",
+             "outcome_unknown"}
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 ALL_TIF = ("day", "gtc", "ioc", "fok", "opg", "cls")
 STOP_TIF = ("day", "gtc")

@@ -39,6 +39,7 @@ from papertrader.errors import (
     InvalidInput,
     MasterUnavailable,
     NotLoggedIn,
+    OutcomeUnknown,
     PaperTraderError,
     ServerError,
     UnknownCommand,
@@ -396,11 +397,13 @@ class Connection:
             self.sent = True
             try:
                 answer = yield call(self.reactor, proto, command, describe(self.worker), **kwargs)
-            except (WorkerFailed, MasterUnavailable) as e:
+            except (WorkerFailed, MasterUnavailable, OutcomeUnknown) as e:
+                # (outcome_unknown: the worker's master took the command and lost its answer: carried on through
+                # another worker, as for a failed worker, which a client order id makes safe for an order)
                 self.uncertain = True
                 if self._closes != closes:  # its owner closed the connection meanwhile: carry nothing on
                     raise
-                if isinstance(e, MasterUnavailable):
+                if isinstance(e, (MasterUnavailable, OutcomeUnknown)):
                     # A worker shutting down says so, then drops its master link: the command in flight
                     # fails for the link, but what happened is the shutdown.
                     leaving = [m for code, m in proto.notices if code in ("worker_leaving", "slow_consumer")]

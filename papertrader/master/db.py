@@ -22,6 +22,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python import failure
 
+from papertrader.errors import OutcomeUnknown
 from papertrader.master import backups
 from papertrader.master.upgrades import BackupFailed, BackupFirst, MigrationFailed, SchemaTooNew, Upgrade
 
@@ -129,9 +130,16 @@ def _interaction(cursor, transaction, function, args, kwargs):
         result = function(cursor, *args, **kwargs)
         for callback in transaction.before_commit:
             callback()
+        if "txid" in transaction.data:
+            transaction.data["result"] = result  # (what it answers if its commit is found done: Database.run)
         return result
     finally:
         _running.transaction = None
+
+
+def _txid_status(cursor, txid):
+    cursor.execute("SELECT txid_status(%s)", (txid,))
+    return cursor.fetchone()[0]
 
 
 def _after(outcome, transaction):
@@ -192,10 +200,44 @@ class Database:
         return found
 
     def run(self, function, *args, **kwargs):
-        """Run ``function(cursor, *args)`` in one transaction in the pool's thread."""
+        """Run ``function(cursor, *args)`` in one transaction in the pool's thread.  A transaction whose function
+        called :meth:`verify_commit` and whose COMMIT got no answer (the connection or the server was lost just
+        then) is looked up: done, it answers as if the answer had come; not done, it fails as it failed; and if
+        the database cannot say, it fails with OutcomeUnknown."""
         transaction = Transaction()
         done = self.pool.runInteraction(_interaction, transaction, function, args, kwargs)
+        done.addErrback(self._lost_commit, transaction)
         return done.addBoth(_after, transaction)
+
+    def verify_commit(self, cursor):
+        """Inside a transaction that others will be told the outcome of (orders acknowledged): if its COMMIT
+        gets no answer, find out whether it was done (PostgreSQL: the transaction's id, asked of the server
+        after; SQLite, in the process, always answers its COMMIT)."""
+        transaction = self.transaction()
+        if self.dialect == "postgresql" and transaction is not None and "txid" not in transaction.data:
+            cursor.execute("SELECT txid_current()")
+            transaction.data["txid"] = cursor.fetchone()[0]
+
+    @defer.inlineCallbacks
+    def _lost_commit(self, failed, transaction):
+        if "result" not in transaction.data:
+            return failed  # it failed before its COMMIT: nothing of it was done
+        txid = transaction.data["txid"]
+        for _ in range(3):  # (each on a new connection, if the old one is gone)
+            try:
+                status = yield self.pool.runInteraction(_txid_status, txid)
+            except Exception:
+                continue
+            if status == "committed":
+                _log.warn("the answer to a COMMIT was lost ({error}); the database says it was done"
+                          " (transaction {txid})", error=failed.getErrorMessage(), txid=txid)
+                return transaction.data["result"]
+            if status == "aborted":
+                return failed
+        _log.error("the answer to a COMMIT was lost ({error}) and the database cannot say whether it was done"
+                   " (transaction {txid})", error=failed.getErrorMessage(), txid=txid)
+        raise OutcomeUnknown("the database stopped answering as this was being saved: it may have been done;"
+                             " look it up before doing it again")
 
     @staticmethod
     def transaction():

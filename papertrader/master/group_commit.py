@@ -20,7 +20,10 @@ account always goes to the same lane, so two lanes never touch the same account.
 writer: one lane.
 
 If the whole transaction fails (the database is down, a deadlock detector fired), every unit of the
-batch fails with that error; nothing of it was committed, and nothing was acknowledged.
+batch fails with that error; nothing of it was committed, and nothing was acknowledged.  If only the answer
+to its COMMIT was lost (PostgreSQL: the connection dropped just then), the database is asked whether it was
+done (``Database.verify_commit``): done, every unit answers as if nothing had happened; not known (the
+database is still away), every unit fails with ``outcome_unknown`` ("it may have been done").
 
 ``settled()`` fires once every unit queued so far has ended (committed or failed): the market step waits for
 it, so an order accepted before the step's bars (its time and checks taken then) is in the step, even if
@@ -117,6 +120,7 @@ class GroupCommit:
                 results.append((True, value))
             cursor.execute("RELEASE SAVEPOINT unit")
             touched.update(locks)
+        self.db.verify_commit(cursor)  # acknowledged orders: a COMMIT whose answer is lost is looked up
         return results
 
     def _finished(self, outcome, lane, batch):

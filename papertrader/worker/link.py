@@ -14,7 +14,7 @@ from twisted.protocols import amp
 from zope.interface import implementer
 
 from papertrader import __version__, commands, gpgkeys, pools, tls
-from papertrader.errors import MasterUnavailable, PaperTraderError, ServerError
+from papertrader.errors import MasterUnavailable, OutcomeUnknown, PaperTraderError, ServerError
 from papertrader.wire import TypedAMP
 
 CALL_TIMEOUT = 30
@@ -272,7 +272,9 @@ class MasterLink(ClientService):
                                            error=f.getErrorMessage()))
 
     def call(self, command, **kwargs):
-        """Call the master; MasterUnavailable at once if not linked, or after CALL_TIMEOUT."""
+        """Call the master; MasterUnavailable at once if not linked, or after CALL_TIMEOUT; OutcomeUnknown instead
+        for a command that may place an order (commands.PLACING), which the master may have done without its
+        answer reaching us."""
         proto = self.proven
         if proto is None:
             return defer.fail(MasterUnavailable())
@@ -288,6 +290,9 @@ class MasterLink(ClientService):
                                       error=failure.getErrorMessage())
                 raise ServerError()
             self.worker.log.warn("call to master failed: {error}", error=failure.getErrorMessage())
+            if issubclass(command, commands.PLACING):
+                raise OutcomeUnknown("the master did not answer (it was stopped or lost): the order may have been"
+                                     " placed; look it up before placing it again")
             raise MasterUnavailable()
 
         return d.addErrback(failed)

@@ -26,7 +26,7 @@ from twisted.web import resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from papertrader import commands
-from papertrader.errors import (PaperTraderError, ServerError, Throttled,
+from papertrader.errors import (OutcomeUnknown, PaperTraderError, ServerError, Throttled,
                                 UnknownOrder, UnknownSymbol)
 from papertrader.master import validation
 from papertrader.master.api_keys import credential
@@ -86,6 +86,7 @@ STATUS = {
     "bad_credentials": (401, 40110000),
     "throttled": (429, 42910000),
     "master_unavailable": (503, 50310000),
+    "outcome_unknown": (504, 50410000),
     "server_error": (500, 50010000),
 }
 
@@ -417,6 +418,12 @@ class RestApi:
             arguments["client_order_id"] = str(uuid.uuid4())
         try:
             order = yield self.call(request, commands.PlaceOrder, **arguments)
+        except OutcomeUnknown as e:
+            # Which order to look for (the id was ours if the request gave none): sent again with it, it is
+            # never placed twice.
+            raise OutcomeUnknown(f"{e.message}: it has client_order_id {arguments['client_order_id']} (GET"
+                                 " /v2/orders:by_client_order_id?client_order_id=...; sent again with that"
+                                 " client_order_id it is not placed twice)")
         except PaperTraderError as e:
             raise (yield self.naming_orders(request, e))
         return respond(request, 200, alpaca.order(with_asset(order)))
