@@ -259,20 +259,35 @@ async def test_listeners_run_after_each_update_in_order(db, make_service, clock)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_failing_listener_is_logged_and_the_next_one_still_runs(make_service, clock, logs):
+async def test_an_update_a_listener_cannot_take_holds_market_time_until_it_does(make_service, clock, logs):
+    """The trading step fails (its database is away): market time waits, and each interval gives that same
+    update again to it and the listeners after it (those before it took it already), until it is taken; then
+    time goes on.  It used to go on at once: the open orders never met that update's bars."""
     service = make_service(ScriptedProvider("100", "101"))
-    called = []
+    failures_left = [3]
+    before, taken, after = [], [], []
 
-    def broken(step, quotes):
-        raise ValueError("push failed")
+    def trading(step, quotes):
+        if failures_left[0]:
+            failures_left[0] -= 1
+            raise ValueError("database away")
+        taken.append(step.time)
 
-    service.listeners += [broken, lambda step, quotes: called.append(step)]
-    await start(service)
-    await tick(service, clock)
-    assert len(called) == 2
+    service.listeners += [lambda step, quotes: before.append(step.time), trading,
+                          lambda step, quotes: after.append((step.time, step.bars["AAPL"].close))]
+    t0 = utc(clock.seconds())
+    await start(service)  # the first update: the trading step fails
+    for _ in range(2):  # and again
+        await tick(service, clock)
+        assert (before, taken, after) == ([t0], [], [])  # nothing new played (a replay's time stands still)
+    await tick(service, clock)  # taken at last: the same update, the listeners after it too
+    assert (before, taken, after) == ([t0], [t0], [(t0, D("100"))])
+    await tick(service, clock)  # then time goes on: the next update, with the next prices
+    now = utc(clock.seconds())
+    assert (before[-1], taken[-1], after[-1]) == (now, now, (now, D("101")))
     failures = logs.newest(10, "critical")
-    assert len(failures) == 2
-    assert "after the market update" in failures[0].message and "ValueError: push failed" in failures[0].message
+    assert len(failures) == 1  # said once, not at every interval
+    assert "market time waits" in failures[0].message and "ValueError: database away" in failures[0].message
 
 
 @pytest_twisted.ensureDeferred

@@ -766,21 +766,37 @@ async def test_a_step_answers_within_its_time_budget_saying_how_many_updates_it_
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_candles_of_an_update_whose_step_failed_are_stored_all_the_same(replay, db):
-    """The candle writer (the master's trading step) stores an update's candles with its step; if it fails, the
-    market service stores them in a transaction of their own, so no day goes missing from the bars."""
+async def test_an_update_whose_step_failed_waits_and_is_played_again_whole(replay, db):
+    """The trading step fails (its database is away) at Tuesday's update: market time waits at Tuesday, and each
+    interval plays that update again until the step takes it, with its candles (once).  Time used to go on: the
+    day order placed for Tuesday never met Tuesday's bar and expired unfilled, and Tuesday had no candles."""
     r = replay
-    r.market.listeners.remove(r.trading.market_step)
+    real = r.trading.market_step
+    failures_left = [2]
 
-    def failing(step, quotes, candles=()):
-        raise RuntimeError("the step's transaction failed")
+    def flaky(step, quotes, candles=()):
+        if failures_left[0]:
+            failures_left[0] -= 1
+            raise RuntimeError("the step's transaction failed")
+        return real(step, quotes, candles=candles)
 
-    r.market.listeners.append(failing)
-    r.market.candle_writer = failing
-    await r.session()  # Tuesday 5
+    r.market.listeners[r.market.listeners.index(real)] = flaky
+    r.trading.candles = r.market.candles  # as on the master: the step stores the update's candles
+    r.market.candle_writer = flaky
+    alice = await r.user("alice")
+    order = await r.order(alice, "o1", "buy", "XYZ", "10")  # a day order, for Tuesday 5
+    for _ in range(2):
+        await r.session()  # Tuesday's update: the step fails
+        assert (await r.trading.get_order(alice, None, order["id"]))["status"] == "new"
+    await r.session()  # taken: Tuesday, not Wednesday
+    filled = await r.trading.get_order(alice, None, order["id"])
+    assert (filled["status"], filled["average_price"], filled["fills"][0]["time"]) == (
+        "filled", D("103.00"), t(5, 21, 0))
+    assert r.clock.now() == t(6)  # market time waits at Wednesday's open now
     rows = await db.query("SELECT symbol, volume FROM bars WHERE interval = '1d' AND time >= ? ORDER BY symbol",
                           ("2024-03-05",))
-    assert [symbol for symbol, _ in rows] == ["ABC", "XYZ"]
+    bars = r.market.source.last_bars(["ABC", "XYZ"], t(6))
+    assert [tuple(row) for row in rows] == [(s, bars[s].volume) for s in ("ABC", "XYZ")]  # Tuesday's, once
 
 
 @pytest_twisted.ensureDeferred

@@ -16,6 +16,10 @@ update whose bars it uses.
 A source that cannot answer keeps the platform up: the last good prices stay on the board (and
 turn stale), the step still runs (orders expire on time), the outage is logged once when it
 starts and once when it ends, and the next interval simply tries again.
+
+A listener that cannot take an update (the trading step, when the database is away) holds market time:
+each interval gives that update again to it and the listeners after it, and plays nothing new, until they
+take it; so no session passes the open orders by, and the candles have no hole.
 """
 
 from datetime import date, datetime, timedelta, timezone
@@ -62,6 +66,9 @@ class MarketService(service.Service):
         self._ended_done = False
         #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
         self.rewound = []
+        #: An update some listeners failed to take: (step, quotes, candle rows, those listeners); played again,
+        #: and nothing else, at each interval until they take it (None: none).
+        self._pending = None
         #: Seeks and updates, one at a time.
         self._moving = defer.DeferredLock()
         #: The time from which candles are still to be forgotten after a rewind (None: none).
@@ -235,6 +242,7 @@ class MarketService(service.Service):
         days are played again, or not at all), and the ``rewound`` listeners are told all the quotes.  If the
         candles cannot be forgotten now, no update plays until they are (``_forget``)."""
         bars = self.source.last_bars(self.board.assets, position)  # only a replay's time moves: a ReplaySource
+        self._pending = None  # (an update of the old time not taken yet is of a time no longer played)
         self.board.rewind([Quote(b.symbol, b.close, b.end) for b in bars.values()])
         self.last = None
         self._forget_from = position if self._forget_from is None else min(self._forget_from, position)
@@ -320,6 +328,10 @@ class MarketService(service.Service):
     def _tick(self, paused_too=False):
         if self._forget_from is not None and not (yield self._forget()):
             return  # time was moved and the candles after it are still there: nothing plays on top of them
+        if self._pending is not None:  # an update some listeners could not take: it again, and only it
+            step, quotes, rows, listeners = self._pending
+            played = yield self._deliver(step, quotes, rows, listeners)
+            return played
         try:
             advance = self.market_clock.advance(paused_too) if paused_too else self.market_clock.advance()
             if advance is None:
@@ -364,26 +376,35 @@ class MarketService(service.Service):
             self.log.failure("market data update failed; will try again next interval")
             return
         step = MarketStep(end, bars, tuple(actions), (), today)
-        failed = False
-        for listener in self.listeners:
-            writes = self.candle_writer is not None and listener == self.candle_writer
+        played = yield self._deliver(step, quotes, rows, self.listeners)
+        return played  # an update was played (``control``'s step counts them)
+
+    @defer.inlineCallbacks
+    def _deliver(self, step, quotes, rows, listeners):
+        """The update's step to ``listeners`` in order; True once all have taken it.  If one fails (its database
+        is away), it and those after it are kept (``_pending``) and market time waits: each interval plays them
+        again, and nothing else, until they succeed.  (Time that went on would leave the open orders a session
+        they never met: a day order expired without a bar; and the session's candles a hole.)"""
+        for n, listener in enumerate(listeners):
             try:
-                if writes:
+                if self.candle_writer is not None and listener == self.candle_writer:
                     yield listener(step, quotes, candles=rows)
                 else:
                     yield listener(step, quotes)
             except Exception:
-                failed = True
-                self.log.failure("after the market update, {listener} failed", listener=listener)
-                if writes and rows:  # its transaction did not commit: the candles in one of their own
-                    try:
-                        yield self.candles.store_rows(rows)
-                    except Exception:
-                        self.log.failure("could not store the update's candles")
-        if not failed:
-            self.actions_through = today  # (the trading step saved it with its own transaction)
-        yield self._prune(end)
-        return True  # an update was played (``control``'s step counts them)
+                if self._pending is None:
+                    self.log.failure("after the market update of {time}, {listener} failed; market time waits and"
+                                     " it is played again at the next interval", listener=listener,
+                                     time=step.time.isoformat())
+                self._pending = (step, quotes, rows, listeners[n:])
+                return False
+        if listeners is not self.listeners:
+            self.log.info("market: the update of {time} is played at last; market time goes on",
+                          time=step.time.isoformat())
+        self._pending = None
+        self.actions_through = step.today  # (the trading step saved it with its own transaction)
+        yield self._prune(step.time)
+        return True
 
     @defer.inlineCallbacks
     def _actions(self, today):
