@@ -263,18 +263,26 @@ async def test_an_update_a_listener_cannot_take_holds_market_time_until_it_does(
     """The trading step fails (its database is away): market time waits, and each interval gives that same
     update again to it and the listeners after it (those before it took it already), until it is taken; then
     time goes on.  It used to go on at once: the open orders never met that update's bars."""
-    service = make_service(ScriptedProvider("100", "101"))
+    service = make_service(ScriptedProvider("100", "101", "102"))
     failures_left = [3]
     before, taken, after = [], [], []
 
-    def trading(step, quotes):
+    def trading(step, quotes, candles=()):
         if failures_left[0]:
             failures_left[0] -= 1
             raise ValueError("database away")
         taken.append(step.time)
 
-    service.listeners += [lambda step, quotes: before.append(step.time), trading,
-                          lambda step, quotes: after.append((step.time, step.bars["AAPL"].close))]
+    bug = [True]
+
+    def games(step, quotes):
+        if after and bug[0]:
+            bug[0] = False
+            raise ValueError("a bug of the games")  # another listener's failure: logged, time goes on
+        after.append((step.time, step.bars["AAPL"].close))
+
+    service.listeners += [lambda step, quotes: before.append(step.time), trading, games]
+    service.candle_writer = trading
     t0 = utc(clock.seconds())
     await start(service)  # the first update: the trading step fails
     for _ in range(2):  # and again
@@ -282,12 +290,14 @@ async def test_an_update_a_listener_cannot_take_holds_market_time_until_it_does(
         assert (before, taken, after) == ([t0], [], [])  # nothing new played (a replay's time stands still)
     await tick(service, clock)  # taken at last: the same update, the listeners after it too
     assert (before, taken, after) == ([t0], [t0], [(t0, D("100"))])
-    await tick(service, clock)  # then time goes on: the next update, with the next prices
+    await tick(service, clock)  # then time goes on: the next update (the games listener fails: logged only)
+    await tick(service, clock)
     now = utc(clock.seconds())
-    assert (before[-1], taken[-1], after[-1]) == (now, now, (now, D("101")))
+    assert (before[-1], taken[-1], after[-1]) == (now, now, (now, D("102")))
     failures = logs.newest(10, "critical")
-    assert len(failures) == 1  # said once, not at every interval
+    assert len(failures) == 2  # the step's said once, not at every interval; the games' bug
     assert "market time waits" in failures[0].message and "ValueError: database away" in failures[0].message
+    assert "a bug of the games" in failures[1].message and "market time waits" not in failures[1].message
 
 
 @pytest_twisted.ensureDeferred

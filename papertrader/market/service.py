@@ -17,7 +17,7 @@ A source that cannot answer keeps the platform up: the last good prices stay on 
 turn stale), the step still runs (orders expire on time), the outage is logged once when it
 starts and once when it ends, and the next interval simply tries again.
 
-A listener that cannot take an update (the trading step, when the database is away) holds market time:
+The trading step (``candle_writer``), if it cannot take an update (the database is away), holds market time:
 each interval gives that update again to it and the listeners after it, and plays nothing new, until they
 take it; so no session passes the open orders by, and the candles have no hole.
 """
@@ -381,17 +381,22 @@ class MarketService(service.Service):
 
     @defer.inlineCallbacks
     def _deliver(self, step, quotes, rows, listeners):
-        """The update's step to ``listeners`` in order; True once all have taken it.  If one fails (its database
-        is away), it and those after it are kept (``_pending``) and market time waits: each interval plays them
-        again, and nothing else, until they succeed.  (Time that went on would leave the open orders a session
-        they never met: a day order expired without a bar; and the session's candles a hole.)"""
+        """The update's step to ``listeners`` in order; True once all have taken it.  If the trading step (the
+        ``candle_writer``) fails (its database is away), it and those after it are kept (``_pending``) and market
+        time waits: each interval plays them again, and nothing else, until they succeed.  (Time that went on
+        would leave the open orders a session they never met: a day order expired without a bar; and the
+        session's candles a hole.)  Another listener's failure is logged and the update goes on."""
         for n, listener in enumerate(listeners):
+            writes = self.candle_writer is not None and listener == self.candle_writer
             try:
-                if self.candle_writer is not None and listener == self.candle_writer:
+                if writes:
                     yield listener(step, quotes, candles=rows)
                 else:
                     yield listener(step, quotes)
             except Exception:
+                if not writes:
+                    self.log.failure("after the market update, {listener} failed", listener=listener)
+                    continue
                 if self._pending is None:
                     self.log.failure("after the market update of {time}, {listener} failed; market time waits and"
                                      " it is played again at the next interval", listener=listener,
