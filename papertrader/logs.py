@@ -8,6 +8,7 @@ global publisher (so twistd's own log shows everything too).  Events from a
 """
 
 import collections
+import errno
 import os
 import sys
 import threading
@@ -122,6 +123,25 @@ class MemoryLog:
         return entries if n is None else entries[len(entries) - n:] if n > 0 else []
 
 
+class _LogFile(LogFile):
+    """Twisted's rotated log file, writing all of each write or raising (its file is unbuffered: a full disk
+    wrote part of a line, silently, and the next line went on after it)."""
+
+    def write(self, data):
+        if self.shouldRotate():
+            self.flush()
+            self.rotate()
+        if isinstance(data, str):
+            data = data.encode("utf8")
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            self.size += written or 0
+            if not written:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+
+
 class LogSystem:
     """One part's logs: memory ring + rotated file + forwarding to the global log.
 
@@ -139,9 +159,12 @@ class LogSystem:
         self._reactor = reactor
         self._pending = []
         self._writing = threading.Lock()
+        #: Lines the file could not take since it last could (a full disk), and why.
+        self._lost = 0
+        self._lost_why = ""
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._file = LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
+            self._file = _LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
             self.publisher.addObserver(self._to_file)
         if forward:
             self.publisher.addObserver(globalLogPublisher)
@@ -163,8 +186,26 @@ class LogSystem:
             self._write(lines)
 
     def _write(self, lines):
-        if lines and self._file is not None:
-            self._file.write("".join(lines))
+        """Write ``lines`` to the file.  If it cannot be written (a full disk), they are lost from it (the memory ring
+        and the global log still had them): said once on the process's stderr, and counted in the file, on a line
+        of its own, once it can be written again."""
+        if not lines or self._file is None:
+            return
+        text = "".join(lines)
+        if self._lost:
+            stamp = datetime.now(timezone.utc).isoformat(" ", "milliseconds")[:23]
+            text = (f"\n{stamp} {'ERROR':<8} papertrader.logs:_write:0 {counted(self._lost, 'log line')} could not"
+                    f" be written to this file ({self._lost_why}): they are missing above\n") + text
+        try:
+            self._file.write(text)
+        except OSError as e:
+            if not self._lost:
+                sys.stderr.write(f"papertrader: cannot write the log file {self._file.path} ({e.strerror or e}): its"
+                                 " lines are lost from it until it can be written again\n")
+            self._lost += len(lines)
+            self._lost_why = e.strerror or str(e)
+        else:
+            self._lost = 0
 
     def logger(self, namespace):
         return Logger(namespace=namespace, observer=self.publisher)
