@@ -103,7 +103,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + VALIDITY)
+            .not_valid_after(min(now + VALIDITY, self.cert.not_valid_after_utc))  # never past its CA's
             .add_extension(_san(hostnames), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
@@ -116,6 +116,17 @@ class CertificateAuthority:
                               serialization.NoEncryption())
             + cert.public_bytes(serialization.Encoding.PEM),
         )
+
+
+def expires(pem):
+    """When a PEM certificate (bytes) stops being valid (UTC)."""
+    return x509.load_pem_x509_certificate(pem).not_valid_after_utc
+
+
+def certificate_expires(path):
+    """When the PEM certificate in the file ``path`` (a key and a certificate, or a certificate) stops being valid."""
+    with open(path, "rb") as f:
+        return x509.load_pem_x509_certificate(f.read()).not_valid_after_utc
 
 
 def certificate_hostnames(path):

@@ -14,6 +14,7 @@ exception's text or a raw AMP error.
 """
 
 import os
+from datetime import datetime, timezone
 
 import service_identity
 from OpenSSL import SSL
@@ -81,15 +82,21 @@ def _connect_failed(failure, what):
                       + " (check the address and the network)")
 
 
-def _handshake_failed(failure, what, host):
+def _handshake_failed(failure, what, host, ca_pem=None):
     """Raise the typed error for a failed TLS handshake."""
     if failure.check(service_identity.VerificationError, service_identity.CertificateError):
         raise BadCertificate(f"{what} has a certificate that is not valid for the host name {host!r}: the"
                              " deployment's operator must give it a certificate for that name")
     if failure.check(SSL.Error):
         if "certificate verify failed" in str(failure.value):
+            until = tls.expires(ca_pem) if ca_pem else None
+            if until is not None and until <= datetime.now(timezone.utc):
+                raise BadCertificate(f"the deployment's CA certificate (the CA file given: --ca-file or"
+                                     f" PAPERTRADER_CA) expired on {until.date().isoformat()}: its operator must"
+                                     " make the deployment new certificates (README: Certificates)")
             raise BadCertificate(f"{what} has a certificate not signed by the CA file given (--ca-file or"
-                                 " PAPERTRADER_CA): use the ca.pem of this deployment")
+                                 " PAPERTRADER_CA), or one that has expired: use the ca.pem of this deployment;"
+                                 " if it is that, ask its operator to renew the server's certificate")
         raise WrongServer(f"{what} does not speak TLS as a PaperTrader server does: check the address and port")
     raise Unreachable(f"{what} closed the connection before TLS was set up: it is not a PaperTrader server,"
                       " or it is shutting down")
@@ -151,7 +158,7 @@ def connect(reactor, host, port, ca_pem, what, kind=ClientProtocol):
         proto.abort()
         raise
     except Exception:
-        _handshake_failed(Failure(), what, host)
+        _handshake_failed(Failure(), what, host, ca_pem)
     return proto
 
 

@@ -11,6 +11,7 @@
     DIR/workers/NAME/            a worker bundle made by register-worker (and by the cluster)
 """
 
+import datetime
 import os
 import shutil
 
@@ -25,11 +26,21 @@ DATABASE_FILE = "database.url"
 MASTER_FILES = (tls.CA_CERT, tls.CA_KEY, MASTER_CERT)
 
 
+#: A certificate that expires within this is issued again when its owner starts (a master's, each start).
+RENEW_BEFORE = datetime.timedelta(days=30)
+#: A master whose CA expires within this says so in its log at each start (the CA is not renewed by itself).
+CA_WARNING = datetime.timedelta(days=365)
+
+
 def _ensure_cert(ca, common_name, hostnames, path):
-    """Issue ``path`` unless it exists and already covers ``hostnames`` (names it had are kept)."""
+    """Issue ``path`` unless it exists, already covers ``hostnames`` (names it had are kept), and is not about to
+    expire (RENEW_BEFORE; it never outlives the CA, which is not renewed here)."""
     have = tls.certificate_hostnames(path) if os.path.exists(path) else []
     wanted = tls.default_hostnames(list(hostnames) + have)
-    if not os.path.exists(path) or not set(wanted) <= set(have):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expiring = os.path.exists(path) and tls.certificate_expires(path) - now < RENEW_BEFORE and \
+        tls.expires(ca.pem()) - tls.certificate_expires(path) > datetime.timedelta(days=1)
+    if not os.path.exists(path) or not set(wanted) <= set(have) or expiring:
         ca.issue(common_name, wanted, path)
 
 

@@ -1,8 +1,9 @@
 """The master service: every concern of the master composed in one MultiService."""
 
 import os
-from decimal import Decimal
 import sqlite3
+from datetime import datetime, timezone
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import psycopg
@@ -10,7 +11,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys, pools
+from papertrader import commands, gpgkeys, pools, tls
 from papertrader.guard import Limits, guarded
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
@@ -92,10 +93,15 @@ class Master(StagedService):
         self.settings = settings
         self.reactor = reactor
         clock = clock or reactor
-        files.ensure_master_files(data_dir, hostnames)
+        ca = files.ensure_master_files(data_dir, hostnames)
         self.logs = LogSystem("master", settings.log_memory_size, os.path.join(data_dir, "logs", "master.log"),
                               reactor=reactor)
         self.log = self.logs.logger("papertrader.master")
+        ends = tls.expires(ca.pem())
+        if ends - datetime.now(timezone.utc) < files.CA_WARNING:
+            self.log.warn("the deployment's CA certificate (ca.pem) expires on {day}: then no client, worker or"
+                          " browser will trust this master or its workers; see the README's 'Certificates' for"
+                          " making new ones", day=ends.date().isoformat())
         #: The --database URL (None: SQLite in the data dir).
         self.database = database
         self.db = Database(database or Database.default_url(data_dir), data_dir)
