@@ -10,6 +10,7 @@ import ipaddress
 import os
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -127,6 +128,17 @@ def certificate_expires(path):
     """When the PEM certificate in the file ``path`` (a key and a certificate, or a certificate) stops being valid."""
     with open(path, "rb") as f:
         return x509.load_pem_x509_certificate(f.read()).not_valid_after_utc
+
+
+def issued_by(path, ca):
+    """Whether the certificate in the file ``path`` was signed by ``ca`` (a CertificateAuthority)."""
+    with open(path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    try:
+        cert.verify_directly_issued_by(ca.cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def certificate_hostnames(path):

@@ -65,3 +65,22 @@ async def test_a_client_given_an_expired_ca_says_it_expired(deployment, tmp_path
     assert (status, answer["error"]) == (1, "bad_certificate")
     day = (NOW - datetime.timedelta(days=10)).date().isoformat()
     assert f"CA certificate (the CA file given: --ca-file or PAPERTRADER_CA) expired on {day}" in answer["message"]
+
+
+def test_a_deployment_moved_to_a_new_ca_gets_certificates_of_it(tmp_path):
+    """The README's move to a new CA: its files moved aside, the master's start makes a new CA and a master
+    certificate of it; registering a worker again gives its bundle the new CA file and a certificate of it
+    (its key, and so its registration, kept)."""
+    data_dir = str(tmp_path / "data")
+    old = files.ensure_master_files(data_dir)
+    bundle = str(tmp_path / "w1")
+    armor = files.make_worker_bundle(data_dir, "w1", ["w1.example.com"], bundle)
+    for name in (tls.CA_CERT, tls.CA_KEY):
+        os.rename(os.path.join(data_dir, name), os.path.join(data_dir, name + ".old"))
+    new = files.ensure_master_files(data_dir)
+    assert new.pem() != old.pem() and tls.issued_by(os.path.join(data_dir, files.MASTER_CERT), new)
+    assert files.make_worker_bundle(data_dir, "w1", ["w1.example.com"], bundle) == armor  # the same key
+    assert open(os.path.join(bundle, tls.CA_CERT), "rb").read() == new.pem()
+    worker = os.path.join(bundle, files.WORKER_CERT)
+    assert tls.issued_by(worker, new) and not tls.issued_by(worker, old)
+    assert "w1.example.com" in tls.certificate_hostnames(worker)
