@@ -117,14 +117,19 @@ class Keyring:
         """Remove a public key from the keyring (a revoked worker's)."""
         self.gpg.delete_keys(fingerprint)
 
-    def verify(self, data: str, signature: str, fingerprint: str) -> bool:
-        """True if ``signature`` is a good signature of ``data`` by key ``fingerprint``."""
+    def verify(self, data: str, signature: str, fingerprint: str):
+        """(True, None) if ``signature`` is a good signature of ``data`` by key ``fingerprint``; else (False, why):
+        ``why`` is "clock" when gpg refused the key as made in its future (this machine's clock is behind the
+        one that made it), else None."""
         if len(signature) > 8192:
-            return False
+            return False, None
         with tempfile.TemporaryDirectory() as tmp:
             sig_path = os.path.join(tmp, "challenge.sig")
             with open(sig_path, "w", encoding="ascii", errors="replace") as f:
                 f.write(signature)
             verified = self.gpg.verify_data(sig_path, data.encode("utf-8"))
         signer = (verified.pubkey_fingerprint or verified.fingerprint or "").upper()
-        return bool(verified.valid) and signer == fingerprint.upper()
+        if bool(verified.valid) and signer == fingerprint.upper():
+            return True, None
+        warped = "in the future" in (verified.stderr or "") or "time warp" in (verified.stderr or "")
+        return False, "clock" if warped else None

@@ -133,7 +133,15 @@ class MasterProtocol(TypedAMP):
         if pending is None:
             raise WorkerRefused("no challenge was issued on this connection")
         name, region, host, port, version, fingerprint, challenge = pending
-        ok = yield self.master.workers.verify(challenge, signature, fingerprint)
+        ok, why = yield self.master.workers.verify(challenge, signature, fingerprint)
+        if not ok and why == "clock":
+            self.master.workers.refused(name, self.peer(), "its key is dated in the master's future: a clock is wrong")
+            self.master.log.warn("refused worker {name!r} from {peer}: its key {fingerprint} was made later than this"
+                                 " machine's clock says it is now, so gpg does not trust it yet: this machine's"
+                                 " clock is behind (keep every machine's clock set, by NTP)", name=name,
+                                 peer=self.peer(), fingerprint=fingerprint)
+            raise WorkerRefused(f"the master's clock is behind the time worker {name!r}'s key was made: set the"
+                                " master's clock (NTP)")
         if not ok:
             self.master.workers.refused(name, self.peer(), "bad signature: not made with its registered key")
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature (not made with its registered key"

@@ -216,7 +216,8 @@ class Workers:
         return reg
 
     def verify(self, challenge, signature, fingerprint):
-        """Fires True if ``signature`` of ``challenge`` was made by ``fingerprint``'s key."""
+        """Fires (True, None) if ``signature`` of ``challenge`` was made by ``fingerprint``'s key, else (False, why):
+        see gpgkeys.Keyring.verify."""
         return pools.GPG.run(self.keyring.verify, challenge, signature, fingerprint)
 
     def link(self, name, region, host, port, version, address, protocol):
