@@ -198,6 +198,12 @@ class MasterUnavailable(PaperTraderError):
     code = "master_unavailable"
 
 
+class DatabaseUnavailable(PaperTraderError):
+    """The master's database is not answering right now: nothing was done; try again in a moment."""
+
+    code = "database_unavailable"
+
+
 class OutcomeUnknown(PaperTraderError):
     """The request reached the server but its answer was lost: it may have been done; look it up first.
 
@@ -254,6 +260,7 @@ ALL_ERRORS = {
         PortfolioNotEmpty,
         WorkerRefused,
         MasterUnavailable,
+        DatabaseUnavailable,
         OutcomeUnknown,
         UnknownCommand,
         ServerError,

@@ -7,79 +7,15 @@ if the server cannot be asked, ``outcome_unknown`` says the order may have been 
 
 A real PostgreSQL behind a TCP proxy on loopback that cuts both connections the moment a COMMIT passes."""
 
-from urllib.parse import urlsplit, urlunsplit
-
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet import defer
 
 from papertrader.errors import OutcomeUnknown
 from papertrader.master.db import Database
 from papertrader.master.group_commit import GroupCommit
 from tests.conftest import _drop_schema, _postgres_schema, bounded
-
-
-class _Upstream(protocol.Protocol):
-    def connectionMade(self):
-        self.factory.client.upstream = self
-        self.factory.client.transport.resumeProducing()
-
-    def dataReceived(self, data):
-        self.factory.client.transport.write(data)
-
-    def connectionLost(self, reason):
-        self.factory.client.transport.loseConnection()
-
-
-class _Client(protocol.Protocol):
-    upstream = None
-
-    def connectionMade(self):
-        proxy = self.factory.proxy
-        if proxy.refuse:
-            self.transport.abortConnection()
-            return
-        self.transport.pauseProducing()
-        up = protocol.ClientFactory.forProtocol(_Upstream)
-        up.client = self
-        TCP4ClientEndpoint(reactor, proxy.host, proxy.port).connect(up).addErrback(
-            lambda _: self.transport.abortConnection())
-
-    def dataReceived(self, data):
-        proxy = self.factory.proxy
-        self.upstream.transport.write(data)
-        if proxy.armed and data[:1] == b"Q" and b"COMMIT" in data:
-            proxy.armed = False
-            proxy.refuse = proxy.then_refuse
-            self.upstream.transport.loseConnection()  # the server gets the COMMIT, then the end
-            self.transport.abortConnection()  # its answer never reaches the client
-            proxy.cut += 1
-
-    def connectionLost(self, reason):
-        if self.upstream is not None:
-            self.upstream.transport.loseConnection()
-
-
-class CommitCutter:
-    """A proxy to PostgreSQL that, once ``armed``, cuts the connection that sends the next COMMIT (after passing
-    it on); with ``then_refuse``, it then refuses every new connection (the database is away)."""
-
-    def __init__(self, url):
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port or 5432
-        self.url = url
-        self.armed = self.refuse = self.then_refuse = False
-        self.cut = 0
-
-    async def start(self):
-        factory = protocol.Factory.forProtocol(_Client)
-        factory.proxy = self
-        self.listening = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
-        parts = urlsplit(self.url)
-        netloc = parts.netloc.rsplit("@", 1)
-        user = netloc[0] + "@" if len(netloc) == 2 else ""
-        return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{self.listening.getHost().port}"))
+from tests.pg_proxy import CommitCutter
 
 
 @pytest.fixture

@@ -461,6 +461,20 @@ class Database:
         return rows[0][0] or 0
 
 
+#: Words of SQLite's errors that say the database cannot be used now (not that a query is wrong).
+_SQLITE_AWAY = ("disk", "full", "locked", "unable to open", "readonly", "read-only")
+
+
+def is_unavailable(failure_or_exc):
+    """Whether an error says the database is away (down, unreachable, its disk full), not that a query is wrong."""
+    exc = getattr(failure_or_exc, "value", failure_or_exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(word in str(exc).lower() for word in _SQLITE_AWAY)
+    if isinstance(exc, adbapi.ConnectionLost):
+        return True
+    return type(exc).__name__ in ("OperationalError", "InterfaceError") and type(exc).__module__.startswith("psycopg")
+
+
 def is_unique_violation(failure_or_exc):
     exc = getattr(failure_or_exc, "value", failure_or_exc)
     if isinstance(exc, sqlite3.IntegrityError):

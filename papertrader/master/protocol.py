@@ -15,7 +15,8 @@ from twisted.protocols import amp
 from papertrader import commands, tls
 from papertrader.app import Stamp, method_name
 from papertrader.commands import stamped
-from papertrader.errors import PaperTraderError, ServerError, WorkerRefused
+from papertrader.errors import DatabaseUnavailable, PaperTraderError, ServerError, WorkerRefused
+from papertrader.master.db import is_unavailable
 from papertrader.wire import TypedAMP
 
 MAX_NAME = 64
@@ -33,10 +34,13 @@ def guarded(method):
         def failed(failure):
             if failure.check(PaperTraderError):
                 return failure
+            if is_unavailable(failure):  # logged once per outage, not a traceback per command
+                self.master.database_away(failure)
+                raise DatabaseUnavailable()
             self.master.log.failure("{command} failed", failure, command=method.__name__)
             raise ServerError()
 
-        return d.addErrback(failed)
+        return d.addCallbacks(self.master.database_back, failed)
 
     return wrapper
 

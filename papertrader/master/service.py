@@ -280,6 +280,29 @@ class Master(StagedService):
             out.append({k: v for k, v in quote.items() if v is not None})
         return out
 
+    #: Since when (clock seconds) the database has not answered the commands, and how many it refused (None: it
+    #: answers).
+    _away = None
+    _refused = 0
+
+    def database_away(self, failure):
+        """A command failed because the database is away: said once when it starts (not a traceback a command)."""
+        self._refused += 1
+        if self._away is None:
+            self._away = self.reactor.seconds()
+            self.log.error("the database is not answering ({error}): commands that need it are refused"
+                           " (database_unavailable: nothing done) until it answers again",
+                           error=failure.getErrorMessage().strip().splitlines()[0][:300] if
+                           failure.getErrorMessage().strip() else type(failure.value).__name__)
+
+    def database_back(self, result):
+        """A command succeeded: if the database was away, it is back (said once)."""
+        if self._away is not None:
+            self.log.info("the database answers again after {seconds:.0f} s; {n} commands were refused meanwhile",
+                          seconds=self.reactor.seconds() - self._away, n=self._refused)
+            self._away, self._refused = None, 0
+        return result
+
     def _market_now(self):
         """The market clock now, as ``Clock`` answers it: QuotesTick's ``market_time`` and ``market_open``."""
         now = self.market.market_clock.describe()

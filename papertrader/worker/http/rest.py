@@ -87,6 +87,7 @@ STATUS = {
     "throttled": (429, 42910000),
     "master_unavailable": (503, 50310000),
     "outcome_unknown": (504, 50410000),
+    "database_unavailable": (503, 50310000),
     "server_error": (500, 50010000),
 }
 
