@@ -685,8 +685,11 @@ def run(reactor, args, out=None, note=None, stdin=None):
     want_json = getattr(args, "json", False)
     data_dir = os.path.abspath(args.data_dir)
     if not files.is_master_dir(data_dir):
+        hint = (" (to restore a backup onto a new machine, copy the old data dir's ca.pem, ca-key.pem,"
+                " master.pem and gnupg/ into it first: a new CA would make every worker's bundle and every"
+                " client's ca.pem useless)" if args.command == "restore" else "")
         raise BadDataDir(f"{data_dir} is not a master's data dir (it has no {', '.join(files.MASTER_FILES)}):"
-                         " check --data-dir, or start the master there first")
+                         f" check --data-dir, or start the master there first{hint}")
     if args.command == "register-worker":
         allowed = ",".join(args.allow_ip) or None
         parse_allowed(allowed)  # refuse a bad --allow-ip before making anything
