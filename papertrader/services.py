@@ -2,6 +2,7 @@
 twistd process that cannot start ends (one clear line in the log, a non-zero exit status)."""
 
 import atexit
+import errno
 import os
 import sys
 
@@ -9,6 +10,9 @@ from twisted.application import service
 from twisted.internet import defer, error
 from twisted.logger import Logger
 from twisted.python import failure
+
+#: What keeps a daemon from writing its files (said in one line when it cannot start, as a StartError is).
+UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EISDIR)
 
 #: Exit status of a twistd process whose service could not start.
 START_FAILED = 1
@@ -182,6 +186,10 @@ class StagedService(service.MultiService):
         if not getattr(reason.value, "logged", False):
             if reason.check(StartError):
                 self.log.critical("{what} cannot start: {reason}", what=self.what, reason=str(reason.value))
+            elif reason.check(OSError) and reason.value.errno in UNWRITABLE:
+                # The machine's, not a bug: a full disk, a file it may not write.
+                self.log.critical("{what} cannot start: cannot write {file}: {error}", what=self.what,
+                                  file=reason.value.filename or "a file", error=reason.value.strerror)
             else:
                 self.log.failure("{what} could not start", reason, what=self.what)
             try:

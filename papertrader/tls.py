@@ -26,9 +26,17 @@ def write_private(path, data: bytes):
     """Write a file readable by its owner only, atomically."""
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)  # (a full disk: nothing half-written is left behind)
+        except OSError:
+            pass
+        e.filename = path
+        raise
 
 
 def _name(common_name):

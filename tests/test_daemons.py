@@ -116,6 +116,19 @@ async def test_a_master_whose_port_is_taken_exits_non_zero_with_one_line(tmp_pat
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_master_that_cannot_write_its_files_exits_non_zero_with_one_line(tmp_path):
+    """A file of its data dir it cannot write (a full disk; here, a directory where master.port goes): one line
+    saying which and why, as for any expected failure, not a traceback; no half-written file left."""
+    data_dir = master_dir(tmp_path)
+    os.mkdir(os.path.join(data_dir, files.PORT_FILE))
+    master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0))
+    ended = await master.ended
+    assert_failed_start(ended, master.output,
+                        f"master cannot start: cannot write {os.path.join(data_dir, files.PORT_FILE)}: Is a directory")
+    assert not os.path.exists(os.path.join(data_dir, files.PORT_FILE + ".tmp"))
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_second_master_on_the_same_data_dir_exits_without_opening_its_port(tmp_path):
     data_dir = master_dir(tmp_path)
     first = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0))
