@@ -163,8 +163,9 @@ class LogSystem:
         self._lost = 0
         self._lost_why = ""
         if path is not None:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._file = _LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+            # Readable by its owner only (it names users, addresses, orders), its rotated files likewise.
+            self._file = _LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10, defaultMode=0o600)
             self.publisher.addObserver(self._to_file)
         if forward:
             self.publisher.addObserver(globalLogPublisher)

@@ -97,7 +97,21 @@ def pg_dump_schema(url):
     return f" --schema={schema}" if schema else ""
 
 
+def _private_files(connection):
+    """The SQLite database's files readable by their owner only (they hold every account's data): the database,
+    made by the connection's opening, before its WAL and shared memory files are (SQLite gives them its mode);
+    and those, if an older release left them open to others."""
+    path = next((row[2] for row in connection.execute("PRAGMA database_list") if row[1] == "main"), "")
+    for name in (path, path + "-wal", path + "-shm") if path else ():
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except OSError:
+            pass  # (not there yet, or not ours to change: SQLite says what matters)
+
+
 def _sqlite_open(connection):
+    _private_files(connection)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
