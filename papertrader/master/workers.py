@@ -103,6 +103,8 @@ class Workers:
         self.clock = clock
         self.log = log
         self.linked = {}
+        #: name -> (times its link was replaced by another of it, the addresses, when that was last said).
+        self._twins = {}
         #: Names kicked or revoked by this process: refused at link time even if the database write of the
         #: decision and a handshake's check of it crossed (a pool of several connections on PostgreSQL).
         self.barred = set()
@@ -220,6 +222,27 @@ class Workers:
         see gpgkeys.Keyring.verify."""
         return pools.GPG.run(self.keyring.verify, challenge, signature, fingerprint)
 
+    #: A worker whose link replaces its own link this many times within TWINS_WINDOW seconds is said to run twice.
+    TWINS = 3
+    TWINS_WINDOW = 60.0
+
+    def _replaced(self, name, before, now):
+        """A worker's link was replaced by a new one of it: once or twice, a reconnect after a cut; again and
+        again, two processes running with one bundle, each knocking the other off (said once a window)."""
+        seconds = self.clock.seconds()
+        times, addresses, said = self._twins.get(name, ([], set(), None))
+        times = [t for t in times if seconds - t < self.TWINS_WINDOW] + [seconds]
+        addresses = (addresses if len(times) > 1 else set()) | {before, now}
+        if len(times) >= self.TWINS and (said is None or seconds - said >= self.TWINS_WINDOW):
+            self.log.error("worker {name} replaced its own link {n} times in {window:.0f} s (from {addresses}): two"
+                           " processes are probably running with its bundle, each taking the link from the other;"
+                           " stop one (clients are sent to each in turn meanwhile)", name=name, n=len(times),
+                           window=self.TWINS_WINDOW, addresses=", ".join(sorted(str(a) for a in addresses)))
+            said = seconds
+        self._twins[name] = (times, addresses, said)
+        while len(self._twins) > 10_000:  # (bounded: the oldest names go)
+            self._twins.pop(next(iter(self._twins)))
+
     def link(self, name, region, host, port, version, address, protocol):
         if name in self.barred:
             raise WorkerRefused(f"worker {name!r} was kicked or revoked")
@@ -227,6 +250,7 @@ class Workers:
         if old is not None and old.protocol is not protocol:
             self.log.warn("worker {name} connected again; dropping its older link", name=name)
             disconnect(old.protocol)
+            self._replaced(name, old.address, address)
         now = self.now()
         self.last_refused.pop(name, None)
         self.linked[name] = LinkedWorker(name, region, host, port, version, address, protocol, now, now)
