@@ -24,10 +24,17 @@ def minute_bars(clock, price, minutes_ago=1, symbols=("AAPL", "MSFT")):
 
 @pytest_twisted.async_yield_fixture
 async def live(tmp_path, settings, database_url, clock, monkeypatch):
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch)
+    yield d
+    await d.cluster.stopService()
+    await d.provider.stop()
+
+
+async def start_live(tmp_path, settings, database_url, clock, monkeypatch, assets=None):
     provider = Provider()
     url = await provider.start()
     provider.on("/v2/stocks/bars", minute_bars(clock, 100))
-    provider.on("/v2/assets", answer([]))
+    provider.on("/v2/assets", assets or answer([]))
     provider.on("/v1/corporate-actions", answer({"corporate_actions": {}, "next_page_token": None}))
     monkeypatch.setenv("APCA_API_KEY_ID", "PKLOCALTESTKEY")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "local-test-secret")
@@ -37,9 +44,7 @@ async def live(tmp_path, settings, database_url, clock, monkeypatch):
                             fill_model="ideal")
     d = await start_cluster(tmp_path, live_settings, database_url, clock)
     d.provider = provider
-    yield d
-    await d.cluster.stopService()
-    await provider.stop()
+    return d
 
 
 @pytest_twisted.ensureDeferred
@@ -75,3 +80,76 @@ async def test_orders_fill_on_fresh_bars_and_wait_while_the_provider_is_down(liv
     status, out, _ = await d.cli("quote", "AAPL", user="alice")
     assert json.loads(out)["stale"] is False and json.loads(out)["price"] == "101.00"
     assert any("is back after" in e.message for e in d.master.logs.newest(200, "info"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_close_waits_for_the_sessions_last_minute(tmp_path, settings, database_url, clock, monkeypatch):
+    """Alpaca publishes a minute some seconds after it ends: the first update after the close used to find the
+    closing minute not there yet, and step past the close without it (a cls order expired unfilled, the day's
+    close was the minute before's).  The close now waits a minute for it."""
+    from tests.conftest import bounded
+
+    clock.advance((utc(clock.seconds()).replace(hour=19, minute=58, second=30) - utc(clock.seconds())).total_seconds())
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch)
+    try:
+        await close_waits(d, bounded)
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()
+
+
+async def close_waits(d, bounded):
+    await register_and_login(d)
+    status, out, err = await d.cli("buy", "AAPL", "1", "--tif", "cls", user="alice")
+    assert status == 0, err
+    order = json.loads(out)
+
+    async def at(hour, minute, second):
+        target = utc(d.clock.seconds()).replace(hour=hour, minute=minute, second=second)
+        d.clock.advance((target - utc(d.clock.seconds())).total_seconds())
+        await bounded(d.master.market.busy, "the update")
+
+    d.provider.on("/v2/stocks/bars", answer({"bars": {}, "next_page_token": None}))
+    await at(19, 59, 30)
+    await at(20, 0, 10)  # closed; the 19:59 minute is not published yet
+    status, out, _ = await d.cli("order", str(order["id"]), user="alice")
+    assert json.loads(out)["status"] == "new"
+    closing = {"t": "2026-09-21T19:59:00Z", "o": 104, "h": 106, "l": 103, "c": 105, "v": 100000, "n": 10, "vw": 105}
+    d.provider.on("/v2/stocks/bars", answer({"bars": {"AAPL": [closing]}, "next_page_token": None}))
+    await at(20, 1, 10)
+    status, out, _ = await d.cli("order", str(order["id"]), user="alice")
+    filled = json.loads(out)
+    assert (filled["status"], filled["average_price"]) == ("filled", "105.00")
+    assert d.provider.requests()[-1].arg("end") == "2026-09-21T20:00:00Z"  # the session's minutes only
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_asset_list_that_could_not_be_read_at_start_is_read_later(tmp_path, settings, database_url, clock,
+                                                                           monkeypatch):
+    """Alpaca's trading host down when the master started: the assets had no names for the master's life."""
+    from tests.provider_server import fixture
+
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch,
+                         assets=answer({"message": "internal server error"}, status=500))
+    try:
+        assert d.master.board.info["AAPL"] is None or not d.master.board.info["AAPL"].name
+        d.provider.on("/v2/assets", answer(fixture("alpaca_assets.json")))
+        for _ in range(11):  # ten minutes of updates
+            await d.tick()
+        assert d.master.board.info["AAPL"].name.startswith("Apple")
+        assert any("the asset list is read" in e.message for e in d.master.logs.newest(200, "info"))
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()
+
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_price_that_jumps_half_in_one_update_is_said(live):
+    """A 50% move inside one bar trades (a real market can), but is logged: it was taken without a word."""
+    d = live
+    d.provider.on("/v2/stocks/bars", minute_bars(d.clock, 150, minutes_ago=0))  # (the minute the tick ends)
+    await d.tick()
+    assert d.master.board.get("AAPL").price == 150
+    said = [e.message for e in d.master.logs.newest(50, "warn") if "in one update" in e.message]
+    assert len(said) == 2 and "AAPL moved 51% in one update (100" in said[0], said  # (its high: 151)

@@ -146,6 +146,22 @@ async def test_alpaca_folds_the_completed_minutes_into_one_bar_per_symbol(provid
 
 
 @pytest_twisted.ensureDeferred
+async def test_alpaca_gives_the_sessions_minutes_only(provider, alpaca):
+    """Told the session's hours, a fetch leaves out the minutes before its open (pre-market: they made the first
+    bar of the day open, and orders fill, at a pre-market price, dated before the open) and from its close on
+    (after-hours)."""
+    provider.on("/v2/stocks/bars", answer(fixture("alpaca_bars_minutes.json")))
+    source = alpaca()
+    m = timedelta(minutes=1)
+    # A session from 19:56 to 19:57 (the recorded minutes are 19:55, 19:56, 19:57).
+    bars = await source.fetch(["AAPL", "MSFT"], T - 10 * m, T + 4 * m, session=(T + m, T + 2 * m))
+    assert {s: (b.start, b.end) for s, b in bars.items()} == {"AAPL": (T + m, T + 2 * m)}  # (MSFT: no 19:56)
+    assert (bars["AAPL"].open, bars["AAPL"].close, bars["AAPL"].volume) == (D("189.84"), D("189.9312"), 4120)
+    [request] = provider.requests()
+    assert (request.arg("start"), request.arg("end")) == ("2024-05-16T19:56:00Z", "2024-05-16T19:57:00Z")
+
+
+@pytest_twisted.ensureDeferred
 async def test_alpaca_never_gives_a_minute_twice_and_leaves_out_symbols_with_nothing_new(provider, alpaca):
     provider.on("/v2/stocks/bars", answer(fixture("alpaca_bars_minutes.json")),
                 answer(fixture("alpaca_bars_minutes_next.json")))
@@ -508,7 +524,8 @@ async def test_credentials_are_sent_on_every_request_and_never_said(provider, al
 async def test_alpaca_bad_keys_are_unavailable_with_the_reason(provider, alpaca):
     provider.on("/v2/stocks/bars", answer(fixture("alpaca_403.json"), 403))
     e = await unavailable(alpaca().fetch(["AAPL"], T, T + timedelta(minutes=1)))
-    assert str(e) == "alpaca: unavailable: HTTP 403 Forbidden for /v2/stocks/bars: forbidden."
+    assert str(e) == ("alpaca: unavailable: HTTP 403 Forbidden for /v2/stocks/bars: forbidden. (check the master's"
+                      " APCA_API_KEY_ID and APCA_API_SECRET_KEY: a paper account's keys, from Alpaca's dashboard)")
 
 
 # --- Alpaca: assets and corporate actions -------------------------------------------------------
@@ -639,6 +656,20 @@ async def test_nasdaq_bar_starts_at_the_latest_poll_that_saw_no_trade(provider, 
     bars = await source.fetch(["AAPL"], p2, p3)
 
     assert (bars["AAPL"].start, bars["AAPL"].end, bars["AAPL"].volume) == (p2, p3, 41_250_002 - 41_208_337)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nasdaq_a_sale_outside_the_session_is_not_its_price(provider, nasdaq):
+    """The first poll after the open still shows the last pre-market sale (its time before the open): not the
+    session's price; once a sale of the session is there, it is."""
+    provider.on("/api/quote/watchlist", answer(fixture("nasdaq_watchlist.json")),
+                answer(fixture("nasdaq_watchlist.json")))
+    source = nasdaq(etfs=["SPY"])
+    sale = datetime(2026, 10, 6, 18, 41, tzinfo=UTC)  # the recorded sales' minute
+    assert await source.fetch(["AAPL"], P - timedelta(minutes=1), P, session=(sale + timedelta(minutes=1),
+                                                                               sale + timedelta(hours=2))) == {}
+    bars = await source.fetch(["AAPL"], P - timedelta(minutes=1), P, session=(sale, sale + timedelta(hours=2)))
+    assert bars["AAPL"].close == D("229.87")
 
 
 @pytest_twisted.ensureDeferred

@@ -321,6 +321,21 @@ def test_opg_fills_at_the_opening_price_and_expires_if_it_missed_the_open():
     assert kinds(events) == ["expired"]  # the open (101) was above its limit; later prices do not count
 
 
+def test_opg_waits_for_its_sessions_first_bar_which_comes_after_the_open():
+    """A live source's first minute of the session is published a little after the open: the steps before it have
+    no bar, and must not expire the opg order (it expired at every first update after the open); the bar then
+    fills it at the open; with no bar all day it expires at the close."""
+    b = book()
+    order = place(b, tif="opg", now=SESSION.open - MINUTE * 5)
+    _, orders, events = run(b, [order], (SESSION.open + MINUTE / 6,))  # 9:30:10: no bar yet
+    assert events == [] and orders[order.id].status is Status.NEW
+    _, orders, events = run(b, [order], (SESSION.open + MINUTE / 6,),
+                            (at(1) + MINUTE / 6, bar(101, 103, 100, 102, start=SESSION.open)))
+    assert kinds(events) == ["fill"] and events[0].fill.price == D("101")
+    _, orders, events = run(b, [order], (SESSION.close,))
+    assert kinds(events) == ["expired"]
+
+
 def test_opg_placed_at_the_very_open_trades_at_that_open_as_a_market_order_placed_then_does():
     """A replay's market time waits at each session's open between updates: an order placed then is before
     any of the session's trading."""

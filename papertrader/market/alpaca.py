@@ -76,9 +76,12 @@ class AlpacaSource:
         self.page_limit = page_limit
         self.lookback = timedelta(seconds=max(60, lookback))
         credentials = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}
-        self.data = ProviderHTTP("alpaca", reactor, timeout, log, credentials, (key_id, secret_key))
+        keys = ("check the master's APCA_API_KEY_ID and APCA_API_SECRET_KEY: a paper account's keys, from"
+                " Alpaca's dashboard")
+        self.data = ProviderHTTP("alpaca", reactor, timeout, log, credentials, (key_id, secret_key),
+                                 refused_hint=keys)
         self.trading = ProviderHTTP("alpaca trading", reactor, timeout, log, credentials, (key_id, secret_key),
-                                    max_body=64 * 1024 * 1024)
+                                    max_body=64 * 1024 * 1024, refused_hint=keys)
         self.log = self.data.log
         #: symbol -> start of the newest minute returned (a first fetch sets it just before its interval).
         self._last = {}
@@ -99,17 +102,26 @@ class AlpacaSource:
 
     # --- bars -------------------------------------------------------------------------------
 
-    def fetch(self, symbols, start, end):
-        return self.data.attempt(self._fetch, list(dict.fromkeys(symbols)), start, end)
+    #: The market service passes the session's hours to ``fetch`` (its minutes only: no pre-market, no after-hours).
+    takes_session = True
+    #: Seconds after a session's close before its last update asks for its bars: a minute is published some
+    #: seconds after it ends, and the closing minute is the one ``cls`` orders trade at.
+    close_settle = 60
+
+    def fetch(self, symbols, start, end, session=None):
+        return self.data.attempt(self._fetch, list(dict.fromkeys(symbols)), start, end, session)
 
     @defer.inlineCallbacks
-    def _fetch(self, symbols, start, end):
+    def _fetch(self, symbols, start, end, session=None):
         if not symbols:
             return {}
         first = _minute(start) - MINUTE
         for symbol in symbols:
             self._last.setdefault(symbol, first)
         oldest = _minute(end) - self.lookback
+        if session is not None:  # the session's minutes only: [open, close)
+            oldest = max(oldest, _minute(session[0]))
+            end = min(end, session[1])
         results = yield defer.gatherResults(
             [self._fetch_batch(batch, end, oldest) for batch in batches(symbols, self.batch_size)],
             consumeErrors=True).addErrback(lambda f: f.value.subFailure)

@@ -151,7 +151,9 @@ class ProviderHTTP:
     """One provider host: requests with deadlines, attempts with back-off, rate limits and a state."""
 
     def __init__(self, name, reactor=None, timeout=10.0, log=None, headers=None, secrets=(),
-                 max_body=MAX_BODY, user_agent=USER_AGENT):
+                 max_body=MAX_BODY, user_agent=USER_AGENT, refused_hint=None):
+        """``refused_hint``: what to check when the provider answers 401 or 403 (its keys), said with it."""
+        self.refused_hint = refused_hint
         if reactor is None:
             from twisted.internet import reactor
         if not timeout or timeout <= 0:
@@ -279,6 +281,8 @@ class ProviderHTTP:
         status = f"HTTP {response.code} {response.phrase.decode('latin-1', 'replace')}".strip()
         hint = _error_text(body)
         reason = f"{status} for {what}" + (f": {hint}" if hint else "")
+        if response.code in (401, 403) and self.refused_hint:
+            reason += f" ({self.refused_hint})"
         if response.code == 429:
             raise RateLimited(self.scrub(reason), retry_after(response.headers, self.reactor.seconds()))
         raise SourceUnavailable(self.scrub(reason))

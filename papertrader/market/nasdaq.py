@@ -196,11 +196,15 @@ class NasdaqSource:
 
     # --- bars ---------------------------------------------------------------------------------
 
-    def fetch(self, symbols, start, end):
-        return self.http.attempt(self._fetch, list(dict.fromkeys(symbols)), start, end)
+    #: The market service passes the session's hours to ``fetch``: a last sale outside them (pre-market,
+    #: after-hours) is not the session's price.
+    takes_session = True
+
+    def fetch(self, symbols, start, end, session=None):
+        return self.http.attempt(self._fetch, list(dict.fromkeys(symbols)), start, end, session)
 
     @defer.inlineCallbacks
-    def _fetch(self, symbols, start, end):
+    def _fetch(self, symbols, start, end, session=None):
         rows = yield self._poll(symbols)
         first_trade = start.replace(second=0, microsecond=0)  # trade times are to the minute
         bars = {}
@@ -210,6 +214,10 @@ class NasdaqSource:
             if row.trade_time is None:
                 self.http.note_once(("no time", symbol), "{name}: {symbol} has a price but no trade time; "
                                     "left out", name="nasdaq", symbol=symbol)
+                continue
+            if session is not None and not session[0] <= row.trade_time <= session[1]:
+                # A pre-market or after-hours sale: not the session's (not seen either).  (Its times are to the
+                # minute: the closing print says the close's minute itself.)
                 continue
             seen = self._seen.get(symbol)
             if seen is None:

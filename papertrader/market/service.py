@@ -24,6 +24,7 @@ take it; so no session passes the open orders by, and the candles have no hole.
 
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as time_of_day
+from decimal import Decimal
 
 from twisted.application import service
 from twisted.internet import defer, task
@@ -34,6 +35,10 @@ from papertrader.market.replay import ReplayEnded, parse_seek_date
 from papertrader.times import parse_iso
 from papertrader.trading.corporate import Split
 from papertrader.trading.market import BadBar, MarketStep
+
+
+#: A live bar whose high or low is this far from the last price (a fraction) is logged: a spike or a bad print.
+SPIKE = Decimal("0.2")
 
 
 class MarketService(service.Service):
@@ -69,6 +74,8 @@ class MarketService(service.Service):
         #: An update some listeners failed to take: (step, quotes, candle rows, those listeners); played again,
         #: and nothing else, at each interval until they take it (None: none).
         self._pending = None
+        #: When to ask the source for the asset list again (clock seconds; None: it was read).
+        self._describe_at = None
         #: Seeks and updates, one at a time.
         self._moving = defer.DeferredLock()
         #: The time from which candles are still to be forgotten after a rewind (None: none).
@@ -124,14 +131,29 @@ class MarketService(service.Service):
         # is of a session it has not played.
         if hasattr(self.market_clock, "seek") and any(q.time >= self.market_clock.now() for q in self.board.all()):
             yield self._rewind(self.market_clock.now())
-        try:
-            assets = yield self.source.assets(self.board.assets)
-            self.board.describe(assets)
-        except Exception as e:
-            self.log.warn("market data: could not read the asset list: {error}", error=str(e) or type(e).__name__)
+        yield self._describe()
         seed = getattr(self.source, "history_before", None)
         if seed is not None and not saved.get("last_step"):
             yield self._seed(seed)
+
+    #: Seconds before the asset list (names, exchanges) is asked for again when it could not be read.
+    DESCRIBE_AGAIN = 600
+
+    @defer.inlineCallbacks
+    def _describe(self):
+        """The assets' names and exchanges from the source; if it cannot say now (a live provider down at the
+        master's start), asked again every DESCRIBE_AGAIN seconds at an update until it does."""
+        try:
+            assets = yield self.source.assets(self.board.assets)
+        except Exception as e:
+            self.log.warn("market data: could not read the asset list: {error}; asked again in {n:.0f} s",
+                          error=str(e) or type(e).__name__, n=self.DESCRIBE_AGAIN)
+            self._describe_at = self.clock.seconds() + self.DESCRIBE_AGAIN
+            return
+        self.board.describe(assets)
+        if self._describe_at is not None:
+            self.log.info("market data: the asset list is read")
+        self._describe_at = None
 
     @defer.inlineCallbacks
     def _seed(self, history_before):
@@ -270,6 +292,7 @@ class MarketService(service.Service):
 
     def _checked(self, bars, start, end):
         good = {}
+        live = getattr(self.source, "takes_session", False)  # (a replay's history is what it is)
         for symbol, bar in bars.items():
             if symbol not in self.board.assets:
                 self.log.warn("market data: ignored a bar of {symbol}, which is not traded here", symbol=symbol)
@@ -284,11 +307,22 @@ class MarketService(service.Service):
                 if bar.end < quote.time:
                     self.log.warn("market data: refused a bar of {symbol} that goes back in time", symbol=symbol)
                 continue
+            if quote is not None and live and quote.price > 0:
+                far = max(bar.high / quote.price - 1, 1 - bar.low / quote.price)
+                if far > SPIKE:
+                    # Kept (a real market moves so, rarely: news, a split), but said: orders trade at it.
+                    self.log.warn("market data: {symbol} moved {pct:.0f}% in one update ({last} before; this bar"
+                                  " {low} to {high}); orders trade at these prices: if it is the source's mistake,"
+                                  " pause trading in it", symbol=symbol, pct=far * 100, last=quote.price,
+                                  low=bar.low, high=bar.high)
             good[symbol] = bar
         return good
 
-    def _fetch(self, start, end):
-        d = defer.maybeDeferred(self.source.fetch, self.board.assets, start, end)
+    def _fetch(self, start, end, session=None):
+        # A live source is told the session's hours: its pre-market and after-hours prints are not the session's
+        # (a fill at a pre-market price, dated before the open; an opening bar that opened at it).
+        more = {"session": session} if session is not None and getattr(self.source, "takes_session", False) else {}
+        d = defer.maybeDeferred(self.source.fetch, self.board.assets, start, end, **more)
         return d.addTimeout(max(self.interval * 0.8, 0.01), self.clock)
 
     def _unavailable(self, reason):
@@ -328,6 +362,8 @@ class MarketService(service.Service):
     def _tick(self, paused_too=False):
         if self._forget_from is not None and not (yield self._forget()):
             return  # time was moved and the candles after it are still there: nothing plays on top of them
+        if self._describe_at is not None and self.clock.seconds() >= self._describe_at:
+            yield self._describe()
         if self._pending is not None:  # an update some listeners could not take: it again, and only it
             step, quotes, rows, listeners = self._pending
             played = yield self._deliver(step, quotes, rows, listeners)
@@ -350,10 +386,16 @@ class MarketService(service.Service):
             calendar = self.market_clock.calendar
             info, before = calendar.info(end - timedelta(microseconds=1)), calendar.info(start)
             trading = info.is_open or before.is_open
+            settle = timedelta(seconds=getattr(self.source, "close_settle", 0))
+            if settle and before.is_open and not info.is_open and end < before.current.close + settle:
+                # The session has just closed and its last minutes may still be on their way (a live source
+                # publishes a minute some seconds after it ends): its close waits for them.
+                return False
             bars = {}
             if trading:
+                hours = before.current or info.current
                 try:
-                    fetched = yield self._fetch(start, end)
+                    fetched = yield self._fetch(start, end, (hours.open, hours.close) if hours else None)
                 except Exception as e:
                     self._unavailable(getattr(e, "args", None) and str(e) or type(e).__name__)
                 else:

@@ -373,7 +373,8 @@ def _sessions_of(tif, now, sessions: SessionInfo):
         return sessions.upcoming.close, None, None
     if tif is TimeInForce.OPG:  # at the very open (where a replay's time waits) still in time for it
         at_open = sessions.current is not None and now == sessions.current.open
-        return None, sessions.current.open if at_open else sessions.next.open, None
+        session = sessions.current if at_open else sessions.next
+        return None, session.open, session.close  # (its close: the latest it may wait for its first bar)
     if tif is TimeInForce.CLS:
         return None, None, sessions.upcoming.close
     return None, None, None

@@ -94,11 +94,22 @@ def _ended_by_time(order, now):
     tif = order.time_in_force
     if tif is TimeInForce.DAY and order.expires is not None and now >= order.expires:
         return Status.EXPIRED, "expired", "a day order expires at the close of its session"
-    if tif is TimeInForce.OPG and order.session_open is not None and now > order.session_open:
+    if tif is TimeInForce.OPG and order.session_open is not None and (
+            now >= order.session_close if order.session_close is not None else now > order.session_open):
+        # At its session's close at the latest (an order placed before this rule: just after the open); a bar
+        # that reaches past the open ends it at once (_missed_the_open).
         return Status.EXPIRED, "expired", "an opg order trades only at its session's open"
     if tif is TimeInForce.CLS and order.session_close is not None and now >= order.session_close:
         return Status.EXPIRED, "expired", "a cls order trades only at its session's close"
     return None
+
+
+def _missed_the_open(order, bar):
+    """An opg order still open after a bar that reaches past its session's open: the open has traded without it.
+    (A step with no bar yet does not end it: a live source's first minute of the session comes a little after
+    the open; no bar at all by the session's close does, in _ended_by_time.)"""
+    return order.time_in_force is TimeInForce.OPG and order.session_open is not None and bar is not None and \
+        bar.end > order.session_open
 
 
 def step(books, orders, market, rules, account_rules=None):
@@ -175,7 +186,9 @@ def step(books, orders, market, rules, account_rules=None):
                 order = order.but(status=Status.CANCELED, reason_code="canceled", reason=why, updated=now)
                 events.append(Event(EventKind.CANCELED, order, now, reason_code="canceled", reason=why))
         if order.open:
-            ended = _ended_by_time(order, now)
+            ended = _ended_by_time(order, now) or (
+                (Status.EXPIRED, "expired", "an opg order trades only at its session's open")
+                if _missed_the_open(order, bar) else None)
             if ended is not None:
                 status, code, why = ended
                 order = order.but(status=status, reason_code=code, reason=why, updated=now)
