@@ -153,3 +153,22 @@ async def test_a_price_that_jumps_half_in_one_update_is_said(live):
     assert d.master.board.get("AAPL").price == 150
     said = [e.message for e in d.master.logs.newest(50, "warn") if "in one update" in e.message]
     assert len(said) == 2 and "AAPL moved 51% in one update (100" in said[0], said  # (its high: 151)
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_minute_an_update_folds_keeps_its_own_candle(live):
+    """An update that folds several minutes (after an outage, the first of the day, a long interval) trades them
+    as one bar, but the minute candles (charts, /v2/stocks/bars 1Min) had only bars one minute long: the
+    folded minutes were missing."""
+    from tests.conftest import bounded
+
+    d = live
+    now = utc(d.clock.seconds()).replace(second=0, microsecond=0)
+    minutes = [{"t": (now + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ"), "o": 100 + n, "h": 101 + n,
+                "l": 99 + n, "c": 100.5 + n, "v": 1000 * (n + 1), "n": 10, "vw": 100 + n} for n in range(3)]
+    d.provider.on("/v2/stocks/bars", answer({"bars": {"AAPL": minutes}, "next_page_token": None}))
+    d.clock.advance(180)
+    await bounded(d.master.market.busy, "the update")
+    candles = await d.master.candles.read("AAPL", "1m", 10)
+    assert [(c["time"], c["open"], c["volume"]) for c in candles[-3:]] == [
+        (now + timedelta(minutes=n), 100 + n, 1000 * (n + 1)) for n in range(3)]

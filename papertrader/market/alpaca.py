@@ -134,7 +134,7 @@ class AlpacaSource:
             if found:
                 bars[symbol] = Bar(symbol, found[0].start, found[-1].end, found[0].open,
                                    max(b.high for b in found), min(b.low for b in found), found[-1].close,
-                                   sum(b.volume for b in found))
+                                   sum(b.volume for b in found), minutes=tuple(found))
                 self._last[symbol] = found[-1].start
         return bars
 

@@ -279,8 +279,13 @@ class ReplaySource:
             highs = [from_price_units(series.high[i]) for _, _, series, i in found]
             lows = [from_price_units(series.low[i]) for _, _, series, i in found]
             closes = [from_price_units(series.close[i]) for _, _, series, i in found]
+            minutes = ()
+            if len(found) > 1 and all(e - s <= timedelta(minutes=1) for s, e, _, _ in found):
+                # An update of several minutes of intraday history: each minute keeps its own candle.
+                minutes = tuple(Bar(symbol, s, e, o, h, l, c, series.volume[i]) for (s, e, series, i), o, h, l, c
+                                in zip(found, opens, highs, lows, closes))
             bars[symbol] = Bar(symbol, first[0], last[1], opens[0], max(highs), min(lows), closes[-1],
-                               sum(series.volume[i] for _, _, series, i in found))
+                               sum(series.volume[i] for _, _, series, i in found), minutes=minutes)
         return defer.succeed(bars)
 
     def last_bars(self, symbols, moment):

@@ -45,6 +45,9 @@ class CandleStore:
             prices = (to_price_units(b.open), to_price_units(b.high), to_price_units(b.low), to_price_units(b.close))
             if b.end - b.start <= MINUTE:
                 out.append((b.symbol, "1m", iso(minute_of(b.start))) + prices + (b.volume,))
+            for m in b.minutes if b.end - b.start > MINUTE else ():  # the minutes it folds, each its own candle
+                out.append((m.symbol, "1m", iso(minute_of(m.start)), to_price_units(m.open), to_price_units(m.high),
+                            to_price_units(m.low), to_price_units(m.close), m.volume))
             out.append((b.symbol, "1d", iso(session_open(b))) + prices + (b.volume,))
         return out
 

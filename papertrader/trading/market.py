@@ -22,6 +22,9 @@ class Bar:
     low: Decimal
     close: Decimal
     volume: int
+    #: The one-minute bars this one folds, where its source had them (a live provider's minutes since the last
+    #: update): the minute candles keep each; the core trades the bar itself.
+    minutes: tuple = field(default=(), compare=False, repr=False)
 
     def check(self):
         """Raise BadBar unless the bar could have happened; returns the bar."""
