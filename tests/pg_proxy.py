@@ -39,10 +39,11 @@ class _Client(protocol.Protocol):
         self.upstream.transport.write(data)
         if proxy.armed and data[:1] == b"Q" and b"COMMIT" in data:
             proxy.armed = False
-            proxy.refuse = proxy.then_refuse
             self.upstream.transport.loseConnection()  # the server gets the COMMIT, then the end
             self.transport.abortConnection()  # its answer never reaches the client
             proxy.cut += 1
+            if proxy.then_refuse:
+                proxy.away()  # and the database is gone: the pool's other connections too
 
     def connectionLost(self, reason):
         self.factory.proxy.clients.discard(self)
