@@ -250,6 +250,10 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.live()
         await d.tick()
         fill = await b.wait_text("#toasts", "Filled: Buy 5 AAPL")
+        # It may cover what is under it: it can be dismissed (and stays while the pointer or keyboard is on it).
+        toasts = await b.script("return document.querySelectorAll('#toasts .toast').length")
+        await b.click("#toasts .toast:last-child button[aria-label='Dismiss']")
+        assert await b.script("return document.querySelectorAll('#toasts .toast').length") == toasts - 1
         await b.wait_text("[data-section='asset-position']", "5")
         await b.wait_text("[data-section='symbol-orders']", "No open orders.")
         price = price_of(d, "AAPL")

@@ -68,10 +68,25 @@ function toast(text, kind) {
   const box = document.getElementById("toasts");
   const item = document.createElement("div");
   item.className = `toast ${kind || ""}`;
-  item.textContent = text;
+  const words = document.createElement("span");
+  words.textContent = text;
+  // It stays while the pointer or the keyboard is on it, and can be dismissed (it may cover what is below).
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "toast-close";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "×";
+  close.addEventListener("click", () => item.remove());
+  item.append(words, close);
   box.append(item);
   while (box.children.length > 4) box.firstElementChild.remove();
-  setTimeout(() => item.remove(), 8000);
+  let timer = setTimeout(() => item.remove(), 8000);
+  const hold = () => clearTimeout(timer);
+  const release = () => { clearTimeout(timer); timer = setTimeout(() => item.remove(), 4000); };
+  item.addEventListener("mouseenter", hold);
+  item.addEventListener("focusin", hold);
+  item.addEventListener("mouseleave", release);
+  item.addEventListener("focusout", release);
 }
 
 function status(text) {
