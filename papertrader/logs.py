@@ -163,7 +163,10 @@ class LogSystem:
         self._lost = 0
         self._lost_why = ""
         if path is not None:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            if os.stat(directory).st_mode & 0o077:  # (made by an older release)
+                os.chmod(directory, 0o700)
             # Readable by its owner only (it names users, addresses, orders), its rotated files likewise.
             self._file = _LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10, defaultMode=0o600)
             self.publisher.addObserver(self._to_file)
@@ -199,7 +202,13 @@ class LogSystem:
                     f" be written to this file ({self._lost_why}): they are missing above\n") + text
         try:
             self._file.write(text)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # (ValueError: a rotation that failed left the file closed)
+            if isinstance(e, ValueError):
+                e = OSError(0, str(e))
+                try:
+                    self._file.reopen()
+                except (OSError, ValueError):
+                    pass
             if not self._lost:
                 sys.stderr.write(f"papertrader: cannot write the log file {self._file.path} ({e.strerror or e}): its"
                                  " lines are lost from it until it can be written again\n")

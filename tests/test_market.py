@@ -263,14 +263,19 @@ async def test_an_update_a_listener_cannot_take_holds_market_time_until_it_does(
     """The trading step fails (its database is away): market time waits, and each interval gives that same
     update again to it and the listeners after it (those before it took it already), until it is taken; then
     time goes on.  It used to go on at once: the open orders never met that update's bars."""
+    import sqlite3
+
+    from papertrader.master.db import is_unavailable
+
     service = make_service(ScriptedProvider("100", "101", "102"))
+    service.transient = is_unavailable  # (as the master's)
     failures_left = [3]
     before, taken, after = [], [], []
 
     def trading(step, quotes, candles=()):
         if failures_left[0]:
             failures_left[0] -= 1
-            raise ValueError("database away")
+            raise sqlite3.OperationalError("database or disk is full")
         taken.append(step.time)
 
     bug = [True]
@@ -296,8 +301,31 @@ async def test_an_update_a_listener_cannot_take_holds_market_time_until_it_does(
     assert (before[-1], taken[-1], after[-1]) == (now, now, (now, D("102")))
     failures = logs.newest(10, "critical")
     assert len(failures) == 2  # the step's said once, not at every interval; the games' bug
-    assert "market time waits" in failures[0].message and "ValueError: database away" in failures[0].message
+    assert "market time waits" in failures[0].message and "database or disk is full" in failures[0].message
     assert "a bug of the games" in failures[1].message and "market time waits" not in failures[1].message
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_trading_step_that_fails_for_a_bug_does_not_hold_the_market(make_service, clock, logs):
+    """Played again, a bug (or bad data) would only fail again: the market would stand still for everyone, for
+    good.  Only a database away holds an update; anything else is logged, and time goes on."""
+    from papertrader.master.db import is_unavailable
+
+    service = make_service(ScriptedProvider("100", "101", "102"))
+    service.transient = is_unavailable
+    after = []
+
+    def trading(step, quotes, candles=()):
+        raise KeyError("a bug")
+
+    service.listeners += [trading, lambda step, quotes: after.append(step.bars["AAPL"].close)]
+    service.candle_writer = trading
+    await start(service)
+    await tick(service, clock)
+    await tick(service, clock)
+    assert after == [D("100"), D("101"), D("102")]  # every update went on to the next listener
+    failures = logs.newest(10, "critical")
+    assert len(failures) == 3 and not any("market time waits" in f.message for f in failures)
 
 
 @pytest_twisted.ensureDeferred

@@ -770,14 +770,21 @@ async def test_an_update_whose_step_failed_waits_and_is_played_again_whole(repla
     """The trading step fails (its database is away) at Tuesday's update: market time waits at Tuesday, and each
     interval plays that update again until the step takes it, with its candles (once).  Time used to go on: the
     day order placed for Tuesday never met Tuesday's bar and expired unfilled, and Tuesday had no candles."""
+    import sqlite3
+
+    from papertrader.master.db import is_unavailable
+
     r = replay
     real = r.trading.market_step
+    r.market.transient = is_unavailable  # (as the master's)
     failures_left = [2]
+    taken = []
 
     def flaky(step, quotes, candles=()):
         if failures_left[0]:
             failures_left[0] -= 1
-            raise RuntimeError("the step's transaction failed")
+            raise sqlite3.OperationalError("database or disk is full")
+        taken.append((step, quotes, candles))
         return real(step, quotes, candles=candles)
 
     r.market.listeners[r.market.listeners.index(real)] = flaky
@@ -797,6 +804,12 @@ async def test_an_update_whose_step_failed_waits_and_is_played_again_whole(repla
                           ("2024-03-05",))
     bars = r.market.source.last_bars(["ABC", "XYZ"], t(6))
     assert [tuple(row) for row in rows] == [(s, bars[s].volume) for s in ("ABC", "XYZ")]  # Tuesday's, once
+    # Played once more (as after a COMMIT whose answer was lost, though it was saved): nothing happens twice.
+    [(step, quotes, candles)] = taken
+    assert await real(step, quotes, candles=candles) == 0
+    rows = await db.query("SELECT symbol, volume FROM bars WHERE interval = '1d' AND time >= ? ORDER BY symbol",
+                          ("2024-03-05",))
+    assert [tuple(row) for row in rows] == [(s, bars[s].volume) for s in ("ABC", "XYZ")]
 
 
 @pytest_twisted.ensureDeferred

@@ -897,6 +897,11 @@ class TradingCommands:
                 for split in undo:
                     self.store.set_state(cursor, _action_key(split), _action_state(split, moment, "undone"))
             names = _usernames(self.db, cursor, {o.account_id for o, _ in done}) if done else {}
+            # The steps after it are to be played again (a loop back to the start does not go through a seek,
+            # which saves this too): market_step plays no step at or before the last one saved.
+            last = self.store.get_state(cursor, "last_step")
+            if last is not None and parse_iso(last) >= moment:
+                self.store.set_state(cursor, "last_step", iso(moment - timedelta(microseconds=1)))
             return done, names, records, undo
 
         done, names, records, undone = yield self.db.run(unit_of_work)
@@ -921,6 +926,11 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor):
+            done = self.store.get_state(cursor, "last_step")
+            if done is not None and parse_iso(done) >= market_step.time:
+                # Saved already: its COMMIT's answer was lost, and the market service plays it again (its
+                # candles would add their volume twice, an order placed since would trade on its bars).
+                return None, {}, _Reviewed()
             if candles:  # first: a master killed at any point after has stored neither these nor the step
                 self.candles.write(cursor, candles)
             # Every portfolio the step may write is locked first, all at once in ascending order (as a group
@@ -968,6 +978,7 @@ class TradingCommands:
             self.store.set_state(cursor, "last_step", iso(market_step.time))
             if market_step.today:
                 self.store.set_state(cursor, "actions_through", market_step.today.isoformat())
+            self.db.verify_commit(cursor)  # (a lost answer to its COMMIT: looked up, not taken for a failure)
             return result, names, reviewed
 
         prices = self.board.prices()

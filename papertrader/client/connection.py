@@ -405,8 +405,10 @@ class Connection:
             try:
                 answer = yield call(self.reactor, proto, command, describe(self.worker), **kwargs)
             except (WorkerFailed, MasterUnavailable, OutcomeUnknown) as e:
-                # (outcome_unknown: the worker's master took the command and lost its answer: carried on through
-                # another worker, as for a failed worker, which a client order id makes safe for an order)
+                if isinstance(e, OutcomeUnknown) and not kwargs.get("client_order_id"):
+                    raise  # (sent again, it could be done twice: said as it is, "it may have been done")
+                # (outcome_unknown of an order with its client order id: carried on through another worker, as for
+                # a failed worker: the same id never makes a second order)
                 self.uncertain = True
                 if self._closes != closes:  # its owner closed the connection meanwhile: carry nothing on
                     raise

@@ -17,9 +17,10 @@ A source that cannot answer keeps the platform up: the last good prices stay on 
 turn stale), the step still runs (orders expire on time), the outage is logged once when it
 starts and once when it ends, and the next interval simply tries again.
 
-The trading step (``candle_writer``), if it cannot take an update (the database is away), holds market time:
-each interval gives that update again to it and the listeners after it, and plays nothing new, until they
-take it; so no session passes the open orders by, and the candles have no hole.
+The trading step (``candle_writer``), if it cannot take an update because the database is away (``transient``
+says so of its failure), holds market time: each interval gives that update again to it and the listeners
+after it, and plays nothing new, until they take it; so no session passes the open orders by, and the
+candles have no hole.  Any other failure is logged and time goes on.
 """
 
 from datetime import date, datetime, timedelta, timezone
@@ -28,6 +29,7 @@ from decimal import Decimal
 
 from twisted.application import service
 from twisted.internet import defer, task
+from twisted.python import failure
 
 from papertrader.errors import InvalidInput
 from papertrader.market.board import Quote
@@ -36,6 +38,9 @@ from papertrader.times import parse_iso
 from papertrader.trading.corporate import Split
 from papertrader.trading.market import BadBar, MarketStep
 
+
+#: While an update is held, its failure is said again every this many tries (a minute of 5 s intervals...).
+HELD_SAY = 100
 
 #: A live bar whose high or low is this far from the last price (a fraction) is logged: a spike or a bad print.
 SPIKE = Decimal("0.2")
@@ -71,9 +76,12 @@ class MarketService(service.Service):
         self._ended_done = False
         #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
         self.rewound = []
-        #: An update some listeners failed to take: (step, quotes, candle rows, those listeners); played again,
-        #: and nothing else, at each interval until they take it (None: none).
+        #: An update some listeners failed to take: (step, quotes, candle rows, those listeners, tries); played
+        #: again, and nothing else, at each interval until they take it (None: none).
         self._pending = None
+        #: Whether a failure of the trading step is worth holding the update for (the database away: it passes),
+        #: given the Failure; None: never (the master's: master/db.py is_unavailable, or an unknown outcome).
+        self.transient = None
         #: When to ask the source for the asset list again (clock seconds; None: it was read).
         self._describe_at = None
         #: Seeks and updates, one at a time.
@@ -365,7 +373,7 @@ class MarketService(service.Service):
         if self._describe_at is not None and self.clock.seconds() >= self._describe_at:
             yield self._describe()
         if self._pending is not None:  # an update some listeners could not take: it again, and only it
-            step, quotes, rows, listeners = self._pending
+            step, quotes, rows, listeners, _ = self._pending
             played = yield self._deliver(step, quotes, rows, listeners)
             return played
         try:
@@ -389,7 +397,9 @@ class MarketService(service.Service):
             settle = timedelta(seconds=getattr(self.source, "close_settle", 0))
             if settle and before.is_open and not info.is_open and end < before.current.close + settle:
                 # The session has just closed and its last minutes may still be on their way (a live source
-                # publishes a minute some seconds after it ends): its close waits for them.
+                # publishes a minute some seconds after it ends): its close waits for them (from here: a live
+                # clock's own start has moved on already).
+                self.last = start
                 return False
             bars = {}
             if trading:
@@ -436,14 +446,18 @@ class MarketService(service.Service):
                 else:
                     yield listener(step, quotes)
             except Exception:
-                if not writes:
-                    self.log.failure("after the market update, {listener} failed", listener=listener)
+                failed = failure.Failure()
+                if not writes or self.transient is None or not self.transient(failed):
+                    # Another listener; or a failure that playing it again would only repeat (a bug, bad data):
+                    # said, and time goes on (holding the market for everyone would help nobody).
+                    self.log.failure("after the market update, {listener} failed", failed, listener=listener)
                     continue
-                if self._pending is None:
+                held = self._pending[4] + 1 if self._pending is not None and self._pending[0] is step else 1
+                if held == 1 or held % HELD_SAY == 0:
                     self.log.failure("after the market update of {time}, {listener} failed; market time waits and"
-                                     " it is played again at the next interval", listener=listener,
-                                     time=step.time.isoformat())
-                self._pending = (step, quotes, rows, listeners[n:])
+                                     " it is played again at each interval (tries: {n})", failed, listener=listener,
+                                     time=step.time.isoformat(), n=held)
+                self._pending = (step, quotes, rows, listeners[n:], held)
                 return False
         if listeners is not self.listeners:
             self.log.info("market: the update of {time} is played at last; market time goes on",

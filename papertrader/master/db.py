@@ -18,7 +18,7 @@ import threading
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from twisted.enterprise import adbapi
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 from twisted.python import failure
 
@@ -221,7 +221,19 @@ class Database:
         transaction = Transaction()
         done = self.pool.runInteraction(_interaction, transaction, function, args, kwargs)
         done.addErrback(self._lost_commit, transaction)
+        if self.on_answer is not None:
+            done.addCallback(self._answered)
         return done.addBoth(_after, transaction)
+
+    #: Called (with nothing) after each transaction that the database answered (a master says when it is back).
+    on_answer = None
+
+    def _answered(self, result):
+        try:
+            self.on_answer()
+        except Exception:
+            _log.failure("a database's on_answer failed")
+        return result
 
     def verify_commit(self, cursor):
         """Inside a transaction that others will be told the outcome of (orders acknowledged): if its COMMIT
@@ -237,7 +249,10 @@ class Database:
         if "result" not in transaction.data:
             return failed  # it failed before its COMMIT: nothing of it was done
         txid = transaction.data["txid"]
-        for _ in range(3):  # (each on a new connection, if the old one is gone)
+        for attempt in range(3):  # (each on a new connection, if the old one is gone)
+            if attempt:  # the server may still be finishing it ("in progress"), or coming back
+                from twisted.internet import reactor
+                yield task.deferLater(reactor, 0.25 * attempt, lambda: None)
             try:
                 status = yield self.pool.runInteraction(_txid_status, txid)
             except Exception:

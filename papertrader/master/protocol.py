@@ -40,7 +40,7 @@ def guarded(method):
             self.master.log.failure("{command} failed", failure, command=method.__name__)
             raise ServerError()
 
-        return d.addCallbacks(self.master.database_back, failed)
+        return d.addErrback(failed)
 
     return wrapper
 

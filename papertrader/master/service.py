@@ -19,7 +19,8 @@ from papertrader.services import (ListeningService, StagedService, StartError, d
 from papertrader.logs import LogSystem
 from papertrader.master import files
 from papertrader.master.accounts import Accounts
-from papertrader.master.db import Database, pg_url, redact
+from papertrader.errors import OutcomeUnknown
+from papertrader.master.db import Database, is_unavailable, pg_url, redact
 from papertrader.master.upgrades import UpgradeRefused
 from papertrader.app import Application
 from papertrader.app.accounts import AccountCommands
@@ -105,6 +106,7 @@ class Master(StagedService):
         #: The --database URL (None: SQLite in the data dir).
         self.database = database
         self.db = Database(database or Database.default_url(data_dir), data_dir)
+        self.db.on_answer = self.database_back  # (an outage ends when the database answers, not a command)
         #: Every open AMP connection (workers and clients asking for the worker list).
         self.connections = set()
         market = build_market(settings, clock, reactor, self.log, market_plan)  # a MarketSetupError is a ValueError
@@ -166,6 +168,9 @@ class Master(StagedService):
         # The leaderboards follow the trading step whose fills they count.
         self.market.listeners += [self.push_quotes, self.trading.market_step, self.games.update]
         self.market.candle_writer = self.trading.market_step  # the update's candles, with its step
+        # The step's failures worth holding the update for: the database away, or its COMMIT's outcome unknown
+        # (played again, a step already saved is recognised and not applied twice).
+        self.market.transient = lambda failure: is_unavailable(failure) or bool(failure.check(OutcomeUnknown))
         # A replay's end finishes the games still running (again while ended: its last update may have failed).
         self.market.ended.append(self.games.update)
         self.market.rewinding.append(self.trading.market_moved_back)
@@ -295,13 +300,12 @@ class Master(StagedService):
                            error=failure.getErrorMessage().strip().splitlines()[0][:300] if
                            failure.getErrorMessage().strip() else type(failure.value).__name__)
 
-    def database_back(self, result):
-        """A command succeeded: if the database was away, it is back (said once)."""
+    def database_back(self):
+        """The database answered a transaction: if it was away, it is back (said once)."""
         if self._away is not None:
             self.log.info("the database answers again after {seconds:.0f} s; {n} commands were refused meanwhile",
                           seconds=self.reactor.seconds() - self._away, n=self._refused)
             self._away, self._refused = None, 0
-        return result
 
     def _market_now(self):
         """The market clock now, as ``Clock`` answers it: QuotesTick's ``market_time`` and ``market_open``."""

@@ -86,7 +86,8 @@ STATUS = {
     "bad_credentials": (401, 40110000),
     "throttled": (429, 42910000),
     "master_unavailable": (503, 50310000),
-    "outcome_unknown": (504, 50410000),
+    # Not 504, which alpaca-py (and alpaca-trade-api) send again by themselves, POSTs too: a second order.
+    "outcome_unknown": (502, 50210000),
     "database_unavailable": (503, 50310000),
     "server_error": (500, 50010000),
 }
@@ -391,11 +392,15 @@ class RestApi:
         if quantity is not None and percentage is not None:
             raise invalid("give qty or percentage, not both")
         symbol = yield self._symbol_of(request, symbol_or_id)
+        client_order_id = str(uuid.uuid4())  # (what to look for if its answer is lost: see place_order)
         try:
             order = yield self.call(request, commands.ClosePosition, symbol=symbol, quantity=quantity,
-                                    percentage=percentage)
+                                    percentage=percentage, client_order_id=client_order_id)
         except (UnknownSymbol, UnknownOrder):
             raise HttpError(404, 40410000, "position does not exist")
+        except OutcomeUnknown as e:
+            raise OutcomeUnknown(f"{e.message}: its sale has client_order_id {client_order_id} (GET"
+                                 " /v2/orders:by_client_order_id?client_order_id=...)")
         return respond(request, 200, alpaca.order(with_asset(order)))
 
     @app.route("/v2/positions", methods=["DELETE"])

@@ -145,7 +145,8 @@ function connect() {
         for (const [key, [text, sign]] of Object.entries(m.v)) setText(key, text, sign);
         break;
       case "html":
-        for (const [name, html] of Object.entries(m.v)) replaceSection(name, html);
+        // (paused: the tables of orders still come, not the leaderboard's moving equities)
+        for (const [name, html] of Object.entries(m.v)) if (!(paused && name === "leaderboard")) replaceSection(name, html);
         break;
       case "candle":
         if (!paused) document.dispatchEvent(new CustomEvent("pt:candle", { detail: m.c }));
