@@ -95,7 +95,7 @@ async def test_watchlists_on_the_command_line(deployment):
     assert status == 0 and "No watchlists" in out
     status, made, _ = await cli("create", "My tech", "aapl", "MSFT")
     assert status == 0 and made["symbols"] == ["AAPL", "MSFT"]
-    status, out, _ = await cli("add", "My tech", "TSLA", "AAPL", json_out=False)
+    status, out, _ = await cli("add", "My tech", "TSLA,AAPL", json_out=False)  # (commas too, as the website's)
     assert status == 0 and out.strip() == "Watchlist 'My tech' (AAPL already in it): AAPL, MSFT, TSLA."
     await d.tick()  # prices
     status, out, _ = await cli("show", "My tech", json_out=False)

@@ -1317,6 +1317,8 @@ class CLI:
             self.emit(answer["watchlists"], output.table(lists, ["name", "size", "updated"]) if lists else
                       "No watchlists. Make one: papertrader watchlist create NAME SYMBOL...")
             return
+        if action in ("create", "add", "remove"):  # AAPL MSFT, or AAPL,MSFT as the website takes them
+            words = [w for word in words for w in word.split(",") if w.strip()]
         if action == "create":
             made = yield self.call(commands.CreateWatchlist, token=token, name=name, symbols=words)
             self.emit(made, f"Watchlist {made['name']!r} created" + (
