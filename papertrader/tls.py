@@ -132,16 +132,14 @@ def expires(pem):
     return x509.load_pem_x509_certificate(pem).not_valid_after_utc
 
 
-def certificate_expires(path):
-    """When the PEM certificate in the file ``path`` (a key and a certificate, or a certificate) stops being valid."""
+def read_certificate(path):
+    """The certificate in the PEM file ``path`` (a key and a certificate, or a certificate)."""
     with open(path, "rb") as f:
-        return x509.load_pem_x509_certificate(f.read()).not_valid_after_utc
+        return x509.load_pem_x509_certificate(f.read())
 
 
-def issued_by(path, ca):
-    """Whether the certificate in the file ``path`` was signed by ``ca`` (a CertificateAuthority)."""
-    with open(path, "rb") as f:
-        cert = x509.load_pem_x509_certificate(f.read())
+def issued_by(cert, ca):
+    """Whether ``cert`` (an x509 certificate) was signed by ``ca`` (a CertificateAuthority)."""
     try:
         cert.verify_directly_issued_by(ca.cert)
     except (ValueError, TypeError, InvalidSignature):
@@ -151,8 +149,11 @@ def issued_by(path, ca):
 
 def certificate_hostnames(path):
     """The DNS names and IP addresses a PEM certificate file is valid for."""
-    with open(path, "rb") as f:
-        cert = x509.load_pem_x509_certificate(f.read())
+    return hostnames_of(read_certificate(path))
+
+
+def hostnames_of(cert):
+    """The DNS names and IP addresses ``cert`` (an x509 certificate) is valid for."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

@@ -21,7 +21,7 @@ def test_a_certificate_issued_later_never_outlives_its_ca(tmp_path):
     ca = CertificateAuthority.ensure(str(tmp_path))
     path = str(tmp_path / "worker.pem")
     ca.issue("PaperTrader worker w9", ["localhost"], path)  # a worker registered after the CA was made
-    assert tls.certificate_expires(path) == tls.expires(ca.pem())  # (a moment later than the CA's, before)
+    assert tls.read_certificate(path).not_valid_after_utc == tls.expires(ca.pem())  # (a moment later than the CA's, before)
 
 
 def _short_lived(ca, path, days):
@@ -43,10 +43,10 @@ def test_a_masters_certificate_about_to_expire_is_issued_again_at_its_start(tmp_
     path = os.path.join(data_dir, files.MASTER_CERT)
     _short_lived(ca, path, days=10)
     files.ensure_master_files(data_dir)
-    assert tls.certificate_expires(path) == tls.expires(ca.pem())  # renewed (to its CA's end)
+    assert tls.read_certificate(path).not_valid_after_utc == tls.expires(ca.pem())  # renewed (to its CA's end)
     _short_lived(ca, path, days=60)  # not yet due: kept
     files.ensure_master_files(data_dir)
-    assert tls.certificate_expires(path) < NOW + datetime.timedelta(days=61)
+    assert tls.read_certificate(path).not_valid_after_utc < NOW + datetime.timedelta(days=61)
 
 
 @pytest_twisted.ensureDeferred
@@ -78,9 +78,11 @@ def test_a_deployment_moved_to_a_new_ca_gets_certificates_of_it(tmp_path):
     for name in (tls.CA_CERT, tls.CA_KEY):
         os.rename(os.path.join(data_dir, name), os.path.join(data_dir, name + ".old"))
     new = files.ensure_master_files(data_dir)
-    assert new.pem() != old.pem() and tls.issued_by(os.path.join(data_dir, files.MASTER_CERT), new)
+    master = tls.read_certificate(os.path.join(data_dir, files.MASTER_CERT))
+    assert new.pem() != old.pem() and tls.issued_by(master, new)
     assert files.make_worker_bundle(data_dir, "w1", ["w1.example.com"], bundle) == armor  # the same key
     assert open(os.path.join(bundle, tls.CA_CERT), "rb").read() == new.pem()
     worker = os.path.join(bundle, files.WORKER_CERT)
-    assert tls.issued_by(worker, new) and not tls.issued_by(worker, old)
+    cert = tls.read_certificate(worker)
+    assert tls.issued_by(cert, new) and not tls.issued_by(cert, old)
     assert "w1.example.com" in tls.certificate_hostnames(worker)

@@ -40,15 +40,16 @@ class CandleStore:
 
     def rows(self, bars, session_open):
         """The bucket rows of ``bars`` (a list of Bar); ``session_open(bar)`` gives its session's open."""
+        def row(bar, interval, time):
+            return (bar.symbol, interval, iso(time), to_price_units(bar.open), to_price_units(bar.high),
+                    to_price_units(bar.low), to_price_units(bar.close), bar.volume)
+
         out = []
         for b in bars:
-            prices = (to_price_units(b.open), to_price_units(b.high), to_price_units(b.low), to_price_units(b.close))
-            if b.end - b.start <= MINUTE:
-                out.append((b.symbol, "1m", iso(minute_of(b.start))) + prices + (b.volume,))
-            for m in b.minutes if b.end - b.start > MINUTE else ():  # the minutes it folds, each its own candle
-                out.append((m.symbol, "1m", iso(minute_of(m.start)), to_price_units(m.open), to_price_units(m.high),
-                            to_price_units(m.low), to_price_units(m.close), m.volume))
-            out.append((b.symbol, "1d", iso(session_open(b))) + prices + (b.volume,))
+            # Minute candles: a bar of a minute or less, else the minutes it folds (each its own candle).
+            minutes = (b,) if b.end - b.start <= MINUTE else b.minutes
+            out.extend(row(m, "1m", minute_of(m.start)) for m in minutes)
+            out.append(row(b, "1d", session_open(b)))
         return out
 
     def write(self, cursor, rows):

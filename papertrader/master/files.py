@@ -36,12 +36,14 @@ def _ensure_cert(ca, common_name, hostnames, path):
     """Issue ``path`` unless it exists, is signed by ``ca`` (not by a CA it replaced), already covers
     ``hostnames`` (names it had are kept), and is not about to expire (RENEW_BEFORE; it never outlives the CA,
     which is not renewed here)."""
-    have = tls.certificate_hostnames(path) if os.path.exists(path) else []
+    cert = tls.read_certificate(path) if os.path.exists(path) else None
+    have = tls.hostnames_of(cert) if cert is not None else []
     wanted = tls.default_hostnames(list(hostnames) + have)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    expiring = os.path.exists(path) and tls.certificate_expires(path) - now < RENEW_BEFORE and \
-        tls.expires(ca.pem()) - tls.certificate_expires(path) > datetime.timedelta(days=1)
-    if not os.path.exists(path) or not set(wanted) <= set(have) or expiring or not tls.issued_by(path, ca):
+    expiring = False
+    if cert is not None:
+        ends, now = cert.not_valid_after_utc, datetime.datetime.now(datetime.timezone.utc)
+        expiring = ends - now < RENEW_BEFORE and ca.cert.not_valid_after_utc - ends > datetime.timedelta(days=1)
+    if cert is None or not set(wanted) <= set(have) or expiring or not tls.issued_by(cert, ca):
         ca.issue(common_name, wanted, path)
 
 

@@ -11,7 +11,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys, pools, tls
+from papertrader import commands, gpgkeys, pools
 from papertrader.guard import Limits, guarded
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
@@ -98,7 +98,7 @@ class Master(StagedService):
         self.logs = LogSystem("master", settings.log_memory_size, os.path.join(data_dir, "logs", "master.log"),
                               reactor=reactor)
         self.log = self.logs.logger("papertrader.master")
-        ends = tls.expires(ca.pem())
+        ends = ca.cert.not_valid_after_utc
         if ends - datetime.now(timezone.utc) < files.CA_WARNING:
             self.log.warn("the deployment's CA certificate (ca.pem) expires on {day}: then no client, worker or"
                           " browser will trust this master or its workers; see the README's 'Certificates' for"
@@ -297,8 +297,7 @@ class Master(StagedService):
             self._away = self.reactor.seconds()
             self.log.error("the database is not answering ({error}): commands that need it are refused"
                            " (database_unavailable: nothing done) until it answers again",
-                           error=failure.getErrorMessage().strip().splitlines()[0][:300] if
-                           failure.getErrorMessage().strip() else type(failure.value).__name__)
+                           error=describe_failure(failure)[:300])
 
     def database_back(self):
         """The database answered a transaction: if it was away, it is back (said once)."""

@@ -89,6 +89,9 @@ def _session_bar(order, bar):
     return None
 
 
+_OPG_MISSED = (Status.EXPIRED, "expired", "an opg order trades only at its session's open")
+
+
 def _ended_by_time(order, now):
     """(status, reason_code, reason) if the order's time in force ends it at ``now``, else None."""
     tif = order.time_in_force
@@ -98,7 +101,7 @@ def _ended_by_time(order, now):
             now >= order.session_close if order.session_close is not None else now > order.session_open):
         # At its session's close at the latest (an order placed before this rule: just after the open); a bar
         # that reaches past the open ends it at once (_missed_the_open).
-        return Status.EXPIRED, "expired", "an opg order trades only at its session's open"
+        return _OPG_MISSED
     if tif is TimeInForce.CLS and order.session_close is not None and now >= order.session_close:
         return Status.EXPIRED, "expired", "a cls order trades only at its session's close"
     return None
@@ -186,9 +189,7 @@ def step(books, orders, market, rules, account_rules=None):
                 order = order.but(status=Status.CANCELED, reason_code="canceled", reason=why, updated=now)
                 events.append(Event(EventKind.CANCELED, order, now, reason_code="canceled", reason=why))
         if order.open:
-            ended = _ended_by_time(order, now) or (
-                (Status.EXPIRED, "expired", "an opg order trades only at its session's open")
-                if _missed_the_open(order, bar) else None)
+            ended = _ended_by_time(order, now) or (_OPG_MISSED if _missed_the_open(order, bar) else None)
             if ended is not None:
                 status, code, why = ended
                 order = order.but(status=status, reason_code=code, reason=why, updated=now)

@@ -92,6 +92,13 @@ STATUS = {
     "server_error": (500, 50010000),
 }
 
+def look_for(error, client_order_id, more=""):
+    """An order's ``outcome_unknown``, saying which order to look for (its client order id: the request's, or
+    the one the server gave it)."""
+    return OutcomeUnknown(f"{error.message}: it has client_order_id {client_order_id} (GET"
+                          f" /v2/orders:by_client_order_id?client_order_id=...{more})")
+
+
 #: Most orders one list answer holds (Alpaca's limit), and how many the worker asks the master for at a time
 #: (one AMP answer holds at most 64 kB: about 55 orders at their largest).
 MAX_ORDERS = 500
@@ -399,8 +406,7 @@ class RestApi:
         except (UnknownSymbol, UnknownOrder):
             raise HttpError(404, 40410000, "position does not exist")
         except OutcomeUnknown as e:
-            raise OutcomeUnknown(f"{e.message}: its sale has client_order_id {client_order_id} (GET"
-                                 " /v2/orders:by_client_order_id?client_order_id=...)")
+            raise look_for(e, client_order_id)
         return respond(request, 200, alpaca.order(with_asset(order)))
 
     @app.route("/v2/positions", methods=["DELETE"])
@@ -425,11 +431,8 @@ class RestApi:
         try:
             order = yield self.call(request, commands.PlaceOrder, **arguments)
         except OutcomeUnknown as e:
-            # Which order to look for (the id was ours if the request gave none): sent again with it, it is
-            # never placed twice.
-            raise OutcomeUnknown(f"{e.message}: it has client_order_id {arguments['client_order_id']} (GET"
-                                 " /v2/orders:by_client_order_id?client_order_id=...; sent again with that"
-                                 " client_order_id it is not placed twice)")
+            raise look_for(e, arguments["client_order_id"], "; sent again with that client_order_id it is not"
+                                                            " placed twice")
         except PaperTraderError as e:
             raise (yield self.naming_orders(request, e))
         return respond(request, 200, alpaca.order(with_asset(order)))

@@ -564,7 +564,6 @@ class Website:
         period, timeframe = self.ranges(clock)[chosen]
         first = await self.call(visit, commands.Activities, direction="asc", page_size=1)
         first = first["activities"][0]["time"] if first["activities"] else None
-        history = None
         if period is not None or first is None:
             history = await self.call(visit, commands.PortfolioHistory, period=period or "1M", timeframe=timeframe)
             stamps = history["timestamps"]
@@ -696,12 +695,8 @@ class Website:
     @action()
     async def delete_watchlist(self, request, visit):
         name = field(request, "name", 64)
-        _, refused = await self.attempt(self.call(visit, commands.DeleteWatchlist, watchlist_name=name),
-                                        lambda why: refuse(request, "/assets#watchlists", f"list:{name}", why, {}))
-        if refused is not None:
-            return refused
-        security.set_flash(request, f"Watchlist {name} deleted.", "success")
-        return redirect(request, "/assets#watchlists")
+        return await self._watchlist_change(request, visit, f"list:{name}", {}, commands.DeleteWatchlist,
+                                            f"Watchlist {name} deleted.", watchlist_name=name)
 
     def symbol(self, text):
         symbol = (text or "").strip().upper()[:16]
