@@ -5,6 +5,7 @@ market comes back by itself.  Both databases."""
 import json
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest_twisted
 
@@ -30,10 +31,10 @@ async def live(tmp_path, settings, database_url, clock, monkeypatch):
     await d.provider.stop()
 
 
-async def start_live(tmp_path, settings, database_url, clock, monkeypatch, assets=None):
+async def start_live(tmp_path, settings, database_url, clock, monkeypatch, assets=None, bars=None):
     provider = Provider()
     url = await provider.start()
-    provider.on("/v2/stocks/bars", minute_bars(clock, 100))
+    provider.on("/v2/stocks/bars", bars or minute_bars(clock, 100))
     provider.on("/v2/assets", assets or answer([]))
     provider.on("/v1/corporate-actions", answer({"corporate_actions": {}, "next_page_token": None}))
     monkeypatch.setenv("APCA_API_KEY_ID", "PKLOCALTESTKEY")
@@ -172,3 +173,105 @@ async def test_every_minute_an_update_folds_keeps_its_own_candle(live):
     candles = await d.master.candles.read("AAPL", "1m", 10)
     assert [(c["time"], c["open"], c["volume"]) for c in candles[-3:]] == [
         (now + timedelta(minutes=n), 100 + n, 1000 * (n + 1)) for n in range(3)]
+
+
+def days_or_minutes(days, minutes):
+    """Alpaca's /v2/stocks/bars: to a 1Day request ``days`` ({symbol: [(t, close)]}, as recorded: 't' is the day's
+    midnight in New York), to any other ``minutes`` (an answer, or a callable making one)."""
+    def make(seen):
+        if seen.arg("timeframe") == "1Day":
+            assert seen.arg("adjustment") == "split"
+            return answer({"bars": {symbol: [{"t": t, "o": c - 1, "h": c + 1, "l": c - 2, "c": c, "v": 5000000,
+                                              "n": 90000, "vw": c} for t, c in items]
+                                    for symbol, items in days.items()}, "next_page_token": None})
+        return minutes(seen) if callable(minutes) else minutes
+    return make
+
+
+RECORDED_DAYS = {"AAPL": [("2026-09-18T04:00:00Z", 150.25), ("2026-09-21T04:00:00Z", 152.5)],
+                 "MSFT": [("2026-09-18T04:00:00Z", 400), ("2026-09-21T04:00:00Z", 410)]}
+NO_MINUTES = answer({"bars": {}, "next_page_token": None})
+
+
+def before_the_open(clock):
+    """From START (Monday 2026-09-21 14:13 UTC) to Tuesday 12:00 UTC (08:00 in New York): before the open."""
+    clock.advance((utc(clock.seconds()).replace(day=22, hour=12, minute=0, second=0) - utc(clock.seconds()))
+                  .total_seconds())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fresh_install_before_the_open_has_the_last_close_and_takes_orders_for_the_open(
+        tmp_path, settings, database_url, clock, monkeypatch):
+    """A live install started before the open (or on a weekend) had no price until the session's first minute:
+    every order but a limit was refused "no price is known yet", and the charts were empty.  It now reads the
+    days before (a year of daily bars): the last close is the price, orders wait for the open and fill on its
+    first bar."""
+    before_the_open(clock)
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch,
+                         bars=days_or_minutes(RECORDED_DAYS, NO_MINUTES))
+    try:
+        await register_and_login(d)
+        status, out, err = await d.cli("quote", "AAPL", user="alice")
+        assert status == 0, err
+        quote = json.loads(out)
+        assert (quote["price"], quote["previous_close"], quote["stale"]) == ("152.50", "150.25", False)
+        assert quote["time"].startswith("2026-09-21T20:00:00")  # Monday's close
+        candles = await d.master.candles.read("AAPL", "1d", 10)
+        assert [(c["time"].isoformat(), c["close"]) for c in candles] == [
+            ("2026-09-18T13:30:00+00:00", Decimal("150.25")), ("2026-09-21T13:30:00+00:00", Decimal("152.5"))]
+        status, out, err = await d.cli("buy", "AAPL", "2", user="alice")
+        assert status == 0, err
+        order = json.loads(out)
+        assert order["status"] == "new"
+        asked = [s for s in d.provider.requests("/v2/stocks/bars") if s.arg("timeframe") == "1Day"]
+        assert len(asked) == 1 and asked[0].arg("end") == "2026-09-22T12:00:00Z"
+
+        # The open: its first minute trades the order, at its open.
+        d.provider.on("/v2/stocks/bars", days_or_minutes(
+            RECORDED_DAYS, lambda seen: minute_bars(d.clock, 153, symbols=("AAPL",))))
+        while utc(d.clock.seconds()) < utc(d.clock.seconds()).replace(hour=13, minute=31, second=1):
+            await d.tick()
+        status, out, err = await d.cli("order", str(order["id"]), user="alice")
+        filled = json.loads(out)
+        assert (filled.get("status"), filled.get("average_price")) == ("filled", "153.00"), (out, err)
+        status, out, _ = await d.cli("quote", "AAPL", user="alice")
+        assert (json.loads(out)["price"], json.loads(out)["previous_close"]) == ("153.00", "152.50")
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()
+
+    # A restart reads its stored candles: the days are not asked for again.
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch,
+                         bars=days_or_minutes(RECORDED_DAYS, NO_MINUTES))
+    try:
+        assert d.master.board.get("AAPL").price == Decimal("153")
+        assert d.master.board.get("MSFT").price == Decimal("410")
+        assert not [s for s in d.provider.requests("/v2/stocks/bars") if s.arg("timeframe") == "1Day"]
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_days_that_could_not_be_read_at_start_are_read_later_and_reach_the_workers(
+        tmp_path, settings, database_url, clock, monkeypatch):
+    before_the_open(clock)
+    down = answer({"message": "internal server error"}, status=500)
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch, bars=down)
+    try:
+        assert d.master.board.get("AAPL") is None
+        assert any("could not read the days before now" in e.message for e in d.master.logs.newest(100, "warn"))
+        await register_and_login(d)
+        status, out, err = await d.cli("buy", "AAPL", "1", user="alice")
+        assert status != 0 and "no price is known yet" in err
+        d.provider.on("/v2/stocks/bars", days_or_minutes(RECORDED_DAYS, NO_MINUTES))
+        for _ in range(11):  # ten minutes of updates (the first ones back off after the 500)
+            await d.tick()
+        assert d.master.board.get("AAPL").price == Decimal("152.5")
+        status, out, err = await d.cli("quote", "MSFT", user="alice")  # the worker has it too
+        assert status == 0 and json.loads(out)["price"] == "410.00", (out, err)
+        status, out, err = await d.cli("buy", "AAPL", "1", user="alice")
+        assert status == 0 and json.loads(out)["status"] == "new", err
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()

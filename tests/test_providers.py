@@ -239,6 +239,26 @@ async def test_alpaca_follows_next_page_token(provider, alpaca):
 
 
 @pytest_twisted.ensureDeferred
+async def test_alpaca_daily_bars_of_the_days_before_a_fresh_start(provider, alpaca):
+    """What a fresh live data dir reads at start: each symbol's days, oldest first, split-adjusted, over pages."""
+    provider.on("/v2/stocks/bars", answer(fixture("alpaca_bars_daily_page1.json")),
+                answer(fixture("alpaca_bars_daily_page2.json")))
+    start, end = datetime(2024, 5, 14, 4, tzinfo=timezone.utc), datetime(2024, 5, 17, 12, tzinfo=timezone.utc)
+
+    days = await alpaca().daily_bars(["AAPL", "MSFT"], start, end)
+
+    day = timedelta(days=1)
+    assert [(b.start, b.end - b.start, b.close) for b in days["AAPL"]] == [
+        (start, day, D("187.43")), (start + day, day, D("189.72")), (start + 2 * day, day, D("189.84"))]
+    assert days["MSFT"][-1] == Bar("MSFT", start + 2 * day, start + 3 * day, D("421.80"), D("425.42"), D("420.35"),
+                                   D("420.99"), 17530092)
+    first, second = provider.requests()
+    assert (first.arg("timeframe"), first.arg("adjustment"), first.arg("start"), first.arg("end")) == (
+        "1Day", "split", "2024-05-14T04:00:00Z", "2024-05-17T12:00:00Z")
+    assert second.arg("page_token") == fixture_json("alpaca_bars_daily_page1.json")["next_page_token"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_alpaca_stops_after_max_pages(provider, alpaca, logs):
     page = fixture_json("alpaca_bars_page1.json")
 

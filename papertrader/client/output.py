@@ -9,7 +9,7 @@ from papertrader.money import money_text, price_text, quantity_text
 MONEY = {"cash", "equity", "market_value", "amount", "cash_after", "commission", "notional", "cost", "buying_power",
          "realized_pl", "unrealized_pl", "change_today"}
 PRICES = {"price", "average_price", "open", "high", "low", "close", "limit_price", "stop_price", "trail_price",
-          "stop_level"}
+          "stop_level", "previous_close", "bid", "ask"}
 QUANTITIES = {"quantity", "filled_quantity", "position_quantity"}
 
 

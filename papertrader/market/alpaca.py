@@ -35,6 +35,7 @@ from papertrader.trading.corporate import Dividend, Split
 from papertrader.trading.market import BadBar, Bar
 
 MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 #: How much later than its ex-date a corporate action may be processed (Alpaca filters on process_date).
 PROCESSING_LAG = timedelta(days=90)
 FEEDS = ("iex", "sip", "delayed_sip", "boats", "overnight", "otc")
@@ -138,33 +139,43 @@ class AlpacaSource:
                 self._last[symbol] = found[-1].start
         return bars
 
-    @defer.inlineCallbacks
     def _fetch_batch(self, symbols, end, oldest):
-        wanted = set(symbols)
         since = max(min(self._last[s] for s in symbols) + MINUTE, oldest)
-        params = {"symbols": ",".join(symbols), "timeframe": "1Min", "start": _rfc3339(since),
-                  "end": _rfc3339(end), "feed": self.feed, "adjustment": "raw", "sort": "asc",
-                  "limit": str(self.page_limit)}
         found = {}  # symbol -> {minute start: Bar}
+
+        def keep(symbol, bar):
+            if self._last[symbol] < bar.start and bar.start >= oldest and bar.end <= end:
+                found.setdefault(symbol, {})[bar.start] = bar
+
+        d = self._bars(symbols, "1Min", since, end, MINUTE, keep, "the rest comes next update")
+        return d.addCallback(lambda _: found)
+
+    @defer.inlineCallbacks
+    def _bars(self, symbols, timeframe, start, end, length, keep, rest, adjustment="raw"):
+        """Ask for the ``timeframe`` bars of ``symbols`` in [start, end), page after page; ``keep(symbol, bar)``
+        is given each (a Bar ``length`` long from its 't')."""
+        wanted = set(symbols)
+        params = {"symbols": ",".join(symbols), "timeframe": timeframe, "start": _rfc3339(start),
+                  "end": _rfc3339(end), "feed": self.feed, "adjustment": adjustment, "sort": "asc",
+                  "limit": str(self.page_limit)}
         token, seen = None, set()
         for page in range(self.max_pages):
             if token is not None:
                 params["page_token"] = token
             answer = yield self.data.get_json(f"{self.data_url}/v2/stocks/bars", params, "/v2/stocks/bars",
                                               lambda body: answers.load_json(body, "the bars answer"))
-            token = self._read_bars(answer, wanted, end, oldest, found)
+            token = self._read_bars(answer, wanted, length, keep)
             if token is None:
                 break
             if token in seen:
                 raise Malformed("the bars answer repeats a next_page_token")
             seen.add(token)
         else:
-            self.data.note_once(("pages", tuple(symbols[:1])), "{name}: bars of {n} symbols needed more than "
-                                "{pages} pages; the rest comes next update", name="alpaca", n=len(symbols),
-                                pages=self.max_pages)
-        return found
+            self.data.note_once(("pages", timeframe, tuple(symbols[:1])), "{name}: bars of {n} symbols needed more"
+                                " than {pages} pages; {rest}", name="alpaca", n=len(symbols), pages=self.max_pages,
+                                rest=rest)
 
-    def _read_bars(self, answer, wanted, end, oldest, found):
+    def _read_bars(self, answer, wanted, length, keep):
         if not isinstance(answer, dict):
             raise Malformed("the bars answer is not an object")
         bars = answers.field(answer, "bars", (dict,), "the bars answer", optional=True) or {}
@@ -176,23 +187,42 @@ class AlpacaSource:
                 continue
             if not isinstance(items, list):
                 raise Malformed(f"the bars of {symbol} are not a list")
-            last = self._last[symbol]
             for item in items:
-                bar = self._minute_bar(symbol, item)
-                if last < bar.start and bar.start >= oldest and bar.end <= end:
-                    found.setdefault(symbol, {})[bar.start] = bar
+                keep(symbol, self._bar(symbol, item, length))
         return token or None
 
     @staticmethod
-    def _minute_bar(symbol, item):
+    def _bar(symbol, item, length):
         what = f"a bar of {symbol}"
         start = answers.timestamp(answers.field(item, "t", (str,), what), f"{what}: 't'")
         o, h, l, c = (answers.price(answers.number(item, k, what), f"{what}: {k!r}") for k in "ohlc")
         volume = answers.whole(answers.number(item, "v", what), f"{what}: 'v'")
         try:
-            return Bar(symbol, start, start + MINUTE, o, h, l, c, volume).check()
+            return Bar(symbol, start, start + length, o, h, l, c, volume).check()
         except BadBar as e:
             raise Malformed(f"{what} at {item['t']} cannot be true: {e}")
+
+    # --- the days before ----------------------------------------------------------------------
+
+    def daily_bars(self, symbols, start, end):
+        """Fire with {symbol: [Bar]}: the daily bars of the days in [start, end), oldest first, each starting at
+        its day's 't' (midnight, New York time) and a day long (the market service puts each on its session).
+        At a fresh start, so that a symbol has a price, and charts a past, before its first minute trades.
+        Adjusted for the splits among them (the market applies only those after its start), as charts show them."""
+        return self.data.attempt(self._daily_bars, list(dict.fromkeys(symbols)), start, end)
+
+    @defer.inlineCallbacks
+    def _daily_bars(self, symbols, start, end):
+        found = {}
+
+        def keep(symbol, bar):
+            if start <= bar.start < end:
+                found.setdefault(symbol, {})[bar.start] = bar
+
+        for batch in batches(symbols, self.batch_size):
+            yield self._bars(batch, "1Day", start, end, DAY, keep, "the symbols after are left without a past",
+                             adjustment="split")
+        return {symbol: [days[t] for t in sorted(days)] for symbol, days in found.items()}
 
     # --- assets -----------------------------------------------------------------------------
 

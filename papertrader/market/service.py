@@ -24,8 +24,10 @@ candles have no hole.  Any other failure is logged and time goes on.
 """
 
 from datetime import date, datetime, timedelta, timezone
+from dataclasses import replace
 from datetime import time as time_of_day
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from twisted.application import service
 from twisted.internet import defer, task
@@ -84,6 +86,10 @@ class MarketService(service.Service):
         self.transient = None
         #: When to ask the source for the asset list again (clock seconds; None: it was read).
         self._describe_at = None
+        #: When to ask a live source again for the days before its start (clock seconds; None: not wanted).
+        self._past_at = None
+        #: Quotes made between updates (the days before, read late): given to the listeners with the next one.
+        self._unsent = []
         #: Seeks and updates, one at a time.
         self._moving = defer.DeferredLock()
         #: The time from which candles are still to be forgotten after a rewind (None: none).
@@ -143,6 +149,7 @@ class MarketService(service.Service):
         seed = getattr(self.source, "history_before", None)
         if seed is not None and not saved.get("last_step"):
             yield self._seed(seed)
+        yield self._past()  # (the workers read the whole board when they link)
 
     #: Seconds before the asset list (names, exchanges) is asked for again when it could not be read.
     DESCRIBE_AGAIN = 600
@@ -176,6 +183,55 @@ class MarketService(service.Service):
             self.board.update([Quote(b.symbol, b.close, b.end) for b in last.values()])
             self.log.info("market data: {n} daily bars of history before {start} stored", n=len(bars),
                           start=start.date().isoformat())
+
+    #: How far back a live source's daily bars go at a fresh start: a year of charts, and the last close.
+    PAST_DAYS = 366
+
+    @defer.inlineCallbacks
+    def _past(self):
+        """A live source's daily bars of the sessions before now, for the symbols without a price (a fresh data
+        dir, a symbol added since): each one's last close is its price until its first bar of a session (as a
+        broker shows it over a weekend: market orders are taken for the open), and its charts have a past.
+        Stored as candles (a restart reads them); a source that cannot answer is asked again later.  Returns
+        the quotes it made."""
+        days_of = getattr(self.source, "daily_bars", None)
+        missing = [s for s in self.board.assets if self.board.get(s) is None]
+        self._past_at = None
+        if days_of is None or not missing:
+            return []
+        calendar = self.market_clock.calendar
+        now = self.market_clock.now()
+        current = calendar.info(now).current
+        settle = timedelta(seconds=getattr(self.source, "close_settle", 0))
+        until = current.open if current is not None else now
+        try:
+            days = yield days_of(missing, until - timedelta(days=self.PAST_DAYS), until)
+        except Exception as e:
+            self.log.warn("market data: could not read the days before now: {error}; the symbols have no price"
+                          " until their first bar (asked again in {n:.0f} s)", error=str(e) or type(e).__name__,
+                          n=self.DESCRIBE_AGAIN)
+            self._past_at = self.clock.seconds() + self.DESCRIBE_AGAIN
+            return []
+        zone = ZoneInfo(calendar.timezone)
+        bars, quotes = [], []
+        for symbol in missing:
+            placed = []
+            for bar in days.get(symbol, ()):
+                session = calendar.session_on(bar.start.astimezone(zone).date())
+                if session is not None and session.close + settle <= now:  # a day over: not today's bar so far
+                    placed.append(replace(bar, start=session.open, end=session.close))
+            if placed and self.board.get(symbol) is None:  # (not since given a price by an update)
+                bars.extend(placed)
+                last = placed[-1]
+                quotes.append(Quote(symbol, last.close, last.end, placed[-2].close if len(placed) > 1 else None,
+                                    last.start))
+        if bars:
+            yield self.candles.store(bars, lambda bar: bar.start)
+            self.log.info("market data: {n} daily bars of {symbols} symbols stored; each one's last close ({day})"
+                          " is its price until its first bar", n=len(bars), symbols=len(quotes),
+                          day=max(b.end for b in bars).astimezone(zone).date().isoformat())
+        self.board.update(quotes)
+        return quotes
 
     def startService(self):
         super().startService()
@@ -372,6 +428,8 @@ class MarketService(service.Service):
             return  # time was moved and the candles after it are still there: nothing plays on top of them
         if self._describe_at is not None and self.clock.seconds() >= self._describe_at:
             yield self._describe()
+        if self._past_at is not None and self.clock.seconds() >= self._past_at:
+            self._unsent.extend((yield self._past()))
         if self._pending is not None:  # an update some listeners could not take: it again, and only it
             step, quotes, rows, listeners, _ = self._pending
             played = yield self._deliver(step, quotes, rows, listeners)
@@ -417,8 +475,10 @@ class MarketService(service.Service):
             session = before.current or info.current or info.next
             today = session.open.date()
             actions = yield self._actions(today)
-            quotes = self.board.update_bars(bars, session.open, end if trading else None, self.max_quote_age,
-                                            splits=[a for a in actions if isinstance(a, Split)])
+            quotes = self._unsent + self.board.update_bars(
+                bars, session.open, end if trading else None, self.max_quote_age,
+                splits=[a for a in actions if isinstance(a, Split)])
+            self._unsent = []
             self.ticks += 1
             rows = self.candles.rows(list(bars.values()),
                                      lambda bar: (calendar.info(bar.start).current or session).open) if bars else []

@@ -7,6 +7,10 @@ of dates (``corporate_actions``).  Sources that drive their own market time
 (the replay of history) also provide ``clock``; the others follow the wall
 clock.
 
+A live source may also give the daily bars of the days before its start (``daily_bars``,
+Alpaca's): a fresh data dir then has each symbol's last close as its price until its first bar
+of a session (a weekend install takes market orders, for the next open) and charts with a past.
+
 A source never raises for one bad answer: a symbol without data is left out
 of the bars.  A source that cannot answer at all fails the Deferred with
 :class:`SourceUnavailable` (the market service keeps the last good prices,
