@@ -790,6 +790,54 @@ async def test_a_games_page_shows_its_leaderboard_live(tmp_path, settings, clock
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_ranking_update_asks_the_master_once_per_game_for_all_its_pages(tmp_path, settings, clock,
+                                                                                 database_url):
+    """Each game page asked the master twice per ranking update (the game, then its standings): a class of
+    thirty screens made sixty calls an update.  The standings are now asked once per game for all the worker's
+    pages, each rendering them as its visitor sees the game (links for the creator, none for a player)."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "dave")
+        game = dict(start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        assert (await site.post("/games", dict(game, name="Class Cup")))[0].code == 303
+        alice, bob = await person(worker, "alice"), await person(worker, "bob")
+        for player in (alice, bob):
+            await player(commands.JoinGame, name="Class Cup")
+        await alice(commands.PlaceOrder, portfolio="Class Cup", client_order_id="a1", side="buy", symbol="AAPL",
+                    quantity="7")
+        await d.tick()
+
+        pages = []
+        for name, visitor in (("dave", site), ("bob", None), ("dave", None)):
+            if visitor is None:
+                visitor = Site(site.url)
+                _, body = await visitor.get("/signin")
+                await visitor.post("/signin", dict(username=name, password=PASSWORD, csrf=visitor.csrf(body)))
+            page = await websocket(visitor, site.url)
+            await bounded(page.opened, "the connection")
+            page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Class Cup"}).encode())
+            await next_message(page, "ready")
+            pages.append((name, visitor, page))
+
+        asked = []
+        forward = worker.gateway.forward
+
+        def counted(command, arguments, ip):
+            asked.append(command.__name__)
+            return forward(command, arguments, ip)
+        worker.gateway.forward = counted
+        await alice(commands.PlaceOrder, portfolio="Class Cup", client_order_id="a2", side="buy", symbol="MSFT",
+                    quantity="3")  # (alice has no page open: her order's events refresh none)
+        asked.clear()
+        await d.tick()
+        shown = [(await next_message(page, "html"))["v"]["leaderboard"] for _, _, page in pages]
+        assert asked.count("GameLeaderboard") == 1 and "ShowGame" not in asked, asked
+        for (name, visitor, _), board in zip(pages, shown):
+            _, body = await visitor.get("/games/Class%20Cup")
+            assert board == leaderboard_section(body), name
+            assert (">alice</a>" in board) == (name == "dave") and "Joined" not in board
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(tmp_path, settings, clock,
                                                                                  database_url):
     """The leaderboard links each player to their portfolio's page (positions, open orders, trades) for the

@@ -16,7 +16,8 @@ arithmetic):
 - ``{"t": "html", "v": {name: html}}``: a part that changed shape (``data-section=name``), rendered by
   the same functions as the page (papertrader/worker/web/views.py); a game's page (``{"page": "game",
   "game": NAME}``) gets its leaderboard again whenever the master says that game's standings changed
-  (``GamesChanged``: each update that ranks the games, a player joining or removed, the game ended);
+  (``GamesChanged``: each update that ranks the games -- asked once per game for all its pages --, a
+  player joining or removed, the game ended);
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
   newest candle of the chart's interval, and the account's equity, for the charts;
 - ``{"t": "toast", "text": ...}``: an order event in words; ``{"t": "notice", ...}``: a worker notice;
@@ -208,6 +209,8 @@ class View:
         self._quotes_due = None
         self._refresh = None
         self._again = False
+        #: A game's page: the game as its visitor sees it (ShowGame's answer), from its last full render.
+        self.game_seen = None
 
     @property
     def website(self):
@@ -248,6 +251,11 @@ class View:
         yield self.find_portfolio()
         if self.page in ("dashboard", "asset"):
             self.portfolio = yield self.portfolio_now()
+        if self.page == "game" and self.game is not None:
+            try:  # the game as this visitor sees it: each ranking update's standings are then rendered for it
+                self.game_seen = yield self.call(commands.ShowGame, name=self.game)
+            except PaperTraderError:
+                pass  # (ended or hidden since the page was made: the next change makes it whole)
         self.live.watch(self.conn, self.symbols())
         if self.live.worker.quotes.market is not None:  # an update may have come since the page was made
             self.conn.send({"t": "set", "v": views.market_values(self.live.worker.quotes.market)})
@@ -402,9 +410,9 @@ class View:
                 sections["closed-orders"] = views.body(views.closed_order_rows(closed, views.known_orders(open_orders)),
                                                        len(views.CLOSED_HEADERS), views.EMPTY["closed-orders"])
         elif self.page == "game" and self.game is not None:
-            game = yield self.call(commands.ShowGame, name=self.game)
+            self.game_seen = yield self.call(commands.ShowGame, name=self.game)
             board = yield self.call(commands.GameLeaderboard, name=self.game, limit=100)
-            sections["leaderboard"] = views.leaderboard(self.conn.username, game, board)
+            sections["leaderboard"] = views.leaderboard(self.conn.username, self.game_seen, board)
         elif self.page == "history" and self.first:
             answer = yield self.call(commands.Activities, page_size=50)
             sections["activities"] = views.body(views.activity_rows(answer["activities"]),
@@ -504,13 +512,41 @@ class Live:
                 conn.send({"t": "set", "v": views.market_values(market)})
 
     def games_changed(self, name):
-        """The master said a game's standings changed (None: an update ranked the games): its pages show them
-        again (each asks the master, as a reload would: what a visitor may see is the master's to say)."""
+        """The master said a game's standings changed.  ``name``: a player joined or was removed, or the game
+        ended: each of its pages is made again (each asks the master, as a reload would: what a visitor may see
+        is the master's to say).  None: an update ranked the games, and nothing else changed: each game's
+        standings are asked once, for all its pages here (thousands of pages cost one call per game), each
+        page rendering them as its visitor sees the game."""
+        pages = {}
         for conn in self.connections:
             view = conn.view
             if view is not None and view.game is not None and (name is None or
                                                                view.game.casefold() == name.casefold()):
+                pages.setdefault(view.game.casefold(), []).append(view)
+        for views_of_game in pages.values():
+            if name is None:
+                self._show_standings(views_of_game)
+            else:
+                for view in views_of_game:
+                    view.refresh()
+
+    @defer.inlineCallbacks
+    def _show_standings(self, pages):
+        seen = [view for view in pages if view.game_seen is not None]
+        for view in pages:
+            if view.game_seen is None:
+                view.refresh()  # not rendered yet: the whole page
+        if not seen:
+            return
+        try:
+            board = yield seen[0].call(commands.GameLeaderboard, name=seen[0].game, limit=100)
+        except Exception:
+            for view in seen:  # (its session ended, the master away...): each page asks for itself
                 view.refresh()
+            return
+        for view in seen:
+            view.conn.send({"t": "html", "v": {
+                "leaderboard": views.leaderboard(view.conn.username, view.game_seen, board)}})
 
     def session_ended(self, token_hash):
         """The master said a session ended (or a command found it ended): its pages go to sign-in."""
