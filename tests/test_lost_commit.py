@@ -125,3 +125,53 @@ async def test_an_order_whose_answer_the_worker_never_got_is_said_to_be_unknown(
         assert (again.code, json.loads(await again.text())["id"]) == (200, order["id"])  # not placed twice
     finally:
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replace_whose_answer_the_worker_never_got_names_the_order_to_look_for(tmp_path, settings,
+                                                                                      database_url, clock):
+    """A replace is an order too: its lost answer said outcome_unknown without the new order's client order id
+    (there was none to give, unless the program had set one), so nothing could be looked up."""
+    import json
+
+    import treq
+
+    from papertrader.worker import link
+    from tests.conftest import wait_for_log
+    from tests.http_helpers import start_api
+
+    api = await start_api(tmp_path, settings, database_url, clock, fill_model="ideal", api_rate_limit=100_000)
+    d = api.d
+    try:
+        worker = d.cluster.workers[0]
+        headers = {"APCA-API-KEY-ID": api.key_id, "APCA-API-SECRET-KEY": api.secret}
+        placed = await treq.post(f"{api.url}/v2/orders", json={"symbol": "AAPL", "qty": "3", "side": "buy",
+                                                                "type": "limit", "limit_price": "1.00",
+                                                                "time_in_force": "gtc"}, headers=headers)
+        original = json.loads(await placed.text())
+        assert placed.code == 200, original
+        replaced = wait_for_log(d.master.logs, "replaced by")
+        stalled = worker.link.proven
+        stalled.transport.pauseProducing()  # the master's answers wait, unread
+        sent = treq.patch(f"{api.url}/v2/orders/{original['id']}", json={"limit_price": "2.00"}, headers=headers)
+        await replaced
+        relinked = wait_for_log(worker.logs, "linked to the master")
+        clock.advance(link.CALL_TIMEOUT)
+        response = await bounded(sent, "the answer")
+        answer = json.loads(await response.text())
+        assert (response.code, answer["code"]) == (502, 50210000), answer
+        client_order_id = answer["message"].split("client_order_id ")[1].split(" ")[0]
+        if worker.link.proven is stalled:
+            relinked.addErrback(lambda _: None).cancel()
+            stalled.transport.resumeProducing()
+        else:
+            await relinked
+        found = await treq.get(f"{api.url}/v2/orders:by_client_order_id",
+                               params={"client_order_id": client_order_id}, headers=headers)
+        order = json.loads(await found.text())
+        assert (found.code, order["limit_price"], order["replaces"]) == (200, "2.00", original["id"]), order
+        again = await treq.patch(f"{api.url}/v2/orders/{original['id']}",
+                                 json={"limit_price": "2.00", "client_order_id": client_order_id}, headers=headers)
+        assert (again.code, json.loads(await again.text())["id"]) == (200, order["id"])  # not replaced twice
+    finally:
+        await d.cluster.stopService()

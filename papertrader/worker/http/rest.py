@@ -516,8 +516,13 @@ class RestApi:
     def replace_order(self, request, order_uuid):
         order_uuid = check_uuid(order_uuid)
         arguments = replace_request(body(request))
+        if arguments["client_order_id"] is None:
+            arguments["client_order_id"] = str(uuid.uuid4())  # (what to look for if its answer is lost)
         try:
             order = yield self.call(request, commands.ReplaceOrder, order_uuid=order_uuid, **arguments)
+        except OutcomeUnknown as e:
+            raise look_for(e, arguments["client_order_id"], "; sent again with that client_order_id it is not"
+                                                            " replaced twice")
         except PaperTraderError as e:
             raise (yield self.naming_orders(request, e))
         return respond(request, 200, alpaca.order(with_asset(order)))
