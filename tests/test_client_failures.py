@@ -380,6 +380,24 @@ async def test_an_order_whose_answer_is_lost_is_made_once_through_another_worker
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_replace_whose_answer_is_lost_is_done_once_through_another_worker(deployment):
+    """Carried on through another worker without a client order id, a replace found its order replaced already
+    and said so (an error for what was done); it now carries one and answers the order it made."""
+    d = deployment
+    await register_and_login(d)
+    status, out, err = await d.cli("buy", "AAPL", "3", "--limit", "1.00", "--tif", "gtc", user="alice")
+    assert status == 0, err
+    original = j(out)["id"]
+    await d.cli("--worker", "worker1", "whoami", user="alice")
+    on_log(d.master.logs, "replaced by", lambda: cut_clients(worker(d, "worker1")))
+    status, out, err = await d.cli("replace", str(original), "--limit", "2.00", user="alice")
+    assert status == 0, err
+    assert "moving to another worker: worker2" in err
+    rows = await d.master.db.query("SELECT id FROM orders WHERE replaces = ?", (original,))
+    assert [j(out)["id"]] == [r[0] for r in rows]  # made once, answered
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_pinned_worker_that_fails_mid_order_is_reported_with_the_way_to_find_out(deployment):
     d = deployment
     await register_and_login(d)

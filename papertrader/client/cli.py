@@ -1266,9 +1266,11 @@ class CLI:
     @defer.inlineCallbacks
     def do_replace(self):
         a = self.args
+        # A client order id, given or made here: carried on through another worker, the replace is done once and
+        # its new order answered (sent again without one, it would find the order replaced already).
         changes = dict(quantity=a.quantity, limit_price=a.limit_price, stop_price=a.stop_price,
                        trail_price=a.trail_price, trail_percent=a.trail_percent, time_in_force=a.tif,
-                       client_order_id=a.client_order_id)
+                       client_order_id=a.client_order_id or uuid.uuid4().hex)
         order = yield self.call(commands.ReplaceOrder, token=self.token(), order_id=a.id,
                                 **{k: v for k, v in changes.items() if v is not None}, **self.in_portfolio())
         self.emit(order, f"Order {a.id} replaced by order {order['id']}:\n" + output.fields(order, ORDER_KEYS))
