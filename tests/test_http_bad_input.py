@@ -306,6 +306,6 @@ async def test_numbers_are_refused_naming_the_field_as_the_request_did_and_sayin
     assert await api.d.master.db.query("SELECT COUNT(*) FROM orders") == [(0,)]
     # At the limits, an order.
     status, _, body = await raw.request("POST", "/v2/orders", order(type="limit", limit_price="1000000",
-                                                                    qty="0.000001", time_in_force="gtc"))
+                                                                    qty="0.000001", time_in_force="day"))
     assert status == 200, body
     assert tracebacks(api) == []

@@ -135,7 +135,13 @@ async def test_notional_stop_and_trailing_orders_from_the_client(deployment):
     stop = j((await d.cli("sell", "AAPL", held, "--stop", "1.00", user="alice"))[1])
     assert (stop["type"], stop["stop_price"]) == ("stop", "1.00")
     await d.cli("cancel", str(stop["id"]), user="alice")
-    trailing = j((await d.cli("sell", "AAPL", held, "--trail-percent", "50", user="alice"))[1])
+    # A fractional quantity is a day order, and not a trailing stop (as at Alpaca: a strategy run here runs there).
+    status, out, err = await d.cli("sell", "AAPL", held, "--trail-percent", "50", user="alice")
+    assert status != 0 and "a fractional quantity takes time in force 'day'" in err
+    status, out, err = await d.cli("sell", "AAPL", held, "--limit", "100000", "--tif", "gtc", user="alice")
+    assert status != 0 and "a fractional quantity takes time in force 'day'" in err
+    whole = str(int(D(held)))
+    trailing = j((await d.cli("sell", "AAPL", whole, "--trail-percent", "50", user="alice"))[1])
     assert trailing["type"] == "trailing_stop" and trailing["trail_percent"] == "50"
     assert D(trailing["stop_level"]) < await last_price(d)
 

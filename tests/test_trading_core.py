@@ -1,6 +1,8 @@
 """The trading core on scripted bars: every order type and time in force, fills, partial fills,
 commissions, buying power, cancel and replace.  No reactor, no database."""
 
+from decimal import Decimal
+
 import pytest
 
 from papertrader.errors import InsufficientFunds, InsufficientPosition, InvalidInput, OrderNotOpen, QuoteUnavailable
@@ -8,7 +10,7 @@ from papertrader.trading import amend
 from papertrader.trading.commissions import Percent, PerOrder, PerShare
 from papertrader.trading.events import EventKind
 from papertrader.trading.fill_models import BarFillModel, IdealFillModel
-from papertrader.trading.orders import Status
+from papertrader.trading.orders import OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import Rules, buying_power
 from tests.trading_helpers import (
     MINUTE, NEXT_SESSION, NO_SLIP, SESSION, T0, D, at, bar, book, place, run, sessions_at)
@@ -564,3 +566,28 @@ def test_a_notional_buy_never_spends_more_than_its_notional_with_slippage():
     fill = events[0].fill
     assert fill.price > D(300) and -fill.amount <= D("500.00")
     assert orders[order.id].quantity == fill.quantity  # the whole of it fitted in the bar's liquidity
+
+
+@pytest.mark.parametrize("changes, refused", [
+    (dict(quantity=Decimal("0.5")), False),  # a market day order
+    (dict(quantity=Decimal("2.5"), type=OrderType.LIMIT, limit_price=Decimal("10")), False),
+    (dict(quantity=Decimal("2.5"), type=OrderType.STOP, stop_price=Decimal("10")), False),
+    (dict(quantity=Decimal("2.5"), time_in_force=TimeInForce.GTC), True),
+    (dict(quantity=Decimal("2.5"), type=OrderType.LIMIT, limit_price=Decimal("10"), time_in_force=TimeInForce.GTC),
+     True),
+    (dict(quantity=Decimal("0.5"), time_in_force=TimeInForce.OPG), True),
+    (dict(quantity=Decimal("0.5"), type=OrderType.TRAILING_STOP, trail_percent=Decimal("5")), True),
+    (dict(quantity=Decimal("3"), type=OrderType.TRAILING_STOP, trail_percent=Decimal("5"),
+          time_in_force=TimeInForce.GTC), False),  # whole shares: any
+])
+def test_a_fractional_quantity_is_a_day_order_as_at_alpaca(changes, refused):
+    """Alpaca takes fractional quantities in day orders only (market, limit, stop, stop limit): a strategy tested
+    here with a fractional GTC order was refused there."""
+    from papertrader.trading.pretrade import check_shape
+
+    request = OrderRequest(account_id=1, client_order_id="c", symbol="AAPL", side=Side.SELL, **changes)
+    if refused:
+        with pytest.raises(InvalidInput, match="a fractional quantity takes time in force 'day'"):
+            check_shape(request)
+    else:
+        check_shape(request)

@@ -575,6 +575,58 @@ async def signed_up(site, worker, username):
     return site.csrf(body), forward
 
 
+def flash_text(body):
+    """The words of the page's flash message (None: none)."""
+    found = re.search(r'<div class="flash [a-z]+"[^>]*id="flash"[^>]*>(.*?)</div>', body, re.S)
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip() if found else None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_position_is_closed_from_its_page_and_every_one_from_the_dashboard(tmp_path, settings, clock,
+                                                                                  database_url):
+    """Closing a position took a sell ticket with its quantity typed in; a broker's site closes one (or all, its
+    open orders canceled first) in one step, asking first."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, call = await signed_up(site, worker, "carol")
+        for symbol, quantity in (("AAPL", "3"), ("MSFT", "2"), ("TSLA", "1")):
+            await call(commands.PlaceOrder, client_order_id=f"buy-{symbol}", side="buy", symbol=symbol,
+                       quantity=quantity)
+        await d.tick()
+
+        _, body = await site.get("/asset/AAPL")
+        assert 'action="/asset/AAPL/close"' in body and 'data-confirm="Sell all 3 AAPL at the market?' in body
+        response, _ = await site.post("/asset/AAPL/close", {})
+        assert response.code == 403  # (without its CSRF token: nothing sold)
+        response, _ = await site.post("/asset/AAPL/close", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/asset/AAPL")
+        assert flash_text(body) == "Sell 3 AAPL in portfolio default (at the market, Day): open.", flash_text(body)
+        await d.tick()
+        portfolio = await call(commands.Portfolio)
+        assert [p["symbol"] for p in portfolio["positions"]] == ["MSFT", "TSLA"]
+        _, body = await site.get("/asset/AAPL")
+        assert "/asset/AAPL/close" not in body and "You hold no AAPL." in body
+        response, _ = await site.post("/asset/AAPL/close", dict(csrf=csrf))  # (sent again: nothing to close)
+        _, body = await site.get("/asset/AAPL")
+        assert flash_text(body) == "You hold no AAPL: nothing to close."
+
+        # Everything: an open order is canceled first (its shares would be held), then each position sold.
+        await call(commands.PlaceOrder, client_order_id="sell-high", side="sell", symbol="MSFT", quantity="2",
+                   type="limit", limit_price="100000", time_in_force="gtc")
+        _, body = await site.get("/")
+        assert 'action="/positions/close-all"' in body
+        response, _ = await site.post("/positions/close-all", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/")
+        _, body = await site.get("/")
+        assert flash_text(body).startswith("Closing 2 positions: your open orders were canceled and market orders"
+                                           " placed (Sell 2 MSFT; Sell 1 TSLA)."), flash_text(body)
+        await d.tick()
+        portfolio = await call(commands.Portfolio)
+        assert portfolio["positions"] == [] and (await call(commands.Orders, status="open", limit=10))["orders"] == []
+        _, body = await site.get("/")
+        assert 'action="/positions/close-all"' not in body
+
+
 @pytest_twisted.ensureDeferred
 async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_path, settings, clock, database_url):
     async with website(tmp_path, settings, database_url, clock) as (d, worker, site):

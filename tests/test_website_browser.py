@@ -256,6 +256,11 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         assert await b.script("return document.querySelectorAll('#toasts .toast').length") == toasts - 1
         await b.wait_text("[data-section='asset-position']", "5")
         await b.wait_text("[data-section='symbol-orders']", "No open orders.")
+        # Its "Close position", in the part the update made again, asks first; declined, nothing is sold.
+        await b.script("window.asked = []; window.confirm = (m) => { window.asked.push(m); return false; }")
+        await b.click("[data-section='asset-position'] form[action='/asset/AAPL/close'] button")
+        asked = await b.script("return window.asked")
+        assert len(asked) == 1 and asked[0].startswith("Sell all 5 AAPL at the market?"), asked
         price = price_of(d, "AAPL")
         assert f"5 at {fmt.price(price)}" in fill
         # The chart took the update: its newest candle closes at the new price.

@@ -82,6 +82,10 @@ def check_shape(request: OrderRequest):
         q = request.quantity
         if not q.is_finite() or q <= 0 or q > MAX_QUANTITY or q != q.quantize(QUANTITY_STEP):
             raise InvalidInput(f"quantity must be positive, at most {MAX_QUANTITY}, with at most 6 decimals")
+        if q != q.to_integral_value() and (tif is not TimeInForce.DAY or kind is OrderType.TRAILING_STOP):
+            # As Alpaca: a strategy that runs here runs there (its fractional orders are day orders only).
+            raise InvalidInput("a fractional quantity takes time in force 'day' and a market, limit, stop or stop"
+                               " limit order (whole shares for the others)")
     if request.notional is not None:
         n = request.notional
         if not n.is_finite() or n < MIN_NOTIONAL or n > MAX_NOTIONAL or n != n.quantize(CENT):

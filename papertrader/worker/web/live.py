@@ -392,7 +392,7 @@ class View:
                                                        len(views.POSITION_HEADERS), views.EMPTY["positions"])
                     self.live.watch(self.conn, self.symbols())
             else:
-                sections["asset-position"] = views.asset_position(self.symbol, self.portfolio)
+                sections["asset-position"] = views.asset_position(self.symbol, self.portfolio, csrf)
                 answer = yield self.call(commands.Orders, status="open", symbols=[self.symbol], limit=100)
                 sections["symbol-orders"] = views.body(
                     views.open_order_rows(list(reversed(answer["orders"])), csrf, f"/asset/{self.symbol}"),

@@ -839,18 +839,52 @@ class Website:
         except PaperTraderError as e:
             return refuse(request, f"/asset/{symbol}", "order", sentence(e.message),
                           dict(form, client_order_id=client_order_id))
-        # Which portfolio it went to, named: a student who joined a game may still be showing another one.
+        security.set_flash(request, await self.placed_words(visit, order),
+                           "error" if order["status"] == "rejected" else "success")
+        return redirect(request, f"/asset/{symbol}")
+
+    @app.route("/asset/<string:symbol>/close", methods=["POST"])
+    @action()
+    async def close_position(self, request, visit, symbol):
+        """Sell (or buy back) the whole position at the market: the HTTP API's DELETE /v2/positions/{symbol}."""
+        symbol = self.symbol(symbol)
+        try:
+            order = await self.call(visit, commands.ClosePosition, symbol=symbol, client_order_id=uuid.uuid4().hex)
+        except UnknownOrder:
+            security.set_flash(request, f"You hold no {symbol}: nothing to close.", "error")
+            return redirect(request, f"/asset/{symbol}")
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:
+            security.set_flash(request, sentence(e.message), "error")
+            return redirect(request, f"/asset/{symbol}")
+        security.set_flash(request, await self.placed_words(visit, order),
+                           "error" if order["status"] == "rejected" else "success")
+        return redirect(request, f"/asset/{symbol}")
+
+    @app.route("/positions/close-all", methods=["POST"])
+    @action()
+    async def close_all_positions(self, request, visit):
+        answer = await self.call(visit, commands.CloseAllPositions, cancel_orders=True)
+        orders, failures = answer["orders"], answer["failures"]
+        words = [f"Closing {len(orders)} position{'s' if len(orders) != 1 else ''}: your open orders were canceled"
+                 + (f" and {'a market order' if len(orders) == 1 else 'market orders'} placed"
+                    f" ({'; '.join(views.order_summary(o) for o in orders)})." if orders else ".")]
+        words += [f"{f['symbol']}: {sentence(f['message'])}" for f in failures]
+        security.set_flash(request, " ".join(words), "error" if failures else "success")
+        return redirect(request, "/")
+
+    async def placed_words(self, visit, order):
+        """What the flash says of an order placed from the website (which portfolio it went to, named: a student
+        who joined a game may still be showing another one)."""
         what = views.order_summary(order)
         name = await self.trading_portfolio(visit)
         if name is not None:
             what += f" in portfolio {name}"
         if order["status"] == "rejected":
-            security.set_flash(request, f"{what}: rejected. {sentence(order.get('reason') or '')}", "error")
-        else:
-            security.set_flash(request, f"{what} ({views.order_prices(order)}, {fmt.TIFS[order['time_in_force']]}):"
-                                        f" {fmt.STATUS.get(order['status'], order['status'])}." +
-                               views.exits_placed(order), "success")
-        return redirect(request, f"/asset/{symbol}")
+            return f"{what}: rejected. {sentence(order.get('reason') or '')}"
+        return (f"{what} ({views.order_prices(order)}, {fmt.TIFS[order['time_in_force']]}):"
+                f" {fmt.STATUS.get(order['status'], order['status'])}." + views.exits_placed(order))
 
     async def held(self, visit, symbol):
         """The quantity of ``symbol`` the portfolio holds (negative: short): whether a ticket's exits close it."""

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "17"
+STATIC_VERSION = "18"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -507,7 +507,12 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                           f"Equity, {label.lower()}"))
     positions = h("section", {"class": "card", "aria-labelledby": "positions-title"},
                   h("div", {"class": "card-head"}, h("h2", {"id": "positions-title"}, "Positions"),
-                    h("a", {"class": "btn small primary", "href": "/assets"}, "Trade")),
+                    h("div", {"class": "head-actions"},
+                      post_form("/positions/close-all", chrome.csrf, button("Close all", "btn small danger"),
+                                cls="inline", confirm="Cancel every open order of this portfolio and sell (or buy"
+                                                      " back) every position at the market?")
+                      if p["positions"] else "",
+                      h("a", {"class": "btn small primary", "href": "/assets"}, "Trade"))),
                   table(POSITION_HEADERS, position_rows(p, names), section="positions", caption="Your positions",
                         empty=EMPTY["positions"], cls="data stack-on-phone"))
     notice = suspended_notice(p.get("portfolio") or chrome.portfolio) if p.get("suspend_trade") else ""
@@ -725,24 +730,31 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
                     ticket(chrome, s, quote, portfolio, side, form or {}, error, client_order_id, asset),
                     h("section", {"class": "card position-card", "aria-labelledby": "pos-title"},
                       h("h2", {"id": "pos-title"}, "Your position"),
-                      h("div", {"data-section": "asset-position"}, asset_position(s, portfolio)))),
+                      h("div", {"data-section": "asset-position"}, asset_position(s, portfolio, chrome.csrf)))),
                   h("section", {"class": "card sym-orders", "aria-labelledby": "sym-orders-title"},
                     h("h2", {"id": "sym-orders-title"}, f"Your open {s} orders"),
                     open_orders_table(open_orders, chrome.csrf, section="symbol-orders", back=f"/asset/{s}"))))
     return document(chrome, s, main, page="asset", symbol=s, charts=True, data={"data-interval": interval})
 
 
-def asset_position(symbol, portfolio):
+def asset_position(symbol, portfolio, csrf):
     pos = next((p for p in portfolio["positions"] if p["symbol"] == symbol), None)
     if pos is None:
         return h("p", {"class": "muted"}, f"You hold no {symbol}.")
-    return h("dl", {"class": "facts tight"},
+    shares = fmt.quantity(abs(pos["quantity"]))
+    close = post_form(f"/asset/{symbol}/close", csrf,
+                      button("Close position", "btn small danger", **{"aria-label": f"Close your {symbol} position"}),
+                      cls="inline close-position",
+                      confirm=(f"Sell all {shares} {symbol} at the market?" if pos["quantity"] > 0 else
+                               f"Buy back all {shares} {symbol} at the market?") +
+                      " Shares your open orders hold are not sold: cancel those first.")
+    return join(h("dl", {"class": "facts tight"},
              h("div", h("dt", "Shares"), h("dd", fmt.quantity(pos["quantity"]))),
              h("div", h("dt", "Average price"), h("dd", fmt.price(pos["average_price"]))),
              h("div", h("dt", "Market value"),
                h("dd", live(f"pos.{symbol}.market_value", fmt.money(pos["market_value"])))),
              h("div", h("dt", "Unrealized P&L"), h("dd", live(f"pos.{symbol}.unrealized_pl", _pl_text(pos),
-                                                              fmt.sign(pos["unrealized_pl"])))))
+                                                              fmt.sign(pos["unrealized_pl"]))))), close)
 
 
 ORDER_TYPES = [("market", "Market"), ("limit", "Limit"), ("stop", "Stop"), ("stop_limit", "Stop limit"),

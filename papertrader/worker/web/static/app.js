@@ -199,11 +199,11 @@ if (told) {
   told.scrollIntoView({ block: "center", behavior: "instant" });
 }
 
-for (const form of document.querySelectorAll("form[data-confirm]")) {
-  form.addEventListener("submit", (event) => {
-    if (!confirm(form.dataset.confirm)) event.preventDefault();
-  });
-}
+// (On the document: a form a live update put in the page asks too.)
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !confirm(form.dataset.confirm)) event.preventDefault();
+});
 
 // --- the order ticket: only the fields the order type uses, and a preview of its cost -----------------
 
