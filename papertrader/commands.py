@@ -163,21 +163,23 @@ class Logout(Command):
 
 
 class ProviderStart(Command):
-    """Begin signing in with an identity provider: the URL to open, and the state to finish with."""
+    """Begin signing in with an identity provider: the URL to open, the state it carries, and the secret to
+    finish with (kept by the client: never in a URL; at most 20 sign-ins in progress per client address)."""
 
     arguments = [(b"provider", amp.Unicode()), (b"redirect_uri", amp.Unicode())]
-    response = [(b"url", amp.Unicode()), (b"state", amp.Unicode())]
+    response = [(b"url", amp.Unicode()), (b"state", amp.Unicode()), (b"secret", amp.Unicode())]
 
 
 class ProviderFinish(Command):
-    """Finish it with the code the provider sent to the client's loopback listener.
+    """Finish it with the code the provider sent to the client's loopback listener (or the website's callback),
+    and ProviderStart's secret.
 
     The answer is a session (token, username, expires) when the identity is linked to an account;
     otherwise a ticket (and a proposed username) for ProviderCreate or ProviderLink.
     """
 
     arguments = [(b"provider", amp.Unicode()), (b"state", amp.Unicode()), (b"code", amp.Unicode()),
-                 (b"remember", amp.Boolean()), (b"device", amp.Unicode(optional=True))]
+                 (b"secret", amp.Unicode()), (b"remember", amp.Boolean()), (b"device", amp.Unicode(optional=True))]
     response = [(b"token", amp.Unicode(optional=True)), (b"username", amp.Unicode(optional=True)),
                 (b"expires", amp.DateTime(optional=True)), (b"ticket", amp.Unicode(optional=True)),
                 (b"proposal", amp.Unicode(optional=True))]
@@ -228,11 +230,11 @@ class SetProfile(Command):
 
 class DeleteAccount(Command):
     """Delete your account's personal data.  Proof: its password, or (an account without one) a fresh
-    provider sign-in given as its state and code."""
+    provider sign-in given as its state, code and secret (ProviderStart's)."""
 
     arguments = [(b"token", amp.Unicode()), (b"password", amp.Unicode(optional=True)),
                  (b"provider", amp.Unicode(optional=True)), (b"state", amp.Unicode(optional=True)),
-                 (b"code", amp.Unicode(optional=True))]
+                 (b"code", amp.Unicode(optional=True)), (b"secret", amp.Unicode(optional=True))]
     response = []
 
 

@@ -63,7 +63,7 @@ class TestProvider(resource.Resource):
             assert args["response_type"] == "code" and args["client_id"] == CLIENT_ID
             assert args["code_challenge_method"] == "S256"
             code = secrets.token_urlsafe(16)
-            self.codes[code] = args
+            self.codes[code] = dict(args, sub=self.subject, email=self.email)  # who approved it, then
             request.redirect(f"{args['redirect_uri']}?{urlencode(dict(code=code, state=args['state']))}".encode())
             return b""
         request.setResponseCode(404)
@@ -81,7 +81,7 @@ class TestProvider(resource.Resource):
         now = int(time.time())
         nonce = self.issued_nonces[0] if (self.replay_nonce and self.issued_nonces) else flow["nonce"]
         self.issued_nonces.append(flow["nonce"])
-        claims = dict(iss=self.issuer, aud=self.audience or CLIENT_ID, sub=self.subject, email=self.email,
+        claims = dict(iss=self.issuer, aud=self.audience or CLIENT_ID, sub=flow["sub"], email=flow["email"],
                       nonce=nonce, iat=now - (7200 if self.expired else 0),
                       exp=now + (-3600 if self.expired else 3600))
         key = self.other_key if self.sign_with_other_key else self.key

@@ -116,6 +116,24 @@ async def test_a_master_whose_port_is_taken_exits_non_zero_with_one_line(tmp_pat
 
 
 @pytest_twisted.ensureDeferred
+async def test_twistds_own_log_is_its_users_alone(tmp_path):
+    """twistd's log (its access lines: addresses, user agents, paths) was made readable by everyone (0644)."""
+    import stat
+
+    data_dir = master_dir(tmp_path)
+    taken = listening_socket()
+    logfile = os.path.join(str(tmp_path), "twistd.log")
+    try:
+        master = twistd(f"--logfile={logfile}", "papertrader-master", "--data-dir", data_dir, "--port",
+                        loopback(data_dir, taken.getsockname()[1]))
+        await master.ended
+    finally:
+        taken.close()
+    assert stat.S_IMODE(os.stat(logfile).st_mode) == 0o600
+    assert "cannot listen" in open(logfile).read()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_master_that_cannot_write_its_files_exits_non_zero_with_one_line(tmp_path):
     """A file of its data dir it cannot write (a full disk; here, a directory where master.port goes): one line
     saying which and why, as for any expected failure, not a traceback; no half-written file left."""

@@ -8,6 +8,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor
 
+from papertrader import commands
 from papertrader.client import cli
 from tests.conftest import start_cluster
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, TestProvider
@@ -134,4 +135,86 @@ async def test_a_rotated_provider_key_is_fetched_again(signin):
     d.provider.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     d.provider.kid = "k2"
     status, out, err = await d.cli("login", "--provider", "test", user="grace")
+    assert status == 0 and j(out)["username"] == "grace", err
+
+
+async def approved(d, redirect_uri, subject, email):
+    """A sign-in started at the worker (as anyone can) and approved at the provider by ``subject``, its code not
+    redeemed: (ProviderStart's answer, the state and code sent back)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    worker = d.cluster.workers[0]
+    start = await worker.gateway.forward(commands.ProviderStart, dict(provider="test", redirect_uri=redirect_uri),
+                                         "127.0.0.1")
+    d.provider.subject, d.provider.email, before = subject, email, (d.provider.subject, d.provider.email)
+    try:
+        response = await treq.get(start["url"], allow_redirects=False)
+    finally:
+        d.provider.subject, d.provider.email = before
+    back = parse_qs(urlsplit(response.headers.getRawHeaders(b"location")[0].decode()).query)
+    return start, back["state"][0], back["code"][0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_terminal_ignores_a_callback_of_someone_elses_sign_in(signin, monkeypatch):
+    """The CLI's loopback listener took the first callback: mallory, who can reach it, sent her own approved
+    sign-in's state and code, and the terminal finished it as its own (her identity linked to the victim's
+    account, or the victim signed in as her).  Only the state of the sign-in it started is taken."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from twisted.internet import defer
+
+    d = signin
+    seen = []
+
+    def browser_with_mallory(url):
+        async def visit():
+            callback = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+            _, state, code = await approved(d, "http://127.0.0.1:9/callback", "mallory-666", "mallory@example.com")
+            sent = await treq.get(f"{callback}?{urlencode(dict(state=state, code=code))}")
+            seen.append((sent.code, await sent.text()))
+            browser(url)  # then the person's own sign-in
+        defer.ensureDeferred(visit())
+
+    monkeypatch.setattr(cli.CLI, "browser", staticmethod(browser_with_mallory))
+    status, out, err = await d.cli("login", "--provider", "test", "grace", user="grace")
+    assert status == 0 and j(out)["username"] == "grace", err
+    assert seen and seen[0][0] == 400 and "not the sign-in the terminal started" in seen[0][1], seen
+    assert await d.master.db.query("SELECT subject FROM identities") == [("user-1234",)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_state_and_code_seen_in_a_log_finish_nothing_without_the_sign_ins_secret(signin):
+    """The website's callback URL (state and code) lands in access logs and histories; anyone reading it could
+    finish the sign-in at the master as its owner.  Only the secret ProviderStart gave the one who started it
+    finishes it."""
+    from papertrader.errors import ProviderLoginFailed
+
+    d = signin
+    worker = d.cluster.workers[0]
+    start, state, code = await approved(d, "http://127.0.0.1:9/callback", "user-1234", "grace.hopper@example.com")
+    for secret in ("", "guessed", start["state"]):
+        with pytest.raises(ProviderLoginFailed, match="unknown or has expired"):
+            await worker.gateway.forward(commands.ProviderFinish, dict(
+                provider="test", state=state, code=code, secret=secret, remember=False), "127.0.0.2")
+    answer = await worker.gateway.forward(commands.ProviderFinish, dict(
+        provider="test", state=state, code=code, secret=start["secret"], remember=False), "127.0.0.1")
+    assert answer.get("ticket")  # (a new identity: the owner chooses a username next)
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_address_cannot_hold_everyones_provider_sign_ins_off(signin):
+    """10,000 ProviderStart calls from one address (no account needed) filled the master's table of sign-ins in
+    progress: every provider sign-in was refused for ten minutes."""
+    from papertrader.errors import ProviderLoginFailed
+    from papertrader.master.oidc import FLOWS_PER_ADDRESS
+
+    d = signin
+    worker = d.cluster.workers[0]
+    start = dict(provider="test", redirect_uri="http://127.0.0.1:9/callback")
+    for _ in range(FLOWS_PER_ADDRESS):
+        await worker.gateway.forward(commands.ProviderStart, start, "192.0.2.66")
+    with pytest.raises(ProviderLoginFailed, match="too many sign-ins in progress from your address"):
+        await worker.gateway.forward(commands.ProviderStart, start, "192.0.2.66")
+    status, out, err = await d.cli("login", "--provider", "test", "grace", user="grace")  # others sign in
     assert status == 0 and j(out)["username"] == "grace", err

@@ -2006,3 +2006,28 @@ def test_a_back_path_never_leads_to_another_site():
     for bad in ("//evil.example/", "/\t/evil.example/", "/\n/evil.example", "/\r/evil.example", "/\\evil.example",
                 "https://evil.example/", "evil", "", None, "/" + "a" * 300, "/caf\u00e9", "/a b"):
         assert safe_back(bad, "/home") == "/home", bad
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_access_log_keeps_no_query_string(tmp_path, settings, clock, database_url):
+    """twisted.web's access log (twistd's log) kept whole URLs: a provider's sign-in code and state, a private
+    game's invite code.  Its lines keep the path only, of the request and of its Referer."""
+    from twisted.python import log
+
+    lines = []
+
+    def observe(event):
+        lines.append(str(event.get("log_io") or " ".join(str(m) for m in event.get("message", ()))))
+    log.addObserver(observe)
+    try:
+        async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+            await signed_up(site, worker, "dave")
+            headers = site._headers(origin=False, extra={
+                b"Referer": [(site.url + "/auth/callback?code=CODE-SECRET&state=S").encode()]})
+            await (await treq.get(site.url + "/games?join=Secret+Cup&code=INVITE-SECRET-42", headers=headers,
+                                  allow_redirects=False)).content()
+    finally:
+        log.removeObserver(observe)
+    logged = [line for line in lines if "\"GET /games " in line]
+    assert logged and '"/auth/callback"' in logged[0].replace(site.url, ""), lines[-5:]
+    assert not [line for line in lines if "SECRET" in line]

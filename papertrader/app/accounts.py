@@ -39,14 +39,14 @@ class AccountCommands:
 
     @defer.inlineCallbacks
     def provider_start(self, stamp, provider, redirect_uri):
-        url, state = yield self._provider(provider).start(redirect_uri)
-        return {"url": url, "state": state}
+        url, state, secret = yield self._provider(provider).start(redirect_uri, stamp.client_ip[:64])
+        return {"url": url, "state": state, "secret": secret}
 
     @defer.inlineCallbacks
-    def provider_finish(self, stamp, provider, state, code, remember, device=None):
-        if len(state) > MAX_STATE or len(code) > MAX_CODE:
+    def provider_finish(self, stamp, provider, state, code, secret, remember, device=None):
+        if len(state) > MAX_STATE or len(code) > MAX_CODE or len(secret) > MAX_STATE:
             raise ProviderLoginFailed("this sign-in is unknown or has expired; start again")
-        identity = yield self._provider(provider).finish(state, code)
+        identity = yield self._provider(provider).finish(state, code, secret)
         answer = yield self.accounts.identity_login(identity, remember, stamp.worker, stamp.client_ip[:64], device)
         return answer
 
@@ -80,10 +80,11 @@ class AccountCommands:
 
     @authenticated
     @defer.inlineCallbacks
-    def delete_account(self, session, stamp, password=None, provider=None, state=None, code=None):
+    def delete_account(self, session, stamp, password=None, provider=None, state=None, code=None, secret=None):
         identity = None
-        if provider and state and code and len(state) <= MAX_STATE and len(code) <= MAX_CODE:
-            identity = yield self._provider(provider).finish(state, code)
+        if provider and state and code and secret and len(state) <= MAX_STATE and len(code) <= MAX_CODE and \
+                len(secret) <= MAX_STATE:
+            identity = yield self._provider(provider).finish(state, code, secret)
         yield self.accounts.delete(session, password, identity)
         return {}
 

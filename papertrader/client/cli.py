@@ -840,13 +840,16 @@ class CLI:
 
     @defer.inlineCallbacks
     def _provider_sign_in(self):
-        """Run the browser part of a provider sign-in; fires with the provider's answer (state, code)."""
-        redirect_uri, called_back, port = yield browser_login.listen(self.reactor)
+        """Run the browser part of a provider sign-in; fires with the provider's answer (state, code) and the
+        sign-in's secret."""
+        redirect_uri, callback, port = yield browser_login.listen(self.reactor)
         try:
             start = yield self.call(commands.ProviderStart, provider=self.args.provider, redirect_uri=redirect_uri)
+            callback.expect(start["state"])
             self.stderr.write(f"Sign in with {self.args.provider} in your browser:\n  {start['url']}\n")
             if not self.args.no_browser:
                 self.browser(start["url"])
+            called_back = callback.result
             called_back.addTimeout(300, self.reactor)
             try:
                 back = yield called_back
@@ -856,13 +859,13 @@ class CLI:
             yield port.stopListening()
         if "error" in back:
             raise ProviderLoginFailed(f"the provider said: {back['error'][:200]}")
-        return back
+        return dict(back, secret=start["secret"])
 
     @defer.inlineCallbacks
     def _provider_login(self):
         back = yield self._provider_sign_in()
         answer = yield self.call(commands.ProviderFinish, provider=self.args.provider, state=back["state"],
-                                 code=back["code"], remember=self.args.remember, device=DEVICE)
+                                 code=back["code"], secret=back["secret"], remember=self.args.remember, device=DEVICE)
         if answer.get("token"):
             return answer
         if self.args.link:
@@ -907,7 +910,7 @@ class CLI:
         proof = {}
         if self.args.provider:
             back = yield self._provider_sign_in()
-            proof = dict(provider=self.args.provider, state=back["state"], code=back["code"])
+            proof = dict(provider=self.args.provider, state=back["state"], code=back["code"], secret=back["secret"])
         else:
             proof = dict(password=self.password())
         yield self.call(commands.DeleteAccount, token=token, **proof)

@@ -22,6 +22,9 @@ from twisted.internet import defer
 from papertrader.errors import ProviderLoginFailed
 
 FLOW_TTL = 600  # seconds a started sign-in may take
+#: Sign-ins one client address may have in progress (a flood from one address held everyone's off), and in all.
+FLOWS_PER_ADDRESS = 20
+MAX_FLOWS = 10_000
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -101,29 +104,39 @@ class Provider:
                 del table[key]
 
     @defer.inlineCallbacks
-    def start(self, redirect_uri):
-        """A new sign-in: fires with (authorization URL, state)."""
+    def start(self, redirect_uri, address="unknown"):
+        """A new sign-in from ``address`` (the client's): fires with (authorization URL, state, secret).  The
+        state travels through the browser (and may be seen: an access log, a history); the secret stays with
+        whoever started it, and only it finishes the sign-in."""
         _check_redirect(redirect_uri, self.redirect_uris)
         self._expire()
-        if len(self._flows) > 10_000:
+        if sum(flow["address"] == address for flow in self._flows.values()) >= FLOWS_PER_ADDRESS:
+            raise ProviderLoginFailed(f"too many sign-ins in progress from your address (at most {FLOWS_PER_ADDRESS}"
+                                      f" in {FLOW_TTL // 60} minutes); finish one, or try again in a few minutes")
+        if len(self._flows) > MAX_FLOWS:
             raise ProviderLoginFailed("too many sign-ins in progress; try again in a few minutes")
         config = yield self.configuration()
         state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
-        self._flows[state] = dict(nonce=nonce, verifier=verifier, redirect_uri=redirect_uri,
+        secret = secrets.token_urlsafe(24)
+        self._flows[state] = dict(nonce=nonce, verifier=verifier, redirect_uri=redirect_uri, address=address,
+                                  secret=hashlib.sha256(secret.encode()).digest(),
                                   expires=self.clock.seconds() + FLOW_TTL)
         query = urlencode(dict(response_type="code", client_id=self.client_id, redirect_uri=redirect_uri,
                                scope="openid email", state=state, nonce=nonce,
                                code_challenge=_b64(hashlib.sha256(verifier.encode()).digest()),
                                code_challenge_method="S256"))
-        return f"{config['authorization_endpoint']}?{query}", state
+        return f"{config['authorization_endpoint']}?{query}", state, secret
 
     @defer.inlineCallbacks
-    def finish(self, state, code):
-        """Exchange the code and validate the ID token; fires with the Identity."""
+    def finish(self, state, code, secret):
+        """Exchange the code and validate the ID token; fires with the Identity.  Only with the flow's secret
+        (a state and code read from a log or a stolen callback finish nothing)."""
         self._expire()
-        flow = self._flows.pop(state, None)  # single use
-        if flow is None:
+        flow = self._flows.get(state)
+        if flow is None or not secrets.compare_digest(hashlib.sha256((secret or "").encode()).digest(),
+                                                      flow["secret"]):
             raise ProviderLoginFailed("this sign-in is unknown or has expired; start again")
+        del self._flows[state]  # single use
         config = yield self.configuration()
         response = yield self.http.post(config["token_endpoint"], timeout=15, data=dict(
             grant_type="authorization_code", code=code, redirect_uri=flow["redirect_uri"],

@@ -9,6 +9,9 @@ from twisted.application.service import ServiceMaker
 
 class _Maker(ServiceMaker):
     def makeService(self, options):
+        # What the server writes is its user's alone, twistd's log (made after this: it keeps every request's
+        # address and user agent) and pid file included, as the data dir's files are.
+        os.umask(os.umask(0o077) | 0o077)
         try:
             return super().makeService(options)
         finally:

@@ -19,7 +19,8 @@ from twisted.internet import endpoints
 from twisted.internet.interfaces import IReactorSSL, IReactorTCP
 from twisted.protocols import policies, tls as tls_protocols
 from twisted.web import http, resource, server
-from zope.interface import implementer
+from twisted.web.iweb import IAccessLogFormatter
+from zope.interface import implementer, provider
 
 from papertrader import tls
 from papertrader.guard import is_tls
@@ -245,8 +246,24 @@ class Channel(http.HTTPChannel):
 IDLE_TIMEOUT = 60
 
 
+def _without_query(text):
+    return text.split(b"?", 1)[0]
+
+
+@provider(IAccessLogFormatter)
+def access_line(timestamp, request):
+    """twisted.web's combined log line without query strings (of the request or its Referer): they may carry
+    what must not be kept in a log (a provider's sign-in code and state, a private game's invite code)."""
+    address = request.getClientAddress()
+    text = http._escape  # (twisted.web's own: the combined log's escaping)
+    return '"%s" - - %s "%s %s %s" %d %s "%s" "%s"' % (
+        getattr(address, "host", "-"), timestamp, text(request.method), text(_without_query(request.uri)),
+        text(request.clientproto), request.code, request.sentLength or "-",
+        text(_without_query(request.getHeader(b"referer") or b"-")), text(request.getHeader(b"user-agent") or b"-"))
+
+
 def site(rest_resource, streams=None, web_resource=None):
-    web = server.Site(Root(rest_resource, streams, web_resource), timeout=IDLE_TIMEOUT)
+    web = server.Site(Root(rest_resource, streams, web_resource), timeout=IDLE_TIMEOUT, logFormatter=access_line)
     web.protocol = lambda: http._GenericHTTPChannelProtocol(Channel())
     web.requestFactory = Request
     web.displayTracebacks = False

@@ -484,8 +484,10 @@ class Website:
                                           redirect_uri=redirect_uri)
         except PaperTraderError as e:
             return self._signin_again(request, "", sentence(e.message))
-        security.set_cookie(request, security.SIGNIN_STATE_COOKIE, f"{provider}.{answer['state']}", max_age=600,
-                            same_site="lax")
+        # The sign-in's secret stays in this browser's cookie: the state and code the provider sends back (which
+        # may be seen: a history, a proxy's log) finish nothing without it.
+        security.set_cookie(request, security.SIGNIN_STATE_COOKIE,
+                            f"{provider}.{answer['state']}.{answer['secret']}", max_age=600, same_site="lax")
         chrome = self.chrome(request)
         return html(request, views.redirect_page(chrome, answer["url"], f"Signing in with {provider.capitalize()}",
                                                  "Taking you to your provider's sign-in page..."))
@@ -496,6 +498,7 @@ class Website:
         started = security.cookie(request, security.SIGNIN_STATE_COOKIE) or ""
         security.clear_cookie(request, security.SIGNIN_STATE_COOKIE, same_site="lax")
         provider, _, state = started.partition(".")
+        state, _, secret = state.partition(".")
         sent_state = field(request, "state", 200)
         if not state or not secrets.compare_digest(state.encode(), sent_state.encode()):
             return self._signin_again(request, "", "This sign-in was not started in this browser, or took too long."
@@ -504,7 +507,7 @@ class Website:
             return self._signin_again(request, "", f"Signing in with {provider.capitalize()} was canceled.")
         try:
             answer = await self.anonymous(request, commands.ProviderFinish, provider=provider, state=state,
-                                          code=field(request, "code", 4096), remember=False,
+                                          code=field(request, "code", 4096), secret=secret, remember=False,
                                           device=browser(request))
         except PaperTraderError as e:
             return self._signin_again(request, "", sentence(e.message))
