@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.internet import ssl
 from twisted.internet.endpoints import HostnameEndpoint, serverFromString, wrapClientTLS
+from twisted.internet.interfaces import IReactorSSL
+from zope.interface import implementer
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"
@@ -196,6 +198,31 @@ def listen_description(port, interface, cert_path):
     return f"ssl:{int(port)}:interface={_escape(interface)}:privateKey={path}:certKey={path}:backlog={BACKLOG}"
 
 
+#: The TLS 1.2 cipher suites servers offer: ECDHE key exchange with AEAD encryption only (no CBC, no SHA-1 MAC, no
+#: RSA key exchange: forward secret and authenticated).  TLS 1.3's own suites are all AEAD; older versions are off.
+CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def strict(context_factory):
+    """A listener's ``context_factory`` (its one OpenSSL context) offering CIPHERS only; returned."""
+    context_factory.getContext().set_cipher_list(CIPHERS)
+    return context_factory
+
+
+@implementer(IReactorSSL)
+class _StrictReactor:
+    """The reactor, for a TLS listener's endpoint: its listenSSL, with CIPHERS only."""
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+
+    def listenSSL(self, port, factory, contextFactory, backlog=50, interface=""):
+        return self._reactor.listenSSL(port, factory, strict(contextFactory), backlog, interface)
+
+    def __getattr__(self, name):
+        return getattr(self._reactor, name)
+
+
 def server_endpoint(reactor, listen, cert_path):
     """A TLS server endpoint: ``listen`` is a port number or a strports description.
 
@@ -207,7 +234,7 @@ def server_endpoint(reactor, listen, cert_path):
     if listen.isdigit():
         path = _escape(cert_path)
         listen = f"ssl:{listen}:privateKey={path}:certKey={path}:backlog={BACKLOG}"
-    return serverFromString(reactor, listen)
+    return serverFromString(_StrictReactor(reactor), listen)
 
 
 def check_listen(listen):

@@ -72,7 +72,7 @@ class _HintingReactor:
         self._reactor = reactor
 
     def listenSSL(self, port, factory, contextFactory, backlog=50, interface=""):
-        tls_factory = tls_protocols.TLSMemoryBIOFactory(contextFactory, False, factory)
+        tls_factory = tls_protocols.TLSMemoryBIOFactory(tls.strict(contextFactory), False, factory)
         return self._reactor.listenTCP(port, _FirstBytesFactory(tls_factory, plain_to_tls), backlog, interface)
 
     def listenTCP(self, port, factory, backlog=50, interface=""):
