@@ -352,10 +352,11 @@ async def test_errors_the_rate_limit_and_a_revoked_key(tmp_path, settings, datab
         assert alpaca_error(excinfo) == (404, 40410000, "no order 61e69015-8549-4bfd-b9c3-01e75843f47d in"
                                                         " portfolio 'default'")
 
-        # Five requests a minute (refused ones count too): the sixth is refused with 429 and Alpaca's JSON body.
+        # Five requests a minute (refused ones count too, but not those with a wrong secret: they have their own
+        # count): the sixth is refused with 429 and Alpaca's JSON body.
         client = a.trading()
         client._retry = 0  # alpaca-py would retry a 429 three times, 3 s apart; here the first answer is enough
-        for _ in range(2):
+        for _ in range(3):
             await in_thread(client.get_clock)
         # Alpaca's headers say so as it goes, and on the refusal (a program can pace itself by them).
         import requests
@@ -386,6 +387,39 @@ async def test_errors_the_rate_limit_and_a_revoked_key(tmp_path, settings, datab
         assert status == 1 and "is already revoked (since 20" in json.loads(out)["message"]
         status, out, err = await a.d.cli("api-key", "revoke", "PK" + "0" * 18, user="alice")
         assert status == 1 and json.loads(out)["message"].startswith("no API key")
+    finally:
+        await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_secrets_from_the_same_address_do_not_use_up_a_keys_minute(tmp_path, settings, database_url,
+                                                                               clock):
+    """Key ids are not secret (the account page, master.log): a neighbour behind the same address sending a key's
+    id with wrong secrets used up its owner's 200 requests a minute; and unknown keys were each asked of the
+    master without limit.  A wrong secret has its own count; past 60 refused credentials a minute from one
+    address, credentials the worker has not seen accepted are refused there (429)."""
+    import requests
+
+    a = await start_api(tmp_path, settings, database_url, clock, api_rate_limit=100)
+    try:
+        keys = {"APCA-API-KEY-ID": a.key_id, "APCA-API-SECRET-KEY": a.secret}
+
+        def get(headers):
+            return requests.get(a.url + "/v2/clock", headers=headers, timeout=30)
+
+        assert (await in_thread(get, keys)).status_code == 200  # the owner, seen accepted
+        start = clock.seconds()
+        wrong = dict(keys, **{"APCA-API-SECRET-KEY": "x" * 40})
+        statuses = [(await in_thread(get, wrong)).status_code for _ in range(70)]
+        assert statuses[:60] == [401] * 60 and set(statuses[60:]) == {429}, statuses
+        unknown = {"APCA-API-KEY-ID": "PK" + "7" * 18, "APCA-API-SECRET-KEY": "y" * 40}
+        answer = await in_thread(get, unknown)
+        assert answer.status_code == 429 and "unknown API keys or wrong secrets" in answer.json()["message"]
+        owner = await in_thread(get, keys)
+        assert (owner.status_code, owner.headers["X-RateLimit-Remaining"]) == (200, "98")
+        while clock.seconds() < start + 61:  # a minute later the address may try again
+            await a.d.tick()
+        assert (await in_thread(get, unknown)).status_code == 401
     finally:
         await a.d.cluster.stopService()
 

@@ -2031,3 +2031,20 @@ async def test_the_access_log_keeps_no_query_string(tmp_path, settings, clock, d
     logged = [line for line in lines if "\"GET /games " in line]
     assert logged and '"/auth/callback"' in logged[0].replace(site.url, ""), lines[-5:]
     assert not [line for line in lines if "SECRET" in line]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_api_keys_credentials_are_not_a_website_session(tmp_path, settings, clock, database_url):
+    """``__Host-pt_session=apikey:ID:SECRET`` signed a browser in as the key's owner (the website passed the
+    cookie on as a token, and every command takes a key's credentials): a browser signs in with a password or
+    a provider only."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        _, call = await signed_up(site, worker, "dave")
+        key = await call(commands.CreateApiKey, name="bot")
+        with_key = Site(site.url)
+        with_key.cookies["__Host-pt_session"] = f"apikey:{key['key_id']}:{key['secret']}"
+        response, _ = await with_key.get("/")
+        assert (response.code, header(response, b"location")) == (303, "/signin")
+        page = await websocket(with_key, site.url)
+        await bounded(page.opened, "the connection")
+        assert (await next_message(page, "signed_out"))["t"] == "signed_out"

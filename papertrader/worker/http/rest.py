@@ -12,6 +12,7 @@ page or a traceback.
 
 import base64
 import binascii
+import hashlib
 import math
 import re
 import uuid
@@ -26,7 +27,7 @@ from twisted.web import resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from papertrader import commands
-from papertrader.errors import (OutcomeUnknown, PaperTraderError, ServerError, Throttled,
+from papertrader.errors import (NotLoggedIn, OutcomeUnknown, PaperTraderError, ServerError, Throttled,
                                 UnknownOrder, UnknownSymbol)
 from papertrader.master import validation
 from papertrader.master.api_keys import credential
@@ -130,6 +131,22 @@ class RateLimiter:
         self.limit = limit
         self._recent = {}
 
+    def _recent_of(self, key):
+        now = self.clock.seconds()
+        recent = self._recent.get(key)
+        while recent and recent[0] <= now - 60:
+            recent.popleft()
+        return recent or ()
+
+    def full(self, key):
+        """Whether ``key`` has used its minute (nothing counted)."""
+        return len(self._recent_of(key)) >= self.limit
+
+    def wait(self, key):
+        """Whole seconds until ``key`` may be counted again."""
+        recent = self._recent_of(key)
+        return int(recent[0] + 61 - self.clock.seconds()) if recent else 0
+
     def count(self, key):
         """Count a request of ``key``: (requests left in the minute, when the oldest counted leaves it (Unix
         seconds, rounded up)); Throttled if none is left (its ``reset`` says when one will be)."""
@@ -205,9 +222,14 @@ class Guard(resource.Resource):
 class RestApi:
     app = Klein()
 
+    #: Requests a minute one address may make with credentials the master refused (unknown keys, wrong secrets):
+    #: past it, credentials the worker has not seen accepted are refused (429) without asking the master.
+    BAD_CREDENTIALS = 60
+
     def __init__(self, worker, rate_limit=200):
         self.worker = worker
         self.limiter = RateLimiter(worker.clock, rate_limit)
+        self.refused = RateLimiter(worker.clock, self.BAD_CREDENTIALS)
 
     def resource(self):
         return Guard(self.app.resource())
@@ -228,13 +250,21 @@ class RestApi:
         if not key or not secret or len(key) > 64 or len(secret) > 256:
             raise HttpError(401, 40110000, "unauthorized: send your API key as the APCA-API-KEY-ID and"
                                            " APCA-API-SECRET-KEY headers")
+        token = credential(key, secret)
+        address = client_ip(request)
+        if self.worker.sessions.get(token) is None and self.refused.full(address):
+            raise Throttled(f"too many requests with unknown API keys or wrong secrets from your address; wait"
+                            f" {self.refused.wait(address)} s")
+        # Counted by the secret sent too: requests with a wrong one (from a neighbour behind the same address)
+        # never use up the minute of the key's owner.
         try:
-            remaining, reset = self.limiter.count((key, client_ip(request)))
+            remaining, reset = self.limiter.count((key, hashlib.sha256(secret.encode()).digest()[:12], address))
         except Throttled as refused:
             rate_headers(request, self.limiter.limit, 0, refused.reset)
             raise
         rate_headers(request, self.limiter.limit, remaining, reset)
-        return credential(key, secret)
+        request.credential_from = address  # (a refusal of it counts against the address: typed_error)
+        return token
 
     def call(self, request, command, token=None, **arguments):
         """Pass ``command`` on to the master for this request's API key; fires with the answer."""
@@ -287,6 +317,12 @@ class RestApi:
     @app.handle_errors(PaperTraderError)
     def typed_error(self, request, failure):
         e = failure.value
+        address = getattr(request, "credential_from", None)
+        if isinstance(e, NotLoggedIn) and address is not None:
+            try:
+                self.refused.count(address)  # a credential the master refused, from this address
+            except Throttled:
+                pass
         status, code = STATUS.get(e.code, (500, 50010000))
         return respond(request, status, error_body(code, e.message))
 

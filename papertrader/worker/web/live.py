@@ -92,7 +92,7 @@ class LiveProtocol(WebSocketServerProtocol):
                                  ip=self.peer, origin=str(request.headers.get("origin"))[:100])
             raise ConnectionDeny(403, "origin not allowed")
         self._ip = getattr(self.transport.getPeer(), "host", "unknown")
-        self.token = _session_cookie(request.headers.get("cookie", ""))
+        self.token = security.session_value(_session_cookie(request.headers.get("cookie", "")))
         self.portfolio = _portfolio_cookie(request.headers.get("cookie", ""))
         if self.token is not None:
             try:

@@ -112,7 +112,13 @@ def choose_portfolio(request, name):
 
 
 def session_token(request):
-    return cookie(request, SESSION_COOKIE)
+    """The session cookie's token; None when there is none, or it holds an API key's credentials (``apikey:``):
+    a browser signs in with a password or a provider, never with a program's key."""
+    return session_value(cookie(request, SESSION_COOKIE))
+
+
+def session_value(token):
+    return None if token is None or token.startswith("apikey:") else token
 
 
 def csrf_for(secret):
