@@ -59,15 +59,27 @@ def test_ceiling_per_window_and_forgetting():
 
 @pytest_twisted.ensureDeferred
 async def test_login_is_throttled_per_name_and_per_address_alike(db, settings, clock, log):
+    """A name guessed from one address is held off there, not for its owner elsewhere (one address kept an
+    account locked with a guess every few minutes: security review); guessed from many addresses, ten times
+    one address's room, it is held off everywhere."""
+    from papertrader.master.accounts import NAME_FACTOR
+
     limited = replace(settings, login_free_attempts=3, login_ceiling=100, throttle_window=900)
     accounts = Accounts(db, limited, clock, log)
     await accounts.register("alice", "alice@example.com", PASSWORD)
-    for name in ("alice", "nobody"):  # an existing and an unknown name behave the same
+    for name, address in (("alice", "198.51.100.7"), ("nobody", "198.51.100.8")):  # (known or not: the same)
         for n in range(3):
             with pytest.raises(BadCredentials):
-                await accounts.login(name, "wrong guess!", False, "w1", f"198.51.100.{n}")
+                await accounts.login(name, "wrong guess!", False, "w1", address)
         with pytest.raises(Throttled):
-            await accounts.login(name, PASSWORD, False, "w1", "198.51.100.99")
+            await accounts.login(name, PASSWORD, False, "w1", address)
+    token, _, _ = await accounts.login("alice", PASSWORD, False, "w1", "198.51.100.99")  # its owner, elsewhere
+    assert token
+    for n in range(NAME_FACTOR * 3):  # one guess from each of many addresses
+        with pytest.raises(BadCredentials):
+            await accounts.login("zed", "wrong guess!", False, "w1", f"192.0.2.{n}")
+    with pytest.raises(Throttled):
+        await accounts.login("zed", "wrong guess!", False, "w1", "192.0.2.250")
     # Per address: one address guessing many names.
     for n in range(3):
         with pytest.raises(BadCredentials):

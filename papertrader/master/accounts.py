@@ -42,6 +42,8 @@ SESSION_CACHE = 100_000  # sessions kept in memory; the database is the truth
 REMEMBER_TTL = timedelta(days=30)
 #: Longest reason an operator may give for disabling an account.
 MAX_REASON = 200
+#: How many times one address's room (free failures, attempts) a username has from all addresses together.
+NAME_FACTOR = 10
 #: Accounts one AdminUsers answer lists (a row is at most some 600 bytes: one AMP value holds 64 kB).
 USERS_PAGE = 100
 DISABLED = "this account has been disabled by the operator; ask them to enable it"
@@ -107,6 +109,10 @@ class Accounts:
         self._forgets = 0  # how many times sessions were dropped from memory (see authenticate)
         self.login_throttle = Throttle(clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
+        #: A name's failures from every address at once: ten times the room of one address's, so that guessing
+        #: from many addresses is still held off, while one address cannot keep the name's owner out.
+        self.name_throttle = Throttle(clock, NAME_FACTOR * settings.login_free_attempts,
+                                      NAME_FACTOR * settings.login_ceiling, settings.throttle_window)
         #: The API keys (set by the master; None: API keys are not accepted).
         self.api_keys = None
         self.register_throttle = Throttle(clock, free=settings.registrations_per_address,
@@ -159,10 +165,21 @@ class Accounts:
 
     @defer.inlineCallbacks
     def login(self, username, password, remember, worker, client_ip, device=None):
-        name_key, address_key = ("name", (username or "").lower()[:64]), ("address", client_ip)
+        # A name from one address (its delays), an address (its ceiling, whatever names it tries), a name from
+        # everywhere (a larger room: name_throttle).  One address guessing a name holds off that address, not the
+        # name's owner elsewhere.
+        name = (username or "").lower()[:64]
+        name_key, address_key, everywhere = ("name", name, client_ip), ("address", client_ip), ("name", name)
+        self.name_throttle.refuse(everywhere)
         self.login_throttle.check(name_key, address_key)
-        if not (3 <= len(username or "") <= 64) or not password or len(password) > validation.MAX_PASSWORD:
+        self.name_throttle.count(everywhere)
+
+        def failed():
             self.login_throttle.failed(name_key, address_key)
+            self.name_throttle.failed(everywhere)
+
+        if not (3 <= len(username or "") <= 64) or not password or len(password) > validation.MAX_PASSWORD:
+            failed()
             raise BadCredentials()
         rows = yield self.db.query(
             "SELECT id, username, password_hash, disabled FROM accounts WHERE username_key = ?", (username.lower(),)
@@ -181,9 +198,11 @@ class Accounts:
         if not ok or account_id is None:
             self.log.warn("failed login for {username!r} from {ip} via {worker}",
                           username=username[:64], ip=client_ip, worker=worker)
-            self.login_throttle.failed(name_key, address_key)
+            failed()
             raise BadCredentials()
         self.login_throttle.succeeded(name_key)
+        self.name_throttle.succeeded(everywhere)
+        self.name_throttle.refund(everywhere)
         # The address's ceiling is against guessing: a right password is not a guess, so a class signing in
         # from behind one address is not held off by its own sign-ins (the name's ceiling still counts it).
         self.login_throttle.refund(address_key)
