@@ -351,10 +351,16 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         # The REST API keeps its paths (and its JSON).
         response, body = await site.get("/v2/account")
         assert response.code == 401 and json.loads(body)["code"] == 40110000
-        # Alpaca's data APIs not served here (news, crypto, options) answer the API's JSON 404, not a page.
-        for path in ("/v1beta1/news", "/v1beta3/crypto/us/latest/bars", "/v1beta1/options/bars"):
+        # Alpaca's data APIs not served here (news, crypto, options, ticks) answer the API's JSON 404, not a page,
+        # saying what is not served (alpaca-py's get_stock_trades said "endpoint not found": a wrong URL?).
+        for path, what in (("/v1beta1/news", "news"), ("/v1beta3/crypto/us/latest/bars", "crypto"),
+                           ("/v1beta1/options/bars", "options"), ("/v2/stocks/trades?symbols=AAPL", "historical trades"),
+                           ("/v2/stocks/AAPL/quotes", "historical quotes")):
             response, body = await site.get(path)
-            assert response.code == 404 and json.loads(body) == {"code": 40410000, "message": "endpoint not found"}
+            assert response.code == 404 and json.loads(body)["code"] == 40410000, path
+            assert json.loads(body)["message"].startswith(f"endpoint not served by PaperTrader: {what}"), body
+        response, body = await site.get("/v2/no-such-thing")
+        assert response.code == 404 and json.loads(body) == {"code": 40410000, "message": "endpoint not found"}
 
 
 def test_money_is_shown_with_its_currency_and_its_sign():

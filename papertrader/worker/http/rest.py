@@ -164,6 +164,34 @@ class RateLimiter:
         return self.limit - len(recent), math.ceil(recent[0] + 60)
 
 
+#: Alpaca's endpoints this server does not serve (path patterns), and what they are: their 404 says so, so that
+#: a program's author does not take it for a wrong URL.
+NOT_SERVED = [
+    (re.compile(r"^/v2/stocks/(?:[^/]+/)?trades(?:/|$)"), "historical trades (this platform keeps bars, not ticks; the"
+                                                          " latest trade is /v2/stocks/trades/latest)"),
+    (re.compile(r"^/v2/stocks/(?:[^/]+/)?quotes(?:/|$)"), "historical quotes (this platform keeps bars, not ticks; the"
+                                                          " latest quote is /v2/stocks/quotes/latest)"),
+    (re.compile(r"^/v2/stocks/(?:[^/]+/)?auctions(?:/|$)"), "auctions"),
+    (re.compile(r"^/v[0-9a-z]+/options(?:/|$)|^/v2/options"), "options"),
+    (re.compile(r"^/v[0-9a-z]+/crypto(?:/|$)|^/v2/crypto"), "crypto"),
+    (re.compile(r"^/v1beta1/news(?:/|$)"), "news"),
+    (re.compile(r"^/v1beta1/screener(?:/|$)"), "screeners"),
+    (re.compile(r"^/v1beta1/forex(?:/|$)|^/v1beta1/fixed_income(?:/|$)|^/v1beta1/logos(?:/|$)"), "this data"),
+    (re.compile(r"^/v2/corporate_actions(?:/|$)"), "the older corporate action announcements (use"
+                                                   " /v1/corporate-actions)"),
+    (re.compile(r"^/v1/(?:accounts|transfers|journals|events|oauth)(?:/|$)"), "the broker API"),
+]
+
+
+def not_served(path):
+    """The 404's words for ``path`` (bytes): which of Alpaca's endpoints this server does not serve, if one."""
+    text = path.decode("utf-8", "replace")
+    for pattern, what in NOT_SERVED:
+        if pattern.search(text):
+            return f"endpoint not served by PaperTrader: {what} (see its README, 'HTTP API')"
+    return "endpoint not found"
+
+
 def rate_headers(request, limit, remaining, reset):
     """Alpaca's rate limit headers: the requests a minute, those left, when the count next drops (Unix s)."""
     request.setHeader(b"X-RateLimit-Limit", b"%d" % limit)
@@ -303,7 +331,7 @@ class RestApi:
 
     @app.handle_errors(NotFound)
     def not_found(self, request, failure):
-        return respond(request, 404, error_body(40410000, "endpoint not found"))
+        return respond(request, 404, error_body(40410000, not_served(request.path)))
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self, request, failure):
