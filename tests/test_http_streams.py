@@ -111,6 +111,18 @@ async def test_bars_quotes_and_trades_reach_alpaca_py_stock_data_stream_after_a_
             assert D(str(quotes[0].bid_price)) == aapl["bid"] and D(str(quotes[0].ask_price)) == aapl["ask"]
             assert quotes[0].bid_price <= quotes[0].ask_price and quotes[0].timestamp == aapl["time"]
             assert D(str(trades["AAPL"].price)) == aapl["price"] and trades["AAPL"].timestamp == aapl["time"]
+            # The REST API's latest quote and trade are the stream's, field for field (sizes were 1 on the
+            # stream and 0 over REST, the exchange 'V' and '').
+            from alpaca.data.requests import StockLatestQuoteRequest, StockLatestTradeRequest
+
+            data = api.data()
+            latest = (await in_thread(data.get_stock_latest_quote, StockLatestQuoteRequest(
+                symbol_or_symbols="AAPL")))["AAPL"]
+            assert latest.model_dump(exclude={"symbol"}) == quotes[0].model_dump(exclude={"symbol"})
+            traded = (await in_thread(data.get_stock_latest_trade, StockLatestTradeRequest(
+                symbol_or_symbols="AAPL")))["AAPL"]
+            assert traded.model_dump(exclude={"symbol"}) == trades["AAPL"].model_dump(exclude={"symbol"})
+            assert (latest.bid_size, traded.exchange) == (1, "V")
             # The next update brings the next bar of each.
             await api.d.tick()
             later = [await runner.inbox.get() for _ in range(6)]

@@ -393,14 +393,33 @@ def corporate_action(a):
     return out
 
 
+#: The exchange trades and quotes name: IEX, as Alpaca's free feed.
+EXCHANGE = "V"
+
+
+def trade_id(moment):
+    """A trade's id: its time in nanoseconds (one trade per symbol and update)."""
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def quote_fields(q):
+    """A worker's cached quote as Alpaca's quote (the REST API's latest quote and the stream's, the same): bid
+    and ask from the fill model's spread; sizes are not simulated (1 each, a round lot)."""
+    return {"bx": EXCHANGE, "bp": q.get("bid") or q["price"], "bs": 1, "ax": EXCHANGE,
+            "ap": q.get("ask") or q["price"], "as": 1, "c": ["R"], "z": ""}
+
+
+def trade_fields(q):
+    """A worker's cached quote as Alpaca's trade (REST's latest and the stream's, the same): the last price at
+    its time; its size the volume of the update that made it."""
+    return {"i": trade_id(q["time"]), "x": EXCHANGE, "p": q["price"], "s": int(q.get("volume") or 0),
+            "c": ["@"], "z": ""}
+
+
 def quote(q):
-    """A worker's cached quote as Alpaca's latest quote: bid and ask from the fill model's spread; sizes are not
-    simulated (0)."""
-    return {"t": when(q["time"]), "bp": q.get("bid", q["price"]), "bs": 0, "ap": q.get("ask", q["price"]),
-            "as": 0, "bx": "", "ax": "", "c": [], "z": ""}
+    return {"t": when(q["time"]), **quote_fields(q)}
 
 
 def trade(q):
-    """A worker's cached quote as Alpaca's latest trade: the last price, at its time; no size (0)."""
-    return {"t": when(q["time"]), "p": q["price"], "s": 0, "x": "", "c": [], "z": ""}
+    return {"t": when(q["time"]), **trade_fields(q)}
 

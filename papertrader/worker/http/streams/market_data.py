@@ -26,6 +26,7 @@ import re
 
 from papertrader import commands
 from papertrader.worker.fanout import ALL
+from papertrader.worker.http import alpaca
 from papertrader.worker.http.streams import limits
 from papertrader.worker.http.streams.connection import StreamProtocol, message_of
 
@@ -35,23 +36,15 @@ CHANNELS = {"trades": "t", "quotes": "q", "bars": "b"}
 NOT_STREAMED = ("updatedBars", "dailyBars", "statuses", "lulds", "orderbooks", "news", "corrections",
                 "cancelErrors")
 SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9.\-/]{0,15}")
-EXCHANGE = "V"  # IEX, as Alpaca's free feed
-
-
-def _nanoseconds(moment):
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-
 
 def data_points(quote, wanted):
     """The trade, quote and bar of one pushed quote, for the channels in ``wanted``."""
     symbol, time = quote["symbol"], quote["time"]
     out = []
-    if "trades" in wanted:
-        out.append({"T": "t", "S": symbol, "i": _nanoseconds(time), "x": EXCHANGE, "p": quote["price"],
-                    "s": int(quote.get("volume") or 0), "c": ["@"], "t": time})
+    if "trades" in wanted:  # (as the REST API's latest trade and quote)
+        out.append({"T": "t", "S": symbol, **alpaca.trade_fields(quote), "t": time})
     if "quotes" in wanted:
-        out.append({"T": "q", "S": symbol, "bx": EXCHANGE, "bp": quote.get("bid") or quote["price"], "bs": 1,
-                    "ax": EXCHANGE, "ap": quote.get("ask") or quote["price"], "as": 1, "c": ["R"], "t": time})
+        out.append({"T": "q", "S": symbol, **alpaca.quote_fields(quote), "t": time})
     if "bars" in wanted:
         out.append({"T": "b", "S": symbol, "o": quote["open"], "h": quote["high"], "l": quote["low"],
                     "c": quote["price"], "v": int(quote.get("volume") or 0), "n": None, "vw": None,
