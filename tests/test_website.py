@@ -2054,3 +2054,20 @@ async def test_an_api_keys_credentials_are_not_a_website_session(tmp_path, setti
         page = await websocket(with_key, site.url)
         await bounded(page.opened, "the connection")
         assert (await next_message(page, "signed_out"))["t"] == "signed_out"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_form_made_before_signing_in_does_not_post_as_the_session(tmp_path, settings, clock, database_url):
+    """The pre-session cookie (whose CSRF token the sign-in page's forms carry) was kept after signing in, and its
+    token still posted as the session: signing in now gives the browser a new one."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        await signed_up(Site(site.url), worker, "erin")  # (an account to sign in to)
+        _, body = await site.get("/signin")
+        before = site.csrf(body)
+        response, _ = await site.post("/signin", dict(username="erin", password=PASSWORD, csrf=before))
+        assert response.code == 303
+        response, body = await site.post("/account/profile", dict(public="yes", csrf=before))
+        assert response.code == 403 and "reload the page" in body
+        _, body = await site.get("/account")
+        response, _ = await site.post("/account/profile", dict(public="yes", csrf=site.csrf(body)))
+        assert response.code == 303

@@ -424,6 +424,8 @@ class Website:
         if remember:
             max_age = max(0, int(answer["expires"].timestamp() - self.worker.clock.seconds()))
         security.set_cookie(request, security.SESSION_COOKIE, answer["token"], max_age=max_age)
+        # A new pre-session secret: forms made before signing in (their CSRF tokens) no longer post as the session.
+        security.set_cookie(request, security.PRESESSION_COOKIE, secrets.token_urlsafe(32))
 
     @app.route("/register", methods=["GET"])
     def register_form(self, request):
