@@ -428,6 +428,10 @@ async def test_portfolio_history_of_a_daily_replay(replay):
     assert later["equity"][0] == pytest.approx(100000 - 1030 + 980)  # the 6th: the buy and its day's loss
     assert later["base_value"] == pytest.approx(100000)  # the equity at the 5th's close, before the 6th
     assert later["profit_loss"][0] == pytest.approx(-50)
+    # A window that ends before the first trade: the cash it started with (it showed today's cash).
+    early = await in_thread(client.get, "/account/portfolio/history", {"timeframe": "1D", "start": "2024-03-04",
+                                                                       "end": "2024-03-05T12:00:00Z"})
+    assert early["equity"] and early["equity"] == [pytest.approx(100000)] * len(early["equity"]), early
     held = await in_thread(client.get, "/account/portfolio/history", {"timeframe": "1D", "start": "2024-03-07"})
     assert held["base_value"] == pytest.approx(100000 - 1030 + 980)  # the 10 shares at the 6th's close
     assert held["profit_loss"][0] == pytest.approx(15)  # the 7th: 10 x (99.50 - 98.00)

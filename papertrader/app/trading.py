@@ -685,16 +685,19 @@ class TradingCommands:
             raise InvalidInput("the start must come before the end")
 
         def read(cursor):
+            # All of them, dated after ``end`` too: after a seek back, one made earlier may be dated later, and
+            # what it did is in the account of the times after (equity.curve).
             cursor.execute(self.db.sql(
                 "SELECT time, cash_after_cents, symbol, kind, side, quantity_units, position_after_units, amount_cents"
-                " FROM transactions WHERE portfolio_id = ? AND generation = ? AND time <= ? ORDER BY id"),
-                (session.portfolio_id, session.portfolio.generation, iso(end)))
+                " FROM transactions WHERE portfolio_id = ? AND generation = ? ORDER BY id"),
+                (session.portfolio_id, session.portfolio.generation))
             rows = cursor.fetchall()
             cursor.execute(self.db.sql("SELECT cash_cents FROM portfolios WHERE id = ?"), (session.portfolio_id,))
             return rows, cursor.fetchone()[0]
 
         rows, cash_now = yield self.db.run(read)
-        # The cash the account started with: before its first transaction (or all it has, if it has none).
+        # The cash the account started with: before its first transaction (all it has, if it has none; a window
+        # ending before the first trade showed today's cash).
         start_cash = from_cents(rows[0][1] - rows[0][7]) if rows else from_cents(cash_now)
         changes, positions = [], {}
         for time, cash, symbol, kind, side, quantity, after, _ in rows:
@@ -715,12 +718,12 @@ class TradingCommands:
             earlier = yield self.candles.read(symbol, interval, 1, end=start)
             before[symbol] = [(c["time"], c["close"]) for c in earlier]
         buckets = sorted({t for series in closes.values() for t, _ in series})[:MAX_POINTS]
-        equity = curve(start_cash, changes, closes, buckets) if buckets else []
+        equity = curve(start_cash, changes, closes, buckets, until=end) if buckets else []
         base = start_cash  # with no price before the period: the cash the portfolio started with
         previous = max((t for series in before.values() for t, _ in series), default=None)
         if previous is not None and buckets:
             series = {symbol: before[symbol] + closes[symbol] for symbol in symbols}
-            base = curve(start_cash, changes, series, [previous, buckets[0]])[0]
+            base = curve(start_cash, changes, series, [previous, buckets[0]], until=end)[0]
         return dict(timestamps=[int(b.timestamp()) for b in buckets], equity=equity,
                     profit_loss=[e - base for e in equity],
                     profit_loss_pct=[((e - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0)
