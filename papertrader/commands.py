@@ -1128,6 +1128,17 @@ class SessionEnded(Command):
     response = []
 
 
+class MarketStepped(Command):
+    """Master tells every worker an update's trading step is done (after its QuotesTick, which comes first so
+    that prices show at once): its fills, splits and dividends are in the accounts now.  The website's pages
+    that saw a new session in the quotes ask for the day's figures then (asked before, they were the day
+    before's: a split's shares valued at its new price)."""
+
+    arguments = [(b"time", amp.DateTime())]
+    response = []
+    requiresAnswer = False
+
+
 class GamesChanged(Command):
     """Master tells every worker a game's standings changed (the website's game pages show them again):
     ``name``, the game's, when one game had a player join or leave or was ended by its creator; without it,

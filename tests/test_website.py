@@ -2071,3 +2071,25 @@ async def test_a_form_made_before_signing_in_does_not_post_as_the_session(tmp_pa
         _, body = await site.get("/account")
         response, _ = await site.post("/account/profile", dict(public="yes", csrf=site.csrf(body)))
         assert response.code == 303
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_dashboards_chart_takes_each_sessions_equity_as_it_comes(tmp_path, settings, clock, database_url):
+    """On a daily replay each update is a new session: the page asked the master for the day's figures, but sent
+    the chart's point at once, from the day before's portfolio (the chart stayed a session behind)."""
+    from tests.test_http_market_data import FIXTURE
+
+    async with website(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=FIXTURE,
+                       replay_start="2024-03-04", fill_model="ideal") as (d, worker, site):
+        _, call = await signed_up(site, worker, "dave")
+        await call(commands.PlaceOrder, client_order_id="b1", side="buy", symbol="XYZ", quantity="10")
+        await d.tick()
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
+        await next_message(page, "ready")
+        for _ in range(3):
+            await d.tick()
+            equity = (await call(commands.Portfolio))["equity"]
+            point = await next_message(page, "equity")
+            assert Decimal(point["value"]) == equity, (point, equity)

@@ -109,7 +109,7 @@ class AccountCommands:
     @authenticated
     @defer.inlineCallbacks
     def change_password(self, session, stamp, old_password, new_password):
-        ended = yield self.accounts.change_password(session, old_password, new_password)
+        ended = yield self.accounts.change_password(session, old_password, new_password, stamp.client_ip[:64])
         return {"sessions_ended": ended}
 
     @authenticated

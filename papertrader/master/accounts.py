@@ -588,12 +588,15 @@ class Accounts:
         return ended
 
     @defer.inlineCallbacks
-    def change_password(self, session, old, new):
+    def change_password(self, session, old, new, client_ip="unknown"):
         """Replace the password (the old one is required) and end every other session of the account."""
-        # Guesses of the current password count as failed logins of the account: a stolen session gets no
-        # more tries at the password than a stranger at the sign-in.
-        name_key = ("name", session.username.lower())
+        # Guesses of the current password count as failed logins of the account from that address (and from
+        # everywhere): a stolen session gets no more tries at the password than a stranger at the sign-in.
+        name = session.username.lower()
+        name_key, everywhere = ("name", name, client_ip), ("name", name)
+        self.name_throttle.refuse(everywhere)
         self.login_throttle.check(name_key)
+        self.name_throttle.count(everywhere)
         rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
         hashed = rows[0][0] if rows else None
         ok = bool(hashed) and old and len(old) <= validation.MAX_PASSWORD and (
@@ -601,8 +604,11 @@ class Accounts:
         if not ok:
             self.log.warn("{username} gave a wrong current password", username=session.username)
             self.login_throttle.failed(name_key)
+            self.name_throttle.failed(everywhere)
             raise BadCredentials("the current password is wrong")
         self.login_throttle.succeeded(name_key)
+        self.name_throttle.succeeded(everywhere)
+        self.name_throttle.refund(everywhere)
         new = validation.password(new)
         rehashed = yield pools.HASHING.run(hash_password, new, self.settings.bcrypt_rounds)
 

@@ -166,7 +166,7 @@ class Master(StagedService):
             self.manhole.setServiceParent(self)
             self.log.info("admin console (manhole) on {where}", where=manhole)
         # The leaderboards follow the trading step whose fills they count.
-        self.market.listeners += [self.push_quotes, self.trading.market_step, self.games.update]
+        self.market.listeners += [self.push_quotes, self.trading.market_step, self.push_stepped, self.games.update]
         self.market.candle_writer = self.trading.market_step  # the update's candles, with its step
         # The step's failures worth holding the update for: the database away, or its COMMIT's outcome unknown
         # (played again, a step already saved is recognised and not applied twice).
@@ -314,6 +314,10 @@ class Master(StagedService):
     def push_quotes(self, step, quotes):
         """After each update, even one that changed no quote: the market's time moved (the website shows it)."""
         self.workers.broadcast(commands.QuotesTick, quotes=self._quote_dicts(quotes, step.bars), **self._market_now())
+
+    def push_stepped(self, step, quotes):
+        """After the trading step: the workers' pages of a new session ask for its figures now."""
+        self.workers.broadcast(commands.MarketStepped, time=step.time)
 
     def send_snapshot(self, protocol):
         protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()), replace=True,

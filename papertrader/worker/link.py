@@ -118,6 +118,13 @@ class WorkerToMaster(TypedAMP):
             streams.key_revoked(key_id, reason)  # their stream connections close
         return {}
 
+    @commands.MarketStepped.responder
+    def market_stepped(self, time):
+        self.worker.link.heard()
+        for notify in list(self.worker.on_stepped):
+            notify(time)
+        return {}
+
     @commands.GamesChanged.responder
     def games_changed(self, name=None):
         self.worker.link.heard()

@@ -101,6 +101,8 @@ class Worker(StagedService):
         self.clients = set()
         #: Called with a game's name (None: every game) when the master says its standings changed.
         self.on_games_changed = []
+        #: Called with the market time of each update whose trading step the master has done (MarketStepped).
+        self.on_stepped = []
         self.commands = 0
         self.gateway = Gateway(self)
         self.fanout = Fanout(self.log)

@@ -211,6 +211,10 @@ class View:
         self._again = False
         #: A game's page: the game as its visitor sees it (ShowGame's answer), from its last full render.
         self.game_seen = None
+        #: The time of a dashboard chart point to send once the master's figures are in (a new session's).
+        self._equity_due = None
+        #: A new session was seen in the quotes and its trading step is not done yet (Live.stepped).
+        self.awaiting_step = False
 
     @property
     def website(self):
@@ -282,23 +286,41 @@ class View:
         quotes, self.quotes = self.quotes, {}
         market, self._market = self._market, None
         values = {} if market is None else views.market_values(market)
-        if self.portfolio is not None and quotes and new_day(self.portfolio, quotes):
-            self.refresh()  # a new session: the day's figures (today's change) are the master's to give
+        latest = max((q["time"] for q in quotes.values()), default=None)
+        if self._equity_due is not None and latest is not None:
+            # The master's figures of a new session are on their way: this point goes with them (valued from the
+            # day before's portfolio, it would be wrong).
+            self._equity_due = max(self._equity_due, latest)
+            latest = None
+        elif self.portfolio is not None and quotes and new_day(self.portfolio, quotes):
+            # A new session: the day's figures (today's change) are the master's to give, asked now and again once
+            # its trading step is done (MarketStepped: its fills, splits and dividends in them); the chart's point
+            # goes with the second (the portfolio here is the day before's: a daily replay's chart stayed a day
+            # behind, and a split's shares were valued at its new price).
+            stepped = self.live.last_stepped  # (its MarketStepped may have come in the same read as the quotes)
+            self._equity_due, self.awaiting_step = latest, stepped is None or stepped < latest
+            self.refresh()
+            latest = None
         elif self.portfolio is not None and quotes:
             self.portfolio = revalue(self.portfolio, quotes)
             values.update(views.summary_values(self.portfolio))
             values.update(views.position_values(self.portfolio))
-        latest = max((q["time"] for q in quotes.values()), default=None)
         if self.page in ("asset", "replace") and self.symbol in quotes:
             values.update(views.quote_values(self.symbol, quotes[self.symbol]))
         if self.page == "asset" and self.symbol in quotes:
             self.live.worker.reactor.callLater(0, self._send_candle)
-        equity = self.portfolio["equity"] if self.page == "dashboard" and self.portfolio is not None else None
-        if equity is not None and self.base is not None:
-            values["equity_range_change"] = (fmt.money(equity - self.base, signed=True), fmt.sign(equity - self.base))
         self.conn.send({"t": "set", "v": values})
-        if equity is not None and latest is not None:
-            self.conn.send({"t": "equity", "time": int(latest.timestamp()), "value": fmt.number_text(equity)})
+        if self.page == "dashboard" and self.portfolio is not None and latest is not None:
+            self._send_equity(latest)
+
+    def _send_equity(self, when):
+        """The dashboard chart's newest point: the shown portfolio's equity at ``when``, and its change over the
+        chart's range."""
+        equity = self.portfolio["equity"]
+        if self.base is not None:
+            self.conn.send({"t": "set", "v": {"equity_range_change": (fmt.money(equity - self.base, signed=True),
+                                                                      fmt.sign(equity - self.base))}})
+        self.conn.send({"t": "equity", "time": int(when.timestamp()), "value": fmt.number_text(equity)})
 
     @defer.inlineCallbacks
     def _send_candle(self):
@@ -364,18 +386,25 @@ class View:
 
     @defer.inlineCallbacks
     def _do_refresh(self):
+        after_step = not self.awaiting_step  # (figures asked before the step are not the chart's point)
         try:
             sections, values = yield self._render()
         except PaperTraderError as e:
+            self._equity_due, self.awaiting_step = None, False  # (the next update's point comes as usual)
             self._failed(e)
             return
         except Exception:
+            self._equity_due, self.awaiting_step = None, False
             self.live.worker.log.failure("website: updating a page failed")
             return
         if sections:
             self.conn.send({"t": "html", "v": sections})
         if values:
             self.conn.send({"t": "set", "v": values})
+        if self._equity_due is not None and after_step and not self.awaiting_step:
+            due, self._equity_due = self._equity_due, None
+            if self.page == "dashboard" and self.portfolio is not None:
+                self._send_equity(due)
 
     @defer.inlineCallbacks
     def _render(self):
@@ -441,6 +470,9 @@ class Live:
         worker.sessions.on_forget.append(self.session_ended)
         worker.quotes.on_market.append(self.market_moved)
         worker.on_games_changed.append(self.games_changed)
+        worker.on_stepped.append(self.stepped)
+        #: The market time of the newest update whose trading step the master said is done (None: none yet).
+        self.last_stepped = None
         self._checks = task.LoopingCall(self.check_sessions)
         self._checks.clock = worker.clock
 
@@ -510,6 +542,15 @@ class Live:
                 conn.view.market(market)
             else:
                 conn.send({"t": "set", "v": views.market_values(market)})
+
+    def stepped(self, time):
+        """The master's trading step of an update is done: pages that saw its new session ask for its figures."""
+        self.last_stepped = time
+        for conn in self.connections:
+            view = conn.view
+            if view is not None and view.awaiting_step:
+                view.awaiting_step = False
+                view.refresh()
 
     def games_changed(self, name):
         """The master said a game's standings changed.  ``name``: a player joined or was removed, or the game
