@@ -1612,11 +1612,13 @@ def test_the_whole_equity_range_counts_from_the_starting_cash_as_the_total_pl_do
     assert 'data-range-base="100000"' in page
     points = json.loads(html_module.unescape(re.search(r'data-points="([^"]+)"', page).group(1)))
     assert points[0] == [1263254400 - day, "100000"] and len(points) == 4
-    # Another range counts from its own first point.
+    # Another range counts from the equity at the close before it, as the API's profit and loss (base_value):
+    # counted from its own first point, it left that day's result out and differed from the API's.
     page = views.dashboard_page(views.Chrome(csrf="x" * 64, username="amy"), portfolio,
-                                dict(history, since_first_trade=False), "1M")
+                                dict(history, since_first_trade=False, base_value=Decimal("99990.00")), "1M")
     note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', page).group(1))
-    assert note == "Month: -$31.26 since 2010-01-12", note
+    assert note == "Month: -$48.59 since the close before 2010-01-12", note
+    assert 'data-range-base="99990"' in page
 
 
 @pytest_twisted.ensureDeferred

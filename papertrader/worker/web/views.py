@@ -483,16 +483,24 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
     points = equity_points(history)
     base = history["equity"][0] if history["equity"] else None
     since_start = history.get("since_first_trade") and points and p.get("starting_cash") is not None
+    before = False
     if since_start:
         # All of it: from the cash it started with, the day before its first trade (the first point is the
         # equity after that day's trading), so that the change is the total P&L.
         base = p["starting_cash"]
+        points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
+    elif points and history.get("base_value") is not None:
+        # Another range: from the equity at the close before it (the API's base_value), as its profit and loss
+        # counts; counted from its first point, the first day's result was left out (the two differed).
+        base, before = history["base_value"], True
         points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
     change = (history["equity"][-1] - base) if history["equity"] else None
     chart = h("section", {"class": "card chart-card", "aria-labelledby": "equity-title"},
               h("div", {"class": "card-head"}, h("h2", {"id": "equity-title"}, "Equity"), ranges),
               h("p", {"class": "chart-note"},
                 join(f"{label}: ", live("equity_range_change", fmt.money(change, signed=True), fmt.sign(change)),
+                     f" since the close before {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))}"
+                     if before else
                      f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}"
                      if not since_start else
                      f" since it started (its first trade: {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})")
