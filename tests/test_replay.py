@@ -151,6 +151,18 @@ def test_an_ended_replay_is_closed_for_good_and_refuses_orders_until_moved_back(
     assert clock.state == "running" and clock.info().is_open and clock.describe()["is_open"]
 
 
+def test_a_replay_stepped_to_its_end_while_paused_is_paused_again_after_a_seek_back(nyse):
+    """A backtest steps a paused replay in lockstep; once it had ended, a seek back (to run it again) set it
+    running on its own: sessions played before the program asked for them."""
+    clock = ReplayClock(nyse, date(2024, 3, 13), date(2024, 3, 14))
+    clock.pause()
+    clock.advance(paused_too=True), clock.advance(paused_too=True)
+    assert clock.state == "ended"
+    clock.seek(date(2024, 3, 13))
+    assert clock.state == "paused" and clock.advance() is None  # (its timer plays nothing)
+    assert clock.advance(paused_too=True) is not None
+
+
 # --- trading through a replay, on both databases ----------------------------------------------------
 
 
@@ -449,6 +461,42 @@ async def test_a_split_and_dividends_change_positions_cash_and_open_orders(repla
     # The books still balance: cash = start + every amount in the history.
     history = (await r.trading.history(alice, None, 50))["transactions"]
     assert (await r.trading.portfolio(alice, None))["cash"] == D("100000.00") + sum(h["amount"] for h in history)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fraction_a_split_leaves_of_a_whole_shares_asset_can_be_sold(db, settings, clock, log, nyse,
+                                                                            tmp_path):
+    """An asset that is not fractionable, split 3-for-2: 101 shares became 151.5, and every sale of the half
+    share (or of the whole position) was refused 'trades in whole shares only'."""
+    import shutil
+
+    from papertrader.errors import InvalidInput
+
+    files = tmp_path / "replay"
+    shutil.copytree(FIXTURE, files)
+    (files / "assets.csv").write_text((files / "assets.csv").read_text().replace("NYSE,us_equity,true",
+                                                                                 "NYSE,us_equity,false"))
+    (files / "events.csv").write_text((files / "events.csv").read_text().replace("split,2024-03-08,,2",
+                                                                                 "split,2024-03-08,,1.5"))
+    r = Replay(db, settings, clock, log, nyse, files=(str(files),))
+    await r.start()
+    try:
+        alice = await r.user("alice")
+        with pytest.raises(InvalidInput, match="XYZ trades in whole shares only"):
+            await r.order(alice, "b0", "buy", "XYZ", "0.5")
+        await r.order(alice, "b1", "buy", "XYZ", "101")
+        for _ in range(4):  # to Friday 8 March: the split
+            await r.session()
+        held = next(p for p in (await r.trading.portfolio(alice, None))["positions"] if p["symbol"] == "XYZ")
+        assert held["quantity"] == D("151.5")
+        with pytest.raises(InvalidInput, match="XYZ trades in whole shares only"):
+            await r.order(alice, "b2", "buy", "XYZ", "0.5")  # adding a fraction: still whole shares only
+        await r.order(alice, "s1", "sell", "XYZ", "0.5")
+        await r.session()
+        held = next(p for p in (await r.trading.portfolio(alice, None))["positions"] if p["symbol"] == "XYZ")
+        assert held["quantity"] == D(151)
+    finally:
+        await r.market.stopService()
 
 
 @pytest_twisted.ensureDeferred

@@ -88,6 +88,9 @@ class ReplayClock:
         self.step = parse_step(step)
         self.loop = loop
         self.state = "running"
+        #: The state it had when it ended ('running', or 'paused': stepped to its end by an operator or a program
+        #: in lockstep), which a seek back returns to.
+        self._before_end = "running"
         self._reset = False
         self._skipped = False
         self.position = self._open_on_or_after(start)
@@ -164,7 +167,7 @@ class ReplayClock:
         self._skipped = self._skipped or target > self.position
         self.position = target
         if self.state == "ended":
-            self.state = "running"
+            self.state = self._before_end  # (a backtest stepped in lockstep stays paused: it was running on its own)
         return target
 
     def advance(self, paused_too=False):
@@ -176,7 +179,7 @@ class ReplayClock:
         session = info.current or info.next
         if self.end_date is not None and day(session.open) > self.end_date.toordinal():
             if not self.loop:
-                self.state = "ended"
+                self._end()
                 return None
             self.position = self._open_on_or_after(self.start_date)
             self._reset = True
@@ -189,8 +192,13 @@ class ReplayClock:
         previous = self.position
         self.position = end if end < session.close else self.calendar.info(end).next.open
         if self._past_end():  # the last session played: ended now, not at the next update (an order placed
-            self.state = "ended"  # between them would wait for a session that never opens)
+            self._end()  # between them would wait for a session that never opens)
         return Advance(previous, end, reset, skipped)
+
+    def _end(self):
+        if self.state != "ended":
+            self._before_end = self.state
+        self.state = "ended"
 
     def describe(self):
         """What ``clock`` shows.  Once the replay has ended the market is closed for good (``is_open`` false,
