@@ -414,8 +414,9 @@ class Trader:
         size = rng.random()
         if size < 0.05:
             quantity = "1000000"  # more than any account can pay or holds: refused
-        elif size < 0.25:
+        elif size < 0.25 and kind != "trailing_stop":
             quantity = str(Decimal(rng.randint(1, 5000)).scaleb(-3))  # fractional, 3 decimals
+            tif = "day"  # (as at Alpaca: a fractional quantity is a day order)
         else:
             quantity = str(rng.randint(1, 8))
         arguments = dict(token=self.token, client_order_id=self._coid(), side=side, symbol=symbol, type=kind,
