@@ -164,7 +164,7 @@ class Logout(Command):
 
 class ProviderStart(Command):
     """Begin signing in with an identity provider: the URL to open, the state it carries, and the secret to
-    finish with (kept by the client: never in a URL; at most 20 sign-ins in progress per client address)."""
+    finish with (kept by the client: never in a URL; at most 200 sign-ins in progress per client address)."""
 
     arguments = [(b"provider", amp.Unicode()), (b"redirect_uri", amp.Unicode())]
     response = [(b"url", amp.Unicode()), (b"state", amp.Unicode()), (b"secret", amp.Unicode())]

@@ -79,6 +79,12 @@ class Throttle:
     def succeeded(self, key):
         self._failures.pop(key, None)
 
+    def forget(self, matches):
+        """Forget the failures and attempts of every key ``matches(key)`` is true of (an operator's reset)."""
+        for table in (self._failures, self._attempts):
+            for key in [k for k in table if matches(k)]:
+                del table[key]
+
     def refund(self, key):
         """Take back ``key``'s latest counted attempt: it turned out to be no abuse (a sign-in that succeeded)."""
         times = self._attempts.get(key)

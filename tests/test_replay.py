@@ -491,6 +491,9 @@ async def test_a_fraction_a_split_leaves_of_a_whole_shares_asset_can_be_sold(db,
         assert held["quantity"] == D("151.5")
         with pytest.raises(InvalidInput, match="XYZ trades in whole shares only"):
             await r.order(alice, "b2", "buy", "XYZ", "0.5")  # adding a fraction: still whole shares only
+        for other in ("0.25", "1.5", "100.5"):  # another fraction than the split's: still whole shares only
+            with pytest.raises(InvalidInput, match="XYZ trades in whole shares only"):
+                await r.order(alice, f"s-{other}", "sell", "XYZ", other)
         await r.order(alice, "s1", "sell", "XYZ", "0.5")
         await r.session()
         held = next(p for p in (await r.trading.portfolio(alice, None))["positions"] if p["symbol"] == "XYZ")

@@ -92,6 +92,28 @@ async def test_login_is_throttled_per_name_and_per_address_alike(db, settings, c
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_operators_password_reset_lets_a_locked_out_user_sign_in_again(db, settings, clock, log):
+    """After the limits were counted per address, a reset forgot a key no sign-in used any more: a user locked out
+    by guesses (from many addresses, or their own) stayed locked out with the new password (found by review)."""
+    from papertrader.master.accounts import NAME_FACTOR
+
+    accounts = Accounts(db, replace(settings, login_free_attempts=3, login_ceiling=100), clock, log)
+    await accounts.register("carol", "carol@example.com", PASSWORD)
+    for n in range(NAME_FACTOR * 3):
+        with pytest.raises(BadCredentials):
+            await accounts.login("carol", "wrong guess!", False, "w1", f"192.0.2.{n}")
+    for _ in range(3):
+        with pytest.raises((BadCredentials, Throttled)):
+            await accounts.login("carol", "wrong guess!", False, "w1", "198.51.100.1")
+    with pytest.raises(Throttled):
+        await accounts.login("carol", PASSWORD, False, "w1", "198.51.100.1")
+    await accounts.reset_password("carol", "a brand new password 42")
+    for address in ("198.51.100.1", "198.51.100.200"):
+        token, _, _ = await accounts.login("carol", "a brand new password 42", False, "w1", address)
+        assert token
+
+
+@pytest_twisted.ensureDeferred
 async def test_registration_is_limited_per_address(db, settings, clock, log):
     accounts = Accounts(db, replace(settings, registrations_per_address=2), clock, log)
     await accounts.register("user1", "u1@example.com", PASSWORD, "192.0.2.1")

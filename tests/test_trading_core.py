@@ -591,3 +591,20 @@ def test_a_fractional_quantity_is_a_day_order_as_at_alpaca(changes, refused):
             check_shape(request)
     else:
         check_shape(request)
+
+
+def test_an_order_a_split_made_fractional_can_still_be_replaced_but_not_made_another_fractional_order():
+    """A split makes a GTC order's quantity fractional (101 shares at a 3-for-2: 151.5); replacing only its price
+    was refused by the rule that a fractional quantity is a day order (found by review)."""
+    b = book("100000.00")
+    old = place(b, kind="limit", limit="60.00", quantity="101", tif="gtc").but(quantity=D("151.5"))
+    changes = amend.Changes(limit_price=D("61.00"), client_order_id="new-price")
+    _, new, _ = amend.replace(old, changes, b, [old], {"AAPL": D(100)}, at(1), sessions_at(at(1)), Rules())
+    assert (new.quantity, new.limit_price, new.time_in_force) == (D("151.5"), D("61.00"), TimeInForce.GTC)
+    with pytest.raises(InvalidInput, match="a fractional quantity takes time in force 'day'"):
+        amend.replace(old, amend.Changes(quantity=D("10.5"), client_order_id="x"), b, [old], {"AAPL": D(100)},
+                      at(1), sessions_at(at(1)), Rules())
+    day = place(b, kind="limit", limit="60.00", quantity="2.5")
+    with pytest.raises(InvalidInput, match="a fractional quantity takes time in force 'day'"):
+        amend.replace(day, amend.Changes(time_in_force=TimeInForce.GTC, client_order_id="y"), b, [day],
+                      {"AAPL": D(100)}, at(1), sessions_at(at(1)), Rules())

@@ -621,6 +621,13 @@ async def test_a_position_is_closed_from_its_page_and_every_one_from_the_dashboa
                    type="limit", limit_price="100000", time_in_force="gtc")
         _, body = await site.get("/")
         assert 'action="/positions/close-all"' in body
+        # (refused while the portfolio's trading is suspended: said in the page's message, nothing done)
+        await call(commands.ConfigurePortfolio, suspend_trade=True)
+        response, _ = await site.post("/positions/close-all", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/")
+        _, body = await site.get("/")
+        assert "suspended" in flash_text(body), flash_text(body)
+        await call(commands.ConfigurePortfolio, suspend_trade=False)
         response, _ = await site.post("/positions/close-all", dict(csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/")
         _, body = await site.get("/")
@@ -2095,3 +2102,42 @@ async def test_the_dashboards_chart_takes_each_sessions_equity_as_it_comes(tmp_p
             equity = (await call(commands.Portfolio))["equity"]
             point = await next_message(page, "equity")
             assert Decimal(point["value"]) == equity, (point, equity)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_player_removed_from_a_private_game_sees_no_more_of_its_standings(tmp_path, settings, clock,
+                                                                                 database_url):
+    """The game pages share one reading of the standings per ranking update; a removed player's page kept the game
+    as it saw it before, and was sent the private game's next standings (found by the review)."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "dave")
+        game = dict(start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf, private="yes")
+        assert (await site.post("/games", dict(game, name="Quiet Cup")))[0].code == 303
+        _, body = await site.get("/games/Quiet%20Cup")
+        code = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
+        alice = await person(worker, "alice")
+        await alice(commands.JoinGame, name="Quiet Cup", code=code)
+        bob_site = Site(site.url)
+        await signed_up(bob_site, worker, "bob")
+        _, body = await bob_site.get("/")
+        await bob_site.post("/games/join", dict(name="Quiet Cup", code=code, csrf=bob_site.csrf(body)))
+        pages = {}
+        for name, visitor in (("dave", site), ("bob", bob_site)):  # (dave's first: the one the standings are read by)
+            page = await websocket(visitor, site.url)
+            await bounded(page.opened, "the connection")
+            page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Quiet Cup"}).encode())
+            await next_message(page, "ready")
+            pages[name] = page
+        assert (await site.post("/games/Quiet%20Cup/remove", dict(username="bob", csrf=csrf)))[0].code == 303
+        told = (await next_message(pages["bob"], "html"))["v"]["leaderboard"]
+        assert "no game named" in told and "alice" not in told, told
+        await alice(commands.PlaceOrder, portfolio="Quiet Cup", client_order_id="a1", side="buy", symbol="AAPL",
+                    quantity="3")
+        await d.tick()
+        shown = (await next_message(pages["dave"], "html"))["v"]["leaderboard"]
+        while "As of" not in shown:
+            shown = (await next_message(pages["dave"], "html"))["v"]["leaderboard"]
+        await d.tick()  # (one more ranking: its standings reach every page that may see them by now)
+        await next_message(pages["dave"], "html")
+        for message in list(pages["bob"].messages.pending):  # what bob's page was sent since
+            assert not (message["t"] == "html" and "alice" in message["v"].get("leaderboard", "")), message

@@ -85,7 +85,7 @@ class AccountCommands:
         if provider and state and code and secret and len(state) <= MAX_STATE and len(code) <= MAX_CODE and \
                 len(secret) <= MAX_STATE:
             identity = yield self._provider(provider).finish(state, code, secret)
-        yield self.accounts.delete(session, password, identity)
+        yield self.accounts.delete(session, password, identity, stamp.client_ip[:64])
         return {}
 
     @authenticated

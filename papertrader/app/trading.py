@@ -276,15 +276,21 @@ class TradingCommands:
         if not asset.tradable:
             raise InvalidInput(f"{request.symbol} is not tradable now")
 
-    def _check_whole(self, request, opens):
-        """An asset that is not fractionable takes whole shares, except an order that closes (sells or covers) a
-        position's fraction: a split leaves one (151.5 shares of a 3-for-2), which could never be sold."""
+    def _check_whole(self, request, book, opens):
+        """An asset that is not fractionable takes whole shares, except an order that closes (sells or covers)
+        the fraction a split left in a position (151.5 shares after a 3-for-2, which could never be sold): that
+        fraction, or the whole position."""
         asset = self.board.info.get(request.symbol)
-        fractional = request.notional is not None or (request.quantity is not None and
-                                                       request.quantity != request.quantity.to_integral_value())
-        if asset is not None and fractional and not asset.fractionable and opens is not False:
-            raise InvalidInput(f"{request.symbol} trades in whole shares only (a fraction of a share you hold can"
-                               " be sold)")
+        if asset is None or asset.fractionable:
+            return
+        q = request.quantity
+        if request.notional is None and q == q.to_integral_value():
+            return
+        held = abs(book.quantity(request.symbol))
+        if request.notional is None and opens is False and q in (held, held % 1) and held % 1:
+            return
+        raise InvalidInput(f"{request.symbol} trades in whole shares only (the fraction of a share a split left in"
+                           " your position can be sold: that fraction, or the whole position)")
 
     @in_portfolio
     @defer.inlineCallbacks
@@ -311,7 +317,7 @@ class TradingCommands:
             if book.configuration is not None:  # before the core's checks: its refusals say why first
                 configuration.check_trading(book.configuration)
                 configuration.check_order(book.configuration, request, opens(request, book))
-            self._check_whole(request, opens(request, book))
+            self._check_whole(request, book, opens(request, book))
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)

@@ -168,15 +168,12 @@ class Accounts:
         # A name from one address (its delays), an address (its ceiling, whatever names it tries), a name from
         # everywhere (a larger room: name_throttle).  One address guessing a name holds off that address, not the
         # name's owner elsewhere.
-        name = (username or "").lower()[:64]
-        name_key, address_key, everywhere = ("name", name, client_ip), ("address", client_ip), ("name", name)
-        self.name_throttle.refuse(everywhere)
-        self.login_throttle.check(name_key, address_key)
-        self.name_throttle.count(everywhere)
+        guessed = (username or "").lower()[:64]
+        address_key = ("address", client_ip)
+        self._before_guess(guessed, client_ip, address_key)
 
         def failed():
-            self.login_throttle.failed(name_key, address_key)
-            self.name_throttle.failed(everywhere)
+            self._wrong_guess(guessed, client_ip, address_key)
 
         if not (3 <= len(username or "") <= 64) or not password or len(password) > validation.MAX_PASSWORD:
             failed()
@@ -200,9 +197,7 @@ class Accounts:
                           username=username[:64], ip=client_ip, worker=worker)
             failed()
             raise BadCredentials()
-        self.login_throttle.succeeded(name_key)
-        self.name_throttle.succeeded(everywhere)
-        self.name_throttle.refund(everywhere)
+        self._right_guess(guessed, client_ip)
         # The address's ceiling is against guessing: a right password is not a guess, so a class signing in
         # from behind one address is not held off by its own sign-ins (the name's ceiling still counts it).
         self.login_throttle.refund(address_key)
@@ -219,6 +214,25 @@ class Accounts:
                           rounds=self.settings.bcrypt_rounds)
         result = yield self._open_session(account_id, name, remember, worker, client_ip, device=device)
         return result
+
+    # A guess at an account's password (a sign-in, the current password to change it or delete the account)
+    # counts for the name from that address (its delays: login_throttle) and from everywhere (name_throttle);
+    # ``more``: other keys of login_throttle (the address's own).
+
+    def _before_guess(self, name, client_ip, *more):
+        everywhere = ("name", name)
+        self.name_throttle.refuse(everywhere)
+        self.login_throttle.check(("name", name, client_ip), *more)
+        self.name_throttle.count(everywhere)
+
+    def _wrong_guess(self, name, client_ip, *more):
+        self.login_throttle.failed(("name", name, client_ip), *more)
+        self.name_throttle.failed(("name", name))
+
+    def _right_guess(self, name, client_ip):
+        self.login_throttle.succeeded(("name", name, client_ip))
+        self.name_throttle.succeeded(("name", name))
+        self.name_throttle.refund(("name", name))
 
     @defer.inlineCallbacks
     def _open_session(self, account_id, name, remember, worker, client_ip, how="password", device=None):
@@ -399,21 +413,21 @@ class Accounts:
                                (1 if public else 0, session.account_id))
 
     @defer.inlineCallbacks
-    def delete(self, session, password=None, identity=None):
+    def delete(self, session, password=None, identity=None, client_ip="unknown"):
         """Remove the account's personal data and end its sessions; its ledger rows stay consistent.
 
         Proof of ownership: its password; or, for an account without one, a fresh provider ``identity``
         linked to it.
         """
-        name_key = ("name", session.username.lower())
+        name = session.username.lower()
         rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
         hashed = rows[0][0]
         if hashed:
-            self.login_throttle.check(name_key)  # as change_password: no more guesses than at the sign-in
+            self._before_guess(name, client_ip)  # as change_password: no more guesses than at the sign-in
             ok = bool(password) and len(password) <= validation.MAX_PASSWORD and (
                 yield pools.HASHING.run(check_password, password, hashed))
             if not ok:
-                self.login_throttle.failed(name_key)
+                self._wrong_guess(name, client_ip)
         else:
             linked = yield self.db.query(
                 "SELECT 1 FROM identities WHERE account_id = ? AND issuer = ? AND subject = ?",
@@ -593,22 +607,16 @@ class Accounts:
         # Guesses of the current password count as failed logins of the account from that address (and from
         # everywhere): a stolen session gets no more tries at the password than a stranger at the sign-in.
         name = session.username.lower()
-        name_key, everywhere = ("name", name, client_ip), ("name", name)
-        self.name_throttle.refuse(everywhere)
-        self.login_throttle.check(name_key)
-        self.name_throttle.count(everywhere)
+        self._before_guess(name, client_ip)
         rows = yield self.db.query("SELECT password_hash FROM accounts WHERE id = ?", (session.account_id,))
         hashed = rows[0][0] if rows else None
         ok = bool(hashed) and old and len(old) <= validation.MAX_PASSWORD and (
             yield pools.HASHING.run(check_password, old, hashed))
         if not ok:
             self.log.warn("{username} gave a wrong current password", username=session.username)
-            self.login_throttle.failed(name_key)
-            self.name_throttle.failed(everywhere)
+            self._wrong_guess(name, client_ip)
             raise BadCredentials("the current password is wrong")
-        self.login_throttle.succeeded(name_key)
-        self.name_throttle.succeeded(everywhere)
-        self.name_throttle.refund(everywhere)
+        self._right_guess(name, client_ip)
         new = validation.password(new)
         rehashed = yield pools.HASHING.run(hash_password, new, self.settings.bcrypt_rounds)
 
@@ -767,7 +775,9 @@ class Accounts:
 
         ended = yield self.db.run(store)
         self._forget(ended)
-        self.login_throttle.succeeded(("name", name.lower()))  # a user locked out by wrong tries may log in now
+        # A user locked out by wrong tries (from any address) may log in now.
+        self.name_throttle.forget(lambda key: key == ("name", name.lower()))
+        self.login_throttle.forget(lambda key: key[:2] == ("name", name.lower()))
         self.log.info("operator reset the password of {username}; {ended} ended", username=name,
                       ended=counted(len(ended), "session"))
         return dict(username=name, sessions_ended=len(ended))

@@ -22,8 +22,9 @@ from twisted.internet import defer
 from papertrader.errors import ProviderLoginFailed
 
 FLOW_TTL = 600  # seconds a started sign-in may take
-#: Sign-ins one client address may have in progress (a flood from one address held everyone's off), and in all.
-FLOWS_PER_ADDRESS = 20
+#: Sign-ins one client address may have in progress (a flood from one address held everyone's off; a class behind
+#: one school address signs in together, and an abandoned sign-in counts for FLOW_TTL), and in all.
+FLOWS_PER_ADDRESS = 200
 MAX_FLOWS = 10_000
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 

@@ -73,8 +73,9 @@ def check_price(name, value):
     return value
 
 
-def check_shape(request: OrderRequest):
-    """Raise InvalidInput unless the order's type, time in force and prices go together."""
+def check_shape(request: OrderRequest, kept=False):
+    """Raise InvalidInput unless the order's type, time in force and prices go together.  ``kept``: the quantity
+    is what a replaced order had left (a split may have made it fractional: the order may still be replaced)."""
     kind, tif = request.type, request.time_in_force
     if (request.quantity is None) == (request.notional is None):
         raise InvalidInput("give either a quantity or a notional amount, not both")
@@ -82,7 +83,7 @@ def check_shape(request: OrderRequest):
         q = request.quantity
         if not q.is_finite() or q <= 0 or q > MAX_QUANTITY or q != q.quantize(QUANTITY_STEP):
             raise InvalidInput(f"quantity must be positive, at most {MAX_QUANTITY}, with at most 6 decimals")
-        if q != q.to_integral_value() and (tif is not TimeInForce.DAY or kind is OrderType.TRAILING_STOP):
+        if q != q.to_integral_value() and not kept and (tif is not TimeInForce.DAY or kind is OrderType.TRAILING_STOP):
             # As Alpaca: a strategy that runs here runs there (its fractional orders are day orders only).
             raise InvalidInput("a fractional quantity takes time in force 'day' and a market, limit, stop or stop"
                                " limit order (whole shares for the others)")
@@ -115,7 +116,7 @@ def check_shape(request: OrderRequest):
         raise InvalidInput(f"a {kind.value} order takes no trail")
 
 
-def check_request(request: OrderRequest, last):
+def check_request(request: OrderRequest, last, kept=False):
     """``check_shape``, and a bracket's, OCO's or OTO's exits against each other and ``last`` (the last price);
     returns the request with an OCO's limit price (its take-profit's).  Raises InvalidInput."""
     for name, value in (("take-profit limit price", request.take_profit), ("stop-loss stop price",
@@ -124,7 +125,7 @@ def check_request(request: OrderRequest, last):
     limit = contingent.check(request, last)
     if limit != request.limit_price:
         request = replace(request, limit_price=limit)
-    check_shape(request)
+    check_shape(request, kept)
     return request
 
 
@@ -395,7 +396,10 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     A bracket or OTO request is checked as its entry, an OCO request as its take-profit (the order returned);
     their other parts are ``contingent.exits`` (papertrader/trading/contingent.py).
     """
-    request = check_request(request, prices.get(request.symbol))
+    kept = replaces is not None and replaces.quantity is not None and \
+        request.quantity == replaces.quantity - replaces.filled_quantity and \
+        request.time_in_force is replaces.time_in_force
+    request = check_request(request, prices.get(request.symbol), kept)
     if replaces is None or request.stop_price != replaces.stop_price:
         check_stop_side(request, prices.get(request.symbol))
     if request.order_class is not OrderClass.SIMPLE:

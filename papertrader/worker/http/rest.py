@@ -16,7 +16,7 @@ import hashlib
 import math
 import re
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import unquote_to_bytes
@@ -183,6 +183,10 @@ NOT_SERVED = [
 ]
 
 
+#: Credentials remembered as accepted (about 60 bytes each).
+ACCEPTED_KEPT = 100_000
+
+
 def not_served(path):
     """The 404's words for ``path`` (bytes): which of Alpaca's endpoints this server does not serve, if one."""
     text = path.decode("utf-8", "replace")
@@ -258,6 +262,9 @@ class RestApi:
         self.worker = worker
         self.limiter = RateLimiter(worker.clock, rate_limit)
         self.refused = RateLimiter(worker.clock, self.BAD_CREDENTIALS)
+        #: Credentials (their SHA-256) the master accepted here, newest last: an address over its refusals still
+        #: has them checked (the session cache forgets them after a minute).
+        self.accepted = OrderedDict()
 
     def resource(self):
         return Guard(self.app.resource())
@@ -280,7 +287,7 @@ class RestApi:
                                            " APCA-API-SECRET-KEY headers")
         token = credential(key, secret)
         address = client_ip(request)
-        if self.worker.sessions.get(token) is None and self.refused.full(address):
+        if self.refused.full(address) and not self.seen_accepted(token):
             raise Throttled(f"too many requests with unknown API keys or wrong secrets from your address; wait"
                             f" {self.refused.wait(address)} s")
         # Counted by the secret sent too: requests with a wrong one (from a neighbour behind the same address)
@@ -297,8 +304,22 @@ class RestApi:
     def call(self, request, command, token=None, **arguments):
         """Pass ``command`` on to the master for this request's API key; fires with the answer."""
         arguments = {k: v for k, v in arguments.items() if v is not None}
-        return self.worker.gateway.forward(command, dict(arguments, token=token or self.credential(request)),
-                                           client_ip(request))
+        token = token or self.credential(request)
+        d = self.worker.gateway.forward(command, dict(arguments, token=token), client_ip(request))
+        return d.addCallback(self._accepted, token)
+
+    def _accepted(self, result, token):
+        """Remember a credential the master accepted: an address over its refusals still has it checked."""
+        key = hashlib.sha256(token.encode()).digest()
+        self.accepted[key] = True
+        self.accepted.move_to_end(key)
+        while len(self.accepted) > ACCEPTED_KEPT:
+            self.accepted.popitem(last=False)
+        return result
+
+    def seen_accepted(self, token):
+        return self.worker.sessions.get(token) is not None or \
+            hashlib.sha256(token.encode()).digest() in self.accepted
 
     def ask(self, request, command, **arguments):
         """Pass a command that needs no account (market data, the calendar) on to the master, stamped."""
@@ -310,6 +331,7 @@ class RestApi:
         """(credential, username) of this request's API key, checked (a command with no account needs it)."""
         token = self.credential(request)
         username = yield self.worker.gateway.session(token, client_ip(request))
+        self._accepted(None, token)
         return token, username
 
     @defer.inlineCallbacks

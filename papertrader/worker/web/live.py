@@ -46,7 +46,7 @@ from twisted.internet import defer, task
 from twisted.web import resource
 
 from papertrader import commands, tls
-from papertrader.errors import NotLoggedIn, PaperTraderError
+from papertrader.errors import NotLoggedIn, PaperTraderError, UnknownGame
 from papertrader.guard import is_tls
 from papertrader.trading.valuation import new_day, revalue
 from papertrader.worker.cache import SessionCache
@@ -215,6 +215,9 @@ class View:
         self._equity_due = None
         #: A new session was seen in the quotes and its trading step is not done yet (Live.stepped).
         self.awaiting_step = False
+        #: That session (its open), and how many new sessions the page has seen.
+        self._pending_session = None
+        self._sessions_seen = 0
 
     @property
     def website(self):
@@ -269,6 +272,13 @@ class View:
 
     def quote(self, quote):
         self.quotes[quote["symbol"]] = quote
+        if self.portfolio is not None and quote.get("session_open") != self._pending_session and \
+                new_day(self.portfolio, {quote["symbol"]: quote}):
+            # A new session, seen as its quotes arrive (before its MarketStepped, which may come in the same read):
+            # its figures are the master's once its trading step is done (Live.stepped).
+            self._pending_session = quote.get("session_open")
+            self.awaiting_step = True
+            self._sessions_seen += 1
         self._due()
 
     def market(self, market):
@@ -297,8 +307,7 @@ class View:
             # its trading step is done (MarketStepped: its fills, splits and dividends in them); the chart's point
             # goes with the second (the portfolio here is the day before's: a daily replay's chart stayed a day
             # behind, and a split's shares were valued at its new price).
-            stepped = self.live.last_stepped  # (its MarketStepped may have come in the same read as the quotes)
-            self._equity_due, self.awaiting_step = latest, stepped is None or stepped < latest
+            self._equity_due = latest
             self.refresh()
             latest = None
         elif self.portfolio is not None and quotes:
@@ -386,7 +395,8 @@ class View:
 
     @defer.inlineCallbacks
     def _do_refresh(self):
-        after_step = not self.awaiting_step  # (figures asked before the step are not the chart's point)
+        # Figures asked before the step, or before the newest session's quotes came, are not the chart's point.
+        after_step, seen = not self.awaiting_step, self._sessions_seen
         try:
             sections, values = yield self._render()
         except PaperTraderError as e:
@@ -401,7 +411,7 @@ class View:
             self.conn.send({"t": "html", "v": sections})
         if values:
             self.conn.send({"t": "set", "v": values})
-        if self._equity_due is not None and after_step and not self.awaiting_step:
+        if self._equity_due is not None and after_step and not self.awaiting_step and seen == self._sessions_seen:
             due, self._equity_due = self._equity_due, None
             if self.page == "dashboard" and self.portfolio is not None:
                 self._send_equity(due)
@@ -439,6 +449,8 @@ class View:
                 sections["closed-orders"] = views.body(views.closed_order_rows(closed, views.known_orders(open_orders)),
                                                        len(views.CLOSED_HEADERS), views.EMPTY["closed-orders"])
         elif self.page == "game" and self.game is not None:
+            # (forgotten first: refused now -- removed from a private game --, the page shows no later standings)
+            self.game_seen = None
             self.game_seen = yield self.call(commands.ShowGame, name=self.game)
             board = yield self.call(commands.GameLeaderboard, name=self.game, limit=100)
             sections["leaderboard"] = views.leaderboard(self.conn.username, self.game_seen, board)
@@ -451,6 +463,9 @@ class View:
     def _failed(self, error):
         if isinstance(error, NotLoggedIn):
             self.conn.signed_out()
+        elif isinstance(error, UnknownGame) and self.page == "game":
+            # Removed from a private game (or it is gone): its standings are no longer this visitor's to see.
+            self.conn.send({"t": "html", "v": {"leaderboard": views.h("p", {"class": "muted"}, error.message)}})
 
     def stop(self):
         if self._quotes_due is not None and self._quotes_due.active():
@@ -471,8 +486,6 @@ class Live:
         worker.quotes.on_market.append(self.market_moved)
         worker.on_games_changed.append(self.games_changed)
         worker.on_stepped.append(self.stepped)
-        #: The market time of the newest update whose trading step the master said is done (None: none yet).
-        self.last_stepped = None
         self._checks = task.LoopingCall(self.check_sessions)
         self._checks.clock = worker.clock
 
@@ -545,7 +558,6 @@ class Live:
 
     def stepped(self, time):
         """The master's trading step of an update is done: pages that saw its new session ask for its figures."""
-        self.last_stepped = time
         for conn in self.connections:
             view = conn.view
             if view is not None and view.awaiting_step:

@@ -870,7 +870,13 @@ class Website:
     @app.route("/positions/close-all", methods=["POST"])
     @action()
     async def close_all_positions(self, request, visit):
-        answer = await self.call(visit, commands.CloseAllPositions, cancel_orders=True)
+        try:
+            answer = await self.call(visit, commands.CloseAllPositions, cancel_orders=True)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:  # (trading suspended in the portfolio: nothing was done)
+            security.set_flash(request, sentence(e.message), "error")
+            return redirect(request, "/")
         orders, failures = answer["orders"], answer["failures"]
         words = [f"Closing {len(orders)} position{'s' if len(orders) != 1 else ''}: your open orders were canceled"
                  + (f" and {'a market order' if len(orders) == 1 else 'market orders'} placed"

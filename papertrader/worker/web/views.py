@@ -755,7 +755,7 @@ def asset_position(symbol, portfolio, csrf):
                       cls="inline close-position",
                       confirm=(f"Sell all {shares} {symbol} at the market?" if pos["quantity"] > 0 else
                                f"Buy back all {shares} {symbol} at the market?") +
-                      " Shares your open orders hold are not sold: cancel those first.")
+                      " (Refused while open orders hold some of them: cancel those first.)")
     return join(h("dl", {"class": "facts tight"},
              h("div", h("dt", "Shares"), h("dd", fmt.quantity(pos["quantity"]))),
              h("div", h("dt", "Average price"), h("dd", fmt.price(pos["average_price"]))),
