@@ -259,6 +259,16 @@ async def test_alpaca_daily_bars_of_the_days_before_a_fresh_start(provider, alpa
 
 
 @pytest_twisted.ensureDeferred
+async def test_alpaca_daily_bars_cut_by_max_pages_leave_out_the_symbol_read_in_part(provider, alpaca):
+    """Pages hold one symbol's days, then the next one's: cut at max_pages, the symbol being read has only its
+    oldest days, and its months-old close would become its price (found by review)."""
+    provider.on("/v2/stocks/bars", answer(fixture("alpaca_bars_daily_page1.json")),
+                answer(fixture("alpaca_bars_daily_page2.json")))
+    start, end = datetime(2024, 5, 14, 4, tzinfo=timezone.utc), datetime(2024, 5, 17, 12, tzinfo=timezone.utc)
+    assert await alpaca(max_pages=1).daily_bars(["AAPL", "MSFT"], start, end) == {}
+
+
+@pytest_twisted.ensureDeferred
 async def test_alpaca_stops_after_max_pages(provider, alpaca, logs):
     page = fixture_json("alpaca_bars_page1.json")
 

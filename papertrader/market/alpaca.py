@@ -153,7 +153,8 @@ class AlpacaSource:
     @defer.inlineCallbacks
     def _bars(self, symbols, timeframe, start, end, length, keep, rest, adjustment="raw"):
         """Ask for the ``timeframe`` bars of ``symbols`` in [start, end), page after page; ``keep(symbol, bar)``
-        is given each (a Bar ``length`` long from its 't')."""
+        is given each (a Bar ``length`` long from its 't').  Fires with whether every page was read (False: cut
+        at ``max_pages``)."""
         wanted = set(symbols)
         params = {"symbols": ",".join(symbols), "timeframe": timeframe, "start": _rfc3339(start),
                   "end": _rfc3339(end), "feed": self.feed, "adjustment": adjustment, "sort": "asc",
@@ -166,14 +167,14 @@ class AlpacaSource:
                                               lambda body: answers.load_json(body, "the bars answer"))
             token = self._read_bars(answer, wanted, length, keep)
             if token is None:
-                break
+                return True
             if token in seen:
                 raise Malformed("the bars answer repeats a next_page_token")
             seen.add(token)
-        else:
-            self.data.note_once(("pages", timeframe, tuple(symbols[:1])), "{name}: bars of {n} symbols needed more"
-                                " than {pages} pages; {rest}", name="alpaca", n=len(symbols), pages=self.max_pages,
-                                rest=rest)
+        self.data.note_once(("pages", timeframe, tuple(symbols[:1])), "{name}: bars of {n} symbols needed more"
+                            " than {pages} pages; {rest}", name="alpaca", n=len(symbols), pages=self.max_pages,
+                            rest=rest)
+        return False
 
     def _read_bars(self, answer, wanted, length, keep):
         if not isinstance(answer, dict):
@@ -214,14 +215,18 @@ class AlpacaSource:
     @defer.inlineCallbacks
     def _daily_bars(self, symbols, start, end):
         found = {}
+        last = []  # the symbol of the newest bar read (pages hold a symbol's days, then the next symbol's)
 
         def keep(symbol, bar):
+            last[:] = [symbol]
             if start <= bar.start < end:
                 found.setdefault(symbol, {})[bar.start] = bar
 
         for batch in batches(symbols, self.batch_size):
-            yield self._bars(batch, "1Day", start, end, DAY, keep, "the symbols after are left without a past",
-                             adjustment="split")
+            whole = yield self._bars(batch, "1Day", start, end, DAY, keep, "the symbols after are left without a"
+                                     " past", adjustment="split")
+            if not whole and last:
+                found.pop(last[0], None)  # its newest days were not read: an old close is not its price
         return {symbol: [days[t] for t in sorted(days)] for symbol, days in found.items()}
 
     # --- assets -----------------------------------------------------------------------------
