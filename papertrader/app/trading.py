@@ -314,10 +314,11 @@ class TradingCommands:
             if existing is not None:
                 return existing, self.store.placed_with(cursor, existing), None
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
+            opening = opens(request, book)
             if book.configuration is not None:  # before the core's checks: its refusals say why first
                 configuration.check_trading(book.configuration)
-                configuration.check_order(book.configuration, request, opens(request, book))
-            self._check_whole(request, book, opens(request, book))
+                configuration.check_order(book.configuration, request, opening)
+            self._check_whole(request, book, opening)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
             order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)

@@ -151,19 +151,19 @@ class MarketService(service.Service):
             yield self._seed(seed)
         yield self._past()  # (the workers read the whole board when they link)
 
-    #: Seconds before the asset list (names, exchanges) is asked for again when it could not be read.
-    DESCRIBE_AGAIN = 600
+    #: Seconds before a source is asked again for what it could not give at start (the asset list, the days before).
+    ASK_AGAIN = 600
 
     @defer.inlineCallbacks
     def _describe(self):
         """The assets' names and exchanges from the source; if it cannot say now (a live provider down at the
-        master's start), asked again every DESCRIBE_AGAIN seconds at an update until it does."""
+        master's start), asked again every ASK_AGAIN seconds at an update until it does."""
         try:
             assets = yield self.source.assets(self.board.assets)
         except Exception as e:
             self.log.warn("market data: could not read the asset list: {error}; asked again in {n:.0f} s",
-                          error=str(e) or type(e).__name__, n=self.DESCRIBE_AGAIN)
-            self._describe_at = self.clock.seconds() + self.DESCRIBE_AGAIN
+                          error=str(e) or type(e).__name__, n=self.ASK_AGAIN)
+            self._describe_at = self.clock.seconds() + self.ASK_AGAIN
             return
         self.board.describe(assets)
         if self._describe_at is not None:
@@ -209,8 +209,8 @@ class MarketService(service.Service):
         except Exception as e:
             self.log.warn("market data: could not read the days before now: {error}; the symbols have no price"
                           " until their first bar (asked again in {n:.0f} s)", error=str(e) or type(e).__name__,
-                          n=self.DESCRIBE_AGAIN)
-            self._past_at = self.clock.seconds() + self.DESCRIBE_AGAIN
+                          n=self.ASK_AGAIN)
+            self._past_at = self.clock.seconds() + self.ASK_AGAIN
             return []
         zone = ZoneInfo(calendar.timezone)
         bars, quotes = [], []

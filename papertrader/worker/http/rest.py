@@ -33,6 +33,7 @@ from papertrader.master import validation
 from papertrader.master.api_keys import credential
 from papertrader.market.sources import asset_uuid
 from papertrader.trading.settlement import settlement_date
+from papertrader.worker.cache import SessionCache
 from papertrader.worker.http import alpaca
 from papertrader.worker.http.params import (
     MAX_NUMBER_TEXT,
@@ -131,29 +132,30 @@ class RateLimiter:
         self.limit = limit
         self._recent = {}
 
-    def _recent_of(self, key):
-        now = self.clock.seconds()
+    def _recent_of(self, key, now):
+        """``key``'s requests of the last minute (its deque; None if it has made none)."""
         recent = self._recent.get(key)
         while recent and recent[0] <= now - 60:
             recent.popleft()
-        return recent or ()
+        return recent
 
     def full(self, key):
         """Whether ``key`` has used its minute (nothing counted)."""
-        return len(self._recent_of(key)) >= self.limit
+        return len(self._recent_of(key, self.clock.seconds()) or ()) >= self.limit
 
     def wait(self, key):
         """Whole seconds until ``key`` may be counted again."""
-        recent = self._recent_of(key)
-        return int(recent[0] + 61 - self.clock.seconds()) if recent else 0
+        now = self.clock.seconds()
+        recent = self._recent_of(key, now)
+        return int(recent[0] + 61 - now) if recent else 0
 
     def count(self, key):
         """Count a request of ``key``: (requests left in the minute, when the oldest counted leaves it (Unix
         seconds, rounded up)); Throttled if none is left (its ``reset`` says when one will be)."""
         now = self.clock.seconds()
-        recent = self._recent.setdefault(key, deque())
-        while recent and recent[0] <= now - 60:
-            recent.popleft()
+        recent = self._recent_of(key, now)
+        if recent is None:
+            recent = self._recent[key] = deque()
         if len(recent) >= self.limit:
             refused = Throttled(f"{self.limit} requests in the last minute; wait {int(recent[0] + 61 - now)} s")
             refused.reset = math.ceil(recent[0] + 60)
@@ -181,10 +183,6 @@ NOT_SERVED = [
                                                    " /v1/corporate-actions)"),
     (re.compile(r"^/v1/(?:accounts|transfers|journals|events|oauth)(?:/|$)"), "the broker API"),
 ]
-
-
-#: Credentials remembered as accepted (about 60 bytes each).
-ACCEPTED_KEPT = 100_000
 
 
 def not_served(path):
@@ -257,6 +255,8 @@ class RestApi:
     #: Requests a minute one address may make with credentials the master refused (unknown keys, wrong secrets):
     #: past it, credentials the worker has not seen accepted are refused (429) without asking the master.
     BAD_CREDENTIALS = 60
+    #: Credentials remembered as accepted (about 100 bytes each).
+    ACCEPTED_KEPT = 100_000
 
     def __init__(self, worker, rate_limit=200):
         self.worker = worker
@@ -310,16 +310,15 @@ class RestApi:
 
     def _accepted(self, result, token):
         """Remember a credential the master accepted: an address over its refusals still has it checked."""
-        key = hashlib.sha256(token.encode()).digest()
+        key = SessionCache.key(token)
         self.accepted[key] = True
         self.accepted.move_to_end(key)
-        while len(self.accepted) > ACCEPTED_KEPT:
+        while len(self.accepted) > self.ACCEPTED_KEPT:
             self.accepted.popitem(last=False)
         return result
 
     def seen_accepted(self, token):
-        return self.worker.sessions.get(token) is not None or \
-            hashlib.sha256(token.encode()).digest() in self.accepted
+        return self.worker.sessions.get(token) is not None or SessionCache.key(token) in self.accepted
 
     def ask(self, request, command, **arguments):
         """Pass a command that needs no account (market data, the calendar) on to the master, stamped."""

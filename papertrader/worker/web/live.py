@@ -411,7 +411,7 @@ class View:
             self.conn.send({"t": "html", "v": sections})
         if values:
             self.conn.send({"t": "set", "v": values})
-        if self._equity_due is not None and after_step and not self.awaiting_step and seen == self._sessions_seen:
+        if self._equity_due is not None and after_step and seen == self._sessions_seen:  # (no new session since)
             due, self._equity_due = self._equity_due, None
             if self.page == "dashboard" and self.portfolio is not None:
                 self._send_equity(due)

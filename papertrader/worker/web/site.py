@@ -844,8 +844,7 @@ class Website:
         except PaperTraderError as e:
             return refuse(request, f"/asset/{symbol}", "order", sentence(e.message),
                           dict(form, client_order_id=client_order_id))
-        security.set_flash(request, await self.placed_words(visit, order),
-                           "error" if order["status"] == "rejected" else "success")
+        await self.flash_placed(request, visit, order)
         return redirect(request, f"/asset/{symbol}")
 
     @app.route("/asset/<string:symbol>/close", methods=["POST"])
@@ -863,8 +862,7 @@ class Website:
         except PaperTraderError as e:
             security.set_flash(request, sentence(e.message), "error")
             return redirect(request, f"/asset/{symbol}")
-        security.set_flash(request, await self.placed_words(visit, order),
-                           "error" if order["status"] == "rejected" else "success")
+        await self.flash_placed(request, visit, order)
         return redirect(request, f"/asset/{symbol}")
 
     @app.route("/positions/close-all", methods=["POST"])
@@ -885,17 +883,19 @@ class Website:
         security.set_flash(request, " ".join(words), "error" if failures else "success")
         return redirect(request, "/")
 
-    async def placed_words(self, visit, order):
-        """What the flash says of an order placed from the website (which portfolio it went to, named: a student
-        who joined a game may still be showing another one)."""
+    async def flash_placed(self, request, visit, order):
+        """The flash of an order placed from the website (which portfolio it went to, named: a student who joined a
+        game may still be showing another one)."""
         what = views.order_summary(order)
         name = await self.trading_portfolio(visit)
         if name is not None:
             what += f" in portfolio {name}"
         if order["status"] == "rejected":
-            return f"{what}: rejected. {sentence(order.get('reason') or '')}"
-        return (f"{what} ({views.order_prices(order)}, {fmt.TIFS[order['time_in_force']]}):"
-                f" {fmt.STATUS.get(order['status'], order['status'])}." + views.exits_placed(order))
+            security.set_flash(request, f"{what}: rejected. {sentence(order.get('reason') or '')}", "error")
+        else:
+            security.set_flash(request, f"{what} ({views.order_prices(order)}, {fmt.TIFS[order['time_in_force']]}):"
+                                        f" {fmt.STATUS.get(order['status'], order['status'])}." +
+                               views.exits_placed(order), "success")
 
     async def held(self, visit, symbol):
         """The quantity of ``symbol`` the portfolio holds (negative: short): whether a ticket's exits close it."""

@@ -488,11 +488,11 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
         # All of it: from the cash it started with, the day before its first trade (the first point is the
         # equity after that day's trading), so that the change is the total P&L.
         base = p["starting_cash"]
-        points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
     elif points and history.get("base_value") is not None:
         # Another range: from the equity at the close before it (the API's base_value), as its profit and loss
         # counts; counted from its first point, the first day's result was left out (the two differed).
         base, before = history["base_value"], True
+    if since_start or before:  # (the base is the chart's first point, a bucket before the range's)
         points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
     change = (history["equity"][-1] - base) if history["equity"] else None
     chart = h("section", {"class": "card chart-card", "aria-labelledby": "equity-title"},
