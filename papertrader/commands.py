@@ -629,7 +629,8 @@ class Bars(Command):
     ``page_token``.  ``timeframe``: 1Min, 2Min ... 30Min (minutes that divide an hour), 1Hour, 1Day, 1Week,
     1Month, 2Month, 3Month, 4Month, 6Month, 12Month (papertrader/market/periods.py).  ``adjustment``: raw (the default), split,
     dividend or all (prices and volumes adjusted for the splits and dividends after each bar, up to the market's
-    day)."""
+    day).  From ``start`` to ``end``, both included; a bar of a day or longer is stamped at midnight of its first
+    day in the market's time zone, as Alpaca's."""
 
     arguments = [(b"symbols", amp.ListOf(amp.Unicode())), (b"timeframe", amp.Unicode()),
                  (b"start", amp.DateTime(optional=True)), (b"end", amp.DateTime(optional=True)),

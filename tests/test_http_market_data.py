@@ -489,7 +489,8 @@ async def test_intraday_bars_of_a_daily_replay_are_refused_saying_so(replay):
 @pytest_twisted.ensureDeferred
 async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_path, settings, database_url):
     """On a New York market, from 20:00 New York time on it is the next day in UTC: bars without start are still
-    that New York day's (from its 00:00 New York, as Alpaca's), not none (from midnight UTC)."""
+    that New York day's (from its 00:00 New York, as Alpaca's), not none (from midnight UTC).  As Alpaca's, a
+    daily bar is stamped at midnight New York time, and start and end both include a bar stamped at them."""
     from zoneinfo import ZoneInfo
 
     from twisted.internet import task
@@ -515,8 +516,22 @@ async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_pat
         minutes = await in_thread(data.get, "/stocks/bars", {"symbols": "AAPL", "timeframe": "1Min"})
         assert [datetime.fromisoformat(b["t"]) for b in minutes["bars"]["AAPL"]] == [c["time"] for c in stored]
         daily = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": "1Day"})
-        assert [datetime.fromisoformat(b["t"]) for b in daily["bars"]] == [
-            datetime(2026, 9, 21, 9, 30, tzinfo=new_york)]
+        midnight = datetime(2026, 9, 21, tzinfo=new_york)
+        assert [datetime.fromisoformat(b["t"]) for b in daily["bars"]] == [midnight]
+
+        def stamps(timeframe, start, end=None):
+            query = {"timeframe": timeframe, "start": start.isoformat(), **({"end": end.isoformat()} if end else {})}
+            return [datetime.fromisoformat(b["t"]) for b in data.get("/stocks/AAPL/bars", query)["bars"]]
+
+        first, second = stored[0]["time"], stored[1]["time"]
+        assert await in_thread(stamps, "1Min", first, second) == [first, second]
+        assert await in_thread(stamps, "1Min", second, second) == [second]
+        assert await in_thread(stamps, "1Day", midnight, midnight) == [midnight]
+        assert await in_thread(stamps, "1Day", midnight + timedelta(seconds=1)) == []  # the bar is before it
+        assert await in_thread(stamps, "1Day", midnight - timedelta(days=3), midnight - timedelta(seconds=1)) == []
+        assert await in_thread(stamps, "1Day", midnight - timedelta(days=3), midnight) == [midnight]
+        latest = await in_thread(data.get, "/stocks/snapshots", {"symbols": "AAPL"})
+        assert datetime.fromisoformat(latest["AAPL"]["dailyBar"]["t"]) == midnight
     finally:
         await a.d.cluster.stopService()
 

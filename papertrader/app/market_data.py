@@ -211,8 +211,10 @@ class MarketDataCommands:
         """Bars of several symbols, sorted by symbol then time (``sort`` desc: each symbol's newest first), at
         most ``limit`` (1-10000) in all; the next page starts after ``page_token`` (symbol and time of the last
         bar given).  From ``start`` (default: the start of the market's day in its calendar's time zone, as
-        Alpaca's: New York) to before ``end``.  Symbols not traded here are left out.  Intraday timeframes of a
-        replay of whole sessions are refused (it has daily bars only).  ``adjustment`` (``raw``, the default;
+        Alpaca's: New York) to ``end``, both included, as Alpaca's.  A bar of a day or longer is stamped, as
+        Alpaca's, at midnight of its (first) day in the market's time zone (kept at its session's open), and
+        ``start`` and ``end`` are compared with that stamp.  Symbols not traded here are left out.  Intraday
+        timeframes of a replay of whole sessions are refused (it has daily bars only).  ``adjustment`` (``raw``, the default;
         ``split``, ``dividend``, ``all``): prices and volumes adjusted for the splits and dividends after each
         bar, up to the market's day (never one a replay has not reached), as Alpaca adjusts them."""
         if adjustment not in (None,) + ADJUSTMENTS:
@@ -230,8 +232,15 @@ class MarketDataCommands:
         newest_first = sort == "desc"
         if start is None:
             start = self.day_start()
-        if end is not None and end <= start:
-            raise InvalidInput("the end must come after the start")
+        if end is not None and end < start:
+            raise InvalidInput("the end must not come before the start")
+        zone = self._zone()
+        daily = INTERVALS[interval] is None
+        if daily:  # the days whose midnight is in [start, end]: from the first such midnight to the next day's
+            start = _midnight_from(start, zone)
+            end = end and _midnight_from(end + timedelta(microseconds=1), zone)
+        elif end is not None:  # (a bar stamped at the end is included)
+            end += timedelta(microseconds=1)
         after_symbol, after_time = None, None
         if page_token:
             after_symbol, after_time = _page_token(page_token)
@@ -269,6 +278,8 @@ class MarketDataCommands:
             more = f"{more['symbol']}|{more['time'].isoformat()}"
         if adjustment not in (None, "raw") and out and period is None:
             out = yield self._adjusted(out, adjustment)
+        if daily:
+            out = [_at_midnight(b, zone) for b in out]
         answer = {"bars": out}
         if more is not None:
             answer["next_page_token"] = more
@@ -398,7 +409,8 @@ class MarketDataCommands:
     @defer.inlineCallbacks
     def latest_bars(self, stamp, symbols, timeframe, count=None):
         """The newest ``count`` (1-10, default 1) bars of each of ``symbols`` (oldest first, per symbol);
-        symbols not traded here, or without bars, are left out."""
+        symbols not traded here, or without bars, are left out.  Daily bars are stamped as ``bars`` stamps
+        them."""
         interval = BAR_TIMEFRAMES.get(timeframe)
         if interval is None:
             raise InvalidInput(f"timeframe must be one of {', '.join(BAR_TIMEFRAMES)}")
@@ -408,11 +420,28 @@ class MarketDataCommands:
         for symbol in self._known(symbols):
             candles = yield self.candles_store.read(symbol, interval, count)
             out.extend(dict(c, symbol=symbol) for c in candles)
+        if INTERVALS[interval] is None:
+            out = [_at_midnight(b, self._zone()) for b in out]
         return {"bars": out}
 
 
 #: The bar timeframes served, and the candles they read.
 BAR_TIMEFRAMES = {**{f"{n}Min": f"{n}m" for n in MINUTE_BUCKETS}, "1Hour": "1h", "1Day": "1d"}
+
+
+def _midnight_from(moment, zone):
+    """The first midnight in ``zone`` at or after ``moment`` (as a UTC time)."""
+    day = moment.astimezone(zone).date()
+    midnight = datetime.combine(day, time(), zone)
+    if midnight < moment:
+        midnight = datetime.combine(day + timedelta(days=1), time(), zone)
+    return midnight.astimezone(timezone.utc)
+
+
+def _at_midnight(bar, zone):
+    """A bar of a day or longer stamped, as Alpaca's, at midnight (in ``zone``) of the day its session opened."""
+    day = bar["time"].astimezone(zone).date()
+    return dict(bar, time=datetime.combine(day, time(), zone).astimezone(timezone.utc))
 
 
 def _page_token(token):
