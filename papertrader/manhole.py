@@ -389,6 +389,38 @@ class _ConsoleProtocol:
         return ConsoleTerminal(self.setup)
 
 
+class ConsoleLogin(telnet.AuthenticatingTelnetProtocol):
+    """Twisted's telnet login, which also logs each login to the console, refused or let in, with the
+    address it came from (the password itself never)."""
+
+    def __init__(self, setup, portal):
+        super().__init__(portal)
+        self.setup = setup
+
+    tried = b""
+
+    def telnet_Password(self, line):
+        self.tried = self.username
+        return super().telnet_Password(line)
+
+    def _peer(self):
+        peer = self.transport.getPeer()
+        return f"{peer.host}:{peer.port}" if hasattr(peer, "port") else "a Unix socket"
+
+    def _cbLogin(self, ial):
+        self.setup.log.info("admin console: {user!r} logged in over telnet from {peer}", user=self._shown_user(),
+                            peer=self._peer())
+        return super()._cbLogin(ial)
+
+    def _ebLogin(self, failure):
+        self.setup.log.warn("admin console: a telnet login as {user!r} from {peer} was refused (wrong user name"
+                            " or password)", user=self._shown_user(), peer=self._peer())
+        return super()._ebLogin(failure)
+
+    def _shown_user(self):
+        return self.tried.decode("utf-8", "replace")[:32]
+
+
 @implementer(portal.IRealm)
 class _TelnetRealm:
     def __init__(self, setup):
@@ -565,7 +597,7 @@ def manhole_service(listen, namespace, data_dir, authorized_keys=None, reactor=N
     checker = PasswordFileChecker(_password_file(data_dir))
     telnet_portal = portal.Portal(_TelnetRealm(setup), [checker])
     factory = protocol.ServerFactory()
-    factory.protocol = lambda: ConsoleTelnet(setup, telnet.AuthenticatingTelnetProtocol, telnet_portal)
+    factory.protocol = lambda: ConsoleTelnet(setup, ConsoleLogin, setup, telnet_portal)
     return service(telnet_description(listen), factory)
 
 

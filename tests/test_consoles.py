@@ -259,6 +259,34 @@ async def test_a_client_that_refuses_or_ignores_telnet_options_logs_in_and_leave
     assert problems.collected() == []
 
 
+async def test_each_console_login_is_logged_with_its_address_never_its_password(console):
+    """An operator reading the log sees who got into the console and who was refused, from where."""
+    from twisted.logger import formatEvent
+
+    master, port, problems = console
+    lines = []
+    globalLogPublisher.addObserver(lines.append)
+    try:
+        session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Session())
+        await session.wait_for(b"Username: ")
+        client_port = session.transport.getHost().port
+        session.line("admin")
+        await session.wait_for(b"Password: ")
+        session.line("guess-123")
+        await session.wait_for(b"Authentication failed")
+        await leave(session)
+        await leave(await login(port, password_of(master).strip()))
+    finally:
+        globalLogPublisher.removeObserver(lines.append)
+    said = [formatEvent(e) for e in lines if "admin console" in formatEvent(e)]
+    assert [line for line in said if "refused" in line] == [
+        f"admin console: a telnet login as 'admin' from 127.0.0.1:{client_port} was refused"
+        " (wrong user name or password)"]
+    assert len([line for line in said if "logged in over telnet from 127.0.0.1:" in line]) == 1
+    assert not [line for line in said if "guess-123" in line or password_of(master).strip() in line]
+    assert problems.collected() == []
+
+
 def ssh_piped(port, key):
     """The OpenSSH client with its input a pipe: it asks for no terminal."""
     client = WatchedProcess()
