@@ -270,17 +270,19 @@ class EndSession(Command):
 
 
 class LogoutAll(Command):
-    """End every session of the account, the current one included."""
+    """End every session of the account, the current one included.  ``api_keys``: how many of its API keys
+    still work (they are not sessions: revoke them with RevokeApiKey)."""
 
     arguments = [(b"token", amp.Unicode())]
-    response = [(b"sessions_ended", amp.Integer())]
+    response = [(b"sessions_ended", amp.Integer()), (b"api_keys", amp.Integer(optional=True))]
 
 
 class ChangePassword(Command):
-    """Replace the password (the current one is required); every other session of the account ends."""
+    """Replace the password (the current one is required); every other session of the account ends.
+    ``api_keys``: how many of its API keys still work (a new password does not revoke them)."""
 
     arguments = [(b"token", amp.Unicode()), (b"old_password", amp.Unicode()), (b"new_password", amp.Unicode())]
-    response = [(b"sessions_ended", amp.Integer())]
+    response = [(b"sessions_ended", amp.Integer()), (b"api_keys", amp.Integer(optional=True))]
 
 
 class Whoami(Command):

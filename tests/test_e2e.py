@@ -153,6 +153,8 @@ async def test_retried_client_order_id_makes_one_order(deployment):
 
 @pytest_twisted.ensureDeferred
 async def test_passwd_from_the_client_ends_other_sessions(deployment):
+    """A new password ends the other sessions; the account's API keys still work, and the person is told so
+    (someone who changes a password they fear was stolen must revoke the keys they did not make)."""
     d = deployment
     await register_and_login(d, user="alice")
     status, out, err = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="laptop")
@@ -160,7 +162,20 @@ async def test_passwd_from_the_client_ends_other_sessions(deployment):
     status, out, err = await d.cli("passwd", "--password-stdin", stdin="correct horse\nbattery staple 42\n",
                                    user="alice")
     assert status == 0, err
-    assert j(out) == {"changed": True, "sessions_ended": 1}
+    assert j(out) == {"changed": True, "sessions_ended": 1, "api_keys": 0}
+    status, out, err = await d.cli("api-key", "create", "--name", "bot", user="alice")
+    key = j(out)
+    status, out, err = await d.cli("passwd", "--password-stdin", stdin="battery staple 42\ncorrect horse\n",
+                                   user="alice", json=False)
+    assert status == 0, err
+    assert out.strip() == ("Password changed; 0 other sessions ended. Your API key still works (ending sessions does"
+                           " not revoke keys): 'papertrader api-key list' shows them; revoke any you did not make"
+                           " with 'papertrader api-key revoke KEY_ID'.")
+    status, out, err = await d.cli("api-key", "revoke", key["key_id"], user="alice")
+    assert status == 0, err
+    status, out, err = await d.cli("passwd", "--password-stdin", stdin="correct horse\nbattery staple 42\n",
+                                   user="alice")
+    assert j(out)["api_keys"] == 0
     status, out, _ = await d.cli("whoami", user="laptop")
     assert j(out)["error"] == "not_logged_in"
     status, out, _ = await d.cli("whoami", user="alice")

@@ -266,6 +266,13 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
                                                             new_password="a brand new passphrase"), "/account")
         assert "The current password is wrong." in body and "not it at all" not in body
         assert "__Host-pt_flash" not in site.cookies  # (no password was kept in it either)
+        # A new password leaves the API keys working, and says so (revoke those you did not make).
+        for old, new in ((PASSWORD, "a brand new passphrase"), ("a brand new passphrase", PASSWORD)):
+            response, _ = await site.post("/account/password", dict(old_password=old, new_password=new, csrf=csrf))
+            assert (response.code, header(response, b"location")) == (303, "/account")
+            _, body = await site.get("/account")
+            assert flash_text(body) == ("Password changed. 0 other sessions ended. Your 2 API keys still work: revoke"
+                                        " any you did not make under API keys on your account page.")
         status, out, _ = await d.cli("login", "carol", "--password-stdin", stdin=PASSWORD + "\n", user="carol")
         assert status == 0
         sessions = (await worker.gateway.forward(commands.Sessions, dict(token=token), "127.0.0.1"))["sessions"]

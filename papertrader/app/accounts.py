@@ -104,13 +104,19 @@ class AccountCommands:
     @defer.inlineCallbacks
     def logout_all(self, session, stamp):
         ended = yield self.accounts.logout_all(session)
-        return {"sessions_ended": ended}
+        return {"sessions_ended": ended, "api_keys": (yield self._keys_working(session))}
 
     @authenticated
     @defer.inlineCallbacks
     def change_password(self, session, stamp, old_password, new_password):
         ended = yield self.accounts.change_password(session, old_password, new_password, stamp.client_ip[:64])
-        return {"sessions_ended": ended}
+        return {"sessions_ended": ended, "api_keys": (yield self._keys_working(session))}
+
+    def _keys_working(self, session):
+        """How many of the account's API keys still work (a password changed or every session ended leaves
+        them: the person is told, to revoke any they did not make)."""
+        keys = self.accounts.api_keys
+        return keys.working(session.account_id) if keys is not None else defer.succeed(0)
 
     @authenticated
     @defer.inlineCallbacks

@@ -134,6 +134,16 @@ output was closed.
 """
 
 
+def keys_still_work(keys):
+    """What follows a password changed or every session ended, when the account has API keys: they still
+    work (a key is not a session), and how to revoke one."""
+    if not keys:
+        return ""
+    which = "Your API key still works" if keys == 1 else f"Your {keys} API keys still work"
+    return (f" {which} (ending sessions does not revoke keys): 'papertrader api-key list' shows them; revoke any"
+            " you did not make with 'papertrader api-key revoke KEY_ID'.")
+
+
 def add_global_options(parser, default):
     """The options every command takes, before or after the command's name."""
     value = (lambda key: GLOBAL_DEFAULTS[key]) if default else (lambda key: argparse.SUPPRESS)
@@ -931,17 +941,20 @@ class CLI:
             yield self.call(commands.EndSession, token=token, session_id=self.args.session)
             self.emit({"ended": self.args.session}, f"Session {self.args.session} ended.")
             return
-        ended = 1
+        ended, keys = 1, 0
         try:
             if self.args.all:
-                ended = (yield self.call(commands.LogoutAll, token=token))["sessions_ended"]
+                answer = yield self.call(commands.LogoutAll, token=token)
+                ended, keys = answer["sessions_ended"], answer.get("api_keys", 0)
             else:
                 yield self.call(commands.Logout, token=token)
         except NotLoggedIn:
             pass  # already ended on the master: forgetting it locally is all that is left
         tokens.clear(self.environ)
-        self.emit({"logged_out": True, "sessions_ended": ended},
-                  f"Logged out ({counted(ended, 'session')} ended)." if self.args.all else "Logged out.")
+        if not self.args.all:
+            return self.emit({"logged_out": True, "sessions_ended": ended}, "Logged out.")
+        self.emit({"logged_out": True, "sessions_ended": ended, "api_keys": keys},
+                  f"Logged out ({counted(ended, 'session')} ended)." + keys_still_work(keys))
 
     @defer.inlineCallbacks
     def do_sessions(self):
@@ -963,8 +976,10 @@ class CLI:
             if self.secret("Repeat new password: ") != new:
                 raise InvalidInput("the new passwords do not match")
         answer = yield self.call(commands.ChangePassword, token=token, old_password=old, new_password=new)
-        self.emit({"changed": True, "sessions_ended": answer["sessions_ended"]},
-                  f"Password changed; {counted(answer['sessions_ended'], 'other session')} ended.")
+        keys = answer.get("api_keys", 0)
+        self.emit({"changed": True, "sessions_ended": answer["sessions_ended"], "api_keys": keys},
+                  f"Password changed; {counted(answer['sessions_ended'], 'other session')} ended."
+                  + keys_still_work(keys))
 
     @defer.inlineCallbacks
     def do_whoami(self):

@@ -97,9 +97,7 @@ class ApiKeys:
             owner = session.portfolio_id
         else:
             owner = (yield self.db.run(PortfolioStore(self.db).resolve, session.account_id, portfolio)).id
-        rows = yield self.db.query("SELECT COUNT(*) FROM api_keys k JOIN portfolios p ON p.id = k.portfolio_id"
-                                   " WHERE p.account_id = ? AND k.revoked IS NULL", (session.account_id,))
-        if rows[0][0] >= MAX_KEYS:
+        if (yield self.working(session.account_id)) >= MAX_KEYS:
             raise InvalidInput(f"you already have {MAX_KEYS} API keys; revoke one first")
         key_id = "PK" + "".join(secrets.choice(ALPHABET) for _ in range(18))
         secret = secrets.token_urlsafe(30)  # 240 bits, 40 characters
@@ -111,6 +109,14 @@ class ApiKeys:
                       name=name)
         rows = yield self.db.query("SELECT name FROM portfolios WHERE id = ?", (owner,))
         return dict(key_id=key_id, secret=secret, name=name, created=created, portfolio=rows[0][0])
+
+    @defer.inlineCallbacks
+    def working(self, account_id):
+        """How many of the account's API keys work (not revoked): a password changed, or every session ended,
+        leaves them working."""
+        rows = yield self.db.query("SELECT COUNT(*) FROM api_keys k JOIN portfolios p ON p.id = k.portfolio_id"
+                                   " WHERE p.account_id = ? AND k.revoked IS NULL", (account_id,))
+        return rows[0][0]
 
     @defer.inlineCallbacks
     def list(self, session):

@@ -135,6 +135,16 @@ def refusal(chrome, *which):
     return flash["w"], flash["m"], form
 
 
+def keys_still_work(answer):
+    """What follows a password changed or every session ended, when the account has API keys: they still work
+    (a key is not a session), and where to revoke one."""
+    keys = answer.get("api_keys") or 0
+    if not keys:
+        return ""
+    which = "Your API key still works" if keys == 1 else f"Your {keys} API keys still work"
+    return f" {which}: revoke any you did not make under API keys on your account page."
+
+
 def page_before(request):
     """The ``before`` of a paged list (an id to page back from), or None when absent or not a possible id."""
     before = field(request, "before", 20)
@@ -1389,7 +1399,8 @@ class Website:
         except PaperTraderError as e:
             return refuse(request, "/account", "password", sentence(e.message))
         n = answer["sessions_ended"]
-        security.set_flash(request, f"Password changed. {n} other session{'s' if n != 1 else ''} ended.", "success")
+        security.set_flash(request, f"Password changed. {n} other session{'s' if n != 1 else ''} ended."
+                           + keys_still_work(answer), "success")
         return redirect(request, "/account")
 
     @app.route("/account/set-password", methods=["POST"])
@@ -1419,7 +1430,8 @@ class Website:
         answer = await self.call(visit, commands.LogoutAll)
         security.clear_cookie(request, security.SESSION_COOKIE)
         n = answer["sessions_ended"]
-        security.set_flash(request, f"Signed out everywhere: {n} session{'s' if n != 1 else ''} ended.", "success")
+        security.set_flash(request, f"Signed out everywhere: {n} session{'s' if n != 1 else ''} ended."
+                           + keys_still_work(answer), "success")
         return redirect(request, "/signin")
 
     @app.route("/account/api-keys", methods=["POST"])
