@@ -201,7 +201,7 @@ async def test_sessions_listed_and_ended_from_the_client(deployment):
     assert j(out)["error"] == "not_logged_in"
     await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="phone")
     status, out, _ = await d.cli("logout", "--all", user="alice")
-    assert j(out) == {"logged_out": True, "sessions_ended": 2}
+    assert j(out) == {"logged_out": True, "sessions_ended": 2, "api_keys": 0}
     status, out, _ = await d.cli("whoami", user="phone")
     assert j(out)["error"] == "not_logged_in"
 
