@@ -200,6 +200,9 @@ async def test_a_scripted_game_ranks_as_computed_by_hand(world):
         (1, "carol", D("10000.00")), (2, "alice", D("9999.00")), (2, "bob", D("9999.00"))]
     assert [s["return_percent"] for s in board["standings"]] == [D("0.0000"), D("-0.0100"), D("-0.0100")]
     assert not board["final"] and board["players"] == 3
+    # After one day nobody has a Sharpe ratio: all tie by it, listed by return (not by name).
+    by_sharpe = await world.standings(alice, by="sharpe")
+    assert [(s["rank"], s["username"]) for s in by_sharpe["standings"]] == [(1, "carol"), (1, "alice"), (1, "bob")]
 
     await world.update(AAPL="110", MSFT="45")  # day 2: alice 4999 + 5500, bob 4999 + 4500
     await world.update(AAPL="105", MSFT="55")  # day 3: alice 4999 + 5250, bob 4999 + 5500

@@ -288,12 +288,15 @@ class GameStore:
 
     def board(self, cursor, game_id, by="return", limit=MAX_PLAYERS, offset=0):
         """The stored leaderboard: [(rank, username, equity, sharpe or None)], first place first: ``limit`` of
-        them from the ``offset``-th."""
-        column = "p.rank" if by == "return" else "p.rank_sharpe"
+        them from the ``offset``-th.  Within a tie, by the other figure, then by username, as ``rank_by`` orders
+        them (papertrader/trading/games.py; every player started with the same cash: the higher return is the
+        higher equity)."""
+        order = ("p.rank, p.sharpe_units IS NULL, p.sharpe_units DESC" if by == "return" else
+                 "p.rank_sharpe, p.equity_cents DESC")
         cursor.execute(self.sql(
             "SELECT p.rank, p.rank_sharpe, a.username, p.equity_cents, p.sharpe_units FROM game_players p"
             " JOIN accounts a ON a.id = p.account_id WHERE p.game_id = ? AND p.removed IS NULL AND p.rank IS NOT"
-            f" NULL ORDER BY {column}, a.username LIMIT ? OFFSET ?"), (game_id, int(limit), int(offset)))
+            f" NULL ORDER BY {order}, a.username LIMIT ? OFFSET ?"), (game_id, int(limit), int(offset)))
         return [(r[0] if by == "return" else r[1], r[2], from_cents(r[3]),
                  (Decimal(r[4]) * SHARPE_UNIT).quantize(SHARPE_UNIT) if r[4] is not None else None)
                 for r in cursor.fetchall()]
