@@ -149,8 +149,10 @@ async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(wor
 async def test_a_games_starting_cash_is_at_most_a_portfolios(world):
     world.games.max_cash = D("10000000.00")
     teacher = await world.user("teacher")
-    with pytest.raises(InvalidInput, match="at most 10000000.00 on this server"):
-        await world.create(teacher, cash="100000000")
+    # One range in every refusal, the server's: too little and too much say the same.
+    for wrong in ("100000000", "0"):
+        with pytest.raises(InvalidInput, match="from 1.00 to 10000000.00 on this server"):
+            await world.create(teacher, cash=wrong)
     assert (await world.create(teacher, cash="10000000"))["starting_cash"] == D("10000000.00")
 
 
@@ -417,6 +419,29 @@ async def test_removing_a_player_closes_up_the_ranks_at_once_even_if_the_game_th
     by_sharpe = [s["rank"] for s in (await world.standings(teacher, name="Early End", by="sharpe"))["standings"]]
     assert len(by_sharpe) == 3 and by_sharpe[0] == 1
     assert all(rank in (by_sharpe[i - 1], i + 1) for i, rank in enumerate(by_sharpe) if i)  # no rank missing
+
+
+async def test_a_players_own_portfolio_of_the_games_name_never_stops_them_joining(world):
+    """dan has a portfolio named like the class's game: joining (enrolled by the operator, or by himself) makes
+    the game's portfolio 'NAME (game)'; it cannot be renamed (a look-alike of the game's could then be made), and
+    game portfolios do not count against max_portfolios."""
+    from papertrader.app.portfolios import PortfolioCommands
+
+    teacher, dan = await world.user("teacher"), await world.user("dan")
+    world.quote(AAPL="100")
+    portfolios = PortfolioCommands(world.db, world.trading.store, PortfolioStore(world.db),
+                                   replace(world.settings, max_portfolios=2), world.clock, world.log, world.trading)
+    await portfolios.create_portfolio(dan, world.stamp(), "period 4")
+    game = await world.create(teacher, name="Period 4", private=True)
+    assert (await world.games.enrol(game["name"], ["dan"]))["joined"] == ["dan"]
+    names = {p["name"] for p in (await portfolios.portfolios(dan, world.stamp()))["portfolios"]}
+    assert names == {"default", "period 4", "Period 4 (game)"}
+    await world.order(dan, "buy", "AAPL", "1", portfolio="Period 4 (game)")
+    with pytest.raises(InvalidInput, match="your portfolio in a game: it keeps the name"):
+        await portfolios.rename_portfolio(dan, world.stamp(), "Period 4 (game)", "mine")
+    # Two of his own (default and 'period 4') is the most here: the game's does not count.
+    with pytest.raises(InvalidInput, match="you already have 2 portfolios of your own"):
+        await portfolios.create_portfolio(dan, world.stamp(), "third")
 
 
 async def test_operator_enrols_a_class(world):

@@ -19,7 +19,8 @@ from decimal import Decimal
 from twisted.internet import defer
 
 from papertrader.app import authenticated
-from papertrader.errors import GameClosed, InvalidInput, NotGameCreator, PortfoliosHidden, UnknownGame, UnknownSymbol
+from papertrader.errors import (GameClosed, InvalidInput, NotGameCreator, PaperTraderError, PortfoliosHidden, UnknownGame,
+                                UnknownSymbol)
 from papertrader.master import games as store_module
 from papertrader.master import validation
 from papertrader.money import MAX_MONEY, money_text, parse_money
@@ -131,15 +132,16 @@ class GameCommands:
     def rules(self, start, end, starting_cash, commission=None, fill_model=None, margin=None, allow_short=None,
               assets=None, max_position=None):
         """GameRules from a command's arguments (typed errors for anything wrong)."""
+        most = min(self.max_cash, MAX_MONEY) if self.max_cash is not None else MAX_MONEY
+        rule = (f"starting cash must be an amount of money from {money_text(MIN_CASH)} to {money_text(most)}"
+                + (" on this server (setting max_portfolio_cash, as every portfolio's)" if most < MAX_MONEY else "")
+                + ", at most 2 decimals")
         try:
             cash = parse_money(starting_cash)
         except ValueError:
-            shown = str(starting_cash)[:24]
-            raise InvalidInput(f"starting cash must be an amount of money from {money_text(MIN_CASH)} to"
-                               f" {money_text(MAX_MONEY)}, at most 2 decimals (not {shown!r})")
-        if self.max_cash is not None and cash > self.max_cash:
-            raise InvalidInput(f"a game's starting cash is at most {money_text(self.max_cash)} on this server"
-                               " (setting max_portfolio_cash), as every portfolio's")
+            raise InvalidInput(f"{rule} (not {str(starting_cash)[:24]!r})")
+        if not MIN_CASH <= cash <= most:
+            raise InvalidInput(f"{rule} (not {money_text(cash)})")
         assets = list(assets or ())
         if len(assets) > 500:
             raise InvalidInput("a game may list at most 500 assets")
@@ -213,8 +215,9 @@ class GameCommands:
             raise GameClosed(f"{game.name} has ended")
         if self.store.count_players(cursor, game.id) >= store_module.MAX_PLAYERS:
             raise InvalidInput(f"{game.name} is full ({store_module.MAX_PLAYERS} players)")
-        portfolio = self.portfolios.create(cursor, account_id, game.name, "margin" if game.rules.margin else "cash",
-                                           game.rules.starting_cash, recorded, game_id=game.id)
+        portfolio = self.portfolios.create(cursor, account_id, self.portfolios.free_name(cursor, account_id, game.name),
+                                           "margin" if game.rules.margin else "cash", game.rules.starting_cash,
+                                           recorded, game_id=game.id)
         self.store.add_player(cursor, game.id, account_id, portfolio.id, recorded)
         return game, self.store.membership(cursor, game, account_id)
 
@@ -254,7 +257,10 @@ class GameCommands:
                 elif game is not None and self.store.membership(cursor, game, row[0]) is not None:
                     already.append(row[1])
                 elif not dry_run:
-                    self._join(cursor, row[0], game.name, None, now, recorded, invited=True)
+                    try:
+                        self._join(cursor, row[0], game.name, None, now, recorded, invited=True)
+                    except PaperTraderError as e:  # (none of this chunk joins: the transaction is undone)
+                        raise type(e)(f"{row[1]}: {e.message}")
                     joined.append(row[1])
                 else:
                     joined.append(row[1])

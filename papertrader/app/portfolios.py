@@ -111,8 +111,8 @@ class PortfolioCommands:
 
         def unit_of_work(cursor):
             if self.portfolio_store.count_open(cursor, session.account_id) >= limit:
-                raise InvalidInput(f"you already have {limit} portfolios (the most one account may have);"
-                                   " close one first")
+                raise InvalidInput(f"you already have {limit} portfolios of your own (the most one account may"
+                                   " have; those you play games in do not count); close one first")
             made = self.portfolio_store.create(cursor, session.account_id, wanted, "margin" if margin else "cash",
                                           amount, created)
             if default:
@@ -137,6 +137,9 @@ class PortfolioCommands:
 
         def unit_of_work(cursor):
             found = self.portfolio_store.by_name(cursor, session.account_id, name)
+            if found.game_id is not None:
+                raise InvalidInput(f"{found.name!r} is your portfolio in a game: it keeps the name it was given,"
+                                   " which the game's players and creator know it by")
             return self.portfolio_store.rename(cursor, found, new_name)
 
         try:

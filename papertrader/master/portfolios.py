@@ -203,9 +203,21 @@ class PortfolioStore:
         return [_portfolio(r) for r in cursor.fetchall()]
 
     def count_open(self, cursor, account_id):
-        cursor.execute(self.sql("SELECT COUNT(*) FROM portfolios WHERE account_id = ? AND closed IS NULL"),
-                       (account_id,))
+        """How many open portfolios of its own the account has (those it plays games in do not count)."""
+        cursor.execute(self.sql("SELECT COUNT(*) FROM portfolios WHERE account_id = ? AND closed IS NULL AND"
+                                " game_id IS NULL"), (account_id,))
         return cursor.fetchone()[0]
+
+    def free_name(self, cursor, account_id, wanted):
+        """``wanted``, or, if the account has an open portfolio of that name, ``wanted (game)``, then
+        ``wanted (game 2)``...: the name of a game's portfolio, which never stops a player from joining."""
+        for n in range(1, 1000):
+            candidate = wanted if n == 1 else f"{wanted} (game)" if n == 2 else f"{wanted} (game {n - 1})"
+            cursor.execute(self.sql("SELECT 1 FROM portfolios WHERE account_id = ? AND name_key = ? AND"
+                                    " closed IS NULL"), (account_id, _key(candidate)))
+            if cursor.fetchone() is None:
+                return candidate
+        raise InvalidInput(f"you already have portfolios named {wanted!r} and {wanted + ' (game)'!r}: rename one")
 
     def owners(self, cursor, portfolio_ids):
         """{portfolio id: account id} for these portfolios."""
