@@ -16,8 +16,10 @@ from papertrader.errors import Throttled
 
 
 class Throttle:
-    def __init__(self, clock, free=5, ceiling=30, window=900.0, cap=300.0, size=100_000):
+    def __init__(self, clock, free=5, ceiling=30, window=900.0, cap=300.0, size=100_000, what="too many attempts"):
         self.clock = clock
+        #: What a refusal says before when to try again.
+        self.what = what
         self.free = free
         self.ceiling = ceiling
         self.window = window
@@ -63,7 +65,7 @@ class Throttle:
         wait = max((self.wait(key) for key in keys), default=0.0)
         if wait > 0:
             seconds = math.ceil(wait)
-            raise Throttled(f"too many attempts; try again in {seconds} second{'' if seconds == 1 else 's'}")
+            raise Throttled(f"{self.what}; try again in {seconds} second{'' if seconds == 1 else 's'}")
 
     def count(self, *keys):
         """Count an attempt for each key (one that cost us something)."""
@@ -92,3 +94,12 @@ class Throttle:
             times.pop()
             if not times:
                 del self._attempts[key]
+
+
+def registrations(clock, settings):
+    """The throttle of registrations from one address (the master's and each worker's)."""
+    most, window = settings.registrations_per_address, settings.throttle_window
+    minutes = f"{window / 60:g} minutes" if window >= 120 else f"{window:g} seconds"
+    return Throttle(clock, free=most, ceiling=most, window=window,
+                    what=f"too many accounts registered from this address (at most {most} every {minutes}: the"
+                         " operator may raise registrations_per_address)")

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from twisted.internet import defer
 
-from papertrader import pools
+from papertrader import pools, throttle
 from papertrader.passwords import check_password, hash_password, hash_rounds
 from papertrader.errors import (AccountDisabled, BadCredentials, InvalidInput, NotLoggedIn, NotPermitted,
                                ProviderLoginFailed, UnknownUser, UsernameTaken)
@@ -115,9 +115,7 @@ class Accounts:
                                       NAME_FACTOR * settings.login_ceiling, settings.throttle_window)
         #: The API keys (set by the master; None: API keys are not accepted).
         self.api_keys = None
-        self.register_throttle = Throttle(clock, free=settings.registrations_per_address,
-                                          ceiling=settings.registrations_per_address,
-                                          window=settings.throttle_window)
+        self.register_throttle = throttle.registrations(clock, settings)
 
     def now(self):
         return utc(self.clock.seconds())

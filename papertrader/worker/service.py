@@ -11,7 +11,7 @@ import re
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys, tls
+from papertrader import commands, gpgkeys, throttle, tls
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.guard import Limits, guarded
 from papertrader.services import ListeningService, StagedService, port_endpoint, usage_exit
@@ -111,8 +111,7 @@ class Worker(StagedService):
         # The worker's own abuse limits per client address (the master keeps its own too).
         self.login_throttle = Throttle(self.clock, settings.login_free_attempts, settings.login_ceiling,
                                        settings.throttle_window)
-        self.register_throttle = Throttle(self.clock, free=settings.registrations_per_address,
-                                          ceiling=settings.registrations_per_address, window=settings.throttle_window)
+        self.register_throttle = throttle.registrations(self.clock, settings)
         with open(ca_path, "rb") as f:
             ca_pem = f.read()
         self.master_address = master
