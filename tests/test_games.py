@@ -265,7 +265,8 @@ async def test_a_games_rules_refuse_the_orders_they_forbid(world):
         return caught.value.message
 
     assert "TSLA is not traded in this game" in await refused("assets", "buy", "TSLA", "1")
-    assert "short selling is not allowed" in await refused("short", "sell", "AAPL", "1")
+    assert "short selling (selling shares you do not have) is not allowed" in await refused("short", "sell", "AAPL",
+                                                                                              "1")
     assert "at most 20.00% of the portfolio" in await refused("max_position", "buy", "AAPL", "21")
     order = await world.order(alice, "buy", "AAPL", "20", portfolio="Spring Cup")
     assert order["status"] == "new"

@@ -155,11 +155,11 @@ def test_short_selling_refused_unless_allowed():
     held = book("0.00", AAPL=("10", "1000.00"))
     allowed(game, request("sell", "10"), held)
     message = refused("short", game, request("sell", "11"), held)
-    assert "you may sell the 10 AAPL you hold" in message
-    refused("short", game, request("sell", "1"))
+    assert "you may sell at most the 10 AAPL you hold" in message
+    assert "you hold no AAPL in this game's portfolio" in refused("short", game, request("sell", "1"))
     # Open sells count: 6 already being sold leave 4.
     selling = place(held, "sell", "6")
-    assert "may sell the 4 AAPL" in refused("short", game, request("sell", "5"), held, [selling])
+    assert "may sell at most the 4 AAPL" in refused("short", game, request("sell", "5"), held, [selling])
     allowed(game, request("sell", "4"), held, [selling])
     # A notional sale counts at the last price; without one it is refused rather than guessed.
     refused("short", game, request("sell", None, notional="1100.00"), held)

@@ -278,8 +278,11 @@ def check_order(rules: GameRules, request, book, open_orders, prices, now, ended
             wanted = None
         if held <= 0 or wanted is None or selling + wanted > held:
             have = max(held - selling, Decimal(0))
-            _refuse(SHORT, f"short selling is not allowed in this game: you may sell the {quantity_text(have)}"
-                           f" {request.symbol} you hold (after your open sells)")
+            if held <= 0:
+                _refuse(SHORT, f"you hold no {request.symbol} in this game's portfolio, and short selling (selling"
+                               " shares you do not have) is not allowed in this game")
+            _refuse(SHORT, f"you may sell at most the {quantity_text(have)} {request.symbol} you hold (after your"
+                           " open sells): selling more would be a short sale, which this game does not allow")
     if rules.max_position is None or not margin.opens(buy, held):
         return
     price = _reference(request, last)
