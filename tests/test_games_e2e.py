@@ -121,8 +121,15 @@ async def test_removing_a_player_and_ending_a_game_need_yes_without_a_terminal(d
     status, out, err = await d.cli("game", "create", "Spring Cup", "--start", "2026-09-01", "--end", "2030-12-31",
                                    "--cash", "10000", user="teacher")
     assert status == 0, err
-    status, out, err = await d.cli("game", "join", "Spring Cup", user="alice")
+    status, out, err = await d.cli("game", "join", "Spring Cup", user="alice", json=False)
     assert status == 0, err
+    # It says how to trade in the game's portfolio, and how to make it what every command trades.
+    assert out.strip().endswith("Trade in it with --portfolio 'Spring Cup', or make it the one your commands"
+                                " trade: papertrader portfolio use 'Spring Cup'"), out
+    status, out, err = await d.cli("portfolio", "use", "Spring Cup", user="alice")
+    assert status == 0, err
+    status, out, err = await d.cli("portfolio", user="alice")
+    assert j(out)["portfolio"] == "Spring Cup", out
 
     # No terminal to ask on (d.cli's standard input is not one), no --yes: a usage error, and nothing changes.
     for argv in (("game", "remove", "Spring Cup", "alice"), ("game", "end", "Spring Cup")):

@@ -1556,9 +1556,10 @@ class CLI:
         elif action == "join":
             game = yield self.call(commands.JoinGame, token=token, name=a.name,
                                    **({"code": a.code} if a.code else {}))
+            named = _shell_word(game.get('portfolio') or game['name'])
             self.emit(game, f"You joined {game['name']}: your portfolio {game.get('portfolio')!r} holds"
-                            f" {output.plain(game)['starting_cash']}. Trade in it with --portfolio"
-                            f" {_shell_word(game.get('portfolio') or game['name'])}.")
+                            f" {output.plain(game)['starting_cash']}. Trade in it with --portfolio {named}, or"
+                            f" make it the one your commands trade: papertrader portfolio use {named}")
         elif action == "invite":
             game = yield self.call(commands.GameInvite, token=token, name=a.name)
             self.emit(game, f"Invite code for {game['name']}: {game['invite_code']} (the previous one no longer"
