@@ -715,6 +715,8 @@ _GAME = [
     (b"invite_code", amp.Unicode(optional=True)),
     # Whether its players may see each other's portfolios (GamePortfolio); its creator always may.
     (b"show_portfolios", amp.Boolean(optional=True)),
+    # ShowGame to its creator: the players removed (at most 500, first removed first; their portfolios stay).
+    (b"removed", amp.AmpList([(b"username", amp.Unicode()), (b"removed", amp.DateTime())], optional=True)),
 ]
 
 

@@ -3,6 +3,7 @@ as a process, on SQLite and PostgreSQL.  The master computes the leaderboard aft
 
 import json
 import os
+import re
 import sys
 
 import pytest_twisted
@@ -146,7 +147,9 @@ async def test_removing_a_player_and_ending_a_game_need_yes_without_a_terminal(d
     status, out, err = await d.cli("game", "remove", "Spring Cup", "alice", "--yes", user="teacher", json=False)
     assert (status, out) == (0, "alice was removed from Spring Cup.\n"), err
     status, out, _ = await d.cli("game", "show", "Spring Cup", user="teacher")
-    assert j(out)["players"] == 0
+    assert j(out)["players"] == 0 and [r["username"] for r in j(out)["removed"]] == ["alice"]
+    status, out, _ = await d.cli("game", "show", "Spring Cup", user="teacher", json=False)
+    assert re.search(r"^removed: +alice \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)$", out, re.M), out
     status, out, err = await d.cli("game", "end", "Spring Cup", "--yes", user="teacher")
     assert status == 0 and j(out)["status"] == "ended", err
 

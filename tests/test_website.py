@@ -737,10 +737,11 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         shown = await frank(commands.ShowGame, name="Open Cup")
         assert (shown["creator"], shown["private"], shown["starting_cash"]) == ("dave", False, Decimal("10000.00"))
         assert shown["end"].isoformat() == "2027-01-01T00:00:00+00:00"  # through its last day
-        # "Join it to play": a Join button on its page and in the list, for one who does not play in it.
+        # "Join it to play": a Join button on its page and in the list, for one who does not play in it (its
+        # creator, dave, here).
         _, body = await site.get("/games/Open%20Cup")
         assert '<input type="hidden" name="name" value="Open Cup"><button type="submit" class="btn primary">Join' \
-               ' Open Cup</button>' in body
+               ' Open Cup as a player</button>' in body
         _, body = await site.get("/games")
         assert 'aria-label="Join Open Cup">Join</button>' in body
         response, _ = await site.post("/games/join", dict(name="Open Cup", csrf=csrf))
@@ -758,11 +759,12 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         _, body = await site.get("/games/Secret%20Cup")
         first = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
         # With it, a link to share: it opens the join form with the name and the code filled in (a GET that
-        # joins nothing); its creator, who does not play yet, gets the join form with a code field here.
+        # joins nothing); its creator, who does not play yet, gets the join form here, with no code to give.
         link = re.search(r'id="invite-link" type="text" readonly value="([^"]+)"', body).group(1)
         assert link == f"{site.url}/games?join=Secret+Cup&amp;code={first}#join"
-        assert re.search(r'<form method="post" action="/games/join"[^>]*aria-label="Join Secret Cup">.*?'
-                         r'name="code".*?Join Secret Cup</button>', body)
+        form = re.search(r'<form method="post" action="/games/join"[^>]*aria-label="Join Secret Cup">(.*?)</form>',
+                         body, re.S).group(1)
+        assert 'name="code"' not in form and "Join Secret Cup as a player</button>" in form
         _, body = await site.get(link.replace("&amp;", "&")[len(site.url):].split("#")[0])
         assert 'id="f-name" name="name" type="text" value="Secret Cup"' in body
         assert f'id="f-code" name="code" type="text" value="{first}"' in body and "autofocus" in body
@@ -786,6 +788,12 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         response, _ = await site.post("/games/Secret%20Cup/remove", dict(username="frank", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/games/Secret%20Cup")
         assert (await gina(commands.ShowGame, name="Secret Cup"))["players"] == 1
+        # Its creator is shown whom they removed, with a link to the portfolio; the players are not.
+        _, body = await site.get("/games/Secret%20Cup")
+        assert re.search(r'<h2 id="removed-title">Removed players</h2><ul class="plain"><li><a href="/games/Secret%20Cup'
+                         r'/players/frank">frank</a> — removed [^<]+</li></ul>', body), body
+        assert [r["username"] for r in (await forward(commands.ShowGame, name="Secret Cup"))["removed"]] == ["frank"]
+        assert (await gina(commands.ShowGame, name="Secret Cup")).get("removed") is None
         body = await site.refused("/games/Secret%20Cup/remove", dict(username="nobody", csrf=csrf),
                                   "/games/Secret%20Cup")
         assert 'class="flash error"' in body

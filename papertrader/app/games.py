@@ -359,7 +359,11 @@ class GameCommands:
 
         def unit_of_work(cursor):
             game, membership = self._find(cursor, session.account_id, name)
-            return self._view(cursor, game, session.account_id, membership, now)
+            view = self._view(cursor, game, session.account_id, membership, now)
+            if game.creator_id == session.account_id:  # its creator sees whom they removed (not the players)
+                view["removed"] = [dict(username=u, removed=when) for u, when in
+                                   self.store.removed_players(cursor, game.id)]
+            return view
 
         return self.db.run(unit_of_work)
 

@@ -409,7 +409,7 @@ GAME_COLUMNS = ["name", "status", "start", "end", "starting_cash", "players", "p
 GAME_FIELDS = ["name", "creator", "status", "start", "end", "ended_at", "starting_cash", "private", "portfolios",
                "players",
                "commission", "fill_model", "margin", "allow_short", "assets", "max_position", "portfolio",
-               "board_updated", "invite_code"]
+               "board_updated", "invite_code", "removed"]
 
 
 def portfolios_options(parser):
@@ -1658,6 +1658,10 @@ class CLI:
                      commission=game.get("commission") or "the server's",
                      fill_model=game.get("fill_model") or "the server's",
                      portfolios="shown to every player" if game.get("show_portfolios") else "shown to the creator only")
+        if game.get("removed"):
+            shown["removed"] = ", ".join(f"{r['username']} ({r['removed']:%Y-%m-%d %H:%M} UTC)" for r in game["removed"])
+        else:
+            shown.pop("removed", None)
         last = _last_day(game.get("end"))
         if last is not None:  # named as it was given (and as the website shows it)
             shown["end"] = f"{last} (its last day: trading closes at {game['end'].isoformat()})"

@@ -24,6 +24,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{1,38}[A-Za-z0-9_.\-]")
 #: Most games listed at once, and most players one game may have.
 MAX_LISTED = 200
 MAX_PLAYERS = 100_000
+#: The most removed players a game's creator is shown (ShowGame).
+MAX_REMOVED_SHOWN = 500
 SHARPE_UNIT = Decimal("0.0001")
 #: Rows one statement writes (SQLite allows 32,766 parameters a statement, PostgreSQL 65,535).
 WRITE_CHUNK = 1000
@@ -197,6 +199,13 @@ class GameStore:
     def add_player(self, cursor, game_id, account_id, portfolio_id, joined):
         cursor.execute(self.sql("INSERT INTO game_players (game_id, account_id, portfolio_id, joined)"
                                 " VALUES (?, ?, ?, ?)"), (game_id, account_id, portfolio_id, iso(joined)))
+
+    def removed_players(self, cursor, game_id, limit=MAX_REMOVED_SHOWN):
+        """[(username, when removed)] of the game's removed players, first removed first: at most ``limit``."""
+        cursor.execute(self.sql(
+            "SELECT a.username, p.removed FROM game_players p JOIN accounts a ON a.id = p.account_id WHERE"
+            " p.game_id = ? AND p.removed IS NOT NULL ORDER BY p.removed, a.username LIMIT ?"), (game_id, int(limit)))
+        return [(r[0], parse_iso(r[1])) for r in cursor.fetchall()]
 
     def remove_player(self, cursor, game_id, account_id, when):
         """Mark the player removed and close up the stored leaderboard's ranks behind them (at once: the game

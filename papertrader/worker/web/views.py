@@ -1746,6 +1746,16 @@ def games_page(chrome, games, error=None, form=None, create_error=None, create_f
     return document(chrome, "Games", main, page="games")
 
 
+def removed_players(game):
+    """The players its creator removed (only its creator is told of them), each a link to their portfolio."""
+    if not game.get("removed"):
+        return ""
+    return h("section", {"aria-labelledby": "removed-title"}, h("h2", {"id": "removed-title"}, "Removed players"),
+             h("ul", {"class": "plain"}, *[h("li", h("a", {"href": player_link(game["name"], r["username"])},
+                                                     r["username"]), f" — removed {fmt.when(r['removed'])}")
+                                           for r in game["removed"]]))
+
+
 def manage_game(chrome, game, board, invite_code=None, error=None, origin=""):
     """What a game's creator can do to it: a new invite code (shown once, with a link to share that opens the join
     form with it filled in), remove a player, end it now."""
@@ -1774,7 +1784,7 @@ def manage_game(chrome, game, board, invite_code=None, error=None, origin=""):
                         hint="Their username. Their open orders in the game are canceled, they leave the"
                              " leaderboard, and their portfolio takes no more orders."),
             button("Remove the player", "btn danger"), cls="stack inline-form", label="Remove a player",
-            confirm="Remove this player from the game?"))
+            confirm="Remove this player from the game? They cannot join it again."))
     parts.append(post_form(link + "/end", chrome.csrf, button("End the game now", "btn danger"), cls="inline",
                            label="End the game now",
                            confirm=f"End {game['name']} now? Trading stops and the ranking becomes final."))
@@ -1805,12 +1815,15 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
     mine = ""
     if joinable(game):
         # Join here: a public game at once, a private one with its invite code.
+        # Its creator joins their own private game without a code.
+        private = game["private"] and not game.get("is_creator")
         code = field_input("Invite code", "code", invite_code or "", required=False, maxlength="128",
-                           autocomplete="off", hint="The code its creator gave you.") if game["private"] else ""
+                           autocomplete="off", hint="The code its creator gave you.") if private else ""
         mine = post_form("/games/join", chrome.csrf, h("input", {"type": "hidden", "name": "name",
                                                                  "value": game["name"]}),
-                         code, button(f"Join {game['name']}", "btn primary"),
-                         cls="stack inline-form" if game["private"] else "inline", label=f"Join {game['name']}")
+                         code, button(f"Join {game['name']}" + (" as a player" if game.get("is_creator") else ""),
+                                      "btn primary"),
+                         cls="stack inline-form" if private else "inline", label=f"Join {game['name']}")
     if game.get("portfolio"):
         mine = h("p", "Your portfolio in this game: ", h("strong", game["portfolio"]), " ",
                  post_form("/portfolios/use", chrome.csrf,
@@ -1821,6 +1834,7 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
              h("h2", "Leaderboard"),
              # Sent again whole by the live connection when the standings change (an update, a player joins).
              h("div", {"data-section": "leaderboard"}, leaderboard(chrome.username, game, board)),
+             removed_players(game),
              manage_game(chrome, game, board, invite_code, error, origin),
              h("p", h("a", {"href": "/games"}, "All games")))
     return document(chrome, game["name"], main, page="game", data={"data-game": game["name"]})
