@@ -1342,6 +1342,11 @@ async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path,
         _, body = await site.get("/orders")
         # (the first update, at the start, played the first hour)
         assert header_market(body) == {"market": ["Market open", "open"], "clock": ["2024-03-04 15:30 UTC", None]}
+        # Paused by its operator, the replay's time stands still: the header says so (not just "open").
+        for action, said in (("pause", "Market open (paused)"), ("resume", "Market open")):
+            await d.master.market.control(action)
+            _, body = await site.get("/orders")
+            assert header_market(body)["market"] == [said, "open"]
         times = []
         while not worker.quotes.all():  # the first session, an hour at a time, to its close
             assert len(times) < 8, times

@@ -227,9 +227,11 @@ def header(chrome):
 
 def market_values(clock):
     """The header's market clock (a ``Clock`` answer, or the market clock a QuotesTick carries), as the live
-    connection's values: whether the market is open (the sign colours its dot), and the market's time."""
+    connection's values: whether the market is open (the sign colours its dot), and the market's time; a replay
+    its operator paused says so (its time stands still until resumed)."""
     is_open = bool(clock.get("is_open"))
-    return {"market": ("Market open" if is_open else "Market closed", "open" if is_open else "closed"),
+    said = ("Market open" if is_open else "Market closed") + (" (paused)" if clock.get("state") == "paused" else "")
+    return {"market": (said, "open" if is_open else "closed"),
             "clock": (fmt.when(clock.get("time")), None)}
 
 
