@@ -2,6 +2,7 @@
 order events pushed to `watch --orders` and to `buy --wait`, paging."""
 
 import json
+import re
 from decimal import Decimal as D
 
 import pytest_twisted
@@ -245,6 +246,9 @@ async def test_a_bracket_order_from_the_command_line_and_an_oco_on_the_shares_it
     assert f"take-profit of {entry['id']}" in out and f"stop-loss of {entry['id']}" in out
     shown = (await d.cli("order", str(entry["id"]), user="alice", json=False))[1]
     assert "order class:" in shown and "bracket" in shown and "exits:" in shown
+    # Its fill, with the model that priced it (as the README says `order ID` shows).
+    fill = j((await d.cli("order", str(entry["id"]), user="alice"))[1])["fills"][0]
+    assert re.search(r"^TIME .* MODEL$", shown, re.M) and shown.rstrip().endswith(fill["model"]), shown
     # Cancelling one exit cancels the other; then an OCO sells the 5 shares at either price.
     assert j((await d.cli("cancel", str(take["id"]), user="alice"))[1])["status"] == "canceled"
     assert j((await d.cli("order", str(stop["id"]), user="alice"))[1])["status"] == "canceled"

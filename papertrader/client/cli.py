@@ -1119,7 +1119,7 @@ class CLI:
         if order.get("legs"):
             text += "\n\nexits:\n" + output.table(order["legs"], LEG_COLUMNS)
         if order.get("fills"):
-            text += "\n\n" + output.table(order["fills"], ["time", "quantity", "price", "commission", "amount"])
+            text += "\n\n" + output.table(order["fills"], ["time", "quantity", "price", "commission", "amount", "model"])
         return text
 
     @defer.inlineCallbacks
