@@ -748,8 +748,16 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert (response.code, header(response, b"location")) == (303, "/games/Open%20Cup")
         _, body = await site.get("/games/Open%20Cup")
         assert "Join Open Cup" not in body and "Your portfolio in this game" in body
+        assert re.search(r'<form method="post" action="/portfolios/default"[^>]*aria-label="Make it my default'
+                         r' portfolio">.*?value="Open Cup".*?Make it my default</button>', body)
         _, body = await site.get("/games")
         assert 'aria-label="Join Open Cup"' not in body
+        # From the game's page, the game's portfolio made the default one (every sign-in shows it, the command
+        # line trades it); then back.
+        response, _ = await site.post("/portfolios/default", dict(name="Open Cup", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios")
+        assert [p["name"] for p in (await forward(commands.Portfolios))["portfolios"] if p["default"]] == ["Open Cup"]
+        await forward(commands.SetDefaultPortfolio, name="default")
 
         # A private game with more rules: its invite code is shown once, on the game's page the answer leads to
         # (a reload shows it no more, and posts nothing again).

@@ -1827,11 +1827,18 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
                                       "btn primary"),
                          cls="stack inline-form" if private else "inline", label=f"Join {game['name']}")
     if game.get("portfolio"):
+        # Shown and traded in this browser, or the default everywhere (a new sign-in, the command line, the
+        # HTTP API): a student who plays only the game makes it their default.
+        named = h("input", {"type": "hidden", "name": "name", "value": game["portfolio"]})
         mine = h("p", "Your portfolio in this game: ", h("strong", game["portfolio"]), " ",
-                 post_form("/portfolios/use", chrome.csrf,
-                           h("input", {"type": "hidden", "name": "name", "value": game["portfolio"]}),
+                 post_form("/portfolios/use", chrome.csrf, named,
                            h("input", {"type": "hidden", "name": "back", "value": "/"}),
-                           button("Show and trade it", "btn small"), cls="inline"))
+                           button("Show and trade it", "btn small"), cls="inline"), " ",
+                 post_form("/portfolios/default", chrome.csrf, named,
+                           button("Make it my default", "btn small ghost",
+                                  title="What every sign-in shows, and what the command line and the HTTP API"
+                                        " trade when they name no portfolio"), cls="inline",
+                           label="Make it my default portfolio"))
     main = h("section", {"class": "card"}, h("h1", game["name"]), facts, mine,
              h("h2", "Leaderboard"),
              # Sent again whole by the live connection when the standings change (an update, a player joins).
