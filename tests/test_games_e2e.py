@@ -191,6 +191,13 @@ async def test_the_creator_sees_a_players_portfolio_and_players_only_when_the_ga
     status, out, err = await d.cli("buy", "MSFT", "1", "--limit", "1.00", "--tif", "gtc", "--portfolio",
                                    "Class 7B", user="alice")
     assert status == 0, err
+    # The standings as CSV, for a gradebook: the same figures as the leaderboard's JSON.
+    status, out, err = await d.cli("game", "leaderboard", "Class 7B", "--csv", user="teacher", json=False)
+    assert status == 0, err
+    board = j((await d.cli("game", "leaderboard", "Class 7B", user="teacher"))[1])["standings"]
+    assert out.splitlines() == ["rank,username,equity,return_percent,sharpe"] + [
+        f"{s['rank']},{s['username']},{s['equity']},{s['return_percent']},{s['sharpe'] or ''}" for s in board]
+    assert len(board) == 2
 
     status, out, err = await d.cli("game", "portfolio", "Class 7B", "alice", user="teacher")
     assert status == 0, err

@@ -802,6 +802,17 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
                          r'/players/frank">frank</a> — removed [^<]+</li></ul>', body), body
         assert [r["username"] for r in (await forward(commands.ShowGame, name="Secret Cup"))["removed"]] == ["frank"]
         assert (await gina(commands.ShowGame, name="Secret Cup")).get("removed") is None
+        # The standings as a download for a spreadsheet, by either figure (gina plays; the board is computed at
+        # the next market update: until then only its header).
+        assert 'href="/games/Secret%20Cup/leaderboard.csv?by=sharpe" download>' in body
+        for query, by in (("", "return"), ("?by=sharpe", "sharpe")):
+            response, text = await site.get("/games/Secret%20Cup/leaderboard.csv" + query)
+            assert response.code == 200 and header(response, b"content-type") == "text/csv; charset=utf-8"
+            assert header(response, b"content-disposition") == \
+                f'attachment; filename="Secret-Cup-leaderboard-by-{by}.csv"'
+            assert text.startswith("rank,username,equity,return_percent,sharpe\r\n")
+        response, _ = await site.get("/games/No%20Such%20Cup/leaderboard.csv")
+        assert response.code == 404
         body = await site.refused("/games/Secret%20Cup/remove", dict(username="nobody", csrf=csrf),
                                   "/games/Secret%20Cup")
         assert 'class="flash error"' in body

@@ -406,6 +406,7 @@ def build_parser():
 
 
 GAME_COLUMNS = ["name", "status", "start", "end", "starting_cash", "players", "private", "creator", "portfolio"]
+BOARD_COLUMNS = ["rank", "username", "equity", "return_percent", "sharpe"]
 GAME_FIELDS = ["name", "creator", "status", "start", "end", "ended_at", "starting_cash", "private", "portfolios",
                "players",
                "commission", "fill_model", "margin", "allow_short", "assets", "max_position", "portfolio",
@@ -493,6 +494,9 @@ def add_game_commands(command):
     c.add_argument("--player", metavar="USERNAME", default=None,
                    help="show this player's equity curve instead, one point per market day (default: the"
                         " leaderboard)")
+    c.add_argument("--csv", action="store_true",
+                   help="print the standings as CSV, for a spreadsheet or a gradebook (rank, username, equity,"
+                        " return_percent, sharpe)")
     c = action("portfolio", "a player's portfolio in a game: cash, positions, open orders and trades (the creator"
                             " sees every player's; players each other's if the game shows portfolios)")
     c.add_argument("name", help="the game's name")
@@ -1634,10 +1638,13 @@ class CLI:
         head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
                 f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
                 + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
+        if a.csv:
+            self.out(output.csv_text(standings, BOARD_COLUMNS, newline="\n").rstrip("\n"))
+            self.emitted += 1
+            return
         rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
         waiting = board.get("unranked") or []
-        self.emit(data, head + ("\n\n" + output.table(rows, ["rank", "username", "equity", "return_percent",
-                                                              "sharpe"]) if rows else "")
+        self.emit(data, head + ("\n\n" + output.table(rows, BOARD_COLUMNS) if rows else "")
                   + (f"\n\nNot ranked yet (the next market update ranks them): {', '.join(waiting)}"
                      + (" ..." if len(waiting) >= 500 else "") if waiting else ""))
 

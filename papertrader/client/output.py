@@ -1,6 +1,9 @@
 """How the client shows results: readable tables, or JSON with decimals as strings."""
 
+import csv
+import io
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,6 +14,8 @@ MONEY = {"cash", "equity", "market_value", "amount", "cash_after", "commission",
 PRICES = {"price", "average_price", "open", "high", "low", "close", "limit_price", "stop_price", "trail_price",
           "stop_level", "previous_close", "bid", "ask"}
 QUANTITIES = {"quantity", "filled_quantity", "position_quantity"}
+#: A number a spreadsheet may take as it is (CSV): a negative one too.
+_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def plain(value, key=None):
@@ -74,3 +79,23 @@ def _is_number(text):
         return True
     except Exception:
         return False
+
+
+def csv_text(rows, columns, newline="\r\n"):
+    """``rows`` (dicts) as CSV with a header of ``columns`` (values as ``plain`` gives them; none: empty), for a
+    spreadsheet.  A value that a spreadsheet would take for a formula (=, +, -, @ first) is kept as text with
+    a leading apostrophe; a negative number stays a number."""
+    def cell(value):
+        text = "" if value is None else str(value)
+        if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBER_RE.fullmatch(text):
+            return "'" + text
+        return text
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=newline)
+    writer.writerow(columns)
+    for row in rows:
+        shown = plain(row)
+        writer.writerow([cell(shown.get(c)) for c in columns])
+    return out.getvalue()
+

@@ -28,6 +28,7 @@ from papertrader import commands
 from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
                                 PaperTraderError, PortfoliosHidden, ProviderLoginFailed, UnknownGame, UnknownOrder,
                                 UnknownPortfolio, UnknownSymbol, UnknownWatchlist)
+from papertrader.client import output
 from papertrader.times import parse_game_end, parse_when
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import preview as previews
@@ -42,6 +43,8 @@ RANGES_DAILY = {"1W": ("1W", "1D"), "1M": ("1M", "1D"), "1A": ("1A", "1D"), "ALL
 CLOSED_PAGE = 50
 OPEN_PAGE = 100
 HISTORY_PAGE = 50
+#: Standings read at a time for a leaderboard download (the most one GameLeaderboard answer gives).
+BOARD_PAGE = 500
 MAX_FIELD = 1024
 #: Characters (as JSON) of what a refused form's fields may keep for its page: the flash cookie stays far under
 #: the 4 kB a browser keeps; beyond, the longest fields are left out (the page shows them empty).
@@ -1307,6 +1310,27 @@ class Website:
     @signed_in()
     async def game(self, request, visit, name):
         return await self.game_html(request, visit, name)
+
+    @app.route("/games/<string:name>/leaderboard.csv", methods=["GET"])
+    @signed_in()
+    async def game_leaderboard_csv(self, request, visit, name):
+        """The whole leaderboard (``by`` return or sharpe) as a CSV download, for a spreadsheet or a gradebook."""
+        by = "sharpe" if request.args.get(b"by") == [b"sharpe"] else "return"
+        standings = []
+        try:
+            while True:
+                board = await self.call(visit, commands.GameLeaderboard, name=name[:64], by=by,
+                                        offset=len(standings), limit=BOARD_PAGE)
+                standings += board["standings"]
+                if len(board["standings"]) < BOARD_PAGE:
+                    break
+        except UnknownGame as e:
+            return html(request, views.error_page(self.chrome(request, visit, "games"), 404, "Not found",
+                                                  sentence(e.message)), 404)
+        request.setHeader(b"Content-Type", b"text/csv; charset=utf-8")
+        filename = re.sub(r"[^A-Za-z0-9_.-]+", "-", board["name"]) + f"-leaderboard-by-{by}.csv"
+        request.setHeader(b"Content-Disposition", f'attachment; filename="{filename}"'.encode("ascii"))
+        return output.csv_text(standings, ["rank", "username", "equity", "return_percent", "sharpe"]).encode("utf-8")
 
     @app.route("/games/<string:name>/players/<string:username>", methods=["GET"])
     @signed_in()

@@ -1843,6 +1843,10 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
              h("h2", "Leaderboard"),
              # Sent again whole by the live connection when the standings change (an update, a player joins).
              h("div", {"data-section": "leaderboard"}, leaderboard(chrome.username, game, board)),
+             h("p", {"class": "muted"}, "Download the standings for a spreadsheet: ",
+               h("a", {"href": game_link(game["name"]) + "/leaderboard.csv", "download": True}, "by return (CSV)"),
+               ", ", h("a", {"href": game_link(game["name"]) + "/leaderboard.csv?by=sharpe", "download": True},
+                       "by Sharpe ratio (CSV)"), "."),
              removed_players(game),
              manage_game(chrome, game, board, invite_code, error, origin),
              h("p", h("a", {"href": "/games"}, "All games")))
