@@ -632,10 +632,12 @@ class Bars(Command):
     1Month, 2Month, 3Month, 4Month, 6Month, 12Month (papertrader/market/periods.py).  ``adjustment``: raw (the default), split,
     dividend or all (prices and volumes adjusted for the splits and dividends after each bar, up to the market's
     day).  From ``start`` to ``end``, both included; a bar of a day or longer is stamped at midnight of its first
-    day in the market's time zone, as Alpaca's."""
+    day in the market's time zone, as Alpaca's.  ``start_day`` and ``end_day`` (YYYY-MM-DD, instead of ``start``
+    and ``end``): from the start of that day, through the end of that day, in the market's time zone."""
 
     arguments = [(b"symbols", amp.ListOf(amp.Unicode())), (b"timeframe", amp.Unicode()),
                  (b"start", amp.DateTime(optional=True)), (b"end", amp.DateTime(optional=True)),
+                 (b"start_day", amp.Unicode(optional=True)), (b"end_day", amp.Unicode(optional=True)),
                  (b"limit", amp.Integer(optional=True)), (b"page_token", amp.Unicode(optional=True)),
                  (b"sort", amp.Unicode(optional=True)), (b"adjustment", amp.Unicode(optional=True))]
     response = [(b"bars", amp.AmpList([(b"symbol", amp.Unicode()), (b"time", amp.DateTime()),

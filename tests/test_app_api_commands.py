@@ -250,3 +250,31 @@ def test_the_calendar_starts_by_default_on_the_markets_day_in_its_time_zone(boar
     evening.advance(datetime(2024, 3, 5, 1, 30, tzinfo=timezone.utc).timestamp())  # Monday 4 March, 20:30 EST
     nyse = MarketDataCommands(board, None, MarketClock(calendar.load("XNYS", 2024, 2024), evening))
     assert [s["date"] for s in nyse.calendar(None)["sessions"][:2]] == ["2024-03-04", "2024-03-05"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_daily_bars_of_a_market_east_of_utc_by_day_and_by_time(db, board, clock):
+    """Tokyo opens at 00:00 UTC (09:00 there): its daily bar of 5 January is stamped at midnight Tokyo time
+    (15:00 UTC on the 4th), as Alpaca stamps New York's.  A day asks for that day in Tokyo (start=end=5
+    January gives its bar, not the 6th's nor none); a time compares with the stamp."""
+    from zoneinfo import ZoneInfo
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    store = CandleStore(db)
+    market_data = MarketDataCommands(board, store, MarketClock(calendar.load("XTKS", 2024, 2024), clock))
+    opens = [datetime(2024, 1, d, tzinfo=timezone.utc) for d in (4, 5, 9)]  # 09:00 in Tokyo; the 8th a holiday
+    await store.store([Bar("AAPL", t, t + timedelta(hours=6), D(100), D(101), D(99), D(100 + n), 10)
+                       for n, t in enumerate(opens)], lambda b: b.start)
+    midnights = [datetime(2024, 1, d, tzinfo=tokyo) for d in (4, 5, 9)]
+
+    async def stamps(**window):
+        return [b["time"] for b in (await market_data.bars(None, ["AAPL"], "1Day", **window))["bars"]]
+
+    assert await stamps(start_day="2024-01-01") == midnights
+    assert await stamps(start_day="2024-01-05", end_day="2024-01-05") == [midnights[1]]
+    assert await stamps(start_day="2024-01-05", end_day="2024-01-08") == [midnights[1]]
+    assert await stamps(start=midnights[1], end=midnights[2]) == midnights[1:]
+    assert await stamps(start=midnights[1] + timedelta(seconds=1), end=midnights[2]) == [midnights[2]]
+    assert await stamps(start=datetime(2024, 1, 5, tzinfo=timezone.utc)) == [midnights[2]]  # 09:00 in Tokyo
+    with pytest.raises(InvalidInput, match="start must be a day"):
+        await stamps(start_day="5 Jan")

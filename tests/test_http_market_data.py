@@ -530,6 +530,15 @@ async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_pat
         assert await in_thread(stamps, "1Day", midnight + timedelta(seconds=1)) == []  # the bar is before it
         assert await in_thread(stamps, "1Day", midnight - timedelta(days=3), midnight - timedelta(seconds=1)) == []
         assert await in_thread(stamps, "1Day", midnight - timedelta(days=3), midnight) == [midnight]
+        # A day (not a time) is that day in New York: start from its start, end through its end (the bar of
+        # 21 September, stamped at its midnight, is in start=end=2026-09-21; and in 1Min bars, its minutes).
+        for frame, expected in (("1Day", [midnight]), ("1Week", [midnight]), ("1Min", [c["time"] for c in stored])):
+            answer = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": frame, "start": "2026-09-21",
+                                                                    "end": "2026-09-21"})
+            assert [datetime.fromisoformat(b["t"]) for b in answer["bars"]] == expected, frame
+        answer = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": "1Day", "start": "2026-09-18",
+                                                                "end": "2026-09-20"})
+        assert answer["bars"] == []
         latest = await in_thread(data.get, "/stocks/snapshots", {"symbols": "AAPL"})
         assert datetime.fromisoformat(latest["AAPL"]["dailyBar"]["t"]) == midnight
     finally:
@@ -616,9 +625,9 @@ async def test_a_replay_that_has_not_played_yet_knows_the_history_before_its_sta
         assert {kind: [x["ex_date"] for x in items] for kind, items in actions["corporate_actions"].items()} == {
             "forward_splits": ["2024-03-08"], "cash_dividends": ["2024-03-12"]}  # ABC's of the 13th: not yet
         split = await in_thread(data.get, "/stocks/bars", {"symbols": "XYZ", "timeframe": "1Day",
-                                                            "start": "2024-03-04", "end": "2024-03-06",
+                                                            "start": "2024-03-04", "end": "2024-03-06",  # (through the 6th)
                                                             "adjustment": "split"})
-        assert [b["c"] for b in split["bars"]["XYZ"]] == [50.5, 51.5]  # halved: the split of the 8th happened
+        assert [b["c"] for b in split["bars"]["XYZ"]] == [50.5, 51.5, 49]  # halved: the split of the 8th happened
     finally:
         await a.d.cluster.stopService()
 

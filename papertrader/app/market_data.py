@@ -207,13 +207,14 @@ class MarketDataCommands:
 
     @defer.inlineCallbacks
     def bars(self, stamp, symbols, timeframe, start=None, end=None, limit=None, page_token=None, sort=None,
-             adjustment=None):
+             adjustment=None, start_day=None, end_day=None):
         """Bars of several symbols, sorted by symbol then time (``sort`` desc: each symbol's newest first), at
         most ``limit`` (1-10000) in all; the next page starts after ``page_token`` (symbol and time of the last
         bar given).  From ``start`` (default: the start of the market's day in its calendar's time zone, as
         Alpaca's: New York) to ``end``, both included, as Alpaca's.  A bar of a day or longer is stamped, as
         Alpaca's, at midnight of its (first) day in the market's time zone (kept at its session's open), and
-        ``start`` and ``end`` are compared with that stamp.  Symbols not traded here are left out.  Intraday
+        ``start`` and ``end`` are compared with that stamp.  ``start_day``, ``end_day`` (YYYY-MM-DD, instead):
+        from that day's start, through its end, in the market's time zone.  Symbols not traded here are left out.  Intraday
         timeframes of a replay of whole sessions are refused (it has daily bars only).  ``adjustment`` (``raw``, the default;
         ``split``, ``dividend``, ``all``): prices and volumes adjusted for the splits and dividends after each
         bar, up to the market's day (never one a replay has not reached), as Alpaca adjusts them."""
@@ -230,11 +231,15 @@ class MarketDataCommands:
         if sort not in (None, "asc", "desc"):
             raise InvalidInput("sort must be asc or desc")
         newest_first = sort == "desc"
+        zone = self._zone()
+        if start_day is not None:
+            start = _local_midnight(_day("start", start_day), zone)
+        if end_day is not None:
+            end = _local_midnight(_day("end", end_day) + timedelta(days=1), zone) - timedelta(microseconds=1)
         if start is None:
             start = self.day_start()
         if end is not None and end < start:
             raise InvalidInput("the end must not come before the start")
-        zone = self._zone()
         daily = INTERVALS[interval] is None
         if daily:  # the days whose midnight is in [start, end]: from the first such midnight to the next day's
             start = _midnight_from(start, zone)
@@ -429,19 +434,34 @@ class MarketDataCommands:
 BAR_TIMEFRAMES = {**{f"{n}Min": f"{n}m" for n in MINUTE_BUCKETS}, "1Hour": "1h", "1Day": "1d"}
 
 
+def _day(name, text):
+    """A day of a request (YYYY-MM-DD), of the years a bar may have."""
+    try:
+        if not isinstance(text, str) or len(text) != 10:
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a day, YYYY-MM-DD")
+    if not EARLIEST.date() < day < LATEST.date():
+        raise InvalidInput(f"{name} is out of range: give a day from {EARLIEST.year + 1} to {LATEST.year - 1}")
+    return day
+
+
+def _local_midnight(day, zone):
+    """Midnight of ``day`` in ``zone``, as a UTC time."""
+    return datetime.combine(day, time(), zone).astimezone(timezone.utc)
+
+
 def _midnight_from(moment, zone):
     """The first midnight in ``zone`` at or after ``moment`` (as a UTC time)."""
     day = moment.astimezone(zone).date()
-    midnight = datetime.combine(day, time(), zone)
-    if midnight < moment:
-        midnight = datetime.combine(day + timedelta(days=1), time(), zone)
-    return midnight.astimezone(timezone.utc)
+    midnight = _local_midnight(day, zone)
+    return midnight if midnight >= moment else _local_midnight(day + timedelta(days=1), zone)
 
 
 def _at_midnight(bar, zone):
     """A bar of a day or longer stamped, as Alpaca's, at midnight (in ``zone``) of the day its session opened."""
-    day = bar["time"].astimezone(zone).date()
-    return dict(bar, time=datetime.combine(day, time(), zone).astimezone(timezone.utc))
+    return dict(bar, time=_local_midnight(bar["time"].astimezone(zone).date(), zone))
 
 
 def _page_token(token):

@@ -95,6 +95,15 @@ class Query:
             return None
         return parse_moment(name, value)
 
+    def moment_or_day(self, name):
+        """(a time, None) of an RFC 3339 time, or (None, the day) of a day (YYYY-MM-DD: whose start depends on
+        the market's time zone, which the master knows), or (None, None)."""
+        value = self.text(name, limit=64)
+        if value is None:
+            return None, None
+        moment = parse_moment(name, value)
+        return (None, moment.date()) if len(value.strip()) == 10 else (moment, None)
+
     def day(self, name, bounded=True):
         """A day, YYYY-MM-DD: from FIRST_DAY to LAST_DAY, or (``bounded`` false: the calendar's ``start`` and
         ``end``, which list the days of a range that exist) any day Python knows."""

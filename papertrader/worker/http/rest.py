@@ -865,7 +865,8 @@ class RestApi:
         """One page of bars (at most ``limit``, in answers of the master that fit AMP) and the next page's
         token."""
         frame = timeframe(query)
-        start, end = query.moment("start"), query.moment("end")
+        (start, start_day), (end, end_day) = query.moment_or_day("start"), query.moment_or_day("end")
+        days = {k: v.isoformat() for k, v in (("start_day", start_day), ("end_day", end_day)) if v is not None}
         limit = query.integer("limit", 1000, 1, MAX_BARS)
         sort = query.choice("sort", ("asc", "desc"), "asc")
         adjustment = query.choice("adjustment", ("raw", "split", "dividend", "all"))
@@ -879,7 +880,8 @@ class RestApi:
         bars, left = [], limit
         while left > 0:
             answer = yield self.ask(request, commands.Bars, symbols=symbols, timeframe=frame, start=start, end=end,
-                                    limit=min(BAR_CHUNK, left), page_token=page, sort=sort, adjustment=adjustment)
+                                    limit=min(BAR_CHUNK, left), page_token=page, sort=sort, adjustment=adjustment,
+                                    **days)
             bars.extend(answer["bars"])
             left -= len(answer["bars"])
             page = answer.get("next_page_token")
