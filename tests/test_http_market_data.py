@@ -625,8 +625,8 @@ async def test_a_replay_that_has_not_played_yet_knows_the_history_before_its_sta
         assert {kind: [x["ex_date"] for x in items] for kind, items in actions["corporate_actions"].items()} == {
             "forward_splits": ["2024-03-08"], "cash_dividends": ["2024-03-12"]}  # ABC's of the 13th: not yet
         split = await in_thread(data.get, "/stocks/bars", {"symbols": "XYZ", "timeframe": "1Day",
-                                                            "start": "2024-03-04", "end": "2024-03-06",  # (through the 6th)
-                                                            "adjustment": "split"})
+                                                            "start": "2024-03-04", "end": "2024-03-06",
+                                                            "adjustment": "split"})  # (through the 6th)
         assert [b["c"] for b in split["bars"]["XYZ"]] == [50.5, 51.5, 49]  # halved: the split of the 8th happened
     finally:
         await a.d.cluster.stopService()

@@ -214,9 +214,9 @@ class MarketDataCommands:
         Alpaca's: New York) to ``end``, both included, as Alpaca's.  A bar of a day or longer is stamped, as
         Alpaca's, at midnight of its (first) day in the market's time zone (kept at its session's open), and
         ``start`` and ``end`` are compared with that stamp.  ``start_day``, ``end_day`` (YYYY-MM-DD, instead):
-        from that day's start, through its end, in the market's time zone.  Symbols not traded here are left out.  Intraday
-        timeframes of a replay of whole sessions are refused (it has daily bars only).  ``adjustment`` (``raw``, the default;
-        ``split``, ``dividend``, ``all``): prices and volumes adjusted for the splits and dividends after each
+        from that day's start, through its end, in the market's time zone.  Symbols not traded here are left
+        out.  Intraday timeframes of a replay of whole sessions are refused (it has daily bars only).
+        ``adjustment`` (``raw``, the default; ``split``, ``dividend``, ``all``): prices and volumes adjusted for the splits and dividends after each
         bar, up to the market's day (never one a replay has not reached), as Alpaca adjusts them."""
         if adjustment not in (None,) + ADJUSTMENTS:
             raise InvalidInput(f"adjustment must be one of {', '.join(ADJUSTMENTS)}")
