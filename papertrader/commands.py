@@ -1093,11 +1093,13 @@ class QuotesTick(Command):
     """Master pushes the newest quotes to every worker after each update (none, if none changed: market time
     still moved).  With ``replace``, they are all the quotes there are, instead of the ones that changed (a
     linked worker's first; market time was moved by a seek or a loop): a symbol not among them has no quote.
-    ``market_time`` and ``market_open`` are the market clock then, as ``Clock`` answers ``time`` and
-    ``is_open`` (a quote's time is its price's, such as a replayed session's close, not the market's)."""
+    ``market_time``, ``market_open`` and ``market_state`` are the market clock then, as ``Clock`` answers
+    ``time``, ``is_open`` and ``state`` (a quote's time is its price's, such as a replayed session's close, not
+    the market's).  Also sent with no quotes when an operator pauses or resumes a replay."""
 
     arguments = [(b"quotes", amp.AmpList(_QUOTE)), (b"replace", amp.Boolean(optional=True)),
-                 (b"market_time", amp.DateTime(optional=True)), (b"market_open", amp.Boolean(optional=True))]
+                 (b"market_time", amp.DateTime(optional=True)), (b"market_open", amp.Boolean(optional=True)),
+                 (b"market_state", amp.Unicode(optional=True))]
     response = []
     requiresAnswer = False
 

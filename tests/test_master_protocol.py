@@ -33,7 +33,7 @@ class Peer(amp.AMP):
         self.quotes = []
 
     @commands.QuotesTick.responder
-    def quotes_tick(self, quotes, replace=False, market_time=None, market_open=None):
+    def quotes_tick(self, quotes, replace=False, market_time=None, market_open=None, market_state=None):
         self.quotes.append(quotes)
         return {}
 

@@ -1224,6 +1224,10 @@ def test_the_ticket_says_how_long_a_day_order_lasts_in_real_time():
                                                                              " several times a second.")
     live = "Day: until the close of the market's current session, in its own hours."
     assert day_hint(dict(replay, mode="live"), 5.0) == day_hint(None, 5.0) == live
+    # Paused by its operator: no session passes until it resumes.
+    assert day_hint(dict(replay, state="paused"), 5.0) == (
+        "Day: until this session's close — this server's replay is paused: market time stands still until its"
+        " operator resumes it.")
 
 
 def test_every_column_has_a_header_and_every_label_says_what_is_seen():
@@ -1361,11 +1365,19 @@ async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path,
         _, body = await site.get("/orders")
         # (the first update, at the start, played the first hour)
         assert header_market(body) == {"market": ["Market open", "open"], "clock": ["2024-03-04 15:30 UTC", None]}
-        # Paused by its operator, the replay's time stands still: the header says so (not just "open").
+        # Paused by its operator, the replay's time stands still: the header says so (not just "open"), live
+        # and on a reload, and a page that connects then is not told otherwise.
         for action, said in (("pause", "Market open (paused)"), ("resume", "Market open")):
             await d.master.market.control(action)
+            assert (await next_header(orders))["market"] == [said, "open"]
             _, body = await site.get("/orders")
             assert header_market(body)["market"] == [said, "open"]
+            late = await websocket(site, site.url)
+            await bounded(late.opened, "the connection")
+            page = late.opened.result
+            page.sendMessage(json.dumps({"page": "orders"}).encode())
+            assert (await next_header(late))["market"] == [said, "open"]
+            page.sendClose()
         times = []
         while not worker.quotes.all():  # the first session, an hour at a time, to its close
             assert len(times) < 8, times

@@ -78,6 +78,8 @@ class MarketService(service.Service):
         self._ended_done = False
         #: Called with all the board's quotes when market time was moved (a seek, a loop): they replace all.
         self.rewound = []
+        #: Called (no arguments) when an operator paused or resumed a replay: its state changed, its time did not.
+        self.state_changed = []
         #: An update some listeners failed to take: (step, quotes, candle rows, those listeners, tries); played
         #: again, and nothing else, at each interval until they take it (None: none).
         self._pending = None
@@ -291,6 +293,9 @@ class MarketService(service.Service):
                 raise InvalidInput("the market commands are status, pause, resume, seek DATE and step [N]")
             if action != "seek" and self.save is not None:
                 yield self.save(dict(changes, replay_state=clock.state))
+            if action in ("pause", "resume"):
+                for listener in self.state_changed:
+                    listener()
             self.log.info("market: {action}{when} by {by}; market time {time}, {state}", action=action,
                           when=f" {when}" if when else "", by=by, time=clock.now().isoformat(), state=clock.state)
         answer = clock.describe()

@@ -175,6 +175,7 @@ class Master(StagedService):
         self.market.ended.append(self.games.update)
         self.market.rewinding.append(self.trading.market_moved_back)
         self.market.rewound.append(self.push_all_quotes)
+        self.market.state_changed.append(self.push_market_state)
         self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
             commands.KeyRevoked, key_id=key_id, **({"reason": reason} if reason else {})))
         self.games.on_changed.append(lambda name: self.workers.broadcast(
@@ -307,9 +308,14 @@ class Master(StagedService):
             self._away, self._refused = None, 0
 
     def _market_now(self):
-        """The market clock now, as ``Clock`` answers it: QuotesTick's ``market_time`` and ``market_open``."""
+        """The market clock now, as ``Clock`` answers it: QuotesTick's ``market_time``, ``market_open`` and
+        ``market_state``."""
         now = self.market.market_clock.describe()
-        return dict(market_time=now["time"], market_open=now["is_open"])
+        return dict(market_time=now["time"], market_open=now["is_open"], market_state=now.get("state") or "running")
+
+    def push_market_state(self):
+        """A replay was paused or resumed: the workers' pages say so (no quote changed)."""
+        self.workers.broadcast(commands.QuotesTick, quotes=[], **self._market_now())
 
     def push_quotes(self, step, quotes):
         """After each update, even one that changed no quote: the market's time moved (the website shows it)."""

@@ -69,9 +69,10 @@ class WorkerToMaster(TypedAMP):
         self.worker.log.failure("{what} failed", failure, what=what)
 
     @commands.QuotesTick.responder
-    def quotes_tick(self, quotes, replace=False, market_time=None, market_open=None):
+    def quotes_tick(self, quotes, replace=False, market_time=None, market_open=None, market_state=None):
         self.worker.link.heard()
-        market = None if market_time is None else {"time": market_time, "is_open": bool(market_open)}
+        market = None if market_time is None else {"time": market_time, "is_open": bool(market_open),
+                                                   "state": market_state or "running"}
         self.worker.quotes.update(quotes, replace, market)
         if quotes or replace:
             self.worker.candles.clear()  # an update brings a new candle

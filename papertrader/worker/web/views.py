@@ -810,6 +810,9 @@ def day_hint(clock, interval):
     (one step of market time per update, every ``interval`` seconds; a step of '1d' plays a whole session)."""
     if not clock or clock.get("mode") != "replay" or not interval:
         return "Day: until the close of the market's current session, in its own hours."
+    if clock.get("state") == "paused":
+        return ("Day: until this session's close — this server's replay is paused: market time stands still until"
+                " its operator resumes it.")
     start = "Day: until this session's close — on this server's replay, "
     step = clock.get("step") or "1d"
     if step == "1d":
