@@ -43,7 +43,8 @@ is refused, never created.  A failure prints one line on stderr (with --json,
 also ``{"error": CODE, "message": TEXT}`` on stdout) and exits 1; a usage
 mistake exits 2.  Codes: ``usage``, ``bad_data_dir``, ``invalid_input``,
 ``gpg_missing``, ``database_unavailable``, ``master_running``, ``master_not_running``,
-``unknown_users``, ``unknown_user``, ``weak_password``, ``use_pg_dump``, ``server_error``, and those of
+``unknown_users``, ``portfolio_names_taken``, ``unknown_user``, ``weak_password``, ``use_pg_dump``,
+``server_error``, and those of
 papertrader.master.upgrades.
 """
 
@@ -113,6 +114,12 @@ class UnknownUsers(AdminError):
     """Some usernames of a class file have no account."""
 
     code = "unknown_users"
+
+
+class PortfolioNamesTaken(AdminError):
+    """Some users of a class file have a portfolio named like the game (whose portfolio takes its name)."""
+
+    code = "portfolio_names_taken"
 
 
 class UsePgDump(AdminError):
@@ -298,15 +305,22 @@ def create_class(reactor, args, data_dir):
     except Exception:
         raise MasterNotRunning("no master is running with this data dir: start it, then run create-class")
     try:
-        unknown = []
+        unknown, conflicts = [], []
         for i in range(0, len(names), ENROL_CHUNK):
             check = yield proto.callRemote(commands.AdminEnrol, name=args.name, usernames=names[i:i + ENROL_CHUNK],
                                            dry_run=True)
             unknown += check["unknown"]
+            conflicts += check.get("conflicts") or []
         if unknown:
-            shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
             raise UnknownUsers(f"no account for {len(unknown)} of the {len(names)} usernames in {args.players}:"
-                               f" {shown}; nothing was created")
+                               f" {_some(unknown)}; nothing was created")
+        if conflicts:
+            raise PortfolioNamesTaken(
+                f"{len(conflicts)} of the {len(names)} users in {args.players}"
+                f" {'has' if len(conflicts) == 1 else 'have'} a portfolio named"
+                f" {args.name!r}, the name their portfolio in the game would take: {_some(conflicts)}; nothing was"
+                " created: ask them to rename it (papertrader portfolio rename), or leave them out of the file"
+                " and invite them later")
         game = yield proto.callRemote(commands.AdminCreateGame, creator=args.creator, **arguments)
         joined, already = [], []
         for i in range(0, len(names), ENROL_CHUNK):
@@ -314,11 +328,18 @@ def create_class(reactor, args, data_dir):
             joined += answer["joined"]
             unknown += answer["unknown"]
             already += answer["already"]
+            conflicts += answer.get("conflicts") or []  # (made one since the check)
     finally:
         proto.transport.loseConnection()
     # The game as made, with the players just enrolled in it (it had none).
     playing = args.creator.casefold() in {name.casefold() for name in joined}
-    return dict(game, players=len(joined), playing=playing, joined=joined, unknown=unknown, already=already)
+    return dict(game, players=len(joined), playing=playing, joined=joined, unknown=unknown, already=already,
+                not_joined=conflicts)
+
+
+def _some(names, most=20):
+    """Up to ``most`` names, and how many more."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "calendar", "source", "step", "start",
@@ -781,6 +802,9 @@ def run(reactor, args, out=None, note=None, stdin=None):
                     f" {counted(len(done['joined']), 'player')} joined")
             if done["already"]:
                 text += f"; already in it: {', '.join(done['already'])}"
+            if done["not_joined"]:
+                text += (f"; not joined (a portfolio of theirs has the game's name: they rename it, then join it"
+                         f" with 'papertrader game join'): {', '.join(done['not_joined'])}")
             if done.get("invite_code"):
                 text += f"\ninvite code (for anyone joining later): {done['invite_code']}"
             out(text)

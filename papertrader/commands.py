@@ -1302,12 +1302,13 @@ class AdminCreateGame(Command):
 
 class AdminEnrol(Command):
     """The operator joins these users to a game (no invite code needed); ``dry_run``: only check them.
-    Usernames without an account are ``unknown``; those already in it (or removed) ``already``."""
+    Usernames without an account are ``unknown``; those already in it (or removed) ``already``; those with a
+    portfolio of the game's name ``conflicts`` (they do not join: the game's portfolio takes its name)."""
 
     arguments = [(b"name", amp.Unicode()), (b"usernames", amp.ListOf(amp.Unicode())),
                  (b"dry_run", amp.Boolean(optional=True))]
     response = [(b"joined", amp.ListOf(amp.Unicode())), (b"unknown", amp.ListOf(amp.Unicode())),
-                (b"already", amp.ListOf(amp.Unicode()))]
+                (b"already", amp.ListOf(amp.Unicode())), (b"conflicts", amp.ListOf(amp.Unicode(), optional=True))]
 
 
 #: An account as ``papertrader-admin user list`` shows it.

@@ -422,25 +422,29 @@ async def test_removing_a_player_closes_up_the_ranks_at_once_even_if_the_game_th
     assert all(rank in (by_sharpe[i - 1], i + 1) for i, rank in enumerate(by_sharpe) if i)  # no rank missing
 
 
-async def test_a_players_own_portfolio_of_the_games_name_never_stops_them_joining(world):
-    """dan has a portfolio named like the class's game: joining (enrolled by the operator, or by himself) makes
-    the game's portfolio 'NAME (game)'; it cannot be renamed (a look-alike of the game's could then be made), and
-    game portfolios do not count against max_portfolios."""
+async def test_a_player_with_a_portfolio_of_the_games_name_renames_it_first(world):
+    """The game's portfolio takes the game's name (the class is told to trade with --portfolio NAME): a
+    player who has a portfolio of that name is asked to rename it (the operator's enrolment reports them and
+    leaves them out), never given another portfolio they would not know to trade in.  A game's portfolio
+    cannot be renamed (a look-alike of it could then be made), and game portfolios do not count against
+    max_portfolios."""
     from papertrader.app.portfolios import PortfolioCommands
 
-    teacher, dan = await world.user("teacher"), await world.user("dan")
+    teacher, dan, eve = await world.user("teacher"), await world.user("dan"), await world.user("eve")
     world.quote(AAPL="100")
     portfolios = PortfolioCommands(world.db, world.trading.store, PortfolioStore(world.db),
                                    replace(world.settings, max_portfolios=2), world.clock, world.log, world.trading)
     await portfolios.create_portfolio(dan, world.stamp(), "period 4")
+    assert (await world.games.enrol("Period 4", ["dan", "eve"], dry_run=True))["conflicts"] == ["dan"]
     game = await world.create(teacher, name="Period 4", private=True)
+    assert await world.games.enrol(game["name"], ["dan", "eve"]) == {"joined": ["eve"], "unknown": [],
+                                                                     "already": [], "conflicts": ["dan"]}
+    await portfolios.rename_portfolio(dan, world.stamp(), "period 4", "my own")
     assert (await world.games.enrol(game["name"], ["dan"]))["joined"] == ["dan"]
-    names = {p["name"] for p in (await portfolios.portfolios(dan, world.stamp()))["portfolios"]}
-    assert names == {"default", "period 4", "Period 4 (game)"}
-    await world.order(dan, "buy", "AAPL", "1", portfolio="Period 4 (game)")
+    await world.order(dan, "buy", "AAPL", "1", portfolio="Period 4")
     with pytest.raises(InvalidInput, match="your portfolio in a game: it keeps the name"):
-        await portfolios.rename_portfolio(dan, world.stamp(), "Period 4 (game)", "mine")
-    # Two of his own (default and 'period 4') is the most here: the game's does not count.
+        await portfolios.rename_portfolio(dan, world.stamp(), "Period 4", "mine")
+    # Two of his own (default and 'my own') is the most here: the game's does not count.
     with pytest.raises(InvalidInput, match="you already have 2 portfolios of your own"):
         await portfolios.create_portfolio(dan, world.stamp(), "third")
 
@@ -451,11 +455,11 @@ async def test_operator_enrols_a_class(world):
         await world.user(name)
     world.quote(AAPL="100")
     check = await world.games.enrol("Class 8", ["ann", "nobody", "ben"], dry_run=True)
-    assert check == {"joined": ["ann", "ben"], "unknown": ["nobody"], "already": []}
+    assert check == {"joined": ["ann", "ben"], "unknown": ["nobody"], "already": [], "conflicts": []}
     game = await world.games.create(teacher.account_id, "teacher", "Class 8", world.now(), world.now() + DAY,
                                     "5000", private=True)
     done = await world.games.enrol(game["name"], ["ann", "BEN", "cyd"])
-    assert done == {"joined": ["ann", "ben", "cyd"], "unknown": [], "already": []}
+    assert done == {"joined": ["ann", "ben", "cyd"], "unknown": [], "already": [], "conflicts": []}
     again = await world.games.enrol(game["name"], ["cyd"])
     assert again["already"] == ["cyd"]
     shown = await world.games.show_game(teacher, world.stamp(), "Class 8")

@@ -113,6 +113,33 @@ async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
     status, out, _ = await d.cli("game", "show", "Class 9", user="teacher")
     assert j(out)["error"] == "unknown_game"  # nothing was created
 
+    # A student with a portfolio of the game's name (the game's portfolio takes it, and the class is told to
+    # trade in it by that name): nothing is created, and the message names the student and what to do.
+    status, out, err = await d.cli("portfolio", "create", "class 10", user="ben")
+    assert status == 0, err
+    roster.write_text("ann\nben\n")
+    argv[argv.index("Class 9")] = "Class 10"
+    proc = WatchedProcess()
+    reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
+    ended = await proc.ended
+    assert getattr(ended, "exitCode", None) == 1
+    refused = j(proc.output.decode().strip().splitlines()[-1])
+    assert refused == {"error": "portfolio_names_taken", "message": (
+        f"1 of the 2 users in {roster} has a portfolio named 'Class 10', the name their portfolio in the"
+        " game would take: ben; nothing was created: ask them to rename it (papertrader portfolio rename), or"
+        " leave them out of the file and invite them later")}
+    status, out, _ = await d.cli("game", "show", "Class 10", user="teacher")
+    assert j(out)["error"] == "unknown_game"
+    # Joining by themselves, they are told the same, and how to rename theirs.
+    status, out, err = await d.cli("game", "create", "Class 10", "--start", "2026-09-01", "--end", "2027-06-30",
+                                   "--cash", "10000", user="teacher")
+    assert status == 0, err
+    status, out, _ = await d.cli("game", "join", "Class 10", user="ben")
+    assert j(out) == {"error": "invalid_input", "message": (
+        "you already have a portfolio named 'class 10', and your portfolio in Class 10 takes the game's name:"
+        " rename yours first (papertrader portfolio rename 'class 10' NEW_NAME, or on the website's Portfolios"
+        " page), then join")}
+
 
 @pytest_twisted.ensureDeferred
 async def test_removing_a_player_and_ending_a_game_need_yes_without_a_terminal(deployment):

@@ -66,6 +66,11 @@ def game_view(game, players, account_id, membership=None, now=None, invite_code=
     return {k: v for k, v in view.items() if v is not None}
 
 
+def _quoted(name):
+    """A portfolio's name as a shell takes it (quoted if it has a space or a quote)."""
+    return name if all(c.isalnum() or c in "_.-" for c in name) else "'" + name.replace("'", "'\\''") + "'"
+
+
 class GameCommands:
     def __init__(self, db, store, portfolios, orders, board, market_clock, clock, log, publish=None,
                  margin_allowed=True, trading=None, max_cash=None):
@@ -215,9 +220,13 @@ class GameCommands:
             raise GameClosed(f"{game.name} has ended")
         if self.store.count_players(cursor, game.id) >= store_module.MAX_PLAYERS:
             raise InvalidInput(f"{game.name} is full ({store_module.MAX_PLAYERS} players)")
-        portfolio = self.portfolios.create(cursor, account_id, self.portfolios.free_name(cursor, account_id, game.name),
-                                           "margin" if game.rules.margin else "cash", game.rules.starting_cash,
-                                           recorded, game_id=game.id)
+        taken = self.portfolios.named(cursor, account_id, game.name)
+        if taken is not None:  # the game's portfolio takes the game's name, which players are told to trade in
+            raise InvalidInput(f"you already have a portfolio named {taken!r}, and your portfolio in {game.name}"
+                               f" takes the game's name: rename yours first (papertrader portfolio rename"
+                               f" {_quoted(taken)} NEW_NAME, or on the website's Portfolios page), then join")
+        portfolio = self.portfolios.create(cursor, account_id, game.name, "margin" if game.rules.margin else "cash",
+                                           game.rules.starting_cash, recorded, game_id=game.id)
         self.store.add_player(cursor, game.id, account_id, portfolio.id, recorded)
         return game, self.store.membership(cursor, game, account_id)
 
@@ -238,8 +247,9 @@ class GameCommands:
     @defer.inlineCallbacks
     def enrol(self, name, usernames, dry_run=False):
         """The operator's ``game create-class``: join these users to the game (no invite code needed).
-        Returns {joined, unknown, already}: usernames that joined, that have no account, that already play
-        (or were removed).  With ``dry_run`` nothing is written: only the check of the usernames."""
+        Returns {joined, unknown, already, conflicts}: usernames that joined, that have no account, that already
+        play (or were removed), that have a portfolio of the game's name (they do not join: the game's
+        portfolio takes its name).  With ``dry_run`` nothing is written: only the check of the usernames."""
         now = self.market_clock.now()
         recorded = self._recorded()
 
@@ -247,7 +257,7 @@ class GameCommands:
             game = self.store.by_name(cursor, name)
             if game is None and not dry_run:
                 raise UnknownGame(f"no game named {name[:40]!r}")
-            joined, unknown, already = [], [], []
+            joined, unknown, already, conflicts = [], [], [], []
             for wanted in usernames:
                 cursor.execute(self.db.sql("SELECT id, username FROM accounts WHERE username_key = ? AND"
                                            " deleted IS NULL"), (wanted[:64].lower(),))
@@ -256,6 +266,8 @@ class GameCommands:
                     unknown.append(wanted)
                 elif game is not None and self.store.membership(cursor, game, row[0]) is not None:
                     already.append(row[1])
+                elif self.portfolios.named(cursor, row[0], game.name if game is not None else name) is not None:
+                    conflicts.append(row[1])
                 elif not dry_run:
                     try:
                         self._join(cursor, row[0], game.name, None, now, recorded, invited=True)
@@ -264,7 +276,7 @@ class GameCommands:
                     joined.append(row[1])
                 else:
                     joined.append(row[1])
-            return {"joined": joined, "unknown": unknown, "already": already}
+            return {"joined": joined, "unknown": unknown, "already": already, "conflicts": conflicts}
 
         answer = yield self.db.run(unit_of_work)
         if not dry_run and answer["joined"]:

@@ -208,16 +208,12 @@ class PortfolioStore:
                                 " game_id IS NULL"), (account_id,))
         return cursor.fetchone()[0]
 
-    def free_name(self, cursor, account_id, wanted):
-        """``wanted``, or, if the account has an open portfolio of that name, ``wanted (game)``, then
-        ``wanted (game 2)``...: the name of a game's portfolio, which never stops a player from joining."""
-        for n in range(1, 1000):
-            candidate = wanted if n == 1 else f"{wanted} (game)" if n == 2 else f"{wanted} (game {n - 1})"
-            cursor.execute(self.sql("SELECT 1 FROM portfolios WHERE account_id = ? AND name_key = ? AND"
-                                    " closed IS NULL"), (account_id, _key(candidate)))
-            if cursor.fetchone() is None:
-                return candidate
-        raise InvalidInput(f"you already have portfolios named {wanted!r} and {wanted + ' (game)'!r}: rename one")
+    def named(self, cursor, account_id, wanted):
+        """The name of the account's open portfolio named ``wanted`` (without regard to case), or None."""
+        cursor.execute(self.sql("SELECT name FROM portfolios WHERE account_id = ? AND name_key = ? AND"
+                                " closed IS NULL"), (account_id, _key(wanted)))
+        row = cursor.fetchone()
+        return row[0] if row else None
 
     def owners(self, cursor, portfolio_ids):
         """{portfolio id: account id} for these portfolios."""
