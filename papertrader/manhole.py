@@ -391,34 +391,23 @@ class _ConsoleProtocol:
 
 class ConsoleLogin(telnet.AuthenticatingTelnetProtocol):
     """Twisted's telnet login, which also logs each login to the console, refused or let in, with the
-    address it came from (the password itself never)."""
+    address it came from (never what was typed: a password typed at the user name prompt stays unlogged)."""
 
     def __init__(self, setup, portal):
         super().__init__(portal)
         self.setup = setup
-
-    tried = b""
-
-    def telnet_Password(self, line):
-        self.tried = self.username
-        return super().telnet_Password(line)
 
     def _peer(self):
         peer = self.transport.getPeer()
         return f"{peer.host}:{peer.port}" if hasattr(peer, "port") else "a Unix socket"
 
     def _cbLogin(self, ial):
-        self.setup.log.info("admin console: {user!r} logged in over telnet from {peer}", user=self._shown_user(),
-                            peer=self._peer())
+        self.setup.log.info("admin console: a telnet login from {peer} was let in", peer=self._peer())
         return super()._cbLogin(ial)
 
     def _ebLogin(self, failure):
-        self.setup.log.warn("admin console: a telnet login as {user!r} from {peer} was refused (wrong user name"
-                            " or password)", user=self._shown_user(), peer=self._peer())
+        self.setup.log.warn("admin console: a telnet login from {peer} was refused", peer=self._peer())
         return super()._ebLogin(failure)
-
-    def _shown_user(self):
-        return self.tried.decode("utf-8", "replace")[:32]
 
 
 @implementer(portal.IRealm)

@@ -99,7 +99,7 @@ class Throttle:
 def registrations(clock, settings):
     """The throttle of registrations from one address (the master's and each worker's)."""
     most, window = settings.registrations_per_address, settings.throttle_window
-    minutes = f"{window / 60:g} minutes" if window >= 120 else f"{window:g} seconds"
+    every = f"{round(window / 60)} minutes" if window >= 120 and window % 60 == 0 else f"{round(window)} seconds"
     return Throttle(clock, free=most, ceiling=most, window=window,
-                    what=f"too many accounts registered from this address (at most {most} every {minutes}: the"
-                         " operator may raise registrations_per_address)")
+                    what=f"too many registrations from this address (at most {most} every {every}, a taken username"
+                         " counting as one: the operator may raise registrations_per_address)")

@@ -172,8 +172,8 @@ async def test_typos_do_not_lock_registration_through_a_worker(tmp_path, setting
         refused = json.loads(out)
         # Said as what it is (a class registering in one room hits it), with what the operator can change.
         assert refused["error"] == "throttled" and refused["message"].startswith(
-            "too many accounts registered from this address (at most 3 every 15 minutes: the operator may raise"
-            " registrations_per_address); try again in "), refused
+            "too many registrations from this address (at most 3 every 15 minutes, a taken username counting as"
+            " one: the operator may raise registrations_per_address); try again in "), refused
     finally:
         await d.cluster.stopService()
 
