@@ -1638,8 +1638,9 @@ class CLI:
         head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
                 f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
                 + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
-        if a.csv:
-            self.out(output.csv_text(standings, BOARD_COLUMNS, newline="\n").rstrip("\n"))
+        if a.csv:  # every player: those not ranked yet last, with no figures (a gradebook misses no one)
+            rows = standings + [{"username": name} for name in board.get("unranked") or ()]
+            self.out(output.csv_text(rows, BOARD_COLUMNS, newline="\n").rstrip("\n"))
             self.emitted += 1
             return
         rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]

@@ -1330,6 +1330,9 @@ class Website:
         request.setHeader(b"Content-Type", b"text/csv; charset=utf-8")
         filename = re.sub(r"[^A-Za-z0-9_.-]+", "-", board["name"]) + f"-leaderboard-by-{by}.csv"
         request.setHeader(b"Content-Disposition", f'attachment; filename="{filename}"'.encode("ascii"))
+        # The players the next update ranks (joined since the last), after them with no figures: every player is
+        # in it (a gradebook misses no one).
+        standings += [{"username": name} for name in board.get("unranked") or ()]
         return output.csv_text(standings, ["rank", "username", "equity", "return_percent", "sharpe"]).encode("utf-8")
 
     @app.route("/games/<string:name>/players/<string:username>", methods=["GET"])
