@@ -25,7 +25,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from papertrader import commands
 from papertrader.client import cli
-from papertrader.errors import PaperTraderError
+from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.master.db import Database
 from papertrader.trading.valuation import new_day, revalue
 from papertrader.worker.web import formatting as fmt
@@ -489,6 +489,12 @@ def test_the_ticket_previews_what_the_master_will_reserve():
                            rules)["cost"] == "$1,501.00"
     assert [fmt.typed_number(t) for t in ("$5,000", "5,000.50", " $ 100 ", "1,00", "5.000,50", "-5", "1e3")] == [
         "5000", "5000.50", "100", "1,00", "5.000,50", "-5", "1e3"]  # (the last four: refused, as typed, after)
+    # But '$100' in the shares box is dollars meant: refused (it bought 100 shares), saying to choose Dollars.
+    shown = preview.preview(dict(form, qty="$100"), "AAPL", quote, portfolio, rules)
+    assert not shown["ok"] and shown["note"] == ("The amount is in shares, not dollars: to buy or sell a dollar"
+                                                 " amount, choose Dollars.")
+    with pytest.raises(InvalidInput, match="in shares, not dollars"):
+        preview.order_arguments(dict(form, qty=" $ 100"))
     # An amount in dollars out of bounds is said in money, not as the core's plain numbers.
     for amount in ("0.50", "1000000000.01", "5.001"):
         shown = preview.preview(dict(form, amount_by="dollars", notional=amount), "AAPL", quote, portfolio, rules)

@@ -64,6 +64,9 @@ def order_arguments(form, held=Decimal(0)):
     hid keeps what was typed in it, and is ignored).  With exits, a bracket, OTO or OCO order (``order_class``;
     ``held``: the quantity of the asset the portfolio holds)."""
     kind = form.get("type") or "market"
+    if form.get("amount_by") != "dollars" and "$" in (form.get("qty") or ""):
+        # '$100' in the shares box is a hundred dollars meant, never a hundred shares.
+        raise InvalidInput("the amount is in shares, not dollars: to buy or sell a dollar amount, choose Dollars")
     form = {k: (fmt.typed_number(v) if k in NUMBERS and isinstance(v, str) else v) for k, v in form.items()}
     arguments = dict(side=form.get("side") or "buy", type=kind, time_in_force=form.get("time_in_force") or "day")
     if form.get("amount_by") == "dollars":
