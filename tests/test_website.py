@@ -26,6 +26,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from papertrader import commands
 from papertrader.client import cli
 from papertrader.errors import InvalidInput, PaperTraderError
+from papertrader.money import round_money
 from papertrader.master.db import Database
 from papertrader.trading.valuation import new_day, revalue
 from papertrader.worker.web import formatting as fmt
@@ -1764,8 +1765,10 @@ async def test_the_page_of_a_company_a_replay_lists_later_says_when_it_starts(tm
 
 @pytest_twisted.ensureDeferred
 async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, settings, clock, database_url):
-    """Prices of $1 and more with 2 decimals, below $1 with up to 4, on every page that shows them; what was stored
-    and what a form sends stay exact (a market buy fills with slippage at a price of 4 decimals, 313.2527)."""
+    """Quotes, limits and a position's average price of $1 and more with 2 decimals, below $1 with up to 4; a
+    fill at the price it was filled at (a market buy fills with slippage at a price of 4 decimals, 313.2527), as
+    a trade confirmation says it, so that its shares x its price is what it cost; what was stored and what a
+    form sends stay exact."""
     async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
         csrf, forward = await signed_up(site, worker, "pia")
         order = dict(side="buy", type="market", amount_by="shares", qty="3", time_in_force="day", csrf=csrf)
@@ -1784,11 +1787,17 @@ async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, sett
         for path in ("/", "/asset/AAPL", "/assets", "/orders", f"/orders/{bought}", "/history"):
             response, pages[path] = await site.get(path)
             assert response.code == 200, path
+        exact = fmt.exact_price(average)
+        assert exact == f"${average.normalize():f}" and len(exact.split(".")[1]) > 2
+        for path in ("/", "/asset/AAPL", "/assets"):  # no fill shown: prices in cents
             assert re.findall(r"\$[0-9,]*[1-9][0-9,]*\.[0-9]{3,}", pages[path]) == [], path  # none like $313.2527
         shown = fmt.money(average)  # its cents, rounded by the one rule (half to even)
         assert f'data-label="Avg price">{shown}<' in pages["/"]
-        assert f"3 / 3 @ {shown}" in pages["/orders"] and f'data-label="Price">{shown}<' in pages["/history"]
-        assert f'data-label="Price">{shown}<' in pages[f"/orders/{bought}"]
+        # The fill: at its own price, in the orders, the order's page and the history.
+        assert f"3 / 3 @ {exact}" in pages["/orders"] and f'data-label="Price">{exact}<' in pages["/history"]
+        assert f'data-label="Price">{exact}<' in pages[f"/orders/{bought}"]
+        [fill] = [a for a in (await forward(commands.Activities))["activities"] if a["kind"] == "fill"]
+        assert -fill["amount"] == round_money(3 * average)  # (no commission): 3 x the price shown, to the cent
         quote = worker.quotes.get("AAPL")
         assert fmt.money(quote["bid"]) in pages["/asset/AAPL"] and str(quote["bid"]) not in pages["/asset/AAPL"]
         # A limit price: $300.50, and a sub-dollar one to the 1/100 of a cent it is priced in ($0.5123); the form

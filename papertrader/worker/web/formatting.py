@@ -47,6 +47,17 @@ def price(value, currency=CURRENCY):
     return f"{sign}{SYMBOLS.get(currency, currency + ' ')}{_group(shown)}"
 
 
+def exact_price(value, currency=CURRENCY):
+    """A price paid: '$28.2663', '$28.27' — to the 1/100 of a cent it was filled at (at least 2 decimals, no
+    zeros after them), so that shares x price is the amount charged, as a trade confirmation shows it (a
+    fill with slippage is rarely a whole cent).  Quotes are shown with ``price``."""
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    sign = "-" if value < 0 else ""
+    return f"{sign}{SYMBOLS.get(currency, currency + ' ')}{_group(price_text(abs(value)))}"
+
+
 def quantity(value):
     """'1,000', '2.5' (up to 6 decimals, no trailing zeros)."""
     if value is None:

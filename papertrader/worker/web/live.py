@@ -371,7 +371,7 @@ class View:
             if order.get("leg"):
                 text += f" ({fmt.LEGS.get(order['leg'], 'exit').lower()})"
             if event.get("price") is not None and event.get("quantity") is not None:
-                text += f" — {fmt.quantity(event['quantity'])} at {fmt.price(event['price'])}"
+                text += f" — {fmt.quantity(event['quantity'])} at {fmt.exact_price(event['price'])}"
             if event.get("portfolio"):
                 text += f" in portfolio {event['portfolio']}"
             if order.get("reason") and event["event"] in ("rejected", "canceled", "expired"):

@@ -1047,7 +1047,7 @@ def filled_cell(o):
     if o.get("quantity") is not None:
         text += f" / {fmt.quantity(o['quantity'])}"
     if o.get("average_price"):
-        text += f" @ {fmt.price(o['average_price'])}"
+        text += f" @ {fmt.exact_price(o['average_price'])}"
     return text
 
 
@@ -1196,7 +1196,7 @@ def order_page(chrome, o, group=None):
         facts += [("Order class", fmt.CLASS_WORDS[o["order_class"]].capitalize()), ("Part", order_role(o, known))]
     facts += [("Type", fmt.TYPES.get(o["type"], o["type"])), ("Price", order_prices(o)),
               ("Time in force", fmt.TIFS.get(o["time_in_force"], o["time_in_force"])),
-              ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.price(o['average_price'])}"
+              ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.exact_price(o['average_price'])}"
                                                                if o.get("average_price") else "")),
               ("Commission", fmt.money(o.get("commission"))), ("Placed", fmt.when(o["created"], seconds=True)),
               ("Updated", fmt.when(o.get("updated"), seconds=True)),
@@ -1207,7 +1207,7 @@ def order_page(chrome, o, group=None):
     if o.get("replaced_by_uuid"):
         facts.append(("Replaced by", h("a", {"href": f"/orders/{o['replaced_by_uuid']}"}, "the new order")))
     fills = [h("tr", cell(fmt.when(f["time"], seconds=True), "Time"), num(fmt.quantity(f["quantity"]), header="Shares"),
-               num(fmt.price(f["price"]), header="Price"), num(fmt.money(f["commission"]), header="Commission"),
+               num(fmt.exact_price(f["price"]), header="Price"), num(fmt.money(f["commission"]), header="Commission"),
                num(fmt.money(f["amount"], signed=True), header="Amount"),
                cell(fmt.fills(f.get("model"), short=True), "Priced by"))
              for f in o.get("fills", [])]
@@ -1324,7 +1324,7 @@ def activity_rows(activities):
                       h("th", {"scope": "row", "data-label": "Activity"}, what),
                       num(fmt.quantity(a["quantity"]), header="Shares"),
                       num(fmt.rate(a["price"]) if a["kind"] == "dividend" else "—" if a["kind"] == "split" else
-                          fmt.price(a["price"]), header="Price"),  # a dividend's per share; a split has none
+                          fmt.exact_price(a["price"]), header="Price"),  # a dividend's per share; a split has none
                       num(fmt.money(a["commission"]) if a["kind"] == "fill" else "—", header="Commission"),
                       num(fmt.money(a["amount"], signed=True), header="Amount"),
                       cell(details, "Details")))
