@@ -630,6 +630,27 @@ async def test_a_position_is_closed_from_its_page_and_every_one_from_the_dashboa
         _, body = await site.get("/asset/AAPL")
         assert flash_text(body) == "You hold no AAPL: nothing to close."
 
+        # A stop-loss holds the TSLA share: closing cancels it first (a buy order of TSLA stays), and says so.
+        await call(commands.PlaceOrder, client_order_id="tsla-stop", side="sell", symbol="TSLA", quantity="1",
+                   type="stop", stop_price="1.00", time_in_force="gtc")
+        await call(commands.PlaceOrder, client_order_id="tsla-low", side="buy", symbol="TSLA", quantity="1",
+                   type="limit", limit_price="1.00", time_in_force="gtc")
+        _, body = await site.get("/asset/TSLA")
+        assert 'data-confirm="Sell all 1 TSLA at the market? Your open TSLA sell orders (a stop-loss, a limit) are' \
+               ' canceled first."' in body
+        response, _ = await site.post("/asset/TSLA/close", dict(csrf=csrf))
+        _, body = await site.get("/asset/TSLA")
+        assert flash_text(body) == "1 open TSLA order canceled, then sell 1 TSLA in portfolio default (at the market," \
+                                   " Day): open.", flash_text(body)
+        still = (await call(commands.Orders, status="open", symbols=["TSLA"], limit=10))["orders"]
+        ids = {o["client_order_id"] for o in still}  # the buy stays; the stop went; the close's market order
+        assert "tsla-low" in ids and "tsla-stop" not in ids and len(ids) == 2, ids
+        await d.tick()
+        [low] = [o for o in still if o["client_order_id"] == "tsla-low"]
+        await call(commands.CancelOrder, order_uuid=low["uuid"])
+        await call(commands.PlaceOrder, client_order_id="buy-TSLA-2", side="buy", symbol="TSLA", quantity="1")
+        await d.tick()
+
         # Everything: an open order is canceled first (its shares would be held), then each position sold.
         await call(commands.PlaceOrder, client_order_id="sell-high", side="sell", symbol="MSFT", quantity="2",
                    type="limit", limit_price="100000", time_in_force="gtc")

@@ -863,9 +863,23 @@ class Website:
     @app.route("/asset/<string:symbol>/close", methods=["POST"])
     @action()
     async def close_position(self, request, visit, symbol):
-        """Sell (or buy back) the whole position at the market: the HTTP API's DELETE /v2/positions/{symbol}."""
+        """Sell (or buy back) the whole position at the market: the HTTP API's DELETE /v2/positions/{symbol}; first
+        the open orders on the closing side of it are canceled (a stop-loss holding the shares: the close would be
+        refused, the button said so, and a beginner met the refusal), as 'Close all' cancels every open order."""
         symbol = self.symbol(symbol)
+        canceled = 0
         try:
+            held = await self.held(visit, symbol)
+            if held:
+                closing = "sell" if held > 0 else "buy"
+                open_orders = (await self.call(visit, commands.Orders, status="open", symbols=[symbol],
+                                               side=closing, limit=OPEN_PAGE))["orders"]
+                for o in open_orders:
+                    try:
+                        await self.call(visit, commands.CancelOrder, order_uuid=o["uuid"])
+                        canceled += 1
+                    except (OrderNotOpen, UnknownOrder):
+                        pass  # it filled or ended meanwhile (or went with its other exit)
             order = await self.call(visit, commands.ClosePosition, symbol=symbol, client_order_id=uuid.uuid4().hex)
         except UnknownOrder:
             security.set_flash(request, f"You hold no {symbol}: nothing to close.", "error")
@@ -873,9 +887,11 @@ class Website:
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            security.set_flash(request, sentence(e.message), "error")
+            security.set_flash(request, sentence(e.message) + (
+                f" ({canceled} open {symbol} order{'s were' if canceled != 1 else ' was'} canceled first.)"
+                if canceled else ""), "error")
             return redirect(request, f"/asset/{symbol}")
-        await self.flash_placed(request, visit, order)
+        await self.flash_placed(request, visit, order, canceled)
         return redirect(request, f"/asset/{symbol}")
 
     @app.route("/positions/close-all", methods=["POST"])
@@ -896,10 +912,13 @@ class Website:
         security.set_flash(request, " ".join(words), "error" if failures else "success")
         return redirect(request, "/")
 
-    async def flash_placed(self, request, visit, order):
+    async def flash_placed(self, request, visit, order, canceled=0):
         """The flash of an order placed from the website (which portfolio it went to, named: a student who joined a
-        game may still be showing another one)."""
+        game may still be showing another one); ``canceled``: open orders canceled before it (a close)."""
         what = views.order_summary(order)
+        if canceled:
+            what = (f"{canceled} open {order['symbol']} order{'s' if canceled != 1 else ''} canceled, then "
+                    + what[:1].lower() + what[1:])
         name = await self.trading_portfolio(visit)
         if name is not None:
             what += f" in portfolio {name}"
