@@ -182,6 +182,10 @@ async def test_passwd_from_the_client_ends_other_sessions(deployment):
     assert status == 0
     status, out, _ = await d.cli("passwd", "--password-stdin", stdin="battery staple 42\nletmein1\n", user="alice")
     assert j(out)["error"] == "weak_password"
+    status, out, _ = await d.cli("passwd", "--password-stdin", stdin="battery staple 42\nbattery staple 42\n",
+                                 user="alice")
+    assert j(out) == {"error": "invalid_input",
+                      "message": "the new password is the same as the current one: choose another"}
 
 
 @pytest_twisted.ensureDeferred

@@ -615,6 +615,8 @@ class Accounts:
             self._wrong_guess(name, client_ip)
             raise BadCredentials("the current password is wrong")
         self._right_guess(name, client_ip)
+        if new == old:
+            raise InvalidInput("the new password is the same as the current one: choose another")
         new = validation.password(new)
         rehashed = yield pools.HASHING.run(hash_password, new, self.settings.bcrypt_rounds)
 
