@@ -605,6 +605,8 @@ def test_an_order_a_split_made_fractional_can_still_be_replaced_but_not_made_ano
         amend.replace(old, amend.Changes(quantity=D("10.5"), client_order_id="x"), b, [old], {"AAPL": D(100)},
                       at(1), sessions_at(at(1)), Rules())
     day = place(b, kind="limit", limit="60.00", quantity="2.5")
-    with pytest.raises(InvalidInput, match="a fractional quantity takes time in force 'day'"):
+    # The refusal says how to protect it for longer: the whole shares, and the fraction with 'day'.
+    with pytest.raises(InvalidInput, match="for a lasting order, place it for the 2 whole shares and the 0.5 left"
+                                           " with time in force 'day'"):
         amend.replace(day, amend.Changes(time_in_force=TimeInForce.GTC, client_order_id="y"), b, [day],
                       {"AAPL": D(100)}, at(1), sessions_at(at(1)), Rules())

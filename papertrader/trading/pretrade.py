@@ -85,8 +85,11 @@ def check_shape(request: OrderRequest, kept=False):
             raise InvalidInput(f"quantity must be positive, at most {MAX_QUANTITY}, with at most 6 decimals")
         if q != q.to_integral_value() and not kept and (tif is not TimeInForce.DAY or kind is OrderType.TRAILING_STOP):
             # As Alpaca: a strategy that runs here runs there (its fractional orders are day orders only).
+            whole = q.to_integral_value(rounding="ROUND_DOWN")
+            split = (f": for a lasting order, place it for the {whole} whole share{'s' if whole != 1 else ''} and the"
+                     f" {q - whole:f} left with time in force 'day'" if whole >= 1 else "")
             raise InvalidInput("a fractional quantity takes time in force 'day' and a market, limit, stop or stop"
-                               " limit order (whole shares for the others)")
+                               f" limit order, as at Alpaca (whole shares for the others){split}")
     if request.notional is not None:
         n = request.notional
         if not n.is_finite() or n < MIN_NOTIONAL or n > MAX_NOTIONAL or n != n.quantize(CENT):
