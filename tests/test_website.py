@@ -478,6 +478,20 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     long = dict(on_margin, positions=[dict(symbol="AAPL", quantity=Decimal("3"))])
     shown = preview.preview(dict(form, side="sell", qty="5"), "AAPL", quote, long, rules)
     assert not shown["ok"] and "may not turn a long position short" in shown["note"]
+    # A limit on the far side of the last price ($100) fills at once, at about that price: said, and a sale's
+    # proceeds counted at that price, not its lower limit.
+    shown = preview.preview(dict(form, type="limit", qty="2", limit_price="120"), "AAPL", quote, portfolio, rules)
+    assert shown["ok"] and shown["note"].endswith("Your limit is at or above the last price, $100.00: it will likely"
+                                                  " fill at once, at about that price (a limit buy pays its limit or"
+                                                  " less).")
+    shown = preview.preview(dict(form, side="sell", type="limit", qty="2", limit_price="80"), "AAPL", quote,
+                            portfolio, rules)
+    assert shown["ok"] and shown["cost"] == "$200.00" and shown["note"].endswith(
+        "Your limit is at or below the last price, $100.00: it will likely fill at once, at about that price (a"
+        " limit sale gets its limit or more).")
+    shown = preview.preview(dict(form, side="sell", type="limit", qty="2", limit_price="130"), "AAPL", quote,
+                            portfolio, rules)
+    assert shown["cost"] == "$260.00" and "at once" not in shown["note"]
     # Fields the order type does not use are ignored (the page hid them).
     assert preview.order_arguments(dict(form, limit_price="5", stop_price="6", trail="1")) == dict(
         side="buy", type="market", time_in_force="day", quantity="10")

@@ -291,6 +291,9 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
                 f" commission; {pays}." if buffered else
                 "Reserved at your limit price, plus its commission." if request.notional is None else
                 "A notional order reserves its amount.")
+        if request.type is OrderType.LIMIT and request.limit_price >= last:
+            note += (f" Your limit is at or above the last price, {fmt.price(last)}: it will likely fill at once,"
+                     " at about that price (a limit buy pays its limit or less).")
         answer["note"] = " ".join(filter(None, (exits, note))) if after >= 0 else \
             "Not enough buying power for this order."
         return answer
@@ -299,6 +302,9 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     # What it would bring: at its limit (the least a limit sale takes), at its stop (where a stop sells once the
     # price falls to it: below the last price, as the master requires), else (a market sale) at the last price.
     reference = request.limit_price or request.stop_price or last
+    marketable = request.type is OrderType.LIMIT and request.limit_price <= last
+    if marketable:  # it sells at once, at about the last price: not at its lower limit
+        reference = last
     proceeds = round_money(shares * reference)
     # What open sales (and exits) already keep of the position is not free to sell (the master's qty_available).
     free = position.get("available", held) if position is not None else held
@@ -314,7 +320,10 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         " what you hold first, then sell short)." if margin else
         f"You hold {fmt.quantity(held)} {symbol}: short selling is not allowed in a cash portfolio.")
     if answer["ok"]:
-        answer["note"] = " ".join(filter(None, (exits, answer["note"])))
+        answer["note"] = " ".join(filter(None, (
+            exits, answer["note"],
+            f"Your limit is at or below the last price, {fmt.price(last)}: it will likely fill at once, at about"
+            " that price (a limit sale gets its limit or more)." if marketable else "")))
     return answer
 
 
