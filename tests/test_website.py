@@ -138,6 +138,7 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         # Every page says: scripts and styles from this site only, no framing, no sniffing, no caching.
         response, body = await site.get("/signin")
         assert response.code == 200
+        assert "Forgot your password? This server sends no email: ask the person who runs it" in body
         assert header(response, b"content-security-policy") == CSP
         assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP and "style-src 'self'" in CSP
         assert (header(response, b"x-frame-options"), header(response, b"x-content-type-options"),

@@ -296,7 +296,10 @@ def signin_page(chrome, username="", error=None):
         button("Sign in", "btn primary wide"), cls="stack", label="Sign in")
     main = h("section", {"class": "auth card"}, h("h1", "Sign in"), error_box(error, SIGNIN_FIELDS), form, providers,
              h("p", {"class": "aside"}, "New here? ", h("a", {"href": "/register"}, "Create an account"),
-               " — you start with fake cash to practise with."))
+               " — you start with fake cash to practise with."),
+             h("p", {"class": "aside"}, "Forgot your password? This server sends no email: ask the person who runs"
+                                        " it to reset it for you (they give you a new one to sign in with, then"
+                                        " you change it under Account)."))
     return document(chrome, "Sign in", main, page="signin")
 
 
