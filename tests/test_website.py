@@ -1080,6 +1080,12 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         assert response.code == 303 and site.cookies["__Host-pt_portfolio"] == "Growth"
         chosen = [c for c in response.headers.getRawHeaders(b"set-cookie") if c.startswith(b"__Host-pt_portfolio=")][0]
         assert all(flag in chosen for flag in (b"HttpOnly", b"Secure", b"SameSite=strict", b"Path=/"))
+        # Chosen in the header of an asset's page: back to that page (it led to the dashboard); never elsewhere.
+        for referer, back in ((f"{site.url}/asset/AAPL?interval=1d", "/asset/AAPL?interval=1d"),
+                              ("https://evil.example/x", "/"), (f"{site.url}//evil.example", "/")):
+            response, _ = await site.post("/portfolios/use", dict(name="Growth", csrf=csrf),
+                                          headers={b"Referer": [referer.encode()]})
+            assert (response.code, header(response, b"location")) == (303, back), referer
 
         # The live connection of a page shows only the shown portfolio's order events.
         live = await websocket(site, site.url)

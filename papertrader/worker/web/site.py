@@ -154,6 +154,13 @@ def page_before(request):
     return int(before) if before.isdigit() and 0 < int(before) < 2 ** 62 else None
 
 
+def referer_path(request):
+    """The path (and query) of the page this request came from, if it is one of this site's, else ''."""
+    here = security.origin(request)
+    referer = (request.getHeader(b"referer") or b"").decode("latin-1")
+    return referer[len(here):] if referer.startswith(here + "/") else ""
+
+
 def safe_back(path, default):
     """A same-site path to go back to (never another site: //host or a scheme).  Only printable ASCII but the
     backslash: browsers drop tabs and newlines from a Location, so "/<tab>/host" would read as "//host"."""
@@ -1080,7 +1087,9 @@ class Website:
     @action()
     async def use_portfolio(self, request, visit):
         name = field(request, "name", 64)
-        back = safe_back(field(request, "back", 300), "/")
+        # Back where it was chosen (the selector of every page's header sends no 'back': the page it was on is
+        # the Referer, a page of this site, as check_origin made sure).
+        back = safe_back(field(request, "back", 300) or referer_path(request), "/")
         await self.load_portfolios(request, visit)
         found = self.named(visit, name)
         if found is None:
