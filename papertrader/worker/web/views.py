@@ -1120,7 +1120,9 @@ def open_orders_table(orders, csrf, section="open-orders", back="/orders", known
                  empty=EMPTY["open-orders"], cls="data stack-on-phone")
 
 
-CLOSED_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), ("Commission", "num"), "Status", "Updated"]
+#: Listed newest placed first, as the open ones: when each was placed, and when it ended.
+CLOSED_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), ("Commission", "num"), "Status", "Placed",
+                  "Ended"]
 
 
 def closed_order_rows(orders, known=None):
@@ -1138,7 +1140,8 @@ def closed_order_rows(orders, known=None):
                       num(fmt.money(o.get("commission")), header="Commission"),
                       cell(join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
                                 h("span", {"class": "reason"}, fmt.said(reason)) if reason else ""), "Status"),
-                      cell(fmt.when(o.get("updated")), "Updated")))
+                      cell(fmt.when(o["created"]), "Placed"),
+                      cell(fmt.when(o.get("updated")), "Ended")))
     return join(*rows)
 
 
