@@ -623,6 +623,8 @@ async def test_a_position_is_closed_from_its_page_and_every_one_from_the_dashboa
     open orders canceled first) in one step, asking first."""
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
         csrf, call = await signed_up(site, worker, "carol")
+        _, body = await site.get("/")  # (a new account: its flat line is its starting cash, and says so)
+        assert "No trades yet: your equity is the cash you started with" in body
         for symbol, quantity in (("AAPL", "3"), ("MSFT", "2"), ("TSLA", "1")):
             await call(commands.PlaceOrder, client_order_id=f"buy-{symbol}", side="buy", symbol=symbol,
                        quantity=quantity)

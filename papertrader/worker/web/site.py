@@ -593,7 +593,7 @@ class Website:
             history = await self.call(visit, commands.PortfolioHistory, period=period or "1M", timeframe=timeframe)
             stamps = history["timestamps"]
             if first is None or not stamps or first.timestamp() <= stamps[0]:
-                return dict(history, since_first_trade=False)
+                return dict(history, since_first_trade=False, no_trades=first is None)
         # From the start of the first trade's bucket (its day's candle is stamped at the open, before a fill at the
         # close), a moment before it: a replay's time stands still between updates, and a curve from the first
         # fill's time to now, that same time, was refused ('the start must come before the end').

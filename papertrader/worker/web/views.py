@@ -509,7 +509,9 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                      f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}"
                      if not since_start else
                      f" since it started (its first trade: {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})")
-                if len(points) > 1 else
+                if len(points) > 1 and not history.get("no_trades") else
+                "No trades yet: your equity is the cash you started with (the line stays flat until your first"
+                " trade)." if history.get("no_trades") else
                 "Not enough history yet to show a change over this range."),
               h("div", {"id": "equity-chart", "class": "chart small", "role": "img",
                         "aria-label": f"Equity, {label.lower()}",
