@@ -548,12 +548,16 @@ class MarketControl(Command):
 
 
 class ClosePosition(Command):
-    """Sell (all, ``quantity`` or ``percentage`` of) a position at the market; the answer is the order."""
+    """Sell (all, ``quantity`` or ``percentage`` of) a position at the market; the answer is the order.  With
+    ``cancel_orders``, first the open orders of the position on the closing side are canceled (with the other
+    parts of their bracket, OCO or OTO orders; not when the close would be refused): ``canceled_orders`` says
+    how many."""
 
     arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
                  (b"symbol", amp.Unicode()), (b"quantity", amp.Unicode(optional=True)),
-                 (b"percentage", amp.Unicode(optional=True)), (b"client_order_id", amp.Unicode(optional=True))]
-    response = _order_fields()
+                 (b"percentage", amp.Unicode(optional=True)), (b"client_order_id", amp.Unicode(optional=True)),
+                 (b"cancel_orders", amp.Boolean(optional=True))]
+    response = _order_fields() + [(b"canceled_orders", amp.Integer(optional=True))]
 
 
 class CloseAllPositions(Command):

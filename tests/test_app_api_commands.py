@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 
 from papertrader.app.market_data import MarketDataCommands
-from papertrader.errors import DuplicateOrder, InvalidInput
+from papertrader.errors import DuplicateOrder, InsufficientPosition, InvalidInput
 from papertrader.market import calendar
 from papertrader.market.clock import MarketClock
 from papertrader.master.candles import CandleStore
@@ -101,6 +101,28 @@ async def test_activities_carry_the_account_id(db, trading, user, submit, quote,
     assert answer["account_uuid"] == account_uuid
     [fill] = answer["activities"]
     assert (fill["kind"], fill["order_uuid"], fill["quantity"], fill["leaves_qty"]) == ("fill", order["uuid"], 2, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_a_position_cancels_its_exits_first_and_only_those(trading, user, submit, quote, step):
+    """'Close position' of the website: an OCO of two exits holding the shares goes (both parts: 2 canceled), a
+    buy of the same symbol and a sale of another stay, and the whole position is sold at the market."""
+    alice = await user("alice")
+    quote(AAPL="100", MSFT="50")
+    await submit(alice, "b", "buy", "AAPL", "10")
+    await submit(alice, "m", "buy", "MSFT", "4")
+    await step(AAPL="100", MSFT="50")
+    await submit(alice, "oco", "sell", "AAPL", "10", type="limit", limit_price="150", time_in_force="gtc",
+                 order_class="oco", take_profit="150", stop_loss="80")
+    await submit(alice, "more", "buy", "AAPL", "1", type="limit", limit_price="50", time_in_force="gtc")
+    await submit(alice, "msft", "sell", "MSFT", "4", type="limit", limit_price="90", time_in_force="gtc")
+    with pytest.raises(InsufficientPosition):  # without cancel_orders: the exits hold the shares
+        await trading.close_position(alice, stamp(trading.clock), "AAPL")
+    closed = await trading.close_position(alice, stamp(trading.clock), "AAPL", cancel_orders=True)
+    assert (closed["side"], closed["quantity"], closed["type"], closed["canceled_orders"]) == ("sell", 10, "market",
+                                                                                               2)
+    still = (await trading.orders(alice, stamp(trading.clock), 10, status="open"))["orders"]
+    assert sorted(o["client_order_id"] for o in still) == sorted(["more", "msft", closed["client_order_id"]])
 
 
 # --- market data ------------------------------------------------------------------------------------

@@ -604,7 +604,7 @@ def test_an_order_a_split_made_fractional_can_still_be_replaced_but_not_made_ano
     with pytest.raises(InvalidInput, match="a fractional quantity takes time in force 'day'"):
         amend.replace(old, amend.Changes(quantity=D("10.5"), client_order_id="x"), b, [old], {"AAPL": D(100)},
                       at(1), sessions_at(at(1)), Rules())
-    day = place(b, kind="limit", limit="60.00", quantity="2.5")
+    day = place(b, kind="limit", limit="60.00", quantity="2.500000")  # (as a client's quantity comes: 6 decimals)
     # The refusal says how to protect it for longer: the whole shares, and the fraction with 'day'.
     with pytest.raises(InvalidInput, match="for a lasting order, place it for the 2 whole shares and the 0.5 left"
                                            " with time in force 'day'"):

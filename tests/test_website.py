@@ -11,6 +11,7 @@ import html as html_module
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -665,6 +666,16 @@ async def test_a_position_is_closed_from_its_page_and_every_one_from_the_dashboa
         await d.tick()
         [low] = [o for o in still if o["client_order_id"] == "tsla-low"]
         await call(commands.CancelOrder, order_uuid=low["uuid"])
+        # A close that would be refused (trading suspended) cancels nothing: the stop-loss still protects MSFT.
+        stop = await call(commands.PlaceOrder, client_order_id="msft-stop", side="sell", symbol="MSFT",
+                          quantity="2", type="stop", stop_price="1.00", time_in_force="gtc")
+        await call(commands.ConfigurePortfolio, suspend_trade=True)
+        response, _ = await site.post("/asset/MSFT/close", dict(csrf=csrf))
+        _, body = await site.get("/asset/MSFT")
+        assert "suspended" in flash_text(body), flash_text(body)
+        assert (await call(commands.GetOrder, order_uuid=stop["uuid"]))["status"] == "new"
+        await call(commands.ConfigurePortfolio, suspend_trade=False)
+        await call(commands.CancelOrder, order_uuid=stop["uuid"])
         await call(commands.PlaceOrder, client_order_id="buy-TSLA-2", side="buy", symbol="TSLA", quantity="1")
         await d.tick()
 
@@ -1083,7 +1094,10 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         chosen = [c for c in response.headers.getRawHeaders(b"set-cookie") if c.startswith(b"__Host-pt_portfolio=")][0]
         assert all(flag in chosen for flag in (b"HttpOnly", b"Secure", b"SameSite=strict", b"Path=/"))
         # Chosen in the header of an asset's page: back to that page (it led to the dashboard); never elsewhere.
-        for referer, back in ((f"{site.url}/asset/AAPL?interval=1d", "/asset/AAPL?interval=1d"),
+        # (an order's page, or a page of a list, of the portfolio shown before: the orders page, the list's first)
+        for referer, back in ((f"{site.url}/asset/AAPL?interval=1d", "/asset/AAPL"),
+                              (f"{site.url}/orders/{uuid.uuid4()}/replace", "/orders"),
+                              (f"{site.url}/history?after=12", "/history"),
                               ("https://evil.example/x", "/"), (f"{site.url}//evil.example", "/")):
             response, _ = await site.post("/portfolios/use", dict(name="Growth", csrf=csrf),
                                           headers={b"Referer": [referer.encode()]})

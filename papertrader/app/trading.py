@@ -17,7 +17,8 @@ from twisted.internet import defer
 
 from papertrader import faults
 from papertrader.app import in_portfolio
-from papertrader.errors import DuplicateOrder, InvalidInput, PaperTraderError, UnknownOrder, UnknownSymbol
+from papertrader.errors import (DuplicateOrder, GameClosed, InvalidInput, PaperTraderError, QuoteUnavailable, UnknownOrder,
+                               UnknownSymbol)
 from papertrader.master import validation
 from papertrader.master.group_commit import GroupCommit
 from papertrader.master.portfolios import PortfolioStore
@@ -203,7 +204,6 @@ class TradingCommands:
         deployment's."""
         if portfolio is None or portfolio.game_id is None or self.games is None:
             return self.rules
-        from papertrader.errors import GameClosed
         from papertrader.trading.games import check_order
 
         membership = self.games.of_portfolios(cursor, [portfolio.id]).get(portfolio.id)
@@ -637,9 +637,13 @@ class TradingCommands:
 
     @in_portfolio
     @defer.inlineCallbacks
-    def close_position(self, session, stamp, symbol, quantity=None, percentage=None, client_order_id=None):
+    def close_position(self, session, stamp, symbol, quantity=None, percentage=None, client_order_id=None,
+                       cancel_orders=None):
         """Sell all of a position (or ``quantity`` shares, or ``percentage`` of it) with a market order; a short
-        position (a margin portfolio's) is bought back the same way."""
+        position (a margin portfolio's) is bought back the same way.  ``cancel_orders``: first cancel the open
+        orders of it on the closing side (a stop-loss holding the shares), with the other parts of their
+        bracket, OCO or OTO orders; only once the portfolio may trade, its game (if any) is still on, and the
+        symbol has a price, so that the cancels never leave a position unprotected and not closed."""
         symbol = validation.symbol(symbol, self.board.assets, self.board.get)
         if quantity not in (None, "") and percentage not in (None, ""):
             raise InvalidInput("give a quantity or a percentage, not both")
@@ -648,6 +652,9 @@ class TradingCommands:
         if held == 0:
             raise UnknownOrder(f"no position in {symbol}")
         side = "sell" if held > 0 else "buy"
+        canceled = 0
+        if cancel_orders:
+            canceled = yield self._cancel_closing(session, symbol, Side(side), book)
         held = abs(held)
         if quantity not in (None, ""):
             shares = validation.quantity(quantity)
@@ -662,7 +669,37 @@ class TradingCommands:
             shares = held
         order = yield self.place_order(session, stamp, client_order_id or str(uuid.uuid4()), side, symbol,
                                        format(shares, "f"))
-        return order
+        return dict(order, canceled_orders=canceled) if cancel_orders else order
+
+    @defer.inlineCallbacks
+    def _cancel_closing(self, session, symbol, side, book):
+        """Cancel the open orders of ``symbol`` on ``side`` (and the other parts of their groups) before a close;
+        first what would refuse the close (trading suspended, a game over, no price) is raised.  Fires with how
+        many orders were canceled."""
+        configuration.check_trading(book.configuration)
+        if self.board.get(symbol) is None:
+            raise QuoteUnavailable(f"no price is known yet for {symbol}; try again after the next update")
+        recorded = self._recorded()
+        now = self.market_clock.now()
+
+        def unit_of_work(cursor):
+            self.store.lock_accounts(cursor, [session.portfolio_id])
+            if session.portfolio_id in self._game_rules(cursor, [session.portfolio_id], now)[1]:
+                raise GameClosed("this game's portfolio takes no more orders (the game is over, or you were"
+                                 " removed from it): nothing was canceled")
+            live = self.store.open_orders(cursor, session.portfolio_id)
+            groups = {o.group for o in live if o.symbol == symbol and o.side is side}
+            done = amend.cancel_all([o for o in live if o.group in groups], now,
+                                    reason="canceled by you, to close the position")
+            self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], recorded)
+            return done
+
+        done = yield self.commits.run(unit_of_work, [session.portfolio_id])
+        if done:
+            self.log.info("{username} canceled {n} open {symbol} orders to close the position",
+                          username=session.username, n=len(done), symbol=symbol)
+            self.publish([(session.username, _event_view(e, session.portfolio)) for _, e in done])
+        return len(done)
 
     @in_portfolio
     @defer.inlineCallbacks

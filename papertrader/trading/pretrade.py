@@ -86,8 +86,9 @@ def check_shape(request: OrderRequest, kept=False):
         if q != q.to_integral_value() and not kept and (tif is not TimeInForce.DAY or kind is OrderType.TRAILING_STOP):
             # As Alpaca: a strategy that runs here runs there (its fractional orders are day orders only).
             whole = q.to_integral_value(rounding="ROUND_DOWN")
-            split = (f": for a lasting order, place it for the {whole} whole share{'s' if whole != 1 else ''} and the"
-                     f" {q - whole:f} left with time in force 'day'" if whole >= 1 else "")
+            split = (f": for a lasting order, place it for the {whole:f} whole share{'s' if whole != 1 else ''} and"
+                     f" the {(q - whole).normalize():f} left with time in force 'day'"
+                     if whole >= 1 and tif is TimeInForce.GTC and kind is not OrderType.TRAILING_STOP else "")
             raise InvalidInput("a fractional quantity takes time in force 'day' and a market, limit, stop or stop"
                                f" limit order, as at Alpaca (whole shares for the others){split}")
     if request.notional is not None:

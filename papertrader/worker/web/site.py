@@ -155,10 +155,15 @@ def page_before(request):
 
 
 def referer_path(request):
-    """The path (and query) of the page this request came from, if it is one of this site's, else ''."""
+    """The page of this site this request came from, to go back to after choosing another portfolio ('' if
+    none): its path without its query (a page of the old portfolio's list), and the orders page for an order's
+    own pages (the order is the old portfolio's)."""
     here = security.origin(request)
     referer = (request.getHeader(b"referer") or b"").decode("latin-1")
-    return referer[len(here):] if referer.startswith(here + "/") else ""
+    if not referer.startswith(here + "/"):
+        return ""
+    path = referer[len(here):].split("?", 1)[0].split("#", 1)[0]
+    return "/orders" if path.startswith("/orders/") else path
 
 
 def safe_back(path, default):
@@ -871,34 +876,22 @@ class Website:
     @action()
     async def close_position(self, request, visit, symbol):
         """Sell (or buy back) the whole position at the market: the HTTP API's DELETE /v2/positions/{symbol}; first
-        the open orders on the closing side of it are canceled (a stop-loss holding the shares: the close would be
-        refused, the button said so, and a beginner met the refusal), as 'Close all' cancels every open order."""
+        the open orders on the closing side of it are canceled by the master (a stop-loss holding the shares: the
+        close would be refused, the button said so, and a beginner met the refusal), as 'Close all' cancels every
+        open order; never when the close itself would be refused (trading suspended, a game over)."""
         symbol = self.symbol(symbol)
-        canceled = 0
         try:
-            held = await self.held(visit, symbol)
-            if held:
-                closing = "sell" if held > 0 else "buy"
-                open_orders = (await self.call(visit, commands.Orders, status="open", symbols=[symbol],
-                                               side=closing, limit=OPEN_PAGE))["orders"]
-                for o in open_orders:
-                    try:
-                        await self.call(visit, commands.CancelOrder, order_uuid=o["uuid"])
-                        canceled += 1
-                    except (OrderNotOpen, UnknownOrder):
-                        pass  # it filled or ended meanwhile (or went with its other exit)
-            order = await self.call(visit, commands.ClosePosition, symbol=symbol, client_order_id=uuid.uuid4().hex)
+            order = await self.call(visit, commands.ClosePosition, symbol=symbol, client_order_id=uuid.uuid4().hex,
+                                    cancel_orders=True)
         except UnknownOrder:
             security.set_flash(request, f"You hold no {symbol}: nothing to close.", "error")
             return redirect(request, f"/asset/{symbol}")
         except (NotLoggedIn, MasterUnavailable):
             raise
         except PaperTraderError as e:
-            security.set_flash(request, sentence(e.message) + (
-                f" ({canceled} open {symbol} order{'s were' if canceled != 1 else ' was'} canceled first.)"
-                if canceled else ""), "error")
+            security.set_flash(request, sentence(e.message), "error")
             return redirect(request, f"/asset/{symbol}")
-        await self.flash_placed(request, visit, order, canceled)
+        await self.flash_placed(request, visit, order, order.get("canceled_orders") or 0)
         return redirect(request, f"/asset/{symbol}")
 
     @app.route("/positions/close-all", methods=["POST"])
