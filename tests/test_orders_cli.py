@@ -55,6 +55,32 @@ async def test_a_limit_order_waits_then_is_canceled_and_a_market_order_fills(dep
 
 
 @pytest_twisted.ensureDeferred
+async def test_close_sells_a_whole_position_its_stop_loss_canceled_first_if_asked(deployment):
+    d = deployment
+    await register_and_login(d)
+    price = await last_price(d)
+    for argv in (("buy", "AAPL", "4"), ("buy", "MSFT", "2")):
+        assert (await d.cli(*argv, user="alice"))[0] == 0
+    await d.tick()
+    below = f"{(price / 2).quantize(D('0.01'))}"
+    stop = j((await d.cli("sell", "AAPL", "4", "--stop", below, "--tif", "gtc", user="alice"))[1])
+    status, out, _ = await d.cli("close", "AAPL", user="alice")
+    assert status == 1 and j(out)["error"] == "insufficient_position"  # the stop-loss holds the shares
+    status, out, err = await d.cli("close", "AAPL", "--cancel-orders", user="alice", json=False)
+    assert status == 0, err
+    assert re.fullmatch(r"1 open order of AAPL canceled, then order [0-9]+: sell 4 AAPL at the market \(new\)\.\n",
+                        out), out
+    assert j((await d.cli("order", str(stop["id"]), user="alice"))[1])["status"] == "canceled"
+    await d.tick()
+    status, out, err = await d.cli("close", "--all", user="alice")
+    assert status == 0 and [(o["symbol"], o["quantity"]) for o in j(out)["orders"]] == [("MSFT", "2")], (out, err)
+    await d.tick()
+    assert j((await d.cli("portfolio", user="alice"))[1])["positions"] == []
+    status, out, _ = await d.cli("close", user="alice")
+    assert status == 2 and "close takes a SYMBOL or --all" in j(out)["message"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_replace_links_the_orders(deployment):
     d = deployment
     await register_and_login(d)

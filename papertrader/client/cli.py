@@ -331,6 +331,13 @@ def build_parser():
     c.add_argument("id", type=int, nargs="?", help="the order's id (see 'orders --status open')")
     c.add_argument("--all", action="store_true", help="cancel every open order instead")
     portfolio_option(c)
+    c = command("close", "sell a whole position at the market (a short one bought back), or every position")
+    c.add_argument("symbol", nargs="?", help="the position's symbol")
+    c.add_argument("--all", action="store_true", help="close every position instead")
+    c.add_argument("--cancel-orders", action="store_true",
+                   help="first cancel the open orders that hold its shares (a stop-loss, a limit sale; with --all,"
+                        " every open order); without it, a close they hold shares of is refused")
+    portfolio_option(c)
     c = command("replace", "replace an open order by a new one with these changes")
     c.add_argument("id", type=int, help="the open order's id")
     c.add_argument("--quantity", metavar="QUANTITY",
@@ -1284,6 +1291,30 @@ class CLI:
         filled = output.plain(order)["filled_quantity"]
         self.emit(order, f"Order {order['id']} canceled" + (f" after filling {filled}." if order["filled_quantity"]
                                                              else "."))
+
+    @defer.inlineCallbacks
+    def do_close(self):
+        a = self.args
+        if a.all == bool(a.symbol):
+            raise UsageFailure("close takes a SYMBOL or --all")
+        token = self.token()
+        if a.all:
+            answer = yield self.call(commands.CloseAllPositions, token=token, cancel_orders=a.cancel_orders,
+                                     **self.in_portfolio())
+            orders, failures = answer["orders"], answer["failures"]
+            text = output.table(order_rows(orders), ORDER_COLUMNS) if orders else "No position to close."
+            if failures:
+                text += "\n" + "\n".join(f"{f['symbol']}: not closed: {f['message']}" for f in failures)
+            self.emit(answer, text)
+            return
+        order = yield self.call(commands.ClosePosition, token=token, symbol=a.symbol, client_order_id=uuid.uuid4().hex,
+                                cancel_orders=a.cancel_orders, **self.in_portfolio())
+        canceled = order.pop("canceled_orders", None) or 0
+        plain = output.plain(order)
+        self.emit(dict(order, canceled_orders=canceled),
+                  (f"{counted(canceled, 'open order')} of {order['symbol']} canceled, then order" if canceled else
+                   "Order") + f" {order['id']}: {order['side']} {plain['quantity']} {order['symbol']} at the market"
+                  f" ({order['status']}).")
 
     @defer.inlineCallbacks
     def do_replace(self):
