@@ -19,8 +19,8 @@ from decimal import Decimal
 from twisted.internet import defer
 
 from papertrader.app import authenticated
-from papertrader.errors import (GameClosed, InvalidInput, NotGameCreator, PaperTraderError, PortfoliosHidden, UnknownGame,
-                                UnknownSymbol)
+from papertrader.errors import (GameClosed, InvalidInput, NotGameCreator, PaperTraderError, PortfoliosHidden,
+                                UnknownGame, UnknownSymbol)
 from papertrader.master import games as store_module
 from papertrader.master import validation
 from papertrader.money import MAX_MONEY, money_text, parse_money

@@ -17,8 +17,8 @@ from twisted.internet import defer
 
 from papertrader import faults
 from papertrader.app import in_portfolio
-from papertrader.errors import (DuplicateOrder, GameClosed, InvalidInput, PaperTraderError, QuoteUnavailable, UnknownOrder,
-                               UnknownSymbol)
+from papertrader.errors import (DuplicateOrder, GameClosed, InvalidInput, PaperTraderError, QuoteUnavailable,
+                               UnknownOrder, UnknownSymbol)
 from papertrader.master import validation
 from papertrader.master.group_commit import GroupCommit
 from papertrader.master.portfolios import PortfolioStore

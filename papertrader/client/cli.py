@@ -1130,7 +1130,8 @@ class CLI:
         if order.get("legs"):
             text += "\n\nexits:\n" + output.table(order["legs"], LEG_COLUMNS)
         if order.get("fills"):
-            text += "\n\n" + output.table(order["fills"], ["time", "quantity", "price", "commission", "amount", "model"])
+            text += "\n\n" + output.table(order["fills"], ["time", "quantity", "price", "commission", "amount",
+                                                            "model"])
         return text
 
     @defer.inlineCallbacks
@@ -1698,7 +1699,8 @@ class CLI:
                      fill_model=game.get("fill_model") or "the server's",
                      portfolios="shown to every player" if game.get("show_portfolios") else "shown to the creator only")
         if game.get("removed"):
-            shown["removed"] = ", ".join(f"{r['username']} ({r['removed']:%Y-%m-%d %H:%M} UTC)" for r in game["removed"])
+            shown["removed"] = ", ".join(f"{r['username']} ({r['removed']:%Y-%m-%d %H:%M} UTC)"
+                                         for r in game["removed"])
         else:
             shown.pop("removed", None)
         last = _last_day(game.get("end"))
