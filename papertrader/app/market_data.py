@@ -217,7 +217,8 @@ class MarketDataCommands:
         from that day's start, through its end, in the market's time zone.  Symbols not traded here are left
         out.  Intraday timeframes of a replay of whole sessions are refused (it has daily bars only).
         ``adjustment`` (``raw``, the default; ``split``, ``dividend``, ``all``): prices and volumes adjusted
-        for the splits and dividends after each bar, up to the market's day (never one a replay has not reached), as Alpaca adjusts them."""
+        for the splits and dividends after each bar, up to the market's day (never one a replay has not
+        reached), as Alpaca adjusts them."""
         if adjustment not in (None,) + ADJUSTMENTS:
             raise InvalidInput(f"adjustment must be one of {', '.join(ADJUSTMENTS)}")
         period = PERIODS.get(timeframe)  # weeks and months: folded from daily bars (adjusted first)
