@@ -1470,8 +1470,9 @@ def portfolios_page(chrome, portfolios, form=None, error=None):
     rows = []
     for p in portfolios:
         shown = p["name"] == chrome.portfolio
-        show = "Shown" if shown else post_form(
+        show = "Shown" if shown else post_form(  # (shown on the dashboard)
             "/portfolios/use", chrome.csrf, h("input", {"type": "hidden", "name": "name", "value": p["name"]}),
+            h("input", {"type": "hidden", "name": "back", "value": "/"}),
             button("Show", "btn small", **{"aria-label": f"Show {p['name']}"}), cls="inline")
         manage = h("a", {"class": "btn small", "href": manage_link(p["name"]),
                          "aria-label": f"Manage {p['name']}"}, "Manage…")
