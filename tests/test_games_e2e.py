@@ -90,26 +90,27 @@ async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
         await register_and_login(d, user)
     roster = tmp_path / "class.txt"
     roster.write_text("# class 8, spring\nann\n\nBen   # late joiner\n")
-    argv = [sys.executable, "-m", "papertrader.admin", "--data-dir", d.data_dir, "game", "create-class",
-            "Class 8", "--players", str(roster), "--creator", "teacher", "--start", "2026-09-01", "--end",
-            "2027-06-30", "--cash", "10000", "--json"]
-    proc = WatchedProcess()
-    reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
-    ended = await proc.ended
-    assert getattr(ended, "exitCode", None) == 0, proc.output
-    done = j(proc.output.decode().strip().splitlines()[-1])
+
+    async def create_class(name):
+        """papertrader-admin game create-class NAME for the roster, as a process: (exit code, its JSON)."""
+        argv = [sys.executable, "-m", "papertrader.admin", "--data-dir", d.data_dir, "game", "create-class", name,
+                "--players", str(roster), "--creator", "teacher", "--start", "2026-09-01", "--end", "2027-06-30",
+                "--cash", "10000", "--json"]
+        proc = WatchedProcess()
+        reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
+        ended = await proc.ended
+        return getattr(ended, "exitCode", None), j(proc.output.decode().strip().splitlines()[-1])
+
+    code, done = await create_class("Class 8")
+    assert code == 0, done
     assert done["joined"] == ["ann", "ben"] and done["private"] and done["creator"] == "teacher"
     assert (done["players"], done["playing"]) == (2, False)  # the game with them in it (the teacher does not play)
     status, out, _ = await d.cli("game", "show", "Class 8", user="ben")
     assert j(out)["players"] == 2 and j(out)["playing"]
 
     roster.write_text("ann\nnobody_here\n")
-    argv[argv.index("Class 8")] = "Class 9"
-    proc = WatchedProcess()
-    reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
-    ended = await proc.ended
-    assert getattr(ended, "exitCode", None) == 1
-    assert j(proc.output.decode().strip().splitlines()[-1])["error"] == "unknown_users"
+    code, refused = await create_class("Class 9")
+    assert code == 1 and refused["error"] == "unknown_users"
     status, out, _ = await d.cli("game", "show", "Class 9", user="teacher")
     assert j(out)["error"] == "unknown_game"  # nothing was created
 
@@ -118,12 +119,8 @@ async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
     status, out, err = await d.cli("portfolio", "create", "class 10", user="ben")
     assert status == 0, err
     roster.write_text("ann\nben\n")
-    argv[argv.index("Class 9")] = "Class 10"
-    proc = WatchedProcess()
-    reactor.spawnProcess(proc, sys.executable, argv, env=ENV)
-    ended = await proc.ended
-    assert getattr(ended, "exitCode", None) == 1
-    refused = j(proc.output.decode().strip().splitlines()[-1])
+    code, refused = await create_class("Class 10")
+    assert code == 1
     assert refused == {"error": "portfolio_names_taken", "message": (
         f"1 of the 2 users in {roster} has a portfolio named 'Class 10', the name their portfolio in the"
         " game would take: ben; nothing was created: ask them to rename it (papertrader portfolio rename), or"
