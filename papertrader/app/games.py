@@ -12,6 +12,7 @@ own portfolio, orders and history methods, as its owner sees it.
 Games run on the market's clock (the time orders are placed and filled at, ``papertrader clock``).
 """
 
+import shlex
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -64,11 +65,6 @@ def game_view(game, players, account_id, membership=None, now=None, invite_code=
         portfolio=membership.portfolio_name if membership is not None and membership.removed is None else None,
         board_updated=game.board_updated, invite_code=invite_code, show_portfolios=game.show_portfolios)
     return {k: v for k, v in view.items() if v is not None}
-
-
-def _quoted(name):
-    """A portfolio's name as a shell takes it (quoted if it has a space or a quote)."""
-    return name if all(c.isalnum() or c in "_.-" for c in name) else "'" + name.replace("'", "'\\''") + "'"
 
 
 class GameCommands:
@@ -224,7 +220,7 @@ class GameCommands:
         if taken is not None:  # the game's portfolio takes the game's name, which players are told to trade in
             raise InvalidInput(f"you already have a portfolio named {taken!r}, and your portfolio in {game.name}"
                                f" takes the game's name: rename yours first (papertrader portfolio rename"
-                               f" {_quoted(taken)} NEW_NAME, or on the website's Portfolios page), then join")
+                               f" {shlex.quote(taken)} NEW_NAME, or on the website's Portfolios page), then join")
         portfolio = self.portfolios.create(cursor, account_id, game.name, "margin" if game.rules.margin else "cash",
                                            game.rules.starting_cash, recorded, game_id=game.id)
         self.store.add_player(cursor, game.id, account_id, portfolio.id, recorded)

@@ -139,8 +139,7 @@ def keys_still_work(keys):
     work (a key is not a session), and how to revoke one."""
     if not keys:
         return ""
-    which = "Your API key still works" if keys == 1 else f"Your {keys} API keys still work"
-    return (f" {which} (ending sessions does not revoke keys): 'papertrader api-key list' shows them; revoke any"
+    return (f" {output.keys_still_working(keys)} (ending sessions does not revoke keys): 'papertrader api-key list' shows them; revoke any"
             " you did not make with 'papertrader api-key revoke KEY_ID'.")
 
 
@@ -413,7 +412,6 @@ def build_parser():
 
 
 GAME_COLUMNS = ["name", "status", "start", "end", "starting_cash", "players", "private", "creator", "portfolio"]
-BOARD_COLUMNS = ["rank", "username", "equity", "return_percent", "sharpe"]
 GAME_FIELDS = ["name", "creator", "status", "start", "end", "ended_at", "starting_cash", "private", "portfolios",
                "players",
                "commission", "fill_model", "margin", "allow_short", "assets", "max_position", "portfolio",
@@ -1671,13 +1669,12 @@ class CLI:
                 f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
                 + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
         if a.csv:  # every player: those not ranked yet last, with no figures (a gradebook misses no one)
-            rows = standings + [{"username": name} for name in board.get("unranked") or ()]
-            self.out(output.csv_text(rows, BOARD_COLUMNS, newline="\n").rstrip("\n"))
+            self.out(output.standings_csv(standings, board.get("unranked"), newline="\n").rstrip("\n"))
             self.emitted += 1
             return
         rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
         waiting = board.get("unranked") or []
-        self.emit(data, head + ("\n\n" + output.table(rows, BOARD_COLUMNS) if rows else "")
+        self.emit(data, head + ("\n\n" + output.table(rows, output.BOARD_COLUMNS) if rows else "")
                   + (f"\n\nNot ranked yet (the next market update ranks them): {', '.join(waiting)}"
                      + (" ..." if len(waiting) >= 500 else "") if waiting else ""))
 

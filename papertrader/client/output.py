@@ -99,3 +99,21 @@ def csv_text(rows, columns, newline="\r\n"):
         writer.writerow([cell(shown.get(c)) for c in columns])
     return out.getvalue()
 
+
+
+#: A game's standings, as the leaderboard shows them and its CSV lists them.
+BOARD_COLUMNS = ["rank", "username", "equity", "return_percent", "sharpe"]
+
+
+def standings_csv(standings, unranked=(), newline="\r\n"):
+    """A game's standings as CSV, every player: those not ranked yet (``unranked``: joined since the last
+    update) last, with no figures (a gradebook misses no one)."""
+    return csv_text(list(standings) + [{"username": name} for name in unranked or ()], BOARD_COLUMNS, newline)
+
+
+def keys_still_working(keys):
+    """'Your API key still works' / 'Your 3 API keys still work' ('' for none): said after a password changed
+    or every session ended, which leave API keys working (a key is not a session)."""
+    if not keys:
+        return ""
+    return "Your API key still works" if keys == 1 else f"Your {keys} API keys still work"

@@ -234,9 +234,7 @@ class PortfolioStore:
         wanted = name(wanted)
         if kind not in KINDS:
             raise InvalidInput(f"a portfolio's kind is one of {', '.join(KINDS)}")
-        cursor.execute(self.sql("SELECT 1 FROM portfolios WHERE account_id = ? AND name_key = ? AND closed IS NULL"),
-                       (account_id, _key(wanted)))
-        if cursor.fetchone():
+        if self.named(cursor, account_id, wanted) is not None:
             raise InvalidInput(f"you already have a portfolio named {wanted!r}")
         self._changed()
         cents = to_cents(starting_cash)
@@ -249,11 +247,8 @@ class PortfolioStore:
 
     def rename(self, cursor, portfolio, new):
         new = name(new)
-        if _key(new) != _key(portfolio.name):
-            cursor.execute(self.sql("SELECT 1 FROM portfolios WHERE account_id = ? AND name_key = ? AND"
-                                    " closed IS NULL"), (portfolio.account_id, _key(new)))
-            if cursor.fetchone():
-                raise InvalidInput(f"you already have a portfolio named {new!r}")
+        if _key(new) != _key(portfolio.name) and self.named(cursor, portfolio.account_id, new) is not None:
+            raise InvalidInput(f"you already have a portfolio named {new!r}")
         self._changed()
         cursor.execute(self.sql("UPDATE portfolios SET name = ?, name_key = ? WHERE id = ?"),
                        (new, _key(new), portfolio.id))

@@ -144,8 +144,7 @@ def keys_still_work(answer):
     keys = answer.get("api_keys") or 0
     if not keys:
         return ""
-    which = "Your API key still works" if keys == 1 else f"Your {keys} API keys still work"
-    return f" {which}: revoke any you did not make under API keys on your account page."
+    return f" {output.keys_still_working(keys)}: revoke any you did not make under API keys on your account page."
 
 
 def page_before(request):
@@ -1351,10 +1350,7 @@ class Website:
         request.setHeader(b"Content-Type", b"text/csv; charset=utf-8")
         filename = re.sub(r"[^A-Za-z0-9_.-]+", "-", board["name"]) + f"-leaderboard-by-{by}.csv"
         request.setHeader(b"Content-Disposition", f'attachment; filename="{filename}"'.encode("ascii"))
-        # The players the next update ranks (joined since the last), after them with no figures: every player is
-        # in it (a gradebook misses no one).
-        standings += [{"username": name} for name in board.get("unranked") or ()]
-        return output.csv_text(standings, ["rank", "username", "equity", "return_percent", "sharpe"]).encode("utf-8")
+        return output.standings_csv(standings, board.get("unranked")).encode("utf-8")
 
     @app.route("/games/<string:name>/players/<string:username>", methods=["GET"])
     @signed_in()
