@@ -158,6 +158,23 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         response, body = await site.post("/register", dict(account, csrf="0" * 64))
         assert response.code == 403
         assert await d.master.db.query("SELECT id FROM accounts WHERE username = 'mallory'") == []
+        # Another site's name made to point at this loopback port (DNS rebinding) gets nothing from it: not a
+        # page, not a pre-session cookie, not the API; only loopback names are answered.
+        port = site.url.rsplit(":", 1)[1]
+        for path in ("/signin", "/v2/clock"):
+            response = await treq.get(site.url + path, headers={b"Host": [f"evil.example:{port}".encode()]})
+            assert response.code == 421 and response.headers.getRawHeaders(b"set-cookie") is None
+            assert (await response.json())["code"] == 42110000
+        response = await treq.post(site.url + "/register", data=urlencode(dict(account, csrf=csrf)).encode(),
+                                   headers={b"Host": [f"evil.example:{port}".encode()],
+                                            b"Origin": [f"http://evil.example:{port}".encode()],
+                                            b"Content-Type": [b"application/x-www-form-urlencoded"]})
+        assert response.code == 421
+        assert await d.master.db.query("SELECT id FROM accounts WHERE username = 'mallory'") == []
+        for host in (f"localhost:{port}", "localhost", f"127.0.0.1:{port}", f"[::1]:{port}", f"LOCALHOST.:{port}"):
+            response = await treq.get(site.url + "/signin", headers={b"Host": [host.encode()]})
+            assert response.code == 200, host
+            await response.content()
 
         # The real thing: register, signed in at once (the dashboard welcomes the new user); signed out, sign in
         # again; the session arrives in a cookie and nowhere else.

@@ -6,6 +6,11 @@ Every answer of the REST API (``/v1/...``, ``/v2/...``) is JSON (errors too: ``{
 (papertrader/worker/web/).  A request body is at most ``MAX_BODY`` bytes; headers say ``nosniff``,
 ``no-store`` and deny framing.
 
+A plain HTTP listener (loopback only) answers only requests that name a loopback host (``localhost``,
+``127.x.x.x``, ``[::1]``, any port): another Host is a page that another site's name was made to point at this
+machine (DNS rebinding), answered 421 without being served.  (Over TLS a browser would not get that far: the
+certificate names the worker's host, not the other site.)
+
 On a TLS listener, a request in plain HTTP (``http://`` where ``https://`` was meant) is answered, in plain
 HTTP, with the API's JSON 400 naming the ``https://`` address to use, instead of an empty reply; on a plain
 one, a TLS handshake (``https://`` where ``http://`` was meant) is answered at once the same way (the client
@@ -179,6 +184,29 @@ class _FirstBytesFactory(policies.WrappingFactory):
 API_PREFIXES = ("/v1/", "/v2/", "/v1beta1/", "/v1beta2/", "/v1beta3/")
 
 
+def loopback_host(host):
+    """Whether a Host header (``name``, ``name:port``, ``[v6]:port``) names this machine's loopback."""
+    host = host.strip()
+    if host.startswith(b"["):
+        name = host[1:].split(b"]", 1)[0]
+    else:
+        name = host.rsplit(b":", 1)[0] if host.count(b":") == 1 else host
+    try:
+        return tls.is_loopback(name.decode("ascii").lower().rstrip("."))
+    except UnicodeDecodeError:
+        return False
+
+
+class _Misdirected(resource.Resource):
+    isLeaf = True
+
+    def render(self, request):
+        request.setResponseCode(421)
+        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+        return json.dumps({"code": 42110000, "message": "this plain HTTP port answers only to a loopback address:"
+                           " use http://127.0.0.1 or http://localhost with its port"}).encode()
+
+
 class Root(resource.Resource):
     """``/stream``, ``/v2/iex`` and ``/v2/sip`` are WebSockets; ``/v1/...`` and ``/v2/...`` the REST API;
     everything else the website (when there is one; else the REST API's JSON 404)."""
@@ -190,6 +218,9 @@ class Root(resource.Resource):
         self.web = web
 
     def getChildWithDefault(self, name, request):
+        host = request.getHeader(b"host")
+        if host is not None and not request.isSecure() and not loopback_host(host):
+            return _Misdirected()
         path = request.path.decode("latin-1")
         stream = self.streams.get(path)
         if stream is not None:
