@@ -524,14 +524,15 @@ class History(Command):
 
 
 class Clock(Command):
-    """The market clock: market time, whether the market is open, the next open and close."""
+    """The market clock: market time, whether the market is open, the next open and close; ``timezone``: the
+    calendar's (an IANA name: its sessions' local times, as the website shows times)."""
 
     arguments = []
     response = [(b"time", amp.DateTime()), (b"is_open", amp.Boolean()), (b"next_open", amp.DateTime()),
                 (b"next_close", amp.DateTime()), (b"calendar", amp.Unicode()), (b"mode", amp.Unicode()),
                 (b"state", amp.Unicode()), (b"source", amp.Unicode(optional=True)),
                 (b"step", amp.Unicode(optional=True)), (b"start", amp.DateTime(optional=True)),
-                (b"end", amp.DateTime(optional=True))]
+                (b"end", amp.DateTime(optional=True)), (b"timezone", amp.Unicode(optional=True))]
 
 
 class MarketControl(Command):

@@ -48,6 +48,15 @@ def pytest_pyfunc_call(pyfuncitem):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _times_in_utc():
+    """The website shows times in the market's zone, learnt from the master's clock (one market per process):
+    each test starts from UTC, as a worker does before its first clock answer, whatever the test before ran."""
+    from papertrader.worker.web import formatting
+
+    formatting.show_times_in("UTC")
+
+
 @pytest.fixture
 def settings():
     # Abuse limits high enough that only the tests about them (test_throttle.py) ever meet them.  The

@@ -40,3 +40,21 @@ def test_what_a_client_says_it_is_is_kept_printable_and_short():
 def test_a_change_too_small_to_show_is_no_negative_zero():
     assert fmt.percent(fmt.change_percent(Decimal("99996.10"), Decimal("100000"))) == "0.00%"
     assert fmt.percent(Decimal("-0.006")) == "-0.01%" and fmt.percent(Decimal("1.25")) == "+1.25%"
+
+
+def test_times_are_shown_in_the_markets_time_zone_with_its_abbreviation():
+    """A session of the New York exchange reads 09:30 to 16:00 (EST in winter, EDT in summer), as its traders
+    say it; a game's first day (its midnight UTC) stays a date; the always-open market's zone is UTC."""
+    from datetime import datetime, timezone
+
+    utc = timezone.utc
+    fmt.show_times_in("America/New_York")
+    assert fmt.when(datetime(2024, 3, 4, 14, 30, tzinfo=utc)) == "2024-03-04 09:30 EST"
+    assert fmt.when(datetime(2024, 7, 1, 20, 0, 5, tzinfo=utc), seconds=True) == "2024-07-01 16:00:05 EDT"
+    assert fmt.when_or_day(datetime(2010, 1, 4, tzinfo=utc)) == "2010-01-04"
+    assert fmt.when_or_day(datetime(2010, 1, 4, 15, 0, tzinfo=utc)) == "2010-01-04 10:00 EST"
+    assert fmt.when(None) == fmt.when_or_day(None) == "—"
+    for name in ("UTC", "", "Not/AZone"):
+        fmt.show_times_in(name)
+        assert fmt.when(datetime(2024, 3, 4, 14, 30, tzinfo=utc)) == "2024-03-04 14:30 UTC"
+        assert fmt.zone_name() == "UTC"

@@ -1447,7 +1447,7 @@ async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path,
         await next_message(orders, "ready")
         _, body = await site.get("/orders")
         # (the first update, at the start, played the first hour)
-        assert header_market(body) == {"market": ["Market open", "open"], "clock": ["2024-03-04 15:30 UTC", None]}
+        assert header_market(body) == {"market": ["Market open", "open"], "clock": ["2024-03-04 10:30 EST", None]}
         # Paused by its operator, the replay's time stands still: the header says so (not just "open"), live
         # and on a reload, and a page that connects then is not told otherwise.
         for action, said in (("pause", "Market open (paused)"), ("resume", "Market open")):
@@ -1469,11 +1469,12 @@ async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path,
             _, body = await site.get("/orders")
             assert live == header_market(body)
             times.append(live["clock"][0])
-        assert times == ["2024-03-04 16:30 UTC", "2024-03-04 17:30 UTC", "2024-03-04 18:30 UTC",
-                         "2024-03-04 19:30 UTC", "2024-03-04 20:30 UTC",
-                         "2024-03-05 14:30 UTC"]  # the close played: market time waits at the next open
+        # (in the market's time zone, New York's: a session from 09:30 to 16:00)
+        assert times == ["2024-03-04 11:30 EST", "2024-03-04 12:30 EST", "2024-03-04 13:30 EST",
+                         "2024-03-04 14:30 EST", "2024-03-04 15:30 EST",
+                         "2024-03-05 09:30 EST"]  # the close played: market time waits at the next open
         [symbol, *_] = [q["symbol"] for q in worker.quotes.all()]
-        assert fmt.when(worker.quotes.get(symbol)["time"]) == "2024-03-04 21:00 UTC"  # the price's time
+        assert fmt.when(worker.quotes.get(symbol)["time"]) == "2024-03-04 16:00 EST"  # the price's time
 
         # An asset page: its prices and the header in one message; the last session played, the replay ends
         # and the market is closed for good.
@@ -1490,7 +1491,7 @@ async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path,
         assert live[f"quote.{symbol}.price"][0] == fmt.price(worker.quotes.get(symbol)["price"])
         _, body = await site.get(f"/asset/{symbol}")
         assert header_market(body) == {k: live[k] for k in ("market", "clock")}
-        assert live["market"] == ["Market closed", "closed"] and live["clock"] == ["2024-03-06 14:30 UTC", None]
+        assert live["market"] == ["Market closed", "closed"] and live["clock"] == ["2024-03-06 09:30 EST", None]
 
 
 @pytest_twisted.ensureDeferred

@@ -43,5 +43,5 @@ class MarketClock:
         now = self.now()
         info = self.info(now)
         return dict(time=now, is_open=info.is_open, next_open=info.next.open,
-                    next_close=(info.current or info.next).close, calendar=self.calendar.name, mode="live",
-                    state=self.state)
+                    next_close=(info.current or info.next).close, calendar=self.calendar.name,
+                    timezone=self.calendar.timezone, mode="live", state=self.state)

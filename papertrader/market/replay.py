@@ -207,8 +207,8 @@ class ReplayClock:
         info = self.calendar.info(self.position)
         last = self.last_day or self.end_date
         return dict(time=self.position, is_open=info.is_open and self.state != "ended", next_open=info.next.open,
-                    next_close=(info.current or info.next).close, calendar=self.calendar.name, mode="replay",
-                    state=self.state, step=self.step_text,
+                    next_close=(info.current or info.next).close, calendar=self.calendar.name,
+                    timezone=self.calendar.timezone, mode="replay", state=self.state, step=self.step_text,
                     start=datetime.combine(self.start_date, time(0), timezone.utc),
                     end=datetime.combine(last, time(0), timezone.utc) if last else None)
 

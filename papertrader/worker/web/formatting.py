@@ -7,6 +7,7 @@ Money is rounded by the one rule (papertrader/money.py), then grouped by thousan
 import re
 from datetime import timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from papertrader.errors import PaperTraderError
 from papertrader.money import price_text, quantity_text, round_money
@@ -90,15 +91,45 @@ def sign(value):
     return "up" if value > 0 else "down"
 
 
+#: The time zone times are shown in: the market's (its calendar's, as the master's clock says: New York's for
+#: XNYS, so that a session runs 09:30 to 16:00), UTC until the master has said.  One market per deployment.
+_zone = timezone.utc
+
+
+def show_times_in(name):
+    """Show times in the IANA zone ``name`` from now on (an unknown or empty name: UTC)."""
+    global _zone
+    try:
+        _zone = ZoneInfo(name) if name and name != "UTC" else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        _zone = timezone.utc
+
+
+def zone_name():
+    """The zone times are shown in, as an IANA name ('America/New_York', 'UTC')."""
+    return getattr(_zone, "key", "UTC")
+
+
 def when(moment, seconds=False):
-    """Market time as '2010-03-04 15:30 UTC'."""
+    """A moment in the market's time zone, with the zone's abbreviation: '2010-03-04 09:30 EST' (UTC: '... UTC')."""
     if moment is None:
         return "—"
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    moment = moment.astimezone(_zone)
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+def when_or_day(moment):
+    """A moment that may stand for a day (a game's start, its midnight UTC: '2010-01-04'), else ``when``."""
+    if moment is None:
+        return "—"
+    utc = moment.astimezone(timezone.utc)
+    if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
+        return utc.strftime("%Y-%m-%d")
+    return when(moment)
 
 
 def day(moment):
+    """A date, '2010-03-04': of a daily stamp (a market day is kept as its midnight UTC, or its session's open)."""
     return "—" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
 
 

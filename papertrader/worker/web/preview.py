@@ -166,7 +166,7 @@ def game_refusal(request, symbol, last, held, portfolio, game):
     if game is None:
         return None
     if game["status"] == "upcoming":
-        return f"{game['name']} starts {fmt.when(game['start'])}: its orders are taken from then."
+        return f"{game['name']} starts {fmt.when_or_day(game['start'])}: its orders are taken from then."
     if game["status"] == "ended":
         return f"{game['name']} has ended: it takes no more orders."
     if game["assets"] and symbol not in game["assets"]:

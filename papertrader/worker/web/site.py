@@ -334,10 +334,14 @@ class Website:
                                            client_ip(request))
 
     async def clock(self, visit):
+        """The market clock (None if it cannot be had now); the pages' times are shown in its time zone."""
         try:
-            return await self.call(visit, commands.Clock)
+            answer = await self.call(visit, commands.Clock)
         except PaperTraderError:
             return None
+        if answer.get("timezone") and answer["timezone"] != fmt.zone_name():
+            fmt.show_times_in(answer["timezone"])
+        return answer
 
     def chrome(self, request, visit=None, tab=None, clock=None):
         portfolios = (visit.portfolios if visit else None) or []

@@ -515,7 +515,7 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                 "Not enough history yet to show a change over this range."),
               h("div", {"id": "equity-chart", "class": "chart small", "role": "img",
                         "aria-label": f"Equity, {label.lower()}",
-                        "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)),
+                        "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)), "data-zone": fmt.zone_name(),
                         "data-points": json.dumps(points, separators=(",", ":"))}),
               chart_table("The equity as a table", ["Time", ("Equity", "num")],
                           [(_point_time(t, history["timeframe"]), fmt.money(Decimal(v))) for t, v in points],
@@ -727,7 +727,7 @@ def asset_page(chrome, asset, quote, candles, interval, day, portfolio, open_ord
               h("div", {"id": "price-chart", "class": "chart", "role": "img",
                         "aria-label": f"{s} candlestick chart, {INTERVAL_WORDS[interval]} candles with volume" +
                                       (f"; last close {fmt.price(last['close'])}" if last else ""),
-                        "data-interval": interval,
+                        "data-interval": interval, "data-zone": fmt.zone_name(),
                         "data-candles": json.dumps(candle_rows(candles), separators=(",", ":"))}),
               h("p", {"class": "chart-note"}, f"{len(candles)} candle{'s' if len(candles) != 1 else ''}" if candles
                 else "No candles yet for this interval."),
@@ -1079,7 +1079,7 @@ def replaceable(o):
 
 def described(o):
     """An order told apart from the others in a list, for a screen reader's list of buttons: what, at what price,
-    when placed ('Buy 10 AAPL (limit $187.00), placed 2026-09-01 14:30 UTC')."""
+    when placed ('Buy 10 AAPL (limit $187.00), placed 2026-09-01 10:30 EDT')."""
     return f"{order_summary(o)} ({order_prices(o)}), placed {fmt.when(o['created'])}"
 
 
@@ -1681,7 +1681,7 @@ def game_rows(chrome, games):
         if g["playing"]:
             role = (role + ", player") if role else "Player"
         rows.append(h("tr", cell(h("a", {"href": game_link(g["name"])}, g["name"]), "Game"),
-                      cell(g["status"], "Status"), cell(fmt.when(g["start"]), "Starts"),
+                      cell(g["status"], "Status"), cell(fmt.when_or_day(g["start"]), "Starts"),
                       cell(game_end(g), "Ends"),
                       num(fmt.money(g["starting_cash"]), header="Starting cash"),
                       num(str(g["players"]), header="Players"),
@@ -1813,7 +1813,7 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
     def servers(words):
         return f"{words} (the server's)" if server is not None else "the server's"
 
-    rules = [("Status", game["status"]), ("Starts", fmt.when(game["start"])), ("Ends", game_end(game)),
+    rules = [("Status", game["status"]), ("Starts", fmt.when_or_day(game["start"])), ("Ends", game_end(game)),
              ("Starting cash", fmt.money(game["starting_cash"])), ("Players", str(game["players"])),
              ("Created by", game["creator"]), ("Visibility", "private" if game["private"] else "public"),
              ("Assets", ", ".join(game["assets"]) if game["assets"] else "every asset"),

@@ -14,6 +14,23 @@ const base = {
   localization: { locale: "en-US" },
 };
 
+// Times of day on an intraday axis and under the crosshair in the market's time zone (data-zone: the one the
+// page's own times are in, 09:30 to 16:00 for New York); days of daily data as their dates.
+function zoned(box, intraday) {
+  if (!intraday) return {};
+  const zone = box.dataset.zone || "UTC";
+  const part = (options) => new Intl.DateTimeFormat("en-US", { timeZone: zone, ...options });
+  const clock = part({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const date = part({ month: "short", day: "numeric" });
+  const full = part({ year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+                      hourCycle: "h23", timeZoneName: "short" });
+  const at = (time) => new Date(time * 1000);
+  return {
+    tickMarkFormatter: (time, kind) => (kind >= 3 ? clock.format(at(time)) : kind === 2 ? date.format(at(time)) : null),
+    timeFormatter: (time) => full.format(at(time)),
+  };
+}
+
 function money(value) {
   return value.toLocaleString("en-US", { style: "currency", currency: "USD" });
 }
@@ -22,10 +39,13 @@ const priceBox = document.getElementById("price-chart");
 if (LC && priceBox) {
   const rows = JSON.parse(priceBox.dataset.candles || "[]");
   const intraday = priceBox.dataset.interval !== "1d";
+  const zone = zoned(priceBox, intraday);
   const chart = LC.createChart(priceBox, {
     ...base,
-    timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false },
-    localization: { ...base.localization, priceFormatter: money },
+    timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false,
+                 ...(zone.tickMarkFormatter ? { tickMarkFormatter: zone.tickMarkFormatter } : {}) },
+    localization: { ...base.localization, priceFormatter: money,
+                    ...(zone.timeFormatter ? { timeFormatter: zone.timeFormatter } : {}) },
   });
   const candles = chart.addSeries(LC.CandlestickSeries, {
     upColor: "#0a7a3d", downColor: "#b42318", borderVisible: false, wickUpColor: "#0a7a3d",
@@ -64,10 +84,13 @@ if (LC && priceBox) {
 const equityBox = document.getElementById("equity-chart");
 if (LC && equityBox) {
   const points = JSON.parse(equityBox.dataset.points || "[]");
+  const zone = zoned(equityBox, Number(equityBox.dataset.bucket || 86400) < 86400);
   const chart = LC.createChart(equityBox, {
     ...base,
-    timeScale: { ...base.timeScale, timeVisible: true, secondsVisible: false },
-    localization: { ...base.localization, priceFormatter: money },
+    timeScale: { ...base.timeScale, timeVisible: true, secondsVisible: false,
+                 ...(zone.tickMarkFormatter ? { tickMarkFormatter: zone.tickMarkFormatter } : {}) },
+    localization: { ...base.localization, priceFormatter: money,
+                    ...(zone.timeFormatter ? { timeFormatter: zone.timeFormatter } : {}) },
     handleScroll: false,
     handleScale: false,
   });
