@@ -105,6 +105,16 @@ async def test_an_api_key_of_a_margin_portfolio_sells_short_through_alpaca_py(tm
         await d.tick()
         [position] = await in_thread(margin.get_all_positions)
         assert (position.side, D(position.qty)) == (PositionSide.SHORT, -10)
+        # The price moves: the short's profit or loss in percent has the profit's sign, counted from its size (its
+        # cost is negative), at Alpaca and in the command line's portfolio alike.
+        await d.tick()
+        [position] = await in_thread(margin.get_all_positions)
+        pl, cost = D(position.unrealized_pl), D(position.cost_basis)
+        assert pl != 0 and cost < 0
+        assert D(position.unrealized_plpc) == (pl / -cost).quantize(D("0.000001"))
+        status, out, err = await d.cli("portfolio", "--portfolio", "shorts", user="alice")
+        [held] = j(out)["positions"]
+        assert D(held["unrealized_percent"]) == (100 * pl / -cost).quantize(D("0.01")), err
         # Its fill is a short sale in the account's activities, as Alpaca says it.
         [fill] = await in_thread(margin.get, "/account/activities/FILL")
         assert (fill["side"], fill["order_id"], fill["qty"]) == ("sell_short", str(short.id), "10")

@@ -31,7 +31,7 @@ from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType,
 from papertrader.trading.pretrade import accept, available_shares, buying_power, covering, opens
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
-from papertrader.trading.valuation import day_start
+from papertrader.trading.valuation import day_start, unrealized_percent
 
 #: Most orders or transactions one page holds.
 MAX_PAGE = 500
@@ -592,7 +592,7 @@ class TradingCommands:
             position = dict(symbol=symbol, quantity=held.quantity, average_price=held.average_price,
                             cost=held.cost, market_value=value, unrealized_pl=value - held.cost, available=available)
             if held.cost:
-                position["unrealized_percent"] = (100 * (value - held.cost) / held.cost).quantize(Decimal("0.01"))
+                position["unrealized_percent"] = unrealized_percent(value, held.cost)
             position["exchange"] = self.board.info[symbol].exchange if symbol in self.board.info else ""
             if quote:
                 position["price"] = quote.price

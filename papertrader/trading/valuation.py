@@ -34,6 +34,14 @@ class DayStart:
     bases: Mapping[str, Decimal]
 
 
+def unrealized_percent(value, cost):
+    """A position's unrealized profit in percent of what it cost, signed as the profit (a short that lost shows a
+    negative percent, as at Alpaca: its cost is negative, the percent counts from its size); None without a cost."""
+    if not cost:
+        return None
+    return (100 * (value - cost) / abs(cost)).quantize(HUNDREDTH)
+
+
 def day_start(cash, positions, values, references, start_quantities, today):
     """How the day began for a portfolio.
 
@@ -86,7 +94,7 @@ def revalue(portfolio, quotes):
             value = round_money(held["quantity"] * price)
             position.update(price=price, market_value=value, unrealized_pl=value - held["cost"])
             if held["cost"]:
-                position["unrealized_percent"] = (100 * (value - held["cost"]) / held["cost"]).quantize(HUNDREDTH)
+                position["unrealized_percent"] = unrealized_percent(value, held["cost"])
             if quote.get("previous_close") is not None:
                 position["previous_close"] = quote["previous_close"]
             if held.get("day_base") is not None:

@@ -253,12 +253,12 @@ def position(p, asset_id, exchange_name):
         "market_value": money_text(value),
         "cost_basis": money_text(cost),
         "unrealized_pl": money_text(value - cost),
-        "unrealized_plpc": ratio(value - cost, cost),
+        "unrealized_plpc": ratio(value - cost, abs(cost)),  # signed as the profit, a short's too
         "current_price": price_text(price) if price is not None else None,
         "lastday_price": price_text(last) if last is not None else None,
         "change_today": ratio(price - last, last) if price is not None and last else None,
         "unrealized_intraday_pl": money_text(intraday) if intraday is not None else None,
-        "unrealized_intraday_plpc": ratio(intraday, p["day_base"]) if intraday is not None and p.get("day_base")
+        "unrealized_intraday_plpc": ratio(intraday, abs(p["day_base"])) if intraday is not None and p.get("day_base")
         else None,
     }
     return out
