@@ -2,7 +2,7 @@
 forced liquidation and borrow fees, on scripted prices (hand-computed figures).  No reactor, no database."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -210,6 +210,17 @@ def test_borrow_fee_per_day():
     assert margin.borrow_fee(b, {"TSLA": D(50)}, rules) == D("0.50")  # 5,000 x 3.6% / 360
     assert margin.borrow_fee(b, {"TSLA": D(50)}, rules, days=3) == D("1.50")
     assert margin.borrow_fee(b, {"TSLA": D(50)}, REG_T) == D("0.00")
+
+
+def test_the_borrow_fee_counts_the_shorts_held_overnight_in_the_shares_of_after_the_days_split():
+    b = margin_book("15000.00", TSLA=("-100", "-5000.00"), AAPL=("10", "1000.00"))
+    assert [(p.symbol, p.quantity) for p in margin.overnight_shorts(b)] == [("TSLA", D(-100))]
+    split = Split("TSLA", date(2024, 3, 4), D(3))
+    [held] = margin.overnight_shorts(b, (split, Split("AAPL", date(2024, 3, 4), D(2))))
+    assert (held.symbol, held.quantity) == ("TSLA", D(-300))
+    rules = replace(REG_T, borrow_rate=D("0.036"))
+    # 300 shares at the split price of 50/3: the same 5,000 borrowed as the night before.
+    assert margin.borrow_fee(replace(b, positions={"TSLA": held}), {"TSLA": D("16.6667")}, rules) == D("0.50")
 
 
 def test_margin_terms_are_checked():

@@ -321,9 +321,15 @@ async def test_the_borrow_fee_is_charged_once_a_day_for_the_days_since_the_last(
     await step(today=day + timedelta(days=1), MSFT="10")  # held overnight: one day, 10.00
     await step(today=day + timedelta(days=1), MSFT="10")
     await step(today=day + timedelta(days=4), MSFT="10")  # three calendar days later (a weekend)
+    # Covered at the next day's first step: the night before, it was still held, and pays; then nothing does.
+    await t.place_order(alice, stamp(), "c", "buy", "MSFT", "1000", portfolio="short")
+    await step(today=day + timedelta(days=5), MSFT="10")
+    await step(today=day + timedelta(days=6), MSFT="10")
     rows = (await t.history(alice, stamp(), 50, portfolio="short"))["transactions"]
-    assert [r["amount"] for r in rows if r["kind"] == "borrow_fee"] == [D("-10.00"), D("-30.00")]
-    assert (await t.portfolio(alice, stamp(), portfolio="short"))["cash"] == D("20000.00") - D("40.00")
+    assert [r["amount"] for r in reversed(rows) if r["kind"] == "borrow_fee"] == [D("-10.00"), D("-30.00"),
+                                                                                   D("-10.00")]
+    done = await t.portfolio(alice, stamp(), portfolio="short")
+    assert (done["positions"], done["cash"]) == ([], D("20000.00") - D("10000.00") - D("50.00"))
 
 
 @pytest_twisted.ensureDeferred

@@ -805,9 +805,11 @@ class TradingCommands:
 
     # --- margin accounts ----------------------------------------------------------------------
 
-    def _review_margin(self, cursor, market_step, prices, recorded, locked):
+    def _review_margin(self, cursor, market_step, prices, recorded, locked, overnight=None):
         """After a step: every open margin portfolio's margin call is made, kept, met or enforced
-        (papertrader/trading/margin.py ``review``), and the day's borrow fee is charged on short positions."""
+        (papertrader/trading/margin.py ``review``), and the day's borrow fee is charged on the short positions
+        held overnight (``overnight``: of the portfolios the step traded, their shorts before it; the others'
+        books are as they were)."""
         reviewed = _Reviewed()
         rules = self.store.margin_rules
         if rules is None:
@@ -827,7 +829,10 @@ class TradingCommands:
         for portfolio in held:
             book = books[portfolio.id]
             if market_step.today:
-                book = self._borrow_fee(cursor, portfolio, book, prices, market_step.today, now, rules)
+                shorts = (overnight or {}).get(portfolio.id)
+                if shorts is None:
+                    shorts = [p for p in book.positions.values() if p.quantity < 0]
+                book = self._borrow_fee(cursor, portfolio, book, shorts, prices, market_step.today, now, rules)
             if not book.positions and portfolio.margin_call is None:
                 continue
             review = margin.review(book, prices, rules, portfolio.margin_call_since, now,
@@ -884,14 +889,15 @@ class TradingCommands:
                                                                          order=order.id)))
         return reviewed
 
-    def _borrow_fee(self, cursor, portfolio, book, prices, today, now, rules):
+    def _borrow_fee(self, cursor, portfolio, book, shorts, prices, today, now, rules):
         """Charge the borrow fee of the calendar days since the last charge (one the first time) on each short
-        position, once a day; returns the book after it."""
+        position held overnight (``shorts``: held at the end of the market day before, a split of today's
+        applied), once a day, from the cash of ``book``; returns the book after it.  A short covered at today's
+        open paid for the nights it was held; one opened today pays from tomorrow."""
         through = portfolio.borrow_fee_through
         if through is not None and through >= today.isoformat():
             return book
         self.portfolios.set_borrow_fee_through(cursor, portfolio.id, today)
-        shorts = [p for p in book.positions.values() if p.quantity < 0]
         if not rules.borrow_rate or not shorts:
             return book
         from datetime import date
@@ -1010,12 +1016,14 @@ class TradingCommands:
             kept = self.store.open_orders_kept(cursor, wanted)
             orders = [o for mine in kept.values() for o in mine]
             accounts = {o.account_id for o in orders} | {d.account_id for d in due} | holders
-            result, names = None, {}
+            result, names, overnight = None, {}, {}
             own, frozen = self._game_rules(cursor, {o.account_id for o in orders}, market_step.time)
             if frozen:  # a game's orders trade only while it is open (its end cancels them)
                 orders = [o for o in orders if o.account_id not in frozen]
             if accounts:
                 books = self.store.books(cursor, accounts)
+                if market_step.today:  # the day's borrow fee counts the shorts held overnight, before this step
+                    overnight = {a: margin.overnight_shorts(b, actions) for a, b in books.items()}
                 restores = {}
                 for split in (a for a in actions if isinstance(a, corporate.Split)):
                     restores.update(self.store.split_restores(cursor, holders, split))
@@ -1025,7 +1033,7 @@ class TradingCommands:
                 self.store.save_dividends(cursor, result.owed, result.paid, recorded)
                 if result.fills:
                     faults.point("step-written")  # crash tests stop here, before the commit
-            reviewed = self._review_margin(cursor, market_step, prices, recorded, wanted)
+            reviewed = self._review_margin(cursor, market_step, prices, recorded, wanted, overnight)
             events = (list(result.events) if result else []) + reviewed.events
             if events:
                 names = _usernames(self.db, cursor, {e.order.account_id for e in events})

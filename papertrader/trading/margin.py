@@ -25,7 +25,7 @@ before long, then by symbol); the last one only in part, rounded up to a whole s
 position).  Liquidation orders are market orders, day, placed by the platform.
 
 Short positions may pay a **borrow fee**: short value x annual rate / 360 per calendar day, charged
-once a day, rounded to the cent.
+once a day, rounded to the cent, on the shorts held overnight (before the day's first step).
 """
 
 from dataclasses import dataclass, replace
@@ -34,6 +34,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import List, Mapping, Optional
 
 from papertrader.money import CENT, ROUNDING, round_money
+from papertrader.trading.corporate import Split
 
 ZERO_MONEY = Decimal("0.00")
 
@@ -238,6 +239,15 @@ def review(book, prices, rules: MarginRules, called_since, now, liquidating=Fals
     if now - called_since >= rules.call_deadline and not liquidating:
         return Review(current, called_since, tuple(liquidation(book, prices, rules)))
     return Review(current, called_since)
+
+
+def overnight_shorts(book, actions=()):
+    """The short positions a book held overnight, before a market day's first step, in the shares of after that
+    step's splits (``actions``: its corporate actions): what the day's borrow fee counts (a short covered at the
+    open was held overnight; one opened today was not)."""
+    splits = {a.symbol: a for a in actions if isinstance(a, Split)}
+    return [replace(p, quantity=splits[p.symbol].shares(p.quantity)) if p.symbol in splits else p
+            for p in book.positions.values() if p.quantity < 0]
 
 
 def borrow_fee(book, prices, rules: MarginRules, days=1):
