@@ -242,6 +242,11 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         newest = re.search(r'<tbody><tr><th scope="row" data-label="Time">([^<]+)</th>'
                            r'<td class="num" data-label="Equity">([^<]+)</td>', data)
         assert newest.group(2) == fmt.money(portfolio["equity"]), newest
+        # Its oldest row, the curve's base, says what it is (the chart places it a day before the first point,
+        # a date it is not of): the starting cash.
+        oldest = re.findall(r'<tr><th scope="row" data-label="Time">([^<]+)</th>'
+                            r'<td class="num" data-label="Equity">([^<]+)</td>', data.split("</details>")[0])[-1]
+        assert oldest == ("Starting cash", fmt.money(settings.starting_cash)), oldest
         _, page = await site.get("/asset/AAPL?interval=1m")
         data = page[page.find('<summary>The candles as a table</summary>'):]
         last = worker.quotes.get("AAPL")

@@ -497,7 +497,8 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
         # Another range: from the equity at the close before it (the API's base_value), as its profit and loss
         # counts; counted from its first point, the first day's result was left out (the two differed).
         base, before = history["base_value"], True
-    if since_start or before:  # (the base is the chart's first point, a bucket before the range's)
+    if since_start or before:  # (the base is the chart's first point, a bucket before the range's; its row in
+        # the table says what it is, not that made-up time: the close before a Monday is a Friday's)
         points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
     change = (history["equity"][-1] - base) if history["equity"] else None
     chart = h("section", {"class": "card chart-card", "aria-labelledby": "equity-title"},
@@ -518,7 +519,9 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                         "data-bucket": str(BUCKETS.get(history["timeframe"], 86400)), "data-zone": fmt.zone_name(),
                         "data-points": json.dumps(points, separators=(",", ":"))}),
               chart_table("The equity as a table", ["Time", ("Equity", "num")],
-                          [(_point_time(t, history["timeframe"]), fmt.money(Decimal(v))) for t, v in points],
+                          [(_point_time(t, history["timeframe"]) if i or not (since_start or before) else
+                            "Starting cash" if since_start else "Previous close", fmt.money(Decimal(v)))
+                           for i, (t, v) in enumerate(points)],
                           f"Equity, {label.lower()}"))
     positions = h("section", {"class": "card", "aria-labelledby": "positions-title"},
                   h("div", {"class": "card-head"}, h("h2", {"id": "positions-title"}, "Positions"),
