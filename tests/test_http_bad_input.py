@@ -288,6 +288,13 @@ async def test_numbers_are_refused_naming_the_field_as_the_request_did_and_sayin
             (dict(type="limit", limit_price="0"), "limit_price must be positive"),
             (dict(type="limit", limit_price="-1"), "limit_price must be positive"),
             (dict(type="limit", limit_price="1.00001"), "limit_price has more than 4 decimals"),
+            (dict(type="limit", limit_price="10.123"), "limit_price 10.123 is not a valid tick: prices from $1 are in"
+                                                       " whole cents, below $1 in steps of 0.0001"),
+            (dict(type="stop", stop_price="10.125"), "stop_price 10.125 is not a valid tick: prices from $1 are in"
+                                                     " whole cents, below $1 in steps of 0.0001"),
+            (dict(type="limit", limit_price="10", order_class="bracket", take_profit={"limit_price": "11.001"},
+                  stop_loss={"stop_price": "9"}), "take_profit.limit_price 11.001 is not a valid tick: prices from"
+                                                   " $1 are in whole cents, below $1 in steps of 0.0001"),
             (dict(type="stop", stop_price="1e12"), "stop_price must be at most 1000000"),
             (dict(type="trailing_stop", trail_price="0"), "trail_price must be positive"),
             (dict(type="trailing_stop", trail_percent="0.001"), "trail_percent has more than 2 decimals"),

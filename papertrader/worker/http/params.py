@@ -19,7 +19,7 @@ from papertrader.market.periods import MINUTE_BUCKETS, MONTHS
 from papertrader.market.service import MAX_STEP
 from papertrader.master import validation
 from papertrader.times import EARLIEST, LATEST
-from papertrader.trading.pretrade import MAX_NOTIONAL
+from papertrader.trading.pretrade import MAX_NOTIONAL, check_price
 
 #: The longest value of one query parameter, in characters.
 MAX_QUERY_VALUE = 4096
@@ -262,8 +262,16 @@ def quantity_text(name, value):
     return decimal_text(name, value, lambda name, text: validation.quantity(text, name))
 
 
-def price_text(name, value):
-    return decimal_text(name, value, validation.price)
+def price_text(name, value, tick=True):
+    """A limit, stop or trail price's text, checked here as the trading core checks it (``tick``: its tick size
+    too, which a replace's ``trail``, dollars or percent, does not have), so that a refusal names the field as
+    the request does (``limit_price``)."""
+    def check(name, text):
+        validation.price(name, text)
+        if tick:
+            check_price(name, Decimal(text))
+
+    return decimal_text(name, value, check)
 
 
 def text(name, value, limit=64):
@@ -345,7 +353,7 @@ def replace_request(data):
                 time_in_force=text("time_in_force", data.get("time_in_force")),
                 limit_price=price_text("limit_price", data.get("limit_price")),
                 stop_price=price_text("stop_price", data.get("stop_price")),
-                trail=price_text("trail", data.get("trail")),  # dollars or percent: the command checks which
+                trail=price_text("trail", data.get("trail"), tick=False),  # dollars or percent: the command checks which
                 client_order_id=text("client_order_id", data.get("client_order_id"), 128))
 
 
