@@ -43,3 +43,32 @@ def test_a_split_today_is_no_change_and_an_untraded_symbol_or_one_without_a_pric
                       {"AAPL": D("400.00"), "GE": D("25.00")}, {"AAPL": D(10)}, [("split", "AAPL", D("0.00"))])
     assert start.last_equity == D("4000.00") + D("250.00") + D("10.00")
     assert {s: values[s] - start.bases[s] for s in values} == {"AAPL": D("40.00"), "GE": D(0), "XYZ": D(0)}
+
+
+def test_a_split_whose_previous_close_is_not_a_whole_step_counts_from_yesterdays_value_to_the_cent():
+    """A backtest's check: 33.819 AAPL held into its 7-for-1 split (236.733 shares) after a close of 645.57 was
+    worth 21,832.53 at that close; counted from the shown previous close (645.57 / 7 = 92.2243, a price's step)
+    the day began at 21,832.54, a cent off yesterday's equity.  The quote keeps the unrounded reference too."""
+    from datetime import date, datetime, timezone
+
+    from datetime import timedelta
+
+    from papertrader.market.board import QuoteBoard
+    from papertrader.trading.corporate import Split
+    from papertrader.trading.market import Bar
+
+    def bar(close, start):
+        return Bar("AAPL", start, start + timedelta(hours=6, minutes=30), close, close, close, close, 100)
+
+    utc = timezone.utc
+    friday, monday = datetime(2014, 6, 6, 13, 30, tzinfo=utc), datetime(2014, 6, 9, 13, 30, tzinfo=utc)
+    board = QuoteBoard(["AAPL"])
+    board.update_bars({"AAPL": bar(D("645.57"), friday)}, friday)
+    board.update_bars({"AAPL": bar(D("92.70"), monday)}, monday, splits=[Split("AAPL", date(2014, 6, 9), D(7))])
+    board.update_bars({"AAPL": bar(D("92.80"), monday + timedelta(hours=1))}, monday)  # later in the session
+    quote = board.get("AAPL")
+    assert quote.previous_close == D("92.2243")  # shown to a price's step
+    cash = D("80000.00")
+    start = day_start(cash, {"AAPL": D("236.733")}, {"AAPL": D("21945.15")}, {"AAPL": quote.reference}, {}, [])
+    assert start.last_equity == cash + D("21832.53")  # 33.819 x 645.57 = 21,832.5318..., as yesterday's equity
+    assert start.bases["AAPL"] == D("21832.53")

@@ -599,13 +599,14 @@ class TradingCommands:
             equity += value
             unrealized += value - held.cost
             positions.append(position)
-        references = {s: (q.previous_close if q.session_open == began and q.previous_close is not None else q.price)
-                      for s, q in quotes.items()}
+        since_close = {s for s, q in quotes.items() if q.session_open == began and q.previous_close is not None}
+        references = {s: q.reference if s in since_close else q.price for s, q in quotes.items()}
         start = day_start(book.cash, {s: p.quantity for s, p in book.positions.items()}, values, references,
                           held_then, today)
         for position in positions:
-            if references.get(position["symbol"]) is not None:  # the price the day counts from
-                position["previous_close"] = references[position["symbol"]]
+            quote = quotes.get(position["symbol"])
+            if quote is not None:  # the price the day counts from, as shown (a price's step)
+                position["previous_close"] = quote.previous_close if position["symbol"] in since_close else quote.price
             position["day_base"] = start.bases[position["symbol"]]
             position["change_today"] = position["market_value"] - position["day_base"]
         mine = session.portfolio

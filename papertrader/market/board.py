@@ -22,6 +22,15 @@ class Quote:
     previous_close: Optional[Decimal] = None
     session_open: Optional[datetime] = None
     stale: bool = False
+    #: On a split's first session: the previous close unrounded (the last price before the split x old / new
+    #: shares), where ``previous_close`` is rounded to a price's step, as shown: what a position held since
+    #: then was worth, counted in today's shares, to the cent.
+    previous_exact: Optional[Decimal] = None
+
+    @property
+    def reference(self):
+        """The previous close as today's figures count from it (unrounded on a split's first session)."""
+        return self.previous_exact if self.previous_exact is not None else self.previous_close
 
 
 class QuoteBoard:
@@ -55,12 +64,14 @@ class QuoteBoard:
         for symbol, bar in bars.items():
             old = self._quotes.get(symbol)
             previous = old.previous_close if old else None
+            exact = old.previous_exact if old else None
             if old is not None and old.session_open != session_open:
-                previous = old.price  # a new session: the last price of the one before is its reference
+                previous, exact = old.price, None  # a new session: the last price of the one before is its reference
                 for split in splits:
                     if split.symbol == symbol:
+                        exact = (exact if exact is not None else previous) * split.old / split.new
                         previous = split.price(previous)
-            changed.append(Quote(symbol, bar.close, bar.end, previous, session_open))
+            changed.append(Quote(symbol, bar.close, bar.end, previous, session_open, previous_exact=exact))
         self.update(changed)
         if now is not None and max_age is not None:
             for symbol, quote in list(self._quotes.items()):
