@@ -59,7 +59,7 @@ def telnet_description(listen):
         return f"tcp:{listen}:interface=127.0.0.1"
     kind, _, rest = listen.partition(":")
     if kind == "unix":
-        return listen
+        return private_socket(listen)
     if kind == "tcp":
         params = dict(p.split("=", 1) for p in rest.split(":") if "=" in p)
         if params.get("interface") in LOOPBACK:
@@ -67,6 +67,14 @@ def telnet_description(listen):
     raise ManholeError(
         f"a telnet manhole listens only on loopback: use a port number, tcp:PORT:interface=127.0.0.1 or"
         f" unix:PATH, or give --manhole-keys for an SSH manhole (got {listen!r})")
+
+
+def private_socket(description):
+    """A ``unix:`` description whose socket only its owner may connect to (mode 0600, unless it says a
+    ``mode=``): Twisted's default, 0666, lets any local user reach the console's login."""
+    if any(part.startswith("mode=") for part in description.split(":")[2:]):
+        return description
+    return f"{description}:mode=0600"
 
 
 def _password_file(data_dir):
@@ -569,9 +577,11 @@ def manhole_service(listen, namespace, data_dir, authorized_keys=None, reactor=N
     if authorized_keys:
         if not os.path.exists(authorized_keys):
             raise ManholeError(f"--manhole-keys: {authorized_keys} does not exist")
-        listen = str(listen)
-        if listen.isdigit():
-            listen = f"tcp:{listen}"
+        listen = str(listen).strip()
+        if listen.isdigit():  # as for telnet: a bare port is loopback (tcp:PORT opens it to the network)
+            listen = f"tcp:{listen}:interface=127.0.0.1"
+        elif listen.startswith("unix:"):
+            listen = private_socket(listen)
         realm = manhole_ssh.TerminalRealm()
         realm.sessionFactory = ConsoleSession
         realm.transportFactory = ConsoleSessionTransport

@@ -17,7 +17,7 @@ from papertrader import admin, commands
 from papertrader.client.connection import Connection, connect
 from papertrader.master.workers import KICKED, REVOKED
 from papertrader.worker.fanout import WINDOW
-from tests.conftest import WatchedProcess, start_cluster, wait_for_log
+from tests.conftest import WatchedProcess, bounded, start_cluster, wait_for_log
 from tests.test_e2e import register_and_login
 
 
@@ -278,10 +278,35 @@ def test_telnet_manhole_refuses_to_listen_beyond_loopback(tmp_path):
     from papertrader.manhole import ManholeError, telnet_description
 
     assert telnet_description("2049") == "tcp:2049:interface=127.0.0.1"
-    assert telnet_description("unix:/tmp/x.sock") == "unix:/tmp/x.sock"
+    assert telnet_description("unix:/tmp/x.sock") == "unix:/tmp/x.sock:mode=0600"
+    assert telnet_description("unix:/tmp/x.sock:mode=0660") == "unix:/tmp/x.sock:mode=0660"  # as the operator said
     for unsafe in ("tcp:2049", "tcp:2049:interface=0.0.0.0", "ssl:2049"):
         with pytest.raises(ManholeError):
             telnet_description(unsafe)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_console_on_a_bare_port_is_on_loopback_with_ssh_keys_too_and_its_unix_socket_is_the_owners(
+        tmp_path):
+    """Adding --manhole-keys to '--manhole 2049' opened the console on every interface; a unix: socket was
+    0666, its login prompt open to every local user."""
+    import stat
+
+    from papertrader.manhole import manhole_service
+
+    (tmp_path / "authorized_keys").write_text("")
+    ssh = manhole_service("0", {}, str(tmp_path), authorized_keys=str(tmp_path / "authorized_keys"))
+    socket_path = tmp_path / "console.sock"
+    telnet = manhole_service(f"unix:{socket_path}", {}, str(tmp_path))
+    for listening in (ssh, telnet):
+        listening.startService()
+        await bounded(listening.whenListening(), "the console")
+    try:
+        assert ssh.port.getHost().host == "127.0.0.1"
+        assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o600
+    finally:
+        for listening in (ssh, telnet):
+            await listening.stopService()
 
 
 @pytest_twisted.ensureDeferred
