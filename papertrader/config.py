@@ -363,10 +363,10 @@ def load_settings(path=None, overrides=None):
             raise ConfigError(f"config file {path} is not UTF-8 text")
         except configparser.Error as e:
             raise ConfigError(f"config file {path}: {e}")
-        if not parser.has_section("papertrader"):
+        if not parser.sections():
             raise ConfigError(f"config file {path} has no [papertrader] section")
-        _check_sections(parser, path)
-        for key, raw in parser.items("papertrader"):
+        _check_sections(parser, path)  # (a worker's file may hold its [worker] section alone: the defaults else)
+        for key, raw in (parser.items("papertrader") if parser.has_section("papertrader") else ()):
             if key in RENAMED:
                 if parser.has_option("papertrader", RENAMED[key]):
                     raise ConfigError(f"{path}: {key!r} is the old name of {RENAMED[key]!r}; keep one of them")

@@ -499,3 +499,11 @@ def test_prices_of_replay_files_are_rounded_to_4_decimals_as_the_readme_says(tmp
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
     own = readme[readme.index("**Your own history**"):readme.index("**Splits and dividends**")]
     assert "prices are rounded to 4 decimals" in own
+
+
+def test_a_workers_file_may_hold_its_worker_section_alone(tmp_path):
+    """The README's '[worker] region = eu-west' written alone in a worker's file was refused ('no [papertrader]
+    section'): the settings are then the defaults."""
+    assert load_settings(write(tmp_path, "[worker]\nregion = eu-west\n")) == Settings()
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_settings(write(tmp_path, "[workers]\nregion = eu-west\n"))
