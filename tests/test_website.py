@@ -337,6 +337,21 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert update["v"]["quote.AAPL.price"][0] == fmt.price(worker.quotes.get("AAPL")["price"])
         candle = await next_message(live, "candle")
         assert candle["c"][4] == fmt.number_text(worker.quotes.get("AAPL")["price"])
+        # The Trade page's list of prices (its assets and watchlists) is live too: the symbols its body names.
+        _, page = await site.get("/assets")
+        listed = re.search(r'data-symbols="([^"]*)"', page).group(1).split()
+        assert {"AAPL", "MSFT", "TSLA"} <= set(listed)
+        trade = await websocket(site, site.url)
+        await bounded(trade.opened, "the connection")
+        trade_protocol = trade.opened.result
+        trade_protocol.sendMessage(json.dumps({"page": "assets", "symbols": listed}).encode())
+        await next_message(trade, "ready")
+        await d.tick()
+        update = await next_message(trade, "set")
+        for symbol in ("AAPL", "MSFT", "TSLA"):
+            assert update["v"][f"quote.{symbol}.price"][0] == fmt.price(worker.quotes.get(symbol)["price"])
+            assert f'data-live="quote.{symbol}.change"' in page
+        trade_protocol.sendClose()
         # Signing out ends it.
         response, _ = await site.post("/signout", dict(csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/signin")

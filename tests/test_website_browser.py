@@ -130,6 +130,10 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.click("nav a[href='/assets']")
         await b.page("assets")
         await b.screenshots("assets")
+        # Its prices move with the market, without a reload (its assets' and its watchlists').
+        await b.live()
+        await d.tick()
+        await b.wait_text("td[data-live='quote.AAPL.price']", fmt.price(price_of(d, "AAPL")))
         await b.click("a.sym[href='/asset/AAPL']")
         await b.page("asset")
         await b.live()

@@ -1,7 +1,7 @@
 """The page's live connection: a WebSocket at ``/live`` (autobahn), authenticated by the session cookie.
 
 A page opens it and says what it shows (``{"page": "dashboard"}``, ``{"page": "asset", "symbol": "AAPL",
-"interval": "1m"}`` ...).  The connection then joins the worker's fan-outs like an AMP client that sent
+"interval": "1m"}``, ``{"page": "assets", "symbols": [...]}``: the Trade page's list of prices, at most 200 ...).  The connection then joins the worker's fan-outs like an AMP client that sent
 ``Watch`` and ``WatchOrders`` (papertrader/worker/fanout.py): the prices of the symbols the page shows,
 and the order events of its account (so the master pushes those to this worker).  It is one of the
 worker's clients: it counts in the worker's load, hears its notices, and is closed when the worker
@@ -56,6 +56,8 @@ from papertrader.worker.web.site import Visit
 
 #: Close code telling the page its session ended (it goes to the sign-in page).
 SIGNED_OUT = 4001
+#: Most symbols a page listing prices may watch (the Trade page lists at most this many).
+MAX_LISTED = 200
 PAGES = ("dashboard", "asset", "orders", "history", "account", "assets", "order", "game", "replace", "other")
 #: Seconds between checks that the session is still live (it may expire or go idle on the master).
 SESSION_CHECK = 60
@@ -188,8 +190,10 @@ def _portfolio_cookie(header):
 class View:
     """What one page shows, and how it is kept up to date."""
 
-    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None, game=None):
+    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None, game=None, listed=()):
         self.live = live
+        #: The symbols a list of prices shows (the Trade page: its assets and watchlists).
+        self.listed = list(listed)
         #: The game a game's page shows (its name), whose standings it shows again when they change.
         self.game = game
         self.base = base
@@ -251,6 +255,8 @@ class View:
             return [p["symbol"] for p in self.portfolio["positions"]]
         if self.page in ("asset", "replace") and self.symbol:
             return [self.symbol]
+        if self.page == "assets":
+            return self.listed
         return []
 
     @defer.inlineCallbacks
@@ -316,6 +322,9 @@ class View:
             values.update(views.position_values(self.portfolio))
         if self.page in ("asset", "replace") and self.symbol in quotes:
             values.update(views.quote_values(self.symbol, quotes[self.symbol]))
+        if self.page == "assets":
+            for symbol, quote in quotes.items():
+                values.update(views.price_values(symbol, quote))
         if self.page == "asset" and self.symbol in quotes:
             self.live.worker.reactor.callLater(0, self._send_candle)
         self.conn.send({"t": "set", "v": values})
@@ -533,10 +542,13 @@ class Live:
         interval = message.get("interval")
         if interval not in ("1m", "5m", "15m", "1h", "1d"):
             interval = "1d"
+        listed = message.get("symbols")
+        listed = ([s.upper()[:16] for s in listed[:MAX_LISTED] if isinstance(s, str)]
+                  if page == "assets" and isinstance(listed, list) else [])
         if conn.view is not None:
             conn.view.stop()
         conn.view = View(self, conn, page, symbol, interval, message.get("first", True) is not False,
-                         _decimal(message.get("base")), game)
+                         _decimal(message.get("base")), game, listed)
         conn.view.start().addErrback(self._start_failed, conn)
 
     def _start_failed(self, failure, conn):

@@ -644,16 +644,20 @@ def assets_page(chrome, quotes, query, watchlists="", watched=()):
                                                    [:200])})
 
 
-def quote_values(symbol, q, day=None):
-    """Live values of an asset's quote block."""
-    out = {}
-    if q is None:
-        return out
+def price_values(symbol, q):
+    """Live values of a symbol's last price and today's change (a row of a list of prices)."""
     change = q["price"] - q["previous_close"] if q.get("previous_close") is not None else None
     pct = fmt.change_percent(q["price"], q.get("previous_close"))
-    out[f"quote.{symbol}.price"] = (fmt.price(q["price"]), None)
-    out[f"quote.{symbol}.change"] = ((f"{fmt.money(change, signed=True)} ({fmt.percent(pct)})" if change is not None
-                                      else "—"), fmt.sign(change))
+    return {f"quote.{symbol}.price": (fmt.price(q["price"]), None),
+            f"quote.{symbol}.change": ((f"{fmt.money(change, signed=True)} ({fmt.percent(pct)})" if change is not None
+                                        else "—"), fmt.sign(change))}
+
+
+def quote_values(symbol, q, day=None):
+    """Live values of an asset's quote block."""
+    if q is None:
+        return {}
+    out = price_values(symbol, q)
     out[f"quote.{symbol}.bid"] = (fmt.price(q.get("bid")), None)
     out[f"quote.{symbol}.ask"] = (fmt.price(q.get("ask")), None)
     out[f"quote.{symbol}.time"] = (fmt.when(q.get("time")) + (" (stale)" if q.get("stale") else ""), None)

@@ -122,6 +122,7 @@ function subscription() {
   if (body.dataset.interval) message.interval = body.dataset.interval;
   if (body.dataset.first) message.first = body.dataset.first === "yes";
   if (body.dataset.rangeBase) message.base = body.dataset.rangeBase;
+  if (body.dataset.symbols) message.symbols = body.dataset.symbols.split(" ").filter(Boolean).slice(0, 200);
   return message;
 }
 
