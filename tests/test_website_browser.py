@@ -254,6 +254,13 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.live()
         await d.tick()
         fill = await b.wait_text("#toasts", "Filled: Buy 5 AAPL")
+        # On a desktop it does not cover the ticket's Place button (under the pointer that just placed the order).
+        covers = await b.script(
+            "document.getElementById('place-order').scrollIntoView({block: 'end'});"
+            " const t = document.querySelector('#toasts .toast:last-child').getBoundingClientRect();"
+            " const p = document.getElementById('place-order').getBoundingClientRect();"
+            " return [innerWidth, !(t.right < p.left || t.left > p.right || t.bottom < p.top || t.top > p.bottom)];")
+        assert covers == [1280, False], covers
         # It may cover what is under it: it can be dismissed (and stays while the pointer or keyboard is on it).
         toasts = await b.script("return document.querySelectorAll('#toasts .toast').length")
         await b.click("#toasts .toast:last-child button[aria-label='Dismiss']")
