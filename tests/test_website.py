@@ -1901,6 +1901,17 @@ async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, sett
         assert 'data-label="Price">$300.50<' in pages["/orders"] and 'data-label="Price">$0.5123<' in pages["/orders"]
         _, body = await site.get(f"/orders/{placed['dollars']['uuid']}/replace")
         assert 'name="limit_price" type="text" inputmode="decimal" value="300.5"' in body
+        # Moved as people write prices, as on the order ticket ('$1,250.50'); a '$' among the shares is refused.
+        response, _ = await site.post(f"/orders/{placed['dollars']['uuid']}/replace",
+                                      dict(csrf=site.csrf(body), limit_price="$1,250.50", qty="10"))
+        assert (response.code, header(response, b"location")) == (303, "/orders")
+        [moved] = [o for o in (await forward(commands.Orders, limit=10))["orders"]
+                   if o.get("replaces_uuid") == placed["dollars"]["uuid"]]
+        assert (moved["limit_price"], moved["quantity"]) == (Decimal("1250.50"), 10)
+        _, body = await site.get(f"/orders/{moved['uuid']}/replace")
+        body = await site.refused(f"/orders/{moved['uuid']}/replace", dict(csrf=site.csrf(body), qty="$5"),
+                                  f"/orders/{moved['uuid']}/replace")
+        assert "The amount is in shares, not dollars." in body
         assert (await forward(commands.Portfolio))["positions"][0]["average_price"] == average  # nothing stored changed
 
 

@@ -1023,11 +1023,15 @@ class Website:
         form = {name: field(request, name, 32) for name in ("qty", "limit_price", "stop_price", "trail_by", "trail",
                                                              "time_in_force")}
         trail_key = "trail_price" if form["trail_by"] == "price" else "trail_percent"
+        # Typed as people write them, as on the order ticket ('$155.50', '1,000'); a '$' in the shares is refused.
+        typed = {k: fmt.typed_number(v) for k, v in form.items() if k in ("qty", "limit_price", "stop_price", "trail")}
         try:
+            if "$" in form["qty"]:
+                raise InvalidInput("the amount is in shares, not dollars")
             new = await self.call(visit, commands.ReplaceOrder, order_uuid=order_uuid,
-                                  quantity=form["qty"] or None, limit_price=form["limit_price"] or None,
-                                  stop_price=form["stop_price"] or None, time_in_force=form["time_in_force"] or None,
-                                  **{trail_key: form["trail"] or None})
+                                  quantity=typed["qty"] or None, limit_price=typed["limit_price"] or None,
+                                  stop_price=typed["stop_price"] or None, time_in_force=form["time_in_force"] or None,
+                                  **{trail_key: typed["trail"] or None})
         except (NotLoggedIn, MasterUnavailable, UnknownOrder):
             raise
         except PaperTraderError as e:
