@@ -691,7 +691,7 @@ async def test_a_position_is_closed_from_its_page_and_every_one_from_the_dashboa
         await call(commands.PlaceOrder, client_order_id="tsla-low", side="buy", symbol="TSLA", quantity="1",
                    type="limit", limit_price="1.00", time_in_force="gtc")
         _, body = await site.get("/asset/TSLA")
-        assert 'data-confirm="Sell all 1 TSLA at the market? Your open TSLA sell orders (a stop-loss, a limit) are' \
+        assert 'data-confirm="Sell all 1 TSLA at the market? Your open TSLA sell orders, if any, are' \
                ' canceled first."' in body
         response, _ = await site.post("/asset/TSLA/close", dict(csrf=csrf))
         _, body = await site.get("/asset/TSLA")

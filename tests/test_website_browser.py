@@ -187,6 +187,15 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         assert await b.script("return document.title") == "AAPL · PaperTrader"
         assert await b.script("return performance.getEntriesByType('navigation')[0].type") == "reload"
         assert await b.attribute("#t-qty", "value") in ("", None)
+        # A dollar amount is a Day order: GTC and the others are shown disabled once Dollars is chosen (the choice
+        # was silently put back to Day), and offered again with Shares.
+        await b.fill({"#t-type": "market", "#t-time_in_force": "gtc"})
+        await b.click("label[for='t-by-dollars']")
+        enabled = "return [...document.querySelectorAll('#t-time_in_force option')].filter(o => !o.disabled)" \
+                  ".map(o => o.value)"
+        assert (await b.script(enabled), await b.attribute("#t-time_in_force", "value")) == (["day"], "day")
+        await b.click("label[for='t-by-shares']")
+        assert "gtc" in await b.script(enabled)
         # Exits: a take-profit and a stop-loss make a buy a bracket order, which the preview says; with them the
         # ticket offers Day or GTC only, and it offers none for an order that takes none (a trailing stop).
         await b.click("details.exits > summary")

@@ -767,10 +767,10 @@ def asset_position(symbol, portfolio, csrf):
     close = post_form(f"/asset/{symbol}/close", csrf,
                       button("Close position", "btn small danger", **{"aria-label": f"Close your {symbol} position"}),
                       cls="inline close-position",
-                      confirm=(f"Sell all {shares} {symbol} at the market? Your open {symbol} sell orders (a stop-loss,"
-                               " a limit) are canceled first." if pos["quantity"] > 0 else
-                               f"Buy back all {shares} {symbol} at the market? Your open {symbol} buy orders are"
-                               " canceled first."))
+                      confirm=(f"Sell all {shares} {symbol} at the market? Your open {symbol} sell orders, if any, are"
+                               " canceled first." if pos["quantity"] > 0 else
+                               f"Buy back all {shares} {symbol} at the market? Your open {symbol} buy orders, if any,"
+                               " are canceled first."))
     return join(h("dl", {"class": "facts tight"},
              h("div", h("dt", "Shares"), h("dd", fmt.quantity(pos["quantity"]))),
              h("div", h("dt", "Average price"), h("dd", fmt.price(pos["average_price"]))),

@@ -236,9 +236,12 @@ if (ticket) {
     exits.hidden = chosen("amount_by") === "dollars" || !["market", "limit", "stop", "stop_limit"].includes(type);
     const withExits = !exits.hidden && [...exits.querySelectorAll("input")].some((input) => input.value.trim());
     const stopLike = ["stop", "stop_limit", "trailing_stop"].includes(type) || withExits;
-    for (const option of tif.options) option.disabled = stopLike && !["day", "gtc"].includes(option.value);
+    // A dollar amount is a Day order only: the others are shown disabled (as a stop's are), never silently undone.
+    const inDollars = chosen("amount_by") === "dollars";
+    for (const option of tif.options) {
+      option.disabled = (stopLike && !["day", "gtc"].includes(option.value)) || (inDollars && option.value !== "day");
+    }
     if (tif.selectedOptions[0].disabled) tif.value = "day";
-    if (chosen("amount_by") === "dollars") tif.value = "day";
     const side = chosen("side");
     submit.textContent = `Place ${side} order`;
   }
