@@ -358,15 +358,33 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         await next_message(live, "signed_out")
         assert await bounded(live.closed, "the close") == 4001
         assert "__Host-pt_session" not in site.cookies
-        response, _ = await site.get("/orders")
-        assert (response.code, header(response, b"location")) == (303, "/signin")
-        _, body = await site.get("/signin")
+        response, _ = await site.get("/orders?status=closed")
+        assert (response.code, header(response, b"location")) == (303, "/signin?next=%2Forders%3Fstatus%3Dclosed")
+        _, body = await site.get("/signin?next=%2Forders%3Fstatus%3Dclosed")
         assert "You are signed out." in body and "Your session ended" not in body  # signed out here: no more
+        # Signing in leads to the page asked for (a wrong password first: the form keeps where it leads), never
+        # to another site.
+        assert '<input type="hidden" name="next" value="/orders?status=closed">' in body
+        body = await site.refused("/signin", dict(username="carol", password="wrong one!", csrf=site.csrf(body),
+                                                  next="/orders?status=closed"), "/signin")
+        assert '<input type="hidden" name="next" value="/orders?status=closed">' in body
+        response, _ = await site.post("/signin", dict(username="carol", password=PASSWORD, csrf=site.csrf(body),
+                                                      next="/orders?status=closed"))
+        assert (response.code, header(response, b"location")) == (303, "/orders?status=closed")
+        for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            await site.post("/signout", dict(csrf=site.csrf((await site.get("/account"))[1])))
+            _, body = await site.get("/signin?" + urlencode({"next": elsewhere}))
+            assert 'name="password"' in body and 'name="next"' not in body, elsewhere
+            response, _ = await site.post("/signin", dict(username="carol", password=PASSWORD, csrf=site.csrf(body),
+                                                          next=elsewhere))
+            assert (response.code, header(response, b"location")) == (303, "/"), elsewhere
+        token = site.cookies["__Host-pt_session"]
+        await site.post("/signout", dict(csrf=site.csrf((await site.get("/account"))[1])))
         # A page whose session ended elsewhere is sent to the sign-in page, which says so in plain words (the
         # same for every reason), once; a visitor who was never signed in is not told anything.
         site.cookies["__Host-pt_session"] = token
         response, _ = await site.get("/orders")
-        assert (response.code, header(response, b"location")) == (303, "/signin")
+        assert (response.code, header(response, b"location")) == (303, "/signin?next=%2Forders")
         assert "__Host-pt_session" not in site.cookies
         _, body = await site.get("/signin")
         assert views.SESSION_ENDED in body and "Your session ended: you were signed out" in body

@@ -423,6 +423,10 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         assert "__Host-pt_session" not in {c["name"] for c in await b.cookies()}
         await b.open("/orders")
         await b.page("signin")
+        # Signing in there leads to the page that was asked for, not the dashboard.
+        await b.fill({"#f-username": "alice", "#f-password": PASSWORD})
+        await b.click("form[action='/signin'] button[type=submit]")
+        await b.page("orders")
     finally:
         await b.close()
         await d.cluster.stopService()
@@ -457,6 +461,8 @@ async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
         # Signed in; then the session ends elsewhere: the page goes back to sign-in by itself.
         await sign_in(b, "bob", PASSWORD)
         await b.page("dashboard")
+        await b.open("/orders")
+        await b.page("orders")
         await b.live()
         status, _, err = await d.cli("login", "bob", "--password-stdin", stdin=PASSWORD + "\n", user="bob")
         assert status == 0, err
@@ -465,6 +471,8 @@ async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
         await b.page("signin")
         await b.wait_text(".flash", "Your session ended: you were signed out")  # why it is there, in words
         await b.screenshots("signin-session-ended")
+        # (signing in again leads back to the page it was on)
+        assert await b.script("return location.search") == "?session=ended&next=%2Forders"
         await b.open("/")
         await b.page("signin")  # the cookie's session is over for every page too
 

@@ -194,7 +194,9 @@ def signed_in():
                 if visit is None:
                     if had_session:  # it ended (not a visitor who never signed in): the sign-in page says so
                         security.set_flash(request, views.SESSION_ENDED, "error")
-                    return redirect(request, "/signin")
+                    # Signed in, the visitor is taken back to the page asked for (not the dashboard).
+                    wanted = safe_back(request.uri.decode("latin-1"), "/")
+                    return redirect(request, "/signin" if wanted == "/" else "/signin?" + urlencode({"next": wanted}))
                 await self.load_portfolios(request, visit)
                 return await method(self, request, visit, **kwargs)
             except PaperTraderError as e:  # the master unreachable, a session that ended meanwhile...
@@ -412,7 +414,7 @@ class Website:
         security.headers(request)
         try:
             if await self.visit(request) is not None:
-                return redirect(request, "/")
+                return redirect(request, safe_back(field(request, "next", 300), "/"))
         except PaperTraderError:
             pass  # the session cannot be checked now: the form, then
         chrome = self.chrome(request)
@@ -422,8 +424,9 @@ class Website:
         username = (chrome.flash or {}).get("u", "")
         _, error, form = refusal(chrome, "signin")
         username = form.get("username", username)
+        going = form.get("next") if isinstance(form.get("next"), str) else field(request, "next", 300)
         return html(request, views.signin_page(chrome, username=username if isinstance(username, str) else "",
-                                               error=error))
+                                               error=error, going=safe_back(going, "")))
 
     @app.route("/signin", methods=["POST"])
     @action(needs_session=False)
@@ -431,21 +434,22 @@ class Website:
         username = field(request, "username", 64)
         password = field(request, "password")
         remember = field(request, "remember", 8) == "yes"
+        going = safe_back(field(request, "next", 300), "/")  # the page asked for before signing in
         try:
             answer = await self.anonymous(request, commands.Login, username=username, password=password,
                                           remember=remember, device=browser(request))
         except BadCredentials:
-            return self._signin_again(request, username, "Wrong username or password.")
+            return self._signin_again(request, username, "Wrong username or password.", going)
         except MasterUnavailable:
-            return self._signin_again(request, username, UNREACHABLE)
+            return self._signin_again(request, username, UNREACHABLE, going)
         except PaperTraderError as e:
-            return self._signin_again(request, username, sentence(e.message))
+            return self._signin_again(request, username, sentence(e.message), going)
         self.start_session(request, answer, remember)
-        return redirect(request, "/")
+        return redirect(request, going)
 
     @staticmethod
-    def _signin_again(request, username, error):
-        return refuse(request, "/signin", "signin", error, {"username": username})
+    def _signin_again(request, username, error, going="/"):
+        return refuse(request, "/signin", "signin", error, {"username": username, "next": going})
 
     def start_session(self, request, answer, remember):
         max_age = None

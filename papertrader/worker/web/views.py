@@ -277,7 +277,8 @@ def field_input(label, name, value="", kind="text", autocomplete=None, required=
              h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
 
 
-def signin_page(chrome, username="", error=None):
+def signin_page(chrome, username="", error=None, going=""):
+    """``going``: the page asked for before signing in (a same-site path), where signing in leads."""
     providers = ""
     if chrome.providers:
         providers = h("div", {"class": "providers"},
@@ -293,6 +294,7 @@ def signin_page(chrome, username="", error=None):
         h("div", {"class": "check"}, h("input", {"type": "checkbox", "id": "f-remember", "name": "remember",
                                                   "value": "yes"}),
           h("label", {"for": "f-remember"}, "Keep me signed in for 30 days")),
+        h("input", {"type": "hidden", "name": "next", "value": going}) if going and going != "/" else "",
         button("Sign in", "btn primary wide"), cls="stack", label="Sign in")
     main = h("section", {"class": "auth card"}, h("h1", "Sign in"), error_box(error, SIGNIN_FIELDS), form, providers,
              h("p", {"class": "aside"}, "New here? ", h("a", {"href": "/register"}, "Create an account"),

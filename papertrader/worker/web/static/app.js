@@ -100,7 +100,8 @@ let leaving = false;
 function signedOut() {
   if (leaving) return;
   body.dataset.liveState = "signed-out";
-  location.assign("/signin?session=ended");
+  const here = location.pathname + location.search;  // back here once signed in again
+  location.assign("/signin?session=ended" + (here === "/" ? "" : `&next=${encodeURIComponent(here)}`));
 }
 
 let socket = null;
