@@ -44,6 +44,9 @@ class Options(SettingsOptions):
                                             " none."],
     ]
 
+    optFlags = [["new-database", None, "Start afresh on a --database other than the one this data dir's master last"
+                                       " used (nothing is copied between them)."]]
+
     def postOptions(self):
         super().postOptions()
         for key in ("master-port", "worker-port"):
@@ -78,7 +81,7 @@ class Cluster(StagedService):
 
     def __init__(self, data_dir, settings, reactor, master_port=MASTER_PORT, worker_port=WORKER_PORT,
                  database=None, interface="127.0.0.1", clock=None, manhole=None, manhole_keys=None, http_port=None,
-                 host=None, market_plan=None, config_path=None):
+                 host=None, market_plan=None, config_path=None, new_database=False):
         super().__init__()
         gpgkeys.check_installed()
         # The names in the certificates: --host, and the address listened on if it is one address (the
@@ -88,7 +91,7 @@ class Cluster(StagedService):
                              listen=tls.listen_description(master_port, interface,
                                                            os.path.join(data_dir, files.MASTER_CERT)),
                              clock=clock, manhole=manhole, manhole_keys=manhole_keys, hostnames=hostnames,
-                             market_plan=market_plan)
+                             market_plan=market_plan, new_database=new_database)
         self.master.config_path = self.config_path = config_path  # named in the logs' first lines
         self.master.setServiceParent(self)
         self.log = self.master.log
@@ -159,7 +162,8 @@ def makeService(options, reactor=None):
                           worker_port=options["worker-port"], database=options["database"],
                           interface=options["interface"], manhole=options["manhole"],
                           manhole_keys=options["manhole-keys"], http_port=options["http-port"], host=options["host"],
-                          market_plan=options.market_plan, config_path=options.config_path)
+                          market_plan=options.market_plan, config_path=options.config_path,
+                          new_database=bool(options["new-database"]))
     except USAGE_MISTAKES as e:
         usage_exit(Options.command, usage_message(e))
     cluster.exit_on_failure = reactor

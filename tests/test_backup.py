@@ -263,8 +263,22 @@ async def test_papertrader_admin_works_on_the_database_the_master_last_started_w
     finally:
         db.close()
     assert stat.S_IMODE(os.stat(os.path.join(data_dir, files.DATABASE_FILE)).st_mode) == 0o600  # it may hold a password
-    # Started again on its default, SQLite in the data dir: that is the one from then on.
+    # Started again without --database: the same database, never a new SQLite file beside it.
     master = start_master(data_dir)
+    try:
+        await listening(master)
+    finally:
+        await stop(master)
+    status, out, err = await admin("--json", "--data-dir", data_dir, "workers")
+    assert (status, [w["name"] for w in json.loads(out)]) == (0, ["w1"]), err
+    if database_url.startswith("sqlite"):
+        return
+    assert not os.path.exists(sqlite_path)
+    # Another database only when told (it starts empty: nothing is copied); then that is the one from then on.
+    master = start_master(data_dir, 0, "--database", f"sqlite:///{sqlite_path}")
+    ended = await master.ended
+    assert ended.exitCode == 2 and b"--database: this data dir's master last used" in master.output
+    master = start_master(data_dir, 0, "--database", f"sqlite:///{sqlite_path}", "--new-database")
     try:
         await listening(master)
     finally:

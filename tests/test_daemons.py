@@ -266,6 +266,10 @@ def usage_cases(tmp_path):
         path.write_text(f"[papertrader]\n{text}\n")
         return str(path)
 
+    used = tmp_path / "used"  # a data dir whose master ran on its SQLite database
+    used.mkdir()
+    (used / "papertrader.db").write_bytes(b"")
+    postgres = "postgresql://postgres@127.0.0.1:5432/test"
     codes = "calendar: 'XNYZ' is not a calendar: always_open, or an exchange code: AIXK, "
     shipped = "the shipped history, which has AAPL, ABBV, "
     return [
@@ -296,6 +300,12 @@ def usage_cases(tmp_path):
         (["papertrader-cluster", "--data-dir", m, "--database", "mysql://u@h/db"], "unsupported database URL"),
         (["papertrader-master", "--data-dir", m, "--database", "postgresql://u@h/db?nosuchparameter=1"],
          "--database: 'postgresql://u@h/db?nosuchparameter=1' is not a PostgreSQL URL psycopg reads"),
+        # Another database than the one the data dir's master last used: it would start empty (nothing is copied).
+        (["papertrader-master", "--data-dir", str(used), "--database", postgres],
+         f"--database: this data dir's master last used the SQLite database in it ({used}/papertrader.db);"
+         f" {postgres} is another database, and nothing is copied from one to the other"),
+        (["papertrader-cluster", "--data-dir", str(used), "--database", postgres],
+         "give --new-database to start afresh on"),
         (["papertrader-master", "--data-dir", str(a_file)], "is not a directory"),
         (["papertrader-worker", "--data-dir", str(a_file), "--name", "w1"], "is not a directory"),
         (["papertrader-cluster", "--data-dir", str(a_file)], "is not a directory"),
@@ -320,6 +330,23 @@ def test_usage_mistakes_print_the_message_alone_and_exit_2(tmp_path):
         assert output.startswith(f"twistd {argv[0]}: "), (argv, output)
     # Found before anything is made: not even the data dir (its CA, keys and logs).
     assert not os.path.exists(tmp_path / "m"), sorted(os.listdir(tmp_path / "m"))
+
+
+def test_a_master_keeps_to_the_database_it_last_used_and_leaves_it_only_when_told(tmp_path):
+    """Switched to PostgreSQL, a master restarted without --database went back to the SQLite file (its accounts
+    of before, not those made since), and one switched again started on an empty database without a word."""
+    from papertrader.master import files
+
+    data_dir, postgres = str(tmp_path), "postgresql://postgres@127.0.0.1:5432/test"
+    assert files.database_to_use(data_dir, None) is None  # a new data dir: SQLite in it
+    assert files.database_to_use(data_dir, postgres) == postgres  # nothing to leave behind yet
+    files.record_database(data_dir, postgres)
+    assert files.database_to_use(data_dir, None) == postgres  # without --database: the one it last used
+    assert files.database_to_use(data_dir, postgres) == postgres
+    for other in (f"sqlite:///{tmp_path}/papertrader.db", "postgresql://postgres@127.0.0.1:5432/other"):
+        with pytest.raises(files.DatabaseSwitch, match="last used postgresql://postgres@127.0.0.1:5432/test"):
+            files.database_to_use(data_dir, other)
+    assert files.database_to_use(data_dir, f"sqlite:///{tmp_path}/papertrader.db", new_database=True) is None
 
 
 # --- item 20: a clean SIGTERM with workers linked -----------------------------

@@ -55,11 +55,15 @@ class Options(SettingsOptions):
     optParameters = [
         ["port", "p", str(DEFAULT_PORT),
          "Port for workers and clients (TLS), or an ssl: strports description such as ssl:2048:interface=10.0.0.1:..."],
-        ["database", None, None, "postgresql://user@host/db, or sqlite:///PATH (default: DIR/papertrader.db)."],
+        ["database", None, None, "postgresql://user@host/db, or sqlite:///PATH (default: the one the master last"
+                                 " used, else DIR/papertrader.db)."],
         ["host", None, None, "Host name or address clients and workers use for the master; added to its certificate."],
         ["manhole", None, None, "Open the admin console on this endpoint (see the README); nothing listens if unset."],
         ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
     ]
+
+    optFlags = [["new-database", None, "Start afresh on a --database other than the one this data dir's master last"
+                                       " used (nothing is copied between them)."]]
 
     def postOptions(self):
         super().postOptions()
@@ -88,9 +92,13 @@ class Master(StagedService):
     what = "master"
 
     def __init__(self, data_dir, settings, reactor, database=None, listen=DEFAULT_PORT, hostnames=(),
-                 clock=None, source=None, manhole=None, manhole_keys=None, market_plan=None):
+                 clock=None, source=None, manhole=None, manhole_keys=None, market_plan=None, new_database=False):
         super().__init__()
         self.data_dir = data_dir
+        try:  # (before anything is made: a refused switch leaves the data dir as it was)
+            database = files.database_to_use(data_dir, database, new_database)
+        except files.DatabaseSwitch as e:
+            raise usage.UsageError(str(e))
         self.settings = settings
         self.reactor = reactor
         clock = clock or reactor
@@ -342,7 +350,7 @@ def makeService(options, reactor=None):
         master = Master(options["data-dir"], options.settings, reactor, database=options["database"],
                         listen=options["port"], hostnames=[options["host"]] if options["host"] else (),
                         manhole=options["manhole"], manhole_keys=options["manhole-keys"],
-                        market_plan=options.market_plan)
+                        market_plan=options.market_plan, new_database=bool(options["new-database"]))
     except USAGE_MISTAKES as e:
         usage_exit("papertrader-master", usage_message(e))
     master.exit_on_failure = reactor
