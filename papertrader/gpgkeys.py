@@ -107,6 +107,14 @@ class Keyring:
     def close(self):
         stop_agent(self.home)
 
+    def fingerprint_of(self, armor) -> str:
+        """The fingerprint of the public key in ``armor``, without importing it (a refused registration leaves
+        nothing in the keyring)."""
+        found = self.gpg.scan_keys_mem(armor)
+        if not found or not found[0].get("fingerprint"):
+            raise ValueError("no public key found in the given data")
+        return found[0]["fingerprint"]
+
     def import_key(self, armor) -> str:
         result = self.gpg.import_keys(armor)
         if not result.fingerprints:

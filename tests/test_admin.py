@@ -126,6 +126,7 @@ def test_registering_a_worker_again_never_replaces_its_key_unawares(master_dir, 
     assert not os.path.exists(elsewhere)  # no bundle with a key nobody registered
     status, out, _ = admin("--json", "--data-dir", master_dir, "workers")
     assert [w["fingerprint"] for w in json.loads(out) if w["name"] == "eu-1"] == [first["fingerprint"]]
+    assert keyring(master_dir) == [first["fingerprint"]]  # nor its key in the master's keyring
 
     status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--replace")
     assert status == 1 and "--replace makes a new key in a new bundle" in err
@@ -135,6 +136,18 @@ def test_registering_a_worker_again_never_replaces_its_key_unawares(master_dir, 
     status, out, _ = admin("--json", "--data-dir", master_dir, "workers")
     [row] = [w for w in json.loads(out) if w["name"] == "eu-1"]
     assert row["fingerprint"] != first["fingerprint"] and allowed_ips(master_dir, "eu-1") == "10.0.0.0/8"
+    assert keyring(master_dir) == [row["fingerprint"]]  # the replaced key left the keyring
+    # Revoked: its key leaves the keyring, as the README says.
+    status, out, err = admin("--data-dir", master_dir, "revoke", "eu-1")
+    assert status == 0, err
+    assert keyring(master_dir) == []
+
+
+def keyring(master_dir):
+    """The fingerprints of the public keys in the master's keyring."""
+    from papertrader import gpgkeys
+
+    return sorted(k["fingerprint"] for k in gpgkeys.Keyring(os.path.join(master_dir, "gnupg")).gpg.list_keys())
 
 
 def allowed_ips(master_dir, name):

@@ -128,7 +128,8 @@ class Workers:
         its own); a new key replaces its registration only with ``replace`` (the running worker is refused
         until it has the new bundle), else InvalidInput says so and changes nothing."""
         parse_allowed(allowed_ips)
-        fingerprint = yield pools.GPG.run(self.keyring.import_key, public_key_armor)
+        # The key is imported once the registration is accepted: a refused one leaves the keyring as it was.
+        fingerprint = yield pools.GPG.run(self.keyring.fingerprint_of, public_key_armor)
         rows = yield self.db.query("SELECT name, state FROM workers WHERE fingerprint = ?", (fingerprint,))
         if rows and rows[0][1] == REVOKED:
             raise InvalidInput(f"key {fingerprint} was revoked (worker {rows[0][0]!r}); make a new bundle"
@@ -145,8 +146,13 @@ class Workers:
                     " then refused until it runs with the new bundle)")
             if allowed_ips is None:
                 allowed_ips = before["allowed_ips"]
+        imported = yield pools.GPG.run(self.keyring.import_key, public_key_armor)
+        if imported != fingerprint:
+            raise InvalidInput("the bundle's public key could not be read: make a new bundle")
         yield self.db.run(self._upsert, name, fingerprint, allowed_ips or None)
         self.log.info("worker {name} registered with key {fingerprint}", name=name, fingerprint=fingerprint)
+        if before is not None and before["fingerprint"] != fingerprint:  # replaced (or revoked before): out it goes
+            yield pools.GPG.run(self.keyring.delete_key, before["fingerprint"])
         return fingerprint
 
     def _upsert(self, cursor, name, fingerprint, allowed_ips):
