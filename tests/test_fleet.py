@@ -419,3 +419,24 @@ async def test_a_cluster_for_other_machines_names_its_host_in_every_certificate_
             assert "127.0.0.2" in tls.certificate_hostnames(os.path.join(w.data_dir, files.WORKER_CERT))
     finally:
         await cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_consoles_register_worker_takes_a_list_of_addresses_and_leaves_nothing_when_refused(fleet):
+    """register_worker(..., allowed_ips=["...", "..."]) failed with "'list' object has no attribute 'split'"; its
+    refusal said to add --replace, which it did not take; a refused one left a bundle nobody registered."""
+    from papertrader.master import files
+    from papertrader.master.console import namespace
+
+    d = fleet
+    ns = namespace(d.master)
+    said = await ns["register_worker"]("edge-1", allowed_ips=["127.0.0.1", "10.1.0.0/16"])
+    assert "worker edge-1 registered" in said
+    assert (await d.master.workers.registration("edge-1"))["allowed_ips"] == "127.0.0.1,10.1.0.0/16"
+    bundle = files.worker_dir(d.master.data_dir, "edge-1")
+    shutil.rmtree(bundle)  # copied to its machine, and removed here
+    refused = await ns["register_worker"]("edge-1")
+    assert refused.startswith("refused: ") and "replace=True in the console" in refused, refused
+    assert not os.path.exists(bundle)
+    replaced = await ns["register_worker"]("edge-1", replace=True)
+    assert "worker edge-1 registered" in replaced and os.path.exists(bundle)

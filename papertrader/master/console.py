@@ -6,12 +6,14 @@ returns its data, for scripting inside the console.
 """
 
 import os
+import shutil
 
 from twisted.internet import defer
 
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.manhole import Record, Table, Text, help_text
 from papertrader.master import files
+from papertrader.master.workers import parse_allowed
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.money import from_cents, from_quantity_units
 
@@ -62,17 +64,29 @@ def namespace(master):
         """Remove a worker's registration for good (its key is deleted; it is refused from now on)."""
         return master.workers.revoke(name).addCallback(lambda _: Text(f"worker {name} revoked")).addErrback(_refusal)
 
-    def register_worker(name, host=None, allowed_ips=None):
+    def register_worker(name, host=None, allowed_ips=None, replace=False):
         """Create a worker bundle in DATA_DIR/workers/NAME and register its key (copy the bundle to the worker)."""
-        return _register_worker(name, host, allowed_ips).addErrback(_refusal)
+        return _register_worker(name, host, allowed_ips, replace).addErrback(_refusal)
 
     @defer.inlineCallbacks
-    def _register_worker(name, host, allowed_ips):
+    def _register_worker(name, host, allowed_ips, replace):
         if not isinstance(name, str) or not WORKER_NAME_RE.fullmatch(name):
             raise InvalidInput("a worker name is 1-32 letters, digits, '_', '.', '-'")
+        if isinstance(allowed_ips, (list, tuple, set)):  # ["10.0.0.7", "10.1.0.0/16"], as "10.0.0.7,10.1.0.0/16"
+            allowed_ips = ",".join(str(a) for a in allowed_ips)
+        parse_allowed(allowed_ips)  # (before a bundle is made)
         out = files.worker_dir(master.data_dir, name)
-        armor = files.make_worker_bundle(master.data_dir, name, [host] if host else [], out)
-        fingerprint = yield master.workers.register(name, armor, allowed_ips)
+        made = not os.path.exists(out)
+        if replace and not made:
+            raise InvalidInput(f"replace=True makes a new key in a new bundle, and {out} holds the old one: remove it"
+                               " first")
+        try:
+            armor = files.make_worker_bundle(master.data_dir, name, [host] if host else [], out)
+            fingerprint = yield master.workers.register(name, armor, allowed_ips, replace=replace)
+        except Exception:
+            if made:  # refused: no bundle (with its private key) is left behind to be copied and fail
+                shutil.rmtree(out, ignore_errors=True)
+            raise
         return Text(f"worker {name} registered (key {fingerprint}); bundle in {out}")
 
     @defer.inlineCallbacks

@@ -142,8 +142,8 @@ class Workers:
                 raise InvalidInput(
                     f"worker {name!r} is already registered, with key {before['fingerprint']}, and this bundle has"
                     f" a new key: to copy its bundle again, use the directory that holds it (DATA_DIR/workers/{name}"
-                    " unless it was made with --out); to give it a new key, add --replace (the running worker is"
-                    " then refused until it runs with the new bundle)")
+                    " unless it was made with --out); to give it a new key, add --replace (replace=True in the"
+                    " console; the running worker is then refused until it runs with the new bundle)")
             if allowed_ips is None:
                 allowed_ips = before["allowed_ips"]
         imported = yield pools.GPG.run(self.keyring.import_key, public_key_armor)
