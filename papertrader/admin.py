@@ -478,7 +478,8 @@ def user_text(args, answer):
         if not answer:
             return f"No account's username or email holds {args.search!r}." if args.search else "No accounts."
         rows = [dict(u, created=short_time(u["created"]), last_login=short_time(u["last_login"]),
-                     disabled="yes" if u["disabled"] else "no") for u in answer]
+                     disabled=(f"yes: {u['disabled_reason']}" if u.get("disabled_reason") else "yes")
+                     if u["disabled"] else "no") for u in answer]
         return table(rows, USER_COLUMNS)
     name = answer["username"]
     if action == "show":

@@ -62,6 +62,8 @@ async def test_a_disabled_user_is_cut_off_everywhere_and_enabled_comes_back(tmp_
         assert status == 0, err
         assert (done["username"], done["already"], done["sessions_ended"], done["api_keys"]) == (
             "alice", False, 2, 1)
+        status, out, _ = await user(d, "list", json_output=False)
+        assert "yes: left the course" in out  # the list says why, as the README says
 
         # Every session ended at once: the next command says why.
         for home in ("alice", "alice-laptop"):
