@@ -1628,8 +1628,16 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         assert (f"Buy 4 AAPL in portfolio default (at the market, Good till canceled): open. A bracket order: its"
                 f" take-profit (limit {fmt.price(above)}) and stop-loss (stop {fmt.price(below)}), held until it"
                 " fills.") in body, body
+        # The ticket keeps the order's kind for the next one (Buy, Market, GTC), not its amount or prices.
+        assert '<option value="gtc" selected>' in body and '<option value="market" selected>' in body
+        assert 'id="t-qty" name="qty" type="text" inputmode="decimal" value=""' in body
+        assert f'value="{above}"' not in body
         entry = await forward(commands.GetOrder, client_order_id="b-1")
         assert entry["order_class"] == "bracket"
+        # The entry of a bracket, open, is not replaced: its replace page says what to do instead.
+        _, page = await site.get(f"/orders/{entry['uuid']}/replace")
+        assert "which is not replaced: cancel it (its exits go with it) and place a new one." in page and \
+            "<form method" not in page.split("<main", 1)[1]
         take, stop = entry["legs"]
         assert (take["leg"], take["status"], stop["leg"], stop["status"]) == ("take_profit", "held", "stop_loss",
                                                                               "held")
@@ -1723,9 +1731,9 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         [new_stop] = [leg for leg in moved["legs"] if leg["status"] == "new"]
         assert (new_stop["leg"], new_stop["stop_price"], new_stop["replaces_uuid"]) == ("stop_loss", below + 1,
                                                                                        other["uuid"])
-        # The entry of a bracket is not replaced: its replace page says what to do instead.
+        # The entry, filled, has nothing left to replace: its page says so (not to cancel it).
         _, body = await site.get(f"/orders/{entry['uuid']}/replace")
-        assert "which is not replaced: cancel it (its exits go with it) and place a new one." in body and \
+        assert "This order is filled: there is nothing left of it to replace." in body and \
             "<form method" not in body.split("<main", 1)[1]
 
 
@@ -1926,6 +1934,10 @@ async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, sett
         [moved] = [o for o in (await forward(commands.Orders, limit=10))["orders"]
                    if o.get("replaces_uuid") == placed["dollars"]["uuid"]]
         assert (moved["limit_price"], moved["quantity"]) == (Decimal("1250.50"), 10)
+        # The old order's replace page (Back after replacing) offers no form: it was replaced, by this one.
+        _, body = await site.get(f"/orders/{placed['dollars']['uuid']}/replace")
+        assert "This order is replaced: there is nothing left of it to replace." in body
+        assert f'href="/orders/{moved["uuid"]}/replace"' in body and 'name="limit_price"' not in body
         _, body = await site.get(f"/orders/{moved['uuid']}/replace")
         body = await site.refused(f"/orders/{moved['uuid']}/replace", dict(csrf=site.csrf(body), qty="$5"),
                                   f"/orders/{moved['uuid']}/replace")

@@ -263,6 +263,8 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.live()
         await d.tick()
         fill = await b.wait_text("#toasts", "Filled: Buy 5 AAPL")
+        # The banner that said "open" says so too (it contradicted the notice until the page was left).
+        await b.wait_text(".flash", "Filled: Buy 5 AAPL")
         # On a desktop it does not cover the ticket's Place button (under the pointer that just placed the order).
         covers = await b.script(
             "document.getElementById('place-order').scrollIntoView({block: 'end'});"

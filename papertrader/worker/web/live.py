@@ -20,7 +20,8 @@ arithmetic):
   player joining or removed, the game ended);
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
   newest candle of the chart's interval, and the account's equity, for the charts;
-- ``{"t": "toast", "text": ...}``: an order event in words; ``{"t": "notice", ...}``: a worker notice;
+- ``{"t": "toast", "text": ..., "order": UUID}``: an order event in words (it also replaces the words of the
+  page's banner about that order, "...: open.", placed from this page); ``{"t": "notice", ...}``: a worker notice;
 - ``{"t": "ready"}`` once subscribed; ``{"t": "signed_out"}`` and close code 4001 when the session ends
   (signed out elsewhere, everywhere, password changed, expired).
 
@@ -385,7 +386,8 @@ class View:
                 text += f" in portfolio {event['portfolio']}"
             if order.get("reason") and event["event"] in ("rejected", "canceled", "expired"):
                 text += f" ({fmt.said(order['reason'])})"
-            self.conn.send({"t": "toast", "text": text, "kind": "error" if event["event"] == "rejected" else "info"})
+            self.conn.send({"t": "toast", "text": text, "kind": "error" if event["event"] == "rejected" else "info",
+                            "order": order.get("uuid")})
         self.refresh()
 
     def refresh(self):

@@ -94,6 +94,8 @@ def field(request, name, limit=MAX_FIELD):
     return value.strip() if "password" not in name else value
 
 
+#: What of an order placed the ticket keeps for the next one (never its amount or prices).
+TICKET_CHOICES = ("side", "type", "time_in_force", "amount_by")
 #: What a person is told when this worker cannot reach the master (the error's own words are the operators').
 UNREACHABLE = "This server cannot reach the trading engine right now. Try again in a moment."
 
@@ -791,6 +793,8 @@ class Website:
     def asset_html(self, request, visit, symbol, data, side="buy", watch=""):
         chrome = self.chrome(request, visit, "trade", data["clock"])
         _, error, form = refusal(chrome, "order")
+        if not form and isinstance((chrome.flash or {}).get("t"), dict):  # an order placed: the ticket's choices
+            form = {k: v for k, v in chrome.flash["t"].items() if k in TICKET_CHOICES and isinstance(v, str)}
         side = form.get("side") or side
         client_order_id = form.get("client_order_id")  # the same order, if it is sent again
         form = form or None
@@ -876,7 +880,9 @@ class Website:
         except PaperTraderError as e:
             return refuse(request, f"/asset/{symbol}", "order", sentence(e.message),
                           dict(form, client_order_id=client_order_id))
-        await self.flash_placed(request, visit, order)
+        # The ticket comes back with the choices it was sent with (side, type, time in force, shares or dollars):
+        # the next order is often of the same kind; amounts and prices are typed afresh.
+        await self.flash_placed(request, visit, order, ticket={k: form[k] for k in TICKET_CHOICES if form.get(k)})
         return redirect(request, f"/asset/{symbol}")
 
     @app.route("/asset/<string:symbol>/close", methods=["POST"])
@@ -919,7 +925,7 @@ class Website:
         security.set_flash(request, " ".join(words), "error" if failures else "success")
         return redirect(request, "/")
 
-    async def flash_placed(self, request, visit, order, canceled=0):
+    async def flash_placed(self, request, visit, order, canceled=0, ticket=None):
         """The flash of an order placed from the website (which portfolio it went to, named: a student who joined a
         game may still be showing another one); ``canceled``: open orders canceled before it (a close)."""
         what = views.order_summary(order)
@@ -932,9 +938,10 @@ class Website:
         if order["status"] == "rejected":
             security.set_flash(request, f"{what}: rejected. {sentence(order.get('reason') or '')}", "error")
         else:
+            # (o: the order, whose events the page's live connection then writes over this: filled, canceled...)
             security.set_flash(request, f"{what} ({views.order_prices(order)}, {fmt.TIFS[order['time_in_force']]}):"
                                         f" {fmt.STATUS.get(order['status'], order['status'])}." +
-                               views.exits_placed(order), "success")
+                               views.exits_placed(order), "success", o=order["uuid"], t=ticket or {})
 
     async def held(self, visit, symbol):
         """The quantity of ``symbol`` the portfolio holds (negative: short): whether a ticket's exits close it."""

@@ -117,8 +117,9 @@ def message(flash):
     if not flash:
         return ""
     kind = flash.get("k", "info")
+    order = flash.get("o") if isinstance(flash.get("o"), str) else None  # an order placed: its news replaces this
     return h("div", {"class": f"flash {kind}", "role": "alert" if kind == "error" else "status", "id": "flash",
-                     "tabindex": "-1"}, flash["m"])
+                     "tabindex": "-1", "data-order": order}, flash["m"])
 
 
 #: The fields a refusal of each form may name: (words of the refusal, in lower case; the field's id).
@@ -1274,6 +1275,17 @@ def replace_page(chrome, o, form=None, error=None, quote=None):
     market as it is)."""
     form = form or {}
     u = o["uuid"]
+    if o["status"] not in ("new", "partially_filled", "held"):  # replaced meanwhile (Back after a replace), filled...
+        newer = o.get("replaced_by_uuid")
+        main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
+                      h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
+                    h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
+                      h("p", f"This order is {fmt.STATUS.get(o['status'], o['status'])}: there is nothing left of"
+                             " it to replace."),
+                      h("p", h("a", {"class": "btn primary", "href": f"/orders/{newer}/replace"},
+                               "Replace the order that replaced it") if newer else
+                        h("a", {"class": "btn", "href": f"/orders/{u}"}, "Back to the order"))))
+        return document(chrome, "Replace order", main, page="replace")
     if not replaceable(o):  # an entry (the master refuses): the page says what to do instead
         main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
                       h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),

@@ -156,9 +156,13 @@ function connect() {
       case "equity":
         if (!paused) document.dispatchEvent(new CustomEvent("pt:equity", { detail: m }));
         break;
-      case "toast":
+      case "toast": {
         toast(m.text, m.kind);
+        // The banner about an order placed here ("...: open.") says its news too, not a state it has left.
+        const banner = document.getElementById("flash");
+        if (banner && m.order && banner.dataset.order === m.order) banner.textContent = `${m.text}.`;
         break;
+      }
       case "notice":
         status(m.text);
         break;
