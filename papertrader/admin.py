@@ -8,6 +8,7 @@
     papertrader-admin [--json] --data-dir DIR [--database URL] migrate [--backed-up]
     papertrader-admin [--json] --data-dir DIR backup [--to FILE]
     papertrader-admin [--json] --data-dir DIR restore FILE
+    papertrader-admin [--json] --data-dir DIR [--database URL] copy-database --to URL
     papertrader-admin [--json] --data-dir DIR game create-class NAME --players FILE --creator USERNAME ...
     papertrader-admin [--json] --data-dir DIR user list [--search TEXT]
     papertrader-admin [--json] --data-dir DIR user show|enable USERNAME
@@ -30,7 +31,9 @@ database is backed up first; an existing PostgreSQL one needs --backed-up).
 backup copies the SQLite database with SQLite's online backup API, also while
 the master runs; restore puts a backup in its place (no master may be running on
 DIR), after checking it and migrating it if it is older.  For PostgreSQL, backup
-and restore say how to use pg_dump and pg_restore.
+and restore say how to use pg_dump and pg_restore.  copy-database copies the
+master's database into an empty one of either kind (SQLite to PostgreSQL or back;
+no master may be running), and the master starts on the copy from then on.
 
 game and user need the running master (its admin channel); they refuse with
 ``master_not_running`` when none runs.  user disable ends the account's sessions
@@ -181,6 +184,11 @@ def parser():
                                                    " version and the time); never overwritten")
     rest = command("restore", "replace the SQLite database by a backup (no master may be running)")
     rest.add_argument("file", metavar="FILE", help="a backup made by papertrader-admin backup or before a migration")
+    copy = command("copy-database", "copy the master's database into an empty one (SQLite to PostgreSQL or back; no"
+                                    " master may be running); the master then starts on the copy")
+    copy.add_argument("--to", metavar="URL", required=True,
+                      help="the database to copy into: postgresql://USER@HOST/DB or sqlite:///PATH, holding no"
+                           " PaperTrader tables yet")
     game = command("game", "trading games: set one up for a whole class (the master must be running)")
     actions = game.add_subparsers(dest="game_action", required=True, parser_class=Parser)
     cls = actions.add_parser("create-class", help="create a game and join every user listed in a file to it")
@@ -684,6 +692,57 @@ def restore(args, data_dir):
     return {"file": file, "database": db.path, "version": version, "migrated_to": migrated, "replaced": saved}
 
 
+@defer.inlineCallbacks
+def copy_database(args, data_dir):
+    """Copy the master's database into the empty ``args.to`` (papertrader/master/database_copy.py), holding the data
+    dir's lock and both databases'; record it as the master's database.  Fires a dict saying what was done."""
+    from twisted.internet import threads
+
+    from papertrader.master import database_copy
+
+    source = open_database(args, data_dir)
+    try:
+        target = Database(args.to, data_dir)
+    except ValueError as e:
+        source.close()
+        raise InvalidInput(f"--to: {e}")
+    logs = admin_log(data_dir)
+    try:
+        if target.url == source.url or (target.dialect == source.dialect == "sqlite" and
+                                        os.path.abspath(target.path) == os.path.abspath(source.path)):
+            raise InvalidInput(f"--to names the master's database itself ({redact(source.url)})")
+        with holding_data_dir(data_dir):
+            try:
+                for db in (source, target):
+                    if not (yield db.lock()):
+                        raise MasterRunning(f"a master is running against the database {redact(db.url)}: stop it"
+                                            " first")
+                version = yield source.pool.runInteraction(source._current)
+                theirs = yield target.pool.runInteraction(target._current)
+            except (sqlite3.OperationalError, psycopg.OperationalError) as e:
+                raise DatabaseUnavailable(f"cannot open a database: {' '.join(str(e).split())}")
+            known = source.known_version()
+            if version != known:
+                raise InvalidInput(f"the master's database is at schema version {version}, this release's is {known}:"
+                                   " migrate it first (papertrader-admin migrate)")
+            if theirs:
+                raise InvalidInput(f"{redact(target.url)} holds a PaperTrader database already (schema version"
+                                   f" {theirs}): copy only into an empty database")
+            yield target.upgrade(backup=False)
+            counts = yield threads.deferToThread(database_copy.copy, source, target)
+            files.record_database(data_dir, None if target.url == Database.default_url(data_dir) else target.url)
+            logs.logger("papertrader.admin").info(
+                "database copied from {source} to {target}: {rows} rows of {tables} tables (schema version"
+                " {version}); the master starts on the copy from now on", source=redact(source.url),
+                target=redact(target.url), rows=sum(counts.values()), tables=len(counts), version=version)
+    finally:
+        source.close()
+        target.close()
+        logs.close()
+    return {"from": redact(source.url), "to": redact(target.url), "version": version, "tables": len(counts),
+            "rows": sum(counts.values()), "counts": counts}
+
+
 def master_address(data_dir):
     """How a worker reaches this master, as far as the data dir tells: the name given with the master's
     --host (else MASTER_HOST) and the port it last listened on (DATA_DIR/master.port).  The certificate
@@ -784,6 +843,14 @@ def run(reactor, args, out=None, note=None, stdin=None):
             out(json.dumps({"file": path, "version": version, "bytes": os.path.getsize(path)}))
         else:
             out(f"backup of the database (schema version {version}) written to {path}")
+    elif args.command == "copy-database":
+        done = yield copy_database(args, data_dir)
+        if want_json:
+            out(json.dumps(done))
+        else:
+            out(f"copied {done['rows']} rows of {done['tables']} tables (schema version {done['version']}) from"
+                f" {done['from']} to {done['to']}; the master starts on {done['to']} from now on (the old database"
+                " is kept as it was)")
     elif args.command == "restore":
         done = yield restore(args, data_dir)
         if want_json:

@@ -18,7 +18,7 @@ from twisted.internet import defer, reactor, utils
 
 from papertrader import tls
 from papertrader.master import files
-from papertrader.master.db import Database, pg_schema, shipped
+from papertrader.master.db import Database, pg_schema, redact, shipped
 from papertrader.worker.service import Worker
 from tests.conftest import Client, bounded, wait_for_log
 from tests.test_crash import register_worker
@@ -380,3 +380,67 @@ async def test_admin_commands_back_up_an_older_sqlite_database_before_migrating_
     assert client_order_ids(made) == ["a", "b", "c"]
     status, out, err = await admin("--json", "--data-dir", data_dir, "migrate")
     assert status == 0 and json.loads(out)["applied"] == [] and err == "", err
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_database_is_copied_into_the_other_kind_and_the_master_goes_on_there(tmp_path, settings, clock,
+                                                                                     database_url):
+    """Moving from SQLite to PostgreSQL (or back) started an empty database: now papertrader-admin copy-database
+    copies every row (accounts, sessions, portfolios, orders and fills, watchlists, API keys, workers, candles),
+    and the master starts on the copy, where everything is as it was and new ids follow the copied ones."""
+    from tests.conftest import _drop_schema, _postgres_schema, start_cluster
+
+    schema = None
+    if database_url.startswith("sqlite"):
+        schema, target = _postgres_schema()
+    else:
+        target = f"sqlite:///{tmp_path}/copy.db"
+    d = await start_cluster(tmp_path, settings, database_url, clock)
+    try:
+        for argv in (["register", "alice", "alice@example.com", "--password-stdin"],
+                     ["login", "alice", "--password-stdin"]):
+            status, _, err = await d.cli(*argv, stdin="long password\n")
+            assert status == 0, err
+        for argv in (["buy", "AAPL", "3"], ["watchlist", "create", "tech", "AAPL,MSFT"], ["api-key", "create"],
+                     ["portfolio", "create", "growth", "--cash", "5000"]):
+            status, _, err = await d.cli(*argv)
+            assert status == 0, err
+        await d.tick()
+        status, _, err = await d.cli("sell", "AAPL", "1", "--limit", "100000", "--tif", "gtc")
+        assert status == 0, err
+        before = {what: json.loads((await d.cli(*what.split()))[1]) for what in ("portfolio", "orders --status all",
+                                                                               "history", "watchlist list")}
+    finally:
+        await d.cluster.stopService()
+    try:
+        status, out, err = await admin("--json", "--data-dir", d.data_dir, "copy-database", "--to", target)
+        assert status == 0, err
+        done = json.loads(out)
+        assert done["counts"]["orders"] == 2 and done["counts"]["accounts"] == 1 and done["counts"]["workers"] == 2
+        assert done["counts"]["bars"] > 0 and done["rows"] == sum(done["counts"].values())
+        # Into a database that is not empty: refused, nothing done.
+        status, out, err = await admin("--json", "--data-dir", d.data_dir, "--database", database_url,
+                                       "copy-database", "--to", target)
+        assert status == 1 and failure(out, err) == "invalid_input" and "holds a PaperTrader database already" in err
+        # The master starts on the copy (not told: it is the one recorded), and all is as it was.
+        d = await start_cluster(tmp_path, settings, None, clock)
+        try:
+            assert redact(d.cluster.master.db.url) == redact(Database(target).url)
+            after = {what: json.loads((await d.cli(*what.split()))[1]) for what in before}
+
+            def held(p):  # (not its value: the market moved on at the restart)
+                return p["cash"], p["realized_pl"], [(h["symbol"], h["quantity"], h["average_price"])
+                                                     for h in p["positions"]]
+
+            assert held(after.pop("portfolio")) == held(before["portfolio"])
+            assert after == {k: v for k, v in before.items() if k != "portfolio"}
+            status, out, err = await d.cli("buy", "MSFT", "1")
+            assert status == 0, err
+            assert json.loads(out)["id"] > max(o["id"] for o in before["orders --status all"])
+            status, _, err = await d.cli("login", "alice", "--password-stdin", stdin="long password\n")
+            assert status == 0, err  # its password hash came too
+        finally:
+            await d.cluster.stopService()
+    finally:
+        if schema is not None:
+            _drop_schema(schema)

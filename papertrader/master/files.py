@@ -125,7 +125,8 @@ def database_to_use(data_dir, url, new_database=False):
     raise DatabaseSwitch(
         f"--database: this data dir's master last used {before}; {redact(url)} is another database, and nothing is"
         f" copied from one to the other (it would start empty: no accounts, workers or orders). Start the master"
-        f" {back}, or give --new-database to start afresh on {redact(url)}")
+        f" {back}; to move to it, stop the master and run papertrader-admin --data-dir DIR copy-database --to URL;"
+        f" or give --new-database to start afresh on {redact(url)}")
 
 
 def make_private_dir(path):
