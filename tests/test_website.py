@@ -394,6 +394,17 @@ async def test_guards_of_the_website(tmp_path, settings, clock):
         assert views.SESSION_ENDED in body
         _, body = await Site(site.url).get("/signin")
         assert "Your session ended" not in body
+        # "Sign out everywhere" says so in the tab that asked, even if another tab of the browser, sent to the
+        # sign-in page by its ended session, got there first.
+        _, body = await site.get("/signin")
+        await site.post("/signin", dict(username="carol", password=PASSWORD, csrf=site.csrf(body)))
+        _, body = await site.get("/account")
+        response, _ = await site.post("/account/signout-everywhere", dict(csrf=site.csrf(body)))
+        assert (response.code, header(response, b"location")) == (303, "/signin")
+        _, other_tab = await site.get("/signin?session=ended")
+        assert views.SESSION_ENDED in other_tab and "Signed out everywhere" not in other_tab
+        _, body = await site.get("/signin")
+        assert "Signed out everywhere: 1 session ended." in body
 
         # Files: only those shipped; the chart library with its licence; compressed when asked.
         response, body = await site.get("/static/app.js")

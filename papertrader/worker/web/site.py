@@ -347,13 +347,16 @@ class Website:
             fmt.show_times_in(answer["timezone"])
         return answer
 
-    def chrome(self, request, visit=None, tab=None, clock=None):
+    def chrome(self, request, visit=None, tab=None, clock=None, flash=True):
+        """The page's frame; ``flash``: it shows (and so takes) the flash cookie's message (a page another tab's
+        session end sent here does not: that message is the other tab's)."""
         portfolios = (visit.portfolios if visit else None) or []
         shown = visit.portfolio if visit else None
         if shown is None:
             shown = next((p["name"] for p in portfolios if p["default"]), None)
         return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
-                            username=visit.username if visit else None, flash=security.take_flash(request),
+                            username=visit.username if visit else None,
+                            flash=security.take_flash(request) if flash else None,
                             tab=tab, clock=clock, providers=self.providers(request),
                             portfolios=[p["name"] for p in portfolios], portfolio=shown,
                             update_interval=self.settings.update_interval)
@@ -419,9 +422,11 @@ class Website:
                 return redirect(request, safe_back(field(request, "next", 300), "/"))
         except PaperTraderError:
             pass  # the session cannot be checked now: the form, then
-        chrome = self.chrome(request)
-        if chrome.flash is None and field(request, "session", 8) == "ended":
-            # A page whose live connection heard that its session ended sends the browser here so.
+        ended = field(request, "session", 8) == "ended"
+        # A page whose live connection heard that its session ended sends the browser here so: it says that, and
+        # leaves the flash to the tab whose action ended it ("Signed out everywhere", shown there).
+        chrome = self.chrome(request, flash=not ended)
+        if ended:
             chrome.flash = {"m": views.SESSION_ENDED, "k": "error"}
         username = (chrome.flash or {}).get("u", "")
         _, error, form = refusal(chrome, "signin")
