@@ -102,6 +102,10 @@ def test_unknown_symbol_names_the_traded_symbols():
         validation.symbol("goog", ASSETS)
     assert excinfo.value.code == "unknown_symbol"
     assert excinfo.value.message == "unknown symbol 'GOOG': traded symbols are AAPL, MSFT, TSLA"
+    # A typo is answered with what was meant first (the list of every symbol may be long).
+    with pytest.raises(UnknownSymbol) as excinfo:
+        validation.symbol("APPL", ASSETS)
+    assert excinfo.value.message == "unknown symbol 'APPL': did you mean AAPL? traded symbols are AAPL, MSFT, TSLA"
 
 
 def test_unknown_symbol_message_is_bounded():

@@ -1846,7 +1846,7 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
         assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["AAPL", "MSFT"]
         response, _ = await site.post("/watchlists/add", dict(name="Tech", symbols="TSLA", csrf=csrf))
         assert response.code == 303
-        assert "TSLA added to your watchlist Tech." in (await site.get("/assets"))[1]
+        assert "TSLA is on your watchlist Tech." in (await site.get("/assets"))[1]
         response, _ = await site.post("/watchlists/remove", dict(name="Tech", symbol="AAPL", csrf=csrf))
         assert response.code == 303
         assert "AAPL removed from your watchlist Tech." in (await site.get("/assets"))[1]
@@ -1858,7 +1858,7 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
                                                               csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
         _, body = await site.get("/asset/AAPL")
-        assert "AAPL added to your watchlist Tech." in body and "In your watchlist: Tech." in body
+        assert "AAPL is on your watchlist Tech." in body and "In your watchlist: Tech." in body
         assert 'aria-label="Add AAPL to a watchlist"' not in body  # in every list already
         assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["MSFT", "TSLA", "AAPL"]
         body = await site.refused("/watchlists", dict(name="Tech", csrf=csrf), "/assets#watchlists")

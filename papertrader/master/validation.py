@@ -4,6 +4,7 @@ Each check raises a typed error (see papertrader.errors) with a message the
 client can show.  Every size a client controls has a limit here.
 """
 
+import difflib
 import functools
 import importlib.resources
 import re
@@ -96,7 +97,9 @@ def symbol(value, assets, traded=None):
     if value not in assets:
         shown = value if len(value) <= 16 else value[:16] + "..."
         named = [s for s in assets if traded is None or traded(s)] or list(assets)
-        raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(named)}")
+        near = difflib.get_close_matches(value, named, n=3, cutoff=0.6) if len(value) <= 16 else []
+        meant = f"did you mean {' or '.join(near)}? " if near else ""  # a typo: APPL for AAPL
+        raise UnknownSymbol(f"unknown symbol {shown!r}: {meant}traded symbols are {', '.join(named)}")
     return value
 
 

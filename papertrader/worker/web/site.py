@@ -167,6 +167,12 @@ def referer_path(request):
     return "/orders" if path.startswith("/orders/") else path
 
 
+def on_watchlist(symbols, name):
+    """What adding ``symbols`` to a watchlist says: true whether each was on it already or not ('AAPL, XOM added'
+    said so of one that was there)."""
+    return f"{', '.join(symbols)} {'is' if len(symbols) == 1 else 'are'} on your watchlist {name}."
+
+
 def safe_back(path, default):
     """A same-site path to go back to (never another site: //host or a scheme).  Only printable ASCII but the
     backslash: browsers drop tabs and newlines from a Location, so "/<tab>/host" would read as "//host"."""
@@ -711,8 +717,7 @@ class Website:
         if back is not None and symbols:  # from an asset's page: back to it, saying so
             try:
                 await self.call(visit, commands.AddToWatchlist, watchlist_name=form["name"], symbols=symbols)
-                security.set_flash(request, f"{', '.join(symbols)} added to your watchlist {form['name']}.",
-                                   "success")
+                security.set_flash(request, on_watchlist(symbols, form["name"]), "success")
             except (NotLoggedIn, MasterUnavailable):
                 raise
             except PaperTraderError as e:
@@ -722,7 +727,7 @@ class Website:
             return refuse(request, "/assets#watchlists", f"list:{form['name']}", "Type one or more symbols to add.",
                           form)
         return await self._watchlist_change(request, visit, f"list:{form['name']}", form, commands.AddToWatchlist,
-                                            f"{', '.join(symbols)} added to your watchlist {form['name']}.",
+                                            on_watchlist(symbols, form["name"]),
                                             watchlist_name=form["name"], symbols=symbols)
 
     @app.route("/watchlists/remove", methods=["POST"])
