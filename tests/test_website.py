@@ -1713,12 +1713,13 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         assert "canceled" in order_row(body, "closed-orders", stop["uuid"])
 
         # The shares held: exits on a sale of them make an OCO order, a limit sell whose limit is the take-profit.
+        # Left at Market with a take-profit and a stop-loss, the ticket makes it: the take-profit typed once.
         oco = dict(ticket, side="sell", csrf=csrf)
-        body = await site.refused("/asset/AAPL/order", dict(oco, client_order_id="o-0"), "/asset/AAPL")
+        body = await site.refused("/asset/AAPL/order", dict(oco, type="stop", stop_price="1", client_order_id="o-0"),
+                                  "/asset/AAPL")
         assert ("Exits on a sale of shares you hold make an OCO order, which is a limit order: choose Limit (its"
                 " limit price is the take-profit) and a stop-loss stop price.") in body
-        response, _ = await site.post("/asset/AAPL/order", dict(oco, type="limit", take_profit="",
-                                                                limit_price=str(above), client_order_id="o-1"))
+        response, _ = await site.post("/asset/AAPL/order", dict(oco, client_order_id="o-1"))
         assert response.code == 303
         _, body = await site.get("/asset/AAPL")
         assert (f"Sell 4 AAPL in portfolio default (limit {fmt.price(above)}, Good till canceled): open. An OCO order,"

@@ -89,7 +89,11 @@ def order_arguments(form, held=Decimal(0)):
     if chosen is not None:
         if arguments["time_in_force"] not in ("day", "gtc"):
             raise InvalidInput("an order with exits (a take-profit or a stop-loss) takes time in force Day or GTC")
-        if chosen == "oco" and kind != "limit":
+        if chosen == "oco" and kind in ("market", "limit") and form.get("take_profit") and \
+                (kind == "market" or not arguments.get("limit_price")):
+            # Exits on shares held: an OCO order, a limit order at the take-profit (one number, typed once).
+            arguments.update(type="limit", limit_price=form["take_profit"])
+        elif chosen == "oco" and kind != "limit":
             what = "a sale of shares you hold" if form.get("side") == "sell" else "a buy that covers a short position"
             raise InvalidInput(f"exits on {what} make an OCO order, which is a limit order: choose Limit (its limit"
                                " price is the take-profit) and a stop-loss stop price")
