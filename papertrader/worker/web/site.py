@@ -1031,8 +1031,10 @@ class Website:
     @app.route("/orders/<string:order>/replace", methods=["GET"])
     @signed_in()
     async def replace_form(self, request, visit, order):
-        found = await self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order))
-        chrome = self.chrome(request, visit, "orders")
+        found, clock = await defer.gatherResults(
+            [self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order)),
+             defer.ensureDeferred(self.clock(visit))], consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        chrome = self.chrome(request, visit, "orders", clock)  # (the header's market clock, as on every page)
         _, error, form = refusal(chrome, "replace")
         return html(request, views.replace_page(chrome, found, form or None, error,
                                                 self.worker.quotes.get(found["symbol"])))
