@@ -15,7 +15,7 @@ import sqlite3
 import psycopg
 
 from papertrader.errors import InvalidInput
-from papertrader.master.db import pg_url, redact
+from papertrader.master.db import pg_url
 
 #: Rows read and written at a time.
 CHUNK = 1000
@@ -156,7 +156,3 @@ def copy(source, target):
     finally:
         src.close()
         dst.close()
-
-
-def describe(source, target):
-    return f"{redact(source.url)} to {redact(target.url)}"
