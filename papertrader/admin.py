@@ -727,7 +727,8 @@ def copy_database(args, data_dir):
                                    " migrate it first (papertrader-admin migrate)")
             if theirs:
                 raise InvalidInput(f"{redact(target.url)} holds a PaperTrader database already (schema version"
-                                   f" {theirs}): copy only into an empty database")
+                                   f" {theirs}): copy only into an empty database (after a copy into it that"
+                                   " failed: drop its tables, or its schema, first)")
             yield target.upgrade(backup=False)
             counts = yield threads.deferToThread(database_copy.copy, source, target)
             files.record_database(data_dir, None if target.url == Database.default_url(data_dir) else target.url)

@@ -5,7 +5,7 @@ No master may be running (the data dir's lock and the source database's are held
 release's schema version (``migrate`` first), the target hold no PaperTrader schema yet.  The target gets the
 schema as a master's first start makes it, then every row of every table, table by table in the order their
 foreign keys need (rows by id), in one transaction: a copy that fails leaves the target without the rows (its
-empty schema stays, and a second attempt is refused until it is dropped: say so).  PostgreSQL's id sequences
+empty schema stays: a second attempt is refused until the target's tables are dropped, as its refusal says).  PostgreSQL's id sequences
 then continue after the largest id copied.  The rows of each table are counted on both sides before the commit.
 The source is only read.
 """
