@@ -806,8 +806,8 @@ def run(reactor, args, out=None, note=None, stdin=None):
                             "replaced": replaced}))
         else:
             text = (f"worker {args.name} registered, key fingerprint {fingerprint}\n"
-                    + (f"it replaces key {replaced}: the worker running with the old bundle is refused until it"
-                       " runs with this one\n" if replaced else "")
+                    + (f"it replaces key {replaced}: a worker running with the old bundle keeps its link until it"
+                       " reconnects; from then on only this bundle is admitted\n" if replaced else "")
                     + f"bundle: {bundle}\n"
                     f"copy it to the worker's machine and run there:\n  {command}")
             if "MASTER_HOST" in command:

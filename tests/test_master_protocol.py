@@ -215,12 +215,50 @@ async def test_an_address_that_keeps_failing_the_handshake_under_many_names_is_s
 async def test_a_kick_wins_over_a_handshake_that_read_the_old_state(master, tmp_path):
     bundle = str(tmp_path / "w")
     await link(master, "w1", HealthyPeer, bundle)
+    # A handshake that read the registration (still 'registered') before the kick, and links after it:
+    read = await master.workers.admit("w1", "192.0.2.7")
     await master.workers.kick("w1")
-    # As if a concurrent handshake had read the registration before the kick was written:
-    await master.db.execute("UPDATE workers SET state = 'registered' WHERE name = 'w1'")
     with pytest.raises(WorkerRefused, match="kicked or revoked"):
-        await link(master, "w1", HealthyPeer, bundle)
+        master.workers.link("w1", "default", "edge.example", 2050, "test", "192.0.2.7", object(), bars=read["bars"])
     assert "w1" not in master.workers.linked
     await master.workers.allow("w1")
     await link(master, "w1", HealthyPeer, bundle)
     assert "w1" in master.workers.linked
+
+
+async def handshake(master, name, bundle):
+    """A worker's handshake over a new connection; its answer (or the refusal raised)."""
+    client, server, pump = connect(master)
+    hello = await settle(pump, client.callRemote(commands.WorkerHello, name=name, host="edge.example", port=2050,
+                                                 version="test"))
+    signature = gpgkeys.sign(bundle + "/gnupg", hello["challenge"])
+    return await settle(pump, client.callRemote(commands.WorkerProve, signature=signature))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_registered_again_by_papertrader_admin_after_a_revoke_links_and_a_kicked_one_stays_kicked(
+        master, tmp_path):
+    """Revoked, then registered again with a new key by papertrader-admin (on the database, while the master ran):
+    the master went on refusing it ('kicked or revoked', and logged nothing) until an allow or a restart.  The
+    database has the last word; and a kicked worker registered again with its own key stays kicked."""
+    from papertrader.master.workers import Workers
+
+    admin = Workers(master.db, gpgkeys.Keyring(master.workers.keyring.home), master.workers.clock, master.log)
+    first = str(tmp_path / "w1")
+    await master.workers.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), first))
+    assert await handshake(master, "w1", first) == {}
+    await master.workers.revoke("w1")
+    with pytest.raises(WorkerRefused):
+        await handshake(master, "w1", first)
+    second = str(tmp_path / "w1-new")
+    await admin.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), second), replace=True)
+    assert await handshake(master, "w1", second) == {}
+    assert "w1" in master.workers.linked
+
+    await master.workers.kick("w1")
+    await admin.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), second))  # its key: a new host
+    assert (await master.workers.registration("w1"))["state"] == "kicked"
+    with pytest.raises(WorkerRefused, match="kicked"):
+        await handshake(master, "w1", second)
+    await admin.allow("w1")  # allowed, on the database: it links
+    assert await handshake(master, "w1", second) == {}

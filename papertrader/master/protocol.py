@@ -154,10 +154,10 @@ class MasterProtocol(TypedAMP):
             raise WorkerRefused(f"the signature does not match the key registered for worker {name!r}")
         # The registration may have changed while gpg was verifying (a kick, a revoke), or the
         # worker may be gone: never link a closed connection.
-        yield self.master.workers.admit(name, self.peer())
+        registration = yield self.master.workers.admit(name, self.peer())
         if not self.connected:
             raise WorkerRefused("the connection closed during the handshake")
-        self.master.workers.link(name, region, host, port, version, self.peer(), self)
+        self.master.workers.link(name, region, host, port, version, self.peer(), self, bars=registration["bars"])
         self.worker = name
         if self._anonymous.active():
             self._anonymous.cancel()

@@ -108,6 +108,10 @@ class Workers:
         #: Names kicked or revoked by this process: refused at link time even if the database write of the
         #: decision and a handshake's check of it crossed (a pool of several connections on PostgreSQL).
         self.barred = set()
+        #: Per worker name, the kicks and revokes begun and done (odd: one in progress), so that a handshake can
+        #: tell a bar it read the registration after (then the database has the last word: the worker may have
+        #: been registered again, or allowed, by papertrader-admin) from one that came during it.
+        self._bars = {}
         # A worker name that keeps being refused from one address (revoked, kicked, misconfigured, a wrong
         # key) is slowed down; its address only when it keeps failing under many names (guessing), so a
         # healthy worker on the same host is never kept waiting by a broken one.
@@ -142,24 +146,31 @@ class Workers:
                 raise InvalidInput(
                     f"worker {name!r} is already registered, with key {before['fingerprint']}, and this bundle has"
                     f" a new key: to copy its bundle again, use the directory that holds it (DATA_DIR/workers/{name}"
-                    " unless it was made with --out); to give it a new key, add --replace (replace=True in the"
-                    " console; the running worker is then refused until it runs with the new bundle)")
+                    " unless it was made with --out; once copied to the worker's machine, its data dir there: copy"
+                    " it back and give it as --out); to give it a new key, add --replace (replace=True in the"
+                    " console; a worker running with the old bundle keeps its link until it reconnects)")
             if allowed_ips is None:
                 allowed_ips = before["allowed_ips"]
         imported = yield pools.GPG.run(self.keyring.import_key, public_key_armor)
         if imported != fingerprint:
             raise InvalidInput("the bundle's public key could not be read: make a new bundle")
-        yield self.db.run(self._upsert, name, fingerprint, allowed_ips or None)
-        self.log.info("worker {name} registered with key {fingerprint}", name=name, fingerprint=fingerprint)
+        # A kicked worker registered again with its key (a new host, new addresses) stays kicked until allowed.
+        state = KICKED if before is not None and before["state"] == KICKED and \
+            before["fingerprint"] == fingerprint else REGISTERED
+        yield self.db.run(self._upsert, name, fingerprint, allowed_ips or None, state)
+        if state == REGISTERED:
+            self.barred.discard(name)
+        self.log.info("worker {name} registered with key {fingerprint}{kicked}", name=name, fingerprint=fingerprint,
+                      kicked=" (still kicked: allow it to let it connect)" if state == KICKED else "")
         if before is not None and before["fingerprint"] != fingerprint:  # replaced (or revoked before): out it goes
             yield pools.GPG.run(self.keyring.delete_key, before["fingerprint"])
         return fingerprint
 
-    def _upsert(self, cursor, name, fingerprint, allowed_ips):
+    def _upsert(self, cursor, name, fingerprint, allowed_ips, state=REGISTERED):
         cursor.execute(self.db.sql("DELETE FROM workers WHERE name = ?"), (name,))
         cursor.execute(
             self.db.sql("INSERT INTO workers (name, fingerprint, created, state, allowed_ips) VALUES (?, ?, ?, ?, ?)"),
-            (name, fingerprint, iso(self.now()), REGISTERED, allowed_ips),
+            (name, fingerprint, iso(self.now()), state, allowed_ips),
         )
 
     @defer.inlineCallbacks
@@ -190,12 +201,13 @@ class Workers:
         except Throttled:
             raise WorkerRefused(f"too many refused handshakes for worker {name!r} from this address; wait and try"
                                 " again")
+        bars = self._bars.get(name, 0)  # (before the registration is read: see link)
         try:
             reg = yield self._admissible(name, address)
         except WorkerRefused as e:
             self.refused(name, address, e.message)
             raise
-        return reg
+        return dict(reg, bars=bars)
 
     def refused(self, name, address, why="refused"):
         """Count a refused handshake against this worker name from this address (and, loosely, the address);
@@ -249,9 +261,19 @@ class Workers:
         while len(self._twins) > 10_000:  # (bounded: the oldest names go)
             self._twins.pop(next(iter(self._twins)))
 
-    def link(self, name, region, host, port, version, address, protocol):
+    def link(self, name, region, host, port, version, address, protocol, bars=None):
+        """Link a worker whose handshake succeeded; ``bars``: the count of its kicks and revokes when its
+        registration was last read (``admit``)."""
         if name in self.barred:
-            raise WorkerRefused(f"worker {name!r} was kicked or revoked")
+            if bars is not None and bars % 2 == 0 and bars == self._bars.get(name, 0):
+                # Barred before that reading, which said it may connect: registered again or allowed since, on
+                # the database (papertrader-admin): the database has the last word.
+                self.barred.discard(name)
+            else:  # kicked or revoked while it was shaking hands
+                self.log.warn("refused worker {name!r} from {address}: kicked or revoked during its handshake",
+                              name=name, address=address)
+                self.refused(name, address, "kicked or revoked during its handshake")
+                raise WorkerRefused(f"worker {name!r} was kicked or revoked")
         old = self.linked.get(name)
         if old is not None and old.protocol is not protocol:
             self.log.warn("worker {name} connected again; dropping its older link", name=name)
@@ -325,12 +347,22 @@ class Workers:
             disconnect(linked.protocol)
         return linked is not None
 
+    def _bar(self, name):
+        """A kick or revoke begins (the count turns odd) or is written (even again)."""
+        self._bars[name] = self._bars.get(name, 0) + 1
+        while len(self._bars) > 10_000:  # (bounded: the oldest names go)
+            self._bars.pop(next(iter(self._bars)))
+
     @defer.inlineCallbacks
     def kick(self, name):
         """Disconnect a worker now and refuse it until :meth:`allow`.  Fires True if it was connected."""
         if (yield self.registration(name)) is not None:
             self.barred.add(name)
-        yield self._set_state(name, KICKED)
+        self._bar(name)
+        try:
+            yield self._set_state(name, KICKED)
+        finally:
+            self._bar(name)
         dropped = self._drop(name, "kicked by an operator")
         self.log.warn("worker {name} kicked{what}", name=name, what=" and disconnected" if dropped else "")
         return dropped
@@ -357,7 +389,11 @@ class Workers:
             return False
         if known is not None:
             self.barred.add(name)
-        reg = yield self._set_state(name, REVOKED)
+        self._bar(name)
+        try:
+            reg = yield self._set_state(name, REVOKED)
+        finally:
+            self._bar(name)
         self._drop(name, "revoked by an operator")
         yield pools.GPG.run(self.keyring.delete_key, reg["fingerprint"])
         self.log.warn("worker {name} revoked (key {fingerprint} deleted)", name=name, fingerprint=reg["fingerprint"])
