@@ -70,7 +70,7 @@ from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem, counted
 from papertrader.master import admin_channel, backups, files
 from papertrader.master.console import WORKER_COLUMNS
-from papertrader.master.db import Database, pg_dump_schema, redact
+from papertrader.master.db import Database, pg_dump_schema, redact, same_database
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers, parse_allowed
 
@@ -708,8 +708,7 @@ def copy_database(args, data_dir):
         raise InvalidInput(f"--to: {e}")
     logs = admin_log(data_dir)
     try:
-        if target.url == source.url or (target.dialect == source.dialect == "sqlite" and
-                                        os.path.abspath(target.path) == os.path.abspath(source.path)):
+        if same_database(args.to, source.url, data_dir):  # (however it is written: with or without :5432)
             raise InvalidInput(f"--to names the master's database itself ({redact(source.url)})")
         with holding_data_dir(data_dir):
             try:

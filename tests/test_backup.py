@@ -418,6 +418,12 @@ async def test_a_database_is_copied_into_the_other_kind_and_the_master_goes_on_t
         done = json.loads(out)
         assert done["counts"]["orders"] == 2 and done["counts"]["accounts"] == 1 and done["counts"]["workers"] == 2
         assert done["counts"]["bars"] > 0 and done["rows"] == sum(done["counts"].values())
+        # Into the master's own database, however it is written: refused as that.
+        own = database_url.replace(":5432/", "/") if database_url.startswith("postgresql") else \
+            f"sqlite:///{tmp_path}/../{tmp_path.name}/papertrader.db"
+        status, out, err = await admin("--json", "--data-dir", d.data_dir, "--database", database_url,
+                                       "copy-database", "--to", own)
+        assert status == 1 and "--to names the master's database itself" in err, err
         # Into a database that is not empty: refused, nothing done.
         status, out, err = await admin("--json", "--data-dir", d.data_dir, "--database", database_url,
                                        "copy-database", "--to", target)

@@ -303,9 +303,10 @@ def usage_cases(tmp_path):
         # Another database than the one the data dir's master last used: it would start empty (nothing is copied).
         (["papertrader-master", "--data-dir", str(used), "--database", postgres],
          f"--database: this data dir's master last used the SQLite database in it ({used}/papertrader.db);"
-         f" {postgres} is another database, and nothing is copied from one to the other"),
+         f" {postgres} is another database, and nothing is copied from one to the other: the master would start"
+         " on what that one holds (nothing, if it is new)"),
         (["papertrader-cluster", "--data-dir", str(used), "--database", postgres],
-         "give --new-database to start afresh on"),
+         "give --new-database to start on"),
         (["papertrader-master", "--data-dir", str(a_file)], "is not a directory"),
         (["papertrader-worker", "--data-dir", str(a_file), "--name", "w1"], "is not a directory"),
         (["papertrader-cluster", "--data-dir", str(a_file)], "is not a directory"),
@@ -343,6 +344,8 @@ def test_a_master_keeps_to_the_database_it_last_used_and_leaves_it_only_when_tol
     files.record_database(data_dir, postgres)
     assert files.database_to_use(data_dir, None) == postgres  # without --database: the one it last used
     assert files.database_to_use(data_dir, postgres) == postgres
+    # The same database written another way (no port: 5432; another user) is the same one.
+    assert files.database_to_use(data_dir, "postgresql://other@127.0.0.1/test") == postgres
     for other in (f"sqlite:///{tmp_path}/papertrader.db", "postgresql://postgres@127.0.0.1:5432/other"):
         with pytest.raises(files.DatabaseSwitch, match="last used postgresql://postgres@127.0.0.1:5432/test"):
             files.database_to_use(data_dir, other)

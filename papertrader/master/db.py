@@ -59,6 +59,42 @@ def redact(url):
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def same_database(a, b, data_dir=None):
+    """Whether two --database URLs name one database: one SQLite file (by its absolute path), or one PostgreSQL
+    database and schema (its host, port -- 5432 unless said --, database name and options; not the user or the
+    password), however each is written."""
+    if a == b:
+        return True
+    kinds = urlsplit(a).scheme, urlsplit(b).scheme
+    if kinds == ("sqlite", "sqlite"):
+        return os.path.abspath(_sqlite_path(a, data_dir)) == os.path.abspath(_sqlite_path(b, data_dir))
+    if not set(kinds) <= {"postgresql", "postgres"}:
+        return False
+    from psycopg.conninfo import conninfo_to_dict
+
+    def where(url):
+        found = conninfo_to_dict(pg_url(url))
+        return (found.get("host") or found.get("hostaddr") or "localhost", found.get("port") or "5432",
+                found.get("dbname") or found.get("user"), found.get("options") or "")
+
+    try:
+        return where(a) == where(b)
+    except Exception:  # (a URL psycopg cannot read names nothing: not the same)
+        return False
+
+
+def _sqlite_path(url, data_dir=None):
+    """The file of an sqlite: URL (relative to ``data_dir``, if given and the path is relative)."""
+    path = url[len("sqlite:"):]
+    if path.startswith("//"):
+        path = path[2:]
+    if data_dir and not os.path.isabs(path):
+        path = os.path.join(data_dir, path)
+    if path.startswith("//"):
+        path = "/" + path.lstrip("/")  # sqlite:////abs/path
+    return path
+
+
 def pg_url(url):
     """A PostgreSQL URL as libpq reads it: each query value percent-encoded, so ``options=-csearch_path=NAME``, as
     people write it, becomes ``options=-csearch_path%3DNAME`` (psycopg refuses a second ``=``).  ValueError if
@@ -176,14 +212,7 @@ class Database:
         scheme = urlsplit(url).scheme
         if scheme == "sqlite":
             self.dialect = "sqlite"
-            path = url[len("sqlite:"):]
-            if path.startswith("//"):
-                path = path[2:]
-            if data_dir and not os.path.isabs(path):
-                path = os.path.join(data_dir, path)
-            if path.startswith("//"):
-                path = "/" + path.lstrip("/")  # sqlite:////abs/path
-            self.path = path
+            self.path = path = _sqlite_path(url, data_dir)
             self.pool = adbapi.ConnectionPool(
                 "sqlite3", path, check_same_thread=False, cp_min=1, cp_max=1,
                 cp_openfun=_sqlite_open, isolation_level="DEFERRED",

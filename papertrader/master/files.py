@@ -107,26 +107,29 @@ def database_to_use(data_dir, url, new_database=False):
     """The database a master of ``data_dir`` starts with (None: SQLite in the data dir): ``url`` (--database), else
     the one it last started with.  A ``url`` naming another database than that one, while that one exists, is
     refused (the new one would start empty: no accounts, workers or orders) unless ``new_database``."""
+    from papertrader.master.db import redact, same_database
+
     default = "sqlite:///" + os.path.join(os.path.abspath(data_dir), "papertrader.db")
     previous = recorded_database(data_dir)
     if url is None:
         return previous
     url = url.strip()
-    wanted = None if url == default else url
-    if wanted == previous or new_database:
+    wanted = None if same_database(url, default, data_dir) else url
+    if same_database(url, previous or default, data_dir):
+        return previous  # (as it was first written)
+    if new_database:
         return wanted
     if previous is None and not os.path.exists(os.path.join(data_dir, "papertrader.db")):
         return wanted  # a new data dir (or one whose master never started): nothing to leave behind
-    from papertrader.master.db import redact
-
     before = (f"the SQLite database in it ({os.path.join(data_dir, 'papertrader.db')})" if previous is None
               else redact(previous))
     back = "without --database" if previous is None else f"with --database {redact(previous)} (or without it)"
     raise DatabaseSwitch(
         f"--database: this data dir's master last used {before}; {redact(url)} is another database, and nothing is"
-        f" copied from one to the other (it would start empty: no accounts, workers or orders). Start the master"
-        f" {back}; to move to it, stop the master and run papertrader-admin --data-dir DIR copy-database --to URL;"
-        f" or give --new-database to start afresh on {redact(url)}")
+        f" copied from one to the other: the master would start on what that one holds (nothing, if it is new),"
+        f" without the accounts, workers and orders of the one it last used. Start the master {back}; to move to"
+        f" it, stop the master and run papertrader-admin --data-dir DIR copy-database --to URL; or give"
+        f" --new-database to start on {redact(url)} as it is")
 
 
 def make_private_dir(path):

@@ -62,8 +62,8 @@ class Options(SettingsOptions):
         ["manhole-keys", None, None, "authorized_keys file: makes the manhole SSH with these public keys."],
     ]
 
-    optFlags = [["new-database", None, "Start afresh on a --database other than the one this data dir's master last"
-                                       " used (nothing is copied between them)."]]
+    optFlags = [["new-database", None, "Start on a --database other than the one this data dir's master last used, as"
+                                       " it is (nothing is copied between them: see copy-database)."]]
 
     def postOptions(self):
         super().postOptions()
