@@ -409,6 +409,13 @@ class ConsoleLogin(telnet.AuthenticatingTelnetProtocol):
         peer = self.transport.getPeer()
         return f"{peer.host}:{peer.port}" if hasattr(peer, "port") else "a Unix socket"
 
+    def telnet_Password(self, line):
+        """Twisted's, without its warning "state changed and new state returned" at every login: a login whose
+        answer came at once (the password file is read then and there) has set the next state itself."""
+        before = self.state
+        after = super().telnet_Password(line)
+        return after if self.state == before else None
+
     def _cbLogin(self, ial):
         self.setup.log.info("admin console: a telnet login from {peer} was let in", peer=self._peer())
         return super()._cbLogin(ial)

@@ -11,7 +11,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogLevel, globalLogPublisher
 
 from papertrader import tls
 from papertrader.master import files
@@ -233,32 +233,44 @@ async def test_an_answer_that_comes_while_the_operator_types_keeps_the_line_and_
 
 @pytest_twisted.ensureDeferred
 async def test_a_client_that_refuses_or_ignores_telnet_options_logs_in_and_leaves_no_error(console):
+    from twisted.logger import formatEvent
+
     master, port, problems = console
     password = password_of(master).strip()
-    for client in (Refusing(), Silent()):
-        session = await login_with(client, port, password)
-        session.line("config()")
-        await session.wait_for(b"update interval")
-        session.line("accounts()")
-        await session.wait_for(b"called back")
-        await leave(session, f"the {type(client).__name__} session to close")
-    # A client that leaves while the console still waits for its answer to an option (here, ECHO for the
-    # password), and one whose password is wrong.
-    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Silent())
-    await session.wait_for(b"Username: ")
-    session.line("admin")
-    await session.wait_for(b"Password: ")
-    await leave(session)
-    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Refusing())
-    await session.wait_for(b"Username: ")
-    session.line("admin")
-    await session.wait_for(b"Password: ")
-    session.line("wrong")
-    await session.wait_for(b"Authentication failed")
-    await leave(session)
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for client in (Refusing(), Silent()):
+            session = await login_with(client, port, password)
+            session.line("config()")
+            await session.wait_for(b"update interval")
+            session.line("accounts()")
+            await session.wait_for(b"called back")
+            await leave(session, f"the {type(client).__name__} session to close")
+        # A client that leaves while the console still waits for its answer to an option (here, ECHO for the
+        # password), and one whose password is wrong.
+        session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Silent())
+        await session.wait_for(b"Username: ")
+        session.line("admin")
+        await session.wait_for(b"Password: ")
+        await leave(session)
+        session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Refusing())
+        await session.wait_for(b"Username: ")
+        session.line("admin")
+        await session.wait_for(b"Password: ")
+        session.line("wrong")
+        await session.wait_for(b"Authentication failed")
+        await leave(session)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
     assert problems.collected() == []
+    # Nothing that reads like a fault (Twisted's telnet said "state changed and new state returned" when the
+    # login's answer came at once, as it does once ECHO is refused).
+    assert not [formatEvent(e) for e in events if e.get("log_level") in (LogLevel.warn, LogLevel.error)
+                and "admin console" not in formatEvent(e)]
 
 
+@pytest_twisted.ensureDeferred
 async def test_each_console_login_is_logged_with_its_address_never_its_password(console):
     """An operator reading the log sees who got into the console and who was refused, from where."""
     from twisted.logger import formatEvent
@@ -283,6 +295,9 @@ async def test_each_console_login_is_logged_with_its_address_never_its_password(
         f"admin console: a telnet login from 127.0.0.1:{client_port} was refused"]
     assert len([line for line in said if "a telnet login from 127.0.0.1:" in line and "let in" in line]) == 1
     assert not [line for line in said if "guess-123" in line or password_of(master).strip() in line]
+    # Nothing that reads like a fault either (Twisted's telnet said "state changed and new state returned").
+    assert not [e for e in lines if e.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical)
+                and "admin console" not in formatEvent(e)], [formatEvent(e) for e in lines]
     assert problems.collected() == []
 
 
