@@ -272,6 +272,16 @@ class PlainConsole(_EndOfInput, protocol.Protocol):
             self._run(line.rstrip(b"\r"))
         if self.interpreter.buffer:
             self._run(b"")
+        if self.interpreter.buffer and not self._gone:
+            # Still unfinished (a bracket never closed): what Python says of it at the end of a file.
+            source = "\n".join(line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+                               for line in self.interpreter.buffer)
+            self.interpreter.resetBuffer()
+            try:
+                compile(source, "<console>", "exec")
+            except SyntaxError:
+                self.interpreter.showsyntaxerror("<console>")
+            self._end_line()
 
     def addOutput(self, data, isAsync=None):
         if self._gone:

@@ -335,6 +335,12 @@ async def test_an_ssh_client_whose_input_ends_gets_its_answers_and_the_session_e
         empty.transport.closeStdin()
         ended = await empty.ended
         assert ended.exitCode == 0 and empty.output == b"", empty.output
+        unclosed = ssh_piped(port, str(tmp_path / "admin"))  # a bracket never closed: said, as Python says it
+        unclosed.transport.write(b"print(1)\nfoo(\n")
+        unclosed.transport.closeStdin()
+        ended = await unclosed.ended
+        assert ended.exitCode == 0 and unclosed.output.startswith(b"1\n"), unclosed.output
+        assert b"SyntaxError" in unclosed.output and b"never closed" in unclosed.output, unclosed.output
         leaving = ssh_piped(port, str(tmp_path / "admin"))  # exit() ends the session: the lines after it do not run
         leaving.transport.write(b"print('before')\nexit()\nprint('after')\n")
         leaving.transport.closeStdin()
@@ -346,11 +352,11 @@ async def test_an_ssh_client_whose_input_ends_gets_its_answers_and_the_session_e
         assert flood.output == b"refused: a line longer than 65536 bytes; the session is closed\n", flood.output
         assert problems.collected() == []
         closed = [e.message for e in master.logs.newest(None) if "ended its input" in e.message]
-        assert [e.level for e in master.logs.newest(None) if "ended its input" in e.message] == ["info", "info"]
+        assert [e.level for e in master.logs.newest(None) if "ended its input" in e.message] == ["info"] * 3
         # (Whether accounts() was still pending when the input ended is a race with the database: either way its
         # answer was shown before the session closed, as asserted above.)
         assert "closes once 1 pending answer(s) are shown" in closed[0] or closed[0].endswith("session closed")
-        assert closed[1].endswith("session closed")
+        assert closed[1].endswith("session closed") and closed[2].endswith("session closed")
     finally:
         problems.close()
         await master.stopService()
