@@ -613,6 +613,10 @@ async def test_watch_of_an_unknown_symbol_names_the_traded_ones_as_quote_does(cl
     status, out, err = await bounded(d.cli("watch", "AAPL", "zzzz"), 15)
     assert check_failure(status, out, err, "unknown_symbol")["message"] == (
         "unknown symbol 'ZZZZ': traded symbols are AAPL, MSFT, TSLA")
+    # A typo names the one meant first, at the worker (its quotes) as at the master (tests/test_validation.py).
+    status, out, err = await bounded(d.cli("quote", "APPL"), 15)
+    assert check_failure(status, out, err, "unknown_symbol")["message"] == (
+        "unknown symbol 'APPL': did you mean AAPL? traded symbols are AAPL, MSFT, TSLA")
 
 
 class Silent(protocol.Protocol):

@@ -21,7 +21,7 @@ from twisted.internet import defer
 
 from papertrader.app import authenticated
 from papertrader.errors import (GameClosed, InvalidInput, NotGameCreator, PaperTraderError, PortfoliosHidden,
-                                UnknownGame, UnknownSymbol)
+                                UnknownGame)
 from papertrader.master import games as store_module
 from papertrader.master import validation
 from papertrader.money import MAX_MONEY, money_text, parse_money
@@ -148,8 +148,7 @@ class GameCommands:
             raise InvalidInput("a game may list at most 500 assets")
         for symbol in assets:
             if not isinstance(symbol, str) or symbol.strip().upper() not in self.board.assets:
-                shown = str(symbol)[:16]
-                raise UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(self.board.assets)}")
+                raise validation.unknown_symbol(symbol, list(self.board.assets))
         if (margin or allow_short) and not self.margin_allowed:
             raise InvalidInput("margin accounts (and so short selling) are not offered on this server (setting"
                                " margin_accounts)")

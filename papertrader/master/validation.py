@@ -95,12 +95,18 @@ def symbol(value, assets, traded=None):
     with a price, as a worker's quote says, so both name the same)."""
     value = (value or "").strip().upper()
     if value not in assets:
-        shown = value if len(value) <= 16 else value[:16] + "..."
-        named = [s for s in assets if traded is None or traded(s)] or list(assets)
-        near = difflib.get_close_matches(value, named, n=3, cutoff=0.6) if len(value) <= 16 else []
-        meant = f"did you mean {' or '.join(near)}? " if near else ""  # a typo: APPL for AAPL
-        raise UnknownSymbol(f"unknown symbol {shown!r}: {meant}traded symbols are {', '.join(named)}")
+        raise unknown_symbol(value, [s for s in assets if traded is None or traded(s)] or list(assets))
     return value
+
+
+def unknown_symbol(value, named):
+    """The UnknownSymbol of ``value`` (shown cut at 16 characters), naming the one meant first if it looks like a
+    typo of one of ``named`` (APPL: did you mean AAPL?), then all of them."""
+    value = str(value).strip().upper()
+    shown = value if len(value) <= 16 else value[:16] + "..."
+    near = difflib.get_close_matches(value, named, n=3, cutoff=0.6) if len(value) <= 16 else []
+    meant = f"did you mean {' or '.join(near)}? " if near else ""
+    return UnknownSymbol(f"unknown symbol {shown!r}: {meant}traded symbols are {', '.join(named)}")
 
 
 def side(value):

@@ -10,8 +10,8 @@ from twisted.internet import defer, protocol
 
 from papertrader import commands, tls
 from papertrader.commands import FORWARDED
-from papertrader.errors import (InvalidInput, NotPermitted, PaperTraderError, QuoteUnavailable, ServerError,
-                                UnknownSymbol)
+from papertrader.errors import InvalidInput, NotPermitted, PaperTraderError, QuoteUnavailable, ServerError
+from papertrader.master import validation
 from papertrader.master.api_keys import is_credential
 from papertrader.wire import TypedAMP
 from papertrader.worker.fanout import Prepared
@@ -156,8 +156,7 @@ class WorkerProtocol(TypedAMP):
         ones; only a worker with no prices at all yet cannot tell."""
         known = [q["symbol"] for q in self.worker.quotes.all()]
         if known:
-            shown = symbol if len(symbol) <= 16 else symbol[:16] + "..."
-            return UnknownSymbol(f"unknown symbol {shown!r}: traded symbols are {', '.join(known)}")
+            return validation.unknown_symbol(symbol, known)
         return QuoteUnavailable()
 
 
