@@ -244,21 +244,25 @@ async def test_a_worker_registered_again_by_papertrader_admin_after_a_revoke_lin
     from papertrader.master.workers import Workers
 
     admin = Workers(master.db, gpgkeys.Keyring(master.workers.keyring.home), master.workers.clock, master.log)
-    first = str(tmp_path / "w1")
-    await master.workers.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), first))
-    assert await handshake(master, "w1", first) == {}
-    await master.workers.revoke("w1")
-    with pytest.raises(WorkerRefused):
-        await handshake(master, "w1", first)
-    second = str(tmp_path / "w1-new")
-    await admin.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), second), replace=True)
-    assert await handshake(master, "w1", second) == {}
-    assert "w1" in master.workers.linked
+    first, second = str(tmp_path / "w1"), str(tmp_path / "w1-new")
+    try:
+        await master.workers.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), first))
+        assert await handshake(master, "w1", first) == {}
+        await master.workers.revoke("w1")
+        with pytest.raises(WorkerRefused):
+            await handshake(master, "w1", first)
+        await admin.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), second), replace=True)
+        assert await handshake(master, "w1", second) == {}
+        assert "w1" in master.workers.linked
 
-    await master.workers.kick("w1")
-    await admin.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), second))  # its key: a new host
-    assert (await master.workers.registration("w1"))["state"] == "kicked"
-    with pytest.raises(WorkerRefused, match="kicked"):
-        await handshake(master, "w1", second)
-    await admin.allow("w1")  # allowed, on the database: it links
-    assert await handshake(master, "w1", second) == {}
+        await master.workers.kick("w1")
+        await admin.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), second))  # its key, a new host
+        assert (await master.workers.registration("w1"))["state"] == "kicked"
+        with pytest.raises(WorkerRefused, match="kicked"):
+            await handshake(master, "w1", second)
+        await admin.allow("w1")  # allowed, on the database: it links
+        assert await handshake(master, "w1", second) == {}
+    finally:
+        for bundle in (first, second):
+            gpgkeys.stop_agent(bundle + "/gnupg")
+        admin.keyring.close()
