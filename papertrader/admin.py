@@ -730,7 +730,8 @@ def copy_database(args, data_dir):
                                    " failed: drop its tables, or its schema, first)")
             yield target.upgrade(backup=False)
             counts = yield threads.deferToThread(database_copy.copy, source, target)
-            files.record_database(data_dir, None if target.url == Database.default_url(data_dir) else target.url)
+            files.record_database(data_dir, None if same_database(target.url, Database.default_url(data_dir),
+                                                                    data_dir) else target.url)
             logs.logger("papertrader.admin").info(
                 "database copied from {source} to {target}: {rows} rows of {tables} tables (schema version"
                 " {version}); the master starts on the copy from now on", source=redact(source.url),

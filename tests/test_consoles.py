@@ -71,11 +71,18 @@ async def leave(session, what="the session to close"):
     await bounded(session.closed, what)
 
 
-async def login(port, password):
-    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Session())
+async def at_password_prompt(port, client=None, end=b"\r\n"):
+    """A telnet session that connected, gave the username admin (its line ended with ``end``) and was asked for
+    the password."""
+    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client or Session())
     await session.wait_for(b"Username: ")
-    session.line("admin")
+    session.transport.write(b"admin" + end)
     await session.wait_for(b"Password: ")
+    return session
+
+
+async def login(port, password):
+    session = await at_password_prompt(port)
     session.line(password)
     await session.wait_for(b">>> ")
     return session
@@ -177,10 +184,7 @@ async def test_a_console_call_that_fails_is_shown_not_left_unhandled(console):
 
 
 async def login_with(client, port, password, end=b"\r\n"):
-    session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
-    await session.wait_for(b"Username: ")
-    session.transport.write(b"admin" + end)
-    await session.wait_for(b"Password: ")
+    session = await at_password_prompt(port, client, end)
     session.transport.write(password.encode() + end)
     await session.wait_for(b">>> ")
     return session
@@ -249,15 +253,8 @@ async def test_a_client_that_refuses_or_ignores_telnet_options_logs_in_and_leave
             await leave(session, f"the {type(client).__name__} session to close")
         # A client that leaves while the console still waits for its answer to an option (here, ECHO for the
         # password), and one whose password is wrong.
-        session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Silent())
-        await session.wait_for(b"Username: ")
-        session.line("admin")
-        await session.wait_for(b"Password: ")
-        await leave(session)
-        session = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Refusing())
-        await session.wait_for(b"Username: ")
-        session.line("admin")
-        await session.wait_for(b"Password: ")
+        await leave(await at_password_prompt(port, Silent()))
+        session = await at_password_prompt(port, Refusing())
         session.line("wrong")
         await session.wait_for(b"Authentication failed")
         await leave(session)

@@ -831,8 +831,8 @@ class TradingCommands:
             book = books[portfolio.id]
             if market_step.today:
                 shorts = (overnight or {}).get(portfolio.id)
-                if shorts is None:
-                    shorts = [p for p in book.positions.values() if p.quantity < 0]
+                if shorts is None:  # (not traded by the step: its book is as it was overnight)
+                    shorts = margin.overnight_shorts(book)
                 book = self._borrow_fee(cursor, portfolio, book, shorts, prices, market_step.today, now, rules)
             if not book.positions and portfolio.margin_call is None:
                 continue

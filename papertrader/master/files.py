@@ -106,10 +106,11 @@ class DatabaseSwitch(ValueError):
 def database_to_use(data_dir, url, new_database=False):
     """The database a master of ``data_dir`` starts with (None: SQLite in the data dir): ``url`` (--database), else
     the one it last started with.  A ``url`` naming another database than that one, while that one exists, is
-    refused (the new one would start empty: no accounts, workers or orders) unless ``new_database``."""
-    from papertrader.master.db import redact, same_database
+    refused (nothing is copied: the master would start without its accounts, workers and orders) unless
+    ``new_database``."""
+    from papertrader.master.db import Database, redact, same_database
 
-    default = "sqlite:///" + os.path.join(os.path.abspath(data_dir), "papertrader.db")
+    default = Database.default_url(data_dir)
     previous = recorded_database(data_dir)
     if url is None:
         return previous
