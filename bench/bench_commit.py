@@ -98,15 +98,16 @@ async def load(reactor, master, sessions, clients, per_client, symbol, tag):
 
     commits = master.trading.commits
     transactions_before, units_before = commits.transactions, commits.units
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await defer.gatherResults([defer.ensureDeferred(client(sessions[c::clients], c)) for c in range(clients)],
                               consumeErrors=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     latencies.sort()
     transactions = commits.transactions - transactions_before
     return dict(rate=len(latencies) / elapsed, p50=percentile(latencies, 50) * 1000,
                 p99=percentile(latencies, 99) * 1000,
-                per_transaction=(commits.units - units_before) / max(1, transactions))
+                per_transaction=(commits.units - units_before) / max(1, transactions),
+                cpu=cpu / len(latencies) * 1e6)
 
 
 async def main(reactor, args):
@@ -144,7 +145,7 @@ async def main(reactor, args):
             for name, r in results.items():
                 print(f"{clients:4d} clients, {name:26s}: {r['rate']:7.0f} acks/s ({r['rate'] / baseline:.2f}x the"
                       f" single-commit rate), p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms,"
-                      f" {r['per_transaction']:.1f} orders per transaction", flush=True)
+                      f" {r['per_transaction']:.1f} orders per transaction, {r['cpu']:.0f} us CPU per order", flush=True)
 
 
 def parse_args(argv):

@@ -142,6 +142,14 @@ class _LogFile(LogFile):
             view = view[written:]
 
 
+def _forward(event):
+    """Hand the event to the global log (twistd's log file or terminal) with its message already made: the same
+    text, without formatting it again (twistd's observer would fill the format in with ``formatEvent``, several
+    times slower than ``str.format_map``: a busy master logs a line per order)."""
+    message = entry_of(event).message if event.get("log_failure") is None else _message(event)
+    globalLogPublisher(dict(event, log_format=message.replace("{", "{{").replace("}", "}}")))
+
+
 class LogSystem:
     """One part's logs: memory ring + rotated file + forwarding to the global log.
 
@@ -171,7 +179,7 @@ class LogSystem:
             self._file = _LogFile.fromFullPath(path, rotateLength=10_000_000, maxRotatedFiles=10, defaultMode=0o600)
             self.publisher.addObserver(self._to_file)
         if forward:
-            self.publisher.addObserver(globalLogPublisher)
+            self.publisher.addObserver(_forward)
 
     def _to_file(self, event):
         line = entry_of(event).format() + "\n"

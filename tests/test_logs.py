@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 from twisted.internet import task
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, formatEventAsClassicLogText, globalLogPublisher
 
 from papertrader.logs import LogSystem
 
@@ -113,15 +113,26 @@ def test_entries_are_written_to_the_log_file(tmp_path):
 
 
 def test_entries_are_forwarded_to_the_global_log():
+    """What twistd's log shows is the line the log system made (braces in a value shown as they are), and a
+    failure's traceback follows it."""
     seen = []
     globalLogPublisher.addObserver(seen.append)
     system = LogSystem("fwd", 10)
+    n = time.time_ns()
     try:
-        system.logger("papertrader.fwd").info("forwarded {n}", n=time.time_ns())
+        log = system.logger("papertrader.fwd")
+        log.info("forwarded {n} by {who}", n=n, who="{user}")
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            log.failure("failed {n}", n=n)
     finally:
         globalLogPublisher.removeObserver(seen.append)
         system.close()
-    assert any(e.get("log_namespace") == "papertrader.fwd" and e.get("log_format") == "forwarded {n}" for e in seen)
+    ours = [e for e in seen if e.get("log_namespace") == "papertrader.fwd"]
+    assert [formatEvent(e) for e in ours] == [f"forwarded {n} by {{user}}", f"failed {n}"]
+    classic = formatEventAsClassicLogText(ours[1])
+    assert f"failed {n}" in classic and "ZeroDivisionError" in classic
 
 
 def test_two_systems_keep_separate_memories():
