@@ -8,6 +8,9 @@ foreign keys need (rows by id), in one transaction: a copy that fails leaves the
 empty schema stays: a second attempt is refused until the target's tables are dropped, as its refusal says).  PostgreSQL's id sequences
 then continue after the largest id copied.  The rows of each table are counted on both sides before the commit.
 The source is only read.
+
+Rows go ``CHUNK`` at a time, read (a PostgreSQL source through a server-side cursor) and written (one
+executemany each): the memory a copy needs is a chunk's, however many years of bars the tables hold.
 """
 
 import sqlite3
@@ -102,13 +105,56 @@ def _value(value, kind):
     return value
 
 
-def copy(source, target):
+def _source_cursor(connection, dialect):
+    """A cursor that reads a table's rows a chunk at a time.  PostgreSQL's ordinary (client-side) cursor would
+    receive the whole result at execute(), a table of years of bars all in memory at once: a named (server-side)
+    cursor is a DECLAREd one that each fetchmany() FETCHes the next chunk of.  It lives in the source's
+    transaction (psycopg opens one at the first statement: the connection is not in autocommit).  One name
+    serves every table: each cursor is closed before the next is declared.  SQLite's cursor steps through the
+    result as rows are fetched already."""
+    if dialect == "postgresql":
+        return connection.cursor(name="papertrader_copy")
+    return connection.cursor()
+
+
+def _copy_rows(read, write, table, columns, mark, chunk):
+    """Copy the rows of ``table`` (its ``columns``: [(name, the target's type)]) from the ``read`` cursor to the
+    ``write`` one, by id where it has one, ``chunk`` rows at a time (one executemany each); how many were copied."""
+    names = ", ".join(f'"{c}"' for c, _ in columns)
+    by_id = " ORDER BY id" if any(c == "id" for c, _ in columns) else ""
+    read.execute(f'SELECT {names} FROM "{table}"{by_id}')
+    insert = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(mark for _ in columns)})'
+    copied = 0
+    while rows := read.fetchmany(chunk):
+        write.executemany(insert, [tuple(_value(v, kind) for v, (_, kind) in zip(row, columns)) for row in rows])
+        copied += len(rows)
+    return copied
+
+
+def _check_count(write, table, copied):
+    """The rows copied counted again on the target's side, before the commit."""
+    write.execute(f'SELECT COUNT(*) FROM "{table}"')
+    if write.fetchone()[0] != copied:
+        raise CopyRefused(f"table {table}: the target does not hold the {copied} rows copied")
+
+
+def _continue_ids(write, table):
+    """Set the PostgreSQL sequence of ``table``'s id, if it has one, to go on after the largest id copied."""
+    write.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+    sequence = write.fetchone()[0]
+    if sequence is not None:
+        write.execute(f'SELECT setval(%s, COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM "{table}"', (sequence,))
+
+
+def copy(source, target, chunk=CHUNK):
     """Copy every row of ``source`` (a Database) into ``target`` (a Database with its schema made and no rows but
-    what migrations write); returns {table: rows copied}.  Blocking: run it in a thread."""
+    what migrations write), ``chunk`` rows at a time: what it holds in memory does not grow with the tables.
+    Returns {table: rows copied}.  Blocking: run it in a thread."""
     src, dst = _connect(source), _connect(target)
     try:
         read, write = src.cursor(), dst.cursor()
         theirs, ours = _tables(read, source.dialect), _tables(write, target.dialect)
+        read.close()
         missing = sorted(set(theirs) - set(ours) - set(SKIPPED))
         if missing:
             raise CopyRefused(f"the target has no table {', '.join(missing)}: both must be at the same schema version")
@@ -121,27 +167,14 @@ def copy(source, target):
         counts = {}
         for table in order:
             columns = [(c, kind) for c, kind in ours[table] if c in {name for name, _ in theirs[table]}]
-            names = ", ".join(f'"{c}"' for c, _ in columns)
-            by_id = " ORDER BY id" if any(c == "id" for c, _ in columns) else ""
-            read.execute(f'SELECT {names} FROM "{table}"{by_id}')
-            insert = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(mark for _ in columns)})'
-            counts[table] = 0
-            while True:
-                rows = read.fetchmany(CHUNK)
-                if not rows:
-                    break
-                write.executemany(insert, [tuple(_value(v, kind) for v, (_, kind) in zip(row, columns))
-                                           for row in rows])
-                counts[table] += len(rows)
-            write.execute(f'SELECT COUNT(*) FROM "{table}"')
-            if write.fetchone()[0] != counts[table]:
-                raise CopyRefused(f"table {table}: the target does not hold the {counts[table]} rows copied")
+            read = _source_cursor(src, source.dialect)
+            try:
+                counts[table] = _copy_rows(read, write, table, columns, mark, chunk)
+            finally:
+                read.close()
+            _check_count(write, table, counts[table])
             if target.dialect == "postgresql" and any(c == "id" for c, _ in columns):
-                write.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
-                sequence = write.fetchone()[0]
-                if sequence is not None:  # new ids continue after the copied ones
-                    write.execute(f'SELECT setval(%s, COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM "{table}"',
-                                  (sequence,))
+                _continue_ids(write, table)
         dst.commit() if target.dialect == "postgresql" else write.execute("COMMIT")
         return counts
     except BaseException:
