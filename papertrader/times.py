@@ -1,6 +1,9 @@
-"""Time as the whole system writes it: aware UTC datetimes, ISO-8601 text in the database."""
+"""Time as the whole system writes it: aware UTC datetimes, ISO-8601 text in the database; and as people read
+it: in the market's time zone with its abbreviation, a daily stamp as its date (the website and the command line
+show times alike)."""
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The times a client may name (a query's start or end, a page token's): far enough either way for any history,
 #: near enough that a day or a period more or less never leaves Python's dates (years 1 to 9999).
@@ -20,6 +23,38 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def zone(name):
+    """The time zone of the IANA name ``name`` ('America/New_York': the market calendar's, as the master's clock
+    names it); UTC for none, 'UTC', or a name this machine does not know."""
+    try:
+        return ZoneInfo(name) if name and name != "UTC" else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def local(moment, zone, seconds=False):
+    """``moment`` in ``zone`` with the zone's abbreviation, for a person: '2010-03-04 09:30 EST' (with ``seconds``:
+    '2010-03-04 09:30:00 EST'; UTC: '... UTC')."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+def at_midnight_utc(moment):
+    """Whether ``moment`` is a midnight UTC: a day given as a day (a game's start or end, '--start 2010-01-04')."""
+    utc = moment.astimezone(timezone.utc)
+    return (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0)
+
+
+def day(moment):
+    """A date, '2010-03-04': of a daily stamp (a market day is kept as its midnight UTC, or its session's open)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def local_or_day(moment, zone, seconds=False):
+    """A moment that may stand for a day (its midnight UTC, which is the evening before in New York: '2010-01-04'),
+    else ``local``."""
+    return day(moment) if at_midnight_utc(moment) else local(moment, zone, seconds)
 
 
 def parse_when(option, text):

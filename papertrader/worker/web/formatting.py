@@ -7,8 +7,8 @@ Money is rounded by the one rule (papertrader/money.py), then grouped by thousan
 import re
 from datetime import timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from papertrader import times
 from papertrader.errors import PaperTraderError
 from papertrader.money import price_text, quantity_text, round_money
 
@@ -99,10 +99,7 @@ _zone = timezone.utc
 def show_times_in(name):
     """Show times in the IANA zone ``name`` from now on (an unknown or empty name: UTC)."""
     global _zone
-    try:
-        _zone = ZoneInfo(name) if name and name != "UTC" else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        _zone = timezone.utc
+    _zone = times.zone(name)
 
 
 def zone_name():
@@ -112,25 +109,17 @@ def zone_name():
 
 def when(moment, seconds=False):
     """A moment in the market's time zone, with the zone's abbreviation: '2010-03-04 09:30 EST' (UTC: '... UTC')."""
-    if moment is None:
-        return "—"
-    moment = moment.astimezone(_zone)
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+    return "—" if moment is None else times.local(moment, _zone, seconds)
 
 
 def when_or_day(moment):
     """A moment that may stand for a day (a game's start, its midnight UTC: '2010-01-04'), else ``when``."""
-    if moment is None:
-        return "—"
-    utc = moment.astimezone(timezone.utc)
-    if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
-        return utc.strftime("%Y-%m-%d")
-    return when(moment)
+    return "—" if moment is None else times.local_or_day(moment, _zone)
 
 
 def day(moment):
     """A date, '2010-03-04': of a daily stamp (a market day is kept as its midnight UTC, or its session's open)."""
-    return "—" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return "—" if moment is None else times.day(moment)
 
 
 def number_text(value):

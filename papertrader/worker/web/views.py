@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
+from papertrader import times
 from papertrader.trading.games import may_see_portfolios
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
@@ -1666,9 +1667,8 @@ def reset_page(chrome, portfolio):
 def game_end(game):
     """When a game ends, as its creator gave it: a day (the game runs through it: its end is the next midnight
     UTC) or a time; and, once its creator ended it early, when that was."""
-    end = game["end"].astimezone(timezone.utc)
-    midnight = (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0)
-    planned = f"{fmt.day(end - timedelta(days=1))} (last day)" if midnight else fmt.when(end)
+    end = game["end"]
+    planned = f"{fmt.day(end - timedelta(days=1))} (last day)" if times.at_midnight_utc(end) else fmt.when(end)
     ended = game.get("ended_at")
     if ended is not None and ended < game["end"]:
         return f"ended {fmt.when(ended)}, early (planned: {planned})"
