@@ -130,12 +130,15 @@ _ACCOUNT = [(b"username", amp.Unicode()), (b"email", amp.Unicode()), (b"cash", a
 
 
 class ListWorkers(Command):
-    """The workers a client may use: connected, verified, healthy ones, with their load (clients)."""
+    """The workers a client may use: connected, verified, healthy ones, with their load (clients); and
+    ``timezone``, the market calendar's (an IANA name, as ``Clock`` answers it), which the command line shows
+    times in: every command asks for this list first, so it costs no other question."""
 
     arguments = []
     response = [
         (b"workers", amp.AmpList([(b"name", amp.Unicode()), (b"region", amp.Unicode()), (b"host", amp.Unicode()),
-                                  (b"port", amp.Integer()), (b"load", amp.Integer())]))
+                                  (b"port", amp.Integer()), (b"load", amp.Integer())])),
+        (b"timezone", amp.Unicode(optional=True)),
     ]
 
 

@@ -236,6 +236,9 @@ class Connection:
         self.on_move = on_move
         self.worker = None
         self.proto = None
+        #: The market's time zone (an IANA name), as the master's list of workers last said it (None: not asked yet,
+        #: or a master from before it said it).
+        self.timezone = None
         #: Workers that failed since the last answer: not tried again for this command.
         self.avoid = set()
         #: Whether the last command was sent to a worker at all (an interrupt before that is harmless).
@@ -256,7 +259,8 @@ class Connection:
 
     @defer.inlineCallbacks
     def workers(self):
-        """The master's list of workers (the only thing the client asks the master)."""
+        """The master's list of workers (the only thing the client asks the master); ``timezone`` keeps the
+        market's time zone, which the answer names too."""
         host, port = self.master
         what = self.master_description()
         proto = yield connect(self.reactor, host, port, self.ca_pem, what, MasterProtocol)
@@ -276,6 +280,7 @@ class Connection:
             raise Unreachable(e.message)
         finally:
             proto.close()
+        self.timezone = answer.get("timezone") or self.timezone
         return answer["workers"]
 
     def choose(self, workers):

@@ -114,7 +114,8 @@ class MasterProtocol(TypedAMP):
 
     @commands.ListWorkers.responder
     def list_workers(self):
-        return {"workers": self.master.workers.listing()}
+        return {"workers": self.master.workers.listing(),
+                "timezone": getattr(self.master.market_clock.calendar, "timezone", None) or "UTC"}
 
     @commands.WorkerHello.responder
     @guarded
