@@ -5,11 +5,13 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from tests.conftest import WatchedProcess
+from tests.conftest import WatchedProcess, start_cluster
 from tests.test_e2e import register_and_login
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
@@ -69,7 +71,7 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
 
     status, out, _ = await d.cli("game", "show", "Class 7B", user="teacher", json=False)
     assert "max position:" in out and "40.00%" in out and "AAPL, MSFT" in out
-    assert "2026-12-31 (its last day: trading closes at 2027-01-01T00:00:00+00:00)" in out  # as --end gave it
+    assert "2026-12-31 (its last day: trading closes at 2027-01-01 00:00:00 UTC)" in out  # as --end gave it
     status, out, _ = await d.cli("game", "list", user="teacher", json=False)
     assert "2026-12-31" in out and "2027-01-01" not in out, out  # the list names the last day too
 
@@ -275,3 +277,40 @@ async def test_the_creator_sees_a_players_portfolio_and_players_only_when_the_ga
     assert status == 0, err
     status, out, err = await d.cli("game", "portfolio", "Class 7B", "alice", user="teacher")
     assert status == 0 and j(out)["removed"] and j(out)["orders"] == [], err  # its open order was canceled
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_games_days_read_as_days_and_its_times_in_the_markets_zone(tmp_path, settings, database_url, clock):
+    """On a New York market a game given by days shows them as those days (its start, midnight UTC, is not the
+    evening before in New York), and its times in New York time, as the website does; JSON keeps UTC."""
+    d = await start_cluster(tmp_path, replace(settings, calendar="XNYS"), database_url, clock)
+    try:
+        for user in ("teacher", "alice"):
+            await register_and_login(d, user)
+        status, out, err = await d.cli("game", "create", "Fall Cup", "--start", "2026-09-21", "--end", "2026-12-31",
+                                       "--cash", "10000", user="teacher", json=False)
+        assert status == 0, err
+        for shown in (out, (await d.cli("game", "show", "Fall Cup", user="teacher", json=False))[1]):
+            assert re.search(r"^start: +2026-09-21$", shown, re.M), shown
+            # --end DAY closes at the next midnight UTC: 19:00 in New York (winter time by then)
+            assert re.search(r"^end: +2026-12-31 \(its last day: trading closes at 2026-12-31 19:00:00 EST\)$",
+                             shown, re.M), shown
+        status, out, _ = await d.cli("game", "show", "Fall Cup", user="teacher")
+        assert (j(out)["start"], j(out)["end"]) == ("2026-09-21T00:00:00+00:00", "2027-01-01T00:00:00+00:00")
+        status, out, _ = await d.cli("game", "list", user="teacher", json=False)
+        [row] = [line for line in out.splitlines() if line.startswith("Fall Cup")]
+        assert row.split()[3:5] == ["2026-09-21", "2026-12-31"], out
+
+        # A start given as a time is a time, in New York's.
+        status, out, err = await d.cli("game", "create", "Open Cup", "--start", "2026-09-22T13:30:00+00:00",
+                                       "--end", "2026-12-31", "--cash", "10000", user="teacher", json=False)
+        assert status == 0, err
+        assert re.search(r"^start: +2026-09-22 09:30:00 EDT$", out, re.M), out
+        assert (await d.cli("game", "join", "Fall Cup", user="alice"))[0] == 0
+        status, out, err = await d.cli("game", "remove", "Fall Cup", "alice", "--yes", user="teacher")
+        assert status == 0, err
+        status, out, _ = await d.cli("game", "show", "Fall Cup", user="teacher", json=False)
+        assert re.search(r"^removed: +alice \(2026-09-21 \d\d:\d\d EDT\)$", out, re.M), out
+    finally:
+        await d.cluster.stopService()

@@ -3,8 +3,10 @@ order events pushed to `watch --orders` and to `buy --wait`, paging."""
 
 import json
 import re
+from dataclasses import replace
 from decimal import Decimal as D
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
@@ -290,3 +292,58 @@ async def test_a_bracket_order_from_the_command_line_and_an_oco_on_the_shares_it
     # Both cover the same shares: none are left for another sale.
     status, out, _ = await d.cli("sell", "AAPL", "1", user="alice")
     assert status == 1 and j(out)["error"] == "insufficient_position"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_people_read_times_in_the_markets_zone_programs_in_utc(tmp_path, settings, database_url, clock,
+                                                                    monkeypatch):
+    """On a New York market the text shows times as the website does, in New York time with its abbreviation
+    (the open at 09:30 EDT, not 13:30+00:00); --json keeps ISO 8601 in UTC.  The zone comes with the master's list
+    of workers, which every command asks for first: no command asks anything more for it."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from papertrader.client import connection
+    from tests.conftest import start_cluster
+
+    new_york = ZoneInfo("America/New_York")
+    d = await start_cluster(tmp_path, replace(settings, calendar="XNYS"), database_url, clock)
+    try:
+        await register_and_login(d)
+        status, out, err = await d.cli("clock", user="alice")
+        assert status == 0, err
+        answer = j(out)
+        assert answer["timezone"] == "America/New_York" and answer["next_close"].endswith("+00:00")
+        close = datetime.fromisoformat(answer["next_close"])
+        assert close.astimezone(new_york).strftime("%H:%M") == "16:00"
+        status, out, err = await d.cli("clock", user="alice", json=False)
+        assert f"next close: {close.astimezone(new_york):%Y-%m-%d} 16:00:00 E" in out, out
+        assert re.search(r"^time: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[DS]T$", out, re.M), out
+
+        order = j((await d.cli("buy", "AAPL", "2", user="alice"))[1])
+        await d.tick()
+        status, out, err = await d.cli("order", str(order["id"]), user="alice")
+        filled = j(out)
+        assert filled["status"] == "filled" and filled["created"].endswith("+00:00")  # programs: UTC
+        created = datetime.fromisoformat(filled["created"]).astimezone(new_york)
+        fill_time = datetime.fromisoformat(filled["fills"][0]["time"]).astimezone(new_york)
+
+        sent = []
+        real_call = connection.call
+        monkeypatch.setattr(connection, "call", lambda reactor, proto, command, what, **kw: (
+            sent.append(command.__name__), real_call(reactor, proto, command, what, **kw))[1])
+        status, out, err = await d.cli("order", str(order["id"]), user="alice", json=False)
+        assert status == 0, err
+        assert sent == ["ListWorkers", "GetOrder"]  # the zone cost no question of its own
+        assert re.search(rf"^created: +{created:%Y-%m-%d %H:%M:%S} {created:%Z}$", out, re.M), out
+        assert created.tzname() in ("EDT", "EST") and "+00:00" not in out
+        assert re.search(rf"^{fill_time:%Y-%m-%d %H:%M:%S %Z} +2 ", out, re.M), out  # the fills' table
+        status, out, err = await d.cli("history", user="alice", json=False)
+        assert f"{fill_time:%Y-%m-%d %H:%M:%S %Z}" in out and "+00:00" not in out, out
+        status, out, err = await d.cli("history", user="alice")
+        assert j(out)[-1]["time"] == filled["fills"][0]["time"]  # JSON: as it was
+        status, out, err = await d.cli("sessions", user="alice", json=False)
+        assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[DS]T ", out) and "+00:00" not in out, out
+    finally:
+        await d.cluster.stopService()

@@ -767,6 +767,7 @@ async def test_the_client_shows_replay_time_names_candles_by_range_and_stale_quo
         assert clock_answer["time"] == "2024-03-08T14:30:00+00:00" and clock_answer["source"] == "replay"
         status, out, _ = await d.cli("clock", user="alice", json=False)
         assert "replay:     running, 1d per update, from 2024-03-04 to 2024-03-15" in out
+        assert "time:       2024-03-08 09:30:00 EST" in out, out  # New York's time, as the website shows it
         status, out, _ = await d.cli("assets", "--search", "soup", user="alice")
         assert [(a["symbol"], a["name"], a["stale"]) for a in json.loads(out)] == [("ABC", "Alphabet Soup Inc.",
                                                                                    False)]
@@ -784,7 +785,10 @@ async def test_the_client_shows_replay_time_names_candles_by_range_and_stale_quo
         status, out, _ = await d.cli("candles", "XYZ", "--interval", "1h", user="alice")
         assert status == 1 and json.loads(out)["error"] == "invalid_input"
         status, out, _ = await d.cli("candles", "XYZ", "--limit", "1", user="alice", json=False)
-        assert status == 0 and out.splitlines()[1].startswith("2024-03-07T14:30:00+00:00  ")  # 1d: the default
+        # 1d, the default: a day's candle shown as its day (JSON: its time, the session's open, in UTC)
+        assert status == 0 and out.splitlines()[1].startswith("2024-03-07  "), out
+        status, out, _ = await d.cli("candles", "XYZ", "--limit", "1", user="alice")
+        assert json.loads(out)[0]["time"] == "2024-03-07T14:30:00+00:00"
         for _ in range(7):
             await d.tick()  # Thursday 8th to Friday 15th, the history's last day, then the end
         status, out, _ = await d.cli("clock", user="alice", json=False)

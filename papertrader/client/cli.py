@@ -25,13 +25,13 @@ import signal
 import sys
 import uuid
 import webbrowser
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from twisted.internet import defer, task
 from twisted.internet.ssl import Certificate
 
 import papertrader
-from papertrader import commands, tls
+from papertrader import commands, times, tls
 from papertrader.client import browser_login, output, tokens
 from papertrader.client.connection import Connection
 from papertrader.client.errors import (
@@ -536,8 +536,9 @@ def _shell_word(text):
     return shlex.quote(text)
 
 
-def describe_event(event):
-    """One order event as a line for people: 'order 12 fill: buy 10 AAPL at 150.25 (position 10)'."""
+def describe_event(event, zone=timezone.utc):
+    """One order event as a line for people (its time in ``zone``): 'order 12 fill: buy 10 AAPL at 150.25
+    (position 10)'."""
     order = output.plain(event["order"])
     what = f"{order['side']} {order.get('quantity') or '$' + str(order.get('notional'))} {order['symbol']}"
     text = f"order {order['id']} {event['event']}: {what} {order['type']}"
@@ -550,7 +551,7 @@ def describe_event(event):
         text += f"; filled {order['filled_quantity']}"
     if order.get("reason") and event["event"] in ("canceled", "expired", "rejected"):
         text += f" ({order['reason']})"
-    return f"{output.plain(event)['time']}  {text}"
+    return f"{output.shown(event, zone)['time']}  {text}"
 
 
 def order_rows(orders):
@@ -569,22 +570,28 @@ HISTORY_COLUMNS = ["id", "time", "kind", "side", "symbol", "quantity", "price", 
 def _last_day(end):
     """The day a game's ``end`` plays through when it is a midnight ('--end DAY' closes at the next midnight
     UTC), else None."""
-    if end is None or (end.hour, end.minute, end.second, end.microsecond) != (0, 0, 0, 0):
+    if end is None or not times.at_midnight_utc(end):
         return None
-    return end.date() - timedelta(days=1)
+    return end.astimezone(timezone.utc).date() - timedelta(days=1)
 
 
-def portfolio_text(p, first=()):
+def _game_start(start, zone=timezone.utc):
+    """A game's start: a day when it is one's midnight UTC ('--start 2016-03-01': '2016-03-01', not the evening
+    before in New York), else the time in ``zone``; as the website shows it."""
+    return times.local_or_day(start, zone, seconds=True)
+
+
+def portfolio_text(p, first=(), zone=timezone.utc):
     """A Portfolio answer (or a player's in a game, with ``first`` fields before its own) as ``portfolio`` shows
-    it: (the data --json prints, the text)."""
+    it, times in ``zone``: (the data --json prints, the text)."""
     data = dict(p, positions=[dict(pos, price=pos.get("price")) for pos in p["positions"]])
     text = output.fields(data, list(first) + [
         "portfolio", "kind", "cash", "buying_power", "equity", "realized_pl", "unrealized_pl", "change_today",
         "open_orders", "long_market_value", "short_market_value", "initial_margin", "maintenance_margin",
-        "margin_call", "margin_call_deadline"])
+        "margin_call", "margin_call_deadline"], zone)
     if p.get("margin_call") is not None:
         text += (f"\n\nMARGIN CALL: equity is {output.plain(p)['margin_call']} short of the maintenance"
-                 f" requirement; unless it is met by {output.plain(p)['margin_call_deadline']}, the platform"
+                 f" requirement; unless it is met by {output.shown(p, zone)['margin_call_deadline']}, the platform"
                  " sells (or covers) positions to meet it.")
     if p.get("suspend_trade"):
         text += "\n\nTrading is suspended in this portfolio: 'papertrader portfolio configure --suspend-trade off'."
@@ -593,7 +600,7 @@ def portfolio_text(p, first=()):
     if p["positions"]:
         text += "\n\n" + output.table(data["positions"],
                                       ["symbol", "quantity", "average_price", "price", "market_value",
-                                       "unrealized_pl", "unrealized_percent", "change_today"])
+                                       "unrealized_pl", "unrealized_percent", "change_today"], zone)
     return data, text
 
 
@@ -654,6 +661,12 @@ class CLI:
     def emit(self, data, text):
         self.out(output.to_json(data) if self.args.json else text)
         self.emitted += 1
+
+    @property
+    def zone(self):
+        """The time zone a person reads times in (tables, fields; never --json): the market's, as the master named
+        it in its list of workers, which every command asks for first (UTC before that, or if it did not say)."""
+        return times.zone(self.connection.timezone if self.connection is not None else None)
 
     def note(self, text):
         """One line for the person at the terminal, on stderr."""
@@ -852,7 +865,7 @@ class CLI:
                 pass
             raise ConfigError(f"{e.message}; you are not logged in: fix this, then log in again")
         result = {"username": answer["username"], "expires": answer["expires"]}
-        self.emit(result, f"Logged in as {answer['username']} until {output.plain(result)['expires']}.")
+        self.emit(result, f"Logged in as {answer['username']} until {output.shown(result, self.zone)['expires']}.")
 
     #: How the sign-in page is opened (a person's browser; tests put their own in).
     browser = staticmethod(webbrowser.open)
@@ -911,7 +924,7 @@ class CLI:
         profile = yield self.call(commands.Profile, token=token, **arguments)
         profile = {k: v for k, v in profile.items() if v is not None}  # another user's: the public part
         text = output.fields(dict(profile, sign_in=", ".join(profile.get("sign_in") or []) or None),
-                             ["username", "joined", "email", "cash", "sign_in", "public_portfolio"])
+                             ["username", "joined", "email", "cash", "sign_in", "public_portfolio"], self.zone)
         if profile.get("positions"):
             text += "\n\n" + output.table(profile["positions"], ["symbol", "quantity"])
         self.emit(profile, text)
@@ -971,7 +984,7 @@ class CLI:
         rows = answer["sessions"]
         self.emit(rows, output.table([dict(r, current="*" if r["current"] else "") for r in rows],
                                      ["id", "current", "device", "created", "last_used", "worker", "client_ip",
-                                      "expires"]))
+                                      "expires"], self.zone))
 
     @defer.inlineCallbacks
     def do_passwd(self):
@@ -994,7 +1007,7 @@ class CLI:
     def do_whoami(self):
         answer = yield self.call(commands.Whoami, token=self.token())
         answer["worker"] = self.connection.worker["name"]
-        self.emit(answer, output.fields(answer, ["username", "email", "cash", "expires", "worker"]))
+        self.emit(answer, output.fields(answer, ["username", "email", "cash", "expires", "worker"], self.zone))
 
     @defer.inlineCallbacks
     def do_workers(self):
@@ -1009,13 +1022,14 @@ class CLI:
         if self.args.search is not None:
             wanted = self.args.search.strip().lower()
             quotes = [q for q in quotes if wanted in q["symbol"].lower() or wanted in (q.get("name") or "").lower()]
-        self.emit(quotes, output.table([_shown(q) for q in quotes], ["symbol", "name", "price", "time", "stale"])
+        self.emit(quotes, output.table([_shown(q) for q in quotes], ["symbol", "name", "price", "time", "stale"],
+                                       self.zone)
                   if quotes else ("No asset matches." if self.args.search is not None else "No prices yet."))
 
     @defer.inlineCallbacks
     def do_quote(self):
         quote = _quote((yield self.call(commands.Quote, symbol=self.args.symbol)))
-        self.emit(quote, output.table([_shown(quote)], ["symbol", "name", "price", "time", "stale"]))
+        self.emit(quote, output.table([_shown(quote)], ["symbol", "name", "price", "time", "stale"], self.zone))
 
     @defer.inlineCallbacks
     def do_candles(self):
@@ -1025,7 +1039,11 @@ class CLI:
             window["interval"] = self.args.interval
         answer = yield self.call(commands.Candles, symbol=self.args.symbol, limit=self.args.limit, **window)
         candles = answer["candles"]
-        self.emit(candles, output.table(candles, ["time", "open", "high", "low", "close", "volume"])
+        # A day's candle is shown as its day (the website's table too): its time is the session's open, or a
+        # midnight UTC that would read as the evening before in New York.
+        daily = (answer.get("interval") or self.args.interval) == "1d"
+        rows = [dict(c, time=times.day(c["time"])) for c in candles] if daily else candles
+        self.emit(candles, output.table(rows, ["time", "open", "high", "low", "close", "volume"], self.zone)
                   if candles else "No candles yet.")
 
     # --- orders ---------------------------------------------------------------
@@ -1124,12 +1142,13 @@ class CLI:
         return ORDER_OPEN
 
     def _order_text(self, order):
-        text = output.fields(order, [k for k in ORDER_KEYS if k != "order_class" or order.get(k) != "simple"])
+        text = output.fields(order, [k for k in ORDER_KEYS if k != "order_class" or order.get(k) != "simple"],
+                             self.zone)
         if order.get("legs"):
-            text += "\n\nexits:\n" + output.table(order["legs"], LEG_COLUMNS)
+            text += "\n\nexits:\n" + output.table(order["legs"], LEG_COLUMNS, self.zone)
         if order.get("fills"):
             text += "\n\n" + output.table(order["fills"], ["time", "quantity", "price", "commission", "amount",
-                                                            "model"])
+                                                            "model"], self.zone)
         return text
 
     @defer.inlineCallbacks
@@ -1217,12 +1236,12 @@ class CLI:
                 done.callback(None)
 
         def tick(quote):
-            plain = output.plain(quote)
+            plain = output.shown(quote, self.zone)
             show(quote, f"{quote['symbol']:<8} {plain['price']:>12}  {plain['time']}" +
                  ("  stale" if quote.get("stale") else ""))
 
         def order_event(event):
-            show(event, describe_event(event))
+            show(event, describe_event(event, self.zone))
 
         delay, problem = POLL, None
         while True:
@@ -1270,7 +1289,7 @@ class CLI:
         columns = ORDER_COLUMNS
         if any(o.get("parent_id") or o.get("order_class", "simple") != "simple" for o in orders):
             columns = ORDER_COLUMNS[:-1] + ["exit_of", "reason"]  # which order a bracket's, OCO's or OTO's exit is of
-        self.emit(orders, output.table(order_rows(orders), columns) if orders else "No orders.")
+        self.emit(orders, output.table(order_rows(orders), columns, self.zone) if orders else "No orders.")
         self._more(answer, orders)
 
     def _more(self, answer, rows):
@@ -1283,7 +1302,7 @@ class CLI:
         if self.args.all:
             answer = yield self.call(commands.CancelAllOrders, token=token, **self.in_portfolio())
             orders = answer["orders"]
-            self.emit(orders, output.table(order_rows(orders), ORDER_COLUMNS) if orders
+            self.emit(orders, output.table(order_rows(orders), ORDER_COLUMNS, self.zone) if orders
                       else "No open orders to cancel.")
             return
         order = yield self.call(commands.CancelOrder, token=token, order_id=self.args.id, **self.in_portfolio())
@@ -1301,7 +1320,7 @@ class CLI:
             answer = yield self.call(commands.CloseAllPositions, token=token, cancel_orders=a.cancel_orders,
                                      **self.in_portfolio())
             orders, failures = answer["orders"], answer["failures"]
-            text = output.table(order_rows(orders), ORDER_COLUMNS) if orders else "No position to close."
+            text = output.table(order_rows(orders), ORDER_COLUMNS, self.zone) if orders else "No position to close."
             if failures:
                 text += "\n" + "\n".join(f"{f['symbol']}: not closed: {f['message']}" for f in failures)
             self.emit(answer, text)
@@ -1325,7 +1344,8 @@ class CLI:
                        client_order_id=a.client_order_id or uuid.uuid4().hex)
         order = yield self.call(commands.ReplaceOrder, token=self.token(), order_id=a.id,
                                 **{k: v for k, v in changes.items() if v is not None}, **self.in_portfolio())
-        self.emit(order, f"Order {a.id} replaced by order {order['id']}:\n" + output.fields(order, ORDER_KEYS))
+        self.emit(order, f"Order {a.id} replaced by order {order['id']}:\n" + output.fields(order, ORDER_KEYS,
+                                                                                          self.zone))
 
     @defer.inlineCallbacks
     def do_api_key(self):
@@ -1342,8 +1362,8 @@ class CLI:
         elif action == "list":
             answer = yield self.call(commands.ApiKeys, token=token)
             keys = answer["keys"]
-            self.emit(keys, output.table(keys, ["key_id", "name", "portfolio", "created", "last_used"]) if keys
-                      else "No API keys.")
+            self.emit(keys, output.table(keys, ["key_id", "name", "portfolio", "created", "last_used"], self.zone)
+                      if keys else "No API keys.")
         else:
             yield self.call(commands.RevokeApiKey, token=token, key_id=self.args.key_id)
             self.emit({"revoked": self.args.key_id}, f"API key {self.args.key_id} revoked.")
@@ -1368,7 +1388,7 @@ class CLI:
         if action == "list":
             answer = yield self.call(commands.Watchlists, token=token)
             lists = [{k: v for k, v in w.items() if k != "watchlist_id"} for w in answer["watchlists"]]
-            self.emit(answer["watchlists"], output.table(lists, ["name", "size", "updated"]) if lists else
+            self.emit(answer["watchlists"], output.table(lists, ["name", "size", "updated"], self.zone) if lists else
                       "No watchlists. Make one: papertrader watchlist create NAME SYMBOL...")
             return
         if action in ("create", "add", "remove"):  # AAPL MSFT, or AAPL,MSFT as the website takes them
@@ -1405,7 +1425,8 @@ class CLI:
             quotes = {q["symbol"]: _quote(q) for q in (yield self.call(commands.Assets))["quotes"]}
         rows = [quotes.get(symbol, {"symbol": symbol, "stale": False}) for symbol in found["symbols"]]
         self.emit(dict(found, quotes=rows), f"Watchlist {found['name']!r}:\n" + (
-            output.table([_shown(q) for q in rows], ["symbol", "name", "price", "time", "stale"]) if rows else
+            output.table([_shown(q) for q in rows], ["symbol", "name", "price", "time", "stale"], self.zone)
+            if rows else
             f"(empty: add symbols with 'papertrader watchlist add {_shell_word(found['name'])} SYMBOL...')"))
 
     @defer.inlineCallbacks
@@ -1416,14 +1437,17 @@ class CLI:
         clock = {k: v for k, v in clock.items() if v is not None}
         shown = dict(clock, market="open" if clock["is_open"] else "closed")
         if clock.get("mode") == "replay":
-            shown["replay"] = f"{clock['state']}, {clock.get('step')} per update, from {clock['start']:%Y-%m-%d}" + (
-                f" to {clock['end']:%Y-%m-%d}" if clock.get("end") else "")
+            shown["replay"] = f"{clock['state']}, {clock.get('step')} per update, from {times.day(clock['start'])}" + (
+                f" to {times.day(clock['end'])}" if clock.get("end") else "")
             if clock["state"] == "ended":
                 # No session opens after the replay's last day: there is no next open or close to show.
-                ended = f" on {clock['end']:%Y-%m-%d}" if clock.get("end") else ""
+                ended = f" on {times.day(clock['end'])}" if clock.get("end") else ""
                 shown.update(market=f"closed: the replay ended{ended} (no session opens; orders are refused)",
                              next_open=None, next_close=None)
-        text = output.fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"])
+        # In the zone the clock names (the master's list named the same one).
+        zone = times.zone(clock["timezone"]) if clock.get("timezone") else self.zone
+        text = output.fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"],
+                             zone)
         self.emit(clock, text)
 
     @defer.inlineCallbacks
@@ -1472,7 +1496,8 @@ class CLI:
                       " portfolio) or 'papertrader portfolio use NAME'")
         self.emit(rows, output.table([dict(r, default="yes" if r["default"] else "",
                                            in_use="yes" if r["in_use"] else "", margin_call=r.get("margin_call"))
-                                      for r in rows], PORTFOLIO_COLUMNS + (["closed"] if self.args.closed else [])))
+                                      for r in rows], PORTFOLIO_COLUMNS + (["closed"] if self.args.closed else []),
+                                     self.zone))
 
     @defer.inlineCallbacks
     def _portfolio_create(self, name):
@@ -1551,7 +1576,7 @@ class CLI:
     @defer.inlineCallbacks
     def _portfolio_show(self):
         p = yield self.call(commands.Portfolio, token=self.token(), **self.in_portfolio())
-        self.emit(*portfolio_text(p))
+        self.emit(*portfolio_text(p, zone=self.zone))
 
     @defer.inlineCallbacks
     def do_history(self):
@@ -1560,7 +1585,7 @@ class CLI:
         arguments.update((yield self._generation()))
         answer = yield self.call(commands.History, token=self.token(), limit=self.args.limit, **arguments)
         rows = answer["transactions"]
-        self.emit(rows, output.table(rows, HISTORY_COLUMNS) if rows else "No transactions.")
+        self.emit(rows, output.table(rows, HISTORY_COLUMNS, self.zone) if rows else "No transactions.")
         self._more(answer, rows)
 
     # --- games --------------------------------------------------------------------
@@ -1586,7 +1611,7 @@ class CLI:
             text = f"Game {game['name']} created ({'private' if game['private'] else 'public'})."
             if game.get("invite_code"):
                 text += f" Invite code: {game['invite_code']}"
-            self.emit(game, text + "\n\n" + self._game_text(game))
+            self.emit(game, text + "\n\n" + self._game_text(game, self.zone))
         elif action == "join":
             game = yield self.call(commands.JoinGame, token=token, name=a.name,
                                    **({"code": a.code} if a.code else {}))
@@ -1617,11 +1642,11 @@ class CLI:
                       f"{game['name']} ended before it started: no one traded in it.")
         elif action == "list":
             games = (yield self.call(commands.Games, token=token))["games"]
-            self.emit(games, output.table([self._game_row(g) for g in games], GAME_COLUMNS) if games else
-                      "No games.")
+            self.emit(games, output.table([self._game_row(g, self.zone) for g in games], GAME_COLUMNS, self.zone)
+                      if games else "No games.")
         elif action == "show":
             game = yield self.call(commands.ShowGame, token=token, name=a.name)
-            self.emit(game, self._game_text(game))
+            self.emit(game, self._game_text(game, self.zone))
         elif action == "portfolio":
             yield self._game_portfolio(token)
         elif a.player:
@@ -1639,13 +1664,15 @@ class CLI:
         arguments = {"before": a.before} if a.before is not None else {}
         p = yield self.call(commands.GamePortfolio, token=token, name=a.name, username=a.player, limit=a.limit,
                             **arguments)
-        data, text = portfolio_text(p, ["game", "username", "removed", "final_rank", "final_equity", "final_as_of"])
+        data, text = portfolio_text(p, ["game", "username", "removed", "final_rank", "final_equity", "final_as_of"],
+                                    self.zone)
         if p.get("final_equity") is not None:
             text += ("\n\nThe game is over: final_rank and final_equity are its final ranking's; the figures above"
                      " are at the market's prices now.")
         orders, rows = p["orders"], p["transactions"]
-        text += "\n\nOpen orders:\n" + (output.table(order_rows(orders), ORDER_COLUMNS) if orders else "none")
-        text += "\n\nTransactions:\n" + (output.table(rows, HISTORY_COLUMNS) if rows else "none")
+        text += "\n\nOpen orders:\n" + (output.table(order_rows(orders), ORDER_COLUMNS, self.zone) if orders
+                                         else "none")
+        text += "\n\nTransactions:\n" + (output.table(rows, HISTORY_COLUMNS, self.zone) if rows else "none")
         self.emit(data, text)
         self._more(p, rows)
 
@@ -1664,7 +1691,7 @@ class CLI:
             if len(board["standings"]) < page:
                 break
         data = dict(board, standings=standings)
-        updated = output.plain(board).get("updated")
+        updated = output.shown(board, self.zone).get("updated")
         head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
                 f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
                 + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
@@ -1679,16 +1706,19 @@ class CLI:
                      + (" ..." if len(waiting) >= 500 else "") if waiting else ""))
 
     @staticmethod
-    def _game_row(game):
-        row = dict(game, private="yes" if game["private"] else "no")
+    def _game_row(game, zone=timezone.utc):
+        """A game as ``game list`` shows it (times in ``zone``)."""
+        row = dict(game, private="yes" if game["private"] else "no", start=_game_start(game["start"], zone))
         last = _last_day(game.get("end"))
         if last is not None:
             row["end"] = str(last)  # as --end gave it (game show: with the closing time)
         return row
 
     @staticmethod
-    def _game_text(game):
+    def _game_text(game, zone=timezone.utc):
+        """A game's dates, rules and players as ``game show`` shows them (times in ``zone``)."""
         shown = dict(game, private="yes" if game["private"] else "no", margin="yes" if game["margin"] else "no",
+                     start=_game_start(game["start"], zone),
                      allow_short="yes" if game["allow_short"] else "no",
                      assets=", ".join(game["assets"]) if game["assets"] else "all",
                      max_position=f"{game['max_position']}%" if game.get("max_position") is not None else "no limit",
@@ -1696,14 +1726,15 @@ class CLI:
                      fill_model=game.get("fill_model") or "the server's",
                      portfolios="shown to every player" if game.get("show_portfolios") else "shown to the creator only")
         if game.get("removed"):
-            shown["removed"] = ", ".join(f"{r['username']} ({r['removed']:%Y-%m-%d %H:%M} UTC)"
+            shown["removed"] = ", ".join(f"{r['username']} ({times.local(r['removed'], zone)})"
                                          for r in game["removed"])
         else:
             shown.pop("removed", None)
         last = _last_day(game.get("end"))
         if last is not None:  # named as it was given (and as the website shows it)
-            shown["end"] = f"{last} (its last day: trading closes at {game['end'].isoformat()})"
-        return output.fields(shown, GAME_FIELDS)
+            shown["end"] = (f"{last} (its last day: trading closes at"
+                            f" {times.local(game['end'], zone, seconds=True)})")
+        return output.fields(shown, GAME_FIELDS, zone)
 
     # --- running a command --------------------------------------------------------
 

@@ -1,12 +1,18 @@
-"""How the client shows results: readable tables, or JSON with decimals as strings."""
+"""How the client shows results: readable tables, or JSON with decimals as strings.
+
+Times: a person reads them in the market's time zone with its abbreviation, as the website shows them
+('2024-03-04 09:30:00 EST': ``table`` and ``fields``, given the zone); JSON and CSV, which programs read, keep
+them exact, ISO-8601 in UTC as the server sent them ('2024-03-04T14:30:00+00:00': ``plain``).
+"""
 
 import csv
 import io
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 
+from papertrader import times
 from papertrader.money import money_text, price_text, quantity_text
 
 MONEY = {"cash", "equity", "market_value", "amount", "cash_after", "commission", "notional", "cost", "buying_power",
@@ -18,12 +24,13 @@ QUANTITIES = {"quantity", "filled_quantity", "position_quantity"}
 _NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
-def plain(value, key=None):
-    """A JSON-ready copy: Decimals as decimal strings by kind, times as ISO-8601."""
+def plain(value, key=None, zone=None):
+    """A JSON-ready copy: Decimals as decimal strings by kind, times as ISO-8601; with ``zone`` (for a person, not
+    a program), times in that zone with its abbreviation, to the second: '2024-03-04 09:30:00 EST'."""
     if isinstance(value, dict):
-        return {k: plain(v, k) for k, v in value.items()}
+        return {k: plain(v, k, zone) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v, key) for v in value]
+        return [plain(v, key, zone) for v in value]
     if isinstance(value, Decimal):
         if key in MONEY:
             return money_text(value)
@@ -33,17 +40,22 @@ def plain(value, key=None):
             return quantity_text(value)
         return format(value, "f")
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return value.isoformat(timespec="seconds") if zone is None else times.local(value, zone, seconds=True)
     return value
+
+
+def shown(value, zone):
+    """``value`` as a person reads it (times in ``zone``): ``plain`` with the zone."""
+    return plain(value, zone=zone)
 
 
 def to_json(value):
     return json.dumps(plain(value), indent=None)
 
 
-def table(rows, columns):
-    """Rows (dicts) as an aligned text table; numbers right-aligned."""
-    rows = [plain(r) for r in rows]
+def table(rows, columns, zone=timezone.utc):
+    """Rows (dicts) as an aligned text table for a person (times in ``zone``); numbers right-aligned."""
+    rows = [shown(r, zone) for r in rows]
     cells = [[_text(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     numeric = [all(_is_number(row[i]) for row in cells if row[i]) and any(row[i] for row in cells)
@@ -55,9 +67,9 @@ def table(rows, columns):
     return "\n".join(lines)
 
 
-def fields(record, keys):
-    """One record as 'key: value' lines."""
-    record = plain(record)
+def fields(record, keys, zone=timezone.utc):
+    """One record as 'key: value' lines for a person (times in ``zone``)."""
+    record = shown(record, zone)
     width = max(len(k) for k in keys)
     return "\n".join(f"{k.replace('_', ' ') + ':':<{width + 2}}{_text(record.get(k))}" for k in keys
                      if record.get(k) is not None)
