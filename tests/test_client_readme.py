@@ -1,8 +1,13 @@
 """The README's client sections stay the contract: every code, exit status, command and option is in them."""
 
 import argparse
+import io
+import json
 import os
 import re
+from datetime import datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from papertrader.client import cli
 from papertrader.client.errors import CLIENT_ERRORS, INTERRUPTED, USAGE
@@ -49,3 +54,44 @@ def test_every_command_and_option_of_papertrader_is_in_the_readme():
                 if option.startswith("--") and option != "--help" and f"`{option}" not in README:
                     missing.append(f"{name} {option}")
     assert not missing
+
+
+def example(command):
+    """What the README's example shows after ``$ COMMAND`` (its first one), up to the next blank line."""
+    block = README.split(f"    $ {command}\n", 1)[1].split("\n\n", 1)[0]
+    return "\n".join(line[4:] for line in block.splitlines())
+
+
+def utc(*fields):
+    return datetime(*fields, tzinfo=timezone.utc)
+
+
+def printed(argv, show):
+    """What ``papertrader ARGV`` prints on stdout when ``show(cli)`` shows its answer."""
+    out = io.StringIO()
+    show(cli.CLI(None, cli.parse(argv), {}, None, out, io.StringIO()))
+    return out.getvalue().rstrip("\n")
+
+
+#: The clock the game example starts from (the shipped replay from 2016-03-01, one update played).
+CLOCK = {"time": utc(2016, 3, 2, 14, 30), "is_open": True, "next_open": utc(2016, 3, 3, 14, 30),
+         "next_close": utc(2016, 3, 2, 21), "calendar": "XNYS", "mode": "replay", "state": "running",
+         "source": "replay", "step": "1d", "start": utc(2016, 3, 1), "end": utc(2018, 3, 27),
+         "timezone": "America/New_York"}
+
+
+def test_the_readme_s_clock_is_what_the_client_prints_in_the_market_s_time_with_json_in_utc():
+    assert printed(["clock"], lambda c: c._show_clock(CLOCK)) == example("papertrader clock    # as teacher")
+    shown = json.loads(printed(["clock", "--json"], lambda c: c._show_clock(CLOCK)))
+    assert (shown["time"], shown["next_close"]) == ("2016-03-02T14:30:00+00:00", "2016-03-02T21:00:00+00:00")
+
+
+def test_the_readme_s_game_shows_its_days_as_days_and_its_times_in_the_market_s_time():
+    game = {"name": "Spring Cup", "creator": "teacher", "status": "ended", "start": utc(2016, 3, 1),
+            "end": utc(2016, 3, 12), "starting_cash": Decimal("100000.00"), "private": True, "players": 3,
+            "commission": "per_order:1.00", "margin": False, "allow_short": False,
+            "assets": ["AAPL", "JPM", "MSFT"], "max_position": Decimal("50.00"), "is_creator": False,
+            "playing": True, "portfolio": "Spring Cup", "board_updated": utc(2016, 3, 11, 21),
+            "show_portfolios": False}
+    shown = cli.CLI._game_text(game, ZoneInfo("America/New_York"))
+    assert shown == example('papertrader game show "Spring Cup"    # as carol')
