@@ -2358,3 +2358,34 @@ async def test_a_player_removed_from_a_private_game_sees_no_more_of_its_standing
         await next_message(pages["dave"], "html")
         for message in list(pages["bob"].messages.pending):  # what bob's page was sent since
             assert not (message["t"] == "html" and "alice" in message["v"].get("leaderboard", "")), message
+
+
+def table_headers(body, section):
+    """The column headers of the table whose body is ``section`` (the words a screen reader says)."""
+    table = body.split(f'data-section="{section}"', 1)[0].rsplit("<table", 1)[1]
+    return [re.sub(r"<[^>]+>", "", th) for th in re.findall(r"<th scope=\"col\"[^>]*>(.*?)</th>", table, re.S)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_closed_orders_say_their_time_in_force_as_the_open_ones_do(tmp_path, settings, clock, database_url):
+    """The closed orders had no time-in-force column, the open ones one: an order that ended unfilled (an IOC's
+    rest canceled, a Day order expired) ended so because of it."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        _, call = await signed_up(site, worker, "tina")
+        low = str((worker.quotes.get("AAPL")["price"] / 2).quantize(Decimal("0.01")))
+        orders = {}
+        for name, tif in (("kept", "gtc"), ("canceled", "gtc"), ("ioc", "ioc")):
+            orders[name] = await call(commands.PlaceOrder, client_order_id=name, side="buy", symbol="AAPL",
+                                      quantity="1", type="limit", limit_price=low, time_in_force=tif)
+        await call(commands.CancelOrder, order_uuid=orders["canceled"]["uuid"])
+        await d.tick()  # (the IOC order's limit is not reached: it is canceled)
+        _, body = await site.get("/orders")
+        assert table_headers(body, "closed-orders") == ["Order", "Type", "Price", "Filled", "Commission",
+                                                        "Time in force", "Status", "Placed", "Ended"]
+        assert "Time in force" in table_headers(body, "open-orders")
+        for name, section, words in (("kept", "open-orders", "Good till canceled"),
+                                     ("canceled", "closed-orders", "Good till canceled"),
+                                     ("ioc", "closed-orders", "Immediate or cancel")):
+            row = order_row(body, section, orders[name]["uuid"])
+            assert f'<td data-label="Time in force">{words}</td>' in row, row
+            assert row.count("<td") + row.count("<th") == len(table_headers(body, section)), row

@@ -1069,6 +1069,11 @@ def filled_cell(o):
     return text
 
 
+def tif_text(o):
+    """An order's time in force in words ('Good till canceled'), the same in every table of orders."""
+    return fmt.TIFS.get(o["time_in_force"], o["time_in_force"])
+
+
 OPEN_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), "Time in force", "Placed", ""]
 
 
@@ -1122,7 +1127,7 @@ def open_order_rows(orders, csrf, back, known=None):
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
                       num(price_cell(o), header="Price"),
                       num(filled_cell(o), header="Filled"),
-                      cell(fmt.TIFS.get(o["time_in_force"], o["time_in_force"]), "Time in force"),
+                      cell(tif_text(o), "Time in force"),
                       cell(fmt.when(o["created"]), "Placed"),
                       h("td", {"class": "actions"}, open_order_actions(o, csrf, back, known))))
     return join(*rows)
@@ -1133,9 +1138,10 @@ def open_orders_table(orders, csrf, section="open-orders", back="/orders", known
                  empty=EMPTY["open-orders"], cls="data stack-on-phone")
 
 
-#: Listed newest placed first, as the open ones: when each was placed, and when it ended.
-CLOSED_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), ("Commission", "num"), "Status", "Placed",
-                  "Ended"]
+#: Listed newest placed first, as the open ones: when each was placed, and when it ended; its time in force in the
+#: open orders' words (an IOC or FOK order's, a Day order's expiry, is why many ended as they did).
+CLOSED_HEADERS = ["Order", "Type", ("Price", "num"), ("Filled", "num"), ("Commission", "num"), "Time in force",
+                  "Status", "Placed", "Ended"]
 
 
 def closed_order_rows(orders, known=None):
@@ -1151,6 +1157,7 @@ def closed_order_rows(orders, known=None):
                       num(price_cell(o), header="Price"),
                       num(filled_cell(o), header="Filled"),
                       num(fmt.money(o.get("commission")), header="Commission"),
+                      cell(tif_text(o), "Time in force"),
                       cell(join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
                                 h("span", {"class": "reason"}, fmt.said(reason)) if reason else ""), "Status"),
                       cell(fmt.when(o["created"]), "Placed"),
@@ -1216,7 +1223,7 @@ def order_page(chrome, o, group=None):
     if is_part(o):
         facts += [("Order class", fmt.CLASS_WORDS[o["order_class"]].capitalize()), ("Part", order_role(o, known))]
     facts += [("Type", fmt.TYPES.get(o["type"], o["type"])), ("Price", order_prices(o)),
-              ("Time in force", fmt.TIFS.get(o["time_in_force"], o["time_in_force"])),
+              ("Time in force", tif_text(o)),
               ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.exact_price(o['average_price'])}"
                                                                if o.get("average_price") else "")),
               ("Commission", fmt.money(o.get("commission"))), ("Placed", fmt.when(o["created"], seconds=True)),
@@ -1943,7 +1950,7 @@ def game_player_page(chrome, p, before=None):
                         role_line(o, known_orders(p["orders"]), link=False)),
                 cell(fmt.TYPES.get(o["type"], o["type"]), "Type"), num(price_cell(o), header="Price"),
                 num(filled_cell(o), header="Filled"),
-                cell(fmt.TIFS.get(o["time_in_force"], o["time_in_force"]), "Time in force"),
+                cell(tif_text(o), "Time in force"),
                 cell(fmt.when(o["created"]), "Placed"))
               for o in p["orders"]]
     link = player_link(p["game"], p["username"])
