@@ -2389,3 +2389,54 @@ async def test_closed_orders_say_their_time_in_force_as_the_open_ones_do(tmp_pat
             row = order_row(body, section, orders[name]["uuid"])
             assert f'<td data-label="Time in force">{words}</td>' in row, row
             assert row.count("<td") + row.count("<th") == len(table_headers(body, section)), row
+
+
+def ticket_qty(body):
+    """The value the ticket's Shares field is filled in with."""
+    return html_module.unescape(re.search(r'<input id="t-qty"[^>]*value="([^"]*)"', body).group(1))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_positions_sell_on_the_dashboard_offers_the_shares_held(tmp_path, settings, clock, database_url):
+    """The dashboard's Sell opened an empty sell ticket, to type the shares into: a broker's offers the shares held
+    (a short position's, "Buy to cover" the shares short), still previewed and placed through the ticket."""
+    async with website(tmp_path, settings, database_url, clock, margin_accounts=True, fill_model="ideal") as (
+            d, worker, site):
+        csrf, call = await signed_up(site, worker, "sal")
+        await call(commands.CreatePortfolio, name="Both", margin=True, default=True)
+        await call(commands.PlaceOrder, client_order_id="long", side="buy", symbol="AAPL", quantity="3")
+        await call(commands.PlaceOrder, client_order_id="short", side="sell", symbol="TSLA", quantity="2")
+        await d.tick()
+        _, body = await site.get("/")
+        positions = body.split('data-section="positions"', 1)[1].split("</tbody>", 1)[0]
+        assert ('<a class="btn small" href="/asset/AAPL?side=sell&amp;qty=3#t-qty" aria-label="Sell 3 AAPL">Sell</a>'
+                in positions), positions
+        assert ('<a class="btn small" href="/asset/TSLA?side=buy&amp;qty=2#t-qty" aria-label="Buy to cover 2 TSLA">'
+                'Buy to cover</a>' in positions), positions
+
+        # The link's ticket: the side and the shares filled in, at the market, Day (the ticket's own defaults).
+        _, body = await site.get("/asset/AAPL?side=sell&qty=3")
+        assert ticket_qty(body) == "3" and re.search(r'id="t-side-sell"[^>]*checked', body)
+        assert re.search(r'<option value="market" selected>', body) and 'id="t-by-shares" name="amount_by"' in body
+        _, body = await site.get("/asset/TSLA?side=buy&qty=2")
+        assert ticket_qty(body) == "2" and re.search(r'id="t-side-buy"[^>]*checked', body)
+        # (a link's shares that are no number fill in nothing)
+        _, body = await site.get("/asset/AAPL?side=sell&qty=3%3Cb%3E")
+        assert ticket_qty(body) == "" and re.search(r'id="t-side-sell"[^>]*checked', body)
+
+        # Previewed as any order, and placed through the ticket.
+        ticket = dict(side="sell", type="market", amount_by="shares", qty="3", time_in_force="day")
+        _, answer = await site.get("/asset/AAPL/preview?" + urlencode(ticket))
+        answer = json.loads(answer)
+        assert answer["ok"] and answer["label"] == "Estimated proceeds" and answer["note"] == "You hold 3 AAPL.", \
+            answer
+        _, answer = await site.get("/asset/TSLA/preview?" + urlencode(dict(ticket, side="buy", qty="2")))
+        answer = json.loads(answer)
+        assert answer["ok"] and "It covers 2 of the 2 TSLA you are short" in answer["note"], answer
+        response, _ = await site.post("/asset/AAPL/order", dict(ticket, csrf=csrf, client_order_id="close-aapl"))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/asset/AAPL")
+        assert flash_text(body) == "Sell 3 AAPL in portfolio Both (at the market, Day): open.", flash_text(body)
+        assert ticket_qty(body) == ""  # (the next ticket keeps the side, never the amount)
+        await d.tick()
+        assert [p["symbol"] for p in (await call(commands.Portfolio))["positions"]] == ["TSLA"]

@@ -320,6 +320,17 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
                      fmt.number_text(portfolio["equity"]), "the equity chart's newest value")
         assert int(await b.attribute("#equity-chart", "data-point-count")) >= points
         await b.screenshots("dashboard")
+        # The position's Sell: the ticket filled in with the 5 shares held (the focus on them, to check or change),
+        # the sale previewed before anything is sent.
+        await b.click("[data-section='positions'] a[aria-label='Sell 5 AAPL']")
+        await b.page("asset")
+        assert await b.attribute("#t-qty", "value") == "5" and await b.attribute("#t-side-sell", "checked")
+        await b.wait_text("#preview-cost-label", "Estimated proceeds")
+        await b.wait_text("#preview-note", "You hold 5 AAPL.")
+        assert await b.script("return document.activeElement.id") == "t-qty"
+        await b.open("/")
+        await b.page("dashboard")
+        await b.live()
         # Live prices paused (remembered in the browser): updates move no price on the page (the header's clock
         # still moves); resumed, the page shows the newest figures.
         await b.click("#pause-live")

@@ -96,6 +96,8 @@ def field(request, name, limit=MAX_FIELD):
 
 #: What of an order placed the ticket keeps for the next one (never its amount or prices).
 TICKET_CHOICES = ("side", "type", "time_in_force", "amount_by")
+#: The shares a link may fill the ticket in with (``/asset/AAPL?side=sell&qty=10``: a position's Sell).
+SHARES_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 #: What a person is told when this worker cannot reach the master (the error's own words are the operators').
 UNREACHABLE = "This server cannot reach the trading engine right now. Try again in a moment."
 
@@ -800,11 +802,14 @@ class Website:
         return dict(clock=clock, interval=interval, asset=asset, candles=candles["candles"], day=day,
                     portfolio=dict(portfolio, configuration=configuration), orders=list(reversed(orders["orders"])))
 
-    def asset_html(self, request, visit, symbol, data, side="buy", watch=""):
+    def asset_html(self, request, visit, symbol, data, side="buy", watch="", shares=""):
+        """``side`` and ``shares``: the ticket a link asked for (the dashboard's Sell of a position: its shares)."""
         chrome = self.chrome(request, visit, "trade", data["clock"])
         _, error, form = refusal(chrome, "order")
         if not form and isinstance((chrome.flash or {}).get("t"), dict):  # an order placed: the ticket's choices
             form = {k: v for k, v in chrome.flash["t"].items() if k in TICKET_CHOICES and isinstance(v, str)}
+        if not form and shares:
+            form = {"side": side, "qty": shares}
         side = form.get("side") or side
         client_order_id = form.get("client_order_id")  # the same order, if it is sent again
         form = form or None
@@ -822,8 +827,13 @@ class Website:
             interval = None
         data = await self.asset_data(visit, symbol, interval)
         side = field(request, "side", 8) or "buy"
+        # A number of shares the link fills the ticket in with (a position's, from the dashboard): a plain number,
+        # else nothing (the ticket is empty, as before).
+        shares = field(request, "qty", 24)
+        if not SHARES_RE.fullmatch(shares):
+            shares = ""
         watch = views.watch_form(views.Chrome(csrf=visit.csrf), symbol, await self.watchlists(visit))
-        return html(request, self.asset_html(request, visit, symbol, data, side=side, watch=watch))
+        return html(request, self.asset_html(request, visit, symbol, data, side=side, watch=watch, shares=shares))
 
     @staticmethod
     def ticket_portfolio(request, visit):

@@ -20,7 +20,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "18"
+STATIC_VERSION = "19"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -412,6 +412,17 @@ POSITION_HEADERS = ["Symbol", ("Shares", "num"), ("Avg price", "num"), ("Last", 
                     ("Unrealized P&L", "num"), ("Today", "num"), ""]
 
 
+def position_action(pos):
+    """A position's link to the order ticket that closes it, as a broker's "Sell" is: the ticket filled in with the
+    shares held (a short position: "Buy to cover" the shares short), to preview and place as any order."""
+    s, held = pos["symbol"], pos["quantity"]
+    side, words = ("buy", "Buy to cover") if held < 0 else ("sell", "Sell")
+    # (to the shares field itself: a browser focuses the target of a link's fragment if it can, else none — a
+    # fragment naming the ticket's section took away the focus the page's script had put on the shares)
+    return h("a", {"class": "btn small", "href": f"/asset/{s}?side={side}&qty={fmt.number_text(abs(held))}#t-qty",
+                   "aria-label": f"{words} {fmt.quantity(abs(held))} {s}"}, words)
+
+
 def position_rows(p, names=None):
     rows = []
     for pos in p["positions"]:
@@ -429,9 +440,7 @@ def position_rows(p, names=None):
                           header="Unrealized P&L"),
                       num(fmt.money(pos.get("change_today"), signed=True), f"pos.{s}.change_today",
                           fmt.sign(pos.get("change_today")), header="Today"),
-                      h("td", {"class": "actions"},
-                        h("a", {"class": "btn small", "href": f"/asset/{s}?side=sell#ticket",
-                                "aria-label": f"Sell {s}"}, "Sell"))))
+                      h("td", {"class": "actions"}, position_action(pos))))
     return join(*rows)
 
 

@@ -290,6 +290,8 @@ if (ticket) {
   ticket.addEventListener("input", changed);
   ticket.addEventListener("change", changed);
   layout();
-  if (!told && new URLSearchParams(location.search).get("side") === "sell") ticket.querySelector("#t-qty")?.focus();
+  // Come to sell (or, filled in with a position's shares, to close it): the shares, to check or change.
+  const query = new URLSearchParams(location.search);
+  if (!told && (query.get("side") === "sell" || query.has("qty"))) ticket.querySelector("#t-qty")?.focus();
   ask();
 }
