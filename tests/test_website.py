@@ -2440,3 +2440,59 @@ async def test_a_positions_sell_on_the_dashboard_offers_the_shares_held(tmp_path
         assert ticket_qty(body) == ""  # (the next ticket keeps the side, never the amount)
         await d.tick()
         assert [p["symbol"] for p in (await call(commands.Portfolio))["positions"]] == ["TSLA"]
+
+
+def test_on_daily_bars_the_preview_says_a_market_order_fills_at_the_next_open():
+    """On a replay of daily bars the ticket's price is the last close and a market order fills at the next
+    session's open: a market buy reserves the last price plus market_buy_buffer, and a bigger gap at the open costs
+    more than the preview said. The preview says so, for market orders only, and only on such a market."""
+    from papertrader.config import Settings
+    from papertrader.worker.web import preview
+
+    rules = preview.rules(Settings())
+    quote = {"price": Decimal("100.00")}
+    portfolio = dict(buying_power=Decimal("2000.00"), positions=[dict(symbol="AAPL", quantity=Decimal("3"))])
+    form = dict(side="buy", type="market", amount_by="shares", qty="10", time_in_force="day")
+    said = ("On this market of daily bars the price shown is the last close: the order fills at the next session's"
+            " open, which may differ")
+
+    def note(daily=True, rules=rules, game=None, **changes):
+        shown = preview.preview(dict(form, **changes), "AAPL", quote, portfolio, rules, game, daily=daily)
+        assert shown["ok"], shown
+        return shown["note"]
+
+    assert said not in note(daily=False)  # (a market of intraday bars: as before)
+    assert note() == ("Reserved at the last price $100.00 plus 5% for price moves, and its commission; a market"
+                      f" order pays the price of its fill. {said} (beyond the 5% reserved, it costs more than shown"
+                      " here).")
+    assert note(side="sell", qty="3") == f"You hold 3 AAPL. {said}."
+    assert note(amount_by="dollars", notional="500") == f"A notional order reserves its amount. {said}."
+    # Orders at their own prices are not market orders: nothing more to say.
+    assert said not in note(type="limit", limit_price="90.00")
+    assert said not in note(type="stop", stop_price="110.00")
+    # The ideal fill model (the deployment's, or a game's) fills at the next session's close.
+    ideal = preview.rules(Settings(fill_model="ideal"))
+    assert note(rules=ideal, side="sell", qty="3").endswith("the order fills at the next session's close, which may"
+                                                            " differ.")
+    assert note(game=dict(status="open", assets=[], fill_model="ideal"), side="sell", qty="3").endswith(
+        "the next session's close, which may differ.")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_ticket_of_a_daily_replay_says_when_a_market_order_fills(tmp_path, settings, clock):
+    """The preview asks the market clock alongside the portfolio: on a replay of whole sessions (replay_step 1d)
+    its note says the fill is at the next open (a market of intraday bars says nothing of it: the Sell test's
+    preview)."""
+    from tests.test_http_market_data import FIXTURE
+
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                       replay_files=FIXTURE, replay_start="2024-03-04") as (d, worker, site):
+        await signed_up(site, worker, "dee")
+        ticket = dict(side="buy", type="market", amount_by="shares", qty="1", time_in_force="day")
+        _, answer = await site.get("/asset/XYZ/preview?" + urlencode(ticket))
+        answer = json.loads(answer)
+        assert answer["ok"] and answer["note"].endswith(
+            "On this market of daily bars the price shown is the last close: the order fills at the next session's"
+            " open, which may differ (beyond the 5% reserved, it costs more than shown here)."), answer
+        _, answer = await site.get("/asset/XYZ/preview?" + urlencode(dict(ticket, type="limit", limit_price="50")))
+        assert "daily bars" not in json.loads(answer)["note"]

@@ -207,15 +207,31 @@ def settings_refusal(request, configuration):
     return None
 
 
+def daily_note(request, fill_model, reserved=None):
+    """What a market order should know on a market of daily bars (a replay of whole sessions), in a sentence ('' for
+    another order): the price shown is the last close, and the order fills at the next session's open (the ``ideal``
+    fill model: its close), which may be far from it; a buy's reservation (``reserved``: the buffer, in percent)
+    covers a move that far, and a bigger gap costs more than the preview said."""
+    if request.type is not OrderType.MARKET:
+        return ""
+    at = "close" if fill_model == "ideal" else "open"
+    note = (f"On this market of daily bars the price shown is the last close: the order fills at the next session's"
+            f" {at}, which may differ")
+    if reserved is not None:
+        note += f" (beyond the {reserved}% reserved, it costs more than shown here)"
+    return note + "."
+
+
 SUSPENDED = ("Trading is suspended in this portfolio: this order would be refused. Turn it back on in its settings"
              " (Portfolios, Manage).")
 
 
-def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None):
+def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None, daily=False):
     """What the ticket would do now: {"ok", "cost", "after", "note"} (texts for the page).  A game's portfolio
     pays the game's commission (``commission_model`` of the portfolio answer), and its order is checked against the
     game's rules (``game``: the game the portfolio plays in, as Games shows it) and the portfolio's trading settings
-    (``configuration``: trading suspended, fractional shares off; None: not known)."""
+    (``configuration``: trading suspended, fractional shares off; None: not known).  ``daily``: the market moves a
+    whole session per update (daily bars): a market order is said to fill at the next session's open."""
     if portfolio.get("commission_model"):
         from dataclasses import replace
 
@@ -248,6 +264,12 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         answer["note"] = refused
         return answer
     exits = exits_note(request)
+    # (a game's own fill model, else the deployment's)
+    fill_model = (game or {}).get("fill_model") or getattr(rules.fill_model, "name", None)
+
+    def gap(reserved=None):
+        return daily_note(request, fill_model, reserved) if daily else ""
+
     order = Order(id=None, account_id=0, client_order_id="preview", symbol=symbol, side=request.side,
                   type=request.type, time_in_force=request.time_in_force, status=Status.NEW,
                   created=datetime.now(timezone.utc), quantity=request.quantity, notional=request.notional,
@@ -260,7 +282,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         answer["note"] = (" ".join(filter(None, (exits,
                                                 f"It covers {fmt.quantity(request.quantity)} of the"
                                                 f" {fmt.quantity(-held)} {symbol} you are short: a cover needs no"
-                                                " buying power.")))
+                                                " buying power.", gap())))
                           if covers else f"You are short {fmt.quantity(-held)} {symbol}: a buy covers at most that"
                                          " many shares, given as a number of shares (cover first, then buy).")
         return answer
@@ -279,7 +301,8 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         answer["note"] = " ".join(filter(None, (
             exits,
             f"A short sale: you sell {symbol} you borrow, and it keeps its value of your margin buying power"
-            " until you buy the shares back."))) if after >= 0 else "Not enough buying power for this short sale."
+            " until you buy the shares back.", gap()))) if after >= 0 else \
+            "Not enough buying power for this short sale."
         return answer
     if request.side is Side.BUY:
         needed = reservation(order, last, rules, remember=False)
@@ -298,7 +321,8 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         if request.type is OrderType.LIMIT and request.limit_price >= last:
             note += (f" Your limit is at or above the last price, {fmt.price(last)}: it will likely fill at once,"
                      " at about that price (a limit buy pays its limit or less).")
-        answer["note"] = " ".join(filter(None, (exits, note))) if after >= 0 else \
+        answer["note"] = " ".join(filter(None, (exits, note, gap(
+            _plain(rules.market_buy_buffer * 100) if request.notional is None else None)))) if after >= 0 else \
             "Not enough buying power for this order."
         return answer
     shares = request.quantity if request.quantity is not None else \
@@ -327,7 +351,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         answer["note"] = " ".join(filter(None, (
             exits, answer["note"],
             f"Your limit is at or below the last price, {fmt.price(last)}: it will likely fill at once, at about"
-            " that price (a limit sale gets its limit or more)." if marketable else "")))
+            " that price (a limit sale gets its limit or more)." if marketable else "", gap())))
     return answer
 
 

@@ -862,15 +862,18 @@ class Website:
         self.ticket_portfolio(request, visit)
         request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
         try:
-            portfolio, configuration = await defer.gatherResults(
-                [self.call(visit, commands.Portfolio), self.call(visit, commands.PortfolioConfiguration)],
+            # (the clock: on a market of daily bars a market order fills at the next session's open, not at the
+            # last close the ticket shows; asked alongside, and None if it cannot be had)
+            portfolio, configuration, clock = await defer.gatherResults(
+                [self.call(visit, commands.Portfolio), self.call(visit, commands.PortfolioConfiguration),
+                 defer.ensureDeferred(self.clock(visit))],
                 consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         except UnknownPortfolio as e:  # renamed or closed since the page was made: the answer says so
             return previews.as_json({"ok": False, "cost": "—", "after": "—", "buying_power": "—",
                                      "note": f"{sentence(e.message)} Reload the page."})
         return previews.as_json(previews.preview(form, symbol, self.worker.quotes.get(symbol), portfolio,
                                                  self.rules, await self.game_of(visit, portfolio.get("portfolio")),
-                                                 configuration))
+                                                 configuration, daily=self.daily(clock)))
 
     async def game_of(self, visit, name):
         """The game (as Games shows it) that ``visit``'s portfolio ``name`` plays in; None for a portfolio outside
