@@ -867,6 +867,7 @@ def _portfolio_fields():
         (b"default", amp.Boolean()),
         (b"generation", amp.Integer()),
         (b"created", amp.DateTime()),
+        (b"began", amp.DateTime(optional=True)),
         (b"closed", amp.DateTime(optional=True)),
         (b"game_id", amp.Integer(optional=True)),
         (b"margin_call", amp.Decimal(optional=True)),

@@ -485,7 +485,7 @@ async def test_version_14_orders_are_simple_orders_after_version_15(database_url
         assert [name.split(".")[0] for name in applied] == ["0015_contingent_orders", "0016_position_intent",
                                                             "0017_watchlists", "0018_portfolio_configuration",
                                                             "0019_order_submitted", "0020_username_skeleton",
-                                                            "0021_session_device"]
+                                                            "0021_session_device", "0022_portfolio_began"]
         store = OrderStore(db)
         [still_open] = await db.run(store.open_orders, 1)
         assert (still_open.client_order_id, still_open.order_class, still_open.leg, still_open.parent_id) == (
@@ -540,9 +540,50 @@ async def test_version_20_gives_existing_accounts_the_skeleton_the_code_computes
     db = Database(database_url, str(tmp_path))
     try:
         assert [name.split(".")[0] for name in await db.migrate(confirmed=True)] == ["0020_username_skeleton",
-                                                                                     "0021_session_device"]
+                                                                                     "0021_session_device",
+                                                                                     "0022_portfolio_began"]
         rows = await db.query("SELECT username, username_skeleton FROM accounts ORDER BY id")
         assert [tuple(r) for r in rows] == [(name, username_skeleton(name)) for name in names]
         assert username_skeleton("ILya_0rnvv1") == "llya_omwl"
+    finally:
+        db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_version_21_portfolios_have_no_market_beginning_and_new_ones_keep_it(database_url, tmp_path):
+    """Version 22 keeps when a portfolio began in market time (a replay's, years from the wall clock's ``created``),
+    where the website's equity curve starts. A portfolio made before has none (its curve starts at its first trade,
+    as before); one made or reset since has the market time it is given."""
+    from datetime import datetime, timezone
+
+    from papertrader.master.portfolios import PortfolioStore
+    from papertrader.times import utc
+
+    old = UpTo(database_url, str(tmp_path), 21)
+    try:
+        await old.migrate()
+        await old.execute("INSERT INTO accounts (id, username, username_key, username_skeleton, email, password_hash,"
+                          " cash_cents, created, uuid) VALUES (1, 'alice', 'alice', 'alice', 'a@example.com', NULL,"
+                          " 0, '2026-01-01T00:00:00.000000+00:00', '11111111-1111-4111-8111-111111111111')")
+        await old.execute("INSERT INTO portfolios (uuid, account_id, name, name_key, kind, starting_cash_cents,"
+                          " cash_cents, is_default, generation, created) VALUES"
+                          " ('22222222-2222-4222-8222-222222222222', 1, 'default', 'default', 'cash', 1000000,"
+                          " 1000000, 1, 0, '2026-01-01T00:00:00.000000+00:00')")
+    finally:
+        old.close()
+
+    db = Database(database_url, str(tmp_path))
+    try:
+        assert [name.split(".")[0] for name in await db.migrate(confirmed=True)] == ["0022_portfolio_began"]
+        portfolios = PortfolioStore(db)
+        before = await db.run(portfolios.default, 1)
+        assert (before.name, before.began) == ("default", None)
+        in_2014 = datetime(2014, 3, 5, 14, 30, tzinfo=timezone.utc)
+        made = await db.run(portfolios.create, 1, "growth", "cash", D("1000.00"), utc(1_800_000_000), began=in_2014)
+        assert (await db.run(portfolios.get, made.id)).began == in_2014 and made.created.year == 2027
+        later = datetime(2014, 6, 2, 14, 30, tzinfo=timezone.utc)
+        reset = await db.run(portfolios.reset, before, utc(1_800_000_000), began=later)
+        assert (reset.generation, reset.began) == (1, later)
+        assert await db.migrate() == []
     finally:
         db.close()

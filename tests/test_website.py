@@ -1802,7 +1802,7 @@ def test_the_whole_equity_range_counts_from_the_starting_cash_as_the_total_pl_do
     """'All' starts at the first trade's day, whose point is the equity after that day's trading: its change
     counted from that point left out the first day's result (-$31.26 beside a total P&L of -$58.59)."""
     day = 86400
-    history = dict(timestamps=[1263254400 + n * day for n in range(3)], timeframe="1D", since_first_trade=True,
+    history = dict(timestamps=[1263254400 + n * day for n in range(3)], timeframe="1D", since_start="first trade",
                    equity=[Decimal("99972.67"), Decimal("99950.00"), Decimal("99941.41")])
     portfolio = dict(equity=Decimal("99941.41"), cash=Decimal("97813.00"), buying_power=Decimal("97813.00"),
                      change_today=Decimal("-8.59"), starting_cash=Decimal("100000.00"), positions=[],
@@ -1816,7 +1816,7 @@ def test_the_whole_equity_range_counts_from_the_starting_cash_as_the_total_pl_do
     # Another range counts from the equity at the close before it, as the API's profit and loss (base_value):
     # counted from its own first point, it left that day's result out and differed from the API's.
     page = views.dashboard_page(views.Chrome(csrf="x" * 64, username="amy"), portfolio,
-                                dict(history, since_first_trade=False, base_value=Decimal("99990.00")), "1M")
+                                dict(history, since_start=None, base_value=Decimal("99990.00")), "1M")
     note = re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', page).group(1))
     assert note == "Month: -$48.59 since the close before 2010-01-12", note
     assert 'data-range-base="99990"' in page
@@ -2496,3 +2496,72 @@ async def test_the_ticket_of_a_daily_replay_says_when_a_market_order_fills(tmp_p
             " open, which may differ (beyond the 5% reserved, it costs more than shown here)."), answer
         _, answer = await site.get("/asset/XYZ/preview?" + urlencode(dict(ticket, type="limit", limit_price="50")))
         assert "daily bars" not in json.loads(answer)["note"]
+
+
+def chart_points(body):
+    """The dashboard's equity chart's points: [[time, equity text], ...]."""
+    return json.loads(html_module.unescape(re.search(r'data-points="([^"]*)"', body).group(1)))
+
+
+def chart_note(body):
+    return re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', body, re.S).group(1))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_accounts_equity_curve_starts_when_it_was_made_in_market_time(tmp_path, settings, clock):
+    """A new account's chart of the month was a flat line from a month back, before it existed. It starts where the
+    portfolio was made (or reset) in market time, which a portfolio keeps (``began``): on a replay the market's time
+    is years from the wall clock's, which is all ``created`` says."""
+    from datetime import date
+
+    holidays = {date(2024, 1, 15), date(2024, 2, 19)}  # (Martin Luther King Jr. Day, Washington's Birthday)
+    days = [day for day in (date(2024, 1, 2) + timedelta(days=n) for n in range(60))
+            if day.weekday() < 5 and day not in holidays]
+    prices = tmp_path / "OLD.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day.isoformat()},{10 + n % 3}.00,{12 + n % 3}.00,{9 + n % 3}.00,{11 + n % 3}.00,100000\n"
+        for n, day in enumerate(days)))
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                       replay_files=str(prices), replay_start="2024-01-02", fill_model="ideal") as (d, worker, site):
+        for _ in range(30):  # (six weeks of sessions before the account is made)
+            await d.tick()
+        csrf, call = await signed_up(site, worker, "nia")
+        made = d.cluster.master.market_clock.now()  # (a replay's time stands still between updates)
+        [portfolio] = (await call(commands.Portfolios))["portfolios"]
+        assert portfolio["began"] == made and made.year == 2024 and portfolio["created"].year != 2024, portfolio
+        for _ in range(3):
+            await d.tick()
+        for chosen in ("1M", "ALL"):
+            _, body = await site.get(f"/?range={chosen}")
+            points = chart_points(body)
+            # The cash it started with, the session before the first one it lived through, then those three.
+            assert [p[1] for p in points] == ["100000"] * 4, points
+            first = datetime.fromtimestamp(points[1][0], timezone.utc)
+            assert first.date() == made.date() and points[0][0] == points[1][0] - 86400, (points, made)
+            assert "Starting cash" in body
+            assert chart_note(body) == "No trades yet: your equity is the cash you started with (the line stays flat" \
+                                       " until your first trade).", chart_note(body)
+        # Its first trade two sessions later: the curve still starts where it was made, and says since when.
+        await call(commands.PlaceOrder, client_order_id="first", side="buy", symbol="OLD", quantity="100")
+        for _ in range(2):
+            await d.tick()
+        _, body = await site.get("/?range=1M")
+        points = chart_points(body)
+        assert len(points) == 6 and datetime.fromtimestamp(points[1][0], timezone.utc).date() == made.date(), points
+        assert chart_note(body).startswith("Month: ") and chart_note(body).endswith(
+            f" since it started ({fmt.day(first)})"), chart_note(body)
+        # A week is shorter than its life: from the close before the week, as before.
+        _, body = await site.get("/?range=1W")
+        assert " since the close before " in chart_note(body), chart_note(body)
+
+        # A reset starts it again, from the market's time then.
+        await d.tick()
+        await call(commands.ResetPortfolio, name="default")
+        again = d.cluster.master.market_clock.now()
+        [portfolio] = (await call(commands.Portfolios))["portfolios"]
+        assert portfolio["began"] == again and portfolio["generation"] == 1
+        await d.tick()
+        _, body = await site.get("/?range=1M")
+        points = chart_points(body)
+        assert [p[1] for p in points] == ["100000"] * 2, points
+        assert datetime.fromtimestamp(points[1][0], timezone.utc).date() == again.date()

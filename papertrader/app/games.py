@@ -221,7 +221,7 @@ class GameCommands:
                                f" takes the game's name: rename yours first (papertrader portfolio rename"
                                f" {shlex.quote(taken)} NEW_NAME, or on the website's Portfolios page), then join")
         portfolio = self.portfolios.create(cursor, account_id, game.name, "margin" if game.rules.margin else "cash",
-                                           game.rules.starting_cash, recorded, game_id=game.id)
+                                           game.rules.starting_cash, recorded, game_id=game.id, began=now)
         self.store.add_player(cursor, game.id, account_id, portfolio.id, recorded)
         return game, self.store.membership(cursor, game, account_id)
 

@@ -52,7 +52,8 @@ def _with(found, session):
 def portfolio_view(portfolio):
     view = dict(id=portfolio.id, uuid=portfolio.uuid, name=portfolio.name, kind=portfolio.kind,
                 starting_cash=portfolio.starting_cash, cash=portfolio.cash, default=portfolio.is_default,
-                generation=portfolio.generation, created=portfolio.created, closed=portfolio.closed,
+                generation=portfolio.generation, created=portfolio.created, began=portfolio.began,
+                closed=portfolio.closed,
                 game_id=portfolio.game_id, margin_call=portfolio.margin_call,
                 margin_call_since=portfolio.margin_call_since, margin_call_deadline=portfolio.margin_call_deadline)
     return {k: v for k, v in view.items() if v is not None}
@@ -107,6 +108,7 @@ class PortfolioCommands:
         if margin and not self.settings.margin_accounts:
             raise InvalidInput("margin accounts are not offered on this server (setting margin_accounts)")
         created = self._now()
+        began = self.trading.market_clock.now()  # (where its equity curve starts: the market's time, a replay's)
         limit = self.settings.max_portfolios
 
         def unit_of_work(cursor):
@@ -114,7 +116,7 @@ class PortfolioCommands:
                 raise InvalidInput(f"you already have {limit} portfolios of your own (the most one account may"
                                    " have; those you play games in do not count); close one first")
             made = self.portfolio_store.create(cursor, session.account_id, wanted, "margin" if margin else "cash",
-                                          amount, created)
+                                          amount, created, began=began)
             if default:
                 self.portfolio_store.set_default(cursor, made)
                 made = self.portfolio_store.get(cursor, made.id)
@@ -249,7 +251,7 @@ class PortfolioCommands:
             done = amend.cancel_all(self.store.open_orders(cursor, found.id), now,
                                     reason="canceled: the portfolio was reset")
             self.store.save(cursor, [o for o, _ in done], {}, [e for _, e in done], when)
-            return self.portfolio_store.reset(cursor, found, when), done
+            return self.portfolio_store.reset(cursor, found, when, began=now), done
 
         reset, done = yield self.db.run(unit_of_work)
         self.log.info("{username} reset portfolio {id} ({name}) to generation {generation}; {n} open orders"

@@ -92,10 +92,12 @@ class Account:
 class Accounts:
     """Registration, login, token validation and logout, over the database."""
 
-    def __init__(self, db, settings, clock, log):
+    def __init__(self, db, settings, clock, log, market_clock=None):
         self.db = db
         self.settings = settings
         self.clock = clock
+        #: The market's clock (a replay's own time), for when a new account's portfolio began; None: not known.
+        self.market_clock = market_clock
         self.log = log
         self._sessions = collections.OrderedDict()  # token hash -> Session, newest use last (a bounded cache)
         #: Called with a token hash when a session ends (the master tells the workers).
@@ -120,12 +122,17 @@ class Accounts:
     def now(self):
         return utc(self.clock.seconds())
 
-    def _default_portfolio(self, cursor, account_id, created):
+    def market_now(self):
+        """The market's time now (read in the reactor's thread), or None without a market clock."""
+        return self.market_clock.now() if self.market_clock is not None else None
+
+    def _default_portfolio(self, cursor, account_id, created, began):
         """A new account's default portfolio: a cash account with the deployment's starting cash (its id in the
-        HTTP API is the account's)."""
+        HTTP API is the account's); ``began``: the market's time."""
         cursor.execute(self.db.sql("SELECT uuid FROM accounts WHERE id = ?"), (account_id,))
         PortfolioStore(self.db).create(cursor, account_id, DEFAULT_NAME, "cash", self.settings.starting_cash,
-                                       parse_iso(created), is_default=True, portfolio_uuid=cursor.fetchone()[0])
+                                       parse_iso(created), is_default=True, portfolio_uuid=cursor.fetchone()[0],
+                                       began=began)
 
     @defer.inlineCallbacks
     def register(self, username, email, password, client_ip="local"):
@@ -137,6 +144,7 @@ class Accounts:
         self.register_throttle.check(("address", client_ip))
         hashed = yield pools.HASHING.run(hash_password, password, self.settings.bcrypt_rounds)
         created = iso(self.now())
+        began = self.market_now()
 
         def insert(cursor):
             self._refuse_look_alike(cursor, username)
@@ -149,7 +157,7 @@ class Accounts:
                  to_cents(self.settings.starting_cash), created, str(uuid.uuid4())),
             )
             account_id = cursor.fetchone()[0]
-            self._default_portfolio(cursor, account_id, created)
+            self._default_portfolio(cursor, account_id, created, began)
             return account_id
 
         try:
@@ -330,6 +338,7 @@ class Accounts:
         validation.username(username)
         email = identity.email if validation.EMAIL_RE.fullmatch(identity.email or "") else f"{username}@invalid"
         created = iso(self.now())
+        began = self.market_now()
 
         def insert(cursor):
             self._refuse_look_alike(cursor, username)
@@ -339,7 +348,7 @@ class Accounts:
                 (username, username.lower(), validation.username_skeleton(username), email,
                  to_cents(self.settings.starting_cash), created, str(uuid.uuid4())))
             account_id = cursor.fetchone()[0]
-            self._default_portfolio(cursor, account_id, created)
+            self._default_portfolio(cursor, account_id, created, began)
             cursor.execute(self.db.sql("INSERT INTO identities (issuer, subject, account_id, email, created)"
                                        " VALUES (?, ?, ?, ?, ?)"),
                            (identity.issuer, identity.subject, account_id, identity.email, created))

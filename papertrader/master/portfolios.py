@@ -29,7 +29,7 @@ MAX_NAME = 64
 DEFAULT_NAME = "default"
 
 COLUMNS = ("id, uuid, account_id, name, kind, starting_cash_cents, cash_cents, is_default, generation, created,"
-           " closed, game_id, margin_call_cents, margin_call_since, margin_call_deadline, borrow_fee_through")
+           " closed, game_id, margin_call_cents, margin_call_since, margin_call_deadline, borrow_fee_through, began")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Portfolio:
     margin_call_deadline: datetime = None
     #: The last day a short position's borrow fee was charged for (ISO date), or None.
     borrow_fee_through: str = None
+    #: The market's time when it was made or last reset (where its equity curve starts; ``created`` is the wall
+    #: clock's); None for a portfolio made before this was kept (migration 0022).
+    began: datetime = None
 
     @property
     def margin(self):
@@ -79,7 +82,8 @@ def _portfolio(row):
         id=row[0], uuid=row[1], account_id=row[2], name=row[3], kind=row[4], starting_cash=from_cents(row[5]),
         cash=from_cents(row[6]), is_default=bool(row[7]), generation=row[8], created=parse_iso(row[9]),
         closed=_time(row[10]), game_id=row[11], margin_call=from_cents(row[12]) if row[12] is not None else None,
-        margin_call_since=_time(row[13]), margin_call_deadline=_time(row[14]), borrow_fee_through=row[15])
+        margin_call_since=_time(row[13]), margin_call_deadline=_time(row[14]), borrow_fee_through=row[15],
+        began=_time(row[16]))
 
 
 class Remembered:
@@ -229,8 +233,9 @@ class PortfolioStore:
     # --- writing ----------------------------------------------------------------------
 
     def create(self, cursor, account_id, wanted, kind, starting_cash, created, is_default=False, game_id=None,
-               portfolio_uuid=None):
-        """A new open portfolio holding ``starting_cash``; InvalidInput if the account has one of that name."""
+               portfolio_uuid=None, began=None):
+        """A new open portfolio holding ``starting_cash``; InvalidInput if the account has one of that name.
+        ``created``: the wall clock's time; ``began``: the market's (None: not known)."""
         wanted = name(wanted)
         if kind not in KINDS:
             raise InvalidInput(f"a portfolio's kind is one of {', '.join(KINDS)}")
@@ -240,9 +245,10 @@ class PortfolioStore:
         cents = to_cents(starting_cash)
         cursor.execute(self.sql(
             "INSERT INTO portfolios (uuid, account_id, name, name_key, kind, starting_cash_cents, cash_cents,"
-            " is_default, generation, created, game_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id"),
+            " is_default, generation, created, game_id, began) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+            " RETURNING id"),
             (portfolio_uuid or str(uuid.uuid4()), account_id, wanted, _key(wanted), kind, cents, cents,
-             1 if is_default else 0, iso(created), game_id))
+             1 if is_default else 0, iso(created), game_id, iso(began) if began is not None else None))
         return self.get(cursor, cursor.fetchone()[0])
 
     def rename(self, cursor, portfolio, new):
@@ -271,10 +277,11 @@ class PortfolioStore:
                        (iso(when), portfolio.id))
         return keys
 
-    def reset(self, cursor, portfolio, when):
+    def reset(self, cursor, portfolio, when, began=None):
         """Start the portfolio's next generation: no positions, the starting cash, no margin call; dividends
         owed to the old positions are forfeited (marked paid at the reset, with nothing paid).  The caller
-        canceled the open orders first.  Orders, transactions and API keys stay."""
+        canceled the open orders first.  Orders, transactions and API keys stay.  ``began``: the market's time
+        (where the new generation's equity curve starts; None: not known)."""
         self._changed()
         cursor.execute(self.sql("DELETE FROM positions WHERE portfolio_id = ?"), (portfolio.id,))
         cursor.execute(self.sql("UPDATE dividends SET paid = ? WHERE portfolio_id = ? AND paid IS NULL"),
@@ -282,7 +289,8 @@ class PortfolioStore:
         cursor.execute(self.sql(
             "UPDATE portfolios SET generation = generation + 1, cash_cents = starting_cash_cents,"
             " margin_call_cents = NULL, margin_call_since = NULL, margin_call_deadline = NULL,"
-            " borrow_fee_through = NULL WHERE id = ?"), (portfolio.id,))
+            " borrow_fee_through = NULL, began = ? WHERE id = ?"),
+            (iso(began) if began is not None else None, portfolio.id))
         return self.get(cursor, portfolio.id)
 
     def set_margin_call(self, cursor, portfolio_id, amount, since, deadline):

@@ -122,7 +122,7 @@ class Master(StagedService):
             market.source = source
         self.board = QuoteBoard(market.assets)
         pools.HASHING.resize(settings.hash_processes)
-        self.accounts = Accounts(self.db, settings, clock, self.log)
+        self.accounts = Accounts(self.db, settings, clock, self.log, market_clock=market.clock)
         self.api_keys = self.accounts.api_keys = ApiKeys(self.db, clock, self.log, settings.api_rate_limit)
         self.provider = None
         if settings.oidc_client_id:

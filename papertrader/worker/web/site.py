@@ -610,34 +610,49 @@ class Website:
         return RANGES_DAILY if self.daily(clock) else RANGES_INTRADAY
 
     async def equity_history(self, visit, clock, chosen):
-        """The equity curve of the range ``chosen``; from the portfolio's first transaction when that came later
-        than the range's start (or for 'all'): a curve (and a change 'since') reaching back before the portfolio
-        traded at all showed days it did not exist."""
+        """The equity curve of the range ``chosen``; from the portfolio's beginning when that came later than the
+        range's start (or for 'all'): a curve (and a change 'since') reaching back before the portfolio existed
+        showed days it did not exist (a new account's month was a flat line from a month before it was made).
+        Its beginning is when it was made or last reset, in market time (its ``began``: a replay's market time is
+        years from the wall clock's ``created``), or its first trade if that came first (a replay moved back);
+        for a portfolio made before ``began`` was kept, its first trade, else the whole range."""
         period, timeframe = self.ranges(clock)[chosen]
         first = await self.call(visit, commands.Activities, direction="asc", page_size=1)
         first = first["activities"][0]["time"] if first["activities"] else None
-        if period is not None or first is None:
+        began = (self.shown_portfolio(visit) or {}).get("began")
+        now = (clock or {}).get("time")
+        if began is not None and now is not None and began > now:
+            began = None  # (a replay moved back to before it was made: its beginning is not in sight)
+        origin = min((t for t in (first, began) if t is not None), default=None)
+        if period is not None or origin is None:
             history = await self.call(visit, commands.PortfolioHistory, period=period or "1M", timeframe=timeframe)
             stamps = history["timestamps"]
-            if first is None or not stamps or first.timestamp() <= stamps[0]:
-                return dict(history, since_first_trade=False, no_trades=first is None)
-        # From the start of the first trade's bucket (its day's candle is stamped at the open, before a fill at the
+            if origin is None or not stamps or origin.timestamp() <= stamps[0]:
+                return dict(history, since_start=None, no_trades=first is None)
+        # From the start of the beginning's bucket (a day's candle is stamped at its open, before a fill at the
         # close), a moment before it: a replay's time stands still between updates, and a curve from the first
         # fill's time to now, that same time, was refused ('the start must come before the end').
         bucket = views.BUCKETS.get(timeframe, 86400)
-        start = datetime.fromtimestamp(first.timestamp() // bucket * bucket, timezone.utc) - timedelta(microseconds=1)
+        start = datetime.fromtimestamp(origin.timestamp() // bucket * bucket, timezone.utc) - timedelta(microseconds=1)
         history = await self.call(visit, commands.PortfolioHistory, timeframe=timeframe, start=start)
-        # (the dashboard then counts the change from the starting cash: views.dashboard_page)
-        return dict(history, since_first_trade=True)
+        # (the dashboard then counts the change from the starting cash, and names the first trade when the curve
+        # starts with it: views.dashboard_page)
+        with_trade = first is not None and first.timestamp() // bucket == origin.timestamp() // bucket
+        return dict(history, since_start="first trade" if with_trade else "made", no_trades=first is None)
 
     def names(self):
         return {q["symbol"]: q.get("name") for q in self.worker.quotes.all()}
 
+    @staticmethod
+    def shown_portfolio(visit):
+        """The portfolio the pages show (as Portfolios answers it), or None if not known."""
+        return next((p for p in visit.portfolios or ()
+                     if (p["name"] == visit.portfolio if visit.portfolio is not None else p["default"])), None)
+
     def starting_cash(self, visit):
         """The shown portfolio's starting cash (for the total P&L)."""
-        shown = [p for p in visit.portfolios or ()
-                 if (p["name"] == visit.portfolio if visit.portfolio is not None else p["default"])]
-        return shown[0]["starting_cash"] if shown else self.settings.starting_cash
+        shown = self.shown_portfolio(visit)
+        return shown["starting_cash"] if shown else self.settings.starting_cash
 
     @app.route("/", methods=["GET"])
     @signed_in()

@@ -500,11 +500,15 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                    RANGES[key]) for key in ranges])
     points = equity_points(history)
     base = history["equity"][0] if history["equity"] else None
-    since_start = history.get("since_first_trade") and points and p.get("starting_cash") is not None
+    # From the portfolio's start if the range reaches back before it (site.equity_history): when it was made or
+    # reset, in market time ('made'), or its first trade ('first trade': made before that was kept, or the first
+    # trade is in the curve's first bucket).
+    started = history.get("since_start")
+    since_start = started and points and p.get("starting_cash") is not None
     before = False
     if since_start:
-        # All of it: from the cash it started with, the day before its first trade (the first point is the
-        # equity after that day's trading), so that the change is the total P&L.
+        # All of it: from the cash it started with, the bucket before its first point (the equity after that
+        # day's trading), so that the change is the total P&L.
         base = p["starting_cash"]
     elif points and history.get("base_value") is not None:
         # Another range: from the equity at the close before it (the API's base_value), as its profit and loss
@@ -522,7 +526,9 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                      if before else
                      f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}"
                      if not since_start else
-                     f" since it started (its first trade: {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})")
+                     f" since it started (its first trade: {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})"
+                     if started == "first trade" else
+                     f" since it started ({fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})")
                 if len(points) > 1 and not history.get("no_trades") else
                 "No trades yet: your equity is the cash you started with (the line stays flat until your first"
                 " trade)." if history.get("no_trades") else
