@@ -2565,3 +2565,106 @@ async def test_a_new_accounts_equity_curve_starts_when_it_was_made_in_market_tim
         points = chart_points(body)
         assert [p[1] for p in points] == ["100000"] * 2, points
         assert datetime.fromtimestamp(points[1][0], timezone.utc).date() == again.date()
+
+
+def test_on_daily_bars_the_preview_says_where_a_limit_or_stop_order_fills():
+    """On a market of daily bars the last price is the last close and nothing trades until the next session: a
+    limit at or beyond it does not fill at once but at the next session's open (the ideal fill model: its close),
+    at the limit or better (fill_models.evaluate); an opg or cls order only at that one price. A stop the session
+    opens past triggers at the open and fills there, not at the stop (a buy: perhaps beyond what it reserved). A
+    market of intraday bars says what it said."""
+    from papertrader.config import Settings
+    from papertrader.worker.web import preview
+
+    rules = preview.rules(Settings())
+    ideal = preview.rules(Settings(fill_model="ideal"))
+    quote = {"price": Decimal("100.00")}
+    portfolio = dict(buying_power=Decimal("5000.00"), positions=[dict(symbol="AAPL", quantity=Decimal("3"))])
+    form = dict(side="buy", type="limit", amount_by="shares", qty="2", limit_price="120", time_in_force="day")
+
+    def note(daily=True, rules=rules, game=None, **changes):
+        shown = preview.preview(dict(form, **changes), "AAPL", quote, portfolio, rules, game, daily=daily)
+        assert shown["ok"], shown
+        return shown["note"]
+
+    # A marketable limit: at the next session's open, at the limit or better; not 'at once'.
+    assert note() == ("Reserved at your limit price, plus its commission. Your limit is at or above the last close,"
+                      " $100.00: on this market of daily bars it will likely fill at the next session's open, at"
+                      " your limit or less (if the session opens above your limit, it fills only once the price"
+                      " trades below it, at your limit).")
+    assert note(side="sell", limit_price="80") == (
+        "You hold 3 AAPL. Your limit is at or below the last close, $100.00: on this market of daily bars it will"
+        " likely fill at the next session's open, at your limit or more (if the session opens below your limit, it"
+        " fills only once the price trades above it, at your limit).")
+    # The ideal fill model judges the session at its close; an opg or cls order trades at that auction only.
+    assert note(rules=ideal).endswith("on this market of daily bars it fills at the next session's close, at that"
+                                      " price, if it is at or below your limit.")
+    assert note(game=dict(status="open", assets=[], fill_model="ideal"), side="sell", limit_price="80").endswith(
+        "it fills at the next session's close, at that price, if it is at or above your limit.")
+    assert note(time_in_force="cls").endswith("it fills at the next session's close, at that price, if it is at or"
+                                              " below your limit.")
+    assert note(time_in_force="opg").endswith("it fills at the next session's open, at that price, if it is at or"
+                                              " below your limit.")
+    assert "at once" not in note() + note(side="sell", limit_price="80") + note(rules=ideal)
+    # A market order at the close trades at the close, whatever the model.
+    assert note(type="market", time_in_force="cls").endswith(
+        "the order fills at the next session's close, which may differ (beyond the 5% reserved, it costs more than"
+        " shown here).")
+    # A limit away from the last close: nothing more to say.
+    assert note(limit_price="90") == "Reserved at your limit price, plus its commission."
+    # Stops: a gap past the stop fills at the open.
+    gap = ("On this market of daily bars, if a session opens past the stop, the order triggers at that open and fills"
+           " there, which may be far from the stop")
+    assert note(type="stop", stop_price="110") == (
+        "Reserved at its stop price $110.00 plus 5% for price moves, and its commission; once triggered it buys at"
+        f" the market and pays the price of its fill. {gap} (beyond the 5% reserved, it costs more than shown here).")
+    assert note(type="stop", side="sell", stop_price="90") == f"You hold 3 AAPL. {gap}."
+    assert note(type="trailing_stop", trail_by="percent", trail="5").endswith(f"{gap} (beyond the 5% reserved, it"
+                                                                              " costs more than shown here).")
+    assert note(type="stop_limit", stop_price="110", limit_price="112") == (
+        "Reserved at your limit price, plus its commission. On this market of daily bars, if a session opens past"
+        " the stop, the order triggers at that open and fills there only within your limit (else it waits as a"
+        " limit order).")
+    assert note(type="stop", side="sell", stop_price="90", rules=ideal) == (
+        "You hold 3 AAPL. On this market of daily bars a stop is judged at each session's close: the order fills at"
+        " the first close at or past its stop, which may be far from it.")
+    assert note(type="stop_limit", side="sell", stop_price="90", limit_price="88", rules=ideal).endswith(
+        "the first close at or past the stop triggers the order, and it fills there only within your limit (else it"
+        " waits as a limit order).")
+    # A market of intraday bars: as before (a limit near the last price fills at once), but an opg or cls order
+    # waits for its auction.
+    assert note(daily=False).endswith("Your limit is at or above the last price, $100.00: it will likely fill at"
+                                      " once, at about that price (a limit buy pays its limit or less).")
+    assert note(daily=False, time_in_force="cls").endswith(
+        "Your limit is at or above the last price, $100.00: a cls order fills at the close only, at that price, if"
+        " it is at or below your limit.")
+    assert "daily bars" not in note(daily=False, type="stop", stop_price="110")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_marketable_limit_on_a_daily_replay_fills_at_the_next_open_as_its_ticket_says(tmp_path, settings,
+                                                                                               clock):
+    """On a replay of daily bars (XYZ closed at $101.00 on 2024-03-04), the ticket of a limit buy at $103.00 says
+    it fills at the next session's open, and it does: at 09:30 New York on 2024-03-05, at about that session's
+    open ($101.00, the bar model's slippage added), not at once."""
+    from tests.test_http_market_data import FIXTURE
+
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                       replay_files=FIXTURE, replay_start="2024-03-04") as (d, worker, site):
+        _, call = await signed_up(site, worker, "dee")
+        ticket = dict(side="buy", type="limit", amount_by="shares", qty="1", limit_price="103",
+                      time_in_force="day")
+        _, answer = await site.get("/asset/XYZ/preview?" + urlencode(ticket))
+        answer = json.loads(answer)
+        assert answer["ok"] and answer["note"].endswith(
+            "Your limit is at or above the last close, $101.00: on this market of daily bars it will likely fill at"
+            " the next session's open, at your limit or less (if the session opens above your limit, it fills only"
+            " once the price trades below it, at your limit)."), answer
+        placed = await call(commands.PlaceOrder, client_order_id="xyz-limit", side="buy", symbol="XYZ",
+                            quantity="1", type="limit", limit_price="103")
+        await d.tick()  # (the order waits for the next session: nothing fills between updates)
+        order = await call(commands.GetOrder, order_id=placed["id"])
+        assert order["status"] == "filled", order
+        [fill] = order["fills"]
+        assert fill["time"] == datetime(2024, 3, 5, 14, 30, tzinfo=timezone.utc)  # (09:30 EST)
+        assert Decimal("101.00") <= fill["price"] < Decimal("101.10")

@@ -208,18 +208,61 @@ def settings_refusal(request, configuration):
 
 
 def daily_note(request, fill_model, reserved=None):
-    """What a market order should know on a market of daily bars (a replay of whole sessions), in a sentence ('' for
-    another order): the price shown is the last close, and the order fills at the next session's open (the ``ideal``
-    fill model: its close), which may be far from it; a buy's reservation (``reserved``: the buffer, in percent)
-    covers a move that far, and a bigger gap costs more than the preview said."""
-    if request.type is not OrderType.MARKET:
-        return ""
-    at = "close" if fill_model == "ideal" else "open"
-    note = (f"On this market of daily bars the price shown is the last close: the order fills at the next session's"
-            f" {at}, which may differ")
-    if reserved is not None:
-        note += f" (beyond the {reserved}% reserved, it costs more than shown here)"
-    return note + "."
+    """What an order should know on a market of daily bars (a replay of whole sessions, each one bar), in a
+    sentence ('' for a limit order: ``limit_note`` says where a marketable one fills): the price shown is the last
+    close; a market order fills at the next session's open (the ``ideal`` fill model, or a ``cls`` order: its
+    close), which may be far from it; a stop (or trailing stop) that the next session opens past triggers at that
+    open and fills there, not at the stop (the ``ideal`` model judges a stop at each session's close, and fills it
+    there).  A buy's reservation (``reserved``: the buffer, in percent) covers a move that far, and a bigger gap
+    costs more than the preview said (fill_models.py: the rules these words say)."""
+    kind = request.type
+    beyond = f" (beyond the {reserved}% reserved, it costs more than shown here)" if reserved is not None else ""
+    ideal = fill_model == "ideal"
+    if kind is OrderType.MARKET:  # (a cls order: at the close, whatever the model)
+        at = "close" if ideal or request.time_in_force is TimeInForce.CLS else "open"
+        return (f"On this market of daily bars the price shown is the last close: the order fills at the next"
+                f" session's {at}, which may differ{beyond}.")
+    if kind in (OrderType.STOP, OrderType.TRAILING_STOP):
+        if ideal:
+            return (f"On this market of daily bars a stop is judged at each session's close: the order fills at the"
+                    f" first close at or past its stop, which may be far from it{beyond}.")
+        return (f"On this market of daily bars, if a session opens past the stop, the order triggers at that open"
+                f" and fills there, which may be far from the stop{beyond}.")
+    if kind is OrderType.STOP_LIMIT:
+        if ideal:
+            return ("On this market of daily bars a stop is judged at each session's close: the first close at or"
+                    " past the stop triggers the order, and it fills there only within your limit (else it waits as"
+                    " a limit order).")
+        return ("On this market of daily bars, if a session opens past the stop, the order triggers at that open"
+                " and fills there only within your limit (else it waits as a limit order).")
+    return ""
+
+
+def limit_note(request, last, daily=False, fill_model=None):
+    """What a marketable limit order (a buy's limit at or above the last price, a sale's at or below it) will do, in
+    a sentence: fill at once, at about the last price; an ``opg`` (``cls``) order at the open (close) only, if that
+    price is within its limit.  On a market of daily bars (``daily``), where the last price is the last close: at
+    the next session's open (the ``ideal`` fill model, or a ``cls`` order: its close), at the limit or better; a
+    session that opens past the limit fills it only if it trades through the limit later, at the limit (an
+    auction order, or any order of the ``ideal`` model, only at that one price: fill_models.evaluate)."""
+    buy = request.side is Side.BUY
+    near, within = ("at or above", "at or below") if buy else ("at or below", "at or above")
+    better, past, through = ("less", "above", "below") if buy else ("more", "below", "above")
+    tif = request.time_in_force
+    auction = tif in (TimeInForce.OPG, TimeInForce.CLS)
+    if not daily:
+        if auction:
+            what, at = ("an opg", "open") if tif is TimeInForce.OPG else ("a cls", "close")
+            return (f"Your limit is {near} the last price, {fmt.price(last)}: {what} order fills at the {at} only,"
+                    f" at that price, if it is {within} your limit.")
+        return (f"Your limit is {near} the last price, {fmt.price(last)}: it will likely fill at once, at about that"
+                f" price (a limit {'buy pays' if buy else 'sale gets'} its limit or {better}).")
+    at = "close" if fill_model == "ideal" or tif is TimeInForce.CLS else "open"
+    said = f"Your limit is {near} the last close, {fmt.price(last)}: on this market of daily bars"
+    if fill_model == "ideal" or auction:
+        return f"{said} it fills at the next session's {at}, at that price, if it is {within} your limit."
+    return (f"{said} it will likely fill at the next session's open, at your limit or {better} (if the session opens"
+            f" {past} your limit, it fills only once the price trades {through} it, at your limit).")
 
 
 SUSPENDED = ("Trading is suspended in this portfolio: this order would be refused. Turn it back on in its settings"
@@ -231,7 +274,8 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     pays the game's commission (``commission_model`` of the portfolio answer), and its order is checked against the
     game's rules (``game``: the game the portfolio plays in, as Games shows it) and the portfolio's trading settings
     (``configuration``: trading suspended, fractional shares off; None: not known).  ``daily``: the market moves a
-    whole session per update (daily bars): a market order is said to fill at the next session's open."""
+    whole session per update (daily bars): a market order is said to fill at the next session's open, a marketable
+    limit order there too (not at once), and a stop that the session opens past at that open."""
     if portfolio.get("commission_model"):
         from dataclasses import replace
 
@@ -319,8 +363,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
                 "Reserved at your limit price, plus its commission." if request.notional is None else
                 "A notional order reserves its amount.")
         if request.type is OrderType.LIMIT and request.limit_price >= last:
-            note += (f" Your limit is at or above the last price, {fmt.price(last)}: it will likely fill at once,"
-                     " at about that price (a limit buy pays its limit or less).")
+            note += " " + limit_note(request, last, daily, fill_model)
         answer["note"] = " ".join(filter(None, (exits, note, gap(
             _plain(rules.market_buy_buffer * 100) if request.notional is None else None)))) if after >= 0 else \
             "Not enough buying power for this order."
@@ -350,8 +393,7 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     if answer["ok"]:
         answer["note"] = " ".join(filter(None, (
             exits, answer["note"],
-            f"Your limit is at or below the last price, {fmt.price(last)}: it will likely fill at once, at about"
-            " that price (a limit sale gets its limit or more)." if marketable else "", gap())))
+            limit_note(request, last, daily, fill_model) if marketable else "", gap())))
     return answer
 
 
