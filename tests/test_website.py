@@ -2668,3 +2668,45 @@ async def test_a_marketable_limit_on_a_daily_replay_fills_at_the_next_open_as_it
         [fill] = order["fills"]
         assert fill["time"] == datetime(2024, 3, 5, 14, 30, tzinfo=timezone.utc)  # (09:30 EST)
         assert Decimal("101.00") <= fill["price"] < Decimal("101.10")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_game_portfolios_equity_curve_starts_when_the_game_does(tmp_path, settings, clock):
+    """A game's portfolio is made when its player joins (its ``began``), perhaps weeks before the game starts, and
+    cannot trade until then: its curve was a flat line from the joining. Once the game has started the curve starts
+    with it (before, from the joining: the game's start is not in sight yet)."""
+    from datetime import date
+
+    holidays = {date(2024, 1, 15), date(2024, 2, 19)}
+    days = [day for day in (date(2024, 1, 2) + timedelta(days=n) for n in range(60))
+            if day.weekday() < 5 and day not in holidays]
+    prices = tmp_path / "OLD.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day.isoformat()},{10 + n % 3}.00,{12 + n % 3}.00,{9 + n % 3}.00,{11 + n % 3}.00,100000\n"
+        for n, day in enumerate(days)))
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                       replay_files=str(prices), replay_start="2024-01-02", fill_model="ideal") as (d, worker, site):
+        for _ in range(4):
+            await d.tick()
+        _, call = await signed_up(site, worker, "gus")
+        start = datetime(2024, 1, 22, tzinfo=timezone.utc)  # (a Monday, two weeks on)
+        await call(commands.CreateGame, name="Late Cup", starting_cash="10000", start=start,
+                   end=datetime(2024, 2, 23, tzinfo=timezone.utc))
+        await call(commands.JoinGame, name="Late Cup")
+        joined = d.cluster.master.market_clock.now()
+        await call(commands.SetDefaultPortfolio, name="Late Cup")
+        game = next(p for p in (await call(commands.Portfolios))["portfolios"] if p["name"] == "Late Cup")
+        assert game["began"] == joined and joined < start, (game, joined)
+        await d.tick()
+        _, body = await site.get("/?range=ALL")  # (not started yet: from the joining)
+        assert datetime.fromtimestamp(chart_points(body)[1][0], timezone.utc).date() == joined.date()
+        while d.cluster.master.market_clock.now() < start + timedelta(days=3):
+            await d.tick()
+        for chosen in ("1M", "ALL"):
+            _, body = await site.get(f"/?range={chosen}")
+            points = chart_points(body)
+            # The cash it started with, the session before the game's first, then the game's sessions.
+            first = datetime.fromtimestamp(points[1][0], timezone.utc)
+            assert first.date() == start.date() and points[0][0] == points[1][0] - 86400, (chosen, points)
+            assert [p[1] for p in points] == ["10000"] * len(points), points
+            assert "Starting cash" in body

@@ -614,13 +614,21 @@ class Website:
         range's start (or for 'all'): a curve (and a change 'since') reaching back before the portfolio existed
         showed days it did not exist (a new account's month was a flat line from a month before it was made).
         Its beginning is when it was made or last reset, in market time (its ``began``: a replay's market time is
-        years from the wall clock's ``created``), or its first trade if that came first (a replay moved back);
+        years from the wall clock's ``created``; a game's portfolio: the game's start, if later), or its first trade
+        if that came first (a replay moved back);
         for a portfolio made before ``began`` was kept, its first trade, else the whole range."""
         period, timeframe = self.ranges(clock)[chosen]
         first = await self.call(visit, commands.Activities, direction="asc", page_size=1)
         first = first["activities"][0]["time"] if first["activities"] else None
-        began = (self.shown_portfolio(visit) or {}).get("began")
+        shown = self.shown_portfolio(visit) or {}
+        began = shown.get("began")
         now = (clock or {}).get("time")
+        if began is not None and shown.get("game_id") is not None:
+            # A game's portfolio, made when its player joined: its curve starts when the game does, if later (a
+            # game not started yet is not in sight: from the joining, flat).
+            game = await self.game_of(visit, shown["name"])
+            if game is not None and began < game["start"] and (now is None or game["start"] <= now):
+                began = game["start"]
         if began is not None and now is not None and began > now:
             began = None  # (a replay moved back to before it was made: its beginning is not in sight)
         origin = min((t for t in (first, began) if t is not None), default=None)
