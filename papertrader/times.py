@@ -1,6 +1,6 @@
 """Time as the whole system writes it: aware UTC datetimes, ISO-8601 text in the database; and as people read
-it: in the market's time zone with its abbreviation, a daily stamp as its date (the website and the command line
-show times alike)."""
+it: in the market's time zone with its abbreviation, a daily stamp as its date (its midnight UTC's, or in the market's
+zone: ``day``; the website and the command line show times alike)."""
 
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,15 +46,18 @@ def at_midnight_utc(moment):
     return (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0)
 
 
-def day(moment):
-    """A date, '2010-03-04': of a daily stamp (a market day is kept as its midnight UTC, or its session's open)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+def day(moment, zone):
+    """A date, '2010-03-04', of a daily stamp: a market day is kept as its midnight UTC (a day given as a day: a
+    game's, the replay's first and last) or as its session's open (a daily candle, a point of a daily equity curve),
+    which in UTC may fall on the day before (Sydney opens at 23:00 UTC in its summer).  A midnight UTC is its UTC
+    date; any other moment its date in ``zone``, the market's."""
+    return moment.astimezone(timezone.utc if at_midnight_utc(moment) else zone).strftime("%Y-%m-%d")
 
 
 def local_or_day(moment, zone, seconds=False):
     """A moment that may stand for a day (its midnight UTC, which is the evening before in New York: '2010-01-04'),
     else ``local``."""
-    return day(moment) if at_midnight_utc(moment) else local(moment, zone, seconds)
+    return day(moment, zone) if at_midnight_utc(moment) else local(moment, zone, seconds)
 
 
 def parse_when(option, text):

@@ -58,3 +58,30 @@ def test_times_are_shown_in_the_markets_time_zone_with_its_abbreviation():
         fmt.show_times_in(name)
         assert fmt.when(datetime(2024, 3, 4, 14, 30, tzinfo=utc)) == "2024-03-04 14:30 UTC"
         assert fmt.zone_name() == "UTC"
+
+
+def test_a_daily_stamp_is_shown_as_its_markets_date():
+    """A market day is kept as its midnight UTC (a day given as a day) or as its session's open (a daily candle, a
+    point of a daily equity curve). Sydney's session opens at 10:00 AEDT, 23:00 UTC the day before: its UTC date
+    was the day before. A midnight UTC is its UTC date (in New York the evening before); any other moment its date in
+    the market's zone."""
+    from datetime import datetime, timezone
+
+    from papertrader import times
+
+    utc = timezone.utc
+    sydney_open = datetime(2024, 1, 14, 23, 0, tzinfo=utc)  # Monday 15 January, 10:00 AEDT
+    fmt.show_times_in("Australia/Sydney")
+    assert fmt.day(sydney_open) == "2024-01-15"
+    assert fmt.day(datetime(2024, 1, 15, tzinfo=utc)) == "2024-01-15"  # (11:00 AEDT: the same day either way)
+    # A midnight UTC is the day it stands for (10:00 AEST on that day in the southern winter).
+    assert fmt.day(datetime(2024, 7, 15, 0, 0, tzinfo=utc)) == "2024-07-15"
+    assert fmt.day(datetime(2024, 7, 15, 14, 0, tzinfo=utc)) == "2024-07-16"  # (00:00 AEST: Sydney's date)
+    assert fmt.when_or_day(datetime(2024, 1, 15, tzinfo=utc)) == "2024-01-15"
+    fmt.show_times_in("America/New_York")
+    assert fmt.day(datetime(2024, 3, 4, 14, 30, tzinfo=utc)) == "2024-03-04"  # a New York session's open
+    assert fmt.day(datetime(2010, 1, 4, tzinfo=utc)) == "2010-01-04"  # (not the evening before, 3 January)
+    assert fmt.day(datetime(2024, 3, 5, 1, 0, tzinfo=utc)) == "2024-03-04"  # 20:00 EST: New York's date
+    assert fmt.day(None) == "—"
+    assert times.day(sydney_open, times.zone("Australia/Sydney")) == "2024-01-15"
+    assert times.day(sydney_open, timezone.utc) == "2024-01-14"

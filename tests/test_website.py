@@ -2710,3 +2710,35 @@ async def test_a_game_portfolios_equity_curve_starts_when_the_game_does(tmp_path
             assert first.date() == start.date() and points[0][0] == points[1][0] - 86400, (chosen, points)
             assert [p[1] for p in points] == ["10000"] * len(points), points
             assert "Starting cash" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sydney_markets_daily_candles_are_shown_as_their_days(tmp_path, settings, clock):
+    """On the Australian exchange's calendar (XASX) a session opens at 10:00 AEDT, 23:00 UTC the day before in the
+    southern summer, and a daily candle is stamped at its session's open: shown as its UTC date, each was a day
+    early. The website's candle table and the command line's candles show the market's dates (and the replay's
+    first day, a midnight UTC, stays that day)."""
+    from tests.test_e2e import register_and_login
+
+    days = ["2024-01-15", "2024-01-16", "2024-01-17", "2024-01-18"]
+    prices = tmp_path / "BHP.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day},45.00,46.00,44.50,45.50,100000\n" for day in days))
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                       calendar="XASX", replay_files=str(prices), replay_start="2024-01-15") as (d, worker, site):
+        await signed_up(site, worker, "ava")
+        for _ in range(3):
+            await d.tick()  # (Monday to Thursday played)
+        await register_and_login(d)
+        status, out, err = await d.cli("candles", "BHP", user="alice")  # (programs: the session's open, in UTC)
+        assert [c["time"] for c in json.loads(out)] == [f"2024-01-{n}T23:00:00+00:00" for n in (14, 15, 16, 17)], out
+        _, body = await site.get("/asset/BHP?interval=1d")
+        assert 'data-zone="Australia/Sydney"' in body
+        table = body[body.index("The candles as a table"):]
+        shown = re.findall(r'<th scope="row" data-label="Time">([^<]*)</th>', table)
+        assert shown == days[::-1], shown  # (newest first)
+        status, out, err = await d.cli("candles", "BHP", user="alice", json=False)
+        assert status == 0, err
+        assert [line.split()[0] for line in out.splitlines()[1:]] == days, out
+        status, out, err = await d.cli("clock", user="alice", json=False)
+        assert "1d per update, from 2024-01-15 to " in out and " AEDT" in out, out

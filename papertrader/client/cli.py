@@ -1039,10 +1039,11 @@ class CLI:
             window["interval"] = self.args.interval
         answer = yield self.call(commands.Candles, symbol=self.args.symbol, limit=self.args.limit, **window)
         candles = answer["candles"]
-        # A day's candle is shown as its day (the website's table too): its time is the session's open, or a
-        # midnight UTC that would read as the evening before in New York.
+        # A day's candle is shown as its day (the website's table too): its time is the session's open (its date
+        # in the market's zone: Sydney's opens the evening before in UTC), or a midnight UTC that would read as the
+        # evening before in New York.
         daily = (answer.get("interval") or self.args.interval) == "1d"
-        rows = [dict(c, time=times.day(c["time"])) for c in candles] if daily else candles
+        rows = [dict(c, time=times.day(c["time"], self.zone)) for c in candles] if daily else candles
         self.emit(candles, output.table(rows, ["time", "open", "high", "low", "close", "volume"], self.zone)
                   if candles else "No candles yet.")
 
@@ -1436,16 +1437,17 @@ class CLI:
     def _show_clock(self, clock):
         clock = {k: v for k, v in clock.items() if v is not None}
         shown = dict(clock, market="open" if clock["is_open"] else "closed")
-        if clock.get("mode") == "replay":
-            shown["replay"] = f"{clock['state']}, {clock.get('step')} per update, from {times.day(clock['start'])}" + (
-                f" to {times.day(clock['end'])}" if clock.get("end") else "")
-            if clock["state"] == "ended":
-                # No session opens after the replay's last day: there is no next open or close to show.
-                ended = f" on {times.day(clock['end'])}" if clock.get("end") else ""
-                shown.update(market=f"closed: the replay ended{ended} (no session opens; orders are refused)",
-                             next_open=None, next_close=None)
         # In the zone the clock names (the master's list named the same one).
         zone = times.zone(clock["timezone"]) if clock.get("timezone") else self.zone
+        if clock.get("mode") == "replay":  # (its first and last days: midnights UTC, shown as their dates)
+            shown["replay"] = (f"{clock['state']}, {clock.get('step')} per update, from"
+                               f" {times.day(clock['start'], zone)}" +
+                               (f" to {times.day(clock['end'], zone)}" if clock.get("end") else ""))
+            if clock["state"] == "ended":
+                # No session opens after the replay's last day: there is no next open or close to show.
+                ended = f" on {times.day(clock['end'], zone)}" if clock.get("end") else ""
+                shown.update(market=f"closed: the replay ended{ended} (no session opens; orders are refused)",
+                             next_open=None, next_close=None)
         text = output.fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"],
                              zone)
         self.emit(clock, text)

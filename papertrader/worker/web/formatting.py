@@ -118,8 +118,9 @@ def when_or_day(moment):
 
 
 def day(moment):
-    """A date, '2010-03-04': of a daily stamp (a market day is kept as its midnight UTC, or its session's open)."""
-    return "—" if moment is None else times.day(moment)
+    """A date, '2010-03-04': of a daily stamp (a market day is kept as its midnight UTC, or its session's open: in
+    the market's time zone, where a session opening before midnight UTC has its date), or of a moment."""
+    return "—" if moment is None else times.day(moment, _zone)
 
 
 def number_text(value):
