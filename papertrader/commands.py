@@ -1248,8 +1248,13 @@ class Tick(Command):
 # --- the master's admin channel (a Unix socket in its data dir) ----------------
 
 
+#: The market calendar's time zone (an IANA name, as ``ListWorkers`` answers it), with the admin answers that hold
+#: times: papertrader-admin shows them in it, as the command line does, at no extra question.
+_ADMIN_ZONE = (b"timezone", amp.Unicode(optional=True))
+
+
 class AdminWorkers(Command):
-    """Every registered or connected worker with its state and figures."""
+    """Every registered or connected worker with its state and figures; ``timezone``: the market's."""
 
     arguments = []
     response = [
@@ -1269,11 +1274,14 @@ class AdminWorkers(Command):
                     (b"commands_per_second", amp.Decimal(optional=True)),
                     (b"version", amp.Unicode(optional=True)),
                     (b"address", amp.Unicode(optional=True)),
-                    # A worker that is not connected: when and why its last attempt was refused, if it was.
+                    # A worker that is not connected: when and why its last attempt was refused, if it was
+                    # ('2024-03-08 14:30:00 bad signature (from ...)', its time in UTC); ``refused_at``: that time.
                     (b"refused", amp.Unicode(optional=True)),
+                    (b"refused_at", amp.DateTime(optional=True)),
                 ]
             ),
-        )
+        ),
+        _ADMIN_ZONE,
     ]
 
 
@@ -1306,7 +1314,7 @@ class AdminCreateGame(Command):
     arguments without the token."""
 
     arguments = [(b"creator", amp.Unicode())] + [a for a in CreateGame.arguments if a[0] != b"token"]
-    response = _GAME
+    response = _GAME + [_ADMIN_ZONE]
 
 
 class AdminEnrol(Command):
@@ -1340,7 +1348,7 @@ class AdminUsers(Command):
     username or email holds ``search`` if given."""
 
     arguments = [(b"search", amp.Unicode(optional=True)), (b"after", amp.Integer(optional=True))]
-    response = [(b"users", amp.AmpList(_USER)), (b"next", amp.Integer(optional=True))]
+    response = [(b"users", amp.AmpList(_USER)), (b"next", amp.Integer(optional=True)), _ADMIN_ZONE]
 
 
 class AdminUser(Command):
@@ -1349,7 +1357,7 @@ class AdminUser(Command):
 
     arguments = [(b"username", amp.Unicode())]
     response = _USER + [(b"sign_in", amp.ListOf(amp.Unicode())), (b"portfolio_names", amp.ListOf(amp.Unicode())),
-                        (b"open_orders", amp.Integer()), (b"keys", amp.ListOf(amp.Unicode()))]
+                        (b"open_orders", amp.Integer()), (b"keys", amp.ListOf(amp.Unicode())), _ADMIN_ZONE]
 
 
 class AdminDisableUser(Command):
@@ -1357,7 +1365,7 @@ class AdminDisableUser(Command):
 
     arguments = [(b"username", amp.Unicode()), (b"reason", amp.Unicode(optional=True))]
     response = [(b"username", amp.Unicode()), (b"disabled", amp.DateTime()), (b"already", amp.Boolean()),
-                (b"sessions_ended", amp.Integer()), (b"api_keys", amp.Integer())]
+                (b"sessions_ended", amp.Integer()), (b"api_keys", amp.Integer()), _ADMIN_ZONE]
 
 
 class AdminEnableUser(Command):

@@ -67,12 +67,17 @@ class AdminProtocol(TypedAMP):
     def log_failure(self, failure, what):
         self.master.log.failure("{what} failed", failure, what=what)
 
+    def zoned(self, answer):
+        """``answer`` with the market's time zone, which papertrader-admin shows its times in (the command line's
+        comes with ListWorkers the same way: no question of its own)."""
+        return dict(answer, timezone=self.master.timezone())
+
     @commands.AdminWorkers.responder
     @guarded
     @when_ready
     def workers(self):
         return self.master.workers.overview().addCallback(
-            lambda rows: {"workers": commands.fit(commands.AdminWorkers, "workers", rows)})
+            lambda rows: self.zoned({"workers": commands.fit(commands.AdminWorkers, "workers", rows)}))
 
     @commands.AdminMarket.responder
     @guarded
@@ -109,7 +114,7 @@ class AdminProtocol(TypedAMP):
         if not rows:
             raise InvalidInput(f"--creator: no account named {creator[:24]!r}")
         view = yield self.master.games.create(rows[0][0], rows[0][1], **arguments)
-        return view
+        return self.zoned(view)
 
     @commands.AdminEnrol.responder
     @guarded
@@ -123,19 +128,19 @@ class AdminProtocol(TypedAMP):
     @guarded
     @when_ready
     def users(self, search=None, after=None):
-        return self.master.accounts.users(search, after)
+        return self.master.accounts.users(search, after).addCallback(self.zoned)
 
     @commands.AdminUser.responder
     @guarded
     @when_ready
     def user(self, username):
-        return self.master.accounts.user(username)
+        return self.master.accounts.user(username).addCallback(self.zoned)
 
     @commands.AdminDisableUser.responder
     @guarded
     @when_ready
     def disable_user(self, username, reason=None):
-        return self.master.accounts.disable(username, reason)
+        return self.master.accounts.disable(username, reason).addCallback(self.zoned)
 
     @commands.AdminEnableUser.responder
     @guarded

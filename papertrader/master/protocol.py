@@ -115,7 +115,7 @@ class MasterProtocol(TypedAMP):
     @commands.ListWorkers.responder
     def list_workers(self):
         return {"workers": self.master.workers.listing(),
-                "timezone": getattr(self.master.market_clock.calendar, "timezone", None) or "UTC"}
+                "timezone": self.master.timezone()}
 
     @commands.WorkerHello.responder
     @guarded

@@ -315,6 +315,11 @@ class Master(StagedService):
                           seconds=self.reactor.seconds() - self._away, n=self._refused)
             self._away, self._refused = None, 0
 
+    def timezone(self):
+        """The market calendar's time zone, an IANA name ('America/New_York'; 'UTC' for always_open): what
+        clients and papertrader-admin show times in, for people."""
+        return getattr(self.market_clock.calendar, "timezone", None) or "UTC"
+
     def _market_now(self):
         """The market clock now, as ``Clock`` answers it: QuotesTick's ``market_time``, ``market_open`` and
         ``market_state``."""

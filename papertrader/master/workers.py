@@ -11,7 +11,7 @@ clients is the linked, healthy workers with their load.
 
 import ipaddress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from twisted.application import service
@@ -451,7 +451,7 @@ class Workers:
                             address=linked.address)
             elif name in self.last_refused:  # registered, but turned away when it last tried
                 when, why = self.last_refused[name]
-                item.update(refused=f"{when:%Y-%m-%d %H:%M:%S} {why}")
+                item.update(refused=refusal_text(when, why), refused_at=when)
             out.append(item)
         return out
 
@@ -461,6 +461,12 @@ class Workers:
         if linked is None:
             return defer.fail(InvalidInput(f"worker {name!r} is not connected"))
         return linked.protocol.callRemote(commands.WorkerStatus, log_entries=log_entries)
+
+
+def refusal_text(when, why):
+    """A refused worker's ``refused``, as overview gives it: its time in UTC, then why ('2024-03-08 14:30:00 bad
+    signature (from 10.0.0.7)'); papertrader-admin shows the time in the market's zone instead."""
+    return f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} {why}"
 
 
 class WorkerMonitor(service.Service):
