@@ -41,6 +41,11 @@ at once, refuses its logins and API keys until user enable; user reset-password
 sets a generated password (printed once, never logged) or one read from stdin,
 and ends the account's sessions.  Every user action is in the master's log.
 
+Times are shown as the command line shows them: in the market's time zone with its
+abbreviation ('2024-03-08 09:30:00 EST'), a day as its date; the running master names
+the zone with its answers.  With no master running, a time read from the database is
+shown in UTC, and says so.  ``--json`` keeps ISO-8601 in UTC.
+
 DIR must be a master's data dir (one a master has started in): a mistyped path
 is refused, never created.  A failure prints one line on stderr (with --json,
 also ``{"error": CODE, "message": TEXT}`` on stdout) and exits 1; a usage
@@ -59,12 +64,13 @@ import shutil
 import signal
 import sqlite3
 import sys
+from datetime import timedelta, timezone
 
 import psycopg
 from twisted.internet import defer, task
 
 import papertrader
-from papertrader import commands, gpgkeys, tls
+from papertrader import commands, gpgkeys, times, tls
 from papertrader.client.output import plain, table
 from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem, counted
@@ -72,7 +78,7 @@ from papertrader.master import admin_channel, backups, files
 from papertrader.master.console import WORKER_COLUMNS
 from papertrader.master.db import Database, pg_dump_schema, redact, same_database
 from papertrader.master.validation import WORKER_NAME_RE
-from papertrader.master.workers import Workers, parse_allowed
+from papertrader.master.workers import Workers, parse_allowed, refusal_text
 
 LIVE = {"kick": commands.AdminKick, "allow": commands.AdminAllow, "revoke": commands.AdminRevoke}
 #: The columns of the worker listing, as the master's console shows them (its VERSION column too).
@@ -339,10 +345,20 @@ def create_class(reactor, args, data_dir):
             conflicts += answer.get("conflicts") or []  # (made one since the check)
     finally:
         proto.transport.loseConnection()
-    # The game as made, with the players just enrolled in it (it had none).
+    # The game as made, with the players just enrolled in it (it had none); and the market's zone.
     playing = args.creator.casefold() in {name.casefold() for name in joined}
-    return dict(game, players=len(joined), playing=playing, joined=joined, unknown=unknown, already=already,
-                not_joined=conflicts)
+    return dict(without_zone(game), players=len(joined), playing=playing, joined=joined, unknown=unknown,
+                already=already, not_joined=conflicts), zone_of(game)
+
+
+def game_dates(game, zone):
+    """A game's start and end for a person, as 'papertrader game list' shows them: a day given as a day as that day
+    ('2026-09-01 to 2027-06-30': --end's day is the last one played), a time in ``zone``."""
+    start = times.local_or_day(game["start"], zone, seconds=True)
+    end = game["end"]
+    if times.at_midnight_utc(end):
+        return f"{start} to {times.day(end - timedelta(days=1))}"
+    return f"{start} to {times.local(end, zone, seconds=True)}"
 
 
 def _some(names, most=20):
@@ -352,6 +368,35 @@ def _some(names, most=20):
 
 MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "calendar", "source", "step", "start",
                "end"]
+
+
+def zone_of(answer):
+    """The time zone an answer of the running master names (its market calendar's), which its times are shown in
+    for people; UTC when it names none (a master from before this)."""
+    return times.zone((answer or {}).get("timezone"))
+
+
+def without_zone(answer):
+    """``answer`` as --json prints it: without the zone, which was said for the text."""
+    return {k: v for k, v in answer.items() if k != "timezone"}
+
+
+def market_text(answer):
+    """The market clock as ``market`` prints it: times in the market's zone ('time: 2024-03-08 09:30:00 EST'), a
+    replay's first and last day as days, as ``papertrader clock`` shows them."""
+    zone = zone_of(answer)
+    shown = dict(answer)
+    for key in ("start", "end"):  # a day, kept as its midnight UTC (the evening before, in New York)
+        if shown.get(key) is not None:
+            shown[key] = times.local_or_day(shown[key], zone, seconds=True)
+    return "\n".join(f"{k.replace('_', ' ')}: {('yes' if v else 'no') if isinstance(v, bool) else v}"
+                     for k, v in plain(shown, zone=zone).items() if k in MARKET_KEYS and v is not None)
+
+
+def stored_time(text):
+    """A time the database holds (ISO text) for a person, with no master running to name the market's zone: in
+    UTC, saying so, to the nearest second (a replay's position is kept a microsecond before it)."""
+    return times.local(times.parse_iso(text) + timedelta(microseconds=500_000), timezone.utc, seconds=True)
 
 
 @defer.inlineCallbacks
@@ -433,13 +478,16 @@ def user_view(user):
     return {**{k: user.get(k) for k in USER_KEYS}, **{k: v for k, v in user.items() if k not in USER_KEYS}}
 
 
-def short_time(value):
-    return f"{value:%Y-%m-%d %H:%M}" if value is not None else "-"
+def when(value, zone):
+    """A time of an account for a person: in ``zone`` (the market's) with its abbreviation, to the second, as the
+    command line shows times; '-' for none."""
+    return times.local(value, zone, seconds=True) if value is not None else "-"
 
 
 @defer.inlineCallbacks
 def user_command(reactor, args, data_dir, stdin):
-    """``user ACTION``, over the running master's admin channel; fires with the answer."""
+    """``user ACTION``, over the running master's admin channel; fires with (the answer, the market's time zone,
+    which the master named with it)."""
     what = f"user {args.user_action}"
     if args.user_action == "list":
         @defer.inlineCallbacks
@@ -450,10 +498,10 @@ def user_command(reactor, args, data_dir, stdin):
                 found += page["users"]
                 after = page.get("next")
                 if after is None:
-                    return found
+                    return found, zone_of(page)
 
-        users = yield on_master(reactor, data_dir, what, pages)
-        return [user_view(u) for u in users]
+        users, zone = yield on_master(reactor, data_dir, what, pages)
+        return [user_view(u) for u in users], zone
     if args.user_action == "show":
         command, kwargs = commands.AdminUser, {}
     elif args.user_action == "disable":
@@ -472,28 +520,29 @@ def user_command(reactor, args, data_dir, stdin):
         return proto.callRemote(command, username=args.username, **kwargs)
 
     answer = yield on_master(reactor, data_dir, what, call)
+    zone, answer = zone_of(answer), without_zone(answer)
     if args.user_action == "show":
-        return user_view(answer)
+        return user_view(answer), zone
     if args.user_action == "reset-password":
         answer = dict(answer, password=None if args.password_stdin else kwargs["password"])
-    return answer
+    return answer, zone
 
 
-def user_text(args, answer):
-    """What ``user ACTION`` prints without --json."""
+def user_text(args, answer, zone=timezone.utc):
+    """What ``user ACTION`` prints without --json (times in ``zone``)."""
     action = args.user_action
     if action == "list":
         if not answer:
             return f"No account's username or email holds {args.search!r}." if args.search else "No accounts."
-        rows = [dict(u, created=short_time(u["created"]), last_login=short_time(u["last_login"]),
+        rows = [dict(u, created=when(u["created"], zone), last_login=when(u["last_login"], zone),
                      disabled=(f"yes: {u['disabled_reason']}" if u.get("disabled_reason") else "yes")
                      if u["disabled"] else "no") for u in answer]
         return table(rows, USER_COLUMNS)
     name = answer["username"]
     if action == "show":
-        lines = [("username", name), ("email", answer["email"]), ("created", short_time(answer["created"])),
-                 ("last login", short_time(answer["last_login"])),
-                 ("disabled", f"since {short_time(answer['disabled'])}"
+        lines = [("username", name), ("email", answer["email"]), ("created", when(answer["created"], zone)),
+                 ("last login", when(answer["last_login"], zone)),
+                 ("disabled", f"since {when(answer['disabled'], zone)}"
                               + (f": {answer['disabled_reason']}" if answer["disabled_reason"] else "")
                   if answer["disabled"] else "no"),
                  ("sign-in", ", ".join(answer["sign_in"]) or "none"),
@@ -503,7 +552,7 @@ def user_text(args, answer):
         return "\n".join(f"{k}: {v}" for k, v in lines)
     if action == "disable":
         keys = answer["api_keys"]
-        return ((f"{name} was already disabled (since {short_time(answer['disabled'])})" if answer["already"]
+        return ((f"{name} was already disabled (since {when(answer['disabled'], zone)})" if answer["already"]
                  else f"{name} disabled")
                 + f": {counted(answer['sessions_ended'], 'session')} ended, {counted(keys, 'API key')} refused"
                   " until 'user enable'; portfolios and open orders stay as they are")
@@ -827,7 +876,9 @@ def run(reactor, args, out=None, note=None, stdin=None):
             note("no master is running with this data dir: the workers as registered (none is connected)")
         else:
             rows = answer["workers"]
-        out(json.dumps(plain(rows)) if want_json else (table(rows, COLUMNS) if rows else "No workers."))
+        zone = zone_of(answer)
+        out(json.dumps(plain(rows)) if want_json else
+            (table(worker_rows(rows, zone), COLUMNS, zone) if rows else "No workers."))
     elif args.command == "migrate":
         done = yield migrate(reactor, args, data_dir, note)
         if want_json:
@@ -862,13 +913,12 @@ def run(reactor, args, out=None, note=None, stdin=None):
                 f"{migrated})" + (f"\nthe database it replaced is saved as {done['replaced']}" if done["replaced"]
                                   else ""))
     elif args.command == "game":
-        done = yield create_class(reactor, args, data_dir)
+        done, zone = yield create_class(reactor, args, data_dir)
         if want_json:
             out(json.dumps(plain(done)))
         else:
             text = (f"game {done['name']} created for {args.creator} ({'private' if done['private'] else 'public'}),"
-                    f" {done['start']:%Y-%m-%d %H:%M} to {done['end']:%Y-%m-%d %H:%M} UTC:"
-                    f" {counted(len(done['joined']), 'player')} joined")
+                    f" {game_dates(done, zone)}: {counted(len(done['joined']), 'player')} joined")
             if done["already"]:
                 text += f"; already in it: {', '.join(done['already'])}"
             if done["not_joined"]:
@@ -878,20 +928,19 @@ def run(reactor, args, out=None, note=None, stdin=None):
                 text += f"\ninvite code (for anyone joining later): {done['invite_code']}"
             out(text)
     elif args.command == "user":
-        answer = yield user_command(reactor, args, data_dir, stdin or sys.stdin)
-        out(json.dumps(plain(answer)) if want_json else user_text(args, answer))
+        answer, zone = yield user_command(reactor, args, data_dir, stdin or sys.stdin)
+        out(json.dumps(plain(answer)) if want_json else user_text(args, answer, zone))
     elif args.command == "market":
         answer, running = yield market(reactor, args, data_dir, note)
         if want_json:
             out(json.dumps(dict(plain(answer), master_running=running)))
         elif running:
-            out("\n".join(f"{k.replace('_', ' ')}: {('yes' if v else 'no') if isinstance(v, bool) else v}"
-                          for k, v in plain(answer).items() if k in MARKET_KEYS and v is not None))
+            out(market_text(answer))
         else:
             done = {"status": "", "pause": "pause recorded; ", "resume": "resume recorded; ", "step": "",
                     "seek": f"seek to {args.date} recorded; "}[args.action]
             out(f"market: {done}no master running (it takes effect when the master starts)."
-                f" Last step: {answer['time'] or 'none yet'}, {answer['state']}")
+                f" Last step: {stored_time(answer['time']) if answer['time'] else 'none yet'}, {answer['state']}")
     else:
         answer = yield live(reactor, data_dir, LIVE[args.command], name=args.name)
         running = answer is not None
@@ -908,6 +957,19 @@ def run(reactor, args, out=None, note=None, stdin=None):
             out(f"worker {args.name}: {args.command} done")
         else:
             out(f"worker {args.name}: {args.command} recorded (no master running)")
+
+
+def worker_rows(rows, zone):
+    """The workers as the text listing shows them: a refusal's time in ``zone`` too, as the other times (the
+    master says it in UTC, then why: '2024-03-08 14:30:00 bad signature (from ...)', and when, ``refused_at``)."""
+    shown = []
+    for row in rows:
+        at, text = row.get("refused_at"), row.get("refused") or ""
+        prefix = refusal_text(at, "") if at is not None else None
+        if prefix and text.startswith(prefix):
+            row = dict(row, refused=f"{times.local(at, zone, seconds=True)} {text[len(prefix):]}")
+        shown.append(row)
+    return shown
 
 
 def describe(failure):

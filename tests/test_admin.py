@@ -155,3 +155,95 @@ def allowed_ips(master_dir, name):
 
     with sqlite3.connect(os.path.join(master_dir, "papertrader.db")) as connection:
         return connection.execute("SELECT allowed_ips FROM workers WHERE name = ?", (name,)).fetchone()[0]
+
+
+async def run_admin(d, *argv):
+    """papertrader-admin --data-dir DIR ARGV as a real process while the test's master runs in this one; (status,
+    stdout, stderr)."""
+    from tests.conftest import WAIT, SeparatedProcess
+
+    proc = SeparatedProcess("")
+    reactor.spawnProcess(proc, sys.executable, [sys.executable, "-m", "papertrader.admin", "--data-dir", d.data_dir,
+                                                *argv], env=ENV)
+    status = (await proc.wait_end(WAIT * 2)).exitCode
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert "Traceback" not in err, err
+    return status, out, err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_the_operator_reads_times_in_the_markets_zone_programs_in_utc(tmp_path, settings, database_url, clock):
+    """On a New York market papertrader-admin's text shows times as the command line does, in New York time with
+    its abbreviation (the running master names the zone with its answers); --json keeps ISO 8601 in UTC; with no
+    master running, a time read from the database is shown in UTC and says so."""
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from papertrader.errors import WorkerRefused
+    from tests.conftest import start_cluster
+    from tests.test_e2e import register_and_login
+
+    d = await start_cluster(tmp_path, replace(settings, calendar="XNYS"), database_url, clock)
+    now = datetime.fromtimestamp(clock.seconds(), timezone.utc)
+    local = f"{now.astimezone(ZoneInfo('America/New_York')):%Y-%m-%d %H:%M:%S %Z}"
+    assert local.endswith((" EDT", " EST"))
+    try:
+        await register_and_login(d)
+        # A registered worker turned away (kicked), as its handshake is: the listing says when, and why.
+        await d.master.workers.register("edge-9", files.make_worker_bundle(d.data_dir, "edge-9", (),
+                                                                           str(tmp_path / "edge-9")))
+        await d.master.workers.kick("edge-9")
+        with pytest.raises(WorkerRefused):
+            await d.master.workers.admit("edge-9", "192.0.2.9")
+        status, out, err = await run_admin(d, "workers")
+        assert status == 0, err
+        rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+        assert local in rows["worker1"], out  # its last heartbeat
+        assert rows["edge-9"].endswith(f"{local} worker 'edge-9' was kicked; an operator must allow it again"
+                                       " (from 192.0.2.9)"), out
+        status, out, err = await run_admin(d, "workers", "--json")
+        listed = {w["name"]: w for w in json.loads(out)}
+        assert listed["worker1"]["last_heartbeat"] == now.isoformat()  # programs: UTC
+        assert listed["edge-9"]["refused_at"].startswith(now.isoformat(timespec="seconds"))
+        assert listed["edge-9"]["refused"].startswith(f"{now:%Y-%m-%d %H:%M:%S} worker 'edge-9' was kicked")
+
+        status, out, err = await run_admin(d, "market")
+        assert status == 0, err
+        assert f"time: {local}\n" in out and f"next close: {now:%Y-%m-%d} 16:00:00 EDT\n" in out, out
+        status, out, err = await run_admin(d, "market", "--json")
+        clock_answer = json.loads(out)
+        assert (clock_answer["time"], clock_answer["timezone"]) == (now.isoformat(), "America/New_York")
+
+        players = tmp_path / "players.txt"
+        players.write_text("alice\n")
+        status, out, err = await run_admin(d, "game", "create-class", "Class 8", "--players", str(players),
+                                           "--creator", "alice", "--start", "2026-09-22", "--end", "2026-12-31",
+                                           "--cash", "1000")
+        assert status == 0, err
+        # Days as given (--end's day is the last one played), as 'papertrader game list' shows them.
+        assert out.startswith("game Class 8 created for alice (private), 2026-09-22 to 2026-12-31: 1 player"), out
+
+        status, out, err = await run_admin(d, "user", "list")
+        assert status == 0, err
+        [row] = out.splitlines()[1:]
+        assert row.count(local) == 2, out  # created, last login
+        status, out, err = await run_admin(d, "user", "disable", "alice")
+        assert status == 0, err
+        status, out, err = await run_admin(d, "user", "disable", "alice")
+        assert out.startswith(f"alice was already disabled (since {local}): "), out
+        status, out, err = await run_admin(d, "user", "show", "alice")
+        assert f"\ncreated: {local}\n" in out and f"\ndisabled: since {local}\n" in out, out
+        assert "+00:00" not in out
+        status, out, err = await run_admin(d, "user", "show", "alice", "--json")
+        shown = json.loads(out)
+        assert (shown["created"], shown["disabled"]) == (now.isoformat(), now.isoformat())
+        assert "timezone" not in shown  # the JSON is as it was
+    finally:
+        await d.cluster.stopService()
+    # No master: the last step as the database holds it, in UTC, said so (no master names the market's zone).
+    status, out, err = await run_admin(d, "market")
+    assert status == 0, err
+    assert out == ("market: no master running (it takes effect when the master starts). Last step:"
+                   f" {now:%Y-%m-%d %H:%M:%S} UTC, running\n"), out

@@ -738,6 +738,9 @@ async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_
     # No master running: the decision is recorded and taken when it starts.
     status, out = await run_admin("--data-dir", d.data_dir, "--database", database_url, "market", "seek", "2024-03-11")
     assert status == 0 and "no master running" in out, out
+    # Where the replay stands, as the database holds it (a microsecond before the open it was moved to): to the
+    # second, in UTC, said so (no master is running to name the market's zone).
+    assert "Last step: 2024-03-05 14:30:00 UTC, paused" in out, out
     d = await start_cluster(tmp_path, replay_settings, database_url, clock)
     try:
         assert d.master.market.market_clock.state == "paused"  # as it was left
