@@ -211,6 +211,37 @@ async def test_sessions_listed_and_ended_from_the_client(deployment):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_sessions_last_use_is_its_last_command_that_needed_it(deployment):
+    """'last used' is when the master last saw the session, to the second: every command that needs a login reaches
+    the master, also when the worker's session cache knows the token (the cache only spares asking the master whose
+    it is); quote, assets, candles and clock need no session and do not count.  The current session's last use is
+    the sessions command itself."""
+    from papertrader.client import tokens
+    from papertrader.times import utc
+
+    d = deployment
+    await register_and_login(d, user="alice")
+    await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="phone")
+    d.clock.advance(2)
+    status, out, err = await d.cli("portfolio", user="phone")  # the worker asks the master whose session it is
+    assert status == 0, err
+    d.clock.advance(3)
+    token = tokens.load(d.env("phone"))["token"]
+    assert any(w.sessions.get(token) for w in d.cluster.workers)
+    status, out, err = await d.cli("whoami", user="phone")  # the worker knows it now: the master still sees it
+    assert status == 0, err
+    used = utc(d.clock.seconds()).isoformat()
+    for argv in (["quote", "AAPL"], ["assets"], ["candles", "AAPL"], ["clock"]):
+        d.clock.advance(3)
+        status, out, err = await d.cli(*argv, user="phone")
+        assert status == 0, err
+    d.clock.advance(3)
+    status, out, _ = await d.cli("sessions", user="alice")
+    listed = {s["current"]: s["last_used"] for s in j(out)}
+    assert listed == {False: used, True: utc(d.clock.seconds()).isoformat()}
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_long_order_list_never_cuts_a_worker_off(deployment):
     """200 orders with long reasons do not fit one AMP value: the newest that fit come back, links stay up."""
     d = deployment

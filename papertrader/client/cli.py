@@ -221,7 +221,8 @@ def build_parser():
     which.add_argument("--all", action="store_true", help="end every session of the account, on every device")
     which.add_argument("--session", metavar="ID",
                        help="end the session with this id instead (see 'sessions'; default: this session)")
-    command("sessions", "your sessions: id, device, created, last used, worker, address, expiry")
+    command("sessions", "your sessions: id, device, created, last used (its last command that needed a login),"
+                        " worker, address, expiry")
     c = command("api-key", "your API keys, for programs using the HTTP API (alpaca-py...)")
     c.add_argument("action", choices=("create", "list", "revoke"),
                    help="create a key (its secret is shown once), list them, or revoke one")
