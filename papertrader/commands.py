@@ -1092,9 +1092,11 @@ class WorkerProve(Command):
 
 
 class Authenticate(Command):
-    """Worker asks the master whether a session token is valid (for its cache)."""
+    """Worker asks the master whether a session token is valid (for its cache).  ``use`` false: a check made
+    for a page left open, not by the person (it does not count as the session's use, so an open page does not
+    keep an unused session from ending)."""
 
-    arguments = [(b"token", amp.Unicode())] + STAMP
+    arguments = [(b"token", amp.Unicode()), (b"use", amp.Boolean(optional=True))] + STAMP
     response = [(b"username", amp.Unicode()), (b"expires", amp.DateTime())]
 
 

@@ -333,6 +333,19 @@ async def test_an_idle_session_ends_and_use_keeps_it_alive(db, settings, clock, 
 
 
 @pytest_twisted.ensureDeferred
+async def test_checking_a_session_for_an_open_page_is_not_its_use(db, settings, clock, log):
+    accounts = Accounts(db, replace(settings, session_idle_timeout=3600), clock, log)
+    await accounts.register("alice", "alice@example.com", PASSWORD)
+    token, _, _ = await login(accounts)
+    for _ in range(59):  # an hour of checks, a minute apart: live, but not used
+        clock.advance(60)
+        assert (await accounts.authenticate(token, use=False)).username == "alice"
+    clock.advance(61)
+    with pytest.raises(NotLoggedIn, match="unused"):
+        await accounts.authenticate(token, use=False)
+
+
+@pytest_twisted.ensureDeferred
 async def test_sessions_are_listed_and_ended_one_by_one_or_all(accounts, db, clock):
     await accounts.register("alice", "alice@example.com", PASSWORD)
     phone, _, _ = await accounts.login("alice", PASSWORD, False, "worker1", "198.51.100.1")

@@ -31,6 +31,7 @@ from papertrader.money import round_money
 from papertrader.master.db import Database
 from papertrader.trading.valuation import new_day, revalue
 from papertrader.worker.web import formatting as fmt
+from papertrader.worker.web import live
 from papertrader.worker.web import views
 from papertrader.worker.web.markup import Markup, h
 from papertrader.worker.web.security import CSP
@@ -2742,3 +2743,38 @@ async def test_a_sydney_markets_daily_candles_are_shown_as_their_days(tmp_path, 
         assert [line.split()[0] for line in out.splitlines()[1:]] == days, out
         status, out, err = await d.cli("clock", user="alice", json=False)
         assert "1d per update, from 2024-01-15 to " in out and " AEDT" in out, out
+
+
+def live_hub(worker):
+    """The worker's hub of open pages (``papertrader.worker.web.live.Live``), behind its HTTP listener."""
+    factory = worker.http.factory
+    while not hasattr(factory, "resource"):
+        factory = factory.wrappedFactory
+    return factory.resource.web.live.websocket._factory.live
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_left_open_does_not_keep_an_unused_session_alive(tmp_path, settings, clock, database_url):
+    """The open page's session is checked every minute (to send it to the sign-in page once it ends): those
+    checks counted as the session's use, so a tab left open on a shared computer kept it alive for ever.  Now
+    the session ends once unused for ``session_idle_timeout``, and the page is told."""
+    async with website(tmp_path, settings, database_url, clock, session_idle_timeout=600, update_interval=3600,
+                       heartbeat_interval=3600) as (d, worker, site):
+        await signed_up(site, worker, "ivy")
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
+        await next_message(page, "ready")
+        hub = live_hub(worker)
+        for _ in range(9):  # nine minutes unused: still signed in
+            clock.advance(live.SESSION_CHECK)
+            await bounded(hub.check_sessions(), "a check of the open pages' sessions")
+        assert page.messages.pending == [] or all(m["t"] != "signed_out" for m in page.messages.pending)
+        response, _ = await site.get("/")  # a use
+        assert response.code == 200
+        for _ in range(11):  # eleven more minutes unused, the page open all along: ended
+            clock.advance(live.SESSION_CHECK)
+            await bounded(hub.check_sessions(), "a check of the open pages' sessions")
+        assert (await next_message(page, "signed_out"))["t"] == "signed_out"
+        response, _ = await site.get("/")
+        assert (response.code, header(response, b"location")) == (303, "/signin")

@@ -513,8 +513,9 @@ class Accounts:
         self.log.info("{username} set a password", username=session.username)
 
     @defer.inlineCallbacks
-    def authenticate(self, token):
-        """The live Session of ``token`` (a session token, or an API key's credential), or NotLoggedIn."""
+    def authenticate(self, token, use=True):
+        """The live Session of ``token`` (a session token, or an API key's credential), or NotLoggedIn.  ``use``
+        false: only whether it is live (a page left open asks), not counted as its use."""
         if self.api_keys is not None and api_keys.is_credential(token):
             session = yield self.api_keys.authenticate(token)
             return session
@@ -550,6 +551,8 @@ class Accounts:
         if (now - session.last_used).total_seconds() > self.settings.session_idle_timeout:
             yield self._end([hashed], "DELETE FROM sessions WHERE token_hash = ?", (hashed,))
             raise NotLoggedIn("your session ended after being unused too long; log in again")
+        if not use:
+            return session
         session.last_used = now
         if (now - session.stored).total_seconds() >= 60:
             session.stored = now

@@ -200,8 +200,8 @@ class MasterProtocol(TypedAMP):
     @commands.Authenticate.responder
     @worker_only
     @defer.inlineCallbacks
-    def authenticate(self, token, received, client_ip, worker):
-        session = yield self.master.accounts.authenticate(token)
+    def authenticate(self, token, received, client_ip, worker, use=True):
+        session = yield self.master.accounts.authenticate(token, use=use is not False)
         return {"username": session.username, "expires": session.expires}
 
     @commands.OrderWatchers.responder

@@ -22,14 +22,16 @@ class Gateway:
         return dict(received=utc(self.worker.clock.seconds()), client_ip=client_ip, worker=self.worker.name)
 
     @defer.inlineCallbacks
-    def session(self, token, client_ip):
-        """The username a token belongs to, from the cache or (on a miss) from the master."""
+    def session(self, token, client_ip, use=True):
+        """The username a token belongs to, from the cache or (on a miss) from the master; ``use`` false: asked
+        for a page left open, not by the person (the master does not count it as the session's use)."""
         cached = self.worker.sessions.get(token)
         if cached is not None:
             return cached.username
         mark = self.worker.sessions.forgets
         try:
-            answer = yield self.worker.link.call(commands.Authenticate, token=token, **self.stamp(client_ip))
+            answer = yield self.worker.link.call(commands.Authenticate, token=token, **({} if use else {"use": False}),
+                                                 **self.stamp(client_ip))
         except NotLoggedIn:
             self.worker.sessions.forget(self.worker.sessions.key(token))
             raise

@@ -622,13 +622,14 @@ class Live:
 
     @defer.inlineCallbacks
     def check_sessions(self):
-        """Sessions also end by expiry or idleness, which nobody announces: check the pages' ones."""
+        """Sessions also end by expiry or idleness, which nobody announces: check the pages' ones (not counted as
+        their use: a page left open must not keep an unused session alive)."""
         for token_hash, conns in list(self._by_session.items()):
             conn = next(iter(conns), None)
             if conn is None:
                 continue
             try:
-                yield self.worker.gateway.session(conn.token, conn.client_ip())
+                yield self.worker.gateway.session(conn.token, conn.client_ip(), use=False)
             except NotLoggedIn:
                 self.session_ended(token_hash)
             except Exception:
