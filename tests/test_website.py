@@ -553,6 +553,12 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     assert shown["ok"] and shown["note"].endswith("Your limit is at or above the last price, $100.00: it will likely"
                                                   " fill at once, at about that price (a limit buy pays its limit or"
                                                   " less).")
+    # A trailing stop sale brings what its starting stop does (the last price less the trail), if the price falls
+    # from here: not the last price.
+    for trail in (dict(trail_by="price", trail="2.50"), dict(trail_by="percent", trail="5")):
+        shown = preview.preview(dict(form, side="sell", type="trailing_stop", qty="2", **trail), "AAPL", quote,
+                                portfolio, rules)
+        assert shown["ok"] and shown["cost"] == ("$195.00" if trail["trail_by"] == "price" else "$190.00")
     shown = preview.preview(dict(form, side="sell", type="limit", qty="2", limit_price="80"), "AAPL", quote,
                             portfolio, rules)
     assert shown["ok"] and shown["cost"] == "$200.00" and shown["note"].endswith(

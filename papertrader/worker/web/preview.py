@@ -14,6 +14,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.master import validation
 from papertrader.money import CENT, QUANTITY_STEP, round_money
+from papertrader.trading.fill_models import stop_level
 from papertrader.trading.orders import Order, OrderClass, OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import (
     MAX_NOTIONAL,
@@ -371,8 +372,12 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
     shares = request.quantity if request.quantity is not None else \
         (request.notional / last).quantize(QUANTITY_STEP, rounding=ROUND_CEILING)
     # What it would bring: at its limit (the least a limit sale takes), at its stop (where a stop sells once the
-    # price falls to it: below the last price, as the master requires), else (a market sale) at the last price.
+    # price falls to it: below the last price, as the master requires), a trailing stop's at its starting stop
+    # (the last price less the trail: it sells there if the price falls from here), else (a market sale) at the
+    # last price.
     reference = request.limit_price or request.stop_price or last
+    if request.type is OrderType.TRAILING_STOP:
+        reference = stop_level(True, last, request.trail_price, request.trail_percent)
     marketable = request.type is OrderType.LIMIT and request.limit_price <= last
     if marketable:  # it sells at once, at about the last price: not at its lower limit
         reference = last
