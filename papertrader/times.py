@@ -54,6 +54,14 @@ def day(moment, zone):
     return moment.astimezone(timezone.utc if at_midnight_utc(moment) else zone).strftime("%Y-%m-%d")
 
 
+def day_start(moment, zone):
+    """The earliest moment a daily stamp of ``moment``'s day (``day``) may have: its midnight UTC or its midnight in
+    ``zone``, whichever comes first (Sydney's: 13:00 UTC the day before in its summer, before the session's open
+    at 23:00 UTC; New York's midnight UTC comes before its own).  A daily curve from there starts with that day."""
+    date = datetime.strptime(day(moment, zone), "%Y-%m-%d")
+    return min(date.replace(tzinfo=timezone.utc), date.replace(tzinfo=zone)).astimezone(timezone.utc)
+
+
 def local_or_day(moment, zone, seconds=False):
     """A moment that may stand for a day (its midnight UTC, which is the evening before in New York: '2010-01-04'),
     else ``local``."""

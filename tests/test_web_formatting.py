@@ -85,3 +85,24 @@ def test_a_daily_stamp_is_shown_as_its_markets_date():
     assert fmt.day(None) == "—"
     assert times.day(sydney_open, times.zone("Australia/Sydney")) == "2024-01-15"
     assert times.day(sydney_open, timezone.utc) == "2024-01-14"
+
+
+def test_a_market_days_first_moment_comes_before_any_of_its_daily_stamps():
+    """``times.day_start``: where a daily curve of a moment's market day starts, its midnight UTC or its midnight in
+    the market's zone, whichever is first: Sydney's session opening at 23:00 UTC the evening before is in it."""
+    from datetime import datetime, timezone
+
+    from papertrader import times
+
+    utc = timezone.utc
+    sydney, new_york = times.zone("Australia/Sydney"), times.zone("America/New_York")
+    # A game starting on Monday 29 January (its midnight UTC), and a moment of that session (16:00 AEDT): from
+    # Sydney's midnight, 13:00 UTC on Sunday, before the session's open at 23:00 UTC.
+    for moment in (datetime(2024, 1, 29, tzinfo=utc), datetime(2024, 1, 29, 5, tzinfo=utc),
+                   datetime(2024, 1, 28, 23, tzinfo=utc)):
+        assert times.day_start(moment, sydney) == datetime(2024, 1, 28, 13, tzinfo=utc), moment
+    assert times.day_start(datetime(2024, 7, 15, tzinfo=utc), sydney) == datetime(2024, 7, 14, 14, tzinfo=utc)
+    # New York: its midnight UTC comes first; 20:00 EST is still that day.
+    assert times.day_start(datetime(2024, 3, 4, 14, 30, tzinfo=utc), new_york) == datetime(2024, 3, 4, tzinfo=utc)
+    assert times.day_start(datetime(2024, 3, 5, 1, tzinfo=utc), new_york) == datetime(2024, 3, 4, tzinfo=utc)
+    assert times.day_start(datetime(2024, 3, 4, 9, tzinfo=utc), timezone.utc) == datetime(2024, 3, 4, tzinfo=utc)

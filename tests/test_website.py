@@ -24,7 +24,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from papertrader import commands
+from papertrader import commands, times
 from papertrader.client import cli
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.money import round_money
@@ -2784,3 +2784,55 @@ async def test_a_page_left_open_does_not_keep_an_unused_session_alive(tmp_path, 
         assert (await next_message(page, "signed_out"))["t"] == "signed_out"
         response, _ = await site.get("/")
         assert (response.code, header(response, b"location")) == (303, "/signin")
+
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sydney_portfolios_equity_curve_starts_on_the_market_day_it_began(tmp_path, settings, clock):
+    """On Sydney's calendar (XASX) a session opens at 10:00 AEDT, 23:00 UTC the evening before, and a day's point
+    of the equity curve is stamped at that open.  The curve of a portfolio was cut at the UTC day of its beginning:
+    a game starting on a day (its midnight UTC) left out its first session's point, stamped the evening before, and
+    started a day late.  A curve starts on the market day it began (times.day), as the table's dates say: the
+    game's first day, and a portfolio made at a session's open (a replay's time stands there between updates),
+    that session's day."""
+    from datetime import date
+
+    days = [day for day in (date(2024, 1, 15) + timedelta(days=n) for n in range(30))
+            if day.weekday() < 5 and day != date(2024, 1, 26)]  # (Australia Day)
+    prices = tmp_path / "BHP.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day.isoformat()},{45 + n % 3}.00,{46 + n % 3}.00,{44 + n % 3}.00,{45 + n % 3}.50,100000\n"
+        for n, day in enumerate(days)))
+    sydney = times.zone("Australia/Sydney")
+
+    def first_day(body):
+        points = chart_points(body)  # (the cash it started with, a day before; then its days)
+        return times.day(datetime.fromtimestamp(points[1][0], timezone.utc), sydney)
+
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                       calendar="XASX", replay_files=str(prices), replay_start="2024-01-15",
+                       fill_model="ideal") as (d, worker, site):
+        for _ in range(5):
+            await d.tick()
+        _, call = await signed_up(site, worker, "zoe")
+        made = d.cluster.master.market_clock.now()
+        assert made == datetime(2024, 1, 23, 23, tzinfo=timezone.utc), made  # (Wednesday the 24th's open)
+        start = datetime(2024, 1, 29, tzinfo=timezone.utc)  # (a Monday: its session opens on Sunday, 23:00 UTC)
+        await call(commands.CreateGame, name="Reef Cup", starting_cash="10000", start=start,
+                   end=datetime(2024, 2, 9, tzinfo=timezone.utc))
+        await call(commands.JoinGame, name="Reef Cup")
+        for _ in range(3):
+            await d.tick()
+        for chosen in ("1M", "ALL"):
+            _, body = await site.get(f"/?range={chosen}")
+            assert first_day(body) == "2024-01-24", (chosen, chart_points(body))
+            assert "Starting cash" in body
+        await call(commands.SetDefaultPortfolio, name="Reef Cup")
+        while d.cluster.master.market_clock.now() < start + timedelta(days=2):
+            await d.tick()
+        for chosen in ("1M", "ALL"):
+            _, body = await site.get(f"/?range={chosen}")
+            assert first_day(body) == "2024-01-29", (chosen, chart_points(body))
+            table = body[body.index("The equity as a table"):]
+            shown = re.findall(r'<th scope="row" data-label="Time">([^<]*)</th>', table)
+            assert shown[-2:] == ["2024-01-29", "Starting cash"], shown  # (newest first)

@@ -24,7 +24,7 @@ from klein import Klein
 from twisted.internet import defer
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from papertrader import commands
+from papertrader import commands, times
 from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
                                 PaperTraderError, PortfoliosHidden, ProviderLoginFailed, UnknownGame, UnknownOrder,
                                 UnknownPortfolio, UnknownSymbol, UnknownWatchlist)
@@ -639,13 +639,27 @@ class Website:
                 return dict(history, since_start=None, no_trades=first is None)
         # From the start of the beginning's bucket (a day's candle is stamped at its open, before a fill at the
         # close), a moment before it: a replay's time stands still between updates, and a curve from the first
-        # fill's time to now, that same time, was refused ('the start must come before the end').
+        # fill's time to now, that same time, was refused ('the start must come before the end').  A day is the
+        # market's (times.day): Sydney's session opens at 23:00 UTC the evening before, and cut at the UTC day a
+        # curve beginning later that session (a game starting on a day, its midnight UTC) left out that session's
+        # point and started a day late.
         bucket = views.BUCKETS.get(timeframe, 86400)
-        start = datetime.fromtimestamp(origin.timestamp() // bucket * bucket, timezone.utc) - timedelta(microseconds=1)
-        history = await self.call(visit, commands.PortfolioHistory, timeframe=timeframe, start=start)
+        if bucket == 86400:
+            zone = times.zone((clock or {}).get("timezone") or fmt.zone_name())
+            start = times.day_start(origin, zone)
+
+            def bucket_of(moment):
+                return times.day(moment, zone)
+        else:
+            start = datetime.fromtimestamp(origin.timestamp() // bucket * bucket, timezone.utc)
+
+            def bucket_of(moment):
+                return moment.timestamp() // bucket
+        history = await self.call(visit, commands.PortfolioHistory, timeframe=timeframe,
+                                  start=start - timedelta(microseconds=1))
         # (the dashboard then counts the change from the starting cash, and names the first trade when the curve
         # starts with it: views.dashboard_page)
-        with_trade = first is not None and first.timestamp() // bucket == origin.timestamp() // bucket
+        with_trade = first is not None and bucket_of(first) == bucket_of(origin)
         return dict(history, since_start="first trade" if with_trade else "made", no_trades=first is None)
 
     def names(self):
