@@ -517,3 +517,78 @@ async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
         await b.close()
         await d.cluster.stopService()
         await provider.port.stopListening()
+
+
+#: A chart's days as it says them (under the crosshair: its timeFormatter's; on the time axis, a day's mark: its
+#: tickMarkFormatter's; without a formatter of its own the library says the UTC date), and the rows of the table
+#: under it, oldest first.
+CHART_DAYS = r"""
+const box = document.getElementById(arguments[0]), chart = box.chart, options = chart.options();
+const utc = (time) => new Date(time * 1000);
+const crosshair = options.localization.timeFormatter || ((time) => utc(time).toISOString().slice(0, 10));
+const tick = options.timeScale.tickMarkFormatter;
+const mark = (time) => (tick && tick(time, 2, 'en-US')) || String(utc(time).getUTCDate());
+const data = chart.panes()[0].getSeries()[0].data();
+const rows = [...box.closest('section').querySelectorAll('details.chart-data tbody th[scope=row]')]
+  .map((th) => th.textContent.trim()).reverse();
+return {days: data.map((p) => crosshair(p.time)), marks: data.map((p) => mark(p.time)), rows};
+"""
+
+
+@pytest.mark.parametrize("calendar", ["XASX", "XNYS"])
+@pytest_twisted.ensureDeferred
+async def test_daily_charts_say_the_market_days_their_tables_say(tmp_path, settings, clock, calendar):
+    """A daily candle, and a daily equity curve's point, is stamped at its session's open: Sydney's (XASX) opens at
+    10:00 AEDT, 23:00 UTC the evening before.  The chart library labels days in UTC, so the daily charts' axis and
+    crosshair said each day a day early, unlike the table under them.  They say the market's days (times.day), as
+    the tables do; New York's (XNYS) stay as they were."""
+    from datetime import date, timedelta
+
+    days = [day for day in (date(2024, 1, 29) + timedelta(days=n) for n in range(12)) if day.weekday() < 5]
+    prices = tmp_path / "BHP.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day.isoformat()},45.00,46.00,44.50,45.50,100000\n" for day in days))
+    days = [day.isoformat() for day in days]
+    d = await website(tmp_path, settings, clock, provider="replay", assets=(), calendar=calendar,
+                      replay_files=str(prices), replay_start=days[0])
+    b = await Browser.start(d.url)
+    try:
+        await b.open("/register")
+        await b.fill({"#f-username": "ava", "#f-email": "ava@example.com", "#f-password": PASSWORD})
+        await b.click("form[action='/register'] button[type=submit]")
+        await b.page("dashboard")
+        for _ in range(3):
+            await d.tick()
+
+        await b.open("/asset/BHP?interval=1d")
+        await b.page("asset")
+        count = int(await b.wait(lambda dr: dr.find_element("id", "price-chart").get_attribute("data-candle-count"),
+                                 "the price chart"))
+        assert 4 <= count < len(days), count  # (some played, not all)
+        chart = await b.script(CHART_DAYS, "price-chart")
+        assert chart["rows"] == days[:count], chart  # (the replay's days, from its first: the table's dates)
+        assert chart["days"] == chart["rows"], chart  # (Sydney's were a day early: 2024-01-28, ...)
+        assert chart["marks"] == [str(int(day[8:])) for day in chart["rows"]], chart
+        # The next day's candle comes live: the chart says its day too.
+        await b.live()
+        await d.tick()
+        await b.wait(lambda dr: dr.find_element("id", "price-chart").get_attribute("data-candle-count") ==
+                     str(count + 1), "the next day's candle")
+        assert (await b.script(CHART_DAYS, "price-chart"))["days"] == days[:count + 1]
+
+        # The dashboard's equity curve: from the cash it started with (shown the day before its first), then the
+        # days it lived through.
+        await b.open("/?range=ALL")
+        await b.page("dashboard")
+        await b.wait(lambda dr: dr.find_element("id", "equity-chart").get_attribute("data-point-count"),
+                     "the equity chart")
+        chart = await b.script(CHART_DAYS, "equity-chart")
+        lived = chart["rows"][1:]
+        assert chart["rows"][0] == "Starting cash" and lived == days[count - 3:count + 1], chart  # (four updates)
+        before = (date.fromisoformat(lived[0]) - timedelta(days=1)).isoformat()
+        assert chart["days"] == [before] + lived, chart
+        assert chart["marks"] == [str(int(day[8:])) for day in chart["days"]], chart
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()

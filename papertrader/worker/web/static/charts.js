@@ -15,19 +15,41 @@ const base = {
 };
 
 // Times of day on an intraday axis and under the crosshair in the market's time zone (data-zone: the one the
-// page's own times are in, 09:30 to 16:00 for New York); days of daily data as their dates.
+// page's own times are in, 09:30 to 16:00 for New York).  Daily points (a day's candle, a daily equity curve's
+// point) as their market days, by the rule of the page's tables (papertrader/times.py ``day``): a midnight UTC is
+// its own date, any other moment (a session's open) its date in the market's zone.  The library counts days in
+// UTC, and Sydney's session opens at 23:00 UTC the evening before: given its stamp, each day showed a day early.
+// So a daily chart is given each point at its market day's midnight UTC (``time``), and says the days in UTC.
 function zoned(box, intraday) {
-  if (!intraday) return {};
   const zone = box.dataset.zone || "UTC";
-  const part = (options) => new Intl.DateTimeFormat("en-US", { timeZone: zone, ...options });
-  const clock = part({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-  const date = part({ month: "short", day: "numeric" });
-  const full = part({ year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
-                      hourCycle: "h23", timeZoneName: "short" });
+  const part = (options, timeZone = zone) => new Intl.DateTimeFormat("en-US", { timeZone, ...options });
   const at = (time) => new Date(time * 1000);
+  if (intraday) {
+    const clock = part({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    const date = part({ month: "short", day: "numeric" });
+    const full = part({ year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+                        hourCycle: "h23", timeZoneName: "short" });
+    return {
+      time: (time) => time,
+      tickMarkFormatter: (time, kind) => (kind >= 3 ? clock.format(at(time)) : kind === 2 ? date.format(at(time))
+                                          : null),
+      timeFormatter: (time) => full.format(at(time)),
+    };
+  }
+  const local = part({ year: "numeric", month: "numeric", day: "numeric" });
+  const year = part({ year: "numeric" }, "UTC");
+  const month = part({ month: "short" }, "UTC");
+  const date = part({ day: "numeric" }, "UTC");
   return {
-    tickMarkFormatter: (time, kind) => (kind >= 3 ? clock.format(at(time)) : kind === 2 ? date.format(at(time)) : null),
-    timeFormatter: (time) => full.format(at(time)),
+    time: (time) => {
+      if (time % 86400 === 0) return time; // a midnight UTC: its own day
+      const p = Object.fromEntries(local.formatToParts(at(time)).map((x) => [x.type, x.value]));
+      return Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day)) / 1000;
+    },
+    // Years, months and days as the library's own marks say them; under the crosshair the day as the table does.
+    tickMarkFormatter: (time, kind) => (kind === 0 ? year.format(at(time)) : kind === 1 ? month.format(at(time))
+                                        : kind === 2 ? date.format(at(time)) : null),
+    timeFormatter: (time) => at(time).toISOString().slice(0, 10),
   };
 }
 
@@ -43,10 +65,10 @@ if (LC && priceBox) {
   const chart = LC.createChart(priceBox, {
     ...base,
     timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false,
-                 ...(zone.tickMarkFormatter ? { tickMarkFormatter: zone.tickMarkFormatter } : {}) },
-    localization: { ...base.localization, priceFormatter: money,
-                    ...(zone.timeFormatter ? { timeFormatter: zone.timeFormatter } : {}) },
+                 tickMarkFormatter: zone.tickMarkFormatter },
+    localization: { ...base.localization, priceFormatter: money, timeFormatter: zone.timeFormatter },
   });
+  priceBox.chart = chart; // (for the browser tests, and a look from the console)
   const candles = chart.addSeries(LC.CandlestickSeries, {
     upColor: "#0a7a3d", downColor: "#b42318", borderVisible: false, wickUpColor: "#0a7a3d",
     wickDownColor: "#b42318",
@@ -57,8 +79,9 @@ if (LC && priceBox) {
   chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.25 } });
 
-  const bar = (r) => ({ time: r[0], open: Number(r[1]), high: Number(r[2]), low: Number(r[3]), close: Number(r[4]) });
-  const vol = (r) => ({ time: r[0], value: Number(r[5]),
+  const bar = (r) => ({ time: zone.time(r[0]), open: Number(r[1]), high: Number(r[2]), low: Number(r[3]),
+                        close: Number(r[4]) });
+  const vol = (r) => ({ time: zone.time(r[0]), value: Number(r[5]),
                         color: Number(r[4]) >= Number(r[1]) ? "rgba(10,122,61,.35)" : "rgba(180,35,24,.35)" });
   candles.setData(rows.map(bar));
   volume.setData(rows.map(vol));
@@ -84,20 +107,21 @@ if (LC && priceBox) {
 const equityBox = document.getElementById("equity-chart");
 if (LC && equityBox) {
   const points = JSON.parse(equityBox.dataset.points || "[]");
-  const zone = zoned(equityBox, Number(equityBox.dataset.bucket || 86400) < 86400);
+  const intraday = Number(equityBox.dataset.bucket || 86400) < 86400;
+  const zone = zoned(equityBox, intraday);
   const chart = LC.createChart(equityBox, {
     ...base,
-    timeScale: { ...base.timeScale, timeVisible: true, secondsVisible: false,
-                 ...(zone.tickMarkFormatter ? { tickMarkFormatter: zone.tickMarkFormatter } : {}) },
-    localization: { ...base.localization, priceFormatter: money,
-                    ...(zone.timeFormatter ? { timeFormatter: zone.timeFormatter } : {}) },
+    timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false,
+                 tickMarkFormatter: zone.tickMarkFormatter },
+    localization: { ...base.localization, priceFormatter: money, timeFormatter: zone.timeFormatter },
     handleScroll: false,
     handleScale: false,
   });
+  equityBox.chart = chart; // (as priceBox.chart)
   const line = chart.addSeries(LC.AreaSeries, {
     lineColor: "#1d4ed8", topColor: "rgba(29,78,216,.25)", bottomColor: "rgba(29,78,216,.02)", lineWidth: 2,
   });
-  line.setData(points.map((p) => ({ time: p[0], value: Number(p[1]) })));
+  line.setData(points.map((p) => ({ time: zone.time(p[0]), value: Number(p[1]) })));
   chart.timeScale().fitContent();
   requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("pt:equity-chart")));
   const bucket = Number(equityBox.dataset.bucket || 86400);
@@ -114,7 +138,7 @@ if (LC && equityBox) {
       equityBox.dataset.pointCount = String(Number(equityBox.dataset.pointCount) + 1);
     }
     last = time;
-    line.update({ time, value: Number(m.value) });
+    line.update({ time: zone.time(time), value: Number(m.value) });
     equityBox.dataset.lastValue = m.value;
   });
 }
