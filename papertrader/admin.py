@@ -357,7 +357,7 @@ def game_dates(game, zone):
     start = times.local_or_day(game["start"], zone, seconds=True)
     end = game["end"]
     if times.at_midnight_utc(end):
-        return f"{start} to {times.day(end - timedelta(days=1))}"
+        return f"{start} to {times.day(end - timedelta(days=1), zone)}"
     return f"{start} to {times.local(end, zone, seconds=True)}"
 
 
