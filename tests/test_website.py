@@ -2514,11 +2514,9 @@ def chart_note(body):
     return re.sub(r"<[^>]+>", "", re.search(r'<p class="chart-note">(.*?)</p>', body, re.S).group(1))
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_new_accounts_equity_curve_starts_when_it_was_made_in_market_time(tmp_path, settings, clock):
-    """A new account's chart of the month was a flat line from a month back, before it existed. It starts where the
-    portfolio was made (or reset) in market time, which a portfolio keeps (``began``): on a replay the market's time
-    is years from the wall clock's, which is all ``created`` says."""
+def old_replay(tmp_path, settings, clock):
+    """The website on a replay of one made-up asset, OLD, from 2024-01-02: sixty days of daily bars on New York's
+    calendar (its holidays left out), filled by the ideal model (at each session's close)."""
     from datetime import date
 
     holidays = {date(2024, 1, 15), date(2024, 2, 19)}  # (Martin Luther King Jr. Day, Washington's Birthday)
@@ -2528,8 +2526,16 @@ async def test_a_new_accounts_equity_curve_starts_when_it_was_made_in_market_tim
     prices.write_text("date,open,high,low,close,volume\n" + "".join(
         f"{day.isoformat()},{10 + n % 3}.00,{12 + n % 3}.00,{9 + n % 3}.00,{11 + n % 3}.00,100000\n"
         for n, day in enumerate(days)))
-    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
-                       replay_files=str(prices), replay_start="2024-01-02", fill_model="ideal") as (d, worker, site):
+    return website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                   replay_files=str(prices), replay_start="2024-01-02", fill_model="ideal")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_accounts_equity_curve_starts_when_it_was_made_in_market_time(tmp_path, settings, clock):
+    """A new account's chart of the month was a flat line from a month back, before it existed. It starts where the
+    portfolio was made (or reset) in market time, which a portfolio keeps (``began``): on a replay the market's time
+    is years from the wall clock's, which is all ``created`` says."""
+    async with old_replay(tmp_path, settings, clock) as (d, worker, site):
         for _ in range(30):  # (six weeks of sessions before the account is made)
             await d.tick()
         csrf, call = await signed_up(site, worker, "nia")
@@ -2682,17 +2688,7 @@ async def test_a_game_portfolios_equity_curve_starts_when_the_game_does(tmp_path
     """A game's portfolio is made when its player joins (its ``began``), perhaps weeks before the game starts, and
     cannot trade until then: its curve was a flat line from the joining. Once the game has started the curve starts
     with it (before, from the joining: the game's start is not in sight yet)."""
-    from datetime import date
-
-    holidays = {date(2024, 1, 15), date(2024, 2, 19)}
-    days = [day for day in (date(2024, 1, 2) + timedelta(days=n) for n in range(60))
-            if day.weekday() < 5 and day not in holidays]
-    prices = tmp_path / "OLD.csv"
-    prices.write_text("date,open,high,low,close,volume\n" + "".join(
-        f"{day.isoformat()},{10 + n % 3}.00,{12 + n % 3}.00,{9 + n % 3}.00,{11 + n % 3}.00,100000\n"
-        for n, day in enumerate(days)))
-    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
-                       replay_files=str(prices), replay_start="2024-01-02", fill_model="ideal") as (d, worker, site):
+    async with old_replay(tmp_path, settings, clock) as (d, worker, site):
         for _ in range(4):
             await d.tick()
         _, call = await signed_up(site, worker, "gus")

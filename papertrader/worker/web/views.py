@@ -518,17 +518,18 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
         # the table says what it is, not that made-up time: the close before a Monday is a Friday's)
         points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
     change = (history["equity"][-1] - base) if history["equity"] else None
+
+    def day_of(i):  # the day of the chart's i-th point
+        return fmt.day(datetime.fromtimestamp(points[i][0], timezone.utc))
+
     chart = h("section", {"class": "card chart-card", "aria-labelledby": "equity-title"},
               h("div", {"class": "card-head"}, h("h2", {"id": "equity-title"}, "Equity"), ranges),
               h("p", {"class": "chart-note"},
                 join(f"{label}: ", live("equity_range_change", fmt.money(change, signed=True), fmt.sign(change)),
-                     f" since the close before {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))}"
-                     if before else
-                     f" since {fmt.day(datetime.fromtimestamp(points[0][0], timezone.utc))}"
-                     if not since_start else
-                     f" since it started (its first trade: {fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})"
-                     if started == "first trade" else
-                     f" since it started ({fmt.day(datetime.fromtimestamp(points[1][0], timezone.utc))})")
+                     f" since the close before {day_of(1)}" if before else
+                     f" since {day_of(0)}" if not since_start else
+                     f" since it started (its first trade: {day_of(1)})" if started == "first trade" else
+                     f" since it started ({day_of(1)})")
                 if len(points) > 1 and not history.get("no_trades") else
                 "No trades yet: your equity is the cash you started with (the line stays flat until your first"
                 " trade)." if history.get("no_trades") else
