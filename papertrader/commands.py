@@ -603,7 +603,9 @@ class AssetList(Command):
 
 class PortfolioHistory(Command):
     """The account's equity over time: ``timeframe`` 1Min, 5Min, 15Min, 1H or 1D over ``period`` (e.g. 1M)
-    or from ``start`` to ``end``."""
+    or from ``start`` to ``end``.  ``base_value``: the equity at the close before the first point (the profit
+    and loss count from it), at ``base_time`` (that candle's time; absent if no price is known before the
+    period, when the base is the cash the portfolio started with)."""
 
     arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
                  (b"period", amp.Unicode(optional=True)),
@@ -611,7 +613,8 @@ class PortfolioHistory(Command):
                  (b"end", amp.DateTime(optional=True))]
     response = [(b"timestamps", amp.ListOf(amp.Integer())), (b"equity", amp.ListOf(amp.Decimal())),
                 (b"profit_loss", amp.ListOf(amp.Decimal())), (b"profit_loss_pct", amp.ListOf(amp.Decimal())),
-                (b"base_value", amp.Decimal()), (b"timeframe", amp.Unicode())]
+                (b"base_value", amp.Decimal()), (b"timeframe", amp.Unicode()),
+                (b"base_time", amp.Integer(optional=True))]
 
 
 class Activities(Command):

@@ -2580,6 +2580,41 @@ async def test_a_new_accounts_equity_curve_starts_when_it_was_made_in_market_tim
         assert datetime.fromtimestamp(points[1][0], timezone.utc).date() == again.date()
 
 
+@pytest_twisted.ensureDeferred
+async def test_an_equity_curves_starting_point_is_the_session_before_and_a_new_account_has_a_line(tmp_path, settings,
+                                                                                                 clock):
+    """The chart's first point (the cash it started with, or the close before the range) sat one calendar day before
+    the first session's point: a Sunday, or a holiday, before a Monday's or a Tuesday's. It is the session before
+    (here Friday 2024-02-16, before Tuesday the 20th, Monday a holiday). And an account made before the session it
+    is in was played had an empty chart beside a note of a flat line: it shows its cash at the market's time."""
+    async with old_replay(tmp_path, settings, clock) as (d, worker, site):
+        for _ in range(32):
+            await d.tick()
+        made = d.cluster.master.market_clock.now()
+        assert made.date().isoformat() == "2024-02-20", made  # (the session of the 20th not yet played)
+        csrf, call = await signed_up(site, worker, "tim")
+        friday = int(datetime(2024, 2, 16, 14, 30, tzinfo=timezone.utc).timestamp())  # (that session's candle)
+        for chosen in ("1W", "1M", "ALL"):
+            _, body = await site.get(f"/?range={chosen}")
+            assert chart_points(body) == [[friday, "100000"], [int(made.timestamp()), "100000"]], chart_points(body)
+            assert chart_note(body).startswith("No trades yet"), chart_note(body)
+            assert "Starting cash" in body
+        await d.tick()
+        _, body = await site.get("/?range=1M")
+        assert [p[0] for p in chart_points(body)] == [friday, int(made.timestamp())], chart_points(body)
+        await call(commands.PlaceOrder, client_order_id="t1", side="buy", symbol="OLD", quantity="100")
+        for _ in range(6):
+            await d.tick()
+        # A week's range, shorter than its life: from the close before the week's first session, a session before.
+        _, body = await site.get("/?range=1W")
+        points = chart_points(body)
+        sessions = [p[0] for p in chart_points((await site.get("/?range=1M"))[1])]
+        assert points[0][0] == sessions[sessions.index(points[1][0]) - 1], (points, sessions)
+        assert " since the close before " in chart_note(body), chart_note(body)
+        history = await call(commands.PortfolioHistory, period="1W", timeframe="1D")
+        assert history["base_time"] == points[0][0] and history["timestamps"][0] == points[1][0], history
+
+
 def test_on_daily_bars_the_preview_says_where_a_limit_or_stop_order_fills():
     """On a market of daily bars the last price is the last close and nothing trades until the next session: a
     limit at or beyond it does not fill at once but at the next session's open (the ideal fill model: its close),
@@ -2708,9 +2743,12 @@ async def test_a_game_portfolios_equity_curve_starts_when_the_game_does(tmp_path
         for chosen in ("1M", "ALL"):
             _, body = await site.get(f"/?range={chosen}")
             points = chart_points(body)
-            # The cash it started with, the session before the game's first, then the game's sessions.
+            # The cash it started with, the session before the game's first (Friday's, before Monday the 22nd: it
+            # was a Sunday), then the game's sessions.
             first = datetime.fromtimestamp(points[1][0], timezone.utc)
-            assert first.date() == start.date() and points[0][0] == points[1][0] - 86400, (chosen, points)
+            before = datetime.fromtimestamp(points[0][0], timezone.utc)
+            assert first.date() == start.date() and before == datetime(2024, 1, 19, 14, 30, tzinfo=timezone.utc), (
+                chosen, points)
             assert [p[1] for p in points] == ["10000"] * len(points), points
             assert "Starting cash" in body
 

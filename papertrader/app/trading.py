@@ -780,7 +780,8 @@ class TradingCommands:
                     profit_loss=[e - base for e in equity],
                     profit_loss_pct=[((e - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0)
                                      for e in equity],
-                    base_value=base, timeframe=timeframe or "1D")
+                    base_value=base, timeframe=timeframe or "1D",
+                    base_time=int(previous.timestamp()) if previous is not None else None)
 
     @in_portfolio
     @defer.inlineCallbacks

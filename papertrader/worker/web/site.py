@@ -636,7 +636,7 @@ class Website:
             history = await self.call(visit, commands.PortfolioHistory, period=period or "1M", timeframe=timeframe)
             stamps = history["timestamps"]
             if origin is None or not stamps or origin.timestamp() <= stamps[0]:
-                return dict(history, since_start=None, no_trades=first is None)
+                return self.flat_until_now(visit, dict(history, since_start=None, no_trades=first is None), now)
         # From the start of the beginning's bucket (a day's candle is stamped at its open, before a fill at the
         # close), a moment before it: a replay's time stands still between updates, and a curve from the first
         # fill's time to now, that same time, was refused ('the start must come before the end').  A day is the
@@ -660,7 +660,18 @@ class Website:
         # (the dashboard then counts the change from the starting cash, and names the first trade when the curve
         # starts with it: views.dashboard_page)
         with_trade = first is not None and bucket_of(first) == bucket_of(origin)
-        return dict(history, since_start="first trade" if with_trade else "made", no_trades=first is None)
+        return self.flat_until_now(
+            visit, dict(history, since_start="first trade" if with_trade else "made", no_trades=first is None), now)
+
+    def flat_until_now(self, visit, history, now):
+        """A portfolio without a trade and without a point yet (made before the session it is in was played, or
+        before any price): its equity now, the cash it started with, so that the chart shows the flat line its note
+        speaks of (it showed nothing)."""
+        if history["timestamps"] or not history["no_trades"] or now is None:
+            return history
+        bucket = views.BUCKETS.get(history["timeframe"], 86400)
+        stamp = int(now.timestamp()) if bucket == 86400 else int(now.timestamp()) // bucket * bucket
+        return dict(history, timestamps=[stamp], equity=[self.starting_cash(visit)])
 
     def names(self):
         return {q["symbol"]: q.get("name") for q in self.worker.quotes.all()}

@@ -514,9 +514,13 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
         # Another range: from the equity at the close before it (the API's base_value), as its profit and loss
         # counts; counted from its first point, the first day's result was left out (the two differed).
         base, before = history["base_value"], True
-    if since_start or before:  # (the base is the chart's first point, a bucket before the range's; its row in
-        # the table says what it is, not that made-up time: the close before a Monday is a Friday's)
-        points.insert(0, [points[0][0] - BUCKETS.get(history["timeframe"], 86400), fmt.number_text(base)])
+    if since_start or before:  # (the base is the chart's first point, at the candle before the range's: the
+        # close before a Monday is a Friday's, not a Sunday's; a bucket before the first point if no price is known
+        # before it; its row in the table says what it is)
+        at = history.get("base_time")
+        if at is None or at >= points[0][0]:
+            at = points[0][0] - BUCKETS.get(history["timeframe"], 86400)
+        points.insert(0, [at, fmt.number_text(base)])
     change = (history["equity"][-1] - base) if history["equity"] else None
 
     def day_of(i):  # the day of the chart's i-th point
