@@ -2329,6 +2329,33 @@ async def test_the_dashboards_chart_takes_each_sessions_equity_as_it_comes(tmp_p
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_chart_of_an_account_without_positions_goes_on_with_the_sessions(tmp_path, settings, clock):
+    """A dashboard was sent an equity point only with a held asset's price: an account without positions (new, or
+    sold out) had its line stop where the page was made. Each update is the next point of its cash's flat line, at
+    the curve's own time (the point a reload then shows), and its first position's prices take over."""
+    async with old_replay(tmp_path, settings, clock) as (d, worker, site):
+        await d.tick()
+        _, call = await signed_up(site, worker, "nell")
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
+        await next_message(page, "ready")
+        for _ in range(2):
+            await d.tick()
+            point = await next_message(page, "equity")
+            _, body = await site.get("/?range=1M")
+            # (a session's price at its close, its candle stamped at its open: the chart's newest point, that day)
+            last = chart_points(body)[-1]
+            assert point["value"] == last[1] == "100000" and 0 <= point["time"] - last[0] < 86400, (point, last)
+        await call(commands.PlaceOrder, client_order_id="n1", side="buy", symbol="OLD", quantity="100")
+        await d.tick()  # (filled at that session's close: its equity is the cash it started with)
+        assert (await next_message(page, "equity"))["value"] == "100000"
+        await d.tick()  # (the next session's close is another price)
+        point = await next_message(page, "equity")
+        assert Decimal(point["value"]) == (await call(commands.Portfolio))["equity"] != 100000, point
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_player_removed_from_a_private_game_sees_no_more_of_its_standings(tmp_path, settings, clock,
                                                                                  database_url):
     """The game pages share one reading of the standings per ranking update; a removed player's page kept the game

@@ -253,7 +253,11 @@ class View:
 
     def symbols(self):
         if self.page == "dashboard" and self.portfolio is not None:
-            return [p["symbol"] for p in self.portfolio["positions"]]
+            # Without a position, one price paces the chart (the master's curve takes its points from the first
+            # asset's candles then): each of its updates is the next point of the cash's flat line (a page of an
+            # account without positions had no live point, and its line stopped where the page was made).
+            return [p["symbol"] for p in self.portfolio["positions"]] or \
+                [q["symbol"] for q in self.live.worker.quotes.all()[:1]]
         if self.page in ("asset", "replace") and self.symbol:
             return [self.symbol]
         if self.page == "assets":
