@@ -355,10 +355,8 @@ def game_dates(game, zone):
     """A game's start and end for a person, as 'papertrader game list' shows them: a day given as a day as that day
     ('2026-09-01 to 2027-06-30': --end's day is the last one played), a time in ``zone``."""
     start = times.local_or_day(game["start"], zone, seconds=True)
-    end = game["end"]
-    if times.at_midnight_utc(end):
-        return f"{start} to {times.day(end - timedelta(days=1), zone)}"
-    return f"{start} to {times.local(end, zone, seconds=True)}"
+    last = times.last_day(game["end"], zone)
+    return f"{start} to {last if last is not None else times.local(game['end'], zone, seconds=True)}"
 
 
 def _some(names, most=20):

@@ -46,6 +46,34 @@ def at_midnight_utc(moment):
     return (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0)
 
 
+def at_midnight(moment, zone):
+    """Whether ``moment`` stands for a day: a midnight UTC (a day as a client sends it, '--start 2010-01-04') or a
+    midnight in ``zone``, the market's (a game's days as the master keeps them: ``market_midnight``)."""
+    here = moment.astimezone(zone)
+    return at_midnight_utc(moment) or (here.hour, here.minute, here.second, here.microsecond) == (0, 0, 0, 0)
+
+
+def market_midnight(moment, zone):
+    """The start of a day given as its midnight UTC (``moment``), in ``zone``: the market's day, which a game plays.
+    A game 'from 2024-01-29' on Sydney's market (10:00 AEDT, 23:00 UTC the evening before) began at midnight UTC,
+    after that day's session had opened, and so played the day after its last one instead; in New York the day
+    began at 19:00 the evening before."""
+    date = moment.astimezone(timezone.utc).date()
+    return datetime(date.year, date.month, date.day, tzinfo=zone).astimezone(timezone.utc)
+
+
+def last_day(end, zone):
+    """The date, '2010-06-30', of the last day an end given as a day plays through (the day before that midnight,
+    UTC's or ``zone``'s), or None for an end given as a time."""
+    if at_midnight_utc(end):
+        date = end.astimezone(timezone.utc).date()
+    elif at_midnight(end, zone):
+        date = end.astimezone(zone).date()
+    else:
+        return None
+    return (date - timedelta(days=1)).isoformat()
+
+
 def day(moment, zone):
     """A date, '2010-03-04', of a daily stamp: a market day is kept as its midnight UTC (a day given as a day: a
     game's, the replay's first and last) or as its session's open (a daily candle, a point of a daily equity curve),
@@ -63,9 +91,9 @@ def day_start(moment, zone):
 
 
 def local_or_day(moment, zone, seconds=False):
-    """A moment that may stand for a day (its midnight UTC, which is the evening before in New York: '2010-01-04'),
-    else ``local``."""
-    return day(moment, zone) if at_midnight_utc(moment) else local(moment, zone, seconds)
+    """A moment that may stand for a day (its midnight UTC, which is the evening before in New York, or its midnight
+    in ``zone``: '2010-01-04'), else ``local``."""
+    return day(moment, zone) if at_midnight(moment, zone) else local(moment, zone, seconds)
 
 
 def parse_when(option, text):

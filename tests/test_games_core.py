@@ -8,6 +8,7 @@ that the rules survive their JSON text.
 import random
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -42,9 +43,9 @@ def request(side="buy", quantity="10", symbol="AAPL", kind="market", limit=None,
 PRICES = {"AAPL": D("100.00"), "MSFT": D("50.00")}
 
 
-def refused(rule, game, req, b=None, open_orders=(), prices=PRICES, now=T0 + DAY, ended_at=None):
+def refused(rule, game, req, b=None, open_orders=(), prices=PRICES, now=T0 + DAY, ended_at=None, **zone):
     with pytest.raises(GameRuleViolation) as caught:
-        check_order(game, req, b or book("10000.00"), list(open_orders), prices, now, ended_at)
+        check_order(game, req, b or book("10000.00"), list(open_orders), prices, now, ended_at, **zone)
     assert caught.value.code == "game_rule"
     assert caught.value.rule == rule
     assert caught.value.message.startswith(f"game rule {rule}: ")
@@ -132,12 +133,15 @@ def test_trading_rules_put_the_games_models_in_place():
 def test_dates_open_and_close_trading():
     game = rules()
     message = refused("dates", game, request(), now=T0 - timedelta(seconds=1))
-    assert "starts at 2024-03-04T14:30:00Z" in message
+    assert "starts at 2024-03-04 14:30 UTC" in message
+    # Said in the market's zone, as people read its times.
+    assert "starts at 2024-03-04 09:30 EST" in refused("dates", game, request(), now=T0 - timedelta(seconds=1),
+                                                       zone=ZoneInfo("America/New_York"))
     allowed(game, request(), now=T0)
     allowed(game, request(), now=game.end - timedelta(microseconds=1))
     assert "ended at" in refused("dates", game, request(), now=game.end)
     # Ended early by its creator.
-    assert "ended at 2024-03-06T14:30:00Z" in refused("dates", game, request(), now=T0 + 3 * DAY,
+    assert "ended at 2024-03-06 14:30 UTC" in refused("dates", game, request(), now=T0 + 3 * DAY,
                                                       ended_at=T0 + 2 * DAY)
     allowed(game, request(), now=T0 + DAY, ended_at=T0 + 2 * DAY)
     assert game.open_at(T0) and not game.open_at(game.end) and not game.open_at(T0 + 3 * DAY, T0 + 2 * DAY)

@@ -293,11 +293,11 @@ async def test_a_games_days_read_as_days_and_its_times_in_the_markets_zone(tmp_p
         assert status == 0, err
         for shown in (out, (await d.cli("game", "show", "Fall Cup", user="teacher", json=False))[1]):
             assert re.search(r"^start: +2026-09-21$", shown, re.M), shown
-            # --end DAY closes at the next midnight UTC: 19:00 in New York (winter time by then)
-            assert re.search(r"^end: +2026-12-31 \(its last day: trading closes at 2026-12-31 19:00:00 EST\)$",
+            # --end DAY closes at the next midnight in New York (the market's day; winter time by then)
+            assert re.search(r"^end: +2026-12-31 \(its last day: trading closes at 2027-01-01 00:00:00 EST\)$",
                              shown, re.M), shown
         status, out, _ = await d.cli("game", "show", "Fall Cup", user="teacher")
-        assert (j(out)["start"], j(out)["end"]) == ("2026-09-21T00:00:00+00:00", "2027-01-01T00:00:00+00:00")
+        assert (j(out)["start"], j(out)["end"]) == ("2026-09-21T04:00:00+00:00", "2027-01-01T05:00:00+00:00")
         status, out, _ = await d.cli("game", "list", user="teacher", json=False)
         [row] = [line for line in out.splitlines() if line.startswith("Fall Cup")]
         assert row.split()[3:5] == ["2026-09-21", "2026-12-31"], out

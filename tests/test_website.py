@@ -26,7 +26,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from papertrader import commands, times
 from papertrader.client import cli
-from papertrader.errors import InvalidInput, PaperTraderError
+from papertrader.errors import GameRuleViolation, InvalidInput, PaperTraderError
 from papertrader.money import round_money
 from papertrader.master.db import Database
 from papertrader.trading.valuation import new_day, revalue
@@ -2846,6 +2846,52 @@ async def test_a_page_left_open_does_not_keep_an_unused_session_alive(tmp_path, 
         response, _ = await site.get("/")
         assert (response.code, header(response, b"location")) == (303, "/signin")
 
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sydney_game_plays_its_own_days_sessions(tmp_path, settings, clock):
+    """A game's days are the market's: on Sydney's calendar a session opens at 10:00 AEDT, 23:00 UTC the evening
+    before. A game 'from Monday 2024-01-29 through Thursday 2024-02-01' began at midnight UTC, after Monday's
+    session had opened, and ended at the next midnight UTC, after Friday's had: it played Tuesday to Friday. It
+    plays Monday to Thursday, and says its times in Sydney's."""
+    from datetime import date
+
+    days = [day for day in (date(2024, 1, 15) + timedelta(days=n) for n in range(30))
+            if day.weekday() < 5 and day != date(2024, 1, 26)]  # (Australia Day)
+    prices = tmp_path / "BHP.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day.isoformat()},{45 + n % 3}.00,{46 + n % 3}.00,{44 + n % 3}.00,{45 + n % 3}.50,100000\n"
+        for n, day in enumerate(days)))
+    sydney = times.zone("Australia/Sydney")
+    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                       calendar="XASX", replay_files=str(prices), replay_start="2024-01-15",
+                       fill_model="ideal") as (d, worker, site):
+        _, call = await signed_up(site, worker, "kai")
+        game = await call(commands.CreateGame, name="Reef Cup", starting_cash="10000",
+                          start=datetime(2024, 1, 29, tzinfo=timezone.utc), end=datetime(2024, 2, 2, tzinfo=timezone.utc))
+        assert (game["start"], game["end"]) == (datetime(2024, 1, 28, 13, tzinfo=timezone.utc),
+                                                datetime(2024, 2, 1, 13, tzinfo=timezone.utc)), game  # (AEDT: +11)
+        await call(commands.JoinGame, name="Reef Cup")
+        said = {}
+        while d.cluster.master.market_clock.now() < datetime(2024, 2, 6, tzinfo=timezone.utc):
+            opens = times.day(d.cluster.master.market_clock.now(), sydney)  # (the session about to play)
+            try:
+                await call(commands.PlaceOrder, portfolio="Reef Cup", client_order_id=f"k-{opens}", side="buy",
+                           symbol="BHP", quantity="1")
+                said[opens] = "taken"
+            except GameRuleViolation as e:
+                said[opens] = e.message
+            await d.tick()
+        assert [day for day, what in said.items() if what == "taken"] == [
+            "2024-01-29", "2024-01-30", "2024-01-31", "2024-02-01"], said
+        assert said["2024-01-25"] == ("game rule dates: the game starts at 2024-01-29 00:00 AEDT; orders are taken"
+                                      " from then"), said
+        assert said["2024-02-02"].startswith("game rule dates: the game ended at 2024-02-02 00:00 AEDT"), said
+        fills = (await call(commands.Activities, portfolio="Reef Cup", direction="asc"))["activities"]
+        assert [times.day(a["time"], sydney) for a in fills] == ["2024-01-29", "2024-01-30", "2024-01-31",
+                                                                 "2024-02-01"], fills
+        _, body = await site.get("/games/Reef%20Cup")
+        assert "2024-02-01 (last day)" in body and "2024-01-29" in body
 
 
 @pytest_twisted.ensureDeferred

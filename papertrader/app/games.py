@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from twisted.internet import defer
 
+from papertrader import times
 from papertrader.app import authenticated
 from papertrader.errors import (GameClosed, InvalidInput, NotGameCreator, PaperTraderError, PortfoliosHidden,
                                 UnknownGame)
@@ -167,8 +168,6 @@ class GameCommands:
         rules = self.rules(start, end, starting_cash, commission, fill_model, margin, allow_short, assets,
                            max_position)
         now = self.market_clock.now()
-        if rules.end <= now:
-            raise InvalidInput(f"the game would end before the market's time now ({now:%Y-%m-%d %H:%M} UTC)")
         market = self.market_clock.describe()
         last = market.get("end") if market.get("mode") == "replay" else None
         if last is not None and rules.start >= last + timedelta(days=1):
@@ -177,6 +176,13 @@ class GameCommands:
         if last is not None and rules.end > last + timedelta(days=1):  # (a looping replay starts over first)
             raise InvalidInput(f"the game would end after the replay's last day ({last:%Y-%m-%d}): it would never"
                                f" finish or have a final ranking; end it on {last:%Y-%m-%d} or before")
+        # A day (its midnight UTC, as clients send one) is the market's day: from its midnight in the market's zone.
+        zone = times.zone(getattr(self.market_clock.calendar, "timezone", None))
+        rules = replace(rules, **{which: times.market_midnight(moment, zone)
+                                  for which, moment in (("start", rules.start), ("end", rules.end))
+                                  if times.at_midnight_utc(moment)})
+        if rules.end <= now:
+            raise InvalidInput(f"the game would end before the market's time now ({now:%Y-%m-%d %H:%M} UTC)")
         code = store_module.new_invite_code() if private else None
         recorded = self._recorded()
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from twisted.internet import defer
 
-from papertrader import faults
+from papertrader import faults, times
 from papertrader.app import in_portfolio
 from papertrader.errors import (DuplicateOrder, GameClosed, InvalidInput, PaperTraderError, QuoteUnavailable,
                                UnknownOrder, UnknownSymbol)
@@ -214,7 +214,8 @@ class TradingCommands:
             if membership.removed is not None:
                 raise GameClosed(f"you were removed from the game {game.name}: its portfolio takes no more"
                                  " orders")
-            check_order(game.rules, request, book, open_orders, prices, now, game.ended_at)
+            check_order(game.rules, request, book, open_orders, prices, now, game.ended_at,
+                        times.zone(getattr(self.market_clock.calendar, "timezone", None)))
         return game.rules.trading_rules(self.rules)
 
     def _game_rules(self, cursor, portfolio_ids, now):

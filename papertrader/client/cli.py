@@ -25,7 +25,7 @@ import signal
 import sys
 import uuid
 import webbrowser
-from datetime import timedelta, timezone
+from datetime import timezone
 
 from twisted.internet import defer, task
 from twisted.internet.ssl import Certificate
@@ -448,11 +448,11 @@ def add_game_commands(command):
     c = action("create", "create a game: its dates, starting cash and rules (you manage it; join it to play)")
     c.add_argument("name", help="3-40 letters, digits, spaces, '_', '.', '-'")
     c.add_argument("--start", metavar="WHEN", required=True,
-                   help="when trading opens: a day (its midnight UTC) or an ISO 8601 time with its UTC offset, on"
-                        " the market's clock (required: no default)")
+                   help="when trading opens: a day (from its midnight in the market's time zone) or an ISO 8601 time"
+                        " with its UTC offset, on the market's clock (required: no default)")
     c.add_argument("--end", metavar="WHEN", required=True,
                    help="when trading closes: a day (the game runs through that day: it closes at the next"
-                        " midnight UTC) or an ISO 8601 time (required: no default)")
+                        " midnight in the market's time zone) or an ISO 8601 time (required: no default)")
     c.add_argument("--cash", metavar="AMOUNT", required=True,
                    help="each player's starting cash, e.g. 100000 (required: no default)")
     c.add_argument("--commission", metavar="MODEL", default=None,
@@ -568,17 +568,15 @@ HISTORY_COLUMNS = ["id", "time", "kind", "side", "symbol", "quantity", "price", 
                    "realized_pl", "details"]
 
 
-def _last_day(end):
-    """The day a game's ``end`` plays through when it is a midnight ('--end DAY' closes at the next midnight
-    UTC), else None."""
-    if end is None or not times.at_midnight_utc(end):
-        return None
-    return end.astimezone(timezone.utc).date() - timedelta(days=1)
+def _last_day(end, zone):
+    """The day a game's ``end`` plays through when it is a midnight ('--end DAY': the next midnight in the
+    market's zone; UTC's for a game made before), else None."""
+    return None if end is None else times.last_day(end, zone)
 
 
 def _game_start(start, zone=timezone.utc):
-    """A game's start: a day when it is one's midnight UTC ('--start 2016-03-01': '2016-03-01', not the evening
-    before in New York), else the time in ``zone``; as the website shows it."""
+    """A game's start: a day when it is one's midnight, in ``zone`` or UTC ('--start 2016-03-01': '2016-03-01',
+    not the evening before in New York), else the time in ``zone``; as the website shows it."""
     return times.local_or_day(start, zone, seconds=True)
 
 
@@ -1712,7 +1710,7 @@ class CLI:
     def _game_row(game, zone=timezone.utc):
         """A game as ``game list`` shows it (times in ``zone``)."""
         row = dict(game, private="yes" if game["private"] else "no", start=_game_start(game["start"], zone))
-        last = _last_day(game.get("end"))
+        last = _last_day(game.get("end"), zone)
         if last is not None:
             row["end"] = str(last)  # as --end gave it (game show: with the closing time)
         return row
@@ -1733,7 +1731,7 @@ class CLI:
                                          for r in game["removed"])
         else:
             shown.pop("removed", None)
-        last = _last_day(game.get("end"))
+        last = _last_day(game.get("end"), zone)
         if last is not None:  # named as it was given (and as the website shows it)
             shown["end"] = (f"{last} (its last day: trading closes at"
                             f" {times.local(game['end'], zone, seconds=True)})")

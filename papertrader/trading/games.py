@@ -252,17 +252,23 @@ def _open_remaining(open_orders, book, symbol, side, prices):
     return total
 
 
-def check_order(rules: GameRules, request, book, open_orders, prices, now, ended_at=None):
+def _when(moment, zone):
+    """A time in a message, for a person: in the market's zone with its abbreviation ('2024-01-29 00:00 AEDT')."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def check_order(rules: GameRules, request, book, open_orders, prices, now, ended_at=None, zone=timezone.utc):
     """Raise GameRuleViolation unless ``request`` (an OrderRequest) is allowed by the game's rules now.
 
     ``book`` and ``open_orders`` are the game portfolio's, ``prices`` the last prices.  A refused order
-    names the first rule it breaks, in this order: dates, assets, short, max_position.
+    names the first rule it breaks, in this order: dates, assets, short, max_position.  Its times are said in
+    ``zone``, the market's.
     """
     closes = rules.closes(ended_at)
     if now < rules.start:
-        _refuse(DATES, f"the game starts at {_iso(rules.start)}; orders are taken from then")
+        _refuse(DATES, f"the game starts at {_when(rules.start, zone)}; orders are taken from then")
     if now >= closes:
-        _refuse(DATES, f"the game ended at {_iso(closes)}; no more orders are taken")
+        _refuse(DATES, f"the game ended at {_when(closes, zone)}; no more orders are taken")
     if rules.assets and request.symbol not in rules.assets:
         _refuse(ASSETS, f"{request.symbol} is not traded in this game (its assets: {', '.join(rules.assets)})")
     buy = request.side is Side.BUY

@@ -113,8 +113,14 @@ def when(moment, seconds=False):
 
 
 def when_or_day(moment):
-    """A moment that may stand for a day (a game's start, its midnight UTC: '2010-01-04'), else ``when``."""
+    """A moment that may stand for a day (a game's start, its midnight in the market's zone or UTC: '2010-01-04'),
+    else ``when``."""
     return "—" if moment is None else times.local_or_day(moment, _zone)
+
+
+def last_day(end):
+    """The last day an end given as a day plays through ('2016-01-22' of the midnight after it), or None."""
+    return times.last_day(end, _zone)
 
 
 def day(moment):

@@ -9,11 +9,10 @@ function that rendered them in the page.
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
-from papertrader import times
 from papertrader.trading.games import may_see_portfolios
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
@@ -1692,10 +1691,12 @@ def reset_page(chrome, portfolio):
 
 
 def game_end(game):
-    """When a game ends, as its creator gave it: a day (the game runs through it: its end is the next midnight
-    UTC) or a time; and, once its creator ended it early, when that was."""
+    """When a game ends, as its creator gave it: a day (the game runs through it: its end is the next midnight in
+    the market's zone, UTC's for a game made before) or a time; and, once its creator ended it early, when that
+    was."""
     end = game["end"]
-    planned = f"{fmt.day(end - timedelta(days=1))} (last day)" if times.at_midnight_utc(end) else fmt.when(end)
+    last = fmt.last_day(end)
+    planned = f"{last} (last day)" if last is not None else fmt.when(end)
     ended = game.get("ended_at")
     if ended is not None and ended < game["end"]:
         return f"ended {fmt.when(ended)}, early (planned: {planned})"
@@ -1772,7 +1773,7 @@ def create_game_form(chrome, form):
         field_input("Name", "name", form.get("name", ""), maxlength="40", ident="g-name",
                     hint="3 to 40 letters, digits, spaces, '_', '.', '-'."),
         field_input("First day", "start", form.get("start", ""), kind="date",
-                    hint="Trading opens at its midnight (UTC), on the market's clock."),
+                    hint="Trading opens at its midnight in the market's time zone, on its clock."),
         field_input("Last day", "end", form.get("end", ""), kind="date", hint="The game runs through that day."),
         field_input("Starting cash", "cash", form.get("cash", ""), inputmode="decimal", maxlength="20",
                     hint="Each player's, e.g. 100000."),
