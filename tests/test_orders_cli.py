@@ -10,7 +10,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
-from papertrader.client import cli
+from papertrader.client import cli, output
 from tests.test_e2e import register_and_login
 
 
@@ -173,6 +173,12 @@ async def test_notional_stop_and_trailing_orders_from_the_client(deployment):
     trailing = j((await d.cli("sell", "AAPL", whole, "--trail-percent", "50", user="alice"))[1])
     assert trailing["type"] == "trailing_stop" and trailing["trail_percent"] == "50"
     assert D(trailing["stop_level"]) < await last_price(d)
+    # The orders table's STOP_PRICE cell of a trailing stop says its stop now (it was empty).
+    status, out, err = await d.cli("orders", user="alice", json=False)
+    header, *rows = out.splitlines()
+    [row] = [r for r in rows if r.split()[0] == str(trailing["id"])]
+    column = header.index("STOP_PRICE")
+    assert row[column:column + len("STOP_PRICE")].strip() == output.plain(dict(stop_price=D(trailing["stop_level"])))["stop_price"], out
 
 
 @pytest_twisted.ensureDeferred

@@ -557,9 +557,13 @@ def describe_event(event, zone=timezone.utc):
 
 def order_rows(orders):
     """Orders as the ORDER_COLUMNS table shows them: a notional order that has not filled yet has no quantity, so
-    its QUANTITY cell shows its notional instead, as dollars ('$500.00'); JSON keeps the orders as they are."""
+    its QUANTITY cell shows its notional instead, as dollars ('$500.00'); a trailing stop's STOP_PRICE is its stop
+    now (its ``stop_level``, as Alpaca's ``stop_price`` of one: the cell was empty); JSON keeps the orders as they
+    are."""
     rows = [dict(o, quantity="$" + money_text(o["notional"]))
             if o.get("quantity") is None and o.get("notional") is not None else o for o in orders]
+    rows = [dict(o, stop_price=o["stop_level"]) if o.get("stop_price") is None and o.get("stop_level") is not None
+            else o for o in rows]
     return [dict(o, exit_of=f"{o['leg'].replace('_', '-')} of {o['parent_id']}") if o.get("leg") and o.get("parent_id")
             else dict(o, exit_of=f"{o['order_class']} (take-profit)") if o.get("leg") else o for o in rows]
 
