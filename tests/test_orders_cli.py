@@ -171,7 +171,9 @@ async def test_notional_stop_and_trailing_orders_from_the_client(deployment):
     assert status != 0 and "a fractional quantity takes time in force 'day'" in err
     whole = str(int(D(held)))
     trailing = j((await d.cli("sell", "AAPL", whole, "--trail-percent", "50", user="alice"))[1])
-    assert trailing["type"] == "trailing_stop" and trailing["trail_percent"] == "50"
+    # (its percent with two decimals, as the order is read back: it answered '50', and 'order' said '50.00')
+    assert trailing["type"] == "trailing_stop" and trailing["trail_percent"] == "50.00"
+    assert j((await d.cli("order", str(trailing["id"]), user="alice"))[1])["trail_percent"] == "50.00"
     assert D(trailing["stop_level"]) < await last_price(d)
     # The orders table's STOP_PRICE cell of a trailing stop says its stop now (it was empty).
     status, out, err = await d.cli("orders", user="alice", json=False)

@@ -12,7 +12,7 @@ import unicodedata
 from decimal import Decimal
 
 from papertrader.errors import InvalidInput, NotLoggedIn, UnknownOrder, UnknownSymbol, WeakPassword
-from papertrader.money import MAX_MONEY, MAX_QUANTITY, parse_quantity
+from papertrader.money import CENT, MAX_MONEY, MAX_QUANTITY, parse_quantity
 from papertrader.passwords import normalize as normalize_password
 from papertrader.trading.pretrade import MAX_PRICE
 
@@ -173,11 +173,12 @@ def money_amount(name, value, most=MAX_MONEY):
 
 
 def percent(name, value):
-    """A trail percent: positive, less than 100 (the trading core's rule), at most 2 decimals."""
+    """A trail percent: positive, less than 100 (the trading core's rule), at most 2 decimals; with its two
+    decimals, as the order is read back ('5' placed answered 5, and the order then said 5.00)."""
     number = decimal(name, value, 2, Decimal(100))
     if number is not None and number >= 100:
         raise InvalidInput(f"{name} must be less than 100")
-    return number
+    return None if number is None else number.quantize(CENT)
 
 
 def order_id(value):
