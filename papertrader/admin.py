@@ -78,7 +78,7 @@ from papertrader.master import admin_channel, backups, files
 from papertrader.master.console import WORKER_COLUMNS
 from papertrader.master.db import Database, pg_dump_schema, redact, same_database
 from papertrader.master.validation import WORKER_NAME_RE
-from papertrader.master.workers import Workers, parse_allowed, refusal_text
+from papertrader.master.workers import Workers, parse_allowed, worker_rows
 
 LIVE = {"kick": commands.AdminKick, "allow": commands.AdminAllow, "revoke": commands.AdminRevoke}
 #: The columns of the worker listing, as the master's console shows them (its VERSION column too).
@@ -955,19 +955,6 @@ def run(reactor, args, out=None, note=None, stdin=None):
             out(f"worker {args.name}: {args.command} done")
         else:
             out(f"worker {args.name}: {args.command} recorded (no master running)")
-
-
-def worker_rows(rows, zone):
-    """The workers as the text listing shows them: a refusal's time in ``zone`` too, as the other times (the
-    master says it in UTC, then why: '2024-03-08 14:30:00 bad signature (from ...)', and when, ``refused_at``)."""
-    shown = []
-    for row in rows:
-        at, text = row.get("refused_at"), row.get("refused") or ""
-        prefix = refusal_text(at, "") if at is not None else None
-        if prefix and text.startswith(prefix):
-            row = dict(row, refused=f"{times.local(at, zone, seconds=True)} {text[len(prefix):]}")
-        shown.append(row)
-    return shown
 
 
 def describe(failure):

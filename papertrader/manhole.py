@@ -19,6 +19,7 @@ a console call that fails prints why: neither leaves a traceback in the log.
 import os
 import secrets
 import struct
+from datetime import timezone
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -635,25 +636,29 @@ def help_text(namespace):
 
 
 class Table(list):
-    """A list of dicts that shows itself as a table (the console prints results with repr)."""
+    """A list of dicts that shows itself as a table (the console prints results with repr), its times in ``zone``
+    (the market's, as the admin tool shows them) with the zone's abbreviation."""
 
-    def __init__(self, rows, columns):
+    def __init__(self, rows, columns, zone=timezone.utc):
         super().__init__(rows)
         self.columns = columns
+        self.zone = zone
 
     def __repr__(self):
         from papertrader.client.output import table
 
-        return table(list(self), self.columns) if self else "(none)"
+        return table(list(self), self.columns, self.zone) if self else "(none)"
 
 
 class Record(dict):
-    """A dict that shows itself as 'key: value' lines."""
+    """A dict that shows itself as 'key: value' lines (times in ``zone``, set after it is made: UTC)."""
+
+    zone = timezone.utc
 
     def __repr__(self):
         from papertrader.client.output import fields
 
-        return fields(self, list(self)) if self else "(nothing)"
+        return fields(self, list(self), self.zone) if self else "(nothing)"
 
 
 class Text(str):

@@ -723,6 +723,12 @@ async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_
         ns = namespace(d.master)
         state = await ns["seek"]("2024-03-05")
         assert state["time"] == t(5) and state["state"] == "running"
+        # Shown as papertrader-admin shows it: times in New York's, the replay's first day as a day (they were
+        # UTC, the first day the evening before).
+        shown = repr(await ns["market"]())
+        assert "time:" in shown and "2024-03-05 09:30:00 EST" in shown and "start:      2024-03-04\n" in shown, shown
+        heartbeats = [row.split()[-3:-1] for row in repr(await ns["workers"]()).splitlines()[1:]]
+        assert heartbeats and all(zone in ("EST", "EDT") for _, zone in heartbeats), heartbeats
         # The workers' prices go back with it at once (the 4th's close), before any update.
         from tests.fuzz_helpers import until
 

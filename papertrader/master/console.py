@@ -10,10 +10,11 @@ import shutil
 
 from twisted.internet import defer
 
+from papertrader import times
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.manhole import Record, Table, Text, help_text
 from papertrader.master import files
-from papertrader.master.workers import parse_allowed
+from papertrader.master.workers import parse_allowed, worker_rows
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.money import from_cents, from_quantity_units
 
@@ -28,11 +29,28 @@ def _refusal(failure):
 
 
 def namespace(master):
+    """The console's functions.  Times are shown as papertrader-admin shows them: in the market's zone (its
+    calendar's), with the zone's abbreviation; the log's lines keep theirs, UTC."""
     ns = {}
+
+    def zone():
+        return times.zone(master.timezone())
+
+    def table(rows, columns):
+        return Table(rows, columns, zone())
+
+    def record(*values, **fields):
+        shown = Record(*values, **fields)
+        shown.zone = zone()
+        return shown
+
+    def stored(text):
+        """A time the database holds (ISO text), to be shown in the market's zone."""
+        return times.parse_iso(text) if text else None
 
     def workers():
         """Every worker: state, region, address, clients, commands/s, last heartbeat."""
-        return master.workers.overview().addCallback(Table, WORKER_COLUMNS)
+        return master.workers.overview().addCallback(lambda rows: table(worker_rows(rows, zone()), WORKER_COLUMNS))
 
     @defer.inlineCallbacks
     def worker(name, log_entries=20):
@@ -40,7 +58,8 @@ def namespace(master):
         overview = {w["name"]: w for w in (yield master.workers.overview())}
         if name not in overview:
             return Text(f"no worker named {name!r}")
-        record = Record(overview[name])
+        record = Record(worker_rows([overview[name]], zone())[0])
+        record.zone = zone()
         if name in master.workers.linked:
             status = yield master.workers.status(name, log_entries)
             logs = status.pop("logs")
@@ -96,7 +115,7 @@ def namespace(master):
             "SELECT a.username, a.email, (SELECT COALESCE(SUM(p.cash_cents), 0) FROM portfolios p WHERE"
             " p.account_id = a.id AND p.closed IS NULL), a.created FROM accounts a ORDER BY a.id DESC LIMIT ?",
             (limit,))
-        return Table([dict(username=r[0], email=r[1], cash=from_cents(r[2]), created=r[3][:19]) for r in rows],
+        return table([dict(username=r[0], email=r[1], cash=from_cents(r[2]), created=stored(r[3])) for r in rows],
                      ["username", "email", "cash", "created"])
 
     @defer.inlineCallbacks
@@ -118,7 +137,7 @@ def namespace(master):
         portfolios = yield master.db.query("SELECT name FROM portfolios WHERE account_id = ? AND closed IS NULL"
                                            " ORDER BY is_default DESC, id", (account_id,))
         sessions = yield master.db.query("SELECT COUNT(*) FROM sessions WHERE account_id = ?", (account_id,))
-        return Record(username=name, email=email, cash=from_cents(cash), created=created[:19],
+        return record(username=name, email=email, cash=from_cents(cash), created=stored(created),
                       positions=", ".join(f"{s} {from_quantity_units(q).normalize():f}" for s, q in positions) or "-",
                       open_orders=open_orders[0][0], portfolios=", ".join(r[0] for r in portfolios),
                       sessions=sessions[0][0])
@@ -131,14 +150,14 @@ def namespace(master):
             " o.created, o.worker FROM orders o JOIN portfolios p ON p.id = o.portfolio_id"
             " JOIN accounts a ON a.id = p.account_id"
             " WHERE o.status IN ('new', 'partially_filled') ORDER BY o.id LIMIT ?", (limit,))
-        return Table([dict(id=r[0], username=r[1], side=r[2], symbol=r[3], type=r[4], tif=r[5],
+        return table([dict(id=r[0], username=r[1], side=r[2], symbol=r[3], type=r[4], tif=r[5],
                            quantity=from_quantity_units(r[6]) if r[6] is not None else None, status=r[7],
-                           created=r[8][:19], worker=r[9]) for r in rows],
+                           created=stored(r[8]), worker=r[9]) for r in rows],
                      ["id", "username", "side", "symbol", "type", "tif", "quantity", "status", "created", "worker"])
 
     def assets():
         """Every asset's latest price and its time."""
-        return Table([dict(symbol=q.symbol, price=q.price, time=q.time) for q in master.board.all()],
+        return table([dict(symbol=q.symbol, price=q.price, time=q.time) for q in master.board.all()],
                      ["symbol", "price", "time"])
 
     def logs(n=20, level=None):
@@ -151,7 +170,8 @@ def namespace(master):
 
     def _market(action, when=None):
         return master.market.control(action, when).addCallback(
-            lambda state: Record({k: v for k, v in state.items() if v is not None})).addErrback(_refusal)
+            lambda state: record({k: times.local_or_day(v, zone(), seconds=True) if k in ("start", "end") else v
+                                  for k, v in state.items() if v is not None})).addErrback(_refusal)  # (days)
 
     def market():
         """The market clock: market time, open or closed, next open and close, source, replay state."""

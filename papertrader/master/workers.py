@@ -17,7 +17,7 @@ from decimal import Decimal
 from twisted.application import service
 from twisted.internet import defer, task
 
-from papertrader import commands, pools
+from papertrader import commands, pools, times
 from papertrader.errors import InvalidInput, Throttled, WorkerRefused
 from papertrader.throttle import Throttle
 from papertrader.times import iso, utc
@@ -467,6 +467,20 @@ def refusal_text(when, why):
     """A refused worker's ``refused``, as overview gives it: its time in UTC, then why ('2024-03-08 14:30:00 bad
     signature (from 10.0.0.7)'); papertrader-admin shows the time in the market's zone instead."""
     return f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} {why}"
+
+
+def worker_rows(rows, zone):
+    """The workers as a person's listing shows them (papertrader-admin's, the console's): a refusal's time in
+    ``zone`` too, as the other times (overview says it in UTC, then why: '2024-03-08 14:30:00 bad signature (from
+    ...)', and when, ``refused_at``)."""
+    shown = []
+    for row in rows:
+        at, text = row.get("refused_at"), row.get("refused") or ""
+        prefix = refusal_text(at, "") if at is not None else None
+        if prefix and text.startswith(prefix):
+            row = dict(row, refused=f"{times.local(at, zone, seconds=True)} {text[len(prefix):]}")
+        shown.append(row)
+    return shown
 
 
 class WorkerMonitor(service.Service):
