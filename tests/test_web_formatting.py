@@ -106,3 +106,29 @@ def test_a_market_days_first_moment_comes_before_any_of_its_daily_stamps():
     assert times.day_start(datetime(2024, 3, 4, 14, 30, tzinfo=utc), new_york) == datetime(2024, 3, 4, tzinfo=utc)
     assert times.day_start(datetime(2024, 3, 5, 1, tzinfo=utc), new_york) == datetime(2024, 3, 4, tzinfo=utc)
     assert times.day_start(datetime(2024, 3, 4, 9, tzinfo=utc), timezone.utc) == datetime(2024, 3, 4, tzinfo=utc)
+
+
+def test_a_games_day_is_the_markets_day_and_reads_as_that_day():
+    """A game's day, sent as its midnight UTC, is kept as its midnight in the market's zone (``market_midnight``);
+    either midnight reads as that day, and an end given as a day names the day before it as its last
+    (``last_day``), across a change of daylight saving time too (a day before 00:00 EDT on 11 March 2024, counted
+    as 24 hours back, fell on 9 March, 23:00 EST)."""
+    from datetime import datetime, timezone
+
+    from papertrader import times
+
+    utc = timezone.utc
+    sydney, new_york = times.zone("Australia/Sydney"), times.zone("America/New_York")
+    assert times.market_midnight(datetime(2024, 1, 29, tzinfo=utc), sydney) == datetime(2024, 1, 28, 13, tzinfo=utc)
+    assert times.market_midnight(datetime(2024, 7, 15, tzinfo=utc), sydney) == datetime(2024, 7, 14, 14, tzinfo=utc)
+    assert times.market_midnight(datetime(2024, 3, 11, tzinfo=utc), new_york) == datetime(2024, 3, 11, 4, tzinfo=utc)
+    for zone, moment in ((sydney, datetime(2024, 1, 28, 13, tzinfo=utc)), (sydney, datetime(2024, 1, 29, tzinfo=utc)),
+                         (new_york, datetime(2024, 1, 29, 5, tzinfo=utc))):
+        assert times.at_midnight(moment, zone) and times.local_or_day(moment, zone) == "2024-01-29", (zone, moment)
+    assert not times.at_midnight(datetime(2024, 1, 29, 14, 30, tzinfo=utc), new_york)
+    assert times.local_or_day(datetime(2024, 1, 29, 14, 30, tzinfo=utc), new_york) == "2024-01-29 09:30 EST"
+    # The last day of an end given as a day, either kind of midnight; none of an end given as a time.
+    assert times.last_day(datetime(2024, 3, 11, 4, tzinfo=utc), new_york) == "2024-03-10"  # (00:00 EDT)
+    assert times.last_day(datetime(2024, 3, 11, tzinfo=utc), new_york) == "2024-03-10"  # (a game made before)
+    assert times.last_day(datetime(2024, 2, 1, 13, tzinfo=utc), sydney) == "2024-02-01"
+    assert times.last_day(datetime(2024, 3, 11, 20, tzinfo=utc), new_york) is None
