@@ -144,6 +144,12 @@ async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(wor
     with pytest.raises(InvalidInput, match="end after the replay's last day"):
         await world.create(teacher, name="Loop Cup", start=datetime(2016, 3, 14, tzinfo=timezone.utc),
                            end=datetime(2016, 4, 2, tzinfo=timezone.utc))
+    # A game over before the market's time now: that time as the market's traders say it.
+    world.games.market_clock = ReplayClock(calendar.load("XNYS"), date(2016, 3, 1), date(2016, 3, 31))
+    with pytest.raises(InvalidInput) as refused:
+        await world.create(teacher, name="Past Cup", start=datetime(2016, 2, 1, tzinfo=timezone.utc),
+                           end=datetime(2016, 3, 1, tzinfo=timezone.utc))
+    assert refused.value.message == "the game would end before the market's time now (2016-03-01 09:30 EST)"
 
 
 async def test_a_games_starting_cash_is_at_most_a_portfolios(world):

@@ -182,7 +182,7 @@ class GameCommands:
                                   for which, moment in (("start", rules.start), ("end", rules.end))
                                   if times.at_midnight_utc(moment)})
         if rules.end <= now:
-            raise InvalidInput(f"the game would end before the market's time now ({now:%Y-%m-%d %H:%M} UTC)")
+            raise InvalidInput(f"the game would end before the market's time now ({times.local(now, zone)})")
         code = store_module.new_invite_code() if private else None
         recorded = self._recorded()
 
