@@ -136,7 +136,8 @@ async def main(reactor, args):
             # open orders: a load must not slow the next one down).
             n_accounts = max(clients, -(-clients * per_client // args.per_account))
             results = {}
-            for name, commits in (("one transaction per order", single), ("group commit", grouped)):
+            loads = (("one transaction per order", single), ("group commit", grouped))
+            for name, commits in loads[1:] if args.group_only else loads:
                 sessions = await sessions_for(master, n_accounts, uuid.uuid4().hex[:6])
                 master.trading.commits = commits
                 results[name] = await load(reactor, master, sessions, clients, per_client, symbol,
@@ -156,6 +157,8 @@ def parse_args(argv):
     parser.add_argument("--orders", type=int, default=1000, help="orders per load (default 1000)")
     parser.add_argument("--per-account", type=int, default=50,
                         help="orders per account at most (default 50: an order reads its account's ~25 open orders)")
+    parser.add_argument("--group-only", action="store_true",
+                        help="only the loads with group commit (for a profiler: py-spy record -- ...)")
     parser.add_argument("--baseline", type=int, default=1000, help="single commits of the baseline (default 1000)")
     return parser.parse_args(argv)
 
