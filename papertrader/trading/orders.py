@@ -1,7 +1,7 @@
 """Orders: what a trader asks for (:class:`OrderRequest`) and what the platform keeps (:class:`Order`)."""
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Optional
@@ -219,4 +219,18 @@ class Order:
         return round_price(self.filled_value / self.filled_quantity)
 
     def but(self, **changes):
-        return replace(self, **changes)
+        """The order with these fields changed: what ``dataclasses.replace`` makes (an Order has no
+        ``__post_init__`` and every field is an ``__init__`` argument), without calling the frozen ``__init__``
+        (36 ``object.__setattr__``: 8 us a copy, against 1 us; a placed order is copied twice, a market step
+        copies every order it changes)."""
+        if not _ORDER_FIELDS.issuperset(changes):
+            return replace(self, **changes)  # (it says which name is not a field)
+        new = object.__new__(self.__class__)
+        values = new.__dict__
+        values.update(self.__dict__)
+        values.update(changes)
+        return new
+
+
+#: The names of an Order's fields (``Order.but``).
+_ORDER_FIELDS = frozenset(f.name for f in fields(Order))
