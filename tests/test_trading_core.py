@@ -610,3 +610,33 @@ def test_an_order_a_split_made_fractional_can_still_be_replaced_but_not_made_ano
                                            " with time in force 'day'"):
         amend.replace(day, amend.Changes(time_in_force=TimeInForce.GTC, client_order_id="y"), b, [day],
                       {"AAPL": D(100)}, at(1), sessions_at(at(1)), Rules())
+
+
+def test_an_order_is_made_and_copied_as_its_dataclass_would_make_it():
+    """Order's own __init__ and ``but`` (faster than the frozen dataclass's: orders.py) give what the dataclass's
+    generated __init__ and ``dataclasses.replace`` give: the same fields, defaults, refusals and frozenness."""
+    import dataclasses
+
+    from papertrader.trading.orders import Order
+
+    Plain = dataclasses.make_dataclass(
+        "Plain", [(f.name, f.type, f) if f.default is not dataclasses.MISSING else (f.name, f.type)
+                  for f in dataclasses.fields(Order)], frozen=True)
+    given = dict(id=7, account_id=3, client_order_id="c", symbol="AAPL", side=Side.BUY, type=OrderType.LIMIT,
+                 time_in_force=TimeInForce.GTC, status=Status.NEW, created=T0)
+    order, plain = Order(**given), Plain(**given)
+    assert dataclasses.astuple(order) == dataclasses.astuple(plain)
+    positional = Order(*given.values(), D("2"))
+    assert positional == order.but(quantity=D("2")) and positional.quantity == D("2")
+    changes = dict(quantity=D("1.5"), uuid="u", filled_quantity=D("0.5"), submitted=T0)
+    assert dataclasses.astuple(order.but(**changes)) == dataclasses.astuple(dataclasses.replace(plain, **changes))
+    assert order.but(**changes) == dataclasses.replace(order, **changes)
+    assert order.but() == order and order.but() is not order and order.id == 7 and order.quantity is None
+    with pytest.raises(TypeError):
+        Order(**dict(given, colour="red"))
+    with pytest.raises(TypeError):
+        Order(id=1)
+    with pytest.raises(TypeError):
+        order.but(colour="red")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        order.but(id=8).id = 9
