@@ -12,6 +12,7 @@ import errno
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -30,18 +31,40 @@ class Logger(_TwistedLogger):
     """A twisted Logger whose events name the calling file, function and line."""
 
     def emit(self, level, format=None, **kwargs):
+        if level not in _LEVELS:  # twisted's Logger says so, in a log event of its own
+            return super().emit(level, format, **kwargs)
         frame = sys._getframe(1)
         # Skip Logger's own methods (info, failure, ...) to find the real caller.
-        while frame is not None and frame.f_code.co_filename in (__file__, _TWISTED_LOGGER_FILE):
+        while frame is not None and frame.f_code.co_filename in _OWN_FILES:
             frame = frame.f_back
         if frame is not None:
-            kwargs.setdefault("log_file", os.path.basename(frame.f_code.co_filename))
-            kwargs.setdefault("log_function", frame.f_code.co_name)
+            code = frame.f_code
+            kwargs.setdefault("log_file", _basename(code.co_filename))
+            kwargs.setdefault("log_function", code.co_name)
             kwargs.setdefault("log_line", frame.f_lineno)
-        super().emit(level, format, **kwargs)
+        # What twisted's Logger.emit does with a valid level (without listing and sorting the levels again to
+        # check it: a busy master logs a line per order).
+        kwargs.update(log_logger=self, log_level=level, log_namespace=self.namespace, log_source=self.source,
+                      log_format=format, log_time=time.time())
+        if "log_trace" in kwargs:
+            kwargs["log_trace"].append((self, self.observer))
+        self.observer(kwargs)
 
 
 _TWISTED_LOGGER_FILE = sys.modules[_TwistedLogger.__module__].__file__
+_OWN_FILES = (__file__, _TWISTED_LOGGER_FILE)
+_LEVELS = frozenset(LogLevel.iterconstants())
+_BASENAMES = {}
+
+
+def _basename(path):
+    """``os.path.basename(path)``, remembered (a log line's file is one of a few)."""
+    found = _BASENAMES.get(path)
+    if found is None:
+        if len(_BASENAMES) > 1000:
+            _BASENAMES.clear()
+        found = _BASENAMES[path] = os.path.basename(path)
+    return found
 
 
 def _message(event):
