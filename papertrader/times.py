@@ -18,7 +18,21 @@ def utc(seconds: float) -> datetime:
 
 def iso(moment: datetime) -> str:
     """Fixed-width ISO text (always with microseconds) so text order is time order."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    found = _written.get(id(moment))
+    if found is not None and found[0] is moment:
+        return found[1]
+    text = moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    if len(_written) >= _WRITTEN:
+        _written.clear()
+    _written[id(moment)] = (moment, text)  # (it holds the moment: its id is not another's while it is here)
+    return text
+
+
+#: The text of the datetimes ``iso`` wrote last, by identity (a datetime is immutable): an order placed writes
+#: the same moment several times (created, updated, submitted, its event's time), and a market step its time
+#: for every order and fill (0.9 us each, 0.15 us from here).  At most this many.
+_WRITTEN = 64
+_written = {}
 
 
 def parse_iso(text: str) -> datetime:
