@@ -426,26 +426,24 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
     )
     if request.type is OrderType.TRAILING_STOP and last is None:
         raise QuoteUnavailable(f"no price is known yet for {request.symbol}; a trailing stop starts from it")
-    what = f"{quantity_text(order.quantity)} {order.symbol}" if order.quantity is not None else \
-        f"{money_text(order.notional)} of {order.symbol}"
     if book.margin is not None:
-        return _accept_margin(order, book, others, prices, last, rules, what)
+        return _accept_margin(order, book, others, prices, last, rules)
     if order.side is Side.BUY:
         price, needs_last = reference_price(order, last)
         if price is None:
             raise QuoteUnavailable(f"no price is known yet for {request.symbol}; try again after the next update")
         if order.quantity is not None and round_money(order.quantity * price) < CENT:
-            raise InvalidInput(f"order value below one cent: {what} at {price_text(price)}")
+            raise InvalidInput(f"order value below one cent: {_what(order)} at {price_text(price)}")
         needed = reservation(order, last, rules)
         power = buying_power(book, others, prices, rules)
         if needed > power:
             after = " after your open orders" if power != book.cash else ""
-            raise InsufficientFunds(f"insufficient buying power: buying {what} needs up to {money_text(needed)};"
-                                    f" buying power is {money_text(power)}{after}")
+            raise InsufficientFunds(f"insufficient buying power: buying {_what(order)} needs up to"
+                                    f" {money_text(needed)}; buying power is {money_text(power)}{after}")
     else:
         reference = order.limit_price or order.stop_price or last
         if order.quantity is not None and reference is not None and round_money(order.quantity * reference) < CENT:
-            raise InvalidInput(f"order value below one cent: {what} at {price_text(reference)}")
+            raise InvalidInput(f"order value below one cent: {_what(order)} at {price_text(reference)}")
         if order.quantity is None and last is None:
             raise QuoteUnavailable(f"no price is known yet for {request.symbol}; try again after the next update")
         wanted = reserved_shares(order, last)
@@ -453,9 +451,15 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
         if wanted > have:
             held = book.quantity(order.symbol)
             after = f" ({quantity_text(held - have)} are held for your open sell orders)" if held != have else ""
-            raise InsufficientPosition(f"insufficient position: selling {what} but {quantity_text(have)} are"
+            raise InsufficientPosition(f"insufficient position: selling {_what(order)} but {quantity_text(have)} are"
                                        f" available{after}; short selling is not allowed")
     return order
+
+
+def _what(order):
+    """An order's size, as its refusals name it: '10 AAPL', '250.00 of AAPL' (made only when one is refused)."""
+    return f"{quantity_text(order.quantity)} {order.symbol}" if order.quantity is not None else \
+        f"{money_text(order.notional)} of {order.symbol}"
 
 
 def _held_for(shares, what):
@@ -504,13 +508,13 @@ def _check_sides(request, book):
                            f" (its exits would reverse it)")
 
 
-def _accept_margin(order, book, others, prices, last, rules, what):
+def _accept_margin(order, book, others, prices, last, rules):
     """The buying-power and position checks of a margin account (see the module's docstring)."""
     buy = order.side is Side.BUY
     held = book.quantity(order.symbol)
     known = order.limit_price or order.stop_price or last
     if order.quantity is not None and known is not None and round_money(order.quantity * known) < CENT:
-        raise InvalidInput(f"order value below one cent: {what} at {price_text(known)}")
+        raise InvalidInput(f"order value below one cent: {_what(order)} at {price_text(known)}")
     if last is None and (order.quantity is None or order.type is not OrderType.LIMIT):
         raise QuoteUnavailable(f"no price is known yet for {order.symbol}; try again after the next update")
     if buy and held < 0:
@@ -530,7 +534,7 @@ def _accept_margin(order, book, others, prices, last, rules, what):
         wanted = reserved_shares(order, last)
         if wanted > have:
             raise InsufficientPosition(
-                f"insufficient position: selling {what} but {quantity_text(have)} are available"
+                f"insufficient position: selling {_what(order)} but {quantity_text(have)} are available"
                 f"{_held_for(held - have, 'held for your open sell orders')}; "
                 + ("cancel an open sale to sell more" if wanted <= held else
                    "a sell may not turn a long position short: sell what you hold first, then sell short"))
@@ -541,6 +545,6 @@ def _accept_margin(order, book, others, prices, last, rules, what):
     power = buying_power(book, others, prices, rules)
     if needed > power:
         doing = "buying" if buy else "selling short"
-        raise InsufficientFunds(f"insufficient buying power: {doing} {what} needs up to {money_text(needed)};"
+        raise InsufficientFunds(f"insufficient buying power: {doing} {_what(order)} needs up to {money_text(needed)};"
                                 f" margin buying power is {money_text(power)} after your open orders")
     return order
