@@ -785,6 +785,33 @@ async def test_two_orders_of_one_portfolio_in_one_transaction_each_see_the_other
 
 
 @pytest_twisted.ensureDeferred
+async def test_what_a_group_reads_ahead_of_its_orders_answers_retries_and_times_as_each_order_alone(
+        db, user, submit, quote, trading, clock):
+    """A group commit reads ahead, for all its orders at once, whether their client_order_ids are taken and the
+    time each portfolio's latest order shows: in one transaction, a retry of an order placed before is answered
+    that order, an id taken by another order is refused, new ones are placed, and orders placed at the market time
+    of their portfolio's latest show a microsecond after it, as when each order comes alone."""
+    quote(AAPL="100")
+    people = [await trading.session_in(await user(f"user{n}")) for n in range(5)]
+    placed = [await submit(person, "x", "buy", "AAPL", "1") for person in people[:4]]
+    now = utc(clock.seconds())
+    assert [o["created"] for o in placed] == [now] * 4
+    before = trading.commits.transactions
+    first = submit(people[4], "w", "buy", "AAPL", "1")  # its transaction starts at once; the next ones wait together
+    together = [submit(people[0], "x", "buy", "AAPL", "1"), submit(people[1], "y", "buy", "AAPL", "1"),
+                submit(people[2], "x", "sell", "AAPL", "1"), submit(people[3], "y", "buy", "AAPL", "2")]
+    results = await defer.DeferredList([first] + together, consumeErrors=True)
+    assert [ok for ok, _ in results] == [True, True, True, False, True]
+    assert results[3][1].check(DuplicateOrder)
+    assert results[1][1]["id"] == placed[0]["id"] and results[1][1]["created"] == now
+    assert results[2][1]["created"] == results[4][1]["created"] == now + timedelta(microseconds=1)
+    assert results[0][1]["created"] == now  # that portfolio's first order
+    assert await count(db, "orders") == 7
+    if len(trading.commits.lanes) == 1:  # (SQLite: the four waited together)
+        assert trading.commits.transactions - before == 2
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_group_that_cannot_commit_acknowledges_none_of_its_orders(db, user, submit, quote, trading):
     alice = await user("alice")
     quote(AAPL="100")

@@ -148,6 +148,16 @@ def _exit_prices_asked(request, limit):
     return take_profit, request.stop_loss, request.stop_loss_limit
 
 
+class _Ahead(tuple):
+    """What an order's unit of work reads first, read ahead (TradingCommands._read_ahead): ``book, open_orders =
+    ahead``; and ``placing``, the store's Placing of the portfolio, or None."""
+
+    def __new__(cls, book, open_orders, placing=None):
+        ahead = super().__new__(cls, (book, open_orders))
+        ahead.placing = placing
+        return ahead
+
+
 class TradingCommands:
     def __init__(self, db, store, board, market_clock, rules, clock, log, publish=None, candles=None):
         self.db = db
@@ -186,13 +196,17 @@ class TradingCommands:
 
     # --- what an order reads first (read for a whole group commit at once: master/group_commit.py) ---------
 
-    def _read_ahead(self, cursor, portfolio_ids, keep=True):
+    def _read_ahead(self, cursor, portfolio_ids, asked=None, keep=True):
         """{portfolio id: (book, open orders)} of these portfolios, in one query per table, the open orders from
         memory where they are known (the caller holds their locks; ``keep``: what is read may be kept, as
-        nothing was written yet in this transaction)."""
+        nothing was written yet in this transaction).  ``asked``: {portfolio id: the client order ids of the
+        orders about to be placed in it}: those portfolios' values have the store's ``placing`` (OrderStore.placing)
+        too (for the others it is None)."""
         books = self.store.books(cursor, portfolio_ids)
         orders = self.store.open_orders_kept(cursor, list(books), keep)
-        return {p: (book, orders[p]) for p, book in books.items()}
+        asked = {p: ids for p, ids in (asked or {}).items() if ids and p in books}
+        placing = self.store.placing(cursor, asked) if asked else {}
+        return {p: _Ahead(book, orders[p], placing.get(p)) for p, book in books.items()}
 
     def _own_read(self, cursor, portfolio_id):
         """What a unit whose portfolio an earlier unit of its transaction wrote reads for itself."""
@@ -311,7 +325,8 @@ class TradingCommands:
         recorded = self._recorded()
 
         def unit_of_work(cursor, ahead):
-            existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id)
+            placing = ahead.placing if ahead is not None else None  # (true until this unit writes an order)
+            existing = self.store.by_client_order_id(cursor, session.portfolio_id, request.client_order_id, placing)
             if existing is not None:
                 return existing, self.store.placed_with(cursor, existing), None
             book, open_orders = ahead or self._own_read(cursor, session.portfolio_id)
@@ -322,7 +337,7 @@ class TradingCommands:
             self._check_whole(request, book, opening)
             rules = self._rules_for(cursor, session.portfolio, request, book, open_orders, prices, now)
             order = accept(request, book, open_orders, prices, now, info, rules)
-            order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker)
+            order = self.store.insert(cursor, order, stamp.received, stamp.client_ip, stamp.worker, placing=placing)
             legs = [] if request.order_class is OrderClass.SIMPLE else [
                 self.store.insert(cursor, leg, stamp.received, stamp.client_ip, stamp.worker, parent=order)
                 for leg in contingent.exits(order, request, [str(uuid.uuid4()), str(uuid.uuid4())])]
@@ -331,7 +346,8 @@ class TradingCommands:
             self.store.open_after_commit(cursor, session.portfolio_id, open_orders, [o.id for o in (order, *legs)])
             return order, legs, events
 
-        order, legs, events = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead)
+        order, legs, events = yield self.commits.run(unit_of_work, [session.portfolio_id], self._read_ahead,
+                                                     request.client_order_id)
         if events is None:
             if not _same_request(order, request, legs):
                 raise DuplicateOrder(f"client_order_id {request.client_order_id!r} was already used for order"

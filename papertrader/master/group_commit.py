@@ -6,10 +6,10 @@ and go together in the next.  Each unit runs inside its own savepoint: a unit th
 is rolled back alone and its Deferred fails with its error; the others commit.  Every Deferred fires
 only after the transaction committed, so an acknowledged order is on disk before anyone hears of it.
 
-Reading ahead: what the units read first (an order: its portfolio's book and open orders) is read for the
-whole batch in one query per table, after the locks and before the first unit; a unit gets its portfolio's
-part unless a unit before it in the same transaction touched that portfolio, in which case it reads for
-itself.  On PostgreSQL this turns several round trips per order into a few per transaction.  (The open
+Reading ahead: what the units read first (an order: its portfolio's book and open orders; for an order placed,
+whether its client order id is taken and the time of its portfolio's latest order) is read for the whole batch
+in one query per table, after the locks and before the first unit; a unit gets its portfolio's part unless a
+unit before it in the same transaction touched that portfolio, in which case it reads for itself.  On PostgreSQL this turns several round trips per order into a few per transaction.  (The open
 orders come from memory where they are known: master/open_orders.py; a unit rolled back to its savepoint is
 reported to ``rolled_back``, so what it handed over for after the commit is withdrawn.)
 
@@ -55,17 +55,18 @@ class GroupCommit:
         self.transactions = 0
         self.units = 0
 
-    def run(self, unit, locks=(), read_ahead=None):
+    def run(self, unit, locks=(), read_ahead=None, asking=None):
         """Run ``unit(cursor)`` in the next group transaction; fires with its result after the commit.
 
-        ``read_ahead(cursor, ids)``: what the units of a transaction that name it read first, for all of them at
-        once (a dict by id: ``locks[0]`` of each); such a unit is called ``unit(cursor, ahead)`` with its value,
-        or with None if a unit before it in the transaction touched the same id (what was read ahead may no
-        longer be true: the unit reads for itself)."""
+        ``read_ahead(cursor, ids, asked)``: what the units of a transaction that name it read first, for all of them
+        at once (a dict by id: ``locks[0]`` of each; ``asked``: {id: the set of the ``asking`` values, hashable,
+        that its units gave}); such a unit is called ``unit(cursor, ahead)`` with its value, or with None if a unit
+        before it in the transaction touched the same id (what was read ahead may no longer be true: the unit
+        reads for itself)."""
         d = defer.Deferred()
         locks = tuple(locks)
         lane = self.lanes[(locks[0] if locks else 0) % len(self.lanes)]
-        lane.queue.append((unit, locks, read_ahead, d))
+        lane.queue.append((unit, locks, read_ahead, asking, d))
         lane.queued += 1
         if not lane.busy:
             self._flush(lane)
@@ -84,7 +85,7 @@ class GroupCommit:
     def _flush(self, lane):
         batch, lane.queue = lane.queue[:self.max_batch], lane.queue[self.max_batch:]
         lane.busy = True
-        done = self.db.run(self._transaction, [(unit, locks, ahead) for unit, locks, ahead, _ in batch])
+        done = self.db.run(self._transaction, [(unit, locks, ahead, asking) for unit, locks, ahead, asking, _ in batch])
         done.addBoth(self._finished, lane, batch)
 
     def _transaction(self, cursor, units):
@@ -92,18 +93,20 @@ class GroupCommit:
             # Take the write lock now; and without an explicit BEGIN, SQLite would treat the first
             # SAVEPOINT as the transaction itself and commit it at its RELEASE.
             cursor.execute("BEGIN IMMEDIATE")
-        ids = sorted({i for _, locks, _ in units for i in locks})
+        ids = sorted({i for _, locks, _, _ in units for i in locks})
         if ids:
             self.lock(cursor, ids)
         # Read ahead (after the locks, so nothing else changes these rows until the commit), once per kind.
         wanted = {}
-        for _, locks, read_ahead in units:
+        for _, locks, read_ahead, asking in units:
             if read_ahead is not None and locks:
-                wanted.setdefault(read_ahead, set()).add(locks[0])
-        read = {read_ahead: read_ahead(cursor, sorted(of)) for read_ahead, of in wanted.items()}
+                asked = wanted.setdefault(read_ahead, {}).setdefault(locks[0], set())
+                if asking is not None:
+                    asked.add(asking)
+        read = {read_ahead: read_ahead(cursor, sorted(of), of) for read_ahead, of in wanted.items()}
         touched = set()
         results = []
-        for unit, locks, read_ahead in units:
+        for unit, locks, read_ahead, _ in units:
             cursor.execute("SAVEPOINT unit")
             try:
                 if read_ahead is None:

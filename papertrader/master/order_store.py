@@ -101,6 +101,19 @@ def _in(values):
     return "(" + ", ".join("?" for _ in values) + ")"
 
 
+class Placing:
+    """What ``OrderStore.placing`` read of a portfolio for the orders about to be placed in it: the client order
+    ids it was ``asked`` about and those of them ``taken`` (by an order of the portfolio's current generation), and
+    the time its latest order shows (``latest``; None: it has none)."""
+
+    __slots__ = ("asked", "taken", "latest")
+
+    def __init__(self, asked, taken, latest):
+        self.asked = asked
+        self.taken = taken
+        self.latest = latest
+
+
 class Filled:
     """What an order's fills add up to (exact)."""
 
@@ -304,8 +317,12 @@ class OrderStore:
         found = self._select(cursor, "o.id = ? AND o.portfolio_id = ?", [order_id, account_id])
         return found[0] if found else None
 
-    def by_client_order_id(self, cursor, account_id, client_order_id):
-        """The order of the portfolio's current generation (since its last reset) with this client order id."""
+    def by_client_order_id(self, cursor, account_id, client_order_id, placing=None):
+        """The order of the portfolio's current generation (since its last reset) with this client order id.
+        ``placing``: what ``placing`` read of the portfolio, if nothing wrote its orders since (its answer for an id
+        it was asked about saves a query)."""
+        if placing is not None and client_order_id in placing.asked and client_order_id not in placing.taken:
+            return None
         found = self._select(cursor, f"o.portfolio_id = ? AND o.client_order_id = ? AND {CURRENT}",
                              [account_id, client_order_id])
         return found[0] if found else None
@@ -313,6 +330,35 @@ class OrderStore:
     def by_uuid(self, cursor, account_id, order_uuid):
         found = self._select(cursor, "o.portfolio_id = ? AND o.uuid = ?", [account_id, order_uuid])
         return found[0] if found else None
+
+    def placing(self, cursor, asked):
+        """For orders about to be placed: {portfolio id: Placing} of the portfolios ``asked`` names (a dict: portfolio
+        id -> the client order ids its orders will have), in two queries for them all (instead of two per order:
+        ``by_client_order_id``, ``_submitted``).  True until the portfolio's orders are written (the caller holds
+        its lock): pass it to those methods only until then."""
+        ids = sorted(asked)
+        latest = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            cursor.execute(self.sql(
+                f"SELECT p.id, (SELECT {SHOWN_CREATED} FROM orders o WHERE o.portfolio_id = p.id"
+                f" ORDER BY o.generation DESC, o.id DESC LIMIT 1) FROM portfolios p WHERE p.id IN {_in(part)}"), part)
+            latest.update(cursor.fetchall())
+        pairs = [(p, c) for p in ids for c in sorted(asked[p])]
+        taken = defaultdict(set)
+        for chunk in range(0, len(pairs), 250):
+            part = pairs[chunk:chunk + 250]
+            # One look-up of the unique index (portfolio, generation, client order id) per pair asked, in the
+            # portfolio's current generation (CURRENT, as a join: a condition on o itself would not use the index).
+            cursor.execute(self.sql(
+                "WITH asked (portfolio_id, client_order_id) AS (VALUES " + ", ".join("(?, ?)" for _ in part) + ")"
+                " SELECT o.portfolio_id, o.client_order_id FROM asked a JOIN portfolios p ON p.id = a.portfolio_id"
+                " JOIN orders o ON o.portfolio_id = p.id AND o.generation = p.generation"
+                " AND o.client_order_id = a.client_order_id"), [value for pair in part for value in pair])
+            for portfolio_id, client_order_id in cursor.fetchall():
+                taken[portfolio_id].add(client_order_id)
+        return {p: Placing(frozenset(asked[p]), frozenset(taken.get(p, ())), _time(latest[p]))
+                for p in ids if p in latest}
 
     def legs_of(self, cursor, order_ids):
         """{order id: the exits that hang from it, in id order} (bracket, OCO and OTO orders)."""
@@ -465,15 +511,16 @@ class OrderStore:
 
     # --- writing -----------------------------------------------------------------
 
-    def insert(self, cursor, order, received, client_ip, worker, origin=None, parent=None):
+    def insert(self, cursor, order, received, client_ip, worker, origin=None, parent=None, placing=None):
         """Store a new order (and link it from the order it replaces); returns it with its id and uuid.
         ``parent``: the order (stored) an exit of a bracket, OCO or OTO order hangs from.
-        ``origin``: None (the user) or 'liquidation' (placed by the platform to meet a margin call)."""
+        ``origin``: None (the user) or 'liquidation' (placed by the platform to meet a margin call).
+        ``placing``: what ``placing`` read of the portfolio, if nothing wrote its orders since."""
         order_uuid = str(uuid.uuid4())
         if parent is not None:
             order = order.but(parent_id=parent.id, parent_uuid=parent.uuid)
         self._changed([order.account_id])
-        order = order.but(submitted=self._submitted(cursor, order))
+        order = order.but(submitted=self._submitted(cursor, order, placing))
         # The columns as COLUMNS reads them, from client_order_id to replaces.
         values = (order.client_order_id, order.side.value, order.symbol, order.type.value,
                   order.time_in_force.value, _maybe(to_quantity_units, order.quantity), _maybe(to_cents, order.notional),
@@ -507,15 +554,19 @@ class OrderStore:
                 _maybe(int, order.opens), iso(order.submitted))
         return order
 
-    def _submitted(self, cursor, order):
+    def _submitted(self, cursor, order, placing=None):
         """The time a new order shows it was submitted (Order.submitted): its created time, unless the
         portfolio's latest order shows that time or one less than a second after it (placed at the same market
         time: a replay's stands still between updates), then a microsecond after that one's.  (A replay moved
-        back places orders before the latest's by more than that: they show their own time.)"""
-        cursor.execute(self.sql(f"SELECT {SHOWN_CREATED} FROM orders o WHERE o.portfolio_id = ?"
-                                " ORDER BY o.generation DESC, o.id DESC LIMIT 1"), (order.account_id,))
-        row = cursor.fetchone()
-        latest = parse_iso(row[0]) if row else None
+        back places orders before the latest's by more than that: they show their own time.)  The latest order's
+        time is ``placing``'s, if it is given."""
+        if placing is not None:
+            latest = placing.latest
+        else:
+            cursor.execute(self.sql(f"SELECT {SHOWN_CREATED} FROM orders o WHERE o.portfolio_id = ?"
+                                    " ORDER BY o.generation DESC, o.id DESC LIMIT 1"), (order.account_id,))
+            row = cursor.fetchone()
+            latest = parse_iso(row[0]) if row else None
         if latest is not None and order.created <= latest < order.created + MOST_APART:
             return latest + MICROSECOND
         return order.created
