@@ -27,7 +27,7 @@ from papertrader.money import from_cents, from_price_units, from_quantity_units,
 from papertrader.times import iso, parse_iso, utc
 from papertrader.trading import amend, configuration, contingent, corporate, margin
 from papertrader.trading.corporate import undoing
-from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, TimeInForce
+from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, TimeInForce, by_value
 from papertrader.trading.pretrade import accept, available_shares, buying_power, covering, opens
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.step import step
@@ -252,20 +252,21 @@ class TradingCommands:
                  limit_price, stop_price, trail_price, trail_percent, order_class=None, take_profit=None,
                  stop_loss=None, stop_loss_limit=None):
         try:
-            kind = OrderType(type or "market")
+            kind = by_value(OrderType, type or "market")
         except ValueError:
             raise InvalidInput(f"order type must be one of {', '.join(t.value for t in OrderType)}")
         try:
-            order_class = OrderClass(order_class or "simple")
+            order_class = by_value(OrderClass, order_class or "simple")
         except ValueError:
             raise InvalidInput(f"order class must be one of {', '.join(c.value for c in OrderClass)}")
         try:
-            tif = TimeInForce(time_in_force or "day")
+            tif = by_value(TimeInForce, time_in_force or "day")
         except ValueError:
             raise InvalidInput(f"time in force must be one of {', '.join(t.value for t in TimeInForce)}")
         return OrderRequest(
             account_id=session.portfolio_id, client_order_id=validation.client_order_id(client_order_id),
-            symbol=validation.symbol(symbol, self.board.assets, self.board.get), side=Side(validation.side(side)),
+            symbol=validation.symbol(symbol, self.board.assets, self.board.get),
+            side=by_value(Side, validation.side(side)),
             type=kind, time_in_force=tif,
             quantity=validation.quantity(quantity) if quantity not in (None, "") else None,
             notional=validation.money_amount("notional", notional),

