@@ -322,6 +322,8 @@ class Workers:
         for worker in list(self.linked.values()):
             mine = [dict(event, username=username, order=[event["order"]]) for username, event in events
                     if username in worker.watching]
+            if not mine:  # (most pushes: no client of this worker watches these accounts)
+                continue
             for chunk in commands.chunks(commands.OrderEvents, "events", mine):
                 d = worker.protocol.callRemote(commands.OrderEvents, events=chunk)
                 if d is not None:
