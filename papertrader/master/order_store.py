@@ -645,9 +645,12 @@ class OrderStore:
                  next(transaction_ids) if event.fill is not None else None, event.reason_code, event.reason)
                 for event in events]
         if rows:
-            cursor.executemany(self.sql(
-                "INSERT INTO order_events (portfolio_id, order_id, kind, time, recorded, transaction_id, reason_code,"
-                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
+            query = self.sql("INSERT INTO order_events (portfolio_id, order_id, kind, time, recorded, transaction_id,"
+                             " reason_code, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            if len(rows) == 1:  # (an order accepted: psycopg's executemany sets up a pipeline for one row)
+                cursor.execute(query, rows[0])
+            else:
+                cursor.executemany(query, rows)
 
     # --- margin accounts ------------------------------------------------------------------
 
