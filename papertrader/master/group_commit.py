@@ -9,9 +9,10 @@ only after the transaction committed, so an acknowledged order is on disk before
 Reading ahead: what the units read first (an order: its portfolio's book and open orders; for an order placed,
 whether its client order id is taken and the time of its portfolio's latest order) is read for the whole batch
 in one query per table, after the locks and before the first unit; a unit gets its portfolio's part unless a
-unit before it in the same transaction touched that portfolio, in which case it reads for itself.  On PostgreSQL this turns several round trips per order into a few per transaction.  (The open
-orders come from memory where they are known: master/open_orders.py; a unit rolled back to its savepoint is
-reported to ``rolled_back``, so what it handed over for after the commit is withdrawn.)
+unit before it in the same transaction touched that portfolio, in which case it reads for itself.  On
+PostgreSQL this turns several round trips per order into a few per transaction.  (The open orders come from
+memory where they are known: master/open_orders.py; a unit rolled back to its savepoint is reported to
+``rolled_back``, so what it handed over for after the commit is withdrawn.)
 
 Deadlocks: before any unit runs, the batch locks every row named by its units' ``locks`` (account ids)
 in ascending order, the order the market step locks them in, so two transactions never wait on each
@@ -85,7 +86,7 @@ class GroupCommit:
     def _flush(self, lane):
         batch, lane.queue = lane.queue[:self.max_batch], lane.queue[self.max_batch:]
         lane.busy = True
-        done = self.db.run(self._transaction, [(unit, locks, ahead, asking) for unit, locks, ahead, asking, _ in batch])
+        done = self.db.run(self._transaction, [unit[:4] for unit in batch])  # (without their Deferreds)
         done.addBoth(self._finished, lane, batch)
 
     def _transaction(self, cursor, units):
