@@ -588,6 +588,17 @@ async def test_daily_charts_say_the_market_days_their_tables_say(tmp_path, setti
         before = (date.fromisoformat(lived[0]) - timedelta(days=1)).isoformat()
         assert chart["days"] == [before] + lived, chart
         assert chart["marks"] == [str(int(day[8:])) for day in chart["days"]], chart
+        # Left open, the page takes each day's point live (ava has no position: one price paces them), and the
+        # whole curve stays in sight: each new point pushed the first off the chart's left edge.
+        await b.live()
+        points = len(chart["rows"])
+        for more in (1, 2):  # (each point before the next update: two at once make one, the newer)
+            await d.tick()
+            await b.wait(lambda dr: dr.find_element("id", "equity-chart").get_attribute("data-point-count") ==
+                         str(points + more), f"{more} more days' points")
+        seen = await b.script("const r = document.getElementById('equity-chart').chart.timeScale()"
+                              ".getVisibleLogicalRange(); return [r.from, r.to];")
+        assert seen[0] <= 0 and seen[1] >= points + 1, (seen, points)
         assert csp_violations(await b.console()) == []
     finally:
         await b.close()

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "20"
+STATIC_VERSION = "21"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -1898,7 +1898,7 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
                            h("input", {"type": "hidden", "name": "back", "value": "/"}),
                            button("Show and trade it", "btn small"), cls="inline"), " ",
                  post_form("/portfolios/default", chrome.csrf, named,
-                           button("Make it my default", "btn small ghost",
+                           button("Make it my default", "btn small",
                                   title="What every sign-in shows, and what the command line and the HTTP API"
                                         " trade when they name no portfolio"), cls="inline",
                            label="Make it my default portfolio"))

@@ -32,8 +32,10 @@ function setText(key, text, sign) {
   for (const el of document.querySelectorAll(`[data-live="${CSS.escape(key)}"]`)) {
     if (el.textContent !== text) {
       el.textContent = text;
-      // A short highlight of what changed (no layout is forced; reduced motion: none).
-      if (!quiet) el.animate([{ backgroundColor: "#fff3c4" }, { backgroundColor: "transparent" }], 1000);
+      // A short highlight of what changed (no layout is forced; reduced motion: none); in the dark top bar a
+      // light one behind its light text made the market's clock unreadable for a moment at every update.
+      const glow = el.closest("header.top") ? "rgba(255, 255, 255, .18)" : "#fff3c4";
+      if (!quiet) el.animate([{ backgroundColor: glow }, { backgroundColor: "transparent" }], 1000);
     }
     if (sign) el.dataset.sign = sign; else delete el.dataset.sign;
   }

@@ -137,8 +137,13 @@ if (LC && equityBox) {
       time = last ? last + bucket * Math.floor((m.time - last) / bucket) : m.time;
       equityBox.dataset.pointCount = String(Number(equityBox.dataset.pointCount) + 1);
     }
+    const grew = time !== last;
     last = time;
     line.update({ time: zone.time(time), value: Number(m.value) });
+    // The whole curve stays in sight, from its first point (the one the note counts from): it cannot be scrolled,
+    // and each new point pushed the oldest off the left edge (a daily replay's page left open lost a day every
+    // update).
+    if (grew) chart.timeScale().fitContent();
     equityBox.dataset.lastValue = m.value;
   });
 }
