@@ -150,6 +150,15 @@ async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(wor
         await world.create(teacher, name="Past Cup", start=datetime(2016, 2, 1, tzinfo=timezone.utc),
                            end=datetime(2016, 3, 1, tzinfo=timezone.utc))
     assert refused.value.message == "the game would end before the market's time now (2016-03-01 09:30 EST)"
+    # Nor a game in which the market never opens: it was taken, never traded, and ranked at the next session.
+    with pytest.raises(InvalidInput) as refused:
+        await world.create(teacher, name="Weekend Cup", start=datetime(2016, 3, 5, tzinfo=timezone.utc),
+                           end=datetime(2016, 3, 7, tzinfo=timezone.utc))
+    assert refused.value.message == ("the game would have no trading session: the market (XNYS) does not open from"
+                                     " 2016-03-05 to 2016-03-06 (a weekend or holidays); choose days it trades")
+    game = await world.create(teacher, name="Monday Cup", start=datetime(2016, 3, 5, tzinfo=timezone.utc),
+                              end=datetime(2016, 3, 8, tzinfo=timezone.utc))  # (through Monday: it trades)
+    assert game["status"] == "upcoming"
 
 
 async def test_a_games_starting_cash_is_at_most_a_portfolios(world):

@@ -23,6 +23,7 @@ from papertrader import times
 from papertrader.app import authenticated
 from papertrader.errors import (GameClosed, InvalidInput, NotGameCreator, PaperTraderError, PortfoliosHidden,
                                 UnknownGame)
+from papertrader.market.calendar import CalendarError
 from papertrader.master import games as store_module
 from papertrader.master import validation
 from papertrader.money import MAX_MONEY, money_text, parse_money
@@ -183,6 +184,7 @@ class GameCommands:
                                   if times.at_midnight_utc(moment)})
         if rules.end <= now:
             raise InvalidInput(f"the game would end before the market's time now ({times.local(now, zone)})")
+        self._check_sessions(rules, zone)
         code = store_module.new_invite_code() if private else None
         recorded = self._recorded()
 
@@ -199,6 +201,22 @@ class GameCommands:
         self.log.info("game {name} created by {username} ({private})", name=name, username=username,
                       private="private" if private else "public")
         return view
+
+    def _check_sessions(self, rules, zone):
+        """Refuse a game in which the market never opens (a weekend, holidays): it was taken, never traded, and
+        its final ranking was dated at the next session, after its end.  A calendar that does not reach the end
+        (years ahead) is given the benefit of the doubt."""
+        calendar = self.market_clock.calendar
+        try:
+            trading = calendar.info(rules.start).current is not None  # (a start inside a session)
+            calendar.info(rules.end)
+        except CalendarError:
+            return
+        if not trading and not calendar.sessions(rules.start, rules.end):
+            last = times.last_day(rules.end, zone) or times.local(rules.end, zone)
+            raise InvalidInput(f"the game would have no trading session: the market ({calendar.name}) does not"
+                               f" open from {times.local_or_day(rules.start, zone)} to {last} (a weekend or"
+                               " holidays); choose days it trades")
 
     @authenticated
     def join_game(self, session, stamp, name, code=None):
