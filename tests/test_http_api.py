@@ -550,10 +550,11 @@ async def test_errors_name_orders_by_their_id(api):
     assert alpaca_error(excinfo) == (422, 42210000, f"order {first.id} is already canceled")
 
     second = await in_thread(client.submit_order, limit())
-    await in_thread(client.replace_order_by_id, second.id, r.ReplaceOrderRequest(qty=2))
+    third = await in_thread(client.replace_order_by_id, second.id, r.ReplaceOrderRequest(qty=2))
     with pytest.raises(APIError) as excinfo:
         await in_thread(client.replace_order_by_id, second.id, r.ReplaceOrderRequest(qty=3))
-    assert alpaca_error(excinfo) == (422, 42210000, f"order {second.id} is already replaced")
+    # (and by which: the order to change instead)
+    assert alpaca_error(excinfo) == (422, 42210000, f"order {second.id} is already replaced by order {third.id}")
 
     # An unknown id whose first group is all digits is not read as an order's number (order 1 exists).
     unknown = "00000001-0000-4000-8000-000000000000"

@@ -764,12 +764,22 @@ async def test_the_client_shows_replay_time_names_candles_by_range_and_stale_quo
     from tests.conftest import start_cluster
     from tests.test_e2e import register_and_login
 
-    d = await start_cluster(tmp_path, replace(settings, provider="replay", assets=(), replay_files=FIXTURE,
-                                              replay_start="2024-03-04"), database_url, clock)
+    later = tmp_path / "NEW.csv"  # lists on Monday 11 March
+    later.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"2024-03-{day:02d},10.00,10.50,9.75,10.25,1000\n" for day in (11, 12, 13, 14, 15)))
+    d = await start_cluster(tmp_path, replace(settings, provider="replay", assets=(),
+                                              replay_files=f"{FIXTURE},{later}", replay_start="2024-03-04"),
+                            database_url, clock)
     try:
         await register_and_login(d)
         for _ in range(3):
             await d.tick()  # Monday to Thursday played
+        # A quote of an asset listed later says so, as its orders do (it said 'unknown symbol'); an unknown one is.
+        status, out, err = await d.cli("quote", "new", user="alice", json=False)
+        assert (status, err) == (1, "papertrader: NEW does not trade yet: its prices start on 2024-03-11 (the"
+                                    " market's date: papertrader clock)\n"), err
+        status, out, err = await d.cli("quote", "ZZZ", user="alice", json=False)
+        assert status == 1 and "unknown symbol 'ZZZ'" in err, err
         status, out, err = await d.cli("clock", user="alice")
         clock_answer = json.loads(out)
         assert (clock_answer["mode"], clock_answer["state"], clock_answer["step"]) == ("replay", "running", "1d")

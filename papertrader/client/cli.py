@@ -55,6 +55,7 @@ from papertrader.errors import (
     PaperTraderError,
     ProviderLoginFailed,
     UnknownPortfolio,
+    UnknownSymbol,
 )
 from papertrader.logs import counted
 from papertrader.money import money_text
@@ -1031,8 +1032,26 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_quote(self):
-        quote = _quote((yield self.call(commands.Quote, symbol=self.args.symbol)))
+        try:
+            answer = yield self.call(commands.Quote, symbol=self.args.symbol)
+        except UnknownSymbol as unknown:
+            yield self._listed_later(self.args.symbol, unknown)
+        quote = _quote(answer)
         self.emit(quote, output.table([_shown(quote)], ["symbol", "name", "price", "time", "stale"], self.zone))
+
+    @defer.inlineCallbacks
+    def _listed_later(self, symbol, unknown):
+        """Raise ``unknown`` (a symbol the worker has no price of), or, for an asset the market lists later (a
+        replay's, whose prices start on a later day), that it does not trade yet and from when, as an order of
+        it says (it said 'unknown symbol ...: traded symbols are ...')."""
+        try:
+            found = (yield self.call(commands.AssetList, symbol=(symbol or "").strip().upper()[:16]))["assets"]
+        except PaperTraderError:
+            found = []
+        if found and found[0].get("first_day"):
+            raise UnknownSymbol(f"{found[0]['symbol']} does not trade yet: its prices start on"
+                                f" {found[0]['first_day']} (the market's date: papertrader clock)")
+        raise unknown
 
     @defer.inlineCallbacks
     def do_candles(self):

@@ -44,7 +44,8 @@ def describe_end(order):
     if order.filled_quantity:
         filled = (f"; {quantity_text(order.filled_quantity)} filled at an average"
                   f" {price_text(order.average_price)}")
-    return f"order {order.id} is already {order.status.value}{filled}"
+    by = f" by order {order.replaced_by}" if order.status is Status.REPLACED and order.replaced_by else ""
+    return f"order {order.id} is already {order.status.value}{by}{filled}"
 
 
 def cancel(order, now, reason="canceled by you"):
