@@ -125,6 +125,12 @@ def quantity_text(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def shares_text(quantity: Decimal, shown=None) -> str:
+    """'1 share', '6 shares', '0.5 shares' ('-1 share' short): ``quantity`` as ``quantity_text`` (or ``shown``,
+    its text as a page writes it) with the word."""
+    return f"{quantity_text(quantity) if shown is None else shown} share{'' if abs(quantity) == 1 else 's'}"
+
+
 def price_text(value: Decimal) -> str:
     """A price with two to four decimals: '101.25', '0.1234'."""
     text = format(round_price(value), "f")

@@ -132,3 +132,21 @@ def test_a_games_day_is_the_markets_day_and_reads_as_that_day():
     assert times.last_day(datetime(2024, 3, 11, tzinfo=utc), new_york) == "2024-03-10"  # (a game made before)
     assert times.last_day(datetime(2024, 2, 1, 13, tzinfo=utc), sydney) == "2024-02-01"
     assert times.last_day(datetime(2024, 3, 11, 20, tzinfo=utc), new_york) is None
+
+
+def test_a_dividend_on_one_share_says_share():
+    """'$0.44 per share on 1 shares' in the history: one share is a share, as the ledger now writes it; lines it
+    wrote before read the same."""
+    from decimal import Decimal
+
+    from papertrader.master.order_store import _details
+    from papertrader.trading.corporate import Record
+
+    def dividend(quantity):
+        return Record("dividend", 1, "AAPL", None, Decimal(quantity), per_share=Decimal("0.44"))
+
+    assert _details(dividend("1")) == "0.44 per share on 1 share"
+    assert _details(dividend("6")) == "0.44 per share on 6 shares"
+    for stored in ("0.44 per share on 1 share", "0.44 per share on 1 shares"):
+        assert fmt.activity_details("dividend", stored) == "$0.44 per share on 1 share"
+    assert fmt.activity_details("dividend", "0.5 per share on 6 shares") == "$0.50 per share on 6 shares"

@@ -575,7 +575,8 @@ class GameCommands:
 
         published, counted, finished = yield self.db.run(unit_of_work)
         for name, n in finished:
-            self.log.info("game {name} finished with {n} players", name=name, n=n)
+            self.log.info("game {name} finished with {n} {players}", name=name, n=n,
+                          players="player" if n == 1 else "players")
         self.updates += 1
         self._publish(published)
         if counted or finished:

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from papertrader.money import (
     quantity_text,
+    shares_text,
     round_price,
     from_cents,
     from_price_units,
@@ -82,10 +83,10 @@ def _details(record):
         new, old = record.ratio
         if record.undone:
             return (f"{old.normalize():f}-for-{new.normalize():f} split undone (market time moved back to before"
-                    f" it): {quantity_text(record.before)} -> {quantity_text(record.quantity)} shares")
+                    f" it): {quantity_text(record.before)} -> {shares_text(record.quantity)}")
         return (f"{new.normalize():f}-for-{old.normalize():f} split: {quantity_text(record.before)} ->"
-                f" {quantity_text(record.quantity)} shares")
-    return f"{record.per_share.normalize():f} per share on {quantity_text(record.quantity)} shares"
+                f" {shares_text(record.quantity)}")
+    return f"{record.per_share.normalize():f} per share on {shares_text(record.quantity)}"
 
 
 def _in(values):

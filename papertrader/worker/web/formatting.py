@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from papertrader import times
 from papertrader.errors import PaperTraderError
-from papertrader.money import price_text, quantity_text, round_money
+from papertrader.money import price_text, quantity_text, round_money, shares_text
 
 #: The currency of every account (Alpaca's paper accounts are in US dollars too).
 CURRENCY = "USD"
@@ -175,8 +175,9 @@ FILLS = {"bar": "Realistic: a market order pays a small spread, and a large orde
          "ideal": "Simple: orders are judged at each update's closing price and fill in full there, with no spread"}
 
 
-#: A dividend's details as the ledger stores them (papertrader/master/order_store.py): '0.5 per share on 6 shares'.
-DIVIDEND_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) per share on (-?[0-9]+(?:\.[0-9]+)?) shares")
+#: A dividend's details as the ledger stores them (papertrader/master/order_store.py): '0.5 per share on 6 shares'
+#: ('on 1 share'; 'on 1 shares' before).
+DIVIDEND_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) per share on (-?[0-9]+(?:\.[0-9]+)?) shares?")
 
 
 def activity_details(kind, text):
@@ -184,7 +185,8 @@ def activity_details(kind, text):
     match = DIVIDEND_RE.fullmatch(text or "") if kind == "dividend" else None
     if match is None:
         return text
-    return f"{rate(Decimal(match.group(1)))} per share on {quantity(Decimal(match.group(2)))} shares"
+    held = Decimal(match.group(2))
+    return f"{rate(Decimal(match.group(1)))} per share on {shares_text(held, quantity(held))}"
 
 
 def fills(name, short=False):
