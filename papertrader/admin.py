@@ -71,7 +71,7 @@ from twisted.internet import defer, task
 
 import papertrader
 from papertrader import commands, gpgkeys, times, tls
-from papertrader.client.output import plain, table
+from papertrader.client.output import clock_text, plain, table
 from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem, counted
 from papertrader.master import admin_channel, backups, files
@@ -364,10 +364,6 @@ def _some(names, most=20):
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-MARKET_KEYS = ["time", "mode", "state", "is_open", "next_open", "next_close", "calendar", "source", "step", "start",
-               "end"]
-
-
 def zone_of(answer):
     """The time zone an answer of the running master names (its market calendar's), which its times are shown in
     for people; UTC when it names none (a master from before this)."""
@@ -380,15 +376,9 @@ def without_zone(answer):
 
 
 def market_text(answer):
-    """The market clock as ``market`` prints it: times in the market's zone ('time: 2024-03-08 09:30:00 EST'), a
-    replay's first and last day as days, as ``papertrader clock`` shows them."""
-    zone = zone_of(answer)
-    shown = dict(answer)
-    for key in ("start", "end"):  # a day, kept as its midnight UTC (the evening before, in New York)
-        if shown.get(key) is not None:
-            shown[key] = times.local_or_day(shown[key], zone, seconds=True)
-    return "\n".join(f"{k.replace('_', ' ')}: {('yes' if v else 'no') if isinstance(v, bool) else v}"
-                     for k, v in plain(shown, zone=zone).items() if k in MARKET_KEYS and v is not None)
+    """The market clock as ``market`` prints it: as ``papertrader clock`` shows it (times in the market's zone, a
+    replay's first and last day as days: it said 'is open: yes', 'mode: replay', unaligned)."""
+    return clock_text(answer, zone_of(answer))
 
 
 def stored_time(text):

@@ -211,7 +211,9 @@ async def test_the_operator_reads_times_in_the_markets_zone_programs_in_utc(tmp_
 
         status, out, err = await run_admin(d, "market")
         assert status == 0, err
-        assert f"time: {local}\n" in out and f"next close: {now:%Y-%m-%d} 16:00:00 EDT\n" in out, out
+        # As 'papertrader clock' says it, aligned alike (it said 'is open: yes', 'mode: ...').
+        assert f"time:       {local}\n" in out and f"next close: {now:%Y-%m-%d} 16:00:00 EDT\n" in out, out
+        assert "market:     open\n" in out or "market:     closed\n" in out, out
         status, out, err = await run_admin(d, "market", "--json")
         clock_answer = json.loads(out)
         assert (clock_answer["time"], clock_answer["timezone"]) == (now.isoformat(), "America/New_York")

@@ -87,8 +87,9 @@ def test_the_readme_s_clock_is_what_the_client_prints_in_the_market_s_time_with_
 
 
 def test_the_readme_s_game_shows_its_days_as_days_and_its_times_in_the_market_s_time():
-    game = {"name": "Spring Cup", "creator": "teacher", "status": "ended", "start": utc(2016, 3, 1),
-            "end": utc(2016, 3, 12), "starting_cash": Decimal("100000.00"), "private": True, "players": 3,
+    # (its days as the master keeps them: midnights in New York)
+    game = {"name": "Spring Cup", "creator": "teacher", "status": "ended", "start": utc(2016, 3, 1, 5),
+            "end": utc(2016, 3, 12, 5), "starting_cash": Decimal("100000.00"), "private": True, "players": 3,
             "commission": "per_order:1.00", "margin": False, "allow_short": False,
             "assets": ["AAPL", "JPM", "MSFT"], "max_position": Decimal("50.00"), "is_creator": False,
             "playing": True, "portfolio": "Spring Cup", "board_updated": utc(2016, 3, 11, 21),

@@ -710,7 +710,7 @@ async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_
         await d.tick()
         assert market.market_clock.now() == t(5)  # market time stands still
         status, out = await run_admin("--data-dir", d.data_dir, "market", "resume")
-        assert status == 0 and "state: running" in out, out
+        assert status == 0 and "replay:     running, 1d per update, from 2024-03-04" in out, out
         await d.tick()
         assert market.market_clock.now() == t(6)
         status, out = await run_admin("--data-dir", d.data_dir, "market", "seek", "2024-03-13", "--json")

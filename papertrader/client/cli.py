@@ -1457,22 +1457,9 @@ class CLI:
         self._show_clock((yield self.call(commands.Clock)))
 
     def _show_clock(self, clock):
-        clock = {k: v for k, v in clock.items() if v is not None}
-        shown = dict(clock, market="open" if clock["is_open"] else "closed")
         # In the zone the clock names (the master's list named the same one).
         zone = times.zone(clock["timezone"]) if clock.get("timezone") else self.zone
-        if clock.get("mode") == "replay":  # (its first and last days: midnights UTC, shown as their dates)
-            shown["replay"] = (f"{clock['state']}, {clock.get('step')} per update, from"
-                               f" {times.day(clock['start'], zone)}" +
-                               (f" to {times.day(clock['end'], zone)}" if clock.get("end") else ""))
-            if clock["state"] == "ended":
-                # No session opens after the replay's last day: there is no next open or close to show.
-                ended = f" on {times.day(clock['end'], zone)}" if clock.get("end") else ""
-                shown.update(market=f"closed: the replay ended{ended} (no session opens; orders are refused)",
-                             next_open=None, next_close=None)
-        text = output.fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"],
-                             zone)
-        self.emit(clock, text)
+        self.emit(clock, output.clock_text(clock, zone))
 
     @defer.inlineCallbacks
     def do_market(self):

@@ -129,3 +129,24 @@ def keys_still_working(keys):
     if not keys:
         return ""
     return "Your API key still works" if keys == 1 else f"Your {keys} API keys still work"
+
+
+def clock_text(clock, zone):
+    """The market clock (a ``Clock`` answer, or papertrader-admin's market state) as a person reads it, times in
+    ``zone``: its time, open or closed, next open and close, calendar, source, and a replay's state, step and
+    days (midnights UTC, shown as their dates); an ended replay says so.  The command line's ``clock`` and
+    ``market``, and ``papertrader-admin market``, show it alike."""
+    from papertrader import times
+
+    clock = {k: v for k, v in clock.items() if v is not None}
+    shown = dict(clock, market="open" if clock.get("is_open") else "closed")
+    if clock.get("mode") == "replay":
+        shown["replay"] = (f"{clock.get('state')}, {clock.get('step')} per update, from"
+                           f" {times.day(clock['start'], zone)}" +
+                           (f" to {times.day(clock['end'], zone)}" if clock.get("end") else ""))
+        if clock.get("state") == "ended":
+            # No session opens after the replay's last day: there is no next open or close to show.
+            ended = f" on {times.day(clock['end'], zone)}" if clock.get("end") else ""
+            shown.update(market=f"closed: the replay ended{ended} (no session opens; orders are refused)",
+                         next_open=None, next_close=None)
+    return fields(shown, ["time", "market", "next_open", "next_close", "calendar", "source", "replay"], zone)
