@@ -262,10 +262,18 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.wait_text(".flash", "Buy 5 AAPL in portfolio default (at the market, Day): open.")
         await b.live()
         await d.tick()
-        fill = await b.wait_text("#toasts", "Filled: Buy 5 AAPL")
-        # The banner that said "open" says so too (it contradicted the notice until the page was left).
-        await b.wait_text(".flash", "Filled: Buy 5 AAPL")
-        # On a desktop it does not cover the ticket's Place button (under the pointer that just placed the order).
+        # The banner that said "open" says its news (it contradicted it until the page was left); in sight, it
+        # alone: a toast beside it said it twice.
+        fill = await b.wait_text(".flash", "Filled: Buy 5 AAPL")
+        assert await b.script("return document.querySelectorAll('#toasts .toast').length") == 0
+        # An order's news without a banner in sight (one placed by the command line, canceled there) is a toast;
+        # on a desktop it does not cover the ticket's Place button (under the pointer that just placed the order).
+        await b.script("document.getElementById('place-order').scrollIntoView({block: 'end'});")
+        elsewhere = await d.worker.gateway.forward(commands.PlaceOrder, dict(
+            token, client_order_id="elsewhere", side="buy", symbol="AAPL", quantity="1", type="limit",
+            limit_price="1", time_in_force="gtc"), "127.0.0.1")
+        await d.worker.gateway.forward(commands.CancelOrder, dict(token, order_uuid=elsewhere["uuid"]), "127.0.0.1")
+        await b.wait_text("#toasts", "Canceled: Buy 1 AAPL")
         covers = await b.script(
             "document.getElementById('place-order').scrollIntoView({block: 'end'});"
             " const t = document.querySelector('#toasts .toast:last-child').getBoundingClientRect();"

@@ -159,10 +159,13 @@ function connect() {
         if (!paused) document.dispatchEvent(new CustomEvent("pt:equity", { detail: m }));
         break;
       case "toast": {
-        toast(m.text, m.kind);
-        // The banner about an order placed here ("...: open.") says its news too, not a state it has left.
+        // The banner about an order placed here ("...: open.") says its news, not a state it has left; in sight
+        // it says it alone (its words are announced: a toast beside it said, and was heard, twice).
         const banner = document.getElementById("flash");
-        if (banner && m.order && banner.dataset.order === m.order) banner.textContent = `${m.text}.`;
+        const ours = banner && m.order && banner.dataset.order === m.order;
+        if (ours) banner.textContent = `${m.text}.`;
+        const box = ours && banner.getBoundingClientRect();
+        if (!ours || box.bottom <= 0 || box.top >= window.innerHeight) toast(m.text, m.kind);
         break;
       }
       case "notice":
