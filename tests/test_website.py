@@ -1767,6 +1767,7 @@ async def test_the_replace_page_shows_the_market_as_it_moves(tmp_path, settings,
         _, body = await site.get(f"/orders/{order['uuid']}/replace")
         quote = worker.quotes.get("AAPL")
         assert 'data-page="replace" data-symbol="AAPL"' in body
+        assert "Limit order: limit $1.00. The old order ends as replaced" in body  # (it said 'Limit, limit $1.00.')
         assert header_market(body)["clock"][0] == fmt.when(d.cluster.master.market_clock.now())  # as every page
         assert f'<dt>Last</dt><dd><span data-live="quote.AAPL.price">{fmt.price(quote["price"])}</span>' in body
         assert f'<span data-live="quote.AAPL.ask">{fmt.price(quote["ask"])}</span>' in body

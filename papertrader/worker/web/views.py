@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "22"
+STATIC_VERSION = "23"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -1345,15 +1345,15 @@ def replace_page(chrome, o, form=None, error=None, quote=None):
     body = post_form(f"/orders/{u}/replace", chrome.csrf, *fields,
                      button("Replace order", "btn primary"), cls="stack", label="Replace the order")
     v = quote_value(o["symbol"], quote)
-    market = h("dl", {"class": "facts tight", "aria-label": f"{o['symbol']} now"},
+    market = h("dl", {"class": "facts tight spaced", "aria-label": f"{o['symbol']} now"},
                *[h("div", h("dt", label), h("dd", v(key))) for label, key in
                  (("Last", "price"), ("Change", "change"), ("Bid", "bid"), ("Ask", "ask"), ("As of", "time"))])
     main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
                   h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
                 h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
-                  h("p", {"class": "muted"}, f"{fmt.TYPES.get(o['type'], o['type'])}, {order_prices(o)}. The old order"
-                                             " ends as replaced and a new one takes its place (what already filled"
-                                             " stays filled)." + (
+                  h("p", {"class": "muted"}, f"{fmt.TYPES.get(o['type'], o['type'])} order: {order_prices(o)}. The"
+                                             " old order ends as replaced and a new one takes its place (what"
+                                             " already filled stays filled)." + (
                                                  " An exit keeps its shares and time in force (its entry's) and its"
                                                  " place in its order: move its price." if exit_ else "")),
                   market, error_box(error, ORDER_FIELDS), body))
