@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "23"
+STATIC_VERSION = "24"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -1876,7 +1876,9 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
               fmt.percent(game["max_position"], signed=False) if game.get("max_position") is not None else "no limit"),
              ("Portfolios", "every player sees every player's" if game.get("show_portfolios") else
               "only its creator sees the players'")]
-    facts = h("dl", {"class": "facts"}, *[h("div", h("dt", label), h("dd", value)) for label, value in rules])
+    # (a long value, the fill model's words, takes a row of its own: squeezed into a cell it ran down the page)
+    facts = h("dl", {"class": "facts"}, *[h("div", {"class": "wide" if len(value) > 28 else None},
+                                            h("dt", label), h("dd", value)) for label, value in rules])
     mine = ""
     if joinable(game):
         # Join here: a public game at once, a private one with its invite code.
