@@ -300,10 +300,10 @@ def class_usernames(path):
 @defer.inlineCallbacks
 def create_class(reactor, args, data_dir):
     """``game create-class``: check every username, create the game, join them all; the answer."""
-    from papertrader.times import parse_game_end, parse_when
+    from papertrader.times import game_window
 
     names = class_usernames(args.players)
-    arguments = dict(name=args.name, start=parse_when("--start", args.start), end=parse_game_end(args.end),
+    arguments = dict(name=args.name, **game_window(args.start, args.end),
                      starting_cash=args.cash, margin=args.margin or args.allow_short, allow_short=args.allow_short,
                      private=not args.public, show_portfolios=args.show_portfolios)
     if args.commission:

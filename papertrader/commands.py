@@ -738,7 +738,10 @@ class CreateGame(Command):
     ``commission``: zero, per_order:AMOUNT, per_share:RATE[:MIN[:MAX]] or percent:PERCENT (absent: the
     deployment's); ``fill_model``: bar or ideal (absent: the deployment's); ``assets`` empty: every symbol.
     ``show_portfolios``: its players may see each other's portfolios (GamePortfolio; absent: they may not, only
-    its creator).  A private game's answer carries its first invite code."""
+    its creator).  ``days``: which of ``start`` and ``end`` were given as days ('start', 'end'; each sent as its
+    midnight UTC, an end as the midnight after its last day): those are the market's days, from their midnight in
+    the market's time zone; the others are times, taken as they are (absent, from a client before this: a
+    midnight UTC is taken as a day).  A private game's answer carries its first invite code."""
 
     arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"start", amp.DateTime()),
                  (b"end", amp.DateTime()), (b"starting_cash", amp.Unicode()),
@@ -746,7 +749,8 @@ class CreateGame(Command):
                  (b"margin", amp.Boolean(optional=True)), (b"allow_short", amp.Boolean(optional=True)),
                  (b"assets", amp.ListOf(amp.Unicode(), optional=True)),
                  (b"max_position", amp.Unicode(optional=True)), (b"private", amp.Boolean(optional=True)),
-                 (b"show_portfolios", amp.Boolean(optional=True))]
+                 (b"show_portfolios", amp.Boolean(optional=True)),
+                 (b"days", amp.ListOf(amp.Unicode(), optional=True))]
     response = _GAME
 
 

@@ -128,6 +128,15 @@ def parse_when(option, text):
     return moment
 
 
+def game_window(start, end, start_option="--start", end_option="--end"):
+    """A game's start and end as a person types them, as CreateGame takes them: ``start``, ``end`` (a day means
+    through that day: its next midnight, UTC, which the master takes as the market's) and ``days``, which of the
+    two were given as days (the master moves those to the market's midnights; a time, even one at midnight UTC,
+    is taken as it is)."""
+    days = [which for which, text in (("start", start), ("end", end)) if len((text or "").strip()) == 10]
+    return dict(start=parse_when(start_option, start), end=parse_game_end(end, end_option), days=days)
+
+
 def parse_game_end(text, option="--end"):
     """A game's end as a person types it: a day means through that day (the next midnight UTC); a time is
     taken as it is."""

@@ -159,6 +159,20 @@ async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(wor
     game = await world.create(teacher, name="Monday Cup", start=datetime(2016, 3, 5, tzinfo=timezone.utc),
                               end=datetime(2016, 3, 8, tzinfo=timezone.utc))  # (through Monday: it trades)
     assert game["status"] == "upcoming"
+    # Days given as days are the market's (from midnight in New York); a time given as a time stays that time,
+    # even one at midnight UTC (19:00 EST the evening before: it was moved to the next midnight in New York).
+    days = await world.create(teacher, name="Day Cup", start=datetime(2016, 3, 8, tzinfo=timezone.utc),
+                              end=datetime(2016, 3, 10, tzinfo=timezone.utc), days=["start", "end"])
+    assert (days["start"], days["end"]) == (datetime(2016, 3, 8, 5, tzinfo=timezone.utc),
+                                            datetime(2016, 3, 10, 5, tzinfo=timezone.utc))
+    timed = await world.create(teacher, name="Time Cup", start=datetime(2016, 3, 8, tzinfo=timezone.utc),
+                               end=datetime(2016, 3, 10, tzinfo=timezone.utc), days=[])
+    assert (timed["start"], timed["end"]) == (datetime(2016, 3, 8, tzinfo=timezone.utc),
+                                              datetime(2016, 3, 10, tzinfo=timezone.utc))
+    for wrong, said in ((["middle"], "days names 'start' or 'end'"), (["start"], "sent as its midnight UTC")):
+        with pytest.raises(InvalidInput, match=said):
+            await world.create(teacher, name="Odd Cup", start=datetime(2016, 3, 8, 14, 30, tzinfo=timezone.utc),
+                               end=datetime(2016, 3, 10, tzinfo=timezone.utc), days=wrong)
 
 
 async def test_a_games_starting_cash_is_at_most_a_portfolios(world):

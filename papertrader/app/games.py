@@ -128,9 +128,9 @@ class GameCommands:
     @authenticated
     def create_game(self, session, stamp, name, start, end, starting_cash, commission=None, fill_model=None,
                     margin=None, allow_short=None, assets=None, max_position=None, private=None,
-                    show_portfolios=None):
+                    show_portfolios=None, days=None):
         return self.create(session.account_id, session.username, name, start, end, starting_cash, commission,
-                           fill_model, margin, allow_short, assets, max_position, private, show_portfolios)
+                           fill_model, margin, allow_short, assets, max_position, private, show_portfolios, days)
 
     def rules(self, start, end, starting_cash, commission=None, fill_model=None, margin=None, allow_short=None,
               assets=None, max_position=None):
@@ -162,26 +162,35 @@ class GameCommands:
 
     @defer.inlineCallbacks
     def create(self, account_id, username, name, start, end, starting_cash, commission=None, fill_model=None,
-               margin=None, allow_short=None, assets=None, max_position=None, private=None, show_portfolios=None):
+               margin=None, allow_short=None, assets=None, max_position=None, private=None, show_portfolios=None,
+               days=None):
         """Create a game for ``account_id`` (its creator); the view, with the first invite code if private.
-        ``show_portfolios``: its players may see each other's portfolios (its creator always may)."""
+        ``show_portfolios``: its players may see each other's portfolios (its creator always may).  ``days``: which
+        of ``start`` and ``end`` were given as days (CreateGame)."""
         name = store_module.name(name)
         rules = self.rules(start, end, starting_cash, commission, fill_model, margin, allow_short, assets,
                            max_position)
         now = self.market_clock.now()
+        zone = times.zone(getattr(self.market_clock.calendar, "timezone", None))
         market = self.market_clock.describe()
         last = market.get("end") if market.get("mode") == "replay" else None
         if last is not None and rules.start >= last + timedelta(days=1):
             raise InvalidInput(f"the game would start after the replay's last day ({last:%Y-%m-%d}): it would"
-                               f" never open; the market's time is {now:%Y-%m-%d} (papertrader clock)")
+                               f" never open; the market's date is {times.day(now, zone)} (papertrader clock)")
         if last is not None and rules.end > last + timedelta(days=1):  # (a looping replay starts over first)
             raise InvalidInput(f"the game would end after the replay's last day ({last:%Y-%m-%d}): it would never"
                                f" finish or have a final ranking; end it on {last:%Y-%m-%d} or before")
         # A day (its midnight UTC, as clients send one) is the market's day: from its midnight in the market's zone.
-        zone = times.zone(getattr(self.market_clock.calendar, "timezone", None))
+        # A time is a time, even at midnight UTC (a client from before ``days``: a midnight UTC is a day).
+        given = [] if days is None else [d for d in days if isinstance(d, str)][:2]
+        if days is not None and any(d not in ("start", "end") for d in given):
+            raise InvalidInput("days names 'start' or 'end', those given as days")
+        for which in given:
+            if not times.at_midnight_utc(getattr(rules, which)):
+                raise InvalidInput(f"the game's {which}, given as a day, is sent as its midnight UTC")
         rules = replace(rules, **{which: times.market_midnight(moment, zone)
                                   for which, moment in (("start", rules.start), ("end", rules.end))
-                                  if times.at_midnight_utc(moment)})
+                                  if (which in given if days is not None else times.at_midnight_utc(moment))})
         if rules.end <= now:
             raise InvalidInput(f"the game would end before the market's time now ({times.local(now, zone)})")
         self._check_sessions(rules, zone)

@@ -59,7 +59,7 @@ from papertrader.errors import (
 )
 from papertrader.logs import counted
 from papertrader.money import money_text
-from papertrader.times import parse_game_end, parse_when
+from papertrader.times import game_window, parse_when
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
               "stop_price", "trail_price", "trail_percent", "stop_level", "order_class", "leg", "parent_id", "status",
@@ -1607,8 +1607,8 @@ class CLI:
         token = self.token()
         action = a.game_action
         if action == "create":
-            arguments = dict(token=token, name=a.name, start=parse_when("--start", a.start),
-                             end=parse_game_end(a.end), starting_cash=a.cash, margin=a.margin or a.allow_short,
+            arguments = dict(token=token, name=a.name, **game_window(a.start, a.end), starting_cash=a.cash,
+                             margin=a.margin or a.allow_short,
                              allow_short=a.allow_short, private=a.private, show_portfolios=a.show_portfolios)
             if a.commission:
                 arguments["commission"] = a.commission

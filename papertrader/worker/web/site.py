@@ -29,7 +29,7 @@ from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable,
                                 PaperTraderError, PortfoliosHidden, ProviderLoginFailed, UnknownGame, UnknownOrder,
                                 UnknownPortfolio, UnknownSymbol, UnknownWatchlist)
 from papertrader.client import output
-from papertrader.times import parse_game_end, parse_when
+from papertrader.times import game_window
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import preview as previews
 from papertrader.worker.web import security, views
@@ -1370,8 +1370,7 @@ class Website:
         for name in ("private", "margin", "allow_short", "show_portfolios"):
             form[name] = field(request, name, 4) == "yes"
         try:
-            arguments = dict(name=form["name"], start=parse_when("first day", form["start"]),
-                             end=parse_game_end(form["end"], "last day"),
+            arguments = dict(name=form["name"], **game_window(form["start"], form["end"], "first day", "last day"),
                              starting_cash=fmt.typed_number(form["cash"]),
                              private=form["private"], show_portfolios=form["show_portfolios"],
                              margin=form["margin"] or form["allow_short"],
