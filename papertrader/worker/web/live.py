@@ -253,11 +253,14 @@ class View:
 
     def symbols(self):
         if self.page == "dashboard" and self.portfolio is not None:
-            # Without a position, one price paces the chart (the master's curve takes its points from the first
-            # asset's candles then): each of its updates is the next point of the cash's flat line (a page of an
+            # Without a position, one price paces the chart (the master's curve takes its points from one asset's
+            # candles then): the freshest, whose updates are the next points of the cash's flat line (a page of an
             # account without positions had no live point, and its line stopped where the page was made).
-            return [p["symbol"] for p in self.portfolio["positions"]] or \
-                [q["symbol"] for q in self.live.worker.quotes.all()[:1]]
+            held = [p["symbol"] for p in self.portfolio["positions"]]
+            quotes = self.live.worker.quotes.all()
+            if held or not quotes:
+                return held
+            return [max(quotes, key=lambda q: q["time"])["symbol"]]
         if self.page in ("asset", "replace") and self.symbol:
             return [self.symbol]
         if self.page == "assets":

@@ -163,7 +163,13 @@ function connect() {
         // it says it alone (its words are announced: a toast beside it said, and was heard, twice).
         const banner = document.getElementById("flash");
         const ours = banner && m.order && banner.dataset.order === m.order;
-        if (ours) banner.textContent = `${m.text}.`;
+        if (ours) {
+          banner.textContent = `${m.text}.`;
+          if (m.kind === "error") { // (a rejection: the banner that said "open" says it as an error, at once)
+            banner.className = "flash error";
+            banner.setAttribute("role", "alert");
+          }
+        }
         const box = ours && banner.getBoundingClientRect();
         if (!ours || box.bottom <= 0 || box.top >= window.innerHeight) toast(m.text, m.kind);
         break;
