@@ -64,7 +64,10 @@ def at_midnight(moment, zone):
     """Whether ``moment`` stands for a day: a midnight UTC (a day as a client sends it, '--start 2010-01-04') or a
     midnight in ``zone``, the market's (a game's days as the master keeps them: ``market_midnight``)."""
     here = moment.astimezone(zone)
-    return at_midnight_utc(moment) or (here.hour, here.minute, here.second, here.microsecond) == (0, 0, 0, 0)
+    # The start of its day there, as market_midnight makes it (01:00 on a day whose midnight daylight saving time
+    # skips, Santiago's in September), compared in UTC (a time in the gap is never equal to another zone's: PEP 495).
+    start = datetime(here.year, here.month, here.day, tzinfo=zone).astimezone(timezone.utc)
+    return at_midnight_utc(moment) or moment.astimezone(timezone.utc) == start
 
 
 def market_midnight(moment, zone):

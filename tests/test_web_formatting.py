@@ -132,6 +132,13 @@ def test_a_games_day_is_the_markets_day_and_reads_as_that_day():
     assert times.last_day(datetime(2024, 3, 11, tzinfo=utc), new_york) == "2024-03-10"  # (a game made before)
     assert times.last_day(datetime(2024, 2, 1, 13, tzinfo=utc), sydney) == "2024-02-01"
     assert times.last_day(datetime(2024, 3, 11, 20, tzinfo=utc), new_york) is None
+    # A day whose midnight daylight saving time skips (Santiago, 7 September 2025: 00:00 is 01:00) starts at 01:00,
+    # and reads as that day.
+    santiago = times.zone("America/Santiago")
+    end = times.market_midnight(datetime(2025, 9, 7, tzinfo=utc), santiago)
+    assert end == datetime(2025, 9, 7, 4, tzinfo=utc) and end.astimezone(santiago).hour == 1
+    assert times.last_day(end, santiago) == "2025-09-06" and times.local_or_day(end, santiago) == "2025-09-07"
+    assert not times.at_midnight(datetime(2025, 9, 7, 5, tzinfo=utc), santiago)
 
 
 def test_a_dividend_on_one_share_says_share():
