@@ -74,7 +74,7 @@ class Bare(amp.AMP):
     @commands.PlaceOrder.responder
     def place_order(self, token, client_order_id, side, symbol, quantity=None, notional=None, type=None,
                     time_in_force=None, limit_price=None, stop_price=None, trail_price=None, trail_percent=None,
-                    portfolio=None):
+                    portfolio=None, **more):  # (the rest, such as order_class, absent: AMP passes them as None)
         answer = order(client_order_id, symbol, side, type, time_in_force, quantity, limit_price)
         event = dict(event="accepted", time=NOW, order=[answer])
         for watcher in list(self.server.tokens.get(token, ())):
