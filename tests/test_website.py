@@ -2608,6 +2608,21 @@ async def test_a_new_accounts_equity_curve_starts_when_it_was_made_in_market_tim
         assert datetime.fromtimestamp(points[1][0], timezone.utc).date() == again.date()
 
 
+def sydney_replay(tmp_path, settings, clock):
+    """The website on a replay of one made-up asset, BHP, on Sydney's calendar (XASX: a session opens at 10:00 AEDT,
+    23:00 UTC the evening before), from Monday 2024-01-15: thirty days of daily bars (weekends and Australia Day
+    left out), filled by the ideal model."""
+    from datetime import date
+
+    days = [day for day in (date(2024, 1, 15) + timedelta(days=n) for n in range(30))
+            if day.weekday() < 5 and day != date(2024, 1, 26)]  # (Australia Day)
+    prices = tmp_path / "BHP.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day.isoformat()},{45 + n % 3}.00,{46 + n % 3}.00,{44 + n % 3}.00,{45 + n % 3}.50,100000\n"
+        for n, day in enumerate(days)))
+    return website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
+                   calendar="XASX", replay_files=str(prices), replay_start="2024-01-15", fill_model="ideal")
+
 @pytest_twisted.ensureDeferred
 async def test_an_equity_curves_starting_point_is_the_session_before_and_a_new_account_has_a_line(tmp_path, settings,
                                                                                                  clock):
@@ -2855,18 +2870,8 @@ async def test_a_sydney_game_plays_its_own_days_sessions(tmp_path, settings, clo
     before. A game 'from Monday 2024-01-29 through Thursday 2024-02-01' began at midnight UTC, after Monday's
     session had opened, and ended at the next midnight UTC, after Friday's had: it played Tuesday to Friday. It
     plays Monday to Thursday, and says its times in Sydney's."""
-    from datetime import date
-
-    days = [day for day in (date(2024, 1, 15) + timedelta(days=n) for n in range(30))
-            if day.weekday() < 5 and day != date(2024, 1, 26)]  # (Australia Day)
-    prices = tmp_path / "BHP.csv"
-    prices.write_text("date,open,high,low,close,volume\n" + "".join(
-        f"{day.isoformat()},{45 + n % 3}.00,{46 + n % 3}.00,{44 + n % 3}.00,{45 + n % 3}.50,100000\n"
-        for n, day in enumerate(days)))
     sydney = times.zone("Australia/Sydney")
-    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
-                       calendar="XASX", replay_files=str(prices), replay_start="2024-01-15",
-                       fill_model="ideal") as (d, worker, site):
+    async with sydney_replay(tmp_path, settings, clock) as (d, worker, site):
         _, call = await signed_up(site, worker, "kai")
         game = await call(commands.CreateGame, name="Reef Cup", starting_cash="10000",
                           start=datetime(2024, 1, 29, tzinfo=timezone.utc), end=datetime(2024, 2, 2, tzinfo=timezone.utc))
@@ -2903,23 +2908,13 @@ async def test_a_sydney_portfolios_equity_curve_starts_on_the_market_day_it_bega
     started a day late.  A curve starts on the market day it began (times.day), as the table's dates say: the
     game's first day, and a portfolio made at a session's open (a replay's time stands there between updates),
     that session's day."""
-    from datetime import date
-
-    days = [day for day in (date(2024, 1, 15) + timedelta(days=n) for n in range(30))
-            if day.weekday() < 5 and day != date(2024, 1, 26)]  # (Australia Day)
-    prices = tmp_path / "BHP.csv"
-    prices.write_text("date,open,high,low,close,volume\n" + "".join(
-        f"{day.isoformat()},{45 + n % 3}.00,{46 + n % 3}.00,{44 + n % 3}.00,{45 + n % 3}.50,100000\n"
-        for n, day in enumerate(days)))
     sydney = times.zone("Australia/Sydney")
 
     def first_day(body):
         points = chart_points(body)  # (the cash it started with, a day before; then its days)
         return times.day(datetime.fromtimestamp(points[1][0], timezone.utc), sydney)
 
-    async with website(tmp_path, settings, Database.default_url(str(tmp_path)), clock, provider="replay", assets=(),
-                       calendar="XASX", replay_files=str(prices), replay_start="2024-01-15",
-                       fill_model="ideal") as (d, worker, site):
+    async with sydney_replay(tmp_path, settings, clock) as (d, worker, site):
         for _ in range(5):
             await d.tick()
         _, call = await signed_up(site, worker, "zoe")
