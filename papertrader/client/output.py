@@ -136,8 +136,6 @@ def clock_text(clock, zone):
     ``zone``: its time, open or closed, next open and close, calendar, source, and a replay's state, step and
     days (midnights UTC, shown as their dates); an ended replay says so.  The command line's ``clock`` and
     ``market``, and ``papertrader-admin market``, show it alike."""
-    from papertrader import times
-
     clock = {k: v for k, v in clock.items() if v is not None}
     shown = dict(clock, market="open" if clock.get("is_open") else "closed")
     if clock.get("mode") == "replay":
