@@ -604,9 +604,11 @@ async def test_daily_charts_say_the_market_days_their_tables_say(tmp_path, setti
             await d.tick()
             await b.wait(lambda dr: dr.find_element("id", "equity-chart").get_attribute("data-point-count") ==
                          str(points + more), f"{more} more days' points")
-        seen = await b.script("const r = document.getElementById('equity-chart').chart.timeScale()"
-                              ".getVisibleLogicalRange(); return [r.from, r.to];")
-        assert seen[0] <= 0 and seen[1] >= points + 1, (seen, points)
+        # (the library applies a change of its time scale at its next frame: waited for, up to the page wait)
+        visible = ("const r = document.getElementById('equity-chart').chart.timeScale().getVisibleLogicalRange();"
+                   " return [r.from, r.to];")
+        await b.wait(lambda dr: (lambda r: r[0] <= 0 and r[1] >= points + 1)(dr.execute_script(visible)),
+                     f"the whole curve in sight, its {points + 2} points")
         assert csp_violations(await b.console()) == []
     finally:
         await b.close()
