@@ -137,3 +137,12 @@ def price_text(value: Decimal) -> str:
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0")
     return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def quote_text(value: Decimal) -> str:
+    """A price as brokers quote it to people: to the cent from $1 up ('187.25' for 187.2551, by the one rounding
+    rule), two to four decimals below ('0.1234').  What was paid keeps its 1e-4 step (``price_text``)."""
+    shown = price_text(abs(value))  # to the 1e-4 step first: 0.99996 is 1.00, with 2 decimals
+    if Decimal(shown) >= 1:
+        shown = money_text(abs(value))
+    return f"-{shown}" if value < 0 else shown

@@ -39,3 +39,23 @@ def test_programs_get_times_in_utc_and_people_in_the_markets_zone():
     winter = dict(row, time=datetime(2014, 1, 6, 14, 30, tzinfo=timezone.utc))
     assert fields(winter, ["time"], new_york) == "time: 2014-01-06 09:30:00 EST"
     assert fields(winter, ["time"]) == "time: 2014-01-06 14:30:00 UTC"  # no zone said: UTC, and it says so
+
+
+def test_people_read_quoted_prices_to_the_cent_as_on_the_website_and_programs_get_them_exact():
+    """A replay's split-adjusted prices have four decimals: the command line's tables show a quote, a candle and a
+    position's prices as the website does (to the cent from $1 up), and --json keeps them exact."""
+    from papertrader.client.cli import portfolio_text
+    from papertrader.client.output import quoted
+
+    quote = {"symbol": "AAPL", "price": Decimal("187.2551"), "bid": Decimal("0.12345"), "volume": 100}
+    assert table([quoted(quote)], ["symbol", "price", "bid", "volume"]) == (
+        "SYMBOL   PRICE     BID  VOLUME\n"
+        "AAPL    187.26  0.1234     100")
+    assert json.loads(to_json(quote))["price"] == "187.2551"
+    position = dict(symbol="AAPL", quantity=Decimal("3"), average_price=Decimal("150.1234"),
+                    price=Decimal("187.2551"), market_value=Decimal("561.77"), unrealized_pl=Decimal("111.39"),
+                    unrealized_percent=Decimal("24.73"), change_today=Decimal("1.20"))
+    data, text = portfolio_text(dict(portfolio="main", kind="cash", cash=Decimal("100"), equity=Decimal("661.77"),
+                                     positions=[position]))
+    assert "150.12  187.26" in text and "150.1234" not in text
+    assert json.loads(to_json(data))["positions"][0]["average_price"] == "150.1234"

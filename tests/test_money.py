@@ -13,6 +13,7 @@ from papertrader.money import (
     parse_money,
     parse_quantity,
     price_text,
+    quote_text,
     quantity_text,
     round_money,
     round_price,
@@ -218,3 +219,19 @@ def test_quantity_text_has_no_trailing_zeros_or_exponent(value, text):
 )
 def test_price_text_has_two_to_four_decimals(value, text):
     assert price_text(D(value)) == text
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        ("187.2551", "187.26"),  # from $1 up, to the cent by the one rule
+        ("187.2450", "187.24"),  # half-even
+        ("100", "100.00"),
+        ("0.1234", "0.1234"),  # below $1, to 1/100 of a cent
+        ("0.5", "0.50"),
+        ("0.99996", "1.00"),  # the 1e-4 step first: a dollar, with two decimals
+        ("-187.2551", "-187.26"),
+    ],
+)
+def test_a_quoted_price_is_shown_to_the_cent_from_a_dollar_up(value, text):
+    assert quote_text(D(value)) == text

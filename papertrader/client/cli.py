@@ -529,7 +529,8 @@ def _quote(quote):
 
 
 def _shown(quote):
-    return dict(quote, stale="stale" if quote["stale"] else "")
+    """A quote as a table shows it to a person: its prices quoted, 'stale' or nothing."""
+    return dict(output.quoted(quote), stale="stale" if quote["stale"] else "")
 
 
 def _shell_word(text):
@@ -602,7 +603,7 @@ def portfolio_text(p, first=(), zone=timezone.utc):
     if p.get("no_shorting"):
         text += "\n\nLong only: short selling is turned off ('portfolio configure --no-shorting off')."
     if p["positions"]:
-        text += "\n\n" + output.table(data["positions"],
+        text += "\n\n" + output.table([output.quoted(pos, {"price", "average_price"}) for pos in data["positions"]],
                                       ["symbol", "quantity", "average_price", "price", "market_value",
                                        "unrealized_pl", "unrealized_percent", "change_today"], zone)
     return data, text
@@ -1065,7 +1066,7 @@ class CLI:
         # in the market's zone: Sydney's opens the evening before in UTC), or a midnight UTC that would read as the
         # evening before in New York.
         daily = (answer.get("interval") or self.args.interval) == "1d"
-        rows = [dict(c, time=times.day(c["time"], self.zone)) for c in candles] if daily else candles
+        rows = [output.quoted(dict(c, time=times.day(c["time"], self.zone)) if daily else c) for c in candles]
         self.emit(candles, output.table(rows, ["time", "open", "high", "low", "close", "volume"], self.zone)
                   if candles else "No candles yet.")
 
@@ -1259,7 +1260,7 @@ class CLI:
                 done.callback(None)
 
         def tick(quote):
-            plain = output.shown(quote, self.zone)
+            plain = output.shown(output.quoted(quote), self.zone)
             show(quote, f"{quote['symbol']:<8} {plain['price']:>12}  {plain['time']}" +
                  ("  stale" if quote.get("stale") else ""))
 

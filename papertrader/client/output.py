@@ -13,13 +13,16 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from papertrader import times
-from papertrader.money import money_text, price_text, quantity_text
+from papertrader.money import money_text, price_text, quantity_text, quote_text
 
 MONEY = {"cash", "equity", "market_value", "amount", "cash_after", "commission", "notional", "cost", "buying_power",
          "realized_pl", "unrealized_pl", "change_today"}
 PRICES = {"price", "average_price", "open", "high", "low", "close", "limit_price", "stop_price", "trail_price",
           "stop_level", "previous_close", "bid", "ask"}
 QUANTITIES = {"quantity", "filled_quantity", "position_quantity"}
+#: A quote's and a candle's prices: a person reads them as the website shows them, quoted to the cent from $1 up
+#: (``quoted``); JSON and CSV keep every price exact, and what was paid is shown exact everywhere.
+QUOTED = {"price", "open", "high", "low", "close", "previous_close", "bid", "ask"}
 #: A number a spreadsheet may take as it is (CSV): a negative one too.
 _NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
@@ -42,6 +45,12 @@ def plain(value, key=None, zone=None):
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds") if zone is None else times.local(value, zone, seconds=True)
     return value
+
+
+def quoted(record, keys=QUOTED):
+    """``record`` (a dict) with its prices of ``keys`` as brokers quote them to people ('187.25' for 187.2551, to
+    four decimals below $1: ``money.quote_text``), for a table or a line; the rest as it was."""
+    return {k: quote_text(v) if k in keys and isinstance(v, Decimal) else v for k, v in record.items()}
 
 
 def shown(value, zone):

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from papertrader import times
 from papertrader.errors import PaperTraderError
-from papertrader.money import price_text, quantity_text, round_money, shares_text
+from papertrader.money import price_text, quantity_text, quote_text, round_money, shares_text
 
 #: The currency of every account (Alpaca's paper accounts are in US dollars too).
 CURRENCY = "USD"
@@ -35,17 +35,15 @@ def money(value, currency=CURRENCY, signed=False):
 
 
 def price(value, currency=CURRENCY):
-    """'$187.25', '$0.1234': as brokers show prices, 2 decimals from $1 up (rounded by the one rule: an average
-    fill price of 187.2551 is shown $187.26), 2 to 4 below (a sub-dollar price is quoted to 1/100 of a cent).
-    Only what is shown: a form's value is the exact price (number_text)."""
+    """'$187.25', '$0.1234': as brokers show prices (``money.quote_text``, as the command line shows them too), 2
+    decimals from $1 up (rounded by the one rule: an average fill price of 187.2551 is shown $187.26), 2 to 4 below
+    (a sub-dollar price is quoted to 1/100 of a cent).  Only what is shown: a form's value is the exact price
+    (number_text)."""
     if value is None:
         return "—"
     value = Decimal(value)
-    sign, value = ("-" if value < 0 else ""), abs(value)
-    shown = price_text(value)  # to the 1e-4 step first: 0.99996 is $1.00, with 2 decimals
-    if Decimal(shown) >= 1:
-        shown = format(round_money(value), "f")
-    return f"{sign}{SYMBOLS.get(currency, currency + ' ')}{_group(shown)}"
+    sign = "-" if value < 0 else ""
+    return f"{sign}{SYMBOLS.get(currency, currency + ' ')}{_group(quote_text(abs(value)))}"
 
 
 def exact_price(value, currency=CURRENCY):
