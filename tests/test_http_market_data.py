@@ -3,6 +3,7 @@ real alpaca-py 0.44 (StockHistoricalDataClient and TradingClient with url_overri
 
 import os
 from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_CEILING, ROUND_FLOOR
 from decimal import Decimal as D
 
 import pytest
@@ -113,9 +114,9 @@ async def test_latest_quotes_trades_bars_and_snapshots(minutes):
     quotes = await in_thread(data.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols=["AAPL", "ZZZZ"]))
     assert list(quotes) == ["AAPL"]
     quote = quotes["AAPL"]
-    # The fill model's spread: 10 basis points each side of the last price.
-    assert D(str(quote.bid_price)) == (board.price * D("0.999")).quantize(D("0.0001"))
-    assert D(str(quote.ask_price)) == (board.price * D("1.001")).quantize(D("0.0001"))
+    # The fill model's spread: 10 basis points each side of the last price, on a cent (the price is above $1).
+    assert D(str(quote.bid_price)) == (board.price * D("0.999")).quantize(D("0.01"), rounding=ROUND_FLOOR)
+    assert D(str(quote.ask_price)) == (board.price * D("1.001")).quantize(D("0.01"), rounding=ROUND_CEILING)
     assert quote.timestamp == board.time
     trades = await in_thread(data.get_stock_latest_trade, StockLatestTradeRequest(symbol_or_symbols="AAPL"))
     assert D(str(trades["AAPL"].price)) == board.price and trades["AAPL"].timestamp == board.time

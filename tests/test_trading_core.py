@@ -9,7 +9,7 @@ from papertrader.errors import InsufficientFunds, InsufficientPosition, InvalidI
 from papertrader.trading import amend
 from papertrader.trading.commissions import Percent, PerOrder, PerShare
 from papertrader.trading.events import EventKind
-from papertrader.trading.fill_models import BarFillModel, IdealFillModel
+from papertrader.trading.fill_models import BarFillModel, IdealFillModel, bid_ask
 from papertrader.trading.orders import OrderRequest, OrderType, Side, Status, TimeInForce
 from papertrader.trading.pretrade import Rules, buying_power
 from tests.trading_helpers import (
@@ -45,6 +45,19 @@ def test_slippage_never_prices_a_fill_outside_the_bar():
     rules = Rules(fill_model=BarFillModel(half_spread_bps=D(500), impact_bps=D(0)))
     _, _, events = run(b, [order], (at(1), bar(100, 100.5, 99, 100)), rules=rules)
     assert events[0].fill.price == D("100.5")  # 5% slippage is cut at the bar's high
+
+
+@pytest.mark.parametrize("price, bps, bid, ask", [
+    ("10.00", "2", "9.99", "10.01"),  # 2 basis points of $10 is a fifth of a cent: a cent each side, not $10.00 both
+    ("187.25", "2", "187.21", "187.29"),  # 187.2126 down, 187.2874 up, to the cent
+    ("313.2527", "10", "312.93", "313.57"),
+    ("0.5123", "2", "0.5121", "0.5125"),  # below $1: to the 1/100 of a cent
+    ("1.00", "2", "0.9998", "1.01"),  # a bid below $1 is priced to 1/100 of a cent
+    ("0.0001", "2", None, "0.0002"),  # no bid below the smallest tick
+    ("50.00", "0", "50.00", "50.00"),  # no spread: the last price both sides
+])
+def test_the_bid_and_ask_shown_are_on_valid_ticks_either_side_of_the_last_price(price, bps, bid, ask):
+    assert bid_ask(D(price), D(bps)) == (None if bid is None else D(bid), D(ask))
 
 
 def test_ideal_model_fills_the_whole_order_at_the_close():

@@ -1942,7 +1942,9 @@ async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, sett
         [fill] = [a for a in (await forward(commands.Activities))["activities"] if a["kind"] == "fill"]
         assert -fill["amount"] == round_money(3 * average)  # (no commission): 3 x the price shown, to the cent
         quote = worker.quotes.get("AAPL")
-        assert fmt.money(quote["bid"]) in pages["/asset/AAPL"] and str(quote["bid"]) not in pages["/asset/AAPL"]
+        assert quote["bid"] == quote["bid"].quantize(Decimal("0.01")) < quote["price"] < quote["ask"]  # on a cent each
+        for side in ("bid", "ask"):
+            assert f'>{fmt.money(quote[side])}<' in pages["/asset/AAPL"]
         # A limit price: $300.50, and a sub-dollar one to the 1/100 of a cent it is priced in ($0.5123); the form
         # that replaces the order still holds the exact price the master takes.
         assert 'data-label="Price">$300.50<' in pages["/orders"] and 'data-label="Price">$0.5123<' in pages["/orders"]

@@ -35,7 +35,7 @@ from papertrader.master.games import GameStore
 from papertrader.market.service import MarketService
 from papertrader.market.setup import build as build_market
 from papertrader.master.api_keys import ApiKeys
-from papertrader.money import round_price
+from papertrader.trading.fill_models import bid_ask
 from papertrader.master.candles import CandleStore
 from papertrader.master.order_store import OrderStore
 from papertrader.master.portfolios import PortfolioStore
@@ -281,13 +281,13 @@ class Master(StagedService):
         return done
 
     def _quote_dicts(self, quotes, bars=None):
-        spread = getattr(self.trading.rules.fill_model, "half_spread_bps", Decimal(0)) / 10_000
+        spread = getattr(self.trading.rules.fill_model, "half_spread_bps", Decimal(0))
         out = []
         for q in quotes:
+            bid, ask = bid_ask(q.price, spread)
             quote = dict(symbol=q.symbol, price=q.price, time=q.time, stale=q.stale,
-                         name=self.board.info[q.symbol].name or None, bid=round_price(q.price * (1 - spread)),
-                         ask=round_price(q.price * (1 + spread)), previous_close=q.previous_close,
-                         session_open=q.session_open)
+                         name=self.board.info[q.symbol].name or None, bid=bid, ask=ask,
+                         previous_close=q.previous_close, session_open=q.session_open)
             bar = (bars or {}).get(q.symbol)
             if bar is not None and bar.end == q.time:
                 quote.update(bar_start=bar.start, open=bar.open, high=bar.high, low=bar.low, volume=bar.volume)

@@ -55,6 +55,16 @@ class Match:
     watermark: Optional[Decimal] = None
 
 
+def bid_ask(price, half_spread_bps):
+    """The bid and the ask shown with a last ``price`` (the market's data has trades, not quotes): ``half_spread_bps``
+    basis points each side (the fill model's, what a market order pays beside the impact of its size), each on a
+    valid tick, rounded away from the price (a cent from $1 up: a $10.00 stock with 2 basis points is bid
+    $9.99 and offered at $10.01, never $10.00 both); a bid below the smallest tick is None (no bid)."""
+    bid = round_to_tick(price * (1 - half_spread_bps * BPS), ROUND_FLOOR)
+    ask = round_to_tick(price * (1 + half_spread_bps * BPS), ROUND_CEILING)
+    return (bid if bid > 0 else None), ask
+
+
 def trail_level(order, watermark):
     """A trailing stop's stop price from its watermark (see :func:`stop_level`)."""
     return stop_level(order.side is Side.SELL, watermark, order.trail_price, order.trail_percent)
