@@ -48,6 +48,17 @@ def zone(name):
         return timezone.utc
 
 
+def zone_name(market_clock):
+    """The IANA name of the zone a market clock's calendar keeps ('America/New_York'; 'UTC' for always_open or a
+    calendar that names none): what clients, papertrader-admin and the master's own messages show times in."""
+    return getattr(market_clock.calendar, "timezone", None) or "UTC"
+
+
+def market_zone(market_clock):
+    """The time zone of a market clock's calendar (``zone`` of its ``zone_name``)."""
+    return zone(zone_name(market_clock))
+
+
 def local(moment, zone, seconds=False):
     """``moment`` in ``zone`` with the zone's abbreviation, for a person: '2010-03-04 09:30 EST' (with ``seconds``:
     '2010-03-04 09:30:00 EST'; UTC: '... UTC')."""

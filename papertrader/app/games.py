@@ -171,7 +171,7 @@ class GameCommands:
         rules = self.rules(start, end, starting_cash, commission, fill_model, margin, allow_short, assets,
                            max_position)
         now = self.market_clock.now()
-        zone = times.zone(getattr(self.market_clock.calendar, "timezone", None))
+        zone = times.market_zone(self.market_clock)
         market = self.market_clock.describe()
         last = market.get("end") if market.get("mode") == "replay" else None
         if last is not None and rules.start >= last + timedelta(days=1):

@@ -3,7 +3,6 @@
 import re
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 
@@ -13,6 +12,7 @@ from papertrader.master import validation
 from papertrader.market.periods import MINUTE_BUCKETS, MOST_DAYS, PERIODS, fold, next_period, period_start
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
+from papertrader import times
 from papertrader.times import EARLIEST, LATEST
 from papertrader.trading.corporate import ADJUSTMENTS, Dividend, adjust_bar, adjustment_factors
 
@@ -156,7 +156,7 @@ class MarketDataCommands:
             sessions.extend(calendar.sessions(start, window)[:MAX_SESSIONS - len(sessions)])
             start = window
         return {"sessions": [dict(date=calendar.date_of(s).isoformat(), open=s.open, close=s.close)
-                             for s in sessions], "timezone": getattr(calendar, "timezone", "UTC")}
+                             for s in sessions], "timezone": times.zone_name(self.market_clock)}
 
     def asset_list(self, stamp, symbol=None, after=None, limit=None):
         """The traded assets, as the source describes them, by symbol: ``symbol`` just that one; else at most
@@ -312,7 +312,7 @@ class MarketDataCommands:
 
     def _zone(self):
         """The market calendar's time zone (New York for an exchange's calendar, UTC for always_open)."""
-        return ZoneInfo(getattr(self.market_clock.calendar, "timezone", None) or "UTC")
+        return times.market_zone(self.market_clock)
 
     @defer.inlineCallbacks
     def _adjusted(self, bars, kinds):

@@ -229,7 +229,7 @@ class TradingCommands:
                 raise GameClosed(f"you were removed from the game {game.name}: its portfolio takes no more"
                                  " orders")
             check_order(game.rules, request, book, open_orders, prices, now, game.ended_at,
-                        times.zone(getattr(self.market_clock.calendar, "timezone", None)))
+                        times.market_zone(self.market_clock))
         return game.rules.trading_rules(self.rules)
 
     def _game_rules(self, cursor, portfolio_ids, now):

@@ -11,7 +11,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys, pools
+from papertrader import commands, gpgkeys, pools, times
 from papertrader.guard import Limits, guarded
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
@@ -318,7 +318,7 @@ class Master(StagedService):
     def timezone(self):
         """The market calendar's time zone, an IANA name ('America/New_York'; 'UTC' for always_open): what
         clients and papertrader-admin show times in, for people."""
-        return getattr(self.market_clock.calendar, "timezone", None) or "UTC"
+        return times.zone_name(self.market_clock)
 
     def _market_now(self):
         """The market clock now, as ``Clock`` answers it: QuotesTick's ``market_time``, ``market_open`` and
