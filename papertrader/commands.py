@@ -37,7 +37,11 @@ def fit(command, key, rows):
 
 
 def chunks(command, key, rows):
-    """Split ``rows`` into lists that each fit in one AMP value of ``command``'s argument ``key``."""
+    """Split ``rows`` into lists that each fit in one AMP value of ``command``'s argument ``key`` (a row too large
+    for one goes alone, as it is)."""
+    if len(rows) == 1:  # (most pushes: one order's event; nothing to split, and no need to encode it twice)
+        yield rows
+        return
     argument = dict(command.arguments)[key.encode("ascii")]
     chunk, total = [], 0
     for row in rows:

@@ -83,3 +83,21 @@ def test_a_long_message_is_cut_to_fit():
 def test_a_result_is_a_result():
     (kind, box), _ = call(b"Echo", {b"text": b"ab", b"count": b"3"})
     assert kind == "ok" and box[b"text"] == b"ababab"
+
+
+class Pushed(amp.Command):
+    arguments = [(b"rows", amp.AmpList([(b"text", amp.Unicode())]))]
+    requiresAnswer = False
+
+
+def test_pushed_rows_are_split_into_values_amp_can_carry():
+    """A push of many order events (a step filling many orders) goes in several messages, each within AMP's
+    64 KiB value; one row goes as it is."""
+    from papertrader.commands import MAX_VALUE, chunks
+
+    rows = [{"text": str(i) * 30_000} for i in range(5)]
+    split = list(chunks(Pushed, "rows", rows))
+    assert [len(c) for c in split] == [2, 2, 1] and [r for c in split for r in c] == rows
+    argument = dict(Pushed.arguments)[b"rows"]
+    assert all(len(argument.toStringProto(c, None)) <= MAX_VALUE for c in split)
+    assert list(chunks(Pushed, "rows", rows[:1])) == [rows[:1]] and list(chunks(Pushed, "rows", [])) == []
