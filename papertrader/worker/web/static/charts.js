@@ -64,7 +64,9 @@ if (LC && priceBox) {
   const zone = zoned(priceBox, intraday);
   const chart = LC.createChart(priceBox, {
     ...base,
-    timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false,
+    // fixLeftEdge: the first candle at the left edge, and the marks there moved in to be read whole (the library
+    // keeps a mark inside the axis only at a fixed edge, or on a chart that cannot scroll: "Feb" showed as "eb").
+    timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false, fixLeftEdge: true,
                  tickMarkFormatter: zone.tickMarkFormatter },
     localization: { ...base.localization, priceFormatter: money, timeFormatter: zone.timeFormatter },
   });
