@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "26"
+STATIC_VERSION = "27"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -87,6 +87,13 @@ def num(value, key=None, sign=None, header=None):
 
 def cell(value, header=None, cls=None):
     return h("td", {"data-label": header, "class": cls}, value)
+
+
+def when_cell(moment, header):
+    """A moment in a table's cell: its date and its time of day each kept whole, so that a narrow column breaks its
+    line between them ('2010-01-22' over '09:30 EST'), never inside the date at a hyphen ('2010-01-' over '22 09:30')."""
+    day, _, clock = fmt.when(moment).partition(" ")
+    return cell(h("span", {"class": "when"}, h("span", day), " ", h("span", clock)) if clock else day, header)
 
 
 def table(headers, rows, section=None, empty="Nothing yet.", caption=None, cls="data"):
@@ -1174,19 +1181,19 @@ def closed_order_rows(orders, known=None):
                         h("a", {"href": f"/orders/{u}"}, order_summary(o)), role_line(o, known)),
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
                       num(price_cell(o), header="Price"),
-                      num(filled_cell(o), header="Filled"),
+                      cell(filled_cell(o), "Filled", cls="num filled"),
                       num(fmt.money(o.get("commission")), header="Commission"),
                       cell(tif_text(o), "Time in force"),
                       cell(join(h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"])),
                                 h("span", {"class": "reason"}, fmt.said(reason)) if reason else ""), "Status"),
-                      cell(fmt.when(o["created"]), "Placed"),
-                      cell(fmt.when(o.get("updated")), "Ended")))
+                      when_cell(o["created"], "Placed"),
+                      when_cell(o.get("updated"), "Ended")))
     return join(*rows)
 
 
 def closed_orders_table(orders, known=None):
     return table(CLOSED_HEADERS, closed_order_rows(orders, known), section="closed-orders", caption="Closed orders",
-                 empty=EMPTY["closed-orders"], cls="data stack-on-phone")
+                 empty=EMPTY["closed-orders"], cls="data stack-on-phone orders")
 
 
 def orders_page(chrome, open_orders, closed, next_before):
