@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "29"
+STATIC_VERSION = "30"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -1747,11 +1747,16 @@ def game_rows(chrome, games):
 
 
 def check_input(label, name, checked, hint=None):
+    """A checkbox with its label; a hint goes under them (beside them, in the checkbox's row, it squeezed the box
+    and the label into a narrow column)."""
     ident = f"f-{name}"
-    return h("div", {"class": "check"},
-             h("input", {"type": "checkbox", "id": ident, "name": name, "value": "yes", "checked": bool(checked),
-                         "aria-describedby": f"{ident}-hint" if hint else None}),
-             h("label", {"for": ident}, label), h("p", {"class": "hint", "id": f"{ident}-hint"}, hint) if hint else "")
+    box = h("div", {"class": "check"},
+            h("input", {"type": "checkbox", "id": ident, "name": name, "value": "yes", "checked": bool(checked),
+                        "aria-describedby": f"{ident}-hint" if hint else None}),
+            h("label", {"for": ident}, label))
+    if not hint:
+        return box
+    return h("div", {"class": "check-with-hint"}, box, h("p", {"class": "hint", "id": f"{ident}-hint"}, hint))
 
 
 def create_game_form(chrome, form):
