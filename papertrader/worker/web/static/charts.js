@@ -9,7 +9,8 @@ const base = {
   layout: { background: { color: "#ffffff" }, textColor: "#2d3a48", attributionLogo: false,
             fontFamily: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif" },
   grid: { vertLines: { color: "#eef1f5" }, horzLines: { color: "#eef1f5" } },
-  rightPriceScale: { borderColor: "#d9dfe6" },
+  // entireTextOnly: a price mark at the top or bottom edge is shown whole or not at all (half of "$175.00" showed).
+  rightPriceScale: { borderColor: "#d9dfe6", entireTextOnly: true },
   timeScale: { borderColor: "#d9dfe6" },
   localization: { locale: "en-US" },
 };
