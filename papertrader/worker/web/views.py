@@ -722,8 +722,10 @@ def watch_form(chrome, symbol, lists):
     said = h("p", {"class": "muted"}, f"In your watchlist{'s' if len(holding) > 1 else ''}: {', '.join(holding)}."
              ) if holding else ""
     if not lists:
-        return h("p", {"class": "muted watch"}, h("a", {"href": "/assets#watchlists"}, "Make a watchlist"),
-                 f" to follow {symbol} with other stocks.")
+        # One sentence, one flex item (.watch lays out its children side by side: the link and the rest of the
+        # sentence stood on two lines on a phone).
+        return h("p", {"class": "muted watch"}, h("span", h("a", {"href": "/assets#watchlists"}, "Make a watchlist"),
+                                                  f" to follow {symbol} with other stocks."))
     if not others:
         return h("div", {"class": "watch"}, said)
     add = post_form("/watchlists/add", chrome.csrf,
