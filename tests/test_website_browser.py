@@ -20,7 +20,7 @@ from papertrader import commands
 from papertrader.master.db import Database
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web import views
-from tests.browser import Browser
+from tests.browser import PHONE, Browser
 from tests.conftest import start_cluster
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, TestProvider
 
@@ -609,6 +609,13 @@ async def test_daily_charts_say_the_market_days_their_tables_say(tmp_path, setti
                    " return [r.from, r.to];")
         await b.wait(lambda dr: (lambda r: r[0] <= 0 and r[1] >= points + 1)(dr.execute_script(visible)),
                      f"the whole curve in sight, its {points + 2} points")
+        # A narrower window (a phone turned): the whole curve is fitted in again (the library kept the points'
+        # spacing, and the first ones were out of sight, for good: the curve cannot be scrolled).
+        await b.run(b.driver.execute_cdp_cmd, "Emulation.setDeviceMetricsOverride",
+                    dict(width=PHONE[0], height=PHONE[1], deviceScaleFactor=1, mobile=True), what="a phone's size")
+        await b.wait(lambda dr: dr.find_element("id", "equity-chart").size["width"] < PHONE[0], "the narrower chart")
+        await b.wait(lambda dr: (lambda r: r[0] <= 0 and r[1] >= points + 1)(dr.execute_script(visible)),
+                     f"the whole curve in sight on a phone, its {points + 2} points")
         assert csp_violations(await b.console()) == []
     finally:
         await b.close()

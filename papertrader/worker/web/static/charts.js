@@ -126,6 +126,15 @@ if (LC && equityBox) {
   });
   line.setData(points.map((p) => ({ time: zone.time(p[0]), value: Number(p[1]) })));
   chart.timeScale().fitContent();
+  // The curve cannot be scrolled: when its box changes width (a phone turned, a window narrowed) it is fitted
+  // again, after the library has followed the new size (it keeps the points' spacing: the first ones went out
+  // of sight for good).
+  let width = equityBox.clientWidth;
+  new ResizeObserver(() => {
+    if (equityBox.clientWidth === width) return;
+    width = equityBox.clientWidth;
+    requestAnimationFrame(() => chart.timeScale().fitContent());
+  }).observe(equityBox);
   requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("pt:equity-chart")));
   const bucket = Number(equityBox.dataset.bucket || 86400);
   let last = points.length ? points[points.length - 1][0] : 0;
