@@ -9,6 +9,7 @@ sit beside the quotes.
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Optional
 
 from papertrader.market.sources import Asset
@@ -37,6 +38,7 @@ class QuoteBoard:
     def __init__(self, assets):
         self.assets = tuple(assets)
         self._quotes = {}
+        self._prices = None  # (prices(), made once per change of the quotes: every order placed reads them)
         self.info = {s: Asset(s) for s in self.assets}
 
     def describe(self, assets):
@@ -46,6 +48,7 @@ class QuoteBoard:
                 self.info[asset.symbol] = asset
 
     def update(self, quotes):
+        self._prices = None
         for quote in quotes:
             self._quotes[quote.symbol] = quote
 
@@ -53,6 +56,7 @@ class QuoteBoard:
         """Market time was moved (a replay sought or looped): the quotes are ``quotes``, each symbol's last price
         before the new time; a symbol without one (listed later) has no quote."""
         self._quotes = {q.symbol: q for q in quotes if q.symbol in self.info}
+        self._prices = None
 
     def update_bars(self, bars, session_open, now=None, max_age=None, splits=()):
         """New quotes from ``bars`` (symbol -> Bar) in the session that opened at ``session_open``; with
@@ -78,6 +82,7 @@ class QuoteBoard:
                 stale = now - quote.time > max_age
                 if stale != quote.stale and symbol not in bars:
                     self._quotes[symbol] = replace(quote, stale=stale)
+                    self._prices = None
                     changed.append(self._quotes[symbol])
         return changed
 
@@ -88,4 +93,7 @@ class QuoteBoard:
         return [self._quotes[s] for s in self.assets if s in self._quotes]
 
     def prices(self):
-        return {s: q.price for s, q in self._quotes.items()}
+        """{symbol: last price}, read-only (the same mapping until the quotes change)."""
+        if self._prices is None:
+            self._prices = MappingProxyType({s: q.price for s, q in self._quotes.items()})
+        return self._prices
