@@ -504,6 +504,23 @@ def test_no_short_selling():
         place(book(), side="sell", quantity="1")
 
 
+def test_a_sale_just_after_a_buy_is_told_the_buy_has_not_filled_yet():
+    """A cash account sells only shares it holds: a sale placed before its buy filled is refused, saying why (the
+    person has just bought, and read only '0 are available')."""
+    b = book()
+    bought = place(b, quantity="10")
+    with pytest.raises(InsufficientPosition) as refused:
+        place(b, side="sell", quantity="3", open_orders=[bought])
+    assert str(refused.value) == ("insufficient position: selling 3 AAPL but 0 are available (your open buy of 10 AAPL"
+                                  " has not filled yet); short selling is not allowed")
+    held = book(AAPL=("10", "1000.00"))
+    selling = place(held, side="sell", kind="limit", limit="120.00", quantity="6")
+    buys = [place(held, quantity="5"), place(held, notional="100", quantity=None)]
+    with pytest.raises(InsufficientPosition) as refused:
+        place(held, side="sell", quantity="5", open_orders=[selling, *buys])
+    assert "(6 are held for your open sell orders; your open buys of AAPL have not filled yet)" in str(refused.value)
+
+
 @pytest.mark.parametrize("fields, message", [
     (dict(kind="limit"), "needs limit price"),
     (dict(kind="market", limit="10.00"), "takes no limit price"),

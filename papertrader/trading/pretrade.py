@@ -450,7 +450,9 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
         have = available_shares(book, others, order.symbol, prices)
         if wanted > have:
             held = book.quantity(order.symbol)
-            after = f" ({quantity_text(held - have)} are held for your open sell orders)" if held != have else ""
+            notes = [f"{quantity_text(held - have)} are held for your open sell orders"] if held != have else []
+            notes += _buying(book, others, order.symbol)
+            after = f" ({'; '.join(notes)})" if notes else ""
             raise InsufficientPosition(f"insufficient position: selling {_what(order)} but {quantity_text(have)} are"
                                        f" available{after}; short selling is not allowed")
     return order
@@ -460,6 +462,19 @@ def _what(order):
     """An order's size, as its refusals name it: '10 AAPL', '250.00 of AAPL' (made only when one is refused)."""
     return f"{quantity_text(order.quantity)} {order.symbol}" if order.quantity is not None else \
         f"{money_text(order.notional)} of {order.symbol}"
+
+
+def _buying(book, open_orders, symbol):
+    """['your open buy of 10 AAPL has not filled yet'] (what a sale just after a buy is told: the shares are not
+    held until the buy fills), or [] if the account has no open buy of ``symbol``."""
+    buys = [o for o in open_orders if o.open and o.side is Side.BUY and o.symbol == symbol
+            and o.account_id == book.account_id]
+    if not buys:
+        return []
+    remaining = [o.remaining for o in buys]
+    what = f"{quantity_text(sum(remaining))} {symbol}" if None not in remaining else symbol
+    many = len(buys) > 1
+    return [f"your open buy{'s' if many else ''} of {what} {'have' if many else 'has'} not filled yet"]
 
 
 def _held_for(shares, what):
