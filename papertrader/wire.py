@@ -39,16 +39,34 @@ def _error(cls, message, failure=None):
     return amp.RemoteAmpError(ALL_ERRORS[cls], message, False, local=failure)
 
 
+#: For each command (class): its arguments as (wire name, Argument, Python name, whether the Argument takes its
+#: value as AMP's own ``Argument.fromBox`` does), made once: every command a busy master or worker receives is parsed.
+_PLANS = {}
+
+
+def _plan(command):
+    plan = _PLANS.get(command)
+    if plan is None:
+        plan = _PLANS[command] = [
+            (name, argument, amp._wireNameToPythonIdentifier(name),  # (AMP's own naming of a Python argument)
+             type(argument).fromBox is amp.Argument.fromBox and type(argument).retrieve is amp.Argument.retrieve)
+            for name, argument in command.arguments]
+    return plan
+
+
 def parse_arguments(command, box, protocol):
     """``command``'s arguments from ``box``, as AMP parses them; an argument that is missing or cannot be
     parsed raises InvalidInput naming it (and not the command, whose name, such as a worker's StampedPlaceOrder,
     means nothing to the person who sent the request: "symbol contains a NUL character")."""
     strings = box.copy()
     objects = {}
-    for name, argument in command.arguments:
-        label = name.decode("ascii", "replace")
+    for name, argument, label, plain in _plan(command):
         try:
-            argument.fromBox(name, strings, objects, protocol)
+            if plain:  # what Argument.fromBox does, with the Python name found once
+                text = strings.get(name) if argument.optional else strings[name]
+                objects[label] = None if text is None else argument.fromStringProto(text, protocol)
+            else:
+                argument.fromBox(name, strings, objects, protocol)
         except Exception:
             if name not in box and not argument.optional:
                 raise InvalidInput(f"{label} is missing")
