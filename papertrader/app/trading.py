@@ -1043,7 +1043,9 @@ class TradingCommands:
             if accounts:
                 books = self.store.books(cursor, accounts)
                 if market_step.today:  # the day's borrow fee counts the shorts held overnight, before this step
-                    overnight = {a: margin.overnight_shorts(b, actions) for a, b in books.items()}
+                    # (a margin portfolio's: a cash one is never short, and there may be thousands of them)
+                    overnight = {a: margin.overnight_shorts(b, actions) for a, b in books.items()
+                                 if b.margin is not None}
                 restores = {}
                 for split in (a for a in actions if isinstance(a, corporate.Split)):
                     restores.update(self.store.split_restores(cursor, holders, split))
