@@ -8,6 +8,7 @@ client sends to the master directly is :class:`ListWorkers`.
 
 from twisted.protocols import amp
 
+from papertrader import wire
 from papertrader.errors import ALL_ERRORS
 
 #: Largest list any command returns; AMP caps one value at 65,535 bytes.
@@ -16,6 +17,32 @@ MAX_LIST = 200
 
 class Command(amp.Command):
     errors = ALL_ERRORS
+
+    # AMP's own, but with each argument's Python name found once per command (papertrader/wire.py ``encode``):
+    # AMP named every argument anew, and checked the names given against a set it made again, at every call.
+    _names = None
+
+    def __init__(self, **kw):
+        self.structured = kw
+        forgotten = [label for _, argument, label, _, _ in wire._plan(self.arguments)
+                     if not argument.optional and label not in kw]
+        if forgotten:
+            raise amp.InvalidSignature("forgot {} for {}".format(", ".join(forgotten), self.commandName))  # (as AMP's)
+
+    @classmethod
+    def makeArguments(cls, objects, proto):
+        names = cls.__dict__.get("_names")
+        if names is None:
+            names = frozenset(label for _, _, label, _, _ in wire._plan(cls.arguments))
+            cls._names = names
+        for given in objects:
+            if given not in names:
+                raise amp.InvalidSignature(f"{given} is not a valid argument")
+        return wire.encode(cls.arguments, objects, proto, cls.commandType())
+
+    @classmethod
+    def makeResponse(cls, objects, proto):
+        return wire.encode(cls.response, objects, proto, cls.responseType())
 
 
 #: The largest value AMP can carry (a whole list answer is one value).

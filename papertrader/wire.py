@@ -39,19 +39,50 @@ def _error(cls, message, failure=None):
     return amp.RemoteAmpError(ALL_ERRORS[cls], message, False, local=failure)
 
 
-#: For each command (class): its arguments as (wire name, Argument, Python name, whether the Argument takes its
-#: value as AMP's own ``Argument.fromBox`` does), made once: every command a busy master or worker receives is parsed.
+#: For each list of arguments (a command's ``arguments`` or ``response``, an AmpList's ``subargs``), by its id: the
+#: list (kept, so the id stays its own) and its plan, made once (every box a busy master or worker reads or writes
+#: goes through one): (wire name, Argument, Python name, how to parse it, how to encode it).
 _PLANS = {}
+_OWN, _PLAIN, _LIST = "own", "plain", "list"
+_MISSING = object()
 
 
-def _plan(command):
-    plan = _PLANS.get(command)
-    if plan is None:
-        plan = _PLANS[command] = [
-            (name, argument, amp._wireNameToPythonIdentifier(name),  # (AMP's own naming of a Python argument)
-             type(argument).fromBox is amp.Argument.fromBox and type(argument).retrieve is amp.Argument.retrieve)
-            for name, argument in command.arguments]
-    return plan
+def _plan(arguments):
+    known = _PLANS.get(id(arguments))
+    if known is None or known[0] is not arguments:
+        plan = []
+        for name, argument in arguments:
+            kind = type(argument)
+            # (AMP's own Argument.fromBox and toBox, but for the Python name, which AMP finds anew at every call)
+            parse = _PLAIN if kind.fromBox is amp.Argument.fromBox and kind.retrieve is amp.Argument.retrieve else _OWN
+            encode = _PLAIN if kind.toBox is amp.Argument.toBox and kind.retrieve is amp.Argument.retrieve else _OWN
+            if encode == _PLAIN and kind is amp.AmpList:
+                encode = _LIST
+            plan.append((name, argument, amp._wireNameToPythonIdentifier(name), parse, encode))
+        known = _PLANS[id(arguments)] = (arguments, plan)
+    return known[1]
+
+
+def encode(arguments, objects, protocol, box):
+    """``objects`` (a dict by Python name) written into ``box`` (an AmpBox) by ``arguments``, as AMP's
+    ``Command.makeArguments``/``makeResponse`` write them (an optional one that is None or absent is left out; a
+    required one that is absent raises KeyError), with each argument's Python name found once: the lists of an
+    AmpList too, row by row."""
+    for name, argument, label, _, how in _plan(arguments):
+        if how is _OWN:
+            argument.toBox(name, box, dict(objects), protocol)
+            continue
+        value = objects.get(label, _MISSING)
+        if value is None or value is _MISSING:
+            if argument.optional:
+                continue
+            if value is _MISSING:
+                raise KeyError(label)
+        if how is _LIST:
+            box[name] = b"".join(encode(argument.subargs, row, protocol, amp.AmpBox()).serialize() for row in value)
+        else:
+            box[name] = argument.toStringProto(value, protocol)
+    return box
 
 
 def parse_arguments(command, box, protocol):
@@ -60,9 +91,9 @@ def parse_arguments(command, box, protocol):
     means nothing to the person who sent the request: "symbol contains a NUL character")."""
     strings = box.copy()
     objects = {}
-    for name, argument, label, plain in _plan(command):
+    for name, argument, label, how, _ in _plan(command.arguments):
         try:
-            if plain:  # what Argument.fromBox does, with the Python name found once
+            if how is _PLAIN:  # what Argument.fromBox does, with the Python name found once
                 text = strings.get(name) if argument.optional else strings[name]
                 objects[label] = None if text is None else argument.fromStringProto(text, protocol)
             else:

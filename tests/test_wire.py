@@ -101,3 +101,40 @@ def test_pushed_rows_are_split_into_values_amp_can_carry():
     argument = dict(Pushed.arguments)[b"rows"]
     assert all(len(argument.toStringProto(c, None)) <= MAX_VALUE for c in split)
     assert list(chunks(Pushed, "rows", rows[:1])) == [rows[:1]] and list(chunks(Pushed, "rows", [])) == []
+
+
+def test_our_commands_encode_as_amp_does():
+    """papertrader's commands write their boxes with each argument's Python name found once (wire.encode); the
+    bytes are AMP's own, for a command's arguments and its answer, lists of lists, optional values left out or
+    given; and what AMP refuses, they refuse."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    import pytest
+
+    from papertrader import commands
+
+    now = datetime(2026, 1, 2, 15, 30, tzinfo=timezone.utc)
+    order = dict(id=1, uuid="0f8fad5b-d9cb-469f-a165-70867728950e", client_order_id="abc", symbol="AAPL", side="buy",
+                 type="limit", time_in_force="gtc", status="new", quantity=Decimal("1.5"), notional=None,
+                 limit_price=Decimal("100.5"), filled_quantity=Decimal(0), commission=Decimal(0), created=now,
+                 updated=now, legs=[])
+    proto = amp.AMP()
+    cases = [
+        (commands.PlaceOrder, "response", dict(order, legs=[dict(order, id=2, legs=None)])),
+        (commands.PlaceOrder, "arguments", dict(token="t", client_order_id="c", side="buy", symbol="AAPL",
+                                                 quantity="1", limit_price=None, type="limit")),
+        (commands.OrderEvents, "arguments", dict(events=[dict(username="alice", event="fill", time=now,
+                                                              price=Decimal("100.25"), order=[order])] * 3)),
+        (commands.Watch, "arguments", dict(symbols=["AAPL", "MSFT"])),
+    ]
+    for command, which, objects in cases:
+        ours = command.makeResponse(objects, proto) if which == "response" else command.makeArguments(objects, proto)
+        theirs = amp._objectsToStrings(objects, getattr(command, which), amp.AmpBox(), proto)
+        assert ours == theirs and ours.serialize() == theirs.serialize(), (command, which)
+    with pytest.raises(KeyError):  # a required argument missing
+        commands.Watch.makeArguments({}, proto)
+    with pytest.raises(amp.InvalidSignature):  # one it does not take
+        commands.Watch.makeArguments(dict(symbols=["AAPL"], colour="red"), proto)
+    with pytest.raises(amp.InvalidSignature, match="forgot symbols for b'Watch'"):  # as AMP says it
+        commands.Watch()
