@@ -18,23 +18,17 @@ MAX_LIST = 200
 class Command(amp.Command):
     errors = ALL_ERRORS
 
-    # AMP's own, but with each argument's Python name found once per command (papertrader/wire.py ``encode``):
-    # AMP named every argument anew, and checked the names given against a set it made again, at every call.
-    _names = None
-
+    # AMP's own, but with each argument's Python name found once per command (papertrader/wire.py ``plan``): AMP
+    # named every argument anew, and checked the names given against a set it made again, at every call.
     def __init__(self, **kw):
         self.structured = kw
-        forgotten = [label for _, argument, label, _, _ in wire._plan(self.arguments)
-                     if not argument.optional and label not in kw]
+        forgotten = [name for name in wire.plan(self.arguments).required if name not in kw]
         if forgotten:
             raise amp.InvalidSignature("forgot {} for {}".format(", ".join(forgotten), self.commandName))  # (as AMP's)
 
     @classmethod
     def makeArguments(cls, objects, proto):
-        names = cls.__dict__.get("_names")
-        if names is None:
-            names = frozenset(label for _, _, label, _, _ in wire._plan(cls.arguments))
-            cls._names = names
+        names = wire.plan(cls.arguments).names
         for given in objects:
             if given not in names:
                 raise amp.InvalidSignature(f"{given} is not a valid argument")

@@ -40,26 +40,36 @@ def _error(cls, message, failure=None):
 
 
 #: For each list of arguments (a command's ``arguments`` or ``response``, an AmpList's ``subargs``), by its id: the
-#: list (kept, so the id stays its own) and its plan, made once (every box a busy master or worker reads or writes
-#: goes through one): (wire name, Argument, Python name, how to parse it, how to encode it).
+#: list (kept, so the id stays its own) and its Plan, made once (every box a busy master or worker reads or writes
+#: goes through one).
 _PLANS = {}
 _OWN, _PLAIN, _LIST = "own", "plain", "list"
 _MISSING = object()
 
 
-def _plan(arguments):
-    known = _PLANS.get(id(arguments))
-    if known is None or known[0] is not arguments:
-        plan = []
+class Plan:
+    """A list of AMP arguments as read and written here: ``entries`` (wire name, Argument, Python name, how to
+    parse it, how to encode it); ``names``, the Python names; ``required``, those of the arguments not optional."""
+
+    def __init__(self, arguments):
+        self.entries = []
         for name, argument in arguments:
             kind = type(argument)
             # (AMP's own Argument.fromBox and toBox, but for the Python name, which AMP finds anew at every call)
-            parse = _PLAIN if kind.fromBox is amp.Argument.fromBox and kind.retrieve is amp.Argument.retrieve else _OWN
-            encode = _PLAIN if kind.toBox is amp.Argument.toBox and kind.retrieve is amp.Argument.retrieve else _OWN
-            if encode == _PLAIN and kind is amp.AmpList:
-                encode = _LIST
-            plan.append((name, argument, amp._wireNameToPythonIdentifier(name), parse, encode))
-        known = _PLANS[id(arguments)] = (arguments, plan)
+            reads = _PLAIN if kind.fromBox is amp.Argument.fromBox and kind.retrieve is amp.Argument.retrieve else _OWN
+            writes = _PLAIN if kind.toBox is amp.Argument.toBox and kind.retrieve is amp.Argument.retrieve else _OWN
+            if writes == _PLAIN and kind is amp.AmpList:
+                writes = _LIST
+            self.entries.append((name, argument, amp._wireNameToPythonIdentifier(name), reads, writes))
+        self.names = frozenset(label for _, _, label, _, _ in self.entries)
+        self.required = [label for _, argument, label, _, _ in self.entries if not argument.optional]
+
+
+def plan(arguments):
+    """The Plan of ``arguments`` (made at its first use)."""
+    known = _PLANS.get(id(arguments))
+    if known is None or known[0] is not arguments:
+        known = _PLANS[id(arguments)] = (arguments, Plan(arguments))
     return known[1]
 
 
@@ -68,7 +78,7 @@ def encode(arguments, objects, protocol, box):
     ``Command.makeArguments``/``makeResponse`` write them (an optional one that is None or absent is left out; a
     required one that is absent raises KeyError), with each argument's Python name found once: the lists of an
     AmpList too, row by row."""
-    for name, argument, label, _, how in _plan(arguments):
+    for name, argument, label, _, how in plan(arguments).entries:
         if how is _OWN:
             argument.toBox(name, box, dict(objects), protocol)
             continue
@@ -91,7 +101,7 @@ def parse_arguments(command, box, protocol):
     means nothing to the person who sent the request: "symbol contains a NUL character")."""
     strings = box.copy()
     objects = {}
-    for name, argument, label, how, _ in _plan(command.arguments):
+    for name, argument, label, how, _ in plan(command.arguments).entries:
         try:
             if how is _PLAIN:  # what Argument.fromBox does, with the Python name found once
                 text = strings.get(name) if argument.optional else strings[name]
