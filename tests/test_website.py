@@ -1830,6 +1830,19 @@ def test_the_whole_equity_range_counts_from_the_starting_cash_as_the_total_pl_do
     assert 'data-range-base="99990"' in page
 
 
+def test_todays_change_shows_its_amount_and_its_percent_of_the_days_starting_equity():
+    """The percent on a line of its own (beside the amount it wrapped in the summary card at 1280 px); none
+    when the day began with nothing (a new account)."""
+    portfolio = dict(equity=Decimal("99941.41"), cash=Decimal("97813.00"), buying_power=Decimal("97813.00"),
+                     change_today=Decimal("-8.59"), starting_cash=Decimal("100000.00"), positions=[],
+                     realized_pl=Decimal("0"), unrealized_pl=Decimal("-58.59"), portfolio="default")
+    values = views.summary_values(portfolio)
+    assert values["change_today"] == ("-$8.59", "down")
+    assert values["change_today_note"] == ("-0.01%", None)  # -8.59 / 99,950.00
+    values = views.summary_values(dict(portfolio, equity=Decimal("5.00"), change_today=Decimal("5.00")))
+    assert values["change_today"][0] == "+$5.00" and values["change_today_note"] == ("", None)
+
+
 @pytest_twisted.ensureDeferred
 async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_url):
     """Made, filled, mended and deleted from the Trade page, each list with its symbols' prices; the same lists

@@ -400,13 +400,14 @@ def summary_values(p):
         total = p["equity"] - p["starting_cash"]
     other = total - p["realized_pl"] - p["unrealized_pl"]
     today_base = p["equity"] - p["change_today"]
-    change = fmt.money(p["change_today"], signed=True)
-    if today_base:
-        change += f" ({fmt.percent((100 * p['change_today'] / today_base).quantize(Decimal('0.01')))})"
+    # The percent (of the equity the day began with) on a line of its own: beside the amount it wrapped in a
+    # summary card's width.
+    percent = fmt.percent((100 * p["change_today"] / today_base).quantize(Decimal("0.01"))) if today_base else ""
     return {
         "equity": (fmt.money(p["equity"]), None), "cash": (fmt.money(p["cash"]), None),
         "buying_power": (fmt.money(p["buying_power"]), None),
-        "change_today": (change, fmt.sign(p["change_today"])),
+        "change_today": (fmt.money(p["change_today"], signed=True), fmt.sign(p["change_today"])),
+        "change_today_note": (percent, None),
         "total_pl": (fmt.money(total, signed=True), fmt.sign(total)),
         "total_pl_note": (f"Realized {fmt.money(p['realized_pl'], signed=True)} · unrealized"
                           f" {fmt.money(p['unrealized_pl'], signed=True)}" +
