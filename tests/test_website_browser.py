@@ -577,12 +577,18 @@ async def test_daily_charts_say_the_market_days_their_tables_say(tmp_path, setti
         assert chart["rows"] == days[:count], chart  # (the replay's days, from its first: the table's dates)
         assert chart["days"] == chart["rows"], chart  # (Sydney's were a day early: 2024-01-28, ...)
         assert chart["marks"] == [str(int(day[8:])) for day in chart["rows"]], chart
-        # The next day's candle comes live: the chart says its day too.
+        # Room right of the newest candle for its mark, centred under it, to be read whole (at the edge, a new
+        # year's "2010" read "201").
+        room = ("const ts = document.getElementById('price-chart').chart.timeScale();"
+                " return ts.width() - ts.logicalToCoordinate(arguments[0] - 1);")
+        assert await b.script(room, count) >= 24
+        # The next day's candle comes live: the chart says its day too, with the same room after it.
         await b.live()
         await d.tick()
         await b.wait(lambda dr: dr.find_element("id", "price-chart").get_attribute("data-candle-count") ==
                      str(count + 1), "the next day's candle")
         assert (await b.script(CHART_DAYS, "price-chart"))["days"] == days[:count + 1]
+        await b.wait(lambda dr: dr.execute_script(room, count + 1) >= 24, "room right of the newest candle")
 
         # The dashboard's equity curve: from the cash it started with (shown the day before its first), then the
         # days it lived through.

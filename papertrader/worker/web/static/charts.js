@@ -67,8 +67,11 @@ if (LC && priceBox) {
     ...base,
     // fixLeftEdge: the first candle at the left edge, and the marks there moved in to be read whole (the library
     // keeps a mark inside the axis only at a fixed edge, or on a chart that cannot scroll: "Feb" showed as "eb").
+    // rightOffsetPixels: room right of the newest candle, for the mark centred under it to be read whole (a new
+    // year's, month's or day's first candle: "2010" showed as "201"); the edge cannot be fixed as the left one is
+    // (fixRightEdge: a chart narrowed after loading then kept its oldest part in sight, not its newest).
     timeScale: { ...base.timeScale, timeVisible: intraday, secondsVisible: false, fixLeftEdge: true,
-                 tickMarkFormatter: zone.tickMarkFormatter },
+                 rightOffsetPixels: 30, tickMarkFormatter: zone.tickMarkFormatter },
     localization: { ...base.localization, priceFormatter: money, timeFormatter: zone.timeFormatter },
   });
   priceBox.chart = chart; // (for the browser tests, and a look from the console)
