@@ -316,3 +316,32 @@ async def test_numbers_are_refused_naming_the_field_as_the_request_did_and_sayin
                                                                     qty="0.000001", time_in_force="day"))
     assert status == 200, body
     assert tracebacks(api) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_numbers_are_ascii_decimal_text_only(api):
+    """Found by a user: Python's Decimal reads more than a number as JSON or Alpaca writes it, and the API took
+    it: qty "1_0" (a digit separator) was an order of 10 shares, "١٢" (Arabic-Indic digits) one of 12, and a
+    limit price of "1_50" was 150.  A number given as text is ASCII digits with an optional sign, point and
+    exponent, as a JSON number is (``1e3`` stays 1000, as before); anything else is refused, naming the field."""
+    raw = Raw(api)
+    for fields, message in (
+            (dict(qty="1_0"), "qty must be a number"),
+            (dict(qty="\u0661\u0662"), "qty must be a number"),
+            (dict(qty="\uff11"), "qty must be a number"),  # a fullwidth 1
+            (dict(qty=..., notional="1_00"), "notional must be a number"),
+            (dict(type="limit", limit_price="1_50"), "limit_price must be a number"),
+            (dict(type="stop", stop_price="\u0661\u0665\u0660"), "stop_price must be a number"),
+            (dict(type="trailing_stop", trail_percent="1_0"), "trail_percent must be a number")):
+        assert await raw.error(422, "POST", "/v2/orders", order(**fields)) == message, fields
+    some = "61e69015-8549-4bfd-b9c3-01e75843f47d"
+    assert await raw.error(422, "PATCH", f"/v2/orders/{some}", b'{"qty": "1_0"}') == "qty must be a number"
+    assert await raw.error(422, "DELETE", "/v2/positions/AAPL?qty=1_0") == "qty must be a number"
+    assert await raw.error(422, "DELETE", "/v2/positions/AAPL?percentage=5_0") == "percentage must be a number"
+    assert await api.d.master.db.query("SELECT COUNT(*) FROM orders") == [(0,)]
+    # What JSON and Alpaca write is still taken: a sign, an exponent, surrounding spaces.
+    for qty in ("1e0", "+1", " 1 ", "1.", "1.0E+0"):
+        status, _, body = await raw.request("POST", "/v2/orders", order(qty=qty))
+        assert status == 200, (qty, body)
+        assert json.loads(body)["qty"] == "1"
+    assert tracebacks(api) == []

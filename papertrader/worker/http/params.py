@@ -236,8 +236,13 @@ def decimal_text(name, value, check):
         raise invalid(f"{name} must be a number")
     if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
         raise invalid(f"{name} is too long (a number of at most {MAX_NUMBER_TEXT} characters)")
+    written = str(value).strip()
+    # Decimal() reads more than a number as JSON or Alpaca writes it: "1_0" (10) and digits of other scripts
+    # ("١٢", 12).  Text is ASCII with no digit separator ("Infinity" and "NaN" pass here, refused below).
+    if not written.isascii() or "_" in written:
+        raise invalid(f"{name} must be a number")
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(written)
     except InvalidOperation:
         raise invalid(f"{name} must be a number")
     if not number.is_finite():
