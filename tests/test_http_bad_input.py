@@ -345,3 +345,22 @@ async def test_numbers_are_ascii_decimal_text_only(api):
         assert status == 200, (qty, body)
         assert json.loads(body)["qty"] == "1"
     assert tracebacks(api) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_day_parameter_given_a_time_or_another_form_says_it_wants_a_day(api):
+    """Found by a user: a time where a day is asked for (``/v2/calendar?start=2010-02-01T00:00:00Z``, the
+    activities' ``date``, portfolio history's ``date_end``) was refused as "start is too long (at most 16
+    characters)", which says nothing of what to send; and ``date.fromisoformat`` took forms no one means as a day
+    (``20100201``, the ISO week date ``2010-W05-1``), which the message says are not one.  Each is now the
+    message of a day that does not parse: ``... must be a day, YYYY-MM-DD``."""
+    raw = Raw(api)
+    for path, name in (("/v2/calendar?", "start"), ("/v2/calendar?", "end"),
+                       ("/v2/account/portfolio/history?", "date_end"), ("/v2/account/activities?", "date"),
+                       ("/v2/account/activities/FILL?", "date")):
+        for value in ("2010-02-01T00:00:00Z", "2010-02-01T00:00:00.000000%2B00:00", "20100201", "2010-W05-1",
+                      "2010-2-1", "yesterday"):
+            assert await raw.error(422, "GET", f"{path}{name}={value}") == f"{name} must be a day, YYYY-MM-DD", \
+                (path, name, value)
+    status, _, body = await raw.request("GET", "/v2/calendar?start=2024-03-01&end=2024-03-01")
+    assert status == 200 and [d["date"] for d in json.loads(body)] == ["2024-03-01"], body

@@ -107,9 +107,12 @@ class Query:
     def day(self, name, bounded=True):
         """A day, YYYY-MM-DD: from FIRST_DAY to LAST_DAY, or (``bounded`` false: the calendar's ``start`` and
         ``end``, which list the days of a range that exist) any day Python knows."""
-        value = self.text(name, limit=16)
+        value = self.text(name, limit=64)  # (a time sent for a day is told it is not one, not that it is long)
         if value is None:
             return None
+        # Only YYYY-MM-DD: date.fromisoformat also takes 20240105 and the week date 2024-W01-5.
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise invalid(f"{name} must be a day, YYYY-MM-DD")
         try:
             day = date.fromisoformat(value)
         except ValueError:
