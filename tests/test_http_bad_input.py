@@ -364,3 +364,25 @@ async def test_a_day_parameter_given_a_time_or_another_form_says_it_wants_a_day(
                 (path, name, value)
     status, _, body = await raw.request("GET", "/v2/calendar?start=2024-03-01&end=2024-03-01")
     assert status == 200 and [d["date"] for d in json.loads(body)] == ["2024-03-01"], body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_whole_number_choice_or_boolean_too_long_says_what_it_takes(api):
+    """Found by a user: ``/v2/orders?limit=99999999999999`` was "limit is too long (at most 12 characters)" and
+    ``page_size=1000000000000`` "page_size is too long", where ``limit=600`` says the range, "must be a whole
+    number from 1 to 500"; so were a ``direction`` or ``nested`` of a few characters too many.  Each now says
+    what it takes, whatever the length (up to the 4,096 characters of any query value)."""
+    raw = Raw(api)
+    for path, message in (
+            ("/v2/orders?limit=99999999999999", "limit must be a whole number from 1 to 500"),
+            ("/v2/orders?limit=" + "9" * 100, "limit must be a whole number from 1 to 500"),
+            ("/v2/account/activities?page_size=1000000000000", "page_size must be a whole number from 1 to 100"),
+            ("/v2/stocks/bars?symbols=AAPL&timeframe=1Day&limit=100000000000000",
+             "limit must be a whole number from 1 to 10000"),
+            ("/v2/orders?nested=not-at-all", "nested must be true or false"),
+            ("/v2/positions?cancel_orders=definitely", "cancel_orders must be true or false"),
+            ("/v2/orders?direction=" + "descending" * 4, "direction must be one of asc, desc"),
+            ("/v2/orders?status=" + "open" * 10, "status must be one of open, closed, all")):
+        method = "DELETE" if path.startswith("/v2/positions") else "GET"
+        assert await raw.error(422, method, path) == message, path
+    assert await raw.error(422, "GET", "/v2/orders?limit=" + "9" * 5000) == "limit is too long (at most 4096 characters)"

@@ -61,8 +61,10 @@ class Query:
         return value.strip() or default
 
     def boolean(self, name, default=False):
-        """``True``/``true``/``1`` or ``False``/``false``/``0`` (alpaca-py sends Python's ``True``)."""
-        value = self.text(name, limit=8)
+        """``True``/``true``/``1`` or ``False``/``false``/``0`` (alpaca-py sends Python's ``True``).  (Read at any
+        length a query value may have, as ``integer``, ``choice`` and ``day`` are: one too long for what it takes is
+        told what it takes, not that it is long.)"""
+        value = self.text(name)
         if value is None:
             return default
         lowered = value.lower()
@@ -73,7 +75,7 @@ class Query:
         raise invalid(f"{name} must be true or false")
 
     def integer(self, name, default, low, high):
-        value = self.text(name, limit=12)
+        value = self.text(name)
         if value is None:
             return default
         if not re.fullmatch(r"[0-9]{1,10}", value) or not low <= int(value) <= high:
@@ -81,7 +83,7 @@ class Query:
         return int(value)
 
     def choice(self, name, choices, default=None):
-        value = self.text(name, limit=32)
+        value = self.text(name)
         if value is None:
             return default
         if value not in choices:
@@ -107,7 +109,7 @@ class Query:
     def day(self, name, bounded=True):
         """A day, YYYY-MM-DD: from FIRST_DAY to LAST_DAY, or (``bounded`` false: the calendar's ``start`` and
         ``end``, which list the days of a range that exist) any day Python knows."""
-        value = self.text(name, limit=64)  # (a time sent for a day is told it is not one, not that it is long)
+        value = self.text(name)
         if value is None:
             return None
         # Only YYYY-MM-DD: date.fromisoformat also takes 20240105 and the week date 2024-W01-5.
