@@ -147,7 +147,9 @@ _QUOTE = [(b"symbol", amp.Unicode()), (b"price", amp.Decimal()), (b"time", amp.D
           # The bar this price came from (with the update that brought it, not in snapshots):
           (b"bar_start", amp.DateTime(optional=True)), (b"open", amp.Decimal(optional=True)),
           (b"high", amp.Decimal(optional=True)), (b"low", amp.Decimal(optional=True)),
-          (b"volume", amp.Integer(optional=True))]
+          (b"volume", amp.Integer(optional=True)),
+          # A bar of a whole session's: midnight of its day in the market's zone (the REST API's daily bar's time).
+          (b"bar_day", amp.DateTime(optional=True))]
 _ACCOUNT = [(b"username", amp.Unicode()), (b"email", amp.Unicode()), (b"cash", amp.Decimal())]
 
 

@@ -82,6 +82,43 @@ async def test_a_fill_and_a_cancel_reach_alpaca_py_trading_stream(api):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_replay_of_whole_days_streams_each_days_bar_at_the_time_its_rest_daily_bar_shows(
+        tmp_path, settings, database_url, clock):
+    """A strategy that reads its history over REST and goes on with the streamed bars finds each day once: a
+    whole session's bar was streamed at the session's open (14:30 UTC), the same day's REST daily bar at midnight
+    New York (05:00 UTC), so the same day came twice."""
+    import os
+    from datetime import datetime, timezone
+
+    from alpaca.data.models import Bar
+    from alpaca.data.requests import StockBarsRequest
+    from alpaca.data.timeframe import TimeFrame
+
+    from tests.http_helpers import start_api
+
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=fixture,
+                        replay_start="2024-03-04", fill_model="ideal", api_rate_limit=100_000)
+    runner = data_stream(a)
+    runner.stream.subscribe_bars(runner.handler(), "XYZ")
+    with SdkLog() as log:
+        runner.start()
+        try:
+            await log.wait_for("subscribed to")
+            await a.d.tick()
+            streamed = await runner.inbox.get()
+            assert isinstance(streamed, Bar) and streamed.symbol == "XYZ"
+            rest = (await in_thread(a.data().get_stock_bars, StockBarsRequest(
+                symbol_or_symbols="XYZ", timeframe=TimeFrame.Day, start=datetime(2024, 3, 1, tzinfo=timezone.utc))))
+            last = rest["XYZ"][-1]
+            assert streamed.timestamp == last.timestamp == datetime(2024, 3, 5, 5, tzinfo=timezone.utc)  # (Tuesday)
+            assert (streamed.open, streamed.close, streamed.volume) == (last.open, last.close, last.volume)
+        finally:
+            await runner.stop(streams_of(a))
+            await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_bars_quotes_and_trades_reach_alpaca_py_stock_data_stream_after_a_tick(api):
     from alpaca.data.models import Bar, Quote, Trade
 

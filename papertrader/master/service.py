@@ -282,7 +282,7 @@ class Master(StagedService):
 
     def _quote_dicts(self, quotes, bars=None):
         spread = getattr(self.trading.rules.fill_model, "half_spread_bps", Decimal(0))
-        out = []
+        out, days = [], {}
         for q in quotes:
             bid, ask = bid_ask(q.price, spread)
             quote = dict(symbol=q.symbol, price=q.price, time=q.time, stale=q.stale,
@@ -291,8 +291,25 @@ class Master(StagedService):
             bar = (bars or {}).get(q.symbol)
             if bar is not None and bar.end == q.time:
                 quote.update(bar_start=bar.start, open=bar.open, high=bar.high, low=bar.low, volume=bar.volume)
+                span = (bar.start, bar.end)
+                if span not in days:
+                    days[span] = self._day_of(bar)
+                quote["bar_day"] = days[span]
             out.append({k: v for k, v in quote.items() if v is not None})
         return out
+
+    def _day_of(self, bar):
+        """For a bar that spans its whole session (a replay of whole days): midnight of its day in the market's
+        zone, the time the REST API's daily bar of that day shows (papertrader/app/market_data.py); else None."""
+        calendar = getattr(self.market_clock, "calendar", None)
+        if calendar is None:
+            return None
+        zone = times.market_zone(self.market_clock)
+        day = bar.start.astimezone(zone).date()
+        session = calendar.session_on(day)
+        if session is None or bar.start > session.open or bar.end < session.close:
+            return None
+        return datetime.combine(day, datetime.min.time(), zone).astimezone(timezone.utc)
 
     #: Since when (clock seconds) the database has not answered the commands, and how many it refused (None: it
     #: answers).

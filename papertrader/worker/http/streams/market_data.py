@@ -18,7 +18,8 @@ Errors are ``[{"T": "error", "code": N, "msg": TEXT}]`` (:data:`.connection.CODE
 Each new price of a symbol (a quote the master pushes with the bar it came from) gives a trade at
 that price (its size the bar's volume, so the trades of a period add up to its volume; ``i`` the
 time in nanoseconds), a quote (the bid and the ask of the fill model's spread, one round lot each)
-and a bar (``t`` its start). A quote pushed without a fresh bar (a snapshot, a stale mark) sends
+and a bar (``t`` its start; a whole session's bar, a replay of whole days': midnight of its day in the market's
+zone, as the REST API's daily bar of that day). A quote pushed without a fresh bar (a snapshot, a stale mark) sends
 nothing. Prices are msgpack/JSON floats, as Alpaca sends them.
 """
 
@@ -48,7 +49,7 @@ def data_points(quote, wanted):
     if "bars" in wanted:
         out.append({"T": "b", "S": symbol, "o": quote["open"], "h": quote["high"], "l": quote["low"],
                     "c": quote["price"], "v": int(quote.get("volume") or 0), "n": None, "vw": None,
-                    "t": quote["bar_start"]})
+                    "t": quote.get("bar_day") or quote["bar_start"]})
     return out
 
 
