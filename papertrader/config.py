@@ -9,6 +9,7 @@ import re
 from datetime import date
 from dataclasses import asdict, dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
 
 from papertrader.master.validation import USERNAME_RE
 from papertrader.money import money_text, parse_money
@@ -172,6 +173,16 @@ INTEGERS = {"workers": (1, 64), "log_memory_size": (1, 10_000_000),
             "max_open_orders": (1, 100_000), "keep_minute_bars": (1, 36_500), "api_rate_limit": (1, 1_000_000),
             "max_connections_per_address": (1, 1_000_000), "max_unsent_bytes": (65_536, 2**30),
             "max_portfolios": (1, 1000)}
+#: Settings that are a number of seconds (or hours): (lowest, highest, what is accepted).
+FLOATS = {"throttle_window": (1, 86400, "must be between 1 and 86400 seconds"),
+          "session_idle_timeout": (60, 31_536_000, "must be between 60 seconds and a year"),
+          "handshake_timeout": (0.1, 86400, "must be between 0.1 and 86400 seconds"),
+          "idle_timeout": (1, 86400, "must be between 1 and 86400 seconds"),
+          "update_interval": (0.01, 86400, "must be between 0.01 and 86400 seconds"),
+          "heartbeat_interval": (0.01, 86400, "must be between 0.01 and 86400 seconds"),
+          "margin_call_hours": (0, 24 * 365, "must be between 0 and 8760 hours"),
+          "max_quote_age": (0, 86400 * 30, f"must be between 0 and {86400 * 30} seconds"),
+          "provider_timeout": (0.1, 86400 * 30, f"must be between 0.1 and {86400 * 30} seconds")}
 #: Decimal settings: (lowest, highest) allowed.
 DECIMALS = {"half_spread_bps": (0, 1000), "impact_bps": (0, 1000), "volume_share": (Decimal("0.000001"), 1),
             "commission_per_share": (0, 100), "commission_percent": (0, 100), "market_buy_buffer": (0, 100),
@@ -182,6 +193,25 @@ CHOICES = {"fill_model": ("bar", "ideal"), "commission_model": ("", "zero", "per
 #: What an exchange code of ``calendar`` looks like (exchange_calendars also has names such as 24/7).
 EXCHANGE_CODE_RE = re.compile(r"[A-Z0-9]{3,5}")
 URLS = ("alpaca_data_url", "alpaca_trading_url", "nasdaq_url")
+#: Host names an OpenID Connect issuer may be reached at over plain http (a provider on this machine).
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def issuer_problem(url):
+    """Why ``url`` cannot be an OpenID Connect issuer (None if it can): an https URL with a host, or http on
+    loopback."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host or parts.scheme not in ("https", "http") or parts.query or parts.fragment:
+        return "is not an issuer URL: https://HOST[/PATH], as the provider names itself"
+    if parts.scheme == "http" and host not in LOOPBACK:
+        return "is not https: an issuer is reached over https (http only on loopback)"
+    return None
+
+
 #: A website's sign-in return address (papertrader/worker/web/site.py serves /auth/callback).
 REDIRECT_URI_RE = re.compile(r"https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/auth/callback")
 
@@ -231,43 +261,31 @@ def _parse(name, raw):
                 raise ConfigError("market_control: at most 100 usernames")
             return names
         if name in INTEGERS:
-            value = int(raw)
             low, high = INTEGERS[name]
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name}: {raw[:80]!r} is not a whole number: must be between {low} and {high}")
             if not low <= value <= high:
                 raise ConfigError(f"{name}: must be between {low} and {high}")
+            return value
+        if name in FLOATS:
+            low, high, accepted = FLOATS[name]
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}: {raw[:80]!r} is not a number: {accepted}")
+            if not low <= value <= high:  # (nan compares false: refused too)
+                raise ConfigError(f"{name}: {accepted}")
             return value
         if name in ("oidc_name", "oidc_issuer", "oidc_client_id", "oidc_client_secret"):
             if len(raw) > 500 or any(ch.isspace() for ch in raw):
                 raise ConfigError(f"{name}: must be one word of at most 500 characters")
+            if name == "oidc_issuer" and raw and issuer_problem(raw):
+                raise ConfigError(f"oidc_issuer: {raw[:80]!r} {issuer_problem(raw)}")
             return raw
-        if name == "throttle_window":
-            value = float(raw)
-            if not 1 <= value <= 86400:
-                raise ConfigError("throttle_window: must be between 1 and 86400 seconds")
-            return value
-        if name == "session_idle_timeout":
-            value = float(raw)
-            if not 60 <= value <= 31_536_000:
-                raise ConfigError("session_idle_timeout: must be between 60 seconds and a year")
-            return value
-        if name in ("handshake_timeout", "idle_timeout"):
-            value = float(raw)
-            low = 0.1 if name == "handshake_timeout" else 1
-            if not low <= value <= 86400:
-                raise ConfigError(f"{name}: must be between {low:g} and 86400 seconds")
-            return value
-        if name in ("update_interval", "heartbeat_interval"):
-            value = float(raw)
-            if not 0.01 <= value <= 86400:
-                raise ConfigError(f"{name}: must be between 0.01 and 86400 seconds")
-            return value
         if name in MONEY:
             return parse_money(raw)
-        if name == "margin_call_hours":
-            value = float(raw)
-            if not 0 <= value <= 24 * 365:
-                raise ConfigError("margin_call_hours: must be between 0 and 8760 hours")
-            return value
         if name == "margin_accounts":
             if raw.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
                 raise ConfigError("margin_accounts: true or false")
@@ -310,12 +328,6 @@ def _parse(name, raw):
             if len(raw) > 4000:
                 raise ConfigError("replay_files: too long")
             return raw
-        if name in ("max_quote_age", "provider_timeout"):
-            value = float(raw)
-            low = 0 if name == "max_quote_age" else 0.1
-            if not low <= value <= 86400 * 30:
-                raise ConfigError(f"{name}: must be between {low} and {86400 * 30} seconds")
-            return value
         if name in URLS:
             if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw) or len(raw) > 500:
                 raise ConfigError(f"{name}: an http(s) URL")
@@ -378,6 +390,9 @@ def load_settings(path=None, overrides=None):
         if raw is not None:
             values[key] = _parse(key, raw)
     settings = replace(Settings(), **values)
+    if settings.oidc_client_id and not settings.oidc_issuer:
+        raise ConfigError("oidc_issuer: empty, while oidc_client_id is set: give the provider's issuer URL, or leave"
+                          " oidc_client_id empty (provider sign-in off)")
     try:
         margin_rules(settings)
     except ValueError as e:

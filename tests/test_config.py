@@ -103,6 +103,13 @@ def test_fractional_update_interval_is_allowed(text, value):
         ("max_unsent_bytes", str(2**30 + 1)),
         ("calendar", "XNYZ"),
         ("calendar", "xnys"),
+        ("oidc_issuer", "accounts.google.com"),
+        ("oidc_issuer", "http://accounts.google.com"),
+        ("oidc_issuer", "ftp://accounts.google.com"),
+        ("oidc_issuer", "https://"),
+        ("oidc_issuer", "https://id.example.com/?a=1"),
+        ("margin_call_hours", "soon"),
+        ("provider_timeout", "slow"),
     ],
 )
 def test_every_bad_value_is_a_config_error_naming_the_setting(tmp_path, name, raw):
@@ -507,3 +514,26 @@ def test_a_workers_file_may_hold_its_worker_section_alone(tmp_path):
     assert load_settings(write(tmp_path, "[worker]\nregion = eu-west\n")) == Settings()
     with pytest.raises(ConfigError, match="unknown section"):
         load_settings(write(tmp_path, "[workers]\nregion = eu-west\n"))
+
+
+def test_an_issuer_is_https_or_http_on_loopback_and_needed_once_a_client_id_is_set():
+    for issuer in ("https://accounts.google.com", "https://id.example.com/realms/school/", "http://127.0.0.1:9999",
+                   "http://localhost:8080/issuer", ""):
+        assert load_settings(overrides={"oidc_issuer": issuer}).oidc_issuer == issuer
+    assert load_settings(overrides={"oidc_client_id": "abc"}).oidc_issuer == "https://accounts.google.com"
+    with pytest.raises(ConfigError, match="^oidc_issuer: empty, while oidc_client_id is set"):
+        load_settings(overrides={"oidc_client_id": "abc", "oidc_issuer": ""})
+
+
+@pytest.mark.parametrize("name, raw, message", [
+    ("market_seed", "x", "market_seed: 'x' is not a whole number: must be between 0 and 9223372036854775808"),
+    ("workers", "2.5", "workers: '2.5' is not a whole number: must be between 1 and 64"),
+    ("update_interval", "fast", "update_interval: 'fast' is not a number: must be between 0.01 and 86400 seconds"),
+    ("session_idle_timeout", "week", "session_idle_timeout: 'week' is not a number: must be between 60 seconds and a"
+                                     " year"),
+    ("margin_call_hours", "-1", "margin_call_hours: must be between 0 and 8760 hours"),
+])
+def test_a_value_that_is_not_a_number_says_what_the_setting_accepts(name, raw, message):
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(overrides={name: raw})
+    assert str(excinfo.value) == message

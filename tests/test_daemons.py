@@ -316,6 +316,18 @@ def usage_cases(tmp_path):
          "--port tcp:2048:interface=127.0.0.1: a port number or an ssl: description: clients and workers speak to it"
          " over TLS only"),
         (["papertrader-master"], "--data-dir is required"),
+        # Provider sign-in on: an issuer the master could not talk to is a usage mistake, not a traceback.
+        (["papertrader-master", "--data-dir", m, "--oidc-client-id", "abc", "--oidc-issuer", "http://id.example.com"],
+         "oidc_issuer: 'http://id.example.com' is not https: an issuer is reached over https (http only on loopback)"),
+        (["papertrader-cluster", "--data-dir", m, "--oidc-client-id", "abc", "--oidc-issuer", "accounts.google.com"],
+         "oidc_issuer: 'accounts.google.com' is not an issuer URL: https://HOST[/PATH]"),
+        (["papertrader-master", "--data-dir", m, "--oidc-client-id", "abc", "--oidc-issuer", ""],
+         "oidc_issuer: empty, while oidc_client_id is set"),
+        # A word where a number belongs says what is accepted, not Python's words for it.
+        (["papertrader-master", "--data-dir", m, "--update-interval", "fast"],
+         "update_interval: 'fast' is not a number: must be between 0.01 and 86400 seconds"),
+        (["papertrader-master", "--data-dir", m, "--config", config("workers", "workers = two")],
+         "workers: 'two' is not a whole number: must be between 1 and 64"),
         (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--master", "host:port"],
          "port is not a number"),
     ]
