@@ -10,6 +10,8 @@ Nothing listens unless ``--manhole ENDPOINT`` is given.  Two kinds:
   public-key login only (any user name), host key kept in
   ``DATA_DIR/manhole_host_key``.
 
+Each login is logged with the address it came from, let in or refused (a warning).
+
 The console's namespace is a set of plain functions (see ``help()``) that print
 readable tables; see papertrader/master/console.py and worker/console.py.
 Leaving a session (``exit()``, ``quit()``, Ctrl-D) closes that session only, and
@@ -27,7 +29,9 @@ from twisted.conch import interfaces as conch_interfaces
 from twisted.conch import manhole, manhole_ssh, telnet
 from twisted.conch.checkers import IAuthorizedKeysDB, SSHPublicKeyChecker
 from twisted.conch.insults import insults
-from twisted.conch.ssh import keys, transport as ssh_transport
+from twisted.conch.error import IgnoreAuthentication
+from twisted.conch.ssh import keys, transport as ssh_transport, userauth
+from twisted.conch.ssh.common import getNS
 from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer, protocol
 from twisted.internet import error as net_error
@@ -484,6 +488,54 @@ class ConsoleSSHTransport(ssh_transport.SSHServerTransport):
             super().receiveError(reasonCode, description)
 
 
+class ConsoleUserAuth(userauth.SSHUserAuthServer):
+    """Twisted's SSH authentication, which also logs each login to the console with the address it came from, as
+    the telnet console does: let in (with the user name given and the key's fingerprint), or refused (a warning,
+    once per connection that tried keys and got in with none: a client offers each key it has in turn, so a
+    key it offers first and the console does not know is not a refusal yet)."""
+
+    _key = None
+    _tried = 0
+    _let_in = False
+
+    def _peer(self):
+        peer = self.transport.transport.getPeer()
+        return f"{peer.host}:{peer.port}" if hasattr(peer, "port") else "a Unix socket"
+
+    def _user(self):
+        """The user name the client gave, as it may be logged: printable, at most 64 characters."""
+        return repr("".join(c if c.isprintable() else "?" for c in (self.user or b"").decode("utf-8", "replace")[:64]))
+
+    @property
+    def _log_to(self):
+        return self.transport.factory.console_setup.log
+
+    def auth_publickey(self, packet):
+        try:
+            self._key = "SHA256:" + keys.Key.fromString(getNS(packet[1:], 2)[1]).fingerprint(
+                keys.FingerprintFormats.SHA256_BASE64).rstrip("=")  # (as ssh-keygen -l shows it)
+        except Exception:
+            self._key = None  # (Twisted's own refuses it, and says why)
+        return super().auth_publickey(packet)
+
+    def _cbFinishedAuth(self, result):
+        self._let_in = True
+        self._log_to.info("admin console: an SSH login from {peer} was let in (user {user}, key {key})",
+                          peer=self._peer(), user=self._user(), key=self._key)
+        return super()._cbFinishedAuth(result)
+
+    def _ebBadAuth(self, reason):
+        if not reason.check(IgnoreAuthentication) and self.method != b"none":
+            self._tried += 1
+        return super()._ebBadAuth(reason)
+
+    def serviceStopped(self):
+        if self._tried and not self._let_in:
+            self._log_to.warn("admin console: an SSH login from {peer} was refused ({tried} attempt(s), user {user})",
+                              peer=self._peer(), tried=self._tried, user=self._user())
+        return super().serviceStopped()
+
+
 @implementer(conch_interfaces.ISession)
 class ConsoleSession(manhole_ssh.TerminalSession):
     """An SSH console session: works without a terminal too (``ssh ... < commands`` asks for none: a
@@ -607,6 +659,8 @@ def manhole_service(listen, namespace, data_dir, authorized_keys=None, reactor=N
         factory = manhole_ssh.ConchFactory(
             portal.Portal(realm, [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))]))
         factory.protocol = ConsoleSSHTransport
+        factory.services = {**factory.services, b"ssh-userauth": ConsoleUserAuth}
+        factory.console_setup = setup
         key = _host_key(data_dir)
         factory.publicKeys = {key.sshType(): key.public()}
         factory.privateKeys = {key.sshType(): key}

@@ -298,13 +298,75 @@ async def test_each_console_login_is_logged_with_its_address_never_its_password(
     assert problems.collected() == []
 
 
-def ssh_piped(port, key):
-    """The OpenSSH client with its input a pipe: it asks for no terminal."""
+def ssh_piped(port, key, user="admin"):
+    """The OpenSSH client with its input a pipe: it asks for no terminal (and offers only ``key``)."""
     client = WatchedProcess()
     reactor.spawnProcess(client, "ssh", ["ssh", "-i", key, "-p", str(port), "-o", "BatchMode=yes",
-                                         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                         "-o", "LogLevel=ERROR", "admin@127.0.0.1"], env={"PATH": os.environ["PATH"]})
+                                         "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                                         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                                         f"{user}@127.0.0.1"], env={"PATH": os.environ["PATH"]})
     return client
+
+
+class Logged:
+    """Fires ``seen(text)`` once an event whose text holds ``text`` is logged (from now on)."""
+
+    def __init__(self):
+        from twisted.logger import formatEvent
+
+        self.lines, self.waiting, self.format = [], [], formatEvent
+        globalLogPublisher.addObserver(self)
+
+    def __call__(self, event):
+        line = self.format(event)
+        self.lines.append(line)
+        for text, d in list(self.waiting):
+            if text in line:
+                self.waiting.remove((text, d))
+                d.callback(line)
+
+    def seen(self, text):
+        d = defer.Deferred()
+        self.waiting.append((text, d))
+        return bounded(d, f"a log line holding {text!r}")
+
+    def close(self):
+        globalLogPublisher.removeObserver(self)
+
+
+@pytest.mark.skipif(not shutil.which("ssh") or not shutil.which("ssh-keygen"), reason="needs the OpenSSH client")
+@pytest_twisted.ensureDeferred
+async def test_each_ssh_console_login_is_logged_with_its_address_and_key_a_refused_one_as_a_warning(
+        tmp_path, settings, clock, database_url):
+    """The console reachable from the network says who got in and who was turned away, as the telnet one does."""
+    for name in ("admin", "stranger"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True)
+    (tmp_path / "authorized_keys").write_bytes((tmp_path / "admin.pub").read_bytes())
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-f", str(tmp_path / "admin.pub")], check=True,
+                                 capture_output=True, text=True).stdout.split()[1]
+    port = free_port()
+    master = await _master(tmp_path, settings, clock, database_url, manhole=f"tcp:{port}:interface=127.0.0.1",
+                           manhole_keys=str(tmp_path / "authorized_keys"))
+    logged = Logged()
+    try:
+        let_in = logged.seen("an SSH login from")
+        admin = ssh_piped(port, str(tmp_path / "admin"))
+        admin.transport.closeStdin()
+        assert (await admin.ended).exitCode == 0, admin.output
+        assert re.fullmatch(rf"admin console: an SSH login from 127\.0\.0\.1:\d+ was let in \(user 'admin', key"
+                            rf" {re.escape(fingerprint)}\)", await let_in)
+        refused = logged.seen("an SSH login from")
+        stranger = ssh_piped(port, str(tmp_path / "stranger"), user="root\x1b[2J")
+        stranger.transport.closeStdin()
+        assert (await stranger.ended).exitCode == 255, stranger.output
+        line = await refused
+        assert re.fullmatch(r"admin console: an SSH login from 127\.0\.0\.1:\d+ was refused \(1 attempt\(s\),"
+                            r" user 'root\?\[2J'\)", line), line
+        levels = {e.message: e.level for e in master.logs.newest(None) if "an SSH login" in e.message}
+        assert sorted(levels.values()) == ["info", "warn"], levels
+    finally:
+        logged.close()
+        await master.stopService()
 
 
 @pytest.mark.skipif(not shutil.which("ssh") or not shutil.which("ssh-keygen"), reason="needs the OpenSSH client")
