@@ -61,6 +61,9 @@ class Options(SettingsOptions):
                 self["http-port"] = int(self["http-port"])
             except ValueError:
                 raise usage.UsageError("--http-port must be a port number, or off")
+        for key in ("master-port", "worker-port", "http-port"):
+            if self[key] is not None and not 0 <= self[key] <= 65535:
+                raise usage.UsageError(f"--{key} {self[key]}: a port number is from 0 to 65535")
         check_database_url(self["database"])
 
 

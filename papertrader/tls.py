@@ -242,6 +242,8 @@ def check_listen(listen):
     listen = str(listen).strip()
     if not listen.isdigit() and listen.split(":", 1)[0] != "ssl":
         raise ValueError("a port number or an ssl: description: clients and workers speak to it over TLS only")
+    if listen.isdigit() and not 0 <= int(listen) <= 65535:
+        raise ValueError("a port number is from 0 to 65535")
     return listen
 
 

@@ -315,6 +315,9 @@ def usage_cases(tmp_path):
         (["papertrader-master", "--data-dir", m, "--port", "tcp:2048:interface=127.0.0.1"],
          "--port tcp:2048:interface=127.0.0.1: a port number or an ssl: description: clients and workers speak to it"
          " over TLS only"),
+        (["papertrader-master", "--data-dir", m, "--port", "99999"], "--port 99999: a port number is from 0 to 65535"),
+        (["papertrader-cluster", "--data-dir", m, "--worker-port", "70000"],
+         "--worker-port 70000: a port number is from 0 to 65535"),
         (["papertrader-master"], "--data-dir is required"),
         # Provider sign-in on: an issuer the master could not talk to is a usage mistake, not a traceback.
         (["papertrader-master", "--data-dir", m, "--oidc-client-id", "abc", "--oidc-issuer", "http://id.example.com"],
