@@ -105,7 +105,7 @@ def test_an_entry_part_filled_keeps_its_shares_for_its_exits():
     after, orders, _ = run(b, [entry, take, stop], (at(1), bar(100, 101, 99, 100, volume=300)), rules=CAPPED)
     live = [orders[entry.id], orders[take.id], orders[stop.id]]
     assert after.quantity("AAPL") == D(30) and available_shares(after, live, "AAPL", {"AAPL": D(100)}) == 0
-    with pytest.raises(InsufficientPosition, match="but 0 are available"):
+    with pytest.raises(InsufficientPosition, match="but 0 shares are available"):
         bracket(after, "oco", side="sell", quantity="30", kind="limit", take_profit="110.00", stop_loss="95.00",
                 open_orders=live)
 

@@ -121,7 +121,7 @@ def test_no_order_turns_a_long_position_short_or_a_short_one_long():
                                                    " open buys\\); cancel an open buy to cover more"):
         place(short, side="buy", quantity="5", open_orders=[cover])
     sale = place(long, side="sell", quantity="7")
-    with pytest.raises(InsufficientPosition, match="but 3 are available \\(7 are held for your open sell orders\\);"
+    with pytest.raises(InsufficientPosition, match="but 3 shares are available \\(7 are held for your open sell orders\\);"
                                                    " cancel an open sale to sell more"):
         place(long, side="sell", quantity="5", open_orders=[sale])
 

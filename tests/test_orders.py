@@ -280,7 +280,7 @@ async def test_selling_more_than_held_or_already_offered_is_refused(db, user, su
         await submit(alice, "s0", "sell", "AAPL", "1")
     await submit(alice, "b1", "buy", "AAPL", "5")
     await step(AAPL="100")
-    with pytest.raises(InsufficientPosition, match="5 are available"):
+    with pytest.raises(InsufficientPosition, match="5 shares are available"):
         await submit(alice, "s1", "sell", "AAPL", "5.000001")
     sold = await submit(alice, "s2", "sell", "AAPL", "5", type="limit", limit_price="200")
     assert sold["status"] == "new"

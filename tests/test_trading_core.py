@@ -504,6 +504,18 @@ def test_no_short_selling():
         place(book(), side="sell", quantity="1")
 
 
+def test_a_refused_notional_sale_says_the_shares_it_comes_to():
+    """'selling 5000.00 of AAPL but 10 are available' left a person to guess which number was dollars and which
+    shares: the sale names the shares its amount comes to at the last price."""
+    held = book(AAPL=("10", "1000.00"))
+    with pytest.raises(InsufficientPosition) as refused:
+        place(held, side="sell", notional="5000", quantity=None, prices={"AAPL": D("187.25")})
+    assert str(refused.value) == ("insufficient position: selling 5000.00 of AAPL (about 26.70227 shares at 187.25)"
+                                  " but 10 shares are available; short selling is not allowed")
+    with pytest.raises(InsufficientPosition, match="but 1 share is available"):
+        place(book(AAPL=("1", "100.00")), side="sell", quantity="2")
+
+
 def test_a_sale_just_after_a_buy_is_told_the_buy_has_not_filled_yet():
     """A cash account sells only shares it holds: a sale placed before its buy filled is refused, saying why (the
     person has just bought, and read only '0 are available')."""
@@ -511,7 +523,7 @@ def test_a_sale_just_after_a_buy_is_told_the_buy_has_not_filled_yet():
     bought = place(b, quantity="10")
     with pytest.raises(InsufficientPosition) as refused:
         place(b, side="sell", quantity="3", open_orders=[bought])
-    assert str(refused.value) == ("insufficient position: selling 3 AAPL but 0 are available (your open buy of 10 AAPL"
+    assert str(refused.value) == ("insufficient position: selling 3 AAPL but 0 shares are available (your open buy of 10 AAPL"
                                   " has not filled yet); short selling is not allowed")
     held = book(AAPL=("10", "1000.00"))
     selling = place(held, side="sell", kind="limit", limit="120.00", quantity="6")

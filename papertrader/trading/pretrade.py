@@ -453,8 +453,8 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
             notes = [f"{quantity_text(held - have)} are held for your open sell orders"] if held != have else []
             notes += _buying(book, others, order.symbol)
             after = f" ({'; '.join(notes)})" if notes else ""
-            raise InsufficientPosition(f"insufficient position: selling {_what(order)} but {quantity_text(have)} are"
-                                       f" available{after}; short selling is not allowed")
+            raise InsufficientPosition(f"insufficient position: selling {_selling(order, wanted, last)} but"
+                                       f" {_shares(have)} available{after}; short selling is not allowed")
     return order
 
 
@@ -462,6 +462,19 @@ def _what(order):
     """An order's size, as its refusals name it: '10 AAPL', '250.00 of AAPL' (made only when one is refused)."""
     return f"{quantity_text(order.quantity)} {order.symbol}" if order.quantity is not None else \
         f"{money_text(order.notional)} of {order.symbol}"
+
+
+def _selling(order, wanted, last):
+    """What a refused sale sells: '10 AAPL'; a notional one with the shares it comes to at ``last``, which the
+    shares available are compared with: '5000.00 of AAPL (about 26.7 shares at 187.25)'."""
+    if order.quantity is not None or last is None:
+        return _what(order)
+    return f"{_what(order)} (about {quantity_text(wanted)} shares at {price_text(last)})"
+
+
+def _shares(n):
+    """'1 share is', '0 shares are', '2.5 shares are'."""
+    return f"{quantity_text(n)} {'share is' if n == 1 else 'shares are'}"
 
 
 def _buying(book, open_orders, symbol):
@@ -549,7 +562,7 @@ def _accept_margin(order, book, others, prices, last, rules):
         wanted = reserved_shares(order, last)
         if wanted > have:
             raise InsufficientPosition(
-                f"insufficient position: selling {_what(order)} but {quantity_text(have)} are available"
+                f"insufficient position: selling {_selling(order, wanted, last)} but {_shares(have)} available"
                 f"{_held_for(held - have, 'held for your open sell orders')}; "
                 + ("cancel an open sale to sell more" if wanted <= held else
                    "a sell may not turn a long position short: sell what you hold first, then sell short"))
