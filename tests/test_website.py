@@ -2410,6 +2410,54 @@ async def test_a_player_removed_from_a_private_game_sees_no_more_of_its_standing
             assert not (message["t"] == "html" and "alice" in message["v"].get("leaderboard", "")), message
 
 
+@pytest_twisted.ensureDeferred
+async def test_an_invite_link_opened_before_having_an_account_leads_back_to_it_once_made(tmp_path, settings, clock,
+                                                                                        database_url):
+    """A teacher shares a private game's invite link; a student without an account yet opens it, is sent to the
+    sign-in page, and follows "Create an account": the new account landed on the dashboard, the game's name and
+    its code lost (the register page knew nothing of ``next``).  Creating the account leads where signing in
+    would: to the join form, filled in."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "dave")
+        game = dict(name="Class Cup", start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf, private="yes")
+        assert (await site.post("/games", game))[0].code == 303
+        _, body = await site.get("/games/Class%20Cup")
+        code = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
+        link = "/games?" + urlencode({"join": "Class Cup", "code": code})
+        student = Site(site.url)
+        response, _ = await student.get(link)
+        signin = header(response, b"location")
+        assert (response.code, signin) == (303, "/signin?" + urlencode({"next": link}))
+        _, body = await student.get(signin)
+        register = html_module.unescape(re.search(r'<a href="([^"]*)">Create an account</a>', body).group(1))
+        assert register == "/register?" + urlencode({"next": link})
+        _, body = await student.get(register)
+        assert f'<input type="hidden" name="next" value="{html_module.escape(link)}">' in body
+        assert f'href="{html_module.escape(signin)}">Sign in</a>' in body  # (an account after all: the same way)
+        account = dict(username="erin", email="erin@example.com", password=PASSWORD, csrf=student.csrf(body),
+                       next=link)
+        # A refusal keeps where it leads.
+        body = await student.refused("/register", dict(account, password="short"), "/register")
+        assert "must be at least" in body and 'value="erin"' in body
+        assert f'<input type="hidden" name="next" value="{html_module.escape(link)}">' in body
+        response, _ = await student.post("/register", dict(account, csrf=student.csrf(body)))
+        assert (response.code, header(response, b"location")) == (303, link)
+        _, body = await student.get(link)
+        assert "Welcome, erin" in body and "Find a stock under Trade" not in body
+        assert 'id="f-name" name="name" type="text" value="Class Cup"' in body
+        assert f'id="f-code" name="code" type="text" value="{code}"' in body
+        response, _ = await student.post("/games/join", dict(name="Class Cup", code=code, csrf=student.csrf(body)))
+        assert (response.code, header(response, b"location")) == (303, "/games/Class%20Cup")
+        # Without an invite, registering still leads to the dashboard, and never to another site.
+        for going in ("", "//evil.example/x"):
+            other = Site(site.url)
+            _, body = await other.get("/register" + ("?" + urlencode({"next": going}) if going else ""))
+            assert 'name="next"' not in body
+            response, _ = await other.post("/register", dict(username=f"fred{len(going)}", email="f@example.com",
+                                                              password=PASSWORD, csrf=other.csrf(body), next=going))
+            assert (response.code, header(response, b"location")) == (303, "/")
+
+
 def table_headers(body, section):
     """The column headers of the table whose body is ``section`` (the words a screen reader says)."""
     table = body.split(f'data-section="{section}"', 1)[0].rsplit("<table", 1)[1]

@@ -479,20 +479,24 @@ class Website:
         security.headers(request)
         chrome = self.chrome(request)
         _, error, form = refusal(chrome, "register")
-        return html(request, views.register_page(chrome, form.get("username", ""), form.get("email", ""), error))
+        # Where the sign-in page was to lead (an invite link opened before having an account): creating one does.
+        going = form.get("next") if isinstance(form.get("next"), str) else field(request, "next", 300)
+        return html(request, views.register_page(chrome, form.get("username", ""), form.get("email", ""), error,
+                                                 going=safe_back(going, "")))
 
     @app.route("/register", methods=["POST"])
     @action(needs_session=False)
     async def register(self, request):
         username, email, password = field(request, "username", 64), field(request, "email", 300), \
             field(request, "password")
+        going = safe_back(field(request, "next", 300), "/")  # the page asked for before signing in (an invite)
         try:
             made = await self.anonymous(request, commands.Register, username=username, email=email,
                                         password=password)
         except PaperTraderError as e:
             return refuse(request, "/register", "register",
                           UNREACHABLE if isinstance(e, MasterUnavailable) else sentence(e.message),
-                          {"username": username, "email": email})
+                          {"username": username, "email": email, "next": going if going != "/" else ""})
         # Signed in at once, as on any broker's site (if that fails, e.g. throttled, the sign-in page asks).
         try:
             answer = await self.anonymous(request, commands.Login, username=username, password=password,
@@ -500,12 +504,13 @@ class Website:
         except PaperTraderError:
             security.set_flash(request, f"Account {username} created. Sign in to start trading.", "success",
                                u=username)
-            return redirect(request, "/signin")
+            return redirect(request, "/signin" if going == "/" else "/signin?" + urlencode({"next": going}))
         self.start_session(request, answer, False)
         security.set_flash(request, f"Welcome, {answer['username']}: your account starts with"
-                                    f" {fmt.money(made['cash'])} of paper money. Find a stock under Trade to buy"
-                                    " your first shares.", "success")
-        return redirect(request, "/")
+                                    f" {fmt.money(made['cash'])} of paper money."
+                                    + (" Find a stock under Trade to buy your first shares." if going == "/" else ""),
+                           "success")
+        return redirect(request, going)
 
     @app.route("/signout", methods=["POST"])
     @action(needs_session=False)

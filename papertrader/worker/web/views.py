@@ -305,7 +305,8 @@ def signin_page(chrome, username="", error=None, going=""):
         h("input", {"type": "hidden", "name": "next", "value": going}) if going and going != "/" else "",
         button("Sign in", "btn primary wide"), cls="stack", label="Sign in")
     main = h("section", {"class": "auth card"}, h("h1", "Sign in"), error_box(error, SIGNIN_FIELDS), form, providers,
-             h("p", {"class": "aside"}, "New here? ", h("a", {"href": "/register"}, "Create an account"),
+             h("p", {"class": "aside"}, "New here? ", h("a", {"href": _with_next("/register", going)},
+                                                         "Create an account"),
                " — you start with fake cash to practise with."),
              h("p", {"class": "aside"}, "Forgot your password? This server sends no email: ask the person who runs"
                                         " it to reset it for you (they give you a new one to sign in with, then"
@@ -313,7 +314,14 @@ def signin_page(chrome, username="", error=None, going=""):
     return document(chrome, "Sign in", main, page="signin")
 
 
-def register_page(chrome, username="", email="", error=None):
+def _with_next(path, going):
+    """``path`` with where to go afterwards (a same-site path: the sign-in page's ``next``), if anywhere but home."""
+    return f"{path}?{urlencode({'next': going})}" if going and going != "/" else path
+
+
+def register_page(chrome, username="", email="", error=None, going=""):
+    """``going``: the page asked for before signing in (a same-site path: an invite link opened by someone without
+    an account yet), where creating the account leads, as signing in does."""
     form = post_form(
         "/register", chrome.csrf,
         field_input("Username", "username", username, autocomplete="username", autofocus=True, maxlength="24",
@@ -323,9 +331,11 @@ def register_page(chrome, username="", email="", error=None):
         field_input("Password", "password", kind="password", autocomplete="new-password", minlength="8",
                     maxlength="1024", hint="At least 8 characters; a few unrelated words work well. Common"
                                            " passwords are refused."),
+        h("input", {"type": "hidden", "name": "next", "value": going}) if going and going != "/" else "",
         button("Create account", "btn primary wide"), cls="stack", label="Create an account")
     main = h("section", {"class": "auth card"}, h("h1", "Create an account"), error_box(error, REGISTER_FIELDS), form,
-             h("p", {"class": "aside"}, "Already have one? ", h("a", {"href": "/signin"}, "Sign in")))
+             h("p", {"class": "aside"}, "Already have one? ", h("a", {"href": _with_next("/signin", going)},
+                                                                  "Sign in")))
     return document(chrome, "Create an account", main, page="register")
 
 
