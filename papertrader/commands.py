@@ -830,7 +830,8 @@ class GameLeaderboard(Command):
     """A game's leaderboard as the last update stored it: ``by`` return (default) or sharpe; ``limit``
     (1-500, default 100) standings from ``offset`` (0).  Usernames only.  ``final``: the game has ended and
     this is its final ranking.  ``unranked``: the players the next update ranks (joined since the last, or
-    before the first), by username, at most 500."""
+    before the first), by username, at most 500.  ``starts``: when the game starts, while it has not yet (no
+    update ranks its players before: the first one after it does)."""
 
     arguments = [(b"token", amp.Unicode()), (b"name", amp.Unicode()), (b"by", amp.Unicode(optional=True)),
                  (b"offset", amp.Integer(optional=True)), (b"limit", amp.Integer(optional=True))]
@@ -841,6 +842,7 @@ class GameLeaderboard(Command):
                                     (b"equity", amp.Decimal()), (b"return_percent", amp.Decimal()),
                                     (b"sharpe", amp.Decimal(optional=True))])),
         (b"unranked", amp.ListOf(amp.Unicode(), optional=True)),
+        (b"starts", amp.DateTime(optional=True)),
     ]
 
 

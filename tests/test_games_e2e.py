@@ -86,6 +86,38 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_game_not_started_yet_says_which_update_ranks_its_players(deployment):
+    """A teacher who makes a game ahead of its first day was told its leaderboard was 'not computed yet (the next
+    market update does it)', and after that update, the same: no update ranks a game before its start.  The board
+    says when it starts, and that the first update after it ranks the players."""
+    d = deployment
+    for user in ("teacher", "alice"):
+        await register_and_login(d, user)
+    status, out, err = await d.cli("game", "create", "Next Week", "--start", "2026-09-28", "--end", "2026-12-31",
+                                   "--cash", "10000", user="teacher")
+    assert status == 0 and j(out)["status"] == "upcoming", err
+    assert (await d.cli("game", "join", "Next Week", user="alice"))[0] == 0
+    await d.tick()  # an update before the start: it ranks nobody
+    status, out, _ = await d.cli("game", "leaderboard", "Next Week", user="teacher")
+    board = j(out)
+    assert (board["standings"], board["unranked"], board["updated"]) == ([], ["alice"], None)
+    assert board["starts"] == "2026-09-28T00:00:00+00:00"
+    status, out, _ = await d.cli("game", "leaderboard", "Next Week", user="teacher", json=False)
+    assert ", not computed yet (the first market update after the game starts (2026-09-28) does it)" in out, out
+    assert "Not ranked yet (the first market update after the game starts (2026-09-28) ranks them): alice" in out
+    assert "next market update" not in out
+    # A game that has started: the next update ranks them, and the board says nothing of a start.
+    status, out, err = await d.cli("game", "create", "This Week", "--start", "2026-09-21", "--end", "2026-12-31",
+                                   "--cash", "10000", user="teacher")
+    assert status == 0 and j(out)["status"] == "open", err
+    assert (await d.cli("game", "join", "This Week", user="alice"))[0] == 0
+    status, out, _ = await d.cli("game", "leaderboard", "This Week", user="teacher")
+    assert j(out)["starts"] is None
+    status, out, _ = await d.cli("game", "leaderboard", "This Week", user="teacher", json=False)
+    assert "Not ranked yet (the next market update ranks them): alice" in out, out
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
     d = deployment
     for user in ("teacher", "ann", "ben"):

@@ -1458,6 +1458,21 @@ async def test_a_refusal_on_the_website_says_money_and_orders_as_its_pages_do(tm
         assert "Buy 1 AAPL is already canceled." in body and "Order " not in body
 
 
+def test_a_games_leaderboard_before_its_start_says_which_update_ranks_its_players():
+    """No market update ranks a game before its start: the page said its standings 'come with the next market
+    update', and after that update, the same.  Before its start, it names the first update after it."""
+    game = dict(name="Next Week", is_creator=True, playing=False, show_portfolios=False)
+    board = dict(standings=[], final=False, updated=None, unranked=["alice"],
+                 starts=datetime(2026, 9, 28, tzinfo=timezone.utc))
+    shown = str(views.leaderboard("teacher", game, board))
+    assert "Not ranked yet." in shown
+    assert "No standings yet: they come with the first market update after the game starts (2026-09-28)." in shown
+    assert "Joined, ranked at the first market update after the game starts (2026-09-28): alice." in shown
+    assert "next market update" not in shown
+    shown = str(views.leaderboard("teacher", game, dict(board, starts=None)))
+    assert "Joined, ranked at the next market update: alice." in shown
+
+
 def test_a_games_end_shows_its_last_day_and_when_its_creator_ended_it_early():
     """'Ends 2016-01-23 00:00 UTC' for a game whose last day was the 22nd, and still that date after the teacher
     ended it on the 19th."""

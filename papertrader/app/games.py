@@ -426,8 +426,10 @@ class GameCommands:
                               return_percent=((equity / cash - 1) * 100).quantize(Decimal("0.0001")),
                               sharpe=sharpe) for rank, username, equity, sharpe in rows]
             unranked = self.store.unranked(cursor, game.id, MAX_BOARD_PAGE)
+            # (not started yet: the next update ranks nobody; the first one after its start does)
+            starts = game.rules.start if game.status(now) == "upcoming" else None
             return dict(name=game.name, by=by, starting_cash=cash, updated=game.board_updated, unranked=unranked,
-                        final=game.over(now),
+                        final=game.over(now), starts=starts,
                         players=self.store.count_players(cursor, game.id),
                         standings=[{k: v for k, v in s.items() if v is not None} for s in standings])
 

@@ -1704,9 +1704,12 @@ class CLI:
                 break
         data = dict(board, standings=standings)
         updated = output.shown(board, self.zone).get("updated")
+        # A game not started yet is ranked by the first market update after its start, not by the next one.
+        starts = _game_start(board["starts"], self.zone) if board.get("starts") else None
+        ranks = (f"the first market update after the game starts ({starts})" if starts else "the next market update")
         head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
                 f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
-                + (f", as of {updated}" if updated else ", not computed yet (the next market update does it)"))
+                + (f", as of {updated}" if updated else f", not computed yet ({ranks} does it)"))
         if a.csv:  # every player: those not ranked yet last, with no figures (a gradebook misses no one)
             self.out(output.standings_csv(standings, board.get("unranked"), newline="\n").rstrip("\n"))
             self.emitted += 1
@@ -1714,7 +1717,7 @@ class CLI:
         rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
         waiting = board.get("unranked") or []
         self.emit(data, head + ("\n\n" + output.table(rows, output.BOARD_COLUMNS) if rows else "")
-                  + (f"\n\nNot ranked yet (the next market update ranks them): {', '.join(waiting)}"
+                  + (f"\n\nNot ranked yet ({ranks} ranks them): {', '.join(waiting)}"
                      + (" ..." if len(waiting) >= 500 else "") if waiting else ""))
 
     @staticmethod

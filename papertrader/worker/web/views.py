@@ -1954,13 +1954,16 @@ def leaderboard(username, game, board):
               num(fmt.money(s["equity"]), header="Equity"),
               num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"))
             for s in board["standings"]]
+    # A game not started yet is ranked by the first market update after its start (the next one ranks nobody).
+    ranked_at = (f"the first market update after the game starts ({fmt.when_or_day(board['starts'])})"
+                 if board.get("starts") else "the next market update")
     updated = ((f"Final ranking, as of {fmt.when(board['updated'])}." if board.get("updated") else "Final ranking.")
                if board["final"] else
                f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet.")
     return join(h("p", {"class": "muted"}, updated),
                 table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
-                      empty="No standings yet: they come with the next market update.", cls="data leaderboard"),
-                h("p", {"class": "muted"}, "Joined, ranked at the next market update: ",
+                      empty=f"No standings yet: they come with {ranked_at}.", cls="data leaderboard"),
+                h("p", {"class": "muted"}, f"Joined, ranked at {ranked_at}: ",
                   ", ".join(board["unranked"]) + ("…" if len(board["unranked"]) >= 500 else "."))
                 if board.get("unranked") else "")
 
