@@ -165,6 +165,10 @@ def test_short_selling_refused_unless_allowed():
     selling = place(held, "sell", "6")
     assert "may sell at most the 4 AAPL" in refused("short", game, request("sell", "5"), held, [selling])
     allowed(game, request("sell", "4"), held, [selling])
+    # All 10 already being sold: said so ('you may sell at most the 0 AAPL you hold' read as if none were held).
+    everything = place(held, "sell", "10")
+    assert "your open sells already sell all 10 AAPL you hold" in refused("short", game, request("sell", "1"), held,
+                                                                          [everything])
     # A notional sale counts at the last price; without one it is refused rather than guessed.
     refused("short", game, request("sell", None, notional="1100.00"), held)
     allowed(game, request("sell", None, notional="900.00"), held)

@@ -287,6 +287,9 @@ def check_order(rules: GameRules, request, book, open_orders, prices, now, ended
             if held <= 0:
                 _refuse(SHORT, f"you hold no {request.symbol} in this game's portfolio, and short selling (selling"
                                " shares you do not have) is not allowed in this game")
+            if not have:  # ('you may sell at most the 0 AAPL you hold' read as if none were held)
+                _refuse(SHORT, f"your open sells already sell all {quantity_text(held)} {request.symbol} you hold:"
+                               " selling more would be a short sale, which this game does not allow")
             _refuse(SHORT, f"you may sell at most the {quantity_text(have)} {request.symbol} you hold (after your"
                            " open sells): selling more would be a short sale, which this game does not allow")
     if rules.max_position is None or not margin.opens(buy, held):
