@@ -122,6 +122,22 @@ async def test_a_game_portfolios_buying_power_counts_the_games_commission_as_its
     assert (await world.trading.portfolio(alice, world.stamp(), portfolio="Spring Cup"))["buying_power"] == 0
 
 
+async def test_a_player_removed_on_a_replay_is_removed_at_the_markets_time(world):
+    """A game's times are the market's ('ended 2016-03-15 09:30'); a removal was dated by the wall clock (removed:
+    dave (2026-12-02 14:03) beside a game of March 2016)."""
+    from papertrader.market.replay import ReplayClock
+
+    world.games.market_clock = ReplayClock(calendar.load("always_open"), date(2016, 3, 1), date(2016, 3, 31))
+    teacher, alice = await world.user("teacher"), await world.user("alice")
+    await world.create(teacher, start=datetime(2016, 3, 14, tzinfo=timezone.utc),
+                       end=datetime(2016, 3, 25, tzinfo=timezone.utc))
+    await world.games.join_game(alice, world.stamp(), "Spring Cup")
+    await world.games.remove_game_player(teacher, world.stamp(), "Spring Cup", "alice")
+    shown = await world.games.show_game(teacher, world.stamp(), "Spring Cup")
+    assert shown["removed"] == [dict(username="alice", removed=world.games.market_clock.now())]
+    assert shown["removed"][0]["removed"].year == 2016
+
+
 async def test_a_game_that_would_start_after_the_replays_last_day_is_refused(world):
     """On a replay the market's time never passes its last day: a game starting later would never open."""
     from papertrader.market.replay import ReplayClock

@@ -352,7 +352,7 @@ class GameCommands:
                 raise InvalidInput(f"{str(username)[:24]!r} does not play in {game.name}")
             events = self._cancel_open(cursor, [player.portfolio_id], now, recorded,
                                        f"removed from the game {game.name}")
-            self.store.remove_player(cursor, game.id, row[0], recorded)
+            self.store.remove_player(cursor, game.id, row[0], now)  # (market time, as the game's other times)
             return self._view(cursor, game, session.account_id, membership, now), self._views(cursor, events)
 
         view, events = yield self.db.run(unit_of_work)
