@@ -963,6 +963,19 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert "End the game now" not in body
 
 
+def test_a_games_leaderboard_shows_each_players_sharpe_ratio_as_the_command_line_does():
+    """The page showed equity and return only: ranked by return, the risk-adjusted figure was in the CSV alone."""
+    game = dict(name="Spring Cup", is_creator=False, playing=True, show_portfolios=False)
+    board = dict(final=False, updated=datetime(2016, 3, 11, 21, tzinfo=timezone.utc), unranked=[], standings=[
+        dict(rank=1, username="amy", equity=Decimal("10250.00"), return_percent=Decimal("2.5000"),
+             sharpe=Decimal("3.1416")),
+        dict(rank=2, username="ben", equity=Decimal("10000.00"), return_percent=Decimal("0"), sharpe=None)])
+    page = str(views.leaderboard("amy", game, board))
+    assert ">Sharpe</th>" in page
+    cells = re.findall(r'data-label="Sharpe"[^>]*>([^<]*)<', page)
+    assert cells == ["3.1416", "—"], cells
+
+
 def leaderboard_section(body):
     """What a reload of a game's page shows in its leaderboard (the part the live connection sends again)."""
     return re.search(r'<div data-section="leaderboard">(.*?</table></div>(?:<p class="muted">Joined[^<]*</p>)?)</div>',

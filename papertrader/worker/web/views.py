@@ -1952,7 +1952,9 @@ def leaderboard(username, game, board):
                    if sees or s["username"].casefold() == (username or "").casefold() else s["username"],
                    "Player"),
               num(fmt.money(s["equity"]), header="Equity"),
-              num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"))
+              num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"),
+              # (as the command line's leaderboard: none before two daily returns, or with no ups and downs)
+              num(str(s["sharpe"]) if s.get("sharpe") is not None else "—", header="Sharpe"))
             for s in board["standings"]]
     # A game not started yet is ranked by the first market update after its start (the next one ranks nobody).
     ranked_at = (f"the first market update after the game starts ({fmt.when_or_day(board['starts'])})"
@@ -1961,7 +1963,8 @@ def leaderboard(username, game, board):
                if board["final"] else
                f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet.")
     return join(h("p", {"class": "muted"}, updated),
-                table(["Rank", "Player", ("Equity", "num"), ("Return", "num")], rows, caption="Leaderboard",
+                table(["Rank", "Player", ("Equity", "num"), ("Return", "num"), ("Sharpe", "num")], rows,
+                      caption="Leaderboard",
                       empty=f"No standings yet: they come with {ranked_at}.", cls="data leaderboard"),
                 h("p", {"class": "muted"}, f"Joined, ranked at {ranked_at}: ",
                   ", ".join(board["unranked"]) + ("…" if len(board["unranked"]) >= 500 else "."))
