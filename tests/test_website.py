@@ -3030,3 +3030,31 @@ async def test_a_sydney_portfolios_equity_curve_starts_on_the_market_day_it_bega
             table = body[body.index("The equity as a table"):]
             shown = re.findall(r'<th scope="row" data-label="Time">([^<]*)</th>', table)
             assert shown[-2:] == ["2024-01-29", "Starting cash"], shown  # (newest first)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_margin_portfolio_is_made_on_the_website_where_the_server_offers_them(tmp_path, settings, clock,
+                                                                                      database_url):
+    # Where the operator offers none, the form does not offer one.
+    chrome = views.Chrome(csrf="0" * 64, username="erin")
+    assert 'name="margin"' not in str(views.portfolios_page(chrome, []))
+    async with website(tmp_path, settings, database_url, clock, margin_accounts=True) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "erin")
+        _, body = await site.get("/portfolios")
+        assert 'name="margin"' in body and '<label for="f-margin">Margin account</label>' in body
+        response, _ = await site.post("/portfolios", dict(name="Hedge", cash="$20,000", margin="yes", csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/portfolios")
+        _, body = await site.get("/portfolios")
+        assert flash_text(body) == "Margin portfolio Hedge created with $20,000.00."
+        response, _ = await site.post("/portfolios", dict(name="Plain", cash="5000", csrf=csrf))
+        kinds = {p["name"]: p["kind"] for p in (await forward(commands.Portfolios))["portfolios"]}
+        assert kinds["Hedge"] == "margin" and kinds["Plain"] == "cash"
+        # The margin portfolio sells short from its ticket.
+        assert (await site.post("/portfolios/use", dict(name="Hedge", csrf=csrf)))[0].code == 303
+        _, body = await site.get("/asset/AAPL")
+        response, _ = await site.post("/asset/AAPL/order", dict(
+            csrf=csrf, client_order_id="short-1", portfolio="Hedge", side="sell", type="market",
+            amount_by="shares", qty="3", time_in_force="day"))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/asset/AAPL")
+        assert flash_text(body).startswith("Sell 3 AAPL in portfolio Hedge")

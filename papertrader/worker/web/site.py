@@ -1152,7 +1152,8 @@ class Website:
             await self.load_portfolios(request, visit)
         chrome = self.chrome(request, visit, "portfolios", await self.clock(visit))
         _, error, form = refusal(chrome, "portfolio")
-        return html(request, views.portfolios_page(chrome, visit.portfolios, form or None, error))
+        return html(request, views.portfolios_page(chrome, visit.portfolios, form or None, error,
+                                                   margin=self.settings.margin_accounts))
 
     @app.route("/portfolios", methods=["GET"])
     @signed_in()
@@ -1162,14 +1163,16 @@ class Website:
     @app.route("/portfolios", methods=["POST"])
     @action()
     async def create_portfolio(self, request, visit):
-        form = {"name": field(request, "name", 64), "cash": field(request, "cash", 32)}
+        form = {"name": field(request, "name", 64), "cash": field(request, "cash", 32),
+                "margin": "yes" if field(request, "margin", 8) == "yes" else ""}
         made, refused = await self.attempt(
             self.call(visit, commands.CreatePortfolio, name=form["name"],
-                      cash=fmt.typed_number(form["cash"]) or None),
+                      cash=fmt.typed_number(form["cash"]) or None, margin=bool(form["margin"])),
             lambda why: refuse(request, "/portfolios", "portfolio", why, form))
         if refused is not None:
             return refused
-        security.set_flash(request, f"Portfolio {made['name']} created with {fmt.money(made['cash'])}.", "success")
+        kind = "Margin portfolio" if made.get("kind") == "margin" else "Portfolio"
+        security.set_flash(request, f"{kind} {made['name']} created with {fmt.money(made['cash'])}.", "success")
         return redirect(request, "/portfolios")
 
     @app.route("/portfolios/use", methods=["POST"])

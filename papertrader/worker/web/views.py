@@ -1533,7 +1533,8 @@ def game_link(name):
     return "/games/" + quote(name, safe="")
 
 
-def portfolios_page(chrome, portfolios, form=None, error=None):
+def portfolios_page(chrome, portfolios, form=None, error=None, margin=False):
+    """``margin``: the server offers margin accounts (``margin_accounts``): the form can make one."""
     form = form or {}
     rows = []
     for p in portfolios:
@@ -1554,6 +1555,10 @@ def portfolios_page(chrome, portfolios, form=None, error=None):
         field_input("Name", "name", form.get("name", ""), maxlength="64", hint="1 to 64 characters."),
         field_input("Cash", "cash", form.get("cash", ""), required=False, inputmode="decimal", maxlength="20",
                     hint="Empty: the server's starting cash."),
+        check_input("Margin account", "margin", form.get("margin"),
+                    hint="It may borrow (its cash goes below zero) and sell short, within the server's margin"
+                         " rules; chosen once, when it is made. Without it: a cash account, which spends only"
+                         " its cash and sells only shares it holds.") if margin else "",
         button("Create portfolio", "btn primary"), cls="stack inline-form", label="Create a portfolio")
     main = h("section", {"class": "card"}, h("h1", "Portfolios"),
              h("p", {"class": "muted"}, "The pages show and trade the portfolio chosen here or in the bar above."),
