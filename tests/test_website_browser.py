@@ -626,3 +626,56 @@ async def test_daily_charts_say_the_market_days_their_tables_say(tmp_path, setti
     finally:
         await b.close()
         await d.cluster.stopService()
+
+
+def dollars(text):
+    return Decimal(text.replace("$", "").replace(",", ""))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_tickets_preview_follows_the_buying_power_and_the_price(tmp_path, settings, clock):
+    """The ticket's preview (buying power, what the order reserves, what is left) is asked again when what it counts
+    from moves live: an order placed elsewhere (the buying power), a market update (the price).  It was computed
+    once, as typed, while the buying power beside it moved on: $97,429.22 less $315.10 said $91,733.66 left."""
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        await b.open("/register")
+        await b.fill({"#f-username": "bea", "#f-email": "bea@example.com", "#f-password": PASSWORD})
+        await b.click("form[action='/register'] button[type=submit]")
+        await b.page("dashboard")
+        token = {c["name"]: c for c in await b.cookies()}["__Host-pt_session"]["value"]
+        await b.open("/asset/AAPL")
+        await b.page("asset")
+        await b.live()
+        await b.fill({"#t-type": "market", "#t-qty": "10"})
+        cost = dollars(await b.wait(lambda dr: dr.find_element("id", "preview-cost").text.startswith("$") and
+                                    dr.find_element("id", "preview-cost").text, "the order preview"))
+        await b.wait_text("#preview-after", fmt.money(Decimal("100000.00") - cost))
+
+        # Another client reserves buying power: the preview counts from what is left.
+        limit = (price_of(d, "AAPL") / 2).quantize(Decimal("0.01"))
+        await d.worker.gateway.forward(commands.PlaceOrder, dict(
+            token=token, client_order_id="elsewhere", side="buy", symbol="AAPL", quantity="10", type="limit",
+            limit_price=str(limit), time_in_force="gtc"), "127.0.0.1")
+        power = Decimal("100000.00") - limit * 10
+        await b.wait_text("#preview [data-live='buying_power']", fmt.money(power))
+        await b.wait_text("#preview-after", fmt.money(power - cost))
+
+        # The market moves: the order's cost is counted at the new price, and the figures still add up.
+        before = price_of(d, "AAPL")
+        await d.tick()
+        assert price_of(d, "AAPL") != before
+        await b.wait(lambda dr: dollars(dr.find_element("id", "preview-cost").text) != cost, "the cost at the new price")
+
+        def added_up(dr):
+            figures = [dollars(dr.find_element("css selector", css).text)
+                       for css in ("#preview [data-live='buying_power']", "#preview-cost", "#preview-after")]
+            return figures[0] - figures[1] == figures[2] and figures
+
+        power, cost, after = await b.wait(added_up, "the preview's figures to add up")
+        assert cost == (price_of(d, "AAPL") * 10 * Decimal("1.05")).quantize(Decimal("0.01")), (cost, price_of(d, "AAPL"))
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()

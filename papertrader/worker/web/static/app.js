@@ -108,6 +108,9 @@ function signedOut() {
 
 let socket = null;
 let retry = 0;
+// The order ticket's preview, asked again (set below) when what it was computed from moves: the buying power, the
+// symbol's price, the open orders and the position (a preview kept from before an update no longer added up).
+let ticketMoved = null;
 
 window.addEventListener("beforeunload", () => {
   leaving = true;
@@ -147,10 +150,14 @@ function connect() {
         break;
       case "set":
         for (const [key, [text, sign]] of Object.entries(m.v)) setText(key, text, sign);
+        if (ticketMoved && !paused && ("buying_power" in m.v || `quote.${body.dataset.symbol}.price` in m.v)) {
+          ticketMoved();
+        }
         break;
       case "html":
         // (paused: the tables of orders still come, not the leaderboard's moving equities)
         for (const [name, html] of Object.entries(m.v)) if (!(paused && name === "leaderboard")) replaceSection(name, html);
+        if (ticketMoved) ticketMoved();
         break;
       case "candle":
         if (!paused) document.dispatchEvent(new CustomEvent("pt:candle", { detail: m.c }));
@@ -277,6 +284,10 @@ if (ticket) {
       if (!answer.ok) return;
       const p = await answer.json();
       if (mine !== asked) return;
+      // The buying power the answer counted from, beside what it says is left: the three figures add up (the
+      // live one may have moved since; paused, it does not move at all).
+      const power = preview.querySelector('[data-live="buying_power"]');
+      if (power && p.buying_power) power.textContent = p.buying_power;
       document.getElementById("preview-cost").textContent = p.cost;
       if (p.label) document.getElementById("preview-cost-label").textContent = p.label;
       document.getElementById("preview-after").textContent = p.after;
@@ -297,6 +308,14 @@ if (ticket) {
     clearTimeout(timer);
     timer = setTimeout(ask, 250);
   }
+
+  // Asked again when the market or the portfolio moved, if anything is typed (an empty ticket says nothing).
+  ticketMoved = () => {
+    const typed = ["#t-qty", "#t-notional"].some((css) => ticket.querySelector(css)?.value.trim());
+    if (!typed) return;
+    clearTimeout(timer);
+    timer = setTimeout(ask, 250);
+  };
 
   ticket.addEventListener("input", changed);
   ticket.addEventListener("change", changed);
