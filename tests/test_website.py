@@ -3058,3 +3058,38 @@ async def test_a_margin_portfolio_is_made_on_the_website_where_the_server_offers
         assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
         _, body = await site.get("/asset/AAPL")
         assert flash_text(body).startswith("Sell 3 AAPL in portfolio Hedge")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_account_page_says_which_portfolio_each_api_key_trades_and_lets_a_new_one_choose(
+        tmp_path, settings, clock, database_url):
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "erin")
+        [main] = [p["name"] for p in (await forward(commands.Portfolios))["portfolios"]]
+        # With one portfolio there is nothing to choose: the key trades it, and the list says so.
+        _, body = await site.get("/account")
+        assert 'name="key_portfolio"' not in body
+        form_id = re.search(r'name="form_id" value="([^"]+)"', body).group(1)
+        response, body = await site.post("/account/api-keys", dict(name="first", csrf=csrf, form_id=form_id))
+        assert response.code == 200 and f'<dd id="new-key-portfolio">portfolio {main}</dd>' in body
+        assert f'<td data-label="Portfolio">{main}</td>' in body
+
+        # With two, the form offers each, the default one chosen (as the command line's default), even while the
+        # pages show the other; the key trades the one chosen.
+        assert (await site.post("/portfolios", dict(name="Swing", cash="5000", csrf=csrf)))[0].code == 303
+        assert (await site.post("/portfolios/use", dict(name="Swing", csrf=csrf)))[0].code == 303
+        _, body = await site.get("/account")
+        assert f'<option value="{main}" selected>{main} (default)</option>' in body
+        assert '<option value="Swing">Swing</option>' in body
+        assert '<label for="t-key_portfolio">Portfolio it trades</label>' in body
+        form_id = re.search(r'name="form_id" value="([^"]+)"', body).group(1)
+        response, body = await site.post("/account/api-keys", dict(name="swinger", key_portfolio="Swing", csrf=csrf,
+                                                                   form_id=form_id))
+        assert response.code == 200 and '<dd id="new-key-portfolio">portfolio Swing</dd>' in body
+        form_id = re.search(r'name="form_id" value="([^"]+)"', body).group(1)
+        response, body = await site.post("/account/api-keys", dict(name="plain", key_portfolio=main, csrf=csrf,
+                                                                   form_id=form_id))
+        assert response.code == 200
+        keys = {k["name"]: k["portfolio"] for k in (await forward(commands.ApiKeys))["keys"]}
+        assert keys == {"first": main, "swinger": "Swing", "plain": main}
+        assert '<td data-label="Portfolio">Swing</td>' in body

@@ -1517,12 +1517,15 @@ class Website:
         profile, sessions, keys = await defer.gatherResults(
             [self.call(visit, commands.Profile), self.call(visit, commands.Sessions),
              self.call(visit, commands.ApiKeys)], consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        if visit.portfolios is None:
+            await self.load_portfolios(request, visit)
         chrome = self.chrome(request, visit, "account", await self.clock(visit))
         issuers = {self.settings.oidc_issuer.rstrip("/"): self.settings.oidc_name.capitalize()}
         what, error, _ = refusal(chrome, "password", "sessions", "keys", "delete")
+        default = next((p["name"] for p in visit.portfolios or () if p["default"]), None)
         return html(request, views.account_page(chrome, profile, list(reversed(sessions["sessions"])), keys["keys"],
                                                 new_key, {what: error} if what else None, issuers,
-                                                key_form=secrets.token_urlsafe(16)))
+                                                key_form=secrets.token_urlsafe(16), default_portfolio=default))
 
     @app.route("/account", methods=["GET"])
     @signed_in()
@@ -1597,8 +1600,11 @@ class Website:
         key = None
         try:
             name = field(request, "name", 64) or None
+            # (none chosen: the default portfolio, as `papertrader api-key create` without --portfolio)
+            portfolio = field(request, "key_portfolio", 64) or None
             key, refused = await self.on_account(request, visit, "keys",
-                                                 self.call(visit, commands.CreateApiKey, name=name))
+                                                 self.call(visit, commands.CreateApiKey, name=name,
+                                                           portfolio=portfolio))
         finally:
             if key is None and self.key_forms.get(form) is sending:
                 del self.key_forms[form]  # it made no key: sending it again may

@@ -1425,9 +1425,11 @@ def history_page(chrome, activities, next_token, first_page):
 # --- account --------------------------------------------------------------------------------------------
 
 
-def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, issuers=None, key_form=""):
+def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, issuers=None, key_form="",
+                 default_portfolio=None):
     """``issuers``: {issuer URL: provider name}, to name the ways of signing in; ``key_form``: the new-key
-    form's id (the same form sent twice makes one key)."""
+    form's id (the same form sent twice makes one key); ``default_portfolio``: the account's default portfolio's
+    name, the one a new key trades unless another is chosen."""
     errors = errors or {}
     ways = [way if way == "password" else (issuers or {}).get(way, way) for way in profile.get("sign_in") or []]
     has_password = "password" in (profile.get("sign_in") or ["password"])
@@ -1444,7 +1446,7 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
                               cell(s["client_ip"], "Address"), cell(s["worker"], "Worker"),
                               cell(fmt.when(s["expires"]), "Expires"), h("td", {"class": "actions"}, end)))
     key_rows = [h("tr", h("th", {"scope": "row", "data-label": "Key id"}, h("code", k["key_id"])),
-                  cell(k["name"], "Name"),
+                  cell(k["name"], "Name"), cell(k.get("portfolio") or "—", "Portfolio"),
                   cell(fmt.when(k["created"]), "Created"),
                   cell(fmt.when(k["last_used"]) if k.get("last_used") else "never", "Last used"),
                   h("td", {"class": "actions"},
@@ -1458,7 +1460,9 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
                   h("p", h("strong", "Your new API key. Copy the secret now: it is shown this once.")),
                   h("dl", {"class": "facts tight"},
                     h("div", h("dt", "Key id"), h("dd", h("code", {"id": "new-key-id"}, new_key["key_id"]))),
-                    h("div", h("dt", "Secret"), h("dd", h("code", {"id": "new-key-secret"}, new_key["secret"])))),
+                    h("div", h("dt", "Secret"), h("dd", h("code", {"id": "new-key-secret"}, new_key["secret"]))),
+                    h("div", h("dt", "Trades"), h("dd", {"id": "new-key-portfolio"},
+                                                    f"portfolio {new_key.get('portfolio') or '—'}"))),
                   h("p", {"class": "muted"}, "Send them as the APCA-API-KEY-ID and APCA-API-SECRET-KEY headers"
                                              " (alpaca-py: TradingClient(key_id, secret, url_override=...))."))
     # Password managers (and Chromium's accessibility checks) want the account's name in a password form.
@@ -1509,14 +1513,20 @@ def account_page(chrome, profile, sessions, keys, new_key=None, errors=None, iss
           table(["Device", "Signed in", "Last used", "Address", "Worker", "Expires", ""], join(*session_rows),
                 caption="Sessions", empty="No sessions.", cls="data stack-on-phone")),
         h("section", {"class": "card", "aria-labelledby": "keys-title"}, h("h2", {"id": "keys-title"}, "API keys"),
-          h("p", {"class": "muted"}, "For programs using the Alpaca-compatible HTTP API. A key acts for your account."),
+          h("p", {"class": "muted"}, "For programs using the Alpaca-compatible HTTP API. A key trades the portfolio"
+                                     " chosen when it is made (its orders, positions and account are that"
+                                     " portfolio's), whichever one these pages show later."),
           shown, error_box(errors.get("keys")),
-          table(["Key id", "Name", "Created", "Last used", ""], join(*key_rows), caption="API keys",
+          table(["Key id", "Name", "Portfolio", "Created", "Last used", ""], join(*key_rows), caption="API keys",
                 empty="No API keys.", cls="data stack-on-phone"),
           post_form("/account/api-keys", chrome.csrf, h("input", {"type": "hidden", "name": "form_id",
                                                                   "value": key_form}),
                     field_input("Name of a new key", "name", "", required=False, maxlength="64",
                                 placeholder="my-strategy"),
+                    _select("Portfolio it trades", "key_portfolio",
+                            [(name, name + (" (default)" if name == default_portfolio else ""))
+                             for name in chrome.portfolios], default_portfolio)
+                    if len(chrome.portfolios) > 1 else "",
                     button("Create key", "btn"), cls="stack inline-form", label="Create an API key")),
         h("section", {"class": "card danger-zone", "aria-labelledby": "delete-title"},
           h("h2", {"id": "delete-title"}, "Delete account"),
