@@ -679,3 +679,45 @@ async def test_the_tickets_preview_follows_the_buying_power_and_the_price(tmp_pa
     finally:
         await b.close()
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_price_chart_loaded_narrow_fills_its_width_once_widened(tmp_path, settings, clock):
+    """A chart loaded on a phone (or a narrow window) and then widened kept its candles' spacing: they were bunched
+    in the left third, the rest of the chart empty.  It is fitted again, as the dashboard's curve is."""
+    from datetime import date, timedelta
+
+    days = [day for day in (date(2024, 1, 2) + timedelta(days=n) for n in range(60)) if day.weekday() < 5]
+    prices = tmp_path / "ACME.csv"
+    prices.write_text("date,open,high,low,close,volume\n" + "".join(
+        f"{day.isoformat()},{40 + n % 7}.00,{48 + n % 3}.00,{35 + n % 3}.50,{40 + n % 5}.50,100000\n"
+        for n, day in enumerate(days)))
+    d = await website(tmp_path, settings, clock, provider="replay", assets=(), replay_files=str(prices),
+                      replay_start=days[0].isoformat())
+    for _ in range(30):  # (a session per update)
+        await d.tick()
+    b = await Browser.start(d.url)
+    try:
+        await b.open("/register")
+        await b.fill({"#f-username": "cal", "#f-email": "cal@example.com", "#f-password": PASSWORD})
+        await b.click("form[action='/register'] button[type=submit]")
+        await b.page("dashboard")
+        await phone(b)
+        await b.open("/asset/ACME")
+        await b.page("asset")
+        count = int(await b.wait(lambda dr: dr.find_element("id", "price-chart").get_attribute("data-candle-count"),
+                                 "the price chart"))
+        assert count >= 20, count
+        narrow = await b.script("return document.getElementById('price-chart').clientWidth")
+        await phone(b, False)
+        await b.wait(lambda dr: dr.execute_script("return document.getElementById('price-chart').clientWidth") >
+                     2 * narrow, "the wider chart")
+        # The newest candle near the right edge, not in the left third.
+        newest = ("const c = document.getElementById('price-chart').chart, ts = c.timeScale();"
+                  " return [ts.logicalToCoordinate(arguments[0] - 1), ts.width()];")
+        await b.wait(lambda dr: (lambda x, w: x > 0.8 * w)(*dr.execute_script(newest, count)),
+                     "the newest candle at the right of the widened chart")
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "34"
+STATIC_VERSION = "35"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}

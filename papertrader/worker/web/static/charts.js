@@ -92,6 +92,19 @@ if (LC && priceBox) {
   candles.setData(rows.map(bar));
   volume.setData(rows.map(vol));
   chart.timeScale().fitContent();
+  // A box that changes width (a phone turned, a window widened) is fitted again, until the person scrolls or zooms
+  // the chart (then where they took it stays theirs): the library keeps the candles' spacing, so a chart loaded
+  // narrow and widened left most of its width empty, its candles bunched on the left.
+  let moved = false;
+  for (const kind of ["pointerdown", "wheel", "touchstart"]) {
+    priceBox.addEventListener(kind, () => { moved = true; }, { passive: true });
+  }
+  let priceWidth = priceBox.clientWidth;
+  new ResizeObserver(() => {
+    if (priceBox.clientWidth === priceWidth) return;
+    priceWidth = priceBox.clientWidth;
+    if (!moved) requestAnimationFrame(() => chart.timeScale().fitContent());
+  }).observe(priceBox);
   // The chart paints in the next frame: a mark for performance measurements (bench/bench_web.py).
   requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("pt:price-chart")));
   let last = rows.length ? rows[rows.length - 1][0] : 0;
