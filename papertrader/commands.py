@@ -592,13 +592,15 @@ class ClosePosition(Command):
 
 
 class CloseAllPositions(Command):
-    """Sell every position at the market (and first cancel the open orders, with ``cancel_orders``)."""
+    """Sell every position at the market (and first cancel the open orders, with ``cancel_orders``: ``canceled``
+    says how many)."""
 
     arguments = [(b"token", amp.Unicode()), (b"portfolio", amp.Unicode(optional=True)),
                  (b"cancel_orders", amp.Boolean(optional=True))]
     response = [(b"orders", amp.AmpList(_order_fields())),
                 (b"failures", amp.AmpList([(b"symbol", amp.Unicode()), (b"code", amp.Unicode()),
-                                           (b"message", amp.Unicode())]))]
+                                           (b"message", amp.Unicode())])),
+                (b"canceled", amp.Integer(optional=True))]
 
 
 class Calendar(Command):

@@ -74,8 +74,10 @@ async def test_close_sells_a_whole_position_its_stop_loss_canceled_first_if_aske
                         out), out
     assert j((await d.cli("order", str(stop["id"]), user="alice"))[1])["status"] == "canceled"
     await d.tick()
-    status, out, err = await d.cli("close", "--all", user="alice")
+    assert (await d.cli("buy", "MSFT", "1", "--limit", below, "--tif", "gtc", user="alice"))[0] == 0
+    status, out, err = await d.cli("close", "--all", "--cancel-orders", user="alice")
     assert status == 0 and [(o["symbol"], o["quantity"]) for o in j(out)["orders"]] == [("MSFT", "2")], (out, err)
+    assert j(out)["canceled"] == 1  # (the open buy, canceled before the sale)
     await d.tick()
     assert j((await d.cli("portfolio", user="alice"))[1])["positions"] == []
     status, out, _ = await d.cli("close", user="alice")

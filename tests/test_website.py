@@ -767,8 +767,8 @@ async def test_a_position_is_closed_from_its_page_and_every_one_from_the_dashboa
         response, _ = await site.post("/positions/close-all", dict(csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/")
         _, body = await site.get("/")
-        assert flash_text(body).startswith("Closing 2 positions: your open orders were canceled and market orders"
-                                           " placed (Sell 2 MSFT; Sell 1 TSLA)."), flash_text(body)
+        assert flash_text(body).startswith("Closing 2 positions: 1 open order canceled and market orders placed"
+                                           " (Sell 2 MSFT; Sell 1 TSLA)."), flash_text(body)
         await d.tick()
         portfolio = await call(commands.Portfolio)
         assert portfolio["positions"] == [] and (await call(commands.Orders, status="open", limit=10))["orders"] == []

@@ -728,8 +728,7 @@ class TradingCommands:
         and the positions left without their exits)."""
         book = yield self.db.run(self.store.book, session.portfolio_id)
         configuration.check_trading(book.configuration)
-        if cancel_orders:
-            yield self.cancel_all_orders(session, stamp)
+        canceled = (yield self.cancel_all_orders(session, stamp))["orders"] if cancel_orders else []
         book = yield self.db.run(self.store.book, session.portfolio_id)
         orders, failures = [], []
         for symbol in sorted(book.positions):
@@ -738,7 +737,7 @@ class TradingCommands:
                 orders.append(order)
             except PaperTraderError as e:
                 failures.append(dict(symbol=symbol, code=e.code, message=e.message))
-        return {"orders": orders, "failures": failures}
+        return {"orders": orders, "failures": failures, "canceled": len(canceled)}
 
     # --- history: equity over time, activities ---------------------------------------------------
 

@@ -1345,6 +1345,8 @@ class CLI:
                                      **self.in_portfolio())
             orders, failures = answer["orders"], answer["failures"]
             text = output.table(order_rows(orders), ORDER_COLUMNS, self.zone) if orders else "No position to close."
+            if answer.get("canceled"):
+                text = f"{counted(answer['canceled'], 'open order')} canceled first.\n" + text
             if failures:
                 text += "\n" + "\n".join(f"{f['symbol']}: not closed: {f['message']}" for f in failures)
             self.emit(answer, text)

@@ -993,10 +993,14 @@ class Website:
         except PaperTraderError as e:  # (trading suspended in the portfolio: nothing was done)
             security.set_flash(request, sentence(e.message), "error")
             return redirect(request, "/")
-        orders, failures = answer["orders"], answer["failures"]
-        words = [f"Closing {len(orders)} position{'s' if len(orders) != 1 else ''}: your open orders were canceled"
-                 + (f" and {'a market order' if len(orders) == 1 else 'market orders'} placed"
-                    f" ({'; '.join(views.order_summary(o) for o in orders)})." if orders else ".")]
+        orders, failures, canceled = answer["orders"], answer["failures"], answer.get("canceled") or 0
+        # (what was done, and only that: it said "your open orders were canceled" when there were none)
+        done = [f"{canceled} open order{'s' if canceled != 1 else ''} canceled"] if canceled else []
+        if orders:
+            done.append(f"{'a market order' if len(orders) == 1 else 'market orders'} placed"
+                        f" ({'; '.join(views.order_summary(o) for o in orders)})")
+        words = [f"Closing {len(orders)} position{'s' if len(orders) != 1 else ''}"
+                 + (": " + " and ".join(done) if done else "") + "."]
         words += [f"{f['symbol']}: {sentence(f['message'])}" for f in failures]
         security.set_flash(request, " ".join(words), "error" if failures else "success")
         return redirect(request, "/")
