@@ -102,6 +102,11 @@ def last_day(end, zone):
     return (date - timedelta(days=1)).isoformat()
 
 
+def local_midnight(date, zone):
+    """Midnight of ``date`` in ``zone``, as a UTC time: the time a daily bar shows (as Alpaca's)."""
+    return datetime(date.year, date.month, date.day, tzinfo=zone).astimezone(timezone.utc)
+
+
 def day(moment, zone):
     """A date, '2010-03-04', of a daily stamp: a market day is kept as its midnight UTC (a day given as a day: a
     game's, the replay's first and last) or as its session's open (a daily candle, a point of a daily equity curve),

@@ -48,6 +48,14 @@ async def sign_in(b, username, password=PASSWORD):
     await b.click("form[action='/signin'] button[type=submit]")
 
 
+async def register(b, username):
+    """Make an account on the register page (signed in at once: the dashboard)."""
+    await b.open("/register")
+    await b.fill({"#f-username": username, "#f-email": f"{username}@example.com", "#f-password": PASSWORD})
+    await b.click("form[action='/register'] button[type=submit]")
+    await b.page("dashboard")
+
+
 async def at_width(b, width, script):
     """``script``'s answer with the page laid out on a phone ``width`` px wide (then back to the desktop)."""
     def run():
@@ -561,10 +569,7 @@ async def test_daily_charts_say_the_market_days_their_tables_say(tmp_path, setti
                       replay_files=str(prices), replay_start=days[0])
     b = await Browser.start(d.url)
     try:
-        await b.open("/register")
-        await b.fill({"#f-username": "ava", "#f-email": "ava@example.com", "#f-password": PASSWORD})
-        await b.click("form[action='/register'] button[type=submit]")
-        await b.page("dashboard")
+        await register(b, "ava")
         for _ in range(3):
             await d.tick()
 
@@ -640,10 +645,7 @@ async def test_the_tickets_preview_follows_the_buying_power_and_the_price(tmp_pa
     d = await website(tmp_path, settings, clock, fill_model="ideal")
     b = await Browser.start(d.url)
     try:
-        await b.open("/register")
-        await b.fill({"#f-username": "bea", "#f-email": "bea@example.com", "#f-password": PASSWORD})
-        await b.click("form[action='/register'] button[type=submit]")
-        await b.page("dashboard")
+        await register(b, "bea")
         token = {c["name"]: c for c in await b.cookies()}["__Host-pt_session"]["value"]
         await b.open("/asset/AAPL")
         await b.page("asset")
@@ -698,10 +700,7 @@ async def test_a_price_chart_loaded_narrow_fills_its_width_once_widened(tmp_path
         await d.tick()
     b = await Browser.start(d.url)
     try:
-        await b.open("/register")
-        await b.fill({"#f-username": "cal", "#f-email": "cal@example.com", "#f-password": PASSWORD})
-        await b.click("form[action='/register'] button[type=submit]")
-        await b.page("dashboard")
+        await register(b, "cal")
         await phone(b)
         await b.open("/asset/ACME")
         await b.page("asset")

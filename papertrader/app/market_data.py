@@ -13,7 +13,7 @@ from papertrader.market.periods import MINUTE_BUCKETS, MOST_DAYS, PERIODS, fold,
 from papertrader.market.sources import asset_uuid
 from papertrader.master.candles import INTERVALS
 from papertrader import times
-from papertrader.times import EARLIEST, LATEST
+from papertrader.times import EARLIEST, LATEST, local_midnight
 from papertrader.trading.corporate import ADJUSTMENTS, Dividend, adjust_bar, adjustment_factors
 
 #: Most candles one answer holds (fewer if they do not fit one AMP value: page on with --start).
@@ -234,9 +234,9 @@ class MarketDataCommands:
         newest_first = sort == "desc"
         zone = self._zone()
         if start_day is not None:
-            start = _local_midnight(_day("start", start_day), zone)
+            start = local_midnight(_day("start", start_day), zone)
         if end_day is not None:
-            end = _local_midnight(_day("end", end_day) + timedelta(days=1), zone) - timedelta(microseconds=1)
+            end = local_midnight(_day("end", end_day) + timedelta(days=1), zone) - timedelta(microseconds=1)
         if start is None:
             start = self.day_start()
         if end is not None and end < start:
@@ -448,21 +448,16 @@ def _day(name, text):
     return day
 
 
-def _local_midnight(day, zone):
-    """Midnight of ``day`` in ``zone``, as a UTC time."""
-    return datetime.combine(day, time(), zone).astimezone(timezone.utc)
-
-
 def _midnight_from(moment, zone):
     """The first midnight in ``zone`` at or after ``moment`` (as a UTC time)."""
     day = moment.astimezone(zone).date()
-    midnight = _local_midnight(day, zone)
-    return midnight if midnight >= moment else _local_midnight(day + timedelta(days=1), zone)
+    midnight = local_midnight(day, zone)
+    return midnight if midnight >= moment else local_midnight(day + timedelta(days=1), zone)
 
 
 def _at_midnight(bar, zone):
     """A bar of a day or longer stamped, as Alpaca's, at midnight (in ``zone``) of the day its session opened."""
-    return dict(bar, time=_local_midnight(bar["time"].astimezone(zone).date(), zone))
+    return dict(bar, time=local_midnight(bar["time"].astimezone(zone).date(), zone))
 
 
 def _page_token(token):

@@ -309,7 +309,7 @@ class Master(StagedService):
         session = calendar.session_on(day)
         if session is None or bar.start > session.open or bar.end < session.close:
             return None
-        return datetime.combine(day, datetime.min.time(), zone).astimezone(timezone.utc)
+        return times.local_midnight(day, zone)
 
     #: Since when (clock seconds) the database has not answered the commands, and how many it refused (None: it
     #: answers).
