@@ -283,6 +283,11 @@ class _KeyForm:
             d.callback(key_id)
 
 
+def default_name(portfolios):
+    """The name of the default one of ``portfolios`` (a Portfolios answer's list; None, or none marked: None)."""
+    return next((p["name"] for p in portfolios or () if p["default"]), None)
+
+
 class Website:
     app = Klein()
 
@@ -361,7 +366,7 @@ class Website:
         portfolios = (visit.portfolios if visit else None) or []
         shown = visit.portfolio if visit else None
         if shown is None:
-            shown = next((p["name"] for p in portfolios if p["default"]), None)
+            shown = default_name(portfolios)
         return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
                             username=visit.username if visit else None,
                             flash=security.take_flash(request) if flash else None,
@@ -905,7 +910,7 @@ class Website:
             portfolios = (await self.call(visit, commands.Portfolios))["portfolios"]
         except PaperTraderError:
             return None
-        return next((p["name"] for p in portfolios if p["default"]), None)
+        return default_name(portfolios)
 
     @app.route("/asset/<string:symbol>/preview", methods=["GET"])
     @signed_in()
@@ -1253,7 +1258,7 @@ class Website:
     async def default_portfolio(self, request, visit):
         name = field(request, "name", 64)
         await self.load_portfolios(request, visit)
-        shown = visit.portfolio or next((p["name"] for p in visit.portfolios if p["default"]), None)
+        shown = visit.portfolio or default_name(visit.portfolios)
         made, refused = await self.managed(request, visit, name, commands.SetDefaultPortfolio, "default")
         if refused is not None:
             return refused
@@ -1526,7 +1531,7 @@ class Website:
         chrome = self.chrome(request, visit, "account", await self.clock(visit))
         issuers = {self.settings.oidc_issuer.rstrip("/"): self.settings.oidc_name.capitalize()}
         what, error, _ = refusal(chrome, "password", "sessions", "keys", "delete")
-        default = next((p["name"] for p in visit.portfolios or () if p["default"]), None)
+        default = default_name(visit.portfolios)
         return html(request, views.account_page(chrome, profile, list(reversed(sessions["sessions"])), keys["keys"],
                                                 new_key, {what: error} if what else None, issuers,
                                                 key_form=secrets.token_urlsafe(16), default_portfolio=default))
