@@ -2522,6 +2522,80 @@ def ticket_qty(body):
     return html_module.unescape(re.search(r'<input id="t-qty"[^>]*value="([^"]*)"', body).group(1))
 
 
+def live_value(body, key):
+    """The text of a page's live element ``key`` (its first), and its sign."""
+    found = re.search(r'data-live="%s"(?: data-sign="([^"]*)")?[^>]*>([^<]*)<' % re.escape(key), body)
+    return (found.group(2), found.group(1)) if found else None
+
+
+def test_a_margin_portfolios_summary_shows_its_maintenance_requirement_and_a_margin_call_what_to_do():
+    """A margin portfolio in a margin call: the command line and the API said so, the dashboard did not (nor what
+    its requirement was)."""
+    chrome = views.Chrome(username="mo", csrf="x", portfolio="Levered")
+    deadline = datetime(2026, 3, 4, 15, 0, tzinfo=timezone.utc)
+    p = dict(cash=Decimal("-5000.00"), equity=Decimal("2995.00"), buying_power=Decimal("0.00"),
+             realized_pl=Decimal("0"), unrealized_pl=Decimal("-7005.00"), change_today=Decimal("-100.00"),
+             positions=[], kind="margin", starting_cash=Decimal("10000.00"), initial_margin=Decimal("4000.00"),
+             maintenance_margin=Decimal("3600.00"), margin_call=Decimal("605.00"), margin_call_since=deadline,
+             margin_call_deadline=deadline)
+    history = dict(timestamps=[], equity=[], timeframe="1D")
+    body = str(views.dashboard_page(chrome, p, history, "1M"))
+    assert live_value(body, "maintenance_margin") == ("$3,600.00", None)
+    assert live_value(body, "maintenance_margin_note") == ("Equity is $605.00 below it · initial $4,000.00", "down")
+    notice = re.sub(r"<[^>]+>", "", body.split('id="margin-call"', 1)[1].split("</div>", 1)[0].split(">", 1)[1])
+    assert notice == ("Margin call: your equity is $605.00 below the maintenance requirement ($3,600.00). Meet it"
+                      f" by {fmt.when(deadline)} — sell, buy to cover, or let prices move — or the platform then"
+                      " closes positions at the market until it is met, the largest requirement first."), notice
+    assert 'role="alert"' in body.split('id="margin-call"', 1)[0].rsplit("<div", 1)[1]
+    # Above its requirement: no notice, the margin it has to spare.
+    calm = dict(p, equity=Decimal("5000.00"), margin_call=None)
+    body = str(views.dashboard_page(chrome, calm, history, "1M"))
+    assert 'id="margin-call"' not in body and 'data-section="margin-call"' in body
+    assert live_value(body, "maintenance_margin_note") == ("Equity is $1,400.00 above it · initial $4,000.00", None)
+    # A cash portfolio has neither.
+    body = str(views.dashboard_page(chrome, dict(calm, kind="cash"), history, "1M"))
+    assert "maintenance_margin" not in body and "margin-call" not in body and 'class="stats"' in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_margin_portfolios_dashboard_follows_its_requirement_and_its_call_at_each_update(
+        tmp_path, settings, clock, database_url):
+    """A margin account's buying power and requirement move with prices, and a trading step makes or meets its
+    margin call: its dashboard showed the figures of when it was loaded until an order of its own."""
+    async with website(tmp_path, settings, database_url, clock, margin_accounts=True, fill_model="ideal") as (
+            d, worker, site):
+        csrf, call = await signed_up(site, worker, "mona")
+        await call(commands.CreatePortfolio, name="Levered", margin=True, default=True)
+        await call(commands.PlaceOrder, client_order_id="long", side="buy", symbol="AAPL", quantity="10")
+        await d.tick()
+        # A call on it (as a step makes one), then the page: it says so.
+        [(pid,)] = await d.master.db.query("SELECT id FROM portfolios WHERE name = 'Levered'")
+        since = d.cluster.master.market_clock.now()
+        await d.master.db.run(d.master.trading.portfolios.set_margin_call, pid, Decimal("605.00"), since,
+                              since + timedelta(hours=48))
+        _, body = await site.get("/")
+        assert 'id="margin-call"' in body and "your equity is $605.00 below the maintenance requirement" in body
+        shown = await call(commands.Portfolio)
+        assert live_value(body, "maintenance_margin")[0] == fmt.money(shown["maintenance_margin"])
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
+        await next_message(page, "ready")
+        # The next update's step finds equity above the requirement: the call is met, and the page hears of it
+        # with the figures at the new prices.
+        await d.tick()
+        sections = (await next_message(page, "html"))["v"]
+        assert sections == {"margin-call": ""}, sections
+        now = await call(commands.Portfolio)
+        assert now.get("margin_call") is None
+        values = {}
+        while "maintenance_margin" not in values or values["buying_power"][0] != fmt.money(now["buying_power"]):
+            values.update((await next_message(page, "set"))["v"])
+        assert values["maintenance_margin"][0] == fmt.money(now["maintenance_margin"])
+        _, body = await site.get("/")
+        assert 'id="margin-call"' not in body
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_positions_sell_on_the_dashboard_offers_the_shares_held(tmp_path, settings, clock, database_url):
     """The dashboard's Sell opened an empty sell ticket, to type the shares into: a broker's offers the shares held

@@ -223,6 +223,9 @@ class View:
         #: That session (its open), and how many new sessions the page has seen.
         self._pending_session = None
         self._sessions_seen = 0
+        #: A margin portfolio's call as the page shows it (views.margin_call_state): its notice is sent again only
+        #: when that changes (an alert re-sent at every update would be read out at every update).
+        self._call_shown = None
 
     @property
     def website(self):
@@ -272,6 +275,7 @@ class View:
         yield self.find_portfolio()
         if self.page in ("dashboard", "asset"):
             self.portfolio = yield self.portfolio_now()
+            self._call_shown = views.margin_call_state(self.portfolio)
         if self.page == "game" and self.game is not None:
             try:  # the game as this visitor sees it: each ranking update's standings are then rendered for it
                 self.game_seen = yield self.call(commands.ShowGame, name=self.game)
@@ -444,6 +448,10 @@ class View:
             values.update(views.summary_values(self.portfolio))
             values.update(views.position_values(self.portfolio))
             if self.page == "dashboard":
+                call = views.margin_call_state(self.portfolio)
+                if call != self._call_shown:
+                    self._call_shown = call
+                    sections["margin-call"] = views.margin_call_inner(self.portfolio)
                 if [p["symbol"] for p in self.portfolio["positions"]] != before:
                     sections["positions"] = views.body(views.position_rows(self.portfolio, self.website.names()),
                                                        len(views.POSITION_HEADERS), views.EMPTY["positions"])
@@ -578,11 +586,16 @@ class Live:
                 conn.send({"t": "set", "v": views.market_values(market)})
 
     def stepped(self, time):
-        """The master's trading step of an update is done: pages that saw its new session ask for its figures."""
+        """The master's trading step of an update is done: pages that saw its new session ask for its figures; so
+        does every page of a margin portfolio's figures (its buying power and requirement move with prices, and a
+        step makes, meets or enforces its margin call: papertrader/app/trading.py)."""
         for conn in self.connections:
             view = conn.view
             if view is not None and view.awaiting_step:
                 view.awaiting_step = False
+                view.refresh()
+            elif view is not None and view.page in ("dashboard", "asset") and \
+                    (view.portfolio or {}).get("kind") == "margin":
                 view.refresh()
 
     def games_changed(self, name):

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "35"
+STATIC_VERSION = "36"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -392,14 +392,55 @@ def summary(p):
     """The account's figures (each a live key)."""
     values = summary_values(p)
     items = []
-    for label, key in (("Equity", "equity"), ("Cash", "cash"), ("Buying power", "buying_power"),
-                       ("Today's change", "change_today"), ("Total P&L", "total_pl")):
+    shown = [("Equity", "equity"), ("Cash", "cash"), ("Buying power", "buying_power"),
+             ("Today's change", "change_today"), ("Total P&L", "total_pl")]
+    if "maintenance_margin" in values:
+        shown.append(("Maintenance margin", "maintenance_margin"))
+    for label, key in shown:
         text, sign = values[key]
         note = values.get(key + "_note")
         items.append(h("div", {"class": "stat"}, h("dt", label),
                        h("dd", live(key, text, sign, cls="value"),
-                         live(key + "_note", note[0], cls="note") if note else "")))
-    return h("dl", {"class": "stats", "aria-label": "Account summary"}, *items)
+                         live(key + "_note", note[0], note[1], cls="note") if note else "")))
+    return h("dl", {"class": "stats six" if len(shown) == 6 else "stats", "aria-label": "Account summary"}, *items)
+
+
+def margin_figures(p):
+    """A margin portfolio's requirement at the last prices, as the summary shows it: {key: (text, sign)}; none
+    for a cash portfolio.  The note says how far equity is above it (below it: a margin call is due at the next
+    trading step, papertrader/trading/margin.py)."""
+    if p.get("kind") != "margin" or p.get("maintenance_margin") is None:
+        return {}
+    excess = p["equity"] - p["maintenance_margin"]
+    note = (f"Equity is {fmt.money(excess)} above it" if excess >= 0 else
+            f"Equity is {fmt.money(-excess)} below it")
+    return {"maintenance_margin": (fmt.money(p["maintenance_margin"]), None),
+            "maintenance_margin_note": (f"{note} · initial {fmt.money(p.get('initial_margin'))}",
+                                        None if excess >= 0 else "down")}
+
+
+def margin_call_state(p):
+    """What the margin call notice shows (None: no call): it is made again when this changes."""
+    if p.get("margin_call") is None:
+        return None
+    return p["margin_call"], p.get("margin_call_deadline")
+
+
+def margin_call_inner(p):
+    """The notice of an open margin call (empty without one): how much, by when, and what happens then."""
+    if margin_call_state(p) is None:
+        return ""
+    return h("div", {"class": "flash error", "role": "alert", "id": "margin-call"},
+             h("strong", "Margin call: "),
+             f"your equity is {fmt.money(p['margin_call'])} below the maintenance requirement"
+             f" ({fmt.money(p.get('maintenance_margin'))}). Meet it by {fmt.when(p.get('margin_call_deadline'))}"
+             " — sell, buy to cover, or let prices move — or the platform then closes positions at the market until"
+             " it is met, the largest requirement first.")
+
+
+def margin_call_notice(p):
+    """:func:`margin_call_inner` in the dashboard's section the live connection replaces."""
+    return h("div", {"data-section": "margin-call"}, margin_call_inner(p)) if p.get("kind") == "margin" else ""
 
 
 def summary_values(p):
@@ -422,6 +463,7 @@ def summary_values(p):
         "total_pl_note": (f"Realized {fmt.money(p['realized_pl'], signed=True)} · unrealized"
                           f" {fmt.money(p['unrealized_pl'], signed=True)}" +
                           (f" · dividends {fmt.money(other, signed=True)}" if other else ""), None),
+        **margin_figures(p),
     }
 
 
@@ -575,7 +617,8 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
                   table(POSITION_HEADERS, position_rows(p, names), section="positions", caption="Your positions",
                         empty=EMPTY["positions"], cls="data stack-on-phone"))
     notice = suspended_notice(p.get("portfolio") or chrome.portfolio) if p.get("suspend_trade") else ""
-    main = join(h("h1", {"class": "sr-only"}, "Dashboard"), notice, summary(p), chart, positions)
+    main = join(h("h1", {"class": "sr-only"}, "Dashboard"), notice, margin_call_notice(p), summary(p), chart,
+                positions)
     data = {"data-range": chosen_range}
     if len(points) > 1:
         data["data-range-base"] = fmt.number_text(base)
