@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from papertrader.market import calendar
 from papertrader.market.board import Quote, QuoteBoard
 from papertrader.market.clock import MarketClock
-from papertrader.market.service import MarketService
+from papertrader.market.service import MarketService, restored_time
 from papertrader.market.simulated import SimulatedSource as SimulatedProvider
 from papertrader.master.candles import CandleStore
 from papertrader.times import utc
@@ -434,6 +434,23 @@ async def test_restart_restores_each_quotes_session_and_previous_close_for_today
     await start(second)
     after = board.get("AAPL")
     assert (after.price, after.previous_close, after.session_open) == (D("110.00"), D("100.00"), before.session_open)
+
+
+def test_a_restored_quote_is_as_of_the_last_update_within_its_bar():
+    """After a restart a quote said the start of its stored bar: 14:13 for an update at 14:13:25; a daily bar's,
+    the session's open (09:30) for a price of its close."""
+    nyse = calendar.load("XNYS", 2024, 2025)
+    minute = datetime(2024, 3, 5, 15, 13, tzinfo=timezone.utc)
+    session = nyse.info(minute).current
+    assert restored_time(nyse, minute, "1m", minute + timedelta(seconds=25)) == (
+        minute + timedelta(seconds=25), session)
+    # The update recorded came later (another symbol traded then): this one's bar ended within its minute.
+    assert restored_time(nyse, minute, "1m", minute + timedelta(minutes=5)) == (minute, session)
+    assert restored_time(nyse, minute, "1m", None) == (minute, session)  # (unknown: the bucket's start)
+    # A daily bar: its session's close once that session is over, else the last update within it.
+    assert restored_time(nyse, session.open, "1d", session.close + timedelta(hours=17)) == (session.close, session)
+    assert restored_time(nyse, session.open, "1d", minute) == (minute, session)
+    assert restored_time(nyse, session.open, "1d", None) == (session.open, session)
 
 
 # --- calendars ---------------------------------------------------------------------

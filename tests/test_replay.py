@@ -177,7 +177,8 @@ class Replay:
         self.trading = TradingCommands(db, self.store, self.board, self.clock, rules_from(replace(
             settings, fill_model=fill_model)), clock, log)
         self.market = MarketService(ReplaySource(history, nyse), self.board, self.clock, CandleStore(db),
-                                    settings.update_interval, clock, log, state=lambda: db.run(self.store.all_state))
+                                    settings.update_interval, clock, log, state=lambda: db.run(self.store.all_state),
+                                    save=lambda changes: db.run(self.store.save_state, changes))
         self.market.listeners.append(self.trading.market_step)
         self.market.rewinding.append(self.trading.market_moved_back)
         self.accounts = Accounts(db, settings, clock, log)
@@ -619,6 +620,29 @@ async def test_a_restarted_replay_goes_on_from_where_it_was(db, settings, clock,
         assert second.clock.now() == t(8)
         days = [c["time"].day for c in await second.market.candles.read("XYZ", "1d", 10)]
         assert days == [4, 5, 6, 7]  # no session played twice
+    finally:
+        await second.market.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restarted_replays_prices_are_as_of_the_last_update_with_todays_change(db, settings, clock, log,
+                                                                                       nyse):
+    """After a restart a daily replay's price said the session's open (the start of its stored daily bar), not
+    its close, and had no previous close (no change today), until the next update."""
+    first = Replay(db, settings, clock, log, nyse)
+    await first.start()
+    await first.session()
+    before = first.market.board.get("XYZ")
+    await first.market.control("pause")  # (so that the next one plays nothing: its board is the restored one)
+    await first.market.stopService()
+    second = Replay(db, settings, clock, log, nyse)
+    await second.start()
+    try:
+        assert second.market.market_clock.state == "paused"
+        restored = second.market.board.get("XYZ")
+        assert (restored.price, restored.time, restored.previous_close, restored.session_open) == (
+            before.price, before.time, before.previous_close, before.session_open)
+        assert before.time == t(5, 21, 0) and before.previous_close is not None  # (the close of Tuesday's session)
     finally:
         await second.market.stopService()
 

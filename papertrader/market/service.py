@@ -48,6 +48,26 @@ HELD_SAY = 100
 SPIKE = Decimal("0.2")
 
 
+def restored_time(calendar, bucket, interval, last_step):
+    """A stored bar's quote after a restart: (its time, its session or None).  A bar is stored by the start of its
+    bucket (``interval`` '1m': a minute's; '1d': its session's open); its quote was as of the update that made
+    it, within the bucket: the last update recorded (``last_step``, None if unknown) if that is within it, the
+    session's close if a daily bar's session was over by then, else the bucket's start (a daily replay's price
+    said the session's open after a restart, and had no session: no change today, until the next update)."""
+    if interval == "1d":
+        info = calendar.info(bucket)
+        session = info.current or info.next
+        end = session.close
+    else:
+        session = calendar.info(bucket).current
+        end = bucket + timedelta(minutes=1)
+    if last_step is None or last_step < bucket:
+        return bucket, session
+    if last_step < end:
+        return last_step, session
+    return (end if interval == "1d" else bucket), session
+
+
 class MarketService(service.Service):
     def __init__(self, source, board, market_clock, candles, interval, clock, log, max_quote_age=None, state=None,
                  save=None):
@@ -132,11 +152,12 @@ class MarketService(service.Service):
                 self.log.warn("market: the seek recorded while no master ran is refused: {error}", error=e.message)
                 if self.save is not None:
                     yield self.save({"replay_seek": ""})
-        closes = yield self.candles.last_closes(self.board.assets)
-        for symbol, (price, time) in closes.items():
+        closes = yield self.candles.last_closes(self.board.assets, intervals=True)
+        last_step = parse_iso(saved["last_step"]) if saved.get("last_step") else None
+        for symbol, (price, bucket, interval) in closes.items():
             self.source.resume(symbol, price)
             # Its session and the close before it, as the update that made it had them (today's change).
-            session = self.market_clock.info(time).current
+            time, session = restored_time(self.market_clock.calendar, bucket, interval, last_step)
             previous = None
             if session is not None:
                 before = yield self.candles.last_closes([symbol], before=session.open)
@@ -145,7 +166,8 @@ class MarketService(service.Service):
         # A replay moved back before it stopped, or candles of an update whose step was never recorded (from
         # before candles were written with the step): a bucket that starts at the replay's position or later
         # is of a session it has not played.
-        if hasattr(self.market_clock, "seek") and any(q.time >= self.market_clock.now() for q in self.board.all()):
+        if hasattr(self.market_clock, "seek") and any(bucket >= self.market_clock.now()
+                                                      for _, bucket, _ in closes.values()):
             yield self._rewind(self.market_clock.now())
         yield self._describe()
         seed = getattr(self.source, "history_before", None)

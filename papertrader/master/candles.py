@@ -64,8 +64,9 @@ class CandleStore:
         return self.db.run(self.write, rows) if rows else defer.succeed(None)
 
     @defer.inlineCallbacks
-    def last_closes(self, symbols, before=None):
-        """{symbol: (close, time of the bucket)} of the newest bar of each symbol (that began before ``before``)."""
+    def last_closes(self, symbols, before=None, intervals=False):
+        """{symbol: (close, time of the bucket)} of the newest bar of each symbol (that began before ``before``);
+        with ``intervals``, (close, time of the bucket, its interval: '1m' or '1d')."""
         out = {}
         for symbol in symbols:
             where, params = "symbol = ?", [symbol]
@@ -73,9 +74,11 @@ class CandleStore:
                 where += " AND time < ?"
                 params.append(iso(before))
             rows = yield self.db.query(
-                f"SELECT time, close_units FROM bars WHERE {where} ORDER BY time DESC, interval LIMIT 1", params)
+                f"SELECT time, close_units, interval FROM bars WHERE {where} ORDER BY time DESC, interval LIMIT 1",
+                params)
             if rows:
-                out[symbol] = (from_price_units(rows[0][1]), parse_iso(rows[0][0]))
+                found = (from_price_units(rows[0][1]), parse_iso(rows[0][0]))
+                out[symbol] = found + (rows[0][2],) if intervals else found
         return out
 
     @defer.inlineCallbacks
