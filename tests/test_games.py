@@ -424,8 +424,10 @@ async def test_private_games_are_invisible_to_outsiders(world):
     with pytest.raises(NotGameCreator):
         await world.games.remove_game_player(alice, world.stamp(), "Class 7B", "eve")
     await world.games.remove_game_player(teacher, world.stamp(), "Class 7B", "eve")
-    with pytest.raises(UnknownGame):
+    with pytest.raises(UnknownGame) as hidden:  # (and says why: it said there was no such game)
         await world.games.show_game(eve, world.stamp(), "Class 7B")
+    assert hidden.value.message == (f"you were removed from Class 7B by its creator (teacher) on"
+                                    f" {world.now().date()}: a private game is seen only by its players")
     with pytest.raises(GameClosed, match="removed"):
         await world.order(eve, "buy", "AAPL", "1", portfolio="Class 7B")
     await world.update(advance=timedelta(minutes=1), AAPL="101")

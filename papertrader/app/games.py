@@ -105,6 +105,10 @@ class GameCommands:
         membership = self.store.membership(cursor, game, account_id) if game is not None else None
         if game is None or (game.private and game.creator_id != account_id and
                             (membership is None or membership.removed is not None)):
+            if membership is not None:  # a player its creator removed: the game is hidden again, and says why
+                raise UnknownGame(f"you were removed from {game.name} by its creator ({game.creator}) on"
+                                  f" {times.day(membership.removed, times.market_zone(self.market_clock))}: a private"
+                                  " game is seen only by its players")
             shown = name[:40] if isinstance(name, str) else ""
             raise UnknownGame(f"no game named {shown!r} (or it is private and you are not in it)")
         return game, self._named(cursor, membership)
