@@ -535,7 +535,13 @@ def test_the_ticket_previews_what_the_master_will_reserve():
     on_margin = dict(portfolio, kind="margin", positions=[dict(symbol="AAPL", quantity=Decimal("-4"))])
     shown = preview.preview(dict(form, side="sell", qty="5"), "MSFT", quote, on_margin, rules)
     assert (shown["ok"], shown["cost"], shown["after"]) == (True, "$526.00", "$1,474.00")  # and its commission
-    assert "A short sale" in shown["note"]
+    assert shown["note"] == ("A short sale: you sell MSFT you borrow. Until it fills it keeps $526.00 of your margin"
+                             " buying power (5 shares at $100.00 plus 5% for price moves, and its commission); once"
+                             " filled, the value of the shares short counts against it until you buy them back."), \
+        shown["note"]  # (it said the sale kept "its value", $500.00, beside $526.00)
+    limit = dict(form, side="sell", qty="5", type="limit", limit_price="101.00")
+    shown = preview.preview(limit, "MSFT", quote, on_margin, rules)
+    assert shown["cost"] == "$506.00" and "(5 shares at $101.00, and its commission)" in shown["note"], shown
     shown = preview.preview(dict(form, side="sell", qty="2.5"), "MSFT", quote, on_margin, rules)
     assert not shown["ok"] and "A short sale is a whole number of shares" in shown["note"]
     long_only = dict(on_margin, no_shorting=True)

@@ -343,11 +343,16 @@ def preview(form, symbol, quote, portfolio, rules, game=None, configuration=None
         needed = short_reservation(order, last, rules)
         after = portfolio["buying_power"] - needed
         answer.update(ok=after >= 0, cost=fmt.money(needed), after=fmt.money(after), label="Reserved (up to)")
+        # (as pretrade.short_reservation: at the highest of its prices and the last, a buffer unless a limit order)
+        price = max(p for p in (request.limit_price, request.stop_price, last) if p is not None)
+        buffer = "" if request.type is OrderType.LIMIT else \
+            f" plus {_plain(rules.market_buy_buffer * 100)}% for price moves"
         answer["note"] = " ".join(filter(None, (
             exits,
-            f"A short sale: you sell {symbol} you borrow, and it keeps its value of your margin buying power"
-            " until you buy the shares back.", gap()))) if after >= 0 else \
-            "Not enough buying power for this short sale."
+            f"A short sale: you sell {symbol} you borrow. Until it fills it keeps {fmt.money(needed)} of your margin"
+            f" buying power ({fmt.quantity(request.quantity)} shares at {fmt.price(price)}{buffer}, and its"
+            " commission); once filled, the value of the shares short counts against it until you buy them back.",
+            gap()))) if after >= 0 else "Not enough buying power for this short sale."
         return answer
     if request.side is Side.BUY:
         needed = reservation(order, last, rules, remember=False)
