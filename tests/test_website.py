@@ -2015,6 +2015,65 @@ async def test_prices_are_shown_with_cents_as_a_broker_shows_them(tmp_path, sett
         assert (await forward(commands.Portfolio))["positions"][0]["average_price"] == average  # nothing stored changed
 
 
+def test_the_replace_page_previews_what_the_new_order_keeps_of_buying_power():
+    """Replacing a buy with more shares or a higher limit took buying power the page never showed: its refusal came
+    only after sending (the order ticket previews it; the replace page did not)."""
+    from papertrader.config import Settings
+    from papertrader.worker.web import preview
+
+    rules = preview.rules(Settings(commission_model="per_order", commission=Decimal("1.00")))
+    quote = {"price": Decimal("100.00")}
+    old = dict(symbol="AAPL", side="buy", type="limit", time_in_force="gtc", quantity=Decimal("10"),
+               filled_quantity=Decimal("4"), average_price=Decimal("90"), commission=Decimal("1.00"),
+               limit_price=Decimal("90.00"), status="partially_filled")
+    portfolio = dict(buying_power=Decimal("1000.00"), positions=[dict(symbol="AAPL", quantity=Decimal("4"))],
+                     kind="cash")
+    # The old order keeps 6 x $90 (its commission paid); the new one, by default for the 6 left, at $95: 570 + 1.
+    shown = preview.replace_preview({"limit_price": "$95"}, old, quote, portfolio, rules)
+    assert (shown["ok"], shown["cost"], shown["after"], shown["buying_power"]) == (True, "$571.00", "$969.00",
+                                                                                     "$1,000.00")
+    assert shown["note"] == ("The old order keeps $540.00 of your buying power; replaced, that is freed and the new"
+                             " one keeps $571.00."), shown["note"]
+    shown = preview.replace_preview({"qty": "20", "limit_price": "95"}, old, quote, portfolio, rules)
+    assert (shown["ok"], shown["cost"], shown["after"]) == (False, "$1,901.00", "-$361.00")
+    assert shown["note"].startswith("Not enough buying power for this replacement: the new order would keep"
+                                    " $1,901.00, and $1,540.00 is free once the old one's $540.00 is freed.")
+    shown = preview.replace_preview({"qty": "$5"}, old, quote, portfolio, rules)
+    assert not shown["ok"] and shown["note"] == "The amount is in shares, not dollars."
+    shown = preview.replace_preview({"qty": "-3"}, old, quote, portfolio, rules)
+    assert not shown["ok"] and "quantity" in shown["note"].lower(), shown
+    # A sale of shares held keeps none; a margin portfolio's short sale keeps its value as a new one would.
+    sale = dict(old, side="sell", filled_quantity=Decimal("0"), commission=Decimal("0.00"))
+    shown = preview.replace_preview({"limit_price": "120"}, sale, quote, portfolio, rules)
+    assert shown["ok"] and shown["note"] == "A sale of AAPL you hold keeps no buying power." and shown["cost"] == "—"
+    short = dict(portfolio, kind="margin", positions=[])
+    shown = preview.replace_preview({"limit_price": "120"}, sale, quote, short, rules)
+    assert (shown["ok"], shown["cost"]) == (True, "$1,201.00")  # 10 x $120 (above the last price) and commission
+    assert preview.replace_preview({}, old, None, portfolio, rules)["note"].startswith("No price yet")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_replace_page_asks_the_preview_as_the_ticket_does(tmp_path, settings, clock, database_url):
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "rex")
+        placed = await forward(commands.PlaceOrder, client_order_id="low", side="buy", symbol="AAPL", quantity="3",
+                               type="limit", limit_price="1.00", time_in_force="gtc")
+        _, body = await site.get(f"/orders/{placed['uuid']}/replace")
+        assert 'class="stack replace-form"' in body and 'id="preview"' in body and 'id="preview-after"' in body
+        response, answer = await site.get(f"/orders/{placed['uuid']}/replace/preview?" +
+                                          urlencode(dict(qty="5", limit_price="2.00")))
+        assert header(response, b"content-type").startswith("application/json")
+        answer = json.loads(answer)
+        power = (await forward(commands.Portfolio))["buying_power"]
+        assert (answer["ok"], answer["cost"], answer["buying_power"], answer["after"]) == (
+            True, "$10.00", fmt.money(power), fmt.money(power + 3 - 10)), answer
+        # An order that is gone: the answer says so (no traceback, no 500).
+        await forward(commands.CancelOrder, order_uuid=placed["uuid"])
+        response, answer = await site.get(f"/orders/{uuid.uuid4()}/replace/preview?qty=1")
+        answer = json.loads(answer)
+        assert response.code == 200 and not answer["ok"] and answer["note"].endswith("Reload the page."), answer
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_games_rules_and_a_fills_pricing_are_said_in_words(tmp_path, settings, clock, database_url):
     """Not 'per_order:1.00' or 'bar(half_spread_bps=2, ...)': what a game charges and how its fills are priced, in

@@ -228,6 +228,9 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         await b.page("replace")
         lower = limit - 1
         await b.fill({"#t-limit_price": str(lower)})
+        # Its preview: what the new order keeps of buying power once the old one's is freed.
+        await b.wait_text("#preview-cost", fmt.money(lower * 10))
+        assert await b.text("#preview-after") == fmt.money(Decimal("100000.00") - lower * 10)
         await b.screenshots("replace")
         await b.click("form[action$='/replace'] button[type=submit]")
         await b.page("orders")

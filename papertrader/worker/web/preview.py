@@ -418,3 +418,92 @@ def _sentence(text):
 
 def as_json(answer):
     return json.dumps(answer, separators=(",", ":")).encode("utf-8")
+
+
+#: The replace page's fields (as its form names them).
+REPLACE_FIELDS = ("qty", "limit_price", "stop_price", "trail_by", "trail", "time_in_force")
+
+
+def _as_order(view, **changes):
+    """An open order as GetOrder answers it, as the trading core's Order (for what it keeps of buying power), with
+    ``changes``: what it has filled stays (a replacement asks for what it names, beside what filled)."""
+    filled = view.get("filled_quantity") or Decimal(0)
+    fields = dict(
+        id=view.get("id"), account_id=0, client_order_id=view.get("client_order_id") or "preview",
+        symbol=view["symbol"], side=Side(view["side"]), type=OrderType(view["type"]),
+        time_in_force=TimeInForce(view["time_in_force"]), status=Status.NEW,
+        created=view.get("created") or datetime.now(timezone.utc), quantity=view.get("quantity"),
+        notional=view.get("notional"), limit_price=view.get("limit_price"), stop_price=view.get("stop_price"),
+        trail_price=view.get("trail_price"), trail_percent=view.get("trail_percent"), filled_quantity=filled,
+        filled_value=filled * (view.get("average_price") or Decimal(0)),
+        commission=view.get("commission") or Decimal("0.00"), watermark=view.get("watermark"))
+    fields.update(changes)
+    return Order(**fields)
+
+
+def _changes(form, old):
+    """The replace form's changes as the new order's fields (as amend.replace makes it: a new order, nothing of it
+    filled, for the shares typed, by default what the old order had left; each price the old one's unless typed)."""
+    typed = {k: fmt.typed_number(form.get(k) or "") for k in ("qty", "limit_price", "stop_price", "trail")}
+    if "$" in (form.get("qty") or ""):
+        raise InvalidInput("the amount is in shares, not dollars")
+    changes = dict(filled_quantity=Decimal(0), filled_value=Decimal(0), commission=Decimal("0.00"))
+    if typed["qty"]:
+        changes["quantity"] = validation.quantity(typed["qty"])
+    elif old.get("quantity") is not None:
+        changes["quantity"] = old["quantity"] - (old.get("filled_quantity") or Decimal(0))
+    if typed["limit_price"]:
+        changes["limit_price"] = validation.price("limit price", typed["limit_price"])
+    if typed["stop_price"]:
+        changes["stop_price"] = validation.price("stop price", typed["stop_price"])
+    if typed["trail"]:
+        if form.get("trail_by") == "price":
+            changes.update(trail_price=validation.price("trail", typed["trail"]), trail_percent=None)
+        else:
+            changes.update(trail_percent=validation.percent("trail percent", typed["trail"]), trail_price=None)
+    return changes
+
+
+def replace_preview(form, old, quote, portfolio, rules):
+    """What replacing the open order ``old`` (as GetOrder answers it) by the one the replace page's ``form``
+    describes would do to buying power: the old order's reservation is freed and the new one's taken (the master
+    checks a replacement so: trading/amend.py), counted by the same rules as the ticket's preview.  A sale of
+    shares held (or a buy to cover) keeps no buying power: said so."""
+    if portfolio.get("commission_model"):  # a game's own
+        from dataclasses import replace
+
+        from papertrader.trading.games import parse_commission
+
+        rules = replace(rules, commission_model=parse_commission(portfolio["commission_model"]))
+    power = portfolio["buying_power"]
+    answer = {"ok": True, "cost": "—", "after": fmt.money(power), "note": "", "buying_power": fmt.money(power),
+              "label": "Reserved (up to)"}
+    symbol = old["symbol"]
+    position = next((p for p in portfolio["positions"] if p["symbol"] == symbol), None)
+    held = position["quantity"] if position is not None else Decimal(0)
+    margin = portfolio.get("kind") == "margin"
+    buys = old["side"] == "buy" and not (margin and held < 0)
+    shorts = old["side"] == "sell" and margin and held <= 0
+    if not (buys or shorts):
+        answer["note"] = ("A buy to cover keeps no buying power." if old["side"] == "buy" else
+                          f"A sale of {symbol} you hold keeps no buying power.")
+        return answer
+    last = quote["price"] if quote else None
+    if last is None:
+        answer.update(ok=False, after="—", note="No price yet for this asset: try again after the next update.")
+        return answer
+    try:
+        new = _as_order(old, **_changes(form, old))
+    except PaperTraderError as e:
+        answer.update(ok=False, after="—", note=_sentence(fmt.said(e.message)))
+        return answer
+    keeps = (lambda order: reservation(order, last, rules, remember=False)) if buys else \
+        (lambda order: short_reservation(order, last, rules))
+    before, after = keeps(_as_order(old)), keeps(new)
+    left = power + before - after
+    answer.update(ok=left >= 0, cost=fmt.money(after), after=fmt.money(left))
+    answer["note"] = (f"The old order keeps {fmt.money(before)} of your buying power; replaced, that is freed and the"
+                      f" new one keeps {fmt.money(after)}." if left >= 0 else
+                      f"Not enough buying power for this replacement: the new order would keep {fmt.money(after)},"
+                      f" and {fmt.money(power + before)} is free once the old one's {fmt.money(before)} is freed.")
+    return answer

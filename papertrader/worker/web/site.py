@@ -1106,13 +1106,42 @@ class Website:
     @app.route("/orders/<string:order>/replace", methods=["GET"])
     @signed_in()
     async def replace_form(self, request, visit, order):
-        found, clock = await defer.gatherResults(
+        found, clock, portfolio = await defer.gatherResults(
             [self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order)),
-             defer.ensureDeferred(self.clock(visit))], consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+             defer.ensureDeferred(self.clock(visit)), defer.ensureDeferred(self.order_portfolio(visit))],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         chrome = self.chrome(request, visit, "orders", clock)  # (the header's market clock, as on every page)
         _, error, form = refusal(chrome, "replace")
         return html(request, views.replace_page(chrome, found, form or None, error,
-                                                self.worker.quotes.get(found["symbol"])))
+                                                self.worker.quotes.get(found["symbol"]), portfolio))
+
+    async def order_portfolio(self, visit):
+        """The Portfolio answer of the portfolio ``visit``'s orders are in (the replace page's preview), or None if
+        it cannot be had now (the page is still made, without a preview)."""
+        try:
+            return await self.call(visit, commands.Portfolio)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError:
+            return None
+
+    @app.route("/orders/<string:order>/replace/preview", methods=["GET"])
+    @signed_in()
+    async def replace_preview(self, request, visit, order):
+        """What the replace page's new order would keep of buying power (JSON, as the ticket's preview)."""
+        form = {name: field(request, name, 32) for name in previews.REPLACE_FIELDS}
+        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+        try:
+            found, portfolio = await defer.gatherResults(
+                [self.call(visit, commands.GetOrder, order_uuid=self.order_uuid(order)),
+                 self.call(visit, commands.Portfolio)], consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError as e:  # (the order or the portfolio is gone: the answer says so)
+            return previews.as_json({"ok": False, "cost": "—", "after": "—", "buying_power": "—",
+                                     "note": f"{sentence(e.message)} Reload the page."})
+        return previews.as_json(previews.replace_preview(form, found, self.worker.quotes.get(found["symbol"]),
+                                                         portfolio, self.rules))
 
     @app.route("/orders/<string:order>/replace", methods=["POST"])
     @action()

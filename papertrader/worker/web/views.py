@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "36"
+STATIC_VERSION = "37"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -976,17 +976,7 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
                 hint=join("Stop, stop limit and trailing stop orders take Day or GTC.",
                           h("br"), day_hint(chrome.clock, chrome.update_interval))),
     ]
-    bp = fmt.money(portfolio["buying_power"]) if portfolio else "—"
-    # Not a live region itself (its buying power moves with every update): one sentence, said once a preview
-    # has settled, is (app.js).
-    preview = h("div", {"class": "preview", "id": "preview"},
-                h("dl", {"class": "facts tight"},
-                  h("div", h("dt", "Buying power"), h("dd", live("buying_power", bp))),
-                  h("div", h("dt", {"id": "preview-cost-label"}, "Reserved (up to)"),
-                    h("dd", {"id": "preview-cost"}, "—")),
-                  h("div", h("dt", "Buying power after"), h("dd", {"id": "preview-after"}, "—"))),
-                h("p", {"class": "preview-note", "id": "preview-note"}, ""),
-                h("p", {"class": "sr-only", "id": "preview-said", "aria-live": "polite", "aria-atomic": "true"}, ""))
+    preview = preview_box(portfolio)
     # The portfolio the order goes to, named on the ticket and sent with it: the one the page was made for,
     # even if another tab shows another one meanwhile.
     name = (portfolio or {}).get("portfolio") or chrome.portfolio
@@ -1360,9 +1350,25 @@ def group_note(kind):
             (" Whichever exit fills first cancels the other." if kind == "bracket" else ""))
 
 
-def replace_page(chrome, o, form=None, error=None, quote=None):
+def preview_box(portfolio):
+    """The box a preview's answer fills (app.js ``showPreview``): the buying power, what the order keeps, what is
+    left, and a note.  Not a live region itself (its buying power moves with every update): one sentence, said
+    once a preview has settled, is."""
+    bp = fmt.money(portfolio["buying_power"]) if portfolio else "—"
+    return h("div", {"class": "preview", "id": "preview"},
+             h("dl", {"class": "facts tight"},
+               h("div", h("dt", "Buying power"), h("dd", live("buying_power", bp))),
+               h("div", h("dt", {"id": "preview-cost-label"}, "Reserved (up to)"),
+                 h("dd", {"id": "preview-cost"}, "—")),
+               h("div", h("dt", "Buying power after"), h("dd", {"id": "preview-after"}, "—"))),
+             h("p", {"class": "preview-note", "id": "preview-note"}, ""),
+             h("p", {"class": "sr-only", "id": "preview-said", "aria-live": "polite", "aria-atomic": "true"}, ""))
+
+
+def replace_page(chrome, o, form=None, error=None, quote=None, portfolio=None):
     """``quote``: the worker's newest of the order's symbol (kept live on the page: a new limit is set against the
-    market as it is)."""
+    market as it is); ``portfolio``: the order's (its buying power: the page previews what the new order keeps of
+    it; None: no preview)."""
     form = form or {}
     u = o["uuid"]
     if o["status"] not in ("new", "partially_filled", "held"):  # replaced meanwhile (Back after a replace), filled...
@@ -1406,7 +1412,8 @@ def replace_page(chrome, o, form=None, error=None, quote=None):
         fields.append(_select("Time in force", "time_in_force", TIF_CHOICES,
                               form.get("time_in_force", o["time_in_force"])))
     body = post_form(f"/orders/{u}/replace", chrome.csrf, *fields,
-                     button("Replace order", "btn primary"), cls="stack", label="Replace the order")
+                     preview_box(portfolio) if portfolio is not None else "",
+                     button("Replace order", "btn primary"), cls="stack replace-form", label="Replace the order")
     v = quote_value(o["symbol"], quote)
     market = h("dl", {"class": "facts tight spaced", "aria-label": f"{o['symbol']} now"},
                *[h("div", h("dt", label), h("dd", v(key))) for label, key in

@@ -231,6 +231,51 @@ document.addEventListener("submit", (event) => {
 
 // --- the order ticket: only the fields the order type uses, and a preview of its cost -----------------
 
+// A preview's answer shown in its box (the ticket's, the replace page's).
+function showPreview(preview, p) {
+  // The buying power the answer counted from, beside what it says is left: the three figures add up (the
+  // live one may have moved since; paused, it does not move at all).
+  const power = preview.querySelector('[data-live="buying_power"]');
+  if (power && p.buying_power) power.textContent = p.buying_power;
+  document.getElementById("preview-cost").textContent = p.cost;
+  if (p.label) document.getElementById("preview-cost-label").textContent = p.label;
+  document.getElementById("preview-after").textContent = p.after;
+  document.getElementById("preview-note").textContent = p.note;
+  preview.dataset.ok = p.ok ? "yes" : "no";
+  // What a screen reader hears: the preview in one sentence, once it has changed.
+  const label = document.getElementById("preview-cost-label").textContent;
+  const said = `${label}: ${p.cost}. Buying power after: ${p.after}. ${p.note || ""}`.trim();
+  const region = document.getElementById("preview-said");
+  if (region.textContent !== said) region.textContent = said;
+}
+
+// The replace page: what the new order would keep of buying power, asked as it is typed and as the price moves.
+const replacing = document.querySelector("form.replace-form");
+if (replacing && document.getElementById("preview")) {
+  const preview = document.getElementById("preview");
+  let timer = null;
+  let asked = 0;
+  async function askReplace() {
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(replacing)) if (name !== "csrf") params.append(name, value);
+    const mine = ++asked;
+    try {
+      const answer = await fetch(`${replacing.getAttribute("action")}/preview?${params}`,
+        { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (answer.redirected || answer.status === 401) { signedOut(); return; }
+      if (!answer.ok) return;
+      const p = await answer.json();
+      if (mine === asked) showPreview(preview, p);
+    } catch {
+      // offline for a moment: the next change asks again
+    }
+  }
+  ticketMoved = () => { clearTimeout(timer); timer = setTimeout(askReplace, 250); };
+  replacing.addEventListener("input", ticketMoved);
+  replacing.addEventListener("change", ticketMoved);
+  askReplace();
+}
+
 const ticket = document.querySelector(".ticket-form");
 if (ticket) {
   const kind = ticket.querySelector("#t-type");
@@ -284,20 +329,7 @@ if (ticket) {
       if (!answer.ok) return;
       const p = await answer.json();
       if (mine !== asked) return;
-      // The buying power the answer counted from, beside what it says is left: the three figures add up (the
-      // live one may have moved since; paused, it does not move at all).
-      const power = preview.querySelector('[data-live="buying_power"]');
-      if (power && p.buying_power) power.textContent = p.buying_power;
-      document.getElementById("preview-cost").textContent = p.cost;
-      if (p.label) document.getElementById("preview-cost-label").textContent = p.label;
-      document.getElementById("preview-after").textContent = p.after;
-      document.getElementById("preview-note").textContent = p.note;
-      preview.dataset.ok = p.ok ? "yes" : "no";
-      // What a screen reader hears: the preview in one sentence, once it has changed.
-      const label = document.getElementById("preview-cost-label").textContent;
-      const said = `${label}: ${p.cost}. Buying power after: ${p.after}. ${p.note || ""}`.trim();
-      const region = document.getElementById("preview-said");
-      if (region.textContent !== said) region.textContent = said;
+      showPreview(preview, p);
     } catch {
       // offline for a moment: the next change asks again
     }
