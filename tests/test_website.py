@@ -2490,7 +2490,7 @@ async def test_a_player_removed_from_a_private_game_sees_no_more_of_its_standing
             pages[name] = page
         assert (await site.post("/games/Quiet%20Cup/remove", dict(username="bob", csrf=csrf)))[0].code == 303
         told = (await next_message(pages["bob"], "html"))["v"]["leaderboard"]
-        assert "no game named" in told and "alice" not in told, told
+        assert "you were removed from Quiet Cup by its creator" in told and "alice" not in told, told
         await alice(commands.PlaceOrder, portfolio="Quiet Cup", client_order_id="a1", side="buy", symbol="AAPL",
                     quantity="3")
         await d.tick()
