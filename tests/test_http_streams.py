@@ -82,6 +82,37 @@ async def test_a_fill_and_a_cancel_reach_alpaca_py_trading_stream(api):
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_orders_events_never_show_a_time_before_it_was_placed(api):
+    """Orders placed at one market time (a replay waits between updates; here the test's clock stands still)
+    show a microsecond apart; the events of the later one showed the market time itself: its cancel a
+    microsecond before its own `new` event and its `created_at`, and not the `canceled_at` REST gives it, so
+    a strategy keeping the newest event of each order dropped the cancel as stale."""
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import LimitOrderRequest
+
+    runner = trading_stream(api)
+    seen = wait_for_log(api.d.cluster.workers[0].logs, "listens to trade_updates")
+    runner.start()
+    try:
+        await seen
+        client = api.trading()
+        orders = []
+        for n in range(2):
+            orders.append(await in_thread(client.submit_order, LimitOrderRequest(
+                symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1)))
+            assert (await runner.inbox.get()).event == "new"
+        later = orders[1]
+        assert later.created_at > orders[0].created_at  # a microsecond after
+        await in_thread(client.cancel_order_by_id, later.id)
+        canceled = await runner.inbox.get()
+        assert canceled.event == "canceled" and str(canceled.order.id) == str(later.id)
+        shown = await in_thread(client.get_order_by_id, later.id)
+        assert canceled.timestamp == shown.canceled_at == canceled.order.canceled_at >= later.created_at
+    finally:
+        await runner.stop(streams_of(api))
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_replay_of_whole_days_streams_each_days_bar_at_the_time_its_rest_daily_bar_shows(
         tmp_path, settings, database_url, clock):
     """A strategy that reads its history over REST and goes on with the streamed bars finds each day once: a

@@ -1126,7 +1126,8 @@ def _accepted(order):
 def _event_view(event, portfolio=None, view=None):
     """An order event as pushed to the workers; ``portfolio`` (a Portfolio, or (name, uuid)) says whose;
     ``view``: the order's ``order_view``, if it was made already."""
-    view = dict(event=event.kind.value, time=event.time, order=view if view is not None else order_view(event.order))
+    view = dict(event=event.kind.value, time=_shown_time(event),
+                order=view if view is not None else order_view(event.order))
     if portfolio is not None:
         name, uuid_ = (portfolio.name, portfolio.uuid) if hasattr(portfolio, "uuid") else portfolio
         view.update(portfolio=name, portfolio_uuid=uuid_)
@@ -1134,6 +1135,15 @@ def _event_view(event, portfolio=None, view=None):
         view.update(price=event.fill.price, quantity=event.fill.quantity,
                     position_quantity=event.fill.position_after)
     return view
+
+
+def _shown_time(event):
+    """When an event shows it happened: its market time, but never before the order shows it was submitted
+    (``shown_created``: a microsecond after the portfolio's previous order placed at the same market time), as
+    ``order_view``'s ``updated``; else a cancel (a fill) of such an order came before its own acceptance and
+    the ``canceled_at`` (``filled_at``) the order shows, and a client keeping each order's newest event dropped
+    it as stale."""
+    return max(event.time, event.order.shown_created)
 
 
 def _owned(names, events):
