@@ -96,6 +96,29 @@ def test_an_entry_that_ends_unfilled_cancels_its_exits_and_one_that_ends_part_fi
     assert [(o.status, o.quantity) for o, _ in opened] == [(Status.NEW, D(30)), (Status.NEW, D(30))]
 
 
+def test_a_day_brackets_exits_opened_after_its_session_closed_expire_at_once():
+    """A day entry filled by a whole session's bar (a replay of whole days) opens its exits at that session's
+    close: they showed `new` past their `expires_at`, holding the position's shares (a sale of them was refused)
+    until the next step expired them, unfilled, a day after their `expires_at`."""
+    b = book()
+    entry, take, stop = bracket(b, tif="day", take_profit="110.00", stop_loss="95.00")
+    whole_day = bar(100, 101, 99, 100, start=SESSION.open, length=SESSION.close - SESSION.open)
+    after, orders, events = run(b, [entry, take, stop], (SESSION.close, whole_day))
+    assert orders[entry.id].status is Status.FILLED
+    for leg in (take, stop):
+        assert orders[leg.id].status is Status.EXPIRED and orders[leg.id].quantity == D(10)
+        assert orders[leg.id].updated == orders[leg.id].expires == SESSION.close
+    assert [(e.kind.value, e.order.id) for e in events] == [
+        ("fill", entry.id), ("accepted", take.id), ("expired", take.id), ("accepted", stop.id),
+        ("expired", stop.id)]
+    assert available_shares(after, [o for o in orders.values() if o.open], "AAPL", {"AAPL": D(100)}) == D(10)
+
+    # filled before the close (an intraday step), they open and trade until it
+    entry, take, stop = bracket(b, tif="day", take_profit="110.00", stop_loss="95.00")
+    _, orders, _ = run(b, [entry, take, stop], (at(1), bar(100, 101, 99, 100)))
+    assert orders[take.id].status is orders[stop.id].status is Status.NEW
+
+
 def test_an_entry_part_filled_keeps_its_shares_for_its_exits():
     """Its exits are held (they reserve nothing) while the entry lives, but they will open for what it
     filled: no other sale may take those shares meanwhile, or the exits would sell what is not there."""

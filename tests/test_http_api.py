@@ -710,3 +710,36 @@ async def test_the_activities_add_up_to_the_cash_commissions_included(tmp_path, 
         assert sum(D(f["net_amount"]) for f in fills) == cash - D("100000.00")
     finally:
         await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_day_brackets_exits_in_a_replay_of_whole_days_expire_with_their_session(tmp_path, settings,
+                                                                                       database_url, clock):
+    """A day bracket filled by a whole session's bar opened its exits at that session's close: they showed `new`
+    with an `expires_at` already past, kept the position's shares from the strategy's own sale (403), and expired
+    unfilled at the next step, a day after their `expires_at`."""
+    import os
+
+    from alpaca.trading import requests as r
+    from alpaca.trading.enums import OrderClass, OrderStatus
+
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=fixture,
+                        replay_start="2024-03-04", fill_model="ideal", api_rate_limit=100_000)
+    try:
+        client = a.trading()
+        entry = await in_thread(client.submit_order, r.MarketOrderRequest(
+            symbol="XYZ", qty=10, side="buy", time_in_force="day", order_class=OrderClass.BRACKET,
+            take_profit=r.TakeProfitRequest(limit_price=150), stop_loss=r.StopLossRequest(stop_price=50)))
+        await a.d.tick()
+        entry = await in_thread(client.get_order_by_id, entry.id, r.GetOrderByIdRequest(nested=True))
+        assert entry.status == OrderStatus.FILLED and len(entry.legs) == 2
+        for leg in entry.legs:
+            assert leg.status == OrderStatus.EXPIRED and leg.expired_at == leg.expires_at == entry.expires_at
+        assert (await in_thread(client.get_orders)) == []
+        assert D((await in_thread(client.get_open_position, "XYZ")).qty_available) == 10
+        sale = await in_thread(client.submit_order, r.MarketOrderRequest(symbol="XYZ", qty=10, side="sell",
+                                                                         time_in_force="day"))
+        assert sale.status == OrderStatus.NEW
+    finally:
+        await a.d.cluster.stopService()

@@ -164,8 +164,7 @@ def react(before, after, members, now):
             if leg.status is not Status.HELD:
                 continue
             if after.filled_quantity > 0:
-                opened = leg.but(status=Status.NEW, quantity=after.filled_quantity, updated=now)
-                out.append((opened, [Event(EventKind.ACCEPTED, opened, now)]))
+                out.append(_opened(leg, after.filled_quantity, now))
             else:
                 why = f"its entry ended unfilled ({after.status.value})"
                 out.append(_canceled(leg, now, why))
@@ -191,6 +190,20 @@ def react(before, after, members, now):
             else:
                 out.append((other.but(quantity=quantity, updated=now), []))
     return out
+
+
+def _opened(leg, quantity, now):
+    """(a held exit opened for ``quantity``, [its events]).  A ``day`` exit whose session has closed by ``now``
+    (its entry filled in the step that reached the close: a replay of whole sessions) expires at once: else it
+    showed ``new`` past its ``expires``, holding the position's shares until the next step expired
+    it unfilled (no later bar is of its session)."""
+    opened = leg.but(status=Status.NEW, quantity=quantity, updated=now)
+    events = [Event(EventKind.ACCEPTED, opened, now)]
+    if leg.time_in_force is TimeInForce.DAY and leg.expires is not None and now >= leg.expires:
+        why = "a day order expires at the close of its session (its entry filled in the bar that reached it)"
+        opened = opened.but(status=Status.EXPIRED, reason_code="expired", reason=why, updated=now)
+        events.append(Event(EventKind.EXPIRED, opened, now, reason_code="expired", reason=why))
+    return opened, events
 
 
 def replace_exit(old, changes, members, last, now):
