@@ -132,6 +132,30 @@ async def test_latest_quotes_trades_bars_and_snapshots(minutes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_one_symbols_latest_quote_trade_bar_and_snapshot(minutes):
+    """Alpaca's one-symbol paths, which programs calling the REST API themselves (and Alpaca's older SDKs) use:
+    they were answered 404, the latest quote's and trade's saying `historical quotes` (`trades`) were not
+    served, the bar's and snapshot's `endpoint not found`."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.data.requests import StockSnapshotRequest
+
+    data = minutes.data()
+    [many] = (await in_thread(data.get, "/stocks/snapshots", {"symbols": "AAPL"})).values()
+    quote = await in_thread(data.get, "/stocks/aapl/quotes/latest", {"feed": "iex"})
+    assert quote == {"symbol": "AAPL", "quote": many["latestQuote"]}
+    assert await in_thread(data.get, "/stocks/AAPL/trades/latest") == {"symbol": "AAPL", "trade": many["latestTrade"]}
+    assert await in_thread(data.get, "/stocks/AAPL/bars/latest") == {"symbol": "AAPL", "bar": many["minuteBar"]}
+    assert await in_thread(data.get, "/stocks/AAPL/snapshot") == dict(many, symbol="AAPL")
+    snapshot = (await in_thread(data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols="AAPL")))["AAPL"]
+    assert snapshot.latest_quote.ask_price == quote["quote"]["ap"]
+    for path in ("/stocks/ZZZZ/quotes/latest", "/stocks/ZZZZ/trades/latest", "/stocks/ZZZZ/bars/latest",
+                 "/stocks/ZZZZ/snapshot"):
+        with pytest.raises(APIError) as excinfo:
+            await in_thread(data.get, path)
+        assert api_error(excinfo) == (404, 40410000, "no data of ZZZZ")
+
+
+@pytest_twisted.ensureDeferred
 async def test_assets(minutes):
     from alpaca.common.exceptions import APIError
     from alpaca.trading.enums import AssetClass, AssetStatus

@@ -949,7 +949,12 @@ class RestApi:
     @defer.inlineCallbacks
     def latest_bars(self, request):
         query = Query(request)
-        symbols = query.symbols("symbols", MAX_SYMBOLS, required=True)
+        bars = yield self._latest_bars(request, query, query.symbols("symbols", MAX_SYMBOLS, required=True))
+        return respond(request, 200, {"bars": bars})
+
+    @defer.inlineCallbacks
+    def _latest_bars(self, request, query, symbols):
+        """{symbol: Alpaca's Bar} of each symbol's newest bar (symbols without one are left out)."""
         query.text("feed", limit=16)
         yield self.who(request)
         answer = yield self.ask(request, commands.LatestBars, symbols=symbols, timeframe="1Min")
@@ -958,12 +963,13 @@ class RestApi:
         if missing:  # no minute bar (a replay of daily history has none): the newest daily bar, not nothing
             answer = yield self.ask(request, commands.LatestBars, symbols=missing, timeframe="1Day")
             bars.update((b["symbol"], alpaca.bar(b)) for b in answer["bars"])
-        return respond(request, 200, {"bars": bars})
+        return bars
 
     @defer.inlineCallbacks
-    def _cached(self, request, query):
-        """The worker's cached quotes of the request's symbols (symbols without one are left out)."""
-        symbols = query.symbols("symbols", MAX_SYMBOLS, required=True)
+    def _cached(self, request, query, symbols=None):
+        """The worker's cached quotes of ``symbols`` (default: the request's; those without one are left out)."""
+        if symbols is None:
+            symbols = query.symbols("symbols", MAX_SYMBOLS, required=True)
         query.text("feed", limit=16)
         query.text("currency", limit=8)
         yield self.who(request)
@@ -983,8 +989,8 @@ class RestApi:
         return respond(request, 200, {"trades": {s: alpaca.trade(q) for s, q in quotes.items()}})
 
     @defer.inlineCallbacks
-    def _snapshots(self, request, query):
-        quotes = yield self._cached(request, query)
+    def _snapshots(self, request, query, symbols=None):
+        quotes = yield self._cached(request, query, symbols)
         out = {}
         if not quotes:
             return out
@@ -1009,6 +1015,38 @@ class RestApi:
         snapshots = yield self._snapshots(request, Query(request))
         return respond(request, 200, snapshots)
 
+    # Alpaca's one-symbol paths (alpaca-py asks for several symbols; programs calling the API themselves, and
+    # Alpaca's older SDKs, for one): the same answers, as {"symbol": ..., "quote": ...} (a snapshot's keys
+    # beside "symbol"); a symbol with none is a 404, where the many-symbol answers leave it out.
+
+    @app.route("/v2/stocks/<string:symbol>/quotes/latest", methods=["GET"])
+    @defer.inlineCallbacks
+    def symbol_latest_quote(self, request, symbol):
+        symbol = single_symbol(symbol)
+        quotes = yield self._cached(request, Query(request), [symbol])
+        return respond(request, 200, {"symbol": symbol, "quote": alpaca.quote(one_of(quotes, symbol))})
+
+    @app.route("/v2/stocks/<string:symbol>/trades/latest", methods=["GET"])
+    @defer.inlineCallbacks
+    def symbol_latest_trade(self, request, symbol):
+        symbol = single_symbol(symbol)
+        quotes = yield self._cached(request, Query(request), [symbol])
+        return respond(request, 200, {"symbol": symbol, "trade": alpaca.trade(one_of(quotes, symbol))})
+
+    @app.route("/v2/stocks/<string:symbol>/bars/latest", methods=["GET"])
+    @defer.inlineCallbacks
+    def symbol_latest_bar(self, request, symbol):
+        symbol = single_symbol(symbol)
+        bars = yield self._latest_bars(request, Query(request), [symbol])
+        return respond(request, 200, {"symbol": symbol, "bar": one_of(bars, symbol)})
+
+    @app.route("/v2/stocks/<string:symbol>/snapshot", methods=["GET"])
+    @defer.inlineCallbacks
+    def symbol_snapshot(self, request, symbol):
+        symbol = single_symbol(symbol)
+        snapshots = yield self._snapshots(request, Query(request), [symbol])
+        return respond(request, 200, dict(one_of(snapshots, symbol), symbol=symbol))
+
 
 #: "order 17" in a message of the application layer, which names orders by their numbers (the command line's ids).
 ORDER_NUMBER_RE = re.compile(r"\border ([0-9]{1,18})\b(?!-)")
@@ -1021,6 +1059,13 @@ def single_symbol(text):
     if not SYMBOL_RE.fullmatch(symbol):
         raise invalid(f"invalid symbol {shorten(text)!r}")
     return symbol
+
+
+def one_of(answers, symbol):
+    """``symbol``'s answer of a one-symbol path; none is a 404 (the many-symbol paths leave it out)."""
+    if symbol not in answers:
+        raise HttpError(404, 40410000, f"no data of {symbol}")
+    return answers[symbol]
 
 
 def with_asset(order):
