@@ -616,3 +616,25 @@ async def test_a_plain_request_to_a_stream_gets_the_apis_json_error_not_a_librar
         headers = response.headers
         assert headers.getRawHeaders("X-Content-Type-Options") == ["nosniff"]
         assert b"utobahn" not in body and "utobahn" not in str(list(headers.getAllRawHeaders()))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_websocket_to_a_path_that_is_no_stream_is_refused_naming_the_streams(api):
+    """A strategy given the worker's address without its stream's path (TradingStream's url_override
+    "ws://127.0.0.1:2060", as for the REST client) was answered the website's home page: alpaca-py retried
+    forever, logging 'server rejected WebSocket connection: HTTP 200'.  Now a 404 in the API's JSON says where the
+    streams are; the website's own WebSocket (/live) is left as it is."""
+    import treq
+
+    from tests.conftest import bounded
+
+    upgrade = {"Connection": ["Upgrade"], "Upgrade": ["websocket"], "Sec-WebSocket-Version": ["13"],
+               "Sec-WebSocket-Key": ["dGhlIHNhbXBsZSBub25jZQ=="]}
+    for path in ("/", "/v2", "/v2/stream", "/v2/trade_updates", "/v1beta3/iex"):
+        response = await bounded(treq.get(f"http://127.0.0.1:{api.port}{path}", headers=upgrade), f"upgrade {path}")
+        body = await bounded(response.content(), "the body")
+        assert response.code == 404, (path, body)
+        assert json.loads(body) == {"code": 40410000, "message": f"no WebSocket stream at {path}: the streams are"
+                                    " /stream (trade updates), /v2/iex and /v2/sip (market data)"}
+    response = await bounded(treq.get(f"http://127.0.0.1:{api.port}/", headers={}), "the home page")
+    assert response.code == 200 and b"<html" in (await bounded(response.content(), "its body")).lower()

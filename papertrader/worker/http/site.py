@@ -207,9 +207,37 @@ class _Misdirected(resource.Resource):
                            " use http://127.0.0.1 or http://localhost with its port"}).encode()
 
 
+class _NoStream(resource.Resource):
+    """A WebSocket upgrade to the root or an API path that is no stream: a client given the worker's address
+    without its stream's path (``url_override="ws://HOST:PORT"``) would otherwise get the website's home page,
+    which alpaca-py reports as 'server rejected WebSocket connection: HTTP 200' and retries forever."""
+
+    isLeaf = True
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def render(self, request):
+        from papertrader.worker.http.rest import error_body, respond
+
+        message = (f"no WebSocket stream at {self.path}: the streams are /stream (trade updates), /v2/iex and"
+                   " /v2/sip (market data)")
+        return respond(request, 404, error_body(40410000, message))
+
+
+def _upgrade(request):
+    return (request.getHeader(b"upgrade") or b"").lower() == b"websocket"
+
+
+#: The API's prefixes without their last slash ("/v2"): an API path too, not the website's.
+API_ROOTS = tuple(prefix.rstrip("/") for prefix in API_PREFIXES)
+
+
 class Root(resource.Resource):
     """``/stream``, ``/v2/iex`` and ``/v2/sip`` are WebSockets; ``/v1/...`` and ``/v2/...`` the REST API;
-    everything else the website (when there is one; else the REST API's JSON 404)."""
+    everything else the website (when there is one; else the REST API's JSON 404).  A WebSocket upgrade to
+    ``/`` or an API path that is no stream is refused (_NoStream)."""
 
     def __init__(self, rest, streams=None, web=None):
         super().__init__()
@@ -225,6 +253,8 @@ class Root(resource.Resource):
         stream = self.streams.get(path)
         if stream is not None:
             return stream
+        if _upgrade(request) and (path == "/" or path in API_ROOTS or path.startswith(API_PREFIXES)):
+            return _NoStream(path)
         request.postpath.insert(0, request.prepath.pop())
         if self.web is None or path.startswith(API_PREFIXES):
             return self.rest
