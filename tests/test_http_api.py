@@ -743,3 +743,23 @@ async def test_a_day_brackets_exits_in_a_replay_of_whole_days_expire_with_their_
         assert sale.status == OrderStatus.NEW
     finally:
         await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_base_url_ending_in_v2_is_told_to_leave_it_out(api):
+    """url_override="http://127.0.0.1:2060/v2" (as some of Alpaca's older examples write the base URL) made
+    alpaca-py ask /v2/v2/account, answered only `endpoint not found`."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.data.historical import StockHistoricalDataClient
+    from alpaca.data.requests import StockLatestQuoteRequest
+    from alpaca.trading.client import TradingClient
+
+    client = TradingClient(api.key_id, api.secret, paper=True, url_override=api.url + "/v2")
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.get_account)
+    assert alpaca_error(excinfo) == (404, 40410000, "endpoint not found: /v2/v2/account has /v2 twice; give the"
+                                                    " base URL without /v2 (alpaca-py's url_override: it adds /v2)")
+    data = StockHistoricalDataClient(api.key_id, api.secret, url_override=api.url + "/v2/")
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(data.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols="AAPL"))
+    assert alpaca_error(excinfo)[2].startswith("endpoint not found: /v2//v2/stocks/quotes/latest has /v2 twice")

@@ -185,9 +185,17 @@ NOT_SERVED = [
 ]
 
 
+#: A path with the API's version twice: a base URL given with its /v2, to which alpaca-py adds /v2 again.
+VERSION_TWICE_RE = re.compile(r"^/v2/+v2(?:/|$)")
+
+
 def not_served(path):
-    """The 404's words for ``path`` (bytes): which of Alpaca's endpoints this server does not serve, if one."""
+    """The 404's words for ``path`` (bytes): which of Alpaca's endpoints this server does not serve, if one; or
+    that the base URL was given with its /v2."""
     text = path.decode("utf-8", "replace")
+    if VERSION_TWICE_RE.match(text):
+        return (f"endpoint not found: {shorten(text, 100)} has /v2 twice; give the base URL without /v2 (alpaca-py's"
+                " url_override: it adds /v2)")
     for pattern, what in NOT_SERVED:
         if pattern.search(text):
             return f"endpoint not served by PaperTrader: {what} (see its README, 'HTTP API')"
@@ -380,7 +388,7 @@ class RestApi:
         """The router's other refusals; a redirect (a path with '//') is answered as no such endpoint."""
         status = failure.value.code or 400
         if status < 400:
-            return respond(request, 404, error_body(40410000, "endpoint not found"))
+            return respond(request, 404, error_body(40410000, not_served(request.path)))
         return respond(request, status, error_body(status * 100_000, failure.value.description or "refused"))
 
     @app.handle_errors(Exception)
