@@ -427,6 +427,29 @@ async def test_a_position_on_a_server_without_margin_is_not_marginable(minutes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_history_window_from_the_machines_clock_is_told_the_replays_time(replay):
+    """A strategy's window built from datetime.now() (years after a replay's time) asked for the portfolio
+    history with only a start, and was told 'the start must come before the end': an end it never gave."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.requests import GetPortfolioHistoryRequest
+
+    client = replay.trading()
+    market_now = (await in_thread(client.get_clock)).timestamp
+    start = datetime.now(timezone.utc) - timedelta(days=30)
+    with pytest.raises(APIError) as excinfo:
+        await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(start=start, timeframe="1D"))
+    status, code, message = api_error(excinfo)
+    assert (status, code) == (422, 42210000)
+    assert message == (f"the start, {start:%Y-%m-%dT%H:%M:%SZ}, is not before the market's time now,"
+                       f" {market_now:%Y-%m-%dT%H:%M:%SZ} (the end when none is given): take the time from the"
+                       " server's clock (GET /v2/clock), not from your machine's")
+    with pytest.raises(APIError) as excinfo:  # an end given: as before
+        await in_thread(client.get_portfolio_history, GetPortfolioHistoryRequest(
+            start=market_now - timedelta(days=1), end=market_now - timedelta(days=2), timeframe="1D"))
+    assert api_error(excinfo)[2] == "the start must come before the end"
+
+
+@pytest_twisted.ensureDeferred
 async def test_portfolio_history_of_a_daily_replay(replay):
     """Daily points are labelled with their day at 00:00 in New York, as Alpaca's; hourly and minute points need
     intraday prices, which a replay of whole sessions does not have: a 422 that says so, not an empty history."""

@@ -10,7 +10,7 @@ commit.
 import json
 import uuid
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 from decimal import Decimal
 
 from twisted.internet import defer
@@ -747,11 +747,12 @@ class TradingCommands:
         interval = TIMEFRAMES.get(timeframe or "1D")
         if interval is None:
             raise InvalidInput(f"timeframe must be one of {', '.join(TIMEFRAMES)}")
+        given_end = end
         end = end or self.market_clock.now()
         if start is None:
             start = end - _period(period or "1M")
         if not start < end:
-            raise InvalidInput("the start must come before the end")
+            raise InvalidInput(_window_refusal(start, end, given_end is None))
 
         def read(cursor):
             # All of them, dated after ``end`` too: after a seek back, one made earlier may be dated later, and
@@ -1135,6 +1136,17 @@ def _event_view(event, portfolio=None, view=None):
         view.update(price=event.fill.price, quantity=event.fill.quantity,
                     position_quantity=event.fill.position_after)
     return view
+
+
+def _window_refusal(start, end, end_is_now):
+    """Why a history window is refused.  Without an end it ends at the market's time now, which in a replay is
+    years before a start a strategy took from its machine's clock: it is told so, not of an end it never gave."""
+    if not end_is_now:
+        return "the start must come before the end"
+    shown = "%Y-%m-%dT%H:%M:%SZ"
+    return (f"the start, {start.astimezone(timezone.utc):{shown}}, is not before the market's time now,"
+            f" {end.astimezone(timezone.utc):{shown}} (the end when none is given): take the time from the server's"
+            " clock (GET /v2/clock), not from your machine's")
 
 
 def _shown_time(event):
