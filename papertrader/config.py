@@ -4,6 +4,7 @@ The four global variables of the specification (assets, workers,
 log_memory_size, update_interval) and the few others live here, validated once.
 """
 
+import ast
 import configparser
 import re
 from datetime import date
@@ -361,6 +362,30 @@ def _check_sections(parser, path):
                     raise ConfigError(f"{path}: unknown setting {key!r} in [{section}] (known: {', '.join(keys)})")
 
 
+def _ini_mistake(error):
+    """What an ini file's syntax error means, on one line with its line number and what to write instead
+    (configparser's own text spans lines and names Python's terms)."""
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        line = error.line.strip()
+        if line.startswith("["):
+            return f"line {error.lineno}: {line!r} is not a section header: write [papertrader]"
+        return (f"line {error.lineno}: {line!r} comes before any section: begin the file with a line [papertrader]"
+                " (a worker's region: [worker])")
+    if isinstance(error, configparser.DuplicateOptionError):
+        return (f"line {error.lineno}: {error.option!r} is set a second time in [{error.section}]: keep one of the"
+                " two")
+    if isinstance(error, configparser.DuplicateSectionError):
+        return f"line {error.lineno}: a second [{error.section}] section: put its settings in the first one"
+    if isinstance(error, configparser.ParsingError) and error.errors:
+        lineno, text = error.errors[0]
+        try:
+            text = ast.literal_eval(text).strip()  # (configparser gives the line as its repr)
+        except (ValueError, SyntaxError, AttributeError):
+            pass
+        return f"line {lineno}: {text!r} is not a setting: write NAME = VALUE"
+    return " ".join(str(error).split())
+
+
 def load_settings(path=None, overrides=None):
     """Read ``path`` (an ini file, optional) and apply ``overrides`` (name -> text)."""
     values = {}
@@ -374,7 +399,7 @@ def load_settings(path=None, overrides=None):
         except UnicodeDecodeError:
             raise ConfigError(f"config file {path} is not UTF-8 text")
         except configparser.Error as e:
-            raise ConfigError(f"config file {path}: {e}")
+            raise ConfigError(f"{path}: {_ini_mistake(e)}")
         if not parser.sections():
             raise ConfigError(f"config file {path} has no [papertrader] section")
         _check_sections(parser, path)  # (a worker's file may hold its [worker] section alone: the defaults else)

@@ -266,6 +266,11 @@ def usage_cases(tmp_path):
         path.write_text(f"[papertrader]\n{text}\n")
         return str(path)
 
+    def raw_config(name, text):
+        path = tmp_path / f"{name}.ini"
+        path.write_text(text)
+        return str(path)
+
     used = tmp_path / "used"  # a data dir whose master ran on its SQLite database
     used.mkdir()
     (used / "papertrader.db").write_bytes(b"")
@@ -293,6 +298,21 @@ def usage_cases(tmp_path):
           config("region", "[worker]\nregoin = lab-zone")], "unknown setting 'regoin' in [worker] (known: region)"),
         (["papertrader-master", "--data-dir", m, "--config", config("section", "[wrker]\nregion = lab-zone")],
          "unknown section [wrker] (known: [papertrader], [worker])"),
+        # A file the ini reader cannot read says where and what to write, on one line (not configparser's three).
+        (["papertrader-master", "--data-dir", m, "--config", raw_config("headless", "update_interval = 2\n")],
+         "headless.ini: line 1: 'update_interval = 2' comes before any section: begin the file with a line"
+         " [papertrader] (a worker's region: [worker])"),
+        (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--config",
+          raw_config("bracket", "[papertrader\nworkers = 2\n")],
+         "bracket.ini: line 1: '[papertrader' is not a section header: write [papertrader]"),
+        (["papertrader-master", "--data-dir", m, "--config", raw_config("twice", "[papertrader]\nworkers = 2\n"
+                                                                          "workers = 3\n")],
+         "twice.ini: line 3: 'workers' is set a second time in [papertrader]: keep one of the two"),
+        (["papertrader-master", "--data-dir", m, "--config", raw_config("sections", "[papertrader]\nworkers = 2\n"
+                                                                          "[papertrader]\n")],
+         "sections.ini: line 3: a second [papertrader] section: put its settings in the first one"),
+        (["papertrader-cluster", "--data-dir", m, "--config", raw_config("noequals", "[papertrader]\nworkers\n")],
+         "noequals.ini: line 2: 'workers' is not a setting: write NAME = VALUE"),
         (["papertrader-master", "--data-dir", m, "--manhole", "tcp:2049:interface=0.0.0.0"],
          "a telnet manhole listens only on loopback"),
         (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1"], "is not a worker bundle"),
