@@ -807,7 +807,12 @@ def run(reactor, args, out=None, note=None, stdin=None):
         hint = (" (to restore a backup onto a new machine, copy the old data dir's ca.pem, ca-key.pem,"
                 " master.pem and gnupg/ into it first: a new CA would make every worker's bundle and every"
                 " client's ca.pem useless)" if args.command == "restore" else "")
-        raise BadDataDir(f"{data_dir} is not a master's data dir (it has no {', '.join(files.MASTER_FILES)}):"
+        if all(os.path.isfile(os.path.join(data_dir, name)) for name in (tls.CA_CERT, files.WORKER_CERT)):
+            raise BadDataDir(f"{data_dir} is a worker's data dir (its bundle: {tls.CA_CERT}, {files.WORKER_CERT}),"
+                             " not a master's: run papertrader-admin on the master's machine, with the master's"
+                             " --data-dir")
+        missing = [name for name in files.MASTER_FILES if not os.path.isfile(os.path.join(data_dir, name))]
+        raise BadDataDir(f"{data_dir} is not a master's data dir (it has no {', '.join(missing)}):"
                          f" check --data-dir, or start the master there first{hint}")
     if args.command == "register-worker":
         allowed = ",".join(args.allow_ip) or None

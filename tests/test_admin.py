@@ -49,6 +49,26 @@ def test_a_data_dir_that_is_not_a_masters_is_refused_never_created(tmp_path, arg
     assert os.listdir(empty) == []
 
 
+def test_a_workers_data_dir_is_told_apart_from_a_masters(master_dir, tmp_path):
+    """An operator on the worker's machine gives its data dir (a bundle): told so, and told only of what it lacks."""
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--out", str(tmp_path / "eu-1"))
+    assert status == 0, err
+    bundle = tmp_path / "eu-1"
+    before = sorted(os.listdir(bundle))
+    status, out, err = admin("--data-dir", str(bundle), "workers")
+    assert status == 1 and out == ""
+    assert one_line(err) == (f"papertrader-admin: {bundle} is a worker's data dir (its bundle: ca.pem, worker.pem),"
+                             " not a master's: run papertrader-admin on the master's machine, with the master's"
+                             " --data-dir")
+    assert sorted(os.listdir(bundle)) == before
+    # A directory with some of a master's files is told which ones it lacks (not all three).
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "ca.pem").write_text("x")
+    status, out, err = admin("--data-dir", str(partial), "workers")
+    assert "is not a master's data dir (it has no ca-key.pem, master.pem)" in one_line(err), err
+
+
 def test_json_before_or_after_the_command_and_typed_errors(master_dir):
     for argv in (["--json", "--data-dir", master_dir, "workers"], ["--data-dir", master_dir, "workers", "--json"]):
         status, out, err = admin(*argv)
