@@ -602,6 +602,24 @@ def _host_key(data_dir):
     return keys.Key.fromString(data)
 
 
+def check_authorized_keys(path):
+    """Refuse an authorized_keys file no one could log in with: missing, unreadable, a private key, or without
+    one public key this console reads (it is read again at each login, so keys may be added later)."""
+    if not os.path.exists(path):
+        raise ManholeError(f"--manhole-keys: {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ManholeError(f"--manhole-keys: cannot read {path}: {e.strerror}")
+    if b"PRIVATE KEY-----" in data:
+        raise ManholeError(f"--manhole-keys: {path} is a private key: give the public keys allowed in (an"
+                           " authorized_keys file, or the key's .pub)")
+    if not AuthorizedKeysFile(path).getAuthorizedKeys(b"admin"):
+        raise ManholeError(f"--manhole-keys: {path} holds no public key (one per line, as in ~/.ssh/authorized_keys:"
+                           " ssh-ed25519 AAAA... COMMENT): no one could log in")
+
+
 @implementer(IAuthorizedKeysDB)
 class AuthorizedKeysFile:
     """The keys of one authorized_keys file, for any user name; re-read at each login."""

@@ -168,14 +168,19 @@ class SettingsOptions(usage.Options):
         """A console that would listen where it may not (a telnet one off loopback) or whose keys file is not there is
         a usage mistake, found before anything is made in the data dir."""
         listen = self.get("manhole")
-        if listen in (None, ""):
-            return
-        from papertrader.manhole import telnet_description
-
         keys = self.get("manhole-keys")
+        if listen in (None, ""):
+            if keys:
+                raise usage.UsageError("--manhole-keys needs --manhole ENDPOINT (where the SSH console listens, such"
+                                       " as tcp:2222): without it no console listens")
+            return
+        from papertrader.manhole import check_authorized_keys, telnet_description
+
         if keys:
-            if not os.path.exists(keys):
-                raise usage.UsageError(f"--manhole-keys: {keys} does not exist")
+            try:
+                check_authorized_keys(keys)
+            except ManholeError as e:
+                raise usage.UsageError(str(e))
         else:
             try:
                 telnet_description(listen)

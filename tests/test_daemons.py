@@ -12,6 +12,8 @@ import sys
 
 import pytest
 import pytest_twisted
+from cryptography.hazmat.primitives.asymmetric import ec
+from twisted.conch.ssh import keys
 from twisted.internet import reactor
 
 from papertrader import tls
@@ -271,6 +273,17 @@ def usage_cases(tmp_path):
         path.write_text(text)
         return str(path)
 
+    secret = keys.Key(ec.generate_private_key(ec.SECP256R1()))
+    authorized_keys = tmp_path / "authorized_keys"
+    authorized_keys.write_bytes(b"# the operator\n" + secret.public().toString("OPENSSH") + b" admin@example\n")
+    authorized_keys = str(authorized_keys)
+    no_keys = tmp_path / "no_keys"
+    no_keys.write_text("# nobody yet\nnot a key\n")
+    no_keys = str(no_keys)
+    private_key = tmp_path / "id_ecdsa"
+    private_key.write_bytes(secret.toString("OPENSSH"))
+    private_key = str(private_key)
+
     used = tmp_path / "used"  # a data dir whose master ran on its SQLite database
     used.mkdir()
     (used / "papertrader.db").write_bytes(b"")
@@ -313,6 +326,18 @@ def usage_cases(tmp_path):
          "sections.ini: line 3: a second [papertrader] section: put its settings in the first one"),
         (["papertrader-cluster", "--data-dir", m, "--config", raw_config("noequals", "[papertrader]\nworkers\n")],
          "noequals.ini: line 2: 'workers' is not a setting: write NAME = VALUE"),
+        # An SSH console nobody could reach or log in to is a mistake, not a console that quietly never serves.
+        (["papertrader-master", "--data-dir", m, "--manhole-keys", authorized_keys],
+         "--manhole-keys needs --manhole ENDPOINT (where the SSH console listens, such as tcp:2222): without it"
+         " no console listens"),
+        (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--manhole-keys", authorized_keys],
+         "--manhole-keys needs --manhole ENDPOINT"),
+        (["papertrader-master", "--data-dir", m, "--manhole", "tcp:0", "--manhole-keys", no_keys],
+         f"--manhole-keys: {no_keys} holds no public key (one per line, as in ~/.ssh/authorized_keys: ssh-ed25519"
+         " AAAA... COMMENT): no one could log in"),
+        (["papertrader-cluster", "--data-dir", m, "--manhole", "tcp:0", "--manhole-keys", private_key],
+         f"--manhole-keys: {private_key} is a private key: give the public keys allowed in (an authorized_keys file,"
+         " or the key's .pub)"),
         (["papertrader-master", "--data-dir", m, "--manhole", "tcp:2049:interface=0.0.0.0"],
          "a telnet manhole listens only on loopback"),
         (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1"], "is not a worker bundle"),
