@@ -28,6 +28,8 @@ class StartError(RuntimeError):
 
     #: Set once a service has logged it, so an enclosing service does not log it again.
     logged = False
+    #: Set when a Unix socket could not listen because another live process holds its lock file.
+    lock_held = False
 
 
 class Outcome:
@@ -136,9 +138,43 @@ def describe_failure(reason):
     return text or type(value).__name__
 
 
+def _unix_socket_failure(value):
+    """Why a Unix socket (a console's ``unix:PATH``) cannot listen, in the operator's words, or None.
+
+    Twisted says "Cannot acquire lock" with the path as bytes when a live process holds PATH.lock, and lets the
+    os.symlink making that lock file fail with its own arguments ('PID' -> b'PATH.lock')."""
+    if isinstance(value, error.CannotListenError) and isinstance(value.port, (bytes, str)):
+        path = os.fsdecode(value.port)
+        cause = value.socketError
+        if cause == "Cannot acquire lock":
+            try:
+                holder = f" (pid {int(os.readlink(path + '.lock'))})"
+            except (OSError, ValueError):
+                holder = ""
+            return (f"cannot listen on {path}: another process{holder} listens on it (its lock file {path}.lock):"
+                    " stop it, or give another path")
+        if isinstance(cause, OSError) and cause.errno is not None:
+            cause = os.strerror(cause.errno)
+        return f"cannot listen on {path}: {cause}"
+    if isinstance(value, OSError) and value.filename2 is not None:
+        lock = os.fsdecode(value.filename2)
+        if lock.endswith(".lock"):
+            path = lock[:-len(".lock")]
+            directory = os.path.dirname(path) or "."
+            if value.errno == errno.ENOENT and not os.path.isdir(directory):
+                return f"cannot listen on {path}: its directory {directory} does not exist"
+            return f"cannot listen on {path}: cannot make its lock file {lock}: {os.strerror(value.errno)}"
+    return None
+
+
 def listen_failure(what, reason):
     """A StartError for a listener that could not listen, saying where and why in one line."""
     value = reason.value if isinstance(reason, failure.Failure) else reason
+    unix = _unix_socket_failure(value)
+    if unix is not None:
+        failed = StartError(unix)
+        failed.lock_held = isinstance(value, error.CannotListenError) and value.socketError == "Cannot acquire lock"
+        return failed
     if isinstance(value, error.CannotListenError):
         where = f"port {value.port}" if isinstance(value.port, int) else str(value.port)
         if value.interface:

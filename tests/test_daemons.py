@@ -565,6 +565,32 @@ async def test_a_master_whose_console_port_is_taken_exits_non_zero_with_one_line
     assert_failed_start(ended, master.output, f"cannot listen on 127.0.0.1 port {port}: Address already in use")
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_master_whose_console_socket_is_held_or_has_no_directory_says_so_in_one_line(tmp_path):
+    """A unix: console's socket held by another live process, or in a directory that does not exist: one line with
+    the path and what is wrong (it said "cannot listen on b'PATH': Cannot acquire lock", or showed an os.symlink's
+    arguments)."""
+    from twisted.internet.protocol import Factory
+
+    data_dir = master_dir(tmp_path)
+    held = str(tmp_path / "console.sock")
+    other = reactor.listenUNIX(held, Factory(), wantPID=True)  # this test's process holds it, as a master would
+    try:
+        master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0),
+                        "--manhole", f"unix:{held}")
+        ended = await master.ended
+    finally:
+        await other.stopListening()
+    assert_failed_start(ended, master.output, f"cannot listen on {held}: another process (pid {os.getpid()}) listens"
+                                              f" on it (its lock file {held}.lock): stop it, or give another path")
+    nowhere = str(tmp_path / "no-such-dir" / "console.sock")
+    master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0),
+                    "--manhole", f"unix:{nowhere}")
+    ended = await master.ended
+    assert_failed_start(ended, master.output, f"cannot listen on {nowhere}: its directory {tmp_path / 'no-such-dir'}"
+                                              " does not exist")
+
+
 def python(script, cwd, ctrl_c=True):
     """``script`` run by Python as a process of its own (``ctrl_c``: with SIGINT's default, as in a terminal)."""
     reset = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if ctrl_c else None

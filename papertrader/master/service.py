@@ -208,7 +208,7 @@ class Master(StagedService):
         try:
             yield self.admin.whenListening()
         except StartError as e:
-            if "Cannot acquire lock" in str(e):
+            if e.lock_held:
                 raise StartError(f"another master is already running with the data dir {self.data_dir}")
             raise
         # 2. The database: one master per database (PostgreSQL: an advisory lock).  Noted first: papertrader-admin
