@@ -819,6 +819,10 @@ def run(reactor, args, out=None, note=None, stdin=None):
         parse_allowed(allowed)  # refuse a bad --allow-ip before making anything
         bundle = os.path.abspath(args.out or files.worker_dir(data_dir, args.name))
         made = not os.path.exists(bundle)
+        if not made and not files.may_hold_bundle(bundle):
+            raise InvalidInput(f"--out {bundle} holds other files and is not a worker bundle: give a directory that"
+                               f" does not exist yet (the bundle is made there, such as"
+                               f" {os.path.join(bundle, args.name)}), or this worker's bundle to make it again")
         if args.replace and not made:
             raise InvalidInput(f"--replace makes a new key in a new bundle, and {bundle} exists (a bundle there holds"
                                " the old key): give --out a new directory, or remove that one first")

@@ -163,6 +163,37 @@ def test_registering_a_worker_again_never_replaces_its_key_unawares(master_dir, 
     assert keyring(master_dir) == []
 
 
+def test_a_bundle_is_never_written_into_a_directory_that_holds_other_things(master_dir, tmp_path):
+    """--out a directory that holds other files (a home, /tmp, the master's own data dir) is refused, nothing
+    written into it and nothing registered: the bundle's files (its secret key among them) were mixed into it, and
+    the master's data dir gave 'unexpected error (SameFileError ...)'."""
+    crowded = tmp_path / "bundles"
+    crowded.mkdir()
+    (crowded / "notes.txt").write_text("mine\n")
+    for out_dir in (str(crowded), master_dir):
+        before = sorted(os.listdir(out_dir))
+        status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--out", out_dir)
+        assert status == 1 and out == "", err
+        assert one_line(err) == (f"papertrader-admin: --out {out_dir} holds other files and is not a worker bundle:"
+                                 " give a directory that does not exist yet (the bundle is made there, such as"
+                                 f" {os.path.join(out_dir, 'eu-1')}), or this worker's bundle to make it again")
+        assert sorted(os.listdir(out_dir)) == before
+        status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--out", out_dir, "--json")
+        assert status == 1 and json.loads(out)["error"] == "invalid_input"
+    status, out, _ = admin("--json", "--data-dir", master_dir, "workers")
+    assert json.loads(out) == [] and keyring(master_dir) == []
+    # An empty directory (made beforehand) and a bundle copied back (with the worker's logs) are fine.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, out, err = admin("--json", "--data-dir", master_dir, "register-worker", "eu-1", "--out", str(empty))
+    assert status == 0, err
+    first = json.loads(out)["fingerprint"]
+    (empty / "logs").mkdir()
+    (empty / "logs" / "worker.log").write_text("a line\n")
+    status, out, err = admin("--json", "--data-dir", master_dir, "register-worker", "eu-1", "--out", str(empty))
+    assert status == 0 and json.loads(out)["fingerprint"] == first, err
+
+
 def keyring(master_dir):
     """The fingerprints of the public keys in the master's keyring."""
     from papertrader import gpgkeys

@@ -148,6 +148,17 @@ def worker_dir(data_dir, name):
     return os.path.join(data_dir, "workers", name)
 
 
+def may_hold_bundle(path):
+    """Whether a worker bundle may be written in ``path``: an empty directory, or a bundle already (its data dir
+    copied back, with its logs), never a directory holding other things (a home, /tmp, a master's data dir)."""
+    if not os.path.isdir(path):
+        return False
+    entries = os.listdir(path)
+    if not entries:
+        return True
+    return os.path.isfile(os.path.join(path, WORKER_CERT)) and os.path.isdir(os.path.join(path, "gnupg"))
+
+
 def make_worker_bundle(master_dir, name, hostnames, out_dir):
     """Create (or reuse) worker ``name``'s data dir: CA, TLS certificate, GPG key.
 
