@@ -817,6 +817,11 @@ def run(reactor, args, out=None, note=None, stdin=None):
     if args.command == "register-worker":
         allowed = ",".join(args.allow_ip) or None
         parse_allowed(allowed)  # refuse a bad --allow-ip before making anything
+        for host in args.host:
+            try:
+                tls.check_hostname(host, port_from="the worker's --port sets it")
+            except ValueError as e:
+                raise InvalidInput(str(e))
         bundle = os.path.abspath(args.out or files.worker_dir(data_dir, args.name))
         made = not os.path.exists(bundle)
         if not made and not files.may_hold_bundle(bundle):

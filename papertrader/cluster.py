@@ -65,6 +65,11 @@ class Options(SettingsOptions):
             if self[key] is not None and not 0 <= self[key] <= 65535:
                 raise usage.UsageError(f"--{key} {self[key]}: a port number is from 0 to 65535")
         check_database_url(self["database"])
+        if self["host"] is not None:
+            try:
+                tls.check_hostname(self["host"], port_from="--master-port and --worker-port set them")
+            except ValueError as e:
+                raise usage.UsageError(str(e))
 
 
 def _one_address(interface):

@@ -8,6 +8,7 @@ the peer's host name with service-identity (through Twisted's TLS options).
 import datetime
 import ipaddress
 import os
+import re
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -161,6 +162,29 @@ def hostnames_of(cert):
     except x509.ExtensionNotFound:
         return []
     return san.get_values_for_type(x509.DNSName) + [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def check_hostname(host, option="--host", port_from="--port sets it"):
+    """``host`` if it is an IP address or a DNS name a certificate can be valid for, else ValueError saying so
+    (``option``: how the operator gave it; ``port_from``: what sets the port, for a name given with one)."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if host and len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        return host
+    head = f"{option}: {host!r} is not a host name or IP address: "
+    if "://" in host:
+        raise ValueError(head + f"give the name alone, without '{host.split('://', 1)[0]}://'")
+    name, colon, port = host.rpartition(":")
+    if colon and name and ":" not in name and port.isdigit():
+        raise ValueError(head + f"give the name alone, without the port ({port_from})")
+    raise ValueError(head + "letters, digits, '-' and '_' in labels of at most 63 separated by dots (such as"
+                     " eu1.example.com), or an address (203.0.113.7, 2001:db8::7)")
 
 
 def default_hostnames(extra=()):

@@ -194,6 +194,28 @@ def test_a_bundle_is_never_written_into_a_directory_that_holds_other_things(mast
     assert status == 0 and json.loads(out)["fingerprint"] == first, err
 
 
+@pytest.mark.parametrize("host, hint", [
+    ("eu1.example.com:2050", "give the name alone, without the port (the worker's --port sets it)"),
+    ("https://eu1.example.com", "give the name alone, without 'https://'"),
+    ("eu1 example.com", "letters, digits, '-' and '_' in labels of at most 63 separated by dots"),
+    ("", "letters, digits, '-' and '_' in labels"),
+])
+def test_a_host_that_is_no_host_name_is_refused_before_a_bundle_is_made(master_dir, tmp_path, host, hint):
+    """It went into the worker's certificate (kept there by every later registration) and into the printed
+    command ('--public-host eu1.example.com:2050'), and clients could never reach the worker by it."""
+    bundle = tmp_path / "eu-1"
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--host", host, "--out", str(bundle))
+    assert status == 1 and out == "", err
+    assert one_line(err).startswith(f"papertrader-admin: --host: {host!r} is not a host name or IP address: "), err
+    assert hint in err
+    assert not bundle.exists()
+    status, out, _ = admin("--json", "--data-dir", master_dir, "workers")
+    assert json.loads(out) == []
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-1", "--host", "2001:db8::7", "--host",
+                             "eu1.example.com", "--host", "203.0.113.7", "--out", str(bundle))
+    assert status == 0, err
+
+
 def keyring(master_dir):
     """The fingerprints of the public keys in the master's keyring."""
     from papertrader import gpgkeys

@@ -326,6 +326,16 @@ def usage_cases(tmp_path):
          "sections.ini: line 3: a second [papertrader] section: put its settings in the first one"),
         (["papertrader-cluster", "--data-dir", m, "--config", raw_config("noequals", "[papertrader]\nworkers\n")],
          "noequals.ini: line 2: 'workers' is not a setting: write NAME = VALUE"),
+        # A --host or --public-host that is no host name would go into a certificate nobody can match, for good.
+        (["papertrader-master", "--data-dir", m, "--host", "master.example.com:2048"],
+         "--host: 'master.example.com:2048' is not a host name or IP address: give the name alone, without the port"
+         " (--port sets it)"),
+        (["papertrader-cluster", "--data-dir", m, "--host", "https://lab.example.com"],
+         "--host: 'https://lab.example.com' is not a host name or IP address: give the name alone, without"
+         " 'https://'"),
+        (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--public-host", "eu 1.example.com"],
+         "--public-host: 'eu 1.example.com' is not a host name or IP address: letters, digits, '-' and '_' in"
+         " labels of at most 63 separated by dots (such as eu1.example.com), or an address (203.0.113.7, 2001:db8::7)"),
         # An SSH console nobody could reach or log in to is a mistake, not a console that quietly never serves.
         (["papertrader-master", "--data-dir", m, "--manhole-keys", authorized_keys],
          "--manhole-keys needs --manhole ENDPOINT (where the SSH console listens, such as tcp:2222): without it"

@@ -440,3 +440,8 @@ async def test_the_consoles_register_worker_takes_a_list_of_addresses_and_leaves
     assert not os.path.exists(bundle)
     replaced = await ns["register_worker"]("edge-1", replace=True)
     assert "worker edge-1 registered" in replaced and os.path.exists(bundle)
+    # A host with its port is no host name: refused before a bundle is made (its certificate would keep it).
+    refused = await ns["register_worker"]("edge-2", host="edge2.example.com:2050")
+    assert refused == ("refused: host: 'edge2.example.com:2050' is not a host name or IP address: give the name"
+                       " alone, without the port (the worker's --port sets it)"), refused
+    assert not os.path.exists(files.worker_dir(d.master.data_dir, "edge-2"))

@@ -10,7 +10,7 @@ import shutil
 
 from twisted.internet import defer
 
-from papertrader import times
+from papertrader import times, tls
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.manhole import Record, Table, Text, help_text
 from papertrader.master import files
@@ -94,6 +94,11 @@ def namespace(master):
         if isinstance(allowed_ips, (list, tuple, set)):  # ["10.0.0.7", "10.1.0.0/16"], as "10.0.0.7,10.1.0.0/16"
             allowed_ips = ",".join(str(a) for a in allowed_ips)
         parse_allowed(allowed_ips)  # (before a bundle is made)
+        if host is not None:
+            try:
+                tls.check_hostname(host, "host", port_from="the worker's --port sets it")
+            except ValueError as e:
+                raise InvalidInput(str(e))
         out = files.worker_dir(master.data_dir, name)
         made = not os.path.exists(out)
         if replace and not made:

@@ -11,7 +11,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python import usage
 
-from papertrader import commands, gpgkeys, pools, times
+from papertrader import commands, gpgkeys, pools, times, tls
 from papertrader.guard import Limits, guarded
 from papertrader.options import USAGE_MISTAKES, usage_message
 from papertrader.services import (ListeningService, StagedService, StartError, describe_failure, port_endpoint,
@@ -68,6 +68,11 @@ class Options(SettingsOptions):
     def postOptions(self):
         super().postOptions()
         check_database_url(self["database"])
+        if self["host"] is not None:
+            try:
+                tls.check_hostname(self["host"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
 
 
 def check_database_url(url):

@@ -55,6 +55,10 @@ class Options(SettingsOptions):
         if not self["name"]:
             raise usage.UsageError("--name is required")
         try:
+            tls.check_hostname(self["public-host"], "--public-host")
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+        try:
             self["master"] = tls.parse_hostport(self["master"], 2048)
         except ValueError as e:
             raise usage.UsageError(f"--master: {e}")
