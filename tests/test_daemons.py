@@ -15,6 +15,7 @@ import pytest_twisted
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.conch.ssh import keys
 from twisted.internet import reactor
+from twisted.protocols import amp
 
 from papertrader import tls
 from papertrader.master import files
@@ -515,6 +516,43 @@ async def test_a_worker_that_cannot_reach_its_master_logs_the_address_and_the_re
     retries = [line for line in seen if "Scheduling retry" in line]
     assert retries and all(f"the master at 127.0.0.1:{closed}" in line for line in retries), retries
     assert not any("object at 0x" in line for line in retries), retries
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_whose_master_certificate_does_not_fit_says_what_to_do(tmp_path, settings):
+    """--master by an address the master's certificate does not name, or a master of another CA: the worker's log
+    said "VerificationError(errors=[IPAddressMismatch(mismatched_id=IPAddress_ID(ip=IPv4Address('127.0.0.2')))])"
+    or OpenSSL's tuple, and nothing about --master, --host or the bundle."""
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory
+
+    from papertrader.worker.service import Worker
+
+    data_dir = master_dir(tmp_path)
+    bundle = str(tmp_path / "w1")
+    files.make_worker_bundle(data_dir, "w1", (), bundle)
+    other_ca = master_dir(tmp_path, "another-deployment")
+    cases = [(data_dir, "127.0.0.2", "has a certificate that is not valid for '127.0.0.2': give --master the name or"
+                                     " address the master was started with as --host (localhost on its own"
+                                     " machine), or restart the master with --host 127.0.0.2"),
+             (other_ca, "127.0.0.1", "has a certificate that this bundle's CA (ca.pem) did not sign, or one that"
+                                     " expired: the bundle is of another deployment, or the master has a new CA:"
+                                     " register the worker again on the master and copy its new bundle here")]
+    for master_data, host, said in cases:
+        port = await serverFromString(reactor, tls.listen_description(
+            0, host, os.path.join(master_data, files.MASTER_CERT))).listen(Factory.forProtocol(amp.AMP))
+        number = port.getHost().port
+        worker = Worker(bundle, "w1", (host, number), settings, reactor,
+                        listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
+        failed = wait_for_log(worker.logs, "handshake with the master")
+        worker.startService()
+        try:
+            entry = await failed
+        finally:
+            await worker.stopService()
+            await port.stopListening()
+        assert entry.message == f"handshake with the master at {host}:{number} failed: the master {said}", \
+            entry.message
 
 
 # --- item 17: a worker killed with SIGKILL leaves no gpg-agent behind ----------

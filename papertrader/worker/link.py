@@ -156,6 +156,23 @@ def _drop(proto):
         proto.transport.loseConnection()
 
 
+def handshake_failure(e, host):
+    """Why a TLS handshake with the master failed, saying what to do when it is its certificate (the exceptions'
+    own text is a repr of service_identity's mismatch or OpenSSL's error tuple)."""
+    import service_identity
+    from OpenSSL import SSL
+
+    if isinstance(e, (service_identity.VerificationError, service_identity.CertificateError)):
+        return (f"the master has a certificate that is not valid for {host!r}: give --master the name or address the"
+                f" master was started with as --host (localhost on its own machine), or restart the master with"
+                f" --host {host}")
+    if isinstance(e, SSL.Error) and "certificate verify failed" in str(e):
+        return ("the master has a certificate that this bundle's CA (ca.pem) did not sign, or one that expired: the"
+                " bundle is of another deployment, or the master has a new CA: register the worker again on the"
+                " master and copy its new bundle here")
+    return str(e) or type(e).__name__
+
+
 class MasterLink(ClientService):
     """Keeps one proven connection to the master.
 
@@ -243,7 +260,7 @@ class MasterLink(ClientService):
             return
         except Exception as e:
             worker.log.error("handshake with the master at {address} failed: {error}", address=self.address,
-                             error=str(e) or type(e).__name__)
+                             error=handshake_failure(e, worker.master_address[0]))
             _drop(proto)
             return
         if proto.gone or not self.running:
