@@ -555,6 +555,46 @@ async def test_a_worker_whose_master_certificate_does_not_fit_says_what_to_do(tm
             entry.message
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_worker_given_a_port_that_is_not_the_masters_says_so(tmp_path, settings):
+    """--master on the master's console port (2049 for 2048) or on a worker's client port: the worker's log said
+    "[('SSL routines', '', 'wrong version number')]" or "the master refused this worker: unknown command
+    'WorkerHello'" every few seconds."""
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory, Protocol
+
+    from papertrader.wire import TypedAMP
+    from papertrader.worker.service import Worker
+
+    class Console(Protocol):  # speaks first and in clear text, as the telnet console does
+        def connectionMade(self):
+            self.transport.write(b"\xff\xfb\x01\xff\xfb\x03Username: ")
+
+    data_dir = master_dir(tmp_path)
+    bundle = str(tmp_path / "w1")
+    files.make_worker_bundle(data_dir, "w1", (), bundle)
+    console = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(Factory.forProtocol(Console))
+    other_worker = await serverFromString(reactor, tls.listen_description(
+        0, "127.0.0.1", os.path.join(data_dir, files.MASTER_CERT))).listen(Factory.forProtocol(TypedAMP))
+    for port, said in [(console, "does not speak TLS: it is not the master's port (another service, such as its"
+                                 " console?): give --master the port the master listens on (its DATA_DIR/master.port)"),
+                       (other_worker, "is not the master: it does not know a worker's first command (a worker's"
+                                      " port?): give --master the port the master listens on (its"
+                                      " DATA_DIR/master.port)")]:
+        number = port.getHost().port
+        worker = Worker(bundle, "w1", ("127.0.0.1", number), settings, reactor,
+                        listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
+        failed = wait_for_log(worker.logs, "127.0.0.1:%d" % number)
+        worker.startService()
+        try:
+            entry = await failed
+        finally:
+            await worker.stopService()
+            await port.stopListening()
+        assert entry.message.startswith(f"handshake with the master at 127.0.0.1:{number} failed: 127.0.0.1:{number}"
+                                        f" {said}"), entry.message
+
+
 # --- item 17: a worker killed with SIGKILL leaves no gpg-agent behind ----------
 
 def agents_of(home):

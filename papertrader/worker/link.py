@@ -156,7 +156,14 @@ def _drop(proto):
         proto.transport.loseConnection()
 
 
-def handshake_failure(e, host):
+#: What OpenSSL says of a peer whose first bytes are not TLS.
+NOT_TLS = ("wrong version number", "unknown protocol", "http request", "packet length too long",
+           "record layer failure")
+#: What to do about a --master that is not the master's port.
+WHICH_PORT = "give --master the port the master listens on (its DATA_DIR/master.port)"
+
+
+def handshake_failure(e, host, address):
     """Why a TLS handshake with the master failed, saying what to do when it is its certificate (the exceptions'
     own text is a repr of service_identity's mismatch or OpenSSL's error tuple)."""
     import service_identity
@@ -170,6 +177,9 @@ def handshake_failure(e, host):
         return ("the master has a certificate that this bundle's CA (ca.pem) did not sign, or one that expired: the"
                 " bundle is of another deployment, or the master has a new CA: register the worker again on the"
                 " master and copy its new bundle here")
+    if isinstance(e, SSL.Error) and any(sign in str(e) for sign in NOT_TLS):
+        return (f"{address} does not speak TLS: it is not the master's port (another service, such as its console?):"
+                f" {WHICH_PORT}")
     return str(e) or type(e).__name__
 
 
@@ -254,13 +264,18 @@ class MasterLink(ClientService):
             # Refused (not registered, kicked, revoked...): wait longer each time before trying again.
             self.refusals += 1
             delay = min(60, 2 ** self.refusals)
-            worker.log.error("the master refused this worker: {error} (master at {address}; trying again in"
-                             " {delay} s)", address=self.address, error=e.message, delay=delay)
+            if e.code == "unknown_command":  # a PaperTrader server, not the master: a worker's port, say
+                worker.log.error("handshake with the master at {address} failed: {address} is not the master: it"
+                                 " does not know a worker's first command (a worker's port?): {what} (trying again"
+                                 " in {delay} s)", address=self.address, what=WHICH_PORT, delay=delay)
+            else:
+                worker.log.error("the master refused this worker: {error} (master at {address}; trying again in"
+                                 " {delay} s)", address=self.address, error=e.message, delay=delay)
             self._hold = self.clock.callLater(delay, _drop, proto)
             return
         except Exception as e:
             worker.log.error("handshake with the master at {address} failed: {error}", address=self.address,
-                             error=handshake_failure(e, worker.master_address[0]))
+                             error=handshake_failure(e, worker.master_address[0], self.address))
             _drop(proto)
             return
         if proto.gone or not self.running:
