@@ -150,6 +150,16 @@ def issued_by(cert, ca):
     return True
 
 
+def worker_name_of(path):
+    """The worker a bundle's certificate (PEM file) was made for (its common name, 'PaperTrader worker NAME'), or
+    None if it does not say."""
+    names = read_certificate(path).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    prefix = "PaperTrader worker "
+    if names and isinstance(names[0].value, str) and names[0].value.startswith(prefix):
+        return names[0].value[len(prefix):]
+    return None
+
+
 def certificate_hostnames(path):
     """The DNS names and IP addresses a PEM certificate file is valid for."""
     return hostnames_of(read_certificate(path))

@@ -285,6 +285,9 @@ def usage_cases(tmp_path):
     private_key.write_bytes(secret.toString("OPENSSH"))
     private_key = str(private_key)
 
+    eu1 = str(tmp_path / "eu-1")  # worker eu-1's bundle (made by another master: "m" must stay unmade)
+    files.make_worker_bundle(master_dir(tmp_path, "other-master"), "eu-1", (), eu1)
+
     used = tmp_path / "used"  # a data dir whose master ran on its SQLite database
     used.mkdir()
     (used / "papertrader.db").write_bytes(b"")
@@ -337,6 +340,10 @@ def usage_cases(tmp_path):
         (["papertrader-worker", "--data-dir", str(not_a_bundle), "--name", "w1", "--public-host", "eu 1.example.com"],
          "--public-host: 'eu 1.example.com' is not a host name or IP address: letters, digits, '-' and '_' in"
          " labels of at most 63 separated by dots (such as eu1.example.com), or an address (203.0.113.7, 2001:db8::7)"),
+        # A bundle started under another worker's name would be refused by the master at each attempt, forever.
+        (["papertrader-worker", "--data-dir", eu1, "--name", "eu-2"],
+         f"--name eu-2: {eu1} is the bundle of worker eu-1 (its certificate says so): start it with --name eu-1, or"
+         " give --data-dir the bundle of eu-2"),
         # An SSH console nobody could reach or log in to is a mistake, not a console that quietly never serves.
         (["papertrader-master", "--data-dir", m, "--manhole-keys", authorized_keys],
          "--manhole-keys needs --manhole ENDPOINT (where the SSH console listens, such as tcp:2222): without it"

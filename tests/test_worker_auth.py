@@ -57,7 +57,7 @@ async def test_worker_with_forged_signature_is_refused(deployment, tmp_path):
     armor = files.make_worker_bundle(d.data_dir, "mallory", (), real)
     fingerprint = await d.master.workers.register("mallory", armor)
     impostor = str(tmp_path / "impostor")
-    files.make_worker_bundle(d.data_dir, "impostor", (), impostor)
+    files.make_worker_bundle(d.data_dir, "mallory", (), impostor)  # (its certificate names mallory too)
     refused = wait_for_log(d.master.logs, "refused worker 'mallory'")
     worker = start_worker(d, "mallory", impostor)
     try:

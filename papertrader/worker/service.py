@@ -90,6 +90,10 @@ class Worker(StagedService):
                 raise usage.UsageError(
                     f"{path} is missing: {data_dir} is not a worker bundle. Create one on the master with"
                     f" 'papertrader-admin --data-dir MASTER_DIR register-worker {name}' and copy it here.")
+        owner = tls.worker_name_of(cert_path)
+        if owner is not None and owner != name:
+            raise usage.UsageError(f"--name {name}: {data_dir} is the bundle of worker {owner} (its certificate says"
+                                   f" so): start it with --name {owner}, or give --data-dir the bundle of {name}")
         gpgkeys.check_installed()
         make_private_dir(data_dir)
         self.logs = LogSystem(f"worker {name}", settings.log_memory_size,
