@@ -683,12 +683,19 @@ def backup(args, data_dir):
         raise UsePgDump(pg_dump_hint(db, "backup"))
     to = os.path.abspath(args.to) if args.to else None
     try:
-        return backups.back_up(db.path, to)
+        made, version = backups.back_up(db.path, to)
     except FileExistsError:
         raise InvalidInput(f"{to or 'the backup file'} exists: a backup never overwrites a file; choose another"
                            " name (--to)")
     except OSError as e:
         raise InvalidInput(f"cannot write {to or db.path}: {e.strerror or e}")
+    logs = admin_log(data_dir)
+    try:
+        logs.logger("papertrader.admin").info("backup of the database {path} (schema version {version}) written to"
+                                              " {made}", path=db.path, version=version, made=made)
+    finally:
+        logs.close()
+    return made, version
 
 
 @defer.inlineCallbacks

@@ -172,7 +172,7 @@ async def test_restore_refuses_what_it_cannot_use_and_leaves_the_database_alone(
     with sqlite3.connect(newer) as later:
         later.execute("INSERT INTO schema_version (version, applied) VALUES (9999, 't')")
     later.close()
-    listing = sorted(os.listdir(data_dir) + ["logs"])  # where papertrader-admin logs what it does
+    listing = sorted(set(os.listdir(data_dir) + ["logs"]))  # where papertrader-admin logs what it does (a backup too)
     for file, code, message in (
             (str(text), "not_a_database", f"{text} is not a PaperTrader database (file is not a database)"),
             (foreign, "not_a_database", f"{foreign} is not a PaperTrader database (it has no schema_version table)"),
@@ -204,6 +204,11 @@ async def test_backup_never_overwrites_and_needs_a_database(tmp_path):
     assert status == 0, err
     [made] = backups_in(data_dir)
     assert out.strip().endswith(made) and os.path.basename(made).startswith("papertrader.db.v")
+    # What papertrader-admin did is in DATA_DIR/logs/admin.log, a backup too (when the last one was made, where).
+    with open(os.path.join(data_dir, "logs", "admin.log")) as f:
+        logged = f.read()
+    assert f"backup of the database {os.path.join(data_dir, 'papertrader.db')} (schema version" in logged, logged
+    assert f") written to {made}" in logged, logged
     taken = tmp_path / "taken.db"
     taken.write_text("precious\n")
     status, out, err = await admin("--json", "--data-dir", data_dir, "backup", "--to", str(taken))
