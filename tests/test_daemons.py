@@ -201,6 +201,19 @@ async def test_a_master_that_cannot_reach_postgresql_exits_non_zero_with_one_lin
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_master_that_cannot_open_its_sqlite_file_names_the_file_and_why(tmp_path):
+    """sqlite:///PATH is PATH from the root: 'sqlite:///data/pt.db' is /data/pt.db, not ./data/pt.db.  The line
+    said "cannot use the database sqlite:///data/pt.db: unable to open database file", naming no file."""
+    data_dir = master_dir(tmp_path)
+    missing = tmp_path / "no-such-dir"
+    url = f"sqlite://{missing}/pt.db"  # (three slashes, the path's own first one among them)
+    master = twistd("papertrader-master", "--data-dir", data_dir, "--port", loopback(data_dir, 0), "--database", url)
+    ended = await master.ended
+    assert_failed_start(ended, master.output, f"cannot use the database {url} (the file {missing}/pt.db): unable to"
+                                              f" open database file: its directory {missing} does not exist")
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_cluster_whose_port_is_taken_exits_non_zero_with_one_line(tmp_path):
     taken = listening_socket()
     port = taken.getsockname()[1]

@@ -228,7 +228,13 @@ class Master(StagedService):
         except UpgradeRefused as e:
             raise StartError(e.message)
         except _DATABASE_UNAVAILABLE as e:
-            raise StartError(f"cannot use the database {redact(self.db.url)}: {describe_failure(e)}")
+            why = describe_failure(e)
+            if self.db.dialect == "sqlite":  # (sqlite:///PATH is PATH from the root: name the file itself)
+                directory = os.path.dirname(self.db.path) or "."
+                if not os.path.isdir(directory):
+                    why += f": its directory {directory} does not exist"
+                raise StartError(f"cannot use the database {redact(self.db.url)} (the file {self.db.path}): {why}")
+            raise StartError(f"cannot use the database {redact(self.db.url)}: {why}")
         if upgrade.backup:
             self.log.info("database at schema version {version} backed up to {path} before migrating",
                           version=upgrade.before, path=upgrade.backup)
