@@ -261,13 +261,18 @@ def server_endpoint(reactor, listen, cert_path):
     """A TLS server endpoint: ``listen`` is a port number or a strports description.
 
     A bare port (``2048``) listens on every interface with ``cert_path`` (and a queue of BACKLOG connections);
-    a description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given; any other kind (``tcp:``,
+    a description (``ssl:2048:interface=127.0.0.1:privateKey=...``) is used as given, with ``cert_path`` when it
+    names no ``privateKey``; any other kind (``tcp:``,
     ``unix:``) is refused (ValueError): the trading protocol, passwords and all, is never served unencrypted.
     """
     listen = check_listen(listen)
+    path = _escape(cert_path)
     if listen.isdigit():
-        path = _escape(cert_path)
         listen = f"ssl:{listen}:privateKey={path}:certKey={path}:backlog={BACKLOG}"
+    elif "privateKey=" not in listen:  # (an interface chosen, say: the daemon's own key and certificate, not
+        listen += f":privateKey={path}:certKey={path}"  # Twisted's default ./server.pem)
+        if "backlog=" not in listen:
+            listen += f":backlog={BACKLOG}"
     return serverFromString(_StrictReactor(reactor), listen)
 
 

@@ -167,6 +167,27 @@ async def test_a_second_master_on_the_same_data_dir_exits_without_opening_its_po
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_ssl_port_description_without_a_key_uses_the_daemons_own_certificate(tmp_path):
+    """--port ssl:PORT:interface=ADDRESS, to choose the interface only, stopped the start with
+    "twistd papertrader-master: /current/dir/server.pem: No such file or directory" (Twisted's default key file)."""
+    from papertrader.client.connection import connect
+
+    data_dir = master_dir(tmp_path)
+    port = free_port()
+    master = twistd("papertrader-master", "--data-dir", data_dir, "--port", f"ssl:{port}:interface=127.0.0.1")
+    try:
+        await master.wait_for(f"master listening on port {port}")
+        with open(os.path.join(data_dir, "ca.pem"), "rb") as f:
+            ca_pem = f.read()
+        # A client that trusts the deployment's CA completes its handshake: the master's own certificate.
+        proto = await connect(reactor, "localhost", port, ca_pem, "the master")
+        proto.transport.loseConnection()
+    finally:
+        master.transport.signalProcess("TERM")
+        assert stopped_cleanly(await master.ended), master.output.decode()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_second_master_on_the_same_postgresql_database_exits_without_opening_its_port(tmp_path):
     schema, url = _postgres_schema()
     try:
