@@ -153,7 +153,9 @@ def parser():
     p.add_argument("--data-dir", required=True, help="the master's data dir")
     p.add_argument("--database", help="the master's database URL, if not SQLite in DIR")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (also accepted after the command)")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser,
+                           metavar="register-worker|workers|kick|allow|revoke|market|migrate|backup|restore|"
+                                   "copy-database|game|user")
 
     def command(name, help):
         c = sub.add_parser(name, help=help)
@@ -196,7 +198,7 @@ def parser():
                       help="the database to copy into: postgresql://USER@HOST/DB or sqlite:///PATH, holding no"
                            " PaperTrader tables yet")
     game = command("game", "trading games: set one up for a whole class (the master must be running)")
-    actions = game.add_subparsers(dest="game_action", required=True, parser_class=Parser)
+    actions = game.add_subparsers(dest="game_action", required=True, parser_class=Parser, metavar="create-class")
     cls = actions.add_parser("create-class", help="create a game and join every user listed in a file to it")
     cls.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout")
     cls.add_argument("name", help="the game's name (3-40 letters, digits, spaces, '_', '.', '-')")
@@ -228,7 +230,8 @@ def parser():
 
     user = command("user", "accounts: list, show, disable, enable, reset a password, delete (the master must be"
                            " running)")
-    users = user.add_subparsers(dest="user_action", required=True, parser_class=Parser)
+    users = user.add_subparsers(dest="user_action", required=True, parser_class=Parser,
+                                metavar="list|show|disable|enable|delete|reset-password")
 
     def user_command(name, help, username=True):
         c = users.add_parser(name, help=help)

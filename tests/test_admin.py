@@ -69,6 +69,18 @@ def test_a_workers_data_dir_is_told_apart_from_a_masters(master_dir, tmp_path):
     assert "is not a master's data dir (it has no ca-key.pem, master.pem)" in one_line(err), err
 
 
+@pytest.mark.parametrize("argv, choices", [
+    ([], "register-worker|workers|kick|allow|revoke|market|migrate|backup|restore|copy-database|game|user"),
+    (["game"], "create-class"),
+    (["user"], "list|show|disable|enable|delete|reset-password"),
+])
+def test_a_command_without_its_action_names_the_actions(master_dir, argv, choices):
+    """It said "the following arguments are required: user_action" (argparse's own name for it)."""
+    status, out, err = admin("--data-dir", master_dir, *argv)
+    assert status == 2 and out == ""
+    assert one_line(err).endswith(f"the following arguments are required: {choices}"), err
+
+
 def test_json_before_or_after_the_command_and_typed_errors(master_dir):
     for argv in (["--json", "--data-dir", master_dir, "workers"], ["--data-dir", master_dir, "workers", "--json"]):
         status, out, err = admin(*argv)
