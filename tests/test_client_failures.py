@@ -547,6 +547,29 @@ async def test_a_damaged_session_file_means_log_in_again(cluster):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_session_ended_elsewhere_says_how_to_log_in_again(cluster):
+    """A session that ended (logout --all on another machine, a password change, its 24 hours) is met by the
+    next command: the message says what to type, with the username the session was for."""
+    d = cluster
+    await register_and_login(d)
+    status, out, err = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="laptop")
+    assert status == 0, err
+    status, out, err = await d.cli("logout", "--all", user="laptop")
+    assert status == 0, err
+    for argv in (["portfolio"], ["buy", "AAPL", "1"], ["orders"]):
+        status, out, err = await d.cli(*argv, user="alice")
+        body = check_failure(status, out, err, "not_logged_in")
+        assert body["message"].endswith("log in again with 'papertrader login alice'"), body
+        status, out, err = await d.cli(*argv, user="alice", json=False)
+        assert status == 1 and err.endswith("log in again with 'papertrader login alice'\n"), err
+    # Logged in again as it says, the command works.
+    status, out, err = await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="alice")
+    assert status == 0, err
+    status, out, err = await d.cli("portfolio", user="alice")
+    assert status == 0, err
+
+
+@pytest_twisted.ensureDeferred
 async def test_arguments_amp_cannot_carry_are_invalid_input(cluster):
     d = cluster
     await register_and_login(d)

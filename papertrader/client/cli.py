@@ -1802,9 +1802,23 @@ class CLI:
             return self.fail(InternalError.code, f"the client failed unexpectedly ({type(e).__name__}); this is a"
                                                  " bug: please report it with the command you ran")
 
+    def saved_username(self):
+        """The username of the saved session, if one is saved and readable (else None)."""
+        try:
+            session = tokens.load(self.environ)
+        except PaperTraderError:
+            return None
+        username = session.get("username") if session else None
+        return username if isinstance(username, str) and username.isprintable() and username else None
+
     def explain(self, e):
         """The message of error ``e``, and a word of warning if the command may have been done anyway."""
         message = e.message
+        if type(e) is NotLoggedIn and "papertrader login" not in message:
+            # The saved session ended on the server (expired, logout --all, a new password): say what to type.
+            message = message.rstrip(".")
+            message += "" if message.endswith("log in again") else "; log in again"
+            message += f" with 'papertrader login {_shell_word(self.saved_username() or 'USERNAME')}'"
         if isinstance(e, UnknownPortfolio) and self.chosen_portfolio is not None:
             message += (": it is the portfolio 'papertrader portfolio use' chose, closed or renamed since; run"
                         " 'papertrader portfolio use --default' to trade your default portfolio, or 'papertrader"
