@@ -737,6 +737,28 @@ async def test_bad_option_values_are_refused_clearly_and_consistently(cluster):
         assert "traded symbols are" in body["message"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_mistyped_option_names_the_one_meant_and_the_commands_help(cluster):
+    """'--limt' is a usage error that says which option was meant and where the command's options are listed
+    (not the top-level help, which lists commands), and nothing is done."""
+    d = cluster
+    await register_and_login(d)
+    cases = [
+        (["buy", "AAPL", "10", "--limt", "180"], "did you mean --limit?", "papertrader buy --help"),
+        (["sell", "AAPL", "1", "--stop-lss", "170"], "did you mean --stop-loss?", "papertrader sell --help"),
+        (["orders", "--stauts", "open"], "did you mean --status?", "papertrader orders --help"),
+        (["game", "create", "Cup", "--start", "2024-01-02", "--end", "2024-02-01", "--cash", "100", "--prviate"],
+         "did you mean --private?", "papertrader game create --help"),
+        (["buy", "AAPL", "10", "extra"], "unrecognized arguments: extra", "papertrader buy --help"),
+    ]
+    for argv, meant, where in cases:
+        status, out, err = await d.cli(*argv, user="alice")
+        body = check_failure(status, out, err, "usage", exit_status=2)
+        assert meant in body["message"] and f"(see '{where}')" in body["message"], (argv, body)
+        assert "papertrader --help" not in body["message"], body
+    assert (await d.master.db.query("SELECT COUNT(*) FROM orders"))[0][0] == 0
+
+
 # --- 8 and 9. where --json may go; help for everything ---------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ an interrupt (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 import argparse
+import difflib
 import errno
 import getpass
 import math
@@ -515,8 +516,30 @@ def add_game_commands(command):
                         " newest)")
 
 
+def _command_parser(parser, args):
+    """The parser of the command ``args`` ran (``game create``'s, not the top level's)."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, sub.dest, None) if sub is not None else None
+        if chosen not in (sub.choices if sub is not None else {}):
+            return parser
+        parser = sub.choices[chosen]
+
+
 def parse(argv):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # What argparse would say, but from the command's own parser: its help lists the options meant, and a
+        # mistyped one (--limt) is named with the one meant.
+        command = _command_parser(parser, args)
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        known = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+        typed = [e.split("=", 1)[0] for e in extras if e.startswith("--")]
+        meant = [m for t in typed for m in difflib.get_close_matches(t, known, n=1, cutoff=0.75)]
+        if meant:
+            message += f"; did you mean {meant[0]}?"
+        command.error(message)
     for key, value in GLOBAL_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, value)
