@@ -759,6 +759,30 @@ async def test_a_mistyped_option_names_the_one_meant_and_the_commands_help(clust
     assert (await d.master.db.query("SELECT COUNT(*) FROM orders"))[0][0] == 0
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_price_written_with_a_dollar_sign_or_thousands_commas_says_how_to_write_it(cluster):
+    """$180.50 or 1,000 (as the README writes amounts) is refused, nothing made, and the message shows the number
+    to type; a comma that is not a thousands separator (180,50) is not guessed at."""
+    d = cluster
+    await register_and_login(d)
+    cases = [
+        (["buy", "AAPL", "10", "--limit", "$180.50"], "limit price '$180.50'", "write it as 180.50"),
+        (["buy", "AAPL", "1,000"], "quantity '1,000'", "write it as 1000"),
+        (["buy", "AAPL", "--notional", "$1,000"], "notional '$1,000'", "write it as 1000"),
+        (["sell", "AAPL", "1", "--stop", "$ 1,234.5"], "stop price '$ 1,234.5'", "write it as 1234.5"),
+        (["portfolio", "create", "swing", "--cash", "$25,000.00"], "cash '$25,000.00'", "write it as 25000.00"),
+    ]
+    for argv, what, advice in cases:
+        status, out, err = await d.cli(*argv, user="alice")
+        body = check_failure(status, out, err, "invalid_input")
+        assert body["message"] == f"{what} is not a plain positive number (digits and one point): {advice}", body
+    for argv in (["buy", "AAPL", "10", "--limit", "180,50"], ["buy", "AAPL", "1,00"], ["buy", "AAPL", "$-5"]):
+        status, out, err = await d.cli(*argv, user="alice")
+        body = check_failure(status, out, err, "invalid_input")
+        assert body["message"].endswith("is not a plain positive number (digits and one point)"), body
+    assert (await d.master.db.query("SELECT COUNT(*) FROM orders"))[0][0] == 0
+
+
 # --- 8 and 9. where --json may go; help for everything ---------------------------------------------------------
 
 

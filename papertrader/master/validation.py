@@ -118,6 +118,9 @@ def side(value):
 #: A decimal number as a client may write it: ASCII digits, at most one point, no sign, no exponent (its size
 #: and decimals are then checked by name).
 PLAIN_NUMBER_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+#: An amount as people write one ($180.50, 1,000, $25,000.00): a dollar sign and commas between thousands only, so
+#: that a refusal can show the number to type (a comma anywhere else, 180,50, is not guessed at).
+WRITTEN_AMOUNT_RE = re.compile(r"\$? *([0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?)")
 
 
 def _plain(name, value):
@@ -125,7 +128,9 @@ def _plain(name, value):
     text = "" if value is None else str(value).strip()
     if not PLAIN_NUMBER_RE.fullmatch(text):
         shown = text if len(text) <= 24 else text[:24] + "..."
-        raise InvalidInput(f"{name} {shown!r} is not a plain positive number (digits and one point)")
+        written = WRITTEN_AMOUNT_RE.fullmatch(text)
+        advice = f": write it as {written.group(1).replace(',', '')}" if written else ""
+        raise InvalidInput(f"{name} {shown!r} is not a plain positive number (digits and one point){advice}")
     return text, Decimal(text)
 
 
