@@ -68,6 +68,18 @@ async def test_close_sells_a_whole_position_its_stop_loss_canceled_first_if_aske
     stop = j((await d.cli("sell", "AAPL", "4", "--stop", below, "--tif", "gtc", user="alice"))[1])
     status, out, _ = await d.cli("close", "AAPL", user="alice")
     assert status == 1 and j(out)["error"] == "insufficient_position"  # the stop-loss holds the shares
+    # The refusal says what to do (not that short selling is not allowed: a close never sells short).
+    status, out, err = await d.cli("close", "AAPL", user="alice", json=False)
+    assert status == 1 and err == ("papertrader: cannot close AAPL: 4 shares are held for your open sell orders;"
+                                   " cancel them first, or close with 'papertrader close AAPL --cancel-orders'\n"), err
+    status, out, err = await d.cli("close", "--all", user="alice", json=False)
+    assert status == 0 and out.endswith("AAPL: not closed: 4 shares are held for your open sell orders; cancel them"
+                                        " first, or close with 'papertrader close --all --cancel-orders'\n"), out
+    status, out, err = await d.cli("close", "aapl", "--portfolio", "default", user="alice", json=False)
+    assert status == 1 and err.endswith("close with 'papertrader close AAPL --cancel-orders --portfolio default'\n"), err
+    await d.tick()  # (the close --all sold MSFT: bought back, to go on as before)
+    assert (await d.cli("buy", "MSFT", "2", user="alice"))[0] == 0
+    await d.tick()
     status, out, err = await d.cli("close", "AAPL", "--cancel-orders", user="alice", json=False)
     assert status == 0, err
     assert re.fullmatch(r"1 open order of AAPL canceled, then order [0-9]+: sell 4 AAPL at the market \(new\)\.\n",

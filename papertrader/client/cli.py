@@ -21,6 +21,7 @@ import getpass
 import math
 import os
 import platform
+import re
 import shlex
 import signal
 import sys
@@ -50,6 +51,7 @@ from papertrader.client.errors import (
 from papertrader.client.interrupts import Interrupted, Interrupts, NoInterrupts
 from papertrader.client.interrupts import status as signal_status
 from papertrader.errors import (
+    InsufficientPosition,
     InvalidInput,
     MasterUnavailable,
     NotLoggedIn,
@@ -578,6 +580,25 @@ def describe_event(event, zone=timezone.utc):
     if order.get("reason") and event["event"] in ("canceled", "expired", "rejected"):
         text += f" ({order['reason']})"
     return f"{output.shown(event, zone)['time']}  {text}"
+
+
+#: What a close's sale (or cover) refused for the open orders holding the position's shares says of them.
+HELD_BY_ORDERS_RE = re.compile(r"\(([0-9.]+) are (held for your open sell orders|covered by your open buys)")
+
+
+def close_refusal(message, args):
+    """A close refused because open orders hold the position's shares (a stop-loss, a take-profit): which, and what
+    to do (a close never sells short, whatever the sale's refusal says); any other refusal as it is."""
+    held = HELD_BY_ORDERS_RE.search(message) if not args.cancel_orders else None
+    if held is None:
+        return message
+    count = held.group(1)
+    what = f"{count} {'share is' if count == '1' else 'shares are'} {held.group(2)}"
+    command = "papertrader close --all --cancel-orders" if args.all else \
+        f"papertrader close {_shell_word(args.symbol.upper())} --cancel-orders"
+    if args.portfolio is not None:
+        command += f" --portfolio {_shell_word(args.portfolio)}"
+    return f"{what}; cancel them first, or close with '{command}'"
 
 
 def order_rows(orders):
@@ -1371,11 +1392,17 @@ class CLI:
             if answer.get("canceled"):
                 text = f"{counted(answer['canceled'], 'open order')} canceled first.\n" + text
             if failures:
-                text += "\n" + "\n".join(f"{f['symbol']}: not closed: {f['message']}" for f in failures)
+                text += "\n" + "\n".join(f"{f['symbol']}: not closed: {close_refusal(f['message'], a)}"
+                                          for f in failures)
             self.emit(answer, text)
             return
-        order = yield self.call(commands.ClosePosition, token=token, symbol=a.symbol, client_order_id=uuid.uuid4().hex,
-                                cancel_orders=a.cancel_orders, **self.in_portfolio())
+        try:
+            order = yield self.call(commands.ClosePosition, token=token, symbol=a.symbol,
+                                    client_order_id=uuid.uuid4().hex, cancel_orders=a.cancel_orders,
+                                    **self.in_portfolio())
+        except InsufficientPosition as e:
+            said = close_refusal(e.message, a)
+            raise e if said == e.message else InsufficientPosition(f"cannot close {a.symbol.upper()}: {said}")
         canceled = order.pop("canceled_orders", None) or 0
         plain = output.plain(order)
         self.emit(dict(order, canceled_orders=canceled),
