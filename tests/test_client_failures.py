@@ -175,6 +175,24 @@ async def test_ctrl_c_at_a_password_prompt_stops_at_once(cluster):
                                                                  "message": "interrupted (SIGINT)"}
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["register", "al", "al@example.com"], "username must be 3-24 characters"),
+    (["register", "alice smith", "alice@example.com"], "username must be 3-24 characters"),
+    (["register", "alice", "alice.example.com"], "email address is not valid"),
+])
+@pytest_twisted.ensureDeferred
+async def test_register_refuses_a_malformed_username_or_email_before_asking_for_a_password(cluster, argv, said):
+    """At a real terminal, a username or email that can never be accepted is said at once: not after the
+    password was typed twice."""
+    d = cluster
+    proc = spawn_cli(d, "--json", *argv, pty=True)
+    assert await ended(proc) == 1
+    assert b"Password" not in proc.output and b"Traceback" not in proc.output, proc.output
+    body = j(next(line for line in proc.output.splitlines() if line.startswith(b"{")))
+    assert body["error"] == "invalid_input" and said in body["message"], body
+    assert (await d.master.db.query("SELECT COUNT(*) FROM accounts"))[0][0] == 0
+
+
 async def portfolio_state(d, name):
     """(generation, open orders) of alice's portfolio ``name``."""
     status, out, _ = await d.cli("portfolio", "list", user="alice")

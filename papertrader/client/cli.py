@@ -61,6 +61,7 @@ from papertrader.errors import (
     UnknownSymbol,
 )
 from papertrader.logs import counted
+from papertrader.master import validation
 from papertrader.money import money_text
 from papertrader.times import game_window, parse_when
 
@@ -883,6 +884,9 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_register(self):
+        # What can never be accepted is said before the password is typed (twice); the master checks it again.
+        validation.username(self.args.username)
+        validation.email(self.args.email)
         password = self.password(confirm=True)
         account = yield self.call(commands.Register, username=self.args.username, email=self.args.email,
                                   password=password)
