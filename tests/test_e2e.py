@@ -295,7 +295,7 @@ async def test_delete_account_removes_personal_data_and_keeps_the_ledger(deploym
     await d.cli("buy", "MSFT", "1", user="alice")  # still open when the account goes
     status, out, _ = await d.cli("delete-account", "--yes", "--password-stdin", stdin="wrong one here\n",
                                  user="alice")
-    assert j(out)["error"] == "bad_credentials"
+    assert j(out) == {"error": "bad_credentials", "message": "the password is wrong: nothing was deleted"}
     status, out, err = await d.cli("delete-account", "--yes", "--password-stdin", stdin="correct horse\n",
                                    user="alice")
     assert status == 0, err

@@ -119,7 +119,8 @@ async def test_an_account_without_password_is_deleted_with_a_fresh_provider_sign
     status, out, err = await d.cli("login", "--provider", "test", "grace", user="grace")
     assert status == 0, err
     status, out, _ = await d.cli("delete-account", "--yes", "--password-stdin", stdin="guess\n", user="grace")
-    assert j(out)["error"] == "bad_credentials"
+    assert j(out) == {"error": "bad_credentials", "message": "this account has no password: deleting it needs a"
+                      " fresh sign-in with its provider; nothing was deleted"}
     status, out, err = await d.cli("delete-account", "--yes", "--provider", "test", user="grace")
     assert status == 0, err
     assert (await d.master.db.query("SELECT COUNT(*) FROM identities"))[0][0] == 0

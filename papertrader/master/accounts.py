@@ -435,14 +435,17 @@ class Accounts:
                 yield pools.HASHING.run(check_password, password, hashed))
             if not ok:
                 self._wrong_guess(name, client_ip)
+                raise BadCredentials("the password is wrong: nothing was deleted" if password else
+                                     "deleting this account needs its password: nothing was deleted")
         else:
             linked = yield self.db.query(
                 "SELECT 1 FROM identities WHERE account_id = ? AND issuer = ? AND subject = ?",
                 (session.account_id, identity.issuer, identity.subject)) if identity else []
-            ok = bool(linked)
-        if not ok:
-            raise BadCredentials("deleting an account needs its password (or, without one, a fresh sign-in"
-                                 " with its provider)")
+            if not linked:
+                raise BadCredentials("this account has no password: deleting it needs a fresh sign-in with its"
+                                     " provider; nothing was deleted" if identity is None else
+                                     "that sign-in is not one of this account's: deleting it needs a fresh sign-in"
+                                     " with its own provider; nothing was deleted")
         yield self._scrub(session.account_id)
         self.log.info("account {id} deleted by its owner", id=session.account_id)
 
