@@ -43,6 +43,12 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
         assert status == 1 and j(out)["error"] == "unknown_game", (argv, out)
     status, out, _ = await d.cli("game", "list", user="eve")
     assert j(out) == []
+    # Joining without a code says how a private game is joined, the same words whether it exists or not.
+    for name in ("Class 7B", "Nothing Here"):
+        status, out, err = await d.cli("game", "join", name, user="eve", json=False)
+        assert status == 1 and err == (f"papertrader: no game named '{name}', or it is private: a private game is"
+                                       " joined with the invite code its creator gives, papertrader game join"
+                                       f" '{name}' --code CODE\n"), err
 
     status, out, err = await d.cli("game", "join", "class 7b", "--code", code, user="alice")
     assert status == 0, err

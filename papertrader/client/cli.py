@@ -57,6 +57,7 @@ from papertrader.errors import (
     NotLoggedIn,
     PaperTraderError,
     ProviderLoginFailed,
+    UnknownGame,
     UnknownPortfolio,
     UnknownSymbol,
 )
@@ -1681,8 +1682,16 @@ class CLI:
                 text += f" Invite code: {game['invite_code']}"
             self.emit(game, text + "\n\n" + self._game_text(game, self.zone))
         elif action == "join":
-            game = yield self.call(commands.JoinGame, token=token, name=a.name,
-                                   **({"code": a.code} if a.code else {}))
+            try:
+                game = yield self.call(commands.JoinGame, token=token, name=a.name,
+                                       **({"code": a.code} if a.code else {}))
+            except UnknownGame:
+                if a.code:
+                    raise
+                # Without a code: how a private game is joined (the same words whether the game exists or not).
+                raise UnknownGame(f"no game named {a.name!r}, or it is private: a private game is joined with the"
+                                  f" invite code its creator gives, papertrader game join {_shell_word(a.name)}"
+                                  " --code CODE")
             named = _shell_word(game.get('portfolio') or game['name'])
             self.emit(game, f"You joined {game['name']}: your portfolio {game.get('portfolio')!r} holds"
                             f" {output.plain(game)['starting_cash']}. Trade in it with --portfolio {named}, or"
