@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 
 import pytest
@@ -525,6 +526,24 @@ async def test_wait_running_out_is_one_json_value_and_exit_4(cluster):
     order = j(out)
     assert order["status"] == "new"
     assert f"still open after 0.5 seconds" in err and f"papertrader order {order['id']} --wait" in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_way_to_follow_an_order_of_another_portfolio_names_that_portfolio(cluster):
+    """An order placed with --portfolio is followed in that portfolio: the command the message gives works as
+    typed (without --portfolio it would look in the portfolio commands trade, and find no such order)."""
+    d = cluster
+    await register_and_login(d)
+    status, out, err = await d.cli("portfolio", "create", "Long term", "--cash", "5000", user="alice")
+    assert status == 0, err
+    status, out, err = await d.cli("buy", "AAPL", "1", "--portfolio", "Long term", "--wait", "--timeout", "0.5",
+                                   user="alice")
+    assert status == cli.ORDER_OPEN, err
+    order = j(out)
+    follow = f"papertrader order {order['id']} --wait --portfolio 'Long term'"
+    assert f"follow it with '{follow}'" in err, err
+    status, out, err = await d.cli(*shlex.split(follow)[1:], "--timeout", "0.5", user="alice")  # as typed
+    assert status == cli.ORDER_OPEN and j(out)["id"] == order["id"], (out, err)
 
 
 # --- 4. every failure has a documented code -------------------------------------------------------------------

@@ -795,6 +795,12 @@ class CLI:
             raise NotLoggedIn("not logged in: run 'papertrader login USERNAME'")
         return session["token"]
 
+    def named_portfolio(self):
+        """' --portfolio NAME' when the command named its portfolio, for a command it tells the user to type next
+        (which would otherwise look in the portfolio commands trade); else nothing."""
+        name = getattr(self.args, "portfolio", None)
+        return f" --portfolio {_shell_word(name)}" if name is not None else ""
+
     def in_portfolio(self):
         """The ``portfolio`` argument of a trading command: --portfolio, else the one 'portfolio use' chose (for
         this user), else none (the server's default portfolio)."""
@@ -1135,7 +1141,7 @@ class CLI:
             if not self.connection.sent:
                 raise  # nothing was sent: a plain interrupt
             return self.fail(INTERRUPTED, f"interrupted before the order was acknowledged, so it may or may not"
-                                          f" have been made: check with 'papertrader orders', or {again}",
+                                          f" have been made: check with 'papertrader orders{self.named_portfolio()}', or {again}",
                              self.signal_status(), client_order_id=client_order_id)
         except PaperTraderError as e:
             if not self.connection.uncertain:
@@ -1195,7 +1201,7 @@ class CLI:
                 except PaperTraderError:
                     pass  # the order as the last event showed it
         self.emit(order, self._order_text(order))
-        follow = f"follow it with 'papertrader order {order['id']} --wait'"
+        follow = f"follow it with 'papertrader order {order['id']} --wait{self.named_portfolio()}'"
         if order["status"] in ("rejected", "canceled", "expired"):
             what = order["status"] if order["status"] != "canceled" or not order.get("filled_quantity") else \
                 f"canceled after filling {output.plain(order)['filled_quantity']}"
