@@ -216,6 +216,11 @@ async def test_a_reset_without_a_terminal_needs_yes_and_without_it_changes_nothi
     status, out, err = await d.cli("portfolio", "reset", "Swing", "--yes", user="alice", json=False)
     assert status == 0, err
     assert out.startswith("Portfolio 'Swing' reset: 1 open order canceled, 2500.00 cash, generation 1") and "?" not in err
+    # The command it gives for the history before the reset is Swing's, though commands trade the default portfolio.
+    hint = re.search(r"\(the history before it: '(.*)'\)\.$", out.strip())
+    assert hint and hint.group(1) == "papertrader history --archived --portfolio Swing", out
+    status, out, err = await d.cli(*hint.group(1).split()[1:], user="alice")
+    assert (status, j(out)) == (0, []), (out, err)
     status, out, _ = await d.cli("orders", "--status", "open", "--portfolio", "Swing", user="alice")
     assert j(out) == []
     status, out, _ = await d.cli("portfolio", "list", "--yes", user="alice")

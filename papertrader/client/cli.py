@@ -1634,7 +1634,8 @@ class CLI:
         reset = yield self.call(commands.ResetPortfolio, token=token, name=name)
         self.emit(reset, f"Portfolio {reset['name']!r} reset: {reset['canceled']} open order"
                          f"{'' if reset['canceled'] == 1 else 's'} canceled, {output.plain(reset)['cash']} cash,"
-                         f" generation {reset['generation']} (the history before it: 'history --archived').")
+                         f" generation {reset['generation']} (the history before it: 'papertrader history --archived"
+                         f" --portfolio {_shell_word(reset['name'])}').")
 
     @defer.inlineCallbacks
     def _portfolio_configure(self):
