@@ -531,6 +531,10 @@ def test_a_sale_just_after_a_buy_is_told_the_buy_has_not_filled_yet():
     with pytest.raises(InsufficientPosition) as refused:
         place(held, side="sell", quantity="5", open_orders=[selling, *buys])
     assert "(6 are held for your open sell orders; your open buys of AAPL have not filled yet)" in str(refused.value)
+    one = place(held, side="sell", kind="limit", limit="120.00", quantity="1")
+    with pytest.raises(InsufficientPosition) as refused:
+        place(held, side="sell", quantity="10", open_orders=[one])
+    assert "but 9 shares are available (1 is held for your open sell orders)" in str(refused.value)  # ('1 are')
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -450,7 +450,7 @@ def accept(request: OrderRequest, book, open_orders, prices, now, sessions: Sess
         have = available_shares(book, others, order.symbol, prices)
         if wanted > have:
             held = book.quantity(order.symbol)
-            notes = [f"{quantity_text(held - have)} are held for your open sell orders"] if held != have else []
+            notes = [_held_words(held - have, "held for your open sell orders")] if held > have else []
             notes += _buying(book, others, order.symbol)
             after = f" ({'; '.join(notes)})" if notes else ""
             raise InsufficientPosition(f"insufficient position: selling {_selling(order, wanted, last)} but"
@@ -490,9 +490,14 @@ def _buying(book, open_orders, symbol):
     return [f"your open buy{'s' if many else ''} of {what} {'have' if many else 'has'} not filled yet"]
 
 
+def _held_words(shares, what):
+    """'N are WHAT' ('1 is WHAT')."""
+    return f"{quantity_text(shares)} {'is' if shares == 1 else 'are'} {what}"
+
+
 def _held_for(shares, what):
     """' (N are WHAT)' if ``shares``, else nothing."""
-    return f" ({quantity_text(shares)} are {what})" if shares > 0 else ""
+    return f" ({_held_words(shares, what)})" if shares > 0 else ""
 
 
 def opens(request, book):
