@@ -1028,32 +1028,28 @@ class RestApi:
     # beside "symbol"); a symbol with none is a 404, where the many-symbol answers leave it out.
 
     @app.route("/v2/stocks/<string:symbol>/quotes/latest", methods=["GET"])
-    @defer.inlineCallbacks
     def symbol_latest_quote(self, request, symbol):
-        symbol = single_symbol(symbol)
-        quotes = yield self._cached(request, Query(request), [symbol])
-        return respond(request, 200, {"symbol": symbol, "quote": alpaca.quote(one_of(quotes, symbol))})
+        return self._one_symbol(request, symbol, self._cached, lambda q: {"quote": alpaca.quote(q)})
 
     @app.route("/v2/stocks/<string:symbol>/trades/latest", methods=["GET"])
-    @defer.inlineCallbacks
     def symbol_latest_trade(self, request, symbol):
-        symbol = single_symbol(symbol)
-        quotes = yield self._cached(request, Query(request), [symbol])
-        return respond(request, 200, {"symbol": symbol, "trade": alpaca.trade(one_of(quotes, symbol))})
+        return self._one_symbol(request, symbol, self._cached, lambda q: {"trade": alpaca.trade(q)})
 
     @app.route("/v2/stocks/<string:symbol>/bars/latest", methods=["GET"])
-    @defer.inlineCallbacks
     def symbol_latest_bar(self, request, symbol):
-        symbol = single_symbol(symbol)
-        bars = yield self._latest_bars(request, Query(request), [symbol])
-        return respond(request, 200, {"symbol": symbol, "bar": one_of(bars, symbol)})
+        return self._one_symbol(request, symbol, self._latest_bars, lambda bar: {"bar": bar})
 
     @app.route("/v2/stocks/<string:symbol>/snapshot", methods=["GET"])
-    @defer.inlineCallbacks
     def symbol_snapshot(self, request, symbol):
+        return self._one_symbol(request, symbol, self._snapshots, lambda snapshot: snapshot)
+
+    @defer.inlineCallbacks
+    def _one_symbol(self, request, symbol, read, shape):
+        """A one-symbol path: ``read(request, query, [symbol])`` (a many-symbol path's reader), its answer for
+        the symbol given to ``shape(answer)`` for the keys beside "symbol"."""
         symbol = single_symbol(symbol)
-        snapshots = yield self._snapshots(request, Query(request), [symbol])
-        return respond(request, 200, dict(one_of(snapshots, symbol), symbol=symbol))
+        answers = yield read(request, Query(request), [symbol])
+        return respond(request, 200, dict(shape(one_of(answers, symbol)), symbol=symbol))
 
 
 #: "order 17" in a message of the application layer, which names orders by their numbers (the command line's ids).
