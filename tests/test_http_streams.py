@@ -1,6 +1,7 @@
 """The WebSocket streams of the HTTP API: alpaca-py 0.44's TradingStream and StockDataStream against a
 running cluster (url_override), both databases; and raw WebSocket clients for what alpaca-py never sends."""
 
+import contextlib
 import json
 from decimal import Decimal as D
 
@@ -33,6 +34,20 @@ def data_stream(api, secret=None, path="/v2/iex"):
     return SdkStream(stream, "market data")
 
 
+@contextlib.asynccontextmanager
+async def trade_updates(api):
+    """alpaca-py's TradingStream, connected and listened to by the worker (it logs it), stopped afterwards: its
+    ``inbox`` holds the trade updates it received."""
+    runner = trading_stream(api)
+    seen = wait_for_log(api.d.cluster.workers[0].logs, "listens to trade_updates")
+    runner.start()
+    try:
+        await seen
+        yield runner
+    finally:
+        await runner.stop(streams_of(api))
+
+
 async def listening(api):
     """Wait until the worker has the trade stream listening (it logs it)."""
     await wait_for_log(api.d.cluster.workers[0].logs, "listens to trade_updates")
@@ -44,11 +59,7 @@ async def test_a_fill_and_a_cancel_reach_alpaca_py_trading_stream(api):
     from alpaca.trading.models import TradeUpdate
     from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
-    runner = trading_stream(api)
-    seen = wait_for_log(api.d.cluster.workers[0].logs, "listens to trade_updates")
-    runner.start()
-    try:
-        await seen
+    async with trade_updates(api) as runner:
         client = api.trading()
         order = await in_thread(client.submit_order, MarketOrderRequest(
             symbol="AAPL", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, client_order_id="stream-1"))
@@ -77,8 +88,6 @@ async def test_a_fill_and_a_cancel_reach_alpaca_py_trading_stream(api):
         assert canceled.event == "canceled" and str(canceled.order.id) == str(limit.id)
         assert canceled.order.status == OrderStatus.CANCELED and canceled.order.canceled_at is not None
         assert canceled.price is None and canceled.qty is None
-    finally:
-        await runner.stop(streams_of(api))
 
 
 @pytest_twisted.ensureDeferred
@@ -90,11 +99,7 @@ async def test_an_orders_events_never_show_a_time_before_it_was_placed(api):
     from alpaca.trading.enums import OrderSide, TimeInForce
     from alpaca.trading.requests import LimitOrderRequest
 
-    runner = trading_stream(api)
-    seen = wait_for_log(api.d.cluster.workers[0].logs, "listens to trade_updates")
-    runner.start()
-    try:
-        await seen
+    async with trade_updates(api) as runner:
         client = api.trading()
         orders = []
         for n in range(2):
@@ -108,8 +113,6 @@ async def test_an_orders_events_never_show_a_time_before_it_was_placed(api):
         assert canceled.event == "canceled" and str(canceled.order.id) == str(later.id)
         shown = await in_thread(client.get_order_by_id, later.id)
         assert canceled.timestamp == shown.canceled_at == canceled.order.canceled_at >= later.created_at
-    finally:
-        await runner.stop(streams_of(api))
 
 
 @pytest_twisted.ensureDeferred
