@@ -529,11 +529,24 @@ async def test_a_second_ctrl_c_or_sigterm_while_shutting_down_is_noted_not_a_tra
 
 # --- item 13: a worker that cannot reach its master says where and why -------
 
+async def worker_logs(bundle, master, settings, text):
+    """The first entry of the log of a worker of ``bundle`` started against ``master`` (host, port) that holds
+    ``text``; the worker is stopped then."""
+    from papertrader.worker.service import Worker
+
+    worker = Worker(bundle, "w1", master, settings, reactor,
+                    listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
+    logged = wait_for_log(worker.logs, text)
+    worker.startService()
+    try:
+        return await logged
+    finally:
+        await worker.stopService()
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_worker_that_cannot_reach_its_master_logs_the_address_and_the_reason(tmp_path, settings):
     from twisted.logger import formatEvent, globalLogPublisher
-
-    from papertrader.worker.service import Worker
 
     data_dir = master_dir(tmp_path)
     bundle = str(tmp_path / "w1")
@@ -542,14 +555,9 @@ async def test_a_worker_that_cannot_reach_its_master_logs_the_address_and_the_re
     seen = []
     observer = lambda event: seen.append(formatEvent(event))  # noqa: E731  (twistd's own log)
     globalLogPublisher.addObserver(observer)
-    worker = Worker(bundle, "w1", ("127.0.0.1", closed), settings, reactor,
-                    listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
-    unreachable = wait_for_log(worker.logs, "cannot reach the master")
-    worker.startService()
     try:
-        entry = await unreachable
+        entry = await worker_logs(bundle, ("127.0.0.1", closed), settings, "cannot reach the master")
     finally:
-        await worker.stopService()
         globalLogPublisher.removeObserver(observer)
     assert f"cannot reach the master at 127.0.0.1:{closed}: " in entry.message
     assert "refused" in entry.message.lower()
@@ -567,8 +575,6 @@ async def test_a_worker_whose_master_certificate_does_not_fit_says_what_to_do(tm
     from twisted.internet.endpoints import serverFromString
     from twisted.internet.protocol import Factory
 
-    from papertrader.worker.service import Worker
-
     data_dir = master_dir(tmp_path)
     bundle = str(tmp_path / "w1")
     files.make_worker_bundle(data_dir, "w1", (), bundle)
@@ -583,14 +589,9 @@ async def test_a_worker_whose_master_certificate_does_not_fit_says_what_to_do(tm
         port = await serverFromString(reactor, tls.listen_description(
             0, host, os.path.join(master_data, files.MASTER_CERT))).listen(Factory.forProtocol(amp.AMP))
         number = port.getHost().port
-        worker = Worker(bundle, "w1", (host, number), settings, reactor,
-                        listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
-        failed = wait_for_log(worker.logs, "handshake with the master")
-        worker.startService()
         try:
-            entry = await failed
+            entry = await worker_logs(bundle, (host, number), settings, "handshake with the master")
         finally:
-            await worker.stopService()
             await port.stopListening()
         assert entry.message == f"handshake with the master at {host}:{number} failed: the master {said}", \
             entry.message
@@ -605,7 +606,6 @@ async def test_a_worker_given_a_port_that_is_not_the_masters_says_so(tmp_path, s
     from twisted.internet.protocol import Factory, Protocol
 
     from papertrader.wire import TypedAMP
-    from papertrader.worker.service import Worker
 
     class Console(Protocol):  # speaks first and in clear text, as the telnet console does
         def connectionMade(self):
@@ -623,14 +623,9 @@ async def test_a_worker_given_a_port_that_is_not_the_masters_says_so(tmp_path, s
                                       " port?): give --master the port the master listens on (its"
                                       " DATA_DIR/master.port)")]:
         number = port.getHost().port
-        worker = Worker(bundle, "w1", ("127.0.0.1", number), settings, reactor,
-                        listen=tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT)))
-        failed = wait_for_log(worker.logs, "127.0.0.1:%d" % number)
-        worker.startService()
         try:
-            entry = await failed
+            entry = await worker_logs(bundle, ("127.0.0.1", number), settings, "127.0.0.1:%d" % number)
         finally:
-            await worker.stopService()
             await port.stopListening()
         assert entry.message.startswith(f"handshake with the master at 127.0.0.1:{number} failed: 127.0.0.1:{number}"
                                         f" {said}"), entry.message
