@@ -56,6 +56,17 @@ async def test_a_limit_order_waits_then_is_canceled_and_a_market_order_fills(dep
     assert filled["fills"][0]["model"].startswith("bar(") and filled["worker"] in ("worker1", "worker2")
 
 
+def test_a_close_held_by_one_share_of_open_orders_says_what_to_do():
+    """The trading core says '1 is held' for one share (not '1 are'): the close's words follow it."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(cancel_orders=False, all=False, symbol="aapl", portfolio=None)
+    said = cli.close_refusal("insufficient position: selling 5 AAPL but 4 shares are available (1 is held for your"
+                             " open sell orders); short selling is not allowed", args)
+    assert said == ("1 share is held for your open sell orders; cancel them first, or close with 'papertrader close"
+                    " AAPL --cancel-orders'"), said
+
+
 @pytest_twisted.ensureDeferred
 async def test_close_sells_a_whole_position_its_stop_loss_canceled_first_if_asked(deployment):
     d = deployment

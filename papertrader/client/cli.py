@@ -585,7 +585,7 @@ def describe_event(event, zone=timezone.utc):
 
 
 #: What a close's sale (or cover) refused for the open orders holding the position's shares says of them.
-HELD_BY_ORDERS_RE = re.compile(r"\(([0-9.]+) are (held for your open sell orders|covered by your open buys)")
+HELD_BY_ORDERS_RE = re.compile(r"\(([0-9.]+) (?:are|is) (held for your open sell orders|covered by your open buys)")
 
 
 def close_refusal(message, args):
