@@ -20,9 +20,11 @@ PostgreSQL: the same server), i.e. what one durable commit costs here.
 """
 
 import argparse
+import collections
 import os
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 
@@ -36,6 +38,26 @@ from papertrader.times import utc  # noqa: E402
 from bench.harness import bench_settings, percentile, running_cluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu():
+    """CPU seconds (user + system) of each kind of thread of this process so far: the reactor's, the database's
+    (the connection pool's threads: the units' Python and SQL), the others' together; read from /proc (threads that ended are not counted)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    main = threading.main_thread().native_id
+    cpu = collections.Counter()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        name = names.get(int(tid), "")
+        kind = ("reactor" if int(tid) == main else "other" if "papertrader-" in name  # our own pools (bcrypt, ...)
+                else "database" if name.startswith("PoolThread") else "other")
+        cpu[kind] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return cpu
 
 
 def single_commits_sqlite(path, n):
@@ -98,16 +120,19 @@ async def load(reactor, master, sessions, clients, per_client, symbol, tag):
 
     commits = master.trading.commits
     transactions_before, units_before = commits.transactions, commits.units
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, threads_before = time.perf_counter(), time.process_time(), thread_cpu()
     await defer.gatherResults([defer.ensureDeferred(client(sessions[c::clients], c)) for c in range(clients)],
                               consumeErrors=True)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    by_thread = thread_cpu()
+    by_thread.subtract(threads_before)
     latencies.sort()
     transactions = commits.transactions - transactions_before
     return dict(rate=len(latencies) / elapsed, p50=percentile(latencies, 50) * 1000,
                 p99=percentile(latencies, 99) * 1000,
                 per_transaction=(commits.units - units_before) / max(1, transactions),
-                cpu=cpu / len(latencies) * 1e6)
+                cpu=cpu / len(latencies) * 1e6,
+                threads={kind: seconds / len(latencies) * 1e6 for kind, seconds in sorted(by_thread.items())})
 
 
 async def main(reactor, args):
@@ -146,7 +171,8 @@ async def main(reactor, args):
             for name, r in results.items():
                 print(f"{clients:4d} clients, {name:26s}: {r['rate']:7.0f} acks/s ({r['rate'] / baseline:.2f}x the"
                       f" single-commit rate), p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms,"
-                      f" {r['per_transaction']:.1f} orders per transaction, {r['cpu']:.0f} us CPU per order", flush=True)
+                      f" {r['per_transaction']:.1f} orders per transaction, {r['cpu']:.0f} us CPU per order ("
+                      + ", ".join(f"{kind} {us:.0f}" for kind, us in r["threads"].items()) + ")", flush=True)
 
 
 def parse_args(argv):
