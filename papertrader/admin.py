@@ -76,7 +76,7 @@ from papertrader.errors import InvalidInput, PaperTraderError, ServerError
 from papertrader.logs import LogSystem, counted
 from papertrader.master import admin_channel, backups, files
 from papertrader.master.console import WORKER_COLUMNS
-from papertrader.master.db import Database, pg_dump_schema, redact, same_database
+from papertrader.master.db import Database, password_hint, pg_dump_schema, redact, same_database
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.master.workers import Workers, parse_allowed, worker_rows
 
@@ -655,7 +655,7 @@ def pg_dump_hint(db, command):
             " restore, with no master"
             f" running: pg_restore --clean --if-exists --no-owner --dbname='{url}' papertrader.dump, then"
             f" papertrader-admin --data-dir {db.data_dir} --database '{url}' migrate --backed-up if the dump is"
-            " older than this release")
+            " older than this release" + password_hint(db.url))
 
 
 @defer.inlineCallbacks

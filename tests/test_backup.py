@@ -248,6 +248,19 @@ async def test_backup_and_restore_of_postgresql_say_how_to_use_pg_dump(database_
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest_twisted.ensureDeferred
+async def test_pg_dump_advice_never_shows_a_password_and_says_where_it_goes(database_url, tmp_path):
+    data_dir = master_dir(tmp_path)
+    with_password = database_url.replace("postgres@", "postgres:s3cret-pw@", 1)  # (trust auth: any password)
+    assert with_password != database_url
+    status, out, err = await admin("--json", "--data-dir", data_dir, "--database", with_password, "backup")
+    assert status == 1 and failure(out, err) == "use_pg_dump", err
+    assert "s3cret-pw" not in err and "postgres:***@" in err
+    # The commands as printed cannot carry it: the person is told how pg_dump finds it.
+    assert "~/.pgpass" in err and "PGPASSWORD" in err
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest_twisted.ensureDeferred
 async def test_papertrader_admin_works_on_the_database_the_master_last_started_with(database_url, tmp_path):
     data_dir = master_dir(tmp_path)
     sqlite_path = os.path.join(data_dir, "papertrader.db")

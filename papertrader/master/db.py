@@ -59,6 +59,15 @@ def redact(url):
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def password_hint(url):
+    """For a command printed with ``redact(url)``: where pg_dump and psycopg find the password shown as ***
+    ('' if the URL has none)."""
+    if urlsplit(url).password is None:
+        return ""
+    return (" (the password is shown as ***: put it in ~/.pgpass, HOST:PORT:DBNAME:USER:PASSWORD with mode 0600, or"
+            " in PGPASSWORD, and leave it out of the URL)")
+
+
 def same_database(a, b, data_dir=None):
     """Whether two --database URLs name one database: one SQLite file (by its absolute path), or one PostgreSQL
     database and schema (its host, port -- 5432 unless said --, database name and options; not the user or the
@@ -437,7 +446,7 @@ class Database:
                 f" --format=custom --file=papertrader-v{current}.dump{pg_dump_schema(url)} --dbname='{url}',"
                 " then papertrader-admin"
                 f" --data-dir {self.data_dir or 'DIR'} --database '{url}' migrate --backed-up, then start the"
-                " master again")
+                " master again" + password_hint(self.url))
         applied = []
         failing = pending[0][1]
         try:
