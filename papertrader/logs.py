@@ -184,6 +184,8 @@ class LogSystem:
 
     def __init__(self, name, memory_size, path=None, forward=True, reactor=None):
         self.name = name
+        #: The log file (None: memory only).
+        self.path = path
         self.memory = MemoryLog(memory_size)
         self.publisher = LogPublisher(self.memory)
         self._file = None

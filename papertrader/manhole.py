@@ -707,6 +707,25 @@ def help_text(namespace):
     return "\n".join(f"{call:<{width}}  {doc}" for call, doc in rows)
 
 
+#: The levels a console's logs(level=...) takes (Twisted's names).
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+def log_text(logs, n=20, level=None):
+    """A console's ``logs()``: the newest ``n`` entries of a LogSystem's memory (of one ``level`` only), one line each;
+    if there are none, what was looked at and where the rest are; a level or count it cannot take, refused."""
+    if level is not None and level not in LOG_LEVELS:
+        return Text("refused: level must be one of " + ", ".join(LOG_LEVELS))
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+        return Text("refused: n must be a whole number of entries, 0 or more (or None: all kept in memory)")
+    entries = logs.newest(n, level)
+    if entries or n == 0:
+        return Text("\n".join(e.format() for e in entries))
+    where = f"the log file has every line: {logs.path}" if logs.path else "no log file is written"
+    return Text(f"no {level + ' ' if level else ''}entries among the newest {logs.memory.entries.maxlen} kept in"
+                f" memory; {where}")
+
+
 class Table(list):
     """A list of dicts that shows itself as a table (the console prints results with repr), its times in ``zone``
     (the market's, as the admin tool shows them) with the zone's abbreviation."""

@@ -445,3 +445,20 @@ async def test_the_consoles_register_worker_takes_a_list_of_addresses_and_leaves
     assert refused == ("refused: host: 'edge2.example.com:2050' is not a host name or IP address: give the name"
                        " alone, without the port (the worker's --port sets it)"), refused
     assert not os.path.exists(files.worker_dir(d.master.data_dir, "edge-2"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_consoles_logs_say_when_nothing_matches_and_refuse_an_unknown_level(fleet):
+    """logs(level="critical") with no such entry printed an empty line, and logs(level="warning") (a name
+    people type) failed with InvalidLogLevelError's traceback in the console."""
+    from papertrader.master.console import namespace
+    from papertrader.worker.console import namespace as worker_namespace
+
+    d = fleet
+    for ns in (namespace(d.master), worker_namespace(worker(d, "worker1"))):
+        none = ns["logs"](level="critical")
+        assert none.startswith("no critical entries among the newest "), none
+        assert "logs/" in none  # where the rest are
+        refused = ns["logs"](level="warning")
+        assert refused == "refused: level must be one of debug, info, warn, error, critical", refused
+        assert ns["logs"](level="info")  # some there are: the services logged their start

@@ -12,7 +12,7 @@ from twisted.internet import defer
 
 from papertrader import times, tls
 from papertrader.errors import InvalidInput, PaperTraderError
-from papertrader.manhole import Record, Table, Text, help_text
+from papertrader.manhole import Record, Table, Text, help_text, log_text
 from papertrader.master import files
 from papertrader.master.workers import parse_allowed, worker_rows
 from papertrader.master.validation import WORKER_NAME_RE
@@ -166,8 +166,8 @@ def namespace(master):
                      ["symbol", "price", "time"])
 
     def logs(n=20, level=None):
-        """The newest n in-memory log entries (level: 'debug', 'info', 'warn', 'error', 'critical')."""
-        return Text("\n".join(e.format() for e in master.logs.newest(n, level)))
+        """The newest n in-memory log entries (level: 'debug', 'info', 'warn', 'error', 'critical': that level only)."""
+        return log_text(master.logs, n, level)
 
     def config():
         """The settings this master runs with."""

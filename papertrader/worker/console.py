@@ -1,6 +1,6 @@
 """A worker's admin console (a manhole namespace): plain functions that print tables."""
 
-from papertrader.manhole import Record, Table, Text, help_text
+from papertrader.manhole import Record, Table, Text, help_text, log_text
 
 
 def namespace(worker):
@@ -29,8 +29,8 @@ def namespace(worker):
         return Table(worker.quotes.all(), ["symbol", "price", "time"])
 
     def logs(n=20, level=None):
-        """The newest n in-memory log entries (level: 'info', 'warn', 'error', ...)."""
-        return Text("\n".join(e.format() for e in worker.logs.newest(n, level)))
+        """The newest n in-memory log entries (level: 'debug', 'info', 'warn', 'error', 'critical': that level only)."""
+        return log_text(worker.logs, n, level)
 
     def help():
         """This list."""
