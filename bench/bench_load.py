@@ -131,8 +131,10 @@ class Servers:
                        + (["--database", database] if database else []) + ["register-worker", "w1"],
                        check=True, capture_output=True, env=env())
         master_port = free_port()
+        profile = (["--profile", self.args.profile_master, "--profiler", "cprofile", "--savestats"]
+                   if self.args.profile_master else [])
         master, master_log = self.spawn("master", [
-            sys.executable, "-c", TWISTD, "-n", "--pidfile=", "papertrader-master", "--data-dir", d, "--port",
+            sys.executable, "-c", TWISTD, "-n", "--pidfile="] + profile + ["papertrader-master", "--data-dir", d, "--port",
             tls.listen_description(master_port, "127.0.0.1", os.path.join(d, files.MASTER_CERT))]
             + (["--database", database] if database else []) + self.settings())
         wait_for_line(master_log, "master listening on port", master)
@@ -350,7 +352,10 @@ def main(args):
                 proc.kill()
                 proc.wait()
         servers.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if args.keep:
+            print(f"kept the data dir with the servers' logs (master.out, worker.out, logs/): {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
         if schema is not None:
             drop_schema(args.database, schema)
 
@@ -367,10 +372,15 @@ def parse_args(argv):
                         help="seconds between market updates (default 5, as update_interval)")
     parser.add_argument("--log-memory-size", type=int, default=0, help="the servers' log_memory_size")
     parser.add_argument("--profile", default=None, help="write the worker's cProfile statistics to this file")
+    parser.add_argument("--profile-master", default=None,
+                        help="write the master's cProfile statistics (its reactor thread) to this file")
     parser.add_argument("--database", default=None, help="postgresql://... (a fresh schema, dropped at the end)")
+    parser.add_argument("--keep", action="store_true", help="keep the data dir, with the servers' logs, at the end")
     args = parser.parse_args(argv)
     if args.profile:
         args.profile = os.path.abspath(args.profile)
+    if args.profile_master:
+        args.profile_master = os.path.abspath(args.profile_master)
     try:
         args.clients = [int(c) for c in args.clients.split(",")]
     except ValueError:
