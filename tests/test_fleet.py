@@ -382,6 +382,22 @@ async def test_a_worker_drops_a_silent_master_link_and_reconnects(fleet):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_worker_keeps_a_link_whose_master_answers_its_calls_without_pushing(fleet):
+    """The worker's watchdog counted only the master's pushes (heartbeats, updates): a master busy answering the
+    worker's calls, its pushes late, was dropped as silent and every call in flight failed."""
+    d = fleet
+    w = worker(d, "worker2")
+    assert w.link.proven is not None
+    d.master.monitor.stopService()  # no heartbeats, no updates: only answers
+    settings = d.master.settings
+    for _ in range(2 * (settings.heartbeat_misses + 1)):  # twice the silence the watchdog allows
+        await bounded(w.link.call(commands.OrderWatchers, usernames=[], action="add"), "the master's answer")
+        d.clock.advance(settings.heartbeat_interval)
+    assert w.link.proven is not None
+    assert not any("no word from the master" in e.message for e in w.logs.newest(None))
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_cluster_for_other_machines_names_its_host_in_every_certificate_and_to_clients(tmp_path, settings,
                                                                                                 clock):
     """papertrader-cluster --interface 0.0.0.0 --host NAME: the name other machines use is in the master's and

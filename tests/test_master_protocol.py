@@ -175,6 +175,33 @@ async def test_a_silent_worker_is_marked_down_after_missed_heartbeats(master, tm
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_busy_worker_whose_heartbeat_answers_are_behind_its_commands_stays_linked(master, tmp_path, clock):
+    """Under load a worker's answer to a heartbeat waits in its connection behind the orders it passes on: the
+    master marked it down after three "missed" heartbeats and cut the link while it was sending, and every order
+    in flight became an unknown outcome for its client (bench_load, 2026-12-03: 2,289 of them).  What the worker
+    sends proves it alive; only silence is a miss."""
+    from papertrader.master.workers import WorkerMonitor
+
+    busy, pump = await link(master, "busy", SilentPeer, str(tmp_path / "b"))
+    interval, misses = master.settings.heartbeat_interval, master.settings.heartbeat_misses
+    monitor = WorkerMonitor(master.workers, interval, misses, clock, master.log)
+    monitor.startService()
+    try:
+        for _ in range(misses + 2):
+            await settle(pump, busy.callRemote(commands.OrderWatchers, usernames=["alice"], action="add"))
+            clock.advance(interval)
+            pump.flush()
+        assert "busy" in master.workers.linked
+        assert not any("busy missed" in e.message for e in master.logs.newest(50))
+        for _ in range(misses + 1):  # then silent: marked down as before
+            clock.advance(interval)
+            pump.flush()
+        assert "busy" not in master.workers.linked
+    finally:
+        monitor.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_kicked_worker_gets_nothing_even_if_its_connection_lingers(master, tmp_path):
     client, server, pump = await link(master, "w1", HealthyPeer, str(tmp_path / "w"), with_server=True)
     await master.workers.kick("w1")

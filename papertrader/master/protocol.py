@@ -70,6 +70,8 @@ class MasterProtocol(TypedAMP):
         self._pending = None
         self.connected = False
         self._anonymous = None
+        #: Boxes received (commands and answers): what a linked worker sends proves it alive to the heartbeats.
+        self.boxes = 0
         #: Fires when the connection is gone (the master waits for it when it stops).
         self.lost = defer.Deferred()
 
@@ -81,6 +83,10 @@ class MasterProtocol(TypedAMP):
         from twisted.internet import reactor
 
         self._anonymous = reactor.callLater(ANONYMOUS_TIMEOUT, self._expire_anonymous)
+
+    def ampBoxReceived(self, box):
+        self.boxes += 1
+        super().ampBoxReceived(box)
 
     def keeps_alive(self):
         """A linked worker is never idle (papertrader/guard.py): the heartbeats judge whether it is alive."""

@@ -40,9 +40,12 @@ class LinkedWorker:
     sessions: int = 0
     commands: int = 0
     commands_per_second: Decimal = field(default_factory=lambda: Decimal("0.0"))
-    #: Heartbeats in a row still unanswered when the next one was due.
+    #: Heartbeats in a row still unanswered when the next one was due, with nothing else heard from the worker
+    #: meanwhile (a busy worker's answer waits behind the commands it passes on: they prove it alive).
     missed: int = 0
     awaiting: bool = False
+    #: The count of boxes its connection had received at the last heartbeat.
+    boxes: int = 0
     #: Usernames whose order events this worker's clients watch.
     watching: set = field(default_factory=set)
 
@@ -407,8 +410,10 @@ class Workers:
         """One round: mark down the silent, ask the others.  Returns when all answers are in."""
         rounds = []
         for worker in list(self.linked.values()):
-            if worker.awaiting:
-                worker.missed += 1  # the last heartbeat is still unanswered: late (and unlisted)
+            boxes = getattr(worker.protocol, "boxes", 0)
+            if worker.awaiting and boxes == worker.boxes:
+                worker.missed += 1  # the last heartbeat is still unanswered, and nothing came: late (and unlisted)
+            worker.boxes = boxes
             if worker.missed >= misses:
                 self.log.warn("worker {name} missed {n} heartbeats: marked down", name=worker.name, n=misses)
                 self.linked.pop(worker.name, None)

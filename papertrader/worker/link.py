@@ -68,9 +68,15 @@ class WorkerToMaster(TypedAMP):
     def log_failure(self, failure, what):
         self.worker.log.failure("{what} failed", failure, what=what)
 
+    def ampBoxReceived(self, box):
+        # Whatever the master sends proves it alive: its answers too (a master busy answering this worker's calls
+        # may push late; the watchdog is for silence).
+        if self.worker.link.proven is self:
+            self.worker.link.heard()
+        super().ampBoxReceived(box)
+
     @commands.QuotesTick.responder
     def quotes_tick(self, quotes, replace=False, market_time=None, market_open=None, market_state=None):
-        self.worker.link.heard()
         market = None if market_time is None else {"time": market_time, "is_open": bool(market_open),
                                                    "state": market_state or "running"}
         self.worker.quotes.update(quotes, replace, market)
@@ -81,14 +87,12 @@ class WorkerToMaster(TypedAMP):
 
     @commands.OrderEvents.responder
     def order_events(self, events):
-        self.worker.link.heard()
         self.worker.order_fanout.publish([(event.pop("username"), event) for event in events])
         return {}
 
     @commands.Heartbeat.responder
     def heartbeat(self):
         worker = self.worker
-        worker.link.heard()
         return {"clients": len(worker.clients), "sessions": len(worker.sessions), "commands": worker.commands}
 
     @commands.Kicked.responder
@@ -121,14 +125,12 @@ class WorkerToMaster(TypedAMP):
 
     @commands.MarketStepped.responder
     def market_stepped(self, time):
-        self.worker.link.heard()
         for notify in list(self.worker.on_stepped):
             notify(time)
         return {}
 
     @commands.GamesChanged.responder
     def games_changed(self, name=None):
-        self.worker.link.heard()
         for notify in list(self.worker.on_games_changed):
             notify(name)
         return {}
@@ -186,8 +188,8 @@ def handshake_failure(e, host, address):
 class MasterLink(ClientService):
     """Keeps one proven connection to the master.
 
-    A watchdog (a LoopingCall on the worker's clock) drops a link the master has been silent on for
-    more than ``heartbeat_misses + 1`` heartbeat intervals (a hung master, a black-holed network), so
+    A watchdog (a LoopingCall on the worker's clock) drops a link the master has been silent on (no push, no
+    answer) for more than ``heartbeat_misses + 1`` heartbeat intervals (a hung master, a black-holed network), so
     the worker reconnects and its watchers are told instead of waiting in silence.
     """
 
