@@ -72,6 +72,9 @@ class Settings:
     heartbeat_interval: float = 5.0
     #: Heartbeats a worker may miss before it is marked down and leaves the clients' list.
     heartbeat_misses: int = 3
+    #: Seconds a worker lets requests wait for a master that is behind (every answer slower than this, for as
+    #: long) before it refuses new ones at once, "throttled", until the master catches up; 0: never refuse.
+    max_master_wait: float = 10.0
     #: Where prices come from: replay (real history), simulated, alpaca, nasdaq.
     provider: str = "replay"
     #: Trading sessions: always_open (one session per UTC day) or an exchange calendar such as XNYS
@@ -181,6 +184,7 @@ FLOATS = {"throttle_window": (1, 86400, "must be between 1 and 86400 seconds"),
           "idle_timeout": (1, 86400, "must be between 1 and 86400 seconds"),
           "update_interval": (0.01, 86400, "must be between 0.01 and 86400 seconds"),
           "heartbeat_interval": (0.01, 86400, "must be between 0.01 and 86400 seconds"),
+          "max_master_wait": (0, 3600, "must be between 0 (never refuse) and 3600 seconds"),
           "margin_call_hours": (0, 24 * 365, "must be between 0 and 8760 hours"),
           "max_quote_age": (0, 86400 * 30, f"must be between 0 and {86400 * 30} seconds"),
           "provider_timeout": (0.1, 86400 * 30, f"must be between 0.1 and {86400 * 30} seconds")}

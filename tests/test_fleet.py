@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 import papertrader
@@ -478,3 +478,48 @@ async def test_the_consoles_logs_say_when_nothing_matches_and_refuse_an_unknown_
         refused = ns["logs"](level="warning")
         assert refused == "refused: level must be one of debug, info, warn, error, critical", refused
         assert ns["logs"](level="info")  # some there are: the services logged their start
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_refuses_new_requests_while_the_master_is_far_behind_and_takes_them_again_after(fleet):
+    """Overloaded (2026-12-03, bench_load at 1,200 calls/s on 2 busy CPUs), a worker queued every request for
+    the master however long the queue: orders waited 15-27 s and those past 30 s became unknown outcomes.  Once
+    its oldest request has waited max_master_wait seconds, a worker refuses new ones at once ("throttled":
+    nothing was done, try again) until the master catches up; what was already sent is answered as usual."""
+    d = fleet
+    await register_and_login(d)
+    links = [w.protocol for w in d.master.workers.linked.values()]
+    for proto in links:  # the master stops reading its workers: what they send waits
+        proto.transport.pauseProducing()
+    try:
+        first, behind = await _refused_while_behind(d)
+    finally:
+        for proto in links:
+            proto.transport.resumeProducing()
+    status, out, err = await bounded(first, "the first order's answer")
+    assert status == 0 and j(out)["status"] in ("new", "accepted"), (out, err)
+    status, out, err = await d.cli("buy", "AAPL", "3", user="alice")
+    assert status == 0, (out, err)
+    assert any("caught up" in e.message for e in behind.logs.newest(50))
+    status, out, _ = await d.cli("orders", "--status", "all", user="alice")
+    assert sorted(o["quantity"] for o in j(out)) == ["1", "3"]  # the refused one was never placed
+
+
+async def _refused_while_behind(d):
+    """With the master not reading: an order waits at a worker; past max_master_wait the next is refused.
+    Returns the first order's CLI run and the worker it waits at."""
+    first = defer.ensureDeferred(d.cli("buy", "AAPL", "1", user="alice"))
+    waiting = [w for w in d.cluster.workers if w.link.waiting()]
+    for _ in range(200):
+        if waiting:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+        waiting = [w for w in d.cluster.workers if w.link.waiting()]
+    assert waiting, "the order never reached a worker"
+    d.clock.advance(d.master.settings.max_master_wait + 1)
+    status, out, err = await d.cli("buy", "AAPL", "2", user="alice")
+    assert status == 1 and j(out)["error"] == "throttled", (out, err)
+    assert "nothing was done" in j(out)["message"] and "waited" in j(out)["message"]
+    [w] = waiting
+    assert any("behind" in e.message for e in w.logs.newest(50))
+    return first, w

@@ -22,6 +22,7 @@ def namespace(worker):
         host, port = worker.master_address
         return Record(master=f"{host}:{port}", linked=worker.link.proven is not None, name=worker.name,
                       region=worker.region, commands_passed_on=worker.commands,
+                      calls_waiting=worker.link.waiting(), refused_while_master_behind=worker.link.refused_behind,
                       candle_answers_cached=len(worker.candles), candle_cache_hits=worker.candles.hits)
 
     def cache():

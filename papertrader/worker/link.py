@@ -4,8 +4,12 @@ On every (re)connection (a ClientService reconnects with backoff) the worker say
 address, signs the master's challenge with its GPG key (in a thread: gpg is a
 subprocess), and only then uses the link.  While there is no proven link,
 commands fail at once with MasterUnavailable, so clients can go to another
-worker instead of waiting.
+worker instead of waiting.  While the master is far behind (every answer slower than ``max_master_wait`` for that
+long, calls still waiting), new requests are refused at once, Throttled, instead of joining a queue whose answers
+would come later and later, then as unknown outcomes (MasterLink.behind).
 """
+
+import collections
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, protocol, task
@@ -14,7 +18,7 @@ from twisted.protocols import amp
 from zope.interface import implementer
 
 from papertrader import __version__, commands, gpgkeys, pools, tls
-from papertrader.errors import MasterUnavailable, OutcomeUnknown, PaperTraderError, ServerError
+from papertrader.errors import MasterUnavailable, OutcomeUnknown, PaperTraderError, ServerError, Throttled
 from papertrader.wire import TypedAMP
 
 CALL_TIMEOUT = 30
@@ -193,7 +197,8 @@ class MasterLink(ClientService):
     the worker reconnects and its watchers are told instead of waiting in silence.
     """
 
-    def __init__(self, worker, endpoint, clock, watch_clock=None, interval=5.0, misses=3, address="the master"):
+    def __init__(self, worker, endpoint, clock, watch_clock=None, interval=5.0, misses=3, address="the master",
+                 max_wait=10.0):
         factory = protocol.Factory.forProtocol(lambda: WorkerToMaster(worker))
         self.address = address
         self.endpoint = MasterEndpoint(endpoint, address)
@@ -211,6 +216,16 @@ class MasterLink(ClientService):
         self._watchdog = task.LoopingCall(self._check)
         self._watchdog.clock = self.watch_clock
         self._watch_interval = interval
+        #: Overload: the calls waiting for the master's answer (a number each: when it was sent, on watch_clock),
+        #: oldest first; the last time an answer came back in less than ``max_wait``; requests refused since the
+        #: master fell behind (None: it is not behind).
+        self.max_wait = max_wait
+        self._waiting = collections.OrderedDict()
+        self._calls = 0
+        self._last_prompt = self.watch_clock.seconds()
+        self._refusing = None
+        #: Requests refused in all because the master was behind (the console's master()).
+        self.refused_behind = 0
 
     def _retry_delay(self, attempt):
         """The delay before the next connection attempt; says in the log why the last one failed."""
@@ -285,6 +300,7 @@ class MasterLink(ClientService):
         self.proven = proto
         self.refusals = 0
         self.heard()
+        self._last_prompt = self.watch_clock.seconds()  # (an outage is not the master being slow)
         # Sessions ended and API keys revoked while the link was down were pushed to nobody: check each
         # credential with the master again at its next use.
         worker.sessions.clear()
@@ -309,19 +325,64 @@ class MasterLink(ClientService):
         Deferred that fires (never fails) once the master has it, or could not be told."""
         if self.proven is None:
             return defer.succeed(None)  # the whole set is sent when the link is made
-        return self.call(commands.OrderWatchers, usernames=list(usernames), action=action).addErrback(
+        return self.call(commands.OrderWatchers, _shed=False, usernames=list(usernames),
+                         action=action).addErrback(
             lambda f: self.worker.log.warn("could not tell the master about order watchers: {error}",
                                            error=f.getErrorMessage()))
 
-    def call(self, command, **kwargs):
+    def waiting(self):
+        """How many calls wait for the master's answer now."""
+        return len(self._waiting)
+
+    def behind(self):
+        """Seconds the master is behind (None: it is not): calls wait, the oldest for more than ``max_wait``, and
+        no answer in the last ``max_wait`` seconds came back faster than that.  (One slow query among prompt
+        answers is not the master falling behind.)"""
+        if not self.max_wait or not self._waiting:
+            return None
+        now = self.watch_clock.seconds()
+        oldest = now - next(iter(self._waiting.values()))
+        if oldest > self.max_wait and now - self._last_prompt > self.max_wait:
+            return oldest
+        return None
+
+    def _answered(self, result, number):
+        sent = self._waiting.pop(number, None)
+        now = self.watch_clock.seconds()
+        if sent is not None and now - sent < self.max_wait:
+            self._last_prompt = now
+        if self._refusing is not None and self.behind() is None:
+            self.worker.log.info("the master caught up; {n} requests were refused while it was behind",
+                                 n=self._refusing)
+            self._refusing = None
+        return result
+
+    def call(self, command, _shed=True, **kwargs):
         """Call the master; MasterUnavailable at once if not linked, or after CALL_TIMEOUT; OutcomeUnknown instead
         for a command that may place an order (commands.PLACING), which the master may have done without its
-        answer reaching us."""
+        answer reaching us.  While the master is behind (``behind``), Throttled at once: nothing was sent
+        (``_shed=False``: the link's own calls, sent whatever the load)."""
         proto = self.proven
         if proto is None:
             return defer.fail(MasterUnavailable())
+        if _shed:
+            late = self.behind()
+            if late is not None:
+                if self._refusing is None:
+                    self._refusing = 0
+                    self.worker.log.warn("the master is behind: requests have waited {n:.0f} s for it; refusing"
+                                         " new ones (throttled) until it catches up (max_master_wait {limit:g} s)",
+                                         n=late, limit=self.max_wait)
+                self._refusing += 1
+                self.refused_behind += 1
+                return defer.fail(Throttled(
+                    f"the platform is busy: requests have waited {late:.0f} s for the master; this one was refused"
+                    " and nothing was done; try again in a moment"))
+        number = self._calls = self._calls + 1
+        self._waiting[number] = self.watch_clock.seconds()
         d = proto.callRemote(command, **kwargs)
         d.addTimeout(CALL_TIMEOUT, self.clock)
+        d.addBoth(self._answered, number)
 
         def failed(failure):
             if failure.check(PaperTraderError):

@@ -126,7 +126,8 @@ class Worker(StagedService):
         host, port = master
         self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor,
                                watch_clock=self.clock, interval=settings.heartbeat_interval,
-                               misses=settings.heartbeat_misses, address=address_text(host, port))
+                               misses=settings.heartbeat_misses, address=address_text(host, port),
+                               max_wait=settings.max_master_wait)
         self.listener = ListeningService(port_endpoint(reactor, listen, cert_path), guarded(
             WorkerFactory(self), Limits.from_settings(settings), self.log, f"worker {name}", reactor),
             self.log, f"worker {name}")
