@@ -65,6 +65,8 @@ class SettingsOptions(usage.Options):
                                        " comma-separated (default: none)."],
         ["heartbeat-interval", None, None, "Seconds between the master's heartbeats to each worker."],
         ["heartbeat-misses", None, None, "Heartbeats a worker may miss before it is marked down."],
+        ["max-master-wait", None, None, "Seconds a worker lets requests wait for a master that is behind before it"
+                                        " refuses new ones until it catches up (default 10; 0: never)."],
         ["provider", None, None, "Where prices come from: replay (default: real history), simulated, alpaca, nasdaq."],
         ["calendar", None, None, "Trading sessions: always_open or an exchange code (default: XNYS; simulated:"
                                  " always_open)."],
@@ -114,7 +116,7 @@ class SettingsOptions(usage.Options):
 
     _SETTINGS = ("assets", "workers", "log-memory-size", "candle-cache-size", "update-interval", "starting-cash", "commission",
                  "bcrypt-rounds", "hash-processes", "market-seed", "heartbeat-interval", "heartbeat-misses",
-                 "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
+                 "max-master-wait", "session-idle-timeout", "login-free-attempts", "login-ceiling", "registrations-per-address",
                  "throttle-window", "oidc-name", "oidc-issuer", "oidc-client-id", "oidc-redirect-uris",
                  "market-control", "calendar", "fill-model",
                  "half-spread-bps", "impact-bps", "volume-share", "commission-model", "commission-per-share",

@@ -537,3 +537,14 @@ def test_a_value_that_is_not_a_number_says_what_the_setting_accepts(name, raw, m
     with pytest.raises(ConfigError) as excinfo:
         load_settings(overrides={name: raw})
     assert str(excinfo.value) == message
+
+
+def test_every_setting_but_the_secret_has_a_command_line_option():
+    """A setting added without its option (max_master_wait, for a moment) could only be set in a file, though the
+    README's table names its option.  The OpenID Connect client secret has none on purpose: a command line is
+    visible to every user of the machine (ps)."""
+    from papertrader.config import NAMES
+    from papertrader.options import SettingsOptions
+
+    options = {name.replace("-", "_") for name in SettingsOptions._SETTINGS}
+    assert set(NAMES) - options == {"oidc_client_secret"}
