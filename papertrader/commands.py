@@ -472,6 +472,9 @@ class Portfolio(Command):
         (b"open_orders", amp.Integer()),
         (b"account_uuid", amp.Unicode(optional=True)),
         (b"created", amp.DateTime(optional=True)),
+        # The market's time when the portfolio was made or last reset (a replay's own; absent: not known, a
+        # portfolio made before schema version 22): the HTTP API's account created_at.
+        (b"began", amp.DateTime(optional=True)),
         (b"portfolio", amp.Unicode(optional=True)),
         (b"kind", amp.Unicode(optional=True)),
         (b"generation", amp.Integer(optional=True)),

@@ -450,6 +450,36 @@ async def test_a_history_window_from_the_machines_clock_is_told_the_replays_time
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_replays_account_was_created_at_the_market_time(replay):
+    """In a replay the account showed the wall clock's time as its created_at (years after the replay's): orders
+    listed after it found none, and a portfolio history from it was refused.  It shows the market's time when it
+    was made; the orders placed then show a microsecond after it, so ``after=created_at`` finds them all."""
+    from zoneinfo import ZoneInfo
+
+    from alpaca.trading.requests import GetOrdersRequest, GetPortfolioHistoryRequest, MarketOrderRequest
+
+    client = replay.trading()
+    account = await in_thread(client.get_account)
+    market_now = (await in_thread(client.get_clock)).timestamp
+    assert account.created_at == market_now  # the market has not moved since the account was made
+    first = await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=10, side="buy",
+                                                                    time_in_force="day"))
+    assert first.created_at > account.created_at
+    for _ in range(2):
+        await replay.d.tick()
+    second = await in_thread(client.submit_order, MarketOrderRequest(symbol="XYZ", qty=1, side="sell",
+                                                                     time_in_force="day"))
+    listed = await in_thread(client.get_orders, GetOrdersRequest(status="all", after=account.created_at))
+    assert sorted(o.id for o in listed) == sorted([first.id, second.id])
+    history = await in_thread(client.get_portfolio_history,
+                              GetPortfolioHistoryRequest(start=account.created_at, timeframe="1D"))
+    new_york = ZoneInfo("America/New_York")  # the days played since: the 5th (bought at its open) and the 6th
+    assert history.timestamp == [int(datetime(2024, 3, day, tzinfo=new_york).timestamp()) for day in (5, 6)]
+    assert history.equity == [pytest.approx(100000), pytest.approx(100000 - 1030 + 980)]
+    assert (await in_thread(client.get_account)).created_at == account.created_at  # as it was: it stays
+
+
+@pytest_twisted.ensureDeferred
 async def test_portfolio_history_of_a_daily_replay(replay):
     """Daily points are labelled with their day at 00:00 in New York, as Alpaca's; hourly and minute points need
     intraday prices, which a replay of whole sessions does not have: a 422 that says so, not an empty history."""

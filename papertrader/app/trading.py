@@ -635,6 +635,8 @@ class TradingCommands:
                       open_orders=len(open_orders), positions=positions, account_uuid=account_uuid, created=created,
                       portfolio=mine.name, kind=mine.kind, generation=mine.generation,
                       starting_cash=mine.starting_cash)
+        if mine.began is not None:
+            answer["began"] = mine.began
         marks = {s: q.price for s in book.positions if (q := self.board.get(s)) is not None}
         valuation = margin.value(book, marks)
         answer.update(long_market_value=valuation.long_value, short_market_value=valuation.short_value)

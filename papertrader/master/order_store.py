@@ -96,14 +96,16 @@ def _in(values):
 class Placing:
     """What ``OrderStore.placing`` read of a portfolio for the orders about to be placed in it: the client order
     ids it was ``asked`` about and those of them ``taken`` (by an order of the portfolio's current generation), and
-    the time its latest order shows (``latest``; None: it has none)."""
+    the time its latest order shows (``latest``; None: it has none) and the market's time when it was made or
+    last reset (``began``; None: not known)."""
 
-    __slots__ = ("asked", "taken", "latest")
+    __slots__ = ("asked", "taken", "latest", "began")
 
-    def __init__(self, asked, taken, latest):
+    def __init__(self, asked, taken, latest, began=None):
         self.asked = asked
         self.taken = taken
         self.latest = latest
+        self.began = began
 
 
 class Filled:
@@ -334,8 +336,9 @@ class OrderStore:
             part = ids[chunk:chunk + 500]
             cursor.execute(self.sql(
                 f"SELECT p.id, (SELECT {SHOWN_CREATED} FROM orders o WHERE o.portfolio_id = p.id"
-                f" ORDER BY o.generation DESC, o.id DESC LIMIT 1) FROM portfolios p WHERE p.id IN {_in(part)}"), part)
-            latest.update(cursor.fetchall())
+                f" ORDER BY o.generation DESC, o.id DESC LIMIT 1), p.began FROM portfolios p"
+                f" WHERE p.id IN {_in(part)}"), part)
+            latest.update((p, (shown, began)) for p, shown, began in cursor.fetchall())
         pairs = [(p, c) for p in ids for c in sorted(asked[p])]
         taken = defaultdict(set)
         for chunk in range(0, len(pairs), 250):
@@ -349,7 +352,8 @@ class OrderStore:
                 " AND o.client_order_id = a.client_order_id"), [value for pair in part for value in pair])
             for portfolio_id, client_order_id in cursor.fetchall():
                 taken[portfolio_id].add(client_order_id)
-        return {p: Placing(frozenset(asked[p]), frozenset(taken.get(p, ())), _time(latest[p]))
+        return {p: Placing(frozenset(asked[p]), frozenset(taken.get(p, ())), _time(latest[p][0]),
+                           _time(latest[p][1]))
                 for p in ids if p in latest}
 
     def legs_of(self, cursor, order_ids):
@@ -549,18 +553,22 @@ class OrderStore:
     def _submitted(self, cursor, order, placing=None):
         """The time a new order shows it was submitted (Order.submitted): its created time, unless the
         portfolio's latest order shows that time or one less than a second after it (placed at the same market
-        time: a replay's stands still between updates), then a microsecond after that one's.  (A replay moved
-        back places orders before the latest's by more than that: they show their own time.)  The latest order's
-        time is ``placing``'s, if it is given."""
+        time: a replay's stands still between updates), then a microsecond after that one's.  The portfolio's
+        making (or last reset: ``began``, the account's created_at) counts as such an order: one placed at the
+        market time it was made shows a microsecond after it, so orders listed ``after`` the account's
+        created_at are all its orders.  (A replay moved back places orders before the latest's by more than
+        that: they show their own time.)  The latest order's time is ``placing``'s, if it is given."""
         if placing is not None:
-            latest = placing.latest
+            latest, began = placing.latest, placing.began
         else:
-            cursor.execute(self.sql(f"SELECT {SHOWN_CREATED} FROM orders o WHERE o.portfolio_id = ?"
-                                    " ORDER BY o.generation DESC, o.id DESC LIMIT 1"), (order.account_id,))
+            cursor.execute(self.sql(f"SELECT (SELECT {SHOWN_CREATED} FROM orders o WHERE o.portfolio_id = p.id"
+                                    " ORDER BY o.generation DESC, o.id DESC LIMIT 1), p.began FROM portfolios p"
+                                    " WHERE p.id = ?"), (order.account_id,))
             row = cursor.fetchone()
-            latest = parse_iso(row[0]) if row else None
-        if latest is not None and order.created <= latest < order.created + MOST_APART:
-            return latest + MICROSECOND
+            latest, began = (_time(row[0]), _time(row[1])) if row else (None, None)
+        near = [t for t in (latest, began) if t is not None and order.created <= t < order.created + MOST_APART]
+        if near:
+            return max(near) + MICROSECOND
         return order.created
 
     def _rewritten(self, order_ids):

@@ -204,7 +204,9 @@ def account(p, username):
         "daytrade_count": 0,
         "options_approved_level": 0,
         "options_trading_level": 0,
-        "created_at": when(p.get("created")),
+        # When it was made (or last reset: a new account, as Alpaca's reset makes) in the market's time, a replay's
+        # own, as its orders show theirs; the wall clock's for one made before that was kept (schema version 22).
+        "created_at": when(p.get("began") or p.get("created")),
         "user": username,
     }
     if p.get("margin_call") is not None:  # ours (Alpaca has no such fields): an open margin call
