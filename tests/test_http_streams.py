@@ -116,6 +116,52 @@ async def test_an_orders_events_never_show_a_time_before_it_was_placed(api):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_fill_shows_one_time_in_its_activity_its_order_and_its_trade_update(tmp_path, settings,
+                                                                                   database_url, clock):
+    """In a replay, orders placed while it waits at a session's open show a microsecond apart (after the
+    account's making); their fills at that open showed the open itself as the FILL activity's transaction_time,
+    but a microsecond or two later as the order's filled_at and the trade update's timestamp (the bar model
+    dates a fill at a bar's open at the bar's start).  One fill, one instant: the activity shows it too, and is
+    selected by it (``after`` the last finds none, ``until`` it one)."""
+    import os
+    from datetime import datetime
+
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    from tests.http_helpers import start_api
+
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=fixture,
+                        replay_start="2024-03-04", fill_model="bar", api_rate_limit=100_000)
+    try:
+        async with trade_updates(a) as runner:
+            client = a.trading()
+            orders = []
+            for qty in (2, 3):
+                orders.append(await in_thread(client.submit_order, MarketOrderRequest(
+                    symbol="XYZ", qty=qty, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)))
+                assert (await runner.inbox.get()).event == "new"
+            await a.d.tick()
+            fills = {}
+            while len(fills) < 2:
+                update = await runner.inbox.get()
+                if update.event == "fill":
+                    fills[str(update.order.id)] = update
+            activities = await in_thread(client.get, "/account/activities/FILL", {"direction": "asc"})
+            assert [x["order_id"] for x in activities] == [str(o.id) for o in orders]
+            for order, activity in zip(orders, activities):
+                filled = await in_thread(client.get_order_by_id, order.id)
+                shown = datetime.fromisoformat(activity["transaction_time"].replace("Z", "+00:00"))
+                assert shown == filled.filled_at == fills[str(order.id)].timestamp >= order.created_at
+            last = activities[-1]["transaction_time"]
+            assert await in_thread(client.get, "/account/activities/FILL", {"after": last}) == []
+            assert len(await in_thread(client.get, "/account/activities/FILL", {"until": last})) == 1
+    finally:
+        await a.d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_replay_of_whole_days_streams_each_days_bar_at_the_time_its_rest_daily_bar_shows(
         tmp_path, settings, database_url, clock):
     """A strategy that reads its history over REST and goes on with the streamed bars finds each day once: a

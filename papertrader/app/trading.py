@@ -1329,21 +1329,28 @@ def activity_transaction_id(activity):
         raise InvalidInput("page_token: an activity id from an earlier page")
 
 
+#: When a transaction shows it happened: its time, but a fill never before its order shows it was submitted (the
+#: order's ``shown_created``, a microsecond after the market time for the second order placed at one market time),
+#: as the order's ``filled_at`` and the fill's trade update show it (``_shown_time``): one fill, one instant.
+_SHOWN_TIME = ("CASE WHEN o.id IS NOT NULL AND COALESCE(o.submitted, o.created) > t.time"
+               " THEN COALESCE(o.submitted, o.created) ELSE t.time END")
+
+
 def _activity_rows(cursor, db, portfolio_id, generation, kinds, after, until, oldest_first, size, token):
     where, params = (f"t.portfolio_id = ? AND t.generation = ? AND t.kind IN ({', '.join('?' for _ in kinds)})",
                      [portfolio_id, generation] + kinds)
     if after is not None:
-        where += " AND t.time > ?"
+        where += f" AND {_SHOWN_TIME} > ?"
         params.append(iso(after))
     if until is not None:
-        where += " AND t.time < ?"  # exclusive, as Alpaca's
+        where += f" AND {_SHOWN_TIME} < ?"  # exclusive, as Alpaca's
         params.append(iso(until))
     if token is not None:
         where += " AND t.id > ?" if oldest_first else " AND t.id < ?"
         params.append(token)
     order = "ASC" if oldest_first else "DESC"
     cursor.execute(db.sql(
-        "SELECT t.id, t.time, t.kind, t.symbol, t.side, t.quantity_units, t.price_units, t.amount_cents,"
+        f"SELECT t.id, {_SHOWN_TIME}, t.kind, t.symbol, t.side, t.quantity_units, t.price_units, t.amount_cents,"
         " t.details, t.order_id, o.uuid, o.status, o.quantity_units, t.commission_cents,"
         " (SELECT SUM(f.quantity_units) FROM transactions f WHERE f.order_id = t.order_id AND f.id <= t.id),"
         " t.position_after_units"
