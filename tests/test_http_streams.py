@@ -381,6 +381,24 @@ async def test_bad_messages_get_alpacas_errors_and_the_connection_stays(api):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_symbol_not_traded_here_is_subscribed_as_at_alpaca(api):
+    """Alpaca's data stream takes any well-formed symbol: no error, the subscription it answers lists it, and
+    nothing comes for it while it does not trade.  So does this one (the client sees it listed, alpaca-py logs
+    'subscribed to ...'), and a symbol that trades here still gets its prices on the same connection."""
+    raw = await authenticated(api)
+    raw.send_json({"action": "subscribe", "trades": ["ZZZZ", "AAPL"], "bars": ["ZZZZ"]})
+    reply = await raw.next()
+    assert len(reply) == 1 and reply[0]["T"] == "subscription"
+    assert reply[0]["trades"] == ["AAPL", "ZZZZ"] and reply[0]["bars"] == ["ZZZZ"] and reply[0]["quotes"] == []
+    await api.d.tick()
+    points = await raw.next()
+    assert {(p["T"], p["S"]) for p in points} == {("t", "AAPL")}
+    raw.send_json({"action": "unsubscribe", "trades": ["ZZZZ"], "bars": ["ZZZZ"]})
+    reply = (await raw.next())[0]
+    assert reply["trades"] == ["AAPL"] and reply["bars"] == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_fragmented_messages_msgpack_and_the_size_limit(api):
     raw = await authenticated(api, packed=True)
     # alpaca-py sends its subscription in fragments: they are put together.
