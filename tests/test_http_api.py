@@ -302,6 +302,9 @@ async def test_positions_closing_them_history_and_activities(api):
     assert (await in_thread(client.get_order_by_id, waiting.id)).status == OrderStatus.CANCELED
     await api.d.tick()
     assert await in_thread(client.get_all_positions) == []
+    with pytest.raises(APIError) as excinfo:  # (a traded symbol, no position: as Alpaca says it)
+        await in_thread(client.close_position, "AAPL")
+    assert alpaca_error(excinfo) == (404, 40410000, "position does not exist")
     account = await in_thread(client.get_account)
     assert D(account.long_market_value) == 0 and D(account.cash) == D(account.equity)
 

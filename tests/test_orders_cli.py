@@ -108,6 +108,20 @@ async def test_close_sells_a_whole_position_its_stop_loss_canceled_first_if_aske
 
 
 @pytest_twisted.ensureDeferred
+async def test_closing_a_position_you_do_not_hold_says_so(deployment):
+    """'close XOM' with no XOM held answered 'unknown_order' (no order was named): now the refusal of a position
+    not held, saying which portfolio holds none."""
+    d = deployment
+    await register_and_login(d)
+    status, out, err = await d.cli("close", "msft", user="alice")
+    assert status == 1 and j(out) == {"error": "insufficient_position",
+                                      "message": "no MSFT position in portfolio 'default': nothing to close"}, out
+    assert (await d.cli("portfolio", "create", "swing", "--cash", "5000", user="alice"))[0] == 0
+    status, out, err = await d.cli("close", "MSFT", "--portfolio", "swing", user="alice", json=False)
+    assert (status, out, err) == (1, "", "papertrader: no MSFT position in portfolio 'swing': nothing to close\n")
+
+
+@pytest_twisted.ensureDeferred
 async def test_replace_links_the_orders(deployment):
     d = deployment
     await register_and_login(d)

@@ -17,8 +17,8 @@ from twisted.internet import defer
 
 from papertrader import faults, times
 from papertrader.app import in_portfolio
-from papertrader.errors import (DuplicateOrder, GameClosed, InvalidInput, PaperTraderError, QuoteUnavailable,
-                               UnknownOrder, UnknownSymbol)
+from papertrader.errors import (DuplicateOrder, GameClosed, InsufficientPosition, InvalidInput, PaperTraderError,
+                               QuoteUnavailable, UnknownOrder, UnknownSymbol)
 from papertrader.master import validation
 from papertrader.master.group_commit import GroupCommit
 from papertrader.master.portfolios import PortfolioStore
@@ -670,8 +670,9 @@ class TradingCommands:
             raise InvalidInput("give a quantity or a percentage, not both")
         book = yield self.db.run(self.store.book, session.portfolio_id)
         held = book.quantity(symbol)
-        if held == 0:
-            raise UnknownOrder(f"no position in {symbol}")
+        if held == 0:  # (no order was named: not unknown_order)
+            raise InsufficientPosition(f"no {symbol} position in portfolio {session.portfolio.name!r}: nothing to"
+                                       " close")
         side = "sell" if held > 0 else "buy"
         canceled = 0
         if cancel_orders:

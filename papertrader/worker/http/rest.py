@@ -27,8 +27,8 @@ from twisted.web import resource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from papertrader import commands
-from papertrader.errors import (NotLoggedIn, OutcomeUnknown, PaperTraderError, ServerError, Throttled,
-                                UnknownOrder, UnknownSymbol)
+from papertrader.errors import (InsufficientPosition, NotLoggedIn, OutcomeUnknown, PaperTraderError, ServerError,
+                                Throttled, UnknownSymbol)
 from papertrader.master import validation
 from papertrader.master.api_keys import credential
 from papertrader.market.sources import asset_uuid
@@ -472,6 +472,12 @@ class RestApi:
         raise HttpError(404, 40410000, "position does not exist")
 
     @defer.inlineCallbacks
+    def _holds(self, request, symbol):
+        """Whether the key's portfolio holds a position (long or short) in ``symbol``."""
+        portfolio = yield self.call(request, commands.Portfolio)
+        return any(p["symbol"] == symbol for p in portfolio["positions"])
+
+    @defer.inlineCallbacks
     def _symbol_of(self, request, symbol_or_id):
         """A path's symbol, or the symbol of a position's asset id."""
         if not is_uuid(symbol_or_id):
@@ -496,8 +502,13 @@ class RestApi:
         try:
             order = yield self.call(request, commands.ClosePosition, symbol=symbol, quantity=quantity,
                                     percentage=percentage, client_order_id=client_order_id)
-        except (UnknownSymbol, UnknownOrder):
+        except UnknownSymbol:
             raise HttpError(404, 40410000, "position does not exist")
+        except InsufficientPosition:
+            # None held (Alpaca: 404), or open orders hold its shares (403): the positions tell which.
+            if not (yield self._holds(request, symbol)):
+                raise HttpError(404, 40410000, "position does not exist")
+            raise
         except OutcomeUnknown as e:
             raise look_for(e, client_order_id)
         return respond(request, 200, alpaca.order(with_asset(order)))

@@ -25,9 +25,9 @@ from twisted.internet import defer
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from papertrader import commands, times
-from papertrader.errors import (BadCredentials, InvalidInput, MasterUnavailable, NotLoggedIn, OrderNotOpen,
-                                PaperTraderError, PortfoliosHidden, ProviderLoginFailed, UnknownGame, UnknownOrder,
-                                UnknownPortfolio, UnknownSymbol, UnknownWatchlist)
+from papertrader.errors import (BadCredentials, InsufficientPosition, InvalidInput, MasterUnavailable, NotLoggedIn,
+                                OrderNotOpen, PaperTraderError, PortfoliosHidden, ProviderLoginFailed, UnknownGame,
+                                UnknownOrder, UnknownPortfolio, UnknownSymbol, UnknownWatchlist)
 from papertrader.client import output
 from papertrader.times import game_window
 from papertrader.worker.web import formatting as fmt
@@ -977,8 +977,10 @@ class Website:
         try:
             order = await self.call(visit, commands.ClosePosition, symbol=symbol, client_order_id=uuid.uuid4().hex,
                                     cancel_orders=True)
-        except UnknownOrder:
-            security.set_flash(request, f"You hold no {symbol}: nothing to close.", "error")
+        except InsufficientPosition as e:  # none held, or (a race with a fill) not as many as the sale
+            held = any(p["symbol"] == symbol for p in (await self.call(visit, commands.Portfolio))["positions"])
+            security.set_flash(request, sentence(e.message) if held else f"You hold no {symbol}: nothing to close.",
+                               "error")
             return redirect(request, f"/asset/{symbol}")
         except (NotLoggedIn, MasterUnavailable):
             raise
