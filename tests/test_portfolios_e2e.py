@@ -283,3 +283,31 @@ async def test_portfolio_list_marks_the_one_in_use_and_closing_it_goes_back_to_t
         assert status == 0 and j(out)["portfolio"] == "default", err
         status, out, err = await d.cli("portfolio", "list", user="alice")
         assert [(p["name"], p["in_use"]) for p in j(out)] == [("default", True)] and err == ""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mistyped_portfolio_name_is_named_with_the_one_meant(deployment):
+    """A mistyped symbol or option is named with the one meant; a mistyped --portfolio NAME was not."""
+    d = deployment
+    await register_and_login(d)
+    assert (await d.cli("portfolio", "create", "Swing trades", user="alice"))[0] == 0
+    status, out, err = await d.cli("buy", "AAPL", "1", "--portfolio", "swing trade", user="alice", json=False)
+    assert (status, err) == (1, "papertrader: no portfolio 'swing trade' on your account: did you mean"
+                                " 'Swing trades'?\n"), err
+    status, out, _ = await d.cli("portfolio", "use", "Swnig trades", user="alice")
+    assert (status, j(out)) == (1, {"error": "unknown_portfolio", "message": "no portfolio 'Swnig trades' on your"
+                                                                            " account: did you mean 'Swing trades'?"})
+    status, out, _ = await d.cli("portfolio", "reset", "defualt", "--yes", user="alice")
+    assert j(out)["message"] == "no portfolio 'defualt' on your account: did you mean 'default'?"
+    status, out, _ = await d.cli("orders", "--portfolio", "crypto", user="alice")  # like none: as before
+    assert (status, j(out)["message"]) == (1, "no portfolio 'crypto' on your account")
+    # The one 'portfolio use' chose, renamed elsewhere: the hint of what to do follows the name meant.
+    assert (await d.cli("portfolio", "use", "swing trades", user="alice"))[0] == 0
+    assert (await d.cli("login", "alice", "--password-stdin", stdin="correct horse\n", user="alice-laptop"))[0] == 0
+    assert (await d.cli("portfolio", "rename", "Swing trades", "Swing trades 2", user="alice-laptop"))[0] == 0
+    status, out, _ = await d.cli("portfolio", user="alice")
+    assert (status, j(out)["message"]) == (1, "no portfolio 'Swing trades' on your account: did you mean 'Swing"
+                                              " trades 2'? It is the portfolio 'papertrader portfolio use' chose,"
+                                              " closed or renamed since; run 'papertrader portfolio use --default' to"
+                                              " trade your default portfolio, or 'papertrader portfolio use NAME' for"
+                                              " another (see 'papertrader portfolio list')")

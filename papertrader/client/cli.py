@@ -1890,7 +1890,9 @@ class CLI:
             message += "" if message.endswith("log in again") else "; log in again"
             message += f" with 'papertrader login {_shell_word(self.saved_username() or 'USERNAME')}'"
         if isinstance(e, UnknownPortfolio) and self.chosen_portfolio is not None:
-            message += (": it is the portfolio 'papertrader portfolio use' chose, closed or renamed since; run"
+            # (after the server's 'did you mean 'Swing 2'?', if it found the name meant: a sentence of its own)
+            message += (" It is" if message.endswith("?") else ": it is")
+            message += (" the portfolio 'papertrader portfolio use' chose, closed or renamed since; run"
                         " 'papertrader portfolio use --default' to trade your default portfolio, or 'papertrader"
                         " portfolio use NAME' for another (see 'papertrader portfolio list')")
         if self.connection is not None and self.connection.uncertain and self.last_command not in READ_ONLY:

@@ -15,6 +15,7 @@ Which portfolio a command trades is asked on every command; the answers are reme
 (``Remembered``), and forgotten whenever any portfolio row is written.
 """
 
+import difflib
 import itertools
 import uuid
 from dataclasses import dataclass, replace
@@ -184,8 +185,15 @@ class PortfolioStore:
         wanted = name(wanted)
         found = self._one(cursor, "account_id = ? AND name_key = ? AND closed IS NULL", (account_id, _key(wanted)))
         if found is None:
-            raise UnknownPortfolio(f"no portfolio {wanted!r} on your account")
+            raise UnknownPortfolio(f"no portfolio {wanted!r} on your account{self._meant(cursor, account_id, wanted)}")
         return found
+
+    def _meant(self, cursor, account_id, wanted):
+        """': did you mean 'Swing'?' when ``wanted`` looks like a typo of one of the account's open portfolios (as a
+        mistyped symbol is named with the one meant), else nothing."""
+        names = {_key(p.name): p.name for p in self.of_account(cursor, account_id)}
+        near = difflib.get_close_matches(_key(wanted), list(names), n=1, cutoff=0.6)
+        return f": did you mean {names[near[0]]!r}?" if near else ""
 
     def resolve(self, cursor, account_id, wanted=None):
         """The portfolio a command names (by name), or the account's default one."""
