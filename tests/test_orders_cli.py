@@ -122,6 +122,26 @@ async def test_closing_a_position_you_do_not_hold_says_so(deployment):
 
 
 @pytest_twisted.ensureDeferred
+async def test_positions_shows_the_portfolio_s_positions(deployment):
+    """People coming from Alpaca type 'positions': it was an unknown command; it is the positions of 'portfolio'."""
+    d = deployment
+    await register_and_login(d)
+    status, out, err = await d.cli("positions", user="alice", json=False)
+    assert (status, out) == (0, "No positions in portfolio 'default'.\n"), err
+    assert (await d.cli("positions", user="alice"))[1] == "[]\n"
+    assert (await d.cli("buy", "AAPL", "2", user="alice"))[0] == 0
+    await d.tick()
+    status, out, err = await d.cli("positions", user="alice")
+    assert status == 0, err
+    assert j(out) == j((await d.cli("portfolio", user="alice"))[1])["positions"]
+    assert [(p["symbol"], p["quantity"]) for p in j(out)] == [("AAPL", "2")]
+    status, out, err = await d.cli("positions", user="alice", json=False)
+    shown = (await d.cli("portfolio", user="alice", json=False))[1]
+    assert status == 0 and out.startswith("SYMBOL") and out in shown, (out, shown)  # the same table
+    assert (await d.cli("positions", "--portfolio", "nope", user="alice"))[0] == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_replace_links_the_orders(deployment):
     d = deployment
     await register_and_login(d)

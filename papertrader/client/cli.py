@@ -400,6 +400,9 @@ def build_parser():
                    help="with reset: do not ask for confirmation (needed without a terminal; the other actions"
                         " ignore it)")
     portfolio_option(c)
+    c = command("positions", "the positions 'portfolio' shows, alone: quantity, entry price, last price, value,"
+                             " profit or loss")
+    portfolio_option(c)
     c = command("history", "your transaction history: every fill, dividend and split, newest last")
     limit_option(c, 50, 500)
     c.add_argument("--before", type=int, metavar="ID",
@@ -649,10 +652,15 @@ def portfolio_text(p, first=(), zone=timezone.utc):
     if p.get("no_shorting"):
         text += "\n\nLong only: short selling is turned off ('portfolio configure --no-shorting off')."
     if p["positions"]:
-        text += "\n\n" + output.table([output.quoted(pos, {"price", "average_price"}) for pos in data["positions"]],
-                                      ["symbol", "quantity", "average_price", "price", "market_value",
-                                       "unrealized_pl", "unrealized_percent", "change_today"], zone)
+        text += "\n\n" + positions_table(data["positions"], zone)
     return data, text
+
+
+def positions_table(positions, zone=timezone.utc):
+    """A portfolio's positions as ``portfolio`` (and ``positions``) shows them."""
+    return output.table([output.quoted(pos, {"price", "average_price"}) for pos in positions],
+                        ["symbol", "quantity", "average_price", "price", "market_value", "unrealized_pl",
+                         "unrealized_percent", "change_today"], zone)
 
 
 #: The trading core's names of a portfolio's configuration (papertrader/trading/configuration.py), as the command
@@ -1653,6 +1661,14 @@ class CLI:
     def _portfolio_show(self):
         p = yield self.call(commands.Portfolio, token=self.token(), **self.in_portfolio())
         self.emit(*portfolio_text(p, zone=self.zone))
+
+    @defer.inlineCallbacks
+    def do_positions(self):
+        """The positions 'portfolio' shows, alone (Alpaca's 'positions')."""
+        p = yield self.call(commands.Portfolio, token=self.token(), **self.in_portfolio())
+        positions = portfolio_text(p, zone=self.zone)[0]["positions"]
+        self.emit(positions, positions_table(positions, self.zone) if positions
+                  else f"No positions in portfolio {p['portfolio']!r}.")
 
     @defer.inlineCallbacks
     def do_history(self):
