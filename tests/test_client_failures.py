@@ -679,6 +679,29 @@ async def test_watch_of_an_unknown_symbol_names_the_traded_ones_as_quote_does(cl
         "unknown symbol 'APPL': did you mean AAPL? traded symbols are AAPL, MSFT, TSLA")
 
 
+@pytest_twisted.ensureDeferred
+async def test_quote_of_several_symbols_a_line_each_and_each_refusal_named(cluster):
+    """'quote AAPL MSFT' was a usage error (one symbol): now a line per symbol, and a refused one says which."""
+    d = cluster
+    status, out, err = await bounded(d.cli("quote", "AAPL", "msft", json=False), 15)
+    assert status == 0 and err == "", err
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["SYMBOL", "NAME", "PRICE"] and [r.split()[0] for r in rows] == ["AAPL", "MSFT"]
+    status, out, err = await bounded(d.cli("quote", "AAPL", "APPL", "TSLA,msft", json=False), 15)
+    assert status == 1 and [r.split()[0] for r in out.splitlines()[1:]] == ["AAPL", "TSLA", "MSFT"], out
+    assert err == "papertrader: APPL: unknown symbol 'APPL': did you mean AAPL? traded symbols are AAPL, MSFT, TSLA\n"
+    status, out, err = await bounded(d.cli("quote", "AAPL", "APPL", "aapl"), 15)  # (AAPL once)
+    assert status == 1, err
+    good, bad = j(out)
+    assert good["symbol"] == "AAPL" and "price" in good
+    assert bad == {"symbol": "APPL", "error": "unknown_symbol",
+                   "message": "unknown symbol 'APPL': did you mean AAPL? traded symbols are AAPL, MSFT, TSLA"}
+    status, out, err = await bounded(d.cli("quote", "NOPE", "ZZZZ", json=False), 15)
+    assert (status, out, err.count("\n")) == (1, "", 2) and err.startswith("papertrader: NOPE: unknown symbol")
+    status, out, err = await bounded(d.cli("quote", "AAPL"), 15)  # one symbol: one object, as before
+    assert status == 0 and j(out)["symbol"] == "AAPL"
+
+
 class Silent(protocol.Protocol):
     """Accepts connections and never says a word."""
 

@@ -57,6 +57,7 @@ from papertrader.errors import (
     NotLoggedIn,
     PaperTraderError,
     ProviderLoginFailed,
+    QuoteUnavailable,
     UnknownGame,
     UnknownPortfolio,
     UnknownSymbol,
@@ -245,8 +246,10 @@ def build_parser():
     c = command("assets", "list the assets, their names and latest prices (stale ones marked)")
     c.add_argument("--search", metavar="TEXT", default=None,
                    help="only assets whose symbol or name contains TEXT, any case (default: all)")
-    c = command("quote", "the latest price of an asset (marked stale when no fresh price came for too long)")
-    c.add_argument("symbol", help="the asset's symbol, e.g. AAPL")
+    c = command("quote", "the latest price of assets, a line each (marked stale when no fresh price came for too"
+                         " long)")
+    c.add_argument("symbols", nargs="+", metavar="SYMBOL",
+                   help="the assets' symbols, e.g. AAPL, or AAPL MSFT (or AAPL,MSFT)")
     c = command("watchlist", "your watchlists: named lists of symbols to follow, shown with their latest prices")
     c.add_argument("action", nargs="?", default="list",
                    choices=("list", "show", "create", "add", "remove", "rename", "delete"),
@@ -556,6 +559,9 @@ def parse(argv):
 def _quote(quote):
     """A quote as shown: stale a plain boolean, no empty name."""
     return {k: v for k, v in dict(quote, stale=bool(quote.get("stale"))).items() if v is not None}
+
+
+QUOTE_COLUMNS = ["symbol", "name", "price", "time", "stale"]
 
 
 def _shown(quote):
@@ -1096,12 +1102,39 @@ class CLI:
 
     @defer.inlineCallbacks
     def do_quote(self):
+        symbols = [w for word in self.args.symbols for w in word.split(",") if w.strip()] or self.args.symbols
+        if len(symbols) == 1:  # one symbol: its quote, or its error, as a command's answer
+            quote = yield self._quote_of(symbols[0])
+            self.emit(quote, output.table([_shown(quote)], QUOTE_COLUMNS, self.zone))
+            return
+        # Several: a line each; a symbol refused is said on a line of its own, naming it (with --json, in the list
+        # in its place), and the others are shown all the same.
+        symbols = list(dict.fromkeys(s.strip().upper() for s in symbols))  # each once, in the order given
+        quotes, refused = [], []
+        for symbol in symbols:
+            try:
+                quotes.append((yield self._quote_of(symbol)))
+            except (UnknownSymbol, QuoteUnavailable, InvalidInput) as e:
+                refused.append(symbol)
+                quotes.append({"symbol": symbol if len(symbol) <= 16 else symbol[:16] + "...", "error": e.code,
+                               "message": e.message})
+        if not self.args.json:
+            for q in quotes:
+                if "error" in q:
+                    self.note(f"{q['symbol']}: {q['message']}")
+        found = [q for q in quotes if "error" not in q]
+        if self.args.json or found:
+            self.emit(quotes, output.table([_shown(q) for q in found], QUOTE_COLUMNS, self.zone))
+        return FAILED if refused else OK
+
+    @defer.inlineCallbacks
+    def _quote_of(self, symbol):
+        """The quote of ``symbol`` as shown; an unknown symbol's error says when an asset listed later trades."""
         try:
-            answer = yield self.call(commands.Quote, symbol=self.args.symbol)
+            answer = yield self.call(commands.Quote, symbol=symbol)
         except UnknownSymbol as unknown:
-            yield self._listed_later(self.args.symbol, unknown)
-        quote = _quote(answer)
-        self.emit(quote, output.table([_shown(quote)], ["symbol", "name", "price", "time", "stale"], self.zone))
+            yield self._listed_later(symbol, unknown)
+        return _quote(answer)
 
     @defer.inlineCallbacks
     def _listed_later(self, symbol, unknown):
