@@ -100,6 +100,23 @@ async def test_trade_from_the_client(deployment):
 
 
 @pytest_twisted.ensureDeferred
+async def test_candles_from_after_the_market_s_date_say_that_date(deployment):
+    """'candles --start' a day the market has not reached said only 'No candles yet.': a replay's date is years
+    before today's, and nothing said so."""
+    d = deployment
+    today = j((await d.cli("clock"))[1])["time"][:10]  # (the simulated market: UTC)
+    status, out, err = await d.cli("candles", "AAPL", "--start", "2099-01-02", json=False)
+    assert (status, out) == (0, f"No candles yet: --start 2099-01-02 is after the market's date, {today} (its time:"
+                                " papertrader clock).\n"), err
+    status, out, err = await d.cli("candles", "AAPL", "--start", "2099-01-02T10:00:00+00:00", json=False)
+    assert status == 0 and out.startswith("No candles yet: --start 2099-01-02 10:00:00 UTC is after the market's"
+                                          f" time, {today} "), out
+    assert (await d.cli("candles", "AAPL", "--start", "2099-01-02"))[1] == "[]\n"  # (JSON: the candles, none)
+    status, out, err = await d.cli("candles", "AAPL", "--start", "2001-01-02", "--end", "2001-01-03", json=False)
+    assert (status, out) == (0, "No candles yet.\n"), err  # (before the market's date: nothing more to say)
+
+
+@pytest_twisted.ensureDeferred
 async def test_worker_stamps_every_order(deployment):
     d = deployment
     await register_and_login(d)

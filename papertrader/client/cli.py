@@ -1163,8 +1163,27 @@ class CLI:
         # evening before in New York.
         daily = (answer.get("interval") or self.args.interval) == "1d"
         rows = [output.quoted(dict(c, time=times.day(c["time"], self.zone)) if daily else c) for c in candles]
-        self.emit(candles, output.table(rows, ["time", "open", "high", "low", "close", "volume"], self.zone)
-                  if candles else "No candles yet.")
+        if candles:
+            text = output.table(rows, ["time", "open", "high", "low", "close", "volume"], self.zone)
+        else:
+            text = "No candles yet." if self.args.json else (yield self._no_candles(window.get("start")))
+        self.emit(candles, text)
+
+    @defer.inlineCallbacks
+    def _no_candles(self, start):
+        """What no candles say: with a --start the market has not reached (a replay's date is years back), the
+        market's date (its time, for a --start given as a time)."""
+        try:
+            now = (yield self.call(commands.Clock))["time"] if start is not None else None
+        except PaperTraderError:
+            now = None  # (the candles were answered: only the clock's date is missing)
+        if now is None or start <= now:
+            return "No candles yet."
+        if len(self.args.start.strip()) == 10:  # a day
+            return (f"No candles yet: --start {self.args.start.strip()} is after the market's date,"
+                    f" {times.day(now, self.zone)} (its time: papertrader clock).")
+        return (f"No candles yet: --start {times.local(start, self.zone, seconds=True)} is after the market's time,"
+                f" {times.local(now, self.zone, seconds=True)} (papertrader clock).")
 
     # --- orders ---------------------------------------------------------------
 
