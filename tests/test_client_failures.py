@@ -194,6 +194,35 @@ async def test_register_refuses_a_malformed_username_or_email_before_asking_for_
     assert (await d.master.db.query("SELECT COUNT(*) FROM accounts"))[0][0] == 0
 
 
+@pytest.mark.parametrize("typed, code, said", [
+    (b"short", "weak_password", "password must be at least 8 characters"),
+    (b"password123", "weak_password", "that password is too common"),
+])
+@pytest_twisted.ensureDeferred
+async def test_a_new_password_that_can_never_do_is_refused_before_it_is_typed_again(cluster, typed, code, said):
+    """register, and passwd's new password: the rules were checked only after the password had been typed twice."""
+    d = cluster
+    proc = spawn_cli(d, "--json", "register", "alice", "alice@example.com", pty=True)
+    await proc.wait_for("Password: ")
+    proc.transport.write(typed + b"\r")
+    assert await ended(proc) == 1
+    assert b"Repeat" not in proc.output and b"Traceback" not in proc.output, proc.output
+    body = j(next(line for line in proc.output.splitlines() if line.startswith(b"{")))
+    assert body["error"] == code and said in body["message"], body
+    assert (await d.master.db.query("SELECT COUNT(*) FROM accounts"))[0][0] == 0
+
+    await register_and_login(d)
+    proc = spawn_cli(d, "--json", "passwd", pty=True)
+    await proc.wait_for("Current password: ")
+    proc.transport.write(b"correct horse\r")
+    await proc.wait_for("New password: ")
+    proc.transport.write(typed + b"\r")
+    assert await ended(proc) == 1
+    assert b"Repeat" not in proc.output, proc.output
+    body = j(next(line for line in proc.output.splitlines() if line.startswith(b"{")))
+    assert body["error"] == code and said in body["message"], body
+
+
 async def portfolio_state(d, name):
     """(generation, open orders) of alice's portfolio ``name``."""
     status, out, _ = await d.cli("portfolio", "list", user="alice")

@@ -839,11 +839,15 @@ class CLI:
         return self.prompt(lambda: getpass.getpass(text))
 
     def password(self, confirm=False):
+        """The password typed (with ``confirm``, a new one: typed twice, and what can never do is refused after the
+        first time, not after the second; the master checks it again)."""
         if self.args.password_stdin:
             return self.read_line()
         first = self.secret("Password: ")
-        if confirm and self.secret("Repeat password: ") != first:
-            raise InvalidInput("the passwords do not match")
+        if confirm:
+            validation.password(first)
+            if self.secret("Repeat password: ") != first:
+                raise InvalidInput("the passwords do not match")
         return first
 
     # --- the connection ---------------------------------------------------------
@@ -1069,6 +1073,7 @@ class CLI:
         else:
             old = self.secret("Current password: ")
             new = self.secret("New password: ")
+            validation.password(new)  # (refused at once, not after it was typed again)
             if self.secret("Repeat new password: ") != new:
                 raise InvalidInput("the new passwords do not match")
         answer = yield self.call(commands.ChangePassword, token=token, old_password=old, new_password=new)
