@@ -141,6 +141,41 @@ async def test_positions_shows_the_portfolio_s_positions(deployment):
     assert (await d.cli("positions", "--portfolio", "nope", user="alice"))[0] == 1
 
 
+def test_how_an_order_ended_reads_as_english_and_says_what_filled():
+    def order(status, filled="0"):
+        return {"id": 25, "status": status, "filled_quantity": D(filled)}
+
+    assert [cli.ended_words(order(s)) for s in ("expired", "canceled", "rejected")] == [
+        "order 25 expired", "order 25 was canceled", "order 25 was rejected"]
+    assert cli.ended_words(order("expired", "3")) == "order 25 expired after filling 3"
+    assert cli.ended_words(order("canceled", "2.5")) == "order 25 was canceled after filling 2.5"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_order_that_ended_unfilled_says_how_in_plain_words(tmp_path, settings, database_url, clock):
+    """'order 25 was expired' is not English: 'order 25 expired'."""
+    import os
+
+    from tests.conftest import start_cluster
+
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
+    d = await start_cluster(tmp_path, replace(settings, provider="replay", assets=(), replay_files=fixture,
+                                              replay_start="2024-03-04", fill_model="ideal"), database_url, clock)
+    try:
+        await register_and_login(d)
+        day = j((await d.cli("buy", "XYZ", "1", "--limit", "1.00", user="alice"))[1])  # a day order, far below
+        status, out, err = await d.cli("buy", "XYZ", "1", "--limit", "1.00", "--tif", "ioc", user="alice",
+                                       json=False)
+        ioc = int(re.search(r"^id: +([0-9]+)$", out, re.M).group(1))
+        await d.tick()  # the whole session: the ioc is canceled, the day order expires at its close
+        status, out, err = await d.cli("order", str(day["id"]), user="alice", json=False)
+        assert status == cli.ORDER_ENDED and re.fullmatch(f"papertrader: order {day['id']} expired: [^\n]+\n", err), err
+        status, out, err = await d.cli("order", str(ioc), user="alice", json=False)
+        assert status == cli.ORDER_ENDED and err.startswith(f"papertrader: order {ioc} was canceled: "), err
+    finally:
+        await d.cluster.stopService()
+
+
 @pytest_twisted.ensureDeferred
 async def test_replace_links_the_orders(deployment):
     d = deployment

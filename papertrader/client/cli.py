@@ -612,6 +612,14 @@ def close_refusal(message, args):
     return f"{what}; cancel them first, or close with '{command}'"
 
 
+def ended_words(order):
+    """How an order ended without filling in full, in words: 'order 25 expired', 'order 25 was canceled after
+    filling 3', 'order 25 was rejected' (not 'order 25 was expired')."""
+    filled = output.plain(order)["filled_quantity"] if order.get("filled_quantity") else None
+    what = "expired" if order["status"] == "expired" else f"was {order['status']}"
+    return f"order {order['id']} {what}" + (f" after filling {filled}" if filled else "")
+
+
 def order_rows(orders):
     """Orders as the ORDER_COLUMNS table shows them: a notional order that has not filled yet has no quantity, so
     its QUANTITY cell shows its notional instead, as dollars ('$500.00'); a trailing stop's STOP_PRICE is its stop
@@ -1268,9 +1276,7 @@ class CLI:
         self.emit(order, self._order_text(order))
         follow = f"follow it with 'papertrader order {order['id']} --wait{self.named_portfolio()}'"
         if order["status"] in ("rejected", "canceled", "expired"):
-            what = order["status"] if order["status"] != "canceled" or not order.get("filled_quantity") else \
-                f"canceled after filling {output.plain(order)['filled_quantity']}"
-            self.note(f"order {order['id']} was {what}: {order.get('reason') or 'no reason given'}")
+            self.note(f"{ended_words(order)}: {order.get('reason') or 'no reason given'}")
             return ORDER_ENDED
         if order["status"] not in OPEN or not self.args.wait:
             return OK
@@ -1306,8 +1312,8 @@ class CLI:
         """
         deadline = self.reactor.seconds() + self.args.timeout
         try:
-            self.stderr.write(f"order {order['id']} is {order['status']}; waiting until it is filled or ends"
-                              " (Ctrl-C stops waiting, not the order)\n")
+            self.stderr.write(f"order {order['id']} is {order['status'].replace('_', ' ')}; waiting until it is filled"
+                              " or ends (Ctrl-C stops waiting, not the order)\n")
             self.stderr.flush()
         except OSError:
             pass
