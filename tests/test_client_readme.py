@@ -96,3 +96,20 @@ def test_the_readme_s_game_shows_its_days_as_days_and_its_times_in_the_market_s_
             "show_portfolios": False}
     shown = cli.CLI._game_text(game, ZoneInfo("America/New_York"))
     assert shown == example('papertrader game show "Spring Cup"    # as carol')
+
+
+def test_the_readme_warns_that_a_shell_turns_an_unquoted_dollar_amount_into_another():
+    """'--limit $180.50' reaches papertrader as '--limit 80.50' (the shell expands $1, empty): an order at a price
+    nobody meant, which papertrader cannot tell. Where the README shows amounts typed, it says so."""
+    import subprocess
+
+    shell = lambda line: subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=10).stdout
+    assert shell('printf %s $180.50') == shell('printf %s "$180.50"') == "80.50"  # what the README says
+    assert shell("printf %s '$180.50'") == "$180.50"
+    warning = "`$180.50` unquoted (or in double quotes) reaches papertrader as `80.50`"
+    orders = README.split("\n## Orders\n", 1)[1].split("\n### ", 1)[0]
+    assert warning in orders and "'$180.50'" in orders
+    codes = {row[0]: row[1] for row in table("| code | meaning |")}
+    assert "'$180.50'" in codes["`invalid_input`"] and "80.50" in codes["`invalid_input`"]
+    [buy] = [row[1] for row in table("| command | arguments and options |") if row[0].startswith("`buy`")]
+    assert "no `$`" in buy
