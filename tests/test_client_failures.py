@@ -849,6 +849,27 @@ async def test_a_mistyped_option_names_the_one_meant_and_the_commands_help(clust
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_mistyped_command_or_action_names_the_one_meant(cluster):
+    """'papertrader postions' got argparse's "invalid choice: 'postions' (choose from 'register', 'login', ...
+    29 commands)" and no hint, though a mistyped option or symbol names the one meant."""
+    d = cluster
+    cases = [
+        (["postions"], "unknown command 'postions': did you mean 'positions'?", "papertrader --help"),
+        (["portfolio", "lsit"], "unknown action 'lsit': did you mean 'list'?", "papertrader portfolio --help"),
+        (["game", "leaderbord", "Cup"], "did you mean 'leaderboard'?", "papertrader game --help"),
+    ]
+    for argv, meant, where in cases:
+        status, out, err = await d.cli(*argv, user="alice")
+        body = check_failure(status, out, err, "usage", exit_status=2)
+        assert meant in body["message"] and f"(see '{where}')" in body["message"], (argv, body)
+        assert "choose from" not in body["message"], body  # the one meant, not all of them
+    # Nothing like any: the choices are listed, as before.
+    status, out, err = await d.cli("xyzzy", user="alice")
+    body = check_failure(status, out, err, "usage", exit_status=2)
+    assert "xyzzy" in body["message"] and "positions" in body["message"], body
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_price_written_with_a_dollar_sign_or_thousands_commas_says_how_to_write_it(cluster):
     """$180.50 or 1,000 (as the README writes amounts) is refused, nothing made, and the message shows the number
     to type; a comma that is not a thousands separator (180,50) is not guessed at."""

@@ -126,9 +126,27 @@ class OutputClosed(Exception):
     """Standard output was closed by its reader (``papertrader watch AAPL | head -3``)."""
 
 
+#: argparse's refusal of a command or action name: the name typed, and the choices (quoted before Python 3.12.8).
+INVALID_CHOICE_RE = re.compile(r"argument (\w+): invalid choice: '(.*)' \(choose from (.*)\)$")
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageFailure(f"{message} (see '{self.prog} --help')")
+        raise UsageFailure(f"{_meant_choice(message)} (see '{self.prog} --help')")
+
+
+def _meant_choice(message):
+    """argparse's "invalid choice" as "unknown command 'postions': did you mean 'positions'?" when one choice is
+    close to what was typed; otherwise as argparse says it (every choice listed)."""
+    found = INVALID_CHOICE_RE.match(message)
+    if found is None:
+        return message
+    what, typed, choices = found.groups()
+    meant = difflib.get_close_matches(typed, [c.strip().strip("'") for c in choices.split(",")], n=1, cutoff=0.6)
+    if not meant:
+        return message
+    kind = {"COMMAND": "command", "ACTION": "action"}.get(what, what.lower())
+    return f"unknown {kind} '{typed}': did you mean '{meant[0]}'?"
 
 
 GLOBAL_DEFAULTS = {"master": None, "ca_file": None, "worker": None, "region": None, "json": False}
