@@ -15,9 +15,11 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 import papertrader
 from papertrader import admin, commands
 from papertrader.client.connection import Connection, connect
+from papertrader.errors import PaperTraderError
 from papertrader.master.workers import KICKED, REVOKED
 from papertrader.worker.fanout import WINDOW
 from tests.conftest import WatchedProcess, bounded, start_cluster, wait_for_log
+from tests.fuzz_helpers import close, until
 from tests.test_e2e import register_and_login
 
 
@@ -523,3 +525,42 @@ async def _refused_while_behind(d):
     [w] = waiting
     assert any("behind" in e.message for e in w.logs.newest(50))
     return first, w
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_sending_thousands_of_requests_at_once_has_a_few_worked_on_and_the_rest_wait_unread(fleet):
+    """A client that pipelines requests (a runaway script) had every one of them passed on to the master at once:
+    2,000 requests were 2,000 calls waiting there, ahead of every other client's.  A worker works on at most
+    MAX_IN_FLIGHT commands of one connection and reads no more of it until some are answered (TCP holds the
+    rest); all are answered in the end; other clients are served meanwhile."""
+    import secrets
+
+    from papertrader.worker.protocol import MAX_IN_FLIGHT
+    from tests.test_connection_limits import amp_client
+
+    d = fleet
+    w = worker(d, "worker1")
+    port = w.listener.port.getHost().port
+    flood = await amp_client(d, port)
+    other = await amp_client(d, port)
+    links = [p.protocol for p in d.master.workers.linked.values()]
+    for proto in links:  # the master stops reading its workers: every call to it waits
+        proto.transport.pauseProducing()
+    try:
+        calls = [flood.callRemote(commands.Whoami, token=secrets.token_hex(16)) for _ in range(2000)]
+        for call in calls:
+            call.addErrback(lambda f: f.trap(PaperTraderError))  # (no such session: refused, typed)
+        await until(lambda: w.link.waiting() >= MAX_IN_FLIGHT, "the worker to work on the flood")
+        for _ in range(20):  # (the rest of what it had read, given the chance to be dispatched)
+            await task.deferLater(reactor, 0.01, lambda: None)
+        assert w.link.waiting() == MAX_IN_FLIGHT
+        quote = await bounded(other.callRemote(commands.Quote, symbol="AAPL"), "another client's quote")
+        assert quote["symbol"] == "AAPL"
+    finally:
+        for proto in links:
+            proto.transport.resumeProducing()
+    answers = await bounded(defer.gatherResults(calls), "every request of the flood to be answered", timeout=60)
+    assert len(answers) == 2000  # each refused (no such session), none lost
+    assert w.link.waiting() == 0
+    await close(flood)
+    await close(other)

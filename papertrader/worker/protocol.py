@@ -4,9 +4,16 @@
 client command is passed on to the master as its stamped twin: receive time,
 the client's IP address and this worker's name.  Commands that carry a token
 are first checked against the session cache (asking the master on a miss).
+
+A client's commands are worked on at most MAX_IN_FLIGHT at a time: beyond that the connection is not read until
+some are answered, so a client that pipelines thousands holds a few of the master's calls, not thousands, and
+TCP pushes the rest back to it.
 """
 
+import collections
+
 from twisted.internet import defer, protocol
+from twisted.protocols import amp
 
 from papertrader import commands, tls
 from papertrader.commands import FORWARDED
@@ -15,6 +22,11 @@ from papertrader.master import validation
 from papertrader.master.api_keys import is_credential
 from papertrader.wire import TypedAMP
 from papertrader.worker.fanout import Prepared
+
+
+#: Commands of one client connection a worker works on at once; while that many wait for their answers, it reads
+#: no more of the connection (what the client sends meanwhile waits in TCP's buffers, then in the client).
+MAX_IN_FLIGHT = 32
 
 
 class WorkerProtocol(TypedAMP):
@@ -26,6 +38,11 @@ class WorkerProtocol(TypedAMP):
         self.worker = worker
         self.gone = False
         self._ip = None
+        #: Commands being worked on, and those read while MAX_IN_FLIGHT were (at most what one read brought).
+        self._in_flight = 0
+        self._held = collections.deque()
+        self._reading = True
+        self._releasing = False
 
     def log_failure(self, failure, what):
         self.worker.log.failure("{what} failed", failure, what=what)
@@ -55,6 +72,38 @@ class WorkerProtocol(TypedAMP):
         self.worker.clients.discard(self)
         self.worker.fanout.forget(self)
         self.worker.order_fanout.forget(self)
+
+    def ampBoxReceived(self, box):
+        # A command beyond MAX_IN_FLIGHT waits, and the connection is not read until some are answered; answers
+        # (to the worker's pushes) never wait.
+        if amp.COMMAND in box and (self._held or self._in_flight >= MAX_IN_FLIGHT):
+            self._held.append(box)
+            if self._reading and self.transport is not None:
+                self._reading = False
+                self.transport.pauseProducing()
+            return
+        super().ampBoxReceived(box)
+
+    def dispatchCommand(self, box):
+        d = super().dispatchCommand(box)
+        if not d.called:
+            self._in_flight += 1
+            d.addBoth(self._answered)
+        return d
+
+    def _answered(self, result):
+        self._in_flight -= 1
+        if self._held and not self._releasing:
+            self._releasing = True  # (a held command answered at once must not start this loop again)
+            try:
+                while self._held and self._in_flight < MAX_IN_FLIGHT and not self.gone:
+                    super().ampBoxReceived(self._held.popleft())
+            finally:
+                self._releasing = False
+        if not self._held and not self._reading and not self.gone and self.transport is not None:
+            self._reading = True
+            self.transport.resumeProducing()
+        return result
 
     def locateResponder(self, name):
         if name == b"Quote":
