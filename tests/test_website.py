@@ -1037,6 +1037,50 @@ async def test_a_games_page_shows_its_leaderboard_live(tmp_path, settings, clock
         assert for_bob == leaderboard_section(body)
 
 
+async def next_value(factory, key):
+    """The next text the live connection sets for the elements ``data-live=key``."""
+    while True:
+        message = await next_message(factory, "set")
+        if key in message["v"]:
+            return message["v"][key][0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_games_page_keeps_its_status_players_and_creators_buttons_current(tmp_path, settings, clock,
+                                                                                  database_url):
+    """The game's page left open: its facts said "Players 0" beside a leaderboard listing who had joined, and
+    "Status open" with the creator's "End the game now" beside the final ranking once it ended.  They now move
+    with it, as a reload shows them."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "dave")
+        game = dict(start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        assert (await site.post("/games", dict(game, name="Facts Cup")))[0].code == 303
+        _, body = await site.get("/games/Facts%20Cup")
+        assert '<dd data-live="game.players">0</dd>' in body and '<dd data-live="game.status">open</dd>' in body
+        assert "End the game now" in body
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Facts Cup"}).encode())
+        await next_message(page, "ready")
+
+        alice = await person(worker, "alice")
+        await alice(commands.JoinGame, name="Facts Cup")
+        assert await next_value(page, "game.players") == "1"
+        _, body = await site.get("/games/Facts%20Cup")
+        assert '<dd data-live="game.players">1</dd>' in body
+
+        assert (await site.post("/games/Facts%20Cup/end", dict(csrf=csrf)))[0].code == 303
+        while True:  # (the orders' events of the end refresh the page too)
+            message = await next_message(page, "html")
+            if "Final ranking" in message["v"]["leaderboard"]:
+                break
+        assert message["v"]["game-manage"] == ""  # no more "End the game now", "New invite code", "Remove"
+        assert await next_value(page, "game.status") == "ended"
+        _, body = await site.get("/games/Facts%20Cup")
+        assert '<dd data-live="game.status">ended</dd>' in body and "End the game now" not in body
+        assert '<div data-section="game-manage"></div>' in body
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_ranking_update_asks_the_master_once_per_game_for_all_its_pages(tmp_path, settings, clock,
                                                                                  database_url):

@@ -17,7 +17,8 @@ arithmetic):
   the same functions as the page (papertrader/worker/web/views.py); a game's page (``{"page": "game",
   "game": NAME}``) gets its leaderboard again whenever the master says that game's standings changed
   (``GamesChanged``: each update that ranks the games -- asked once per game for all its pages --, a
-  player joining or removed, the game ended);
+  player joining or removed, the game ended; these last also set its status and players, and an ended
+  game's creator buttons go);
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
   newest candle of the chart's interval, and the account's equity, for the charts;
 - ``{"t": "toast", "text": ..., "order": UUID}``: an order event in words (it also replaces the words of the
@@ -480,6 +481,9 @@ class View:
             self.game_seen = yield self.call(commands.ShowGame, name=self.game)
             board = yield self.call(commands.GameLeaderboard, name=self.game, limit=100)
             sections["leaderboard"] = views.leaderboard(self.conn.username, self.game_seen, board)
+            values.update(views.game_values(self.game_seen))
+            if self.game_seen["status"] == "ended":  # (its creator's buttons: a new code, remove, end it)
+                sections["game-manage"] = ""
         elif self.page == "history" and self.first:
             answer = yield self.call(commands.Activities, page_size=50)
             sections["activities"] = views.body(views.activity_rows(answer["activities"]),

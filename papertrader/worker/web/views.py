@@ -1967,8 +1967,11 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
              ("Portfolios", "every player sees every player's" if game.get("show_portfolios") else
               "only its creator sees the players'")]
     # (a long value, the fill model's words, takes a row of its own: squeezed into a cell it ran down the page)
+    # Its status and players move while the page is open (the live connection sets them, as a reload shows them).
+    live = {"Status": "game.status", "Players": "game.players"}
     facts = h("dl", {"class": "facts"}, *[h("div", {"class": "wide" if len(value) > 28 else None},
-                                            h("dt", label), h("dd", value)) for label, value in rules])
+                                            h("dt", label), h("dd", {"data-live": live.get(label)}, value))
+                                          for label, value in rules])
     mine = ""
     if joinable(game):
         # Join here: a public game at once, a private one with its invite code.
@@ -2003,9 +2006,15 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
                ", ", h("a", {"href": game_link(game["name"]) + "/leaderboard.csv?by=sharpe", "download": True},
                        "by Sharpe ratio (CSV)"), "."),
              removed_players(game),
-             manage_game(chrome, game, board, invite_code, error, origin),
+             # (emptied by the live connection when the game ends: nothing there is possible any more)
+             h("div", {"data-section": "game-manage"}, manage_game(chrome, game, board, invite_code, error, origin)),
              h("p", h("a", {"href": "/games"}, "All games")))
     return document(chrome, game["name"], main, page="game", data={"data-game": game["name"]})
+
+
+def game_values(game):
+    """A game's facts that move while its page is open (the ``data-live`` keys of ``game_page``)."""
+    return {"game.status": [game["status"], None], "game.players": [str(game["players"]), None]}
 
 
 def leaderboard(username, game, board):

@@ -28,7 +28,8 @@ if (pauser) {
 }
 
 function setText(key, text, sign) {
-  if (paused && key !== "market" && key !== "clock") return;
+  // (paused: prices and values stand still; the market's clock and a game's status and players still move)
+  if (paused && key !== "market" && key !== "clock" && !key.startsWith("game.")) return;
   for (const el of document.querySelectorAll(`[data-live="${CSS.escape(key)}"]`)) {
     if (el.textContent !== text) {
       el.textContent = text;
