@@ -1931,16 +1931,17 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
         response, _ = await site.post("/watchlists", dict(name="Tech", symbols="aapl, msft"))
         assert response.code == 403  # not without the token
         response, _ = await site.post("/watchlists", dict(name="Tech", symbols="aapl, msft", csrf=csrf))
-        assert (response.code, header(response, b"location")) == (303, "/assets#watchlists")
+        assert (response.code, header(response, b"location")) == (303, "/assets")
         _, body = await site.get("/assets")
-        assert "<h3>Tech</h3>" in body and "Watchlist Tech created with AAPL, MSFT." in body  # said, not only shown
+        assert "<h3>Tech</h3>" in body
         card = body[body.find('id="watchlists"'):]
+        assert "Watchlist Tech created with AAPL, MSFT." in card  # said, not only shown; beside the lists
         assert card.find('href="/asset/AAPL"') < card.find('href="/asset/MSFT"')  # in the list's order
         price = fmt.price(d.master.board.get("MSFT").price)
         assert price in card and 'aria-label="Remove MSFT from Tech"' in card
         # Refused: said beside the list, with the symbols typed kept; nothing of the change made.
         body = await site.refused("/watchlists/add", dict(name="Tech", symbols="TSLA NOPE", csrf=csrf),
-                                  "/assets#watchlists")
+                                  "/assets")
         assert "Unknown symbol 'NOPE': traded symbols are AAPL, MSFT, TSLA." in body
         assert 'value="TSLA NOPE"' in body
         assert 'data-fields="w-add-0"' in body  # the field typed in is the one marked (not the new list's)
@@ -1962,12 +1963,12 @@ async def test_watchlists_on_the_trade_page(tmp_path, settings, clock, database_
         assert "AAPL is on your watchlist Tech." in body and "In your watchlist: Tech." in body
         assert 'aria-label="Add AAPL to a watchlist"' not in body  # in every list already
         assert (await forward(commands.GetWatchlist, watchlist_name="Tech"))["symbols"] == ["MSFT", "TSLA", "AAPL"]
-        body = await site.refused("/watchlists", dict(name="Tech", csrf=csrf), "/assets#watchlists")
+        body = await site.refused("/watchlists", dict(name="Tech", csrf=csrf), "/assets")
         assert "You already have a watchlist named 'Tech': choose another name." in body
         # A name no list can have (a NUL), or a symbol left empty: said.
-        body = await site.refused("/watchlists/delete", dict(name="Te\x00ch", csrf=csrf), "/assets#watchlists")
+        body = await site.refused("/watchlists/delete", dict(name="Te\x00ch", csrf=csrf), "/assets")
         assert "contains a NUL character." in body
-        body = await site.refused("/watchlists/remove", dict(name="Tech", symbol=" ", csrf=csrf), "/assets#watchlists")
+        body = await site.refused("/watchlists/remove", dict(name="Tech", symbol=" ", csrf=csrf), "/assets")
         assert "Choose a symbol to remove." in body
         response, _ = await site.post("/watchlists/delete", dict(name="Tech", csrf=csrf))
         assert response.code == 303

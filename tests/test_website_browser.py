@@ -723,3 +723,48 @@ async def test_a_price_chart_loaded_narrow_fills_its_width_once_widened(tmp_path
     finally:
         await b.close()
         await d.cluster.stopService()
+
+
+#: Where the focus is: the focused element's id, whether it is in sight, and whether it is in the watchlists' card.
+FOCUSED_IN_WATCHLISTS = """
+const e = document.activeElement, box = e.getBoundingClientRect();
+return {id: e.id, seen: box.top >= 0 && box.bottom <= innerHeight && box.height > 0,
+        text: e.textContent, in_watchlists: !!e.closest('#watchlists')};
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_a_watchlist_change_did_is_said_where_the_lists_are(tmp_path, settings, clock):
+    """A watchlist made, added to, refused or emptied sent the page back to /assets#watchlists: the browser's jump
+    to the lists took the focus from the message (a screen reader heard nothing, not even a refusal), and a success
+    was said at the top of the page, out of sight.  Each is now said in the watchlists' card, in sight, focused."""
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        await register(b, "wes")
+        await b.open("/assets")
+        await b.page("assets")
+        await b.fill({"#w-name": "Tech", "#w-symbols": "AAPL, NOPE"})
+        await b.click("form[action='/watchlists'] button[type=submit]")
+        await b.wait_text("#form-error", "Unknown symbol 'NOPE'")
+        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        assert (focused["id"], focused["seen"], focused["in_watchlists"]) == ("form-error", True, True), focused
+        assert await b.attribute("#w-symbols", "aria-invalid") == "true"
+
+        await b.fill({"#w-symbols": "AAPL, MSFT"})
+        await b.click("form[action='/watchlists'] button[type=submit]")
+        await b.wait_text("#flash", "Watchlist Tech created with AAPL, MSFT.")
+        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        assert focused == {"id": "flash", "seen": True, "text": "Watchlist Tech created with AAPL, MSFT.",
+                           "in_watchlists": True}, focused
+
+        await b.click("button[aria-label='Remove AAPL from Tech']")
+        await b.wait_text("#flash", "AAPL removed from your watchlist Tech.")
+        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        assert focused == {"id": "flash", "seen": True, "text": "AAPL removed from your watchlist Tech.",
+                           "in_watchlists": True}, focused
+        assert await b.text("#watchlists table") and "AAPL" not in await b.text("#watchlists table")
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()

@@ -727,7 +727,11 @@ class Website:
         chrome = self.chrome(request, visit, "trade", clock)
         lists = await self.watchlists(visit)
         refused = refusal(chrome, "create", *[f"list:{w['name']}" for w in lists])
-        card = views.watchlists_card(chrome, lists, {q["symbol"]: q for q in self.worker.quotes.all()}, refused)
+        said = None
+        if (chrome.flash or {}).get("w") == "watchlists":  # what a change of them did: said beside them
+            said, chrome.flash = chrome.flash, None
+        card = views.watchlists_card(chrome, lists, {q["symbol"]: q for q in self.worker.quotes.all()}, refused,
+                                     said)
         return html(request, views.assets_page(chrome, quotes, query, card,
                                                [s for w in lists for s in w["symbols"]]))
 
@@ -749,14 +753,15 @@ class Website:
         return [s for s in re.split(r"[\s,]+", text.strip().upper()) if s]
 
     async def _watchlist_change(self, request, visit, which, form, command, done, **arguments):
-        """``command`` on a watchlist; ``done``: what the page then says (a screen reader hears it: the page
-        reloads with the focus at its top)."""
+        """``command`` on a watchlist; ``done``: what the page then says, in the watchlists' card (in sight and
+        focused, so a screen reader hears it).  (Not /assets#watchlists: the browser's jump to a fragment takes
+        the focus from the message to the page.)"""
         _, refused = await self.attempt(self.call(visit, command, **arguments),
-                                        lambda why: refuse(request, "/assets#watchlists", which, why, form))
+                                        lambda why: refuse(request, "/assets", which, why, form))
         if refused is not None:
             return refused
-        security.set_flash(request, done, "success")
-        return redirect(request, "/assets#watchlists")
+        security.set_flash(request, done, "success", w="watchlists")
+        return redirect(request, "/assets")
 
     @app.route("/watchlists", methods=["POST"])
     @action()
@@ -784,7 +789,7 @@ class Website:
                 security.set_flash(request, sentence(e.message), "error")
             return redirect(request, back)
         if not symbols:
-            return refuse(request, "/assets#watchlists", f"list:{form['name']}", "Type one or more symbols to add.",
+            return refuse(request, "/assets", f"list:{form['name']}", "Type one or more symbols to add.",
                           form)
         return await self._watchlist_change(request, visit, f"list:{form['name']}", form, commands.AddToWatchlist,
                                             on_watchlist(symbols, form["name"]),
@@ -795,7 +800,7 @@ class Website:
     async def remove_from_watchlist(self, request, visit):
         name, symbol = field(request, "name", 64), field(request, "symbol", 32)
         if not symbol.strip():
-            return refuse(request, "/assets#watchlists", f"list:{name}", "Choose a symbol to remove.", {})
+            return refuse(request, "/assets", f"list:{name}", "Choose a symbol to remove.", {})
         return await self._watchlist_change(request, visit, f"list:{name}", {}, commands.RemoveFromWatchlist,
                                             f"{symbol.strip().upper()} removed from your watchlist {name}.",
                                             watchlist_name=name, symbols=[symbol])

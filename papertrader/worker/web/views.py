@@ -646,10 +646,11 @@ def _quote_cells(q, s):
                 fmt.sign(change), header="Change"))
 
 
-def watchlists_card(chrome, lists, quotes, refused=(None, None, {})):
+def watchlists_card(chrome, lists, quotes, refused=(None, None, {}), said=None):
     """The account's watchlists (``lists``: dicts with name and symbols, in order), each with its symbols' prices,
     a form to add symbols and one to delete it, then a form for a new one.  ``refused``: (which form, why, what
-    was typed) of a refusal (the form named ``create``, or ``list:NAME``)."""
+    was typed) of a refusal (the form named ``create``, or ``list:NAME``); ``said``: the flash message of a
+    change that was made, shown here rather than at the page's top."""
     which, why, typed = refused
     hidden = lambda name: h("input", {"type": "hidden", "name": "name", "value": name})  # noqa: E731
     parts = []
@@ -693,7 +694,7 @@ def watchlists_card(chrome, lists, quotes, refused=(None, None, {})):
              h("h2", {"id": "watchlists-title"}, "Watchlists"),
              h("p", {"class": "muted"}, "Lists of stocks to follow, the same in the command line (papertrader"
                                         " watchlist) and for your API keys."),
-             *parts, h("h3", "New watchlist"), error_box(why, WATCHLIST_FIELDS) if which == "create" else "", create)
+             message(said), *parts, h("h3", "New watchlist"), error_box(why, WATCHLIST_FIELDS) if which == "create" else "", create)
 
 
 def assets_page(chrome, quotes, query, watchlists="", watched=()):
