@@ -904,7 +904,7 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         # With it, a link to share: it opens the join form with the name and the code filled in (a GET that
         # joins nothing); its creator, who does not play yet, gets the join form here, with no code to give.
         link = re.search(r'id="invite-link" type="text" readonly value="([^"]+)"', body).group(1)
-        assert link == f"{site.url}/games?join=Secret+Cup&amp;code={first}#join"
+        assert link == f"{site.url}/games?join=Secret+Cup&amp;code={first}"
         form = re.search(r'<form method="post" action="/games/join"[^>]*aria-label="Join Secret Cup">(.*?)</form>',
                          body, re.S).group(1)
         assert 'name="code"' not in form and "Join Secret Cup as a player</button>" in form

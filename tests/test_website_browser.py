@@ -768,3 +768,33 @@ async def test_what_a_watchlist_change_did_is_said_where_the_lists_are(tmp_path,
     finally:
         await b.close()
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_invite_link_opens_the_join_form_with_its_button_focused(tmp_path, settings, clock):
+    """A game's invite link ended in #join: Chromium does not autofocus a page whose address has a fragment, so the
+    join form came with nothing focused (Enter did nothing; a screen reader started at the page's top).  The link
+    now opens the form with its Join button focused and in sight."""
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        await register(b, "gil")
+        await b.open("/games")
+        await b.page("games")
+        await b.fill({"#g-name": "Link Cup", "#f-start": "2026-09-01", "#f-end": "2026-12-31", "#f-cash": "10000",
+                      "#f-private": True})
+        await b.click("form[action='/games'] button[type=submit]")
+        await b.page("game")
+        link = await b.attribute("#invite-link", "value")
+        code = await b.text("#invite-code")
+        await b.run(b.driver.get, link, what="the invite link")
+        await b.page("games")
+        assert await b.attribute("#f-code", "value") == code
+        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        assert (focused["text"], focused["seen"]) == ("Join", True), focused
+        assert await b.script("return document.activeElement.closest('form').getAttribute('action')") == \
+            "/games/join"
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()

@@ -1795,9 +1795,10 @@ def joinable(game):
 
 
 def join_link(name, code=None):
-    """The games page with its join form filled in (a GET: joining is the form's POST).  (Not /games/join?...: a
-    game may be named 'join'.)"""
-    return "/games?" + urlencode(dict(join=name, **({"code": code} if code else {}))) + "#join"
+    """The games page with its join form filled in (a GET: joining is the form's POST), its Join button focused,
+    which brings the form in sight.  (Not /games/join?...: a game may be named 'join'.  No #join: browsers do
+    not autofocus a page whose address has a fragment.)"""
+    return "/games?" + urlencode(dict(join=name, **({"code": code} if code else {})))
 
 
 def join_button(chrome, game, label=None):
