@@ -989,6 +989,27 @@ def leaderboard_section(body):
 
 
 @pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("offered", [False, True])
+async def test_the_game_form_offers_margin_and_short_selling_only_where_the_server_does(tmp_path, settings, clock,
+                                                                                       offered):
+    """The create form offered "Margin accounts" and "Short selling allowed" on a server that makes no margin
+    accounts: ticking either was refused only once the whole form was sent.  They are offered where the operator
+    offers margin accounts (``margin_accounts``), as the Portfolios page's "Margin account" box is."""
+    database = Database.default_url(str(tmp_path))
+    async with website(tmp_path, settings, database, clock, margin_accounts=offered) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "mia")
+        _, body = await site.get("/games")
+        form = re.search(r'<form method="post" action="/games" [^>]*>(.*?)</form>', body, re.S).group(1)
+        assert ('name="margin"' in form, 'name="allow_short"' in form) == (offered, offered)
+        assert 'name="max_position"' in form and 'name="commission"' in form  # the other rules are there
+        response, _ = await site.post("/games", dict(name="Short Cup", start="2026-09-01", end="2026-12-31",
+                                                     cash="10000", allow_short="yes", csrf=csrf))
+        assert response.code == 303
+        games = {g["name"]: g for g in (await forward(commands.Games))["games"]}
+        assert ("Short Cup" in games) == offered
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_games_page_shows_its_leaderboard_live(tmp_path, settings, clock, database_url):
     """A teacher keeps the game's page open on the class's screen: who joins, each update's ranking and the
     final one appear without a reload, as a reload would show them."""

@@ -1412,7 +1412,8 @@ class Website:
         invited = which is None and bool(field(request, "join", 64))
         if invited:
             join = (None, {"name": field(request, "join", 64), "code": field(request, "code", 128)})
-        return html(request, views.games_page(chrome, answer["games"], *join, *create, invited=invited))
+        return html(request, views.games_page(chrome, answer["games"], *join, *create, invited=invited,
+                                              margin=self.settings.margin_accounts))
 
     @app.route("/games", methods=["POST"])
     @action()

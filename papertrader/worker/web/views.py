@@ -1839,8 +1839,9 @@ def check_input(label, name, checked, hint=None):
     return h("div", {"class": "check-with-hint"}, box, h("p", {"class": "hint", "id": f"{ident}-hint"}, hint))
 
 
-def create_game_form(chrome, form):
-    """A new game: its name, days and starting cash; its other rules folded away."""
+def create_game_form(chrome, form, margin=False):
+    """A new game: its name, days and starting cash; its other rules folded away.  ``margin``: the server offers
+    margin accounts (``margin_accounts``): a game's players may have them (and sell short)."""
     more = h("details", {"class": "more-rules", "open": any(form.get(k) for k in GAME_RULE_FIELDS)},
              h("summary", "More rules"),
              field_input("Assets", "assets", form.get("assets", ""), required=False, maxlength="4000",
@@ -1857,9 +1858,9 @@ def create_game_form(chrome, form):
                               " (0.1% of the trade). Empty: the server's."),
              _select("Fills", "fill_model", [("", "The server's"), ("bar", fmt.FILL_NAMES["bar"]),
                                             ("ideal", fmt.FILL_NAMES["ideal"])], form.get("fill_model", "")),
-             check_input("Margin accounts: players may borrow", "margin", form.get("margin")),
-             check_input("Short selling allowed", "allow_short", form.get("allow_short"),
-                         hint="Players' portfolios are then margin accounts."))
+             *((check_input("Margin accounts: players may borrow", "margin", form.get("margin")),
+                check_input("Short selling allowed", "allow_short", form.get("allow_short"),
+                            hint="Players' portfolios are then margin accounts.")) if margin else ()))
     return post_form(
         "/games", chrome.csrf,
         field_input("Name", "name", form.get("name", ""), maxlength="40", ident="g-name",
@@ -1879,9 +1880,10 @@ def create_game_form(chrome, form):
 GAME_RULE_FIELDS = ("assets", "max_position", "commission", "fill_model", "margin", "allow_short")
 
 
-def games_page(chrome, games, error=None, form=None, create_error=None, create_form=None, invited=False):
+def games_page(chrome, games, error=None, form=None, create_error=None, create_form=None, invited=False,
+               margin=False):
     """``invited``: the page was opened by a link to join a game (``form`` holds its name, and its code): the
-    join form is in sight with its button focused."""
+    join form is in sight with its button focused.  ``margin``: the server offers margin accounts."""
     form = form or {}
     join = post_form(
         "/games/join", chrome.csrf,
@@ -1899,7 +1901,7 @@ def games_page(chrome, games, error=None, form=None, create_error=None, create_f
              h("h2", {"id": "join"}, "Join a game"), error_box(error, JOIN_FIELDS), join,
              h("h2", {"id": "create"}, "Create a game"),
              h("p", {"class": "muted"}, "You manage it (invite codes, players, ending it early); join it to play."),
-             error_box(create_error, GAME_FIELDS), create_game_form(chrome, create_form or {}))
+             error_box(create_error, GAME_FIELDS), create_game_form(chrome, create_form or {}, margin))
     return document(chrome, "Games", main, page="games")
 
 
