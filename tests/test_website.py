@@ -2285,7 +2285,7 @@ async def test_a_portfolios_trading_settings_are_changed_on_its_page(tmp_path, s
         assert response.code == 403
         assert await configuration() == dict(no_shorting=False, suspend_trade=False, fractional_trading=True)
         response, _ = await site.post("/portfolios/settings", dict(wanted, csrf=csrf))
-        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Shorts#settings")
+        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Shorts")
         assert await configuration() == dict(no_shorting=True, suspend_trade=True, fractional_trading=False)
         _, body = await site.get("/portfolios/manage?name=Shorts")
         assert ("Trading settings of Shorts saved: long only (short sales are refused); trading suspended (new orders"
@@ -2323,7 +2323,7 @@ async def test_a_portfolios_trading_settings_are_changed_on_its_page(tmp_path, s
         assert response.code == 303
         assert await configuration(main) == dict(no_shorting=False, suspend_trade=False, fractional_trading=True)
         response, _ = await site.post("/portfolios/settings", dict(name="Nothing", suspend_trade="yes", csrf=csrf))
-        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Nothing#settings")
+        assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Nothing")
         assert (await site.get("/portfolios/manage?name=Nothing"))[0].code == 404
 
 

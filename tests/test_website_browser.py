@@ -725,8 +725,8 @@ async def test_a_price_chart_loaded_narrow_fills_its_width_once_widened(tmp_path
         await d.cluster.stopService()
 
 
-#: Where the focus is: the focused element's id, whether it is in sight, and whether it is in the watchlists' card.
-FOCUSED_IN_WATCHLISTS = """
+#: Where the focus is: the focused element's id, whether it is in sight, its text, and whether it is in the watchlists' card.
+FOCUSED_WHERE = """
 const e = document.activeElement, box = e.getBoundingClientRect();
 return {id: e.id, seen: box.top >= 0 && box.bottom <= innerHeight && box.height > 0,
         text: e.textContent, in_watchlists: !!e.closest('#watchlists')};
@@ -747,20 +747,20 @@ async def test_what_a_watchlist_change_did_is_said_where_the_lists_are(tmp_path,
         await b.fill({"#w-name": "Tech", "#w-symbols": "AAPL, NOPE"})
         await b.click("form[action='/watchlists'] button[type=submit]")
         await b.wait_text("#form-error", "Unknown symbol 'NOPE'")
-        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        focused = await b.script(FOCUSED_WHERE)
         assert (focused["id"], focused["seen"], focused["in_watchlists"]) == ("form-error", True, True), focused
         assert await b.attribute("#w-symbols", "aria-invalid") == "true"
 
         await b.fill({"#w-symbols": "AAPL, MSFT"})
         await b.click("form[action='/watchlists'] button[type=submit]")
         await b.wait_text("#flash", "Watchlist Tech created with AAPL, MSFT.")
-        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        focused = await b.script(FOCUSED_WHERE)
         assert focused == {"id": "flash", "seen": True, "text": "Watchlist Tech created with AAPL, MSFT.",
                            "in_watchlists": True}, focused
 
         await b.click("button[aria-label='Remove AAPL from Tech']")
         await b.wait_text("#flash", "AAPL removed from your watchlist Tech.")
-        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        focused = await b.script(FOCUSED_WHERE)
         assert focused == {"id": "flash", "seen": True, "text": "AAPL removed from your watchlist Tech.",
                            "in_watchlists": True}, focused
         assert await b.text("#watchlists table") and "AAPL" not in await b.text("#watchlists table")
@@ -790,10 +790,38 @@ async def test_an_invite_link_opens_the_join_form_with_its_button_focused(tmp_pa
         await b.run(b.driver.get, link, what="the invite link")
         await b.page("games")
         assert await b.attribute("#f-code", "value") == code
-        focused = await b.script(FOCUSED_IN_WATCHLISTS)
+        focused = await b.script(FOCUSED_WHERE)
         assert (focused["text"], focused["seen"]) == ("Join", True), focused
         assert await b.script("return document.activeElement.closest('form').getAttribute('action')") == \
             "/games/join"
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_saving_a_portfolios_trading_settings_did_is_said_beside_them(tmp_path, settings, clock):
+    """Saving a portfolio's trading settings sent the page back to its #settings: the browser's jump there took the
+    focus from the message (a screen reader heard nothing), which was at the page's top, out of sight.  It is now
+    said above the settings, in sight, focused."""
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        await register(b, "sue")
+        await b.open("/portfolios/manage?name=default")
+        await b.page("portfolios")
+        await b.fill({"#f-suspend_trade": True})
+        await b.click("form[action='/portfolios/settings'] button[type=submit]")
+        said = ("Trading settings of default saved: trading suspended (new orders are refused; canceling still"
+                " works).")
+        await b.wait_text("#flash", said)
+        focused = await b.script(FOCUSED_WHERE)
+        assert (focused["id"], focused["seen"], focused["text"]) == ("flash", True, said), focused
+        # (beside the settings: the form follows the message)
+        assert await b.script("return document.getElementById('flash').compareDocumentPosition("
+                              "document.querySelector(\"form[action='/portfolios/settings']\"))"
+                              " & Node.DOCUMENT_POSITION_FOLLOWING") != 0
         assert csp_violations(await b.console()) == []
     finally:
         await b.close()

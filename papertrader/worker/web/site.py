@@ -1250,9 +1250,12 @@ class Website:
             return html(request, views.error_page(chrome, 404, "Not found",
                                                   f"You have no open portfolio named {name!r}."), 404)
         what, error, form = refusal(chrome, "rename", "default", "settings", "close")
+        said = None
+        if (chrome.flash or {}).get("w") == "settings saved":  # (said beside them)
+            said, chrome.flash = chrome.flash, None
         configuration = await self.call(visit, commands.PortfolioConfiguration, portfolio=found["name"])
         return html(request, views.manage_page(chrome, found, form or None, {what: error} if what else None,
-                                               configuration))
+                                               configuration, said))
 
     @staticmethod
     async def attempt(answer, refused):
@@ -1322,7 +1325,7 @@ class Website:
                 or (shown[switch] == "yes") != on}
 
         def refused(why):
-            return refuse(request, views.settings_link(name), "settings", why, wanted)
+            return refuse(request, views.manage_link(name), "settings", why, wanted)
 
         before, refusal_page = await self.attempt(
             self.call(visit, commands.PortfolioConfiguration, portfolio=name), refused)
@@ -1332,9 +1335,11 @@ class Website:
         if refusal_page is not None:
             return refusal_page
         changes = [views.SWITCHED[switch][after[switch]] for switch in wanted if before[switch] != after[switch]]
+        # Said above the settings (no #settings: the browser's jump to it takes the focus from the message).
         security.set_flash(request, f"Trading settings of {after['portfolio']} saved: {'; '.join(changes)}." if changes
-                           else f"Trading settings of {after['portfolio']}: nothing changed.", "success")
-        return redirect(request, views.settings_link(after["portfolio"]))
+                           else f"Trading settings of {after['portfolio']}: nothing changed.", "success",
+                           w="settings saved")
+        return redirect(request, views.manage_link(after["portfolio"]))
 
     @app.route("/portfolios/close", methods=["POST"])
     @action()

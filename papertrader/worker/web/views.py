@@ -1712,8 +1712,9 @@ def suspended_notice(name, where="page"):
              h("a", {"href": settings_link(name)}, "Change it in its settings") if name else "", ".")
 
 
-def manage_page(chrome, p, form=None, errors=None, configuration=None):
-    """One portfolio: rename it, make it the default, change its trading settings, reset it, close it."""
+def manage_page(chrome, p, form=None, errors=None, configuration=None, said=None):
+    """One portfolio: rename it, make it the default, change its trading settings, reset it, close it.  ``said``:
+    the flash message of its settings saved, shown above them rather than at the page's top."""
     form, errors = form or {}, errors or {}
     hidden = h("input", {"type": "hidden", "name": "name", "value": p["name"]})
     facts = h("dl", {"class": "facts"},
@@ -1752,7 +1753,7 @@ def manage_page(chrome, p, form=None, errors=None, configuration=None):
              join(h("h2", {"id": "settings"}, "Trading settings"),
                   h("p", {"class": "muted"}, "What this portfolio's orders may do, from the website, the command line"
                                              " and the HTTP API alike."),
-                  error_box(errors.get("settings")), settings_form(chrome, p, configuration, form))
+                  message(said), error_box(errors.get("settings")), settings_form(chrome, p, configuration, form))
              if configuration is not None else "",
              h("h2", "Start again"), reset,
              h("h2", "Close"), error_box(errors.get("close")), close,
