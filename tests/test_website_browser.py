@@ -725,7 +725,8 @@ async def test_a_price_chart_loaded_narrow_fills_its_width_once_widened(tmp_path
         await d.cluster.stopService()
 
 
-#: Where the focus is: the focused element's id, whether it is in sight, its text, and whether it is in the watchlists' card.
+#: Where the focus is: the focused element's id, whether it is in sight, its text, and whether it is in the
+#: watchlists' card.
 FOCUSED_WHERE = """
 const e = document.activeElement, box = e.getBoundingClientRect();
 return {id: e.id, seen: box.top >= 0 && box.bottom <= innerHeight && box.height > 0,

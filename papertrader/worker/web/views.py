@@ -694,7 +694,8 @@ def watchlists_card(chrome, lists, quotes, refused=(None, None, {}), said=None):
              h("h2", {"id": "watchlists-title"}, "Watchlists"),
              h("p", {"class": "muted"}, "Lists of stocks to follow, the same in the command line (papertrader"
                                         " watchlist) and for your API keys."),
-             message(said), *parts, h("h3", "New watchlist"), error_box(why, WATCHLIST_FIELDS) if which == "create" else "", create)
+             message(said), *parts, h("h3", "New watchlist"),
+             error_box(why, WATCHLIST_FIELDS) if which == "create" else "", create)
 
 
 def assets_page(chrome, quotes, query, watchlists="", watched=()):
