@@ -2256,6 +2256,33 @@ async def test_the_ticket_warns_of_a_games_rules_before_the_order_is_sent(tmp_pa
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_order_a_games_rule_refuses_names_the_rule_in_the_pages_words(tmp_path, settings, clock,
+                                                                               database_url):
+    """An order refused by a game's rule was said with the rule's code name ("Game rule max_position: ...",
+    "Game rule short: ..."), words found nowhere else on the pages.  It is named as the game's page names it."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "rex")
+        await forward(commands.CreateGame, name="Word Cup", starting_cash="10000", assets=["AAPL", "MSFT"],
+                      max_position="25", start=datetime(2026, 9, 1, tzinfo=timezone.utc),
+                      end=datetime(2027, 1, 1, tzinfo=timezone.utc))
+        await forward(commands.JoinGame, name="Word Cup")
+        ask = dict(side="buy", type="market", amount_by="shares", time_in_force="day", portfolio="Word Cup",
+                   csrf=csrf)
+        said = {}
+        for rule, symbol, changes in (("assets", "TSLA", dict(qty="1")), ("max_position", "AAPL", dict(qty="10")),
+                                      ("short", "MSFT", dict(qty="1", side="sell"))):
+            body = await site.refused(f"/asset/{symbol}/order", dict(ask, **changes), f"/asset/{symbol}")
+            said[rule] = re.search(r'id="form-error"[^>]*>([^<]*)<', body).group(1)
+        assert said["assets"] == ("The game's assets: TSLA is not traded in this game (its assets: AAPL,"
+                                  " MSFT)."), said
+        assert said["max_position"].startswith("The game's largest position: one position may be worth at most"
+                                               " 25.00% of the portfolio ($2,500.00 of equity $10,000.00)"), said
+        assert said["short"].startswith("The game's short selling rule: you hold no MSFT in this game's"
+                                        " portfolio"), said
+        assert not any("max_position" in text or "rule short" in text for text in said.values()), said
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_portfolios_trading_settings_are_changed_on_its_page(tmp_path, settings, clock, database_url):
     async with website(tmp_path, settings, database_url, clock, margin_accounts=True) as (d, worker, site):
         csrf, forward = await signed_up(site, worker, "uma")

@@ -254,6 +254,13 @@ SETTINGS_WORDS = (
 )
 
 
+#: A game's rule as its page names it ("Largest position", "Short selling"...), for the master's refusal
+#: "game rule RULE: ..." (papertrader/trading/games.py), whose RULE is a code name.
+GAME_RULE_WORDS = {"dates": "The game's dates", "assets": "The game's assets",
+                   "short": "The game's short selling rule", "max_position": "The game's largest position"}
+GAME_RULE_RE = re.compile(r"^game rule (" + "|".join(GAME_RULE_WORDS) + r"): ")
+
+
 def said(text, order=None):
     """A message of the trading core as the website words it: its amounts of money, prices and quantities as the
     pages show them ('$24,083,850.00', '$187.25', '100,000 AAPL'), and an order it names by number ('order 9')
@@ -262,6 +269,7 @@ def said(text, order=None):
         return text
     for core, words in SETTINGS_WORDS:
         text = text.replace(core, words)
+    text = GAME_RULE_RE.sub(lambda m: GAME_RULE_WORDS[m.group(1)] + ": ", text, count=1)
     text = MONEY_RE.sub(lambda m: m.group(1) + money(Decimal(m.group(2))), text)
     text = NOTIONAL_RE.sub(lambda m: money(Decimal(m.group(1))), text)
     text = PRICE_RE.sub(lambda m: m.group(1) + price(Decimal(m.group(2))), text)
