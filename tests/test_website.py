@@ -2675,6 +2675,23 @@ async def test_closed_orders_say_their_time_in_force_as_the_open_ones_do(tmp_pat
             assert row.count("<td") + row.count("<th") == len(table_headers(body, section)), row
 
 
+@pytest_twisted.ensureDeferred
+async def test_an_open_orders_name_and_status_are_two_words_not_one(tmp_path, settings, clock, database_url):
+    """An open order's first cell read "Buy 1 AAPLopen": its name and its status badge touched, with only a margin
+    between them, so a screen reader (and a copy of the table) ran them together.  A space parts them."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        _, call = await signed_up(site, worker, "otto")
+        low = str((worker.quotes.get("AAPL")["price"] / 2).quantize(Decimal("0.01")))
+        order = await call(commands.PlaceOrder, client_order_id="o1", side="buy", symbol="AAPL", quantity="1",
+                           type="limit", limit_price=low, time_in_force="gtc")
+        for page in ("/orders", "/asset/AAPL"):
+            _, body = await site.get(page)
+            row = re.search(rf'<tr data-order="{order["uuid"]}">(.*?)</tr>', body, re.S).group(1)
+            name = re.search(r'<th scope="row"[^>]*>(.*?)</th>', row, re.S).group(1)
+            words = html_module.unescape(re.sub(r"<[^>]+>", "", name))
+            assert words.startswith("Buy 1 AAPL open"), (page, words)
+
+
 def ticket_qty(body):
     """The value the ticket's Shares field is filled in with."""
     return html_module.unescape(re.search(r'<input id="t-qty"[^>]*value="([^"]*)"', body).group(1))

@@ -1095,6 +1095,8 @@ def role_line(o, known=None, link=True):
 
 
 def status_badge(o):
+    """An order's status as a badge (after its name: with a space between, or a screen reader runs them together:
+    'AAPLopen')."""
     return h("span", {"class": f"badge {o['status']}"}, fmt.STATUS.get(o["status"], o["status"]))
 
 
@@ -1197,7 +1199,7 @@ def open_order_rows(orders, csrf, back, known=None):
         u = o["uuid"]
         rows.append(h("tr", {"data-order": u},
                       h("th", {"scope": "row", "data-label": "Order"},
-                        h("a", {"href": f"/orders/{u}"}, order_summary(o)), status_badge(o), role_line(o, known)),
+                        h("a", {"href": f"/orders/{u}"}, order_summary(o)), " ", status_badge(o), role_line(o, known)),
                       cell(fmt.TYPES.get(o["type"], o["type"]), "Type"),
                       num(price_cell(o), header="Price"),
                       num(filled_cell(o), header="Filled"),
@@ -2080,7 +2082,7 @@ def game_player_page(chrome, p, before=None):
                    num(fmt.money(pos["market_value"]), header="Market value"),
                    num(_pl_text(pos), sign=fmt.sign(pos["unrealized_pl"]), header="Unrealized P&L"))
                  for pos in p["positions"]]
-    orders = [h("tr", h("th", {"scope": "row", "data-label": "Order"}, order_summary(o), status_badge(o),
+    orders = [h("tr", h("th", {"scope": "row", "data-label": "Order"}, order_summary(o), " ", status_badge(o),
                         role_line(o, known_orders(p["orders"]), link=False)),
                 cell(fmt.TYPES.get(o["type"], o["type"]), "Type"), num(price_cell(o), header="Price"),
                 num(filled_cell(o), header="Filled"),
