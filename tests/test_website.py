@@ -2692,6 +2692,37 @@ async def test_an_open_orders_name_and_status_are_two_words_not_one(tmp_path, se
             assert words.startswith("Buy 1 AAPL open"), (page, words)
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_dashboards_close_all_comes_and_goes_with_its_positions(tmp_path, settings, clock, database_url):
+    """The dashboard left open offered no "Close all" once its first position filled, and went on offering it
+    beside "No positions yet" once they were all sold.  It now comes and goes with them, as a reload shows it."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, call = await signed_up(site, worker, "cleo")
+        _, body = await site.get("/")
+        assert ">Close all</button>" not in body
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
+        await next_message(page, "ready")
+
+        async def close_all_shown():
+            while True:
+                message = await next_message(page, "html")
+                if "close-all" in message["v"]:
+                    return ">Close all</button>" in message["v"]["close-all"]
+
+        await call(commands.PlaceOrder, client_order_id="c1", side="buy", symbol="AAPL", quantity="2")
+        await d.tick()
+        assert await close_all_shown()
+        _, body = await site.get("/")
+        assert ">Close all</button>" in body
+        assert (await site.post("/positions/close-all", dict(csrf=csrf)))[0].code == 303
+        await d.tick()
+        assert not await close_all_shown()
+        _, body = await site.get("/")
+        assert ">Close all</button>" not in body
+
+
 def ticket_qty(body):
     """The value the ticket's Shares field is filled in with."""
     return html_module.unescape(re.search(r'<input id="t-qty"[^>]*value="([^"]*)"', body).group(1))

@@ -456,6 +456,7 @@ class View:
                 if [p["symbol"] for p in self.portfolio["positions"]] != before:
                     sections["positions"] = views.body(views.position_rows(self.portfolio, self.website.names()),
                                                        len(views.POSITION_HEADERS), views.EMPTY["positions"])
+                    sections["close-all"] = views.close_all(csrf, self.portfolio)
                     self.live.watch(self.conn, self.symbols())
             else:
                 sections["asset-position"] = views.asset_position(self.symbol, self.portfolio, csrf)

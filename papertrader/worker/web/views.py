@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "37"
+STATIC_VERSION = "38"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -552,6 +552,15 @@ def equity_points(history):
 BUCKETS = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
 
 
+def close_all(csrf, p):
+    """The dashboard's "Close all" (its portfolio ``p`` has positions), else nothing."""
+    if not p["positions"]:
+        return ""
+    return post_form("/positions/close-all", csrf, button("Close all", "btn small danger"), cls="inline",
+                     confirm="Cancel every open order of this portfolio and sell (or buy back) every position at the"
+                             " market?")
+
+
 def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "1W", "1M", "ALL")):
     label = RANGES[chosen_range]
     ranges = h("div", {"class": "seg", "role": "group", "aria-label": "Range"},
@@ -609,10 +618,8 @@ def dashboard_page(chrome, p, history, chosen_range, names=None, ranges=("1D", "
     positions = h("section", {"class": "card", "aria-labelledby": "positions-title"},
                   h("div", {"class": "card-head"}, h("h2", {"id": "positions-title"}, "Positions"),
                     h("div", {"class": "head-actions"},
-                      post_form("/positions/close-all", chrome.csrf, button("Close all", "btn small danger"),
-                                cls="inline", confirm="Cancel every open order of this portfolio and sell (or buy"
-                                                      " back) every position at the market?")
-                      if p["positions"] else "",
+                      # (sent again by the live connection when the positions come or go)
+                      h("div", {"data-section": "close-all"}, close_all(chrome.csrf, p)),
                       h("a", {"class": "btn small primary", "href": "/assets"}, "Trade"))),
                   table(POSITION_HEADERS, position_rows(p, names), section="positions", caption="Your positions",
                         empty=EMPTY["positions"], cls="data stack-on-phone"))
