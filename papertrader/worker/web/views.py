@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "38"
+STATIC_VERSION = "39"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -266,8 +266,8 @@ def footer(chrome, charts):
         # Prices that move by themselves may be stopped (WCAG 2.2.2): the page's script shows this and keeps the
         # choice in the browser (order events and the market clock still come).
         parts.insert(0, h("span", {"class": "pause-line", "hidden": True},
-                          h("button", {"type": "button", "id": "pause-live", "class": "btn small",
-                                       "aria-pressed": "false"}, "Pause live prices")))
+                          h("button", {"type": "button", "id": "pause-live", "class": "btn small"},
+                            "Pause live prices")))
     return h("footer", {"class": "foot"}, h("div", {"class": "wrap"}, *parts))
 
 

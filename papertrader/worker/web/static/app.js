@@ -14,10 +14,8 @@ let paused = localStorage.getItem("pt-paused") === "yes";
 const pauser = document.getElementById("pause-live");
 if (pauser) {
   pauser.closest(".pause-line").hidden = false;
-  const show = () => {
-    pauser.setAttribute("aria-pressed", paused ? "true" : "false");
-    pauser.textContent = paused ? "Resume live prices" : "Pause live prices";
-  };
+  // (Its words say what it does; no aria-pressed beside them: "Resume live prices, pressed" said the opposite.)
+  const show = () => { pauser.textContent = paused ? "Resume live prices" : "Pause live prices"; };
   show();
   pauser.addEventListener("click", () => {
     paused = !paused;
