@@ -1009,6 +1009,16 @@ async def test_the_game_form_offers_margin_and_short_selling_only_where_the_serv
         assert ("Short Cup" in games) == offered
 
 
+def test_the_join_form_does_not_send_an_invited_player_looking_for_a_private_game_in_the_list():
+    """Opened by a private game's invite link, the join form said of the game's name "Its name, as listed above",
+    above a list that never shows a private game to someone who does not play in it ("No games yet.")."""
+    page = str(views.games_page(views.Chrome(csrf="x" * 64, username="ivy"), [],
+                                form={"name": "Secret Cup", "code": "ABCD-EFGH"}, invited=True))
+    assert "No games yet." in page and 'value="Secret Cup"' in page
+    hint = re.search(r'<p class="hint" id="f-name-hint">([^<]*)</p>', page).group(1)
+    assert hint == "A public game's name as listed above, or the name of the private game you were invited to."
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_games_page_shows_its_leaderboard_live(tmp_path, settings, clock, database_url):
     """A teacher keeps the game's page open on the class's screen: who joins, each update's ranking and the

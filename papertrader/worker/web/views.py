@@ -1898,7 +1898,8 @@ def games_page(chrome, games, error=None, form=None, create_error=None, create_f
     form = form or {}
     join = post_form(
         "/games/join", chrome.csrf,
-        field_input("Game", "name", form.get("name", ""), maxlength="64", hint="Its name, as listed above."),
+        field_input("Game", "name", form.get("name", ""), maxlength="64",
+                    hint="A public game's name as listed above, or the name of the private game you were invited to."),
         field_input("Invite code", "code", form.get("code", ""), required=False, maxlength="128", autocomplete="off",
                     hint="Only for a private game."),
         button("Join", "btn primary", autofocus=bool(invited)), cls="stack inline-form", label="Join a game")
