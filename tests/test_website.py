@@ -1113,6 +1113,25 @@ async def test_a_games_page_keeps_its_status_players_and_creators_buttons_curren
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_games_page_opened_before_anyone_joined_can_remove_a_player(tmp_path, settings, clock):
+    """The creator's "Remove the player" form was only on a page made when the game had players: a teacher who
+    opened the game's page before the class joined (and watched them join, live) had to reload to remove one."""
+    database = Database.default_url(str(tmp_path))
+    async with website(tmp_path, settings, database, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "tia")
+        game = dict(name="Early Cup", start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        assert (await site.post("/games", game))[0].code == 303
+        _, body = await site.get("/games/Early%20Cup")
+        assert 'action="/games/Early%20Cup/remove"' in body and "Remove the player" in body
+        mallory = await person(worker, "mallory")
+        await mallory(commands.JoinGame, name="Early Cup")
+        response, _ = await site.post("/games/Early%20Cup/remove", dict(username="mallory", csrf=csrf))
+        assert response.code == 303
+        _, body = await site.get("/games/Early%20Cup")
+        assert "mallory was removed from Early Cup." in body
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_ranking_update_asks_the_master_once_per_game_for_all_its_pages(tmp_path, settings, clock,
                                                                                  database_url):
     """Each game page asked the master twice per ranking update (the game, then its standings): a class of

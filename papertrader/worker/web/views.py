@@ -1948,14 +1948,14 @@ def manage_game(chrome, game, board, invite_code=None, error=None, origin=""):
         parts.append(post_form(link + "/invite", chrome.csrf, button("New invite code", "btn"), cls="inline",
                                label="A new invite code",
                                confirm="A new invite code: the current one stops working. Go on?"))
-    if game["players"]:
-        parts.append(post_form(
-            link + "/remove", chrome.csrf,
-            field_input("Player", "username", "", maxlength="24", autocapitalize="none", spellcheck="false",
-                        hint="Their username. Their open orders in the game are canceled, they leave the"
-                             " leaderboard, and their portfolio takes no more orders."),
-            button("Remove the player", "btn danger"), cls="stack inline-form", label="Remove a player",
-            confirm="Remove this player from the game? They cannot join it again."))
+    # (even before anyone plays: a page left open sees the players join, live, and may remove one)
+    parts.append(post_form(
+        link + "/remove", chrome.csrf,
+        field_input("Player", "username", "", maxlength="24", autocapitalize="none", spellcheck="false",
+                    hint="Their username. Their open orders in the game are canceled, they leave the"
+                         " leaderboard, and their portfolio takes no more orders."),
+        button("Remove the player", "btn danger"), cls="stack inline-form", label="Remove a player",
+        confirm="Remove this player from the game? They cannot join it again."))
     parts.append(post_form(link + "/end", chrome.csrf, button("End the game now", "btn danger"), cls="inline",
                            label="End the game now",
                            confirm=f"End {game['name']} now? Trading stops and the ranking becomes final."))
