@@ -499,6 +499,30 @@ def test_what_the_replay_leaves_out_of_its_files_is_one_warning_line_each_at_sta
     assert start_warnings(options.market_plan, options.settings) == []
 
 
+def test_a_split_the_prices_do_not_show_is_a_warning_at_start_naming_the_symbol_the_day_and_the_fix(tmp_path):
+    """Files of split-adjusted prices (what most downloads give) with their splits in events.csv: at the 3-for-1
+    split every holder had three times the shares at the same price, and their equity tripled, without a word.
+    The replay still starts (the split may be right and the file wrong, or the other way), and says so."""
+    from papertrader.options import SettingsOptions
+
+    prices = prices_dir(tmp_path, {
+        # AAA: adjusted (no drop at its split); BBB: as traded (the price falls by the ratio), a reverse split too.
+        "AAA.csv": HEADER + "2024-03-01,48,49,47,48,100\n2024-03-04,47.9,49,47,48.5,100\n",
+        "BBB.csv": HEADER + "2024-03-01,48,49,47,48,100\n2024-03-04,16.1,16.5,15.8,16.2,100\n"
+                            "2024-03-05,16.2,16.4,16,16.1,100\n2024-03-06,32.5,33,32,32.4,100\n",
+        "events.csv": "symbol,type,ex_date,pay_date,value\nAAA,split,2024-03-04,,3\nBBB,split,2024-03-04,,3\n"
+                      "BBB,split,2024-03-06,,0.5\n",
+    })
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), "--assets", "AAA,BBB"])
+    assert start_warnings(options.market_plan, options.settings) == [
+        f"replay_files: {prices / 'AAA.csv'}: AAA's prices do not fall at its 3-for-1 split of 2024-03-04"
+        " (close 48.0000 on 2024-03-01, open 47.9000 on 2024-03-04, about 16.0000 expected): prices must be as"
+        " traded, not adjusted for splits, or the split's date or ratio in events.csv is wrong; as it is, every"
+        " holder's equity jumps at the split",
+    ]
+
+
 def test_prices_of_replay_files_are_rounded_to_4_decimals_as_the_readme_says(tmp_path):
     prices = prices_dir(tmp_path, {"AAA.csv": HEADER + "2024-03-04,104.123456789,105,104.00005,104.00015,100\n"})
     assert replay_plan(tmp_path, prices).history.series["AAA"].prices(0) == (

@@ -3,6 +3,7 @@
 import bisect
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,8 @@ from papertrader.market.clock import MarketClock
 from papertrader.market.history import HistoryError, file_symbols, load_files, load_shipped, shipped_symbols
 from papertrader.market.replay import ReplayClock, ReplayError, ReplaySource
 from papertrader.market.simulated import SimulatedSource
+from papertrader.money import from_price_units
+from papertrader.trading.corporate import Split
 
 #: What the simulated market trades unless ``assets`` says otherwise.
 SIMULATED_ASSETS = ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA")
@@ -144,6 +147,7 @@ def _left_out(settings, history, cal, assets, end):
             counted.append(f"{history.files[symbol]} has {count} ({shown})")
     if counted:
         lines.append(f"replay_files: rows on days {cal.name} has no session are left out: {', '.join(counted)}")
+    lines += _splits_not_in_prices(history, assets, end)
     if not settings.assets:
         early = [(s, history.series[s].day(-1)) for s in history.symbols
                  if len(history.series[s]) and history.series[s].day(-1) < end]
@@ -155,6 +159,35 @@ def _left_out(settings, history, cal, assets, end):
             lines.append(f"replay: the histories of {ends} end before the replay's end ({end}): not traded; name"
                          " them in assets to trade them until then")
     return tuple(lines)
+
+
+def _splits_not_in_prices(history, assets, end):
+    """A line for each split of ``assets`` (up to ``end``) that the prices do not show: the first open on or after
+    its day is nearer the close before it than that close divided by the ratio (split-adjusted files, or a split
+    on the wrong day or with the wrong ratio): the split would multiply every holder's shares at an unchanged
+    price."""
+    lines = []
+    for event in history.events:
+        if not isinstance(event, Split) or event.symbol not in assets or event.date > end:
+            continue
+        series = history.series[event.symbol]
+        if not series.daily or not len(series):
+            continue
+        at = bisect.bisect_left(series.keys, event.date.toordinal())
+        if at == 0 or at == len(series):
+            continue  # no day before it, or none from it on: nothing to compare
+        close, opened = series.close[at - 1], series.open[at]
+        expected = Decimal(close) * event.old / event.new
+        # Nearer (as a ratio) to the unchanged price than to the split one: the prices do not show the split.
+        if (opened / Decimal(close)).ln().copy_abs() < (opened / expected).ln().copy_abs():
+            lines.append(
+                f"replay_files: {history.files[event.symbol]}: {event.symbol}'s prices do not fall at its"
+                f" {event.new.normalize():f}-for-{event.old.normalize():f} split of {event.date} (close"
+                f" {from_price_units(close)} on {series.day(at - 1)}, open {from_price_units(opened)} on"
+                f" {series.day(at)}, about {from_price_units(round(expected))} expected): prices must be as traded,"
+                " not adjusted for splits, or the split's date or ratio in events.csv is wrong; as it is, every"
+                " holder's equity jumps at the split")
+    return lines
 
 
 def _rows_without_session(series, cal, end):
