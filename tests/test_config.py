@@ -429,6 +429,14 @@ def test_files_excel_saved_with_a_byte_order_mark_and_trailing_commas_are_read(t
     ({"AAA.csv": HEADER + BARS, "events.csv": "symbol,type,ex_date,value\n"}, "events.csv:1",
      "4 columns, expected 5: the header must be symbol,type,ex_date,pay_date,value, not"
      " 'symbol,type,ex_date,value'"),
+    # A browser's second download of AAA.csv, a file named for what it holds: the replay traded "AAA (1)" and
+    # "MY PRICES", symbols no order, quote or chart could ever name.
+    ({"AAA (1).csv": HEADER + BARS}, "AAA (1).csv",
+     "'AAA (1)' is not a symbol: name each file SYMBOL.csv, the symbol it holds (a letter, then up to 11"
+     " letters, digits, '.' or '-': AAPL.csv, BRK.B.csv)"),
+    ({"AAA.csv": HEADER + BARS, "my prices.csv": HEADER + BARS}, "my prices.csv",
+     "'MY PRICES' is not a symbol: name each file SYMBOL.csv, the symbol it holds (a letter, then up to 11"
+     " letters, digits, '.' or '-': AAPL.csv, BRK.B.csv)"),
     ({"AAA.csv": HEADER + BARS, "assets.csv": "symbol,name,exchange,class,fractionable\n"
                                               "AAA,A Corp,NYSE,us_equity,maybe\n"},
      "assets.csv:2", "fractionable must be true or false, not 'maybe'"),

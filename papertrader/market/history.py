@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+from papertrader.config import SYMBOL_RE
 from papertrader.money import MAX_MONEY, from_price_units, to_price_units
 from papertrader.market.sources import Asset
 from papertrader.trading.corporate import Dividend, Split
@@ -351,9 +352,15 @@ def csv_files(paths):
 
 
 def _symbol_of(path):
-    """The symbol of a SYMBOL.csv file (None for events.csv and assets.csv)."""
+    """The symbol of a SYMBOL.csv file (None for events.csv and assets.csv); HistoryError if its name is not a
+    symbol (a symbol the replay traded but no order, quote or chart could name)."""
     name = os.path.basename(path)[:-4]
-    return None if name.lower() in ("events", "assets") else name.upper()
+    if name.lower() in ("events", "assets"):
+        return None
+    if not SYMBOL_RE.fullmatch(name.upper()):
+        raise HistoryError(f"{path}: {name.upper()!r} is not a symbol: name each file SYMBOL.csv, the symbol it"
+                           " holds (a letter, then up to 11 letters, digits, '.' or '-': AAPL.csv, BRK.B.csv)")
+    return name.upper()
 
 
 def file_symbols(paths):
