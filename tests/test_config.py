@@ -203,6 +203,24 @@ def test_replay_files_name_the_setting_and_which_symbols_they_have(tmp_path, cap
     assert f"replay_files: {prices / 'XYZ.csv'}:3: '2024-03-05x' is not a date" in line
 
 
+def test_a_relative_replay_files_path_that_is_missing_says_where_it_was_looked_for(tmp_path, capsys, monkeypatch):
+    """`replay_files = prices` in DATA_DIR/papertrader.ini, the master started from another directory: "prices: no
+    such file or directory", while DATA_DIR/prices was right there. The path is from the current directory."""
+    from papertrader.options import SettingsOptions
+
+    data = tmp_path / "d"
+    (data / "prices").mkdir(parents=True)
+    (data / "prices" / "XYZ.csv").write_text("date,open,high,low,close,volume\n2024-03-04,1,2,1,1.5,10\n")
+    (data / "papertrader.ini").write_text("[papertrader]\nreplay_files = prices\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    line = parse_options(SettingsOptions(), ["--data-dir", str(data)], capsys)
+    assert line == (f"twistd papertrader: replay_files: prices: no such file or directory ({elsewhere / 'prices'}:"
+                    " a relative path is from the directory the daemon is started in, not the data dir's: give"
+                    " the full path) (--help lists the options)\n")
+
+
 def test_a_replay_of_intraday_files_only_is_planned_from_their_days(tmp_path, capsys):
     """Files of minute bars alone (the README's intraday format): their days bound the replay, and their symbols
     are its assets (a TypeError traceback before: only daily bars counted)."""

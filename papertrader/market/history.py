@@ -346,8 +346,11 @@ def csv_files(paths):
             files += [os.path.join(path, name) for name in sorted(os.listdir(path)) if name.lower().endswith(".csv")]
         elif os.path.exists(path):
             files.append(path)
-        else:
+        elif os.path.isabs(path):
             raise HistoryError(f"{path}: no such file or directory")
+        else:
+            raise HistoryError(f"{path}: no such file or directory ({os.path.abspath(path)}: a relative path is from"
+                               " the directory the daemon is started in, not the data dir's: give the full path)")
     return files
 
 
