@@ -202,6 +202,14 @@ URLS = ("alpaca_data_url", "alpaca_trading_url", "nasdaq_url")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+def _host(url):
+    """The host name of ``url`` (None if it has none it can be read from)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
 def issuer_problem(url):
     """Why ``url`` cannot be an OpenID Connect issuer (None if it can): an https URL with a host, or http on
     loopback."""
@@ -336,6 +344,10 @@ def _parse(name, raw):
         if name in URLS:
             if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw) or len(raw) > 500:
                 raise ConfigError(f"{name}: an http(s) URL")
+            if raw.startswith("http://") and _host(raw) not in LOOPBACK:
+                raise ConfigError(f"{name}: {raw!r} is not https: a provider is reached over https, so that its"
+                                  " prices and an API key are not open to anyone on the way (http only on loopback,"
+                                  " for a test server of your own)")
             return raw.rstrip("/")
     except ConfigError:
         raise

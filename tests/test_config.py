@@ -598,3 +598,18 @@ def test_every_setting_but_the_secret_has_a_command_line_option():
 
     options = {name.replace("-", "_") for name in SettingsOptions._SETTINGS}
     assert set(NAMES) - options == {"oidc_client_secret"}
+
+
+@pytest.mark.parametrize("name", ["alpaca_data_url", "alpaca_trading_url", "nasdaq_url"])
+def test_a_provider_url_in_plain_http_is_refused_off_loopback(name):
+    """`alpaca_data_url = http://data.alpaca.markets` (an 's' left out) was taken: every update sent the Alpaca key
+    (APCA-API-SECRET-KEY) across the network in clear text, and prices came back that anyone on the way could
+    change. Plain http stays for a test server of one's own on this machine."""
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(overrides={name: "http://data.alpaca.markets"})
+    assert str(excinfo.value) == (
+        f"{name}: 'http://data.alpaca.markets' is not https: a provider is reached over https, so that its prices"
+        " and an API key are not open to anyone on the way (http only on loopback, for a test server of your own)")
+    for url in ("https://data.alpaca.markets", "http://127.0.0.1:8080", "http://localhost:9999/base",
+                "http://[::1]:8080"):
+        assert getattr(load_settings(overrides={name: url}), name) == url
