@@ -549,6 +549,25 @@ def test_a_split_the_prices_do_not_show_is_a_warning_at_start_naming_the_symbol_
     ]
 
 
+def test_a_split_intraday_prices_do_not_show_is_a_warning_at_start_too(tmp_path):
+    """Minute bars adjusted for a split listed in events.csv: the same jump in every holder's equity, unsaid."""
+    from papertrader.options import SettingsOptions
+
+    prices = prices_dir(tmp_path, {
+        "MIN.csv": "time,open,high,low,close,volume\n2024-03-01T20:59:00+00:00,40,41,39,40,100\n"
+                   "2024-03-04T14:30:00+00:00,40.5,41,40,40.2,100\n2024-03-04T14:31:00+00:00,40.2,41,40,40.2,100\n",
+        "events.csv": "symbol,type,ex_date,pay_date,value\nMIN,split,2024-03-04,,4\n",
+    })
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), "--replay-step", "1m"])
+    assert start_warnings(options.market_plan, options.settings) == [
+        f"replay_files: {prices / 'MIN.csv'}: MIN's prices do not fall at its 4-for-1 split of 2024-03-04"
+        " (close 40.0000 on 2024-03-01, open 40.5000 on 2024-03-04, about 10.0000 expected): prices must be as"
+        " traded, not adjusted for splits, or the split's date or ratio in events.csv is wrong; as it is, every"
+        " holder's equity jumps at the split",
+    ]
+
+
 def test_prices_of_replay_files_are_rounded_to_4_decimals_as_the_readme_says(tmp_path):
     prices = prices_dir(tmp_path, {"AAA.csv": HEADER + "2024-03-04,104.123456789,105,104.00005,104.00015,100\n"})
     assert replay_plan(tmp_path, prices).history.series["AAA"].prices(0) == (

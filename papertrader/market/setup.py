@@ -171,9 +171,10 @@ def _splits_not_in_prices(history, assets, end):
         if not isinstance(event, Split) or event.symbol not in assets or event.date > end:
             continue
         series = history.series[event.symbol]
-        if not series.daily or not len(series):
-            continue
-        at = bisect.bisect_left(series.keys, event.date.toordinal())
+        # The first row on or after its day (an intraday row's day is its start's, in UTC, as Series.day says).
+        key = (event.date.toordinal() if series.daily
+               else int(datetime.combine(event.date, time(0), timezone.utc).timestamp()))
+        at = bisect.bisect_left(series.keys, key)
         if at == 0 or at == len(series):
             continue  # no day before it, or none from it on: nothing to compare
         close, opened = series.close[at - 1], series.open[at]
