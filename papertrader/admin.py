@@ -416,6 +416,12 @@ def market(reactor, args, data_dir, note=lambda text: None):
                    "seek": {"replay_seek": args.date}}.get(args.action, {})
 
         def work(cursor):
+            cursor.execute(db.sql("SELECT value FROM market_state WHERE name = 'provider'"))
+            provider = (cursor.fetchone() or [None])[0]
+            if changes and provider not in (None, "replay"):
+                # As the running master says it (MarketService.control): nothing is recorded.
+                raise InvalidInput(f"the market follows the wall clock (provider {provider}, as its master last"
+                                   " ran): only a replay can be paused, resumed or moved")
             for name, value in changes.items():
                 cursor.execute(db.sql("INSERT INTO market_state (name, value) VALUES (?, ?) ON CONFLICT (name)"
                                       " DO UPDATE SET value = excluded.value"), (name, value))

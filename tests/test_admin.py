@@ -334,3 +334,25 @@ async def test_the_operator_reads_times_in_the_markets_zone_programs_in_utc(tmp_
     assert status == 0, err
     assert out == ("market: no master running (it takes effect when the master starts). Last step:"
                    f" {now:%Y-%m-%d %H:%M:%S} UTC, running\n"), out
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_with_no_master_a_market_that_follows_the_wall_clock_cannot_be_paused_or_moved(tmp_path, settings,
+                                                                                              database_url, clock):
+    """With no master running, 'market pause' on a live market's data dir (alpaca, nasdaq, simulated) said "pause
+    recorded; ... it takes effect when the master starts", and status then said "paused"; the master, started,
+    ignored it (a live market cannot be paused): the operator was told something that never happened. It is
+    refused now, with no master as with one, and nothing is recorded."""
+    from tests.conftest import start_cluster
+
+    assert settings.provider == "simulated"
+    d = await start_cluster(tmp_path, settings, database_url, clock)
+    await d.cluster.stopService()
+    for argv in (("pause",), ("resume",), ("seek", "2024-03-04")):
+        status, out, err = await run_admin(d, "market", *argv)
+        assert (status, out) == (1, ""), (out, err)
+        assert err == ("papertrader-admin: the market follows the wall clock (provider simulated, as its master last"
+                       " ran): only a replay can be paused, resumed or moved\n"), err
+    status, out, err = await run_admin(d, "market")
+    assert status == 0 and out.endswith(", running\n") and "recorded" not in out, out

@@ -132,6 +132,9 @@ class MarketService(service.Service):
     def _resume(self):
         """Continue from what is stored: the replay's position, the board, the source's prices, asset names."""
         saved = (yield self.state()) if self.state is not None else {}
+        if self.save is not None and saved.get("provider") != self.source.name:
+            # Read by papertrader-admin with no master running: only a replay's clock can be paused or moved.
+            yield self.save({"provider": self.source.name})
         if saved.get("last_step"):
             last = parse_iso(saved["last_step"])
             info = self.market_clock.info(last)
