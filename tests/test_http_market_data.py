@@ -840,3 +840,27 @@ async def test_an_account_the_operator_names_steps_the_replay_from_its_strategy(
         assert any("the replay plays its last day, 2024-03-15" in e.message for e in d.master.logs.memory.newest(None))
     finally:
         await a.d.cluster.stopService()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_quote_before_a_paused_replay_plays_names_the_symbol_and_what_makes_it_play(tmp_path, settings,
+                                                                                            database_url, clock):
+    """A new replay started paused (a backtest in lockstep) has no price until it is stepped: 'papertrader quote
+    XYZ' said "No price is known yet for that symbol; try again after the next update", and no update ever came by
+    itself. It now names the symbol and says what plays the replay."""
+    a = await start_api(tmp_path, settings, database_url, clock, provider="replay", assets=(), replay_files=FIXTURE,
+                        replay_start="2024-03-04", replay_paused=True)
+    try:
+        d = a.d
+        await d.tick()  # paused: plays nothing
+        status, out, err = await d.cli("quote", "XYZ", user="alice", json=False)
+        assert (status, out) == (1, ""), out
+        assert err == ("papertrader: no price is known yet for XYZ: the replay is paused before its first update, and"
+                       " plays when it is stepped or resumed ('papertrader market step' by an account market_control"
+                       " names, or the operator's 'papertrader-admin market step' or 'market resume')\n"), err
+        await d.master.market.control("step", "1")
+        status, out, err = await d.cli("quote", "XYZ", user="alice")
+        assert status == 0, err
+    finally:
+        await a.d.cluster.stopService()

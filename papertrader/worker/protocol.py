@@ -206,7 +206,14 @@ class WorkerProtocol(TypedAMP):
         known = [q["symbol"] for q in self.worker.quotes.all()]
         if known:
             return validation.unknown_symbol(symbol, known)
-        return QuoteUnavailable()
+        shown = symbol if len(symbol) <= 16 else symbol[:16] + "..."
+        market = self.worker.quotes.market or {}
+        if market.get("state") == "paused":  # a new replay started paused: no update comes by itself
+            return QuoteUnavailable(
+                f"no price is known yet for {shown}: the replay is paused before its first update, and plays when it"
+                " is stepped or resumed ('papertrader market step' by an account market_control names, or the"
+                " operator's 'papertrader-admin market step' or 'market resume')")
+        return QuoteUnavailable(f"no price is known yet for {shown}; try again after the next update")
 
 
 class WorkerFactory(protocol.Factory):
