@@ -31,7 +31,8 @@ async def live(tmp_path, settings, database_url, clock, monkeypatch):
     await d.provider.stop()
 
 
-async def start_live(tmp_path, settings, database_url, clock, monkeypatch, assets=None, bars=None):
+async def start_live(tmp_path, settings, database_url, clock, monkeypatch, assets=None, bars=None,
+                     symbols=("AAPL", "MSFT")):
     provider = Provider()
     url = await provider.start()
     provider.on("/v2/stocks/bars", bars or minute_bars(clock, 100))
@@ -40,7 +41,7 @@ async def start_live(tmp_path, settings, database_url, clock, monkeypatch, asset
     monkeypatch.setenv("APCA_API_KEY_ID", "PKLOCALTESTKEY")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "local-test-secret")
     # START is a Monday, 14:13 UTC: New York is open.  Minute bars: 60-second updates.
-    live_settings = replace(settings, provider="alpaca", assets=("AAPL", "MSFT"), alpaca_data_url=url,
+    live_settings = replace(settings, provider="alpaca", assets=symbols, alpaca_data_url=url,
                             alpaca_trading_url=url, update_interval=60.0, heartbeat_interval=60.0,
                             fill_model="ideal")
     d = await start_cluster(tmp_path, live_settings, database_url, clock)
@@ -122,6 +123,25 @@ async def close_waits(d, bounded):
     filled = json.loads(out)
     assert (filled["status"], filled["average_price"]) == ("filled", "105.00")
     assert d.provider.requests()[-1].arg("end") == "2026-09-21T20:00:00Z"  # the session's minutes only
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_symbol_the_provider_does_not_list_is_a_warning_at_start(tmp_path, settings, database_url, clock,
+                                                                         monkeypatch):
+    """`assets = AAPL,APPL` (a typo) on Alpaca: APPL was taken without a word, 'quote APPL' said "unknown symbol"
+    while limit orders for it were accepted, to wait for ever. The master now says at start which symbols the
+    provider does not list."""
+    from tests.provider_server import fixture
+
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch,
+                         assets=answer(fixture("alpaca_assets.json")), symbols=("AAPL", "APPL", "MSFT"))
+    try:
+        warnings = [e.message for e in d.master.logs.newest(200, "warn") if "does not list" in e.message]
+        assert warnings == ["market data: alpaca does not list APPL among its assets (a mistake in the setting"
+                            " assets?): it has no name, and no price until a bar of it comes"], warnings
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()
 
 
 @pytest_twisted.ensureDeferred

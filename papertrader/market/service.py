@@ -193,6 +193,14 @@ class MarketService(service.Service):
             self._describe_at = self.clock.seconds() + self.ASK_AGAIN
             return
         self.board.describe(assets)
+        listed = {asset.symbol for asset in assets}
+        unlisted = [s for s in self.board.assets if s not in listed]
+        if unlisted:
+            self.log.warn("market data: {source} does not list {symbols} among its assets (a mistake in the setting"
+                          " assets?): {them} no name, and no price until a bar of {it} comes",
+                          source=self.source.name, symbols=", ".join(unlisted),
+                          them="it has" if len(unlisted) == 1 else "they have",
+                          it="it" if len(unlisted) == 1 else "them")
         if self._describe_at is not None:
             self.log.info("market data: the asset list is read")
         self._describe_at = None
