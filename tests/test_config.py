@@ -447,6 +447,12 @@ def test_files_excel_saved_with_a_byte_order_mark_and_trailing_commas_are_read(t
     ({"AAA.csv": HEADER + BARS, "events.csv": "symbol,type,ex_date,value\n"}, "events.csv:1",
      "4 columns, expected 5: the header must be symbol,type,ex_date,pay_date,value, not"
      " 'symbol,type,ex_date,value'"),
+    # Downloads often come newest first: "time goes backwards or repeats" said neither which rows nor what to do.
+    ({"AAA.csv": HEADER + "2024-03-05,10,11,9,10,100\n2024-03-04,10,11,9,10,100\n"}, "AAA.csv:3",
+     "time goes backwards (2024-03-04 after 2024-03-05): rows must be in time order, oldest first (sort a file"
+     " saved newest first)"),
+    ({"AAA.csv": HEADER + "2024-03-04,10,11,9,10,100\n2024-03-04,10,11,9,10,100\n"}, "AAA.csv:3",
+     "2024-03-04 is the time of the row before too: one row per bar"),
     # A browser's second download of AAA.csv, a file named for what it holds: the replay traded "AAA (1)" and
     # "MY PRICES", symbols no order, quote or chart could ever name.
     ({"AAA (1).csv": HEADER + BARS}, "AAA (1).csv",

@@ -186,6 +186,13 @@ def _price_units(text, name, at):
     return units
 
 
+def _key_text(key, daily):
+    """A row's key as its file may write it: a day (YYYY-MM-DD), or a bar's start in UTC (ISO 8601)."""
+    if daily:
+        return date.fromordinal(key).isoformat()
+    return datetime.fromtimestamp(key, timezone.utc).isoformat()
+
+
 def read_csv(symbol, lines, where):
     """A Series from CSV lines (daily: date,...; intraday: time,...); rows must go forward in time."""
     reader = csv.reader(lines)
@@ -223,7 +230,11 @@ def read_csv(symbol, lines, where):
         if not (l <= o <= h and l <= c <= h):
             raise HistoryError(f"{at}: not a possible bar (low <= open, close <= high)")
         if columns[0] and key <= columns[0][-1]:
-            raise HistoryError(f"{at}: time goes backwards or repeats")
+            previous = _key_text(columns[0][-1], daily)
+            if key == columns[0][-1]:
+                raise HistoryError(f"{at}: {previous} is the time of the row before too: one row per bar")
+            raise HistoryError(f"{at}: time goes backwards ({_key_text(key, daily)} after {previous}): rows"
+                               " must be in time order, oldest first (sort a file saved newest first)")
         for column, value in zip(columns, (key, o, h, l, c, volume)):
             column.append(value)
     return Series(symbol, *columns, daily=daily)
