@@ -638,3 +638,13 @@ def test_a_provider_url_in_plain_http_is_refused_off_loopback(name):
     for url in ("https://data.alpaca.markets", "http://127.0.0.1:8080", "http://localhost:9999/base",
                 "http://[::1]:8080"):
         assert getattr(load_settings(overrides={name: url}), name) == url
+
+
+def test_the_readme_says_which_symbols_an_empty_assets_trades_in_a_replay(tmp_path):
+    """The configuration table said "for replay, every symbol of its history", while a symbol whose history ends
+    before the replay's is not traded (a start warning says so)."""
+    prices = prices_dir(tmp_path, {"AAA.csv": HEADER + BARS, "OLD.csv": HEADER + "2024-03-04,10,10.5,9.5,10.25,100\n"})
+    assert replay_plan(tmp_path, prices).assets == ("AAA",)
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    [row] = [line for line in readme.splitlines() if line.startswith("| `assets` | `--assets` |")]
+    assert "for `replay`, every symbol whose history lasts to the replay's end (see \"Market data\")" in row, row
