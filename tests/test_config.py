@@ -648,3 +648,18 @@ def test_the_readme_says_which_symbols_an_empty_assets_trades_in_a_replay(tmp_pa
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
     [row] = [line for line in readme.splitlines() if line.startswith("| `assets` | `--assets` |")]
     assert "for `replay`, every symbol whose history lasts to the replay's end (see \"Market data\")" in row, row
+
+
+def test_two_files_of_one_symbol_in_replay_files_stop_the_master_naming_both(tmp_path, capsys):
+    """History kept a directory a year (replay_files = prices/2023,prices/2024), each with its AAA.csv: the replay
+    silently took the last one read, and 2023 never played. Nothing says which one is meant: refused at start."""
+    first, second = tmp_path / "2023", tmp_path / "2024"
+    for directory, day in ((first, "2023-03-06"), (second, "2024-03-04")):
+        directory.mkdir()
+        (directory / "AAA.csv").write_text(HEADER + f"{day},10,11,9,10,100\n")
+    assert replay_mistake(tmp_path, capsys, f"{first},{second}") == (
+        f"AAA has two files, {first / 'AAA.csv'} and {second / 'AAA.csv'}: one file per symbol (join them, oldest"
+        " rows first)")
+    # A file named twice, by itself and by its directory, is one file.
+    plan = replay_plan(tmp_path, f"{first / 'AAA.csv'},{first}")
+    assert plan.assets == ("AAA",) and len(plan.history.series["AAA"]) == 1

@@ -362,7 +362,8 @@ def csv_files(paths):
         else:
             raise HistoryError(f"{path}: no such file or directory ({os.path.abspath(path)}: a relative path is from"
                                " the directory the daemon is started in, not the data dir's: give the full path)")
-    return files
+    seen = set()  # a file named twice (itself and its directory) is read once
+    return [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
 
 
 def _symbol_of(path):
@@ -399,7 +400,14 @@ def load_files(paths, symbols=None):
     directories).  Only the files of ``symbols`` are read if given; an event of a symbol that has no file is
     refused, one of a symbol left out is ignored."""
     files = csv_files(paths)
-    have = {s for s in map(_symbol_of, files) if s is not None}
+    first_file = {}
+    for path in files:
+        symbol = _symbol_of(path)
+        if symbol is not None and symbol in first_file:
+            raise HistoryError(f"{symbol} has two files, {first_file[symbol]} and {path}: one file per symbol (join"
+                               " them, oldest rows first)")
+        first_file.setdefault(symbol, path)
+    have = {s for s in first_file if s is not None}
     series, events, assets, sources = {}, [], {}, {}
     for path in files:
         symbol = _symbol_of(path)
