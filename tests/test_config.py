@@ -663,3 +663,29 @@ def test_two_files_of_one_symbol_in_replay_files_stop_the_master_naming_both(tmp
     # A file named twice, by itself and by its directory, is one file.
     plan = replay_plan(tmp_path, f"{first / 'AAA.csv'},{first}")
     assert plan.assets == ("AAA",) and len(plan.history.series["AAA"]) == 1
+
+
+def test_a_split_listed_twice_stops_the_master_naming_both_lines(tmp_path, capsys):
+    """A split's row copied twice (in one events.csv, or in the events.csv of two directories) was applied twice:
+    10 shares became 40 at a 2-for-1 split. Two splits of one symbol on one day are never meant (one ratio says
+    it), nor are two identical dividend rows: refused at start, naming both lines. Two different dividends of one
+    day (a regular and a special one) are both paid."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    (first / "AAA.csv").write_text(HEADER + BARS)
+    (second / "BBB.csv").write_text(HEADER + BARS)
+    split = "AAA,split,2024-03-05,,2\n"
+    (first / "events.csv").write_text("symbol,type,ex_date,pay_date,value\n" + split)
+    (second / "events.csv").write_text("symbol,type,ex_date,pay_date,value\n" + split)
+    assert replay_mistake(tmp_path, capsys, f"{first},{second}") == (
+        f"{second / 'events.csv'}:2: AAA's split of 2024-03-05 is listed twice (also at {first / 'events.csv'}:2):"
+        " one row per split (one ratio for the day)")
+    (second / "events.csv").write_text("symbol,type,ex_date,pay_date,value\nBBB,dividend,2024-03-05,,0.10\n"
+                                       "BBB,dividend,2024-03-05,,1.00\nBBB,dividend,2024-03-05,,0.10\n")
+    assert replay_mistake(tmp_path, capsys, second) == (
+        f"{second / 'events.csv'}:4: this dividend of BBB is listed twice (also at {second / 'events.csv'}:2):"
+        " one row per dividend")
+    (second / "events.csv").write_text("symbol,type,ex_date,pay_date,value\nBBB,dividend,2024-03-05,,0.10\n"
+                                       "BBB,dividend,2024-03-05,,1.00\n")
+    assert [e.amount for e in replay_plan(tmp_path, second).history.events] == [Decimal("0.10"), Decimal("1.00")]

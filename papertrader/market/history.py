@@ -240,9 +240,12 @@ def read_csv(symbol, lines, where):
     return Series(symbol, *columns, daily=daily)
 
 
-def read_events(lines, where, symbols=None):
+def read_events(lines, where, symbols=None, seen=None):
     """Splits and dividends from events.csv lines.  With ``symbols`` (those that have a SYMBOL.csv file), an event
-    of any other symbol is refused: it would never happen."""
+    of any other symbol is refused: it would never happen.  A split of a symbol and day already listed (or a
+    dividend row listed as it is), here or in the files ``seen`` ({key: "file:line"}, shared by the caller), is
+    refused: it would be applied twice."""
+    seen = {} if seen is None else seen
     reader = csv.reader(lines)
     names = _header(reader, where, (EVENT_HEADER,))
     events = []
@@ -272,9 +275,16 @@ def read_events(lines, where, symbols=None):
             raise HistoryError(f"{at}: no {symbol}.csv for this {kind} of {symbol} (the files have"
                                f" {', '.join(sorted(symbols)) or 'no symbol'})")
         if kind == "split":
-            events.append(Split(symbol, ex_date, *_fraction(value)))
+            event = Split(symbol, ex_date, *_fraction(value))
+            key, said = ("split", symbol, ex_date), f"{symbol}'s split of {ex_date}"
+            rule = "one row per split (one ratio for the day)"
         else:
-            events.append(Dividend(symbol, ex_date, value.quantize(Decimal("0.000001")), pay_date))
+            event = Dividend(symbol, ex_date, value.quantize(Decimal("0.000001")), pay_date)
+            key, said, rule = event, f"this dividend of {symbol}", "one row per dividend"
+        if key in seen:
+            raise HistoryError(f"{at}: {said} is listed twice (also at {seen[key]}): {rule}")
+        seen[key] = at
+        events.append(event)
     return events
 
 
@@ -408,7 +418,7 @@ def load_files(paths, symbols=None):
                                " them, oldest rows first)")
         first_file.setdefault(symbol, path)
     have = {s for s in first_file if s is not None}
-    series, events, assets, sources = {}, [], {}, {}
+    series, events, assets, sources, seen = {}, [], {}, {}, {}
     for path in files:
         symbol = _symbol_of(path)
         if symbol is not None and symbols is not None and symbol not in symbols:
@@ -419,7 +429,7 @@ def load_files(paths, symbols=None):
             series[symbol] = read_csv(symbol, lines, path)
             sources[symbol] = path
         elif name == "events":
-            events += read_events(lines, path, have)
+            events += read_events(lines, path, have, seen)
         else:
             assets.update(read_assets(lines, path))
     return History(series, [e for e in events if e.symbol in series],
