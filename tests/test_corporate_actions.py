@@ -40,6 +40,15 @@ def test_a_split_multiplies_positions_and_open_orders_and_divides_their_prices()
                                                                                        D(40), (D(4), D(1)))
 
 
+def test_a_split_given_twice_in_one_step_applies_once():
+    """Two records of one split reaching one step (a provider listing it under two ids) multiplied the shares
+    twice: 10 became 40 at a 2-for-1 split.  A symbol splits at most once a day: the second is the same split."""
+    b = book(cash="0.00", AAPL=("10", "1000.00"))
+    result = run([b], [], actions=[Split("AAPL", TODAY, D(2)), Split("AAPL", TODAY, D(2))])
+    assert result.books[1].positions["AAPL"].quantity == D(20)
+    assert [r.kind for r in result.records] == ["split"]
+
+
 def test_a_split_puts_order_prices_on_a_valid_tick_on_each_orders_side_of_caution():
     """300 / 7 = 42.857142...: not a price an order can have (whole cents from $1), so the order could not be
     replaced as it stood.  Each rounds to a tick without becoming more eager: a buy pays no more, a sale takes no

@@ -157,7 +157,8 @@ def undoing(split):
 
 
 def apply(books, orders, actions, today, now, restores=None):
-    """Apply the splits and dividends of ``actions`` (all dated on or before ``today``) in date order.
+    """Apply the splits and dividends of ``actions`` (all dated on or before ``today``) in date order; a second
+    split of a symbol on one day is the first one listed again, not applied.
 
     Returns (books, changed open orders, records, entitlements still to pay).  A dividend whose pay
     date is ``today`` or earlier (or unknown) is paid at once; a later one becomes an Entitlement.
@@ -172,8 +173,12 @@ def apply(books, orders, actions, today, now, restores=None):
     def moment(action):
         return getattr(action, "date", None) or action.ex_date
 
+    split_days = set()
     for action in sorted(actions, key=lambda a: (moment(a), a.symbol, type(a).__name__)):
         if isinstance(action, Split):
+            if (action.symbol, action.date) in split_days:
+                continue  # a symbol splits once a day at most: a second record of it (a provider's) is the same one
+            split_days.add((action.symbol, action.date))
             for account_id, book in list(books.items()):
                 book, moved = split_book(book, action, restores.get((account_id, action.symbol)))
                 if moved is not None:
