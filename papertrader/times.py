@@ -2,6 +2,7 @@
 it: in the market's time zone with its abbreviation, a daily stamp as its date (its midnight UTC's, or in the market's
 zone: ``day``; the website and the command line show times alike)."""
 
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,6 +38,33 @@ _written = {}
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+#: An ISO 8601 / RFC 3339 date or time as people and programs write one: a T, t or space before the time, seconds
+#: and their fraction (any number of digits) optional, an offset Z, z, +HH:MM or +HHMM optional.
+_WRITTEN_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
+                           r"\s*(Z|z|[+-]\d{2}:?\d{2})?")
+
+
+def read_time(text, naive_zone=None):
+    """A date or time written in ISO 8601 / RFC 3339 as a datetime, read alike on every Python this runs on (3.10's
+    ``fromisoformat`` takes neither a Z nor a fraction of other than 3 or 6 digits, which alpaca-py and Alpaca
+    write): a date alone is its midnight; a fraction past microseconds is cut off; a time without an offset is in
+    ``naive_zone`` (None: left naive).  None if the text is not written so; ValueError if it names no real time
+    (February 30th, 25:00)."""
+    found = _WRITTEN_TIME.fullmatch(text.strip()) if isinstance(text, str) else None
+    if found is None:
+        return None
+    y, mo, d, h, mi, sec, fraction, offset = found.groups()
+    moment = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
+                      int((fraction or "0")[:6].ljust(6, "0")))
+    if offset is None:
+        return moment if naive_zone is None else moment.replace(tzinfo=naive_zone)
+    if offset in ("Z", "z"):
+        return moment.replace(tzinfo=timezone.utc)
+    sign = 1 if offset[0] == "+" else -1
+    digits = offset[1:].replace(":", "")
+    return moment.replace(tzinfo=timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))))
 
 
 def zone(name):
@@ -138,7 +166,7 @@ def parse_when(option, text):
     try:
         if len(text) == 10:
             return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-        moment = datetime.fromisoformat(text)
+        moment = read_time(text)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:

@@ -10,11 +10,12 @@ wrong -- never a ``KeyError`` or a traceback.  JSON numbers are read as
 
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timezone
 from decimal import Decimal
 
 from papertrader.market.sources import SourceUnavailable
 from papertrader.money import round_price
+from papertrader.times import read_time
 
 
 class Malformed(SourceUnavailable):
@@ -106,32 +107,18 @@ def count(text, what):
     return int(text.replace(",", ""))
 
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
-    r"\s*(Z|z|[+-]\d{2}:?\d{2})?")
-
-
 def timestamp(text, what, naive_zone=timezone.utc):
     """An RFC 3339 / ISO-8601 time as an aware datetime (fractions past microseconds cut off).
 
     A time without an offset is in ``naive_zone``; a date alone is its midnight.
     """
-    match = _RFC3339.fullmatch(text.strip()) if isinstance(text, str) else None
-    if not match:
-        raise Malformed(f"{what} {str(text)[:40]!r} is not a time")
-    y, mo, d, h, mi, s, frac, offset = match.groups()
     try:
-        moment = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0),
-                          int((frac or "0")[:6].ljust(6, "0")))
-        if offset is None:
-            return moment.replace(tzinfo=naive_zone)
-        if offset in ("Z", "z"):
-            return moment.replace(tzinfo=timezone.utc)
-        sign = 1 if offset[0] == "+" else -1
-        digits = offset[1:].replace(":", "")
-        return moment.replace(tzinfo=timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))))
+        moment = read_time(text, naive_zone)
     except ValueError:
         raise Malformed(f"{what} {text[:40]!r} is not a valid time")
+    if moment is None:
+        raise Malformed(f"{what} {str(text)[:40]!r} is not a time")
+    return moment
 
 
 def day(text, what):

@@ -41,6 +41,7 @@ from papertrader.config import SYMBOL_RE
 from papertrader.money import MAX_MONEY, from_price_units, to_price_units
 from papertrader.market.sources import Asset
 from papertrader.trading.corporate import Dividend, Split
+from papertrader.times import read_time
 
 MAGIC = b"PTBARS1\n"
 COLUMNS = 6
@@ -210,8 +211,8 @@ def read_csv(symbol, lines, where):
             if daily:
                 key = date.fromisoformat(row[0]).toordinal()
             else:
-                moment = datetime.fromisoformat(row[0])
-                if moment.tzinfo is None:
+                moment = read_time(row[0])
+                if moment is None or moment.tzinfo is None:
                     raise ValueError
                 key = int(moment.timestamp())
         except ValueError:

@@ -18,7 +18,7 @@ from papertrader.errors import InvalidInput
 from papertrader.market.periods import MINUTE_BUCKETS, MONTHS
 from papertrader.market.service import MAX_STEP
 from papertrader.master import validation
-from papertrader.times import EARLIEST, LATEST
+from papertrader.times import EARLIEST, LATEST, read_time
 from papertrader.trading.pretrade import MAX_NOTIONAL, check_price
 
 #: The longest value of one query parameter, in characters.
@@ -163,7 +163,9 @@ def parse_moment(name, value):
         if len(value) == 10:
             moment = datetime.combine(date.fromisoformat(value), time(), timezone.utc)
         else:
-            moment = datetime.fromisoformat(value)
+            moment = read_time(value)
+            if moment is None:
+                raise ValueError(value)
     except ValueError:
         raise invalid(f"{name} must be a time in RFC 3339 (2024-01-02T15:04:05Z) or a day (2024-01-02)")
     if moment.tzinfo is None:
