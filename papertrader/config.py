@@ -184,7 +184,8 @@ FLOATS = {"throttle_window": (1, 86400, "must be between 1 and 86400 seconds"),
           "idle_timeout": (1, 86400, "must be between 1 and 86400 seconds"),
           "update_interval": (0.01, 86400, "must be between 0.01 and 86400 seconds"),
           "heartbeat_interval": (0.01, 86400, "must be between 0.01 and 86400 seconds"),
-          "max_master_wait": (0, 3600, "must be between 0 (never refuse) and 3600 seconds"),
+          "max_master_wait": (0, 29, "must be between 0 (never refuse) and 29 seconds (a call to the master waits"
+                                     " 30 s at most)"),
           "margin_call_hours": (0, 24 * 365, "must be between 0 and 8760 hours"),
           "max_quote_age": (0, 86400 * 30, f"must be between 0 and {86400 * 30} seconds"),
           "provider_timeout": (0.1, 86400 * 30, f"must be between 0.1 and {86400 * 30} seconds")}

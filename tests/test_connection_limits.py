@@ -86,13 +86,13 @@ async def tcp(port, source="127.0.0.1"):
     return await bounded(connectProtocol(endpoint, Tcp()), f"a TCP connection from {source}")
 
 
-async def amp_client(d, port, source="127.0.0.1"):
-    """An AMP client over TLS from ``source`` (its handshake finished: it has answered a command)."""
+async def amp_client(d, port, source="127.0.0.1", peer=RawPeer):
+    """An AMP client (a ``peer``) over TLS from ``source`` (its handshake finished: it has answered a command)."""
     with open(os.path.join(d.data_dir, "ca.pem"), "rb") as f:
         trust = tssl.Certificate.loadPEM(f.read())
     endpoint = wrapClientTLS(tssl.optionsForClientTLS("localhost", trustRoot=trust),
                              TCP4ClientEndpoint(_reactor(), "127.0.0.1", port, bindAddress=(source, 0)))
-    return await bounded(connectProtocol(endpoint, RawPeer()), f"a TLS connection from {source}")
+    return await bounded(connectProtocol(endpoint, peer()), f"a TLS connection from {source}")
 
 
 async def served(d, client, which):

@@ -17,6 +17,35 @@ class Watcher:
         return defer.succeed({})
 
 
+class SlowWatcher:
+    """A client whose answers come when the test says (``answer``); cut off: ``aborted``."""
+
+    def __init__(self):
+        self.waiting = []
+        self.notices = []
+        self.aborted = False
+        self.transport = self
+
+    def callRemote(self, command, **arguments):
+        if command is commands.Notice:
+            self.notices.append(arguments["code"])
+            return defer.succeed({})
+        d = defer.Deferred()
+        self.waiting.append(d)
+        return d
+
+    def answer(self):
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback({})
+
+    def abortConnection(self):
+        self.aborted = True
+
+    def client_ip(self):
+        return "192.0.2.7"
+
+
 def test_a_first_watcher_is_answered_once_the_master_knows_and_later_ones_at_once():
     fanout = Fanout(Logger(), commands.OrderEvent, what="order events")
     told = {}
@@ -43,3 +72,32 @@ def test_without_on_first_a_watch_is_answered_at_once():
     answered = []
     fanout.watch(Watcher(), ["AAPL"]).addCallback(answered.append)
     assert answered == [None]
+
+
+def test_a_watcher_of_many_symbols_is_slow_only_after_many_updates_not_many_pushes():
+    """A client watching 100 symbols got 100 pushes at one update and was cut as a slow consumer at the 65th,
+    though it answers every update; so was a bot watching its orders when one step made 100 events.  The window
+    counts updates not answered in full."""
+    fanout = Fanout(Logger())
+    client = SlowWatcher()
+    symbols = [f"S{i}" for i in range(100)]
+    fanout.watch(client, symbols)
+    fanout.publish([(s, {"symbol": s}) for s in symbols])
+    assert len(client.waiting) == 100 and not client.aborted
+    client.answer()
+    for update in range(fanout.window):  # then it stops reading: 64 updates unanswered are allowed
+        fanout.publish([(s, {"symbol": s}) for s in symbols])
+    assert not client.aborted
+    fanout.publish([("S0", {"symbol": "S0"})])  # the 65th: slow
+    assert client.aborted and client.notices == ["slow_consumer"]
+
+
+def test_an_update_answered_in_part_is_still_unanswered():
+    fanout = Fanout(Logger())
+    client = SlowWatcher()
+    fanout.watch(client, ["A", "B"])
+    for _ in range(fanout.window):
+        fanout.publish([("A", {}), ("B", {})])
+        client.waiting.pop().callback({})  # B's answered, A's not: the update is not answered in full
+    fanout.publish([("A", {})])
+    assert client.aborted

@@ -19,7 +19,7 @@ from papertrader.errors import PaperTraderError
 from papertrader.master.workers import KICKED, REVOKED
 from papertrader.worker.fanout import WINDOW
 from tests.conftest import WatchedProcess, bounded, start_cluster, wait_for_log
-from tests.fuzz_helpers import close, until
+from tests.fuzz_helpers import RawPeer, close, until
 from tests.test_e2e import register_and_login
 
 
@@ -487,44 +487,42 @@ async def test_a_worker_refuses_new_requests_while_the_master_is_far_behind_and_
     """Overloaded (2026-12-03, bench_load at 1,200 calls/s on 2 busy CPUs), a worker queued every request for
     the master however long the queue: orders waited 15-27 s and those past 30 s became unknown outcomes.  Once
     its oldest request has waited max_master_wait seconds, a worker refuses new ones at once ("throttled":
-    nothing was done, try again) until the master catches up; what was already sent is answered as usual."""
+    nothing was done, try again), but for one at a time that goes through to see whether the master is back,
+    until it catches up; what was already sent is answered as usual."""
     d = fleet
     await register_and_login(d)
     links = [w.protocol for w in d.master.workers.linked.values()]
     for proto in links:  # the master stops reading its workers: what they send waits
         proto.transport.pauseProducing()
     try:
-        first, behind = await _refused_while_behind(d)
+        sent, behind = await _refused_while_behind(d)
     finally:
         for proto in links:
             proto.transport.resumeProducing()
-    status, out, err = await bounded(first, "the first order's answer")
-    assert status == 0 and j(out)["status"] in ("new", "accepted"), (out, err)
-    status, out, err = await d.cli("buy", "AAPL", "3", user="alice")
-    assert status == 0, (out, err)
+    for run in sent:
+        status, out, err = await bounded(run, "the answer to an order sent before the refusals")
+        assert status == 0 and j(out)["status"] in ("new", "accepted"), (out, err)
     assert any("caught up" in e.message for e in behind.logs.newest(50))
+    status, out, err = await d.cli("buy", "AAPL", "4", user="alice")
+    assert status == 0, (out, err)
     status, out, _ = await d.cli("orders", "--status", "all", user="alice")
-    assert sorted(o["quantity"] for o in j(out)) == ["1", "3"]  # the refused one was never placed
+    assert sorted(o["quantity"] for o in j(out)) == ["1", "2", "4"]  # the refused one was never placed
 
 
 async def _refused_while_behind(d):
-    """With the master not reading: an order waits at a worker; past max_master_wait the next is refused.
-    Returns the first order's CLI run and the worker it waits at."""
+    """With the master not reading: an order waits at a worker; past max_master_wait one more goes through (the
+    probe) and waits too, and the next is refused.  Returns the two CLI runs waiting and their worker."""
     first = defer.ensureDeferred(d.cli("buy", "AAPL", "1", user="alice"))
-    waiting = [w for w in d.cluster.workers if w.link.waiting()]
-    for _ in range(200):
-        if waiting:
-            break
-        await task.deferLater(reactor, 0.01, lambda: None)
-        waiting = [w for w in d.cluster.workers if w.link.waiting()]
-    assert waiting, "the order never reached a worker"
+    await until(lambda: any(w.link.waiting() for w in d.cluster.workers), "the first order to wait at a worker")
+    [w] = [w for w in d.cluster.workers if w.link.waiting()]
     d.clock.advance(d.master.settings.max_master_wait + 1)
-    status, out, err = await d.cli("buy", "AAPL", "2", user="alice")
+    probe = defer.ensureDeferred(d.cli("buy", "AAPL", "2", user="alice"))
+    await until(lambda: w.link.waiting() == 2, "the probe to wait at the same worker")
+    status, out, err = await d.cli("buy", "AAPL", "3", user="alice")
     assert status == 1 and j(out)["error"] == "throttled", (out, err)
     assert "nothing was done" in j(out)["message"] and "waited" in j(out)["message"]
-    [w] = waiting
     assert any("behind" in e.message for e in w.logs.newest(50))
-    return first, w
+    return (first, probe), w
 
 
 @pytest_twisted.ensureDeferred
@@ -554,6 +552,8 @@ async def test_a_client_sending_thousands_of_requests_at_once_has_a_few_worked_o
         for _ in range(20):  # (the rest of what it had read, given the chance to be dispatched)
             await task.deferLater(reactor, 0.01, lambda: None)
         assert w.link.waiting() == MAX_IN_FLIGHT
+        [held] = [c for c in w.clients if c.not_read()]
+        assert held.keeps_alive()  # it waits for answers: the idle timeout does not count the time it is not read
         quote = await bounded(other.callRemote(commands.Quote, symbol="AAPL"), "another client's quote")
         assert quote["symbol"] == "AAPL"
     finally:
@@ -564,3 +564,66 @@ async def test_a_client_sending_thousands_of_requests_at_once_has_a_few_worked_o
     assert w.link.waiting() == 0
     await close(flood)
     await close(other)
+
+
+
+class _TickAnswering(RawPeer):
+    """A client that answers every price push at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.ticks = 0
+
+    @commands.Tick.responder
+    def tick(self, **quote):
+        self.ticks += 1
+        return {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_watching_client_with_many_requests_waiting_is_not_cut_as_a_slow_consumer(fleet):
+    """While the worker did not read a client with MAX_IN_FLIGHT requests waiting, its answers to price pushes
+    were not read either, and after 64 updates it was cut as a slow consumer though it answered each at once
+    (found in review, 2026-12-03)."""
+    import secrets
+
+    from papertrader.worker.fanout import WINDOW
+    from papertrader.worker.protocol import MAX_IN_FLIGHT
+    from tests.test_connection_limits import amp_client
+
+    d = fleet
+    w = worker(d, "worker1")
+    client = await amp_client(d, w.listener.port.getHost().port, peer=_TickAnswering)
+    await bounded(client.callRemote(commands.Watch, symbols=["AAPL"]), "the watch")
+    links = [p.protocol for p in d.master.workers.linked.values()]
+    for proto in links:
+        proto.transport.pauseProducing()
+    try:
+        calls = [client.callRemote(commands.Whoami, token=secrets.token_hex(16)) for _ in range(MAX_IN_FLIGHT + 1)]
+        for call in calls:
+            call.addErrback(lambda f: f.trap(PaperTraderError))
+        await until(lambda: w.link.waiting() >= MAX_IN_FLIGHT, "the worker to work on the requests")
+        for _ in range(WINDOW + 10):  # prices keep coming, and the client answers each
+            w.fanout.publish([("AAPL", w.quotes.get("AAPL"))])
+        assert not client.closed.called and w.fanout.cut_off == 0
+    finally:
+        for proto in links:
+            proto.transport.resumeProducing()
+    await bounded(defer.gatherResults(calls), "the requests' answers")
+    await until(lambda: client.ticks >= WINDOW + 10, "the pushes to be answered")
+    assert not client.closed.called and w.fanout.cut_off == 0
+    await close(client)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_the_link_cannot_send_leaves_nothing_waiting(fleet):
+    """A call whose arguments AMP refused before sending stayed among the calls waiting for ever: after the next
+    10 quiet seconds the worker judged the master behind and refused every request until restarted (review)."""
+    d = fleet
+    w = worker(d, "worker1")
+    refused = []
+    w.link.call(commands.OrderWatchers, usernames=[], action="add", bogus="x").addErrback(refused.append)
+    assert refused and w.link.waiting() == 0
+    d.clock.advance(d.master.settings.max_master_wait + 1)
+    answer = await bounded(w.link.call(commands.OrderWatchers, usernames=[], action="add"), "the next call")
+    assert answer == {}

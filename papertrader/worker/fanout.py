@@ -1,11 +1,17 @@
 """Pushes to watching clients: live prices (by symbol) and order events (by account).
 
 Every push (a Tick, an OrderEvent) needs an answer from the client.  A client
-may have at most ``WINDOW`` pushes unanswered; one that falls further behind
-(it is not reading) is sent a ``slow_consumer`` notice and disconnected, so it
-can never make the worker buffer without bound or slow the other clients:
-sending is never waited on, and a slow client's backlog is at most WINDOW
-small messages.
+may have at most ``WINDOW`` updates (``publish`` calls: one market update's
+prices, one step's order events) not yet answered in full; one that falls
+further behind (it is not reading) is sent a ``slow_consumer`` notice and
+disconnected, so it can never make the worker buffer without bound or slow
+the other clients: sending is never waited on, and a slow client's backlog is
+at most WINDOW updates (and the guard's ``max_unsent_bytes``).  Counting
+updates, not pushes: a client watching 100 symbols gets 100 pushes at each
+update, a bot placing 100 orders 100 events in one step, and neither is slow.
+A connection the worker itself has stopped reading (papertrader/worker/
+protocol.py: a client with many requests waiting) is not judged meanwhile:
+its answers are in the part not read.
 
 A watcher of ``ALL`` ("*": the HTTP API's market-data streams) gets every key's pushes.
 
@@ -118,25 +124,30 @@ class Fanout:
         return list(self._pending)
 
     def publish(self, items):
-        """Send each (key, arguments) to the clients watching ``key`` (and to those watching ALL)."""
+        """Send each (key, arguments) to the clients watching ``key`` (and to those watching ALL): one update."""
         everyone = self._by_key.get(ALL)
+        update = {}  # each client's pushes of this update not yet answered: [count]
         for key, arguments in items:
             watchers = self._by_key.get(key, ())
             body = []  # serialized at the first AMP client
             for protocol in list(watchers):
-                self._send(protocol, arguments, body)
+                self._send(protocol, arguments, body, update)
             if everyone and key != ALL:
                 for protocol in list(everyone):
                     if protocol not in watchers:
-                        self._send(protocol, arguments, body)
+                        self._send(protocol, arguments, body, update)
 
-    def _send(self, protocol, arguments, body):
+    def _send(self, protocol, arguments, body, update):
         if protocol not in self._pending:
             return
-        if self._pending[protocol] >= self.window:
-            self._cut(protocol)
-            return
-        self._pending[protocol] += 1
+        unanswered = update.get(protocol)
+        if unanswered is None:  # its first push of this update
+            if self._pending[protocol] >= self.window and not _not_read(protocol):
+                self._cut(protocol)
+                return
+            unanswered = update[protocol] = [0]
+            self._pending[protocol] += 1
+        unanswered[0] += 1
         self.sent += 1
         if isinstance(protocol, amp.BoxDispatcher):
             if not body:
@@ -147,17 +158,24 @@ class Fanout:
                 d = protocol.callRemote(self.command, **arguments)
         else:
             d = protocol.callRemote(self.command, **arguments)
-        d.addCallbacks(lambda _: self._answered(protocol), lambda _: None)
+        d.addCallbacks(lambda _: self._answered(protocol, unanswered), lambda _: None)
 
-    def _answered(self, protocol):
-        if protocol in self._pending:
+    def _answered(self, protocol, unanswered):
+        unanswered[0] -= 1
+        if unanswered[0] == 0 and protocol in self._pending:  # the whole update answered
             self._pending[protocol] -= 1
 
     def _cut(self, protocol):
         self.cut_off += 1
-        self.log.warn("disconnecting a slow watcher at {peer}: {n} pushes unanswered",
+        self.log.warn("disconnecting a slow watcher at {peer}: {n} updates unanswered",
                       peer=protocol.client_ip(), n=self.window)
         self.forget(protocol)
         protocol.callRemote(commands.Notice, code="slow_consumer",
-                            message=f"disconnected: {self.window} {self.what} were not read in time")
+                            message=f"disconnected: {self.window} updates of {self.what} were not read in time")
         protocol.transport.abortConnection()
+
+
+def _not_read(protocol):
+    """Whether the worker has stopped reading this client's connection itself (its answers wait unread)."""
+    paused = getattr(protocol, "not_read", None)
+    return paused is not None and paused()

@@ -224,6 +224,8 @@ class MasterLink(ClientService):
         self._calls = 0
         self._last_prompt = self.watch_clock.seconds()
         self._refusing = None
+        #: The one call let through while the master is behind (its number), to see whether it still is.
+        self._probe = None
         #: Requests refused in all because the master was behind (the console's master()).
         self.refused_behind = 0
 
@@ -347,6 +349,8 @@ class MasterLink(ClientService):
         return None
 
     def _answered(self, result, number):
+        if number == self._probe:
+            self._probe = None
         sent = self._waiting.pop(number, None)
         now = self.watch_clock.seconds()
         if sent is not None and now - sent < self.max_wait:
@@ -367,6 +371,11 @@ class MasterLink(ClientService):
             return defer.fail(MasterUnavailable())
         if _shed:
             late = self.behind()
+            if late is not None and self._probe is None:
+                late = None  # one call at a time goes through meanwhile: a prompt answer to it ends the refusals
+                probe = True
+            else:
+                probe = False
             if late is not None:
                 if self._refusing is None:
                     self._refusing = 0
@@ -378,9 +387,16 @@ class MasterLink(ClientService):
                 return defer.fail(Throttled(
                     f"the platform is busy: requests have waited {late:.0f} s for the master; this one was refused"
                     " and nothing was done; try again in a moment"))
+        else:
+            probe = False
         number = self._calls = self._calls + 1
+        try:
+            d = proto.callRemote(command, **kwargs)
+        except Exception:  # (arguments AMP cannot send: nothing was sent, nothing waits)
+            return defer.fail()
         self._waiting[number] = self.watch_clock.seconds()
-        d = proto.callRemote(command, **kwargs)
+        if probe:
+            self._probe = number
         d.addTimeout(CALL_TIMEOUT, self.clock)
         d.addBoth(self._answered, number)
 

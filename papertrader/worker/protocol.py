@@ -51,8 +51,15 @@ class WorkerProtocol(TypedAMP):
         self.worker.log.warn("{message}", message=message)
 
     def keeps_alive(self):
-        """A client watching prices or order events waits for pushes: it is not idle (papertrader/guard.py)."""
-        return self.worker.fanout.is_watching(self) or self.worker.order_fanout.is_watching(self)
+        """A client watching prices or order events waits for pushes, and one with requests being worked on waits
+        for their answers (what it sends meanwhile may be unread: ``not_read``): it is not idle
+        (papertrader/guard.py)."""
+        return (self._in_flight > 0 or bool(self._held) or self.worker.fanout.is_watching(self)
+                or self.worker.order_fanout.is_watching(self))
+
+    def not_read(self):
+        """Whether the worker has stopped reading this connection (MAX_IN_FLIGHT requests being worked on)."""
+        return not self._reading
 
     def client_ip(self):
         """The client's address (kept once known: an answer may come after the connection is gone)."""
@@ -96,14 +103,18 @@ class WorkerProtocol(TypedAMP):
         if self._held and not self._releasing:
             self._releasing = True  # (a held command answered at once must not start this loop again)
             try:
-                while self._held and self._in_flight < MAX_IN_FLIGHT and not self.gone:
+                while self._held and self._in_flight < MAX_IN_FLIGHT and not self._closing():
                     super().ampBoxReceived(self._held.popleft())
             finally:
                 self._releasing = False
-        if not self._held and not self._reading and not self.gone and self.transport is not None:
+        if not self._held and not self._reading and not self._closing():
             self._reading = True
             self.transport.resumeProducing()
         return result
+
+    def _closing(self):
+        """Gone, or being closed (the worker told it to go: held requests are not begun then)."""
+        return self.gone or self.transport is None or bool(getattr(self.transport, "disconnecting", False))
 
     def locateResponder(self, name):
         if name == b"Quote":
