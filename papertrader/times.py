@@ -37,7 +37,14 @@ _written = {}
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+    """ISO text as ``iso`` writes it (or with a Z, as the games' rules keep their times), on every Python."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # (Python 3.10: a Z, a fraction of other than 3 or 6 digits)
+        moment = read_time(text)
+        if moment is None:
+            raise
+        return moment
 
 
 #: An ISO 8601 / RFC 3339 date or time as people and programs write one: a T, t or space before the time, seconds

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from papertrader.times import read_time
+from papertrader.times import parse_iso, read_time
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -27,3 +27,12 @@ def test_a_text_that_is_not_a_time_or_names_no_real_one():
     assert read_time("2024-01-02T15:04:05") == datetime(2024, 1, 2, 15, 4, 5)  # naive: the caller decides
     with pytest.raises(ValueError):
         read_time("2024-02-30T10:00:00Z")
+
+
+def test_stored_times_with_a_z_are_read_on_every_supported_python():
+    """A game's rules keep their start and end with a Z: on Python 3.10 every game page and command failed with
+    'Invalid isoformat string' (server_error)."""
+    assert parse_iso("2026-09-01T00:00:00Z") == datetime(2026, 9, 1, tzinfo=timezone.utc)
+    assert parse_iso("2026-09-01T00:00:00.000001+00:00") == datetime(2026, 9, 1, 0, 0, 0, 1, tzinfo=timezone.utc)
+    with pytest.raises(ValueError):
+        parse_iso("not a time")
