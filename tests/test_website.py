@@ -3402,3 +3402,20 @@ async def test_the_account_page_says_which_portfolio_each_api_key_trades_and_let
         keys = {k["name"]: k["portfolio"] for k in (await forward(commands.ApiKeys))["keys"]}
         assert keys == {"first": main, "swinger": "Swing", "plain": main}
         assert '<td data-label="Portfolio">Swing</td>' in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_orders_page_says_its_times_as_the_other_pages_do(tmp_path, settings, clock, database_url):
+    """The order's page said "Placed 2026-12-03 09:30:05 EST" and its fills' times with seconds, beside the orders
+    and the history saying "2026-12-03 09:30 EST": the same moment now reads the same on every page."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "otto")
+        order = await forward(commands.PlaceOrder, client_order_id="o1", side="buy", symbol="AAPL", quantity="1")
+        await d.tick()
+        _, page = await site.get(f"/orders/{order['uuid']}")
+        facts = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", page))
+        [filled] = re.findall(r'<td data-label="Time">([^<]*)</td>', page)
+        _, history = await site.get("/history")
+        for moment in (facts["Placed"], facts["Updated"], filled):
+            assert re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} [A-Z]+", moment), moment
+        assert f'<td data-label="Time">{filled}</td>' in history  # the fill's time, as the history says it

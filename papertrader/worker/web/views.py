@@ -1309,15 +1309,15 @@ def order_page(chrome, o, group=None):
               ("Time in force", tif_text(o)),
               ("Filled", fmt.quantity(o["filled_quantity"]) + (f" @ {fmt.exact_price(o['average_price'])}"
                                                                if o.get("average_price") else "")),
-              ("Commission", fmt.money(o.get("commission"))), ("Placed", fmt.when(o["created"], seconds=True)),
-              ("Updated", fmt.when(o.get("updated"), seconds=True)),
+              ("Commission", fmt.money(o.get("commission"))), ("Placed", fmt.when(o["created"])),
+              ("Updated", fmt.when(o.get("updated"))),
               ("Expires", fmt.when(o.get("expires")) if o.get("expires") else "—"),
               ("Client order id", h("code", o["client_order_id"]))]
     if o.get("replaces_uuid"):
         facts.append(("Replaces", h("a", {"href": f"/orders/{o['replaces_uuid']}"}, "the earlier order")))
     if o.get("replaced_by_uuid"):
         facts.append(("Replaced by", h("a", {"href": f"/orders/{o['replaced_by_uuid']}"}, "the new order")))
-    fills = [h("tr", cell(fmt.when(f["time"], seconds=True), "Time"), num(fmt.quantity(f["quantity"]), header="Shares"),
+    fills = [h("tr", cell(fmt.when(f["time"]), "Time"), num(fmt.quantity(f["quantity"]), header="Shares"),
                num(fmt.exact_price(f["price"]), header="Price"), num(fmt.money(f["commission"]), header="Commission"),
                num(fmt.money(f["amount"], signed=True), header="Amount"),
                cell(fmt.fills(f.get("model"), short=True), "Priced by"))
