@@ -3419,3 +3419,27 @@ async def test_an_orders_page_says_its_times_as_the_other_pages_do(tmp_path, set
         for moment in (facts["Placed"], facts["Updated"], filled):
             assert re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} [A-Z]+", moment), moment
         assert f'<td data-label="Time">{filled}</td>' in history  # the fill's time, as the history says it
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dashboard_whose_positions_were_all_sold_says_it_has_none_open(tmp_path, settings, clock,
+                                                                               database_url):
+    """Everything sold, the dashboard said "No positions yet", as if nothing had ever been bought; on the page left
+    open and on a reload alike, it says that no position is open."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, call = await signed_up(site, worker, "sven")
+        await call(commands.PlaceOrder, client_order_id="s1", side="buy", symbol="AAPL", quantity="2")
+        await d.tick()
+        page = await websocket(site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
+        await next_message(page, "ready")
+        assert (await site.post("/positions/close-all", dict(csrf=csrf)))[0].code == 303
+        await d.tick()
+        while True:
+            message = await next_message(page, "html")
+            if "positions" in message["v"]:
+                break
+        _, body = await site.get("/")
+        for shown in (message["v"]["positions"], body):
+            assert "No positions yet" not in shown and "No open positions" in shown

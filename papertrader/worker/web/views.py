@@ -25,7 +25,7 @@ INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
 RANGES = {"1D": "Day", "1W": "Week", "1M": "Month", "1A": "Year", "ALL": "All"}
 #: What an empty table of each live section says.
-EMPTY = {"positions": "No positions yet: find an asset under Trade and buy it.", "open-orders": "No open orders.",
+EMPTY = {"positions": "No open positions: find an asset under Trade to buy one.", "open-orders": "No open orders.",
          "closed-orders": "No closed orders yet.", "activities": "No transactions yet."}
 #: What the sign-in page says when a page was sent there because its session ended: the same words for
 #: every reason (the visitor is not signed in, so which reason it was is not theirs to learn).
