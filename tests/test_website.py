@@ -2136,7 +2136,7 @@ def test_the_replace_page_previews_what_the_new_order_keeps_of_buying_power():
     shown = preview.replace_preview({"qty": "$5"}, old, quote, portfolio, rules)
     assert not shown["ok"] and shown["note"] == "The amount is in shares, not dollars."
     shown = preview.replace_preview({"qty": "-3"}, old, quote, portfolio, rules)
-    assert not shown["ok"] and "quantity" in shown["note"].lower(), shown
+    assert not shown["ok"] and shown["note"].startswith("Shares: "), shown
     # A sale of shares held keeps none; a margin portfolio's short sale keeps its value as a new one would.
     sale = dict(old, side="sell", filled_quantity=Decimal("0"), commission=Decimal("0.00"))
     shown = preview.replace_preview({"limit_price": "120"}, sale, quote, portfolio, rules)
@@ -3443,3 +3443,35 @@ async def test_a_dashboard_whose_positions_were_all_sold_says_it_has_none_open(t
         _, body = await site.get("/")
         for shown in (message["v"]["positions"], body):
             assert "No positions yet" not in shown and "No open positions" in shown
+
+
+def form_error(body):
+    """The words of the refusal beside a form (None: none)."""
+    found = re.search(r'id="form-error"[^>]*>(.*?)</div>', body, re.S)
+    return html_module.unescape(re.sub(r"<[^>]+>", "", found.group(1))) if found else None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_number_of_shares_is_named_as_its_field_is_labelled(tmp_path, settings, clock, database_url):
+    """Beside a field labelled "Shares", the ticket and the replace form said "Quantity 'abc' is not a plain
+    positive number" (the command's word): they now say "Shares", as the field is labelled, with the figures as
+    the pages write them."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "quinn")
+        placed = await forward(commands.PlaceOrder, symbol="AAPL", side="buy", type="limit", limit_price="1.00",
+                               time_in_force="gtc", quantity="1", client_order_id="low")
+        said = {"abc": "Shares: 'abc' is not a plain positive number (digits and one point).",
+                "0": "Shares must be positive.",
+                "1.1234567": "Shares may have at most 6 decimals.",
+                "2000000000": "Shares must be at most 1,000,000,000."}
+        order = dict(side="buy", type="market", amount_by="shares", time_in_force="day", csrf=csrf)
+        for typed, words in said.items():
+            body = await site.refused("/asset/AAPL/order", dict(order, qty=typed), "/asset/AAPL")
+            assert form_error(body) == words and 'data-fields="t-qty"' in body, typed
+            replace = f"/orders/{placed['uuid']}/replace"
+            body = await site.refused(replace, dict(qty=typed, limit_price="1.00", csrf=csrf), replace)
+            assert form_error(body) == words, typed
+        # A fraction of a share in a lasting order, in the ticket's words.
+        body = await site.refused("/asset/AAPL/order", dict(order, qty="1.5", time_in_force="gtc"), "/asset/AAPL")
+        assert "quantity" not in form_error(body).lower()
+        assert form_error(body).startswith("A fraction of a share takes time in force Day")

@@ -254,6 +254,22 @@ SETTINGS_WORDS = (
 )
 
 
+#: The trading core's word for a number of shares is the command's, "quantity" (the HTTP API's "qty"); the
+#: website's field is labelled "Shares", and its refusals name it so: (pattern, words; a function of the match).
+SHARES_WORDS = (
+    (re.compile(r"^quantity ('.*?') is "), r"shares: \1 is "),
+    (re.compile(r"^quantity has more than ([0-9]+) decimals"), r"shares may have at most \1 decimals"),
+    (re.compile(r"^quantity must be at most ([0-9]+)(?![0-9.])"),
+     lambda m: f"shares must be at most {quantity(Decimal(m.group(1)))}"),
+    (re.compile(r"^quantity must be positive, at most ([0-9]+),"),
+     lambda m: f"shares must be positive, at most {quantity(Decimal(m.group(1)))},"),
+    (re.compile(r"^quantity must be "), "shares must be "),
+    (re.compile(r"\ba fractional quantity takes time in force 'day'"), "a fraction of a share takes time in force Day"),
+    (re.compile(r" with time in force 'day'"), " with time in force Day"),
+    (re.compile(r"\bgiven as a quantity \(not a notional\)"), "given in shares (not dollars)"),
+)
+
+
 #: A game's rule as its page names it ("Largest position", "Short selling"...), for the master's refusal
 #: "game rule RULE: ..." (papertrader/trading/games.py), whose RULE is a code name.
 GAME_RULE_WORDS = {"dates": "The game's dates", "assets": "The game's assets",
@@ -269,6 +285,8 @@ def said(text, order=None):
         return text
     for core, words in SETTINGS_WORDS:
         text = text.replace(core, words)
+    for pattern, words in SHARES_WORDS:
+        text = pattern.sub(words, text, count=1)
     text = GAME_RULE_RE.sub(lambda m: GAME_RULE_WORDS[m.group(1)] + ": ", text, count=1)
     text = MONEY_RE.sub(lambda m: m.group(1) + money(Decimal(m.group(2))), text)
     text = NOTIONAL_RE.sub(lambda m: money(Decimal(m.group(1))), text)
