@@ -3475,3 +3475,21 @@ async def test_a_refused_number_of_shares_is_named_as_its_field_is_labelled(tmp_
         body = await site.refused("/asset/AAPL/order", dict(order, qty="1.5", time_in_force="gtc"), "/asset/AAPL")
         assert "quantity" not in form_error(body).lower()
         assert form_error(body).startswith("A fraction of a share takes time in force Day")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_starting_cash_says_its_money_as_the_pages_do(tmp_path, settings, clock, database_url):
+    """A game's or a portfolio's starting cash too large was refused with "from 1.00 to 10000000.00 ... (not
+    2000000000.00)" and the server's setting's name: the pages' money is "$10,000,000.00"."""
+    async with website(tmp_path, settings, database_url, clock) as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "cass")
+        game = dict(name="Big Cup", start="2030-09-01", end="2030-12-31", cash="2,000,000,000", csrf=csrf)
+        said = form_error(await site.refused("/games", game, "/games"))
+        assert said == ("Starting cash must be an amount of money from $1.00 to $10,000,000.00 on this server (as"
+                        " every portfolio's), at most 2 decimals (not $2,000,000,000.00).")
+        said = form_error(await site.refused("/portfolios", dict(name="Big", cash="$2,000,000,000", csrf=csrf),
+                                             "/portfolios"))
+        assert said == "A portfolio's starting cash is at most $10,000,000.00."
+        said = form_error(await site.refused("/portfolios", dict(name="Big", cash="1" + "0" * 15, csrf=csrf),
+                                             "/portfolios"))
+        assert said == "Cash must be at most $1,000,000,000,000.00."

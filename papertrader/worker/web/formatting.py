@@ -251,7 +251,15 @@ SETTINGS_WORDS = (
     (" (its configuration's no_shorting)", " (“Long only” in its trading settings)"),
     (" (its configuration's fractional_trading)", " (“Fractional shares” is off in its trading settings)"),
     ("give a quantity of whole shares, not a notional", "give a whole number of shares, not a dollar amount"),
+    # (a game's starting cash: the operator's setting is no business of the person filling in the form)
+    (" on this server (setting max_portfolio_cash, as every portfolio's)", " on this server (as every portfolio's)"),
 )
+
+#: A refused starting cash (a game's or a portfolio's: papertrader/app/games.py, portfolios.py): its amounts are
+#: money, written plain by the core ('from 1.00 to 10000000.00', 'at most 1000000000000'), never one typed in
+#: quotes ('(not 'abc')').
+STARTING_CASH_RE = re.compile(r"^(?:a portfolio's )?(?:starting )?cash\b", re.I)
+CASH_AMOUNT_RE = re.compile(r"(?<![0-9.,'$])[0-9]+\.[0-9]{2}(?![0-9'])|(?<=at most )[0-9]+(?=\.?$)")
 
 
 #: The trading core's word for a number of shares is the command's, "quantity" (the HTTP API's "qty"); the
@@ -287,6 +295,8 @@ def said(text, order=None):
         text = text.replace(core, words)
     for pattern, words in SHARES_WORDS:
         text = pattern.sub(words, text, count=1)
+    if STARTING_CASH_RE.match(text):
+        text = CASH_AMOUNT_RE.sub(lambda m: money(Decimal(m.group(0))), text)
     text = GAME_RULE_RE.sub(lambda m: GAME_RULE_WORDS[m.group(1)] + ": ", text, count=1)
     text = MONEY_RE.sub(lambda m: m.group(1) + money(Decimal(m.group(2))), text)
     text = NOTIONAL_RE.sub(lambda m: money(Decimal(m.group(1))), text)
