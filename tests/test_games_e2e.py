@@ -124,6 +124,36 @@ async def test_a_game_not_started_yet_says_which_update_ranks_its_players(deploy
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_game_ended_before_any_update_ranked_it_says_when_its_final_ranking_comes(deployment):
+    """Ended by its creator before any market update, `game leaderboard` said "final ranking ..., not computed yet
+    (the next market update does it)", as if a final ranking stood there: it says that no update ranked the game
+    while it ran and that the next one makes its final ranking (or, nobody having played, that it has none)."""
+    d = deployment
+    for user in ("teacher", "alice"):
+        await register_and_login(d, user)
+    for name in ("Short Cup", "Empty Cup"):
+        status, _, err = await d.cli("game", "create", name, "--start", "2026-09-01", "--end", "2026-12-31",
+                                     "--cash", "10000", user="teacher")
+        assert status == 0, err
+    assert (await d.cli("game", "join", "Short Cup", user="alice"))[0] == 0
+    for name in ("Short Cup", "Empty Cup"):
+        assert (await d.cli("game", "end", name, "--yes", user="teacher"))[0] == 0
+    status, out, _ = await d.cli("game", "leaderboard", "Short Cup", user="teacher", json=False)
+    assert status == 0 and out.splitlines()[0] == (
+        "Short Cup: ended before any market update ranked it, 1 player, starting cash 10000.00: the next market"
+        " update makes its final ranking (by return)"), out
+    assert "Not ranked yet (the next market update ranks them, in the final ranking): alice" in out, out
+    assert "not computed yet" not in out
+    status, out, _ = await d.cli("game", "leaderboard", "Empty Cup", user="teacher", json=False)
+    assert out.strip() == ("Empty Cup: ended, 0 players, starting cash 10000.00: nobody played in it, so it has no"
+                           " ranking")
+    await d.tick()  # the next update makes it, as said
+    status, out, _ = await d.cli("game", "leaderboard", "Short Cup", user="alice", json=False)
+    assert out.startswith("Short Cup: final ranking by return, 1 player, starting cash 10000.00, as of "), out
+    assert "alice" in out and "Not ranked yet" not in out
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
     d = deployment
     for user in ("teacher", "ann", "ben"):

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import pytest_twisted
@@ -1103,7 +1103,8 @@ async def test_a_games_page_keeps_its_status_players_and_creators_buttons_curren
         assert (await site.post("/games/Facts%20Cup/end", dict(csrf=csrf)))[0].code == 303
         while True:  # (the orders' events of the end refresh the page too)
             message = await next_message(page, "html")
-            if "Final ranking" in message["v"]["leaderboard"]:
+            # (ended before any update ranked it: the next one makes its final ranking)
+            if "The game has ended." in message["v"]["leaderboard"]:
                 break
         assert message["v"]["game-manage"] == ""  # no more "End the game now", "New invite code", "Remove"
         assert await next_value(page, "game.status") == "ended"
@@ -3493,3 +3494,39 @@ async def test_a_refused_starting_cash_says_its_money_as_the_pages_do(tmp_path, 
         said = form_error(await site.refused("/portfolios", dict(name="Big", cash="1" + "0" * 15, csrf=csrf),
                                              "/portfolios"))
         assert said == "Cash must be at most $1,000,000,000,000.00."
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_game_ended_before_any_update_ranked_it_says_when_its_final_ranking_comes(tmp_path, settings, clock,
+                                                                                          database_url):
+    """Ended by its creator before any market update, a game's page said "Final ranking." over "No standings yet:
+    they come with the next market update.": a final ranking that was not there.  It says what is true: no update
+    ranked it while it ran, and the next one makes its final ranking (or, nobody having played, that there is
+    none)."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "tess")
+        game = dict(start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        for name in ("Short Cup", "Empty Cup"):
+            assert (await site.post("/games", dict(game, name=name)))[0].code == 303
+        alice = await person(worker, "alice")
+        await alice(commands.JoinGame, name="Short Cup")
+        for name in ("Short Cup", "Empty Cup"):
+            assert (await site.post(f"/games/{quote(name)}/end", dict(csrf=csrf)))[0].code == 303
+
+        _, body = await site.get("/games/Short%20Cup")
+        shown = re.sub(r"<[^>]+>", " ", leaderboard_section(body))
+        assert "Final ranking" not in shown and "No standings yet" not in shown
+        assert "The game has ended. No market update ranked it while it ran: the next one makes its final" \
+               " ranking." in shown
+        assert "Joined, ranked in the final ranking at the next market update: alice." in shown
+        _, body = await site.get("/games/Empty%20Cup")
+        shown = re.sub(r"<[^>]+>", " ", leaderboard_section(body))
+        assert "Final ranking" not in shown and "next market update" not in shown
+        assert "Nobody played in it: it has no ranking." in shown
+
+        await d.tick()  # the next update makes it, as said
+        _, body = await site.get("/games/Short%20Cup")
+        shown = leaderboard_section(body)
+        assert "Final ranking, as of" in shown and ">alice</a>" in shown and "Joined" not in shown
+        _, body = await site.get("/games/Empty%20Cup")
+        assert "Nobody played in it: it has no ranking." in leaderboard_section(body)

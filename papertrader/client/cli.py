@@ -1876,17 +1876,31 @@ class CLI:
         # A game not started yet is ranked by the first market update after its start, not by the next one.
         starts = _game_start(board["starts"], self.zone) if board.get("starts") else None
         ranks = (f"the first market update after the game starts ({starts})" if starts else "the next market update")
-        head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
-                f" {board['players']} player{'' if board['players'] == 1 else 's'}, starting cash {output.plain(board)['starting_cash']}"
-                + (f", as of {updated}" if updated else f", not computed yet ({ranks} does it)"))
+        waiting = board.get("unranked") or []
+        players = (f"{board['players']} player{'' if board['players'] == 1 else 's'},"
+                   f" starting cash {output.plain(board)['starting_cash']}")
+        if board["final"] and not updated:
+            # Over before any update ranked it: the first update after its end ranks its players, once, and that is
+            # its final ranking (the master's games update); nobody to rank, it has none.
+            if waiting or board["players"]:
+                head = (f"{board['name']}: ended before any market update ranked it, {players}: the next market"
+                        f" update makes its final ranking (by {board['by']})")
+                unranked = "Not ranked yet (the next market update ranks them, in the final ranking)"
+            else:
+                head, unranked = f"{board['name']}: ended, {players}: nobody played in it, so it has no ranking", ""
+        else:
+            head = (f"{board['name']}: {'final ranking' if board['final'] else 'leaderboard'} by {board['by']},"
+                    f" {players}" + (f", as of {updated}" if updated else f", not computed yet ({ranks} does it)"))
+            # (who joined after the last update before the end is in no ranking: the final one is that update's)
+            unranked = ("Not ranked (joined after the last market update before the end)" if board["final"] else
+                        f"Not ranked yet ({ranks} ranks them)")
         if a.csv:  # every player: those not ranked yet last, with no figures (a gradebook misses no one)
             self.out(output.standings_csv(standings, board.get("unranked"), newline="\n").rstrip("\n"))
             self.emitted += 1
             return
         rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
-        waiting = board.get("unranked") or []
         self.emit(data, head + ("\n\n" + output.table(rows, output.BOARD_COLUMNS) if rows else "")
-                  + (f"\n\nNot ranked yet ({ranks} ranks them): {', '.join(waiting)}"
+                  + (f"\n\n{unranked}: {', '.join(waiting)}"
                      + (" ..." if len(waiting) >= 500 else "") if waiting else ""))
 
     @staticmethod

@@ -2049,14 +2049,26 @@ def leaderboard(username, game, board):
     # A game not started yet is ranked by the first market update after its start (the next one ranks nobody).
     ranked_at = (f"the first market update after the game starts ({fmt.when_or_day(board['starts'])})"
                  if board.get("starts") else "the next market update")
-    updated = ((f"Final ranking, as of {fmt.when(board['updated'])}." if board.get("updated") else "Final ranking.")
-               if board["final"] else
-               f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet.")
+    empty, waiting = f"No standings yet: they come with {ranked_at}.", f"Joined, ranked at {ranked_at}: "
+    if board["final"] and not board.get("updated"):
+        # Over before any update ranked it: the first update after its end ranks its players, once (the master's
+        # games update), and that is its final ranking; nobody to rank, it has none.
+        if board.get("unranked") or board.get("players"):
+            updated = ("The game has ended. No market update ranked it while it ran: the next one makes its final"
+                       " ranking.")
+            empty, waiting = "No ranking yet.", "Joined, ranked in the final ranking at the next market update: "
+        else:
+            updated, empty = "The game has ended.", "Nobody played in it: it has no ranking."
+    elif board["final"]:
+        # (who joined after the last update before its end is in no ranking: the final one is that update's)
+        updated = f"Final ranking, as of {fmt.when(board['updated'])}."
+        waiting = "Joined after the last market update before the end, so not ranked: "
+    else:
+        updated = f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet."
     return join(h("p", {"class": "muted"}, updated),
                 table(["Rank", "Player", ("Equity", "num"), ("Return", "num"), ("Sharpe", "num")], rows,
-                      caption="Leaderboard",
-                      empty=f"No standings yet: they come with {ranked_at}.", cls="data leaderboard"),
-                h("p", {"class": "muted"}, f"Joined, ranked at {ranked_at}: ",
+                      caption="Leaderboard", empty=empty, cls="data leaderboard"),
+                h("p", {"class": "muted"}, waiting,
                   ", ".join(board["unranked"]) + ("…" if len(board["unranked"]) >= 500 else "."))
                 if board.get("unranked") else "")
 
