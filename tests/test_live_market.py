@@ -145,6 +145,38 @@ async def test_a_symbol_the_provider_does_not_list_is_a_warning_at_start(tmp_pat
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_cls_limit_order_the_close_did_not_reach_says_why_it_expired(tmp_path, settings, database_url, clock,
+                                                                             monkeypatch):
+    """An unfilled at-the-close limit order expired with "a cls order trades only at its session's close", which
+    did not say that the close did not reach its limit.  The order (`papertrader order`, its JSON, the HTTP API's
+    and the website's, which show the same reason) says what happened at the close."""
+    from tests.conftest import bounded
+
+    clock.advance((utc(clock.seconds()).replace(hour=19, minute=58, second=30) - utc(clock.seconds())).total_seconds())
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch)
+    try:
+        await register_and_login(d)
+        status, out, err = await d.cli("buy", "AAPL", "1", "--limit", "100", "--tif", "cls", user="alice")
+        assert status == 0, err
+        order = json.loads(out)
+        closing = {"t": "2026-09-21T19:59:00Z", "o": 104, "h": 106, "l": 103, "c": 105, "v": 100000, "n": 10,
+                   "vw": 105}
+        d.provider.on("/v2/stocks/bars", answer({"bars": {"AAPL": [closing]}, "next_page_token": None}))
+        target = utc(d.clock.seconds()).replace(hour=20, minute=1, second=10)
+        d.clock.advance((target - utc(d.clock.seconds())).total_seconds())
+        await bounded(d.master.market.busy, "the update")
+        why = ("its limit was not reached at its session's close: AAPL closed at 105.00, above its limit of 100.00"
+               " (a cls order trades only at the close)")
+        status, out, _ = await d.cli("order", str(order["id"]), user="alice")
+        assert (json.loads(out)["status"], json.loads(out)["reason"]) == ("expired", why)
+        status, out, err = await d.cli("order", str(order["id"]), user="alice", json=False)
+        assert f"order {order['id']} expired: {why}" in err, err
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()
+
+
+@pytest_twisted.ensureDeferred
 async def test_an_asset_list_that_could_not_be_read_at_start_is_read_later(tmp_path, settings, database_url, clock,
                                                                            monkeypatch):
     """Alpaca's trading host down when the master started: the assets had no names for the master's life."""

@@ -372,6 +372,31 @@ def test_cls_fills_at_the_closing_price():
     assert kinds(events) == ["fill"] and events[0].fill.price == D("102.25")
 
 
+def test_a_cls_limit_order_the_close_did_not_reach_says_so_when_it_expires():
+    """An unfilled at-the-close limit order expired "a cls order trades only at its session's close", which did
+    not say what happened: the close did not reach its limit.  It says so, with the close and the limit; an order
+    whose close came with no price of its symbol says that instead."""
+    b = book(AAPL=("100", "90.00"))
+    last = SESSION.close - MINUTE
+    close = (SESSION.close, bar(100, 103, 99, 102.25, start=last))
+    buy = place(b, kind="limit", limit="100.00", tif="cls", quantity="1", now=SESSION.open)
+    sell = place(b, side="sell", kind="limit", limit="105.00", tif="cls", quantity="1", now=SESSION.open)
+    _, orders, events = run(b, [buy, sell], close)
+    assert kinds(events) == ["expired", "expired"]
+    assert orders[buy.id].reason == ("its limit was not reached at its session's close: AAPL closed at 102.25,"
+                                     " above its limit of 100.00 (a cls order trades only at the close)")
+    assert orders[sell.id].reason == ("its limit was not reached at its session's close: AAPL closed at 102.25,"
+                                      " below its limit of 105.00 (a cls order trades only at the close)")
+    assert events[0].reason == orders[buy.id].reason
+    # No price of AAPL at its close (time skipped past it: the next bar is the next session's).
+    order = place(b, kind="limit", limit="100.00", tif="cls", quantity="1", now=SESSION.open)
+    later = bar(100, 101, 40, 100, start=NEXT_SESSION.open, length=NEXT_SESSION.close - NEXT_SESSION.open)
+    _, orders, events = run(b, [order], (NEXT_SESSION.close, later))
+    assert kinds(events) == ["expired"]
+    assert orders[order.id].reason == ("no price of AAPL came at its session's close, and a cls order trades only"
+                                       " at the close")
+
+
 def test_daily_bars_a_day_order_can_fill_in_its_session_then_expires():
     b = book()
     order = place(b, kind="limit", limit="95.00", now=SESSION.open)

@@ -3530,3 +3530,12 @@ async def test_a_game_ended_before_any_update_ranked_it_says_when_its_final_rank
         assert "Final ranking, as of" in shown and ">alice</a>" in shown and "Joined" not in shown
         _, body = await site.get("/games/Empty%20Cup")
         assert "Nobody played in it: it has no ranking." in leaderboard_section(body)
+
+
+def test_an_expired_cls_orders_reason_says_its_prices_as_the_pages_do():
+    """The reason an at-the-close limit order expired (the trading core's, which the command line and the HTTP API
+    show as it is) names the close and the limit: the website says them as its prices."""
+    assert fmt.said("its limit was not reached at its session's close: AAPL closed at 105.00, above its limit of"
+                    " 100.00 (a cls order trades only at the close)") == (
+        "its limit was not reached at its session's close: AAPL closed at $105.00, above its limit of $100.00 (a"
+        " cls order trades only at the close)")

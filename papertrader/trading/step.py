@@ -107,6 +107,25 @@ def _ended_by_time(order, now):
     return None
 
 
+def _missed_the_close(order, bar):
+    """Why a cls order still open when its session's close has passed expires, in words that say what happened at
+    the close (``bar``: the order's bar of this step, None if it had none of its session): its limit not reached
+    there, the rest of it not filled there, or no price of its symbol at that close."""
+    if bar is None or _session_bar(order, bar) != "close":
+        return (f"no price of {order.symbol} came at its session's close, and a cls order trades only at the"
+                " close")
+    if order.filled_quantity:
+        return (f"{quantity_text(order.filled_quantity)} of {quantity_text(order.quantity)} filled at its session's"
+                " close, and a cls order trades only at the close: the rest expired unfilled")
+    buy = order.side is Side.BUY
+    if order.type is OrderType.LIMIT and ((buy and bar.close > order.limit_price) or
+                                          (not buy and bar.close < order.limit_price)):
+        return (f"its limit was not reached at its session's close: {order.symbol} closed at {price_text(bar.close)},"
+                f" {'above' if buy else 'below'} its limit of {price_text(order.limit_price)} (a cls order trades"
+                " only at the close)")
+    return "it did not fill at its session's close, and a cls order trades only at the close"
+
+
 def _missed_the_open(order, bar):
     """An opg order still open after a bar that reaches past its session's open: the open has traded without it.
     (A step with no bar yet does not end it: a live source's first minute of the session comes a little after
@@ -192,6 +211,8 @@ def step(books, orders, market, rules, account_rules=None):
             ended = _ended_by_time(order, now) or (_OPG_MISSED if _missed_the_open(order, bar) else None)
             if ended is not None:
                 status, code, why = ended
+                if order.time_in_force is TimeInForce.CLS:
+                    why = _missed_the_close(order, bar)
                 order = order.but(status=status, reason_code=code, reason=why, updated=now)
                 events.append(Event(EventKind.EXPIRED, order, now, reason_code=code, reason=why))
         if order is not start or order.id in adjusted:  # (a stop's state or a split may change it without an event)

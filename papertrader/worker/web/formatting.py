@@ -216,8 +216,8 @@ TIFS = {"day": "Day", "gtc": "Good till canceled", "ioc": "Immediate or cancel",
 MONEY_RE = re.compile(r"(needs up to |buying power is |cash is |of equity |would be worth |portfolio \()"
                       r"(-?[0-9]+\.[0-9]{2})(?![0-9])")
 NOTIONAL_RE = re.compile(r"(?<![0-9.$])([0-9]+\.[0-9]{2})(?= of [A-Z])")
-#: Prices in them: two to four decimals (price_text) after ' at ' or 'at an average '.
-PRICE_RE = re.compile(r"(\bat |at an average )([0-9]+\.[0-9]{2,4})(?![0-9])")
+#: Prices in them: two to four decimals (price_text) after ' at ', 'at an average ' or 'limit of '.
+PRICE_RE = re.compile(r"(\bat |at an average |\blimit of )([0-9]+\.[0-9]{2,4})(?![0-9])")
 #: And the prices of a bracket's exits and what they are checked against ('the take-profit (210.00) must be at least
 #: a cent above the last price (187.25)').
 PAREN_PRICE_RE = re.compile(r"((?:take-profit|stop-loss|price) \()([0-9]+\.[0-9]{2,4})(?=\))")
