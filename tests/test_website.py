@@ -3539,3 +3539,30 @@ def test_an_expired_cls_orders_reason_says_its_prices_as_the_pages_do():
                     " 100.00 (a cls order trades only at the close)") == (
         "its limit was not reached at its session's close: AAPL closed at $105.00, above its limit of $100.00 (a"
         " cls order trades only at the close)")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replaced_orders_replace_page_says_what_became_of_the_order_that_replaced_it(tmp_path, settings,
+                                                                                            clock, database_url):
+    """Back on the replace page of an order already replaced, the page offered "Replace the order that replaced
+    it" even once that order had filled (its replace page then said it had nothing left to replace).  It names
+    the order in its place and its state, and offers to replace it only while it can be."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, forward = await signed_up(site, worker, "rhea")
+        first = await forward(commands.PlaceOrder, symbol="AAPL", side="buy", type="limit", limit_price="1.00",
+                              time_in_force="gtc", quantity="1", client_order_id="r1")
+        second = await forward(commands.ReplaceOrder, order_uuid=first["uuid"], limit_price="2.00")
+        _, body = await site.get(f"/orders/{first['uuid']}/replace")
+        assert "This order is replaced: there is nothing left of it to replace." in body
+        assert "The order in its place now, Buy 1 AAPL (limit $2.00), is open." in body
+        assert f'<a class="btn primary" href="/orders/{second["uuid"]}/replace">Replace that order</a>' in body
+        # Replaced again, at a price that fills: the first one's page names the newest, filled, with no Replace.
+        third = await forward(commands.ReplaceOrder, order_uuid=second["uuid"], limit_price="100000")
+        await d.tick()
+        assert (await forward(commands.GetOrder, order_uuid=third["uuid"]))["status"] == "filled"
+        for old in (first, second):
+            _, body = await site.get(f"/orders/{old['uuid']}/replace")
+            assert "The order in its place now, Buy 1 AAPL (limit $100,000.00), is filled: it cannot be replaced." \
+                   in body
+            assert "/replace\"" not in re.search(r'<section class="card narrow">(.*?)</section>', body, re.S).group(1)
+            assert f'<a class="btn" href="/orders/{third["uuid"]}">See that order</a>' in body

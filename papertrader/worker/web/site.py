@@ -45,6 +45,8 @@ OPEN_PAGE = 100
 HISTORY_PAGE = 50
 #: Standings read at a time for a leaderboard download (the most one GameLeaderboard answer gives).
 BOARD_PAGE = 500
+#: Orders that replaced one another a replaced order's replace page follows to the one in its place now.
+REPLACEMENTS_FOLLOWED = 20
 MAX_FIELD = 1024
 #: Characters (as JSON) of what a refused form's fields may keep for its page: the flash cookie stays far under
 #: the 4 kB a browser keeps; beyond, the longest fields are left out (the page shows them empty).
@@ -1120,7 +1122,24 @@ class Website:
         chrome = self.chrome(request, visit, "orders", clock)  # (the header's market clock, as on every page)
         _, error, form = refusal(chrome, "replace")
         return html(request, views.replace_page(chrome, found, form or None, error,
-                                                self.worker.quotes.get(found["symbol"]), portfolio))
+                                                self.worker.quotes.get(found["symbol"]), portfolio,
+                                                await self.order_in_place(visit, found)))
+
+    async def order_in_place(self, visit, order):
+        """Of a replaced order, the order in its place now: the last of those that replaced it, one after the other
+        (at most REPLACEMENTS_FOLLOWED; None: it was not replaced, or that cannot be asked now)."""
+        newest = None
+        try:
+            for _ in range(REPLACEMENTS_FOLLOWED):
+                after = (newest or order).get("replaced_by_uuid")
+                if not after:
+                    break
+                newest = await self.call(visit, commands.GetOrder, order_uuid=after)
+        except (NotLoggedIn, MasterUnavailable):
+            raise
+        except PaperTraderError:
+            pass  # (the page still links to the order that replaced it)
+        return newest
 
     async def order_portfolio(self, visit):
         """The Portfolio answer of the portfolio ``visit``'s orders are in (the replace page's preview), or None if

@@ -1376,21 +1376,32 @@ def preview_box(portfolio):
              h("p", {"class": "sr-only", "id": "preview-said", "aria-live": "polite", "aria-atomic": "true"}, ""))
 
 
-def replace_page(chrome, o, form=None, error=None, quote=None, portfolio=None):
+def replace_page(chrome, o, form=None, error=None, quote=None, portfolio=None, newest=None):
     """``quote``: the worker's newest of the order's symbol (kept live on the page: a new limit is set against the
     market as it is); ``portfolio``: the order's (its buying power: the page previews what the new order keeps of
-    it; None: no preview)."""
+    it; None: no preview); ``newest``: of an order replaced, the order in its place now (the last of the orders
+    that replaced it, one after the other; None: not known)."""
     form = form or {}
     u = o["uuid"]
     if o["status"] not in ("new", "partially_filled", "held"):  # replaced meanwhile (Back after a replace), filled...
-        newer = o.get("replaced_by_uuid")
+        newer = (newest or {}).get("uuid") or o.get("replaced_by_uuid")
+        now = ""
+        if newest is not None:
+            # What became of it: offered to replace only while it can be (it may have filled since).
+            can = newest["status"] in ("new", "partially_filled", "held") and replaceable(newest)
+            now = h("p", f"The order in its place now, {order_summary(newest)} ({order_prices(newest)}), is"
+                         f" {fmt.STATUS.get(newest['status'], newest['status'])}" +
+                    ("." if can else ": it cannot be replaced."))
+        else:
+            can = newer is not None
         main = join(h("p", {"class": "crumbs"}, h("a", {"href": "/orders"}, "Orders"), " / ",
                       h("a", {"href": f"/orders/{u}"}, o["symbol"]), " / replace"),
                     h("section", {"class": "card narrow"}, h("h1", f"Replace: {order_summary(o)}"),
                       h("p", f"This order is {fmt.STATUS.get(o['status'], o['status'])}: there is nothing left of"
-                             " it to replace."),
-                      h("p", h("a", {"class": "btn primary", "href": f"/orders/{newer}/replace"},
-                               "Replace the order that replaced it") if newer else
+                             " it to replace."), now,
+                      h("p", h("a", {"class": "btn primary", "href": f"/orders/{newer}/replace"}, "Replace that order")
+                        if newer and can else
+                        h("a", {"class": "btn", "href": f"/orders/{newer}"}, "See that order") if newer else
                         h("a", {"class": "btn", "href": f"/orders/{u}"}, "Back to the order"))))
         return document(chrome, "Replace order", main, page="replace")
     if not replaceable(o):  # an entry (the master refuses): the page says what to do instead
