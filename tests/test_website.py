@@ -3566,3 +3566,80 @@ async def test_a_replaced_orders_replace_page_says_what_became_of_the_order_that
                    in body
             assert "/replace\"" not in re.search(r'<section class="card narrow">(.*?)</section>', body, re.S).group(1)
             assert f'<a class="btn" href="/orders/{third["uuid"]}">See that order</a>' in body
+
+
+def mine_section(body):
+    """What a game's page shows of the visitor's own part in it (the part the live connection may send again)."""
+    return re.search(r'<div data-section="game-mine"[^>]*>(.*?</div>)</div>', body, re.S).group(1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_games_page_follows_its_visitor_joining_from_elsewhere(tmp_path, settings, clock, database_url):
+    """A game's page left open kept offering its visitor "Join" after they had joined from another tab or the
+    command line (and never offered "Show and trade it"), and the navigation's "Portfolio shown" lacked the game's
+    portfolio until a reload.  Both now follow, as a reload shows them; what others do (a player joining) does not
+    send the visitor's part again (a form being filled in would be cleared), nor does it send again a private game's
+    invite code, shown once to its creator."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "tia")
+        game = dict(name="Club Cup", start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        assert (await site.post("/games", game))[0].code == 303
+        ivo_site = Site(site.url)
+        _, ivo = await signed_up(ivo_site, worker, "ivo")
+        _, body = await ivo_site.get("/games/Club%20Cup")
+        assert 'data-mine="join"' in body and "Join Club Cup</button>" in mine_section(body)
+        assert "f-shown-portfolio" not in body
+        page = await websocket(ivo_site, site.url)
+        await bounded(page.opened, "the connection")
+        page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Club Cup", "mine": "join"}).encode())
+        await next_message(page, "ready")
+
+        # Another player joins: the standings move, the visitor's join form (a code half typed) stays as it is.
+        ann = await person(worker, "ann")
+        await ann(commands.JoinGame, name="Club Cup")
+        message = await next_message(page, "html")
+        assert "ann" in message["v"]["leaderboard"] and "game-mine" not in message["v"]
+        assert "portfolio-picker" not in message["v"]
+
+        # The visitor joins from the command line (or another tab): this page now shows their portfolio in the
+        # game with its buttons, and the navigation offers it.
+        await ivo(commands.JoinGame, name="Club Cup")
+        while True:
+            message = await next_message(page, "html")
+            if "game-mine" in message["v"]:
+                break
+        _, body = await ivo_site.get("/games/Club%20Cup")
+        assert message["v"]["game-mine"] == mine_section(body)
+        assert 'data-mine="play"' in message["v"]["game-mine"] and "Show and trade it</button>" in body
+        assert "Join Club Cup" not in message["v"]["game-mine"]
+        picker = message["v"]["portfolio-picker"]
+        assert re.search(r'<div data-section="portfolio-picker"[^>]*>' + re.escape(picker) + "</div>", body) or \
+            re.search(r'<span data-section="portfolio-picker"[^>]*>' + re.escape(picker) + "</span>", body)
+        assert '<option value="Club Cup">Club Cup</option>' in picker and 'value="default" selected' in picker
+
+        # A page made before the join (told "join") learns of it when it connects.
+        late = await websocket(ivo_site, site.url)
+        await bounded(late.opened, "the connection")
+        late.opened.result.sendMessage(json.dumps({"page": "game", "game": "Club Cup", "mine": "join"}).encode())
+        message = await next_message(late, "html")
+        assert 'data-mine="play"' in message["v"]["game-mine"]
+
+        # A private game's invite code, shown once to its creator, is never sent again: the creator joining from
+        # elsewhere changes their own part only.
+        assert (await site.post("/games", dict(game, name="Secret Cup", private="yes")))[0].code == 303
+        _, body = await site.get("/games/Secret%20Cup")
+        code = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
+        assert 'data-mine="join"' in body
+        tias = await websocket(site, site.url)
+        await bounded(tias.opened, "the connection")
+        tias.opened.result.sendMessage(json.dumps({"page": "game", "game": "Secret Cup", "mine": "join"}).encode())
+        await next_message(tias, "ready")
+        await (await person(worker, "bea"))(commands.JoinGame, name="Secret Cup", code=code)
+        message = await next_message(tias, "html")
+        assert "bea" in message["v"]["leaderboard"] and set(message["v"]) == {"leaderboard"}
+        await site.post("/games/join", dict(name="Secret Cup", csrf=csrf))
+        while True:
+            message = await next_message(tias, "html")
+            if "game-mine" in message["v"]:
+                break
+        assert "game-manage" not in message["v"] and "invite-code" not in json.dumps(message)

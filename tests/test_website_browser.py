@@ -830,3 +830,45 @@ async def test_what_saving_a_portfolios_trading_settings_did_is_said_beside_them
     finally:
         await b.close()
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_games_page_follows_its_visitor_joining_from_the_command_line(tmp_path, settings, clock):
+    """A game's page left open kept its "Join" button after its visitor joined from the command line, and the
+    navigation's "Portfolio shown" lacked the game's portfolio until a reload: the page's script now tells its
+    live connection what it shows, which sends the visitor's part (and the navigation's menu) again once it
+    changes."""
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        await register(b, "hal")
+        status, _, err = await d.cli("register", "tom", "tom@example.com", "--password-stdin",
+                                     stdin=PASSWORD + "\n", user="tom")
+        assert status == 0, err
+        status, _, err = await d.cli("login", "tom", "--password-stdin", stdin=PASSWORD + "\n", user="tom")
+        assert status == 0, err
+        status, _, err = await d.cli("game", "create", "Open Cup", "--start", "2026-09-01", "--end", "2026-12-31",
+                                     "--cash", "10000", user="tom")
+        assert status == 0, err
+        await b.open("/games/Open%20Cup")
+        await b.page("game")
+        await b.wait_text("[data-section='game-mine']", "Join Open Cup")
+        assert await b.script("return document.getElementById('f-shown-portfolio')") is None
+        await b.live()
+        status, _, err = await d.cli("login", "hal", "--password-stdin", stdin=PASSWORD + "\n", user="hal")
+        assert status == 0, err
+        status, _, err = await d.cli("game", "join", "Open Cup", user="hal")
+        assert status == 0, err
+        await b.wait_text("[data-section='game-mine']", "Your portfolio in this game: Open Cup")
+        assert "Join" not in await b.text("[data-section='game-mine']")
+        options = await b.script("return [...document.querySelectorAll('#f-shown-portfolio option')]"
+                                 ".map((o) => [o.value, o.selected])")
+        assert options == [["default", True], ["Open Cup", False]], options
+        # What it shows is what a reload shows.
+        await b.click("[data-section='game-mine'] form[action='/portfolios/use'] button")
+        await b.page("dashboard")
+        assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Open Cup"
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()

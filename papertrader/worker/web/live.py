@@ -18,7 +18,8 @@ arithmetic):
   "game": NAME}``) gets its leaderboard again whenever the master says that game's standings changed
   (``GamesChanged``: each update that ranks the games -- asked once per game for all its pages --, a
   player joining or removed, the game ended; these last also set its status and players, and an ended
-  game's creator buttons go);
+  game's creator buttons go; the visitor's own part (``{"mine": ...}``: what the page shows, a Join form or their
+  portfolio in it) is sent again only when it changes, with the navigation's portfolio menu once they joined);
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
   newest candle of the chart's interval, and the account's equity, for the charts;
 - ``{"t": "toast", "text": ..., "order": UUID}``: an order event in words (it also replaces the words of the
@@ -192,8 +193,12 @@ def _portfolio_cookie(header):
 class View:
     """What one page shows, and how it is kept up to date."""
 
-    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None, game=None, listed=()):
+    def __init__(self, live, conn, page, symbol=None, interval=None, first=True, base=None, game=None, listed=(),
+                 mine=None):
         self.live = live
+        #: A game's page: the visitor's part in the game it shows (views.mine_state: "join", "play", "none"; None:
+        #: not said), which is sent again only when it changes.
+        self.mine = mine
         #: The symbols a list of prices shows (the Trade page: its assets and watchlists).
         self.listed = list(listed)
         #: The game a game's page shows (its name), whose standings it shows again when they change.
@@ -282,6 +287,9 @@ class View:
                 self.game_seen = yield self.call(commands.ShowGame, name=self.game)
             except PaperTraderError:
                 pass  # (ended or hidden since the page was made: the next change makes it whole)
+            else:
+                if self.mine is not None and views.mine_state(self.game_seen) != self.mine:
+                    self.refresh()  # joined (or ended) since the page was made: it is made whole now
         self.live.watch(self.conn, self.symbols())
         if self.live.worker.quotes.market is not None:  # an update may have come since the page was made
             self.conn.send({"t": "set", "v": views.market_values(self.live.worker.quotes.market)})
@@ -483,6 +491,16 @@ class View:
             board = yield self.call(commands.GameLeaderboard, name=self.game, limit=100)
             sections["leaderboard"] = views.leaderboard(self.conn.username, self.game_seen, board)
             values.update(views.game_values(self.game_seen))
+            mine = views.mine_state(self.game_seen)
+            if self.mine is not None and mine != self.mine:
+                # The visitor's part changed (joined from another tab or the command line, the game ended): sent
+                # again, and only then (an invite code being typed in its join form stays); joined, the navigation
+                # offers the game's portfolio too.
+                chrome = views.Chrome(csrf=csrf, username=self.conn.username)
+                sections["game-mine"] = views.game_mine(chrome, self.game_seen)
+                if mine == "play":
+                    sections["portfolio-picker"] = yield self._portfolio_picker(csrf)
+            self.mine = mine
             if self.game_seen["status"] == "ended":  # (its creator's buttons: a new code, remove, end it)
                 sections["game-manage"] = ""
         elif self.page == "history" and self.first:
@@ -490,6 +508,17 @@ class View:
             sections["activities"] = views.body(views.activity_rows(answer["activities"]),
                                                 len(views.ACTIVITY_HEADERS), views.EMPTY["activities"])
         return sections, {k: list(v) for k, v in values.items()}
+
+    @defer.inlineCallbacks
+    def _portfolio_picker(self, csrf):
+        """The navigation's "Portfolio shown" as a reload makes it (site.Website.chrome): the account's portfolios,
+        the one this page shows chosen."""
+        portfolios = (yield self.call(commands.Portfolios))["portfolios"]
+        wanted = self.conn.portfolio
+        same = [p["name"] for p in portfolios if wanted is not None and p["name"].casefold() == wanted.casefold()]
+        shown = same[0] if same else next((p["name"] for p in portfolios if p["default"]), None)
+        return views.portfolio_selector(views.Chrome(csrf=csrf, username=self.conn.username,
+                                                     portfolios=[p["name"] for p in portfolios], portfolio=shown))
 
     def _failed(self, error):
         if isinstance(error, NotLoggedIn):
@@ -569,8 +598,9 @@ class Live:
                   if page == "assets" and isinstance(listed, list) else [])
         if conn.view is not None:
             conn.view.stop()
+        mine = message.get("mine") if page == "game" and message.get("mine") in ("join", "play", "none") else None
         conn.view = View(self, conn, page, symbol, interval, message.get("first", True) is not False,
-                         _decimal(message.get("base")), game, listed)
+                         _decimal(message.get("base")), game, listed, mine)
         conn.view.start().addErrback(self._start_failed, conn)
 
     def _start_failed(self, failure, conn):

@@ -19,7 +19,7 @@ from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
 #: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "39"
+STATIC_VERSION = "40"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
@@ -227,7 +227,10 @@ def header(chrome):
                    live("market", *shown["market"]), " · ", live("clock", *shown["clock"]))
     return h("header", {"class": "top"},
              h("div", {"class": "wrap bar"}, brand, market,
-               h("div", {"class": "who"}, portfolio_selector(chrome), h("span", {"class": "user"}, chrome.username),
+               # (sent again by a game's page's live connection once its visitor joins it: a portfolio more)
+               h("div", {"class": "who"}, h("span", {"data-section": "portfolio-picker", "class": "picker-slot"},
+                                            portfolio_selector(chrome)),
+                 h("span", {"class": "user"}, chrome.username),
                  post_form("/signout", chrome.csrf, button("Sign out", "btn small ghost"), cls="inline",
                            label="Sign out"))),
              h("nav", {"class": "tabs", "aria-label": "Main"}, h("div", {"class": "wrap"}, *tabs)))
@@ -1999,12 +2002,39 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
     facts = h("dl", {"class": "facts"}, *[h("div", {"class": "wide" if len(value) > 28 else None},
                                             h("dt", label), h("dd", {"data-live": live.get(label)}, value))
                                           for label, value in rules])
+    main = h("section", {"class": "card"}, h("h1", game["name"]), facts,
+             # Sent again by the live connection when it changes (the visitor joins from another tab or the command
+             # line, the game ends), and only then: a code being typed in its join form is kept. (Said when sent.)
+             h("div", {"data-section": "game-mine", "aria-live": "polite"}, game_mine(chrome, game)),
+             h("h2", "Leaderboard"),
+             # Sent again whole by the live connection when the standings change (an update, a player joins).
+             h("div", {"data-section": "leaderboard"}, leaderboard(chrome.username, game, board)),
+             h("p", {"class": "muted"}, "Download the standings for a spreadsheet: ",
+               h("a", {"href": game_link(game["name"]) + "/leaderboard.csv", "download": True}, "by return (CSV)"),
+               ", ", h("a", {"href": game_link(game["name"]) + "/leaderboard.csv?by=sharpe", "download": True},
+                       "by Sharpe ratio (CSV)"), "."),
+             removed_players(game),
+             # (emptied by the live connection when the game ends: nothing there is possible any more)
+             h("div", {"data-section": "game-manage"}, manage_game(chrome, game, board, invite_code, error, origin)),
+             h("p", h("a", {"href": "/games"}, "All games")))
+    return document(chrome, game["name"], main, page="game", data={"data-game": game["name"]})
+
+
+def mine_state(game):
+    """The visitor's part in ``game`` (a ShowGame answer), as its page shows it: "play" (their portfolio in it),
+    "join" (a Join form), or "none"."""
+    return "play" if game.get("portfolio") else "join" if joinable(game) else "none"
+
+
+def game_mine(chrome, game):
+    """The visitor's own part on a game's page: a Join form, or their portfolio in it with its buttons (its
+    ``data-mine``, the state shown, the page tells its live connection)."""
     mine = ""
     if joinable(game):
         # Join here: a public game at once, a private one with its invite code.
         # Its creator joins their own private game without a code.
         private = game["private"] and not game.get("is_creator")
-        code = field_input("Invite code", "code", invite_code or "", required=False, maxlength="128",
+        code = field_input("Invite code", "code", "", required=False, maxlength="128",
                            autocomplete="off", hint="The code its creator gave you.") if private else ""
         mine = post_form("/games/join", chrome.csrf, h("input", {"type": "hidden", "name": "name",
                                                                  "value": game["name"]}),
@@ -2024,19 +2054,7 @@ def game_page(chrome, game, board, invite_code=None, error=None, origin="", serv
                                   title="What every sign-in shows, and what the command line and the HTTP API"
                                         " trade when they name no portfolio"), cls="inline",
                            label="Make it my default portfolio"))
-    main = h("section", {"class": "card"}, h("h1", game["name"]), facts, mine,
-             h("h2", "Leaderboard"),
-             # Sent again whole by the live connection when the standings change (an update, a player joins).
-             h("div", {"data-section": "leaderboard"}, leaderboard(chrome.username, game, board)),
-             h("p", {"class": "muted"}, "Download the standings for a spreadsheet: ",
-               h("a", {"href": game_link(game["name"]) + "/leaderboard.csv", "download": True}, "by return (CSV)"),
-               ", ", h("a", {"href": game_link(game["name"]) + "/leaderboard.csv?by=sharpe", "download": True},
-                       "by Sharpe ratio (CSV)"), "."),
-             removed_players(game),
-             # (emptied by the live connection when the game ends: nothing there is possible any more)
-             h("div", {"data-section": "game-manage"}, manage_game(chrome, game, board, invite_code, error, origin)),
-             h("p", h("a", {"href": "/games"}, "All games")))
-    return document(chrome, game["name"], main, page="game", data={"data-game": game["name"]})
+    return h("div", {"data-mine": mine_state(game)}, mine)
 
 
 def game_values(game):

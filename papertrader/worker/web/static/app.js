@@ -124,6 +124,10 @@ function subscription() {
   const message = { page };
   if (body.dataset.symbol) message.symbol = body.dataset.symbol;
   if (body.dataset.game) message.game = body.dataset.game;
+  // A game's page: the visitor's part it shows now (a Join form, their portfolio in it), sent again only if it
+  // changes (a code being typed in the join form is kept).
+  const mine = document.querySelector("[data-section='game-mine'] [data-mine]");
+  if (mine) message.mine = mine.dataset.mine;
   if (body.dataset.interval) message.interval = body.dataset.interval;
   if (body.dataset.first) message.first = body.dataset.first === "yes";
   if (body.dataset.rangeBase) message.base = body.dataset.rangeBase;
