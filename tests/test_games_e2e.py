@@ -154,6 +154,27 @@ async def test_a_game_ended_before_any_update_ranked_it_says_when_its_final_rank
 
 
 @pytest_twisted.ensureDeferred
+async def test_ending_a_game_no_update_ranked_yet_says_when_its_final_ranking_comes(deployment):
+    """`game end` said "its final ranking is the last market update's" of a game no update had ranked: there was
+    none.  It says that the next market update makes it, as `game leaderboard` then does."""
+    d = deployment
+    for user in ("teacher", "alice"):
+        await register_and_login(d, user)
+    for name in ("Quick Cup", "Ranked Cup"):
+        status, _, err = await d.cli("game", "create", name, "--start", "2026-09-01", "--end", "2026-12-31",
+                                     "--cash", "10000", user="teacher")
+        assert status == 0, err
+        assert (await d.cli("game", "join", name, user="alice"))[0] == 0
+    status, out, err = await d.cli("game", "end", "Quick Cup", "--yes", user="teacher", json=False)
+    assert status == 0, err
+    assert out.strip() == ("Quick Cup ended before any market update ranked it: the next market update makes its"
+                           " final ranking."), out
+    await d.tick()
+    status, out, err = await d.cli("game", "end", "Ranked Cup", "--yes", user="teacher", json=False)
+    assert out.strip() == "Ranked Cup ended; its final ranking is the last market update's.", out
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_operator_sets_up_a_game_for_a_class(deployment, tmp_path):
     d = deployment
     for user in ("teacher", "ann", "ben"):

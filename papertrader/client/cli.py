@@ -1819,8 +1819,14 @@ class CLI:
             self.confirm(question)
             game = yield self.call(commands.EndGame, token=token, name=a.name)
             started = game.get("ended_at") is None or game["ended_at"] >= game["start"]
-            self.emit(game, f"{game['name']} ended; its final ranking is the last market update's." if started else
-                      f"{game['name']} ended before it started: no one traded in it.")
+            if not started:
+                said = f"{game['name']} ended before it started: no one traded in it."
+            elif game.get("board_updated") is None:  # (the first update after its end ranks it: game leaderboard)
+                said = (f"{game['name']} ended before any market update ranked it: the next market update makes its"
+                        " final ranking.")
+            else:
+                said = f"{game['name']} ended; its final ranking is the last market update's."
+            self.emit(game, said)
         elif action == "list":
             games = (yield self.call(commands.Games, token=token))["games"]
             self.emit(games, output.table([self._game_row(g, self.zone) for g in games], GAME_COLUMNS, self.zone)
