@@ -21,6 +21,7 @@ a console call that fails prints why: neither leaves a traceback in the log.
 import os
 import secrets
 import struct
+import traceback
 from datetime import timezone
 
 from cryptography.hazmat.primitives import serialization
@@ -284,8 +285,10 @@ class PlainConsole(_EndOfInput, protocol.Protocol):
             self.interpreter.resetBuffer()
             try:
                 compile(source, "<console>", "exec")
-            except SyntaxError:
-                self.interpreter.showsyntaxerror("<console>")
+            except SyntaxError as e:
+                # Written here, not by showsyntaxerror: on Python 3.10 that hands it to a replaced sys.excepthook
+                # (a test runner's, a debugger's), and the operator saw nothing.
+                self.interpreter.write("".join(traceback.format_exception_only(type(e), e)))
             self._end_line()
 
     def addOutput(self, data, isAsync=None):
