@@ -43,7 +43,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def thread_cpu():
     """CPU seconds (user + system) of each kind of thread of this process so far: the reactor's, the database's
-    (the connection pool's threads: the units' Python and SQL), the others' together; read from /proc (threads that ended are not counted)."""
+    (the connection pool's threads: the units' Python and SQL), the others' together; read from /proc (threads
+    that ended are not counted)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
     main = threading.main_thread().native_id
     cpu = collections.Counter()
