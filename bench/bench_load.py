@@ -135,7 +135,8 @@ class Servers:
                    if self.args.profile_master else [])
         master, master_log = self.spawn("master", [
             sys.executable, "-c", TWISTD, "-n", "--pidfile="] + profile + [
-            "papertrader-master", "--data-dir", d, "--port", tls.listen_description(master_port, "127.0.0.1", os.path.join(d, files.MASTER_CERT))]
+            "papertrader-master", "--data-dir", d, "--port",
+            tls.listen_description(master_port, "127.0.0.1", os.path.join(d, files.MASTER_CERT))]
             + (["--database", database] if database else []) + self.settings())
         wait_for_line(master_log, "master listening on port", master)
         bundle = files.worker_dir(d, "w1")
