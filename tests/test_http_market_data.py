@@ -9,6 +9,7 @@ from decimal import Decimal as D
 import pytest
 import pytest_twisted
 
+from papertrader.times import parse_iso
 from tests.http_helpers import in_thread, start_api
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "replay")
@@ -592,14 +593,14 @@ async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_pat
         assert market.market_clock.now().astimezone(timezone.utc).date() == date(2026, 9, 22)
         data = a.data()
         minutes = await in_thread(data.get, "/stocks/bars", {"symbols": "AAPL", "timeframe": "1Min"})
-        assert [datetime.fromisoformat(b["t"]) for b in minutes["bars"]["AAPL"]] == [c["time"] for c in stored]
+        assert [parse_iso(b["t"]) for b in minutes["bars"]["AAPL"]] == [c["time"] for c in stored]
         daily = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": "1Day"})
         midnight = datetime(2026, 9, 21, tzinfo=new_york)
-        assert [datetime.fromisoformat(b["t"]) for b in daily["bars"]] == [midnight]
+        assert [parse_iso(b["t"]) for b in daily["bars"]] == [midnight]
 
         def stamps(timeframe, start, end=None):
             query = {"timeframe": timeframe, "start": start.isoformat(), **({"end": end.isoformat()} if end else {})}
-            return [datetime.fromisoformat(b["t"]) for b in data.get("/stocks/AAPL/bars", query)["bars"]]
+            return [parse_iso(b["t"]) for b in data.get("/stocks/AAPL/bars", query)["bars"]]
 
         first, second = stored[0]["time"], stored[1]["time"]
         assert await in_thread(stamps, "1Min", first, second) == [first, second]
@@ -613,12 +614,12 @@ async def test_bars_without_a_start_are_the_new_york_days_in_its_evening(tmp_pat
         for frame, expected in (("1Day", [midnight]), ("1Week", [midnight]), ("1Min", [c["time"] for c in stored])):
             answer = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": frame, "start": "2026-09-21",
                                                                     "end": "2026-09-21"})
-            assert [datetime.fromisoformat(b["t"]) for b in answer["bars"]] == expected, frame
+            assert [parse_iso(b["t"]) for b in answer["bars"]] == expected, frame
         answer = await in_thread(data.get, "/stocks/AAPL/bars", {"timeframe": "1Day", "start": "2026-09-18",
                                                                 "end": "2026-09-20"})
         assert answer["bars"] == []
         latest = await in_thread(data.get, "/stocks/snapshots", {"symbols": "AAPL"})
-        assert datetime.fromisoformat(latest["AAPL"]["dailyBar"]["t"]) == midnight
+        assert parse_iso(latest["AAPL"]["dailyBar"]["t"]) == midnight
     finally:
         await a.d.cluster.stopService()
 
