@@ -11,7 +11,8 @@ application protocol's transport).  For each connection it enforces:
   says it is kept alive (``keeps_alive()``: a client watching prices or order events waits for pushes, and
   answers each one, so it is never idle);
 - **bounded unsent output**: once the socket's own buffers are full, at most ``max_unsent`` more bytes may
-  wait for a peer that does not read; beyond that it is cut.
+  wait for a peer that does not read; beyond that it is cut (a protocol may allow its peer more:
+  ``unsent_allowed(max_unsent)``, the master's for a linked worker).
 
 Cutting aborts the connection (no goodbye to a peer that is not listening) with one log line; nothing else is
 affected.  ``None`` (or 0) for a limit turns it off.  Timers run on ``clock`` (the reactor; tests give a
@@ -166,8 +167,12 @@ class Guard(policies.ProtocolWrapper):
             return False
         if output is not None and output.paused:
             output.unsent += size
-            if output.unsent > self.factory.limits.max_unsent:
-                self.cut("unsent", f"more than {self.factory.limits.max_unsent} bytes of output unread")
+            limit = self.factory.limits.max_unsent
+            allowed = getattr(self.wrappedProtocol, "unsent_allowed", None)
+            if allowed is not None:
+                limit = allowed(limit)
+            if output.unsent > limit:
+                self.cut("unsent", f"more than {limit} bytes of output unread")
                 return False
         return True
 

@@ -258,6 +258,34 @@ async def test_the_master_cuts_a_stalled_peer_but_never_a_linked_worker(limited)
     assert guards(d)["master"].cut["idle"] == 1
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_master_lets_a_linked_worker_fall_far_more_behind_than_a_client_before_cutting_it(limited):
+    """A worker busy with a burst of orders reads its link late: the master's answers and pushes waited unread
+    beyond max_unsent_bytes (1 MiB) and the master cut the link, turning every order in flight into an unknown
+    outcome (bench_load, 2026-12-03: 3,719 of them).  A linked worker (whose silence the heartbeats judge) may
+    leave 64 times as much unread."""
+    d = limited
+    worker = d.cluster.workers[0]
+    link = worker.link.proven
+    link.transport.pauseProducing()  # the worker reads nothing of its link for a while
+    try:
+        master_side = d.master.workers.linked[worker.name].protocol
+        guard = master_side.transport
+        for _ in range(2000):  # until the socket's buffers are full and 4 times max_unsent_bytes waits unread
+            if guard._output.paused and guard._output.unsent > 4 * 65_536 or guard._cut_reason is not None:
+                break
+            for _ in range(100):
+                d.master.send_snapshot(master_side)
+            await task.deferLater(_reactor(), 0, lambda: None)
+        assert guards(d)["master"].cut["unsent"] == 0, guard._cut_reason
+        assert guard._output.paused and guard._output.unsent > 4 * 65_536, "the link's buffers never filled"
+        assert worker.name in d.master.workers.linked
+    finally:
+        link.transport.resumeProducing()
+    await until(lambda: not guard._output.paused, "the worker to read its link again")
+    assert worker.link.proven is link and guards(d)["master"].cut["unsent"] == 0
+
+
 GET_ROOT = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 

@@ -62,6 +62,10 @@ def worker_only(method):
     return guarded(wrapper)
 
 
+#: How many times a client's max_unsent_bytes a linked worker may leave unread (64 MiB by default).
+LINKED_WORKER_UNSENT = 64
+
+
 class MasterProtocol(TypedAMP):
     def __init__(self, master):
         super().__init__()
@@ -87,6 +91,12 @@ class MasterProtocol(TypedAMP):
     def ampBoxReceived(self, box):
         self.boxes += 1
         super().ampBoxReceived(box)
+
+    def unsent_allowed(self, limit):
+        """Output a peer may leave unread before it is cut (papertrader/guard.py): a linked worker, 64 times a
+        client's (a burst of orders' answers and events; its silence is the heartbeats' to judge, and cutting its
+        link would leave every order in flight with an unknown outcome)."""
+        return limit * LINKED_WORKER_UNSENT if self.worker is not None else limit
 
     def keeps_alive(self):
         """A linked worker is never idle (papertrader/guard.py): the heartbeats judge whether it is alive."""
