@@ -101,3 +101,35 @@ def test_an_update_answered_in_part_is_still_unanswered():
         client.waiting.pop().callback({})  # B's answered, A's not: the update is not answered in full
     fanout.publish([("A", {})])
     assert client.aborted
+
+
+class SwitchingWatcher(SlowWatcher):
+    """A client that answers at once (as a website's page or a stream's connection does: its push is queued) until
+    ``stop_reading``."""
+
+    def __init__(self):
+        super().__init__()
+        self.reading = True
+
+    def callRemote(self, command, **arguments):
+        if self.reading and command is not commands.Notice:
+            return defer.succeed({})
+        return super().callRemote(command, **arguments)
+
+
+def test_a_watcher_answering_at_once_is_judged_like_any_other_once_it_stops_reading():
+    """Updates of several pushes answered at once counted one update in and each push out: the count went below
+    zero (-400 after 100 updates of 5 symbols), and a watcher that then stopped reading was cut only after
+    hundreds of updates instead of 64."""
+    fanout = Fanout(Logger())
+    client = SwitchingWatcher()
+    symbols = ["A", "B", "C", "D", "E"]
+    fanout.watch(client, symbols)
+    for _ in range(100):
+        fanout.publish([(s, {}) for s in symbols])
+    client.reading = False
+    for _ in range(fanout.window):
+        fanout.publish([(s, {}) for s in symbols])
+    assert not client.aborted
+    fanout.publish([("A", {})])
+    assert client.aborted

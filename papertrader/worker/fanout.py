@@ -146,6 +146,7 @@ class Fanout:
                 self._cut(protocol)
                 return
             unanswered = update[protocol] = [0]
+        if unanswered[0] == 0:  # (again, if a watcher answered this update's pushes so far at once)
             self._pending[protocol] += 1
         unanswered[0] += 1
         self.sent += 1
