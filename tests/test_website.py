@@ -133,6 +133,16 @@ async def next_message(factory, kind):
             return message
 
 
+async def opened_page(site, page):
+    """A live connection of the website (``websocket``) that has asked for ``page`` (its JSON: {"page": ...}) and
+    been told it is ready."""
+    connection = await websocket(site, site.url)
+    await bounded(connection.opened, "the connection")
+    connection.opened.result.sendMessage(json.dumps(page).encode())
+    await next_message(connection, "ready")
+    return connection
+
+
 @pytest_twisted.ensureDeferred
 async def test_guards_of_the_website(tmp_path, settings, clock):
     database = Database.default_url(str(tmp_path))
@@ -1029,10 +1039,7 @@ async def test_a_games_page_shows_its_leaderboard_live(tmp_path, settings, clock
         assert (await site.post("/games", dict(game, name="Live Cup")))[0].code == 303
         _, body = await site.get("/games/Live%20Cup")
         assert 'data-game="Live Cup"' in body and "No standings yet" in leaderboard_section(body)
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Live Cup"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "game", "game": "Live Cup"})
 
         alice, bob = await person(worker, "alice"), await person(worker, "bob")
         await alice(commands.JoinGame, name="Live Cup")
@@ -1089,10 +1096,7 @@ async def test_a_games_page_keeps_its_status_players_and_creators_buttons_curren
         _, body = await site.get("/games/Facts%20Cup")
         assert '<dd data-live="game.players">0</dd>' in body and '<dd data-live="game.status">open</dd>' in body
         assert "End the game now" in body
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Facts Cup"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "game", "game": "Facts Cup"})
 
         alice = await person(worker, "alice")
         await alice(commands.JoinGame, name="Facts Cup")
@@ -1291,10 +1295,7 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
             assert (response.code, header(response, b"location")) == (303, back), referer
 
         # The live connection of a page shows only the shown portfolio's order events.
-        live = await websocket(site, site.url)
-        await bounded(live.opened, "the connection")
-        live.opened.result.sendMessage(json.dumps({"page": "orders"}).encode())
-        await next_message(live, "ready")
+        live = await opened_page(site, {"page": "orders"})
 
         # Orders go into the portfolio shown, and the pages show that one's; the two never mix.
         order = dict(side="buy", type="market", amount_by="shares", time_in_force="day", csrf=csrf)
@@ -1663,10 +1664,7 @@ async def test_the_header_shows_the_market_clock_live_as_a_reload_does(tmp_path,
 
         # An asset page: its prices and the header in one message; the last session played, the replay ends
         # and the market is closed for good.
-        asset = await websocket(site, site.url)
-        await bounded(asset.opened, "the connection")
-        asset.opened.result.sendMessage(json.dumps({"page": "asset", "symbol": symbol, "interval": "1d"}).encode())
-        await next_message(asset, "ready")
+        asset = await opened_page(site, {"page": "asset", "symbol": symbol, "interval": "1d"})
         while not any(q["time"].day == 5 for q in worker.quotes.all()):
             assert len(times) < 16, times
             await d.tick()
@@ -1690,10 +1688,7 @@ async def test_a_live_update_bigger_than_what_a_page_may_send_still_reaches_the_
         for n in range(12):
             await forward(commands.PlaceOrder, symbol="AAPL", side="buy", type="limit", limit_price="1.00",
                           time_in_force="gtc", quantity="1", client_order_id=f"cheap-{n}")
-        live = await websocket(site, site.url)
-        await bounded(live.opened, "the connection")
-        live.opened.result.sendMessage(json.dumps({"page": "orders"}).encode())
-        await next_message(live, "ready")
+        live = await opened_page(site, {"page": "orders"})
         from papertrader.worker.web.live import MAX_MESSAGE
 
         last = await forward(commands.PlaceOrder, symbol="AAPL", side="buy", type="market", time_in_force="day",
@@ -1820,10 +1815,7 @@ async def test_a_bracket_order_from_the_ticket_holds_its_exits_until_it_fills(tm
         assert not re.search(r"order [0-9]", body)
 
         # The orders page, live: the entry fills, its exits open (said so), the table comes again.
-        live = await websocket(site, site.url)
-        await bounded(live.opened, "the connection")
-        live.opened.result.sendMessage(json.dumps({"page": "orders"}).encode())
-        await next_message(live, "ready")
+        live = await opened_page(site, {"page": "orders"})
         await d.tick()
         toasts = [(await next_message(live, "toast"))["text"] for _ in range(3)]
         assert any(t.startswith("Filled: Buy 4 AAPL") for t in toasts), toasts
@@ -1900,10 +1892,7 @@ async def test_the_replace_page_shows_the_market_as_it_moves(tmp_path, settings,
         assert header_market(body)["clock"][0] == fmt.when(d.cluster.master.market_clock.now())  # as every page
         assert f'<dt>Last</dt><dd><span data-live="quote.AAPL.price">{fmt.price(quote["price"])}</span>' in body
         assert f'<span data-live="quote.AAPL.ask">{fmt.price(quote["ask"])}</span>' in body
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "replace", "symbol": "AAPL"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "replace", "symbol": "AAPL"})
         before = quote["price"]
         for _ in range(20):
             await d.tick()
@@ -2549,10 +2538,7 @@ async def test_the_dashboards_chart_takes_each_sessions_equity_as_it_comes(tmp_p
         _, call = await signed_up(site, worker, "dave")
         await call(commands.PlaceOrder, client_order_id="b1", side="buy", symbol="XYZ", quantity="10")
         await d.tick()
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "dashboard"})
         for _ in range(3):
             await d.tick()
             equity = (await call(commands.Portfolio))["equity"]
@@ -2568,10 +2554,7 @@ async def test_the_chart_of_an_account_without_positions_goes_on_with_the_sessio
     async with old_replay(tmp_path, settings, clock) as (d, worker, site):
         await d.tick()
         _, call = await signed_up(site, worker, "nell")
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "dashboard"})
         for _ in range(2):
             await d.tick()
             point = await next_message(page, "equity")
@@ -2730,10 +2713,7 @@ async def test_the_dashboards_close_all_comes_and_goes_with_its_positions(tmp_pa
         csrf, call = await signed_up(site, worker, "cleo")
         _, body = await site.get("/")
         assert ">Close all</button>" not in body
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "dashboard"})
 
         async def close_all_shown():
             while True:
@@ -2813,10 +2793,7 @@ async def test_a_margin_portfolios_dashboard_follows_its_requirement_and_its_cal
         assert 'id="margin-call"' in body and "your equity is $605.00 below the maintenance requirement" in body
         shown = await call(commands.Portfolio)
         assert live_value(body, "maintenance_margin")[0] == fmt.money(shown["maintenance_margin"])
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "dashboard"})
         # The next update's step finds equity above the requirement: the call is met, and the page hears of it
         # with the figures at the new prices.
         await d.tick()
@@ -3245,10 +3222,7 @@ async def test_a_page_left_open_does_not_keep_an_unused_session_alive(tmp_path, 
     async with website(tmp_path, settings, database_url, clock, session_idle_timeout=600, update_interval=3600,
                        heartbeat_interval=3600) as (d, worker, site):
         await signed_up(site, worker, "ivy")
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "dashboard"})
         hub = live_hub(worker)
         for _ in range(9):  # nine minutes unused: still signed in
             clock.advance(live.SESSION_CHECK)
@@ -3431,10 +3405,7 @@ async def test_a_dashboard_whose_positions_were_all_sold_says_it_has_none_open(t
         csrf, call = await signed_up(site, worker, "sven")
         await call(commands.PlaceOrder, client_order_id="s1", side="buy", symbol="AAPL", quantity="2")
         await d.tick()
-        page = await websocket(site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "dashboard"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(site, {"page": "dashboard"})
         assert (await site.post("/positions/close-all", dict(csrf=csrf)))[0].code == 303
         await d.tick()
         while True:
@@ -3630,10 +3601,7 @@ async def test_a_games_page_follows_its_visitor_joining_from_elsewhere(tmp_path,
         _, body = await site.get("/games/Secret%20Cup")
         code = re.search(r'<code id="invite-code">([^<]+)</code>', body).group(1)
         assert 'data-mine="join"' in body
-        tias = await websocket(site, site.url)
-        await bounded(tias.opened, "the connection")
-        tias.opened.result.sendMessage(json.dumps({"page": "game", "game": "Secret Cup", "mine": "join"}).encode())
-        await next_message(tias, "ready")
+        tias = await opened_page(site, {"page": "game", "game": "Secret Cup", "mine": "join"})
         await (await person(worker, "bea"))(commands.JoinGame, name="Secret Cup", code=code)
         message = await next_message(tias, "html")
         assert "bea" in message["v"]["leaderboard"] and set(message["v"]) == {"leaderboard"}
