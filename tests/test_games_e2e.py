@@ -123,19 +123,26 @@ async def test_a_game_not_started_yet_says_which_update_ranks_its_players(deploy
     assert "Not ranked yet (the next market update ranks them): alice" in out, out
 
 
+async def games_of_teacher(d, names, joined):
+    """'teacher' and 'alice' registered; the games ``names`` made by teacher (2026-09-01 to 2026-12-31, $10,000),
+    alice playing in those ``joined``."""
+    for user in ("teacher", "alice"):
+        await register_and_login(d, user)
+    for name in names:
+        status, _, err = await d.cli("game", "create", name, "--start", "2026-09-01", "--end", "2026-12-31",
+                                     "--cash", "10000", user="teacher")
+        assert status == 0, err
+    for name in joined:
+        assert (await d.cli("game", "join", name, user="alice"))[0] == 0
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_game_ended_before_any_update_ranked_it_says_when_its_final_ranking_comes(deployment):
     """Ended by its creator before any market update, `game leaderboard` said "final ranking ..., not computed yet
     (the next market update does it)", as if a final ranking stood there: it says that no update ranked the game
     while it ran and that the next one makes its final ranking (or, nobody having played, that it has none)."""
     d = deployment
-    for user in ("teacher", "alice"):
-        await register_and_login(d, user)
-    for name in ("Short Cup", "Empty Cup"):
-        status, _, err = await d.cli("game", "create", name, "--start", "2026-09-01", "--end", "2026-12-31",
-                                     "--cash", "10000", user="teacher")
-        assert status == 0, err
-    assert (await d.cli("game", "join", "Short Cup", user="alice"))[0] == 0
+    await games_of_teacher(d, ("Short Cup", "Empty Cup"), joined=("Short Cup",))
     for name in ("Short Cup", "Empty Cup"):
         assert (await d.cli("game", "end", name, "--yes", user="teacher"))[0] == 0
     status, out, _ = await d.cli("game", "leaderboard", "Short Cup", user="teacher", json=False)
@@ -158,13 +165,7 @@ async def test_ending_a_game_no_update_ranked_yet_says_when_its_final_ranking_co
     """`game end` said "its final ranking is the last market update's" of a game no update had ranked: there was
     none.  It says that the next market update makes it, as `game leaderboard` then does."""
     d = deployment
-    for user in ("teacher", "alice"):
-        await register_and_login(d, user)
-    for name in ("Quick Cup", "Ranked Cup"):
-        status, _, err = await d.cli("game", "create", name, "--start", "2026-09-01", "--end", "2026-12-31",
-                                     "--cash", "10000", user="teacher")
-        assert status == 0, err
-        assert (await d.cli("game", "join", name, user="alice"))[0] == 0
+    await games_of_teacher(d, ("Quick Cup", "Ranked Cup"), joined=("Quick Cup", "Ranked Cup"))
     status, out, err = await d.cli("game", "end", "Quick Cup", "--yes", user="teacher", json=False)
     assert status == 0, err
     assert out.strip() == ("Quick Cup ended before any market update ranked it: the next market update makes its"
