@@ -203,12 +203,14 @@ URLS = ("alpaca_data_url", "alpaca_trading_url", "nasdaq_url")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def _host(url):
-    """The host name of ``url`` (None if it has none it can be read from)."""
+def _plain_http_off_loopback(url):
+    """Whether ``url`` is plain http to another machine than this one (its secrets and answers open to anyone on
+    the way): an issuer and a provider are reached over https, http only on loopback (a test server)."""
     try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
+        parts = urlsplit(url)
+        return parts.scheme == "http" and parts.hostname not in LOOPBACK
+    except ValueError:  # (a host that cannot be read is not known to be this machine)
+        return url.startswith("http://")
 
 
 def issuer_problem(url):
@@ -221,7 +223,7 @@ def issuer_problem(url):
         host = None
     if not host or parts.scheme not in ("https", "http") or parts.query or parts.fragment:
         return "is not an issuer URL: https://HOST[/PATH], as the provider names itself"
-    if parts.scheme == "http" and host not in LOOPBACK:
+    if _plain_http_off_loopback(url):
         return "is not https: an issuer is reached over https (http only on loopback)"
     return None
 
@@ -345,7 +347,7 @@ def _parse(name, raw):
         if name in URLS:
             if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw) or len(raw) > 500:
                 raise ConfigError(f"{name}: an http(s) URL")
-            if raw.startswith("http://") and _host(raw) not in LOOPBACK:
+            if _plain_http_off_loopback(raw):
                 raise ConfigError(f"{name}: {raw!r} is not https: a provider is reached over https, so that its"
                                   " prices and an API key are not open to anyone on the way (http only on loopback,"
                                   " for a test server of your own)")
