@@ -1,7 +1,7 @@
 """The worker's fanout of pushes: a new watcher of a key nobody watched is told it watches only once the
 master has been told to push that key's events (``on_first``), never before."""
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from papertrader import commands
@@ -133,3 +133,73 @@ def test_a_watcher_answering_at_once_is_judged_like_any_other_once_it_stops_read
     assert not client.aborted
     fanout.publish([("A", {})])
     assert client.aborted
+
+
+class Recorder(Watcher):
+    """A watcher that answers at once and notes what it got, in order, in a shared list."""
+
+    def __init__(self, name, log):
+        super().__init__()
+        self.name = name
+        self.log = log
+
+    def callRemote(self, command, **arguments):
+        self.log.append((self.name, arguments["n"]))
+        return super().callRemote(command, **arguments)
+
+
+def test_an_update_to_many_watchers_goes_out_in_turns_and_each_watcher_gets_the_updates_in_order():
+    """With 3,000 watchers, one update's pushes held the worker's reactor until all were written; every request
+    in flight waited.  Now at most ``burst`` go at once, the rest in the reactor's next turns; an update published
+    meanwhile goes after the one before it."""
+    clock = task.Clock()
+    fanout = Fanout(Logger(), clock=clock, burst=4)
+    got = []
+    watchers = [Recorder(i, got) for i in range(10)]
+    for w in watchers:
+        fanout.watch(w, ["AAPL"])
+    fanout.publish([("AAPL", {"n": 1})])
+    assert len(got) == 4 and len(clock.getDelayedCalls()) == 1  # the first burst at once, the rest at the next turn
+    fanout.publish([("AAPL", {"n": 2})])  # the next update, while the first is still going out
+    assert len(got) == 4 and len(clock.getDelayedCalls()) == 1
+    clock.advance(0)  # (task.Clock runs the turns one after the other)
+    assert len(got) == 20 and not clock.getDelayedCalls()
+    for w in watchers:
+        assert [n for name, n in got if name == w.name] == [1, 2]
+    assert [n for _, n in got] == [1] * 10 + [2] * 10
+
+
+def test_a_watcher_that_leaves_before_its_turn_gets_nothing_and_a_slow_one_is_still_cut():
+    clock = task.Clock()
+    fanout = Fanout(Logger(), clock=clock, burst=2)
+    got = []
+    recorders = [Recorder(i, got) for i in range(5)]
+    slow = SlowWatcher()
+    for w in recorders + [slow]:
+        fanout.watch(w, ["AAPL"])
+    for _ in range(fanout.window):
+        fanout.publish([("AAPL", {"n": 1})])
+        clock.advance(0)
+    assert not slow.aborted and len(slow.waiting) == fanout.window
+    fanout.publish([("AAPL", {"n": 2})])  # two now, the others at the next turns
+    served = {name for name, n in got if n == 2}
+    waiting = [w for w in recorders if w.name not in served]
+    assert len(served) <= 2 and len(waiting) >= 3
+    leaving = waiting[0]
+    fanout.forget(leaving)
+    clock.advance(0)
+    assert {name for name, n in got if n == 2} == {w.name for w in recorders} - {leaving.name}
+    assert slow.aborted and slow.notices == ["slow_consumer"]
+
+
+def test_a_stopped_fanout_sends_nothing_more():
+    clock = task.Clock()
+    fanout = Fanout(Logger(), clock=clock, burst=1)
+    got = []
+    for i in range(3):
+        fanout.watch(Recorder(i, got), ["AAPL"])
+    fanout.publish([("AAPL", {"n": 1})])
+    fanout.stop()
+    assert not clock.getDelayedCalls()
+    clock.advance(0)
+    assert len(got) == 1

@@ -113,8 +113,8 @@ class Worker(StagedService):
         self.on_stepped = []
         self.commands = 0
         self.gateway = Gateway(self)
-        self.fanout = Fanout(self.log)
-        self.order_fanout = Fanout(self.log, commands.OrderEvent, what="order events")
+        self.fanout = Fanout(self.log, clock=reactor)
+        self.order_fanout = Fanout(self.log, commands.OrderEvent, what="order events", clock=reactor)
         self.sessions.on_forget.append(self._session_ended)
         # The worker's own abuse limits per client address (the master keeps its own too).
         self.login_throttle = Throttle(self.clock, settings.login_free_attempts, settings.login_ceiling,
@@ -213,6 +213,8 @@ class Worker(StagedService):
             yield child.stopService()
         for client in list(self.clients):
             client.transport.loseConnection()
+        self.fanout.stop()
+        self.order_fanout.stop()
         gpgkeys.stop_agent(self.gnupg_home)
         self.log.info("worker {name} stopped", name=self.name)
         self.logs.close()
