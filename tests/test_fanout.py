@@ -203,3 +203,28 @@ def test_a_stopped_fanout_sends_nothing_more():
     assert not clock.getDelayedCalls()
     clock.advance(0)
     assert len(got) == 1
+
+
+class BrokenWatcher(Watcher):
+    def callRemote(self, command, **arguments):
+        raise RuntimeError("a watcher's own bug")
+
+
+def test_a_push_that_fails_is_logged_and_the_other_watchers_still_get_theirs():
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    clock = task.Clock()
+    fanout = Fanout(Logger(), clock=clock, burst=1)
+    got = []
+    fanout.watch(BrokenWatcher(), ["AAPL"])
+    for i in range(3):
+        fanout.watch(Recorder(i, got), ["AAPL"])
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        fanout.publish([("AAPL", {"n": 1})])
+        clock.advance(0)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert sorted(name for name, _ in got) == [0, 1, 2]
+    assert [e for e in logged if e.get("log_level") == LogLevel.critical and "log_failure" in e]

@@ -162,7 +162,10 @@ class Fanout:
         self._later = None
         queue, sent = self._queue, 0
         while queue and (self.clock is None or sent < self.burst):
-            self._send(*queue.popleft())
+            try:
+                self._send(*queue.popleft())
+            except Exception:  # (one watcher's failure is not the others': they still get theirs)
+                self.log.failure("a push of {what} failed", what=self.what)
             sent += 1
         if queue:
             self._later = self.clock.callLater(0, self._drain)
