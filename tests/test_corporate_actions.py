@@ -130,6 +130,21 @@ def test_a_dividend_paid_later_is_owed_then_paid():
     assert paid.books[1].cash == D("100001.50") and [e.id for e in paid.paid] == [7]
 
 
+def test_a_dividend_given_twice_in_one_step_is_paid_once():
+    """Two records of one dividend reaching one step (a provider listing one corporate action under two ids)
+    paid it twice: $1.25 became $2.50.  The same symbol, ex-date, pay date and amount is the same dividend."""
+    b = book(AAPL=("10", "1000.00"))
+    result = run([b], [], actions=[Dividend("AAPL", TODAY, D("0.125")), Dividend("AAPL", TODAY, D("0.1250"))])
+    assert [(r.kind, r.amount) for r in result.records] == [("dividend", D("1.25"))]
+    assert result.books[1].cash == b.cash + D("1.25")
+    later = date(2024, 3, 20)  # owed, not paid yet: owed once
+    owed = run([b], [], actions=[Dividend("AAPL", TODAY, D("0.50"), later)] * 2).owed
+    assert [(o.amount, o.pay_date) for o in owed] == [(D("5.00"), later)]
+    # Two dividends of one day that differ (another amount or pay date) are both paid.
+    both = run([b], [], actions=[Dividend("AAPL", TODAY, D("0.125")), Dividend("AAPL", TODAY, D("0.25"))])
+    assert sorted(r.amount for r in both.records) == [D("1.25"), D("2.50")]
+
+
 def test_adjusted_history_never_uses_an_action_the_market_has_not_reached():
     """A replay's bars are adjusted up to the market's day only: a split or dividend after it is not known yet
     (adjusting by it would tell a strategy the future)."""

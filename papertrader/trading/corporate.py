@@ -158,7 +158,8 @@ def undoing(split):
 
 def apply(books, orders, actions, today, now, restores=None):
     """Apply the splits and dividends of ``actions`` (all dated on or before ``today``) in date order; a second
-    split of a symbol on one day is the first one listed again, not applied.
+    split of a symbol on one day is the first one listed again, not applied, and so is a second dividend of a
+    symbol with the same ex-date, pay date and amount per share.
 
     Returns (books, changed open orders, records, entitlements still to pay).  A dividend whose pay
     date is ``today`` or earlier (or unknown) is paid at once; a later one becomes an Entitlement.
@@ -173,7 +174,7 @@ def apply(books, orders, actions, today, now, restores=None):
     def moment(action):
         return getattr(action, "date", None) or action.ex_date
 
-    split_days = set()
+    split_days, dividends = set(), set()
     for action in sorted(actions, key=lambda a: (moment(a), a.symbol, type(a).__name__)):
         if isinstance(action, Split):
             if (action.symbol, action.date) in split_days:
@@ -191,6 +192,10 @@ def apply(books, orders, actions, today, now, restores=None):
                 if adjusted is not order:  # (updated when the split took effect, as the positions' records)
                     orders[order_id] = changed[order_id] = adjusted.but(updated=now)
         else:
+            key = (action.symbol, action.ex_date, action.paid_on, action.amount)
+            if key in dividends:
+                continue  # the same dividend listed again (a provider's two ids for one action): paid once
+            dividends.add(key)
             for account_id, book in list(books.items()):
                 held = book.quantity(action.symbol)
                 if held == 0:
