@@ -531,6 +531,31 @@ def test_what_the_replay_leaves_out_of_its_files_is_one_warning_line_each_at_sta
     assert start_warnings(options.market_plan, options.settings) == []
 
 
+def test_a_replay_end_after_the_data_is_a_warning_at_start_and_the_replay_ends_with_the_data(tmp_path):
+    """replay_end = 2030-01-02 with history to 2018-03-27 was taken without a word: the replay then ended in 2018
+    (as a backtest runs to the end of its data) and the user learnt it only when it stopped.  It still starts (a
+    later end is a common "up to now"), and says so; clock shows the replay's days up to the data's last."""
+    from papertrader.options import SettingsOptions
+
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-end", "2030-01-02"])
+    assert options.market_plan.end.isoformat() == "2018-03-27"
+    assert start_warnings(options.market_plan, options.settings) == [
+        "replay_end: 2030-01-02 is after the end of the history (the shipped history has days to 2018-03-27): the"
+        " replay ends on 2018-03-27"]
+    prices = prices_dir(tmp_path, {"AAA.csv": HEADER + "2024-03-22,10,11,9,10,100\n2024-03-25,10,11,9,10,100\n"})
+    options = SettingsOptions()
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), "--replay-end",
+                          "2024-03-26"])
+    assert start_warnings(options.market_plan, options.settings) == [
+        f"replay_end: 2024-03-26 is after the end of the history (replay_files {prices} has days to 2024-03-25):"
+        " the replay ends on 2024-03-25"]
+    options = SettingsOptions()  # up to the data's last day: nothing to say
+    options.parseOptions(["--data-dir", str(tmp_path / "d"), "--replay-files", str(prices), "--replay-end",
+                          "2024-03-25"])
+    assert start_warnings(options.market_plan, options.settings) == []
+
+
 def test_a_split_the_prices_do_not_show_is_a_warning_at_start_naming_the_symbol_the_day_and_the_fix(tmp_path):
     """Files of split-adjusted prices (what most downloads give) with their splits in events.csv: at the 3-for-1
     split every holder had three times the shares at the same price, and their equity tripled, without a word.

@@ -44,7 +44,8 @@ class Plan:
     history: object = None
     start: date = None
     end: date = None
-    #: What the master logs as warnings at start, a line each: what of the replay's own files it leaves out.
+    #: What the master logs as warnings at start, a line each: what of the replay's own files it leaves out, a
+    #: replay_end after the history's last day.
     warnings: tuple = ()
 
 
@@ -112,6 +113,10 @@ def _replay(settings, name):
         side = "after the end of" if start > last else "before the beginning of"
         raise MarketSetupError(f"replay_start: {start} is {side} the history: {where} has days{of} from {first}"
                                f" to {last}")
+    warnings = ()
+    if end and end > last:  # (a backtest runs to the end of its data: the replay too, but it says so)
+        warnings = (f"replay_end: {end} is after the end of the history ({where} has days{of} to {last}): the replay"
+                    f" ends on {last}",)
     end = min(end, last) if end else last
     if end < start:
         raise MarketSetupError(f"replay_end: {end} is before replay_start ({start})")
@@ -121,7 +126,8 @@ def _replay(settings, name):
     else:
         # Every symbol whose history lasts to the end of the replay (some start later: their IPO).
         assets = tuple(s for s in history.symbols if len(history.series[s]) and history.series[s].day(-1) >= end)
-    warnings = _left_out(settings, history, cal, assets, end) if settings.replay_files else ()
+    if settings.replay_files:
+        warnings += _left_out(settings, history, cal, assets, end)
     return Plan(cal, assets, history, start, end, warnings)
 
 
