@@ -84,6 +84,13 @@ def test_one_session_per_update_then_wait_at_the_next_open(nyse):
     assert (step.start, step.end) == (t(11, 13, 30), t(11, 20, 0))
 
 
+def test_clock_names_the_first_and_last_sessions_the_replay_plays(nyse):
+    """replay_start on a Saturday: clock said 'from 2024-03-02', a day no session opens, though the replay's first
+    session is Monday's.  It names the days of the first and last sessions played."""
+    shown = ReplayClock(nyse, date(2024, 3, 2), date(2024, 3, 17)).describe()  # Saturday to Sunday
+    assert (shown["start"], shown["end"]) == (datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 15, tzinfo=UTC))
+
+
 def test_intraday_steps_stop_at_the_close_then_go_to_the_next_open(nyse):
     clock = ReplayClock(nyse, date(2024, 3, 4), step="2h")
     ends = [clock.advance().end for _ in range(4)]

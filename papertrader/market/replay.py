@@ -202,14 +202,15 @@ class ReplayClock:
 
     def describe(self):
         """What ``clock`` shows.  Once the replay has ended the market is closed for good (``is_open`` false,
-        ``state`` 'ended'); ``end`` is its last day.  (``next_open`` and ``next_close`` are still the calendar's,
+        ``state`` 'ended'); ``start`` and ``end`` are the days of the first and last sessions it plays (not
+        replay_start's Saturday).  (``next_open`` and ``next_close`` are still the calendar's,
         as the Clock answer requires them: with state 'ended' no session opens.)"""
         info = self.calendar.info(self.position)
         last = self.last_day or self.end_date
         return dict(time=self.position, is_open=info.is_open and self.state != "ended", next_open=info.next.open,
                     next_close=(info.current or info.next).close, calendar=self.calendar.name,
                     timezone=self.calendar.timezone, mode="replay", state=self.state, step=self.step_text,
-                    start=datetime.combine(self.start_date, time(0), timezone.utc),
+                    start=datetime.combine(self.first_day, time(0), timezone.utc),
                     end=datetime.combine(last, time(0), timezone.utc) if last else None)
 
 
