@@ -91,6 +91,24 @@ def test_clock_names_the_first_and_last_sessions_the_replay_plays(nyse):
     assert (shown["start"], shown["end"]) == (datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 15, tzinfo=UTC))
 
 
+def test_a_replay_on_an_exchange_opening_before_midnight_utc_plays_and_names_the_exchanges_days():
+    """Sydney opens at 23:00 UTC the day before in its summer, Tokyo at 00:00 UTC: their days were counted as New
+    York's.  replay_start 2024-01-15 on XASX began with the 16th's session (the 15th's had opened before midnight
+    UTC) and a replay to 2024-03-14 played the 15th's; XTKS's clock said 'from 2024-03-03', a Sunday."""
+    sydney = calendar.load("XASX", 2023, 2025)
+    clock = ReplayClock(sydney, date(2024, 1, 15), date(2024, 3, 14))
+    assert clock.now() == datetime(2024, 1, 14, 23, 0, tzinfo=UTC)  # Monday 15th, 10:00 in Sydney
+    assert (clock.first_day, clock.last_day) == (date(2024, 1, 15), date(2024, 3, 14))
+    shown = clock.describe()
+    assert (shown["start"], shown["end"]) == (datetime(2024, 1, 15, tzinfo=UTC), datetime(2024, 3, 14, tzinfo=UTC))
+    assert clock.seek(date(2024, 3, 14)) == datetime(2024, 3, 13, 23, 0, tzinfo=UTC)
+    assert clock.advance().end == datetime(2024, 3, 14, 5, 0, tzinfo=UTC)  # the 14th's session, the last
+    assert clock.advance() is None and clock.state == "ended"  # not the 15th's
+    tokyo = ReplayClock(calendar.load("XTKS", 2023, 2025), date(2024, 3, 4), date(2024, 3, 8))
+    assert (tokyo.first_day, tokyo.last_day) == (date(2024, 3, 4), date(2024, 3, 8))
+    assert tokyo.describe()["start"] == datetime(2024, 3, 4, tzinfo=UTC)
+
+
 def test_intraday_steps_stop_at_the_close_then_go_to_the_next_open(nyse):
     clock = ReplayClock(nyse, date(2024, 3, 4), step="2h")
     ends = [clock.advance().end for _ in range(4)]

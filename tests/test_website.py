@@ -3290,7 +3290,7 @@ async def test_a_sydney_portfolios_equity_curve_starts_on_the_market_day_it_bega
         return times.day(datetime.fromtimestamp(points[1][0], timezone.utc), sydney)
 
     async with sydney_replay(tmp_path, settings, clock) as (d, worker, site):
-        for _ in range(5):
+        for _ in range(6):  # (the 15th's session is played too: the replay's first, opened on the 14th in UTC)
             await d.tick()
         _, call = await signed_up(site, worker, "zoe")
         made = d.cluster.master.market_clock.now()

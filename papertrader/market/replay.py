@@ -96,27 +96,34 @@ class ReplayClock:
         self.position = self._open_on_or_after(start)
         #: The open of the replay's first session, and its first and last days (no last day without an end).
         self.first_open = self.position
-        self.first_day = date.fromordinal(day(self.first_open))
+        self.first_day = self._day_of(self.first_open)
         self.last_day = self._last_day() if end is not None else None
 
     name = "replay"
 
     def _last_day(self):
-        """The day of the last session the replay plays: the last one opening on or before ``end_date``."""
-        end = self.end_date.toordinal()
+        """The day of the last session the replay plays: the last one of a day on or before ``end_date``."""
         for weeks in (2, 8, 53):
             since = datetime.combine(self.end_date - timedelta(weeks=weeks), time(0), timezone.utc)
             until = datetime.combine(self.end_date + timedelta(days=2), time(0), timezone.utc)
-            days = [day(s.open) for s in self.calendar.sessions(max(since, self.first_open), until)
-                    if day(s.open) <= end]
+            days = [d for d in map(self.calendar.date_of, self.calendar.sessions(max(since, self.first_open), until))
+                    if d <= self.end_date]
             if days:
-                return date.fromordinal(days[-1])
+                return days[-1]
         return self.first_day
 
-    def _open_on_or_after(self, when):
-        moment = datetime.combine(when, time(0), timezone.utc)
+    def _day_of(self, moment):
+        """The exchange's day (a date) of the session open at ``moment``, or of the next one: an exchange's own
+        date, not UTC's or New York's (Sydney's Monday session opens on Sunday at 23:00 UTC in its summer)."""
         info = self.calendar.info(moment)
-        session = info.current if info.current is not None and info.current.open >= moment else info.next
+        return self.calendar.date_of(info.current or info.next)
+
+    def _open_on_or_after(self, when):
+        """The open of the first session of a day (the exchange's) on or after ``when``."""
+        info = self.calendar.info(datetime.combine(when - timedelta(days=2), time(0), timezone.utc))
+        session = info.current or info.next
+        while self.calendar.date_of(session) < when:
+            session = self.calendar.info(session.open).next
         return session.open
 
     def now(self):
@@ -127,7 +134,8 @@ class ReplayClock:
         asking about market time now (what placing or replacing an order does) is refused with ReplayEnded:
         the calendar's next session would never come."""
         if self.state == "ended" and (moment is None or moment >= self.position):
-            raise ReplayEnded(f"the replay ended on {self.last_day or day(self.position)}: no session opens after"
+            ended = self.last_day or self._day_of(self.position)
+            raise ReplayEnded(f"the replay ended on {ended}: no session opens after"
                               f" it, so no order can trade; an operator can move it back (papertrader-admin market"
                               f" seek DATE, a day from {self.first_day} to {self.last_day})")
         return self.calendar.info(moment or self.position)
@@ -143,8 +151,7 @@ class ReplayClock:
         """Whether market time stands after the last session the replay plays (and it does not start over)."""
         if self.loop or self.end_date is None:
             return False
-        info = self.calendar.info(self.position)
-        return day((info.current or info.next).open) > self.end_date.toordinal()
+        return self._day_of(self.position) > self.end_date
 
     def pause(self):
         if self.state == "running":
@@ -177,7 +184,7 @@ class ReplayClock:
             return None
         info = self.calendar.info(self.position)
         session = info.current or info.next
-        if self.end_date is not None and day(session.open) > self.end_date.toordinal():
+        if self.end_date is not None and self.calendar.date_of(session) > self.end_date:
             if not self.loop:
                 self._end()
                 return None
