@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 import pytest_twisted
 
 from papertrader.times import utc
@@ -249,6 +250,24 @@ def before_the_open(clock):
     """From START (Monday 2026-09-21 14:13 UTC) to Tuesday 12:00 UTC (08:00 in New York): before the open."""
     clock.advance((utc(clock.seconds()).replace(day=22, hour=12, minute=0, second=0) - utc(clock.seconds()))
                   .total_seconds())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_the_days_before_read_at_start_are_counted_in_words_that_fit_one(tmp_path, settings, database_url, clock,
+                                                                              monkeypatch):
+    """A fresh install of one symbol logged "1 daily bars of 1 symbols stored; each one's last close ...": a
+    count of one is said in the singular."""
+    before_the_open(clock)
+    d = await start_live(tmp_path, settings, database_url, clock, monkeypatch, symbols=("AAPL",),
+                         bars=days_or_minutes({"AAPL": RECORDED_DAYS["AAPL"][-1:]}, NO_MINUTES))
+    try:
+        said = [e.message for e in d.master.logs.newest(200, "info") if "daily bar" in e.message]
+        assert said == ["market data: 1 daily bar of 1 symbol stored; its last close (2026-09-21) is its price until"
+                        " its first bar"], said
+    finally:
+        await d.cluster.stopService()
+        await d.provider.stop()
 
 
 @pytest_twisted.ensureDeferred

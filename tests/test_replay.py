@@ -741,6 +741,23 @@ async def run_admin(*argv):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest_twisted.ensureDeferred
+async def test_the_history_before_the_start_is_counted_in_words_that_fit_one(tmp_path, settings, database_url, clock):
+    """"1 daily bars of history before 2024-03-04 stored": a count of one is said in the singular."""
+    from tests.conftest import start_cluster
+
+    prices = tmp_path / "ONE.csv"
+    prices.write_text("date,open,high,low,close,volume\n2024-03-01,10,11,9,10,100\n2024-03-04,10,11,9,10,100\n")
+    d = await start_cluster(tmp_path, replace(settings, provider="replay", assets=(), replay_files=str(prices),
+                                              replay_start="2024-03-04"), database_url, clock)
+    try:
+        said = [e.message for e in d.master.logs.newest(200, "info") if "daily bar" in e.message]
+        assert said == ["market data: 1 daily bar of history before 2024-03-04 stored"], said
+    finally:
+        await d.cluster.stopService()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
 async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_path, settings, database_url,
                                                                             clock):
     import json

@@ -16,6 +16,7 @@ from twisted.internet import defer
 
 from papertrader.app import api_keys_too, authenticated, in_portfolio
 from papertrader.errors import InvalidInput, PortfolioNotEmpty, UnknownPortfolio
+from papertrader.logs import counted
 from papertrader.master import portfolios as names
 from papertrader.master import validation
 from papertrader.master.db import is_unique_violation
@@ -254,9 +255,9 @@ class PortfolioCommands:
             return self.portfolio_store.reset(cursor, found, when, began=now), done
 
         reset, done = yield self.db.run(unit_of_work)
-        self.log.info("{username} reset portfolio {id} ({name}) to generation {generation}; {n} open orders"
-                      " canceled", username=session.username, id=reset.id, name=reset.name,
-                      generation=reset.generation, n=len(done))
+        self.log.info("{username} reset portfolio {id} ({name}) to generation {generation}; {orders} canceled",
+                      username=session.username, id=reset.id, name=reset.name, generation=reset.generation,
+                      orders=counted(len(done), "open order"))
         if done:
             from papertrader.app.trading import _event_view
 

@@ -19,6 +19,7 @@ from papertrader import faults, times
 from papertrader.app import in_portfolio
 from papertrader.errors import (DuplicateOrder, GameClosed, InsufficientPosition, InvalidInput, PaperTraderError,
                                QuoteUnavailable, UnknownOrder, UnknownSymbol)
+from papertrader.logs import counted
 from papertrader.master import validation
 from papertrader.master.group_commit import GroupCommit
 from papertrader.master.portfolios import PortfolioStore
@@ -425,7 +426,8 @@ class TradingCommands:
 
         done = yield self.db.run(unit_of_work)
         if done:
-            self.log.info("{username} canceled {n} open orders", username=session.username, n=len(done))
+            self.log.info("{username} canceled {orders}", username=session.username,
+                          orders=counted(len(done), "open order"))
             self.publish([(session.username, _event_view(e, session.portfolio)) for _, e in done])
         return {"orders": [order_view(o) for o, _ in done]}
 
@@ -718,8 +720,8 @@ class TradingCommands:
 
         done = yield self.commits.run(unit_of_work, [session.portfolio_id])
         if done:
-            self.log.info("{username} canceled {n} open {symbol} orders to close the position",
-                          username=session.username, n=len(done), symbol=symbol)
+            self.log.info("{username} canceled {orders} to close the position", username=session.username,
+                          orders=counted(len(done), f"open {symbol} order"))
             self.publish([(session.username, _event_view(e, session.portfolio)) for _, e in done])
         return len(done)
 
@@ -989,13 +991,13 @@ class TradingCommands:
 
         done, names, records, undone = yield self.db.run(unit_of_work)
         if done:
-            self.log.info("market time moved back to {time}: {n} open orders placed after it expired",
-                          time=moment.isoformat(), n=len(done))
+            self.log.info("market time moved back to {time}: {orders} placed after it expired",
+                          time=moment.isoformat(), orders=counted(len(done), "open order"))
             self.publish(_owned(names, [e for _, e in done]))
         for split in undone:
-            self.log.info("market time moved back to {time}: the {symbol} split of {day} undone in {n} portfolios",
+            self.log.info("market time moved back to {time}: the {symbol} split of {day} undone in {portfolios}",
                           time=moment.isoformat(), symbol=split.symbol, day=split.date.isoformat(),
-                          n=sum(1 for r in records if r.symbol == split.symbol))
+                          portfolios=counted(sum(1 for r in records if r.symbol == split.symbol), "portfolio"))
         return len(done)
 
     @defer.inlineCallbacks

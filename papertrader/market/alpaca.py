@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from twisted.internet import defer
 from zope.interface import implementer
 
+from papertrader.logs import counted
 from papertrader.market import answers
 from papertrader.market.answers import Malformed
 from papertrader.market.http import ProviderHTTP, batches
@@ -171,9 +172,9 @@ class AlpacaSource:
             if token in seen:
                 raise Malformed("the bars answer repeats a next_page_token")
             seen.add(token)
-        self.data.note_once(("pages", timeframe, tuple(symbols[:1])), "{name}: bars of {n} symbols needed more"
-                            " than {pages} pages; {rest}", name="alpaca", n=len(symbols), pages=self.max_pages,
-                            rest=rest)
+        self.data.note_once(("pages", timeframe, tuple(symbols[:1])), "{name}: bars of {symbols} needed more"
+                            " than {pages}; {rest}", name="alpaca", symbols=counted(len(symbols), "symbol"),
+                            pages=counted(self.max_pages, "page"), rest=rest)
         return False
 
     def _read_bars(self, answer, wanted, length, keep):

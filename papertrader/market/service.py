@@ -34,6 +34,7 @@ from twisted.internet import defer, task
 from twisted.python import failure
 
 from papertrader.errors import InvalidInput
+from papertrader.logs import counted
 from papertrader.market.board import Quote
 from papertrader.market.replay import ReplayEnded, parse_seek_date
 from papertrader.times import parse_iso
@@ -216,7 +217,7 @@ class MarketService(service.Service):
             for bar in bars:
                 last[bar.symbol] = bar
             self.board.update([Quote(b.symbol, b.close, b.end) for b in last.values()])
-            self.log.info("market data: {n} daily bars of history before {start} stored", n=len(bars),
+            self.log.info("market data: {bars} of history before {start} stored", bars=counted(len(bars), "daily bar"),
                           start=start.date().isoformat())
 
     #: How far back a live source's daily bars go at a fresh start: a year of charts, and the last close.
@@ -262,8 +263,9 @@ class MarketService(service.Service):
                                     last.start))
         if bars:
             yield self.candles.store(bars, lambda bar: bar.start)
-            self.log.info("market data: {n} daily bars of {symbols} symbols stored; each one's last close ({day})"
-                          " is its price until its first bar", n=len(bars), symbols=len(quotes),
+            self.log.info("market data: {bars} of {symbols} stored; {each} last close ({day}) is its price until its"
+                          " first bar", bars=counted(len(bars), "daily bar"), symbols=counted(len(quotes), "symbol"),
+                          each="its" if len(quotes) == 1 else "each one's",
                           day=max(b.end for b in bars).astimezone(zone).date().isoformat())
         self.board.update(quotes)
         return quotes
