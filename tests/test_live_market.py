@@ -37,7 +37,9 @@ async def start_live(tmp_path, settings, database_url, clock, monkeypatch, asset
     provider = Provider()
     url = await provider.start()
     provider.on("/v2/stocks/bars", bars or minute_bars(clock, 100))
-    provider.on("/v2/assets", assets or answer([]))
+    # (Alpaca's asset list: by default the symbols traded, as it lists them; a symbol it does not list is refused.)
+    provider.on("/v2/assets", assets or answer([{"symbol": s, "exchange": "NASDAQ", "class": "us_equity",
+                                                 "tradable": True, "fractionable": True} for s in symbols]))
     provider.on("/v1/corporate-actions", answer({"corporate_actions": {}, "next_page_token": None}))
     monkeypatch.setenv("APCA_API_KEY_ID", "PKLOCALTESTKEY")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "local-test-secret")
@@ -131,7 +133,7 @@ async def test_a_symbol_the_provider_does_not_list_is_a_warning_at_start(tmp_pat
                                                                          monkeypatch):
     """`assets = AAPL,APPL` (a typo) on Alpaca: APPL was taken without a word, 'quote APPL' said "unknown symbol"
     while limit orders for it were accepted, to wait for ever. The master now says at start which symbols the
-    provider does not list."""
+    provider does not list, and refuses their orders as an unknown symbol's until a price of them comes."""
     from tests.provider_server import fixture
 
     d = await start_live(tmp_path, settings, database_url, clock, monkeypatch,
@@ -140,6 +142,25 @@ async def test_a_symbol_the_provider_does_not_list_is_a_warning_at_start(tmp_pat
         warnings = [e.message for e in d.master.logs.newest(200, "warn") if "does not list" in e.message]
         assert warnings == ["market data: alpaca does not list APPL among its assets (a mistake in the setting"
                             " assets?): it has no name, and no price until a bar of it comes"], warnings
+        # An order for it was accepted (a limit order, or a market one once a price... that never comes), to wait
+        # for ever: refused now, as the unknown symbol it is to the provider, while it has no price.
+        await register_and_login(d)
+        for argv in (["APPL", "1", "--limit", "100"], ["APPL", "1"]):
+            status, out, err = await d.cli("buy", *argv, user="alice")
+            refusal = json.loads(out)
+            assert (status, refusal.get("error")) == (1, "unknown_symbol"), (out, err)
+            assert refusal["message"] == ("unknown symbol 'APPL' (alpaca does not list it among its assets, and no"
+                                          " price of it came): did you mean AAPL? traded symbols are AAPL, MSFT")
+        status, out, err = await d.cli("buy", "AAPL", "1", "--limit", "100", user="alice")
+        assert status == 0 and json.loads(out)["status"] == "new", (out, err)
+        assets = await d.master.app.handle("AssetList", None, {})
+        assert [(a["symbol"], a["tradable"], a["status"]) for a in assets["assets"]] == [
+            ("AAPL", True, "active"), ("APPL", False, "inactive"), ("MSFT", True, "active")]
+        # A bar of it comes after all: it has a price, and its orders are taken.
+        d.provider.on("/v2/stocks/bars", minute_bars(d.clock, 100, symbols=("AAPL", "APPL", "MSFT")))
+        await d.tick()
+        status, out, err = await d.cli("buy", "APPL", "1", "--limit", "100", user="alice")
+        assert status == 0 and json.loads(out)["status"] in ("new", "filled"), (out, err)
     finally:
         await d.cluster.stopService()
         await d.provider.stop()

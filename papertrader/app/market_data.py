@@ -163,7 +163,8 @@ class MarketDataCommands:
         ``limit`` (1-200, default 200) of those after the symbol ``after``.  An asset of a replay that has no
         price yet (one listed later: before its first day, and on it until its first bar) is ``inactive`` and
         not ``tradable``, as its orders are refused ("does not trade yet", app/trading.py ``_check_asset``;
-        then "no price is known yet"); every other is ``active``."""
+        then "no price is known yet"), and so is one the source does not list while it has no price (its orders are
+        refused as an unknown symbol); every other is ``active``."""
         symbols = sorted(self.board.assets)
         if symbol is not None:
             symbols = [validation.symbol(symbol, self.board.assets, self.board.get)]
@@ -179,9 +180,10 @@ class MarketDataCommands:
             # (A source that cannot tell an asset's first day, a live one, is never waiting for it: an order of
             # an asset it has no price of yet is refused for now, after a restart, until the next update.)
             waiting = info.first_day is not None and quote is None
+            unpriced = waiting or (s in self.board.unlisted and quote is None)
             asset = dict(id=asset_uuid(s), symbol=s, name=info.name or s, exchange=info.exchange or "",
-                         asset_class=info.asset_class or "us_equity", tradable=info.tradable and not waiting,
-                         status="inactive" if waiting else "active", fractionable=info.fractionable,
+                         asset_class=info.asset_class or "us_equity", tradable=info.tradable and not unpriced,
+                         status="inactive" if unpriced else "active", fractionable=info.fractionable,
                          marginable=self.margin is not None, shortable=self.margin is not None,
                          maintenance_margin=(self.margin.maintenance_long * 100 if self.margin else None),
                          price=quote.price if quote else None,

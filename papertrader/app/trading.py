@@ -285,6 +285,11 @@ class TradingCommands:
         asset = self.board.info.get(request.symbol)
         if asset is None:
             return
+        if request.symbol in self.board.unlisted and self.board.get(request.symbol) is None:
+            raise validation.unknown_symbol(
+                request.symbol, [s for s in self.board.assets if self.board.get(s) is not None],
+                f"{self.board.lister or 'the market data source'} does not list it among its assets, and no price"
+                " of it came")
         if asset.first_day is not None and self.board.get(request.symbol) is None:
             today = date.fromordinal(day(now))
             if asset.first_day > today:

@@ -40,12 +40,19 @@ class QuoteBoard:
         self._quotes = {}
         self._prices = None  # (prices(), made once per change of the quotes: every order placed reads them)
         self.info = {s: Asset(s) for s in self.assets}
+        #: The symbols the source's asset list leaves out (a typo in the setting assets), and the source's name:
+        #: without a price, their orders are refused (no bar of them will come to trade them).
+        self.unlisted = frozenset()
+        self.lister = None
 
-    def describe(self, assets):
-        """Take the source's descriptions of the assets (name, exchange, class, tradable, fractionable)."""
+    def describe(self, assets, lister=None):
+        """Take the source's descriptions of the assets (name, exchange, class, tradable, fractionable): all it
+        lists (``lister``: its name), the others being unlisted."""
         for asset in assets:
             if asset.symbol in self.info:
                 self.info[asset.symbol] = asset
+        self.unlisted = frozenset(self.info) - {asset.symbol for asset in assets}
+        self.lister = lister
 
     def update(self, quotes):
         self._prices = None

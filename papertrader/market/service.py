@@ -193,7 +193,7 @@ class MarketService(service.Service):
                           error=str(e) or type(e).__name__, n=self.ASK_AGAIN)
             self._describe_at = self.clock.seconds() + self.ASK_AGAIN
             return
-        self.board.describe(assets)
+        self.board.describe(assets, self.source.name)
         listed = {asset.symbol for asset in assets}
         unlisted = [s for s in self.board.assets if s not in listed]
         if unlisted:

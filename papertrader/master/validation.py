@@ -99,14 +99,15 @@ def symbol(value, assets, traded=None):
     return value
 
 
-def unknown_symbol(value, named):
+def unknown_symbol(value, named, why=""):
     """The UnknownSymbol of ``value`` (shown cut at 16 characters), naming the one meant first if it looks like a
-    typo of one of ``named`` (APPL: did you mean AAPL?), then all of them."""
+    typo of one of ``named`` (APPL: did you mean AAPL?), then all of them; ``why``: said after it, in brackets."""
     value = str(value).strip().upper()
     shown = value if len(value) <= 16 else value[:16] + "..."
     near = difflib.get_close_matches(value, named, n=3, cutoff=0.6) if len(value) <= 16 else []
     meant = f"did you mean {' or '.join(near)}? " if near else ""
-    return UnknownSymbol(f"unknown symbol {shown!r}: {meant}traded symbols are {', '.join(named)}")
+    return UnknownSymbol(f"unknown symbol {shown!r}{f' ({why})' if why else ''}: {meant}traded symbols are"
+                         f" {', '.join(named) or 'none yet'}")
 
 
 def side(value):
