@@ -145,6 +145,19 @@ def test_a_dividend_given_twice_in_one_step_is_paid_once():
     assert sorted(r.amount for r in both.records) == [D("1.25"), D("2.50")]
 
 
+def test_adjusted_history_counts_an_action_given_twice_once():
+    """A provider listing one split (or dividend) under two ids: bars adjusted for splits were divided by 4 at a
+    2-for-1, as the shares had been multiplied before the trading core took the second for the first."""
+    from papertrader.trading.corporate import adjustment_factors
+
+    split, dividend = Split("XYZ", date(2024, 3, 8), D(2)), Dividend("XYZ", date(2024, 3, 12), D("0.50"))
+    closes = {("XYZ", date(2024, 3, 12)): D("50.00")}
+    once = adjustment_factors(date(2024, 3, 4), [split, dividend], closes, "all", today=date(2024, 3, 13))
+    assert once == (D("0.5") * D("0.99"), D(2))
+    assert adjustment_factors(date(2024, 3, 4), [split, dividend, split, dividend], closes, "all",
+                              today=date(2024, 3, 13)) == once
+
+
 def test_adjusted_history_never_uses_an_action_the_market_has_not_reached():
     """A replay's bars are adjusted up to the market's day only: a split or dividend after it is not known yet
     (adjusting by it would tell a strategy the future)."""

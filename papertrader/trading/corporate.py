@@ -230,10 +230,17 @@ def adjustment_factors(day_of_bar, actions, closes_before, kinds, today):
     data adjusts history: ``kinds`` ``split`` (each split after the bar's day, up to ``today``, divides its
     prices by its ratio), ``dividend`` (each cash dividend whose ex-date is after the bar's day, up to
     ``today``, multiplies them by 1 - amount / the close of the session before the ex-date, the usual
-    back-adjustment of total return; a dividend without that close is left out), ``all`` both.  Returns
-    (price factor, volume factor) as Decimals.  ``closes_before``: {(symbol, ex_date): that close}."""
+    back-adjustment of total return; a dividend without that close is left out), ``all`` both.  An action listed
+    twice counts once, as ``apply`` applies it once.  Returns (price factor, volume factor) as Decimals.
+    ``closes_before``: {(symbol, ex_date): that close}."""
     price, volume = Decimal(1), Decimal(1)
+    seen = set()
     for action in actions:
+        key = ((action.symbol, action.date) if isinstance(action, Split)
+               else (action.symbol, action.ex_date, action.paid_on, action.amount))
+        if key in seen:
+            continue
+        seen.add(key)
         if isinstance(action, Split) and kinds in ("split", "all") and day_of_bar < action.date <= today:
             price /= action.ratio
             volume *= action.ratio
