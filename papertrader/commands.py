@@ -1203,9 +1203,10 @@ class MarketStepped(Command):
 class GamesChanged(Command):
     """Master tells every worker a game's standings changed (the website's game pages show them again):
     ``name``, the game's, when one game had a player join or leave or was ended by its creator; without it,
-    an update ranked (or finished) the games."""
+    an update ranked (or finished) the games.  ``usernames``: those who joined it, whose portfolios now include
+    the game's (their open pages show it in the portfolio menu)."""
 
-    arguments = [(b"name", amp.Unicode(optional=True))]
+    arguments = [(b"name", amp.Unicode(optional=True)), (b"usernames", amp.ListOf(amp.Unicode(), optional=True))]
     response = []
     requiresAnswer = False
 

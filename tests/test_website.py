@@ -3611,3 +3611,52 @@ async def test_a_games_page_follows_its_visitor_joining_from_elsewhere(tmp_path,
             if "game-mine" in message["v"]:
                 break
         assert "game-manage" not in message["v"] and "invite-code" not in json.dumps(message)
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_open_page_of_a_player_learns_of_their_new_game_portfolio(tmp_path, settings, clock, database_url):
+    """Joining a game in one tab (or from the command line) left the user's other open pages -- a dashboard, the
+    orders -- without the game's portfolio in the navigation's "Portfolio shown" until a reload (only the game's own
+    page followed).  Every open page of that user is now sent the menu as a reload makes it; other users' pages are
+    not (their menus did not change), and an operator's enrolment of a class reaches each student's pages too."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        csrf, _ = await signed_up(site, worker, "tia")
+        game = dict(name="Club Cup", start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+        assert (await site.post("/games", game))[0].code == 303
+        ivo_site = Site(site.url)
+        _, ivo = await signed_up(ivo_site, worker, "ivo")
+        _, body = await ivo_site.get("/")
+        assert "f-shown-portfolio" not in body  # one portfolio: no menu
+        dashboard = await opened_page(ivo_site, {"page": "dashboard"})
+        orders = await opened_page(ivo_site, {"page": "orders"})
+        tias = await opened_page(site, {"page": "dashboard"})
+
+        await ivo(commands.JoinGame, name="Club Cup")  # (another tab's or the command line's join)
+        _, body = await ivo_site.get("/orders")
+        for page in (dashboard, orders):
+            picker = (await next_message(page, "html"))["v"]["portfolio-picker"]
+            assert '<option value="Club Cup">Club Cup</option>' in picker and 'value="default" selected' in picker
+            assert f'<span data-section="portfolio-picker" class="picker-slot">{picker}</span>' in body
+
+        # Tia's menu did not change: her page is told of her own join only.
+        await (await person(worker, "ann"))(commands.JoinGame, name="Club Cup")
+        assert (await site.post("/games/join", dict(name="Club Cup", csrf=csrf)))[0].code == 303
+        message = await next_message(tias, "html")
+        assert set(message["v"]) == {"portfolio-picker"} and "Club Cup" in message["v"]["portfolio-picker"]
+
+        # The operator enrols a class: each student's open pages learn of it.
+        una_site = Site(site.url)
+        await signed_up(una_site, worker, "una")
+        unas = await opened_page(una_site, {"page": "history"})
+        assert (await site.post("/games", dict(game, name="Class Cup")))[0].code == 303
+        enrolled = await d.master.games.enrol("Class Cup", ["una"])
+        assert enrolled["joined"] == ["una"]
+        picker = (await next_message(unas, "html"))["v"]["portfolio-picker"]
+        assert '<option value="Class Cup">Class Cup</option>' in picker
+
+        # A player removed, or a game ended, keeps the game's portfolio (its history stays readable): the menu a
+        # reload makes still lists it, so there is nothing to send.
+        assert (await site.post("/games/Club%20Cup/remove", dict(username="ivo", csrf=csrf)))[0].code == 303
+        assert (await site.post("/games/Club%20Cup/end", dict(csrf=csrf)))[0].code == 303
+        _, body = await ivo_site.get("/orders")
+        assert '<option value="Club Cup">Club Cup</option>' in body

@@ -872,3 +872,37 @@ async def test_a_games_page_follows_its_visitor_joining_from_the_command_line(tm
     finally:
         await b.close()
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dashboard_left_open_offers_the_game_portfolio_its_user_joined_elsewhere(tmp_path, settings, clock):
+    """Joining a game in another tab (here: the command line) left an open dashboard's "Portfolio shown" menu
+    without the game's portfolio until a reload; the menu now follows, as a reload makes it, and switches to it."""
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        await register(b, "hal")
+        status, _, err = await d.cli("login", "hal", "--password-stdin", stdin=PASSWORD + "\n", user="hal")
+        assert status == 0, err
+        status, _, err = await d.cli("game", "create", "Open Cup", "--start", "2026-09-01", "--end", "2026-12-31",
+                                     "--cash", "10000", user="hal")
+        assert status == 0, err
+        await b.open("/")
+        await b.page("dashboard")
+        await b.live()
+        assert await b.script("return document.getElementById('f-shown-portfolio')") is None  # one portfolio
+        status, _, err = await d.cli("game", "join", "Open Cup", user="hal")
+        assert status == 0, err
+        await b.wait(lambda driver: driver.find_elements("css selector", "#f-shown-portfolio option[value='Open Cup']"),
+                     "the game's portfolio in the menu")
+        options = await b.script("return [...document.querySelectorAll('#f-shown-portfolio option')]"
+                                 ".map((o) => [o.value, o.selected])")
+        assert options == [["default", True], ["Open Cup", False]], options
+        await b.script("document.getElementById('f-shown-portfolio').value = 'Open Cup'")
+        await b.click(".portfolio-picker button")
+        await b.page("dashboard")
+        assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Open Cup"
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()

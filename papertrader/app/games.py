@@ -273,7 +273,7 @@ class GameCommands:
 
         view = yield self.db.run(unit_of_work)
         self.log.info("{username} joined game {name}", username=username, name=view["name"])
-        self._changed(view["name"])
+        self._changed(view["name"], [username])
         return view
 
     @defer.inlineCallbacks
@@ -313,7 +313,7 @@ class GameCommands:
         answer = yield self.db.run(unit_of_work)
         if not dry_run and answer["joined"]:
             self.log.info("game {name}: {n} players enrolled by the operator", name=name, n=len(answer["joined"]))
-            self._changed(name)
+            self._changed(name, answer["joined"])
         return answer
 
     @authenticated
@@ -543,11 +543,12 @@ class GameCommands:
         if views:
             self.publish(views)
 
-    def _changed(self, name):
-        """Tell whoever shows standings that the game ``name``'s changed (None: the games an update ranked)."""
+    def _changed(self, name, joined=()):
+        """Tell whoever shows standings that the game ``name``'s changed (None: the games an update ranked);
+        ``joined``: the usernames who joined it (each now has the game's portfolio)."""
         for notify in list(self.on_changed):
             try:
-                notify(name)
+                notify(name, list(joined))
             except Exception:
                 self.log.failure("telling that game standings changed failed")
 

@@ -191,8 +191,7 @@ class Master(StagedService):
         self.market.state_changed.append(self.push_market_state)
         self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
             commands.KeyRevoked, key_id=key_id, **({"reason": reason} if reason else {})))
-        self.games.on_changed.append(lambda name: self.workers.broadcast(
-            commands.GamesChanged, **({} if name is None else {"name": name})))
+        self.games.on_changed.append(self.push_games_changed)
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
 
@@ -365,6 +364,20 @@ class Master(StagedService):
     def push_stepped(self, step, quotes):
         """After the trading step: the workers' pages of a new session ask for its figures now."""
         self.workers.broadcast(commands.MarketStepped, time=step.time)
+
+    #: Usernames one GamesChanged names at most (an AMP value holds 64 KiB; a class enrolled at once is sent in parts).
+    JOINED_PER_PUSH = 500
+
+    def push_games_changed(self, name, joined=()):
+        """A game's standings changed (None: an update ranked the games); ``joined``: who joined it, whose pages
+        show its portfolio in their menus now."""
+        named = {} if name is None else {"name": name}
+        joined = list(joined)
+        if not joined:
+            self.workers.broadcast(commands.GamesChanged, **named)
+        for first in range(0, len(joined), self.JOINED_PER_PUSH):
+            self.workers.broadcast(commands.GamesChanged, usernames=joined[first:first + self.JOINED_PER_PUSH],
+                                   **named)
 
     def send_snapshot(self, protocol):
         protocol.callRemote(commands.QuotesTick, quotes=self._quote_dicts(self.board.all()), replace=True,

@@ -134,9 +134,9 @@ class WorkerToMaster(TypedAMP):
         return {}
 
     @commands.GamesChanged.responder
-    def games_changed(self, name=None):
+    def games_changed(self, name=None, usernames=None):
         for notify in list(self.worker.on_games_changed):
-            notify(name)
+            notify(name, usernames or [])
         return {}
 
     @commands.SessionEnded.responder

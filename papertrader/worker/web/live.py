@@ -20,6 +20,8 @@ arithmetic):
   player joining or removed, the game ended; these last also set its status and players, and an ended
   game's creator buttons go; the visitor's own part (``{"mine": ...}``: what the page shows, a Join form or their
   portfolio in it) is sent again only when it changes, with the navigation's portfolio menu once they joined);
+  a user's every other open page gets that menu (``portfolio-picker``) when they join a game (in another tab,
+  from the command line, or enrolled by the operator: ``GamesChanged`` names who joined), with the game's portfolio;
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
   newest candle of the chart's interval, and the account's equity, for the charts;
 - ``{"t": "toast", "text": ..., "order": UUID}``: an order event in words (it also replaces the words of the
@@ -510,6 +512,18 @@ class View:
         return sections, {k: list(v) for k, v in values.items()}
 
     @defer.inlineCallbacks
+    def send_portfolio_picker(self):
+        """Send the navigation's portfolio menu as a reload makes it (the account's portfolios changed)."""
+        try:
+            picker = yield self._portfolio_picker(security.csrf_for(self.conn.token))
+        except PaperTraderError as e:
+            self._failed(e)
+        except Exception:
+            self.live.worker.log.failure("website: updating a page's portfolio menu failed")
+        else:
+            self.conn.send({"t": "html", "v": {"portfolio-picker": picker}})
+
+    @defer.inlineCallbacks
     def _portfolio_picker(self, csrf):
         """The navigation's "Portfolio shown" as a reload makes it (site.Website.chrome): the account's portfolios,
         the one this page shows chosen."""
@@ -633,15 +647,21 @@ class Live:
                     (view.portfolio or {}).get("kind") == "margin":
                 view.refresh()
 
-    def games_changed(self, name):
+    def games_changed(self, name, joined=()):
         """The master said a game's standings changed.  ``name``: a player joined or was removed, or the game
         ended: each of its pages is made again (each asks the master, as a reload would: what a visitor may see
         is the master's to say).  None: an update ranked the games, and nothing else changed: each game's
         standings are asked once, for all its pages here (thousands of pages cost one call per game), each
-        page rendering them as its visitor sees the game."""
+        page rendering them as its visitor sees the game.  ``joined``: the usernames who joined it: every other
+        open page of theirs gets the navigation's portfolio menu again, now with the game's portfolio (the game's
+        own page sends it with the visitor's part)."""
+        joined = {username.casefold() for username in joined}
         pages = {}
         for conn in self.connections:
             view = conn.view
+            if view is not None and (conn.username or "").casefold() in joined and not (
+                    view.game is not None and name is not None and view.game.casefold() == name.casefold()):
+                view.send_portfolio_picker()
             if view is not None and view.game is not None and (name is None or
                                                                view.game.casefold() == name.casefold()):
                 pages.setdefault(view.game.casefold(), []).append(view)
