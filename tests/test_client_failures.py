@@ -261,7 +261,8 @@ async def test_ctrl_c_at_a_confirmation_stops_at_once_and_changes_nothing(cluste
     status, out, err = await d.cli("game", "create", "Spring Cup", "--start", "2026-09-01", "--end", "2030-12-31",
                                    "--cash", "10000", user="alice")
     assert status == 0, err
-    question = b"End game 'Spring Cup' now? Its final ranking is the last market update's. [y/N] "
+    # (nobody plays in it: it has no ranking to become final, and the question says so)
+    question = b"End game 'Spring Cup' now? Nobody plays in it: it ends with no ranking. [y/N] "
     proc = spawn_cli(d, "--json", "game", "end", "Spring Cup", pty=True)
     await proc.wait_for(question)
     proc.transport.write(b"\x03")  # Ctrl-C typed at that terminal
@@ -277,9 +278,23 @@ async def test_ctrl_c_at_a_confirmation_stops_at_once_and_changes_nothing(cluste
     await proc.wait_for(question)
     proc.transport.write(b"Y\n")
     assert await ended(proc) == 0
-    assert b"Spring Cup ended" in proc.output
+    assert b"Spring Cup ended; nobody played in it, so it has no ranking." in proc.output
     status, out, _ = await d.cli("game", "show", "Spring Cup", user="alice")
     assert j(out)["status"] == "ended"
+    # Played in but not ranked by any update yet: it said "Its final ranking is the last market update's" (there
+    # was none); the next update makes it, as its answer and `game leaderboard` say.
+    status, out, err = await d.cli("game", "create", "Summer Cup", "--start", "2026-09-01", "--end", "2030-12-31",
+                                   "--cash", "10000", user="alice")
+    assert status == 0, err
+    await register_and_login(d, "bob")
+    assert (await d.cli("game", "join", "Summer Cup", user="bob"))[0] == 0
+    proc = spawn_cli(d, "game", "end", "Summer Cup", pty=True)
+    await proc.wait_for(b"End game 'Summer Cup' now? No market update has ranked it yet: the next one makes its final"
+                        b" ranking. [y/N] ")
+    proc.transport.write(b"y\n")
+    assert await ended(proc) == 0
+    assert (b"Summer Cup ended before any market update ranked it: the next market update makes its final ranking."
+            in proc.output), proc.output
     # A game that has not started is not said to have a final ranking, asked or told.
     status, out, err = await d.cli("game", "create", "Next Year", "--start", "2035-01-01", "--end", "2035-12-31",
                                    "--cash", "10000", user="alice")

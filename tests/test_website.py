@@ -3481,8 +3481,18 @@ async def test_a_game_ended_before_any_update_ranked_it_says_when_its_final_rank
             assert (await site.post("/games", dict(game, name=name)))[0].code == 303
         alice = await person(worker, "alice")
         await alice(commands.JoinGame, name="Short Cup")
-        for name in ("Short Cup", "Empty Cup"):
+        # Its creator is told so at once (it said "its final ranking is the last market update's, below").
+        told = {"Short Cup": "Short Cup has ended: trading in it stopped. No market update ranked it while it ran: the"
+                             " next one makes its final ranking, and cancels its open orders.",
+                "Empty Cup": "Empty Cup has ended: trading in it stopped. Nobody played in it: it has no ranking."}
+        asked = {"Short Cup": "Trading stops; no market update has ranked it yet: the next one makes its final ranking.",
+                 "Empty Cup": "Nobody plays in it: it ends with no ranking."}
+        for name, flash in told.items():
+            _, body = await site.get(f"/games/{quote(name)}")  # (asked first: "... the ranking becomes final.")
+            assert f"End {name} now? {asked[name]}" in body and "becomes final" not in body
             assert (await site.post(f"/games/{quote(name)}/end", dict(csrf=csrf)))[0].code == 303
+            _, body = await site.get(f"/games/{quote(name)}")
+            assert flash in body and "last market update" not in body
 
         _, body = await site.get("/games/Short%20Cup")
         shown = re.sub(r"<[^>]+>", " ", leaderboard_section(body))

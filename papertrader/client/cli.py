@@ -1812,15 +1812,22 @@ class CLI:
             self.emit(game, f"{a.player} was removed from {game['name']}.")
         elif action == "end":
             question = f"End game {a.name!r} now? Its final ranking is the last market update's."
-            if not a.yes and self.at_terminal():  # the question depends on whether it has started
+            if not a.yes and self.at_terminal():  # the question depends on whether it has started, and was ranked
                 shown = yield self.call(commands.ShowGame, token=token, name=a.name)
                 if shown["status"] == "upcoming":
                     question = f"End game {shown['name']!r} now? It has not started: it ends without any trading."
+                elif not shown.get("players") and shown.get("board_updated") is None:
+                    question = f"End game {shown['name']!r} now? Nobody plays in it: it ends with no ranking."
+                elif shown.get("board_updated") is None:
+                    question = (f"End game {shown['name']!r} now? No market update has ranked it yet: the next one"
+                                " makes its final ranking.")
             self.confirm(question)
             game = yield self.call(commands.EndGame, token=token, name=a.name)
             started = game.get("ended_at") is None or game["ended_at"] >= game["start"]
             if not started:
                 said = f"{game['name']} ended before it started: no one traded in it."
+            elif not game.get("players") and game.get("board_updated") is None:  # (no ranking: game leaderboard too)
+                said = f"{game['name']} ended; nobody played in it, so it has no ranking."
             elif game.get("board_updated") is None:  # (the first update after its end ranks it: game leaderboard)
                 said = (f"{game['name']} ended before any market update ranked it: the next market update makes its"
                         " final ranking.")

@@ -1572,9 +1572,17 @@ class Website:
         game, refused = await self.manage_game(request, visit, name, commands.EndGame)
         if refused is not None:
             return refused
-        security.set_flash(request, f"{game['name']} has ended: trading in it stopped, and its final ranking is the"
-                                    " last market update's, below; its open orders are canceled at the next update.",
-                           "success")
+        if game.get("ended_at") is not None and game["ended_at"] < game["start"]:
+            said = "it had not started: no one traded in it."
+        elif not game.get("players") and game.get("board_updated") is None:
+            said = "trading in it stopped. Nobody played in it: it has no ranking."
+        elif game.get("board_updated") is None:  # (the first update after its end ranks it, once)
+            said = ("trading in it stopped. No market update ranked it while it ran: the next one makes its final"
+                    " ranking, and cancels its open orders.")
+        else:
+            said = ("trading in it stopped, and its final ranking is the last market update's, below; its open orders"
+                    " are canceled at the next update.")
+        security.set_flash(request, f"{game['name']} has ended: {said}", "success")
         return redirect(request, views.game_link(game["name"]))
 
     # --- the account ----------------------------------------------------------------------------------

@@ -1972,8 +1972,19 @@ def manage_game(chrome, game, board, invite_code=None, error=None, origin=""):
         confirm="Remove this player from the game? They cannot join it again."))
     parts.append(post_form(link + "/end", chrome.csrf, button("End the game now", "btn danger"), cls="inline",
                            label="End the game now",
-                           confirm=f"End {game['name']} now? Trading stops and the ranking becomes final."))
+                           confirm=f"End {game['name']} now? " + _ending(game)))
     return h("div", {"class": "manage"}, *parts)
+
+
+def _ending(game):
+    """What ending ``game`` now does, as its creator is asked (as `papertrader game end` asks)."""
+    if game.get("status") == "upcoming":
+        return "It has not started: it ends without any trading."
+    if not game.get("players") and game.get("board_updated") is None:
+        return "Nobody plays in it: it ends with no ranking."
+    if game.get("board_updated") is None:
+        return "Trading stops; no market update has ranked it yet: the next one makes its final ranking."
+    return "Trading stops and the ranking becomes final."
 
 
 def game_page(chrome, game, board, invite_code=None, error=None, origin="", server=None):
