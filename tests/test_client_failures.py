@@ -733,15 +733,21 @@ async def test_quote_of_several_symbols_a_line_each_and_each_refusal_named(clust
     assert header.split()[:3] == ["SYMBOL", "NAME", "PRICE"] and [r.split()[0] for r in rows] == ["AAPL", "MSFT"]
     status, out, err = await bounded(d.cli("quote", "AAPL", "APPL", "TSLA,msft", json=False), 15)
     assert status == 1 and [r.split()[0] for r in out.splitlines()[1:]] == ["AAPL", "TSLA", "MSFT"], out
-    assert err == "papertrader: APPL: unknown symbol 'APPL': did you mean AAPL? traded symbols are AAPL, MSFT, TSLA\n"
+    assert err == ("papertrader: APPL: unknown symbol: did you mean AAPL?\n"
+                   "papertrader: traded symbols are AAPL, MSFT, TSLA\n")
     status, out, err = await bounded(d.cli("quote", "AAPL", "APPL", "aapl"), 15)  # (AAPL once)
     assert status == 1, err
     good, bad = j(out)
     assert good["symbol"] == "AAPL" and "price" in good
     assert bad == {"symbol": "APPL", "error": "unknown_symbol",
                    "message": "unknown symbol 'APPL': did you mean AAPL? traded symbols are AAPL, MSFT, TSLA"}
+    # Several unknown: each named once, the traded symbols listed once (they were repeated on every line).
+    status, out, err = await bounded(d.cli("quote", "NOPE", "AAPL", "ZZZZ", json=False), 15)
+    assert status == 1 and [r.split()[0] for r in out.splitlines()[1:]] == ["AAPL"], out
+    assert err == ("papertrader: NOPE: unknown symbol\npapertrader: ZZZZ: unknown symbol\n"
+                   "papertrader: traded symbols are AAPL, MSFT, TSLA\n")
     status, out, err = await bounded(d.cli("quote", "NOPE", "ZZZZ", json=False), 15)
-    assert (status, out, err.count("\n")) == (1, "", 2) and err.startswith("papertrader: NOPE: unknown symbol")
+    assert (status, out, err.count("\n")) == (1, "", 3) and err.startswith("papertrader: NOPE: unknown symbol\n")
     status, out, err = await bounded(d.cli("quote", "AAPL"), 15)  # one symbol: one object, as before
     assert status == 0 and j(out)["symbol"] == "AAPL"
 

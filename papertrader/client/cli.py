@@ -580,6 +580,9 @@ def _quote(quote):
 
 
 QUOTE_COLUMNS = ["symbol", "name", "price", "time", "stale"]
+#: An unknown symbol's error as the server words it (papertrader/master/validation.py unknown_symbol).
+UNKNOWN_SYMBOL_RE = re.compile(r"unknown symbol '[^']*': (?:did you mean (?P<meant>[^?]+)\? )?"
+                               r"traded symbols are (?P<traded>.+)", re.S)
 
 
 def _shown(quote):
@@ -1150,9 +1153,19 @@ class CLI:
                 quotes.append({"symbol": symbol if len(symbol) <= 16 else symbol[:16] + "...", "error": e.code,
                                "message": e.message})
         if not self.args.json:
+            traded = None
             for q in quotes:
                 if "error" in q:
-                    self.note(f"{q['symbol']}: {q['message']}")
+                    said = UNKNOWN_SYMBOL_RE.fullmatch(q["message"])
+                    if said is None:
+                        self.note(f"{q['symbol']}: {q['message']}")
+                        continue
+                    # Named once, by its line; the traded symbols once, after them all (not on every line).
+                    traded = said.group("traded")
+                    self.note(f"{q['symbol']}: unknown symbol" + (f": did you mean {said.group('meant')}?"
+                                                                   if said.group("meant") else ""))
+            if traded is not None:
+                self.note(f"traded symbols are {traded}")
         found = [q for q in quotes if "error" not in q]
         if self.args.json or found:
             self.emit(quotes, output.table([_shown(q) for q in found], QUOTE_COLUMNS, self.zone))
