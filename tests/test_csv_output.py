@@ -26,6 +26,15 @@ def test_a_value_a_spreadsheet_would_run_is_kept_as_text_and_numbers_stay_number
         ["3", 'a,b"c', "1.00", "0", "1"]]
 
 
+def test_a_figure_not_available_is_aligned_with_the_numbers_of_its_column():
+    """A leaderboard's SHARPE column of figures and "n/a" (too few returns) stays right-aligned as numbers."""
+    rows = [dict(rank=1, sharpe=Decimal("3.1416")), dict(rank=2, sharpe="n/a"), dict(rank=3, sharpe=Decimal("-10.5"))]
+    assert table(rows, ["rank", "sharpe"]) == ("RANK  SHARPE\n"
+                                               "   1  3.1416\n"
+                                               "   2     n/a\n"
+                                               "   3   -10.5")
+
+
 def test_programs_get_times_in_utc_and_people_in_the_markets_zone():
     """CSV and JSON, which programs parse, keep ISO 8601 in UTC; a table and fields, for a person, show the
     market's time with its zone's abbreviation, as the website does."""

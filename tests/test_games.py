@@ -4,7 +4,7 @@ dates driven by task.Clock) matches a hand computation, and private games stay p
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 import pytest
 
@@ -31,6 +31,7 @@ from papertrader.master.games import GameStore
 from papertrader.master.order_store import OrderStore
 from papertrader.master.portfolios import PortfolioStore
 from papertrader.times import utc
+from papertrader.trading import games as games_core
 from papertrader.trading.market import Bar, MarketStep
 
 D = Decimal
@@ -258,23 +259,10 @@ async def test_a_scripted_game_ranks_as_computed_by_hand(world):
         (1, "bob", D("10499.00"), D("4.9900")), (2, "alice", D("10249.00"), D("2.4900")),
         (3, "carol", D("10000.00"), D("0.0000"))]
 
-    def by_hand(closes):
-        with localcontext() as context:
-            context.prec = 28
-            returns, previous = [], D("10000.00")
-            for equity in closes:
-                returns.append(equity / previous - 1)
-                previous = equity
-            mean = sum(returns) / len(returns)
-            sd = (sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)).sqrt()
-            return (mean / sd * D(252).sqrt()).quantize(D("0.0001"))
-
-    sharpe = {s["username"]: s.get("sharpe") for s in board["standings"]}
-    assert sharpe == {"alice": by_hand([D("9999"), D("10499"), D("10249")]),
-                      "bob": by_hand([D("9999"), D("9499"), D("10499")]), "carol": None}
+    # Three daily returns make no Sharpe ratio (it takes twenty: below): none, and by it all tie, listed by return.
+    assert {s["username"]: s.get("sharpe") for s in board["standings"]} == {"alice": None, "bob": None, "carol": None}
     by_sharpe = await world.standings(bob, by="sharpe")
-    assert [s["username"] for s in by_sharpe["standings"]] == (
-        ["alice", "bob", "carol"] if sharpe["alice"] > sharpe["bob"] else ["bob", "alice", "carol"])
+    assert [(s["rank"], s["username"]) for s in by_sharpe["standings"]] == [(1, "bob"), (1, "alice"), (1, "carol")]
 
     curve = await world.games.game_curve(alice, world.stamp(), "Spring Cup", "alice")
     assert [p["equity"] for p in curve["points"]] == [D("9999.00"), D("10499.00"), D("10249.00")]
@@ -295,6 +283,32 @@ async def test_a_scripted_game_ranks_as_computed_by_hand(world):
         ("alice", "Spring Cup", ended[0]["id"])]
     shown = await world.games.show_game(carol, world.stamp(), "Spring Cup")
     assert shown["status"] == "ended"
+
+
+async def test_a_sharpe_ratio_is_ranked_from_the_twentieth_daily_return_on(world):
+    """A Sharpe ratio of two daily returns was stored and ranked as if it meant something: none is given before
+    twenty (papertrader/trading/games.py MIN_SHARPE_RETURNS); from then on it is the definition's, of the daily
+    closes the player's curve shows."""
+    teacher, alice, bob = [await world.user(n) for n in ("teacher", "alice", "bob")]
+    world.quote(AAPL="100")
+    await world.create(teacher, end=world.now() + 40 * DAY, fill_model="ideal")
+    for player in (alice, bob):
+        await world.games.join_game(player, world.stamp(), "Spring Cup")
+    await world.order(alice, "buy", "AAPL", "50", portfolio="Spring Cup")
+    prices = ["100", "103", "101", "104", "102", "106", "105", "108", "104", "109"] * 2
+    for day, price in enumerate(prices, 1):
+        await world.update(AAPL=price)
+        board = await world.standings(bob)
+        shown = {s["username"]: s.get("sharpe") for s in board["standings"]}
+        if day < 20:
+            assert shown == {"alice": None, "bob": None}, day
+    curve = await world.games.game_curve(alice, world.stamp(), "Spring Cup", "alice")
+    closes = [p["equity"] for p in curve["points"]]
+    assert len(closes) == 20
+    assert shown == {"alice": games_core.sharpe(D("10000"), closes), "bob": None}  # (bob: no ups and downs)
+    assert shown["alice"] is not None
+    by_sharpe = await world.standings(bob, by="sharpe")
+    assert [(s["rank"], s["username"]) for s in by_sharpe["standings"]] == [(1, "alice"), (2, "bob")]
 
 
 async def test_a_games_rules_refuse_the_orders_they_forbid(world):

@@ -245,13 +245,33 @@ def test_rules_are_checked_in_a_documented_order():
 
 
 def test_sharpe_by_hand():
+    # (the formula on a few returns: minimum=2; by default no ratio is given with fewer than 20, below)
     # Returns +10%, -10%, +10%: mean 1/30, sample stdev sqrt(1/75), ratio 1/sqrt(12); x sqrt(252) = sqrt(21).
-    assert sharpe(D("100"), [D("110"), D("99"), D("108.9")]) == D("4.5826")
-    assert sharpe(D("100"), [D("110")]) is None  # one return: no deviation
-    assert sharpe(D("100"), [D("110"), D("121")]) is None  # constant returns: zero deviation
-    assert sharpe(D("100"), [D("0"), D("10")]) is None  # a previous equity that is not positive
+    assert sharpe(D("100"), [D("110"), D("99"), D("108.9")], minimum=2) == D("4.5826")
+    assert sharpe(D("100"), [D("110")], minimum=1) is None  # one return: no deviation
+    assert sharpe(D("100"), [D("110"), D("121")], minimum=2) is None  # constant returns: zero deviation
+    assert sharpe(D("100"), [D("0"), D("10")], minimum=2) is None  # a previous equity that is not positive
     # Losing steadily but not evenly: negative.
-    assert sharpe(D("100"), [D("99"), D("97"), D("96")]) < 0
+    assert sharpe(D("100"), [D("99"), D("97"), D("96")], minimum=2) < 0
+
+
+def test_no_sharpe_ratio_before_twenty_daily_returns():
+    """An annualized ratio of two or three daily returns was shown (4.5826 of +10%, -10%, +10%) as if it meant
+    something; it is given from twenty daily returns (about a month of market days) on."""
+    assert games.MIN_SHARPE_RETURNS == 20
+    closes = [D(100 + (i % 3)) for i in range(1, 21)]  # 101, 102, 100, 101, ...
+    assert sharpe(D("100"), [D("110"), D("99"), D("108.9")]) is None
+    assert sharpe(D("100"), closes[:19]) is None
+    assert sharpe(D("100"), closes) == sharpe(D("100"), closes, minimum=2) is not None
+    [standing] = leaderboard(D("100"), [Player("ann", closes[-2], closes[:19])])
+    assert standing.sharpe is None
+    from datetime import date
+
+    state = games.DailyReturns(D("100"))
+    for i, equity in enumerate(closes):
+        state = state.at(date(2026, 1, 1) + timedelta(days=i), equity)
+        assert (state.sharpe() is None) == (i < 19), i  # (today's return counts, as it stands)
+    assert state.sharpe() == sharpe(D("100"), closes)
 
 
 def test_leaderboard_by_hand():
@@ -262,7 +282,7 @@ def test_leaderboard_by_hand():
         Player("bob", D("10500.00"), [D("10600.00"), D("10500.00")]),
         Player("dave", D("9000.00"), [D("9000.00")]),
     ]
-    board = leaderboard(cash, players)
+    board = leaderboard(cash, players, minimum=2)
     assert [(s.rank, s.username) for s in board] == [(1, "alice"), (2, "carol"), (2, "bob"), (4, "dave")]
     assert [s.view()["return_percent"] for s in board] == [D("10.0000"), D("5.0000"), D("5.0000"), D("-10.0000")]
     # carol and bob tie on return; carol's ride was smoother (+2%, +2.94...%) than bob's (+6%, -0.94...%).
@@ -274,7 +294,7 @@ def test_leaderboard_by_hand():
     sd = (((r1 - mean) ** 2 + (r2 - mean) ** 2) / 1).sqrt()
     assert carol.sharpe == (mean / sd * D(252).sqrt()).quantize(D("0.0001"))
     assert board[3].sharpe is None
-    by_sharpe = leaderboard(cash, players, by="sharpe")
+    by_sharpe = leaderboard(cash, players, by="sharpe", minimum=2)
     assert [s.username for s in by_sharpe] == ["carol", "bob", "alice", "dave"]
     assert by_sharpe[-1].rank == 4 and by_sharpe[-1].sharpe is None
 
@@ -413,8 +433,8 @@ def test_running_sums_give_the_two_pass_sharpe_ratio(closes, points_per_day):
         for k in range(points_per_day - 1):  # earlier updates of the day, overwritten by its last one
             state = state.at(day, equity + k + 1)
         state = state.at(day, equity)
-    by_definition = sharpe(cash, closes)
-    mine = state.sharpe()
+    by_definition = sharpe(cash, closes, minimum=2)
+    mine = state.sharpe(minimum=2)
     assert (mine is None) == (by_definition is None), (closes, mine, by_definition)
     if mine is not None:
         assert abs(mine - by_definition) <= D("0.0001"), (closes, mine, by_definition)
@@ -424,14 +444,14 @@ def test_daily_returns_by_hand():
     from datetime import date
 
     state = games.DailyReturns(D("100"))
-    assert state.sharpe() is None
+    assert state.sharpe(minimum=2) is None
     state = state.at(date(2026, 1, 1), D("110"))
-    assert state.sharpe() is None and state.count == 0  # one return (today's): no deviation yet
+    assert state.sharpe(minimum=1) is None and state.count == 0  # one return (today's): no deviation yet
     state = state.at(date(2026, 1, 2), D("99")).at(date(2026, 1, 3), D("105")).at(date(2026, 1, 3), D("108.9"))
     assert state.count == 2 and state.previous == D("99")
-    assert state.sharpe() == sharpe(D("100"), [D("110"), D("99"), D("108.9")]) == D("4.5826")
+    assert state.sharpe(minimum=2) == sharpe(D("100"), [D("110"), D("99"), D("108.9")], minimum=2) == D("4.5826")
     broken = games.DailyReturns(D("100")).at(date(2026, 1, 1), D("0")).at(date(2026, 1, 2), D("5"))
-    assert broken.at(date(2026, 1, 3), D("6")).sharpe() is None
+    assert broken.at(date(2026, 1, 3), D("6")).sharpe(minimum=2) is None
 
 
 # --- who sees a player's portfolio -----------------------------------------------------------

@@ -74,6 +74,11 @@ async def test_a_game_from_creation_to_its_leaderboard_through_the_cli(deploymen
     assert board["updated"] and not board["final"]
     status, out, _ = await d.cli("game", "leaderboard", "Class 7B", user="alice", json=False)
     assert "alice" in out and "0.0000%" in out and "@" not in out  # usernames only, never an email
+    # One daily return has no Sharpe ratio: the table says so, and why (the cell was blank).
+    header, row = out.split("\n\n")[1].splitlines()[:2]
+    assert header.split()[-1] == "SHARPE" and row.split()[-1] == "n/a", out
+    assert out.rstrip().endswith("SHARPE n/a: a Sharpe ratio needs 20 daily returns (about a month of market days),"
+                                 " not all the same"), out
 
     status, out, _ = await d.cli("game", "show", "Class 7B", user="teacher", json=False)
     assert "max position:" in out and "40.00%" in out and "AAPL, MSFT" in out

@@ -989,7 +989,10 @@ def test_a_games_leaderboard_shows_each_players_sharpe_ratio_as_the_command_line
     page = str(views.leaderboard("amy", game, board))
     assert ">Sharpe</th>" in page
     cells = re.findall(r'data-label="Sharpe"[^>]*>([^<]*)<', page)
-    assert cells == ["3.1416", "—"], cells
+    assert cells == ["3.1416", "n/a"], cells
+    # Why none (it said "—", as of a figure missing): fewer than 20 daily returns, or no ups and downs.
+    assert "Sharpe n/a: a Sharpe ratio needs 20 daily returns (about a month of market days), not all the same." \
+        in page
 
 
 def leaderboard_section(body):
@@ -3485,7 +3488,8 @@ async def test_a_game_ended_before_any_update_ranked_it_says_when_its_final_rank
         told = {"Short Cup": "Short Cup has ended: trading in it stopped. No market update ranked it while it ran: the"
                              " next one makes its final ranking, and cancels its open orders.",
                 "Empty Cup": "Empty Cup has ended: trading in it stopped. Nobody played in it: it has no ranking."}
-        asked = {"Short Cup": "Trading stops; no market update has ranked it yet: the next one makes its final ranking.",
+        asked = {"Short Cup": "Trading stops; no market update has ranked it yet: the next one makes its final"
+                              " ranking.",
                  "Empty Cup": "Nobody plays in it: it ends with no ranking."}
         for name, flash in told.items():
             _, body = await site.get(f"/games/{quote(name)}")  # (asked first: "... the ranking becomes final.")

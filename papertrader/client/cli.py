@@ -66,6 +66,7 @@ from papertrader.logs import counted
 from papertrader.master import validation
 from papertrader.money import money_text
 from papertrader.times import game_window, parse_when
+from papertrader.trading.games import NO_SHARPE
 
 ORDER_KEYS = ["id", "client_order_id", "side", "symbol", "quantity", "notional", "type", "time_in_force", "limit_price",
               "stop_price", "trail_price", "trail_percent", "stop_level", "order_class", "leg", "parent_id", "status",
@@ -1924,10 +1925,12 @@ class CLI:
             self.out(output.standings_csv(standings, board.get("unranked"), newline="\n").rstrip("\n"))
             self.emitted += 1
             return
-        rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%") for s in standings]
+        rows = [dict(s, return_percent=f"{output.plain(s)['return_percent']}%",
+                     sharpe=s["sharpe"] if s.get("sharpe") is not None else output.NOT_AVAILABLE) for s in standings]
         self.emit(data, head + ("\n\n" + output.table(rows, output.BOARD_COLUMNS) if rows else "")
                   + (f"\n\n{unranked}: {', '.join(waiting)}"
-                     + (" ..." if len(waiting) >= 500 else "") if waiting else ""))
+                     + (" ..." if len(waiting) >= 500 else "") if waiting else "")
+                  + (f"\n\nSHARPE n/a: {NO_SHARPE}" if any(s.get("sharpe") is None for s in standings) else ""))
 
     @staticmethod
     def _game_row(game, zone=timezone.utc):

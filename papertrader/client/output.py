@@ -62,12 +62,18 @@ def to_json(value):
     return json.dumps(plain(value), indent=None)
 
 
+#: A figure that is not available (a Sharpe ratio of too few returns), aligned as the numbers of its column.
+NOT_AVAILABLE = "n/a"
+
+
 def table(rows, columns, zone=timezone.utc):
-    """Rows (dicts) as an aligned text table for a person (times in ``zone``); numbers right-aligned."""
+    """Rows (dicts) as an aligned text table for a person (times in ``zone``); numbers right-aligned (and
+    NOT_AVAILABLE among them)."""
     rows = [shown(r, zone) for r in rows]
     cells = [[_text(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(row[i]) for row in cells if row[i]) and any(row[i] for row in cells)
+    numeric = [all(_is_number(row[i]) for row in cells if row[i] and row[i] != NOT_AVAILABLE)
+               and any(row[i] for row in cells)
                for i in range(len(columns))]
     lines = ["  ".join(c.upper().ljust(w) if not n else c.upper().rjust(w)
                        for c, w, n in zip(columns, widths, numeric)).rstrip()]

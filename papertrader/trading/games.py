@@ -22,8 +22,12 @@ The leaderboard (:func:`leaderboard`) ranks players by total return, or by a ris
     daily returns r_1..r_n: r_i = E_i / E_(i-1) - 1, where E_0 is the starting cash and E_i the
                   equity at the last update of the i-th day with an update (so today counts too)
     Sharpe ratio = mean(r) / stdev(r) x sqrt(252)       (risk-free rate 0; stdev is the sample
-                  standard deviation, n - 1; undefined (None) with fewer than two returns, a zero
-                  stdev, or an E_(i-1) that is not positive)
+                  standard deviation, n - 1; undefined (None) with fewer than MIN_SHARPE_RETURNS (20)
+                  returns, a zero stdev, or an E_(i-1) that is not positive)
+
+An annualized ratio of a few daily returns is noise (its standard error is about sqrt(252 / n): 11 with two
+returns, 3.5 with twenty), so none is given before twenty daily returns: about a month of market days, a
+usual shortest window for a figure annualized from daily data (as a 20-day historical volatility).
 
 Both are computed in Decimal (28 digits), so every platform ranks the same.  The master keeps each
 player's returns as running sums (:class:`DailyReturns`: count, sum, sum of squares, the last day's
@@ -60,6 +64,11 @@ MAX_COMMISSION = Decimal("1000.00")
 MAX_COMMISSION_TEXT = 64
 TRADING_DAYS = 252
 SQRT_TRADING_DAYS = Decimal(TRADING_DAYS).sqrt()
+#: The fewest daily returns a Sharpe ratio is given with (module docstring).
+MIN_SHARPE_RETURNS = 20
+#: Why a standing has no Sharpe ratio, as the leaderboards say under an "n/a".
+NO_SHARPE = (f"a Sharpe ratio needs {MIN_SHARPE_RETURNS} daily returns (about a month of market days),"
+             " not all the same")
 FOUR = Decimal("0.0001")
 
 
@@ -386,9 +395,10 @@ def total_return(equity, starting_cash):
         return equity / starting_cash - 1
 
 
-def sharpe(starting_cash, daily):
-    """The annualized Sharpe ratio of the daily returns (module docstring), 4 decimals, or None."""
-    if len(daily) < 2:
+def sharpe(starting_cash, daily, minimum=None):
+    """The annualized Sharpe ratio of the daily returns (module docstring), 4 decimals, or None (also with fewer
+    than ``minimum`` returns, by default MIN_SHARPE_RETURNS; never fewer than two)."""
+    if len(daily) < max(2, MIN_SHARPE_RETURNS if minimum is None else minimum):
         return None
     with localcontext() as context:
         context.prec = 28
@@ -407,15 +417,15 @@ def sharpe(starting_cash, daily):
     return ratio.quantize(FOUR)
 
 
-def leaderboard(starting_cash, players, by="return", sharpes=None):
+def leaderboard(starting_cash, players, by="return", sharpes=None, minimum=None):
     """Rank ``players`` (Players) of a game that gave each ``starting_cash``: a list of Standings,
     first place first (see the module's docstring for the ties).  ``sharpes`` ({username: ratio or None}),
     if given, are the players' Sharpe ratios already computed (from their DailyReturns); otherwise each is
-    computed from the player's ``daily``."""
+    computed from the player's ``daily`` (given with at least ``minimum`` returns: sharpe())."""
     if by not in RANKINGS:
         raise InvalidInput(f"rank by one of {', '.join(RANKINGS)}")
     return rank_by([Standing(0, p.username, p.equity, total_return(p.equity, starting_cash),
-                             sharpes[p.username] if sharpes is not None else sharpe(starting_cash, p.daily))
+                             sharpes[p.username] if sharpes is not None else sharpe(starting_cash, p.daily, minimum))
                     for p in players], by)
 
 
@@ -454,12 +464,13 @@ class DailyReturns:
             r = equity / self.previous - 1
             return equity, self.count + 1, self.total + r, self.squares + r * r, False
 
-    def sharpe(self):
-        """The annualized Sharpe ratio with today's point as it stands (4 decimals), or None."""
+    def sharpe(self, minimum=None):
+        """The annualized Sharpe ratio with today's point as it stands (4 decimals), or None (also with fewer than
+        ``minimum`` returns, by default MIN_SHARPE_RETURNS)."""
         if self.day is None:
             return None
         _, n, total, squares, broken = self._completed(self.equity)
-        if broken or n < 2:
+        if broken or n < max(2, MIN_SHARPE_RETURNS if minimum is None else minimum):
             return None
         with localcontext() as context:
             context.prec = 28

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
-from papertrader.trading.games import may_see_portfolios
+from papertrader.trading.games import NO_SHARPE, may_see_portfolios
 from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
@@ -2083,8 +2083,8 @@ def leaderboard(username, game, board):
                    "Player"),
               num(fmt.money(s["equity"]), header="Equity"),
               num(fmt.percent(s["return_percent"]), sign=fmt.sign(s["return_percent"]), header="Return"),
-              # (as the command line's leaderboard: none before two daily returns, or with no ups and downs)
-              num(str(s["sharpe"]) if s.get("sharpe") is not None else "—", header="Sharpe"))
+              # (as the command line's leaderboard: none before 20 daily returns, or with no ups and downs)
+              num(str(s["sharpe"]) if s.get("sharpe") is not None else "n/a", header="Sharpe"))
             for s in board["standings"]]
     # A game not started yet is ranked by the first market update after its start (the next one ranks nobody).
     ranked_at = (f"the first market update after the game starts ({fmt.when_or_day(board['starts'])})"
@@ -2105,6 +2105,8 @@ def leaderboard(username, game, board):
         waiting = "Joined after the last market update before the end, so not ranked: "
     else:
         updated = f"As of {fmt.when(board['updated'])}." if board.get("updated") else "Not ranked yet."
+    if any(s.get("sharpe") is None for s in board["standings"]):
+        updated += f" Sharpe n/a: {NO_SHARPE}."
     return join(h("p", {"class": "muted"}, updated),
                 table(["Rank", "Player", ("Equity", "num"), ("Return", "num"), ("Sharpe", "num")], rows,
                       caption="Leaderboard", empty=empty, cls="data leaderboard"),
