@@ -863,9 +863,12 @@ def run(reactor, args, out=None, note=None, stdin=None):
             if made:  # not registered: no bundle (with its private key) is left behind to be copied and fail
                 shutil.rmtree(bundle, ignore_errors=True)
             raise
+        # Without --host, a bundle made again keeps its certificate's names: name the one it has, if any.
+        own = args.host or [n for n in tls.certificate_hostnames(os.path.join(bundle, files.WORKER_CERT))
+                            if n not in tls.default_hostnames()]
         command = (f"twistd -n papertrader-worker --data-dir BUNDLE_DIR --name {args.name}"
                    f" --master {master_address(data_dir)} --public-host"
-                   f" {args.host[0] if args.host else 'WORKER_HOST'}")
+                   f" {own[0] if own else 'WORKER_HOST'}")
         replaced = before["fingerprint"] if before and before["state"] != "revoked" and \
             before["fingerprint"] != fingerprint else None
         if want_json:

@@ -123,6 +123,20 @@ def test_json_before_or_after_the_command_and_typed_errors(master_dir):
     assert not os.path.exists(files.worker_dir(master_dir, "w2"))  # refused before anything was made
 
 
+def test_registering_again_without_host_names_the_host_its_certificate_keeps(master_dir, tmp_path):
+    """Registering a worker again to change --allow-ip, without repeating --host, keeps the certificate's
+    name; the printed command said '--public-host WORKER_HOST' and 'Its certificate names only localhost ...'."""
+    bundle = str(tmp_path / "eu-2")
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-2", "--host", "eu2.example.com",
+                             "--out", bundle)
+    assert status == 0, err
+    status, out, err = admin("--data-dir", master_dir, "register-worker", "eu-2", "--out", bundle,
+                             "--allow-ip", "203.0.113.0/24")
+    assert status == 0, err
+    assert "eu2.example.com" in files.tls.certificate_hostnames(os.path.join(bundle, files.WORKER_CERT))
+    assert "--public-host eu2.example.com" in out and "WORKER_HOST" not in out, out
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_the_register_worker_hint_names_the_port_the_master_listens_on(deployment):
