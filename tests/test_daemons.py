@@ -581,7 +581,9 @@ async def test_a_worker_whose_master_certificate_does_not_fit_says_what_to_do(tm
     other_ca = master_dir(tmp_path, "another-deployment")
     cases = [(data_dir, "127.0.0.2", "has a certificate that is not valid for '127.0.0.2': give --master the name or"
                                      " address the master was started with as --host (localhost on its own"
-                                     " machine), or restart the master with --host 127.0.0.2"),
+                                     " machine), or restart the master with --host 127.0.0.2; if 127.0.0.2:PORT is"
+                                     " not the master's port (a worker's, whose certificate names its own host), give"
+                                     " --master the port the master listens on (its DATA_DIR/master.port)"),
              (other_ca, "127.0.0.1", "has a certificate that this bundle's CA (ca.pem) did not sign, or one that"
                                      " expired: the bundle is of another deployment, or the master has a new CA:"
                                      " register the worker again on the master and copy its new bundle here")]
@@ -593,6 +595,7 @@ async def test_a_worker_whose_master_certificate_does_not_fit_says_what_to_do(tm
             entry = await worker_logs(bundle, (host, number), settings, "handshake with the master")
         finally:
             await port.stopListening()
+        said = said.replace("PORT", str(number))
         assert entry.message == f"handshake with the master at {host}:{number} failed: the master {said}", \
             entry.message
 
@@ -629,6 +632,33 @@ async def test_a_worker_given_a_port_that_is_not_the_masters_says_so(tmp_path, s
             await port.stopListening()
         assert entry.message.startswith(f"handshake with the master at 127.0.0.1:{number} failed: 127.0.0.1:{number}"
                                         f" {said}"), entry.message
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_given_another_workers_port_by_the_masters_name_is_told_to_check_the_port(tmp_path, settings):
+    """--master HOST:PORT with the master's host name but another worker's port, whose certificate does not name
+    HOST: the log said only "the master has a certificate that is not valid for HOST: ... restart the master with
+    --host HOST", although the master already has it: the port was wrong, and nothing said to check it."""
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory
+
+    from papertrader.wire import TypedAMP
+
+    data_dir = master_dir(tmp_path)
+    bundle = str(tmp_path / "w1")
+    files.make_worker_bundle(data_dir, "w1", (), bundle)
+    other = str(tmp_path / "eu-2")
+    files.make_worker_bundle(data_dir, "eu-2", ("127.0.0.5",), other)
+    port = await serverFromString(reactor, tls.listen_description(
+        0, "127.0.0.2", os.path.join(other, files.WORKER_CERT))).listen(Factory.forProtocol(TypedAMP))
+    number = port.getHost().port
+    try:
+        entry = await worker_logs(bundle, ("127.0.0.2", number), settings, "handshake with the master")
+    finally:
+        await port.stopListening()
+    assert entry.message.endswith(f"; if 127.0.0.2:{number} is not the master's port (a worker's, whose certificate"
+                                  f" names its own host), give --master the port the master listens on (its"
+                                  f" DATA_DIR/master.port)"), entry.message
 
 
 # --- item 17: a worker killed with SIGKILL leaves no gpg-agent behind ----------

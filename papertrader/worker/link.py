@@ -178,7 +178,8 @@ def handshake_failure(e, host, address):
     if isinstance(e, (service_identity.VerificationError, service_identity.CertificateError)):
         return (f"the master has a certificate that is not valid for {host!r}: give --master the name or address the"
                 f" master was started with as --host (localhost on its own machine), or restart the master with"
-                f" --host {host}")
+                f" --host {host}; if {address} is not the master's port (a worker's, whose certificate names"
+                f" its own host), {WHICH_PORT}")
     if isinstance(e, SSL.Error) and "certificate verify failed" in str(e):
         return ("the master has a certificate that this bundle's CA (ca.pem) did not sign, or one that expired: the"
                 " bundle is of another deployment, or the master has a new CA: register the worker again on the"
