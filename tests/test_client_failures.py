@@ -814,6 +814,26 @@ async def test_a_worker_whose_certificate_does_not_match_its_host_is_a_bad_certi
         await w.stopService()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_master_address_whose_certificate_does_not_fit_says_to_check_master(cluster, tmp_path):
+    """--master with the master's name but a worker's port (2050 for 2048), whose certificate names the worker's
+    own host: the client said only "the deployment's operator must give it a certificate for that name", sending a
+    user who mistyped the port to the operator."""
+    d = cluster
+    w = await worker_with_a_certificate_for_another_host(d, tmp_path, "w4", "far")
+    try:
+        port = w.listener.port.getHost().port
+        status, out, err = await d.cli("--master", f"localhost:{port}", "workers")
+        body = check_failure(status, out, err, "bad_certificate")
+        assert body["message"] == (f"the master at localhost:{port} has a certificate that is not valid for the host"
+                                   " name 'localhost': check --master (PAPERTRADER_MASTER): the master's name and"
+                                   " port as its operator gives them (a worker's port has a certificate of its"
+                                   " own); if they are right, the operator must give the master a certificate for"
+                                   " that name"), body["message"]
+    finally:
+        await w.stopService()
+
+
 # --- 7. option checks --------------------------------------------------------------------------------------------
 
 

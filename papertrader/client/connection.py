@@ -263,7 +263,17 @@ class Connection:
         market's time zone, which the answer names too."""
         host, port = self.master
         what = self.master_description()
-        proto = yield connect(self.reactor, host, port, self.ca_pem, what, MasterProtocol)
+        try:
+            proto = yield connect(self.reactor, host, port, self.ca_pem, what, MasterProtocol)
+        except BadCertificate as e:
+            mismatch = ": the deployment's operator must give it a certificate for that name"
+            if not e.message.endswith(mismatch):
+                raise
+            # Often a mistyped --master (a worker's port, another address of the machine), not the master's fault.
+            raise BadCertificate(e.message[:-len(mismatch)] + ": check --master (PAPERTRADER_MASTER): the master's"
+                                 " name and port as its operator gives them (a worker's port has a certificate of its"
+                                 " own); if they are right, the operator must give the master a certificate for that"
+                                 " name")
         wrong = (f"{host}:{port} is not a PaperTrader master (a worker's address?): give the master's HOST:PORT"
                  " with --master or PAPERTRADER_MASTER (its port is 2048 unless set otherwise)")
         try:
