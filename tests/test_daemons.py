@@ -661,6 +661,35 @@ async def test_a_worker_given_another_workers_port_by_the_masters_name_is_told_t
                                   f" DATA_DIR/master.port)"), entry.message
 
 
+def test_a_worker_registered_with_a_host_but_started_without_public_host_warns(tmp_path, settings):
+    """A worker registered with --host eu1.example.com and started without --public-host told the master, and so
+    every client, to reach it at localhost:2050: clients on other machines failed ("cannot reach worker eu-1
+    (localhost:2050)"), and its log said nothing."""
+    from papertrader.worker.service import Worker
+
+    data_dir = master_dir(tmp_path)
+    bundle = str(tmp_path / "eu-1")
+    files.make_worker_bundle(data_dir, "eu-1", ("eu1.example.com",), bundle)
+    listen = tls.listen_description(0, "127.0.0.1", os.path.join(bundle, files.WORKER_CERT))
+    worker = Worker(bundle, "eu-1", ("127.0.0.1", 1), settings, reactor, listen=listen)
+    try:
+        warned = [e.message for e in worker.logs.newest(50) if "--public-host" in e.message]
+    finally:
+        worker.logs.close()
+    assert warned == ["--public-host localhost (the default) is what clients are told to reach this worker by:"
+                      " their own machine; give --public-host the name its certificate has for it, eu1.example.com,"
+                      " unless every client runs on this machine"], warned
+    # Started as registered, or registered without a --host (a worker for this machine's clients): no warning.
+    for host, public_host in (("eu1.example.com", "eu1.example.com"), (None, "localhost")):
+        other = str(tmp_path / f"w-{public_host}")
+        files.make_worker_bundle(data_dir, "w2", (host,) if host else (), other)
+        worker = Worker(other, "w2", ("127.0.0.1", 1), settings, reactor, listen=listen, public_host=public_host)
+        try:
+            assert not [e for e in worker.logs.newest(50) if "--public-host" in e.message]
+        finally:
+            worker.logs.close()
+
+
 # --- item 17: a worker killed with SIGKILL leaves no gpg-agent behind ----------
 
 def agents_of(home):

@@ -103,6 +103,12 @@ class Worker(StagedService):
         if public_host not in names:
             self.log.warn("--public-host {host} is not in this worker's certificate ({names}): clients will refuse"
                           " it. Re-run register-worker with --host {host}.", host=public_host, names=", ".join(names))
+        own = [n for n in names if n not in tls.default_hostnames()]
+        if own and public_host in tls.default_hostnames():  # registered for other machines' clients
+            self.log.warn("--public-host {host}{default} is what clients are told to reach this worker by: their own"
+                          " machine; give --public-host the name its certificate has for it, {own}, unless every"
+                          " client runs on this machine", host=public_host, own=own[0],
+                          default=" (the default)" if public_host == "localhost" else "")
         self.quotes = QuoteCache()
         self.candles = CandleCache(max_candles=settings.candle_cache_size)
         self.sessions = SessionCache(self.clock)
