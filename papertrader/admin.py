@@ -778,9 +778,11 @@ def copy_database(args, data_dir):
                 raise InvalidInput(f"the master's database is at schema version {version}, this release's is {known}:"
                                    " migrate it first (papertrader-admin migrate)")
             if theirs:
+                empty = (": move that file away first, or give --to a new file"
+                         if target.url.startswith("sqlite") else
+                         " (after a copy into it that failed: drop its tables, or its schema, first)")
                 raise InvalidInput(f"{redact(target.url)} holds a PaperTrader database already (schema version"
-                                   f" {theirs}): copy only into an empty database (after a copy into it that"
-                                   " failed: drop its tables, or its schema, first)")
+                                   f" {theirs}): copy only into an empty database{empty}")
             yield target.upgrade(backup=False)
             counts = yield threads.deferToThread(database_copy.copy, source, target)
             files.record_database(data_dir, None if same_database(target.url, Database.default_url(data_dir),
