@@ -1218,6 +1218,15 @@ class Heartbeat(Command):
     response = [(b"clients", amp.Integer()), (b"sessions", amp.Integer()), (b"commands", amp.Integer())]
 
 
+class LinkReplaced(Command):
+    """Master tells a worker that another connection of the same worker name took its link (a second process
+    running with its bundle, or this one reconnecting); the master closes this one then."""
+
+    arguments = [(b"address", amp.Unicode())]
+    response = []
+    requiresAnswer = False
+
+
 class Kicked(Command):
     """Master tells a worker it is being disconnected by an operator (it will be refused until allowed)."""
 

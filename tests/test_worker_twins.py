@@ -4,9 +4,14 @@ happening, once a minute while it goes on."""
 
 from types import SimpleNamespace
 
+import pytest
+import pytest_twisted
 from twisted.internet import task
 
+from papertrader.master import files
 from papertrader.master.workers import Workers
+from tests.conftest import wait_for_log
+from tests.test_worker_auth import start_worker
 
 
 def test_a_worker_that_keeps_replacing_its_own_link_is_said_to_run_twice(logs, log):
@@ -30,3 +35,30 @@ def test_a_worker_that_keeps_replacing_its_own_link_is_said_to_run_twice(logs, l
     for n in range(3):
         link(f"10.0.0.{6 + n % 2}:4200{n}")
     assert len(logs.newest(10, "error")) == 2  # said again a minute later, while it goes on
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_the_worker_whose_link_is_taken_is_told_why(deployment, tmp_path):
+    """The worker whose link another process of its bundle took logged only "lost the link to the master;
+    reconnecting", every few seconds, with nothing on the worker's machine saying why (only the master's log
+    did).  The master now tells it, and it says so."""
+    d = deployment
+    bundle = str(tmp_path / "edge-7")
+    await d.master.workers.register("edge-7", files.make_worker_bundle(d.data_dir, "edge-7", (), bundle))
+    first_linked = wait_for_log(d.master.logs, "worker edge-7 linked")
+    first = start_worker(d, "edge-7", bundle)
+    try:
+        await first_linked
+        told = wait_for_log(first.logs, "the master gave this worker's link to")
+        second = start_worker(d, "edge-7", bundle)
+        try:
+            entry = await told
+        finally:
+            await second.stopService()
+    finally:
+        await first.stopService()
+    assert entry.level == "warn"
+    assert entry.message == ("the master gave this worker's link to another connection of worker edge-7 (from"
+                             " 127.0.0.1): if that is not this worker reconnecting, another process is running with"
+                             " this bundle: stop one (each worker name is one process)"), entry.message

@@ -280,6 +280,8 @@ class Workers:
         old = self.linked.get(name)
         if old is not None and old.protocol is not protocol:
             self.log.warn("worker {name} connected again; dropping its older link", name=name)
+            if getattr(old.protocol, "transport", None) is not None:  # told why, on the worker's machine too
+                old.protocol.callRemote(commands.LinkReplaced, address=address)
             disconnect(old.protocol)
             self._replaced(name, old.address, address)
         now = self.now()

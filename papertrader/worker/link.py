@@ -99,6 +99,14 @@ class WorkerToMaster(TypedAMP):
         worker = self.worker
         return {"clients": len(worker.clients), "sessions": len(worker.sessions), "commands": worker.commands}
 
+    @commands.LinkReplaced.responder
+    def link_replaced(self, address):
+        self.worker.log.warn("the master gave this worker's link to another connection of worker {name} (from"
+                             " {address}): if that is not this worker reconnecting, another process is running with"
+                             " this bundle: stop one (each worker name is one process)", name=self.worker.name,
+                             address=address)
+        return {}
+
     @commands.Kicked.responder
     def kicked(self, reason):
         self.worker.log.warn("the master disconnected this worker: {reason}", reason=reason)
