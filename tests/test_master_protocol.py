@@ -104,7 +104,7 @@ async def test_a_challenge_answers_once(master, tmp_path):
                                               version="test"))
     with pytest.raises(WorkerRefused) as refused:
         await settle(other_pump, other.callRemote(commands.WorkerProve, signature=signature))
-    assert str(refused.value) == "the signature does not match the key registered for worker 'w1'"
+    assert str(refused.value).startswith("the signature does not match the key registered for worker 'w1'")
     gpgkeys.stop_agent(bundle + "/gnupg")
 
 

@@ -60,8 +60,17 @@ async def test_worker_with_forged_signature_is_refused(deployment, tmp_path):
     files.make_worker_bundle(d.data_dir, "mallory", (), impostor)  # (its certificate names mallory too)
     refused = wait_for_log(d.master.logs, "refused worker 'mallory'")
     worker = start_worker(d, "mallory", impostor)
+    told = wait_for_log(worker.logs, "the master refused this worker")
     try:
         entry = await refused
+        # The worker's own log, on its machine, says what to do (it said only "the signature does not match the
+        # key registered for worker 'mallory'": an old bundle after a key rotation, or a master restored from an
+        # older backup, looks just like this).
+        assert ("the signature does not match the key registered for worker 'mallory': this bundle's key is not"
+                " the one the master has (an old bundle, or the master's database restored from a backup made"
+                " before this key): on the master, register the worker again with"
+                " 'register-worker mallory --replace --out NEW_DIR' and copy that bundle here"
+                in (await told).message), (await told).message
         assert "bad signature" in entry.message
         assert f"its registered key {fingerprint}" in entry.message  # which key the operator must give it
         assert "mallory" not in await listed(d)

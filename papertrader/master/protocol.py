@@ -168,7 +168,11 @@ class MasterProtocol(TypedAMP):
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature (not made with its registered key"
                                  " {fingerprint}: a worker given a new key, or a backup restored, needs its current"
                                  " bundle)", name=name, peer=self.peer(), fingerprint=fingerprint)
-            raise WorkerRefused(f"the signature does not match the key registered for worker {name!r}")
+            raise WorkerRefused(f"the signature does not match the key registered for worker {name!r}: this bundle's"
+                                " key is not the one the master has (an old bundle, or the master's database"
+                                " restored from a backup made before this key): on the master, register the worker"
+                                f" again with 'register-worker {name} --replace --out NEW_DIR' and copy that bundle"
+                                " here")
         # The registration may have changed while gpg was verifying (a kick, a revoke), or the
         # worker may be gone: never link a closed connection.
         registration = yield self.master.workers.admit(name, self.peer())
