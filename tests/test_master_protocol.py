@@ -221,8 +221,16 @@ async def test_a_key_cannot_be_registered_to_a_second_name_nor_after_its_revocat
     with pytest.raises(InvalidInput, match="already registered to worker 'w1'"):
         await master.workers.register("w2", armor)
     await master.workers.revoke("w1")
-    with pytest.raises(InvalidInput, match="was revoked"):
+    # Each refusal names the command that brings the worker back (they said "register it again with a new key"
+    # and "make a new bundle (remove the old bundle directory first)": the operator had to find out how).
+    with pytest.raises(InvalidInput) as refused:
         await master.workers.register("w1", armor)
+    assert "was revoked (worker 'w1'): give the worker a new key: 'register-worker w1 --out NEW_DIR'" \
+        in str(refused.value), str(refused.value)
+    with pytest.raises(InvalidInput) as refused:
+        await master.workers.allow("w1")
+    assert str(refused.value).startswith("worker 'w1' was revoked: its key never links again; give the worker a new"
+                                         " key: 'register-worker w1 --out NEW_DIR'"), str(refused.value)
 
 
 @pytest_twisted.ensureDeferred

@@ -139,8 +139,9 @@ class Workers:
         fingerprint = yield pools.GPG.run(self.keyring.fingerprint_of, public_key_armor)
         rows = yield self.db.query("SELECT name, state FROM workers WHERE fingerprint = ?", (fingerprint,))
         if rows and rows[0][1] == REVOKED:
-            raise InvalidInput(f"key {fingerprint} was revoked (worker {rows[0][0]!r}); make a new bundle"
-                               " (remove the old bundle directory first)")
+            raise InvalidInput(f"key {fingerprint} was revoked (worker {rows[0][0]!r}): give the worker a new key:"
+                               f" 'register-worker {rows[0][0]} --out NEW_DIR' (a directory that does not exist yet;"
+                               " or remove the old bundle directory first), then copy that bundle to the worker")
         if rows and rows[0][0] != name:
             raise InvalidInput(f"key {fingerprint} is already registered to worker {rows[0][0]!r}")
         before = yield self.registration(name)
@@ -381,7 +382,9 @@ class Workers:
         if reg is None:
             raise InvalidInput(f"no worker named {name!r} is registered")
         if reg["state"] == REVOKED:
-            raise InvalidInput(f"worker {name!r} was revoked; register it again with a new key")
+            raise InvalidInput(f"worker {name!r} was revoked: its key never links again; give the worker a new key:"
+                               f" 'register-worker {name} --out NEW_DIR' (a directory that does not exist yet), then"
+                               " copy that bundle to the worker")
         yield self._set_state(name, REGISTERED)
         self.barred.discard(name)
         self.log.info("worker {name} allowed to connect", name=name)
