@@ -143,9 +143,11 @@ class ConsoleInterpreter(manhole.ManholeInterpreter):
             self.handler.terminal.loseConnection()
 
     def displayhook(self, obj):
-        if isinstance(obj, defer.Deferred) and obj.called and id(obj) not in self._pendingDeferreds:
-            # Already fired (Twisted's manhole would only print its repr, and leave a failure unhandled):
-            # show its result like a pending one's.
+        if isinstance(obj, defer.Deferred) and id(obj) not in self._pendingDeferreds and (
+                obj.called or isinstance(self.handler, PlainConsole)):
+            # Already fired (Twisted's manhole would only print its repr, and leave a failure unhandled): its
+            # result shown like a pending one's.  Without a terminal, a pending one's "<Deferred #N>" is not
+            # written either: only answers are.
             self.locals["_"] = obj
             k = self.numDeferreds
             self.numDeferreds += 1

@@ -388,6 +388,7 @@ async def test_an_ssh_client_whose_input_ends_gets_its_answers_and_the_session_e
         assert ended.exitCode == 0, piped.output
         assert b"update interval" in piped.output and b"line 0\nline 1\n" in piped.output
         assert b"Deferred #0 called back: (none)" in piped.output  # the answer that came after the input ended
+        assert b"<Deferred" not in piped.output  # (only answers: not the placeholder a terminal session shows)
         # Output fit for a file or a program: no prompt, no echo of the input, no terminal escape codes.
         assert b"\x1b" not in piped.output and b">>> " not in piped.output and b"print(" not in piped.output
         empty = ssh_piped(port, str(tmp_path / "admin"))  # ssh ... < /dev/null
