@@ -40,6 +40,8 @@ from twisted.python.failure import Failure
 from twisted.internet.endpoints import serverFromString
 from zope.interface import implementer
 
+from papertrader import tls
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 PASSWD = "manhole.passwd"
 HOST_KEY = "manhole_host_key"
@@ -52,6 +54,11 @@ TELNET_EOF, TELNET_SUSP, TELNET_ABORT = b"\xec", b"\xed", b"\xee"
 EOF_GRACE = 30.0
 #: The longest line an SSH console without a terminal takes (bytes).
 PLAIN_LINE_MAX = 64 * 1024
+
+
+def _peer_text(peer):
+    """Where a console login came from, as the log says it."""
+    return tls.address_text(peer.host, peer.port) if hasattr(peer, "port") else "a Unix socket"
 
 
 class ManholeError(ValueError):
@@ -426,8 +433,7 @@ class ConsoleLogin(telnet.AuthenticatingTelnetProtocol):
         self.setup = setup
 
     def _peer(self):
-        peer = self.transport.getPeer()
-        return f"{peer.host}:{peer.port}" if hasattr(peer, "port") else "a Unix socket"
+        return _peer_text(self.transport.getPeer())
 
     def telnet_Password(self, line):
         """Twisted's, without its warning "state changed and new state returned" at every login: a login whose
@@ -504,8 +510,7 @@ class ConsoleUserAuth(userauth.SSHUserAuthServer):
     _let_in = False
 
     def _peer(self):
-        peer = self.transport.transport.getPeer()
-        return f"{peer.host}:{peer.port}" if hasattr(peer, "port") else "a Unix socket"
+        return _peer_text(self.transport.transport.getPeer())
 
     def _user(self):
         """The user name the client gave, as it may be logged: printable, at most 64 characters."""

@@ -305,6 +305,11 @@ def no_delay(transport):
         transport = getattr(transport, "transport", None)
 
 
+def address_text(host, port):
+    """``host:port`` as a person writes it (``[v6]:port`` for an IPv6 address: what ``parse_hostport`` reads)."""
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
 def parse_hostport(text, default_port=None):
     """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6); raise ValueError if malformed."""
     text = text.strip()

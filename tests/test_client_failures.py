@@ -1083,3 +1083,21 @@ async def test_without_a_terminal_a_password_prompt_says_to_use_password_stdin(t
     assert j(run.stdout) == {"error": "usage", "message": "no terminal to ask for the password on: give it on"
                                                           " standard input with --password-stdin"}
     assert "Warning" not in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ipv6_master_is_named_as_it_is_written(cluster):
+    """--master '[::1]:PORT' (how an IPv6 address and port are written, and what --master reads) was named
+    '::1:PORT' in the client's messages, which --master does not take back."""
+    import socket
+
+    d = cluster
+    probe = socket.socket(socket.AF_INET6)
+    try:
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    closed = probe.getsockname()[1]
+    probe.close()
+    status, out, err = await bounded(d.cli("--master", f"[::1]:{closed}", "workers", json=False), 15)
+    assert status == 1 and f"the master at [::1]:{closed}" in err and f" ::1:{closed}" not in err, err

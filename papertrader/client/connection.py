@@ -215,7 +215,7 @@ def call(reactor, proto, command, what, **kwargs):
 
 
 def describe(worker):
-    return f"worker {worker['name']} ({worker['host']}:{worker['port']})"
+    return f"worker {worker['name']} ({tls.address_text(worker['host'], worker['port'])})"
 
 
 class Connection:
@@ -255,7 +255,7 @@ class Connection:
 
     def master_description(self):
         host, port = self.master
-        return f"the master at {host}:{port}"
+        return f"the master at {tls.address_text(host, port)}"
 
     @defer.inlineCallbacks
     def workers(self):
@@ -274,8 +274,9 @@ class Connection:
                                  " name and port as its operator gives them (a worker's port has a certificate of its"
                                  " own); if they are right, the operator must give the master a certificate for that"
                                  " name")
-        wrong = (f"{host}:{port} is not a PaperTrader master (a worker's address?): give the master's HOST:PORT"
-                 " with --master or PAPERTRADER_MASTER (its port is 2048 unless set otherwise)")
+        address = tls.address_text(host, port)
+        wrong = (f"{address} is not a PaperTrader master (a worker's address?): give the master's HOST:PORT with"
+                 " --master or PAPERTRADER_MASTER (its port is 2048 unless set otherwise)")
         try:
             answer = yield call(self.reactor, proto, commands.ListWorkers, what)
         except (WrongServer, WorkerFailed) as e:
@@ -285,8 +286,8 @@ class Connection:
             if isinstance(e, WrongServer):
                 raise WrongServer(wrong)
             if e.message.endswith(f"did not answer within {TIMEOUT} seconds"):
-                raise Unreachable(f"{e.message}: is {host}:{port} the master's port (2048 unless set otherwise)?"
-                                  " A worker's website and HTTP API port is not")
+                raise Unreachable(f"{e.message}: is {address} the master's port (2048 unless set otherwise)? A"
+                                  " worker's website and HTTP API port is not")
             raise Unreachable(e.message)
         finally:
             proto.close()

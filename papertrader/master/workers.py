@@ -17,7 +17,7 @@ from decimal import Decimal
 from twisted.application import service
 from twisted.internet import defer, task
 
-from papertrader import commands, pools, times
+from papertrader import commands, pools, times, tls
 from papertrader.errors import InvalidInput, Throttled, WorkerRefused
 from papertrader.throttle import Throttle
 from papertrader.times import iso, utc
@@ -288,8 +288,8 @@ class Workers:
         now = self.now()
         self.last_refused.pop(name, None)
         self.linked[name] = LinkedWorker(name, region, host, port, version, address, protocol, now, now)
-        self.log.info("worker {name} linked ({region}), serving clients at {host}:{port}",
-                      name=name, region=region, host=host, port=port)
+        self.log.info("worker {name} linked ({region}), serving clients at {address}",
+                      name=name, region=region, address=tls.address_text(host, port))
 
     def unlink(self, name, protocol):
         current = self.linked.get(name)

@@ -1,5 +1,6 @@
 """A worker's admin console (a manhole namespace): plain functions that print tables."""
 
+from papertrader import tls
 from papertrader.manhole import Record, Table, Text, help_text, log_text
 
 
@@ -20,7 +21,7 @@ def namespace(worker):
     def master():
         """The link to the master: address, and whether it is up and proven."""
         host, port = worker.master_address
-        return Record(master=f"{host}:{port}", linked=worker.link.proven is not None, name=worker.name,
+        return Record(master=tls.address_text(host, port), linked=worker.link.proven is not None, name=worker.name,
                       region=worker.region, commands_passed_on=worker.commands,
                       calls_waiting=worker.link.waiting(), refused_while_master_behind=worker.link.refused_behind,
                       candle_answers_cached=len(worker.candles), candle_cache_hits=worker.candles.hits)

@@ -24,11 +24,6 @@ from papertrader.wire import TypedAMP
 CALL_TIMEOUT = 30
 
 
-def address_text(host, port):
-    """``host:port`` as a person writes it (``[v6]:port`` for an IPv6 address)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 @implementer(IStreamClientEndpoint)
 class MasterEndpoint:
     """The endpoint of the master, named by its address (in twisted's retry lines too), that keeps the

@@ -24,7 +24,7 @@ from papertrader.worker.fanout import Fanout
 from papertrader.worker.gateway import Gateway
 from papertrader.worker import console
 from papertrader.manhole import manhole_service
-from papertrader.worker.link import MasterLink, address_text
+from papertrader.worker.link import MasterLink
 from papertrader.worker.protocol import WorkerFactory
 
 DEFAULT_PORT = 2050
@@ -132,7 +132,7 @@ class Worker(StagedService):
         host, port = master
         self.link = MasterLink(self, tls.client_endpoint(reactor, host, port, ca_pem), reactor,
                                watch_clock=self.clock, interval=settings.heartbeat_interval,
-                               misses=settings.heartbeat_misses, address=address_text(host, port),
+                               misses=settings.heartbeat_misses, address=tls.address_text(host, port),
                                max_wait=settings.max_master_wait)
         self.listener = ListeningService(port_endpoint(reactor, listen, cert_path), guarded(
             WorkerFactory(self), Limits.from_settings(settings), self.log, f"worker {name}", reactor),
