@@ -1211,6 +1211,19 @@ class GamesChanged(Command):
     requiresAnswer = False
 
 
+class PortfoliosChanged(Command):
+    """Master tells every worker a user's portfolios changed: one made, renamed or closed, or another made the
+    default (from the website, the command line or the HTTP API).  The website's open pages of ``username`` show
+    the navigation's portfolio menu again, as a reload makes it.  ``renamed``: a portfolio's old name and ``name``
+    its new one (a page showing it goes on showing it); ``closed``: the name of one closed (a page showing it shows
+    the default portfolio, and says so).  (A game joined is said by GamesChanged's ``usernames``.)"""
+
+    arguments = [(b"username", amp.Unicode()), (b"renamed", amp.Unicode(optional=True)),
+                 (b"name", amp.Unicode(optional=True)), (b"closed", amp.Unicode(optional=True))]
+    response = []
+    requiresAnswer = False
+
+
 class Heartbeat(Command):
     """Master asks each linked worker every heartbeat interval; the answer is its load."""
 

@@ -3674,3 +3674,80 @@ async def test_every_open_page_of_a_player_learns_of_their_new_game_portfolio(tm
         assert (await site.post("/games/Club%20Cup/end", dict(csrf=csrf)))[0].code == 303
         _, body = await ivo_site.get("/orders")
         assert '<option value="Club Cup">Club Cup</option>' in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_open_page_of_a_user_follows_their_portfolios_made_renamed_closed_and_default(
+        tmp_path, settings, clock, database_url):
+    """A portfolio made, renamed, closed or made the default from one tab (or the command line, the HTTP API) left
+    the "Portfolio shown" menu of the user's other open pages as it was until a reload, and a page showing a
+    portfolio renamed elsewhere asked for it by its old name: its orders no longer came.  Every open page of that user
+    now gets the menu as a reload makes it; a page showing the renamed portfolio goes on showing it, by its new
+    name; a page showing one closed is made again (the default one, said); other users' pages are not told."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        _, ivo = await signed_up(site, worker, "ivo")  # browser A: the default portfolio
+        await ivo(commands.CreatePortfolio, name="Growth")
+        other = Site(site.url)  # browser B shows Growth
+        _, body = await other.get("/signin")
+        assert (await other.post("/signin", dict(username="ivo", password=PASSWORD,
+                                                   csrf=other.csrf(body))))[0].code == 303
+        _, body = await other.get("/")
+        assert (await other.post("/portfolios/use", dict(name="Growth", csrf=other.csrf(body))))[0].code == 303
+        _, body = await other.get("/")
+        assert flash_text(body) == "Showing and trading portfolio Growth."
+        tia_site = Site(site.url)
+        await signed_up(tia_site, worker, "tia")
+        shown_default = await opened_page(site, {"page": "dashboard"})
+        growth_dashboard = await opened_page(other, {"page": "dashboard"})
+        growth_orders = await opened_page(other, {"page": "orders", "first": False})
+        tias = await opened_page(tia_site, {"page": "dashboard"})
+
+        async def pickers(*pages):
+            return [(await next_message(page, "html"))["v"]["portfolio-picker"] for page in pages]
+
+        # Made (from the command line): every page of Ivo's offers it, each still showing what it showed.
+        await ivo(commands.CreatePortfolio, name="Swing")
+        a, b, c = await pickers(shown_default, growth_dashboard, growth_orders)
+        for picker in (a, b, c):
+            assert '<option value="Swing">Swing</option>' in picker
+        assert 'value="default" selected' in a and 'value="Growth" selected' in b and 'value="Growth" selected' in c
+
+        # Renamed: the pages showing it go on showing it, by its new name (its orders come to them).
+        await ivo(commands.RenamePortfolio, name="Growth", new_name="Long term")
+        a, b, c = await pickers(shown_default, growth_dashboard, growth_orders)
+        assert 'value="default" selected' in a and '<option value="Long term">Long term</option>' in a
+        assert "Growth" not in b + c and 'value="Long term" selected' in b and 'value="Long term" selected' in c
+        await ivo(commands.PlaceOrder, client_order_id="low", side="buy", symbol="AAPL", quantity="1", type="limit",
+                  limit_price="1.00", time_in_force="gtc", portfolio="Long term")
+        while True:
+            message = await next_message(growth_orders, "html")
+            if "open-orders" in message["v"]:
+                break
+        assert "Buy" in message["v"]["open-orders"] and "$1.00" in message["v"]["open-orders"]
+
+        # Another made the default: a page showing the default goes on showing the one it showed (its data, chart and
+        # forms are that one's), as the tab that made it does.
+        await ivo(commands.SetDefaultPortfolio, name="Swing")
+        a, b = await pickers(shown_default, growth_dashboard)
+        assert 'value="default" selected' in a and 'value="Long term" selected' in b
+
+        # Closed: its pages are made again (their browser's choice is gone: the default one, and they say why).
+        await ivo(commands.CancelAllOrders, portfolio="Long term")
+        await ivo(commands.ClosePortfolio, name="Long term")
+        assert (await next_message(growth_dashboard, "reload")) == {"t": "reload"}
+        assert (await next_message(growth_orders, "reload")) == {"t": "reload"}
+        (a,) = await pickers(shown_default)
+        assert "Long term" not in a and 'value="default" selected' in a
+        _, body = await other.get("/")
+        assert flash_text(body) == ("You have no open portfolio named 'Growth' any more (closed or renamed"
+                                    " elsewhere): showing your default portfolio.")
+        assert 'value="Swing" selected' in body
+
+        # Tia was told nothing of Ivo's: her first menu is of her own portfolio made.
+        tia = await person(worker, "tia2")  # (another user acting meanwhile: nothing for Tia either)
+        await tia(commands.CreatePortfolio, name="Other")
+        _, body = await tia_site.get("/")
+        await tia_site.post("/portfolios", dict(name="Tia's", csrf=tia_site.csrf(body)))
+        (picker,) = await pickers(tias)
+        assert "Tia&#x27;s" in picker or "Tia's" in picker
+        assert "Swing" not in picker and "Other" not in picker

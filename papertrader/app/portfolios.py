@@ -74,6 +74,16 @@ class PortfolioCommands:
         self.log = log
         #: The trading commands (their group commit, market clock and event publishing).
         self.trading = trading
+        #: Called with (username, renamed=OLD, name=NEW) or (username, closed=NAME) or (username) when an account's
+        #: portfolios change (made, renamed, closed, another the default): the master tells the workers.
+        self.on_changed = []
+
+    def _changed(self, username, **what):
+        for notify in list(self.on_changed):
+            try:
+                notify(username, **what)
+            except Exception:
+                self.log.failure("telling that a user's portfolios changed failed")
 
     def _now(self):
         return utc(self.clock.seconds())
@@ -131,6 +141,7 @@ class PortfolioCommands:
             raise
         self.log.info("{username} made portfolio {id} ({name}, {kind}, {cash})", username=session.username,
                       id=made.id, name=made.name, kind=made.kind, cash=made.starting_cash)
+        self._changed(session.username)
         return portfolio_view(made)
 
     @authenticated
@@ -143,14 +154,15 @@ class PortfolioCommands:
             if found.game_id is not None:
                 raise InvalidInput(f"{found.name!r} is your portfolio in a game: it keeps the name it was given,"
                                    " which the game's players and creator know it by")
-            return self.portfolio_store.rename(cursor, found, new_name)
+            return found.name, self.portfolio_store.rename(cursor, found, new_name)
 
         try:
-            renamed = yield self.db.run(unit_of_work)
+            old, renamed = yield self.db.run(unit_of_work)
         except Exception as e:
             if is_unique_violation(e):
                 raise InvalidInput(f"you already have a portfolio named {new_name!r}")
             raise
+        self._changed(session.username, renamed=old, name=renamed.name)
         return portfolio_view(renamed)
 
     @authenticated
@@ -164,6 +176,7 @@ class PortfolioCommands:
             return self.portfolio_store.get(cursor, found.id)
 
         made = yield self.db.run(unit_of_work)
+        self._changed(session.username)
         return portfolio_view(made)
 
     @authenticated
@@ -200,6 +213,7 @@ class PortfolioCommands:
                 api_keys.forget(key_id)
         self.log.info("{username} closed portfolio {id} ({name})", username=session.username, id=closed.id,
                       name=closed.name)
+        self._changed(session.username, closed=closed.name)
         return portfolio_view(closed)
 
     # --- configuration (papertrader/trading/configuration.py) ---------------------------------

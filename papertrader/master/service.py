@@ -192,6 +192,8 @@ class Master(StagedService):
         self.api_keys.on_revoked.append(lambda key_id, reason=None: self.workers.broadcast(
             commands.KeyRevoked, key_id=key_id, **({"reason": reason} if reason else {})))
         self.games.on_changed.append(self.push_games_changed)
+        self.portfolios.on_changed.append(lambda username, **what: self.workers.broadcast(
+            commands.PortfoliosChanged, username=username, **what))
         self.accounts.on_session_ended.append(
             lambda token_hash: self.workers.broadcast(commands.SessionEnded, token_hash=token_hash))
 

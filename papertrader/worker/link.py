@@ -142,6 +142,12 @@ class WorkerToMaster(TypedAMP):
             notify(name, usernames or [])
         return {}
 
+    @commands.PortfoliosChanged.responder
+    def portfolios_changed(self, username, renamed=None, name=None, closed=None):
+        for notify in list(self.worker.on_portfolios_changed):
+            notify(username, renamed=renamed, name=name, closed=closed)
+        return {}
+
     @commands.SessionEnded.responder
     def session_ended(self, token_hash):
         self.worker.sessions.forget(token_hash)

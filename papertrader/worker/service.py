@@ -115,6 +115,9 @@ class Worker(StagedService):
         self.clients = set()
         #: Called with a game's name (None: every game) when the master says its standings changed.
         self.on_games_changed = []
+        #: Called with a username (and renamed=OLD, name=NEW or closed=NAME) when the master says that user's
+        #: portfolios changed (PortfoliosChanged).
+        self.on_portfolios_changed = []
         #: Called with the market time of each update whose trading step the master has done (MarketStepped).
         self.on_stepped = []
         self.commands = 0

@@ -22,6 +22,10 @@ arithmetic):
   portfolio in it) is sent again only when it changes, with the navigation's portfolio menu once they joined);
   a user's every other open page gets that menu (``portfolio-picker``) when they join a game (in another tab,
   from the command line, or enrolled by the operator: ``GamesChanged`` names who joined), with the game's portfolio;
+  and when their portfolios change (``PortfoliosChanged``: one made, renamed, closed, another the default), each
+  page going on showing the portfolio it shows (by its new name: ``conn.portfolio`` follows a rename);
+- ``{"t": "reload"}``: the portfolio the page shows was closed elsewhere: the page is made again (the default one,
+  and it says why);
 - ``{"t": "candle", "c": [time, open, high, low, close, volume]}`` and ``{"t": "equity", ...}``: the
   newest candle of the chart's interval, and the account's equity, for the charts;
 - ``{"t": "toast", "text": ..., "order": UUID}``: an order event in words (it also replaces the words of the
@@ -512,10 +516,17 @@ class View:
         return sections, {k: list(v) for k, v in values.items()}
 
     @defer.inlineCallbacks
-    def send_portfolio_picker(self):
-        """Send the navigation's portfolio menu as a reload makes it (the account's portfolios changed)."""
+    def send_portfolio_picker(self, pin=False):
+        """Send the navigation's portfolio menu as a reload makes it (the account's portfolios changed).  ``pin``:
+        a page showing the default portfolio goes on showing the one it shows, by its name, should another be
+        the default now (as the website does for the tab that made it: its data, chart and forms are that one's)."""
         try:
-            picker = yield self._portfolio_picker(security.csrf_for(self.conn.token))
+            portfolios = (yield self.call(commands.Portfolios))["portfolios"]
+            if pin and self.conn.portfolio is None and self.portfolio_uuid is not None:
+                same = [p for p in portfolios if p["uuid"] == self.portfolio_uuid]
+                if same and not same[0]["default"]:
+                    self.conn.portfolio = same[0]["name"]
+            picker = yield self._portfolio_picker(security.csrf_for(self.conn.token), portfolios)
         except PaperTraderError as e:
             self._failed(e)
         except Exception:
@@ -523,11 +534,25 @@ class View:
         else:
             self.conn.send({"t": "html", "v": {"portfolio-picker": picker}})
 
+    def portfolios_changed(self, renamed=None, name=None, closed=None):
+        """The account's portfolios changed (Live.portfolios_changed): the menu as a reload makes it.  The page of a
+        portfolio renamed goes on showing it, by its new name; the page of one closed is made again (its browser's
+        choice is gone: the default portfolio, and the page says why)."""
+        shown = self.conn.portfolio
+        if shown is not None and closed is not None and shown.casefold() == closed.casefold():
+            self.conn.portfolio = None
+            self.conn.send({"t": "reload"})
+            return
+        if shown is not None and renamed is not None and name is not None and shown.casefold() == renamed.casefold():
+            self.conn.portfolio = name
+        self.send_portfolio_picker(pin=True)
+
     @defer.inlineCallbacks
-    def _portfolio_picker(self, csrf):
+    def _portfolio_picker(self, csrf, portfolios=None):
         """The navigation's "Portfolio shown" as a reload makes it (site.Website.chrome): the account's portfolios,
         the one this page shows chosen."""
-        portfolios = (yield self.call(commands.Portfolios))["portfolios"]
+        if portfolios is None:
+            portfolios = (yield self.call(commands.Portfolios))["portfolios"]
         wanted = self.conn.portfolio
         same = [p["name"] for p in portfolios if wanted is not None and p["name"].casefold() == wanted.casefold()]
         shown = same[0] if same else next((p["name"] for p in portfolios if p["default"]), None)
@@ -559,6 +584,7 @@ class Live:
         worker.sessions.on_forget.append(self.session_ended)
         worker.quotes.on_market.append(self.market_moved)
         worker.on_games_changed.append(self.games_changed)
+        worker.on_portfolios_changed.append(self.portfolios_changed)
         worker.on_stepped.append(self.stepped)
         self._checks = task.LoopingCall(self.check_sessions)
         self._checks.clock = worker.clock
@@ -671,6 +697,14 @@ class Live:
             else:
                 for view in views_of_game:
                     view.refresh()
+
+    def portfolios_changed(self, username, renamed=None, name=None, closed=None):
+        """The master said ``username``'s portfolios changed (one made, renamed, closed, another the default, from any
+        tab, browser, worker, the command line or the HTTP API): each of their open pages here shows the navigation's
+        portfolio menu as a reload makes it, and follows a rename or a close of the portfolio it shows."""
+        for conn in list(self.connections):
+            if conn.view is not None and (conn.username or "").casefold() == username.casefold():
+                conn.view.portfolios_changed(renamed, name, closed)
 
     @defer.inlineCallbacks
     def _show_standings(self, pages):

@@ -67,6 +67,9 @@ class Visit:
         self.portfolio = portfolio
         #: The account's open portfolios (loaded for a page: the navigation's selector).
         self.portfolios = None
+        #: The name of the portfolio this browser chose that is no longer open (closed or renamed elsewhere: the
+        #: pages show the default one, and say so), or None.
+        self.lost = None
 
     def shows(self, name):
         """Does this browser show the portfolio ``name`` by its name (not as the default one)?"""
@@ -333,7 +336,9 @@ class Website:
         if visit.portfolio is not None:
             same = [p["name"] for p in visit.portfolios if p["name"].casefold() == visit.portfolio.casefold()]
             if not same:
+                # Closed or renamed elsewhere (another browser, the command line): the default one, said so.
                 security.choose_portfolio(request, None)
+                visit.lost = visit.portfolio
             visit.portfolio = same[0] if same else None
 
     def call(self, visit, command, **arguments):
@@ -369,9 +374,13 @@ class Website:
         shown = visit.portfolio if visit else None
         if shown is None:
             shown = default_name(portfolios)
+        told = security.take_flash(request) if flash else None
+        if told is None and flash and visit is not None and visit.lost is not None:
+            told = {"m": f"You have no open portfolio named {visit.lost!r} any more (closed or renamed elsewhere):"
+                         " showing your default portfolio.", "k": "error"}
         return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
                             username=visit.username if visit else None,
-                            flash=security.take_flash(request) if flash else None,
+                            flash=told,
                             tab=tab, clock=clock, providers=self.providers(request),
                             portfolios=[p["name"] for p in portfolios], portfolio=shown,
                             update_interval=self.settings.update_interval)

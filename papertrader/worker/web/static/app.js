@@ -190,6 +190,10 @@ function connect() {
       case "signed_out":
         signedOut();
         break;
+      case "reload":
+        // The portfolio this page showed was closed elsewhere: made again, it shows the default one and says so.
+        if (!leaving) location.reload();
+        break;
     }
   });
   socket.addEventListener("close", (event) => {
