@@ -823,7 +823,7 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
         response, _ = await site.post("/portfolios/rename", dict(name="Growth", new_name="Value", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/portfolios")
         assert await names() == {main: True, "Value": False}
-        assert site.cookies["__Host-pt_portfolio"] == "Value"
+        assert site.cookies["__Host-pt_portfolio"].startswith("Value:")  # (its name, and its uuid)
         _, body = await site.get("/orders")
         assert "AAPL" in body  # still the renamed portfolio's orders
 
@@ -845,7 +845,7 @@ async def test_the_website_renames_closes_and_changes_the_default_portfolio(tmp_
         assert "cannot be closed" in body and 'action="/portfolios/close"' not in body
         response, _ = await site.post("/portfolios/default", dict(name="Second", csrf=csrf))
         assert response.code == 303 and await names() == {main: False, "Second": True}
-        assert site.cookies["__Host-pt_portfolio"] == main
+        assert site.cookies["__Host-pt_portfolio"].startswith(f"{main}:")
         response, _ = await site.post("/portfolios/default", dict(name="Nothing", csrf=csrf))
         assert (response.code, header(response, b"location")) == (303, "/portfolios/manage?name=Nothing")
         response, _ = await site.get("/portfolios/manage?name=Nothing")
@@ -1280,11 +1280,11 @@ async def test_the_website_shows_and_trades_the_chosen_portfolio_and_shows_games
         body = await site.refused("/portfolios", dict(name="growth", cash="12.5", csrf=csrf), "/portfolios")
         assert 'class="flash error"' in body and 'value="growth"' in body and 'value="12.5"' in body
 
-        # The selector: refused without the token; with it, a cookie holding only the name.
+        # The selector: refused without the token; with it, a cookie holding only the name and the portfolio's uuid.
         response, _ = await site.post("/portfolios/use", dict(name="Growth"))
         assert response.code == 403 and "__Host-pt_portfolio" not in site.cookies
         response, _ = await site.post("/portfolios/use", dict(name="Growth", csrf=csrf))
-        assert response.code == 303 and site.cookies["__Host-pt_portfolio"] == "Growth"
+        assert response.code == 303 and re.fullmatch("Growth:[0-9a-f-]{36}", site.cookies["__Host-pt_portfolio"])
         chosen = [c for c in response.headers.getRawHeaders(b"set-cookie") if c.startswith(b"__Host-pt_portfolio=")][0]
         assert all(flag in chosen for flag in (b"HttpOnly", b"Secure", b"SameSite=strict", b"Path=/"))
         # Chosen in the header of an asset's page: back to that page (it led to the dashboard); never elsewhere.
@@ -3739,8 +3739,7 @@ async def test_every_open_page_of_a_user_follows_their_portfolios_made_renamed_c
         (a,) = await pickers(shown_default)
         assert "Long term" not in a and 'value="default" selected' in a
         _, body = await other.get("/")
-        assert flash_text(body) == ("You have no open portfolio named 'Growth' any more (closed or renamed"
-                                    " elsewhere): showing your default portfolio.")
+        assert flash_text(body) == "Your portfolio Long term was closed elsewhere: showing your default portfolio."
         assert 'value="Swing" selected' in body
 
         # Tia was told nothing of Ivo's: her first menu is of her own portfolio made.
@@ -3751,3 +3750,55 @@ async def test_every_open_page_of_a_user_follows_their_portfolios_made_renamed_c
         (picker,) = await pickers(tias)
         assert "Tia&#x27;s" in picker or "Tia's" in picker
         assert "Swing" not in picker and "Other" not in picker
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_browser_showing_a_portfolio_renamed_elsewhere_goes_on_showing_it(tmp_path, settings, clock,
+                                                                                   database_url):
+    """The browser's choice of the portfolio its pages show (a cookie) named the portfolio: renamed in another
+    browser (or from the command line), the next page of this one showed the default portfolio instead, an order
+    ticket of a page made before was refused (and the browser sent to the default one), and a portfolio made later
+    under the old name would have been shown, and traded, in its place.  The choice now also holds the portfolio's
+    id: the pages go on showing it by its new name, the ticket trades it, another of its old name is not it; one
+    closed elsewhere is said closed, by its last name."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        _, ivo = await signed_up(site, worker, "ivo")
+        await ivo(commands.CreatePortfolio, name="Growth")
+        _, body = await site.get("/")
+        assert (await site.post("/portfolios/use", dict(name="Growth", csrf=site.csrf(body))))[0].code == 303
+        _, body = await site.get("/asset/AAPL")
+        assert flash_text(body) == "Showing and trading portfolio Growth."
+        csrf = site.csrf(body)
+        assert 'name="portfolio" value="Growth"' in body  # (the ticket names the portfolio it trades)
+        uuid_of = {p["name"]: p["uuid"] for p in (await ivo(commands.Portfolios))["portfolios"]}
+        assert site.cookies["__Host-pt_portfolio"] == f"Growth:{uuid_of['Growth']}"
+        site.cookies["__Host-pt_portfolio"] = "Growth"  # (a choice made before it held the uuid: it is given it)
+        _, body = await site.get("/asset/AAPL")
+        assert 'value="Growth" selected' in body and flash_text(body) is None
+        assert site.cookies["__Host-pt_portfolio"] == f"Growth:{uuid_of['Growth']}"
+
+        await ivo(commands.RenamePortfolio, name="Growth", new_name="Long term")  # (elsewhere)
+        order = dict(side="buy", type="limit", amount_by="shares", qty="1", limit_price="1.00", time_in_force="gtc",
+                     client_order_id="web-1", portfolio="Growth", csrf=csrf)
+        response, _ = await site.post("/asset/AAPL/order", order)  # (the ticket of the page made before)
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/orders")
+        assert flash_text(body).startswith("Buy 1 AAPL in portfolio Long term"), flash_text(body)
+        assert 'value="Long term" selected' in body
+        assert len((await ivo(commands.Orders, status="open", limit=10, portfolio="Long term"))["orders"]) == 1
+
+        # Renamed again, and another made under its last name: the pages show it, not the new one.
+        await ivo(commands.RenamePortfolio, name="Long term", new_name="Core")
+        await ivo(commands.CreatePortfolio, name="Long term")
+        response, _ = await site.post("/orders/cancel-all", dict(csrf=csrf))
+        assert (await ivo(commands.Orders, status="open", limit=10, portfolio="Core"))["orders"] == []
+        _, body = await site.get("/")
+        assert 'value="Core" selected' in body and '<option value="Long term">Long term</option>' in body
+
+        # Closed elsewhere: said so, by its name now, and the default one shown.
+        await ivo(commands.ClosePortfolio, name="Core")
+        _, body = await site.get("/")
+        assert flash_text(body) == "Your portfolio Core was closed elsewhere: showing your default portfolio."
+        assert 'value="default" selected' in body
+        _, body = await site.get("/")
+        assert flash_text(body) is None

@@ -38,15 +38,15 @@ computed from the newest state only (a page never receives a backlog of old pric
 between order events are revalued on the worker (papertrader/trading/valuation.py); an order event
 makes the page's data be asked of the master again.  A page that stops answering pings is closed.
 
-A page shows one portfolio: the one named in the browser's ``__Host-pt_portfolio`` cookie (else the
-default one); its data is of that portfolio, and order events of the account's other portfolios are not
+A page shows one portfolio: the one named in the browser's ``__Host-pt_portfolio`` cookie (by its uuid there, if
+it holds one: renamed since, by its new name; closed since, the page is made again), else the default one; its
+data is of that portfolio, and order events of the account's other portfolios are not
 sent to it (filtered by the event's portfolio uuid, as the HTTP trade stream does).
 """
 
 import json
 from decimal import Decimal, InvalidOperation
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import unquote
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -86,8 +86,10 @@ class LiveProtocol(WebSocketServerProtocol):
 
     username = None
     token = None
-    #: The portfolio the page shows (its name; None: the default one), from the browser's cookie.
+    #: The portfolio the page shows (its name; None: the default one), from the browser's cookie, and its uuid
+    #: (None: the cookie holds none).
     portfolio = None
+    portfolio_uuid = None
     view = None
     _ip = "unknown"
     _said = ()
@@ -104,7 +106,7 @@ class LiveProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(403, "origin not allowed")
         self._ip = getattr(self.transport.getPeer(), "host", "unknown")
         self.token = security.session_value(_session_cookie(request.headers.get("cookie", "")))
-        self.portfolio = _portfolio_cookie(request.headers.get("cookie", ""))
+        self.portfolio, self.portfolio_uuid = _portfolio_cookie(request.headers.get("cookie", ""))
         if self.token is not None:
             try:
                 self.username = await live.worker.gateway.session(self.token, self._ip)
@@ -191,9 +193,8 @@ def _session_cookie(header, name=security.SESSION_COOKIE):
 
 
 def _portfolio_cookie(header):
-    """The name of the portfolio the browser's pages show (None: the default one)."""
-    value = _session_cookie(header, security.PORTFOLIO_COOKIE)
-    return unquote(value)[:64] if value else None
+    """The portfolio the browser's pages show: (its name, its uuid or None); (None, None): the default one."""
+    return security.portfolio_choice(_session_cookie(header, security.PORTFOLIO_COOKIE))
 
 
 class View:
@@ -262,6 +263,13 @@ class View:
         """Which of the account's portfolios this page shows: its uuid and starting cash."""
         answer = yield self.call(commands.Portfolios)
         wanted = self.conn.portfolio
+        if wanted is not None and self.conn.portfolio_uuid is not None:
+            same = [p for p in answer["portfolios"] if p["uuid"] == self.conn.portfolio_uuid]
+            if not same:  # closed since the page was made: made again, it shows the default one and says so
+                self.conn.portfolio = None
+                self.conn.send({"t": "reload"})
+                return
+            self.conn.portfolio = wanted = same[0]["name"]  # (renamed since: by its name now)
         for p in answer["portfolios"]:
             if (p["name"].casefold() == wanted.casefold()) if wanted is not None else p["default"]:
                 self.portfolio_uuid, self.starting_cash = p["uuid"], p["starting_cash"]

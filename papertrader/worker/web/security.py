@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from urllib.parse import quote, unquote
 
@@ -98,17 +99,28 @@ def clear_cookie(request, name, same_site="strict"):
 
 
 def chosen_portfolio(request):
-    """The portfolio name this browser chose to show (None: the account's default)."""
-    value = cookie(request, PORTFOLIO_COOKIE)
-    return unquote(value)[:64] if value else None
+    """The portfolio this browser chose to show: (its name, its uuid or None), or (None, None): the account's
+    default."""
+    return portfolio_choice(cookie(request, PORTFOLIO_COOKIE))
 
 
-def choose_portfolio(request, name):
-    """Show and trade ``name`` from now on in this browser (None: the default portfolio)."""
+def portfolio_choice(value):
+    """(name, uuid) of a portfolio cookie's value: ``NAME`` quoted, then ``:UUID`` (the uuid follows a rename made
+    elsewhere; a cookie from before it held the name only: (name, None)); (None, None) if none."""
+    if not value:
+        return None, None
+    name, _, uuid = value.partition(":")
+    uuid = uuid if re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", uuid) else None
+    name = unquote(name)[:64]
+    return (name, uuid) if name else (None, None)
+
+
+def choose_portfolio(request, name, uuid=None):
+    """Show and trade ``name`` (whose uuid is ``uuid``) from now on in this browser (None: the default portfolio)."""
     if name is None:
         clear_cookie(request, PORTFOLIO_COOKIE)
     else:
-        set_cookie(request, PORTFOLIO_COOKIE, quote(name, safe=""))
+        set_cookie(request, PORTFOLIO_COOKIE, quote(name, safe="") + (f":{uuid}" if uuid else ""))
 
 
 def session_token(request):

@@ -58,17 +58,23 @@ PORTFOLIO_OF_ITS_OWN = (commands.CreateApiKey,)
 class Visit:
     """A signed-in request: its session token, the username, its CSRF token and the browser's address."""
 
-    def __init__(self, token, username, ip, portfolio=None):
+    def __init__(self, token, username, ip, portfolio=None, portfolio_uuid=None):
         self.token = token
         self.username = username
         self.ip = ip
         self.csrf = security.csrf_for(token)
         #: The name of the portfolio this browser chose to show (None: the account's default).
         self.portfolio = portfolio
+        #: Its uuid, as the browser's choice holds it (None: a choice from before it did): a rename made elsewhere
+        #: is followed (Website.load_portfolios), and another portfolio given its old name is not it.
+        self.portfolio_uuid = portfolio_uuid
+        #: The name the browser's choice gave the portfolio when it was renamed elsewhere since (a ticket of a page
+        #: made before names it so), or None.
+        self.renamed_from = None
         #: The account's open portfolios (loaded for a page: the navigation's selector).
         self.portfolios = None
-        #: The name of the portfolio this browser chose that is no longer open (closed or renamed elsewhere: the
-        #: pages show the default one, and say so), or None.
+        #: The portfolio this browser chose that is no longer open (closed or renamed elsewhere: the pages show the
+        #: default one, and say so): (its name, whether it is known closed), or None.
         self.lost = None
 
     def shows(self, name):
@@ -252,6 +258,8 @@ def action(needs_session=True):
                 if visit is None:
                     security.set_flash(request, views.SESSION_ENDED, "error")
                     return redirect(request, "/signin")
+                if visit.portfolio_uuid is not None:  # (renamed elsewhere: the form acts on it by its new name)
+                    await self.load_portfolios(request, visit, acting=True)
                 return await method(self, request, visit, **kwargs)
             except PaperTraderError as e:
                 return self.failed(request, visit, e)
@@ -328,18 +336,36 @@ class Website:
         except NotLoggedIn:
             security.clear_cookie(request, security.SESSION_COOKIE)
             return None
-        return Visit(token, username, client_ip(request), security.chosen_portfolio(request))
+        return Visit(token, username, client_ip(request), *security.chosen_portfolio(request))
 
-    async def load_portfolios(self, request, visit):
-        """The account's open portfolios, for the selector; a chosen one that is gone is forgotten."""
+    async def load_portfolios(self, request, visit, acting=False):
+        """The account's open portfolios, for the selector; the chosen one by its name now (renamed elsewhere: the
+        browser's choice follows); a chosen one that is gone is forgotten (``acting``: a form's command, which then
+        names it still, refused by the master: never done to the default portfolio instead)."""
         visit.portfolios = (await self.call(visit, commands.Portfolios))["portfolios"]
-        if visit.portfolio is not None:
-            same = [p["name"] for p in visit.portfolios if p["name"].casefold() == visit.portfolio.casefold()]
-            if not same:
-                # Closed or renamed elsewhere (another browser, the command line): the default one, said so.
-                security.choose_portfolio(request, None)
-                visit.lost = visit.portfolio
-            visit.portfolio = same[0] if same else None
+        if visit.portfolio is None:
+            return
+        chosen = visit.portfolio
+        if visit.portfolio_uuid is not None:
+            same = [p for p in visit.portfolios if p["uuid"] == visit.portfolio_uuid]
+        else:
+            same = [p for p in visit.portfolios if p["name"].casefold() == chosen.casefold()]
+        if same:
+            visit.portfolio = same[0]["name"]
+            if visit.portfolio != chosen or visit.portfolio_uuid is None:  # (renamed, or a choice by name only)
+                security.choose_portfolio(request, visit.portfolio, same[0]["uuid"])
+            if visit.portfolio.casefold() != chosen.casefold():
+                visit.renamed_from = chosen
+            visit.portfolio_uuid = same[0]["uuid"]
+        elif not acting:
+            # Closed (or, by a choice from before it held the uuid, renamed) elsewhere: another browser, the command
+            # line. The default one, said so.
+            security.choose_portfolio(request, None)
+            visit.portfolio, visit.lost = None, (chosen, False)
+            if visit.portfolio_uuid is not None:
+                closed = (await self.call(visit, commands.Portfolios, closed=True))["portfolios"]
+                gone = [p for p in closed if p["uuid"] == visit.portfolio_uuid]
+                visit.lost = (gone[0]["name"], True) if gone else (chosen, False)
 
     def call(self, visit, command, **arguments):
         """Pass ``command`` on to the master for ``visit``'s session; fires with the answer.  A command that
@@ -376,8 +402,10 @@ class Website:
             shown = default_name(portfolios)
         told = security.take_flash(request) if flash else None
         if told is None and flash and visit is not None and visit.lost is not None:
-            told = {"m": f"You have no open portfolio named {visit.lost!r} any more (closed or renamed elsewhere):"
-                         " showing your default portfolio.", "k": "error"}
+            name, closed = visit.lost
+            told = {"m": f"Your portfolio {name} was closed elsewhere: showing your default portfolio." if closed else
+                    f"You have no open portfolio named {name!r} any more (closed or renamed elsewhere): showing your"
+                    " default portfolio.", "k": "error"}
         return views.Chrome(csrf=visit.csrf if visit else security.csrf_token(request),
                             username=visit.username if visit else None,
                             flash=told,
@@ -914,8 +942,8 @@ class Website:
         """An order ticket trades the portfolio it names (the one its page showed), not whichever this browser
         shows now (another tab may have changed it)."""
         named = field(request, "portfolio", 64)
-        if named:
-            visit.portfolio = named
+        if named and not (visit.renamed_from is not None and named.casefold() == visit.renamed_from.casefold()):
+            visit.portfolio = named  # (the ticket of a page made before a rename elsewhere names it by its old name)
 
     async def trading_portfolio(self, visit):
         """The name of the portfolio ``visit``'s commands trade: the one it names, else the account's default
@@ -1260,7 +1288,7 @@ class Website:
         if found is None:
             security.set_flash(request, f"You have no open portfolio named {name!r}.", "error")
             return redirect(request, "/portfolios")
-        security.choose_portfolio(request, None if found["default"] else found["name"])
+        security.choose_portfolio(request, None if found["default"] else found["name"], found["uuid"])
         security.set_flash(request, f"Showing and trading portfolio {found['name']}.", "success")
         return redirect(request, back)
 
@@ -1316,7 +1344,7 @@ class Website:
         if refused is not None:
             return refused
         if visit.shows(name):
-            security.choose_portfolio(request, renamed["name"])  # the pages go on showing it
+            security.choose_portfolio(request, renamed["name"], renamed["uuid"])  # the pages go on showing it
         security.set_flash(request, f"Portfolio {name} is now called {renamed['name']}.", "success")
         return redirect(request, "/portfolios")
 
@@ -1331,7 +1359,8 @@ class Website:
             return refused
         # The pages go on showing what they showed: the cookie names it, unless it is the default now.
         same = shown is None or shown.casefold() == made["name"].casefold()
-        security.choose_portfolio(request, None if same else shown)
+        security.choose_portfolio(request, None if same else shown,
+                                  next((p["uuid"] for p in visit.portfolios if p["name"] == shown), None))
         security.set_flash(request, f"Portfolio {made['name']} is now your default: what the command line and"
                                     " the HTTP API trade when they name no portfolio.", "success")
         return redirect(request, "/portfolios")
