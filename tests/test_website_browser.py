@@ -906,3 +906,43 @@ async def test_a_dashboard_left_open_offers_the_game_portfolio_its_user_joined_e
     finally:
         await b.close()
         await d.cluster.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_open_page_follows_its_portfolio_renamed_then_closed_from_the_command_line(tmp_path, settings, clock):
+    """A dashboard left open on a portfolio kept its "Portfolio shown" menu naming the portfolio as it was when the
+    page was made: renamed from the command line, the menu named the old name; closed, the page went on showing it.
+    The menu now follows the rename (the page goes on showing it), and a close makes the page again: the default
+    portfolio, saying why."""
+    d = await website(tmp_path, settings, clock, fill_model="ideal")
+    b = await Browser.start(d.url)
+    try:
+        await register(b, "kim")
+        status, _, err = await d.cli("login", "kim", "--password-stdin", stdin=PASSWORD + "\n", user="kim")
+        assert status == 0, err
+        status, _, err = await d.cli("portfolio", "create", "Growth", user="kim")
+        assert status == 0, err
+        await b.open("/")
+        await b.page("dashboard")
+        await b.script("document.getElementById('f-shown-portfolio').value = 'Growth'")
+        await b.click(".portfolio-picker button")
+        await b.page("dashboard")
+        await b.live()
+        assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Growth"
+
+        status, _, err = await d.cli("portfolio", "rename", "Growth", "Long term", user="kim")
+        assert status == 0, err
+        await b.wait(lambda driver: driver.find_elements("css selector",
+                                                         "#f-shown-portfolio option[value='Long term'][selected]"),
+                     "the renamed portfolio shown in the menu")
+        assert await b.script("return document.querySelector(\"#f-shown-portfolio option[value='Growth']\")") is None
+
+        status, _, err = await d.cli("portfolio", "close", "Long term", user="kim")
+        assert status == 0, err
+        await b.wait_text("#flash", "Your portfolio Long term was closed elsewhere: showing your default portfolio.")
+        await b.page("dashboard")
+        assert await b.script("return document.getElementById('f-shown-portfolio')") is None  # (one portfolio left)
+        assert csp_violations(await b.console()) == []
+    finally:
+        await b.close()
+        await d.cluster.stopService()
