@@ -3795,10 +3795,42 @@ async def test_a_browser_showing_a_portfolio_renamed_elsewhere_goes_on_showing_i
         _, body = await site.get("/")
         assert 'value="Core" selected' in body and '<option value="Long term">Long term</option>' in body
 
-        # Closed elsewhere: said so, by its name now, and the default one shown.
+        # Closed elsewhere, and another made under its name: a form of a page made before does not act on that one
+        # (nor on the default portfolio); the pages show the default one and say why.
+        await ivo(commands.ClosePortfolio, name="Core")
+        await ivo(commands.CreatePortfolio, name="Core")
+        await ivo(commands.PlaceOrder, client_order_id="new-core", side="buy", symbol="AAPL", quantity="1",
+                  type="limit", limit_price="1.00", time_in_force="gtc", portfolio="Core")
+        await ivo(commands.PlaceOrder, client_order_id="default", side="buy", symbol="AAPL", quantity="1",
+                  type="limit", limit_price="1.00", time_in_force="gtc")
+        response, _ = await site.post("/orders/cancel-all", dict(csrf=csrf))
+        assert (response.code, header(response, b"location")) == (303, "/")
+        for portfolio in ("Core", None):
+            assert len((await ivo(commands.Orders, status="open", limit=10, portfolio=portfolio))["orders"]) == 1
+        _, body = await site.get("/")
+        assert flash_text(body) == "Your portfolio Core was closed elsewhere. Showing your default portfolio."
+        assert 'value="default" selected' in body and "__Host-pt_portfolio" not in site.cookies
+        assert len((await ivo(commands.Orders, status="open", limit=10, portfolio="Core"))["orders"]) == 1
+
+        # The same for an order ticket of a page made before; then, a page asked for: said so, by its name now, and
+        # the default one shown.
+        _, body = await site.get("/")
+        assert (await site.post("/portfolios/use", dict(name="Long term", csrf=site.csrf(body))))[0].code == 303
+        _, body = await site.get("/asset/AAPL")
+        assert 'name="portfolio" value="Long term"' in body
+        await ivo(commands.ClosePortfolio, name="Long term")
+        await ivo(commands.CreatePortfolio, name="Long term")
+        response, _ = await site.post("/asset/AAPL/order", dict(order, portfolio="Long term", client_order_id="web-2"))
+        assert (await ivo(commands.Orders, status="open", limit=10, portfolio="Long term"))["orders"] == []
+        _, body = await site.get("/asset/AAPL")
+        assert "Your portfolio Long term was closed elsewhere." in body and 'value="default" selected' in body
+        await ivo(commands.ClosePortfolio, name="Long term")
+        assert (await site.post("/portfolios/use", dict(name="Core", csrf=site.csrf(body))))[0].code == 303
+        _, body = await site.get("/")
+        await ivo(commands.CancelAllOrders, portfolio="Core")
         await ivo(commands.ClosePortfolio, name="Core")
         _, body = await site.get("/")
         assert flash_text(body) == "Your portfolio Core was closed elsewhere: showing your default portfolio."
-        assert 'value="default" selected' in body
+        assert "f-shown-portfolio" not in body  # (one portfolio left: no menu)
         _, body = await site.get("/")
         assert flash_text(body) is None

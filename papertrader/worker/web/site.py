@@ -71,6 +71,10 @@ class Visit:
         #: The name the browser's choice gave the portfolio when it was renamed elsewhere since (a ticket of a page
         #: made before names it so), or None.
         self.renamed_from = None
+        #: That name when the portfolio was closed elsewhere since, or None; ``refused``: the commands that act on the
+        #: shown portfolio are refused (a form's, or an order ticket's of a page made before), not done to another.
+        self.gone = None
+        self.refused = False
         #: The account's open portfolios (loaded for a page: the navigation's selector).
         self.portfolios = None
         #: The portfolio this browser chose that is no longer open (closed or renamed elsewhere: the pages show the
@@ -357,15 +361,20 @@ class Website:
             if visit.portfolio.casefold() != chosen.casefold():
                 visit.renamed_from = chosen
             visit.portfolio_uuid = same[0]["uuid"]
+        elif visit.portfolio_uuid is not None:
+            # Closed elsewhere (another browser, the command line): a page shows the default one, and says so; a
+            # form's command that would act on the shown portfolio is refused (Website.call), never done to another
+            # one given its name since, nor to the default one.
+            closed = (await self.call(visit, commands.Portfolios, closed=True))["portfolios"]
+            gone = [p for p in closed if p["uuid"] == visit.portfolio_uuid]
+            visit.portfolio, visit.gone, visit.refused = None, chosen, acting
+            visit.lost = (gone[0]["name"], True) if gone else (chosen, False)
+            if not acting:
+                security.choose_portfolio(request, None)
         elif not acting:
-            # Closed (or, by a choice from before it held the uuid, renamed) elsewhere: another browser, the command
-            # line. The default one, said so.
+            # Closed or renamed elsewhere (by a choice from before it held the uuid): the default one, said so.
             security.choose_portfolio(request, None)
             visit.portfolio, visit.lost = None, (chosen, False)
-            if visit.portfolio_uuid is not None:
-                closed = (await self.call(visit, commands.Portfolios, closed=True))["portfolios"]
-                gone = [p for p in closed if p["uuid"] == visit.portfolio_uuid]
-                visit.lost = (gone[0]["name"], True) if gone else (chosen, False)
 
     def call(self, visit, command, **arguments):
         """Pass ``command`` on to the master for ``visit``'s session; fires with the answer.  A command that
@@ -373,8 +382,13 @@ class Website:
         arguments = {k: v for k, v in arguments.items() if v is not None}
         if visit is not None and any(name == b"token" for name, _ in command.arguments):
             arguments["token"] = visit.token
-        if (visit is not None and visit.portfolio is not None and command not in PORTFOLIO_OF_ITS_OWN
+        if (visit is not None and (visit.portfolio is not None or visit.refused)
+                and command not in PORTFOLIO_OF_ITS_OWN
                 and "portfolio" not in arguments and any(name == b"portfolio" for name, _ in command.arguments)):
+            if visit.portfolio is None:  # (the one this browser showed was closed elsewhere)
+                name, closed = visit.lost
+                return defer.fail(UnknownPortfolio(f"your portfolio {name} was closed elsewhere" if closed else
+                                                   f"you have no open portfolio named {name!r} any more"))
             arguments["portfolio"] = visit.portfolio
         ip = visit.ip if visit is not None else "unknown"
         return self.worker.gateway.forward(command, arguments, ip)
@@ -419,7 +433,7 @@ class Website:
             security.clear_cookie(request, security.SESSION_COOKIE)
             security.set_flash(request, views.SESSION_ENDED, "error")
             return redirect(request, "/signin")
-        if isinstance(error, UnknownPortfolio) and visit is not None and visit.portfolio is not None:
+        if isinstance(error, UnknownPortfolio) and visit is not None and (visit.portfolio is not None or visit.refused):
             # The portfolio this browser showed was renamed or closed meanwhile: back to the default one.
             security.choose_portfolio(request, None)
             security.set_flash(request, f"{sentence(error.message)} Showing your default portfolio.", "error")
@@ -942,8 +956,11 @@ class Website:
         """An order ticket trades the portfolio it names (the one its page showed), not whichever this browser
         shows now (another tab may have changed it)."""
         named = field(request, "portfolio", 64)
-        if named and not (visit.renamed_from is not None and named.casefold() == visit.renamed_from.casefold()):
-            visit.portfolio = named  # (the ticket of a page made before a rename elsewhere names it by its old name)
+        before = visit.renamed_from or visit.gone  # (the ticket of a page made before a rename, or a close, elsewhere)
+        if named and not (before is not None and named.casefold() == before.casefold()):
+            visit.portfolio, visit.refused = named, False
+        elif named and visit.gone is not None:
+            visit.refused = True
 
     async def trading_portfolio(self, visit):
         """The name of the portfolio ``visit``'s commands trade: the one it names, else the account's default
