@@ -3834,3 +3834,23 @@ async def test_a_browser_showing_a_portfolio_renamed_elsewhere_goes_on_showing_i
         assert "f-shown-portfolio" not in body  # (one portfolio left: no menu)
         _, body = await site.get("/")
         assert flash_text(body) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_portfolio_renamed_on_one_worker_is_followed_by_the_pages_open_on_another(tmp_path, settings, clock,
+                                                                                        database_url):
+    """The menu of a page open on another worker than the one a portfolio was renamed through followed only on
+    reload; the master tells every worker."""
+    d = await start_cluster(tmp_path, replace(settings, workers=2), database_url, clock, http_port=0)
+    try:
+        first, second = (Site(f"http://127.0.0.1:{w.http.port.getHost().port}") for w in d.cluster.workers)
+        csrf, ivo = await signed_up(first, d.cluster.workers[0], "ivo")
+        await ivo(commands.CreatePortfolio, name="Growth")
+        second.cookies = dict(first.cookies)  # (the same browser, its pages served by the other worker)
+        page = await opened_page(second, {"page": "orders"})
+        response, _ = await first.post("/portfolios/rename", dict(name="Growth", new_name="Long term", csrf=csrf))
+        assert response.code == 303
+        picker = (await next_message(page, "html"))["v"]["portfolio-picker"]
+        assert '<option value="Long term">Long term</option>' in picker and "Growth" not in picker
+    finally:
+        await d.cluster.stopService()

@@ -344,8 +344,9 @@ class Website:
 
     async def load_portfolios(self, request, visit, acting=False):
         """The account's open portfolios, for the selector; the chosen one by its name now (renamed elsewhere: the
-        browser's choice follows); a chosen one that is gone is forgotten (``acting``: a form's command, which then
-        names it still, refused by the master: never done to the default portfolio instead)."""
+        browser's choice follows); a chosen one that is gone is forgotten, and the page says so (``acting``: for a
+        form's command, which is then refused if it acts on the shown portfolio: never done to another one, nor to
+        the default one)."""
         visit.portfolios = (await self.call(visit, commands.Portfolios))["portfolios"]
         if visit.portfolio is None:
             return
