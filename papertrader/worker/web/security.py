@@ -27,7 +27,7 @@ import secrets
 from urllib.parse import quote, unquote
 
 SESSION_COOKIE = b"__Host-pt_session"
-#: The portfolio the pages show and trade: its NAME only (URL-quoted), never a secret.
+#: The portfolio the pages show and trade: its NAME (URL-quoted) and ``:UUID``, never a secret.
 PORTFOLIO_COOKIE = b"__Host-pt_portfolio"
 PRESESSION_COOKIE = b"__Host-pt_pre"
 FLASH_COOKIE = b"__Host-pt_flash"
