@@ -3854,3 +3854,29 @@ async def test_a_portfolio_renamed_on_one_worker_is_followed_by_the_pages_open_o
         assert '<option value="Long term">Long term</option>' in picker and "Growth" not in picker
     finally:
         await d.cluster.stopService()
+
+
+def test_the_pages_name_the_static_files_by_a_version_of_their_contents(tmp_path):
+    """The version in the pages' URLs of the static files (?v=, kept a day by browsers) was bumped by hand: an
+    app.js changed without it (2026-12-03, the live 'reload' message) reached browsers only a day later.  It is
+    now a digest of the files' contents: the same files give the same URLs, any change of any file new ones."""
+    import importlib.resources
+    import shutil
+    from pathlib import Path
+
+    from papertrader.worker.web import StaticFiles
+
+    shipped = Path(str(importlib.resources.files("papertrader.worker.web") / "static"))
+    copy = tmp_path / "static"
+    shutil.copytree(shipped, copy)
+    StaticFiles()
+    version = views.static("app.js").rpartition("?v=")[2]
+    StaticFiles(copy)
+    assert views.static("app.js").rpartition("?v=")[2] == version and len(version) == 12
+    (copy / "vendor" / "NOTICE").write_text((copy / "vendor" / "NOTICE").read_text() + " ")
+    StaticFiles(copy)
+    changed = views.static("app.js").rpartition("?v=")[2]
+    assert changed != version
+    assert views.static("vendor/lightweight-charts.standalone.production.js").endswith(f"?v={changed}")
+    StaticFiles()  # (the shipped files' version again, for the tests after this one)
+    assert views.static("app.js").endswith(f"?v={version}")

@@ -19,7 +19,7 @@ import importlib.resources
 
 from twisted.web import resource
 
-from papertrader.worker.web import security
+from papertrader.worker.web import security, views
 from papertrader.worker.web.live import Live, LiveResource
 from papertrader.worker.web.site import Website
 
@@ -33,11 +33,14 @@ class StaticFiles(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self):
+    def __init__(self, root=None):
+        """``root``: the folder of the files (default: this package's ``static/``)."""
         super().__init__()
         self.files = {}
-        root = importlib.resources.files(__name__) / "static"
-        self._load(root, "")
+        self._load(root or importlib.resources.files(__name__) / "static", "")
+        # The version the pages' URLs of these files carry: any change of any file gives new URLs.
+        views.STATIC_VERSION = hashlib.sha256(b"".join(
+            name.encode() + etag for name, (_, _, _, etag) in sorted(self.files.items()))).hexdigest()[:12]
 
     def _load(self, folder, prefix):
         for entry in folder.iterdir():

@@ -18,8 +18,9 @@ from papertrader.worker.web import formatting as fmt
 from papertrader.worker.web.markup import Markup, h, join
 from papertrader.worker.web.security import CSRF_FIELD
 
-#: Bumped when a static file changes, so browsers fetch the new one (they keep them a day).
-STATIC_VERSION = "40"
+#: The static files' version in their URLs (``?v=``), so that browsers fetch a file that changed (they keep them a
+#: day): a digest of all their contents, set when the website reads them (papertrader/worker/web/__init__.py).
+STATIC_VERSION = "0"
 CHART_LIBRARY = "/static/vendor/lightweight-charts.standalone.production.js"
 INTERVALS = [("1m", "1m"), ("5m", "5m"), ("15m", "15m"), ("1h", "1h"), ("1d", "1D")]
 INTERVAL_WORDS = {"1m": "one-minute", "5m": "five-minute", "15m": "fifteen-minute", "1h": "hourly", "1d": "daily"}
