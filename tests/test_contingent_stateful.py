@@ -58,8 +58,10 @@ class Groups(Ledger):
         return sorted(i for i, o in self.orders.items() if o.open and o.order_class is OrderClass.SIMPLE)
 
     def record(self, events):
-        super().record(events)
+        # In the order they came: a day exit whose entry filled in a session's last bar opens and expires in one
+        # step (accepted, then expired), and is not open after it.
         for event in events:
+            super().record([event])
             if event.kind is EventKind.ACCEPTED:  # a held exit opened (its entry filled)
                 self.ref_open.add(event.order.id)
 
