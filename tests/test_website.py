@@ -3880,3 +3880,45 @@ def test_the_pages_name_the_static_files_by_a_version_of_their_contents(tmp_path
     assert views.static("vendor/lightweight-charts.standalone.production.js").endswith(f"?v={changed}")
     StaticFiles()  # (the shipped files' version again, for the tests after this one)
     assert views.static("app.js").endswith(f"?v={version}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_old_tabs_ticket_never_trades_another_portfolio_given_its_name_after_a_close(tmp_path, settings,
+                                                                                            clock, database_url):
+    """An order ticket named its portfolio by name only: once the browser had forgotten a portfolio closed elsewhere
+    (any page load after the close), a ticket of a tab opened before it placed its order in a new portfolio of
+    the same name.  The ticket carries the portfolio's uuid: renamed since, it trades it by its new name; closed
+    since, the order is refused and nothing is placed anywhere."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        _, ivo = await signed_up(site, worker, "ivo")
+        await ivo(commands.CreatePortfolio, name="Growth")
+        _, body = await site.get("/")
+        assert (await site.post("/portfolios/use", dict(name="Growth", csrf=site.csrf(body))))[0].code == 303
+        _, old_tab = await site.get("/asset/AAPL")
+        uuid_of = {p["name"]: p["uuid"] for p in (await ivo(commands.Portfolios))["portfolios"]}
+        assert f'name="portfolio_uuid" value="{uuid_of["Growth"]}"' in old_tab
+        ticket = dict(side="buy", type="limit", amount_by="shares", qty="1", limit_price="1.00", time_in_force="gtc",
+                      portfolio="Growth", portfolio_uuid=uuid_of["Growth"], csrf=site.csrf(old_tab))
+
+        # Renamed elsewhere, and the browser's choice forgotten meanwhile (another tab went to the default one):
+        # the old ticket still trades the portfolio it was made for.
+        _, body = await site.get("/")
+        assert (await site.post("/portfolios/use", dict(name="default", csrf=site.csrf(body))))[0].code == 303
+        await ivo(commands.RenamePortfolio, name="Growth", new_name="Core")
+        await ivo(commands.CreatePortfolio, name="Growth")
+        response, _ = await site.post("/asset/AAPL/order", dict(ticket, client_order_id="web-1"))
+        assert response.code == 303
+        assert len((await ivo(commands.Orders, status="open", limit=10, portfolio="Core"))["orders"]) == 1
+        for other in ("Growth", None):
+            assert (await ivo(commands.Orders, status="open", limit=10, portfolio=other))["orders"] == []
+
+        # Closed elsewhere: refused, nothing placed in the portfolio now named as the ticket says, nor anywhere.
+        await ivo(commands.CancelAllOrders, portfolio="Core")
+        await ivo(commands.ClosePortfolio, name="Core")
+        await ivo(commands.RenamePortfolio, name="Growth", new_name="Core")
+        response, _ = await site.post("/asset/AAPL/order", dict(ticket, portfolio="Core", client_order_id="web-2"))
+        assert (response.code, header(response, b"location")) == (303, "/asset/AAPL")
+        _, body = await site.get("/asset/AAPL")
+        assert "closed elsewhere" in body, flash_text(body)
+        for other in ("Core", None):
+            assert (await ivo(commands.Orders, status="open", limit=10, portfolio=other))["orders"] == []

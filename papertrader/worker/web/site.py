@@ -963,6 +963,21 @@ class Website:
         elif named and visit.gone is not None:
             visit.refused = True
 
+    async def ticket_by_uuid(self, request, visit):
+        """The portfolio an order ticket names by the uuid it carries, whatever its name is now (renamed elsewhere
+        since the page was made); closed since, the order is refused (``visit.refused``), never placed in another
+        portfolio given its name since (once the browser's choice has forgotten it, the name alone would find
+        that one)."""
+        named, named_uuid = field(request, "portfolio", 64), field(request, "portfolio_uuid", 64)
+        if not (named and named_uuid):
+            return
+        portfolios = visit.portfolios or (await self.call(visit, commands.Portfolios))["portfolios"]
+        same = [p for p in portfolios if p["uuid"] == named_uuid]
+        if same:
+            visit.portfolio, visit.refused = same[0]["name"], False
+        else:
+            visit.portfolio, visit.refused, visit.lost = None, True, (named, True)
+
     async def trading_portfolio(self, visit):
         """The name of the portfolio ``visit``'s commands trade: the one it names, else the account's default
         (None if that cannot be asked now)."""
@@ -1012,6 +1027,7 @@ class Website:
         client_order_id = field(request, "client_order_id", 128) or uuid.uuid4().hex
         self.ticket_portfolio(request, visit)
         try:
+            await self.ticket_by_uuid(request, visit)
             held = await self.held(visit, symbol) if previews.has_exits(form) else Decimal(0)
             arguments = previews.order_arguments(form, held)
             order = await self.call(visit, commands.PlaceOrder, symbol=symbol, client_order_id=client_order_id,

@@ -993,6 +993,8 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
     # The portfolio the order goes to, named on the ticket and sent with it: the one the page was made for,
     # even if another tab shows another one meanwhile.
     name = (portfolio or {}).get("portfolio") or chrome.portfolio
+    # (and by its uuid: renamed or closed elsewhere before the ticket is sent, it still finds that one, or none)
+    ticket_uuid = (portfolio or {}).get("account_uuid") if name else None
     where = ""
     if name:
         change = h("a", {"href": "/portfolios"}, "change") if len(chrome.portfolios) > 1 else ""
@@ -1002,6 +1004,7 @@ def ticket(chrome, symbol, quote, portfolio, side, form, error, client_order_id,
         f"/asset/{symbol}/order", chrome.csrf,
         h("input", {"type": "hidden", "name": "client_order_id", "value": client_order_id}),
         h("input", {"type": "hidden", "name": "portfolio", "value": name}) if name else "",
+        h("input", {"type": "hidden", "name": "portfolio_uuid", "value": ticket_uuid}) if ticket_uuid else "",
         *fields, preview, suspended_notice(name, "ticket") if suspended else "",
         button("Place order", "btn primary wide", id="place-order"),
         cls="stack ticket-form", label=f"Order ticket for {symbol}")
