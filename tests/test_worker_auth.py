@@ -22,6 +22,19 @@ def start_worker(d, name, bundle_dir):
     return worker
 
 
+async def linked_worker(d, name, bundle_dir):
+    """A worker ``name`` registered with a bundle made in ``bundle_dir``, started and linked (the caller stops it)."""
+    await d.master.workers.register(name, files.make_worker_bundle(d.data_dir, name, (), bundle_dir))
+    linked = wait_for_log(d.master.logs, f"worker {name} linked")
+    worker = start_worker(d, name, bundle_dir)
+    try:
+        await linked
+    except BaseException:
+        await worker.stopService()
+        raise
+    return worker
+
+
 async def listed(d):
     ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
     proto = await connect(reactor, "localhost", d.master_port, ca, "master")
@@ -84,13 +97,8 @@ async def test_worker_with_forged_signature_is_refused(deployment, tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_registered_worker_started_separately_is_listed(deployment, tmp_path):
     d = deployment
-    bundle = str(tmp_path / "w3")
-    armor = files.make_worker_bundle(d.data_dir, "edge-3", (), bundle)
-    await d.master.workers.register("edge-3", armor)
-    linked = wait_for_log(d.master.logs, "worker edge-3 linked")
-    worker = start_worker(d, "edge-3", bundle)
+    worker = await linked_worker(d, "edge-3", str(tmp_path / "w3"))
     try:
-        await linked
         assert "edge-3" in await listed(d)
     finally:
         await worker.stopService()
@@ -178,12 +186,8 @@ async def test_a_worker_that_keeps_being_refused_does_not_hold_up_healthy_worker
     finally:
         proto.transport.loseConnection()
     # A healthy worker on the same host (the same address) links at its first attempt.
-    bundle = str(tmp_path / "edge-3")
-    await d.master.workers.register("edge-3", files.make_worker_bundle(d.data_dir, "edge-3", (), bundle))
-    linked = wait_for_log(d.master.logs, "worker edge-3 linked")
-    worker = start_worker(d, "edge-3", bundle)
+    worker = await linked_worker(d, "edge-3", str(tmp_path / "edge-3"))
     try:
-        await linked
         assert worker.link.refusals == 0
     finally:
         await worker.stopService()

@@ -8,10 +8,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import task
 
-from papertrader.master import files
 from papertrader.master.workers import Workers
 from tests.conftest import wait_for_log
-from tests.test_worker_auth import start_worker
+from tests.test_worker_auth import linked_worker, start_worker
 
 
 def test_a_worker_that_keeps_replacing_its_own_link_is_said_to_run_twice(logs, log):
@@ -45,11 +44,8 @@ async def test_the_worker_whose_link_is_taken_is_told_why(deployment, tmp_path):
     did).  The master now tells it, and it says so."""
     d = deployment
     bundle = str(tmp_path / "edge-7")
-    await d.master.workers.register("edge-7", files.make_worker_bundle(d.data_dir, "edge-7", (), bundle))
-    first_linked = wait_for_log(d.master.logs, "worker edge-7 linked")
-    first = start_worker(d, "edge-7", bundle)
+    first = await linked_worker(d, "edge-7", bundle)
     try:
-        await first_linked
         told = wait_for_log(first.logs, "the master gave this worker's link to")
         second = start_worker(d, "edge-7", bundle)
         try:
