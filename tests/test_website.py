@@ -133,6 +133,25 @@ async def next_message(factory, kind):
             return message
 
 
+async def next_section(factory, section):
+    """The next "html" message that sends the page's ``data-section=section`` (a page also gets others)."""
+    while True:
+        message = await next_message(factory, "html")
+        if section in message["v"]:
+            return message
+
+
+async def tia_and_ivo_with_a_game(site, worker):
+    """Tia signed up in ``site`` has made the game Club Cup, which Ivo, signed up in a browser of his own, has not
+    joined: (Tia's CSRF token, the game's form, Ivo's browser, Ivo's command caller)."""
+    csrf, _ = await signed_up(site, worker, "tia")
+    game = dict(name="Club Cup", start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
+    assert (await site.post("/games", game))[0].code == 303
+    ivo_site = Site(site.url)
+    _, ivo = await signed_up(ivo_site, worker, "ivo")
+    return csrf, game, ivo_site, ivo
+
+
 async def opened_page(site, page):
     """A live connection of the website (``websocket``) that has asked for ``page`` (its JSON: {"page": ...}) and
     been told it is ready."""
@@ -2719,10 +2738,8 @@ async def test_the_dashboards_close_all_comes_and_goes_with_its_positions(tmp_pa
         page = await opened_page(site, {"page": "dashboard"})
 
         async def close_all_shown():
-            while True:
-                message = await next_message(page, "html")
-                if "close-all" in message["v"]:
-                    return ">Close all</button>" in message["v"]["close-all"]
+            message = await next_section(page, "close-all")
+            return ">Close all</button>" in message["v"]["close-all"]
 
         await call(commands.PlaceOrder, client_order_id="c1", side="buy", symbol="AAPL", quantity="2")
         await d.tick()
@@ -3411,10 +3428,7 @@ async def test_a_dashboard_whose_positions_were_all_sold_says_it_has_none_open(t
         page = await opened_page(site, {"page": "dashboard"})
         assert (await site.post("/positions/close-all", dict(csrf=csrf)))[0].code == 303
         await d.tick()
-        while True:
-            message = await next_message(page, "html")
-            if "positions" in message["v"]:
-                break
+        message = await next_section(page, "positions")
         _, body = await site.get("/")
         for shown in (message["v"]["positions"], body):
             assert "No positions yet" not in shown and "No open positions" in shown
@@ -3566,18 +3580,11 @@ async def test_a_games_page_follows_its_visitor_joining_from_elsewhere(tmp_path,
     send the visitor's part again (a form being filled in would be cleared), nor does it send again a private game's
     invite code, shown once to its creator."""
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
-        csrf, _ = await signed_up(site, worker, "tia")
-        game = dict(name="Club Cup", start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
-        assert (await site.post("/games", game))[0].code == 303
-        ivo_site = Site(site.url)
-        _, ivo = await signed_up(ivo_site, worker, "ivo")
+        csrf, game, ivo_site, ivo = await tia_and_ivo_with_a_game(site, worker)
         _, body = await ivo_site.get("/games/Club%20Cup")
         assert 'data-mine="join"' in body and "Join Club Cup</button>" in mine_section(body)
         assert "f-shown-portfolio" not in body
-        page = await websocket(ivo_site, site.url)
-        await bounded(page.opened, "the connection")
-        page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Club Cup", "mine": "join"}).encode())
-        await next_message(page, "ready")
+        page = await opened_page(ivo_site, {"page": "game", "game": "Club Cup", "mine": "join"})
 
         # Another player joins: the standings move, the visitor's join form (a code half typed) stays as it is.
         ann = await person(worker, "ann")
@@ -3589,10 +3596,7 @@ async def test_a_games_page_follows_its_visitor_joining_from_elsewhere(tmp_path,
         # The visitor joins from the command line (or another tab): this page now shows their portfolio in the
         # game with its buttons, and the navigation offers it.
         await ivo(commands.JoinGame, name="Club Cup")
-        while True:
-            message = await next_message(page, "html")
-            if "game-mine" in message["v"]:
-                break
+        message = await next_section(page, "game-mine")
         _, body = await ivo_site.get("/games/Club%20Cup")
         assert message["v"]["game-mine"] == mine_section(body)
         assert 'data-mine="play"' in message["v"]["game-mine"] and "Show and trade it</button>" in body
@@ -3620,10 +3624,7 @@ async def test_a_games_page_follows_its_visitor_joining_from_elsewhere(tmp_path,
         message = await next_message(tias, "html")
         assert "bea" in message["v"]["leaderboard"] and set(message["v"]) == {"leaderboard"}
         await site.post("/games/join", dict(name="Secret Cup", csrf=csrf))
-        while True:
-            message = await next_message(tias, "html")
-            if "game-mine" in message["v"]:
-                break
+        message = await next_section(tias, "game-mine")
         assert "game-manage" not in message["v"] and "invite-code" not in json.dumps(message)
 
 
@@ -3634,11 +3635,7 @@ async def test_every_open_page_of_a_player_learns_of_their_new_game_portfolio(tm
     page followed).  Every open page of that user is now sent the menu as a reload makes it; other users' pages are
     not (their menus did not change), and an operator's enrolment of a class reaches each student's pages too."""
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
-        csrf, _ = await signed_up(site, worker, "tia")
-        game = dict(name="Club Cup", start="2026-09-01", end="2030-12-31", cash="10000", csrf=csrf)
-        assert (await site.post("/games", game))[0].code == 303
-        ivo_site = Site(site.url)
-        _, ivo = await signed_up(ivo_site, worker, "ivo")
+        csrf, game, ivo_site, ivo = await tia_and_ivo_with_a_game(site, worker)
         _, body = await ivo_site.get("/")
         assert "f-shown-portfolio" not in body  # one portfolio: no menu
         dashboard = await opened_page(ivo_site, {"page": "dashboard"})
@@ -3719,10 +3716,7 @@ async def test_every_open_page_of_a_user_follows_their_portfolios_made_renamed_c
         assert "Growth" not in b + c and 'value="Long term" selected' in b and 'value="Long term" selected' in c
         await ivo(commands.PlaceOrder, client_order_id="low", side="buy", symbol="AAPL", quantity="1", type="limit",
                   limit_price="1.00", time_in_force="gtc", portfolio="Long term")
-        while True:
-            message = await next_message(growth_orders, "html")
-            if "open-orders" in message["v"]:
-                break
+        message = await next_section(growth_orders, "open-orders")
         assert "Buy" in message["v"]["open-orders"] and "$1.00" in message["v"]["open-orders"]
 
         # Another made the default: a page showing the default goes on showing the one it showed (its data, chart and
