@@ -48,6 +48,25 @@ async def sign_in(b, username, password=PASSWORD):
     await b.click("form[action='/signin'] button[type=submit]")
 
 
+async def cli_ok(d, *argv, **options):
+    """Run the command line as ``d.cli`` does; it must succeed."""
+    status, _, err = await d.cli(*argv, **options)
+    assert status == 0, err
+
+
+async def portfolio_options(b):
+    """The navigation's "Portfolio shown" menu: [value, selected] of each option."""
+    return await b.script("return [...document.querySelectorAll('#f-shown-portfolio option')]"
+                          ".map((o) => [o.value, o.selected])")
+
+
+async def show_portfolio(b, name):
+    """Choose ``name`` in the navigation's "Portfolio shown" menu (on the dashboard: the page made again)."""
+    await b.script(f"document.getElementById('f-shown-portfolio').value = '{name}'")
+    await b.click(".portfolio-picker button")
+    await b.page("dashboard")
+
+
 async def register(b, username):
     """Make an account on the register page (signed in at once: the dashboard)."""
     await b.open("/register")
@@ -439,13 +458,10 @@ async def test_trading_in_a_browser(tmp_path, settings, clock):
         # Its page is live: a player joining shows on it (the page's script sends which game it shows).
         await b.live()
         code = await b.text("#invite-code")
-        status, _, err = await d.cli("register", "carl", "carl@example.com", "--password-stdin",
-                                     stdin=PASSWORD + "\n", user="carl")
-        assert status == 0, err
-        status, _, err = await d.cli("login", "carl", "--password-stdin", stdin=PASSWORD + "\n", user="carl")
-        assert status == 0, err
-        status, _, err = await d.cli("game", "join", "Club Cup", "--code", code, user="carl")
-        assert status == 0, err
+        await cli_ok(d, "register", "carl", "carl@example.com", "--password-stdin",
+                     stdin=PASSWORD + "\n", user="carl")
+        await cli_ok(d, "login", "carl", "--password-stdin", stdin=PASSWORD + "\n", user="carl")
+        await cli_ok(d, "game", "join", "Club Cup", "--code", code, user="carl")
         await b.wait_text("[data-section='leaderboard']", "Joined, ranked at the next market update: carl.")
 
         # No violation of the Content-Security-Policy on any page (no inline script or style).
@@ -475,9 +491,8 @@ async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
                       oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET)
     b = await Browser.start(d.url)
     try:
-        status, _, err = await d.cli("register", "bob", "bob@example.com", "--password-stdin", stdin=PASSWORD + "\n",
-                                     user="bob")
-        assert status == 0, err
+        await cli_ok(d, "register", "bob", "bob@example.com", "--password-stdin", stdin=PASSWORD + "\n",
+                     user="bob")
 
         # A wrong password says so, and keeps the username; then the throttle speaks.
         await sign_in(b, "bob", "not my password")
@@ -499,10 +514,8 @@ async def test_sessions_that_end_or_never_start(tmp_path, settings, clock):
         await b.open("/orders")
         await b.page("orders")
         await b.live()
-        status, _, err = await d.cli("login", "bob", "--password-stdin", stdin=PASSWORD + "\n", user="bob")
-        assert status == 0, err
-        status, _, err = await d.cli("logout", "--all", user="bob")
-        assert status == 0, err
+        await cli_ok(d, "login", "bob", "--password-stdin", stdin=PASSWORD + "\n", user="bob")
+        await cli_ok(d, "logout", "--all", user="bob")
         await b.page("signin")
         await b.wait_text(".flash", "Your session ended: you were signed out")  # why it is there, in words
         await b.screenshots("signin-session-ended")
@@ -842,27 +855,21 @@ async def test_a_games_page_follows_its_visitor_joining_from_the_command_line(tm
     b = await Browser.start(d.url)
     try:
         await register(b, "hal")
-        status, _, err = await d.cli("register", "tom", "tom@example.com", "--password-stdin",
-                                     stdin=PASSWORD + "\n", user="tom")
-        assert status == 0, err
-        status, _, err = await d.cli("login", "tom", "--password-stdin", stdin=PASSWORD + "\n", user="tom")
-        assert status == 0, err
-        status, _, err = await d.cli("game", "create", "Open Cup", "--start", "2026-09-01", "--end", "2026-12-31",
-                                     "--cash", "10000", user="tom")
-        assert status == 0, err
+        await cli_ok(d, "register", "tom", "tom@example.com", "--password-stdin",
+                     stdin=PASSWORD + "\n", user="tom")
+        await cli_ok(d, "login", "tom", "--password-stdin", stdin=PASSWORD + "\n", user="tom")
+        await cli_ok(d, "game", "create", "Open Cup", "--start", "2026-09-01", "--end", "2026-12-31",
+                     "--cash", "10000", user="tom")
         await b.open("/games/Open%20Cup")
         await b.page("game")
         await b.wait_text("[data-section='game-mine']", "Join Open Cup")
         assert await b.script("return document.getElementById('f-shown-portfolio')") is None
         await b.live()
-        status, _, err = await d.cli("login", "hal", "--password-stdin", stdin=PASSWORD + "\n", user="hal")
-        assert status == 0, err
-        status, _, err = await d.cli("game", "join", "Open Cup", user="hal")
-        assert status == 0, err
+        await cli_ok(d, "login", "hal", "--password-stdin", stdin=PASSWORD + "\n", user="hal")
+        await cli_ok(d, "game", "join", "Open Cup", user="hal")
         await b.wait_text("[data-section='game-mine']", "Your portfolio in this game: Open Cup")
         assert "Join" not in await b.text("[data-section='game-mine']")
-        options = await b.script("return [...document.querySelectorAll('#f-shown-portfolio option')]"
-                                 ".map((o) => [o.value, o.selected])")
+        options = await portfolio_options(b)
         assert options == [["default", True], ["Open Cup", False]], options
         # What it shows is what a reload shows.
         await b.click("[data-section='game-mine'] form[action='/portfolios/use'] button")
@@ -882,25 +889,19 @@ async def test_a_dashboard_left_open_offers_the_game_portfolio_its_user_joined_e
     b = await Browser.start(d.url)
     try:
         await register(b, "hal")
-        status, _, err = await d.cli("login", "hal", "--password-stdin", stdin=PASSWORD + "\n", user="hal")
-        assert status == 0, err
-        status, _, err = await d.cli("game", "create", "Open Cup", "--start", "2026-09-01", "--end", "2026-12-31",
-                                     "--cash", "10000", user="hal")
-        assert status == 0, err
+        await cli_ok(d, "login", "hal", "--password-stdin", stdin=PASSWORD + "\n", user="hal")
+        await cli_ok(d, "game", "create", "Open Cup", "--start", "2026-09-01", "--end", "2026-12-31",
+                     "--cash", "10000", user="hal")
         await b.open("/")
         await b.page("dashboard")
         await b.live()
         assert await b.script("return document.getElementById('f-shown-portfolio')") is None  # one portfolio
-        status, _, err = await d.cli("game", "join", "Open Cup", user="hal")
-        assert status == 0, err
+        await cli_ok(d, "game", "join", "Open Cup", user="hal")
         await b.wait(lambda driver: driver.find_elements("css selector", "#f-shown-portfolio option[value='Open Cup']"),
                      "the game's portfolio in the menu")
-        options = await b.script("return [...document.querySelectorAll('#f-shown-portfolio option')]"
-                                 ".map((o) => [o.value, o.selected])")
+        options = await portfolio_options(b)
         assert options == [["default", True], ["Open Cup", False]], options
-        await b.script("document.getElementById('f-shown-portfolio').value = 'Open Cup'")
-        await b.click(".portfolio-picker button")
-        await b.page("dashboard")
+        await show_portfolio(b, "Open Cup")
         assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Open Cup"
         assert csp_violations(await b.console()) == []
     finally:
@@ -918,27 +919,21 @@ async def test_an_open_page_follows_its_portfolio_renamed_then_closed_from_the_c
     b = await Browser.start(d.url)
     try:
         await register(b, "kim")
-        status, _, err = await d.cli("login", "kim", "--password-stdin", stdin=PASSWORD + "\n", user="kim")
-        assert status == 0, err
-        status, _, err = await d.cli("portfolio", "create", "Growth", user="kim")
-        assert status == 0, err
+        await cli_ok(d, "login", "kim", "--password-stdin", stdin=PASSWORD + "\n", user="kim")
+        await cli_ok(d, "portfolio", "create", "Growth", user="kim")
         await b.open("/")
         await b.page("dashboard")
-        await b.script("document.getElementById('f-shown-portfolio').value = 'Growth'")
-        await b.click(".portfolio-picker button")
-        await b.page("dashboard")
+        await show_portfolio(b, "Growth")
         await b.live()
         assert await b.attribute("#f-shown-portfolio option[selected]", "value") == "Growth"
 
-        status, _, err = await d.cli("portfolio", "rename", "Growth", "Long term", user="kim")
-        assert status == 0, err
+        await cli_ok(d, "portfolio", "rename", "Growth", "Long term", user="kim")
         await b.wait(lambda driver: driver.find_elements("css selector",
                                                          "#f-shown-portfolio option[value='Long term'][selected]"),
                      "the renamed portfolio shown in the menu")
         assert await b.script("return document.querySelector(\"#f-shown-portfolio option[value='Growth']\")") is None
 
-        status, _, err = await d.cli("portfolio", "close", "Long term", user="kim")
-        assert status == 0, err
+        await cli_ok(d, "portfolio", "close", "Long term", user="kim")
         await b.wait_text("#flash", "Your portfolio Long term was closed elsewhere: showing your default portfolio.")
         await b.page("dashboard")
         assert await b.script("return document.getElementById('f-shown-portfolio')") is None  # (one portfolio left)
