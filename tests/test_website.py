@@ -152,6 +152,12 @@ async def tia_and_ivo_with_a_game(site, worker):
     return csrf, game, ivo_site, ivo
 
 
+async def use_portfolio(site, name):
+    """Show and trade ``name`` in this browser, as its navigation's menu does (from the dashboard)."""
+    _, body = await site.get("/")
+    assert (await site.post("/portfolios/use", dict(name=name, csrf=site.csrf(body))))[0].code == 303
+
+
 async def opened_page(site, page):
     """A live connection of the website (``websocket``) that has asked for ``page`` (its JSON: {"page": ...}) and
     been told it is ready."""
@@ -3688,8 +3694,7 @@ async def test_every_open_page_of_a_user_follows_their_portfolios_made_renamed_c
         _, body = await other.get("/signin")
         assert (await other.post("/signin", dict(username="ivo", password=PASSWORD,
                                                    csrf=other.csrf(body))))[0].code == 303
-        _, body = await other.get("/")
-        assert (await other.post("/portfolios/use", dict(name="Growth", csrf=other.csrf(body))))[0].code == 303
+        await use_portfolio(other, "Growth")
         _, body = await other.get("/")
         assert flash_text(body) == "Showing and trading portfolio Growth."
         tia_site = Site(site.url)
@@ -3758,8 +3763,7 @@ async def test_a_browser_showing_a_portfolio_renamed_elsewhere_goes_on_showing_i
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
         _, ivo = await signed_up(site, worker, "ivo")
         await ivo(commands.CreatePortfolio, name="Growth")
-        _, body = await site.get("/")
-        assert (await site.post("/portfolios/use", dict(name="Growth", csrf=site.csrf(body))))[0].code == 303
+        await use_portfolio(site, "Growth")
         _, body = await site.get("/asset/AAPL")
         assert flash_text(body) == "Showing and trading portfolio Growth."
         csrf = site.csrf(body)
@@ -3808,8 +3812,7 @@ async def test_a_browser_showing_a_portfolio_renamed_elsewhere_goes_on_showing_i
 
         # The same for an order ticket of a page made before; then, a page asked for: said so, by its name now, and
         # the default one shown.
-        _, body = await site.get("/")
-        assert (await site.post("/portfolios/use", dict(name="Long term", csrf=site.csrf(body))))[0].code == 303
+        await use_portfolio(site, "Long term")
         _, body = await site.get("/asset/AAPL")
         assert 'name="portfolio" value="Long term"' in body
         await ivo(commands.ClosePortfolio, name="Long term")
@@ -3886,8 +3889,7 @@ async def test_an_old_tabs_ticket_never_trades_another_portfolio_given_its_name_
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
         _, ivo = await signed_up(site, worker, "ivo")
         await ivo(commands.CreatePortfolio, name="Growth")
-        _, body = await site.get("/")
-        assert (await site.post("/portfolios/use", dict(name="Growth", csrf=site.csrf(body))))[0].code == 303
+        await use_portfolio(site, "Growth")
         _, old_tab = await site.get("/asset/AAPL")
         uuid_of = {p["name"]: p["uuid"] for p in (await ivo(commands.Portfolios))["portfolios"]}
         assert f'name="portfolio_uuid" value="{uuid_of["Growth"]}"' in old_tab
@@ -3896,8 +3898,7 @@ async def test_an_old_tabs_ticket_never_trades_another_portfolio_given_its_name_
 
         # Renamed elsewhere, and the browser's choice forgotten meanwhile (another tab went to the default one):
         # the old ticket still trades the portfolio it was made for.
-        _, body = await site.get("/")
-        assert (await site.post("/portfolios/use", dict(name="default", csrf=site.csrf(body))))[0].code == 303
+        await use_portfolio(site, "default")
         await ivo(commands.RenamePortfolio, name="Growth", new_name="Core")
         await ivo(commands.CreatePortfolio, name="Growth")
         response, _ = await site.post("/asset/AAPL/order", dict(ticket, client_order_id="web-1"))
