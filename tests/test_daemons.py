@@ -811,3 +811,26 @@ def test_ctrl_c_while_a_daemon_starts_is_a_line_not_a_traceback_and_leaves_twist
     done = python("import signal; from twisted.plugins import papertrader_plugins;"
                   " print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)", tmp_path)
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_a_daemon_freezes_what_it_loaded_and_collects_the_oldest_objects_rarely(tmp_path):
+    """Once a daemon's service is made, what it loaded is frozen out of the garbage collector's way and the
+    oldest generation waits for OLDEST_AFTER collections of the middle one (papertrader/collector.py: a full
+    collection stopped a loaded worker for up to 135 ms); garbage made while starting is collected first,
+    not kept for ever."""
+    done = python(
+        "import gc, sys, weakref\n"
+        f"sys.argv = ['twistd', '-n', 'papertrader-master', '--data-dir', {str(tmp_path / 'data')!r}]\n"
+        "from twisted.plugins import papertrader_plugins as plugins\n"
+        "from papertrader import collector\n"
+        "class Cycle: pass\n"
+        "garbage = Cycle(); garbage.me = garbage; dead = weakref.ref(garbage); del garbage\n"
+        "young, middle, _ = gc.get_threshold()\n"
+        "options = plugins.papertrader_master.options()\n"
+        "options.parseOptions(sys.argv[3:])\n"
+        "plugins.papertrader_master.makeService(options)\n"
+        "assert dead() is None, 'garbage made while starting was frozen'\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == (young, middle, collector.OLDEST_AFTER), gc.get_threshold()\n"
+        "print('ok')\n", tmp_path)
+    assert done.stdout.strip() == "ok", done.stderr
