@@ -2,13 +2,14 @@
 """The baseline of bench_load.py: a bare AMP-over-TLS server, run as its own process, answering the worker's
 client commands with canned answers.
 
-    python bench/bare_amp.py --cert PEM --port PORT --interval SECONDS
+    python bench/bare_amp.py --cert PEM --port PORT --interval SECONDS [--gc settled|python]
 
 ``Quote`` answers a fixed quote of the symbol asked (every field a worker's answer has); ``PlaceOrder`` a fixed
 open limit order with the call's ``client_order_id``, and pushes an ``OrderEvent`` (accepted) to every
 connection that sent ``WatchOrders`` with the same token; ``Watch`` and ``WatchOrders`` remember the
 connection; every ``--interval`` seconds each watcher of a symbol is pushed a ``Tick`` of it (as a worker
-pushes each update).  No database, no master, no checks: the floor of any server speaking these commands over
+pushes each update).  ``--gc`` (``settled``) sets the garbage collector as our twistd daemons do
+(papertrader/collector.py), or leaves Python's defaults (``python``).  No database, no master, no checks: the floor of any server speaking these commands over
 AMP and TLS with Twisted.  Prints ``listening PORT`` when it listens.
 """
 
@@ -24,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted.internet import protocol, task  # noqa: E402
 from twisted.protocols import amp  # noqa: E402
 
-from papertrader import commands, tls  # noqa: E402
+from papertrader import collector, commands, tls  # noqa: E402
 
 NOW = datetime(2026, 1, 2, 15, 30, tzinfo=timezone.utc)
 
@@ -103,6 +104,8 @@ def main(reactor, args):
     server = Server()
     endpoint = tls.server_endpoint(reactor, tls.listen_description(args.port, "127.0.0.1", args.cert), args.cert)
     d = endpoint.listen(server)
+    if args.gc == "settled":  # as a twistd daemon of ours sets its garbage collector (papertrader/collector.py)
+        collector.settle()
 
     def listening(port):
         print(f"listening {port.getHost().port}", flush=True)
@@ -117,5 +120,7 @@ if __name__ == "__main__":
     parser.add_argument("--cert", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--gc", choices=("settled", "python"), default="settled",
+                        help="the garbage collector as our daemons set it (settled), or Python's defaults")
     arguments = parser.parse_args()
     task.react(main, [arguments])

@@ -156,7 +156,7 @@ class Servers:
         cert = os.path.join(self.data_dir, "bare.pem")
         ca.issue("PaperTrader bench bare server", tls.default_hostnames(), cert)
         self.bare, log = self.spawn("bare", [sys.executable, os.path.join(ROOT, "bench", "bare_amp.py"), "--cert",
-                                             cert, "--interval", str(self.args.interval)])
+                                             cert, "--interval", str(self.args.interval), "--gc", self.args.bare_gc])
         content = wait_for_line(log, "listening ", self.bare)
         self.bare_port = int(content.split("listening ")[1].split()[0])
 
@@ -333,7 +333,7 @@ def main(args):
         ca = os.path.join(data_dir, tls.CA_CERT)
         tokens, prices, seconds = make_accounts(servers.worker_port, ca, max(args.clients))
         print(f"master pid {servers.master.pid}, worker pid {servers.worker.pid}, bare server pid"
-              f" {servers.bare.pid}; {len(tokens)} accounts registered and logged in in {seconds:.1f} s", flush=True)
+              f" {servers.bare.pid} (garbage collector: {args.bare_gc}); {len(tokens)} accounts registered and logged in in {seconds:.1f} s", flush=True)
         print(f"load: {args.rate:g} calls/s offered in all from {args.generators} generator processes"
               f" ({args.orders:.0%} PlaceOrder, the rest Quote), {args.warmup:g} s warm-up then {args.seconds:g} s"
               f" measured; each client watches 1 symbol (a Tick every {args.interval:g} s) and its account's"
@@ -377,6 +377,9 @@ def parse_args(argv):
                         help="write the master's cProfile statistics (its reactor thread) to this file")
     parser.add_argument("--database", default=None, help="postgresql://... (a fresh schema, dropped at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir, with the servers' logs, at the end")
+    parser.add_argument("--bare-gc", choices=("settled", "python"), default="settled",
+                        help="the bare server's garbage collector: as our daemons set it (settled, the default),"
+                             " or Python's defaults")
     args = parser.parse_args(argv)
     if args.profile:
         args.profile = os.path.abspath(args.profile)
