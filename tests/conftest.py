@@ -9,6 +9,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 import pytest_twisted
+from hypothesis import Phase, settings
 from twisted.internet import defer, protocol, task
 
 from papertrader.client import cli
@@ -25,6 +26,15 @@ WAIT = 30
 #: Seconds an asynchronous test may run in all before it is cancelled (its own finally blocks still run).
 #: pytest-timeout (setup.cfg) is the last resort above it for everything else, fixtures included.
 CEILING = 90
+
+# Hypothesis in the suite reports a failing example as it found it, with the line that replays it
+# (@reproduce_failure), without shrinking it: shrinking (and explaining) a stateful test's example took
+# minutes, past pytest-timeout's ceiling, which then ended the whole run instead of failing that test.
+# HYPOTHESIS_PROFILE=shrink shrinks it, for a run of that one test.
+settings.register_profile("suite", phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target),
+                          print_blob=True)
+settings.register_profile("shrink", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.hookimpl(hookwrapper=True)
