@@ -121,7 +121,9 @@ class RunningCluster:
 @contextlib.asynccontextmanager
 async def running_cluster(reactor, settings, database_url, timeout=30.0):
     """A Cluster on loopback in a temporary data dir (a fresh PostgreSQL schema for a postgresql:// URL),
-    ready with a quote of every asset; stopped, and its data dir and schema removed, afterwards."""
+    ready with a quote of every asset, the garbage collector set as a twistd daemon of ours sets it
+    (papertrader/collector.py); stopped, and its data dir and schema removed, afterwards."""
+    from papertrader import collector
     from papertrader.cluster import Cluster
 
     # Every client of a benchmark connects from one address: no per-address cap.
@@ -132,6 +134,7 @@ async def running_cluster(reactor, settings, database_url, timeout=30.0):
     try:
         cluster = Cluster(data_dir, settings, reactor, master_port=free_port(), worker_port=0, database=database,
                           interface="127.0.0.1")
+        collector.settle()
         cluster.startService()
         await cluster.whenReady()
         await wait_for_cluster(reactor, cluster, settings.assets, timeout)
