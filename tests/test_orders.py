@@ -834,7 +834,7 @@ async def test_a_group_that_cannot_commit_acknowledges_none_of_its_orders(db, us
 
 @pytest_twisted.ensureDeferred
 async def test_a_fill_activity_says_the_orders_status_right_after_that_fill(make_trading, settings, user, clock,
-                                                                             quote, board):
+                                                                             quote, board, logs):
     """Each fill of an order filled in parts says partially_filled, its last filled (Alpaca's order_status of a
     FILL activity); it said the order's status now, for all of them."""
     trading = make_trading(replace(settings, fill_model="bar", half_spread_bps=D(0), impact_bps=D(0),
@@ -851,3 +851,6 @@ async def test_a_fill_activity_says_the_orders_status_right_after_that_fill(make
     fills = (await trading.activities(alice, None, direction="asc"))["activities"]
     assert [(a["quantity"], a["leaves_qty"], a["order_status"]) for a in fills] == [
         (D(20), D(10), "partially_filled"), (D(10), D(0), "filled")]
+    # (and the master's log counts them in words: it said "1 partial_fill")
+    assert [e.message for e in logs.newest(None) if e.message.startswith("market step")] == [
+        "market step: 1 partial fill", "market step: 1 fill"]

@@ -31,6 +31,7 @@ from papertrader.trading.corporate import undoing
 from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType, Side, TimeInForce, by_value
 from papertrader.trading.pretrade import accept, available_shares, buying_power, covering, opens
 from papertrader.trading.equity import Change, curve
+from papertrader.trading.events import EventKind
 from papertrader.trading.step import step
 from papertrader.trading.valuation import day_start, unrealized_percent
 
@@ -1094,12 +1095,23 @@ class TradingCommands:
             return 0
         fills = len(result.fills)
         self.filled += fills
-        counts = {}
-        for event in result.events:
-            counts[event.kind.value] = counts.get(event.kind.value, 0) + 1
-        self.log.info("market step: {summary}", summary=", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        self.log.info("market step: {summary}", summary=_step_summary(result.events))
         self.publish(_owned(names, result.events))
         return fills
+
+
+#: How the market step's log line counts each kind of event: a noun (counted, plural unless one) or a word said
+#: of orders ("2 expired").
+_STEP_NOUNS = {EventKind.FILL: "fill", EventKind.PARTIAL_FILL: "partial fill"}
+
+
+def _step_summary(events):
+    """'2 fills, 1 partial fill, 3 expired': the step's events by kind."""
+    counts = {}
+    for event in events:
+        counts[event.kind] = counts.get(event.kind, 0) + 1
+    return ", ".join(counted(n, _STEP_NOUNS[kind]) if kind in _STEP_NOUNS else f"{n} {kind.value}"
+                     for kind, n in sorted(counts.items(), key=lambda item: item[0].value))
 
 
 def _generation(session, generation):
