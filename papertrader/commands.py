@@ -1216,10 +1216,13 @@ class PortfoliosChanged(Command):
     default (from the website, the command line or the HTTP API).  The website's open pages of ``username`` show
     the navigation's portfolio menu again, as a reload makes it.  ``renamed``: a portfolio's old name and ``name``
     its new one (a page showing it goes on showing it); ``closed``: the name of one closed (a page showing it shows
-    the default portfolio, and says so).  (A game joined is said by GamesChanged's ``usernames``.)"""
+    the default portfolio, and says so); ``reset``: the name of one reset (its orders canceled, its cash back to the
+    start, its history archived: a page showing it is made again).  (A game joined is said by GamesChanged's
+    ``usernames``.)"""
 
     arguments = [(b"username", amp.Unicode()), (b"renamed", amp.Unicode(optional=True)),
-                 (b"name", amp.Unicode(optional=True)), (b"closed", amp.Unicode(optional=True))]
+                 (b"name", amp.Unicode(optional=True)), (b"closed", amp.Unicode(optional=True)),
+                 (b"reset", amp.Unicode(optional=True))]
     response = []
     requiresAnswer = False
 

@@ -3752,6 +3752,40 @@ async def test_every_open_page_of_a_user_follows_their_portfolios_made_renamed_c
 
 
 @pytest_twisted.ensureDeferred
+async def test_open_pages_of_a_portfolio_reset_elsewhere_are_made_again(tmp_path, settings, clock, database_url):
+    """A portfolio reset from another tab (or the command line, the HTTP API) left its open pages showing the old
+    figures, positions and orders until a reload.  Now the pages showing it are made again, those showing
+    another portfolio of the same user are not."""
+    async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
+        _, ivo = await signed_up(site, worker, "ivo")  # browser A: the default portfolio
+        await ivo(commands.CreatePortfolio, name="Growth")
+        other = Site(site.url)  # browser B shows Growth
+        _, body = await other.get("/signin")
+        assert (await other.post("/signin", dict(username="ivo", password=PASSWORD,
+                                                   csrf=other.csrf(body))))[0].code == 303
+        await use_portfolio(other, "Growth")
+        default_dashboard = await opened_page(site, {"page": "dashboard"})
+        default_orders = await opened_page(site, {"page": "orders", "first": False})
+        growth_dashboard = await opened_page(other, {"page": "dashboard"})
+        growth_orders = await opened_page(other, {"page": "orders", "first": False})
+
+        await ivo(commands.ResetPortfolio, name="Growth")
+        assert (await next_message(growth_dashboard, "reload")) == {"t": "reload"}
+        assert (await next_message(growth_orders, "reload")) == {"t": "reload"}
+        # The default portfolio's pages were not made again: the next thing they hear of is a portfolio made.
+        await ivo(commands.CreatePortfolio, name="Swing")
+        for page in (default_dashboard, default_orders):
+            message = await bounded(page.messages.get(), "the default portfolio's pages' next message")
+            while message["t"] == "html" and "portfolio-picker" not in message["v"]:
+                message = await bounded(page.messages.get(), "the default portfolio's pages' next message")
+            assert message["t"] == "html" and "Swing" in message["v"]["portfolio-picker"], message
+
+        await ivo(commands.ResetPortfolio, name="default")
+        assert (await next_message(default_dashboard, "reload")) == {"t": "reload"}
+        assert (await next_message(default_orders, "reload")) == {"t": "reload"}
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_browser_showing_a_portfolio_renamed_elsewhere_goes_on_showing_it(tmp_path, settings, clock,
                                                                                    database_url):
     """The browser's choice of the portfolio its pages show (a cookie) named the portfolio: renamed in another

@@ -74,8 +74,9 @@ class PortfolioCommands:
         self.log = log
         #: The trading commands (their group commit, market clock and event publishing).
         self.trading = trading
-        #: Called with (username, renamed=OLD, name=NEW) or (username, closed=NAME) or (username) when an account's
-        #: portfolios change (made, renamed, closed, another the default): the master tells the workers.
+        #: Called with (username, renamed=OLD, name=NEW), (username, closed=NAME), (username, reset=NAME) or
+        #: (username) when an account's portfolios change (made, renamed, closed, reset, another the default): the
+        #: master tells the workers.
         self.on_changed = []
 
     def _changed(self, username, **what):
@@ -272,6 +273,7 @@ class PortfolioCommands:
         self.log.info("{username} reset portfolio {id} ({name}) to generation {generation}; {orders} canceled",
                       username=session.username, id=reset.id, name=reset.name, generation=reset.generation,
                       orders=counted(len(done), "open order"))
+        self._changed(session.username, reset=reset.name)
         if done:
             from papertrader.app.trading import _event_view
 

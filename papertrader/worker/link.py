@@ -143,9 +143,9 @@ class WorkerToMaster(TypedAMP):
         return {}
 
     @commands.PortfoliosChanged.responder
-    def portfolios_changed(self, username, renamed=None, name=None, closed=None):
+    def portfolios_changed(self, username, renamed=None, name=None, closed=None, reset=None):
         for notify in list(self.worker.on_portfolios_changed):
-            notify(username, renamed=renamed, name=name, closed=closed)
+            notify(username, renamed=renamed, name=name, closed=closed, reset=reset)
         return {}
 
     @commands.SessionEnded.responder

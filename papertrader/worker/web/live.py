@@ -556,6 +556,24 @@ class View:
         self.send_portfolio_picker(pin=True)
 
     @defer.inlineCallbacks
+    def portfolio_reset(self, name):
+        """The account's portfolio ``name`` was reset (Live.portfolios_changed): a page showing it is made again (its
+        figures, chart, history and orders are those of a new start)."""
+        shown = self.conn.portfolio
+        try:
+            if shown is None:  # the default one: which is it now?
+                portfolios = (yield self.call(commands.Portfolios))["portfolios"]
+                shown = next((p["name"] for p in portfolios if p["default"]), None)
+        except PaperTraderError as e:
+            self._failed(e)
+            return
+        except Exception:
+            self.live.worker.log.failure("website: following a portfolio reset elsewhere failed")
+            return
+        if shown is not None and shown.casefold() == name.casefold():
+            self.conn.send({"t": "reload"})
+
+    @defer.inlineCallbacks
     def _portfolio_picker(self, csrf, portfolios=None):
         """The navigation's "Portfolio shown" as a reload makes it (site.Website.chrome): the account's portfolios,
         the one this page shows chosen."""
@@ -706,13 +724,17 @@ class Live:
                 for view in views_of_game:
                     view.refresh()
 
-    def portfolios_changed(self, username, renamed=None, name=None, closed=None):
-        """The master said ``username``'s portfolios changed (one made, renamed, closed, another the default, from any
-        tab, browser, worker, the command line or the HTTP API): each of their open pages here shows the navigation's
-        portfolio menu as a reload makes it, and follows a rename or a close of the portfolio it shows."""
+    def portfolios_changed(self, username, renamed=None, name=None, closed=None, reset=None):
+        """The master said ``username``'s portfolios changed (one made, renamed, closed, reset, another the default,
+        from any tab, browser, worker, the command line or the HTTP API): each of their open pages here shows the
+        navigation's portfolio menu as a reload makes it, and follows a rename, a close or a reset of the portfolio
+        it shows."""
         for conn in list(self.connections):
             if conn.view is not None and (conn.username or "").casefold() == username.casefold():
-                conn.view.portfolios_changed(renamed, name, closed)
+                if reset is not None:
+                    conn.view.portfolio_reset(reset)
+                else:
+                    conn.view.portfolios_changed(renamed, name, closed)
 
     @defer.inlineCallbacks
     def _show_standings(self, pages):
