@@ -133,6 +133,15 @@ async def next_message(factory, kind):
             return message
 
 
+async def signed_in(url, username):
+    """Another browser (a Site of its own) signed in as ``username``."""
+    browser = Site(url)
+    _, body = await browser.get("/signin")
+    response, _ = await browser.post("/signin", dict(username=username, password=PASSWORD, csrf=browser.csrf(body)))
+    assert response.code == 303, f"{username} could not sign in"
+    return browser
+
+
 async def next_section(factory, section):
     """The next "html" message that sends the page's ``data-section=section`` (a page also gets others)."""
     while True:
@@ -991,9 +1000,7 @@ async def test_the_website_creates_and_manages_games(tmp_path, settings, clock, 
         assert response.code == 403
 
         # Others see no management; the creator ends a game early.
-        gina_site = Site(site.url)
-        _, body = await gina_site.get("/signin")
-        await gina_site.post("/signin", dict(username="gina", password=PASSWORD, csrf=gina_site.csrf(body)))
+        gina_site = await signed_in(site.url, "gina")
         _, body = await gina_site.get("/games/Secret%20Cup")
         assert "Leaderboard" in body and "End the game now" not in body and "New invite code" not in body
         response, _ = await site.post("/games/Open%20Cup/end", dict(csrf=csrf))
@@ -1087,9 +1094,7 @@ async def test_a_games_page_shows_its_leaderboard_live(tmp_path, settings, clock
         assert ">alice</a>" in shown and ">bob</a>" in shown and "Joined" not in shown  # its creator sees both
 
         # A player of a game that hides portfolios sees the same ranking, without links to the others'.
-        bob_site = Site(site.url)
-        _, body = await bob_site.get("/signin")
-        await bob_site.post("/signin", dict(username="bob", password=PASSWORD, csrf=bob_site.csrf(body)))
+        bob_site = await signed_in(site.url, "bob")
         bobs = await websocket(bob_site, site.url)
         await bounded(bobs.opened, "the connection")
         bobs.opened.result.sendMessage(json.dumps({"page": "game", "game": "Live Cup"}).encode())
@@ -1184,9 +1189,7 @@ async def test_a_ranking_update_asks_the_master_once_per_game_for_all_its_pages(
         pages = []
         for name, visitor in (("dave", site), ("bob", None), ("dave", None)):
             if visitor is None:
-                visitor = Site(site.url)
-                _, body = await visitor.get("/signin")
-                await visitor.post("/signin", dict(username=name, password=PASSWORD, csrf=visitor.csrf(body)))
+                visitor = await signed_in(site.url, name)
             page = await websocket(visitor, site.url)
             await bounded(page.opened, "the connection")
             page.opened.result.sendMessage(json.dumps({"page": "game", "game": "Class Cup"}).encode())
@@ -1254,9 +1257,7 @@ async def test_a_games_creator_opens_each_players_portfolio_from_the_games_page(
         assert response.code == 404 and "does not play" in body
 
         # A player of the game that hides them: no links, and the same refusal for a player and for nobody.
-        bob_site = Site(site.url)
-        _, body = await bob_site.get("/signin")
-        await bob_site.post("/signin", dict(username="bob", password=PASSWORD, csrf=bob_site.csrf(body)))
+        bob_site = await signed_in(site.url, "bob")
         _, body = await bob_site.get("/games/Closed%20Book")
         assert "/players/alice" not in body and 'href="/games/Closed%20Book/players/bob"' in body  # only their own
         refusals = set()
@@ -3690,10 +3691,7 @@ async def test_every_open_page_of_a_user_follows_their_portfolios_made_renamed_c
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
         _, ivo = await signed_up(site, worker, "ivo")  # browser A: the default portfolio
         await ivo(commands.CreatePortfolio, name="Growth")
-        other = Site(site.url)  # browser B shows Growth
-        _, body = await other.get("/signin")
-        assert (await other.post("/signin", dict(username="ivo", password=PASSWORD,
-                                                   csrf=other.csrf(body))))[0].code == 303
+        other = await signed_in(site.url, "ivo")  # browser B shows Growth
         await use_portfolio(other, "Growth")
         _, body = await other.get("/")
         assert flash_text(body) == "Showing and trading portfolio Growth."
@@ -3759,10 +3757,7 @@ async def test_open_pages_of_a_portfolio_reset_elsewhere_are_made_again(tmp_path
     async with website(tmp_path, settings, database_url, clock, fill_model="ideal") as (d, worker, site):
         _, ivo = await signed_up(site, worker, "ivo")  # browser A: the default portfolio
         await ivo(commands.CreatePortfolio, name="Growth")
-        other = Site(site.url)  # browser B shows Growth
-        _, body = await other.get("/signin")
-        assert (await other.post("/signin", dict(username="ivo", password=PASSWORD,
-                                                   csrf=other.csrf(body))))[0].code == 303
+        other = await signed_in(site.url, "ivo")  # browser B shows Growth
         await use_portfolio(other, "Growth")
         default_dashboard = await opened_page(site, {"page": "dashboard"})
         default_orders = await opened_page(site, {"page": "orders", "first": False})
