@@ -184,3 +184,22 @@ class _Frozen:
         copy = _Frozen(None)
         copy.replaying = list(self.drawn)
         return copy
+
+
+@settings(max_examples=300)
+@given(prices, st.sampled_from(list(Side)), st.sampled_from([BarFillModel(), IdealFillModel()]),
+       st.integers(min_value=-2, max_value=2), st.data())
+def test_a_limit_order_said_to_rest_is_one_its_bar_gives_no_price(limit, side, model, arrived, data):
+    """A market step skips the work of a resting limit order (most open orders) on its fill model's word
+    (``limit_rests``): the word must be what matching it says, for either model, either side, and an order that
+    arrived before, inside or after its bar."""
+    start = T0 + MINUTE
+    bar = next(iter(data.draw(bars(start).filter(bool)).values()))
+    held = book(**{symbol: ("10", "1000.00") for symbol in SYMBOLS})
+    order = accept(OrderRequest(account_id=held.account_id, client_order_id="c1", symbol=bar.symbol, side=side,
+                                type=OrderType.LIMIT, time_in_force=TimeInForce.GTC, quantity=D(1),
+                                limit_price=limit), held, [], {bar.symbol: bar.open}, T0, sessions_at(T0),
+                   Rules(fill_model=model))
+    order = order.but(id=1, created=start + arrived * MINUTE / 2)
+    match = model.match(order, bar, None)
+    assert model.limit_rests(order, bar) == (match is None or match.price is None), (order, bar, match)

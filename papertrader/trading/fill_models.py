@@ -156,6 +156,22 @@ class FillModel:
 
     close_only = False
 
+    def limit_rests(self, order, bar):
+        """Whether a limit order (not ``opg``/``cls``) finds no price on ``bar``: what ``match`` says (a Match without
+        a price, or None), without making a Match.  A market step asks it of every resting order first: most of them
+        rest, and a step over thousands of them spent most of its time making Matches that said so.  (A model that
+        matches otherwise overrides both.)"""
+        if bar.end <= order.created:
+            return True
+        if bar.start >= order.created and not self.close_only:
+            opening, low, high = bar.open, bar.low, bar.high
+        else:
+            opening = low = high = bar.close
+        limit = order.limit_price
+        if order.side is Side.BUY:  # (evaluate's limit_match: marketable at the open, or traded through later)
+            return opening > limit and low >= limit
+        return opening < limit and high <= limit
+
     def fill_time(self, order, match, bar, now):
         """When a fill on ``match`` happened: at the bar's start if it took the bar's open (a bar that began
         after the order arrived, priced at its open: a market order, a gap through a stop or a limit, an opg

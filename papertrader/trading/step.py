@@ -134,6 +134,21 @@ def _missed_the_open(order, bar):
         bar.end > order.session_open
 
 
+#: The times in force of orders that may rest through a step untouched (_rests).
+_RESTING_TIF = frozenset((TimeInForce.DAY, TimeInForce.GTC))
+
+
+def _rests(order, bar, fill_model, now):
+    """Whether a step leaves ``order`` exactly as it is: a simple limit order, ``day`` or ``gtc``, whose time in force
+    does not end by ``now``, that finds no price on its ``bar`` (most open orders, most steps).  The step skips the
+    rest of its work for it; everything it would have done for it comes to nothing (no Match with a price, no
+    liquidity taken, no event, no change)."""
+    return (order.type is OrderType.LIMIT and order.order_class is OrderClass.SIMPLE and
+            order.time_in_force in _RESTING_TIF and not order.triggered and order.watermark is None and
+            _ended_by_time(order, bar.start) is None and _ended_by_time(order, now) is None and
+            fill_model.limit_rests(order, bar))
+
+
 def step(books, orders, market, rules, account_rules=None):
     """Run one market step; see the module's docstring.  ``books`` maps account ids to Books.
 
@@ -169,9 +184,11 @@ def step(books, orders, market, rules, account_rules=None):
         if not order.open or order.account_id not in books:
             continue
         bar = market.bars.get(order.symbol)
+        mine = account_rules.get(order.account_id, rules)
+        if bar is not None and order.id not in adjusted and _rests(order, bar, mine.fill_model, now):
+            continue
         if bar is not None and _ended_by_time(order, bar.start) is not None:
             bar = None  # a bar of a later session than the order's (time skipped ahead): it expires, unfilled
-        mine = account_rules.get(order.account_id, rules)
         match = mine.fill_model.match(order, bar, _session_bar(order, bar)) if bar is not None else None
         when = mine.fill_model.fill_time(order, match, bar, now) if match is not None and match.price is not None \
             else now
