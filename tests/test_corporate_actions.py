@@ -9,7 +9,7 @@ from papertrader.trading.corporate import Dividend, Entitlement, Split
 from papertrader.trading.market import MarketStep
 from papertrader.trading.orders import Status
 from papertrader.trading.pretrade import Rules, check_price
-from papertrader.trading.step import step
+from papertrader.trading.step import moving, step
 from tests.trading_helpers import MINUTE, T0, at, bar, book, place
 
 TODAY = date(2024, 3, 4)
@@ -38,6 +38,19 @@ def test_a_split_multiplies_positions_and_open_orders_and_divides_their_prices()
     [record] = result.records
     assert (record.kind, record.symbol, record.before, record.quantity, record.ratio) == ("split", "AAPL", D(10),
                                                                                        D(40), (D(4), D(1)))
+
+
+def test_a_split_adjusts_a_resting_limit_order_a_step_would_otherwise_leave_aside():
+    """The master steps only the orders a step may change (``moving``): a resting limit order, its bar far from
+    its limit, is left aside, unless its symbol splits in the step, which adjusts it."""
+    b = book(AAPL=("10", "1000.00"))
+    sell = place(b, side="sell", kind="limit", limit="150.00", quantity="6", tif="gtc")
+    calm = MarketStep(at(1), {"AAPL": bar(25, 30, 24, 26)}, (), (), TODAY)
+    assert moving([sell], calm, Rules()) == []
+    splitting = replace(calm, actions=(Split("AAPL", TODAY, D(4)),))
+    result = step({1: b}, moving([sell], splitting, Rules()), splitting, Rules())
+    [adjusted] = result.orders
+    assert (adjusted.quantity, adjusted.limit_price, adjusted.status) == (D(24), D("37.50"), Status.NEW)
 
 
 def test_a_split_given_twice_in_one_step_applies_once():

@@ -7,7 +7,6 @@ more than it asked; every fill is priced inside its bar (and within its limit);
 and the same inputs give the same events.
 """
 
-from datetime import timedelta
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +19,7 @@ from papertrader.trading.fill_models import BarFillModel, IdealFillModel
 from papertrader.trading.market import Bar, MarketStep
 from papertrader.trading.orders import OrderRequest, OrderType, Side, TimeInForce
 from papertrader.trading.pretrade import Rules, accept
-from papertrader.trading.step import step
+from papertrader.trading.step import moving, step
 from tests.trading_helpers import MINUTE, T0, book, sessions_at
 
 D = Decimal
@@ -88,8 +87,10 @@ def scenarios(draw):
     return rules, books, rounds
 
 
-def play(rules, books, rounds):
-    """Place, cancel and step as scripted; returns (books, orders, events, bars of each fill's step)."""
+def play(rules, books, rounds, only_moving=False):
+    """Place, cancel and step as scripted; returns (books, orders, events, bars of each fill's step).
+    ``only_moving``: each step is given only the orders it may change and their accounts' books, as the master
+    gives it (``moving``)."""
     books = dict(books)
     orders = {}
     events = []
@@ -111,7 +112,13 @@ def play(rules, books, rounds):
             if index in orders and orders[index].open:
                 orders[index], event = amend.cancel(orders[index], now)
                 events.append((event, None))
-        result = step(books, [o for o in orders.values() if o.open], MarketStep(time, step_bars), rules)
+        market = MarketStep(time, step_bars)
+        stepped = [o for o in orders.values() if o.open]
+        given = books
+        if only_moving:
+            stepped = moving(stepped, market, rules)
+            given = {a: b for a, b in books.items() if a in {o.account_id for o in stepped}}
+        result = step(given, stepped, market, rules)
         books.update(result.books)
         orders.update({o.id: o for o in result.orders})
         events += [(e, step_bars.get(e.order.symbol)) for e in result.events]
@@ -163,6 +170,20 @@ def test_the_same_inputs_give_the_same_events(scenario):
     first = play(rules, books, fixed)
     second = play(rules, books, [([(a, f.again()) for a, f in p], c, b, t) for p, c, b, t in fixed])
     assert first == second
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_a_step_given_only_the_orders_it_may_change_does_the_same(scenario):
+    """The master steps only the orders a step may change (``moving``: resting limit orders left out), with only
+    their accounts' books: the books, orders and events must be those of stepping them all."""
+    rules, books, rounds = scenario
+    fixed = []
+    for placements, cancels, step_bars, time in rounds:
+        fixed.append(([(a, _Frozen(d)) for a, d in placements], cancels, step_bars, time))
+    everything = play(rules, books, fixed)
+    assert play(rules, books, [([(a, f.again()) for a, f in p], c, b, t) for p, c, b, t in fixed],
+                only_moving=True) == everything
 
 
 class _Frozen:

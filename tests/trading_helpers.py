@@ -8,7 +8,7 @@ from papertrader.trading.market import Bar, MarketStep, Session, SessionInfo
 from papertrader.trading.orders import OrderRequest, OrderType, Side, TimeInForce
 from papertrader.trading.fill_models import BarFillModel
 from papertrader.trading.pretrade import Rules, accept
-from papertrader.trading.step import step
+from papertrader.trading.step import moving, step
 
 D = Decimal
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=timezone.utc)  # a Monday, 09:30 New York
@@ -71,13 +71,15 @@ NO_SLIP = Rules(fill_model=BarFillModel(half_spread_bps=D(0), impact_bps=D(0)))
 
 
 def run(b, orders, *steps, rules=NO_SLIP):
-    """Run steps (time, bars...) in turn over the open (and held) orders; return (book, {order id: order},
-    [events])."""
+    """Run steps (time, bars...) in turn over the open (and held) orders, as the master does (each step given the
+    orders it may change, ``moving``, and their accounts' books); return (book, {order id: order}, [events])."""
     books = {b.account_id: b}
     current = {o.id: o for o in orders}
     events = []
     for time, *bars in steps:
-        result = step(books, [o for o in current.values() if o.live], market(time, *bars), rules)
+        stepping = market(time, *bars)
+        live = moving([o for o in current.values() if o.live], stepping, rules)
+        result = step({a: b for a, b in books.items() if a in {o.account_id for o in live}}, live, stepping, rules)
         books.update(result.books)
         current.update({o.id: o for o in result.orders})
         events += result.events

@@ -32,7 +32,7 @@ from papertrader.trading.orders import Leg, OrderClass, OrderRequest, OrderType,
 from papertrader.trading.pretrade import accept, available_shares, buying_power, covering, opens
 from papertrader.trading.equity import Change, curve
 from papertrader.trading.events import EventKind
-from papertrader.trading.step import step
+from papertrader.trading.step import moving, step
 from papertrader.trading.valuation import day_start, unrealized_percent
 
 #: Most orders or transactions one page holds.
@@ -1046,11 +1046,13 @@ class TradingCommands:
             # them in time order (by id) whatever order they come in.
             kept = self.store.open_orders_kept(cursor, wanted)
             orders = [o for mine in kept.values() for o in mine]
-            accounts = {o.account_id for o in orders} | {d.account_id for d in due} | holders
             result, names, overnight = None, {}, {}
             own, frozen = self._game_rules(cursor, {o.account_id for o in orders}, market_step.time)
             if frozen:  # a game's orders trade only while it is open (its end cancels them)
                 orders = [o for o in orders if o.account_id not in frozen]
+            # Those the step leaves as they are (most resting limit orders) need neither stepping nor their books.
+            orders = moving(orders, replace(market_step, actions=actions), self.rules, own)
+            accounts = {o.account_id for o in orders} | {d.account_id for d in due} | holders
             if accounts:
                 books = self.store.books(cursor, accounts)
                 if market_step.today:  # the day's borrow fee counts the shorts held overnight, before this step

@@ -149,6 +149,23 @@ def _rests(order, bar, fill_model, now):
             fill_model.limit_rests(order, bar))
 
 
+def moving(orders, market, rules, account_rules=None):
+    """The orders of ``orders`` a step over ``market`` may change: all but those it leaves exactly as they are
+    (_rests), unless a corporate action of their symbol comes in the step (a split adjusts them).  ``step`` given
+    these alone does what it does given all of them; the books it needs are their accounts' (a master with
+    thousands of resting orders need not read those accounts' books at every update)."""
+    account_rules = account_rules or {}
+    acted = {action.symbol for action in market.actions}
+    now = market.time
+    out = []
+    for order in orders:
+        bar = market.bars.get(order.symbol)
+        if bar is None or order.symbol in acted or not order.open or not _rests(
+                order, bar, account_rules.get(order.account_id, rules).fill_model, now):
+            out.append(order)
+    return out
+
+
 def step(books, orders, market, rules, account_rules=None):
     """Run one market step; see the module's docstring.  ``books`` maps account ids to Books.
 
