@@ -4,6 +4,7 @@
                       [--allow-ip NET]... [--out DIR] [--replace]
     papertrader-admin [--json] --data-dir DIR workers
     papertrader-admin [--json] --data-dir DIR kick|allow|revoke NAME
+    papertrader-admin [--json] --data-dir DIR [--database URL] allow-ip NAME [NET... | --any]
     papertrader-admin [--json] --data-dir DIR market [status|pause|resume|seek DATE]
     papertrader-admin [--json] --data-dir DIR [--database URL] migrate [--backed-up]
     papertrader-admin [--json] --data-dir DIR backup [--to FILE]
@@ -21,9 +22,12 @@
 fingerprint in the master's database; copy the bundle to the worker's machine
 and use it as its data dir.
 
-workers, kick, allow, revoke and market talk to the running master over its
+workers, kick, allow, revoke, allow-ip and market talk to the running master over its
 admin channel (a Unix socket only the data dir's owner can open), so a kick or a
-pause takes effect at once.  When no master is running they work on the database
+pause takes effect at once.  allow-ip sets the addresses a registered worker may
+connect from (--any: any address; with neither, it says what they are); a worker
+linked from an address no longer allowed is disconnected at once, as by kick,
+and refused from there when it comes back.  When no master is running they work on the database
 directly (a replay's pause, resume or seek then takes effect when it starts).
 
 migrate applies the database migrations of this release (an existing SQLite
@@ -78,7 +82,7 @@ from papertrader.master import admin_channel, backups, files
 from papertrader.master.console import WORKER_COLUMNS
 from papertrader.master.db import Database, password_hint, pg_dump_schema, redact, same_database
 from papertrader.master.validation import WORKER_NAME_RE
-from papertrader.master.workers import Workers, parse_allowed, worker_rows
+from papertrader.master.workers import Workers, allowed_change_text, parse_allowed, worker_rows
 
 LIVE = {"kick": commands.AdminKick, "allow": commands.AdminAllow, "revoke": commands.AdminRevoke}
 #: The columns of the worker listing, as the master's console shows them (its VERSION column too).
@@ -154,8 +158,8 @@ def parser():
     p.add_argument("--database", help="the master's database URL, if not SQLite in DIR")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (also accepted after the command)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser,
-                           metavar="register-worker|workers|kick|allow|revoke|market|migrate|backup|restore|"
-                                   "copy-database|game|user")
+                           metavar="register-worker|workers|kick|allow|revoke|allow-ip|market|migrate|backup|"
+                                   "restore|copy-database|game|user")
 
     def command(name, help):
         c = sub.add_parser(name, help=help)
@@ -178,6 +182,13 @@ def parser():
                        ("allow", "let a kicked worker connect again"),
                        ("revoke", "remove a worker's registration for good")):
         command(name, what).add_argument("name")
+    addresses = command("allow-ip", "set the addresses a registered worker may connect from (no bundle needed);"
+                                    " a worker linked from one no longer allowed is disconnected")
+    addresses.add_argument("name")
+    addresses.add_argument("nets", nargs="*", metavar="NET",
+                           help="an address or network (CIDR) it may connect from (several: any of them); none:"
+                                " show them")
+    addresses.add_argument("--any", action="store_true", help="let it connect from any address again")
     market = command("market", "the market clock: status, or pause, resume, move (seek) or step a replay")
     market.add_argument("action", nargs="?", default="status", choices=("status", "pause", "resume", "seek", "step"),
                         help="what to do (default: status); step: pause, play N updates, answer when done")
@@ -902,6 +913,23 @@ def run(reactor, args, out=None, note=None, stdin=None):
         zone = zone_of(answer)
         out(json.dumps(plain(rows)) if want_json else
             (table(worker_rows(rows, zone), COLUMNS, zone) if rows else "No workers."))
+    elif args.command == "allow-ip":
+        allowed = ",".join(args.nets) if args.nets else None
+        kwargs = {"any": True} if args.any else ({"allowed": allowed} if args.nets else {})
+        answer = yield live(reactor, data_dir, commands.AdminAllowIp, name=args.name, **kwargs)
+        running = answer is not None
+        if not running:
+            answer = yield offline(reactor, args, data_dir,
+                                   lambda w: admin_channel.change_allowed(w, args.name, allowed, args.any), note)
+        before, after = answer.get("before"), answer.get("after")
+        if want_json:
+            out(json.dumps({"name": args.name, "command": "allow-ip", "before": before.split(",") if before else None,
+                            "after": after.split(",") if after else None,
+                            "disconnected": bool(answer["disconnected"]), "master_running": running}))
+        else:
+            out(allowed_change_text(args.name, answer, bool(args.any or args.nets))
+                + ("; no master is running: it applies when the worker connects"
+                   if not running and (args.any or args.nets) else ""))
     elif args.command == "migrate":
         done = yield migrate(reactor, args, data_dir, note)
         if want_json:
@@ -1002,11 +1030,18 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
         return status
 
     try:
-        args = parser().parse_args(argv)
+        p = parser()
+        args, extra = p.parse_known_args(argv)
+        if extra and args.command == "allow-ip" and not any(a.startswith("-") for a in extra):
+            args.nets += extra  # (NETs after --any: 'allow-ip NAME --any 10.0.0.0/8' is refused below, saying why)
+        elif extra:
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
     except UsageFailure as e:
         return fail("usage", str(e), 2)
     except SystemExit as e:  # --help
         return e.code or 0
+    if args.command == "allow-ip" and args.any and args.nets:
+        return fail("usage", "allow-ip: give addresses (NET) or --any, not both", 2, args.json)
     if args.command != "game" and getattr(args, "name", None) is not None and not WORKER_NAME_RE.fullmatch(args.name):
         return fail(InvalidInput.code, "a worker name is 1-32 letters, digits, '_', '.', '-'", 1, args.json)
     try:

@@ -1378,6 +1378,17 @@ class AdminRevoke(Command):
     response = [(b"done", amp.Boolean())]
 
 
+class AdminAllowIp(Command):
+    """A registered worker's allowed addresses: set to ``allowed`` ("10.0.0.7,10.1.0.0/16"), or to any address with
+    ``any``, or (neither) only said.  ``before`` and ``after`` as stored (absent: any address); ``disconnected``: it
+    was linked from ``address``, which the new list does not allow, and was cut off."""
+
+    arguments = [(b"name", amp.Unicode()), (b"allowed", amp.Unicode(optional=True)),
+                 (b"any", amp.Boolean(optional=True))]
+    response = [(b"before", amp.Unicode(optional=True)), (b"after", amp.Unicode(optional=True)),
+                (b"disconnected", amp.Boolean()), (b"address", amp.Unicode(optional=True))]
+
+
 class AdminCreateGame(Command):
     """The operator creates a game on behalf of ``creator`` (a username; the game's manager): CreateGame's
     arguments without the token."""

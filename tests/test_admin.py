@@ -70,7 +70,8 @@ def test_a_workers_data_dir_is_told_apart_from_a_masters(master_dir, tmp_path):
 
 
 @pytest.mark.parametrize("argv, choices", [
-    ([], "register-worker|workers|kick|allow|revoke|market|migrate|backup|restore|copy-database|game|user"),
+    ([], "register-worker|workers|kick|allow|revoke|allow-ip|market|migrate|backup|restore|copy-database|game|"
+         "user"),
     (["game"], "create-class"),
     (["user"], "list|show|disable|enable|delete|reset-password"),
 ])
@@ -370,3 +371,52 @@ async def test_with_no_master_a_market_that_follows_the_wall_clock_cannot_be_pau
                        " ran): only a replay can be paused, resumed or moved\n"), err
     status, out, err = await run_admin(d, "market")
     assert status == 0 and out.endswith(", running\n") and "recorded" not in out, out
+
+
+def test_a_workers_allowed_addresses_are_changed_by_name_without_its_bundle(master_dir, database_url):
+    """Changing a worker's --allow-ip meant copying its bundle back to the master's machine and registering it
+    again with --out BUNDLE.  'allow-ip NAME NET...' changes them by name (and --any lifts them), saying what they
+    were and are; with no master running it is recorded in the database (SQLite or PostgreSQL) and applies when
+    the worker connects."""
+    db = ["--database", database_url]
+    status, out, err = admin("--data-dir", master_dir, *db, "register-worker", "eu-1", "--allow-ip", "203.0.113.7")
+    assert status == 0, err
+    bundle = files.worker_dir(master_dir, "eu-1")
+    status, out, err = admin("--data-dir", master_dir, *db, "allow-ip", "eu-1")  # no address: what they are
+    assert (status, out) == (0, "worker eu-1 may connect from: 203.0.113.7\n"), err
+    status, out, err = admin("--data-dir", master_dir, *db, "allow-ip", "eu-1", "198.51.100.9", "10.1.0.0/16")
+    assert (status, out) == (0, "worker eu-1 may connect from: 198.51.100.9, 10.1.0.0/16 (was: 203.0.113.7); no"
+                                " master is running: it applies when the worker connects\n"), err
+    status, out, err = admin("--json", "--data-dir", master_dir, *db, "allow-ip", "eu-1", "10.1.0.0/16")
+    assert status == 0, err
+    assert json.loads(out) == {"name": "eu-1", "command": "allow-ip", "before": ["198.51.100.9", "10.1.0.0/16"],
+                               "after": ["10.1.0.0/16"], "disconnected": False, "master_running": False}
+    # Registered again with its bundle (a new --host, say): its addresses are kept, as the README says.
+    status, out, err = admin("--data-dir", master_dir, *db, "register-worker", "eu-1", "--out", bundle)
+    assert status == 0, err
+    status, out, err = admin("--data-dir", master_dir, *db, "allow-ip", "eu-1", "--any")
+    assert (status, out) == (0, "worker eu-1 may connect from: any address (was: 10.1.0.0/16); no master is"
+                                " running: it applies when the worker connects\n"), err
+    status, out, err = admin("--json", "--data-dir", master_dir, *db, "allow-ip", "eu-1")
+    assert json.loads(out)["after"] is None
+    # Refused with a typed error, nothing changed: a bad network, an unknown or invalid name, a revoked worker.
+    status, out, err = admin("--data-dir", master_dir, *db, "register-worker", "eu-2")
+    assert status == 0, err
+    status, out, err = admin("--data-dir", master_dir, *db, "revoke", "eu-2")
+    assert status == 0, err
+    for argv, code, expected, message in (
+            (["eu-1", "10.0.0.300"], "invalid_input", 1, "'10.0.0.300' is not an IP address or network"),
+            (["eu-1", "10.0.0.0/33"], "invalid_input", 1, "'10.0.0.0/33' is not an IP address or network"),
+            (["eu-1", ","], "invalid_input", 1, "no address or network given"),
+            (["nosuch", "10.0.0.0/8"], "invalid_input", 1, "no worker named 'nosuch' is registered"),
+            (["../etc", "10.0.0.0/8"], "invalid_input", 1, "a worker name is 1-32 letters"),
+            (["eu-2", "10.0.0.0/8"], "invalid_input", 1, "worker 'eu-2' was revoked"),
+            (["eu-1", "--any", "10.0.0.0/8"], "usage", 2, "--any"),
+            ([], "usage", 2, "the following arguments are required: name")):
+        status, out, err = admin("--json", "--data-dir", master_dir, *db, "allow-ip", *argv)
+        assert status == expected, (argv, out, err)
+        answer = json.loads(out)
+        assert answer["error"] == code and message in answer["message"], (argv, answer)
+        assert answer["message"] in one_line(err) and "Traceback" not in err
+    status, out, err = admin("--json", "--data-dir", master_dir, *db, "allow-ip", "eu-1")
+    assert json.loads(out)["after"] is None

@@ -301,3 +301,77 @@ async def test_a_worker_registered_again_by_papertrader_admin_after_a_revoke_lin
         for bundle in (first, second):
             gpgkeys.stop_agent(bundle + "/gnupg")
         admin.keyring.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_linked_worker_whose_address_is_no_longer_allowed_is_cut_off_and_refused_from_then_on(master,
+                                                                                                      tmp_path):
+    """Changing a registered worker's allowed addresses (papertrader-admin allow-ip) needed its bundle back on the
+    master's machine (register-worker --out BUNDLE), and the worker linked kept its link until it reconnected.
+    Now the change is made by name; a worker linked from an address no longer allowed is cut off at once, as a
+    kick does, and refused when it comes back; allowing any address again lets it link."""
+    from papertrader.errors import InvalidInput
+
+    bundle = str(tmp_path / "w")
+    client, server, pump = await link(master, "w1", HealthyPeer, bundle, with_server=True)
+    address = master.workers.linked["w1"].address  # (what the in-memory transport says the peer is)
+    changed = await master.workers.set_allowed("w1", "10.0.0.0/8, 192.0.2.7")
+    assert changed == {"name": "w1", "before": None, "after": "10.0.0.0/8,192.0.2.7", "disconnected": True,
+                       "address": address}
+    assert "w1" not in master.workers.linked
+    assert (await master.workers.registration("w1"))["allowed_ips"] == "10.0.0.0/8,192.0.2.7"
+    with pytest.raises(WorkerRefused, match=f"worker 'w1' may not connect from {address}"):
+        await handshake(master, "w1", bundle)
+    # Nothing to cut off: said so.
+    again = await master.workers.set_allowed("w1", "10.0.0.0/8")
+    assert (again["before"], again["after"], again["disconnected"]) == ("10.0.0.0/8,192.0.2.7", "10.0.0.0/8", False)
+    # Any address again: it links.
+    back = await master.workers.set_allowed("w1", None)
+    assert (back["before"], back["after"]) == ("10.0.0.0/8", None)
+    assert await handshake(master, "w1", bundle) == {}
+    # A bad network or an unknown name: refused, nothing changed.
+    with pytest.raises(InvalidInput, match="'10.0.0.300' is not an IP address or network"):
+        await master.workers.set_allowed("w1", "10.0.0.300")
+    with pytest.raises(InvalidInput, match="no worker named 'nosuch' is registered"):
+        await master.workers.set_allowed("nosuch", "10.0.0.0/8")
+    assert (await master.workers.registration("w1"))["allowed_ips"] is None
+    assert "w1" in master.workers.linked
+    gpgkeys.stop_agent(bundle + "/gnupg")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_address_change_wins_over_a_handshake_that_read_the_old_addresses(master, tmp_path):
+    bundle = str(tmp_path / "w")
+    await link(master, "w1", HealthyPeer, bundle)
+    # A handshake from 192.0.2.7 that read the registration (any address) before the change, and links after it:
+    read = await master.workers.admit("w1", "192.0.2.7")
+    await master.workers.set_allowed("w1", "10.0.0.0/8")
+    with pytest.raises(WorkerRefused, match="may not connect from 192.0.2.7"):
+        master.workers.link("w1", "default", "edge.example", 2050, "test", "192.0.2.7", object(), bars=read["bars"],
+                            readdressed=read["readdressed"])
+    # From an address still allowed it links.
+    read = await master.workers.admit("w1", "10.1.2.3")
+    master.workers.link("w1", "default", "edge.example", 2050, "test", "10.1.2.3", object(), bars=read["bars"],
+                        readdressed=read["readdressed"])
+    assert master.workers.linked["w1"].address == "10.1.2.3"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_console_changes_a_workers_allowed_addresses_as_papertrader_admin_does(master, tmp_path):
+    from papertrader.master.console import namespace
+
+    allow_ip = namespace(master)["allow_ip"]
+    bundle = str(tmp_path / "w")
+    await link(master, "w1", HealthyPeer, bundle)
+    address = master.workers.linked["w1"].address
+    shown = await allow_ip("w1", "10.0.0.0/8", "192.0.2.7")
+    assert str(shown) == ("worker w1 may connect from: 10.0.0.0/8, 192.0.2.7 (was: any address)\n"
+                          f"it was connected from {address}, which is no longer allowed: disconnected, and refused"
+                          " from there from now on")
+    assert "w1" not in master.workers.linked
+    assert str(await allow_ip("w1")) == "worker w1 may connect from: 10.0.0.0/8, 192.0.2.7"
+    assert str(await allow_ip("w1", any=True)) == ("worker w1 may connect from: any address (was: 10.0.0.0/8,"
+                                                   " 192.0.2.7)")
+    assert str(await allow_ip("nosuch", "10.0.0.0/8")) == "refused: no worker named 'nosuch' is registered"
+    assert str(await allow_ip("w1", "10.0.0.300")) == "refused: '10.0.0.300' is not an IP address or network"
+    gpgkeys.stop_agent(bundle + "/gnupg")

@@ -191,3 +191,42 @@ async def test_a_worker_that_keeps_being_refused_does_not_hold_up_healthy_worker
         assert worker.link.refusals == 0
     finally:
         await worker.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_is_cut_off_when_its_address_is_no_longer_allowed_and_links_again_when_it_is(deployment,
+                                                                                                     tmp_path):
+    """papertrader-admin allow-ip, run while the master runs: a worker linked from an address the new list still
+    allows keeps its link; one linked from an address no longer allowed is disconnected at once (told why, on its
+    machine too) and refused when it comes back; allowed again (--any), it links."""
+    from tests.test_admin import run_admin
+
+    d = deployment
+    worker = await linked_worker(d, "edge-7", str(tmp_path / "edge-7"))
+    try:
+        status, out, err = await run_admin(d, "allow-ip", "edge-7", "127.0.0.0/8", "192.0.2.7")
+        assert (status, out) == (0, "worker edge-7 may connect from: 127.0.0.0/8, 192.0.2.7 (was: any address)\n"), err
+        assert "edge-7" in d.master.workers.linked  # 127.0.0.1 is still allowed
+
+        told = wait_for_log(worker.logs, "the master disconnected this worker")
+        refused = wait_for_log(d.master.logs, "refused worker 'edge-7' from 127.0.0.1: not in its allowed addresses")
+        status, out, err = await run_admin(d, "allow-ip", "edge-7", "192.0.2.7")
+        assert status == 0, err
+        assert out == ("worker edge-7 may connect from: 192.0.2.7 (was: 127.0.0.0/8, 192.0.2.7)\n"
+                       "it was connected from 127.0.0.1, which is no longer allowed: disconnected, and refused from"
+                       " there from now on\n"), out
+        assert "127.0.0.1 is no longer among its allowed addresses" in (await told).message
+        await refused  # it came back, and was turned away
+        assert "edge-7" not in await listed(d)
+        [row] = [w for w in await d.master.workers.overview() if w["name"] == "edge-7"]
+        assert "may not connect from 127.0.0.1" in row["refused"], row
+
+        linked = wait_for_log(d.master.logs, "worker edge-7 linked")
+        status, out, err = await run_admin(d, "allow-ip", "edge-7", "--any")
+        assert (status, out) == (0, "worker edge-7 may connect from: any address (was: 192.0.2.7)\n"), err
+        worker.link.refusals = 0
+        worker.link._hold.reset(0)  # don't wait out the backoff in a test
+        await linked
+        assert "edge-7" in await listed(d)
+    finally:
+        await worker.stopService()

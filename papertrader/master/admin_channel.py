@@ -1,7 +1,8 @@
 """The master's admin channel: AMP over a Unix socket only the data dir's owner can open.
 
 ``papertrader-admin`` uses it to list, kick, allow and revoke workers of a
-running master, to set up a game for a class, and to manage accounts (list, show, disable, enable, reset a
+running master and change the addresses they may connect from, to set up a
+game for a class, and to manage accounts (list, show, disable, enable, reset a
 password).  The socket is ``DATA_DIR/admin.sock`` (mode 0600); when that
 path is too long for a Unix socket, a private per-user directory in the
 system's temp dir holds it, named after the data dir.
@@ -20,6 +21,7 @@ from twisted.python import lockfile
 from papertrader import commands
 from papertrader.errors import InvalidInput, ServerError
 from papertrader.master.protocol import guarded
+from papertrader.master.workers import parse_allowed
 from papertrader.wire import TypedAMP
 
 MAX_SOCKET_PATH = 100
@@ -103,6 +105,11 @@ class AdminProtocol(TypedAMP):
     def revoke(self, name):
         return self.master.workers.revoke(name).addCallback(lambda done: {"done": done})
 
+    @commands.AdminAllowIp.responder
+    @guarded
+    @when_ready
+    def allow_ip(self, name, allowed=None, any=False):
+        return change_allowed(self.master.workers, name, allowed, any)
 
     @commands.AdminCreateGame.responder
     @guarded
@@ -159,6 +166,23 @@ class AdminProtocol(TypedAMP):
     @when_ready
     def reset_password(self, username, password):
         return self.master.accounts.reset_password(username, password)
+
+
+@defer.inlineCallbacks
+def change_allowed(workers, name, allowed=None, any=False):
+    """``allow-ip``: set a worker's allowed addresses (``allowed``, or any address with ``any``), or with neither
+    only read them; AdminAllowIp's answer (None values left out).  The running master's, and papertrader-admin's on
+    the database when none runs."""
+    if any and allowed is not None:
+        raise InvalidInput("give addresses or --any, not both")
+    if any or allowed is not None:
+        if not any and parse_allowed(allowed) is None:
+            raise InvalidInput("no address or network given (--any allows any address)")
+        done = yield workers.set_allowed(name, None if any else allowed)
+    else:
+        now = yield workers.allowed_addresses(name)
+        done = {"before": now, "after": now, "disconnected": False}
+    return {k: v for k, v in done.items() if k in ("before", "after", "disconnected", "address") and v is not None}
 
 
 class AdminFactory(protocol.Factory):

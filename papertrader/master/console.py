@@ -14,7 +14,7 @@ from papertrader import times, tls
 from papertrader.errors import InvalidInput, PaperTraderError
 from papertrader.manhole import Record, Table, Text, help_text, log_text
 from papertrader.master import files
-from papertrader.master.workers import parse_allowed, worker_rows
+from papertrader.master.workers import allowed_change_text, parse_allowed, worker_rows
 from papertrader.master.validation import WORKER_NAME_RE
 from papertrader.money import from_cents, from_quantity_units
 
@@ -82,6 +82,15 @@ def namespace(master):
     def revoke(name):
         """Remove a worker's registration for good (its key is deleted; it is refused from now on)."""
         return master.workers.revoke(name).addCallback(lambda _: Text(f"worker {name} revoked")).addErrback(_refusal)
+
+    def allow_ip(name, *nets, any=False):
+        """Set the addresses a worker may connect from: allow_ip(name, "10.0.0.0/8", "192.0.2.7"); any=True: any
+        address; no address: show them.  A worker linked from one no longer allowed is disconnected at once."""
+        from papertrader.master.admin_channel import change_allowed
+
+        allowed = ",".join(str(n) for n in nets) if nets else None
+        return change_allowed(master.workers, name, allowed, any).addCallback(
+            lambda answer: Text(allowed_change_text(name, answer, bool(nets or any)))).addErrback(_refusal)
 
     def register_worker(name, host=None, allowed_ips=None, replace=False):
         """Create a worker bundle in DATA_DIR/workers/NAME and register its key (copy the bundle to the worker)."""
@@ -202,7 +211,8 @@ def namespace(master):
         """This list."""
         return Text(help_text(ns))
 
-    ns.update(workers=workers, worker=worker, kick=kick, allow=allow, revoke=revoke, register_worker=register_worker,
-              accounts=accounts, account=account, queue=queue, assets=assets, market=market, pause=pause,
-              resume=resume, seek=seek, step=step, logs=logs, config=config, help=help, master=master, os=os)
+    ns.update(workers=workers, worker=worker, kick=kick, allow=allow, revoke=revoke, allow_ip=allow_ip,
+              register_worker=register_worker, accounts=accounts, account=account, queue=queue, assets=assets,
+              market=market, pause=pause, resume=resume, seek=seek, step=step, logs=logs, config=config, help=help,
+              master=master, os=os)
     return ns

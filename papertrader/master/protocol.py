@@ -178,7 +178,8 @@ class MasterProtocol(TypedAMP):
         registration = yield self.master.workers.admit(name, self.peer())
         if not self.connected:
             raise WorkerRefused("the connection closed during the handshake")
-        self.master.workers.link(name, region, host, port, version, self.peer(), self, bars=registration["bars"])
+        self.master.workers.link(name, region, host, port, version, self.peer(), self, bars=registration["bars"],
+                                 readdressed=registration["readdressed"])
         self.worker = name
         if self._anonymous.active():
             self._anonymous.cancel()

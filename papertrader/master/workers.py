@@ -65,6 +65,20 @@ def parse_allowed(text):
     return networks or None
 
 
+def allowed_text(text):
+    """An allow-list as stored and shown: each network once, in the order given, an address alone without its
+    prefix length ('203.0.113.7,10.1.0.0/16'); None (any address) for none."""
+    networks = parse_allowed(text)
+    if networks is None:
+        return None
+    items = []
+    for network in networks:
+        item = str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+        if item not in items:
+            items.append(item)
+    return ",".join(items)
+
+
 def address_allowed(allowed_text, address):
     networks = parse_allowed(allowed_text)
     if networks is None:
@@ -122,6 +136,11 @@ class Workers:
         #: The last refusal of each worker name since it last linked: (when, why), for the operator's listing.
         self.last_refused = {}
         self.address_refusals = Throttle(clock, free=100, ceiling=6000, window=600.0, cap=60.0)
+        #: Per worker name, the changes of its allowed addresses begun and done by this process (odd: one in
+        #: progress), and the newest list it wrote: a handshake that read the registration before a change links
+        #: only from an address the new list allows (see ``link``).
+        self._readdressed = {}
+        self._allowed = {}
 
     def now(self):
         return utc(self.clock.seconds())
@@ -206,12 +225,13 @@ class Workers:
             raise WorkerRefused(f"too many refused handshakes for worker {name!r} from this address; wait and try"
                                 " again")
         bars = self._bars.get(name, 0)  # (before the registration is read: see link)
+        readdressed = self._readdressed.get(name, 0)
         try:
             reg = yield self._admissible(name, address)
         except WorkerRefused as e:
             self.refused(name, address, e.message)
             raise
-        return dict(reg, bars=bars)
+        return dict(reg, bars=bars, readdressed=readdressed)
 
     def refused(self, name, address, why="refused"):
         """Count a refused handshake against this worker name from this address (and, loosely, the address);
@@ -265,9 +285,16 @@ class Workers:
         while len(self._twins) > 10_000:  # (bounded: the oldest names go)
             self._twins.pop(next(iter(self._twins)))
 
-    def link(self, name, region, host, port, version, address, protocol, bars=None):
-        """Link a worker whose handshake succeeded; ``bars``: the count of its kicks and revokes when its
-        registration was last read (``admit``)."""
+    def link(self, name, region, host, port, version, address, protocol, bars=None, readdressed=None):
+        """Link a worker whose handshake succeeded; ``bars`` and ``readdressed``: the counts of its kicks and
+        revokes, and of the changes of its allowed addresses, when its registration was last read (``admit``)."""
+        if readdressed is not None and readdressed != self._readdressed.get(name, 0) and \
+                not address_allowed(self._allowed.get(name), address):
+            # Its addresses were changed since that reading (or are being changed), and no longer allow this one.
+            self.log.warn("refused worker {name!r} from {address}: not in its allowed addresses (changed during its"
+                          " handshake)", name=name, address=address)
+            self.refused(name, address, f"worker {name!r} may not connect from {address}")
+            raise WorkerRefused(f"worker {name!r} may not connect from {address}")
         if name in self.barred:
             if bars is not None and bars % 2 == 0 and bars == self._bars.get(name, 0):
                 # Barred before that reading, which said it may connect: registered again or allowed since, on
@@ -409,6 +436,53 @@ class Workers:
         self.log.warn("worker {name} revoked (key {fingerprint} deleted)", name=name, fingerprint=reg["fingerprint"])
         return True
 
+    @defer.inlineCallbacks
+    def allowed_addresses(self, name):
+        """A registered worker's allowed addresses as ``allowed_text`` gives them (None: any), or InvalidInput."""
+        reg = yield self.registration(name)
+        if reg is None:
+            raise InvalidInput(f"no worker named {name!r} is registered")
+        return allowed_text(reg["allowed_ips"])
+
+    @defer.inlineCallbacks
+    def set_allowed(self, name, allowed_ips):
+        """Set the addresses a registered worker may connect from (``allowed_ips``: "10.0.0.7,10.1.0.0/16", or
+        None for any address).  A worker linked from an address no longer allowed is disconnected at once, as a
+        kick does (it is refused from there when it comes back); a handshake under way is refused at its end (see
+        ``link``).  Fires {name, before, after, disconnected, address}: ``address``, the one it was linked from."""
+        after = allowed_text(allowed_ips)  # (InvalidInput for a bad network, before anything is read or written)
+        reg = yield self.registration(name)
+        if reg is None:
+            raise InvalidInput(f"no worker named {name!r} is registered")
+        if reg["state"] == REVOKED:
+            raise InvalidInput(f"worker {name!r} was revoked: its key never links again; give the worker a new key:"
+                               f" 'register-worker {name} --out NEW_DIR --allow-ip NET' (a directory that does not"
+                               " exist yet), then copy that bundle to the worker")
+        before = allowed_text(reg["allowed_ips"])
+        self._allowed[name] = after
+        self._readdress(name)
+        try:
+            yield self.db.execute("UPDATE workers SET allowed_ips = ? WHERE name = ?", (after, name))
+        finally:
+            self._readdress(name)
+        linked = self.linked.get(name)
+        address = linked.address if linked is not None else None
+        dropped = linked is not None and not address_allowed(after, address) and self._drop(
+            name, f"cut off by an operator: {address} is no longer among its allowed addresses")
+        self.log.info("worker {name} may connect from: {after} (was: {before})", name=name,
+                      after=shown_allowed(after), before=shown_allowed(before))
+        if dropped:
+            self.log.warn("worker {name} disconnected: it was linked from {address}, which is no longer among its"
+                          " allowed addresses", name=name, address=address)
+        return {"name": name, "before": before, "after": after, "disconnected": bool(dropped), "address": address}
+
+    def _readdress(self, name):
+        """A change of a worker's allowed addresses begins (the count turns odd) or is written (even again)."""
+        self._readdressed[name] = self._readdressed.get(name, 0) + 1
+        while len(self._readdressed) > 10_000:  # (bounded: the oldest names go)
+            self._allowed.pop(next(iter(self._readdressed)), None)
+            self._readdressed.pop(next(iter(self._readdressed)))
+
     # --- heartbeats ---------------------------------------------------------
 
     def heartbeat(self, interval, misses):
@@ -473,6 +547,24 @@ class Workers:
         if linked is None:
             return defer.fail(InvalidInput(f"worker {name!r} is not connected"))
         return linked.protocol.callRemote(commands.WorkerStatus, log_entries=log_entries)
+
+
+def shown_allowed(text):
+    """Allowed addresses for a person: '203.0.113.7, 10.1.0.0/16', or 'any address'."""
+    return ", ".join(text.split(",")) if text else "any address"
+
+
+def allowed_change_text(name, answer, changed):
+    """What ``allow-ip`` (papertrader-admin, the console) says of an AdminAllowIp ``answer``; ``changed``: a change
+    was asked (else the addresses were only read)."""
+    before, after = answer.get("before"), answer.get("after")
+    text = f"worker {name} may connect from: {shown_allowed(after)}"
+    if changed:
+        text += " (unchanged)" if before == after else f" (was: {shown_allowed(before)})"
+    if answer.get("disconnected"):
+        text += (f"\nit was connected from {answer.get('address')}, which is no longer allowed: disconnected, and"
+                 " refused from there from now on")
+    return text
 
 
 def refusal_text(when, why):
