@@ -128,7 +128,8 @@ class Keyring:
     def verify(self, data: str, signature: str, fingerprint: str):
         """(True, None) if ``signature`` is a good signature of ``data`` by key ``fingerprint``; else (False, why):
         ``why`` is "clock" when gpg refused the key as made in its future (this machine's clock is behind the
-        one that made it), else None."""
+        one that made it), "missing" when the keyring does not hold that key at all (a database restored from a backup
+        made before a revoke or a key rotation, which took it out), else None."""
         if len(signature) > 8192:
             return False, None
         with tempfile.TemporaryDirectory() as tmp:
@@ -140,4 +141,8 @@ class Keyring:
         if bool(verified.valid) and signer == fingerprint.upper():
             return True, None
         warped = "in the future" in (verified.stderr or "") or "time warp" in (verified.stderr or "")
-        return False, "clock" if warped else None
+        if warped:
+            return False, "clock"
+        if not self.gpg.list_keys(keys=[fingerprint]):
+            return False, "missing"
+        return False, None

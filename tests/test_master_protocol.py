@@ -375,3 +375,45 @@ async def test_the_console_changes_a_workers_allowed_addresses_as_papertrader_ad
     assert str(await allow_ip("nosuch", "10.0.0.0/8")) == "refused: no worker named 'nosuch' is registered"
     assert str(await allow_ip("w1", "10.0.0.300")) == "refused: '10.0.0.300' is not an IP address or network"
     gpgkeys.stop_agent(bundle + "/gnupg")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_registration_restored_without_its_key_is_refused_naming_the_commands_that_fix_it(master, tmp_path):
+    """A database restored from a backup made before a revoke brings the worker's registration back, but not its
+    key, which the revoke took out of gnupg/.  The worker, signing with that very key, was refused as 'bad signature
+    (not made with its registered key ...: a worker given a new key, or a backup restored, needs its current
+    bundle)': its bundle is the current one, and the operator was not told what to run.  Now the master says
+    the key is missing from its keyring and names the commands that settle it: revoke again, or a new key."""
+    from tests.conftest import wait_for_log
+
+    bundle = str(tmp_path / "w1")
+    fingerprint = await master.workers.register("w1", files.make_worker_bundle(master.data_dir, "w1", (), bundle))
+    assert await handshake(master, "w1", bundle) == {}
+    await master.workers.revoke("w1")
+    # The backup made before the revoke is restored (papertrader-admin restore; gnupg/ is not in a backup), and the
+    # master started on it: the registration is back as it was, the key is not.
+    await master.db.execute("UPDATE workers SET state = 'registered' WHERE name = 'w1'")
+    master.workers.barred.clear()
+    logged = wait_for_log(master.logs, "refused worker 'w1'")
+    with pytest.raises(WorkerRefused) as refused:
+        await handshake(master, "w1", bundle)
+    assert str(refused.value) == (
+        "the master does not have the key registered for worker 'w1' (its database was restored from a backup made"
+        " before the worker was revoked or given a new key): on the master, revoke it again"
+        " ('papertrader-admin revoke w1') or give it a new key ('register-worker w1 --replace --out NEW_DIR') and"
+        " copy that bundle here"), str(refused.value)
+    entry = await logged
+    assert entry.message == (
+        f"refused worker 'w1' from ?: its registered key {fingerprint} is not in the master's keyring"
+        f" ({master.data_dir}/gnupg): the database was restored from a backup made before the worker was revoked"
+        " or given a new key (or gnupg/ was not copied with the data dir): to keep it out, revoke it again:"
+        " papertrader-admin revoke w1; to let it in, give it a new key: papertrader-admin register-worker w1"
+        " --replace --out NEW_DIR, and copy that bundle to the worker"), entry.message
+    [row] = [w for w in await master.workers.overview() if w["name"] == "w1"]
+    assert "key missing from the master's keyring: papertrader-admin revoke w1, or register-worker w1 --replace" \
+        in row["refused"], row
+    # Either command settles it: revoked again, it is refused as revoked.
+    assert await master.workers.revoke("w1") is True
+    with pytest.raises(WorkerRefused, match="has been revoked"):
+        await handshake(master, "w1", bundle)
+    gpgkeys.stop_agent(bundle + "/gnupg")

@@ -163,6 +163,21 @@ class MasterProtocol(TypedAMP):
                                  peer=self.peer(), fingerprint=fingerprint)
             raise WorkerRefused(f"the master's clock is behind the time worker {name!r}'s key was made: set the"
                                 " master's clock (NTP)")
+        if not ok and why == "missing":
+            self.master.workers.refused(name, self.peer(), "its registered key missing from the master's keyring:"
+                                                           f" papertrader-admin revoke {name}, or register-worker"
+                                                           f" {name} --replace --out NEW_DIR")
+            self.master.log.warn("refused worker {name!r} from {peer}: its registered key {fingerprint} is not in the"
+                                 " master's keyring ({keyring}): the database was restored from a backup made before"
+                                 " the worker was revoked or given a new key (or gnupg/ was not copied with the data"
+                                 " dir): to keep it out, revoke it again: papertrader-admin revoke {name}; to let it"
+                                 " in, give it a new key: papertrader-admin register-worker {name} --replace --out"
+                                 " NEW_DIR, and copy that bundle to the worker", name=name, peer=self.peer(),
+                                 fingerprint=fingerprint, keyring=self.master.workers.keyring.home)
+            raise WorkerRefused(f"the master does not have the key registered for worker {name!r} (its database was"
+                                " restored from a backup made before the worker was revoked or given a new key): on"
+                                f" the master, revoke it again ('papertrader-admin revoke {name}') or give it a new"
+                                f" key ('register-worker {name} --replace --out NEW_DIR') and copy that bundle here")
         if not ok:
             self.master.workers.refused(name, self.peer(), "bad signature: not made with its registered key")
             self.master.log.warn("refused worker {name!r} from {peer}: bad signature (not made with its registered key"
