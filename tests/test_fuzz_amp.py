@@ -192,7 +192,7 @@ VIOLATIONS = st.one_of(
 
 
 ADMIN_COMMANDS = [commands.AdminWorkers, commands.AdminMarket, commands.AdminKick, commands.AdminAllow,
-                  commands.AdminRevoke, commands.AdminCreateGame, commands.AdminEnrol]
+                  commands.AdminRevoke, commands.AdminAllowIp, commands.AdminCreateGame, commands.AdminEnrol]
 
 
 @pytest_twisted.ensureDeferred
