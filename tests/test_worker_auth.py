@@ -1,5 +1,6 @@
 """Only registered workers that prove their GPG key are linked; anyone else gets no data."""
 
+import json
 import os
 
 import pytest
@@ -228,5 +229,8 @@ async def test_a_worker_is_cut_off_when_its_address_is_no_longer_allowed_and_lin
         worker.link._hold.reset(0)  # don't wait out the backoff in a test
         await linked
         assert "edge-7" in await listed(d)
+        status, out, err = await run_admin(d, "allow-ip", "edge-7", "--json")
+        assert (status, json.loads(out)) == (0, {"name": "edge-7", "command": "allow-ip", "before": None,
+                                                 "after": None, "disconnected": False, "master_running": True}), err
     finally:
         await worker.stopService()
