@@ -403,15 +403,22 @@ class Workers:
         return dropped
 
     @defer.inlineCallbacks
-    def allow(self, name):
-        """Let a kicked worker connect again.  Fires True if it had been kicked."""
+    def _known(self, name, revoked_fix=None):
+        """The registration of ``name``, or InvalidInput if there is none; with ``revoked_fix`` (more arguments of
+        register-worker), a revoked one is refused too, naming the command that gives the worker a new key."""
         reg = yield self.registration(name)
         if reg is None:
             raise InvalidInput(f"no worker named {name!r} is registered")
-        if reg["state"] == REVOKED:
+        if revoked_fix is not None and reg["state"] == REVOKED:
             raise InvalidInput(f"worker {name!r} was revoked: its key never links again; give the worker a new key:"
-                               f" 'register-worker {name} --out NEW_DIR' (a directory that does not exist yet), then"
-                               " copy that bundle to the worker")
+                               f" 'register-worker {name} --out NEW_DIR{revoked_fix}' (a directory that does not"
+                               " exist yet), then copy that bundle to the worker")
+        return reg
+
+    @defer.inlineCallbacks
+    def allow(self, name):
+        """Let a kicked worker connect again.  Fires True if it had been kicked."""
+        reg = yield self._known(name, revoked_fix="")
         yield self._set_state(name, REGISTERED)
         self.barred.discard(name)
         self.log.info("worker {name} allowed to connect", name=name)
@@ -439,9 +446,7 @@ class Workers:
     @defer.inlineCallbacks
     def allowed_addresses(self, name):
         """A registered worker's allowed addresses as ``allowed_text`` gives them (None: any), or InvalidInput."""
-        reg = yield self.registration(name)
-        if reg is None:
-            raise InvalidInput(f"no worker named {name!r} is registered")
+        reg = yield self._known(name)
         return allowed_text(reg["allowed_ips"])
 
     @defer.inlineCallbacks
@@ -451,13 +456,7 @@ class Workers:
         kick does (it is refused from there when it comes back); a handshake under way is refused at its end (see
         ``link``).  Fires {name, before, after, disconnected, address}: ``address``, the one it was linked from."""
         after = allowed_text(allowed_ips)  # (InvalidInput for a bad network, before anything is read or written)
-        reg = yield self.registration(name)
-        if reg is None:
-            raise InvalidInput(f"no worker named {name!r} is registered")
-        if reg["state"] == REVOKED:
-            raise InvalidInput(f"worker {name!r} was revoked: its key never links again; give the worker a new key:"
-                               f" 'register-worker {name} --out NEW_DIR --allow-ip NET' (a directory that does not"
-                               " exist yet), then copy that bundle to the worker")
+        reg = yield self._known(name, revoked_fix=" --allow-ip NET")
         before = allowed_text(reg["allowed_ips"])
         self._allowed[name] = after
         self._readdress(name)
