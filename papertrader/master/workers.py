@@ -368,9 +368,7 @@ class Workers:
 
     @defer.inlineCallbacks
     def _set_state(self, name, state):
-        reg = yield self.registration(name)
-        if reg is None:
-            raise InvalidInput(f"no worker named {name!r} is registered")
+        reg = yield self._known(name)
         yield self.db.execute("UPDATE workers SET state = ? WHERE name = ?", (state, name))
         return reg
 
