@@ -72,11 +72,12 @@ from datetime import timedelta, timezone
 
 import psycopg
 from twisted.internet import defer, task
+from twisted.protocols import amp
 
 import papertrader
 from papertrader import commands, gpgkeys, times, tls
 from papertrader.client.output import clock_text, plain, table
-from papertrader.errors import InvalidInput, PaperTraderError, ServerError
+from papertrader.errors import InvalidInput, PaperTraderError, ServerError, UnknownCommand
 from papertrader.logs import LogSystem, counted
 from papertrader.master import admin_channel, backups, files
 from papertrader.master.console import WORKER_COLUMNS
@@ -587,6 +588,9 @@ def live(reactor, data_dir, command, **kwargs):
         return None
     try:
         answer = yield proto.callRemote(command, **kwargs)
+    except (UnknownCommand, amp.UnhandledCommand):
+        raise UnknownCommand(f"the running master does not know this command ({command.__name__}): it runs an older"
+                             " release of PaperTrader than this papertrader-admin; restart it with this release")
     finally:
         proto.transport.loseConnection()
     return answer

@@ -8,7 +8,9 @@ import sys
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.protocols import amp
 
+from papertrader import commands
 from papertrader.master import files
 from tests.conftest import WatchedProcess
 
@@ -420,3 +422,28 @@ def test_a_workers_allowed_addresses_are_changed_by_name_without_its_bundle(mast
         assert answer["message"] in one_line(err) and "Traceback" not in err
     status, out, err = admin("--json", "--data-dir", master_dir, *db, "allow-ip", "eu-1")
     assert json.loads(out)["after"] is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_command_the_running_master_does_not_know_says_to_restart_it_with_this_release(
+        tmp_path, settings, database_url, clock):
+    """A papertrader-admin newer than the running master (installed, the master not restarted yet) asking for a
+    command the master does not know said "unexpected error (RemoteAmpError ...)": it now says the master runs an
+    older release and to restart it."""
+    from papertrader.admin import live
+    from papertrader.errors import UnknownCommand
+    from tests.conftest import start_cluster
+
+    class AdminFromANewerRelease(commands.Command):
+        arguments = [(b"name", amp.Unicode())]
+        response = []
+
+    d = await start_cluster(tmp_path, settings, database_url, clock)
+    try:
+        with pytest.raises(UnknownCommand) as refused:
+            await live(reactor, d.data_dir, AdminFromANewerRelease, name="w1")
+        assert str(refused.value) == ("the running master does not know this command (AdminFromANewerRelease): it"
+                                      " runs an older release of PaperTrader than this papertrader-admin; restart it"
+                                      " with this release")
+    finally:
+        await d.cluster.stopService()
