@@ -7,6 +7,7 @@ log_memory_size, update_interval) and the few others live here, validated once.
 import ast
 import configparser
 import re
+import sys
 from datetime import date
 from dataclasses import asdict, dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
@@ -397,10 +398,12 @@ def _ini_mistake(error):
         return f"line {error.lineno}: a second [{error.section}] section: put its settings in the first one"
     if isinstance(error, configparser.ParsingError) and error.errors:
         lineno, text = error.errors[0]
-        try:
-            text = ast.literal_eval(text).strip()  # (configparser gives the line as its repr)
-        except (ValueError, SyntaxError, AttributeError):
-            pass
+        if sys.version_info < (3, 13):  # (configparser gives the line as its repr; from Python 3.13 on, as written)
+            try:
+                text = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                pass
+        text = text.strip() if isinstance(text, str) else text
         return f"line {lineno}: {text!r} is not a setting: write NAME = VALUE"
     return " ".join(str(error).split())
 
