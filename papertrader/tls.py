@@ -57,6 +57,48 @@ def _san(hostnames):
     return x509.SubjectAlternativeName(names)
 
 
+def _ca_certificate(key, name, not_before, not_after):
+    """The CA's self-signed certificate.  With its key identifier (and so its certificates with their issuer's):
+    strict verifiers refuse a chain without them ("Missing Authority Key Identifier", "Missing Subject Key
+    Identifier"), as Python 3.13's ssl.create_default_context does, and urllib3 (requests, alpaca-py) on it."""
+    identifier = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(identifier, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(identifier), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def has_key_identifiers(cert):
+    """Whether ``cert`` names its own key and its issuer's (a CA's: its own), as strict verifiers require."""
+    try:
+        cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        issuer = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return False
+    return issuer.key_identifier is not None
+
+
+def _write_public(path, data: bytes):
+    """Write a file others may read (a certificate), atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 class CertificateAuthority:
     """The deployment's CA: signs the master's and workers' certificates."""
 
@@ -66,7 +108,9 @@ class CertificateAuthority:
 
     @classmethod
     def ensure(cls, directory):
-        """Load the CA kept in ``directory``, creating it on first use."""
+        """Load the CA kept in ``directory``, creating it on first use.  A CA certificate made before they carried
+        key identifiers is made again with them (the same key, name and validity: what it signed stays signed by
+        it), which strict verifiers (Python 3.13's default) require."""
         cert_path = os.path.join(directory, CA_CERT)
         key_path = os.path.join(directory, CA_KEY)
         if os.path.exists(cert_path) and os.path.exists(key_path):
@@ -74,26 +118,14 @@ class CertificateAuthority:
                 key = serialization.load_pem_private_key(f.read(), None)
             with open(cert_path, "rb") as f:
                 cert = x509.load_pem_x509_certificate(f.read())
+            if not has_key_identifiers(cert):
+                cert = _ca_certificate(key, cert.subject, cert.not_valid_before_utc, cert.not_valid_after_utc)
+                _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
             return cls(key, cert)
         os.makedirs(directory, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
-        name = _name("PaperTrader CA")
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256())
-        )
+        cert = _ca_certificate(key, _name("PaperTrader CA"), now - datetime.timedelta(minutes=5), now + VALIDITY)
         write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
                                                    serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption()))
@@ -120,6 +152,9 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
                                                   x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                           critical=False)
             .sign(self.key, hashes.SHA256())
         )
         write_private(

@@ -34,8 +34,8 @@ CA_WARNING = datetime.timedelta(days=365)
 
 def _ensure_cert(ca, common_name, hostnames, path):
     """Issue ``path`` unless it exists, is signed by ``ca`` (not by a CA it replaced), already covers
-    ``hostnames`` (names it had are kept), and is not about to expire (RENEW_BEFORE; it never outlives the CA,
-    which is not renewed here)."""
+    ``hostnames`` (names it had are kept), names its key and its CA's (key identifiers), and is not about to
+    expire (RENEW_BEFORE; it never outlives the CA, which is not renewed here)."""
     cert = tls.read_certificate(path) if os.path.exists(path) else None
     have = tls.hostnames_of(cert) if cert is not None else []
     wanted = tls.default_hostnames(list(hostnames) + have)
@@ -43,7 +43,8 @@ def _ensure_cert(ca, common_name, hostnames, path):
     if cert is not None:
         ends, now = cert.not_valid_after_utc, datetime.datetime.now(datetime.timezone.utc)
         expiring = ends - now < RENEW_BEFORE and ca.cert.not_valid_after_utc - ends > datetime.timedelta(days=1)
-    if cert is None or not set(wanted) <= set(have) or expiring or not tls.issued_by(cert, ca):
+    if (cert is None or not set(wanted) <= set(have) or expiring or not tls.issued_by(cert, ca)
+            or not tls.has_key_identifiers(cert)):  # (made before certificates carried them: strict verifiers)
         ca.issue(common_name, wanted, path)
 
 
