@@ -382,9 +382,7 @@ class Workers:
 
     def _bar(self, name):
         """A kick or revoke begins (the count turns odd) or is written (even again)."""
-        self._bars[name] = self._bars.get(name, 0) + 1
-        while len(self._bars) > 10_000:  # (bounded: the oldest names go)
-            self._bars.pop(next(iter(self._bars)))
+        _count_change(self._bars, name)
 
     @defer.inlineCallbacks
     def kick(self, name):
@@ -475,10 +473,8 @@ class Workers:
 
     def _readdress(self, name):
         """A change of a worker's allowed addresses begins (the count turns odd) or is written (even again)."""
-        self._readdressed[name] = self._readdressed.get(name, 0) + 1
-        while len(self._readdressed) > 10_000:  # (bounded: the oldest names go)
-            self._allowed.pop(next(iter(self._readdressed)), None)
-            self._readdressed.pop(next(iter(self._readdressed)))
+        for gone in _count_change(self._readdressed, name):
+            self._allowed.pop(gone, None)
 
     # --- heartbeats ---------------------------------------------------------
 
@@ -544,6 +540,18 @@ class Workers:
         if linked is None:
             return defer.fail(InvalidInput(f"worker {name!r} is not connected"))
         return linked.protocol.callRemote(commands.WorkerStatus, log_entries=log_entries)
+
+
+def _count_change(counts, name, most=10_000):
+    """One more change of ``name`` in ``counts`` (one begins: the count turns odd; it is written: even again); at
+    most ``most`` names are kept, the oldest go.  Returns the names that went."""
+    counts[name] = counts.get(name, 0) + 1
+    gone = []
+    while len(counts) > most:
+        oldest = next(iter(counts))
+        del counts[oldest]
+        gone.append(oldest)
+    return gone
 
 
 def shown_allowed(text):
