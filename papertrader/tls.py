@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from twisted.internet import ssl
 from twisted.internet.endpoints import HostnameEndpoint, serverFromString, wrapClientTLS
 from twisted.internet.interfaces import IReactorSSL
+from twisted.protocols import policies
 from zope.interface import implementer
 
 CA_CERT = "ca.pem"
@@ -338,6 +339,20 @@ def no_delay(transport):
             transport.setTcpNoDelay(True)
             return
         transport = getattr(transport, "transport", None)
+
+
+def read_at_most(transport, size):
+    """Let the TCP connection under ``transport`` (TLS included) read up to ``size`` bytes each time it is ready.
+
+    Twisted reads 64 KiB at a time, once per turn of the reactor.  A link that carries the answers and pushes of
+    thousands of clients falls behind that way when a turn is long (a worker serving 3,000 clients: a turn of about
+    a second, 400 KB waiting on the link); reading what is there in one go keeps its answers from queueing behind
+    themselves.  (A read of more than 64 KiB costs about 25 us more, for the larger buffer.)
+    """
+    while isinstance(transport, policies.ProtocolWrapper):  # (TLS: it passes attributes on, but keeps ones set)
+        transport = transport.transport
+    if transport is not None and hasattr(transport, "bufferSize"):
+        transport.bufferSize = size
 
 
 def address_text(host, port):

@@ -11,6 +11,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.protocols import policies
 
 import papertrader
 from papertrader import admin, commands
@@ -18,6 +19,7 @@ from papertrader.client.connection import Connection, connect
 from papertrader.errors import PaperTraderError
 from papertrader.master.workers import KICKED, REVOKED
 from papertrader.worker.fanout import WINDOW
+from papertrader.worker.link import LINK_READ
 from tests.conftest import WatchedProcess, bounded, start_cluster, wait_for_log
 from tests.fuzz_helpers import RawPeer, close, until
 from tests.test_e2e import register_and_login
@@ -174,6 +176,31 @@ def test_client_choice_prefers_region_then_memory_then_load():
     assert [w["name"] for w in c.choose(listed)][0] == "a"
     c.avoid.add("a")
     assert [w["name"] for w in c.choose(listed)][0] == "b"
+
+
+def tcp_under(transport):
+    """The TCP connection under a protocol's transport (TLS's wrapper passes reads of attributes on to it)."""
+    while isinstance(transport, policies.ProtocolWrapper):
+        transport = transport.transport
+    return transport
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_link_to_the_master_reads_what_waits_on_it_at_once_and_a_client_does_not(deployment):
+    """Under load a turn of a worker's reactor lasts long (3,000 clients: about a second).  The link carrying all
+    its clients' answers and pushes read 64 KiB a turn and fell behind: bench_load's orders waited seconds longer
+    than its quotes, 1.5 MB queued on the master's side.  It reads everything waiting now; a client's connection
+    still reads 64 KiB a turn (no client gets a larger share of the worker)."""
+    d = deployment
+    w = d.cluster.workers[0]
+    link = await bounded(w.link.whenConnected(), "the worker's link")
+    assert tcp_under(link.transport).bufferSize == LINK_READ >= 1 << 20
+    ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
+    client = await connect(reactor, "localhost", w.listener.port.getHost().port, ca, w.name)
+    await client.callRemote(commands.Quote, symbol="AAPL")
+    [served] = w.clients
+    assert tcp_under(served.transport).bufferSize == 1 << 16
+    client.transport.loseConnection()
 
 
 @pytest_twisted.ensureDeferred

@@ -22,6 +22,9 @@ from papertrader.errors import MasterUnavailable, OutcomeUnknown, PaperTraderErr
 from papertrader.wire import TypedAMP
 
 CALL_TIMEOUT = 30
+#: Bytes the link to the master reads at once: everything its clients' answers and pushes left waiting during a
+#: long turn of the reactor, not 64 KiB of it (tls.read_at_most).
+LINK_READ = 1 << 20
 
 
 @implementer(IStreamClientEndpoint)
@@ -156,6 +159,7 @@ class WorkerToMaster(TypedAMP):
     def connectionMade(self):
         super().connectionMade()
         tls.no_delay(self.transport)
+        tls.read_at_most(self.transport, LINK_READ)
         self.worker.link.handshake(self)
 
     def connectionLost(self, reason):
