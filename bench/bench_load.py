@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from decimal import ROUND_DOWN, Decimal
+from statistics import median
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -66,6 +67,14 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_jiffies():
+    """(stolen, all) CPU time of the machine since boot, in clock ticks (/proc/stat): the time the host gave our
+    virtual CPUs to others while we wanted them ("steal") makes every latency of a run longer."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return values[7] if len(values) > 7 else 0, sum(values[:8])
 
 
 def loadavg():
@@ -244,10 +253,13 @@ def run_load(label, pid, port, ca, clients, tokens, prices, args, tag, extra_pid
     rss_connected = rss_kb(pid)
     cpu_before = cpu_seconds(pid)
     extra_before = [cpu_seconds(p) for p in extra_pids]
+    steal_before, all_before = cpu_jiffies()
     for g in gens:
         g.send("go")
     results = [g.read("done") for g in gens]
     cpu = cpu_seconds(pid) - cpu_before
+    steal_after, all_after = cpu_jiffies()
+    steal = (steal_after - steal_before) / max(1, all_after - all_before)
     extra_cpu = [cpu_seconds(p) - b for p, b in zip(extra_pids, extra_before)]
     load_during = loadavg()
     rss_loaded = rss_kb(pid)
@@ -268,7 +280,7 @@ def run_load(label, pid, port, ca, clients, tokens, prices, args, tag, extra_pid
     return dict(label=label, clients=clients, sent=sent, latencies=latencies, errors=errors, pushes=pushes,
                 cpu=cpu, extra_cpu=extra_cpu, rss_idle=rss_idle, rss_connected=rss_connected, rss_loaded=rss_loaded,
                 rss_left=rss_left, connect_seconds=connect_seconds, retries=retries, load_before=load_before,
-                load_during=load_during,
+                load_during=load_during, steal=steal,
                 lag_p99=max((r["lag_p99"] or 0) for r in results) * 1000,
                 drained=max(r["drained_seconds"] for r in results))
 
@@ -298,7 +310,8 @@ def report(r):
     if r["extra_cpu"]:
         cpu += f" (the master: {r['extra_cpu'][0]:.2f} s, {r['extra_cpu'][0] / r['sent'] * 1000:.3f} s per 1,000)"
     lines.append(cpu)
-    lines.append(f"    load average (1, 5, 15 min): before {r['load_before']}, at the end {r['load_during']}")
+    lines.append(f"    load average (1, 5, 15 min): before {r['load_before']}, at the end {r['load_during']}; CPU time"
+                 f" the host took from this machine during the load (steal): {r['steal']:.1%}")
     return "\n".join(lines)
 
 
@@ -314,6 +327,21 @@ def ratios(worker, bare):
     parts.append(f"CPU per 1,000 calls {worker['cpu'] / worker['sent'] * 1000:.3f} vs"
                  f" {bare['cpu'] / bare['sent'] * 1000:.3f} s")
     return f"  worker/bare at {worker['clients']} clients: " + "; ".join(parts)
+
+
+def median_ratios(rounds):
+    """The median over rounds of each p50/p99 ratio (the rounds' own figures are printed above it)."""
+    parts = []
+    for what in ("quote", "order"):
+        pairs = [(figures(w), figures(b)) for w, b in rounds]
+        if all(what in w and what in b for w, b in pairs):
+            p50 = sorted(w[what][0] / b[what][0] for w, b in pairs)
+            p99 = sorted(w[what][1] / b[what][1] for w, b in pairs)
+            parts.append(f"{what} p50 {median(p50):.2f}x, p99 {median(p99):.2f}x (rounds: "
+                         + ", ".join(f"{x:.2f}" for x in p99) + ")")
+    steal = max(r["steal"] for pair in rounds for r in pair)
+    return (f"  median over {len(rounds)} rounds at {rounds[0][0]['clients']} clients, worker/bare: "
+            + "; ".join(parts) + f"; the host's steal at most {steal:.1%}")
 
 
 def main(args):
@@ -339,12 +367,30 @@ def main(args):
               f" measured; each client watches 1 symbol (a Tick every {args.interval:g} s) and its account's"
               f" order events", flush=True)
         for n, clients in enumerate(args.clients):
-            bare = run_load("bare", servers.bare.pid, servers.bare_port, ca, clients, tokens, prices, args, f"b{n}")
-            print(report(bare), flush=True)
-            worker = run_load("worker", servers.worker.pid, servers.worker_port, ca, clients, tokens, prices, args,
-                              f"w{n}", extra_pids=[servers.master.pid])
-            print(report(worker), flush=True)
-            print(ratios(worker, bare), flush=True)
+            rounds = []
+            for k in range(args.rounds):
+                def bare_load():
+                    return run_load("bare", servers.bare.pid, servers.bare_port, ca, clients, tokens, prices, args,
+                                    f"b{n}.{k}")
+
+                def worker_load():
+                    return run_load("worker", servers.worker.pid, servers.worker_port, ca, clients, tokens, prices,
+                                    args, f"w{n}.{k}", extra_pids=[servers.master.pid])
+
+                if args.rounds > 1:
+                    print(f"round {k + 1} of {args.rounds} at {clients} clients", flush=True)
+                # Taking turns (bare first, then worker first, ...) so a machine that slows down or speeds up
+                # during the run does not favour one side.
+                first, second = (bare_load, worker_load) if k % 2 == 0 else (worker_load, bare_load)
+                a = first()
+                print(report(a), flush=True)
+                b = second()
+                print(report(b), flush=True)
+                bare, worker = (a, b) if first is bare_load else (b, a)
+                print(ratios(worker, bare), flush=True)
+                rounds.append((worker, bare))
+            if len(rounds) > 1:
+                print(median_ratios(rounds), flush=True)
         print(f"worker log entries kept in memory: log_memory_size {args.log_memory_size or 'default'};"
               f" load average at the end {loadavg()}", flush=True)
     finally:
@@ -367,6 +413,9 @@ def parse_args(argv):
     parser.add_argument("--rate", type=float, default=4000, help="calls per second offered in all (default 4000)")
     parser.add_argument("--orders", type=float, default=0.1, help="share of the calls that place orders (0.1)")
     parser.add_argument("--seconds", type=float, default=10, help="seconds measured per load (default 10)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="loads per server and client count, the servers taking turns; with more than one, the"
+                             " median ratios are printed too (default 1)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of load before measuring (default 3)")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--interval", type=float, default=5.0,
@@ -389,6 +438,8 @@ def parse_args(argv):
         args.clients = [int(c) for c in args.clients.split(",")]
     except ValueError:
         parser.error("--clients: numbers separated by commas")
+    if args.rounds < 1:
+        parser.error("--rounds: 1 or more")
     if min(args.clients) < args.generators or args.rate <= 0 or not 0 <= args.orders <= 1 or args.seconds <= 0:
         parser.error("each client count must be at least --generators; --rate and --seconds above 0;"
                      " --orders between 0 and 1")
