@@ -27,7 +27,8 @@ admin channel (a Unix socket only the data dir's owner can open), so a kick or a
 pause takes effect at once.  allow-ip sets the addresses a registered worker may
 connect from (--any: any address; with neither, it says what they are); a worker
 linked from an address no longer allowed is disconnected at once, as by kick,
-and refused from there when it comes back.  When no master is running they work on the database
+and refused from there when it comes back (register-worker --allow-ip for a registered
+worker too).  When no master is running they work on the database
 directly (a replay's pause, resume or seek then takes effect when it starts).
 
 migrate applies the database migrations of this release (an existing SQLite
@@ -888,13 +889,25 @@ def run(reactor, args, out=None, note=None, stdin=None):
                    f" {own[0] if own else 'WORKER_HOST'}")
         replaced = before["fingerprint"] if before and before["state"] != "revoked" and \
             before["fingerprint"] != fingerprint else None
+        cut = None
+        if allowed is not None and before is not None:
+            # Addresses changed for a registered worker: a running master cuts its link from an address no longer
+            # allowed, as allow-ip does (the database has them already; no master running: the next connection).
+            try:
+                cut = yield live(reactor, data_dir, commands.AdminAllowIp, name=args.name, allowed=allowed)
+            except UnknownCommand:  # (registered all the same)
+                note("the running master is of an older release: the addresses apply at the worker's next"
+                     " connection")
+        disconnected = bool(cut and cut["disconnected"])
         if want_json:
             out(json.dumps({"name": args.name, "fingerprint": fingerprint, "bundle": bundle, "command": command,
-                            "replaced": replaced}))
+                            "replaced": replaced, "disconnected": disconnected}))
         else:
             text = (f"worker {args.name} registered, key fingerprint {fingerprint}\n"
                     + (f"it replaces key {replaced}: a worker running with the old bundle keeps its link until it"
                        " reconnects; from then on only this bundle is admitted\n" if replaced else "")
+                    + (f"it was connected from {cut.get('address')}, which is no longer allowed: disconnected, and"
+                       " refused from there from now on\n" if disconnected else "")
                     + f"bundle: {bundle}\n"
                     f"copy it to the worker's machine and run there:\n  {command}")
             if "MASTER_HOST" in command:

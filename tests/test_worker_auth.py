@@ -234,3 +234,35 @@ async def test_a_worker_is_cut_off_when_its_address_is_no_longer_allowed_and_lin
                                                  "after": None, "disconnected": False, "master_running": True}), err
     finally:
         await worker.stopService()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_registering_a_linked_worker_again_with_other_addresses_cuts_it_off_as_allow_ip_does(deployment,
+                                                                                                    tmp_path):
+    """register-worker NAME --allow-ip NET for a registered worker wrote the new addresses and left a worker linked
+    from an address no longer allowed on its link until it reconnected.  With the master running it is cut off at
+    once and refused from there, as allow-ip does; addresses that still allow it leave its link alone."""
+    from tests.test_admin import run_admin
+
+    d = deployment
+    bundle = str(tmp_path / "edge-8")
+    worker = await linked_worker(d, "edge-8", bundle)
+    try:
+        status, out, err = await run_admin(d, "--json", "register-worker", "edge-8", "--out", bundle,
+                                           "--allow-ip", "127.0.0.0/8")
+        assert status == 0, err
+        assert json.loads(out)["disconnected"] is False
+        assert "edge-8" in d.master.workers.linked  # 127.0.0.1 is still allowed
+
+        told = wait_for_log(worker.logs, "the master disconnected this worker")
+        refused = wait_for_log(d.master.logs, "refused worker 'edge-8' from 127.0.0.1: not in its allowed addresses")
+        status, out, err = await run_admin(d, "register-worker", "edge-8", "--out", bundle, "--allow-ip", "192.0.2.7")
+        assert status == 0, err
+        assert ("it was connected from 127.0.0.1, which is no longer allowed: disconnected, and refused from there"
+                " from now on") in out, out
+        assert "127.0.0.1 is no longer among its allowed addresses" in (await told).message
+        await refused  # it came back, and was turned away
+        assert "edge-8" not in await listed(d)
+    finally:
+        await worker.stopService()
