@@ -286,14 +286,20 @@ class ProcessPool:
     def _spawn(self):
         """A new process: Python in isolated mode (no PYTHON* variables, no user site, not the working
         directory on its path) with this package's directory after the rest of its path, and an environment
-        of PATH only (the master's secrets stay in the master)."""
+        of PATH only (the master's secrets stay in the master).
+
+        Started by posix_spawn, never fork(): the master has threads (the database's, gpg's, the reactor's
+        pool), and a forked child of a threaded process runs Python code until its exec with every other
+        thread's locks frozen as they were (Python 3.12 and later warn: "This process is multi-threaded, use
+        of fork() may lead to deadlocks in the child").  Twisted spawns only when it has no directory to
+        change to (``path`` unset), so the process changes to this package's directory itself, first thing."""
         child = _Child(self)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        code = (f"import sys; sys.path.append({package_root!r}); import {self.module} as m;"
-                f" m.main(sys.argv[1:])")
+        code = (f"import os, sys; os.chdir({package_root!r}); sys.path.append({package_root!r});"
+                f" import {self.module} as m; m.main(sys.argv[1:])")
         self.reactor.spawnProcess(child, sys.executable,
                                   [sys.executable, "-I", "-c", code, str(self.niceness), str(os.getpid())],
-                                  env={"PATH": os.environ.get("PATH", os.defpath)}, path=package_root,
+                                  env={"PATH": os.environ.get("PATH", os.defpath)},
                                   childFDs={0: "w", 1: "r", 2: "r"})
         self._children.add(child)
         return child

@@ -111,6 +111,35 @@ async def test_hashing_runs_in_separate_processes_at_the_lowest_priority_and_ans
 
 
 @pytest_twisted.ensureDeferred
+async def test_hashing_processes_are_spawned_not_forked(monkeypatch, tmp_path):
+    """The master has threads: a fork() of it would run Python in the child, until its exec, with every other
+    thread's locks frozen as they were (Python 3.12 and later warn of the deadlocks).  Its hashing processes are
+    started by posix_spawn, also when the master works in a directory other than the package's (installed, it
+    always does); each still works in this package's directory, not the master's."""
+    import papertrader
+
+    def no_fork():
+        raise AssertionError("fork() in a process with threads")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "fork", no_fork)
+    release = threading.Event()
+    busy = threading.Thread(target=release.wait, args=(WAIT,))  # a thread running, as the master's do
+    busy.start()
+    pool = ProcessPool("test-hashing", "papertrader.passwords", 1)
+    try:
+        hashed = await bounded(pool.run(hash_password, "correct horse", 4), "a hash")
+        assert check_password("correct horse", hashed)
+        [pid] = _pids(pool)
+        assert os.readlink(f"/proc/{pid}/cwd") == os.path.dirname(os.path.dirname(os.path.abspath(
+            papertrader.__file__)))
+    finally:
+        release.set()
+        busy.join()
+        await bounded(pool.stop(), "the pool's stop")
+
+
+@pytest_twisted.ensureDeferred
 async def test_at_most_size_hashing_processes_and_every_job_answered():
     pool = ProcessPool("test-hashing", "papertrader.passwords", 2)
     try:
