@@ -188,6 +188,14 @@ async def cluster_linked(cluster):
     names = {w.name for w in cluster.workers}
     while not names <= set(cluster.master.workers.linked):
         await wait_for_log(cluster.master.logs, "linked")
+    # Each worker's first call on its link (whose order events it watches, sent as it is proven) answered: a
+    # test that counts the calls waiting on a link starts from none.  (The last worker proven resumes this
+    # coroutine at once, while an earlier one's answer may still be on its way, under load.)
+    reactor = _reactor()
+    deadline = reactor.seconds() + WAIT
+    while any(w.link.waiting() for w in cluster.workers):
+        assert reactor.seconds() < deadline, f"waited {WAIT} s for the workers' first calls to be answered"
+        await task.deferLater(reactor, 0, lambda: None)
 
 
 def _reactor():
