@@ -28,8 +28,17 @@ VALIDITY = datetime.timedelta(days=3650)
 
 def write_private(path, data: bytes):
     """Write a file readable by its owner only, atomically."""
+    _write(path, data, 0o600)
+
+
+def _write_public(path, data: bytes):
+    """Write a file others may read (a certificate), atomically."""
+    _write(path, data, 0o666)  # (less the umask, as open() makes files)
+
+
+def _write(path, data, mode):
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -92,14 +101,6 @@ def has_key_identifiers(cert):
     return issuer.key_identifier is not None
 
 
-def _write_public(path, data: bytes):
-    """Write a file others may read (a certificate), atomically."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 class CertificateAuthority:
     """The deployment's CA: signs the master's and workers' certificates."""
 
@@ -130,8 +131,7 @@ class CertificateAuthority:
         write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
                                                    serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption()))
-        with open(cert_path, "wb") as f:
-            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert)
 
     def pem(self) -> bytes:
