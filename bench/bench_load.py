@@ -48,6 +48,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: A bare server whose p50 is above this (ms) is queueing its calls: past the machine's capacity (it answers a
 #: call in well under a millisecond; its p50 at 3,000 clients on a quiet machine is about 2 ms).
 PAST_CAPACITY_MS = 100
+#: The share of the machine's CPU time busy above which a load's latencies include waiting for a CPU.
+BUSY = 0.9
 
 
 def raise_file_limit():
@@ -73,11 +75,12 @@ def rss_kb(pid):
 
 
 def cpu_jiffies():
-    """(stolen, all) CPU time of the machine since boot, in clock ticks (/proc/stat): the time the host gave our
-    virtual CPUs to others while we wanted them ("steal") makes every latency of a run longer."""
+    """(stolen, idle, all) CPU time of the machine since boot, in clock ticks (/proc/stat): the time the host gave
+    our virtual CPUs to others while we wanted them ("steal") makes every latency of a run longer; idle (with
+    iowait) is what no process wanted."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
-    return values[7] if len(values) > 7 else 0, sum(values[:8])
+    return values[7] if len(values) > 7 else 0, values[3] + values[4], sum(values[:8])
 
 
 def loadavg():
@@ -256,13 +259,16 @@ def run_load(label, pid, port, ca, clients, tokens, prices, args, tag, extra_pid
     rss_connected = rss_kb(pid)
     cpu_before = cpu_seconds(pid)
     extra_before = [cpu_seconds(p) for p in extra_pids]
-    steal_before, all_before = cpu_jiffies()
+    gens_before = [cpu_seconds(g.proc.pid) for g in gens]
+    steal_before, idle_before, all_before = cpu_jiffies()
     for g in gens:
         g.send("go")
     results = [g.read("done") for g in gens]
     cpu = cpu_seconds(pid) - cpu_before
-    steal_after, all_after = cpu_jiffies()
+    steal_after, idle_after, all_after = cpu_jiffies()
     steal = (steal_after - steal_before) / max(1, all_after - all_before)
+    busy = 1 - (idle_after - idle_before) / max(1, all_after - all_before)
+    gens_cpu = sum(cpu_seconds(g.proc.pid) for g in gens) - sum(gens_before)
     extra_cpu = [cpu_seconds(p) - b for p, b in zip(extra_pids, extra_before)]
     load_during = loadavg()
     rss_loaded = rss_kb(pid)
@@ -283,7 +289,7 @@ def run_load(label, pid, port, ca, clients, tokens, prices, args, tag, extra_pid
     return dict(label=label, clients=clients, sent=sent, latencies=latencies, errors=errors, pushes=pushes,
                 cpu=cpu, extra_cpu=extra_cpu, rss_idle=rss_idle, rss_connected=rss_connected, rss_loaded=rss_loaded,
                 rss_left=rss_left, connect_seconds=connect_seconds, retries=retries, load_before=load_before,
-                load_during=load_during, steal=steal,
+                load_during=load_during, steal=steal, busy=busy, gens_cpu=gens_cpu,
                 lag_p99=max((r["lag_p99"] or 0) for r in results) * 1000,
                 drained=max(r["drained_seconds"] for r in results))
 
@@ -312,7 +318,8 @@ def report(r):
     cpu = f"    CPU: {r['cpu']:.2f} s, {r['cpu'] / r['sent'] * 1000:.3f} s per 1,000 calls"
     if r["extra_cpu"]:
         cpu += f" (the master: {r['extra_cpu'][0]:.2f} s, {r['extra_cpu'][0] / r['sent'] * 1000:.3f} s per 1,000)"
-    lines.append(cpu)
+    lines.append(cpu + f"; the load generators: {r['gens_cpu']:.2f} s; the machine's CPUs busy {r['busy']:.0%} of the"
+                 " time")
     lines.append(f"    load average (1, 5, 15 min): before {r['load_before']}, at the end {r['load_during']}; CPU time"
                  f" the host took from this machine during the load (steal): {r['steal']:.1%}")
     return "\n".join(lines)
@@ -334,6 +341,11 @@ def ratios(worker, bare):
     if slowest > PAST_CAPACITY_MS:
         line += (f"\n  (the bare server was itself past capacity: its p50 {slowest:.0f} ms, its calls queueing; the"
                  " ratios compare two queues: lower --rate, or run on a quieter machine)")
+    if worker.get("busy", 0) > BUSY and worker["busy"] > bare.get("busy", 0):
+        line += (f"\n  (the machine's CPUs were busy {worker['busy']:.0%} of the time under the worker's load against"
+                 f" {bare['busy']:.0%} under the bare server's: past {BUSY:.0%} the worker's calls wait for a CPU, and"
+                 " the master's work, which the bare server has none of, competes with it and with the load"
+                 " generators for the same CPUs)")
     return line
 
 
