@@ -38,6 +38,15 @@ class Command(amp.Command):
     def makeResponse(cls, objects, proto):
         return wire.encode(cls.response, objects, proto, cls.responseType())
 
+    # And read by papertrader/wire.py ``decode``: an answer's or a push's lists and times are read there.
+    @classmethod
+    def parseArguments(cls, box, proto):
+        return wire.decode(cls.arguments, box, proto)
+
+    @classmethod
+    def parseResponse(cls, box, proto):
+        return wire.decode(cls.response, box, proto)
+
 
 #: The largest value AMP can carry (a whole list answer is one value).
 MAX_VALUE = 0xFFFF

@@ -16,6 +16,8 @@ with neither command nor answer, a key over 255 bytes) cannot be answered: the c
 one warning line in the log.
 """
 
+from datetime import datetime
+from struct import unpack_from
 from types import MethodType
 
 from twisted.internet import defer
@@ -43,7 +45,7 @@ def _error(cls, message, failure=None):
 #: list (kept, so the id stays its own) and its Plan, made once (every box a busy master or worker reads or writes
 #: goes through one).
 _PLANS = {}
-_OWN, _PLAIN, _LIST = "own", "plain", "list"
+_OWN, _PLAIN, _LIST, _TIME = "own", "plain", "list", "time"
 _MISSING = object()
 
 
@@ -60,6 +62,10 @@ class Plan:
             writes = _PLAIN if kind.toBox is amp.Argument.toBox and kind.retrieve is amp.Argument.retrieve else _OWN
             if writes == _PLAIN and kind is amp.AmpList:
                 writes = _LIST
+            if reads == _PLAIN and kind is amp.AmpList:
+                reads = _LIST
+            elif reads == _PLAIN and kind is amp.DateTime:
+                reads = _TIME
             self.entries.append((name, argument, amp._wireNameToPythonIdentifier(name), reads, writes))
         self.names = frozenset(label for _, _, label, _, _ in self.entries)
         self.required = [label for _, argument, label, _, _ in self.entries if not argument.optional]
@@ -95,6 +101,75 @@ def encode(arguments, objects, protocol, box):
     return box
 
 
+def split_boxes(data):
+    """The boxes (dicts of bytes) serialized one after another in ``data``, as an AmpList's value holds them; a
+    value that does not end with a whole box, or a key longer than AMP allows, raises ValueError.  (What AMP's
+    parseString does, which runs a whole protocol over the bytes for each list, and silently drops a box cut
+    short at the end.)"""
+    boxes, box, at, end = [], {}, 0, len(data)
+    while at < end:
+        if at + 2 > end:
+            raise ValueError("an AMP list ends inside a key's length")
+        (size,) = unpack_from("!H", data, at)
+        at += 2
+        if not size:
+            boxes.append(box)
+            box = {}
+            continue
+        if size > amp.MAX_KEY_LENGTH or at + size + 2 > end:
+            raise ValueError("an AMP list holds a key too long, or ends inside one")
+        key = data[at:at + size]
+        (size,) = unpack_from("!H", data, at + len(key))
+        at += len(key) + 2
+        if at + size > end:
+            raise ValueError("an AMP list ends inside a value")
+        box[key] = data[at:at + size]
+        at += size
+    if box:
+        raise ValueError("an AMP list ends inside a box")
+    return boxes
+
+
+def parse_time(text):
+    """An amp.DateTime's value (``2026-12-03T17:09:49.308317-00:00``, 32 characters, with its offset), as AMP
+    parses it, but read by ``datetime.fromisoformat`` (AMP's own parser took 4 us: every order, event and
+    candle has one to three); anything else raises ValueError."""
+    if len(text) != 32:
+        raise ValueError(f"invalid date format {text!r}")
+    value = datetime.fromisoformat(text.decode("ascii"))
+    if value.tzinfo is None:
+        raise ValueError(f"invalid date format {text!r}")
+    return value
+
+
+def decode(arguments, strings, protocol):
+    """``strings`` (a box: the bytes by wire name) read by ``arguments``, as AMP's ``Command.parseArguments`` and
+    ``parseResponse`` read them (an optional argument absent is None; a required one absent raises KeyError),
+    with each argument's Python name found once, and the lists of an AmpList split and read row by row here."""
+    objects = {}
+    for name, argument, label, how, _ in plan(arguments).entries:
+        if how is _OWN:
+            argument.fromBox(name, strings, objects, protocol)
+            continue
+        text = strings.get(name)
+        if text is None:
+            if not argument.optional:
+                raise KeyError(label)
+            objects[label] = None
+        else:
+            objects[label] = _read(argument, how, text, protocol)
+    return objects
+
+
+def _read(argument, how, text, protocol):
+    """One value of a box by its Argument (whose fromBox is AMP's own)."""
+    if how is _TIME:
+        return parse_time(text)
+    if how is _LIST:
+        return [decode(argument.subargs, row, protocol) for row in split_boxes(text)]
+    return argument.fromStringProto(text, protocol)
+
+
 def parse_arguments(command, box, protocol):
     """``command``'s arguments from ``box``, as AMP parses them; an argument that is missing or cannot be
     parsed raises InvalidInput naming it (and not the command, whose name, such as a worker's StampedPlaceOrder,
@@ -103,9 +178,9 @@ def parse_arguments(command, box, protocol):
     objects = {}
     for name, argument, label, how, _ in plan(command.arguments).entries:
         try:
-            if how is _PLAIN:  # what Argument.fromBox does, with the Python name found once
+            if how is not _OWN:  # what Argument.fromBox does, with the Python name found once
                 text = strings.get(name) if argument.optional else strings[name]
-                objects[label] = None if text is None else argument.fromStringProto(text, protocol)
+                objects[label] = None if text is None else _read(argument, how, text, protocol)
             else:
                 argument.fromBox(name, strings, objects, protocol)
         except Exception:

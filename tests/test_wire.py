@@ -138,3 +138,66 @@ def test_our_commands_encode_as_amp_does():
         commands.Watch.makeArguments(dict(symbols=["AAPL"], colour="red"), proto)
     with pytest.raises(amp.InvalidSignature, match="forgot symbols for b'Watch'"):  # as AMP says it
         commands.Watch()
+
+
+def test_our_commands_read_boxes_as_amp_does_and_refuse_a_list_cut_short():
+    """An answer's and a push's lists and times are read by wire.decode (AMP's reader ran a whole protocol over
+    each list's bytes and parsed each time by hand: 95 us for one order event, 22 us now); what it reads is what
+    AMP reads, for arguments and answers, lists of lists, optional values absent or given, times with any
+    offset.  A list whose bytes end inside a box, which AMP silently shortens by that row, is refused."""
+    from datetime import datetime, timedelta, timezone
+    from decimal import Decimal
+
+    import pytest
+
+    from papertrader import commands
+    from papertrader.wire import parse_arguments, parse_time
+
+    now = datetime(2026, 1, 2, 15, 30, 1, 250000, tzinfo=timezone.utc)
+    order = dict(id=1, uuid="0f8fad5b-d9cb-469f-a165-70867728950e", client_order_id="abc", symbol="AAPL", side="buy",
+                 type="limit", time_in_force="gtc", status="new", quantity=Decimal("1.5"),
+                 limit_price=Decimal("100.5"), filled_quantity=Decimal(0), commission=Decimal(0), created=now,
+                 updated=now + timedelta(seconds=1), expires=now.astimezone(timezone(timedelta(hours=-5))))
+    proto = amp.AMP()
+    cases = [
+        (commands.PlaceOrder, "response", dict(order, legs=[dict(order, id=2)])),
+        (commands.PlaceOrder, "arguments", dict(token="t", client_order_id="c", side="buy", symbol="AAPL",
+                                                 quantity="1", type="limit")),
+        (commands.OrderEvents, "arguments", dict(events=[dict(username="alice", event="fill", time=now,
+                                                              price=Decimal("100.25"), order=[order])] * 3)),
+        (commands.Watch, "arguments", dict(symbols=["AAPL", "MSFT"])),
+    ]
+    read = []
+    for command, which, objects in cases:
+        box = command.makeResponse(objects, proto) if which == "response" else command.makeArguments(objects, proto)
+        wire_box = amp.AmpBox(amp.parseString(box.serialize())[0])  # as it arrives
+        ours = (command.parseResponse if which == "response" else command.parseArguments)(wire_box, proto)
+        assert ours == amp._stringsToObjects(wire_box, getattr(command, which), proto), (command, which)
+        read.append(ours)
+    assert [e["order"][0]["limit_price"] for e in read[2]["events"]] == [Decimal("100.5")] * 3
+    assert read[0]["legs"][0]["id"] == 2 and read[3] == {"symbols": ["AAPL", "MSFT"]}
+    parsed = commands.PlaceOrder.parseResponse(commands.PlaceOrder.makeResponse(dict(order, legs=[]), proto), proto)
+    assert parsed["expires"] == order["expires"] and parsed["expires"].utcoffset() == timedelta(hours=-5)
+    assert parsed["legs"] == [] and parsed["notional"] is None
+
+    # A list cut short (an order event's bytes ending in its order) is refused, not read as one row fewer.
+    box = commands.OrderEvents.makeArguments(cases[2][2], proto)
+    cut = amp.AmpBox(box, events=box[b"events"][:-40])
+    assert len(amp._stringsToObjects(cut, commands.OrderEvents.arguments, proto)["events"]) == 2  # AMP: a row gone
+    with pytest.raises(ValueError):
+        commands.OrderEvents.parseArguments(cut, proto)
+    unended = amp.AmpBox(box, events=box[b"events"][:-2])  # cut between its last value and its end
+    with pytest.raises(ValueError):
+        commands.OrderEvents.parseArguments(unended, proto)
+    with pytest.raises(InvalidInput, match="events is not valid"):
+        parse_arguments(commands.OrderEvents, cut, proto)
+    with pytest.raises(KeyError):  # a required argument missing, in an answer
+        commands.PlaceOrder.parseResponse(amp.AmpBox(), proto)
+
+    # Times: AMP's 32 characters with their offset, or nothing.
+    assert parse_time(b"2026-01-02T15:30:01.250000-00:00") == now
+    assert parse_time(b"2026-01-02T10:30:01.250000-05:00") == now
+    for bad in (b"2026-01-02T15:30:01.250000", b"2026-01-02T15:30:01.250000-00:00 ", b"2026-13-02T15:30:01.250000-00:00",
+                b"\xff" * 32):
+        with pytest.raises(ValueError):
+            parse_time(bad)
