@@ -201,3 +201,54 @@ def test_our_commands_read_boxes_as_amp_does_and_refuse_a_list_cut_short():
                 b"\xff" * 32):
         with pytest.raises(ValueError):
             parse_time(bad)
+
+
+def _boxes():
+    from hypothesis import strategies as st
+
+    keys = st.binary(min_size=1, max_size=amp.MAX_KEY_LENGTH)
+    return st.lists(st.dictionaries(keys, st.binary(max_size=300), max_size=6), max_size=5)
+
+
+def test_a_list_of_boxes_splits_into_the_boxes_it_was_made_of():
+    """wire.split_boxes against AMP's own writer: any rows, any keys AMP allows, any values, empty rows too."""
+    from hypothesis import given, settings
+
+    from papertrader.wire import split_boxes
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(_boxes())
+    def check(rows):
+        data = b"".join(amp.AmpBox(row).serialize() for row in rows)
+        assert split_boxes(data) == rows
+
+    check()
+
+
+def test_any_bytes_split_into_boxes_that_make_them_again_or_are_refused():
+    """Hostile bytes in a list (cut anywhere, lengths past the end, keys too long): ValueError or boxes that
+    serialize back to exactly those bytes, never a box made up of a part of them."""
+    import pytest
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from papertrader.wire import split_boxes
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(_boxes(), st.data())
+    def check(rows, data):
+        whole = b"".join(amp.AmpBox(row).serialize() for row in rows)
+        cut = data.draw(st.integers(0, len(whole)))
+        noise = data.draw(st.binary(max_size=8))
+        for text in (whole[:cut], whole[:cut] + noise, noise):
+            try:
+                boxes = split_boxes(text)
+            except ValueError:
+                continue
+            assert b"".join(amp.AmpBox(box).serialize() for box in boxes) == text
+
+    check()
+    # A key longer than AMP allows (255 bytes), which AMP's writer cannot make, is refused too.
+    key = b"k" * (amp.MAX_KEY_LENGTH + 1)
+    with pytest.raises(ValueError):
+        split_boxes(len(key).to_bytes(2, "big") + key + b"\x00\x01v\x00\x00")
