@@ -205,6 +205,8 @@ class Guard(policies.ProtocolWrapper):
         if self._idle is not None:
             self._last = self.factory.clock.seconds()
         self.wrappedProtocol.dataReceived(data)
+        if self.factory.after_read is not None:
+            self.factory.after_read()
 
     def connectionLost(self, reason):
         for call in (self._handshake, self._idle):
@@ -220,9 +222,11 @@ class Guard(policies.ProtocolWrapper):
 class GuardedFactory(policies.WrappingFactory):
     protocol = Guard
 
-    def __init__(self, wrapped, limits, log, what, clock=None, hide_tls=False):
+    def __init__(self, wrapped, limits, log, what, clock=None, hide_tls=False, after_read=None):
         super().__init__(wrapped)
         self.hide_tls = hide_tls
+        #: Called after each read of a connection has been handled (a worker serves its link to the master there).
+        self.after_read = after_read
         if clock is None:
             from twisted.internet import reactor as clock
         self.limits = limits
@@ -282,7 +286,8 @@ def is_tls(transport):
     return ISSLTransport.providedBy(transport) or getattr(transport, "under_tls", False)
 
 
-def guarded(factory, limits, log, what, clock=None, hide_tls=False):
-    """``factory`` behind the connection limits (see the module's doc)."""
+def guarded(factory, limits, log, what, clock=None, hide_tls=False, after_read=None):
+    """``factory`` behind the connection limits (see the module's doc); ``after_read``: called after each read of
+    a connection has been handled."""
     kind = NegotiatingGuardedFactory if IProtocolNegotiationFactory.providedBy(factory) else GuardedFactory
-    return kind(factory, limits, log, what, clock, hide_tls)
+    return kind(factory, limits, log, what, clock, hide_tls, after_read)

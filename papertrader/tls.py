@@ -341,6 +341,38 @@ def no_delay(transport):
         transport = getattr(transport, "transport", None)
 
 
+def tcp_under(transport):
+    """The TCP connection under ``transport`` (TLS's and the guard's wrappers walked through), or None."""
+    while isinstance(transport, policies.ProtocolWrapper):  # (TLS: it passes attributes on, but keeps ones set)
+        transport = transport.transport
+    return transport if hasattr(transport, "doRead") and hasattr(transport, "doWrite") else None
+
+
+def serve_now(transport):
+    """Send what waits to go out on the TLS connection ``transport`` and read what has come in, now, as the reactor
+    does when the connection's turn comes (papertrader/worker/link.py ``MasterLink.between``).  False if there is
+    no connection to serve (gone, closing).
+
+    Twisted's TLS gathers a turn's writes and encrypts them at the start of the next turn (its
+    BufferingTLSTransport: without it, nothing waits there); the socket then takes them when the reactor finds it
+    writable.  What the socket says besides data (the connection ended, an error) is left for the reactor's next
+    turn, which finds it again; an exception of the protocols above (a bug) closes the connection, as the reactor
+    would."""
+    connection = tcp_under(transport)
+    if connection is None or not connection.connected or connection.disconnecting:
+        return False
+    try:
+        gathered = getattr(transport, "_aggregator", None)
+        if gathered is not None:
+            gathered.flush()
+        connection.doWrite()  # (nothing waiting: it stops asking the reactor to write, as the reactor's call would)
+        connection.doRead()
+    except Exception:
+        connection.abortConnection()
+        raise
+    return True
+
+
 def read_at_most(transport, size):
     """Let the TCP connection under ``transport`` (TLS included) read up to ``size`` bytes each time it is ready.
 
@@ -349,10 +381,9 @@ def read_at_most(transport, size):
     a second, 400 KB waiting on the link); reading what is there in one go keeps its answers from queueing behind
     themselves.  (A read of more than 64 KiB costs about 25 us more, for the larger buffer.)
     """
-    while isinstance(transport, policies.ProtocolWrapper):  # (TLS: it passes attributes on, but keeps ones set)
-        transport = transport.transport
-    if transport is not None and hasattr(transport, "bufferSize"):
-        transport.bufferSize = size
+    connection = tcp_under(transport)
+    if connection is not None:
+        connection.bufferSize = size
 
 
 def address_text(host, port):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from papertrader.client.connection import Connection, connect
 from papertrader.errors import PaperTraderError
 from papertrader.master.workers import KICKED, REVOKED
 from papertrader.worker.fanout import WINDOW
-from papertrader.worker.link import LINK_READ
+from papertrader.worker.link import LINK_BETWEEN, LINK_READ
 from tests.conftest import WatchedProcess, bounded, start_cluster, wait_for_log
 from tests.fuzz_helpers import RawPeer, close, until
 from tests.test_e2e import register_and_login
@@ -201,6 +202,48 @@ async def test_the_link_to_the_master_reads_what_waits_on_it_at_once_and_a_clien
     [served] = w.clients
     assert tcp_under(served.transport).bufferSize == 1 << 16
     client.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_link_is_served_between_two_clients_reads(deployment, clock):
+    """A turn of a busy worker's reactor reads every client that sent something (3,000: hundreds of ms) and the
+    link once; what the worker writes to the link leaves in the next turn: an order crossed the reactor twice,
+    waiting a turn each time, where a quote waited one.  The link is now served (what waits for the master sent,
+    what came from it read) after a client's read once LINK_BETWEEN has passed.  Here the reactor neither reads
+    nor writes the link (as in a long turn that has not reached it); a quote of another client, read after
+    LINK_BETWEEN, sends the first client's request and brings its answer in."""
+    d = deployment
+    w = d.cluster.workers[0]
+    link = await bounded(w.link.whenConnected(), "the worker's link")
+    ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
+    port = w.listener.port.getHost().port
+    asking, other = [await connect(reactor, "localhost", port, ca, w.name) for _ in range(2)]
+    await other.callRemote(commands.Quote, symbol="AAPL")
+    connection = tcp_under(link.transport)
+    connection.stopReading()
+    reactor.removeWriter(connection)
+    writing = connection.startWriting
+    connection.startWriting = lambda: None  # (the reactor is not asked to write the link either)
+    try:
+        answered = asking.callRemote(commands.Clock)
+        await until(lambda: w.link.waiting() == 1, "the worker to pass the request on")
+        await other.callRemote(commands.Quote, symbol="AAPL")  # LINK_BETWEEN has not passed (the worker's clock)
+        assert w.link.waiting() == 1 and not select.select([connection.fileno()], [], [], 0)[0]
+        clock.advance(LINK_BETWEEN * 1.01)  # (the clock's float)
+        await other.callRemote(commands.Quote, symbol="AAPL")  # the request goes now
+        # The master's answer arrives on the link's socket, which the reactor does not read.
+        await until(lambda: select.select([connection.fileno()], [], [], 0)[0], "the master's answer on the link")
+        assert w.link.waiting() == 1
+        clock.advance(LINK_BETWEEN * 1.01)
+        await other.callRemote(commands.Quote, symbol="AAPL")
+        assert w.link.waiting() == 0, "the answer waiting on the link was not read between the clients' reads"
+        assert (await bounded(answered, "the answer read between the clients' reads"))["mode"]
+    finally:
+        connection.startWriting = writing
+        connection.startReading()
+        connection.startWriting()
+    for client in (asking, other):
+        client.transport.loseConnection()
 
 
 @pytest_twisted.ensureDeferred

@@ -138,8 +138,8 @@ class Worker(StagedService):
                                misses=settings.heartbeat_misses, address=tls.address_text(host, port),
                                max_wait=settings.max_master_wait)
         self.listener = ListeningService(port_endpoint(reactor, listen, cert_path), guarded(
-            WorkerFactory(self), Limits.from_settings(settings), self.log, f"worker {name}", reactor),
-            self.log, f"worker {name}")
+            WorkerFactory(self), Limits.from_settings(settings), self.log, f"worker {name}", reactor,
+            after_read=self.link.between), self.log, f"worker {name}")
         self.listener.setServiceParent(self)
         self.link.setServiceParent(self)
         self.order_fanout.on_first = lambda username: self.link.tell_watching("add", [username])

@@ -22,5 +22,5 @@ def http_service(worker, reactor, description, cert_path, settings):
     # Idle connections and unread output are the Site's (IDLE_TIMEOUT) and the streams' (MAX_BACKLOG) business.
     limits = Limits.from_settings(settings, idle=False, unsent=False)
     factory = guarded(sites.site(rest.resource(), streams, web), limits, worker.log, f"worker {worker.name} HTTP",
-                      reactor, hide_tls=True)
+                      reactor, hide_tls=True, after_read=worker.link.between)
     return ListeningService(endpoint, factory, worker.log, f"worker {worker.name} HTTP")
