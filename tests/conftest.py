@@ -191,10 +191,17 @@ async def cluster_linked(cluster):
     # Each worker's first call on its link (whose order events it watches, sent as it is proven) answered: a
     # test that counts the calls waiting on a link starts from none.  (The last worker proven resumes this
     # coroutine at once, while an earlier one's answer may still be on its way, under load.)
+    await until(lambda: not any(w.link.waiting() for w in cluster.workers), "the workers' first calls to be answered")
+
+
+async def until(condition, what, timeout=WAIT):
+    """Turn the reactor until ``condition()`` holds (each turn handles what is ready; no sleeping), or fail
+    after ``timeout`` seconds."""
     reactor = _reactor()
-    deadline = reactor.seconds() + WAIT
-    while any(w.link.waiting() for w in cluster.workers):
-        assert reactor.seconds() < deadline, f"waited {WAIT} s for the workers' first calls to be answered"
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}")
         await task.deferLater(reactor, 0, lambda: None)
 
 

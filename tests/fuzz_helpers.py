@@ -115,19 +115,6 @@ async def close(peer):
     await bounded(peer.closed, "the connection to close")
 
 
-async def until(condition, what, timeout=WAIT):
-    """Turn the reactor until ``condition()`` holds (each turn handles what is ready; no sleeping), or fail
-    after ``timeout`` seconds."""
-    from twisted.internet import task
-
-    reactor = _reactor()
-    deadline = reactor.seconds() + timeout
-    while not condition():
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"waited {timeout} s for {what}")
-        await task.deferLater(reactor, 0, lambda: None)
-
-
 # --- hostile values ---------------------------------------------------------------------------------------
 
 #: Text numbers and words that break naive parsers.

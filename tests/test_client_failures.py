@@ -365,7 +365,7 @@ async def test_watch_waits_through_a_master_restart_and_goes_on(cluster):
     waits, then goes on watching through a worker once the master is back."""
     from twisted.internet import endpoints
 
-    from tests.fuzz_helpers import until
+    from tests.conftest import until
 
     d = cluster
     await register_and_login(d)

@@ -20,8 +20,8 @@ from twisted.internet import ssl as tssl
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 
 from papertrader import commands
-from tests.conftest import _reactor, bounded, start_cluster, wait_for_log
-from tests.fuzz_helpers import RawPeer, Tracebacks, close, until
+from tests.conftest import _reactor, bounded, start_cluster, until, wait_for_log
+from tests.fuzz_helpers import RawPeer, Tracebacks, close
 from tests.http_helpers import in_thread
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

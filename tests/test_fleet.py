@@ -21,8 +21,8 @@ from papertrader.errors import PaperTraderError
 from papertrader.master.workers import KICKED, REVOKED
 from papertrader.worker.fanout import WINDOW
 from papertrader.worker.link import LINK_BETWEEN, LINK_READ
-from tests.conftest import WatchedProcess, bounded, start_cluster, wait_for_log
-from tests.fuzz_helpers import RawPeer, close, until
+from tests.conftest import WatchedProcess, bounded, start_cluster, until, wait_for_log
+from tests.fuzz_helpers import RawPeer, close
 from tests.test_e2e import register_and_login
 
 

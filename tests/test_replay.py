@@ -796,7 +796,7 @@ async def test_pause_resume_and_seek_from_papertrader_admin_and_the_console(tmp_
         heartbeats = [row.split()[-3:-1] for row in repr(await ns["workers"]()).splitlines()[1:]]
         assert heartbeats and all(zone in ("EST", "EDT") for _, zone in heartbeats), heartbeats
         # The workers' prices go back with it at once (the 4th's close), before any update.
-        from tests.fuzz_helpers import until
+        from tests.conftest import until
 
         worker = d.cluster.workers[0]
         await until(lambda: worker.quotes.get("XYZ")["price"] == D("101.00"), "the worker's quotes to go back")
