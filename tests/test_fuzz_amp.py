@@ -21,9 +21,8 @@ from papertrader.commands import FORWARDED, stamped
 from papertrader.errors import ALL_ERRORS, InvalidInput, UnknownCommand, WorkerRefused
 from papertrader.master import admin_channel
 from tests.fuzz_helpers import (TYPED, RawPeer, Tracebacks, boxes, close, connect, numbers, on_reactor, raw_bytes,
-                                run_in_thread,
-                                unknown_names, until)
-from tests.conftest import _reactor, bounded
+                                run_in_thread, unknown_names)
+from tests.conftest import _reactor, bounded, until
 from tests.test_e2e import register_and_login
 
 #: Commands that would end the test's own session if sent with its real token.
