@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 import pytest_twisted
+import treq
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols import policies
@@ -212,13 +213,44 @@ async def test_the_link_is_served_between_two_clients_reads(deployment, clock):
     what came from it read) after a client's read once LINK_BETWEEN has passed.  Here the reactor neither reads
     nor writes the link (as in a long turn that has not reached it); a quote of another client, read after
     LINK_BETWEEN, sends the first client's request and brings its answer in."""
-    d = deployment
+    w = deployment.cluster.workers[0]
+    ca = open(os.path.join(deployment.data_dir, "ca.pem"), "rb").read()
+    other = await connect(reactor, "localhost", w.listener.port.getHost().port, ca, w.name)
+
+    async def read():
+        await other.callRemote(commands.Quote, symbol="AAPL")
+
+    await served_between_reads(deployment, clock, read)
+    other.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_link_is_served_between_two_http_clients_reads(tmp_path, settings, database_url, clock):
+    """The same between two reads of the worker's HTTP listener (its guard calls the same hook): a page asked
+    for over HTTP, read after LINK_BETWEEN, sends an AMP client's request and brings its answer in."""
+    d = await start_cluster(tmp_path, settings, database_url, clock, http_port=0)
+    try:
+        url = f"http://127.0.0.1:{d.cluster.workers[0].http.port.getHost().port}/signin"
+
+        async def read():
+            response = await bounded(treq.get(url, persistent=False), "the sign-in page")
+            assert response.code == 200
+            await bounded(response.content(), "the sign-in page's body")
+
+        await served_between_reads(d, clock, read)
+    finally:
+        await d.cluster.stopService()
+
+
+async def served_between_reads(d, clock, read):
+    """A client's request waits on a link the reactor neither reads nor writes; ``read`` (another client's read of
+    the worker, which needs nothing from the master) sends it once LINK_BETWEEN has passed, and brings its answer
+    in after LINK_BETWEEN more."""
     w = d.cluster.workers[0]
     link = await bounded(w.link.whenConnected(), "the worker's link")
     ca = open(os.path.join(d.data_dir, "ca.pem"), "rb").read()
-    port = w.listener.port.getHost().port
-    asking, other = [await connect(reactor, "localhost", port, ca, w.name) for _ in range(2)]
-    await other.callRemote(commands.Quote, symbol="AAPL")
+    asking = await connect(reactor, "localhost", w.listener.port.getHost().port, ca, w.name)
+    await read()
     connection = tcp_under(link.transport)
     connection.stopReading()
     reactor.removeWriter(connection)
@@ -227,23 +259,22 @@ async def test_the_link_is_served_between_two_clients_reads(deployment, clock):
     try:
         answered = asking.callRemote(commands.Clock)
         await until(lambda: w.link.waiting() == 1, "the worker to pass the request on")
-        await other.callRemote(commands.Quote, symbol="AAPL")  # LINK_BETWEEN has not passed (the worker's clock)
+        await read()  # LINK_BETWEEN has not passed (the worker's clock)
         assert w.link.waiting() == 1 and not select.select([connection.fileno()], [], [], 0)[0]
         clock.advance(LINK_BETWEEN * 1.01)  # (the clock's float)
-        await other.callRemote(commands.Quote, symbol="AAPL")  # the request goes now
+        await read()  # the request goes now
         # The master's answer arrives on the link's socket, which the reactor does not read.
         await until(lambda: select.select([connection.fileno()], [], [], 0)[0], "the master's answer on the link")
         assert w.link.waiting() == 1
         clock.advance(LINK_BETWEEN * 1.01)
-        await other.callRemote(commands.Quote, symbol="AAPL")
+        await read()
         assert w.link.waiting() == 0, "the answer waiting on the link was not read between the clients' reads"
         assert (await bounded(answered, "the answer read between the clients' reads"))["mode"]
     finally:
         connection.startWriting = writing
         connection.startReading()
         connection.startWriting()
-    for client in (asking, other):
-        client.transport.loseConnection()
+    asking.transport.loseConnection()
 
 
 @pytest_twisted.ensureDeferred
