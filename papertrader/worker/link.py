@@ -233,9 +233,9 @@ class MasterLink(ClientService):
         self.silence = interval * (misses + 1)
         self.watch_clock = watch_clock or clock
         self.last_heard = self.watch_clock.seconds()
-        #: When the link was last read (by the reactor or between clients' reads), and whether it is being served.
+        #: When the link was last read (by the reactor or between clients' reads; set before serving it, so a
+        #: call of ``between`` while it is served returns at once).
         self.served = self.last_heard
-        self._between = False
         self._watchdog = task.LoopingCall(self._check)
         self._watchdog.clock = self.watch_clock
         self._watch_interval = interval
@@ -346,16 +346,13 @@ class MasterLink(ClientService):
         within a load; 1.2-1.6 served so; bench/README).  Served here, an order goes to the master, and its answer
         comes back, within LINK_BETWEEN s."""
         now = self.watch_clock.seconds()
-        if self._between or now - self.served < LINK_BETWEEN or self.proven is None:
+        if now - self.served < LINK_BETWEEN or self.proven is None:
             return
         self.served = now
-        self._between = True
         try:
             tls.serve_now(self.proven.transport)
         except Exception:
             self.worker.log.failure("serving the link to the master between clients' reads failed; it is closed")
-        finally:
-            self._between = False
 
     def lost(self, proto):
         if self._hold is not None and self._hold.active():
