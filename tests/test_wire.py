@@ -1,11 +1,19 @@
 """papertrader/wire.py over an in-memory transport (twisted.test.iosim): what TypedAMP answers where plain
 AMP would answer UNKNOWN and drop the connection."""
 
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.protocols import amp
 from twisted.test import iosim
 
+from papertrader import commands
+from papertrader.commands import MAX_VALUE, chunks
 from papertrader.errors import ALL_ERRORS, InvalidInput, ServerError, UnknownCommand, UnknownSymbol
-from papertrader.wire import MAX_MESSAGE, TypedAMP
+from papertrader.wire import MAX_MESSAGE, TypedAMP, parse_arguments, parse_time, split_boxes
 from tests.fuzz_helpers import Tracebacks
 
 
@@ -93,8 +101,6 @@ class Pushed(amp.Command):
 def test_pushed_rows_are_split_into_values_amp_can_carry():
     """A push of many order events (a step filling many orders) goes in several messages, each within AMP's
     64 KiB value; one row goes as it is."""
-    from papertrader.commands import MAX_VALUE, chunks
-
     rows = [{"text": str(i) * 30_000} for i in range(5)]
     split = list(chunks(Pushed, "rows", rows))
     assert [len(c) for c in split] == [2, 2, 1] and [r for c in split for r in c] == rows
@@ -107,13 +113,6 @@ def test_our_commands_encode_as_amp_does():
     """papertrader's commands write their boxes with each argument's Python name found once (wire.encode); the
     bytes are AMP's own, for a command's arguments and its answer, lists of lists, optional values left out or
     given; and what AMP refuses, they refuse."""
-    from datetime import datetime, timezone
-    from decimal import Decimal
-
-    import pytest
-
-    from papertrader import commands
-
     now = datetime(2026, 1, 2, 15, 30, tzinfo=timezone.utc)
     order = dict(id=1, uuid="0f8fad5b-d9cb-469f-a165-70867728950e", client_order_id="abc", symbol="AAPL", side="buy",
                  type="limit", time_in_force="gtc", status="new", quantity=Decimal("1.5"), notional=None,
@@ -145,14 +144,6 @@ def test_our_commands_read_boxes_as_amp_does_and_refuse_a_list_cut_short():
     each list's bytes and parsed each time by hand: 95 us for one order event, 22 us now); what it reads is what
     AMP reads, for arguments and answers, lists of lists, optional values absent or given, times with any
     offset.  A list whose bytes end inside a box, which AMP silently shortens by that row, is refused."""
-    from datetime import datetime, timedelta, timezone
-    from decimal import Decimal
-
-    import pytest
-
-    from papertrader import commands
-    from papertrader.wire import parse_arguments, parse_time
-
     now = datetime(2026, 1, 2, 15, 30, 1, 250000, tzinfo=timezone.utc)
     order = dict(id=1, uuid="0f8fad5b-d9cb-469f-a165-70867728950e", client_order_id="abc", symbol="AAPL", side="buy",
                  type="limit", time_in_force="gtc", status="new", quantity=Decimal("1.5"),
@@ -204,18 +195,12 @@ def test_our_commands_read_boxes_as_amp_does_and_refuse_a_list_cut_short():
 
 
 def _boxes():
-    from hypothesis import strategies as st
-
     keys = st.binary(min_size=1, max_size=amp.MAX_KEY_LENGTH)
     return st.lists(st.dictionaries(keys, st.binary(max_size=300), max_size=6), max_size=5)
 
 
 def test_a_list_of_boxes_splits_into_the_boxes_it_was_made_of():
     """wire.split_boxes against AMP's own writer: any rows, any keys AMP allows, any values, empty rows too."""
-    from hypothesis import given, settings
-
-    from papertrader.wire import split_boxes
-
     @settings(max_examples=200, deadline=None, database=None)
     @given(_boxes())
     def check(rows):
@@ -228,12 +213,6 @@ def test_a_list_of_boxes_splits_into_the_boxes_it_was_made_of():
 def test_any_bytes_split_into_boxes_that_make_them_again_or_are_refused():
     """Hostile bytes in a list (cut anywhere, lengths past the end, keys too long): ValueError or boxes that
     serialize back to exactly those bytes, never a box made up of a part of them."""
-    import pytest
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
-    from papertrader.wire import split_boxes
-
     @settings(max_examples=300, deadline=None, database=None)
     @given(_boxes(), st.data())
     def check(rows, data):
